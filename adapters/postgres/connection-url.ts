@@ -1,0 +1,31 @@
+import type { ClientConfig } from 'pg';
+
+/** Replaces the password of a Postgres URL with `***`; for logs and messages. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    for (const key of [...parsed.searchParams.keys()]) {
+      if (key.toLowerCase() === 'password') parsed.searchParams.set(key, '***');
+    }
+    return parsed.toString();
+  } catch {
+    return url.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@').replace(/(password=)[^&\s]*/gi, '$1***');
+  }
+}
+
+/** Removes every occurrence of the URL's password from a text (e.g. a driver's error message). */
+export function scrubSecrets(text: string, url: string): string {
+  let password = '';
+  try {
+    password = decodeURIComponent(new URL(url).password);
+  } catch {
+    return text;
+  }
+  return password ? text.split(password).join('***') : text;
+}
+
+/** A `pg` client configuration for a node's URL, with lockstep's application name. */
+export function clientConfig(url: string, applicationName = 'lockstep'): ClientConfig {
+  return { connectionString: url, application_name: applicationName };
+}

@@ -1,0 +1,82 @@
+import { LockstepError } from '../../plugin/lockstep-error.js';
+
+interface PgErrorLike {
+  code?: string;
+  message?: string;
+}
+
+/**
+ * Turns a server error from the replication protocol (START_REPLICATION,
+ * CREATE_REPLICATION_SLOT) into an error naming the setting and the fix.
+ * Unknown errors are returned unchanged.
+ */
+export function explainReplicationError(
+  error: unknown,
+  context: { node: string; slot: string; publication?: string },
+): Error {
+  const e = (error ?? {}) as PgErrorLike;
+  const message = e.message ?? String(error);
+  const base = { node: context.node, sqlState: e.code, cause: error };
+  if (e.code === '55000' && /wal_level/i.test(message)) {
+    return new LockstepError({
+      ...base,
+      setting: 'wal_level',
+      problem: `logical decoding is not enabled: ${message}`,
+      fix: `run ALTER SYSTEM SET wal_level = 'logical' on the primary and restart it`,
+    });
+  }
+  if (e.code === '53400' || /replication slots are in use/i.test(message)) {
+    return new LockstepError({
+      ...base,
+      setting: 'max_replication_slots',
+      problem: `no free replication slot: ${message}`,
+      fix: "raise max_replication_slots and restart the primary, or drop an unused slot with SELECT pg_drop_replication_slot('<name>')",
+    });
+  }
+  if (
+    e.code === '42501' ||
+    /must be superuser or replication role|permission denied to (start|use) (WAL sender|replication)/i.test(
+      message,
+    )
+  ) {
+    return new LockstepError({
+      ...base,
+      setting: 'REPLICATION privilege',
+      problem: `the role may not use replication: ${message}`,
+      fix: 'as a superuser run: ALTER ROLE <lockstep role> REPLICATION',
+    });
+  }
+  if (e.code === '28000' && /replication/i.test(message)) {
+    return new LockstepError({
+      ...base,
+      setting: 'pg_hba.conf',
+      problem: `replication connections are refused: ${message}`,
+      fix: 'allow the role in pg_hba.conf for database connections (logical replication uses the database entry) and reload',
+    });
+  }
+  if (e.code === '55006') {
+    return new LockstepError({
+      ...base,
+      setting: 'replication slot',
+      problem: `replication slot "${context.slot}" is in use by another process: ${message}`,
+      fix: 'stop the other consumer of this slot (another lockstep run?) or wait for it to exit',
+    });
+  }
+  if (e.code === '42704') {
+    return new LockstepError({
+      ...base,
+      setting: 'replication slot',
+      problem: `the slot "${context.slot}" or publication "${context.publication ?? ''}" does not exist: ${message}`,
+      fix: 'run lockstep attach to create them',
+    });
+  }
+  if (e.code === '53300') {
+    return new LockstepError({
+      ...base,
+      setting: 'max_wal_senders',
+      problem: `no free WAL sender: ${message}`,
+      fix: 'raise max_wal_senders in postgresql.conf and restart the primary',
+    });
+  }
+  return error instanceof Error ? error : new Error(message);
+}

@@ -1,0 +1,118 @@
+import pg from 'pg';
+import { type Lsn, toLsn } from '../../plugin/protocol/index.js';
+import { clientConfig } from './connection-url.js';
+import { explainReplicationError } from './replication-errors.js';
+import { assertObjectName, quoteIdent, quoteQualified } from './sql-identifier.js';
+
+/** A newly created logical slot. */
+export interface CreatedSlot {
+  /** The LSN from which the slot streams every committed transaction. */
+  readonly consistentPoint: Lsn;
+  /**
+   * A snapshot that sees exactly the data committed before `consistentPoint`
+   * (only with `exportSnapshot`), usable with `SET TRANSACTION SNAPSHOT` until
+   * {@link release} is called.
+   */
+  readonly snapshotName: string | null;
+  /** Closes the replication connection (and with it the exported snapshot). */
+  release(): Promise<void>;
+}
+
+/**
+ * Creates a `pgoutput` slot through the replication protocol. With
+ * `exportSnapshot`, the connection stays open so that other sessions can copy
+ * the data as of the slot's start: copy and stream then meet exactly.
+ */
+export async function createReplicationSlot(
+  url: string,
+  slot: string,
+  options: { exportSnapshot?: boolean; node?: string } = {},
+): Promise<CreatedSlot> {
+  assertObjectName('slot', slot);
+  const client = new pg.Client({
+    ...clientConfig(url),
+    replication: 'database',
+  } as pg.ClientConfig);
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    const mode = options.exportSnapshot ? 'export' : 'nothing';
+    const { rows } = await client.query(
+      `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput (SNAPSHOT '${mode}')`,
+    );
+    const row = rows[0] as { consistent_point: string; snapshot_name: string | null };
+    if (!options.exportSnapshot) await client.end();
+    return {
+      consistentPoint: toLsn(row.consistent_point),
+      snapshotName: row.snapshot_name ?? null,
+      release: async () => {
+        if (options.exportSnapshot) await client.end().catch(() => undefined);
+      },
+    };
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw explainReplicationError(error, { node: options.node ?? 'primary', slot });
+  }
+}
+
+/** Drops a slot if it exists, waiting briefly for a just-stopped consumer to let go of it. */
+export async function dropReplicationSlot(client: pg.ClientBase, slot: string): Promise<boolean> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const { rowCount } = await client.query(
+        'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1',
+        [slot],
+      );
+      return (rowCount ?? 0) > 0;
+    } catch (error) {
+      // A walsender can keep the slot active for a few ms after its client stopped.
+      if ((error as { code?: string }).code !== '55006' || attempt >= 100) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
+/** Slot position as the primary reports it, or `null` when the slot does not exist. */
+export async function readSlot(
+  client: pg.ClientBase,
+  slot: string,
+): Promise<{ confirmedFlushLsn: Lsn | null; restartLsn: Lsn | null; active: boolean } | null> {
+  const { rows } = await client.query(
+    'SELECT confirmed_flush_lsn::text AS c, restart_lsn::text AS r, active FROM pg_replication_slots WHERE slot_name = $1',
+    [slot],
+  );
+  const row = rows[0] as { c: string | null; r: string | null; active: boolean } | undefined;
+  if (!row) return null;
+  return {
+    confirmedFlushLsn: row.c ? toLsn(row.c) : null,
+    restartLsn: row.r ? toLsn(row.r) : null,
+    active: row.active,
+  };
+}
+
+/** A table named by schema and name (unquoted). */
+export interface TableName {
+  readonly schema: string;
+  readonly name: string;
+}
+
+/** Creates (or replaces the table list of) a publication for the given tables. */
+export async function ensurePublication(
+  client: pg.ClientBase,
+  publication: string,
+  tables: readonly TableName[],
+): Promise<void> {
+  assertObjectName('publication', publication);
+  const list = tables.map((t) => quoteQualified(t.schema, t.name)).join(', ');
+  const exists = await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [
+    publication,
+  ]);
+  if (exists.rowCount) {
+    if (tables.length)
+      await client.query(`ALTER PUBLICATION ${quoteIdent(publication)} SET TABLE ${list}`);
+  } else {
+    await client.query(
+      `CREATE PUBLICATION ${quoteIdent(publication)}${tables.length ? ` FOR TABLE ${list}` : ''}`,
+    );
+  }
+}

@@ -1,0 +1,164 @@
+import {
+  type Change,
+  compareLsn,
+  LOCKSTEP_MESSAGE_PREFIX,
+  type PacketHeader,
+  type PacketPart,
+  type Phase,
+  type Relation,
+  type ResumePoint,
+} from '../protocol/index.js';
+import type { DecodedMessage } from './decoded-message.js';
+
+/** lockstep's own schema: its changes are never replicated. */
+export const CONTROL_SCHEMA = 'lockstep';
+
+/** What the phase policy sees of a whole transaction. */
+export interface TransactionEvidence {
+  /** Every replicated relation the transaction changed. */
+  readonly relations: ReadonlySet<Relation>;
+  /** Prefixes of the lockstep messages it emitted, in order. */
+  readonly messagePrefixes: readonly string[];
+}
+
+/** Decides a packet's phase once its whole transaction has been seen. */
+export type PhaseDecider = (evidence: TransactionEvidence) => Phase;
+
+/** Options of the assembler. */
+export interface PacketAssemblerOptions {
+  /** Resume after this point: transactions committed at or before its LSN are skipped. */
+  readonly resume: ResumePoint;
+  /** Largest number of changes in one packet part (bounds memory for large transactions). */
+  readonly maxPartChanges: number;
+  /** Phase policy; every packet is one-phase when omitted. */
+  readonly decidePhase?: PhaseDecider;
+}
+
+/**
+ * Turns decoded pgoutput messages into versioned packet parts. Pure and
+ * deterministic: the same WAL from the same resume point yields the same
+ * packets with the same versions, which is what makes restarts exact.
+ */
+export class PacketAssembler {
+  private version: number;
+  private readonly resumeLsn: string;
+  private transaction: {
+    header: Omit<PacketHeader, 'version'>;
+    skip: boolean;
+    emittedHeader: PacketHeader | null;
+    nextIndex: number;
+    pending: Change[];
+    relations: Set<Relation>;
+    messagePrefixes: string[];
+  } | null = null;
+
+  constructor(private readonly options: PacketAssemblerOptions) {
+    this.version = options.resume.version;
+    this.resumeLsn = options.resume.lsn;
+    if (!(options.maxPartChanges >= 1)) throw new RangeError('maxPartChanges must be at least 1');
+  }
+
+  /** The version of the last packet assembled (or the resume version). */
+  get lastVersion(): number {
+    return this.version;
+  }
+
+  /** True between a transaction's BEGIN and COMMIT. */
+  get inTransaction(): boolean {
+    return this.transaction !== null;
+  }
+
+  /** Feeds one message; returns a packet part when one is complete, else `null`. */
+  push(message: DecodedMessage): PacketPart | null {
+    switch (message.tag) {
+      case 'begin':
+        if (this.transaction) throw new Error('BEGIN inside an open transaction');
+        this.transaction = {
+          header: { lsn: message.finalLsn, xid: message.xid, commitTime: message.commitTime },
+          skip: compareLsn(message.finalLsn, this.resumeLsn) <= 0,
+          emittedHeader: null,
+          nextIndex: 0,
+          pending: [],
+          relations: new Set(),
+          messagePrefixes: [],
+        };
+        return null;
+      case 'relation':
+        return null;
+      case 'commit':
+        return this.commit();
+      case 'message':
+        if (!message.transactional || !message.prefix.startsWith(LOCKSTEP_MESSAGE_PREFIX)) {
+          return null;
+        }
+        this.requireTransaction(message.tag).messagePrefixes.push(message.prefix);
+        return this.add({ kind: 'message', prefix: message.prefix, content: message.content });
+      case 'truncate': {
+        const relations = message.relations.filter((r) => r.schema !== CONTROL_SCHEMA);
+        if (relations.length === 0) return null;
+        const tx = this.requireTransaction(message.tag);
+        for (const relation of relations) tx.relations.add(relation);
+        return this.add({
+          kind: 'truncate',
+          relations,
+          cascade: message.cascade,
+          restartIdentity: message.restartIdentity,
+        });
+      }
+      case 'insert':
+      case 'update':
+      case 'delete': {
+        if (message.relation.schema === CONTROL_SCHEMA) return null;
+        this.requireTransaction(message.tag).relations.add(message.relation);
+        return this.add(
+          message.tag === 'insert'
+            ? { kind: 'insert', relation: message.relation, row: message.row }
+            : message.tag === 'update'
+              ? { kind: 'update', relation: message.relation, row: message.row, key: message.key }
+              : { kind: 'delete', relation: message.relation, key: message.key },
+        );
+      }
+    }
+  }
+
+  private requireTransaction(tag: string) {
+    if (!this.transaction) throw new Error(`pgoutput ${tag} outside a transaction`);
+    return this.transaction;
+  }
+
+  private add(change: Change): PacketPart | null {
+    const tx = this.requireTransaction(change.kind);
+    if (tx.skip) return null;
+    tx.pending.push(change);
+    if (tx.pending.length < this.options.maxPartChanges) return null;
+    return this.emit(null);
+  }
+
+  private commit(): PacketPart | null {
+    const tx = this.requireTransaction('commit');
+    if (tx.skip || (tx.emittedHeader === null && tx.pending.length === 0)) {
+      this.transaction = null;
+      return null;
+    }
+    const phase = this.options.decidePhase?.(tx) ?? 'one';
+    const part = this.emit({ phase });
+    this.transaction = null;
+    return part;
+  }
+
+  private emit(final: PacketPart['final']): PacketPart {
+    const tx = this.requireTransaction('change');
+    if (!tx.emittedHeader) {
+      this.version += 1;
+      tx.emittedHeader = { version: this.version, ...tx.header };
+    }
+    const part: PacketPart = {
+      header: tx.emittedHeader,
+      index: tx.nextIndex++,
+      changes: tx.pending,
+      final,
+    };
+    tx.pending = [];
+    return part;
+  }
+}

@@ -1,0 +1,159 @@
+import type { Lsn, PacketPart, ResumePoint } from '../protocol/index.js';
+import type { ChangeSource } from './change-source.js';
+import type { DecodedMessage } from './decoded-message.js';
+import { PacketAssembler, type PhaseDecider } from './packet-assembler.js';
+
+/** Options of a primary stream. */
+export interface PrimaryStreamOptions {
+  /** Where to resume: the last packet every consumer has applied (version 0 at attach). */
+  readonly resume: ResumePoint;
+  /** Largest number of changes in one packet part. Default 2,000. */
+  readonly maxPartChanges?: number;
+  /** Reading pauses once this many changes wait unconsumed, and resumes at half. Default 20,000. */
+  readonly maxBufferedChanges?: number;
+  /** Phase policy; every packet is one-phase when omitted. */
+  readonly decidePhase?: PhaseDecider;
+}
+
+/** Counters a stream exposes for status and tests. */
+export interface PrimaryStreamStats {
+  /** Changes assembled but not yet taken by the consumer. */
+  bufferedChanges: number;
+  /** Highest `bufferedChanges` seen. */
+  peakBufferedChanges: number;
+  /** How many times reading was paused for back-pressure. */
+  pauses: number;
+  /** Version of the last packet assembled. */
+  lastVersion: number;
+}
+
+/**
+ * The primary's stream of versioned packets: decodes the slot through a
+ * {@link ChangeSource}, assembles packet parts, and hands them out with
+ * back-pressure (a slow consumer pauses reading from the server, so memory is
+ * bounded by `maxBufferedChanges`, not by transaction size). It acknowledges
+ * nothing by itself: the consumer calls {@link confirm} once data is durable.
+ */
+export class PrimaryStream implements AsyncIterable<PacketPart> {
+  private readonly assembler: PacketAssembler;
+  private readonly maxBuffered: number;
+  private readonly queue: PacketPart[] = [];
+  private queueHead = 0;
+  private paused = false;
+  private failure: Error | null = null;
+  private ended = false;
+  private wake: (() => void) | null = null;
+  private started = false;
+  readonly stats: PrimaryStreamStats;
+
+  constructor(
+    private readonly source: ChangeSource,
+    options: PrimaryStreamOptions,
+  ) {
+    this.assembler = new PacketAssembler({
+      resume: options.resume,
+      maxPartChanges: options.maxPartChanges ?? 2_000,
+      decidePhase: options.decidePhase,
+    });
+    this.maxBuffered = options.maxBufferedChanges ?? 20_000;
+    this.stats = {
+      bufferedChanges: 0,
+      peakBufferedChanges: 0,
+      pauses: 0,
+      lastVersion: options.resume.version,
+    };
+  }
+
+  /** Connects and starts replication; rejects with the source's error if it cannot. */
+  async start(): Promise<void> {
+    if (this.started) throw new Error('PrimaryStream.start called twice');
+    this.started = true;
+    await this.source.start(
+      (message) => this.onMessage(message),
+      (error) => this.fail(error),
+    );
+  }
+
+  /** Tells the primary that everything up to the packet committed at `lsn` is durable. */
+  confirm(lsn: Lsn): void {
+    this.source.acknowledge(lsn);
+  }
+
+  /** Stops streaming; the iterator ends after the parts already assembled. */
+  async stop(): Promise<void> {
+    this.ended = true;
+    this.notify();
+    await this.source.stop();
+  }
+
+  /** Waits for the next part; `null` once the stream has stopped. Throws the stream's failure. */
+  async next(): Promise<PacketPart | null> {
+    for (;;) {
+      if (this.queueHead < this.queue.length) return this.take();
+      if (this.failure) throw this.failure;
+      if (this.ended) return null;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<PacketPart> {
+    for (;;) {
+      const part = await this.next();
+      if (!part) return;
+      yield part;
+    }
+  }
+
+  private take(): PacketPart {
+    const part = this.queue[this.queueHead++] as PacketPart;
+    if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+      this.queue.splice(0, this.queueHead);
+      this.queueHead = 0;
+    }
+    this.stats.bufferedChanges -= part.changes.length;
+    if (this.paused && this.stats.bufferedChanges <= this.maxBuffered / 2) {
+      this.paused = false;
+      this.source.resume();
+    }
+    return part;
+  }
+
+  private onMessage(message: DecodedMessage): void {
+    if (this.failure || this.ended) return;
+    let part: PacketPart | null;
+    try {
+      part = this.assembler.push(message);
+    } catch (error) {
+      this.fail(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    if (!part) return;
+    this.queue.push(part);
+    this.stats.lastVersion = part.header.version;
+    this.stats.bufferedChanges += part.changes.length;
+    if (this.stats.bufferedChanges > this.stats.peakBufferedChanges) {
+      this.stats.peakBufferedChanges = this.stats.bufferedChanges;
+    }
+    if (!this.paused && this.stats.bufferedChanges >= this.maxBuffered) {
+      this.paused = true;
+      this.stats.pauses += 1;
+      this.source.pause();
+    }
+    this.notify();
+  }
+
+  private fail(error: Error): void {
+    if (this.failure || this.ended) return;
+    this.failure = error;
+    this.notify();
+    void this.source.stop().catch(() => undefined);
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = null;
+    wake?.();
+  }
+}

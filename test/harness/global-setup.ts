@@ -1,0 +1,19 @@
+import {
+  createRunDirectory,
+  sweepRunDirectory,
+  sweepStaleRunDirectories,
+} from './run-directory.js';
+
+/**
+ * vitest global setup: sweeps what an interrupted earlier run left, gives the
+ * workers one run directory, and at the end stops and removes everything in it,
+ * also the clusters of a worker that crashed.
+ */
+export default function setup(): () => void {
+  sweepStaleRunDirectories();
+  const dir = createRunDirectory();
+  process.env.LOCKSTEP_TEST_RUN_DIR = dir;
+  const teardown = () => sweepRunDirectory(dir, { removeAll: true });
+  process.once('exit', teardown);
+  return teardown;
+}
