@@ -205,7 +205,8 @@ export class PgoutputSource implements ChangeSource {
           name: c.name,
           typeOid: c.typeOid,
           typeMod: c.typeMod,
-          typeName: c.typeName ? `${c.typeSchema}.${c.typeName}` : null,
+          // pgoutput names a domain by its base type, and pg_catalog as an empty namespace.
+          typeName: c.typeName ? `${c.typeSchema || 'pg_catalog'}.${c.typeName}` : null,
           isKey: (c.flags & 1) === 1,
         }));
         const relation: Relation = {
@@ -291,8 +292,10 @@ function toKey(relation: Relation, tuple: Tuple): Value[] {
 
 /** Microseconds since the Unix epoch as ISO-8601 UTC with all six fractional digits. */
 export function microsToIso(micros: bigint): string {
-  const millis = micros / 1000n;
-  const rest = Number(((micros % 1000n) + 1000n) % 1000n);
-  const iso = new Date(Number(millis)).toISOString();
+  // Microseconds since 1970 stay below 2^53 until the year 2255: Number is exact and cheaper.
+  const value = Number(micros);
+  const millis = Math.floor(value / 1000);
+  const rest = value - millis * 1000;
+  const iso = new Date(millis).toISOString();
   return `${iso.slice(0, -1)}${rest.toString().padStart(3, '0')}Z`;
 }

@@ -37,7 +37,8 @@ export interface PrimaryStreamStats {
 export class PrimaryStream implements AsyncIterable<PacketPart> {
   private readonly assembler: PacketAssembler;
   private readonly maxBuffered: number;
-  private readonly queue: PacketPart[] = [];
+  /** Parts not yet taken start at `queueHead`; taken slots are cleared so memory is released. */
+  private queue: (PacketPart | undefined)[] = [];
   private queueHead = 0;
   private paused = false;
   private failure: Error | null = null;
@@ -107,9 +108,13 @@ export class PrimaryStream implements AsyncIterable<PacketPart> {
   }
 
   private take(): PacketPart {
-    const part = this.queue[this.queueHead++] as PacketPart;
-    if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
-      this.queue.splice(0, this.queueHead);
+    const part = this.queue[this.queueHead] as PacketPart;
+    this.queue[this.queueHead++] = undefined;
+    if (this.queueHead === this.queue.length) {
+      this.queue = [];
+      this.queueHead = 0;
+    } else if (this.queueHead > 4096) {
+      this.queue = this.queue.slice(this.queueHead);
       this.queueHead = 0;
     }
     this.stats.bufferedChanges -= part.changes.length;

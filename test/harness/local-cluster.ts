@@ -235,8 +235,10 @@ class LocalCluster implements TestCluster {
   }
 
   async query<R extends pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<R[]> {
-    this.pool ??= new pg.Pool({ connectionString: this.url, max: 4 });
-    this.pool.on('error', () => undefined);
+    if (!this.pool) {
+      this.pool = new pg.Pool({ connectionString: this.url, max: 4 });
+      this.pool.on('error', () => undefined);
+    }
     const result = await this.pool.query<R>(sql, params);
     return result.rows;
   }

@@ -1,0 +1,41 @@
+import { afterAll, beforeAll } from 'vitest';
+import { type ClusterSet, startClusters } from '../harness/clusters.js';
+import type { ClusterSpec, TestCluster } from '../harness/test-cluster.js';
+
+/** The clusters of a test file, available once `beforeAll` has run. */
+export interface UsedClusters {
+  readonly primary: TestCluster;
+  readonly replicas: readonly TestCluster[];
+}
+
+/**
+ * Starts a primary and `replicas` replica clusters before the file's tests and
+ * destroys them after (also when a test fails).
+ */
+export function useClusters(
+  options: {
+    replicas?: number;
+    primary?: Partial<ClusterSpec>;
+    replica?: Partial<ClusterSpec>;
+  } = {},
+): UsedClusters {
+  let set: ClusterSet | null = null;
+  beforeAll(async () => {
+    set = await startClusters(options);
+  });
+  afterAll(async () => {
+    await set?.destroy();
+  });
+  const need = (): ClusterSet => {
+    if (!set) throw new Error('clusters are used before beforeAll ran');
+    return set;
+  };
+  return {
+    get primary() {
+      return need().primary;
+    },
+    get replicas() {
+      return need().replicas;
+    },
+  };
+}
