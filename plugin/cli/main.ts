@@ -1,19 +1,137 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
+import { AttachRefused, attach } from '../attach/attach.js';
+import { runDoctor } from '../attach/doctor.js';
+import { loadConfig } from '../config/load-config.js';
+import { createSidecar } from '../sidecar/create-sidecar.js';
+import { createLogger } from '../sidecar/logger.js';
+import { readStatus } from '../status/read-status.js';
+import { attachProgressView } from './attach-progress-view.js';
+import { printProblems, reportFailure } from './cli-output.js';
+import { formatStatus } from './status-view.js';
 
-/** Builds the `lockstep` command line. Commands are added here as they are implemented. */
+/** lockstep's package.json, found from this file whether it runs from source or from dist/. */
+function packageJsonPath(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir)
+    dir = path.dirname(dir);
+  return path.join(dir, 'package.json');
+}
+
+/** Builds the `lockstep` command line. */
 export function buildProgram(): Command {
-  const pkg = JSON.parse(
-    readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'),
-  ) as { version: string };
-  return new Command('lockstep')
+  const pkg = JSON.parse(readFileSync(packageJsonPath(), 'utf8')) as { version: string };
+  const program = new Command('lockstep')
     .description(
       'Keeps replica PostgreSQL databases in step with a primary: versioned packets from logical ' +
         'replication, deltas for replicas that fall behind, two-phase commit across replicas.',
     )
     .version(pkg.version)
     .showHelpAfterError();
+
+  const configOption = [
+    '-c, --config <file>',
+    'configuration file (JSON or YAML); LOCKSTEP_* variables override it',
+  ] as const;
+
+  program
+    .command('doctor')
+    .description('check prerequisites on all nodes; print each problem with its fix')
+    .option(...configOption)
+    .action(async (options: { config?: string }) => {
+      const config = loadConfig(options.config);
+      const report = await runDoctor(config);
+      if (report.problems.length > 0) {
+        printProblems(report.problems);
+        process.stderr.write(`${report.problems.length} problem(s) found\n`);
+        process.exitCode = 1;
+        return;
+      }
+      process.stdout.write(
+        `✓ all nodes ready: primary and ${config.replicas.length} replica(s), ${report.tables.length} table(s) to replicate\n`,
+      );
+    });
+
+  program
+    .command('attach')
+    .description('doctor, control schema, publication, slot, initial copy to replicas')
+    .option(...configOption)
+    .action(async (options: { config?: string }) => {
+      const config = loadConfig(options.config);
+      try {
+        const result = await attach(config, attachProgressView());
+        if (result.alreadyAttached) {
+          process.stdout.write(
+            `already attached (slot "${config.slot}" from ${result.startLsn}); nothing to do\n`,
+          );
+          return;
+        }
+        const rows = result.copied.reduce((sum, c) => sum + c.rows, 0);
+        process.stdout.write(
+          `attached: ${result.copied.length} table copies, ${rows.toLocaleString('en')} rows, ` +
+            `to ${config.replicas.length} replica(s) in ${result.seconds.toFixed(1)} s; stream starts at ${result.startLsn}\n`,
+        );
+      } catch (error) {
+        if (error instanceof AttachRefused) {
+          printProblems(error.problems);
+          process.stderr.write(
+            `attach refused: fix the ${error.problems.length} problem(s) above (nothing was changed)\n`,
+          );
+          process.exitCode = 1;
+          return;
+        }
+        throw error;
+      }
+    });
+
+  program
+    .command('run')
+    .description(
+      'the sidecar: stream, apply to every replica, confirm the slot; SIGTERM/SIGINT stop it cleanly',
+    )
+    .option(...configOption)
+    .action(async (options: { config?: string }) => {
+      const config = loadConfig(options.config);
+      const log = createLogger(config.log.level);
+      const sidecar = createSidecar(config, log);
+      await sidecar.start();
+      log.info(
+        { replicas: config.replicas.map((r) => r.name), slot: config.slot },
+        'lockstep is running',
+      );
+      await new Promise<void>((resolve) => {
+        const shutdown = (signal: string) => {
+          log.info(
+            { signal },
+            'stopping: open batches are rolled back, nothing half-applied is kept',
+          );
+          // Never take longer than 10 s to exit.
+          setTimeout(() => process.exit(0), 9_000).unref();
+          void sidecar.stop().then(resolve, resolve);
+        };
+        process.once('SIGTERM', () => shutdown('SIGTERM'));
+        process.once('SIGINT', () => shutdown('SIGINT'));
+      });
+      log.info('stopped');
+    });
+
+  program
+    .command('status')
+    .description('per node: version, lsn, lag, state, last error; in-doubt transactions')
+    .option(...configOption)
+    .option('--json', 'machine-readable output')
+    .action(async (options: { config?: string; json?: boolean }) => {
+      const config = loadConfig(options.config);
+      const status = await readStatus(config);
+      process.stdout.write(
+        options.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status),
+      );
+    });
+
+  return program;
 }
 
-await buildProgram().parseAsync(process.argv);
+await buildProgram().parseAsync(process.argv).catch(reportFailure);

@@ -4,4 +4,5 @@ export * from './lsn.js';
 export * from './one-phase.js';
 export * from './packet.js';
 export * from './relation.js';
+export * from './table-pattern.js';
 export * from './value.js';

@@ -1,0 +1,39 @@
+import pg from 'pg';
+import { LockstepError } from '../../plugin/lockstep-error.js';
+import { clientConfig, redactUrl, scrubSecrets } from './connection-url.js';
+
+/** Opens a client to a node, turning a failure into an error that names the node and the fix (never the password). */
+export async function connectNode(
+  node: string,
+  url: string,
+  applicationName = 'lockstep',
+): Promise<pg.Client> {
+  const client = new pg.Client({
+    ...clientConfig(url, applicationName),
+    connectionTimeoutMillis: 10_000,
+  });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return client;
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw unreachable(node, url, error);
+  }
+}
+
+/** The error for a node that cannot be reached or refuses the login. */
+export function unreachable(node: string, url: string, error: unknown): LockstepError {
+  const e = error as { code?: string; message?: string };
+  const reason = scrubSecrets(e.message || e.code || String(error), url);
+  const auth = e.code === '28P01' || e.code === '28000';
+  return new LockstepError({
+    node,
+    setting: 'connection',
+    sqlState: e.code,
+    problem: `cannot connect to ${redactUrl(url)}: ${reason}`,
+    fix: auth
+      ? 'check the user and password in the URL, and pg_hba.conf on that server'
+      : `check that the server is running and reachable, and the URL for ${node === 'primary' ? 'primary' : `replica "${node}"`} in the configuration`,
+  });
+}

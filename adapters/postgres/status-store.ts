@@ -1,0 +1,102 @@
+import pg from 'pg';
+import type { Lsn } from '../../plugin/protocol/index.js';
+import { clientConfig } from './connection-url.js';
+
+/** What the sidecar records about one replica. */
+export interface ReplicaStatusRow {
+  readonly replica: string;
+  readonly state: string;
+  readonly version: number | null;
+  readonly lsn: Lsn | null;
+  readonly error: string | null;
+}
+
+/** What the sidecar records about the stream. */
+export interface StreamStatusRow {
+  readonly version: number;
+  readonly lsn: Lsn | null;
+  readonly commitTime: string | null;
+}
+
+/**
+ * The sidecar's notes on the primary (`lockstep.replica_status`,
+ * `lockstep.streams`), so `status` can tell state and errors without it, and a
+ * restarted sidecar knows where an unreachable replica last was.
+ */
+export class StatusStore {
+  private readonly pool: pg.Pool;
+
+  constructor(
+    url: string,
+    private readonly stream: string,
+  ) {
+    this.pool = new pg.Pool({ ...clientConfig(url, 'lockstep-status'), max: 1 });
+    this.pool.on('error', () => undefined);
+  }
+
+  /** Last recorded position of every replica. */
+  async lastPositions(): Promise<Map<string, { version: number; lsn: Lsn }>> {
+    const { rows } = await this.pool.query<{ replica: string; version: string; lsn: Lsn }>(
+      'SELECT replica, version::text, lsn::text FROM lockstep.replica_status WHERE stream = $1 AND lsn IS NOT NULL',
+      [this.stream],
+    );
+    return new Map(rows.map((r) => [r.replica, { version: Number(r.version), lsn: r.lsn }]));
+  }
+
+  /** Records replicas' states and the stream's head in one transaction. */
+  async write(replicas: readonly ReplicaStatusRow[], stream: StreamStatusRow): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      // These rows are lockstep's own bookkeeping: no need to wait for the primary's fsync.
+      await client.query('SET LOCAL synchronous_commit = off');
+      for (const r of replicas) {
+        await client.query(
+          `INSERT INTO lockstep.replica_status (stream, replica, state, version, lsn, error, error_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6::text IS NULL THEN NULL ELSE now() END, now())
+           ON CONFLICT (stream, replica) DO UPDATE SET state = excluded.state,
+             version = coalesce(excluded.version, lockstep.replica_status.version),
+             lsn = coalesce(excluded.lsn, lockstep.replica_status.lsn),
+             error = excluded.error,
+             error_at = CASE WHEN excluded.error IS NULL THEN NULL
+                             WHEN excluded.error IS DISTINCT FROM lockstep.replica_status.error THEN now()
+                             ELSE lockstep.replica_status.error_at END,
+             updated_at = now()`,
+          [this.stream, r.replica, r.state, r.version, r.lsn, r.error],
+        );
+      }
+      await client.query(
+        `UPDATE lockstep.streams SET version = greatest(version, $2), lsn = coalesce($3, lsn),
+           commit_time = coalesce($4, commit_time), updated_at = now() WHERE stream = $1`,
+        [this.stream, stream.version, stream.lsn, stream.commitTime],
+      );
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** The primary's current WAL position (for lag in bytes). */
+  async currentWalLsn(): Promise<Lsn> {
+    const { rows } = await this.pool.query<{ lsn: Lsn }>(
+      'SELECT pg_current_wal_lsn()::text AS lsn',
+    );
+    return (rows[0] as { lsn: Lsn }).lsn;
+  }
+
+  /** The slot's confirmed_flush_lsn. */
+  async slotConfirmedLsn(): Promise<Lsn | null> {
+    const { rows } = await this.pool.query<{ lsn: Lsn | null }>(
+      'SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots s JOIN lockstep.streams t ON t.slot = s.slot_name WHERE t.stream = $1',
+      [this.stream],
+    );
+    return rows[0]?.lsn ?? null;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,97 @@
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { LockstepError } from '../../plugin/lockstep-error.js';
+import type { Lsn } from '../../plugin/protocol/index.js';
+import { clientConfig } from './connection-url.js';
+import { quoteIdent, quoteQualified } from './sql-identifier.js';
+import type { CatalogTable } from './table-catalog.js';
+
+/** What one table copy needs. */
+export interface TableCopyJob {
+  readonly stream: string;
+  readonly table: CatalogTable;
+  readonly primaryUrl: string;
+  /** Exported snapshot the copy reads from. */
+  readonly snapshot: string;
+  /** LSN the snapshot is consistent with: changes committed before it are in the copy. */
+  readonly copyLsn: Lsn;
+  readonly replica: { readonly name: string; readonly url: string };
+  /** Called with the number of rows copied so far. */
+  readonly onProgress?: (rows: number) => void;
+}
+
+/**
+ * Copies one table from the primary's snapshot to a replica with COPY streamed
+ * end to end (nothing held in memory), and records it in
+ * `lockstep.synced_tables` in the same replica transaction: a table is either
+ * copied and recorded, or neither (so an interrupted attach resumes exactly).
+ */
+export async function copyTable(job: TableCopyJob): Promise<number> {
+  const { table } = job;
+  const name = `${table.schema}.${table.name}`;
+  const columns = table.columns.map((c) => quoteIdent(c.name)).join(', ');
+  const source = new pg.Client(clientConfig(job.primaryUrl, 'lockstep-copy'));
+  const target = new pg.Client(clientConfig(job.replica.url, 'lockstep-copy'));
+  source.on('error', () => undefined);
+  target.on('error', () => undefined);
+  await Promise.all([source.connect(), target.connect()]);
+  try {
+    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await source.query(`SET TRANSACTION SNAPSHOT '${job.snapshot.replace(/'/g, "''")}'`);
+    await target.query('BEGIN');
+    // As native logical replication does: no user triggers or FK checks while copying.
+    await target.query('SET LOCAL session_replication_role = replica');
+    const { rows } = await target.query(
+      `SELECT EXISTS (SELECT 1 FROM ${quoteQualified(table.schema, table.name)}) AS has_rows`,
+    );
+    if (rows[0]?.has_rows) {
+      throw new LockstepError({
+        node: job.replica.name,
+        table: name,
+        problem: 'the table already has rows on the replica, and lockstep did not copy them',
+        fix: `empty it on the replica (TRUNCATE ${quoteQualified(table.schema, table.name)}) and run lockstep attach again`,
+      });
+    }
+    const reader = source.query(
+      copyTo(`COPY (SELECT ${columns} FROM ${quoteQualified(table.schema, table.name)}) TO STDOUT`),
+    );
+    const writer = target.query(
+      copyFrom(`COPY ${quoteQualified(table.schema, table.name)} (${columns}) FROM STDIN`),
+    );
+    let lines = 0;
+    let lastReport = 0;
+    reader.on('data', (chunk: Buffer) => {
+      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
+      if (job.onProgress && lines - lastReport >= 50_000) {
+        lastReport = lines;
+        job.onProgress(lines);
+      }
+    });
+    await pipeline(reader, writer);
+    const copied = Number(writer.rowCount ?? lines);
+    await target.query(
+      `INSERT INTO lockstep.synced_tables (stream, schema_name, table_name, copy_lsn, rows)
+       VALUES ($1, $2, $3, $4, $5)`,
+      [job.stream, table.schema, table.name, job.copyLsn, copied],
+    );
+    await target.query('COMMIT');
+    await source.query('COMMIT');
+    job.onProgress?.(copied);
+    return copied;
+  } catch (error) {
+    await target.query('ROLLBACK').catch(() => undefined);
+    if (error instanceof LockstepError) throw error;
+    const e = error as { message?: string; code?: string };
+    throw new LockstepError({
+      node: job.replica.name,
+      table: name,
+      sqlState: e.code,
+      problem: `copying the table failed: ${e.message ?? String(error)}`,
+      fix: 'fix the cause and run lockstep attach again; tables already copied are not copied again',
+      cause: error,
+    });
+  } finally {
+    await Promise.all([source.end().catch(() => undefined), target.end().catch(() => undefined)]);
+  }
+}

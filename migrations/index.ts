@@ -1,0 +1,9 @@
+import type { Migration, MigrationProvider } from 'kysely';
+import * as controlSchema from './001-control-schema.js';
+
+/** lockstep's own control-schema migrations, in order. Bundled, so no folder is read at run time. */
+export const controlMigrations: MigrationProvider = {
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return { '001-control-schema': controlSchema };
+  },
+};

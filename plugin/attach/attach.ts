@@ -1,0 +1,201 @@
+import type pg from 'pg';
+import { controlDb, migrateControlSchema } from '../../adapters/postgres/control-schema.js';
+import { connectNode } from '../../adapters/postgres/node-connection.js';
+import {
+  type CreatedSlot,
+  createReplicationSlot,
+  dropReplicationSlot,
+  ensurePublication,
+  readSlot,
+} from '../../adapters/postgres/replication-slot.js';
+import type { CatalogTable } from '../../adapters/postgres/table-catalog.js';
+import { copyTable } from '../../adapters/postgres/table-copy.js';
+import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
+import type { LockstepError } from '../lockstep-error.js';
+import type { Lsn } from '../protocol/index.js';
+import { runDoctor } from './doctor.js';
+
+/** Progress callbacks of an attach (a TTY view or plain log lines). */
+export interface AttachProgress {
+  /** A table copy moved on (`done` once it committed). */
+  table(replica: string, table: string, rows: number, done: boolean): void;
+  /** A free-text step ("creating slot", …). */
+  step(message: string): void;
+}
+
+/** What an attach did. */
+export interface AttachResult {
+  readonly alreadyAttached: boolean;
+  readonly startLsn: Lsn;
+  /** Tables copied now, per replica (tables copied by an earlier run are not counted). */
+  readonly copied: ReadonlyArray<{ replica: string; table: string; rows: number }>;
+  readonly seconds: number;
+}
+
+/** Thrown when doctor finds problems: attach changes nothing then. */
+export class AttachRefused extends Error {
+  constructor(readonly problems: readonly LockstepError[]) {
+    super(`attach refused: ${problems.length} problem(s) found by doctor`);
+    this.name = 'AttachRefused';
+  }
+}
+
+const COPY_CONCURRENCY = 4;
+
+/**
+ * Attaches lockstep to the configured nodes: doctor, control schema,
+ * publication, slot with an exported snapshot, a copy of every table to every
+ * replica from that snapshot, and version 0 at the slot's start on each
+ * replica. Safe to run again: an interrupted attach resumes (copied tables are
+ * not copied again) and a completed one is a no-op.
+ */
+export async function attach(
+  config: LockstepConfig,
+  progress: AttachProgress,
+): Promise<AttachResult> {
+  const started = Date.now();
+  const stream = config.slot;
+  progress.step('checking nodes (doctor)');
+  const report = await runDoctor(config);
+  if (report.problems.length > 0) throw new AttachRefused(report.problems);
+  const tables = report.tables;
+
+  progress.step('creating the control schema');
+  await Promise.all(
+    [config.primary, ...config.replicas.map((r) => r.url)].map((url) => migrateControlSchema(url)),
+  );
+
+  const primary = await connectNode('primary', config.primary);
+  let created: CreatedSlot | null = null;
+  try {
+    await ensurePublication(primary, config.publication, tables);
+    let startLsn = await recordedStart(primary, stream);
+    const slot = await readSlot(primary, config.slot);
+    if (!slot || !startLsn) {
+      if (slot) {
+        // A slot from an attach that died before recording it: nothing can depend on it yet.
+        await dropReplicationSlot(primary, config.slot);
+      }
+      progress.step(`creating replication slot "${config.slot}"`);
+      created = await createReplicationSlot(config.primary, config.slot, { exportSnapshot: true });
+      startLsn = created.consistentPoint;
+      await primary.query(
+        `INSERT INTO lockstep.streams (stream, slot, publication, start_lsn) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (stream) DO UPDATE SET slot = excluded.slot, publication = excluded.publication,
+           start_lsn = excluded.start_lsn, attached_at = now(), version = 0, lsn = NULL`,
+        [stream, config.slot, config.publication, startLsn],
+      );
+    }
+
+    const pending = await Promise.all(config.replicas.map((r) => pendingTables(r, stream, tables)));
+    const copied: { replica: string; table: string; rows: number }[] = [];
+    if (pending.some((p) => p.length > 0)) {
+      // The slot's own snapshot if we just made it; otherwise a temporary slot's, whose
+      // later start LSN tells the applier which of those tables' changes the copy already holds.
+      let snapshotSource = created;
+      let tempSlot: string | null = null;
+      if (!snapshotSource) {
+        tempSlot = `${config.slot}_sync_${process.pid}`;
+        progress.step('resuming: taking a fresh snapshot for the tables not copied yet');
+        snapshotSource = await createReplicationSlot(config.primary, tempSlot, {
+          exportSnapshot: true,
+        });
+      }
+      try {
+        const jobs = config.replicas.flatMap((replica, i) =>
+          (pending[i] ?? []).map((table) => ({ replica, table })),
+        );
+        await runLimited(jobs, COPY_CONCURRENCY, async ({ replica, table }) => {
+          const label = `${table.schema}.${table.name}`;
+          const rows = await copyTable({
+            stream,
+            table,
+            primaryUrl: config.primary,
+            snapshot: snapshotSource.snapshotName as string,
+            copyLsn: snapshotSource.consistentPoint,
+            replica,
+            onProgress: (n) => progress.table(replica.name, label, n, false),
+          });
+          progress.table(replica.name, label, rows, true);
+          copied.push({ replica: replica.name, table: label, rows });
+        });
+      } finally {
+        await snapshotSource.release();
+        if (tempSlot) await dropReplicationSlot(primary, tempSlot);
+      }
+    }
+
+    let newlyPositioned = 0;
+    for (const replica of config.replicas) {
+      const db = controlDb(replica.url);
+      try {
+        const result = await db
+          .insertInto('lockstep.applied' as never)
+          .values({ stream, version: 0, lsn: startLsn } as never)
+          .onConflict((oc) => oc.doNothing())
+          .executeTakeFirst();
+        newlyPositioned += Number(result.numInsertedOrUpdatedRows ?? 0);
+      } finally {
+        await db.destroy();
+      }
+    }
+    return {
+      alreadyAttached: copied.length === 0 && newlyPositioned === 0 && !created,
+      startLsn,
+      copied,
+      seconds: (Date.now() - started) / 1000,
+    };
+  } finally {
+    await created?.release();
+    await primary.end();
+  }
+}
+
+async function recordedStart(primary: pg.ClientBase, stream: string): Promise<Lsn | null> {
+  const { rows } = await primary.query<{ lsn: Lsn }>(
+    'SELECT start_lsn::text AS lsn FROM lockstep.streams WHERE stream = $1',
+    [stream],
+  );
+  return rows[0]?.lsn ?? null;
+}
+
+/** The replicated tables this replica has not had copied yet. */
+async function pendingTables(
+  replica: ReplicaConfig,
+  stream: string,
+  tables: readonly CatalogTable[],
+): Promise<CatalogTable[]> {
+  const client = await connectNode(replica.name, replica.url);
+  try {
+    const { rows } = await client.query<{ schema_name: string; table_name: string }>(
+      'SELECT schema_name, table_name FROM lockstep.synced_tables WHERE stream = $1',
+      [stream],
+    );
+    const done = new Set(rows.map((r) => `${r.schema_name}\u0000${r.table_name}`));
+    return tables.filter((t) => !done.has(`${t.schema}\u0000${t.name}`));
+  } finally {
+    await client.end();
+  }
+}
+
+async function runLimited<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const failures: unknown[] = [];
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length && failures.length === 0) {
+        const item = items[next++] as T;
+        try {
+          await work(item);
+        } catch (error) {
+          failures.push(error);
+        }
+      }
+    }),
+  );
+  if (failures.length > 0) throw failures[0];
+}

@@ -1,0 +1,35 @@
+import type { LockstepStatus } from '../status/read-status.js';
+
+/** `status` for people: one line for the primary, a table of replicas, then in-doubt transactions. */
+export function formatStatus(status: LockstepStatus): string {
+  const lines: string[] = [];
+  const p = status.primary;
+  lines.push(
+    p.error
+      ? `primary: ${p.error}`
+      : `primary: version ${p.version ?? '-'}  lsn ${p.lsn ?? '-'}  wal ${p.walLsn ?? '-'}  slot retains ${p.slotRetainedBytes === null ? '-' : `${(p.slotRetainedBytes / 1048576).toFixed(1)} MB`}`,
+  );
+  const rows = status.replicas.map((r) => [
+    r.name,
+    r.state,
+    r.version === null ? '-' : String(r.version),
+    r.lsn ?? '-',
+    r.lagVersions === null ? '-' : String(r.lagVersions),
+    r.lagSeconds === null ? '-' : r.lagSeconds.toFixed(1),
+    r.error ? (r.error.split('\n')[0] ?? '') : '',
+  ]);
+  const header = ['replica', 'state', 'version', 'lsn', 'lag', 'lag s', 'last error'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const format = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  lines.push(format(header), ...rows.map(format));
+  if (status.inDoubt.length > 0) {
+    lines.push('in-doubt prepared transactions:');
+    for (const t of status.inDoubt)
+      lines.push(`  ${t.node}: ${t.gid} (prepared ${t.ageSeconds}s ago)`);
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,108 @@
+import { z } from 'zod';
+
+const postgresUrl = z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// or postgresql:// URL');
+
+const nodeName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,30}$/, '1-31 characters from [a-z0-9_-], starting with a letter')
+  .refine((name) => name !== 'primary', 'a name other than "primary"');
+
+const objectName = z.string().regex(/^[a-z_][a-z0-9_]{0,40}$/, 'a lower-case name from [a-z0-9_]');
+
+/** lockstep's configuration (DESIGN.md, "Configuration file"); every key also comes from `LOCKSTEP_*`. */
+export const configSchema = z
+  .object({
+    /** The primary's URL. */
+    primary: postgresUrl,
+    /** Replicas, each with a unique name and URL. */
+    replicas: z
+      .array(z.object({ name: nodeName, url: postgresUrl }).strict())
+      .min(1, 'at least one replica'),
+    /** Replicated tables, as `schema.table` patterns with `*` wildcards. */
+    tables: z.array(z.string().min(1)).min(1).default(['public.*']),
+    /** Two-phase delivery (critical writes, migrations, captured DDL). */
+    twoPhase: z
+      .object({
+        /** Tables whose writes are critical (patterns like `billing.*`). */
+        tables: z.array(z.string().min(1)).default([]),
+        /** Honour `pg_logical_emit_message(true, 'lockstep.two_phase', '')` tags. */
+        tag: z.boolean().default(true),
+        /** Capture DDL on the primary with an event trigger. */
+        captureDdl: z.boolean().default(false),
+        /** How long a replica may take to vote (ms). */
+        voteTimeoutMs: z.number().int().positive().default(5000),
+      })
+      .strict()
+      .prefault({}),
+    /** Health, readiness, metrics and status endpoints. */
+    http: z
+      .object({
+        /** Address to bind; loopback unless deliberately opened. */
+        host: z.string().default('127.0.0.1'),
+        /** Port; 0 disables the endpoints. */
+        port: z.number().int().min(0).max(65535).default(9187),
+      })
+      .strict()
+      .prefault({}),
+    /** What a replica does when applying conflicts with its rows: stop, or make the primary's row win. */
+    conflicts: z.enum(['halt', 'overwrite']).default('halt'),
+    /** Resync a stale replica by itself (`auto`) or wait for an operator (`manual`). */
+    resync: z.enum(['manual', 'auto']).default('manual'),
+    /** A replica further behind than this many WAL bytes is marked stale and stops holding WAL. */
+    maxLagBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(1024 ** 3),
+    /** Name of the replication slot (also the stream's name in gids and control tables). */
+    slot: objectName.default('lockstep'),
+    /** Name of the publication. */
+    publication: objectName.default('lockstep'),
+    /** Batching of consecutive one-phase packets into one replica transaction. */
+    batch: z
+      .object({
+        /** Most row changes in one replica transaction. */
+        maxRows: z.number().int().positive().default(10_000),
+        /** Longest a batch waits for more packets (ms). */
+        maxMs: z.number().int().nonnegative().default(20),
+      })
+      .strict()
+      .prefault({}),
+    /** Most row changes kept in memory to serve deltas to lagging replicas. */
+    windowChanges: z.number().int().positive().default(200_000),
+    /** Backoff of a halted replica's retries (ms). */
+    retry: z
+      .object({
+        initialMs: z.number().int().positive().default(500),
+        maxMs: z.number().int().positive().default(30_000),
+      })
+      .strict()
+      .prefault({}),
+    /** Logging. */
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const seen = new Set<string>();
+    config.replicas.forEach((replica, i) => {
+      if (seen.has(replica.name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['replicas', i, 'name'],
+          message: 'a name used by no other replica',
+        });
+      }
+      seen.add(replica.name);
+    });
+  });
+
+/** A validated configuration, with defaults filled in. */
+export type LockstepConfig = z.infer<typeof configSchema>;
+
+/** One replica of the configuration. */
+export type ReplicaConfig = LockstepConfig['replicas'][number];

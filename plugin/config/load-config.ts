@@ -1,0 +1,117 @@
+import { readFileSync } from 'node:fs';
+import YAML from 'yaml';
+import type { z } from 'zod';
+import { redactUrl } from '../../adapters/postgres/connection-url.js';
+import { ENVIRONMENT_KEYS, readEnvironmentValue } from './config-environment.js';
+import { configSchema, type LockstepConfig } from './config-schema.js';
+
+/** A configuration that cannot be used: every problem names the key, the value and what is expected. */
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`invalid configuration (${source}):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads a JSON or YAML file into a plain object. */
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(file, [
+      `cannot read the file: ${(error as NodeJS.ErrnoException).code ?? error}`,
+    ]);
+  }
+  let parsed: unknown;
+  try {
+    parsed = /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text);
+  } catch (error) {
+    throw new ConfigError(file, [
+      `not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${(error as Error).message}`,
+    ]);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(file, [
+      'the file must hold an object with keys such as "primary" and "replicas"',
+    ]);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1] as string] = value;
+}
+
+function getPath(source: unknown, path: readonly PropertyKey[]): unknown {
+  let node = source;
+  for (const key of path) {
+    if (typeof node !== 'object' || node === null) return undefined;
+    node = (node as Record<PropertyKey, unknown>)[key];
+  }
+  return node;
+}
+
+/** Shows a value in an error without ever showing a password. */
+function showValue(value: unknown): string {
+  if (value === undefined) return 'missing';
+  const text = JSON.stringify(value, (_key, v) =>
+    typeof v === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(v) ? redactUrl(v) : v,
+  );
+  return text && text.length > 120 ? `${text.slice(0, 117)}...` : (text ?? String(value));
+}
+
+function describeIssue(
+  issue: z.core.$ZodIssue,
+  input: unknown,
+  variables: Map<string, string>,
+): string {
+  const key = issue.path
+    .map((p) => (typeof p === 'number' ? `[${p}]` : String(p)))
+    .join('.')
+    .replace(/\.\[/g, '[');
+  const variable = variables.get(issue.path.filter((p) => typeof p === 'string').join('.'));
+  const where = `${key || '(top level)'}${variable ? ` (from ${variable})` : ''}`;
+  if (issue.code === 'unrecognized_keys') {
+    return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  }
+  const value = showValue(getPath(input, issue.path));
+  const expected = issue.message.replace(/^Invalid (input|option): /, '').replace(/^expected /, '');
+  return `${where}: got ${value}; expected ${expected}`;
+}
+
+/**
+ * Loads the configuration: the file (JSON or YAML, optional when the variables
+ * say everything), then `LOCKSTEP_*` variables on top, validated by one schema.
+ */
+export function loadConfig(
+  file: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): LockstepConfig {
+  const input: Record<string, unknown> = file ? readConfigFile(file) : {};
+  const variables = new Map<string, string>();
+  for (const key of ENVIRONMENT_KEYS) {
+    const text = env[key.variable];
+    if (text === undefined || text === '') continue;
+    setPath(input, key.path, readEnvironmentValue(key.kind, text));
+    variables.set(key.path.join('.'), key.variable);
+  }
+  const result = configSchema.safeParse(input);
+  if (!result.success) {
+    throw new ConfigError(
+      file ?? 'environment',
+      result.error.issues.map((issue) => describeIssue(issue, input, variables)),
+    );
+  }
+  return result.data;
+}

@@ -1,0 +1,123 @@
+import type { PacketPart } from '../protocol/index.js';
+
+/**
+ * The recent stream, shared by every replica agent. Parts are numbered by a
+ * sequence that never repeats; each active agent has a cursor. Parts stay
+ * while they fit in `maxChanges` (so a slightly lagging replica's delta is
+ * served from memory); beyond that the oldest part leaves once every active
+ * cursor has passed it, and the stream waits for room (back-pressure) while
+ * the slowest active agent still needs it. Inactive (halted) agents hold
+ * nothing back: when they return, they find their next packet here or ask for
+ * the stream to be rewound.
+ */
+export class PacketWindow {
+  private parts: PacketPart[] = [];
+  private base = 0;
+  private changes = 0;
+  private readonly cursors = new Map<string, number>();
+  private waiters: Array<() => void> = [];
+  /** Increases each time the window is reset (the stream restarted); cursors must be located again. */
+  epoch = 0;
+
+  constructor(private readonly maxChanges: number) {}
+
+  /** Sequence number of the oldest part held. */
+  get start(): number {
+    return this.base;
+  }
+
+  /** Sequence number the next pushed part will get. */
+  get end(): number {
+    return this.base + this.parts.length;
+  }
+
+  /** The part at `seq`, if still held. */
+  at(seq: number): PacketPart | undefined {
+    return this.parts[seq - this.base];
+  }
+
+  /** Version of the newest complete or partial packet held, or null. */
+  get newestVersion(): number | null {
+    return this.parts.length
+      ? (this.parts[this.parts.length - 1] as PacketPart).header.version
+      : null;
+  }
+
+  /** Adds a part from the stream. Call {@link waitForRoom} first. */
+  push(part: PacketPart): void {
+    this.parts.push(part);
+    this.changes += part.changes.length;
+    this.wake();
+  }
+
+  /** Sets an agent's cursor (the next sequence it will read), or removes it while the agent is inactive. */
+  setCursor(agent: string, seq: number | null): void {
+    if (seq === null) this.cursors.delete(agent);
+    else this.cursors.set(agent, seq);
+    this.wake();
+  }
+
+  /**
+   * Where an agent at `version` continues: the first part of the packet after
+   * it, or `end` when it has everything held. `null` when that packet is no
+   * longer held (the agent needs the stream rewound).
+   */
+  locate(version: number): number | null {
+    const firstHeld = this.parts.findIndex((p) => p.index === 0);
+    if (firstHeld === -1) return this.parts.length === 0 ? this.end : null;
+    if ((this.parts[firstHeld] as PacketPart).header.version > version + 1) return null;
+    // Parts are in version order: binary search for the first part of a later packet.
+    let lo = firstHeld;
+    let hi = this.parts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((this.parts[mid] as PacketPart).header.version <= version) lo = mid + 1;
+      else hi = mid;
+    }
+    // Its first part already left the window: it must be read again from the stream.
+    if (lo < this.parts.length && (this.parts[lo] as PacketPart).index !== 0) return null;
+    return this.base + lo;
+  }
+
+  /** True when another part may be pushed without exceeding the bound. */
+  hasRoom(): boolean {
+    this.evict();
+    return this.changes < this.maxChanges || this.parts.length === 0;
+  }
+
+  /** Resolves when {@link hasRoom}, or when the window is reset. */
+  async waitForRoom(): Promise<void> {
+    const epoch = this.epoch;
+    while (!this.hasRoom() && this.epoch === epoch) await this.changed();
+  }
+
+  /** Resolves when something changes: a push, a cursor move, a reset. */
+  changed(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Drops everything held (the stream restarts from an earlier point); sequence numbers go on. */
+  reset(): void {
+    this.base = this.end;
+    this.parts = [];
+    this.changes = 0;
+    this.epoch++;
+    this.wake();
+  }
+
+  private evict(): void {
+    let min = Number.POSITIVE_INFINITY;
+    for (const seq of this.cursors.values()) min = Math.min(min, seq);
+    while (this.changes >= this.maxChanges && this.parts.length > 0 && this.base < min) {
+      const part = this.parts.shift() as PacketPart;
+      this.changes -= part.changes.length;
+      this.base++;
+    }
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+}

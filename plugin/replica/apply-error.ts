@@ -1,0 +1,26 @@
+import { LockstepError } from '../lockstep-error.js';
+
+/** Why applying to a replica failed, for the halt message and the retry policy. */
+export type ApplyFailureKind = 'unreachable' | 'conflict' | 'schema' | 'not-synced' | 'other';
+
+/** A failed apply on one replica: names the node, table, version, the Postgres error and the fix. */
+export class ApplyError extends LockstepError {
+  readonly kind: ApplyFailureKind;
+  readonly version: number;
+
+  constructor(init: {
+    node: string;
+    kind: ApplyFailureKind;
+    version: number;
+    table?: string;
+    problem: string;
+    fix: string;
+    sqlState?: string;
+    cause?: unknown;
+  }) {
+    super({ ...init, problem: `applying version ${init.version} failed: ${init.problem}` });
+    this.name = 'ApplyError';
+    this.kind = init.kind;
+    this.version = init.version;
+  }
+}

@@ -1,0 +1,242 @@
+import type { PacketWindow } from '../primary/packet-window.js';
+import { decideOnePhase, type Lsn, type PacketPart } from '../protocol/index.js';
+import { ApplyError } from './apply-error.js';
+
+/** A replica's durable position. */
+export interface ReplicaPosition {
+  readonly version: number;
+  readonly lsn: Lsn;
+}
+
+/** The replica side of the apply path (the Postgres adapter implements it). */
+export interface ReplicaTarget {
+  readonly node: string;
+  open(): Promise<ReplicaPosition>;
+  begin(): void;
+  apply(changes: PacketPart['changes'], version: number, lsn: Lsn): Promise<void>;
+  commit(position: ReplicaPosition, commitTime: string): Promise<void>;
+  rollback(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** States reported by `status` (DESIGN.md / issue: streaming, catching-up, halted, stale, resyncing). */
+export type ReplicaState =
+  | 'starting'
+  | 'streaming'
+  | 'catching-up'
+  | 'halted'
+  | 'stale'
+  | 'resyncing';
+
+/** Tuning of an agent. */
+export interface ReplicaAgentOptions {
+  /** Most row changes in one replica transaction. */
+  readonly batchRows: number;
+  /** Longest a batch waits for more packets (ms). */
+  readonly batchMs: number;
+  /** First and longest retry delay after a failure (ms). */
+  readonly retryInitialMs: number;
+  readonly retryMaxMs: number;
+}
+
+/** What an agent tells the sidecar. */
+export interface ReplicaAgentEvents {
+  /** A batch committed: the replica is durably at `position`. */
+  applied(agent: ReplicaAgent, position: ReplicaPosition, packets: number, rows: number): void;
+  /** The state or the last error changed. */
+  stateChanged(agent: ReplicaAgent): void;
+  /** The packet after `version` is no longer in the window: re-read the stream from there. */
+  needsRewind(agent: ReplicaAgent, position: ReplicaPosition): void;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Applies the stream to one replica with the one-phase rule: the next packet is
+ * applied, a duplicate is skipped, a gap is closed from the window (the delta)
+ * or by rewinding the stream. Consecutive packets share one replica transaction
+ * (bounded by rows and milliseconds) that also stores the last `(version, lsn)`.
+ * A failure halts this replica alone; it retries with backoff and resumes from
+ * its durable position once the cause is gone.
+ */
+export class ReplicaAgent {
+  state: ReplicaState = 'starting';
+  /** The last failure while halted; cleared once applying works again. */
+  lastError: ApplyError | null = null;
+  /** Durable position, known once the replica was reached. */
+  position: ReplicaPosition | null = null;
+  packetsApplied = 0;
+  rowsApplied = 0;
+  applyErrors = 0;
+  private stopping = false;
+  private wakeStop: (() => void) | null = null;
+
+  constructor(
+    readonly name: string,
+    private readonly target: ReplicaTarget,
+    private readonly window: PacketWindow,
+    private readonly options: ReplicaAgentOptions,
+    private readonly events: ReplicaAgentEvents,
+  ) {}
+
+  /** Runs until {@link stop}; never throws (failures halt and retry). */
+  async run(): Promise<void> {
+    let delay = this.options.retryInitialMs;
+    while (!this.stopping) {
+      try {
+        this.position = await this.target.open();
+        await this.applyLoop(() => {
+          delay = this.options.retryInitialMs;
+        });
+      } catch (error) {
+        await this.target.rollback().catch(() => undefined);
+        await this.target.close().catch(() => undefined);
+        if (this.stopping) break;
+        this.window.setCursor(this.name, null);
+        this.applyErrors++;
+        this.lastError =
+          error instanceof ApplyError
+            ? error
+            : new ApplyError({
+                node: this.name,
+                kind: 'other',
+                version: (this.position?.version ?? 0) + 1,
+                problem: (error as Error)?.message ?? String(error),
+                fix: 'see the message; lockstep retries by itself',
+                cause: error,
+              });
+        this.setState('halted');
+        await Promise.race([
+          sleep(delay),
+          new Promise<void>((resolve) => (this.wakeStop = resolve)),
+        ]);
+        delay = Math.min(delay * 2, this.options.retryMaxMs);
+      }
+    }
+    this.window.setCursor(this.name, null);
+    await this.target.close();
+  }
+
+  /** Asks the agent to finish: an open batch is rolled back, nothing half-done is kept. */
+  stop(): void {
+    this.stopping = true;
+    this.wakeStop?.();
+  }
+
+  private setState(state: ReplicaState): void {
+    if (this.state === state && state !== 'halted') return;
+    this.state = state;
+    this.events.stateChanged(this);
+  }
+
+  private async applyLoop(onProgress: () => void): Promise<void> {
+    let position = this.position as ReplicaPosition;
+    let epoch = this.window.epoch;
+    let cursor = this.locate(position);
+    this.setState('catching-up');
+    // The open batch, if any.
+    let batch: { packets: number; rows: number; startedAt: number; partial: boolean } | null = null;
+    let last: { version: number; lsn: Lsn; commitTime: string } | null = null;
+
+    const commitBatch = async () => {
+      if (!batch || !last || batch.partial) return;
+      const next = { version: last.version, lsn: last.lsn };
+      await this.target.commit(next, last.commitTime);
+      this.events.applied(this, next, batch.packets, batch.rows);
+      this.packetsApplied += batch.packets;
+      this.rowsApplied += batch.rows;
+      position = next;
+      this.position = next;
+      batch = null;
+      if (this.lastError) {
+        this.lastError = null;
+        this.events.stateChanged(this);
+      }
+      onProgress();
+    };
+
+    while (!this.stopping) {
+      if (this.window.epoch !== epoch) {
+        // The stream restarted: what is not committed will come again.
+        if (batch) await this.target.rollback();
+        batch = null;
+        epoch = this.window.epoch;
+        cursor = this.locate(position);
+      }
+      if (cursor === null) {
+        this.events.needsRewind(this, position);
+        await this.window.changed();
+        cursor = this.window.epoch !== epoch ? this.locate(position) : null;
+        if (cursor !== null) epoch = this.window.epoch;
+        continue;
+      }
+      const part = this.window.at(cursor);
+      if (!part) {
+        if (cursor < this.window.start) {
+          cursor = this.locate(position);
+          continue;
+        }
+        if (batch && !batch.partial) {
+          // Nothing more right now: give the batch until batchMs to grow, then commit it.
+          const left = batch.startedAt + this.options.batchMs - Date.now();
+          if (left > 0) await Promise.race([this.window.changed(), sleep(left)]);
+          if (!this.window.at(cursor)) await commitBatch();
+          continue;
+        }
+        if (!batch) this.setState('streaming');
+        await this.window.changed();
+        continue;
+      }
+      const { header } = part;
+      const expected = batch ? (last as { version: number }).version : position.version;
+      const decision =
+        part.index === 0 || !batch?.partial
+          ? decideOnePhase(expected, header.version)
+          : { action: 'apply' as const };
+      if (decision.action === 'skip-duplicate') {
+        cursor++;
+        this.window.setCursor(this.name, cursor);
+        continue;
+      }
+      if (decision.action === 'request-delta') {
+        // The missing packets are earlier in the window or gone: commit what is whole, then locate again.
+        await commitBatch();
+        cursor = this.locate(position);
+        continue;
+      }
+      if (part.index > 0 && !batch?.partial) {
+        // The middle of a packet we have not started (window moved under us): start it over.
+        cursor = this.locate(position);
+        continue;
+      }
+      if (!batch) {
+        this.target.begin();
+        batch = { packets: 0, rows: 0, startedAt: Date.now(), partial: false };
+        if (this.state !== 'streaming') this.setState('catching-up');
+      }
+      await this.target.apply(part.changes, header.version, header.lsn);
+      batch.rows += part.changes.length;
+      batch.partial = part.final === null;
+      cursor++;
+      this.window.setCursor(this.name, cursor);
+      if (part.final) {
+        batch.packets++;
+        last = { version: header.version, lsn: header.lsn, commitTime: header.commitTime };
+        if (
+          batch.rows >= this.options.batchRows ||
+          Date.now() - batch.startedAt >= this.options.batchMs
+        ) {
+          await commitBatch();
+        }
+      }
+    }
+    if (batch) await this.target.rollback();
+  }
+
+  /** The window position after `position`, registering the cursor; null when a rewind is needed. */
+  private locate(position: ReplicaPosition): number | null {
+    const seq = this.window.locate(position.version);
+    this.window.setCursor(this.name, seq);
+    return seq;
+  }
+}

@@ -1,0 +1,40 @@
+import type { Logger } from 'pino';
+import { PgoutputSource } from '../../adapters/postgres/pgoutput-source.js';
+import { PgReplicaTarget } from '../../adapters/postgres/replica-target.js';
+import { StatusStore } from '../../adapters/postgres/status-store.js';
+import type { LockstepConfig } from '../config/config-schema.js';
+import { PrimaryStream } from '../primary/primary-stream.js';
+import { Sidecar } from './sidecar.js';
+
+/** Builds the sidecar for a configuration: the primary stream, a target per replica, the status store. */
+export function createSidecar(config: LockstepConfig, log: Logger): Sidecar {
+  return new Sidecar({
+    openStream: async (resume, durable) => {
+      const source = new PgoutputSource({
+        url: config.primary,
+        slot: config.slot,
+        publication: config.publication,
+        durableLsn: durable,
+      });
+      const stream = new PrimaryStream(source, {
+        resume,
+        maxBufferedChanges: Math.min(20_000, config.windowChanges),
+      });
+      await stream.start();
+      return stream;
+    },
+    targets: config.replicas.map(
+      (r) => new PgReplicaTarget(r.name, r.url, config.slot, config.conflicts),
+    ),
+    status: new StatusStore(config.primary, config.slot),
+    log,
+    agent: {
+      batchRows: config.batch.maxRows,
+      batchMs: config.batch.maxMs,
+      retryInitialMs: config.retry.initialMs,
+      retryMaxMs: config.retry.maxMs,
+    },
+    windowChanges: config.windowChanges,
+    maxLagBytes: config.maxLagBytes,
+  });
+}

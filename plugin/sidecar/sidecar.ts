@@ -1,0 +1,346 @@
+import type { Logger } from 'pino';
+import { PacketWindow } from '../primary/packet-window.js';
+import type { PrimaryStream } from '../primary/primary-stream.js';
+import {
+  compareLsn,
+  type Lsn,
+  lsnDistance,
+  lsnToBigInt,
+  type PacketPart,
+  type ResumePoint,
+  ZERO_LSN,
+} from '../protocol/index.js';
+import {
+  ReplicaAgent,
+  type ReplicaAgentOptions,
+  type ReplicaPosition,
+  type ReplicaTarget,
+} from '../replica/replica-agent.js';
+
+/** The sidecar's view of the primary's bookkeeping (the status store adapter). */
+export interface SidecarStatusStore {
+  lastPositions(): Promise<Map<string, { version: number; lsn: Lsn }>>;
+  write(
+    replicas: ReadonlyArray<{
+      replica: string;
+      state: string;
+      version: number | null;
+      lsn: Lsn | null;
+      error: string | null;
+    }>,
+    stream: { version: number; lsn: Lsn | null; commitTime: string | null },
+  ): Promise<void>;
+  currentWalLsn(): Promise<Lsn>;
+  /** The slot's confirmed_flush_lsn: WAL before it is gone. */
+  slotConfirmedLsn(): Promise<Lsn | null>;
+  close(): Promise<void>;
+}
+
+/** Everything the sidecar is built from. */
+export interface SidecarParts {
+  /**
+   * Opens the primary stream from a resume point (a fresh connection each
+   * time); keepalives are answered with `durable`, the lowest position every
+   * non-stale replica holds, never with the resume point itself.
+   */
+  openStream(resume: ResumePoint, durable: Lsn): Promise<PrimaryStream>;
+  readonly targets: readonly ReplicaTarget[];
+  readonly status: SidecarStatusStore;
+  readonly log: Logger;
+  readonly agent: ReplicaAgentOptions;
+  /** Most row changes held for deltas. */
+  readonly windowChanges: number;
+  /** A halted replica further behind than this is marked stale and stops holding WAL. */
+  readonly maxLagBytes: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * `lockstep run`: streams the primary once and applies to every replica
+ * concurrently through one shared window. The slot is confirmed only up to the
+ * lowest position every non-stale replica has durably applied, so a restart
+ * (or a replica coming back) always finds the WAL it needs.
+ */
+export class Sidecar {
+  readonly window: PacketWindow;
+  readonly agents: ReplicaAgent[];
+  private stream: PrimaryStream | null = null;
+  private stopping = false;
+  private rewindTo: ReplicaPosition | null = null;
+  private wakeRewind: (() => void) | null = null;
+  private lastPositions = new Map<string, { version: number; lsn: Lsn }>();
+  private confirmed: Lsn | null = null;
+  private head: { version: number; lsn: Lsn | null; commitTime: string | null } = {
+    version: 0,
+    lsn: null,
+    commitTime: null,
+  };
+  private tasks: Promise<unknown>[] = [];
+  private statusDirty = true;
+  /** Replicas marked stale: no longer holding WAL; they need a resync. */
+  readonly stale = new Set<string>();
+  /** The primary stream is connected and reading. */
+  streaming = false;
+
+  constructor(private readonly parts: SidecarParts) {
+    this.window = new PacketWindow(parts.windowChanges);
+    this.agents = parts.targets.map(
+      (target) =>
+        new ReplicaAgent(target.node, target, this.window, parts.agent, {
+          applied: (agent, position) => {
+            this.lastPositions.set(agent.name, position);
+            this.statusDirty = true;
+          },
+          stateChanged: (agent) => {
+            this.statusDirty = true;
+            const error = agent.lastError;
+            if (agent.state === 'halted' && error) {
+              parts.log.warn(
+                {
+                  replica: agent.name,
+                  table: error.table,
+                  version: error.version,
+                  kind: error.kind,
+                  fix: error.fix,
+                },
+                error.message,
+              );
+            } else {
+              parts.log.info(
+                { replica: agent.name, state: agent.state, version: agent.position?.version },
+                `replica ${agent.name} is ${agent.state}`,
+              );
+            }
+          },
+          needsRewind: (agent, position) => this.requestRewind(agent.name, position),
+        }),
+    );
+  }
+
+  /** Starts every loop; resolves once the sidecar runs (the stream may still be connecting). */
+  async start(): Promise<void> {
+    this.lastPositions = await this.parts.status.lastPositions();
+    for (const agent of this.agents) this.tasks.push(agent.run());
+    this.tasks.push(this.pumpLoop(), this.housekeepingLoop());
+  }
+
+  /** Stops cleanly: open batches are rolled back (nothing half-applied), connections closed. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const agent of this.agents) agent.stop();
+    this.wakeRewind?.();
+    await this.stream?.stop();
+    this.window.reset();
+    await Promise.allSettled(this.tasks);
+    await this.writeStatus().catch(() => undefined);
+    await this.parts.status.close();
+  }
+
+  private requestRewind(replica: string, position: ReplicaPosition): void {
+    if (this.stale.has(replica)) return;
+    if (this.rewindTo && this.rewindTo.version <= position.version) return;
+    this.parts.log.info(
+      { replica, version: position.version },
+      `replica ${replica} needs packets no longer in memory: re-reading the slot from version ${position.version}`,
+    );
+    this.rewindTo = position;
+    this.wakeRewind?.();
+  }
+
+  /** Where the stream starts: the lowest position among the replicas that can take packets now. */
+  private async resumePoint(): Promise<ResumePoint | null> {
+    for (;;) {
+      if (this.stopping) return null;
+      const waiting = this.agents.filter((a) => a.state === 'starting');
+      if (waiting.length === 0) await this.markGone();
+      const known = this.agents.filter(
+        (a) => a.position && a.state !== 'halted' && !this.stale.has(a.name),
+      );
+      if (known.length > 0 && waiting.length === 0) {
+        let low = (known[0] as ReplicaAgent).position as ReplicaPosition;
+        for (const a of known)
+          if ((a.position as ReplicaPosition).version < low.version)
+            low = a.position as ReplicaPosition;
+        if (this.rewindTo && this.rewindTo.version < low.version) low = this.rewindTo;
+        return low;
+      }
+      await sleep(100);
+    }
+  }
+
+  private async pumpLoop(): Promise<void> {
+    let delay = 500;
+    while (!this.stopping) {
+      const resume = await this.resumePoint();
+      if (!resume) return;
+      this.rewindTo = null;
+      let stream: PrimaryStream;
+      try {
+        stream = await this.parts.openStream(resume, this.confirmable() ?? ZERO_LSN);
+      } catch (error) {
+        this.streaming = false;
+        this.statusDirty = true;
+        this.parts.log.error(
+          { err: (error as Error).message },
+          `cannot stream from the primary: ${(error as Error).message}`,
+        );
+        await sleep(delay);
+        delay = Math.min(delay * 2, 30_000);
+        continue;
+      }
+      delay = 500;
+      this.stream = stream;
+      this.window.reset();
+      if (this.confirmed) stream.confirm(this.confirmed);
+      this.streaming = true;
+      this.statusDirty = true;
+      this.parts.log.info(
+        { version: resume.version, lsn: resume.lsn },
+        `streaming from version ${resume.version}`,
+      );
+      try {
+        for (;;) {
+          const rewind = new Promise<null>((resolve) => {
+            this.wakeRewind = () => resolve(null);
+          });
+          if (this.rewindTo || this.stopping) break;
+          const part: PacketPart | null = await Promise.race([stream.next(), rewind]);
+          if (!part) break;
+          await this.window.waitForRoom();
+          this.window.push(part);
+          if (part.final)
+            this.head = {
+              version: part.header.version,
+              lsn: part.header.lsn,
+              commitTime: part.header.commitTime,
+            };
+        }
+      } catch (error) {
+        this.parts.log.error(
+          { err: (error as Error).message },
+          `the primary stream failed: ${(error as Error).message}`,
+        );
+        await sleep(delay);
+      } finally {
+        this.streaming = false;
+        this.statusDirty = true;
+        this.stream = null;
+        await stream.stop();
+      }
+    }
+  }
+
+  /** Confirms the slot, marks stale replicas and records status, a few times a second. */
+  private async housekeepingLoop(): Promise<void> {
+    let lastWrite = 0;
+    let lastStaleCheck = 0;
+    while (!this.stopping) {
+      await sleep(200);
+      this.confirmSlot();
+      const now = Date.now();
+      try {
+        if (now - lastStaleCheck > 5_000) {
+          lastStaleCheck = now;
+          await this.markStale();
+        }
+        if (this.statusDirty || now - lastWrite > 5_000) {
+          lastWrite = now;
+          this.statusDirty = false;
+          await this.writeStatus();
+        }
+      } catch (error) {
+        this.parts.log.warn(
+          { err: (error as Error).message },
+          'cannot record status on the primary',
+        );
+      }
+    }
+  }
+
+  /** The lowest durable position of the replicas that are not stale; null while one is unknown. */
+  private confirmable(): Lsn | null {
+    let low: Lsn | null = null;
+    for (const agent of this.agents) {
+      if (this.stale.has(agent.name)) continue;
+      const position = agent.position ?? this.lastPositions.get(agent.name);
+      if (!position) return null; // a replica we know nothing of yet: hold everything
+      if (!low || compareLsn(position.lsn, low) < 0) low = position.lsn;
+    }
+    return low;
+  }
+
+  /** The slot may release WAL up to {@link confirmable}. */
+  private confirmSlot(): void {
+    const low = this.confirmable();
+    if (!low || (this.confirmed && compareLsn(low, this.confirmed) <= 0)) return;
+    this.confirmed = low;
+    this.stream?.confirm(low);
+  }
+
+  /**
+   * A replica whose position is before the slot's confirmed point cannot be
+   * served any more (that WAL is gone, and re-reading would number packets
+   * wrongly): it is stale and stops until it is resynced.
+   */
+  private async markGone(): Promise<void> {
+    const confirmed = await this.parts.status.slotConfirmedLsn().catch(() => null);
+    if (!confirmed) return;
+    for (const agent of this.agents) {
+      if (!agent.position || this.stale.has(agent.name)) continue;
+      if (lsnToBigInt(agent.position.lsn) + 1n < lsnToBigInt(confirmed)) {
+        this.markStaleAgent(
+          agent,
+          `its position ${agent.position.lsn} is before the slot's ${confirmed}`,
+        );
+      }
+    }
+  }
+
+  private markStaleAgent(agent: ReplicaAgent, why: string): void {
+    this.stale.add(agent.name);
+    agent.stop();
+    this.statusDirty = true;
+    this.parts.log.error(
+      { replica: agent.name },
+      `replica ${agent.name} is stale (${why}): it no longer holds WAL on the primary and needs a resync (lockstep attach after emptying it)`,
+    );
+  }
+
+  private async markStale(): Promise<void> {
+    const halted = this.agents.filter((a) => a.state === 'halted' && !this.stale.has(a.name));
+    if (halted.length === 0) return;
+    const current = await this.parts.status.currentWalLsn();
+    for (const agent of halted) {
+      const position = agent.position ?? this.lastPositions.get(agent.name);
+      if (position && lsnDistance(position.lsn, current) > this.parts.maxLagBytes) {
+        this.markStaleAgent(
+          agent,
+          `${lsnDistance(position.lsn, current)} bytes behind, more than maxLagBytes`,
+        );
+      }
+    }
+  }
+
+  /** Current state of each replica as reported to status. */
+  replicaState(agent: ReplicaAgent): string {
+    return this.stale.has(agent.name) ? 'stale' : agent.state;
+  }
+
+  private async writeStatus(): Promise<void> {
+    await this.parts.status.write(
+      this.agents.map((a) => {
+        const position = a.position ?? this.lastPositions.get(a.name) ?? null;
+        return {
+          replica: a.name,
+          state: this.replicaState(a),
+          version: position?.version ?? null,
+          lsn: position?.lsn ?? null,
+          error: a.lastError?.message ?? null,
+        };
+      }),
+      this.head,
+    );
+  }
+}

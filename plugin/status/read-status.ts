@@ -1,0 +1,171 @@
+import type pg from 'pg';
+import { connectNode } from '../../adapters/postgres/node-connection.js';
+import type { LockstepConfig } from '../config/config-schema.js';
+import type { LockstepError } from '../lockstep-error.js';
+import { type Lsn, lsnDistance } from '../protocol/index.js';
+
+/** One replica in `status --json`. */
+export interface ReplicaStatus {
+  name: string;
+  version: number | null;
+  lsn: Lsn | null;
+  lagVersions: number | null;
+  lagBytes: number | null;
+  lagSeconds: number | null;
+  state: string;
+  error: string | null;
+  errorAt: string | null;
+}
+
+/** A lockstep transaction still prepared on some node. */
+export interface InDoubtTransaction {
+  node: string;
+  gid: string;
+  preparedAt: string;
+  ageSeconds: number;
+}
+
+/** `status --json` (DESIGN.md: primary.version, primary.lsn, replicas[], inDoubt[]). */
+export interface LockstepStatus {
+  primary: {
+    version: number | null;
+    lsn: Lsn | null;
+    walLsn: Lsn | null;
+    slotRetainedBytes: number | null;
+    error: string | null;
+  };
+  replicas: ReplicaStatus[];
+  inDoubt: InDoubtTransaction[];
+}
+
+async function inDoubtOn(node: string, client: pg.ClientBase): Promise<InDoubtTransaction[]> {
+  const { rows } = await client.query<{ gid: string; prepared: Date; age: number }>(
+    `SELECT gid, prepared, extract(epoch FROM now() - prepared)::float8 AS age
+       FROM pg_prepared_xacts WHERE database = current_database() AND gid LIKE 'lockstep\\_%' ORDER BY prepared`,
+  );
+  return rows.map((r) => ({
+    node,
+    gid: r.gid,
+    preparedAt: r.prepared.toISOString(),
+    ageSeconds: Math.round(r.age),
+  }));
+}
+
+/**
+ * Reads status from the databases themselves, so it works whether or not a
+ * sidecar runs: each replica's applied position, the sidecar's last notes
+ * (state, error) and the stream head from the primary, prepared lockstep
+ * transactions everywhere.
+ */
+export async function readStatus(config: LockstepConfig): Promise<LockstepStatus> {
+  const stream = config.slot;
+  const status: LockstepStatus = {
+    primary: { version: null, lsn: null, walLsn: null, slotRetainedBytes: null, error: null },
+    replicas: [],
+    inDoubt: [],
+  };
+  const notes = new Map<string, { state: string; error: string | null; error_at: Date | null }>();
+  let headCommit: Date | null = null;
+  try {
+    const primary = await connectNode('primary', config.primary);
+    try {
+      const head = await primary
+        .query<{
+          version: string;
+          lsn: Lsn | null;
+          commit_time: Date | null;
+          wal: Lsn;
+          retained: string | null;
+        }>(
+          `SELECT s.version::text, s.lsn::text, s.commit_time, pg_current_wal_lsn()::text AS wal,
+                (SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text FROM pg_replication_slots WHERE slot_name = s.slot) AS retained
+           FROM lockstep.streams s WHERE s.stream = $1`,
+          [stream],
+        )
+        .catch(() => ({ rows: [] }));
+      const row = head.rows[0];
+      if (row) {
+        status.primary = {
+          version: Number(row.version),
+          lsn: row.lsn,
+          walLsn: row.wal,
+          slotRetainedBytes: row.retained === null ? null : Number(row.retained),
+          error: null,
+        };
+        headCommit = row.commit_time;
+        const replicaNotes = await primary.query<{
+          replica: string;
+          state: string;
+          error: string | null;
+          error_at: Date | null;
+        }>(
+          'SELECT replica, state, error, error_at FROM lockstep.replica_status WHERE stream = $1',
+          [stream],
+        );
+        for (const n of replicaNotes.rows) notes.set(n.replica, n);
+      } else {
+        status.primary.error = `not attached: no stream "${stream}" on the primary (run lockstep attach)`;
+      }
+      status.inDoubt.push(...(await inDoubtOn('primary', primary)));
+    } finally {
+      await primary.end();
+    }
+  } catch (error) {
+    status.primary.error = (error as LockstepError).message;
+  }
+
+  status.replicas = await Promise.all(
+    config.replicas.map(async (replica): Promise<ReplicaStatus> => {
+      const note = notes.get(replica.name);
+      const base: ReplicaStatus = {
+        name: replica.name,
+        version: null,
+        lsn: null,
+        lagVersions: null,
+        lagBytes: null,
+        lagSeconds: null,
+        state: note?.state ?? 'unknown',
+        error: note?.error ?? null,
+        errorAt: note?.error_at?.toISOString() ?? null,
+      };
+      let client: pg.Client;
+      try {
+        client = await connectNode(replica.name, replica.url);
+      } catch (error) {
+        return { ...base, state: 'halted', error: (error as LockstepError).message };
+      }
+      try {
+        const { rows } = await client
+          .query<{ version: string; lsn: Lsn; commit_time: Date | null }>(
+            'SELECT version::text, lsn::text, commit_time FROM lockstep.applied WHERE stream = $1',
+            [stream],
+          )
+          .catch(() => ({ rows: [] as { version: string; lsn: Lsn; commit_time: Date | null }[] }));
+        status.inDoubt.push(...(await inDoubtOn(replica.name, client)));
+        const row = rows[0];
+        if (!row) return { ...base, state: 'not-attached' };
+        const version = Number(row.version);
+        const headVersion = status.primary.version;
+        const lagVersions = headVersion === null ? null : Math.max(0, headVersion - version);
+        return {
+          ...base,
+          version,
+          lsn: row.lsn,
+          lagVersions,
+          lagBytes: status.primary.walLsn
+            ? Math.max(0, lsnDistance(row.lsn, status.primary.walLsn))
+            : null,
+          lagSeconds:
+            lagVersions === 0 || !headCommit || !row.commit_time
+              ? lagVersions === 0
+                ? 0
+                : null
+              : Math.max(0, (headCommit.getTime() - row.commit_time.getTime()) / 1000),
+        };
+      } finally {
+        await client.end();
+      }
+    }),
+  );
+  return status;
+}

@@ -1,0 +1,74 @@
+import { expect } from 'vitest';
+import type { TestCluster } from '../harness/test-cluster.js';
+
+/**
+ * Reads a table's rows in a stable order, as text, for a row-by-row compare.
+ * Ordering by the whole row's text works with or without a primary key.
+ */
+async function rowsOf(node: TestCluster, table: string): Promise<string[]> {
+  const rows = await node.query<{ r: string }>(`SELECT t::text AS r FROM ${table} t ORDER BY 1`);
+  return rows.map((row) => row.r);
+}
+
+/** Asserts every table is identical, row by row, on the primary and every replica. */
+export async function expectIdentical(
+  primary: TestCluster,
+  replicas: readonly TestCluster[],
+  tables: readonly string[],
+): Promise<void> {
+  for (const table of tables) {
+    const expected = await rowsOf(primary, table);
+    for (const replica of replicas) {
+      const actual = await rowsOf(replica, table);
+      expect({ table, node: replica.name, count: actual.length }).toEqual({
+        table,
+        node: replica.name,
+        count: expected.length,
+      });
+      const firstDifference = actual.findIndex((row, i) => row !== expected[i]);
+      expect({ table, node: replica.name, firstDifference, row: actual[firstDifference] }).toEqual({
+        table,
+        node: replica.name,
+        firstDifference: -1,
+        row: undefined,
+      });
+    }
+  }
+}
+
+/** Waits until `check` holds (polling), failing with `what` after `ms`. */
+export async function eventually(
+  check: () => Promise<boolean>,
+  what: string,
+  ms = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Inserts a marker row on the primary and waits until every replica has it: everything before it was applied. */
+export async function waitForMarker(
+  primary: TestCluster,
+  replicas: readonly TestCluster[],
+  ms = 120_000,
+): Promise<void> {
+  const [row] = await primary.query<{ id: string }>(
+    'INSERT INTO marker DEFAULT VALUES RETURNING id',
+  );
+  const id = row?.id;
+  await eventually(
+    async () => {
+      for (const replica of replicas) {
+        const found = await replica.query('SELECT 1 FROM marker WHERE id = $1', [id]);
+        if (found.length === 0) return false;
+      }
+      return true;
+    },
+    `marker ${id} on every replica`,
+    ms,
+  );
+}

@@ -1,0 +1,74 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestCluster } from '../harness/test-cluster.js';
+
+/** Writes a configuration file for a primary and replicas; returns its path and a cleanup. */
+export function writeConfig(
+  primary: TestCluster,
+  replicas: readonly TestCluster[],
+  extra: Record<string, unknown> = {},
+): { file: string; remove(): void } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lockstep-config-'));
+  const file = path.join(dir, 'lockstep.json');
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        primary: primary.url,
+        replicas: replicas.map((r) => ({ name: r.name, url: r.url })),
+        tables: ['public.*'],
+        http: { port: 0 },
+        retry: { initialMs: 200, maxMs: 2000 },
+        ...extra,
+      },
+      null,
+      2,
+    ),
+  );
+  return { file, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A `lockstep` command run as its own process (so tests can SIGKILL it), output collected. */
+export class LockstepProcess {
+  readonly child: ChildProcess;
+  output = '';
+  readonly exited: Promise<number | null>;
+
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, ['--import', 'tsx', 'plugin/cli/main.ts', ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.stdout?.on('data', (d: Buffer) => {
+      this.output += d.toString();
+    });
+    this.child.stderr?.on('data', (d: Buffer) => {
+      this.output += d.toString();
+    });
+    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+  }
+
+  /** JSON log lines printed so far. */
+  logLines(): Array<Record<string, unknown>> {
+    return this.output
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    this.child.kill(signal);
+  }
+}
+
+/** Runs a lockstep command to completion and returns its exit code and output. */
+export async function lockstep(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; output: string }> {
+  const p = new LockstepProcess(args, env);
+  const code = await p.exited;
+  return { code, output: p.output };
+}

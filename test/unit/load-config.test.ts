@@ -1,0 +1,128 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../plugin/config/load-config.js';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'lockstep-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const p = path.join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return [...(error as ConfigError).problems];
+  }
+  throw new Error('expected a ConfigError');
+}
+
+const minimal = {
+  primary: 'postgres://app:s3cret@127.0.0.1:5432/app',
+  replicas: [{ name: 'eu', url: 'postgres://app:s3cret@10.0.0.2:5432/app' }],
+};
+
+describe('loadConfig', () => {
+  it('reads JSON and fills defaults', () => {
+    const config = loadConfig(file('c.json', JSON.stringify(minimal)), {});
+    expect(config).toMatchObject({
+      tables: ['public.*'],
+      twoPhase: { tables: [], tag: true, captureDdl: false, voteTimeoutMs: 5000 },
+      http: { host: '127.0.0.1', port: 9187 },
+      conflicts: 'halt',
+      slot: 'lockstep',
+    });
+  });
+
+  it('reads YAML', () => {
+    const config = loadConfig(
+      file(
+        'c.yaml',
+        'primary: postgres://p@h/db\nreplicas:\n  - name: us\n    url: postgres://r@h/db\ntwoPhase:\n  tables: ["billing.*"]\n',
+      ),
+      {},
+    );
+    expect(config.twoPhase.tables).toEqual(['billing.*']);
+  });
+
+  it('lets LOCKSTEP_* variables override and supply every key', () => {
+    const config = loadConfig(undefined, {
+      LOCKSTEP_PRIMARY: 'postgres://p@h/db',
+      LOCKSTEP_REPLICAS: 'eu=postgres://a@h/db,us=postgres://b@h/db',
+      LOCKSTEP_TABLES: 'public.*, billing.*',
+      LOCKSTEP_TWO_PHASE_TAG: 'false',
+      LOCKSTEP_HTTP_PORT: '9999',
+      LOCKSTEP_CONFLICTS: 'overwrite',
+    });
+    expect(config.replicas.map((r) => r.name)).toEqual(['eu', 'us']);
+    expect(config.tables).toEqual(['public.*', 'billing.*']);
+    expect(config.twoPhase.tag).toBe(false);
+    expect(config.http.port).toBe(9999);
+    expect(config.conflicts).toBe('overwrite');
+  });
+
+  it('names the key, the value and what is expected, without passwords', () => {
+    const problems = problemsOf(() =>
+      loadConfig(
+        file(
+          'bad.json',
+          JSON.stringify({
+            ...minimal,
+            replicas: [{ name: 'eu', url: 'mysql://app:s3cret@h/db' }],
+            http: { port: 'ninety' },
+            conflict: 'halt',
+          }),
+        ),
+        {},
+      ),
+    );
+    expect(problems.join('\n')).not.toContain('s3cret');
+    expect(problems).toContainEqual(
+      expect.stringMatching(
+        /^replicas\[0\]\.url: got "mysql:\/\/app:\*\*\*@h\/db"; expected .*postgres:\/\//,
+      ),
+    );
+    expect(problems).toContainEqual(
+      expect.stringMatching(/^http\.port: got "ninety"; expected number/),
+    );
+    expect(problems).toContainEqual(expect.stringMatching(/unknown key "conflict"/));
+  });
+
+  it('refuses two replicas with the same name', () => {
+    const twice = {
+      ...minimal,
+      replicas: [...minimal.replicas, { name: 'eu', url: 'postgres://x@h/db' }],
+    };
+    expect(problemsOf(() => loadConfig(file('twice.json', JSON.stringify(twice)), {}))).toEqual([
+      expect.stringMatching(
+        /^replicas\[1\]\.name: got "eu"; expected a name used by no other replica/,
+      ),
+    ]);
+  });
+
+  it('names the variable a bad value came from', () => {
+    const problems = problemsOf(() =>
+      loadConfig(file('ok.json', JSON.stringify(minimal)), { LOCKSTEP_CONFLICTS: 'ignore' }),
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^conflicts \(from LOCKSTEP_CONFLICTS\): got "ignore"; expected one of/,
+      ),
+    ]);
+  });
+
+  it('reports a missing file and a missing primary clearly', () => {
+    expect(problemsOf(() => loadConfig(path.join(dir, 'nope.yaml'), {}))).toEqual([
+      'cannot read the file: ENOENT',
+    ]);
+    expect(problemsOf(() => loadConfig(file('empty.yaml', ''), {}))).toContainEqual(
+      expect.stringMatching(/^primary: got missing; expected/),
+    );
+  });
+});
