@@ -47,6 +47,8 @@ export interface ReplicaAgentEvents {
   stateChanged(agent: ReplicaAgent): void;
   /** The packet after `version` is no longer in the window: re-read the stream from there. */
   needsRewind(agent: ReplicaAgent, position: ReplicaPosition): void;
+  /** Something an operator may want in the log (deltas, duplicates skipped). */
+  note(agent: ReplicaAgent, message: string, fields: Record<string, unknown>): void;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -68,6 +70,8 @@ export class ReplicaAgent {
   packetsApplied = 0;
   rowsApplied = 0;
   applyErrors = 0;
+  /** Packets skipped because the replica already had them (after restarts and rewinds). */
+  duplicatesSkipped = 0;
   private stopping = false;
   private wakeStop: (() => void) | null = null;
 
@@ -134,6 +138,20 @@ export class ReplicaAgent {
     let epoch = this.window.epoch;
     let cursor = this.locate(position);
     this.setState('catching-up');
+    this.noteDelta(position);
+    let skippedSinceStreaming = 0;
+    const reportSkipped = () => {
+      if (skippedSinceStreaming === 0) return;
+      this.events.note(
+        this,
+        `replica ${this.name} skipped ${skippedSinceStreaming} duplicate packet(s) it already had`,
+        {
+          duplicates: skippedSinceStreaming,
+          version: position.version,
+        },
+      );
+      skippedSinceStreaming = 0;
+    };
     // The open batch, if any.
     let batch: { packets: number; rows: number; startedAt: number; partial: boolean } | null = null;
     let last: { version: number; lsn: Lsn; commitTime: string } | null = null;
@@ -162,6 +180,7 @@ export class ReplicaAgent {
         batch = null;
         epoch = this.window.epoch;
         cursor = this.locate(position);
+        this.noteDelta(position);
       }
       if (cursor === null) {
         this.events.needsRewind(this, position);
@@ -183,7 +202,11 @@ export class ReplicaAgent {
           if (!this.window.at(cursor)) await commitBatch();
           continue;
         }
-        if (!batch) this.setState('streaming');
+        if (!batch) {
+          this.setState('streaming');
+          // Once the stream has come back up to this replica's own version, the run of duplicates is over.
+          if ((this.window.newestVersion ?? 0) >= position.version) reportSkipped();
+        }
         await this.window.changed();
         continue;
       }
@@ -194,6 +217,10 @@ export class ReplicaAgent {
           ? decideOnePhase(expected, header.version)
           : { action: 'apply' as const };
       if (decision.action === 'skip-duplicate') {
+        if (part.final) {
+          this.duplicatesSkipped++;
+          skippedSinceStreaming++;
+        }
         cursor++;
         this.window.setCursor(this.name, cursor);
         continue;
@@ -210,6 +237,7 @@ export class ReplicaAgent {
         continue;
       }
       if (!batch) {
+        reportSkipped();
         this.target.begin();
         batch = { packets: 0, rows: 0, startedAt: Date.now(), partial: false };
         if (this.state !== 'streaming') this.setState('catching-up');
@@ -231,6 +259,22 @@ export class ReplicaAgent {
       }
     }
     if (batch) await this.target.rollback();
+  }
+
+  /** Logs the delta a replica behind the stream's head is about to receive from memory. */
+  private noteDelta(position: ReplicaPosition): void {
+    const head = this.window.newestVersion;
+    const seq = this.window.locate(position.version);
+    if (head !== null && head > position.version && seq !== null) {
+      this.events.note(
+        this,
+        `replica ${this.name} is behind: delta ${position.version + 1}..${head} served from memory`,
+        {
+          from: position.version + 1,
+          to: head,
+        },
+      );
+    }
   }
 
   /** The window position after `position`, registering the cursor; null when a rewind is needed. */

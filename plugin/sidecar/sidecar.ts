@@ -114,6 +114,8 @@ export class Sidecar {
             }
           },
           needsRewind: (agent, position) => this.requestRewind(agent.name, position),
+          note: (agent, message, fields) =>
+            parts.log.info({ replica: agent.name, ...fields }, message),
         }),
     );
   }

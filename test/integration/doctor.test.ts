@@ -1,0 +1,121 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clusterProvider } from '../harness/clusters.js';
+import type { TestCluster } from '../harness/test-cluster.js';
+import { lockstep, writeConfig } from '../support/lockstep-process.js';
+
+let notLogical: TestCluster; // primary with wal_level=replica
+let fullSlots: TestCluster; // primary whose only slot is taken
+let noPrepared: TestCluster; // replica with max_prepared_transactions=0
+let drifted: TestCluster; // replica whose tables differ
+const configs: Array<{ remove(): void }> = [];
+
+beforeAll(async () => {
+  const provider = await clusterProvider();
+  [notLogical, fullSlots, noPrepared, drifted] = await Promise.all([
+    provider.start({ role: 'primary', name: 'not-logical', settings: { wal_level: 'replica' } }),
+    provider.start({ role: 'primary', name: 'full-slots', settings: { max_replication_slots: 1 } }),
+    provider.start({
+      role: 'replica',
+      name: 'no-prepared',
+      settings: { max_prepared_transactions: 0 },
+    }),
+    provider.start({ role: 'replica', name: 'drifted' }),
+  ]);
+  const primaryTables = `CREATE TABLE orders (id int PRIMARY KEY, total numeric(10,2), note text);
+                         CREATE TABLE audit (at timestamptz, what text);
+                         CREATE TABLE gone (id int PRIMARY KEY);`;
+  await Promise.all([
+    notLogical.query(primaryTables),
+    fullSlots.query(primaryTables),
+    noPrepared.query(primaryTables),
+  ]);
+  await drifted.query(`CREATE TABLE orders (id int PRIMARY KEY, total text, extra int NOT NULL);
+                       CREATE TABLE audit (at timestamptz, what text);`);
+  await fullSlots.query(`SELECT pg_create_logical_replication_slot('someone_else', 'pgoutput')`);
+  await fullSlots.query('CREATE ROLE app_no_repl LOGIN');
+});
+afterAll(async () => {
+  for (const c of configs) c.remove();
+  await Promise.all([notLogical, fullSlots, noPrepared, drifted].map((c) => c?.destroy()));
+});
+
+async function doctor(
+  primaryUrl: TestCluster,
+  replicas: TestCluster[],
+  extra: Record<string, unknown> = {},
+) {
+  const config = writeConfig(primaryUrl, replicas, extra);
+  configs.push(config);
+  return lockstep(['doctor', '--config', config.file]);
+}
+
+describe('lockstep doctor', () => {
+  it('lists every problem of the primary and the replicas with its fix, and exits 1', async () => {
+    const unreachable = {
+      ...drifted,
+      name: 'unreachable',
+      url: 'postgres://postgres:hunter2@127.0.0.1:1/postgres',
+    } as TestCluster;
+    const { code, output } = await doctor(notLogical, [noPrepared, drifted, unreachable]);
+    expect(code).toBe(1);
+    // primary
+    expect(output).toMatch(
+      /\[primary\] wal_level is 'replica'; logical replication needs 'logical'\n\s+fix: run ALTER SYSTEM SET wal_level = 'logical'/,
+    );
+    expect(output).toMatch(
+      /\[primary, table public\.audit\] the table has no primary key and no REPLICA IDENTITY FULL.*\n\s+fix: add a primary key, or run ALTER TABLE "public"\."audit" REPLICA IDENTITY FULL/,
+    );
+    // replicas
+    expect(output).toMatch(
+      /\[no-prepared\] max_prepared_transactions is 0.*\n\s+fix: set max_prepared_transactions = 64/,
+    );
+    expect(output).toMatch(
+      /\[drifted, table public\.gone\] the table does not exist on the replica/,
+    );
+    expect(output).toMatch(
+      /\[drifted, table public\.orders\] column "total" is text on the replica but numeric\(10,2\) on the primary\n\s+fix: .*ALTER COLUMN "total" TYPE numeric\(10,2\)/,
+    );
+    expect(output).toMatch(
+      /\[drifted, table public\.orders\] column "note" \(text\) is missing on the replica/,
+    );
+    expect(output).toMatch(
+      /\[drifted, table public\.orders\] column "extra" exists only on the replica and is NOT NULL without a default/,
+    );
+    expect(output).toMatch(
+      /\[unreachable\] cannot connect to postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/postgres.*\n\s+fix: check that the server is running/,
+    );
+    expect(output).not.toContain('hunter2');
+  });
+
+  it('names a full slot table and a role without REPLICATION', async () => {
+    const asApp = { ...fullSlots, url: fullSlots.urlFor({ user: 'app_no_repl' }) } as TestCluster;
+    const { code, output } = await doctor(asApp, [noPrepared], { tables: ['public.orders'] });
+    expect(code).toBe(1);
+    expect(output).toMatch(
+      /all 1 replication slots are in use.*\n\s+fix: raise max_replication_slots/,
+    );
+    expect(output).toMatch(
+      /role "app_no_repl" may not use replication slots.*\n\s+fix: as a superuser run: ALTER ROLE "app_no_repl" REPLICATION/,
+    );
+  });
+
+  it('names the tables setting when no table matches', async () => {
+    const { code, output } = await doctor(fullSlots, [noPrepared], { tables: ['nothing.*'] });
+    expect(code).toBe(1);
+    expect(output).toMatch(/no table matches the configured tables \["nothing\.\*"\]/);
+  });
+
+  it('says all is well when it is', async () => {
+    await fullSlots.query(`SELECT pg_drop_replication_slot('someone_else')`);
+    await noPrepared.query(`ALTER SYSTEM SET max_prepared_transactions = 10`);
+    await noPrepared.stopServer();
+    await noPrepared.startServer();
+    const { code, output } = await doctor(fullSlots, [noPrepared], {
+      tables: ['public.orders', 'public.gone'],
+    });
+    expect(output).toMatch(
+      /✓ all nodes ready: primary and 1 replica\(s\), 2 table\(s\) to replicate/,
+    );
+    expect(code).toBe(0);
+  });
+});

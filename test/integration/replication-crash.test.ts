@@ -1,0 +1,62 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectIdentical, waitForMarker } from '../support/compare-nodes.js';
+import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
+import { runTpcb, TPCB_SCHEMA, tpcbSeed } from '../support/tpcb-workload.js';
+import { useClusters } from '../support/use-clusters.js';
+
+const TABLES = ['branches', 'tellers', 'accounts', 'history', 'marker'];
+/** How many times the sidecar is SIGKILLed (the issue asks for at least 20). */
+const KILLS = Number(process.env.LOCKSTEP_KILL_LOOPS ?? 20);
+const clusters = useClusters({ replicas: 2 });
+let config: ReturnType<typeof writeConfig>;
+
+beforeAll(async () => {
+  await Promise.all([clusters.primary, ...clusters.replicas].map((c) => c.query(TPCB_SCHEMA)));
+  await clusters.primary.query(tpcbSeed(1, 2_000));
+  // Small batches so kills land between and inside batches alike.
+  config = writeConfig(clusters.primary, clusters.replicas, { batch: { maxRows: 200, maxMs: 10 } });
+  expect((await lockstep(['attach', '--config', config.file])).code).toBe(0);
+});
+afterAll(() => config?.remove());
+
+describe('crash safety', () => {
+  it(`loses nothing and doubles nothing when the sidecar is SIGKILLed ${KILLS} times under load`, async () => {
+    const stop = new AbortController();
+    const workload = runTpcb(clusters.primary.url, {
+      clients: 3,
+      ms: 600_000,
+      branches: 1,
+      accountsPerBranch: 2_000,
+      signal: stop.signal,
+    });
+    let sidecar = new LockstepProcess(['run', '--config', config.file]);
+    try {
+      for (let i = 0; i < KILLS; i++) {
+        await new Promise((r) => setTimeout(r, 300 + Math.random() * 900));
+        sidecar.kill('SIGKILL');
+        await sidecar.exited;
+        sidecar = new LockstepProcess(['run', '--config', config.file]);
+      }
+      stop.abort();
+      const work = await workload;
+      expect(work.transactions).toBeGreaterThan(KILLS * 10);
+      await waitForMarker(clusters.primary, clusters.replicas);
+      await expectIdentical(clusters.primary, clusters.replicas, TABLES);
+      // The stored version of each replica equals the number of packets: none skipped, none twice.
+      const [head] = await clusters.primary.query<{ version: string }>(
+        'SELECT version::text FROM lockstep.streams',
+      );
+      for (const replica of clusters.replicas) {
+        const [applied] = await replica.query<{ version: string }>(
+          'SELECT version::text FROM lockstep.applied',
+        );
+        expect(Number(applied?.version)).toBeGreaterThanOrEqual(work.transactions);
+        expect(Number(applied?.version)).toBeLessThanOrEqual(Number(head?.version) + 1);
+      }
+    } finally {
+      stop.abort();
+      sidecar.kill('SIGTERM');
+      await sidecar.exited;
+    }
+  });
+});

@@ -1,0 +1,76 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, expectIdentical, waitForMarker } from '../support/compare-nodes.js';
+import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
+import { useClusters } from '../support/use-clusters.js';
+
+const SCHEMA =
+  'CREATE TABLE t (id int PRIMARY KEY, v int); CREATE TABLE marker (id bigserial PRIMARY KEY);';
+const clusters = useClusters({ replicas: 2 });
+let config: ReturnType<typeof writeConfig>;
+
+beforeAll(async () => {
+  await Promise.all([clusters.primary, ...clusters.replicas].map((c) => c.query(SCHEMA)));
+  config = writeConfig(clusters.primary, clusters.replicas);
+  expect((await lockstep(['attach', '--config', config.file])).code).toBe(0);
+});
+afterAll(() => config?.remove());
+
+const version = async (node: (typeof clusters.replicas)[number]) =>
+  Number(
+    (await node.query<{ v: string }>('SELECT version::text AS v FROM lockstep.applied'))[0]?.v,
+  );
+const write = async (from: number, n: number) => {
+  for (let i = from; i < from + n; i++)
+    await clusters.primary.query('INSERT INTO t VALUES ($1, $1)', [i]);
+};
+const messages = (p: LockstepProcess, replica: string) =>
+  p
+    .logLines()
+    .filter((l) => l.replica === replica)
+    .map((l) => String(l.msg));
+
+describe('deltas and duplicates on the real path', () => {
+  it('heals a gap with a delta from memory, and skips packets a replica already has', async () => {
+    const [r1, r2] = clusters.replicas as [
+      (typeof clusters.replicas)[number],
+      (typeof clusters.replicas)[number],
+    ];
+    let sidecar = new LockstepProcess(['run', '--config', config.file]);
+    try {
+      await write(1, 5);
+      await eventually(async () => (await version(r2)) === 5, 'both at version 5');
+      // Gap: replica2 misses 30 packets while down; they are still in memory when it returns.
+      await r2.stopServer('immediate');
+      await write(100, 30);
+      await eventually(async () => (await version(r1)) === 35, 'replica1 at 35');
+      await r2.startServer();
+      await eventually(async () => (await version(r2)) === 35, 'replica2 healed to 35');
+      expect(messages(sidecar, 'replica2')).toContain(
+        'replica replica2 is behind: delta 6..35 served from memory',
+      );
+
+      // Duplicates: replica2 falls behind again, the sidecar dies, and the stream restarts from replica2's position.
+      await r2.stopServer('immediate');
+      await write(200, 10);
+      await eventually(async () => (await version(r1)) === 45, 'replica1 at 45');
+      sidecar.kill('SIGKILL');
+      await sidecar.exited;
+      await r2.startServer();
+      sidecar = new LockstepProcess(['run', '--config', config.file]);
+      await eventually(async () => (await version(r2)) === 45, 'replica2 at 45');
+      await eventually(
+        async () =>
+          messages(sidecar, 'replica1').includes(
+            'replica replica1 skipped 10 duplicate packet(s) it already had',
+          ),
+        'replica1 to report the duplicates it skipped',
+      );
+      expect(await version(r1)).toBe(45);
+      await waitForMarker(clusters.primary, clusters.replicas);
+      await expectIdentical(clusters.primary, clusters.replicas, ['t', 'marker']);
+    } finally {
+      sidecar.kill('SIGTERM');
+      await sidecar.exited;
+    }
+  });
+});

@@ -1,0 +1,74 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, expectIdentical, waitForMarker } from '../support/compare-nodes.js';
+import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
+import { runTpcb, TPCB_SCHEMA, tpcbSeed } from '../support/tpcb-workload.js';
+import { useClusters } from '../support/use-clusters.js';
+
+const TABLES = ['branches', 'tellers', 'accounts', 'history', 'marker'];
+const clusters = useClusters({ replicas: 2 });
+let config: ReturnType<typeof writeConfig>;
+
+beforeAll(async () => {
+  await Promise.all([clusters.primary, ...clusters.replicas].map((c) => c.query(TPCB_SCHEMA)));
+  await clusters.primary.query(tpcbSeed(1, 2_000));
+  // A small window, so the returning replica's delta no longer fits in memory and the slot is re-read.
+  config = writeConfig(clusters.primary, clusters.replicas, { windowChanges: 2_000 });
+  expect((await lockstep(['attach', '--config', config.file])).code).toBe(0);
+});
+afterAll(() => config?.remove());
+
+const version = async (node: (typeof clusters.replicas)[number]) =>
+  Number(
+    (await node.query<{ v: string }>('SELECT version::text AS v FROM lockstep.applied'))[0]?.v,
+  );
+
+describe('a replica that goes down', () => {
+  it('is halted alone while the other replica keeps applying, then catches up through deltas', async () => {
+    const [r1, r2] = clusters.replicas as [
+      (typeof clusters.replicas)[number],
+      (typeof clusters.replicas)[number],
+    ];
+    const sidecar = new LockstepProcess(['run', '--config', config.file]);
+    const stop = new AbortController();
+    try {
+      const workload = runTpcb(clusters.primary.url, {
+        clients: 3,
+        ms: 600_000,
+        branches: 1,
+        accountsPerBranch: 2_000,
+        signal: stop.signal,
+      });
+      await eventually(async () => (await version(r2)) > 50, 'replica2 to apply some packets');
+      await r2.stopServer('immediate');
+      const r1Before = await version(r1);
+      await new Promise((r) => setTimeout(r, 3_000));
+      // The other replica never stopped.
+      expect(await version(r1)).toBeGreaterThan(r1Before + 50);
+      const halted = sidecar
+        .logLines()
+        .find((l) => l.replica === 'replica2' && /unreachable/.test(String(l.msg)));
+      expect(halted?.fix).toMatch(/start the replica server/);
+
+      await r2.startServer();
+      await eventually(
+        async () => (await version(r2)) >= (await version(r1)) - 20,
+        'replica2 to catch up',
+        60_000,
+      );
+      stop.abort();
+      await workload;
+      await waitForMarker(clusters.primary, clusters.replicas);
+      await expectIdentical(clusters.primary, clusters.replicas, TABLES);
+      // The gap was healed by re-reading the slot (the window was too small to hold it).
+      expect(
+        sidecar
+          .logLines()
+          .some((l) => l.replica === 'replica2' && /re-reading the slot/.test(String(l.msg))),
+      ).toBe(true);
+    } finally {
+      stop.abort();
+      sidecar.kill('SIGTERM');
+      expect(await sidecar.exited).toBe(0);
+    }
+  });
+});
