@@ -1,21 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../plugin/config/load-config.js';
 import { readStatus } from '../../plugin/status/read-status.js';
 import { eventually, expectIdentical } from '../support/compare-nodes.js';
 import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
-import { useClusters } from '../support/use-clusters.js';
+import { useAttached } from '../support/use-attached.js';
 
 const SCHEMA =
   'CREATE TABLE items (id int PRIMARY KEY, v text); CREATE TABLE notes (id int PRIMARY KEY, v text);';
-const clusters = useClusters({ replicas: 2 });
-let config: ReturnType<typeof writeConfig>;
-
-beforeAll(async () => {
-  await Promise.all([clusters.primary, ...clusters.replicas].map((c) => c.query(SCHEMA)));
-  config = writeConfig(clusters.primary, clusters.replicas);
-  expect((await lockstep(['attach', '--config', config.file])).code).toBe(0);
-});
-afterAll(() => config?.remove());
+const clusters = useAttached({ replicas: 2, schema: SCHEMA });
 
 const count = async (node: (typeof clusters.replicas)[number], table: string) =>
   Number((await node.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`))[0]?.n);
@@ -27,7 +19,7 @@ describe('a conflicting row on one replica', () => {
       (typeof clusters.replicas)[number],
     ];
     await r1.query(`INSERT INTO items VALUES (7, 'written on the replica')`);
-    const sidecar = new LockstepProcess(['run', '--config', config.file]);
+    const sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
     try {
       await clusters.primary.query(
         `INSERT INTO items SELECT g, 'p' || g FROM generate_series(1, 10) g`,
@@ -39,7 +31,7 @@ describe('a conflicting row on one replica', () => {
       );
       expect(await count(r1, 'notes')).toBe(0);
 
-      const cfg = loadConfig(config.file);
+      const cfg = loadConfig(clusters.configFile);
       await eventually(
         async () => (await readStatus(cfg)).replicas[0]?.state === 'halted',
         'replica1 halted in status',
@@ -52,7 +44,7 @@ describe('a conflicting row on one replica', () => {
         /fix: remove the conflicting row on replica "replica1"/,
       );
       expect(status.replicas[1]).toMatchObject({ name: 'replica2', error: null, lagVersions: 0 });
-      const text = await lockstep(['status', '--config', config.file]);
+      const text = await lockstep(['status', '--config', clusters.configFile]);
       expect(text.output).toMatch(/replica1\s+halted/);
 
       await r1.query('DELETE FROM items WHERE id = 7');

@@ -1,23 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { expectIdentical, waitForMarker } from '../support/compare-nodes.js';
-import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
+import { LockstepProcess } from '../support/lockstep-process.js';
 import { runTpcb, TPCB_SCHEMA, tpcbSeed } from '../support/tpcb-workload.js';
-import { useClusters } from '../support/use-clusters.js';
+import { useAttached } from '../support/use-attached.js';
 
 const TABLES = ['branches', 'tellers', 'accounts', 'history', 'marker'];
 /** How many times the sidecar is SIGKILLed (the issue asks for at least 20). */
 const KILLS = Number(process.env.LOCKSTEP_KILL_LOOPS ?? 20);
-const clusters = useClusters({ replicas: 2 });
-let config: ReturnType<typeof writeConfig>;
-
-beforeAll(async () => {
-  await Promise.all([clusters.primary, ...clusters.replicas].map((c) => c.query(TPCB_SCHEMA)));
-  await clusters.primary.query(tpcbSeed(1, 2_000));
-  // Small batches so kills land between and inside batches alike.
-  config = writeConfig(clusters.primary, clusters.replicas, { batch: { maxRows: 200, maxMs: 10 } });
-  expect((await lockstep(['attach', '--config', config.file])).code).toBe(0);
+// Small batches so kills land between and inside batches alike.
+const clusters = useAttached({
+  replicas: 2,
+  schema: TPCB_SCHEMA,
+  seed: tpcbSeed(1, 2_000),
+  config: { batch: { maxRows: 200, maxMs: 10 } },
 });
-afterAll(() => config?.remove());
 
 describe('crash safety', () => {
   it(`loses nothing and doubles nothing when the sidecar is SIGKILLed ${KILLS} times under load`, async () => {
@@ -29,13 +25,13 @@ describe('crash safety', () => {
       accountsPerBranch: 2_000,
       signal: stop.signal,
     });
-    let sidecar = new LockstepProcess(['run', '--config', config.file]);
+    let sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
     try {
       for (let i = 0; i < KILLS; i++) {
         await new Promise((r) => setTimeout(r, 300 + Math.random() * 900));
         sidecar.kill('SIGKILL');
         await sidecar.exited;
-        sidecar = new LockstepProcess(['run', '--config', config.file]);
+        sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
       }
       stop.abort();
       const work = await workload;

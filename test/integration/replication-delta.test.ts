@@ -1,19 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { eventually, expectIdentical, waitForMarker } from '../support/compare-nodes.js';
-import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
-import { useClusters } from '../support/use-clusters.js';
+import { LockstepProcess } from '../support/lockstep-process.js';
+import { useAttached } from '../support/use-attached.js';
 
 const SCHEMA =
   'CREATE TABLE t (id int PRIMARY KEY, v int); CREATE TABLE marker (id bigserial PRIMARY KEY);';
-const clusters = useClusters({ replicas: 2 });
-let config: ReturnType<typeof writeConfig>;
-
-beforeAll(async () => {
-  await Promise.all([clusters.primary, ...clusters.replicas].map((c) => c.query(SCHEMA)));
-  config = writeConfig(clusters.primary, clusters.replicas);
-  expect((await lockstep(['attach', '--config', config.file])).code).toBe(0);
-});
-afterAll(() => config?.remove());
+const clusters = useAttached({ replicas: 2, schema: SCHEMA });
 
 const version = async (node: (typeof clusters.replicas)[number]) =>
   Number(
@@ -35,7 +27,7 @@ describe('deltas and duplicates on the real path', () => {
       (typeof clusters.replicas)[number],
       (typeof clusters.replicas)[number],
     ];
-    let sidecar = new LockstepProcess(['run', '--config', config.file]);
+    let sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
     try {
       await write(1, 5);
       await eventually(async () => (await version(r2)) === 5, 'both at version 5');
@@ -56,7 +48,7 @@ describe('deltas and duplicates on the real path', () => {
       sidecar.kill('SIGKILL');
       await sidecar.exited;
       await r2.startServer();
-      sidecar = new LockstepProcess(['run', '--config', config.file]);
+      sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
       await eventually(async () => (await version(r2)) === 45, 'replica2 at 45');
       await eventually(
         async () =>

@@ -1,21 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { eventually, expectIdentical, waitForMarker } from '../support/compare-nodes.js';
-import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
+import { LockstepProcess } from '../support/lockstep-process.js';
 import { runTpcb, TPCB_SCHEMA, tpcbSeed } from '../support/tpcb-workload.js';
-import { useClusters } from '../support/use-clusters.js';
+import { useAttached } from '../support/use-attached.js';
 
 const TABLES = ['branches', 'tellers', 'accounts', 'history', 'marker'];
-const clusters = useClusters({ replicas: 2 });
-let config: ReturnType<typeof writeConfig>;
-
-beforeAll(async () => {
-  await Promise.all([clusters.primary, ...clusters.replicas].map((c) => c.query(TPCB_SCHEMA)));
-  await clusters.primary.query(tpcbSeed(1, 2_000));
-  // A small window, so the returning replica's delta no longer fits in memory and the slot is re-read.
-  config = writeConfig(clusters.primary, clusters.replicas, { windowChanges: 2_000 });
-  expect((await lockstep(['attach', '--config', config.file])).code).toBe(0);
+// A small window, so the returning replica's delta no longer fits in memory and the slot is re-read.
+const clusters = useAttached({
+  replicas: 2,
+  schema: TPCB_SCHEMA,
+  seed: tpcbSeed(1, 2_000),
+  config: { windowChanges: 2_000 },
 });
-afterAll(() => config?.remove());
 
 const version = async (node: (typeof clusters.replicas)[number]) =>
   Number(
@@ -28,7 +24,7 @@ describe('a replica that goes down', () => {
       (typeof clusters.replicas)[number],
       (typeof clusters.replicas)[number],
     ];
-    const sidecar = new LockstepProcess(['run', '--config', config.file]);
+    const sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
     const stop = new AbortController();
     try {
       const workload = runTpcb(clusters.primary.url, {
