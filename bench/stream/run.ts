@@ -22,13 +22,13 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { LocalClusterProvider } from '../../adapters/local-postgres/local-cluster.js';
+import { pgClientTool } from '../../adapters/local-postgres/pg-binaries.js';
 import {
   createReplicationSlot,
   dropReplicationSlot,
   ensurePublication,
 } from '../../adapters/postgres/replication-slot.js';
-import { LocalClusterProvider } from '../../test/harness/local-cluster.js';
-import { pgClientTool } from '../../test/harness/pg-binaries.js';
 import { type DecodeReport, decodeInChild } from '../../test/support/decode-in-child.js';
 
 const run = promisify(execFile);

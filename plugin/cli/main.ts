@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { AttachRefused, attach } from '../attach/attach.js';
 import { runDoctor } from '../attach/doctor.js';
 import { loadConfig } from '../config/load-config.js';
+import { runDemo } from '../demo/run-demo.js';
 import { createSidecar } from '../sidecar/create-sidecar.js';
 import { createLogger } from '../sidecar/logger.js';
 import { readStatus } from '../status/read-status.js';
@@ -129,6 +130,17 @@ export function buildProgram(): Command {
       process.stdout.write(
         options.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status),
       );
+    });
+
+  program
+    .command('demo')
+    .description(
+      'embedded primary and two replicas, a workload, live status; Ctrl-C stops and removes everything',
+    )
+    .option('--seconds <n>', 'stop by itself after n seconds', (v) => Number(v))
+    .action(async (options: { seconds?: number }) => {
+      const identical = await runDemo({ seconds: options.seconds });
+      process.exitCode = identical ? 0 : 1;
     });
 
   return program;

@@ -1,7 +1,15 @@
-import { LocalClusterProvider } from './local-cluster.js';
-import type { ClusterProvider, ClusterSpec, TestCluster } from './test-cluster.js';
+import type {
+  ClusterProvider,
+  ClusterSpec,
+  PostgresCluster,
+} from '../../adapters/local-postgres/cluster.js';
+import { LocalClusterProvider } from '../../adapters/local-postgres/local-cluster.js';
 
-export type { ClusterProvider, ClusterSpec, TestCluster } from './test-cluster.js';
+export type {
+  ClusterProvider,
+  ClusterSpec,
+  PostgresCluster,
+} from '../../adapters/local-postgres/cluster.js';
 
 let provider: ClusterProvider | null = null;
 
@@ -25,10 +33,10 @@ export async function clusterProvider(): Promise<ClusterProvider> {
 
 /** A primary and `replicas` replica clusters, started in parallel. */
 export interface ClusterSet {
-  readonly primary: TestCluster;
-  readonly replicas: readonly TestCluster[];
+  readonly primary: PostgresCluster;
+  readonly replicas: readonly PostgresCluster[];
   /** Every cluster, primary first. */
-  readonly all: readonly TestCluster[];
+  readonly all: readonly PostgresCluster[];
   destroy(): Promise<void>;
 }
 
@@ -56,7 +64,7 @@ export async function startClusters(
     await Promise.all(clusters.map((c) => c.destroy()));
     throw (failure as PromiseRejectedResult).reason;
   }
-  const [primary, ...replicas] = clusters as [TestCluster, ...TestCluster[]];
+  const [primary, ...replicas] = clusters as [PostgresCluster, ...PostgresCluster[]];
   return {
     primary,
     replicas,

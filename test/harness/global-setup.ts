@@ -2,7 +2,7 @@ import {
   createRunDirectory,
   sweepRunDirectory,
   sweepStaleRunDirectories,
-} from './run-directory.js';
+} from '../../adapters/local-postgres/run-directory.js';
 
 /**
  * vitest global setup: sweeps what an interrupted earlier run left, gives the

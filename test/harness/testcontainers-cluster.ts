@@ -3,9 +3,9 @@ import pg from 'pg';
 import {
   type ClusterProvider,
   type ClusterSpec,
+  type PostgresCluster,
   roleSettings,
-  type TestCluster,
-} from './test-cluster.js';
+} from '../../adapters/local-postgres/cluster.js';
 
 /**
  * Runs each cluster in a Docker container (`LOCKSTEP_TEST_PROVIDER=testcontainers`),
@@ -18,7 +18,7 @@ export class TestcontainersClusterProvider implements ClusterProvider {
 
   constructor(private readonly image = process.env.LOCKSTEP_TEST_IMAGE ?? 'postgres:17') {}
 
-  async start(spec: ClusterSpec): Promise<TestCluster> {
+  async start(spec: ClusterSpec): Promise<PostgresCluster> {
     const settings = { ...roleSettings(spec.role), ...spec.settings };
     const args = Object.entries(settings).flatMap(([key, value]) => ['-c', `${key}=${value}`]);
     const container = await new PostgreSqlContainer(this.image)
@@ -40,9 +40,9 @@ export class TestcontainersClusterProvider implements ClusterProvider {
   }
 }
 
-class ContainerCluster implements TestCluster {
+class ContainerCluster implements PostgresCluster {
   readonly name: string;
-  readonly role: TestCluster['role'];
+  readonly role: PostgresCluster['role'];
   readonly host: string;
   readonly port: number;
   readonly url: string;

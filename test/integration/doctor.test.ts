@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { clusterProvider } from '../harness/clusters.js';
-import type { TestCluster } from '../harness/test-cluster.js';
 import { lockstep, writeConfig } from '../support/lockstep-process.js';
 
-let notLogical: TestCluster; // primary with wal_level=replica
-let fullSlots: TestCluster; // primary whose only slot is taken
-let noPrepared: TestCluster; // replica with max_prepared_transactions=0
-let drifted: TestCluster; // replica whose tables differ
+let notLogical: PostgresCluster; // primary with wal_level=replica
+let fullSlots: PostgresCluster; // primary whose only slot is taken
+let noPrepared: PostgresCluster; // replica with max_prepared_transactions=0
+let drifted: PostgresCluster; // replica whose tables differ
 const configs: Array<{ remove(): void }> = [];
 
 beforeAll(async () => {
@@ -40,8 +40,8 @@ afterAll(async () => {
 });
 
 async function doctor(
-  primaryUrl: TestCluster,
-  replicas: TestCluster[],
+  primaryUrl: PostgresCluster,
+  replicas: PostgresCluster[],
   extra: Record<string, unknown> = {},
 ) {
   const config = writeConfig(primaryUrl, replicas, extra);
@@ -55,7 +55,7 @@ describe('lockstep doctor', () => {
       ...drifted,
       name: 'unreachable',
       url: 'postgres://postgres:hunter2@127.0.0.1:1/postgres',
-    } as TestCluster;
+    } as PostgresCluster;
     const { code, output } = await doctor(notLogical, [noPrepared, drifted, unreachable]);
     expect(code).toBe(1);
     // primary
@@ -88,7 +88,10 @@ describe('lockstep doctor', () => {
   });
 
   it('names a full slot table and a role without REPLICATION', async () => {
-    const asApp = { ...fullSlots, url: fullSlots.urlFor({ user: 'app_no_repl' }) } as TestCluster;
+    const asApp = {
+      ...fullSlots,
+      url: fullSlots.urlFor({ user: 'app_no_repl' }),
+    } as PostgresCluster;
     const { code, output } = await doctor(asApp, [noPrepared], { tables: ['public.orders'] });
     expect(code).toBe(1);
     expect(output).toMatch(

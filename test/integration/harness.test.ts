@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { sweepRunDirectory } from '../../adapters/local-postgres/run-directory.js';
 import { startClusters } from '../harness/clusters.js';
-import { sweepRunDirectory } from '../harness/run-directory.js';
 
 function alive(pid: number): boolean {
   try {

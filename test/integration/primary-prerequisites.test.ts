@@ -1,14 +1,14 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { checkPrimaryPrerequisites } from '../../adapters/postgres/primary-prerequisites.js';
 import { createReplicationSlot } from '../../adapters/postgres/replication-slot.js';
 import { LockstepError } from '../../plugin/lockstep-error.js';
 import { clusterProvider } from '../harness/clusters.js';
-import type { TestCluster } from '../harness/test-cluster.js';
 import { createFeed, openStream } from '../support/stream-session.js';
 
-let noLogical: TestCluster;
-let oneSlot: TestCluster;
+let noLogical: PostgresCluster;
+let oneSlot: PostgresCluster;
 
 beforeAll(async () => {
   const provider = await clusterProvider();

@@ -1,19 +1,19 @@
 import { expect } from 'vitest';
-import type { TestCluster } from '../harness/test-cluster.js';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 
 /**
  * Reads a table's rows in a stable order, as text, for a row-by-row compare.
  * Ordering by the whole row's text works with or without a primary key.
  */
-async function rowsOf(node: TestCluster, table: string): Promise<string[]> {
+async function rowsOf(node: PostgresCluster, table: string): Promise<string[]> {
   const rows = await node.query<{ r: string }>(`SELECT t::text AS r FROM ${table} t ORDER BY 1`);
   return rows.map((row) => row.r);
 }
 
 /** Asserts every table is identical, row by row, on the primary and every replica. */
 export async function expectIdentical(
-  primary: TestCluster,
-  replicas: readonly TestCluster[],
+  primary: PostgresCluster,
+  replicas: readonly PostgresCluster[],
   tables: readonly string[],
 ): Promise<void> {
   for (const table of tables) {
@@ -52,8 +52,8 @@ export async function eventually(
 
 /** Inserts a marker row on the primary and waits until every replica has it: everything before it was applied. */
 export async function waitForMarker(
-  primary: TestCluster,
-  replicas: readonly TestCluster[],
+  primary: PostgresCluster,
+  replicas: readonly PostgresCluster[],
   ms = 120_000,
 ): Promise<void> {
   const [row] = await primary.query<{ id: string }>(

@@ -2,12 +2,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { TestCluster } from '../harness/test-cluster.js';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 
 /** Writes a configuration file for a primary and replicas; returns its path and a cleanup. */
 export function writeConfig(
-  primary: TestCluster,
-  replicas: readonly TestCluster[],
+  primary: PostgresCluster,
+  replicas: readonly PostgresCluster[],
   extra: Record<string, unknown> = {},
 ): { file: string; remove(): void } {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lockstep-config-'));

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll } from 'vitest';
+import type { ClusterSpec, PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { type ClusterSet, startClusters } from '../harness/clusters.js';
-import type { ClusterSpec, TestCluster } from '../harness/test-cluster.js';
 
 /** The clusters of a test file, available once `beforeAll` has run. */
 export interface UsedClusters {
-  readonly primary: TestCluster;
-  readonly replicas: readonly TestCluster[];
+  readonly primary: PostgresCluster;
+  readonly replicas: readonly PostgresCluster[];
 }
 
 /**

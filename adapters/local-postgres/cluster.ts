@@ -3,7 +3,7 @@ import type { QueryResultRow } from 'pg';
 /** What a cluster is for: role-specific settings follow from it. */
 export type ClusterRole = 'primary' | 'replica';
 
-/** What a test asks for. */
+/** What a caller asks for. */
 export interface ClusterSpec {
   readonly role: ClusterRole;
   /** Name used in logs and directory names. */
@@ -12,8 +12,8 @@ export interface ClusterSpec {
   readonly settings?: Readonly<Record<string, string | number>>;
 }
 
-/** A running PostgreSQL cluster owned by a test. */
-export interface TestCluster {
+/** A running PostgreSQL cluster started by lockstep (tests, benchmarks, the demo). */
+export interface PostgresCluster {
   readonly name: string;
   readonly role: ClusterRole;
   /** Superuser URL of the `postgres` database. */
@@ -37,7 +37,7 @@ export interface TestCluster {
 /** Starts clusters; one implementation per way of running Postgres. */
 export interface ClusterProvider {
   readonly name: string;
-  start(spec: ClusterSpec): Promise<TestCluster>;
+  start(spec: ClusterSpec): Promise<PostgresCluster>;
 }
 
 /** Settings each role needs (DESIGN.md: primary streams logically; replicas take part in 2PC). */

@@ -15,6 +15,13 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import {
+  type ClusterProvider,
+  type ClusterRole,
+  type ClusterSpec,
+  type PostgresCluster,
+  roleSettings,
+} from './cluster.js';
+import {
   asServerUser,
   chownToServerUser,
   ensureServerUser,
@@ -23,13 +30,6 @@ import {
 } from './os-user.js';
 import { type PgBinaries, resolvePgBinaries } from './pg-binaries.js';
 import { ownerFile, runDirectory, stopServerSync } from './run-directory.js';
-import {
-  type ClusterProvider,
-  type ClusterRole,
-  type ClusterSpec,
-  roleSettings,
-  type TestCluster,
-} from './test-cluster.js';
 
 const run = promisify(execFile);
 const HOST = '127.0.0.1';
@@ -44,6 +44,12 @@ export interface LocalProviderOptions {
    * turn it off to measure real commits.
    */
   readonly fast?: boolean;
+  /**
+   * Stop the clusters and exit on SIGINT/SIGTERM/SIGHUP (default true). A
+   * program that handles those signals itself turns this off; clusters are
+   * still stopped when the process exits.
+   */
+  readonly stopOnSignals?: boolean;
 }
 
 async function runAsServer(file: string, args: string[]): Promise<string> {
@@ -68,12 +74,17 @@ async function freePort(): Promise<number> {
 const live = new Set<LocalCluster>();
 let exitHooksInstalled = false;
 
-function installExitHooks(): void {
-  if (exitHooksInstalled) return;
-  exitHooksInstalled = true;
-  process.once('exit', () => {
-    for (const cluster of live) cluster.destroySync();
-  });
+let signalHooksInstalled = false;
+
+function installExitHooks(onSignals: boolean): void {
+  if (!exitHooksInstalled) {
+    exitHooksInstalled = true;
+    process.once('exit', () => {
+      for (const cluster of live) cluster.destroySync();
+    });
+  }
+  if (!onSignals || signalHooksInstalled) return;
+  signalHooksInstalled = true;
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
       for (const cluster of live) cluster.destroySync();
@@ -93,16 +104,18 @@ export class LocalClusterProvider implements ClusterProvider {
   readonly binaries: PgBinaries;
   private bin: string;
   private readonly fast: boolean;
+  private readonly stopOnSignals: boolean;
 
   constructor(options: LocalProviderOptions = {}) {
+    this.stopOnSignals = options.stopOnSignals ?? true;
     this.binaries = options.binaries ?? resolvePgBinaries();
     this.bin = this.binaries.bin;
     this.fast = options.fast ?? true;
   }
 
-  async start(spec: ClusterSpec): Promise<TestCluster> {
+  async start(spec: ClusterSpec): Promise<PostgresCluster> {
     ensureServerUser();
-    installExitHooks();
+    installExitHooks(this.stopOnSignals);
     const runDir = runDirectory();
     this.bin = this.usableBin(runDir);
     const template = await this.template(runDir);
@@ -209,7 +222,7 @@ function hash(text: string): string {
   return (h >>> 0).toString(36);
 }
 
-class LocalCluster implements TestCluster {
+class LocalCluster implements PostgresCluster {
   readonly host = HOST;
   readonly url: string;
   readonly logFile: string;

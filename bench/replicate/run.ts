@@ -1,0 +1,312 @@
+/**
+ * bench:replicate — lockstep and PostgreSQL's native logical replication side
+ * by side, in one run on this machine, 1 primary → 2 replicas, same cluster
+ * settings (those of shared/tools/native-baseline.sh), fresh clusters for each
+ * system, data equality checked after every stage:
+ *
+ *   (a) initial sync of pgbench -i -s $BENCH_SCALE (rows/s per replica)
+ *   (b) pgbench -c 4 -j 2 -T $BENCH_PGBENCH_SECONDS while replicating: primary
+ *       TPS, and catch-up (pgbench end → marker visible on both)
+ *   (c) backlog drain: replication stopped during $BENCH_BACKLOG_SECONDS of
+ *       pgbench, then time to apply it all (apply txn/s)
+ *   (d) one $BENCH_BULK_ROWS-row transaction: commit → visible on both, and
+ *       the sidecar's peak RSS
+ *
+ * Not part of `npm test`; needs pgbench and pg_dump (system PostgreSQL).
+ */
+import { readFileSync } from 'node:fs';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { LockstepProcess, lockstep, writeConfig } from '../../test/support/lockstep-process.js';
+import {
+  BASELINE_SETTINGS,
+  benchProvider,
+  copySchema,
+  identical,
+  mark,
+  pgbench,
+  waitOnAll,
+} from '../support/bench-cluster.js';
+
+const SCALE = Number(process.env.BENCH_SCALE ?? 10);
+const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 30);
+const BACKLOG_SECONDS = Number(process.env.BENCH_BACKLOG_SECONDS ?? 15);
+const BULK_ROWS = Number(process.env.BENCH_BULK_ROWS ?? 1_000_000);
+const LAUNCHER_WAIT_MS = 5_500; // native's apply launcher starts a worker at most every wal_retrieve_retry_interval
+
+type Figures = Record<string, number>;
+const now = () => performance.now();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface System {
+  readonly name: string;
+  /** (a): start replicating with an initial copy; resolves when both replicas have everything. */
+  sync(primary: PostgresCluster, replicas: PostgresCluster[]): Promise<void>;
+  /** Stops applying (the primary keeps WAL). */
+  pause(primary: PostgresCluster, replicas: PostgresCluster[]): Promise<void>;
+  /** Starts applying again. */
+  resume(primary: PostgresCluster, replicas: PostgresCluster[]): Promise<void>;
+  /** Peak RSS of the replication process, MB (lockstep only). */
+  peakRssMB(): number | null;
+  stop(): Promise<void>;
+}
+
+function nativeSystem(): System {
+  const conn = (p: PostgresCluster) =>
+    `host=${p.host} port=${p.port} dbname=postgres user=postgres`;
+  return {
+    name: 'native',
+    async sync(primary, replicas) {
+      await primary.query('CREATE PUBLICATION pub FOR ALL TABLES');
+      await Promise.all(
+        replicas.map((r, i) =>
+          r.query(
+            `CREATE SUBSCRIPTION sub${i} CONNECTION '${conn(primary)}' PUBLICATION pub WITH (copy_data = true)`,
+          ),
+        ),
+      );
+      await waitOnAll(
+        replicas,
+        `EXISTS (SELECT 1 FROM pg_subscription_rel) AND NOT EXISTS (SELECT 1 FROM pg_subscription_rel WHERE srsubstate NOT IN ('s','r'))`,
+      );
+    },
+    async pause(primary, replicas) {
+      await Promise.all(replicas.map((r, i) => r.query(`ALTER SUBSCRIPTION sub${i} DISABLE`)));
+      for (;;) {
+        const rows = await primary.query(
+          `SELECT 1 FROM pg_stat_replication WHERE application_name LIKE 'sub%'`,
+        );
+        if (rows.length === 0) break;
+        await sleep(50);
+      }
+    },
+    async resume(_primary, replicas) {
+      await Promise.all(replicas.map((r, i) => r.query(`ALTER SUBSCRIPTION sub${i} ENABLE`)));
+    },
+    peakRssMB: () => null,
+    stop: async () => undefined,
+  };
+}
+
+function lockstepSystem(): System {
+  let config: ReturnType<typeof writeConfig> | null = null;
+  let sidecar: LockstepProcess | null = null;
+  let peak = 0;
+  const sample = () => {
+    const pid = sidecar?.child.pid;
+    if (!pid) return;
+    try {
+      const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (hwm) peak = Math.max(peak, Number(hwm[1]) / 1024);
+    } catch {
+      // exited
+    }
+  };
+  const start = () => {
+    sidecar = new LockstepProcess(['run', '--config', (config as { file: string }).file], {
+      LOCKSTEP_LOG_LEVEL: 'warn',
+    });
+  };
+  const stopSidecar = async () => {
+    sample();
+    sidecar?.kill('SIGTERM');
+    await sidecar?.exited;
+    sidecar = null;
+  };
+  return {
+    name: 'lockstep',
+    async sync(primary, replicas) {
+      config = writeConfig(primary, replicas);
+      const attached = await lockstep(['attach', '--config', config.file]);
+      if (attached.code !== 0) throw new Error(`attach failed:\n${attached.output}`);
+      start();
+    },
+    pause: stopSidecar,
+    async resume() {
+      start();
+    },
+    peakRssMB: () => {
+      sample();
+      return Math.round(peak);
+    },
+    async stop() {
+      await stopSidecar();
+      config?.remove();
+    },
+  };
+}
+
+async function measure(system: System): Promise<Figures> {
+  const [primary, ...replicas] = await Promise.all([
+    benchProvider.start({
+      role: 'primary',
+      name: `${system.name}-primary`,
+      settings: BASELINE_SETTINGS,
+    }),
+    benchProvider.start({
+      role: 'replica',
+      name: `${system.name}-r1`,
+      settings: { ...BASELINE_SETTINGS, max_prepared_transactions: 20 },
+    }),
+    benchProvider.start({
+      role: 'replica',
+      name: `${system.name}-r2`,
+      settings: { ...BASELINE_SETTINGS, max_prepared_transactions: 20 },
+    }),
+  ]);
+  const p = primary as PostgresCluster;
+  const f: Figures = {};
+  const check = async (stage: string) => {
+    f[`${stage}_identical`] = (await identical(p, replicas)) ? 1 : 0;
+    console.error(
+      `  ${system.name} ${stage}: ${f[`${stage}_identical`] ? 'data identical' : 'DATA MISMATCH'}`,
+    );
+  };
+  try {
+    console.error(`${system.name}: pgbench -i -s ${SCALE}`);
+    await pgbench(p, ['-i', '-q', '-s', String(SCALE)]);
+    await p.query(`ALTER TABLE pgbench_history REPLICA IDENTITY FULL;
+                   CREATE TABLE bulk (id bigint PRIMARY KEY, payload text);
+                   CREATE TABLE nb_marker (id bigserial PRIMARY KEY, t timestamptz DEFAULT clock_timestamp());`);
+    await p.query('VACUUM ANALYZE');
+    await copySchema(p, replicas);
+    const rows = Number(
+      (
+        await p.query<{
+          n: string;
+        }>(`SELECT (SELECT count(*) FROM pgbench_accounts) + (SELECT count(*) FROM pgbench_branches)
+      + (SELECT count(*) FROM pgbench_tellers) AS n`)
+      )[0]?.n,
+    );
+    await Promise.all([p, ...replicas].map((c) => c.query('CHECKPOINT')));
+    await sleep(system.name === 'native' ? LAUNCHER_WAIT_MS : 0);
+
+    // (a) initial sync
+    let t0 = now();
+    await system.sync(p, replicas);
+    f.a_seconds = (now() - t0) / 1000;
+    f.a_rows_per_s = rows / f.a_seconds;
+    await waitOnAll(replicas, `EXISTS (SELECT 1 FROM nb_marker WHERE id = ${await mark(p)})`);
+    await check('a');
+
+    // (b) steady state
+    console.error(`${system.name}: (b) pgbench -c 4 -j 2 -T ${PGBENCH_SECONDS} while replicating`);
+    await p.query('VACUUM pgbench_branches, pgbench_tellers');
+    f.b_primary_tps = await pgbench(p, ['-n', '-c', '4', '-j', '2', '-T', String(PGBENCH_SECONDS)]);
+    const end = now();
+    const caught = await waitOnAll(
+      replicas,
+      `EXISTS (SELECT 1 FROM nb_marker WHERE id = ${await mark(p)})`,
+    );
+    f.b_catchup_ms = caught - end;
+    await check('b');
+
+    // (c) backlog drain
+    console.error(`${system.name}: (c) backlog of ${BACKLOG_SECONDS} s of pgbench`);
+    await system.pause(p, replicas);
+    const h0 = Number(
+      (await p.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history'))[0]?.n,
+    );
+    await pgbench(p, ['-n', '-c', '4', '-j', '2', '-T', String(BACKLOG_SECONDS)]);
+    const txns =
+      Number((await p.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history'))[0]?.n) -
+      h0;
+    const m = await mark(p);
+    if (system.name === 'native') await sleep(LAUNCHER_WAIT_MS);
+    t0 = now();
+    await system.resume(p, replicas);
+    const drained = await waitOnAll(replicas, `EXISTS (SELECT 1 FROM nb_marker WHERE id = ${m})`);
+    f.c_txns = txns;
+    f.c_drain_s = (drained - t0) / 1000;
+    f.c_apply_tps = txns / f.c_drain_s;
+    await check('c');
+
+    // (d) one large transaction
+    console.error(`${system.name}: (d) one ${BULK_ROWS}-row transaction`);
+    await Promise.all([p, ...replicas].map((c) => c.query('CHECKPOINT')));
+    await p.query(
+      `INSERT INTO bulk SELECT g, substr(repeat(md5(g::text), 4), 1, 100) FROM generate_series(1, ${BULK_ROWS}) g`,
+    );
+    const committed = now();
+    const visible = await waitOnAll(
+      replicas,
+      `EXISTS (SELECT 1 FROM bulk WHERE id = ${BULK_ROWS})`,
+    );
+    f.d_commit_to_both_s = (visible - committed) / 1000;
+    await check('d');
+    const rss = system.peakRssMB();
+    if (rss !== null) f.peak_rss_mb = rss;
+    return f;
+  } finally {
+    await system.stop();
+    await Promise.all([p, ...replicas].map((c) => c.destroy()));
+  }
+}
+
+console.error(
+  `bench:replicate on PostgreSQL ${benchProvider.binaries.major} (${benchProvider.binaries.bin})`,
+);
+const native = await measure(nativeSystem());
+const ours = await measure(lockstepSystem());
+
+const rowsOut: Array<[string, string, number | undefined, number | undefined, string, string]> = [
+  [
+    '(a) initial sync, rows/s per replica',
+    'a_rows_per_s',
+    native.a_rows_per_s,
+    ours.a_rows_per_s,
+    'higher',
+    '>= 1.0x',
+  ],
+  [
+    '(b) primary TPS while replicating',
+    'b_primary_tps',
+    native.b_primary_tps,
+    ours.b_primary_tps,
+    'higher',
+    '>= 1.0x',
+  ],
+  [
+    '(b) catch-up after pgbench ends, ms',
+    'b_catchup_ms',
+    native.b_catchup_ms,
+    ours.b_catchup_ms,
+    'lower',
+    '<= 100 ms',
+  ],
+  [
+    '(c) backlog apply, txn/s per replica',
+    'c_apply_tps',
+    native.c_apply_tps,
+    ours.c_apply_tps,
+    'higher',
+    '>= 1.5x',
+  ],
+  [
+    '(d) 1M-row txn, commit -> both, s',
+    'd_commit_to_both_s',
+    native.d_commit_to_both_s,
+    ours.d_commit_to_both_s,
+    'lower',
+    '<= 1.0x',
+  ],
+  ['(d) sidecar peak RSS, MB', 'peak_rss_mb', undefined, ours.peak_rss_mb, 'lower', '<= 256 MB'],
+];
+const fmt = (n: number | undefined) =>
+  n === undefined ? '-' : n >= 100 ? Math.round(n).toLocaleString('en') : n.toFixed(2);
+console.log(
+  `\nbench:replicate — PostgreSQL ${benchProvider.binaries.major}, 1 primary -> 2 replicas, scale ${SCALE}`,
+);
+console.log('| stage | native | lockstep | lockstep/native | target |');
+console.log('|---|---|---|---|---|');
+for (const [label, , n, o, , target] of rowsOut) {
+  const ratio = n !== undefined && o !== undefined ? `${(o / n).toFixed(2)}x` : '-';
+  console.log(`| ${label} | ${fmt(n)} | ${fmt(o)} | ${ratio} | ${target} |`);
+}
+const mismatches = Object.entries({ ...native, ...ours }).filter(
+  ([k, v]) => k.endsWith('_identical') && v !== 1,
+);
+console.log(
+  mismatches.length
+    ? `!! data mismatch in ${mismatches.map(([k]) => k).join(', ')}`
+    : 'data identical on every replica after every stage (both systems)',
+);
