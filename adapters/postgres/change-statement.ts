@@ -16,7 +16,8 @@ export type ConflictMode = 'halt' | 'overwrite';
 export interface ChangeStatement {
   /** Statement text; identical for every change of the same shape, so it is prepared once. */
   readonly text: string;
-  readonly values: (string | null)[];
+  /** Parameters: text values, or text arrays for set-based statements. */
+  readonly values: (string | null | (string | null)[])[];
   /** An update or delete must touch exactly one row; zero means the row is missing on the replica. */
   readonly expectsRow: boolean;
 }

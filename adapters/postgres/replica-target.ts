@@ -1,6 +1,21 @@
 import pg from 'pg';
-import { type Change, compareLsn, type Lsn, relationLabel } from '../../plugin/protocol/index.js';
+import {
+  type Change,
+  compactChanges,
+  compareLsn,
+  type InsertChange,
+  type Lsn,
+  type Relation,
+  relationLabel,
+} from '../../plugin/protocol/index.js';
 import { ApplyError } from '../../plugin/replica/apply-error.js';
+import {
+  byToastMask,
+  deleteManyStatement,
+  insertManyStatement,
+  type ReplicaColumnTypes,
+  updateManyStatement,
+} from './bulk-statement.js';
 import {
   type ChangeStatement,
   type ConflictMode,
@@ -19,8 +34,21 @@ interface Pending {
   readonly promise: Promise<pg.QueryResult>;
   readonly table: string | undefined;
   readonly version: number;
-  readonly expectsRow: boolean;
+  /** Rows the statement must touch (updates and deletes), or null when any count is fine. */
+  readonly expectRows: number | null;
 }
+
+/** One packet's changes, as the agent hands a batch over. */
+export interface PacketChanges {
+  readonly changes: readonly Change[];
+  readonly version: number;
+  readonly lsn: Lsn;
+}
+
+/** The set-based attempt failed in a way the ordered apply may not: try that instead. */
+class CompactedApplyFailed extends Error {}
+
+const quoteIdentText = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 const CONNECTION_LOST =
   /Connection terminated|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|the database system is (starting up|shutting down)|terminating connection|Client has encountered a connection error/i;
@@ -36,6 +64,11 @@ export class PgReplicaTarget {
   private pending: Pending[] = [];
   private statementNames = new Map<string, string>();
   private syncedFrom = new Map<string, Lsn>();
+  /** Column types on the replica per relation message (a new message after ALTER TABLE asks again). */
+  private columnTypes = new WeakMap<Relation, ReplicaColumnTypes>();
+  /** Batches applied set-based, and those that had to fall back to the ordered apply. */
+  compactedBatches = 0;
+  orderedFallbacks = 0;
   private inTransaction = false;
   /** Updates and deletes of rows missing on the replica that `overwrite` ignored. */
   ignoredMissingRows = 0;
@@ -77,6 +110,7 @@ export class PgReplicaTarget {
       }
       this.client = client;
       this.statementNames.clear();
+      this.columnTypes = new WeakMap();
       this.syncedFrom = new Map(
         synced.rows.map((r) => [`${r.schema_name}.${r.table_name}`, r.copy_lsn]),
       );
@@ -101,10 +135,11 @@ export class PgReplicaTarget {
     );
   }
 
-  /** Sends the changes of one packet (or packet part) committed on the primary at `lsn`. */
+  /** Sends the changes of one packet (or packet part) committed on the primary at `lsn`, in order. */
   async apply(changes: readonly Change[], version: number, lsn: Lsn): Promise<void> {
     const client = this.requireClient();
-    for (const change of changes) {
+    for (let i = 0; i < changes.length; i++) {
+      const change = changes[i] as Change;
       if (change.kind === 'message') continue;
       if (change.kind === 'truncate') {
         const tables = change.relations.filter((r) => this.takes(r, version, lsn));
@@ -122,6 +157,28 @@ export class PgReplicaTarget {
         continue;
       }
       if (!this.takes(change.relation, version, lsn)) continue;
+      if (change.kind === 'insert') {
+        // A run of inserts into one table becomes one set-based INSERT, keeping the order.
+        let end = i + 1;
+        while (
+          end < changes.length &&
+          changes[end]?.kind === 'insert' &&
+          (changes[end] as InsertChange).relation === change.relation
+        )
+          end++;
+        if (end - i > 1) {
+          const rows = (changes.slice(i, end) as InsertChange[]).map((c) => c.row);
+          const types = await this.typesOf(change.relation, version);
+          this.send(
+            client,
+            insertManyStatement(change.relation, rows, types, this.conflicts),
+            relationLabel(change.relation),
+            version,
+          );
+          i = end - 1;
+          continue;
+        }
+      }
       this.send(
         client,
         changeStatement(change, this.conflicts),
@@ -133,38 +190,141 @@ export class PgReplicaTarget {
     if (this.pending.length >= 5_000) await this.settle();
   }
 
+  /**
+   * Applies whole packets as one transaction ending at `position`: set-based
+   * (net changes per table) when the batch allows it, otherwise — or when that
+   * attempt fails — change by change in the primary's order.
+   */
+  async applyBatch(
+    packets: readonly PacketChanges[],
+    position: ReplicaPosition,
+    commitTime: string,
+  ): Promise<void> {
+    const changes = this.takenChanges(packets);
+    const plan = changes ? compactChanges(changes) : null;
+    if (plan) {
+      // Types first: a lookup sent after a failed statement would only report the aborted transaction.
+      const types = new Map<Relation, ReplicaColumnTypes>();
+      for (const net of plan)
+        types.set(net.relation, await this.typesOf(net.relation, position.version));
+      try {
+        this.begin();
+        const client = this.requireClient();
+        for (const net of plan) {
+          const columnTypes = types.get(net.relation) as ReplicaColumnTypes;
+          const table = relationLabel(net.relation);
+          if (net.deletes.length) {
+            this.send(
+              client,
+              deleteManyStatement(net.relation, net.deletes, columnTypes),
+              table,
+              position.version,
+            );
+          }
+          for (const group of byToastMask(net.updates)) {
+            this.send(
+              client,
+              updateManyStatement(net.relation, group, columnTypes),
+              table,
+              position.version,
+            );
+          }
+          if (net.inserts.length) {
+            this.send(
+              client,
+              insertManyStatement(net.relation, net.inserts, columnTypes, this.conflicts),
+              table,
+              position.version,
+            );
+          }
+        }
+        await this.commit(position, commitTime, true);
+        this.compactedBatches++;
+        return;
+      } catch (error) {
+        if (!(error instanceof CompactedApplyFailed)) throw error;
+        this.orderedFallbacks++;
+      }
+    }
+    this.begin();
+    for (const packet of packets) await this.apply(packet.changes, packet.version, packet.lsn);
+    await this.commit(position, commitTime);
+  }
+
+  /** The changes of whole packets that this replica still needs, or null when some table's copy is newer than a packet. */
+  private takenChanges(packets: readonly PacketChanges[]): Change[] | null {
+    const out: Change[] = [];
+    for (const packet of packets) {
+      for (const change of packet.changes) {
+        if (change.kind === 'message') continue;
+        const relations = change.kind === 'truncate' ? change.relations : [change.relation];
+        // Mixed positions against table copies are rare (right after a resumed attach): keep the exact path.
+        if (!relations.every((r) => this.takes(r, packet.version, packet.lsn))) return null;
+        out.push(change);
+      }
+    }
+    return out;
+  }
+
+  /** The replica's types for a relation's columns, in the primary's column order. */
+  private async typesOf(relation: Relation, version: number): Promise<ReplicaColumnTypes> {
+    const known = this.columnTypes.get(relation);
+    if (known) return known;
+    let rows: { name: string; type: string }[];
+    try {
+      ({ rows } = await this.requireClient().query<{ name: string; type: string }>(
+        `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a
+          WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped`,
+        [`${quoteIdentText(relation.schema)}.${quoteIdentText(relation.name)}`],
+      ));
+    } catch (error) {
+      // Inside a transaction an earlier statement may have failed: that is the error to report.
+      await this.settle();
+      throw this.explain(error, version, relationLabel(relation));
+    }
+    const byName = new Map(rows.map((r) => [r.name, r.type]));
+    const types = relation.columns.map((column) => {
+      const type = byName.get(column.name);
+      if (!type) {
+        throw new ApplyError({
+          node: this.node,
+          kind: 'schema',
+          version,
+          table: relationLabel(relation),
+          problem: `column "${column.name}" does not exist on the replica`,
+          fix: `add the column on replica "${this.node}" with the primary's type (lockstep doctor lists the differences)`,
+        });
+      }
+      return type;
+    });
+    const result = { types };
+    this.columnTypes.set(relation, result);
+    return result;
+  }
+
   /** Stores the batch's last position in the same transaction and commits. */
-  async commit(position: ReplicaPosition, commitTime: string): Promise<void> {
+  async commit(position: ReplicaPosition, commitTime: string, compacted = false): Promise<void> {
     const client = this.requireClient();
-    this.send(
-      client,
-      {
-        text: `UPDATE lockstep.applied SET version = $2, lsn = $3, commit_time = $4, applied_at = now() WHERE stream = $1`,
-        values: [this.stream, String(position.version), position.lsn, commitTime],
-        expectsRow: false,
-      },
-      undefined,
-      position.version,
+    // Every statement is checked (errors, rows touched) before COMMIT is sent: a
+    // missing row must stop the batch, not be noticed after it committed.
+    await this.settle(compacted);
+    const stored = client.query(
+      'UPDATE lockstep.applied SET version = $2, lsn = $3, commit_time = $4, applied_at = now() WHERE stream = $1',
+      [this.stream, String(position.version), position.lsn, commitTime],
     );
     const commit = client.query('COMMIT');
-    this.pending.push({
-      promise: commit,
-      table: undefined,
-      version: position.version,
-      expectsRow: false,
-    });
-    await this.settle();
+    stored.catch(() => undefined);
+    commit.catch(() => undefined);
     this.inTransaction = false;
-    const result = await commit;
-    // After an error in pipeline mode, COMMIT answers ROLLBACK.
-    if (result.command !== 'COMMIT') {
-      throw new ApplyError({
-        node: this.node,
-        kind: 'other',
-        version: position.version,
-        problem: `the replica rolled the batch back (${result.command})`,
-        fix: 'see the replica server log for the cause',
-      });
+    try {
+      await stored;
+      const result = await commit;
+      // After an error in pipeline mode, COMMIT answers ROLLBACK.
+      if (result.command !== 'COMMIT')
+        throw new Error(`the replica answered ${result.command} to COMMIT`);
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw this.explain(error, position.version, undefined);
     }
   }
 
@@ -216,11 +376,22 @@ export class PgReplicaTarget {
       name ? { name, text: statement.text, values: statement.values } : statement.text,
     );
     promise.catch(() => undefined); // examined in settle()
-    this.pending.push({ promise, table, version, expectsRow: statement.expectsRow });
+    const expected = (statement as { expectedRows?: number }).expectedRows;
+    this.pending.push({
+      promise,
+      table,
+      version,
+      expectRows: expected ?? (statement.expectsRow ? 1 : null),
+    });
   }
 
-  /** Waits for every statement sent so far; throws the first real failure. */
-  private async settle(): Promise<void> {
+  /**
+   * Waits for every statement sent so far; throws the first real failure. For
+   * a set-based attempt, any failure is reported as {@link CompactedApplyFailed}
+   * (after rolling back) so the caller retries change by change, which either
+   * succeeds or names the exact failing change.
+   */
+  private async settle(compacted = false): Promise<void> {
     const pending = this.pending;
     this.pending = [];
     const results = await Promise.allSettled(pending.map((p) => p.promise));
@@ -232,7 +403,15 @@ export class PgReplicaTarget {
         failure ??= { error: result.reason, item };
         return;
       }
-      if (item.expectsRow && (result.value.rowCount ?? 0) === 0 && !failure) {
+      if (
+        item.expectRows !== null &&
+        (result.value.rowCount ?? 0) !== item.expectRows &&
+        !failure
+      ) {
+        if (compacted) {
+          failure = { error: new CompactedApplyFailed('row count'), item };
+          return;
+        }
         if (this.conflicts === 'overwrite') {
           this.ignoredMissingRows++;
         } else {
@@ -254,7 +433,14 @@ export class PgReplicaTarget {
     if (failure) {
       const { error, item } = failure as { error: unknown; item: Pending };
       await this.rollback();
-      throw this.explain(error, item.version, item.table);
+      const explained =
+        error instanceof CompactedApplyFailed
+          ? error
+          : this.explain(error, item.version, item.table);
+      if (compacted && !(explained instanceof ApplyError && explained.kind === 'unreachable')) {
+        throw new CompactedApplyFailed(explained.message);
+      }
+      throw explained;
     }
   }
 

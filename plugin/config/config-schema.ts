@@ -69,7 +69,7 @@ export const configSchema = z
       .strict()
       .prefault({}),
     /** Most row changes kept in memory to serve deltas to lagging replicas. */
-    windowChanges: z.number().int().positive().default(200_000),
+    windowChanges: z.number().int().positive().default(50_000),
     /** Backoff of a halted replica's retries (ms). */
     retry: z
       .object({

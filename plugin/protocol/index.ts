@@ -1,6 +1,7 @@
 /** The pure protocol core: types and decisions, no I/O. */
 export * from './change.js';
 export * from './lsn.js';
+export * from './net-changes.js';
 export * from './one-phase.js';
 export * from './packet.js';
 export * from './relation.js';

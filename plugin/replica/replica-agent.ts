@@ -12,6 +12,13 @@ export interface ReplicaPosition {
 export interface ReplicaTarget {
   readonly node: string;
   open(): Promise<ReplicaPosition>;
+  /** Applies whole packets as one transaction that ends by storing `position`. */
+  applyBatch(
+    packets: ReadonlyArray<{ changes: PacketPart['changes']; version: number; lsn: Lsn }>,
+    position: ReplicaPosition,
+    commitTime: string,
+  ): Promise<void>;
+  /** Streams a large packet through an open transaction: begin, apply its parts, commit. */
   begin(): void;
   apply(changes: PacketPart['changes'], version: number, lsn: Lsn): Promise<void>;
   commit(position: ReplicaPosition, commitTime: string): Promise<void>;
@@ -152,32 +159,51 @@ export class ReplicaAgent {
       );
       skippedSinceStreaming = 0;
     };
-    // The open batch, if any.
-    let batch: { packets: number; rows: number; startedAt: number; partial: boolean } | null = null;
-    let last: { version: number; lsn: Lsn; commitTime: string } | null = null;
+    // Whole packets waiting to be applied together, and when the first of them arrived.
+    let buffered: PacketPart[] = [];
+    let bufferedRows = 0;
+    let bufferedSince = 0;
+    // A large packet streaming through an open replica transaction.
+    let open: { version: number; rows: number } | null = null;
 
-    const commitBatch = async () => {
-      if (!batch || !last || batch.partial) return;
-      const next = { version: last.version, lsn: last.lsn };
-      await this.target.commit(next, last.commitTime);
-      this.events.applied(this, next, batch.packets, batch.rows);
-      this.packetsApplied += batch.packets;
-      this.rowsApplied += batch.rows;
+    const applied = (next: ReplicaPosition, packets: number, rows: number) => {
+      this.events.applied(this, next, packets, rows);
+      this.packetsApplied += packets;
+      this.rowsApplied += rows;
       position = next;
       this.position = next;
-      batch = null;
       if (this.lastError) {
         this.lastError = null;
         this.events.stateChanged(this);
       }
       onProgress();
     };
+    const flush = async () => {
+      if (buffered.length === 0) return;
+      const last = (buffered[buffered.length - 1] as PacketPart).header;
+      const next = { version: last.version, lsn: last.lsn };
+      await this.target.applyBatch(
+        buffered.map((p) => ({ changes: p.changes, version: p.header.version, lsn: p.header.lsn })),
+        next,
+        last.commitTime,
+      );
+      applied(next, buffered.length, bufferedRows);
+      buffered = [];
+      bufferedRows = 0;
+    };
+    /** The newest version this replica has or is about to commit. */
+    const reached = () =>
+      buffered.length
+        ? (buffered[buffered.length - 1] as PacketPart).header.version
+        : position.version;
 
     while (!this.stopping) {
       if (this.window.epoch !== epoch) {
-        // The stream restarted: what is not committed will come again.
-        if (batch) await this.target.rollback();
-        batch = null;
+        // The stream restarted: whatever is not committed will come again.
+        if (open) await this.target.rollback();
+        open = null;
+        buffered = [];
+        bufferedRows = 0;
         epoch = this.window.epoch;
         cursor = this.locate(position);
         this.noteDelta(position);
@@ -185,24 +211,29 @@ export class ReplicaAgent {
       if (cursor === null) {
         this.events.needsRewind(this, position);
         await this.window.changed();
-        cursor = this.window.epoch !== epoch ? this.locate(position) : null;
-        if (cursor !== null) epoch = this.window.epoch;
+        if (this.window.epoch === epoch) continue;
+        epoch = this.window.epoch;
+        cursor = this.locate(position);
         continue;
       }
       const part = this.window.at(cursor);
       if (!part) {
         if (cursor < this.window.start) {
+          // Parts left the window under a stale cursor: commit what is whole, then find our place again.
+          await flush();
+          if (open) await this.target.rollback();
+          open = null;
           cursor = this.locate(position);
           continue;
         }
-        if (batch && !batch.partial) {
+        if (buffered.length > 0) {
           // Nothing more right now: give the batch until batchMs to grow, then commit it.
-          const left = batch.startedAt + this.options.batchMs - Date.now();
+          const left = bufferedSince + this.options.batchMs - Date.now();
           if (left > 0) await Promise.race([this.window.changed(), sleep(left)]);
-          if (!this.window.at(cursor)) await commitBatch();
+          if (!this.window.at(cursor)) await flush();
           continue;
         }
-        if (!batch) {
+        if (!open) {
           this.setState('streaming');
           // Once the stream has come back up to this replica's own version, the run of duplicates is over.
           if ((this.window.newestVersion ?? 0) >= position.version) reportSkipped();
@@ -211,11 +242,27 @@ export class ReplicaAgent {
         continue;
       }
       const { header } = part;
-      const expected = batch ? (last as { version: number }).version : position.version;
-      const decision =
-        part.index === 0 || !batch?.partial
-          ? decideOnePhase(expected, header.version)
-          : { action: 'apply' as const };
+      if (open) {
+        // Inside a large packet: its parts follow one another.
+        if (header.version !== open.version) {
+          await this.target.rollback();
+          open = null;
+          cursor = this.locate(position);
+          continue;
+        }
+        await this.target.apply(part.changes, header.version, header.lsn);
+        open.rows += part.changes.length;
+        cursor++;
+        this.window.setCursor(this.name, cursor);
+        if (part.final) {
+          const next = { version: header.version, lsn: header.lsn };
+          await this.target.commit(next, header.commitTime);
+          applied(next, 1, open.rows);
+          open = null;
+        }
+        continue;
+      }
+      const decision = decideOnePhase(reached(), header.version);
       if (decision.action === 'skip-duplicate') {
         if (part.final) {
           this.duplicatesSkipped++;
@@ -225,40 +272,34 @@ export class ReplicaAgent {
         this.window.setCursor(this.name, cursor);
         continue;
       }
-      if (decision.action === 'request-delta') {
+      if (decision.action === 'request-delta' || part.index !== 0) {
         // The missing packets are earlier in the window or gone: commit what is whole, then locate again.
-        await commitBatch();
+        await flush();
         cursor = this.locate(position);
         continue;
       }
-      if (part.index > 0 && !batch?.partial) {
-        // The middle of a packet we have not started (window moved under us): start it over.
-        cursor = this.locate(position);
-        continue;
-      }
-      if (!batch) {
-        reportSkipped();
-        this.target.begin();
-        batch = { packets: 0, rows: 0, startedAt: Date.now(), partial: false };
-        if (this.state !== 'streaming') this.setState('catching-up');
-      }
-      await this.target.apply(part.changes, header.version, header.lsn);
-      batch.rows += part.changes.length;
-      batch.partial = part.final === null;
+      reportSkipped();
+      if (this.state !== 'streaming') this.setState('catching-up');
       cursor++;
       this.window.setCursor(this.name, cursor);
       if (part.final) {
-        batch.packets++;
-        last = { version: header.version, lsn: header.lsn, commitTime: header.commitTime };
+        if (buffered.length === 0) bufferedSince = Date.now();
+        buffered.push(part);
+        bufferedRows += part.changes.length;
         if (
-          batch.rows >= this.options.batchRows ||
-          Date.now() - batch.startedAt >= this.options.batchMs
-        ) {
-          await commitBatch();
-        }
+          bufferedRows >= this.options.batchRows ||
+          Date.now() - bufferedSince >= this.options.batchMs
+        )
+          await flush();
+      } else {
+        // A large packet: what is buffered commits first, then the packet streams through its own transaction.
+        await flush();
+        this.target.begin();
+        await this.target.apply(part.changes, header.version, header.lsn);
+        open = { version: header.version, rows: part.changes.length };
       }
     }
-    if (batch) await this.target.rollback();
+    if (open) await this.target.rollback();
   }
 
   /** Logs the delta a replica behind the stream's head is about to receive from memory. */

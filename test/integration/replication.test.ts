@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../plugin/config/load-config.js';
 import { readStatus } from '../../plugin/status/read-status.js';
-import { expectIdentical, waitForMarker } from '../support/compare-nodes.js';
+import { eventually, expectIdentical, waitForMarker } from '../support/compare-nodes.js';
 import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
 import { runTpcb, TPCB_SCHEMA, tpcbSeed } from '../support/tpcb-workload.js';
 import { useClusters } from '../support/use-clusters.js';
@@ -40,8 +40,13 @@ describe('one-phase replication end to end (1 primary, 2 replica clusters)', () 
       await waitForMarker(clusters.primary, clusters.replicas);
       await expectIdentical(clusters.primary, clusters.replicas, TABLES);
 
-      const status = await readStatus(loadConfig(config.file));
-      expect(status.primary.version).toBeGreaterThanOrEqual(work.transactions);
+      // The sidecar records the stream's head a moment after applying: wait for it.
+      const cfg = loadConfig(config.file);
+      await eventually(
+        async () => ((await readStatus(cfg)).primary.version ?? 0) >= work.transactions,
+        'status to show the head',
+      );
+      const status = await readStatus(cfg);
       for (const replica of status.replicas) {
         expect(replica).toMatchObject({ lagVersions: 0, error: null });
         expect(['streaming', 'catching-up']).toContain(replica.state);
