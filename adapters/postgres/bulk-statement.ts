@@ -4,7 +4,7 @@ import {
   type Row,
   type Value,
 } from '../../plugin/protocol/index.js';
-import type { ChangeStatement, ConflictMode } from './change-statement.js';
+import { type ChangeStatement, type ConflictMode, onConflictClause } from './change-statement.js';
 import { quoteIdent, quoteQualified } from './sql-identifier.js';
 
 /** A relation's columns with their types on the replica (`format_type`), in the primary's order. */
@@ -53,17 +53,7 @@ export function insertManyStatement(
   let text = `INSERT INTO ${quoteQualified(relation.schema, relation.name)} (${columns.join(', ')}) SELECT ${columns
     .map((_, i) => `${u.alias(i)}::${types.types[i]}`)
     .join(', ')} FROM ${u.from}`;
-  if (
-    mode === 'overwrite' &&
-    relation.keyIndexes.length > 0 &&
-    relation.replicaIdentity !== 'full'
-  ) {
-    const keys = relation.keyIndexes.map((i) => columns[i]);
-    const others = columns.filter((_, i) => !relation.keyIndexes.includes(i));
-    text += others.length
-      ? ` ON CONFLICT (${keys.join(', ')}) DO UPDATE SET ${others.map((c) => `${c} = excluded.${c}`).join(', ')}`
-      : ` ON CONFLICT (${keys.join(', ')}) DO NOTHING`;
-  }
+  text += onConflictClause(relation, columns, mode);
   return { text, values: columnsOf(rows, all(relation)), expectsRow: false };
 }
 

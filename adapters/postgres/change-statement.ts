@@ -49,6 +49,28 @@ function whereIdentity(change: UpdateChange | DeleteChange, values: (string | nu
   return full ? `ctid = (SELECT ctid FROM ${tableOf(relation)} WHERE ${where} LIMIT 1)` : where;
 }
 
+/**
+ * With `conflicts: "overwrite"`, an insert whose key already exists on the
+ * replica becomes an update to the primary's row (a no-op clause otherwise).
+ */
+export function onConflictClause(
+  relation: Relation,
+  quotedColumns: readonly string[],
+  mode: ConflictMode,
+): string {
+  if (
+    mode !== 'overwrite' ||
+    relation.keyIndexes.length === 0 ||
+    relation.replicaIdentity === 'full'
+  )
+    return '';
+  const keys = relation.keyIndexes.map((i) => quotedColumns[i]);
+  const others = quotedColumns.filter((_, i) => !relation.keyIndexes.includes(i));
+  return others.length
+    ? ` ON CONFLICT (${keys.join(', ')}) DO UPDATE SET ${others.map((c) => `${c} = excluded.${c}`).join(', ')}`
+    : ` ON CONFLICT (${keys.join(', ')}) DO NOTHING`;
+}
+
 /** The statement that applies one row change (insert, update or delete). */
 export function changeStatement(
   change: Exclude<Change, { kind: 'truncate' | 'message' }>,
@@ -62,17 +84,7 @@ export function changeStatement(
       const values = change.row.map((v) => (isUnchangedToast(v) ? null : v));
       const placeholders = columns.map((_, i) => `$${i + 1}`);
       let text = `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${placeholders.join(', ')})`;
-      if (
-        mode === 'overwrite' &&
-        relation.keyIndexes.length > 0 &&
-        relation.replicaIdentity !== 'full'
-      ) {
-        const keys = relation.keyIndexes.map((i) => columns[i]);
-        const others = columns.filter((_, i) => !relation.keyIndexes.includes(i));
-        text += others.length
-          ? ` ON CONFLICT (${keys.join(', ')}) DO UPDATE SET ${others.map((c) => `${c} = excluded.${c}`).join(', ')}`
-          : ` ON CONFLICT (${keys.join(', ')}) DO NOTHING`;
-      }
+      text += onConflictClause(relation, columns, mode);
       return { text, values, expectsRow: false };
     }
     case 'update': {
