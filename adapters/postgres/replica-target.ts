@@ -66,6 +66,7 @@ export class PgReplicaTarget {
   private syncedFrom = new Map<string, Lsn>();
   /** Column types on the replica per relation message (a new message after ALTER TABLE asks again). */
   private columnTypes = new WeakMap<Relation, ReplicaColumnTypes>();
+  private lastTaken: { lsn: Lsn; copyLsn: Lsn; result: boolean } | null = null;
   /** Batches applied set-based, and those that had to fall back to the ordered apply. */
   compactedBatches = 0;
   orderedFallbacks = 0;
@@ -358,7 +359,12 @@ export class PgReplicaTarget {
         fix: 'run lockstep attach to copy it',
       });
     }
-    return compareLsn(lsn, copyLsn) >= 0;
+    // Same packet as the last call (the common case): reuse the comparison.
+    if (this.lastTaken && this.lastTaken.lsn === lsn && this.lastTaken.copyLsn === copyLsn)
+      return this.lastTaken.result;
+    const result = compareLsn(lsn, copyLsn) >= 0;
+    this.lastTaken = { lsn, copyLsn, result };
+    return result;
   }
 
   private send(

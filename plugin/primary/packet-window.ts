@@ -11,7 +11,9 @@ import type { PacketPart } from '../protocol/index.js';
  * the stream to be rewound.
  */
 export class PacketWindow {
+  /** Held parts start at `head` (dropping from the front is O(1); the array is compacted now and then). */
   private parts: PacketPart[] = [];
+  private head = 0;
   private base = 0;
   private changes = 0;
   private readonly cursors = new Map<string, number>();
@@ -28,12 +30,17 @@ export class PacketWindow {
 
   /** Sequence number the next pushed part will get. */
   get end(): number {
-    return this.base + this.parts.length;
+    return this.base + this.parts.length - this.head;
+  }
+
+  /** Number of parts held. */
+  private get size(): number {
+    return this.parts.length - this.head;
   }
 
   /** The part at `seq`, if still held. */
   at(seq: number): PacketPart | undefined {
-    return this.parts[seq - this.base];
+    return seq >= this.base ? this.parts[this.head + seq - this.base] : undefined;
   }
 
   /** Version of the newest complete or partial packet held, or null. */
@@ -63,8 +70,10 @@ export class PacketWindow {
    * longer held (the agent needs the stream rewound).
    */
   locate(version: number): number | null {
-    const firstHeld = this.parts.findIndex((p) => p.index === 0);
-    if (firstHeld === -1) return this.parts.length === 0 ? this.end : null;
+    let firstHeld = this.head;
+    while (firstHeld < this.parts.length && (this.parts[firstHeld] as PacketPart).index !== 0)
+      firstHeld++;
+    if (firstHeld === this.parts.length) return this.size === 0 ? this.end : null;
     if ((this.parts[firstHeld] as PacketPart).header.version > version + 1) return null;
     // Parts are in version order: binary search for the first part of a later packet.
     let lo = firstHeld;
@@ -76,13 +85,13 @@ export class PacketWindow {
     }
     // Its first part already left the window: it must be read again from the stream.
     if (lo < this.parts.length && (this.parts[lo] as PacketPart).index !== 0) return null;
-    return this.base + lo;
+    return this.base + lo - this.head;
   }
 
   /** True when another part may be pushed without exceeding the bound. */
   hasRoom(): boolean {
     this.evict();
-    return this.changes < this.maxChanges || this.parts.length === 0;
+    return this.changes < this.maxChanges || this.size === 0;
   }
 
   /** Resolves when {@link hasRoom}, or when the window is reset. */
@@ -100,6 +109,7 @@ export class PacketWindow {
   reset(): void {
     this.base = this.end;
     this.parts = [];
+    this.head = 0;
     this.changes = 0;
     this.epoch++;
     this.wake();
@@ -108,10 +118,15 @@ export class PacketWindow {
   private evict(): void {
     let min = Number.POSITIVE_INFINITY;
     for (const seq of this.cursors.values()) min = Math.min(min, seq);
-    while (this.changes >= this.maxChanges && this.parts.length > 0 && this.base < min) {
-      const part = this.parts.shift() as PacketPart;
+    while (this.changes >= this.maxChanges && this.size > 0 && this.base < min) {
+      const part = this.parts[this.head] as PacketPart;
+      this.parts[this.head++] = undefined as unknown as PacketPart;
       this.changes -= part.changes.length;
       this.base++;
+    }
+    if (this.head > 4096 && this.head * 2 > this.parts.length) {
+      this.parts = this.parts.slice(this.head);
+      this.head = 0;
     }
   }
 

@@ -74,7 +74,8 @@ export function compactChanges(changes: readonly Change[]): RelationNetChanges[]
       change.kind === 'delete'
         ? [...change.key]
         : relation.keyIndexes.map((i) => (change.row[i] ?? null) as Value);
-    const id = JSON.stringify(key);
+    // Most keys are one column: its text is the identity (no JSON per change).
+    const id = key.length === 1 && typeof key[0] === 'string' ? key[0] : JSON.stringify(key);
     const state = entry.keyed.get(id);
     if (change.kind === 'insert') {
       if (state) state.image = change.row;

@@ -1,0 +1,85 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { PacketWindow } from '../../plugin/primary/packet-window.js';
+import type { Lsn, PacketPart } from '../../plugin/protocol/index.js';
+
+/** Parts for packets `from..to`, each with `size` changes, split into parts of `partSize`. */
+function parts(from: number, to: number, size: number, partSize = size): PacketPart[] {
+  const out: PacketPart[] = [];
+  for (let v = from; v <= to; v++) {
+    const header = { version: v, lsn: `0/${v.toString(16)}` as Lsn, xid: v, commitTime: '' };
+    const count = Math.max(1, Math.ceil(size / partSize));
+    for (let i = 0; i < count; i++) {
+      const changes = Array.from({ length: Math.min(partSize, size - i * partSize) || 0 }, () => ({
+        kind: 'message' as const,
+        prefix: 'lockstep.x',
+        content: '',
+      }));
+      out.push({ header, index: i, changes, final: i === count - 1 ? { phase: 'one' } : null });
+    }
+  }
+  return out;
+}
+
+describe('PacketWindow', () => {
+  it('finds where a replica continues, or says the packet is gone', () => {
+    const w = new PacketWindow(10);
+    for (const p of parts(1, 5, 4)) w.push(p);
+    expect(w.locate(0)).toBe(0);
+    expect(w.locate(2)).toBe(2);
+    expect(w.locate(5)).toBe(5); // up to date: the end
+    w.setCursor('a', 1);
+    expect(w.hasRoom()).toBe(false); // 16 changes still held: cursor a needs everything from seq 1
+    expect(w.start).toBe(1); // evicted down to the cursor, no further
+    expect(w.locate(0)).toBeNull(); // packet 1 left: a rewind is needed
+    w.setCursor('a', 3);
+    expect(w.hasRoom()).toBe(true); // 8 changes left after evicting up to the cursor
+  });
+
+  it('never locates the middle of a packet whose first part has left', () => {
+    const w = new PacketWindow(3);
+    for (const p of parts(1, 2, 4, 2)) w.push(p); // packet 1: seq 0-1, packet 2: seq 2-3
+    w.setCursor('a', 1);
+    w.hasRoom();
+    expect(w.start).toBe(1);
+    expect(w.locate(0)).toBeNull();
+    expect(w.locate(1)).toBe(2);
+  });
+
+  it('keeps every part an active cursor still needs, and bounds the rest', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 1, max: 5 }), fc.nat(40)), {
+          minLength: 1,
+          maxLength: 60,
+        }),
+        (steps) => {
+          const w = new PacketWindow(20);
+          let version = 0;
+          let cursor = 0;
+          for (const [size, advance] of steps) {
+            version++;
+            for (const p of parts(version, version, size, 2)) {
+              w.hasRoom();
+              w.push(p);
+            }
+            cursor = Math.min(w.end, cursor + advance);
+            w.setCursor('slow', cursor);
+            w.hasRoom();
+            expect(w.start).toBeLessThanOrEqual(cursor);
+            for (let seq = cursor; seq < w.end; seq++) expect(w.at(seq)).toBeDefined();
+          }
+        },
+      ),
+    );
+  });
+
+  it('reset drops everything and keeps numbering', () => {
+    const w = new PacketWindow(100);
+    for (const p of parts(1, 3, 1)) w.push(p);
+    const epoch = w.epoch;
+    w.reset();
+    expect([w.start, w.end, w.epoch]).toEqual([3, 3, epoch + 1]);
+    expect(w.locate(7)).toBe(3);
+  });
+});
