@@ -11,9 +11,10 @@ import {
 import type { CatalogTable } from '../../adapters/postgres/table-catalog.js';
 import { copyTable } from '../../adapters/postgres/table-copy.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
-import type { LockstepError } from '../lockstep-error.js';
+import { LockstepError } from '../lockstep-error.js';
 import type { Lsn } from '../protocol/index.js';
 import { runDoctor } from './doctor.js';
+import { findResyncAnchor, resetForResync } from './resync.js';
 
 /** Progress callbacks of an attach (a TTY view or plain log lines). */
 export interface AttachProgress {
@@ -30,6 +31,33 @@ export interface AttachResult {
   /** Tables copied now, per replica (tables copied by an earlier run are not counted). */
   readonly copied: ReadonlyArray<{ replica: string; table: string; rows: number }>;
   readonly seconds: number;
+}
+
+/** Options of attach. */
+export interface AttachOptions {
+  /** Replicas to copy anew (stale ones): their tables are emptied and copied from a fresh snapshot. */
+  readonly resync?: readonly string[];
+  /** Set by the sidecar itself (resync: auto), which holds the slot while it resyncs. */
+  readonly sidecarRunsResync?: boolean;
+  /** Replicas known to be stale (not usable as a resync's starting point). */
+  readonly stale?: ReadonlySet<string>;
+}
+
+/** A manual resync while a sidecar streams could race the slot past the resync's starting point. */
+async function refuseWhileStreaming(config: LockstepConfig): Promise<void> {
+  const primary = await connectNode('primary', config.primary);
+  try {
+    if ((await readSlot(primary, config.slot))?.active) {
+      throw new LockstepError({
+        node: 'primary',
+        setting: 'replication slot',
+        problem: `the slot "${config.slot}" is in use: a lockstep run is streaming`,
+        fix: 'stop lockstep run before a manual resync, or set resync: "auto" and let the sidecar do it',
+      });
+    }
+  } finally {
+    await primary.end();
+  }
 }
 
 /** Thrown when doctor finds problems: attach changes nothing then. */
@@ -52,6 +80,7 @@ const COPY_CONCURRENCY = 4;
 export async function attach(
   config: LockstepConfig,
   progress: AttachProgress,
+  options: AttachOptions = {},
 ): Promise<AttachResult> {
   const started = Date.now();
   const stream = config.slot;
@@ -59,6 +88,26 @@ export async function attach(
   const report = await runDoctor(config);
   if (report.problems.length > 0) throw new AttachRefused(report.problems);
   const tables = report.tables;
+
+  for (const name of options.resync ?? []) {
+    if (!config.replicas.some((r) => r.name === name)) {
+      throw new LockstepError({
+        node: name,
+        problem: 'no such replica in the configuration',
+        fix: 'name one of "replicas"',
+      });
+    }
+    if (!options.sidecarRunsResync) await refuseWhileStreaming(config);
+    const anchor = await findResyncAnchor(
+      config,
+      name,
+      new Set([...(options.resync ?? []), ...(options.stale ?? [])]),
+    );
+    progress.step(
+      `resync ${name}: emptying its tables; it restarts from version ${anchor.version}`,
+    );
+    await resetForResync(config, name, tables, anchor);
+  }
 
   progress.step('creating the control schema');
   await Promise.all(

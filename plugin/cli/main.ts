@@ -60,10 +60,14 @@ export function buildProgram(): Command {
     .command('attach')
     .description('doctor, control schema, publication, slot, initial copy to replicas')
     .option(...configOption)
-    .action(async (options: { config?: string }) => {
+    .option(
+      '--resync <replica...>',
+      'copy these (stale) replicas anew from a fresh snapshot; stop lockstep run first',
+    )
+    .action(async (options: { config?: string; resync?: string[] }) => {
       const config = loadConfig(options.config);
       try {
-        const result = await attach(config, attachProgressView());
+        const result = await attach(config, attachProgressView(), { resync: options.resync });
         if (result.alreadyAttached) {
           process.stdout.write(
             `already attached (slot "${config.slot}" from ${result.startLsn}); nothing to do\n`,

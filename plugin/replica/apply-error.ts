@@ -18,7 +18,14 @@ export class ApplyError extends LockstepError {
     sqlState?: string;
     cause?: unknown;
   }) {
-    super({ ...init, problem: `applying version ${init.version} failed: ${init.problem}` });
+    // Before a replica's position is known (connecting) there is no version to name.
+    super({
+      ...init,
+      problem:
+        init.version > 0
+          ? `applying version ${init.version} failed: ${init.problem}`
+          : init.problem,
+    });
     this.name = 'ApplyError';
     this.kind = init.kind;
     this.version = init.version;

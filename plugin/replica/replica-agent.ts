@@ -90,8 +90,28 @@ export class ReplicaAgent {
     private readonly events: ReplicaAgentEvents,
   ) {}
 
-  /** Runs until {@link stop}; never throws (failures halt and retry). */
+  /** Runs until {@link stop}; never throws (failures halt and retry). Can run again after it stopped. */
   async run(): Promise<void> {
+    this.stopping = false;
+    let finished: () => void = () => undefined;
+    this.finished = new Promise((resolve) => {
+      finished = resolve;
+    });
+    try {
+      await this.runLoop();
+    } finally {
+      finished();
+    }
+  }
+
+  /** Resolves once a stopped agent's loop has ended (its connection closed). */
+  async waitStopped(): Promise<void> {
+    await this.finished;
+  }
+
+  private finished: Promise<void> = Promise.resolve();
+
+  private async runLoop(): Promise<void> {
     let delay = this.options.retryInitialMs;
     while (!this.stopping) {
       try {

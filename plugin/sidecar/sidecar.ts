@@ -52,6 +52,8 @@ export interface SidecarParts {
   readonly windowChanges: number;
   /** A halted replica further behind than this is marked stale and stops holding WAL. */
   readonly maxLagBytes: number;
+  /** With `resync: "auto"`: copies a stale replica anew (attach's resync); omitted for `manual`. */
+  readonly resync?: (replica: string, stale: ReadonlySet<string>) => Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -80,6 +82,8 @@ export class Sidecar {
   private statusDirty = true;
   /** Replicas marked stale: no longer holding WAL; they need a resync. */
   readonly stale = new Set<string>();
+  /** Replicas being resynced, and the position the slot must keep until they are back. */
+  private readonly resyncing = new Map<string, Lsn>();
   /** The primary stream is connected and reading. */
   streaming = false;
 
@@ -264,6 +268,7 @@ export class Sidecar {
   /** The lowest durable position of the replicas that are not stale; null while one is unknown. */
   private confirmable(): Lsn | null {
     let low: Lsn | null = null;
+    for (const hold of this.resyncing.values()) if (!low || compareLsn(hold, low) < 0) low = hold;
     for (const agent of this.agents) {
       if (this.stale.has(agent.name)) continue;
       const position = agent.position ?? this.lastPositions.get(agent.name);
@@ -306,8 +311,54 @@ export class Sidecar {
     this.statusDirty = true;
     this.parts.log.error(
       { replica: agent.name },
-      `replica ${agent.name} is stale (${why}): it no longer holds WAL on the primary and needs a resync (lockstep attach after emptying it)`,
+      `replica ${agent.name} is stale (${why}): it no longer holds WAL on the primary and needs a resync` +
+        (this.parts.resync
+          ? '; resyncing it now (resync: auto)'
+          : ' (lockstep attach --resync, or resync: "auto")'),
     );
+    if (this.parts.resync) this.tasks.push(this.resyncAgent(agent));
+  }
+
+  /** resync: auto — copies the replica anew while the slot is held, then lets it catch up. */
+  private async resyncAgent(agent: ReplicaAgent): Promise<void> {
+    let delay = 1_000;
+    while (!this.stopping) {
+      // Hold the slot at the lowest healthy position: the resync restarts the replica from there.
+      let hold: Lsn | null = null;
+      for (const other of this.agents) {
+        if (other === agent || this.stale.has(other.name) || !other.position) continue;
+        if (!hold || compareLsn(other.position.lsn, hold) < 0) hold = other.position.lsn;
+      }
+      if (!hold) {
+        await sleep(delay);
+        continue;
+      }
+      this.resyncing.set(agent.name, hold);
+      this.statusDirty = true;
+      try {
+        await agent.waitStopped();
+        await (this.parts.resync as NonNullable<SidecarParts['resync']>)(agent.name, this.stale);
+        this.stale.delete(agent.name);
+        this.lastPositions.delete(agent.name);
+        agent.position = null;
+        this.parts.log.info(
+          { replica: agent.name },
+          `replica ${agent.name} resynced: catching up from its new copy`,
+        );
+        this.tasks.push(agent.run());
+        return;
+      } catch (error) {
+        this.parts.log.error(
+          { replica: agent.name, err: (error as Error).message },
+          `resync of ${agent.name} failed: ${(error as Error).message}`,
+        );
+        await sleep(delay);
+        delay = Math.min(delay * 2, 30_000);
+      } finally {
+        this.resyncing.delete(agent.name);
+        this.statusDirty = true;
+      }
+    }
   }
 
   private async markStale(): Promise<void> {
@@ -327,6 +378,7 @@ export class Sidecar {
 
   /** Current state of each replica as reported to status. */
   replicaState(agent: ReplicaAgent): string {
+    if (this.resyncing.has(agent.name)) return 'resyncing';
     return this.stale.has(agent.name) ? 'stale' : agent.state;
   }
 

@@ -132,7 +132,10 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
       try {
         client = await connectNode(replica.name, replica.url);
       } catch (error) {
-        return { ...base, state: 'halted', error: (error as LockstepError).message };
+        // Unreachable now; a replica the sidecar marked stale (or is resyncing) stays so.
+        const state =
+          note?.state === 'stale' || note?.state === 'resyncing' ? note.state : 'halted';
+        return { ...base, state, error: (error as LockstepError).message };
       }
       try {
         const { rows } = await client

@@ -1,0 +1,99 @@
+import type pg from 'pg';
+import { connectNode } from '../../adapters/postgres/node-connection.js';
+import { readSlot } from '../../adapters/postgres/replication-slot.js';
+import { quoteQualified } from '../../adapters/postgres/sql-identifier.js';
+import type { CatalogTable } from '../../adapters/postgres/table-catalog.js';
+import type { LockstepConfig } from '../config/config-schema.js';
+import { LockstepError } from '../lockstep-error.js';
+import { type Lsn, lsnToBigInt } from '../protocol/index.js';
+
+/** A real point of the stream a resynced replica restarts from. */
+export interface ResyncAnchor {
+  readonly version: number;
+  readonly lsn: Lsn;
+}
+
+/**
+ * Where a resynced replica restarts: the lowest position among the other
+ * replicas (the slot is confirmed no further, so its WAL is still there).
+ * Packets from there up to the fresh copy's LSN touch only tables whose copy
+ * already holds them, so they are skipped; numbering stays the stream's own.
+ */
+export async function findResyncAnchor(
+  config: LockstepConfig,
+  replica: string,
+  stale: ReadonlySet<string>,
+): Promise<ResyncAnchor> {
+  const primary = await connectNode('primary', config.primary);
+  let confirmed: Lsn | null;
+  try {
+    confirmed = (await readSlot(primary, config.slot))?.confirmedFlushLsn ?? null;
+  } finally {
+    await primary.end();
+  }
+  let anchor: ResyncAnchor | null = null;
+  for (const other of config.replicas) {
+    if (other.name === replica || stale.has(other.name)) continue;
+    const client = await connectNode(other.name, other.url).catch(() => null);
+    if (!client) continue;
+    try {
+      const { rows } = await client.query<{ version: string; lsn: Lsn }>(
+        'SELECT version::text, lsn::text FROM lockstep.applied WHERE stream = $1',
+        [config.slot],
+      );
+      const row = rows[0];
+      if (row && (!anchor || Number(row.version) < anchor.version))
+        anchor = { version: Number(row.version), lsn: row.lsn };
+    } finally {
+      await client.end();
+    }
+  }
+  if (!anchor || !confirmed || lsnToBigInt(anchor.lsn) + 1n < lsnToBigInt(confirmed)) {
+    throw new LockstepError({
+      node: replica,
+      problem: 'cannot resync: no healthy replica holds a position the slot still has WAL for',
+      fix: 'detach and attach again from scratch (every replica is copied anew and the stream restarts at version 0)',
+    });
+  }
+  return anchor;
+}
+
+/**
+ * Empties a replica's replicated tables and positions it at `anchor`, in one
+ * transaction, so that attach copies every table again from a fresh snapshot.
+ */
+export async function resetForResync(
+  config: LockstepConfig,
+  replica: string,
+  tables: readonly CatalogTable[],
+  anchor: ResyncAnchor,
+): Promise<void> {
+  const target = config.replicas.find((r) => r.name === replica);
+  if (!target)
+    throw new LockstepError({
+      node: replica,
+      problem: 'no such replica in the configuration',
+      fix: 'use a name from "replicas"',
+    });
+  const client: pg.Client = await connectNode(target.name, target.url);
+  try {
+    await client.query('BEGIN');
+    await client.query('SET LOCAL session_replication_role = replica');
+    if (tables.length)
+      await client.query(
+        `TRUNCATE ${tables.map((t) => quoteQualified(t.schema, t.name)).join(', ')}`,
+      );
+    await client.query('DELETE FROM lockstep.synced_tables WHERE stream = $1', [config.slot]);
+    await client.query(
+      `INSERT INTO lockstep.applied (stream, version, lsn) VALUES ($1, $2, $3)
+       ON CONFLICT (stream) DO UPDATE SET version = excluded.version, lsn = excluded.lsn, applied_at = now()`,
+      [config.slot, anchor.version, anchor.lsn],
+    );
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    await client.end();
+  }
+}
