@@ -1,5 +1,6 @@
 import type { ClientBase } from 'pg';
 import { matchesAnyPattern, type TablePattern } from '../../plugin/protocol/index.js';
+import { quoteIdent, quoteQualified } from './sql-identifier.js';
 
 /** One column as a node's catalog describes it. */
 export interface CatalogColumn {
@@ -17,6 +18,8 @@ export interface CatalogTable {
   /** pg_class.relreplident: d(efault), n(othing), f(ull), i(ndex). */
   readonly replicaIdentity: 'd' | 'n' | 'f' | 'i';
   readonly hasPrimaryKey: boolean;
+  /** Primary key columns in key order (empty without one). */
+  readonly primaryKey: readonly string[];
   /** Columns in attribute order; generated columns are left out (each node computes its own). */
   readonly columns: readonly CatalogColumn[];
 }
@@ -30,10 +33,15 @@ export async function readCatalog(client: ClientBase): Promise<CatalogTable[]> {
     name: string;
     replident: 'd' | 'n' | 'f' | 'i';
     has_pk: boolean;
+    pk: string[] | null;
     columns: CatalogColumn[] | null;
   }>(
     `SELECT n.nspname AS schema, c.relname AS name, c.relreplident AS replident,
             EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
+            (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM pg_index i
+               CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+              WHERE i.indrelid = c.oid AND i.indisprimary) AS pk,
             (SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
                                                'notNull', a.attnotnull, 'hasDefault', a.atthasdef)
                              ORDER BY a.attnum)
@@ -49,6 +57,7 @@ export async function readCatalog(client: ClientBase): Promise<CatalogTable[]> {
     name: r.name,
     replicaIdentity: r.replident,
     hasPrimaryKey: r.has_pk,
+    primaryKey: r.pk ?? [],
     columns: r.columns ?? [],
   }));
 }
@@ -59,4 +68,19 @@ export function selectReplicated(
   patterns: readonly TablePattern[],
 ): CatalogTable[] {
   return catalog.filter((t) => matchesAnyPattern(patterns, t));
+}
+
+/**
+ * A CREATE TABLE for a replica from the primary's catalog: columns, types,
+ * NOT NULL and the primary key. Defaults, other indexes and constraints are
+ * left out: replicated rows carry every value, and a replica needs no more
+ * to apply them (types such as enums must already exist there).
+ */
+export function createTableStatement(table: CatalogTable): string {
+  const columns = table.columns.map(
+    (c) => `${quoteIdent(c.name)} ${c.type}${c.notNull ? ' NOT NULL' : ''}`,
+  );
+  if (table.primaryKey.length)
+    columns.push(`PRIMARY KEY (${table.primaryKey.map(quoteIdent).join(', ')})`);
+  return `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(table.schema)}; CREATE TABLE ${quoteQualified(table.schema, table.name)} (${columns.join(', ')})`;
 }

@@ -8,13 +8,14 @@ import {
   ensurePublication,
   readSlot,
 } from '../../adapters/postgres/replication-slot.js';
-import type { CatalogTable } from '../../adapters/postgres/table-catalog.js';
+import { type CatalogTable, createTableStatement } from '../../adapters/postgres/table-catalog.js';
 import { copyTable } from '../../adapters/postgres/table-copy.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { LockstepError } from '../lockstep-error.js';
 import type { Lsn } from '../protocol/index.js';
-import { runDoctor } from './doctor.js';
+import { type DoctorReport, runDoctor } from './doctor.js';
 import { findResyncAnchor, resetForResync } from './resync.js';
+import { MISSING_TABLE_PROBLEM } from './table-compatibility.js';
 
 /** Progress callbacks of an attach (a TTY view or plain log lines). */
 export interface AttachProgress {
@@ -41,6 +42,8 @@ export interface AttachOptions {
   readonly sidecarRunsResync?: boolean;
   /** Replicas known to be stale (not usable as a resync's starting point). */
   readonly stale?: ReadonlySet<string>;
+  /** Create replicated tables missing on replicas from the primary's definitions. */
+  readonly createSchema?: boolean;
 }
 
 /** A manual resync while a sidecar streams could race the slot past the resync's starting point. */
@@ -57,6 +60,42 @@ async function refuseWhileStreaming(config: LockstepConfig): Promise<void> {
     }
   } finally {
     await primary.end();
+  }
+}
+
+const isMissingTable = (problem: LockstepError) =>
+  problem.table !== undefined && problem.message.includes(MISSING_TABLE_PROBLEM);
+
+/** --create-schema: creates on each replica the replicated tables it lacks, from the primary's catalog. */
+async function createMissingTables(
+  config: LockstepConfig,
+  report: DoctorReport,
+  progress: AttachProgress,
+): Promise<void> {
+  for (const replica of config.replicas) {
+    const missing = report.problems
+      .filter((p) => p.node === replica.name && isMissingTable(p))
+      .map((p) => p.table);
+    if (missing.length === 0) continue;
+    const client = await connectNode(replica.name, replica.url);
+    try {
+      for (const table of report.tables.filter((t) => missing.includes(`${t.schema}.${t.name}`))) {
+        try {
+          await client.query(createTableStatement(table));
+        } catch (error) {
+          throw new LockstepError({
+            node: replica.name,
+            table: `${table.schema}.${table.name}`,
+            problem: `cannot create the table: ${(error as Error).message}`,
+            fix: 'create what it depends on (types, schemas) on the replica, or create the table yourself (pg_dump --schema-only -t …)',
+            cause: error,
+          });
+        }
+        progress.step(`created ${table.schema}.${table.name} on ${replica.name}`);
+      }
+    } finally {
+      await client.end();
+    }
   }
 }
 
@@ -85,7 +124,11 @@ export async function attach(
   const started = Date.now();
   const stream = config.slot;
   progress.step('checking nodes (doctor)');
-  const report = await runDoctor(config);
+  let report = await runDoctor(config);
+  if (options.createSchema && report.problems.some(isMissingTable)) {
+    await createMissingTables(config, report, progress);
+    report = await runDoctor(config);
+  }
   if (report.problems.length > 0) throw new AttachRefused(report.problems);
   const tables = report.tables;
 

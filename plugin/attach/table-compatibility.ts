@@ -10,6 +10,9 @@ export interface TableMismatch {
 
 const label = (t: { schema: string; name: string }) => `${t.schema}.${t.name}`;
 
+/** The problem text for a replicated table a replica lacks (attach --create-schema looks for it). */
+export const MISSING_TABLE_PROBLEM = 'the table does not exist on the replica';
+
 /**
  * Compares a replicated table on the primary with the same table on a replica.
  * Every primary column must exist on the replica with the same type; an extra
@@ -24,7 +27,7 @@ export function compareTable(
     return [
       {
         table,
-        problem: 'the table does not exist on the replica',
+        problem: MISSING_TABLE_PROBLEM,
         fix: "create it with the primary's definition (pg_dump --schema-only -t …), or run lockstep attach --create-schema",
       },
     ];

@@ -64,10 +64,17 @@ export function buildProgram(): Command {
       '--resync <replica...>',
       'copy these (stale) replicas anew from a fresh snapshot; stop lockstep run first',
     )
-    .action(async (options: { config?: string; resync?: string[] }) => {
+    .option(
+      '--create-schema',
+      "create replicated tables missing on replicas from the primary's definitions",
+    )
+    .action(async (options: { config?: string; resync?: string[]; createSchema?: boolean }) => {
       const config = loadConfig(options.config);
       try {
-        const result = await attach(config, attachProgressView(), { resync: options.resync });
+        const result = await attach(config, attachProgressView(), {
+          resync: options.resync,
+          createSchema: options.createSchema,
+        });
         if (result.alreadyAttached) {
           process.stdout.write(
             `already attached (slot "${config.slot}" from ${result.startLsn}); nothing to do\n`,

@@ -83,4 +83,43 @@ describe('a conflicting row on one replica', () => {
       overwrite.remove();
     }
   });
+
+  it('halts a replica missing a column with the table, the column and the fix; resumes once it is added', async () => {
+    const [r1, r2] = clusters.replicas as [
+      (typeof clusters.replicas)[number],
+      (typeof clusters.replicas)[number],
+    ];
+    await r1.query('ALTER TABLE notes DROP COLUMN v');
+    const sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
+    try {
+      await clusters.primary.query(`INSERT INTO notes VALUES (50, 'needs v')`);
+      await eventually(
+        async () => (await r2.query('SELECT 1 FROM notes WHERE id = 50')).length === 1,
+        'replica2 to apply',
+      );
+      await eventually(
+        async () =>
+          sidecar
+            .logLines()
+            .some(
+              (l) =>
+                l.replica === 'replica1' &&
+                /\[replica1, table public\.notes\].*column "v"/.test(String(l.msg)),
+            ),
+        'replica1 halted naming the column',
+      );
+      await r1.query('ALTER TABLE notes ADD COLUMN v text');
+      await eventually(
+        async () => (await r1.query('SELECT v FROM notes WHERE id = 50')).length === 1,
+        'replica1 to resume',
+      );
+      // (replica1 lacks row 1 on purpose: the overwrite test removed it there.)
+      expect(await r1.query('SELECT id, v FROM notes WHERE id = 50')).toEqual([
+        { id: 50, v: 'needs v' },
+      ]);
+    } finally {
+      sidecar.kill('SIGTERM');
+      expect(await sidecar.exited).toBe(0);
+    }
+  });
 });
