@@ -30,6 +30,8 @@ export interface PgoutputSourceOptions {
   readonly node?: string;
   /** How often a status update is sent even when the server did not ask (ms). Default 10,000. */
   readonly statusIntervalMs?: number;
+  /** logical_decoding_work_mem for this replication session (e.g. `256MB`); the server's when omitted. */
+  readonly decodingWorkMem?: string;
 }
 
 const keepText = (text: string): string => text;
@@ -71,7 +73,12 @@ export class PgoutputSource implements ChangeSource {
       void this.stop();
     };
     for (let attempt = 0; ; attempt++) {
-      const service = new LogicalReplicationService(clientConfig(this.options.url, 'lockstep'), {
+      const config = clientConfig(this.options.url, 'lockstep');
+      if (this.options.decodingWorkMem) {
+        // A session setting of the walsender: the server's configuration is left alone.
+        config.options = `-c logical_decoding_work_mem=${this.options.decodingWorkMem.replace(/\s/g, '')}`;
+      }
+      const service = new LogicalReplicationService(config, {
         acknowledge: { auto: false, timeoutSeconds: 0 },
         flowControl: { enabled: false },
       });

@@ -48,6 +48,9 @@ export interface PacketChanges {
 /** The set-based attempt failed in a way the ordered apply may not: try that instead. */
 class CompactedApplyFailed extends Error {}
 
+/** Rows sent but not yet confirmed by the replica before the apply waits for it. */
+const MAX_ROWS_IN_FLIGHT = 20_000;
+
 const quoteIdentText = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 const CONNECTION_LOST =
@@ -62,6 +65,8 @@ const CONNECTION_LOST =
 export class PgReplicaTarget {
   private client: pg.Client | null = null;
   private pending: Pending[] = [];
+  /** Rows carried by the statements in `pending` (set-based ones count every row). */
+  private pendingRows = 0;
   private statementNames = new Map<string, string>();
   private syncedFrom = new Map<string, Lsn>();
   /** Column types on the replica per relation message (a new message after ALTER TABLE asks again). */
@@ -187,8 +192,9 @@ export class PgReplicaTarget {
         version,
       );
     }
-    // Bound what waits in memory for large transactions; errors surface here too.
-    if (this.pending.length >= 5_000) await this.settle();
+    // Wait for the replica once enough is in flight: statements the server has not
+    // read yet sit in this process's memory, and waiting here pushes back on the stream.
+    if (this.pendingRows >= MAX_ROWS_IN_FLIGHT) await this.settle();
   }
 
   /**
@@ -332,6 +338,7 @@ export class PgReplicaTarget {
   /** Abandons the open transaction, if any. */
   async rollback(): Promise<void> {
     this.pending = [];
+    this.pendingRows = 0;
     if (!this.inTransaction || !this.client) return;
     this.inTransaction = false;
     await this.client.query('ROLLBACK').catch(() => undefined);
@@ -342,6 +349,7 @@ export class PgReplicaTarget {
     const client = this.client;
     this.client = null;
     this.pending = [];
+    this.pendingRows = 0;
     this.inTransaction = false;
     await client?.end().catch(() => undefined);
   }
@@ -383,6 +391,8 @@ export class PgReplicaTarget {
     );
     promise.catch(() => undefined); // examined in settle()
     const expected = (statement as { expectedRows?: number }).expectedRows;
+    const first = statement.values[0];
+    this.pendingRows += Array.isArray(first) ? first.length : 1;
     this.pending.push({
       promise,
       table,
@@ -400,6 +410,7 @@ export class PgReplicaTarget {
   private async settle(compacted = false): Promise<void> {
     const pending = this.pending;
     this.pending = [];
+    this.pendingRows = 0;
     const results = await Promise.allSettled(pending.map((p) => p.promise));
     let failure: { error: unknown; item: Pending } | null = null;
     results.forEach((result, i) => {

@@ -12,6 +12,7 @@
  *   (d) one $BENCH_BULK_ROWS-row transaction: commit → visible on both, and
  *       the sidecar's peak RSS
  *
+ * BENCH_STAGES picks stages (default "a b c d"; (a) always runs, it sets replication up).
  * Not part of `npm test`; needs pgbench and pg_dump (system PostgreSQL).
  */
 import { readFileSync } from 'node:fs';
@@ -31,6 +32,7 @@ const SCALE = Number(process.env.BENCH_SCALE ?? 10);
 const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 30);
 const BACKLOG_SECONDS = Number(process.env.BENCH_BACKLOG_SECONDS ?? 15);
 const BULK_ROWS = Number(process.env.BENCH_BULK_ROWS ?? 1_000_000);
+const STAGES = new Set((process.env.BENCH_STAGES ?? 'a b c d').split(/[ ,]+/));
 const LAUNCHER_WAIT_MS = 5_500; // native's apply launcher starts a worker at most every wal_retrieve_retry_interval
 
 type Figures = Record<string, number>;
@@ -189,50 +191,66 @@ async function measure(system: System): Promise<Figures> {
     await check('a');
 
     // (b) steady state
-    console.error(`${system.name}: (b) pgbench -c 4 -j 2 -T ${PGBENCH_SECONDS} while replicating`);
-    await p.query('VACUUM pgbench_branches, pgbench_tellers');
-    f.b_primary_tps = await pgbench(p, ['-n', '-c', '4', '-j', '2', '-T', String(PGBENCH_SECONDS)]);
-    const end = now();
-    const caught = await waitOnAll(
-      replicas,
-      `EXISTS (SELECT 1 FROM nb_marker WHERE id = ${await mark(p)})`,
-    );
-    f.b_catchup_ms = caught - end;
-    await check('b');
+    if (STAGES.has('b')) {
+      console.error(
+        `${system.name}: (b) pgbench -c 4 -j 2 -T ${PGBENCH_SECONDS} while replicating`,
+      );
+      await p.query('VACUUM pgbench_branches, pgbench_tellers');
+      f.b_primary_tps = await pgbench(p, [
+        '-n',
+        '-c',
+        '4',
+        '-j',
+        '2',
+        '-T',
+        String(PGBENCH_SECONDS),
+      ]);
+      const end = now();
+      const caught = await waitOnAll(
+        replicas,
+        `EXISTS (SELECT 1 FROM nb_marker WHERE id = ${await mark(p)})`,
+      );
+      f.b_catchup_ms = caught - end;
+      await check('b');
+    }
 
     // (c) backlog drain
-    console.error(`${system.name}: (c) backlog of ${BACKLOG_SECONDS} s of pgbench`);
-    await system.pause(p, replicas);
-    const h0 = Number(
-      (await p.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history'))[0]?.n,
-    );
-    await pgbench(p, ['-n', '-c', '4', '-j', '2', '-T', String(BACKLOG_SECONDS)]);
-    const txns =
-      Number((await p.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history'))[0]?.n) -
-      h0;
-    const m = await mark(p);
-    if (system.name === 'native') await sleep(LAUNCHER_WAIT_MS);
-    t0 = now();
-    await system.resume(p, replicas);
-    const drained = await waitOnAll(replicas, `EXISTS (SELECT 1 FROM nb_marker WHERE id = ${m})`);
-    f.c_txns = txns;
-    f.c_drain_s = (drained - t0) / 1000;
-    f.c_apply_tps = txns / f.c_drain_s;
-    await check('c');
+    if (STAGES.has('c')) {
+      console.error(`${system.name}: (c) backlog of ${BACKLOG_SECONDS} s of pgbench`);
+      await system.pause(p, replicas);
+      const h0 = Number(
+        (await p.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history'))[0]?.n,
+      );
+      await pgbench(p, ['-n', '-c', '4', '-j', '2', '-T', String(BACKLOG_SECONDS)]);
+      const txns =
+        Number((await p.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history'))[0]?.n) -
+        h0;
+      const m = await mark(p);
+      if (system.name === 'native') await sleep(LAUNCHER_WAIT_MS);
+      t0 = now();
+      await system.resume(p, replicas);
+      const drained = await waitOnAll(replicas, `EXISTS (SELECT 1 FROM nb_marker WHERE id = ${m})`);
+      f.c_txns = txns;
+      f.c_drain_s = (drained - t0) / 1000;
+      f.c_apply_tps = txns / f.c_drain_s;
+      await check('c');
+    }
 
     // (d) one large transaction
-    console.error(`${system.name}: (d) one ${BULK_ROWS}-row transaction`);
-    await Promise.all([p, ...replicas].map((c) => c.query('CHECKPOINT')));
-    await p.query(
-      `INSERT INTO bulk SELECT g, substr(repeat(md5(g::text), 4), 1, 100) FROM generate_series(1, ${BULK_ROWS}) g`,
-    );
-    const committed = now();
-    const visible = await waitOnAll(
-      replicas,
-      `EXISTS (SELECT 1 FROM bulk WHERE id = ${BULK_ROWS})`,
-    );
-    f.d_commit_to_both_s = (visible - committed) / 1000;
-    await check('d');
+    if (STAGES.has('d')) {
+      console.error(`${system.name}: (d) one ${BULK_ROWS}-row transaction`);
+      await Promise.all([p, ...replicas].map((c) => c.query('CHECKPOINT')));
+      await p.query(
+        `INSERT INTO bulk SELECT g, substr(repeat(md5(g::text), 4), 1, 100) FROM generate_series(1, ${BULK_ROWS}) g`,
+      );
+      const committed = now();
+      const visible = await waitOnAll(
+        replicas,
+        `EXISTS (SELECT 1 FROM bulk WHERE id = ${BULK_ROWS})`,
+      );
+      f.d_commit_to_both_s = (visible - committed) / 1000;
+      await check('d');
+    }
     const rss = system.peakRssMB();
     if (rss !== null) f.peak_rss_mb = rss;
     return f;

@@ -68,6 +68,15 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * logical_decoding_work_mem for lockstep's own replication session on the
+     * primary: how much of one transaction the walsender decodes in memory
+     * before spilling it to disk (the server's default is 64MB).
+     */
+    decodingWorkMem: z
+      .string()
+      .regex(/^\d+\s*(kB|MB|GB)$/, 'a size such as "256MB"')
+      .default('256MB'),
     /** Most row changes kept in memory to serve deltas to lagging replicas. */
     windowChanges: z.number().int().positive().default(50_000),
     /** Backoff of a halted replica's retries (ms). */

@@ -118,8 +118,12 @@ export class PacketWindow {
   private evict(): void {
     let min = Number.POSITIVE_INFINITY;
     for (const seq of this.cursors.values()) min = Math.min(min, seq);
-    while (this.changes >= this.maxChanges && this.size > 0 && this.base < min) {
+    while (this.size > 0 && this.base < min) {
       const part = this.parts[this.head] as PacketPart;
+      // Parts of a large (multi-part) packet leave as soon as every active agent has them: a
+      // replica that needs them later re-reads the slot, and they would crowd out small packets.
+      const large = part.index > 0 || part.final === null;
+      if (this.changes < this.maxChanges && !large) break;
       this.parts[this.head++] = undefined as unknown as PacketPart;
       this.changes -= part.changes.length;
       this.base++;

@@ -26,6 +26,7 @@ export function createSidecar(config: LockstepConfig, log: Logger): Sidecar {
         slot: config.slot,
         publication: config.publication,
         durableLsn: durable,
+        decodingWorkMem: config.decodingWorkMem,
       });
       const stream = new PrimaryStream(source, {
         resume,

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { clusterProvider } from '../harness/clusters.js';
@@ -13,7 +14,11 @@ beforeAll(async () => {
   const provider = await clusterProvider();
   [notLogical, fullSlots, noPrepared, drifted] = await Promise.all([
     provider.start({ role: 'primary', name: 'not-logical', settings: { wal_level: 'replica' } }),
-    provider.start({ role: 'primary', name: 'full-slots', settings: { max_replication_slots: 1 } }),
+    provider.start({
+      role: 'primary',
+      name: 'full-slots',
+      settings: { max_replication_slots: 1, max_wal_senders: 1 },
+    }),
     provider.start({
       role: 'replica',
       name: 'no-prepared',
@@ -87,19 +92,30 @@ describe('lockstep doctor', () => {
     expect(output).not.toContain('hunter2');
   });
 
-  it('names a full slot table and a role without REPLICATION', async () => {
-    const asApp = {
-      ...fullSlots,
-      url: fullSlots.urlFor({ user: 'app_no_repl' }),
-    } as PostgresCluster;
-    const { code, output } = await doctor(asApp, [noPrepared], { tables: ['public.orders'] });
-    expect(code).toBe(1);
-    expect(output).toMatch(
-      /all 1 replication slots are in use.*\n\s+fix: raise max_replication_slots/,
-    );
-    expect(output).toMatch(
-      /role "app_no_repl" may not use replication slots.*\n\s+fix: as a superuser run: ALTER ROLE "app_no_repl" REPLICATION/,
-    );
+  it('names full slots, busy WAL senders and a role without REPLICATION', async () => {
+    // Someone else's replication connection takes the only WAL sender.
+    const walsender = new pg.Client({
+      connectionString: fullSlots.url,
+      replication: 'database',
+    } as pg.ClientConfig);
+    await walsender.connect();
+    try {
+      const asApp = {
+        ...fullSlots,
+        url: fullSlots.urlFor({ user: 'app_no_repl' }),
+      } as PostgresCluster;
+      const { code, output } = await doctor(asApp, [noPrepared], { tables: ['public.orders'] });
+      expect(code).toBe(1);
+      expect(output).toMatch(
+        /all 1 replication slots are in use.*\n\s+fix: raise max_replication_slots/,
+      );
+      expect(output).toMatch(/all 1 WAL senders are busy.*\n\s+fix: raise max_wal_senders/);
+      expect(output).toMatch(
+        /role "app_no_repl" may not use replication slots.*\n\s+fix: as a superuser run: ALTER ROLE "app_no_repl" REPLICATION/,
+      );
+    } finally {
+      await walsender.end();
+    }
   });
 
   it('names the tables setting when no table matches', async () => {
