@@ -11,13 +11,14 @@
  * same publication): the floor no client can beat. Not part of `npm test`.
  *
  * The client's CPU share tells which side is the bottleneck: well below 100%
- * means the stream waited for the walsender. At the server's default
- * logical_decoding_work_mem (64MB) a 1M-row transaction spills to disk on the
- * primary and the walsender, not the client, sets the pace;
- * BENCH_LOGICAL_DECODING_WORK_MEM=1GB shows the same run without the spill.
+ * means the stream waited for the walsender. Both the stream and the floor
+ * decode with the session's logical_decoding_work_mem set as the sidecar sets
+ * it (BENCH_DECODING_WORK_MEM, default 256MB like lockstep's decodingWorkMem);
+ * at the server's default 64MB a 1M-row transaction spills to disk on the
+ * primary and the walsender sets the pace (BENCH_DECODING_WORK_MEM=64MB).
  *
  * Env: BENCH_PGBENCH_SECONDS (15), BENCH_BULK_ROWS (1000000), BENCH_REPS (3),
- *      BENCH_LOGICAL_DECODING_WORK_MEM (server default), LOCKSTEP_PG_BIN.
+ *      BENCH_DECODING_WORK_MEM (256MB), LOCKSTEP_PG_BIN.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -35,6 +36,7 @@ const run = promisify(execFile);
 const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 15);
 const BULK_ROWS = Number(process.env.BENCH_BULK_ROWS ?? 1_000_000);
 const REPS = Number(process.env.BENCH_REPS ?? 3);
+const WORK_MEM = process.env.BENCH_DECODING_WORK_MEM ?? '256MB';
 
 const provider = new LocalClusterProvider({ fast: false });
 const pgbench = pgClientTool('pgbench', provider.binaries.bin);
@@ -47,9 +49,6 @@ const primary = await provider.start({
     shared_buffers: '512MB',
     max_wal_size: '4GB',
     checkpoint_timeout: '30min',
-    ...(process.env.BENCH_LOGICAL_DECODING_WORK_MEM
-      ? { logical_decoding_work_mem: process.env.BENCH_LOGICAL_DECODING_WORK_MEM }
-      : {}),
   },
 });
 const client = new pg.Client({ connectionString: primary.url });
@@ -68,7 +67,14 @@ async function decodeWithStream(
   start: string,
   packets: number,
 ): Promise<DecodeReport> {
-  return decodeInChild({ url: primary.url, slot, publication: 'bench_pub', start, packets });
+  return decodeInChild({
+    url: primary.url,
+    slot,
+    publication: 'bench_pub',
+    start,
+    packets,
+    decodingWorkMem: WORK_MEM,
+  });
 }
 
 /** Runs pgbench against the primary with the given options. */

@@ -123,7 +123,8 @@ export class PacketWindow {
       // Parts of a large (multi-part) packet leave as soon as every active agent has them: a
       // replica that needs them later re-reads the slot, and they would crowd out small packets.
       const large = part.index > 0 || part.final === null;
-      if (this.changes < this.maxChanges && !large) break;
+      // (With no active agent at all, nobody has passed it: only the size bound applies.)
+      if (this.changes < this.maxChanges && !(large && Number.isFinite(min))) break;
       this.parts[this.head++] = undefined as unknown as PacketPart;
       this.changes -= part.changes.length;
       this.base++;

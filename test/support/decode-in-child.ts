@@ -24,6 +24,7 @@ export async function decodeInChild(args: {
   start: string;
   packets: number;
   maxBufferedChanges?: number;
+  decodingWorkMem?: string;
 }): Promise<DecodeReport> {
   const { stdout } = await run(
     process.execPath,
@@ -37,6 +38,7 @@ export async function decodeInChild(args: {
       args.start,
       String(args.packets),
       String(args.maxBufferedChanges ?? 20_000),
+      args.decodingWorkMem ?? '',
     ],
     { maxBuffer: 1 << 20 },
   );

@@ -4,12 +4,12 @@
  * peak RSS. Runs in its own process so the memory figure is the stream's alone
  * (used by the large-transaction test and by bench/stream).
  *
- * Usage: decode-slot.ts URL SLOT PUBLICATION START_LSN PACKETS [MAX_BUFFERED_CHANGES]
+ * Usage: decode-slot.ts URL SLOT PUBLICATION START_LSN PACKETS [MAX_BUFFERED_CHANGES [DECODING_WORK_MEM]]
  */
 import { toLsn } from '../../plugin/protocol/index.js';
 import { openStream } from './stream-session.js';
 
-const [url, slot, publication, start, packetsText, bufferedText] = process.argv.slice(
+const [url, slot, publication, start, packetsText, bufferedText, workMem] = process.argv.slice(
   2,
 ) as string[];
 const wanted = Number(packetsText);
@@ -17,7 +17,7 @@ const stream = await openStream(
   url as string,
   { slot: slot as string, publication: publication as string },
   { version: 0, lsn: toLsn(start as string) },
-  { maxBufferedChanges: Number(bufferedText ?? 20_000) },
+  { maxBufferedChanges: Number(bufferedText ?? 20_000), decodingWorkMem: workMem || undefined },
 );
 let rows = 0;
 let packets = 0;

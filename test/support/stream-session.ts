@@ -59,15 +59,19 @@ export async function openStream(
     maxPartChanges?: number;
     maxBufferedChanges?: number;
     decidePhase?: PhaseDecider;
+    /** logical_decoding_work_mem of the replication session, as the sidecar sets it. */
+    decodingWorkMem?: string;
   } = {},
 ): Promise<PrimaryStream> {
+  const { decodingWorkMem, ...streamOptions } = options;
   const source = new PgoutputSource({
     url,
     slot: feed.slot,
     publication: feed.publication,
     durableLsn: resume.lsn,
+    decodingWorkMem,
   });
-  const stream = new PrimaryStream(source, { resume, ...options });
+  const stream = new PrimaryStream(source, { resume, ...streamOptions });
   await stream.start();
   return stream;
 }

@@ -74,6 +74,24 @@ describe('PacketWindow', () => {
     );
   });
 
+  it('lets parts of a large packet go once every active agent has them, not before', () => {
+    const w = new PacketWindow(1_000);
+    for (const p of parts(1, 1, 6, 2)) w.push(p); // one packet in three parts
+    for (const p of parts(2, 2, 1)) w.push(p); // a small one
+    w.hasRoom();
+    expect(w.start).toBe(0); // no agent yet: kept
+    w.setCursor('a', 2);
+    w.setCursor('b', 1);
+    w.hasRoom();
+    expect(w.start).toBe(1); // b still needs part 1
+    w.setCursor('b', 4);
+    w.hasRoom();
+    expect(w.start).toBe(2); // agent a still needs the packet's last part
+    w.setCursor('a', 4);
+    w.hasRoom();
+    expect(w.start).toBe(3); // the small packet stays for deltas, under the bound
+  });
+
   it('reset drops everything and keeps numbering', () => {
     const w = new PacketWindow(100);
     for (const p of parts(1, 3, 1)) w.push(p);
