@@ -94,6 +94,8 @@ async function pgbenchRun(args: string[]): Promise<void> {
 async function decodeOnServer(
   slot: string,
 ): Promise<{ rows: number; packets: number; seconds: number }> {
+  // The same session setting as the stream's (and the sidecar's), so both decode alike.
+  await client.query(`SET logical_decoding_work_mem = '${WORK_MEM}'`);
   const t0 = process.hrtime.bigint();
   const { rows } = await client.query<{ rows: string; packets: string }>(
     `SELECT count(*) FILTER (WHERE substr(data, 1, 1) IN ('\\x49', '\\x55', '\\x44')) AS rows,
@@ -116,10 +118,10 @@ const results: {
   floor: { rows: number; packets: number; seconds: number };
 }[] = [];
 
-const workMem = (await client.query('SHOW logical_decoding_work_mem')).rows[0]
-  .logical_decoding_work_mem;
+/** Both the stream's and the floor's decoding sessions use this logical_decoding_work_mem. */
+const workMem = WORK_MEM;
 console.error(
-  `bench:stream on PostgreSQL ${primary.major} (${provider.binaries.bin}), logical_decoding_work_mem=${workMem}`,
+  `bench:stream on PostgreSQL ${primary.major} (${provider.binaries.bin}), session logical_decoding_work_mem=${workMem}`,
 );
 await pgbenchRun(['-i', '-q', '-s', '10']);
 await client.query('ALTER TABLE pgbench_history REPLICA IDENTITY FULL');
@@ -177,7 +179,7 @@ const median = (xs: number[]) => {
 };
 const fmt = (n: number) => Math.round(n).toLocaleString('en');
 console.log(
-  `\nbench:stream — PostgreSQL ${primary.major}, logical_decoding_work_mem=${workMem}, ${REPS} reps, median (min–max)`,
+  `\nbench:stream — PostgreSQL ${primary.major}, session logical_decoding_work_mem=${workMem}, ${REPS} reps, median (min–max)`,
 );
 console.log(
   [
