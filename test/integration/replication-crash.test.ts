@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { expectIdentical, waitForMarker } from '../support/compare-nodes.js';
 import { LockstepProcess } from '../support/lockstep-process.js';
-import { runTpcb, TPCB_SCHEMA, tpcbSeed } from '../support/tpcb-workload.js';
+import { backgroundTpcb, TPCB_SCHEMA, tpcbSeed } from '../support/tpcb-workload.js';
 import { useAttached } from '../support/use-attached.js';
 
 const TABLES = ['branches', 'tellers', 'accounts', 'history', 'marker'];
@@ -17,13 +17,9 @@ const clusters = useAttached({
 
 describe('crash safety', () => {
   it(`loses nothing and doubles nothing when the sidecar is SIGKILLed ${KILLS} times under load`, async () => {
-    const stop = new AbortController();
-    const workload = runTpcb(clusters.primary.url, {
-      clients: 3,
-      ms: 600_000,
+    const workload = backgroundTpcb(clusters.primary.url, {
       branches: 1,
       accountsPerBranch: 2_000,
-      signal: stop.signal,
     });
     let sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
     try {
@@ -33,8 +29,7 @@ describe('crash safety', () => {
         await sidecar.exited;
         sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
       }
-      stop.abort();
-      const work = await workload;
+      const work = await workload.stop();
       expect(work.transactions).toBeGreaterThan(KILLS * 10);
       await waitForMarker(clusters.primary, clusters.replicas);
       await expectIdentical(clusters.primary, clusters.replicas, TABLES);
@@ -50,7 +45,7 @@ describe('crash safety', () => {
         expect(Number(applied?.version)).toBeLessThanOrEqual(Number(head?.version) + 1);
       }
     } finally {
-      stop.abort();
+      await workload.stop();
       sidecar.kill('SIGTERM');
       await sidecar.exited;
     }

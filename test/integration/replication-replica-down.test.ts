@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { eventually, expectIdentical, waitForMarker } from '../support/compare-nodes.js';
 import { LockstepProcess } from '../support/lockstep-process.js';
-import { runTpcb, TPCB_SCHEMA, tpcbSeed } from '../support/tpcb-workload.js';
+import { backgroundTpcb, TPCB_SCHEMA, tpcbSeed } from '../support/tpcb-workload.js';
 import { useAttached } from '../support/use-attached.js';
 
 const TABLES = ['branches', 'tellers', 'accounts', 'history', 'marker'];
@@ -25,15 +25,11 @@ describe('a replica that goes down', () => {
       (typeof clusters.replicas)[number],
     ];
     const sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
-    const stop = new AbortController();
+    const workload = backgroundTpcb(clusters.primary.url, {
+      branches: 1,
+      accountsPerBranch: 2_000,
+    });
     try {
-      const workload = runTpcb(clusters.primary.url, {
-        clients: 3,
-        ms: 600_000,
-        branches: 1,
-        accountsPerBranch: 2_000,
-        signal: stop.signal,
-      });
       await eventually(async () => (await version(r2)) > 50, 'replica2 to apply some packets');
       await r2.stopServer('immediate');
       const r1Before = await version(r1);
@@ -51,8 +47,7 @@ describe('a replica that goes down', () => {
         'replica2 to catch up',
         60_000,
       );
-      stop.abort();
-      await workload;
+      await workload.stop();
       await waitForMarker(clusters.primary, clusters.replicas);
       await expectIdentical(clusters.primary, clusters.replicas, TABLES);
       // The gap was healed by re-reading the slot (the window was too small to hold it).
@@ -62,7 +57,7 @@ describe('a replica that goes down', () => {
           .some((l) => l.replica === 'replica2' && /re-reading the slot/.test(String(l.msg))),
       ).toBe(true);
     } finally {
-      stop.abort();
+      await workload.stop();
       sidecar.kill('SIGTERM');
       expect(await sidecar.exited).toBe(0);
     }

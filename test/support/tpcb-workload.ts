@@ -85,3 +85,18 @@ export async function runTpcb(
   );
   return result;
 }
+
+/** Runs the TPC-B workload in the background (3 clients) until `stop()`, which returns its counts. */
+export function backgroundTpcb(
+  url: string,
+  size: { branches: number; accountsPerBranch: number },
+): { stop(): Promise<WorkloadResult> } {
+  const abort = new AbortController();
+  const running = runTpcb(url, { clients: 3, ms: 600_000, ...size, signal: abort.signal });
+  return {
+    stop: async () => {
+      abort.abort();
+      return running;
+    },
+  };
+}
