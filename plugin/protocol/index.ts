@@ -4,6 +4,8 @@ export * from './lsn.js';
 export * from './net-changes.js';
 export * from './one-phase.js';
 export * from './packet.js';
+export * from './phase-policy.js';
 export * from './relation.js';
 export * from './table-pattern.js';
+export * from './two-phase-round.js';
 export * from './value.js';
