@@ -11,6 +11,8 @@ export interface ReplicaPosition {
 /** The replica side of the apply path (the Postgres adapter implements it). */
 export interface ReplicaTarget {
   readonly node: string;
+  /** Updates and deletes of rows missing on the replica that `conflicts: "overwrite"` skipped, so far. */
+  readonly ignoredMissingRows: number;
   open(): Promise<ReplicaPosition>;
   /** Applies whole packets as one transaction that ends by storing `position`. */
   applyBatch(
@@ -79,6 +81,8 @@ export class ReplicaAgent {
   applyErrors = 0;
   /** Packets skipped because the replica already had them (after restarts and rewinds). */
   duplicatesSkipped = 0;
+  /** Updates and deletes of missing rows skipped under `conflicts: "overwrite"`. */
+  ignoredMissingRows = 0;
   private stopping = false;
   private wakeStop: (() => void) | null = null;
 
@@ -186,8 +190,19 @@ export class ReplicaAgent {
     // A large packet streaming through an open replica transaction.
     let open: { version: number; rows: number } | null = null;
 
+    let ignoredBefore = this.target.ignoredMissingRows;
     const applied = (next: ReplicaPosition, packets: number, rows: number) => {
       this.events.applied(this, next, packets, rows);
+      const ignored = this.target.ignoredMissingRows - ignoredBefore;
+      if (ignored > 0) {
+        ignoredBefore = this.target.ignoredMissingRows;
+        this.ignoredMissingRows += ignored;
+        this.events.note(
+          this,
+          `replica ${this.name} skipped ${ignored} update(s)/delete(s) of rows it does not have (conflicts: overwrite) up to version ${next.version}`,
+          { ignored, total: this.ignoredMissingRows, version: next.version },
+        );
+      }
       this.packetsApplied += packets;
       this.rowsApplied += rows;
       position = next;

@@ -77,6 +77,11 @@ describe('a conflicting row on one replica', () => {
         'replica1 to pass the conflicts',
       );
       expect(await r1.query('SELECT v FROM items WHERE id = 100')).toEqual([{ v: 'primary wins' }]);
+      // The update of the row missing there was skipped, and counted in the log.
+      await eventually(
+        async () => sidecar.logLines().some((l) => l.replica === 'replica1' && l.ignored === 1),
+        'the skipped update to be reported',
+      );
     } finally {
       sidecar.kill('SIGTERM');
       expect(await sidecar.exited).toBe(0);
