@@ -1,6 +1,18 @@
 import type { ClientBase } from 'pg';
 import { LockstepError } from '../../plugin/lockstep-error.js';
 
+/** The fixes for the primary's prerequisites; also used when the server itself refuses (replication-errors.ts). */
+export const PRIMARY_FIXES = {
+  walLevel:
+    "run ALTER SYSTEM SET wal_level = 'logical' on the primary (or set it in postgresql.conf) and restart the primary",
+  slots:
+    "raise max_replication_slots in postgresql.conf and restart the primary, or drop an unused slot with SELECT pg_drop_replication_slot('<name>')",
+  senders: 'raise max_wal_senders in postgresql.conf and restart the primary',
+  /** For the role, when known. */
+  replication: (role?: string) =>
+    `as a superuser run: ALTER ROLE ${role ? `"${role}"` : '<lockstep role>'} REPLICATION`,
+} as const;
+
 /** What streaming from the primary needs, checked before it is attempted. */
 export interface PrimaryCheckOptions {
   /** Node name used in messages. Default `primary`. */
@@ -44,7 +56,7 @@ export async function checkPrimaryPrerequisites(
         node,
         setting: 'wal_level',
         problem: `wal_level is '${s.wal_level}'; logical replication needs 'logical'`,
-        fix: `run ALTER SYSTEM SET wal_level = 'logical' on the primary (or set it in postgresql.conf) and restart the primary`,
+        fix: PRIMARY_FIXES.walLevel,
       }),
     );
   }
@@ -54,7 +66,7 @@ export async function checkPrimaryPrerequisites(
         node,
         setting: 'REPLICATION privilege',
         problem: `role "${s.role}" may not use replication slots (it has neither REPLICATION nor SUPERUSER)`,
-        fix: `as a superuser run: ALTER ROLE "${s.role}" REPLICATION`,
+        fix: PRIMARY_FIXES.replication(s.role),
       }),
     );
   }
@@ -64,7 +76,7 @@ export async function checkPrimaryPrerequisites(
         node,
         setting: 'max_replication_slots',
         problem: `all ${s.max_replication_slots} replication slots are in use (max_replication_slots = ${s.max_replication_slots})`,
-        fix: "raise max_replication_slots in postgresql.conf and restart the primary, or drop an unused slot with SELECT pg_drop_replication_slot('<name>')",
+        fix: PRIMARY_FIXES.slots,
       }),
     );
   }
@@ -74,7 +86,7 @@ export async function checkPrimaryPrerequisites(
         node,
         setting: 'max_wal_senders',
         problem: `all ${s.max_wal_senders} WAL senders are busy (max_wal_senders = ${s.max_wal_senders})`,
-        fix: 'raise max_wal_senders in postgresql.conf and restart the primary',
+        fix: PRIMARY_FIXES.senders,
       }),
     );
   }

@@ -23,6 +23,7 @@ import {
   truncateStatement,
 } from './change-statement.js';
 import { clientConfig, redactUrl, scrubSecrets } from './connection-url.js';
+import { quoteQualified } from './sql-identifier.js';
 
 /** A replica's durable position in a stream. */
 export interface ReplicaPosition {
@@ -51,8 +52,6 @@ class CompactedApplyFailed extends Error {}
 /** Rows sent but not yet confirmed by the replica before the apply waits for it. */
 const MAX_ROWS_IN_FLIGHT = 20_000;
 
-const quoteIdentText = (name: string) => `"${name.replace(/"/g, '""')}"`;
-
 const CONNECTION_LOST =
   /Connection terminated|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|the database system is (starting up|shutting down)|terminating connection|Client has encountered a connection error/i;
 
@@ -72,9 +71,8 @@ export class PgReplicaTarget {
   /** Column types on the replica per relation message (a new message after ALTER TABLE asks again). */
   private columnTypes = new WeakMap<Relation, ReplicaColumnTypes>();
   private lastTaken: { lsn: Lsn; copyLsn: Lsn; result: boolean } | null = null;
-  /** Batches applied set-based, and those that had to fall back to the ordered apply. */
-  compactedBatches = 0;
-  orderedFallbacks = 0;
+  /** `syncedFrom` by relation message, so the hot path builds no `schema.name` string per change. */
+  private copyLsnByRelation = new WeakMap<object, Lsn | null>();
   private inTransaction = false;
   /** Updates and deletes of rows missing on the replica that `overwrite` ignored. */
   ignoredMissingRows = 0;
@@ -117,6 +115,7 @@ export class PgReplicaTarget {
       this.client = client;
       this.statementNames.clear();
       this.columnTypes = new WeakMap();
+      this.copyLsnByRelation = new WeakMap();
       this.syncedFrom = new Map(
         synced.rows.map((r) => [`${r.schema_name}.${r.table_name}`, r.copy_lsn]),
       );
@@ -246,11 +245,9 @@ export class PgReplicaTarget {
           }
         }
         await this.commit(position, commitTime, true);
-        this.compactedBatches++;
         return;
       } catch (error) {
         if (!(error instanceof CompactedApplyFailed)) throw error;
-        this.orderedFallbacks++;
       }
     }
     this.begin();
@@ -282,7 +279,7 @@ export class PgReplicaTarget {
       ({ rows } = await this.requireClient().query<{ name: string; type: string }>(
         `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a
           WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped`,
-        [`${quoteIdentText(relation.schema)}.${quoteIdentText(relation.name)}`],
+        [quoteQualified(relation.schema, relation.name)],
       ));
     } catch (error) {
       // Inside a transaction an earlier statement may have failed: that is the error to report.
@@ -356,8 +353,12 @@ export class PgReplicaTarget {
 
   /** Whether a change to `relation` in a packet at `lsn` still needs applying (not already in the table's copy). */
   private takes(relation: { schema: string; name: string }, version: number, lsn: Lsn): boolean {
-    const copyLsn = this.syncedFrom.get(relationLabel(relation));
+    let copyLsn = this.copyLsnByRelation.get(relation);
     if (copyLsn === undefined) {
+      copyLsn = this.syncedFrom.get(relationLabel(relation)) ?? null;
+      this.copyLsnByRelation.set(relation, copyLsn);
+    }
+    if (copyLsn === null) {
       throw new ApplyError({
         node: this.node,
         kind: 'not-synced',

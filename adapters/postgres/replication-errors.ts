@@ -1,4 +1,5 @@
 import { LockstepError } from '../../plugin/lockstep-error.js';
+import { PRIMARY_FIXES } from './primary-prerequisites.js';
 
 interface PgErrorLike {
   code?: string;
@@ -22,7 +23,7 @@ export function explainReplicationError(
       ...base,
       setting: 'wal_level',
       problem: `logical decoding is not enabled: ${message}`,
-      fix: `run ALTER SYSTEM SET wal_level = 'logical' on the primary and restart it`,
+      fix: PRIMARY_FIXES.walLevel,
     });
   }
   if (e.code === '53400' || /replication slots are in use/i.test(message)) {
@@ -30,7 +31,7 @@ export function explainReplicationError(
       ...base,
       setting: 'max_replication_slots',
       problem: `no free replication slot: ${message}`,
-      fix: "raise max_replication_slots and restart the primary, or drop an unused slot with SELECT pg_drop_replication_slot('<name>')",
+      fix: PRIMARY_FIXES.slots,
     });
   }
   if (
@@ -43,7 +44,7 @@ export function explainReplicationError(
       ...base,
       setting: 'REPLICATION privilege',
       problem: `the role may not use replication: ${message}`,
-      fix: 'as a superuser run: ALTER ROLE <lockstep role> REPLICATION',
+      fix: PRIMARY_FIXES.replication(),
     });
   }
   if (e.code === '28000' && /replication/i.test(message)) {
@@ -75,7 +76,7 @@ export function explainReplicationError(
       ...base,
       setting: 'max_wal_senders',
       problem: `no free WAL sender: ${message}`,
-      fix: 'raise max_wal_senders in postgresql.conf and restart the primary',
+      fix: PRIMARY_FIXES.senders,
     });
   }
   return error instanceof Error ? error : new Error(message);

@@ -38,6 +38,17 @@ export interface LockstepStatus {
   inDoubt: InDoubtTransaction[];
 }
 
+/** Seconds between the stream head's commit and the replica's last applied commit (0 when caught up). */
+function lagSecondsBehind(
+  lagVersions: number | null,
+  head: Date | null,
+  applied: Date | null,
+): number | null {
+  if (lagVersions === 0) return 0;
+  if (!head || !applied) return null;
+  return Math.max(0, (head.getTime() - applied.getTime()) / 1000);
+}
+
 async function inDoubtOn(node: string, client: pg.ClientBase): Promise<InDoubtTransaction[]> {
   const { rows } = await client.query<{ gid: string; prepared: Date; age: number }>(
     `SELECT gid, prepared, extract(epoch FROM now() - prepared)::float8 AS age
@@ -158,12 +169,7 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
           lagBytes: status.primary.walLsn
             ? Math.max(0, lsnDistance(row.lsn, status.primary.walLsn))
             : null,
-          lagSeconds:
-            lagVersions === 0 || !headCommit || !row.commit_time
-              ? lagVersions === 0
-                ? 0
-                : null
-              : Math.max(0, (headCommit.getTime() - row.commit_time.getTime()) / 1000),
+          lagSeconds: lagSecondsBehind(lagVersions, headCommit, row.commit_time),
         };
       } finally {
         await client.end();

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { eventually, expectIdentical, waitForMarker } from '../support/compare-nodes.js';
+import {
+  appliedVersion,
+  eventually,
+  expectIdentical,
+  waitForMarker,
+} from '../support/compare-nodes.js';
 import { LockstepProcess } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 
@@ -7,10 +12,6 @@ const SCHEMA =
   'CREATE TABLE t (id int PRIMARY KEY, v int); CREATE TABLE marker (id bigserial PRIMARY KEY);';
 const clusters = useAttached({ replicas: 2, schema: SCHEMA });
 
-const version = async (node: (typeof clusters.replicas)[number]) =>
-  Number(
-    (await node.query<{ v: string }>('SELECT version::text AS v FROM lockstep.applied'))[0]?.v,
-  );
 const write = async (from: number, n: number) => {
   for (let i = from; i < from + n; i++)
     await clusters.primary.query('INSERT INTO t VALUES ($1, $1)', [i]);
@@ -30,13 +31,13 @@ describe('deltas and duplicates on the real path', () => {
     let sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
     try {
       await write(1, 5);
-      await eventually(async () => (await version(r2)) === 5, 'both at version 5');
+      await eventually(async () => (await appliedVersion(r2)) === 5, 'both at version 5');
       // Gap: replica2 misses 30 packets while down; they are still in memory when it returns.
       await r2.stopServer('immediate');
       await write(100, 30);
-      await eventually(async () => (await version(r1)) === 35, 'replica1 at 35');
+      await eventually(async () => (await appliedVersion(r1)) === 35, 'replica1 at 35');
       await r2.startServer();
-      await eventually(async () => (await version(r2)) === 35, 'replica2 healed to 35');
+      await eventually(async () => (await appliedVersion(r2)) === 35, 'replica2 healed to 35');
       expect(messages(sidecar, 'replica2')).toContain(
         'replica replica2 is behind: delta 6..35 served from memory',
       );
@@ -44,12 +45,12 @@ describe('deltas and duplicates on the real path', () => {
       // Duplicates: replica2 falls behind again, the sidecar dies, and the stream restarts from replica2's position.
       await r2.stopServer('immediate');
       await write(200, 10);
-      await eventually(async () => (await version(r1)) === 45, 'replica1 at 45');
+      await eventually(async () => (await appliedVersion(r1)) === 45, 'replica1 at 45');
       sidecar.kill('SIGKILL');
       await sidecar.exited;
       await r2.startServer();
       sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
-      await eventually(async () => (await version(r2)) === 45, 'replica2 at 45');
+      await eventually(async () => (await appliedVersion(r2)) === 45, 'replica2 at 45');
       await eventually(
         async () =>
           messages(sidecar, 'replica1').includes(
@@ -57,7 +58,7 @@ describe('deltas and duplicates on the real path', () => {
           ),
         'replica1 to report the duplicates it skipped',
       );
-      expect(await version(r1)).toBe(45);
+      expect(await appliedVersion(r1)).toBe(45);
       await waitForMarker(clusters.primary, clusters.replicas);
       await expectIdentical(clusters.primary, clusters.replicas, ['t', 'marker']);
     } finally {

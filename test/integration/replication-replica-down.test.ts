@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { eventually, expectIdentical, waitForMarker } from '../support/compare-nodes.js';
+import {
+  appliedVersion,
+  eventually,
+  expectIdentical,
+  waitForMarker,
+} from '../support/compare-nodes.js';
 import { LockstepProcess } from '../support/lockstep-process.js';
 import { backgroundTpcb, TPCB_SCHEMA, tpcbSeed } from '../support/tpcb-workload.js';
 import { useAttached } from '../support/use-attached.js';
@@ -13,11 +18,6 @@ const clusters = useAttached({
   config: { windowChanges: 2_000 },
 });
 
-const version = async (node: (typeof clusters.replicas)[number]) =>
-  Number(
-    (await node.query<{ v: string }>('SELECT version::text AS v FROM lockstep.applied'))[0]?.v,
-  );
-
 describe('a replica that goes down', () => {
   it('is halted alone while the other replica keeps applying, then catches up through deltas', async () => {
     const [r1, r2] = clusters.replicas as [
@@ -30,12 +30,15 @@ describe('a replica that goes down', () => {
       accountsPerBranch: 2_000,
     });
     try {
-      await eventually(async () => (await version(r2)) > 50, 'replica2 to apply some packets');
+      await eventually(
+        async () => (await appliedVersion(r2)) > 50,
+        'replica2 to apply some packets',
+      );
       await r2.stopServer('immediate');
-      const r1Before = await version(r1);
+      const r1Before = await appliedVersion(r1);
       await new Promise((r) => setTimeout(r, 3_000));
       // The other replica never stopped.
-      expect(await version(r1)).toBeGreaterThan(r1Before + 50);
+      expect(await appliedVersion(r1)).toBeGreaterThan(r1Before + 50);
       const halted = sidecar
         .logLines()
         .find((l) => l.replica === 'replica2' && /unreachable/.test(String(l.msg)));
@@ -43,7 +46,7 @@ describe('a replica that goes down', () => {
 
       await r2.startServer();
       await eventually(
-        async () => (await version(r2)) >= (await version(r1)) - 20,
+        async () => (await appliedVersion(r2)) >= (await appliedVersion(r1)) - 20,
         'replica2 to catch up',
         60_000,
       );

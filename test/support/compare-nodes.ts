@@ -72,3 +72,10 @@ export async function waitForMarker(
     ms,
   );
 }
+
+/** The version a replica has durably applied (lockstep.applied). */
+export async function appliedVersion(node: PostgresCluster): Promise<number> {
+  return Number(
+    (await node.query<{ v: string }>('SELECT version::text AS v FROM lockstep.applied'))[0]?.v,
+  );
+}
