@@ -1,9 +1,10 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as controlSchema from './001-control-schema.js';
+import * as decisionLog from './002-decision-log.js';
 
 /** lockstep's own control-schema migrations, in order. Bundled, so no folder is read at run time. */
 export const controlMigrations: MigrationProvider = {
   async getMigrations(): Promise<Record<string, Migration>> {
-    return { '001-control-schema': controlSchema };
+    return { '001-control-schema': controlSchema, '002-decision-log': decisionLog };
   },
 };

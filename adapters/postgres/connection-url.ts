@@ -29,3 +29,13 @@ export function scrubSecrets(text: string, url: string): string {
 export function clientConfig(url: string, applicationName = 'lockstep'): ClientConfig {
   return { connectionString: url, application_name: applicationName };
 }
+
+/** A copy of a driver error without the URL's password, keeping its SQLSTATE `code`. */
+export function scrubbedError(error: unknown, url: string): Error & { code?: string } {
+  const e = error as Error & { code?: string };
+  const scrubbed = new Error(scrubSecrets(e?.message ?? String(error), url)) as Error & {
+    code?: string;
+  };
+  scrubbed.code = e?.code;
+  return scrubbed;
+}

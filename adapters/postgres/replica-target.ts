@@ -82,6 +82,8 @@ export class PgReplicaTarget {
     private readonly url: string,
     private readonly stream: string,
     private readonly conflicts: ConflictMode,
+    /** lock_timeout and statement_timeout of transactions that will be prepared (ms). */
+    private readonly participantTimeoutMs = 5_000,
   ) {}
 
   /** Connects and reads the replica's position and the tables copied to it. */
@@ -126,11 +128,29 @@ export class PgReplicaTarget {
     }
   }
 
-  /** Starts a replica transaction (sent, not awaited). */
-  begin(): void {
+  /**
+   * Starts a replica transaction (sent, not awaited). A transaction that will be
+   * prepared gets lock and statement timeouts, so a participant never waits
+   * unboundedly while its vote is awaited.
+   */
+  begin(prepared = false): void {
     const client = this.requireClient();
     this.inTransaction = true;
     this.send(client, { text: 'BEGIN', values: [], expectsRow: false }, undefined, 0);
+    if (prepared) {
+      for (const setting of ['lock_timeout', 'statement_timeout']) {
+        this.send(
+          client,
+          {
+            text: `SET LOCAL ${setting} = ${this.participantTimeoutMs}`,
+            values: [],
+            expectsRow: false,
+          },
+          undefined,
+          0,
+        );
+      }
+    }
     // As native logical replication: no user triggers or FK re-checks on replicated rows.
     this.send(
       client,
@@ -205,6 +225,7 @@ export class PgReplicaTarget {
     packets: readonly PacketChanges[],
     position: ReplicaPosition,
     commitTime: string,
+    prepareAs?: string,
   ): Promise<void> {
     const changes = this.takenChanges(packets);
     const plan = changes ? compactChanges(changes) : null;
@@ -214,7 +235,7 @@ export class PgReplicaTarget {
       for (const net of plan)
         types.set(net.relation, await this.typesOf(net.relation, position.version));
       try {
-        this.begin();
+        this.begin(prepareAs !== undefined);
         const client = this.requireClient();
         for (const net of plan) {
           const columnTypes = types.get(net.relation) as ReplicaColumnTypes;
@@ -244,15 +265,15 @@ export class PgReplicaTarget {
             );
           }
         }
-        await this.commit(position, commitTime, true);
+        await this.finish(position, commitTime, true, prepareAs);
         return;
       } catch (error) {
         if (!(error instanceof CompactedApplyFailed)) throw error;
       }
     }
-    this.begin();
+    this.begin(prepareAs !== undefined);
     for (const packet of packets) await this.apply(packet.changes, packet.version, packet.lsn);
-    await this.commit(position, commitTime);
+    await this.finish(position, commitTime, false, prepareAs);
   }
 
   /** The changes of whole packets that this replica still needs, or null when some table's copy is newer than a packet. */
@@ -306,9 +327,34 @@ export class PgReplicaTarget {
     return result;
   }
 
-  /** Stores the batch's last position in the same transaction and commits. */
-  async commit(position: ReplicaPosition, commitTime: string, compacted = false): Promise<void> {
+  /**
+   * Stores the batch's last position in the same transaction and commits it,
+   * or, with `prepareAs`, ends it with PREPARE TRANSACTION under that gid.
+   */
+  async commit(position: ReplicaPosition, commitTime: string, prepareAs?: string): Promise<void> {
+    await this.finish(position, commitTime, false, prepareAs);
+  }
+
+  /** The durable position, read again (after a round this replica took part in ended elsewhere). */
+  async position(): Promise<ReplicaPosition> {
+    const { rows } = await this.requireClient().query<{ version: string; lsn: Lsn }>(
+      'SELECT version::text, lsn::text FROM lockstep.applied WHERE stream = $1',
+      [this.stream],
+    );
+    const row = rows[0];
+    if (!row) throw new Error(`replica ${this.node} has no position in stream "${this.stream}"`);
+    return { version: Number(row.version), lsn: row.lsn };
+  }
+
+  private async finish(
+    position: ReplicaPosition,
+    commitTime: string,
+    compacted: boolean,
+    prepareAs: string | undefined,
+  ): Promise<void> {
     const client = this.requireClient();
+    if (prepareAs !== undefined && !/^lockstep_[A-Za-z0-9_]+$/.test(prepareAs))
+      throw new RangeError(`not a lockstep gid: ${prepareAs}`);
     // Every statement is checked (errors, rows touched) before COMMIT is sent: a
     // missing row must stop the batch, not be noticed after it committed.
     await this.settle(compacted);
@@ -316,16 +362,20 @@ export class PgReplicaTarget {
       'UPDATE lockstep.applied SET version = $2, lsn = $3, commit_time = $4, applied_at = now() WHERE stream = $1',
       [this.stream, String(position.version), position.lsn, commitTime],
     );
-    const commit = client.query('COMMIT');
+    // The gid was validated above and is built by lockstep alone.
+    const verb = prepareAs === undefined ? 'COMMIT' : 'PREPARE';
+    const commit = client.query(
+      verb === 'COMMIT' ? 'COMMIT' : `PREPARE TRANSACTION '${prepareAs}'`,
+    );
     stored.catch(() => undefined);
     commit.catch(() => undefined);
     this.inTransaction = false;
     try {
       await stored;
       const result = await commit;
-      // After an error in pipeline mode, COMMIT answers ROLLBACK.
-      if (result.command !== 'COMMIT')
-        throw new Error(`the replica answered ${result.command} to COMMIT`);
+      // After an error in pipeline mode, COMMIT (or PREPARE) answers ROLLBACK.
+      if (result.command !== verb)
+        throw new Error(`the replica answered ${result.command} to ${verb}`);
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw this.explain(error, position.version, undefined);

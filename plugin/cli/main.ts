@@ -3,11 +3,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
+import { migrateControlSchema } from '../../adapters/postgres/control-schema.js';
 import { AttachRefused, attach } from '../attach/attach.js';
 import { runDoctor } from '../attach/doctor.js';
 import { loadConfig } from '../config/load-config.js';
+import { runRecovery } from '../coordinator/run-recovery.js';
 import { runDemo } from '../demo/run-demo.js';
-import { createSidecar } from '../sidecar/create-sidecar.js';
+import { createSidecar, faultFromEnvironment } from '../sidecar/create-sidecar.js';
 import { createLogger } from '../sidecar/logger.js';
 import { readStatus } from '../status/read-status.js';
 import { attachProgressView } from './attach-progress-view.js';
@@ -108,13 +110,10 @@ export function buildProgram(): Command {
     .action(async (options: { config?: string }) => {
       const config = loadConfig(options.config);
       const log = createLogger(config.log.level);
-      const sidecar = createSidecar(config, log);
-      await sidecar.start();
-      log.info(
-        { replicas: config.replicas.map((r) => r.name), slot: config.slot },
-        'lockstep is running',
-      );
-      await new Promise<void>((resolve) => {
+      // A sidecar upgraded in place finds its newer control tables (the decision log) ready.
+      await migrateControlSchema(config.primary);
+      const sidecar = createSidecar(config, log, { fault: faultFromEnvironment() });
+      const stopped = new Promise<void>((resolve) => {
         const shutdown = (signal: string) => {
           log.info(
             { signal },
@@ -127,7 +126,38 @@ export function buildProgram(): Command {
         process.once('SIGTERM', () => shutdown('SIGTERM'));
         process.once('SIGINT', () => shutdown('SIGINT'));
       });
+      if (await sidecar.start()) {
+        log.info(
+          { replicas: config.replicas.map((r) => r.name), slot: config.slot },
+          'lockstep is running',
+        );
+      }
+      await stopped;
       log.info('stopped');
+      // Everything is closed; a backoff timer still pending must not delay the exit.
+      process.exit();
+    });
+
+  program
+    .command('recover')
+    .description(
+      'resolve in-doubt prepared transactions by the decision log (no decision: roll back)',
+    )
+    .option(...configOption)
+    .action(async (options: { config?: string }) => {
+      const config = loadConfig(options.config);
+      const report = await runRecovery(config);
+      for (const r of report.resolved) {
+        process.stdout.write(
+          `${r.node}: ${r.action === 'committed' ? 'committed' : 'rolled back'} ${r.gid} (prepared ${Math.round(r.ageSeconds)}s ago; ${r.action === 'committed' ? 'a commit decision is recorded' : 'no commit decision'})\n`,
+        );
+      }
+      for (const f of report.failed) process.stderr.write(`${f.node}: not recovered: ${f.error}\n`);
+      if (report.resolved.length === 0 && report.failed.length === 0)
+        process.stdout.write(
+          'nothing to recover: no lockstep transaction is prepared on any node\n',
+        );
+      process.exitCode = report.failed.length > 0 ? 1 : 0;
     });
 
   program

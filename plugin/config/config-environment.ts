@@ -24,6 +24,11 @@ export const ENVIRONMENT_KEYS: readonly EnvironmentKey[] = [
     path: ['twoPhase', 'voteTimeoutMs'],
     kind: 'number',
   },
+  {
+    variable: 'LOCKSTEP_TWO_PHASE_RECOVERY_INTERVAL_MS',
+    path: ['twoPhase', 'recoveryIntervalMs'],
+    kind: 'number',
+  },
   { variable: 'LOCKSTEP_HTTP_HOST', path: ['http', 'host'], kind: 'string' },
   { variable: 'LOCKSTEP_HTTP_PORT', path: ['http', 'port'], kind: 'number' },
   { variable: 'LOCKSTEP_CONFLICTS', path: ['conflicts'], kind: 'string' },

@@ -31,6 +31,8 @@ export const configSchema = z
         captureDdl: z.boolean().default(false),
         /** How long a replica may take to vote (ms). */
         voteTimeoutMs: z.number().int().positive().default(5000),
+        /** How often prepared transactions left by a crash are looked for and finished (ms). */
+        recoveryIntervalMs: z.number().int().positive().default(30_000),
       })
       .strict()
       .prefault({}),

@@ -1,3 +1,9 @@
+import type {
+  ParticipantOutcome,
+  PrepareRequest,
+  RoundParticipant,
+  Vote,
+} from '../coordinator/round-participant.js';
 import type { PacketWindow } from '../primary/packet-window.js';
 import { decideOnePhase, type Lsn, type PacketPart } from '../protocol/index.js';
 import { ApplyError } from './apply-error.js';
@@ -14,16 +20,22 @@ export interface ReplicaTarget {
   /** Updates and deletes of rows missing on the replica that `conflicts: "overwrite"` skipped, so far. */
   readonly ignoredMissingRows: number;
   open(): Promise<ReplicaPosition>;
-  /** Applies whole packets as one transaction that ends by storing `position`. */
+  /**
+   * Applies whole packets as one transaction that ends by storing `position`;
+   * committed, or prepared as `prepareAs` (a two-phase round's gid).
+   */
   applyBatch(
     packets: ReadonlyArray<{ changes: PacketPart['changes']; version: number; lsn: Lsn }>,
     position: ReplicaPosition,
     commitTime: string,
+    prepareAs?: string,
   ): Promise<void>;
-  /** Streams a large packet through an open transaction: begin, apply its parts, commit. */
+  /** Streams a large packet through an open transaction: begin, apply its parts, commit (or prepare). */
   begin(): void;
   apply(changes: PacketPart['changes'], version: number, lsn: Lsn): Promise<void>;
-  commit(position: ReplicaPosition, commitTime: string): Promise<void>;
+  commit(position: ReplicaPosition, commitTime: string, prepareAs?: string): Promise<void>;
+  /** Reads the durable position again. */
+  position(): Promise<ReplicaPosition>;
   rollback(): Promise<void>;
   close(): Promise<void>;
 }
@@ -70,7 +82,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * A failure halts this replica alone; it retries with backoff and resumes from
  * its durable position once the cause is gone.
  */
-export class ReplicaAgent {
+export class ReplicaAgent implements RoundParticipant {
   state: ReplicaState = 'starting';
   /** The last failure while halted; cleared once applying works again. */
   lastError: ApplyError | null = null;
@@ -85,6 +97,21 @@ export class ReplicaAgent {
   ignoredMissingRows = 0;
   private stopping = false;
   private wakeStop: (() => void) | null = null;
+  /** A prepare the coordinator sent, waiting for the apply loop to reach the round's first packet. */
+  private pendingPrepare: { request: PrepareRequest; resolve: (vote: Vote) => void } | null = null;
+  /** The round this replica voted yes in, waiting for phase two. */
+  private decisionWaiter: {
+    gid: string;
+    resolve: (outcome: ParticipantOutcome | null) => void;
+  } | null = null;
+  private deltaWaiters: Array<{
+    version: number;
+    resolve: () => void;
+    reject: (e: Error) => void;
+  }> = [];
+  /** Highest version a round committed on this replica (told by the coordinator after COMMIT PREPARED). */
+  private committedThrough = 0;
+  private gateSignal: (() => void) | null = null;
 
   constructor(
     readonly name: string,
@@ -156,12 +183,141 @@ export class ReplicaAgent {
   stop(): void {
     this.stopping = true;
     this.wakeStop?.();
+    this.refuseWaiting('the sidecar is stopping');
+    const waiter = this.decisionWaiter;
+    this.decisionWaiter = null;
+    waiter?.resolve(null);
+    this.wakeGate();
   }
 
   private setState(state: ReplicaState): void {
     if (this.state === state && state !== 'halted') return;
     this.state = state;
+    if (state === 'halted')
+      this.refuseWaiting(this.lastError?.message ?? `replica ${this.name} is halted`);
     this.events.stateChanged(this);
+  }
+
+  /** The version this replica durably holds, when known. */
+  get heldVersion(): number | null {
+    return this.position?.version ?? null;
+  }
+
+  /**
+   * *prepare*: `needs-update` when behind the round's first packet, `no` when
+   * halted; otherwise the apply loop takes the request once it reaches that
+   * packet and answers after PREPARE TRANSACTION (or with the reason it failed).
+   */
+  async prepare(request: PrepareRequest): Promise<Vote> {
+    for (;;) {
+      if (this.stopping) return { vote: 'no', reason: 'the sidecar is stopping' };
+      if (this.state === 'halted')
+        return { vote: 'no', reason: this.lastError?.message ?? `replica ${this.name} is halted` };
+      if (this.position) break;
+      await sleep(50);
+    }
+    const at = (this.position as ReplicaPosition).version;
+    if (at < request.from - 1) return { vote: 'needs-update', at };
+    if (at >= request.from) {
+      return {
+        vote: 'no',
+        reason: `replica ${this.name} already holds version ${at}, at or past the round's first version ${request.from}`,
+      };
+    }
+    return new Promise<Vote>((resolve) => {
+      this.pendingPrepare?.resolve({ vote: 'no', reason: 'superseded by a newer prepare' });
+      this.pendingPrepare = { request, resolve };
+      this.wakeGate();
+    });
+  }
+
+  /** Resolves once the apply loop holds the version before the round (it fetches the delta itself). */
+  delta(request: PrepareRequest): Promise<void> {
+    if ((this.position?.version ?? -1) >= request.from - 1) return Promise.resolve();
+    if (this.state === 'halted' || this.stopping)
+      return Promise.reject(new Error(this.lastError?.message ?? `replica ${this.name} is halted`));
+    return new Promise((resolve, reject) =>
+      this.deltaWaiters.push({ version: request.from - 1, resolve, reject }),
+    );
+  }
+
+  /** Phase two finished on this replica's node. */
+  decided(request: PrepareRequest, outcome: ParticipantOutcome): void {
+    if (outcome === 'committed')
+      this.committedThrough = Math.max(this.committedThrough, request.to);
+    if (this.decisionWaiter?.gid === request.gid) {
+      const waiter = this.decisionWaiter;
+      this.decisionWaiter = null;
+      waiter.resolve(outcome);
+    }
+    this.wakeGate();
+  }
+
+  private wakeGate(): void {
+    const wake = this.gateSignal;
+    this.gateSignal = null;
+    wake?.();
+  }
+
+  /** Answers a waiting prepare and delta requests: this replica cannot take part now. */
+  private refuseWaiting(reason: string): void {
+    const pending = this.pendingPrepare;
+    this.pendingPrepare = null;
+    pending?.resolve({ vote: 'no', reason });
+    const waiters = this.deltaWaiters;
+    this.deltaWaiters = [];
+    for (const waiter of waiters) waiter.reject(new Error(reason));
+  }
+
+  private settleDeltas(): void {
+    const at = this.position?.version ?? -1;
+    this.deltaWaiters = this.deltaWaiters.filter((waiter) => {
+      if (at < waiter.version) return true;
+      waiter.resolve();
+      return false;
+    });
+  }
+
+  /**
+   * Waits at two-phase packet `version` for the coordinator: its prepare, word
+   * that the round committed here without this loop's vote (a restart in
+   * between), or a restarted stream. Null when stopping.
+   */
+  private async atGate(
+    version: number,
+    epoch: number,
+  ): Promise<
+    | { kind: 'prepare'; request: PrepareRequest; resolve: (vote: Vote) => void }
+    | { kind: 'moved' }
+    | { kind: 'restream' }
+    | null
+  > {
+    for (;;) {
+      if (this.stopping) return null;
+      if (this.window.epoch !== epoch) return { kind: 'restream' };
+      const pending = this.pendingPrepare;
+      if (pending) {
+        this.pendingPrepare = null;
+        if (pending.request.from === version) return { kind: 'prepare', ...pending };
+        pending.resolve({
+          vote: 'no',
+          reason: `replica ${this.name} waits at version ${version}, not ${pending.request.from}`,
+        });
+        continue;
+      }
+      if (this.committedThrough >= version) return { kind: 'moved' };
+      await new Promise<void>((resolve) => {
+        this.gateSignal = resolve;
+        void this.window.changed().then(resolve);
+      });
+    }
+  }
+
+  /** Registers for the round's outcome before the vote is given, so a quick decision is not missed. */
+  private awaitDecision(gid: string): Promise<ParticipantOutcome | null> {
+    return new Promise((resolve) => {
+      this.decisionWaiter = { gid, resolve };
+    });
   }
 
   private async applyLoop(onProgress: () => void): Promise<void> {
@@ -207,6 +363,7 @@ export class ReplicaAgent {
       this.rowsApplied += rows;
       position = next;
       this.position = next;
+      this.settleDeltas();
       if (this.lastError) {
         this.lastError = null;
         this.events.stateChanged(this);
@@ -289,7 +446,33 @@ export class ReplicaAgent {
         open.rows += part.changes.length;
         cursor++;
         this.window.setCursor(this.name, cursor);
-        if (part.final) {
+        if (part.final?.phase === 'two') {
+          // A large two-phase packet: the open transaction is prepared for its round.
+          const gate = await this.atGate(header.version, epoch);
+          if (!gate) break;
+          if (gate.kind === 'restream') continue;
+          const rows = open.rows;
+          if (gate.kind === 'moved' || gate.request.to !== header.version) {
+            if (gate.kind === 'prepare')
+              gate.resolve({
+                vote: 'no',
+                reason: `version ${header.version} needs a round of its own`,
+              });
+            await this.target.rollback();
+            open = null;
+            if (gate.kind === 'moved') applied(await this.target.position(), 0, 0);
+            cursor = this.locate(position);
+            continue;
+          }
+          open = null;
+          const next = { version: header.version, lsn: header.lsn };
+          const outcome = await this.vote(gate.request, gate.resolve, () =>
+            this.target.commit(next, header.commitTime, gate.request.gid),
+          );
+          if (outcome === null) break;
+          if (outcome === 'committed') applied(next, 1, rows);
+          else cursor = this.locate(position);
+        } else if (part.final) {
           const next = { version: header.version, lsn: header.lsn };
           await this.target.commit(next, header.commitTime);
           applied(next, 1, open.rows);
@@ -315,6 +498,49 @@ export class ReplicaAgent {
       }
       reportSkipped();
       if (this.state !== 'streaming') this.setState('catching-up');
+      if (part.final?.phase === 'two') {
+        // The one-phase batch ends before a two-phase packet; nothing after it is applied until it is decided.
+        await flush();
+        const gate = await this.atGate(header.version, epoch);
+        if (!gate) break;
+        if (gate.kind === 'restream') continue;
+        if (gate.kind === 'moved') {
+          applied(await this.target.position(), 0, 0);
+          cursor = this.locate(position);
+          continue;
+        }
+        const round = await this.roundPackets(gate.request, cursor, epoch);
+        if (typeof round === 'string') {
+          gate.resolve({ vote: 'no', reason: round });
+          cursor = this.locate(position);
+          continue;
+        }
+        const last = (round[round.length - 1] as PacketPart).header;
+        const next = { version: last.version, lsn: last.lsn };
+        const outcome = await this.vote(gate.request, gate.resolve, () =>
+          this.target.applyBatch(
+            round.map((p) => ({
+              changes: p.changes,
+              version: p.header.version,
+              lsn: p.header.lsn,
+            })),
+            next,
+            last.commitTime,
+            gate.request.gid,
+          ),
+        );
+        if (outcome === null) break;
+        if (outcome === 'committed') {
+          applied(
+            next,
+            round.length,
+            round.reduce((sum, p) => sum + p.changes.length, 0),
+          );
+          cursor += round.length;
+          this.window.setCursor(this.name, cursor);
+        } else cursor = this.locate(position);
+        continue;
+      }
       cursor++;
       this.window.setCursor(this.name, cursor);
       if (part.final) {
@@ -335,6 +561,52 @@ export class ReplicaAgent {
       }
     }
     if (open) await this.target.rollback();
+  }
+
+  /**
+   * Prepares a round's packets (`prepare` ends the transaction with PREPARE
+   * TRANSACTION), votes, and waits for phase two. A failure votes no with the
+   * error's text (node, table, fix) and halts this replica like any apply
+   * failure. Null when stopping.
+   */
+  private async vote(
+    request: PrepareRequest,
+    answer: (vote: Vote) => void,
+    prepare: () => Promise<void>,
+  ): Promise<ParticipantOutcome | null> {
+    try {
+      await prepare();
+    } catch (error) {
+      answer({ vote: 'no', reason: (error as Error)?.message ?? String(error) });
+      throw error;
+    }
+    const outcome = this.awaitDecision(request.gid);
+    answer({ vote: 'yes' });
+    return outcome;
+  }
+
+  /** The round's whole packets, from the window at `cursor` on (waiting for them to arrive); a reason when they do not fit. */
+  private async roundPackets(
+    request: PrepareRequest,
+    cursor: number,
+    epoch: number,
+  ): Promise<PacketPart[] | string> {
+    const packets: PacketPart[] = [];
+    for (let seq = cursor; packets.length < request.to - request.from + 1; ) {
+      if (this.stopping) return 'the sidecar is stopping';
+      if (this.window.epoch !== epoch) return 'the stream restarted while preparing';
+      const part = this.window.at(seq);
+      if (!part) {
+        await this.window.changed();
+        continue;
+      }
+      const expected = request.from + packets.length;
+      if (part.header.version !== expected || part.index !== 0 || part.final?.phase !== 'two')
+        return `version ${expected} is not a whole two-phase packet on replica ${this.name}`;
+      packets.push(part);
+      seq++;
+    }
+    return packets;
   }
 
   /** Logs the delta a replica behind the stream's head is about to receive from memory. */

@@ -1,10 +1,15 @@
 import type { Logger } from 'pino';
+import { CoordinatorLock } from '../../adapters/postgres/coordinator-lock.js';
+import { DecisionLog } from '../../adapters/postgres/decision-log.js';
 import { PgoutputSource } from '../../adapters/postgres/pgoutput-source.js';
 import { PgReplicaTarget } from '../../adapters/postgres/replica-target.js';
 import { StatusStore } from '../../adapters/postgres/status-store.js';
 import { type AttachProgress, attach } from '../attach/attach.js';
 import type { LockstepConfig } from '../config/config-schema.js';
+import { type FaultHook, faultAt, parseFaultSetting } from '../coordinator/fault-point.js';
+import { preparedTransactionNodes } from '../coordinator/run-recovery.js';
 import { PrimaryStream } from '../primary/primary-stream.js';
+import { phasePolicy } from '../protocol/index.js';
 import { Sidecar } from './sidecar.js';
 
 /** Attach progress as log lines (the sidecar's own resyncs). */
@@ -17,8 +22,30 @@ function quietProgress(log: Logger): AttachProgress {
   };
 }
 
-/** Builds the sidecar for a configuration: the primary stream, a target per replica, the status store. */
-export function createSidecar(config: LockstepConfig, log: Logger): Sidecar {
+/**
+ * `LOCKSTEP_FAULT=after-prepare:1` (or `after-decision`, `after-commit:2`):
+ * the process kills itself with SIGKILL at that point of a round. For fault
+ * tests only; unset in production.
+ */
+export function faultFromEnvironment(): FaultHook | undefined {
+  const text = process.env.LOCKSTEP_FAULT;
+  if (!text) return undefined;
+  return faultAt(parseFaultSetting(text), () => process.kill(process.pid, 'SIGKILL'));
+}
+
+/** Extra wiring for tests. */
+export interface SidecarExtras {
+  /** Called at the named points of every round. */
+  readonly fault?: FaultHook;
+}
+
+/** Builds the sidecar for a configuration: the primary stream, a target per replica, the status store, the coordinator. */
+export function createSidecar(
+  config: LockstepConfig,
+  log: Logger,
+  extras: SidecarExtras = {},
+): Sidecar {
+  const decidePhase = phasePolicy(config.twoPhase);
   return new Sidecar({
     openStream: async (resume, durable) => {
       const source = new PgoutputSource({
@@ -30,14 +57,36 @@ export function createSidecar(config: LockstepConfig, log: Logger): Sidecar {
       });
       const stream = new PrimaryStream(source, {
         resume,
+        decidePhase,
         maxBufferedChanges: Math.min(20_000, config.windowChanges),
       });
       await stream.start();
       return stream;
     },
     targets: config.replicas.map(
-      (r) => new PgReplicaTarget(r.name, r.url, config.slot, config.conflicts),
+      (r) =>
+        new PgReplicaTarget(
+          r.name,
+          r.url,
+          config.slot,
+          config.conflicts,
+          config.twoPhase.voteTimeoutMs,
+        ),
     ),
+    stream: config.slot,
+    lock: new CoordinatorLock(config.primary, config.slot),
+    twoPhase: {
+      nodes: preparedTransactionNodes(config),
+      decisions: new DecisionLog(config.primary, config.slot),
+      options: {
+        voteTimeoutMs: config.twoPhase.voteTimeoutMs,
+        batchRows: config.batch.maxRows,
+        retryInitialMs: config.retry.initialMs,
+        retryMaxMs: config.retry.maxMs,
+        recoveryIntervalMs: config.twoPhase.recoveryIntervalMs,
+      },
+      fault: extras.fault,
+    },
     status: new StatusStore(config.primary, config.slot),
     log,
     agent: {

@@ -1,4 +1,10 @@
 import type { Logger } from 'pino';
+import type { FaultHook } from '../coordinator/fault-point.js';
+import type { DecisionStore, PhaseTwoNode } from '../coordinator/round-participant.js';
+import {
+  type CoordinatorOptions,
+  TwoPhaseCoordinator,
+} from '../coordinator/two-phase-coordinator.js';
 import { PacketWindow } from '../primary/packet-window.js';
 import type { PrimaryStream } from '../primary/primary-stream.js';
 import {
@@ -36,6 +42,22 @@ export interface SidecarStatusStore {
   close(): Promise<void>;
 }
 
+/** The coordinator's lock on the primary: one active sidecar per stream. */
+export interface SidecarLock {
+  tryAcquire(): Promise<boolean>;
+  readonly held: boolean;
+  release(): Promise<void>;
+}
+
+/** What two-phase rounds need. */
+export interface SidecarTwoPhase {
+  /** Phase two and recovery per node: every replica, and the primary. */
+  readonly nodes: ReadonlyMap<string, PhaseTwoNode>;
+  readonly decisions: DecisionStore;
+  readonly options: CoordinatorOptions;
+  readonly fault?: FaultHook;
+}
+
 /** Everything the sidecar is built from. */
 export interface SidecarParts {
   /**
@@ -54,6 +76,10 @@ export interface SidecarParts {
   readonly maxLagBytes: number;
   /** With `resync: "auto"`: copies a stale replica anew (attach's resync); omitted for `manual`. */
   readonly resync?: (replica: string, stale: ReadonlySet<string>) => Promise<void>;
+  /** The stream's name. */
+  readonly stream: string;
+  readonly lock: SidecarLock;
+  readonly twoPhase: SidecarTwoPhase;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -86,6 +112,10 @@ export class Sidecar {
   private readonly resyncing = new Map<string, Lsn>();
   /** The primary stream is connected and reading. */
   streaming = false;
+  /** Runs two-phase rounds across the replicas. */
+  readonly coordinator: TwoPhaseCoordinator;
+  /** This process holds the coordinator lock (it is the active sidecar). */
+  active = false;
 
   constructor(private readonly parts: SidecarParts) {
     this.window = new PacketWindow(parts.windowChanges);
@@ -122,26 +152,61 @@ export class Sidecar {
             parts.log.info({ replica: agent.name, ...fields }, message),
         }),
     );
+    this.coordinator = new TwoPhaseCoordinator({
+      stream: parts.stream,
+      participants: () =>
+        this.agents.filter((a) => !this.stale.has(a.name) && !this.resyncing.has(a.name)),
+      nodes: parts.twoPhase.nodes,
+      decisions: parts.twoPhase.decisions,
+      log: parts.log,
+      options: parts.twoPhase.options,
+      fault: parts.twoPhase.fault,
+    });
   }
 
-  /** Starts every loop; resolves once the sidecar runs (the stream may still be connecting). */
-  async start(): Promise<void> {
+  /**
+   * Becomes the active sidecar (waiting as a standby while another holds the
+   * coordinator lock), recovers what a crash left prepared, then starts every
+   * loop. Resolves once it runs (the stream may still be connecting); false
+   * when stopped while waiting.
+   */
+  async start(): Promise<boolean> {
+    let announced = false;
+    while (!(await this.parts.lock.tryAcquire())) {
+      if (!announced) {
+        this.parts.log.info(
+          'another lockstep sidecar is active for this stream: standing by until it stops',
+        );
+        announced = true;
+      }
+      await sleep(1_000);
+      if (this.stopping) return false;
+    }
+    this.active = true;
+    this.parts.log.info('this sidecar is active (it holds the coordinator lock)');
+    await this.coordinator.start();
     this.lastPositions = await this.parts.status.lastPositions();
     for (const agent of this.agents) this.tasks.push(agent.run());
     this.tasks.push(this.pumpLoop(), this.housekeepingLoop());
+    return true;
   }
 
   /** Stops cleanly: open batches are rolled back (nothing half-applied), connections closed. */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    // A round being decided or committed is finished first (bounded); one still voting is aborted.
+    await this.coordinator.stop();
     for (const agent of this.agents) agent.stop();
     this.wakeRewind?.();
     await this.stream?.stop();
     this.window.reset();
     await Promise.allSettled(this.tasks);
-    await this.writeStatus().catch(() => undefined);
+    if (this.active) await this.writeStatus().catch(() => undefined);
     await this.parts.status.close();
+    await this.parts.twoPhase.decisions.close();
+    for (const node of this.parts.twoPhase.nodes.values()) await node.close();
+    await this.parts.lock.release();
   }
 
   private requestRewind(replica: string, position: ReplicaPosition): void {
@@ -207,6 +272,7 @@ export class Sidecar {
         `streaming from version ${resume.version}`,
       );
       try {
+        let packetRows = 0;
         for (;;) {
           const rewind = new Promise<null>((resolve) => {
             this.wakeRewind = () => resolve(null);
@@ -216,6 +282,15 @@ export class Sidecar {
           if (!part) break;
           await this.window.waitForRoom();
           this.window.push(part);
+          packetRows = (part.index === 0 ? 0 : packetRows) + part.changes.length;
+          if (part.final?.phase === 'two') {
+            this.coordinator.offer({
+              version: part.header.version,
+              lsn: part.header.lsn,
+              rows: packetRows,
+              whole: part.index === 0,
+            });
+          }
           if (part.final)
             this.head = {
               version: part.header.version,

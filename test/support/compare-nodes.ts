@@ -79,3 +79,15 @@ export async function appliedVersion(node: PostgresCluster): Promise<number> {
     (await node.query<{ v: string }>('SELECT version::text AS v FROM lockstep.applied'))[0]?.v,
   );
 }
+
+/** lockstep gids still prepared on each node (own database only). */
+export async function preparedGids(nodes: readonly PostgresCluster[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const node of nodes) {
+    const rows = await node.query<{ gid: string }>(
+      `SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND gid LIKE 'lockstep\\_%'`,
+    );
+    for (const row of rows) found.push(`${node.name}:${row.gid}`);
+  }
+  return found;
+}

@@ -58,6 +58,19 @@ export class LockstepProcess {
       .map((l) => JSON.parse(l) as Record<string, unknown>);
   }
 
+  /** The first log line whose message matches every pattern (and has `fields`), if any. */
+  logged(
+    patterns: RegExp | readonly RegExp[],
+    fields: Record<string, unknown> = {},
+  ): Record<string, unknown> | undefined {
+    const all = Array.isArray(patterns) ? patterns : [patterns as RegExp];
+    return this.logLines().find(
+      (l) =>
+        all.every((p) => p.test(String(l.msg))) &&
+        Object.entries(fields).every(([k, v]) => l[k] === v),
+    );
+  }
+
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     this.child.kill(signal);
   }

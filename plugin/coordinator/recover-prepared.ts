@@ -1,0 +1,91 @@
+import { parseGid, recoverRound } from '../protocol/index.js';
+import type { DecisionStore, PhaseTwoNode } from './round-participant.js';
+
+/** What one recovery pass did. */
+export interface RecoveryReport {
+  /** Each prepared transaction finished, per node. */
+  readonly resolved: ReadonlyArray<{
+    gid: string;
+    node: string;
+    action: 'committed' | 'rolled-back';
+    ageSeconds: number;
+  }>;
+  /** Nodes that could not be read or finished now (a later pass retries). */
+  readonly failed: ReadonlyArray<{ node: string; error: string }>;
+}
+
+/** Decisions older than this, for gids prepared nowhere, are forgotten. */
+const DECISION_RETENTION_SECONDS = 3600;
+
+/**
+ * Finishes every lockstep gid of `stream` left prepared on any node, by the
+ * decision log: commit where a commit decision is recorded, roll back
+ * otherwise (presumed abort). An undecided gid first gets a durable `abort`
+ * decision, so a coordinator that is somehow still deciding it can never commit
+ * it afterwards. The caller holds the coordinator lock and passes the gid of
+ * any round it is itself running in `skip`.
+ */
+export async function recoverPrepared(
+  stream: string,
+  nodes: readonly PhaseTwoNode[],
+  decisions: DecisionStore,
+  skip: ReadonlySet<string> = new Set(),
+): Promise<RecoveryReport> {
+  const resolved: Array<RecoveryReport['resolved'][number]> = [];
+  const failed: Array<RecoveryReport['failed'][number]> = [];
+  const holders = new Map<string, Array<{ node: PhaseTwoNode; ageSeconds: number }>>();
+  const listed = new Set<string>();
+  await Promise.all(
+    nodes.map(async (node) => {
+      try {
+        for (const prepared of await node.list(stream)) {
+          listed.add(prepared.gid);
+          if (skip.has(prepared.gid)) continue;
+          const list = holders.get(prepared.gid) ?? [];
+          list.push({ node, ageSeconds: prepared.ageSeconds });
+          holders.set(prepared.gid, list);
+        }
+      } catch (error) {
+        failed.push({ node: node.node, error: (error as Error).message });
+      }
+    }),
+  );
+  const known = await decisions.read([...holders.keys()]);
+  for (const [gid, held] of holders) {
+    let decision = known.get(gid);
+    if (!decision) {
+      const parts = parseGid(gid, stream);
+      decision = await decisions.decide(
+        {
+          gid,
+          round: parts?.round ?? 0,
+          versionFrom: parts?.version ?? 0,
+          versionTo: parts?.version ?? 0,
+          participants: held.map((h) => h.node.node),
+        },
+        'abort',
+      );
+    }
+    const names = held.map((h) => h.node.node);
+    const { actions } = recoverRound(gid, names, new Set(names), decision === 'commit');
+    for (const action of actions) {
+      if (action.type !== 'commit-prepared' && action.type !== 'rollback-prepared') continue;
+      const holder = held.find((h) => h.node.node === action.participant);
+      if (!holder) continue;
+      try {
+        if (action.type === 'commit-prepared') await holder.node.commit(gid);
+        else await holder.node.rollback(gid);
+        resolved.push({
+          gid,
+          node: holder.node.node,
+          action: action.type === 'commit-prepared' ? 'committed' : 'rolled-back',
+          ageSeconds: holder.ageSeconds,
+        });
+      } catch (error) {
+        failed.push({ node: holder.node.node, error: (error as Error).message });
+      }
+    }
+  }
+  if (failed.length === 0) await decisions.prune([...listed], DECISION_RETENTION_SECONDS);
+  return { resolved, failed };
+}
