@@ -439,8 +439,8 @@ export class TwoPhaseCoordinator {
 
   private async rollbackUntilDone(node: PhaseTwoNode, gid: string): Promise<void> {
     let delay = this.parts.options.retryInitialMs;
-    // After a stop, recovery at the next start rolls it back.
-    while (!this.stopping) {
+    // Tried at least once; after a stop, recovery at the next start finishes it.
+    do {
       try {
         await node.rollback(gid);
         return;
@@ -448,6 +448,6 @@ export class TwoPhaseCoordinator {
         await sleep(delay);
         delay = Math.min(delay * 2, this.parts.options.retryMaxMs);
       }
-    }
+    } while (!this.stopping);
   }
 }

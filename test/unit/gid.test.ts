@@ -1,0 +1,38 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { parseFaultSetting } from '../../plugin/coordinator/fault-point.js';
+import { makeGid, parseGid } from '../../plugin/protocol/gid.js';
+
+describe('gids', () => {
+  it('round-trip, use only [A-Za-z0-9_], and stay far below 200 bytes', () => {
+    fc.assert(
+      fc.property(
+        fc.stringMatching(/^[a-z_][a-z0-9_]{0,40}$/),
+        fc.nat(),
+        fc.nat(),
+        (stream, version, round) => {
+          const gid = makeGid({ stream, version, round });
+          expect(gid).toMatch(/^[A-Za-z0-9_]+$/);
+          expect(gid.length).toBeLessThan(120);
+          expect(parseGid(gid, stream)).toEqual({ stream, version, round });
+        },
+      ),
+    );
+  });
+
+  it("never claims another stream's gid or a foreign transaction", () => {
+    const gid = makeGid({ stream: 'a_b', version: 5, round: 3 });
+    expect(parseGid(gid, 'a')).toBeNull();
+    expect(parseGid(gid, 'a_b')).toEqual({ stream: 'a_b', version: 5, round: 3 });
+    expect(parseGid('app_tx_1', 'a')).toBeNull();
+    expect(() => makeGid({ stream: "x'; drop", version: 1, round: 1 })).toThrow(RangeError);
+  });
+});
+
+describe('fault settings', () => {
+  it('read a point with an optional count and refuse anything else', () => {
+    expect(parseFaultSetting('after-prepare:2')).toEqual({ point: 'after-prepare', count: 2 });
+    expect(parseFaultSetting('after-decision')).toEqual({ point: 'after-decision', count: 1 });
+    expect(() => parseFaultSetting('before-anything')).toThrow(/invalid fault point/);
+  });
+});

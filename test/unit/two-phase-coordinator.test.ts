@@ -1,0 +1,176 @@
+import fc from 'fast-check';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { recoverPrepared } from '../../plugin/coordinator/recover-prepared.js';
+import type {
+  DecisionStore,
+  ParticipantOutcome,
+  PhaseTwoNode,
+  PrepareRequest,
+  RoundParticipant,
+  Vote,
+} from '../../plugin/coordinator/round-participant.js';
+import { TwoPhaseCoordinator } from '../../plugin/coordinator/two-phase-coordinator.js';
+import { toLsn } from '../../plugin/protocol/index.js';
+
+/** How a participant answers its prepare. */
+type Behaviour = 'yes' | 'no' | 'needs-update' | 'late-yes' | 'throws';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** What happened, in order, across the fakes. */
+type Happening =
+  | { kind: 'decided'; gid: string; decision: 'commit' | 'abort' }
+  | { kind: 'commit' | 'rollback' | 'prepare'; gid: string; node: string };
+
+class FakeWorld {
+  readonly happenings: Happening[] = [];
+  readonly prepared = new Map<string, Set<string>>();
+  readonly decisions = new Map<string, 'commit' | 'abort'>();
+
+  node(name: string, failures: number): PhaseTwoNode {
+    let left = failures;
+    const held = (gid: string) => this.prepared.get(gid) ?? new Set<string>();
+    return {
+      node: name,
+      list: async () =>
+        [...this.prepared]
+          .filter(([, nodes]) => nodes.has(name))
+          .map(([gid]) => ({
+            gid,
+            preparedAt: new Date().toISOString(),
+            ageSeconds: 0,
+          })),
+      commit: async (gid) => {
+        if (left-- > 0) throw new Error('connection cut');
+        if (held(gid).delete(name)) this.happenings.push({ kind: 'commit', gid, node: name });
+      },
+      rollback: async (gid) => {
+        if (left-- > 0) throw new Error('connection cut');
+        if (held(gid).delete(name)) this.happenings.push({ kind: 'rollback', gid, node: name });
+      },
+      close: async () => undefined,
+    };
+  }
+
+  store(): DecisionStore {
+    return {
+      decide: async (record, decision) => {
+        const held = this.decisions.get(record.gid) ?? decision;
+        if (!this.decisions.has(record.gid)) {
+          this.decisions.set(record.gid, decision);
+          this.happenings.push({ kind: 'decided', gid: record.gid, decision });
+        }
+        return held;
+      },
+      read: async (gids) =>
+        new Map(
+          gids
+            .filter((g) => this.decisions.has(g))
+            .map((g) => [g, this.decisions.get(g) as 'commit']),
+        ),
+      lastRound: async () => 0,
+      prune: async () => 0,
+      close: async () => undefined,
+    };
+  }
+
+  participant(name: string, behaviour: Behaviour, timeoutMs: number): RoundParticipant {
+    let held = behaviour === 'needs-update' ? 5 : 9;
+    const prepare = (gid: string) => {
+      const nodes = this.prepared.get(gid) ?? new Set<string>();
+      nodes.add(name);
+      this.prepared.set(gid, nodes);
+      this.happenings.push({ kind: 'prepare', gid, node: name });
+    };
+    return {
+      name,
+      get heldVersion() {
+        return held;
+      },
+      async prepare(request: PrepareRequest): Promise<Vote> {
+        if (held < request.from - 1) return { vote: 'needs-update', at: held };
+        if (behaviour === 'no') return { vote: 'no', reason: `${name} refuses` };
+        if (behaviour === 'throws') throw new Error(`${name} is unreachable`);
+        if (behaviour === 'late-yes') await sleep(timeoutMs * 2);
+        prepare(request.gid);
+        return { vote: 'yes' };
+      },
+      async delta(request: PrepareRequest) {
+        await sleep(5);
+        held = request.from - 1;
+      },
+      decided(_request: PrepareRequest, _outcome: ParticipantOutcome) {},
+    };
+  }
+}
+
+describe('TwoPhaseCoordinator with fake participants and nodes', () => {
+  it('commits only when all vote yes, records the decision first, and leaves nothing prepared', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.constantFrom<Behaviour>('yes', 'no', 'needs-update', 'late-yes', 'throws'), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 4, maxLength: 4 }),
+        async (behaviours, failures) => {
+          const world = new FakeWorld();
+          const timeoutMs = 30;
+          const names = behaviours.map((_, i) => `r${i}`);
+          const participants = behaviours.map((b, i) =>
+            world.participant(names[i] as string, b, timeoutMs),
+          );
+          const nodes = new Map(names.map((n, i) => [n, world.node(n, failures[i] ?? 0)]));
+          const coordinator = new TwoPhaseCoordinator({
+            stream: 's',
+            participants: () => participants,
+            nodes,
+            decisions: world.store(),
+            log: pino({ level: 'silent' }),
+            options: {
+              voteTimeoutMs: timeoutMs,
+              batchRows: 100,
+              retryInitialMs: 5,
+              retryMaxMs: 20,
+              recoveryIntervalMs: 60_000,
+            },
+          });
+          await coordinator.start();
+          coordinator.offer({ version: 10, lsn: toLsn('0/10'), rows: 1, whole: true });
+          const deadline = Date.now() + 5_000;
+          while (coordinator.roundsCommitted + coordinator.roundsAborted === 0) {
+            if (Date.now() > deadline) throw new Error('no round finished');
+            await sleep(5);
+          }
+          await coordinator.stop();
+          // Prepares still in flight land; the next start's recovery finishes whatever is left.
+          await sleep(timeoutMs * 3 + 50);
+          for (let pass = 0; pass < 5; pass++) {
+            const report = await recoverPrepared('s', [...nodes.values()], world.store());
+            if (report.failed.length === 0) break;
+          }
+
+          const allYes = behaviours.every((b) => b === 'yes' || b === 'needs-update');
+          const first = world.happenings.find((h) => h.kind === 'decided');
+          expect(coordinator.roundsCommitted > 0).toBe(allYes);
+          const commits = world.happenings.filter((h) => h.kind === 'commit');
+          const rollbacks = world.happenings.filter((h) => h.kind === 'rollback');
+          if (commits.length > 0) {
+            // The commit decision is durable before the first COMMIT PREPARED.
+            expect(first).toMatchObject({ decision: 'commit' });
+            expect(world.happenings.indexOf(first as Happening)).toBeLessThan(
+              world.happenings.indexOf(commits[0] as Happening),
+            );
+            expect(rollbacks.filter((r) => r.gid === commits[0]?.gid)).toEqual([]);
+            expect(commits.map((c) => (c.kind === 'commit' ? c.node : '')).sort()).toEqual(
+              [...names].sort(),
+            );
+          }
+          for (const [, nodes] of world.prepared) expect([...nodes]).toEqual([]);
+        },
+      ),
+      { numRuns: 30 },
+    );
+  }, 60_000);
+});
