@@ -19,6 +19,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('participants', sql`text[]`, (c) => c.notNull())
     .addColumn('decided_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .execute();
+  // What the sidecar last reported of two-phase rounds (a held round and who refuses it), for `status`.
+  await db.schema.alterTable('lockstep.streams').addColumn('two_phase', 'jsonb').execute();
   await db.schema
     .createIndex('decisions_stream_round')
     .on('lockstep.decisions')
@@ -28,4 +30,5 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
 export async function down(db: Kysely<unknown>): Promise<void> {
   await db.schema.dropTable('lockstep.decisions').ifExists().execute();
+  await db.schema.alterTable('lockstep.streams').dropColumn('two_phase').execute();
 }

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import type { TwoPhaseStatus } from '../../plugin/coordinator/two-phase-coordinator.js';
 import type { Lsn } from '../../plugin/protocol/index.js';
 import { clientConfig } from './connection-url.js';
 
@@ -16,6 +17,8 @@ export interface StreamStatusRow {
   readonly version: number;
   readonly lsn: Lsn | null;
   readonly commitTime: string | null;
+  /** Two-phase rounds: counts and the round the stream is held at, if any. */
+  readonly twoPhase?: TwoPhaseStatus;
 }
 
 /**
@@ -67,8 +70,15 @@ export class StatusStore {
       }
       await client.query(
         `UPDATE lockstep.streams SET version = greatest(version, $2), lsn = coalesce($3, lsn),
-           commit_time = coalesce($4, commit_time), updated_at = now() WHERE stream = $1`,
-        [this.stream, stream.version, stream.lsn, stream.commitTime],
+           commit_time = coalesce($4, commit_time), two_phase = coalesce($5, two_phase), updated_at = now()
+         WHERE stream = $1`,
+        [
+          this.stream,
+          stream.version,
+          stream.lsn,
+          stream.commitTime,
+          stream.twoPhase ? JSON.stringify(stream.twoPhase) : null,
+        ],
       );
       await client.query('COMMIT');
     } catch (error) {

@@ -26,6 +26,14 @@ export function formatStatus(status: LockstepStatus): string {
       .join('  ')
       .trimEnd();
   lines.push(format(header), ...rows.map(format));
+  const held = status.twoPhase?.held;
+  if (held) {
+    lines.push(
+      `two-phase: held at version ${held.from} — round ${held.gid} refused ${held.attempts} time(s), retrying:`,
+    );
+    for (const [who, why] of Object.entries(held.refusals))
+      lines.push(`  ${who}: ${why.split('\n')[0]}`);
+  }
   if (status.inDoubt.length > 0) {
     lines.push('in-doubt prepared transactions:');
     for (const t of status.inDoubt)

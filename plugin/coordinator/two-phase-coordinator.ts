@@ -65,6 +65,20 @@ export interface HeldRound {
   readonly attempts: number;
 }
 
+/** Two-phase rounds as `status` reports them. */
+export interface TwoPhaseStatus {
+  readonly roundsCommitted: number;
+  readonly roundsAborted: number;
+  /** The round refused and being retried (the stream is held at `from`), with each refusal's reason. */
+  readonly held: {
+    readonly gid: string;
+    readonly from: number;
+    readonly to: number;
+    readonly attempts: number;
+    readonly refusals: Readonly<Record<string, string>>;
+  } | null;
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -91,8 +105,19 @@ export class TwoPhaseCoordinator {
   private wake: (() => void) | null = null;
   private running: Promise<void> = Promise.resolve();
   private lastRecovery = 0;
+  /** The last aborted attempt, until a round starting at the same version commits. */
+  private refused: TwoPhaseStatus['held'] = null;
 
   constructor(private readonly parts: CoordinatorParts) {}
+
+  /** Counts, and the refused round the stream is held at. */
+  status(): TwoPhaseStatus {
+    return {
+      roundsCommitted: this.roundsCommitted,
+      roundsAborted: this.roundsAborted,
+      held: this.refused,
+    };
+  }
 
   /** Recovers what a previous run left prepared, then starts the round loop. */
   async start(): Promise<void> {
@@ -159,6 +184,7 @@ export class TwoPhaseCoordinator {
         for (const version of this.queue.keys())
           if (version <= this.committedThrough) this.queue.delete(version);
         this.held = null;
+        this.refused = null;
       } else if (!this.stopping) {
         await this.pause(backoff);
         backoff = Math.min(backoff * 2, this.parts.options.retryMaxMs);
@@ -384,6 +410,13 @@ export class TwoPhaseCoordinator {
       );
     } else {
       this.roundsAborted++;
+      this.refused = {
+        gid: request.gid,
+        from: request.from,
+        to: request.to,
+        attempts,
+        refusals: step.state.reasons,
+      };
       const reasons = Object.entries(step.state.reasons)
         .map(([who, why]) => `${who}: ${why}`)
         .join('; ');

@@ -4,6 +4,7 @@ import type { DecisionStore, PhaseTwoNode } from '../coordinator/round-participa
 import {
   type CoordinatorOptions,
   TwoPhaseCoordinator,
+  type TwoPhaseStatus,
 } from '../coordinator/two-phase-coordinator.js';
 import { PacketWindow } from '../primary/packet-window.js';
 import type { PrimaryStream } from '../primary/primary-stream.js';
@@ -34,7 +35,12 @@ export interface SidecarStatusStore {
       lsn: Lsn | null;
       error: string | null;
     }>,
-    stream: { version: number; lsn: Lsn | null; commitTime: string | null },
+    stream: {
+      version: number;
+      lsn: Lsn | null;
+      commitTime: string | null;
+      twoPhase?: TwoPhaseStatus;
+    },
   ): Promise<void>;
   currentWalLsn(): Promise<Lsn>;
   /** The slot's confirmed_flush_lsn: WAL before it is gone. */
@@ -469,7 +475,7 @@ export class Sidecar {
           error: a.lastError?.message ?? null,
         };
       }),
-      this.head,
+      { ...this.head, twoPhase: this.coordinator.status() },
     );
   }
 }

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import type { LockstepConfig } from '../config/config-schema.js';
+import type { TwoPhaseStatus } from '../coordinator/two-phase-coordinator.js';
 import type { LockstepError } from '../lockstep-error.js';
 import { type Lsn, lsnDistance } from '../protocol/index.js';
 
@@ -36,6 +37,8 @@ export interface LockstepStatus {
   };
   replicas: ReplicaStatus[];
   inDoubt: InDoubtTransaction[];
+  /** Two-phase rounds as the sidecar last reported them (null before it ran). */
+  twoPhase: TwoPhaseStatus | null;
 }
 
 /** Seconds between the stream head's commit and the replica's last applied commit (0 when caught up). */
@@ -74,6 +77,7 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
     primary: { version: null, lsn: null, walLsn: null, slotRetainedBytes: null, error: null },
     replicas: [],
     inDoubt: [],
+    twoPhase: null,
   };
   const notes = new Map<string, { state: string; error: string | null; error_at: Date | null }>();
   let headCommit: Date | null = null;
@@ -87,8 +91,9 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
           commit_time: Date | null;
           wal: Lsn;
           retained: string | null;
+          two_phase: TwoPhaseStatus | null;
         }>(
-          `SELECT s.version::text, s.lsn::text, s.commit_time, pg_current_wal_lsn()::text AS wal,
+          `SELECT s.version::text, s.lsn::text, s.commit_time, s.two_phase, pg_current_wal_lsn()::text AS wal,
                 (SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text FROM pg_replication_slots WHERE slot_name = s.slot) AS retained
            FROM lockstep.streams s WHERE s.stream = $1`,
           [stream],
@@ -104,6 +109,7 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
           error: null,
         };
         headCommit = row.commit_time;
+        status.twoPhase = row.two_phase;
         const replicaNotes = await primary.query<{
           replica: string;
           state: string;

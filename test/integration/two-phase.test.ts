@@ -1,6 +1,8 @@
+import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { tagTwoPhase, tagTwoPhaseKysely } from '../../plugin/client/index.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
 import { readStatus } from '../../plugin/status/read-status.js';
 import {
@@ -10,7 +12,7 @@ import {
   preparedGids,
 } from '../support/compare-nodes.js';
 import { criticalSetup, CRITICAL_TABLES as TABLES } from '../support/critical-setup.js';
-import { LockstepProcess } from '../support/lockstep-process.js';
+import { LockstepProcess, lockstep } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 
 const clusters = useAttached(criticalSetup({ voteTimeoutMs: 3_000 }));
@@ -97,6 +99,12 @@ describe('two-phase rounds for critical writes', () => {
           /duplicate key/.test(status.replicas[0]?.error ?? '')
         );
       }, 'status to show replica1 refusing and why');
+      const held = (await readStatus(config)).twoPhase?.held;
+      expect(held?.from).toBeGreaterThan(0);
+      expect(held?.refusals.replica1).toMatch(/duplicate key/);
+      const text = await lockstep(['status', '--config', clusters.configFile]);
+      expect(text.output).toMatch(/two-phase: held at version \d+/);
+      expect(text.output).toMatch(/replica1: \[replica1, table public\.accounts\]/);
       expect(await account(r2, 2)).toBe(false);
       expect(await event(r2, 'after the refused write')).toBe(false);
       expect(await r1.query('SELECT balance FROM accounts WHERE id = 2')).toEqual([
@@ -154,6 +162,54 @@ describe('two-phase rounds for critical writes', () => {
       // The same round committed: no abort of it was logged.
       expect(sidecar.logged(/aborted/, { gid })).toBeUndefined();
       await expectIdentical(clusters.primary, clusters.replicas, TABLES);
+    });
+  });
+
+  it('a transaction the application tagged (pg client and Kysely) goes two-phase; an untagged one does not', async () => {
+    const [r1, r2] = replicas();
+    await withSidecar(async () => {
+      const twoPhaseVersions = async () =>
+        (
+          await clusters.primary.query<{ from: string; to: string }>(
+            `SELECT version_from::text AS from, version_to::text AS to FROM lockstep.decisions WHERE decision = 'commit'`,
+          )
+        ).map((r) => [Number(r.from), Number(r.to)] as const);
+      const versionOf = async (note: string) => {
+        await eventually(async () => (await event(r1, note)) && (await event(r2, note)), note);
+        return appliedVersion(r1);
+      };
+      const inDecision = async (version: number) =>
+        (await twoPhaseVersions()).some(([from, to]) => from <= version && version <= to);
+
+      const client = new pg.Client({ connectionString: clusters.primary.url });
+      await client.connect();
+      try {
+        await client.query('BEGIN');
+        await tagTwoPhase(client);
+        await client.query(`INSERT INTO events (note) VALUES ('tagged with pg')`);
+        await client.query('COMMIT');
+      } finally {
+        await client.end();
+      }
+      expect(await inDecision(await versionOf('tagged with pg'))).toBe(true);
+
+      const db = new Kysely<{ events: { note: string } }>({
+        dialect: new PostgresDialect({
+          pool: new pg.Pool({ connectionString: clusters.primary.url, max: 1 }),
+        }),
+      });
+      try {
+        await db.transaction().execute(async (trx) => {
+          await tagTwoPhaseKysely(trx);
+          await trx.insertInto('events').values({ note: 'tagged with kysely' }).execute();
+        });
+      } finally {
+        await db.destroy();
+      }
+      expect(await inDecision(await versionOf('tagged with kysely'))).toBe(true);
+
+      await clusters.primary.query(`INSERT INTO events (note) VALUES ('untagged')`);
+      expect(await inDecision(await versionOf('untagged'))).toBe(false);
     });
   });
 });
