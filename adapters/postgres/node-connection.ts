@@ -37,3 +37,24 @@ export function unreachable(node: string, url: string, error: unknown): Lockstep
       : `check that the server is running and reachable, and the URL for ${node === 'primary' ? 'primary' : `replica "${node}"`} in the configuration`,
   });
 }
+
+/**
+ * Terminates lockstep's own sessions on a node except the coordinator lock's
+ * (the fault tests' "cut a connection"); never throws.
+ */
+export async function cutLockstepSessions(url: string): Promise<void> {
+  const client = new pg.Client(clientConfig(url, 'lockstep-fault'));
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE application_name LIKE 'lockstep-%' AND application_name NOT IN ('lockstep-fault', 'lockstep-coordinator')
+          AND pid <> pg_backend_pid()`,
+    );
+  } catch {
+    // A fault injection that fails changes nothing.
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

@@ -106,6 +106,17 @@ export class StatusStore {
     return rows[0]?.lsn ?? null;
   }
 
+  /** WAL the slot keeps on the primary (current WAL position minus the slot's restart_lsn), in bytes. */
+  async slotRetainedBytes(): Promise<number | null> {
+    const { rows } = await this.pool.query<{ bytes: string | null }>(
+      `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::text AS bytes
+         FROM pg_replication_slots s JOIN lockstep.streams t ON t.slot = s.slot_name WHERE t.stream = $1`,
+      [this.stream],
+    );
+    const bytes = rows[0]?.bytes;
+    return bytes === null || bytes === undefined ? null : Number(bytes);
+  }
+
   async close(): Promise<void> {
     await this.pool.end().catch(() => undefined);
   }

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
+import { serveEndpoints } from '../../adapters/http/http-endpoints.js';
 import { migrateControlSchema } from '../../adapters/postgres/control-schema.js';
 import { AttachRefused, attach } from '../attach/attach.js';
 import { runDoctor } from '../attach/doctor.js';
@@ -11,6 +12,8 @@ import { runRecovery } from '../coordinator/run-recovery.js';
 import { runDemo } from '../demo/run-demo.js';
 import { createSidecar, faultFromEnvironment } from '../sidecar/create-sidecar.js';
 import { createLogger } from '../sidecar/logger.js';
+import { readiness } from '../sidecar/readiness.js';
+import { sidecarMetrics } from '../sidecar/sidecar-metrics.js';
 import { readStatus } from '../status/read-status.js';
 import { attachProgressView } from './attach-progress-view.js';
 import { printProblems, reportFailure } from './cli-output.js';
@@ -112,7 +115,24 @@ export function buildProgram(): Command {
       const log = createLogger(config.log.level);
       // A sidecar upgraded in place finds its newer control tables (the decision log) ready.
       await migrateControlSchema(config.primary);
-      const sidecar = createSidecar(config, log, { fault: faultFromEnvironment() });
+      const sidecar = createSidecar(config, log, { fault: faultFromEnvironment(config) });
+      const metrics = sidecarMetrics(() => sidecar.snapshot());
+      const endpoints =
+        config.http.port === 0
+          ? null
+          : await serveEndpoints(config.http.host, config.http.port, {
+              readiness: () => readiness(sidecar.snapshot(), config.maxLagBytes),
+              metrics: async () => ({
+                contentType: metrics.contentType,
+                body: await metrics.metrics(),
+              }),
+              status: () => readStatus(config),
+            });
+      if (endpoints)
+        log.info(
+          { host: endpoints.host, port: endpoints.port },
+          `endpoints on http://${endpoints.host}:${endpoints.port} (/healthz /readyz /metrics /status)`,
+        );
       const stopped = new Promise<void>((resolve) => {
         const shutdown = (signal: string) => {
           log.info(
@@ -121,7 +141,10 @@ export function buildProgram(): Command {
           );
           // Never take longer than 10 s to exit.
           setTimeout(() => process.exit(0), 9_000).unref();
-          void sidecar.stop().then(resolve, resolve);
+          void sidecar
+            .stop()
+            .then(() => endpoints?.close())
+            .then(resolve, resolve);
         };
         process.once('SIGTERM', () => shutdown('SIGTERM'));
         process.once('SIGINT', () => shutdown('SIGINT'));

@@ -119,6 +119,21 @@ export class TwoPhaseCoordinator {
     };
   }
 
+  /** lockstep gids prepared on any node, except the round in flight: how many, and the oldest's age (s). */
+  async inDoubt(): Promise<{ count: number; oldestSeconds: number }> {
+    const current = this.held?.gid;
+    let count = 0;
+    let oldestSeconds = 0;
+    for (const node of this.parts.nodes.values()) {
+      for (const prepared of await node.list(this.parts.stream)) {
+        if (prepared.gid === current) continue;
+        count++;
+        oldestSeconds = Math.max(oldestSeconds, prepared.ageSeconds);
+      }
+    }
+    return { count, oldestSeconds };
+  }
+
   /** Recovers what a previous run left prepared, then starts the round loop. */
   async start(): Promise<void> {
     await this.recover();

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { CoordinatorLock } from '../../adapters/postgres/coordinator-lock.js';
 import { DecisionLog } from '../../adapters/postgres/decision-log.js';
+import { cutLockstepSessions } from '../../adapters/postgres/node-connection.js';
 import { PgoutputSource } from '../../adapters/postgres/pgoutput-source.js';
 import { PgReplicaTarget } from '../../adapters/postgres/replica-target.js';
 import { StatusStore } from '../../adapters/postgres/status-store.js';
@@ -23,14 +24,20 @@ function quietProgress(log: Logger): AttachProgress {
 }
 
 /**
- * `LOCKSTEP_FAULT=after-prepare:1` (or `after-decision`, `after-commit:2`):
- * the process kills itself with SIGKILL at that point of a round. For fault
- * tests only; unset in production.
+ * `LOCKSTEP_FAULT=after-prepare:1` (or `after-decision`, `after-commit:2`, with
+ * `:cut` at the end to cut lockstep's connections to every node instead): at
+ * that point of a round the process kills itself with SIGKILL. For fault tests
+ * only; unset in production.
  */
-export function faultFromEnvironment(): FaultHook | undefined {
+export function faultFromEnvironment(config: LockstepConfig): FaultHook | undefined {
   const text = process.env.LOCKSTEP_FAULT;
   if (!text) return undefined;
-  return faultAt(parseFaultSetting(text), () => process.kill(process.pid, 'SIGKILL'));
+  return faultAt(parseFaultSetting(text), (action) => {
+    if (action === 'kill') process.kill(process.pid, 'SIGKILL');
+    else
+      for (const url of [config.primary, ...config.replicas.map((r) => r.url)])
+        void cutLockstepSessions(url);
+  });
 }
 
 /** Extra wiring for tests. */

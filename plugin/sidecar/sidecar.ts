@@ -45,7 +45,37 @@ export interface SidecarStatusStore {
   currentWalLsn(): Promise<Lsn>;
   /** The slot's confirmed_flush_lsn: WAL before it is gone. */
   slotConfirmedLsn(): Promise<Lsn | null>;
+  /** WAL the slot keeps on the primary, in bytes. */
+  slotRetainedBytes(): Promise<number | null>;
   close(): Promise<void>;
+}
+
+/** One replica as the sidecar sees it now (metrics, readiness). */
+export interface ReplicaSnapshot {
+  readonly name: string;
+  readonly state: string;
+  readonly version: number | null;
+  readonly lagVersions: number | null;
+  readonly lagBytes: number | null;
+  /** Age of the oldest packet it has not applied yet (0 when caught up). */
+  readonly lagSeconds: number | null;
+  readonly packetsApplied: number;
+  readonly rowsApplied: number;
+  readonly applyErrors: number;
+  readonly error: string | null;
+}
+
+/** The sidecar now, for `/metrics` and `/readyz`. */
+export interface SidecarSnapshot {
+  /** Holds the coordinator lock (a standby does not). */
+  readonly active: boolean;
+  readonly streaming: boolean;
+  readonly headVersion: number;
+  readonly slotRetainedBytes: number | null;
+  readonly replicas: readonly ReplicaSnapshot[];
+  readonly twoPhase: TwoPhaseStatus;
+  /** lockstep gids prepared on any node outside the round in flight, and the oldest's age. */
+  readonly inDoubt: { readonly count: number; readonly oldestSeconds: number };
 }
 
 /** The coordinator's lock on the primary: one active sidecar per stream. */
@@ -122,6 +152,12 @@ export class Sidecar {
   readonly coordinator: TwoPhaseCoordinator;
   /** This process holds the coordinator lock (it is the active sidecar). */
   active = false;
+  /** Figures read from the nodes every few seconds, for metrics. */
+  private observed: {
+    walLsn: Lsn | null;
+    slotRetainedBytes: number | null;
+    inDoubt: { count: number; oldestSeconds: number };
+  } = { walLsn: null, slotRetainedBytes: null, inDoubt: { count: 0, oldestSeconds: 0 } };
 
   constructor(private readonly parts: SidecarParts) {
     this.window = new PacketWindow(parts.windowChanges);
@@ -331,6 +367,7 @@ export class Sidecar {
         if (now - lastStaleCheck > 5_000) {
           lastStaleCheck = now;
           await this.markStale();
+          await this.observe();
         }
         if (this.statusDirty || now - lastWrite > 5_000) {
           lastWrite = now;
@@ -455,6 +492,54 @@ export class Sidecar {
         );
       }
     }
+  }
+
+  /** Reads what metrics report from the nodes: WAL position, slot retention, in-doubt gids. */
+  private async observe(): Promise<void> {
+    const [walLsn, slotRetainedBytes, inDoubt] = await Promise.all([
+      this.parts.status.currentWalLsn().catch(() => null),
+      this.parts.status.slotRetainedBytes().catch(() => null),
+      this.coordinator.inDoubt().catch(() => this.observed.inDoubt),
+    ]);
+    this.observed = { walLsn, slotRetainedBytes, inDoubt };
+  }
+
+  /** The sidecar now: per replica state, versions, lag and counts; two-phase rounds. */
+  snapshot(): SidecarSnapshot {
+    let headVersion = this.head.version;
+    for (const a of this.agents) headVersion = Math.max(headVersion, a.position?.version ?? 0);
+    const now = Date.now();
+    return {
+      active: this.active,
+      streaming: this.streaming,
+      headVersion,
+      slotRetainedBytes: this.observed.slotRetainedBytes,
+      twoPhase: this.coordinator.status(),
+      inDoubt: this.observed.inDoubt,
+      replicas: this.agents.map((a) => {
+        const position = a.position ?? this.lastPositions.get(a.name) ?? null;
+        const lagVersions = position ? Math.max(0, headVersion - position.version) : null;
+        let lagSeconds: number | null = lagVersions === 0 ? 0 : null;
+        if (position && lagVersions) {
+          const seq = this.window.locate(position.version);
+          const next = seq === null ? undefined : this.window.at(seq);
+          if (next) lagSeconds = Math.max(0, (now - Date.parse(next.header.commitTime)) / 1000);
+        }
+        const wal = this.observed.walLsn;
+        return {
+          name: a.name,
+          state: this.replicaState(a),
+          version: position?.version ?? null,
+          lagVersions,
+          lagBytes: position && wal ? Math.max(0, lsnDistance(position.lsn, wal)) : null,
+          lagSeconds,
+          packetsApplied: a.packetsApplied,
+          rowsApplied: a.rowsApplied,
+          applyErrors: a.applyErrors,
+          error: a.lastError?.message ?? null,
+        };
+      }),
+    };
   }
 
   /** Current state of each replica as reported to status. */

@@ -75,6 +75,43 @@ describe('a sidecar killed inside a two-phase round', () => {
     });
   }
 
+  for (const point of ['after-prepare:1:cut', 'after-decision:1:cut', 'after-commit:1:cut']) {
+    it(`with its connections cut at ${point}, finishes the round by itself: all or nothing, no gid left`, async () => {
+      const [r1, r2] = clusters.replicas as [PostgresCluster, PostgresCluster];
+      base += 100;
+      const sidecar = new LockstepProcess(['run', '--config', clusters.configFile], {
+        LOCKSTEP_FAULT: point,
+      });
+      try {
+        for (let i = 1; i <= 5; i++) {
+          await clusters.primary.query('INSERT INTO accounts VALUES ($1, $2)', [base + i, i]);
+          await clusters.primary.query('INSERT INTO events (note) VALUES ($1)', [
+            `after ${base + i}`,
+          ]);
+        }
+        const last = `after ${base + 5}`;
+        await eventually(
+          async () =>
+            (await r1.query('SELECT 1 FROM events WHERE note = $1', [last])).length > 0 &&
+            (await r2.query('SELECT 1 FROM events WHERE note = $1', [last])).length > 0,
+          'every write on both replicas after the cut',
+        );
+        await eventually(
+          async () => (await preparedGids([clusters.primary, ...clusters.replicas])).length === 0,
+          'no gid left prepared',
+        );
+        await expectIdentical(clusters.primary, clusters.replicas, TABLES);
+        // The cut was felt (a replica connection failed and was reopened) …
+        expect(sidecar.logged(/unreachable|terminat/i)).toBeDefined();
+        // … and ridden through: still the same process.
+        expect(sidecar.child.exitCode).toBeNull();
+      } finally {
+        sidecar.kill('SIGTERM');
+        expect(await sidecar.exited).toBe(0);
+      }
+    });
+  }
+
   it('recovers at start-up by itself, before any new work', async () => {
     const sidecar = new LockstepProcess(['run', '--config', clusters.configFile], {
       LOCKSTEP_FAULT: 'after-decision',

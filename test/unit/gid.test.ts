@@ -31,8 +31,18 @@ describe('gids', () => {
 
 describe('fault settings', () => {
   it('read a point with an optional count and refuse anything else', () => {
-    expect(parseFaultSetting('after-prepare:2')).toEqual({ point: 'after-prepare', count: 2 });
-    expect(parseFaultSetting('after-decision')).toEqual({ point: 'after-decision', count: 1 });
+    expect(parseFaultSetting('after-prepare:2')).toEqual({
+      point: 'after-prepare',
+      count: 2,
+      action: 'kill',
+    });
+    expect(parseFaultSetting('after-decision')).toEqual({
+      point: 'after-decision',
+      count: 1,
+      action: 'kill',
+    });
+    expect(parseFaultSetting('after-commit:1:cut')).toMatchObject({ action: 'cut' });
+    expect(() => parseFaultSetting('after-commit:1:explode')).toThrow(/invalid fault point/);
     expect(() => parseFaultSetting('before-anything')).toThrow(/invalid fault point/);
   });
 });

@@ -1,0 +1,162 @@
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { SidecarSnapshot } from './sidecar.js';
+
+/** Replica states, each exported as its own 0/1 series (a Prometheus state set). */
+const STATES = ['starting', 'streaming', 'catching-up', 'halted', 'stale', 'resyncing'];
+
+/**
+ * The sidecar's Prometheus metrics, read from a fresh snapshot at every scrape
+ * (nothing is counted twice: counters advance by what changed since the last
+ * scrape).
+ */
+export function sidecarMetrics(snapshot: () => SidecarSnapshot): Registry {
+  const registry = new Registry();
+  let current: SidecarSnapshot | null = null;
+  // One snapshot per scrape, shared by every metric's collect().
+  const take = () => {
+    current ??= snapshot();
+    queueMicrotask(() => {
+      current = null;
+    });
+    return current;
+  };
+  const perReplica = (
+    name: string,
+    help: string,
+    value: (r: SidecarSnapshot['replicas'][number]) => number | null,
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['replica'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const r of take().replicas) {
+          const v = value(r);
+          if (v !== null) this.set({ replica: r.name }, v);
+        }
+      },
+    });
+  const perReplicaTotal = (
+    name: string,
+    help: string,
+    value: (r: SidecarSnapshot['replicas'][number]) => number,
+  ) => {
+    const seen = new Map<string, number>();
+    return new Counter({
+      name,
+      help,
+      labelNames: ['replica'],
+      registers: [registry],
+      collect() {
+        for (const r of take().replicas) {
+          const v = value(r);
+          const before = seen.get(r.name) ?? 0;
+          this.inc({ replica: r.name }, Math.max(0, v - before));
+          seen.set(r.name, Math.max(v, before));
+        }
+      },
+    });
+  };
+  const single = (name: string, help: string, value: (s: SidecarSnapshot) => number | null) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const v = value(take());
+        this.reset();
+        if (v !== null) this.set(v);
+      },
+    });
+
+  perReplica('lockstep_replica_version', 'Version the replica durably holds', (r) => r.version);
+  perReplica(
+    'lockstep_replica_lag_versions',
+    'Packets the replica is behind the stream',
+    (r) => r.lagVersions,
+  );
+  perReplica(
+    'lockstep_replica_lag_bytes',
+    'WAL bytes the replica is behind the primary',
+    (r) => r.lagBytes,
+  );
+  perReplica(
+    'lockstep_replica_lag_seconds',
+    'Age of the oldest packet the replica has not applied',
+    (r) => r.lagSeconds,
+  );
+  perReplicaTotal(
+    'lockstep_replica_packets_applied_total',
+    'Packets applied',
+    (r) => r.packetsApplied,
+  );
+  perReplicaTotal(
+    'lockstep_replica_rows_applied_total',
+    'Row changes applied',
+    (r) => r.rowsApplied,
+  );
+  perReplicaTotal(
+    'lockstep_replica_apply_errors_total',
+    'Failed apply attempts',
+    (r) => r.applyErrors,
+  );
+  new Gauge({
+    name: 'lockstep_replica_state',
+    help: 'The replica state (1 for the current one)',
+    labelNames: ['replica', 'state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of take().replicas)
+        for (const state of STATES) this.set({ replica: r.name, state }, r.state === state ? 1 : 0);
+    },
+  });
+  single('lockstep_active', '1 when this sidecar holds the coordinator lock (0: standby)', (s) =>
+    s.active ? 1 : 0,
+  );
+  single('lockstep_stream_connected', '1 while the primary stream is connected', (s) =>
+    s.streaming ? 1 : 0,
+  );
+  single('lockstep_primary_version', 'Newest packet version of the stream', (s) => s.headVersion);
+  single(
+    'lockstep_slot_retained_wal_bytes',
+    'WAL the replication slot keeps on the primary',
+    (s) => s.slotRetainedBytes,
+  );
+  const rounds = { committed: 0, aborted: 0 };
+  new Counter({
+    name: 'lockstep_two_phase_rounds_total',
+    help: 'Two-phase rounds finished, by outcome',
+    labelNames: ['outcome'],
+    registers: [registry],
+    collect() {
+      const { roundsCommitted, roundsAborted } = take().twoPhase;
+      for (const [outcome, value] of [
+        ['committed', roundsCommitted],
+        ['aborted', roundsAborted],
+      ] as const) {
+        this.inc({ outcome }, Math.max(0, value - rounds[outcome]));
+        rounds[outcome] = Math.max(rounds[outcome], value);
+      }
+    },
+  });
+
+  single(
+    'lockstep_two_phase_held',
+    '1 while the stream is held at a refused two-phase round',
+    (s) => (s.twoPhase.held ? 1 : 0),
+  );
+  single(
+    'lockstep_two_phase_in_doubt',
+    'lockstep transactions prepared outside the round in flight',
+    (s) => s.inDoubt.count,
+  );
+  single(
+    'lockstep_two_phase_in_doubt_oldest_seconds',
+    'Age of the oldest in-doubt prepared transaction',
+    (s) => s.inDoubt.oldestSeconds,
+  );
+  return registry;
+}
