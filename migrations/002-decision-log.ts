@@ -21,6 +21,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .execute();
   // What the sidecar last reported of two-phase rounds (a held round and who refuses it), for `status`.
   await db.schema.alterTable('lockstep.streams').addColumn('two_phase', 'jsonb').execute();
+  // Which sidecar holds the coordinator lock (host:pid), and since when.
+  await db.schema.alterTable('lockstep.streams').addColumn('active_sidecar', 'text').execute();
+  await db.schema.alterTable('lockstep.streams').addColumn('active_since', 'timestamptz').execute();
   await db.schema
     .createIndex('decisions_stream_round')
     .on('lockstep.decisions')
@@ -30,5 +33,6 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
 export async function down(db: Kysely<unknown>): Promise<void> {
   await db.schema.dropTable('lockstep.decisions').ifExists().execute();
-  await db.schema.alterTable('lockstep.streams').dropColumn('two_phase').execute();
+  for (const column of ['two_phase', 'active_sidecar', 'active_since'])
+    await db.schema.alterTable('lockstep.streams').dropColumn(column).execute();
 }

@@ -89,6 +89,14 @@ export class StatusStore {
     }
   }
 
+  /** Records that `owner` (host:pid) is now the active sidecar. */
+  async markActive(owner: string): Promise<void> {
+    await this.pool.query(
+      'UPDATE lockstep.streams SET active_sidecar = $2, active_since = now() WHERE stream = $1',
+      [this.stream, owner],
+    );
+  }
+
   /** The primary's current WAL position (for lag in bytes). */
   async currentWalLsn(): Promise<Lsn> {
     const { rows } = await this.pool.query<{ lsn: Lsn }>(

@@ -9,6 +9,11 @@ export function formatStatus(status: LockstepStatus): string {
       ? `primary: ${p.error}`
       : `primary: version ${p.version ?? '-'}  lsn ${p.lsn ?? '-'}  wal ${p.walLsn ?? '-'}  slot retains ${p.slotRetainedBytes === null ? '-' : `${(p.slotRetainedBytes / 1048576).toFixed(1)} MB`}`,
   );
+  lines.push(
+    status.sidecar.running
+      ? `sidecar: ${status.sidecar.active ?? 'running'} is active${status.sidecar.since ? ` since ${status.sidecar.since}` : ''}`
+      : 'sidecar: none running',
+  );
   const rows = status.replicas.map((r) => [
     r.name,
     r.state,

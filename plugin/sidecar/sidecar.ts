@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { FaultHook } from '../coordinator/fault-point.js';
 import type { DecisionStore, PhaseTwoNode } from '../coordinator/round-participant.js';
@@ -47,6 +48,8 @@ export interface SidecarStatusStore {
   slotConfirmedLsn(): Promise<Lsn | null>;
   /** WAL the slot keeps on the primary, in bytes. */
   slotRetainedBytes(): Promise<number | null>;
+  /** Records which sidecar (host:pid) is active. */
+  markActive(owner: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -225,7 +228,12 @@ export class Sidecar {
       if (this.stopping) return false;
     }
     this.active = true;
-    this.parts.log.info('this sidecar is active (it holds the coordinator lock)');
+    const owner = `${hostname()}:${process.pid}`;
+    await this.parts.status.markActive(owner);
+    this.parts.log.info(
+      { owner },
+      `this sidecar (${owner}) is active: it holds the coordinator lock`,
+    );
     await this.coordinator.start();
     this.lastPositions = await this.parts.status.lastPositions();
     for (const agent of this.agents) this.tasks.push(agent.run());

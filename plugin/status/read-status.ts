@@ -39,6 +39,8 @@ export interface LockstepStatus {
   inDoubt: InDoubtTransaction[];
   /** Two-phase rounds as the sidecar last reported them (null before it ran). */
   twoPhase: TwoPhaseStatus | null;
+  /** The active sidecar (host:pid) as last recorded, since when, and whether one holds the coordinator lock now. */
+  sidecar: { active: string | null; since: string | null; running: boolean };
 }
 
 /** Seconds between the stream head's commit and the replica's last applied commit (0 when caught up). */
@@ -78,6 +80,7 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
     replicas: [],
     inDoubt: [],
     twoPhase: null,
+    sidecar: { active: null, since: null, running: false },
   };
   const notes = new Map<string, { state: string; error: string | null; error_at: Date | null }>();
   let headCommit: Date | null = null;
@@ -92,8 +95,16 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
           wal: Lsn;
           retained: string | null;
           two_phase: TwoPhaseStatus | null;
+          active_sidecar: string | null;
+          active_since: Date | null;
+          running: boolean;
         }>(
-          `SELECT s.version::text, s.lsn::text, s.commit_time, s.two_phase, pg_current_wal_lsn()::text AS wal,
+          `SELECT s.version::text, s.lsn::text, s.commit_time, s.two_phase, s.active_sidecar, s.active_since,
+                EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
+                          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                          AND l.classid::int = hashtext('lockstep.coordinator') AND l.objid::int = hashtext(s.stream)
+                          AND l.objsubid = 2) AS running,
+                pg_current_wal_lsn()::text AS wal,
                 (SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text FROM pg_replication_slots WHERE slot_name = s.slot) AS retained
            FROM lockstep.streams s WHERE s.stream = $1`,
           [stream],
@@ -110,6 +121,11 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
         };
         headCommit = row.commit_time;
         status.twoPhase = row.two_phase;
+        status.sidecar = {
+          active: row.running ? row.active_sidecar : null,
+          since: row.running ? (row.active_since?.toISOString() ?? null) : null,
+          running: row.running,
+        };
         const replicaNotes = await primary.query<{
           replica: string;
           state: string;
