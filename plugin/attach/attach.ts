@@ -8,6 +8,7 @@ import {
   ensurePublication,
   readSlot,
 } from '../../adapters/postgres/replication-slot.js';
+import { syncSequences } from '../../adapters/postgres/sequence-sync.js';
 import { type CatalogTable, createTableStatement } from '../../adapters/postgres/table-catalog.js';
 import { copyTable } from '../../adapters/postgres/table-copy.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
@@ -230,6 +231,16 @@ export async function attach(
       } finally {
         await db.destroy();
       }
+    }
+    progress.step('copying sequence values');
+    const sequences = await syncSequences(config.primary, config.publication, config.replicas);
+    const unreached = Object.entries(sequences.failed);
+    if (unreached.length > 0) {
+      throw new LockstepError({
+        node: unreached[0]?.[0] as string,
+        problem: `cannot copy sequence values: ${unreached[0]?.[1]}`,
+        fix: 'check the replica and run lockstep attach again (it resumes)',
+      });
     }
     return {
       alreadyAttached: copied.length === 0 && newlyPositioned === 0 && !created,

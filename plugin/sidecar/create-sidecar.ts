@@ -4,6 +4,7 @@ import { DecisionLog } from '../../adapters/postgres/decision-log.js';
 import { cutLockstepSessions } from '../../adapters/postgres/node-connection.js';
 import { PgoutputSource } from '../../adapters/postgres/pgoutput-source.js';
 import { PgReplicaTarget } from '../../adapters/postgres/replica-target.js';
+import { syncSequences } from '../../adapters/postgres/sequence-sync.js';
 import { StatusStore } from '../../adapters/postgres/status-store.js';
 import { type AttachProgress, attach } from '../attach/attach.js';
 import type { LockstepConfig } from '../config/config-schema.js';
@@ -81,6 +82,15 @@ export function createSidecar(
         ),
     ),
     stream: config.slot,
+    sequenceSyncMs: config.sequenceSyncMs,
+    syncSequences: async () => {
+      const { failed } = await syncSequences(config.primary, config.publication, config.replicas);
+      for (const [replica, error] of Object.entries(failed))
+        log.debug(
+          { replica, err: error },
+          `sequence values not copied to ${replica} now: ${error}`,
+        );
+    },
     lock: new CoordinatorLock(config.primary, config.slot),
     twoPhase: {
       nodes: preparedTransactionNodes(config),

@@ -115,6 +115,9 @@ export interface SidecarParts {
   readonly maxLagBytes: number;
   /** With `resync: "auto"`: copies a stale replica anew (attach's resync); omitted for `manual`. */
   readonly resync?: (replica: string, stale: ReadonlySet<string>) => Promise<void>;
+  /** Copies sequence values of replicated tables forward on every replica; every `sequenceSyncMs` (0: never). */
+  readonly syncSequences?: () => Promise<void>;
+  readonly sequenceSyncMs: number;
   /** The stream's name. */
   readonly stream: string;
   readonly lock: SidecarLock;
@@ -367,6 +370,7 @@ export class Sidecar {
   private async housekeepingLoop(): Promise<void> {
     let lastWrite = 0;
     let lastStaleCheck = 0;
+    let lastSequenceSync = Date.now();
     while (!this.stopping) {
       await sleep(200);
       this.confirmSlot();
@@ -376,6 +380,11 @@ export class Sidecar {
           lastStaleCheck = now;
           await this.markStale();
           await this.observe();
+        }
+        const every = this.parts.sequenceSyncMs;
+        if (every > 0 && this.parts.syncSequences && now - lastSequenceSync >= every) {
+          lastSequenceSync = now;
+          await this.parts.syncSequences();
         }
         if (this.statusDirty || now - lastWrite > 5_000) {
           lastWrite = now;

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { eventually } from '../support/compare-nodes.js';
+import { LockstepProcess } from '../support/lockstep-process.js';
+import { useAttached } from '../support/use-attached.js';
+
+const clusters = useAttached({
+  replicas: 2,
+  schema: `CREATE TABLE orders (id serial PRIMARY KEY, v text);
+           CREATE TABLE "Order Lines" (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);`,
+  seed: `INSERT INTO orders (v) SELECT 'o' || g FROM generate_series(1, 5) g;
+         INSERT INTO "Order Lines" (v) SELECT 'l' || g FROM generate_series(1, 7) g;`,
+  config: { sequenceSyncMs: 300 },
+});
+
+const SEQUENCES = ['orders_id_seq', 'Order Lines_id_seq'];
+const lastValue = async (node: PostgresCluster, sequence: string) =>
+  Number(
+    (
+      await node.query<{ v: string | null }>(
+        `SELECT last_value::text AS v FROM pg_sequences WHERE schemaname = 'public' AND sequencename = $1`,
+        [sequence],
+      )
+    )[0]?.v ?? 0,
+  );
+
+describe('sequences of replicated tables', () => {
+  it('are copied at attach and kept up by the sidecar, never moving a replica backwards', async () => {
+    const [r1, r2] = clusters.replicas as [PostgresCluster, PostgresCluster];
+    for (const sequence of SEQUENCES) {
+      const primary = await lastValue(clusters.primary, sequence);
+      expect(primary).toBeGreaterThan(0);
+      for (const replica of [r1, r2]) expect(await lastValue(replica, sequence)).toBe(primary);
+    }
+    // A replica that is ahead (e.g. used by hand) is not moved back.
+    await r2.query(`SELECT setval('orders_id_seq', 1000)`);
+    const sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
+    try {
+      await clusters.primary.query(
+        `INSERT INTO orders (v) SELECT 'p' || g FROM generate_series(1, 20) g`,
+      );
+      await clusters.primary.query(`INSERT INTO "Order Lines" (v) VALUES ('more')`);
+      await eventually(
+        async () =>
+          (await lastValue(r1, 'orders_id_seq')) === 25 &&
+          (await lastValue(r1, 'Order Lines_id_seq')) === 8 &&
+          (await lastValue(r2, 'Order Lines_id_seq')) === 8,
+        'the replicas to follow the primary sequences',
+      );
+      expect(await lastValue(r2, 'orders_id_seq')).toBe(1000);
+      // A replica promoted now would not hand out a used key.
+      const [next] = await r1.query<{ id: number }>(
+        `INSERT INTO orders (v) VALUES ('promoted') RETURNING id`,
+      );
+      expect(next?.id).toBe(26);
+      await r1.query(`DELETE FROM orders WHERE v = 'promoted'`);
+    } finally {
+      sidecar.kill('SIGTERM');
+      expect(await sidecar.exited).toBe(0);
+    }
+  });
+});
