@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { serveEndpoints } from '../../adapters/http/http-endpoints.js';
 import { migrateControlSchema } from '../../adapters/postgres/control-schema.js';
 import { AttachRefused, attach } from '../attach/attach.js';
+import { detach } from '../attach/detach.js';
 import { runDoctor } from '../attach/doctor.js';
 import { loadConfig } from '../config/load-config.js';
 import { runRecovery } from '../coordinator/run-recovery.js';
@@ -181,6 +182,24 @@ export function buildProgram(): Command {
           'nothing to recover: no lockstep transaction is prepared on any node\n',
         );
       process.exitCode = report.failed.length > 0 ? 1 : 0;
+    });
+
+  program
+    .command('detach')
+    .description(
+      'drop the slot, publication and DDL trigger; keep all data and history (refused while a sidecar runs)',
+    )
+    .option(...configOption)
+    .option(
+      '--force',
+      'detach even while a sidecar runs (its stream ends) or transactions are prepared',
+    )
+    .action(async (options: { config?: string; force?: boolean }) => {
+      const config = loadConfig(options.config);
+      const result = await detach(config, options.force === true);
+      process.stdout.write(
+        `detached: slot "${config.slot}" ${result.slotDropped ? 'dropped' : 'was already gone'}, publication "${config.publication}" ${result.publicationDropped ? 'dropped' : 'was already gone'}; positions forgotten on ${result.replicasReset.join(', ') || 'no replica'}; all data kept\n`,
+      );
     });
 
   program

@@ -1,0 +1,102 @@
+import { CoordinatorLock } from '../../adapters/postgres/coordinator-lock.js';
+import { connectNode } from '../../adapters/postgres/node-connection.js';
+import { dropReplicationSlot } from '../../adapters/postgres/replication-slot.js';
+import { quoteIdent } from '../../adapters/postgres/sql-identifier.js';
+import type { LockstepConfig } from '../config/config-schema.js';
+import { LockstepError } from '../lockstep-error.js';
+
+/** What `detach` removed. */
+export interface DetachResult {
+  readonly slotDropped: boolean;
+  readonly publicationDropped: boolean;
+  /** Replicas whose position rows for the stream were removed. */
+  readonly replicasReset: readonly string[];
+}
+
+/** The event trigger captured DDL is emitted by (issue 5's `twoPhase.captureDdl`). */
+export const DDL_EVENT_TRIGGER = 'lockstep_capture_ddl';
+
+/**
+ * `lockstep detach`: drops the slot (so the primary keeps no more WAL for
+ * lockstep), the publication and the DDL event trigger, and forgets the
+ * stream's positions; all data, the decision log and migration history stay.
+ * Refuses while a sidecar is active or a lockstep transaction is prepared
+ * somewhere, unless `force` (which also ends the active sidecar's stream).
+ */
+export async function detach(config: LockstepConfig, force = false): Promise<DetachResult> {
+  const lock = new CoordinatorLock(config.primary, config.slot);
+  const free = await lock.tryAcquire();
+  try {
+    if (!free && !force) {
+      throw new LockstepError({
+        node: 'primary',
+        problem: `a lockstep sidecar for stream "${config.slot}" is running (it holds the coordinator lock)`,
+        fix: 'stop it first, or run lockstep detach --force (its stream ends with the slot)',
+      });
+    }
+    const primary = await connectNode('primary', config.primary);
+    try {
+      const { rows: prepared } = await primary.query<{ gid: string }>(
+        `SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND gid LIKE 'lockstep\\_%'`,
+      );
+      if (prepared.length > 0 && !force) {
+        throw new LockstepError({
+          node: 'primary',
+          problem: `lockstep transactions are still prepared: ${prepared.map((p) => p.gid).join(', ')}`,
+          fix: 'run lockstep recover first (or detach --force and finish them by hand)',
+        });
+      }
+      if (force) {
+        // The running sidecar's walsender holds the slot: end it so the slot can go.
+        await primary.query(
+          `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
+            WHERE slot_name = $1 AND active_pid IS NOT NULL`,
+          [config.slot],
+        );
+      }
+      const slotDropped = await dropReplicationSlot(primary, config.slot);
+      const { rowCount } = await primary.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [
+        config.publication,
+      ]);
+      await primary.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(config.publication)}`);
+      await primary.query(`DROP EVENT TRIGGER IF EXISTS ${quoteIdent(DDL_EVENT_TRIGGER)}`);
+      const { rows: control } = await primary.query<{ exists: boolean }>(
+        "SELECT to_regclass('lockstep.streams') IS NOT NULL AS exists",
+      );
+      if (control[0]?.exists) {
+        await primary.query('DELETE FROM lockstep.replica_status WHERE stream = $1', [config.slot]);
+        await primary.query('DELETE FROM lockstep.streams WHERE stream = $1', [config.slot]);
+      }
+      const replicasReset: string[] = [];
+      for (const replica of config.replicas) {
+        const client = await connectNode(replica.name, replica.url).catch((error: Error) => {
+          throw new LockstepError({
+            node: replica.name,
+            problem: `the slot and publication are gone, but the replica's position could not be removed: ${error.message}`,
+            fix: 'run lockstep detach again once the replica is reachable',
+          });
+        });
+        try {
+          const { rows } = await client.query<{ exists: boolean }>(
+            "SELECT to_regclass('lockstep.applied') IS NOT NULL AS exists",
+          );
+          if (rows[0]?.exists) {
+            // Positions in a stream that no longer exists; a later attach starts afresh.
+            await client.query('DELETE FROM lockstep.applied WHERE stream = $1', [config.slot]);
+            await client.query('DELETE FROM lockstep.synced_tables WHERE stream = $1', [
+              config.slot,
+            ]);
+          }
+          replicasReset.push(replica.name);
+        } finally {
+          await client.end();
+        }
+      }
+      return { slotDropped, publicationDropped: (rowCount ?? 0) > 0, replicasReset };
+    } finally {
+      await primary.end();
+    }
+  } finally {
+    await lock.release();
+  }
+}
