@@ -1,13 +1,5 @@
 import type { Logger } from 'pino';
-import {
-  type Lsn,
-  makeGid,
-  type RoundAction,
-  type RoundEvent,
-  type RoundState,
-  roundTransition,
-  startRound,
-} from '../protocol/index.js';
+import { type Lsn, makeGid, type RoundState } from '../protocol/index.js';
 import type { FaultHook } from './fault-point.js';
 import { type RecoveryReport, recoverPrepared } from './recover-prepared.js';
 import type {
@@ -15,8 +7,8 @@ import type {
   PhaseTwoNode,
   PrepareRequest,
   RoundParticipant,
-  Vote,
 } from './round-participant.js';
+import { runRound } from './run-round.js';
 
 /** A two-phase packet the stream produced, as the coordinator schedules it. */
 export interface TwoPhasePacket {
@@ -78,8 +70,6 @@ export interface TwoPhaseStatus {
     readonly refusals: Readonly<Record<string, string>>;
   } | null;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Runs two-phase rounds, one at a time, in stream order: prepare on every
@@ -255,168 +245,30 @@ export class TwoPhaseCoordinator {
     const timeoutMs =
       this.parts.options.voteTimeoutMs *
       Math.max(1, Math.ceil(rows / this.parts.options.batchRows));
-    const byName = new Map(participants.map((p) => [p.name, p]));
-    const { log } = this.parts;
-    const events: RoundEvent[] = [];
-    let signal: (() => void) | null = null;
-    const push = (event: RoundEvent) => {
-      events.push(event);
-      signal?.();
-    };
-    const deadlines = new Map<string, number>();
-    const outstanding = new Map<string, Promise<Vote>>();
-    let prepared = 0;
-    let commits = 0;
-    let outcome: 'committed' | 'aborted' | null = null;
-    let commitChain: Promise<void> = Promise.resolve();
-    let step = startRound(request.gid, [...byName.keys()]);
     const attempts = (this.held && this.held.from === first.version ? this.held.attempts : 0) + 1;
-    const note = () => {
-      this.held = {
-        gid: request.gid,
-        from: request.from,
-        to: request.to,
-        phase: step.state.phase,
-        refusals: step.state.reasons,
-        attempts,
-      };
-    };
-    note();
-
-    const retryLater = (event: RoundEvent) =>
-      setTimeout(() => push(event), this.parts.options.retryInitialMs);
-    const node = (name: string) => this.parts.nodes.get(name) as PhaseTwoNode;
-
-    const perform = (action: RoundAction) => {
-      const p = 'participant' in action ? action.participant : '';
-      const participant = byName.get(p) as RoundParticipant;
-      switch (action.type) {
-        case 'prepare': {
-          deadlines.set(p, Date.now() + timeoutMs);
-          const vote = participant
-            .prepare(request)
-            .catch((error: Error): Vote => ({ vote: 'no', reason: error.message }));
-          outstanding.set(p, vote);
-          void vote.then((v) => {
-            deadlines.delete(p);
-            if (outstanding.get(p) === vote) outstanding.delete(p);
-            if (v.vote === 'yes') this.parts.fault?.('after-prepare', ++prepared);
-            if (v.vote === 'no') {
-              push({ type: 'vote', participant: p, vote: 'no', reason: v.reason });
-            } else push({ type: 'vote', participant: p, vote: v.vote });
-          });
-          return;
-        }
-        case 'send-delta': {
-          const at = participant.heldVersion;
-          log.info(
-            { replica: p, gid: request.gid, at, version: request.from },
-            `replica ${p} votes needs-update for ${request.gid} (holds version ${at}, the round starts at ${request.from}): sending the delta ${(at ?? 0) + 1}..${request.from - 1}`,
-          );
-          // A participant that cannot catch up now is asked again and answers no with its reason.
-          void participant.delta(request).then(
-            () => push({ type: 'delta-applied', participant: p }),
-            () => push({ type: 'delta-applied', participant: p }),
-          );
-          return;
-        }
-        case 'record-commit-decision':
-          void this.recordCommit(request, [...byName.keys()]).then((decision) => {
-            if (decision === 'commit') this.parts.fault?.('after-decision', 1);
-            push({ type: decision === 'commit' ? 'decision-recorded' : 'decision-failed' });
-          });
-          return;
-        case 'commit-prepared':
-          // One node after another: a crash between two commits leaves a definite prefix committed
-          // (the fault point "after k of n commits"), and recovery finishes the rest.
-          commitChain = commitChain
-            .then(() => node(p).commit(request.gid))
-            .then(
-              () => {
-                this.parts.fault?.('after-commit', ++commits);
-                participant.decided(request, 'committed');
-                push({ type: 'committed', participant: p });
-              },
-              (error: Error) => {
-                log.warn(
-                  { replica: p, gid: request.gid, err: error.message },
-                  `COMMIT PREPARED ${request.gid} on ${p} failed: ${error.message}; retrying (the commit decision is recorded: it will be committed)`,
-                );
-                retryLater({ type: 'phase-two-failed', participant: p });
-              },
-            );
-          return;
-        case 'rollback-prepared':
-          node(p)
-            .rollback(request.gid)
-            .then(
-              () => {
-                participant.decided(request, 'rolled-back');
-                push({ type: 'rolled-back', participant: p });
-              },
-              (error: Error) => {
-                log.warn(
-                  { replica: p, gid: request.gid, err: error.message },
-                  `ROLLBACK PREPARED ${request.gid} on ${p} failed: ${error.message}; retrying`,
-                );
-                retryLater({ type: 'phase-two-failed', participant: p });
-              },
-            );
-          return;
-        case 'finished':
-          outcome = action.outcome;
-          return;
-      }
-    };
-
-    for (const action of step.actions) perform(action);
-    let stopDeadline: number | null = null;
-    while (outcome === null) {
-      if (this.stopping) {
-        // A decided round gets a few seconds to finish; whatever is left, recovery finishes at the next start.
-        stopDeadline ??= Date.now() + 5_000;
-        if (Date.now() > stopDeadline) {
-          log.warn(
-            { gid: request.gid, phase: step.state.phase },
-            `stopping with ${request.gid} unfinished (${step.state.phase}): recovery finishes it at the next start`,
-          );
-          return 'aborted';
-        }
-      }
-      while (events.length === 0) {
-        const now = Date.now();
-        let earliest = Number.POSITIVE_INFINITY;
-        for (const deadline of deadlines.values()) earliest = Math.min(earliest, deadline);
-        if (earliest <= now) {
-          deadlines.clear();
-          events.push({ type: 'timeout' });
-          break;
-        }
-        // Stopping while votes are collected: abort (nothing is decided yet).
-        if (this.stopping && step.state.phase === 'voting') {
-          events.push({ type: 'timeout' });
-          break;
-        }
-        await new Promise<void>((resolve) => {
-          signal = resolve;
-          setTimeout(resolve, Math.min(earliest - now, 200));
-        });
-        signal = null;
-      }
-      const event = events.shift() as RoundEvent;
-      step = roundTransition(step.state, event);
-      note();
-      for (const action of step.actions) perform(action);
-    }
-
-    // A prepare still in flight when the round ended: roll it back when it lands.
-    for (const [p, vote] of outstanding) {
-      void vote.then(async (v) => {
-        if (v.vote !== 'yes') return;
-        await this.rollbackUntilDone(node(p), request.gid);
-        byName.get(p)?.decided(request, 'rolled-back');
-      });
-    }
+    const { log } = this.parts;
+    const { outcome, state } = await runRound({
+      request,
+      participants,
+      nodes: this.parts.nodes,
+      decisions: this.parts.decisions,
+      log,
+      timeoutMs,
+      retryInitialMs: this.parts.options.retryInitialMs,
+      retryMaxMs: this.parts.options.retryMaxMs,
+      fault: this.parts.fault,
+      stopping: () => this.stopping,
+      onState: (state) => {
+        this.held = {
+          gid: request.gid,
+          from: request.from,
+          to: request.to,
+          phase: state.phase,
+          refusals: state.reasons,
+          attempts,
+        };
+      },
+    });
     if (outcome === 'committed') {
       this.roundsCommitted++;
       log.debug(
@@ -430,9 +282,9 @@ export class TwoPhaseCoordinator {
         from: request.from,
         to: request.to,
         attempts,
-        refusals: step.state.reasons,
+        refusals: state.reasons,
       };
-      const reasons = Object.entries(step.state.reasons)
+      const reasons = Object.entries(state.reasons)
         .map(([who, why]) => `${who}: ${why}`)
         .join('; ');
       log.warn(
@@ -441,61 +293,11 @@ export class TwoPhaseCoordinator {
           from: request.from,
           to: request.to,
           attempt: attempts,
-          refusals: step.state.reasons,
+          refusals: state.reasons,
         },
         `two-phase round ${request.gid} (versions ${request.from}..${request.to}) aborted, nothing committed anywhere — ${reasons}; retrying with backoff, the stream is held at version ${request.from}`,
       );
     }
-    return outcome;
-  }
-
-  /**
-   * Records the commit decision. When the write fails its outcome is unknown:
-   * an `abort` row is then written in its place (or the commit row found), which
-   * settles the round one way for good.
-   */
-  private async recordCommit(
-    request: PrepareRequest,
-    participants: readonly string[],
-  ): Promise<'commit' | 'abort'> {
-    const record = {
-      gid: request.gid,
-      round: request.round,
-      versionFrom: request.from,
-      versionTo: request.to,
-      participants,
-    };
-    try {
-      return await this.parts.decisions.decide(record, 'commit');
-    } catch (error) {
-      this.parts.log.warn(
-        { gid: request.gid, err: (error as Error).message },
-        `recording the commit decision for ${request.gid} failed: ${(error as Error).message}; settling it`,
-      );
-    }
-    let delay = this.parts.options.retryInitialMs;
-    for (;;) {
-      try {
-        // Unknown outcome: an abort row settles it (or the commit row that won is read back).
-        return await this.parts.decisions.decide(record, 'abort');
-      } catch {
-        await sleep(delay);
-        delay = Math.min(delay * 2, this.parts.options.retryMaxMs);
-      }
-    }
-  }
-
-  private async rollbackUntilDone(node: PhaseTwoNode, gid: string): Promise<void> {
-    let delay = this.parts.options.retryInitialMs;
-    // Tried at least once; after a stop, recovery at the next start finishes it.
-    do {
-      try {
-        await node.rollback(gid);
-        return;
-      } catch {
-        await sleep(delay);
-        delay = Math.min(delay * 2, this.parts.options.retryMaxMs);
-      }
-    } while (!this.stopping);
+    return outcome === 'committed' ? 'committed' : 'aborted';
   }
 }
