@@ -1,10 +1,15 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as controlSchema from './001-control-schema.js';
 import * as decisionLog from './002-decision-log.js';
+import * as migrationHistory from './003-migration-history.js';
 
 /** lockstep's own control-schema migrations, in order. Bundled, so no folder is read at run time. */
 export const controlMigrations: MigrationProvider = {
   async getMigrations(): Promise<Record<string, Migration>> {
-    return { '001-control-schema': controlSchema, '002-decision-log': decisionLog };
+    return {
+      '001-control-schema': controlSchema,
+      '002-decision-log': decisionLog,
+      '003-migration-history': migrationHistory,
+    };
   },
 };

@@ -49,7 +49,7 @@ export async function cutLockstepSessions(url: string): Promise<void> {
     await client.connect();
     await client.query(
       `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-        WHERE application_name LIKE 'lockstep-%' AND application_name NOT IN ('lockstep-fault', 'lockstep-coordinator')
+        WHERE application_name LIKE 'lockstep-%' AND application_name NOT IN ('lockstep-fault', 'lockstep-coordinator', 'lockstep-migrate')
           AND pid <> pg_backend_pid()`,
     );
   } catch {

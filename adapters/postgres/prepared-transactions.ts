@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { GID_LIKE, parseGid } from '../../plugin/protocol/index.js';
+import { GID_LIKE, isMigrationGid, parseGid } from '../../plugin/protocol/index.js';
 import { clientConfig, scrubbedError } from './connection-url.js';
 
 /** A lockstep gid prepared on a node. */
@@ -9,6 +9,8 @@ export interface PreparedGid {
   readonly preparedAt: string;
   /** Seconds since then, by the node's clock. */
   readonly ageSeconds: number;
+  /** A stream round's, or a migration's (`lockstep migrate`/`exec`). */
+  readonly kind: 'stream' | 'migration';
 }
 
 /** `undefined_object`: COMMIT/ROLLBACK PREPARED of a gid that is not (or no longer) prepared. */
@@ -28,7 +30,7 @@ export class PreparedTransactions {
     private readonly url: string,
   ) {}
 
-  /** The stream's gids prepared on this node, oldest first. */
+  /** The stream's gids (of rounds and of migrations) prepared on this node, oldest first. */
   async list(stream: string): Promise<PreparedGid[]> {
     const { rows } = await this.run<{ gid: string; prepared: Date; age: string }>(
       `SELECT gid, prepared, extract(epoch FROM now() - prepared)::float8::text AS age
@@ -38,11 +40,12 @@ export class PreparedTransactions {
       [GID_LIKE],
     );
     return rows
-      .filter((r) => parseGid(r.gid, stream) !== null)
+      .filter((r) => parseGid(r.gid, stream) !== null || isMigrationGid(r.gid, stream))
       .map((r) => ({
         gid: r.gid,
         preparedAt: r.prepared.toISOString(),
         ageSeconds: Number(r.age),
+        kind: isMigrationGid(r.gid, stream) ? 'migration' : 'stream',
       }));
   }
 

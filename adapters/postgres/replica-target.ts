@@ -162,6 +162,7 @@ export class PgReplicaTarget {
 
   /** Sends the changes of one packet (or packet part) committed on the primary at `lsn`, in order. */
   async apply(changes: readonly Change[], version: number, lsn: Lsn): Promise<void> {
+    if (!this.inTransaction) await this.learnNewTables(changes);
     const client = this.requireClient();
     for (let i = 0; i < changes.length; i++) {
       const change = changes[i] as Change;
@@ -227,6 +228,7 @@ export class PgReplicaTarget {
     commitTime: string,
     prepareAs?: string,
   ): Promise<void> {
+    await this.learnNewTables(packets.flatMap((p) => p.changes));
     const changes = this.takenChanges(packets);
     const plan = changes ? compactChanges(changes) : null;
     if (plan) {
@@ -399,6 +401,29 @@ export class PgReplicaTarget {
     this.pendingRows = 0;
     this.inTransaction = false;
     await client?.end().catch(() => undefined);
+  }
+
+  /**
+   * Reads the copied tables again when a change names one not known yet: a
+   * migration run through lockstep creates a table on every node and records
+   * it as in step there, while this connection stays open.
+   */
+  private async learnNewTables(changes: readonly Change[]): Promise<void> {
+    const unknown = changes.some((c) =>
+      (c.kind === 'truncate' ? c.relations : c.kind === 'message' ? [] : [c.relation]).some(
+        (r) => !this.copyLsnByRelation.has(r) && !this.syncedFrom.has(relationLabel(r)),
+      ),
+    );
+    if (!unknown) return;
+    const { rows } = await this.requireClient().query<{
+      schema_name: string;
+      table_name: string;
+      copy_lsn: Lsn;
+    }>(
+      'SELECT schema_name, table_name, copy_lsn::text FROM lockstep.synced_tables WHERE stream = $1',
+      [this.stream],
+    );
+    this.syncedFrom = new Map(rows.map((r) => [`${r.schema_name}.${r.table_name}`, r.copy_lsn]));
   }
 
   /** Whether a change to `relation` in a packet at `lsn` still needs applying (not already in the table's copy). */

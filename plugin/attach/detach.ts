@@ -1,7 +1,7 @@
-import { CoordinatorLock } from '../../adapters/postgres/coordinator-lock.js';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import { dropReplicationSlot } from '../../adapters/postgres/replication-slot.js';
 import { quoteIdent } from '../../adapters/postgres/sql-identifier.js';
+import { StreamLock } from '../../adapters/postgres/stream-lock.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { LockstepError } from '../lockstep-error.js';
 
@@ -24,7 +24,7 @@ export const DDL_EVENT_TRIGGER = 'lockstep_capture_ddl';
  * somewhere, unless `force` (which also ends the active sidecar's stream).
  */
 export async function detach(config: LockstepConfig, force = false): Promise<DetachResult> {
-  const lock = new CoordinatorLock(config.primary, config.slot);
+  const lock = new StreamLock(config.primary, config.slot);
   const free = await lock.tryAcquire();
   try {
     if (!free && !force) {

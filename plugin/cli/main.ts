@@ -11,6 +11,7 @@ import { runDoctor } from '../attach/doctor.js';
 import { loadConfig } from '../config/load-config.js';
 import { runRecovery } from '../coordinator/run-recovery.js';
 import { runDemo } from '../demo/run-demo.js';
+import { execStatement, migrateDown, migrateStatus, migrateUp } from '../migrate/run-migrate.js';
 import { createSidecar, faultFromEnvironment } from '../sidecar/create-sidecar.js';
 import { createLogger } from '../sidecar/logger.js';
 import { readiness } from '../sidecar/readiness.js';
@@ -160,6 +161,70 @@ export function buildProgram(): Command {
       log.info('stopped');
       // Everything is closed; a backoff timer still pending must not delay the exit.
       process.exit();
+    });
+
+  program
+    .command('migrate')
+    .description(
+      "run the project's migrations as two-phase rounds: on the primary and every replica, or on none",
+    )
+    .argument('<action>', 'up | down | status')
+    .option(...configOption)
+    .option(
+      '--dir <folder>',
+      'the migrations folder (.sql files and Kysely modules)',
+      './migrations',
+    )
+    .option('--to <name>', 'up: stop after this migration')
+    .option(
+      '--dry-run',
+      "prepare everywhere and roll back: report every node's vote, change nothing",
+    )
+    .action(
+      async (
+        action: string,
+        options: { config?: string; dir: string; to?: string; dryRun?: boolean },
+      ) => {
+        const config = loadConfig(options.config);
+        const out = (line: string) => process.stdout.write(`${line}\n`);
+        const common = {
+          dir: options.dir,
+          to: options.to,
+          dryRun: options.dryRun,
+          log: createLogger(config.log.level === 'info' ? 'warn' : config.log.level),
+          fault: faultFromEnvironment(config),
+        };
+        let ok: boolean;
+        if (action === 'up') ok = await migrateUp(config, common, out);
+        else if (action === 'down') ok = await migrateDown(config, common, out);
+        else if (action === 'status') ok = await migrateStatus(config, options.dir, out);
+        else {
+          process.stderr.write(`unknown migrate action "${action}": use up, down or status\n`);
+          ok = false;
+        }
+        process.exitCode = ok ? 0 : 1;
+      },
+    );
+
+  program
+    .command('exec')
+    .description('one SQL statement on the primary and every replica, two-phase')
+    .option(...configOption)
+    .requiredOption('--sql <statement>', 'the statement')
+    .option('--dry-run', "prepare everywhere and roll back: report every node's vote")
+    .action(async (options: { config?: string; sql: string; dryRun?: boolean }) => {
+      const config = loadConfig(options.config);
+      const ok = await execStatement(
+        config,
+        options.sql,
+        {
+          dryRun: options.dryRun,
+          log: createLogger(config.log.level === 'info' ? 'warn' : config.log.level),
+          fault: faultFromEnvironment(config),
+        },
+        (line) => process.stdout.write(`${line}\n`),
+      );
+      process.exitCode = ok ? 0 : 1;
     });
 
   program

@@ -29,8 +29,17 @@ export async function recoverPrepared(
   stream: string,
   nodes: readonly PhaseTwoNode[],
   decisions: DecisionStore,
-  skip: ReadonlySet<string> = new Set(),
+  options: {
+    /** Gids of rounds the caller itself is running. */
+    skip?: ReadonlySet<string>;
+    /**
+     * Which gids: stream rounds' (for the coordinator lock's holder) and/or
+     * migrations' (for the migrate lock's holder); both by default.
+     */
+    kinds?: ReadonlyArray<'stream' | 'migration'>;
+  } = {},
 ): Promise<RecoveryReport> {
+  const skip = options.skip ?? new Set<string>();
   const resolved: Array<RecoveryReport['resolved'][number]> = [];
   const failed: Array<RecoveryReport['failed'][number]> = [];
   const holders = new Map<string, Array<{ node: PhaseTwoNode; ageSeconds: number }>>();
@@ -41,6 +50,7 @@ export async function recoverPrepared(
         for (const prepared of await node.list(stream)) {
           listed.add(prepared.gid);
           if (skip.has(prepared.gid)) continue;
+          if (!(options.kinds ?? ['stream', 'migration']).includes(prepared.kind)) continue;
           const list = holders.get(prepared.gid) ?? [];
           list.push({ node, ageSeconds: prepared.ageSeconds });
           holders.set(prepared.gid, list);
@@ -54,7 +64,7 @@ export async function recoverPrepared(
   for (const [gid, held] of holders) {
     let decision = known.get(gid);
     if (!decision) {
-      const parts = parseGid(gid, stream);
+      const parts = parseGid(gid, stream); // null for a migration's gid
       decision = await decisions.decide(
         {
           gid,

@@ -42,10 +42,15 @@ export interface RoundParticipant {
 /** Phase two on one node (the prepared-transactions adapter implements it). */
 export interface PhaseTwoNode {
   readonly node: string;
-  /** The stream's gids prepared on the node (its own database only). */
-  list(
-    stream: string,
-  ): Promise<ReadonlyArray<{ gid: string; preparedAt: string; ageSeconds: number }>>;
+  /** The stream's gids prepared on the node (its own database only): stream rounds' and migrations'. */
+  list(stream: string): Promise<
+    ReadonlyArray<{
+      gid: string;
+      preparedAt: string;
+      ageSeconds: number;
+      kind: 'stream' | 'migration';
+    }>
+  >;
   commit(gid: string): Promise<void>;
   rollback(gid: string): Promise<void>;
   close(): Promise<void>;

@@ -1,6 +1,6 @@
-import { CoordinatorLock } from '../../adapters/postgres/coordinator-lock.js';
 import { DecisionLog } from '../../adapters/postgres/decision-log.js';
 import { PreparedTransactions } from '../../adapters/postgres/prepared-transactions.js';
+import { StreamLock } from '../../adapters/postgres/stream-lock.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { LockstepError } from '../lockstep-error.js';
 import { type RecoveryReport, recoverPrepared } from './recover-prepared.js';
@@ -23,7 +23,7 @@ export function preparedTransactionNodes(
  * every `twoPhase.recoveryIntervalMs`); this refuses rather than race it.
  */
 export async function runRecovery(config: LockstepConfig): Promise<RecoveryReport> {
-  const lock = new CoordinatorLock(config.primary, config.slot);
+  const lock = new StreamLock(config.primary, config.slot);
   if (!(await lock.tryAcquire())) {
     throw new LockstepError({
       node: 'primary',
@@ -31,13 +31,19 @@ export async function runRecovery(config: LockstepConfig): Promise<RecoveryRepor
       fix: `it recovers by itself every twoPhase.recoveryIntervalMs (${config.twoPhase.recoveryIntervalMs} ms); stop it first to recover by hand`,
     });
   }
+  // A migration in flight (its `lockstep migrate` holds this lock) is left to it.
+  const migrateLock = new StreamLock(config.primary, config.slot, 'migrate');
+  const migrations = await migrateLock.tryAcquire();
   const nodes = preparedTransactionNodes(config);
   const decisions = new DecisionLog(config.primary, config.slot);
   try {
-    return await recoverPrepared(config.slot, [...nodes.values()], decisions);
+    return await recoverPrepared(config.slot, [...nodes.values()], decisions, {
+      kinds: migrations ? ['stream', 'migration'] : ['stream'],
+    });
   } finally {
     await decisions.close();
     for (const node of nodes.values()) await node.close();
+    await migrateLock.release();
     await lock.release();
   }
 }

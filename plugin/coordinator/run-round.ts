@@ -32,6 +32,8 @@ export interface RoundRun {
   readonly retryInitialMs: number;
   readonly retryMaxMs: number;
   readonly fault?: FaultHook;
+  /** Prepare everywhere, then roll back everywhere instead of deciding (`migrate --dry-run`). */
+  readonly dryRun?: boolean;
   /** True once the caller is stopping: a round still voting aborts; a decided one gets 5 s more. */
   stopping(): boolean;
   /** Every state the round passes through. */
@@ -98,7 +100,9 @@ export async function runRound(run: RoundRun): Promise<RoundResult> {
         const at = participant.heldVersion;
         log.info(
           { replica: p, gid: request.gid, at, version: request.from },
-          `replica ${p} votes needs-update for ${request.gid} (holds version ${at}, the round starts at ${request.from}): sending the delta ${(at ?? 0) + 1}..${request.from - 1}`,
+          request.from > 0
+            ? `replica ${p} votes needs-update for ${request.gid} (holds version ${at}, the round starts at ${request.from}): sending the delta ${(at ?? 0) + 1}..${request.from - 1}`
+            : `replica ${p} votes needs-update for ${request.gid} (holds version ${at}): waiting until it has applied everything before the migration`,
         );
         // A participant that cannot catch up now is asked again and answers no with its reason.
         void participant.delta(request).then(
@@ -108,6 +112,11 @@ export async function runRound(run: RoundRun): Promise<RoundResult> {
         return;
       }
       case 'record-commit-decision':
+        if (run.dryRun) {
+          // Every participant prepared: that was the question; roll back everywhere.
+          push({ type: 'decision-failed' });
+          return;
+        }
         void recordCommit(run, [...byName.keys()]).then((decision) => {
           if (decision === 'commit') run.fault?.('after-decision', 1);
           push({ type: decision === 'commit' ? 'decision-recorded' : 'decision-failed' });

@@ -44,6 +44,8 @@ export interface CoordinatorParts {
   readonly log: Logger;
   readonly options: CoordinatorOptions;
   readonly fault?: FaultHook;
+  /** The migrate lock: while it can be taken, no migration is in flight and its gids are recovered too. */
+  readonly migrateLock?: { tryAcquire(): Promise<boolean>; release(): Promise<void> };
 }
 
 /** The round the stream is held at, for status and logs. */
@@ -148,11 +150,18 @@ export class TwoPhaseCoordinator {
   /** One recovery pass over every node; the running round (if any) is left alone. */
   async recover(): Promise<RecoveryReport> {
     this.lastRecovery = Date.now();
-    const report = await recoverPrepared(
-      this.parts.stream,
-      [...this.parts.nodes.values()],
-      this.parts.decisions,
-    );
+    const migrations = (await this.parts.migrateLock?.tryAcquire().catch(() => false)) ?? false;
+    let report: RecoveryReport;
+    try {
+      report = await recoverPrepared(
+        this.parts.stream,
+        [...this.parts.nodes.values()],
+        this.parts.decisions,
+        { kinds: migrations ? ['stream', 'migration'] : ['stream'] },
+      );
+    } finally {
+      if (migrations) await this.parts.migrateLock?.release();
+    }
     for (const r of report.resolved) {
       this.parts.log.warn(
         { gid: r.gid, node: r.node, action: r.action, ageSeconds: r.ageSeconds },

@@ -2,6 +2,7 @@ import {
   type Change,
   compareLsn,
   LOCKSTEP_MESSAGE_PREFIX,
+  MIGRATION_MARKER,
   type PacketHeader,
   type PacketPart,
   type Phase,
@@ -50,6 +51,12 @@ export class PacketAssembler {
     pending: Change[];
     relations: Set<Relation>;
     messagePrefixes: string[];
+    /**
+     * A migration run by `lockstep migrate` (its marker comes first): every node
+     * applied it in the migration's own round, so its row changes are not sent
+     * again; the packet only carries the marker and advances the version.
+     */
+    migration: boolean;
   } | null = null;
 
   constructor(private readonly options: PacketAssemblerOptions) {
@@ -81,6 +88,7 @@ export class PacketAssembler {
           pending: [],
           relations: new Set(),
           messagePrefixes: [],
+          migration: false,
         };
         return null;
       case 'relation':
@@ -91,7 +99,12 @@ export class PacketAssembler {
         if (!message.transactional || !message.prefix.startsWith(LOCKSTEP_MESSAGE_PREFIX)) {
           return null;
         }
-        this.requireTransaction(message.tag).messagePrefixes.push(message.prefix);
+        {
+          const tx = this.requireTransaction(message.tag);
+          tx.messagePrefixes.push(message.prefix);
+          if (message.prefix === MIGRATION_MARKER && tx.pending.length === 0 && !tx.emittedHeader)
+            tx.migration = true;
+        }
         return this.add({ kind: 'message', prefix: message.prefix, content: message.content });
       case 'truncate': {
         const relations = message.relations.filter((r) => r.schema !== CONTROL_SCHEMA);
@@ -128,7 +141,7 @@ export class PacketAssembler {
 
   private add(change: Change): PacketPart | null {
     const tx = this.requireTransaction(change.kind);
-    if (tx.skip) return null;
+    if (tx.skip || (tx.migration && change.kind !== 'message')) return null;
     tx.pending.push(change);
     if (tx.pending.length < this.options.maxPartChanges) return null;
     return this.emit(null);

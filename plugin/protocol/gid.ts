@@ -26,7 +26,25 @@ export function makeGid(parts: GidParts): string {
   return `lockstep_${parts.stream}_${parts.version}_${parts.round}`;
 }
 
-/** The parts of `gid` when it is one of `stream`'s gids; null for any other transaction. */
+/**
+ * A migration's (or `exec`'s) gid: `lockstep_<stream>_m<id>_<attempt>`, where
+ * `id` is unique per run (time-based) — never confused with a stream round's.
+ */
+export function makeMigrationGid(stream: string, id: number, attempt: number): string {
+  if (!STREAM.test(stream)) throw new RangeError(`invalid stream name for a gid: ${stream}`);
+  for (const n of [id, attempt]) {
+    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`invalid number in a gid: ${n}`);
+  }
+  return `lockstep_${stream}_m${id}_${attempt}`;
+}
+
+/** Whether `gid` is one of `stream`'s migration gids. */
+export function isMigrationGid(gid: string, stream: string): boolean {
+  const prefix = `lockstep_${stream}_m`;
+  return gid.startsWith(prefix) && /^\d{1,15}_\d{1,15}$/.test(gid.slice(prefix.length));
+}
+
+/** The parts of `gid` when it is one of `stream`'s stream-round gids; null for any other transaction. */
 export function parseGid(gid: string, stream: string): GidParts | null {
   const prefix = `lockstep_${stream}_`;
   if (!gid.startsWith(prefix)) return null;

@@ -6,8 +6,10 @@ import { matchesAnyPattern, parseTablePattern, type TablePattern } from './table
 export const TWO_PHASE_TAG = 'lockstep.two_phase';
 /** DDL captured on the primary (issue 5). */
 export const DDL_MESSAGE = 'lockstep.ddl';
-/** A migration's marker (issue 5). */
+/** A migration's marker, emitted first in the migration's transaction on the primary. */
 export const MIGRATION_MARKER = 'lockstep.migration';
+/** The barrier a migration waits for every replica to reach before it prepares there. */
+export const BARRIER_MESSAGE = 'lockstep.barrier';
 
 /** The setup information the policy decides from (the `twoPhase` configuration). */
 export interface PhaseSetup {

@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
-import { CoordinatorLock } from '../../adapters/postgres/coordinator-lock.js';
 import { DecisionLog } from '../../adapters/postgres/decision-log.js';
 import { cutLockstepSessions } from '../../adapters/postgres/node-connection.js';
 import { PgoutputSource } from '../../adapters/postgres/pgoutput-source.js';
 import { PgReplicaTarget } from '../../adapters/postgres/replica-target.js';
 import { syncSequences } from '../../adapters/postgres/sequence-sync.js';
 import { StatusStore } from '../../adapters/postgres/status-store.js';
+import { StreamLock } from '../../adapters/postgres/stream-lock.js';
 import { type AttachProgress, attach } from '../attach/attach.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { type FaultHook, faultAt, parseFaultSetting } from '../coordinator/fault-point.js';
@@ -91,7 +91,7 @@ export function createSidecar(
           `sequence values not copied to ${replica} now: ${error}`,
         );
     },
-    lock: new CoordinatorLock(config.primary, config.slot),
+    lock: new StreamLock(config.primary, config.slot),
     twoPhase: {
       nodes: preparedTransactionNodes(config),
       decisions: new DecisionLog(config.primary, config.slot),
@@ -103,6 +103,7 @@ export function createSidecar(
         recoveryIntervalMs: config.twoPhase.recoveryIntervalMs,
       },
       fault: extras.fault,
+      migrateLock: new StreamLock(config.primary, config.slot, 'migrate'),
     },
     status: new StatusStore(config.primary, config.slot),
     log,

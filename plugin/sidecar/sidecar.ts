@@ -95,6 +95,8 @@ export interface SidecarTwoPhase {
   readonly decisions: DecisionStore;
   readonly options: CoordinatorOptions;
   readonly fault?: FaultHook;
+  /** The migrate lock (see the coordinator). */
+  readonly migrateLock?: { tryAcquire(): Promise<boolean>; release(): Promise<void> };
 }
 
 /** Everything the sidecar is built from. */
@@ -209,6 +211,7 @@ export class Sidecar {
       log: parts.log,
       options: parts.twoPhase.options,
       fault: parts.twoPhase.fault,
+      migrateLock: parts.twoPhase.migrateLock,
     });
   }
 

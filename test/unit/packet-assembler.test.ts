@@ -129,6 +129,29 @@ describe('PacketAssembler', () => {
     expect(packets[0]?.changes).toHaveLength(1);
   });
 
+  it("sends a migration's packet without its row changes when its marker comes first (every node ran it already)", () => {
+    const packets = assemble(
+      toStream([
+        [
+          { kind: 'message', prefix: 'lockstep.migration' },
+          { kind: 'insert', rel: 0, id: 1 },
+          { kind: 'delete', rel: 1, id: 2 },
+        ],
+        [
+          { kind: 'insert', rel: 0, id: 3 },
+          { kind: 'message', prefix: 'lockstep.migration' },
+        ],
+      ]),
+      { version: 0, lsn: ZERO_LSN },
+    );
+    expect(packets.map((p) => p.version)).toEqual([1, 2]);
+    expect(packets[0]?.changes).toEqual([
+      { kind: 'message', prefix: 'lockstep.migration', content: 'x' },
+    ]);
+    // A marker after row changes is not lockstep's own migration: the rows stay.
+    expect(packets[1]?.changes.map((c) => c.kind)).toEqual(['insert', 'message']);
+  });
+
   it('keeps lockstep messages at their position and drops other prefixes', () => {
     const [packet] = assemble(
       toStream([

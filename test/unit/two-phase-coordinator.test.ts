@@ -40,6 +40,7 @@ class FakeWorld {
             gid,
             preparedAt: new Date().toISOString(),
             ageSeconds: 0,
+            kind: 'stream' as const,
           })),
       commit: async (gid) => {
         if (left-- > 0) throw new Error('connection cut');

@@ -1,34 +1,40 @@
 import pg from 'pg';
 import { clientConfig, scrubbedError } from './connection-url.js';
 
+/** What a stream lock guards. */
+export type StreamLockPurpose = 'coordinator' | 'migrate';
+
 /**
- * The coordinator's lock: a session advisory lock on the primary, held on a
- * dedicated connection for as long as a sidecar coordinates (or a `lockstep
- * recover` runs). Only its holder starts rounds or recovers, so one recoverer
- * runs at a time and no recoverer touches a round in flight. If the holder
- * dies, its session ends and the lock is free.
+ * A session advisory lock on the primary for one stream, held on a dedicated
+ * connection; if its holder dies, the session ends and the lock is free.
+ * `coordinator`: held by the active sidecar (or `lockstep recover`): only it
+ * starts stream rounds or recovers them, so no recoverer touches a round in
+ * flight and a second sidecar stands by. `migrate`: held by a running
+ * `lockstep migrate`/`exec`; migration gids are recovered only by whoever
+ * holds it.
  */
-export class CoordinatorLock {
+export class StreamLock {
   private client: pg.Client | null = null;
 
   constructor(
     private readonly url: string,
     private readonly stream: string,
+    private readonly purpose: StreamLockPurpose = 'coordinator',
   ) {}
 
   /** Takes the lock if it is free; false when another process holds it. */
   async tryAcquire(): Promise<boolean> {
     if (this.client) return true;
     const client = new pg.Client({
-      ...clientConfig(this.url, 'lockstep-coordinator'),
+      ...clientConfig(this.url, `lockstep-${this.purpose}`),
       connectionTimeoutMillis: 10_000,
     });
     client.on('error', () => undefined);
     try {
       await client.connect();
       const { rows } = await client.query<{ locked: boolean }>(
-        "SELECT pg_try_advisory_lock(hashtext('lockstep.coordinator'), hashtext($1)) AS locked",
-        [this.stream],
+        'SELECT pg_try_advisory_lock(hashtext($2), hashtext($1)) AS locked',
+        [this.stream, `lockstep.${this.purpose}`],
       );
       if (!rows[0]?.locked) {
         await client.end().catch(() => undefined);

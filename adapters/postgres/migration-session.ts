@@ -1,0 +1,202 @@
+import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
+import pg from 'pg';
+import { LockstepError } from '../../plugin/lockstep-error.js';
+import type { TablePattern } from '../../plugin/protocol/index.js';
+import { BARRIER_MESSAGE, type Lsn, MIGRATION_MARKER } from '../../plugin/protocol/index.js';
+import { clientConfig, scrubSecrets } from './connection-url.js';
+import { ensurePublication } from './replication-slot.js';
+import { readCatalog, selectReplicated } from './table-catalog.js';
+
+/** What a migration step runs on: one connection inside the migration's transaction. */
+export interface MigrationConnection {
+  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+}
+
+/** What to record in the node's history, in the same transaction. */
+export type HistoryChange =
+  | { readonly op: 'insert'; readonly name: string; readonly checksum: string }
+  | { readonly op: 'delete'; readonly name: string };
+
+/** A Kysely instance over the migration's own connection (for Kysely migration modules). */
+// biome-ignore lint/suspicious/noExplicitAny: migrations bring their own database types
+export function kyselyOn(connection: MigrationConnection): Kysely<any> {
+  const pool: PostgresPool = {
+    connect: async () =>
+      ({
+        query: (text: string, values: readonly unknown[]) => connection.query(text, [...values]),
+        release: () => undefined,
+      }) as unknown as Awaited<ReturnType<PostgresPool['connect']>>,
+    end: async () => undefined,
+  };
+  return new Kysely({ dialect: new PostgresDialect({ pool }) });
+}
+
+/**
+ * One node's side of a migration round: runs the migration in a transaction
+ * (with `lock_timeout`, and on the primary a transactional marker first) and
+ * ends it with PREPARE TRANSACTION; phase two is the prepared-transactions
+ * adapter's. Also reads the node's stream position, and on the primary
+ * commits the barrier every replica must reach before it prepares.
+ */
+export class MigrationSession {
+  constructor(
+    readonly node: string,
+    private readonly url: string,
+    private readonly stream: string,
+  ) {}
+
+  /** Runs `step` and the history change in one transaction, then PREPARE TRANSACTION `gid`. */
+  async prepare(options: {
+    gid: string;
+    /** The primary's marker message, so the stream carries the migration as a version step only. */
+    marker: boolean;
+    lockTimeoutMs: number;
+    step: (connection: MigrationConnection) => Promise<void>;
+    history: HistoryChange | null;
+    /**
+     * On the primary: the publication is brought up to date in the same
+     * transaction (tables the migration created that the patterns match join
+     * it), so their first rows are already streamed.
+     */
+    publication?: { readonly name: string; readonly patterns: readonly TablePattern[] };
+    /** On a replica: replicated tables the migration created are recorded as in step (copy LSN 0/0). */
+    adoptTables?: readonly TablePattern[];
+  }): Promise<void> {
+    if (!/^lockstep_[A-Za-z0-9_]+$/.test(options.gid))
+      throw new RangeError(`not a lockstep gid: ${options.gid}`);
+    const client = await this.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`SET LOCAL lock_timeout = ${Math.floor(options.lockTimeoutMs)}`);
+      if (options.marker) {
+        await client.query('SELECT pg_logical_emit_message(true, $1, $2)', [
+          MIGRATION_MARKER,
+          options.gid,
+        ]);
+      }
+      const before = options.adoptTables
+        ? new Set((await readCatalog(client)).map((t) => `${t.schema}.${t.name}`))
+        : null;
+      await options.step(client);
+      if (options.publication) {
+        const tables = selectReplicated(await readCatalog(client), options.publication.patterns);
+        if (tables.length > 0) await ensurePublication(client, options.publication.name, tables);
+      }
+      if (options.adoptTables) {
+        // A replicated table the migration created is in step here: it ran on every node.
+        const created = selectReplicated(await readCatalog(client), options.adoptTables).filter(
+          (t) => !before?.has(`${t.schema}.${t.name}`),
+        );
+        for (const t of created) {
+          await client.query(
+            `INSERT INTO lockstep.synced_tables (stream, schema_name, table_name, copy_lsn, rows)
+             VALUES ($1, $2, $3, '0/0', 0) ON CONFLICT DO NOTHING`,
+            [this.stream, t.schema, t.name],
+          );
+        }
+      }
+      const version = `coalesce((SELECT version FROM lockstep.applied WHERE stream = $1),
+                                (SELECT version FROM lockstep.streams WHERE stream = $1), 0)`;
+      if (options.history?.op === 'insert') {
+        await client.query(
+          `INSERT INTO lockstep.migrations (name, checksum, version) VALUES ($2, $3, ${version})`,
+          [this.stream, options.history.name, options.history.checksum],
+        );
+      } else if (options.history?.op === 'delete') {
+        await client.query('DELETE FROM lockstep.migrations WHERE name = $1', [
+          options.history.name,
+        ]);
+      }
+      await client.query(`PREPARE TRANSACTION '${options.gid}'`);
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw this.explain(error);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  /** The commit LSN of the last packet this replica applied (null when not attached). */
+  async appliedLsn(): Promise<Lsn | null> {
+    const { rows } = await this.once<{ lsn: Lsn }>(
+      'SELECT lsn::text AS lsn FROM lockstep.applied WHERE stream = $1',
+      [this.stream],
+    );
+    return rows[0]?.lsn ?? null;
+  }
+
+  /**
+   * On the primary: commits a barrier message after the migration prepared and
+   * returns its LSN. Every replica that has applied it has everything that
+   * committed on the primary before the migration's prepare.
+   */
+  async commitBarrier(gid: string): Promise<Lsn> {
+    const { rows } = await this.once<{ lsn: Lsn }>(
+      'SELECT pg_logical_emit_message(true, $1, $2)::text AS lsn',
+      [BARRIER_MESSAGE, gid],
+    );
+    return (rows[0] as { lsn: Lsn }).lsn;
+  }
+
+  /** The names and checksums in this node's history, in order. */
+  async history(): Promise<Array<{ name: string; checksum: string; appliedAt: string }>> {
+    const { rows } = await this.once<{ name: string; checksum: string; applied_at: Date }>(
+      `SELECT name, checksum, applied_at FROM lockstep.migrations ORDER BY name`,
+      [],
+    );
+    return rows.map((r) => ({
+      name: r.name,
+      checksum: r.checksum,
+      appliedAt: r.applied_at.toISOString(),
+    }));
+  }
+
+  private async once<R extends pg.QueryResultRow>(
+    text: string,
+    values: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    const client = await this.connect();
+    try {
+      return await client.query<R>(text, values);
+    } catch (error) {
+      throw this.explain(error);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  private async connect(): Promise<pg.Client> {
+    const client = new pg.Client({
+      ...clientConfig(this.url, 'lockstep-migrate-session'),
+      connectionTimeoutMillis: 10_000,
+    });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      return client;
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw this.explain(error);
+    }
+  }
+
+  /** The Postgres error, with its detail and SQLSTATE, naming the node and never the password. */
+  private explain(error: unknown): LockstepError {
+    if (error instanceof LockstepError) return error;
+    const e = error as { message?: string; detail?: string; code?: string };
+    const text = scrubSecrets(
+      `${e.message ?? String(error)}${e.detail ? ` (${e.detail})` : ''}${e.code ? ` [${e.code}]` : ''}`,
+      this.url,
+    );
+    return new LockstepError({
+      node: this.node,
+      problem: text,
+      sqlState: e.code,
+      fix:
+        e.code === '55P03'
+          ? 'a lock was not granted within lock_timeout (twoPhase.voteTimeoutMs): retry when the table is less busy'
+          : `fix the cause on ${this.node} (or the migration) and run it again: nothing was committed anywhere`,
+      cause: error,
+    });
+  }
+}

@@ -1,0 +1,293 @@
+import type { Logger } from 'pino';
+import { migrateControlSchema } from '../../adapters/postgres/control-schema.js';
+import { DecisionLog } from '../../adapters/postgres/decision-log.js';
+import { MigrationSession } from '../../adapters/postgres/migration-session.js';
+import { StreamLock } from '../../adapters/postgres/stream-lock.js';
+import type { LockstepConfig } from '../config/config-schema.js';
+import type { FaultHook } from '../coordinator/fault-point.js';
+import { recoverPrepared } from '../coordinator/recover-prepared.js';
+import { preparedTransactionNodes } from '../coordinator/run-recovery.js';
+import { LockstepError } from '../lockstep-error.js';
+import { parseTablePattern } from '../protocol/index.js';
+import { readMigrationFiles, sqlStep } from './migration-files.js';
+import {
+  type MigrationContext,
+  type MigrationRoundResult,
+  runMigrationRound,
+} from './migration-round.js';
+
+/** Where `migrate` and `exec` write what they did. */
+export type MigrateOutput = (line: string) => void;
+
+/** Options of the migrate commands. */
+export interface MigrateOptions {
+  /** The project's migrations folder. */
+  readonly dir: string;
+  /** `up`: stop after this migration. */
+  readonly to?: string;
+  /** Prepare everywhere and roll back: report the votes, change nothing. */
+  readonly dryRun?: boolean;
+  readonly log: Logger;
+  readonly fault?: FaultHook;
+}
+
+/** How long a second `migrate` waits for the first to finish before giving up. */
+const LOCK_WAIT_MS = 30_000;
+
+/** Runs `body` as the only migration of the stream: the migrate lock, control tables, leftovers recovered. */
+async function asMigrator<T>(
+  config: LockstepConfig,
+  log: Logger,
+  fault: FaultHook | undefined,
+  body: (context: MigrationContext) => Promise<T>,
+): Promise<T> {
+  const lock = new StreamLock(config.primary, config.slot, 'migrate');
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  while (!(await lock.tryAcquire())) {
+    if (Date.now() > deadline) {
+      throw new LockstepError({
+        node: 'primary',
+        problem: `another lockstep migrate or exec for stream "${config.slot}" is running (it holds the migrate lock)`,
+        fix: 'wait for it to finish and run this again',
+      });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  const nodes = preparedTransactionNodes(config);
+  const decisions = new DecisionLog(config.primary, config.slot);
+  try {
+    await Promise.all(
+      [config.primary, ...config.replicas.map((r) => r.url)].map((url) =>
+        migrateControlSchema(url),
+      ),
+    );
+    // A migration a crash left prepared is finished first (we hold the migrate lock: none is in flight).
+    const recovered = await recoverPrepared(config.slot, [...nodes.values()], decisions, {
+      kinds: ['migration'],
+    });
+    for (const r of recovered.resolved)
+      log.warn(r, `recovered ${r.gid} on ${r.node}: ${r.action} by the decision log`);
+    return await body({
+      stream: config.slot,
+      primaryUrl: config.primary,
+      replicas: config.replicas,
+      publication: { name: config.publication, patterns: config.tables.map(parseTablePattern) },
+      nodes,
+      decisions,
+      log,
+      lockTimeoutMs: config.twoPhase.voteTimeoutMs,
+      voteTimeoutMs: Math.max(600_000, config.twoPhase.voteTimeoutMs),
+      barrierTimeoutMs: 60_000,
+      retryInitialMs: config.retry.initialMs,
+      retryMaxMs: config.retry.maxMs,
+      fault,
+    });
+  } finally {
+    await decisions.close();
+    for (const node of nodes.values()) await node.close();
+    await lock.release();
+  }
+}
+
+/** Every node's vote and reason, as a table. */
+export function formatVotes(result: MigrationRoundResult): string[] {
+  const rows = result.nodes.map((n) => [
+    n.node,
+    n.state === 'refused'
+      ? 'no'
+      : n.state === 'rolled-back' || n.state === 'committed'
+        ? 'yes'
+        : 'none',
+    (n.reason ?? '').split('\n')[0] ?? '',
+  ]);
+  const widths = [4, 4].map((w, i) => Math.max(w, ...rows.map((r) => (r[i] ?? '').length)));
+  const lines = [`${'node'.padEnd(widths[0] ?? 4)}  ${'vote'.padEnd(widths[1] ?? 4)}  reason`];
+  for (const r of rows)
+    lines.push(
+      `${(r[0] ?? '').padEnd(widths[0] ?? 4)}  ${(r[1] ?? '').padEnd(widths[1] ?? 4)}  ${r[2]}`.trimEnd(),
+    );
+  if (result.coordinator) lines.push(`coordinator: ${result.coordinator}`);
+  for (const n of result.nodes) {
+    const fix = /\n\s*fix: (.*)/.exec(n.reason ?? '')?.[1];
+    if (fix) lines.push(`  ${n.node}: fix: ${fix}`);
+  }
+  return lines;
+}
+
+/** Reads every node's history, and refuses when an applied migration's file changed. */
+async function histories(config: LockstepConfig) {
+  const sessions = [
+    new MigrationSession('primary', config.primary, config.slot),
+    ...config.replicas.map((r) => new MigrationSession(r.name, r.url, config.slot)),
+  ];
+  return Promise.all(
+    sessions.map(async (s) => ({ node: s.node, history: await s.history().catch(() => null) })),
+  );
+}
+
+/**
+ * `lockstep migrate up`: each pending migration, in name order, as one
+ * two-phase round with the primary in it. Returns false (after printing every
+ * node's vote) when one is refused: it and the ones after it are not applied.
+ */
+export async function migrateUp(
+  config: LockstepConfig,
+  options: MigrateOptions,
+  out: MigrateOutput,
+): Promise<boolean> {
+  const files = await readMigrationFiles(options.dir);
+  if (options.to && !files.some((f) => f.name === options.to)) {
+    throw new LockstepError({
+      node: 'primary',
+      problem: `--to ${options.to}: no such migration in ${options.dir}`,
+      fix: `use one of: ${files.map((f) => f.name).join(', ')}`,
+    });
+  }
+  return asMigrator(config, options.log, options.fault, async (context) => {
+    const primaryHistory = await new MigrationSession(
+      'primary',
+      config.primary,
+      config.slot,
+    ).history();
+    const applied = new Map(primaryHistory.map((h) => [h.name, h.checksum]));
+    for (const f of files) {
+      const checksum = applied.get(f.name);
+      if (checksum && checksum !== f.checksum) {
+        throw new LockstepError({
+          node: 'primary',
+          problem: `migration ${f.name} was changed after it was applied (its checksum differs from the one recorded)`,
+          fix: `restore ${f.file} as it was, and put the change in a new migration`,
+        });
+      }
+    }
+    const pending: typeof files = [];
+    for (const f of files) {
+      if (!applied.has(f.name)) pending.push(f);
+      if (f.name === options.to) break;
+    }
+    if (pending.length === 0) {
+      out('nothing to migrate: every migration is applied');
+      return true;
+    }
+    for (const f of pending) {
+      const result = await runMigrationRound(context, {
+        step: f.up,
+        history: { op: 'insert', name: f.name, checksum: f.checksum },
+        dryRun: options.dryRun === true,
+      });
+      if (options.dryRun) {
+        const everyone = result.nodes.every((n) => n.state === 'rolled-back');
+        out(
+          `${f.name}: dry run — ${everyone ? 'every node can apply it' : 'refused'}; nothing was changed`,
+        );
+        for (const line of formatVotes(result)) out(`  ${line}`);
+        if (!everyone) return false;
+        continue;
+      }
+      if (result.outcome !== 'committed') {
+        out(`${f.name}: refused — nothing changed on any node`);
+        for (const line of formatVotes(result)) out(`  ${line}`);
+        return false;
+      }
+      out(`${f.name}: applied on ${result.nodes.map((n) => n.node).join(', ')} (${result.gid})`);
+    }
+    return true;
+  });
+}
+
+/** `lockstep migrate down`: the last applied migration's down part, as one round. */
+export async function migrateDown(
+  config: LockstepConfig,
+  options: MigrateOptions,
+  out: MigrateOutput,
+): Promise<boolean> {
+  const files = await readMigrationFiles(options.dir);
+  return asMigrator(config, options.log, options.fault, async (context) => {
+    const history = await new MigrationSession('primary', config.primary, config.slot).history();
+    const last = history[history.length - 1];
+    if (!last) {
+      out('nothing to undo: no migration is applied');
+      return true;
+    }
+    const file = files.find((f) => f.name === last.name);
+    if (!file?.down) {
+      throw new LockstepError({
+        node: 'primary',
+        problem: `migration ${last.name} has ${file ? 'no down part' : 'no file in the folder'}`,
+        fix: file
+          ? 'add a "-- lockstep:down" section (SQL) or a down(db) export (module)'
+          : `restore ${last.name} in ${options.dir}`,
+      });
+    }
+    const result = await runMigrationRound(context, {
+      step: file.down,
+      history: { op: 'delete', name: file.name },
+      dryRun: options.dryRun === true,
+    });
+    if (result.outcome !== 'committed') {
+      out(
+        `${file.name} (down): ${options.dryRun ? 'dry run' : 'refused'} — nothing changed on any node`,
+      );
+      for (const line of formatVotes(result)) out(`  ${line}`);
+      return options.dryRun === true && result.nodes.every((n) => n.state === 'rolled-back');
+    }
+    out(`${file.name}: undone on ${result.nodes.map((n) => n.node).join(', ')} (${result.gid})`);
+    return true;
+  });
+}
+
+/** `lockstep exec --sql S`: one statement on every node, two-phase (not recorded in the history). */
+export async function execStatement(
+  config: LockstepConfig,
+  sql: string,
+  options: Pick<MigrateOptions, 'log' | 'fault' | 'dryRun'>,
+  out: MigrateOutput,
+): Promise<boolean> {
+  const step = sqlStep(sql, '--sql');
+  return asMigrator(config, options.log, options.fault, async (context) => {
+    const result = await runMigrationRound(context, {
+      step,
+      history: null,
+      dryRun: options.dryRun === true,
+    });
+    if (result.outcome !== 'committed') {
+      out(`${options.dryRun ? 'dry run' : 'refused'} — nothing changed on any node`);
+      for (const line of formatVotes(result)) out(`  ${line}`);
+      return options.dryRun === true && result.nodes.every((n) => n.state === 'rolled-back');
+    }
+    out(`executed on ${result.nodes.map((n) => n.node).join(', ')} (${result.gid})`);
+    return true;
+  });
+}
+
+/**
+ * `lockstep migrate status`: per node, applied and pending migrations, and
+ * every node whose history differs from the primary's. False when one differs.
+ */
+export async function migrateStatus(
+  config: LockstepConfig,
+  dir: string,
+  out: MigrateOutput,
+): Promise<boolean> {
+  const files = await readMigrationFiles(dir);
+  const all = await histories(config);
+  const primary = all[0]?.history ?? [];
+  const key = (h: { name: string; checksum: string }[]) =>
+    h.map((x) => `${x.name}:${x.checksum}`).join(',');
+  let consistent = true;
+  for (const { node, history } of all) {
+    if (!history) {
+      out(`${node}: unreachable or not attached`);
+      consistent = false;
+      continue;
+    }
+    const applied = new Set(history.map((h) => h.name));
+    const pending = files.filter((f) => !applied.has(f.name)).map((f) => f.name);
+    const differs = node !== 'primary' && key(history) !== key(primary);
+    if (differs) consistent = false;
+    out(
+      `${node}: ${history.length} applied${history.length ? ` (last ${history[history.length - 1]?.name})` : ''}, ${pending.length} pending${pending.length ? `: ${pending.join(', ')}` : ''}${differs ? "  — DIFFERS from the primary's history" : ''}`,
+    );
+  }
+  return consistent;
+}
