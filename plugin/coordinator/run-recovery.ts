@@ -18,32 +18,33 @@ export function preparedTransactionNodes(
 }
 
 /**
- * `lockstep recover`: one recovery pass, as the only coordinator. A running
- * sidecar holds the coordinator lock and recovers by itself (at start and
- * every `twoPhase.recoveryIntervalMs`); this refuses rather than race it.
+ * `lockstep recover`: one recovery pass. Stream rounds' gids only while no
+ * sidecar runs (a running one holds the coordinator lock and recovers them
+ * itself, at start and every `twoPhase.recoveryIntervalMs`); migrations' gids
+ * only while no `migrate`/`exec` runs (the migrate lock). Refuses when both
+ * are busy: there is nothing it may touch.
  */
 export async function runRecovery(config: LockstepConfig): Promise<RecoveryReport> {
-  const lock = new StreamLock(config.primary, config.slot);
-  if (!(await lock.tryAcquire())) {
-    throw new LockstepError({
-      node: 'primary',
-      problem: `a lockstep sidecar for stream "${config.slot}" is running and holds the coordinator lock`,
-      fix: `it recovers by itself every twoPhase.recoveryIntervalMs (${config.twoPhase.recoveryIntervalMs} ms); stop it first to recover by hand`,
-    });
-  }
-  // A migration in flight (its `lockstep migrate` holds this lock) is left to it.
-  const migrateLock = new StreamLock(config.primary, config.slot, 'migrate');
-  const migrations = await migrateLock.tryAcquire();
+  const coordinator = new StreamLock(config.primary, config.slot);
+  const migrate = new StreamLock(config.primary, config.slot, 'migrate');
+  const kinds: Array<'stream' | 'migration'> = [];
   const nodes = preparedTransactionNodes(config);
   const decisions = new DecisionLog(config.primary, config.slot);
   try {
-    return await recoverPrepared(config.slot, [...nodes.values()], decisions, {
-      kinds: migrations ? ['stream', 'migration'] : ['stream'],
-    });
+    if (await coordinator.tryAcquire()) kinds.push('stream');
+    if (await migrate.tryAcquire()) kinds.push('migration');
+    if (kinds.length === 0) {
+      throw new LockstepError({
+        node: 'primary',
+        problem: `a lockstep sidecar and a lockstep migrate for stream "${config.slot}" are both running`,
+        fix: `the sidecar recovers by itself every twoPhase.recoveryIntervalMs (${config.twoPhase.recoveryIntervalMs} ms); run recover again once the migration finished`,
+      });
+    }
+    return await recoverPrepared(config.slot, [...nodes.values()], decisions, { kinds });
   } finally {
     await decisions.close();
     for (const node of nodes.values()) await node.close();
-    await migrateLock.release();
-    await lock.release();
+    await migrate.release();
+    await coordinator.release();
   }
 }
