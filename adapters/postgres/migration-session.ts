@@ -4,6 +4,7 @@ import { LockstepError } from '../../plugin/lockstep-error.js';
 import type { TablePattern } from '../../plugin/protocol/index.js';
 import { BARRIER_MESSAGE, type Lsn, MIGRATION_MARKER } from '../../plugin/protocol/index.js';
 import { clientConfig, scrubSecrets } from './connection-url.js';
+import { MIGRATING_SETTING } from './ddl-capture.js';
 import { ensurePublication } from './replication-slot.js';
 import { readCatalog, selectReplicated } from './table-catalog.js';
 
@@ -58,7 +59,12 @@ export class MigrationSession {
      * transaction (tables the migration created that the patterns match join
      * it), so their first rows are already streamed.
      */
-    publication?: { readonly name: string; readonly patterns: readonly TablePattern[] };
+    publication?: {
+      readonly name: string;
+      readonly patterns: readonly TablePattern[];
+      /** Schemas published whole (with captured DDL). */
+      readonly schemas: readonly string[];
+    };
     /** On a replica: replicated tables the migration created are recorded as in step (copy LSN 0/0). */
     adoptTables?: readonly TablePattern[];
   }): Promise<void> {
@@ -69,6 +75,8 @@ export class MigrationSession {
       await client.query('BEGIN');
       await client.query(`SET LOCAL lock_timeout = ${Math.floor(options.lockTimeoutMs)}`);
       if (options.marker) {
+        // Captured DDL skips it: this migration reaches the replicas through its own round.
+        await client.query(`SELECT set_config('${MIGRATING_SETTING}', 'on', true)`);
         await client.query('SELECT pg_logical_emit_message(true, $1, $2)', [
           MIGRATION_MARKER,
           options.gid,
@@ -80,7 +88,14 @@ export class MigrationSession {
       await options.step(client);
       if (options.publication) {
         const tables = selectReplicated(await readCatalog(client), options.publication.patterns);
-        if (tables.length > 0) await ensurePublication(client, options.publication.name, tables);
+        if (tables.length > 0 || options.publication.schemas.length > 0) {
+          await ensurePublication(
+            client,
+            options.publication.name,
+            tables,
+            options.publication.schemas,
+          );
+        }
       }
       if (options.adoptTables) {
         // A replicated table the migration created is in step here: it ran on every node.

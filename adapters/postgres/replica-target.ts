@@ -1,8 +1,10 @@
 import pg from 'pg';
+import { capturedStatement, withoutConcurrently } from '../../plugin/migrate/transaction-safety.js';
 import {
   type Change,
   compactChanges,
   compareLsn,
+  DDL_MESSAGE,
   type InsertChange,
   type Lsn,
   type Relation,
@@ -162,11 +164,14 @@ export class PgReplicaTarget {
 
   /** Sends the changes of one packet (or packet part) committed on the primary at `lsn`, in order. */
   async apply(changes: readonly Change[], version: number, lsn: Lsn): Promise<void> {
-    if (!this.inTransaction) await this.learnNewTables(changes);
+    await this.learnNewTables(changes, version);
     const client = this.requireClient();
     for (let i = 0; i < changes.length; i++) {
       const change = changes[i] as Change;
-      if (change.kind === 'message') continue;
+      if (change.kind === 'message') {
+        if (change.prefix === DDL_MESSAGE) await this.runDdl(client, change.content, version);
+        continue;
+      }
       if (change.kind === 'truncate') {
         const tables = change.relations.filter((r) => this.takes(r, version, lsn));
         if (tables.length === 0) continue;
@@ -228,7 +233,10 @@ export class PgReplicaTarget {
     commitTime: string,
     prepareAs?: string,
   ): Promise<void> {
-    await this.learnNewTables(packets.flatMap((p) => p.changes));
+    await this.learnNewTables(
+      packets.flatMap((p) => p.changes),
+      position.version,
+    );
     const changes = this.takenChanges(packets);
     const plan = changes ? compactChanges(changes) : null;
     if (plan) {
@@ -283,7 +291,11 @@ export class PgReplicaTarget {
     const out: Change[] = [];
     for (const packet of packets) {
       for (const change of packet.changes) {
-        if (change.kind === 'message') continue;
+        // Captured DDL must run at its place: the batch is applied in order.
+        if (change.kind === 'message') {
+          if (change.prefix === DDL_MESSAGE) return null;
+          continue;
+        }
         const relations = change.kind === 'truncate' ? change.relations : [change.relation];
         // Mixed positions against table copies are rare (right after a resumed attach): keep the exact path.
         if (!relations.every((r) => this.takes(r, packet.version, packet.lsn))) return null;
@@ -408,22 +420,75 @@ export class PgReplicaTarget {
    * migration run through lockstep creates a table on every node and records
    * it as in step there, while this connection stays open.
    */
-  private async learnNewTables(changes: readonly Change[]): Promise<void> {
-    const unknown = changes.some((c) =>
-      (c.kind === 'truncate' ? c.relations : c.kind === 'message' ? [] : [c.relation]).some(
-        (r) => !this.copyLsnByRelation.has(r) && !this.syncedFrom.has(relationLabel(r)),
-      ),
-    );
+  private async learnNewTables(
+    changes: readonly Change[],
+    version: number,
+    always = false,
+  ): Promise<void> {
+    const unknown =
+      always ||
+      changes.some((c) =>
+        (c.kind === 'truncate' ? c.relations : c.kind === 'message' ? [] : [c.relation]).some(
+          (r) => !this.copyLsnByRelation.has(r) && !this.syncedFrom.has(relationLabel(r)),
+        ),
+      );
     if (!unknown) return;
-    const { rows } = await this.requireClient().query<{
-      schema_name: string;
-      table_name: string;
-      copy_lsn: Lsn;
-    }>(
-      'SELECT schema_name, table_name, copy_lsn::text FROM lockstep.synced_tables WHERE stream = $1',
-      [this.stream],
-    );
+    let rows: Array<{ schema_name: string; table_name: string; copy_lsn: Lsn }>;
+    try {
+      ({ rows } = await this.requireClient().query(
+        'SELECT schema_name, table_name, copy_lsn::text FROM lockstep.synced_tables WHERE stream = $1',
+        [this.stream],
+      ));
+    } catch (error) {
+      // Inside a transaction an earlier statement may have failed: that is the error to report.
+      await this.settle();
+      throw this.explain(error, version, undefined);
+    }
     this.syncedFrom = new Map(rows.map((r) => [`${r.schema_name}.${r.table_name}`, r.copy_lsn]));
+  }
+
+  /**
+   * DDL captured on the primary, run here at its place in the stream (what was
+   * sent before it is checked first): with the primary's search_path, and
+   * without CONCURRENTLY, which cannot run inside the replica's transaction
+   * (the plain form builds the same index). A table it creates is recorded as
+   * in step, so the packet's rows for it apply.
+   */
+  private async runDdl(client: pg.Client, content: string, version: number): Promise<void> {
+    await this.settle();
+    const { searchPath, command, ordinal } = JSON.parse(content) as {
+      searchPath: string;
+      command: string;
+      ordinal?: number;
+    };
+    const statement = capturedStatement(command, ordinal ?? 1);
+    try {
+      if (statement === null)
+        throw new Error(`DDL statement ${ordinal} not found in the captured query string`);
+      await client.query('SELECT set_config($1, $2, true)', ['search_path', searchPath]);
+      await client.query(withoutConcurrently(statement));
+      await client.query(
+        `INSERT INTO lockstep.synced_tables (stream, schema_name, table_name, copy_lsn, rows)
+         SELECT $1, n.nspname, c.relname, '0/0', 0 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p') AND c.xmin = pg_current_xact_id()::xid
+         ON CONFLICT DO NOTHING`,
+        [this.stream],
+      );
+    } catch (error) {
+      const explained = this.explain(error, version, undefined);
+      throw new ApplyError({
+        node: this.node,
+        kind: 'schema',
+        version,
+        sqlState: explained.sqlState,
+        problem: `the DDL captured on the primary failed here: ${(statement ?? command).trim().slice(0, 200)} — ${explained.message.split('\n')[0]}`,
+        fix: `make replica "${this.node}"'s schema match the primary's before this statement (lockstep doctor lists differences); lockstep retries by itself`,
+        cause: error,
+      });
+    }
+    this.copyLsnByRelation = new WeakMap();
+    this.syncedFrom.clear();
+    await this.learnNewTables([], version, true);
   }
 
   /** Whether a change to `relation` in a packet at `lsn` still needs applying (not already in the table's copy). */

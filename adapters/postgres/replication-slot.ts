@@ -96,23 +96,34 @@ export interface TableName {
   readonly name: string;
 }
 
-/** Creates (or replaces the table list of) a publication for the given tables. */
+/**
+ * Creates (or replaces the contents of) a publication: the given tables, and
+ * with `schemas` every table of those schemas, present and future (PostgreSQL
+ * 15's TABLES IN SCHEMA: tables created later by captured DDL are published
+ * from their first row).
+ */
 export async function ensurePublication(
   client: pg.ClientBase,
   publication: string,
   tables: readonly TableName[],
+  schemas: readonly string[] = [],
 ): Promise<void> {
   assertObjectName('publication', publication);
-  const list = tables.map((t) => quoteQualified(t.schema, t.name)).join(', ');
+  const whole = new Set(schemas);
+  const objects = [
+    ...(schemas.length ? [`TABLES IN SCHEMA ${schemas.map(quoteIdent).join(', ')}`] : []),
+    ...tables
+      .filter((t) => !whole.has(t.schema))
+      .map((t) => `TABLE ${quoteQualified(t.schema, t.name)}`),
+  ].join(', ');
   const exists = await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [
     publication,
   ]);
   if (exists.rowCount) {
-    if (tables.length)
-      await client.query(`ALTER PUBLICATION ${quoteIdent(publication)} SET TABLE ${list}`);
+    if (objects) await client.query(`ALTER PUBLICATION ${quoteIdent(publication)} SET ${objects}`);
   } else {
     await client.query(
-      `CREATE PUBLICATION ${quoteIdent(publication)}${tables.length ? ` FOR TABLE ${list}` : ''}`,
+      `CREATE PUBLICATION ${quoteIdent(publication)}${objects ? ` FOR ${objects}` : ''}`,
     );
   }
 }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { controlDb, migrateControlSchema } from '../../adapters/postgres/control-schema.js';
+import { installDdlCapture, removeDdlCapture } from '../../adapters/postgres/ddl-capture.js';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import {
   type CreatedSlot,
@@ -14,6 +15,7 @@ import { copyTable } from '../../adapters/postgres/table-copy.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { LockstepError } from '../lockstep-error.js';
 import type { Lsn } from '../protocol/index.js';
+import { wholeSchemas } from '../protocol/index.js';
 import { type DoctorReport, runDoctor } from './doctor.js';
 import { findResyncAnchor, resetForResync } from './resync.js';
 import { MISSING_TABLE_PROBLEM } from './table-compatibility.js';
@@ -161,7 +163,15 @@ export async function attach(
   const primary = await connectNode('primary', config.primary);
   let created: CreatedSlot | null = null;
   try {
-    await ensurePublication(primary, config.publication, tables);
+    // Captured DDL: whole-schema patterns publish their schemas, so tables created later stream at once.
+    const schemas = config.twoPhase.captureDdl ? wholeSchemas(config.tables) : [];
+    await ensurePublication(primary, config.publication, tables, schemas);
+    if (config.twoPhase.captureDdl) {
+      progress.step('installing the DDL capture (event trigger lockstep_capture_ddl)');
+      await installDdlCapture(primary);
+    } else {
+      await removeDdlCapture(primary);
+    }
     let startLsn = await recordedStart(primary, stream);
     const slot = await readSlot(primary, config.slot);
     if (!slot || !startLsn) {

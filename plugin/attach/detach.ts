@@ -1,3 +1,4 @@
+import { removeDdlCapture } from '../../adapters/postgres/ddl-capture.js';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import { dropReplicationSlot } from '../../adapters/postgres/replication-slot.js';
 import { quoteIdent } from '../../adapters/postgres/sql-identifier.js';
@@ -12,9 +13,6 @@ export interface DetachResult {
   /** Replicas whose position rows for the stream were removed. */
   readonly replicasReset: readonly string[];
 }
-
-/** The event trigger captured DDL is emitted by (issue 5's `twoPhase.captureDdl`). */
-export const DDL_EVENT_TRIGGER = 'lockstep_capture_ddl';
 
 /**
  * `lockstep detach`: drops the slot (so the primary keeps no more WAL for
@@ -59,7 +57,7 @@ export async function detach(config: LockstepConfig, force = false): Promise<Det
         config.publication,
       ]);
       await primary.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(config.publication)}`);
-      await primary.query(`DROP EVENT TRIGGER IF EXISTS ${quoteIdent(DDL_EVENT_TRIGGER)}`);
+      await removeDdlCapture(primary);
       const { rows: control } = await primary.query<{ exists: boolean }>(
         "SELECT to_regclass('lockstep.streams') IS NOT NULL AS exists",
       );

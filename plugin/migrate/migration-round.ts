@@ -18,7 +18,11 @@ export interface MigrationContext {
   readonly primaryUrl: string;
   readonly replicas: ReadonlyArray<{ name: string; url: string }>;
   /** The publication and the replicated-table patterns, kept current by each migration on the primary. */
-  readonly publication: { readonly name: string; readonly patterns: readonly TablePattern[] };
+  readonly publication: {
+    readonly name: string;
+    readonly patterns: readonly TablePattern[];
+    readonly schemas: readonly string[];
+  };
   readonly nodes: ReadonlyMap<string, PhaseTwoNode>;
   readonly decisions: DecisionStore;
   readonly log: Logger;

@@ -8,7 +8,7 @@ import type { FaultHook } from '../coordinator/fault-point.js';
 import { recoverPrepared } from '../coordinator/recover-prepared.js';
 import { preparedTransactionNodes } from '../coordinator/run-recovery.js';
 import { LockstepError } from '../lockstep-error.js';
-import { parseTablePattern } from '../protocol/index.js';
+import { parseTablePattern, wholeSchemas } from '../protocol/index.js';
 import { readMigrationFiles, sqlStep } from './migration-files.js';
 import {
   type MigrationContext,
@@ -71,7 +71,11 @@ async function asMigrator<T>(
       stream: config.slot,
       primaryUrl: config.primary,
       replicas: config.replicas,
-      publication: { name: config.publication, patterns: config.tables.map(parseTablePattern) },
+      publication: {
+        name: config.publication,
+        patterns: config.tables.map(parseTablePattern),
+        schemas: config.twoPhase.captureDdl ? wholeSchemas(config.tables) : [],
+      },
       nodes,
       decisions,
       log,

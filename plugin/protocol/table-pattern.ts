@@ -8,6 +8,8 @@ export interface TablePattern {
   readonly text: string;
   readonly schema: RegExp;
   readonly table: RegExp;
+  /** The schema, when the pattern names one schema and every table in it (`public.*`). */
+  readonly wholeSchema: string | null;
 }
 
 function splitParts(text: string): string[] {
@@ -54,8 +56,14 @@ export function parseTablePattern(text: string): TablePattern {
   if (parts.length > 2 || parts.some((p) => p === '' || p === '"')) {
     throw new Error(`table pattern ${JSON.stringify(text)} is not of the form schema.table`);
   }
-  const [schema, table] = parts.length === 2 ? parts : ['public', parts[0]];
-  return { text, schema: partToRegExp(schema as string), table: partToRegExp(table as string) };
+  const [schema, table] = (parts.length === 2 ? parts : ['public', parts[0]]) as [string, string];
+  const literal = schema.startsWith('"') ? schema.slice(1) : schema.includes('*') ? null : schema;
+  return {
+    text,
+    schema: partToRegExp(schema),
+    table: partToRegExp(table),
+    wholeSchema: table === '*' ? literal : null,
+  };
 }
 
 /** True when the table matches any of the patterns. */
@@ -64,4 +72,10 @@ export function matchesAnyPattern(
   table: { readonly schema: string; readonly name: string },
 ): boolean {
   return patterns.some((p) => p.schema.test(table.schema) && p.table.test(table.name));
+}
+
+/** The schemas that patterns take whole (`public.*`), for a publication of whole schemas. */
+export function wholeSchemas(patterns: readonly string[]): string[] {
+  const schemas = patterns.map((p) => parseTablePattern(p).wholeSchema);
+  return [...new Set(schemas.filter((s): s is string => s !== null))];
 }

@@ -24,6 +24,13 @@ describe('table patterns', () => {
     expect(matches('"x*".y', 'xz', 'y')).toBe(false);
   });
 
+  it('knows a pattern that takes one whole schema', () => {
+    expect(parseTablePattern('public.*').wholeSchema).toBe('public');
+    expect(parseTablePattern('"My Schema".*').wholeSchema).toBe('My Schema');
+    expect(parseTablePattern('bill*.*').wholeSchema).toBeNull();
+    expect(parseTablePattern('public.orders').wholeSchema).toBeNull();
+  });
+
   it('refuses malformed patterns', () => {
     expect(() => parseTablePattern('a.b.c')).toThrow(/schema.table/);
     expect(() => parseTablePattern('"open.b')).toThrow(/unbalanced/);

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { unsafeStatement } from '../../plugin/migrate/transaction-safety.js';
+import {
+  capturedStatement,
+  splitStatements,
+  unsafeStatement,
+} from '../../plugin/migrate/transaction-safety.js';
 
 describe('unsafeStatement', () => {
   it('names statements that cannot be part of a prepared transaction, with the alternative', () => {
@@ -29,5 +33,32 @@ describe('unsafeStatement', () => {
         CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM 1; COMMIT; END $$;
         CREATE INDEX i ON t (c);`),
     ).toBeNull();
+  });
+});
+
+describe('capturedStatement', () => {
+  it('finds the n-th DDL statement of a multi-statement query string, skipping DML and transaction control', () => {
+    const text = `BEGIN; SET LOCAL search_path = shop;
+      CREATE TABLE orders (id int PRIMARY KEY, note text DEFAULT 'a;b');
+      INSERT INTO orders VALUES (1, $$x;y$$);
+      -- ALTER TABLE in a comment;
+      ALTER TABLE orders RENAME COLUMN note TO remark;
+      COMMIT;`;
+    expect(capturedStatement(text, 1)).toBe(
+      "CREATE TABLE orders (id int PRIMARY KEY, note text DEFAULT 'a;b')",
+    );
+    expect(capturedStatement(text, 2)).toMatch(
+      /^-- ALTER TABLE in a comment;\s+ALTER TABLE orders RENAME/,
+    );
+    expect(capturedStatement(text, 3)).toBeNull();
+    expect(capturedStatement('CREATE INDEX i ON t (c)', 1)).toBe('CREATE INDEX i ON t (c)');
+  });
+
+  it('splits at top-level semicolons only', () => {
+    expect(
+      splitStatements(
+        `CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $b$ SELECT 1; $b$; SELECT ';'; /* ; */`,
+      ),
+    ).toEqual(['CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $b$ SELECT 1; $b$', "SELECT ';'"]);
   });
 });
