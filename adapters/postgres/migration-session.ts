@@ -88,7 +88,15 @@ export class MigrationSession {
       await options.step(client);
       if (options.publication) {
         const tables = selectReplicated(await readCatalog(client), options.publication.patterns);
-        if (tables.length > 0 || options.publication.schemas.length > 0) {
+        // Only when the migration changed what is published: SET TABLE locks every published table.
+        const { rows: published } = await client.query<{ t: string }>(
+          `SELECT schemaname || '.' || tablename AS t FROM pg_publication_tables WHERE pubname = $1`,
+          [options.publication.name],
+        );
+        const have = new Set(published.map((r) => r.t));
+        const changed =
+          tables.length !== have.size || tables.some((t) => !have.has(`${t.schema}.${t.name}`));
+        if (changed && (tables.length > 0 || options.publication.schemas.length > 0)) {
           await ensurePublication(
             client,
             options.publication.name,

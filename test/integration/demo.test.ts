@@ -26,6 +26,9 @@ describe('lockstep demo', () => {
     }
     expect(demo.output).toMatch(/attached: stream starts at/);
     expect(demo.output).toMatch(/eu\s+streaming\s+version\s+\d+/);
+    // One two-phase migration ran on every node, and critical writes went through rounds.
+    expect(demo.output).toMatch(/001-order-status: applied on eu, us, primary/);
+    expect(demo.output).toMatch(/two-phase rounds [1-9]\d* committed/);
     const ports = [...demo.output.matchAll(/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]));
     expect(ports.length).toBeGreaterThanOrEqual(3);
     demo.kill('SIGINT');

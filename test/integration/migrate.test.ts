@@ -92,6 +92,9 @@ describe('lockstep migrate', () => {
     );
     await r2.query(`INSERT INTO tags VALUES (1000, 'tag1')`); // a duplicate only replica2 has
     const refused = await migrate('up');
+    // Diagnostics for a rare slow run seen once under a loaded machine.
+    if (!/could not create unique index/.test(refused.output))
+      console.log('DIAG', refused.output, sidecar.output.slice(-6000));
     expect(refused.code).toBe(1);
     expect(refused.output).toMatch(/002-unique-labels: refused — nothing changed on any node/);
     expect(refused.output).toMatch(
