@@ -55,10 +55,11 @@ describe('lockstep detach', () => {
     const again = new LockstepProcess(['run', '--config', clusters.configFile]);
     try {
       await clusters.primary.query(`INSERT INTO items VALUES (52, 'streamed')`);
-      await eventually(
-        async () => (await r1.query('SELECT 1 FROM items WHERE id = 52')).length === 1,
-        'streaming again',
-      );
+      await eventually(async () => {
+        for (const replica of clusters.replicas)
+          if ((await replica.query('SELECT 1 FROM items WHERE id = 52')).length === 0) return false;
+        return true;
+      }, 'streaming again to both replicas');
       await expectIdentical(clusters.primary, clusters.replicas, ['items']);
       // --force ends a running sidecar's stream and detaches.
       const forced = await lockstep(['detach', '--config', clusters.configFile, '--force']);
