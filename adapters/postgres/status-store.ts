@@ -81,11 +81,12 @@ export class StatusStore {
         ],
       );
       await client.query('COMMIT');
+      client.release();
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
+      // A failed session (e.g. cut) must not go back to the pool.
+      client.release(error as Error);
       throw error;
-    } finally {
-      client.release();
     }
   }
 

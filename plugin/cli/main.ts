@@ -117,6 +117,14 @@ export function buildProgram(): Command {
       const log = createLogger(config.log.level);
       // A sidecar upgraded in place finds its newer control tables (the decision log) ready.
       await migrateControlSchema(config.primary);
+      // A bug must not pass silently: log it with its stack, then exit so a supervisor restarts us.
+      process.on('unhandledRejection', (reason) => {
+        log.fatal(
+          { err: reason },
+          `internal error: ${(reason as Error)?.message ?? String(reason)}`,
+        );
+        process.exit(1);
+      });
       const sidecar = createSidecar(config, log, { fault: faultFromEnvironment(config) });
       const metrics = sidecarMetrics(() => sidecar.snapshot());
       const endpoints =

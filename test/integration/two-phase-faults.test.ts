@@ -107,7 +107,9 @@ describe('a sidecar killed inside a two-phase round', () => {
         expect(sidecar.child.exitCode).toBeNull();
       } finally {
         sidecar.kill('SIGTERM');
-        expect(await sidecar.exited).toBe(0);
+        const code = await sidecar.exited;
+        if (code !== 0) console.log('DIAG', point, code, sidecar.output.slice(-5000));
+        expect(code).toBe(0);
       }
     });
   }
