@@ -112,6 +112,8 @@ export class ReplicaAgent implements RoundParticipant {
   /** Highest version a round committed on this replica (told by the coordinator after COMMIT PREPARED). */
   private committedThrough = 0;
   private gateSignal: (() => void) | null = null;
+  /** Waiting out the backoff after a failure: it cannot take part in a round now. */
+  private inBackoff = false;
 
   constructor(
     readonly name: string,
@@ -147,6 +149,8 @@ export class ReplicaAgent implements RoundParticipant {
     while (!this.stopping) {
       try {
         this.position = await this.target.open();
+        // Reached again: an unreachable replica's error is over. Others last until an apply succeeds.
+        if (this.lastError?.kind === 'unreachable') this.lastError = null;
         await this.applyLoop(() => {
           delay = this.options.retryInitialMs;
         });
@@ -168,10 +172,12 @@ export class ReplicaAgent implements RoundParticipant {
                 cause: error,
               });
         this.setState('halted');
+        this.inBackoff = true;
         await Promise.race([
           sleep(delay),
           new Promise<void>((resolve) => (this.wakeStop = resolve)),
         ]);
+        this.inBackoff = false;
         delay = Math.min(delay * 2, this.options.retryMaxMs);
       }
     }
@@ -192,6 +198,13 @@ export class ReplicaAgent implements RoundParticipant {
 
   private setState(state: ReplicaState): void {
     if (this.state === state && state !== 'halted') return;
+    // Retrying after a failure is still halted, for status, until it applies again.
+    if (
+      this.state === 'halted' &&
+      this.lastError &&
+      (state === 'catching-up' || state === 'streaming')
+    )
+      return;
     this.state = state;
     if (state === 'halted')
       this.refuseWaiting(this.lastError?.message ?? `replica ${this.name} is halted`);
@@ -211,7 +224,7 @@ export class ReplicaAgent implements RoundParticipant {
   async prepare(request: PrepareRequest): Promise<Vote> {
     for (;;) {
       if (this.stopping) return { vote: 'no', reason: 'the sidecar is stopping' };
-      if (this.state === 'halted')
+      if (this.inBackoff || (this.state === 'halted' && !this.position))
         return { vote: 'no', reason: this.lastError?.message ?? `replica ${this.name} is halted` };
       if (this.position) break;
       await sleep(50);
@@ -234,7 +247,7 @@ export class ReplicaAgent implements RoundParticipant {
   /** Resolves once the apply loop holds the version before the round (it fetches the delta itself). */
   delta(request: PrepareRequest): Promise<void> {
     if ((this.position?.version ?? -1) >= request.from - 1) return Promise.resolve();
-    if (this.state === 'halted' || this.stopping)
+    if (this.inBackoff || this.stopping)
       return Promise.reject(new Error(this.lastError?.message ?? `replica ${this.name} is halted`));
     return new Promise((resolve, reject) =>
       this.deltaWaiters.push({ version: request.from - 1, resolve, reject }),
@@ -367,6 +380,7 @@ export class ReplicaAgent implements RoundParticipant {
       if (this.lastError) {
         this.lastError = null;
         this.events.stateChanged(this);
+        this.setState('catching-up');
       }
       onProgress();
     };
