@@ -102,10 +102,7 @@ export class PgReplicaTarget {
         'SELECT version::text, lsn::text FROM lockstep.applied WHERE stream = $1',
         [this.stream],
       );
-      const synced = await client.query<{ schema_name: string; table_name: string; copy_lsn: Lsn }>(
-        'SELECT schema_name, table_name, copy_lsn::text FROM lockstep.synced_tables WHERE stream = $1',
-        [this.stream],
-      );
+      const synced = await this.readSynced(client);
       const row = position.rows[0];
       if (!row) {
         throw new ApplyError({
@@ -120,9 +117,7 @@ export class PgReplicaTarget {
       this.statementNames.clear();
       this.columnTypes = new WeakMap();
       this.copyLsnByRelation = new WeakMap();
-      this.syncedFrom = new Map(
-        synced.rows.map((r) => [`${r.schema_name}.${r.table_name}`, r.copy_lsn]),
-      );
+      this.syncedFrom = synced;
       return { version: Number(row.version), lsn: row.lsn };
     } catch (error) {
       await client.end().catch(() => undefined);
@@ -164,10 +159,11 @@ export class PgReplicaTarget {
 
   /** Sends the changes of one packet (or packet part) committed on the primary at `lsn`, in order. */
   async apply(changes: readonly Change[], version: number, lsn: Lsn): Promise<void> {
-    await this.learnNewTables(changes, version);
     const client = this.requireClient();
     for (let i = 0; i < changes.length; i++) {
       const change = changes[i] as Change;
+      if (change.kind !== 'message' && this.namesNewTable(change))
+        await this.refreshSynced(version);
       if (change.kind === 'message') {
         if (change.prefix === DDL_MESSAGE) await this.runDdl(client, change.content, version);
         continue;
@@ -233,11 +229,7 @@ export class PgReplicaTarget {
     commitTime: string,
     prepareAs?: string,
   ): Promise<void> {
-    await this.learnNewTables(
-      packets.flatMap((p) => p.changes),
-      position.version,
-    );
-    const changes = this.takenChanges(packets);
+    const changes = await this.takenChangesFresh(packets, position.version);
     const plan = changes ? compactChanges(changes) : null;
     if (plan) {
       // Types first: a lookup sent after a failed statement would only report the aborted transaction.
@@ -415,36 +407,52 @@ export class PgReplicaTarget {
     await client?.end().catch(() => undefined);
   }
 
+  /** The tables copied to this replica, and the LSN each copy is consistent with. */
+  private async readSynced(client: pg.Client): Promise<Map<string, Lsn>> {
+    const { rows } = await client.query<{ schema_name: string; table_name: string; copy_lsn: Lsn }>(
+      'SELECT schema_name, table_name, copy_lsn::text FROM lockstep.synced_tables WHERE stream = $1',
+      [this.stream],
+    );
+    return new Map(rows.map((r) => [`${r.schema_name}.${r.table_name}`, r.copy_lsn]));
+  }
+
   /**
-   * Reads the copied tables again when a change names one not known yet: a
-   * migration run through lockstep creates a table on every node and records
-   * it as in step there, while this connection stays open.
+   * Reads the copied tables again, inside the open transaction if there is
+   * one: a migration or captured DDL run through lockstep creates a table on
+   * every node and records it as in step, while this connection stays open.
    */
-  private async learnNewTables(
-    changes: readonly Change[],
-    version: number,
-    always = false,
-  ): Promise<void> {
-    const unknown =
-      always ||
-      changes.some((c) =>
-        (c.kind === 'truncate' ? c.relations : c.kind === 'message' ? [] : [c.relation]).some(
-          (r) => !this.copyLsnByRelation.has(r) && !this.syncedFrom.has(relationLabel(r)),
-        ),
-      );
-    if (!unknown) return;
-    let rows: Array<{ schema_name: string; table_name: string; copy_lsn: Lsn }>;
+  private async refreshSynced(version: number): Promise<void> {
     try {
-      ({ rows } = await this.requireClient().query(
-        'SELECT schema_name, table_name, copy_lsn::text FROM lockstep.synced_tables WHERE stream = $1',
-        [this.stream],
-      ));
+      this.syncedFrom = await this.readSynced(this.requireClient());
     } catch (error) {
       // Inside a transaction an earlier statement may have failed: that is the error to report.
       await this.settle();
       throw this.explain(error, version, undefined);
     }
-    this.syncedFrom = new Map(rows.map((r) => [`${r.schema_name}.${r.table_name}`, r.copy_lsn]));
+    this.copyLsnByRelation = new WeakMap();
+    this.lastTaken = null;
+  }
+
+  /** Whether `change` names a table this connection has not seen in the copied tables (rare: a cheap lookup on the hot path). */
+  private namesNewTable(change: Exclude<Change, { kind: 'message' }>): boolean {
+    const relations = change.kind === 'truncate' ? change.relations : [change.relation];
+    return relations.some(
+      (r) => !this.copyLsnByRelation.has(r) && !this.syncedFrom.has(relationLabel(r)),
+    );
+  }
+
+  /** {@link takenChanges}, after reading the copied tables again if the packets name a table not known yet. */
+  private async takenChangesFresh(
+    packets: readonly PacketChanges[],
+    version: number,
+  ): Promise<Change[] | null> {
+    try {
+      return this.takenChanges(packets);
+    } catch (error) {
+      if (!(error instanceof ApplyError) || error.kind !== 'not-synced') throw error;
+      await this.refreshSynced(version);
+      return this.takenChanges(packets);
+    }
   }
 
   /**
@@ -486,9 +494,7 @@ export class PgReplicaTarget {
         cause: error,
       });
     }
-    this.copyLsnByRelation = new WeakMap();
-    this.syncedFrom.clear();
-    await this.learnNewTables([], version, true);
+    await this.refreshSynced(version);
   }
 
   /** Whether a change to `relation` in a packet at `lsn` still needs applying (not already in the table's copy). */
