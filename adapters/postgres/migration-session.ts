@@ -1,10 +1,16 @@
 import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
 import { LockstepError } from '../../plugin/lockstep-error.js';
 import type { TablePattern } from '../../plugin/protocol/index.js';
-import { BARRIER_MESSAGE, type Lsn, MIGRATION_MARKER } from '../../plugin/protocol/index.js';
-import { clientConfig, scrubSecrets } from './connection-url.js';
+import {
+  BARRIER_MESSAGE,
+  checkedGid,
+  type Lsn,
+  MIGRATION_MARKER,
+} from '../../plugin/protocol/index.js';
+import { scrubSecrets } from './connection-url.js';
 import { MIGRATING_SETTING } from './ddl-capture.js';
+import { connectNode } from './node-connection.js';
 import { ensurePublication } from './replication-slot.js';
 import { readCatalog, selectReplicated } from './table-catalog.js';
 
@@ -68,8 +74,7 @@ export class MigrationSession {
     /** On a replica: replicated tables the migration created are recorded as in step (copy LSN 0/0). */
     adoptTables?: readonly TablePattern[];
   }): Promise<void> {
-    if (!/^lockstep_[A-Za-z0-9_]+$/.test(options.gid))
-      throw new RangeError(`not a lockstep gid: ${options.gid}`);
+    const prepare = `PREPARE TRANSACTION '${checkedGid(options.gid)}'`;
     const client = await this.connect();
     try {
       await client.query('BEGIN');
@@ -130,7 +135,7 @@ export class MigrationSession {
           options.history.name,
         ]);
       }
-      await client.query(`PREPARE TRANSACTION '${options.gid}'`);
+      await client.query(prepare);
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw this.explain(error);
@@ -188,19 +193,8 @@ export class MigrationSession {
     }
   }
 
-  private async connect(): Promise<pg.Client> {
-    const client = new pg.Client({
-      ...clientConfig(this.url, 'lockstep-migrate-session'),
-      connectionTimeoutMillis: 10_000,
-    });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-      return client;
-    } catch (error) {
-      await client.end().catch(() => undefined);
-      throw this.explain(error);
-    }
+  private connect(): Promise<pg.Client> {
+    return connectNode(this.node, this.url, 'lockstep-migrate-session');
   }
 
   /** The Postgres error, with its detail and SQLSTATE, naming the node and never the password. */

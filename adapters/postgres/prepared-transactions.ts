@@ -1,6 +1,7 @@
-import pg from 'pg';
-import { GID_LIKE, isMigrationGid, parseGid } from '../../plugin/protocol/index.js';
-import { clientConfig, scrubbedError } from './connection-url.js';
+import type pg from 'pg';
+import { checkedGid, GID_LIKE, isMigrationGid, parseGid } from '../../plugin/protocol/index.js';
+import { scrubbedError } from './connection-url.js';
+import { connectNode } from './node-connection.js';
 
 /** A lockstep gid prepared on a node. */
 export interface PreparedGid {
@@ -32,21 +33,17 @@ export class PreparedTransactions {
 
   /** The stream's gids (of rounds and of migrations) prepared on this node, oldest first. */
   async list(stream: string): Promise<PreparedGid[]> {
-    const { rows } = await this.run<{ gid: string; prepared: Date; age: string }>(
-      `SELECT gid, prepared, extract(epoch FROM now() - prepared)::float8::text AS age
-         FROM pg_prepared_xacts
-        WHERE database = current_database() AND gid LIKE $1
-        ORDER BY prepared`,
-      [GID_LIKE],
-    );
-    return rows
-      .filter((r) => parseGid(r.gid, stream) !== null || isMigrationGid(r.gid, stream))
-      .map((r) => ({
-        gid: r.gid,
-        preparedAt: r.prepared.toISOString(),
-        ageSeconds: Number(r.age),
-        kind: isMigrationGid(r.gid, stream) ? 'migration' : 'stream',
-      }));
+    const client = await this.connection();
+    let all: Awaited<ReturnType<typeof listLockstepGids>>;
+    try {
+      all = await listLockstepGids(client);
+    } catch (error) {
+      await this.close();
+      throw scrubbedError(error, this.url);
+    }
+    return all
+      .filter((g) => parseGid(g.gid, stream) !== null || isMigrationGid(g.gid, stream))
+      .map((g) => ({ ...g, kind: isMigrationGid(g.gid, stream) ? 'migration' : 'stream' }));
   }
 
   /** COMMIT PREPARED; a gid no longer prepared was committed by an earlier attempt whose answer was lost. */
@@ -67,40 +64,39 @@ export class PreparedTransactions {
   }
 
   private async finish(verb: 'COMMIT' | 'ROLLBACK', gid: string): Promise<void> {
-    if (!/^lockstep_[A-Za-z0-9_]+$/.test(gid)) throw new RangeError(`not a lockstep gid: ${gid}`);
+    // The gid is validated: quoting it as a literal is exact.
+    const text = `${verb} PREPARED '${checkedGid(gid)}'`;
+    const client = await this.connection();
     try {
-      // The gid is validated above: quoting it as a literal is exact.
-      await this.run(`${verb} PREPARED '${gid}'`, []);
+      await client.query(text);
     } catch (error) {
       if ((error as { code?: string }).code === NOT_PREPARED) return;
-      throw error;
-    }
-  }
-
-  private async run<R extends pg.QueryResultRow>(
-    text: string,
-    values: unknown[],
-  ): Promise<pg.QueryResult<R>> {
-    if (!this.client) {
-      const client = new pg.Client({
-        ...clientConfig(this.url, 'lockstep-phase-two'),
-        connectionTimeoutMillis: 10_000,
-      });
-      client.on('error', () => undefined);
-      try {
-        await client.connect();
-      } catch (error) {
-        await client.end().catch(() => undefined);
-        throw scrubbedError(error, this.url);
-      }
-      this.client = client;
-    }
-    try {
-      return await this.client.query<R>(text, values);
-    } catch (error) {
       // A failed session may be gone or in a bad state: the next call starts afresh.
-      if ((error as { code?: string }).code !== NOT_PREPARED) await this.close();
+      await this.close();
       throw scrubbedError(error, this.url);
     }
   }
+
+  private async connection(): Promise<pg.Client> {
+    this.client ??= await connectNode(this.node, this.url, 'lockstep-phase-two');
+    return this.client;
+  }
+}
+
+/** Every lockstep gid (any stream) prepared in the database `client` is connected to, oldest first. */
+export async function listLockstepGids(
+  client: pg.ClientBase,
+): Promise<Array<{ gid: string; preparedAt: string; ageSeconds: number }>> {
+  const { rows } = await client.query<{ gid: string; prepared: Date; age: number }>(
+    `SELECT gid, prepared, extract(epoch FROM now() - prepared)::float8 AS age
+       FROM pg_prepared_xacts
+      WHERE database = current_database() AND gid LIKE $1
+      ORDER BY prepared`,
+    [GID_LIKE],
+  );
+  return rows.map((r) => ({
+    gid: r.gid,
+    preparedAt: r.prepared.toISOString(),
+    ageSeconds: Number(r.age),
+  }));
 }

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { capturedStatement, withoutConcurrently } from '../../plugin/migrate/transaction-safety.js';
 import {
   type Change,
+  checkedGid,
   compactChanges,
   compareLsn,
   DDL_MESSAGE,
@@ -359,8 +360,10 @@ export class PgReplicaTarget {
     prepareAs: string | undefined,
   ): Promise<void> {
     const client = this.requireClient();
-    if (prepareAs !== undefined && !/^lockstep_[A-Za-z0-9_]+$/.test(prepareAs))
-      throw new RangeError(`not a lockstep gid: ${prepareAs}`);
+    // Validated before anything is sent: a lockstep gid is safe to quote as a literal.
+    const verb = prepareAs === undefined ? 'COMMIT' : 'PREPARE';
+    const end =
+      prepareAs === undefined ? 'COMMIT' : `PREPARE TRANSACTION '${checkedGid(prepareAs)}'`;
     // Every statement is checked (errors, rows touched) before COMMIT is sent: a
     // missing row must stop the batch, not be noticed after it committed.
     await this.settle(compacted);
@@ -368,11 +371,7 @@ export class PgReplicaTarget {
       'UPDATE lockstep.applied SET version = $2, lsn = $3, commit_time = $4, applied_at = now() WHERE stream = $1',
       [this.stream, String(position.version), position.lsn, commitTime],
     );
-    // The gid was validated above and is built by lockstep alone.
-    const verb = prepareAs === undefined ? 'COMMIT' : 'PREPARE';
-    const commit = client.query(
-      verb === 'COMMIT' ? 'COMMIT' : `PREPARE TRANSACTION '${prepareAs}'`,
-    );
+    const commit = client.query(end);
     stored.catch(() => undefined);
     commit.catch(() => undefined);
     this.inTransaction = false;

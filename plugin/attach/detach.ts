@@ -1,5 +1,6 @@
 import { removeDdlCapture } from '../../adapters/postgres/ddl-capture.js';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
+import { listLockstepGids } from '../../adapters/postgres/prepared-transactions.js';
 import { dropReplicationSlot } from '../../adapters/postgres/replication-slot.js';
 import { quoteIdent } from '../../adapters/postgres/sql-identifier.js';
 import { StreamLock } from '../../adapters/postgres/stream-lock.js';
@@ -34,9 +35,7 @@ export async function detach(config: LockstepConfig, force = false): Promise<Det
     }
     const primary = await connectNode('primary', config.primary);
     try {
-      const { rows: prepared } = await primary.query<{ gid: string }>(
-        `SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND gid LIKE 'lockstep\\_%'`,
-      );
+      const prepared = await listLockstepGids(primary);
       if (prepared.length > 0 && !force) {
         throw new LockstepError({
           node: 'primary',

@@ -16,6 +16,20 @@ export interface GidParts {
 
 const STREAM = /^[A-Za-z0-9_]{1,63}$/;
 
+function checkParts(stream: string, numbers: readonly number[]): void {
+  if (!STREAM.test(stream)) throw new RangeError(`invalid stream name for a gid: ${stream}`);
+  for (const n of numbers) {
+    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`invalid number in a gid: ${n}`);
+  }
+}
+
+/** `gid` itself when it is a lockstep gid (safe to quote as a literal in PREPARE/COMMIT PREPARED); throws otherwise. */
+export function checkedGid(gid: string): string {
+  if (!/^lockstep_[A-Za-z0-9_]{1,180}$/.test(gid))
+    throw new RangeError(`not a lockstep gid: ${gid}`);
+  return gid;
+}
+
 /** `lockstep_<stream>_<version>_<round>`. */
 export function makeGid(parts: GidParts): string {
   if (!STREAM.test(parts.stream))
@@ -31,10 +45,7 @@ export function makeGid(parts: GidParts): string {
  * `id` is unique per run (time-based) — never confused with a stream round's.
  */
 export function makeMigrationGid(stream: string, id: number, attempt: number): string {
-  if (!STREAM.test(stream)) throw new RangeError(`invalid stream name for a gid: ${stream}`);
-  for (const n of [id, attempt]) {
-    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`invalid number in a gid: ${n}`);
-  }
+  checkParts(stream, [id, attempt]);
   return `lockstep_${stream}_m${id}_${attempt}`;
 }
 

@@ -262,6 +262,7 @@ export class Sidecar {
     await this.parts.status.close();
     await this.parts.twoPhase.decisions.close();
     for (const node of this.parts.twoPhase.nodes.values()) await node.close();
+    await this.parts.twoPhase.migrateLock?.release();
     await this.parts.lock.release();
   }
 

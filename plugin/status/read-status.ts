@@ -1,5 +1,7 @@
 import type pg from 'pg';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
+import { listLockstepGids } from '../../adapters/postgres/prepared-transactions.js';
+import { streamLockHeld } from '../../adapters/postgres/stream-lock.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { TwoPhaseStatus } from '../coordinator/two-phase-coordinator.js';
 import type { LockstepError } from '../lockstep-error.js';
@@ -55,15 +57,10 @@ function lagSecondsBehind(
 }
 
 async function inDoubtOn(node: string, client: pg.ClientBase): Promise<InDoubtTransaction[]> {
-  const { rows } = await client.query<{ gid: string; prepared: Date; age: number }>(
-    `SELECT gid, prepared, extract(epoch FROM now() - prepared)::float8 AS age
-       FROM pg_prepared_xacts WHERE database = current_database() AND gid LIKE 'lockstep\\_%' ORDER BY prepared`,
-  );
-  return rows.map((r) => ({
+  return (await listLockstepGids(client)).map((g) => ({
     node,
-    gid: r.gid,
-    preparedAt: r.prepared.toISOString(),
-    ageSeconds: Math.round(r.age),
+    ...g,
+    ageSeconds: Math.round(g.ageSeconds),
   }));
 }
 
@@ -97,13 +94,8 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
           two_phase: TwoPhaseStatus | null;
           active_sidecar: string | null;
           active_since: Date | null;
-          running: boolean;
         }>(
           `SELECT s.version::text, s.lsn::text, s.commit_time, s.two_phase, s.active_sidecar, s.active_since,
-                EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
-                          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                          AND l.classid::int = hashtext('lockstep.coordinator') AND l.objid::int = hashtext(s.stream)
-                          AND l.objsubid = 2) AS running,
                 pg_current_wal_lsn()::text AS wal,
                 (SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text FROM pg_replication_slots WHERE slot_name = s.slot) AS retained
            FROM lockstep.streams s WHERE s.stream = $1`,
@@ -121,10 +113,11 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
         };
         headCommit = row.commit_time;
         status.twoPhase = row.two_phase;
+        const running = await streamLockHeld(primary, stream);
         status.sidecar = {
-          active: row.running ? row.active_sidecar : null,
-          since: row.running ? (row.active_since?.toISOString() ?? null) : null,
-          running: row.running,
+          active: running ? row.active_sidecar : null,
+          since: running ? (row.active_since?.toISOString() ?? null) : null,
+          running,
         };
         const replicaNotes = await primary.query<{
           replica: string;
