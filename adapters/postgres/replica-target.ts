@@ -1,7 +1,7 @@
 import pg from 'pg';
-import { capturedStatement, withoutConcurrently } from '../../plugin/migrate/transaction-safety.js';
 import {
   type Change,
+  capturedStatement,
   checkedGid,
   compactChanges,
   compareLsn,
@@ -10,6 +10,7 @@ import {
   type Lsn,
   type Relation,
   relationLabel,
+  withoutConcurrently,
 } from '../../plugin/protocol/index.js';
 import { ApplyError } from '../../plugin/replica/apply-error.js';
 import {

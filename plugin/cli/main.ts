@@ -8,6 +8,7 @@ import { migrateControlSchema } from '../../adapters/postgres/control-schema.js'
 import { AttachRefused, attach } from '../attach/attach.js';
 import { detach } from '../attach/detach.js';
 import { runDoctor } from '../attach/doctor.js';
+import type { LockstepConfig } from '../config/config-schema.js';
 import { loadConfig } from '../config/load-config.js';
 import { runRecovery } from '../coordinator/run-recovery.js';
 import { runDemo } from '../demo/run-demo.js';
@@ -30,6 +31,14 @@ function packageJsonPath(): string {
 }
 
 /** Builds the `lockstep` command line. */
+/** Log and fault hook of a command that runs rounds itself (migrate, exec): its own output is the report. */
+function roundTooling(config: LockstepConfig) {
+  return {
+    log: createLogger(config.log.level === 'info' ? 'warn' : config.log.level),
+    fault: faultFromEnvironment(config),
+  };
+}
+
 export function buildProgram(): Command {
   const pkg = JSON.parse(readFileSync(packageJsonPath(), 'utf8')) as { version: string };
   const program = new Command('lockstep')
@@ -199,8 +208,7 @@ export function buildProgram(): Command {
           dir: options.dir,
           to: options.to,
           dryRun: options.dryRun,
-          log: createLogger(config.log.level === 'info' ? 'warn' : config.log.level),
-          fault: faultFromEnvironment(config),
+          ...roundTooling(config),
         };
         let ok: boolean;
         if (action === 'up') ok = await migrateUp(config, common, out);
@@ -227,8 +235,7 @@ export function buildProgram(): Command {
         options.sql,
         {
           dryRun: options.dryRun,
-          log: createLogger(config.log.level === 'info' ? 'warn' : config.log.level),
-          fault: faultFromEnvironment(config),
+          ...roundTooling(config),
         },
         (line) => process.stdout.write(`${line}\n`),
       );

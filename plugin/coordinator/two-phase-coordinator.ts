@@ -190,7 +190,7 @@ export class TwoPhaseCoordinator {
         await this.pause(this.parts.options.recoveryIntervalMs);
         continue;
       }
-      const outcome = await this.runRound(batch);
+      const outcome = await this.deliver(batch);
       if (outcome === 'committed') {
         backoff = this.parts.options.retryInitialMs;
         for (const packet of batch) this.queue.delete(packet.version);
@@ -235,7 +235,7 @@ export class TwoPhaseCoordinator {
   }
 
   /** Runs one round to its end: committed or aborted everywhere. */
-  private async runRound(batch: readonly TwoPhasePacket[]): Promise<'committed' | 'aborted'> {
+  private async deliver(batch: readonly TwoPhasePacket[]): Promise<'committed' | 'aborted'> {
     const first = batch[0] as TwoPhasePacket;
     const last = batch[batch.length - 1] as TwoPhasePacket;
     const participants = this.parts

@@ -118,7 +118,33 @@ export function formatVotes(result: MigrationRoundResult): string[] {
   return lines;
 }
 
-/** Reads every node's history, and refuses when an applied migration's file changed. */
+/**
+ * Prints how a round ended — where it was done, or (refused, or a dry run)
+ * every node's vote — and whether it did what was asked: committed, or for a
+ * dry run, every node could apply it.
+ */
+function reportRound(
+  result: MigrationRoundResult,
+  dryRun: boolean | undefined,
+  label: string,
+  done: string,
+  out: MigrateOutput,
+): boolean {
+  if (!dryRun && result.outcome === 'committed') {
+    out(`${label}${done} on ${result.nodes.map((n) => n.node).join(', ')} (${result.gid})`);
+    return true;
+  }
+  const everyone = dryRun === true && result.nodes.every((n) => n.state === 'rolled-back');
+  out(
+    dryRun
+      ? `${label}dry run — ${everyone ? 'every node can apply it' : 'refused'}; nothing was changed`
+      : `${label}refused — nothing changed on any node`,
+  );
+  for (const line of formatVotes(result)) out(`  ${line}`);
+  return everyone;
+}
+
+/** Reads every node's history. */
 async function histories(config: LockstepConfig) {
   const sessions = [
     new MigrationSession('primary', config.primary, config.slot),
@@ -179,21 +205,7 @@ export async function migrateUp(
         history: { op: 'insert', name: f.name, checksum: f.checksum },
         dryRun: options.dryRun === true,
       });
-      if (options.dryRun) {
-        const everyone = result.nodes.every((n) => n.state === 'rolled-back');
-        out(
-          `${f.name}: dry run — ${everyone ? 'every node can apply it' : 'refused'}; nothing was changed`,
-        );
-        for (const line of formatVotes(result)) out(`  ${line}`);
-        if (!everyone) return false;
-        continue;
-      }
-      if (result.outcome !== 'committed') {
-        out(`${f.name}: refused — nothing changed on any node`);
-        for (const line of formatVotes(result)) out(`  ${line}`);
-        return false;
-      }
-      out(`${f.name}: applied on ${result.nodes.map((n) => n.node).join(', ')} (${result.gid})`);
+      if (!reportRound(result, options.dryRun, `${f.name}: `, 'applied', out)) return false;
     }
     return true;
   });
@@ -228,15 +240,7 @@ export async function migrateDown(
       history: { op: 'delete', name: file.name },
       dryRun: options.dryRun === true,
     });
-    if (result.outcome !== 'committed') {
-      out(
-        `${file.name} (down): ${options.dryRun ? 'dry run' : 'refused'} — nothing changed on any node`,
-      );
-      for (const line of formatVotes(result)) out(`  ${line}`);
-      return options.dryRun === true && result.nodes.every((n) => n.state === 'rolled-back');
-    }
-    out(`${file.name}: undone on ${result.nodes.map((n) => n.node).join(', ')} (${result.gid})`);
-    return true;
+    return reportRound(result, options.dryRun, `${file.name} (down): `, 'undone', out);
   });
 }
 
@@ -254,13 +258,7 @@ export async function execStatement(
       history: null,
       dryRun: options.dryRun === true,
     });
-    if (result.outcome !== 'committed') {
-      out(`${options.dryRun ? 'dry run' : 'refused'} — nothing changed on any node`);
-      for (const line of formatVotes(result)) out(`  ${line}`);
-      return options.dryRun === true && result.nodes.every((n) => n.state === 'rolled-back');
-    }
-    out(`executed on ${result.nodes.map((n) => n.node).join(', ')} (${result.gid})`);
-    return true;
+    return reportRound(result, options.dryRun, '', 'executed', out);
   });
 }
 

@@ -7,6 +7,7 @@ export * from './one-phase.js';
 export * from './packet.js';
 export * from './phase-policy.js';
 export * from './relation.js';
+export * from './sql-statements.js';
 export * from './table-pattern.js';
 export * from './two-phase-round.js';
 export * from './value.js';

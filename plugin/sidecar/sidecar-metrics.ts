@@ -38,27 +38,33 @@ export function sidecarMetrics(snapshot: () => SidecarSnapshot): Registry {
         }
       },
     });
-  const perReplicaTotal = (
+  /** A counter fed from running totals: it advances by what each total grew since the last scrape. */
+  const total = (
     name: string,
     help: string,
-    value: (r: SidecarSnapshot['replicas'][number]) => number,
+    label: string,
+    read: (s: SidecarSnapshot) => ReadonlyArray<readonly [string, number]>,
   ) => {
     const seen = new Map<string, number>();
     return new Counter({
       name,
       help,
-      labelNames: ['replica'],
+      labelNames: [label],
       registers: [registry],
       collect() {
-        for (const r of take().replicas) {
-          const v = value(r);
-          const before = seen.get(r.name) ?? 0;
-          this.inc({ replica: r.name }, Math.max(0, v - before));
-          seen.set(r.name, Math.max(v, before));
+        for (const [key, value] of read(take())) {
+          const before = seen.get(key) ?? 0;
+          this.inc({ [label]: key }, Math.max(0, value - before));
+          seen.set(key, Math.max(value, before));
         }
       },
     });
   };
+  const perReplicaTotal = (
+    name: string,
+    help: string,
+    value: (r: SidecarSnapshot['replicas'][number]) => number,
+  ) => total(name, help, 'replica', (s) => s.replicas.map((r) => [r.name, value(r)] as const));
   const single = (name: string, help: string, value: (s: SidecarSnapshot) => number | null) =>
     new Gauge({
       name,
@@ -125,23 +131,15 @@ export function sidecarMetrics(snapshot: () => SidecarSnapshot): Registry {
     'WAL the replication slot keeps on the primary',
     (s) => s.slotRetainedBytes,
   );
-  const rounds = { committed: 0, aborted: 0 };
-  new Counter({
-    name: 'lockstep_two_phase_rounds_total',
-    help: 'Two-phase rounds finished, by outcome',
-    labelNames: ['outcome'],
-    registers: [registry],
-    collect() {
-      const { roundsCommitted, roundsAborted } = take().twoPhase;
-      for (const [outcome, value] of [
-        ['committed', roundsCommitted],
-        ['aborted', roundsAborted],
-      ] as const) {
-        this.inc({ outcome }, Math.max(0, value - rounds[outcome]));
-        rounds[outcome] = Math.max(rounds[outcome], value);
-      }
-    },
-  });
+  total(
+    'lockstep_two_phase_rounds_total',
+    'Two-phase rounds finished, by outcome',
+    'outcome',
+    (s) => [
+      ['committed', s.twoPhase.roundsCommitted],
+      ['aborted', s.twoPhase.roundsAborted],
+    ],
+  );
 
   single(
     'lockstep_two_phase_held',

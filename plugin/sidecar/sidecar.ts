@@ -382,8 +382,8 @@ export class Sidecar {
       try {
         if (now - lastStaleCheck > 5_000) {
           lastStaleCheck = now;
-          await this.markStale();
           await this.observe();
+          await this.markStale();
         }
         const every = this.parts.sequenceSyncMs;
         if (every > 0 && this.parts.syncSequences && now - lastSequenceSync >= every) {
@@ -410,7 +410,7 @@ export class Sidecar {
     for (const hold of this.resyncing.values()) if (!low || compareLsn(hold, low) < 0) low = hold;
     for (const agent of this.agents) {
       if (this.stale.has(agent.name)) continue;
-      const position = agent.position ?? this.lastPositions.get(agent.name);
+      const position = this.positionOf(agent);
       if (!position) return null; // a replica we know nothing of yet: hold everything
       if (!low || compareLsn(position.lsn, low) < 0) low = position.lsn;
     }
@@ -503,9 +503,10 @@ export class Sidecar {
   private async markStale(): Promise<void> {
     const halted = this.agents.filter((a) => a.state === 'halted' && !this.stale.has(a.name));
     if (halted.length === 0) return;
-    const current = await this.parts.status.currentWalLsn();
+    // Just read by observe(); asked again only if that failed.
+    const current = this.observed.walLsn ?? (await this.parts.status.currentWalLsn());
     for (const agent of halted) {
-      const position = agent.position ?? this.lastPositions.get(agent.name);
+      const position = this.positionOf(agent);
       if (position && lsnDistance(position.lsn, current) > this.parts.maxLagBytes) {
         this.markStaleAgent(
           agent,
@@ -538,7 +539,7 @@ export class Sidecar {
       twoPhase: this.coordinator.status(),
       inDoubt: this.observed.inDoubt,
       replicas: this.agents.map((a) => {
-        const position = a.position ?? this.lastPositions.get(a.name) ?? null;
+        const position = this.positionOf(a);
         const lagVersions = position ? Math.max(0, headVersion - position.version) : null;
         let lagSeconds: number | null = lagVersions === 0 ? 0 : null;
         if (position && lagVersions) {
@@ -563,6 +564,11 @@ export class Sidecar {
     };
   }
 
+  /** A replica's durable position: what its agent read, else what was last recorded for it; null if neither. */
+  private positionOf(agent: ReplicaAgent): ReplicaPosition | null {
+    return agent.position ?? this.lastPositions.get(agent.name) ?? null;
+  }
+
   /** Current state of each replica as reported to status. */
   replicaState(agent: ReplicaAgent): string {
     if (this.resyncing.has(agent.name)) return 'resyncing';
@@ -572,7 +578,7 @@ export class Sidecar {
   private async writeStatus(): Promise<void> {
     await this.parts.status.write(
       this.agents.map((a) => {
-        const position = a.position ?? this.lastPositions.get(a.name) ?? null;
+        const position = this.positionOf(a);
         return {
           replica: a.name,
           state: this.replicaState(a),

@@ -1,9 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  capturedStatement,
-  splitStatements,
-  unsafeStatement,
-} from '../../plugin/migrate/transaction-safety.js';
+import { unsafeStatement } from '../../plugin/migrate/transaction-safety.js';
+import { capturedStatement, splitStatements } from '../../plugin/protocol/sql-statements.js';
 
 describe('unsafeStatement', () => {
   it('names statements that cannot be part of a prepared transaction, with the alternative', () => {
