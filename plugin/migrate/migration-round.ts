@@ -1,19 +1,15 @@
-import type { Logger } from 'pino';
 import { type HistoryChange, MigrationSession } from '../../adapters/postgres/migration-session.js';
-import type { FaultHook } from '../coordinator/fault-point.js';
-import type {
-  DecisionStore,
-  PhaseTwoNode,
-  PrepareRequest,
-  RoundParticipant,
-  Vote,
-} from '../coordinator/round-participant.js';
-import { runRound } from '../coordinator/run-round.js';
+import type { PrepareRequest, RoundParticipant, Vote } from '../coordinator/round-participant.js';
+import { type RoundRun, runRound } from '../coordinator/run-round.js';
 import { compareLsn, type Lsn, makeMigrationGid, type TablePattern } from '../protocol/index.js';
 import type { MigrationStep } from './migration-files.js';
 
-/** Everything a migration round needs, for one configuration. */
-export interface MigrationContext {
+/** Everything a migration round needs, for one configuration (phase two, decisions and retries as any round's). */
+export interface MigrationContext
+  extends Pick<
+    RoundRun,
+    'nodes' | 'decisions' | 'log' | 'retryInitialMs' | 'retryMaxMs' | 'fault'
+  > {
   readonly stream: string;
   readonly primaryUrl: string;
   readonly replicas: ReadonlyArray<{ name: string; url: string }>;
@@ -23,18 +19,12 @@ export interface MigrationContext {
     readonly patterns: readonly TablePattern[];
     readonly schemas: readonly string[];
   };
-  readonly nodes: ReadonlyMap<string, PhaseTwoNode>;
-  readonly decisions: DecisionStore;
-  readonly log: Logger;
   /** lock_timeout of the migration's statements on every node (ms). */
   readonly lockTimeoutMs: number;
   /** How long each node may take to prepare (the migration's own run time included) (ms). */
   readonly voteTimeoutMs: number;
   /** How long a replica may take to apply the stream up to the migration (ms). */
   readonly barrierTimeoutMs: number;
-  readonly retryInitialMs: number;
-  readonly retryMaxMs: number;
-  readonly fault?: FaultHook;
 }
 
 /** How one node ended a migration round. */
