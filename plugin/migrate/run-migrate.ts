@@ -126,19 +126,26 @@ export function formatVotes(result: MigrationRoundResult): string[] {
 function reportRound(
   result: MigrationRoundResult,
   dryRun: boolean | undefined,
-  label: string,
-  done: string,
+  text: {
+    readonly done: string;
+    readonly label: string;
+    /** A dry run's line says whether every node can apply it (migrate up). */
+    readonly verdict?: boolean;
+  },
   out: MigrateOutput,
 ): boolean {
+  const { done, label } = text;
   if (!dryRun && result.outcome === 'committed') {
-    out(`${label}${done} on ${result.nodes.map((n) => n.node).join(', ')} (${result.gid})`);
+    out(`${done} on ${result.nodes.map((n) => n.node).join(', ')} (${result.gid})`);
     return true;
   }
   const everyone = dryRun === true && result.nodes.every((n) => n.state === 'rolled-back');
   out(
-    dryRun
-      ? `${label}dry run — ${everyone ? 'every node can apply it' : 'refused'}; nothing was changed`
-      : `${label}refused — nothing changed on any node`,
+    !dryRun
+      ? `${label}refused — nothing changed on any node`
+      : text.verdict
+        ? `${label}dry run — ${everyone ? 'every node can apply it' : 'refused'}; nothing was changed`
+        : `${label}dry run — nothing changed on any node`,
   );
   for (const line of formatVotes(result)) out(`  ${line}`);
   return everyone;
@@ -205,7 +212,15 @@ export async function migrateUp(
         history: { op: 'insert', name: f.name, checksum: f.checksum },
         dryRun: options.dryRun === true,
       });
-      if (!reportRound(result, options.dryRun, `${f.name}: `, 'applied', out)) return false;
+      if (
+        !reportRound(
+          result,
+          options.dryRun,
+          { done: `${f.name}: applied`, label: `${f.name}: `, verdict: true },
+          out,
+        )
+      )
+        return false;
     }
     return true;
   });
@@ -240,7 +255,12 @@ export async function migrateDown(
       history: { op: 'delete', name: file.name },
       dryRun: options.dryRun === true,
     });
-    return reportRound(result, options.dryRun, `${file.name} (down): `, 'undone', out);
+    return reportRound(
+      result,
+      options.dryRun,
+      { done: `${file.name}: undone`, label: `${file.name} (down): ` },
+      out,
+    );
   });
 }
 
@@ -258,7 +278,7 @@ export async function execStatement(
       history: null,
       dryRun: options.dryRun === true,
     });
-    return reportRound(result, options.dryRun, '', 'executed', out);
+    return reportRound(result, options.dryRun, { done: 'executed', label: '' }, out);
   });
 }
 
