@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { scrubbedError } from './connection-url.js';
 import { connectNode } from './node-connection.js';
 
 /** What a stream lock guards. */
@@ -48,7 +49,7 @@ export class StreamLock {
       return this.locked;
     } catch (error) {
       await this.release();
-      throw error;
+      throw scrubbedError(error, this.url);
     }
   }
 
