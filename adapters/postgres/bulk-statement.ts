@@ -30,13 +30,29 @@ function unnestFrom(
   };
 }
 
-function columnsOf(rows: readonly Row[], indexes: readonly number[]): (string | null)[][] {
-  return indexes.map((i) =>
-    rows.map((row) => {
-      const value = row[i] as Value;
-      return isUnchangedToast(value) ? null : value;
-    }),
-  );
+const NEEDS_ESCAPE = /[\\"]/;
+const ESCAPED = /[\\"]/g;
+
+/**
+ * A `text[]` literal of one column of `rows` (`{"a","b\\"c",NULL}`), built
+ * once instead of by the driver per element: every element quoted, only `\`
+ * and `"` escaped, an unchanged-TOAST marker as NULL (such columns are left
+ * out of the statements that would read them).
+ */
+export function textArrayLiteral(rows: readonly (readonly Value[])[], column: number): string {
+  let out = '{';
+  for (let r = 0; r < rows.length; r++) {
+    const value = (rows[r] as readonly Value[])[column];
+    if (r > 0) out += ',';
+    if (value === null || value === undefined || typeof value !== 'string') out += 'NULL';
+    else if (NEEDS_ESCAPE.test(value)) out += `"${value.replace(ESCAPED, '\\$&')}"`;
+    else out += `"${value}"`;
+  }
+  return `${out}}`;
+}
+
+function columnsOf(rows: readonly (readonly Value[])[], indexes: readonly number[]): string[] {
+  return indexes.map((i) => textArrayLiteral(rows, i));
 }
 
 const all = (relation: Relation) => relation.columns.map((_, i) => i);
@@ -54,7 +70,7 @@ export function insertManyStatement(
     .map((_, i) => `${u.alias(i)}::${types.types[i]}`)
     .join(', ')} FROM ${u.from}`;
   text += onConflictClause(relation, columns, mode);
-  return { text, values: columnsOf(rows, all(relation)), expectsRow: false };
+  return { text, values: columnsOf(rows, all(relation)), expectsRow: false, rows: rows.length };
 }
 
 /**
@@ -79,7 +95,13 @@ export function updateManyStatement(
   const text = set.length
     ? `UPDATE ${table} AS t SET ${set.map((i) => `${name(i)} = ${ref(i)}`).join(', ')} FROM ${u.from} WHERE ${where}`
     : `SELECT 1 FROM ${table} AS t, ${u.from} WHERE ${where}`;
-  return { text, values: columnsOf(rows, used), expectsRow: false, expectedRows: rows.length };
+  return {
+    text,
+    values: columnsOf(rows, used),
+    expectsRow: false,
+    rows: rows.length,
+    expectedRows: rows.length,
+  };
 }
 
 /** DELETE of many rows by key; each must match exactly one row. */
@@ -95,11 +117,11 @@ export function deleteManyStatement(
         `t.${quoteIdent(relation.columns[columnIndex]?.name as string)} = ${u.alias(k)}::${types.types[columnIndex]}`,
     )
     .join(' AND ');
-  const values = relation.keyIndexes.map((_, k) => keys.map((key) => key[k] as string | null));
   return {
     text: `DELETE FROM ${quoteQualified(relation.schema, relation.name)} AS t USING ${u.from} WHERE ${where}`,
-    values: values,
+    values: relation.keyIndexes.map((_, k) => textArrayLiteral(keys, k)),
     expectsRow: false,
+    rows: keys.length,
     expectedRows: keys.length,
   };
 }

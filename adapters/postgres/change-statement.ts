@@ -16,10 +16,12 @@ export type ConflictMode = 'halt' | 'overwrite';
 export interface ChangeStatement {
   /** Statement text; identical for every change of the same shape, so it is prepared once. */
   readonly text: string;
-  /** Parameters: text values, or text arrays for set-based statements. */
-  readonly values: (string | null | (string | null)[])[];
+  /** Parameters in text form (set-based statements pass `text[]` literals). */
+  readonly values: (string | null)[];
   /** An update or delete must touch exactly one row; zero means the row is missing on the replica. */
   readonly expectsRow: boolean;
+  /** Rows the statement carries (set-based ones); one when absent. */
+  readonly rows?: number;
 }
 
 const tableOf = (r: Pick<Relation, 'schema' | 'name'>) => quoteQualified(r.schema, r.name);

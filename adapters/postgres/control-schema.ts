@@ -1,24 +1,53 @@
-import { Kysely, Migrator, PostgresDialect, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import pg from 'pg';
-import { controlMigrations } from '../../migrations/index.js';
+import { CONTROL_MIGRATION_NAMES } from '../../migrations/names.js';
 import { clientConfig } from './connection-url.js';
 
 /** The schema holding lockstep's own tables on every node. */
 export const CONTROL_SCHEMA = 'lockstep';
 
 /** A Kysely handle on one node, for lockstep's control tables. */
-export function controlDb(url: string): Kysely<unknown> {
+export async function controlDb(url: string): Promise<Kysely<unknown>> {
+  const { Kysely, PostgresDialect } = await import('kysely');
   const pool = new pg.Pool({ ...clientConfig(url, 'lockstep-control'), max: 2 });
   pool.on('error', () => undefined);
   return new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) });
 }
 
+/** Whether every control-schema migration is already applied on the node (one query, no Kysely). */
+async function controlSchemaCurrent(url: string): Promise<boolean> {
+  const client = new pg.Client(clientConfig(url, 'lockstep-control'));
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    const exists = await client.query(
+      `SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1 AND c.relname = 'kysely_migration'`,
+      [CONTROL_SCHEMA],
+    );
+    if (exists.rowCount === 0) return false;
+    const { rows } = await client.query<{ name: string }>(
+      'SELECT name FROM lockstep.kysely_migration',
+    );
+    const applied = new Set(rows.map((r) => r.name));
+    return CONTROL_MIGRATION_NAMES.every((name) => applied.has(name));
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /**
  * Creates or upgrades the control schema on a node (kysely migrations, with
- * their bookkeeping inside the `lockstep` schema too).
+ * their bookkeeping inside the `lockstep` schema too). A node already current
+ * costs one query: a restarting sidecar does not load the migrator.
  */
 export async function migrateControlSchema(url: string): Promise<void> {
-  const db = controlDb(url);
+  if (await controlSchemaCurrent(url)) return;
+  const [{ Migrator, sql }, { controlMigrations }] = await Promise.all([
+    import('kysely'),
+    import('../../migrations/index.js'),
+  ]);
+  const db = await controlDb(url);
   try {
     await sql`CREATE SCHEMA IF NOT EXISTS lockstep`.execute(db);
     const migrator = new Migrator({

@@ -1,15 +1,10 @@
-import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
+import type pg from 'pg';
+import { LogicalReplicationService } from 'pg-logical-replication';
 import type { ChangeSource, DecodedMessageHandler } from '../../plugin/primary/change-source.js';
 import type { DecodedMessage } from '../../plugin/primary/decoded-message.js';
-import {
-  type Lsn,
-  type Relation,
-  type RelationColumn,
-  toLsn,
-  UNCHANGED_TOAST,
-  type Value,
-} from '../../plugin/protocol/index.js';
+import type { Lsn } from '../../plugin/protocol/index.js';
 import { clientConfig } from './connection-url.js';
+import { PgoutputDecoder, startReplicationCommand } from './pgoutput-decoder.js';
 import { explainReplicationError } from './replication-errors.js';
 import { assertObjectName } from './sql-identifier.js';
 
@@ -34,22 +29,50 @@ export interface PgoutputSourceOptions {
   readonly decodingWorkMem?: string;
 }
 
-const keepText = (text: string): string => text;
-const textDecoder = new TextDecoder();
+/** A payload the decoder could not read: handed to the data handler, which stops the stream. */
+class UndecodableMessage {
+  constructor(readonly error: unknown) {}
+}
 
 /**
- * Reads a logical slot with `pg-logical-replication` and the `pgoutput` plugin
- * (protocol 1, messages on). Set up against the library's data-losing defaults
- * (see shared/notes/pg-logical-replication.md): no automatic acknowledgement,
- * no acknowledgement timer, keepalives answered with the durable position only,
- * a fresh service per connection, values kept in Postgres's text form, buffers
- * copied at once, and any handler failure stops the stream.
+ * The library's output-plugin interface, filled with lockstep's own decoder
+ * (see {@link PgoutputDecoder} for why) and a START_REPLICATION with quoted
+ * names. `parse` never throws: the library calls it inside a socket event.
+ */
+class LockstepPgoutputPlugin {
+  readonly name = 'pgoutput';
+  readonly options = {};
+  private readonly decoder = new PgoutputDecoder();
+
+  constructor(private readonly command: string) {}
+
+  start(client: pg.Client): Promise<unknown> {
+    return client.query(this.command);
+  }
+
+  parse(buffer: Buffer): DecodedMessage | UndecodableMessage | null {
+    try {
+      return this.decoder.decode(buffer);
+    } catch (error) {
+      return new UndecodableMessage(error);
+    }
+  }
+}
+
+/**
+ * Reads a logical slot with `pg-logical-replication`'s connection and
+ * `pgoutput` (protocol 1, messages on), decoded by lockstep's own decoder. Set
+ * up against the library's data-losing defaults (see
+ * shared/notes/pg-logical-replication.md): no automatic acknowledgement, no
+ * acknowledgement timer, keepalives answered with the durable position only, a
+ * fresh service (and decoder) per connection, values kept in Postgres's text
+ * form and copied out of the protocol buffer at once, and any decoding or
+ * handler failure stops the stream.
  */
 export class PgoutputSource implements ChangeSource {
   private service: LogicalReplicationService | null = null;
   private durableLsn: Lsn;
   private statusTimer: NodeJS.Timeout | null = null;
-  private readonly relations = new Map<number, Relation>();
   private stopped = false;
   private failed = false;
 
@@ -90,11 +113,14 @@ export class PgoutputSource implements ChangeSource {
           resolve();
         }),
       );
-      service.on('data', (_lsn: string, message: Pgoutput.Message) => {
-        if (this.failed || this.stopped) return;
+      service.on('data', (_lsn: string, decoded: DecodedMessage | UndecodableMessage | null) => {
+        if (this.failed || this.stopped || decoded === null) return;
+        if (decoded instanceof UndecodableMessage) {
+          fail(decoded.error);
+          return;
+        }
         try {
-          const decoded = this.decode(message);
-          if (decoded) onMessage(decoded);
+          onMessage(decoded);
         } catch (error) {
           fail(error);
         }
@@ -105,11 +131,9 @@ export class PgoutputSource implements ChangeSource {
       let subscribeError: unknown = null;
       const subscribed = service
         .subscribe(
-          new PgoutputPlugin({
-            protoVersion: 1,
-            publicationNames: [this.options.publication],
-            messages: true,
-          }),
+          new LockstepPgoutputPlugin(
+            startReplicationCommand(this.options.slot, this.options.publication),
+          ),
           this.options.slot,
           '0/0',
         )
@@ -189,120 +213,4 @@ export class PgoutputSource implements ChangeSource {
     } | null;
     return internals?._connection?.stream ?? null;
   }
-
-  private decode(message: Pgoutput.Message): DecodedMessage | null {
-    switch (message.tag) {
-      case 'begin':
-        return {
-          tag: 'begin',
-          finalLsn: toLsn(message.commitLsn ?? '0/0'),
-          commitTime: microsToIso(message.commitTime as unknown as bigint),
-          xid: message.xid >>> 0,
-        };
-      case 'commit':
-        return {
-          tag: 'commit',
-          commitLsn: toLsn(message.commitLsn ?? '0/0'),
-          commitEndLsn: toLsn(message.commitEndLsn ?? '0/0'),
-        };
-      case 'relation': {
-        // Later tuples of this relation are parsed with these parsers: keep text.
-        for (const column of message.columns) column.parser = keepText;
-        const columns: RelationColumn[] = message.columns.map((c) => ({
-          name: c.name,
-          typeOid: c.typeOid,
-          typeMod: c.typeMod,
-          // pgoutput names a domain by its base type, and pg_catalog as an empty namespace.
-          typeName: c.typeName ? `${c.typeSchema || 'pg_catalog'}.${c.typeName}` : null,
-          isKey: (c.flags & 1) === 1,
-        }));
-        const relation: Relation = {
-          oid: message.relationOid,
-          schema: message.schema,
-          name: message.name,
-          replicaIdentity: message.replicaIdentity,
-          columns,
-          keyIndexes: columns.flatMap((c, i) => (c.isKey ? [i] : [])),
-        };
-        this.relations.set(relation.oid, relation);
-        return { tag: 'relation', relation };
-      }
-      case 'insert': {
-        const relation = this.relationOf(message.relation.relationOid);
-        return { tag: 'insert', relation, row: toRow(relation, message.new) };
-      }
-      case 'update': {
-        const relation = this.relationOf(message.relation.relationOid);
-        const old = message.old ?? message.key;
-        return {
-          tag: 'update',
-          relation,
-          row: toRow(relation, message.new),
-          key: old ? toKey(relation, old) : null,
-        };
-      }
-      case 'delete': {
-        const relation = this.relationOf(message.relation.relationOid);
-        const old = message.old ?? message.key;
-        if (!old) throw new Error(`delete on ${relation.schema}.${relation.name} without old key`);
-        return { tag: 'delete', relation, key: toKey(relation, old) };
-      }
-      case 'truncate':
-        return {
-          tag: 'truncate',
-          relations: message.relations.map((r) => this.relationOf(r.relationOid)),
-          cascade: message.cascade,
-          restartIdentity: message.restartIdentity,
-        };
-      case 'message':
-        // `content` points into a reused protocol buffer: decoding copies it now.
-        return {
-          tag: 'message',
-          transactional: message.transactional,
-          prefix: message.prefix,
-          content: textDecoder.decode(message.content),
-        };
-      default:
-        return null;
-    }
-  }
-
-  private relationOf(oid: number): Relation {
-    const relation = this.relations.get(oid);
-    if (!relation)
-      throw new Error(`pgoutput sent a change for relation ${oid} before its relation message`);
-    return relation;
-  }
-}
-
-type Tuple = Record<string, unknown>;
-
-function toValue(value: unknown): Value {
-  if (value === undefined) return UNCHANGED_TOAST;
-  if (value === null || typeof value === 'string') return value;
-  // Text-format tuples only carry strings; anything else means a parser leaked in.
-  throw new Error(`unexpected non-text column value (${typeof value})`);
-}
-
-function toRow(relation: Relation, tuple: Tuple): Value[] {
-  const row = new Array<Value>(relation.columns.length);
-  for (let i = 0; i < row.length; i++)
-    row[i] = toValue(tuple[(relation.columns[i] as RelationColumn).name]);
-  return row;
-}
-
-function toKey(relation: Relation, tuple: Tuple): Value[] {
-  return relation.keyIndexes.map((i) =>
-    toValue(tuple[(relation.columns[i] as RelationColumn).name]),
-  );
-}
-
-/** Microseconds since the Unix epoch as ISO-8601 UTC with all six fractional digits. */
-export function microsToIso(micros: bigint): string {
-  // Microseconds since 1970 stay below 2^53 until the year 2255: Number is exact and cheaper.
-  const value = Number(micros);
-  const millis = Math.floor(value / 1000);
-  const rest = value - millis * 1000;
-  const iso = new Date(millis).toISOString();
-  return `${iso.slice(0, -1)}${rest.toString().padStart(3, '0')}Z`;
 }

@@ -538,8 +538,7 @@ export class PgReplicaTarget {
     );
     promise.catch(() => undefined); // examined in settle()
     const expected = (statement as { expectedRows?: number }).expectedRows;
-    const first = statement.values[0];
-    this.pendingRows += Array.isArray(first) ? first.length : 1;
+    this.pendingRows += statement.rows ?? 1;
     this.pending.push({
       promise,
       table,

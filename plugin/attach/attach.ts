@@ -230,7 +230,7 @@ export async function attach(
 
     let newlyPositioned = 0;
     for (const replica of config.replicas) {
-      const db = controlDb(replica.url);
+      const db = await controlDb(replica.url);
       try {
         const result = await db
           .insertInto('lockstep.applied' as never)

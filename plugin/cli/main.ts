@@ -3,24 +3,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { serveEndpoints } from '../../adapters/http/http-endpoints.js';
-import { migrateControlSchema } from '../../adapters/postgres/control-schema.js';
-import { AttachRefused, attach } from '../attach/attach.js';
-import { detach } from '../attach/detach.js';
-import { runDoctor } from '../attach/doctor.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { loadConfig } from '../config/load-config.js';
-import { runRecovery } from '../coordinator/run-recovery.js';
-import { runDemo } from '../demo/run-demo.js';
-import { execStatement, migrateDown, migrateStatus, migrateUp } from '../migrate/run-migrate.js';
-import { createSidecar, faultFromEnvironment } from '../sidecar/create-sidecar.js';
-import { createLogger } from '../sidecar/logger.js';
-import { readiness } from '../sidecar/readiness.js';
-import { sidecarMetrics } from '../sidecar/sidecar-metrics.js';
-import { readStatus } from '../status/read-status.js';
-import { attachProgressView } from './attach-progress-view.js';
-import { printProblems, reportFailure } from './cli-output.js';
-import { formatStatus } from './status-view.js';
+import { reportFailure } from './cli-output.js';
 
 /** lockstep's package.json, found from this file whether it runs from source or from dist/. */
 function packageJsonPath(): string {
@@ -30,15 +15,19 @@ function packageJsonPath(): string {
   return path.join(dir, 'package.json');
 }
 
-/** Builds the `lockstep` command line. */
 /** Log and fault hook of a command that runs rounds itself (migrate, exec): its own output is the report. */
-function roundTooling(config: LockstepConfig) {
+async function roundTooling(config: LockstepConfig) {
+  const [{ createLogger }, { faultFromEnvironment }] = await Promise.all([
+    import('../sidecar/logger.js'),
+    import('../sidecar/create-sidecar.js'),
+  ]);
   return {
     log: createLogger(config.log.level === 'info' ? 'warn' : config.log.level),
     fault: faultFromEnvironment(config),
   };
 }
 
+/** Builds the `lockstep` command line. */
 export function buildProgram(): Command {
   const pkg = JSON.parse(readFileSync(packageJsonPath(), 'utf8')) as { version: string };
   const program = new Command('lockstep')
@@ -60,6 +49,10 @@ export function buildProgram(): Command {
     .option(...configOption)
     .action(async (options: { config?: string }) => {
       const config = loadConfig(options.config);
+      const [{ runDoctor }, { printProblems }] = await Promise.all([
+        import('../attach/doctor.js'),
+        import('./cli-output.js'),
+      ]);
       const report = await runDoctor(config);
       if (report.problems.length > 0) {
         printProblems(report.problems);
@@ -86,6 +79,12 @@ export function buildProgram(): Command {
     )
     .action(async (options: { config?: string; resync?: string[]; createSchema?: boolean }) => {
       const config = loadConfig(options.config);
+      const [{ AttachRefused, attach }, { attachProgressView }, { printProblems }] =
+        await Promise.all([
+          import('../attach/attach.js'),
+          import('./attach-progress-view.js'),
+          import('./cli-output.js'),
+        ]);
       try {
         const result = await attach(config, attachProgressView(), {
           resync: options.resync,
@@ -123,6 +122,24 @@ export function buildProgram(): Command {
     .option(...configOption)
     .action(async (options: { config?: string }) => {
       const config = loadConfig(options.config);
+      // Only what the sidecar uses is loaded: a restart is back to streaming sooner.
+      const [
+        { createLogger },
+        { migrateControlSchema },
+        { createSidecar, faultFromEnvironment },
+        { sidecarMetrics },
+        { serveEndpoints },
+        { readiness },
+        { readStatus },
+      ] = await Promise.all([
+        import('../sidecar/logger.js'),
+        import('../../adapters/postgres/control-schema.js'),
+        import('../sidecar/create-sidecar.js'),
+        import('../sidecar/sidecar-metrics.js'),
+        import('../../adapters/http/http-endpoints.js'),
+        import('../sidecar/readiness.js'),
+        import('../status/read-status.js'),
+      ]);
       const log = createLogger(config.log.level);
       // A sidecar upgraded in place finds its newer control tables (the decision log) ready.
       await migrateControlSchema(config.primary);
@@ -204,11 +221,12 @@ export function buildProgram(): Command {
       ) => {
         const config = loadConfig(options.config);
         const out = (line: string) => process.stdout.write(`${line}\n`);
+        const { migrateDown, migrateStatus, migrateUp } = await import('../migrate/run-migrate.js');
         const common = {
           dir: options.dir,
           to: options.to,
           dryRun: options.dryRun,
-          ...roundTooling(config),
+          ...(await roundTooling(config)),
         };
         let ok: boolean;
         if (action === 'up') ok = await migrateUp(config, common, out);
@@ -230,12 +248,13 @@ export function buildProgram(): Command {
     .option('--dry-run', "prepare everywhere and roll back: report every node's vote")
     .action(async (options: { config?: string; sql: string; dryRun?: boolean }) => {
       const config = loadConfig(options.config);
+      const { execStatement } = await import('../migrate/run-migrate.js');
       const ok = await execStatement(
         config,
         options.sql,
         {
           dryRun: options.dryRun,
-          ...roundTooling(config),
+          ...(await roundTooling(config)),
         },
         (line) => process.stdout.write(`${line}\n`),
       );
@@ -250,6 +269,7 @@ export function buildProgram(): Command {
     .option(...configOption)
     .action(async (options: { config?: string }) => {
       const config = loadConfig(options.config);
+      const { runRecovery } = await import('../coordinator/run-recovery.js');
       const report = await runRecovery(config);
       for (const r of report.resolved) {
         process.stdout.write(
@@ -276,6 +296,7 @@ export function buildProgram(): Command {
     )
     .action(async (options: { config?: string; force?: boolean }) => {
       const config = loadConfig(options.config);
+      const { detach } = await import('../attach/detach.js');
       const result = await detach(config, options.force === true);
       process.stdout.write(
         `detached: slot "${config.slot}" ${result.slotDropped ? 'dropped' : 'was already gone'}, publication "${config.publication}" ${result.publicationDropped ? 'dropped' : 'was already gone'}; positions forgotten on ${result.replicasReset.join(', ') || 'no replica'}; all data kept\n`,
@@ -289,6 +310,10 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .action(async (options: { config?: string; json?: boolean }) => {
       const config = loadConfig(options.config);
+      const [{ readStatus }, { formatStatus }] = await Promise.all([
+        import('../status/read-status.js'),
+        import('./status-view.js'),
+      ]);
       const status = await readStatus(config);
       process.stdout.write(
         options.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status),
@@ -302,6 +327,7 @@ export function buildProgram(): Command {
     )
     .option('--seconds <n>', 'stop by itself after n seconds', (v) => Number(v))
     .action(async (options: { seconds?: number }) => {
+      const { runDemo } = await import('../demo/run-demo.js');
       const identical = await runDemo({ seconds: options.seconds });
       process.exitCode = identical ? 0 : 1;
     });

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import YAML from 'yaml';
+import { createRequire } from 'node:module';
 import type { z } from 'zod';
 import { redactUrl } from '../../adapters/postgres/connection-url.js';
 import { ENVIRONMENT_KEYS, readEnvironmentValue } from './config-environment.js';
@@ -16,6 +16,9 @@ export class ConfigError extends Error {
   }
 }
 
+/** The YAML parser, loaded only for YAML files (a JSON config starts the CLI without it). */
+const yaml = (): typeof import('yaml') => createRequire(import.meta.url)('yaml');
+
 /** Reads a JSON or YAML file into a plain object. */
 function readConfigFile(file: string): Record<string, unknown> {
   let text: string;
@@ -28,7 +31,7 @@ function readConfigFile(file: string): Record<string, unknown> {
   }
   let parsed: unknown;
   try {
-    parsed = /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text);
+    parsed = /\.json$/i.test(file) ? JSON.parse(text) : yaml().parse(text);
   } catch (error) {
     throw new ConfigError(file, [
       `not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${(error as Error).message}`,

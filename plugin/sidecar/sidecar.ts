@@ -141,6 +141,8 @@ export class Sidecar {
   private stopping = false;
   private rewindTo: ReplicaPosition | null = null;
   private wakeRewind: (() => void) | null = null;
+  /** Wakes {@link resumePoint} when a replica's state changes (it waits for every replica to be reached or given up). */
+  private wakeResume: (() => void) | null = null;
   private lastPositions = new Map<string, { version: number; lsn: Lsn }>();
   private confirmed: Lsn | null = null;
   private head: { version: number; lsn: Lsn | null; commitTime: string | null } = {
@@ -178,6 +180,7 @@ export class Sidecar {
           },
           stateChanged: (agent) => {
             this.statusDirty = true;
+            this.wakeResume?.();
             const error = agent.lastError;
             if (agent.state === 'halted' && error) {
               parts.log.warn(
@@ -294,7 +297,14 @@ export class Sidecar {
         if (this.rewindTo && this.rewindTo.version < low.version) low = this.rewindTo;
         return low;
       }
-      await sleep(100);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 100);
+        this.wakeResume = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeResume = null;
     }
   }
 
