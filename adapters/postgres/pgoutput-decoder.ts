@@ -164,8 +164,10 @@ export class PgoutputDecoder {
     let key: Value[] | null = null;
     let old: Value[] | null = null;
     if (kind === 0x4b /* K */ || kind === 0x4f /* O */) {
-      old = this.tuple(relation, null);
-      key = keyOf(relation, old);
+      const tuple = this.tuple(relation, null);
+      key = keyOf(relation, tuple);
+      // A key tuple holds NULL for every other column: only a whole old row (O) can stand in for TOAST.
+      if (kind === 0x4f) old = tuple;
       kind = this.uint8();
     }
     if (kind !== 0x4e /* N */)

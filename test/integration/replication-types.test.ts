@@ -56,6 +56,8 @@ describe('values and identifiers through copy and stream', () => {
         `UPDATE "My Schema"."Order" SET doc = NULL, e = 'sad' WHERE "Id" = 2`,
       );
       await clusters.primary.query(`UPDATE "My Schema"."Order" SET "Id" = 30 WHERE "Id" = 3`);
+      // A key change sends the old key tuple (NULLs elsewhere): the unchanged TOASTed doc must stay, not become NULL.
+      await clusters.primary.query(`UPDATE "My Schema"."Order" SET "Id" = 10 WHERE "Id" = 1`);
       await clusters.primary.query(
         `INSERT INTO "drop table" VALUES (1, 'x'), (2, 'y'); DELETE FROM "drop table" WHERE id = 1`,
       );
@@ -71,7 +73,7 @@ describe('values and identifiers through copy and stream', () => {
       await expectIdentical(clusters.primary, clusters.replicas, TABLES);
       const [kept] = await (clusters.replicas[0] as (typeof clusters.replicas)[number]).query<{
         len: number;
-      }>(`SELECT length(doc) AS len FROM "My Schema"."Order" WHERE "Id" = 1`);
+      }>(`SELECT length(doc) AS len FROM "My Schema"."Order" WHERE "Id" = 10`);
       expect(kept?.len).toBe(32 * 300);
     } finally {
       sidecar.kill('SIGTERM');

@@ -1,0 +1,258 @@
+import { describe, expect, it } from 'vitest';
+import { microsToIso, PgoutputDecoder } from '../../adapters/postgres/pgoutput-decoder.js';
+import { UNCHANGED_TOAST } from '../../plugin/protocol/index.js';
+
+/** Builds pgoutput payloads byte by byte, as the server sends them (PostgreSQL's message formats). */
+class Bytes {
+  private parts: Buffer[] = [];
+  byte(value: number | string): this {
+    this.parts.push(Buffer.from([typeof value === 'string' ? value.charCodeAt(0) : value]));
+    return this;
+  }
+  int16(value: number): this {
+    const b = Buffer.alloc(2);
+    b.writeInt16BE(value);
+    this.parts.push(b);
+    return this;
+  }
+  int32(value: number): this {
+    const b = Buffer.alloc(4);
+    b.writeInt32BE(value);
+    this.parts.push(b);
+    return this;
+  }
+  uint32(value: number): this {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(value);
+    this.parts.push(b);
+    return this;
+  }
+  cstring(text: string): this {
+    this.parts.push(Buffer.from(`${text}\0`, 'utf8'));
+    return this;
+  }
+  text(value: string): this {
+    const bytes = Buffer.from(value, 'utf8');
+    return this.byte('t').int32(bytes.length).raw(bytes);
+  }
+  raw(bytes: Buffer): this {
+    this.parts.push(bytes);
+    return this;
+  }
+  done(): Buffer {
+    return Buffer.concat(this.parts);
+  }
+}
+
+/** Relation 16385 "public"."Order" (id key, note text, doc jsonb of a Type message). */
+function relationMessage(identity = 'd'): Buffer {
+  return new Bytes()
+    .byte('R')
+    .uint32(16385)
+    .cstring('public')
+    .cstring('Order')
+    .byte(identity)
+    .int16(3)
+    .byte(1)
+    .cstring('id')
+    .uint32(20)
+    .int32(-1)
+    .byte(identity === 'f' ? 1 : 0)
+    .cstring('note')
+    .uint32(25)
+    .int32(-1)
+    .byte(identity === 'f' ? 1 : 0)
+    .cstring('doc')
+    .uint32(70000)
+    .int32(-1)
+    .done();
+}
+
+describe('PgoutputDecoder', () => {
+  it('decodes begin and commit with canonical LSNs, the commit time to the microsecond and an unsigned xid', () => {
+    const decoder = new PgoutputDecoder();
+    // 2026-11-26T00:00:00.123456Z in microseconds since 2000-01-01.
+    const micros = (Date.UTC(2026, 10, 26) - Date.UTC(2000, 0, 1)) * 1000 + 123_456;
+    const begin = new Bytes()
+      .byte('B')
+      .uint32(0x1)
+      .uint32(0xab00)
+      .uint32(Math.floor(micros / 2 ** 32))
+      .uint32(micros % 2 ** 32)
+      .uint32(0xfffffff0)
+      .done();
+    expect(decoder.decode(begin)).toEqual({
+      tag: 'begin',
+      finalLsn: '1/AB00',
+      commitTime: '2026-11-26T00:00:00.123456Z',
+      xid: 0xfffffff0,
+    });
+    const commit = new Bytes()
+      .byte('C')
+      .byte(0)
+      .uint32(0)
+      .uint32(0x10)
+      .uint32(0)
+      .uint32(0x40)
+      .uint32(0)
+      .uint32(0)
+      .done();
+    expect(decoder.decode(commit)).toEqual({
+      tag: 'commit',
+      commitLsn: '0/10',
+      commitEndLsn: '0/40',
+    });
+  });
+
+  it('resolves relations (with names of announced types) and decodes rows as arrays of text', () => {
+    const decoder = new PgoutputDecoder();
+    expect(
+      decoder.decode(new Bytes().byte('Y').uint32(70000).cstring('app').cstring('mood').done()),
+    ).toBeNull();
+    const relation = decoder.decode(relationMessage());
+    expect(relation).toMatchObject({
+      tag: 'relation',
+      relation: {
+        oid: 16385,
+        schema: 'public',
+        name: 'Order',
+        replicaIdentity: 'default',
+        keyIndexes: [0],
+        columns: [
+          { name: 'id', typeOid: 20, typeMod: -1, typeName: null, isKey: true },
+          { name: 'note', isKey: false },
+          { name: 'doc', typeName: 'app.mood' },
+        ],
+      },
+    });
+    const insert = new Bytes()
+      .byte('I')
+      .uint32(16385)
+      .byte('N')
+      .int16(3)
+      .text('42')
+      .text('héllo "wörld" — a longer value')
+      .byte('n')
+      .done();
+    expect(decoder.decode(insert)).toMatchObject({
+      tag: 'insert',
+      row: ['42', 'héllo "wörld" — a longer value', null],
+    });
+  });
+
+  it('takes the key of an update from its old key tuple and marks unchanged TOAST', () => {
+    const decoder = new PgoutputDecoder();
+    decoder.decode(relationMessage());
+    const update = new Bytes()
+      .byte('U')
+      .uint32(16385)
+      .byte('K')
+      .int16(3)
+      .text('1')
+      .byte('n')
+      .byte('n')
+      .byte('N')
+      .int16(3)
+      .text('2')
+      .byte('u')
+      .text('x')
+      .done();
+    expect(decoder.decode(update)).toMatchObject({
+      tag: 'update',
+      key: ['1'],
+      row: ['2', UNCHANGED_TOAST, 'x'],
+    });
+    const plain = new Bytes()
+      .byte('U')
+      .uint32(16385)
+      .byte('N')
+      .int16(3)
+      .text('3')
+      .byte('n')
+      .byte('u')
+      .done();
+    expect(decoder.decode(plain)).toMatchObject({ key: null, row: ['3', null, UNCHANGED_TOAST] });
+  });
+
+  it('under REPLICA IDENTITY FULL fills unchanged TOAST of the new row from the old row', () => {
+    const decoder = new PgoutputDecoder();
+    decoder.decode(relationMessage('f'));
+    const update = new Bytes()
+      .byte('U')
+      .uint32(16385)
+      .byte('O')
+      .int16(3)
+      .text('1')
+      .text('old note')
+      .byte('n')
+      .byte('N')
+      .int16(3)
+      .text('1')
+      .byte('u')
+      .text('y')
+      .done();
+    expect(decoder.decode(update)).toMatchObject({
+      key: ['1', 'old note', null],
+      row: ['1', 'old note', 'y'],
+    });
+    const remove = new Bytes()
+      .byte('D')
+      .uint32(16385)
+      .byte('O')
+      .int16(3)
+      .text('1')
+      .byte('n')
+      .text('y')
+      .done();
+    expect(decoder.decode(remove)).toMatchObject({ tag: 'delete', key: ['1', null, 'y'] });
+  });
+
+  it('decodes truncate flags and logical messages', () => {
+    const decoder = new PgoutputDecoder();
+    decoder.decode(relationMessage());
+    const truncate = new Bytes().byte('T').uint32(1).byte(3).uint32(16385).done();
+    expect(decoder.decode(truncate)).toMatchObject({
+      tag: 'truncate',
+      cascade: true,
+      restartIdentity: true,
+      relations: [{ name: 'Order' }],
+    });
+    const content = Buffer.from('{"ddl":"ALTER TABLE x"}');
+    const message = new Bytes()
+      .byte('M')
+      .byte(1)
+      .uint32(0)
+      .uint32(0x99)
+      .cstring('lockstep.ddl')
+      .int32(content.length)
+      .raw(content)
+      .done();
+    expect(decoder.decode(message)).toEqual({
+      tag: 'message',
+      transactional: true,
+      prefix: 'lockstep.ddl',
+      content: '{"ddl":"ALTER TABLE x"}',
+    });
+  });
+
+  it('refuses what it cannot decode exactly: unknown relations, short messages, column count mismatches', () => {
+    const decoder = new PgoutputDecoder();
+    expect(() => decoder.decode(new Bytes().byte('I').uint32(7).byte('N').int16(0).done())).toThrow(
+      /relation 7 before its relation message/,
+    );
+    decoder.decode(relationMessage());
+    expect(() =>
+      decoder.decode(
+        new Bytes().byte('I').uint32(16385).byte('N').int16(2).text('1').text('a').done(),
+      ),
+    ).toThrow(/sent 2 columns/);
+    expect(() =>
+      decoder.decode(new Bytes().byte('I').uint32(16385).byte('N').int16(3).text('1').done()),
+    ).toThrow(/truncated/);
+    expect(() => decoder.decode(Buffer.from('Z'))).toThrow(/unknown pgoutput message tag/);
+  });
+
+  it('formats microseconds since the Unix epoch with six fractional digits', () => {
+    expect(microsToIso(1_000_000_000_000_001)).toBe('2001-09-09T01:46:40.000001Z');
+  });
+});
