@@ -235,9 +235,10 @@ export class PgReplicaTarget {
     const plan = changes ? compactChanges(changes) : null;
     if (plan) {
       // Types first: a lookup sent after a failed statement would only report the aborted transaction.
-      const types = new Map<Relation, ReplicaColumnTypes>();
-      for (const net of plan)
-        types.set(net.relation, await this.typesOf(net.relation, position.version));
+      const types = await this.typesOfAll(
+        plan.map((net) => net.relation),
+        position.version,
+      );
       try {
         this.begin(prepareAs !== undefined);
         const client = this.requireClient();
@@ -301,37 +302,65 @@ export class PgReplicaTarget {
 
   /** The replica's types for a relation's columns, in the primary's column order. */
   private async typesOf(relation: Relation, version: number): Promise<ReplicaColumnTypes> {
-    const known = this.columnTypes.get(relation);
-    if (known) return known;
-    let rows: { name: string; type: string }[];
+    return (await this.typesOfAll([relation], version)).get(relation) as ReplicaColumnTypes;
+  }
+
+  /**
+   * {@link typesOf} for several relations, with one catalog query for those not
+   * known yet: a batch's first use of its tables costs one round trip, not one per table.
+   */
+  private async typesOfAll(
+    relations: readonly Relation[],
+    version: number,
+  ): Promise<Map<Relation, ReplicaColumnTypes>> {
+    const result = new Map<Relation, ReplicaColumnTypes>();
+    const unknown: Relation[] = [];
+    for (const relation of relations) {
+      const known = this.columnTypes.get(relation);
+      if (known) result.set(relation, known);
+      else unknown.push(relation);
+    }
+    if (unknown.length === 0) return result;
+    let rows: { rel: number; name: string; type: string }[];
     try {
-      ({ rows } = await this.requireClient().query<{ name: string; type: string }>(
-        `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a
-          WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped`,
-        [quoteQualified(relation.schema, relation.name)],
+      ({ rows } = await this.requireClient().query<{ rel: number; name: string; type: string }>(
+        `SELECT r.ord AS rel, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
+           FROM unnest($1::text[]) WITH ORDINALITY AS r(tbl, ord)
+           JOIN pg_attribute a ON a.attrelid = r.tbl::regclass
+          WHERE a.attnum > 0 AND NOT a.attisdropped`,
+        [unknown.map((r) => quoteQualified(r.schema, r.name))],
       ));
     } catch (error) {
       // Inside a transaction an earlier statement may have failed: that is the error to report.
       await this.settle();
-      throw this.explain(error, version, relationLabel(relation));
+      throw this.explain(
+        error,
+        version,
+        unknown.length === 1 ? relationLabel(unknown[0] as Relation) : undefined,
+      );
     }
-    const byName = new Map(rows.map((r) => [r.name, r.type]));
-    const types = relation.columns.map((column) => {
-      const type = byName.get(column.name);
-      if (!type) {
-        throw new ApplyError({
-          node: this.node,
-          kind: 'schema',
-          version,
-          table: relationLabel(relation),
-          problem: `column "${column.name}" does not exist on the replica`,
-          fix: `add the column on replica "${this.node}" with the primary's type (lockstep doctor lists the differences)`,
-        });
-      }
-      return type;
+    const byRelation = unknown.map(() => new Map<string, string>());
+    for (const row of rows) byRelation[Number(row.rel) - 1]?.set(row.name, row.type);
+    unknown.forEach((relation, index) => {
+      const byName = byRelation[index] as Map<string, string>;
+      const types = relation.columns.map((column) => {
+        const type = byName.get(column.name);
+        if (!type) {
+          throw new ApplyError({
+            node: this.node,
+            kind: 'schema',
+            version,
+            table: relationLabel(relation),
+            problem: `column "${column.name}" does not exist on the replica`,
+            fix: `add the column on replica "${this.node}" with the primary's type (lockstep doctor lists the differences)`,
+          });
+        }
+        return type;
+      });
+      const entry = { types };
+      this.columnTypes.set(relation, entry);
+      result.set(relation, entry);
     });
-    const result = { types };
-    this.columnTypes.set(relation, result);
     return result;
   }
 
