@@ -41,6 +41,8 @@ interface Pending {
   readonly version: number;
   /** Rows the statement must touch (updates and deletes), or null when any count is fine. */
   readonly expectRows: number | null;
+  /** Rows the statement carries (for the in-flight bound). */
+  readonly rows: number;
 }
 
 /** One packet's changes, as the agent hands a batch over. */
@@ -215,9 +217,10 @@ export class PgReplicaTarget {
         version,
       );
     }
-    // Wait for the replica once enough is in flight: statements the server has not
-    // read yet sit in this process's memory, and waiting here pushes back on the stream.
-    if (this.pendingRows >= MAX_ROWS_IN_FLIGHT) await this.settle();
+    // Once enough is in flight, wait for the oldest half: statements the server has not
+    // read yet sit in this process's memory, and waiting here pushes back on the stream,
+    // while the newer half keeps the replica busy meanwhile.
+    if (this.pendingRows >= MAX_ROWS_IN_FLIGHT) await this.settle(false, MAX_ROWS_IN_FLIGHT / 2);
   }
 
   /**
@@ -567,12 +570,14 @@ export class PgReplicaTarget {
     );
     promise.catch(() => undefined); // examined in settle()
     const expected = (statement as { expectedRows?: number }).expectedRows;
-    this.pendingRows += statement.rows ?? 1;
+    const rows = statement.rows ?? 1;
+    this.pendingRows += rows;
     this.pending.push({
       promise,
       table,
       version,
       expectRows: expected ?? (statement.expectsRow ? 1 : null),
+      rows,
     });
   }
 
@@ -582,10 +587,19 @@ export class PgReplicaTarget {
    * (after rolling back) so the caller retries change by change, which either
    * succeeds or names the exact failing change.
    */
-  private async settle(compacted = false): Promise<void> {
-    const pending = this.pending;
+  private async settle(compacted = false, downToRows = 0): Promise<void> {
+    let pending = this.pending;
     this.pending = [];
     this.pendingRows = 0;
+    if (downToRows > 0) {
+      // Only the oldest statements: the rest stay in flight, so the replica never runs dry.
+      let rows = pending.reduce((sum, p) => sum + p.rows, 0);
+      let cut = 0;
+      while (cut < pending.length && rows > downToRows) rows -= (pending[cut++] as Pending).rows;
+      this.pending = pending.slice(cut);
+      this.pendingRows = rows;
+      pending = pending.slice(0, cut);
+    }
     const results = await Promise.allSettled(pending.map((p) => p.promise));
     let failure: { error: unknown; item: Pending } | null = null;
     results.forEach((result, i) => {

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { SidecarSnapshot } from './sidecar.js';
 
 /** Replica states, each exported as its own 0/1 series (a Prometheus state set). */
@@ -11,6 +11,8 @@ const STATES = ['starting', 'streaming', 'catching-up', 'halted', 'stale', 'resy
  */
 export function sidecarMetrics(snapshot: () => SidecarSnapshot): Registry {
   const registry = new Registry();
+  // The process's own figures (resident memory, heap, GC pauses, event-loop lag), as operators expect them.
+  collectDefaultMetrics({ register: registry });
   let current: SidecarSnapshot | null = null;
   // One snapshot per scrape, shared by every metric's collect().
   const take = () => {

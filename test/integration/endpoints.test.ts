@@ -62,6 +62,7 @@ describe('HTTP endpoints', () => {
       const metrics = (await get('/metrics')).text;
       expect(sample(metrics, 'lockstep_active')).toBe(1);
       expect(sample(metrics, 'lockstep_stream_connected')).toBe(1);
+      expect(sample(metrics, 'process_resident_memory_bytes')).toBeGreaterThan(0);
       expect(sample(metrics, 'lockstep_primary_version')).toBeGreaterThanOrEqual(1);
       const status = JSON.parse((await get('/status')).text) as {
         replicas: Array<{ name: string }>;
