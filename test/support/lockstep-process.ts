@@ -80,8 +80,19 @@ export class LockstepProcess {
 export async function lockstep(
   args: string[],
   env: NodeJS.ProcessEnv = {},
+  timeoutMs?: number,
 ): Promise<{ code: number | null; output: string }> {
   const p = new LockstepProcess(args, env);
+  // A command that hangs is stopped and reported with what it printed, instead of timing the test out blind.
+  const timer =
+    timeoutMs === undefined
+      ? null
+      : setTimeout(() => {
+          p.output += `\n[test: lockstep ${args[0]} still running after ${timeoutMs} ms: sent SIGTERM]\n`;
+          p.kill('SIGTERM');
+          setTimeout(() => p.kill('SIGKILL'), 5_000).unref();
+        }, timeoutMs);
   const code = await p.exited;
+  if (timer) clearTimeout(timer);
   return { code, output: p.output };
 }
