@@ -28,15 +28,6 @@ async function roundTooling(config: LockstepConfig) {
   };
 }
 
-/**
- * A round command is done once it printed its report: exit even if a
- * connection of a participant is still closing (seen on PostgreSQL 18 after a
- * refused round, where the process otherwise stayed up).
- */
-function exitSoon(): void {
-  setTimeout(() => process.exit(), 2_000).unref();
-}
-
 /** Builds the `lockstep` command line. */
 export function buildProgram(): Command {
   const pkg = JSON.parse(readFileSync(packageJsonPath(), 'utf8')) as { version: string };
@@ -250,7 +241,6 @@ export function buildProgram(): Command {
           ok = false;
         }
         process.exitCode = ok ? 0 : 1;
-        exitSoon();
       },
     );
 
@@ -273,7 +263,6 @@ export function buildProgram(): Command {
         (line) => process.stdout.write(`${line}\n`),
       );
       process.exitCode = ok ? 0 : 1;
-      exitSoon();
     });
 
   program

@@ -44,6 +44,11 @@ export interface RoundRun {
 export interface RoundResult {
   readonly outcome: 'committed' | 'aborted' | 'interrupted';
   readonly state: RoundState;
+  /**
+   * Settles once prepares still in flight when the round ended have landed and
+   * been rolled back; a caller that closes the nodes' connections waits for it.
+   */
+  readonly lateRollbacks: Promise<void>;
 }
 
 /**
@@ -176,7 +181,7 @@ export async function runRound(run: RoundRun): Promise<RoundResult> {
           { gid: request.gid, phase: step.state.phase },
           `stopping with ${request.gid} unfinished (${step.state.phase}): recovery finishes it at the next start`,
         );
-        return { outcome: 'interrupted', state: step.state };
+        return { outcome: 'interrupted', state: step.state, lateRollbacks: Promise.resolve() };
       }
     }
     while (events.length === 0) {
@@ -206,14 +211,18 @@ export async function runRound(run: RoundRun): Promise<RoundResult> {
   }
 
   // A prepare still in flight when the round ended: roll it back when it lands.
-  for (const [p, vote] of outstanding) {
-    void vote.then(async (v) => {
+  const lateRollbacks = [...outstanding].map(([p, vote]) =>
+    vote.then(async (v) => {
       if (v.vote !== 'yes') return;
       await rollbackUntilDone(run, node(p));
       byName.get(p)?.decided(request, 'rolled-back');
-    });
-  }
-  return { outcome, state: step.state };
+    }),
+  );
+  return {
+    outcome,
+    state: step.state,
+    lateRollbacks: Promise.all(lateRollbacks).then(() => undefined),
+  };
 }
 
 /**

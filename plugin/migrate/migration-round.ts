@@ -70,6 +70,8 @@ export async function runMigrationRound(
     barrierReject = reject;
   });
   barrier.catch(() => undefined);
+  // Set once the round has ended: a replica still waiting for the barrier stops polling then.
+  let ended = false;
 
   const primarySession = new MigrationSession('primary', context.primaryUrl, context.stream);
   const primary: RoundParticipant = {
@@ -136,7 +138,7 @@ export async function runMigrationRound(
       },
       async delta() {
         const deadline = Date.now() + context.barrierTimeoutMs;
-        for (;;) {
+        while (!ended) {
           reached = await caughtUp();
           if (reached) return;
           if (Date.now() > deadline) {
@@ -153,7 +155,7 @@ export async function runMigrationRound(
   // COMMIT PREPARED runs in participant order: the replicas first, the primary last, so the
   // migration's marker reaches the stream only once every replica has the migration.
   const participants = [...replicas, primary];
-  const { outcome, state } = await runRound({
+  const { outcome, state, lateRollbacks } = await runRound({
     request,
     participants,
     nodes: context.nodes,
@@ -166,6 +168,9 @@ export async function runMigrationRound(
     dryRun: work.dryRun,
     stopping: () => false,
   });
+  ended = true;
+  // The caller closes every node's connection next: a replica's late prepare is rolled back first.
+  await lateRollbacks;
   return {
     gid,
     outcome,
