@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import pg from 'pg';
 import { CONTROL_MIGRATION_NAMES } from '../../migrations/names.js';
 import { clientConfig } from './connection-url.js';
+import { connectNode } from './node-connection.js';
 
 /** The schema holding lockstep's own tables on every node. */
 export const CONTROL_SCHEMA = 'lockstep';
@@ -15,10 +16,8 @@ export async function controlDb(url: string): Promise<Kysely<unknown>> {
 }
 
 /** Whether every control-schema migration is already applied on the node (one query, no Kysely). */
-async function controlSchemaCurrent(url: string): Promise<boolean> {
-  const client = new pg.Client(clientConfig(url, 'lockstep-control'));
-  client.on('error', () => undefined);
-  await client.connect();
+async function controlSchemaCurrent(node: string, url: string): Promise<boolean> {
+  const client = await connectNode(node, url, 'lockstep-control');
   try {
     const exists = await client.query(
       `SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -36,13 +35,20 @@ async function controlSchemaCurrent(url: string): Promise<boolean> {
   }
 }
 
+/** {@link migrateControlSchema} on every node, at once. */
+export async function migrateControlSchemas(
+  nodes: ReadonlyArray<{ name: string; url: string }>,
+): Promise<void> {
+  await Promise.all(nodes.map((n) => migrateControlSchema(n.name, n.url)));
+}
+
 /**
  * Creates or upgrades the control schema on a node (kysely migrations, with
  * their bookkeeping inside the `lockstep` schema too). A node already current
  * costs one query: a restarting sidecar does not load the migrator.
  */
-export async function migrateControlSchema(url: string): Promise<void> {
-  if (await controlSchemaCurrent(url)) return;
+export async function migrateControlSchema(node: string, url: string): Promise<void> {
+  if (await controlSchemaCurrent(node, url)) return;
   const [{ Migrator, sql }, { controlMigrations }] = await Promise.all([
     import('kysely'),
     import('../../migrations/index.js'),

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { controlDb, migrateControlSchema } from '../../adapters/postgres/control-schema.js';
+import { controlDb, migrateControlSchemas } from '../../adapters/postgres/control-schema.js';
 import { installDdlCapture, removeDdlCapture } from '../../adapters/postgres/ddl-capture.js';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import {
@@ -12,6 +12,7 @@ import {
 import { syncSequences } from '../../adapters/postgres/sequence-sync.js';
 import { type CatalogTable, createTableStatement } from '../../adapters/postgres/table-catalog.js';
 import { copyTable } from '../../adapters/postgres/table-copy.js';
+import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { LockstepError } from '../lockstep-error.js';
 import type { Lsn } from '../protocol/index.js';
@@ -156,9 +157,7 @@ export async function attach(
   }
 
   progress.step('creating the control schema');
-  await Promise.all(
-    [config.primary, ...config.replicas.map((r) => r.url)].map((url) => migrateControlSchema(url)),
-  );
+  await migrateControlSchemas(configNodes(config));
 
   const primary = await connectNode('primary', config.primary);
   let created: CreatedSlot | null = null;

@@ -146,7 +146,7 @@ export function buildProgram(): Command {
       ]);
       const log = createLogger(config.log.level);
       // A sidecar upgraded in place finds its newer control tables (the decision log) ready.
-      await migrateControlSchema(config.primary);
+      await migrateControlSchema('primary', config.primary);
       // A bug must not pass silently: log it with its stack, then exit so a supervisor restarts us.
       process.on('unhandledRejection', (reason) => {
         log.fatal(

@@ -1,6 +1,7 @@
 import { DecisionLog } from '../../adapters/postgres/decision-log.js';
 import { PreparedTransactions } from '../../adapters/postgres/prepared-transactions.js';
 import { StreamLock } from '../../adapters/postgres/stream-lock.js';
+import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { LockstepError } from '../lockstep-error.js';
 import { type RecoveryReport, recoverPrepared } from './recover-prepared.js';
@@ -9,12 +10,7 @@ import { type RecoveryReport, recoverPrepared } from './recover-prepared.js';
 export function preparedTransactionNodes(
   config: LockstepConfig,
 ): Map<string, PreparedTransactions> {
-  return new Map(
-    [{ name: 'primary', url: config.primary }, ...config.replicas].map((n) => [
-      n.name,
-      new PreparedTransactions(n.name, n.url),
-    ]),
-  );
+  return new Map(configNodes(config).map((n) => [n.name, new PreparedTransactions(n.name, n.url)]));
 }
 
 /**

@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
-import { migrateControlSchema } from '../../adapters/postgres/control-schema.js';
+import { migrateControlSchemas } from '../../adapters/postgres/control-schema.js';
 import { DecisionLog } from '../../adapters/postgres/decision-log.js';
 import { MigrationSession } from '../../adapters/postgres/migration-session.js';
 import { StreamLock } from '../../adapters/postgres/stream-lock.js';
+import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { FaultHook } from '../coordinator/fault-point.js';
 import { recoverPrepared } from '../coordinator/recover-prepared.js';
@@ -56,11 +57,7 @@ async function asMigrator<T>(
   const nodes = preparedTransactionNodes(config);
   const decisions = new DecisionLog(config.primary, config.slot);
   try {
-    await Promise.all(
-      [config.primary, ...config.replicas.map((r) => r.url)].map((url) =>
-        migrateControlSchema(url),
-      ),
-    );
+    await migrateControlSchemas(configNodes(config));
     // A migration a crash left prepared is finished first (we hold the migrate lock: none is in flight).
     const recovered = await recoverPrepared(config.slot, [...nodes.values()], decisions, {
       kinds: ['migration'],

@@ -7,6 +7,7 @@ import { syncSequences } from '../../adapters/postgres/sequence-sync.js';
 import { StatusStore } from '../../adapters/postgres/status-store.js';
 import { StreamLock } from '../../adapters/postgres/stream-lock.js';
 import { type AttachProgress, attach } from '../attach/attach.js';
+import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { type FaultHook, faultAt, parseFaultSetting } from '../coordinator/fault-point.js';
 import { preparedTransactionNodes } from '../coordinator/run-recovery.js';
@@ -35,9 +36,7 @@ export function faultFromEnvironment(config: LockstepConfig): FaultHook | undefi
   if (!text) return undefined;
   return faultAt(parseFaultSetting(text), (action) => {
     if (action === 'kill') process.kill(process.pid, 'SIGKILL');
-    else
-      for (const url of [config.primary, ...config.replicas.map((r) => r.url)])
-        void cutLockstepSessions(url);
+    else for (const node of configNodes(config)) void cutLockstepSessions(node.url);
   });
 }
 
