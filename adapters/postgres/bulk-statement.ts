@@ -44,7 +44,8 @@ export function textArrayLiteral(rows: readonly (readonly Value[])[], column: nu
   for (let r = 0; r < rows.length; r++) {
     const value = (rows[r] as readonly Value[])[column];
     if (r > 0) out += ',';
-    if (value === null || value === undefined || typeof value !== 'string') out += 'NULL';
+    // NULL, and the unchanged-TOAST marker.
+    if (typeof value !== 'string') out += 'NULL';
     else if (NEEDS_ESCAPE.test(value)) out += `"${value.replace(ESCAPED, '\\$&')}"`;
     else out += `"${value}"`;
   }

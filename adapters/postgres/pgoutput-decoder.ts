@@ -1,6 +1,7 @@
 import type { DecodedMessage } from '../../plugin/primary/decoded-message.js';
 import {
   type Lsn,
+  lsnFromHalves,
   type Relation,
   type RelationColumn,
   type ReplicaIdentity,
@@ -27,11 +28,6 @@ export function microsToIso(micros: number): string {
   const rest = micros - millis * 1000;
   const iso = new Date(millis).toISOString();
   return `${iso.slice(0, -1)}${rest.toString().padStart(3, '0')}Z`;
-}
-
-/** A canonical LSN from its two 32-bit halves. */
-function lsnOf(high: number, low: number): Lsn {
-  return `${high.toString(16).toUpperCase()}/${low.toString(16).toUpperCase()}` as Lsn;
 }
 
 /**
@@ -85,7 +81,7 @@ export class PgoutputDecoder {
   }
 
   /** The relation last announced for `oid`. */
-  relationOf(oid: number): Relation {
+  private relationOf(oid: number): Relation {
     const relation = this.relations.get(oid);
     if (!relation)
       throw new Error(`pgoutput sent a change for relation ${oid} before its relation message`);
@@ -264,7 +260,7 @@ export class PgoutputDecoder {
 
   private lsn(): Lsn {
     const high = this.uint32();
-    return lsnOf(high, this.uint32());
+    return lsnFromHalves(high, this.uint32());
   }
 
   private cstring(): string {

@@ -589,11 +589,11 @@ export class PgReplicaTarget {
    */
   private async settle(compacted = false, downToRows = 0): Promise<void> {
     let pending = this.pending;
+    let rows = this.pendingRows;
     this.pending = [];
     this.pendingRows = 0;
     if (downToRows > 0) {
       // Only the oldest statements: the rest stay in flight, so the replica never runs dry.
-      let rows = pending.reduce((sum, p) => sum + p.rows, 0);
       let cut = 0;
       while (cut < pending.length && rows > downToRows) rows -= (pending[cut++] as Pending).rows;
       this.pending = pending.slice(cut);

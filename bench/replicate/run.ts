@@ -22,6 +22,7 @@ import {
   BASELINE_SETTINGS,
   benchProvider,
   copySchema,
+  historyCount,
   identical,
   mark,
   pgbench,
@@ -218,13 +219,9 @@ async function measure(system: System): Promise<Figures> {
     if (STAGES.has('c')) {
       console.error(`${system.name}: (c) backlog of ${BACKLOG_SECONDS} s of pgbench`);
       await system.pause(p, replicas);
-      const h0 = Number(
-        (await p.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history'))[0]?.n,
-      );
+      const h0 = await historyCount(p);
       await pgbench(p, ['-n', '-c', '4', '-j', '2', '-T', String(BACKLOG_SECONDS)]);
-      const txns =
-        Number((await p.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history'))[0]?.n) -
-        h0;
+      const txns = (await historyCount(p)) - h0;
       const m = await mark(p);
       if (system.name === 'native') await sleep(LAUNCHER_WAIT_MS);
       t0 = now();

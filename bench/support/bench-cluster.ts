@@ -109,6 +109,13 @@ export async function waitOnAll(
   return Math.max(...done);
 }
 
+/** pgbench transactions so far: one history row each. */
+export async function historyCount(cluster: PostgresCluster): Promise<number> {
+  return Number(
+    (await cluster.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history'))[0]?.n,
+  );
+}
+
 /** Inserts a marker row on the primary and returns its id. */
 export async function mark(primary: PostgresCluster): Promise<number> {
   return Number(

@@ -19,6 +19,7 @@ import {
   BASELINE_SETTINGS,
   benchProvider,
   copySchema,
+  historyCount,
   identical,
   mark,
   pgbench,
@@ -31,8 +32,6 @@ const BACKLOG_SECONDS = Number(process.env.BENCH_BACKLOG_SECONDS ?? 10);
 
 const now = () => performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const historyCount = async (p: PostgresCluster) =>
-  Number((await p.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history'))[0]?.n);
 
 function percentile(samples: number[], q: number): number {
   const sorted = [...samples].sort((a, b) => a - b);

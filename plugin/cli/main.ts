@@ -6,7 +6,7 @@ import v8 from 'node:v8';
 import { Command } from 'commander';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { loadConfig } from '../config/load-config.js';
-import { reportFailure } from './cli-output.js';
+import { printProblems, reportFailure } from './cli-output.js';
 
 /** lockstep's package.json, found from this file whether it runs from source or from dist/. */
 function packageJsonPath(): string {
@@ -50,10 +50,7 @@ export function buildProgram(): Command {
     .option(...configOption)
     .action(async (options: { config?: string }) => {
       const config = loadConfig(options.config);
-      const [{ runDoctor }, { printProblems }] = await Promise.all([
-        import('../attach/doctor.js'),
-        import('./cli-output.js'),
-      ]);
+      const { runDoctor } = await import('../attach/doctor.js');
       const report = await runDoctor(config);
       if (report.problems.length > 0) {
         printProblems(report.problems);
@@ -80,12 +77,10 @@ export function buildProgram(): Command {
     )
     .action(async (options: { config?: string; resync?: string[]; createSchema?: boolean }) => {
       const config = loadConfig(options.config);
-      const [{ AttachRefused, attach }, { attachProgressView }, { printProblems }] =
-        await Promise.all([
-          import('../attach/attach.js'),
-          import('./attach-progress-view.js'),
-          import('./cli-output.js'),
-        ]);
+      const [{ AttachRefused, attach }, { attachProgressView }] = await Promise.all([
+        import('../attach/attach.js'),
+        import('./attach-progress-view.js'),
+      ]);
       try {
         const result = await attach(config, attachProgressView(), {
           resync: options.resync,

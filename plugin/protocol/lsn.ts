@@ -36,18 +36,21 @@ export function lsnToBigInt(text: string): bigint {
   return (BigInt(high) << 32n) | BigInt(low);
 }
 
+/** The canonical LSN of two 32-bit halves (as the wire protocol carries them). */
+export function lsnFromHalves(high: number, low: number): Lsn {
+  return `${high.toString(16).toUpperCase()}/${low.toString(16).toUpperCase()}` as Lsn;
+}
+
 /** Formats a 64-bit value as a canonical LSN. */
 export function lsnFromBigInt(value: bigint): Lsn {
   if (value < 0n || value > 0xffffffffffffffffn) throw new Error(`LSN out of range: ${value}`);
-  const high = (value >> 32n).toString(16).toUpperCase();
-  const low = (value & 0xffffffffn).toString(16).toUpperCase();
-  return `${high}/${low}` as Lsn;
+  return lsnFromHalves(Number(value >> 32n), Number(value & 0xffffffffn));
 }
 
 /** Normalises any textual LSN (e.g. `00000000/01932550`) to canonical form. */
 export function toLsn(text: string): Lsn {
   const [high, low] = lsnHalves(text);
-  return `${high.toString(16).toUpperCase()}/${low.toString(16).toUpperCase()}` as Lsn;
+  return lsnFromHalves(high, low);
 }
 
 /** Orders two LSNs: negative if `a < b`, zero if equal, positive if `a > b`. */

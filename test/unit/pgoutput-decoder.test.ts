@@ -10,22 +10,18 @@ class Bytes {
     return this;
   }
   int16(value: number): this {
-    const b = Buffer.alloc(2);
-    b.writeInt16BE(value);
-    this.parts.push(b);
-    return this;
+    return this.fixed(2, (b) => b.writeInt16BE(value));
   }
   int32(value: number): this {
-    const b = Buffer.alloc(4);
-    b.writeInt32BE(value);
-    this.parts.push(b);
-    return this;
+    return this.fixed(4, (b) => b.writeInt32BE(value));
   }
   uint32(value: number): this {
-    const b = Buffer.alloc(4);
-    b.writeUInt32BE(value);
-    this.parts.push(b);
-    return this;
+    return this.fixed(4, (b) => b.writeUInt32BE(value));
+  }
+  private fixed(size: number, write: (b: Buffer) => void): this {
+    const b = Buffer.alloc(size);
+    write(b);
+    return this.raw(b);
   }
   cstring(text: string): this {
     this.parts.push(Buffer.from(`${text}\0`, 'utf8'));
