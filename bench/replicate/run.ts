@@ -17,7 +17,12 @@
  */
 import { readFileSync } from 'node:fs';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
-import { LockstepProcess, lockstep, writeConfig } from '../../test/support/lockstep-process.js';
+import {
+  LockstepProcess,
+  lockstep,
+  useBuiltCli,
+  writeConfig,
+} from '../../test/support/lockstep-process.js';
 import {
   BASELINE_SETTINGS,
   benchProvider,
@@ -28,6 +33,9 @@ import {
   pgbench,
   waitOnAll,
 } from '../support/bench-cluster.js';
+
+// The sidecar runs as users run it: the built CLI (the npm script builds it first).
+useBuiltCli();
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 10);
 const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 30);

@@ -14,7 +14,12 @@
  * checked after each mode. Not part of `npm test`; needs pgbench and pg_dump.
  */
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
-import { LockstepProcess, lockstep, writeConfig } from '../../test/support/lockstep-process.js';
+import {
+  LockstepProcess,
+  lockstep,
+  useBuiltCli,
+  writeConfig,
+} from '../../test/support/lockstep-process.js';
 import {
   BASELINE_SETTINGS,
   benchProvider,
@@ -25,6 +30,9 @@ import {
   pgbench,
   waitOnAll,
 } from '../support/bench-cluster.js';
+
+// The sidecar runs as users run it: the built CLI (the npm script builds it first).
+useBuiltCli();
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 10);
 const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 20);

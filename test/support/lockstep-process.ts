@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
@@ -30,6 +30,19 @@ export function writeConfig(
   return { file, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** How a command is started: from source through tsx (tests), or the built CLI (`npm run build`). */
+let entry: readonly string[] = ['--import', 'tsx', 'plugin/cli/main.ts'];
+
+/**
+ * Makes every later command run the built CLI (`dist/`), as users run it:
+ * benchmarks use it so that tsx's transpiling does not count in start-up.
+ */
+export function useBuiltCli(): void {
+  if (!existsSync('dist/plugin/cli/main.js'))
+    throw new Error('the built CLI is missing: run `npm run build` first');
+  entry = ['dist/plugin/cli/main.js'];
+}
+
 /** A `lockstep` command run as its own process (so tests can SIGKILL it), output collected. */
 export class LockstepProcess {
   readonly child: ChildProcess;
@@ -37,7 +50,7 @@ export class LockstepProcess {
   readonly exited: Promise<number | null>;
 
   constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', 'plugin/cli/main.ts', ...args], {
+    this.child = spawn(process.execPath, [...entry, ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
