@@ -14,21 +14,15 @@ import { quoteIdent } from './sql-identifier.js';
 const POSTGRES_EPOCH_MICROS = 946_684_800_000_000;
 const TWO_32 = 4_294_967_296;
 
+/** Every COMMIT decodes to the same message (nothing in it is used). */
+const COMMIT: DecodedMessage = Object.freeze({ tag: 'commit' });
+
 const IDENTITY: Record<number, ReplicaIdentity> = {
   100: 'default',
   110: 'nothing',
   102: 'full',
   105: 'index',
 };
-
-/** Microseconds since the Unix epoch as ISO-8601 UTC with all six fractional digits. */
-export function microsToIso(micros: number): string {
-  // Microseconds since 1970 stay below 2^53 until the year 2255: Number is exact.
-  const millis = Math.floor(micros / 1000);
-  const rest = micros - millis * 1000;
-  const iso = new Date(millis).toISOString();
-  return `${iso.slice(0, -1)}${rest.toString().padStart(3, '0')}Z`;
-}
 
 /**
  * Decodes pgoutput (protocol 1, `messages` on, text values) straight into
@@ -95,16 +89,16 @@ export class PgoutputDecoder {
     return {
       tag: 'begin',
       finalLsn,
-      commitTime: microsToIso(high * TWO_32 + low + POSTGRES_EPOCH_MICROS),
+      commitMicros: high * TWO_32 + low + POSTGRES_EPOCH_MICROS,
       xid: this.uint32(),
     };
   }
 
   private commit(): DecodedMessage {
-    this.pos += 1; // flags, unused
-    const commitLsn = this.lsn();
-    const commitEndLsn = this.lsn();
-    return { tag: 'commit', commitLsn, commitEndLsn };
+    // Flags, the commit LSN (BEGIN's final LSN again), the end LSN and the commit time: unused.
+    this.need(25);
+    this.pos += 25;
+    return COMMIT;
   }
 
   private relation(): DecodedMessage {

@@ -10,7 +10,8 @@ export type DecodedMessage =
       readonly tag: 'begin';
       /** The transaction's final LSN (its commit record). */
       readonly finalLsn: Lsn;
-      readonly commitTime: string;
+      /** Commit time on the primary, microseconds since the Unix epoch (formatted only when read). */
+      readonly commitMicros: number;
       readonly xid: number;
     }
   | { readonly tag: 'relation'; readonly relation: Relation }
@@ -34,4 +35,4 @@ export type DecodedMessage =
       readonly prefix: string;
       readonly content: string;
     }
-  | { readonly tag: 'commit'; readonly commitLsn: Lsn; readonly commitEndLsn: Lsn };
+  | { readonly tag: 'commit' };

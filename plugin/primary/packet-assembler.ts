@@ -2,7 +2,9 @@ import {
   type Change,
   compareLsn,
   LOCKSTEP_MESSAGE_PREFIX,
+  type Lsn,
   MIGRATION_MARKER,
+  microsToIso,
   type PacketHeader,
   type PacketPart,
   type Phase,
@@ -36,6 +38,28 @@ export interface PacketAssemblerOptions {
 }
 
 /**
+ * A packet's header; its commit time is formatted only when read (a batch stores
+ * only its last packet's). An own enumerable getter, so a spread copy keeps it.
+ */
+function streamedHeader(
+  version: number,
+  lsn: Lsn,
+  xid: number,
+  commitMicros: number,
+): PacketHeader {
+  let commitTime: string | null = null;
+  return {
+    version,
+    lsn,
+    xid,
+    get commitTime() {
+      commitTime ??= microsToIso(commitMicros);
+      return commitTime;
+    },
+  };
+}
+
+/**
  * Turns decoded pgoutput messages into versioned packet parts. Pure and
  * deterministic: the same WAL from the same resume point yields the same
  * packets with the same versions, which is what makes restarts exact.
@@ -43,8 +67,12 @@ export interface PacketAssemblerOptions {
 export class PacketAssembler {
   private version: number;
   private readonly resumeLsn: string;
+  /** A transaction past the resume point was seen: every later one is too (final LSNs only grow). */
+  private pastResume = false;
   private transaction: {
-    header: Omit<PacketHeader, 'version'>;
+    lsn: Lsn;
+    xid: number;
+    commitMicros: number;
     skip: boolean;
     emittedHeader: PacketHeader | null;
     nextIndex: number;
@@ -80,9 +108,12 @@ export class PacketAssembler {
     switch (message.tag) {
       case 'begin':
         if (this.transaction) throw new Error('BEGIN inside an open transaction');
+        this.pastResume ||= compareLsn(message.finalLsn, this.resumeLsn) > 0;
         this.transaction = {
-          header: { lsn: message.finalLsn, xid: message.xid, commitTime: message.commitTime },
-          skip: compareLsn(message.finalLsn, this.resumeLsn) <= 0,
+          lsn: message.finalLsn,
+          xid: message.xid,
+          commitMicros: message.commitMicros,
+          skip: !this.pastResume,
           emittedHeader: null,
           nextIndex: 0,
           pending: [],
@@ -163,7 +194,7 @@ export class PacketAssembler {
     const tx = this.requireTransaction('change');
     if (!tx.emittedHeader) {
       this.version += 1;
-      tx.emittedHeader = { version: this.version, ...tx.header };
+      tx.emittedHeader = streamedHeader(this.version, tx.lsn, tx.xid, tx.commitMicros);
     }
     const part: PacketPart = {
       header: tx.emittedHeader,

@@ -1,5 +1,6 @@
 /** The pure protocol core: types and decisions, no I/O. */
 export * from './change.js';
+export * from './commit-time.js';
 export * from './gid.js';
 export * from './lsn.js';
 export * from './net-changes.js';

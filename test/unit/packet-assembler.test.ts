@@ -59,7 +59,7 @@ function toStream(transactions: GenChange[][]): DecodedMessage[] {
   let lsn = 0x1000n;
   transactions.forEach((changes, i) => {
     const finalLsn = lsnFromBigInt(lsn + BigInt(changes.length) * 0x40n);
-    out.push({ tag: 'begin', finalLsn, xid: 700 + i, commitTime: '2026-11-25T10:00:00.000001Z' });
+    out.push({ tag: 'begin', finalLsn, xid: 700 + i, commitMicros: 1_795_600_800_000_001 });
     for (const c of changes) {
       if (c.kind === 'message') {
         out.push({ tag: 'message', transactional: true, prefix: c.prefix, content: 'x' });
@@ -69,11 +69,7 @@ function toStream(transactions: GenChange[][]): DecodedMessage[] {
         out.push({ tag: 'delete', relation: rels[c.rel] as Relation, key: [String(c.id)] });
       }
     }
-    out.push({
-      tag: 'commit',
-      commitLsn: finalLsn,
-      commitEndLsn: lsnFromBigInt(lsn + BigInt(changes.length) * 0x40n + 0x30n),
-    });
+    out.push({ tag: 'commit' });
     lsn += BigInt(changes.length + 1) * 0x40n + 0x100n;
   });
   return out;
