@@ -1,6 +1,7 @@
 import {
   isUnchangedToast,
   type Relation,
+  type RelationNetChanges,
   type Row,
   type Value,
 } from '../../plugin/protocol/index.js';
@@ -52,16 +53,67 @@ export function textArrayLiteral(rows: readonly (readonly Value[])[], column: nu
   return `${out}}`;
 }
 
-function columnsOf(rows: readonly (readonly Value[])[], indexes: readonly number[]): string[] {
-  return indexes.map((i) => textArrayLiteral(rows, i));
+/** Rows of one set-based statement, as one `text[]` literal per column it reads. */
+export interface EncodedRows {
+  /** Number of rows. */
+  readonly count: number;
+  /** One literal per column read, in the statement's parameter order. */
+  readonly values: readonly string[];
+}
+
+/** The rows of one UPDATE: they share which columns are unchanged TOAST (those are left alone). */
+export interface EncodedUpdate extends EncodedRows {
+  /** Columns written (neither key nor unchanged TOAST). */
+  readonly set: readonly number[];
+  /** Columns read, key columns first: the order of `values`. */
+  readonly used: readonly number[];
+}
+
+/**
+ * One relation's net changes with every value encoded. It depends only on the
+ * primary's packets, not on a replica, so replicas applying the same batch
+ * share it (see SharedBatchPlans); each builds only the statement text.
+ */
+export interface EncodedNetChanges {
+  readonly relation: Relation;
+  readonly deletes: EncodedRows | null;
+  readonly updates: readonly EncodedUpdate[];
+  readonly inserts: EncodedRows | null;
+}
+
+/** Encodes columns `indexes` of `rows`. */
+export function encodeRows(
+  rows: readonly (readonly Value[])[],
+  indexes: readonly number[],
+): EncodedRows {
+  return { count: rows.length, values: indexes.map((i) => textArrayLiteral(rows, i)) };
+}
+
+/** Encodes a relation's net changes: deletes by key, updates grouped by unchanged-TOAST columns, inserts whole. */
+export function encodeNetChanges(net: RelationNetChanges): EncodedNetChanges {
+  const { relation } = net;
+  const keyPositions = relation.keyIndexes.map((_, k) => k);
+  return {
+    relation,
+    deletes: net.deletes.length ? encodeRows(net.deletes, keyPositions) : null,
+    updates: byToastMask(net.updates).map((group) => {
+      const sample = group[0] as Row;
+      const set = all(relation).filter(
+        (i) => !isUnchangedToast(sample[i]) && !relation.keyIndexes.includes(i),
+      );
+      const used = [...relation.keyIndexes, ...set];
+      return { ...encodeRows(group, used), set, used };
+    }),
+    inserts: net.inserts.length ? encodeRows(net.inserts, all(relation)) : null,
+  };
 }
 
 const all = (relation: Relation) => relation.columns.map((_, i) => i);
 
-/** INSERT of many rows (a run of inserts, or the inserts of a compacted batch). */
+/** INSERT of many rows (a run of inserts, or the inserts of a compacted batch), every column. */
 export function insertManyStatement(
   relation: Relation,
-  rows: readonly Row[],
+  rows: EncodedRows,
   types: ReplicaColumnTypes,
   mode: ConflictMode,
 ): ChangeStatement {
@@ -71,23 +123,16 @@ export function insertManyStatement(
     .map((_, i) => `${u.alias(i)}::${types.types[i]}`)
     .join(', ')} FROM ${u.from}`;
   text += onConflictClause(relation, columns, mode);
-  return { text, values: columnsOf(rows, all(relation)), expectsRow: false, rows: rows.length };
+  return { text, values: rows.values, expectsRow: false, rows: rows.count };
 }
 
-/**
- * UPDATE of many rows that share which columns are unchanged TOAST (those are
- * left alone); each must match exactly one row.
- */
+/** UPDATE of many rows by key, writing the group's `set` columns; each must match exactly one row. */
 export function updateManyStatement(
   relation: Relation,
-  rows: readonly Row[],
+  update: EncodedUpdate,
   types: ReplicaColumnTypes,
 ): ChangeStatement & { expectedRows: number } {
-  const sample = rows[0] as Row;
-  const set = all(relation).filter(
-    (i) => !isUnchangedToast(sample[i]) && !relation.keyIndexes.includes(i),
-  );
-  const used = [...relation.keyIndexes, ...set];
+  const { set, used } = update;
   const u = unnestFrom(used.length);
   const ref = (i: number) => `${u.alias(used.indexOf(i))}::${types.types[i]}`;
   const table = quoteQualified(relation.schema, relation.name);
@@ -98,17 +143,17 @@ export function updateManyStatement(
     : `SELECT 1 FROM ${table} AS t, ${u.from} WHERE ${where}`;
   return {
     text,
-    values: columnsOf(rows, used),
+    values: update.values,
     expectsRow: false,
-    rows: rows.length,
-    expectedRows: rows.length,
+    rows: update.count,
+    expectedRows: update.count,
   };
 }
 
-/** DELETE of many rows by key; each must match exactly one row. */
+/** DELETE of many rows by key (`keys` encodes the key columns); each must match exactly one row. */
 export function deleteManyStatement(
   relation: Relation,
-  keys: readonly (readonly Value[])[],
+  keys: EncodedRows,
   types: ReplicaColumnTypes,
 ): ChangeStatement & { expectedRows: number } {
   const u = unnestFrom(relation.keyIndexes.length);
@@ -120,15 +165,15 @@ export function deleteManyStatement(
     .join(' AND ');
   return {
     text: `DELETE FROM ${quoteQualified(relation.schema, relation.name)} AS t USING ${u.from} WHERE ${where}`,
-    values: relation.keyIndexes.map((_, k) => textArrayLiteral(keys, k)),
+    values: keys.values,
     expectsRow: false,
-    rows: keys.length,
-    expectedRows: keys.length,
+    rows: keys.count,
+    expectedRows: keys.count,
   };
 }
 
 /** Groups rows by which columns hold unchanged TOAST, so each group is one UPDATE shape. */
-export function byToastMask(rows: readonly Row[]): Row[][] {
+function byToastMask(rows: readonly Row[]): Row[][] {
   const groups = new Map<string, Row[]>();
   for (const row of rows) {
     const mask = row.map((v) => (isUnchangedToast(v) ? '1' : '0')).join('');

@@ -17,7 +17,7 @@ export interface ChangeStatement {
   /** Statement text; identical for every change of the same shape, so it is prepared once. */
   readonly text: string;
   /** Parameters in text form (set-based statements pass `text[]` literals). */
-  readonly values: (string | null)[];
+  readonly values: readonly (string | null)[];
   /** An update or delete must touch exactly one row; zero means the row is missing on the replica. */
   readonly expectsRow: boolean;
   /** Rows the statement carries (set-based ones); one when absent. */

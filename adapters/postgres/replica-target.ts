@@ -14,8 +14,9 @@ import {
 } from '../../plugin/protocol/index.js';
 import { ApplyError } from '../../plugin/replica/apply-error.js';
 import {
-  byToastMask,
   deleteManyStatement,
+  encodeNetChanges,
+  encodeRows,
   insertManyStatement,
   type ReplicaColumnTypes,
   updateManyStatement,
@@ -27,6 +28,7 @@ import {
   truncateStatement,
 } from './change-statement.js';
 import { clientConfig, redactUrl, scrubSecrets } from './connection-url.js';
+import { SharedBatchPlans } from './shared-batch-plans.js';
 import { quoteQualified } from './sql-identifier.js';
 
 /** A replica's durable position in a stream. */
@@ -90,6 +92,8 @@ export class PgReplicaTarget {
     private readonly conflicts: ConflictMode,
     /** lock_timeout and statement_timeout of transactions that will be prepared (ms). */
     private readonly participantTimeoutMs = 5_000,
+    /** Batch plans shared with the sidecar's other replicas (a private one when alone). */
+    private readonly plans = new SharedBatchPlans(0),
   ) {}
 
   /** Connects and reads the replica's position and the tables copied to it. */
@@ -202,7 +206,15 @@ export class PgReplicaTarget {
           const types = await this.typesOf(change.relation, version);
           this.send(
             client,
-            insertManyStatement(change.relation, rows, types, this.conflicts),
+            insertManyStatement(
+              change.relation,
+              encodeRows(
+                rows,
+                change.relation.columns.map((_, c) => c),
+              ),
+              types,
+              this.conflicts,
+            ),
             relationLabel(change.relation),
             version,
           );
@@ -235,7 +247,12 @@ export class PgReplicaTarget {
     prepareAs?: string,
   ): Promise<void> {
     const changes = await this.takenChangesFresh(packets, position.version);
-    const plan = changes ? compactChanges(changes) : null;
+    const plan = changes
+      ? this.plans.planOf(
+          packets.map((p) => p.changes),
+          () => compactChanges(changes)?.map(encodeNetChanges) ?? null,
+        )
+      : null;
     if (plan) {
       // Types first: a lookup sent after a failed statement would only report the aborted transaction.
       const types = await this.typesOfAll(
@@ -248,7 +265,7 @@ export class PgReplicaTarget {
         for (const net of plan) {
           const columnTypes = types.get(net.relation) as ReplicaColumnTypes;
           const table = relationLabel(net.relation);
-          if (net.deletes.length) {
+          if (net.deletes) {
             this.send(
               client,
               deleteManyStatement(net.relation, net.deletes, columnTypes),
@@ -256,15 +273,15 @@ export class PgReplicaTarget {
               position.version,
             );
           }
-          for (const group of byToastMask(net.updates)) {
+          for (const update of net.updates) {
             this.send(
               client,
-              updateManyStatement(net.relation, group, columnTypes),
+              updateManyStatement(net.relation, update, columnTypes),
               table,
               position.version,
             );
           }
-          if (net.inserts.length) {
+          if (net.inserts) {
             this.send(
               client,
               insertManyStatement(net.relation, net.inserts, columnTypes, this.conflicts),
@@ -566,7 +583,10 @@ export class PgReplicaTarget {
       this.statementNames.set(statement.text, name);
     }
     const promise = client.query(
-      name ? { name, text: statement.text, values: statement.values } : statement.text,
+      // pg never writes to the values it is given; its types just do not say so.
+      name
+        ? { name, text: statement.text, values: statement.values as (string | null)[] }
+        : statement.text,
     );
     promise.catch(() => undefined); // examined in settle()
     const expected = (statement as { expectedRows?: number }).expectedRows;

@@ -1,5 +1,8 @@
 import type { PacketPart } from '../protocol/index.js';
 
+/** Why a batch ends after a part: it is full (or the next part cannot join it), or its time is up. */
+export type BatchCut = 'rows' | 'time';
+
 /**
  * The recent stream, shared by every replica agent. Parts are numbered by a
  * sequence that never repeats; each active agent has a cursor. Parts stay
@@ -9,6 +12,9 @@ import type { PacketPart } from '../protocol/index.js';
  * the slowest active agent still needs it. Inactive (halted) agents hold
  * nothing back: when they return, they find their next packet here or ask for
  * the stream to be rewound.
+ *
+ * The window also marks where batches end (see {@link cutAfter}), so replicas
+ * in step batch the very same packets and share the work of planning them.
  */
 export class PacketWindow {
   /** Held parts start at `head` (dropping from the front is O(1); the array is compacted now and then). */
@@ -17,11 +23,22 @@ export class PacketWindow {
   private base = 0;
   private changes = 0;
   private readonly cursors = new Map<string, number>();
+  /** Sequence numbers after which a batch ends, and why. */
+  private readonly cuts = new Map<number, BatchCut>();
+  /** Rows of whole one-phase packets pushed since the last cut. */
+  private rowsSinceCut = 0;
   private waiters: Array<() => void> = [];
   /** Increases each time the window is reset (the stream restarted); cursors must be located again. */
   epoch = 0;
 
-  constructor(private readonly maxChanges: number) {}
+  /**
+   * @param maxChanges changes held for deltas before the oldest may leave
+   * @param batchRows rows after which the window cuts a batch (the agents' `batchRows`)
+   */
+  constructor(
+    private readonly maxChanges: number,
+    private readonly batchRows = Number.POSITIVE_INFINITY,
+  ) {}
 
   /** Sequence number of the oldest part held. */
   get start(): number {
@@ -52,9 +69,37 @@ export class PacketWindow {
 
   /** Adds a part from the stream. Call {@link waitForRoom} first. */
   push(part: PacketPart): void {
+    const seq = this.end;
     this.parts.push(part);
     this.changes += part.changes.length;
+    if (part.index === 0 && part.final?.phase === 'one') {
+      this.rowsSinceCut += part.changes.length;
+      if (this.rowsSinceCut >= this.batchRows) this.cut(seq, 'rows');
+    } else {
+      // Parts of large or two-phase packets are never batched: batches start afresh after them.
+      this.cut(seq, 'rows');
+    }
     this.wake();
+  }
+
+  /**
+   * Why a batch ends after part `seq`, if one does: `rows` (the batch is full,
+   * or the next part cannot join it) or `time` (an agent waited long enough at
+   * the newest part); null when none ends there.
+   */
+  cutAfter(seq: number): BatchCut | null {
+    return this.cuts.get(seq) ?? null;
+  }
+
+  /** Ends a batch after the newest part held, for every agent (one that waited `batchMs` for more). */
+  cutNewest(): void {
+    if (this.size > 0) this.cut(this.end - 1, 'time');
+    this.wake();
+  }
+
+  private cut(seq: number, why: BatchCut): void {
+    if (!this.cuts.has(seq)) this.cuts.set(seq, why);
+    this.rowsSinceCut = 0;
   }
 
   /** Sets an agent's cursor (the next sequence it will read), or removes it while the agent is inactive. */
@@ -111,6 +156,8 @@ export class PacketWindow {
     this.parts = [];
     this.head = 0;
     this.changes = 0;
+    this.cuts.clear();
+    this.rowsSinceCut = 0;
     this.epoch++;
     this.wake();
   }
@@ -127,6 +174,7 @@ export class PacketWindow {
       if (this.changes < this.maxChanges && !(large && Number.isFinite(min))) break;
       this.parts[this.head++] = undefined as unknown as PacketPart;
       this.changes -= part.changes.length;
+      this.cuts.delete(this.base);
       this.base++;
     }
     if (this.head > 4096 && this.head * 2 > this.parts.length) {

@@ -433,10 +433,17 @@ export class ReplicaAgent implements RoundParticipant {
           continue;
         }
         if (buffered.length > 0) {
-          // Nothing more right now: give the batch until batchMs to grow, then commit it.
-          const left = bufferedSince + this.options.batchMs - Date.now();
-          if (left > 0) await Promise.race([this.window.changed(), sleep(left)]);
-          if (!this.window.at(cursor)) await flush();
+          // Nothing more right now. Unless another replica ended the batch here already, give it
+          // until batchMs to grow, then end it here for every replica (they batch alike).
+          if (this.window.cutAfter(cursor - 1) === null) {
+            const left = bufferedSince + this.options.batchMs - Date.now();
+            if (left > 0) {
+              await Promise.race([this.window.changed(), sleep(left)]);
+              continue;
+            }
+            this.window.cutNewest();
+          }
+          await flush();
           continue;
         }
         if (!open) {
@@ -561,9 +568,13 @@ export class ReplicaAgent implements RoundParticipant {
         if (buffered.length === 0) bufferedSince = Date.now();
         buffered.push(part);
         bufferedRows += part.changes.length;
+        // Batches end where the window cuts them, so replicas in step apply the same ones. A
+        // replica that is behind (more is already here) ignores cuts made for time and gathers more.
+        const cut = this.window.cutAfter(cursor - 1);
         if (
           bufferedRows >= this.options.batchRows ||
-          Date.now() - bufferedSince >= this.options.batchMs
+          cut === 'rows' ||
+          (cut === 'time' && !this.window.at(cursor))
         )
           await flush();
       } else {

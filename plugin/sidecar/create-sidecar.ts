@@ -4,6 +4,7 @@ import { cutLockstepSessions } from '../../adapters/postgres/node-connection.js'
 import { PgoutputSource } from '../../adapters/postgres/pgoutput-source.js';
 import { PgReplicaTarget } from '../../adapters/postgres/replica-target.js';
 import { syncSequences } from '../../adapters/postgres/sequence-sync.js';
+import { SharedBatchPlans } from '../../adapters/postgres/shared-batch-plans.js';
 import { StatusStore } from '../../adapters/postgres/status-store.js';
 import { StreamLock } from '../../adapters/postgres/stream-lock.js';
 import { type AttachProgress, attach } from '../attach/attach.js';
@@ -53,6 +54,8 @@ export function createSidecar(
   extras: SidecarExtras = {},
 ): Sidecar {
   const decidePhase = phasePolicy(config.twoPhase);
+  // Replicas in step apply the same batches: each batch is compacted and encoded once.
+  const plans = new SharedBatchPlans(config.replicas.length);
   return new Sidecar({
     openStream: async (resume, durable) => {
       const source = new PgoutputSource({
@@ -78,6 +81,7 @@ export function createSidecar(
           config.slot,
           config.conflicts,
           config.twoPhase.voteTimeoutMs,
+          plans,
         ),
     ),
     stream: config.slot,

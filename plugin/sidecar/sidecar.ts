@@ -170,7 +170,7 @@ export class Sidecar {
   } = { walLsn: null, slotRetainedBytes: null, inDoubt: { count: 0, oldestSeconds: 0 } };
 
   constructor(private readonly parts: SidecarParts) {
-    this.window = new PacketWindow(parts.windowChanges);
+    this.window = new PacketWindow(parts.windowChanges, parts.agent.batchRows);
     this.agents = parts.targets.map(
       (target) =>
         new ReplicaAgent(target.node, target, this.window, parts.agent, {
@@ -358,12 +358,8 @@ export class Sidecar {
               whole: part.index === 0,
             });
           }
-          if (part.final)
-            this.head = {
-              version: part.header.version,
-              lsn: part.header.lsn,
-              commitTime: part.header.commitTime,
-            };
+          // The header itself: its commit time is formatted only if status reads it.
+          if (part.final) this.head = part.header;
         }
       } catch (error) {
         this.parts.log.error(

@@ -100,4 +100,46 @@ describe('PacketWindow', () => {
     expect([w.start, w.end, w.epoch]).toEqual([3, 3, epoch + 1]);
     expect(w.locate(7)).toBe(3);
   });
+
+  describe('batch cuts', () => {
+    const cutsOf = (w: PacketWindow) =>
+      Array.from({ length: w.end - w.start }, (_, i) => w.cutAfter(w.start + i));
+
+    it('end a batch once it holds batchRows rows, wherever a replica started reading', () => {
+      const w = new PacketWindow(1_000, 10);
+      for (const p of parts(1, 7, 4)) w.push(p);
+      // 4, 8, 12 rows: cut after the third packet; then 4, 8, 12 again.
+      expect(cutsOf(w)).toEqual([null, null, 'rows', null, null, 'rows', null]);
+    });
+
+    it('start afresh after a packet that is never batched (large or two-phase)', () => {
+      const w = new PacketWindow(1_000, 10);
+      for (const p of [...parts(1, 1, 4), ...parts(2, 2, 6, 3), ...parts(3, 5, 4)]) w.push(p);
+      expect(cutsOf(w)).toEqual([null, 'rows', 'rows', null, null, 'rows']);
+    });
+
+    it('cut the newest part for time on request, and count rows again from there', () => {
+      const w = new PacketWindow(1_000, 10);
+      for (const p of parts(1, 2, 4)) w.push(p);
+      w.cutNewest();
+      for (const p of parts(3, 5, 4)) w.push(p);
+      expect(cutsOf(w)).toEqual([null, 'time', null, null, 'rows']);
+      w.cutNewest(); // already cut for rows: stays a rows cut
+      expect(w.cutAfter(w.end - 1)).toBe('rows');
+    });
+
+    it('are forgotten with the parts they follow, and when the stream restarts', () => {
+      const w = new PacketWindow(4, 8);
+      for (const p of parts(1, 2, 4)) w.push(p);
+      w.setCursor('a', 2);
+      expect(w.hasRoom()).toBe(true); // both packets left
+      expect(w.start).toBe(2);
+      expect(w.cutAfter(1)).toBeNull();
+      for (const p of parts(3, 3, 4)) w.push(p);
+      w.cutNewest();
+      w.reset();
+      for (const p of parts(3, 3, 4)) w.push(p);
+      expect(w.cutAfter(w.end - 1)).toBeNull(); // 4 rows since the restart
+    });
+  });
 });

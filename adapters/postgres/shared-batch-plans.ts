@@ -1,0 +1,45 @@
+import type { Change } from '../../plugin/protocol/index.js';
+import type { EncodedNetChanges } from './bulk-statement.js';
+
+/** A batch's plan: its encoded net changes, or null when it must be applied change by change. */
+export type BatchPlan = readonly EncodedNetChanges[] | null;
+
+interface Entry {
+  /** The batch's packets' change lists, by identity: the window hands every replica the same ones. */
+  readonly packets: readonly (readonly Change[])[];
+  readonly plan: BatchPlan;
+}
+
+/**
+ * Batch plans shared by the replica targets of one sidecar. Replicas that keep
+ * up apply the same packets in the same batches; compacting a batch and
+ * encoding its values is most of the sidecar's work per row, so it is done
+ * once for all of them. A batch is the same only if it holds the very same
+ * packet parts (identity, not equal content), so a plan is never reused for
+ * anything else; the few most recent plans are kept.
+ */
+export class SharedBatchPlans {
+  private readonly recent: Entry[] = [];
+
+  /** @param keep how many recent plans are kept (one per replica is enough for replicas in step). */
+  constructor(private readonly keep: number) {}
+
+  /** The plan of the batch made of `packets`, built with `build` unless already known. */
+  planOf(packets: readonly (readonly Change[])[], build: () => BatchPlan): BatchPlan {
+    const known = this.recent.find((entry) => samePackets(entry.packets, packets));
+    if (known) return known.plan;
+    const plan = build();
+    this.recent.push({ packets, plan });
+    if (this.recent.length > this.keep) this.recent.shift();
+    return plan;
+  }
+}
+
+function samePackets(
+  a: readonly (readonly Change[])[],
+  b: readonly (readonly Change[])[],
+): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { SharedBatchPlans } from '../../adapters/postgres/shared-batch-plans.js';
+import type { Change } from '../../plugin/protocol/index.js';
+
+const packet = (): Change[] => [{ kind: 'message', prefix: 'lockstep.test', content: '' }];
+
+describe('SharedBatchPlans', () => {
+  it('builds a batch once for every replica that applies the very same packets', () => {
+    const plans = new SharedBatchPlans(2);
+    const batch = [packet(), packet()];
+    let builds = 0;
+    const build = () => {
+      builds++;
+      return [];
+    };
+    const first = plans.planOf(batch, build);
+    // Another replica's agent makes its own array of the same packet parts.
+    expect(plans.planOf([...batch], build)).toBe(first);
+    expect(builds).toBe(1);
+  });
+
+  it('builds again for equal-looking but different packets, another cut, or a forgotten batch', () => {
+    const plans = new SharedBatchPlans(1);
+    const [a, b, c] = [packet(), packet(), packet()];
+    let builds = 0;
+    const build = () => {
+      builds++;
+      return null;
+    };
+    plans.planOf([a, b], build);
+    plans.planOf([a, packet()], build); // same content, another packet
+    plans.planOf([a], build); // another cut
+    plans.planOf([c], build); // pushes [a] out (keeps one)
+    plans.planOf([a], build);
+    expect(builds).toBe(5);
+  });
+
+  it('keeps nothing when it serves one replica alone', () => {
+    const plans = new SharedBatchPlans(0);
+    const batch = [packet()];
+    let builds = 0;
+    const build = () => {
+      builds++;
+      return [];
+    };
+    plans.planOf(batch, build);
+    plans.planOf(batch, build);
+    expect(builds).toBe(2);
+  });
+});
