@@ -87,6 +87,13 @@ export class PrimaryStream implements AsyncIterable<PacketPart> {
     await this.source.stop();
   }
 
+  /** The next part if one is ready, without waiting; `undefined` if none is. Throws the stream's failure. */
+  poll(): PacketPart | undefined {
+    if (this.queueHead < this.queue.length) return this.take();
+    if (this.failure) throw this.failure;
+    return undefined;
+  }
+
   /** Waits for the next part; `null` once the stream has stopped. Throws the stream's failure. */
   async next(): Promise<PacketPart | null> {
     for (;;) {

@@ -341,13 +341,17 @@ export class Sidecar {
       try {
         let packetRows = 0;
         for (;;) {
-          const rewind = new Promise<null>((resolve) => {
-            this.wakeRewind = () => resolve(null);
-          });
           if (this.rewindTo || this.stopping) break;
-          const part: PacketPart | null = await Promise.race([stream.next(), rewind]);
+          // Parts already assembled are taken without a promise each; only an empty queue is awaited.
+          let part: PacketPart | null | undefined = stream.poll();
+          if (part === undefined) {
+            const rewind = new Promise<null>((resolve) => {
+              this.wakeRewind = () => resolve(null);
+            });
+            part = await Promise.race([stream.next(), rewind]);
+          }
           if (!part) break;
-          await this.window.waitForRoom();
+          if (!this.window.hasRoom()) await this.window.waitForRoom();
           this.window.push(part);
           packetRows = (part.index === 0 ? 0 : packetRows) + part.changes.length;
           if (part.final?.phase === 'two') {
