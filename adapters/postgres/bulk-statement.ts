@@ -31,7 +31,6 @@ function unnestFrom(
   };
 }
 
-const NEEDS_ESCAPE = /[\\"]/;
 const ESCAPED = /[\\"]/g;
 
 /**
@@ -47,7 +46,9 @@ export function textArrayLiteral(rows: readonly (readonly Value[])[], column: nu
     if (r > 0) out += ',';
     // NULL, and the unchanged-TOAST marker.
     if (typeof value !== 'string') out += 'NULL';
-    else if (NEEDS_ESCAPE.test(value)) out += `"${value.replace(ESCAPED, '\\$&')}"`;
+    // Two `includes` are about three times faster than one regular expression test.
+    else if (value.includes('"') || value.includes('\\'))
+      out += `"${value.replace(ESCAPED, '\\$&')}"`;
     else out += `"${value}"`;
   }
   return `${out}}`;

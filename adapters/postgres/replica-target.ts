@@ -202,19 +202,17 @@ export class PgReplicaTarget {
         )
           end++;
         if (end - i > 1) {
-          const rows = (changes.slice(i, end) as InsertChange[]).map((c) => c.row);
+          const start = i;
+          const encoded = this.plans.runOf(changes, start, () =>
+            encodeRows(
+              (changes.slice(start, end) as InsertChange[]).map((c) => c.row),
+              change.relation.columns.map((_, c) => c),
+            ),
+          );
           const types = await this.typesOf(change.relation, version);
           this.send(
             client,
-            insertManyStatement(
-              change.relation,
-              encodeRows(
-                rows,
-                change.relation.columns.map((_, c) => c),
-              ),
-              types,
-              this.conflicts,
-            ),
+            insertManyStatement(change.relation, encoded, types, this.conflicts),
             relationLabel(change.relation),
             version,
           );

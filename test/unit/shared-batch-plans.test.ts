@@ -47,4 +47,23 @@ describe('SharedBatchPlans', () => {
     plans.planOf(batch, build);
     expect(builds).toBe(2);
   });
+
+  it('encodes a run of inserts of a large packet part once per part and start', () => {
+    const plans = new SharedBatchPlans(2);
+    const part = packet();
+    let builds = 0;
+    const build = () => {
+      builds++;
+      return { count: 1, values: ['{"1"}'] };
+    };
+    const first = plans.runOf(part, 0, build);
+    expect(plans.runOf(part, 0, build)).toBe(first);
+    plans.runOf(part, 5, build); // another run of the same part
+    plans.runOf(packet(), 0, build); // another part
+    expect(builds).toBe(3);
+    const alone = new SharedBatchPlans(0);
+    alone.runOf(part, 0, build);
+    alone.runOf(part, 0, build);
+    expect(builds).toBe(5);
+  });
 });
