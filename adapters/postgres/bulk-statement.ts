@@ -5,7 +5,13 @@ import {
   type Row,
   type Value,
 } from '../../plugin/protocol/index.js';
-import { type ChangeStatement, type ConflictMode, onConflictClause } from './change-statement.js';
+import {
+  type ChangeStatement,
+  type ConflictMode,
+  onConflictClause,
+  upserts,
+} from './change-statement.js';
+import { copyTextValue } from './pipelined-copy.js';
 import { quoteIdent, quoteQualified } from './sql-identifier.js';
 
 /** A relation's columns with their types on the replica (`format_type`), in the primary's order. */
@@ -62,6 +68,17 @@ export interface EncodedRows {
   readonly values: readonly string[];
 }
 
+/** Rows to add as COPY text-format data, one line per row (every column). */
+export interface EncodedCopy {
+  /** Number of rows. */
+  readonly count: number;
+  /** The lines, UTF-8. */
+  readonly data: Buffer;
+}
+
+/** Rows to add: COPY data, or `text[]` literals for an INSERT (one that upserts). */
+export type EncodedInserts = EncodedRows | EncodedCopy;
+
 /** The rows of one UPDATE: they share which columns are unchanged TOAST (those are left alone). */
 export interface EncodedUpdate extends EncodedRows {
   /** Columns written (neither key nor unchanged TOAST). */
@@ -79,7 +96,7 @@ export interface EncodedNetChanges {
   readonly relation: Relation;
   readonly deletes: EncodedRows | null;
   readonly updates: readonly EncodedUpdate[];
-  readonly inserts: EncodedRows | null;
+  readonly inserts: EncodedInserts | null;
 }
 
 /** Encodes columns `indexes` of `rows`. */
@@ -90,8 +107,34 @@ export function encodeRows(
   return { count: rows.length, values: indexes.map((i) => textArrayLiteral(rows, i)) };
 }
 
+/** Encodes `rows` for COPY's text format; an unchanged-TOAST marker (never in a whole row) would be NULL. */
+export function encodeCopyRows(rows: readonly Row[]): EncodedCopy {
+  let text = '';
+  for (const row of rows) {
+    for (let c = 0; c < row.length; c++) {
+      const value = row[c];
+      if (c > 0) text += '\t';
+      text += copyTextValue(typeof value === 'string' ? value : null);
+    }
+    text += '\n';
+  }
+  return { count: rows.length, data: Buffer.from(text) };
+}
+
+/**
+ * Encodes whole rows to add to `relation`: as COPY data, the cheapest way in
+ * (the server inserts them in bulk), unless they must upsert.
+ */
+export function encodeInserts(
+  relation: Relation,
+  rows: readonly Row[],
+  mode: ConflictMode,
+): EncodedInserts {
+  return upserts(relation, mode) ? encodeRows(rows, all(relation)) : encodeCopyRows(rows);
+}
+
 /** Encodes a relation's net changes: deletes by key, updates grouped by unchanged-TOAST columns, inserts whole. */
-export function encodeNetChanges(net: RelationNetChanges): EncodedNetChanges {
+export function encodeNetChanges(net: RelationNetChanges, mode: ConflictMode): EncodedNetChanges {
   const { relation } = net;
   const keyPositions = relation.keyIndexes.map((_, k) => k);
   return {
@@ -105,22 +148,33 @@ export function encodeNetChanges(net: RelationNetChanges): EncodedNetChanges {
       const used = [...relation.keyIndexes, ...set];
       return { ...encodeRows(group, used), set, used };
     }),
-    inserts: net.inserts.length ? encodeRows(net.inserts, all(relation)) : null,
+    inserts: net.inserts.length ? encodeInserts(relation, net.inserts, mode) : null,
   };
 }
 
 const all = (relation: Relation) => relation.columns.map((_, i) => i);
 
-/** INSERT of many rows (a run of inserts, or the inserts of a compacted batch), every column. */
+/** Adds many rows (a run of inserts, or the inserts of a compacted batch), every column. */
 export function insertManyStatement(
   relation: Relation,
-  rows: EncodedRows,
+  rows: EncodedInserts,
   types: ReplicaColumnTypes,
   mode: ConflictMode,
 ): ChangeStatement {
+  const table = quoteQualified(relation.schema, relation.name);
+  if ('data' in rows) {
+    const columns = relation.columns.map((c) => quoteIdent(c.name)).join(', ');
+    return {
+      text: `COPY ${table} (${columns}) FROM STDIN`,
+      values: [],
+      copyData: rows.data,
+      expectsRow: false,
+      rows: rows.count,
+    };
+  }
   const columns = relation.columns.map((c) => quoteIdent(c.name));
   const u = unnestFrom(columns.length);
-  let text = `INSERT INTO ${quoteQualified(relation.schema, relation.name)} (${columns.join(', ')}) SELECT ${columns
+  let text = `INSERT INTO ${table} (${columns.join(', ')}) SELECT ${columns
     .map((_, i) => `${u.alias(i)}::${types.types[i]}`)
     .join(', ')} FROM ${u.from}`;
   text += onConflictClause(relation, columns, mode);

@@ -22,6 +22,8 @@ export interface ChangeStatement {
   readonly expectsRow: boolean;
   /** Rows the statement carries (set-based ones); one when absent. */
   readonly rows?: number;
+  /** For `COPY … FROM STDIN`: the rows in COPY's text format, sent right behind the command. */
+  readonly copyData?: Buffer;
 }
 
 const tableOf = (r: Pick<Relation, 'schema' | 'name'>) => quoteQualified(r.schema, r.name);
@@ -51,6 +53,13 @@ function whereIdentity(change: UpdateChange | DeleteChange, values: (string | nu
   return full ? `ctid = (SELECT ctid FROM ${tableOf(relation)} WHERE ${where} LIMIT 1)` : where;
 }
 
+/** Whether inserts into `relation` become upserts: `conflicts: "overwrite"` on a keyed table. */
+export function upserts(relation: Relation, mode: ConflictMode): boolean {
+  return (
+    mode === 'overwrite' && relation.keyIndexes.length > 0 && relation.replicaIdentity !== 'full'
+  );
+}
+
 /**
  * With `conflicts: "overwrite"`, an insert whose key already exists on the
  * replica becomes an update to the primary's row (a no-op clause otherwise).
@@ -60,12 +69,7 @@ export function onConflictClause(
   quotedColumns: readonly string[],
   mode: ConflictMode,
 ): string {
-  if (
-    mode !== 'overwrite' ||
-    relation.keyIndexes.length === 0 ||
-    relation.replicaIdentity === 'full'
-  )
-    return '';
+  if (!upserts(relation, mode)) return '';
   const keys = relation.keyIndexes.map((i) => quotedColumns[i]);
   const others = quotedColumns.filter((_, i) => !relation.keyIndexes.includes(i));
   return others.length

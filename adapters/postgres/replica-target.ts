@@ -15,8 +15,8 @@ import {
 import { ApplyError } from '../../plugin/replica/apply-error.js';
 import {
   deleteManyStatement,
+  encodeInserts,
   encodeNetChanges,
-  encodeRows,
   insertManyStatement,
   type ReplicaColumnTypes,
   updateManyStatement,
@@ -28,6 +28,7 @@ import {
   truncateStatement,
 } from './change-statement.js';
 import { clientConfig, redactUrl, scrubSecrets } from './connection-url.js';
+import { pipelinedCopy } from './pipelined-copy.js';
 import { SharedBatchPlans } from './shared-batch-plans.js';
 import { quoteQualified } from './sql-identifier.js';
 
@@ -204,9 +205,10 @@ export class PgReplicaTarget {
         if (end - i > 1) {
           const start = i;
           const encoded = this.plans.runOf(changes, start, () =>
-            encodeRows(
+            encodeInserts(
+              change.relation,
               (changes.slice(start, end) as InsertChange[]).map((c) => c.row),
-              change.relation.columns.map((_, c) => c),
+              this.conflicts,
             ),
           );
           const types = await this.typesOf(change.relation, version);
@@ -248,7 +250,8 @@ export class PgReplicaTarget {
     const plan = changes
       ? this.plans.planOf(
           packets.map((p) => p.changes),
-          () => compactChanges(changes)?.map(encodeNetChanges) ?? null,
+          () =>
+            compactChanges(changes)?.map((net) => encodeNetChanges(net, this.conflicts)) ?? null,
         )
       : null;
     if (plan) {
@@ -580,12 +583,14 @@ export class PgReplicaTarget {
       name = `ls_${this.statementNames.size}`;
       this.statementNames.set(statement.text, name);
     }
-    const promise = client.query(
-      // pg never writes to the values it is given; its types just do not say so.
-      name
-        ? { name, text: statement.text, values: statement.values as (string | null)[] }
-        : statement.text,
-    );
+    const promise = statement.copyData
+      ? pipelinedCopy(client, statement.text, statement.copyData)
+      : client.query(
+          // pg never writes to the values it is given; its types just do not say so.
+          name
+            ? { name, text: statement.text, values: statement.values as (string | null)[] }
+            : statement.text,
+        );
     promise.catch(() => undefined); // examined in settle()
     const expected = (statement as { expectedRows?: number }).expectedRows;
     const rows = statement.rows ?? 1;

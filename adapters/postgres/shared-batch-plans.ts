@@ -1,5 +1,5 @@
 import type { Change } from '../../plugin/protocol/index.js';
-import type { EncodedNetChanges, EncodedRows } from './bulk-statement.js';
+import type { EncodedInserts, EncodedNetChanges } from './bulk-statement.js';
 
 /** A batch's plan: its encoded net changes, or null when it must be applied change by change. */
 export type BatchPlan = readonly EncodedNetChanges[] | null;
@@ -20,11 +20,12 @@ const RUNS_PER_REPLICA = 8;
  * once for all of them. The same holds for the runs of inserts of a large
  * packet's parts, applied in order. Work is reused only for the very same
  * packet parts (identity, not equal content), so it never serves anything
- * else; the few most recent results are kept.
+ * else; the few most recent results are kept. Every target sharing it uses
+ * the same `conflicts` mode (it decides how inserts are encoded).
  */
 export class SharedBatchPlans {
   private readonly recent: Entry[] = [];
-  private readonly runs: { changes: readonly Change[]; start: number; rows: EncodedRows }[] = [];
+  private readonly runs: { changes: readonly Change[]; start: number; rows: EncodedInserts }[] = [];
 
   /** @param keep how many recent plans are kept (one per replica is enough for replicas in step). */
   constructor(private readonly keep: number) {}
@@ -40,7 +41,7 @@ export class SharedBatchPlans {
   }
 
   /** The encoded run of inserts starting at `changes[start]`, built with `build` unless already known. */
-  runOf(changes: readonly Change[], start: number, build: () => EncodedRows): EncodedRows {
+  runOf(changes: readonly Change[], start: number, build: () => EncodedInserts): EncodedInserts {
     if (this.keep === 0) return build();
     const known = this.runs.find((run) => run.changes === changes && run.start === start);
     if (known) return known.rows;

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { encodeNetChanges, textArrayLiteral } from '../../adapters/postgres/bulk-statement.js';
+import {
+  encodeCopyRows,
+  encodeNetChanges,
+  textArrayLiteral,
+} from '../../adapters/postgres/bulk-statement.js';
 import { type Relation, UNCHANGED_TOAST } from '../../plugin/protocol/index.js';
 
 describe('textArrayLiteral', () => {
@@ -42,17 +46,20 @@ describe('encodeNetChanges', () => {
     keyIndexes: [0],
   };
 
-  it('encodes deletes by key, updates per unchanged-TOAST shape (key first), inserts whole', () => {
-    const encoded = encodeNetChanges({
-      relation,
-      deletes: [['9']],
-      updates: [
-        ['1', 'a', UNCHANGED_TOAST],
-        ['2', 'b', 'new body'],
-        ['3', 'c', UNCHANGED_TOAST],
-      ],
-      inserts: [['4', 'd', 'e']],
-    });
+  it('encodes deletes by key, updates per unchanged-TOAST shape (key first), upserts whole', () => {
+    const encoded = encodeNetChanges(
+      {
+        relation,
+        deletes: [['9']],
+        updates: [
+          ['1', 'a', UNCHANGED_TOAST],
+          ['2', 'b', 'new body'],
+          ['3', 'c', UNCHANGED_TOAST],
+        ],
+        inserts: [['4', 'd', 'e']],
+      },
+      'overwrite',
+    );
     expect(encoded.deletes).toEqual({ count: 1, values: ['{"9"}'] });
     expect(encoded.updates).toEqual([
       { count: 2, set: [1], used: [0, 1], values: ['{"1","3"}', '{"a","c"}'] },
@@ -62,7 +69,31 @@ describe('encodeNetChanges', () => {
   });
 
   it('leaves out what the batch does not have', () => {
-    const encoded = encodeNetChanges({ relation, deletes: [], updates: [], inserts: [] });
+    const encoded = encodeNetChanges({ relation, deletes: [], updates: [], inserts: [] }, 'halt');
     expect(encoded).toEqual({ relation, deletes: null, updates: [], inserts: null });
+  });
+
+  it('sends plain inserts as COPY data (upserts need an INSERT)', () => {
+    const encoded = encodeNetChanges(
+      { relation, deletes: [], updates: [], inserts: [['4', null, 'e']] },
+      'halt',
+    );
+    expect(encoded.inserts).toEqual({ count: 1, data: Buffer.from('4\t\\N\te\n') });
+  });
+});
+
+describe('encodeCopyRows', () => {
+  it("escapes what COPY's text format reads specially, and nothing else", () => {
+    const { count, data } = encodeCopyRows([
+      ['1', 'tab\there', 'new\nline', 'cr\rhere'],
+      ['2', '\\x00ff', null, 'plain "quotes", commas {braces} and ünïcode'],
+      ['3', '\\N', '', UNCHANGED_TOAST],
+    ]);
+    expect(count).toBe(3);
+    expect(data.toString()).toBe(
+      '1\ttab\\there\tnew\\nline\tcr\\rhere\n' +
+        '2\t\\\\x00ff\t\\N\tplain "quotes", commas {braces} and ünïcode\n' +
+        '3\t\\\\N\t\t\\N\n',
+    );
   });
 });
