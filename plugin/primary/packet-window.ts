@@ -60,6 +60,13 @@ export class PacketWindow {
     return seq >= this.base ? this.parts[this.head + seq - this.base] : undefined;
   }
 
+  /** Whole packets (final parts) held from sequence `from` up to, not including, `to`. */
+  packetsBetween(from: number, to: number): number {
+    let count = 0;
+    for (let seq = Math.max(from, this.base); seq < to; seq++) if (this.at(seq)?.final) count++;
+    return count;
+  }
+
   /** Version of the newest complete or partial packet held, or null. */
   get newestVersion(): number | null {
     return this.parts.length

@@ -412,6 +412,11 @@ export class ReplicaAgent implements RoundParticipant {
         bufferedRows = 0;
         epoch = this.window.epoch;
         cursor = this.locate(position);
+        // The restarted stream may already have re-sent packets this replica has: locating
+        // passed over them, and they count as the duplicates they are.
+        const passed = cursor === null ? 0 : this.window.packetsBetween(this.window.start, cursor);
+        this.duplicatesSkipped += passed;
+        skippedSinceStreaming += passed;
         this.noteDelta(position);
       }
       if (cursor === null) {

@@ -101,6 +101,15 @@ describe('PacketWindow', () => {
     expect(w.locate(7)).toBe(3);
   });
 
+  it('counts the whole packets held between two positions', () => {
+    const w = new PacketWindow(1_000);
+    for (const p of parts(1, 3, 4, 2)) w.push(p); // two parts per packet
+    expect(w.packetsBetween(w.start, w.end)).toBe(3);
+    expect(w.packetsBetween(1, 4)).toBe(2); // final parts at 1 and 3
+    expect(w.packetsBetween(2, 3)).toBe(0); // a first part only
+    expect(w.packetsBetween(-5, 2)).toBe(1);
+  });
+
   describe('batch cuts', () => {
     const cutsOf = (w: PacketWindow) =>
       Array.from({ length: w.end - w.start }, (_, i) => w.cutAfter(w.start + i));
