@@ -19,6 +19,10 @@ export type BatchCut = 'rows' | 'time';
 export class PacketWindow {
   /** Held parts start at `head` (dropping from the front is O(1); the array is compacted now and then). */
   private parts: PacketPart[] = [];
+  /** Changes pushed before each held part (aligned with `parts`): how far ahead the stream is. */
+  private pushedBefore: number[] = [];
+  /** Changes pushed since the last reset. */
+  private pushed = 0;
   private head = 0;
   private base = 0;
   private changes = 0;
@@ -34,10 +38,12 @@ export class PacketWindow {
   /**
    * @param maxChanges changes held for deltas before the oldest may leave
    * @param batchRows rows after which the window cuts a batch (the agents' `batchRows`)
+   * @param maxLead changes the stream may run ahead of the most advanced agent
    */
   constructor(
     private readonly maxChanges: number,
     private readonly batchRows = Number.POSITIVE_INFINITY,
+    private readonly maxLead = Number.POSITIVE_INFINITY,
   ) {}
 
   /** Sequence number of the oldest part held. */
@@ -78,6 +84,8 @@ export class PacketWindow {
   push(part: PacketPart): void {
     const seq = this.end;
     this.parts.push(part);
+    this.pushedBefore.push(this.pushed);
+    this.pushed += part.changes.length;
     this.changes += part.changes.length;
     if (part.index === 0 && part.final?.phase === 'one') {
       this.rowsSinceCut += part.changes.length;
@@ -140,10 +148,21 @@ export class PacketWindow {
     return this.base + lo - this.head;
   }
 
-  /** True when another part may be pushed without exceeding the bound. */
+  /**
+   * True when another part may be pushed: the window is within its bound, and
+   * the stream is less than `maxLead` changes ahead of the most advanced agent.
+   * The lead bound keeps start-up and catch-up a pipeline: without it the
+   * sidecar would decode a whole window ahead while the replicas wait for
+   * their first batch.
+   */
   hasRoom(): boolean {
     this.evict();
-    return this.changes < this.maxChanges || this.size === 0;
+    if (this.changes >= this.maxChanges && this.size > 0) return false;
+    let fastest = -1;
+    for (const seq of this.cursors.values()) fastest = Math.max(fastest, seq);
+    if (fastest < this.base || fastest >= this.end) return true;
+    const lead = this.pushed - (this.pushedBefore[this.head + fastest - this.base] as number);
+    return lead < this.maxLead;
   }
 
   /** Resolves when {@link hasRoom}, or when the window is reset. */
@@ -161,6 +180,8 @@ export class PacketWindow {
   reset(): void {
     this.base = this.end;
     this.parts = [];
+    this.pushedBefore = [];
+    this.pushed = 0;
     this.head = 0;
     this.changes = 0;
     this.cuts.clear();
@@ -179,13 +200,15 @@ export class PacketWindow {
       const large = part.index > 0 || part.final === null;
       // (With no active agent at all, nobody has passed it: only the size bound applies.)
       if (this.changes < this.maxChanges && !(large && Number.isFinite(min))) break;
-      this.parts[this.head++] = undefined as unknown as PacketPart;
+      this.parts[this.head] = undefined as unknown as PacketPart;
+      this.head++;
       this.changes -= part.changes.length;
       this.cuts.delete(this.base);
       this.base++;
     }
     if (this.head > 4096 && this.head * 2 > this.parts.length) {
       this.parts = this.parts.slice(this.head);
+      this.pushedBefore = this.pushedBefore.slice(this.head);
       this.head = 0;
     }
   }

@@ -68,7 +68,8 @@ export function createSidecar(
       const stream = new PrimaryStream(source, {
         resume,
         decidePhase,
-        maxBufferedChanges: Math.min(20_000, config.windowChanges),
+        // Decoded but not yet in the window: one batch's worth keeps the pump fed.
+        maxBufferedChanges: Math.min(config.batch.maxRows, config.windowChanges),
       });
       await stream.start();
       return stream;

@@ -170,7 +170,12 @@ export class Sidecar {
   } = { walLsn: null, slotRetainedBytes: null, inDoubt: { count: 0, oldestSeconds: 0 } };
 
   constructor(private readonly parts: SidecarParts) {
-    this.window = new PacketWindow(parts.windowChanges, parts.agent.batchRows);
+    // The stream runs at most two batches ahead of the most advanced replica: one being applied, one gathering.
+    this.window = new PacketWindow(
+      parts.windowChanges,
+      parts.agent.batchRows,
+      2 * parts.agent.batchRows,
+    );
     this.agents = parts.targets.map(
       (target) =>
         new ReplicaAgent(target.node, target, this.window, parts.agent, {

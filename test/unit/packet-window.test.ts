@@ -110,6 +110,23 @@ describe('PacketWindow', () => {
     expect(w.packetsBetween(-5, 2)).toBe(1);
   });
 
+  it('keeps the stream at most maxLead changes ahead of the most advanced agent', () => {
+    const w = new PacketWindow(1_000, Number.POSITIVE_INFINITY, 8);
+    for (const p of parts(1, 3, 4)) w.push(p);
+    expect(w.hasRoom()).toBe(true); // no agent yet: only the window's own bound
+    w.setCursor('slow', 0);
+    w.setCursor('fast', 1);
+    expect(w.hasRoom()).toBe(false); // 8 changes ahead of fast
+    w.push(parts(4, 4, 4)[0] as PacketPart); // (a part pushed anyway is accounted for)
+    expect(w.hasRoom()).toBe(false);
+    w.setCursor('fast', 3);
+    expect(w.hasRoom()).toBe(true); // 4 ahead
+    w.setCursor('fast', 4);
+    expect(w.hasRoom()).toBe(true);
+    w.reset();
+    expect(w.hasRoom()).toBe(true);
+  });
+
   describe('batch cuts', () => {
     const cutsOf = (w: PacketWindow) =>
       Array.from({ length: w.end - w.start }, (_, i) => w.cutAfter(w.start + i));
