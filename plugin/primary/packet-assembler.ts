@@ -37,26 +37,21 @@ export interface PacketAssemblerOptions {
   readonly decidePhase?: PhaseDecider;
 }
 
-/**
- * A packet's header; its commit time is formatted only when read (a batch stores
- * only its last packet's). An own enumerable getter, so a spread copy keeps it.
- */
-function streamedHeader(
-  version: number,
-  lsn: Lsn,
-  xid: number,
-  commitMicros: number,
-): PacketHeader {
-  let commitTime: string | null = null;
-  return {
-    version,
-    lsn,
-    xid,
-    get commitTime() {
-      commitTime ??= microsToIso(commitMicros);
-      return commitTime;
-    },
-  };
+/** A packet's header; its commit time is formatted only when read (a batch stores only its last packet's). */
+class StreamedHeader implements PacketHeader {
+  private formatted: string | null = null;
+
+  constructor(
+    readonly version: number,
+    readonly lsn: Lsn,
+    readonly xid: number,
+    private readonly commitMicros: number,
+  ) {}
+
+  get commitTime(): string {
+    this.formatted ??= microsToIso(this.commitMicros);
+    return this.formatted;
+  }
 }
 
 /**
@@ -194,7 +189,7 @@ export class PacketAssembler {
     const tx = this.requireTransaction('change');
     if (!tx.emittedHeader) {
       this.version += 1;
-      tx.emittedHeader = streamedHeader(this.version, tx.lsn, tx.xid, tx.commitMicros);
+      tx.emittedHeader = new StreamedHeader(this.version, tx.lsn, tx.xid, tx.commitMicros);
     }
     const part: PacketPart = {
       header: tx.emittedHeader,

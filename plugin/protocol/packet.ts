@@ -61,7 +61,16 @@ export class PacketCollector {
     for (const change of part.changes) this.changes.push(change);
     this.nextIndex++;
     if (!part.final) return null;
-    const packet: Packet = { ...part.header, phase: part.final.phase, changes: this.changes };
+    const { version, lsn, xid, commitTime } = part.header;
+    // Field by field: a header may compute its commit time in a getter, which a spread would drop.
+    const packet: Packet = {
+      version,
+      lsn,
+      xid,
+      commitTime,
+      phase: part.final.phase,
+      changes: this.changes,
+    };
     this.header = null;
     this.changes = [];
     this.nextIndex = 0;

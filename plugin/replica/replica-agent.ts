@@ -356,6 +356,9 @@ export class ReplicaAgent implements RoundParticipant {
     let buffered: PacketPart[] = [];
     let bufferedRows = 0;
     let bufferedSince = 0;
+    // One timer per batch for its batchMs, not one per wake-up while it waits.
+    let batchNumber = 0;
+    let deadline = null as { batch: number; passed: Promise<unknown> } | null;
     // A large packet streaming through an open replica transaction.
     let open: { version: number; rows: number } | null = null;
 
@@ -443,7 +446,9 @@ export class ReplicaAgent implements RoundParticipant {
           if (this.window.cutAfter(cursor - 1) === null) {
             const left = bufferedSince + this.options.batchMs - Date.now();
             if (left > 0) {
-              await Promise.race([this.window.changed(), sleep(left)]);
+              if (deadline?.batch !== batchNumber)
+                deadline = { batch: batchNumber, passed: sleep(left) };
+              await Promise.race([this.window.changed(), deadline.passed]);
               continue;
             }
             this.window.cutNewest();
@@ -570,7 +575,10 @@ export class ReplicaAgent implements RoundParticipant {
       cursor++;
       this.window.setCursor(this.name, cursor);
       if (part.final) {
-        if (buffered.length === 0) bufferedSince = Date.now();
+        if (buffered.length === 0) {
+          bufferedSince = Date.now();
+          batchNumber++;
+        }
         buffered.push(part);
         bufferedRows += part.changes.length;
         // Batches end where the window cuts them, so replicas in step apply the same ones. A
