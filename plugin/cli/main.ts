@@ -6,6 +6,7 @@ import v8 from 'node:v8';
 import { Command } from 'commander';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { loadConfig } from '../config/load-config.js';
+import type { Sidecar } from '../sidecar/sidecar.js';
 import { printProblems, reportFailure } from './cli-output.js';
 
 /** lockstep's package.json, found from this file whether it runs from source or from dist/. */
@@ -26,6 +27,24 @@ async function roundTooling(config: LockstepConfig) {
     log: createLogger(config.log.level === 'info' ? 'warn' : config.log.level),
     fault: faultFromEnvironment(config),
   };
+}
+
+/** Serves the sidecar's /healthz, /readyz, /metrics and /status (modules loaded only when served). */
+async function serveSidecarEndpoints(config: LockstepConfig, sidecar: Sidecar) {
+  const [{ sidecarMetrics }, { serveEndpoints }, { readiness }, { readStatus }] = await Promise.all(
+    [
+      import('../sidecar/sidecar-metrics.js'),
+      import('../../adapters/http/http-endpoints.js'),
+      import('../sidecar/readiness.js'),
+      import('../status/read-status.js'),
+    ],
+  );
+  const metrics = sidecarMetrics(() => sidecar.snapshot());
+  return serveEndpoints(config.http.host, config.http.port, {
+    readiness: () => readiness(sidecar.snapshot(), config.maxLagBytes),
+    metrics: async () => ({ contentType: metrics.contentType, body: await metrics.metrics() }),
+    status: () => readStatus(config),
+  });
 }
 
 /** Builds the `lockstep` command line. */
@@ -122,23 +141,12 @@ export function buildProgram(): Command {
       v8.setFlagsFromString('--heap-growing-percent=60');
       const config = loadConfig(options.config);
       // Only what the sidecar uses is loaded: a restart is back to streaming sooner.
-      const [
-        { createLogger },
-        { migrateControlSchema },
-        { createSidecar, faultFromEnvironment },
-        { sidecarMetrics },
-        { serveEndpoints },
-        { readiness },
-        { readStatus },
-      ] = await Promise.all([
-        import('../sidecar/logger.js'),
-        import('../../adapters/postgres/control-schema.js'),
-        import('../sidecar/create-sidecar.js'),
-        import('../sidecar/sidecar-metrics.js'),
-        import('../../adapters/http/http-endpoints.js'),
-        import('../sidecar/readiness.js'),
-        import('../status/read-status.js'),
-      ]);
+      const [{ createLogger }, { migrateControlSchema }, { createSidecar, faultFromEnvironment }] =
+        await Promise.all([
+          import('../sidecar/logger.js'),
+          import('../../adapters/postgres/control-schema.js'),
+          import('../sidecar/create-sidecar.js'),
+        ]);
       const log = createLogger(config.log.level);
       // A sidecar upgraded in place finds its newer control tables (the decision log) ready.
       await migrateControlSchema('primary', config.primary);
@@ -151,18 +159,12 @@ export function buildProgram(): Command {
         process.exit(1);
       });
       const sidecar = createSidecar(config, log, { fault: faultFromEnvironment(config) });
-      const metrics = sidecarMetrics(() => sidecar.snapshot());
+      // The sidecar starts first: the endpoints' modules (prom-client among them) load
+      // while it waits on the network, instead of before it.
+      const started = sidecar.start();
+      started.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
       const endpoints =
-        config.http.port === 0
-          ? null
-          : await serveEndpoints(config.http.host, config.http.port, {
-              readiness: () => readiness(sidecar.snapshot(), config.maxLagBytes),
-              metrics: async () => ({
-                contentType: metrics.contentType,
-                body: await metrics.metrics(),
-              }),
-              status: () => readStatus(config),
-            });
+        config.http.port === 0 ? null : await serveSidecarEndpoints(config, sidecar);
       if (endpoints)
         log.info(
           { host: endpoints.host, port: endpoints.port },
@@ -184,7 +186,7 @@ export function buildProgram(): Command {
         process.once('SIGTERM', () => shutdown('SIGTERM'));
         process.once('SIGINT', () => shutdown('SIGINT'));
       });
-      if (await sidecar.start()) {
+      if (await started) {
         log.info(
           { replicas: config.replicas.map((r) => r.name), slot: config.slot },
           'lockstep is running',

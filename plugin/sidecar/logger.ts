@@ -1,5 +1,8 @@
+import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
+
+/** pino-pretty, loaded only for a terminal: a sidecar under a supervisor starts without it. */
+const pretty = (): typeof import('pino-pretty') => createRequire(import.meta.url)('pino-pretty');
 
 /**
  * JSON lines with pino — pretty, coloured lines when writing to a terminal;
@@ -14,7 +17,7 @@ export function createLogger(
   if ((destination as NodeJS.WriteStream).isTTY) {
     return pino(
       options,
-      pretty({
+      pretty()({
         destination: destination as NodeJS.WriteStream,
         sync: true,
         ignore: 'app,pid,hostname',
