@@ -58,8 +58,10 @@ describe('values and identifiers through copy and stream', () => {
       await clusters.primary.query(`UPDATE "My Schema"."Order" SET "Id" = 30 WHERE "Id" = 3`);
       // A key change sends the old key tuple (NULLs elsewhere): the unchanged TOASTed doc must stay, not become NULL.
       await clusters.primary.query(`UPDATE "My Schema"."Order" SET "Id" = 10 WHERE "Id" = 1`);
+      // Characters COPY's text format reads specially (rows are added with COPY), and its NULL marker as text.
       await clusters.primary.query(
-        `INSERT INTO "drop table" VALUES (1, 'x'), (2, 'y'); DELETE FROM "drop table" WHERE id = 1`,
+        `INSERT INTO "drop table" VALUES (1, 'x'), (2, 'y'), (3, E'tab\\there\\nline\\rcr \\\\ back'),
+           (4, '\\N'), (5, ''); DELETE FROM "drop table" WHERE id = 1`,
       );
       await clusters.primary.query(
         `INSERT INTO "ünïcødé"."zähler" VALUES ('ä', 1), ('ö', 2); UPDATE "ünïcødé"."zähler" SET wert = wert + 1`,
