@@ -11,7 +11,6 @@ import {
   onConflictClause,
   upserts,
 } from './change-statement.js';
-import { copyTextValue } from './pipelined-copy.js';
 import { quoteIdent, quoteQualified } from './sql-identifier.js';
 
 /** A relation's columns with their types on the replica (`format_type`), in the primary's order. */
@@ -25,11 +24,8 @@ export interface ReplicaColumnTypes {
  * replica's column types, so the text form from the primary is read by the
  * same input functions as a row-by-row apply would use.
  */
-function unnestFrom(
-  columnCount: number,
-  firstParam = 1,
-): { from: string; alias: (i: number) => string } {
-  const params = Array.from({ length: columnCount }, (_, i) => `$${firstParam + i}::text[]`);
+function unnestFrom(columnCount: number): { from: string; alias: (i: number) => string } {
+  const params = Array.from({ length: columnCount }, (_, i) => `$${i + 1}::text[]`);
   const names = Array.from({ length: columnCount }, (_, i) => `v${i}`);
   return {
     from: `unnest(${params.join(', ')}) AS u(${names.join(', ')})`,
@@ -105,6 +101,30 @@ export function encodeRows(
   indexes: readonly number[],
 ): EncodedRows {
   return { count: rows.length, values: indexes.map((i) => textArrayLiteral(rows, i)) };
+}
+
+const COPY_SPECIAL = /[\\\t\n\r]/g;
+const COPY_ESCAPES: Record<string, string> = {
+  '\\': '\\\\',
+  '\t': '\\t',
+  '\n': '\\n',
+  '\r': '\\r',
+};
+
+/**
+ * One value in COPY's text format: backslash, tab, newline and carriage return
+ * escaped; NULL is `\N`. The primary's text form goes in unchanged otherwise.
+ */
+function copyTextValue(value: string | null): string {
+  if (value === null) return '\\N';
+  if (
+    !value.includes('\\') &&
+    !value.includes('\t') &&
+    !value.includes('\n') &&
+    !value.includes('\r')
+  )
+    return value;
+  return value.replace(COPY_SPECIAL, (c) => COPY_ESCAPES[c] as string);
 }
 
 /** Encodes `rows` for COPY's text format; an unchanged-TOAST marker (never in a whole row) would be NULL. */

@@ -57,27 +57,3 @@ export function pipelinedCopy(
     client.query(query as unknown as pg.QueryConfig);
   });
 }
-
-/**
- * One value in COPY's text format: backslash, tab, newline and carriage return
- * escaped; NULL is `\N`. The primary's text form goes in unchanged otherwise.
- */
-export function copyTextValue(value: string | null): string {
-  if (value === null) return '\\N';
-  if (
-    !value.includes('\\') &&
-    !value.includes('\t') &&
-    !value.includes('\n') &&
-    !value.includes('\r')
-  )
-    return value;
-  return value.replace(COPY_SPECIAL, (c) => COPY_ESCAPES[c] as string);
-}
-
-const COPY_SPECIAL = /[\\\t\n\r]/g;
-const COPY_ESCAPES: Record<string, string> = {
-  '\\': '\\\\',
-  '\t': '\\t',
-  '\n': '\\n',
-  '\r': '\\r',
-};

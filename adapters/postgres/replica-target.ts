@@ -424,15 +424,13 @@ export class PgReplicaTarget {
     // Every statement is checked (errors, rows touched) before COMMIT is sent: a
     // missing row must stop the batch, not be noticed after it committed.
     await this.settle(compacted);
-    let stored!: Promise<pg.QueryResult>;
-    let commit!: Promise<pg.QueryResult>;
-    this.corked(client, () => {
-      stored = client.query(
+    const [stored, commit] = this.corked(client, () => [
+      client.query(
         'UPDATE lockstep.applied SET version = $2, lsn = $3, commit_time = $4, applied_at = now() WHERE stream = $1',
         [this.stream, String(position.version), position.lsn, commitTime],
-      );
-      commit = client.query(end);
-    });
+      ),
+      client.query(end),
+    ]);
     stored.catch(() => undefined);
     commit.catch(() => undefined);
     this.inTransaction = false;
@@ -583,11 +581,11 @@ export class PgReplicaTarget {
   }
 
   /** Runs `send` (sends only, nothing awaited) with the connection corked: its messages leave in one write. */
-  private corked(client: pg.Client, send: () => void): void {
+  private corked<T>(client: pg.Client, send: () => T): T {
     const { stream } = (client as unknown as { connection: { stream: Socket } }).connection;
     stream.cork();
     try {
-      send();
+      return send();
     } finally {
       stream.uncork();
     }

@@ -4,14 +4,30 @@ import type { EncodedInserts, EncodedNetChanges } from './bulk-statement.js';
 /** A batch's plan: its encoded net changes, or null when it must be applied change by change. */
 export type BatchPlan = readonly EncodedNetChanges[] | null;
 
-interface Entry {
-  /** The batch's packets' change lists, by identity: the window hands every replica the same ones. */
-  readonly packets: readonly (readonly Change[])[];
-  readonly plan: BatchPlan;
-}
-
 /** Encoded runs of inserts kept per replica (replicas in step are a few parts apart at most). */
 const RUNS_PER_REPLICA = 8;
+
+/** The last `limit` results built, found again by key; nothing is kept when `limit` is 0. */
+class RecentResults<K, V> {
+  private readonly entries: { key: K; value: V }[] = [];
+
+  constructor(
+    private readonly limit: number,
+    private readonly same: (a: K, b: K) => boolean,
+  ) {}
+
+  /** The result for `key`, built with `build` unless already known. */
+  get(key: K, build: () => V): V {
+    const known = this.entries.find((entry) => this.same(entry.key, key));
+    if (known) return known.value;
+    const value = build();
+    if (this.limit > 0) {
+      this.entries.push({ key, value });
+      if (this.entries.length > this.limit) this.entries.shift();
+    }
+    return value;
+  }
+}
 
 /**
  * Batch plans shared by the replica targets of one sidecar. Replicas that keep
@@ -24,31 +40,29 @@ const RUNS_PER_REPLICA = 8;
  * the same `conflicts` mode (it decides how inserts are encoded).
  */
 export class SharedBatchPlans {
-  private readonly recent: Entry[] = [];
-  private readonly runs: { changes: readonly Change[]; start: number; rows: EncodedInserts }[] = [];
+  private readonly plans: RecentResults<readonly (readonly Change[])[], BatchPlan>;
+  private readonly runs: RecentResults<
+    { changes: readonly Change[]; start: number },
+    EncodedInserts
+  >;
 
   /** @param keep how many recent plans are kept (one per replica is enough for replicas in step). */
-  constructor(private readonly keep: number) {}
+  constructor(keep: number) {
+    this.plans = new RecentResults(keep, samePackets);
+    this.runs = new RecentResults(
+      keep * RUNS_PER_REPLICA,
+      (a, b) => a.changes === b.changes && a.start === b.start,
+    );
+  }
 
   /** The plan of the batch made of `packets`, built with `build` unless already known. */
   planOf(packets: readonly (readonly Change[])[], build: () => BatchPlan): BatchPlan {
-    const known = this.recent.find((entry) => samePackets(entry.packets, packets));
-    if (known) return known.plan;
-    const plan = build();
-    this.recent.push({ packets, plan });
-    if (this.recent.length > this.keep) this.recent.shift();
-    return plan;
+    return this.plans.get(packets, build);
   }
 
   /** The encoded run of inserts starting at `changes[start]`, built with `build` unless already known. */
   runOf(changes: readonly Change[], start: number, build: () => EncodedInserts): EncodedInserts {
-    if (this.keep === 0) return build();
-    const known = this.runs.find((run) => run.changes === changes && run.start === start);
-    if (known) return known.rows;
-    const rows = build();
-    this.runs.push({ changes, start, rows });
-    if (this.runs.length > this.keep * RUNS_PER_REPLICA) this.runs.shift();
-    return rows;
+    return this.runs.get({ changes, start }, build);
   }
 }
 

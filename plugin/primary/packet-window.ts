@@ -200,8 +200,7 @@ export class PacketWindow {
       const large = part.index > 0 || part.final === null;
       // (With no active agent at all, nobody has passed it: only the size bound applies.)
       if (this.changes < this.maxChanges && !(large && Number.isFinite(min))) break;
-      this.parts[this.head] = undefined as unknown as PacketPart;
-      this.head++;
+      this.parts[this.head++] = undefined as unknown as PacketPart;
       this.changes -= part.changes.length;
       this.cuts.delete(this.base);
       this.base++;
