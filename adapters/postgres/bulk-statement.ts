@@ -251,10 +251,16 @@ export function deleteManyStatement(
 function byToastMask(rows: readonly Row[]): Row[][] {
   const groups = new Map<string, Row[]>();
   for (const row of rows) {
-    const mask = row.map((v) => (isUnchangedToast(v) ? '1' : '0')).join('');
+    const mask = toastMask(row);
     const group = groups.get(mask);
     if (group) group.push(row);
     else groups.set(mask, [row]);
   }
   return [...groups.values()];
+}
+
+/** Which columns of `row` hold unchanged TOAST ('' for none, the common case, without building a string). */
+function toastMask(row: Row): string {
+  if (!row.some(isUnchangedToast)) return '';
+  return row.map((v) => (isUnchangedToast(v) ? '1' : '0')).join('');
 }

@@ -15,7 +15,7 @@ const POSTGRES_EPOCH_MICROS = 946_684_800_000_000;
 const TWO_32 = 4_294_967_296;
 
 /** Every COMMIT decodes to the same message (nothing in it is used). */
-const COMMIT: DecodedMessage = Object.freeze({ tag: 'commit' });
+const COMMIT: DecodedMessage = Object.freeze({ kind: 'commit' });
 
 const IDENTITY: Record<number, ReplicaIdentity> = {
   100: 'default',
@@ -87,7 +87,7 @@ export class PgoutputDecoder {
     const high = this.uint32();
     const low = this.uint32();
     return {
-      tag: 'begin',
+      kind: 'begin',
       finalLsn,
       commitMicros: high * TWO_32 + low + POSTGRES_EPOCH_MICROS,
       xid: this.uint32(),
@@ -132,7 +132,7 @@ export class PgoutputDecoder {
       keyIndexes: columns.flatMap((c, i) => (c.isKey ? [i] : [])),
     };
     this.relations.set(oid, relation);
-    return { tag: 'relation', relation };
+    return { kind: 'relation', relation };
   }
 
   private type(): void {
@@ -145,7 +145,7 @@ export class PgoutputDecoder {
   private insert(): DecodedMessage {
     const relation = this.relationOf(this.uint32());
     this.expect(0x4e /* N */);
-    return { tag: 'insert', relation, row: this.tuple(relation, null) };
+    return { kind: 'insert', relation, row: this.tuple(relation, null) };
   }
 
   private update(): DecodedMessage {
@@ -164,7 +164,7 @@ export class PgoutputDecoder {
       throw new Error(`unexpected pgoutput update part 0x${kind.toString(16)}`);
     // Under REPLICA IDENTITY FULL an unchanged TOAST value of the new row is known from the old one.
     const row = this.tuple(relation, old);
-    return { tag: 'update', relation, row, key };
+    return { kind: 'update', relation, row, key };
   }
 
   private remove(): DecodedMessage {
@@ -172,7 +172,7 @@ export class PgoutputDecoder {
     const kind = this.uint8();
     if (kind !== 0x4b /* K */ && kind !== 0x4f /* O */)
       throw new Error(`delete on ${relation.schema}.${relation.name} without old key`);
-    return { tag: 'delete', relation, key: keyOf(relation, this.tuple(relation, null)) };
+    return { kind: 'delete', relation, key: keyOf(relation, this.tuple(relation, null)) };
   }
 
   private truncate(): DecodedMessage {
@@ -181,7 +181,7 @@ export class PgoutputDecoder {
     const relations: Relation[] = [];
     for (let i = 0; i < count; i++) relations.push(this.relationOf(this.uint32()));
     return {
-      tag: 'truncate',
+      kind: 'truncate',
       relations,
       cascade: (flags & 1) === 1,
       restartIdentity: (flags & 2) === 2,
@@ -194,7 +194,7 @@ export class PgoutputDecoder {
     const prefix = this.cstring();
     const length = this.uint32();
     const content = this.text(length);
-    return { tag: 'message', transactional: (flags & 1) === 1, prefix, content };
+    return { kind: 'message', transactional: (flags & 1) === 1, prefix, content };
   }
 
   /** A TupleData: one value per column, aligned with the relation's columns. */
@@ -272,20 +272,49 @@ export class PgoutputDecoder {
     const start = this.pos;
     const end = start + length;
     this.pos = end;
-    if (length <= 8) {
-      let text = '';
-      for (let i = start; i < end; i++) {
-        const byte = buf[i] as number;
-        if (byte >= 0x80) return buf.toString('utf8', start, end);
-        text += String.fromCharCode(byte);
-      }
-      return text;
-    }
-    return buf.toString('utf8', start, end);
+    if (length > 8) return buf.toString('utf8', start, end);
+    for (let i = start; i < end; i++)
+      if ((buf[i] as number) >= 0x80) return buf.toString('utf8', start, end);
+    return shortAscii(buf, start, length);
   }
 
   private need(bytes: number): void {
     if (this.pos + bytes > this.buf.length) throw new Error('truncated pgoutput message');
+  }
+}
+
+const char = String.fromCharCode as (...codes: (number | undefined)[]) => string;
+
+/** Up to 8 ASCII bytes as a string, built in one step (appending char by char allocated a string per byte). */
+function shortAscii(b: Buffer, at: number, length: number): string {
+  switch (length) {
+    case 0:
+      return '';
+    case 1:
+      return char(b[at]);
+    case 2:
+      return char(b[at], b[at + 1]);
+    case 3:
+      return char(b[at], b[at + 1], b[at + 2]);
+    case 4:
+      return char(b[at], b[at + 1], b[at + 2], b[at + 3]);
+    case 5:
+      return char(b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4]);
+    case 6:
+      return char(b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5]);
+    case 7:
+      return char(b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5], b[at + 6]);
+    default:
+      return char(
+        b[at],
+        b[at + 1],
+        b[at + 2],
+        b[at + 3],
+        b[at + 4],
+        b[at + 5],
+        b[at + 6],
+        b[at + 7],
+      );
   }
 }
 

@@ -80,7 +80,10 @@ export class PgReplicaTarget {
   private syncedFrom = new Map<string, Lsn>();
   /** Column types on the replica per relation message (a new message after ALTER TABLE asks again). */
   private columnTypes = new WeakMap<Relation, ReplicaColumnTypes>();
-  private lastTaken: { lsn: Lsn; copyLsn: Lsn; result: boolean } | null = null;
+  /** The last comparison {@link takes} made (a packet's changes mostly share it), kept without allocating. */
+  private lastTakenLsn: Lsn | null = null;
+  private lastTakenCopyLsn: Lsn | null = null;
+  private lastTakenResult = false;
   /** `syncedFrom` by relation message, so the hot path builds no `schema.name` string per change. */
   private copyLsnByRelation = new WeakMap<object, Lsn | null>();
   private inTransaction = false;
@@ -249,12 +252,14 @@ export class PgReplicaTarget {
     commitTime: string,
     prepareAs?: string,
   ): Promise<void> {
-    const changes = await this.takenChangesFresh(packets, position.version);
-    const plan = changes
+    const whole = await this.takesWholeBatchFresh(packets, position.version);
+    const plan = whole
       ? this.plans.planOf(
           packets.map((p) => p.changes),
           () =>
-            compactChanges(changes)?.map((net) => encodeNetChanges(net, this.conflicts)) ?? null,
+            compactChanges(packets.flatMap((p) => p.changes))?.map((net) =>
+              encodeNetChanges(net, this.conflicts),
+            ) ?? null,
         )
       : null;
     if (plan) {
@@ -308,23 +313,24 @@ export class PgReplicaTarget {
     await this.finish(position, commitTime, false, prepareAs);
   }
 
-  /** The changes of whole packets that this replica still needs, or null when some table's copy is newer than a packet. */
-  private takenChanges(packets: readonly PacketChanges[]): Change[] | null {
-    const out: Change[] = [];
+  /**
+   * Whether this replica needs every change of these packets and none of them
+   * is captured DDL (which must run at its place): then the batch can be
+   * compacted. Checks only; the shared plan flattens the changes once for all replicas.
+   */
+  private takesWholeBatch(packets: readonly PacketChanges[]): boolean {
     for (const packet of packets) {
       for (const change of packet.changes) {
-        // Captured DDL must run at its place: the batch is applied in order.
         if (change.kind === 'message') {
-          if (change.prefix === DDL_MESSAGE) return null;
-          continue;
-        }
-        const relations = change.kind === 'truncate' ? change.relations : [change.relation];
-        // Mixed positions against table copies are rare (right after a resumed attach): keep the exact path.
-        if (!relations.every((r) => this.takes(r, packet.version, packet.lsn))) return null;
-        out.push(change);
+          if (change.prefix === DDL_MESSAGE) return false;
+        } else if (change.kind === 'truncate') {
+          // Mixed positions against table copies are rare (right after a resumed attach): keep the exact path.
+          for (const relation of change.relations)
+            if (!this.takes(relation, packet.version, packet.lsn)) return false;
+        } else if (!this.takes(change.relation, packet.version, packet.lsn)) return false;
       }
     }
-    return out;
+    return true;
   }
 
   /** The replica's types for a relation's columns, in the primary's column order. */
@@ -488,7 +494,7 @@ export class PgReplicaTarget {
       throw this.explain(error, version, undefined);
     }
     this.copyLsnByRelation = new WeakMap();
-    this.lastTaken = null;
+    this.lastTakenLsn = null;
   }
 
   /** Whether `change` names a table this connection has not seen in the copied tables (rare: a cheap lookup on the hot path). */
@@ -499,17 +505,17 @@ export class PgReplicaTarget {
     );
   }
 
-  /** {@link takenChanges}, after reading the copied tables again if the packets name a table not known yet. */
-  private async takenChangesFresh(
+  /** {@link takesWholeBatch}, after reading the copied tables again if the packets name a table not known yet. */
+  private async takesWholeBatchFresh(
     packets: readonly PacketChanges[],
     version: number,
-  ): Promise<Change[] | null> {
+  ): Promise<boolean> {
     try {
-      return this.takenChanges(packets);
+      return this.takesWholeBatch(packets);
     } catch (error) {
       if (!(error instanceof ApplyError) || error.kind !== 'not-synced') throw error;
       await this.refreshSynced(version);
-      return this.takenChanges(packets);
+      return this.takesWholeBatch(packets);
     }
   }
 
@@ -573,11 +579,11 @@ export class PgReplicaTarget {
       });
     }
     // Same packet as the last call (the common case): reuse the comparison.
-    if (this.lastTaken && this.lastTaken.lsn === lsn && this.lastTaken.copyLsn === copyLsn)
-      return this.lastTaken.result;
-    const result = compareLsn(lsn, copyLsn) >= 0;
-    this.lastTaken = { lsn, copyLsn, result };
-    return result;
+    if (this.lastTakenLsn === lsn && this.lastTakenCopyLsn === copyLsn) return this.lastTakenResult;
+    this.lastTakenLsn = lsn;
+    this.lastTakenCopyLsn = copyLsn;
+    this.lastTakenResult = compareLsn(lsn, copyLsn) >= 0;
+    return this.lastTakenResult;
   }
 
   /** Runs `send` (sends only, nothing awaited) with the connection corked: its messages leave in one write. */

@@ -100,7 +100,7 @@ export class PacketAssembler {
 
   /** Feeds one message; returns a packet part when one is complete, else `null`. */
   push(message: DecodedMessage): PacketPart | null {
-    switch (message.tag) {
+    switch (message.kind) {
       case 'begin':
         if (this.transaction) throw new Error('BEGIN inside an open transaction');
         this.pastResume ||= compareLsn(message.finalLsn, this.resumeLsn) > 0;
@@ -126,7 +126,7 @@ export class PacketAssembler {
           return null;
         }
         {
-          const tx = this.requireTransaction(message.tag);
+          const tx = this.requireTransaction(message.kind);
           tx.messagePrefixes.push(message.prefix);
           if (message.prefix === MIGRATION_MARKER && tx.pending.length === 0 && !tx.emittedHeader)
             tx.migration = true;
@@ -135,33 +135,24 @@ export class PacketAssembler {
       case 'truncate': {
         const relations = message.relations.filter((r) => r.schema !== CONTROL_SCHEMA);
         if (relations.length === 0) return null;
-        const tx = this.requireTransaction(message.tag);
+        const tx = this.requireTransaction(message.kind);
         for (const relation of relations) tx.relations.add(relation);
-        return this.add({
-          kind: 'truncate',
-          relations,
-          cascade: message.cascade,
-          restartIdentity: message.restartIdentity,
-        });
+        return this.add(
+          relations.length === message.relations.length ? message : { ...message, relations },
+        );
       }
       case 'insert':
       case 'update':
       case 'delete': {
         if (message.relation.schema === CONTROL_SCHEMA) return null;
-        this.requireTransaction(message.tag).relations.add(message.relation);
-        return this.add(
-          message.tag === 'insert'
-            ? { kind: 'insert', relation: message.relation, row: message.row }
-            : message.tag === 'update'
-              ? { kind: 'update', relation: message.relation, row: message.row, key: message.key }
-              : { kind: 'delete', relation: message.relation, key: message.key },
-        );
+        this.requireTransaction(message.kind).relations.add(message.relation);
+        return this.add(message);
       }
     }
   }
 
-  private requireTransaction(tag: string) {
-    if (!this.transaction) throw new Error(`pgoutput ${tag} outside a transaction`);
+  private requireTransaction(kind: string) {
+    if (!this.transaction) throw new Error(`pgoutput ${kind} outside a transaction`);
     return this.transaction;
   }
 

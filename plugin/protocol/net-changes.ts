@@ -16,7 +16,22 @@ export interface RelationNetChanges {
 interface KeyState {
   existedBefore: boolean;
   image: Row | null;
-  key: Value[];
+  /** The identity values, or the first row seen (whose key columns hold them): most keys are never needed. */
+  key: readonly Value[] | null;
+  first: Row | null;
+}
+
+/** The identity values of a key state, aligned with `relation.keyIndexes`. */
+function keyValues(relation: Relation, state: KeyState): Value[] {
+  if (state.key) return [...state.key];
+  const row = state.first as Row;
+  return relation.keyIndexes.map((i) => (row[i] ?? null) as Value);
+}
+
+/** The text that identifies a row by its key within a batch (a one-column key is its own text). */
+function identityText(values: readonly Value[]): string {
+  const only = values.length === 1 ? values[0] : undefined;
+  return typeof only === 'string' ? only : JSON.stringify(values);
 }
 
 /** Whether `changes` can be compacted: every change is a row change on a keyed table that keeps its key. */
@@ -70,23 +85,43 @@ export function compactChanges(changes: readonly Change[]): RelationNetChanges[]
       entry.plainInserts.push((change as InsertChange).row);
       continue;
     }
-    const key =
-      change.kind === 'delete'
-        ? [...change.key]
-        : relation.keyIndexes.map((i) => (change.row[i] ?? null) as Value);
-    // Most keys are one column: its text is the identity (no JSON per change).
-    const id = key.length === 1 && typeof key[0] === 'string' ? key[0] : JSON.stringify(key);
+    // Most keys are one column: its text is the identity, read without building a key array.
+    const keyIndexes = relation.keyIndexes;
+    const single =
+      keyIndexes.length === 1 && change.kind !== 'delete'
+        ? change.row[keyIndexes[0] as number]
+        : undefined;
+    const id =
+      typeof single === 'string'
+        ? single
+        : identityText(
+            change.kind === 'delete'
+              ? change.key
+              : keyIndexes.map((i) => (change.row[i] ?? null) as Value),
+          );
     const state = entry.keyed.get(id);
     if (change.kind === 'insert') {
       if (state) state.image = change.row;
-      else entry.keyed.set(id, { existedBefore: false, image: change.row, key });
+      else
+        entry.keyed.set(id, {
+          existedBefore: false,
+          image: change.row,
+          key: null,
+          first: change.row,
+        });
     } else if (change.kind === 'update') {
       if (state) state.image = overlay(state.image, change.row);
-      else entry.keyed.set(id, { existedBefore: true, image: change.row, key });
+      else
+        entry.keyed.set(id, {
+          existedBefore: true,
+          image: change.row,
+          key: null,
+          first: change.row,
+        });
     } else if (state) {
       state.image = null;
     } else {
-      entry.keyed.set(id, { existedBefore: true, image: null, key });
+      entry.keyed.set(id, { existedBefore: true, image: null, key: change.key, first: null });
     }
   }
   return [...byRelation].map(([relation, entry]) => {
@@ -98,7 +133,7 @@ export function compactChanges(changes: readonly Change[]): RelationNetChanges[]
     };
     for (const state of entry.keyed.values()) {
       if (state.existedBefore && state.image) net.updates.push(state.image);
-      else if (state.existedBefore) net.deletes.push(state.key);
+      else if (state.existedBefore) net.deletes.push(keyValues(relation, state));
       else if (state.image) net.inserts.push(state.image);
     }
     return net;

@@ -15,7 +15,23 @@ describe('LSN', () => {
   });
 
   it('rejects text that is not an LSN', () => {
-    expect(() => toLsn('12345')).toThrow(/not an LSN/);
+    for (const text of [
+      '12345',
+      '',
+      '/',
+      '0/',
+      '/0',
+      'G/0',
+      '0/g',
+      '0/123456789',
+      '0/1 ',
+      '\x10/0',
+      '0x1/0',
+      '1/2/3',
+    ])
+      expect(() => toLsn(text), text).toThrow(/not an LSN/);
+    expect(() => compareLsn('0/1', '0/Z')).toThrow(/not an LSN/);
+    expect(() => compareLsn('Z/1', '0/1')).toThrow(/not an LSN/);
   });
 
   it('round-trips every 64-bit value and keeps its order', () => {

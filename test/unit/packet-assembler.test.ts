@@ -55,21 +55,21 @@ const genChange: fc.Arbitrary<GenChange> = fc.oneof(
 /** Turns generated transactions into the message stream pgoutput would send. */
 function toStream(transactions: GenChange[][]): DecodedMessage[] {
   const rels = [users, order, control];
-  const out: DecodedMessage[] = rels.map((r) => ({ tag: 'relation', relation: r }));
+  const out: DecodedMessage[] = rels.map((r) => ({ kind: 'relation', relation: r }));
   let lsn = 0x1000n;
   transactions.forEach((changes, i) => {
     const finalLsn = lsnFromBigInt(lsn + BigInt(changes.length) * 0x40n);
-    out.push({ tag: 'begin', finalLsn, xid: 700 + i, commitMicros: 1_795_600_800_000_001 });
+    out.push({ kind: 'begin', finalLsn, xid: 700 + i, commitMicros: 1_795_600_800_000_001 });
     for (const c of changes) {
       if (c.kind === 'message') {
-        out.push({ tag: 'message', transactional: true, prefix: c.prefix, content: 'x' });
+        out.push({ kind: 'message', transactional: true, prefix: c.prefix, content: 'x' });
       } else if (c.kind === 'insert') {
-        out.push({ tag: 'insert', relation: rels[c.rel] as Relation, row: [String(c.id), null] });
+        out.push({ kind: 'insert', relation: rels[c.rel] as Relation, row: [String(c.id), null] });
       } else {
-        out.push({ tag: 'delete', relation: rels[c.rel] as Relation, key: [String(c.id)] });
+        out.push({ kind: 'delete', relation: rels[c.rel] as Relation, key: [String(c.id)] });
       }
     }
-    out.push({ tag: 'commit' });
+    out.push({ kind: 'commit' });
     lsn += BigInt(changes.length + 1) * 0x40n + 0x100n;
   });
   return out;
@@ -204,7 +204,7 @@ describe('PacketAssembler', () => {
       resume: { version: 0, lsn: ZERO_LSN },
       maxPartChanges: 10,
     });
-    expect(() => assembler.push({ tag: 'insert', relation: users, row: ['1', null] })).toThrow(
+    expect(() => assembler.push({ kind: 'insert', relation: users, row: ['1', null] })).toThrow(
       /outside/,
     );
   });

@@ -78,7 +78,7 @@ describe('PgoutputDecoder', () => {
       .uint32(0xfffffff0)
       .done();
     expect(decoder.decode(begin)).toEqual({
-      tag: 'begin',
+      kind: 'begin',
       finalLsn: '1/AB00',
       commitMicros: micros + 946_684_800_000_000,
       xid: 0xfffffff0,
@@ -93,7 +93,7 @@ describe('PgoutputDecoder', () => {
       .uint32(0)
       .uint32(0)
       .done();
-    expect(decoder.decode(commit)).toEqual({ tag: 'commit' });
+    expect(decoder.decode(commit)).toEqual({ kind: 'commit' });
     expect(() => decoder.decode(commit.subarray(0, 20))).toThrow(/truncated/);
   });
 
@@ -104,7 +104,7 @@ describe('PgoutputDecoder', () => {
     ).toBeNull();
     const relation = decoder.decode(relationMessage());
     expect(relation).toMatchObject({
-      tag: 'relation',
+      kind: 'relation',
       relation: {
         oid: 16385,
         schema: 'public',
@@ -128,9 +128,32 @@ describe('PgoutputDecoder', () => {
       .byte('n')
       .done();
     expect(decoder.decode(insert)).toMatchObject({
-      tag: 'insert',
+      kind: 'insert',
       row: ['42', 'héllo "wörld" — a longer value', null],
     });
+  });
+
+  it('decodes text of every short length, ASCII or not, byte for byte', () => {
+    const decoder = new PgoutputDecoder();
+    decoder.decode(relationMessage());
+    const values = [
+      ...Array.from({ length: 11 }, (_, n) => '0123456789A'.slice(0, n)),
+      'é',
+      'ab日',
+      '\u0001\t~',
+    ];
+    for (const value of values) {
+      const insert = new Bytes()
+        .byte('I')
+        .uint32(16385)
+        .byte('N')
+        .int16(3)
+        .text(value)
+        .text(value.toUpperCase())
+        .byte('n')
+        .done();
+      expect(decoder.decode(insert)).toMatchObject({ row: [value, value.toUpperCase(), null] });
+    }
   });
 
   it('takes the key of an update from its old key tuple and marks unchanged TOAST', () => {
@@ -151,7 +174,7 @@ describe('PgoutputDecoder', () => {
       .text('x')
       .done();
     expect(decoder.decode(update)).toMatchObject({
-      tag: 'update',
+      kind: 'update',
       key: ['1'],
       row: ['2', UNCHANGED_TOAST, 'x'],
     });
@@ -197,7 +220,7 @@ describe('PgoutputDecoder', () => {
       .byte('n')
       .text('y')
       .done();
-    expect(decoder.decode(remove)).toMatchObject({ tag: 'delete', key: ['1', null, 'y'] });
+    expect(decoder.decode(remove)).toMatchObject({ kind: 'delete', key: ['1', null, 'y'] });
   });
 
   it('decodes truncate flags and logical messages', () => {
@@ -205,7 +228,7 @@ describe('PgoutputDecoder', () => {
     decoder.decode(relationMessage());
     const truncate = new Bytes().byte('T').uint32(1).byte(3).uint32(16385).done();
     expect(decoder.decode(truncate)).toMatchObject({
-      tag: 'truncate',
+      kind: 'truncate',
       cascade: true,
       restartIdentity: true,
       relations: [{ name: 'Order' }],
@@ -221,7 +244,7 @@ describe('PgoutputDecoder', () => {
       .raw(content)
       .done();
     expect(decoder.decode(message)).toEqual({
-      tag: 'message',
+      kind: 'message',
       transactional: true,
       prefix: 'lockstep.ddl',
       content: '{"ddl":"ALTER TABLE x"}',
