@@ -100,28 +100,15 @@ export function compactChanges(changes: readonly Change[]): RelationNetChanges[]
               : keyIndexes.map((i) => (change.row[i] ?? null) as Value),
           );
     const state = entry.keyed.get(id);
-    if (change.kind === 'insert') {
-      if (state) state.image = change.row;
-      else
-        entry.keyed.set(id, {
-          existedBefore: false,
-          image: change.row,
-          key: null,
-          first: change.row,
-        });
-    } else if (change.kind === 'update') {
-      if (state) state.image = overlay(state.image, change.row);
-      else
-        entry.keyed.set(id, {
-          existedBefore: true,
-          image: change.row,
-          key: null,
-          first: change.row,
-        });
-    } else if (state) {
-      state.image = null;
-    } else {
+    if (state) {
+      if (change.kind === 'delete') state.image = null;
+      else state.image = change.kind === 'insert' ? change.row : overlay(state.image, change.row);
+    } else if (change.kind === 'delete') {
       entry.keyed.set(id, { existedBefore: true, image: null, key: change.key, first: null });
+    } else {
+      // A row first seen inserted did not exist before; one first seen updated did.
+      const existedBefore = change.kind === 'update';
+      entry.keyed.set(id, { existedBefore, image: change.row, key: null, first: change.row });
     }
   }
   return [...byRelation].map(([relation, entry]) => {
