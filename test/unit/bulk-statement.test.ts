@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
+  deleteManyStatement,
   encodeCopyRows,
   encodeNetChanges,
   textArrayLiteral,
+  updateManyStatement,
 } from '../../adapters/postgres/bulk-statement.js';
 import { type Relation, UNCHANGED_TOAST } from '../../plugin/protocol/index.js';
 
@@ -66,6 +68,20 @@ describe('encodeNetChanges', () => {
       { count: 1, set: [1, 2], used: [0, 1, 2], values: ['{"2"}', '{"b"}', '{"new body"}'] },
     ]);
     expect(encoded.inserts).toEqual({ count: 1, values: ['{"4"}', '{"d"}', '{"e"}'] });
+  });
+
+  it('has updates and deletes visit their rows in key order, by the replica type', () => {
+    const encoded = encodeNetChanges(
+      { relation, deletes: [['9'], ['10']], updates: [['2', 'b', 'x']], inserts: [] },
+      'halt',
+    );
+    const types = { types: ['bigint', 'text', 'text'] };
+    const update = updateManyStatement(relation, encoded.updates[0] as never, types);
+    const remove = deleteManyStatement(relation, encoded.deletes as never, types);
+    for (const statement of [update, remove]) {
+      expect(statement.text).toMatch(/\(SELECT \* FROM unnest\(.*\) ORDER BY u\.v0::bigint\) AS u/);
+      expect(statement.text).toContain('t."id" = u.v0::bigint');
+    }
   });
 
   it('leaves out what the batch does not have', () => {
