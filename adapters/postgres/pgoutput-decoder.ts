@@ -43,11 +43,16 @@ export class PgoutputDecoder {
   private buf: Buffer = Buffer.alloc(0);
   private pos = 0;
 
-  /** Decodes one XLogData payload; null for messages lockstep does not use (origin, type). */
-  decode(buf: Buffer): DecodedMessage | null {
+  /**
+   * Decodes the XLogData payload that starts at `offset` and runs to the end of
+   * `buf` (the offset spares a Buffer view per message); null for messages
+   * lockstep does not use (origin, type).
+   */
+  decode(buf: Buffer, offset = 0): DecodedMessage | null {
     this.buf = buf;
-    this.pos = 1;
-    switch (buf[0]) {
+    this.pos = offset + 1;
+    const tag = buf[offset];
+    switch (tag) {
       case 0x42 /* B */:
         return this.begin();
       case 0x43 /* C */:
@@ -70,7 +75,7 @@ export class PgoutputDecoder {
       case 0x4f /* O */:
         return null;
       default:
-        throw new Error(`unknown pgoutput message tag 0x${(buf[0] ?? 0).toString(16)}`);
+        throw new Error(`unknown pgoutput message tag 0x${(tag ?? 0).toString(16)}`);
     }
   }
 

@@ -1,10 +1,8 @@
-import type pg from 'pg';
-import { LogicalReplicationService } from 'pg-logical-replication';
 import type { ChangeSource, DecodedMessageHandler } from '../../plugin/primary/change-source.js';
-import type { DecodedMessage } from '../../plugin/primary/decoded-message.js';
 import type { Lsn } from '../../plugin/protocol/index.js';
 import { clientConfig } from './connection-url.js';
 import { PgoutputDecoder, startReplicationCommand } from './pgoutput-decoder.js';
+import { ReplicationConnection } from './replication-connection.js';
 import { explainReplicationError } from './replication-errors.js';
 import { assertObjectName } from './sql-identifier.js';
 
@@ -29,48 +27,20 @@ export interface PgoutputSourceOptions {
   readonly decodingWorkMem?: string;
 }
 
-/** A payload the decoder could not read: handed to the data handler, which stops the stream. */
-class UndecodableMessage {
-  constructor(readonly error: unknown) {}
-}
+/** Where an XLogData message's payload starts (after its tag, two LSNs and the send time). */
+const XLOGDATA_HEADER = 25;
 
 /**
- * The library's output-plugin interface, filled with lockstep's own decoder
- * (see {@link PgoutputDecoder} for why) and a START_REPLICATION with quoted
- * names. `parse` never throws: the library calls it inside a socket event.
- */
-class LockstepPgoutputPlugin {
-  readonly name = 'pgoutput';
-  readonly options = {};
-  private readonly decoder = new PgoutputDecoder();
-
-  constructor(private readonly command: string) {}
-
-  start(client: pg.Client): Promise<unknown> {
-    return client.query(this.command);
-  }
-
-  parse(buffer: Buffer): DecodedMessage | UndecodableMessage | null {
-    try {
-      return this.decoder.decode(buffer);
-    } catch (error) {
-      return new UndecodableMessage(error);
-    }
-  }
-}
-
-/**
- * Reads a logical slot with `pg-logical-replication`'s connection and
- * `pgoutput` (protocol 1, messages on), decoded by lockstep's own decoder. Set
- * up against the library's data-losing defaults (see
- * shared/notes/pg-logical-replication.md): no automatic acknowledgement, no
- * acknowledgement timer, keepalives answered with the durable position only, a
- * fresh service (and decoder) per connection, values kept in Postgres's text
- * form and copied out of the protocol buffer at once, and any decoding or
- * handler failure stops the stream.
+ * Reads a logical slot over lockstep's own {@link ReplicationConnection} with
+ * `pgoutput` (protocol 1, messages on), decoded by lockstep's decoder. What the
+ * traps in shared/notes/pg-logical-replication.md ask of a durable consumer
+ * holds by construction: nothing is acknowledged but what the consumer made
+ * durable, keepalives are answered with that position, a fresh connection
+ * (and decoder) is used per start, values are copied out of the protocol
+ * buffer at once, and any decoding or handler failure stops the stream.
  */
 export class PgoutputSource implements ChangeSource {
-  private service: LogicalReplicationService | null = null;
+  private connection: ReplicationConnection | null = null;
   private durableLsn: Lsn;
   private statusTimer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -83,7 +53,7 @@ export class PgoutputSource implements ChangeSource {
   }
 
   async start(onMessage: DecodedMessageHandler, onError: (error: Error) => void): Promise<void> {
-    if (this.service) throw new Error('PgoutputSource.start called twice');
+    if (this.connection) throw new Error('PgoutputSource.start called twice');
     const context = {
       node: this.options.node ?? 'primary',
       slot: this.options.slot,
@@ -101,72 +71,57 @@ export class PgoutputSource implements ChangeSource {
         // A session setting of the walsender: the server's configuration is left alone.
         config.options = `-c logical_decoding_work_mem=${this.options.decodingWorkMem.replace(/\s/g, '')}`;
       }
-      const service = new LogicalReplicationService(config, {
-        acknowledge: { auto: false, timeoutSeconds: 0 },
-        flowControl: { enabled: false },
-      });
-      this.service = service;
-      let isStarted = false;
-      const started = new Promise<void>((resolve) =>
-        service.once('start', () => {
-          isStarted = true;
-          resolve();
-        }),
+      let connection: ReplicationConnection;
+      try {
+        connection = await ReplicationConnection.open(config);
+      } catch (error) {
+        throw explainReplicationError(error, context);
+      }
+      this.connection = connection;
+      const decoder = new PgoutputDecoder();
+      const stream = connection.start(
+        startReplicationCommand(this.options.slot, this.options.publication),
+        (chunk) => {
+          if (this.failed || this.stopped) return;
+          try {
+            if (chunk[0] === 0x77 /* w: XLogData */) {
+              const decoded = decoder.decode(chunk, XLOGDATA_HEADER);
+              if (decoded !== null) onMessage(decoded);
+            } else if (chunk[0] === 0x6b /* k: keepalive */) {
+              if (chunk[17] === 1) this.sendStatus();
+            } else {
+              throw new Error(`unknown replication message 0x${(chunk[0] ?? 0).toString(16)}`);
+            }
+          } catch (error) {
+            fail(error);
+          }
+        },
       );
-      service.on('data', (_lsn: string, decoded: DecodedMessage | UndecodableMessage | null) => {
-        if (this.failed || this.stopped || decoded === null) return;
-        if (decoded instanceof UndecodableMessage) {
-          fail(decoded.error);
-          return;
-        }
-        try {
-          onMessage(decoded);
-        } catch (error) {
-          fail(error);
-        }
-      });
-      service.on('heartbeat', (_lsn: string, _time: number, shouldRespond: boolean) => {
-        if (shouldRespond) this.sendStatus();
-      });
-      let subscribeError: unknown = null;
-      const subscribed = service
-        .subscribe(
-          new LockstepPgoutputPlugin(
-            startReplicationCommand(this.options.slot, this.options.publication),
-          ),
-          this.options.slot,
-          '0/0',
-        )
-        .then(
-          () => {
-            if (!this.stopped) fail(new Error('the primary ended the replication stream'));
-          },
-          (error: unknown) => {
-            subscribeError = error;
-          },
-        );
-      service.on('error', (error: unknown) => {
-        if (isStarted) fail(error);
-      });
-      const outcome = await Promise.race([started.then(() => 'started' as const), subscribed]);
+      let streamError: unknown = null;
+      const ended = stream.ended.then(
+        () => 'ended' as const,
+        (error: unknown) => {
+          streamError = error;
+          return 'ended' as const;
+        },
+      );
+      const outcome = await Promise.race([stream.started.then(() => 'started' as const), ended]);
       if (outcome === 'started') {
-        void subscribed.then(() => {
-          if (subscribeError) fail(subscribeError);
+        void ended.then(() => {
+          if (this.stopped) return;
+          fail(streamError ?? new Error('the primary ended the replication stream'));
         });
         break;
       }
-      await service.destroy().catch(() => undefined);
-      this.service = null;
+      await connection.close();
+      this.connection = null;
       // Right after another consumer stopped, the walsender can hold the slot for a few ms.
-      const code = (subscribeError as { code?: string } | null)?.code;
+      const code = (streamError as { code?: string } | null)?.code;
       if (code === '55006' && attempt < 40 && !this.stopped) {
         await new Promise((resolve) => setTimeout(resolve, 50));
         continue;
       }
-      throw explainReplicationError(
-        subscribeError ?? new Error('replication did not start'),
-        context,
-      );
+      throw explainReplicationError(streamError ?? new Error('replication did not start'), context);
     }
     this.statusTimer = setInterval(
       () => this.sendStatus(),
@@ -176,11 +131,11 @@ export class PgoutputSource implements ChangeSource {
   }
 
   pause(): void {
-    this.socket()?.pause();
+    this.connection?.pause();
   }
 
   resume(): void {
-    this.socket()?.resume();
+    this.connection?.resume();
   }
 
   acknowledge(lsn: Lsn): void {
@@ -192,25 +147,17 @@ export class PgoutputSource implements ChangeSource {
     this.stopped = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
     this.statusTimer = null;
-    const service = this.service;
-    this.service = null;
-    if (service) await service.destroy().catch(() => undefined);
+    const connection = this.connection;
+    this.connection = null;
+    if (connection) await connection.close();
   }
 
-  /**
-   * Reports the durable position. The library adds one to what it is given, so
-   * the slot's confirmed_flush_lsn becomes `durableLsn + 1`: the transaction
-   * whose commit record is at `durableLsn` is never sent again, the next one is.
-   */
+  /** Reports the durable position (see {@link ReplicationConnection.sendStatus} for the `+ 1`). */
   private sendStatus(): void {
-    void this.service?.acknowledge(this.durableLsn).catch(() => undefined);
-  }
-
-  /** The socket under the library's connection; pausing it stops reading from the server. */
-  private socket(): NodeJS.ReadableStream | null {
-    const internals = this.service as unknown as {
-      _connection?: { stream?: NodeJS.ReadableStream };
-    } | null;
-    return internals?._connection?.stream ?? null;
+    try {
+      this.connection?.sendStatus(this.durableLsn);
+    } catch {
+      // A closing connection: the next start reports the position again.
+    }
   }
 }

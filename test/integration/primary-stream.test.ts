@@ -221,6 +221,30 @@ describe('primary stream (real Postgres)', () => {
     });
   });
 
+  it('answers keepalives: a stream idle for three times wal_sender_timeout stays up', async () => {
+    const { primary } = clusters;
+    await primary.query(`ALTER SYSTEM SET wal_sender_timeout = '1s'`);
+    await primary.query('SELECT pg_reload_conf()');
+    try {
+      await primary.query('CREATE TABLE idle_stream (id int PRIMARY KEY)');
+      const feed = await createFeed(primary.url, [{ schema: 'public', name: 'idle_stream' }]);
+      // The periodic status update (every 10 s) is too slow to help: only keepalive answers keep it up.
+      const stream = await openStream(primary.url, feed, { version: 0, lsn: feed.start });
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 3_000));
+        await primary.query('INSERT INTO idle_stream VALUES (1)');
+        const [packet] = await readPackets(stream, 1, 10_000);
+        expect(packet?.changes).toMatchObject([{ kind: 'insert', row: ['1'] }]);
+      } finally {
+        await stream.stop();
+        await feed.drop();
+      }
+    } finally {
+      await primary.query('ALTER SYSTEM RESET wal_sender_timeout');
+      await primary.query('SELECT pg_reload_conf()');
+    }
+  });
+
   it("never emits changes to lockstep's own schema", async () => {
     const packets = await capture(
       `CREATE SCHEMA lockstep; CREATE TABLE lockstep.replica_state (id int PRIMARY KEY);
