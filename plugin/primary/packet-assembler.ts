@@ -37,6 +37,12 @@ export interface PacketAssemblerOptions {
   readonly decidePhase?: PhaseDecider;
 }
 
+/** The final part's marker per phase (shared: parts are never changed). */
+const FINAL: Record<Phase, NonNullable<PacketPart['final']>> = {
+  one: Object.freeze({ phase: 'one' }),
+  two: Object.freeze({ phase: 'two' }),
+};
+
 /** A packet's header; its commit time is formatted only when read (a batch stores only its last packet's). */
 class StreamedHeader implements PacketHeader {
   private formatted: string | null = null;
@@ -64,6 +70,11 @@ export class PacketAssembler {
   private readonly resumeLsn: string;
   /** A transaction past the resume point was seen: every later one is too (final LSNs only grow). */
   private pastResume = false;
+  /** What the open transaction touched, for the phase policy (reused: the policy keeps none of it). */
+  private readonly evidence = {
+    relations: new Set<Relation>(),
+    messagePrefixes: [] as string[],
+  };
   private transaction: {
     lsn: Lsn;
     xid: number;
@@ -72,8 +83,6 @@ export class PacketAssembler {
     emittedHeader: PacketHeader | null;
     nextIndex: number;
     pending: Change[];
-    relations: Set<Relation>;
-    messagePrefixes: string[];
     /**
      * A migration run by `lockstep migrate` (its marker comes first): every node
      * applied it in the migration's own round, so its row changes are not sent
@@ -103,6 +112,8 @@ export class PacketAssembler {
     switch (message.kind) {
       case 'begin':
         if (this.transaction) throw new Error('BEGIN inside an open transaction');
+        this.evidence.relations.clear();
+        this.evidence.messagePrefixes.length = 0;
         this.pastResume ||= compareLsn(message.finalLsn, this.resumeLsn) > 0;
         this.transaction = {
           lsn: message.finalLsn,
@@ -112,8 +123,6 @@ export class PacketAssembler {
           emittedHeader: null,
           nextIndex: 0,
           pending: [],
-          relations: new Set(),
-          messagePrefixes: [],
           migration: false,
         };
         return null;
@@ -127,7 +136,7 @@ export class PacketAssembler {
         }
         {
           const tx = this.requireTransaction(message.kind);
-          tx.messagePrefixes.push(message.prefix);
+          this.evidence.messagePrefixes.push(message.prefix);
           if (message.prefix === MIGRATION_MARKER && tx.pending.length === 0 && !tx.emittedHeader)
             tx.migration = true;
         }
@@ -135,8 +144,8 @@ export class PacketAssembler {
       case 'truncate': {
         const relations = message.relations.filter((r) => r.schema !== CONTROL_SCHEMA);
         if (relations.length === 0) return null;
-        const tx = this.requireTransaction(message.kind);
-        for (const relation of relations) tx.relations.add(relation);
+        this.requireTransaction(message.kind);
+        for (const relation of relations) this.evidence.relations.add(relation);
         return this.add(
           relations.length === message.relations.length ? message : { ...message, relations },
         );
@@ -145,7 +154,8 @@ export class PacketAssembler {
       case 'update':
       case 'delete': {
         if (message.relation.schema === CONTROL_SCHEMA) return null;
-        this.requireTransaction(message.kind).relations.add(message.relation);
+        this.requireTransaction(message.kind);
+        this.evidence.relations.add(message.relation);
         return this.add(message);
       }
     }
@@ -170,8 +180,8 @@ export class PacketAssembler {
       this.transaction = null;
       return null;
     }
-    const phase = this.options.decidePhase?.(tx) ?? 'one';
-    const part = this.emit({ phase });
+    const phase = this.options.decidePhase?.(this.evidence) ?? 'one';
+    const part = this.emit(FINAL[phase]);
     this.transaction = null;
     return part;
   }
