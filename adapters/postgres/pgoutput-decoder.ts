@@ -2,6 +2,7 @@ import type { DecodedMessage } from '../../plugin/primary/decoded-message.js';
 import {
   type Lsn,
   lsnFromHalves,
+  POSTGRES_EPOCH_MICROS,
   type Relation,
   type RelationColumn,
   type ReplicaIdentity,
@@ -10,8 +11,6 @@ import {
 } from '../../plugin/protocol/index.js';
 import { quoteIdent } from './sql-identifier.js';
 
-/** Microseconds between the Unix epoch and Postgres's (2000-01-01). */
-const POSTGRES_EPOCH_MICROS = 946_684_800_000_000;
 const TWO_32 = 4_294_967_296;
 
 /** Every COMMIT decodes to the same message (nothing in it is used). */

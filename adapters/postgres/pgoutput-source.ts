@@ -31,14 +31,6 @@ export interface PgoutputSourceOptions {
 const XLOGDATA_HEADER = 25;
 
 /**
- * Messages decoded before reading yields a turn of the event loop. A backlog
- * arrives faster than it decodes, and Node hands over up to 32 socket reads at
- * once: unchecked, decoding held the loop for 80-100 ms at a time at start-up,
- * and the replicas' replies (their batches' round trips) waited behind it.
- */
-const MESSAGES_PER_TURN = 1_000;
-
-/**
  * Reads a logical slot over lockstep's own {@link ReplicationConnection} with
  * `pgoutput` (protocol 1, messages on), decoded by lockstep's decoder. What the
  * traps in shared/notes/pg-logical-replication.md ask of a durable consumer
@@ -53,10 +45,6 @@ export class PgoutputSource implements ChangeSource {
   private statusTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private failed = false;
-  /** Paused by the consumer (back-pressure), as opposed to yielding a turn. */
-  private consumerPaused = false;
-  private yielding = false;
-  private decodedThisTurn = 0;
 
   constructor(private readonly options: PgoutputSourceOptions) {
     assertObjectName('slot', options.slot);
@@ -99,7 +87,6 @@ export class PgoutputSource implements ChangeSource {
             if (chunk[0] === 0x77 /* w: XLogData */) {
               const decoded = decoder.decode(chunk, XLOGDATA_HEADER);
               if (decoded !== null) onMessage(decoded);
-              if (++this.decodedThisTurn >= MESSAGES_PER_TURN) this.yieldTurn();
             } else if (chunk[0] === 0x6b /* k: keepalive */) {
               if (chunk[17] === 1) this.sendStatus();
             } else {
@@ -110,22 +97,22 @@ export class PgoutputSource implements ChangeSource {
           }
         },
       );
-      let streamError: unknown = null;
+      // Settles with the stream's error, or null when the server ended it cleanly.
       const ended = stream.ended.then(
-        () => 'ended' as const,
-        (error: unknown) => {
-          streamError = error;
-          return 'ended' as const;
-        },
+        () => null,
+        (error: unknown) => error ?? new Error('the replication connection failed'),
       );
-      const outcome = await Promise.race([stream.started.then(() => 'started' as const), ended]);
-      if (outcome === 'started') {
-        void ended.then(() => {
-          if (this.stopped) return;
-          fail(streamError ?? new Error('the primary ended the replication stream'));
+      const started = await Promise.race([
+        stream.started.then(() => true),
+        ended.then(() => false),
+      ]);
+      if (started) {
+        void ended.then((error) => {
+          if (!this.stopped) fail(error ?? new Error('the primary ended the replication stream'));
         });
         break;
       }
+      const streamError = await ended;
       await connection.close();
       this.connection = null;
       // Right after another consumer stopped, the walsender can hold the slot for a few ms.
@@ -144,25 +131,11 @@ export class PgoutputSource implements ChangeSource {
   }
 
   pause(): void {
-    this.consumerPaused = true;
     this.connection?.pause();
   }
 
   resume(): void {
-    this.consumerPaused = false;
-    if (!this.yielding) this.connection?.resume();
-  }
-
-  /** Stops reading until the event loop has had a turn (what the socket already holds waits). */
-  private yieldTurn(): void {
-    if (this.yielding) return;
-    this.yielding = true;
-    this.connection?.pause();
-    setImmediate(() => {
-      this.yielding = false;
-      this.decodedThisTurn = 0;
-      if (!this.consumerPaused && !this.stopped) this.connection?.resume();
-    });
+    this.connection?.resume();
   }
 
   acknowledge(lsn: Lsn): void {

@@ -15,12 +15,11 @@ import {
 } from '../../plugin/protocol/index.js';
 import { ApplyError } from '../../plugin/replica/apply-error.js';
 import {
-  deleteManyStatement,
   encodeInserts,
   encodeNetChanges,
   insertManyStatement,
+  netChangeStatements,
   type ReplicaColumnTypes,
-  updateManyStatement,
 } from './bulk-statement.js';
 import {
   type ChangeStatement,
@@ -276,30 +275,8 @@ export class PgReplicaTarget {
           for (const net of plan) {
             const columnTypes = types.get(net.relation) as ReplicaColumnTypes;
             const table = relationLabel(net.relation);
-            if (net.deletes) {
-              this.send(
-                client,
-                deleteManyStatement(net.relation, net.deletes, columnTypes),
-                table,
-                position.version,
-              );
-            }
-            for (const update of net.updates) {
-              this.send(
-                client,
-                updateManyStatement(net.relation, update, columnTypes),
-                table,
-                position.version,
-              );
-            }
-            if (net.inserts) {
-              this.send(
-                client,
-                insertManyStatement(net.relation, net.inserts, columnTypes, this.conflicts),
-                table,
-                position.version,
-              );
-            }
+            for (const statement of netChangeStatements(net, columnTypes, this.conflicts))
+              this.send(client, statement, table, position.version);
           }
         });
         await this.finish(position, commitTime, true, prepareAs);
@@ -494,7 +471,6 @@ export class PgReplicaTarget {
       throw this.explain(error, version, undefined);
     }
     this.copyLsnByRelation = new WeakMap();
-    this.lastTakenLsn = null;
   }
 
   /** Whether `change` names a table this connection has not seen in the copied tables (rare: a cheap lookup on the hot path). */

@@ -1,8 +1,5 @@
 import pg from 'pg';
-import { type Lsn, lsnToBigInt } from '../../plugin/protocol/index.js';
-
-/** Milliseconds between the Unix epoch and Postgres's (2000-01-01). */
-const POSTGRES_EPOCH_MS = 946_684_800_000;
+import { type Lsn, lsnToBigInt, POSTGRES_EPOCH_MICROS } from '../../plugin/protocol/index.js';
 
 /** pg's own Query class (exported at run time; @types/pg declares it as an interface-only type). */
 const PgQuery = (pg as unknown as { Query: new (text: string) => object }).Query;
@@ -13,6 +10,15 @@ interface ReplicationWire {
   once(event: 'replicationStart', listener: () => void): void;
   sendCopyFromChunk(chunk: Buffer): void;
 }
+
+/**
+ * Messages handed over before reading yields a turn of the event loop. A
+ * backlog arrives faster than it is consumed, and Node hands a socket over in
+ * up to 32 reads at once: unchecked, the stream held the loop for 80-100 ms at
+ * a time at start-up, and other connections' replies (the replicas' batch
+ * round trips) waited behind it.
+ */
+const MESSAGES_PER_TURN = 1_000;
 
 /**
  * START_REPLICATION as a pg Query: the client hands every CopyData message of
@@ -42,6 +48,12 @@ class StreamQuery extends PgQuery {
  * confirm a position the caller has not made durable.
  */
 export class ReplicationConnection {
+  /** Paused by the caller (back-pressure), as opposed to yielding a turn. */
+  private paused = false;
+  private yielding = false;
+  private closed = false;
+  private messagesThisTurn = 0;
+
   private constructor(private readonly client: pg.Client) {}
 
   /** Connects with `config` in replication mode; connection errors (auth, host, privilege) reject. */
@@ -70,7 +82,10 @@ export class ReplicationConnection {
   ): { started: Promise<void>; ended: Promise<void> } {
     const started = new Promise<void>((resolve) => this.wire().once('replicationStart', resolve));
     const ended = new Promise<void>((resolve, reject) => {
-      const query = new StreamQuery(command, onCopyData) as unknown as {
+      const query = new StreamQuery(command, (chunk) => {
+        onCopyData(chunk);
+        if (++this.messagesThisTurn >= MESSAGES_PER_TURN) this.yieldTurn();
+      }) as unknown as {
         callback: (error: Error | null) => void;
       };
       query.callback = (error) => (error ? reject(error) : resolve());
@@ -92,24 +107,39 @@ export class ReplicationConnection {
     const message = Buffer.alloc(34);
     message[0] = 0x72; // 'r'
     for (const at of [1, 9, 17]) message.writeBigUInt64BE(next, at);
-    message.writeBigInt64BE(BigInt(Date.now() - POSTGRES_EPOCH_MS) * 1000n, 25);
+    message.writeBigInt64BE(BigInt(Date.now() * 1000 - POSTGRES_EPOCH_MICROS), 25);
     message[33] = 0; // no reply requested
     this.wire().sendCopyFromChunk(message);
   }
 
   /** Stops reading from the server (TCP flow control holds the walsender back). */
   pause(): void {
+    this.paused = true;
     this.wire().stream.pause();
   }
 
   /** Reads from the server again. */
   resume(): void {
-    this.wire().stream.resume();
+    this.paused = false;
+    if (!this.yielding) this.wire().stream.resume();
   }
 
   /** Ends the connection (the walsender exits and releases the slot). */
   async close(): Promise<void> {
+    this.closed = true;
     await this.client.end().catch(() => undefined);
+  }
+
+  /** Stops reading until the event loop has had a turn (what the socket already holds waits). */
+  private yieldTurn(): void {
+    if (this.yielding) return;
+    this.yielding = true;
+    this.wire().stream.pause();
+    setImmediate(() => {
+      this.yielding = false;
+      this.messagesThisTurn = 0;
+      if (!this.paused && !this.closed) this.wire().stream.resume();
+    });
   }
 
   private wire(): ReplicationWire {

@@ -1,3 +1,6 @@
+/** Microseconds between the Unix epoch and Postgres's (2000-01-01), in which the protocol counts time. */
+export const POSTGRES_EPOCH_MICROS = 946_684_800_000_000;
+
 /** Microseconds since the Unix epoch as ISO-8601 UTC with all six fractional digits. */
 export function microsToIso(micros: number): string {
   // Microseconds since 1970 stay below 2^53 until the year 2255: Number is exact.
