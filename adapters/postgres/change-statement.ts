@@ -4,6 +4,7 @@ import {
   identityOf,
   isUnchangedToast,
   type Relation,
+  rowValues,
   type UpdateChange,
   type Value,
 } from '../../plugin/protocol/index.js';
@@ -16,8 +17,8 @@ export type ConflictMode = 'halt' | 'overwrite';
 export interface ChangeStatement {
   /** Statement text; identical for every change of the same shape, so it is prepared once. */
   readonly text: string;
-  /** Parameters in text form (set-based statements pass `text[]` literals). */
-  readonly values: readonly (string | null)[];
+  /** Parameters: text form, or a Buffer in binary form (set-based statements pass binary `text[]`). */
+  readonly values: readonly (string | Buffer | null)[];
   /** An update or delete must touch exactly one row; zero means the row is missing on the replica. */
   readonly expectsRow: boolean;
   /** Rows the statement carries (set-based ones); one when absent. */
@@ -87,7 +88,7 @@ export function changeStatement(
   switch (change.kind) {
     case 'insert': {
       const columns = relation.columns.map((c) => quoteIdent(c.name));
-      const values = change.row.map((v) => (isUnchangedToast(v) ? null : v));
+      const values = rowValues(change.row).map((v) => (isUnchangedToast(v) ? null : v));
       const placeholders = columns.map((_, i) => `$${i + 1}`);
       let text = `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${placeholders.join(', ')})`;
       text += onConflictClause(relation, columns, mode);
@@ -96,7 +97,7 @@ export function changeStatement(
     case 'update': {
       const values: (string | null)[] = [];
       const sets: string[] = [];
-      change.row.forEach((value, i) => {
+      rowValues(change.row).forEach((value, i) => {
         if (isUnchangedToast(value)) return; // the replica keeps its value
         values.push(value);
         sets.push(`${quoteIdent(relation.columns[i]?.name as string)} = $${values.length}`);

@@ -6,9 +6,11 @@ import {
   type Relation,
   type RelationColumn,
   type ReplicaIdentity,
+  type Row,
   UNCHANGED_TOAST,
   type Value,
 } from '../../plugin/protocol/index.js';
+import { TupleArena, tupleEnd, utf8Text } from './pgoutput-tuple.js';
 import { quoteIdent } from './sql-identifier.js';
 
 const TWO_32 = 4_294_967_296;
@@ -25,15 +27,16 @@ const IDENTITY: Record<number, ReplicaIdentity> = {
 
 /**
  * Decodes pgoutput (protocol 1, `messages` on, text values) straight into
- * lockstep's {@link DecodedMessage}: rows as arrays aligned with the relation's
- * columns, values as the primary's text, LSNs canonical, relations resolved.
+ * lockstep's {@link DecodedMessage}: new rows as {@link TupleRow}s (the
+ * primary's bytes, aligned with the relation's columns), keys as text values,
+ * LSNs canonical, relations resolved.
  *
  * The streaming library's own parser builds a name-keyed object per tuple,
  * converts values through `pg`'s global type parsers (timestamptz loses its
  * microseconds unless each column's parser is swapped out) and formats every
  * LSN zero-padded; at tens of thousands of changes per second that was most of
  * the stream's allocation. Format: PostgreSQL's "Logical Replication Message
- * Formats". Every value is copied out of the (reused) protocol buffer here.
+ * Formats". Every row and value is copied out of the (reused) protocol buffer here.
  */
 export class PgoutputDecoder {
   private readonly relations = new Map<number, Relation>();
@@ -41,6 +44,7 @@ export class PgoutputDecoder {
   private readonly types = new Map<number, string>();
   private buf: Buffer = Buffer.alloc(0);
   private pos = 0;
+  private readonly arena = new TupleArena();
 
   /**
    * Decodes the XLogData payload that starts at `offset` and runs to the end of
@@ -149,7 +153,7 @@ export class PgoutputDecoder {
   private insert(): DecodedMessage {
     const relation = this.relationOf(this.uint32());
     this.expect(0x4e /* N */);
-    return { kind: 'insert', relation, row: this.tuple(relation, null) };
+    return { kind: 'insert', relation, row: this.row(relation, null) };
   }
 
   private update(): DecodedMessage {
@@ -167,7 +171,7 @@ export class PgoutputDecoder {
     if (kind !== 0x4e /* N */)
       throw new Error(`unexpected pgoutput update part 0x${kind.toString(16)}`);
     // Under REPLICA IDENTITY FULL an unchanged TOAST value of the new row is known from the old one.
-    const row = this.tuple(relation, old);
+    const row = this.row(relation, old);
     return { kind: 'update', relation, row, key };
   }
 
@@ -201,13 +205,36 @@ export class PgoutputDecoder {
     return { kind: 'message', transactional: (flags & 1) === 1, prefix, content };
   }
 
+  /**
+   * A new row's TupleData: kept as bytes when every column is text or NULL
+   * (see TupleRow), decoded to values when one is unchanged TOAST.
+   */
+  private row(relation: Relation, fallback: readonly Value[] | null): Row {
+    const count = this.columnCount(relation);
+    const start = this.pos;
+    const end = tupleEnd(this.buf, start, count);
+    if (end < 0) return this.values(count, fallback);
+    this.pos = end;
+    return this.arena.copy(this.buf, start, end, count);
+  }
+
   /** A TupleData: one value per column, aligned with the relation's columns. */
   private tuple(relation: Relation, fallback: readonly Value[] | null): Value[] {
+    return this.values(this.columnCount(relation), fallback);
+  }
+
+  /** The column count of a TupleData, which must match the relation's. */
+  private columnCount(relation: Relation): number {
     const count = this.uint16();
     if (count !== relation.columns.length)
       throw new Error(
         `pgoutput sent ${count} columns for ${relation.schema}.${relation.name}, whose relation message has ${relation.columns.length}`,
       );
+    return count;
+  }
+
+  /** The `count` columns of a TupleData as values. */
+  private values(count: number, fallback: readonly Value[] | null): Value[] {
     const row = new Array<Value>(count);
     for (let i = 0; i < count; i++) {
       const kind = this.uint8();
@@ -269,56 +296,16 @@ export class PgoutputDecoder {
     return text;
   }
 
-  /** `length` bytes as UTF-8 text; short ASCII (most keys and numbers) without a native call. */
+  /** `length` bytes as UTF-8 text. */
   private text(length: number): string {
     this.need(length);
-    const { buf } = this;
     const start = this.pos;
-    const end = start + length;
-    this.pos = end;
-    if (length > 8) return buf.toString('utf8', start, end);
-    for (let i = start; i < end; i++)
-      if ((buf[i] as number) >= 0x80) return buf.toString('utf8', start, end);
-    return shortAscii(buf, start, length);
+    this.pos += length;
+    return utf8Text(this.buf, start, length);
   }
 
   private need(bytes: number): void {
     if (this.pos + bytes > this.buf.length) throw new Error('truncated pgoutput message');
-  }
-}
-
-const char = String.fromCharCode as (...codes: (number | undefined)[]) => string;
-
-/** Up to 8 ASCII bytes as a string, built in one step (appending char by char allocated a string per byte). */
-function shortAscii(b: Buffer, at: number, length: number): string {
-  switch (length) {
-    case 0:
-      return '';
-    case 1:
-      return char(b[at]);
-    case 2:
-      return char(b[at], b[at + 1]);
-    case 3:
-      return char(b[at], b[at + 1], b[at + 2]);
-    case 4:
-      return char(b[at], b[at + 1], b[at + 2], b[at + 3]);
-    case 5:
-      return char(b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4]);
-    case 6:
-      return char(b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5]);
-    case 7:
-      return char(b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5], b[at + 6]);
-    default:
-      return char(
-        b[at],
-        b[at + 1],
-        b[at + 2],
-        b[at + 3],
-        b[at + 4],
-        b[at + 5],
-        b[at + 6],
-        b[at + 7],
-      );
   }
 }
 

@@ -589,7 +589,7 @@ export class PgReplicaTarget {
       : client.query(
           // pg never writes to the values it is given; its types just do not say so.
           name
-            ? { name, text: statement.text, values: statement.values as (string | null)[] }
+            ? { name, text: statement.text, values: statement.values as (string | Buffer | null)[] }
             : statement.text,
         );
     promise.catch(() => undefined); // examined in settle()

@@ -58,5 +58,5 @@ export const LOCKSTEP_MESSAGE_PREFIX = 'lockstep.';
 export function identityOf(change: UpdateChange | DeleteChange): readonly Value[] {
   if (change.key) return change.key;
   const row = (change as UpdateChange).row;
-  return change.relation.keyIndexes.map((index) => row[index] ?? null);
+  return change.relation.keyIndexes.map((index) => row.at(index) ?? null);
 }

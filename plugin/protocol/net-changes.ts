@@ -1,6 +1,6 @@
 import type { Change, DeleteChange, InsertChange, MessageChange, UpdateChange } from './change.js';
 import type { Relation } from './relation.js';
-import { isUnchangedToast, type Row, type Value } from './value.js';
+import { hasUnchangedToast, isUnchangedToast, type Row, rowValues, type Value } from './value.js';
 
 /** What one relation needs after a batch, per key: rows to remove, rows to change, rows to add. */
 export interface RelationNetChanges {
@@ -25,7 +25,7 @@ interface KeyState {
 function keyValues(relation: Relation, state: KeyState): Value[] {
   if (state.key) return [...state.key];
   const row = state.first as Row;
-  return relation.keyIndexes.map((i) => (row[i] ?? null) as Value);
+  return relation.keyIndexes.map((i) => row.at(i) ?? null);
 }
 
 /** The text that identifies a row by its key within a batch (a one-column key is its own text). */
@@ -53,8 +53,10 @@ function compactable(
 
 /** Overlays an update's row on an earlier image: an unchanged-TOAST column keeps the earlier value. */
 function overlay(previous: Row | null, row: Row): Row {
-  if (!previous) return row;
-  return row.map((value, i) => (isUnchangedToast(value) ? (previous[i] ?? value) : value));
+  if (!previous || !hasUnchangedToast(row)) return row;
+  return rowValues(row).map((value, i) =>
+    isUnchangedToast(value) ? (previous.at(i) ?? value) : value,
+  );
 }
 
 /**
@@ -89,15 +91,13 @@ export function compactChanges(changes: readonly Change[]): RelationNetChanges[]
     const keyIndexes = relation.keyIndexes;
     const single =
       keyIndexes.length === 1 && change.kind !== 'delete'
-        ? change.row[keyIndexes[0] as number]
+        ? change.row.at(keyIndexes[0] as number)
         : undefined;
     const id =
       typeof single === 'string'
         ? single
         : identityText(
-            change.kind === 'delete'
-              ? change.key
-              : keyIndexes.map((i) => (change.row[i] ?? null) as Value),
+            change.kind === 'delete' ? change.key : keyIndexes.map((i) => change.row.at(i) ?? null),
           );
     const state = entry.keyed.get(id);
     if (state) {

@@ -19,8 +19,34 @@ export const UNCHANGED_TOAST: UnchangedToast = Object.freeze({ unchangedToast: t
 /** One column value: text form, SQL NULL, or "unchanged TOAST, not sent". */
 export type Value = string | null | UnchangedToast;
 
-/** A row: values in the order of the relation's columns. */
-export type Row = readonly Value[];
+/**
+ * A row: values in the order of the relation's columns. An array of values is
+ * one; the stream's adapter hands over rows that keep the primary's bytes and
+ * decode a value only when asked, so that values nobody reads as text (most of
+ * them: they go to the replicas as bytes) never become JavaScript strings.
+ */
+export interface Row {
+  /** Number of columns. */
+  readonly length: number;
+  /** The value of column `index`. */
+  at(index: number): Value | undefined;
+  /** True when no column holds the unchanged-TOAST marker, known without reading the values. */
+  readonly complete?: boolean;
+}
+
+/** Every value of `row`, as an array. */
+export function rowValues(row: Row): Value[] {
+  const values = new Array<Value>(row.length);
+  for (let i = 0; i < row.length; i++) values[i] = row.at(i) ?? null;
+  return values;
+}
+
+/** Whether any column of `row` holds the unchanged-TOAST marker. */
+export function hasUnchangedToast(row: Row): boolean {
+  if (row.complete) return false;
+  for (let i = 0; i < row.length; i++) if (isUnchangedToast(row.at(i))) return true;
+  return false;
+}
 
 /** True for the unchanged-TOAST marker (also after a JSON round trip). */
 export function isUnchangedToast(value: Value | undefined): value is UnchangedToast {

@@ -1,34 +1,66 @@
 import { describe, expect, it } from 'vitest';
 import {
   deleteManyStatement,
+  type EncodedRows,
   encodeCopyRows,
   encodeNetChanges,
-  textArrayLiteral,
   updateManyStatement,
 } from '../../adapters/postgres/bulk-statement.js';
-import { type Relation, UNCHANGED_TOAST } from '../../plugin/protocol/index.js';
+import { binaryTextArrays } from '../../adapters/postgres/row-encoding.js';
+import { type Relation, UNCHANGED_TOAST, type Value } from '../../plugin/protocol/index.js';
+import { tupleRow } from '../support/rows.js';
 
-describe('textArrayLiteral', () => {
-  it('quotes every element and escapes only backslash and double quote', () => {
-    const rows = [
-      ['1', 'plain'],
-      ['2', 'a "quoted" \\ word'],
-      ['3', null],
-      ['4', ''],
-      ['5', 'NULL'],
-    ];
-    expect(textArrayLiteral(rows, 0)).toBe('{"1","2","3","4","5"}');
-    expect(textArrayLiteral(rows, 1)).toBe('{"plain","a \\"quoted\\" \\\\ word",NULL,"","NULL"}');
+/** Reads a binary one-dimensional `text[]` back: its elements, NULL as null. */
+function readTextArray(buf: Buffer): (string | null)[] {
+  expect(buf.readInt32BE(0)).toBe(1); // dimensions
+  const hasNull = buf.readInt32BE(4);
+  expect(buf.readInt32BE(8)).toBe(25); // text
+  const count = buf.readInt32BE(12);
+  expect(buf.readInt32BE(16)).toBe(1); // lower bound
+  const out: (string | null)[] = [];
+  let at = 20;
+  for (let i = 0; i < count; i++) {
+    const length = buf.readInt32BE(at);
+    at += 4;
+    if (length < 0) out.push(null);
+    else {
+      out.push(buf.toString('utf8', at, at + length));
+      at += length;
+    }
+  }
+  expect(at).toBe(buf.length);
+  expect(hasNull).toBe(out.includes(null) ? 1 : 0);
+  return out;
+}
+
+const texts = (encoded: { values: readonly Buffer[] } | null) => encoded?.values.map(readTextArray);
+
+describe('binaryTextArrays', () => {
+  const values: Value[][] = [
+    ['1', 'plain'],
+    ['2', 'a "quoted" \\ word, {braces}'],
+    ['3', null],
+    ['4', ''],
+    ['5', 'NULL'],
+    ['6', 'ünïcode ✓'],
+  ];
+
+  it('carries every value as it is, NULL as NULL, one array per column asked for', () => {
+    const [second, first] = binaryTextArrays(values, [1, 0]).map(readTextArray);
+    expect(first).toEqual(['1', '2', '3', '4', '5', '6']);
+    expect(second).toEqual(values.map((row) => row[1]));
   });
 
-  it('keeps braces, commas and spaces inside the quotes, and sends unchanged TOAST as NULL', () => {
-    expect(textArrayLiteral([['{1,2}'], [' x , y '], [UNCHANGED_TOAST]], 0)).toBe(
-      '{"{1,2}"," x , y ",NULL}',
-    );
+  it('writes the same bytes for rows kept as pgoutput tuples', () => {
+    const tuples = values.map(tupleRow);
+    expect(binaryTextArrays(tuples, [0, 1])).toEqual(binaryTextArrays(values, [0, 1]));
   });
 
-  it('is an empty array for no rows', () => {
-    expect(textArrayLiteral([], 0)).toBe('{}');
+  it('sends unchanged TOAST as NULL, and no rows as an empty array', () => {
+    expect(binaryTextArrays([['x'], [UNCHANGED_TOAST]], [0]).map(readTextArray)).toEqual([
+      ['x', null],
+    ]);
+    expect(binaryTextArrays([], [0]).map(readTextArray)).toEqual([[]]);
   });
 });
 
@@ -62,12 +94,21 @@ describe('encodeNetChanges', () => {
       },
       'overwrite',
     );
-    expect(encoded.deletes).toEqual({ count: 1, values: ['{"9"}'] });
-    expect(encoded.updates).toEqual([
-      { count: 2, set: [1], used: [0, 1], values: ['{"1","3"}', '{"a","c"}'] },
-      { count: 1, set: [1, 2], used: [0, 1, 2], values: ['{"2"}', '{"b"}', '{"new body"}'] },
+    expect(encoded.deletes?.count).toBe(1);
+    expect(texts(encoded.deletes)).toEqual([['9']]);
+    expect(encoded.updates.map(({ count, set, used }) => ({ count, set, used }))).toEqual([
+      { count: 2, set: [1], used: [0, 1] },
+      { count: 1, set: [1, 2], used: [0, 1, 2] },
     ]);
-    expect(encoded.inserts).toEqual({ count: 1, values: ['{"4"}', '{"d"}', '{"e"}'] });
+    expect(encoded.updates.map(texts)).toEqual([
+      [
+        ['1', '3'],
+        ['a', 'c'],
+      ],
+      [['2'], ['b'], ['new body']],
+    ]);
+    expect((encoded.inserts as { count: number }).count).toBe(1);
+    expect(texts(encoded.inserts as EncodedRows)).toEqual([['4'], ['d'], ['e']]);
   });
 
   it('has updates and deletes visit their rows in key order, by the replica type', () => {
@@ -99,6 +140,16 @@ describe('encodeNetChanges', () => {
 });
 
 describe('encodeCopyRows', () => {
+  const rows: Value[][] = [
+    ['1', 'tab\there', 'new\nline', 'cr\rhere'],
+    ['2', '\\x00ff', null, 'plain "quotes", commas {braces} and ünïcode'],
+    ['3', '\\N', '', null],
+  ];
+
+  it('writes the same bytes for rows kept as pgoutput tuples', () => {
+    expect(encodeCopyRows(rows.map(tupleRow))).toEqual(encodeCopyRows(rows));
+  });
+
   it("escapes what COPY's text format reads specially, and nothing else", () => {
     const { count, data } = encodeCopyRows([
       ['1', 'tab\there', 'new\nline', 'cr\rhere'],

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PgoutputDecoder } from '../../adapters/postgres/pgoutput-decoder.js';
 import { microsToIso, UNCHANGED_TOAST } from '../../plugin/protocol/index.js';
+import { readable } from '../support/rows.js';
 
 /** Builds pgoutput payloads byte by byte, as the server sends them (PostgreSQL's message formats). */
 class Bytes {
@@ -127,10 +128,27 @@ describe('PgoutputDecoder', () => {
       .text('héllo "wörld" — a longer value')
       .byte('n')
       .done();
-    expect(decoder.decode(insert)).toMatchObject({
+    expect(readable(decoder.decode(insert))).toMatchObject({
       kind: 'insert',
       row: ['42', 'héllo "wörld" — a longer value', null],
     });
+  });
+
+  it('keeps a row intact when the protocol buffer it came from is reused', () => {
+    const decoder = new PgoutputDecoder();
+    decoder.decode(relationMessage());
+    const message = new Bytes()
+      .byte('I')
+      .uint32(16385)
+      .byte('N')
+      .int16(3)
+      .text('7')
+      .text('seven')
+      .byte('n')
+      .done();
+    const decoded = decoder.decode(message);
+    message.fill(0x21);
+    expect(readable(decoded)).toMatchObject({ row: ['7', 'seven', null] });
   });
 
   it('decodes text of every short length, ASCII or not, byte for byte', () => {
@@ -152,7 +170,9 @@ describe('PgoutputDecoder', () => {
         .text(value.toUpperCase())
         .byte('n')
         .done();
-      expect(decoder.decode(insert)).toMatchObject({ row: [value, value.toUpperCase(), null] });
+      expect(readable(decoder.decode(insert))).toMatchObject({
+        row: [value, value.toUpperCase(), null],
+      });
     }
   });
 
@@ -173,7 +193,7 @@ describe('PgoutputDecoder', () => {
       .byte('u')
       .text('x')
       .done();
-    expect(decoder.decode(update)).toMatchObject({
+    expect(readable(decoder.decode(update))).toMatchObject({
       kind: 'update',
       key: ['1'],
       row: ['2', UNCHANGED_TOAST, 'x'],
@@ -187,7 +207,10 @@ describe('PgoutputDecoder', () => {
       .byte('n')
       .byte('u')
       .done();
-    expect(decoder.decode(plain)).toMatchObject({ key: null, row: ['3', null, UNCHANGED_TOAST] });
+    expect(readable(decoder.decode(plain))).toMatchObject({
+      key: null,
+      row: ['3', null, UNCHANGED_TOAST],
+    });
   });
 
   it('under REPLICA IDENTITY FULL fills unchanged TOAST of the new row from the old row', () => {
@@ -207,7 +230,7 @@ describe('PgoutputDecoder', () => {
       .byte('u')
       .text('y')
       .done();
-    expect(decoder.decode(update)).toMatchObject({
+    expect(readable(decoder.decode(update))).toMatchObject({
       key: ['1', 'old note', null],
       row: ['1', 'old note', 'y'],
     });
@@ -265,6 +288,16 @@ describe('PgoutputDecoder', () => {
     expect(() =>
       decoder.decode(new Bytes().byte('I').uint32(16385).byte('N').int16(3).text('1').done()),
     ).toThrow(/truncated/);
+    const cut = new Bytes()
+      .byte('I')
+      .uint32(16385)
+      .byte('N')
+      .int16(3)
+      .text('1')
+      .byte('n')
+      .text('abc')
+      .done();
+    expect(() => decoder.decode(cut.subarray(0, cut.length - 1))).toThrow(/truncated/);
     expect(() => decoder.decode(Buffer.from('Z'))).toThrow(/unknown pgoutput message tag/);
   });
 

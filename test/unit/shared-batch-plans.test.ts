@@ -54,7 +54,7 @@ describe('SharedBatchPlans', () => {
     let builds = 0;
     const build = () => {
       builds++;
-      return { count: 1, values: ['{"1"}'] };
+      return { count: 1, values: [Buffer.from('1')] };
     };
     const first = plans.runOf(part, 0, build);
     expect(plans.runOf(part, 0, build)).toBe(first);
