@@ -108,7 +108,7 @@ export class TupleArena {
     }
     const at = this.used;
     const { slab } = this;
-    if (size <= 256) for (let i = 0; i < size; i++) slab[at + i] = buf[start + i] as number;
+    if (size <= 24) for (let i = 0; i < size; i++) slab[at + i] = buf[start + i] as number;
     else buf.copy(slab, at, start, end);
     this.used += size;
     return new TupleRow(slab, at, at + size, count);

@@ -53,8 +53,8 @@ class ByteWriter {
     this.reserve(count);
     const { buf } = this;
     const at = this.length;
-    // A loop beats Buffer#copy's native call for all but long values.
-    if (count <= 256) for (let i = 0; i < count; i++) buf[at + i] = src[start + i] as number;
+    // A loop beats Buffer#copy's fixed cost (~70 ns) only below ~24 bytes (~3 ns a byte).
+    if (count <= 24) for (let i = 0; i < count; i++) buf[at + i] = src[start + i] as number;
     else src.copy(buf, at, start, start + count);
     this.length += count;
   }
@@ -69,6 +69,19 @@ class ByteWriter {
 
   /** `src[start, start + count)` with COPY text format's escapes (backslash, tab, newline, carriage return). */
   copyEscaped(src: Buffer, start: number, count: number): void {
+    if (count > 64) {
+      // A long value usually has nothing to escape: four native searches, then one copy.
+      const value = src.subarray(start, start + count);
+      if (
+        value.indexOf(0x5c) < 0 &&
+        value.indexOf(0x09) < 0 &&
+        value.indexOf(0x0a) < 0 &&
+        value.indexOf(0x0d) < 0
+      ) {
+        this.bytes(src, start, count);
+        return;
+      }
+    }
     this.reserve(count * 2);
     const { buf } = this;
     let at = this.length;

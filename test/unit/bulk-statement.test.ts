@@ -150,6 +150,14 @@ describe('encodeCopyRows', () => {
     expect(encodeCopyRows(rows.map(tupleRow))).toEqual(encodeCopyRows(rows));
   });
 
+  it('escapes long values too, wherever the special byte is', () => {
+    const long = 'ü'.repeat(40);
+    const values = ['', '\\', '\t', '\n', '\r'].map((special) => `${long}${special}${long}`);
+    const expected = `${values.map((v) => v.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r')).join('\t')}\n`;
+    expect(encodeCopyRows([values]).data.toString()).toBe(expected);
+    expect(encodeCopyRows([tupleRow(values)]).data.toString()).toBe(expected);
+  });
+
   it("escapes what COPY's text format reads specially, and nothing else", () => {
     const { count, data } = encodeCopyRows([
       ['1', 'tab\there', 'new\nline', 'cr\rhere'],
