@@ -44,16 +44,18 @@ export class PgoutputDecoder {
   private readonly types = new Map<number, string>();
   private buf: Buffer = Buffer.alloc(0);
   private pos = 0;
+  /** End of the current message in `buf`. */
+  private end = 0;
   private readonly arena = new TupleArena();
 
   /**
-   * Decodes the XLogData payload that starts at `offset` and runs to the end of
-   * `buf` (the offset spares a Buffer view per message); null for messages
-   * lockstep does not use (origin, type).
+   * Decodes the XLogData payload `buf[offset, end)` (a range, not a Buffer
+   * view per message); null for messages lockstep does not use (origin, type).
    */
-  decode(buf: Buffer, offset = 0): DecodedMessage | null {
+  decode(buf: Buffer, offset = 0, end = buf.length): DecodedMessage | null {
     this.buf = buf;
     this.pos = offset + 1;
+    this.end = end;
     const tag = buf[offset];
     switch (tag) {
       case 0x42 /* B */:
@@ -212,7 +214,7 @@ export class PgoutputDecoder {
   private row(relation: Relation, fallback: readonly Value[] | null): Row {
     const count = this.columnCount(relation);
     const start = this.pos;
-    const end = tupleEnd(this.buf, start, count);
+    const end = tupleEnd(this.buf, start, this.end, count);
     if (end < 0) return this.values(count, fallback);
     this.pos = end;
     return this.arena.copy(this.buf, start, end, count);
@@ -290,7 +292,7 @@ export class PgoutputDecoder {
 
   private cstring(): string {
     const end = this.buf.indexOf(0, this.pos);
-    if (end < 0) throw new Error('truncated pgoutput message');
+    if (end < 0 || end >= this.end) throw new Error('truncated pgoutput message');
     const text = this.buf.toString('utf8', this.pos, end);
     this.pos = end + 1;
     return text;
@@ -305,7 +307,7 @@ export class PgoutputDecoder {
   }
 
   private need(bytes: number): void {
-    if (this.pos + bytes > this.buf.length) throw new Error('truncated pgoutput message');
+    if (this.pos + bytes > this.end) throw new Error('truncated pgoutput message');
   }
 }
 

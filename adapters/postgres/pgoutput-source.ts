@@ -81,16 +81,17 @@ export class PgoutputSource implements ChangeSource {
       const decoder = new PgoutputDecoder();
       const stream = connection.start(
         startReplicationCommand(this.options.slot, this.options.publication),
-        (chunk) => {
+        (buf, start, end) => {
           if (this.failed || this.stopped) return;
           try {
-            if (chunk[0] === 0x77 /* w: XLogData */) {
-              const decoded = decoder.decode(chunk, XLOGDATA_HEADER);
+            const kind = buf[start];
+            if (kind === 0x77 /* w: XLogData */) {
+              const decoded = decoder.decode(buf, start + XLOGDATA_HEADER, end);
               if (decoded !== null) onMessage(decoded);
-            } else if (chunk[0] === 0x6b /* k: keepalive */) {
-              if (chunk[17] === 1) this.sendStatus();
+            } else if (kind === 0x6b /* k: keepalive */) {
+              if (buf[start + 17] === 1) this.sendStatus();
             } else {
-              throw new Error(`unknown replication message 0x${(chunk[0] ?? 0).toString(16)}`);
+              throw new Error(`unknown replication message 0x${(kind ?? 0).toString(16)}`);
             }
           } catch (error) {
             fail(error);

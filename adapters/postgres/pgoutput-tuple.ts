@@ -65,21 +65,21 @@ export class TupleRow implements Row {
 
 /**
  * The end of a TupleData's columns that starts at `start` in `buf` (after its
- * column count), or -1 when a column is neither `t` nor `n` (unchanged TOAST,
- * binary). Throws when the message is cut short.
+ * column count) in a message ending at `limit`, or -1 when a column is neither
+ * `t` nor `n` (unchanged TOAST, binary). Throws when the message is cut short.
  */
-export function tupleEnd(buf: Buffer, start: number, count: number): number {
+export function tupleEnd(buf: Buffer, start: number, limit: number, count: number): number {
   let at = start;
   for (let i = 0; i < count; i++) {
-    if (at >= buf.length) throw new Error('truncated pgoutput message');
+    if (at >= limit) throw new Error('truncated pgoutput message');
     const kind = buf[at];
     if (kind === NULL) at += 1;
     else if (kind === TEXT) {
-      if (at + 5 > buf.length) throw new Error('truncated pgoutput message');
+      if (at + 5 > limit) throw new Error('truncated pgoutput message');
       at += 5 + buf.readUInt32BE(at + 1);
     } else return -1;
   }
-  if (at > buf.length) throw new Error('truncated pgoutput message');
+  if (at > limit) throw new Error('truncated pgoutput message');
   return at;
 }
 

@@ -1,13 +1,10 @@
 import pg from 'pg';
 import { type Lsn, lsnToBigInt, POSTGRES_EPOCH_MICROS } from '../../plugin/protocol/index.js';
-
-/** pg's own Query class (exported at run time; @types/pg declares it as an interface-only type). */
-const PgQuery = (pg as unknown as { Query: new (text: string) => object }).Query;
+import { BackendFrames } from './backend-frames.js';
 
 /** The parts of pg's connection the stream uses (not in @types/pg). */
 interface ReplicationWire {
-  readonly stream: NodeJS.ReadableStream;
-  once(event: 'replicationStart', listener: () => void): void;
+  readonly stream: NodeJS.ReadableStream & NodeJS.WritableStream;
   sendCopyFromChunk(chunk: Buffer): void;
 }
 
@@ -20,25 +17,8 @@ interface ReplicationWire {
  */
 const MESSAGES_PER_TURN = 1_000;
 
-/**
- * START_REPLICATION as a pg Query: the client hands every CopyData message of
- * the stream to the active query, so this one receives them directly — one
- * call per message, no event emitter in between. pg's Query is its documented
- * extension point (lockstep's pipelined COPY is one too); the query ends when
- * the stream does, with the server's error if there was one.
- */
-class StreamQuery extends PgQuery {
-  constructor(
-    text: string,
-    private readonly onCopyData: (chunk: Buffer) => void,
-  ) {
-    super(text);
-  }
-
-  handleCopyData(message: { chunk: Buffer }): void {
-    this.onCopyData(message.chunk);
-  }
-}
+/** Receives one CopyData message of the stream: its bytes are `buf[start, end)`, valid only during the call. */
+export type CopyDataHandler = (buf: Buffer, start: number, end: number) => void;
 
 /**
  * One logical replication connection (`replication=database`) on pg: starts a
@@ -46,13 +26,24 @@ class StreamQuery extends PgQuery {
  * sends standby status updates. Deliberately small: acknowledging, answering
  * keepalives and decoding are the caller's decisions, so nothing here can
  * confirm a position the caller has not made durable.
+ *
+ * pg connects and authenticates; once START_REPLICATION is sent, this class
+ * reads the socket itself ({@link BackendFrames}): pg's parser built a message
+ * object and a Buffer view per CopyData message and passed it through two
+ * event emitters, about a quarter of the sidecar's allocation in a backlog
+ * drain. The socket is taken over while the client is idle (after
+ * ReadyForQuery), when pg's parser holds no partial message, and handed back
+ * at the next ReadyForQuery.
  */
 export class ReplicationConnection {
   /** Paused by the caller (back-pressure), as opposed to yielding a turn. */
   private paused = false;
   private yielding = false;
   private closed = false;
-  private messagesThisTurn = 0;
+  private readonly frames = new BackendFrames();
+  private onCopyData: CopyDataHandler | null = null;
+  private settle: { started: () => void; ended: (error: Error | null) => void } | null = null;
+  private pgDataListeners: ((chunk: Buffer) => void)[] = [];
 
   private constructor(private readonly client: pg.Client) {}
 
@@ -74,26 +65,28 @@ export class ReplicationConnection {
    * Sends `command` (START_REPLICATION …). `started` resolves once the server
    * streams; `ended` settles when the stream does (rejecting with the server's
    * or the connection's error). `onCopyData` gets each message's bytes; it must
-   * copy what it keeps (pg may reuse the buffer).
+   * copy what it keeps (the socket's buffers are not).
    */
   start(
     command: string,
-    onCopyData: (chunk: Buffer) => void,
+    onCopyData: CopyDataHandler,
   ): { started: Promise<void>; ended: Promise<void> } {
-    const started = new Promise<void>((resolve) => this.wire().once('replicationStart', resolve));
-    const ended = new Promise<void>((resolve, reject) => {
-      const query = new StreamQuery(command, (chunk) => {
-        onCopyData(chunk);
-        if (++this.messagesThisTurn >= MESSAGES_PER_TURN) this.yieldTurn();
-      }) as unknown as {
-        callback: (error: Error | null) => void;
-      };
-      query.callback = (error) => (error ? reject(error) : resolve());
-      this.client.removeAllListeners('error');
-      this.client.on('error', reject);
-      this.client.query(query as unknown as pg.QueryConfig);
+    let started: () => void = () => undefined;
+    const startedPromise = new Promise<void>((resolve) => {
+      started = resolve;
     });
-    return { started, ended };
+    const ended = new Promise<void>((resolve, reject) => {
+      this.settle = { started, ended: (error) => (error ? reject(error) : resolve()) };
+    });
+    this.client.removeAllListeners('error');
+    this.client.on('error', (error: Error) => this.finish(error));
+    this.onCopyData = onCopyData;
+    const socket = this.wire().stream;
+    this.pgDataListeners = socket.listeners('data') as ((chunk: Buffer) => void)[];
+    socket.removeAllListeners('data');
+    socket.on('data', this.receive);
+    socket.write(simpleQuery(command));
+    return { started: startedPromise, ended };
   }
 
   /**
@@ -112,16 +105,18 @@ export class ReplicationConnection {
     this.wire().sendCopyFromChunk(message);
   }
 
-  /** Stops reading from the server (TCP flow control holds the walsender back). */
+  /** Stops reading (what is already read waits too; TCP flow control holds the walsender back). */
   pause(): void {
     this.paused = true;
     this.wire().stream.pause();
   }
 
-  /** Reads from the server again. */
+  /** Reads again, starting with what was already read. */
   resume(): void {
     this.paused = false;
-    if (!this.yielding) this.wire().stream.resume();
+    if (this.yielding) return;
+    this.drain();
+    if (!this.paused && !this.yielding) this.wire().stream.resume();
   }
 
   /** Ends the connection (the walsender exits and releases the slot). */
@@ -130,19 +125,96 @@ export class ReplicationConnection {
     await this.client.end().catch(() => undefined);
   }
 
-  /** Stops reading until the event loop has had a turn (what the socket already holds waits). */
+  private readonly receive = (chunk: Buffer): void => {
+    this.frames.push(chunk);
+    this.drain();
+  };
+
+  /** Hands over whole messages until none is left, the caller pauses, or the turn is used up. */
+  private drain(): void {
+    const { frames } = this;
+    let handed = 0;
+    while (!this.paused && !this.closed && frames.next()) {
+      const { type, buf, start, end } = frames;
+      if (type === 0x64 /* d: CopyData */) {
+        this.onCopyData?.(buf, start, end);
+        if (++handed >= MESSAGES_PER_TURN) {
+          this.yieldTurn();
+          return;
+        }
+      } else if (type === 0x57 /* W: CopyBothResponse */) this.settle?.started();
+      else if (type === 0x45 /* E: ErrorResponse */) this.finish(serverError(buf, start, end));
+      else if (type === 0x5a /* Z: ReadyForQuery */) {
+        this.handBack();
+        this.finish(null);
+        return;
+      }
+      // CopyDone, CommandComplete, notices and parameter changes need no answer here.
+    }
+  }
+
+  /** Settles the stream once: with the first error, or cleanly. */
+  private finish(error: Error | null): void {
+    const settle = this.settle;
+    this.settle = null;
+    this.onCopyData = null;
+    settle?.ended(error);
+  }
+
+  /** Gives the socket back to pg's parser, which is at a message boundary after ReadyForQuery. */
+  private handBack(): void {
+    const socket = this.wire().stream;
+    socket.removeListener('data', this.receive);
+    for (const listener of this.pgDataListeners) socket.on('data', listener);
+    this.pgDataListeners = [];
+  }
+
+  /** Stops reading until the event loop has had a turn (what is already read waits). */
   private yieldTurn(): void {
-    if (this.yielding) return;
     this.yielding = true;
     this.wire().stream.pause();
     setImmediate(() => {
       this.yielding = false;
-      this.messagesThisTurn = 0;
-      if (!this.paused && !this.closed) this.wire().stream.resume();
+      if (!this.paused && !this.closed) this.resume();
     });
   }
 
   private wire(): ReplicationWire {
     return (this.client as unknown as { connection: ReplicationWire }).connection;
   }
+}
+
+/** A simple-protocol Query message. */
+function simpleQuery(text: string): Buffer {
+  const body = Buffer.byteLength(text) + 1;
+  const message = Buffer.alloc(5 + body);
+  message[0] = 0x51; // Q
+  message.writeUInt32BE(4 + body, 1);
+  message.write(text, 5);
+  return message;
+}
+
+/** An ErrorResponse as pg's DatabaseError, with the fields lockstep reads (code, message, detail, hint). */
+function serverError(buf: Buffer, start: number, end: number): Error {
+  const fields: Record<string, string> = {};
+  let at = start;
+  while (at < end && buf[at] !== 0) {
+    const field = String.fromCharCode(buf[at] as number);
+    const stop = buf.indexOf(0, at + 1);
+    if (stop < 0 || stop >= end) break;
+    fields[field] = buf.toString('utf8', at + 1, stop);
+    at = stop + 1;
+  }
+  const error = new pg.DatabaseError(fields.M ?? 'unknown server error', end - start + 4, 'error');
+  Object.assign(error, {
+    severity: fields.S,
+    code: fields.C,
+    detail: fields.D,
+    hint: fields.H,
+    where: fields.W,
+    file: fields.F,
+    line: fields.L,
+    routine: fields.R,
+  });
+  return error;
 }

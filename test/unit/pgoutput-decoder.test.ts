@@ -298,6 +298,12 @@ describe('PgoutputDecoder', () => {
       .text('abc')
       .done();
     expect(() => decoder.decode(cut.subarray(0, cut.length - 1))).toThrow(/truncated/);
+    // A message is a range of a larger read: its end bounds it, not the buffer's.
+    const read = Buffer.concat([Buffer.from('xx'), cut, Buffer.from('next message')]);
+    expect(readable(decoder.decode(read, 2, 2 + cut.length))).toMatchObject({
+      row: ['1', null, 'abc'],
+    });
+    expect(() => decoder.decode(read, 2, 1 + cut.length)).toThrow(/truncated/);
     expect(() => decoder.decode(Buffer.from('Z'))).toThrow(/unknown pgoutput message tag/);
   });
 

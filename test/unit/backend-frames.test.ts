@@ -1,0 +1,79 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { BackendFrames } from '../../adapters/postgres/backend-frames.js';
+
+/** A protocol message: type byte, int32 length (counting itself), body. */
+function message(type: number, body: Uint8Array): Buffer {
+  const head = Buffer.alloc(5);
+  head[0] = type;
+  head.writeUInt32BE(4 + body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
+/** Everything `frames` hands over after each chunk is pushed. */
+function read(chunks: readonly Buffer[]): { type: number; body: Buffer }[] {
+  const frames = new BackendFrames();
+  const out: { type: number; body: Buffer }[] = [];
+  for (const chunk of chunks) {
+    frames.push(chunk);
+    while (frames.next())
+      out.push({
+        type: frames.type,
+        body: Buffer.from(frames.buf.subarray(frames.start, frames.end)),
+      });
+  }
+  return out;
+}
+
+describe('BackendFrames', () => {
+  it('hands over every message whole and in order, however the bytes are cut into reads', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            type: fc.integer({ min: 0x41, max: 0x7a }),
+            body: fc.uint8Array({ maxLength: 300 }),
+          }),
+          { maxLength: 12 },
+        ),
+        fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 50 }),
+        (messages, cuts) => {
+          const bytes = Buffer.concat(messages.map((m) => message(m.type, m.body)));
+          const chunks: Buffer[] = [];
+          for (let at = 0, i = 0; at < bytes.length; i++) {
+            const size = cuts[i % cuts.length] as number;
+            chunks.push(bytes.subarray(at, at + size));
+            at += size;
+          }
+          expect(read(chunks)).toEqual(
+            messages.map((m) => ({ type: m.type, body: Buffer.from(m.body) })),
+          );
+        },
+      ),
+    );
+  });
+
+  it('keeps the order when a read arrives before the last one was read through', () => {
+    const frames = new BackendFrames();
+    const first = Buffer.concat([message(0x64, Buffer.from('a')), message(0x64, Buffer.from('b'))]);
+    frames.push(first);
+    expect(frames.next()).toBe(true);
+    frames.push(message(0x64, Buffer.from('c')));
+    const bodies: string[] = [];
+    while (frames.next()) bodies.push(frames.buf.toString('utf8', frames.start, frames.end));
+    expect(bodies).toEqual(['b', 'c']);
+  });
+
+  it('waits for a message cut anywhere, including inside its length', () => {
+    const whole = message(0x64, Buffer.from('hello'));
+    for (let cut = 1; cut < whole.length; cut++) {
+      const frames = new BackendFrames();
+      frames.push(whole.subarray(0, cut));
+      expect(frames.next()).toBe(false);
+      frames.push(whole.subarray(cut));
+      expect(frames.next()).toBe(true);
+      expect(frames.buf.toString('utf8', frames.start, frames.end)).toBe('hello');
+      expect(frames.next()).toBe(false);
+    }
+  });
+});
