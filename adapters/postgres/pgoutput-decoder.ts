@@ -10,7 +10,7 @@ import {
   UNCHANGED_TOAST,
   type Value,
 } from '../../plugin/protocol/index.js';
-import { TupleArena, tupleEnd, utf8Text } from './pgoutput-tuple.js';
+import { TupleArena, TupleRow, tupleEnd, utf8Text } from './pgoutput-tuple.js';
 import { quoteIdent } from './sql-identifier.js';
 
 const TWO_32 = 4_294_967_296;
@@ -36,7 +36,8 @@ const IDENTITY: Record<number, ReplicaIdentity> = {
  * microseconds unless each column's parser is swapped out) and formats every
  * LSN zero-padded; at tens of thousands of changes per second that was most of
  * the stream's allocation. Format: PostgreSQL's "Logical Replication Message
- * Formats". Every row and value is copied out of the (reused) protocol buffer here.
+ * Formats". Values are copied out of the buffer; rows too, unless the caller
+ * says the buffer is never written again.
  */
 export class PgoutputDecoder {
   private readonly relations = new Map<number, Relation>();
@@ -46,16 +47,21 @@ export class PgoutputDecoder {
   private pos = 0;
   /** End of the current message in `buf`. */
   private end = 0;
+  /** Whether rows may point into `buf` (see {@link decode}). */
+  private kept = false;
   private readonly arena = new TupleArena();
 
   /**
    * Decodes the XLogData payload `buf[offset, end)` (a range, not a Buffer
    * view per message); null for messages lockstep does not use (origin, type).
+   * `kept`: nothing will ever write to `buf` again (a socket read is never
+   * reused), so rows may point into it instead of being copied out.
    */
-  decode(buf: Buffer, offset = 0, end = buf.length): DecodedMessage | null {
+  decode(buf: Buffer, offset = 0, end = buf.length, kept = false): DecodedMessage | null {
     this.buf = buf;
     this.pos = offset + 1;
     this.end = end;
+    this.kept = kept;
     const tag = buf[offset];
     switch (tag) {
       case 0x42 /* B */:
@@ -217,7 +223,9 @@ export class PgoutputDecoder {
     const end = tupleEnd(this.buf, start, this.end, count);
     if (end < 0) return this.values(count, fallback);
     this.pos = end;
-    return this.arena.copy(this.buf, start, end, count);
+    return this.kept
+      ? new TupleRow(this.buf, start, end, count)
+      : this.arena.copy(this.buf, start, end, count);
   }
 
   /** A TupleData: one value per column, aligned with the relation's columns. */

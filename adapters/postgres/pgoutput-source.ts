@@ -36,8 +36,9 @@ const XLOGDATA_HEADER = 25;
  * traps in shared/notes/pg-logical-replication.md ask of a durable consumer
  * holds by construction: nothing is acknowledged but what the consumer made
  * durable, keepalives are answered with that position, a fresh connection
- * (and decoder) is used per start, values are copied out of the protocol
- * buffer at once, and any decoding or handler failure stops the stream.
+ * (and decoder) is used per start, rows point only into buffers nothing
+ * writes again (the socket's reads, never the driver's reused buffer), and
+ * any decoding or handler failure stops the stream.
  */
 export class PgoutputSource implements ChangeSource {
   private connection: ReplicationConnection | null = null;
@@ -86,7 +87,8 @@ export class PgoutputSource implements ChangeSource {
           try {
             const kind = buf[start];
             if (kind === 0x77 /* w: XLogData */) {
-              const decoded = decoder.decode(buf, start + XLOGDATA_HEADER, end);
+              // The connection's buffers are never written again: rows may point into them.
+              const decoded = decoder.decode(buf, start + XLOGDATA_HEADER, end, true);
               if (decoded !== null) onMessage(decoded);
             } else if (kind === 0x6b /* k: keepalive */) {
               if (buf[start + 17] === 1) this.sendStatus();

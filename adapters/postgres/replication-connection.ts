@@ -17,7 +17,12 @@ interface ReplicationWire {
  */
 const MESSAGES_PER_TURN = 1_000;
 
-/** Receives one CopyData message of the stream: its bytes are `buf[start, end)`, valid only during the call. */
+/**
+ * Receives one CopyData message of the stream: its bytes are `buf[start, end)`.
+ * `buf` is a socket read or a message joined from several, and nothing writes
+ * to it afterwards (Node hands every read over in a buffer of its own), so
+ * the receiver may keep references into it.
+ */
 export type CopyDataHandler = (buf: Buffer, start: number, end: number) => void;
 
 /**
@@ -64,8 +69,8 @@ export class ReplicationConnection {
   /**
    * Sends `command` (START_REPLICATION …). `started` resolves once the server
    * streams; `ended` settles when the stream does (rejecting with the server's
-   * or the connection's error). `onCopyData` gets each message's bytes; it must
-   * copy what it keeps (the socket's buffers are not).
+   * or the connection's error). `onCopyData` gets each message's bytes (see
+   * {@link CopyDataHandler}).
    */
   start(
     command: string,
