@@ -24,6 +24,20 @@ export class BackendFrames {
   private heldBytes = 0;
   private needed = 0;
 
+  /** The bytes not handed over yet (a partial message included), or null; leaves nothing behind. */
+  takeRest(): Buffer | null {
+    const rest = [this.buf.subarray(this.pos)];
+    if (this.after) rest.push(this.after);
+    rest.push(...this.held);
+    this.buf = Buffer.alloc(0);
+    this.pos = 0;
+    this.after = null;
+    this.held = [];
+    this.heldBytes = 0;
+    const bytes = Buffer.concat(rest);
+    return bytes.length > 0 ? bytes : null;
+  }
+
   /** Adds bytes read from the socket. */
   push(chunk: Buffer): void {
     if (this.held.length === 0) {

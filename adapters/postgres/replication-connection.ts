@@ -166,11 +166,16 @@ export class ReplicationConnection {
     settle?.ended(error);
   }
 
-  /** Gives the socket back to pg's parser, which is at a message boundary after ReadyForQuery. */
+  /**
+   * Gives the socket back to pg's parser, which is at a message boundary after
+   * ReadyForQuery; whatever followed it in the last read goes to pg first.
+   */
   private handBack(): void {
     const socket = this.wire().stream;
     socket.removeListener('data', this.receive);
     for (const listener of this.pgDataListeners) socket.on('data', listener);
+    const rest = this.frames.takeRest();
+    if (rest) for (const listener of this.pgDataListeners) listener(rest);
     this.pgDataListeners = [];
   }
 

@@ -64,6 +64,17 @@ describe('BackendFrames', () => {
     expect(bodies).toEqual(['b', 'c']);
   });
 
+  it('gives back what it has not handed over, a partial message included', () => {
+    const frames = new BackendFrames();
+    const second = message(0x5a, Buffer.from('I'));
+    const third = message(0x64, Buffer.from('partial'));
+    frames.push(Buffer.concat([message(0x64, Buffer.from('a')), second, third.subarray(0, 4)]));
+    expect(frames.next()).toBe(true);
+    expect(frames.takeRest()).toEqual(Buffer.concat([second, third.subarray(0, 4)]));
+    expect(frames.next()).toBe(false);
+    expect(frames.takeRest()).toBeNull();
+  });
+
   it('waits for a message cut anywhere, including inside its length', () => {
     const whole = message(0x64, Buffer.from('hello'));
     for (let cut = 1; cut < whole.length; cut++) {
