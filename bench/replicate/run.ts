@@ -12,6 +12,12 @@
  *   (d) one $BENCH_BULK_ROWS-row transaction: commit → visible on both, and
  *       the sidecar's peak RSS
  *
+ * Both systems' clusters are up at once and take turns stage by stage, each
+ * stage run BENCH_REPS times (default 3, as shared/tools/native-baseline.sh
+ * does) and reported as the median, with every run listed: single runs on this
+ * machine drift by 20-30% within minutes, and running one system after the
+ * other let that drift decide (b) and (c).
+ *
  * BENCH_STAGES picks stages (default "a b c d"; (a) always runs, it sets replication up).
  * Not part of `npm test`; needs pgbench and pg_dump (system PostgreSQL).
  */
@@ -42,6 +48,7 @@ const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 30);
 const BACKLOG_SECONDS = Number(process.env.BENCH_BACKLOG_SECONDS ?? 15);
 const BULK_ROWS = Number(process.env.BENCH_BULK_ROWS ?? 1_000_000);
 const STAGES = new Set((process.env.BENCH_STAGES ?? 'a b c d').split(/[ ,]+/));
+const REPS = Number(process.env.BENCH_REPS ?? 3);
 const LAUNCHER_WAIT_MS = 5_500; // native's apply launcher starts a worker at most every wal_retrieve_retry_interval
 
 type Figures = Record<string, number>;
@@ -146,7 +153,29 @@ function lockstepSystem(): System {
   };
 }
 
-async function measure(system: System): Promise<Figures> {
+/** One system on its own clusters, its stages run one at a time (see the loop below). */
+interface Rig {
+  readonly system: System;
+  readonly primary: PostgresCluster;
+  readonly replicas: PostgresCluster[];
+  /** Every run of every figure, by figure name. */
+  readonly runs: Record<string, number[]>;
+  /** Data equality after every stage run (0 on any mismatch). */
+  identical: boolean;
+}
+
+function record(rig: Rig, figure: string, value: number): void {
+  (rig.runs[figure] ??= []).push(value);
+}
+
+async function check(rig: Rig, stage: string): Promise<void> {
+  const same = await identical(rig.primary, rig.replicas);
+  rig.identical &&= same;
+  console.error(`  ${rig.system.name} ${stage}: ${same ? 'data identical' : 'DATA MISMATCH'}`);
+}
+
+/** Fresh clusters with pgbench's tables, then (a): replication set up with an initial copy. */
+async function setUp(system: System): Promise<Rig> {
   const [primary, ...replicas] = await Promise.all([
     benchProvider.start({
       role: 'primary',
@@ -164,112 +193,139 @@ async function measure(system: System): Promise<Figures> {
       settings: { ...BASELINE_SETTINGS, max_prepared_transactions: 20 },
     }),
   ]);
-  const p = primary as PostgresCluster;
-  const f: Figures = {};
-  const check = async (stage: string) => {
-    f[`${stage}_identical`] = (await identical(p, replicas)) ? 1 : 0;
-    console.error(
-      `  ${system.name} ${stage}: ${f[`${stage}_identical`] ? 'data identical' : 'DATA MISMATCH'}`,
-    );
+  const rig: Rig = {
+    system,
+    primary: primary as PostgresCluster,
+    replicas,
+    runs: {},
+    identical: true,
   };
-  try {
-    console.error(`${system.name}: pgbench -i -s ${SCALE}`);
-    await pgbench(p, ['-i', '-q', '-s', String(SCALE)]);
-    await p.query(`ALTER TABLE pgbench_history REPLICA IDENTITY FULL;
-                   CREATE TABLE bulk (id bigint PRIMARY KEY, payload text);
-                   CREATE TABLE nb_marker (id bigserial PRIMARY KEY, t timestamptz DEFAULT clock_timestamp());`);
-    await p.query('VACUUM ANALYZE');
-    await copySchema(p, replicas);
-    const rows = Number(
-      (
-        await p.query<{
-          n: string;
-        }>(`SELECT (SELECT count(*) FROM pgbench_accounts) + (SELECT count(*) FROM pgbench_branches)
-      + (SELECT count(*) FROM pgbench_tellers) AS n`)
-      )[0]?.n,
-    );
-    await Promise.all([p, ...replicas].map((c) => c.query('CHECKPOINT')));
-    await sleep(system.name === 'native' ? LAUNCHER_WAIT_MS : 0);
+  const p = rig.primary;
+  console.error(`${system.name}: pgbench -i -s ${SCALE}`);
+  await pgbench(p, ['-i', '-q', '-s', String(SCALE)]);
+  await p.query(`ALTER TABLE pgbench_history REPLICA IDENTITY FULL;
+                 CREATE TABLE bulk (id bigint PRIMARY KEY, payload text);
+                 CREATE TABLE nb_marker (id bigserial PRIMARY KEY, t timestamptz DEFAULT clock_timestamp());`);
+  await p.query('VACUUM ANALYZE');
+  await copySchema(p, replicas);
+  const rows = Number(
+    (
+      await p.query<{
+        n: string;
+      }>(`SELECT (SELECT count(*) FROM pgbench_accounts) + (SELECT count(*) FROM pgbench_branches)
+    + (SELECT count(*) FROM pgbench_tellers) AS n`)
+    )[0]?.n,
+  );
+  await Promise.all([p, ...replicas].map((c) => c.query('CHECKPOINT')));
+  await sleep(system.name === 'native' ? LAUNCHER_WAIT_MS : 0);
 
-    // (a) initial sync
-    let t0 = now();
-    await system.sync(p, replicas);
-    f.a_seconds = (now() - t0) / 1000;
-    f.a_rows_per_s = rows / f.a_seconds;
-    await waitOnAll(replicas, `EXISTS (SELECT 1 FROM nb_marker WHERE id = ${await mark(p)})`);
-    await check('a');
+  // (a) initial sync
+  const t0 = now();
+  await system.sync(p, replicas);
+  record(rig, 'a_rows_per_s', rows / ((now() - t0) / 1000));
+  await waitOnAll(replicas, `EXISTS (SELECT 1 FROM nb_marker WHERE id = ${await mark(p)})`);
+  await check(rig, 'a');
+  return rig;
+}
 
-    // (b) steady state
-    if (STAGES.has('b')) {
-      console.error(
-        `${system.name}: (b) pgbench -c 4 -j 2 -T ${PGBENCH_SECONDS} while replicating`,
-      );
-      await p.query('VACUUM pgbench_branches, pgbench_tellers');
-      f.b_primary_tps = await pgbench(p, [
-        '-n',
-        '-c',
-        '4',
-        '-j',
-        '2',
-        '-T',
-        String(PGBENCH_SECONDS),
-      ]);
-      const end = now();
-      const caught = await waitOnAll(
-        replicas,
-        `EXISTS (SELECT 1 FROM nb_marker WHERE id = ${await mark(p)})`,
-      );
-      f.b_catchup_ms = caught - end;
-      await check('b');
-    }
+/** (b) pgbench while replicating: primary TPS, and catch-up after it ends. */
+async function steadyState(rig: Rig): Promise<void> {
+  const { system, primary: p, replicas } = rig;
+  console.error(`${system.name}: (b) pgbench -c 4 -j 2 -T ${PGBENCH_SECONDS} while replicating`);
+  await p.query('VACUUM pgbench_branches, pgbench_tellers');
+  record(
+    rig,
+    'b_primary_tps',
+    await pgbench(p, ['-n', '-c', '4', '-j', '2', '-T', String(PGBENCH_SECONDS)]),
+  );
+  const end = now();
+  const caught = await waitOnAll(
+    replicas,
+    `EXISTS (SELECT 1 FROM nb_marker WHERE id = ${await mark(p)})`,
+  );
+  record(rig, 'b_catchup_ms', caught - end);
+  await check(rig, 'b');
+}
 
-    // (c) backlog drain
-    if (STAGES.has('c')) {
-      console.error(`${system.name}: (c) backlog of ${BACKLOG_SECONDS} s of pgbench`);
-      await system.pause(p, replicas);
-      const h0 = await historyCount(p);
-      await pgbench(p, ['-n', '-c', '4', '-j', '2', '-T', String(BACKLOG_SECONDS)]);
-      const txns = (await historyCount(p)) - h0;
-      const m = await mark(p);
-      if (system.name === 'native') await sleep(LAUNCHER_WAIT_MS);
-      t0 = now();
-      await system.resume(p, replicas);
-      const drained = await waitOnAll(replicas, `EXISTS (SELECT 1 FROM nb_marker WHERE id = ${m})`);
-      f.c_txns = txns;
-      f.c_drain_s = (drained - t0) / 1000;
-      f.c_apply_tps = txns / f.c_drain_s;
-      await check('c');
-    }
+/** (c) a backlog built while replication is stopped, then the rate it is applied at. */
+async function backlog(rig: Rig): Promise<void> {
+  const { system, primary: p, replicas } = rig;
+  console.error(`${system.name}: (c) backlog of ${BACKLOG_SECONDS} s of pgbench`);
+  await system.pause(p, replicas);
+  const h0 = await historyCount(p);
+  await pgbench(p, ['-n', '-c', '4', '-j', '2', '-T', String(BACKLOG_SECONDS)]);
+  const txns = (await historyCount(p)) - h0;
+  const m = await mark(p);
+  if (system.name === 'native') await sleep(LAUNCHER_WAIT_MS);
+  const t0 = now();
+  await system.resume(p, replicas);
+  const drained = await waitOnAll(replicas, `EXISTS (SELECT 1 FROM nb_marker WHERE id = ${m})`);
+  record(rig, 'c_apply_tps', txns / ((drained - t0) / 1000));
+  await check(rig, 'c');
+}
 
-    // (d) one large transaction
-    if (STAGES.has('d')) {
-      console.error(`${system.name}: (d) one ${BULK_ROWS}-row transaction`);
-      await Promise.all([p, ...replicas].map((c) => c.query('CHECKPOINT')));
-      await p.query(
-        `INSERT INTO bulk SELECT g, substr(repeat(md5(g::text), 4), 1, 100) FROM generate_series(1, ${BULK_ROWS}) g`,
-      );
-      const committed = now();
-      const visible = await waitOnAll(
-        replicas,
-        `EXISTS (SELECT 1 FROM bulk WHERE id = ${BULK_ROWS})`,
-      );
-      f.d_commit_to_both_s = (visible - committed) / 1000;
-      await check('d');
-    }
-    const rss = system.peakRssMB();
-    if (rss !== null) f.peak_rss_mb = rss;
-    return f;
-  } finally {
-    await system.stop();
-    await Promise.all([p, ...replicas].map((c) => c.destroy()));
-  }
+/** (d) one large transaction (run `run` adds ids past the earlier runs'), commit to visible on both. */
+async function largeTransaction(rig: Rig, run: number): Promise<void> {
+  const { system, primary: p, replicas } = rig;
+  console.error(`${system.name}: (d) one ${BULK_ROWS}-row transaction`);
+  await Promise.all([p, ...replicas].map((c) => c.query('CHECKPOINT')));
+  const first = run * BULK_ROWS;
+  await p.query(
+    `INSERT INTO bulk SELECT ${first} + g, substr(repeat(md5(g::text), 4), 1, 100) FROM generate_series(1, ${BULK_ROWS}) g`,
+  );
+  const committed = now();
+  const visible = await waitOnAll(
+    replicas,
+    `EXISTS (SELECT 1 FROM bulk WHERE id = ${first + BULK_ROWS})`,
+  );
+  record(rig, 'd_commit_to_both_s', (visible - committed) / 1000);
+  await check(rig, 'd');
 }
 
 console.error(
-  `bench:replicate on PostgreSQL ${benchProvider.binaries.major} (${benchProvider.binaries.bin})`,
+  `bench:replicate on PostgreSQL ${benchProvider.binaries.major} (${benchProvider.binaries.bin}), ${REPS} run(s) per stage`,
 );
-const native = await measure(nativeSystem());
-const ours = await measure(lockstepSystem());
+const rigs: Rig[] = [];
+try {
+  rigs.push(await setUp(nativeSystem()));
+  rigs.push(await setUp(lockstepSystem()));
+  // Stage by stage, the systems take turns (the first to go alternates), so a
+  // machine that slows down or speeds up during the run weighs on both alike.
+  const stages: [string, (rig: Rig, run: number) => Promise<void>][] = [
+    ['b', steadyState],
+    ['c', backlog],
+    ['d', largeTransaction],
+  ];
+  for (const [stage, runStage] of stages) {
+    if (!STAGES.has(stage)) continue;
+    for (let run = 0; run < REPS; run++) {
+      const order = run % 2 === 0 ? rigs : [...rigs].reverse();
+      for (const rig of order) await runStage(rig, run);
+    }
+  }
+  for (const rig of rigs) {
+    const rss = rig.system.peakRssMB();
+    if (rss !== null) record(rig, 'peak_rss_mb', rss);
+  }
+} finally {
+  for (const rig of rigs) {
+    await rig.system.stop();
+    await Promise.all([rig.primary, ...rig.replicas].map((c) => c.destroy()));
+  }
+}
+const median = (values: number[] | undefined): number | undefined => {
+  if (!values?.length) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? sorted[mid]
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
+const [nativeRig, oursRig] = rigs as [Rig, Rig];
+const figures = (rig: Rig): Figures =>
+  Object.fromEntries(Object.entries(rig.runs).map(([k, v]) => [k, median(v) as number]));
+const native = figures(nativeRig);
+const ours = figures(oursRig);
 
 const rowsOut: Array<[string, string, number | undefined, number | undefined, string, string]> = [
   [
@@ -325,11 +381,18 @@ for (const [label, , n, o, , target] of rowsOut) {
   const ratio = n !== undefined && o !== undefined ? `${(o / n).toFixed(2)}x` : '-';
   console.log(`| ${label} | ${fmt(n)} | ${fmt(o)} | ${ratio} | ${target} |`);
 }
-const mismatches = Object.entries({ ...native, ...ours }).filter(
-  ([k, v]) => k.endsWith('_identical') && v !== 1,
-);
+if (REPS > 1) {
+  console.log(`\nMedians of ${REPS} runs per stage ((a): one). Every run, native | lockstep:`);
+  for (const [label, key] of rowsOut) {
+    const each = (rig: Rig) => (rig.runs[key] ?? []).map(fmt).join(', ') || '-';
+    console.log(`  ${label}: ${each(nativeRig)} | ${each(oursRig)}`);
+  }
+}
 console.log(
-  mismatches.length
-    ? `!! data mismatch in ${mismatches.map(([k]) => k).join(', ')}`
-    : 'data identical on every replica after every stage (both systems)',
+  rigs.every((rig) => rig.identical)
+    ? 'data identical on every replica after every stage (both systems)'
+    : `!! data mismatch: ${rigs
+        .filter((rig) => !rig.identical)
+        .map((rig) => rig.system.name)
+        .join(', ')}`,
 );
