@@ -165,7 +165,9 @@ interface Rig {
 }
 
 function record(rig: Rig, figure: string, value: number): void {
-  (rig.runs[figure] ??= []).push(value);
+  const runs = rig.runs[figure] ?? [];
+  runs.push(value);
+  rig.runs[figure] = runs;
 }
 
 async function check(rig: Rig, stage: string): Promise<void> {
