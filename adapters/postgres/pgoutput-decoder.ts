@@ -224,7 +224,7 @@ export class PgoutputDecoder {
     if (end < 0) return this.values(count, fallback);
     this.pos = end;
     return this.kept
-      ? new TupleRow(this.buf, start, end, count)
+      ? new TupleRow(this.buf, start, count)
       : this.arena.copy(this.buf, start, end, count);
   }
 

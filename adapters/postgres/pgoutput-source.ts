@@ -28,7 +28,7 @@ export interface PgoutputSourceOptions {
 }
 
 /** Where an XLogData message's payload starts (after its tag, two LSNs and the send time). */
-const XLOGDATA_HEADER = 25;
+export const XLOGDATA_HEADER = 25;
 
 /**
  * Reads a logical slot over lockstep's own {@link ReplicationConnection} with

@@ -25,8 +25,6 @@ export class TupleRow implements Row {
     readonly bytes: Buffer,
     /** Offset of the first column's kind byte. */
     readonly start: number,
-    /** Offset just past the last column. */
-    readonly end: number,
     /** Number of columns. */
     readonly length: number,
   ) {}
@@ -100,19 +98,33 @@ export class TupleArena {
     if (size > SLAB_BYTES / 4) {
       const own = Buffer.allocUnsafeSlow(size);
       buf.copy(own, 0, start, end);
-      return new TupleRow(own, 0, size, count);
+      return new TupleRow(own, 0, count);
     }
     if (this.used + size > this.slab.length) {
       this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
       this.used = 0;
     }
     const at = this.used;
-    const { slab } = this;
-    if (size <= 24) for (let i = 0; i < size; i++) slab[at + i] = buf[start + i] as number;
-    else buf.copy(slab, at, start, end);
+    copyBytes(buf, start, size, this.slab, at);
     this.used += size;
-    return new TupleRow(slab, at, at + size, count);
+    return new TupleRow(this.slab, at, count);
   }
+}
+
+/**
+ * Copies `src[start, start + count)` to `dst` at `at`. A loop beats
+ * Buffer#copy's fixed cost (~70 ns, a view allocated per call) only below ~24
+ * bytes (~3 ns a byte).
+ */
+export function copyBytes(
+  src: Buffer,
+  start: number,
+  count: number,
+  dst: Buffer,
+  at: number,
+): void {
+  if (count <= 24) for (let i = 0; i < count; i++) dst[at + i] = src[start + i] as number;
+  else src.copy(dst, at, start, start + count);
 }
 
 const char = String.fromCharCode as (...codes: (number | undefined)[]) => string;

@@ -17,6 +17,7 @@ import {
   PgoutputDecoder,
   startReplicationCommand,
 } from '../../adapters/postgres/pgoutput-decoder.js';
+import { XLOGDATA_HEADER } from '../../adapters/postgres/pgoutput-source.js';
 import { ReplicationConnection } from '../../adapters/postgres/replication-connection.js';
 import { PacketAssembler } from '../../plugin/primary/packet-assembler.js';
 import {
@@ -30,7 +31,6 @@ import { BASELINE_SETTINGS, benchProvider, pgbench } from '../support/bench-clus
 const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 10);
 const REPS = Number(process.env.BENCH_REPS ?? 8);
 const BATCH = Number(process.env.BENCH_BATCH ?? 2500);
-const XLOGDATA_HEADER = 25;
 
 /** The backlog's XLogData payloads, each a buffer of its own. */
 async function capture(): Promise<Buffer[]> {

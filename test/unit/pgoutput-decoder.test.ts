@@ -41,6 +41,16 @@ class Bytes {
   }
 }
 
+/** An INSERT into relation 16385 of three columns: text values, null for NULL. */
+function insertMessage(values: readonly (string | null)[]): Buffer {
+  const bytes = new Bytes().byte('I').uint32(16385).byte('N').int16(values.length);
+  for (const value of values) {
+    if (value === null) bytes.byte('n');
+    else bytes.text(value);
+  }
+  return bytes.done();
+}
+
 /** Relation 16385 "public"."Order" (id key, note text, doc jsonb of a Type message). */
 function relationMessage(identity = 'd'): Buffer {
   return new Bytes()
@@ -119,15 +129,7 @@ describe('PgoutputDecoder', () => {
         ],
       },
     });
-    const insert = new Bytes()
-      .byte('I')
-      .uint32(16385)
-      .byte('N')
-      .int16(3)
-      .text('42')
-      .text('héllo "wörld" — a longer value')
-      .byte('n')
-      .done();
+    const insert = insertMessage(['42', 'héllo "wörld" — a longer value', null]);
     expect(readable(decoder.decode(insert))).toMatchObject({
       kind: 'insert',
       row: ['42', 'héllo "wörld" — a longer value', null],
@@ -137,15 +139,7 @@ describe('PgoutputDecoder', () => {
   it('keeps a row intact when the protocol buffer it came from is reused', () => {
     const decoder = new PgoutputDecoder();
     decoder.decode(relationMessage());
-    const message = new Bytes()
-      .byte('I')
-      .uint32(16385)
-      .byte('N')
-      .int16(3)
-      .text('7')
-      .text('seven')
-      .byte('n')
-      .done();
+    const message = insertMessage(['7', 'seven', null]);
     const decoded = decoder.decode(message);
     message.fill(0x21);
     expect(readable(decoded)).toMatchObject({ row: ['7', 'seven', null] });
@@ -161,15 +155,7 @@ describe('PgoutputDecoder', () => {
       '\u0001\t~',
     ];
     for (const value of values) {
-      const insert = new Bytes()
-        .byte('I')
-        .uint32(16385)
-        .byte('N')
-        .int16(3)
-        .text(value)
-        .text(value.toUpperCase())
-        .byte('n')
-        .done();
+      const insert = insertMessage([value, value.toUpperCase(), null]);
       expect(readable(decoder.decode(insert))).toMatchObject({
         row: [value, value.toUpperCase(), null],
       });
@@ -288,15 +274,7 @@ describe('PgoutputDecoder', () => {
     expect(() =>
       decoder.decode(new Bytes().byte('I').uint32(16385).byte('N').int16(3).text('1').done()),
     ).toThrow(/truncated/);
-    const cut = new Bytes()
-      .byte('I')
-      .uint32(16385)
-      .byte('N')
-      .int16(3)
-      .text('1')
-      .byte('n')
-      .text('abc')
-      .done();
+    const cut = insertMessage(['1', null, 'abc']);
     expect(() => decoder.decode(cut.subarray(0, cut.length - 1))).toThrow(/truncated/);
     // A message is a range of a larger read: its end bounds it, not the buffer's.
     const read = Buffer.concat([Buffer.from('xx'), cut, Buffer.from('next message')]);
