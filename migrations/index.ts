@@ -2,6 +2,7 @@ import type { Migration, MigrationProvider } from 'kysely';
 import * as controlSchema from './001-control-schema.js';
 import * as decisionLog from './002-decision-log.js';
 import * as migrationHistory from './003-migration-history.js';
+import * as streamPause from './004-stream-pause.js';
 
 /** lockstep's own control-schema migrations, in order. Bundled, so no folder is read at run time. */
 export const controlMigrations: MigrationProvider = {
@@ -10,6 +11,7 @@ export const controlMigrations: MigrationProvider = {
       '001-control-schema': controlSchema,
       '002-decision-log': decisionLog,
       '003-migration-history': migrationHistory,
+      '004-stream-pause': streamPause,
     };
   },
 };

@@ -7,4 +7,5 @@ export const CONTROL_MIGRATION_NAMES = [
   '001-control-schema',
   '002-decision-log',
   '003-migration-history',
+  '004-stream-pause',
 ] as const;

@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { TwoPhaseStatus } from '../../plugin/coordinator/two-phase-coordinator.js';
 import type { Lsn } from '../../plugin/protocol/index.js';
 import { clientConfig } from './connection-url.js';
+import { readPause } from './stream-pause.js';
 
 /** What the sidecar records about one replica. */
 export interface ReplicaStatusRow {
@@ -88,6 +89,11 @@ export class StatusStore {
       client.release(error as Error);
       throw error;
     }
+  }
+
+  /** Since when the stream is paused (`lockstep pause`), or null while it runs. */
+  async pausedSince(): Promise<Date | null> {
+    return (await readPause(this.pool, this.stream)) ?? null;
   }
 
   /** Records that `owner` (host:pid) is now the active sidecar. */

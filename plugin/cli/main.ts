@@ -47,6 +47,17 @@ async function serveSidecarEndpoints(config: LockstepConfig, sidecar: Sidecar) {
   });
 }
 
+/** `pause` and `resume` (the primary's control schema upgraded if it predates pause). */
+async function changePause(config: LockstepConfig, paused: boolean) {
+  const [{ migrateControlSchema }, { setReplicationPaused }] = await Promise.all([
+    import('../../adapters/postgres/control-schema.js'),
+    import('../attach/pause-replication.js'),
+  ]);
+  return setReplicationPaused(config, paused, () =>
+    migrateControlSchema('primary', config.primary),
+  );
+}
+
 /** Builds the `lockstep` command line. */
 export function buildProgram(): Command {
   const pkg = JSON.parse(readFileSync(packageJsonPath(), 'utf8')) as { version: string };
@@ -301,6 +312,50 @@ export function buildProgram(): Command {
       const result = await detach(config, options.force === true);
       process.stdout.write(
         `detached: slot "${config.slot}" ${result.slotDropped ? 'dropped' : 'was already gone'}, publication "${config.publication}" ${result.publicationDropped ? 'dropped' : 'was already gone'}; positions forgotten on ${result.replicasReset.join(', ') || 'no replica'}; all data kept\n`,
+      );
+    });
+
+  program
+    .command('pause')
+    .description(
+      'pause replication: the sidecar ends its stream and keeps its replica connections; the slot keeps WAL until resume',
+    )
+    .option(...configOption)
+    .action(async (options: { config?: string }) => {
+      const config = loadConfig(options.config);
+      const result = await changePause(config, true);
+      const since = result.pausedSince?.toISOString();
+      const keeps = 'the slot keeps WAL from the lowest replica position until lockstep resume';
+      if (!result.sidecarRunning)
+        process.stdout.write(
+          `paused since ${since}: no sidecar runs now; one started stays paused; ${keeps}\n`,
+        );
+      else if (result.released)
+        process.stdout.write(
+          `paused since ${since}: the sidecar stopped streaming, replicas stay where they are; ${keeps}\n`,
+        );
+      else {
+        process.stderr.write(
+          `paused since ${since} (recorded), but the running sidecar still streams after 10 s: is it an older lockstep? Restart it and it stays paused\n`,
+        );
+        process.exitCode = 1;
+      }
+    });
+
+  program
+    .command('resume')
+    .description(
+      'resume paused replication: the sidecar streams again from the lowest replica position',
+    )
+    .option(...configOption)
+    .action(async (options: { config?: string }) => {
+      const config = loadConfig(options.config);
+      const result = await changePause(config, false);
+      const runs = result.sidecarRunning
+        ? 'the sidecar streams again from the lowest replica position'
+        : 'no sidecar runs now: start lockstep run';
+      process.stdout.write(
+        result.wasPaused ? `resumed: ${runs}\n` : `not paused: nothing to resume (${runs})\n`,
       );
     });
 

@@ -14,6 +14,10 @@ export function formatStatus(status: LockstepStatus): string {
       ? `sidecar: ${status.sidecar.active ?? 'running'} is active${status.sidecar.since ? ` since ${status.sidecar.since}` : ''}`
       : 'sidecar: none running',
   );
+  if (status.paused)
+    lines.push(
+      `replication: paused since ${status.pausedSince} (lockstep resume continues it; the slot keeps WAL meanwhile)`,
+    );
   const rows = status.replicas.map((r) => [
     r.name,
     r.state,

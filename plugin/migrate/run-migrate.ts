@@ -2,7 +2,9 @@ import type { Logger } from 'pino';
 import { migrateControlSchemas } from '../../adapters/postgres/control-schema.js';
 import { DecisionLog } from '../../adapters/postgres/decision-log.js';
 import { MigrationSession } from '../../adapters/postgres/migration-session.js';
+import { connectNode } from '../../adapters/postgres/node-connection.js';
 import { StreamLock } from '../../adapters/postgres/stream-lock.js';
+import { readPause } from '../../adapters/postgres/stream-pause.js';
 import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { FaultHook } from '../coordinator/fault-point.js';
@@ -35,6 +37,22 @@ export interface MigrateOptions {
 /** How long a second `migrate` waits for the first to finish before giving up. */
 const LOCK_WAIT_MS = 30_000;
 
+/** A round waits for every replica to reach the primary's position, which a paused stream never lets happen. */
+async function refuseWhilePaused(config: LockstepConfig): Promise<void> {
+  const primary = await connectNode('primary', config.primary);
+  try {
+    const since = await readPause(primary, config.slot);
+    if (since)
+      throw new LockstepError({
+        node: 'primary',
+        problem: `replication of stream "${config.slot}" is paused (since ${since.toISOString()}): a two-phase round needs every replica to catch up first`,
+        fix: 'run lockstep resume, then run this again',
+      });
+  } finally {
+    await primary.end();
+  }
+}
+
 /** Runs `body` as the only migration of the stream: the migrate lock, control tables, leftovers recovered. */
 async function asMigrator<T>(
   config: LockstepConfig,
@@ -58,6 +76,7 @@ async function asMigrator<T>(
   const decisions = new DecisionLog(config.primary, config.slot);
   try {
     await migrateControlSchemas(configNodes(config));
+    await refuseWhilePaused(config);
     // A migration a crash left prepared is finished first (we hold the migrate lock: none is in flight).
     const recovered = await recoverPrepared(config.slot, [...nodes.values()], decisions, {
       kinds: ['migration'],

@@ -7,6 +7,7 @@ import { syncSequences } from '../../adapters/postgres/sequence-sync.js';
 import { SharedBatchPlans } from '../../adapters/postgres/shared-batch-plans.js';
 import { StatusStore } from '../../adapters/postgres/status-store.js';
 import { StreamLock } from '../../adapters/postgres/stream-lock.js';
+import { PauseListener } from '../../adapters/postgres/stream-pause.js';
 import { type AttachProgress, attach } from '../attach/attach.js';
 import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig } from '../config/config-schema.js';
@@ -110,6 +111,7 @@ export function createSidecar(
       migrateLock: new StreamLock(config.primary, config.slot, 'migrate'),
     },
     status: new StatusStore(config.primary, config.slot),
+    pauses: new PauseListener(config.primary, config.slot),
     log,
     agent: {
       batchRows: config.batch.maxRows,

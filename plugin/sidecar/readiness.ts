@@ -16,6 +16,7 @@ const FOLLOWING = new Set(['streaming', 'catching-up']);
 export function readiness(snapshot: SidecarSnapshot, maxLagBytes: number): Readiness {
   const reasons: string[] = [];
   if (!snapshot.active) reasons.push('standby: another lockstep sidecar is active for this stream');
+  else if (snapshot.paused) reasons.push('replication is paused (lockstep resume continues it)');
   else if (!snapshot.streaming) reasons.push('the primary stream is not connected');
   for (const r of snapshot.replicas) {
     if (!FOLLOWING.has(r.state)) {

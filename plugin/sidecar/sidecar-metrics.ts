@@ -2,7 +2,7 @@ import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { SidecarSnapshot } from './sidecar.js';
 
 /** Replica states, each exported as its own 0/1 series (a Prometheus state set). */
-const STATES = ['starting', 'streaming', 'catching-up', 'halted', 'stale', 'resyncing'];
+const STATES = ['starting', 'streaming', 'catching-up', 'paused', 'halted', 'stale', 'resyncing'];
 
 /**
  * The sidecar's Prometheus metrics, read from a fresh snapshot at every scrape
@@ -126,6 +126,9 @@ export function sidecarMetrics(snapshot: () => SidecarSnapshot): Registry {
   );
   single('lockstep_stream_connected', '1 while the primary stream is connected', (s) =>
     s.streaming ? 1 : 0,
+  );
+  single('lockstep_paused', '1 while replication is paused (lockstep pause)', (s) =>
+    s.paused ? 1 : 0,
   );
   single('lockstep_primary_version', 'Newest packet version of the stream', (s) => s.headVersion);
   single(

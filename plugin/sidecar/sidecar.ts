@@ -50,6 +50,8 @@ export interface SidecarStatusStore {
   slotRetainedBytes(): Promise<number | null>;
   /** Records which sidecar (host:pid) is active. */
   markActive(owner: string): Promise<void>;
+  /** Since when the stream is paused (`lockstep pause`), or null while it runs. */
+  pausedSince(): Promise<Date | null>;
   close(): Promise<void>;
 }
 
@@ -73,6 +75,8 @@ export interface SidecarSnapshot {
   /** Holds the coordinator lock (a standby does not). */
   readonly active: boolean;
   readonly streaming: boolean;
+  /** Replication is paused (`lockstep pause`). */
+  readonly paused: boolean;
   readonly headVersion: number;
   readonly slotRetainedBytes: number | null;
   readonly replicas: readonly ReplicaSnapshot[];
@@ -124,6 +128,14 @@ export interface SidecarParts {
   readonly stream: string;
   readonly lock: SidecarLock;
   readonly twoPhase: SidecarTwoPhase;
+  /** Calls back at once when the stream is paused or resumed (the flag is then read from {@link SidecarStatusStore.pausedSince}). */
+  readonly pauses: PauseSignal;
+}
+
+/** Word that the stream was paused or resumed. */
+export interface PauseSignal {
+  listen(changed: () => void): Promise<void>;
+  close(): Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -158,6 +170,10 @@ export class Sidecar {
   private readonly resyncing = new Map<string, Lsn>();
   /** The primary stream is connected and reading. */
   streaming = false;
+  /** Since when the stream is paused (`lockstep pause`): no stream, replicas stay connected; null while it runs. */
+  pausedSince: Date | null = null;
+  /** Wakes the pump when the stream is resumed (or the sidecar stops). */
+  private wakeUnpause: (() => void) | null = null;
   /** Runs two-phase rounds across the replicas. */
   readonly coordinator: TwoPhaseCoordinator;
   /** This process holds the coordinator lock (it is the active sidecar). */
@@ -250,6 +266,11 @@ export class Sidecar {
     );
     await this.coordinator.start();
     this.lastPositions = await this.parts.status.lastPositions();
+    await this.readPause();
+    // The listening connection opens meanwhile; once it listens the flag is read again, should it have changed in between.
+    this.tasks.push(
+      this.parts.pauses.listen(() => void this.readPause()).then(() => this.readPause()),
+    );
     for (const agent of this.agents) this.tasks.push(agent.run());
     this.tasks.push(this.pumpLoop(), this.housekeepingLoop());
     return true;
@@ -263,6 +284,8 @@ export class Sidecar {
     await this.coordinator.stop();
     for (const agent of this.agents) agent.stop();
     this.wakeRewind?.();
+    this.wakeUnpause?.();
+    await this.parts.pauses.close();
     await this.stream?.stop();
     this.window.reset();
     await Promise.allSettled(this.tasks);
@@ -272,6 +295,33 @@ export class Sidecar {
     for (const node of this.parts.twoPhase.nodes.values()) await node.close();
     await this.parts.twoPhase.migrateLock?.release();
     await this.parts.lock.release();
+  }
+
+  /** Reads whether the stream is paused and follows it: a pause ends the stream, a resume starts it again. */
+  private async readPause(): Promise<void> {
+    let since: Date | null;
+    try {
+      since = await this.parts.status.pausedSince();
+    } catch (error) {
+      this.parts.log.warn(
+        { err: (error as Error).message },
+        'cannot read whether the stream is paused',
+      );
+      return;
+    }
+    if ((since === null) === (this.pausedSince === null)) return;
+    this.pausedSince = since;
+    this.statusDirty = true;
+    if (since) {
+      this.parts.log.info(
+        { since: since.toISOString() },
+        'replication is paused (lockstep pause): the stream stops, replicas stay connected, the slot keeps WAL from the lowest replica position; lockstep resume continues',
+      );
+      this.wakeRewind?.();
+    } else {
+      this.parts.log.info('replication is resumed');
+      this.wakeUnpause?.();
+    }
   }
 
   private requestRewind(replica: string, position: ReplicaPosition): void {
@@ -316,6 +366,11 @@ export class Sidecar {
   private async pumpLoop(): Promise<void> {
     let delay = 500;
     while (!this.stopping) {
+      while (this.pausedSince && !this.stopping)
+        await new Promise<void>((resolve) => {
+          this.wakeUnpause = resolve;
+        });
+      this.wakeUnpause = null;
       const resume = await this.resumePoint();
       if (!resume) return;
       this.rewindTo = null;
@@ -346,7 +401,7 @@ export class Sidecar {
       try {
         let packetRows = 0;
         for (;;) {
-          if (this.rewindTo || this.stopping) break;
+          if (this.rewindTo || this.stopping || this.pausedSince) break;
           // Parts already assembled are taken without a promise each; only an empty queue is awaited.
           let part: PacketPart | null | undefined = stream.poll();
           if (part === undefined) {
@@ -397,6 +452,8 @@ export class Sidecar {
       try {
         if (now - lastStaleCheck > 5_000) {
           lastStaleCheck = now;
+          // Should a notification have been missed.
+          await this.readPause();
           await this.observe();
           await this.markStale();
         }
@@ -549,6 +606,7 @@ export class Sidecar {
     return {
       active: this.active,
       streaming: this.streaming,
+      paused: this.pausedSince !== null,
       headVersion,
       slotRetainedBytes: this.observed.slotRetainedBytes,
       twoPhase: this.coordinator.status(),
@@ -587,7 +645,9 @@ export class Sidecar {
   /** Current state of each replica as reported to status. */
   replicaState(agent: ReplicaAgent): string {
     if (this.resyncing.has(agent.name)) return 'resyncing';
-    return this.stale.has(agent.name) ? 'stale' : agent.state;
+    if (this.stale.has(agent.name)) return 'stale';
+    const following = agent.state === 'streaming' || agent.state === 'catching-up';
+    return following && this.pausedSince ? 'paused' : agent.state;
   }
 
   private async writeStatus(): Promise<void> {

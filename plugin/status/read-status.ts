@@ -41,6 +41,10 @@ export interface LockstepStatus {
   inDoubt: InDoubtTransaction[];
   /** Two-phase rounds as the sidecar last reported them (null before it ran). */
   twoPhase: TwoPhaseStatus | null;
+  /** Replication is paused (`lockstep pause`): the stream stops until `lockstep resume`. */
+  paused: boolean;
+  /** Since when it is paused (null while it runs). */
+  pausedSince: string | null;
   /** The active sidecar (host:pid) as last recorded, since when, and whether one holds the coordinator lock now. */
   sidecar: { active: string | null; since: string | null; running: boolean };
 }
@@ -77,6 +81,8 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
     replicas: [],
     inDoubt: [],
     twoPhase: null,
+    paused: false,
+    pausedSince: null,
     sidecar: { active: null, since: null, running: false },
   };
   const notes = new Map<string, { state: string; error: string | null; error_at: Date | null }>();
@@ -84,6 +90,8 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
   try {
     const primary = await connectNode('primary', config.primary);
     try {
+      // paused_at through to_jsonb: a control schema from before pause existed (no sidecar has
+      // migrated it yet) reads as not paused instead of failing the whole query.
       const head = await primary
         .query<{
           version: string;
@@ -94,8 +102,10 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
           two_phase: TwoPhaseStatus | null;
           active_sidecar: string | null;
           active_since: Date | null;
+          paused_at: Date | null;
         }>(
           `SELECT s.version::text, s.lsn::text, s.commit_time, s.two_phase, s.active_sidecar, s.active_since,
+                (to_jsonb(s) ->> 'paused_at')::timestamptz AS paused_at,
                 pg_current_wal_lsn()::text AS wal,
                 (SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text FROM pg_replication_slots WHERE slot_name = s.slot) AS retained
            FROM lockstep.streams s WHERE s.stream = $1`,
@@ -113,6 +123,8 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
         };
         headCommit = row.commit_time;
         status.twoPhase = row.two_phase;
+        status.paused = row.paused_at !== null;
+        status.pausedSince = row.paused_at?.toISOString() ?? null;
         const running = await streamLockHeld(primary, stream);
         status.sidecar = {
           active: running ? row.active_sidecar : null,

@@ -2,7 +2,7 @@ import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { eventually } from '../support/compare-nodes.js';
-import { LockstepProcess, writeConfig } from '../support/lockstep-process.js';
+import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 
 const clusters = useAttached({
@@ -32,7 +32,7 @@ let configFile: { file: string; remove(): void } | null = null;
 afterAll(() => configFile?.remove());
 
 describe('HTTP endpoints', () => {
-  it('report health, readiness and metrics, and follow a replica going down and coming back', async () => {
+  it('report health, readiness and metrics, and follow a replica going down and coming back, and a pause', async () => {
     const [, r2] = clusters.replicas as [PostgresCluster, PostgresCluster];
     const port = await freePort();
     configFile = writeConfig(clusters.primary, clusters.replicas, { http: { port } });
@@ -100,6 +100,21 @@ describe('HTTP endpoints', () => {
           sample(m, 'lockstep_replica_lag_versions', { replica: 'replica2' }) === 0
         );
       }, 'metrics to show replica2 caught up');
+
+      // Paused, the sidecar is not ready and says why; resumed, it is ready again.
+      expect((await lockstep(['pause', '--config', configFile.file])).code).toBe(0);
+      await eventually(async () => (await get('/readyz')).code === 503, '/readyz 503 while paused');
+      const paused = JSON.parse((await get('/readyz')).text) as { reasons: string[] };
+      expect(paused.reasons).toContain('replication is paused (lockstep resume continues it)');
+      const pausedMetrics = (await get('/metrics')).text;
+      expect(sample(pausedMetrics, 'lockstep_paused')).toBe(1);
+      expect(sample(pausedMetrics, 'lockstep_stream_connected')).toBe(0);
+      expect(
+        sample(pausedMetrics, 'lockstep_replica_state', { replica: 'replica1', state: 'paused' }),
+      ).toBe(1);
+      expect((await lockstep(['resume', '--config', configFile.file])).code).toBe(0);
+      await eventually(async () => (await get('/readyz')).code === 200, '/readyz 200 once resumed');
+      expect(sample((await get('/metrics')).text, 'lockstep_paused')).toBe(0);
     } finally {
       sidecar.kill('SIGTERM');
       expect(await sidecar.exited).toBe(0);

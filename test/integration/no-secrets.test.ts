@@ -75,6 +75,8 @@ describe('credentials', () => {
       );
       await run(['status', '--config', good]);
       await run(['status', '--config', good, '--json']);
+      expect((await run(['pause', '--config', good])).code).toBe(0);
+      expect((await run(['resume', '--config', good])).code).toBe(0);
       await r2.startServer();
     } finally {
       sidecar.kill('SIGTERM');

@@ -6,16 +6,11 @@ import {
   waitForMarker,
 } from '../support/compare-nodes.js';
 import { LockstepProcess } from '../support/lockstep-process.js';
+import { insertNumbered, NUMBERED_SCHEMA } from '../support/numbered-table.js';
 import { useAttached } from '../support/use-attached.js';
 
-const SCHEMA =
-  'CREATE TABLE t (id int PRIMARY KEY, v int); CREATE TABLE marker (id bigserial PRIMARY KEY);';
-const clusters = useAttached({ replicas: 2, schema: SCHEMA });
-
-const write = async (from: number, n: number) => {
-  for (let i = from; i < from + n; i++)
-    await clusters.primary.query('INSERT INTO t VALUES ($1, $1)', [i]);
-};
+const clusters = useAttached({ replicas: 2, schema: NUMBERED_SCHEMA });
+const write = (from: number, n: number) => insertNumbered(clusters.primary, from, n);
 const messages = (p: LockstepProcess, replica: string) =>
   p
     .logLines()

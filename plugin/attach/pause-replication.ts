@@ -1,0 +1,74 @@
+import { connectNode } from '../../adapters/postgres/node-connection.js';
+import { streamLockHeld } from '../../adapters/postgres/stream-lock.js';
+import { readPause, writePause } from '../../adapters/postgres/stream-pause.js';
+import type { LockstepConfig } from '../config/config-schema.js';
+import { LockstepError } from '../lockstep-error.js';
+
+/** How long `pause` waits for a running sidecar to let go of the slot. */
+const RELEASE_WAIT_MS = 10_000;
+
+/** What `pause` or `resume` found and did. */
+export interface PauseResult {
+  /** Whether the stream was paused before this command. */
+  readonly wasPaused: boolean;
+  /** Since when it is paused now (null once resumed). */
+  readonly pausedSince: Date | null;
+  /** A sidecar runs for the stream (holds the coordinator lock). */
+  readonly sidecarRunning: boolean;
+  /** `pause`: the slot is no longer streamed (false: a running sidecar did not let go in time). */
+  readonly released: boolean;
+}
+
+const notAttached = (stream: string) =>
+  new LockstepError({
+    node: 'primary',
+    problem: `not attached: no stream "${stream}" on the primary`,
+    fix: 'run lockstep attach first',
+  });
+
+/**
+ * `lockstep pause` (`paused` true) and `lockstep resume`: records on the
+ * primary whether the stream is paused and tells a running sidecar at once.
+ * Paused, the sidecar ends its stream and keeps its replica connections; the
+ * slot keeps the WAL from the lowest replica position, as a disabled
+ * subscription's slot does. A sidecar started while paused waits for resume.
+ * `pause` returns once no one streams the slot any more. A control schema
+ * older than pause is upgraded first (`upgradeControlSchema`).
+ */
+export async function setReplicationPaused(
+  config: LockstepConfig,
+  paused: boolean,
+  upgradeControlSchema: () => Promise<void>,
+): Promise<PauseResult> {
+  const stream = config.slot;
+  const primary = await connectNode('primary', config.primary);
+  try {
+    const read = () => readPause(primary, stream);
+    const before = await read().catch(async (error: { code?: string }) => {
+      // 42703: a control schema from before pause (no paused_at yet); anything else: not attached.
+      if (error.code !== '42703') return undefined;
+      await upgradeControlSchema();
+      return read();
+    });
+    if (before === undefined) throw notAttached(stream);
+    const since = await writePause(primary, stream, paused);
+    if (since === undefined) throw notAttached(stream);
+    const sidecarRunning = await streamLockHeld(primary, stream);
+    let released = true;
+    if (paused) {
+      const deadline = Date.now() + RELEASE_WAIT_MS;
+      for (;;) {
+        const { rows } = await primary.query<{ active: boolean }>(
+          'SELECT active FROM pg_replication_slots WHERE slot_name = $1',
+          [stream],
+        );
+        released = rows[0]?.active !== true;
+        if (released || Date.now() > deadline) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    return { wasPaused: before !== null, pausedSince: since, sidecarRunning, released };
+  } finally {
+    await primary.end();
+  }
+}

@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest';
+import type { LockstepStatus } from '../../plugin/status/read-status.js';
+import {
+  appliedVersion,
+  eventually,
+  expectIdentical,
+  waitForMarker,
+} from '../support/compare-nodes.js';
+import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
+import { insertNumbered, NUMBERED_SCHEMA } from '../support/numbered-table.js';
+import { useAttached } from '../support/use-attached.js';
+
+const clusters = useAttached({ replicas: 2, schema: NUMBERED_SCHEMA });
+const write = (from: number, n: number) => insertNumbered(clusters.primary, from, n);
+const command = (name: string, ...rest: string[]) =>
+  lockstep([name, '--config', clusters.configFile, ...rest]);
+const status = async () => JSON.parse((await command('status', '--json')).output) as LockstepStatus;
+const slotActive = async () =>
+  (
+    await clusters.primary.query<{ active: boolean }>(
+      "SELECT active FROM pg_replication_slots WHERE slot_name = 'lockstep'",
+    )
+  )[0]?.active;
+
+describe('lockstep pause and resume', () => {
+  it('refuses a stream that is not attached, naming the fix', async () => {
+    const other = writeConfig(clusters.primary, clusters.replicas, { slot: 'other' });
+    try {
+      const paused = await lockstep(['pause', '--config', other.file]);
+      expect(paused.output).toMatch(
+        /\[primary\] not attached: no stream "other" on the primary\n\s+fix: run lockstep attach first/,
+      );
+      expect(paused.code).toBe(1);
+    } finally {
+      other.remove();
+    }
+  });
+
+  it('stops the stream with replicas still connected, stays paused across a restart, and resumes where the replicas are', async () => {
+    let sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
+    try {
+      await write(1, 5);
+      await eventually(
+        async () =>
+          (await Promise.all(clusters.replicas.map(appliedVersion))).every((v) => v === 5),
+        'both replicas at version 5',
+      );
+
+      const paused = await command('pause');
+      expect(paused.output).toMatch(/^paused since \S+: the sidecar stopped streaming/);
+      expect(paused.code).toBe(0);
+      // pause returns once the slot is let go: from here on nothing reaches a replica.
+      expect(await slotActive()).toBe(false);
+      await write(6, 10);
+      await eventually(async () => {
+        const s = await status();
+        return s.paused && s.replicas.every((r) => r.state === 'paused' && r.version === 5);
+      }, 'status to show both replicas paused at version 5');
+      expect(sidecar.logged(/^replication is paused/)).toBeDefined();
+      expect((await command('status')).output).toMatch(
+        /^replication: paused since \S+ \(lockstep resume/m,
+      );
+      // The replicas' connections stay open while paused (only the stream ends).
+      for (const replica of clusters.replicas) {
+        const sessions = await replica.query<{ n: string }>(
+          "SELECT count(*)::text AS n FROM pg_stat_activity WHERE application_name LIKE 'lockstep-apply-%'",
+        );
+        expect(Number(sessions[0]?.n)).toBe(1);
+      }
+
+      // A round needs the replicas to catch up, which they cannot while paused: refused up front.
+      const exec = await command('exec', '--sql', 'CREATE TABLE never (id int PRIMARY KEY)');
+      expect(exec.output).toMatch(/is paused .*\n\s+fix: run lockstep resume/);
+      expect(exec.code).toBe(1);
+
+      // A sidecar started while paused stays paused.
+      sidecar.kill('SIGTERM');
+      expect(await sidecar.exited).toBe(0);
+      sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
+      await eventually(
+        async () => sidecar.logged(/^replication is paused/) !== undefined,
+        'the new sidecar to find the stream paused',
+      );
+      await eventually(
+        async () => (await status()).sidecar.running,
+        'the new sidecar to be active',
+      );
+      expect(await slotActive()).toBe(false);
+      for (const replica of clusters.replicas) expect(await appliedVersion(replica)).toBe(5);
+
+      const resumed = await command('resume');
+      expect(resumed.output).toMatch(/^resumed: the sidecar streams again/);
+      expect(resumed.code).toBe(0);
+      await eventually(
+        async () =>
+          (await Promise.all(clusters.replicas.map(appliedVersion))).every((v) => v === 15),
+        'both replicas at version 15',
+      );
+      await waitForMarker(clusters.primary, clusters.replicas);
+      await expectIdentical(clusters.primary, clusters.replicas, ['t', 'marker']);
+      const after = await status();
+      expect(after.paused).toBe(false);
+      expect(after.pausedSince).toBeNull();
+      expect((await command('resume')).output).toMatch(/^not paused: nothing to resume/);
+    } finally {
+      sidecar.kill('SIGTERM');
+      await sidecar.exited;
+    }
+  });
+});
