@@ -613,7 +613,9 @@ export class Sidecar {
       inDoubt: this.observed.inDoubt,
       replicas: this.agents.map((a) => {
         const position = this.positionOf(a);
-        const lagVersions = position ? Math.max(0, headVersion - position.version) : null;
+        // Paused, nothing new is read: the head is old, so lag in versions is unknown (lagBytes still tells).
+        const lagVersions =
+          position && !this.pausedSince ? Math.max(0, headVersion - position.version) : null;
         let lagSeconds: number | null = lagVersions === 0 ? 0 : null;
         if (position && lagVersions) {
           const seq = this.window.locate(position.version);

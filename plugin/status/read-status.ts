@@ -187,7 +187,9 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
         if (!row) return { ...base, state: 'not-attached' };
         const version = Number(row.version);
         const headVersion = status.primary.version;
-        const lagVersions = headVersion === null ? null : Math.max(0, headVersion - version);
+        // Paused, the recorded head is old: lag in versions and seconds is unknown (lagBytes still tells).
+        const lagVersions =
+          headVersion === null || status.paused ? null : Math.max(0, headVersion - version);
         return {
           ...base,
           version,
@@ -196,7 +198,9 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
           lagBytes: status.primary.walLsn
             ? Math.max(0, lsnDistance(row.lsn, status.primary.walLsn))
             : null,
-          lagSeconds: lagSecondsBehind(lagVersions, headCommit, row.commit_time),
+          lagSeconds: status.paused
+            ? null
+            : lagSecondsBehind(lagVersions, headCommit, row.commit_time),
         };
       } finally {
         await client.end();

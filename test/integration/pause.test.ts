@@ -54,8 +54,18 @@ describe('lockstep pause and resume', () => {
       await write(6, 10);
       await eventually(async () => {
         const s = await status();
-        return s.paused && s.replicas.every((r) => r.state === 'paused' && r.version === 5);
-      }, 'status to show both replicas paused at version 5');
+        return (
+          s.paused &&
+          s.replicas.every(
+            (r) =>
+              r.state === 'paused' &&
+              r.version === 5 &&
+              r.lagVersions === null &&
+              r.lagSeconds === null &&
+              (r.lagBytes ?? 0) > 0,
+          )
+        );
+      }, 'status to show both replicas paused at version 5, lag in versions unknown, in bytes not');
       expect(sidecar.logged(/^replication is paused/)).toBeDefined();
       expect((await command('status')).output).toMatch(
         /^replication: paused since \S+ \(lockstep resume/m,
