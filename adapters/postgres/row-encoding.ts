@@ -124,16 +124,18 @@ function locate(row: TupleRow): void {
  * columns are left out of the statements that would read them.
  */
 export function binaryTextArrays(rows: readonly Row[], columns: readonly number[]): Buffer[] {
-  const writers = columns.map(() => {
+  // Arrays built by push (not map): one array shape on every call, so the optimised code is not thrown away.
+  const writers: ByteWriter[] = [];
+  for (let c = 0; c < columns.length; c++) {
     const w = new ByteWriter(20 + rows.length * 16);
     w.int32(1); // dimensions
     w.int32(0); // has NULLs: set below
     w.int32(TEXT_OID);
     w.int32(rows.length);
     w.int32(1); // lower bound
-    return w;
-  });
-  const hasNull = columns.map(() => false);
+    writers.push(w);
+  }
+  const hasNull = new Uint8Array(columns.length);
   for (const row of rows) {
     if (row instanceof TupleRow) {
       locate(row);
@@ -143,7 +145,7 @@ export function binaryTextArrays(rows: readonly Row[], columns: readonly number[
         const offset = offsets[column] as number;
         if (offset < 0) {
           w.int32(-1);
-          hasNull[c] = true;
+          hasNull[c] = 1;
         } else {
           const count = lengths[column] as number;
           w.int32(count);
@@ -158,7 +160,7 @@ export function binaryTextArrays(rows: readonly Row[], columns: readonly number[
       if (typeof value === 'string') w.prefixedText(value);
       else {
         w.int32(-1);
-        hasNull[c] = true;
+        hasNull[c] = 1;
       }
     }
   }
