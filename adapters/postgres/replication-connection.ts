@@ -1,10 +1,11 @@
+import type { Socket } from 'node:net';
 import pg from 'pg';
 import { type Lsn, lsnToBigInt, POSTGRES_EPOCH_MICROS } from '../../plugin/protocol/index.js';
 import { BackendFrames } from './backend-frames.js';
 
 /** The parts of pg's connection the stream uses (not in @types/pg). */
 interface ReplicationWire {
-  readonly stream: NodeJS.ReadableStream & NodeJS.WritableStream;
+  readonly stream: Socket;
   sendCopyFromChunk(chunk: Buffer): void;
 }
 
@@ -16,6 +17,9 @@ interface ReplicationWire {
  * round trips) waited behind it.
  */
 const MESSAGES_PER_TURN = 1_000;
+
+/** How long closing waits for the server to end the connection before dropping the socket. */
+const CLOSE_TIMEOUT_MS = 5_000;
 
 /**
  * Receives one CopyData message of the stream: its bytes are `buf[start, end)`.
@@ -127,7 +131,26 @@ export class ReplicationConnection {
   /** Ends the connection (the walsender exits and releases the slot). */
   async close(): Promise<void> {
     this.closed = true;
-    await this.client.end().catch(() => undefined);
+    const socket = this.wire().stream;
+    if (socket.listeners('data').includes(this.receive)) {
+      // Still streaming: what arrives from now on is dropped, and a paused socket reads again.
+      // A walsender in the middle of a large transaction is blocked sending it; it reads our
+      // Terminate, exits, and end() resolves only once this side reads up to that end.
+      socket.removeListener('data', this.receive);
+      socket.on('data', () => undefined);
+      socket.resume();
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ended = this.client.end().catch(() => undefined);
+    // Should the server never answer, the socket is dropped instead of waited on.
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        socket.destroy();
+        resolve();
+      }, CLOSE_TIMEOUT_MS);
+    });
+    await Promise.race([ended, late]);
+    clearTimeout(timer);
   }
 
   private readonly receive = (chunk: Buffer): void => {

@@ -4,6 +4,7 @@ import {
   appliedVersion,
   eventually,
   expectIdentical,
+  preparedGids,
   waitForMarker,
 } from '../support/compare-nodes.js';
 import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
@@ -112,6 +113,35 @@ describe('lockstep pause and resume', () => {
       expect(after.paused).toBe(false);
       expect(after.pausedSince).toBeNull();
       expect((await command('resume')).output).toMatch(/^not paused: nothing to resume/);
+    } finally {
+      sidecar.kill('SIGTERM');
+      await sidecar.exited;
+    }
+  });
+
+  it('a pause in the middle of a large transaction loses nothing and doubles nothing', async () => {
+    const sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
+    try {
+      const before = await appliedVersion(clusters.replicas[0] as (typeof clusters.replicas)[0]);
+      await eventually(async () => (await status()).sidecar.running, 'the sidecar to be active');
+      await clusters.primary.query(
+        'INSERT INTO t SELECT g, g FROM generate_series(1000000, 1299999) g',
+      );
+      // Paused while the 300,000 rows stream through the replicas' open transactions.
+      expect((await command('pause')).code).toBe(0);
+      for (const replica of clusters.replicas) {
+        const version = await appliedVersion(replica);
+        expect([before, before + 1]).toContain(version);
+        const rows = await replica.query<{ n: string }>(
+          'SELECT count(*)::text AS n FROM t WHERE id >= 1000000',
+        );
+        // All of it or none of it: the transaction is applied whole or not at all.
+        expect(Number(rows[0]?.n)).toBe(version === before ? 0 : 300_000);
+        expect(await preparedGids([replica])).toEqual([]);
+      }
+      expect((await command('resume')).code).toBe(0);
+      await waitForMarker(clusters.primary, clusters.replicas);
+      await expectIdentical(clusters.primary, clusters.replicas, ['t', 'marker']);
     } finally {
       sidecar.kill('SIGTERM');
       await sidecar.exited;
