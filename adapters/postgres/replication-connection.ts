@@ -140,17 +140,10 @@ export class ReplicationConnection {
       socket.on('data', () => undefined);
       socket.resume();
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const ended = this.client.end().catch(() => undefined);
-    // Should the server never answer, the socket is dropped instead of waited on.
-    const late = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        socket.destroy();
-        resolve();
-      }, CLOSE_TIMEOUT_MS);
-    });
-    await Promise.race([ended, late]);
-    clearTimeout(timer);
+    // Should the server never answer, the socket is dropped (end() resolves when it closes).
+    const late = setTimeout(() => socket.destroy(), CLOSE_TIMEOUT_MS);
+    await this.client.end().catch(() => undefined);
+    clearTimeout(late);
   }
 
   private readonly receive = (chunk: Buffer): void => {
