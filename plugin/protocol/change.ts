@@ -54,9 +54,12 @@ export type Change = InsertChange | UpdateChange | DeleteChange | TruncateChange
 /** The prefix every lockstep logical message starts with. */
 export const LOCKSTEP_MESSAGE_PREFIX = 'lockstep.';
 
+/** The values of `row`'s key columns, aligned with `relation.keyIndexes`. */
+export function keyValuesOf(relation: Relation, row: Row): Value[] {
+  return relation.keyIndexes.map((index) => row.at(index) ?? null);
+}
+
 /** Identity values of an update or delete: the old key if sent, else the new row's key columns. */
 export function identityOf(change: UpdateChange | DeleteChange): readonly Value[] {
-  if (change.key) return change.key;
-  const row = (change as UpdateChange).row;
-  return change.relation.keyIndexes.map((index) => row.at(index) ?? null);
+  return change.key ?? keyValuesOf(change.relation, (change as UpdateChange).row);
 }

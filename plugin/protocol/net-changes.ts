@@ -1,4 +1,11 @@
-import type { Change, DeleteChange, InsertChange, MessageChange, UpdateChange } from './change.js';
+import {
+  type Change,
+  type DeleteChange,
+  type InsertChange,
+  keyValuesOf,
+  type MessageChange,
+  type UpdateChange,
+} from './change.js';
 import type { Relation } from './relation.js';
 import { hasUnchangedToast, isUnchangedToast, type Row, rowValues, type Value } from './value.js';
 
@@ -23,9 +30,7 @@ interface KeyState {
 
 /** The identity values of a key state, aligned with `relation.keyIndexes`. */
 function keyValues(relation: Relation, state: KeyState): Value[] {
-  if (state.key) return [...state.key];
-  const row = state.first as Row;
-  return relation.keyIndexes.map((i) => row.at(i) ?? null);
+  return state.key ? [...state.key] : keyValuesOf(relation, state.first as Row);
 }
 
 /** The text that identifies a row by its key within a batch (a one-column key is its own text). */
@@ -96,9 +101,7 @@ export function compactChanges(changes: readonly Change[]): RelationNetChanges[]
     const id =
       typeof single === 'string'
         ? single
-        : identityText(
-            change.kind === 'delete' ? change.key : keyIndexes.map((i) => change.row.at(i) ?? null),
-          );
+        : identityText(change.kind === 'delete' ? change.key : keyValuesOf(relation, change.row));
     const state = entry.keyed.get(id);
     if (state) {
       if (change.kind === 'delete') state.image = null;
