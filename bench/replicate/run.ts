@@ -28,6 +28,7 @@
 import { readFileSync } from 'node:fs';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { setReplicationPaused } from '../../plugin/attach/pause-replication.js';
+import type { LockstepConfig } from '../../plugin/config/config-schema.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
 import {
   LockstepProcess,
@@ -117,6 +118,8 @@ function nativeSystem(): System {
 
 function lockstepSystem(): System {
   let config: ReturnType<typeof writeConfig> | null = null;
+  /** The configuration as lockstep reads it, loaded once (not inside the timed resume). */
+  let loaded: LockstepConfig | null = null;
   let sidecar: LockstepProcess | null = null;
   let peak = 0;
   const sample = () => {
@@ -147,13 +150,14 @@ function lockstepSystem(): System {
       config = writeConfig(primary, replicas);
       const attached = await lockstep(['attach', '--config', config.file]);
       if (attached.code !== 0) throw new Error(`attach failed:\n${attached.output}`);
+      loaded = loadConfig(config.file);
       start();
     },
     async pause() {
-      await setReplicationPaused(loadConfig(configFile()), true, noUpgrade);
+      await setReplicationPaused(loaded as LockstepConfig, true, noUpgrade);
     },
     async resume() {
-      await setReplicationPaused(loadConfig(configFile()), false, noUpgrade);
+      await setReplicationPaused(loaded as LockstepConfig, false, noUpgrade);
     },
     restart: {
       stop: stopSidecar,
