@@ -1,6 +1,6 @@
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import { streamLockHeld } from '../../adapters/postgres/stream-lock.js';
-import { readPause, writePause } from '../../adapters/postgres/stream-pause.js';
+import { writePause } from '../../adapters/postgres/stream-pause.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { LockstepError } from '../lockstep-error.js';
 
@@ -43,16 +43,23 @@ export async function setReplicationPaused(
   const stream = config.slot;
   const primary = await connectNode('primary', config.primary);
   try {
-    const read = () => readPause(primary, stream);
-    const before = await read().catch(async (error: { code?: string }) => {
-      // 42703: a control schema from before pause (no paused_at yet); anything else: not attached.
-      if (error.code !== '42703') return undefined;
-      await upgradeControlSchema();
-      return read();
+    const write = () => writePause(primary, stream, paused);
+    const change = await write().catch(async (error: { code?: string; message?: string }) => {
+      // 42703: a control schema from before pause (no paused_at yet); 42P01: none at all.
+      if (error.code === '42703') {
+        await upgradeControlSchema();
+        return write();
+      }
+      if (error.code === '42P01') return undefined;
+      throw new LockstepError({
+        node: 'primary',
+        sqlState: error.code,
+        problem: `cannot record the pause of stream "${stream}": ${error.message}`,
+        fix: 'connect as the role lockstep was attached with (it may write to the lockstep schema)',
+        cause: error,
+      });
     });
-    if (before === undefined) throw notAttached(stream);
-    const since = await writePause(primary, stream, paused);
-    if (since === undefined) throw notAttached(stream);
+    if (change === undefined) throw notAttached(stream);
     const sidecarRunning = await streamLockHeld(primary, stream);
     let released = true;
     if (paused) {
@@ -67,7 +74,12 @@ export async function setReplicationPaused(
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }
-    return { wasPaused: before !== null, pausedSince: since, sidecarRunning, released };
+    return {
+      wasPaused: change.before !== null,
+      pausedSince: change.after,
+      sidecarRunning,
+      released,
+    };
   } finally {
     await primary.end();
   }

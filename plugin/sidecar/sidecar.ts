@@ -266,10 +266,10 @@ export class Sidecar {
     );
     await this.coordinator.start();
     this.lastPositions = await this.parts.status.lastPositions();
-    await this.readPause();
+    await this.followPause();
     // The listening connection opens meanwhile; once it listens the flag is read again, should it have changed in between.
     this.tasks.push(
-      this.parts.pauses.listen(() => void this.readPause()).then(() => this.readPause()),
+      this.parts.pauses.listen(() => void this.followPause()).then(() => this.followPause()),
     );
     for (const agent of this.agents) this.tasks.push(agent.run());
     this.tasks.push(this.pumpLoop(), this.housekeepingLoop());
@@ -298,7 +298,7 @@ export class Sidecar {
   }
 
   /** Reads whether the stream is paused and follows it: a pause ends the stream, a resume starts it again. */
-  private async readPause(): Promise<void> {
+  private async followPause(): Promise<void> {
     let since: Date | null;
     try {
       since = await this.parts.status.pausedSince();
@@ -453,7 +453,7 @@ export class Sidecar {
         if (now - lastStaleCheck > 5_000) {
           lastStaleCheck = now;
           // Should a notification have been missed.
-          await this.readPause();
+          await this.followPause();
           await this.observe();
           await this.markStale();
         }

@@ -147,4 +147,19 @@ describe('lockstep pause and resume', () => {
       await sidecar.exited;
     }
   });
+
+  it('upgrades a control schema from before pause; status reads such a schema as running', async () => {
+    await clusters.primary.query(`ALTER TABLE lockstep.streams DROP COLUMN paused_at;
+      DELETE FROM lockstep.kysely_migration WHERE name = '004-stream-pause'`);
+    const before = await status();
+    expect(before.primary.error).toBeNull();
+    expect(before.paused).toBe(false);
+
+    const paused = await command('pause');
+    expect(paused.output).toMatch(/^paused since \S+: no sidecar runs now/);
+    expect(paused.code).toBe(0);
+    expect((await status()).paused).toBe(true);
+    expect((await command('resume')).output).toMatch(/^resumed: no sidecar runs now/);
+    expect((await status()).paused).toBe(false);
+  });
 });
