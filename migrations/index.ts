@@ -3,6 +3,7 @@ import * as controlSchema from './001-control-schema.js';
 import * as decisionLog from './002-decision-log.js';
 import * as migrationHistory from './003-migration-history.js';
 import * as streamPause from './004-stream-pause.js';
+import * as fencing from './005-fencing.js';
 
 /** lockstep's own control-schema migrations, in order. Bundled, so no folder is read at run time. */
 export const controlMigrations: MigrationProvider = {
@@ -12,6 +13,7 @@ export const controlMigrations: MigrationProvider = {
       '002-decision-log': decisionLog,
       '003-migration-history': migrationHistory,
       '004-stream-pause': streamPause,
+      '005-fencing': fencing,
     };
   },
 };

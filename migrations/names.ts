@@ -8,4 +8,5 @@ export const CONTROL_MIGRATION_NAMES = [
   '002-decision-log',
   '003-migration-history',
   '004-stream-pause',
+  '005-fencing',
 ] as const;

@@ -33,3 +33,19 @@ export class LockstepError extends Error {
     this.sqlState = init.sqlState;
   }
 }
+
+/**
+ * This process no longer holds the coordinator lock: another process took
+ * over (a newer activation epoch), so what it was about to write was refused.
+ * It must stop acting and stand by; its successor finishes what it left.
+ */
+export class DeposedError extends Error {
+  constructor(readonly epoch: number | null) {
+    super(
+      epoch === null
+        ? 'this process holds no coordinator epoch: it may not decide rounds'
+        : `this process's coordinator epoch ${epoch} is no longer current: another sidecar took over`,
+    );
+    this.name = 'DeposedError';
+  }
+}

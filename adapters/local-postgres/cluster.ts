@@ -30,6 +30,10 @@ export interface PostgresCluster {
   stopServer(mode?: 'fast' | 'immediate'): Promise<void>;
   /** Starts a server stopped with {@link stopServer}. */
   startServer(): Promise<void>;
+  /** Freezes every process of the server (SIGSTOP): connections stay open, nothing answers. */
+  freezeServer(): Promise<void>;
+  /** Thaws a server frozen with {@link freezeServer}. */
+  thawServer(): Promise<void>;
   /** Stops the server and removes everything it had on disk. */
   destroy(): Promise<void>;
 }

@@ -30,6 +30,7 @@ import {
 } from './os-user.js';
 import { type PgBinaries, resolvePgBinaries } from './pg-binaries.js';
 import { ownerFile, runDirectory, stopServerSync } from './run-directory.js';
+import { signalServer } from './server-processes.js';
 
 const run = promisify(execFile);
 const HOST = '127.0.0.1';
@@ -287,6 +288,14 @@ class LocalCluster implements PostgresCluster {
     ]);
   }
 
+  async freezeServer(): Promise<void> {
+    signalServer(this.dataDir, 'SIGSTOP');
+  }
+
+  async thawServer(): Promise<void> {
+    signalServer(this.dataDir, 'SIGCONT');
+  }
+
   async destroy(): Promise<void> {
     await this.closePool();
     this.destroySync();
@@ -295,6 +304,8 @@ class LocalCluster implements PostgresCluster {
   /** Synchronous teardown, usable from exit handlers. */
   destroySync(): void {
     live.delete(this);
+    // A frozen server would never stop.
+    signalServer(this.dataDir, 'SIGCONT');
     stopServerSync(path.join(this.bin, 'pg_ctl'), this.dataDir);
     rmSync(this.dir, { recursive: true, force: true });
   }

@@ -25,9 +25,20 @@ export function scrubSecrets(text: string, url: string): string {
   return password ? text.split(password).join('***') : text;
 }
 
-/** A `pg` client configuration for a node's URL, with lockstep's application name. */
+/**
+ * A `pg` client configuration for a node's URL, with lockstep's application
+ * name. Nothing waits without bound on the network: a connect timeout, and
+ * TCP keepalives so a peer that vanished is noticed by the kernel (a peer
+ * that answers TCP but not queries is the apply deadline's job).
+ */
 export function clientConfig(url: string, applicationName = 'lockstep'): ClientConfig {
-  return { connectionString: url, application_name: applicationName };
+  return {
+    connectionString: url,
+    application_name: applicationName,
+    connectionTimeoutMillis: 10_000,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+  };
 }
 
 /** A copy of a driver error without the URL's password, keeping its SQLSTATE `code`. */

@@ -1,5 +1,10 @@
 import pg from 'pg';
+import { DeposedError } from '../../plugin/lockstep-error.js';
 import { clientConfig, scrubbedError } from './connection-url.js';
+
+/** Raises `synchronous_commit` to `local` where the server's default is `off`; never lowers it. */
+export const AT_LEAST_LOCAL_COMMIT = `SELECT set_config('synchronous_commit', 'local', false)
+  WHERE current_setting('synchronous_commit') = 'off'`;
 
 /** A decision as the log holds it. */
 export type Decision = 'commit' | 'abort';
@@ -18,6 +23,14 @@ export interface DecisionRecord {
  * `commit` row is a round's commit point. Both writers — the coordinator
  * deciding commit, a recoverer deciding abort — insert with the gid as primary
  * key, so whichever commits first wins and the other reads the winner back.
+ *
+ * Fenced (with `epoch`): a row is written only while the stream's epoch is
+ * still the writer's, read under a share lock in the same statement — a
+ * process that takes the coordinator lock raises the epoch with an UPDATE that
+ * waits for that lock, so a deposed writer's decision either committed before
+ * the takeover (and its successor's recovery sees it) or is refused.
+ * Durability is forced: `synchronous_commit` is at least `local` whatever the
+ * server's default, as the commit point must survive a crash of the primary.
  */
 export class DecisionLog {
   private readonly pool: pg.Pool;
@@ -25,25 +38,35 @@ export class DecisionLog {
   constructor(
     private readonly url: string,
     private readonly stream: string,
+    /** The writer's activation epoch; omitted: unfenced (a migration, guarded by the migrate lock). */
+    private readonly epoch?: () => number | null,
   ) {
     this.pool = new pg.Pool({ ...clientConfig(url, 'lockstep-decisions'), max: 1 });
     this.pool.on('error', () => undefined);
+    this.pool.on('connect', (client) => {
+      client.query(AT_LEAST_LOCAL_COMMIT).catch(() => undefined);
+    });
   }
 
   /**
    * Records `decision` for a gid unless one is recorded already, and returns
-   * the decision that holds. Synchronous commit: the row is durable on return.
+   * the decision that holds. Durable on return. Throws {@link DeposedError}
+   * when fenced out: nothing was written.
    */
   async decide(record: DecisionRecord, decision: Decision): Promise<Decision> {
-    const { rows } = await this.query<{ decision: Decision }>(
-      `WITH inserted AS (
-         INSERT INTO lockstep.decisions (gid, stream, round, version_from, version_to, decision, participants)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+    const epoch = this.epoch ? this.epoch() : undefined;
+    if (epoch === null) throw new DeposedError(null);
+    const { rows } = await this.query<{ decision: Decision | null; fenced: boolean }>(
+      `WITH fence AS (
+         SELECT epoch FROM lockstep.streams
+          WHERE stream = $2 AND ($8::bigint IS NULL OR epoch = $8::bigint) FOR SHARE),
+       inserted AS (
+         INSERT INTO lockstep.decisions (gid, stream, round, version_from, version_to, decision, participants, epoch)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE $8::bigint IS NULL OR EXISTS (SELECT 1 FROM fence)
          ON CONFLICT (gid) DO NOTHING
          RETURNING decision)
-       SELECT decision FROM inserted
-       UNION ALL
-       SELECT decision FROM lockstep.decisions WHERE gid = $1 AND NOT EXISTS (SELECT 1 FROM inserted)`,
+       SELECT (SELECT decision FROM inserted) AS decision,
+              $8::bigint IS NOT NULL AND NOT EXISTS (SELECT 1 FROM fence) AS fenced`,
       [
         record.gid,
         this.stream,
@@ -52,9 +75,11 @@ export class DecisionLog {
         String(record.versionTo),
         decision,
         record.participants,
+        epoch === undefined ? null : String(epoch),
       ],
     );
-    // A concurrent writer that won committed after this statement's snapshot: read it now.
+    if (rows[0]?.fenced) throw new DeposedError(epoch ?? null);
+    // Not inserted: a decision was there already (or a concurrent writer committed after this statement's snapshot).
     const held = rows[0]?.decision ?? (await this.read([record.gid])).get(record.gid);
     if (!held) throw new Error(`no decision could be read back for ${record.gid}`);
     return held;

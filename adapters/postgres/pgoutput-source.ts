@@ -27,6 +27,16 @@ export interface PgoutputSourceOptions {
   readonly decodingWorkMem?: string;
 }
 
+/** The primary asks again and again for a confirmation: it is shutting down and waits for this client. */
+export class PrimaryShuttingDown extends Error {
+  constructor() {
+    super(
+      'the primary is shutting down and waits for lockstep to confirm the end of its WAL: ending the replication connection (lockstep reconnects once it is back)',
+    );
+    this.name = 'PrimaryShuttingDown';
+  }
+}
+
 /** Where an XLogData message's payload starts (after its tag, two LSNs and the send time). */
 export const XLOGDATA_HEADER = 25;
 
@@ -46,6 +56,8 @@ export class PgoutputSource implements ChangeSource {
   private statusTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private failed = false;
+  /** When the server last asked for a reply (the last second's asks). */
+  private replyAsks: number[] = [];
 
   constructor(private readonly options: PgoutputSourceOptions) {
     assertObjectName('slot', options.slot);
@@ -91,7 +103,13 @@ export class PgoutputSource implements ChangeSource {
               const decoded = decoder.decode(buf, start + XLOGDATA_HEADER, end, true);
               if (decoded !== null) onMessage(decoded);
             } else if (kind === 0x6b /* k: keepalive */) {
-              if (buf[start + 17] === 1) this.sendStatus();
+              if (buf[start + 17] === 1) {
+                this.sendStatus();
+                if (this.serverWaits()) {
+                  fail(new PrimaryShuttingDown());
+                  return;
+                }
+              }
             } else {
               throw new Error(`unknown replication message 0x${(kind ?? 0).toString(16)}`);
             }
@@ -153,6 +171,22 @@ export class PgoutputSource implements ChangeSource {
     const connection = this.connection;
     this.connection = null;
     if (connection) await connection.close();
+  }
+
+  /**
+   * Whether the walsender is waiting on this client. It asks for a reply at
+   * most every `wal_sender_timeout / 2` while streaming; when it shuts down
+   * (`WalSndDone`) it asks again as soon as each reply arrives, until the
+   * reported flush position reaches the end of what it sent — which lockstep
+   * may only report once every replica holds it. Three asks within a second
+   * mean the primary's shutdown is waiting: the connection is ended instead,
+   * so a fast restart of the primary never waits on lockstep.
+   */
+  private serverWaits(): boolean {
+    const now = Date.now();
+    this.replyAsks = this.replyAsks.filter((at) => now - at < 1_000);
+    this.replyAsks.push(now);
+    return this.replyAsks.length >= 3;
   }
 
   /** Reports the durable position (see {@link ReplicationConnection.sendStatus} for the `+ 1`). */

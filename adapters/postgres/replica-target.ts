@@ -28,6 +28,7 @@ import {
   truncateStatement,
 } from './change-statement.js';
 import { clientConfig, redactUrl, scrubSecrets } from './connection-url.js';
+import { AT_LEAST_LOCAL_COMMIT } from './decision-log.js';
 import { pipelinedCopy } from './pipelined-copy.js';
 import { SharedBatchPlans } from './shared-batch-plans.js';
 import { quoteQualified } from './sql-identifier.js';
@@ -46,6 +47,8 @@ interface Pending {
   readonly expectRows: number | null;
   /** Rows the statement carries (for the in-flight bound). */
   readonly rows: number;
+  /** The fence: the replica's position must be the one this transaction started from. */
+  readonly fence?: boolean;
 }
 
 /** One packet's changes, as the agent hands a batch over. */
@@ -86,6 +89,8 @@ export class PgReplicaTarget {
   /** `syncedFrom` by relation message, so the hot path builds no `schema.name` string per change. */
   private copyLsnByRelation = new WeakMap<object, Lsn | null>();
   private inTransaction = false;
+  /** The version the open transaction found the replica at (its compare-and-set's expected value). */
+  private openFrom = 0;
   /** Updates and deletes of rows missing on the replica that `overwrite` ignored. */
   ignoredMissingRows = 0;
 
@@ -110,6 +115,8 @@ export class PgReplicaTarget {
     client.on('error', () => undefined);
     try {
       await client.connect();
+      // The slot is confirmed past what replicas commit: a commit must survive the replica's crash.
+      await client.query(AT_LEAST_LOCAL_COMMIT);
       const position = await client.query<{ version: string; lsn: Lsn }>(
         'SELECT version::text, lsn::text FROM lockstep.applied WHERE stream = $1',
         [this.stream],
@@ -138,15 +145,39 @@ export class PgReplicaTarget {
   }
 
   /**
-   * Starts a replica transaction (sent, not awaited). A transaction that will be
-   * prepared gets lock and statement timeouts, so a participant never waits
-   * unboundedly while its vote is awaited.
+   * Starts the transaction of a large packet streamed in parts. It may end
+   * prepared (its phase is known only at its end), so it gets a participant's
+   * timeouts from the start.
    */
-  begin(prepared = false): void {
+  begin(from: number): void {
+    this.beginAt(from, true);
+  }
+
+  /**
+   * Starts a replica transaction (sent, not awaited) that first locks the
+   * replica's position row and checks it still holds `from`: two appliers (a
+   * deposed sidecar and its successor) serialise there, and the later one
+   * fails the check instead of applying the same packets again. A transaction
+   * that may be prepared gets lock and statement timeouts, so a participant
+   * never waits unboundedly while its vote is awaited.
+   */
+  private beginAt(from: number, prepared: boolean): void {
     const client = this.requireClient();
     this.inTransaction = true;
+    this.openFrom = from;
     this.corked(client, () => {
       this.send(client, { text: 'BEGIN', values: [], expectsRow: false }, undefined, 0);
+      this.send(
+        client,
+        {
+          text: 'SELECT 1 FROM lockstep.applied WHERE stream = $1 AND version = $2 FOR UPDATE',
+          values: [this.stream, String(from)],
+          expectsRow: true,
+        },
+        undefined,
+        from + 1,
+        true,
+      );
       if (prepared) {
         for (const setting of ['lock_timeout', 'statement_timeout']) {
           this.send(
@@ -251,6 +282,7 @@ export class PgReplicaTarget {
     commitTime: string,
     prepareAs?: string,
   ): Promise<void> {
+    const from = (packets[0]?.version ?? position.version) - 1;
     const whole = await this.takesWholeBatchFresh(packets, position.version);
     const plan = whole
       ? this.plans.planOf(
@@ -271,7 +303,7 @@ export class PgReplicaTarget {
         const client = this.requireClient();
         // The whole batch leaves in one write (a write per statement cost more CPU than building it).
         this.corked(client, () => {
-          this.begin(prepareAs !== undefined);
+          this.beginAt(from, prepareAs !== undefined);
           for (const net of plan) {
             const columnTypes = types.get(net.relation) as ReplicaColumnTypes;
             const table = relationLabel(net.relation);
@@ -285,7 +317,7 @@ export class PgReplicaTarget {
         if (!(error instanceof CompactedApplyFailed)) throw error;
       }
     }
-    this.begin(prepareAs !== undefined);
+    this.beginAt(from, prepareAs !== undefined);
     for (const packet of packets) await this.apply(packet.changes, packet.version, packet.lsn);
     await this.finish(position, commitTime, false, prepareAs);
   }
@@ -407,10 +439,11 @@ export class PgReplicaTarget {
     // Every statement is checked (errors, rows touched) before COMMIT is sent: a
     // missing row must stop the batch, not be noticed after it committed.
     await this.settle(compacted);
+    // Compare-and-set from the version the transaction started at (locked since its start).
     const [stored, commit] = this.corked(client, () => [
       client.query(
-        'UPDATE lockstep.applied SET version = $2, lsn = $3, commit_time = $4, applied_at = now() WHERE stream = $1',
-        [this.stream, String(position.version), position.lsn, commitTime],
+        'UPDATE lockstep.applied SET version = $2, lsn = $3, commit_time = $4, applied_at = now() WHERE stream = $1 AND version = $5',
+        [this.stream, String(position.version), position.lsn, commitTime, String(this.openFrom)],
       ),
       client.query(end),
     ]);
@@ -418,7 +451,7 @@ export class PgReplicaTarget {
     commit.catch(() => undefined);
     this.inTransaction = false;
     try {
-      await stored;
+      if ((await stored).rowCount !== 1) throw this.fenced(position.version);
       const result = await commit;
       // After an error in pipeline mode, COMMIT (or PREPARE) answers ROLLBACK.
       if (result.command !== verb)
@@ -436,6 +469,29 @@ export class PgReplicaTarget {
     if (!this.inTransaction || !this.client) return;
     this.inTransaction = false;
     await this.client.query('ROLLBACK').catch(() => undefined);
+  }
+
+  /** Drops the connection at once: the server stopped answering, nothing more is said to it. */
+  abort(): void {
+    const client = this.client;
+    this.client = null;
+    this.pending = [];
+    this.pendingRows = 0;
+    this.inTransaction = false;
+    if (!client) return;
+    (client as unknown as { connection: { stream: Socket } }).connection.stream.destroy();
+    void client.end().catch(() => undefined);
+  }
+
+  /** The replica's position is not the one this transaction started from: another applier moved it. */
+  private fenced(version: number): ApplyError {
+    return new ApplyError({
+      node: this.node,
+      kind: 'fenced',
+      version,
+      problem: `the replica's position is no longer version ${this.openFrom}: another lockstep applier moved it first`,
+      fix: 'nothing to do when a sidecar just took over (this applier stops); otherwise make sure one sidecar per stream runs with this configuration',
+    });
   }
 
   /** Closes the connection (an open transaction is rolled back by the server). */
@@ -578,6 +634,7 @@ export class PgReplicaTarget {
     statement: ChangeStatement,
     table: string | undefined,
     version: number,
+    fence = false,
   ): void {
     let name = this.statementNames.get(statement.text);
     if (name === undefined && statement.values.length > 0) {
@@ -602,6 +659,7 @@ export class PgReplicaTarget {
       version,
       expectRows: expected ?? (statement.expectsRow ? 1 : null),
       rows,
+      fence,
     });
   }
 
@@ -638,6 +696,10 @@ export class PgReplicaTarget {
         (result.value.rowCount ?? 0) !== item.expectRows &&
         !failure
       ) {
+        if (item.fence) {
+          failure = { error: this.fenced(item.version), item };
+          return;
+        }
         if (compacted) {
           failure = { error: new CompactedApplyFailed('row count'), item };
           return;
@@ -667,7 +729,9 @@ export class PgReplicaTarget {
         error instanceof CompactedApplyFailed
           ? error
           : this.explain(error, item.version, item.table);
-      if (compacted && !(explained instanceof ApplyError && explained.kind === 'unreachable')) {
+      const final =
+        explained instanceof ApplyError && ['unreachable', 'fenced'].includes(explained.kind);
+      if (compacted && !final) {
         throw new CompactedApplyFailed(explained.message);
       }
       throw explained;
@@ -688,6 +752,15 @@ export class PgReplicaTarget {
       this.url,
     );
     const base = { node: this.node, version, table, sqlState: e.code, cause: error };
+    if (/timeout expired|connection timeout/i.test(e.message ?? '')) {
+      return new ApplyError({
+        ...base,
+        kind: 'unresponsive',
+        table: undefined,
+        problem: `the replica does not answer (${redactUrl(this.url)}): ${message}`,
+        fix: 'check the replica server and the network to it; lockstep retries and catches up by itself',
+      });
+    }
     if (
       !e.code ||
       e.code.startsWith('08') ||

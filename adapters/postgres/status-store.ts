@@ -96,6 +96,25 @@ export class StatusStore {
     return (await readPause(this.pool, this.stream)) ?? null;
   }
 
+  /** Replicas marked stale and not resynced since (durable across restarts). */
+  async staleReplicas(): Promise<Set<string>> {
+    const { rows } = await this.pool.query<{ replica: string }>(
+      'SELECT replica FROM lockstep.replica_status WHERE stream = $1 AND stale_since IS NOT NULL',
+      [this.stream],
+    );
+    return new Set(rows.map((r) => r.replica));
+  }
+
+  /** Marks a replica stale durably: it stays out of the resume point until a resync clears the mark. */
+  async markStale(replica: string): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO lockstep.replica_status (stream, replica, state, stale_since) VALUES ($1, $2, 'stale', now())
+       ON CONFLICT (stream, replica) DO UPDATE SET state = 'stale',
+         stale_since = coalesce(lockstep.replica_status.stale_since, now()), updated_at = now()`,
+      [this.stream, replica],
+    );
+  }
+
   /** Records that `owner` (host:pid) is now the active sidecar. */
   async markActive(owner: string): Promise<void> {
     await this.pool.query(

@@ -9,18 +9,27 @@ export type StreamLockPurpose = 'coordinator' | 'migrate';
 const [PURPOSE_KEY, STREAM_KEY] = ['hashtext($2)', 'hashtext($1)'];
 const keyValues = (stream: string, purpose: StreamLockPurpose) => [stream, `lockstep.${purpose}`];
 
+/** How long a check of the lock session may take before the lock counts as lost. */
+const VERIFY_TIMEOUT_MS = 5_000;
+
 /**
  * A session advisory lock on the primary for one stream, held on a dedicated
  * connection; if its holder dies, the session ends and the lock is free.
  * `coordinator`: held by the active sidecar (or `lockstep recover`): only it
  * starts stream rounds or recovers them, so no recoverer touches a round in
- * flight and a second sidecar stands by. `migrate`: held by a running
- * `lockstep migrate`/`exec`; migration gids are recovered only by whoever
- * holds it. A waiting holder keeps its one connection between attempts.
+ * flight and a second sidecar stands by. Taking it raises the stream's
+ * activation epoch on the same session (see migrations/005-fencing.ts): what a
+ * holder writes under its epoch is refused once another process took over.
+ * `migrate`: held by a running `lockstep migrate`/`exec`; migration gids are
+ * recovered only by whoever holds it. A waiting holder keeps its one
+ * connection between attempts.
  */
 export class StreamLock {
   private client: pg.Client | null = null;
   private locked = false;
+  private lostListeners: Array<() => void> = [];
+  /** The activation epoch this holder raised (coordinator lock), null before or when not attached. */
+  epoch: number | null = null;
 
   constructor(
     private readonly url: string,
@@ -35,8 +44,7 @@ export class StreamLock {
       const client = await connectNode('primary', this.url, `lockstep-${this.purpose}`);
       client.on('end', () => {
         if (this.client !== client) return;
-        this.client = null;
-        this.locked = false;
+        this.lose();
       });
       this.client = client;
     }
@@ -45,8 +53,17 @@ export class StreamLock {
         `SELECT pg_try_advisory_lock(${PURPOSE_KEY}, ${STREAM_KEY}) AS locked`,
         keyValues(this.stream, this.purpose),
       );
-      this.locked = rows[0]?.locked === true;
-      return this.locked;
+      if (rows[0]?.locked !== true) return false;
+      if (this.purpose === 'coordinator') {
+        // Raised on the lock's own session: waits for a deposed holder's fenced decision in flight.
+        const raised = await this.client.query<{ epoch: string }>(
+          'UPDATE lockstep.streams SET epoch = epoch + 1 WHERE stream = $1 RETURNING epoch::text',
+          [this.stream],
+        );
+        this.epoch = raised.rows[0] ? Number(raised.rows[0].epoch) : null;
+      }
+      this.locked = true;
+      return true;
     } catch (error) {
       await this.release();
       throw scrubbedError(error, this.url);
@@ -58,13 +75,75 @@ export class StreamLock {
     return this.locked && this.client !== null;
   }
 
+  /** Calls `listener` once the lock is lost while held (its session ended, or {@link verify} failed). */
+  onLost(listener: () => void): void {
+    this.lostListeners.push(listener);
+  }
+
+  /**
+   * Asks the lock's session whether it still holds the lock and the epoch is
+   * still its own. A session that does not answer within a few seconds is
+   * dropped: the lock counts as lost (fail closed), never as held.
+   */
+  async verify(): Promise<boolean> {
+    const client = this.client;
+    if (!this.locked || !client) return false;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const answer = client.query<{ held: boolean; epoch: string | null }>(
+        `SELECT EXISTS (SELECT 1 FROM pg_locks l
+                         WHERE l.pid = pg_backend_pid() AND l.locktype = 'advisory' AND l.granted
+                           AND l.objsubid = 2 AND l.classid::int = ${PURPOSE_KEY} AND l.objid::int = ${STREAM_KEY}) AS held,
+                (SELECT epoch::text FROM lockstep.streams WHERE stream = $1) AS epoch`,
+        keyValues(this.stream, this.purpose),
+      );
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error('the lock session does not answer')),
+          VERIFY_TIMEOUT_MS,
+        );
+      });
+      const { rows } = await Promise.race([answer, late]);
+      const row = rows[0];
+      const epochOk =
+        this.purpose !== 'coordinator' || this.epoch === null || Number(row?.epoch) === this.epoch;
+      if (row?.held === true && epochOk) return true;
+    } catch {
+      // Unknown is lost: the session is dropped below.
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.client === client) {
+      this.lose();
+      destroy(client);
+    }
+    return false;
+  }
+
   /** Releases the lock (if held) by ending its session. */
   async release(): Promise<void> {
     const client = this.client;
     this.client = null;
     this.locked = false;
+    this.epoch = null;
     await client?.end().catch(() => undefined);
   }
+
+  private lose(): void {
+    const wasLocked = this.locked;
+    this.client = null;
+    this.locked = false;
+    if (!wasLocked) return;
+    for (const listener of this.lostListeners) listener();
+  }
+}
+
+/** Drops a client's socket at once (a session that stopped answering cannot be ended politely). */
+function destroy(client: pg.Client): void {
+  (
+    client as unknown as { connection?: { stream?: { destroy(): void } } }
+  ).connection?.stream?.destroy();
+  void client.end().catch(() => undefined);
 }
 
 /** Whether some session on the primary holds `stream`'s lock of `purpose` now (read by `status`). */

@@ -251,6 +251,13 @@ export async function attach(
         fix: 'check the replica and run lockstep attach again (it resumes)',
       });
     }
+    if (options.resync?.length) {
+      // Copied anew: the durable stale mark ends here, not before (a failed copy leaves it stale).
+      await primary.query(
+        'UPDATE lockstep.replica_status SET stale_since = NULL WHERE stream = $1 AND replica = ANY($2::text[])',
+        [stream, options.resync],
+      );
+    }
     return {
       alreadyAttached: copied.length === 0 && newlyPositioned === 0 && !created,
       startLsn,

@@ -81,6 +81,8 @@ export const configSchema = z
       .default('256MB'),
     /** How often sequence values of replicated tables are copied to the replicas (ms; 0: only at attach). */
     sequenceSyncMs: z.number().int().nonnegative().default(10_000),
+    /** Longest one step of applying to a replica may take before the replica counts as unresponsive (ms). */
+    applyTimeoutMs: z.number().int().positive().default(30_000),
     /** Most row changes kept in memory to serve deltas to lagging replicas. */
     windowChanges: z.number().int().positive().default(50_000),
     /** Backoff of a halted replica's retries (ms). */

@@ -25,10 +25,16 @@ export async function runRecovery(config: LockstepConfig): Promise<RecoveryRepor
   const migrate = new StreamLock(config.primary, config.slot, 'migrate');
   const kinds: Array<'stream' | 'migration'> = [];
   const nodes = preparedTransactionNodes(config);
-  const decisions = new DecisionLog(config.primary, config.slot);
+  let decisions: DecisionLog | null = null;
   try {
     if (await coordinator.tryAcquire()) kinds.push('stream');
     if (await migrate.tryAcquire()) kinds.push('migration');
+    // Holding the coordinator lock, its decisions are fenced like a sidecar's.
+    decisions = kinds.includes('stream')
+      ? new DecisionLog(config.primary, config.slot, () =>
+          coordinator.held ? coordinator.epoch : null,
+        )
+      : new DecisionLog(config.primary, config.slot);
     if (kinds.length === 0) {
       throw new LockstepError({
         node: 'primary',
@@ -38,7 +44,7 @@ export async function runRecovery(config: LockstepConfig): Promise<RecoveryRepor
     }
     return await recoverPrepared(config.slot, [...nodes.values()], decisions, { kinds });
   } finally {
-    await decisions.close();
+    await decisions?.close();
     for (const node of nodes.values()) await node.close();
     await migrate.release();
     await coordinator.release();

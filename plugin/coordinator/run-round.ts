@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { DeposedError } from '../lockstep-error.js';
 import {
   type RoundAction,
   type RoundEvent,
@@ -38,6 +39,8 @@ export interface RoundRun {
   stopping(): boolean;
   /** Every state the round passes through. */
   onState?(state: RoundState): void;
+  /** A decision write was refused: another process holds the coordinator lock now. */
+  onDeposed?(): void;
 }
 
 /** How a round ended. `interrupted`: stopped while decided but unfinished (recovery finishes it). */
@@ -73,6 +76,8 @@ export async function runRound(run: RoundRun): Promise<RoundResult> {
   let prepared = 0;
   let commits = 0;
   let outcome: 'committed' | 'aborted' | null = null;
+  /** The decision's outcome is unknown and this process was deposed: its successor settles it. */
+  let unsettled = false;
   let commitChain: Promise<void> = Promise.resolve();
   let step = startRound(request.gid, [...byName.keys()]);
   const note = () => run.onState?.(step.state);
@@ -123,6 +128,11 @@ export async function runRound(run: RoundRun): Promise<RoundResult> {
           return;
         }
         void recordCommit(run, [...byName.keys()]).then((decision) => {
+          if (decision === 'deposed') {
+            unsettled = true;
+            signal?.();
+            return;
+          }
           if (decision === 'commit') run.fault?.('after-decision', 1);
           push({ type: decision === 'commit' ? 'decision-recorded' : 'decision-failed' });
         });
@@ -173,6 +183,13 @@ export async function runRound(run: RoundRun): Promise<RoundResult> {
   for (const action of step.actions) perform(action);
   let stopDeadline: number | null = null;
   while (outcome === null) {
+    if (unsettled) {
+      log.warn(
+        { gid: request.gid, phase: step.state.phase },
+        'deposed while deciding: the new coordinator settles the round',
+      );
+      return { outcome: 'interrupted', state: step.state, lateRollbacks: Promise.resolve() };
+    }
     if (run.stopping()) {
       // A decided round gets a few seconds to finish; whatever is left, recovery finishes at the next start.
       stopDeadline ??= Date.now() + 5_000;
@@ -184,7 +201,7 @@ export async function runRound(run: RoundRun): Promise<RoundResult> {
         return { outcome: 'interrupted', state: step.state, lateRollbacks: Promise.resolve() };
       }
     }
-    while (events.length === 0) {
+    while (events.length === 0 && !unsettled) {
       const now = Date.now();
       let earliest = Number.POSITIVE_INFINITY;
       for (const deadline of deadlines.values()) earliest = Math.min(earliest, deadline);
@@ -204,6 +221,7 @@ export async function runRound(run: RoundRun): Promise<RoundResult> {
       });
       signal = null;
     }
+    if (unsettled) continue;
     const event = events.shift() as RoundEvent;
     step = roundTransition(step.state, event);
     note();
@@ -226,15 +244,18 @@ export async function runRound(run: RoundRun): Promise<RoundResult> {
 }
 
 /**
-
-   * Records the commit decision. When the write fails its outcome is unknown:
-   * an `abort` row is then written in its place (or the commit row found), which
-   * settles the round one way for good.
-   */
+ * Records the commit decision. When the write fails its outcome is unknown:
+ * an `abort` row is then written in its place (or the commit row found), which
+ * settles the round one way for good. `deposed`: another process took the
+ * coordinator lock before the outcome was settled; this one must leave the
+ * round to its successor's recovery (the decision log says what holds).
+ * Refused at the first attempt, nothing was written and nobody else ever
+ * writes `commit` for this gid: that is a plain abort.
+ */
 async function recordCommit(
   run: RoundRun,
   participants: readonly string[],
-): Promise<'commit' | 'abort'> {
+): Promise<'commit' | 'abort' | 'deposed'> {
   const { request } = run;
   const record = {
     gid: request.gid,
@@ -246,9 +267,13 @@ async function recordCommit(
   try {
     return await run.decisions.decide(record, 'commit');
   } catch (error) {
+    if (error instanceof DeposedError) {
+      run.onDeposed?.();
+      return 'abort';
+    }
     run.log.warn(
       { gid: request.gid, err: (error as Error).message },
-      `recording the commit decision for ${request.gid} failed: ${(error as Error).message}; settling it`,
+      'recording the commit decision failed: settling it',
     );
   }
   let delay = run.retryInitialMs;
@@ -256,7 +281,12 @@ async function recordCommit(
     try {
       // Unknown outcome: an abort row settles it (or the commit row that won is read back).
       return await run.decisions.decide(record, 'abort');
-    } catch {
+    } catch (error) {
+      if (error instanceof DeposedError) {
+        run.onDeposed?.();
+        return 'deposed';
+      }
+      if (run.stopping()) return 'deposed';
       await sleep(delay);
       delay = Math.min(delay * 2, run.retryMaxMs);
     }

@@ -46,6 +46,10 @@ export interface CoordinatorParts {
   readonly fault?: FaultHook;
   /** The migrate lock: while it can be taken, no migration is in flight and its gids are recovered too. */
   readonly migrateLock?: { tryAcquire(): Promise<boolean>; release(): Promise<void> };
+  /** This activation's epoch (part of every gid); null while this process holds no coordinator lock. */
+  epoch(): number | null;
+  /** A decision write was refused: another process holds the coordinator lock now. */
+  onDeposed?(): void;
 }
 
 /** The round the stream is held at, for status and logs. */
@@ -242,9 +246,14 @@ export class TwoPhaseCoordinator {
       .participants()
       .filter((p) => p.heldVersion === null || p.heldVersion < last.version);
     if (participants.length === 0) return 'committed';
+    const epoch = this.parts.epoch();
+    if (epoch === null) {
+      this.parts.onDeposed?.();
+      return 'aborted';
+    }
     const round = this.nextRound++;
     const request: PrepareRequest = {
-      gid: makeGid({ stream: this.parts.stream, version: first.version, round }),
+      gid: makeGid({ stream: this.parts.stream, version: first.version, round, epoch }),
       round,
       from: first.version,
       to: last.version,
@@ -267,6 +276,7 @@ export class TwoPhaseCoordinator {
       retryMaxMs: this.parts.options.retryMaxMs,
       fault: this.parts.fault,
       stopping: () => this.stopping,
+      onDeposed: () => this.parts.onDeposed?.(),
       onState: (state) => {
         this.held = {
           gid: request.gid,

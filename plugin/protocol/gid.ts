@@ -1,8 +1,10 @@
 /**
  * Global transaction ids of lockstep's prepared transactions. Built and
  * validated here alone: only `[A-Za-z0-9_]`, well under Postgres's 200 bytes,
- * naming lockstep, the stream, the round's first version and the round number
- * (which never repeats for a stream, so an old decision never matches a new round).
+ * naming lockstep, the stream, the round's first version, the round number and
+ * the coordinator's activation epoch: two activations (a deposed coordinator
+ * that still runs and its successor) never share a gid, so one's abort cannot
+ * roll back the other's transaction.
  */
 
 /** Parts of a lockstep gid. */
@@ -12,6 +14,8 @@ export interface GidParts {
   readonly version: number;
   /** The stream's round number. */
   readonly round: number;
+  /** The activation epoch of the coordinator that runs the round (0 in gids made before epochs). */
+  readonly epoch: number;
 }
 
 const STREAM = /^[A-Za-z0-9_]{1,63}$/;
@@ -30,14 +34,13 @@ export function checkedGid(gid: string): string {
   return gid;
 }
 
-/** `lockstep_<stream>_<version>_<round>`. */
+/**
+ * `lockstep_<stream>_<version>_<round>e<epoch>`. The epoch is glued to the
+ * round so that no gid of stream `s` also parses as one of a stream `s_<n>`.
+ */
 export function makeGid(parts: GidParts): string {
-  if (!STREAM.test(parts.stream))
-    throw new RangeError(`invalid stream name for a gid: ${parts.stream}`);
-  for (const n of [parts.version, parts.round]) {
-    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`invalid number in a gid: ${n}`);
-  }
-  return `lockstep_${parts.stream}_${parts.version}_${parts.round}`;
+  checkParts(parts.stream, [parts.version, parts.round, parts.epoch]);
+  return `lockstep_${parts.stream}_${parts.version}_${parts.round}e${parts.epoch}`;
 }
 
 /**
@@ -55,13 +58,23 @@ export function isMigrationGid(gid: string, stream: string): boolean {
   return gid.startsWith(prefix) && /^\d{1,15}_\d{1,15}$/.test(gid.slice(prefix.length));
 }
 
-/** The parts of `gid` when it is one of `stream`'s stream-round gids; null for any other transaction. */
+/**
+ * The parts of `gid` when it is one of `stream`'s stream-round gids; null for
+ * any other transaction. Gids from before epochs (`…_<version>_<round>`) parse
+ * with epoch 0, so a prepared transaction left by an older lockstep is still
+ * recovered.
+ */
 export function parseGid(gid: string, stream: string): GidParts | null {
   const prefix = `lockstep_${stream}_`;
   if (!gid.startsWith(prefix)) return null;
-  const match = /^(\d{1,15})_(\d{1,15})$/.exec(gid.slice(prefix.length));
+  const match = /^(\d{1,15})_(\d{1,15})(?:e(\d{1,15}))?$/.exec(gid.slice(prefix.length));
   if (!match) return null;
-  return { stream, version: Number(match[1]), round: Number(match[2]) };
+  return {
+    stream,
+    version: Number(match[1]),
+    round: Number(match[2]),
+    epoch: Number(match[3] ?? 0),
+  };
 }
 
 /** The LIKE pattern that finds every lockstep gid (of any stream) in `pg_prepared_xacts`. */

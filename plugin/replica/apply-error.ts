@@ -1,7 +1,16 @@
 import { LockstepError } from '../lockstep-error.js';
 
 /** Why applying to a replica failed, for the halt message and the retry policy. */
-export type ApplyFailureKind = 'unreachable' | 'conflict' | 'schema' | 'not-synced' | 'other';
+export type ApplyFailureKind =
+  | 'unreachable'
+  /** Connected, but it stopped answering within the apply deadline: its connection was dropped. */
+  | 'unresponsive'
+  /** Another applier moved the replica's position first (a deposed sidecar, or its successor). */
+  | 'fenced'
+  | 'conflict'
+  | 'schema'
+  | 'not-synced'
+  | 'other';
 
 /** A failed apply on one replica: names the node, table, version, the Postgres error and the fix. */
 export class ApplyError extends LockstepError {

@@ -30,14 +30,20 @@ export interface ReplicaTarget {
     commitTime: string,
     prepareAs?: string,
   ): Promise<void>;
-  /** Streams a large packet through an open transaction: begin, apply its parts, commit (or prepare). */
-  begin(): void;
+  /**
+   * Streams a large packet through an open transaction: begin (the replica
+   * must hold version `from`: checked under a row lock, see `applyBatch`),
+   * apply its parts, commit (or prepare).
+   */
+  begin(from: number): void;
   apply(changes: PacketPart['changes'], version: number, lsn: Lsn): Promise<void>;
   commit(position: ReplicaPosition, commitTime: string, prepareAs?: string): Promise<void>;
   /** Reads the durable position again. */
   position(): Promise<ReplicaPosition>;
   rollback(): Promise<void>;
   close(): Promise<void>;
+  /** Drops the connection at once, without waiting for the server (it stopped answering). */
+  abort(): void;
 }
 
 /** States reported by `status` (DESIGN.md / issue: streaming, catching-up, halted, stale, resyncing). */
@@ -46,8 +52,13 @@ export type ReplicaState =
   | 'streaming'
   | 'catching-up'
   | 'halted'
+  /** Stopped answering within the apply deadline: its connection was dropped; retried like halted. */
+  | 'unresponsive'
   | 'stale'
   | 'resyncing';
+
+/** States in which a replica is retrying after a failure. */
+const FAILED: ReadonlySet<ReplicaState> = new Set(['halted', 'unresponsive']);
 
 /** Tuning of an agent. */
 export interface ReplicaAgentOptions {
@@ -58,6 +69,12 @@ export interface ReplicaAgentOptions {
   /** First and longest retry delay after a failure (ms). */
   readonly retryInitialMs: number;
   readonly retryMaxMs: number;
+  /**
+   * Longest a replica may take to answer one step of the apply (connect,
+   * a batch, a part of a large packet, a commit) before it counts as
+   * unresponsive and its connection is dropped (ms).
+   */
+  readonly applyTimeoutMs: number;
 }
 
 /** What an agent tells the sidecar. */
@@ -148,17 +165,19 @@ export class ReplicaAgent implements RoundParticipant {
     let delay = this.options.retryInitialMs;
     while (!this.stopping) {
       try {
-        this.position = await this.target.open();
+        this.position = await this.guarded(this.target.open(), 0);
         // Reached again: an unreachable replica's error is over. Others last until an apply succeeds.
-        if (this.lastError?.kind === 'unreachable') this.lastError = null;
+        if (this.lastError?.kind === 'unreachable' || this.lastError?.kind === 'unresponsive')
+          this.lastError = null;
         await this.applyLoop(() => {
           delay = this.options.retryInitialMs;
         });
       } catch (error) {
-        await this.target.rollback().catch(() => undefined);
-        await this.target.close().catch(() => undefined);
-        if (this.stopping) break;
+        // The window is released first: a replica that hangs here pins nothing meanwhile.
         this.window.setCursor(this.name, null);
+        await this.guarded(this.target.rollback(), 0).catch(() => undefined);
+        await this.guarded(this.target.close(), 0).catch(() => undefined);
+        if (this.stopping) break;
         this.applyErrors++;
         this.lastError =
           error instanceof ApplyError
@@ -171,7 +190,7 @@ export class ReplicaAgent implements RoundParticipant {
                 fix: 'see the message; lockstep retries by itself',
                 cause: error,
               });
-        this.setState('halted');
+        this.setState(this.lastError.kind === 'unresponsive' ? 'unresponsive' : 'halted');
         this.inBackoff = true;
         await Promise.race([
           sleep(delay),
@@ -182,7 +201,7 @@ export class ReplicaAgent implements RoundParticipant {
       }
     }
     this.window.setCursor(this.name, null);
-    await this.target.close();
+    await this.guarded(this.target.close(), 0).catch(() => undefined);
   }
 
   /** Asks the agent to finish: an open batch is rolled back, nothing half-done is kept. */
@@ -197,18 +216,51 @@ export class ReplicaAgent implements RoundParticipant {
   }
 
   private setState(state: ReplicaState): void {
-    if (this.state === state && state !== 'halted') return;
-    // Retrying after a failure is still halted, for status, until it applies again.
+    if (this.state === state && !FAILED.has(state)) return;
+    // Retrying after a failure is still halted (or unresponsive), for status, until it applies again.
     if (
-      this.state === 'halted' &&
+      FAILED.has(this.state) &&
       this.lastError &&
       (state === 'catching-up' || state === 'streaming')
     )
       return;
     this.state = state;
-    if (state === 'halted')
-      this.refuseWaiting(this.lastError?.message ?? `replica ${this.name} is halted`);
+    if (FAILED.has(state))
+      this.refuseWaiting(this.lastError?.message ?? `replica ${this.name} is ${state}`);
     this.events.stateChanged(this);
+  }
+
+  /**
+   * Bounds one step of work on the replica: should it not settle within the
+   * apply deadline, the connection is dropped (the step then fails at once)
+   * and the replica counts as unresponsive — it stops pinning the window, and
+   * a round waiting for its vote hears no at once instead of a timeout later.
+   */
+  private async guarded<T>(work: Promise<T>, version: number): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    let expired = false;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        expired = true;
+        this.target.abort();
+        reject(
+          new ApplyError({
+            node: this.name,
+            kind: 'unresponsive',
+            version,
+            problem: `the replica did not answer within ${this.options.applyTimeoutMs} ms: its connection was dropped`,
+            fix: 'check the replica server and the network to it (a frozen host, a full disk, a lock held for long); lockstep retries and catches up by itself',
+          }),
+        );
+      }, this.options.applyTimeoutMs);
+    });
+    work.catch(() => undefined); // after the deadline, its failure is the dropped connection's
+    try {
+      return await Promise.race([work, deadline]);
+    } finally {
+      clearTimeout(timer);
+      if (expired) work.catch(() => undefined);
+    }
   }
 
   /** The version this replica durably holds, when known. */
@@ -224,7 +276,7 @@ export class ReplicaAgent implements RoundParticipant {
   async prepare(request: PrepareRequest): Promise<Vote> {
     for (;;) {
       if (this.stopping) return { vote: 'no', reason: 'the sidecar is stopping' };
-      if (this.inBackoff || (this.state === 'halted' && !this.position))
+      if (this.inBackoff || (FAILED.has(this.state) && !this.position))
         return { vote: 'no', reason: this.lastError?.message ?? `replica ${this.name} is halted` };
       if (this.position) break;
       await sleep(50);
@@ -391,10 +443,17 @@ export class ReplicaAgent implements RoundParticipant {
       if (buffered.length === 0) return;
       const last = (buffered[buffered.length - 1] as PacketPart).header;
       const next = { version: last.version, lsn: last.lsn };
-      await this.target.applyBatch(
-        buffered.map((p) => ({ changes: p.changes, version: p.header.version, lsn: p.header.lsn })),
-        next,
-        last.commitTime,
+      await this.guarded(
+        this.target.applyBatch(
+          buffered.map((p) => ({
+            changes: p.changes,
+            version: p.header.version,
+            lsn: p.header.lsn,
+          })),
+          next,
+          last.commitTime,
+        ),
+        next.version,
       );
       applied(next, buffered.length, bufferedRows);
       buffered = [];
@@ -409,7 +468,7 @@ export class ReplicaAgent implements RoundParticipant {
     while (!this.stopping) {
       if (this.window.epoch !== epoch) {
         // The stream restarted: whatever is not committed will come again.
-        if (open) await this.target.rollback();
+        if (open) await this.guarded(this.target.rollback(), position.version);
         open = null;
         buffered = [];
         bufferedRows = 0;
@@ -435,7 +494,7 @@ export class ReplicaAgent implements RoundParticipant {
         if (cursor < this.window.start) {
           // Parts left the window under a stale cursor: commit what is whole, then find our place again.
           await flush();
-          if (open) await this.target.rollback();
+          if (open) await this.guarded(this.target.rollback(), position.version);
           open = null;
           cursor = this.locate(position);
           continue;
@@ -468,12 +527,15 @@ export class ReplicaAgent implements RoundParticipant {
       if (open) {
         // Inside a large packet: its parts follow one another.
         if (header.version !== open.version) {
-          await this.target.rollback();
+          await this.guarded(this.target.rollback(), header.version);
           open = null;
           cursor = this.locate(position);
           continue;
         }
-        await this.target.apply(part.changes, header.version, header.lsn);
+        await this.guarded(
+          this.target.apply(part.changes, header.version, header.lsn),
+          header.version,
+        );
         open.rows += part.changes.length;
         cursor++;
         this.window.setCursor(this.name, cursor);
@@ -489,23 +551,27 @@ export class ReplicaAgent implements RoundParticipant {
                 vote: 'no',
                 reason: `version ${header.version} needs a round of its own`,
               });
-            await this.target.rollback();
+            await this.guarded(this.target.rollback(), header.version);
             open = null;
-            if (gate.kind === 'moved') applied(await this.target.position(), 0, 0);
+            if (gate.kind === 'moved')
+              applied(await this.guarded(this.target.position(), header.version), 0, 0);
             cursor = this.locate(position);
             continue;
           }
           open = null;
           const next = { version: header.version, lsn: header.lsn };
           const outcome = await this.vote(gate.request, gate.resolve, () =>
-            this.target.commit(next, header.commitTime, gate.request.gid),
+            this.guarded(
+              this.target.commit(next, header.commitTime, gate.request.gid),
+              header.version,
+            ),
           );
           if (outcome === null) break;
           if (outcome === 'committed') applied(next, 1, rows);
           else cursor = this.locate(position);
         } else if (part.final) {
           const next = { version: header.version, lsn: header.lsn };
-          await this.target.commit(next, header.commitTime);
+          await this.guarded(this.target.commit(next, header.commitTime), header.version);
           applied(next, 1, open.rows);
           open = null;
         }
@@ -536,7 +602,7 @@ export class ReplicaAgent implements RoundParticipant {
         if (!gate) break;
         if (gate.kind === 'restream') continue;
         if (gate.kind === 'moved') {
-          applied(await this.target.position(), 0, 0);
+          applied(await this.guarded(this.target.position(), header.version), 0, 0);
           cursor = this.locate(position);
           continue;
         }
@@ -549,15 +615,18 @@ export class ReplicaAgent implements RoundParticipant {
         const last = (round[round.length - 1] as PacketPart).header;
         const next = { version: last.version, lsn: last.lsn };
         const outcome = await this.vote(gate.request, gate.resolve, () =>
-          this.target.applyBatch(
-            round.map((p) => ({
-              changes: p.changes,
-              version: p.header.version,
-              lsn: p.header.lsn,
-            })),
-            next,
-            last.commitTime,
-            gate.request.gid,
+          this.guarded(
+            this.target.applyBatch(
+              round.map((p) => ({
+                changes: p.changes,
+                version: p.header.version,
+                lsn: p.header.lsn,
+              })),
+              next,
+              last.commitTime,
+              gate.request.gid,
+            ),
+            next.version,
           ),
         );
         if (outcome === null) break;
@@ -593,12 +662,15 @@ export class ReplicaAgent implements RoundParticipant {
       } else {
         // A large packet: what is buffered commits first, then the packet streams through its own transaction.
         await flush();
-        this.target.begin();
-        await this.target.apply(part.changes, header.version, header.lsn);
+        this.target.begin(position.version);
+        await this.guarded(
+          this.target.apply(part.changes, header.version, header.lsn),
+          header.version,
+        );
         open = { version: header.version, rows: part.changes.length };
       }
     }
-    if (open) await this.target.rollback();
+    if (open) await this.guarded(this.target.rollback(), position.version);
   }
 
   /**

@@ -57,6 +57,7 @@ export function createSidecar(
   const decidePhase = phasePolicy(config.twoPhase);
   // Replicas in step apply the same batches: each batch is compacted and encoded once.
   const plans = new SharedBatchPlans(config.replicas.length);
+  const lock = new StreamLock(config.primary, config.slot);
   return new Sidecar({
     openStream: async (resume, durable) => {
       const source = new PgoutputSource({
@@ -96,10 +97,13 @@ export function createSidecar(
           `sequence values not copied to ${replica} now: ${error}`,
         );
     },
-    lock: new StreamLock(config.primary, config.slot),
+    lock,
     twoPhase: {
       nodes: preparedTransactionNodes(config),
-      decisions: new DecisionLog(config.primary, config.slot),
+      // Fenced: written only while this process's activation epoch is the stream's.
+      decisions: new DecisionLog(config.primary, config.slot, () =>
+        lock.held ? lock.epoch : null,
+      ),
       options: {
         voteTimeoutMs: config.twoPhase.voteTimeoutMs,
         batchRows: config.batch.maxRows,
@@ -118,6 +122,7 @@ export function createSidecar(
       batchMs: config.batch.maxMs,
       retryInitialMs: config.retry.initialMs,
       retryMaxMs: config.retry.maxMs,
+      applyTimeoutMs: config.applyTimeoutMs,
     },
     windowChanges: config.windowChanges,
     maxLagBytes: config.maxLagBytes,

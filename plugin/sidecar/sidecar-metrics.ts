@@ -2,7 +2,16 @@ import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { SidecarSnapshot } from './sidecar.js';
 
 /** Replica states, each exported as its own 0/1 series (a Prometheus state set). */
-const STATES = ['starting', 'streaming', 'catching-up', 'paused', 'halted', 'stale', 'resyncing'];
+const STATES = [
+  'starting',
+  'streaming',
+  'catching-up',
+  'paused',
+  'halted',
+  'unresponsive',
+  'stale',
+  'resyncing',
+];
 
 /**
  * The sidecar's Prometheus metrics, read from a fresh snapshot at every scrape

@@ -50,6 +50,10 @@ export interface SidecarStatusStore {
   slotRetainedBytes(): Promise<number | null>;
   /** Records which sidecar (host:pid) is active. */
   markActive(owner: string): Promise<void>;
+  /** Replicas marked stale and not resynced since (the mark is durable). */
+  staleReplicas(): Promise<Set<string>>;
+  /** Marks a replica stale durably, before it stops holding WAL. */
+  markStale(replica: string): Promise<void>;
   /** Since when the stream is paused (`lockstep pause`), or null while it runs. */
   pausedSince(): Promise<Date | null>;
   close(): Promise<void>;
@@ -89,6 +93,12 @@ export interface SidecarSnapshot {
 export interface SidecarLock {
   tryAcquire(): Promise<boolean>;
   readonly held: boolean;
+  /** The activation epoch raised when the lock was taken (part of every gid); null when not held. */
+  readonly epoch: number | null;
+  /** Whether the lock is still held under this epoch; false (and lost) when that cannot be told. */
+  verify(): Promise<boolean>;
+  /** Called once the lock is lost while held. */
+  onLost(listener: () => void): void;
   release(): Promise<void>;
 }
 
@@ -102,6 +112,9 @@ export interface SidecarTwoPhase {
   /** The migrate lock (see the coordinator). */
   readonly migrateLock?: { tryAcquire(): Promise<boolean>; release(): Promise<void> };
 }
+
+/** How often the active sidecar checks that it still holds the coordinator lock (ms). */
+const LOCK_CHECK_MS = 2_000;
 
 /** Everything the sidecar is built from. */
 export interface SidecarParts {
@@ -164,6 +177,14 @@ export class Sidecar {
   };
   private tasks: Promise<unknown>[] = [];
   private statusDirty = true;
+  /** stop() was called: nothing starts again. */
+  private closing = false;
+  /** The lock was lost (its session ended, or a decision write was refused). */
+  private lockLost = false;
+  private wakeLockCheck: (() => void) | null = null;
+  private lockWatch: Promise<void> = Promise.resolve();
+  /** The pause listener runs across activations. */
+  private listening = false;
   /** Replicas marked stale: no longer holding WAL; they need a resync. */
   readonly stale = new Set<string>();
   /** Replicas being resynced, and the position the slot must keep until they are back. */
@@ -174,8 +195,8 @@ export class Sidecar {
   pausedSince: Date | null = null;
   /** Wakes the pump when the stream is resumed (or the sidecar stops). */
   private wakeUnpause: (() => void) | null = null;
-  /** Runs two-phase rounds across the replicas. */
-  readonly coordinator: TwoPhaseCoordinator;
+  /** Runs two-phase rounds across the replicas (a new one per activation). */
+  coordinator: TwoPhaseCoordinator;
   /** This process holds the coordinator lock (it is the active sidecar). */
   active = false;
   /** Figures read from the nodes every few seconds, for metrics. */
@@ -203,10 +224,11 @@ export class Sidecar {
             this.statusDirty = true;
             this.wakeResume?.();
             const error = agent.lastError;
-            if (agent.state === 'halted' && error) {
+            if ((agent.state === 'halted' || agent.state === 'unresponsive') && error) {
               parts.log.warn(
                 {
                   replica: agent.name,
+                  state: agent.state,
                   table: error.table,
                   version: error.version,
                   kind: error.kind,
@@ -217,7 +239,7 @@ export class Sidecar {
             } else {
               parts.log.info(
                 { replica: agent.name, state: agent.state, version: agent.position?.version },
-                `replica ${agent.name} is ${agent.state}`,
+                'replica state changed',
               );
             }
           },
@@ -226,16 +248,29 @@ export class Sidecar {
             parts.log.info({ replica: agent.name, ...fields }, message),
         }),
     );
-    this.coordinator = new TwoPhaseCoordinator({
-      stream: parts.stream,
+    this.coordinator = this.newCoordinator();
+    parts.lock.onLost(() => {
+      this.lockLost = true;
+      this.wakeLockCheck?.();
+    });
+  }
+
+  private newCoordinator(): TwoPhaseCoordinator {
+    return new TwoPhaseCoordinator({
+      stream: this.parts.stream,
       participants: () =>
         this.agents.filter((a) => !this.stale.has(a.name) && !this.resyncing.has(a.name)),
-      nodes: parts.twoPhase.nodes,
-      decisions: parts.twoPhase.decisions,
-      log: parts.log,
-      options: parts.twoPhase.options,
-      fault: parts.twoPhase.fault,
-      migrateLock: parts.twoPhase.migrateLock,
+      nodes: this.parts.twoPhase.nodes,
+      decisions: this.parts.twoPhase.decisions,
+      log: this.parts.log,
+      options: this.parts.twoPhase.options,
+      fault: this.parts.twoPhase.fault,
+      migrateLock: this.parts.twoPhase.migrateLock,
+      epoch: () => (this.parts.lock.held ? this.parts.lock.epoch : null),
+      onDeposed: () => {
+        this.lockLost = true;
+        this.wakeLockCheck?.();
+      },
     });
   }
 
@@ -243,11 +278,26 @@ export class Sidecar {
    * Becomes the active sidecar (waiting as a standby while another holds the
    * coordinator lock), recovers what a crash left prepared, then starts every
    * loop. Resolves once it runs (the stream may still be connecting); false
-   * when stopped while waiting.
+   * when stopped while waiting. Should the lock be lost later, every loop
+   * stops within seconds and the sidecar stands by again.
    */
   async start(): Promise<boolean> {
+    if (!(await this.standBy())) return false;
+    await this.activate();
+    this.lockWatch = this.watchLock();
+    return true;
+  }
+
+  /** Waits until this process holds the coordinator lock; false when stopped meanwhile. */
+  private async standBy(): Promise<boolean> {
     let announced = false;
-    while (!(await this.parts.lock.tryAcquire())) {
+    for (;;) {
+      if (this.closing) return false;
+      const acquired = await this.parts.lock.tryAcquire().catch((error: Error) => {
+        this.parts.log.warn({ err: error.message }, 'cannot take the coordinator lock');
+        return false;
+      });
+      if (acquired) return true;
       if (!announced) {
         this.parts.log.info(
           'another lockstep sidecar is active for this stream: standing by until it stops',
@@ -255,41 +305,98 @@ export class Sidecar {
         announced = true;
       }
       await sleep(1_000);
-      if (this.stopping) return false;
     }
+  }
+
+  private async activate(): Promise<void> {
+    this.lockLost = false;
+    this.stopping = false;
+    this.coordinator = this.newCoordinator();
     this.active = true;
+    this.statusDirty = true;
     const owner = `${hostname()}:${process.pid}`;
     await this.parts.status.markActive(owner);
     this.parts.log.info(
-      { owner },
+      { owner, epoch: this.parts.lock.epoch },
       `this sidecar (${owner}) is active: it holds the coordinator lock`,
     );
     await this.coordinator.start();
     this.lastPositions = await this.parts.status.lastPositions();
+    // Stale marks are durable: a replica marked stale before a restart stays out of the resume point.
+    for (const replica of await this.parts.status.staleReplicas())
+      if (this.agents.some((a) => a.name === replica)) this.stale.add(replica);
     await this.followPause();
-    // The listening connection opens meanwhile; once it listens the flag is read again, should it have changed in between.
-    this.tasks.push(
-      this.parts.pauses.listen(() => void this.followPause()).then(() => this.followPause()),
-    );
-    for (const agent of this.agents) this.tasks.push(agent.run());
+    if (!this.listening) {
+      this.listening = true;
+      // The listening connection opens meanwhile; once it listens the flag is read again, should it have changed in between.
+      void this.parts.pauses.listen(() => void this.followPause()).then(() => this.followPause());
+    }
+    for (const agent of this.agents) if (!this.stale.has(agent.name)) this.tasks.push(agent.run());
+    for (const name of this.stale) this.startResync(name);
     this.tasks.push(this.pumpLoop(), this.housekeepingLoop());
-    return true;
   }
 
-  /** Stops cleanly: open batches are rolled back (nothing half-applied), connections closed. */
-  async stop(): Promise<void> {
-    if (this.stopping) return;
+  /**
+   * Checks the coordinator lock every few seconds (and at once when its
+   * session ends or a decision is refused). A sidecar that lost it stops every
+   * loop — open batches roll back, a decided round is finished, an undecided
+   * one is left to the new holder — and stands by again.
+   */
+  private async watchLock(): Promise<void> {
+    while (!this.closing) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, LOCK_CHECK_MS);
+        this.wakeLockCheck = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeLockCheck = null;
+      if (this.closing) return;
+      if (!this.lockLost && (await this.parts.lock.verify())) continue;
+      if (this.closing) return;
+      this.parts.log.error(
+        { epoch: this.parts.lock.epoch },
+        'lost the coordinator lock: stopping every loop and standing by',
+      );
+      await this.deactivate();
+      await this.parts.lock.release();
+      if (!(await this.standBy())) return;
+      await this.activate();
+    }
+  }
+
+  /** Stops every loop of this activation; connections to the nodes stay open for the next one. */
+  private async deactivate(): Promise<void> {
     this.stopping = true;
+    this.active = false;
+    this.statusDirty = true;
     // A round being decided or committed is finished first (bounded); one still voting is aborted.
     await this.coordinator.stop();
     for (const agent of this.agents) agent.stop();
     this.wakeRewind?.();
     this.wakeUnpause?.();
-    await this.parts.pauses.close();
+    this.wakeResume?.();
     await this.stream?.stop();
     this.window.reset();
     await Promise.allSettled(this.tasks);
-    if (this.active) await this.writeStatus().catch(() => undefined);
+    this.tasks = [];
+    this.stale.clear();
+    this.resyncing.clear();
+    this.confirmed = null;
+    this.rewindTo = null;
+  }
+
+  /** Stops cleanly: open batches are rolled back (nothing half-applied), connections closed. */
+  async stop(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.wakeLockCheck?.();
+    const wasActive = this.active;
+    await this.deactivate();
+    await this.lockWatch;
+    await this.parts.pauses.close();
+    if (wasActive) await this.writeStatus().catch(() => undefined);
     await this.parts.status.close();
     await this.parts.twoPhase.decisions.close();
     for (const node of this.parts.twoPhase.nodes.values()) await node.close();
@@ -340,11 +447,23 @@ export class Sidecar {
     for (;;) {
       if (this.stopping) return null;
       const waiting = this.agents.filter((a) => a.state === 'starting');
-      if (waiting.length === 0) await this.markGone();
+      let checked = waiting.length === 0;
+      if (checked) {
+        try {
+          await this.markGone();
+        } catch (error) {
+          // Fail closed: no stream starts from a point not checked against the slot.
+          checked = false;
+          this.parts.log.warn(
+            { err: (error as Error).message },
+            'cannot check replica positions against the slot: waiting',
+          );
+        }
+      }
       const known = this.agents.filter(
         (a) => a.position && a.state !== 'halted' && !this.stale.has(a.name),
       );
-      if (known.length > 0 && waiting.length === 0) {
+      if (known.length > 0 && checked) {
         let low = (known[0] as ReplicaAgent).position as ReplicaPosition;
         for (const a of known)
           if ((a.position as ReplicaPosition).version < low.version)
@@ -353,7 +472,7 @@ export class Sidecar {
         return low;
       }
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 100);
+        const timer = setTimeout(resolve, checked || waiting.length > 0 ? 100 : 1_000);
         this.wakeResume = () => {
           clearTimeout(timer);
           resolve();
@@ -500,34 +619,51 @@ export class Sidecar {
   /**
    * A replica whose position is before the slot's confirmed point cannot be
    * served any more (that WAL is gone, and re-reading would number packets
-   * wrongly): it is stale and stops until it is resynced.
+   * wrongly): it is stale and stops until it is resynced. Fails closed: when
+   * the slot cannot be read, this throws and no stream starts.
    */
   private async markGone(): Promise<void> {
-    const confirmed = await this.parts.status.slotConfirmedLsn().catch(() => null);
+    const confirmed = await this.parts.status.slotConfirmedLsn();
+    // No slot: START_REPLICATION fails and says why; nothing to compare with.
     if (!confirmed) return;
     for (const agent of this.agents) {
       if (!agent.position || this.stale.has(agent.name)) continue;
       if (lsnToBigInt(agent.position.lsn) + 1n < lsnToBigInt(confirmed)) {
-        this.markStaleAgent(
-          agent,
-          `its position ${agent.position.lsn} is before the slot's ${confirmed}`,
-        );
+        await this.markStaleAgent(agent, "its position is before the slot's confirmed point", {
+          lsn: agent.position.lsn,
+          slotConfirmed: confirmed,
+        });
       }
     }
   }
 
-  private markStaleAgent(agent: ReplicaAgent, why: string): void {
+  /** Marks a replica stale: durably first, then it stops holding WAL (and resyncs with `resync: auto`). */
+  private async markStaleAgent(
+    agent: ReplicaAgent,
+    why: string,
+    fields: Record<string, unknown>,
+  ): Promise<void> {
+    await this.parts.status.markStale(agent.name);
     this.stale.add(agent.name);
     agent.stop();
     this.statusDirty = true;
     this.parts.log.error(
-      { replica: agent.name },
-      `replica ${agent.name} is stale (${why}): it no longer holds WAL on the primary and needs a resync` +
-        (this.parts.resync
-          ? '; resyncing it now (resync: auto)'
-          : ' (lockstep attach --resync, or resync: "auto")'),
+      {
+        replica: agent.name,
+        ...fields,
+        fix: this.parts.resync
+          ? 'resyncing it now (resync: auto)'
+          : 'lockstep attach --resync, or resync: "auto"',
+      },
+      `replica is stale (${why}): it no longer holds WAL and needs a resync`,
     );
-    if (this.parts.resync) this.tasks.push(this.resyncAgent(agent));
+    this.startResync(agent.name);
+  }
+
+  /** With `resync: "auto"`, copies a stale replica anew in the background. */
+  private startResync(replica: string): void {
+    const agent = this.agents.find((a) => a.name === replica);
+    if (this.parts.resync && agent) this.tasks.push(this.resyncAgent(agent));
   }
 
   /** resync: auto — copies the replica anew while the slot is held, then lets it catch up. */
@@ -552,16 +688,13 @@ export class Sidecar {
         this.stale.delete(agent.name);
         this.lastPositions.delete(agent.name);
         agent.position = null;
-        this.parts.log.info(
-          { replica: agent.name },
-          `replica ${agent.name} resynced: catching up from its new copy`,
-        );
+        this.parts.log.info({ replica: agent.name }, 'replica resynced: catching up from its copy');
         this.tasks.push(agent.run());
         return;
       } catch (error) {
         this.parts.log.error(
           { replica: agent.name, err: (error as Error).message },
-          `resync of ${agent.name} failed: ${(error as Error).message}`,
+          'resync failed: retrying',
         );
         await sleep(delay);
         delay = Math.min(delay * 2, 30_000);
@@ -573,17 +706,20 @@ export class Sidecar {
   }
 
   private async markStale(): Promise<void> {
-    const halted = this.agents.filter((a) => a.state === 'halted' && !this.stale.has(a.name));
+    const halted = this.agents.filter(
+      (a) => (a.state === 'halted' || a.state === 'unresponsive') && !this.stale.has(a.name),
+    );
     if (halted.length === 0) return;
     // Just read by observe(); asked again only if that failed.
     const current = this.observed.walLsn ?? (await this.parts.status.currentWalLsn());
     for (const agent of halted) {
       const position = this.positionOf(agent);
-      if (position && lsnDistance(position.lsn, current) > this.parts.maxLagBytes) {
-        this.markStaleAgent(
-          agent,
-          `${lsnDistance(position.lsn, current)} bytes behind, more than maxLagBytes`,
-        );
+      const behind = position ? lsnDistance(position.lsn, current) : 0;
+      if (position && behind > this.parts.maxLagBytes) {
+        await this.markStaleAgent(agent, 'further behind than maxLagBytes', {
+          lagBytes: behind,
+          maxLagBytes: this.parts.maxLagBytes,
+        });
       }
     }
   }

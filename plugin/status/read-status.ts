@@ -170,9 +170,9 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
       try {
         client = await connectNode(replica.name, replica.url);
       } catch (error) {
-        // Unreachable now; a replica the sidecar marked stale (or is resyncing) stays so.
-        const state =
-          note?.state === 'stale' || note?.state === 'resyncing' ? note.state : 'halted';
+        // Unreachable now; a replica the sidecar marked stale, resyncing or unresponsive stays so.
+        const kept = ['stale', 'resyncing', 'unresponsive'];
+        const state = note && kept.includes(note.state) ? note.state : 'halted';
         return { ...base, state, error: (error as LockstepError).message };
       }
       try {

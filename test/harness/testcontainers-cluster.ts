@@ -84,10 +84,28 @@ class ContainerCluster implements PostgresCluster {
     await this.pgCtl(['start', '-w', '-l', '/tmp/server.log']);
   }
 
+  async freezeServer(): Promise<void> {
+    await this.signalServer('STOP');
+  }
+
+  async thawServer(): Promise<void> {
+    await this.signalServer('CONT');
+  }
+
   async destroy(): Promise<void> {
     await this.pool?.end().catch(() => undefined);
     this.pool = null;
     await this.container.stop();
+  }
+
+  /** Signals every postgres process in the container (the exec's own shell is not one). */
+  private async signalServer(signal: 'STOP' | 'CONT'): Promise<void> {
+    const result = await this.container.exec([
+      'bash',
+      '-c',
+      `for p in $(pgrep -x postgres); do kill -${signal} "$p"; done`,
+    ]);
+    if (result.exitCode !== 0) throw new Error(`signalling postgres failed: ${result.output}`);
   }
 
   private async pgCtl(args: string[]): Promise<void> {

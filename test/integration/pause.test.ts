@@ -149,8 +149,12 @@ describe('lockstep pause and resume', () => {
   });
 
   it('upgrades a control schema from before pause; status reads such a schema as running', async () => {
+    // A schema from before pause is also from before fencing (005), which came later.
     await clusters.primary.query(`ALTER TABLE lockstep.streams DROP COLUMN paused_at;
-      DELETE FROM lockstep.kysely_migration WHERE name = '004-stream-pause'`);
+      ALTER TABLE lockstep.streams DROP COLUMN epoch;
+      ALTER TABLE lockstep.decisions DROP COLUMN epoch;
+      ALTER TABLE lockstep.replica_status DROP COLUMN stale_since;
+      DELETE FROM lockstep.kysely_migration WHERE name IN ('004-stream-pause', '005-fencing')`);
     const before = await status();
     expect(before.primary.error).toBeNull();
     expect(before.paused).toBe(false);

@@ -93,12 +93,22 @@ describe('a replica further behind than maxLagBytes', () => {
       for (let i = 0; i < 3; i++) await writeLots();
       await eventually(
         async () =>
-          sidecar.logLines().some((l) => /replica2 is stale.*resyncing it now/.test(String(l.msg))),
+          sidecar
+            .logLines()
+            .some(
+              (l) =>
+                l.replica === 'replica2' &&
+                /stale/.test(String(l.msg)) &&
+                /resync: auto/.test(String(l.fix)),
+            ),
         'stale and resyncing',
       );
       await r2.startServer();
       await eventually(
-        async () => sidecar.logLines().some((l) => /replica replica2 resynced/.test(String(l.msg))),
+        async () =>
+          sidecar
+            .logLines()
+            .some((l) => l.replica === 'replica2' && /resynced/.test(String(l.msg))),
         'the resync to finish',
       );
       await writeLots();

@@ -10,22 +10,49 @@ describe('gids', () => {
         fc.stringMatching(/^[a-z_][a-z0-9_]{0,40}$/),
         fc.nat(),
         fc.nat(),
-        (stream, version, round) => {
-          const gid = makeGid({ stream, version, round });
+        fc.nat(),
+        (stream, version, round, epoch) => {
+          const gid = makeGid({ stream, version, round, epoch });
           expect(gid).toMatch(/^[A-Za-z0-9_]+$/);
           expect(gid.length).toBeLessThan(120);
-          expect(parseGid(gid, stream)).toEqual({ stream, version, round });
+          expect(parseGid(gid, stream)).toEqual({ stream, version, round, epoch });
         },
       ),
     );
   });
 
   it("never claims another stream's gid or a foreign transaction", () => {
-    const gid = makeGid({ stream: 'a_b', version: 5, round: 3 });
+    const gid = makeGid({ stream: 'a_b', version: 5, round: 3, epoch: 2 });
     expect(parseGid(gid, 'a')).toBeNull();
-    expect(parseGid(gid, 'a_b')).toEqual({ stream: 'a_b', version: 5, round: 3 });
+    expect(parseGid(gid, 'a_b')).toEqual({ stream: 'a_b', version: 5, round: 3, epoch: 2 });
     expect(parseGid('app_tx_1', 'a')).toBeNull();
-    expect(() => makeGid({ stream: "x'; drop", version: 1, round: 1 })).toThrow(RangeError);
+    expect(() => makeGid({ stream: "x'; drop", version: 1, round: 1, epoch: 1 })).toThrow(
+      RangeError,
+    );
+  });
+
+  it('never reads a gid of stream s as one of a stream named s_<digits>, old or new form', () => {
+    fc.assert(
+      fc.property(
+        fc.stringMatching(/^[a-z][a-z0-9_]{0,10}$/),
+        fc.nat(99),
+        fc.nat(99),
+        fc.nat(99),
+        (stream, version, round, epoch) => {
+          const newer = makeGid({ stream, version, round, epoch });
+          const older = `lockstep_${stream}_${version}_${round}`;
+          for (const gid of [newer, older])
+            expect(parseGid(gid, `${stream}_${version}`)).toBeNull();
+          expect(parseGid(older, stream)).toEqual({ stream, version, round, epoch: 0 });
+        },
+      ),
+    );
+  });
+
+  it('two activations never share a gid for the same version and round', () => {
+    const first = makeGid({ stream: 's', version: 7, round: 4, epoch: 1 });
+    const second = makeGid({ stream: 's', version: 7, round: 4, epoch: 2 });
+    expect(first).not.toBe(second);
   });
 });
 

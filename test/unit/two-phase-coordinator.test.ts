@@ -126,6 +126,7 @@ describe('TwoPhaseCoordinator with fake participants and nodes', () => {
           const coordinator = new TwoPhaseCoordinator({
             stream: 's',
             participants: () => participants,
+            epoch: () => 1,
             nodes,
             decisions: world.store(),
             log: pino({ level: 'silent' }),
