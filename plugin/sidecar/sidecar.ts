@@ -361,8 +361,25 @@ export class Sidecar {
       );
       await this.deactivate();
       await this.parts.lock.release();
-      if (!(await this.standBy())) return;
+      // A standby that has been waiting gets the first chance to take over.
+      await sleep(LOCK_CHECK_MS);
+      while (!(await this.reactivate())) if (this.closing) return;
+    }
+  }
+
+  /** Stands by until the lock is free again, then becomes active; false when that failed half-way. */
+  private async reactivate(): Promise<boolean> {
+    if (!(await this.standBy())) return false;
+    try {
       await this.activate();
+      return true;
+    } catch (error) {
+      // E.g. the primary went down again while this activation read its state.
+      this.parts.log.warn({ err: (error as Error).message }, 'cannot become active: standing by');
+      await this.deactivate();
+      await this.parts.lock.release();
+      await sleep(1_000);
+      return false;
     }
   }
 

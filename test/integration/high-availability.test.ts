@@ -61,4 +61,60 @@ describe('two sidecars on one configuration', () => {
       expect(await second.exited).toBe(0);
     }
   });
+
+  it('a sidecar whose lock session is terminated while it lives on stops and stands by; a successor takes over under load; nothing lost, doubled or left prepared', async () => {
+    const config = loadConfig(clusters.configFile);
+    const first = new LockstepProcess(['run', '--config', clusters.configFile]);
+    const active = (p: LockstepProcess) => p.logged(/holds the coordinator lock/);
+    await eventually(async () => active(first) !== undefined, 'the first to be active');
+    const second = new LockstepProcess(['run', '--config', clusters.configFile]);
+    const workload = backgroundTpcb(clusters.primary.url, {
+      branches: 1,
+      accountsPerBranch: 2_000,
+    });
+    let codes: Array<number | null> = [];
+    try {
+      await eventually(
+        async () => second.logged(/standing by/) !== undefined,
+        'the second to stand by',
+      );
+      await new Promise((r) => setTimeout(r, 2_000));
+      // A DBA's pg_terminate_backend (or idle_session_timeout, a network blip): the process lives on.
+      const [terminated] = await clusters.primary.query<{ n: number }>(
+        `SELECT count(pg_terminate_backend(l.pid))::int AS n
+           FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = 'lockstep-coordinator'`,
+      );
+      expect(terminated?.n).toBe(1);
+      await eventually(
+        async () => first.logged(/lost the coordinator lock/) !== undefined,
+        'the deposed sidecar to notice',
+        20_000,
+      );
+      // Whoever holds the lock next (usually the standby) does so under a newer epoch.
+      const deposed = Number(active(first)?.epoch);
+      const successor = () =>
+        [first, second].find((p) =>
+          p
+            .logLines()
+            .some(
+              (l) => /holds the coordinator lock/.test(String(l.msg)) && Number(l.epoch) > deposed,
+            ),
+        );
+      await eventually(async () => successor() !== undefined, 'a successor to take over', 20_000);
+      await new Promise((r) => setTimeout(r, 2_000));
+      await workload.stop();
+      await waitForMarker(clusters.primary, clusters.replicas);
+      await expectIdentical(clusters.primary, clusters.replicas, TABLES);
+      const after = await readStatus(config);
+      expect(after.sidecar.active).toMatch(new RegExp(`:${successor()?.child.pid}$`));
+      expect(after.inDoubt).toEqual([]);
+    } finally {
+      await workload.stop();
+      first.kill('SIGTERM');
+      second.kill('SIGTERM');
+      codes = await Promise.all([first.exited, second.exited]);
+    }
+    expect(codes).toEqual([0, 0]);
+  });
 });
