@@ -89,6 +89,9 @@ export class PgReplicaTarget {
   /** `syncedFrom` by relation message, so the hot path builds no `schema.name` string per change. */
   private copyLsnByRelation = new WeakMap<object, Lsn | null>();
   private inTransaction = false;
+  /** A client still connecting, and a count of attempts: {@link abort} drops it and voids its attempt. */
+  private connecting: pg.Client | null = null;
+  private attempts = 0;
   /** The version the open transaction found the replica at (its compare-and-set's expected value). */
   private openFrom = 0;
   /** Updates and deletes of rows missing on the replica that `overwrite` ignored. */
@@ -108,11 +111,13 @@ export class PgReplicaTarget {
   /** Connects and reads the replica's position and the tables copied to it. */
   async open(): Promise<ReplicaPosition> {
     await this.close();
+    const attempt = ++this.attempts;
     const client = new pg.Client({
       ...clientConfig(this.url, `lockstep-apply-${this.node}`),
       pipeline: true,
     });
     client.on('error', () => undefined);
+    this.connecting = client;
     try {
       await client.connect();
       // The slot is confirmed past what replicas commit: a commit must survive the replica's crash.
@@ -132,6 +137,9 @@ export class PgReplicaTarget {
           fix: 'run lockstep attach to copy the tables and set the replica up',
         });
       }
+      // Given up on (the apply deadline) while connecting: this client is dropped, not kept.
+      if (attempt !== this.attempts) throw new Error('the connection attempt was abandoned');
+      this.connecting = null;
       this.client = client;
       this.statementNames.clear();
       this.columnTypes = new WeakMap();
@@ -139,18 +147,19 @@ export class PgReplicaTarget {
       this.syncedFrom = synced;
       return { version: Number(row.version), lsn: row.lsn };
     } catch (error) {
-      await client.end().catch(() => undefined);
+      if (this.connecting === client) this.connecting = null;
+      dropClient(client);
       throw this.explain(error, 0, undefined);
     }
   }
 
   /**
-   * Starts the transaction of a large packet streamed in parts. It may end
-   * prepared (its phase is known only at its end), so it gets a participant's
-   * timeouts from the start.
+   * Starts the transaction of a large packet streamed in parts. Its phase is
+   * known only at its end; a participant's short statement timeout could fail
+   * a large packet's slow statement (captured DDL) for ever, so it gets none.
    */
   begin(from: number): void {
-    this.beginAt(from, true);
+    this.beginAt(from, false);
   }
 
   /**
@@ -167,17 +176,6 @@ export class PgReplicaTarget {
     this.openFrom = from;
     this.corked(client, () => {
       this.send(client, { text: 'BEGIN', values: [], expectsRow: false }, undefined, 0);
-      this.send(
-        client,
-        {
-          text: 'SELECT 1 FROM lockstep.applied WHERE stream = $1 AND version = $2 FOR UPDATE',
-          values: [this.stream, String(from)],
-          expectsRow: true,
-        },
-        undefined,
-        from + 1,
-        true,
-      );
       if (prepared) {
         for (const setting of ['lock_timeout', 'statement_timeout']) {
           this.send(
@@ -198,6 +196,18 @@ export class PgReplicaTarget {
         { text: 'SET LOCAL session_replication_role = replica', values: [], expectsRow: false },
         undefined,
         0,
+      );
+      // After the timeouts: waiting for this lock is bounded like any other.
+      this.send(
+        client,
+        {
+          text: 'SELECT 1 FROM lockstep.applied WHERE stream = $1 AND version = $2 FOR UPDATE',
+          values: [this.stream, String(from)],
+          expectsRow: true,
+        },
+        undefined,
+        from + 1,
+        true,
       );
     });
   }
@@ -473,14 +483,14 @@ export class PgReplicaTarget {
 
   /** Drops the connection at once: the server stopped answering, nothing more is said to it. */
   abort(): void {
-    const client = this.client;
+    const clients = [this.client, this.connecting];
+    this.attempts++;
     this.client = null;
+    this.connecting = null;
     this.pending = [];
     this.pendingRows = 0;
     this.inTransaction = false;
-    if (!client) return;
-    (client as unknown as { connection: { stream: Socket } }).connection.stream.destroy();
-    void client.end().catch(() => undefined);
+    for (const client of clients) if (client) dropClient(client);
   }
 
   /** The replica's position is not the one this transaction started from: another applier moved it. */
@@ -501,7 +511,11 @@ export class PgReplicaTarget {
     this.pending = [];
     this.pendingRows = 0;
     this.inTransaction = false;
-    await client?.end().catch(() => undefined);
+    if (!client) return;
+    // A server that stopped answering never acknowledges the end: drop the socket then.
+    const late = setTimeout(() => dropClient(client), 5_000);
+    await client.end().catch(() => undefined);
+    clearTimeout(late);
   }
 
   /** The tables copied to this replica, and the LSN each copy is consistent with. */
@@ -799,6 +813,12 @@ export class PgReplicaTarget {
       fix: `fix the cause on replica "${this.node}"; lockstep retries by itself`,
     });
   }
+}
+
+/** Drops a client's socket at once and lets it end (a server that stopped answering is not waited for). */
+function dropClient(client: pg.Client): void {
+  (client as unknown as { connection: { stream: Socket } }).connection.stream.destroy();
+  void client.end().catch(() => undefined);
 }
 
 /** Every change of `packets`, in order (a plain loop: V8's flatMap took 15x as long on a batch of 2,500 packets). */

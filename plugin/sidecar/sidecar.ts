@@ -331,6 +331,8 @@ export class Sidecar {
       // The listening connection opens meanwhile; once it listens the flag is read again, should it have changed in between.
       void this.parts.pauses.listen(() => void this.followPause()).then(() => this.followPause());
     }
+    // stop() may have run while this activation read its state: start nothing then.
+    if (this.stopping || this.closing) return;
     for (const agent of this.agents) if (!this.stale.has(agent.name)) this.tasks.push(agent.run());
     for (const name of this.stale) this.startResync(name);
     this.tasks.push(this.pumpLoop(), this.housekeepingLoop());
@@ -702,6 +704,8 @@ export class Sidecar {
       try {
         await agent.waitStopped();
         await (this.parts.resync as NonNullable<SidecarParts['resync']>)(agent.name, this.stale);
+        // Deactivated meanwhile: the next activation starts the agent (its stale mark is gone).
+        if (this.stopping) return;
         this.stale.delete(agent.name);
         this.lastPositions.delete(agent.name);
         agent.position = null;
