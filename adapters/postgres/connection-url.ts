@@ -31,15 +31,24 @@ export function scrubSecrets(text: string, url: string): string {
  * TCP keepalives so a peer that vanished is noticed by the kernel (a peer
  * that answers TCP but not queries is the apply deadline's job).
  */
-export function clientConfig(url: string, applicationName = 'lockstep'): ClientConfig {
+export function clientConfig(
+  url: string,
+  applicationName = 'lockstep',
+  /** For control connections (short queries only): a query unanswered this long fails. */
+  queryTimeoutMs?: number,
+): ClientConfig {
   return {
     connectionString: url,
     application_name: applicationName,
     connectionTimeoutMillis: 10_000,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
+    ...(queryTimeoutMs ? { query_timeout: queryTimeoutMs } : {}),
   };
 }
+
+/** The query deadline of control connections (decisions, status, locks, phase two). */
+export const CONTROL_QUERY_TIMEOUT_MS = 30_000;
 
 /** A copy of a driver error without the URL's password, keeping its SQLSTATE `code`. */
 export function scrubbedError(error: unknown, url: string): Error & { code?: string } {

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { DeposedError } from '../../plugin/lockstep-error.js';
-import { clientConfig, scrubbedError } from './connection-url.js';
+import { CONTROL_QUERY_TIMEOUT_MS, clientConfig, scrubbedError } from './connection-url.js';
 
 /** Raises `synchronous_commit` to `local` where the server's default is `off`; never lowers it. */
 export const AT_LEAST_LOCAL_COMMIT = `SELECT set_config('synchronous_commit', 'local', false)
@@ -34,6 +34,8 @@ export interface DecisionRecord {
  */
 export class DecisionLog {
   private readonly pool: pg.Pool;
+  /** Sessions whose synchronous_commit was raised. */
+  private readonly durable = new WeakSet<pg.PoolClient>();
 
   constructor(
     private readonly url: string,
@@ -41,11 +43,11 @@ export class DecisionLog {
     /** The writer's activation epoch; omitted: unfenced (a migration, guarded by the migrate lock). */
     private readonly epoch?: () => number | null,
   ) {
-    this.pool = new pg.Pool({ ...clientConfig(url, 'lockstep-decisions'), max: 1 });
-    this.pool.on('error', () => undefined);
-    this.pool.on('connect', (client) => {
-      client.query(AT_LEAST_LOCAL_COMMIT).catch(() => undefined);
+    this.pool = new pg.Pool({
+      ...clientConfig(url, 'lockstep-decisions', CONTROL_QUERY_TIMEOUT_MS),
+      max: 1,
     });
+    this.pool.on('error', () => undefined);
   }
 
   /**
@@ -129,9 +131,24 @@ export class DecisionLog {
     text: string,
     values: unknown[],
   ): Promise<pg.QueryResult<R>> {
+    let client: pg.PoolClient;
     try {
-      return await this.pool.query<R>(text, values);
+      client = await this.pool.connect();
     } catch (error) {
+      throw scrubbedError(error, this.url);
+    }
+    try {
+      // Fails closed: a session whose durability could not be raised is never used.
+      if (!this.durable.has(client)) {
+        await client.query(AT_LEAST_LOCAL_COMMIT);
+        this.durable.add(client);
+      }
+      const result = await client.query<R>(text, values);
+      client.release();
+      return result;
+    } catch (error) {
+      // A failed session (cut, timed out) does not go back to the pool.
+      client.release(error as Error);
       throw scrubbedError(error, this.url);
     }
   }

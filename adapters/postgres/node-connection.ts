@@ -7,11 +7,9 @@ export async function connectNode(
   node: string,
   url: string,
   applicationName = 'lockstep',
+  queryTimeoutMs?: number,
 ): Promise<pg.Client> {
-  const client = new pg.Client({
-    ...clientConfig(url, applicationName),
-    connectionTimeoutMillis: 10_000,
-  });
+  const client = new pg.Client(clientConfig(url, applicationName, queryTimeoutMs));
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -20,6 +18,18 @@ export async function connectNode(
     await client.end().catch(() => undefined);
     throw unreachable(node, url, error);
   }
+}
+
+/**
+ * Ends a client; should the server never acknowledge (a frozen host), its
+ * socket is dropped after a few seconds instead of waiting for ever.
+ */
+export async function endClient(client: pg.Client): Promise<void> {
+  const socket = (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection
+    ?.stream;
+  const late = setTimeout(() => socket?.destroy(), 5_000);
+  await client.end().catch(() => undefined);
+  clearTimeout(late);
 }
 
 /** The error for a node that cannot be reached or refuses the login. */

@@ -58,6 +58,8 @@ export class PgoutputSource implements ChangeSource {
   private failed = false;
   /** When the server last asked for a reply (the last second's asks). */
   private replyAsks: number[] = [];
+  /** The end of WAL those asks were made at (the walsender's sent position). */
+  private replyAsksAt = 0n;
 
   constructor(private readonly options: PgoutputSourceOptions) {
     assertObjectName('slot', options.slot);
@@ -105,7 +107,7 @@ export class PgoutputSource implements ChangeSource {
             } else if (kind === 0x6b /* k: keepalive */) {
               if (buf[start + 17] === 1) {
                 this.sendStatus();
-                if (this.serverWaits()) {
+                if (this.serverWaits(buf.readBigUInt64BE(start + 1))) {
                   fail(new PrimaryShuttingDown());
                   return;
                 }
@@ -179,11 +181,15 @@ export class PgoutputSource implements ChangeSource {
    * (`WalSndDone`) it asks again as soon as each reply arrives, until the
    * reported flush position reaches the end of what it sent — which lockstep
    * may only report once every replica holds it. Three asks within a second
-   * mean the primary's shutdown is waiting: the connection is ended instead,
-   * so a fast restart of the primary never waits on lockstep.
+   * at the same end of WAL mean the primary's shutdown is waiting: the
+   * connection is ended instead, so a fast restart of the primary never waits
+   * on lockstep. (A `wal_sender_timeout` under 2 s also asks that often while
+   * idle: the connection is then recycled now and then, which is harmless.)
    */
-  private serverWaits(): boolean {
+  private serverWaits(walEnd: bigint): boolean {
     const now = Date.now();
+    if (walEnd !== this.replyAsksAt) this.replyAsks = [];
+    this.replyAsksAt = walEnd;
     this.replyAsks = this.replyAsks.filter((at) => now - at < 1_000);
     this.replyAsks.push(now);
     return this.replyAsks.length >= 3;

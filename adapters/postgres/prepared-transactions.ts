@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { checkedGid, GID_LIKE, isMigrationGid, parseGid } from '../../plugin/protocol/index.js';
-import { scrubbedError } from './connection-url.js';
-import { connectNode } from './node-connection.js';
+import { CONTROL_QUERY_TIMEOUT_MS, scrubbedError } from './connection-url.js';
+import { connectNode, endClient } from './node-connection.js';
 
 /** A lockstep gid prepared on a node. */
 export interface PreparedGid {
@@ -60,7 +60,7 @@ export class PreparedTransactions {
   async close(): Promise<void> {
     const client = this.client;
     this.client = null;
-    await client?.end().catch(() => undefined);
+    if (client) await endClient(client);
   }
 
   private async finish(verb: 'COMMIT' | 'ROLLBACK', gid: string): Promise<void> {
@@ -78,7 +78,12 @@ export class PreparedTransactions {
   }
 
   private async connection(): Promise<pg.Client> {
-    this.client ??= await connectNode(this.node, this.url, 'lockstep-phase-two');
+    this.client ??= await connectNode(
+      this.node,
+      this.url,
+      'lockstep-phase-two',
+      CONTROL_QUERY_TIMEOUT_MS,
+    );
     return this.client;
   }
 }

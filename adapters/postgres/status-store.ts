@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { TwoPhaseStatus } from '../../plugin/coordinator/two-phase-coordinator.js';
 import type { Lsn } from '../../plugin/protocol/index.js';
-import { clientConfig } from './connection-url.js';
+import { CONTROL_QUERY_TIMEOUT_MS, clientConfig } from './connection-url.js';
 import { readPause } from './stream-pause.js';
 
 /** What the sidecar records about one replica. */
@@ -34,7 +34,10 @@ export class StatusStore {
     url: string,
     private readonly stream: string,
   ) {
-    this.pool = new pg.Pool({ ...clientConfig(url, 'lockstep-status'), max: 1 });
+    this.pool = new pg.Pool({
+      ...clientConfig(url, 'lockstep-status', CONTROL_QUERY_TIMEOUT_MS),
+      max: 1,
+    });
     this.pool.on('error', () => undefined);
   }
 

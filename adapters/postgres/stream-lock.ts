@@ -1,6 +1,7 @@
 import type pg from 'pg';
-import { scrubbedError } from './connection-url.js';
-import { connectNode } from './node-connection.js';
+import { CONTROL_QUERY_TIMEOUT_MS, scrubbedError } from './connection-url.js';
+import { AT_LEAST_LOCAL_COMMIT } from './decision-log.js';
+import { connectNode, endClient } from './node-connection.js';
 
 /** What a stream lock guards. */
 export type StreamLockPurpose = 'coordinator' | 'migrate';
@@ -41,7 +42,12 @@ export class StreamLock {
   async tryAcquire(): Promise<boolean> {
     if (this.locked && this.client) return true;
     if (!this.client) {
-      const client = await connectNode('primary', this.url, `lockstep-${this.purpose}`);
+      const client = await connectNode(
+        'primary',
+        this.url,
+        `lockstep-${this.purpose}`,
+        CONTROL_QUERY_TIMEOUT_MS,
+      );
       client.on('end', () => {
         if (this.client !== client) return;
         this.lose();
@@ -55,12 +61,16 @@ export class StreamLock {
       );
       if (rows[0]?.locked !== true) return false;
       if (this.purpose === 'coordinator') {
-        // Raised on the lock's own session: waits for a deposed holder's fenced decision in flight.
+        // Raised on the lock's own session: waits for a deposed holder's fenced decision in
+        // flight. Durable, or a crash of the primary could hand the next holder the same epoch.
+        await this.client.query(AT_LEAST_LOCAL_COMMIT);
         const raised = await this.client.query<{ epoch: string }>(
           'UPDATE lockstep.streams SET epoch = epoch + 1 WHERE stream = $1 RETURNING epoch::text',
           [this.stream],
         );
-        this.epoch = raised.rows[0] ? Number(raised.rows[0].epoch) : null;
+        // No row: the stream is not attached; the holder may clean up (detach) but not decide.
+        const row = raised.rows[0];
+        this.epoch = row ? Number(row.epoch) : null;
       }
       this.locked = true;
       return true;
@@ -126,7 +136,7 @@ export class StreamLock {
     this.client = null;
     this.locked = false;
     this.epoch = null;
-    await client?.end().catch(() => undefined);
+    if (client) await endClient(client);
   }
 
   private lose(): void {

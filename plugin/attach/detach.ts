@@ -1,5 +1,6 @@
+import type pg from 'pg';
 import { removeDdlCapture } from '../../adapters/postgres/ddl-capture.js';
-import { connectNode } from '../../adapters/postgres/node-connection.js';
+import { connectNode, endClient } from '../../adapters/postgres/node-connection.js';
 import { listLockstepGids } from '../../adapters/postgres/prepared-transactions.js';
 import { dropReplicationSlot } from '../../adapters/postgres/replication-slot.js';
 import { quoteIdent } from '../../adapters/postgres/sql-identifier.js';
@@ -35,14 +36,7 @@ export async function detach(config: LockstepConfig, force = false): Promise<Det
     }
     const primary = await connectNode('primary', config.primary);
     try {
-      const prepared = await listLockstepGids(primary);
-      if (prepared.length > 0 && !force) {
-        throw new LockstepError({
-          node: 'primary',
-          problem: `lockstep transactions are still prepared: ${prepared.map((p) => p.gid).join(', ')}`,
-          fix: 'run lockstep recover first (or detach --force and finish them by hand)',
-        });
-      }
+      if (!force) await refuseWhilePrepared(config, primary);
       if (force) {
         // The running sidecar's walsender holds the slot: end it so the slot can go.
         await primary.query(
@@ -78,6 +72,8 @@ export async function detach(config: LockstepConfig, force = false): Promise<Det
             "SELECT to_regclass('lockstep.applied') IS NOT NULL AS exists",
           );
           if (rows[0]?.exists) {
+            // A transaction left prepared (--force) holds the position row: never wait on it.
+            await client.query("SET lock_timeout = '5s'");
             // Positions in a stream that no longer exists; a later attach starts afresh.
             await client.query('DELETE FROM lockstep.applied WHERE stream = $1', [config.slot]);
             await client.query('DELETE FROM lockstep.synced_tables WHERE stream = $1', [
@@ -95,5 +91,35 @@ export async function detach(config: LockstepConfig, force = false): Promise<Det
     }
   } finally {
     await lock.release();
+  }
+}
+
+/**
+ * Every node is asked for lockstep transactions still prepared (a replica can
+ * hold one the primary does not); a node that cannot be asked refuses too,
+ * since what it holds is unknown.
+ */
+async function refuseWhilePrepared(config: LockstepConfig, primary: pg.Client): Promise<void> {
+  const held: string[] = (await listLockstepGids(primary)).map((p) => `primary: ${p.gid}`);
+  for (const replica of config.replicas) {
+    const client = await connectNode(replica.name, replica.url).catch((error: Error) => {
+      throw new LockstepError({
+        node: replica.name,
+        problem: `cannot check the replica for prepared lockstep transactions: ${error.message}`,
+        fix: 'run lockstep detach once the replica is reachable (or detach --force)',
+      });
+    });
+    try {
+      for (const p of await listLockstepGids(client)) held.push(`${replica.name}: ${p.gid}`);
+    } finally {
+      await endClient(client);
+    }
+  }
+  if (held.length > 0) {
+    throw new LockstepError({
+      node: held[0]?.split(':')[0] as string,
+      problem: `lockstep transactions are still prepared: ${held.join(', ')}`,
+      fix: 'run lockstep recover first (or detach --force and finish them by hand)',
+    });
   }
 }

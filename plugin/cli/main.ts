@@ -6,6 +6,7 @@ import v8 from 'node:v8';
 import { Command } from 'commander';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { loadConfig } from '../config/load-config.js';
+import type { LockstepError } from '../lockstep-error.js';
 import type { Sidecar } from '../sidecar/sidecar.js';
 import { printProblems, reportFailure } from './cli-output.js';
 
@@ -160,7 +161,17 @@ export function buildProgram(): Command {
         ]);
       const log = createLogger(config.log.level);
       // A sidecar upgraded in place finds its newer control tables (the decision log) ready.
-      await migrateControlSchema('primary', config.primary);
+      // A sidecar started while the primary restarts waits for it instead of exiting.
+      for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
+        try {
+          await migrateControlSchema('primary', config.primary);
+          break;
+        } catch (error) {
+          if ((error as LockstepError).setting !== 'connection') throw error;
+          log.warn({ err: (error as Error).message }, 'cannot reach the primary: retrying');
+          await new Promise((resolve) => setTimeout(resolve, delay));
+        }
+      }
       // A bug must not pass silently: log it with its stack, then exit so a supervisor restarts us.
       process.on('unhandledRejection', (reason) => {
         log.fatal(

@@ -236,10 +236,22 @@ export async function runRound(run: RoundRun): Promise<RoundResult> {
       byName.get(p)?.decided(request, 'rolled-back');
     }),
   );
+  // A participant that refused because its PREPARE's answer was lost (the connection
+  // dropped just then) may hold the gid after all: one rollback now, not at the next recovery.
+  const refusedRollbacks =
+    outcome === 'aborted'
+      ? [...byName.keys()]
+          .filter((p) => step.state.participants[p] === 'refused')
+          .map((p) =>
+            node(p)
+              .rollback(request.gid)
+              .catch(() => undefined),
+          )
+      : [];
   return {
     outcome,
     state: step.state,
-    lateRollbacks: Promise.all(lateRollbacks).then(() => undefined),
+    lateRollbacks: Promise.all([...lateRollbacks, ...refusedRollbacks]).then(() => undefined),
   };
 }
 

@@ -85,6 +85,8 @@ export interface ReplicaAgentEvents {
   stateChanged(agent: ReplicaAgent): void;
   /** The packet after `version` is no longer in the window: re-read the stream from there. */
   needsRewind(agent: ReplicaAgent, position: ReplicaPosition): void;
+  /** Whether the stream's two-phase round for `version` is committed (on its participants). */
+  roundCommitted(version: number): boolean;
   /** Something an operator may want in the log (deltas, duplicates skipped). */
   note(agent: ReplicaAgent, message: string, fields: Record<string, unknown>): void;
 }
@@ -202,6 +204,18 @@ export class ReplicaAgent implements RoundParticipant {
     }
     this.window.setCursor(this.name, null);
     await this.guarded(this.target.close(), 0).catch(() => undefined);
+  }
+
+  /**
+   * Forgets what an earlier activation knew: the next run reads the durable
+   * position again before anything uses it (a resume point taken from a
+   * position remembered across a takeover could be long behind the replica,
+   * and the stream would then number packets wrongly).
+   */
+  forget(): void {
+    this.position = null;
+    this.state = 'starting';
+    this.committedThrough = 0;
   }
 
   /** Asks the agent to finish: an open batch is rolled back, nothing half-done is kept. */
@@ -355,6 +369,8 @@ export class ReplicaAgent implements RoundParticipant {
     | { kind: 'prepare'; request: PrepareRequest; resolve: (vote: Vote) => void }
     | { kind: 'moved' }
     | { kind: 'restream' }
+    /** The round for this version committed on the other replicas while this one was not a participant (resyncing): its packet is applied as any other. */
+    | { kind: 'decided-without-me' }
     | null
   > {
     for (;;) {
@@ -371,9 +387,12 @@ export class ReplicaAgent implements RoundParticipant {
         continue;
       }
       if (this.committedThrough >= version) return { kind: 'moved' };
+      // A participant of a committed round was committed before the round counted as done.
+      if (this.events.roundCommitted(version)) return { kind: 'decided-without-me' };
       await new Promise<void>((resolve) => {
         this.gateSignal = resolve;
         void this.window.changed().then(resolve);
+        setTimeout(resolve, 500);
       });
     }
   }
@@ -545,6 +564,13 @@ export class ReplicaAgent implements RoundParticipant {
           if (!gate) break;
           if (gate.kind === 'restream') continue;
           const rows = open.rows;
+          if (gate.kind === 'decided-without-me') {
+            const next = { version: header.version, lsn: header.lsn };
+            await this.guarded(this.target.commit(next, header.commitTime), header.version);
+            applied(next, 1, rows);
+            open = null;
+            continue;
+          }
           if (gate.kind === 'moved' || gate.request.to !== header.version) {
             if (gate.kind === 'prepare')
               gate.resolve({
@@ -595,10 +621,11 @@ export class ReplicaAgent implements RoundParticipant {
       }
       reportSkipped();
       if (this.state !== 'streaming') this.setState('catching-up');
+      let gate: Awaited<ReturnType<ReplicaAgent['atGate']>> | undefined;
       if (part.final?.phase === 'two') {
         // The one-phase batch ends before a two-phase packet; nothing after it is applied until it is decided.
         await flush();
-        const gate = await this.atGate(header.version, epoch);
+        gate = await this.atGate(header.version, epoch);
         if (!gate) break;
         if (gate.kind === 'restream') continue;
         if (gate.kind === 'moved') {
@@ -606,6 +633,8 @@ export class ReplicaAgent implements RoundParticipant {
           cursor = this.locate(position);
           continue;
         }
+      }
+      if (gate?.kind === 'prepare') {
         const round = await this.roundPackets(gate.request, cursor, epoch);
         if (typeof round === 'string') {
           gate.resolve({ vote: 'no', reason: round });

@@ -244,6 +244,7 @@ export class Sidecar {
             }
           },
           needsRewind: (agent, position) => this.requestRewind(agent.name, position),
+          roundCommitted: (version) => this.coordinator.committedThrough >= version,
           note: (agent, message, fields) =>
             parts.log.info({ replica: agent.name, ...fields }, message),
         }),
@@ -297,7 +298,17 @@ export class Sidecar {
         this.parts.log.warn({ err: error.message }, 'cannot take the coordinator lock');
         return false;
       });
-      if (acquired) return true;
+      if (acquired && this.parts.lock.epoch !== null) return true;
+      if (acquired) {
+        // Without an epoch nothing could be decided: wait for attach instead of flapping.
+        await this.parts.lock.release();
+        this.parts.log.error(
+          { stream: this.parts.stream, fix: 'run lockstep attach' },
+          'the stream is not attached',
+        );
+        await sleep(5_000);
+        continue;
+      }
       if (!announced) {
         this.parts.log.info(
           'another lockstep sidecar is active for this stream: standing by until it stops',
@@ -333,7 +344,10 @@ export class Sidecar {
     }
     // stop() may have run while this activation read its state: start nothing then.
     if (this.stopping || this.closing) return;
-    for (const agent of this.agents) if (!this.stale.has(agent.name)) this.tasks.push(agent.run());
+    for (const agent of this.agents) {
+      agent.forget();
+      if (!this.stale.has(agent.name)) this.tasks.push(agent.run());
+    }
     for (const name of this.stale) this.startResync(name);
     this.tasks.push(this.pumpLoop(), this.housekeepingLoop());
   }
@@ -480,7 +494,11 @@ export class Sidecar {
         }
       }
       const known = this.agents.filter(
-        (a) => a.position && a.state !== 'halted' && !this.stale.has(a.name),
+        (a) =>
+          a.position &&
+          a.state !== 'halted' &&
+          a.state !== 'unresponsive' &&
+          !this.stale.has(a.name),
       );
       if (known.length > 0 && checked) {
         let low = (known[0] as ReplicaAgent).position as ReplicaPosition;
@@ -761,7 +779,8 @@ export class Sidecar {
     for (const a of this.agents) headVersion = Math.max(headVersion, a.position?.version ?? 0);
     const now = Date.now();
     return {
-      active: this.active,
+      // The lock's session ending (terminated, cut) ends activity at once, before the loops stop.
+      active: this.active && this.parts.lock.held,
       streaming: this.streaming,
       paused: this.pausedSince !== null,
       headVersion,

@@ -32,6 +32,18 @@ describe('lockstep detach', () => {
       expect(await sidecar.exited).toBe(0);
     }
 
+    // A lockstep transaction left prepared on a replica (not on the primary) holds its position
+    // row: detach names it and changes nothing, instead of blocking on that row.
+    const gid = 'lockstep_lockstep_99_1e1';
+    await r1.query(
+      `BEGIN; UPDATE lockstep.applied SET applied_at = now(); PREPARE TRANSACTION '${gid}'`,
+    );
+    const held = await lockstep(['detach', '--config', clusters.configFile], {}, 60_000);
+    expect(held.code).toBe(1);
+    expect(held.output).toContain(`replica1: ${gid}`);
+    expect(await slots(clusters.primary)).toEqual(['lockstep']);
+    await r1.query(`ROLLBACK PREPARED '${gid}'`);
+
     const detached = await lockstep(['detach', '--config', clusters.configFile]);
     expect(detached.code).toBe(0);
     expect(detached.output).toMatch(/slot "lockstep" dropped, publication "lockstep" dropped/);

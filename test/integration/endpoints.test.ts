@@ -1,7 +1,7 @@
-import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { eventually } from '../support/compare-nodes.js';
+import { freePort } from '../support/free-port.js';
 import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 
@@ -9,14 +9,6 @@ const clusters = useAttached({
   replicas: 2,
   schema: 'CREATE TABLE items (id serial PRIMARY KEY, v text);',
 });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** One sample of a metric from Prometheus text, by its labels. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | null {

@@ -12,6 +12,8 @@ const SCHEMA = `CREATE TABLE parent (id int PRIMARY KEY, v text);
 const clusters = useAttached({ replicas: 2, schema: SCHEMA, config: { maxLagBytes: 256 * 1024 } });
 
 let next = 1;
+/** Rows written while a replica is copied (a range of their own). */
+let duringId = 5_000_000;
 /** Writes enough WAL to pass maxLagBytes. */
 async function writeLots(): Promise<void> {
   const from = next;
@@ -76,51 +78,79 @@ describe('a replica further behind than maxLagBytes', () => {
     }
   });
 
-  it('with resync: "auto", is copied anew by the sidecar once it is back', async () => {
-    const [, r2] = clusters.replicas as [
-      (typeof clusters.replicas)[number],
-      (typeof clusters.replicas)[number],
-    ];
-    const auto = writeConfig(clusters.primary, clusters.replicas, {
-      maxLagBytes: 256 * 1024,
-      resync: 'auto',
-    });
-    const sidecar = new LockstepProcess(['run', '--config', auto.file]);
-    try {
-      await writeLots();
-      await waitForMarker(clusters.primary, clusters.replicas);
-      await r2.stopServer('immediate');
-      for (let i = 0; i < 3; i++) await writeLots();
-      await eventually(
-        async () =>
-          sidecar
-            .logLines()
-            .some(
-              (l) =>
-                l.replica === 'replica2' &&
-                /stale/.test(String(l.msg)) &&
-                /resync: auto/.test(String(l.fix)),
-            ),
-        'stale and resyncing',
-      );
-      await r2.startServer();
-      await eventually(
-        async () =>
-          sidecar
-            .logLines()
-            .some((l) => l.replica === 'replica2' && /resynced/.test(String(l.msg))),
-        'the resync to finish',
-      );
-      await writeLots();
-      await waitForMarker(clusters.primary, clusters.replicas, 30_000).catch((e) => {
-        console.log(sidecar.output.slice(-5000));
-        throw e;
+  it.each([
+    { writes: 'one-phase', twoPhase: {} },
+    {
+      writes: 'critical (two-phase) writes during the copy',
+      twoPhase: { tables: ['public.parent'] },
+    },
+  ])(
+    'with resync: "auto", is copied anew by the sidecar once it is back — $writes',
+    async ({ twoPhase }) => {
+      const [, r2] = clusters.replicas as [
+        (typeof clusters.replicas)[number],
+        (typeof clusters.replicas)[number],
+      ];
+      const auto = writeConfig(clusters.primary, clusters.replicas, {
+        maxLagBytes: 256 * 1024,
+        resync: 'auto',
+        twoPhase,
       });
-      await expectIdentical(clusters.primary, clusters.replicas, ['parent', 'child', 'marker']);
-    } finally {
-      sidecar.kill('SIGTERM');
-      await sidecar.exited;
-      auto.remove();
-    }
-  });
+      const sidecar = new LockstepProcess(['run', '--config', auto.file]);
+      try {
+        await writeLots();
+        await waitForMarker(clusters.primary, clusters.replicas);
+        await r2.stopServer('immediate');
+        for (let i = 0; i < 3; i++) await writeLots();
+        await eventually(
+          async () =>
+            sidecar
+              .logLines()
+              .some(
+                (l) =>
+                  l.replica === 'replica2' &&
+                  /stale/.test(String(l.msg)) &&
+                  /resync: auto/.test(String(l.fix)),
+              ),
+          'stale and resyncing',
+        );
+        await r2.startServer();
+        // Small transactions while the replica is copied: the others commit them (two-phase rounds
+        // without it, when critical); the resynced replica then meets them in the stream.
+        let writing = true;
+        const during = (async () => {
+          while (writing) {
+            await clusters.primary.query('INSERT INTO parent VALUES ($1, $2)', [
+              duringId++,
+              'during',
+            ]);
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        })();
+        try {
+          await eventually(
+            async () =>
+              sidecar
+                .logLines()
+                .some((l) => l.replica === 'replica2' && /resynced/.test(String(l.msg))),
+            'the resync to finish',
+          );
+          await new Promise((r) => setTimeout(r, 500));
+        } finally {
+          writing = false;
+          await during;
+        }
+        await writeLots();
+        await waitForMarker(clusters.primary, clusters.replicas, 30_000).catch((e: Error) => {
+          // The sidecar's last words say why it did not converge.
+          throw new Error(`${e.message}\n${sidecar.output.slice(-5000)}`);
+        });
+        await expectIdentical(clusters.primary, clusters.replicas, ['parent', 'child', 'marker']);
+      } finally {
+        sidecar.kill('SIGTERM');
+        await sidecar.exited;
+        auto.remove();
+      }
+    },
+  );
 });

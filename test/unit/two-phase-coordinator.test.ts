@@ -107,6 +107,54 @@ class FakeWorld {
 }
 
 describe('TwoPhaseCoordinator with fake participants and nodes', () => {
+  it('rolls back at once a refusal whose PREPARE had succeeded (its answer lost), without waiting for recovery', async () => {
+    const world = new FakeWorld();
+    const healthy = world.participant('r0', 'yes', 30);
+    const lost: RoundParticipant = {
+      ...world.participant('r1', 'yes', 30),
+      name: 'r1',
+      heldVersion: 9,
+      async prepare(request) {
+        // PREPARE TRANSACTION ran on the node; the connection dropped before its answer arrived.
+        const nodes = world.prepared.get(request.gid) ?? new Set<string>();
+        nodes.add('r1');
+        world.prepared.set(request.gid, nodes);
+        throw new Error('Connection terminated unexpectedly');
+      },
+    };
+    const nodes = new Map(['r0', 'r1'].map((n) => [n, world.node(n, 0)]));
+    const coordinator = new TwoPhaseCoordinator({
+      stream: 's',
+      participants: () => [healthy, lost],
+      epoch: () => 1,
+      nodes,
+      decisions: world.store(),
+      log: pino({ level: 'silent' }),
+      options: {
+        voteTimeoutMs: 1_000,
+        batchRows: 100,
+        retryInitialMs: 5,
+        retryMaxMs: 20,
+        // No periodic recovery during the test: only the round itself can roll it back.
+        recoveryIntervalMs: 600_000,
+      },
+    });
+    await coordinator.start();
+    coordinator.offer({ version: 10, lsn: toLsn('0/10'), rows: 1, whole: true });
+    const deadline = Date.now() + 5_000;
+    while (coordinator.roundsAborted === 0) {
+      if (Date.now() > deadline) throw new Error('no round aborted');
+      await sleep(5);
+    }
+    const gid = [...world.prepared.keys()][0] as string;
+    while ((world.prepared.get(gid)?.size ?? 0) > 0) {
+      if (Date.now() > deadline) throw new Error(`${gid} is still prepared`);
+      await sleep(5);
+    }
+    await coordinator.stop();
+    expect(world.happenings).toContainEqual({ kind: 'rollback', gid, node: 'r1' });
+  });
+
   it('commits only when all vote yes, records the decision first, and leaves nothing prepared', async () => {
     await fc.assert(
       fc.asyncProperty(
