@@ -1,15 +1,20 @@
 /**
- * Named points of a round where tests inject faults (DESIGN.md, "Fault tests"):
- * after `count` participants prepared, after the decision was recorded, after
- * `count` COMMIT PREPAREDs.
+ * Named points where tests inject faults (DESIGN.md, "Fault tests"): in a
+ * round, after `count` participants prepared, after the decision was
+ * recorded, after `count` COMMIT PREPAREDs; and `slot-read`, each time the
+ * sidecar reads the slot's position to check a resume point.
  */
-export type FaultPoint = 'after-prepare' | 'after-decision' | 'after-commit';
+export type FaultPoint = 'after-prepare' | 'after-decision' | 'after-commit' | 'slot-read';
 
 /** Called at each point; a test's hook may crash the process there. */
 export type FaultHook = (point: FaultPoint, count: number) => void;
 
-/** What happens at the point: the process dies (SIGKILL), or lockstep's connections to every node are cut. */
-export type FaultAction = 'kill' | 'cut';
+/**
+ * What happens at the point: the process dies (SIGKILL), lockstep's
+ * connections to every node are cut, or (`fail`) the step itself fails, for
+ * each of the first `count` times it is reached.
+ */
+export type FaultAction = 'kill' | 'cut' | 'fail';
 
 /** A parsed fault setting: `point`, `point:count` or `point:count:action`. */
 export interface FaultSetting {
@@ -18,7 +23,13 @@ export interface FaultSetting {
   readonly action: FaultAction;
 }
 
-const POINTS: readonly FaultPoint[] = ['after-prepare', 'after-decision', 'after-commit'];
+const POINTS: readonly FaultPoint[] = [
+  'after-prepare',
+  'after-decision',
+  'after-commit',
+  'slot-read',
+];
+const ACTIONS: readonly FaultAction[] = ['kill', 'cut', 'fail'];
 
 /** Reads `after-prepare:1`, `after-decision`, `after-commit:2:cut`; throws on anything else. */
 export function parseFaultSetting(text: string): FaultSetting {
@@ -26,21 +37,29 @@ export function parseFaultSetting(text: string): FaultSetting {
   if (
     !POINTS.includes(point as FaultPoint) ||
     !/^\d+$/.test(count) ||
-    (action !== 'kill' && action !== 'cut') ||
+    !ACTIONS.includes(action as FaultAction) ||
     rest.length > 0
   ) {
     throw new Error(
-      `invalid fault point "${text}": expected one of ${POINTS.join(', ')}, optionally with :count and :kill or :cut`,
+      `invalid fault point "${text}": expected one of ${POINTS.join(', ')}, optionally with :count and :kill, :cut or :fail`,
     );
   }
-  return { point: point as FaultPoint, count: Number(count), action };
+  return { point: point as FaultPoint, count: Number(count), action: action as FaultAction };
 }
 
-/** A hook that runs `act` the first time `setting` is reached (once). */
+/**
+ * A hook that runs `act` the first time `setting` is reached (once); with
+ * `fail`, each of the first `count` times instead (the point then throws).
+ */
 export function faultAt(setting: FaultSetting, act: (action: FaultAction) => void): FaultHook {
   let fired = false;
   return (point, count) => {
-    if (fired || point !== setting.point || count < setting.count) return;
+    if (point !== setting.point) return;
+    if (setting.action === 'fail') {
+      if (count <= setting.count) act('fail');
+      return;
+    }
+    if (fired || count < setting.count) return;
     fired = true;
     act(setting.action);
   };

@@ -185,6 +185,8 @@ export class Sidecar {
   private lockWatch: Promise<void> = Promise.resolve();
   /** The pause listener runs across activations. */
   private listening = false;
+  /** How often the slot's position was read for a resume point (the `slot-read` fault point). */
+  private slotReads = 0;
   /** Replicas marked stale: no longer holding WAL; they need a resync. */
   readonly stale = new Set<string>();
   /** Replicas being resynced, and the position the slot must keep until they are back. */
@@ -479,7 +481,8 @@ export class Sidecar {
   private async resumePoint(): Promise<ResumePoint | null> {
     for (;;) {
       if (this.stopping) return null;
-      const waiting = this.agents.filter((a) => a.state === 'starting');
+      // A stale replica's agent does not run: it is not waited for.
+      const waiting = this.agents.filter((a) => a.state === 'starting' && !this.stale.has(a.name));
       let checked = waiting.length === 0;
       if (checked) {
         try {
@@ -660,6 +663,7 @@ export class Sidecar {
    * the slot cannot be read, this throws and no stream starts.
    */
   private async markGone(): Promise<void> {
+    this.parts.twoPhase.fault?.('slot-read', ++this.slotReads);
     const confirmed = await this.parts.status.slotConfirmedLsn();
     // No slot: START_REPLICATION fails and says why; nothing to compare with.
     if (!confirmed) return;
