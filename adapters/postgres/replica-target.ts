@@ -61,6 +61,9 @@ export interface PacketChanges {
 /** The set-based attempt failed in a way the ordered apply may not: try that instead. */
 class CompactedApplyFailed extends Error {}
 
+/** What a transaction that will be prepared bounds: waiting for locks, and each statement. */
+const PARTICIPANT_TIMEOUTS = ['lock_timeout', 'statement_timeout'] as const;
+
 /** Rows sent but not yet confirmed by the replica before the apply waits for it. */
 const MAX_ROWS_IN_FLIGHT = 20_000;
 
@@ -155,11 +158,13 @@ export class PgReplicaTarget {
 
   /**
    * Starts the transaction of a large packet streamed in parts. Its phase is
-   * known only at its end; a participant's short statement timeout could fail
-   * a large packet's slow statement (captured DDL) for ever, so it gets none.
+   * known only at its end, so it gets a participant's lock timeout from the
+   * start (a two-phase one must not wait on a replica's lock without bound);
+   * not its statement timeout, which could fail a slow statement of a large
+   * packet (captured DDL) for ever — each step has the apply deadline anyway.
    */
   begin(from: number): void {
-    this.beginAt(from, false);
+    this.beginAt(from, ['lock_timeout']);
   }
 
   /**
@@ -170,25 +175,23 @@ export class PgReplicaTarget {
    * that may be prepared gets lock and statement timeouts, so a participant
    * never waits unboundedly while its vote is awaited.
    */
-  private beginAt(from: number, prepared: boolean): void {
+  private beginAt(from: number, timeouts: readonly string[]): void {
     const client = this.requireClient();
     this.inTransaction = true;
     this.openFrom = from;
     this.corked(client, () => {
       this.send(client, { text: 'BEGIN', values: [], expectsRow: false }, undefined, 0);
-      if (prepared) {
-        for (const setting of ['lock_timeout', 'statement_timeout']) {
-          this.send(
-            client,
-            {
-              text: `SET LOCAL ${setting} = ${this.participantTimeoutMs}`,
-              values: [],
-              expectsRow: false,
-            },
-            undefined,
-            0,
-          );
-        }
+      for (const setting of timeouts) {
+        this.send(
+          client,
+          {
+            text: `SET LOCAL ${setting} = ${this.participantTimeoutMs}`,
+            values: [],
+            expectsRow: false,
+          },
+          undefined,
+          0,
+        );
       }
       // As native logical replication: no user triggers or FK re-checks on replicated rows.
       this.send(
@@ -313,7 +316,7 @@ export class PgReplicaTarget {
         const client = this.requireClient();
         // The whole batch leaves in one write (a write per statement cost more CPU than building it).
         this.corked(client, () => {
-          this.beginAt(from, prepareAs !== undefined);
+          this.beginAt(from, prepareAs === undefined ? [] : PARTICIPANT_TIMEOUTS);
           for (const net of plan) {
             const columnTypes = types.get(net.relation) as ReplicaColumnTypes;
             const table = relationLabel(net.relation);
@@ -327,7 +330,7 @@ export class PgReplicaTarget {
         if (!(error instanceof CompactedApplyFailed)) throw error;
       }
     }
-    this.beginAt(from, prepareAs !== undefined);
+    this.beginAt(from, prepareAs === undefined ? [] : PARTICIPANT_TIMEOUTS);
     for (const packet of packets) await this.apply(packet.changes, packet.version, packet.lsn);
     await this.finish(position, commitTime, false, prepareAs);
   }

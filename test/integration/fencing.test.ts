@@ -93,6 +93,21 @@ describe('fencing: one applier and one coordinator at a time', () => {
       // The next batch from where the replica really is goes through.
       await first.applyBatch([packet(2, [3])], { version: 2, lsn: packet(2, []).lsn }, NOW);
       expect(await replica.query('SELECT count(*)::int AS n FROM t')).toEqual([{ n: 3 }]);
+
+      // Concurrently: the second applier waits on the position row while the first's
+      // transaction is open, then fails the check once the first commits.
+      expect(await deposed.open()).toMatchObject({ version: 2 });
+      first.begin(2);
+      await first.apply(packet(3, [4]).changes, 3, packet(3, []).lsn);
+      const racing = rejection(
+        deposed.applyBatch([packet(3, [4])], { version: 3, lsn: packet(3, []).lsn }, NOW),
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      await first.commit({ version: 3, lsn: packet(3, []).lsn }, NOW);
+      expect(await racing).toMatchObject({ kind: 'fenced' });
+      expect(await replica.query('SELECT count(*)::int AS n FROM t WHERE id = 4')).toEqual([
+        { n: 1 },
+      ]);
     } finally {
       await first.close();
       await deposed.close();
