@@ -158,13 +158,13 @@ export class PgReplicaTarget {
 
   /**
    * Starts the transaction of a large packet streamed in parts. Its phase is
-   * known only at its end, so it gets a participant's lock timeout from the
-   * start (a two-phase one must not wait on a replica's lock without bound);
-   * not its statement timeout, which could fail a slow statement of a large
-   * packet (captured DDL) for ever — each step has the apply deadline anyway.
+   * known only at its end, and a participant's 5 s timeouts could fail a
+   * large one-phase packet's slow statement or lock wait (captured DDL on a
+   * busy replica) for ever: each of its steps is bounded by the agent's
+   * apply deadline instead.
    */
   begin(from: number): void {
-    this.beginAt(from, ['lock_timeout']);
+    this.beginAt(from, []);
   }
 
   /**

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { CONTROL_QUERY_TIMEOUT_MS } from '../../adapters/postgres/connection-url.js';
 import { removeDdlCapture } from '../../adapters/postgres/ddl-capture.js';
 import { connectNode, endClient } from '../../adapters/postgres/node-connection.js';
 import { listLockstepGids } from '../../adapters/postgres/prepared-transactions.js';
@@ -7,6 +8,7 @@ import { quoteIdent } from '../../adapters/postgres/sql-identifier.js';
 import { StreamLock } from '../../adapters/postgres/stream-lock.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { LockstepError } from '../lockstep-error.js';
+import { isMigrationGid, parseGid } from '../protocol/index.js';
 
 /** What `detach` removed. */
 export interface DetachResult {
@@ -100,9 +102,19 @@ export async function detach(config: LockstepConfig, force = false): Promise<Det
  * since what it holds is unknown.
  */
 async function refuseWhilePrepared(config: LockstepConfig, primary: pg.Client): Promise<void> {
-  const held: string[] = (await listLockstepGids(primary)).map((p) => `primary: ${p.gid}`);
+  // This stream's gids only: another stream sharing a node is none of this detach's business.
+  const ours = async (client: pg.Client) =>
+    (await listLockstepGids(client)).filter(
+      (p) => parseGid(p.gid, config.slot) !== null || isMigrationGid(p.gid, config.slot),
+    );
+  const held: string[] = (await ours(primary)).map((p) => `primary: ${p.gid}`);
   for (const replica of config.replicas) {
-    const client = await connectNode(replica.name, replica.url).catch((error: Error) => {
+    const client = await connectNode(
+      replica.name,
+      replica.url,
+      'lockstep-detach',
+      CONTROL_QUERY_TIMEOUT_MS,
+    ).catch((error: Error) => {
       throw new LockstepError({
         node: replica.name,
         problem: `cannot check the replica for prepared lockstep transactions: ${error.message}`,
@@ -110,7 +122,7 @@ async function refuseWhilePrepared(config: LockstepConfig, primary: pg.Client): 
       });
     });
     try {
-      for (const p of await listLockstepGids(client)) held.push(`${replica.name}: ${p.gid}`);
+      for (const p of await ours(client)) held.push(`${replica.name}: ${p.gid}`);
     } finally {
       await endClient(client);
     }

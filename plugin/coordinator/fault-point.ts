@@ -38,6 +38,8 @@ export function parseFaultSetting(text: string): FaultSetting {
     !POINTS.includes(point as FaultPoint) ||
     !/^\d+$/.test(count) ||
     !ACTIONS.includes(action as FaultAction) ||
+    // A round's points run inside its promise chains: failing there would break the round, not a step.
+    (action === 'fail') !== (point === 'slot-read') ||
     rest.length > 0
   ) {
     throw new Error(

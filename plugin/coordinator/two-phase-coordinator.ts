@@ -50,6 +50,8 @@ export interface CoordinatorParts {
   epoch(): number | null;
   /** A decision write was refused: another process holds the coordinator lock now. */
   onDeposed?(): void;
+  /** A round committed everywhere, through `version`. */
+  onCommitted?(version: number): void;
 }
 
 /** The round the stream is held at, for status and logs. */
@@ -203,6 +205,7 @@ export class TwoPhaseCoordinator {
           if (version <= this.committedThrough) this.queue.delete(version);
         this.held = null;
         this.refused = null;
+        this.parts.onCommitted?.(this.committedThrough);
       } else if (!this.stopping) {
         await this.pause(backoff);
         backoff = Math.min(backoff * 2, this.parts.options.retryMaxMs);
@@ -229,7 +232,12 @@ export class TwoPhaseCoordinator {
     const batch = [this.queue.get(first) as TwoPhasePacket];
     let rows = batch[0]?.rows ?? 0;
     if (!batch[0]?.whole) return batch;
-    for (let v = first + 1; ; v++) {
+    // A participant that already holds a version inside the batch (others committed it while
+    // this one was resynced, before a takeover) would refuse it for ever: the round ends there.
+    let end = Number.POSITIVE_INFINITY;
+    for (const p of this.parts.participants())
+      if (p.heldVersion !== null && p.heldVersion >= first) end = Math.min(end, p.heldVersion);
+    for (let v = first + 1; v <= end; v++) {
       const next = this.queue.get(v);
       if (!next?.whole || rows + next.rows > this.parts.options.batchRows) break;
       batch.push(next);

@@ -332,6 +332,11 @@ export class ReplicaAgent implements RoundParticipant {
     this.wakeGate();
   }
 
+  /** A round committed somewhere: a replica waiting at a gate looks again. */
+  nudge(): void {
+    this.wakeGate();
+  }
+
   private wakeGate(): void {
     const wake = this.gateSignal;
     this.gateSignal = null;
@@ -392,7 +397,6 @@ export class ReplicaAgent implements RoundParticipant {
       await new Promise<void>((resolve) => {
         this.gateSignal = resolve;
         void this.window.changed().then(resolve);
-        setTimeout(resolve, 500);
       });
     }
   }

@@ -270,6 +270,10 @@ export class Sidecar {
       fault: this.parts.twoPhase.fault,
       migrateLock: this.parts.twoPhase.migrateLock,
       epoch: () => (this.parts.lock.held ? this.parts.lock.epoch : null),
+      // Replicas waiting at a gate for a round they are not part of (resyncing) may move on.
+      onCommitted: () => {
+        for (const agent of this.agents) agent.nudge();
+      },
       onDeposed: () => {
         this.lockLost = true;
         this.wakeLockCheck?.();
@@ -730,7 +734,8 @@ export class Sidecar {
         if (this.stopping) return;
         this.stale.delete(agent.name);
         this.lastPositions.delete(agent.name);
-        agent.position = null;
+        // Its copy is a new start: nothing it knew of rounds or positions holds any more.
+        agent.forget();
         this.parts.log.info({ replica: agent.name }, 'replica resynced: catching up from its copy');
         this.tasks.push(agent.run());
         return;

@@ -92,9 +92,12 @@ describe('lockstep migrate', () => {
     );
     await r2.query(`INSERT INTO tags VALUES (1000, 'tag1')`); // a duplicate only replica2 has
     const refused = await migrate('up');
-    // Diagnostics for a rare stall seen under the full suite's load (not reproduced alone).
-    if (!/could not create unique index/.test(refused.output))
-      console.log('DIAG', refused.output, sidecar.output.slice(-8000));
+    // A rare stall seen under the full suite's load: the sidecar's last words go with the failure.
+    expect(
+      /could not create unique index/.test(refused.output)
+        ? ''
+        : `${refused.output}\n${sidecar.output.slice(-8000)}`,
+    ).toBe('');
     expect(refused.code).toBe(1);
     expect(refused.output).toMatch(/002-unique-labels: refused — nothing changed on any node/);
     expect(refused.output).toMatch(

@@ -107,6 +107,61 @@ class FakeWorld {
 }
 
 describe('TwoPhaseCoordinator with fake participants and nodes', () => {
+  it('ends a round where a participant already holds a version inside it (resynced before a takeover), instead of refusing it for ever', async () => {
+    const world = new FakeWorld();
+    const participant = (name: string, held: number): RoundParticipant => {
+      let at = held;
+      return {
+        name,
+        get heldVersion() {
+          return at;
+        },
+        async prepare(request) {
+          if (at < request.from - 1) return { vote: 'needs-update', at };
+          if (at >= request.from) return { vote: 'no', reason: `${name} already holds ${at}` };
+          const nodes = world.prepared.get(request.gid) ?? new Set<string>();
+          nodes.add(name);
+          world.prepared.set(request.gid, nodes);
+          return { vote: 'yes' };
+        },
+        async delta(request) {
+          at = request.from - 1;
+        },
+        decided(request, outcome) {
+          if (outcome === 'committed') at = request.to;
+        },
+      };
+    };
+    // r1 and r2 committed 5..6 while r3 was resynced; a new coordinator meets 5, 6 and 7 at once.
+    const participants = [participant('r1', 6), participant('r2', 6), participant('r3', 4)];
+    const coordinator = new TwoPhaseCoordinator({
+      stream: 's',
+      participants: () => participants,
+      epoch: () => 1,
+      nodes: new Map(['r1', 'r2', 'r3'].map((n) => [n, world.node(n, 0)])),
+      decisions: world.store(),
+      log: pino({ level: 'silent' }),
+      options: {
+        voteTimeoutMs: 1_000,
+        batchRows: 100,
+        retryInitialMs: 5,
+        retryMaxMs: 20,
+        recoveryIntervalMs: 600_000,
+      },
+    });
+    await coordinator.start();
+    for (const version of [5, 6, 7])
+      coordinator.offer({ version, lsn: toLsn(`0/${version}`), rows: 1, whole: true });
+    const deadline = Date.now() + 5_000;
+    while (coordinator.committedThrough < 7) {
+      if (Date.now() > deadline) throw new Error(`stuck at ${coordinator.committedThrough}`);
+      await sleep(5);
+    }
+    await coordinator.stop();
+    expect(coordinator.roundsAborted).toBe(0);
+    expect(participants.map((p) => p.heldVersion)).toEqual([7, 7, 7]);
+  });
+
   it('rolls back at once a refusal whose PREPARE had succeeded (its answer lost), without waiting for recovery', async () => {
     const world = new FakeWorld();
     const healthy = world.participant('r0', 'yes', 30);
