@@ -67,3 +67,25 @@ export async function migrateControlSchema(node: string, url: string): Promise<v
     await db.destroy();
   }
 }
+
+/**
+ * {@link migrateControlSchema}, waiting (backing off up to 10 s) while the
+ * node cannot be reached: a sidecar started while its primary restarts
+ * waits for it instead of exiting. Any other failure is thrown.
+ */
+export async function migrateControlSchemaWhenReachable(
+  node: string,
+  url: string,
+  onRetry: (error: Error) => void,
+): Promise<void> {
+  for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
+    try {
+      await migrateControlSchema(node, url);
+      return;
+    } catch (error) {
+      if ((error as { setting?: string }).setting !== 'connection') throw error;
+      onRetry(error as Error);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}

@@ -6,7 +6,6 @@ import v8 from 'node:v8';
 import { Command } from 'commander';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { loadConfig } from '../config/load-config.js';
-import type { LockstepError } from '../lockstep-error.js';
 import type { Sidecar } from '../sidecar/sidecar.js';
 import { printProblems, reportFailure } from './cli-output.js';
 
@@ -153,25 +152,21 @@ export function buildProgram(): Command {
       v8.setFlagsFromString('--heap-growing-percent=60');
       const config = loadConfig(options.config);
       // Only what the sidecar uses is loaded: a restart is back to streaming sooner.
-      const [{ createLogger }, { migrateControlSchema }, { createSidecar, faultFromEnvironment }] =
-        await Promise.all([
-          import('../sidecar/logger.js'),
-          import('../../adapters/postgres/control-schema.js'),
-          import('../sidecar/create-sidecar.js'),
-        ]);
+      const [
+        { createLogger },
+        { migrateControlSchemaWhenReachable },
+        { createSidecar, faultFromEnvironment },
+      ] = await Promise.all([
+        import('../sidecar/logger.js'),
+        import('../../adapters/postgres/control-schema.js'),
+        import('../sidecar/create-sidecar.js'),
+      ]);
       const log = createLogger(config.log.level);
-      // A sidecar upgraded in place finds its newer control tables (the decision log) ready.
-      // A sidecar started while the primary restarts waits for it instead of exiting.
-      for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
-        try {
-          await migrateControlSchema('primary', config.primary);
-          break;
-        } catch (error) {
-          if ((error as LockstepError).setting !== 'connection') throw error;
-          log.warn({ err: (error as Error).message }, 'cannot reach the primary: retrying');
-          await new Promise((resolve) => setTimeout(resolve, delay));
-        }
-      }
+      // A sidecar upgraded in place finds its newer control tables (the decision log) ready;
+      // one started while the primary restarts waits for it instead of exiting.
+      await migrateControlSchemaWhenReachable('primary', config.primary, (error) =>
+        log.warn({ err: error.message }, 'cannot reach the primary: retrying'),
+      );
       // A bug must not pass silently: log it with its stack, then exit so a supervisor restarts us.
       process.on('unhandledRejection', (reason) => {
         log.fatal(
