@@ -47,6 +47,10 @@ export function clientConfig(
   };
 }
 
+/** Raises a session's `synchronous_commit` to `local` where the server's default is `off`; never lowers it. */
+export const AT_LEAST_LOCAL_COMMIT = `SELECT set_config('synchronous_commit', 'local', false)
+  WHERE current_setting('synchronous_commit') = 'off'`;
+
 /** The query deadline of control connections (decisions, status, locks, phase two). */
 export const CONTROL_QUERY_TIMEOUT_MS = 30_000;
 

@@ -1,10 +1,11 @@
 import pg from 'pg';
 import { DeposedError } from '../../plugin/lockstep-error.js';
-import { CONTROL_QUERY_TIMEOUT_MS, clientConfig, scrubbedError } from './connection-url.js';
-
-/** Raises `synchronous_commit` to `local` where the server's default is `off`; never lowers it. */
-export const AT_LEAST_LOCAL_COMMIT = `SELECT set_config('synchronous_commit', 'local', false)
-  WHERE current_setting('synchronous_commit') = 'off'`;
+import {
+  AT_LEAST_LOCAL_COMMIT,
+  CONTROL_QUERY_TIMEOUT_MS,
+  clientConfig,
+  scrubbedError,
+} from './connection-url.js';
 
 /** A decision as the log holds it. */
 export type Decision = 'commit' | 'abort';

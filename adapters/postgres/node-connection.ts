@@ -20,16 +20,26 @@ export async function connectNode(
   }
 }
 
+/** The client's socket (not in @types/pg). */
+function socketOf(client: pg.Client): { destroy(): void } | undefined {
+  return (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection
+    ?.stream;
+}
+
 /**
  * Ends a client; should the server never acknowledge (a frozen host), its
  * socket is dropped after a few seconds instead of waiting for ever.
  */
 export async function endClient(client: pg.Client): Promise<void> {
-  const socket = (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection
-    ?.stream;
-  const late = setTimeout(() => socket?.destroy(), 5_000);
+  const late = setTimeout(() => socketOf(client)?.destroy(), 5_000);
   await client.end().catch(() => undefined);
   clearTimeout(late);
+}
+
+/** Drops a client's socket at once and lets it end (a server that stopped answering is not waited for). */
+export function dropClient(client: pg.Client): void {
+  socketOf(client)?.destroy();
+  void client.end().catch(() => undefined);
 }
 
 /** The error for a node that cannot be reached or refuses the login. */

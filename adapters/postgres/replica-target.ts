@@ -27,8 +27,8 @@ import {
   changeStatement,
   truncateStatement,
 } from './change-statement.js';
-import { clientConfig, redactUrl, scrubSecrets } from './connection-url.js';
-import { AT_LEAST_LOCAL_COMMIT } from './decision-log.js';
+import { AT_LEAST_LOCAL_COMMIT, clientConfig, redactUrl, scrubSecrets } from './connection-url.js';
+import { dropClient, endClient } from './node-connection.js';
 import { pipelinedCopy } from './pipelined-copy.js';
 import { SharedBatchPlans } from './shared-batch-plans.js';
 import { quoteQualified } from './sql-identifier.js';
@@ -514,11 +514,7 @@ export class PgReplicaTarget {
     this.pending = [];
     this.pendingRows = 0;
     this.inTransaction = false;
-    if (!client) return;
-    // A server that stopped answering never acknowledges the end: drop the socket then.
-    const late = setTimeout(() => dropClient(client), 5_000);
-    await client.end().catch(() => undefined);
-    clearTimeout(late);
+    if (client) await endClient(client);
   }
 
   /** The tables copied to this replica, and the LSN each copy is consistent with. */
@@ -816,12 +812,6 @@ export class PgReplicaTarget {
       fix: `fix the cause on replica "${this.node}"; lockstep retries by itself`,
     });
   }
-}
-
-/** Drops a client's socket at once and lets it end (a server that stopped answering is not waited for). */
-function dropClient(client: pg.Client): void {
-  (client as unknown as { connection: { stream: Socket } }).connection.stream.destroy();
-  void client.end().catch(() => undefined);
 }
 
 /** Every change of `packets`, in order (a plain loop: V8's flatMap took 15x as long on a batch of 2,500 packets). */

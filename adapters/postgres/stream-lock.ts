@@ -1,7 +1,10 @@
 import type pg from 'pg';
-import { CONTROL_QUERY_TIMEOUT_MS, scrubbedError } from './connection-url.js';
-import { AT_LEAST_LOCAL_COMMIT } from './decision-log.js';
-import { connectNode, endClient } from './node-connection.js';
+import {
+  AT_LEAST_LOCAL_COMMIT,
+  CONTROL_QUERY_TIMEOUT_MS,
+  scrubbedError,
+} from './connection-url.js';
+import { connectNode, dropClient, endClient } from './node-connection.js';
 
 /** What a stream lock guards. */
 export type StreamLockPurpose = 'coordinator' | 'migrate';
@@ -125,7 +128,7 @@ export class StreamLock {
     }
     if (this.client === client) {
       this.lose();
-      destroy(client);
+      dropClient(client);
     }
     return false;
   }
@@ -146,14 +149,6 @@ export class StreamLock {
     if (!wasLocked) return;
     for (const listener of this.lostListeners) listener();
   }
-}
-
-/** Drops a client's socket at once (a session that stopped answering cannot be ended politely). */
-function destroy(client: pg.Client): void {
-  (
-    client as unknown as { connection?: { stream?: { destroy(): void } } }
-  ).connection?.stream?.destroy();
-  void client.end().catch(() => undefined);
 }
 
 /** Whether some session on the primary holds `stream`'s lock of `purpose` now (read by `status`). */
