@@ -180,17 +180,18 @@ export class PgoutputSource implements ChangeSource {
    * most every `wal_sender_timeout / 2` while streaming; when it shuts down
    * (`WalSndDone`) it asks again as soon as each reply arrives, until the
    * reported flush position reaches the end of what it sent — which lockstep
-   * may only report once every replica holds it. Three asks within a second
-   * at the same end of WAL mean the primary's shutdown is waiting: the
-   * connection is ended instead, so a fast restart of the primary never waits
-   * on lockstep. (A `wal_sender_timeout` under 2 s also asks that often while
-   * idle: the connection is then recycled now and then, which is harmless.)
+   * may only report once every replica holds it. Three asks within 200 ms at
+   * the same end of WAL (each answered at once, so only a waiting shutdown
+   * asks that fast) mean the primary's shutdown is waiting: the connection is
+   * ended instead, so a fast restart of the primary never waits on lockstep.
+   * (A `wal_sender_timeout` under 400 ms would also ask that often while
+   * idle: the connection would then be recycled now and then.)
    */
   private serverWaits(walEnd: bigint): boolean {
     const now = Date.now();
     if (walEnd !== this.replyAsksAt) this.replyAsks = [];
     this.replyAsksAt = walEnd;
-    this.replyAsks = this.replyAsks.filter((at) => now - at < 1_000);
+    this.replyAsks = this.replyAsks.filter((at) => now - at < 200);
     this.replyAsks.push(now);
     return this.replyAsks.length >= 3;
   }
