@@ -9,6 +9,7 @@ import {
   ensurePublication,
   readSlot,
 } from '../../adapters/postgres/replication-slot.js';
+import type { ResyncGuard } from '../../adapters/postgres/resync-guard.js';
 import { syncSequences } from '../../adapters/postgres/sequence-sync.js';
 import { type CatalogTable, createTableStatement } from '../../adapters/postgres/table-catalog.js';
 import { copyTable } from '../../adapters/postgres/table-copy.js';
@@ -18,7 +19,14 @@ import { LockstepError } from '../lockstep-error.js';
 import type { Lsn } from '../protocol/index.js';
 import { wholeSchemas } from '../protocol/index.js';
 import { type DoctorReport, runDoctor } from './doctor.js';
-import { findResyncAnchor, resetForResync } from './resync.js';
+import {
+  clearStaleMarks,
+  findResyncAnchor,
+  type ResyncHolder,
+  requireHolder,
+  resetForResync,
+  withResyncGuards,
+} from './resync.js';
 import { MISSING_TABLE_PROBLEM } from './table-compatibility.js';
 
 /** Progress callbacks of an attach (a TTY view or plain log lines). */
@@ -44,6 +52,8 @@ export interface AttachOptions {
   readonly resync?: readonly string[];
   /** Set by the sidecar itself (resync: auto), which holds the slot while it resyncs. */
   readonly sidecarRunsResync?: boolean;
+  /** The sidecar running the resync: it must still hold the coordinator lock (fencing). */
+  readonly holder?: ResyncHolder;
   /** Replicas known to be stale (not usable as a resync's starting point). */
   readonly stale?: ReadonlySet<string>;
   /** Create replicated tables missing on replicas from the primary's definitions. */
@@ -125,6 +135,18 @@ export async function attach(
   progress: AttachProgress,
   options: AttachOptions = {},
 ): Promise<AttachResult> {
+  // A resync holds each resynced replica's resync lock from before its reset to the end.
+  return withResyncGuards(config, options.resync ?? [], (guards) =>
+    attachGuarded(config, progress, options, guards),
+  );
+}
+
+async function attachGuarded(
+  config: LockstepConfig,
+  progress: AttachProgress,
+  options: AttachOptions,
+  guards: readonly ResyncGuard[],
+): Promise<AttachResult> {
   const started = Date.now();
   const stream = config.slot;
   progress.step('checking nodes (doctor)');
@@ -137,14 +159,8 @@ export async function attach(
   const tables = report.tables;
 
   for (const name of options.resync ?? []) {
-    if (!config.replicas.some((r) => r.name === name)) {
-      throw new LockstepError({
-        node: name,
-        problem: 'no such replica in the configuration',
-        fix: 'name one of "replicas"',
-      });
-    }
     if (!options.sidecarRunsResync) await refuseWhileStreaming(config);
+    await requireHolder(options.holder);
     const anchor = await findResyncAnchor(
       config,
       name,
@@ -253,10 +269,7 @@ export async function attach(
     }
     if (options.resync?.length) {
       // Copied anew: the durable stale mark ends here, not before (a failed copy leaves it stale).
-      await primary.query(
-        'UPDATE lockstep.replica_status SET stale_since = NULL WHERE stream = $1 AND replica = ANY($2::text[])',
-        [stream, options.resync],
-      );
+      await clearStaleMarks(primary, stream, options.resync, guards, options.holder);
     }
     return {
       alreadyAttached: copied.length === 0 && newlyPositioned === 0 && !created,

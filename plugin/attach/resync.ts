@@ -1,10 +1,11 @@
 import type pg from 'pg';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import { readSlot } from '../../adapters/postgres/replication-slot.js';
+import { ResyncGuard } from '../../adapters/postgres/resync-guard.js';
 import { quoteQualified } from '../../adapters/postgres/sql-identifier.js';
 import type { CatalogTable } from '../../adapters/postgres/table-catalog.js';
 import type { LockstepConfig } from '../config/config-schema.js';
-import { LockstepError } from '../lockstep-error.js';
+import { DeposedError, LockstepError } from '../lockstep-error.js';
 import { type Lsn, lsnToBigInt } from '../protocol/index.js';
 
 /** A real point of the stream a resynced replica restarts from. */
@@ -96,4 +97,72 @@ export async function resetForResync(
   } finally {
     await client.end();
   }
+}
+
+/**
+ * The sidecar that runs a resync (resync: auto): its coordinator lock is
+ * checked once the replica's resync lock is held and before the replica is
+ * emptied, and its epoch fences the end of the stale mark.
+ */
+export interface ResyncHolder {
+  epoch(): number | null;
+  verify(): Promise<boolean>;
+}
+
+/** Runs `body` holding the resync lock of every replica in `names` (none: just runs it). */
+export async function withResyncGuards<T>(
+  config: LockstepConfig,
+  names: readonly string[],
+  body: (guards: readonly ResyncGuard[]) => Promise<T>,
+): Promise<T> {
+  const guards: ResyncGuard[] = [];
+  try {
+    for (const name of names) {
+      const target = config.replicas.find((r) => r.name === name);
+      if (!target)
+        throw new LockstepError({
+          node: name,
+          problem: 'no such replica in the configuration',
+          fix: 'name one of "replicas"',
+        });
+      guards.push(await ResyncGuard.take(name, target.url, config.slot));
+    }
+    return await body(guards);
+  } finally {
+    for (const guard of guards) await guard.release();
+  }
+}
+
+/** Throws {@link DeposedError} unless `holder` (when given) still holds the coordinator lock. */
+export async function requireHolder(holder: ResyncHolder | undefined): Promise<void> {
+  if (holder && !(await holder.verify())) throw new DeposedError(holder.epoch());
+}
+
+/**
+ * Ends the durable stale marks of resynced replicas — only while every guard
+ * is still held and, for a sidecar, only under its own epoch (a deposed
+ * sidecar's late resync leaves the mark to its successor's).
+ */
+export async function clearStaleMarks(
+  primary: pg.ClientBase,
+  stream: string,
+  names: readonly string[],
+  guards: readonly ResyncGuard[],
+  holder: ResyncHolder | undefined,
+): Promise<void> {
+  for (const guard of guards) guard.check();
+  const epoch = holder ? holder.epoch() : undefined;
+  if (epoch === null) throw new DeposedError(null);
+  const { rows } = await primary.query<{ current: boolean }>(
+    `WITH fence AS (
+       SELECT epoch FROM lockstep.streams
+        WHERE stream = $1 AND ($3::bigint IS NULL OR epoch = $3::bigint) FOR SHARE),
+     cleared AS (
+       UPDATE lockstep.replica_status SET stale_since = NULL
+        WHERE stream = $1 AND replica = ANY($2::text[]) AND EXISTS (SELECT 1 FROM fence)
+        RETURNING 1)
+     SELECT EXISTS (SELECT 1 FROM fence) AS current`,
+    [stream, names, epoch === undefined ? null : String(epoch)],
+  );
+  if (holder && rows[0]?.current !== true) throw new DeposedError(epoch ?? null);
 }

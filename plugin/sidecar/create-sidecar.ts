@@ -133,6 +133,7 @@ export function createSidecar(
             await attach(config, quietProgress(log), {
               resync: [replica],
               sidecarRunsResync: true,
+              holder: { epoch: () => (lock.held ? lock.epoch : null), verify: () => lock.verify() },
               stale,
             });
           }
