@@ -4,7 +4,7 @@ import { readSlot } from '../../adapters/postgres/replication-slot.js';
 import { ResyncGuard } from '../../adapters/postgres/resync-guard.js';
 import { quoteQualified } from '../../adapters/postgres/sql-identifier.js';
 import type { CatalogTable } from '../../adapters/postgres/table-catalog.js';
-import type { LockstepConfig } from '../config/config-schema.js';
+import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { DeposedError, LockstepError } from '../lockstep-error.js';
 import { type Lsn, lsnToBigInt } from '../protocol/index.js';
 
@@ -59,6 +59,17 @@ export async function findResyncAnchor(
   return anchor;
 }
 
+function replicaNamed(config: LockstepConfig, name: string): ReplicaConfig {
+  const target = config.replicas.find((r) => r.name === name);
+  if (!target)
+    throw new LockstepError({
+      node: name,
+      problem: 'no such replica in the configuration',
+      fix: 'name one of "replicas"',
+    });
+  return target;
+}
+
 /**
  * Empties a replica's replicated tables and positions it at `anchor`, in one
  * transaction, so that attach copies every table again from a fresh snapshot.
@@ -69,13 +80,7 @@ export async function resetForResync(
   tables: readonly CatalogTable[],
   anchor: ResyncAnchor,
 ): Promise<void> {
-  const target = config.replicas.find((r) => r.name === replica);
-  if (!target)
-    throw new LockstepError({
-      node: replica,
-      problem: 'no such replica in the configuration',
-      fix: 'use a name from "replicas"',
-    });
+  const target = replicaNamed(config, replica);
   const client: pg.Client = await connectNode(target.name, target.url);
   try {
     await client.query('BEGIN');
@@ -118,13 +123,7 @@ export async function withResyncGuards<T>(
   const guards: ResyncGuard[] = [];
   try {
     for (const name of names) {
-      const target = config.replicas.find((r) => r.name === name);
-      if (!target)
-        throw new LockstepError({
-          node: name,
-          problem: 'no such replica in the configuration',
-          fix: 'name one of "replicas"',
-        });
+      const target = replicaNamed(config, name);
       guards.push(await ResyncGuard.take(name, target.url, config.slot));
     }
     return await body(guards);
