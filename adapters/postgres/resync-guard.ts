@@ -1,7 +1,22 @@
 import type pg from 'pg';
 import { LockstepError } from '../../plugin/lockstep-error.js';
+import type { Lsn } from '../../plugin/protocol/index.js';
 import { CONTROL_QUERY_TIMEOUT_MS } from './connection-url.js';
 import { connectNode, endClient } from './node-connection.js';
+import type { TableName } from './replication-slot.js';
+import { quoteQualified } from './sql-identifier.js';
+
+/** The guard's advisory-lock key, as SQL over the stream name `$n`. */
+const guardKey = (n: number) => `hashtext('lockstep.resync'), hashtext($${n})`;
+
+/**
+ * SQL that is true while the session `pid` (`$1`) holds the resync guard of
+ * stream `$2`: a table copy checks it in its own transaction before it
+ * commits, so a copy made after its guard died never lands.
+ */
+export const GUARD_HELD = `SELECT EXISTS (
+  SELECT 1 FROM pg_locks WHERE pid = $1 AND locktype = 'advisory' AND granted AND objsubid = 2
+     AND classid::int = hashtext('lockstep.resync') AND objid::int = hashtext($2)) AS held`;
 
 /**
  * A session advisory lock on one replica, held for the whole of its resync
@@ -14,8 +29,10 @@ export class ResyncGuard {
   private lost = false;
 
   private constructor(
-    private readonly replica: string,
+    readonly replica: string,
     private readonly client: pg.Client,
+    /** The guard session's backend pid on the replica. */
+    readonly pid: number,
   ) {
     client.on('end', () => {
       this.lost = true;
@@ -26,8 +43,8 @@ export class ResyncGuard {
   static async take(replica: string, url: string, stream: string): Promise<ResyncGuard> {
     const client = await connectNode(replica, url, 'lockstep-resync', CONTROL_QUERY_TIMEOUT_MS);
     try {
-      const { rows } = await client.query<{ locked: boolean }>(
-        "SELECT pg_try_advisory_lock(hashtext('lockstep.resync'), hashtext($1)) AS locked",
+      const { rows } = await client.query<{ locked: boolean; pid: number }>(
+        `SELECT pg_try_advisory_lock(${guardKey(1)}) AS locked, pg_backend_pid() AS pid`,
         [stream],
       );
       if (rows[0]?.locked !== true) {
@@ -37,11 +54,39 @@ export class ResyncGuard {
           fix: 'let it finish (lockstep status shows the replica as resyncing), then run this again if still needed',
         });
       }
+      return new ResyncGuard(replica, client, rows[0].pid);
     } catch (error) {
       await endClient(client);
       throw error;
     }
-    return new ResyncGuard(replica, client);
+  }
+
+  /**
+   * Empties the replica's replicated tables and positions it at `anchor`, in
+   * one transaction on the guard's own session: a guard that died empties
+   * nothing.
+   */
+  async reset(stream: string, tables: readonly TableName[], anchor: { version: number; lsn: Lsn }) {
+    this.check();
+    const client = this.client;
+    try {
+      await client.query('BEGIN');
+      await client.query('SET LOCAL session_replication_role = replica');
+      if (tables.length)
+        await client.query(
+          `TRUNCATE ${tables.map((t) => quoteQualified(t.schema, t.name)).join(', ')}`,
+        );
+      await client.query('DELETE FROM lockstep.synced_tables WHERE stream = $1', [stream]);
+      await client.query(
+        `INSERT INTO lockstep.applied (stream, version, lsn) VALUES ($1, $2, $3)
+         ON CONFLICT (stream) DO UPDATE SET version = excluded.version, lsn = excluded.lsn, applied_at = now()`,
+        [stream, anchor.version, anchor.lsn],
+      );
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
   }
 
   /** Throws when the guard's session ended meanwhile: what ran since was not guarded. */

@@ -4,6 +4,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { LockstepError } from '../../plugin/lockstep-error.js';
 import type { Lsn } from '../../plugin/protocol/index.js';
 import { clientConfig } from './connection-url.js';
+import { GUARD_HELD } from './resync-guard.js';
 import { quoteIdent, quoteQualified } from './sql-identifier.js';
 import type { CatalogTable } from './table-catalog.js';
 
@@ -19,6 +20,8 @@ export interface TableCopyJob {
   readonly replica: { readonly name: string; readonly url: string };
   /** Called with the number of rows copied so far. */
   readonly onProgress?: (rows: number) => void;
+  /** A resync's copy: the backend pid of the guard session that must still hold the replica's resync lock. */
+  readonly guardPid?: number;
 }
 
 /**
@@ -75,6 +78,7 @@ export async function copyTable(job: TableCopyJob): Promise<number> {
        VALUES ($1, $2, $3, $4, $5)`,
       [job.stream, table.schema, table.name, job.copyLsn, copied],
     );
+    await checkStillCurrent(target, job);
     await target.query('COMMIT');
     await source.query('COMMIT');
     job.onProgress?.(copied);
@@ -94,4 +98,34 @@ export async function copyTable(job: TableCopyJob): Promise<number> {
   } finally {
     await Promise.all([source.end().catch(() => undefined), target.end().catch(() => undefined)]);
   }
+}
+
+/**
+ * Refuses to commit a copy that another process's resync overtook: its guard
+ * died, or the replica was repositioned past the copy's snapshot meanwhile
+ * (the changes in between would never be applied to the table).
+ */
+async function checkStillCurrent(target: pg.Client, job: TableCopyJob): Promise<void> {
+  const name = `${job.table.schema}.${job.table.name}`;
+  if (job.guardPid !== undefined) {
+    const { rows } = await target.query<{ held: boolean }>(GUARD_HELD, [job.guardPid, job.stream]);
+    if (rows[0]?.held !== true)
+      throw new LockstepError({
+        node: job.replica.name,
+        table: name,
+        problem: 'the resync lock was lost during the copy: the copy is not kept',
+        fix: 'the resync is repeated from the start; check the replica if this recurs',
+      });
+  }
+  const { rows } = await target.query<{ ahead: boolean }>(
+    'SELECT lsn > $2::pg_lsn AS ahead FROM lockstep.applied WHERE stream = $1 FOR SHARE',
+    [job.stream, job.copyLsn],
+  );
+  if (rows[0]?.ahead)
+    throw new LockstepError({
+      node: job.replica.name,
+      table: name,
+      problem: "the replica's position moved past this copy's snapshot (a resync ran meanwhile)",
+      fix: 'run lockstep attach again: it copies the table from a fresh snapshot',
+    });
 }

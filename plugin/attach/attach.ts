@@ -22,9 +22,9 @@ import { type DoctorReport, runDoctor } from './doctor.js';
 import {
   clearStaleMarks,
   findResyncAnchor,
+  markStaleBeforeResync,
   type ResyncHolder,
   requireHolder,
-  resetForResync,
   withResyncGuards,
 } from './resync.js';
 import { MISSING_TABLE_PROBLEM } from './table-compatibility.js';
@@ -136,7 +136,7 @@ export async function attach(
   options: AttachOptions = {},
 ): Promise<AttachResult> {
   // A resync holds each resynced replica's resync lock from before its reset to the end.
-  return withResyncGuards(config, options.resync ?? [], (guards) =>
+  return withResyncGuards(config, options.resync ?? [], !options.sidecarRunsResync, (guards) =>
     attachGuarded(config, progress, options, guards),
   );
 }
@@ -158,8 +158,13 @@ async function attachGuarded(
   if (report.problems.length > 0) throw new AttachRefused(report.problems);
   const tables = report.tables;
 
+  // The sidecar's epoch when its resync began: only under it may the stale mark end.
+  const epoch = options.holder?.epoch();
   for (const name of options.resync ?? []) {
-    if (!options.sidecarRunsResync) await refuseWhileStreaming(config);
+    if (!options.sidecarRunsResync) {
+      await refuseWhileStreaming(config);
+      await markStaleBeforeResync(config, name);
+    }
     await requireHolder(options.holder);
     const anchor = await findResyncAnchor(
       config,
@@ -169,7 +174,7 @@ async function attachGuarded(
     progress.step(
       `resync ${name}: emptying its tables; it restarts from version ${anchor.version}`,
     );
-    await resetForResync(config, name, tables, anchor);
+    await guards.find((g) => g.replica === name)?.reset(stream, tables, anchor);
   }
 
   progress.step('creating the control schema');
@@ -225,7 +230,10 @@ async function attachGuarded(
         );
         await runLimited(jobs, COPY_CONCURRENCY, async ({ replica, table }) => {
           const label = `${table.schema}.${table.name}`;
+          // A deposed sidecar stops copying at once: its copy would be thrown away.
+          await requireHolder(options.holder);
           const rows = await copyTable({
+            guardPid: guards.find((g) => g.replica === replica.name)?.pid,
             stream,
             table,
             primaryUrl: config.primary,
@@ -269,7 +277,7 @@ async function attachGuarded(
     }
     if (options.resync?.length) {
       // Copied anew: the durable stale mark ends here, not before (a failed copy leaves it stale).
-      await clearStaleMarks(primary, stream, options.resync, guards, options.holder);
+      await clearStaleMarks(primary, stream, options.resync, guards, options.holder, epoch);
     }
     return {
       alreadyAttached: copied.length === 0 && newlyPositioned === 0 && !created,

@@ -2,8 +2,7 @@ import type pg from 'pg';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import { readSlot } from '../../adapters/postgres/replication-slot.js';
 import { ResyncGuard } from '../../adapters/postgres/resync-guard.js';
-import { quoteQualified } from '../../adapters/postgres/sql-identifier.js';
-import type { CatalogTable } from '../../adapters/postgres/table-catalog.js';
+import { StreamLock } from '../../adapters/postgres/stream-lock.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { DeposedError, LockstepError } from '../lockstep-error.js';
 import { type Lsn, lsnToBigInt } from '../protocol/index.js';
@@ -71,40 +70,6 @@ function replicaNamed(config: LockstepConfig, name: string): ReplicaConfig {
 }
 
 /**
- * Empties a replica's replicated tables and positions it at `anchor`, in one
- * transaction, so that attach copies every table again from a fresh snapshot.
- */
-export async function resetForResync(
-  config: LockstepConfig,
-  replica: string,
-  tables: readonly CatalogTable[],
-  anchor: ResyncAnchor,
-): Promise<void> {
-  const target = replicaNamed(config, replica);
-  const client: pg.Client = await connectNode(target.name, target.url);
-  try {
-    await client.query('BEGIN');
-    await client.query('SET LOCAL session_replication_role = replica');
-    if (tables.length)
-      await client.query(
-        `TRUNCATE ${tables.map((t) => quoteQualified(t.schema, t.name)).join(', ')}`,
-      );
-    await client.query('DELETE FROM lockstep.synced_tables WHERE stream = $1', [config.slot]);
-    await client.query(
-      `INSERT INTO lockstep.applied (stream, version, lsn) VALUES ($1, $2, $3)
-       ON CONFLICT (stream) DO UPDATE SET version = excluded.version, lsn = excluded.lsn, applied_at = now()`,
-      [config.slot, anchor.version, anchor.lsn],
-    );
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    await client.end();
-  }
-}
-
-/**
  * The sidecar that runs a resync (resync: auto): its coordinator lock is
  * checked once the replica's resync lock is held and before the replica is
  * emptied, and its epoch fences the end of the stale mark.
@@ -114,14 +79,28 @@ export interface ResyncHolder {
   verify(): Promise<boolean>;
 }
 
-/** Runs `body` holding the resync lock of every replica in `names` (none: just runs it). */
+/**
+ * Runs `body` holding the resync lock of every replica in `names` (none: just
+ * runs it). A manual resync (not the sidecar's own) also holds the
+ * coordinator lock throughout, so no sidecar applies to a replica being
+ * emptied and copied.
+ */
 export async function withResyncGuards<T>(
   config: LockstepConfig,
   names: readonly string[],
+  manual: boolean,
   body: (guards: readonly ResyncGuard[]) => Promise<T>,
 ): Promise<T> {
   const guards: ResyncGuard[] = [];
+  const coordinator = manual && names.length ? new StreamLock(config.primary, config.slot) : null;
   try {
+    if (coordinator && !(await coordinator.tryAcquire())) {
+      throw new LockstepError({
+        node: 'primary',
+        problem: `a lockstep run for stream "${config.slot}" holds the coordinator lock`,
+        fix: 'stop lockstep run before a manual resync, or set resync: "auto" and let the sidecar do it',
+      });
+    }
     for (const name of names) {
       const target = replicaNamed(config, name);
       guards.push(await ResyncGuard.take(name, target.url, config.slot));
@@ -129,6 +108,25 @@ export async function withResyncGuards<T>(
     return await body(guards);
   } finally {
     for (const guard of guards) await guard.release();
+    await coordinator?.release();
+  }
+}
+
+/** Marks a replica stale durably before a manual resync empties it: a failed resync leaves it stale. */
+export async function markStaleBeforeResync(
+  config: LockstepConfig,
+  replica: string,
+): Promise<void> {
+  const primary = await connectNode('primary', config.primary);
+  try {
+    await primary.query(
+      `INSERT INTO lockstep.replica_status (stream, replica, state, stale_since) VALUES ($1, $2, 'stale', now())
+       ON CONFLICT (stream, replica) DO UPDATE SET state = 'stale',
+         stale_since = coalesce(lockstep.replica_status.stale_since, now()), updated_at = now()`,
+      [config.slot, replica],
+    );
+  } finally {
+    await primary.end();
   }
 }
 
@@ -148,10 +146,11 @@ export async function clearStaleMarks(
   names: readonly string[],
   guards: readonly ResyncGuard[],
   holder: ResyncHolder | undefined,
+  /** The holder's epoch when the resync began. */
+  epoch: number | null | undefined,
 ): Promise<void> {
   for (const guard of guards) guard.check();
-  const epoch = holder ? holder.epoch() : undefined;
-  if (epoch === null) throw new DeposedError(null);
+  if (holder && (epoch === null || epoch === undefined)) throw new DeposedError(null);
   const { rows } = await primary.query<{ current: boolean }>(
     `WITH fence AS (
        SELECT epoch FROM lockstep.streams
@@ -161,7 +160,7 @@ export async function clearStaleMarks(
         WHERE stream = $1 AND replica = ANY($2::text[]) AND EXISTS (SELECT 1 FROM fence)
         RETURNING 1)
      SELECT EXISTS (SELECT 1 FROM fence) AS current`,
-    [stream, names, epoch === undefined ? null : String(epoch)],
+    [stream, names, epoch === undefined || epoch === null ? null : String(epoch)],
   );
   if (holder && rows[0]?.current !== true) throw new DeposedError(epoch ?? null);
 }

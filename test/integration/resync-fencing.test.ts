@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { StreamLock } from '../../adapters/postgres/stream-lock.js';
 import { type AttachProgress, attach } from '../../plugin/attach/attach.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
 import { DeposedError, LockstepError } from '../../plugin/lockstep-error.js';
@@ -87,10 +88,16 @@ describe('two resyncs of one replica never interleave, and a deposed sidecar res
   it('a resync finished under an epoch that is no longer current leaves the stale mark to the successor', async () => {
     const config = loadConfig(clusters.configFile);
     await markStale();
-    const [{ epoch } = { epoch: '0' }] = await clusters.primary.query<{ epoch: string }>(
-      "SELECT epoch::text FROM lockstep.streams WHERE stream = 'lockstep'",
-    );
-    const deposed = Number(epoch) + 1;
+    // Two activations: the first one's epoch is the deposed one.
+    const epochs: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const lock = new StreamLock(config.primary, 'lockstep');
+      expect(await lock.tryAcquire()).toBe(true);
+      epochs.push(lock.epoch as number);
+      await lock.release();
+    }
+    const [deposed, epoch] = epochs as [number, number];
+    expect(epoch).toBeGreaterThan(deposed);
     const late = await rejection(
       attach(config, quiet, {
         resync: ['replica2'],
@@ -106,7 +113,7 @@ describe('two resyncs of one replica never interleave, and a deposed sidecar res
     const done = await attach(config, quiet, {
       resync: ['replica2'],
       sidecarRunsResync: true,
-      holder: { epoch: () => Number(epoch), verify: async () => true },
+      holder: { epoch: () => epoch, verify: async () => true },
     });
     expect(done.copied.filter((c) => c.replica === 'replica2')).toEqual([
       { replica: 'replica2', table: 'public.t', rows: 500 },
@@ -114,5 +121,46 @@ describe('two resyncs of one replica never interleave, and a deposed sidecar res
     expect(await staleSince()).toBeNull();
     expect(JSON.parse(await replica2State()).n).toBe('500');
     expect(await clusters.replicas[1]?.query('SELECT * FROM t WHERE id = -1')).toEqual([]);
+  });
+
+  it('a resync whose replica lock session dies before the reset empties nothing', async () => {
+    const config = loadConfig(clusters.configFile);
+    const r2 = clusters.replicas[1];
+    if (!r2) throw new Error('no replica2');
+    await r2.query("INSERT INTO t VALUES (-2, 'replica2 only') ON CONFLICT DO NOTHING");
+    const before = await replica2State();
+    const failed = await rejection(
+      attach(config, quiet, {
+        resync: ['replica2'],
+        sidecarRunsResync: true,
+        // The coordinator check passes; meanwhile a DBA ends the resync lock's session.
+        holder: {
+          epoch: () => 0,
+          verify: async () => {
+            await r2.query(
+              "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lockstep-resync'",
+            );
+            return true;
+          },
+        },
+      }),
+    );
+    expect(failed).toBeInstanceOf(Error);
+    expect(await replica2State()).toBe(before);
+  });
+
+  it('a manual resync is refused while a sidecar holds the coordinator lock, and changes nothing', async () => {
+    const config = loadConfig(clusters.configFile);
+    const lock = new StreamLock(config.primary, 'lockstep');
+    expect(await lock.tryAcquire()).toBe(true);
+    try {
+      const before = await replica2State();
+      const refused = await rejection(attach(config, quiet, { resync: ['replica2'] }));
+      expect(refused).toBeInstanceOf(LockstepError);
+      expect((refused as LockstepError).message).toMatch(/coordinator lock/);
+      expect(await replica2State()).toBe(before);
+    } finally {
+      await lock.release();
+    }
   });
 });
