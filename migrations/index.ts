@@ -4,6 +4,7 @@ import * as decisionLog from './002-decision-log.js';
 import * as migrationHistory from './003-migration-history.js';
 import * as streamPause from './004-stream-pause.js';
 import * as fencing from './005-fencing.js';
+import * as controlEvents from './006-control-events.js';
 
 /** lockstep's own control-schema migrations, in order. Bundled, so no folder is read at run time. */
 export const controlMigrations: MigrationProvider = {
@@ -14,6 +15,7 @@ export const controlMigrations: MigrationProvider = {
       '003-migration-history': migrationHistory,
       '004-stream-pause': streamPause,
       '005-fencing': fencing,
+      '006-control-events': controlEvents,
     };
   },
 };

@@ -9,4 +9,5 @@ export const CONTROL_MIGRATION_NAMES = [
   '003-migration-history',
   '004-stream-pause',
   '005-fencing',
+  '006-control-events',
 ] as const;

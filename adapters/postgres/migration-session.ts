@@ -1,15 +1,15 @@
 import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
 import type pg from 'pg';
 import { LockstepError } from '../../plugin/lockstep-error.js';
-import type { TablePattern } from '../../plugin/protocol/index.js';
 import {
   BARRIER_MESSAGE,
+  CONTROL_EVENTS_TABLE,
   checkedGid,
   type Lsn,
-  MIGRATION_MARKER,
+  type TablePattern,
 } from '../../plugin/protocol/index.js';
 import { scrubSecrets } from './connection-url.js';
-import { MIGRATING_SETTING } from './ddl-capture.js';
+import { MIGRATING_SETTING, recordControlEvent } from './ddl-capture.js';
 import { connectNode } from './node-connection.js';
 import { ensurePublication } from './replication-slot.js';
 import { readCatalog, selectReplicated } from './table-catalog.js';
@@ -82,10 +82,7 @@ export class MigrationSession {
       if (options.marker) {
         // Captured DDL skips it: this migration reaches the replicas through its own round.
         await client.query(`SELECT set_config('${MIGRATING_SETTING}', 'on', true)`);
-        await client.query('SELECT pg_logical_emit_message(true, $1, $2)', [
-          MIGRATION_MARKER,
-          options.gid,
-        ]);
+        await recordControlEvent(client, 'migration', options.gid);
       }
       const before = options.adoptTables
         ? new Set((await readCatalog(client)).map((t) => `${t.schema}.${t.name}`))
@@ -99,6 +96,7 @@ export class MigrationSession {
           [options.publication.name],
         );
         const have = new Set(published.map((r) => r.t));
+        have.delete(`${CONTROL_EVENTS_TABLE.schema}.${CONTROL_EVENTS_TABLE.name}`);
         const changed =
           tables.length !== have.size || tables.some((t) => !have.has(`${t.schema}.${t.name}`));
         if (changed && (tables.length > 0 || options.publication.schemas.length > 0)) {

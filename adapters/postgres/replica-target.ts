@@ -31,7 +31,7 @@ import { AT_LEAST_LOCAL_COMMIT, clientConfig, redactUrl, scrubSecrets } from './
 import { dropClient, endClient } from './node-connection.js';
 import { pipelinedCopy } from './pipelined-copy.js';
 import { SharedBatchPlans } from './shared-batch-plans.js';
-import { quoteQualified } from './sql-identifier.js';
+import { quoteIdent, quoteQualified } from './sql-identifier.js';
 
 /** A replica's durable position in a stream. */
 export interface ReplicaPosition {
@@ -573,17 +573,25 @@ export class PgReplicaTarget {
    */
   private async runDdl(client: pg.Client, content: string, version: number): Promise<void> {
     await this.settle();
-    const { searchPath, command, ordinal } = JSON.parse(content) as {
+    const { searchPath, command, ordinal, role } = JSON.parse(content) as {
       searchPath: string;
       command: string;
       ordinal?: number;
+      role: string;
     };
     const statement = capturedStatement(command, ordinal ?? 1);
     try {
       if (statement === null)
         throw new Error(`DDL statement ${ordinal} not found in the captured query string`);
       await client.query('SELECT set_config($1, $2, true)', ['search_path', searchPath]);
-      await client.query(withoutConcurrently(statement));
+      // As the role that ran it on the primary: captured DDL gets no more done here than there.
+      await client.query(`SET LOCAL ROLE ${quoteIdent(role)}`);
+      // One statement, never a string of them (the extended protocol refuses several).
+      await client.query({
+        text: withoutConcurrently(statement),
+        queryMode: 'extended',
+      } as pg.QueryConfig);
+      await client.query('RESET ROLE');
       await client.query(
         `INSERT INTO lockstep.synced_tables (stream, schema_name, table_name, copy_lsn, rows)
          SELECT $1, n.nspname, c.relname, '0/0', 0 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -599,7 +607,9 @@ export class PgReplicaTarget {
         version,
         sqlState: explained.sqlState,
         problem: `the DDL captured on the primary failed here: ${(statement ?? command).trim().slice(0, 200)} — ${explained.message.split('\n')[0]}`,
-        fix: `make replica "${this.node}"'s schema match the primary's before this statement (lockstep doctor lists differences); lockstep retries by itself`,
+        fix: /^role ".*" does not exist/.test(explained.message)
+          ? `create role "${role}" on replica "${this.node}" (captured DDL runs as the role that ran it on the primary; pg_dumpall --roles-only copies roles); lockstep retries by itself`
+          : `make replica "${this.node}"'s schema match the primary's before this statement (lockstep doctor lists differences); lockstep retries by itself`,
         cause: error,
       });
     }

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { type Lsn, toLsn } from '../../plugin/protocol/index.js';
+import { CONTROL_EVENTS_TABLE, type Lsn, toLsn } from '../../plugin/protocol/index.js';
 import { clientConfig } from './connection-url.js';
 import { explainReplicationError } from './replication-errors.js';
 import { assertObjectName, quoteIdent, quoteQualified } from './sql-identifier.js';
@@ -110,9 +110,14 @@ export async function ensurePublication(
 ): Promise<void> {
   assertObjectName('publication', publication);
   const whole = new Set(schemas);
+  // The control-event table is published wherever it exists: control events travel as its rows
+  // (a stream never starts without it: the sidecar checks before streaming).
+  const { rowCount: hasControlEvents } = await client.query(
+    `SELECT 1 WHERE to_regclass('lockstep.control_events') IS NOT NULL`,
+  );
   const objects = [
     ...(schemas.length ? [`TABLES IN SCHEMA ${schemas.map(quoteIdent).join(', ')}`] : []),
-    ...tables
+    ...[...tables, ...(hasControlEvents ? [CONTROL_EVENTS_TABLE] : [])]
       .filter((t) => !whole.has(t.schema))
       .map((t) => `TABLE ${quoteQualified(t.schema, t.name)}`),
   ].join(', ');

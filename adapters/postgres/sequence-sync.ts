@@ -19,7 +19,7 @@ const PRIMARY_SEQUENCES = `
     JOIN pg_class seq ON seq.oid = d.objid AND seq.relkind = 'S'
     JOIN pg_namespace sn ON sn.oid = seq.relnamespace
     JOIN pg_sequences s ON s.schemaname = sn.nspname AND s.sequencename = seq.relname
-   WHERE pt.pubname = $1 AND s.last_value IS NOT NULL`;
+   WHERE pt.pubname = $1 AND pt.schemaname <> 'lockstep' AND s.last_value IS NOT NULL`;
 
 /** Moves a replica's sequence forward to the primary's value; never backwards. */
 const ADVANCE = `

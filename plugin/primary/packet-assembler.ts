@@ -1,8 +1,13 @@
 import {
   type Change,
   compareLsn,
+  controlEventChange,
+  DDL_MESSAGE,
+  isControlEventTable,
+  isOpenMessage,
   LOCKSTEP_MESSAGE_PREFIX,
   type Lsn,
+  type MessageChange,
   MIGRATION_MARKER,
   microsToIso,
   type PacketHeader,
@@ -35,6 +40,20 @@ export interface PacketAssemblerOptions {
   readonly maxPartChanges: number;
   /** Phase policy; every packet is one-phase when omitted. */
   readonly decidePhase?: PhaseDecider;
+  /** Whether captured DDL is carried (`twoPhase.captureDdl`); off: DDL events are dropped. */
+  readonly captureDdl?: boolean;
+  /** Told of each control message or event that is dropped, and why. */
+  readonly onIgnored?: (ignored: IgnoredControl) => void;
+}
+
+/** A control message or event the assembler dropped. */
+export interface IgnoredControl {
+  readonly xid: number;
+  /** The transaction's commit LSN. */
+  readonly lsn: Lsn;
+  readonly prefix: string;
+  /** `forged`: a logical message only a control event may carry; `capture-off`: DDL while captureDdl is off. */
+  readonly reason: 'forged' | 'capture-off';
 }
 
 /** The final part's marker per phase (shared: parts are never changed). */
@@ -134,13 +153,8 @@ export class PacketAssembler {
         if (!message.transactional || !message.prefix.startsWith(LOCKSTEP_MESSAGE_PREFIX)) {
           return null;
         }
-        {
-          const tx = this.requireTransaction(message.kind);
-          this.evidence.messagePrefixes.push(message.prefix);
-          if (message.prefix === MIGRATION_MARKER && tx.pending.length === 0 && !tx.emittedHeader)
-            tx.migration = true;
-        }
-        return this.add({ kind: 'message', prefix: message.prefix, content: message.content });
+        if (!isOpenMessage(message.prefix)) return this.ignore(message.prefix, 'forged');
+        return this.control({ kind: 'message', prefix: message.prefix, content: message.content });
       case 'truncate': {
         const relations = message.relations.filter((r) => r.schema !== CONTROL_SCHEMA);
         if (relations.length === 0) return null;
@@ -153,6 +167,13 @@ export class PacketAssembler {
       case 'insert':
       case 'update':
       case 'delete': {
+        if (message.kind === 'insert' && isControlEventTable(message.relation)) {
+          const event = controlEventChange(message.relation, (i) => message.row.at(i));
+          if (!event) return null;
+          if (event.prefix === DDL_MESSAGE && !this.options.captureDdl)
+            return this.ignore(event.prefix, 'capture-off');
+          return this.control(event);
+        }
         if (message.relation.schema === CONTROL_SCHEMA) return null;
         this.requireTransaction(message.kind);
         this.evidence.relations.add(message.relation);
@@ -164,6 +185,21 @@ export class PacketAssembler {
   private requireTransaction(kind: string) {
     if (!this.transaction) throw new Error(`pgoutput ${kind} outside a transaction`);
     return this.transaction;
+  }
+
+  /** A control message or event lockstep vouches for, at its place in the transaction. */
+  private control(change: MessageChange): PacketPart | null {
+    const tx = this.requireTransaction(change.kind);
+    this.evidence.messagePrefixes.push(change.prefix);
+    if (change.prefix === MIGRATION_MARKER && tx.pending.length === 0 && !tx.emittedHeader)
+      tx.migration = true;
+    return this.add(change);
+  }
+
+  private ignore(prefix: string, reason: IgnoredControl['reason']): null {
+    const tx = this.requireTransaction('message');
+    if (!tx.skip) this.options.onIgnored?.({ xid: tx.xid, lsn: tx.lsn, prefix, reason });
+    return null;
   }
 
   private add(change: Change): PacketPart | null {

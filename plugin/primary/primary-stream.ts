@@ -1,7 +1,11 @@
 import type { Lsn, PacketPart, ResumePoint } from '../protocol/index.js';
 import type { ChangeSource } from './change-source.js';
 import type { DecodedMessage } from './decoded-message.js';
-import { PacketAssembler, type PhaseDecider } from './packet-assembler.js';
+import {
+  PacketAssembler,
+  type PacketAssemblerOptions,
+  type PhaseDecider,
+} from './packet-assembler.js';
 
 /** Options of a primary stream. */
 export interface PrimaryStreamOptions {
@@ -13,6 +17,10 @@ export interface PrimaryStreamOptions {
   readonly maxBufferedChanges?: number;
   /** Phase policy; every packet is one-phase when omitted. */
   readonly decidePhase?: PhaseDecider;
+  /** Whether captured DDL is carried to the replicas. */
+  readonly captureDdl?: boolean;
+  /** Told of each control message the stream drops (forged, or DDL with capture off). */
+  readonly onIgnored?: PacketAssemblerOptions['onIgnored'];
 }
 
 /** Counters a stream exposes for status and tests. */
@@ -55,6 +63,8 @@ export class PrimaryStream implements AsyncIterable<PacketPart> {
       resume: options.resume,
       maxPartChanges: options.maxPartChanges ?? 2_000,
       decidePhase: options.decidePhase,
+      captureDdl: options.captureDdl,
+      onIgnored: options.onIgnored,
     });
     this.maxBuffered = options.maxBufferedChanges ?? 20_000;
     this.stats = {

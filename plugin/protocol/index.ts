@@ -1,6 +1,7 @@
 /** The pure protocol core: types and decisions, no I/O. */
 export * from './change.js';
 export * from './commit-time.js';
+export * from './control-event.js';
 export * from './gid.js';
 export * from './lsn.js';
 export * from './net-changes.js';

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { refreshControlEvents } from '../../adapters/postgres/ddl-capture.js';
 import { DecisionLog } from '../../adapters/postgres/decision-log.js';
 import { cutLockstepSessions } from '../../adapters/postgres/node-connection.js';
 import { PgoutputSource } from '../../adapters/postgres/pgoutput-source.js';
@@ -61,6 +62,8 @@ export function createSidecar(
   const lock = new StreamLock(config.primary, config.slot);
   return new Sidecar({
     openStream: async (resume, durable) => {
+      // Control events must be published before anything streams (no stream without them).
+      await refreshControlEvents(config.primary, config.publication, config.twoPhase.captureDdl);
       const source = new PgoutputSource({
         url: config.primary,
         slot: config.slot,
@@ -71,6 +74,14 @@ export function createSidecar(
       const stream = new PrimaryStream(source, {
         resume,
         decidePhase,
+        captureDdl: config.twoPhase.captureDdl,
+        onIgnored: (ignored) =>
+          log.warn(
+            ignored,
+            ignored.reason === 'forged'
+              ? 'forged control message ignored'
+              : 'captured DDL ignored: captureDdl is off',
+          ),
         // Decoded but not yet in the window: one batch's worth keeps the pump fed.
         maxBufferedChanges: Math.min(config.batch.maxRows, config.windowChanges),
       });

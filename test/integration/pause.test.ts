@@ -149,12 +149,15 @@ describe('lockstep pause and resume', () => {
   });
 
   it('upgrades a control schema from before pause; status reads such a schema as running', async () => {
-    // A schema from before pause is also from before fencing (005), which came later.
+    // A schema from before pause is also from before fencing (005) and control events (006).
     await clusters.primary.query(`ALTER TABLE lockstep.streams DROP COLUMN paused_at;
       ALTER TABLE lockstep.streams DROP COLUMN epoch;
       ALTER TABLE lockstep.decisions DROP COLUMN epoch;
       ALTER TABLE lockstep.replica_status DROP COLUMN stale_since;
-      DELETE FROM lockstep.kysely_migration WHERE name IN ('004-stream-pause', '005-fencing')`);
+      ALTER PUBLICATION lockstep DROP TABLE lockstep.control_events;
+      DROP TABLE lockstep.control_events;
+      DELETE FROM lockstep.kysely_migration
+       WHERE name IN ('004-stream-pause', '005-fencing', '006-control-events')`);
     const before = await status();
     expect(before.primary.error).toBeNull();
     expect(before.paused).toBe(false);

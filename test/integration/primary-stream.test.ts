@@ -203,7 +203,7 @@ describe('primary stream (real Postgres)', () => {
     expect(typeName('d')).toBe('pg_catalog.int4'); // pgoutput describes a domain by its base type
   });
 
-  it('puts transactional lockstep.* messages at their position in the packet, and nothing else', async () => {
+  it('puts the open lockstep messages (tag, barrier) at their position, and drops every other message', async () => {
     const packets = await capture(
       'CREATE TABLE msgs (id int PRIMARY KEY)',
       [{ schema: 'public', name: 'msgs' }],
@@ -212,18 +212,18 @@ describe('primary stream (real Postgres)', () => {
          SELECT pg_logical_emit_message(true, 'lockstep.two_phase', '');
          SELECT pg_logical_emit_message(true, 'someone.else', 'x');
          INSERT INTO msgs VALUES (2);
-         SELECT pg_logical_emit_message(true, 'lockstep.marker', 'gid=lockstep_s_7_1 ü'); COMMIT;`,
+         SELECT pg_logical_emit_message(true, 'lockstep.ddl', '{"command":"DROP TABLE msgs"}'); COMMIT;`,
         `SELECT pg_logical_emit_message(false, 'lockstep.outside', 'not transactional')`,
-        `BEGIN; SELECT pg_logical_emit_message(true, 'lockstep.only', 'alone'); COMMIT;`,
+        `BEGIN; SELECT pg_logical_emit_message(true, 'lockstep.barrier', 'alone ü'); COMMIT;`,
       ],
       2,
     );
     expect(
       packets[0]?.changes.map((c) => (c.kind === 'message' ? `${c.prefix}:${c.content}` : c.kind)),
-    ).toEqual(['insert', 'lockstep.two_phase:', 'insert', 'lockstep.marker:gid=lockstep_s_7_1 ü']);
+    ).toEqual(['insert', 'lockstep.two_phase:', 'insert']);
     expect(packets[1]).toMatchObject({
       version: 2,
-      changes: [{ kind: 'message', prefix: 'lockstep.only', content: 'alone' }],
+      changes: [{ kind: 'message', prefix: 'lockstep.barrier', content: 'alone ü' }],
     });
   });
 

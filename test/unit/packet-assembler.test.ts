@@ -1,7 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { DecodedMessage } from '../../plugin/primary/decoded-message.js';
-import { PacketAssembler } from '../../plugin/primary/packet-assembler.js';
+import {
+  type IgnoredControl,
+  PacketAssembler,
+  type PacketAssemblerOptions,
+} from '../../plugin/primary/packet-assembler.js';
 import {
   lsnFromBigInt,
   type Packet,
@@ -28,12 +32,22 @@ function relation(oid: number, schema: string, name: string): Relation {
 const users = relation(1, 'public', 'users');
 const order = relation(2, 'public', 'Order');
 const control = relation(3, 'lockstep', 'replica_state');
+/** lockstep's control-event table: what steers replicas arrives as its rows. */
+const controlEvents: Relation = {
+  ...relation(4, 'lockstep', 'control_events'),
+  columns: [
+    { name: 'id', typeOid: 20, typeMod: -1, typeName: null, isKey: true },
+    { name: 'kind', typeOid: 25, typeMod: -1, typeName: null, isKey: false },
+    { name: 'payload', typeOid: 25, typeMod: -1, typeName: null, isKey: false },
+  ],
+};
 
 /** A generated primary transaction: its changes, by kind. */
 type GenChange =
   | { kind: 'insert'; rel: 0 | 1 | 2; id: number }
   | { kind: 'delete'; rel: 0 | 1 | 2; id: number }
-  | { kind: 'message'; prefix: string };
+  | { kind: 'message'; prefix: string }
+  | { kind: 'event'; event: 'ddl' | 'migration' | 'unknown' };
 
 const genChange: fc.Arbitrary<GenChange> = fc.oneof(
   fc.record({
@@ -48,13 +62,23 @@ const genChange: fc.Arbitrary<GenChange> = fc.oneof(
   }),
   fc.record({
     kind: fc.constant('message' as const),
-    prefix: fc.constantFrom('lockstep.two_phase', 'lockstep.marker', 'other.app'),
+    prefix: fc.constantFrom(
+      'lockstep.two_phase',
+      'lockstep.marker',
+      'lockstep.ddl',
+      'lockstep.migration',
+      'other.app',
+    ),
+  }),
+  fc.record({
+    kind: fc.constant('event' as const),
+    event: fc.constantFrom('ddl' as const, 'migration' as const, 'unknown' as const),
   }),
 );
 
 /** Turns generated transactions into the message stream pgoutput would send. */
 function toStream(transactions: GenChange[][]): DecodedMessage[] {
-  const rels = [users, order, control];
+  const rels = [users, order, control, controlEvents];
   const out: DecodedMessage[] = rels.map((r) => ({ kind: 'relation', relation: r }));
   let lsn = 0x1000n;
   transactions.forEach((changes, i) => {
@@ -63,6 +87,10 @@ function toStream(transactions: GenChange[][]): DecodedMessage[] {
     for (const c of changes) {
       if (c.kind === 'message') {
         out.push({ kind: 'message', transactional: true, prefix: c.prefix, content: 'x' });
+      } else if (c.kind === 'event') {
+        // As lockstep writes one: inserted, then deleted again in the same transaction.
+        out.push({ kind: 'insert', relation: controlEvents, row: ['9', c.event, 'event'] });
+        out.push({ kind: 'delete', relation: controlEvents, key: ['9'] });
       } else if (c.kind === 'insert') {
         out.push({ kind: 'insert', relation: rels[c.rel] as Relation, row: [String(c.id), null] });
       } else {
@@ -79,8 +107,9 @@ function assemble(
   messages: DecodedMessage[],
   resume: ResumePoint,
   maxPartChanges = 1000,
+  options: Partial<PacketAssemblerOptions> = {},
 ): Packet[] {
-  const assembler = new PacketAssembler({ resume, maxPartChanges });
+  const assembler = new PacketAssembler({ resume, maxPartChanges, captureDdl: true, ...options });
   const collector = new PacketCollector();
   const packets: Packet[] = [];
   for (const m of messages) {
@@ -129,23 +158,59 @@ describe('PacketAssembler', () => {
     const packets = assemble(
       toStream([
         [
-          { kind: 'message', prefix: 'lockstep.migration' },
+          { kind: 'event', event: 'migration' },
           { kind: 'insert', rel: 0, id: 1 },
           { kind: 'delete', rel: 1, id: 2 },
         ],
         [
           { kind: 'insert', rel: 0, id: 3 },
-          { kind: 'message', prefix: 'lockstep.migration' },
+          { kind: 'event', event: 'migration' },
         ],
       ]),
       { version: 0, lsn: ZERO_LSN },
     );
     expect(packets.map((p) => p.version)).toEqual([1, 2]);
     expect(packets[0]?.changes).toEqual([
-      { kind: 'message', prefix: 'lockstep.migration', content: 'x' },
+      { kind: 'message', prefix: 'lockstep.migration', content: 'event' },
     ]);
     // A marker after row changes is not lockstep's own migration: the rows stay.
     expect(packets[1]?.changes.map((c) => c.kind)).toEqual(['insert', 'message']);
+  });
+
+  it('ignores control messages any role could emit, keeps every row change, and reports them by xid', () => {
+    const ignored: IgnoredControl[] = [];
+    const packets = assemble(
+      toStream([
+        [
+          { kind: 'message', prefix: 'lockstep.migration' },
+          { kind: 'insert', rel: 0, id: 1 },
+          { kind: 'message', prefix: 'lockstep.ddl' },
+          { kind: 'insert', rel: 0, id: 2 },
+        ],
+      ]),
+      { version: 0, lsn: ZERO_LSN },
+      1000,
+      { onIgnored: (i) => ignored.push(i) },
+    );
+    expect(packets).toHaveLength(1);
+    expect(packets[0]?.changes.map((c) => c.kind)).toEqual(['insert', 'insert']);
+    expect(ignored.map((i) => [i.xid, i.prefix, i.reason])).toEqual([
+      [700, 'lockstep.migration', 'forged'],
+      [700, 'lockstep.ddl', 'forged'],
+    ]);
+  });
+
+  it('carries DDL events only with captureDdl on', () => {
+    const stream = toStream([[{ kind: 'event', event: 'ddl' }]]);
+    const on = assemble(stream, { version: 0, lsn: ZERO_LSN });
+    expect(on[0]?.changes).toEqual([{ kind: 'message', prefix: 'lockstep.ddl', content: 'event' }]);
+    const ignored: IgnoredControl[] = [];
+    const off = assemble(stream, { version: 0, lsn: ZERO_LSN }, 1000, {
+      captureDdl: false,
+      onIgnored: (i) => ignored.push(i),
+    });
+    expect(off).toEqual([]);
+    expect(ignored.map((i) => i.reason)).toEqual(['capture-off']);
   });
 
   it('keeps lockstep messages at their position and drops other prefixes', () => {
@@ -222,6 +287,10 @@ describe('PacketAssembler', () => {
           all.forEach((p, i) => {
             expect(p.version).toBe(i + 1);
           });
+          // What steers replicas comes only from control events, never from a message.
+          for (const change of all.flatMap((p) => p.changes))
+            if (change.kind === 'message' && change.prefix !== 'lockstep.two_phase')
+              expect(change.content).toBe('event');
           // Any part size yields the same packets.
           expect(assemble(stream, { version: 0, lsn: ZERO_LSN }, partSize)).toEqual(all);
           if (all.length === 0) return;

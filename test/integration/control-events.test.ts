@@ -1,0 +1,114 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import {
+  eventually,
+  expectIdentical,
+  preparedGids,
+  waitForMarker,
+} from '../support/compare-nodes.js';
+import { LockstepProcess } from '../support/lockstep-process.js';
+import { useAttached } from '../support/use-attached.js';
+
+// An ordinary application role on every node, allowed what applications usually are.
+const SCHEMA = `CREATE TABLE marker (id bigserial PRIMARY KEY);
+  CREATE TABLE events (id int PRIMARY KEY, amount int NOT NULL);
+  CREATE ROLE app LOGIN;
+  GRANT ALL ON events TO app;
+  GRANT CREATE, USAGE ON SCHEMA public TO app;`;
+const clusters = useAttached({
+  replicas: 2,
+  schema: SCHEMA,
+  config: { twoPhase: { captureDdl: true }, tables: ['public.*'] },
+});
+
+let app: pg.Client;
+let sidecar: LockstepProcess;
+beforeAll(async () => {
+  app = new pg.Client({ connectionString: clusters.primary.urlFor({ user: 'app' }) });
+  await app.connect();
+  sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
+});
+afterAll(async () => {
+  await app.end();
+  sidecar.kill('SIGTERM');
+  await sidecar.exited;
+});
+
+const forgedDdl = (command: string) =>
+  JSON.stringify({ searchPath: 'public', command, ordinal: 1 });
+const tableExists = async (node: PostgresCluster, name: string) =>
+  (await node.query('SELECT to_regclass($1) IS NOT NULL AS found', [name]))[0]?.found === true;
+
+describe('control events: only what Postgres vouches lockstep wrote steers the replicas', () => {
+  it('a forged DDL message from an application role runs nowhere, and is logged with its xid', async () => {
+    await app.query('BEGIN');
+    await app.query("SELECT pg_logical_emit_message(true, 'lockstep.ddl', $1)", [
+      forgedDdl('CREATE TABLE pwned AS SELECT current_user AS who'),
+    ]);
+    await app.query('INSERT INTO events VALUES (1, 10)');
+    const { rows } = await app.query<{ xid: string }>(
+      'SELECT pg_current_xact_id()::xid::text AS xid',
+    );
+    await app.query('COMMIT');
+    const xid = rows[0]?.xid;
+    await waitForMarker(clusters.primary, clusters.replicas);
+    for (const replica of clusters.replicas)
+      expect(await tableExists(replica, 'pwned')).toBe(false);
+    // The row change of the forging transaction is applied as any other.
+    await expectIdentical(clusters.primary, clusters.replicas, ['events']);
+    await eventually(
+      async () =>
+        sidecar
+          .logLines()
+          .some(
+            (l) => l.prefix === 'lockstep.ddl' && l.reason === 'forged' && String(l.xid) === xid,
+          ),
+      'the forged message logged with its xid',
+    );
+  });
+
+  it("a forged migration marker does not hide the transaction's row changes", async () => {
+    await app.query(`BEGIN;
+      SELECT pg_logical_emit_message(true, 'lockstep.migration', 'lockstep_lockstep_m1_1');
+      INSERT INTO events VALUES (2, -5), (3, -7);
+      UPDATE events SET amount = 0 WHERE id = 1;
+      COMMIT;`);
+    await waitForMarker(clusters.primary, clusters.replicas);
+    await expectIdentical(clusters.primary, clusters.replicas, ['events']);
+    expect(
+      sidecar.logLines().some((l) => l.prefix === 'lockstep.migration' && l.reason === 'forged'),
+    ).toBe(true);
+  });
+
+  it('captured DDL runs on the replicas as the role that ran it on the primary, and an application cannot opt out of capture', async () => {
+    await app.query(`SET lockstep.migrating = 'on'`);
+    await app.query('CREATE TABLE app_owned (id int PRIMARY KEY)');
+    await app.query(`RESET lockstep.migrating`);
+    await app.query('INSERT INTO app_owned VALUES (1), (2)');
+    await waitForMarker(clusters.primary, clusters.replicas);
+    for (const replica of clusters.replicas) {
+      const [owner] = await replica.query<{ owner: string }>(
+        "SELECT tableowner AS owner FROM pg_tables WHERE tablename = 'app_owned'",
+      );
+      expect(owner?.owner).toBe('app');
+    }
+    await expectIdentical(clusters.primary, clusters.replicas, ['app_owned']);
+  });
+
+  it('temporary objects are not captured, and the stream goes on', async () => {
+    await app.query('CREATE TEMP TABLE scratch (id int)');
+    await app.query('INSERT INTO scratch VALUES (1)');
+    await app.query('INSERT INTO events VALUES (4, 4)');
+    await waitForMarker(clusters.primary, clusters.replicas);
+    await expectIdentical(clusters.primary, clusters.replicas, ['events']);
+    expect(await preparedGids([clusters.primary, ...clusters.replicas])).toEqual([]);
+  });
+
+  it('the control-event table stays empty and no application role may write it', async () => {
+    expect(await clusters.primary.query('SELECT * FROM lockstep.control_events')).toEqual([]);
+    await expect(
+      app.query(`INSERT INTO lockstep.control_events (kind, payload) VALUES ('ddl', '{}')`),
+    ).rejects.toThrow(/permission denied/);
+  });
+});
