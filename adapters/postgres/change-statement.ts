@@ -124,8 +124,10 @@ export function changeStatement(
 
 /** TRUNCATE of the change's tables, with its CASCADE and RESTART IDENTITY options. */
 export function truncateStatement(change: Extract<Change, { kind: 'truncate' }>): string {
+  // Never CASCADE, as native apply: the primary's cascade already lists every table it
+  // reached, and a cascade here would wipe replica-local tables that reference them.
   return (
     `TRUNCATE ${change.relations.map(tableOf).join(', ')}` +
-    `${change.restartIdentity ? ' RESTART IDENTITY' : ''}${change.cascade ? ' CASCADE' : ''}`
+    `${change.restartIdentity ? ' RESTART IDENTITY' : ''}`
   );
 }

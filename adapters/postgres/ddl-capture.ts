@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { LockstepError } from '../../plugin/lockstep-error.js';
 import { CONTROL_QUERY_TIMEOUT_MS } from './connection-url.js';
 import { connectNode, endClient } from './node-connection.js';
 import { quoteIdent } from './sql-identifier.js';
@@ -31,6 +32,7 @@ const CAPTURE_DDL = `
     key text;
     ordinal int;
     event bigint;
+    stack text;
   BEGIN
     invoker_path := pg_catalog.current_setting('search_path');
     invoker := pg_catalog.current_setting('role');
@@ -38,24 +40,91 @@ const CAPTURE_DDL = `
     IF invoker = 'none' THEN invoker := session_user; END IF;
     -- Only lockstep's own role may say its DDL reaches the replicas through a migration round.
     IF NOT (coalesce(current_setting('${MIGRATING_SETTING}', true), '') = 'on' AND invoker = current_user)
-       AND tg_tag !~ '^(CREATE|ALTER|DROP) (PUBLICATION|SUBSCRIPTION|EVENT TRIGGER)$'
-       AND (NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())
-            OR EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands()
-                        WHERE schema_name IS DISTINCT FROM 'lockstep'
-                          AND coalesce(schema_name, '') !~ '^pg_temp')) THEN
+       AND tg_tag !~ '^(CREATE|ALTER|DROP) (PUBLICATION|SUBSCRIPTION|EVENT TRIGGER)$' THEN
       command := current_query();
       key := md5(command);
-      -- Which DDL statement of its query string this is (a string may hold several).
+      -- Which DDL statement of its query string this is (a string may hold several). Counted
+      -- for every DDL statement, skipped ones too, as the replica counts them.
       ordinal := CASE WHEN split_part(coalesce(current_setting('lockstep.ddl_seen', true), ''), ':', 1) = key
                       THEN split_part(current_setting('lockstep.ddl_seen', true), ':', 2)::int + 1 ELSE 1 END;
       PERFORM set_config('lockstep.ddl_seen', key || ':' || ordinal, true);
-      INSERT INTO lockstep.control_events (kind, payload)
-        VALUES ('ddl', json_build_object('searchPath', invoker_path, 'command', command,
-                                         'ordinal', ordinal, 'role', invoker)::text)
-        RETURNING id INTO event;
-      DELETE FROM lockstep.control_events WHERE id = event;
+      IF NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())
+         OR EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands()
+                     WHERE schema_name IS DISTINCT FROM 'lockstep'
+                       AND coalesce(schema_name, '') !~ '^pg_temp') THEN
+        -- A DDL command inside a function, procedure or DO block has callers on the stack; the
+        -- query string holds no such statement a replica could run (it would wedge the stream).
+        GET DIAGNOSTICS stack = PG_CONTEXT;
+        IF position(chr(10) IN stack) > 0 THEN
+          RAISE EXCEPTION 'lockstep: % inside a function, procedure or DO block cannot be replicated by the DDL capture', tg_tag
+            USING HINT = 'run it with lockstep migrate or lockstep exec, or as plain statements';
+        END IF;
+        -- Its rows stream to the replicas too: running it there would copy them twice.
+        IF tg_tag IN ('CREATE TABLE AS', 'SELECT INTO') AND EXISTS (
+             SELECT 1 FROM pg_event_trigger_ddl_commands() c JOIN pg_publication_tables p
+               ON c.object_identity = format('%I.%I', p.schemaname, p.tablename)) THEN
+          RAISE EXCEPTION 'lockstep: % into a replicated table cannot be replicated by the DDL capture', tg_tag
+            USING HINT = 'create the table first, then fill it with INSERT ... SELECT (its rows stream)';
+        END IF;
+        -- Such a trigger or rule fires on the replicas for every applied row, as lockstep's role.
+        IF NOT coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = invoker), false) AND EXISTS (
+             SELECT 1 FROM pg_event_trigger_ddl_commands() c
+               JOIN pg_trigger t ON t.tgrelid = c.objid AND NOT t.tgisinternal AND t.tgenabled IN ('A', 'R')
+              WHERE c.classid = 'pg_class'::regclass
+             UNION ALL
+             SELECT 1 FROM pg_event_trigger_ddl_commands() c
+               JOIN pg_rewrite r ON r.ev_class = c.objid AND r.ev_enabled IN ('A', 'R')
+              WHERE c.classid = 'pg_class'::regclass) THEN
+          RAISE EXCEPTION 'lockstep: a trigger or rule enabled ALWAYS or REPLICA would fire on the replicas as lockstep''s role'
+            USING HINT = 'only a superuser may enable one on a replicated table with the DDL capture on';
+        END IF;
+        INSERT INTO lockstep.control_events (kind, payload)
+          VALUES ('ddl', json_build_object('searchPath', invoker_path, 'command', command,
+                                           'ordinal', ordinal, 'role', invoker)::text)
+          RETURNING id INTO event;
+        DELETE FROM lockstep.control_events WHERE id = event;
+      END IF;
     END IF;
     PERFORM pg_catalog.set_config('search_path', invoker_path, true);
+  END
+  $fn$`;
+
+/** The table_rewrite event trigger that refuses rewrites whose values would differ per node. */
+export const REWRITE_EVENT_TRIGGER = 'lockstep_refuse_volatile_rewrite';
+
+/**
+ * Adding a column whose default is volatile (`gen_random_uuid()`,
+ * `clock_timestamp()`, `nextval`, an identity) rewrites the table with values
+ * each node computes anew: refused for a replicated table that has rows. Everything is
+ * schema-qualified: it runs as whoever alters the table.
+ */
+const REFUSE_VOLATILE_REWRITE = `
+  CREATE OR REPLACE FUNCTION lockstep.refuse_volatile_rewrite() RETURNS event_trigger
+  LANGUAGE plpgsql AS $fn$
+  DECLARE
+    rel oid := pg_catalog.pg_event_trigger_table_rewrite_oid();
+    has_rows boolean;
+  BEGIN
+    IF pg_catalog.pg_event_trigger_table_rewrite_reason() OPERATOR(pg_catalog.&) 2 OPERATOR(pg_catalog.=) 0
+       OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables p JOIN pg_catalog.pg_class c
+                        ON c.relname OPERATOR(pg_catalog.=) p.tablename
+                       JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                        AND n.nspname OPERATOR(pg_catalog.=) p.schemaname
+                      WHERE c.oid OPERATOR(pg_catalog.=) rel) THEN
+      RETURN;
+    END IF;
+    EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s)', rel::pg_catalog.regclass) INTO has_rows;
+    -- A default rewrite with a column added now that has a default or identity: its default is
+    -- volatile (a constant one is stored once, without a rewrite), or it is an identity.
+    IF has_rows AND EXISTS (
+         SELECT 1 FROM pg_catalog.pg_attribute a
+          WHERE a.attrelid OPERATOR(pg_catalog.=) rel AND a.attnum OPERATOR(pg_catalog.>) 0
+            AND a.attgenerated OPERATOR(pg_catalog.=) ''
+            AND (a.atthasdef OR a.attidentity OPERATOR(pg_catalog.<>) '')
+            AND a.xmin::text OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()::xid::text) THEN
+      RAISE EXCEPTION 'lockstep: a column added to % with a volatile default gets different values on every node', rel::pg_catalog.regclass
+        USING HINT = 'add the column without a default (or with a constant one), then fill it with an UPDATE (its rows stream)';
+    END IF;
   END
   $fn$`;
 
@@ -73,12 +142,19 @@ export async function installDdlCapture(client: pg.ClientBase): Promise<void> {
   await client.query('BEGIN');
   try {
     await client.query(CAPTURE_DDL);
-    const { rowCount } = await client.query('SELECT 1 FROM pg_event_trigger WHERE evtname = $1', [
-      DDL_EVENT_TRIGGER,
-    ]);
-    if (!rowCount)
+    await client.query(REFUSE_VOLATILE_REWRITE);
+    const { rows } = await client.query<{ evtname: string }>(
+      'SELECT evtname FROM pg_event_trigger WHERE evtname = ANY($1::text[])',
+      [[DDL_EVENT_TRIGGER, REWRITE_EVENT_TRIGGER]],
+    );
+    const present = new Set(rows.map((r) => r.evtname));
+    if (!present.has(DDL_EVENT_TRIGGER))
       await client.query(
         `CREATE EVENT TRIGGER ${DDL_EVENT_TRIGGER} ON ddl_command_end EXECUTE FUNCTION lockstep.capture_ddl()`,
+      );
+    if (!present.has(REWRITE_EVENT_TRIGGER))
+      await client.query(
+        `CREATE EVENT TRIGGER ${REWRITE_EVENT_TRIGGER} ON table_rewrite EXECUTE FUNCTION lockstep.refuse_volatile_rewrite()`,
       );
     await client.query('COMMIT');
   } catch (error) {
@@ -90,6 +166,7 @@ export async function installDdlCapture(client: pg.ClientBase): Promise<void> {
 /** Removes the capture (detach, or captureDdl turned off). */
 export async function removeDdlCapture(client: pg.ClientBase): Promise<void> {
   await client.query(`DROP EVENT TRIGGER IF EXISTS ${DDL_EVENT_TRIGGER}`);
+  await client.query(`DROP EVENT TRIGGER IF EXISTS ${REWRITE_EVENT_TRIGGER}`);
 }
 
 /**
@@ -133,6 +210,7 @@ async function refreshOn(
   publication: string,
   captureDdl: boolean,
 ): Promise<void> {
+  await requireTrustedOwners(client);
   const { rows } = await client.query<{ missing: boolean }>(
     `SELECT NOT EXISTS (SELECT 1 FROM pg_publication_tables
                          WHERE pubname = $1 AND schemaname = 'lockstep' AND tablename = 'control_events') AS missing
@@ -144,4 +222,36 @@ async function refreshOn(
       `ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE lockstep.control_events`,
     );
   if (captureDdl) await installDdlCapture(client);
+}
+
+/**
+ * Control events are only as trustworthy as whoever owns the schema and the
+ * table they are written to: a role that created schema `lockstep` before
+ * attach (it may create schemas in the database) could replace the table and
+ * forge events. Owners must be the role lockstep runs as, or a superuser.
+ */
+async function requireTrustedOwners(client: pg.ClientBase): Promise<void> {
+  const { rows } = await client.query<{ what: string; owner: string }>(
+    `SELECT 'schema lockstep' AS what, n.nspowner::regrole::text AS owner
+       FROM pg_namespace n WHERE n.nspname = 'lockstep'
+     UNION ALL
+     SELECT 'table lockstep.control_events', c.relowner::regrole::text
+       FROM pg_class c WHERE c.oid = to_regclass('lockstep.control_events')
+     UNION ALL
+     SELECT 'function lockstep.capture_ddl()', p.proowner::regrole::text
+       FROM pg_proc p WHERE p.oid = to_regprocedure('lockstep.capture_ddl()')`,
+  );
+  const { rows: trusted } = await client.query<{ rolname: string }>(
+    'SELECT rolname FROM pg_roles WHERE rolname = current_user OR rolsuper',
+  );
+  const ok = new Set(trusted.map((r) => r.rolname));
+  const untrusted = rows.find((r) => !ok.has(r.owner.replace(/^"|"$/g, '')));
+  if (untrusted) {
+    throw new LockstepError({
+      node: 'primary',
+      setting: 'control schema',
+      problem: `${untrusted.what} is owned by role ${untrusted.owner}, neither lockstep's role nor a superuser: that role could forge control events`,
+      fix: `as a superuser, give it to lockstep's role (ALTER ... OWNER TO) or drop schema lockstep and run lockstep attach again; check what else that role created in schema lockstep`,
+    });
+  }
 }

@@ -30,8 +30,9 @@ import {
 import { AT_LEAST_LOCAL_COMMIT, clientConfig, redactUrl, scrubSecrets } from './connection-url.js';
 import { dropClient, endClient } from './node-connection.js';
 import { pipelinedCopy } from './pipelined-copy.js';
+import { runAsRole } from './run-as-role.js';
 import { SharedBatchPlans } from './shared-batch-plans.js';
-import { quoteIdent, quoteQualified } from './sql-identifier.js';
+import { quoteQualified } from './sql-identifier.js';
 
 /** A replica's durable position in a stream. */
 export interface ReplicaPosition {
@@ -583,15 +584,7 @@ export class PgReplicaTarget {
     try {
       if (statement === null)
         throw new Error(`DDL statement ${ordinal} not found in the captured query string`);
-      await client.query('SELECT set_config($1, $2, true)', ['search_path', searchPath]);
-      // As the role that ran it on the primary: captured DDL gets no more done here than there.
-      await client.query(`SET LOCAL ROLE ${quoteIdent(role)}`);
-      // One statement, never a string of them (the extended protocol refuses several).
-      await client.query({
-        text: withoutConcurrently(statement),
-        queryMode: 'extended',
-      } as pg.QueryConfig);
-      await client.query('RESET ROLE');
+      await runAsRole(client, role, withoutConcurrently(statement), searchPath);
       await client.query(
         `INSERT INTO lockstep.synced_tables (stream, schema_name, table_name, copy_lsn, rows)
          SELECT $1, n.nspname, c.relname, '0/0', 0 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -805,6 +798,14 @@ export class PgReplicaTarget {
         kind: 'conflict',
         problem: `${message} [${e.code}]`,
         fix: `remove the conflicting row on replica "${this.node}" (it was not written by lockstep), or set conflicts: "overwrite"`,
+      });
+    }
+    if (e.code === '0A000' && /referenced in a foreign key/.test(e.message ?? '')) {
+      return new ApplyError({
+        ...base,
+        kind: 'schema',
+        problem: `${message} [${e.code}]`,
+        fix: `on replica "${this.node}" a table the primary did not truncate references it: drop that foreign key there, or truncate both together on the primary (lockstep never cascades, like native apply)`,
       });
     }
     if (e.code === '42P01' || e.code === '42703' || e.code === '42804' || e.code === '22P02') {

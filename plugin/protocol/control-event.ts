@@ -35,9 +35,12 @@ export function controlEventChange(
   relation: Relation,
   valueAt: (column: number) => unknown,
 ): MessageChange | null {
-  const column = (name: string) => relation.columns.findIndex((c) => c.name === name);
-  const kind = valueAt(column('kind'));
-  const payload = valueAt(column('payload'));
+  const named = (name: string) => {
+    const index = relation.columns.findIndex((c) => c.name === name);
+    return index < 0 ? undefined : valueAt(index);
+  };
+  const kind = named('kind');
+  const payload = named('payload');
   if (typeof kind !== 'string' || typeof payload !== 'string') return null;
   if (kind !== 'ddl' && kind !== 'migration') return null;
   return {

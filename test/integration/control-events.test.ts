@@ -1,6 +1,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { refreshControlEvents } from '../../adapters/postgres/ddl-capture.js';
+import { LockstepError } from '../../plugin/lockstep-error.js';
 import {
   eventually,
   expectIdentical,
@@ -110,5 +112,65 @@ describe('control events: only what Postgres vouches lockstep wrote steers the r
     await expect(
       app.query(`INSERT INTO lockstep.control_events (kind, payload) VALUES ('ddl', '{}')`),
     ).rejects.toThrow(/permission denied/);
+  });
+
+  it('a trigger or rule enabled ALWAYS is refused for an application role (it would fire on replicas as lockstep)', async () => {
+    await app.query('CREATE TABLE app_notes (id int PRIMARY KEY)');
+    await app.query(`CREATE FUNCTION app_note() RETURNS trigger LANGUAGE plpgsql
+                     AS $$ BEGIN RETURN NEW; END $$`);
+    await app.query(
+      'CREATE TRIGGER note BEFORE INSERT ON app_notes FOR EACH ROW EXECUTE FUNCTION app_note()',
+    );
+    await expect(app.query('ALTER TABLE app_notes ENABLE ALWAYS TRIGGER note')).rejects.toThrow(
+      /enabled ALWAYS or REPLICA would fire on the replicas/,
+    );
+    await expect(app.query('ALTER TABLE app_notes ENABLE REPLICA TRIGGER note')).rejects.toThrow(
+      /enabled ALWAYS or REPLICA/,
+    );
+  });
+
+  it('captured DDL runs in a context it cannot leave: a function that tries to become the apply role fails on the replica', async () => {
+    // On the primary the branch is never taken; on a replica session_user is lockstep's role.
+    await app.query(`CREATE FUNCTION escape(x int) RETURNS int LANGUAGE plpgsql AS $$
+      BEGIN
+        IF session_user <> current_user THEN
+          RESET ROLE;
+          EXECUTE 'ALTER ROLE app SUPERUSER';
+        END IF;
+        RETURN x;
+      END $$`);
+    await app.query('INSERT INTO app_notes VALUES (1), (2)');
+    // Validating the constraint calls the function for every row, on every node.
+    await app.query('ALTER TABLE app_notes ADD CONSTRAINT escaped CHECK (escape(id) > 0)');
+    await eventually(
+      async () =>
+        sidecar.logLines().some((l) => /within security-definer function/.test(JSON.stringify(l))),
+      'the replicas to refuse the escape',
+    );
+    for (const replica of clusters.replicas) {
+      const [row] = await replica.query<{ rolsuper: boolean }>(
+        "SELECT rolsuper FROM pg_roles WHERE rolname = 'app'",
+      );
+      expect(row?.rolsuper).toBe(false);
+      // A DBA replaces the function on the replicas: the held DDL then goes through.
+      await replica.query(`CREATE OR REPLACE FUNCTION escape(x int) RETURNS int
+                           LANGUAGE sql AS 'SELECT x'`);
+    }
+    await waitForMarker(clusters.primary, clusters.replicas);
+    await expectIdentical(clusters.primary, clusters.replicas, ['app_notes']);
+  });
+
+  it('refuses to stream when the control-event table belongs to a role that could forge', async () => {
+    await clusters.primary.query('ALTER TABLE lockstep.control_events OWNER TO app');
+    try {
+      const refused = await refreshControlEvents(clusters.primary.url, 'lockstep', true).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(refused).toBeInstanceOf(LockstepError);
+      expect((refused as LockstepError).message).toMatch(/owned by role app/);
+    } finally {
+      await clusters.primary.query('ALTER TABLE lockstep.control_events OWNER TO postgres');
+    }
   });
 });
