@@ -10,6 +10,12 @@ import {
 } from '../../plugin/protocol/index.js';
 import { scrubSecrets } from './connection-url.js';
 import { MIGRATING_SETTING, recordControlEvent } from './ddl-capture.js';
+import {
+  existingTables,
+  lockWrites,
+  requireWritesLocked,
+  tablesWrittenBy,
+} from './migration-write-lock.js';
 import { connectNode } from './node-connection.js';
 import { ensurePublication } from './replication-slot.js';
 import { readCatalog, selectReplicated } from './table-catalog.js';
@@ -76,18 +82,27 @@ export class MigrationSession {
   }): Promise<void> {
     const prepare = `PREPARE TRANSACTION '${checkedGid(options.gid)}'`;
     const client = await this.connect();
-    try {
-      await client.query('BEGIN');
+    const begin = async () => {
       await client.query(`SET LOCAL lock_timeout = ${Math.floor(options.lockTimeoutMs)}`);
-      if (options.marker) {
-        // Captured DDL skips it: this migration reaches the replicas through its own round.
+      // Captured DDL skips it: this migration reaches the replicas through its own round.
+      if (options.marker)
         await client.query(`SELECT set_config('${MIGRATING_SETTING}', 'on', true)`);
-        await recordControlEvent(client, 'migration', options.gid);
-      }
+    };
+    try {
+      // On the primary, writers are kept out of what the migration writes (migration-write-lock.ts).
+      const writes = options.marker
+        ? await tablesWrittenBy(client, begin, () => options.step(client))
+        : [];
+      await client.query('BEGIN');
+      await begin();
+      const locked = await lockWrites(client, writes);
+      const existed = options.marker ? await existingTables(client) : null;
+      if (options.marker) await recordControlEvent(client, 'migration', options.gid);
       const before = options.adoptTables
         ? new Set((await readCatalog(client)).map((t) => `${t.schema}.${t.name}`))
         : null;
       await options.step(client);
+      if (existed) await requireWritesLocked(client, locked, existed);
       if (options.publication) {
         const tables = selectReplicated(await readCatalog(client), options.publication.patterns);
         // Only when the migration changed what is published: SET TABLE locks every published table.
