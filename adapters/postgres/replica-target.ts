@@ -9,6 +9,7 @@ import {
   DDL_MESSAGE,
   type InsertChange,
   type Lsn,
+  matchesCommandTag,
   type Relation,
   relationLabel,
   withoutConcurrently,
@@ -30,7 +31,7 @@ import {
 import { AT_LEAST_LOCAL_COMMIT, clientConfig, redactUrl, scrubSecrets } from './connection-url.js';
 import { dropClient, endClient } from './node-connection.js';
 import { pipelinedCopy } from './pipelined-copy.js';
-import { runAsRole } from './run-as-role.js';
+import { type CapturedSettings, runAsRole } from './run-as-role.js';
 import { SharedBatchPlans } from './shared-batch-plans.js';
 import { quoteQualified } from './sql-identifier.js';
 
@@ -574,17 +575,25 @@ export class PgReplicaTarget {
    */
   private async runDdl(client: pg.Client, content: string, version: number): Promise<void> {
     await this.settle();
-    const { searchPath, command, ordinal, role } = JSON.parse(content) as {
+    const { searchPath, command, ordinal, role, tag, settings } = JSON.parse(content) as {
       searchPath: string;
       command: string;
       ordinal?: number;
       role: string;
+      tag?: string;
+      settings?: Omit<CapturedSettings, 'search_path'>;
     };
     const statement = capturedStatement(command, ordinal ?? 1);
     try {
       if (statement === null)
         throw new Error(`DDL statement ${ordinal} not found in the captured query string`);
-      await runAsRole(client, role, withoutConcurrently(statement), searchPath);
+      // Never a statement the primary did not run: it must be the command the primary reported.
+      if (tag && !matchesCommandTag(statement, tag))
+        throw new Error(`the statement found is not the ${tag} the primary ran`);
+      await runAsRole(client, role, withoutConcurrently(statement), {
+        ...settings,
+        search_path: searchPath,
+      });
       await client.query(
         `INSERT INTO lockstep.synced_tables (stream, schema_name, table_name, copy_lsn, rows)
          SELECT $1, n.nspname, c.relname, '0/0', 0 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -5,12 +5,20 @@
 
 /** The SQL text with comments, string literals and dollar-quoted bodies blanked out. */
 export function codeOnly(sql: string): string {
-  return sql
-    .replace(/\$([A-Za-z_][A-Za-z0-9_]*)?\$[\s\S]*?\$\1\$/g, ' ')
-    .replace(/'(?:[^']|'')*'/g, "''")
-    .replace(/"(?:[^"]|"")*"/g, '""')
-    .replace(/--[^\n]*/g, ' ')
-    .replace(/\/\*[\s\S]*?\*\//g, ' ');
+  let out = '';
+  let i = 0;
+  while (i < sql.length) {
+    const end = skipLiteral(sql, i);
+    if (end === null) {
+      out += sql[i];
+      i++;
+    } else {
+      const ch = sql[i];
+      out += ch === "'" ? "''" : ch === '"' ? '""' : ' ';
+      i = end;
+    }
+  }
+  return out;
 }
 
 /**
@@ -26,6 +34,52 @@ export function withoutConcurrently(command: string): string {
 }
 
 /**
+ * Where the quoted string, comment or dollar-quoted body starting at `i`
+ * ends, as PostgreSQL's lexer reads it (backslash escapes in `E'…'` strings,
+ * nested block comments); null when `i` starts none of them.
+ */
+function skipLiteral(sql: string, i: number): number | null {
+  const ch = sql[i] as string;
+  if (ch === "'" || ch === '"') {
+    // An E'' string: its backslashes escape (a quote too); a plain one only doubles quotes.
+    const escaped = ch === "'" && /[eE]/.test(sql[i - 1] ?? '') && !/[\w$]/.test(sql[i - 2] ?? '');
+    for (let j = i + 1; j < sql.length; j++) {
+      if (escaped && sql[j] === '\\') j++;
+      else if (sql[j] === ch) {
+        if (sql[j + 1] === ch) j++;
+        else return j + 1;
+      }
+    }
+    return sql.length;
+  }
+  if (sql.startsWith('--', i)) {
+    const nl = sql.indexOf('\n', i);
+    return nl === -1 ? sql.length : nl + 1;
+  }
+  if (sql.startsWith('/*', i)) {
+    let depth = 0;
+    for (let j = i; j < sql.length; j++) {
+      if (sql.startsWith('/*', j)) {
+        depth++;
+        j++;
+      } else if (sql.startsWith('*/', j)) {
+        depth--;
+        j++;
+        if (depth === 0) return j + 1;
+      }
+    }
+    return sql.length;
+  }
+  if (ch === '$' && !/[\w$]/.test(sql[i - 1] ?? '')) {
+    const tag = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 64));
+    if (!tag) return null;
+    const end = sql.indexOf(tag[0], i + tag[0].length);
+    return end === -1 ? sql.length : end + tag[0].length;
+  }
+  return null;
+}
+
+/**
  * Splits SQL text into statements at top-level semicolons (not inside quotes,
  * dollar-quoted bodies or comments); empty statements are dropped.
  */
@@ -38,25 +92,9 @@ export function splitStatements(sql: string): string[] {
     if (text && codeOnly(text).trim()) out.push(text);
   };
   while (i < sql.length) {
-    const ch = sql[i] as string;
-    const rest = sql.slice(i);
-    if (ch === "'" || ch === '"') {
-      const close = new RegExp(`${ch}(?:[^${ch}]|${ch}${ch})*${ch}`, 'y');
-      close.lastIndex = i;
-      i = close.exec(sql) ? close.lastIndex : sql.length;
-    } else if (rest.startsWith('--')) {
-      const nl = sql.indexOf('\n', i);
-      i = nl === -1 ? sql.length : nl + 1;
-    } else if (rest.startsWith('/*')) {
-      const end = sql.indexOf('*/', i + 2);
-      i = end === -1 ? sql.length : end + 2;
-    } else if (ch === '$') {
-      const tag = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(rest);
-      if (tag) {
-        const end = sql.indexOf(tag[0], i + tag[0].length);
-        i = end === -1 ? sql.length : end + tag[0].length;
-      } else i++;
-    } else if (ch === ';') {
+    const skipped = skipLiteral(sql, i);
+    if (skipped !== null) i = skipped;
+    else if (sql[i] === ';') {
       push(i);
       start = ++i;
     } else i++;
@@ -79,10 +117,32 @@ const NOT_CAPTURED =
  */
 export function capturedStatement(command: string, ordinal: number): string | null {
   const statements = splitStatements(command);
-  if (statements.length <= 1) return statements[0] ?? null;
+  if (statements.length <= 1) return ordinal === 1 ? (statements[0] ?? null) : null;
   const ddl = statements.filter((st) => {
     const lower = codeOnly(st).trim().replace(/\s+/g, ' ').toLowerCase();
     return CAPTURED.test(lower) && !NOT_CAPTURED.test(lower);
   });
   return ddl[ordinal - 1] ?? null;
+}
+
+/**
+ * Whether `statement` is one the event trigger could have reported with
+ * `tag` (`CREATE TABLE`, `ALTER INDEX`, …): the tag's words appear in order
+ * among its first words (`CREATE UNLOGGED TABLE IF NOT EXISTS` is a `CREATE
+ * TABLE`). A replica runs a captured statement only when it matches, so a
+ * lexing difference can never make it run a statement the primary did not.
+ */
+export function matchesCommandTag(statement: string, tag: string): boolean {
+  const words = codeOnly(statement)
+    .trim()
+    .toUpperCase()
+    .split(/[\s(]+/)
+    .slice(0, 8);
+  let at = 0;
+  for (const word of tag.toUpperCase().split(/\s+/)) {
+    at = words.indexOf(word, at);
+    if (at === -1) return false;
+    at++;
+  }
+  return splitStatements(statement).length === 1;
 }

@@ -88,6 +88,34 @@ describe('captured DDL is replicated identically or refused on the primary, neve
     await expectIdentical(p, clusters.replicas, ['items']);
   });
 
+  it('refuses a column whose default each node would compute at the ALTER (now())', async () => {
+    const refused = await refusal(
+      clusters.primary,
+      'ALTER TABLE items ADD COLUMN added_at timestamptz DEFAULT now()',
+    );
+    expect(refused.message).toMatch(/default computed at the ALTER/);
+  });
+
+  it('replicates CREATE EXTENSION once, and never runs a statement the primary did not', async () => {
+    const p = clusters.primary;
+    await p.query('CREATE EXTENSION citext');
+    // One query string: a SELECT of an E'' string that looks like a DROP, then the DDL.
+    await p.query(
+      "SELECT E'\\'; DROP TABLE items; --';\nCREATE TABLE after_string (id int PRIMARY KEY)",
+    );
+    await p.query('INSERT INTO after_string VALUES (1)');
+    await waitForMarker(p, clusters.replicas);
+    for (const replica of clusters.replicas) {
+      expect(
+        await replica.query("SELECT extname FROM pg_extension WHERE extname = 'citext'"),
+      ).toEqual([{ extname: 'citext' }]);
+      expect(await replica.query("SELECT to_regclass('items') IS NOT NULL AS kept")).toEqual([
+        { kept: true },
+      ]);
+    }
+    await expectIdentical(p, clusters.replicas, ['after_string', 'items']);
+  });
+
   it('nothing refused above left a prepared transaction or held the stream', async () => {
     await clusters.primary.query(`INSERT INTO items (id, name) VALUES (100, 'after')`);
     await waitForMarker(clusters.primary, clusters.replicas);

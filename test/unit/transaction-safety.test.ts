@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { unsafeStatement } from '../../plugin/migrate/transaction-safety.js';
-import { capturedStatement, splitStatements } from '../../plugin/protocol/sql-statements.js';
+import {
+  capturedStatement,
+  matchesCommandTag,
+  splitStatements,
+} from '../../plugin/protocol/sql-statements.js';
 
 describe('unsafeStatement', () => {
   it('names statements that cannot be part of a prepared transaction, with the alternative', () => {
@@ -57,5 +61,33 @@ describe('capturedStatement', () => {
         `CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $b$ SELECT 1; $b$; SELECT ';'; /* ; */`,
       ),
     ).toEqual(['CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $b$ SELECT 1; $b$', "SELECT ';'"]);
+  });
+});
+
+describe('the statement splitter reads SQL as PostgreSQL lexes it', () => {
+  it("keeps an E'' string's escaped quote and a nested comment whole", () => {
+    expect(splitStatements("SELECT E'\\'; DROP TABLE accounts; --';\nCREATE TABLE t4 ()")).toEqual([
+      "SELECT E'\\'; DROP TABLE accounts; --'",
+      'CREATE TABLE t4 ()',
+    ]);
+    expect(splitStatements('/* /* */ ; DROP TABLE x; */ CREATE TABLE t ()')).toEqual([
+      '/* /* */ ; DROP TABLE x; */ CREATE TABLE t ()',
+    ]);
+    // A plain string does not escape with a backslash.
+    expect(splitStatements("SELECT 'a\\'; CREATE TABLE u ()")).toEqual([
+      "SELECT 'a\\'",
+      'CREATE TABLE u ()',
+    ]);
+  });
+
+  it('runs a captured statement only when it matches the command tag the primary reported', () => {
+    expect(
+      matchesCommandTag('CREATE UNLOGGED TABLE IF NOT EXISTS t (id int)', 'CREATE TABLE'),
+    ).toBe(true);
+    expect(matchesCommandTag('create unique index i on t (c)', 'CREATE INDEX')).toBe(true);
+    expect(matchesCommandTag('DROP TABLE accounts', 'CREATE TABLE')).toBe(false);
+    expect(matchesCommandTag('CREATE TABLE a (); CREATE TABLE b ()', 'CREATE TABLE')).toBe(false);
+    // A single-statement string has only ordinal 1.
+    expect(capturedStatement('CREATE EXTENSION citext', 2)).toBeNull();
   });
 });
