@@ -12,9 +12,9 @@ import { scrubSecrets } from './connection-url.js';
 import { MIGRATING_SETTING, recordControlEvent } from './ddl-capture.js';
 import {
   existingTables,
-  lockWrites,
-  requireWritesLocked,
-  tablesWrittenBy,
+  lockTouched,
+  requireTouchedLocked,
+  tablesTouchedBy,
 } from './migration-write-lock.js';
 import { connectNode } from './node-connection.js';
 import { ensurePublication } from './replication-slot.js';
@@ -90,19 +90,19 @@ export class MigrationSession {
     };
     try {
       // On the primary, writers are kept out of what the migration writes (migration-write-lock.ts).
-      const writes = options.marker
-        ? await tablesWrittenBy(client, begin, () => options.step(client))
-        : [];
+      const touched = options.marker
+        ? await tablesTouchedBy(client, begin, () => options.step(client))
+        : { writes: [], reads: [] };
       await client.query('BEGIN');
       await begin();
-      const locked = await lockWrites(client, writes);
+      await lockTouched(client, touched);
       const existed = options.marker ? await existingTables(client) : null;
       if (options.marker) await recordControlEvent(client, 'migration', options.gid);
       const before = options.adoptTables
         ? new Set((await readCatalog(client)).map((t) => `${t.schema}.${t.name}`))
         : null;
       await options.step(client);
-      if (existed) await requireWritesLocked(client, locked, existed);
+      if (existed) await requireTouchedLocked(client, touched, existed);
       if (options.publication) {
         const tables = selectReplicated(await readCatalog(client), options.publication.patterns);
         // Only when the migration changed what is published: SET TABLE locks every published table.

@@ -5,54 +5,80 @@ import { LockstepError } from '../../plugin/lockstep-error.js';
  * A data migration converges only if the rows its statements read on the
  * primary are the rows every replica holds when it runs them at the barrier.
  * So before its first statement the primary's migration keeps writers out of
- * every table it will write (SHARE ROW EXCLUSIVE, held by the prepared
- * transaction until the round ends): every write the replicas apply before
- * the barrier is one the primary's statements saw. Which tables: a dry run
- * (rolled back) tells; the real run then checks it wrote no other existing
- * table, or the round is refused with nothing changed.
+ * every table it will touch — SHARE ROW EXCLUSIVE on those it writes, SHARE
+ * on those it only reads — held by the prepared transaction until the round
+ * ends: every write the replicas apply before the barrier is one the
+ * primary's statements saw, and none comes after. Which tables: a dry run
+ * (rolled back) tells, from the locks it took (a statement that changes no
+ * row, a TRUNCATE and every partition an UPDATE may reach lock all the
+ * same); the real run then checks it touched no other existing table, or the
+ * round is refused with nothing changed.
  */
 
-/** Existing ordinary tables this transaction has written so far (lockstep's own excepted). */
-const WRITTEN = `
-  SELECT s.relid::int AS oid FROM pg_stat_xact_user_tables s
-   WHERE s.schemaname <> 'lockstep' AND (s.n_tup_ins + s.n_tup_upd + s.n_tup_del) > 0`;
+/** Ordinary tables this transaction has locked so far (lockstep's own and the catalogs excepted), and whether to write. */
+const TOUCHED = `
+  SELECT l.relation::int AS oid,
+         bool_or(l.mode NOT IN ('AccessShareLock', 'RowShareLock')) AS writes
+    FROM pg_locks l
+    JOIN pg_class c ON c.oid = l.relation
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+     AND c.relkind IN ('r', 'p')
+     AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'lockstep')
+   GROUP BY l.relation`;
 
-/** Runs `step` in a transaction that is rolled back, and returns the tables it wrote. */
-export async function tablesWrittenBy(
+/** What a migration touches: tables it writes and tables it only reads. */
+export interface TouchedTables {
+  readonly writes: readonly number[];
+  readonly reads: readonly number[];
+}
+
+async function touched(client: pg.ClientBase): Promise<TouchedTables> {
+  const { rows } = await client.query<{ oid: number; writes: boolean }>(TOUCHED);
+  return {
+    writes: rows.filter((r) => r.writes).map((r) => r.oid),
+    reads: rows.filter((r) => !r.writes).map((r) => r.oid),
+  };
+}
+
+/** Runs `step` in a transaction that is rolled back, and returns the tables it touched. */
+export async function tablesTouchedBy(
   client: pg.ClientBase,
   prepare: () => Promise<void>,
   step: () => Promise<void>,
-): Promise<number[]> {
+): Promise<TouchedTables> {
   await client.query('BEGIN');
   try {
     await prepare();
     await step();
-    const { rows } = await client.query<{ oid: number }>(WRITTEN);
-    return rows.map((r) => r.oid);
+    return await touched(client);
   } finally {
     await client.query('ROLLBACK');
   }
 }
 
-/** Takes the write lock on those of `oids` that still exist (a dry run's new tables do not). */
-export async function lockWrites(
+/** Locks those of `oids` that still exist (a dry run's new tables do not) in `mode`. */
+async function lockExisting(
   client: pg.ClientBase,
   oids: readonly number[],
-): Promise<number[]> {
-  if (oids.length === 0) return [];
-  const { rows } = await client.query<{ oid: number; name: string }>(
-    `SELECT c.oid::int AS oid, c.oid::regclass::text AS name FROM pg_class c
-      WHERE c.oid = ANY($1::oid[]) ORDER BY c.oid`,
+  mode: string,
+): Promise<void> {
+  if (oids.length === 0) return;
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT c.oid::regclass::text AS name FROM pg_class c WHERE c.oid = ANY($1::oid[]) ORDER BY c.oid`,
     [oids],
   );
   if (rows.length)
-    await client.query(
-      `LOCK TABLE ${rows.map((r) => r.name).join(', ')} IN SHARE ROW EXCLUSIVE MODE`,
-    );
-  return rows.map((r) => r.oid);
+    await client.query(`LOCK TABLE ${rows.map((r) => r.name).join(', ')} IN ${mode} MODE`);
 }
 
-/** The user tables that exist now (the real run's writes to tables it created itself need no lock). */
+/** Keeps writers out of every table of `tables` (writers to them wait until the round ends). */
+export async function lockTouched(client: pg.ClientBase, tables: TouchedTables): Promise<void> {
+  await lockExisting(client, tables.writes, 'SHARE ROW EXCLUSIVE');
+  await lockExisting(client, tables.reads, 'SHARE');
+}
+
+/** The user tables that exist now (the real run's own new tables need no lock). */
 export async function existingTables(client: pg.ClientBase): Promise<Set<number>> {
   const { rows } = await client.query<{ oid: number }>(
     `SELECT oid::int AS oid FROM pg_class WHERE relkind IN ('r', 'p')`,
@@ -60,25 +86,27 @@ export async function existingTables(client: pg.ClientBase): Promise<Set<number>
   return new Set(rows.map((r) => r.oid));
 }
 
-/** Refuses the round when the real run wrote an existing table its dry run did not. */
-export async function requireWritesLocked(
+/** Refuses the round when the real run touched an existing table its dry run did not. */
+export async function requireTouchedLocked(
   client: pg.ClientBase,
-  locked: readonly number[],
+  locked: TouchedTables,
   existedBefore: ReadonlySet<number>,
 ): Promise<void> {
-  const { rows } = await client.query<{ oid: number }>(WRITTEN);
-  const held = new Set(locked);
-  const unlocked = rows.filter((r) => existedBefore.has(r.oid) && !held.has(r.oid));
+  const now = await touched(client);
+  const held = new Set([...locked.writes, ...locked.reads]);
+  const unlocked = [...now.writes, ...now.reads].filter(
+    (oid) => existedBefore.has(oid) && !held.has(oid),
+  );
   if (unlocked.length === 0) return;
   const { rows: names } = await client.query<{ name: string }>(
     'SELECT oid::regclass::text AS name FROM unnest($1::oid[]) AS oid',
-    [unlocked.map((r) => r.oid)],
+    [unlocked],
   );
   throw new LockstepError({
     node: 'primary',
     table: names.map((n) => n.name).join(', '),
     problem:
-      'the migration wrote a table its dry run did not (what it writes depends on the data): its writes there could differ from the replicas',
-    fix: 'run it again; if it recurs, make the set of tables it writes independent of the data',
+      'the migration touched a table its dry run did not (what it touches depends on the data): its statements there could see other rows than the replicas',
+    fix: 'run it again; if it recurs, make the set of tables it reads and writes independent of the data',
   });
 }

@@ -5,7 +5,12 @@ import { DecisionLog } from '../../adapters/postgres/decision-log.js';
 import { PgReplicaTarget } from '../../adapters/postgres/replica-target.js';
 import { StreamLock } from '../../adapters/postgres/stream-lock.js';
 import { DeposedError } from '../../plugin/lockstep-error.js';
-import type { Change, Lsn, Relation } from '../../plugin/protocol/index.js';
+import {
+  type Change,
+  type Lsn,
+  makeMigrationGid,
+  type Relation,
+} from '../../plugin/protocol/index.js';
 import { ApplyError } from '../../plugin/replica/apply-error.js';
 import { eventually } from '../support/compare-nodes.js';
 import { useClusters } from '../support/use-clusters.js';
@@ -204,6 +209,29 @@ describe('fencing: one applier and one coordinator at a time', () => {
       await log.close();
       await applier.close();
       await lock.release();
+    }
+  });
+
+  it("a migration needs no epoch: a successor's presumed abort and the deposed migrator's commit are one row, the first written wins", async () => {
+    const { primary } = clusters;
+    await migrateControlSchema('primary', primary.url);
+    const gid = makeMigrationGid(STREAM, Date.now(), 1);
+    const record = { gid, round: 0, versionFrom: 0, versionTo: 0, participants: ['r1'] };
+    // Unfenced, as migrate's: the migrate lock decides who recovers, not who may decide.
+    const deposed = new DecisionLog(primary.url, STREAM);
+    const successor = new DecisionLog(primary.url, STREAM);
+    try {
+      // The successor recovers the gid first: presumed abort, written before any rollback.
+      expect(await successor.decide(record, 'abort')).toBe('abort');
+      // The deposed migrator, still running, then decides commit: it is told abort.
+      expect(await deposed.decide(record, 'commit')).toBe('abort');
+      // And the other order: a commit written first is what a later recovery finds.
+      const second = { ...record, gid: makeMigrationGid(STREAM, Date.now() + 1, 1) };
+      expect(await deposed.decide(second, 'commit')).toBe('commit');
+      expect(await successor.decide(second, 'abort')).toBe('commit');
+    } finally {
+      await deposed.close();
+      await successor.close();
     }
   });
 });
