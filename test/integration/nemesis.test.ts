@@ -1,4 +1,6 @@
 import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import {
@@ -84,11 +86,16 @@ describe('nemesis', () => {
       await schedule.run(Date.now() + SECONDS * 1_000);
       const committed = { transfers: await bank.stop(), events: await events.stop() };
       const codes: Array<number | null> = [];
+      // A failed run always leaves its report (the seed alone may not replay a timing).
+      let reportFile = process.env.LOCKSTEP_NEMESIS_REPORT;
       try {
-        await expectConverged(primary, replicas);
+        await expectConverged(primary, replicas).catch((error: Error) => {
+          reportFile ??= path.join(os.tmpdir(), `lockstep-nemesis-${SEED}.json`);
+          throw new Error(`${error.message} (report: ${reportFile})`);
+        });
       } finally {
         await invariants.stop();
-        if (process.env.LOCKSTEP_NEMESIS_REPORT) {
+        if (reportFile) {
           const report = {
             seed: SEED,
             seconds: SECONDS,
@@ -99,10 +106,7 @@ describe('nemesis', () => {
             state: await controlState(primary, replicas),
             logs: slots.map((s) => `${s.history}${s.process?.output ?? ''}`.slice(-300_000)),
           };
-          writeFileSync(
-            process.env.LOCKSTEP_NEMESIS_REPORT,
-            `${JSON.stringify(report, null, 2)}\n`,
-          );
+          writeFileSync(reportFile, `${JSON.stringify(report, null, 2)}\n`);
         }
         for (const slot of slots) codes.push(await slot.stop());
       }
