@@ -86,15 +86,21 @@ describe('nemesis', () => {
       await schedule.run(Date.now() + SECONDS * 1_000);
       const committed = { transfers: await bank.stop(), events: await events.stop() };
       const codes: Array<number | null> = [];
-      // A failed run always leaves its report (the seed alone may not replay a timing).
-      let reportFile = process.env.LOCKSTEP_NEMESIS_REPORT;
+      let failure: Error | null = null;
       try {
-        await expectConverged(primary, replicas).catch((error: Error) => {
-          reportFile ??= path.join(os.tmpdir(), `lockstep-nemesis-${SEED}.json`);
-          throw new Error(`${error.message} (report: ${reportFile})`);
-        });
+        await expectConverged(primary, replicas);
+      } catch (error) {
+        failure = error as Error;
       } finally {
         await invariants.stop();
+        const state = await controlState(primary, replicas).catch((e: Error) => e.message);
+        for (const slot of slots) codes.push(await slot.stop());
+        // A failed run always leaves its report (the seed alone may not replay a timing).
+        const failed =
+          failure !== null || invariants.violations.length > 0 || codes.some((c) => c !== 0);
+        const reportFile =
+          process.env.LOCKSTEP_NEMESIS_REPORT ??
+          (failed ? path.join(os.tmpdir(), `lockstep-nemesis-${SEED}.json`) : null);
         if (reportFile) {
           const report = {
             seed: SEED,
@@ -103,13 +109,15 @@ describe('nemesis', () => {
             samples: invariants.samples,
             committed,
             violations: invariants.violations,
-            state: await controlState(primary, replicas),
+            codes,
+            state,
             logs: slots.map((s) => `${s.history}${s.process?.output ?? ''}`.slice(-300_000)),
           };
           writeFileSync(reportFile, `${JSON.stringify(report, null, 2)}\n`);
+          if (failed && failure) failure.message += ` (report: ${reportFile})`;
         }
-        for (const slot of slots) codes.push(await slot.stop());
       }
+      if (failure) throw failure;
       expect(invariants.violations).toEqual([]);
       expect(codes).toEqual([0, 0]);
       expect(invariants.samples.bank).toBeGreaterThan(0);
