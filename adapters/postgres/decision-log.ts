@@ -152,7 +152,7 @@ export class DecisionLog {
       client.release();
       return result;
     } catch (error) {
-      client.removeListener('error', ignore);
+      // The listener stays: a failed session may still report its end as an 'error' event.
       // A failed session (cut, timed out) does not go back to the pool.
       client.release(error as Error);
       throw scrubbedError(error, this.url);

@@ -91,7 +91,8 @@ export class StatusStore {
       client.removeListener('error', ignore);
       client.release();
     } catch (error) {
-      client.removeListener('error', ignore);
+      // The listener stays: a session that failed (a fast shutdown's FATAL, then the socket's
+      // end) reports its end as an 'error' event later, while ROLLBACK waits or after release.
       await client.query('ROLLBACK').catch(() => undefined);
       // A failed session (e.g. cut) must not go back to the pool.
       client.release(error as Error);
