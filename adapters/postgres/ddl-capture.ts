@@ -10,6 +10,9 @@ export const DDL_EVENT_TRIGGER = 'lockstep_capture_ddl';
 /** Set (transaction-local) by `lockstep migrate` on the primary: its DDL reaches replicas through its own round. */
 export const MIGRATING_SETTING = 'lockstep.migrating';
 
+/** Names this version of the capture's functions: `lockstep run` reinstalls them when it differs. */
+const CAPTURE_VERSION = 'lockstep capture 2 (control events, runner, refusals)';
+
 /**
  * The event trigger's function. `SECURITY DEFINER`: only its owner,
  * lockstep's role, may write control events, and a function returning
@@ -25,6 +28,7 @@ export const MIGRATING_SETTING = 'lockstep.migrating';
 const CAPTURE_DDL = `
   CREATE OR REPLACE FUNCTION lockstep.capture_ddl() RETURNS event_trigger
   LANGUAGE plpgsql SECURITY DEFINER AS $fn$
+  -- ${CAPTURE_VERSION}
   DECLARE
     invoker_path text;
     invoker text;
@@ -293,7 +297,29 @@ async function refreshOn(
     await client.query(
       `ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE lockstep.control_events`,
     );
-  if (captureDdl) await installDdlCapture(client);
+  if (captureDdl && !(await captureIsCurrent(client))) {
+    // An older capture would send DDL as plain messages, which replicas now ignore as forged.
+    await installDdlCapture(client).catch((error: Error) => {
+      throw new LockstepError({
+        node: 'primary',
+        setting: 'twoPhase.captureDdl',
+        problem: `the DDL capture on the primary is from an older lockstep and cannot be updated: ${error.message}`,
+        fix: 'run lockstep attach as the role that installed it (a superuser), then start lockstep run again',
+        cause: error,
+      });
+    });
+  }
+}
+
+/** Whether this version's capture functions and both event triggers are installed. */
+async function captureIsCurrent(client: pg.ClientBase): Promise<boolean> {
+  const { rows } = await client.query<{ current: boolean }>(
+    `SELECT coalesce((SELECT prosrc LIKE '%' || $1 || '%' FROM pg_proc
+                       WHERE oid = to_regprocedure('lockstep.capture_ddl()')), false)
+            AND (SELECT count(*) FROM pg_event_trigger WHERE evtname = ANY($2::text[])) = 2 AS current`,
+    [CAPTURE_VERSION, [DDL_EVENT_TRIGGER, REWRITE_EVENT_TRIGGER]],
+  );
+  return rows[0]?.current === true;
 }
 
 /**

@@ -207,4 +207,15 @@ describe('control events: only what Postgres vouches lockstep wrote steers the r
       await clusters.primary.query('ALTER TABLE lockstep.control_events OWNER TO postgres');
     }
   });
+
+  it('lockstep run puts back a capture left by an older lockstep (it would send DDL as plain messages)', async () => {
+    await clusters.primary.query(`CREATE OR REPLACE FUNCTION lockstep.capture_ddl() RETURNS event_trigger
+      LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_logical_emit_message(true, 'lockstep.ddl', current_query()); END $$`);
+    await refreshControlEvents(clusters.primary.url, 'lockstep', true);
+    const [fn] = await clusters.primary.query<{ definer: boolean; src: string }>(
+      "SELECT prosecdef AS definer, prosrc AS src FROM pg_proc WHERE oid = 'lockstep.capture_ddl()'::regprocedure",
+    );
+    expect(fn?.definer).toBe(true);
+    expect(fn?.src).toMatch(/control_events/);
+  });
 });
