@@ -12,6 +12,8 @@ export async function controlDb(url: string): Promise<Kysely<unknown>> {
   const { Kysely, PostgresDialect } = await import('kysely');
   const pool = new pg.Pool({ ...clientConfig(url, 'lockstep-control'), max: 2 });
   pool.on('error', () => undefined);
+  // A session that ends while checked out reports it as an 'error' event: never a crash.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) });
 }
 

@@ -39,6 +39,8 @@ export class StatusStore {
       max: 1,
     });
     this.pool.on('error', () => undefined);
+    // A session that ends while checked out reports it as an 'error' event: never a crash.
+    this.pool.on('connect', (client) => client.on('error', () => undefined));
   }
 
   /** Last recorded position of every replica. */
