@@ -289,8 +289,9 @@ export class Sidecar {
    * stops within seconds and the sidecar stands by again.
    */
   async start(): Promise<boolean> {
-    if (!(await this.standBy())) return false;
-    await this.activate();
+    // An activation that fails half-way (the primary restarting meanwhile) stands by and
+    // tries again, as after a lost lock: it never ends the process.
+    while (!(await this.reactivate())) if (this.closing) return false;
     this.lockWatch = this.watchLock();
     return true;
   }
