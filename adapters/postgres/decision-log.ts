@@ -140,9 +140,6 @@ export class DecisionLog {
     } catch (error) {
       throw scrubbedError(error, this.url);
     }
-    // Checked out, a session cut between two queries reports it as an 'error' event: not a crash.
-    const ignore = () => undefined;
-    client.on('error', ignore);
     try {
       // Fails closed: a session whose durability could not be raised is never used.
       if (!this.durable.has(client)) {
@@ -150,11 +147,9 @@ export class DecisionLog {
         this.durable.add(client);
       }
       const result = await client.query<R>(text, values);
-      client.removeListener('error', ignore);
       client.release();
       return result;
     } catch (error) {
-      // The listener stays: a failed session may still report its end as an 'error' event.
       // A failed session (cut, timed out) does not go back to the pool.
       client.release(error as Error);
       throw scrubbedError(error, this.url);

@@ -55,9 +55,6 @@ export class StatusStore {
   /** Records replicas' states and the stream's head in one transaction. */
   async write(replicas: readonly ReplicaStatusRow[], stream: StreamStatusRow): Promise<void> {
     const client = await this.pool.connect();
-    // Checked out, a session cut between two queries reports it as an 'error' event: not a crash.
-    const ignore = () => undefined;
-    client.on('error', ignore);
     try {
       await client.query('BEGIN');
       // These rows are lockstep's own bookkeeping: no need to wait for the primary's fsync.
@@ -90,11 +87,8 @@ export class StatusStore {
         ],
       );
       await client.query('COMMIT');
-      client.removeListener('error', ignore);
       client.release();
     } catch (error) {
-      // The listener stays: a session that failed (a fast shutdown's FATAL, then the socket's
-      // end) reports its end as an 'error' event later, while ROLLBACK waits or after release.
       await client.query('ROLLBACK').catch(() => undefined);
       // A failed session (e.g. cut) must not go back to the pool.
       client.release(error as Error);

@@ -106,6 +106,15 @@ class FakeWorld {
   }
 }
 
+/** Fast retries and no periodic recovery: only a round itself can finish or roll back. */
+const QUICK_ROUNDS = {
+  voteTimeoutMs: 1_000,
+  batchRows: 100,
+  retryInitialMs: 5,
+  retryMaxMs: 20,
+  recoveryIntervalMs: 600_000,
+};
+
 describe('TwoPhaseCoordinator with fake participants and nodes', () => {
   it('ends a round where a participant already holds a version inside it (resynced before a takeover), instead of refusing it for ever', async () => {
     const world = new FakeWorld();
@@ -141,13 +150,7 @@ describe('TwoPhaseCoordinator with fake participants and nodes', () => {
       nodes: new Map(['r1', 'r2', 'r3'].map((n) => [n, world.node(n, 0)])),
       decisions: world.store(),
       log: pino({ level: 'silent' }),
-      options: {
-        voteTimeoutMs: 1_000,
-        batchRows: 100,
-        retryInitialMs: 5,
-        retryMaxMs: 20,
-        recoveryIntervalMs: 600_000,
-      },
+      options: QUICK_ROUNDS,
     });
     await coordinator.start();
     for (const version of [5, 6, 7])
@@ -185,14 +188,7 @@ describe('TwoPhaseCoordinator with fake participants and nodes', () => {
       nodes,
       decisions: world.store(),
       log: pino({ level: 'silent' }),
-      options: {
-        voteTimeoutMs: 1_000,
-        batchRows: 100,
-        retryInitialMs: 5,
-        retryMaxMs: 20,
-        // No periodic recovery during the test: only the round itself can roll it back.
-        recoveryIntervalMs: 600_000,
-      },
+      options: QUICK_ROUNDS,
     });
     await coordinator.start();
     coordinator.offer({ version: 10, lsn: toLsn('0/10'), rows: 1, whole: true });
