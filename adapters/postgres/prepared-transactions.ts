@@ -25,6 +25,12 @@ const NOT_PREPARED = '42704';
  */
 export class PreparedTransactions {
   private client: pg.Client | null = null;
+  /**
+   * Calls run one at a time (a round's phase two, a late rollback and recovery
+   * can overlap): a failure then closes only its own session, and a second
+   * caller never opens a session beside the first.
+   */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly node: string,
@@ -32,13 +38,17 @@ export class PreparedTransactions {
   ) {}
 
   /** The stream's gids (of rounds and of migrations) prepared on this node, oldest first. */
-  async list(stream: string): Promise<PreparedGid[]> {
+  list(stream: string): Promise<PreparedGid[]> {
+    return this.serially(() => this.listNow(stream));
+  }
+
+  private async listNow(stream: string): Promise<PreparedGid[]> {
     const client = await this.connection();
     let all: Awaited<ReturnType<typeof listLockstepGids>>;
     try {
       all = await listLockstepGids(client);
     } catch (error) {
-      await this.close();
+      await this.closeNow();
       throw scrubbedError(error, this.url);
     }
     return all
@@ -47,17 +57,27 @@ export class PreparedTransactions {
   }
 
   /** COMMIT PREPARED; a gid no longer prepared was committed by an earlier attempt whose answer was lost. */
-  async commit(gid: string): Promise<void> {
-    await this.finish('COMMIT', gid);
+  commit(gid: string): Promise<void> {
+    return this.serially(() => this.finish('COMMIT', gid));
   }
 
   /** ROLLBACK PREPARED; a gid that is not prepared (never was, or already rolled back) needs nothing. */
-  async rollback(gid: string): Promise<void> {
-    await this.finish('ROLLBACK', gid);
+  rollback(gid: string): Promise<void> {
+    return this.serially(() => this.finish('ROLLBACK', gid));
   }
 
-  /** Closes the connection. */
-  async close(): Promise<void> {
+  /** Closes the connection (after the calls already queued). */
+  close(): Promise<void> {
+    return this.serially(() => this.closeNow());
+  }
+
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async closeNow(): Promise<void> {
     const client = this.client;
     this.client = null;
     if (client) await endClient(client);
@@ -72,7 +92,7 @@ export class PreparedTransactions {
     } catch (error) {
       if ((error as { code?: string }).code === NOT_PREPARED) return;
       // A failed session may be gone or in a bad state: the next call starts afresh.
-      await this.close();
+      await this.closeNow();
       throw scrubbedError(error, this.url);
     }
   }

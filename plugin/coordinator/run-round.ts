@@ -29,6 +29,8 @@ export interface RoundRun {
   readonly log: Logger;
   /** How long a participant may take to vote after each prepare (ms). */
   readonly timeoutMs: number;
+  /** How long a participant that voted needs-update may take to reach the round's first version (ms). */
+  readonly deltaTimeoutMs: number;
   /** Delay before a phase-two retry, and the backoff bounds of settling a decision (ms). */
   readonly retryInitialMs: number;
   readonly retryMaxMs: number;
@@ -114,11 +116,14 @@ export async function runRound(run: RoundRun): Promise<RoundResult> {
             ? `replica ${p} votes needs-update for ${request.gid} (holds version ${at}, the round starts at ${request.from}): sending the delta ${(at ?? 0) + 1}..${request.from - 1}`
             : `replica ${p} votes needs-update for ${request.gid} (holds version ${at}): waiting until it has applied everything before the migration`,
         );
-        // A participant that cannot catch up now is asked again and answers no with its reason.
-        void participant.delta(request).then(
-          () => push({ type: 'delta-applied', participant: p }),
-          () => push({ type: 'delta-applied', participant: p }),
-        );
+        // A participant that cannot catch up now is asked again and answers no with its reason;
+        // one that does not get there in time aborts the round (it is retried), never holds it.
+        deadlines.set(p, Date.now() + run.deltaTimeoutMs);
+        const caughtUp = () => {
+          deadlines.delete(p);
+          push({ type: 'delta-applied', participant: p });
+        };
+        void participant.delta(request).then(caughtUp, caughtUp);
         return;
       }
       case 'record-commit-decision':

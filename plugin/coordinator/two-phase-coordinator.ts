@@ -23,6 +23,8 @@ export interface TwoPhasePacket {
 export interface CoordinatorOptions {
   /** How long a participant may take to vote after a prepare (ms), per `batchRows` rows of the round. */
   readonly voteTimeoutMs: number;
+  /** How long a participant behind the round may take to catch up to its first version (ms). */
+  readonly deltaTimeoutMs: number;
   /** Most rows in one round when consecutive packets share it. */
   readonly batchRows: number;
   /** Backoff before retrying an aborted round, and between phase-two retries (ms). */
@@ -280,6 +282,7 @@ export class TwoPhaseCoordinator {
       decisions: this.parts.decisions,
       log,
       timeoutMs,
+      deltaTimeoutMs: Math.max(timeoutMs, this.parts.options.deltaTimeoutMs),
       retryInitialMs: this.parts.options.retryInitialMs,
       retryMaxMs: this.parts.options.retryMaxMs,
       fault: this.parts.fault,

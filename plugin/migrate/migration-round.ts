@@ -162,6 +162,7 @@ export async function runMigrationRound(
     decisions: context.decisions,
     log: context.log,
     timeoutMs: context.voteTimeoutMs,
+    deltaTimeoutMs: context.voteTimeoutMs,
     retryInitialMs: context.retryInitialMs,
     retryMaxMs: context.retryMaxMs,
     fault: context.fault,

@@ -167,7 +167,14 @@ export function roundTransition(state: RoundState, event: RoundEvent): RoundStep
         const silent = names(state).filter((p) => state.participants[p] !== 'prepared');
         return abort(
           state,
-          Object.fromEntries(silent.map((p) => [p, 'no vote before the timeout'])),
+          Object.fromEntries(
+            silent.map((p) => [
+              p,
+              state.participants[p] === 'updating'
+                ? 'not caught up to the round before the timeout'
+                : 'no vote before the timeout',
+            ]),
+          ),
         );
       }
       return unchanged;

@@ -118,6 +118,8 @@ export function createSidecar(
       ),
       options: {
         voteTimeoutMs: config.twoPhase.voteTimeoutMs,
+        // A replica behind the round catches up through its apply loop, each step bounded by this.
+        deltaTimeoutMs: config.applyTimeoutMs,
         batchRows: config.batch.maxRows,
         retryInitialMs: config.retry.initialMs,
         retryMaxMs: config.retry.maxMs,

@@ -575,7 +575,19 @@ export class Sidecar {
             part = await Promise.race([stream.next(), rewind]);
           }
           if (!part) break;
-          if (!this.window.hasRoom()) await this.window.waitForRoom();
+          if (!this.window.hasRoom()) {
+            // A full window waits for the replicas; a rewind, pause or stop must not wait with it
+            // (a replica that needs a rewind may be what the others wait for, at a two-phase gate).
+            const interrupted = () => this.rewindTo || this.stopping || this.pausedSince;
+            if (!interrupted()) {
+              const rewind = new Promise<void>((resolve) => {
+                this.wakeRewind = resolve;
+              });
+              await Promise.race([this.window.waitForRoom(), rewind]);
+            }
+            // The part is dropped: the restarted stream reads it again.
+            if (interrupted()) break;
+          }
           this.window.push(part);
           packetRows = (part.index === 0 ? 0 : packetRows) + part.changes.length;
           if (part.final?.phase === 'two') {

@@ -14,7 +14,8 @@ import { TwoPhaseCoordinator } from '../../plugin/coordinator/two-phase-coordina
 import { toLsn } from '../../plugin/protocol/index.js';
 
 /** How a participant answers its prepare. */
-type Behaviour = 'yes' | 'no' | 'needs-update' | 'late-yes' | 'throws';
+/** `stuck-update`: behind the round, and its delta never arrives (its packets wait for a rewind that never comes). */
+type Behaviour = 'yes' | 'no' | 'needs-update' | 'stuck-update' | 'late-yes' | 'throws';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -77,7 +78,7 @@ class FakeWorld {
   }
 
   participant(name: string, behaviour: Behaviour, timeoutMs: number): RoundParticipant {
-    let held = behaviour === 'needs-update' ? 5 : 9;
+    let held = behaviour === 'needs-update' || behaviour === 'stuck-update' ? 5 : 9;
     const prepare = (gid: string) => {
       const nodes = this.prepared.get(gid) ?? new Set<string>();
       nodes.add(name);
@@ -98,6 +99,7 @@ class FakeWorld {
         return { vote: 'yes' };
       },
       async delta(request: PrepareRequest) {
+        if (behaviour === 'stuck-update') await new Promise(() => undefined);
         await sleep(5);
         held = request.from - 1;
       },
@@ -109,6 +111,7 @@ class FakeWorld {
 /** Fast retries and no periodic recovery: only a round itself can finish or roll back. */
 const QUICK_ROUNDS = {
   voteTimeoutMs: 1_000,
+  deltaTimeoutMs: 1_000,
   batchRows: 100,
   retryInitialMs: 5,
   retryMaxMs: 20,
@@ -206,13 +209,52 @@ describe('TwoPhaseCoordinator with fake participants and nodes', () => {
     expect(world.happenings).toContainEqual({ kind: 'rollback', gid, node: 'r1' });
   });
 
+  it('aborts a round whose participant never catches up to it (a delta that never arrives), naming why', async () => {
+    const world = new FakeWorld();
+    const participants = [
+      world.participant('r0', 'yes', 30),
+      world.participant('r1', 'stuck-update', 30),
+    ];
+    const coordinator = new TwoPhaseCoordinator({
+      stream: 's',
+      participants: () => participants,
+      epoch: () => 1,
+      nodes: new Map(['r0', 'r1'].map((n) => [n, world.node(n, 0)])),
+      decisions: world.store(),
+      log: pino({ level: 'silent' }),
+      options: { ...QUICK_ROUNDS, deltaTimeoutMs: 50 },
+    });
+    await coordinator.start();
+    coordinator.offer({ version: 10, lsn: toLsn('0/10'), rows: 1, whole: true });
+    const deadline = Date.now() + 5_000;
+    while (coordinator.roundsAborted === 0) {
+      if (Date.now() > deadline) throw new Error('the round waits for the delta without end');
+      await sleep(5);
+    }
+    await coordinator.stop();
+    expect(coordinator.status().held?.refusals).toEqual({
+      r1: 'not caught up to the round before the timeout',
+    });
+    for (const [, nodes] of world.prepared) expect([...nodes]).toEqual([]);
+  });
+
   it('commits only when all vote yes, records the decision first, and leaves nothing prepared', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.constantFrom<Behaviour>('yes', 'no', 'needs-update', 'late-yes', 'throws'), {
-          minLength: 1,
-          maxLength: 4,
-        }),
+        fc.array(
+          fc.constantFrom<Behaviour>(
+            'yes',
+            'no',
+            'needs-update',
+            'stuck-update',
+            'late-yes',
+            'throws',
+          ),
+          {
+            minLength: 1,
+            maxLength: 4,
+          },
+        ),
         fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 4, maxLength: 4 }),
         async (behaviours, failures) => {
           const world = new FakeWorld();
@@ -231,6 +273,7 @@ describe('TwoPhaseCoordinator with fake participants and nodes', () => {
             log: pino({ level: 'silent' }),
             options: {
               voteTimeoutMs: timeoutMs,
+              deltaTimeoutMs: timeoutMs,
               batchRows: 100,
               retryInitialMs: 5,
               retryMaxMs: 20,
