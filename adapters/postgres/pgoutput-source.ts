@@ -1,5 +1,9 @@
-import type { ChangeSource, DecodedMessageHandler } from '../../plugin/primary/change-source.js';
-import type { Lsn } from '../../plugin/protocol/index.js';
+import type {
+  ChangeSource,
+  DecodedMessageHandler,
+  WalEndHandler,
+} from '../../plugin/primary/change-source.js';
+import { type Lsn, lsnFromBigInt } from '../../plugin/protocol/index.js';
 import { clientConfig } from './connection-url.js';
 import { PgoutputDecoder, startReplicationCommand } from './pgoutput-decoder.js';
 import { ReplicationConnection } from './replication-connection.js';
@@ -67,7 +71,11 @@ export class PgoutputSource implements ChangeSource {
     this.durableLsn = options.durableLsn;
   }
 
-  async start(onMessage: DecodedMessageHandler, onError: (error: Error) => void): Promise<void> {
+  async start(
+    onMessage: DecodedMessageHandler,
+    onError: (error: Error) => void,
+    onWalEnd?: WalEndHandler,
+  ): Promise<void> {
     if (this.connection) throw new Error('PgoutputSource.start called twice');
     const context = {
       node: this.options.node ?? 'primary',
@@ -105,9 +113,11 @@ export class PgoutputSource implements ChangeSource {
               const decoded = decoder.decode(buf, start + XLOGDATA_HEADER, end, true);
               if (decoded !== null) onMessage(decoded);
             } else if (kind === 0x6b /* k: keepalive */) {
+              const walEnd = buf.readBigUInt64BE(start + 1);
+              if (walEnd > 0n) onWalEnd?.(lsnFromBigInt(walEnd));
               if (buf[start + 17] === 1) {
                 this.sendStatus();
-                if (this.serverWaits(buf.readBigUInt64BE(start + 1))) {
+                if (this.serverWaits(walEnd)) {
                   fail(new PrimaryShuttingDown());
                   return;
                 }

@@ -440,6 +440,19 @@ export class PgReplicaTarget {
     return { version: Number(row.version), lsn: row.lsn };
   }
 
+  /**
+   * Moves the stored LSN forward to an idle point of the stream while the
+   * version stays: no replicated commit lies in between, so the slot may be
+   * confirmed that far. Refused (fenced) when another applier moved the version.
+   */
+  async advance(position: ReplicaPosition): Promise<void> {
+    const { rowCount } = await this.requireClient().query(
+      'UPDATE lockstep.applied SET lsn = greatest(lsn, $3::pg_lsn) WHERE stream = $1 AND version = $2',
+      [this.stream, String(position.version), position.lsn],
+    );
+    if (rowCount !== 1) throw this.fenced(position.version);
+  }
+
   private async finish(
     position: ReplicaPosition,
     commitTime: string,

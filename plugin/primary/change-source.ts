@@ -5,12 +5,23 @@ import type { DecodedMessage } from './decoded-message.js';
 export type DecodedMessageHandler = (message: DecodedMessage) => void;
 
 /**
+ * Told the end of WAL the server has decoded (a keepalive's), in order with
+ * the messages: every transaction that committed before it and touched the
+ * publication was handed to the message handler already.
+ */
+export type WalEndHandler = (walEnd: Lsn) => void;
+
+/**
  * A logical-replication source (the port the Postgres adapter implements).
  * It never acknowledges on its own: only `acknowledge` moves the slot.
  */
 export interface ChangeSource {
   /** Starts streaming; resolves once the server has started replication. */
-  start(onMessage: DecodedMessageHandler, onError: (error: Error) => void): Promise<void>;
+  start(
+    onMessage: DecodedMessageHandler,
+    onError: (error: Error) => void,
+    onWalEnd?: WalEndHandler,
+  ): Promise<void>;
   /** Stops reading from the server (back-pressure); the connection stays open. */
   pause(): void;
   /** Resumes reading after `pause`. */

@@ -1,4 +1,4 @@
-import type { PacketPart } from '../protocol/index.js';
+import { compareLsn, type PacketPart, type ResumePoint } from '../protocol/index.js';
 
 /** Why a batch ends after a part: it is full (or the next part cannot join it), or its time is up. */
 export type BatchCut = 'rows' | 'time';
@@ -34,6 +34,8 @@ export class PacketWindow {
   private waiters: Array<() => void> = [];
   /** Increases each time the window is reset (the stream restarted); cursors must be located again. */
   epoch = 0;
+  /** The stream's latest idle point in this epoch (see `PrimaryStream.idlePoint`). */
+  private idle: ResumePoint | null = null;
 
   /**
    * @param maxChanges changes held for deltas before the oldest may leave
@@ -171,7 +173,22 @@ export class PacketWindow {
     while (!this.hasRoom() && this.epoch === epoch) await this.changed();
   }
 
-  /** Resolves when something changes: a push, a cursor move, a reset. */
+  /**
+   * The newest point an agent that holds exactly `version` may store as its
+   * position (no replicated commit up to `lsn` is missing); null if none.
+   */
+  get idlePoint(): ResumePoint | null {
+    return this.idle;
+  }
+
+  /** Records an idle point of the stream (a newer one than the last), waking the agents. */
+  markIdle(point: ResumePoint): void {
+    if (this.idle && compareLsn(point.lsn, this.idle.lsn) <= 0) return;
+    this.idle = point;
+    this.wake();
+  }
+
+  /** Resolves when something changes: a push, a cursor move, a reset, an idle point. */
   changed(): Promise<void> {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
@@ -186,6 +203,7 @@ export class PacketWindow {
     this.changes = 0;
     this.cuts.clear();
     this.rowsSinceCut = 0;
+    this.idle = null;
     this.epoch++;
     this.wake();
   }

@@ -1,4 +1,10 @@
-import type { Lsn, PacketPart, ResumePoint } from '../protocol/index.js';
+import {
+  type Lsn,
+  lsnFromBigInt,
+  lsnToBigInt,
+  type PacketPart,
+  type ResumePoint,
+} from '../protocol/index.js';
 import type { ChangeSource } from './change-source.js';
 import type { DecodedMessage } from './decoded-message.js';
 import {
@@ -53,6 +59,8 @@ export class PrimaryStream implements AsyncIterable<PacketPart> {
   private ended = false;
   private wake: (() => void) | null = null;
   private started = false;
+  /** Where the stream last stood between transactions at a keepalive (see {@link idlePoint}). */
+  private idle: ResumePoint | null = null;
   readonly stats: PrimaryStreamStats;
 
   constructor(
@@ -82,7 +90,23 @@ export class PrimaryStream implements AsyncIterable<PacketPart> {
     await this.source.start(
       (message) => this.onMessage(message),
       (error) => this.fail(error),
+      (walEnd) => this.onWalEnd(walEnd),
     );
+  }
+
+  /**
+   * A point a consumer holding every packet so far may store as its position
+   * (and the slot be confirmed to) although no replicated transaction
+   * committed there: the server's end of WAL at a keepalive between
+   * transactions, once the consumer has taken every packet assembled before
+   * it. Confirming it releases the WAL of unreplicated tables; `lsn` is one
+   * before that end, as positions name the last commit held and the slot is
+   * confirmed to `lsn + 1`. Null while packets wait or a transaction is open.
+   */
+  get idlePoint(): ResumePoint | null {
+    const idle = this.idle;
+    if (!idle || this.queueHead < this.queue.length) return null;
+    return idle.version === this.assembler.lastVersion ? idle : null;
   }
 
   /** Tells the primary that everything up to the packet committed at `lsn` is durable. */
@@ -164,6 +188,14 @@ export class PrimaryStream implements AsyncIterable<PacketPart> {
       this.source.pause();
     }
     this.notify();
+  }
+
+  private onWalEnd(walEnd: Lsn): void {
+    if (this.failure || this.ended || this.assembler.inTransaction) return;
+    this.idle = {
+      version: this.assembler.lastVersion,
+      lsn: lsnFromBigInt(lsnToBigInt(walEnd) - 1n),
+    };
   }
 
   private fail(error: Error): void {

@@ -5,7 +5,7 @@ import type {
   Vote,
 } from '../coordinator/round-participant.js';
 import type { PacketWindow } from '../primary/packet-window.js';
-import { decideOnePhase, type Lsn, type PacketPart } from '../protocol/index.js';
+import { compareLsn, decideOnePhase, type Lsn, type PacketPart } from '../protocol/index.js';
 import { ApplyError } from './apply-error.js';
 
 /** A replica's durable position. */
@@ -40,6 +40,8 @@ export interface ReplicaTarget {
   commit(position: ReplicaPosition, commitTime: string, prepareAs?: string): Promise<void>;
   /** Reads the durable position again. */
   position(): Promise<ReplicaPosition>;
+  /** Stores a later LSN for the version held (an idle point of the stream): no data changes. */
+  advance(position: ReplicaPosition): Promise<void>;
   rollback(): Promise<void>;
   close(): Promise<void>;
   /** Drops the connection at once, without waiting for the server (it stopped answering). */
@@ -542,6 +544,13 @@ export class ReplicaAgent implements RoundParticipant {
           this.setState('streaming');
           // Once the stream has come back up to this replica's own version, the run of duplicates is over.
           if ((this.window.newestVersion ?? 0) >= position.version) reportSkipped();
+          const idle = this.window.idlePoint;
+          if (idle && idle.version === position.version && compareLsn(idle.lsn, position.lsn) > 0) {
+            // Holding every packet up to an idle point: its LSN lets the slot release WAL of other tables.
+            await this.guarded(this.target.advance(idle), idle.version);
+            applied(idle, 0, 0);
+            continue;
+          }
         }
         await this.window.changed();
         continue;
