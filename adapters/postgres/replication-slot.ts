@@ -1,4 +1,5 @@
 import pg from 'pg';
+import type { SlotHealth } from '../../plugin/primary/slot-health.js';
 import { CONTROL_EVENTS_TABLE, type Lsn, toLsn } from '../../plugin/protocol/index.js';
 import { clientConfig } from './connection-url.js';
 import { explainReplicationError } from './replication-errors.js';
@@ -131,4 +132,33 @@ export async function ensurePublication(
       `CREATE PUBLICATION ${quoteIdent(publication)}${objects ? ` FOR ${objects}` : ''}`,
     );
   }
+}
+
+/** The stream's slot as pg_replication_slots shows it; null when the stream is not attached. */
+export async function readSlotHealth(
+  client: pg.ClientBase | pg.Pool,
+  stream: string,
+): Promise<SlotHealth | null> {
+  const { rows } = await client.query<{
+    slot: string;
+    exists: boolean;
+    wal_status: SlotHealth['walStatus'];
+    safe: string | null;
+    retained: string | null;
+  }>(
+    `SELECT t.slot, s.slot_name IS NOT NULL AS exists, s.wal_status, s.safe_wal_size::text AS safe,
+            pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint::text AS retained
+       FROM lockstep.streams t LEFT JOIN pg_replication_slots s ON s.slot_name = t.slot
+      WHERE t.stream = $1`,
+    [stream],
+  );
+  const row = rows[0];
+  if (!row) return null;
+  return {
+    name: row.slot,
+    exists: row.exists,
+    walStatus: row.wal_status ?? null,
+    safeWalBytes: row.safe === null ? null : Number(row.safe),
+    retainedBytes: row.retained === null ? null : Number(row.retained),
+  };
 }

@@ -1,7 +1,9 @@
 import pg from 'pg';
 import type { TwoPhaseStatus } from '../../plugin/coordinator/two-phase-coordinator.js';
+import type { SlotHealth } from '../../plugin/primary/slot-health.js';
 import type { Lsn } from '../../plugin/protocol/index.js';
 import { CONTROL_QUERY_TIMEOUT_MS, clientConfig } from './connection-url.js';
+import { readSlotHealth } from './replication-slot.js';
 import { readPause } from './stream-pause.js';
 
 /** What the sidecar records about one replica. */
@@ -145,15 +147,9 @@ export class StatusStore {
     return rows[0]?.lsn ?? null;
   }
 
-  /** WAL the slot keeps on the primary (current WAL position minus the slot's restart_lsn), in bytes. */
-  async slotRetainedBytes(): Promise<number | null> {
-    const { rows } = await this.pool.query<{ bytes: string | null }>(
-      `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::text AS bytes
-         FROM pg_replication_slots s JOIN lockstep.streams t ON t.slot = s.slot_name WHERE t.stream = $1`,
-      [this.stream],
-    );
-    const bytes = rows[0]?.bytes;
-    return bytes === null || bytes === undefined ? null : Number(bytes);
+  /** The stream's slot as pg_replication_slots shows it; null when the stream is not attached. */
+  async slotHealth(): Promise<SlotHealth | null> {
+    return readSlotHealth(this.pool, this.stream);
   }
 
   async close(): Promise<void> {

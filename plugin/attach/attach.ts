@@ -27,6 +27,7 @@ import {
   requireHolder,
   withResyncGuards,
 } from './resync.js';
+import { prepareStartOver } from './start-over.js';
 import { MISSING_TABLE_PROBLEM } from './table-compatibility.js';
 
 /** Progress callbacks of an attach (a TTY view or plain log lines). */
@@ -48,7 +49,11 @@ export interface AttachResult {
 
 /** Options of attach. */
 export interface AttachOptions {
-  /** Replicas to copy anew (stale ones): their tables are emptied and copied from a fresh snapshot. */
+  /**
+   * Replicas to copy anew (stale ones): their tables are emptied and copied
+   * from a fresh snapshot. `all`: every replica, from a new slot at version 0
+   * (the way back from a lost slot).
+   */
   readonly resync?: readonly string[];
   /** Set by the sidecar itself (resync: auto), which holds the slot while it resyncs. */
   readonly sidecarRunsResync?: boolean;
@@ -135,9 +140,11 @@ export async function attach(
   progress: AttachProgress,
   options: AttachOptions = {},
 ): Promise<AttachResult> {
+  const all = options.resync?.includes('all') === true;
+  const resync = all ? config.replicas.map((r) => r.name) : options.resync;
   // A resync holds each resynced replica's resync lock from before its reset to the end.
-  return withResyncGuards(config, options.resync ?? [], !options.sidecarRunsResync, (guards) =>
-    attachGuarded(config, progress, options, guards),
+  return withResyncGuards(config, resync ?? [], !options.sidecarRunsResync, (guards) =>
+    attachGuarded(config, progress, { ...options, resync }, guards, all),
   );
 }
 
@@ -146,6 +153,8 @@ async function attachGuarded(
   progress: AttachProgress,
   options: AttachOptions,
   guards: readonly ResyncGuard[],
+  /** Every replica anew from a new slot (`--resync all`). */
+  startOver = false,
 ): Promise<AttachResult> {
   const started = Date.now();
   const stream = config.slot;
@@ -160,7 +169,13 @@ async function attachGuarded(
 
   // The sidecar's epoch when its resync began: only under it may the stale mark end.
   const epoch = options.holder?.epoch();
-  for (const name of options.resync ?? []) {
+  if (startOver) {
+    await refuseWhileStreaming(config);
+    for (const name of options.resync ?? []) await markStaleBeforeResync(config, name);
+    progress.step('starting over: finishing prepared rounds, dropping the old slot');
+    await prepareStartOver(config);
+  }
+  for (const name of startOver ? [] : (options.resync ?? [])) {
     if (!options.sidecarRunsResync) {
       await refuseWhileStreaming(config);
       await markStaleBeforeResync(config, name);
@@ -208,6 +223,11 @@ async function attachGuarded(
            start_lsn = excluded.start_lsn, attached_at = now(), version = 0, lsn = NULL`,
         [stream, config.slot, config.publication, startLsn],
       );
+      if (startOver) {
+        progress.step(`emptying every replica's tables; the stream starts again at version 0`);
+        for (const guard of guards)
+          await guard.reset(stream, tables, { version: 0, lsn: startLsn });
+      }
     }
 
     const pending = await Promise.all(config.replicas.map((r) => pendingTables(r, stream, tables)));

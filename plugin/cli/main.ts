@@ -99,7 +99,7 @@ export function buildProgram(): Command {
     .option(...configOption)
     .option(
       '--resync <replica...>',
-      'copy these (stale) replicas anew from a fresh snapshot; stop lockstep run first',
+      'copy these (stale) replicas anew from a fresh snapshot, stopping lockstep run first; all: every replica from a new slot (after a lost slot)',
     )
     .option(
       '--create-schema',

@@ -14,6 +14,12 @@ export function formatStatus(status: LockstepStatus): string {
       ? `sidecar: ${status.sidecar.active ?? 'running'} is active${status.sidecar.since ? ` since ${status.sidecar.since}` : ''}`
       : 'sidecar: none running',
   );
+  if (status.slot?.lost)
+    lines.push(`slot: LOST — ${status.slot.reason}`, `  fix: ${status.slot.fix}`);
+  else if (status.slot?.walStatus === 'unreserved')
+    lines.push(
+      `slot: its WAL is past max_slot_wal_keep_size and about to be removed (wal_status unreserved): replicas must catch up now`,
+    );
   if (status.paused)
     lines.push(
       `replication: paused since ${status.pausedSince} (lockstep resume continues it; the slot keeps WAL meanwhile)`,

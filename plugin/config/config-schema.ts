@@ -5,7 +5,7 @@ const postgresUrl = z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// or po
 const nodeName = z
   .string()
   .regex(/^[a-z][a-z0-9_-]{0,30}$/, '1-31 characters from [a-z0-9_-], starting with a letter')
-  .refine((name) => name !== 'primary', 'a name other than "primary"');
+  .refine((name) => name !== 'primary' && name !== 'all', 'a name other than "primary" and "all"');
 
 const objectName = z.string().regex(/^[a-z_][a-z0-9_]{0,40}$/, 'a lower-case name from [a-z0-9_]');
 

@@ -13,6 +13,9 @@ const STATES = [
   'resyncing',
 ];
 
+/** `pg_replication_slots.wal_status` values. */
+const WAL_STATUSES = ['reserved', 'extended', 'unreserved', 'lost'];
+
 /**
  * The sidecar's Prometheus metrics, read from a fresh snapshot at every scrape
  * (nothing is counted twice: counters advance by what changed since the last
@@ -145,6 +148,25 @@ export function sidecarMetrics(snapshot: () => SidecarSnapshot): Registry {
     'WAL the replication slot keeps on the primary',
     (s) => s.slotRetainedBytes,
   );
+  single(
+    'lockstep_slot_safe_wal_bytes',
+    'WAL the primary may still write before the slot is invalidated (max_slot_wal_keep_size)',
+    (s) => s.slot?.safeWalBytes ?? null,
+  );
+  new Gauge({
+    name: 'lockstep_slot_wal_status',
+    help: "The slot's wal_status (1 for the current one; lost: it can never stream again)",
+    labelNames: ['status'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const slot = take().slot;
+      if (!slot) return;
+      // A slot that does not exist is as lost as an invalidated one.
+      const current = slot.exists ? slot.walStatus : 'lost';
+      for (const status of WAL_STATUSES) this.set({ status }, current === status ? 1 : 0);
+    },
+  });
   total(
     'lockstep_two_phase_rounds_total',
     'Two-phase rounds finished, by outcome',

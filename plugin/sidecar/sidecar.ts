@@ -9,6 +9,7 @@ import {
 } from '../coordinator/two-phase-coordinator.js';
 import { PacketWindow } from '../primary/packet-window.js';
 import type { PrimaryStream } from '../primary/primary-stream.js';
+import { type SlotHealth, slotLoss } from '../primary/slot-health.js';
 import {
   compareLsn,
   type Lsn,
@@ -46,8 +47,8 @@ export interface SidecarStatusStore {
   currentWalLsn(): Promise<Lsn>;
   /** The slot's confirmed_flush_lsn: WAL before it is gone. */
   slotConfirmedLsn(): Promise<Lsn | null>;
-  /** WAL the slot keeps on the primary, in bytes. */
-  slotRetainedBytes(): Promise<number | null>;
+  /** The stream's slot (null when the stream is not attached). */
+  slotHealth(): Promise<SlotHealth | null>;
   /** Records which sidecar (host:pid) is active. */
   markActive(owner: string): Promise<void>;
   /** Replicas marked stale and not resynced since (the mark is durable). */
@@ -83,6 +84,10 @@ export interface SidecarSnapshot {
   readonly paused: boolean;
   readonly headVersion: number;
   readonly slotRetainedBytes: number | null;
+  /** The slot as last read (null before the first read, or not attached). */
+  readonly slot: SlotHealth | null;
+  /** Why the slot can no longer stream, with the fix; null while it can. */
+  readonly slotLost: { readonly reason: string; readonly fix: string } | null;
   readonly replicas: readonly ReplicaSnapshot[];
   readonly twoPhase: TwoPhaseStatus;
   /** lockstep gids prepared on any node outside the round in flight, and the oldest's age. */
@@ -170,6 +175,10 @@ export class Sidecar {
   private wakeResume: (() => void) | null = null;
   private lastPositions = new Map<string, { version: number; lsn: Lsn }>();
   private confirmed: Lsn | null = null;
+  /** The slot was found lost while active: the activation ends and stands by. */
+  private slotLost = false;
+  /** When an idle point was last handed to the agents. */
+  private idleNoted = 0;
   private head: { version: number; lsn: Lsn | null; commitTime: string | null } = {
     version: 0,
     lsn: null,
@@ -204,9 +213,9 @@ export class Sidecar {
   /** Figures read from the nodes every few seconds, for metrics. */
   private observed: {
     walLsn: Lsn | null;
-    slotRetainedBytes: number | null;
+    slot: SlotHealth | null;
     inDoubt: { count: number; oldestSeconds: number };
-  } = { walLsn: null, slotRetainedBytes: null, inDoubt: { count: 0, oldestSeconds: 0 } };
+  } = { walLsn: null, slot: null, inDoubt: { count: 0, oldestSeconds: 0 } };
 
   constructor(private readonly parts: SidecarParts) {
     // The stream runs at most two batches ahead of the most advanced replica: one being applied, one gathering.
@@ -299,8 +308,18 @@ export class Sidecar {
   /** Waits until this process holds the coordinator lock; false when stopped meanwhile. */
   private async standBy(): Promise<boolean> {
     let announced = false;
+    let lossAnnounced = false;
     for (;;) {
       if (this.closing) return false;
+      // A lost slot cannot stream: the lock is left free for lockstep attach --resync all.
+      const loss = await this.slotLossNow();
+      if (loss) {
+        if (!lossAnnounced)
+          this.parts.log.error({ slot: this.observed.slot?.name, fix: loss.fix }, loss.reason);
+        lossAnnounced = true;
+        await sleep(2_000);
+        continue;
+      }
       const acquired = await this.parts.lock.tryAcquire().catch((error: Error) => {
         this.parts.log.warn({ err: error.message }, 'cannot take the coordinator lock');
         return false;
@@ -376,18 +395,34 @@ export class Sidecar {
       });
       this.wakeLockCheck = null;
       if (this.closing) return;
-      if (!this.lockLost && (await this.parts.lock.verify())) continue;
+      if (!this.lockLost && !this.slotLost && (await this.parts.lock.verify())) continue;
       if (this.closing) return;
-      this.parts.log.error(
-        { epoch: this.parts.lock.epoch },
-        'lost the coordinator lock: stopping every loop and standing by',
-      );
+      const loss = this.slotLost && this.observed.slot ? slotLoss(this.observed.slot) : null;
+      if (loss)
+        this.parts.log.error(
+          { slot: this.observed.slot?.name, fix: loss.fix },
+          `${loss.reason}: stopping every loop and standing by`,
+        );
+      else
+        this.parts.log.error(
+          { epoch: this.parts.lock.epoch },
+          'lost the coordinator lock: stopping every loop and standing by',
+        );
       await this.deactivate();
       await this.parts.lock.release();
       // A standby that has been waiting gets the first chance to take over.
       await sleep(LOCK_CHECK_MS);
       while (!(await this.reactivate())) if (this.closing) return;
     }
+  }
+
+  /** Reads the slot; why it can no longer stream, or null (also when it cannot be read now). */
+  private async slotLossNow(): Promise<{ reason: string; fix: string } | null> {
+    const slot = await this.parts.status.slotHealth().catch(() => null);
+    this.observed = { ...this.observed, slot };
+    this.statusDirty = true;
+    this.slotLost = slot !== null && slotLoss(slot) !== null;
+    return slot ? slotLoss(slot) : null;
   }
 
   /** Stands by until the lock is free again, then becomes active; false when that failed half-way. */
@@ -624,6 +659,7 @@ export class Sidecar {
     while (!this.stopping) {
       await sleep(200);
       this.confirmSlot();
+      this.noteIdle();
       const now = Date.now();
       try {
         if (now - lastStaleCheck > 5_000) {
@@ -663,6 +699,18 @@ export class Sidecar {
       if (!low || compareLsn(position.lsn, low) < 0) low = position.lsn;
     }
     return low;
+  }
+
+  /**
+   * Hands the stream's latest idle point to the agents, at most once a second
+   * (each stores it: one small write per replica), so a quiet stream over a
+   * busy primary releases the WAL of the tables it does not replicate.
+   */
+  private noteIdle(): void {
+    const idle = this.stream?.idlePoint;
+    if (!idle || Date.now() - this.idleNoted < 1_000) return;
+    this.idleNoted = Date.now();
+    this.window.markIdle(idle);
   }
 
   /** The slot may release WAL up to {@link confirmable}. */
@@ -787,12 +835,17 @@ export class Sidecar {
 
   /** Reads what metrics report from the nodes: WAL position, slot retention, in-doubt gids. */
   private async observe(): Promise<void> {
-    const [walLsn, slotRetainedBytes, inDoubt] = await Promise.all([
+    const [walLsn, slot, inDoubt] = await Promise.all([
       this.parts.status.currentWalLsn().catch(() => null),
-      this.parts.status.slotRetainedBytes().catch(() => null),
+      this.parts.status.slotHealth().catch(() => this.observed.slot),
       this.coordinator.inDoubt().catch(() => this.observed.inDoubt),
     ]);
-    this.observed = { walLsn, slotRetainedBytes, inDoubt };
+    this.observed = { walLsn, slot, inDoubt };
+    if (slot && slotLoss(slot) && !this.slotLost) {
+      // Nothing can stream from this slot again: stand by (releasing the lock) until it is recreated.
+      this.slotLost = true;
+      this.wakeLockCheck?.();
+    }
   }
 
   /** The sidecar now: per replica state, versions, lag and counts; two-phase rounds. */
@@ -806,7 +859,9 @@ export class Sidecar {
       streaming: this.streaming,
       paused: this.pausedSince !== null,
       headVersion,
-      slotRetainedBytes: this.observed.slotRetainedBytes,
+      slotRetainedBytes: this.observed.slot?.retainedBytes ?? null,
+      slot: this.observed.slot,
+      slotLost: this.observed.slot ? slotLoss(this.observed.slot) : null,
       twoPhase: this.coordinator.status(),
       inDoubt: this.observed.inDoubt,
       replicas: this.agents.map((a) => {
@@ -844,6 +899,8 @@ export class Sidecar {
 
   /** Current state of each replica as reported to status. */
   replicaState(agent: ReplicaAgent): string {
+    // Without its slot no replica can catch up: each needs a fresh copy, whatever it last did.
+    if (this.observed.slot && slotLoss(this.observed.slot)) return 'stale';
     if (this.resyncing.has(agent.name)) return 'resyncing';
     if (this.stale.has(agent.name)) return 'stale';
     const following = agent.state === 'streaming' || agent.state === 'catching-up';

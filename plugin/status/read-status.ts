@@ -1,10 +1,12 @@
 import type pg from 'pg';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import { listLockstepGids } from '../../adapters/postgres/prepared-transactions.js';
+import { readSlotHealth } from '../../adapters/postgres/replication-slot.js';
 import { streamLockHeld } from '../../adapters/postgres/stream-lock.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { TwoPhaseStatus } from '../coordinator/two-phase-coordinator.js';
 import type { LockstepError } from '../lockstep-error.js';
+import { type SlotHealth, slotLoss } from '../primary/slot-health.js';
 import { type Lsn, lsnDistance } from '../protocol/index.js';
 
 /** One replica in `status --json`. */
@@ -47,6 +49,8 @@ export interface LockstepStatus {
   pausedSince: string | null;
   /** The active sidecar (host:pid) as last recorded, since when, and whether one holds the coordinator lock now. */
   sidecar: { active: string | null; since: string | null; running: boolean };
+  /** The replication slot; `lost` with its reason and fix when it can never stream again. */
+  slot: (SlotHealth & { lost: boolean; reason: string | null; fix: string | null }) | null;
 }
 
 /** Seconds between the stream head's commit and the replica's last applied commit (0 when caught up). */
@@ -84,6 +88,7 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
     paused: false,
     pausedSince: null,
     sidecar: { active: null, since: null, running: false },
+    slot: null,
   };
   const notes = new Map<string, { state: string; error: string | null; error_at: Date | null }>();
   let headCommit: Date | null = null;
@@ -141,6 +146,14 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
           [stream],
         );
         for (const n of replicaNotes.rows) notes.set(n.replica, n);
+        const slot = await readSlotHealth(primary, stream);
+        const loss = slot ? slotLoss(slot) : null;
+        status.slot = slot && {
+          ...slot,
+          lost: loss !== null,
+          reason: loss?.reason ?? null,
+          fix: loss?.fix ?? null,
+        };
       } else {
         status.primary.error = `not attached: no stream "${stream}" on the primary (run lockstep attach)`;
       }
@@ -151,8 +164,27 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
   } catch (error) {
     status.primary.error = (error as LockstepError).message;
   }
+  status.replicas = await readReplicas(config, status, notes, headCommit);
+  // Without its slot no replica can catch up, whatever it last did: each needs a fresh copy.
+  if (status.slot?.lost)
+    status.replicas = status.replicas.map((r) => ({
+      ...r,
+      state: 'stale',
+      error: `${status.slot?.reason}; fix: ${status.slot?.fix}`,
+    }));
+  return status;
+}
 
-  status.replicas = await Promise.all(
+/** Each replica's position and lag, read from the replica itself, with the sidecar's notes. */
+async function readReplicas(
+  config: LockstepConfig,
+  status: LockstepStatus,
+  notes: Map<string, { state: string; error: string | null; error_at: Date | null }>,
+  headCommit: Date | null,
+): Promise<ReplicaStatus[]> {
+  const stream = config.slot;
+
+  return Promise.all(
     config.replicas.map(async (replica): Promise<ReplicaStatus> => {
       const note = notes.get(replica.name);
       const base: ReplicaStatus = {
@@ -207,5 +239,4 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
       }
     }),
   );
-  return status;
 }
