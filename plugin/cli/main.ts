@@ -6,8 +6,8 @@ import v8 from 'node:v8';
 import { Command } from 'commander';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { loadConfig } from '../config/load-config.js';
-import type { Sidecar } from '../sidecar/sidecar.js';
 import { printProblems, reportFailure } from './cli-output.js';
+import type { RunState } from './sidecar-endpoints.js';
 
 /** lockstep's package.json, found from this file whether it runs from source or from dist/. */
 function packageJsonPath(): string {
@@ -27,24 +27,6 @@ async function roundTooling(config: LockstepConfig) {
     log: createLogger(config.log.level === 'info' ? 'warn' : config.log.level),
     fault: faultFromEnvironment(config),
   };
-}
-
-/** Serves the sidecar's /healthz, /readyz, /metrics and /status (modules loaded only when served). */
-async function serveSidecarEndpoints(config: LockstepConfig, sidecar: Sidecar) {
-  const [{ sidecarMetrics }, { serveEndpoints }, { readiness }, { readStatus }] = await Promise.all(
-    [
-      import('../sidecar/sidecar-metrics.js'),
-      import('../../adapters/http/http-endpoints.js'),
-      import('../sidecar/readiness.js'),
-      import('../status/read-status.js'),
-    ],
-  );
-  const metrics = sidecarMetrics(() => sidecar.snapshot());
-  return serveEndpoints(config.http.host, config.http.port, {
-    readiness: () => readiness(sidecar.snapshot(), config.maxLagBytes),
-    metrics: async () => ({ contentType: metrics.contentType, body: await metrics.metrics() }),
-    status: () => readStatus(config),
-  });
 }
 
 /** `pause` and `resume` (the primary's control schema upgraded if it predates pause). */
@@ -156,12 +138,29 @@ export function buildProgram(): Command {
         { createLogger },
         { migrateControlSchemaWhenReachable },
         { createSidecar, faultFromEnvironment },
+        { serveSidecarEndpoints },
       ] = await Promise.all([
         import('../sidecar/logger.js'),
         import('../../adapters/postgres/control-schema.js'),
         import('../sidecar/create-sidecar.js'),
+        import('./sidecar-endpoints.js'),
       ]);
       const log = createLogger(config.log.level);
+      // The endpoints answer (/readyz: starting) while the primary is waited for; their
+      // modules (prom-client among them) load meanwhile, not before.
+      const run: RunState = { sidecar: null, stopping: false };
+      const serving =
+        config.http.port === 0
+          ? null
+          : serveSidecarEndpoints(config, run).then((endpoints) => {
+              log.info(
+                { host: endpoints.host, port: endpoints.port },
+                `endpoints on http://${endpoints.host}:${endpoints.port} (/healthz /readyz /metrics /status)`,
+              );
+              return endpoints;
+            });
+      // A port that cannot be bound ends the process at once, not once the primary answers.
+      serving?.catch(reportFailure);
       // A sidecar upgraded in place finds its newer control tables (the decision log) ready;
       // one started while the primary restarts waits for it instead of exiting.
       await migrateControlSchemaWhenReachable('primary', config.primary, (error) =>
@@ -176,19 +175,13 @@ export function buildProgram(): Command {
         process.exit(1);
       });
       const sidecar = createSidecar(config, log, { fault: faultFromEnvironment(config) });
-      // The sidecar starts first: the endpoints' modules (prom-client among them) load
-      // while it waits on the network, instead of before it.
+      run.sidecar = sidecar;
       const started = sidecar.start();
       started.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
-      const endpoints =
-        config.http.port === 0 ? null : await serveSidecarEndpoints(config, sidecar);
-      if (endpoints)
-        log.info(
-          { host: endpoints.host, port: endpoints.port },
-          `endpoints on http://${endpoints.host}:${endpoints.port} (/healthz /readyz /metrics /status)`,
-        );
+      const endpoints = await serving;
       const stopped = new Promise<void>((resolve) => {
         const shutdown = (signal: string) => {
+          run.stopping = true;
           log.info(
             { signal },
             'stopping: open batches are rolled back, nothing half-applied is kept',

@@ -1,8 +1,26 @@
 import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
 
-/** pino-pretty, loaded only for a terminal: a sidecar under a supervisor starts without it. */
-const pretty = (): typeof import('pino-pretty') => createRequire(import.meta.url)('pino-pretty');
+/** The part of pino-pretty's factory lockstep uses (typed here: pino-pretty is optional). */
+type PrettyFactory = (options: {
+  destination: NodeJS.WriteStream;
+  sync: boolean;
+  ignore: string;
+}) => pino.DestinationStream;
+
+/**
+ * pino-pretty, loaded only for a terminal: a sidecar under a supervisor starts
+ * without it, and an install without optional dependencies (the image) has
+ * none — JSON lines then, in a terminal too.
+ */
+function pretty(): PrettyFactory | null {
+  try {
+    return createRequire(import.meta.url)('pino-pretty') as PrettyFactory;
+  } catch (error) {
+    if ((error as { code?: string }).code === 'MODULE_NOT_FOUND') return null;
+    throw error;
+  }
+}
 
 /**
  * JSON lines with pino — pretty, coloured lines when writing to a terminal;
@@ -14,10 +32,11 @@ export function createLogger(
   destination: NodeJS.WritableStream = process.stderr,
 ): Logger {
   const options = { level, base: { app: 'lockstep' }, timestamp: pino.stdTimeFunctions.isoTime };
-  if ((destination as NodeJS.WriteStream).isTTY) {
+  const prettify = (destination as NodeJS.WriteStream).isTTY ? pretty() : null;
+  if (prettify) {
     return pino(
       options,
-      pretty()({
+      prettify({
         destination: destination as NodeJS.WriteStream,
         sync: true,
         ignore: 'app,pid,hostname',

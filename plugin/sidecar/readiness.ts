@@ -1,30 +1,34 @@
 import type { SidecarSnapshot } from './sidecar.js';
 
-/** `/readyz`: ready, or every reason it is not. */
+/** What this `lockstep run` process is doing. */
+export type SidecarRole = 'starting' | 'active' | 'standby' | 'stopping';
+
+/** `/readyz`: ready, this process's role, and why it is not ready. */
 export interface Readiness {
   readonly ready: boolean;
+  readonly role: SidecarRole;
   readonly reasons: readonly string[];
 }
 
-/** States in which a replica counts as following the stream. */
-const FOLLOWING = new Set(['streaming', 'catching-up']);
-
 /**
- * Ready when this sidecar is the active one, the primary stream is connected,
- * and every replica follows it within `maxLagBytes`; otherwise each reason.
+ * Ready when the process is initialised (it reached the primary and checked
+ * the control schema) and serving, whether active or standing by; not while
+ * it starts or stops. Replication's own health (lag, halted or stale
+ * replicas, a pause, a disconnected stream) is deliberately not part of it:
+ * readiness decides whether a pod takes traffic or lets a rollout go on, and
+ * a lagging replica is no reason to restart or reschedule the sidecar. It is
+ * reported by `/metrics` and alerted on (`deploy/prometheus/lockstep-rules.yaml`).
  */
-export function readiness(snapshot: SidecarSnapshot, maxLagBytes: number): Readiness {
-  const reasons: string[] = [];
-  if (!snapshot.active) reasons.push('standby: another lockstep sidecar is active for this stream');
-  else if (snapshot.paused) reasons.push('replication is paused (lockstep resume continues it)');
-  else if (!snapshot.streaming) reasons.push('the primary stream is not connected');
-  for (const r of snapshot.replicas) {
-    if (!FOLLOWING.has(r.state)) {
-      const why = r.error ? `: ${r.error.split('\n')[0]}` : '';
-      reasons.push(`replica ${r.name} is ${r.state}${why}`);
-    } else if (r.lagBytes !== null && r.lagBytes > maxLagBytes) {
-      reasons.push(`replica ${r.name} is ${r.lagBytes} bytes behind (maxLagBytes ${maxLagBytes})`);
-    }
-  }
-  return { ready: reasons.length === 0, reasons };
+export function readiness(
+  snapshot: Pick<SidecarSnapshot, 'active'> | null,
+  stopping: boolean,
+): Readiness {
+  if (stopping) return { ready: false, role: 'stopping', reasons: ['stopping'] };
+  if (!snapshot)
+    return {
+      ready: false,
+      role: 'starting',
+      reasons: ['starting: waiting to reach the primary and check the control schema'],
+    };
+  return { ready: true, role: snapshot.active ? 'active' : 'standby', reasons: [] };
 }

@@ -23,20 +23,43 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
 let configFile: { file: string; remove(): void } | null = null;
 afterAll(() => configFile?.remove());
 
+/** GET on a sidecar's endpoints: status code and body. */
+const getter = (port: number) => async (path: string) => {
+  const response = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { code: response.status, text: await response.text() };
+};
+type Get = ReturnType<typeof getter>;
+const readyz = async (get: Get) => {
+  const { code, text } = await get('/readyz');
+  return { code, ...(JSON.parse(text) as { role: string; reasons: string[] }) };
+};
+
+/** Runs `lockstep run` on the clusters until `body` is done, then stops it with SIGTERM (exit 0). */
+async function withSidecar(
+  role: 'active' | 'standby',
+  body: (get: Get, config: string) => Promise<void>,
+) {
+  const port = await freePort();
+  configFile ??= writeConfig(clusters.primary, clusters.replicas);
+  const sidecar = new LockstepProcess(['run', '--config', configFile.file], {
+    LOCKSTEP_HTTP_PORT: String(port),
+  });
+  const get = getter(port);
+  try {
+    await eventually(async () => (await readyz(get)).role === role, `/readyz to report ${role}`);
+    expect(sidecar.logged(/^endpoints on http:\/\/127\.0\.0\.1:/)).toBeDefined();
+    await body(get, configFile.file);
+  } finally {
+    sidecar.kill('SIGTERM');
+    expect(await sidecar.exited).toBe(0);
+  }
+}
+
 describe('HTTP endpoints', () => {
-  it('report health, readiness and metrics, and follow a replica going down and coming back, and a pause', async () => {
+  it('report health, readiness and metrics; readiness holds while a replica is down', async () => {
     const [, r2] = clusters.replicas as [PostgresCluster, PostgresCluster];
-    const port = await freePort();
-    configFile = writeConfig(clusters.primary, clusters.replicas, { http: { port } });
-    const sidecar = new LockstepProcess(['run', '--config', configFile.file]);
-    const base = `http://127.0.0.1:${port}`;
-    const get = async (path: string) => {
-      const response = await fetch(`${base}${path}`);
-      return { code: response.status, text: await response.text() };
-    };
-    try {
-      await eventually(async () => (await get('/readyz')).code === 200, '/readyz to be 200');
-      expect(sidecar.logged(/^endpoints on http:\/\/127\.0\.0\.1:/)).toBeDefined();
+    await withSidecar('active', async (get) => {
+      expect(await readyz(get)).toEqual({ code: 200, ready: true, role: 'active', reasons: [] });
       expect(await get('/healthz')).toEqual({ code: 200, text: 'ok\n' });
 
       await clusters.primary.query(
@@ -63,9 +86,6 @@ describe('HTTP endpoints', () => {
 
       await r2.stopServer('immediate');
       await clusters.primary.query(`INSERT INTO items (v) VALUES ('while replica2 is down')`);
-      await eventually(async () => (await get('/readyz')).code === 503, '/readyz to turn 503');
-      const notReady = JSON.parse((await get('/readyz')).text) as { reasons: string[] };
-      expect(notReady.reasons.join('\n')).toMatch(/replica replica2 is halted: .*unreachable/);
       await eventually(async () => {
         const m = (await get('/metrics')).text;
         return (
@@ -74,6 +94,8 @@ describe('HTTP endpoints', () => {
           (sample(m, 'lockstep_replica_lag_versions', { replica: 'replica2' }) ?? 0) >= 1
         );
       }, 'metrics to show replica2 halted and behind');
+      // A halted replica is alerted on from the metrics: the sidecar stays ready.
+      expect(await readyz(get)).toEqual({ code: 200, ready: true, role: 'active', reasons: [] });
       // The other replica goes on: it holds everything.
       await eventually(
         async () =>
@@ -84,7 +106,6 @@ describe('HTTP endpoints', () => {
       );
 
       await r2.startServer();
-      await eventually(async () => (await get('/readyz')).code === 200, '/readyz to be 200 again');
       await eventually(async () => {
         const m = (await get('/metrics')).text;
         return (
@@ -92,24 +113,61 @@ describe('HTTP endpoints', () => {
           sample(m, 'lockstep_replica_lag_versions', { replica: 'replica2' }) === 0
         );
       }, 'metrics to show replica2 caught up');
+    });
+  });
 
-      // Paused, the sidecar is not ready and says why; resumed, it is ready again.
-      expect((await lockstep(['pause', '--config', configFile.file])).code).toBe(0);
-      await eventually(async () => (await get('/readyz')).code === 503, '/readyz 503 while paused');
-      const paused = JSON.parse((await get('/readyz')).text) as { reasons: string[] };
-      expect(paused.reasons).toContain('replication is paused (lockstep resume continues it)');
+  it('report a pause in the metrics, the sidecar staying ready', async () => {
+    await withSidecar('active', async (get, config) => {
+      expect((await lockstep(['pause', '--config', config])).code).toBe(0);
+      await eventually(
+        async () => sample((await get('/metrics')).text, 'lockstep_paused') === 1,
+        'lockstep_paused to be 1',
+      );
+      expect(await readyz(get)).toEqual({ code: 200, ready: true, role: 'active', reasons: [] });
       const pausedMetrics = (await get('/metrics')).text;
-      expect(sample(pausedMetrics, 'lockstep_paused')).toBe(1);
       expect(sample(pausedMetrics, 'lockstep_stream_connected')).toBe(0);
       expect(
         sample(pausedMetrics, 'lockstep_replica_state', { replica: 'replica1', state: 'paused' }),
       ).toBe(1);
-      expect((await lockstep(['resume', '--config', configFile.file])).code).toBe(0);
-      await eventually(async () => (await get('/readyz')).code === 200, '/readyz 200 once resumed');
-      expect(sample((await get('/metrics')).text, 'lockstep_paused')).toBe(0);
+      expect((await lockstep(['resume', '--config', config])).code).toBe(0);
+      await eventually(
+        async () => sample((await get('/metrics')).text, 'lockstep_paused') === 0,
+        'lockstep_paused to be 0 once resumed',
+      );
+    });
+  });
+
+  it('report a second sidecar on the stream as a ready standby', async () => {
+    await withSidecar('active', async (getActive) => {
+      await withSidecar('standby', async (get) => {
+        expect(await readyz(get)).toEqual({ code: 200, ready: true, role: 'standby', reasons: [] });
+        expect(sample((await get('/metrics')).text, 'lockstep_active')).toBe(0);
+        expect(sample((await getActive('/metrics')).text, 'lockstep_active')).toBe(1);
+      });
+    });
+  });
+
+  it('answer while the primary cannot be reached: alive, not ready, nothing active', async () => {
+    const [port, closedPort] = [await freePort(), await freePort()];
+    const config = writeConfig(clusters.primary, clusters.replicas, { http: { port } });
+    const sidecar = new LockstepProcess(['run', '--config', config.file], {
+      LOCKSTEP_PRIMARY: `postgres://lockstep@127.0.0.1:${closedPort}/app`,
+    });
+    const get = getter(port);
+    try {
+      await eventually(
+        async () => sidecar.logged(/cannot reach the primary: retrying/) !== undefined,
+        'the sidecar to wait for its primary',
+      );
+      expect(await get('/healthz')).toEqual({ code: 200, text: 'ok\n' });
+      const ready = await readyz(get);
+      expect(ready).toMatchObject({ code: 503, ready: false, role: 'starting' });
+      expect(ready.reasons.join()).toMatch(/waiting to reach the primary/);
+      expect(sample((await get('/metrics')).text, 'lockstep_active')).toBe(0);
     } finally {
-      sidecar.kill('SIGTERM');
-      expect(await sidecar.exited).toBe(0);
+      sidecar.kill('SIGKILL');
+      await sidecar.exited;
+      config.remove();
     }
   });
 });

@@ -1,0 +1,47 @@
+import type { Endpoints } from '../../adapters/http/http-endpoints.js';
+import type { LockstepConfig } from '../config/config-schema.js';
+import type { Sidecar, SidecarSnapshot } from '../sidecar/sidecar.js';
+
+/** What the endpoints see of `lockstep run`: the sidecar once it is created, and whether it stops. */
+export interface RunState {
+  sidecar: Sidecar | null;
+  stopping: boolean;
+}
+
+/** Metrics of a process still waiting for the primary: nothing is active, read or held yet. */
+const STARTING: SidecarSnapshot = {
+  active: false,
+  streaming: false,
+  paused: false,
+  headVersion: 0,
+  slotRetainedBytes: null,
+  replicas: [],
+  twoPhase: { roundsCommitted: 0, roundsAborted: 0, held: null },
+  inDoubt: { count: 0, oldestSeconds: 0 },
+};
+
+/**
+ * Serves /healthz, /readyz, /metrics and /status for `lockstep run` (modules
+ * loaded only when served). They answer from the start, before the primary
+ * is reached, so a liveness probe does not restart a sidecar that waits for
+ * its primary; /readyz says it is starting until the sidecar exists.
+ */
+export async function serveSidecarEndpoints(
+  config: LockstepConfig,
+  run: RunState,
+): Promise<Endpoints> {
+  const [{ sidecarMetrics }, { serveEndpoints }, { readiness }, { readStatus }] = await Promise.all(
+    [
+      import('../sidecar/sidecar-metrics.js'),
+      import('../../adapters/http/http-endpoints.js'),
+      import('../sidecar/readiness.js'),
+      import('../status/read-status.js'),
+    ],
+  );
+  const metrics = sidecarMetrics(() => run.sidecar?.snapshot() ?? STARTING);
+  return serveEndpoints(config.http.host, config.http.port, {
+    readiness: () => readiness(run.sidecar?.snapshot() ?? null, run.stopping),
+    metrics: async () => ({ contentType: metrics.contentType, body: await metrics.metrics() }),
+    status: () => readStatus(config),
+  });
+}
