@@ -15,6 +15,8 @@ const STARTING: SidecarSnapshot = {
   paused: false,
   headVersion: 0,
   slotRetainedBytes: null,
+  slot: null,
+  slotLost: null,
   replicas: [],
   twoPhase: { roundsCommitted: 0, roundsAborted: 0, held: null },
   inDoubt: { count: 0, oldestSeconds: 0 },

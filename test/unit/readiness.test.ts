@@ -22,6 +22,8 @@ function troubled(active: boolean): SidecarSnapshot {
     paused: true,
     headVersion: 501,
     slotRetainedBytes: 10 * 1024 ** 3,
+    slot: null,
+    slotLost: null,
     replicas: [replica('eu', 'halted'), replica('us', 'stale')],
     twoPhase: {
       roundsCommitted: 0,
