@@ -3,6 +3,7 @@ import type { SlotHealth } from '../../plugin/primary/slot-health.js';
 import { CONTROL_EVENTS_TABLE, type Lsn, toLsn } from '../../plugin/protocol/index.js';
 import { clientConfig } from './connection-url.js';
 import { explainReplicationError } from './replication-errors.js';
+import { type SlotBlocker, watchSlotBlockers } from './slot-blockers.js';
 import { assertObjectName, quoteIdent, quoteQualified } from './sql-identifier.js';
 
 /** A newly created logical slot. */
@@ -27,7 +28,12 @@ export interface CreatedSlot {
 export async function createReplicationSlot(
   url: string,
   slot: string,
-  options: { exportSnapshot?: boolean; node?: string } = {},
+  options: {
+    exportSnapshot?: boolean;
+    node?: string;
+    /** Told which running transactions the creation waits for, should it wait. */
+    onBlocked?: (blockers: readonly SlotBlocker[]) => void;
+  } = {},
 ): Promise<CreatedSlot> {
   assertObjectName('slot', slot);
   const client = new pg.Client({
@@ -38,9 +44,10 @@ export async function createReplicationSlot(
   try {
     await client.connect();
     const mode = options.exportSnapshot ? 'export' : 'nothing';
-    const { rows } = await client.query(
-      `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput (SNAPSHOT '${mode}')`,
-    );
+    const stopWatching = options.onBlocked ? watchSlotBlockers(url, options.onBlocked) : null;
+    const { rows } = await client
+      .query(`CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput (SNAPSHOT '${mode}')`)
+      .finally(() => stopWatching?.());
     const row = rows[0] as { consistent_point: string; snapshot_name: string | null };
     if (!options.exportSnapshot) await client.end();
     return {

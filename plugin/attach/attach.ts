@@ -8,27 +8,32 @@ import {
   dropReplicationSlot,
   ensurePublication,
   readSlot,
+  readSlotHealth,
 } from '../../adapters/postgres/replication-slot.js';
 import type { ResyncGuard } from '../../adapters/postgres/resync-guard.js';
 import { syncSequences } from '../../adapters/postgres/sequence-sync.js';
-import { type CatalogTable, createTableStatement } from '../../adapters/postgres/table-catalog.js';
+import { describeSlotBlockers } from '../../adapters/postgres/slot-blockers.js';
+import type { CatalogTable } from '../../adapters/postgres/table-catalog.js';
 import { copyTable } from '../../adapters/postgres/table-copy.js';
+import { tableSizes } from '../../adapters/postgres/table-sizes.js';
 import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { LockstepError } from '../lockstep-error.js';
+import { slotLoss } from '../primary/slot-health.js';
 import type { Lsn } from '../protocol/index.js';
 import { wholeSchemas } from '../protocol/index.js';
-import { type DoctorReport, runDoctor } from './doctor.js';
+import { createMissingTables, isMissingTable } from './create-missing-tables.js';
+import { runDoctor } from './doctor.js';
 import {
   clearStaleMarks,
   findResyncAnchor,
   markStaleBeforeResync,
   type ResyncHolder,
+  recordResetPositions,
   requireHolder,
   withResyncGuards,
 } from './resync.js';
-import { prepareStartOver } from './start-over.js';
-import { MISSING_TABLE_PROBLEM } from './table-compatibility.js';
+import { checkStartOver, dropOldSlot } from './start-over.js';
 
 /** Progress callbacks of an attach (a TTY view or plain log lines). */
 export interface AttachProgress {
@@ -36,6 +41,10 @@ export interface AttachProgress {
   table(replica: string, table: string, rows: number, done: boolean): void;
   /** A free-text step ("creating slot", …). */
   step(message: string): void;
+  /** The copies about to run, with each table's size on the primary (for rates and ETAs). */
+  plan?(
+    copies: ReadonlyArray<{ replica: string; table: string; bytes: number; rows: number }>,
+  ): void;
 }
 
 /** What an attach did. */
@@ -63,6 +72,8 @@ export interface AttachOptions {
   readonly stale?: ReadonlySet<string>;
   /** Create replicated tables missing on replicas from the primary's definitions. */
   readonly createSchema?: boolean;
+  /** Table copies run at once (default 4). */
+  readonly copyConcurrency?: number;
 }
 
 /** A manual resync while a sidecar streams could race the slot past the resync's starting point. */
@@ -79,42 +90,6 @@ async function refuseWhileStreaming(config: LockstepConfig): Promise<void> {
     }
   } finally {
     await primary.end();
-  }
-}
-
-const isMissingTable = (problem: LockstepError) =>
-  problem.table !== undefined && problem.message.includes(MISSING_TABLE_PROBLEM);
-
-/** --create-schema: creates on each replica the replicated tables it lacks, from the primary's catalog. */
-async function createMissingTables(
-  config: LockstepConfig,
-  report: DoctorReport,
-  progress: AttachProgress,
-): Promise<void> {
-  for (const replica of config.replicas) {
-    const missing = report.problems
-      .filter((p) => p.node === replica.name && isMissingTable(p))
-      .map((p) => p.table);
-    if (missing.length === 0) continue;
-    const client = await connectNode(replica.name, replica.url);
-    try {
-      for (const table of report.tables.filter((t) => missing.includes(`${t.schema}.${t.name}`))) {
-        try {
-          await client.query(createTableStatement(table));
-        } catch (error) {
-          throw new LockstepError({
-            node: replica.name,
-            table: `${table.schema}.${table.name}`,
-            problem: `cannot create the table: ${(error as Error).message}`,
-            fix: 'create what it depends on (types, schemas) on the replica, or create the table yourself (pg_dump --schema-only -t …)',
-            cause: error,
-          });
-        }
-        progress.step(`created ${table.schema}.${table.name} on ${replica.name}`);
-      }
-    } finally {
-      await client.end();
-    }
   }
 }
 
@@ -171,9 +146,11 @@ async function attachGuarded(
   const epoch = options.holder?.epoch();
   if (startOver) {
     await refuseWhileStreaming(config);
+    progress.step('starting over: finishing prepared rounds, then a new slot');
+    await checkStartOver(config);
+    // Stale before the old slot goes: an interrupted start-over leaves nothing that looks healthy.
     for (const name of options.resync ?? []) await markStaleBeforeResync(config, name);
-    progress.step('starting over: finishing prepared rounds, dropping the old slot');
-    await prepareStartOver(config);
+    await dropOldSlot(config);
   }
   for (const name of startOver ? [] : (options.resync ?? [])) {
     if (!options.sidecarRunsResync) {
@@ -190,6 +167,12 @@ async function attachGuarded(
       `resync ${name}: emptying its tables; it restarts from version ${anchor.version}`,
     );
     await guards.find((g) => g.replica === name)?.reset(stream, tables, anchor);
+    const primary = await connectNode('primary', config.primary);
+    try {
+      await recordResetPositions(primary, stream, [name], anchor);
+    } finally {
+      await primary.end();
+    }
   }
 
   progress.step('creating the control schema');
@@ -209,13 +192,26 @@ async function attachGuarded(
     }
     let startLsn = await recordedStart(primary, stream);
     const slot = await readSlot(primary, config.slot);
+    // Attached once, its slot gone or invalidated: only a start-over brings the replicas back.
+    const health = startLsn ? await readSlotHealth(primary, stream) : null;
+    const loss = health ? slotLoss(health) : null;
+    if (loss && !startOver)
+      throw new LockstepError({
+        node: 'primary',
+        setting: 'replication slot',
+        problem: loss.reason,
+        fix: loss.fix,
+      });
     if (!slot || !startLsn) {
       if (slot) {
         // A slot from an attach that died before recording it: nothing can depend on it yet.
         await dropReplicationSlot(primary, config.slot);
       }
       progress.step(`creating replication slot "${config.slot}"`);
-      created = await createReplicationSlot(config.primary, config.slot, { exportSnapshot: true });
+      created = await createReplicationSlot(config.primary, config.slot, {
+        exportSnapshot: true,
+        onBlocked: (blockers) => progress.step(describeSlotBlockers(blockers)),
+      });
       startLsn = created.consistentPoint;
       await primary.query(
         `INSERT INTO lockstep.streams (stream, slot, publication, start_lsn) VALUES ($1, $2, $3, $4)
@@ -225,8 +221,9 @@ async function attachGuarded(
       );
       if (startOver) {
         progress.step(`emptying every replica's tables; the stream starts again at version 0`);
-        for (const guard of guards)
-          await guard.reset(stream, tables, { version: 0, lsn: startLsn });
+        const start = { version: 0, lsn: startLsn };
+        for (const guard of guards) await guard.reset(stream, tables, start);
+        await recordResetPositions(primary, stream, options.resync ?? [], start);
       }
     }
 
@@ -248,7 +245,21 @@ async function attachGuarded(
         const jobs = config.replicas.flatMap((replica, i) =>
           (pending[i] ?? []).map((table) => ({ replica, table })),
         );
-        await runLimited(jobs, COPY_CONCURRENCY, async ({ replica, table }) => {
+        const sizes = await tableSizes(primary, tables);
+        progress.plan?.(
+          jobs.map(({ replica, table }) => {
+            const label = `${table.schema}.${table.name}`;
+            const size = sizes.get(label);
+            return {
+              replica: replica.name,
+              table: label,
+              bytes: size?.bytes ?? 0,
+              rows: size?.rows ?? 1,
+            };
+          }),
+        );
+        const concurrency = options.copyConcurrency ?? COPY_CONCURRENCY;
+        await runLimited(jobs, concurrency, async ({ replica, table }) => {
           const label = `${table.schema}.${table.name}`;
           // A deposed sidecar stops copying at once: its copy would be thrown away.
           await requireHolder(options.holder);

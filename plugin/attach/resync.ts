@@ -164,3 +164,21 @@ export async function clearStaleMarks(
   );
   if (holder && rows[0]?.current !== true) throw new DeposedError(epoch ?? null);
 }
+
+/**
+ * Records a reset replica's new position on the primary too: the sidecar's
+ * last-known positions must not keep the old one (its lag would be measured
+ * from there and mark the fresh copy stale again).
+ */
+export async function recordResetPositions(
+  primary: pg.ClientBase,
+  stream: string,
+  replicas: readonly string[],
+  position: ResyncAnchor,
+): Promise<void> {
+  await primary.query(
+    `UPDATE lockstep.replica_status SET version = $3, lsn = $4, updated_at = now()
+      WHERE stream = $1 AND replica = ANY($2::text[])`,
+    [stream, replicas, String(position.version), position.lsn],
+  );
+}

@@ -7,14 +7,14 @@ import { preparedTransactionNodes } from '../coordinator/run-recovery.js';
 import { LockstepError } from '../lockstep-error.js';
 
 /**
- * `attach --resync all`, before anything is emptied: the stream's rounds left
- * prepared are finished by the decision log (their row locks would block the
- * reset), a migration still in doubt on a replica stops it (its schema change
- * must land first), and the old slot is dropped — lost or not — so attach
- * creates a new one whose snapshot every replica is copied from, at version 0.
- * The caller holds the coordinator lock: no sidecar decides meanwhile.
+ * `attach --resync all`, before anything is marked or emptied: the stream's
+ * rounds left prepared are finished by the decision log (their row locks
+ * would block the reset), and a migration still in doubt on any node stops
+ * it (its schema change must land first, and a transaction prepared on the
+ * primary would hold the new slot's creation for ever). The caller holds the
+ * coordinator lock: no sidecar decides meanwhile.
  */
-export async function prepareStartOver(config: LockstepConfig): Promise<void> {
+export async function checkStartOver(config: LockstepConfig): Promise<void> {
   const nodes = preparedTransactionNodes(config);
   // Unfenced: the coordinator lock held by the caller keeps every sidecar from deciding.
   const decisions = new DecisionLog(config.primary, config.slot);
@@ -29,12 +29,12 @@ export async function prepareStartOver(config: LockstepConfig): Promise<void> {
         problem: `cannot finish lockstep's prepared transactions there: ${failed.error}`,
         fix: 'check that node is up and run the command again (nothing was emptied)',
       });
-    for (const replica of config.replicas) {
-      const left = await nodes.get(replica.name)?.list(config.slot);
-      const gid = left?.[0]?.gid;
+    // The primary too: a migration prepared there would hold the new slot's creation for ever.
+    for (const [node, transactions] of nodes) {
+      const gid = (await transactions.list(config.slot))[0]?.gid;
       if (gid)
         throw new LockstepError({
-          node: replica.name,
+          node,
           problem: `a migration is in doubt there (${gid})`,
           fix: 'run lockstep recover once no lockstep migrate runs, then this command again (nothing was emptied)',
         });
@@ -43,6 +43,10 @@ export async function prepareStartOver(config: LockstepConfig): Promise<void> {
     await decisions.close();
     for (const node of nodes.values()) await node.close();
   }
+}
+
+/** Drops the old slot (lost or not): attach then creates the new one. */
+export async function dropOldSlot(config: LockstepConfig): Promise<void> {
   const primary = await connectNode('primary', config.primary);
   try {
     await dropReplicationSlot(primary, config.slot);

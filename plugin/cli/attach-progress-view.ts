@@ -1,33 +1,54 @@
 import type { AttachProgress } from '../attach/attach.js';
+import { CopyProgress } from './copy-progress.js';
 
 /**
- * Attach progress for people: on a TTY one live line per table (rows copied),
- * otherwise a line per finished table and step, for logs.
+ * Attach progress for people: on a TTY one live line per table copy (rows,
+ * bytes, rate, ETA) under an overall line; otherwise a line per finished
+ * table and step, and the overall line every 10 s, for logs.
  */
-export function attachProgressView(out: NodeJS.WriteStream = process.stdout): AttachProgress {
+export function attachProgressView(
+  out: NodeJS.WriteStream = process.stdout,
+  clock: () => number = Date.now,
+): AttachProgress {
   const tty = out.isTTY === true;
-  const lines = new Map<string, string>();
+  const progress = new CopyProgress();
+  const shown = new Map<string, [string, string]>();
+  let planned = false;
   let drawn = 0;
+  let lastPlain = 0;
   const redraw = () => {
     if (drawn > 0) out.write(`\x1b[${drawn}A`);
-    for (const line of lines.values()) out.write(`\x1b[2K${line}\n`);
-    drawn = lines.size;
+    const now = clock();
+    const lines = [`  ${progress.overallLine(now)}`];
+    for (const [replica, table] of shown.values())
+      lines.push(`    ${progress.tableLine(replica, table, now)}`);
+    for (const line of lines) out.write(`\x1b[2K${line}\n`);
+    drawn = lines.length;
   };
   return {
     step(message) {
       if (tty && drawn > 0) {
         drawn = 0;
-        lines.clear();
+        shown.clear();
       }
       out.write(`• ${message}\n`);
     },
+    plan(copies) {
+      planned = copies.length > 0;
+      progress.plan(copies, clock());
+    },
     table(replica, table, rows, done) {
-      const line = `  ${done ? '✓' : '…'} ${replica}: ${table}  ${rows.toLocaleString('en')} rows`;
+      const now = clock();
+      progress.update(replica, table, rows, done, now);
       if (tty) {
-        lines.set(`${replica}\u0000${table}`, line);
+        shown.set(`${replica}\u0000${table}`, [replica, table]);
         redraw();
-      } else if (done) {
-        out.write(`${line}\n`);
+        return;
+      }
+      if (done) out.write(`  ✓ ${progress.tableLine(replica, table, now)}\n`);
+      if (planned && now - lastPlain >= 10_000) {
+        lastPlain = now;
+        out.write(`  ${progress.overallLine(now)}\n`);
       }
     },
   };

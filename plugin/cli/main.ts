@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { loadConfig } from '../config/load-config.js';
 import { printProblems, reportFailure } from './cli-output.js';
+import { type AttachCommandOptions, positiveInt } from './option-parsers.js';
 import type { RunState } from './sidecar-endpoints.js';
 
 /** lockstep's package.json, found from this file whether it runs from source or from dist/. */
@@ -87,7 +88,8 @@ export function buildProgram(): Command {
       '--create-schema',
       "create replicated tables missing on replicas from the primary's definitions",
     )
-    .action(async (options: { config?: string; resync?: string[]; createSchema?: boolean }) => {
+    .option('--copy-concurrency <n>', 'table copies at once (default 4)', positiveInt)
+    .action(async (options: AttachCommandOptions) => {
       const config = loadConfig(options.config);
       const [{ AttachRefused, attach }, { attachProgressView }] = await Promise.all([
         import('../attach/attach.js'),
@@ -97,6 +99,7 @@ export function buildProgram(): Command {
         const result = await attach(config, attachProgressView(), {
           resync: options.resync,
           createSchema: options.createSchema,
+          copyConcurrency: options.copyConcurrency,
         });
         if (result.alreadyAttached) {
           process.stdout.write(
@@ -139,16 +142,19 @@ export function buildProgram(): Command {
         { migrateControlSchemaWhenReachable },
         { createSidecar, faultFromEnvironment },
         { serveSidecarEndpoints },
+        { SidecarHistograms },
       ] = await Promise.all([
         import('../sidecar/logger.js'),
         import('../../adapters/postgres/control-schema.js'),
         import('../sidecar/create-sidecar.js'),
         import('./sidecar-endpoints.js'),
+        import('../sidecar/sidecar-histograms.js'),
       ]);
       const log = createLogger(config.log.level);
       // The endpoints answer (/readyz: starting) while the primary is waited for; their
       // modules (prom-client among them) load meanwhile, not before.
-      const run: RunState = { sidecar: null, stopping: false };
+      const histograms = new SidecarHistograms(pkg.version);
+      const run: RunState = { sidecar: null, stopping: false, histograms };
       const serving =
         config.http.port === 0
           ? null
@@ -174,7 +180,10 @@ export function buildProgram(): Command {
         );
         process.exit(1);
       });
-      const sidecar = createSidecar(config, log, { fault: faultFromEnvironment(config) });
+      const sidecar = createSidecar(config, log, {
+        fault: faultFromEnvironment(config),
+        observer: histograms,
+      });
       run.sidecar = sidecar;
       const started = sidecar.start();
       started.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled

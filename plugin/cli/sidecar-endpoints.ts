@@ -1,11 +1,14 @@
 import type { Endpoints } from '../../adapters/http/http-endpoints.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { Sidecar, SidecarSnapshot } from '../sidecar/sidecar.js';
+import type { SidecarHistograms } from '../sidecar/sidecar-histograms.js';
 
 /** What the endpoints see of `lockstep run`: the sidecar once it is created, and whether it stops. */
 export interface RunState {
   sidecar: Sidecar | null;
   stopping: boolean;
+  /** Histograms the sidecar feeds, and build info: registered with the other metrics. */
+  histograms?: SidecarHistograms;
 }
 
 /** Metrics of a process still waiting for the primary: nothing is active, read or held yet. */
@@ -41,6 +44,7 @@ export async function serveSidecarEndpoints(
     ],
   );
   const metrics = sidecarMetrics(() => run.sidecar?.snapshot() ?? STARTING);
+  run.histograms?.register(metrics);
   return serveEndpoints(config.http.host, config.http.port, {
     readiness: () => readiness(run.sidecar?.snapshot() ?? null, run.stopping),
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.metrics() }),

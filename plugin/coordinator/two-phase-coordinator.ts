@@ -54,6 +54,8 @@ export interface CoordinatorParts {
   onDeposed?(): void;
   /** A round committed everywhere, through `version`. */
   onCommitted?(version: number): void;
+  /** A round ended (metrics): how, and how long it took from its first prepare. */
+  onRoundFinished?(outcome: 'committed' | 'aborted', seconds: number): void;
 }
 
 /** The round the stream is held at, for status and logs. */
@@ -275,6 +277,7 @@ export class TwoPhaseCoordinator {
       Math.max(1, Math.ceil(rows / this.parts.options.batchRows));
     const attempts = (this.held && this.held.from === first.version ? this.held.attempts : 0) + 1;
     const { log } = this.parts;
+    const began = performance.now();
     const { outcome, state } = await runRound({
       request,
       participants,
@@ -299,6 +302,8 @@ export class TwoPhaseCoordinator {
         };
       },
     });
+    if (outcome !== 'interrupted')
+      this.parts.onRoundFinished?.(outcome, (performance.now() - began) / 1000);
     if (outcome === 'committed') {
       this.roundsCommitted++;
       log.debug(

@@ -91,6 +91,8 @@ export interface ReplicaAgentEvents {
   roundCommitted(version: number): boolean;
   /** Something an operator may want in the log (deltas, duplicates skipped). */
   note(agent: ReplicaAgent, message: string, fields: Record<string, unknown>): void;
+  /** A batch or large packet took `seconds` to apply and commit; `commitTime` is its last commit on the primary. */
+  timed?(agent: ReplicaAgent, seconds: number, commitTime: string): void;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -468,6 +470,7 @@ export class ReplicaAgent implements RoundParticipant {
       if (buffered.length === 0) return;
       const last = (buffered[buffered.length - 1] as PacketPart).header;
       const next = { version: last.version, lsn: last.lsn };
+      const began = performance.now();
       await this.guarded(
         this.target.applyBatch(
           buffered.map((p) => ({
@@ -480,6 +483,7 @@ export class ReplicaAgent implements RoundParticipant {
         ),
         next.version,
       );
+      this.events.timed?.(this, (performance.now() - began) / 1000, last.commitTime);
       applied(next, buffered.length, bufferedRows);
       buffered = [];
       bufferedRows = 0;

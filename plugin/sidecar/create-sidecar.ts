@@ -17,6 +17,7 @@ import { preparedTransactionNodes } from '../coordinator/run-recovery.js';
 import { PrimaryStream } from '../primary/primary-stream.js';
 import { phasePolicy } from '../protocol/index.js';
 import { Sidecar } from './sidecar.js';
+import type { SidecarObserver } from './sidecar-histograms.js';
 
 /** Attach progress as log lines (the sidecar's own resyncs). */
 function quietProgress(log: Logger): AttachProgress {
@@ -48,6 +49,8 @@ export function faultFromEnvironment(config: LockstepConfig): FaultHook | undefi
 export interface SidecarExtras {
   /** Called at the named points of every round. */
   readonly fault?: FaultHook;
+  /** Told how long batches and rounds take (the metrics' histograms). */
+  readonly observer?: SidecarObserver;
 }
 
 /** Builds the sidecar for a configuration: the primary stream, a target per replica, the status store, the coordinator. */
@@ -61,6 +64,7 @@ export function createSidecar(
   const plans = new SharedBatchPlans(config.replicas.length);
   const lock = new StreamLock(config.primary, config.slot);
   return new Sidecar({
+    observer: extras.observer,
     openStream: async (resume, durable) => {
       // Control events must be published before anything streams (no stream without them).
       await refreshControlEvents(config.primary, config.publication, config.twoPhase.captureDdl);

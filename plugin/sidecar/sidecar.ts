@@ -25,6 +25,7 @@ import {
   type ReplicaPosition,
   type ReplicaTarget,
 } from '../replica/replica-agent.js';
+import type { SidecarObserver } from './sidecar-histograms.js';
 
 /** The sidecar's view of the primary's bookkeeping (the status store adapter). */
 export interface SidecarStatusStore {
@@ -148,6 +149,8 @@ export interface SidecarParts {
   readonly twoPhase: SidecarTwoPhase;
   /** Calls back at once when the stream is paused or resumed (the flag is then read from {@link SidecarStatusStore.pausedSince}). */
   readonly pauses: PauseSignal;
+  /** Told how long batches and rounds take (the metrics' histograms). */
+  readonly observer?: SidecarObserver;
 }
 
 /** Word that the stream was paused or resumed. */
@@ -177,6 +180,8 @@ export class Sidecar {
   private confirmed: Lsn | null = null;
   /** The slot was found lost while active: the activation ends and stands by. */
   private slotLost = false;
+  /** Every replica became stale (resync: manual): the activation ends and stands by. */
+  private allStale = false;
   /** When an idle point was last handed to the agents. */
   private idleNoted = 0;
   private head: { version: number; lsn: Lsn | null; commitTime: string | null } = {
@@ -256,6 +261,8 @@ export class Sidecar {
           },
           needsRewind: (agent, position) => this.requestRewind(agent.name, position),
           roundCommitted: (version) => this.coordinator.committedThrough >= version,
+          timed: (agent, seconds, commitTime) =>
+            parts.observer?.batchApplied(agent.name, seconds, commitTime),
           note: (agent, message, fields) =>
             parts.log.info({ replica: agent.name, ...fields }, message),
         }),
@@ -283,6 +290,7 @@ export class Sidecar {
       onCommitted: () => {
         for (const agent of this.agents) agent.nudge();
       },
+      onRoundFinished: (outcome, seconds) => this.parts.observer?.roundFinished(outcome, seconds),
       onDeposed: () => {
         this.lockLost = true;
         this.wakeLockCheck?.();
@@ -309,6 +317,7 @@ export class Sidecar {
   private async standBy(): Promise<boolean> {
     let announced = false;
     let lossAnnounced = false;
+    let staleAnnounced = false;
     for (;;) {
       if (this.closing) return false;
       // A lost slot cannot stream: the lock is left free for lockstep attach --resync all.
@@ -317,6 +326,17 @@ export class Sidecar {
         if (!lossAnnounced)
           this.parts.log.error({ slot: this.observed.slot?.name, fix: loss.fix }, loss.reason);
         lossAnnounced = true;
+        await sleep(2_000);
+        continue;
+      }
+      // Every replica stale and resync manual: nothing to run; the lock stays free for attach --resync.
+      if (await this.everyReplicaStale()) {
+        if (!staleAnnounced)
+          this.parts.log.error(
+            { fix: 'lockstep attach --resync all (or name the replicas), or resync: "auto"' },
+            'every replica is stale: standing by until they are copied anew',
+          );
+        staleAnnounced = true;
         await sleep(2_000);
         continue;
       }
@@ -347,6 +367,7 @@ export class Sidecar {
 
   private async activate(): Promise<void> {
     this.lockLost = false;
+    this.allStale = false;
     this.stopping = false;
     this.coordinator = this.newCoordinator();
     this.active = true;
@@ -395,13 +416,19 @@ export class Sidecar {
       });
       this.wakeLockCheck = null;
       if (this.closing) return;
-      if (!this.lockLost && !this.slotLost && (await this.parts.lock.verify())) continue;
+      if (!this.lockLost && !this.slotLost && !this.allStale && (await this.parts.lock.verify()))
+        continue;
       if (this.closing) return;
       const loss = this.slotLost && this.observed.slot ? slotLoss(this.observed.slot) : null;
       if (loss)
         this.parts.log.error(
           { slot: this.observed.slot?.name, fix: loss.fix },
           `${loss.reason}: stopping every loop and standing by`,
+        );
+      else if (this.allStale)
+        this.parts.log.error(
+          { fix: 'lockstep attach --resync all (or name the replicas), or resync: "auto"' },
+          'every replica is stale: stopping every loop and standing by',
         );
       else
         this.parts.log.error(
@@ -416,13 +443,24 @@ export class Sidecar {
     }
   }
 
+  /** With `resync: manual`, whether every replica is durably stale (false when that cannot be read). */
+  private async everyReplicaStale(): Promise<boolean> {
+    if (this.parts.resync) return false;
+    const stale = await this.parts.status.staleReplicas().catch(() => null);
+    return stale !== null && this.agents.every((a) => stale.has(a.name));
+  }
+
   /** Reads the slot; why it can no longer stream, or null (also when it cannot be read now). */
   private async slotLossNow(): Promise<{ reason: string; fix: string } | null> {
-    const slot = await this.parts.status.slotHealth().catch(() => null);
-    this.observed = { ...this.observed, slot };
-    this.statusDirty = true;
-    this.slotLost = slot !== null && slotLoss(slot) !== null;
-    return slot ? slotLoss(slot) : null;
+    const slot = await this.parts.status.slotHealth().catch(() => undefined);
+    // Unread is not healthy: a slot known lost stays lost until it is read again.
+    if (slot !== undefined) {
+      this.observed = { ...this.observed, slot };
+      this.statusDirty = true;
+      this.slotLost = slot !== null && slotLoss(slot) !== null;
+    }
+    const known = this.observed.slot;
+    return this.slotLost && known ? slotLoss(known) : null;
   }
 
   /** Stands by until the lock is free again, then becomes active; false when that failed half-way. */
@@ -460,6 +498,8 @@ export class Sidecar {
     this.resyncing.clear();
     this.confirmed = null;
     this.rewindTo = null;
+    // The next activation's stream may be a new one (attach --resync all starts again at 0).
+    this.head = { version: 0, lsn: null, commitTime: null };
   }
 
   /** Stops cleanly: open batches are rolled back (nothing half-applied), connections closed. */
@@ -764,6 +804,11 @@ export class Sidecar {
       `replica is stale (${why}): it no longer holds WAL and needs a resync`,
     );
     this.startResync(agent.name);
+    if (!this.parts.resync && this.agents.every((a) => this.stale.has(a.name))) {
+      // Nothing left to apply to: free the lock for lockstep attach --resync.
+      this.allStale = true;
+      this.wakeLockCheck?.();
+    }
   }
 
   /** With `resync: "auto"`, copies a stale replica anew in the background. */
@@ -835,9 +880,10 @@ export class Sidecar {
 
   /** Reads what metrics report from the nodes: WAL position, slot retention, in-doubt gids. */
   private async observe(): Promise<void> {
-    const [walLsn, slot, inDoubt] = await Promise.all([
+    // The slot first and on its own: a frozen replica (in-doubt listing) must not delay its loss.
+    const slot = await this.parts.status.slotHealth().catch(() => this.observed.slot);
+    const [walLsn, inDoubt] = await Promise.all([
       this.parts.status.currentWalLsn().catch(() => null),
-      this.parts.status.slotHealth().catch(() => this.observed.slot),
       this.coordinator.inDoubt().catch(() => this.observed.inDoubt),
     ]);
     this.observed = { walLsn, slot, inDoubt };

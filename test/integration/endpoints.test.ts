@@ -79,6 +79,21 @@ describe('HTTP endpoints', () => {
       expect(sample(metrics, 'lockstep_stream_connected')).toBe(1);
       expect(sample(metrics, 'process_resident_memory_bytes')).toBeGreaterThan(0);
       expect(sample(metrics, 'lockstep_primary_version')).toBeGreaterThanOrEqual(1);
+      // Histograms of apply time and commit-to-applied latency, per replica; the slot; the build.
+      for (const histogram of ['lockstep_batch_apply_seconds', 'lockstep_replica_latency_seconds'])
+        expect(
+          sample(metrics, `${histogram}_count`, { replica: 'replica2' }) ?? 0,
+        ).toBeGreaterThanOrEqual(1);
+      await eventually(
+        async () =>
+          sample((await get('/metrics')).text, 'lockstep_slot_wal_status', {
+            status: 'reserved',
+          }) === 1,
+        'the slot read as reserved',
+      );
+      expect(metrics).toMatch(
+        /^lockstep_build_info\{version="\d+\.\d+\.\d+[^"]*",node="[^"]+"\} 1$/m,
+      );
       const status = JSON.parse((await get('/status')).text) as {
         replicas: Array<{ name: string }>;
       };

@@ -64,6 +64,11 @@ describe('a replication slot invalidated while lockstep is paused', () => {
         'the sidecar to report the lost slot',
       );
 
+      // A plain attach does not call it attached.
+      const plain = await command('attach');
+      expect(plain.code).toBe(1);
+      expect(plain.output).toMatch(/was invalidated[\s\S]*attach --resync all/);
+
       // It leaves the coordinator lock free for the way back.
       await eventually(async () => !(await status()).sidecar.running, 'the sidecar to stand by');
 
@@ -71,7 +76,7 @@ describe('a replication slot invalidated while lockstep is paused', () => {
       const again = await command('attach', '--resync', 'all');
       expect(again.code, again.output).toBe(0);
       expect(again.output).toMatch(/attached:/);
-      await insertNumbered(primary, 201, 100);
+      await insertNumbered(primary, 201, 20);
       await eventually(async () => {
         const s = await status();
         return s.slot?.lost === false && s.replicas.every((r) => r.lagVersions === 0);
@@ -80,6 +85,9 @@ describe('a replication slot invalidated while lockstep is paused', () => {
       expect(await preparedGids(clusters.replicas)).toEqual([]);
       const after = await status();
       expect(after.replicas.map((r) => r.state)).toEqual(['streaming', 'streaming']);
+      // The new stream's head, not the old one's 100 versions: nobody looks behind.
+      expect(after.primary.version).toBeLessThan(100);
+      expect(after.replicas.map((r) => r.lagVersions)).toEqual([0, 0]);
     } finally {
       sidecar.kill('SIGTERM');
       await sidecar.exited;

@@ -135,12 +135,6 @@ describe('lockstep migrate', () => {
     const up = await migrate('up');
     expect(up.output).toMatch(/003-notes: applied/);
     await clusters.primary.query(`INSERT INTO notes VALUES (2, 'streamed')`);
-    await new Promise((r) => setTimeout(r, 3000));
-    console.log(
-      'DEBUG',
-      (await lockstep(['status', '--config', clusters.configFile])).output,
-      sidecar.output.slice(-2500),
-    );
     await eventually(async () => {
       for (const r of clusters.replicas)
         if ((await r.query('SELECT 1 FROM notes WHERE id = 2')).length === 0) return false;

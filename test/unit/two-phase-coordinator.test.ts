@@ -215,6 +215,7 @@ describe('TwoPhaseCoordinator with fake participants and nodes', () => {
       world.participant('r0', 'yes', 30),
       world.participant('r1', 'stuck-update', 30),
     ];
+    const finished: Array<{ outcome: string; seconds: number }> = [];
     const coordinator = new TwoPhaseCoordinator({
       stream: 's',
       participants: () => participants,
@@ -223,6 +224,7 @@ describe('TwoPhaseCoordinator with fake participants and nodes', () => {
       decisions: world.store(),
       log: pino({ level: 'silent' }),
       options: { ...QUICK_ROUNDS, deltaTimeoutMs: 50 },
+      onRoundFinished: (outcome, seconds) => finished.push({ outcome, seconds }),
     });
     await coordinator.start();
     coordinator.offer({ version: 10, lsn: toLsn('0/10'), rows: 1, whole: true });
@@ -235,6 +237,9 @@ describe('TwoPhaseCoordinator with fake participants and nodes', () => {
     expect(coordinator.status().held?.refusals).toEqual({
       r1: 'not caught up to the round before the timeout',
     });
+    // The round is timed for the metrics: aborted, after at least its delta deadline.
+    expect(finished[0]?.outcome).toBe('aborted');
+    expect(finished[0]?.seconds).toBeGreaterThanOrEqual(0.05);
     for (const [, nodes] of world.prepared) expect([...nodes]).toEqual([]);
   });
 
