@@ -4,7 +4,7 @@ import { listLockstepGids } from '../../adapters/postgres/prepared-transactions.
 import { streamLockHeld } from '../../adapters/postgres/stream-lock.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { TwoPhaseStatus } from '../coordinator/two-phase-coordinator.js';
-import type { LockstepError } from '../lockstep-error.js';
+import { isConnectionFailure, type LockstepError } from '../lockstep-error.js';
 import { type Lsn, lsnDistance } from '../protocol/index.js';
 
 /** One replica in `status --json`. */
@@ -18,6 +18,8 @@ export interface ReplicaStatus {
   state: string;
   error: string | null;
   errorAt: string | null;
+  /** Whether status could connect to the replica just now. */
+  reachable: boolean;
 }
 
 /** A lockstep transaction still prepared on some node. */
@@ -36,6 +38,8 @@ export interface LockstepStatus {
     walLsn: Lsn | null;
     slotRetainedBytes: number | null;
     error: string | null;
+    /** Whether status could connect to the primary just now. */
+    reachable: boolean;
   };
   replicas: ReplicaStatus[];
   inDoubt: InDoubtTransaction[];
@@ -77,7 +81,14 @@ async function inDoubtOn(node: string, client: pg.ClientBase): Promise<InDoubtTr
 export async function readStatus(config: LockstepConfig): Promise<LockstepStatus> {
   const stream = config.slot;
   const status: LockstepStatus = {
-    primary: { version: null, lsn: null, walLsn: null, slotRetainedBytes: null, error: null },
+    primary: {
+      version: null,
+      lsn: null,
+      walLsn: null,
+      slotRetainedBytes: null,
+      error: null,
+      reachable: true,
+    },
     replicas: [],
     inDoubt: [],
     twoPhase: null,
@@ -120,6 +131,7 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
           walLsn: row.wal,
           slotRetainedBytes: row.retained === null ? null : Number(row.retained),
           error: null,
+          reachable: true,
         };
         headCommit = row.commit_time;
         status.twoPhase = row.two_phase;
@@ -150,6 +162,7 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
     }
   } catch (error) {
     status.primary.error = (error as LockstepError).message;
+    status.primary.reachable = !isConnectionFailure(error);
   }
 
   status.replicas = await Promise.all(
@@ -165,6 +178,7 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
         state: note?.state ?? 'unknown',
         error: note?.error ?? null,
         errorAt: note?.error_at?.toISOString() ?? null,
+        reachable: true,
       };
       let client: pg.Client;
       try {
@@ -173,7 +187,7 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
         // Unreachable now; a replica the sidecar marked stale, resyncing or unresponsive stays so.
         const kept = ['stale', 'resyncing', 'unresponsive'];
         const state = note && kept.includes(note.state) ? note.state : 'halted';
-        return { ...base, state, error: (error as LockstepError).message };
+        return { ...base, state, error: (error as LockstepError).message, reachable: false };
       }
       try {
         const { rows } = await client
