@@ -5,6 +5,8 @@
 export class LockstepError extends Error {
   /** Node the problem is on: `primary` or a replica's name. */
   readonly node: string;
+  /** What is wrong, without the node and fix around it (for `--json`). */
+  readonly problem: string;
   /** The setting, privilege or object at fault (e.g. `wal_level`), when there is one. */
   readonly setting: string | undefined;
   /** Schema-qualified table, when the problem is about one. */
@@ -27,11 +29,40 @@ export class LockstepError extends Error {
     super(`[${where}] ${init.problem}\n  fix: ${init.fix}`, { cause: init.cause });
     this.name = 'LockstepError';
     this.node = init.node;
+    this.problem = init.problem;
     this.setting = init.setting;
     this.table = init.table;
     this.fix = init.fix;
     this.sqlState = init.sqlState;
   }
+}
+
+/** Socket-level failures: the node is down, unknown or does not answer. */
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+/**
+ * Whether an error means a node could not be reached or refused the login
+ * (`unreachable()` in node-connection.ts marks these with the setting
+ * `connection`), looking through wrapping errors' causes.
+ */
+export function isConnectionFailure(error: unknown): boolean {
+  for (let e = error, depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
+    if (e instanceof LockstepError && e.setting === 'connection') return true;
+    const { code = (e as { sqlState?: unknown }).sqlState } = e as { code?: unknown };
+    // 08: connection exception; 28: invalid authorization; 57P03: cannot connect now.
+    if (typeof code === 'string' && (NETWORK_CODES.has(code) || /^(08|28)|^57P03$/.test(code)))
+      return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /**

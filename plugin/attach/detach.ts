@@ -67,6 +67,7 @@ export async function detach(config: LockstepConfig, force = false): Promise<Det
             node: replica.name,
             problem: `the slot and publication are gone, but the replica's position could not be removed: ${error.message}`,
             fix: 'run lockstep detach again once the replica is reachable',
+            cause: error,
           });
         });
         try {
@@ -119,6 +120,7 @@ async function refuseWhilePrepared(config: LockstepConfig, primary: pg.Client): 
         node: replica.name,
         problem: `cannot check the replica for prepared lockstep transactions: ${error.message}`,
         fix: 'run lockstep detach once the replica is reachable (or detach --force)',
+        cause: error,
       });
     });
     try {

@@ -2,13 +2,36 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import v8 from 'node:v8';
-import { Command } from 'commander';
+import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { loadConfig } from '../config/load-config.js';
-import { printProblems, reportFailure } from './cli-output.js';
+import { jsonRequested, printProblems, reportFailure } from './cli-output.js';
+import { ExitCode, exitCodeForProblems, UsageError } from './exit-codes.js';
 import { type AttachCommandOptions, positiveInt } from './option-parsers.js';
-import type { RunState } from './sidecar-endpoints.js';
+import type { StatusFlags } from './status-command.js';
+import type { WaitFlags } from './wait-command.js';
+
+/** The flags of `lockstep migrate`. */
+interface MigrateFlags {
+  config?: string;
+  dir: string;
+  to?: string;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+/** Parses a number of seconds; anything else is a usage error (exit 2). */
+function positiveNumber(text: string): number {
+  const value = Number(text);
+  if (!(value > 0) || !Number.isFinite(value))
+    throw new InvalidArgumentError('expected a number of seconds above 0');
+  return value;
+}
+
+/** lockstep's version, from its package.json. */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(packageJsonPath(), 'utf8')) as { version: string }).version;
+}
 
 /** lockstep's package.json, found from this file whether it runs from source or from dist/. */
 function packageJsonPath(): string {
@@ -30,50 +53,22 @@ async function roundTooling(config: LockstepConfig) {
   };
 }
 
-/** `pause` and `resume` (the primary's control schema upgraded if it predates pause). */
-async function changePause(config: LockstepConfig, paused: boolean) {
-  const [{ migrateControlSchema }, { setReplicationPaused }] = await Promise.all([
-    import('../../adapters/postgres/control-schema.js'),
-    import('../attach/pause-replication.js'),
-  ]);
-  return setReplicationPaused(config, paused, () =>
-    migrateControlSchema('primary', config.primary),
-  );
-}
+const configOption = [
+  '-c, --config <file>',
+  'configuration file (JSON or YAML); LOCKSTEP_* variables override it',
+] as const;
+const jsonOption = ['--json', 'machine-readable output (errors too)'] as const;
 
-/** Builds the `lockstep` command line. */
-export function buildProgram(): Command {
-  const pkg = JSON.parse(readFileSync(packageJsonPath(), 'utf8')) as { version: string };
-  const program = new Command('lockstep')
-    .description(
-      'Keeps replica PostgreSQL databases in step with a primary: versioned packets from logical ' +
-        'replication, deltas for replicas that fall behind, two-phase commit across replicas.',
-    )
-    .version(pkg.version)
-    .showHelpAfterError();
-
-  const configOption = [
-    '-c, --config <file>',
-    'configuration file (JSON or YAML); LOCKSTEP_* variables override it',
-  ] as const;
-
+/** doctor, attach and run. */
+function setupCommands(program: Command): void {
   program
     .command('doctor')
-    .description('check prerequisites on all nodes; print each problem with its fix')
+    .description('check prerequisites on all nodes; print each problem and warning with its fix')
     .option(...configOption)
-    .action(async (options: { config?: string }) => {
-      const config = loadConfig(options.config);
-      const { runDoctor } = await import('../attach/doctor.js');
-      const report = await runDoctor(config);
-      if (report.problems.length > 0) {
-        printProblems(report.problems);
-        process.stderr.write(`${report.problems.length} problem(s) found\n`);
-        process.exitCode = 1;
-        return;
-      }
-      process.stdout.write(
-        `✓ all nodes ready: primary and ${config.replicas.length} replica(s), ${report.tables.length} table(s) to replicate\n`,
-      );
+    .option(...jsonOption)
+    .action(async (flags: { config?: string; json?: boolean }) => {
+      const { doctorCommand } = await import('./doctor-command.js');
+      process.exitCode = await doctorCommand(flags);
     });
 
   program
@@ -118,7 +113,7 @@ export function buildProgram(): Command {
           process.stderr.write(
             `attach refused: fix the ${error.problems.length} problem(s) above (nothing was changed)\n`,
           );
-          process.exitCode = 1;
+          process.exitCode = exitCodeForProblems(error.problems);
           return;
         }
         throw error;
@@ -131,98 +126,20 @@ export function buildProgram(): Command {
       'the sidecar: stream, apply to every replica, confirm the slot; SIGTERM/SIGINT stop it cleanly',
     )
     .option(...configOption)
-    .action(async (options: { config?: string }) => {
-      // A sidecar's live data is small and bounded (the packet window), but V8 lets the heap
-      // grow to about four times it between full collections: 1.6 keeps RSS near what is live.
-      v8.setFlagsFromString('--heap-growing-percent=60');
-      const config = loadConfig(options.config);
-      // Only what the sidecar uses is loaded: a restart is back to streaming sooner.
-      const [
-        { createLogger },
-        { migrateControlSchemaWhenReachable },
-        { createSidecar, faultFromEnvironment },
-        { serveSidecarEndpoints },
-        { SidecarHistograms },
-      ] = await Promise.all([
-        import('../sidecar/logger.js'),
-        import('../../adapters/postgres/control-schema.js'),
-        import('../sidecar/create-sidecar.js'),
-        import('./sidecar-endpoints.js'),
-        import('../sidecar/sidecar-histograms.js'),
-      ]);
-      const log = createLogger(config.log.level);
-      // The endpoints answer (/readyz: starting) while the primary is waited for; their
-      // modules (prom-client among them) load meanwhile, not before.
-      const histograms = new SidecarHistograms(pkg.version);
-      const run: RunState = { sidecar: null, stopping: false, histograms };
-      const serving =
-        config.http.port === 0
-          ? null
-          : serveSidecarEndpoints(config, run).then((endpoints) => {
-              log.info(
-                { host: endpoints.host, port: endpoints.port },
-                `endpoints on http://${endpoints.host}:${endpoints.port} (/healthz /readyz /metrics /status)`,
-              );
-              return endpoints;
-            });
-      // A port that cannot be bound ends the process at once, not once the primary answers.
-      serving?.catch(reportFailure);
-      // A sidecar upgraded in place finds its newer control tables (the decision log) ready;
-      // one started while the primary restarts waits for it instead of exiting.
-      await migrateControlSchemaWhenReachable('primary', config.primary, (error) =>
-        log.warn({ err: error.message }, 'cannot reach the primary: retrying'),
-      );
-      // A bug must not pass silently: log it with its stack, then exit so a supervisor restarts us.
-      process.on('unhandledRejection', (reason) => {
-        log.fatal(
-          { err: reason },
-          `internal error: ${(reason as Error)?.message ?? String(reason)}`,
-        );
-        process.exit(1);
-      });
-      const sidecar = createSidecar(config, log, {
-        fault: faultFromEnvironment(config),
-        observer: histograms,
-      });
-      run.sidecar = sidecar;
-      const started = sidecar.start();
-      started.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
-      const endpoints = await serving;
-      const stopped = new Promise<void>((resolve) => {
-        const shutdown = (signal: string) => {
-          run.stopping = true;
-          log.info(
-            { signal },
-            'stopping: open batches are rolled back, nothing half-applied is kept',
-          );
-          // Never take longer than 10 s to exit.
-          setTimeout(() => process.exit(0), 9_000).unref();
-          void sidecar
-            .stop()
-            .then(() => endpoints?.close())
-            .then(resolve, resolve);
-        };
-        process.once('SIGTERM', () => shutdown('SIGTERM'));
-        process.once('SIGINT', () => shutdown('SIGINT'));
-      });
-      if (await started) {
-        log.info(
-          { replicas: config.replicas.map((r) => r.name), slot: config.slot },
-          'lockstep is running',
-        );
-      }
-      await stopped;
-      log.info('stopped');
-      // Everything is closed; a backoff timer still pending must not delay the exit.
-      process.exit();
+    .action(async (flags: { config?: string }) => {
+      const { runCommand } = await import('./run-command.js');
+      await runCommand(flags, packageVersion());
     });
+}
 
+/** migrate and exec: two-phase rounds with the primary in them. */
+function migrationCommands(program: Command): void {
   program
     .command('migrate')
     .description(
       "run the project's migrations as two-phase rounds: on the primary and every replica, or on none",
     )
-    .argument('<action>', 'up | down | status')
+    .addArgument(new Argument('<action>', 'up | down | status').choices(['up', 'down', 'status']))
     .option(...configOption)
     .option(
       '--dir <folder>',
@@ -234,31 +151,26 @@ export function buildProgram(): Command {
       '--dry-run',
       "prepare everywhere and roll back: report every node's vote, change nothing",
     )
-    .action(
-      async (
-        action: string,
-        options: { config?: string; dir: string; to?: string; dryRun?: boolean },
-      ) => {
-        const config = loadConfig(options.config);
-        const out = (line: string) => process.stdout.write(`${line}\n`);
-        const { migrateDown, migrateStatus, migrateUp } = await import('../migrate/run-migrate.js');
-        const common = {
-          dir: options.dir,
-          to: options.to,
-          dryRun: options.dryRun,
-          ...(await roundTooling(config)),
-        };
-        let ok: boolean;
-        if (action === 'up') ok = await migrateUp(config, common, out);
-        else if (action === 'down') ok = await migrateDown(config, common, out);
-        else if (action === 'status') ok = await migrateStatus(config, options.dir, out);
-        else {
-          process.stderr.write(`unknown migrate action "${action}": use up, down or status\n`);
-          ok = false;
-        }
-        process.exitCode = ok ? 0 : 1;
-      },
-    );
+    .option('--json', 'status: machine-readable output')
+    .action(async (action: 'up' | 'down' | 'status', flags: MigrateFlags) => {
+      const config = loadConfig(flags.config);
+      if (action === 'status') {
+        const { migrateStatusCommand } = await import('./migrate-status-command.js');
+        process.exitCode = await migrateStatusCommand(config, flags);
+        return;
+      }
+      if (flags.json) throw new UsageError('--json goes with migrate status only');
+      const out = (line: string) => process.stdout.write(`${line}\n`);
+      const { migrateDown, migrateUp } = await import('../migrate/run-migrate.js');
+      const common = {
+        dir: flags.dir,
+        to: flags.to,
+        dryRun: flags.dryRun,
+        ...(await roundTooling(config)),
+      };
+      const ok = await (action === 'up' ? migrateUp : migrateDown)(config, common, out);
+      process.exitCode = ok ? ExitCode.ok : ExitCode.problems;
+    });
 
   program
     .command('exec')
@@ -278,30 +190,22 @@ export function buildProgram(): Command {
         },
         (line) => process.stdout.write(`${line}\n`),
       );
-      process.exitCode = ok ? 0 : 1;
+      process.exitCode = ok ? ExitCode.ok : ExitCode.problems;
     });
+}
 
+/** recover, detach, pause and resume. */
+function streamCommands(program: Command): void {
   program
     .command('recover')
     .description(
       'resolve in-doubt prepared transactions by the decision log (no decision: roll back)',
     )
     .option(...configOption)
-    .action(async (options: { config?: string }) => {
-      const config = loadConfig(options.config);
-      const { runRecovery } = await import('../coordinator/run-recovery.js');
-      const report = await runRecovery(config);
-      for (const r of report.resolved) {
-        process.stdout.write(
-          `${r.node}: ${r.action === 'committed' ? 'committed' : 'rolled back'} ${r.gid} (prepared ${Math.round(r.ageSeconds)}s ago; ${r.action === 'committed' ? 'a commit decision is recorded' : 'no commit decision'})\n`,
-        );
-      }
-      for (const f of report.failed) process.stderr.write(`${f.node}: not recovered: ${f.error}\n`);
-      if (report.resolved.length === 0 && report.failed.length === 0)
-        process.stdout.write(
-          'nothing to recover: no lockstep transaction is prepared on any node\n',
-        );
-      process.exitCode = report.failed.length > 0 ? 1 : 0;
+    .option(...jsonOption)
+    .action(async (flags: { config?: string; json?: boolean }) => {
+      const { recoverCommand } = await import('./recover-command.js');
+      process.exitCode = await recoverCommand(flags);
     });
 
   program
@@ -314,74 +218,81 @@ export function buildProgram(): Command {
       '--force',
       'detach even while a sidecar runs (its stream ends) or transactions are prepared',
     )
-    .action(async (options: { config?: string; force?: boolean }) => {
-      const config = loadConfig(options.config);
-      const { detach } = await import('../attach/detach.js');
-      const result = await detach(config, options.force === true);
-      process.stdout.write(
-        `detached: slot "${config.slot}" ${result.slotDropped ? 'dropped' : 'was already gone'}, publication "${config.publication}" ${result.publicationDropped ? 'dropped' : 'was already gone'}; positions forgotten on ${result.replicasReset.join(', ') || 'no replica'}; all data kept\n`,
-      );
+    .option(...jsonOption)
+    .action(async (flags: { config?: string; force?: boolean; json?: boolean }) => {
+      const { detachCommand } = await import('./detach-command.js');
+      process.exitCode = await detachCommand(flags);
     });
 
-  program
-    .command('pause')
-    .description(
+  for (const [name, paused, description] of [
+    [
+      'pause',
+      true,
       'pause replication: the sidecar ends its stream and keeps its replica connections; the slot keeps WAL until resume',
-    )
-    .option(...configOption)
-    .action(async (options: { config?: string }) => {
-      const config = loadConfig(options.config);
-      const result = await changePause(config, true);
-      const since = result.pausedSince?.toISOString();
-      const keeps = 'the slot keeps WAL from the lowest replica position until lockstep resume';
-      if (!result.sidecarRunning)
-        process.stdout.write(
-          `paused since ${since}: no sidecar runs now; one started stays paused; ${keeps}\n`,
-        );
-      else if (result.released)
-        process.stdout.write(
-          `paused since ${since}: the sidecar stopped streaming, replicas stay where they are; ${keeps}\n`,
-        );
-      else {
-        process.stderr.write(
-          `paused since ${since} (recorded), but the running sidecar still streams after 10 s: is it an older lockstep? Restart it and it stays paused\n`,
-        );
-        process.exitCode = 1;
-      }
-    });
-
-  program
-    .command('resume')
-    .description(
+    ],
+    [
+      'resume',
+      false,
       'resume paused replication: the sidecar streams again from the lowest replica position',
-    )
-    .option(...configOption)
-    .action(async (options: { config?: string }) => {
-      const config = loadConfig(options.config);
-      const result = await changePause(config, false);
-      const runs = result.sidecarRunning
-        ? 'the sidecar streams again from the lowest replica position'
-        : 'no sidecar runs now: start lockstep run';
-      process.stdout.write(
-        result.wasPaused ? `resumed: ${runs}\n` : `not paused: nothing to resume (${runs})\n`,
-      );
-    });
+    ],
+  ] as const) {
+    program
+      .command(name)
+      .description(description)
+      .option(...configOption)
+      .option(...jsonOption)
+      .action(async (flags: { config?: string; json?: boolean }) => {
+        const { pauseCommand } = await import('./pause-command.js');
+        process.exitCode = await pauseCommand(flags, paused);
+      });
+  }
+}
 
+/** status, wait and demo. */
+function statusCommands(program: Command): void {
   program
     .command('status')
-    .description('per node: version, lsn, lag, state, last error; in-doubt transactions')
+    .description(
+      'per node: version, lsn, lag, state, last error; in-doubt transactions (exit 1: a replica halted, stale or unresponsive)',
+    )
     .option(...configOption)
-    .option('--json', 'machine-readable output')
-    .action(async (options: { config?: string; json?: boolean }) => {
-      const config = loadConfig(options.config);
-      const [{ readStatus }, { formatStatus }] = await Promise.all([
-        import('../status/read-status.js'),
-        import('./status-view.js'),
-      ]);
-      const status = await readStatus(config);
-      process.stdout.write(
-        options.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status),
-      );
+    .option(...jsonOption)
+    .option(
+      '--watch',
+      'a live view until Ctrl-C: redrawn on a terminal, a line per refresh otherwise',
+    )
+    .addOption(
+      new Option(
+        '--interval <seconds>',
+        'with --watch: seconds between refreshes (default 2)',
+      ).argParser(positiveNumber),
+    )
+    .action(async (flags: StatusFlags) => {
+      const { statusCommand } = await import('./status-command.js');
+      process.exitCode = await statusCommand(flags);
+    });
+
+  program
+    .command('wait')
+    .description(
+      'exit 0 once every (or each --replica) replica applied a primary LSN or stream version (read-your-writes); 1 on timeout',
+    )
+    .option(...configOption)
+    .option(
+      '--lsn <lsn>',
+      'a primary LSN, e.g. from SELECT pg_current_wal_insert_lsn() after a commit',
+    )
+    .option('--version <n>', 'a stream version (status --json: primary.version)')
+    .option('--replica <name...>', 'only these replicas')
+    .addOption(
+      new Option('--timeout <seconds>', 'give up after this long (exit 1)')
+        .argParser(positiveNumber)
+        .default(60),
+    )
+    .option(...jsonOption)
+    .action(async (flags: WaitFlags) => {
+      const { waitCommand } = await import('./wait-command.js');
+      process.exitCode = await waitCommand(flags);
     });
 
   program
@@ -395,8 +306,36 @@ export function buildProgram(): Command {
       const identical = await runDemo({ seconds: options.seconds });
       process.exitCode = identical ? 0 : 1;
     });
+}
 
+/** Builds the `lockstep` command line. */
+export function buildProgram(): Command {
+  const pkg = JSON.parse(readFileSync(packageJsonPath(), 'utf8')) as { version: string };
+  const program = new Command('lockstep')
+    .description(
+      'Keeps replica PostgreSQL databases in step with a primary: versioned packets from logical ' +
+        'replication, deltas for replicas that fall behind, two-phase commit across replicas.',
+    )
+    .version(pkg.version)
+    // Root options only before a command: `wait --version V` is wait's own flag.
+    .enablePositionalOptions()
+    .showHelpAfterError()
+    // Usage errors become exit 2 (reportFailure); with --json the error is printed as JSON instead.
+    .exitOverride()
+    .configureOutput({
+      outputError: (text, write) => {
+        if (!jsonRequested()) write(text);
+      },
+      writeErr: (text) => {
+        if (!jsonRequested()) process.stderr.write(text);
+      },
+    });
+
+  for (const register of [setupCommands, migrationCommands, streamCommands, statusCommands])
+    register(program);
   return program;
 }
 
-await buildProgram().parseAsync(process.argv).catch(reportFailure);
+await buildProgram()
+  .parseAsync(process.argv)
+  .catch((error: unknown) => reportFailure(error));

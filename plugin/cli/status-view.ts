@@ -1,5 +1,16 @@
 import type { LockstepStatus } from '../status/read-status.js';
 
+/** Lines of a table: each column as wide as its widest cell, two spaces between columns. */
+export function formatTable(header: readonly string[], rows: readonly string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const format = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  return [format(header), ...rows.map(format)];
+}
+
 /** `status` for people: one line for the primary, a table of replicas, then in-doubt transactions. */
 export function formatStatus(status: LockstepStatus): string {
   const lines: string[] = [];
@@ -33,14 +44,9 @@ export function formatStatus(status: LockstepStatus): string {
     r.lagSeconds === null ? '-' : r.lagSeconds.toFixed(1),
     r.error ? (r.error.split('\n')[0] ?? '') : '',
   ]);
-  const header = ['replica', 'state', 'version', 'lsn', 'lag', 'lag s', 'last error'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const format = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd();
-  lines.push(format(header), ...rows.map(format));
+  lines.push(
+    ...formatTable(['replica', 'state', 'version', 'lsn', 'lag', 'lag s', 'last error'], rows),
+  );
   const held = status.twoPhase?.held;
   if (held) {
     lines.push(

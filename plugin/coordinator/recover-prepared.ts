@@ -1,3 +1,4 @@
+import { isConnectionFailure } from '../lockstep-error.js';
 import { parseGid, recoverRound } from '../protocol/index.js';
 import type { DecisionStore, PhaseTwoNode } from './round-participant.js';
 
@@ -10,9 +11,15 @@ export interface RecoveryReport {
     action: 'committed' | 'rolled-back';
     ageSeconds: number;
   }>;
-  /** Nodes that could not be read or finished now (a later pass retries). */
-  readonly failed: ReadonlyArray<{ node: string; error: string }>;
+  /** Nodes that could not be read or finished now (a later pass retries); `unreachable` when not connected. */
+  readonly failed: ReadonlyArray<{ node: string; error: string; unreachable: boolean }>;
 }
+
+const failure = (node: string, error: unknown) => ({
+  node,
+  error: (error as Error).message,
+  unreachable: isConnectionFailure(error),
+});
 
 /** Decisions older than this, for gids prepared nowhere, are forgotten. */
 const DECISION_RETENTION_SECONDS = 3600;
@@ -56,7 +63,7 @@ export async function recoverPrepared(
           holders.set(prepared.gid, list);
         }
       } catch (error) {
-        failed.push({ node: node.node, error: (error as Error).message });
+        failed.push(failure(node.node, error));
       }
     }),
   );
@@ -92,7 +99,7 @@ export async function recoverPrepared(
           ageSeconds: holder.ageSeconds,
         });
       } catch (error) {
-        failed.push({ node: holder.node.node, error: (error as Error).message });
+        failed.push(failure(holder.node.node, error));
       }
     }
   }

@@ -167,17 +167,6 @@ function reportRound(
   return everyone;
 }
 
-/** Reads every node's history. */
-async function histories(config: LockstepConfig) {
-  const sessions = [
-    new MigrationSession('primary', config.primary, config.slot),
-    ...config.replicas.map((r) => new MigrationSession(r.name, r.url, config.slot)),
-  ];
-  return Promise.all(
-    sessions.map(async (s) => ({ node: s.node, history: await s.history().catch(() => null) })),
-  );
-}
-
 /**
  * `lockstep migrate up`: each pending migration, in name order, as one
  * two-phase round with the primary in it. Returns false (after printing every
@@ -296,36 +285,4 @@ export async function execStatement(
     });
     return reportRound(result, options.dryRun, { done: 'executed', label: '' }, out);
   });
-}
-
-/**
- * `lockstep migrate status`: per node, applied and pending migrations, and
- * every node whose history differs from the primary's. False when one differs.
- */
-export async function migrateStatus(
-  config: LockstepConfig,
-  dir: string,
-  out: MigrateOutput,
-): Promise<boolean> {
-  const files = await readMigrationFiles(dir);
-  const all = await histories(config);
-  const primary = all[0]?.history ?? [];
-  const key = (h: { name: string; checksum: string }[]) =>
-    h.map((x) => `${x.name}:${x.checksum}`).join(',');
-  let consistent = true;
-  for (const { node, history } of all) {
-    if (!history) {
-      out(`${node}: unreachable or not attached`);
-      consistent = false;
-      continue;
-    }
-    const applied = new Set(history.map((h) => h.name));
-    const pending = files.filter((f) => !applied.has(f.name)).map((f) => f.name);
-    const differs = node !== 'primary' && key(history) !== key(primary);
-    if (differs) consistent = false;
-    out(
-      `${node}: ${history.length} applied${history.length ? ` (last ${history[history.length - 1]?.name})` : ''}, ${pending.length} pending${pending.length ? `: ${pending.join(', ')}` : ''}${differs ? "  — DIFFERS from the primary's history" : ''}`,
-    );
-  }
-  return consistent;
 }

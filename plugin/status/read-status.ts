@@ -5,7 +5,7 @@ import { readSlotHealth } from '../../adapters/postgres/replication-slot.js';
 import { streamLockHeld } from '../../adapters/postgres/stream-lock.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { TwoPhaseStatus } from '../coordinator/two-phase-coordinator.js';
-import type { LockstepError } from '../lockstep-error.js';
+import { isConnectionFailure, type LockstepError } from '../lockstep-error.js';
 import { type SlotHealth, slotLoss } from '../primary/slot-health.js';
 import { type Lsn, lsnDistance } from '../protocol/index.js';
 
@@ -20,6 +20,8 @@ export interface ReplicaStatus {
   state: string;
   error: string | null;
   errorAt: string | null;
+  /** Whether status could connect to the replica just now. */
+  reachable: boolean;
 }
 
 /** A lockstep transaction still prepared on some node. */
@@ -38,6 +40,8 @@ export interface LockstepStatus {
     walLsn: Lsn | null;
     slotRetainedBytes: number | null;
     error: string | null;
+    /** Whether status could connect to the primary just now. */
+    reachable: boolean;
   };
   replicas: ReplicaStatus[];
   inDoubt: InDoubtTransaction[];
@@ -81,7 +85,14 @@ async function inDoubtOn(node: string, client: pg.ClientBase): Promise<InDoubtTr
 export async function readStatus(config: LockstepConfig): Promise<LockstepStatus> {
   const stream = config.slot;
   const status: LockstepStatus = {
-    primary: { version: null, lsn: null, walLsn: null, slotRetainedBytes: null, error: null },
+    primary: {
+      version: null,
+      lsn: null,
+      walLsn: null,
+      slotRetainedBytes: null,
+      error: null,
+      reachable: true,
+    },
     replicas: [],
     inDoubt: [],
     twoPhase: null,
@@ -125,6 +136,7 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
           walLsn: row.wal,
           slotRetainedBytes: row.retained === null ? null : Number(row.retained),
           error: null,
+          reachable: true,
         };
         headCommit = row.commit_time;
         status.twoPhase = row.two_phase;
@@ -163,6 +175,7 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
     }
   } catch (error) {
     status.primary.error = (error as LockstepError).message;
+    status.primary.reachable = !isConnectionFailure(error);
   }
   status.replicas = await readReplicas(config, status, notes, headCommit);
   // Without its slot no replica can catch up, whatever it last did: each needs a fresh copy.
@@ -197,6 +210,7 @@ async function readReplicas(
         state: note?.state ?? 'unknown',
         error: note?.error ?? null,
         errorAt: note?.error_at?.toISOString() ?? null,
+        reachable: true,
       };
       let client: pg.Client;
       try {
@@ -205,7 +219,7 @@ async function readReplicas(
         // Unreachable now; a replica the sidecar marked stale, resyncing or unresponsive stays so.
         const kept = ['stale', 'resyncing', 'unresponsive'];
         const state = note && kept.includes(note.state) ? note.state : 'halted';
-        return { ...base, state, error: (error as LockstepError).message };
+        return { ...base, state, error: (error as LockstepError).message, reachable: false };
       }
       try {
         const { rows } = await client

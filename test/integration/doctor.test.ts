@@ -2,17 +2,19 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { clusterProvider } from '../harness/clusters.js';
+import { eventually } from '../support/compare-nodes.js';
 import { lockstep, writeConfig } from '../support/lockstep-process.js';
 
 let notLogical: PostgresCluster; // primary with wal_level=replica
 let fullSlots: PostgresCluster; // primary whose only slot is taken
 let noPrepared: PostgresCluster; // replica with max_prepared_transactions=0
 let drifted: PostgresCluster; // replica whose tables differ
+let risky: PostgresCluster; // primary that cannot prepare, with settings that hurt later
 const configs: Array<{ remove(): void }> = [];
 
 beforeAll(async () => {
   const provider = await clusterProvider();
-  [notLogical, fullSlots, noPrepared, drifted] = await Promise.all([
+  [notLogical, fullSlots, noPrepared, drifted, risky] = await Promise.all([
     provider.start({ role: 'primary', name: 'not-logical', settings: { wal_level: 'replica' } }),
     provider.start({
       role: 'primary',
@@ -25,6 +27,16 @@ beforeAll(async () => {
       settings: { max_prepared_transactions: 0 },
     }),
     provider.start({ role: 'replica', name: 'drifted' }),
+    provider.start({
+      role: 'primary',
+      name: 'risky',
+      settings: {
+        max_prepared_transactions: 0,
+        wal_sender_timeout: '5s',
+        idle_session_timeout: '1h',
+        max_slot_wal_keep_size: -1,
+      },
+    }),
   ]);
   const primaryTables = `CREATE TABLE orders (id int PRIMARY KEY, total numeric(10,2), note text);
                          CREATE TABLE audit (at timestamptz, what text);
@@ -36,33 +48,51 @@ beforeAll(async () => {
   ]);
   await drifted.query(`CREATE TABLE orders (id int PRIMARY KEY, total text, extra int NOT NULL);
                        CREATE TABLE audit (at timestamptz, what text);`);
+  // The same table as the drifted replica's: only the primary's settings are at fault.
+  await risky.query('CREATE TABLE orders (id int PRIMARY KEY, total text, extra int NOT NULL)');
   await fullSlots.query(`SELECT pg_create_logical_replication_slot('someone_else', 'pgoutput')`);
   await fullSlots.query('CREATE ROLE app_no_repl LOGIN');
 });
 afterAll(async () => {
   for (const c of configs) c.remove();
-  await Promise.all([notLogical, fullSlots, noPrepared, drifted].map((c) => c?.destroy()));
+  await Promise.all([notLogical, fullSlots, noPrepared, drifted, risky].map((c) => c?.destroy()));
 });
 
 async function doctor(
   primaryUrl: PostgresCluster,
   replicas: PostgresCluster[],
   extra: Record<string, unknown> = {},
+  flags: string[] = [],
 ) {
   const config = writeConfig(primaryUrl, replicas, extra);
   configs.push(config);
-  return lockstep(['doctor', '--config', config.file]);
+  return lockstep(['doctor', '--config', config.file, ...flags]);
+}
+
+/** `doctor --json`: its exit code, and each problem and warning as node and setting. */
+async function doctorJson(primary: PostgresCluster, replicas: PostgresCluster[]) {
+  const { code, stdout } = await doctor(primary, replicas, { tables: ['public.orders'] }, [
+    '--json',
+  ]);
+  const report = JSON.parse(stdout) as {
+    ok: boolean;
+    problems: Array<{ node: string; setting: string | null; problem: string; fix: string }>;
+    warnings: Array<{ node: string; setting: string | null; problem: string; fix: string }>;
+    tables: string[];
+  };
+  const where = (list: typeof report.problems) => list.map((p) => [p.node, p.setting]);
+  return { code, report, problems: where(report.problems), warnings: where(report.warnings) };
 }
 
 describe('lockstep doctor', () => {
-  it('lists every problem of the primary and the replicas with its fix, and exits 1', async () => {
+  it('lists every problem of the primary and the replicas with its fix; an unreachable node makes it exit 3', async () => {
     const unreachable = {
       ...drifted,
       name: 'unreachable',
       url: 'postgres://postgres:hunter2@127.0.0.1:1/postgres',
     } as PostgresCluster;
     const { code, output } = await doctor(notLogical, [noPrepared, drifted, unreachable]);
-    expect(code).toBe(1);
+    expect(code).toBe(3);
     // primary
     expect(output).toMatch(
       /\[primary\] wal_level is 'replica'; logical replication needs 'logical'\n\s+fix: run ALTER SYSTEM SET wal_level = 'logical'/,
@@ -124,6 +154,35 @@ describe('lockstep doctor', () => {
     expect(output).toMatch(/no table matches the configured tables \["nothing\.\*"\]/);
   });
 
+  it('fails a primary that cannot prepare, and warns about settings that hurt later', async () => {
+    const { code, report, problems, warnings } = await doctorJson(risky, [drifted]);
+    expect(code).toBe(1);
+    expect(report.ok).toBe(false);
+    expect(problems).toEqual([['primary', 'max_prepared_transactions']]);
+    expect(warnings).toEqual([
+      ['primary', 'idle_session_timeout'],
+      ['primary', 'wal_sender_timeout'],
+      ['primary', 'max_slot_wal_keep_size'],
+    ]);
+    expect(report.tables).toEqual(['public.orders']);
+    // The same settings on a replica: only the session timeout matters there.
+    await drifted.query(`ALTER SYSTEM SET idle_session_timeout = '1h'`);
+    await drifted.query('SELECT pg_reload_conf()');
+    try {
+      await eventually(
+        async () => (await doctorJson(risky, [drifted])).warnings.length === 4,
+        'the reloaded setting',
+      );
+      expect((await doctorJson(risky, [drifted])).warnings).toContainEqual([
+        'drifted',
+        'idle_session_timeout',
+      ]);
+    } finally {
+      await drifted.query('ALTER SYSTEM RESET idle_session_timeout');
+      await drifted.query('SELECT pg_reload_conf()');
+    }
+  });
+
   it('says all is well when it is', async () => {
     await fullSlots.query(`SELECT pg_drop_replication_slot('someone_else')`);
     await noPrepared.query(`ALTER SYSTEM SET max_prepared_transactions = 10`);
@@ -136,5 +195,30 @@ describe('lockstep doctor', () => {
       /✓ all nodes ready: primary and 1 replica\(s\), 2 table\(s\) to replicate/,
     );
     expect(code).toBe(0);
+
+    // Warnings leave the exit code alone: an unbounded slot (the default), then one bounded too tightly.
+    const unbounded = await doctorJson(fullSlots, [noPrepared]);
+    expect(unbounded).toMatchObject({ code: 0, report: { ok: true }, problems: [] });
+    expect(unbounded.warnings).toEqual([['primary', 'max_slot_wal_keep_size']]);
+    const bounded = async (size: string) => {
+      await fullSlots.query(`ALTER SYSTEM SET max_slot_wal_keep_size = '${size}'`);
+      await fullSlots.query('SELECT pg_reload_conf()');
+      await eventually(
+        async () =>
+          (
+            await fullSlots.query<{ s: string }>(
+              `SELECT current_setting('max_slot_wal_keep_size') AS s`,
+            )
+          )[0]?.s === size,
+        `max_slot_wal_keep_size = ${size}`,
+      );
+      return doctorJson(fullSlots, [noPrepared]);
+    };
+    const tight = await bounded('100MB');
+    expect(tight.code).toBe(0);
+    expect(tight.warnings).toEqual([['primary', 'max_slot_wal_keep_size']]);
+    expect(tight.report.warnings[0]?.problem).not.toBe(unbounded.report.warnings[0]?.problem);
+    const enough = await bounded('4GB');
+    expect(enough).toMatchObject({ code: 0, warnings: [] });
   });
 });

@@ -55,7 +55,7 @@ describe('credentials', () => {
       '--config',
       config('unreachable', [url(r1), `postgres://app_owner:${PASSWORD}@127.0.0.1:1/postgres`]),
     ]);
-    expect(unreachable.code).toBe(1);
+    expect(unreachable.code).toBe(3);
     expect(unreachable.output).toMatch(/r2.*cannot connect/);
     const good = config('good', [url(r1), url(r2)]);
     expect((await run(['attach', '--config', good])).code).toBe(0);

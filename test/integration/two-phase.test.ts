@@ -12,7 +12,11 @@ import {
   preparedGids,
 } from '../support/compare-nodes.js';
 import { criticalSetup, CRITICAL_TABLES as TABLES } from '../support/critical-setup.js';
-import { LockstepProcess, lockstep } from '../support/lockstep-process.js';
+import {
+  type LockstepProcess,
+  lockstep,
+  withSidecar as withSidecarOn,
+} from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 
 const clusters = useAttached(criticalSetup({ voteTimeoutMs: 3_000 }));
@@ -30,13 +34,7 @@ function replicas(): [PostgresCluster, PostgresCluster] {
 }
 
 async function withSidecar(body: (sidecar: LockstepProcess) => Promise<void>): Promise<void> {
-  const sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
-  try {
-    await body(sidecar);
-  } finally {
-    sidecar.kill('SIGTERM');
-    expect(await sidecar.exited).toBe(0);
-  }
+  await withSidecarOn(clusters.configFile, body);
   expect(await preparedGids([clusters.primary, ...clusters.replicas])).toEqual([]);
 }
 

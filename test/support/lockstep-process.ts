@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { expect } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 
 /** Writes a configuration file for a primary and replicas; returns its path and a cleanup. */
@@ -46,8 +47,13 @@ export function useBuiltCli(): void {
 /** A `lockstep` command run as its own process (so tests can SIGKILL it), output collected. */
 export class LockstepProcess {
   readonly child: ChildProcess;
+  /** stdout and stderr as they came, interleaved. */
   output = '';
+  /** stdout alone (a `--json` command's document). */
+  stdout = '';
   readonly exited: Promise<number | null>;
+  /** The exit code once stdout and stderr are read to their end as well. */
+  readonly closed: Promise<number | null>;
 
   constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
     this.child = spawn(process.execPath, [...entry, ...args], {
@@ -56,11 +62,13 @@ export class LockstepProcess {
     });
     this.child.stdout?.on('data', (d: Buffer) => {
       this.output += d.toString();
+      this.stdout += d.toString();
     });
     this.child.stderr?.on('data', (d: Buffer) => {
       this.output += d.toString();
     });
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+    this.closed = new Promise((resolve) => this.child.once('close', (code) => resolve(code)));
   }
 
   /** JSON log lines printed so far. */
@@ -89,12 +97,12 @@ export class LockstepProcess {
   }
 }
 
-/** Runs a lockstep command to completion and returns its exit code and output. */
+/** Runs a lockstep command to completion and returns its exit code and output (and stdout alone). */
 export async function lockstep(
   args: string[],
   env: NodeJS.ProcessEnv = {},
   timeoutMs?: number,
-): Promise<{ code: number | null; output: string }> {
+): Promise<{ code: number | null; output: string; stdout: string }> {
   const p = new LockstepProcess(args, env);
   // A command that hangs is stopped and reported with what it printed, instead of timing the test out blind.
   const timer =
@@ -105,7 +113,22 @@ export async function lockstep(
           p.kill('SIGTERM');
           setTimeout(() => p.kill('SIGKILL'), 5_000).unref();
         }, timeoutMs);
-  const code = await p.exited;
+  // 'close', not 'exit': the output a command printed just before exiting is all read.
+  const code = await p.closed;
   if (timer) clearTimeout(timer);
-  return { code, output: p.output };
+  return { code, output: p.output, stdout: p.stdout };
+}
+
+/** Runs `body` while a sidecar runs on `configFile`; stops it after (SIGTERM, which must exit 0). */
+export async function withSidecar(
+  configFile: string,
+  body: (sidecar: LockstepProcess) => Promise<void>,
+): Promise<void> {
+  const sidecar = new LockstepProcess(['run', '--config', configFile]);
+  try {
+    await body(sidecar);
+  } finally {
+    sidecar.kill('SIGTERM');
+    expect(await sidecar.exited).toBe(0);
+  }
 }

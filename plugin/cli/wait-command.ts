@@ -1,0 +1,112 @@
+import type pg from 'pg';
+import { connectNode, endClient } from '../../adapters/postgres/node-connection.js';
+import {
+  type ReplicaPosition,
+  type WaitTarget,
+  waitForPositions,
+} from '../client/replica-positions.js';
+import { barrierOn } from '../client/wait-for-replicas.js';
+import type { LockstepConfig } from '../config/config-schema.js';
+import { loadConfig } from '../config/load-config.js';
+import { toLsn } from '../protocol/index.js';
+import { printJson } from './cli-output.js';
+import { ExitCode, UsageError } from './exit-codes.js';
+
+/** The flags of `lockstep wait`. */
+export interface WaitFlags {
+  config?: string;
+  lsn?: string;
+  version?: string;
+  replica?: string[];
+  timeout: number;
+  json?: boolean;
+}
+
+/** `--lsn` or `--version`, exactly one, checked. */
+function targetOf(flags: WaitFlags): WaitTarget {
+  if ((flags.lsn === undefined) === (flags.version === undefined))
+    throw new UsageError('give exactly one of --lsn and --version');
+  if (flags.lsn !== undefined) {
+    try {
+      return { lsn: toLsn(flags.lsn) };
+    } catch {
+      throw new UsageError(`--lsn ${flags.lsn}: not an LSN (expected e.g. 0/16B3748)`);
+    }
+  }
+  const version = Number(flags.version);
+  if (!Number.isSafeInteger(version) || version < 0)
+    throw new UsageError(`--version ${flags.version}: not a stream version (a whole number)`);
+  return { version };
+}
+
+/** The replicas to wait for: all, or those named by `--replica`. */
+function chosenReplicas(config: LockstepConfig, names: readonly string[] | undefined) {
+  if (!names || names.length === 0) return config.replicas;
+  const unknown = names.filter((n) => !config.replicas.some((r) => r.name === n));
+  if (unknown.length > 0)
+    throw new UsageError(
+      `--replica ${unknown.join(', ')}: no such replica in the configuration`,
+      `use one of: ${config.replicas.map((r) => r.name).join(', ')}`,
+    );
+  return config.replicas.filter((r) => names.includes(r.name));
+}
+
+/** Commits a barrier on the primary, so an idle primary still gives the replicas an LSN past the target. */
+async function primaryBarrier(config: LockstepConfig): Promise<void> {
+  const primary = await connectNode('primary', config.primary, 'lockstep-wait');
+  try {
+    await barrierOn(primary)();
+  } finally {
+    await endClient(primary);
+  }
+}
+
+function describe(target: WaitTarget): string {
+  return 'lsn' in target ? `lsn ${target.lsn}` : `version ${target.version}`;
+}
+
+function where(p: ReplicaPosition): string {
+  return p.version === null
+    ? `${p.name} (position unknown)`
+    : `${p.name} at version ${p.version} (lsn ${p.lsn})`;
+}
+
+/**
+ * `lockstep wait`: exits 0 once every (or each named) replica has applied the
+ * target, 1 on timeout (naming who is behind and where), 3 when a replica (or
+ * the primary, for an LSN's barrier) cannot be reached.
+ */
+export async function waitCommand(flags: WaitFlags): Promise<ExitCode> {
+  const target = targetOf(flags);
+  const config = loadConfig(flags.config);
+  const replicas = chosenReplicas(config, flags.replica);
+  const clients: pg.Client[] = [];
+  try {
+    for (const replica of replicas)
+      clients.push(await connectNode(replica.name, replica.url, 'lockstep-wait'));
+    const result = await waitForPositions(
+      replicas.map((r, i) => ({ name: r.name, db: clients[i] as pg.Client })),
+      target,
+      {
+        timeoutMs: flags.timeout * 1000,
+        stream: config.slot,
+        nudge: 'lsn' in target ? () => primaryBarrier(config) : undefined,
+      },
+    );
+    if (flags.json) printJson({ reached: result.reached, target, replicas: result.replicas });
+    else if (result.reached)
+      process.stdout.write(
+        `reached ${describe(target)}: ${result.replicas.map(where).join(', ')}\n`,
+      );
+    else
+      process.stderr.write(
+        `timed out after ${flags.timeout} s waiting for ${describe(target)}; behind: ${result.replicas
+          .filter((p) => !p.reached)
+          .map(where)
+          .join(', ')}\n`,
+      );
+    return result.reached ? ExitCode.ok : ExitCode.problems;
+  } finally {
+    await Promise.all(clients.map(endClient));
+  }
+}

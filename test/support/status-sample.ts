@@ -1,0 +1,57 @@
+import type { LockstepStatus, ReplicaStatus } from '../../plugin/status/read-status.js';
+
+/** A replica in a status, streaming and caught up unless `fields` say otherwise. */
+export function replicaStatus(name: string, fields: Partial<ReplicaStatus> = {}): ReplicaStatus {
+  return {
+    name,
+    version: 10,
+    lsn: '0/100' as ReplicaStatus['lsn'],
+    lagVersions: 0,
+    lagBytes: 0,
+    lagSeconds: 0,
+    state: 'streaming',
+    error: null,
+    errorAt: null,
+    reachable: true,
+    ...fields,
+  };
+}
+
+/** A status of a primary at version 10 with these replicas. */
+export function lockstepStatus(
+  replicas: ReplicaStatus[],
+  fields: Partial<LockstepStatus> = {},
+): LockstepStatus {
+  return {
+    primary: {
+      version: 10,
+      lsn: '0/100' as ReplicaStatus['lsn'],
+      walLsn: '0/200' as ReplicaStatus['lsn'],
+      slotRetainedBytes: 256,
+      error: null,
+      reachable: true,
+    },
+    replicas,
+    inDoubt: [],
+    twoPhase: { roundsCommitted: 3, roundsAborted: 1, held: null },
+    paused: false,
+    pausedSince: null,
+    sidecar: { active: 'host:1', since: null, running: true },
+    slot: slotStatus(false),
+    ...fields,
+  };
+}
+
+/** The slot in a status: healthy, or lost (invalidated) with its reason and fix. */
+export function slotStatus(lost: boolean): NonNullable<LockstepStatus['slot']> {
+  return {
+    name: 'lockstep',
+    exists: true,
+    walStatus: lost ? 'lost' : 'reserved',
+    safeWalBytes: null,
+    retainedBytes: 256,
+    lost,
+    reason: lost ? 'the replication slot "lockstep" was invalidated' : null,
+    fix: lost ? 'lockstep attach --resync all' : null,
+  };
+}
