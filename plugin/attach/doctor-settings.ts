@@ -99,19 +99,23 @@ export async function checkNodeSettings(
   const { rows } = await client.query<{ role: string }>('SELECT current_user AS role');
   const number = (name: string) => Number(settings.get(name) ?? Number.NaN);
   const problems: LockstepError[] = [];
+  const preparedWarnings: LockstepError[] = [];
   if (!(number('max_prepared_transactions') > 0)) {
-    problems.push(
+    // A replica is in every two-phase round; the primary only in migrate's and exec's: replication
+    // works without it there, so it is a warning for the primary.
+    (options.primary ? preparedWarnings : problems).push(
       new LockstepError({
         node,
         setting: 'max_prepared_transactions',
         problem: options.primary
-          ? 'max_prepared_transactions is 0: the primary cannot prepare, which lockstep migrate and exec need (the primary takes part in their two-phase round)'
+          ? 'max_prepared_transactions is 0: the primary cannot prepare, so lockstep migrate and exec will refuse (the primary takes part in their two-phase round); replication itself does not need it'
           : 'max_prepared_transactions is 0: the replica cannot take part in two-phase commits',
         fix: `${PREPARED_FIX} the ${options.primary ? 'primary' : 'replica'}`,
       }),
     );
   }
   const warnings = [
+    ...preparedWarnings,
     idleSessionWarning(node, rows[0]?.role ?? 'lockstep', number('idle_session_timeout')),
   ];
   if (options.primary) {

@@ -170,9 +170,12 @@ describe('HTTP endpoints', () => {
     });
     const get = getter(port);
     try {
+      // Both happen at start-up, in either order: the endpoints bind while the primary is awaited.
       await eventually(
-        async () => sidecar.logged(/cannot reach the primary: retrying/) !== undefined,
-        'the sidecar to wait for its primary',
+        async () =>
+          sidecar.logged(/cannot reach the primary: retrying/) !== undefined &&
+          sidecar.logged(/^endpoints on /) !== undefined,
+        'the sidecar to serve its endpoints while it waits for its primary',
       );
       expect(await get('/healthz')).toEqual({ code: 200, text: 'ok\n' });
       const ready = await readyz(get);
