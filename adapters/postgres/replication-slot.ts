@@ -1,6 +1,7 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { CONTROL_EVENTS_TABLE, type Lsn, toLsn } from '../../plugin/protocol/index.js';
 import { clientConfig } from './connection-url.js';
+import { LibpqClient } from './libpq-client.js';
 import { explainReplicationError } from './replication-errors.js';
 import { assertObjectName, quoteIdent, quoteQualified } from './sql-identifier.js';
 
@@ -29,7 +30,7 @@ export async function createReplicationSlot(
   options: { exportSnapshot?: boolean; node?: string } = {},
 ): Promise<CreatedSlot> {
   assertObjectName('slot', slot);
-  const client = new pg.Client({
+  const client = new LibpqClient({
     ...clientConfig(url),
     replication: 'database',
   } as pg.ClientConfig);
