@@ -10,14 +10,22 @@ export interface ClusterSpec {
   readonly name?: string;
   /** Extra `postgresql.conf` settings, overriding the role's defaults. */
   readonly settings?: Readonly<Record<string, string | number>>;
+  /**
+   * TLS only: a CA and a server certificate made for the cluster, TCP
+   * connections without TLS rejected. `hba` lines go first in pg_hba.conf
+   * (e.g. `hostssl all app 127.0.0.1/32 scram-sha-256`).
+   */
+  readonly tls?: { readonly hba?: readonly string[] };
 }
 
 /** A running PostgreSQL cluster started by lockstep (tests, benchmarks, the demo). */
 export interface PostgresCluster {
   readonly name: string;
   readonly role: ClusterRole;
-  /** Superuser URL of the `postgres` database. */
+  /** Superuser URL of the `postgres` database (on a TLS cluster: verify-full against its CA). */
   readonly url: string;
+  /** On a TLS-only cluster: the CA certificate that signed the server's (for `sslrootcert`). */
+  readonly tls?: { readonly caFile: string };
   readonly host: string;
   readonly port: number;
   /** Server major version. */

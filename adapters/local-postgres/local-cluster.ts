@@ -21,6 +21,7 @@ import {
   type PostgresCluster,
   roleSettings,
 } from './cluster.js';
+import { makeTlsOnly } from './cluster-tls.js';
 import {
   asServerUser,
   chownToServerUser,
@@ -129,6 +130,7 @@ export class LocalClusterProvider implements ClusterProvider {
     cpSync(template, dataDir, { recursive: true, preserveTimestamps: true });
     chownToServerUser(dataDir);
     const settings = { ...roleSettings(spec.role), ...(this.fast ? FAST : {}), ...spec.settings };
+    const tls = spec.tls ? { caFile: makeTlsOnly(dir, dataDir, spec.tls.hba).certFile } : undefined;
     for (let attempt = 0; ; attempt++) {
       const port = await freePort();
       const cluster = new LocalCluster(
@@ -139,6 +141,7 @@ export class LocalClusterProvider implements ClusterProvider {
         port,
         this.bin,
         this.binaries.major,
+        tls,
       );
       appendFileSync(
         path.join(dataDir, 'postgresql.conf'),
@@ -237,15 +240,20 @@ class LocalCluster implements PostgresCluster {
     readonly port: number,
     private readonly bin: string,
     readonly major: number,
+    readonly tls?: { readonly caFile: string },
   ) {
-    this.url = `postgres://postgres@${HOST}:${port}/postgres`;
+    this.url = this.urlFor({});
     this.logFile = path.join(dir, 'server.log');
   }
 
   urlFor(options: { database?: string; user?: string; password?: string }): string {
     const user = encodeURIComponent(options.user ?? 'postgres');
     const password = options.password ? `:${encodeURIComponent(options.password)}` : '';
-    return `postgres://${user}${password}@${HOST}:${this.port}/${encodeURIComponent(options.database ?? 'postgres')}`;
+    // A TLS-only cluster is reached with the strictest mode, so its URL works wherever a URL is used.
+    const tls = this.tls
+      ? `?sslmode=verify-full&sslrootcert=${encodeURIComponent(this.tls.caFile)}`
+      : '';
+    return `postgres://${user}${password}@${HOST}:${this.port}/${encodeURIComponent(options.database ?? 'postgres')}${tls}`;
   }
 
   async query<R extends pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<R[]> {

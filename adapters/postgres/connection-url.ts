@@ -1,7 +1,14 @@
-import type { ClientConfig } from 'pg';
+import { parseConnectionString } from './connection-string.js';
+import { looksLikeKeywordDsn, parseKeywordDsn } from './keyword-dsn.js';
+import { LibpqClient, type LibpqClientConfig } from './libpq-client.js';
+import { tlsSettings } from './tls-options.js';
 
-/** Replaces the password of a Postgres URL with `***`; for logs and messages. */
+/** A keyword DSN's password value: bare (with `\` escapes) or quoted (closed or not). */
+const DSN_PASSWORD = /(^|\s)(password\s*=\s*)('(?:[^'\\]|\\.)*(?:'|\\?$)|(?:[^\s\\]|\\.)*)/gi;
+
+/** Replaces the password of a connection string (URL or keyword DSN) with `***`; for logs and messages. */
 export function redactUrl(url: string): string {
+  if (looksLikeKeywordDsn(url)) return url.replace(DSN_PASSWORD, '$1$2***');
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
@@ -14,33 +21,80 @@ export function redactUrl(url: string): string {
   }
 }
 
-/** Removes every occurrence of the URL's password from a text (e.g. a driver's error message). */
+/**
+ * Removes every occurrence of a connection's password from a text (e.g. a
+ * driver's error message). The connection is a URL or a keyword DSN; a
+ * resolved one (resolveConnection) also carries a password that came from a
+ * passwordFile, PGPASSWORD or a password file, so those are removed too.
+ */
 export function scrubSecrets(text: string, url: string): string {
-  let password = '';
+  const password = passwordOf(url);
+  if (!password) return text;
+  return [password, encodeURIComponent(password)].reduce(
+    (scrubbed, secret) => scrubbed.split(secret).join('***'),
+    text,
+  );
+}
+
+/** The password a connection string holds, if any; also of one lockstep would refuse (an unknown parameter). */
+function passwordOf(url: string): string | undefined {
   try {
-    password = decodeURIComponent(new URL(url).password);
+    return parseConnectionString(url).password;
   } catch {
-    return text;
+    try {
+      if (looksLikeKeywordDsn(url)) return parseKeywordDsn(url).get('password');
+      const parsed = new URL(url);
+      return parsed.searchParams.get('password') ?? decodeURIComponent(parsed.password);
+    } catch {
+      return undefined;
+    }
   }
-  return password ? text.split(password).join('***') : text;
+}
+
+/** A node's `pg` configuration; pools made from it use {@link LibpqClient} too. */
+export type NodeClientConfig = LibpqClientConfig & { readonly Client: typeof LibpqClient };
+
+/** What the server gets asked for when it wants a password and none was given (pg would try ~/.pgpass itself, with a warning). */
+function noPassword(): string {
+  throw new Error(
+    'the server asks for a password and none is set: give it in the connection string, a passwordFile, PGPASSWORD or ~/.pgpass',
+  );
 }
 
 /**
- * A `pg` client configuration for a node's URL, with lockstep's application
- * name. Nothing waits without bound on the network: a connect timeout, and
- * TCP keepalives so a peer that vanished is noticed by the kernel (a peer
- * that answers TCP but not queries is the apply deadline's job).
+ * The `pg` client configuration of a node's connection (a URL or DSN as
+ * resolveConnection made it), with lockstep's application name. Every part
+ * is set explicitly, so pg fills none from PG* variables, never reads
+ * ~/.pgpass, and never sees an sslmode (its own reading of `require` is
+ * verify-full, with a warning): TLS follows libpq's sslmode meanings
+ * (tls-options), negotiated with an SSLRequest as libpq does. Nothing
+ * waits without bound on the network: a connect timeout, and TCP keepalives
+ * so a peer that vanished is noticed by the kernel (a peer that answers TCP
+ * but not queries is the apply deadline's job).
  */
 export function clientConfig(
   url: string,
   applicationName = 'lockstep',
   /** For control connections (short queries only): a query unanswered this long fails. */
   queryTimeoutMs?: number,
-): ClientConfig {
+): NodeClientConfig {
+  const keywords = parseConnectionString(url);
+  const tls = tlsSettings(keywords);
   return {
-    connectionString: url,
+    Client: LibpqClient,
+    host: keywords.host,
+    port: keywords.port ? Number(keywords.port) : undefined,
+    user: keywords.user,
+    database: keywords.dbname,
+    password: keywords.password ?? noPassword,
+    ssl: tls.ssl,
+    sslnegotiation: 'postgres',
+    optionalTls: tls.optional,
+    ...(keywords.options ? { options: keywords.options } : {}),
     application_name: applicationName,
-    connectionTimeoutMillis: 10_000,
+    connectionTimeoutMillis: keywords.connect_timeout
+      ? Number(keywords.connect_timeout) * 1000
+      : 10_000,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
     ...(queryTimeoutMs ? { query_timeout: queryTimeoutMs } : {}),

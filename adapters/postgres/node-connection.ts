@@ -1,6 +1,7 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { LockstepError } from '../../plugin/lockstep-error.js';
 import { clientConfig, redactUrl, scrubSecrets } from './connection-url.js';
+import { LibpqClient } from './libpq-client.js';
 
 /** Opens a client to a node, turning a failure into an error that names the node and the fix (never the password). */
 export async function connectNode(
@@ -9,13 +10,15 @@ export async function connectNode(
   applicationName = 'lockstep',
   queryTimeoutMs?: number,
 ): Promise<pg.Client> {
-  const client = new pg.Client(clientConfig(url, applicationName, queryTimeoutMs));
-  client.on('error', () => undefined);
+  let client: LibpqClient | null = null;
   try {
+    // Inside the try: reading a certificate file named by the connection can fail too.
+    client = new LibpqClient(clientConfig(url, applicationName, queryTimeoutMs));
+    client.on('error', () => undefined);
     await client.connect();
     return client;
   } catch (error) {
-    await client.end().catch(() => undefined);
+    await client?.end().catch(() => undefined);
     throw unreachable(node, url, error);
   }
 }
@@ -42,19 +45,39 @@ export function dropClient(client: pg.Client): void {
   void client.end().catch(() => undefined);
 }
 
+/** Node's TLS errors for a certificate that does not check out (OpenSSL's verify codes, and the host name's). */
+const CERTIFICATE_REFUSED =
+  /^(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_(VERIFY_LEAF_SIGNATURE|GET_ISSUER_CERT(_LOCALLY)?)|CERT_[A-Z_]+|ERR_TLS_CERT_ALTNAME_INVALID)$/;
+
+/** What to do about a connection that failed, for the node's entry in the configuration. */
+function connectionFix(node: string, error: { code?: string; message?: string }): string {
+  const entry = node === 'primary' ? 'primary' : `replica "${node}"`;
+  const message = error.message ?? '';
+  if (error.code && CERTIFICATE_REFUSED.test(error.code)) {
+    return `the server's certificate does not check out against ${entry}'s sslmode: point sslrootcert at the CA that signed it (verify-ca / verify-full; verify-full also needs the host name in the certificate), or use sslmode=require to encrypt without verifying`;
+  }
+  if (/does not support SSL/i.test(message)) {
+    return `the server does not offer TLS: turn ssl on in its postgresql.conf, or lower sslmode for ${entry} (prefer encrypts when the server can)`;
+  }
+  if (error.code === '28000' && /no encryption/i.test(message)) {
+    return `the server accepts only TLS connections: set sslmode=require (or verify-full with sslrootcert) for ${entry}`;
+  }
+  if (error.code === '28P01' || error.code === '28000' || /asks for a password/.test(message)) {
+    return `check the user and password of ${entry} (connection string, passwordFile, PGPASSWORD or ~/.pgpass), and pg_hba.conf on that server`;
+  }
+  return `check that the server is running and reachable, and the connection of ${entry} in the configuration`;
+}
+
 /** The error for a node that cannot be reached or refuses the login. */
 export function unreachable(node: string, url: string, error: unknown): LockstepError {
   const e = error as { code?: string; message?: string };
   const reason = scrubSecrets(e.message || e.code || String(error), url);
-  const auth = e.code === '28P01' || e.code === '28000';
   return new LockstepError({
     node,
     setting: 'connection',
     sqlState: e.code,
     problem: `cannot connect to ${redactUrl(url)}: ${reason}`,
-    fix: auth
-      ? 'check the user and password in the URL, and pg_hba.conf on that server'
-      : `check that the server is running and reachable, and the URL for ${node === 'primary' ? 'primary' : `replica "${node}"`} in the configuration`,
+    fix: connectionFix(node, e),
   });
 }
 
@@ -63,7 +86,7 @@ export function unreachable(node: string, url: string, error: unknown): Lockstep
  * (the fault tests' "cut a connection"); never throws.
  */
 export async function cutLockstepSessions(url: string): Promise<void> {
-  const client = new pg.Client(clientConfig(url, 'lockstep-fault'));
+  const client = new LibpqClient(clientConfig(url, 'lockstep-fault'));
   client.on('error', () => undefined);
   try {
     await client.connect();

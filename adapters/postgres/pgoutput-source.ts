@@ -92,7 +92,9 @@ export class PgoutputSource implements ChangeSource {
       const config = clientConfig(this.options.url, 'lockstep');
       if (this.options.decodingWorkMem) {
         // A session setting of the walsender: the server's configuration is left alone.
-        config.options = `-c logical_decoding_work_mem=${this.options.decodingWorkMem.replace(/\s/g, '')}`;
+        // After the connection's own options (libpq's `options`), which it keeps.
+        const setting = `-c logical_decoding_work_mem=${this.options.decodingWorkMem.replace(/\s/g, '')}`;
+        config.options = config.options ? `${config.options} ${setting}` : setting;
       }
       let connection: ReplicationConnection;
       try {

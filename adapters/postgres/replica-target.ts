@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import pg from 'pg';
+import type pg from 'pg';
 import {
   type Change,
   capturedStatement,
@@ -29,6 +29,7 @@ import {
   truncateStatement,
 } from './change-statement.js';
 import { AT_LEAST_LOCAL_COMMIT, clientConfig, redactUrl, scrubSecrets } from './connection-url.js';
+import { LibpqClient } from './libpq-client.js';
 import { dropClient, endClient } from './node-connection.js';
 import { pipelinedCopy } from './pipelined-copy.js';
 import { type CapturedSettings, runAsRole } from './run-as-role.js';
@@ -117,7 +118,7 @@ export class PgReplicaTarget {
   async open(): Promise<ReplicaPosition> {
     await this.close();
     const attempt = ++this.attempts;
-    const client = new pg.Client({
+    const client = new LibpqClient({
       ...clientConfig(this.url, `lockstep-apply-${this.node}`),
       pipeline: true,
     });

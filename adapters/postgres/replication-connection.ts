@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import pg from 'pg';
 import { type Lsn, lsnToBigInt, POSTGRES_EPOCH_MICROS } from '../../plugin/protocol/index.js';
 import { BackendFrames } from './backend-frames.js';
+import { LibpqClient, type LibpqClientConfig } from './libpq-client.js';
 
 /** The parts of pg's connection the stream uses (not in @types/pg). */
 interface ReplicationWire {
@@ -56,9 +57,12 @@ export class ReplicationConnection {
 
   private constructor(private readonly client: pg.Client) {}
 
-  /** Connects with `config` in replication mode; connection errors (auth, host, privilege) reject. */
-  static async open(config: pg.ClientConfig): Promise<ReplicationConnection> {
-    const client = new pg.Client({ ...config, replication: 'database' } as pg.ClientConfig);
+  /**
+   * Connects with `config` (clientConfig's, so TLS follows the node's sslmode)
+   * in replication mode; connection errors (auth, host, privilege, TLS) reject.
+   */
+  static async open(config: LibpqClientConfig): Promise<ReplicationConnection> {
+    const client = new LibpqClient({ ...config, replication: 'database' } as LibpqClientConfig);
     // Until start() wires the stream's errors, a dropped connection must not be an unhandled 'error'.
     client.on('error', () => undefined);
     try {

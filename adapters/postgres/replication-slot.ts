@@ -1,7 +1,8 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { SlotHealth } from '../../plugin/primary/slot-health.js';
 import { CONTROL_EVENTS_TABLE, type Lsn, toLsn } from '../../plugin/protocol/index.js';
 import { clientConfig } from './connection-url.js';
+import { LibpqClient } from './libpq-client.js';
 import { explainReplicationError } from './replication-errors.js';
 import { type SlotBlocker, watchSlotBlockers } from './slot-blockers.js';
 import { assertObjectName, quoteIdent, quoteQualified } from './sql-identifier.js';
@@ -36,7 +37,7 @@ export async function createReplicationSlot(
   } = {},
 ): Promise<CreatedSlot> {
   assertObjectName('slot', slot);
-  const client = new pg.Client({
+  const client = new LibpqClient({
     ...clientConfig(url),
     replication: 'database',
   } as pg.ClientConfig);

@@ -1,5 +1,5 @@
-import pg from 'pg';
 import { clientConfig, scrubbedError } from './connection-url.js';
+import { LibpqClient } from './libpq-client.js';
 
 /** A sequence of a replicated table and the primary's value for it. */
 interface SequenceValue {
@@ -40,7 +40,7 @@ export async function syncSequences(
   publication: string,
   replicas: ReadonlyArray<{ name: string; url: string }>,
 ): Promise<{ advanced: Record<string, number>; failed: Record<string, string> }> {
-  const primary = new pg.Client(clientConfig(primaryUrl, 'lockstep-sequences'));
+  const primary = new LibpqClient(clientConfig(primaryUrl, 'lockstep-sequences'));
   primary.on('error', () => undefined);
   let values: SequenceValue[];
   try {
@@ -55,7 +55,7 @@ export async function syncSequences(
   const failed: Record<string, string> = {};
   await Promise.all(
     replicas.map(async (replica) => {
-      const client = new pg.Client(clientConfig(replica.url, 'lockstep-sequences'));
+      const client = new LibpqClient(clientConfig(replica.url, 'lockstep-sequences'));
       client.on('error', () => undefined);
       try {
         await client.connect();

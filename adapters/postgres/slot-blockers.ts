@@ -1,5 +1,6 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { CONTROL_QUERY_TIMEOUT_MS, clientConfig } from './connection-url.js';
+import { LibpqClient } from './libpq-client.js';
 
 /** A transaction the creation of a logical slot waits for. */
 export interface SlotBlocker {
@@ -52,7 +53,7 @@ export function watchSlotBlockers(
   let last = '';
   const connection = async (): Promise<pg.Client> => {
     if (client) return client;
-    const fresh = new pg.Client(clientConfig(url, 'lockstep-attach', CONTROL_QUERY_TIMEOUT_MS));
+    const fresh = new LibpqClient(clientConfig(url, 'lockstep-attach', CONTROL_QUERY_TIMEOUT_MS));
     fresh.on('error', () => undefined);
     await fresh.connect();
     client = fresh;

@@ -1,9 +1,10 @@
 import { pipeline } from 'node:stream/promises';
-import pg from 'pg';
+import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { LockstepError } from '../../plugin/lockstep-error.js';
 import type { Lsn } from '../../plugin/protocol/index.js';
 import { clientConfig } from './connection-url.js';
+import { LibpqClient } from './libpq-client.js';
 import { GUARD_HELD } from './resync-guard.js';
 import { quoteIdent, quoteQualified } from './sql-identifier.js';
 import type { CatalogTable } from './table-catalog.js';
@@ -34,8 +35,8 @@ export async function copyTable(job: TableCopyJob): Promise<number> {
   const { table } = job;
   const name = `${table.schema}.${table.name}`;
   const columns = table.columns.map((c) => quoteIdent(c.name)).join(', ');
-  const source = new pg.Client(clientConfig(job.primaryUrl, 'lockstep-copy'));
-  const target = new pg.Client(clientConfig(job.replica.url, 'lockstep-copy'));
+  const source = new LibpqClient(clientConfig(job.primaryUrl, 'lockstep-copy'));
+  const target = new LibpqClient(clientConfig(job.replica.url, 'lockstep-copy'));
   source.on('error', () => undefined);
   target.on('error', () => undefined);
   await Promise.all([source.connect(), target.connect()]);

@@ -1,6 +1,24 @@
 import { z } from 'zod';
+import {
+  ConnectionStringError,
+  parseConnectionString,
+} from '../../adapters/postgres/connection-string.js';
 
-const postgresUrl = z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// or postgresql:// URL');
+/** A node's connection: a postgres:// URL or a libpq keyword DSN, with parameters libpq knows. */
+const connectionString = z.string().superRefine((text, ctx) => {
+  try {
+    parseConnectionString(text);
+  } catch (error) {
+    if (!(error instanceof ConnectionStringError)) throw error;
+    const message = /^a postgres/.test(error.message)
+      ? error.message
+      : `a connection string lockstep can use (${error.message})`;
+    ctx.addIssue({ code: 'custom', message });
+  }
+});
+
+/** A file holding only the node's password (a mounted secret), read at start-up. */
+const passwordFile = z.string().min(1, 'the path of a file holding the password');
 
 const nodeName = z
   .string()
@@ -12,11 +30,23 @@ const objectName = z.string().regex(/^[a-z_][a-z0-9_]{0,40}$/, 'a lower-case nam
 /** lockstep's configuration (DESIGN.md, "Configuration file"); every key also comes from `LOCKSTEP_*`. */
 export const configSchema = z
   .object({
-    /** The primary's URL. */
-    primary: postgresUrl,
-    /** Replicas, each with a unique name and URL. */
+    /** The primary: its connection string, or `{ url, passwordFile }`. */
+    primary: z.union(
+      [
+        connectionString,
+        z.object({ url: connectionString, passwordFile: passwordFile.optional() }).strict(),
+      ],
+      {
+        error: 'a connection string (URL or keyword DSN), or { url, passwordFile }',
+      },
+    ),
+    /** Replicas, each with a unique name and a connection string (and maybe a passwordFile). */
     replicas: z
-      .array(z.object({ name: nodeName, url: postgresUrl }).strict())
+      .array(
+        z
+          .object({ name: nodeName, url: connectionString, passwordFile: passwordFile.optional() })
+          .strict(),
+      )
       .min(1, 'at least one replica'),
     /** Replicated tables, as `schema.table` patterns with `*` wildcards. */
     tables: z.array(z.string().min(1)).min(1).default(['public.*']),
@@ -116,8 +146,23 @@ export const configSchema = z
     });
   });
 
-/** A validated configuration, with defaults filled in. */
-export type LockstepConfig = z.infer<typeof configSchema>;
+/** A configuration as validated, before each node's connection is resolved (resolveNodes). */
+export type ParsedConfig = z.infer<typeof configSchema>;
 
-/** One replica of the configuration. */
-export type ReplicaConfig = LockstepConfig['replicas'][number];
+/** One replica of the configuration, its `url` resolved (see resolveConnection). */
+export interface ReplicaConfig {
+  readonly name: string;
+  /** The replica's connection, resolved: a canonical URL that may carry its password. */
+  readonly url: string;
+}
+
+/**
+ * A validated configuration, with defaults filled in and every node's
+ * connection resolved once (PG* defaults, passwordFile, ~/.pgpass) into the
+ * URL every adapter connects with.
+ */
+export type LockstepConfig = Omit<ParsedConfig, 'primary' | 'replicas'> & {
+  /** The primary's connection, resolved like a replica's `url`. */
+  readonly primary: string;
+  readonly replicas: ReplicaConfig[];
+};

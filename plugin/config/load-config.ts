@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { z } from 'zod';
 import { redactUrl } from '../../adapters/postgres/connection-url.js';
+import { looksLikeKeywordDsn } from '../../adapters/postgres/keyword-dsn.js';
+import { resolveNodes } from './config-connections.js';
 import { ENVIRONMENT_KEYS, readEnvironmentValue } from './config-environment.js';
 import { configSchema, type LockstepConfig } from './config-schema.js';
 
@@ -46,11 +48,13 @@ function readConfigFile(file: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
 function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
   let node = target;
   for (const key of path.slice(0, -1)) {
-    const next = node[key];
-    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    if (!isObject(node[key])) node[key] = {};
     node = node[key] as Record<string, unknown>;
   }
   node[path[path.length - 1] as string] = value;
@@ -69,7 +73,9 @@ function getPath(source: unknown, path: readonly PropertyKey[]): unknown {
 function showValue(value: unknown): string {
   if (value === undefined) return 'missing';
   const text = JSON.stringify(value, (_key, v) =>
-    typeof v === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(v) ? redactUrl(v) : v,
+    typeof v === 'string' && (/^[a-z][a-z0-9+.-]*:\/\//i.test(v) || looksLikeKeywordDsn(v))
+      ? redactUrl(v)
+      : v,
   );
   return text && text.length > 120 ? `${text.slice(0, 117)}...` : (text ?? String(value));
 }
@@ -77,7 +83,7 @@ function showValue(value: unknown): string {
 function describeIssue(
   issue: z.core.$ZodIssue,
   input: unknown,
-  variables: Map<string, string>,
+  variables: ReadonlyMap<string, string> = new Map(),
 ): string {
   const key = issue.path
     .map((p) => (typeof p === 'number' ? `[${p}]` : String(p)))
@@ -106,15 +112,37 @@ export function loadConfig(
   for (const key of ENVIRONMENT_KEYS) {
     const text = env[key.variable];
     if (text === undefined || text === '') continue;
-    setPath(input, key.path, readEnvironmentValue(key.kind, text));
-    variables.set(key.path.join('.'), key.variable);
+    // LOCKSTEP_PRIMARY replaces the file's primary URL, keeping a passwordFile given with it.
+    const path =
+      key.path[0] === 'primary' && isObject(input.primary) ? ['primary', 'url'] : key.path;
+    setPath(input, path, readEnvironmentValue(key.kind, text));
+    variables.set(path.join('.'), key.variable);
   }
+  return validateConfig(input, { source: file ?? 'environment', env, variables });
+}
+
+/**
+ * Validates a configuration object (defaults filled in) and resolves each
+ * node's connection; the demo builds its configuration this way in code.
+ */
+export function validateConfig(
+  input: Record<string, unknown>,
+  options: {
+    readonly source?: string;
+    readonly env?: NodeJS.ProcessEnv;
+    /** Which `LOCKSTEP_*` variable set which key, for the messages. */
+    readonly variables?: ReadonlyMap<string, string>;
+  } = {},
+): LockstepConfig {
+  const source = options.source ?? 'configuration';
   const result = configSchema.safeParse(input);
   if (!result.success) {
     throw new ConfigError(
-      file ?? 'environment',
-      result.error.issues.map((issue) => describeIssue(issue, input, variables)),
+      source,
+      result.error.issues.map((issue) => describeIssue(issue, input, options.variables)),
     );
   }
-  return result.data;
+  const { config, problems } = resolveNodes(result.data, options.env ?? process.env);
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return config;
 }

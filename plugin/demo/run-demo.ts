@@ -5,7 +5,8 @@ import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { LocalClusterProvider } from '../../adapters/local-postgres/local-cluster.js';
 import { sweepStaleRunDirectories } from '../../adapters/local-postgres/run-directory.js';
 import { attach } from '../attach/attach.js';
-import { configSchema, type LockstepConfig } from '../config/config-schema.js';
+import type { LockstepConfig } from '../config/config-schema.js';
+import { validateConfig } from '../config/load-config.js';
 import { migrateUp } from '../migrate/run-migrate.js';
 import { createSidecar } from '../sidecar/create-sidecar.js';
 import { createLogger } from '../sidecar/logger.js';
@@ -75,17 +76,21 @@ export async function runDemo(options: DemoOptions = {}): Promise<boolean> {
   try {
     await Promise.all(clusters.map((c) => c.query(DEMO_SCHEMA)));
     await primary.query(DEMO_SEED);
-    const config: LockstepConfig = configSchema.parse({
-      primary: primary.url,
-      replicas: [
-        { name: 'eu', url: eu.url },
-        { name: 'us', url: us.url },
-      ],
-      tables: ['public.*'],
-      // Balances are critical: every write to accounts reaches both replicas or neither.
-      twoPhase: { tables: ['public.accounts'] },
-      http: { port: 0 },
-    });
+    // The demo's own clusters: the caller's PG* variables are not about them.
+    const config: LockstepConfig = validateConfig(
+      {
+        primary: primary.url,
+        replicas: [
+          { name: 'eu', url: eu.url },
+          { name: 'us', url: us.url },
+        ],
+        tables: ['public.*'],
+        // Balances are critical: every write to accounts reaches both replicas or neither.
+        twoPhase: { tables: ['public.accounts'] },
+        http: { port: 0 },
+      },
+      { source: 'demo', env: {} },
+    );
     say(`primary ${primary.url}, replicas eu ${eu.url} and us ${us.url}`);
     const attached = await attach(config, {
       step: (m) => say(`  • ${m}`),

@@ -19,6 +19,8 @@ export class TestcontainersClusterProvider implements ClusterProvider {
   constructor(private readonly image = process.env.LOCKSTEP_TEST_IMAGE ?? 'postgres:17') {}
 
   async start(spec: ClusterSpec): Promise<PostgresCluster> {
+    if (spec.tls)
+      throw new Error('TLS-only clusters need the local provider (LOCKSTEP_TEST_PROVIDER=local)');
     const settings = { ...roleSettings(spec.role), ...spec.settings };
     const args = Object.entries(settings).flatMap(([key, value]) => ['-c', `${key}=${value}`]);
     const container = await new PostgreSqlContainer(this.image)

@@ -87,4 +87,68 @@ describe('credentials', () => {
     expect(everything).toMatch(/unreachable/);
     expect(everything).not.toContain(PASSWORD);
   });
+
+  it('never appear either when they come from a keyword DSN, a passwordFile, PGPASSWORD or ~/.pgpass', async () => {
+    const [r1, r2] = clusters.replicas as [PostgresCluster, PostgresCluster];
+    const passwordFile = path.join(dir, 'secret');
+    writeFileSync(passwordFile, `${PASSWORD}\n`, { mode: 0o600 });
+    const pgpass = path.join(dir, 'pgpass');
+    writeFileSync(pgpass, `*:*:*:app_owner:${PASSWORD}\n`, { mode: 0o600 });
+    const dsn = (port: number) =>
+      `host=127.0.0.1 port=${port} dbname=postgres user=app_owner password='${PASSWORD}'`;
+    const silent = (port: number) => `postgres://app_owner@127.0.0.1:${port}/postgres`;
+    const write = (name: string, replicas: unknown[]) => {
+      const file = path.join(dir, `${name}.json`);
+      writeFileSync(
+        file,
+        JSON.stringify({ primary: dsn(clusters.primary.port), replicas, http: { port: 0 } }),
+      );
+      return file;
+    };
+    const outputs: string[] = [];
+    const run = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
+      const result = await lockstep(args, env);
+      outputs.push(result.output);
+      return result;
+    };
+
+    // A keyword DSN lockstep refuses is shown in the error, its password not.
+    const refused = await run([
+      'doctor',
+      '--config',
+      write('bad-dsn', [{ name: 'r1', url: `${dsn(r1.port)} ssl=1` }]),
+    ]);
+    expect(refused.output).toMatch(/password=\*\*\*.*unknown connection parameter "ssl"/);
+    expect(refused.code).not.toBe(0);
+
+    // Each replica's password from another source; status reads every node with them.
+    const sources = write('sources', [
+      { name: 'r1', url: silent(r1.port), passwordFile },
+      { name: 'r2', url: silent(r2.port) },
+    ]);
+    const status = await run(['status', '--config', sources, '--json'], { PGPASSWORD: PASSWORD });
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.output).replicas).toMatchObject([{ name: 'r1' }, { name: 'r2' }]);
+
+    // An unreachable node whose password came from ~/.pgpass (PGPASSFILE), and one from a passwordFile.
+    const unreachable = await run(
+      [
+        'doctor',
+        '--config',
+        write('unreachable', [
+          { name: 'r1', url: silent(1), passwordFile },
+          { name: 'r2', url: silent(1) },
+        ]),
+      ],
+      { PGPASSFILE: pgpass },
+    );
+    expect(unreachable.output).toMatch(
+      /r1.*cannot connect[\s\S]*r2.*cannot connect|r2.*cannot connect[\s\S]*r1.*cannot connect/,
+    );
+    expect(unreachable.code).toBe(1);
+
+    const everything = outputs.join('\n');
+    expect(everything).toMatch(/password=\*\*\*/);
+    expect(everything).not.toContain(PASSWORD);
+  });
 });

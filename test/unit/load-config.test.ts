@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseConnectionString } from '../../adapters/postgres/connection-string.js';
 import { ConfigError, loadConfig } from '../../plugin/config/load-config.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'lockstep-config-'));
@@ -124,5 +125,96 @@ describe('loadConfig', () => {
     expect(problemsOf(() => loadConfig(file('empty.yaml', ''), {}))).toContainEqual(
       expect.stringMatching(/^primary: got missing; expected/),
     );
+  });
+});
+
+describe('loadConfig: node connections', () => {
+  const secret = file('secret', 'fromFile\n');
+  const other = file('other-secret', 'fromVariable');
+  const keywords = (url: string) => parseConnectionString(url);
+  const loadJson = (name: string, config: unknown, env: NodeJS.ProcessEnv = {}) =>
+    loadConfig(file(name, JSON.stringify(config)), env);
+
+  it('takes URLs and keyword DSNs, a primary as a string or { url, passwordFile }, and resolves each node once', () => {
+    const config = loadJson(
+      'nodes.json',
+      {
+        primary: { url: 'postgres://app@10.0.0.1/app?sslmode=require', passwordFile: secret },
+        replicas: [
+          { name: 'eu', url: "host=10.0.0.2 dbname=app user=app password='a b'" },
+          { name: 'us', url: 'host=10.0.0.3 dbname=app user=app', passwordFile: secret },
+        ],
+      },
+      { PGSSLMODE: 'verify-full', PGPORT: '6432' },
+    );
+    expect(keywords(config.primary)).toMatchObject({
+      host: '10.0.0.1',
+      port: '6432',
+      password: 'fromFile',
+      sslmode: 'require',
+    });
+    expect(config.replicas.map((r) => keywords(r.url))).toMatchObject([
+      { host: '10.0.0.2', password: 'a b', sslmode: 'verify-full' },
+      { host: '10.0.0.3', password: 'fromFile', sslmode: 'verify-full' },
+    ]);
+  });
+
+  it('takes password files from LOCKSTEP_PRIMARY_PASSWORD_FILE and LOCKSTEP_REPLICA_<NAME>_PASSWORD_FILE', () => {
+    const config = loadJson(
+      'vars.json',
+      {
+        primary: { url: 'postgres://app@h/app', passwordFile: secret },
+        replicas: [{ name: 'eu-west', url: 'postgres://app@h2/app' }],
+      },
+      {
+        LOCKSTEP_PRIMARY: 'postgres://app@moved/app',
+        LOCKSTEP_REPLICA_EU_WEST_PASSWORD_FILE: other,
+      },
+    );
+    // LOCKSTEP_PRIMARY replaces the URL and keeps the file's passwordFile.
+    expect(keywords(config.primary)).toMatchObject({ host: 'moved', password: 'fromFile' });
+    expect(keywords(config.replicas[0]?.url ?? '')).toMatchObject({ password: 'fromVariable' });
+    const overridden = loadConfig(undefined, {
+      LOCKSTEP_PRIMARY: 'postgres://app@h/app',
+      LOCKSTEP_PRIMARY_PASSWORD_FILE: other,
+      LOCKSTEP_REPLICAS: 'eu=host=h2 user=app',
+    });
+    expect(keywords(overridden.primary).password).toBe('fromVariable');
+    expect(keywords(overridden.replicas[0]?.url ?? '')).toMatchObject({ host: 'h2', user: 'app' });
+  });
+
+  it('names the node and the problem, never the password', () => {
+    const problems = problemsOf(() =>
+      loadJson('bad-nodes.json', {
+        primary: 'host=h password=Zq-secret',
+        replicas: [{ name: 'eu', url: "host=h password='Zq secret' ssl=1" }],
+      }),
+    );
+    expect(problems.join('\n')).not.toMatch(/Zq/);
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^replicas\[0\]\.url: got "host=h password=\*\*\* ssl=1"; expected a connection string lockstep can use \(unknown connection parameter "ssl"/,
+      ),
+    ]);
+    const resolved = problemsOf(() =>
+      loadJson(
+        'bad-resolve.json',
+        {
+          primary: 'host=h password=Zq-secret sslmode=verify-ca',
+          replicas: [
+            { name: 'us', url: 'postgres://u:Zq-secret@h/db', passwordFile: secret },
+            { name: 'ap', url: 'postgres://u@h/db', passwordFile: '/nonexistent/secret' },
+          ],
+        },
+        { LOCKSTEP_REPLICA_NOPE_PASSWORD_FILE: other },
+      ),
+    );
+    expect(resolved.join('\n')).not.toMatch(/Zq/);
+    expect(resolved).toEqual([
+      'primary: sslmode=verify-ca needs sslrootcert: the CA certificate that signed the server certificate',
+      'replicas[0] ("us"): a password both in the connection string and in passwordFile: keep one',
+      'replicas[1] ("ap"): cannot read passwordFile /nonexistent/secret: ENOENT',
+      'LOCKSTEP_REPLICA_NOPE_PASSWORD_FILE: names no replica of the configuration',
+    ]);
   });
 });
