@@ -52,7 +52,7 @@ describe('two resyncs of one replica never interleave, and a deposed sidecar res
 
   it('a resync while another process holds the replica resync lock is refused and changes nothing', async () => {
     const config = loadConfig(clusters.configFile);
-    const other = new pg.Client({ connectionString: config.replicas[1]?.url });
+    const other = new pg.Client({ connectionString: clusters.replicas[1]?.url });
     await other.connect();
     try {
       await other.query(
