@@ -59,6 +59,7 @@ describe('a replication slot invalidated while lockstep is paused', () => {
       });
       expect(lost.slot?.fix).toMatch(/attach --resync all/);
       expect(lost.replicas.map((r) => r.state)).toEqual(['stale', 'stale']);
+      expect((await command('status')).code).toBe(1);
       await eventually(
         async () => sidecar.logged(/was invalidated/, { slot: 'lockstep' }) !== undefined,
         'the sidecar to report the lost slot',
@@ -92,6 +93,7 @@ describe('a replication slot invalidated while lockstep is paused', () => {
       // The new stream's head, not the old one's 100 versions: nobody looks behind.
       expect(after.primary.version).toBeLessThan(100);
       expect(after.replicas.map((r) => r.lagVersions)).toEqual([0, 0]);
+      expect((await command('status')).code).toBe(0);
     } finally {
       sidecar.kill('SIGTERM');
       await sidecar.exited;
