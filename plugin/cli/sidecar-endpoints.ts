@@ -6,6 +6,8 @@ import type { Sidecar, SidecarSnapshot } from '../sidecar/sidecar.js';
 export interface RunState {
   sidecar: Sidecar | null;
   stopping: boolean;
+  /** The configuration in force (its replicas change on reload). */
+  live?: { readonly current: LockstepConfig };
 }
 
 /** Metrics of a process still waiting for the primary: nothing is active, read or held yet. */
@@ -44,6 +46,6 @@ export async function serveSidecarEndpoints(
   return serveEndpoints(config.http.host, config.http.port, {
     readiness: () => readiness(run.sidecar?.snapshot() ?? null, run.stopping),
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.metrics() }),
-    status: () => readStatus(config),
+    status: () => readStatus(run.live?.current ?? config),
   });
 }

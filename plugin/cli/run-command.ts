@@ -1,0 +1,128 @@
+import v8 from 'node:v8';
+import type { Logger } from 'pino';
+import { loadConfig } from '../config/load-config.js';
+import type { LiveConfig } from '../sidecar/create-sidecar.js';
+import { reportFailure } from './cli-output.js';
+import type { RunState } from './sidecar-endpoints.js';
+
+/** How often the configuration file is read again to notice a change (ms); SIGHUP reloads at once. */
+const CONFIG_CHECK_MS = 3_000;
+
+/** `lockstep run`: the sidecar, its endpoints, and configuration reloads; returns when it stopped. */
+export async function runSidecar(configFile: string | undefined): Promise<void> {
+  // A sidecar's live data is small and bounded (the packet window), but V8 lets the heap
+  // grow to about four times it between full collections: 1.6 keeps RSS near what is live.
+  v8.setFlagsFromString('--heap-growing-percent=60');
+  // SIGHUP reloads the configuration; before the sidecar exists (and while it stops) it does nothing.
+  let onHangup: () => void = () => undefined;
+  process.on('SIGHUP', () => onHangup());
+  const config = loadConfig(configFile);
+  // Only what the sidecar uses is loaded: a restart is back to streaming sooner.
+  const [
+    { createLogger },
+    { migrateControlSchemaWhenReachable },
+    { createSidecar, faultFromEnvironment, LiveConfig },
+    { serveSidecarEndpoints },
+  ] = await Promise.all([
+    import('../sidecar/logger.js'),
+    import('../../adapters/postgres/control-schema.js'),
+    import('../sidecar/create-sidecar.js'),
+    import('./sidecar-endpoints.js'),
+  ]);
+  const log = createLogger(config.log.level);
+  const live = new LiveConfig(config);
+  // The endpoints answer (/readyz: starting) while the primary is waited for; their
+  // modules (prom-client among them) load meanwhile, not before.
+  const run: RunState = { sidecar: null, stopping: false, live };
+  const serving =
+    config.http.port === 0
+      ? null
+      : serveSidecarEndpoints(config, run).then((endpoints) => {
+          log.info(
+            { host: endpoints.host, port: endpoints.port },
+            `endpoints on http://${endpoints.host}:${endpoints.port} (/healthz /readyz /metrics /status)`,
+          );
+          return endpoints;
+        });
+  // A port that cannot be bound ends the process at once, not once the primary answers.
+  serving?.catch(reportFailure);
+  // A sidecar upgraded in place finds its newer control tables (the decision log) ready;
+  // one started while the primary restarts waits for it instead of exiting.
+  await migrateControlSchemaWhenReachable('primary', config.primary, (error) =>
+    log.warn({ err: error.message }, 'cannot reach the primary: retrying'),
+  );
+  // A bug must not pass silently: log it with its stack, then exit so a supervisor restarts us.
+  process.on('unhandledRejection', (reason) => {
+    log.fatal({ err: reason }, `internal error: ${(reason as Error)?.message ?? String(reason)}`);
+    process.exit(1);
+  });
+  const sidecar = createSidecar(config, log, { fault: faultFromEnvironment(config), live });
+  run.sidecar = sidecar;
+  const reloader = await configReloader(configFile, run, log, live);
+  onHangup = () => {
+    if (!run.stopping) void reloader.reload('SIGHUP');
+  };
+  const stopWatching = reloader.watchFile();
+  const started = sidecar.start();
+  started.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
+  const endpoints = await serving;
+  const stopped = stopOnSignal(run, log, async () => {
+    stopWatching();
+    await sidecar.stop();
+    await endpoints?.close();
+  });
+  if (await started) {
+    log.info(
+      { replicas: live.current.replicas.map((r) => r.name), slot: config.slot },
+      'lockstep is running',
+    );
+  }
+  await stopped;
+  log.info('stopped');
+  // Everything is closed; a backoff timer still pending must not delay the exit.
+  process.exit();
+}
+
+/** Resolves once SIGTERM or SIGINT stopped the sidecar (`stop`), within 10 s at the most. */
+function stopOnSignal(run: RunState, log: Logger, stop: () => Promise<void>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      run.stopping = true;
+      log.info({ signal }, 'stopping: open batches are rolled back, nothing half-applied is kept');
+      // Never take longer than 10 s to exit.
+      setTimeout(() => process.exit(0), 9_000).unref();
+      void stop().then(resolve, resolve);
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+}
+
+/** Reloads the configuration on demand, and whenever its file changes (`watchFile`). */
+async function configReloader(
+  configFile: string | undefined,
+  run: RunState,
+  log: Logger,
+  live: LiveConfig,
+) {
+  const [{ ConfigReloader }, { watchConfigFile }] = await Promise.all([
+    import('../sidecar/reload-config.js'),
+    import('../config/config-watch.js'),
+  ]);
+  const reloader = new ConfigReloader({
+    sidecar: run.sidecar as NonNullable<RunState['sidecar']>,
+    live,
+    load: () => loadConfig(configFile),
+    log,
+  });
+  return {
+    reload: (reason: string) => reloader.reload(reason),
+    /** Returns a function that stops watching. */
+    watchFile: (): (() => void) =>
+      configFile
+        ? watchConfigFile(configFile, CONFIG_CHECK_MS, () => {
+            if (!run.stopping) void reloader.reload('file changed');
+          })
+        : () => undefined,
+  };
+}
