@@ -128,11 +128,16 @@ export class PgReplicaTarget {
       await client.connect();
       // The slot is confirmed past what replicas commit: a commit must survive the replica's crash.
       await client.query(AT_LEAST_LOCAL_COMMIT);
-      const position = await client.query<{ version: string; lsn: Lsn }>(
-        'SELECT version::text, lsn::text FROM lockstep.applied WHERE stream = $1',
-        [this.stream],
-      );
-      const synced = await this.readSynced(client);
+      // A replica lockstep has not set up yet (no control schema) is one waiting for attach too.
+      const position = await client
+        .query<{ version: string; lsn: Lsn }>(
+          'SELECT version::text, lsn::text FROM lockstep.applied WHERE stream = $1',
+          [this.stream],
+        )
+        .catch((error: { code?: string }) => {
+          if (error.code === '42P01') return { rows: [] };
+          throw error;
+        });
       const row = position.rows[0];
       if (!row) {
         throw new ApplyError({
@@ -143,6 +148,7 @@ export class PgReplicaTarget {
           fix: 'run lockstep attach to copy the tables and set the replica up',
         });
       }
+      const synced = await this.readSynced(client);
       // Given up on (the apply deadline) while connecting: this client is dropped, not kept.
       if (attempt !== this.attempts) throw new Error('the connection attempt was abandoned');
       this.connecting = null;

@@ -68,10 +68,7 @@ export class ResyncGuard {
    */
   async reset(stream: string, tables: readonly TableName[], anchor: { version: number; lsn: Lsn }) {
     this.check();
-    const client = this.client;
-    try {
-      await client.query('BEGIN');
-      await client.query('SET LOCAL session_replication_role = replica');
+    await this.inTransaction(async (client) => {
       if (tables.length)
         await client.query(
           `TRUNCATE ${tables.map((t) => quoteQualified(t.schema, t.name)).join(', ')}`,
@@ -82,6 +79,54 @@ export class ResyncGuard {
          ON CONFLICT (stream) DO UPDATE SET version = excluded.version, lsn = excluded.lsn, applied_at = now()`,
         [stream, anchor.version, anchor.lsn],
       );
+    });
+  }
+
+  /**
+   * A replica joining the stream: empties the tables an earlier, interrupted
+   * join copied (their copies are from an older snapshot than the new
+   * starting point) and forgets them, in one transaction on the guard's session.
+   */
+  async clearCopies(stream: string): Promise<void> {
+    this.check();
+    await this.inTransaction(async (client) => {
+      const { rows } = await client.query<{ name: string }>(
+        `SELECT format('%I.%I', schema_name, table_name) AS name FROM lockstep.synced_tables
+          WHERE stream = $1 AND to_regclass(format('%I.%I', schema_name, table_name)) IS NOT NULL`,
+        [stream],
+      );
+      if (rows.length > 0) await client.query(`TRUNCATE ${rows.map((r) => r.name).join(', ')}`);
+      await client.query('DELETE FROM lockstep.synced_tables WHERE stream = $1', [stream]);
+    });
+  }
+
+  /** A joining replica, copied: its position becomes `anchor` (it must have none yet). */
+  async place(stream: string, anchor: { version: number; lsn: Lsn }): Promise<void> {
+    this.check();
+    const { rowCount } = await this.client.query(
+      `INSERT INTO lockstep.applied (stream, version, lsn) VALUES ($1, $2, $3) ON CONFLICT (stream) DO NOTHING`,
+      [stream, anchor.version, anchor.lsn],
+    );
+    if (rowCount !== 1)
+      throw new LockstepError({
+        node: this.replica,
+        problem: 'the replica got a position in the stream while it was being copied',
+        fix: 'check that no other lockstep attach ran on it; lockstep status shows where it is',
+      });
+  }
+
+  /** Takes a placed replica's position back (its starting point turned out unusable): it is not attached again. */
+  async unplace(stream: string): Promise<void> {
+    this.check();
+    await this.client.query('DELETE FROM lockstep.applied WHERE stream = $1', [stream]);
+  }
+
+  private async inTransaction(work: (client: pg.Client) => Promise<void>): Promise<void> {
+    const client = this.client;
+    try {
+      await client.query('BEGIN');
+      await client.query('SET LOCAL session_replication_role = replica');
+      await work(client);
       await client.query('COMMIT');
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);

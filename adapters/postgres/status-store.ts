@@ -122,6 +122,24 @@ export class StatusStore {
     );
   }
 
+  /** Forgets a replica removed from the configuration: its row (state, last position, stale mark) goes. */
+  async forgetReplica(replica: string): Promise<void> {
+    await this.pool.query(
+      'DELETE FROM lockstep.replica_status WHERE stream = $1 AND replica = $2',
+      [this.stream, replica],
+    );
+  }
+
+  /** Forgets every replica not in `configured` (removed while no sidecar ran); returns their names. */
+  async forgetUnconfigured(configured: readonly string[]): Promise<string[]> {
+    const { rows } = await this.pool.query<{ replica: string }>(
+      `DELETE FROM lockstep.replica_status WHERE stream = $1 AND replica <> ALL($2::text[])
+       RETURNING replica`,
+      [this.stream, configured],
+    );
+    return rows.map((r) => r.replica);
+  }
+
   /** Records that `owner` (host:pid) is now the active sidecar. */
   async markActive(owner: string): Promise<void> {
     await this.pool.query(

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { controlDb, migrateControlSchemas } from '../../adapters/postgres/control-schema.js';
+import { migrateControlSchemas } from '../../adapters/postgres/control-schema.js';
 import { installDdlCapture, removeDdlCapture } from '../../adapters/postgres/ddl-capture.js';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import {
@@ -13,17 +13,16 @@ import {
 import type { ResyncGuard } from '../../adapters/postgres/resync-guard.js';
 import { syncSequences } from '../../adapters/postgres/sequence-sync.js';
 import { describeSlotBlockers } from '../../adapters/postgres/slot-blockers.js';
-import type { CatalogTable } from '../../adapters/postgres/table-catalog.js';
-import { copyTable } from '../../adapters/postgres/table-copy.js';
-import { tableSizes } from '../../adapters/postgres/table-sizes.js';
 import { configNodes } from '../config/config-nodes.js';
-import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
+import type { LockstepConfig } from '../config/config-schema.js';
 import { LockstepError } from '../lockstep-error.js';
 import { slotLoss } from '../primary/slot-health.js';
-import type { Lsn } from '../protocol/index.js';
-import { wholeSchemas } from '../protocol/index.js';
+import { type Lsn, lsnToBigInt, wholeSchemas } from '../protocol/index.js';
+import { copyPending, placeAtStart } from './copy-pending.js';
 import { createMissingTables, isMissingTable } from './create-missing-tables.js';
 import { runDoctor } from './doctor.js';
+import { removeDumpedControlSchemas } from './dumped-schema.js';
+import { type Join, refuseWhileStreaming, startJoin, unplacedReplicas } from './join.js';
 import {
   clearStaleMarks,
   findResyncAnchor,
@@ -77,21 +76,11 @@ export interface AttachOptions {
 }
 
 /** A manual resync while a sidecar streams could race the slot past the resync's starting point. */
-async function refuseWhileStreaming(config: LockstepConfig): Promise<void> {
-  const primary = await connectNode('primary', config.primary);
-  try {
-    if ((await readSlot(primary, config.slot))?.active) {
-      throw new LockstepError({
-        node: 'primary',
-        setting: 'replication slot',
-        problem: `the slot "${config.slot}" is in use: a lockstep run is streaming`,
-        fix: 'stop lockstep run before a manual resync, or set resync: "auto" and let the sidecar do it',
-      });
-    }
-  } finally {
-    await primary.end();
-  }
-}
+const refuseResyncWhileStreaming = (config: LockstepConfig) =>
+  refuseWhileStreaming(
+    config,
+    'stop lockstep run before a manual resync, or set resync: "auto" and let the sidecar do it',
+  );
 
 /** Thrown when doctor finds problems: attach changes nothing then. */
 export class AttachRefused extends Error {
@@ -141,11 +130,13 @@ async function attachGuarded(
   }
   if (report.problems.length > 0) throw new AttachRefused(report.problems);
   const tables = report.tables;
+  const dumped = await removeDumpedControlSchemas(config, progress.step);
+  if (dumped.length > 0) throw new AttachRefused(dumped);
 
   // The sidecar's epoch when its resync began: only under it may the stale mark end.
   const epoch = options.holder?.epoch();
   if (startOver) {
-    await refuseWhileStreaming(config);
+    await refuseResyncWhileStreaming(config);
     progress.step('starting over: finishing prepared rounds, then a new slot');
     await checkStartOver(config);
     // Stale before the old slot goes: an interrupted start-over leaves nothing that looks healthy.
@@ -154,7 +145,7 @@ async function attachGuarded(
   }
   for (const name of startOver ? [] : (options.resync ?? [])) {
     if (!options.sidecarRunsResync) {
-      await refuseWhileStreaming(config);
+      await refuseResyncWhileStreaming(config);
       await markStaleBeforeResync(config, name);
     }
     await requireHolder(options.holder);
@@ -167,12 +158,7 @@ async function attachGuarded(
       `resync ${name}: emptying its tables; it restarts from version ${anchor.version}`,
     );
     await guards.find((g) => g.replica === name)?.reset(stream, tables, anchor);
-    const primary = await connectNode('primary', config.primary);
-    try {
-      await recordResetPositions(primary, stream, [name], anchor);
-    } finally {
-      await primary.end();
-    }
+    await recordResets(config, [name], anchor);
   }
 
   progress.step('creating the control schema');
@@ -193,9 +179,9 @@ async function attachGuarded(
     let startLsn = await recordedStart(primary, stream);
     const slot = await readSlot(primary, config.slot);
     // Attached once, its slot gone or invalidated: only a start-over brings the replicas back.
-    const health = startLsn ? await readSlotHealth(primary, stream) : null;
+    const health = startLsn && !startOver ? await readSlotHealth(primary, stream) : null;
     const loss = health ? slotLoss(health) : null;
-    if (loss && !startOver)
+    if (loss)
       throw new LockstepError({
         node: 'primary',
         setting: 'replication slot',
@@ -227,97 +213,91 @@ async function attachGuarded(
       }
     }
 
-    const pending = await Promise.all(config.replicas.map((r) => pendingTables(r, stream, tables)));
-    const copied: { replica: string; table: string; rows: number }[] = [];
-    if (pending.some((p) => p.length > 0)) {
-      // The slot's own snapshot if we just made it; otherwise a temporary slot's, whose
-      // later start LSN tells the applier which of those tables' changes the copy already holds.
-      let snapshotSource = created;
-      let tempSlot: string | null = null;
-      if (!snapshotSource) {
-        tempSlot = `${config.slot}_sync_${process.pid}`;
-        progress.step('resuming: taking a fresh snapshot for the tables not copied yet');
-        snapshotSource = await createReplicationSlot(config.primary, tempSlot, {
-          exportSnapshot: true,
-        });
-      }
-      try {
-        const jobs = config.replicas.flatMap((replica, i) =>
-          (pending[i] ?? []).map((table) => ({ replica, table })),
-        );
-        const sizes = await tableSizes(primary, tables);
-        progress.plan?.(
-          jobs.map(({ replica, table }) => {
-            const label = `${table.schema}.${table.name}`;
-            const size = sizes.get(label);
-            return {
-              replica: replica.name,
-              table: label,
-              bytes: size?.bytes ?? 0,
-              rows: size?.rows ?? 1,
-            };
-          }),
-        );
-        const concurrency = options.copyConcurrency ?? COPY_CONCURRENCY;
-        await runLimited(jobs, concurrency, async ({ replica, table }) => {
-          const label = `${table.schema}.${table.name}`;
-          // A deposed sidecar stops copying at once: its copy would be thrown away.
-          await requireHolder(options.holder);
-          const rows = await copyTable({
-            guardPid: guards.find((g) => g.replica === replica.name)?.pid,
-            stream,
-            table,
-            primaryUrl: config.primary,
-            snapshot: snapshotSource.snapshotName as string,
-            copyLsn: snapshotSource.consistentPoint,
-            replica,
-            onProgress: (n) => progress.table(replica.name, label, n, false),
-          });
-          progress.table(replica.name, label, rows, true);
-          copied.push({ replica: replica.name, table: label, rows });
-        });
-      } finally {
-        await snapshotSource.release();
-        if (tempSlot) await dropReplicationSlot(primary, tempSlot);
-      }
-    }
-
-    let newlyPositioned = 0;
-    for (const replica of config.replicas) {
-      const db = await controlDb(replica.url);
-      try {
-        const result = await db
-          .insertInto('lockstep.applied' as never)
-          .values({ stream, version: 0, lsn: startLsn } as never)
-          .onConflict((oc) => oc.doNothing())
-          .executeTakeFirst();
-        newlyPositioned += Number(result.numInsertedOrUpdatedRows ?? 0);
-      } finally {
-        await db.destroy();
-      }
-    }
-    progress.step('copying sequence values');
-    const sequences = await syncSequences(config.primary, config.publication, config.replicas);
-    const unreached = Object.entries(sequences.failed);
-    if (unreached.length > 0) {
-      throw new LockstepError({
-        node: unreached[0]?.[0] as string,
-        problem: `cannot copy sequence values: ${unreached[0]?.[1]}`,
-        fix: 'check the replica and run lockstep attach again (it resumes)',
+    const { join, skip } = await planJoin(config, options, progress, created, startLsn);
+    try {
+      const replicas = config.replicas.filter((r) => !skip.has(r.name));
+      const copied = await copyPending(config, replicas, tables, progress, {
+        created,
+        holder: options.holder,
+        guards: [...guards, ...(join?.guards ?? [])],
+        concurrency: options.copyConcurrency ?? COPY_CONCURRENCY,
       });
+      await join?.place();
+      const joined = new Set(join?.replicas);
+      let newlyPositioned = joined.size;
+      for (const replica of replicas)
+        if (!joined.has(replica.name))
+          newlyPositioned += await placeAtStart(replica, stream, startLsn);
+      progress.step('copying sequence values');
+      const sequences = await syncSequences(config.primary, config.publication, replicas);
+      const unreached = Object.entries(sequences.failed);
+      if (unreached.length > 0) {
+        throw new LockstepError({
+          node: unreached[0]?.[0] as string,
+          problem: `cannot copy sequence values: ${unreached[0]?.[1]}`,
+          fix: 'check the replica and run lockstep attach again (it resumes)',
+        });
+      }
+      if (options.resync?.length) {
+        // Copied anew: the durable stale mark ends here, not before (a failed copy leaves it stale).
+        await clearStaleMarks(primary, stream, options.resync, guards, options.holder, epoch);
+      }
+      await join?.verify();
+      return {
+        alreadyAttached: copied.length === 0 && newlyPositioned === 0 && !created,
+        startLsn,
+        copied,
+        seconds: (Date.now() - started) / 1000,
+      };
+    } finally {
+      await join?.release();
     }
-    if (options.resync?.length) {
-      // Copied anew: the durable stale mark ends here, not before (a failed copy leaves it stale).
-      await clearStaleMarks(primary, stream, options.resync, guards, options.holder, epoch);
-    }
-    return {
-      alreadyAttached: copied.length === 0 && newlyPositioned === 0 && !created,
-      startLsn,
-      copied,
-      seconds: (Date.now() - started) / 1000,
-    };
   } finally {
     await created?.release();
+    await primary.end();
+  }
+}
+
+/**
+ * Which replicas join an attached stream now (see join.ts): those without a
+ * position while others have one. None joins right after the slot was made,
+ * or when no replica has a position yet (an interrupted first attach: every
+ * replica starts at version 0, which the slot was never confirmed past). A
+ * sidecar's own resync leaves replicas without a position to attach (`skip`).
+ */
+async function planJoin(
+  config: LockstepConfig,
+  options: AttachOptions,
+  progress: AttachProgress,
+  created: CreatedSlot | null,
+  startLsn: Lsn,
+): Promise<{ join: Join | null; skip: ReadonlySet<string> }> {
+  const none = { join: null, skip: new Set<string>() };
+  if (created) return none;
+  const unplaced = await unplacedReplicas(config);
+  if (unplaced.size === 0) return none;
+  if (options.sidecarRunsResync) return { join: null, skip: unplaced };
+  if (unplaced.size === config.replicas.length) {
+    await refuseIfConsumed(config, startLsn);
+    return none;
+  }
+  // A manual resync already holds the coordinator lock (no sidecar runs).
+  const lockHeld = (options.resync?.length ?? 0) > 0;
+  return { join: await startJoin(config, [...unplaced], progress.step, lockHeld), skip: new Set() };
+}
+
+/** No replica has a position, but the slot moved on: version 0 is gone, so none can start there. */
+async function refuseIfConsumed(config: LockstepConfig, startLsn: Lsn): Promise<void> {
+  const primary = await connectNode('primary', config.primary);
+  try {
+    const confirmed = (await readSlot(primary, config.slot))?.confirmedFlushLsn;
+    if (confirmed && lsnToBigInt(confirmed) > lsnToBigInt(startLsn) + 1n)
+      throw new LockstepError({
+        node: 'primary',
+        problem: `no replica has a position in stream "${config.slot}", and its slot moved past the stream's start: no replica can start from a position the slot still has`,
+        fix: 'lockstep attach --resync all (a new slot; every replica copied from its snapshot)',
+      });
+  } finally {
     await primary.end();
   }
 }
@@ -330,43 +310,16 @@ async function recordedStart(primary: pg.ClientBase, stream: string): Promise<Ls
   return rows[0]?.lsn ?? null;
 }
 
-/** The replicated tables this replica has not had copied yet. */
-async function pendingTables(
-  replica: ReplicaConfig,
-  stream: string,
-  tables: readonly CatalogTable[],
-): Promise<CatalogTable[]> {
-  const client = await connectNode(replica.name, replica.url);
-  try {
-    const { rows } = await client.query<{ schema_name: string; table_name: string }>(
-      'SELECT schema_name, table_name FROM lockstep.synced_tables WHERE stream = $1',
-      [stream],
-    );
-    const done = new Set(rows.map((r) => `${r.schema_name}\u0000${r.table_name}`));
-    return tables.filter((t) => !done.has(`${t.schema}\u0000${t.name}`));
-  } finally {
-    await client.end();
-  }
-}
-
-async function runLimited<T>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T) => Promise<void>,
+/** Records reset replicas' new position on the primary (see recordResetPositions). */
+async function recordResets(
+  config: LockstepConfig,
+  names: readonly string[],
+  anchor: { version: number; lsn: Lsn },
 ): Promise<void> {
-  let next = 0;
-  const failures: unknown[] = [];
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length && failures.length === 0) {
-        const item = items[next++] as T;
-        try {
-          await work(item);
-        } catch (error) {
-          failures.push(error);
-        }
-      }
-    }),
-  );
-  if (failures.length > 0) throw failures[0];
+  const primary = await connectNode('primary', config.primary);
+  try {
+    await recordResetPositions(primary, config.slot, names, anchor);
+  } finally {
+    await primary.end();
+  }
 }

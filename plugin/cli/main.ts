@@ -127,8 +127,8 @@ function setupCommands(program: Command): void {
     )
     .option(...configOption)
     .action(async (flags: { config?: string }) => {
-      const { runCommand } = await import('./run-command.js');
-      await runCommand(flags, packageVersion());
+      const { runSidecar } = await import('./run-command.js');
+      await runSidecar(flags.config, packageVersion());
     });
 }
 

@@ -1,22 +1,27 @@
 import v8 from 'node:v8';
+import type { Logger } from 'pino';
 import { loadConfig } from '../config/load-config.js';
+import type { LiveConfig } from '../sidecar/create-sidecar.js';
 import { reportFailure } from './cli-output.js';
 import type { RunState } from './sidecar-endpoints.js';
 
-/**
- * `lockstep run`: the sidecar until SIGTERM or SIGINT; a second one stands by.
- * Exits by itself (process.exit), never returns normally.
- */
-export async function runCommand(options: { config?: string }, version: string): Promise<void> {
+/** How often the configuration file is read again to notice a change (ms); SIGHUP reloads at once. */
+const CONFIG_CHECK_MS = 3_000;
+
+/** `lockstep run`: the sidecar, its endpoints, and configuration reloads; returns when it stopped. */
+export async function runSidecar(configFile: string | undefined, version: string): Promise<void> {
   // A sidecar's live data is small and bounded (the packet window), but V8 lets the heap
   // grow to about four times it between full collections: 1.6 keeps RSS near what is live.
   v8.setFlagsFromString('--heap-growing-percent=60');
-  const config = loadConfig(options.config);
+  // SIGHUP reloads the configuration; before the sidecar exists (and while it stops) it does nothing.
+  let onHangup: () => void = () => undefined;
+  process.on('SIGHUP', () => onHangup());
+  const config = loadConfig(configFile);
   // Only what the sidecar uses is loaded: a restart is back to streaming sooner.
   const [
     { createLogger },
     { migrateControlSchemaWhenReachable },
-    { createSidecar, faultFromEnvironment },
+    { createSidecar, faultFromEnvironment, LiveConfig },
     { serveSidecarEndpoints },
     { SidecarHistograms },
   ] = await Promise.all([
@@ -27,10 +32,11 @@ export async function runCommand(options: { config?: string }, version: string):
     import('../sidecar/sidecar-histograms.js'),
   ]);
   const log = createLogger(config.log.level);
+  const live = new LiveConfig(config);
   // The endpoints answer (/readyz: starting) while the primary is waited for; their
   // modules (prom-client among them) load meanwhile, not before.
   const histograms = new SidecarHistograms(version);
-  const run: RunState = { sidecar: null, stopping: false, histograms };
+  const run: RunState = { sidecar: null, stopping: false, live, histograms };
   const serving =
     config.http.port === 0
       ? null
@@ -55,29 +61,26 @@ export async function runCommand(options: { config?: string }, version: string):
   });
   const sidecar = createSidecar(config, log, {
     fault: faultFromEnvironment(config),
+    live,
     observer: histograms,
   });
   run.sidecar = sidecar;
+  const reloader = await configReloader(configFile, run, log, live);
+  onHangup = () => {
+    if (!run.stopping) void reloader.reload('SIGHUP');
+  };
+  const stopWatching = reloader.watchFile();
   const started = sidecar.start();
   started.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
   const endpoints = await serving;
-  const stopped = new Promise<void>((resolve) => {
-    const shutdown = (signal: string) => {
-      run.stopping = true;
-      log.info({ signal }, 'stopping: open batches are rolled back, nothing half-applied is kept');
-      // Never take longer than 10 s to exit.
-      setTimeout(() => process.exit(0), 9_000).unref();
-      void sidecar
-        .stop()
-        .then(() => endpoints?.close())
-        .then(resolve, resolve);
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
+  const stopped = stopOnSignal(run, log, async () => {
+    stopWatching();
+    await sidecar.stop();
+    await endpoints?.close();
   });
   if (await started) {
     log.info(
-      { replicas: config.replicas.map((r) => r.name), slot: config.slot },
+      { replicas: live.current.replicas.map((r) => r.name), slot: config.slot },
       'lockstep is running',
     );
   }
@@ -85,4 +88,48 @@ export async function runCommand(options: { config?: string }, version: string):
   log.info('stopped');
   // Everything is closed; a backoff timer still pending must not delay the exit.
   process.exit();
+}
+
+/** Resolves once SIGTERM or SIGINT stopped the sidecar (`stop`), within 10 s at the most. */
+function stopOnSignal(run: RunState, log: Logger, stop: () => Promise<void>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      run.stopping = true;
+      log.info({ signal }, 'stopping: open batches are rolled back, nothing half-applied is kept');
+      // Never take longer than 10 s to exit.
+      setTimeout(() => process.exit(0), 9_000).unref();
+      void stop().then(resolve, resolve);
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+}
+
+/** Reloads the configuration on demand, and whenever its file changes (`watchFile`). */
+async function configReloader(
+  configFile: string | undefined,
+  run: RunState,
+  log: Logger,
+  live: LiveConfig,
+) {
+  const [{ ConfigReloader }, { watchConfigFile }] = await Promise.all([
+    import('../sidecar/reload-config.js'),
+    import('../config/config-watch.js'),
+  ]);
+  const reloader = new ConfigReloader({
+    sidecar: run.sidecar as NonNullable<RunState['sidecar']>,
+    live,
+    load: () => loadConfig(configFile),
+    log,
+  });
+  return {
+    reload: (reason: string) => reloader.reload(reason),
+    /** Returns a function that stops watching. */
+    watchFile: (): (() => void) =>
+      configFile
+        ? watchConfigFile(configFile, CONFIG_CHECK_MS, () => {
+            if (!run.stopping) void reloader.reload('file changed');
+          })
+        : () => undefined,
+  };
 }

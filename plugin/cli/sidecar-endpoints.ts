@@ -9,6 +9,8 @@ export interface RunState {
   stopping: boolean;
   /** Histograms the sidecar feeds, and build info: registered with the other metrics. */
   histograms?: SidecarHistograms;
+  /** The configuration in force (its replicas change on reload). */
+  live?: { readonly current: LockstepConfig };
 }
 
 /** Metrics of a process still waiting for the primary: nothing is active, read or held yet. */
@@ -48,6 +50,6 @@ export async function serveSidecarEndpoints(
   return serveEndpoints(config.http.host, config.http.port, {
     readiness: () => readiness(run.sidecar?.snapshot() ?? null, run.stopping),
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.metrics() }),
-    status: () => readStatus(config),
+    status: () => readStatus(run.live?.current ?? config),
   });
 }

@@ -94,6 +94,8 @@ export interface TwoPhaseStatus {
  * The round itself is the pure state machine of `protocol/two-phase-round.ts`.
  */
 export class TwoPhaseCoordinator {
+  /** Names of the participants of the round being run (empty between rounds). */
+  private inFlight: ReadonlySet<string> = new Set();
   /** Rounds committed and aborted since start. */
   roundsCommitted = 0;
   roundsAborted = 0;
@@ -187,6 +189,22 @@ export class TwoPhaseCoordinator {
     return report;
   }
 
+  /** Whether the round being run has `participant` in it (a round keeps its participants to the end). */
+  involves(participant: string): boolean {
+    return this.inFlight.has(participant);
+  }
+
+  /**
+   * Finishes the stream's gids prepared on one node by the decision log (a
+   * replica leaving the configuration); the round in flight is left alone.
+   */
+  recoverNode(node: PhaseTwoNode): Promise<RecoveryReport> {
+    return recoverPrepared(this.parts.stream, [node], this.parts.decisions, {
+      kinds: ['stream'],
+      skip: new Set(this.held ? [this.held.gid] : []),
+    });
+  }
+
   private async loop(): Promise<void> {
     let backoff = this.parts.options.retryInitialMs;
     while (!this.stopping) {
@@ -200,7 +218,9 @@ export class TwoPhaseCoordinator {
         await this.pause(this.parts.options.recoveryIntervalMs);
         continue;
       }
-      const outcome = await this.deliver(batch);
+      const outcome = await this.deliver(batch).finally(() => {
+        this.inFlight = new Set();
+      });
       if (outcome === 'committed') {
         backoff = this.parts.options.retryInitialMs;
         for (const packet of batch) this.queue.delete(packet.version);
@@ -263,6 +283,7 @@ export class TwoPhaseCoordinator {
       this.parts.onDeposed?.();
       return 'aborted';
     }
+    this.inFlight = new Set(participants.map((p) => p.name));
     const round = this.nextRound++;
     const request: PrepareRequest = {
       gid: makeGid({ stream: this.parts.stream, version: first.version, round, epoch }),
@@ -281,7 +302,8 @@ export class TwoPhaseCoordinator {
     const { outcome, state } = await runRound({
       request,
       participants,
-      nodes: this.parts.nodes,
+      // Its own nodes: a replica removed meanwhile stays reachable for this round's phase two.
+      nodes: new Map(this.parts.nodes),
       decisions: this.parts.decisions,
       log,
       timeoutMs,

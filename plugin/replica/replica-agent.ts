@@ -59,6 +59,9 @@ export type ReplicaState =
   | 'stale'
   | 'resyncing';
 
+/** Longest retry delay of a replica that has no position yet (waiting for `lockstep attach`), ms. */
+const NOT_ATTACHED_RETRY_MS = 2_000;
+
 /** States in which a replica is retrying after a failure. */
 const FAILED: ReadonlySet<ReplicaState> = new Set(['halted', 'unresponsive']);
 
@@ -172,8 +175,13 @@ export class ReplicaAgent implements RoundParticipant {
     while (!this.stopping) {
       try {
         this.position = await this.guarded(this.target.open(), 0);
-        // Reached again: an unreachable replica's error is over. Others last until an apply succeeds.
-        if (this.lastError?.kind === 'unreachable' || this.lastError?.kind === 'unresponsive')
+        // Reached again (or placed by attach at last): that error is over. Others last until an apply succeeds.
+        const kind = this.lastError?.kind;
+        if (
+          kind === 'unreachable' ||
+          kind === 'unresponsive' ||
+          (kind === 'not-synced' && !this.lastError?.version)
+        )
           this.lastError = null;
         await this.applyLoop(() => {
           delay = this.options.retryInitialMs;
@@ -185,6 +193,7 @@ export class ReplicaAgent implements RoundParticipant {
         await this.guarded(this.target.close(), 0).catch(() => undefined);
         if (this.stopping) break;
         this.applyErrors++;
+        const previous = this.lastError;
         this.lastError =
           error instanceof ApplyError
             ? error
@@ -196,14 +205,23 @@ export class ReplicaAgent implements RoundParticipant {
                 fix: 'see the message; lockstep retries by itself',
                 cause: error,
               });
-        this.setState(this.lastError.kind === 'unresponsive' ? 'unresponsive' : 'halted');
+        // Still waiting for lockstep attach: told once, not at every look.
+        const unchanged =
+          previous?.kind === 'not-synced' &&
+          this.lastError.kind === 'not-synced' &&
+          previous.message === this.lastError.message &&
+          this.state === 'halted';
+        if (!unchanged)
+          this.setState(this.lastError.kind === 'unresponsive' ? 'unresponsive' : 'halted');
         this.inBackoff = true;
         await Promise.race([
           sleep(delay),
           new Promise<void>((resolve) => (this.wakeStop = resolve)),
         ]);
         this.inBackoff = false;
-        delay = Math.min(delay * 2, this.options.retryMaxMs);
+        // A replica waiting for lockstep attach is looked at often: it joins soon after attach placed it.
+        const most = this.attached ? this.options.retryMaxMs : NOT_ATTACHED_RETRY_MS;
+        delay = Math.min(delay * 2, Math.max(most, this.options.retryInitialMs));
       }
     }
     this.window.setCursor(this.name, null);
@@ -279,6 +297,15 @@ export class ReplicaAgent implements RoundParticipant {
       clearTimeout(timer);
       if (expired) work.catch(() => undefined);
     }
+  }
+
+  /**
+   * False once the replica was reached and found without a position in the
+   * stream (`lockstep attach` has not placed it yet): it holds the slot, but
+   * takes no part in rounds — it will meet their packets in the stream.
+   */
+  get attached(): boolean {
+    return this.position !== null || this.lastError?.kind !== 'not-synced';
   }
 
   /** The version this replica durably holds, when known. */

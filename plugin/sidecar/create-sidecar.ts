@@ -3,6 +3,7 @@ import { refreshControlEvents } from '../../adapters/postgres/ddl-capture.js';
 import { DecisionLog } from '../../adapters/postgres/decision-log.js';
 import { cutLockstepSessions } from '../../adapters/postgres/node-connection.js';
 import { PgoutputSource } from '../../adapters/postgres/pgoutput-source.js';
+import { PreparedTransactions } from '../../adapters/postgres/prepared-transactions.js';
 import { PgReplicaTarget } from '../../adapters/postgres/replica-target.js';
 import { syncSequences } from '../../adapters/postgres/sequence-sync.js';
 import { SharedBatchPlans } from '../../adapters/postgres/shared-batch-plans.js';
@@ -11,7 +12,7 @@ import { StreamLock } from '../../adapters/postgres/stream-lock.js';
 import { PauseListener } from '../../adapters/postgres/stream-pause.js';
 import { type AttachProgress, attach } from '../attach/attach.js';
 import { configNodes } from '../config/config-nodes.js';
-import type { LockstepConfig } from '../config/config-schema.js';
+import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { type FaultHook, faultAt, parseFaultSetting } from '../coordinator/fault-point.js';
 import { preparedTransactionNodes } from '../coordinator/run-recovery.js';
 import { PrimaryStream } from '../primary/primary-stream.js';
@@ -45,12 +46,40 @@ export function faultFromEnvironment(config: LockstepConfig): FaultHook | undefi
   });
 }
 
-/** Extra wiring for tests. */
+/** Extra wiring for tests, and the configuration as it changes while running. */
 export interface SidecarExtras {
   /** Called at the named points of every round. */
   readonly fault?: FaultHook;
   /** Told how long batches and rounds take (the metrics' histograms). */
   readonly observer?: SidecarObserver;
+  /** The configuration in force, replaced when a reload adds or removes replicas (what reads it sees the new one). */
+  readonly live?: LiveConfig;
+}
+
+/** The configuration a running sidecar works with: its replicas change on reload, nothing else does. */
+export class LiveConfig {
+  /** Replicas in step apply the same batches: each batch is compacted and encoded once for all. */
+  readonly plans: SharedBatchPlans;
+
+  constructor(public current: LockstepConfig) {
+    this.plans = new SharedBatchPlans(current.replicas.length);
+  }
+}
+
+/** What a replica needs in a sidecar: its apply target and its phase-two node. */
+export function replicaParts(live: LiveConfig, replica: ReplicaConfig) {
+  const config = live.current;
+  return {
+    target: new PgReplicaTarget(
+      replica.name,
+      replica.url,
+      config.slot,
+      config.conflicts,
+      config.twoPhase.voteTimeoutMs,
+      live.plans,
+    ),
+    node: new PreparedTransactions(replica.name, replica.url),
+  };
 }
 
 /** Builds the sidecar for a configuration: the primary stream, a target per replica, the status store, the coordinator. */
@@ -60,8 +89,7 @@ export function createSidecar(
   extras: SidecarExtras = {},
 ): Sidecar {
   const decidePhase = phasePolicy(config.twoPhase);
-  // Replicas in step apply the same batches: each batch is compacted and encoded once.
-  const plans = new SharedBatchPlans(config.replicas.length);
+  const live = extras.live ?? new LiveConfig(config);
   const lock = new StreamLock(config.primary, config.slot);
   return new Sidecar({
     observer: extras.observer,
@@ -92,21 +120,12 @@ export function createSidecar(
       await stream.start();
       return stream;
     },
-    targets: config.replicas.map(
-      (r) =>
-        new PgReplicaTarget(
-          r.name,
-          r.url,
-          config.slot,
-          config.conflicts,
-          config.twoPhase.voteTimeoutMs,
-          plans,
-        ),
-    ),
+    targets: config.replicas.map((r) => replicaParts(live, r).target),
     stream: config.slot,
     sequenceSyncMs: config.sequenceSyncMs,
     syncSequences: async () => {
-      const { failed } = await syncSequences(config.primary, config.publication, config.replicas);
+      const { replicas } = live.current;
+      const { failed } = await syncSequences(config.primary, config.publication, replicas);
       for (const [replica, error] of Object.entries(failed))
         log.debug(
           { replica, err: error },
@@ -147,7 +166,7 @@ export function createSidecar(
     resync:
       config.resync === 'auto'
         ? async (replica, stale) => {
-            await attach(config, quietProgress(log), {
+            await attach(live.current, quietProgress(log), {
               resync: [replica],
               sidecarRunsResync: true,
               holder: { epoch: () => (lock.held ? lock.epoch : null), verify: () => lock.verify() },

@@ -11,6 +11,7 @@ const STATES = [
   'unresponsive',
   'stale',
   'resyncing',
+  'not-attached',
 ];
 
 /** `pg_replication_slots.wal_status` values. */
@@ -66,11 +67,19 @@ export function sidecarMetrics(snapshot: () => SidecarSnapshot): Registry {
       labelNames: [label],
       registers: [registry],
       collect() {
-        for (const [key, value] of read(take())) {
+        const now = read(take());
+        for (const [key, value] of now) {
           const before = seen.get(key) ?? 0;
           this.inc({ [label]: key }, Math.max(0, value - before));
           seen.set(key, Math.max(value, before));
         }
+        // A replica removed from the configuration: its series ends.
+        const present = new Set(now.map(([key]) => key));
+        for (const key of seen.keys())
+          if (!present.has(key)) {
+            this.remove({ [label]: key });
+            seen.delete(key);
+          }
       },
     });
   };

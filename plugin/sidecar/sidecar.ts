@@ -25,6 +25,7 @@ import {
   type ReplicaPosition,
   type ReplicaTarget,
 } from '../replica/replica-agent.js';
+import { ReplicaSet } from './replica-set.js';
 import type { SidecarObserver } from './sidecar-histograms.js';
 
 /** The sidecar's view of the primary's bookkeeping (the status store adapter). */
@@ -56,6 +57,10 @@ export interface SidecarStatusStore {
   staleReplicas(): Promise<Set<string>>;
   /** Marks a replica stale durably, before it stops holding WAL. */
   markStale(replica: string): Promise<void>;
+  /** Deletes a removed replica's row (state, last position, stale mark). */
+  forgetReplica(replica: string): Promise<void>;
+  /** Deletes the rows of replicas not configured (removed while no sidecar ran); returns their names. */
+  forgetUnconfigured(configured: readonly string[]): Promise<string[]>;
   /** Since when the stream is paused (`lockstep pause`), or null while it runs. */
   pausedSince(): Promise<Date | null>;
   close(): Promise<void>;
@@ -201,6 +206,8 @@ export class Sidecar {
   private listening = false;
   /** How often the slot's position was read for a resume point (the `slot-read` fault point). */
   private slotReads = 0;
+  /** This activation has started its agents: one added now is started at once. */
+  private agentsRunning = false;
   /** Replicas marked stale: no longer holding WAL; they need a resync. */
   readonly stale = new Set<string>();
   /** Replicas being resynced, and the position the slot must keep until they are back. */
@@ -215,6 +222,10 @@ export class Sidecar {
   coordinator: TwoPhaseCoordinator;
   /** This process holds the coordinator lock (it is the active sidecar). */
   active = false;
+  /** Phase two and recovery per node: the primary and every replica (replicas come and go). */
+  private readonly nodes: Map<string, PhaseTwoNode>;
+  /** Adds and removes replicas while running. */
+  private readonly replicaSet: ReplicaSet;
   /** Figures read from the nodes every few seconds, for metrics. */
   private observed: {
     walLsn: Lsn | null;
@@ -229,44 +240,21 @@ export class Sidecar {
       parts.agent.batchRows,
       2 * parts.agent.batchRows,
     );
-    this.agents = parts.targets.map(
-      (target) =>
-        new ReplicaAgent(target.node, target, this.window, parts.agent, {
-          applied: (agent, position) => {
-            this.lastPositions.set(agent.name, position);
-            this.statusDirty = true;
-          },
-          stateChanged: (agent) => {
-            this.statusDirty = true;
-            this.wakeResume?.();
-            const error = agent.lastError;
-            if ((agent.state === 'halted' || agent.state === 'unresponsive') && error) {
-              parts.log.warn(
-                {
-                  replica: agent.name,
-                  state: agent.state,
-                  table: error.table,
-                  version: error.version,
-                  kind: error.kind,
-                  fix: error.fix,
-                },
-                error.message,
-              );
-            } else {
-              parts.log.info(
-                { replica: agent.name, state: agent.state, version: agent.position?.version },
-                'replica state changed',
-              );
-            }
-          },
-          needsRewind: (agent, position) => this.requestRewind(agent.name, position),
-          roundCommitted: (version) => this.coordinator.committedThrough >= version,
-          timed: (agent, seconds, commitTime) =>
-            parts.observer?.batchApplied(agent.name, seconds, commitTime),
-          note: (agent, message, fields) =>
-            parts.log.info({ replica: agent.name, ...fields }, message),
-        }),
-    );
+    this.nodes = new Map(parts.twoPhase.nodes);
+    this.agents = parts.targets.map((target) => this.newAgent(target));
+    this.replicaSet = new ReplicaSet({
+      agents: this.agents,
+      nodes: this.nodes,
+      log: parts.log,
+      stream: parts.stream,
+      newAgent: (target) => this.newAgent(target),
+      startAgent: (agent) => this.startAddedAgent(agent),
+      dropReplica: (name) => this.dropReplica(name),
+      active: () => this.active && !this.stopping,
+      roundInvolves: (name) => this.coordinator.involves(name),
+      recover: (node) => this.coordinator.recoverNode(node),
+      forgetStatus: (name) => parts.status.forgetReplica(name),
+    });
     this.coordinator = this.newCoordinator();
     parts.lock.onLost(() => {
       this.lockLost = true;
@@ -274,12 +262,54 @@ export class Sidecar {
     });
   }
 
+  /** An agent for one replica, wired to the shared window and to the sidecar's bookkeeping. */
+  private newAgent(target: ReplicaTarget): ReplicaAgent {
+    const { parts } = this;
+    return new ReplicaAgent(target.node, target, this.window, parts.agent, {
+      applied: (agent, position) => {
+        this.lastPositions.set(agent.name, position);
+        this.statusDirty = true;
+      },
+      stateChanged: (agent) => {
+        this.statusDirty = true;
+        this.wakeResume?.();
+        const error = agent.lastError;
+        if ((agent.state === 'halted' || agent.state === 'unresponsive') && error) {
+          parts.log.warn(
+            {
+              replica: agent.name,
+              state: agent.state,
+              table: error.table,
+              version: error.version,
+              kind: error.kind,
+              fix: error.fix,
+            },
+            error.message,
+          );
+        } else {
+          parts.log.info(
+            { replica: agent.name, state: agent.state, version: agent.position?.version },
+            'replica state changed',
+          );
+        }
+      },
+      needsRewind: (agent, position) => this.requestRewind(agent.name, position),
+      roundCommitted: (version) => this.coordinator.committedThrough >= version,
+      timed: (agent, seconds, commitTime) =>
+        parts.observer?.batchApplied(agent.name, seconds, commitTime),
+      note: (agent, message, fields) => parts.log.info({ replica: agent.name, ...fields }, message),
+    });
+  }
+
   private newCoordinator(): TwoPhaseCoordinator {
     return new TwoPhaseCoordinator({
       stream: this.parts.stream,
+      // A replica not placed in the stream yet (attach has not run) meets the rounds' packets later.
       participants: () =>
-        this.agents.filter((a) => !this.stale.has(a.name) && !this.resyncing.has(a.name)),
-      nodes: this.parts.twoPhase.nodes,
+        this.agents.filter(
+          (a) => a.attached && !this.stale.has(a.name) && !this.resyncing.has(a.name),
+        ),
+      nodes: this.nodes,
       decisions: this.parts.twoPhase.decisions,
       log: this.parts.log,
       options: this.parts.twoPhase.options,
@@ -296,6 +326,32 @@ export class Sidecar {
         this.wakeLockCheck?.();
       },
     });
+  }
+
+  /** Adds a replica while running (a reloaded configuration); it holds the slot until attach places it. */
+  addReplica(target: ReplicaTarget, node: PhaseTwoNode): Promise<void> {
+    return this.replicaSet.add(target, node);
+  }
+
+  /** Removes a replica while running: it stops at once, its prepared gids are finished, its row goes. */
+  removeReplica(name: string): Promise<void> {
+    return this.replicaSet.remove(name);
+  }
+
+  /** Runs an agent added while this activation runs (the next activation starts it otherwise). */
+  private startAddedAgent(agent: ReplicaAgent): void {
+    this.statusDirty = true;
+    if (this.agentsRunning) this.tasks.push(agent.run());
+  }
+
+  /** Forgets what was kept about a replica (added anew, or removed). */
+  private dropReplica(name: string): void {
+    this.stale.delete(name);
+    this.resyncing.delete(name);
+    this.lastPositions.delete(name);
+    this.window.setCursor(name, null);
+    this.statusDirty = true;
+    this.wakeResume?.();
   }
 
   /**
@@ -379,6 +435,13 @@ export class Sidecar {
       `this sidecar (${owner}) is active: it holds the coordinator lock`,
     );
     await this.coordinator.start();
+    // Rows of replicas removed while no sidecar ran: their marks mean nothing any more.
+    const forgotten = await this.parts.status.forgetUnconfigured(this.agents.map((a) => a.name));
+    if (forgotten.length > 0)
+      this.parts.log.info(
+        { replicas: forgotten, event: 'replicas-forgotten' },
+        'forgot replicas no longer in the configuration',
+      );
     this.lastPositions = await this.parts.status.lastPositions();
     // Stale marks are durable: a replica marked stale before a restart stays out of the resume point.
     for (const replica of await this.parts.status.staleReplicas())
@@ -395,6 +458,7 @@ export class Sidecar {
       agent.forget();
       if (!this.stale.has(agent.name)) this.tasks.push(agent.run());
     }
+    this.agentsRunning = true;
     for (const name of this.stale) this.startResync(name);
     this.tasks.push(this.pumpLoop(), this.housekeepingLoop());
   }
@@ -482,6 +546,7 @@ export class Sidecar {
   /** Stops every loop of this activation; connections to the nodes stay open for the next one. */
   private async deactivate(): Promise<void> {
     this.stopping = true;
+    this.agentsRunning = false;
     this.active = false;
     this.statusDirty = true;
     // A round being decided or committed is finished first (bounded); one still voting is aborted.
@@ -514,7 +579,8 @@ export class Sidecar {
     if (wasActive) await this.writeStatus().catch(() => undefined);
     await this.parts.status.close();
     await this.parts.twoPhase.decisions.close();
-    for (const node of this.parts.twoPhase.nodes.values()) await node.close();
+    await this.replicaSet.settled();
+    for (const node of this.nodes.values()) await node.close();
     await this.parts.twoPhase.migrateLock?.release();
     await this.parts.lock.release();
   }
@@ -708,6 +774,7 @@ export class Sidecar {
           await this.followPause();
           await this.observe();
           await this.markStale();
+          await this.followStaleMarks();
         }
         const every = this.parts.sequenceSyncMs;
         if (every > 0 && this.parts.syncSequences && now - lastSequenceSync >= every) {
@@ -788,6 +855,7 @@ export class Sidecar {
     agent: ReplicaAgent,
     why: string,
     fields: Record<string, unknown>,
+    fix = 'lockstep attach --resync, or resync: "auto"',
   ): Promise<void> {
     await this.parts.status.markStale(agent.name);
     this.stale.add(agent.name);
@@ -796,10 +864,9 @@ export class Sidecar {
     this.parts.log.error(
       {
         replica: agent.name,
+        event: 'replica-stale',
         ...fields,
-        fix: this.parts.resync
-          ? 'resyncing it now (resync: auto)'
-          : 'lockstep attach --resync, or resync: "auto"',
+        fix: this.parts.resync ? 'resyncing it now (resync: auto)' : fix,
       },
       `replica is stale (${why}): it no longer holds WAL and needs a resync`,
     );
@@ -837,7 +904,8 @@ export class Sidecar {
         await agent.waitStopped();
         await (this.parts.resync as NonNullable<SidecarParts['resync']>)(agent.name, this.stale);
         // Deactivated meanwhile: the next activation starts the agent (its stale mark is gone).
-        if (this.stopping) return;
+        // Removed from the configuration meanwhile: nothing more to do for it.
+        if (this.stopping || !this.agents.includes(agent)) return;
         this.stale.delete(agent.name);
         this.lastPositions.delete(agent.name);
         // Its copy is a new start: nothing it knew of rounds or positions holds any more.
@@ -846,6 +914,7 @@ export class Sidecar {
         this.tasks.push(agent.run());
         return;
       } catch (error) {
+        if (!this.agents.includes(agent)) return;
         this.parts.log.error(
           { replica: agent.name, err: (error as Error).message },
           'resync failed: retrying',
@@ -868,13 +937,44 @@ export class Sidecar {
     const current = this.observed.walLsn ?? (await this.parts.status.currentWalLsn());
     for (const agent of halted) {
       const position = this.positionOf(agent);
-      const behind = position ? lsnDistance(position.lsn, current) : 0;
-      if (position && behind > this.parts.maxLagBytes) {
-        await this.markStaleAgent(agent, 'further behind than maxLagBytes', {
-          lagBytes: behind,
-          maxLagBytes: this.parts.maxLagBytes,
-        });
-      }
+      // No position (never placed by attach, or never reached): it holds the slot where it stands.
+      const from = position?.lsn ?? this.confirmed ?? (await this.parts.status.slotConfirmedLsn());
+      const behind = from ? lsnDistance(from, current) : 0;
+      if (behind <= this.parts.maxLagBytes) continue;
+      const fields = { lagBytes: behind, maxLagBytes: this.parts.maxLagBytes };
+      if (position) await this.markStaleAgent(agent, 'further behind than maxLagBytes', fields);
+      else
+        await this.markStaleAgent(
+          agent,
+          'it has no position in the stream, and the WAL held for it passed maxLagBytes',
+          fields,
+          'lockstep attach: it copies the replica and places it in the stream',
+        );
+    }
+  }
+
+  /**
+   * A replica never placed in the stream whose stale mark `lockstep attach`
+   * ended (it is about to copy and place it): it holds the slot again.
+   */
+  private async followStaleMarks(): Promise<void> {
+    const unplaced = this.agents.filter(
+      (a) => this.stale.has(a.name) && !this.resyncing.has(a.name) && !this.positionOf(a),
+    );
+    if (unplaced.length === 0) return;
+    const marked = await this.parts.status.staleReplicas();
+    for (const agent of unplaced) {
+      if (marked.has(agent.name)) continue;
+      await agent.waitStopped();
+      if (this.stopping || !this.agents.includes(agent)) return;
+      this.stale.delete(agent.name);
+      agent.forget();
+      this.tasks.push(agent.run());
+      this.statusDirty = true;
+      this.parts.log.info(
+        { replica: agent.name, event: 'replica-unmarked' },
+        `replica ${agent.name}: lockstep attach ended its stale mark; it holds the slot again until attach places it`,
+      );
     }
   }
 
@@ -949,6 +1049,7 @@ export class Sidecar {
     if (this.observed.slot && slotLoss(this.observed.slot)) return 'stale';
     if (this.resyncing.has(agent.name)) return 'resyncing';
     if (this.stale.has(agent.name)) return 'stale';
+    if (!agent.attached) return 'not-attached';
     const following = agent.state === 'streaming' || agent.state === 'catching-up';
     return following && this.pausedSince ? 'paused' : agent.state;
   }

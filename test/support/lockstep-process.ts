@@ -13,6 +13,17 @@ export function writeConfig(
 ): { file: string; remove(): void } {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lockstep-config-'));
   const file = path.join(dir, 'lockstep.json');
+  rewriteConfig(file, primary, replicas, extra);
+  return { file, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Writes (or replaces) the configuration in `file`: what a running sidecar reloads. */
+export function rewriteConfig(
+  file: string,
+  primary: PostgresCluster,
+  replicas: readonly PostgresCluster[],
+  extra: Record<string, unknown> = {},
+): void {
   writeFileSync(
     file,
     JSON.stringify(
@@ -28,7 +39,6 @@ export function writeConfig(
       2,
     ),
   );
-  return { file, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** How a command is started: from source through tsx (tests), or the built CLI (`npm run build`). */

@@ -1,0 +1,69 @@
+import {
+  dropForeignControlSchema,
+  FOREIGN_SCHEMA_FIX,
+  findForeignControlSchema,
+} from '../../adapters/postgres/foreign-control-schema.js';
+import { connectNode } from '../../adapters/postgres/node-connection.js';
+import type { LockstepConfig } from '../config/config-schema.js';
+import { LockstepError } from '../lockstep-error.js';
+
+/**
+ * A replica whose tables were made with `pg_dump --schema-only` of the primary
+ * (as the README advises) gets lockstep's own `lockstep` schema with them:
+ * its tables (empty), functions and the DDL capture's event triggers, but no
+ * migration history. Such a schema is removed when it holds no rows: a
+ * schema-only dump carries no data, nothing of lockstep's lives there yet, and
+ * lockstep creates its own in its place — dropping it loses nothing (each
+ * object is dropped RESTRICT: nothing outside it goes). One holding rows, or
+ * that something outside depends on, is refused with the fix. Returns the
+ * problems (none when every replica is fine).
+ */
+export async function removeDumpedControlSchemas(
+  config: LockstepConfig,
+  step: (message: string) => void,
+): Promise<LockstepError[]> {
+  const problems: LockstepError[] = [];
+  for (const replica of config.replicas) {
+    const client = await connectNode(replica.name, replica.url);
+    try {
+      const foreign = await findForeignControlSchema(client);
+      if (!foreign) continue;
+      const what =
+        'it has a "lockstep" schema lockstep did not create there (no migration history: it came with a dump of the primary)';
+      if (foreign.tablesWithRows.length > 0) {
+        problems.push(
+          new LockstepError({
+            node: replica.name,
+            setting: 'lockstep schema',
+            problem: `${what}, and rows in ${foreign.tablesWithRows.join(', ')}: lockstep leaves it alone`,
+            fix: FOREIGN_SCHEMA_FIX,
+          }),
+        );
+        continue;
+      }
+      try {
+        await dropForeignControlSchema(client, foreign);
+      } catch (error) {
+        problems.push(
+          new LockstepError({
+            node: replica.name,
+            setting: 'lockstep schema',
+            problem: `${what}, and it cannot be removed on its own: ${(error as Error).message}`,
+            fix: FOREIGN_SCHEMA_FIX,
+            cause: error,
+          }),
+        );
+        continue;
+      }
+      const triggers = foreign.eventTriggers.length
+        ? ` and event trigger(s) ${foreign.eventTriggers.join(', ')}`
+        : '';
+      step(
+        `${replica.name}: removed the empty "lockstep" schema${triggers} a schema-only dump of the primary brought along; lockstep creates its own`,
+      );
+    } finally {
+      await client.end();
+    }
+  }
+  return problems;
+}

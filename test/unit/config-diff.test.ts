@@ -1,0 +1,117 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { adoptReplicas, diffConfig } from '../../plugin/config/config-diff.js';
+import { watchConfigFile } from '../../plugin/config/config-watch.js';
+import { loadConfig } from '../../plugin/config/load-config.js';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'lockstep-config-diff-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let files = 0;
+/** A validated configuration (defaults filled in) from what a file would hold. */
+function config(input: Record<string, unknown>) {
+  const file = path.join(dir, `c${files++}.json`);
+  writeFileSync(file, JSON.stringify(input));
+  return loadConfig(file, {});
+}
+
+const base = {
+  primary: 'postgres://app:s3cret@10.0.0.1:5432/app',
+  replicas: [
+    { name: 'eu', url: 'postgres://app:s3cret@10.0.0.2:5432/app' },
+    { name: 'us', url: 'postgres://app:s3cret@10.0.0.3:5432/app' },
+  ],
+};
+const asia = { name: 'asia', url: 'postgres://app:s3cret@10.0.0.4:5432/app' };
+/** A replica as loading resolves it (its connection in canonical form). */
+const resolved = (replica: { name: string; url: string }) =>
+  config({ ...base, replicas: [replica] }).replicas[0];
+
+describe('diffConfig', () => {
+  it('finds nothing to do in the same configuration, whatever the order of replicas', () => {
+    const reordered = { ...base, replicas: [...base.replicas].reverse() };
+    expect(diffConfig(config(base), config(reordered))).toEqual({
+      added: [],
+      removed: [],
+      needsRestart: [],
+    });
+  });
+
+  it('adds and removes replicas by name', () => {
+    const next = { ...base, replicas: [base.replicas[1], asia] };
+    const change = diffConfig(config(base), config(next));
+    expect(change.added).toEqual([resolved(asia)]);
+    expect(change.removed).toEqual(['eu']);
+    expect(change.needsRestart).toEqual([]);
+  });
+
+  it('names every other changed key as needing a restart, never its value', () => {
+    const next = {
+      ...base,
+      primary: 'postgres://app:other-secret@10.0.0.9:5432/app',
+      replicas: [
+        { ...base.replicas[0], url: 'postgres://app:s3cret@10.0.0.8:5432/app' },
+        base.replicas[1],
+      ],
+      maxLagBytes: 1024,
+      twoPhase: { voteTimeoutMs: 9000 },
+      batch: { maxRows: 5 },
+    };
+    const change = diffConfig(config(base), config(next));
+    expect([...change.needsRestart].sort()).toEqual(
+      [
+        'batch.maxRows',
+        'maxLagBytes',
+        'primary',
+        'replicas.eu.url',
+        'twoPhase.voteTimeoutMs',
+      ].sort(),
+    );
+    expect(change.added).toEqual([]);
+    expect(change.removed).toEqual([]);
+    expect(JSON.stringify(change)).not.toMatch(/secret/);
+  });
+
+  it('compares lists as a whole', () => {
+    const change = diffConfig(config(base), config({ ...base, tables: ['public.*', 'billing.*'] }));
+    expect(change.needsRestart).toEqual(['tables']);
+  });
+});
+
+describe('adoptReplicas', () => {
+  it('changes the replicas only, keeping the URLs in force', () => {
+    const current = config(base);
+    const next = config({
+      ...base,
+      maxLagBytes: 1024,
+      replicas: [{ ...base.replicas[1], url: 'postgres://app@10.0.0.7:5432/app' }, asia],
+    });
+    const adopted = adoptReplicas(current, diffConfig(current, next));
+    expect(adopted.replicas).toEqual([
+      resolved(base.replicas[1] as { name: string; url: string }),
+      resolved(asia),
+    ]);
+    expect(adopted.maxLagBytes).toBe(current.maxLagBytes);
+  });
+});
+
+describe('watchConfigFile', () => {
+  it('calls back when the content changes, not when it stays the same', async () => {
+    const file = path.join(dir, 'watched.json');
+    writeFileSync(file, JSON.stringify(base));
+    let calls = 0;
+    const stop = watchConfigFile(file, 20, () => calls++);
+    try {
+      writeFileSync(file, JSON.stringify(base));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(calls).toBe(0);
+      writeFileSync(file, JSON.stringify({ ...base, replicas: [asia] }));
+      for (let i = 0; i < 100 && calls === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(calls).toBe(1);
+    } finally {
+      stop();
+    }
+  });
+});
