@@ -31,6 +31,8 @@ export async function createReplicationSlot(
   slot: string,
   options: {
     exportSnapshot?: boolean;
+    /** Dropped by the server when its session ends (a snapshot slot of a copy: a killed attach leaves nothing). */
+    temporary?: boolean;
     node?: string;
     /** Told which running transactions the creation waits for, should it wait. */
     onBlocked?: (blockers: readonly SlotBlocker[]) => void;
@@ -47,7 +49,9 @@ export async function createReplicationSlot(
     const mode = options.exportSnapshot ? 'export' : 'nothing';
     const stopWatching = options.onBlocked ? watchSlotBlockers(url, options.onBlocked) : null;
     const { rows } = await client
-      .query(`CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput (SNAPSHOT '${mode}')`)
+      .query(
+        `CREATE_REPLICATION_SLOT ${quoteIdent(slot)}${options.temporary ? ' TEMPORARY' : ''} LOGICAL pgoutput (SNAPSHOT '${mode}')`,
+      )
       .finally(() => stopWatching?.());
     const row = rows[0] as { consistent_point: string; snapshot_name: string | null };
     if (!options.exportSnapshot) await client.end();

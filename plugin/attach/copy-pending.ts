@@ -75,6 +75,7 @@ export async function copyPending(
     progress.step('resuming: taking a fresh snapshot for the tables not copied yet');
     snapshotSource = await createReplicationSlot(config.primary, tempSlot, {
       exportSnapshot: true,
+      temporary: true,
     });
   }
   const source = snapshotSource;

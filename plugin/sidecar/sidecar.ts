@@ -178,6 +178,8 @@ export class Sidecar {
   private stream: PrimaryStream | null = null;
   private stopping = false;
   private rewindTo: ReplicaPosition | null = null;
+  /** The replica that asked for {@link rewindTo}: its request ends if it turns stale or leaves. */
+  private rewindBy: string | null = null;
   private wakeRewind: (() => void) | null = null;
   /** Wakes {@link resumePoint} when a replica's state changes (it waits for every replica to be reached or given up). */
   private wakeResume: (() => void) | null = null;
@@ -307,7 +309,13 @@ export class Sidecar {
       // A replica not placed in the stream yet (attach has not run) meets the rounds' packets later.
       participants: () =>
         this.agents.filter(
-          (a) => a.attached && !this.stale.has(a.name) && !this.resyncing.has(a.name),
+          (a) =>
+            a.attached &&
+            // Placed: reached with a position, or one recorded for it (an unplaced replica that
+            // cannot be reached must not hold every round).
+            (a.position !== null || this.lastPositions.has(a.name)) &&
+            !this.stale.has(a.name) &&
+            !this.resyncing.has(a.name),
         ),
       nodes: this.nodes,
       decisions: this.parts.twoPhase.decisions,
@@ -346,6 +354,7 @@ export class Sidecar {
 
   /** Forgets what was kept about a replica (added anew, or removed). */
   private dropReplica(name: string): void {
+    if (this.rewindBy === name) this.rewindTo = null;
     this.stale.delete(name);
     this.resyncing.delete(name);
     this.lastPositions.delete(name);
@@ -620,6 +629,7 @@ export class Sidecar {
       `replica ${replica} needs packets no longer in memory: re-reading the slot from version ${position.version}`,
     );
     this.rewindTo = position;
+    this.rewindBy = replica;
     this.wakeRewind?.();
   }
 
@@ -654,6 +664,10 @@ export class Sidecar {
         for (const a of known)
           if ((a.position as ReplicaPosition).version < low.version)
             low = a.position as ReplicaPosition;
+        // A rewind asked by a replica found stale (or gone) since is void: its position may be
+        // before the slot's, and a stream started there would number packets wrongly for all.
+        const asker = this.agents.find((a) => a.name === this.rewindBy);
+        if (!asker || this.stale.has(asker.name)) this.rewindTo = null;
         if (this.rewindTo && this.rewindTo.version < low.version) low = this.rewindTo;
         return low;
       }
@@ -773,6 +787,8 @@ export class Sidecar {
           // Should a notification have been missed.
           await this.followPause();
           await this.observe();
+          // Also for replicas added while running: a position the slot no longer has is stale.
+          await this.markGone();
           await this.markStale();
           await this.followStaleMarks();
         }
@@ -859,6 +875,7 @@ export class Sidecar {
   ): Promise<void> {
     await this.parts.status.markStale(agent.name);
     this.stale.add(agent.name);
+    if (this.rewindBy === agent.name) this.rewindTo = null;
     agent.stop();
     this.statusDirty = true;
     this.parts.log.error(
