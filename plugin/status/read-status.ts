@@ -114,7 +114,6 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
           lsn: Lsn | null;
           commit_time: Date | null;
           wal: Lsn;
-          retained: string | null;
           two_phase: TwoPhaseStatus | null;
           active_sidecar: string | null;
           active_since: Date | null;
@@ -122,8 +121,7 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
         }>(
           `SELECT s.version::text, s.lsn::text, s.commit_time, s.two_phase, s.active_sidecar, s.active_since,
                 (to_jsonb(s) ->> 'paused_at')::timestamptz AS paused_at,
-                pg_current_wal_lsn()::text AS wal,
-                (SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text FROM pg_replication_slots WHERE slot_name = s.slot) AS retained
+                pg_current_wal_lsn()::text AS wal
            FROM lockstep.streams s WHERE s.stream = $1`,
           [stream],
         )
@@ -134,7 +132,8 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
           version: Number(row.version),
           lsn: row.lsn,
           walLsn: row.wal,
-          slotRetainedBytes: row.retained === null ? null : Number(row.retained),
+          // From the slot read below: one reading of pg_replication_slots.
+          slotRetainedBytes: null,
           error: null,
           reachable: true,
         };
@@ -159,6 +158,7 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
         );
         for (const n of replicaNotes.rows) notes.set(n.replica, n);
         const slot = await readSlotHealth(primary, stream);
+        status.primary.slotRetainedBytes = slot?.retainedBytes ?? null;
         const loss = slot ? slotLoss(slot) : null;
         status.slot = slot && {
           ...slot,
