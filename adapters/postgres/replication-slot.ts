@@ -157,8 +157,10 @@ export async function readSlotHealth(
     wal_status: SlotHealth['walStatus'];
     safe: string | null;
     retained: string | null;
+    confirmed: Lsn | null;
   }>(
     `SELECT t.slot, s.slot_name IS NOT NULL AS exists, s.wal_status, s.safe_wal_size::text AS safe,
+            s.confirmed_flush_lsn::text AS confirmed,
             pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint::text AS retained
        FROM lockstep.streams t LEFT JOIN pg_replication_slots s ON s.slot_name = t.slot
       WHERE t.stream = $1`,
@@ -172,5 +174,6 @@ export async function readSlotHealth(
     walStatus: row.wal_status ?? null,
     safeWalBytes: row.safe === null ? null : Number(row.safe),
     retainedBytes: row.retained === null ? null : Number(row.retained),
+    confirmedLsn: row.confirmed ?? null,
   };
 }

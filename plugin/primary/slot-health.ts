@@ -1,3 +1,5 @@
+import type { Lsn } from '../protocol/index.js';
+
 /** The replication slot as `pg_replication_slots` shows it (sidecar, status, metrics). */
 export interface SlotHealth {
   /** The slot's name. */
@@ -14,6 +16,8 @@ export interface SlotHealth {
   readonly safeWalBytes: number | null;
   /** WAL the slot keeps on the primary. */
   readonly retainedBytes: number | null;
+  /** Its confirmed_flush_lsn: WAL before it is gone (null when the slot does not exist). */
+  readonly confirmedLsn: Lsn | null;
 }
 
 /**

@@ -787,8 +787,9 @@ export class Sidecar {
           // Should a notification have been missed.
           await this.followPause();
           await this.observe();
-          // Also for replicas added while running: a position the slot no longer has is stale.
-          await this.markGone();
+          // Also for replicas added while running: a position the slot no longer has is stale
+          // (against the slot observe() just read).
+          await this.markGoneAt(this.observed.slot?.confirmedLsn ?? null);
           await this.markStale();
           await this.followStaleMarks();
         }
@@ -852,7 +853,11 @@ export class Sidecar {
    */
   private async markGone(): Promise<void> {
     this.parts.twoPhase.fault?.('slot-read', ++this.slotReads);
-    const confirmed = await this.parts.status.slotConfirmedLsn();
+    await this.markGoneAt(await this.parts.status.slotConfirmedLsn());
+  }
+
+  /** {@link markGone} against a confirmed point already read (null: no slot, nothing to compare). */
+  private async markGoneAt(confirmed: Lsn | null): Promise<void> {
     // No slot: START_REPLICATION fails and says why; nothing to compare with.
     if (!confirmed) return;
     for (const agent of this.agents) {

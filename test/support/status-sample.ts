@@ -50,6 +50,7 @@ export function slotStatus(lost: boolean): NonNullable<LockstepStatus['slot']> {
     walStatus: lost ? 'lost' : 'reserved',
     safeWalBytes: null,
     retainedBytes: 256,
+    confirmedLsn: '0/100' as ReplicaStatus['lsn'],
     lost,
     reason: lost ? 'the replication slot "lockstep" was invalidated' : null,
     fix: lost ? 'lockstep attach --resync all' : null,

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { toLsn } from '../../plugin/protocol/index.js';
 import type { SidecarSnapshot } from '../../plugin/sidecar/sidecar.js';
 import { sidecarMetrics } from '../../plugin/sidecar/sidecar-metrics.js';
 
@@ -32,6 +33,7 @@ const snapshot: SidecarSnapshot = {
     walStatus: 'reserved',
     safeWalBytes: 1024,
     retainedBytes: 0,
+    confirmedLsn: toLsn('0/100'),
   },
   slotLost: null,
   replicas: [
