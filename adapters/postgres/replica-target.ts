@@ -29,6 +29,7 @@ import {
   truncateStatement,
 } from './change-statement.js';
 import { AT_LEAST_LOCAL_COMMIT, clientConfig, redactUrl, scrubSecrets } from './connection-url.js';
+import { alreadyInCopy, schemaPoint } from './ddl-catch-up.js';
 import { LibpqClient } from './libpq-client.js';
 import { dropClient, endClient } from './node-connection.js';
 import { pipelinedCopy } from './pipelined-copy.js';
@@ -232,7 +233,7 @@ export class PgReplicaTarget {
       if (change.kind !== 'message' && this.namesNewTable(change))
         await this.refreshSynced(version);
       if (change.kind === 'message') {
-        if (change.prefix === DDL_MESSAGE) await this.runDdl(client, change.content, version);
+        if (change.prefix === DDL_MESSAGE) await this.runDdl(client, change.content, version, lsn);
         continue;
       }
       if (change.kind === 'truncate') {
@@ -591,9 +592,15 @@ export class PgReplicaTarget {
    * sent before it is checked first): with the primary's search_path, and
    * without CONCURRENTLY, which cannot run inside the replica's transaction
    * (the plain form builds the same index). A table it creates is recorded as
-   * in step, so the packet's rows for it apply.
+   * in step, so the packet's rows for it apply. Committed before the
+   * replica's copy, its effect may be there already: that is not an error.
    */
-  private async runDdl(client: pg.Client, content: string, version: number): Promise<void> {
+  private async runDdl(
+    client: pg.Client,
+    content: string,
+    version: number,
+    lsn: Lsn,
+  ): Promise<void> {
     await this.settle();
     const { searchPath, command, ordinal, role, tag, settings } = JSON.parse(content) as {
       searchPath: string;
@@ -610,10 +617,14 @@ export class PgReplicaTarget {
       // Never a statement the primary did not run: it must be the command the primary reported.
       if (tag && !matchesCommandTag(statement, tag))
         throw new Error(`the statement found is not the ${tag} the primary ran`);
-      await runAsRole(client, role, withoutConcurrently(statement), {
-        ...settings,
-        search_path: searchPath,
-      });
+      const point = schemaPoint(this.syncedFrom.values());
+      await runAsRole(
+        client,
+        role,
+        withoutConcurrently(statement),
+        { ...settings, search_path: searchPath },
+        (error) => alreadyInCopy(error, lsn, point),
+      );
       await client.query(
         `INSERT INTO lockstep.synced_tables (stream, schema_name, table_name, copy_lsn, rows)
          SELECT $1, n.nspname, c.relname, '0/0', 0 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

