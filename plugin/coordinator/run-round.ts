@@ -43,6 +43,8 @@ export interface RoundRun {
   onState?(state: RoundState): void;
   /** A decision write was refused: another process holds the coordinator lock now. */
   onDeposed?(): void;
+  /** Receives, once at the start, the way to tell the round a participant left (after its decision). */
+  control?(round: { leave(participant: string): void }): void;
 }
 
 /** How a round ended. `interrupted`: stopped while decided but unfinished (recovery finishes it). */
@@ -84,6 +86,7 @@ export async function runRound(run: RoundRun): Promise<RoundResult> {
   let step = startRound(request.gid, [...byName.keys()]);
   const note = () => run.onState?.(step.state);
   note();
+  run.control?.({ leave: (participant) => push({ type: 'left', participant }) });
 
   const retryLater = (event: RoundEvent) => setTimeout(() => push(event), run.retryInitialMs);
   const node = (name: string) => run.nodes.get(name) as PhaseTwoNode;

@@ -96,6 +96,8 @@ export interface TwoPhaseStatus {
 export class TwoPhaseCoordinator {
   /** Names of the participants of the round being run (empty between rounds). */
   private inFlight: ReadonlySet<string> = new Set();
+  /** Tells the round being run that a participant left (null between rounds). */
+  private leaveRound: ((participant: string) => void) | null = null;
   /** Rounds committed and aborted since start. */
   roundsCommitted = 0;
   roundsAborted = 0;
@@ -189,9 +191,19 @@ export class TwoPhaseCoordinator {
     return report;
   }
 
-  /** Whether the round being run has `participant` in it (a round keeps its participants to the end). */
-  involves(participant: string): boolean {
-    return this.inFlight.has(participant);
+  /**
+   * A participant removed from the configuration leaves the round being run
+   * once it is decided: the round no longer waits for phase two there (the
+   * removal finishes that gid by the decision log). True when the round no
+   * longer involves it; false while it is still undecided (a bounded wait).
+   */
+  leave(participant: string): boolean {
+    if (!this.inFlight.has(participant)) return true;
+    const phase = this.held?.phase;
+    if (phase !== 'committing' && phase !== 'aborting') return false;
+    this.inFlight = new Set([...this.inFlight].filter((p) => p !== participant));
+    this.leaveRound?.(participant);
+    return true;
   }
 
   /**
@@ -199,9 +211,11 @@ export class TwoPhaseCoordinator {
    * replica leaving the configuration); the round in flight is left alone.
    */
   recoverNode(node: PhaseTwoNode): Promise<RecoveryReport> {
+    // The round in flight is skipped only while the node is still in it (undecided).
+    const inRound = this.held && this.inFlight.has(node.node);
     return recoverPrepared(this.parts.stream, [node], this.parts.decisions, {
       kinds: ['stream'],
-      skip: new Set(this.held ? [this.held.gid] : []),
+      skip: new Set(inRound && this.held ? [this.held.gid] : []),
     });
   }
 
@@ -220,6 +234,7 @@ export class TwoPhaseCoordinator {
       }
       const outcome = await this.deliver(batch).finally(() => {
         this.inFlight = new Set();
+        this.leaveRound = null;
       });
       if (outcome === 'committed') {
         backoff = this.parts.options.retryInitialMs;
@@ -313,6 +328,9 @@ export class TwoPhaseCoordinator {
       fault: this.parts.fault,
       stopping: () => this.stopping,
       onDeposed: () => this.parts.onDeposed?.(),
+      control: (round) => {
+        this.leaveRound = round.leave;
+      },
       onState: (state) => {
         this.held = {
           gid: request.gid,

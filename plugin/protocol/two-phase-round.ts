@@ -19,7 +19,9 @@ export type ParticipantState =
   | 'prepared'
   | 'refused'
   | 'committed'
-  | 'rolled-back';
+  | 'rolled-back'
+  /** Removed from the configuration once the round was decided: its gid is finished by the decision log, not by the round. */
+  | 'left';
 
 /** A round, as the coordinator knows it. */
 export interface RoundState {
@@ -45,7 +47,8 @@ export type RoundEvent =
   | { readonly type: 'decision-failed' }
   | { readonly type: 'committed'; readonly participant: string }
   | { readonly type: 'rolled-back'; readonly participant: string }
-  | { readonly type: 'phase-two-failed'; readonly participant: string };
+  | { readonly type: 'phase-two-failed'; readonly participant: string }
+  | { readonly type: 'left'; readonly participant: string };
 
 /** What the coordinator must do next. */
 export type RoundAction =
@@ -93,8 +96,8 @@ function abort(state: RoundState, reasons: Record<string, string>): RoundStep {
 }
 
 function settleAbort(state: RoundState, actions: RoundAction[]): RoundStep {
-  const done = names(state).every(
-    (p) => state.participants[p] === 'refused' || state.participants[p] === 'rolled-back',
+  const done = names(state).every((p) =>
+    ['refused', 'rolled-back', 'left'].includes(state.participants[p] as string),
   );
   if (done && actions.length === 0) {
     return {
@@ -119,7 +122,8 @@ function latePrepare(
     event.type !== 'vote' ||
     event.vote !== 'yes' ||
     current === 'refused' ||
-    current === 'prepared'
+    current === 'prepared' ||
+    current === 'left'
   )
     return null;
   return {
@@ -189,9 +193,11 @@ export function roundTransition(state: RoundState, event: RoundEvent): RoundStep
         return abort(state, { coordinator: 'the commit decision could not be recorded' });
       return unchanged;
     case 'committing':
-      if (event.type === 'committed' && current === 'prepared') {
-        const next = withParticipant(state, event.participant, 'committed');
-        if (names(next).every((p) => next.participants[p] === 'committed')) {
+      if ((event.type === 'committed' || event.type === 'left') && current === 'prepared') {
+        const to = event.type === 'left' ? 'left' : 'committed';
+        const next = withParticipant(state, event.participant, to);
+        const done = (p: string) => ['committed', 'left'].includes(next.participants[p] as string);
+        if (names(next).every(done)) {
           return {
             state: { ...next, phase: 'committed' },
             actions: [{ type: 'finished', outcome: 'committed' }],
@@ -203,14 +209,18 @@ export function roundTransition(state: RoundState, event: RoundEvent): RoundStep
         return { state, actions: [{ type: 'commit-prepared', participant: event.participant }] };
       }
       return unchanged;
-    case 'aborting':
-      if (event.type === 'rolled-back' && current !== 'refused' && current !== 'rolled-back') {
-        return settleAbort(withParticipant(state, event.participant, 'rolled-back'), []);
+    case 'aborting': {
+      // Refused, rolled back or left: that participant is done with this round.
+      const open = current !== 'refused' && current !== 'rolled-back' && current !== 'left';
+      if ((event.type === 'left' || event.type === 'rolled-back') && open) {
+        const to = event.type === 'left' ? 'left' : 'rolled-back';
+        return settleAbort(withParticipant(state, event.participant, to), []);
       }
-      if (event.type === 'phase-two-failed' && current !== 'refused' && current !== 'rolled-back') {
+      if (event.type === 'phase-two-failed' && open) {
         return { state, actions: [{ type: 'rollback-prepared', participant: event.participant }] };
       }
       return latePrepare(state, event, current) ?? unchanged;
+    }
     case 'aborted':
       return latePrepare(state, event, current) ?? unchanged;
     default:

@@ -169,7 +169,12 @@ export function createSidecar(
             await attach(live.current, quietProgress(log), {
               resync: [replica],
               sidecarRunsResync: true,
-              holder: { epoch: () => (lock.held ? lock.epoch : null), verify: () => lock.verify() },
+              holder: {
+                epoch: () => (lock.held ? lock.epoch : null),
+                // Removed from the configuration meanwhile: the copy is never placed.
+                verify: async () =>
+                  live.current.replicas.some((r) => r.name === replica) && (await lock.verify()),
+              },
               stale,
             });
           }

@@ -20,8 +20,8 @@ export interface ReplicaSetHost {
   dropReplica(name: string): void;
   /** This process is the active sidecar (a standby leaves rounds and status to the active one). */
   active(): boolean;
-  /** Whether the round in flight has this replica as a participant. */
-  roundInvolves(name: string): boolean;
+  /** Takes the replica out of the round in flight once it is decided; false while undecided. */
+  leaveRound(name: string): boolean;
   /** Finishes the stream's gids prepared on one node, by the decision log. */
   recover(node: PhaseTwoNode): Promise<RecoveryReport>;
   /** Deletes the replica's row on the primary (state, last position, stale mark). */
@@ -102,14 +102,18 @@ export class ReplicaSet {
     );
   }
 
-  /** Waits until the round in flight (which keeps its participants) no longer involves the replica. */
+  /**
+   * Waits until the round in flight is decided (votes have a deadline), then
+   * takes the replica out of it: a dead replica being removed never holds
+   * the round's phase two; its gid is finished below, by the decision log.
+   */
   private async roundsWithout(name: string): Promise<void> {
     let waited = 0;
-    while (this.host.roundInvolves(name)) {
+    while (!this.host.leaveRound(name)) {
       if (waited % 30_000 === 5_000)
         this.host.log.warn(
-          { replica: name },
-          `removing ${name} waits for the two-phase round in flight to finish on it (a decided round is finished everywhere)`,
+          { replica: name, event: 'replica-remove-waits' },
+          'removal waits for the two-phase round in flight to be decided',
         );
       await sleep(100);
       waited += 100;

@@ -253,7 +253,7 @@ export class Sidecar {
       startAgent: (agent) => this.startAddedAgent(agent),
       dropReplica: (name) => this.dropReplica(name),
       active: () => this.active && !this.stopping,
-      roundInvolves: (name) => this.coordinator.involves(name),
+      leaveRound: (name) => this.coordinator.leave(name),
       recover: (node) => this.coordinator.recoverNode(node),
       forgetStatus: (name) => parts.status.forgetReplica(name),
     });
@@ -446,10 +446,15 @@ export class Sidecar {
     await this.coordinator.start();
     // Rows of replicas removed while no sidecar ran: their marks mean nothing any more.
     const forgotten = await this.parts.status.forgetUnconfigured(this.agents.map((a) => a.name));
+    // No sidecar could finish their prepared rounds: out of the stream, rolling back is safe there.
     if (forgotten.length > 0)
-      this.parts.log.info(
-        { replicas: forgotten, event: 'replicas-forgotten' },
-        'forgot replicas no longer in the configuration',
+      this.parts.log.warn(
+        {
+          replicas: forgotten,
+          event: 'replicas-forgotten',
+          fix: "on each, SELECT gid FROM pg_prepared_xacts WHERE gid LIKE 'lockstep\\_%' and ROLLBACK PREPARED each (safe: it is out of the stream), or put it back in the configuration and run lockstep recover",
+        },
+        'replicas removed while no sidecar was active: their lockstep prepared transactions, if any, were not checked',
       );
     this.lastPositions = await this.parts.status.lastPositions();
     // Stale marks are durable: a replica marked stale before a restart stays out of the resume point.
@@ -909,7 +914,8 @@ export class Sidecar {
   /** resync: auto — copies the replica anew while the slot is held, then lets it catch up. */
   private async resyncAgent(agent: ReplicaAgent): Promise<void> {
     let delay = 1_000;
-    while (!this.stopping) {
+    // Removed from the configuration: its resync ends, and with it the WAL held for it.
+    while (!this.stopping && this.agents.includes(agent)) {
       // Hold the slot at the lowest healthy position: the resync restarts the replica from there.
       let hold: Lsn | null = null;
       for (const other of this.agents) {

@@ -27,6 +27,8 @@ class World {
   inFlight: string[] = [];
   state: RoundState;
   outcome: 'committed' | 'aborted' | null = null;
+  /** Participants removed from the configuration after the decision: their removal finishes their gid. */
+  left = new Set<string>();
 
   constructor(
     readonly participants: string[],
@@ -48,6 +50,10 @@ class World {
 
   private feed(event: RoundEvent): void {
     const step = roundTransition(this.state, event);
+    // 5. a participant that left the round gets no action from it any more
+    for (const action of step.actions)
+      if ('participant' in action)
+        expect(this.state.participants[action.participant]).not.toBe('left');
     this.state = step.state;
     this.take(step.actions);
   }
@@ -110,8 +116,11 @@ class World {
 
   private crash(): void {
     this.pending = [];
-    const prepared = new Set(this.participants.filter((p) => this.db[p] === 'prepared'));
-    const step = recoverRound(this.state.gid, this.participants, prepared, this.decided);
+    // The restarted coordinator's configuration no longer has the participants that left.
+    const stay = this.participants.filter((p) => !this.left.has(p));
+    const prepared = new Set(stay.filter((p) => this.db[p] === 'prepared'));
+    if (stay.length === 0) return;
+    const step = recoverRound(this.state.gid, stay, prepared, this.decided);
     this.state = step.state;
     this.take(step.actions);
   }
@@ -130,7 +139,22 @@ class World {
       this.feed({ type: 'timeout' });
     } else if (this.choose(3) === 0) {
       this.crash();
+    } else if (this.choose(2) === 0) {
+      this.leave(this.participants[this.choose(this.participants.length)] as string);
     }
+  }
+
+  /** A participant removed from the configuration: the driver tells a decided round only. */
+  private leave(p: string): void {
+    if (this.state.phase !== 'committing' && this.state.phase !== 'aborting') return;
+    this.left.add(p);
+    this.feed({ type: 'left', participant: p });
+  }
+
+  /** The removals finish the left participants' gid by the decision log (presumed abort). */
+  finishLeft(): void {
+    for (const p of this.left)
+      if (this.db[p] === 'prepared') this.db[p] = this.decided ? 'committed' : 'rolled-back';
   }
 
   /** Runs every outstanding action to success (prepares vote yes): the round must settle. */
@@ -163,6 +187,7 @@ describe('two-phase round (model tests)', () => {
           const w = world(n, choices);
           for (let s = 0; s < steps && w.outcome === null; s++) w.step();
           w.quiesce();
+          w.finishLeft();
           const states = Object.values(w.db);
           // 4. nobody is left prepared, and the outcome is the same everywhere
           expect(states).not.toContain('prepared');
