@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import type { Logger } from 'pino';
 import { loadConfig } from '../config/load-config.js';
@@ -13,9 +14,14 @@ export async function runSidecar(configFile: string | undefined, version: string
   // A sidecar's live data is small and bounded (the packet window), but V8 lets the heap
   // grow to about four times it between full collections: 1.6 keeps RSS near what is live.
   v8.setFlagsFromString('--heap-growing-percent=60');
-  // SIGHUP reloads the configuration; before the sidecar exists (and while it stops) it does nothing.
-  let onHangup: () => void = () => undefined;
+  // SIGHUP reloads the configuration; one received before the sidecar exists is kept for then.
+  let hangupPending = false;
+  let onHangup: () => void = () => {
+    hangupPending = true;
+  };
   process.on('SIGHUP', () => onHangup());
+  // What the configuration in force was read from: an edit during start-up is reloaded after it.
+  const configText = configFile ? readConfigText(configFile) : null;
   const config = loadConfig(configFile);
   // Only what the sidecar uses is loaded: a restart is back to streaming sooner.
   const [
@@ -69,7 +75,8 @@ export async function runSidecar(configFile: string | undefined, version: string
   onHangup = () => {
     if (!run.stopping) void reloader.reload('SIGHUP');
   };
-  const stopWatching = reloader.watchFile();
+  if (hangupPending) onHangup();
+  const stopWatching = reloader.watchFile(configText);
   const started = sidecar.start();
   started.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
   const endpoints = await serving;
@@ -88,6 +95,15 @@ export async function runSidecar(configFile: string | undefined, version: string
   log.info('stopped');
   // Everything is closed; a backoff timer still pending must not delay the exit.
   process.exit();
+}
+
+/** The configuration file's text, or null when it cannot be read (loadConfig reports why). */
+function readConfigText(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
 }
 
 /** Resolves once SIGTERM or SIGINT stopped the sidecar (`stop`), within 10 s at the most. */
@@ -125,11 +141,16 @@ async function configReloader(
   return {
     reload: (reason: string) => reloader.reload(reason),
     /** Returns a function that stops watching. */
-    watchFile: (): (() => void) =>
+    watchFile: (baseline: string | null): (() => void) =>
       configFile
-        ? watchConfigFile(configFile, CONFIG_CHECK_MS, () => {
-            if (!run.stopping) void reloader.reload('file changed');
-          })
+        ? watchConfigFile(
+            configFile,
+            CONFIG_CHECK_MS,
+            () => {
+              if (!run.stopping) void reloader.reload('file changed');
+            },
+            baseline,
+          )
         : () => undefined,
   };
 }

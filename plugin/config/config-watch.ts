@@ -8,13 +8,21 @@ import { readFile } from 'node:fs/promises';
  * time. A file that cannot be read right now (being replaced) is checked
  * again next time. Returns a function that stops watching.
  */
-export function watchConfigFile(file: string, intervalMs: number, changed: () => void): () => void {
+export function watchConfigFile(
+  file: string,
+  intervalMs: number,
+  changed: () => void,
+  /** The content the configuration in force was read from: a change made before watching counts too. */
+  baseline?: string | null,
+): () => void {
   const read = () => readFile(file, 'utf8').catch(() => null);
-  let last: string | null = null;
-  try {
-    last = readFileSync(file, 'utf8');
-  } catch {
-    // Read at the first check instead.
+  let last: string | null = baseline ?? null;
+  if (last === null) {
+    try {
+      last = readFileSync(file, 'utf8');
+    } catch {
+      // Read at the first check instead.
+    }
   }
   let checking = false;
   const timer = setInterval(() => {

@@ -114,4 +114,18 @@ describe('watchConfigFile', () => {
       stop();
     }
   });
+
+  it('calls back for a change made after the configuration was read but before watching began', async () => {
+    const file = path.join(dir, 'edited-during-start.json');
+    const loaded = JSON.stringify(base);
+    writeFileSync(file, JSON.stringify({ ...base, replicas: [asia] }));
+    let calls = 0;
+    const stop = watchConfigFile(file, 20, () => calls++, loaded);
+    try {
+      for (let i = 0; i < 100 && calls === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(calls).toBe(1);
+    } finally {
+      stop();
+    }
+  });
 });
