@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { eventually, expectIdentical, waitForMarker } from '../support/compare-nodes.js';
@@ -10,9 +11,10 @@ import {
 import { useClusters } from '../support/use-clusters.js';
 
 const SCHEMA = `CREATE TABLE parent (id int PRIMARY KEY, v text);
+                CREATE TABLE critical (id int PRIMARY KEY, v int);
                 CREATE TABLE marker (id bigserial PRIMARY KEY);`;
 // A tiny bound: a replica that is never attached passes it at once.
-const EXTRA = { maxLagBytes: 256 * 1024 };
+const EXTRA = { maxLagBytes: 256 * 1024, twoPhase: { tables: ['public.critical'] } };
 
 const clusters = useClusters({ replicas: 2 });
 // replica2 is in no configuration yet.
@@ -53,6 +55,34 @@ const slotConfirmed = async () =>
   )[0]?.lsn;
 
 const events = (event: string) => sidecar.logLines().filter((l) => l.event === event);
+
+const otherSlots = async () =>
+  (
+    await clusters.primary.query<{ slot_name: string }>(
+      `SELECT slot_name FROM pg_replication_slots WHERE slot_name <> 'lockstep'`,
+    )
+  ).map((r) => r.slot_name);
+
+/**
+ * Kills an attach while it copies into `into` (its COPY waits on a lock the
+ * test holds there): the snapshot slot it copies from must go with it, never
+ * hold the primary's WAL.
+ */
+async function killAttachMidCopy(into: PostgresCluster): Promise<void> {
+  const holder = new pg.Client({ connectionString: into.url });
+  await holder.connect();
+  const attach = new LockstepProcess(['attach', '--config', config.file]);
+  try {
+    await holder.query('BEGIN');
+    await holder.query('LOCK TABLE parent IN ACCESS EXCLUSIVE MODE');
+    await eventually(async () => (await otherSlots()).length > 0, 'attach to take its snapshot');
+    attach.kill('SIGKILL');
+    await attach.exited;
+  } finally {
+    await holder.end();
+  }
+  await eventually(async () => (await otherSlots()).length === 0, 'the snapshot slot to go');
+}
 
 describe('configuration reloads', () => {
   it('SIGHUP reloads; keys that need a restart are named, not applied', async () => {
@@ -96,8 +126,20 @@ describe('configuration reloads', () => {
   it('a replica never attached holds WAL only up to maxLagBytes, and attach still joins it', async () => {
     const r1 = replica1();
     const r2 = newcomer();
-    rewriteConfig(config.file, clusters.primary, [r1, r2], EXTRA);
-    await eventually(async () => events('replica-added').length > 0, 'the sidecar to add it');
+    // Added while down: it cannot be reached to learn it has no position.
+    await r2.stopServer();
+    try {
+      rewriteConfig(config.file, clusters.primary, [r1, r2], EXTRA);
+      await eventually(async () => events('replica-added').length > 0, 'the sidecar to add it');
+      // Not placed in the stream, it takes no part in two-phase rounds: they commit without it.
+      await clusters.primary.query('INSERT INTO critical VALUES (1, 1)');
+      await eventually(
+        async () => (await r1.query('SELECT 1 FROM critical WHERE id = 1')).length === 1,
+        'a two-phase round to commit on replica1 alone',
+      );
+    } finally {
+      await r2.startServer();
+    }
     const held = await slotConfirmed();
     for (let i = 0; i < 3; i++) await writeLots();
     await eventually(
@@ -108,6 +150,7 @@ describe('configuration reloads', () => {
     await writeLots();
     await eventually(async () => (await slotConfirmed()) !== held, 'the slot to move on');
 
+    await killAttachMidCopy(r2);
     // attach ends its mark, the sidecar holds the slot for it again, then it is copied and placed.
     const attached = await lockstep(['attach', '--config', config.file]);
     expect(attached.output).toMatch(/joining replica2: copied from a fresh snapshot/);
@@ -115,7 +158,7 @@ describe('configuration reloads', () => {
     expect(events('replica-unmarked').map((l) => l.replica)).toEqual([r2.name]);
     await writeLots();
     await waitForMarker(clusters.primary, [r1, r2]);
-    await expectIdentical(clusters.primary, [r1, r2], ['parent', 'marker']);
+    await expectIdentical(clusters.primary, [r1, r2], ['parent', 'critical', 'marker']);
     const rows = await clusters.primary.query<{ stale: boolean }>(
       'SELECT stale_since IS NOT NULL AS stale FROM lockstep.replica_status WHERE replica = $1',
       [r2.name],
