@@ -37,9 +37,7 @@ export async function runAsRole(
   role: string,
   statement: string,
   settings: CapturedSettings,
-  /** Whether an error of the statement itself (not of running it as the role) is kept from the transaction. */
-  tolerated: (error: unknown) => boolean = () => false,
-): Promise<'ran' | 'tolerated'> {
+): Promise<void> {
   // The SET clauses make every setting the body changes revert when it returns.
   await client.query(
     `CREATE FUNCTION ${RUNNER.replace('(text, text)', '(statement text, settings text)')} RETURNS void
@@ -58,20 +56,10 @@ export async function runAsRole(
   );
   try {
     await client.query(`ALTER FUNCTION ${RUNNER} OWNER TO ${quoteIdent(role)}`);
-    await client.query('SAVEPOINT lockstep_captured_ddl');
-    try {
-      await client.query(`SELECT ${RUNNER.replace('(text, text)', '($1, $2)')}`, [
-        statement,
-        JSON.stringify(onlyKnown(settings)),
-      ]);
-    } catch (error) {
-      if (!tolerated(error)) throw error;
-      await client.query('ROLLBACK TO SAVEPOINT lockstep_captured_ddl');
-      return 'tolerated';
-    } finally {
-      await client.query('RELEASE SAVEPOINT lockstep_captured_ddl').catch(() => undefined);
-    }
-    return 'ran';
+    await client.query(`SELECT ${RUNNER.replace('(text, text)', '($1, $2)')}`, [
+      statement,
+      JSON.stringify(onlyKnown(settings)),
+    ]);
   } finally {
     await client.query(`DROP FUNCTION IF EXISTS ${RUNNER}`).catch(() => undefined);
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { alreadyInCopy, schemaPoint } from '../../adapters/postgres/ddl-catch-up.js';
+import { alreadyInCopy, schemaPoint } from '../../adapters/postgres/apply/captured-ddl.js';
 import type { Lsn } from '../../plugin/protocol/index.js';
 
 const pgError = (code: string, message = 'x') => Object.assign(new Error(message), { code });

@@ -1,0 +1,76 @@
+import type pg from 'pg';
+import { type Relation, relationLabel } from '../../../plugin/protocol/index.js';
+import { ApplyError } from '../../../plugin/replica/apply-error.js';
+import type { ReplicaColumnTypes } from '../bulk-statement.js';
+import { quoteQualified } from '../sql-identifier.js';
+
+/** Runs a catalog query on the replica; a failure comes back as the apply error to report. */
+export type CatalogQuery = <R extends pg.QueryResultRow>(
+  text: string,
+  values: unknown[],
+) => Promise<R[]>;
+
+/**
+ * The replica's types of each relation's columns, in the primary's column
+ * order, cached per relation message (a new message after ALTER TABLE asks
+ * again). A batch's first use of its tables costs one catalog round trip.
+ */
+export class ColumnTypes {
+  private known = new WeakMap<Relation, ReplicaColumnTypes>();
+
+  constructor(private readonly node: string) {}
+
+  /** Forgets every type (a new connection may meet a changed schema). */
+  clear(): void {
+    this.known = new WeakMap();
+  }
+
+  async of(relation: Relation, version: number, query: CatalogQuery): Promise<ReplicaColumnTypes> {
+    return (await this.ofAll([relation], version, query)).get(relation) as ReplicaColumnTypes;
+  }
+
+  async ofAll(
+    relations: readonly Relation[],
+    version: number,
+    query: CatalogQuery,
+  ): Promise<Map<Relation, ReplicaColumnTypes>> {
+    const result = new Map<Relation, ReplicaColumnTypes>();
+    const unknown: Relation[] = [];
+    for (const relation of relations) {
+      const known = this.known.get(relation);
+      if (known) result.set(relation, known);
+      else unknown.push(relation);
+    }
+    if (unknown.length === 0) return result;
+    const rows = await query<{ rel: number; name: string; type: string }>(
+      `SELECT r.ord AS rel, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
+         FROM unnest($1::text[]) WITH ORDINALITY AS r(tbl, ord)
+         JOIN pg_attribute a ON a.attrelid = r.tbl::regclass
+        WHERE a.attnum > 0 AND NOT a.attisdropped`,
+      [unknown.map((r) => quoteQualified(r.schema, r.name))],
+    );
+    const byRelation = unknown.map(() => new Map<string, string>());
+    for (const row of rows) byRelation[Number(row.rel) - 1]?.set(row.name, row.type);
+    unknown.forEach((relation, index) => {
+      const byName = byRelation[index] as Map<string, string>;
+      const types = relation.columns.map((column) => {
+        const type = byName.get(column.name);
+        if (!type) {
+          throw new ApplyError({
+            node: this.node,
+            kind: 'schema',
+            version,
+            table: relationLabel(relation),
+            problem: `column "${column.name}" does not exist on the replica`,
+            fix: `add the column on replica "${this.node}" with the primary's type (lockstep doctor lists the differences)`,
+          });
+        }
+        return type;
+      });
+      const entry = { types };
+      this.known.set(relation, entry);
+      result.set(relation, entry);
+    });
+    return result;
+  }
+}

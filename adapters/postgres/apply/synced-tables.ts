@@ -1,0 +1,100 @@
+import type pg from 'pg';
+import {
+  type Change,
+  compareLsn,
+  DDL_MESSAGE,
+  type Lsn,
+  relationLabel,
+} from '../../../plugin/protocol/index.js';
+import { ApplyError } from '../../../plugin/replica/apply-error.js';
+import { schemaPoint } from './captured-ddl.js';
+
+/**
+ * The tables copied to one replica (`lockstep.synced_tables`) and the LSN
+ * each copy is consistent with: a change committed before a table's copy is
+ * already in it and is skipped. On the hot path: lookups by relation message,
+ * and the last comparison is reused (a packet's changes mostly share it).
+ */
+export class SyncedTables {
+  private copyLsnByName = new Map<string, Lsn>();
+  /** `copyLsnByName` by relation message, so the hot path builds no `schema.name` string per change. */
+  private copyLsnByRelation = new WeakMap<object, Lsn | null>();
+  private lastLsn: Lsn | null = null;
+  private lastCopyLsn: Lsn | null = null;
+  private lastResult = false;
+
+  constructor(
+    private readonly node: string,
+    private readonly stream: string,
+  ) {}
+
+  /** Reads the copied tables (inside the open transaction if there is one). */
+  async load(client: pg.ClientBase): Promise<void> {
+    const { rows } = await client.query<{ schema_name: string; table_name: string; copy_lsn: Lsn }>(
+      'SELECT schema_name, table_name, copy_lsn::text FROM lockstep.synced_tables WHERE stream = $1',
+      [this.stream],
+    );
+    this.copyLsnByName = new Map(rows.map((r) => [`${r.schema_name}.${r.table_name}`, r.copy_lsn]));
+    this.copyLsnByRelation = new WeakMap();
+  }
+
+  /** Whether `change` names a table not seen among the copied tables (a cheap lookup on the hot path). */
+  namesNewTable(change: Exclude<Change, { kind: 'message' }>): boolean {
+    const relations = change.kind === 'truncate' ? change.relations : [change.relation];
+    return relations.some(
+      (r) => !this.copyLsnByRelation.has(r) && !this.copyLsnByName.has(relationLabel(r)),
+    );
+  }
+
+  /** The latest copy of any table: captured DDL before it may already be in the replica's schema. */
+  schemaPoint(): Lsn | null {
+    return schemaPoint(this.copyLsnByName.values());
+  }
+
+  /**
+   * Whether this replica needs every change of these packets and none of them
+   * is captured DDL (which must run at its place): then the batch can be
+   * compacted. Checks only; the shared plan flattens the changes once for all replicas.
+   */
+  takesWholeBatch(
+    packets: ReadonlyArray<{ readonly changes: readonly Change[]; version: number; lsn: Lsn }>,
+  ): boolean {
+    for (const packet of packets) {
+      for (const change of packet.changes) {
+        if (change.kind === 'message') {
+          if (change.prefix === DDL_MESSAGE) return false;
+        } else if (change.kind === 'truncate') {
+          // Mixed positions against table copies are rare (right after a resumed attach): keep the exact path.
+          for (const relation of change.relations)
+            if (!this.takes(relation, packet.version, packet.lsn)) return false;
+        } else if (!this.takes(change.relation, packet.version, packet.lsn)) return false;
+      }
+    }
+    return true;
+  }
+
+  /** Whether a change to `relation` in a packet at `lsn` still needs applying (not already in the table's copy). */
+  takes(relation: { schema: string; name: string }, version: number, lsn: Lsn): boolean {
+    let copyLsn = this.copyLsnByRelation.get(relation);
+    if (copyLsn === undefined) {
+      copyLsn = this.copyLsnByName.get(relationLabel(relation)) ?? null;
+      this.copyLsnByRelation.set(relation, copyLsn);
+    }
+    if (copyLsn === null) {
+      throw new ApplyError({
+        node: this.node,
+        kind: 'not-synced',
+        version,
+        table: relationLabel(relation),
+        problem: 'the table is replicated but was never copied to this replica',
+        fix: 'run lockstep attach to copy it',
+      });
+    }
+    // Same packet as the last call (the common case): reuse the comparison.
+    if (this.lastLsn === lsn && this.lastCopyLsn === copyLsn) return this.lastResult;
+    this.lastLsn = lsn;
+    this.lastCopyLsn = copyLsn;
+    this.lastResult = compareLsn(lsn, copyLsn) >= 0;
+    return this.lastResult;
+  }
+}
