@@ -10,4 +10,5 @@ export const CONTROL_MIGRATION_NAMES = [
   '004-stream-pause',
   '005-fencing',
   '006-control-events',
+  '007-replica-database',
 ] as const;

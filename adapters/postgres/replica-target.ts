@@ -29,6 +29,7 @@ import {
   truncateStatement,
 } from './change-statement.js';
 import { AT_LEAST_LOCAL_COMMIT, clientConfig, redactUrl, scrubSecrets } from './connection-url.js';
+import { readDatabaseId } from './database-identity.js';
 import { LibpqClient } from './libpq-client.js';
 import { dropClient, endClient } from './node-connection.js';
 import { pipelinedCopy } from './pipelined-copy.js';
@@ -102,6 +103,8 @@ export class PgReplicaTarget {
   private openFrom = 0;
   /** Updates and deletes of rows missing on the replica that `overwrite` ignored. */
   ignoredMissingRows = 0;
+  /** The identity of the database last connected to (see database-identity.ts); null before. */
+  databaseId: string | null = null;
 
   constructor(
     readonly node: string,
@@ -128,6 +131,8 @@ export class PgReplicaTarget {
       await client.connect();
       // The slot is confirmed past what replicas commit: a commit must survive the replica's crash.
       await client.query(AT_LEAST_LOCAL_COMMIT);
+      // Reported in status: attach checks it is the database it copies into.
+      this.databaseId = await readDatabaseId(client);
       // A replica lockstep has not set up yet (no control schema) is one waiting for attach too.
       const position = await client
         .query<{ version: string; lsn: Lsn }>(

@@ -13,6 +13,8 @@ export interface ReplicaStatusRow {
   readonly version: number | null;
   readonly lsn: Lsn | null;
   readonly error: string | null;
+  /** The database its agent is connected to; null until it connected (never kept from before). */
+  readonly databaseId: string | null;
 }
 
 /** What the sidecar records about the stream. */
@@ -63,9 +65,10 @@ export class StatusStore {
       await client.query('SET LOCAL synchronous_commit = off');
       for (const r of replicas) {
         await client.query(
-          `INSERT INTO lockstep.replica_status (stream, replica, state, version, lsn, error, error_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6::text IS NULL THEN NULL ELSE now() END, now())
+          `INSERT INTO lockstep.replica_status (stream, replica, state, version, lsn, error, error_at, updated_at, database_id)
+           VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6::text IS NULL THEN NULL ELSE now() END, now(), $7)
            ON CONFLICT (stream, replica) DO UPDATE SET state = excluded.state,
+             database_id = excluded.database_id,
              version = coalesce(excluded.version, lockstep.replica_status.version),
              lsn = coalesce(excluded.lsn, lockstep.replica_status.lsn),
              error = excluded.error,
@@ -73,7 +76,7 @@ export class StatusStore {
                              WHEN excluded.error IS DISTINCT FROM lockstep.replica_status.error THEN now()
                              ELSE lockstep.replica_status.error_at END,
              updated_at = now()`,
-          [this.stream, r.replica, r.state, r.version, r.lsn, r.error],
+          [this.stream, r.replica, r.state, r.version, r.lsn, r.error, r.databaseId],
         );
       }
       await client.query(

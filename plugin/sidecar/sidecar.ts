@@ -38,6 +38,8 @@ export interface SidecarStatusStore {
       version: number | null;
       lsn: Lsn | null;
       error: string | null;
+      /** The database its agent is connected to (database-identity.ts); null until it connected. */
+      databaseId: string | null;
     }>,
     stream: {
       version: number;
@@ -339,6 +341,11 @@ export class Sidecar {
   /** Adds a replica while running (a reloaded configuration); it holds the slot until attach places it. */
   addReplica(target: ReplicaTarget, node: PhaseTwoNode): Promise<void> {
     return this.replicaSet.add(target, node);
+  }
+
+  /** Replaces a replica whose URL changed (it may be another database now): removed, then added. */
+  replaceReplica(target: ReplicaTarget, node: PhaseTwoNode): Promise<void> {
+    return this.replicaSet.replace(target, node);
   }
 
   /** Removes a replica while running: it stops at once, its prepared gids are finished, its row goes. */
@@ -814,6 +821,8 @@ export class Sidecar {
 
   /** The lowest durable position of the replicas that are not stale; null while one is unknown. */
   private confirmable(): Lsn | null {
+    // A replica being replaced is out of the list for a moment: its position still counts.
+    if (this.replicaSet.holding) return null;
     let low: Lsn | null = null;
     for (const hold of this.resyncing.values()) if (!low || compareLsn(hold, low) < 0) low = hold;
     for (const agent of this.agents) {
@@ -1086,6 +1095,7 @@ export class Sidecar {
           version: position?.version ?? null,
           lsn: position?.lsn ?? null,
           error: a.lastError?.message ?? null,
+          databaseId: a.databaseId,
         };
       }),
       { ...this.head, twoPhase: this.coordinator.status() },
