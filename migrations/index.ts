@@ -6,6 +6,7 @@ import * as streamPause from './004-stream-pause.js';
 import * as fencing from './005-fencing.js';
 import * as controlEvents from './006-control-events.js';
 import * as replicaDatabase from './007-replica-database.js';
+import * as joinHolds from './008-join-holds.js';
 
 /** lockstep's own control-schema migrations, in order. Bundled, so no folder is read at run time. */
 export const controlMigrations: MigrationProvider = {
@@ -18,6 +19,7 @@ export const controlMigrations: MigrationProvider = {
       '005-fencing': fencing,
       '006-control-events': controlEvents,
       '007-replica-database': replicaDatabase,
+      '008-join-holds': joinHolds,
     };
   },
 };

@@ -11,4 +11,5 @@ export const CONTROL_MIGRATION_NAMES = [
   '005-fencing',
   '006-control-events',
   '007-replica-database',
+  '008-join-holds',
 ] as const;

@@ -3,6 +3,7 @@ import type { TwoPhaseStatus } from '../../plugin/coordinator/two-phase-coordina
 import type { SlotHealth } from '../../plugin/primary/slot-health.js';
 import type { Lsn } from '../../plugin/protocol/index.js';
 import { CONTROL_QUERY_TIMEOUT_MS, clientConfig } from './connection-url.js';
+import { joinHoldLsns } from './join-holds.js';
 import { readSlotHealth } from './replication-slot.js';
 import { readPause } from './stream-pause.js';
 
@@ -107,6 +108,10 @@ export class StatusStore {
   }
 
   /** Replicas marked stale and not resynced since (durable across restarts). */
+  async joinHolds(): Promise<Lsn[]> {
+    return joinHoldLsns(this.pool, this.stream);
+  }
+
   async staleReplicas(): Promise<Set<string>> {
     const { rows } = await this.pool.query<{ replica: string }>(
       'SELECT replica FROM lockstep.replica_status WHERE stream = $1 AND stale_since IS NOT NULL',

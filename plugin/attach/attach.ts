@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { migrateControlSchemas } from '../../adapters/postgres/control-schema.js';
 import { installDdlCapture, removeDdlCapture } from '../../adapters/postgres/ddl-capture.js';
+import { dropJoinHolds } from '../../adapters/postgres/join-holds.js';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import {
   type CreatedSlot,
@@ -22,7 +23,13 @@ import { copyPending, placeAtStart } from './copy-pending.js';
 import { createMissingTables, isMissingTable } from './create-missing-tables.js';
 import { runDoctor } from './doctor.js';
 import { removeDumpedControlSchemas } from './dumped-schema.js';
-import { type Join, refuseWhileStreaming, startJoin, unplacedReplicas } from './join.js';
+import {
+  dropPlacedHolds,
+  type Join,
+  refuseWhileStreaming,
+  startJoin,
+  unplacedReplicas,
+} from './join.js';
 import {
   clearStaleMarks,
   findResyncAnchor,
@@ -205,6 +212,8 @@ async function attachGuarded(
            start_lsn = excluded.start_lsn, attached_at = now(), version = 0, lsn = NULL`,
         [stream, config.slot, config.publication, startLsn],
       );
+      // Holds of an earlier slot's stream mean nothing in this one (and would pin it).
+      await dropJoinHolds(primary, stream);
       if (startOver) {
         progress.step(`emptying every replica's tables; the stream starts again at version 0`);
         const start = { version: 0, lsn: startLsn };
@@ -275,6 +284,8 @@ async function planJoin(
   const none = { join: null, skip: new Set<string>() };
   if (created) return none;
   const unplaced = await unplacedReplicas(config);
+  // A killed attach may have placed its replica but left its hold: placed, it needs none.
+  await dropPlacedHolds(config, unplaced);
   if (unplaced.size === 0) return none;
   if (options.sidecarRunsResync) return { join: null, skip: unplaced };
   if (unplaced.size === config.replicas.length) {

@@ -1,3 +1,4 @@
+import { dropJoinHolds, JoinHolds } from '../../adapters/postgres/join-holds.js';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import { readSlot } from '../../adapters/postgres/replication-slot.js';
 import { ResyncGuard } from '../../adapters/postgres/resync-guard.js';
@@ -39,6 +40,21 @@ export async function refuseWhileStreaming(config: LockstepConfig, fix: string):
   }
 }
 
+/** Drops the join holds of configured replicas that have a position (their attach placed them). */
+export async function dropPlacedHolds(
+  config: LockstepConfig,
+  unplaced: ReadonlySet<string>,
+): Promise<void> {
+  const placed = config.replicas.map((r) => r.name).filter((name) => !unplaced.has(name));
+  if (placed.length === 0) return;
+  const primary = await connectNode('primary', config.primary);
+  try {
+    await dropJoinHolds(primary, config.slot, placed);
+  } finally {
+    await primary.end();
+  }
+}
+
 /** Names of the configured replicas with no position in the stream. */
 export async function unplacedReplicas(config: LockstepConfig): Promise<Set<string>> {
   const unplaced = new Set<string>();
@@ -60,12 +76,16 @@ export async function unplacedReplicas(config: LockstepConfig): Promise<Set<stri
  * Starts the join of `names` to an attached stream. The slot must not be
  * confirmed past the starting point between choosing it and placing the
  * replicas there, so before anything is chosen either this process holds the
- * coordinator lock (no sidecar runs; one started meanwhile stands by), or the
- * running sidecar has the replicas among its own — it holds the slot for a
+ * coordinator lock (no sidecar runs), or the running sidecar has the replicas
+ * among its own, connected to the same databases — it holds the slot for a
  * replica without a position. Then each replica's resync lock is taken, what
  * an interrupted join copied is emptied, and the anchor is read: the lowest
  * position of the other healthy replicas (the slot is confirmed no further).
- * The caller copies from a snapshot taken after this, then calls place().
+ * A durable hold at the anchor is written on the primary (every sidecar
+ * confirms the slot no further than a hold), and the coordinator lock is let
+ * go: a sidecar started during the copy becomes active and serves the other
+ * replicas. The caller copies from a snapshot taken after this, then calls
+ * place(); release() drops the holds.
  */
 export async function startJoin(
   config: LockstepConfig,
@@ -76,7 +96,12 @@ export async function startJoin(
 ): Promise<Join> {
   const lock = new StreamLock(config.primary, config.slot);
   const guards: ResyncGuard[] = [];
+  let holds: JoinHolds | null = null;
   const release = async () => {
+    // A hold that cannot be dropped now stays visible (status, doctor): the next attach drops it.
+    await holds
+      ?.release(names)
+      .catch((error: Error) => step(`cannot drop the join hold now: ${error.message}`));
     for (const guard of guards) await guard.release();
     await lock.release();
   };
@@ -92,8 +117,12 @@ export async function startJoin(
     }
     for (const guard of guards) await guard.clearCopies(config.slot);
     const anchor = await joinAnchor(config, names, lockHeld || lock.held);
+    holds = await JoinHolds.open(config.primary, config.slot);
+    await holds.hold(names, anchor);
+    // Held durably from here on: a sidecar started during the copy need not stand by.
+    await lock.release();
     step(
-      `joining ${names.join(', ')}: copied from a fresh snapshot, starting from version ${anchor.version} (the lowest position of the other replicas)`,
+      `joining ${names.join(', ')}: copied from a fresh snapshot, starting from version ${anchor.version} (the lowest position of the other replicas); the slot is held there until then`,
     );
     return {
       replicas: names,
