@@ -12,4 +12,5 @@ export const CONTROL_MIGRATION_NAMES = [
   '006-control-events',
   '007-replica-database',
   '008-join-holds',
+  '009-stream-tables',
 ] as const;
