@@ -5,6 +5,9 @@ import * as migrationHistory from './003-migration-history.js';
 import * as streamPause from './004-stream-pause.js';
 import * as fencing from './005-fencing.js';
 import * as controlEvents from './006-control-events.js';
+import * as replicaDatabase from './007-replica-database.js';
+import * as joinHolds from './008-join-holds.js';
+import * as streamTables from './009-stream-tables.js';
 
 /** lockstep's own control-schema migrations, in order. Bundled, so no folder is read at run time. */
 export const controlMigrations: MigrationProvider = {
@@ -16,6 +19,9 @@ export const controlMigrations: MigrationProvider = {
       '004-stream-pause': streamPause,
       '005-fencing': fencing,
       '006-control-events': controlEvents,
+      '007-replica-database': replicaDatabase,
+      '008-join-holds': joinHolds,
+      '009-stream-tables': streamTables,
     };
   },
 };

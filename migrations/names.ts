@@ -10,4 +10,7 @@ export const CONTROL_MIGRATION_NAMES = [
   '004-stream-pause',
   '005-fencing',
   '006-control-events',
+  '007-replica-database',
+  '008-join-holds',
+  '009-stream-tables',
 ] as const;

@@ -46,27 +46,47 @@ export async function migrateControlSchemas(
 
 /**
  * Creates or upgrades the control schema on a node (kysely migrations, with
- * their bookkeeping inside the `lockstep` schema too). A node already current
- * costs one query: a restarting sidecar does not load the migrator.
+ * their bookkeeping inside the `lockstep` schema too), all in one
+ * transaction: the schema, the migration history tables and every migration
+ * commit together or not at all, so a creation cut short (a killed attach, a
+ * failing statement) leaves nothing that could pass for a dumped schema. A
+ * node already current costs one query: a restarting sidecar does not load
+ * the migrator.
  */
 export async function migrateControlSchema(node: string, url: string): Promise<void> {
   if (await controlSchemaCurrent(node, url)) return;
-  const [{ Migrator, sql }, { controlMigrations }] = await Promise.all([
+  const [{ Kysely, Migrator, PostgresDialect }, { controlMigrations }] = await Promise.all([
     import('kysely'),
     import('../../migrations/index.js'),
   ]);
-  const db = await controlDb(url);
+  const client = await connectNode(node, url, 'lockstep-control');
+  // Kysely runs on this one session, inside the transaction opened on it below.
+  const session = Object.assign(client, { release: () => undefined });
+  const db = new Kysely<unknown>({
+    dialect: new PostgresDialect({
+      pool: { connect: async () => session, end: async () => undefined },
+    }),
+  });
   try {
-    await sql`CREATE SCHEMA IF NOT EXISTS lockstep`.execute(db);
+    await client.query('BEGIN');
+    // One creator at a time: a second one waits, then finds the schema current.
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext('lockstep.control-schema'))`);
+    await client.query('CREATE SCHEMA IF NOT EXISTS lockstep');
     const migrator = new Migrator({
       db,
       provider: controlMigrations,
       migrationTableSchema: CONTROL_SCHEMA,
+      disableTransactions: true,
     });
     const { error } = await migrator.migrateToLatest();
     if (error) throw error;
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
   } finally {
     await db.destroy();
+    await client.end().catch(() => undefined);
   }
 }
 

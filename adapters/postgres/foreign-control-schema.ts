@@ -16,22 +16,31 @@ export const FOREIGN_SCHEMA_FIX =
   `or remove it on the replica: DROP EVENT TRIGGER IF EXISTS ${DDL_EVENT_TRIGGER}; ` +
   `DROP EVENT TRIGGER IF EXISTS ${REWRITE_EVENT_TRIGGER}; DROP SCHEMA lockstep CASCADE; then run lockstep attach again`;
 
+/** Kysely's migration bookkeeping tables, as an SQL list. */
+const BOOKKEEPING = `('kysely_migration', 'kysely_migration_lock')`;
+
 /**
  * The node's `lockstep` schema when lockstep did not create it, else null.
  * lockstep creates its schema with its migrations, and the migration history
  * (`lockstep.kysely_migration`) is written in the same transaction as they
  * are: a schema holding objects but no history came from elsewhere — a
- * `pg_dump --schema-only` of the primary carries it, empty. An empty schema
- * (an attach stopped right after creating it) is lockstep's own.
+ * `pg_dump --schema-only` of the primary carries it, empty. An empty schema,
+ * or one holding only the migration bookkeeping (an older lockstep created
+ * that before, and apart from, the migrations; one stopped in between left
+ * it), is lockstep's own: the next attach completes it.
  */
 export async function findForeignControlSchema(
   client: pg.ClientBase,
 ): Promise<ForeignControlSchema | null> {
   const { rows } = await client.query<{ objects: boolean; history: boolean }>(
     `SELECT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_namespace n ON n.oid = d.refobjid
-                     WHERE d.refclassid = 'pg_namespace'::regclass AND n.nspname = 'lockstep') AS objects,
+                     WHERE d.refclassid = 'pg_namespace'::regclass AND n.nspname = 'lockstep'
+                       AND NOT (d.classid = 'pg_class'::regclass
+                                AND d.objid IN (SELECT c.oid FROM pg_class c WHERE c.relnamespace = n.oid
+                                                   AND c.relname IN ${BOOKKEEPING}))) AS objects,
             to_regclass('lockstep.kysely_migration') IS NOT NULL AS history`,
   );
+  // Only the migration bookkeeping (an older lockstep created it apart from the migrations): its own.
   if (rows[0]?.objects !== true) return null;
   if (rows[0].history) {
     const applied = await client.query('SELECT 1 FROM lockstep.kysely_migration LIMIT 1');

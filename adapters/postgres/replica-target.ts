@@ -18,6 +18,7 @@ import { SyncedTables } from './apply/synced-tables.js';
 import { netChangeStatements, type ReplicaColumnTypes } from './bulk-statement.js';
 import type { ChangeStatement, ConflictMode } from './change-statement.js';
 import { AT_LEAST_LOCAL_COMMIT, clientConfig } from './connection-url.js';
+import { readDatabaseId } from './database-identity.js';
 import { LibpqClient } from './libpq-client.js';
 import { dropClient, endClient } from './node-connection.js';
 import { SharedBatchPlans } from './shared-batch-plans.js';
@@ -54,6 +55,8 @@ export class PgReplicaTarget {
   private attempts = 0;
   /** The version the open transaction found the replica at (its compare-and-set's expected value). */
   private openFrom = 0;
+  /** The identity of the database last connected to (see database-identity.ts); null before. */
+  databaseId: string | null = null;
 
   constructor(
     readonly node: string,
@@ -95,6 +98,8 @@ export class PgReplicaTarget {
       await client.connect();
       // The slot is confirmed past what replicas commit: a commit must survive the replica's crash.
       await client.query(AT_LEAST_LOCAL_COMMIT);
+      // Reported in status: attach checks it is the database it copies into.
+      this.databaseId = await readDatabaseId(client);
       const position = await readPosition(client, this.stream);
       if (!position) {
         throw new ApplyError({

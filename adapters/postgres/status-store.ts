@@ -3,6 +3,7 @@ import type { TwoPhaseStatus } from '../../plugin/coordinator/two-phase-coordina
 import type { SlotHealth } from '../../plugin/primary/slot-health.js';
 import type { Lsn } from '../../plugin/protocol/index.js';
 import { CONTROL_QUERY_TIMEOUT_MS, clientConfig } from './connection-url.js';
+import { joinHoldLsns } from './join-holds.js';
 import { readSlotHealth } from './replication-slot.js';
 import { readPause } from './stream-pause.js';
 
@@ -13,6 +14,8 @@ export interface ReplicaStatusRow {
   readonly version: number | null;
   readonly lsn: Lsn | null;
   readonly error: string | null;
+  /** The database its agent is connected to; null until it connected (never kept from before). */
+  readonly databaseId: string | null;
 }
 
 /** What the sidecar records about the stream. */
@@ -63,9 +66,10 @@ export class StatusStore {
       await client.query('SET LOCAL synchronous_commit = off');
       for (const r of replicas) {
         await client.query(
-          `INSERT INTO lockstep.replica_status (stream, replica, state, version, lsn, error, error_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6::text IS NULL THEN NULL ELSE now() END, now())
+          `INSERT INTO lockstep.replica_status (stream, replica, state, version, lsn, error, error_at, updated_at, database_id)
+           VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6::text IS NULL THEN NULL ELSE now() END, now(), $7)
            ON CONFLICT (stream, replica) DO UPDATE SET state = excluded.state,
+             database_id = excluded.database_id,
              version = coalesce(excluded.version, lockstep.replica_status.version),
              lsn = coalesce(excluded.lsn, lockstep.replica_status.lsn),
              error = excluded.error,
@@ -73,7 +77,7 @@ export class StatusStore {
                              WHEN excluded.error IS DISTINCT FROM lockstep.replica_status.error THEN now()
                              ELSE lockstep.replica_status.error_at END,
              updated_at = now()`,
-          [this.stream, r.replica, r.state, r.version, r.lsn, r.error],
+          [this.stream, r.replica, r.state, r.version, r.lsn, r.error, r.databaseId],
         );
       }
       await client.query(
@@ -104,6 +108,10 @@ export class StatusStore {
   }
 
   /** Replicas marked stale and not resynced since (durable across restarts). */
+  async joinHolds(): Promise<Lsn[]> {
+    return joinHoldLsns(this.pool, this.stream);
+  }
+
   async staleReplicas(): Promise<Set<string>> {
     const { rows } = await this.pool.query<{ replica: string }>(
       'SELECT replica FROM lockstep.replica_status WHERE stream = $1 AND stale_since IS NOT NULL',

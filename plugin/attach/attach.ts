@@ -1,12 +1,11 @@
 import type pg from 'pg';
 import { migrateControlSchemas } from '../../adapters/postgres/control-schema.js';
-import { installDdlCapture, removeDdlCapture } from '../../adapters/postgres/ddl-capture.js';
+import { dropJoinHolds } from '../../adapters/postgres/join-holds.js';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import {
   type CreatedSlot,
   createReplicationSlot,
   dropReplicationSlot,
-  ensurePublication,
   readSlot,
   readSlotHealth,
 } from '../../adapters/postgres/replication-slot.js';
@@ -17,12 +16,19 @@ import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { LockstepError } from '../lockstep-error.js';
 import { slotLoss } from '../primary/slot-health.js';
-import { type Lsn, lsnToBigInt, wholeSchemas } from '../protocol/index.js';
+import { type Lsn, lsnToBigInt } from '../protocol/index.js';
 import { copyPending, placeAtStart } from './copy-pending.js';
 import { createMissingTables, isMissingTable } from './create-missing-tables.js';
 import { runDoctor } from './doctor.js';
 import { removeDumpedControlSchemas } from './dumped-schema.js';
-import { type Join, refuseWhileStreaming, startJoin, unplacedReplicas } from './join.js';
+import {
+  dropPlacedHolds,
+  type Join,
+  refuseWhileStreaming,
+  startJoin,
+  unplacedReplicas,
+} from './join.js';
+import { recordStream, setUpPublication, streamTables } from './replicated-set.js';
 import {
   clearStaleMarks,
   findResyncAnchor,
@@ -129,9 +135,12 @@ async function attachGuarded(
     report = await runDoctor(config);
   }
   if (report.problems.length > 0) throw new AttachRefused(report.problems);
-  const tables = report.tables;
   const dumped = await removeDumpedControlSchemas(config, progress.step);
   if (dumped.length > 0) throw new AttachRefused(dumped);
+  progress.step('creating the control schema');
+  await migrateControlSchemas(configNodes(config));
+  // Attached: the stream's replicated set is fixed (a different one is refused here).
+  const { attached, tables } = await streamTables(config, report.tables, startOver);
 
   // The sidecar's epoch when its resync began: only under it may the stale mark end.
   const epoch = options.holder?.epoch();
@@ -161,21 +170,10 @@ async function attachGuarded(
     await recordResets(config, [name], anchor);
   }
 
-  progress.step('creating the control schema');
-  await migrateControlSchemas(configNodes(config));
-
   const primary = await connectNode('primary', config.primary);
   let created: CreatedSlot | null = null;
   try {
-    // Captured DDL: whole-schema patterns publish their schemas, so tables created later stream at once.
-    const schemas = config.twoPhase.captureDdl ? wholeSchemas(config.tables) : [];
-    await ensurePublication(primary, config.publication, tables, schemas);
-    if (config.twoPhase.captureDdl) {
-      progress.step('installing the DDL capture (event trigger lockstep_capture_ddl)');
-      await installDdlCapture(primary);
-    } else {
-      await removeDdlCapture(primary);
-    }
+    if (!attached) await setUpPublication(primary, config, tables, progress.step);
     let startLsn = await recordedStart(primary, stream);
     const slot = await readSlot(primary, config.slot);
     // Attached once, its slot gone or invalidated: only a start-over brings the replicas back.
@@ -199,12 +197,9 @@ async function attachGuarded(
         onBlocked: (blockers) => progress.step(describeSlotBlockers(blockers)),
       });
       startLsn = created.consistentPoint;
-      await primary.query(
-        `INSERT INTO lockstep.streams (stream, slot, publication, start_lsn) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (stream) DO UPDATE SET slot = excluded.slot, publication = excluded.publication,
-           start_lsn = excluded.start_lsn, attached_at = now(), version = 0, lsn = NULL`,
-        [stream, config.slot, config.publication, startLsn],
-      );
+      await recordStream(primary, config, startLsn);
+      // Holds of an earlier slot's stream mean nothing in this one (and would pin it).
+      await dropJoinHolds(primary, stream);
       if (startOver) {
         progress.step(`emptying every replica's tables; the stream starts again at version 0`);
         const start = { version: 0, lsn: startLsn };
@@ -275,6 +270,8 @@ async function planJoin(
   const none = { join: null, skip: new Set<string>() };
   if (created) return none;
   const unplaced = await unplacedReplicas(config);
+  // A killed attach may have placed its replica but left its hold: placed, it needs none.
+  await dropPlacedHolds(config, unplaced);
   if (unplaced.size === 0) return none;
   if (options.sidecarRunsResync) return { join: null, skip: unplaced };
   if (unplaced.size === config.replicas.length) {

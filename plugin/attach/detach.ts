@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { CONTROL_QUERY_TIMEOUT_MS } from '../../adapters/postgres/connection-url.js';
 import { removeDdlCapture } from '../../adapters/postgres/ddl-capture.js';
+import { dropJoinHolds } from '../../adapters/postgres/join-holds.js';
 import { connectNode, endClient } from '../../adapters/postgres/node-connection.js';
 import { listLockstepGids } from '../../adapters/postgres/prepared-transactions.js';
 import { dropReplicationSlot } from '../../adapters/postgres/replication-slot.js';
@@ -59,6 +60,11 @@ export async function detach(config: LockstepConfig, force = false): Promise<Det
       if (control[0]?.exists) {
         await primary.query('DELETE FROM lockstep.replica_status WHERE stream = $1', [config.slot]);
         await primary.query('DELETE FROM lockstep.streams WHERE stream = $1', [config.slot]);
+        // Holds left by a killed attach (a schema older than the table has none).
+        const { rowCount: holds } = await primary.query(
+          "SELECT 1 WHERE to_regclass('lockstep.join_holds') IS NOT NULL",
+        );
+        if (holds) await dropJoinHolds(primary, config.slot);
       }
       const replicasReset: string[] = [];
       for (const replica of config.replicas) {

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { readJoinHolds } from '../../adapters/postgres/join-holds.js';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import { checkPrimaryPrerequisites } from '../../adapters/postgres/primary-prerequisites.js';
 import { readSlot } from '../../adapters/postgres/replication-slot.js';
@@ -71,7 +72,33 @@ async function checkPrimary(
     );
   }
   problems.push(...unidentifiedTables(tables));
-  return { problems, warnings: settings.warnings, tables };
+  return {
+    problems,
+    warnings: [...settings.warnings, ...(await abandonedHolds(primary, config.slot))],
+    tables,
+  };
+}
+
+/**
+ * Holds on the slot that a killed attach left (a warning: attach itself
+ * replaces them). Until then the slot keeps WAL from there.
+ */
+async function abandonedHolds(primary: pg.Client, stream: string): Promise<LockstepError[]> {
+  const { rows } = await primary.query(
+    "SELECT 1 WHERE to_regclass('lockstep.join_holds') IS NOT NULL",
+  );
+  if (rows.length === 0) return [];
+  return (await readJoinHolds(primary, stream))
+    .filter((h) => !h.holderAlive)
+    .map(
+      (h) =>
+        new LockstepError({
+          node: h.replica,
+          setting: 'join hold',
+          problem: `an attach that no longer runs (${h.holder}, since ${h.createdAt}) left a hold on the slot for this replica: the primary keeps WAL from ${h.lsn}`,
+          fix: 'run lockstep attach again (it copies the replica and replaces the hold), or lockstep detach',
+        }),
+    );
 }
 
 /** One replica: settings, and every replicated table's shape against the primary's. */

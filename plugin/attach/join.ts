@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import { dropJoinHolds, JoinHolds } from '../../adapters/postgres/join-holds.js';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import { readSlot } from '../../adapters/postgres/replication-slot.js';
 import { ResyncGuard } from '../../adapters/postgres/resync-guard.js';
@@ -6,12 +6,8 @@ import { StreamLock } from '../../adapters/postgres/stream-lock.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { LockstepError } from '../lockstep-error.js';
 import { type Lsn, lsnToBigInt } from '../protocol/index.js';
+import { awaitCoordinator } from './await-sidecar.js';
 import { findResyncAnchor, type ResyncAnchor } from './resync.js';
-
-/** How long attach waits for a running sidecar to take a new replica into its configuration. */
-const SIDECAR_WAIT_MS = 60_000;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Replicas joining an attached stream: copied from a fresh snapshot, placed at `anchor`. */
 export interface Join {
@@ -44,6 +40,21 @@ export async function refuseWhileStreaming(config: LockstepConfig, fix: string):
   }
 }
 
+/** Drops the join holds of configured replicas that have a position (their attach placed them). */
+export async function dropPlacedHolds(
+  config: LockstepConfig,
+  unplaced: ReadonlySet<string>,
+): Promise<void> {
+  const placed = config.replicas.map((r) => r.name).filter((name) => !unplaced.has(name));
+  if (placed.length === 0) return;
+  const primary = await connectNode('primary', config.primary);
+  try {
+    await dropJoinHolds(primary, config.slot, placed);
+  } finally {
+    await primary.end();
+  }
+}
+
 /** Names of the configured replicas with no position in the stream. */
 export async function unplacedReplicas(config: LockstepConfig): Promise<Set<string>> {
   const unplaced = new Set<string>();
@@ -65,12 +76,16 @@ export async function unplacedReplicas(config: LockstepConfig): Promise<Set<stri
  * Starts the join of `names` to an attached stream. The slot must not be
  * confirmed past the starting point between choosing it and placing the
  * replicas there, so before anything is chosen either this process holds the
- * coordinator lock (no sidecar runs; one started meanwhile stands by), or the
- * running sidecar has the replicas among its own — it holds the slot for a
+ * coordinator lock (no sidecar runs), or the running sidecar has the replicas
+ * among its own, connected to the same databases — it holds the slot for a
  * replica without a position. Then each replica's resync lock is taken, what
  * an interrupted join copied is emptied, and the anchor is read: the lowest
  * position of the other healthy replicas (the slot is confirmed no further).
- * The caller copies from a snapshot taken after this, then calls place().
+ * A durable hold at the anchor is written on the primary (every sidecar
+ * confirms the slot no further than a hold), and the coordinator lock is let
+ * go: a sidecar started during the copy becomes active and serves the other
+ * replicas. The caller copies from a snapshot taken after this, then calls
+ * place(); release() drops the holds.
  */
 export async function startJoin(
   config: LockstepConfig,
@@ -81,7 +96,12 @@ export async function startJoin(
 ): Promise<Join> {
   const lock = new StreamLock(config.primary, config.slot);
   const guards: ResyncGuard[] = [];
+  let holds: JoinHolds | null = null;
   const release = async () => {
+    // A hold that cannot be dropped now stays visible (status, doctor): the next attach drops it.
+    await holds
+      ?.release(names)
+      .catch((error: Error) => step(`cannot drop the join hold now: ${error.message}`));
     for (const guard of guards) await guard.release();
     await lock.release();
   };
@@ -97,8 +117,12 @@ export async function startJoin(
     }
     for (const guard of guards) await guard.clearCopies(config.slot);
     const anchor = await joinAnchor(config, names, lockHeld || lock.held);
+    holds = await JoinHolds.open(config.primary, config.slot);
+    await holds.hold(names, anchor);
+    // Held durably from here on: a sidecar started during the copy need not stand by.
+    await lock.release();
     step(
-      `joining ${names.join(', ')}: copied from a fresh snapshot, starting from version ${anchor.version} (the lowest position of the other replicas)`,
+      `joining ${names.join(', ')}: copied from a fresh snapshot, starting from version ${anchor.version} (the lowest position of the other replicas); the slot is held there until then`,
     );
     return {
       replicas: names,
@@ -114,71 +138,6 @@ export async function startJoin(
     await release();
     throw error;
   }
-}
-
-/**
- * Takes the coordinator lock (true), or, when a sidecar holds it, waits until
- * that sidecar reports every joining replica (false). A stale mark on a
- * replica that never had a position only meant it stopped holding WAL: it is
- * ended, and the sidecar holds WAL for it again.
- */
-async function awaitCoordinator(
-  config: LockstepConfig,
-  names: readonly string[],
-  lock: StreamLock,
-  step: (message: string) => void,
-): Promise<boolean> {
-  if (await lock.tryAcquire()) return true;
-  const primary = await connectNode('primary', config.primary);
-  try {
-    // As text: the primary's own clock and precision, compared with what the sidecar writes.
-    const { rows } = await primary.query<{ since: string; owner: string | null }>(
-      'SELECT now()::text AS since, active_sidecar AS owner FROM lockstep.streams WHERE stream = $1',
-      [config.slot],
-    );
-    const { since, owner } = rows[0] ?? { since: 'now', owner: null };
-    step(
-      `a lockstep run is active (${owner ?? 'unknown'}): waiting until it has ${names.join(', ')} in its configuration (it reloads on SIGHUP and within seconds of the file changing)`,
-    );
-    for (const deadline = Date.now() + SIDECAR_WAIT_MS; ; ) {
-      if (await sidecarKnows(primary, config.slot, names, since)) return false;
-      if (await lock.tryAcquire()) return true;
-      if (Date.now() > deadline) throw sidecarUnaware(names, owner);
-      await sleep(500);
-    }
-  } finally {
-    await primary.end();
-  }
-}
-
-/** Whether the active sidecar reported every replica since `since`, holding WAL for each (not stale). */
-async function sidecarKnows(
-  primary: pg.ClientBase,
-  stream: string,
-  names: readonly string[],
-  since: string,
-): Promise<boolean> {
-  await primary.query(
-    `UPDATE lockstep.replica_status SET stale_since = NULL
-      WHERE stream = $1 AND replica = ANY($2::text[]) AND stale_since IS NOT NULL`,
-    [stream, names],
-  );
-  const { rowCount } = await primary.query(
-    `SELECT 1 FROM lockstep.replica_status
-      WHERE stream = $1 AND replica = ANY($2::text[]) AND updated_at >= $3::timestamptz
-        AND stale_since IS NULL AND state NOT IN ('stale', 'resyncing')`,
-    [stream, names, since],
-  );
-  return rowCount === names.length;
-}
-
-function sidecarUnaware(names: readonly string[], owner: string | null): LockstepError {
-  const pid = owner?.split(':').pop();
-  return new LockstepError({
-    node: names[0] as string,
-    problem: `the running lockstep sidecar (${owner ?? 'unknown'}) did not take ${names.join(', ')} into its configuration within ${SIDECAR_WAIT_MS / 1000} s: it runs with a configuration that does not name ${names.length > 1 ? 'them' : 'it'}`,
-    fix: `give that sidecar the configuration naming ${names.length > 1 ? 'them' : 'it'}: edit the file it was started with, or send it SIGHUP${pid ? ` (kill -HUP ${pid} on its host)` : ''}, or restart it; then run lockstep attach again (nothing was copied)`,
-  });
 }
 
 /** The lowest position of the other healthy replicas; their stale marks are read while `locked` or not. */

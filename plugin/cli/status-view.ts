@@ -55,6 +55,12 @@ export function formatStatus(status: LockstepStatus): string {
     for (const [who, why] of Object.entries(held.refusals))
       lines.push(`  ${who}: ${why.split('\n')[0]}`);
   }
+  for (const h of status.joinHolds)
+    lines.push(
+      h.holderAlive
+        ? `join hold: ${h.replica} — the slot is held at version ${h.version} (${h.lsn}) while attach (${h.holder}) copies it`
+        : `join hold: ${h.replica} — left by an attach that no longer runs (${h.holder}, since ${h.createdAt}): it keeps WAL from ${h.lsn}; fix: lockstep attach (replaces it) or lockstep detach`,
+    );
   if (status.inDoubt.length > 0) {
     lines.push('in-doubt prepared transactions:');
     for (const t of status.inDoubt)

@@ -6,7 +6,13 @@ export interface ConfigChange {
   readonly added: readonly ReplicaConfig[];
   /** Names of replicas no longer named: removed live. */
   readonly removed: readonly string[];
-  /** Keys whose new value is not applied live (a restart applies it), e.g. `maxLagBytes`, `replicas.eu.url`. */
+  /**
+   * Replicas still named whose URL changed: removed and added again live. The
+   * URL may now reach another database; a sidecar kept on the old one would
+   * apply there while attach copies into the new one.
+   */
+  readonly replaced: readonly ReplicaConfig[];
+  /** Keys whose new value is not applied live (a restart applies it), e.g. `maxLagBytes`. */
   readonly needsRestart: readonly string[];
 }
 
@@ -26,8 +32,8 @@ function changedPaths(before: unknown, after: unknown, path: string, out: string
 /**
  * Compares the configuration in force with a reloaded one. Replicas are
  * matched by name (their order does not matter): new names are added, missing
- * ones removed. Everything else — including a replica whose URL changed — is
- * only named, never applied live: the stream, slot, credentials and tuning are
+ * ones removed, and one whose URL changed is replaced (removed, then added).
+ * Everything else is only named, never applied live: the stream, slot, credentials and tuning are
  * read once at start, and half-applying them could confirm the slot under
  * rules the replicas were not started with. Names keys only, never values (a
  * URL may hold a password).
@@ -39,13 +45,13 @@ export function diffConfig(current: LockstepConfig, next: LockstepConfig): Confi
   const { replicas: _was, ...restBefore } = current;
   const { replicas: _is, ...restAfter } = next;
   changedPaths(restBefore, restAfter, '', needsRestart);
-  for (const replica of next.replicas) {
-    const old = before.get(replica.name);
-    if (old && old.url !== replica.url) needsRestart.push(`replicas.${replica.name}.url`);
-  }
   return {
     added: next.replicas.filter((r) => !before.has(r.name)),
     removed: current.replicas.filter((r) => !after.has(r.name)).map((r) => r.name),
+    replaced: next.replicas.filter((r) => {
+      const old = before.get(r.name);
+      return old !== undefined && old.url !== r.url;
+    }),
     needsRestart,
   };
 }
@@ -53,8 +59,12 @@ export function diffConfig(current: LockstepConfig, next: LockstepConfig): Confi
 /** The configuration in force once `change` is applied: only its replicas differ from `current`. */
 export function adoptReplicas(current: LockstepConfig, change: ConfigChange): LockstepConfig {
   const removed = new Set(change.removed);
+  const replaced = new Map(change.replaced.map((r) => [r.name, r]));
   return {
     ...current,
-    replicas: [...current.replicas.filter((r) => !removed.has(r.name)), ...change.added],
+    replicas: [
+      ...current.replicas.filter((r) => !removed.has(r.name)).map((r) => replaced.get(r.name) ?? r),
+      ...change.added,
+    ],
   };
 }

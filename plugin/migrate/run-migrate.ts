@@ -5,6 +5,7 @@ import { MigrationSession } from '../../adapters/postgres/migration-session.js';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import { StreamLock } from '../../adapters/postgres/stream-lock.js';
 import { readPause } from '../../adapters/postgres/stream-pause.js';
+import { unplacedReplicas } from '../attach/join.js';
 import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { FaultHook } from '../coordinator/fault-point.js';
@@ -53,6 +54,24 @@ async function refuseWhilePaused(config: LockstepConfig): Promise<void> {
   }
 }
 
+/**
+ * A replica without a position in the stream (never attached, or its attach
+ * did not finish) never applies the stream up to a migration's barrier: no
+ * running sidecar changes that, only attach does. Refused before any round.
+ */
+async function refuseUnplaced(config: LockstepConfig): Promise<void> {
+  const unplaced = [...(await unplacedReplicas(config))];
+  const [first] = unplaced;
+  if (first === undefined) return;
+  const others = unplaced.slice(1);
+  throw new LockstepError({
+    node: first,
+    setting: 'position',
+    problem: `the replica has no position in stream "${config.slot}": it was never attached, or its attach did not finish${others.length ? ` (nor have ${others.join(', ')})` : ''}; a two-phase round needs every replica in the stream`,
+    fix: `run lockstep attach with this configuration (it copies ${unplaced.join(', ')} and places ${unplaced.length > 1 ? 'them' : 'it'} in the stream), then run this again`,
+  });
+}
+
 /** Runs `body` as the only migration of the stream: the migrate lock, control tables, leftovers recovered. */
 async function asMigrator<T>(
   config: LockstepConfig,
@@ -77,6 +96,7 @@ async function asMigrator<T>(
   try {
     await migrateControlSchemas(configNodes(config));
     await refuseWhilePaused(config);
+    await refuseUnplaced(config);
     // A migration a crash left prepared is finished first (we hold the migrate lock: none is in flight).
     const recovered = await recoverPrepared(config.slot, [...nodes.values()], decisions, {
       kinds: ['migration'],

@@ -19,6 +19,8 @@ export interface ReplicaTarget {
   readonly node: string;
   /** Updates and deletes of rows missing on the replica that `conflicts: "overwrite"` skipped, so far. */
   readonly ignoredMissingRows: number;
+  /** The identity of the database last connected to (null before), reported in status. */
+  readonly databaseId?: string | null;
   open(): Promise<ReplicaPosition>;
   /**
    * Applies whole packets as one transaction that ends by storing `position`;
@@ -306,6 +308,11 @@ export class ReplicaAgent implements RoundParticipant {
    */
   get attached(): boolean {
     return this.position !== null || this.lastError?.kind !== 'not-synced';
+  }
+
+  /** The identity of the database this agent applies to (null until it connected once). */
+  get databaseId(): string | null {
+    return this.target.databaseId ?? null;
   }
 
   /** The version this replica durably holds, when known. */

@@ -15,7 +15,7 @@ export interface ReloadParts {
 
 /**
  * Applies a reloaded configuration to a running sidecar (SIGHUP, or the file
- * changed): replicas added and removed live, every other changed key only
+ * changed): replicas added, removed and replaced (a new URL) live, every other changed key only
  * logged (a restart applies it). One reload at a time; an invalid file keeps
  * the configuration in force.
  */
@@ -55,10 +55,11 @@ export class ConfigReloader {
         `changed keys take effect only after a restart of lockstep run: ${change.needsRestart.join(', ')}`,
       );
     const added = change.added.map((r) => r.name);
+    const replaced = change.replaced.map((r) => r.name);
     log.info(
-      { reason, added, removed: change.removed, event: 'config-reloaded' },
-      added.length + change.removed.length > 0
-        ? `configuration reloaded: ${[...added.map((n) => `+${n}`), ...change.removed.map((n) => `-${n}`)].join(' ')}`
+      { reason, added, removed: change.removed, replaced, event: 'config-reloaded' },
+      added.length + change.removed.length + replaced.length > 0
+        ? `configuration reloaded: ${[...added.map((n) => `+${n}`), ...change.removed.map((n) => `-${n}`), ...replaced.map((n) => `~${n}`)].join(' ')}`
         : 'configuration reloaded: no replica added or removed',
     );
     live.current = adoptReplicas(live.current, change);
@@ -75,6 +76,11 @@ export class ConfigReloader {
     for (const replica of change.added) {
       const { target, node } = replicaParts(live, replica);
       await sidecar.addReplica(target, node);
+    }
+    // A new URL may reach another database: the old one's agent goes, one for the new URL comes.
+    for (const replica of change.replaced) {
+      const { target, node } = replicaParts(live, replica);
+      await sidecar.replaceReplica(target, node);
     }
   }
 }

@@ -39,6 +39,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export class ReplicaSet {
   /** Removals still finishing (rounds, prepared transactions, status), by name. */
   private readonly removing = new Map<string, Promise<void>>();
+  /** Replicas being replaced (a new URL): out of the list for a while, not yet given up. */
+  private readonly replacing = new Set<string>();
 
   constructor(private readonly host: ReplicaSetHost) {}
 
@@ -56,6 +58,30 @@ export class ReplicaSet {
       `replica ${target.node} added: it holds the slot from now on; lockstep attach copies it and places it in the stream`,
     );
     this.host.startAgent(agent);
+  }
+
+  /**
+   * Replaces a replica whose URL changed: the old agent is removed, then one
+   * for the new URL added. Meanwhile {@link holding} is true: the slot must
+   * not move past the position of a replica that is only reconnected.
+   */
+  async replace(target: ReplicaTarget, node: PhaseTwoNode): Promise<void> {
+    this.replacing.add(target.node);
+    try {
+      this.host.log.info(
+        { replica: target.node, event: 'replica-replaced' },
+        `replica ${target.node} has a new URL: replacing it`,
+      );
+      await this.remove(target.node);
+      await this.add(target, node);
+    } finally {
+      this.replacing.delete(target.node);
+    }
+  }
+
+  /** A replacement is under way: the slot waits for it. */
+  get holding(): boolean {
+    return this.replacing.size > 0;
   }
 
   /** Removes a replica: its agent stops (an open batch rolls back) and it no longer holds WAL or rounds. */

@@ -38,6 +38,8 @@ export interface SidecarStatusStore {
       version: number | null;
       lsn: Lsn | null;
       error: string | null;
+      /** The database its agent is connected to (database-identity.ts); null until it connected. */
+      databaseId: string | null;
     }>,
     stream: {
       version: number;
@@ -63,6 +65,8 @@ export interface SidecarStatusStore {
   forgetUnconfigured(configured: readonly string[]): Promise<string[]>;
   /** Since when the stream is paused (`lockstep pause`), or null while it runs. */
   pausedSince(): Promise<Date | null>;
+  /** Where attach holds the slot for replicas it is copying to join (lockstep.join_holds). */
+  joinHolds(): Promise<Lsn[]>;
   close(): Promise<void>;
 }
 
@@ -185,6 +189,8 @@ export class Sidecar {
   private wakeResume: (() => void) | null = null;
   private lastPositions = new Map<string, { version: number; lsn: Lsn }>();
   private confirmed: Lsn | null = null;
+  /** Where attach holds the slot (joining replicas being copied), as last read; null: unread. */
+  private joinHolds: Lsn[] | null = null;
   /** The slot was found lost while active: the activation ends and stands by. */
   private slotLost = false;
   /** Every replica became stale (resync: manual): the activation ends and stands by. */
@@ -339,6 +345,11 @@ export class Sidecar {
   /** Adds a replica while running (a reloaded configuration); it holds the slot until attach places it. */
   addReplica(target: ReplicaTarget, node: PhaseTwoNode): Promise<void> {
     return this.replicaSet.add(target, node);
+  }
+
+  /** Replaces a replica whose URL changed (it may be another database now): removed, then added. */
+  replaceReplica(target: ReplicaTarget, node: PhaseTwoNode): Promise<void> {
+    return this.replicaSet.replace(target, node);
   }
 
   /** Removes a replica while running: it stops at once, its prepared gids are finished, its row goes. */
@@ -576,6 +587,7 @@ export class Sidecar {
     this.stale.clear();
     this.resyncing.clear();
     this.confirmed = null;
+    this.joinHolds = null;
     this.rewindTo = null;
     // The next activation's stream may be a new one (attach --resync all starts again at 0).
     this.head = { version: 0, lsn: null, commitTime: null };
@@ -783,6 +795,7 @@ export class Sidecar {
     let lastSequenceSync = Date.now();
     while (!this.stopping) {
       await sleep(200);
+      await this.readJoinHolds();
       this.confirmSlot();
       this.noteIdle();
       const now = Date.now();
@@ -819,7 +832,11 @@ export class Sidecar {
 
   /** The lowest durable position of the replicas that are not stale; null while one is unknown. */
   private confirmable(): Lsn | null {
+    // A replica being replaced is out of the list for a moment: its position still counts.
+    // Holds unread (or unreadable): a replica being copied may need any of the WAL.
+    if (this.replicaSet.holding || this.joinHolds === null) return null;
     let low: Lsn | null = null;
+    for (const hold of this.joinHolds) if (!low || compareLsn(hold, low) < 0) low = hold;
     for (const hold of this.resyncing.values()) if (!low || compareLsn(hold, low) < 0) low = hold;
     for (const agent of this.agents) {
       if (this.stale.has(agent.name)) continue;
@@ -840,6 +857,20 @@ export class Sidecar {
     if (!idle || Date.now() - this.idleNoted < 1_000) return;
     this.idleNoted = Date.now();
     this.window.markIdle(idle);
+  }
+
+  /** Reads attach's join holds; unreadable, none is known and nothing is confirmed (fail closed). */
+  private async readJoinHolds(): Promise<void> {
+    try {
+      this.joinHolds = await this.parts.status.joinHolds();
+    } catch (error) {
+      if (this.joinHolds !== null)
+        this.parts.log.warn(
+          { err: (error as Error).message },
+          'cannot read the join holds: the slot is not confirmed until they are read',
+        );
+      this.joinHolds = null;
+    }
   }
 
   /** The slot may release WAL up to {@link confirmable}. */
@@ -1092,6 +1123,7 @@ export class Sidecar {
           version: position?.version ?? null,
           lsn: position?.lsn ?? null,
           error: a.lastError?.message ?? null,
+          databaseId: a.databaseId,
         };
       }),
       { ...this.head, twoPhase: this.coordinator.status() },

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { type JoinHold, readJoinHolds } from '../../adapters/postgres/join-holds.js';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import { listLockstepGids } from '../../adapters/postgres/prepared-transactions.js';
 import { readSlotHealth } from '../../adapters/postgres/replication-slot.js';
@@ -55,6 +56,12 @@ export interface LockstepStatus {
   sidecar: { active: string | null; since: string | null; running: boolean };
   /** The replication slot; `lost` with its reason and fix when it can never stream again. */
   slot: (SlotHealth & { lost: boolean; reason: string | null; fix: string | null }) | null;
+  /**
+   * Where attach holds the slot for replicas it copies to join; `holderAlive`
+   * false: that attach was killed, and its hold keeps WAL until the next
+   * attach of the replica replaces it or detach drops it.
+   */
+  joinHolds: JoinHold[];
 }
 
 /** Seconds between the stream head's commit and the replica's last applied commit (0 when caught up). */
@@ -66,6 +73,14 @@ function lagSecondsBehind(
   if (lagVersions === 0) return 0;
   if (!head || !applied) return null;
   return Math.max(0, (head.getTime() - applied.getTime()) / 1000);
+}
+
+/** The stream's join holds; none where the control schema predates them (no attach could write one). */
+async function holdsOn(primary: pg.ClientBase, stream: string): Promise<JoinHold[]> {
+  return readJoinHolds(primary, stream).catch((error: { code?: string }) => {
+    if (error.code === '42P01') return [];
+    throw error;
+  });
 }
 
 async function inDoubtOn(node: string, client: pg.ClientBase): Promise<InDoubtTransaction[]> {
@@ -100,6 +115,7 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
     pausedSince: null,
     sidecar: { active: null, since: null, running: false },
     slot: null,
+    joinHolds: [],
   };
   const notes = new Map<string, { state: string; error: string | null; error_at: Date | null }>();
   let headCommit: Date | null = null;
@@ -166,6 +182,7 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
           reason: loss?.reason ?? null,
           fix: loss?.fix ?? null,
         };
+        status.joinHolds = await holdsOn(primary, stream);
       } else {
         status.primary.error = `not attached: no stream "${stream}" on the primary (run lockstep attach)`;
       }

@@ -149,15 +149,20 @@ describe('lockstep pause and resume', () => {
   });
 
   it('upgrades a control schema from before pause; status reads such a schema as running', async () => {
-    // A schema from before pause is also from before fencing (005) and control events (006).
+    // A schema from before pause is also from before fencing (005), control events (006),
+    // replica databases (007), join holds (008) and recorded stream tables (009).
     await clusters.primary.query(`ALTER TABLE lockstep.streams DROP COLUMN paused_at;
       ALTER TABLE lockstep.streams DROP COLUMN epoch;
       ALTER TABLE lockstep.decisions DROP COLUMN epoch;
       ALTER TABLE lockstep.replica_status DROP COLUMN stale_since;
       ALTER PUBLICATION lockstep DROP TABLE lockstep.control_events;
       DROP TABLE lockstep.control_events;
+      ALTER TABLE lockstep.replica_status DROP COLUMN database_id;
+      DROP TABLE lockstep.join_holds;
+      ALTER TABLE lockstep.streams DROP COLUMN tables, DROP COLUMN capture_ddl;
       DELETE FROM lockstep.kysely_migration
-       WHERE name IN ('004-stream-pause', '005-fencing', '006-control-events')`);
+       WHERE name IN ('004-stream-pause', '005-fencing', '006-control-events',
+                      '007-replica-database', '008-join-holds', '009-stream-tables')`);
     const before = await status();
     expect(before.primary.error).toBeNull();
     expect(before.paused).toBe(false);

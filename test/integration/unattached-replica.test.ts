@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
@@ -121,6 +124,25 @@ describe('configuration reloads', () => {
     expect(await r2.query('SELECT 1 FROM lockstep.applied')).toEqual([]);
     expect(await r2.query('SELECT 1 FROM parent')).toEqual([]);
     expect(events('replica-added')).toEqual([]);
+  });
+
+  it('migrate refuses at once, naming a replica never attached and lockstep attach', async () => {
+    const [r1, r2] = [replica1(), newcomer()];
+    const ahead = writeConfig(clusters.primary, [r1, r2], EXTRA);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'lockstep-migrations-'));
+    try {
+      writeFileSync(path.join(dir, '001-note.sql'), 'ALTER TABLE parent ADD COLUMN note text;');
+      const refused = await lockstep(['migrate', 'up', '--config', ahead.file, '--dir', dir]);
+      expect(refused.code).toBe(1);
+      expect(refused.output).toMatch(/\[replica2\] the replica has no position in stream/);
+      expect(refused.output).toMatch(/fix: run lockstep attach/);
+    } finally {
+      ahead.remove();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(
+      await clusters.primary.query(`SELECT 1 FROM pg_attribute WHERE attname = 'note'`),
+    ).toEqual([]);
   });
 
   it('a replica never attached holds WAL only up to maxLagBytes, and attach still joins it', async () => {

@@ -38,6 +38,7 @@ export function lockstepStatus(
     pausedSince: null,
     sidecar: { active: 'host:1', since: null, running: true },
     slot: slotStatus(false),
+    joinHolds: [],
     ...fields,
   };
 }

@@ -35,6 +35,7 @@ describe('diffConfig', () => {
     expect(diffConfig(config(base), config(reordered))).toEqual({
       added: [],
       removed: [],
+      replaced: [],
       needsRestart: [],
     });
   });
@@ -61,17 +62,22 @@ describe('diffConfig', () => {
     };
     const change = diffConfig(config(base), config(next));
     expect([...change.needsRestart].sort()).toEqual(
-      [
-        'batch.maxRows',
-        'maxLagBytes',
-        'primary',
-        'replicas.eu.url',
-        'twoPhase.voteTimeoutMs',
-      ].sort(),
+      ['batch.maxRows', 'maxLagBytes', 'primary', 'twoPhase.voteTimeoutMs'].sort(),
     );
     expect(change.added).toEqual([]);
     expect(change.removed).toEqual([]);
-    expect(JSON.stringify(change)).not.toMatch(/secret/);
+    expect(JSON.stringify(change.needsRestart)).not.toMatch(/secret/);
+  });
+
+  it('replaces a replica whose URL changed: it may be another database now', () => {
+    const moved = { ...base.replicas[0], url: 'postgres://app:s3cret@10.0.0.8:5432/other' };
+    const next = { ...base, replicas: [moved, base.replicas[1]] };
+    const change = diffConfig(config(base), config(next));
+    expect(change.replaced).toEqual([resolved(moved as { name: string; url: string })]);
+    expect(change.added).toEqual([]);
+    expect(change.removed).toEqual([]);
+    expect(change.needsRestart).toEqual([]);
+    expect(adoptReplicas(config(base), change).replicas).toEqual(config(next).replicas);
   });
 
   it('compares lists as a whole', () => {
@@ -81,16 +87,13 @@ describe('diffConfig', () => {
 });
 
 describe('adoptReplicas', () => {
-  it('changes the replicas only, keeping the URLs in force', () => {
+  it('changes the replicas only, a replaced one with its new URL', () => {
     const current = config(base);
-    const next = config({
-      ...base,
-      maxLagBytes: 1024,
-      replicas: [{ ...base.replicas[1], url: 'postgres://app@10.0.0.7:5432/app' }, asia],
-    });
+    const moved = { ...base.replicas[1], url: 'postgres://app@10.0.0.7:5432/app' };
+    const next = config({ ...base, maxLagBytes: 1024, replicas: [moved, asia] });
     const adopted = adoptReplicas(current, diffConfig(current, next));
     expect(adopted.replicas).toEqual([
-      resolved(base.replicas[1] as { name: string; url: string }),
+      resolved(moved as { name: string; url: string }),
       resolved(asia),
     ]);
     expect(adopted.maxLagBytes).toBe(current.maxLagBytes);

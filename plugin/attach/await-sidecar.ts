@@ -1,0 +1,117 @@
+import type pg from 'pg';
+import { readDatabaseId } from '../../adapters/postgres/database-identity.js';
+import { connectNode } from '../../adapters/postgres/node-connection.js';
+import type { StreamLock } from '../../adapters/postgres/stream-lock.js';
+import type { LockstepConfig } from '../config/config-schema.js';
+import { LockstepError } from '../lockstep-error.js';
+
+/** How long attach waits for a running sidecar to take a new replica into its configuration. */
+const SIDECAR_WAIT_MS = 60_000;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Takes the coordinator lock (true), or, when a sidecar holds it, waits until
+ * that sidecar reports every joining replica, connected to the very database
+ * attach copies into (false). A sidecar applying to another database under
+ * that name (its URL differs, or the database was replaced) would never apply
+ * to the copy: refused at once. A stale mark on a replica that never had a
+ * position only meant it stopped holding WAL: it is ended, and the sidecar
+ * holds WAL for it again.
+ */
+export async function awaitCoordinator(
+  config: LockstepConfig,
+  names: readonly string[],
+  lock: StreamLock,
+  step: (message: string) => void,
+): Promise<boolean> {
+  if (await lock.tryAcquire()) return true;
+  const databases = await joiningDatabases(config, names);
+  const primary = await connectNode('primary', config.primary);
+  try {
+    // As text: the primary's own clock and precision, compared with what the sidecar writes.
+    const { rows } = await primary.query<{ since: string; owner: string | null }>(
+      'SELECT now()::text AS since, active_sidecar AS owner FROM lockstep.streams WHERE stream = $1',
+      [config.slot],
+    );
+    const { since, owner } = rows[0] ?? { since: 'now', owner: null };
+    step(
+      `a lockstep run is active (${owner ?? 'unknown'}): waiting until it has ${names.join(', ')} in its configuration (it reloads on SIGHUP and within seconds of the file changing)`,
+    );
+    for (const deadline = Date.now() + SIDECAR_WAIT_MS; ; ) {
+      if (await sidecarKnows(primary, config.slot, databases, since, owner)) return false;
+      if (await lock.tryAcquire()) return true;
+      if (Date.now() > deadline) throw sidecarUnaware(names, owner);
+      await sleep(500);
+    }
+  } finally {
+    await primary.end();
+  }
+}
+
+/** The identity of each joining replica's database: the one this attach copies into. */
+async function joiningDatabases(
+  config: LockstepConfig,
+  names: readonly string[],
+): Promise<Map<string, string>> {
+  const databases = new Map<string, string>();
+  for (const replica of config.replicas.filter((r) => names.includes(r.name))) {
+    const client = await connectNode(replica.name, replica.url);
+    try {
+      databases.set(replica.name, await readDatabaseId(client));
+    } finally {
+      await client.end();
+    }
+  }
+  return databases;
+}
+
+/**
+ * Whether the active sidecar reported every replica of `databases` since
+ * `since`, holding WAL for each (not stale) and connected to that database.
+ * Throws when it reported one connected to another database.
+ */
+async function sidecarKnows(
+  primary: pg.ClientBase,
+  stream: string,
+  databases: ReadonlyMap<string, string>,
+  since: string,
+  owner: string | null,
+): Promise<boolean> {
+  const names = [...databases.keys()];
+  await primary.query(
+    `UPDATE lockstep.replica_status SET stale_since = NULL
+      WHERE stream = $1 AND replica = ANY($2::text[]) AND stale_since IS NOT NULL`,
+    [stream, names],
+  );
+  const { rows } = await primary.query<{ replica: string; database: string | null; ok: boolean }>(
+    `SELECT replica, database_id AS database,
+            stale_since IS NULL AND state NOT IN ('stale', 'resyncing') AS ok
+       FROM lockstep.replica_status
+      WHERE stream = $1 AND replica = ANY($2::text[]) AND updated_at >= $3::timestamptz`,
+    [stream, names, since],
+  );
+  const elsewhere = rows.find(
+    (r) => r.database !== null && r.database !== databases.get(r.replica),
+  );
+  if (elsewhere) throw sidecarElsewhere(elsewhere.replica, owner);
+  return rows.filter((r) => r.ok && r.database !== null).length === names.length;
+}
+
+function sidecarElsewhere(name: string, owner: string | null): LockstepError {
+  return new LockstepError({
+    node: name,
+    setting: 'url',
+    problem: `the running lockstep sidecar (${owner ?? 'unknown'}) applies to another database under the name "${name}" than the one this configuration names (a different URL, or the database was replaced): a copy made here would never receive its changes`,
+    fix: `run lockstep attach with the configuration that sidecar runs with; or give the sidecar this configuration (edit its file or send it SIGHUP: a changed URL replaces the replica there), then run lockstep attach again (nothing was copied)`,
+  });
+}
+
+function sidecarUnaware(names: readonly string[], owner: string | null): LockstepError {
+  const pid = owner?.split(':').pop();
+  return new LockstepError({
+    node: names[0] as string,
+    problem: `the running lockstep sidecar (${owner ?? 'unknown'}) did not take ${names.join(', ')} into its configuration within ${SIDECAR_WAIT_MS / 1000} s: it runs with a configuration that does not name ${names.length > 1 ? 'them' : 'it'}`,
+    fix: `give that sidecar the configuration naming ${names.length > 1 ? 'them' : 'it'}: edit the file it was started with, or send it SIGHUP${pid ? ` (kill -HUP ${pid} on its host)` : ''}, or restart it; then run lockstep attach again (nothing was copied)`,
+  });
+}

@@ -1,0 +1,29 @@
+import pg from 'pg';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+
+/**
+ * Another database of `cluster` (created now, empty) seen as a node of the
+ * same name: what a replica's URL reaches once it points elsewhere, or once
+ * its database was replaced.
+ */
+export async function otherDatabase(
+  cluster: PostgresCluster,
+  database: string,
+): Promise<PostgresCluster> {
+  await cluster.query(`CREATE DATABASE ${database}`);
+  const url = cluster.urlFor({ database });
+  return {
+    ...cluster,
+    name: cluster.name,
+    url,
+    async query<R extends pg.QueryResultRow>(sql: string, params?: unknown[]) {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        return (await client.query<R>(sql, params)).rows;
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
