@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { LockstepError } from '../../plugin/lockstep-error.js';
+import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import { CONTROL_QUERY_TIMEOUT_MS } from './connection-url.js';
 import { connectNode, endClient } from './node-connection.js';
 import { quoteIdent } from './sql-identifier.js';

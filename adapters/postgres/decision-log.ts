@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { DeposedError } from '../../plugin/lockstep-error.js';
+import { DeposedError } from '../../plugin/ports/lockstep-error.js';
 import {
   AT_LEAST_LOCAL_COMMIT,
   CONTROL_QUERY_TIMEOUT_MS,

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { LockstepError } from '../../plugin/lockstep-error.js';
+import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 
 /**
  * A data migration converges only if the rows its statements read on the

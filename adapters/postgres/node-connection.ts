@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { LockstepError } from '../../plugin/lockstep-error.js';
+import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import { clientConfig, redactUrl, scrubSecrets } from './connection-url.js';
 import { LibpqClient } from './libpq-client.js';
 

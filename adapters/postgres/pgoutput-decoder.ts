@@ -1,4 +1,4 @@
-import type { DecodedMessage } from '../../plugin/primary/decoded-message.js';
+import type { DecodedMessage } from '../../plugin/ports/decoded-message.js';
 import {
   type Lsn,
   lsnFromHalves,

@@ -2,7 +2,7 @@ import type {
   ChangeSource,
   DecodedMessageHandler,
   WalEndHandler,
-} from '../../plugin/primary/change-source.js';
+} from '../../plugin/ports/change-source.js';
 import { type Lsn, lsnFromBigInt } from '../../plugin/protocol/index.js';
 import { clientConfig } from './connection-url.js';
 import { PgoutputDecoder, startReplicationCommand } from './pgoutput-decoder.js';

@@ -1,5 +1,5 @@
 import type { ClientBase } from 'pg';
-import { LockstepError } from '../../plugin/lockstep-error.js';
+import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 
 /** The fixes for the primary's prerequisites; also used when the server itself refuses (replication-errors.ts). */
 export const PRIMARY_FIXES = {

@@ -1,6 +1,6 @@
 import type pg from 'pg';
+import { ApplyError } from '../../plugin/ports/apply-error.js';
 import { type Change, checkedGid, type Lsn, relationLabel } from '../../plugin/protocol/index.js';
-import { ApplyError } from '../../plugin/replica/apply-error.js';
 import { classifyApplyError } from './apply/apply-error-classifier.js';
 import { runCapturedDdl } from './apply/captured-ddl.js';
 import { sendChanges, setBasedPlan } from './apply/change-sender.js';

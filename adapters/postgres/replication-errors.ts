@@ -1,4 +1,4 @@
-import { LockstepError } from '../../plugin/lockstep-error.js';
+import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import { PRIMARY_FIXES } from './primary-prerequisites.js';
 
 interface PgErrorLike {

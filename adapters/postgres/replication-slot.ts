@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { SlotHealth } from '../../plugin/primary/slot-health.js';
+import type { SlotHealth } from '../../plugin/ports/slot-health.js';
 import { CONTROL_EVENTS_TABLE, type Lsn, toLsn } from '../../plugin/protocol/index.js';
 import { clientConfig } from './connection-url.js';
 import { LibpqClient } from './libpq-client.js';

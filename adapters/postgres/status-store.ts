@@ -1,6 +1,6 @@
 import pg from 'pg';
-import type { TwoPhaseStatus } from '../../plugin/coordinator/two-phase-coordinator.js';
-import type { SlotHealth } from '../../plugin/primary/slot-health.js';
+import type { SlotHealth } from '../../plugin/ports/slot-health.js';
+import type { TwoPhaseStatus } from '../../plugin/ports/two-phase-status.js';
 import type { Lsn } from '../../plugin/protocol/index.js';
 import { CONTROL_QUERY_TIMEOUT_MS, clientConfig } from './connection-url.js';
 import { joinHoldLsns } from './join-holds.js';

@@ -1,7 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { LockstepError } from '../../plugin/lockstep-error.js';
+import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import type { Lsn } from '../../plugin/protocol/index.js';
 import { clientConfig } from './connection-url.js';
 import { LibpqClient } from './libpq-client.js';

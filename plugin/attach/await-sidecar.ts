@@ -3,7 +3,7 @@ import { readDatabaseId } from '../../adapters/postgres/database-identity.js';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import type { StreamLock } from '../../adapters/postgres/stream-lock.js';
 import type { LockstepConfig } from '../config/config-schema.js';
-import { LockstepError } from '../lockstep-error.js';
+import { LockstepError } from '../ports/lockstep-error.js';
 
 /** How long attach waits for a running sidecar to take a new replica into its configuration. */
 const SIDECAR_WAIT_MS = 60_000;

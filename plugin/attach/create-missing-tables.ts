@@ -1,7 +1,7 @@
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import { createTableStatement } from '../../adapters/postgres/table-catalog.js';
 import type { LockstepConfig } from '../config/config-schema.js';
-import { LockstepError } from '../lockstep-error.js';
+import { LockstepError } from '../ports/lockstep-error.js';
 import type { AttachProgress } from './attach.js';
 import type { DoctorReport } from './doctor.js';
 import { MISSING_TABLE_PROBLEM } from './table-compatibility.js';

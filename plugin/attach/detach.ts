@@ -8,7 +8,7 @@ import { dropReplicationSlot } from '../../adapters/postgres/replication-slot.js
 import { quoteIdent } from '../../adapters/postgres/sql-identifier.js';
 import { StreamLock } from '../../adapters/postgres/stream-lock.js';
 import type { LockstepConfig } from '../config/config-schema.js';
-import { LockstepError } from '../lockstep-error.js';
+import { LockstepError } from '../ports/lockstep-error.js';
 import { isMigrationGid, parseGid } from '../protocol/index.js';
 
 /** What `detach` removed. */

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { LockstepError } from '../lockstep-error.js';
+import { LockstepError } from '../ports/lockstep-error.js';
 
 /** What the server settings of one node mean for lockstep: problems fail doctor, warnings do not. */
 export interface SettingsFindings {

@@ -10,7 +10,7 @@ import {
   selectReplicated,
 } from '../../adapters/postgres/table-catalog.js';
 import type { LockstepConfig } from '../config/config-schema.js';
-import { LockstepError } from '../lockstep-error.js';
+import { LockstepError } from '../ports/lockstep-error.js';
 import { parseTablePattern } from '../protocol/index.js';
 import { checkNodeSettings } from './doctor-settings.js';
 import { compareTable } from './table-compatibility.js';

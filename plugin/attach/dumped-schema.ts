@@ -5,7 +5,7 @@ import {
 } from '../../adapters/postgres/foreign-control-schema.js';
 import { connectNode } from '../../adapters/postgres/node-connection.js';
 import type { LockstepConfig } from '../config/config-schema.js';
-import { LockstepError } from '../lockstep-error.js';
+import { LockstepError } from '../ports/lockstep-error.js';
 
 /**
  * A replica whose tables were made with `pg_dump --schema-only` of the primary

@@ -4,7 +4,7 @@ import { readSlot } from '../../adapters/postgres/replication-slot.js';
 import { ResyncGuard } from '../../adapters/postgres/resync-guard.js';
 import { StreamLock } from '../../adapters/postgres/stream-lock.js';
 import type { LockstepConfig } from '../config/config-schema.js';
-import { LockstepError } from '../lockstep-error.js';
+import { LockstepError } from '../ports/lockstep-error.js';
 import { type Lsn, lsnToBigInt } from '../protocol/index.js';
 import { awaitCoordinator } from './await-sidecar.js';
 import { findResyncAnchor, type ResyncAnchor } from './resync.js';

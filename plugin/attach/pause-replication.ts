@@ -2,7 +2,7 @@ import { connectNode } from '../../adapters/postgres/node-connection.js';
 import { streamLockHeld } from '../../adapters/postgres/stream-lock.js';
 import { writePause } from '../../adapters/postgres/stream-pause.js';
 import type { LockstepConfig } from '../config/config-schema.js';
-import { LockstepError } from '../lockstep-error.js';
+import { LockstepError } from '../ports/lockstep-error.js';
 
 /** How long `pause` waits for a running sidecar to let go of the slot. */
 const RELEASE_WAIT_MS = 10_000;

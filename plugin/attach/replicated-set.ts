@@ -8,7 +8,7 @@ import { connectNode } from '../../adapters/postgres/node-connection.js';
 import { ensurePublication } from '../../adapters/postgres/replication-slot.js';
 import type { CatalogTable } from '../../adapters/postgres/table-catalog.js';
 import type { LockstepConfig } from '../config/config-schema.js';
-import { LockstepError } from '../lockstep-error.js';
+import { LockstepError } from '../ports/lockstep-error.js';
 import { CONTROL_EVENTS_TABLE, type Lsn, wholeSchemas } from '../protocol/index.js';
 
 /** The stream as attach finds it: attached (its set is fixed) or to be set up from the configuration. */

@@ -4,7 +4,7 @@ import { readSlot } from '../../adapters/postgres/replication-slot.js';
 import { ResyncGuard } from '../../adapters/postgres/resync-guard.js';
 import { StreamLock } from '../../adapters/postgres/stream-lock.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
-import { DeposedError, LockstepError } from '../lockstep-error.js';
+import { DeposedError, LockstepError } from '../ports/lockstep-error.js';
 import { type Lsn, lsnToBigInt } from '../protocol/index.js';
 
 /** A real point of the stream a resynced replica restarts from. */

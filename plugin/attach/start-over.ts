@@ -4,7 +4,7 @@ import { dropReplicationSlot } from '../../adapters/postgres/replication-slot.js
 import type { LockstepConfig } from '../config/config-schema.js';
 import { recoverPrepared } from '../coordinator/recover-prepared.js';
 import { preparedTransactionNodes } from '../coordinator/run-recovery.js';
-import { LockstepError } from '../lockstep-error.js';
+import { LockstepError } from '../ports/lockstep-error.js';
 
 /**
  * `attach --resync all`, before anything is marked or emptied: the stream's

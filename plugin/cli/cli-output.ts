@@ -1,6 +1,6 @@
 import { CommanderError } from 'commander';
 import { ConfigError } from '../config/load-config.js';
-import { LockstepError } from '../lockstep-error.js';
+import { LockstepError } from '../ports/lockstep-error.js';
 import { ExitCode, exitCodeFor, UsageError } from './exit-codes.js';
 
 /** Prints problems found by doctor (or refusing attach) as `node[, table]: problem / fix` blocks. */

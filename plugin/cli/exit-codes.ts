@@ -1,6 +1,6 @@
 import { CommanderError } from 'commander';
 import { ConfigError } from '../config/load-config.js';
-import { isConnectionFailure } from '../lockstep-error.js';
+import { isConnectionFailure } from '../ports/lockstep-error.js';
 import type { StatusHealth } from '../status/status-health.js';
 
 /** The exit codes of every command (README "Exit codes and automation"; DESIGN.md contract). */

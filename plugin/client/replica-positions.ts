@@ -1,4 +1,4 @@
-import { LockstepError } from '../lockstep-error.js';
+import { LockstepError } from '../ports/lockstep-error.js';
 import { compareLsn, type Lsn } from '../protocol/index.js';
 
 /** Anything with `pg`'s `query(text, values)`: a `pg.Pool`, a `pg.Client` or a pooled client. */

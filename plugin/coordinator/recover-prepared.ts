@@ -1,4 +1,4 @@
-import { isConnectionFailure } from '../lockstep-error.js';
+import { isConnectionFailure } from '../ports/lockstep-error.js';
 import { parseGid, recoverRound } from '../protocol/index.js';
 import type { DecisionStore, PhaseTwoNode } from './round-participant.js';
 

@@ -3,7 +3,7 @@ import { PreparedTransactions } from '../../adapters/postgres/prepared-transacti
 import { StreamLock } from '../../adapters/postgres/stream-lock.js';
 import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig } from '../config/config-schema.js';
-import { LockstepError } from '../lockstep-error.js';
+import { LockstepError } from '../ports/lockstep-error.js';
 import { type RecoveryReport, recoverPrepared } from './recover-prepared.js';
 
 /** Phase-two access to every node of a configuration: the primary, then each replica. */

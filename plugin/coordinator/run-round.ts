@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { DeposedError } from '../lockstep-error.js';
+import { DeposedError } from '../ports/lockstep-error.js';
 import {
   type RoundAction,
   type RoundEvent,

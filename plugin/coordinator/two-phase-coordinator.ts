@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { TwoPhaseStatus } from '../ports/two-phase-status.js';
 import { type Lsn, makeGid, type RoundState } from '../protocol/index.js';
 import type { FaultHook } from './fault-point.js';
 import { type RecoveryReport, recoverPrepared } from './recover-prepared.js';
@@ -58,6 +59,8 @@ export interface CoordinatorParts {
   onRoundFinished?(outcome: 'committed' | 'aborted', seconds: number): void;
 }
 
+export type { TwoPhaseStatus } from '../ports/two-phase-status.js';
+
 /** The round the stream is held at, for status and logs. */
 export interface HeldRound {
   readonly gid: string;
@@ -67,20 +70,6 @@ export interface HeldRound {
   /** Why participants refused, by name, in the last aborted attempt. */
   readonly refusals: Readonly<Record<string, string>>;
   readonly attempts: number;
-}
-
-/** Two-phase rounds as `status` reports them. */
-export interface TwoPhaseStatus {
-  readonly roundsCommitted: number;
-  readonly roundsAborted: number;
-  /** The round refused and being retried (the stream is held at `from`), with each refusal's reason. */
-  readonly held: {
-    readonly gid: string;
-    readonly from: number;
-    readonly to: number;
-    readonly attempts: number;
-    readonly refusals: Readonly<Record<string, string>>;
-  } | null;
 }
 
 /**

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { kyselyOn, type MigrationConnection } from '../../adapters/postgres/migration-session.js';
-import { LockstepError } from '../lockstep-error.js';
+import { LockstepError } from '../ports/lockstep-error.js';
 import { unsafeStatement } from './transaction-safety.js';
 
 /** One direction of a migration, run on one node's connection inside the round's transaction. */

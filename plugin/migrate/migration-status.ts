@@ -1,6 +1,6 @@
 import { MigrationSession } from '../../adapters/postgres/migration-session.js';
 import type { LockstepConfig } from '../config/config-schema.js';
-import { isConnectionFailure } from '../lockstep-error.js';
+import { isConnectionFailure } from '../ports/lockstep-error.js';
 import { readMigrationFiles } from './migration-files.js';
 
 /** One node in `migrate status --json` (`name` as in `status --json`). */

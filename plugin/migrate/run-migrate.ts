@@ -11,7 +11,7 @@ import type { LockstepConfig } from '../config/config-schema.js';
 import type { FaultHook } from '../coordinator/fault-point.js';
 import { recoverPrepared } from '../coordinator/recover-prepared.js';
 import { preparedTransactionNodes } from '../coordinator/run-recovery.js';
-import { LockstepError } from '../lockstep-error.js';
+import { LockstepError } from '../ports/lockstep-error.js';
 import { parseTablePattern, wholeSchemas } from '../protocol/index.js';
 import { readMigrationFiles, sqlStep } from './migration-files.js';
 import {

@@ -1,3 +1,4 @@
+import type { DecodedMessage } from '../ports/decoded-message.js';
 import {
   type Change,
   compareLsn,
@@ -16,7 +17,6 @@ import {
   type Relation,
   type ResumePoint,
 } from '../protocol/index.js';
-import type { DecodedMessage } from './decoded-message.js';
 
 /** lockstep's own schema: its changes are never replicated. */
 export const CONTROL_SCHEMA = 'lockstep';

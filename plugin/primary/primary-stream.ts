@@ -1,3 +1,5 @@
+import type { ChangeSource } from '../ports/change-source.js';
+import type { DecodedMessage } from '../ports/decoded-message.js';
 import {
   type Lsn,
   lsnFromBigInt,
@@ -5,8 +7,6 @@ import {
   type PacketPart,
   type ResumePoint,
 } from '../protocol/index.js';
-import type { ChangeSource } from './change-source.js';
-import type { DecodedMessage } from './decoded-message.js';
 import {
   PacketAssembler,
   type PacketAssemblerOptions,

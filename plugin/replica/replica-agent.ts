@@ -4,9 +4,9 @@ import type {
   RoundParticipant,
   Vote,
 } from '../coordinator/round-participant.js';
+import { ApplyError } from '../ports/apply-error.js';
 import type { PacketWindow } from '../primary/packet-window.js';
 import { compareLsn, decideOnePhase, type Lsn, type PacketPart } from '../protocol/index.js';
-import { ApplyError } from './apply-error.js';
 
 /** A replica's durable position. */
 export interface ReplicaPosition {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { RecoveryReport } from '../coordinator/recover-prepared.js';
 import type { PhaseTwoNode } from '../coordinator/round-participant.js';
-import { isConnectionFailure } from '../lockstep-error.js';
+import { isConnectionFailure } from '../ports/lockstep-error.js';
 import type { ReplicaAgent, ReplicaTarget } from '../replica/replica-agent.js';
 
 /** What adding and removing replicas needs of the sidecar they belong to. */

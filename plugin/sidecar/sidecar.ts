@@ -7,9 +7,9 @@ import {
   TwoPhaseCoordinator,
   type TwoPhaseStatus,
 } from '../coordinator/two-phase-coordinator.js';
+import { type SlotHealth, slotLoss } from '../ports/slot-health.js';
 import { PacketWindow } from '../primary/packet-window.js';
 import type { PrimaryStream } from '../primary/primary-stream.js';
-import { type SlotHealth, slotLoss } from '../primary/slot-health.js';
 import {
   compareLsn,
   type Lsn,

@@ -6,8 +6,8 @@ import { readSlotHealth } from '../../adapters/postgres/replication-slot.js';
 import { streamLockHeld } from '../../adapters/postgres/stream-lock.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { TwoPhaseStatus } from '../coordinator/two-phase-coordinator.js';
-import { isConnectionFailure, type LockstepError } from '../lockstep-error.js';
-import { type SlotHealth, slotLoss } from '../primary/slot-health.js';
+import { isConnectionFailure, type LockstepError } from '../ports/lockstep-error.js';
+import { type SlotHealth, slotLoss } from '../ports/slot-health.js';
 import { type Lsn, lsnDistance } from '../protocol/index.js';
 
 /** One replica in `status --json`. */

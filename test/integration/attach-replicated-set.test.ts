@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { attach } from '../../plugin/attach/attach.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
-import type { LockstepError } from '../../plugin/lockstep-error.js';
+import type { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import { lockstep, writeConfig } from '../support/lockstep-process.js';
 import { useClusters } from '../support/use-clusters.js';
 

@@ -4,14 +4,14 @@ import { migrateControlSchema } from '../../adapters/postgres/control-schema.js'
 import { DecisionLog } from '../../adapters/postgres/decision-log.js';
 import { PgReplicaTarget } from '../../adapters/postgres/replica-target.js';
 import { StreamLock } from '../../adapters/postgres/stream-lock.js';
-import { DeposedError } from '../../plugin/lockstep-error.js';
+import { ApplyError } from '../../plugin/ports/apply-error.js';
+import { DeposedError } from '../../plugin/ports/lockstep-error.js';
 import {
   type Change,
   type Lsn,
   makeMigrationGid,
   type Relation,
 } from '../../plugin/protocol/index.js';
-import { ApplyError } from '../../plugin/replica/apply-error.js';
 import { eventually } from '../support/compare-nodes.js';
 import { useClusters } from '../support/use-clusters.js';
 

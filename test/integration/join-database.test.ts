@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { attach } from '../../plugin/attach/attach.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
-import { LockstepError } from '../../plugin/lockstep-error.js';
+import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import { eventually, expectIdentical, waitForMarker } from '../support/compare-nodes.js';
 import {
   LockstepProcess,

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { checkPrimaryPrerequisites } from '../../adapters/postgres/primary-prerequisites.js';
 import { createReplicationSlot } from '../../adapters/postgres/replication-slot.js';
-import { LockstepError } from '../../plugin/lockstep-error.js';
+import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import { clusterProvider } from '../harness/clusters.js';
 import { createFeed, openStream } from '../support/stream-session.js';
 

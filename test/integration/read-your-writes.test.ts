@@ -2,7 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { ReplicasBehind, waitForReplicas } from '../../plugin/client/index.js';
-import { LockstepError } from '../../plugin/lockstep-error.js';
+import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import { compareLsn } from '../../plugin/protocol/index.js';
 import { eventually } from '../support/compare-nodes.js';
 import { LockstepProcess, lockstep } from '../support/lockstep-process.js';

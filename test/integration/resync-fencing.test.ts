@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { StreamLock } from '../../adapters/postgres/stream-lock.js';
 import { type AttachProgress, attach } from '../../plugin/attach/attach.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
-import { DeposedError, LockstepError } from '../../plugin/lockstep-error.js';
+import { DeposedError, LockstepError } from '../../plugin/ports/lockstep-error.js';
 import { useAttached } from '../support/use-attached.js';
 
 const clusters = useAttached({

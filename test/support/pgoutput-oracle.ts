@@ -1,5 +1,5 @@
 import { type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
-import type { DecodedMessage } from '../../plugin/primary/decoded-message.js';
+import type { DecodedMessage } from '../../plugin/ports/decoded-message.js';
 import {
   lsnToBigInt,
   type Relation,

@@ -9,7 +9,7 @@ import {
   UsageError,
 } from '../../plugin/cli/exit-codes.js';
 import { ConfigError } from '../../plugin/config/load-config.js';
-import { LockstepError } from '../../plugin/lockstep-error.js';
+import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import { statusHealth } from '../../plugin/status/status-health.js';
 import { lockstepStatus, replicaStatus, slotStatus } from '../support/status-sample.js';
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { DecodedMessage } from '../../plugin/primary/decoded-message.js';
+import type { DecodedMessage } from '../../plugin/ports/decoded-message.js';
 import {
   type IgnoredControl,
   PacketAssembler,

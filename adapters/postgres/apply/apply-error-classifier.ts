@@ -1,4 +1,4 @@
-import { ApplyError } from '../../../plugin/replica/apply-error.js';
+import { ApplyError } from '../../../plugin/ports/apply-error.js';
 import { redactUrl, scrubSecrets } from '../connection-url.js';
 
 const CONNECTION_LOST =

@@ -1,6 +1,6 @@
 import type pg from 'pg';
+import { ApplyError } from '../../../plugin/ports/apply-error.js';
 import { type Relation, relationLabel } from '../../../plugin/protocol/index.js';
-import { ApplyError } from '../../../plugin/replica/apply-error.js';
 import type { ReplicaColumnTypes } from '../bulk-statement.js';
 import { quoteQualified } from '../sql-identifier.js';
 

@@ -1,6 +1,6 @@
 import type pg from 'pg';
+import { ApplyError } from '../../../plugin/ports/apply-error.js';
 import type { Lsn } from '../../../plugin/protocol/index.js';
-import { ApplyError } from '../../../plugin/replica/apply-error.js';
 import type { ChangeStatement } from '../change-statement.js';
 
 /** A replica's durable position in a stream. */

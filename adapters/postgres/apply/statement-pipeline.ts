@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type pg from 'pg';
-import { ApplyError } from '../../../plugin/replica/apply-error.js';
+import { ApplyError } from '../../../plugin/ports/apply-error.js';
 import type { ChangeStatement, ConflictMode } from '../change-statement.js';
 import { pipelinedCopy } from '../pipelined-copy.js';
 

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { ApplyError } from '../../../plugin/ports/apply-error.js';
 import {
   type Change,
   compareLsn,
@@ -6,7 +7,6 @@ import {
   type Lsn,
   relationLabel,
 } from '../../../plugin/protocol/index.js';
-import { ApplyError } from '../../../plugin/replica/apply-error.js';
 import { schemaPoint } from './captured-ddl.js';
 
 /**

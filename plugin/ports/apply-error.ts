@@ -1,4 +1,4 @@
-import { LockstepError } from '../lockstep-error.js';
+import { LockstepError } from './lockstep-error.js';
 
 /** Why applying to a replica failed, for the halt message and the retry policy. */
 export type ApplyFailureKind =
