@@ -272,13 +272,40 @@ export async function refreshControlEvents(
   url: string,
   publication: string,
   captureDdl: boolean,
+  /** The stream whose recorded captureDdl must agree (the one attach set up). */
+  stream?: string,
 ): Promise<void> {
   const client = await connectNode('primary', url, 'lockstep-setup', CONTROL_QUERY_TIMEOUT_MS);
   try {
+    if (stream !== undefined) await requireAttachedCapture(client, stream, captureDdl);
     await refreshOn(client, publication, captureDdl);
   } finally {
     await endClient(client);
   }
+}
+
+/**
+ * A sidecar whose captureDdl differs from the one the stream was attached
+ * with would install (or leave out) the capture under a running stream:
+ * what every replica receives would change with whichever sidecar runs.
+ */
+async function requireAttachedCapture(
+  client: pg.ClientBase,
+  stream: string,
+  captureDdl: boolean,
+): Promise<void> {
+  const { rows } = await client.query<{ capture: boolean | null }>(
+    'SELECT capture_ddl AS capture FROM lockstep.streams WHERE stream = $1',
+    [stream],
+  );
+  const recorded = rows[0]?.capture;
+  if (recorded === undefined || recorded === null || recorded === captureDdl) return;
+  throw new LockstepError({
+    node: 'primary',
+    setting: 'twoPhase.captureDdl',
+    problem: `this configuration has twoPhase.captureDdl ${captureDdl}, the stream "${stream}" was attached with ${recorded}: nothing streams`,
+    fix: `run lockstep run with the configuration the stream was attached with (captureDdl: ${recorded}), or lockstep detach and attach again to change it`,
+  });
 }
 
 async function refreshOn(

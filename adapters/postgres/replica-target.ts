@@ -67,6 +67,8 @@ export class PgReplicaTarget {
     private readonly participantTimeoutMs = 5_000,
     /** Batch plans shared with the sidecar's other replicas (a private one when alone). */
     private readonly plans = new SharedBatchPlans(0),
+    /** Tells what the apply decided on its own (captured DDL already in the copy), for the log. */
+    private readonly note: (message: string, fields: Record<string, unknown>) => void = () => {},
   ) {
     this.pipeline = new StatementPipeline({
       node,
@@ -368,7 +370,7 @@ export class PgReplicaTarget {
     lsn: Lsn,
   ): Promise<void> {
     await this.pipeline.settle();
-    await runCapturedDdl(client, content, {
+    const outcome = await runCapturedDdl(client, content, {
       node: this.node,
       stream: this.stream,
       version,
@@ -376,6 +378,16 @@ export class PgReplicaTarget {
       schemaPoint: this.synced.schemaPoint(),
       explain: (error) => this.explain(error, version, undefined),
     });
+    if (outcome === 'in-copy') {
+      this.note('captured DDL before the copy: not run', {
+        replica: this.node,
+        version,
+        lsn,
+        copiedAt: this.synced.schemaPoint(),
+        event: 'ddl-in-copy',
+      });
+      return;
+    }
     await this.refreshSynced(version);
   }
 

@@ -129,10 +129,11 @@ async function attachGuarded(
   const started = Date.now();
   const stream = config.slot;
   progress.step('checking nodes (doctor)');
-  let report = await runDoctor(config);
+  const copying = new Set(startOver ? config.replicas.map((r) => r.name) : (options.resync ?? []));
+  let report = await runDoctor(config, copying);
   if (options.createSchema && report.problems.some(isMissingTable)) {
     await createMissingTables(config, report, progress);
-    report = await runDoctor(config);
+    report = await runDoctor(config, copying);
   }
   if (report.problems.length > 0) throw new AttachRefused(report.problems);
   const dumped = await removeDumpedControlSchemas(config, progress.step);

@@ -107,6 +107,7 @@ async function checkReplica(
   replica: LockstepConfig['replicas'][number],
   client: pg.Client,
   tables: readonly CatalogTable[],
+  copying: boolean,
 ): Promise<NodeFindings> {
   const { problems, warnings } = await checkNodeSettings(client, replica.name, {
     primary: false,
@@ -114,7 +115,8 @@ async function checkReplica(
   });
   const catalog = new Map((await readCatalog(client)).map((t) => [`${t.schema}.${t.name}`, t]));
   // A replica in the stream behind captured DDL differs from the primary until it gets there.
-  const pendingDdl = config.twoPhase.captureDdl && (await placedInStream(client, config.slot));
+  const pendingDdl =
+    !copying && config.twoPhase.captureDdl && (await placedInStream(client, config.slot));
   for (const table of tables) {
     for (const mismatch of compareTable(table, catalog.get(`${table.schema}.${table.name}`))) {
       (pendingDdl ? warnings : problems).push(
@@ -172,12 +174,18 @@ async function onNode<T extends NodeFindings>(
  * identify rows of, each node's reachability, `max_prepared_transactions`
  * and table shapes; and warns about settings that can hurt later.
  */
-export async function runDoctor(config: LockstepConfig): Promise<DoctorReport> {
+export async function runDoctor(
+  config: LockstepConfig,
+  /** Replicas about to be copied anew (attach --resync): their shape must match the primary's now. */
+  copying: ReadonlySet<string> = new Set(),
+): Promise<DoctorReport> {
   const primary = await onNode('primary', config.primary, (client) => checkPrimary(config, client));
   const tables = 'tables' in primary ? primary.tables : [];
   const replicas = await Promise.all(
     config.replicas.map((replica) =>
-      onNode(replica.name, replica.url, (client) => checkReplica(config, replica, client, tables)),
+      onNode(replica.name, replica.url, (client) =>
+        checkReplica(config, replica, client, tables, copying.has(replica.name)),
+      ),
     ),
   );
   const all = [primary, ...replicas];

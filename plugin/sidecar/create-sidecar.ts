@@ -67,7 +67,7 @@ export class LiveConfig {
 }
 
 /** What a replica needs in a sidecar: its apply target and its phase-two node. */
-export function replicaParts(live: LiveConfig, replica: ReplicaConfig) {
+export function replicaParts(live: LiveConfig, replica: ReplicaConfig, log?: Logger) {
   const config = live.current;
   return {
     target: new PgReplicaTarget(
@@ -77,6 +77,7 @@ export function replicaParts(live: LiveConfig, replica: ReplicaConfig) {
       config.conflicts,
       config.twoPhase.voteTimeoutMs,
       live.plans,
+      (message, fields) => log?.info(fields, message),
     ),
     node: new PreparedTransactions(replica.name, replica.url),
   };
@@ -95,7 +96,12 @@ export function createSidecar(
     observer: extras.observer,
     openStream: async (resume, durable) => {
       // Control events must be published before anything streams (no stream without them).
-      await refreshControlEvents(config.primary, config.publication, config.twoPhase.captureDdl);
+      await refreshControlEvents(
+        config.primary,
+        config.publication,
+        config.twoPhase.captureDdl,
+        config.slot,
+      );
       const source = new PgoutputSource({
         url: config.primary,
         slot: config.slot,
@@ -120,7 +126,7 @@ export function createSidecar(
       await stream.start();
       return stream;
     },
-    targets: config.replicas.map((r) => replicaParts(live, r).target),
+    targets: config.replicas.map((r) => replicaParts(live, r, log).target),
     stream: config.slot,
     sequenceSyncMs: config.sequenceSyncMs,
     syncSequences: async () => {

@@ -74,12 +74,12 @@ export class ConfigReloader {
           ),
         );
     for (const replica of change.added) {
-      const { target, node } = replicaParts(live, replica);
+      const { target, node } = replicaParts(live, replica, log);
       await sidecar.addReplica(target, node);
     }
     // A new URL may reach another database: the old one's agent goes, one for the new URL comes.
     for (const replica of change.replaced) {
-      const { target, node } = replicaParts(live, replica);
+      const { target, node } = replicaParts(live, replica, log);
       await sidecar.replaceReplica(target, node);
     }
   }

@@ -7,6 +7,7 @@ import {
   TwoPhaseCoordinator,
   type TwoPhaseStatus,
 } from '../coordinator/two-phase-coordinator.js';
+import { LockstepError } from '../ports/lockstep-error.js';
 import { type SlotHealth, slotLoss } from '../ports/slot-health.js';
 import { PacketWindow } from '../primary/packet-window.js';
 import type { PrimaryStream } from '../primary/primary-stream.js';
@@ -716,9 +717,10 @@ export class Sidecar {
       } catch (error) {
         this.streaming = false;
         this.statusDirty = true;
+        const fix = error instanceof LockstepError ? error.fix : undefined;
         this.parts.log.error(
-          { err: (error as Error).message },
-          `cannot stream from the primary: ${(error as Error).message}`,
+          { err: (error as Error).message, fix, event: 'stream-refused' },
+          'cannot stream from the primary',
         );
         await sleep(delay);
         delay = Math.min(delay * 2, 30_000);

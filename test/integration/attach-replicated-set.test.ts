@@ -3,7 +3,8 @@ import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { attach } from '../../plugin/attach/attach.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
 import type { LockstepError } from '../../plugin/ports/lockstep-error.js';
-import { lockstep, writeConfig } from '../support/lockstep-process.js';
+import { eventually } from '../support/compare-nodes.js';
+import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
 import { useClusters } from '../support/use-clusters.js';
 
 const SCHEMA = `CREATE TABLE items (id int PRIMARY KEY, v text);
@@ -89,5 +90,28 @@ describe('attach on an attached stream keeps its replicated set', () => {
     expect(
       await clusters.primary.query('SELECT tables, capture_ddl FROM lockstep.streams'),
     ).toEqual([{ tables: ['public.items', 'public.marker'], capture_ddl: false }]);
+  });
+
+  it('lockstep run with another captureDdl than the stream was attached with streams nothing, installs nothing', async () => {
+    const config = writeConfig(clusters.primary, clusters.replicas, {
+      tables: ['public.items', 'public.marker'],
+      twoPhase: { captureDdl: true },
+    });
+    configs.push(config);
+    const sidecar = new LockstepProcess(['run', '--config', config.file]);
+    try {
+      await eventually(
+        async () =>
+          sidecar
+            .logLines()
+            .some((l) => l.event === 'stream-refused' && /captureDdl: false/.test(String(l.fix))),
+        'the sidecar to refuse to stream',
+      );
+      expect((await streamSetup()).triggers).toEqual([]);
+      expect(sidecar.logged(/streaming from version/)).toBeUndefined();
+    } finally {
+      sidecar.kill('SIGTERM');
+      await sidecar.exited;
+    }
   });
 });

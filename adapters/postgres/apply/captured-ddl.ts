@@ -9,23 +9,10 @@ import {
 } from '../../../plugin/protocol/index.js';
 import { type CapturedSettings, runAsRole } from '../run-as-role.js';
 
-/**
- * What a captured DDL statement may find already done on a replica that is
- * catching up to its copy: the object it creates exists, or the one it drops
- * or alters is gone. Errors about roles and privileges are never among them.
- */
-const ALREADY_DONE = new Set([
-  '42P07', // duplicate_table
-  '42701', // duplicate_column
-  '42710', // duplicate_object
-  '42P06', // duplicate_schema
-  '42723', // duplicate_function
-  '42P01', // undefined_table
-  '42703', // undefined_column
-  '3F000', // invalid_schema_name
-  '42883', // undefined_function
-  '42704', // undefined_object (an index, a type), unless it names a role
-]);
+/** Whether something committed at `lsn` is already in the replica's copy (before its schema point). */
+export function beforeCopy(lsn: Lsn, point: Lsn | null): boolean {
+  return point !== null && compareLsn(lsn, point) < 0;
+}
 
 /**
  * The point from which this replica's schema is its own history: the latest
@@ -38,14 +25,6 @@ export function schemaPoint(copies: Iterable<Lsn>): Lsn | null {
   let latest: Lsn | null = null;
   for (const lsn of copies) if (latest === null || compareLsn(lsn, latest) > 0) latest = lsn;
   return latest;
-}
-
-/** Whether a captured DDL statement committed at `lsn` failed only because the replica's copy already has its effect. */
-export function alreadyInCopy(error: unknown, lsn: Lsn, point: Lsn | null): boolean {
-  if (point === null || compareLsn(lsn, point) >= 0) return false;
-  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-  if (typeof code !== 'string' || !ALREADY_DONE.has(code)) return false;
-  return !(code === '42704' && typeof message === 'string' && /^role /.test(message));
 }
 
 /** Where a captured DDL statement runs: the replica, and its place in the stream. */
@@ -67,13 +46,17 @@ export interface DdlPlace {
  * search_path, and without CONCURRENTLY, which cannot run inside a
  * transaction (the plain form builds the same index). A table it creates is
  * recorded as in step, so the packet's rows for it apply. Committed before
- * the replica's copy, its effect may be there already: that is not an error.
+ * the replica's copy, it is not run: like the rows before the copy, its
+ * effect is in what the replica was given (its schema, checked against the
+ * primary's by attach, and the copied data); replaying it could undo copied
+ * data (a column dropped and added again, a table dropped and created again).
  */
 export async function runCapturedDdl(
   client: pg.ClientBase,
   content: string,
   place: DdlPlace,
-): Promise<void> {
+): Promise<'ran' | 'in-copy'> {
+  if (beforeCopy(place.lsn, place.schemaPoint)) return 'in-copy';
   const { searchPath, command, ordinal, role, tag, settings } = JSON.parse(content) as {
     searchPath: string;
     command: string;
@@ -89,15 +72,17 @@ export async function runCapturedDdl(
     // Never a statement the primary did not run: it must be the command the primary reported.
     if (tag && !matchesCommandTag(statement, tag))
       throw new Error(`the statement found is not the ${tag} the primary ran`);
-    const run = () =>
-      runAsRole(client, role, withoutConcurrently(statement), {
-        ...settings,
-        search_path: searchPath,
-      });
-    if (place.schemaPoint === null || compareLsn(place.lsn, place.schemaPoint) >= 0) {
-      await run();
-      await recordCreatedTables(client, place.stream, 'pg_current_xact_id()::xid');
-    } else await runBeforeCopy(client, place, run);
+    await runAsRole(client, role, withoutConcurrently(statement), {
+      ...settings,
+      search_path: searchPath,
+    });
+    await client.query(
+      `INSERT INTO lockstep.synced_tables (stream, schema_name, table_name, copy_lsn, rows)
+       SELECT $1, n.nspname, c.relname, '0/0', 0 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND c.xmin = pg_current_xact_id()::xid
+       ON CONFLICT DO NOTHING`,
+      [place.stream],
+    );
   } catch (error) {
     const explained = place.explain(error);
     throw new ApplyError({
@@ -112,51 +97,5 @@ export async function runCapturedDdl(
       cause: error,
     });
   }
-}
-
-/** Where the tables a DDL statement just created are recognised: their catalog rows' xmin. */
-type CreatorXid = 'pg_current_xact_id()::xid' | '$2::xid';
-
-/** Records the tables created by the transaction (or subtransaction) `creator` as in step. */
-async function recordCreatedTables(
-  client: pg.ClientBase,
-  stream: string,
-  creator: CreatorXid,
-  subtransaction?: string,
-): Promise<void> {
-  await client.query(
-    `INSERT INTO lockstep.synced_tables (stream, schema_name, table_name, copy_lsn, rows)
-     SELECT $1, n.nspname, c.relname, '0/0', 0 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN ('r', 'p') AND c.xmin = ${creator}
-     ON CONFLICT DO NOTHING`,
-    subtransaction === undefined ? [stream] : [stream, subtransaction],
-  );
-}
-
-/**
- * Captured DDL committed before the replica's copy, in a savepoint: an error
- * saying its effect is already there is rolled back to the savepoint and
- * taken as done; any other error stays. A table it creates has the
- * subtransaction's xid as xmin, read from a row it touches there.
- */
-async function runBeforeCopy(
-  client: pg.ClientBase,
-  place: DdlPlace,
-  run: () => Promise<void>,
-): Promise<void> {
-  await client.query('SAVEPOINT lockstep_captured_ddl');
-  try {
-    await run();
-  } catch (error) {
-    if (!alreadyInCopy(error, place.lsn, place.schemaPoint)) throw error;
-    await client.query('ROLLBACK TO SAVEPOINT lockstep_captured_ddl');
-    await client.query('RELEASE SAVEPOINT lockstep_captured_ddl');
-    return;
-  }
-  const { rows } = await client.query<{ xid: string }>(
-    'UPDATE lockstep.applied SET lsn = lsn WHERE stream = $1 RETURNING xmin::text AS xid',
-    [place.stream],
-  );
-  if (rows[0]) await recordCreatedTables(client, place.stream, '$2::xid', rows[0].xid);
-  await client.query('RELEASE SAVEPOINT lockstep_captured_ddl');
+  return 'ran';
 }

@@ -7,7 +7,7 @@ import {
   type Lsn,
   relationLabel,
 } from '../../../plugin/protocol/index.js';
-import { schemaPoint } from './captured-ddl.js';
+import { beforeCopy, schemaPoint } from './captured-ddl.js';
 
 /**
  * The tables copied to one replica (`lockstep.synced_tables`) and the LSN
@@ -22,6 +22,8 @@ export class SyncedTables {
   private lastLsn: Lsn | null = null;
   private lastCopyLsn: Lsn | null = null;
   private lastResult = false;
+  /** The latest copy of any table: what was committed before it is in the replica's copy. */
+  private point: Lsn | null = null;
 
   constructor(
     private readonly node: string,
@@ -36,6 +38,7 @@ export class SyncedTables {
     );
     this.copyLsnByName = new Map(rows.map((r) => [`${r.schema_name}.${r.table_name}`, r.copy_lsn]));
     this.copyLsnByRelation = new WeakMap();
+    this.point = schemaPoint(this.copyLsnByName.values());
   }
 
   /** Whether `change` names a table not seen among the copied tables (a cheap lookup on the hot path). */
@@ -48,7 +51,7 @@ export class SyncedTables {
 
   /** The latest copy of any table: captured DDL before it may already be in the replica's schema. */
   schemaPoint(): Lsn | null {
-    return schemaPoint(this.copyLsnByName.values());
+    return this.point;
   }
 
   /**
@@ -81,6 +84,8 @@ export class SyncedTables {
       this.copyLsnByRelation.set(relation, copyLsn);
     }
     if (copyLsn === null) {
+      // Before the copy, a table not copied did not exist then (or was not published): nothing to do.
+      if (beforeCopy(lsn, this.point)) return false;
       throw new ApplyError({
         node: this.node,
         kind: 'not-synced',
