@@ -111,6 +111,16 @@ export class ReplicaSet {
     const node = nodes.get(name);
     nodes.delete(name);
     if (node && this.host.active()) await this.finishPrepared(name, node);
+    else if (node)
+      // Stopping or deposed meanwhile: the next active sidecar no longer has it configured.
+      log.warn(
+        {
+          replica: name,
+          event: 'removed-replica-unchecked',
+          fix: `look for lockstep gids in ${name}'s pg_prepared_xacts: put it back in the configuration and run lockstep recover`,
+        },
+        'removed replica not checked for prepared lockstep transactions',
+      );
     await node?.close();
     if (this.host.active()) {
       await this.host

@@ -464,7 +464,7 @@ export class Sidecar {
         {
           replicas: forgotten,
           event: 'replicas-forgotten',
-          fix: "on each, SELECT gid FROM pg_prepared_xacts WHERE gid LIKE 'lockstep\\_%' and ROLLBACK PREPARED each (safe: it is out of the stream), or put it back in the configuration and run lockstep recover",
+          fix: "on each, SELECT gid FROM pg_prepared_xacts WHERE gid LIKE 'lockstep\\_%' and ROLLBACK PREPARED each (safe while it stays out of the stream, or comes back through its own position or a resync), or put it back in the configuration and run lockstep recover",
         },
         'replicas removed while no sidecar was active: their lockstep prepared transactions, if any, were not checked',
       );
