@@ -6,6 +6,7 @@ import {
   applyTransition,
   type LookWait,
   startApply,
+  type WindowLook,
 } from '../protocol/index.js';
 import { withinDeadline } from './apply-deadline.js';
 import type { ReplicaParticipant } from './replica-participant.js';
@@ -214,20 +215,7 @@ export class ReplicaApplier {
   }
 
   private look(seq: number | null): ApplyEvent {
-    if (this.host.stopping) return STOP;
-    const { window } = this;
-    return {
-      type: 'look',
-      epoch: window.epoch,
-      now: Date.now(),
-      part: seq === null ? undefined : window.at(seq),
-      start: window.start,
-      cut: seq === null ? null : window.cutAfter(seq),
-      more: seq !== null && window.at(seq + 1) !== undefined,
-      cutBefore: seq === null ? null : window.cutAfter(seq - 1),
-      newestVersion: window.newestVersion,
-      idle: window.idlePoint,
-    };
+    return this.host.stopping ? STOP : lookAt(this.window, seq, Date.now());
   }
 
   private gate(version: number, seq: number): ApplyEvent {
@@ -263,6 +251,22 @@ export class ReplicaApplier {
     this.window.setCursor(this.name, seq);
     return seq;
   }
+}
+
+/** What the window shows at `seq`, read in one go (no await in between). */
+export function lookAt(window: PacketWindow, seq: number | null, now: number): WindowLook {
+  return {
+    type: 'look',
+    epoch: window.epoch,
+    now,
+    part: seq === null ? undefined : window.at(seq),
+    start: window.start,
+    cut: seq === null ? null : window.cutAfter(seq),
+    more: seq !== null && window.at(seq + 1) !== undefined,
+    cutBefore: seq === null ? null : window.cutAfter(seq - 1),
+    newestVersion: window.newestVersion,
+    idle: window.idlePoint,
+  };
 }
 
 function failed(error: unknown): ApplyEvent {
