@@ -9,6 +9,7 @@ export * from './one-phase.js';
 export * from './packet.js';
 export * from './phase-policy.js';
 export * from './relation.js';
+export * from './replica-apply.js';
 export * from './sql-statements.js';
 export * from './table-pattern.js';
 export * from './two-phase-round.js';

@@ -315,15 +315,17 @@ export class Sidecar {
       stream: this.parts.stream,
       // A replica not placed in the stream yet (attach has not run) meets the rounds' packets later.
       participants: () =>
-        this.agents.filter(
-          (a) =>
-            a.attached &&
-            // Placed: reached with a position, or one recorded for it (an unplaced replica that
-            // cannot be reached must not hold every round).
-            (a.position !== null || this.lastPositions.has(a.name)) &&
-            !this.stale.has(a.name) &&
-            !this.resyncing.has(a.name),
-        ),
+        this.agents
+          .filter(
+            (a) =>
+              a.attached &&
+              // Placed: reached with a position, or one recorded for it (an unplaced replica that
+              // cannot be reached must not hold every round).
+              (a.position !== null || this.lastPositions.has(a.name)) &&
+              !this.stale.has(a.name) &&
+              !this.resyncing.has(a.name),
+          )
+          .map((a) => a.participant),
       nodes: this.nodes,
       decisions: this.parts.twoPhase.decisions,
       log: this.parts.log,
@@ -333,7 +335,7 @@ export class Sidecar {
       epoch: () => (this.parts.lock.held ? this.parts.lock.epoch : null),
       // Replicas waiting at a gate for a round they are not part of (resyncing) may move on.
       onCommitted: () => {
-        for (const agent of this.agents) agent.nudge();
+        for (const agent of this.agents) agent.participant.nudge();
       },
       onRoundFinished: (outcome, seconds) => this.parts.observer?.roundFinished(outcome, seconds),
       onDeposed: () => {

@@ -1,0 +1,40 @@
+/** Small steps shared by the apply machine's transitions (`replica-apply.ts`). */
+import type {
+  ApplyCommand,
+  ApplyMode,
+  ApplyProgress,
+  ApplyState,
+  ApplyStep,
+  ApplyThen,
+} from './replica-apply-types.js';
+
+export const READING: ApplyMode = { kind: 'reading' };
+export const STOPPED: ApplyMode = { kind: 'stopped' };
+export const LOOK: ApplyThen = { kind: 'look' };
+export const LOCATE: ApplyThen = { kind: 'locate' };
+
+export function look(state: ApplyState, out: ApplyCommand[]): ApplyStep {
+  out.push({ type: 'look', seq: state.cursor, wait: 'none' });
+  return { state: state.mode === READING ? state : { ...state, mode: READING }, commands: out };
+}
+
+export function locate(state: ApplyState, out: ApplyCommand[]): ApplyStep {
+  out.push({ type: 'locate', version: state.position.version, count: false });
+  return { state: { ...state, mode: { kind: 'locating', restart: false } }, commands: out };
+}
+
+export function work(
+  state: ApplyState,
+  out: ApplyCommand[],
+  applied: ApplyProgress | null,
+  then: ApplyThen,
+): ApplyStep {
+  return { state: { ...state, mode: { kind: 'working', applied, then } }, commands: out };
+}
+
+/** Stopping: an open transaction is rolled back, nothing half-done is kept. */
+export function reportSkipped(state: ApplyState, out: ApplyCommand[]): ApplyState {
+  if (state.skipped === 0) return state;
+  out.push({ type: 'note-skipped', count: state.skipped, version: state.position.version });
+  return { ...state, skipped: 0 };
+}

@@ -1,0 +1,274 @@
+import type { PacketWindow } from '../primary/packet-window.js';
+import {
+  type ApplyCommand,
+  type ApplyEvent,
+  type ApplyOptions,
+  applyTransition,
+  type LookWait,
+  startApply,
+  type WindowLook,
+} from '../protocol/index.js';
+import { withinDeadline } from './apply-deadline.js';
+import type { ReplicaParticipant } from './replica-participant.js';
+import type { ReplicaPosition, ReplicaTarget } from './replica-target.js';
+
+/** What the applier tells its agent. */
+export interface ApplierHost {
+  readonly stopping: boolean;
+  /** `catching-up` is reported unless the agent is streaming. */
+  status(status: 'streaming' | 'catching-up'): void;
+  /** A transaction committed (or an idle point stored): the replica is durably at `position`. */
+  applied(position: ReplicaPosition, packets: number, rows: number): void;
+  duplicates(count: number): void;
+  note(message: string, fields: Record<string, unknown>): void;
+  needsRewind(position: ReplicaPosition): void;
+  roundCommitted(version: number): boolean;
+  timed?(seconds: number, commitTime: string): void;
+}
+
+const DONE: ApplyEvent = { type: 'done' };
+const STOP: ApplyEvent = { type: 'stop' };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Drives the pure apply machine (`protocol/replica-apply.ts`) for one replica:
+ * it takes looks at the window and the gate, performs the machine's commands
+ * on the replica (each bounded by the apply deadline) and feeds back what
+ * happened. A failure ends {@link run} with the error (the agent retries).
+ */
+export class ReplicaApplier {
+  /** One timer per batch for its batchMs, not one per wake-up while it waits. */
+  private deadline: { batch: number; passed: Promise<unknown> } | null = null;
+
+  constructor(
+    private readonly name: string,
+    private readonly target: ReplicaTarget,
+    private readonly window: PacketWindow,
+    private readonly participant: ReplicaParticipant,
+    private readonly options: ApplyOptions & { readonly applyTimeoutMs: number },
+    private readonly host: ApplierHost,
+  ) {}
+
+  /** Applies from the durable `position` on, until the agent stops or a step fails. */
+  async run(position: ReplicaPosition): Promise<void> {
+    this.deadline = null;
+    const epoch = this.window.epoch;
+    const cursor = this.locate(position.version);
+    this.noteDelta(position);
+    let step = startApply(this.options, position, epoch, cursor);
+    for (;;) {
+      let event: ApplyEvent | undefined;
+      for (const command of step.commands) {
+        const result = this.perform(command);
+        if (result !== undefined) event = result instanceof Promise ? await result : result;
+      }
+      if (event === undefined) return;
+      step = applyTransition(step.state, event);
+    }
+  }
+
+  /** Performs one command; commands that await something answer with the next event. */
+  private perform(command: ApplyCommand): ApplyEvent | Promise<ApplyEvent> | undefined {
+    const { window } = this;
+    switch (command.type) {
+      case 'look':
+        return command.wait === 'none'
+          ? this.look(command.seq)
+          : this.waitFor(command.wait).then(() => this.look(command.seq));
+      case 'set-cursor':
+        window.setCursor(this.name, command.seq);
+        return;
+      case 'apply-batch':
+        return this.applyBatch(command);
+      case 'locate': {
+        const seq = this.locate(command.version);
+        const passed = command.count && seq !== null ? window.packetsBetween(window.start, seq) : 0;
+        return { type: 'located', seq, epoch: window.epoch, passed };
+      }
+      case 'gate':
+        return command.wait
+          ? this.participant
+              .gateChanged(window.changed())
+              .then(() => this.gate(command.version, command.seq))
+          : this.gate(command.version, command.seq);
+      case 'vote-yes':
+        return this.participant
+          .voteYes(command.gid)
+          .then((outcome): ApplyEvent => ({ type: 'decision', outcome }));
+      case 'apply-part':
+      case 'commit':
+      case 'rollback':
+      case 'advance':
+      case 'read-position':
+        return this.onReplica(command);
+      case 'exit':
+        return;
+      case 'fail':
+        throw command.error;
+      default:
+        this.effect(command);
+        return;
+    }
+  }
+
+  /** Work on the replica, bounded by the apply deadline; a failure becomes the `failed` event. */
+  private onReplica(
+    command: Extract<
+      ApplyCommand,
+      { type: 'apply-part' | 'commit' | 'rollback' | 'advance' | 'read-position' }
+    >,
+  ): Promise<ApplyEvent> {
+    const { target } = this;
+    switch (command.type) {
+      case 'apply-part': {
+        const { header, changes } = command.part;
+        return this.work(target.apply(changes, header.version, header.lsn), header.version);
+      }
+      case 'commit':
+        return this.work(
+          target.commit(command.position, command.commitTime, command.gid),
+          command.position.version,
+        );
+      case 'rollback':
+        return this.work(target.rollback(), command.version);
+      case 'advance':
+        return this.work(target.advance(command.position), command.position.version);
+      case 'read-position':
+        return this.guard(target.position(), command.version).then(
+          (position): ApplyEvent => ({ type: 'done', position }),
+          failed,
+        );
+    }
+  }
+
+  /** Commands that nothing answers: reports to the agent and the participant, window marks. */
+  private effect(command: ApplyCommand): void {
+    const { host } = this;
+    switch (command.type) {
+      case 'applied':
+        host.applied(command.position, command.packets, command.rows);
+        return;
+      case 'status':
+        host.status(command.status);
+        return;
+      case 'duplicates':
+        host.duplicates(command.count);
+        return;
+      case 'note-skipped':
+        host.note(
+          `replica ${this.name} skipped ${command.count} duplicate packet(s) it already had`,
+          { duplicates: command.count, version: command.version },
+        );
+        return;
+      case 'note-delta':
+        this.noteDelta(command.position);
+        return;
+      case 'request-rewind':
+        host.needsRewind(command.position);
+        return;
+      case 'cut-newest':
+        this.window.cutNewest();
+        return;
+      case 'begin':
+        this.target.begin(command.from);
+        return;
+      case 'take-prepare':
+        this.participant.take();
+        return;
+      case 'vote-no':
+        this.participant.answer({ vote: 'no', reason: command.reason });
+        return;
+      default:
+        throw new Error(`replica apply: ${command.type} is not an effect`);
+    }
+  }
+
+  private applyBatch(command: Extract<ApplyCommand, { type: 'apply-batch' }>) {
+    const packets = command.parts.map((p) => ({
+      changes: p.changes,
+      version: p.header.version,
+      lsn: p.header.lsn,
+    }));
+    const { position, commitTime, gid } = command;
+    const began = performance.now();
+    const work = this.target.applyBatch(packets, position, commitTime, gid);
+    if (gid !== undefined) return this.work(work, position.version);
+    return this.guard(work, position.version).then((): ApplyEvent => {
+      this.host.timed?.((performance.now() - began) / 1000, commitTime);
+      return DONE;
+    }, failed);
+  }
+
+  private work(work: Promise<void>, version: number): Promise<ApplyEvent> {
+    return this.guard(work, version).then(() => DONE, failed);
+  }
+
+  private guard<T>(work: Promise<T>, version: number): Promise<T> {
+    return withinDeadline(this.target, this.name, this.options.applyTimeoutMs, work, version);
+  }
+
+  private waitFor(wait: Exclude<LookWait, 'none'>): Promise<unknown> {
+    if (wait === 'window') return this.window.changed();
+    if (this.deadline?.batch !== wait.batch)
+      this.deadline = { batch: wait.batch, passed: sleep(wait.ms) };
+    return Promise.race([this.window.changed(), this.deadline.passed]);
+  }
+
+  private look(seq: number | null): ApplyEvent {
+    return this.host.stopping ? STOP : lookAt(this.window, seq, Date.now());
+  }
+
+  private gate(version: number, seq: number): ApplyEvent {
+    if (this.host.stopping) return STOP;
+    const { window, participant } = this;
+    return {
+      type: 'gate',
+      epoch: window.epoch,
+      now: Date.now(),
+      pending: participant.pending,
+      committedThrough: participant.committedThrough,
+      roundCommitted: this.host.roundCommitted(version),
+      cut: window.cutAfter(seq),
+      more: window.at(seq + 1) !== undefined,
+    };
+  }
+
+  /** Logs the delta a replica behind the stream's head is about to receive from memory. */
+  private noteDelta(position: ReplicaPosition): void {
+    const head = this.window.newestVersion;
+    const seq = this.window.locate(position.version);
+    if (head !== null && head > position.version && seq !== null) {
+      this.host.note(
+        `replica ${this.name} is behind: delta ${position.version + 1}..${head} served from memory`,
+        { from: position.version + 1, to: head },
+      );
+    }
+  }
+
+  /** The window position after `version`, registering the cursor; null when a rewind is needed. */
+  private locate(version: number): number | null {
+    const seq = this.window.locate(version);
+    this.window.setCursor(this.name, seq);
+    return seq;
+  }
+}
+
+/** What the window shows at `seq`, read in one go (no await in between). */
+export function lookAt(window: PacketWindow, seq: number | null, now: number): WindowLook {
+  return {
+    type: 'look',
+    epoch: window.epoch,
+    now,
+    part: seq === null ? undefined : window.at(seq),
+    start: window.start,
+    cut: seq === null ? null : window.cutAfter(seq),
+    more: seq !== null && window.at(seq + 1) !== undefined,
+    cutBefore: seq === null ? null : window.cutAfter(seq - 1),
+    newestVersion: window.newestVersion,
+    idle: window.idlePoint,
+  };
+}
+
+function failed(error: unknown): ApplyEvent {
+  return { type: 'failed', reason: (error as Error)?.message ?? String(error), error };
+}
