@@ -141,12 +141,8 @@ export class PgReplicaTarget {
   }
 
   /**
-   * Starts a replica transaction (sent, not awaited) that first locks the
-   * replica's position row and checks it still holds `from`: two appliers (a
-   * deposed sidecar and its successor) serialise there, and the later one
-   * fails the check instead of applying the same packets again. A transaction
-   * that may be prepared gets lock and statement timeouts, so a participant
-   * never waits unboundedly while its vote is awaited.
+   * Starts a replica transaction (sent, not awaited) that first locks the position row and
+   * checks it still holds `from` (the fence: a deposed applier fails there, see beginStatements).
    */
   private beginAt(from: number, timeouts: readonly string[]): void {
     const client = this.requireClient();

@@ -36,7 +36,10 @@ export async function readPosition(
  * The first statements of a replica transaction: lock and statement timeouts
  * when it may be prepared, replica mode (as native logical replication: no
  * user triggers or FK re-checks on replicated rows), then the lock of the
- * position row with the check that it still holds `from` (the fence).
+ * position row with the check that it still holds `from` (the fence): two
+ * appliers (a deposed sidecar and its successor) serialise there, and the
+ * later one fails the check instead of applying the same packets again. The
+ * timeouts keep a participant from waiting unboundedly while its vote is awaited.
  */
 export function beginStatements(
   stream: string,
