@@ -1,7 +1,7 @@
+import type { BatchCut, DeltaSource } from '../ports/delta-source.js';
 import { compareLsn, type PacketPart, type ResumePoint } from '../protocol/index.js';
 
-/** Why a batch ends after a part: it is full (or the next part cannot join it), or its time is up. */
-export type BatchCut = 'rows' | 'time';
+export type { BatchCut } from '../ports/delta-source.js';
 
 /**
  * The recent stream, shared by every replica agent. Parts are numbered by a
@@ -16,7 +16,7 @@ export type BatchCut = 'rows' | 'time';
  * The window also marks where batches end (see {@link cutAfter}), so replicas
  * in step batch the very same packets and share the work of planning them.
  */
-export class PacketWindow {
+export class PacketWindow implements DeltaSource {
   /** Held parts start at `head` (dropping from the front is O(1); the array is compacted now and then). */
   private parts: PacketPart[] = [];
   /** Changes pushed before each held part (aligned with `parts`): how far ahead the stream is. */

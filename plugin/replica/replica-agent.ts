@@ -1,5 +1,5 @@
 import { ApplyError } from '../ports/apply-error.js';
-import type { PacketWindow } from '../primary/packet-window.js';
+import type { DeltaSource } from '../ports/delta-source.js';
 import { withinDeadline } from './apply-deadline.js';
 import { ReplicaApplier } from './replica-applier.js';
 import { ReplicaParticipant } from './replica-participant.js';
@@ -95,7 +95,7 @@ export class ReplicaAgent {
   constructor(
     readonly name: string,
     private readonly target: ReplicaTarget,
-    window: PacketWindow,
+    window: DeltaSource,
     private readonly options: ReplicaAgentOptions,
     private readonly events: ReplicaAgentEvents,
   ) {
@@ -145,7 +145,7 @@ export class ReplicaAgent {
     this.window = window;
   }
 
-  private readonly window: PacketWindow;
+  private readonly window: DeltaSource;
 
   /** Runs until {@link stop}; never throws (failures halt and retry). Can run again after it stopped. */
   async run(): Promise<void> {

@@ -1,4 +1,4 @@
-import type { PacketWindow } from '../primary/packet-window.js';
+import type { DeltaSource } from '../ports/delta-source.js';
 import {
   type ApplyCommand,
   type ApplyEvent,
@@ -43,7 +43,7 @@ export class ReplicaApplier {
   constructor(
     private readonly name: string,
     private readonly target: ReplicaTarget,
-    private readonly window: PacketWindow,
+    private readonly window: DeltaSource,
     private readonly participant: ReplicaParticipant,
     private readonly options: ApplyOptions & { readonly applyTimeoutMs: number },
     private readonly host: ApplierHost,
@@ -254,7 +254,7 @@ export class ReplicaApplier {
 }
 
 /** What the window shows at `seq`, read in one go (no await in between). */
-export function lookAt(window: PacketWindow, seq: number | null, now: number): WindowLook {
+export function lookAt(window: DeltaSource, seq: number | null, now: number): WindowLook {
   return {
     type: 'look',
     epoch: window.epoch,
