@@ -46,4 +46,31 @@ describe('a replica removed, left behind, then put back into the configuration',
       await sidecar.exited;
     }
   });
+
+  it('removed while no sidecar runs: the next one forgets it and says its gids were not checked', async () => {
+    const { primary } = clusters;
+    const [r1, r2, r3] = clusters.replicas as [PostgresCluster, PostgresCluster, PostgresCluster];
+    const statusRows = async () =>
+      (
+        await primary.query<{ replica: string }>(
+          'SELECT replica FROM lockstep.replica_status ORDER BY 1',
+        )
+      ).map((r) => r.replica);
+    expect(await statusRows()).toContain(r3.name);
+    rewriteConfig(clusters.configFile, primary, [r1, r2], EXTRA);
+    const sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
+    try {
+      await eventually(
+        async () => sidecar.logLines().some((l) => l.event === 'replicas-forgotten'),
+        'the sidecar to forget replica3',
+      );
+      const [forgotten] = sidecar.logLines().filter((l) => l.event === 'replicas-forgotten');
+      expect(forgotten?.replicas).toEqual([r3.name]);
+      expect(forgotten?.fix).toEqual(expect.stringContaining('pg_prepared_xacts'));
+      expect(await statusRows()).not.toContain(r3.name);
+    } finally {
+      sidecar.kill('SIGTERM');
+      await sidecar.exited;
+    }
+  });
 });
