@@ -12,13 +12,13 @@
  * Env: BENCH_PGBENCH_SECONDS (10), BENCH_REPS (8), BENCH_BATCH (2500).
  */
 import { serialize } from 'pg-protocol';
-import { encodeNetChanges } from '../../adapters/postgres/bulk-statement.js';
+import { encodeNetChanges } from '../../adapters/postgres/apply/bulk-statement.js';
 import {
   PgoutputDecoder,
   startReplicationCommand,
-} from '../../adapters/postgres/pgoutput-decoder.js';
-import { XLOGDATA_HEADER } from '../../adapters/postgres/pgoutput-source.js';
-import { ReplicationConnection } from '../../adapters/postgres/replication-connection.js';
+} from '../../adapters/postgres/source/pgoutput-decoder.js';
+import { XLOGDATA_HEADER } from '../../adapters/postgres/source/pgoutput-source.js';
+import { ReplicationConnection } from '../../adapters/postgres/source/replication-connection.js';
 import { PacketAssembler } from '../../plugin/primary/packet-assembler.js';
 import {
   type Change,

@@ -29,7 +29,7 @@ import {
   createReplicationSlot,
   dropReplicationSlot,
   ensurePublication,
-} from '../../adapters/postgres/replication-slot.js';
+} from '../../adapters/postgres/source/replication-slot.js';
 import { type DecodeReport, decodeInChild } from '../../test/support/decode-in-child.js';
 
 const run = promisify(execFile);

@@ -1,17 +1,17 @@
 import type pg from 'pg';
-import { migrateControlSchemas } from '../../adapters/postgres/control-schema.js';
-import { dropJoinHolds } from '../../adapters/postgres/join-holds.js';
-import { connectNode } from '../../adapters/postgres/node-connection.js';
+import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
+import { migrateControlSchemas } from '../../adapters/postgres/control/control-schema.js';
+import { dropJoinHolds } from '../../adapters/postgres/control/join-holds.js';
+import type { ResyncGuard } from '../../adapters/postgres/control/resync-guard.js';
+import { syncSequences } from '../../adapters/postgres/setup/sequence-sync.js';
 import {
   type CreatedSlot,
   createReplicationSlot,
   dropReplicationSlot,
   readSlot,
   readSlotHealth,
-} from '../../adapters/postgres/replication-slot.js';
-import type { ResyncGuard } from '../../adapters/postgres/resync-guard.js';
-import { syncSequences } from '../../adapters/postgres/sequence-sync.js';
-import { describeSlotBlockers } from '../../adapters/postgres/slot-blockers.js';
+} from '../../adapters/postgres/source/replication-slot.js';
+import { describeSlotBlockers } from '../../adapters/postgres/source/slot-blockers.js';
 import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { LockstepError } from '../ports/lockstep-error.js';

@@ -1,7 +1,7 @@
 import type pg from 'pg';
-import { readDatabaseId } from '../../adapters/postgres/database-identity.js';
-import { connectNode } from '../../adapters/postgres/node-connection.js';
-import type { StreamLock } from '../../adapters/postgres/stream-lock.js';
+import { readDatabaseId } from '../../adapters/postgres/connection/database-identity.js';
+import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
+import type { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 

@@ -1,14 +1,14 @@
-import { controlDb } from '../../adapters/postgres/control-schema.js';
-import { connectNode } from '../../adapters/postgres/node-connection.js';
+import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
+import { controlDb } from '../../adapters/postgres/control/control-schema.js';
+import type { ResyncGuard } from '../../adapters/postgres/control/resync-guard.js';
+import type { CatalogTable } from '../../adapters/postgres/setup/table-catalog.js';
+import { copyTable } from '../../adapters/postgres/setup/table-copy.js';
+import { tableSizes } from '../../adapters/postgres/setup/table-sizes.js';
 import {
   type CreatedSlot,
   createReplicationSlot,
   dropReplicationSlot,
-} from '../../adapters/postgres/replication-slot.js';
-import type { ResyncGuard } from '../../adapters/postgres/resync-guard.js';
-import type { CatalogTable } from '../../adapters/postgres/table-catalog.js';
-import { copyTable } from '../../adapters/postgres/table-copy.js';
-import { tableSizes } from '../../adapters/postgres/table-sizes.js';
+} from '../../adapters/postgres/source/replication-slot.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import type { Lsn } from '../protocol/index.js';
 import type { AttachProgress } from './attach.js';

@@ -1,5 +1,5 @@
-import { connectNode } from '../../adapters/postgres/node-connection.js';
-import { createTableStatement } from '../../adapters/postgres/table-catalog.js';
+import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
+import { createTableStatement } from '../../adapters/postgres/setup/table-catalog.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 import type { AttachProgress } from './attach.js';

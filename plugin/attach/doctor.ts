@@ -1,14 +1,14 @@
 import type pg from 'pg';
-import { readJoinHolds } from '../../adapters/postgres/join-holds.js';
-import { connectNode } from '../../adapters/postgres/node-connection.js';
-import { checkPrimaryPrerequisites } from '../../adapters/postgres/primary-prerequisites.js';
-import { readSlot } from '../../adapters/postgres/replication-slot.js';
-import { quoteQualified } from '../../adapters/postgres/sql-identifier.js';
+import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
+import { readJoinHolds } from '../../adapters/postgres/control/join-holds.js';
+import { checkPrimaryPrerequisites } from '../../adapters/postgres/setup/primary-prerequisites.js';
 import {
   type CatalogTable,
   readCatalog,
   selectReplicated,
-} from '../../adapters/postgres/table-catalog.js';
+} from '../../adapters/postgres/setup/table-catalog.js';
+import { readSlot } from '../../adapters/postgres/source/replication-slot.js';
+import { quoteQualified } from '../../adapters/postgres/sql-identifier.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 import { parseTablePattern } from '../protocol/index.js';

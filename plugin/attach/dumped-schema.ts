@@ -1,9 +1,9 @@
+import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
 import {
   dropForeignControlSchema,
   FOREIGN_SCHEMA_FIX,
   findForeignControlSchema,
-} from '../../adapters/postgres/foreign-control-schema.js';
-import { connectNode } from '../../adapters/postgres/node-connection.js';
+} from '../../adapters/postgres/control/foreign-control-schema.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 

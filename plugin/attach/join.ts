@@ -1,8 +1,8 @@
-import { dropJoinHolds, JoinHolds } from '../../adapters/postgres/join-holds.js';
-import { connectNode } from '../../adapters/postgres/node-connection.js';
-import { readSlot } from '../../adapters/postgres/replication-slot.js';
-import { ResyncGuard } from '../../adapters/postgres/resync-guard.js';
-import { StreamLock } from '../../adapters/postgres/stream-lock.js';
+import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
+import { dropJoinHolds, JoinHolds } from '../../adapters/postgres/control/join-holds.js';
+import { ResyncGuard } from '../../adapters/postgres/control/resync-guard.js';
+import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
+import { readSlot } from '../../adapters/postgres/source/replication-slot.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 import { type Lsn, lsnToBigInt } from '../protocol/index.js';

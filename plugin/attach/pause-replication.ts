@@ -1,6 +1,6 @@
-import { connectNode } from '../../adapters/postgres/node-connection.js';
-import { streamLockHeld } from '../../adapters/postgres/stream-lock.js';
-import { writePause } from '../../adapters/postgres/stream-pause.js';
+import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
+import { streamLockHeld } from '../../adapters/postgres/control/stream-lock.js';
+import { writePause } from '../../adapters/postgres/control/stream-pause.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 

@@ -1,12 +1,12 @@
 import type pg from 'pg';
+import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
 import {
   DDL_EVENT_TRIGGER,
   installDdlCapture,
   removeDdlCapture,
-} from '../../adapters/postgres/ddl-capture.js';
-import { connectNode } from '../../adapters/postgres/node-connection.js';
-import { ensurePublication } from '../../adapters/postgres/replication-slot.js';
-import type { CatalogTable } from '../../adapters/postgres/table-catalog.js';
+} from '../../adapters/postgres/setup/ddl-capture.js';
+import type { CatalogTable } from '../../adapters/postgres/setup/table-catalog.js';
+import { ensurePublication } from '../../adapters/postgres/source/replication-slot.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 import { CONTROL_EVENTS_TABLE, type Lsn, wholeSchemas } from '../protocol/index.js';

@@ -1,8 +1,8 @@
 import type pg from 'pg';
-import { connectNode } from '../../adapters/postgres/node-connection.js';
-import { readSlot } from '../../adapters/postgres/replication-slot.js';
-import { ResyncGuard } from '../../adapters/postgres/resync-guard.js';
-import { StreamLock } from '../../adapters/postgres/stream-lock.js';
+import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
+import { ResyncGuard } from '../../adapters/postgres/control/resync-guard.js';
+import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
+import { readSlot } from '../../adapters/postgres/source/replication-slot.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { DeposedError, LockstepError } from '../ports/lockstep-error.js';
 import { type Lsn, lsnToBigInt } from '../protocol/index.js';

@@ -1,6 +1,6 @@
-import { DecisionLog } from '../../adapters/postgres/decision-log.js';
-import { connectNode } from '../../adapters/postgres/node-connection.js';
-import { dropReplicationSlot } from '../../adapters/postgres/replication-slot.js';
+import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
+import { DecisionLog } from '../../adapters/postgres/control/decision-log.js';
+import { dropReplicationSlot } from '../../adapters/postgres/source/replication-slot.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { recoverPrepared } from '../coordinator/recover-prepared.js';
 import { preparedTransactionNodes } from '../coordinator/run-recovery.js';

@@ -6,7 +6,7 @@ import { ExitCode } from './exit-codes.js';
 /** `pause` and `resume` (the primary's control schema upgraded if it predates pause). */
 async function changePause(config: LockstepConfig, paused: boolean) {
   const [{ migrateControlSchema }, { setReplicationPaused }] = await Promise.all([
-    import('../../adapters/postgres/control-schema.js'),
+    import('../../adapters/postgres/control/control-schema.js'),
     import('../attach/pause-replication.js'),
   ]);
   return setReplicationPaused(config, paused, () =>

@@ -32,7 +32,7 @@ export async function runSidecar(configFile: string | undefined, version: string
     { SidecarHistograms },
   ] = await Promise.all([
     import('../sidecar/logger.js'),
-    import('../../adapters/postgres/control-schema.js'),
+    import('../../adapters/postgres/control/control-schema.js'),
     import('../sidecar/create-sidecar.js'),
     import('./sidecar-endpoints.js'),
     import('../sidecar/sidecar-histograms.js'),

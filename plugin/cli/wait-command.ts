@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { connectNode, endClient } from '../../adapters/postgres/node-connection.js';
+import { connectNode, endClient } from '../../adapters/postgres/connection/node-connection.js';
 import {
   type ReplicaPosition,
   type WaitTarget,

@@ -1,5 +1,5 @@
-import { ConnectionStringError } from '../../adapters/postgres/connection-string.js';
-import { resolveConnection } from '../../adapters/postgres/resolve-connection.js';
+import { ConnectionStringError } from '../../adapters/postgres/connection/connection-string.js';
+import { resolveConnection } from '../../adapters/postgres/connection/resolve-connection.js';
 import type { LockstepConfig, ParsedConfig, ReplicaConfig } from './config-schema.js';
 
 /** The variable naming the primary's password file; it wins over `primary.passwordFile`. */

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import {
   ConnectionStringError,
   parseConnectionString,
-} from '../../adapters/postgres/connection-string.js';
+} from '../../adapters/postgres/connection/connection-string.js';
 
 /** A node's connection: a postgres:// URL or a libpq keyword DSN, with parameters libpq knows. */
 const connectionString = z.string().superRefine((text, ctx) => {

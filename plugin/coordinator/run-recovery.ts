@@ -1,6 +1,6 @@
-import { DecisionLog } from '../../adapters/postgres/decision-log.js';
-import { PreparedTransactions } from '../../adapters/postgres/prepared-transactions.js';
-import { StreamLock } from '../../adapters/postgres/stream-lock.js';
+import { DecisionLog } from '../../adapters/postgres/control/decision-log.js';
+import { PreparedTransactions } from '../../adapters/postgres/control/prepared-transactions.js';
+import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
 import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { LockstepError } from '../ports/lockstep-error.js';

@@ -2,7 +2,10 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { kyselyOn, type MigrationConnection } from '../../adapters/postgres/migration-session.js';
+import {
+  kyselyOn,
+  type MigrationConnection,
+} from '../../adapters/postgres/control/migration-session.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 import { unsafeStatement } from './transaction-safety.js';
 

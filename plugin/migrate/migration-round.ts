@@ -1,4 +1,7 @@
-import { type HistoryChange, MigrationSession } from '../../adapters/postgres/migration-session.js';
+import {
+  type HistoryChange,
+  MigrationSession,
+} from '../../adapters/postgres/control/migration-session.js';
 import type { PrepareRequest, RoundParticipant, Vote } from '../coordinator/round-participant.js';
 import { type RoundRun, runRound } from '../coordinator/run-round.js';
 import { compareLsn, type Lsn, makeMigrationGid, type TablePattern } from '../protocol/index.js';

@@ -1,4 +1,4 @@
-import { MigrationSession } from '../../adapters/postgres/migration-session.js';
+import { MigrationSession } from '../../adapters/postgres/control/migration-session.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { isConnectionFailure } from '../ports/lockstep-error.js';
 import { readMigrationFiles } from './migration-files.js';

@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
-import { migrateControlSchemas } from '../../adapters/postgres/control-schema.js';
-import { DecisionLog } from '../../adapters/postgres/decision-log.js';
-import { MigrationSession } from '../../adapters/postgres/migration-session.js';
-import { connectNode } from '../../adapters/postgres/node-connection.js';
-import { StreamLock } from '../../adapters/postgres/stream-lock.js';
-import { readPause } from '../../adapters/postgres/stream-pause.js';
+import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
+import { migrateControlSchemas } from '../../adapters/postgres/control/control-schema.js';
+import { DecisionLog } from '../../adapters/postgres/control/decision-log.js';
+import { MigrationSession } from '../../adapters/postgres/control/migration-session.js';
+import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
+import { readPause } from '../../adapters/postgres/control/stream-pause.js';
 import { unplacedReplicas } from '../attach/join.js';
 import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig } from '../config/config-schema.js';

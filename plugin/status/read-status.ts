@@ -1,9 +1,9 @@
 import type pg from 'pg';
-import { type JoinHold, readJoinHolds } from '../../adapters/postgres/join-holds.js';
-import { connectNode } from '../../adapters/postgres/node-connection.js';
-import { listLockstepGids } from '../../adapters/postgres/prepared-transactions.js';
-import { readSlotHealth } from '../../adapters/postgres/replication-slot.js';
-import { streamLockHeld } from '../../adapters/postgres/stream-lock.js';
+import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
+import { type JoinHold, readJoinHolds } from '../../adapters/postgres/control/join-holds.js';
+import { listLockstepGids } from '../../adapters/postgres/control/prepared-transactions.js';
+import { streamLockHeld } from '../../adapters/postgres/control/stream-lock.js';
+import { readSlotHealth } from '../../adapters/postgres/source/replication-slot.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { TwoPhaseStatus } from '../coordinator/two-phase-coordinator.js';
 import { isConnectionFailure, type LockstepError } from '../ports/lockstep-error.js';

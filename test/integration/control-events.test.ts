@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
-import { refreshControlEvents } from '../../adapters/postgres/ddl-capture.js';
+import { refreshControlEvents } from '../../adapters/postgres/setup/ddl-capture.js';
 import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import {
   eventually,

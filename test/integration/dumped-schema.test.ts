@@ -1,8 +1,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
-import { migrateControlSchema } from '../../adapters/postgres/control-schema.js';
-import { installDdlCapture } from '../../adapters/postgres/ddl-capture.js';
+import { migrateControlSchema } from '../../adapters/postgres/control/control-schema.js';
+import { installDdlCapture } from '../../adapters/postgres/setup/ddl-capture.js';
 import { expectIdentical, waitForMarker } from '../support/compare-nodes.js';
 import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
 import { restoreSchemaDump } from '../support/schema-dump.js';

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
-import { migrateControlSchema } from '../../adapters/postgres/control-schema.js';
-import { DecisionLog } from '../../adapters/postgres/decision-log.js';
-import { PgReplicaTarget } from '../../adapters/postgres/replica-target.js';
-import { StreamLock } from '../../adapters/postgres/stream-lock.js';
+import { PgReplicaTarget } from '../../adapters/postgres/apply/replica-target.js';
+import { migrateControlSchema } from '../../adapters/postgres/control/control-schema.js';
+import { DecisionLog } from '../../adapters/postgres/control/decision-log.js';
+import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
 import { ApplyError } from '../../plugin/ports/apply-error.js';
 import { DeposedError } from '../../plugin/ports/lockstep-error.js';
 import {

@@ -14,11 +14,14 @@
 import { Socket } from 'node:net';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { BackendFrames } from '../../adapters/postgres/backend-frames.js';
-import { clientConfig } from '../../adapters/postgres/connection-url.js';
-import { LibpqClient, type LibpqClientConfig } from '../../adapters/postgres/libpq-client.js';
-import { startReplicationCommand } from '../../adapters/postgres/pgoutput-decoder.js';
-import { ReplicationConnection } from '../../adapters/postgres/replication-connection.js';
+import { clientConfig } from '../../adapters/postgres/connection/connection-url.js';
+import {
+  LibpqClient,
+  type LibpqClientConfig,
+} from '../../adapters/postgres/connection/libpq-client.js';
+import { BackendFrames } from '../../adapters/postgres/source/backend-frames.js';
+import { startReplicationCommand } from '../../adapters/postgres/source/pgoutput-decoder.js';
+import { ReplicationConnection } from '../../adapters/postgres/source/replication-connection.js';
 import { lsnFromBigInt, lsnToBigInt, toLsn } from '../../plugin/protocol/index.js';
 import { createFeed } from '../support/stream-session.js';
 import { useClusters } from '../support/use-clusters.js';

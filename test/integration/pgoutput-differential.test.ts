@@ -1,6 +1,6 @@
 import type { Pgoutput } from 'pg-logical-replication';
 import { describe, expect, it } from 'vitest';
-import { PgoutputDecoder } from '../../adapters/postgres/pgoutput-decoder.js';
+import { PgoutputDecoder } from '../../adapters/postgres/source/pgoutput-decoder.js';
 import { isUnchangedToast } from '../../plugin/protocol/index.js';
 import { CAPTURE_END_PREFIX, captureXLogData } from '../support/pgoutput-capture.js';
 import { type Common, fromLibrary, fromLockstep, Oracle } from '../support/pgoutput-oracle.js';

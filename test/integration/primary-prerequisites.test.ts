@@ -1,8 +1,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
-import { checkPrimaryPrerequisites } from '../../adapters/postgres/primary-prerequisites.js';
-import { createReplicationSlot } from '../../adapters/postgres/replication-slot.js';
+import { checkPrimaryPrerequisites } from '../../adapters/postgres/setup/primary-prerequisites.js';
+import { createReplicationSlot } from '../../adapters/postgres/source/replication-slot.js';
 import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import { clusterProvider } from '../harness/clusters.js';
 import { createFeed, openStream } from '../support/stream-session.js';

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { readSlot } from '../../adapters/postgres/replication-slot.js';
+import { readSlot } from '../../adapters/postgres/source/replication-slot.js';
 import {
   compareLsn,
   lsnFromBigInt,

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { StreamLock } from '../../adapters/postgres/stream-lock.js';
+import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
 import { type AttachProgress, attach } from '../../plugin/attach/attach.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
 import { DeposedError, LockstepError } from '../../plugin/ports/lockstep-error.js';

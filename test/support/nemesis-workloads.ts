@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { endClient } from '../../adapters/postgres/node-connection.js';
+import { endClient } from '../../adapters/postgres/connection/node-connection.js';
 
 /** Accounts of the bank workload, and the money in it (never created nor destroyed). */
 export const BANK_ACCOUNTS = 20;

@@ -1,7 +1,7 @@
-import { clientConfig } from '../../adapters/postgres/connection-url.js';
-import { startReplicationCommand } from '../../adapters/postgres/pgoutput-decoder.js';
-import { XLOGDATA_HEADER } from '../../adapters/postgres/pgoutput-source.js';
-import { ReplicationConnection } from '../../adapters/postgres/replication-connection.js';
+import { clientConfig } from '../../adapters/postgres/connection/connection-url.js';
+import { startReplicationCommand } from '../../adapters/postgres/source/pgoutput-decoder.js';
+import { XLOGDATA_HEADER } from '../../adapters/postgres/source/pgoutput-source.js';
+import { ReplicationConnection } from '../../adapters/postgres/source/replication-connection.js';
 import type { Lsn } from '../../plugin/protocol/index.js';
 
 /** Prefix of the non-transactional message that ends a capture (see {@link captureXLogData}). */

@@ -1,4 +1,4 @@
-import { TupleArena, TupleRow } from '../../adapters/postgres/pgoutput-tuple.js';
+import { TupleArena, TupleRow } from '../../adapters/postgres/source/pgoutput-tuple.js';
 import { rowValues, type Value } from '../../plugin/protocol/index.js';
 
 const arena = new TupleArena();

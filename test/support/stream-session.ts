@@ -1,10 +1,10 @@
 import pg from 'pg';
-import { PgoutputSource } from '../../adapters/postgres/pgoutput-source.js';
+import { PgoutputSource } from '../../adapters/postgres/source/pgoutput-source.js';
 import {
   createReplicationSlot,
   dropReplicationSlot,
   ensurePublication,
-} from '../../adapters/postgres/replication-slot.js';
+} from '../../adapters/postgres/source/replication-slot.js';
 import type { PhaseDecider } from '../../plugin/primary/packet-assembler.js';
 import { PrimaryStream } from '../../plugin/primary/primary-stream.js';
 import {

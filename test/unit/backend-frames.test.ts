@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BackendFrames } from '../../adapters/postgres/backend-frames.js';
+import { BackendFrames } from '../../adapters/postgres/source/backend-frames.js';
 
 /** A protocol message: type byte, int32 length (counting itself), body. */
 function message(type: number, body: Uint8Array): Buffer {

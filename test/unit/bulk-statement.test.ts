@@ -5,8 +5,8 @@ import {
   encodeCopyRows,
   encodeNetChanges,
   updateManyStatement,
-} from '../../adapters/postgres/bulk-statement.js';
-import { binaryTextArrays } from '../../adapters/postgres/row-encoding.js';
+} from '../../adapters/postgres/apply/bulk-statement.js';
+import { binaryTextArrays } from '../../adapters/postgres/apply/row-encoding.js';
 import { type Relation, UNCHANGED_TOAST, type Value } from '../../plugin/protocol/index.js';
 import { tupleRow } from '../support/rows.js';
 

@@ -6,11 +6,15 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   ConnectionStringError,
   parseConnectionString,
-} from '../../adapters/postgres/connection-string.js';
-import { clientConfig, redactUrl, scrubSecrets } from '../../adapters/postgres/connection-url.js';
-import { formatKeywordDsn } from '../../adapters/postgres/keyword-dsn.js';
-import { LibpqClient } from '../../adapters/postgres/libpq-client.js';
-import { resolveConnection } from '../../adapters/postgres/resolve-connection.js';
+} from '../../adapters/postgres/connection/connection-string.js';
+import {
+  clientConfig,
+  redactUrl,
+  scrubSecrets,
+} from '../../adapters/postgres/connection/connection-url.js';
+import { formatKeywordDsn } from '../../adapters/postgres/connection/keyword-dsn.js';
+import { LibpqClient } from '../../adapters/postgres/connection/libpq-client.js';
+import { resolveConnection } from '../../adapters/postgres/connection/resolve-connection.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'lockstep-connection-url-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseConnectionString } from '../../adapters/postgres/connection-string.js';
+import { parseConnectionString } from '../../adapters/postgres/connection/connection-string.js';
 import { ConfigError, loadConfig } from '../../plugin/config/load-config.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'lockstep-config-'));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PgoutputDecoder } from '../../adapters/postgres/pgoutput-decoder.js';
+import { PgoutputDecoder } from '../../adapters/postgres/source/pgoutput-decoder.js';
 import { microsToIso, UNCHANGED_TOAST } from '../../plugin/protocol/index.js';
 import { readable } from '../support/rows.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SharedBatchPlans } from '../../adapters/postgres/shared-batch-plans.js';
+import { SharedBatchPlans } from '../../adapters/postgres/apply/shared-batch-plans.js';
 import type { Change } from '../../plugin/protocol/index.js';
 
 const packet = (): Change[] => [{ kind: 'message', prefix: 'lockstep.test', content: '' }];

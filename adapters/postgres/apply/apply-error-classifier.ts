@@ -1,5 +1,5 @@
 import { ApplyError } from '../../../plugin/ports/apply-error.js';
-import { redactUrl, scrubSecrets } from '../connection-url.js';
+import { redactUrl, scrubSecrets } from '../connection/connection-url.js';
 
 const CONNECTION_LOST =
   /Connection terminated|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|the database system is (starting up|shutting down)|terminating connection|Client has encountered a connection error/i;

@@ -7,7 +7,7 @@ import {
   matchesCommandTag,
   withoutConcurrently,
 } from '../../../plugin/protocol/index.js';
-import { type CapturedSettings, runAsRole } from '../run-as-role.js';
+import { type CapturedSettings, runAsRole } from './run-as-role.js';
 
 /** Whether something committed at `lsn` is already in the replica's copy (before its schema point). */
 export function beforeCopy(lsn: Lsn, point: Lsn | null): boolean {

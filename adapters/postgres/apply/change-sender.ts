@@ -12,14 +12,14 @@ import {
   encodeNetChanges,
   insertManyStatement,
   type ReplicaColumnTypes,
-} from '../bulk-statement.js';
+} from './bulk-statement.js';
 import {
   type ChangeStatement,
   type ConflictMode,
   changeStatement,
   truncateStatement,
-} from '../change-statement.js';
-import type { BatchPlan, SharedBatchPlans } from '../shared-batch-plans.js';
+} from './change-statement.js';
+import type { BatchPlan, SharedBatchPlans } from './shared-batch-plans.js';
 import type { SyncedTables } from './synced-tables.js';
 
 /** What sending one packet's changes needs of its target. */

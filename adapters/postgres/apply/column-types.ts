@@ -1,8 +1,8 @@
 import type pg from 'pg';
 import { ApplyError } from '../../../plugin/ports/apply-error.js';
 import { type Relation, relationLabel } from '../../../plugin/protocol/index.js';
-import type { ReplicaColumnTypes } from '../bulk-statement.js';
 import { quoteQualified } from '../sql-identifier.js';
+import type { ReplicaColumnTypes } from './bulk-statement.js';
 
 /** Runs a catalog query on the replica; a failure comes back as the apply error to report. */
 export type CatalogQuery = <R extends pg.QueryResultRow>(

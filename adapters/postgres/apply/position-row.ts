@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { ApplyError } from '../../../plugin/ports/apply-error.js';
 import type { Lsn } from '../../../plugin/protocol/index.js';
-import type { ChangeStatement } from '../change-statement.js';
+import type { ChangeStatement } from './change-statement.js';
 
 /** A replica's durable position in a stream. */
 export interface ReplicaPosition {

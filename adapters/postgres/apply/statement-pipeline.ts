@@ -1,8 +1,8 @@
 import type { Socket } from 'node:net';
 import type pg from 'pg';
 import { ApplyError } from '../../../plugin/ports/apply-error.js';
-import type { ChangeStatement, ConflictMode } from '../change-statement.js';
-import { pipelinedCopy } from '../pipelined-copy.js';
+import type { ChangeStatement, ConflictMode } from './change-statement.js';
+import { pipelinedCopy } from './pipelined-copy.js';
 
 /** The set-based attempt failed in a way the ordered apply may not: try that instead. */
 export class CompactedApplyFailed extends Error {}

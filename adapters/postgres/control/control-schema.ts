@@ -1,0 +1,113 @@
+import type { Kysely } from 'kysely';
+import pg from 'pg';
+import { CONTROL_MIGRATION_NAMES } from '../../../migrations/names.js';
+import { clientConfig } from '../connection/connection-url.js';
+import { connectNode } from '../connection/node-connection.js';
+
+/** The schema holding lockstep's own tables on every node. */
+export const CONTROL_SCHEMA = 'lockstep';
+
+/** A Kysely handle on one node, for lockstep's control tables. */
+export async function controlDb(url: string): Promise<Kysely<unknown>> {
+  const { Kysely, PostgresDialect } = await import('kysely');
+  const pool = new pg.Pool({ ...clientConfig(url, 'lockstep-control'), max: 2 });
+  pool.on('error', () => undefined);
+  // A session that ends while checked out reports it as an 'error' event: never a crash.
+  pool.on('connect', (client) => client.on('error', () => undefined));
+  return new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/** Whether every control-schema migration is already applied on the node (one query, no Kysely). */
+async function controlSchemaCurrent(node: string, url: string): Promise<boolean> {
+  const client = await connectNode(node, url, 'lockstep-control');
+  try {
+    const exists = await client.query(
+      `SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1 AND c.relname = 'kysely_migration'`,
+      [CONTROL_SCHEMA],
+    );
+    if (exists.rowCount === 0) return false;
+    const { rows } = await client.query<{ name: string }>(
+      'SELECT name FROM lockstep.kysely_migration',
+    );
+    const applied = new Set(rows.map((r) => r.name));
+    return CONTROL_MIGRATION_NAMES.every((name) => applied.has(name));
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** {@link migrateControlSchema} on every node, at once. */
+export async function migrateControlSchemas(
+  nodes: ReadonlyArray<{ name: string; url: string }>,
+): Promise<void> {
+  await Promise.all(nodes.map((n) => migrateControlSchema(n.name, n.url)));
+}
+
+/**
+ * Creates or upgrades the control schema on a node (kysely migrations, with
+ * their bookkeeping inside the `lockstep` schema too), all in one
+ * transaction: the schema, the migration history tables and every migration
+ * commit together or not at all, so a creation cut short (a killed attach, a
+ * failing statement) leaves nothing that could pass for a dumped schema. A
+ * node already current costs one query: a restarting sidecar does not load
+ * the migrator.
+ */
+export async function migrateControlSchema(node: string, url: string): Promise<void> {
+  if (await controlSchemaCurrent(node, url)) return;
+  const [{ Kysely, Migrator, PostgresDialect }, { controlMigrations }] = await Promise.all([
+    import('kysely'),
+    import('../../../migrations/index.js'),
+  ]);
+  const client = await connectNode(node, url, 'lockstep-control');
+  // Kysely runs on this one session, inside the transaction opened on it below.
+  const session = Object.assign(client, { release: () => undefined });
+  const db = new Kysely<unknown>({
+    dialect: new PostgresDialect({
+      pool: { connect: async () => session, end: async () => undefined },
+    }),
+  });
+  try {
+    await client.query('BEGIN');
+    // One creator at a time: a second one waits, then finds the schema current.
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext('lockstep.control-schema'))`);
+    await client.query('CREATE SCHEMA IF NOT EXISTS lockstep');
+    const migrator = new Migrator({
+      db,
+      provider: controlMigrations,
+      migrationTableSchema: CONTROL_SCHEMA,
+      disableTransactions: true,
+    });
+    const { error } = await migrator.migrateToLatest();
+    if (error) throw error;
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    await db.destroy();
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * {@link migrateControlSchema}, waiting (backing off up to 10 s) while the
+ * node cannot be reached: a sidecar started while its primary restarts
+ * waits for it instead of exiting. Any other failure is thrown.
+ */
+export async function migrateControlSchemaWhenReachable(
+  node: string,
+  url: string,
+  onRetry: (error: Error) => void,
+): Promise<void> {
+  for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
+    try {
+      await migrateControlSchema(node, url);
+      return;
+    } catch (error) {
+      if ((error as { setting?: string }).setting !== 'connection') throw error;
+      onRetry(error as Error);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}

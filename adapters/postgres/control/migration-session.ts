@@ -1,0 +1,232 @@
+import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
+import type pg from 'pg';
+import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
+import {
+  BARRIER_MESSAGE,
+  CONTROL_EVENTS_TABLE,
+  checkedGid,
+  type Lsn,
+  type TablePattern,
+} from '../../../plugin/protocol/index.js';
+import { scrubSecrets } from '../connection/connection-url.js';
+import { connectNode } from '../connection/node-connection.js';
+import { MIGRATING_SETTING, recordControlEvent } from '../setup/ddl-capture.js';
+import { readCatalog, selectReplicated } from '../setup/table-catalog.js';
+import { ensurePublication } from '../source/replication-slot.js';
+import {
+  existingTables,
+  lockTouched,
+  requireTouchedLocked,
+  tablesTouchedBy,
+} from './migration-write-lock.js';
+
+/** What a migration step runs on: one connection inside the migration's transaction. */
+export interface MigrationConnection {
+  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+}
+
+/** What to record in the node's history, in the same transaction. */
+export type HistoryChange =
+  | { readonly op: 'insert'; readonly name: string; readonly checksum: string }
+  | { readonly op: 'delete'; readonly name: string };
+
+/** A Kysely instance over the migration's own connection (for Kysely migration modules). */
+// biome-ignore lint/suspicious/noExplicitAny: migrations bring their own database types
+export function kyselyOn(connection: MigrationConnection): Kysely<any> {
+  const pool: PostgresPool = {
+    connect: async () =>
+      ({
+        query: (text: string, values: readonly unknown[]) => connection.query(text, [...values]),
+        release: () => undefined,
+      }) as unknown as Awaited<ReturnType<PostgresPool['connect']>>,
+    end: async () => undefined,
+  };
+  return new Kysely({ dialect: new PostgresDialect({ pool }) });
+}
+
+/**
+ * One node's side of a migration round: runs the migration in a transaction
+ * (with `lock_timeout`, and on the primary a transactional marker first) and
+ * ends it with PREPARE TRANSACTION; phase two is the prepared-transactions
+ * adapter's. Also reads the node's stream position, and on the primary
+ * commits the barrier every replica must reach before it prepares.
+ */
+export class MigrationSession {
+  constructor(
+    readonly node: string,
+    private readonly url: string,
+    private readonly stream: string,
+  ) {}
+
+  /** Runs `step` and the history change in one transaction, then PREPARE TRANSACTION `gid`. */
+  async prepare(options: {
+    gid: string;
+    /** The primary's marker message, so the stream carries the migration as a version step only. */
+    marker: boolean;
+    lockTimeoutMs: number;
+    step: (connection: MigrationConnection) => Promise<void>;
+    history: HistoryChange | null;
+    /**
+     * On the primary: the publication is brought up to date in the same
+     * transaction (tables the migration created that the patterns match join
+     * it), so their first rows are already streamed.
+     */
+    publication?: {
+      readonly name: string;
+      readonly patterns: readonly TablePattern[];
+      /** Schemas published whole (with captured DDL). */
+      readonly schemas: readonly string[];
+    };
+    /** On a replica: replicated tables the migration created are recorded as in step (copy LSN 0/0). */
+    adoptTables?: readonly TablePattern[];
+  }): Promise<void> {
+    const prepare = `PREPARE TRANSACTION '${checkedGid(options.gid)}'`;
+    const client = await this.connect();
+    const begin = async () => {
+      await client.query(`SET LOCAL lock_timeout = ${Math.floor(options.lockTimeoutMs)}`);
+      // Captured DDL skips it: this migration reaches the replicas through its own round.
+      if (options.marker)
+        await client.query(`SELECT set_config('${MIGRATING_SETTING}', 'on', true)`);
+    };
+    try {
+      // On the primary, writers are kept out of what the migration writes (migration-write-lock.ts).
+      const touched = options.marker
+        ? await tablesTouchedBy(client, begin, () => options.step(client))
+        : { writes: [], reads: [] };
+      await client.query('BEGIN');
+      await begin();
+      await lockTouched(client, touched);
+      const existed = options.marker ? await existingTables(client) : null;
+      if (options.marker) await recordControlEvent(client, 'migration', options.gid);
+      const before = options.adoptTables
+        ? new Set((await readCatalog(client)).map((t) => `${t.schema}.${t.name}`))
+        : null;
+      await options.step(client);
+      if (existed) await requireTouchedLocked(client, touched, existed);
+      if (options.publication) {
+        const tables = selectReplicated(await readCatalog(client), options.publication.patterns);
+        // Only when the migration changed what is published: SET TABLE locks every published table.
+        const { rows: published } = await client.query<{ t: string }>(
+          `SELECT schemaname || '.' || tablename AS t FROM pg_publication_tables WHERE pubname = $1`,
+          [options.publication.name],
+        );
+        const have = new Set(published.map((r) => r.t));
+        have.delete(`${CONTROL_EVENTS_TABLE.schema}.${CONTROL_EVENTS_TABLE.name}`);
+        const changed =
+          tables.length !== have.size || tables.some((t) => !have.has(`${t.schema}.${t.name}`));
+        if (changed && (tables.length > 0 || options.publication.schemas.length > 0)) {
+          await ensurePublication(
+            client,
+            options.publication.name,
+            tables,
+            options.publication.schemas,
+          );
+        }
+      }
+      if (options.adoptTables) {
+        // A replicated table the migration created is in step here: it ran on every node.
+        const created = selectReplicated(await readCatalog(client), options.adoptTables).filter(
+          (t) => !before?.has(`${t.schema}.${t.name}`),
+        );
+        for (const t of created) {
+          await client.query(
+            `INSERT INTO lockstep.synced_tables (stream, schema_name, table_name, copy_lsn, rows)
+             VALUES ($1, $2, $3, '0/0', 0) ON CONFLICT DO NOTHING`,
+            [this.stream, t.schema, t.name],
+          );
+        }
+      }
+      const version = `coalesce((SELECT version FROM lockstep.applied WHERE stream = $1),
+                                (SELECT version FROM lockstep.streams WHERE stream = $1), 0)`;
+      if (options.history?.op === 'insert') {
+        await client.query(
+          `INSERT INTO lockstep.migrations (name, checksum, version) VALUES ($2, $3, ${version})`,
+          [this.stream, options.history.name, options.history.checksum],
+        );
+      } else if (options.history?.op === 'delete') {
+        await client.query('DELETE FROM lockstep.migrations WHERE name = $1', [
+          options.history.name,
+        ]);
+      }
+      await client.query(prepare);
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw this.explain(error);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  /** The commit LSN of the last packet this replica applied (null when not attached). */
+  async appliedLsn(): Promise<Lsn | null> {
+    const { rows } = await this.once<{ lsn: Lsn }>(
+      'SELECT lsn::text AS lsn FROM lockstep.applied WHERE stream = $1',
+      [this.stream],
+    );
+    return rows[0]?.lsn ?? null;
+  }
+
+  /**
+   * On the primary: commits a barrier message after the migration prepared and
+   * returns its LSN. Every replica that has applied it has everything that
+   * committed on the primary before the migration's prepare.
+   */
+  async commitBarrier(gid: string): Promise<Lsn> {
+    const { rows } = await this.once<{ lsn: Lsn }>(
+      'SELECT pg_logical_emit_message(true, $1, $2)::text AS lsn',
+      [BARRIER_MESSAGE, gid],
+    );
+    return (rows[0] as { lsn: Lsn }).lsn;
+  }
+
+  /** The names and checksums in this node's history, in order. */
+  async history(): Promise<Array<{ name: string; checksum: string; appliedAt: string }>> {
+    const { rows } = await this.once<{ name: string; checksum: string; applied_at: Date }>(
+      `SELECT name, checksum, applied_at FROM lockstep.migrations ORDER BY name`,
+      [],
+    );
+    return rows.map((r) => ({
+      name: r.name,
+      checksum: r.checksum,
+      appliedAt: r.applied_at.toISOString(),
+    }));
+  }
+
+  private async once<R extends pg.QueryResultRow>(
+    text: string,
+    values: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    const client = await this.connect();
+    try {
+      return await client.query<R>(text, values);
+    } catch (error) {
+      throw this.explain(error);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  private connect(): Promise<pg.Client> {
+    return connectNode(this.node, this.url, 'lockstep-migrate-session');
+  }
+
+  /** The Postgres error, with its detail and SQLSTATE, naming the node and never the password. */
+  private explain(error: unknown): LockstepError {
+    if (error instanceof LockstepError) return error;
+    const e = error as { message?: string; detail?: string; code?: string };
+    const text = scrubSecrets(
+      `${e.message ?? String(error)}${e.detail ? ` (${e.detail})` : ''}${e.code ? ` [${e.code}]` : ''}`,
+      this.url,
+    );
+    return new LockstepError({
+      node: this.node,
+      problem: text,
+      sqlState: e.code,
+      fix:
+        e.code === '55P03'
+          ? 'a lock was not granted within lock_timeout (twoPhase.voteTimeoutMs): retry when the table is less busy'
+          : `fix the cause on ${this.node} (or the migration) and run it again: nothing was committed anywhere`,
+      cause: error,
+    });
+  }
+}

@@ -1,0 +1,127 @@
+import type pg from 'pg';
+import { checkedGid, GID_LIKE, isMigrationGid, parseGid } from '../../../plugin/protocol/index.js';
+import { CONTROL_QUERY_TIMEOUT_MS, scrubbedError } from '../connection/connection-url.js';
+import { connectNode, endClient } from '../connection/node-connection.js';
+
+/** A lockstep gid prepared on a node. */
+export interface PreparedGid {
+  readonly gid: string;
+  /** When it was prepared (ISO-8601). */
+  readonly preparedAt: string;
+  /** Seconds since then, by the node's clock. */
+  readonly ageSeconds: number;
+  /** A stream round's, or a migration's (`lockstep migrate`/`exec`). */
+  readonly kind: 'stream' | 'migration';
+}
+
+/** `undefined_object`: COMMIT/ROLLBACK PREPARED of a gid that is not (or no longer) prepared. */
+const NOT_PREPARED = '42704';
+
+/**
+ * Phase two on one node: lists, commits and rolls back lockstep's prepared
+ * transactions, always within the node's own database (pg_prepared_xacts
+ * shows every database's). Its own connection, reopened after a failure, so a
+ * participant's apply connection is never needed to finish a round.
+ */
+export class PreparedTransactions {
+  private client: pg.Client | null = null;
+  /**
+   * Calls run one at a time (a round's phase two, a late rollback and recovery
+   * can overlap): a failure then closes only its own session, and a second
+   * caller never opens a session beside the first.
+   */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly node: string,
+    private readonly url: string,
+  ) {}
+
+  /** The stream's gids (of rounds and of migrations) prepared on this node, oldest first. */
+  list(stream: string): Promise<PreparedGid[]> {
+    return this.serially(() => this.listNow(stream));
+  }
+
+  private async listNow(stream: string): Promise<PreparedGid[]> {
+    const client = await this.connection();
+    let all: Awaited<ReturnType<typeof listLockstepGids>>;
+    try {
+      all = await listLockstepGids(client);
+    } catch (error) {
+      await this.closeNow();
+      throw scrubbedError(error, this.url);
+    }
+    return all
+      .filter((g) => parseGid(g.gid, stream) !== null || isMigrationGid(g.gid, stream))
+      .map((g) => ({ ...g, kind: isMigrationGid(g.gid, stream) ? 'migration' : 'stream' }));
+  }
+
+  /** COMMIT PREPARED; a gid no longer prepared was committed by an earlier attempt whose answer was lost. */
+  commit(gid: string): Promise<void> {
+    return this.serially(() => this.finish('COMMIT', gid));
+  }
+
+  /** ROLLBACK PREPARED; a gid that is not prepared (never was, or already rolled back) needs nothing. */
+  rollback(gid: string): Promise<void> {
+    return this.serially(() => this.finish('ROLLBACK', gid));
+  }
+
+  /** Closes the connection (after the calls already queued). */
+  close(): Promise<void> {
+    return this.serially(() => this.closeNow());
+  }
+
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async closeNow(): Promise<void> {
+    const client = this.client;
+    this.client = null;
+    if (client) await endClient(client);
+  }
+
+  private async finish(verb: 'COMMIT' | 'ROLLBACK', gid: string): Promise<void> {
+    // The gid is validated: quoting it as a literal is exact.
+    const text = `${verb} PREPARED '${checkedGid(gid)}'`;
+    const client = await this.connection();
+    try {
+      await client.query(text);
+    } catch (error) {
+      if ((error as { code?: string }).code === NOT_PREPARED) return;
+      // A failed session may be gone or in a bad state: the next call starts afresh.
+      await this.closeNow();
+      throw scrubbedError(error, this.url);
+    }
+  }
+
+  private async connection(): Promise<pg.Client> {
+    this.client ??= await connectNode(
+      this.node,
+      this.url,
+      'lockstep-phase-two',
+      CONTROL_QUERY_TIMEOUT_MS,
+    );
+    return this.client;
+  }
+}
+
+/** Every lockstep gid (any stream) prepared in the database `client` is connected to, oldest first. */
+export async function listLockstepGids(
+  client: pg.ClientBase,
+): Promise<Array<{ gid: string; preparedAt: string; ageSeconds: number }>> {
+  const { rows } = await client.query<{ gid: string; prepared: Date; age: number }>(
+    `SELECT gid, prepared, extract(epoch FROM now() - prepared)::float8 AS age
+       FROM pg_prepared_xacts
+      WHERE database = current_database() AND gid LIKE $1
+      ORDER BY prepared`,
+    [GID_LIKE],
+  );
+  return rows.map((r) => ({
+    gid: r.gid,
+    preparedAt: r.prepared.toISOString(),
+    ageSeconds: Number(r.age),
+  }));
+}

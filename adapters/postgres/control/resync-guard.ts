@@ -1,0 +1,151 @@
+import type pg from 'pg';
+import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
+import type { Lsn } from '../../../plugin/protocol/index.js';
+import { CONTROL_QUERY_TIMEOUT_MS } from '../connection/connection-url.js';
+import { connectNode, endClient } from '../connection/node-connection.js';
+import type { TableName } from '../source/replication-slot.js';
+import { quoteQualified } from '../sql-identifier.js';
+
+/** The guard's advisory-lock key, as SQL over the stream name `$n`. */
+const guardKey = (n: number) => `hashtext('lockstep.resync'), hashtext($${n})`;
+
+/**
+ * SQL that is true while the session `pid` (`$1`) holds the resync guard of
+ * stream `$2`: a table copy checks it in its own transaction before it
+ * commits, so a copy made after its guard died never lands.
+ */
+export const GUARD_HELD = `SELECT EXISTS (
+  SELECT 1 FROM pg_locks WHERE pid = $1 AND locktype = 'advisory' AND granted AND objsubid = 2
+     AND classid::int = hashtext('lockstep.resync') AND objid::int = hashtext($2)) AS held`;
+
+/**
+ * A session advisory lock on one replica, held for the whole of its resync
+ * (emptying, copying, clearing the stale mark): two resyncs of one replica —
+ * a deposed sidecar's and its successor's, or two `attach --resync` — never
+ * interleave, so one's copy never lands on top of the other's or after the
+ * other's reset. Never waited for: a busy guard is an error the caller retries.
+ */
+export class ResyncGuard {
+  private lost = false;
+
+  private constructor(
+    readonly replica: string,
+    private readonly client: pg.Client,
+    /** The guard session's backend pid on the replica. */
+    readonly pid: number,
+  ) {
+    client.on('end', () => {
+      this.lost = true;
+    });
+  }
+
+  /** Takes the guard of `replica` for `stream`; throws when another process holds it. */
+  static async take(replica: string, url: string, stream: string): Promise<ResyncGuard> {
+    const client = await connectNode(replica, url, 'lockstep-resync', CONTROL_QUERY_TIMEOUT_MS);
+    try {
+      const { rows } = await client.query<{ locked: boolean; pid: number }>(
+        `SELECT pg_try_advisory_lock(${guardKey(1)}) AS locked, pg_backend_pid() AS pid`,
+        [stream],
+      );
+      if (rows[0]?.locked !== true) {
+        throw new LockstepError({
+          node: replica,
+          problem: 'another lockstep process is resyncing this replica (it holds the resync lock)',
+          fix: 'let it finish (lockstep status shows the replica as resyncing), then run this again if still needed',
+        });
+      }
+      return new ResyncGuard(replica, client, rows[0].pid);
+    } catch (error) {
+      await endClient(client);
+      throw error;
+    }
+  }
+
+  /**
+   * Empties the replica's replicated tables and positions it at `anchor`, in
+   * one transaction on the guard's own session: a guard that died empties
+   * nothing.
+   */
+  async reset(stream: string, tables: readonly TableName[], anchor: { version: number; lsn: Lsn }) {
+    this.check();
+    await this.inTransaction(async (client) => {
+      if (tables.length)
+        await client.query(
+          `TRUNCATE ${tables.map((t) => quoteQualified(t.schema, t.name)).join(', ')}`,
+        );
+      await client.query('DELETE FROM lockstep.synced_tables WHERE stream = $1', [stream]);
+      await client.query(
+        `INSERT INTO lockstep.applied (stream, version, lsn) VALUES ($1, $2, $3)
+         ON CONFLICT (stream) DO UPDATE SET version = excluded.version, lsn = excluded.lsn, applied_at = now()`,
+        [stream, anchor.version, anchor.lsn],
+      );
+    });
+  }
+
+  /**
+   * A replica joining the stream: empties the tables an earlier, interrupted
+   * join copied (their copies are from an older snapshot than the new
+   * starting point) and forgets them, in one transaction on the guard's session.
+   */
+  async clearCopies(stream: string): Promise<void> {
+    this.check();
+    await this.inTransaction(async (client) => {
+      const { rows } = await client.query<{ name: string }>(
+        `SELECT format('%I.%I', schema_name, table_name) AS name FROM lockstep.synced_tables
+          WHERE stream = $1 AND to_regclass(format('%I.%I', schema_name, table_name)) IS NOT NULL`,
+        [stream],
+      );
+      if (rows.length > 0) await client.query(`TRUNCATE ${rows.map((r) => r.name).join(', ')}`);
+      await client.query('DELETE FROM lockstep.synced_tables WHERE stream = $1', [stream]);
+    });
+  }
+
+  /** A joining replica, copied: its position becomes `anchor` (it must have none yet). */
+  async place(stream: string, anchor: { version: number; lsn: Lsn }): Promise<void> {
+    this.check();
+    const { rowCount } = await this.client.query(
+      `INSERT INTO lockstep.applied (stream, version, lsn) VALUES ($1, $2, $3) ON CONFLICT (stream) DO NOTHING`,
+      [stream, anchor.version, anchor.lsn],
+    );
+    if (rowCount !== 1)
+      throw new LockstepError({
+        node: this.replica,
+        problem: 'the replica got a position in the stream while it was being copied',
+        fix: 'check that no other lockstep attach ran on it; lockstep status shows where it is',
+      });
+  }
+
+  /** Takes a placed replica's position back (its starting point turned out unusable): it is not attached again. */
+  async unplace(stream: string): Promise<void> {
+    this.check();
+    await this.client.query('DELETE FROM lockstep.applied WHERE stream = $1', [stream]);
+  }
+
+  private async inTransaction(work: (client: pg.Client) => Promise<void>): Promise<void> {
+    const client = this.client;
+    try {
+      await client.query('BEGIN');
+      await client.query('SET LOCAL session_replication_role = replica');
+      await work(client);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Throws when the guard's session ended meanwhile: what ran since was not guarded. */
+  check(): void {
+    if (this.lost) {
+      throw new LockstepError({
+        node: this.replica,
+        problem: 'the resync lock was lost during the resync (its session ended)',
+        fix: 'the resync is repeated from the start; check the replica if this recurs',
+      });
+    }
+  }
+
+  async release(): Promise<void> {
+    await endClient(this.client);
+  }
+}

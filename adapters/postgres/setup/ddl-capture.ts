@@ -1,0 +1,382 @@
+import type pg from 'pg';
+import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
+import { CONTROL_QUERY_TIMEOUT_MS } from '../connection/connection-url.js';
+import { connectNode, endClient } from '../connection/node-connection.js';
+import { quoteIdent } from '../sql-identifier.js';
+
+/** The event trigger that captures DDL on the primary (`twoPhase.captureDdl`). */
+export const DDL_EVENT_TRIGGER = 'lockstep_capture_ddl';
+
+/** Set (transaction-local) by `lockstep migrate` on the primary: its DDL reaches replicas through its own round. */
+export const MIGRATING_SETTING = 'lockstep.migrating';
+
+/** Names this version of the capture's functions: `lockstep run` reinstalls them when it differs. */
+const CAPTURE_VERSION = 'lockstep capture 2 (control events, runner, refusals)';
+
+/**
+ * The event trigger's function. `SECURITY DEFINER`: only its owner,
+ * lockstep's role, may write control events, and a function returning
+ * `event_trigger` cannot be called by anyone but the trigger. It first reads
+ * the caller's search_path and role with fully qualified calls (nothing the
+ * caller's search_path could redirect), then runs under `pg_catalog` alone
+ * and gives the caller's search_path back at the end. The replicas run the
+ * statement as that role, so DDL gets no more done there than on the
+ * primary. Skipped: lockstep's own schema, temporary objects, publications,
+ * subscriptions and event triggers (primary-only objects), DDL run by
+ * `lockstep migrate` (as lockstep's role: another role cannot opt out).
+ */
+const CAPTURE_DDL = `
+  CREATE OR REPLACE FUNCTION lockstep.capture_ddl() RETURNS event_trigger
+  LANGUAGE plpgsql SECURITY DEFINER AS $fn$
+  -- ${CAPTURE_VERSION}
+  DECLARE
+    invoker_path text;
+    invoker text;
+    command text;
+    key text;
+    ordinal int;
+    event bigint;
+    stack text;
+  BEGIN
+    invoker_path := pg_catalog.current_setting('search_path');
+    invoker := pg_catalog.current_setting('role');
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    IF invoker = 'none' THEN invoker := session_user; END IF;
+    -- Only lockstep's own role may say its DDL reaches the replicas through a migration round.
+    IF NOT (coalesce(current_setting('${MIGRATING_SETTING}', true), '') = 'on' AND invoker = current_user)
+       AND tg_tag !~ '^(CREATE|ALTER|DROP) (PUBLICATION|SUBSCRIPTION|EVENT TRIGGER)$'
+       -- The commands of an extension's script: the CREATE/ALTER EXTENSION itself is the statement.
+       AND (NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())
+            OR EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() WHERE NOT in_extension)) THEN
+      command := current_query();
+      key := md5(command);
+      -- Which DDL statement of its query string this is (a string may hold several). Counted
+      -- for every DDL statement, skipped ones too, as the replica counts them.
+      ordinal := CASE WHEN split_part(coalesce(current_setting('lockstep.ddl_seen', true), ''), ':', 1) = key
+                      THEN split_part(current_setting('lockstep.ddl_seen', true), ':', 2)::int + 1 ELSE 1 END;
+      PERFORM set_config('lockstep.ddl_seen', key || ':' || ordinal, true);
+      IF NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())
+         OR EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands()
+                     WHERE schema_name IS DISTINCT FROM 'lockstep'
+                       AND coalesce(schema_name, '') !~ '^pg_temp') THEN
+        -- A DDL command inside a function, procedure or DO block has callers on the stack; the
+        -- query string holds no such statement a replica could run (it would wedge the stream).
+        GET DIAGNOSTICS stack = PG_CONTEXT;
+        IF position(chr(10) IN stack) > 0 THEN
+          RAISE EXCEPTION 'lockstep: % inside a function, procedure or DO block cannot be replicated by the DDL capture', tg_tag
+            USING HINT = 'run it with lockstep migrate or lockstep exec, or as plain statements';
+        END IF;
+        PERFORM lockstep.refuse_unreplicable_ddl(invoker, tg_tag);
+        INSERT INTO lockstep.control_events (kind, payload)
+          VALUES ('ddl', json_build_object('searchPath', invoker_path, 'command', command,
+                                           'ordinal', ordinal, 'role', invoker, 'tag', tg_tag,
+                                           'settings', json_build_object(
+                                             'TimeZone', current_setting('TimeZone'),
+                                             'DateStyle', current_setting('DateStyle'),
+                                             'IntervalStyle', current_setting('IntervalStyle')))::text)
+          RETURNING id INTO event;
+        DELETE FROM lockstep.control_events WHERE id = event;
+      END IF;
+    END IF;
+    PERFORM pg_catalog.set_config('search_path', invoker_path, true);
+  END
+  $fn$`;
+
+/**
+ * DDL no replica could run identically or safely, refused on the primary
+ * with the alternative. Runs inside the capture (as lockstep's role, with
+ * search_path pg_catalog). A role that is not a superuser may not make a
+ * replicated table call code it can change: on the replicas that code runs
+ * as lockstep's role for every applied row (triggers enabled ALWAYS or
+ * REPLICA, rules, and constraints, defaults and indexes over its functions).
+ */
+const REFUSE_UNREPLICABLE = `
+  CREATE OR REPLACE FUNCTION lockstep.refuse_unreplicable_ddl(invoker name, tag text) RETURNS void
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+  DECLARE
+    rel oid;
+    has_rows boolean;
+    found text;
+  BEGIN
+    -- Its rows stream to the replicas too: running it there would copy them twice.
+    IF tag IN ('CREATE TABLE AS', 'SELECT INTO') AND EXISTS (
+         SELECT 1 FROM pg_event_trigger_ddl_commands() c JOIN pg_publication_tables p
+           ON c.object_identity = format('%I.%I', p.schemaname, p.tablename)) THEN
+      RAISE EXCEPTION 'lockstep: % into a replicated table cannot be replicated by the DDL capture', tag
+        USING HINT = 'create the table first, then fill it with INSERT ... SELECT (its rows stream)';
+    END IF;
+    IF NOT coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = invoker), false) THEN
+      IF EXISTS (
+           SELECT 1 FROM pg_event_trigger_ddl_commands() c
+             JOIN pg_trigger t ON t.tgrelid = c.objid AND NOT t.tgisinternal AND t.tgenabled IN ('A', 'R')
+            WHERE c.classid = 'pg_class'::regclass
+           UNION ALL
+           SELECT 1 FROM pg_event_trigger_ddl_commands() c
+             JOIN pg_rewrite r ON r.ev_class = c.objid AND r.ev_enabled IN ('A', 'R')
+            WHERE c.classid = 'pg_class'::regclass) THEN
+        RAISE EXCEPTION 'lockstep: a trigger or rule enabled ALWAYS or REPLICA would fire on the replicas as lockstep''s role'
+          USING HINT = 'only a superuser may enable one on a replicated table with the DDL capture on';
+      END IF;
+      SELECT f.oid::regprocedure::text INTO found
+        FROM pg_publication_tables p
+        JOIN pg_namespace n ON n.nspname = p.schemaname
+        JOIN pg_class t ON t.relnamespace = n.oid AND t.relname = p.tablename
+        JOIN LATERAL (
+          SELECT 'pg_class'::regclass AS classid, t.oid AS objid
+          UNION ALL SELECT 'pg_constraint'::regclass, k.oid FROM pg_constraint k WHERE k.conrelid = t.oid
+          UNION ALL SELECT 'pg_attrdef'::regclass, d.oid FROM pg_attrdef d WHERE d.adrelid = t.oid
+          UNION ALL SELECT 'pg_class'::regclass, i.indexrelid FROM pg_index i WHERE i.indrelid = t.oid
+          UNION ALL SELECT 'pg_constraint'::regclass, k.oid FROM pg_attribute a
+                      JOIN pg_constraint k ON k.contypid = a.atttypid
+                     WHERE a.attrelid = t.oid AND a.attnum > 0) o ON true
+        JOIN pg_depend dep ON dep.classid = o.classid AND dep.objid = o.objid
+                          AND dep.refclassid = 'pg_proc'::regclass
+        JOIN pg_proc f ON f.oid = dep.refobjid
+       WHERE pg_has_role(invoker, f.proowner, 'MEMBER')
+         AND NOT (SELECT rolsuper FROM pg_roles WHERE oid = f.proowner)
+       LIMIT 1;
+      IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'lockstep: a replicated table''s constraint, default, index or type calls %, which role % can change: on the replicas it runs as lockstep''s role', found, invoker
+          USING HINT = 'give the function to a superuser (ALTER FUNCTION ... OWNER TO ...), or change the schema with lockstep migrate';
+      END IF;
+    END IF;
+    -- A column added now whose default is computed once per node (now(), current_user, ...).
+    IF tag = 'ALTER TABLE' THEN
+      FOR rel IN SELECT DISTINCT c.objid FROM pg_event_trigger_ddl_commands() c
+                  WHERE c.classid = 'pg_class'::regclass LOOP
+        IF EXISTS (
+             SELECT 1 FROM pg_attribute a JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+              WHERE a.attrelid = rel AND a.atthasmissing
+                AND a.xmin::text::bigint >= pg_current_xact_id()::xid::text::bigint
+                AND (d.adbin::text ~ '[{]SQLVALUEFUNCTION' OR EXISTS (
+                       SELECT 1 FROM regexp_matches(d.adbin::text, ':(?:op)?funcid ([0-9]+)', 'g') m
+                         JOIN pg_proc f ON f.oid = m[1]::oid WHERE f.provolatile <> 'i')))
+           AND EXISTS (SELECT 1 FROM pg_publication_tables p JOIN pg_namespace n ON n.nspname = p.schemaname
+                         JOIN pg_class t ON t.relnamespace = n.oid AND t.relname = p.tablename WHERE t.oid = rel) THEN
+          EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', rel::regclass) INTO has_rows;
+          IF has_rows THEN
+            RAISE EXCEPTION 'lockstep: a column added to % with a default computed at the ALTER (now(), current_user, ...) gets different values on every node', rel::regclass
+              USING HINT = 'add the column without a default (or with a constant one), then fill it with an UPDATE (its rows stream)';
+          END IF;
+        END IF;
+      END LOOP;
+    END IF;
+  END
+  $fn$`;
+
+/** The table_rewrite event trigger that refuses rewrites whose values would differ per node. */
+export const REWRITE_EVENT_TRIGGER = 'lockstep_refuse_volatile_rewrite';
+
+/**
+ * Adding a column whose default is volatile (`gen_random_uuid()`,
+ * `clock_timestamp()`, `nextval`, an identity) rewrites the table with values
+ * each node computes anew: refused for a replicated table that has rows. Everything is
+ * schema-qualified: it runs as whoever alters the table.
+ */
+const REFUSE_VOLATILE_REWRITE = `
+  CREATE OR REPLACE FUNCTION lockstep.refuse_volatile_rewrite() RETURNS event_trigger
+  LANGUAGE plpgsql AS $fn$
+  DECLARE
+    rel oid := pg_catalog.pg_event_trigger_table_rewrite_oid();
+    has_rows boolean;
+  BEGIN
+    IF pg_catalog.pg_event_trigger_table_rewrite_reason() OPERATOR(pg_catalog.&) 2 OPERATOR(pg_catalog.=) 0
+       OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables p JOIN pg_catalog.pg_class c
+                        ON c.relname OPERATOR(pg_catalog.=) p.tablename
+                       JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                        AND n.nspname OPERATOR(pg_catalog.=) p.schemaname
+                      WHERE c.oid OPERATOR(pg_catalog.=) rel) THEN
+      RETURN;
+    END IF;
+    EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s)', rel::pg_catalog.regclass) INTO has_rows;
+    -- A default rewrite with a column added now that has a default or identity: its default is
+    -- volatile (a constant one is stored once, without a rewrite), or it is an identity.
+    IF has_rows AND EXISTS (
+         SELECT 1 FROM pg_catalog.pg_attribute a
+          WHERE a.attrelid OPERATOR(pg_catalog.=) rel AND a.attnum OPERATOR(pg_catalog.>) 0
+            AND a.attgenerated OPERATOR(pg_catalog.=) ''
+            AND (a.atthasdef OR a.attidentity OPERATOR(pg_catalog.<>) '')
+            AND a.xmin::text::pg_catalog.int8 OPERATOR(pg_catalog.>=) pg_catalog.pg_current_xact_id()::xid::text::pg_catalog.int8) THEN
+      RAISE EXCEPTION 'lockstep: a column added to % with a volatile default gets different values on every node', rel::pg_catalog.regclass
+        USING HINT = 'add the column without a default (or with a constant one), then fill it with an UPDATE (its rows stream)';
+    END IF;
+  END
+  $fn$`;
+
+/**
+ * Installs the capture: at the end of every DDL command on the primary, the
+ * command's text, search_path and role become a control event, so the DDL
+ * reaches the replicas at its exact place in the stream. A query string
+ * holding several statements is sent whole with the ordinal of the DDL
+ * statement the event is for; the replica runs that one (its DML arrives
+ * through the stream as usual). Safe to run again (`lockstep run` does, so an
+ * upgraded lockstep's functions are in place); the trigger is never dropped
+ * on the way, so no DDL goes uncaptured meanwhile.
+ */
+export async function installDdlCapture(client: pg.ClientBase): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    await client.query(REFUSE_UNREPLICABLE);
+    await client.query(CAPTURE_DDL);
+    await client.query(REFUSE_VOLATILE_REWRITE);
+    const { rows } = await client.query<{ evtname: string }>(
+      'SELECT evtname FROM pg_event_trigger WHERE evtname = ANY($1::text[])',
+      [[DDL_EVENT_TRIGGER, REWRITE_EVENT_TRIGGER]],
+    );
+    const present = new Set(rows.map((r) => r.evtname));
+    if (!present.has(DDL_EVENT_TRIGGER))
+      await client.query(
+        `CREATE EVENT TRIGGER ${DDL_EVENT_TRIGGER} ON ddl_command_end EXECUTE FUNCTION lockstep.capture_ddl()`,
+      );
+    if (!present.has(REWRITE_EVENT_TRIGGER))
+      await client.query(
+        `CREATE EVENT TRIGGER ${REWRITE_EVENT_TRIGGER} ON table_rewrite EXECUTE FUNCTION lockstep.refuse_volatile_rewrite()`,
+      );
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Removes the capture (detach, or captureDdl turned off). */
+export async function removeDdlCapture(client: pg.ClientBase): Promise<void> {
+  await client.query(`DROP EVENT TRIGGER IF EXISTS ${DDL_EVENT_TRIGGER}`);
+  await client.query(`DROP EVENT TRIGGER IF EXISTS ${REWRITE_EVENT_TRIGGER}`);
+}
+
+/**
+ * Writes a control event on lockstep's own connection (a migration's
+ * marker): inserted and deleted again, so the stream carries it and the
+ * table stays empty. Must run inside the transaction it describes.
+ */
+export async function recordControlEvent(
+  client: pg.ClientBase,
+  kind: 'migration',
+  payload: string,
+): Promise<void> {
+  const { rows } = await client.query<{ id: string }>(
+    'INSERT INTO lockstep.control_events (kind, payload) VALUES ($1, $2) RETURNING id::text',
+    [kind, payload],
+  );
+  await client.query('DELETE FROM lockstep.control_events WHERE id = $1', [rows[0]?.id]);
+}
+
+/**
+ * At `lockstep run`: the control-event table joins a publication made by an
+ * older lockstep, and the capture's functions are brought up to this
+ * version's (a capture left as an older version wrote would send DDL as
+ * plain messages, which are now ignored as forged).
+ */
+export async function refreshControlEvents(
+  url: string,
+  publication: string,
+  captureDdl: boolean,
+  /** The stream whose recorded captureDdl must agree (the one attach set up). */
+  stream?: string,
+): Promise<void> {
+  const client = await connectNode('primary', url, 'lockstep-setup', CONTROL_QUERY_TIMEOUT_MS);
+  try {
+    if (stream !== undefined) await requireAttachedCapture(client, stream, captureDdl);
+    await refreshOn(client, publication, captureDdl);
+  } finally {
+    await endClient(client);
+  }
+}
+
+/**
+ * A sidecar whose captureDdl differs from the one the stream was attached
+ * with would install (or leave out) the capture under a running stream:
+ * what every replica receives would change with whichever sidecar runs.
+ */
+async function requireAttachedCapture(
+  client: pg.ClientBase,
+  stream: string,
+  captureDdl: boolean,
+): Promise<void> {
+  const { rows } = await client.query<{ capture: boolean | null }>(
+    'SELECT capture_ddl AS capture FROM lockstep.streams WHERE stream = $1',
+    [stream],
+  );
+  const recorded = rows[0]?.capture;
+  if (recorded === undefined || recorded === null || recorded === captureDdl) return;
+  throw new LockstepError({
+    node: 'primary',
+    setting: 'twoPhase.captureDdl',
+    problem: `this configuration has twoPhase.captureDdl ${captureDdl}, the stream "${stream}" was attached with ${recorded}: nothing streams`,
+    fix: `run lockstep run with the configuration the stream was attached with (captureDdl: ${recorded}), or lockstep detach and attach again to change it`,
+  });
+}
+
+async function refreshOn(
+  client: pg.ClientBase,
+  publication: string,
+  captureDdl: boolean,
+): Promise<void> {
+  await requireTrustedOwners(client);
+  const { rows } = await client.query<{ missing: boolean }>(
+    `SELECT NOT EXISTS (SELECT 1 FROM pg_publication_tables
+                         WHERE pubname = $1 AND schemaname = 'lockstep' AND tablename = 'control_events') AS missing
+      FROM pg_publication WHERE pubname = $1`,
+    [publication],
+  );
+  if (rows[0]?.missing)
+    await client.query(
+      `ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE lockstep.control_events`,
+    );
+  if (captureDdl && !(await captureIsCurrent(client))) {
+    // An older capture would send DDL as plain messages, which replicas now ignore as forged.
+    await installDdlCapture(client).catch((error: Error) => {
+      throw new LockstepError({
+        node: 'primary',
+        setting: 'twoPhase.captureDdl',
+        problem: `the DDL capture on the primary is from an older lockstep and cannot be updated: ${error.message}`,
+        fix: 'run lockstep attach as the role that installed it (a superuser), then start lockstep run again',
+        cause: error,
+      });
+    });
+  }
+}
+
+/** Whether this version's capture functions and both event triggers are installed. */
+async function captureIsCurrent(client: pg.ClientBase): Promise<boolean> {
+  const { rows } = await client.query<{ current: boolean }>(
+    `SELECT coalesce((SELECT prosrc LIKE '%' || $1 || '%' FROM pg_proc
+                       WHERE oid = to_regprocedure('lockstep.capture_ddl()')), false)
+            AND (SELECT count(*) FROM pg_event_trigger WHERE evtname = ANY($2::text[])) = 2 AS current`,
+    [CAPTURE_VERSION, [DDL_EVENT_TRIGGER, REWRITE_EVENT_TRIGGER]],
+  );
+  return rows[0]?.current === true;
+}
+
+/**
+ * Control events are only as trustworthy as whoever owns the schema and the
+ * table they are written to: a role that created schema `lockstep` before
+ * attach (it may create schemas in the database) could replace the table and
+ * forge events. Owners must be the role lockstep runs as, or a superuser.
+ */
+async function requireTrustedOwners(client: pg.ClientBase): Promise<void> {
+  const { rows } = await client.query<{ what: string; owner: string }>(
+    `SELECT 'schema lockstep' AS what, n.nspowner::regrole::text AS owner
+       FROM pg_namespace n WHERE n.nspname = 'lockstep'
+     UNION ALL
+     SELECT 'table lockstep.control_events', c.relowner::regrole::text
+       FROM pg_class c WHERE c.oid = to_regclass('lockstep.control_events')
+     UNION ALL
+     SELECT 'function lockstep.capture_ddl()', p.proowner::regrole::text
+       FROM pg_proc p WHERE p.oid = to_regprocedure('lockstep.capture_ddl()')`,
+  );
+  const { rows: trusted } = await client.query<{ rolname: string }>(
+    'SELECT rolname FROM pg_roles WHERE rolname = current_user OR rolsuper',
+  );
+  const ok = new Set(trusted.map((r) => r.rolname));
+  const untrusted = rows.find((r) => !ok.has(r.owner.replace(/^"|"$/g, '')));
+  if (untrusted) {
+    throw new LockstepError({
+      node: 'primary',
+      setting: 'control schema',
+      problem: `${untrusted.what} is owned by role ${untrusted.owner}, neither lockstep's role nor a superuser: that role could forge control events`,
+      fix: `as a superuser, give it to lockstep's role (ALTER ... OWNER TO) or drop schema lockstep and run lockstep attach again; check what else that role created in schema lockstep`,
+    });
+  }
+}

@@ -1,0 +1,76 @@
+import { clientConfig, scrubbedError } from '../connection/connection-url.js';
+import { LibpqClient } from '../connection/libpq-client.js';
+
+/** A sequence of a replicated table and the primary's value for it. */
+interface SequenceValue {
+  readonly schema: string;
+  readonly name: string;
+  readonly lastValue: string;
+}
+
+/** Sequences owned by (serial) or backing (identity) columns of the publication's tables, with the primary's last value. */
+const PRIMARY_SEQUENCES = `
+  SELECT DISTINCT sn.nspname AS schema, seq.relname AS name, s.last_value::text AS "lastValue"
+    FROM pg_publication_tables pt
+    JOIN pg_namespace tn ON tn.nspname = pt.schemaname
+    JOIN pg_class t ON t.relnamespace = tn.oid AND t.relname = pt.tablename
+    JOIN pg_depend d ON d.refobjid = t.oid AND d.refclassid = 'pg_class'::regclass
+                    AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+    JOIN pg_class seq ON seq.oid = d.objid AND seq.relkind = 'S'
+    JOIN pg_namespace sn ON sn.oid = seq.relnamespace
+    JOIN pg_sequences s ON s.schemaname = sn.nspname AND s.sequencename = seq.relname
+   WHERE pt.pubname = $1 AND pt.schemaname <> 'lockstep' AND s.last_value IS NOT NULL`;
+
+/** Moves a replica's sequence forward to the primary's value; never backwards. */
+const ADVANCE = `
+  SELECT setval(format('%I.%I', $1::text, $2::text)::regclass, $3::bigint, true)
+   WHERE $3::bigint > coalesce(
+     (SELECT last_value FROM pg_sequences WHERE schemaname = $1 AND sequencename = $2),
+     (SELECT min_value - 1 FROM pg_sequences WHERE schemaname = $1 AND sequencename = $2))`;
+
+/**
+ * Copies the sequence values of replicated tables from the primary to each
+ * replica (logical replication does not carry them), never moving a replica's
+ * sequence backwards, so a replica promoted to primary does not hand out keys
+ * that are already used. Returns how many sequences moved, per replica; a
+ * replica that cannot be reached is reported, not thrown.
+ */
+export async function syncSequences(
+  primaryUrl: string,
+  publication: string,
+  replicas: ReadonlyArray<{ name: string; url: string }>,
+): Promise<{ advanced: Record<string, number>; failed: Record<string, string> }> {
+  const primary = new LibpqClient(clientConfig(primaryUrl, 'lockstep-sequences'));
+  primary.on('error', () => undefined);
+  let values: SequenceValue[];
+  try {
+    await primary.connect();
+    values = (await primary.query<SequenceValue>(PRIMARY_SEQUENCES, [publication])).rows;
+  } catch (error) {
+    throw scrubbedError(error, primaryUrl);
+  } finally {
+    await primary.end().catch(() => undefined);
+  }
+  const advanced: Record<string, number> = {};
+  const failed: Record<string, string> = {};
+  await Promise.all(
+    replicas.map(async (replica) => {
+      const client = new LibpqClient(clientConfig(replica.url, 'lockstep-sequences'));
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+        let moved = 0;
+        for (const v of values) {
+          const { rowCount } = await client.query(ADVANCE, [v.schema, v.name, v.lastValue]);
+          moved += rowCount ?? 0;
+        }
+        advanced[replica.name] = moved;
+      } catch (error) {
+        failed[replica.name] = scrubbedError(error, replica.url).message;
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    }),
+  );
+  return { advanced, failed };
+}
