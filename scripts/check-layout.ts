@@ -3,18 +3,27 @@
  * an import scan: services in plugin/ never import pg or an adapter (only the
  * composition roots do), the protocol core imports nothing outside itself,
  * and adapters import from plugin/ only the protocol core and the ports. Also
- * no source file over 400 lines. Prints each violation; exits 1 if any.
+ * no source file over 400 lines and no function over 80 (tests excepted: a
+ * `describe` block is a list, not a function). Prints each violation; exits 1
+ * if any.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import ts from 'typescript';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const MAX_LINES = 400;
-/** Where adapters and services are wired together. */
+const MAX_FUNCTION_LINES = 80;
+/**
+ * Where adapters and services are wired together. The client library is one
+ * too: applications import it, and it adapts to their own drivers (`pg`,
+ * Kysely).
+ */
 const COMPOSITION_ROOTS = [
   /^plugin\/cli\//,
   /^plugin\/demo\//,
   /^plugin\/sidecar\/create-sidecar\.ts$/,
+  /^plugin\/client\//,
 ];
 /** What an adapter may import from plugin/. */
 const ADAPTER_MAY_IMPORT = [/^plugin\/protocol\//, /^plugin\/ports\//];
@@ -42,11 +51,38 @@ function importsOf(file: string, text: string): string[] {
   );
 }
 
+/** Functions (declarations, methods, arrows, expressions) longer than the limit. */
+function longFunctions(file: string, text: string): string[] {
+  const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
+  const lineOf = (position: number) => source.getLineAndCharacterOfPosition(position).line;
+  const found: string[] = [];
+  const visit = (node: ts.Node): void => {
+    if (ts.isFunctionLike(node) && 'body' in node && node.body) {
+      const lines = lineOf(node.getEnd()) - lineOf(node.getStart()) + 1;
+      const name = node.name?.getText(source) ?? '(anonymous)';
+      if (lines > MAX_FUNCTION_LINES)
+        found.push(
+          `${file}:${lineOf(node.getStart()) + 1}: function ${name} has ${lines} lines (at most ${MAX_FUNCTION_LINES})`,
+        );
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return found;
+}
+
 const violations: string[] = [];
-for (const file of [...sources('plugin'), ...sources('adapters')]) {
+for (const file of [
+  ...sources('plugin'),
+  ...sources('adapters'),
+  ...sources('scripts'),
+  ...sources('bench'),
+  ...sources('migrations'),
+]) {
   const text = readFileSync(path.join(ROOT, file), 'utf8');
   const lines = text.split('\n').length - 1;
   if (lines > MAX_LINES) violations.push(`${file}: ${lines} lines (at most ${MAX_LINES})`);
+  violations.push(...longFunctions(file, text));
   const root = COMPOSITION_ROOTS.some((r) => r.test(file));
   for (const target of importsOf(file, text)) {
     if (file.startsWith('plugin/protocol/')) {

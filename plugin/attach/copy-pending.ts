@@ -124,8 +124,8 @@ export async function placeAtStart(
   const db = await controlDb(replica.url);
   try {
     const result = await db
-      .insertInto('lockstep.applied' as never)
-      .values({ stream, version: 0, lsn: startLsn } as never)
+      .insertInto('lockstep.applied')
+      .values({ stream, version: 0, lsn: startLsn })
       .onConflict((oc) => oc.doNothing())
       .executeTakeFirst();
     return Number(result.numInsertedOrUpdatedRows ?? 0);

@@ -1,20 +1,37 @@
-import type { Kysely } from 'kysely';
+import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
 import pg from 'pg';
 import { CONTROL_MIGRATION_NAMES } from '../../../migrations/names.js';
 import { clientConfig } from '../connection/connection-url.js';
 import { connectNode } from '../connection/node-connection.js';
+import type { ControlDb, ControlSession, LockstepSchema } from './lockstep-schema.js';
 
 /** The schema holding lockstep's own tables on every node. */
 export const CONTROL_SCHEMA = 'lockstep';
 
-/** A Kysely handle on one node, for lockstep's control tables. */
-export async function controlDb(url: string): Promise<Kysely<unknown>> {
-  const { Kysely, PostgresDialect } = await import('kysely');
+/** A Kysely handle on one node, for lockstep's control tables (its own pool of two; destroy it). */
+export async function controlDb(url: string): Promise<ControlDb> {
   const pool = new pg.Pool({ ...clientConfig(url, 'lockstep-control'), max: 2 });
   pool.on('error', () => undefined);
   // A session that ends while checked out reports it as an 'error' event: never a crash.
   pool.on('connect', (client) => client.on('error', () => undefined));
-  return new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) });
+  return new Kysely<LockstepSchema>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/**
+ * A Kysely handle over one session a caller already holds (the lock's
+ * session, or one inside an open transaction): every query runs on it, and
+ * destroying the handle leaves the session open.
+ */
+export function controlDbOn(session: ControlSession): ControlDb {
+  const pool: PostgresPool = {
+    connect: async () =>
+      ({
+        query: (text: string, values: readonly unknown[]) => session.query(text, [...values]),
+        release: () => undefined,
+      }) as unknown as Awaited<ReturnType<PostgresPool['connect']>>,
+    end: async () => undefined,
+  };
+  return new Kysely<LockstepSchema>({ dialect: new PostgresDialect({ pool }) });
 }
 
 /** Whether every control-schema migration is already applied on the node (one query, no Kysely). */

@@ -1,4 +1,4 @@
-import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
+import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
 import {
@@ -13,6 +13,7 @@ import { connectNode } from '../connection/node-connection.js';
 import { MIGRATING_SETTING, recordControlEvent } from '../setup/ddl-capture.js';
 import { readCatalog, selectReplicated } from '../setup/table-catalog.js';
 import { ensurePublication } from '../source/replication-slot.js';
+import { controlDbOn } from './control-schema.js';
 import {
   existingTables,
   lockTouched,
@@ -33,15 +34,8 @@ export type HistoryChange =
 /** A Kysely instance over the migration's own connection (for Kysely migration modules). */
 // biome-ignore lint/suspicious/noExplicitAny: migrations bring their own database types
 export function kyselyOn(connection: MigrationConnection): Kysely<any> {
-  const pool: PostgresPool = {
-    connect: async () =>
-      ({
-        query: (text: string, values: readonly unknown[]) => connection.query(text, [...values]),
-        release: () => undefined,
-      }) as unknown as Awaited<ReturnType<PostgresPool['connect']>>,
-    end: async () => undefined,
-  };
-  return new Kysely({ dialect: new PostgresDialect({ pool }) });
+  // biome-ignore lint/suspicious/noExplicitAny: as above
+  return controlDbOn(connection) as unknown as Kysely<any>;
 }
 
 /**
