@@ -46,6 +46,7 @@ import {
   pgbench,
   waitOnAll,
 } from '../support/bench-cluster.js';
+import { printReport } from './report.js';
 
 // The sidecar runs as users run it: the built CLI (the npm script builds it first).
 useBuiltCli();
@@ -57,8 +58,6 @@ const BULK_ROWS = Number(process.env.BENCH_BULK_ROWS ?? 1_000_000);
 const STAGES = new Set((process.env.BENCH_STAGES ?? 'a b c d').split(/[ ,]+/));
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const LAUNCHER_WAIT_MS = 5_500; // native's apply launcher starts a worker at most every wal_retrieve_retry_interval
-
-type Figures = Record<string, number>;
 /** The bench attaches with this version: its control schema never predates pause. */
 const noUpgrade = async () => undefined;
 const now = () => performance.now();
@@ -360,94 +359,4 @@ try {
     await Promise.all([rig.primary, ...rig.replicas].map((c) => c.destroy()));
   }
 }
-const median = (values: number[] | undefined): number | undefined => {
-  if (!values?.length) return undefined;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? sorted[mid]
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
-const [nativeRig, oursRig] = rigs as [Rig, Rig];
-const figures = (rig: Rig): Figures =>
-  Object.fromEntries(Object.entries(rig.runs).map(([k, v]) => [k, median(v) as number]));
-const native = figures(nativeRig);
-const ours = figures(oursRig);
-
-const rowsOut: Array<[string, string, number | undefined, number | undefined, string, string]> = [
-  [
-    '(a) initial sync, rows/s per replica',
-    'a_rows_per_s',
-    native.a_rows_per_s,
-    ours.a_rows_per_s,
-    'higher',
-    '>= 1.0x',
-  ],
-  [
-    '(b) primary TPS while replicating',
-    'b_primary_tps',
-    native.b_primary_tps,
-    ours.b_primary_tps,
-    'higher',
-    '>= 1.0x',
-  ],
-  [
-    '(b) catch-up after pgbench ends, ms',
-    'b_catchup_ms',
-    native.b_catchup_ms,
-    ours.b_catchup_ms,
-    'lower',
-    '<= 100 ms',
-  ],
-  [
-    '(c) backlog apply, txn/s per replica',
-    'c_apply_tps',
-    native.c_apply_tps,
-    ours.c_apply_tps,
-    'higher',
-    '>= 1.5x',
-  ],
-  [
-    '(c) same, lockstep restarted instead of paused',
-    'c_restart_apply_tps',
-    native.c_apply_tps,
-    ours.c_restart_apply_tps,
-    'higher',
-    '-',
-  ],
-  [
-    '(d) 1M-row txn, commit -> both, s',
-    'd_commit_to_both_s',
-    native.d_commit_to_both_s,
-    ours.d_commit_to_both_s,
-    'lower',
-    '<= 1.0x',
-  ],
-  ['(d) sidecar peak RSS, MB', 'peak_rss_mb', undefined, ours.peak_rss_mb, 'lower', '<= 256 MB'],
-];
-const fmt = (n: number | undefined) =>
-  n === undefined ? '-' : n >= 100 ? Math.round(n).toLocaleString('en') : n.toFixed(2);
-console.log(
-  `\nbench:replicate — PostgreSQL ${benchProvider.binaries.major}, 1 primary -> 2 replicas, scale ${SCALE}`,
-);
-console.log('| stage | native | lockstep | lockstep/native | target |');
-console.log('|---|---|---|---|---|');
-for (const [label, , n, o, , target] of rowsOut) {
-  const ratio = n !== undefined && o !== undefined ? `${(o / n).toFixed(2)}x` : '-';
-  console.log(`| ${label} | ${fmt(n)} | ${fmt(o)} | ${ratio} | ${target} |`);
-}
-if (REPS > 1) {
-  console.log(`\nMedians of ${REPS} runs per stage ((a): one). Every run, native | lockstep:`);
-  for (const [label, key] of rowsOut) {
-    const each = (rig: Rig) => (rig.runs[key] ?? []).map(fmt).join(', ') || '-';
-    console.log(`  ${label}: ${each(nativeRig)} | ${each(oursRig)}`);
-  }
-}
-console.log(
-  rigs.every((rig) => rig.identical)
-    ? 'data identical on every replica after every stage (both systems)'
-    : `!! data mismatch: ${rigs
-        .filter((rig) => !rig.identical)
-        .map((rig) => rig.system.name)
-        .join(', ')}`,
-);
+printReport(rigs as [Rig, Rig], { scale: SCALE, reps: REPS, major: benchProvider.binaries.major });

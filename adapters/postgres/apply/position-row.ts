@@ -98,3 +98,14 @@ export function fencedError(node: string, from: number, version: number): ApplyE
     fix: 'nothing to do when a sidecar just took over (this applier stops); otherwise make sure one sidecar per stream runs with this configuration',
   });
 }
+
+/** The replica was never placed in the stream: attach has not copied it. */
+export function noPositionError(node: string, stream: string): ApplyError {
+  return new ApplyError({
+    node,
+    kind: 'not-synced',
+    version: 0,
+    problem: `the replica has no position in stream "${stream}"`,
+    fix: 'run lockstep attach to copy the tables and set the replica up',
+  });
+}

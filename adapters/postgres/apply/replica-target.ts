@@ -20,6 +20,7 @@ import {
   advancePosition,
   beginStatements,
   fencedError,
+  noPositionError,
   type ReplicaPosition,
   readPosition,
   storePosition,
@@ -78,7 +79,8 @@ export class PgReplicaTarget {
     this.pipeline = new StatementPipeline({
       node,
       conflicts,
-      fenced: (version) => this.fenced(version),
+      // The position is not the one this transaction started from: another applier moved it.
+      fenced: (version) => fencedError(this.node, this.openFrom, version),
       explain: (error, version, table) => this.explain(error, version, table),
       rollback: () => this.rollback(),
     });
@@ -108,15 +110,7 @@ export class PgReplicaTarget {
       // Reported in status: attach checks it is the database it copies into.
       this.databaseId = await readDatabaseId(client);
       const position = await readPosition(client, this.stream);
-      if (!position) {
-        throw new ApplyError({
-          node: this.node,
-          kind: 'not-synced',
-          version: 0,
-          problem: `the replica has no position in stream "${this.stream}"`,
-          fix: 'run lockstep attach to copy the tables and set the replica up',
-        });
-      }
+      if (!position) throw noPositionError(this.node, this.stream);
       const synced = new SyncedTables(this.node, this.stream);
       await synced.load(client);
       // Given up on (the apply deadline) while connecting: this client is dropped, not kept.
@@ -264,7 +258,7 @@ export class PgReplicaTarget {
    */
   async advance(position: ReplicaPosition): Promise<void> {
     if (!(await advancePosition(this.requireClient(), this.stream, position)))
-      throw this.fenced(position.version);
+      throw fencedError(this.node, this.openFrom, position.version);
   }
 
   private async finish(
@@ -290,7 +284,8 @@ export class PgReplicaTarget {
     commit.catch(() => undefined);
     this.inTransaction = false;
     try {
-      if ((await stored).rowCount !== 1) throw this.fenced(position.version);
+      if ((await stored).rowCount !== 1)
+        throw fencedError(this.node, this.openFrom, position.version);
       const result = await commit;
       // After an error in pipeline mode, COMMIT (or PREPARE) answers ROLLBACK.
       if (result.command !== verb)
@@ -318,11 +313,6 @@ export class PgReplicaTarget {
     this.pipeline.clear();
     this.inTransaction = false;
     for (const client of clients) if (client) dropClient(client);
-  }
-
-  /** The replica's position is not the one this transaction started from: another applier moved it. */
-  private fenced(version: number): ApplyError {
-    return fencedError(this.node, this.openFrom, version);
   }
 
   /** Closes the connection (an open transaction is rolled back by the server). */
