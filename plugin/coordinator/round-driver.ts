@@ -172,7 +172,7 @@ export class RoundDriver {
     // A migration's round (from 0) waits for the barrier instead of a delta.
     const delta = request.from > 0 ? { delta: `${(at ?? 0) + 1}..${request.from - 1}` } : {};
     log.info(
-      { replica: p, gid: request.gid, at, version: request.from, ...delta },
+      { replica: p, gid: request.gid, vote: 'needs-update', at, version: request.from, ...delta },
       request.from > 0
         ? 'needs-update: sending the delta'
         : 'needs-update: waiting for the barrier',

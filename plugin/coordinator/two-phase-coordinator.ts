@@ -169,7 +169,7 @@ export class TwoPhaseCoordinator {
       const by = r.action === 'committed' ? 'commit decision' : 'presumed abort';
       this.parts.log.warn(
         { gid: r.gid, node: r.node, action: r.action, ageSeconds: r.ageSeconds, by },
-        `recovery: ${r.action === 'committed' ? 'committed' : 'rolled back'} a prepared gid`,
+        r.action === 'committed' ? 'recovery: committed a gid' : 'recovery: rolled back a gid',
       );
     }
     for (const f of report.failed) {
