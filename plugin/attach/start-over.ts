@@ -1,9 +1,9 @@
 import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
 import { DecisionLog } from '../../adapters/postgres/control/decision-log.js';
+import { preparedTransactionNodes } from '../../adapters/postgres/control/prepared-transactions.js';
 import { dropReplicationSlot } from '../../adapters/postgres/source/replication-slot.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { recoverPrepared } from '../coordinator/recover-prepared.js';
-import { preparedTransactionNodes } from '../coordinator/run-recovery.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 
 /**

@@ -41,15 +41,17 @@ function packageJsonPath(): string {
   return path.join(dir, 'package.json');
 }
 
-/** Log and fault hook of a command that runs rounds itself (migrate, exec): its own output is the report. */
+/** Log, fault hook and adapters of a command that runs rounds itself (migrate, exec): its own output is the report. */
 async function roundTooling(config: LockstepConfig) {
-  const [{ createLogger }, { faultFromEnvironment }] = await Promise.all([
+  const [{ createLogger }, { faultFromEnvironment }, { postgresControl }] = await Promise.all([
     import('../sidecar/logger.js'),
     import('../sidecar/create-sidecar.js'),
+    import('./postgres-control.js'),
   ]);
   return {
     log: createLogger(config.log.level === 'info' ? 'warn' : config.log.level),
     fault: faultFromEnvironment(config),
+    wiring: postgresControl(config),
   };
 }
 

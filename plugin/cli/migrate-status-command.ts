@@ -10,10 +10,15 @@ export async function migrateStatusCommand(
   config: LockstepConfig,
   flags: { dir: string; json?: boolean },
 ): Promise<ExitCode> {
-  const { formatMigrationStatus, readMigrationStatus } = await import(
-    '../migrate/migration-status.js'
+  const [{ formatMigrationStatus, readMigrationStatus }, { postgresControl }] = await Promise.all([
+    import('../migrate/migration-status.js'),
+    import('./postgres-control.js'),
+  ]);
+  const status = await readMigrationStatus(
+    config,
+    flags.dir,
+    postgresControl(config).migrationSession,
   );
-  const status = await readMigrationStatus(config, flags.dir);
   if (flags.json) printJson(status);
   else for (const line of formatMigrationStatus(status)) process.stdout.write(`${line}\n`);
   if (status.nodes.some((n) => !n.reachable)) return ExitCode.unreachable;

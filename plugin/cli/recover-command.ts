@@ -12,8 +12,11 @@ export async function recoverCommand(flags: {
   json?: boolean;
 }): Promise<ExitCode> {
   const config = loadConfig(flags.config);
-  const { runRecovery } = await import('../coordinator/run-recovery.js');
-  const report = await runRecovery(config);
+  const [{ runRecovery }, { postgresControl }] = await Promise.all([
+    import('../coordinator/run-recovery.js'),
+    import('./postgres-control.js'),
+  ]);
+  const report = await runRecovery(config, postgresControl(config));
   const code = report.failed.some((f) => f.unreachable)
     ? ExitCode.unreachable
     : report.failed.length > 0

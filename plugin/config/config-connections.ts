@@ -1,6 +1,6 @@
-import { ConnectionStringError } from '../../adapters/postgres/connection/connection-string.js';
-import { resolveConnection } from '../../adapters/postgres/connection/resolve-connection.js';
+import { ConnectionStringError } from '../ports/connection-string.js';
 import type { LockstepConfig, ParsedConfig, ReplicaConfig } from './config-schema.js';
+import { resolveConnection } from './resolve-connection.js';
 
 /** The variable naming the primary's password file; it wins over `primary.passwordFile`. */
 export const PRIMARY_PASSWORD_FILE = 'LOCKSTEP_PRIMARY_PASSWORD_FILE';

@@ -1,8 +1,5 @@
 import { z } from 'zod';
-import {
-  ConnectionStringError,
-  parseConnectionString,
-} from '../../adapters/postgres/connection/connection-string.js';
+import { ConnectionStringError, parseConnectionString } from '../ports/connection-string.js';
 
 /** A node's connection: a postgres:// URL or a libpq keyword DSN, with parameters libpq knows. */
 const connectionString = z.string().superRefine((text, ctx) => {

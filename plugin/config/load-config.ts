@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { z } from 'zod';
-import { redactUrl } from '../../adapters/postgres/connection/connection-url.js';
-import { looksLikeKeywordDsn } from '../../adapters/postgres/connection/keyword-dsn.js';
+import { redactUrl } from '../ports/connection-secrets.js';
+import { looksLikeKeywordDsn } from '../ports/keyword-dsn.js';
 import { resolveNodes } from './config-connections.js';
 import { ENVIRONMENT_KEYS, readEnvironmentValue } from './config-environment.js';
 import { configSchema, type LockstepConfig } from './config-schema.js';

@@ -39,38 +39,6 @@ export interface RoundParticipant {
   decided(request: PrepareRequest, outcome: ParticipantOutcome): void;
 }
 
-/** Phase two on one node (the prepared-transactions adapter implements it). */
-export interface PhaseTwoNode {
-  readonly node: string;
-  /** The stream's gids prepared on the node (its own database only): stream rounds' and migrations'. */
-  list(stream: string): Promise<
-    ReadonlyArray<{
-      gid: string;
-      preparedAt: string;
-      ageSeconds: number;
-      kind: 'stream' | 'migration';
-    }>
-  >;
-  commit(gid: string): Promise<void>;
-  rollback(gid: string): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** The durable decision log (on the primary). */
-export interface DecisionStore {
-  /** Records `decision` unless one is recorded already; returns the decision that holds. */
-  decide(
-    record: {
-      gid: string;
-      round: number;
-      versionFrom: number;
-      versionTo: number;
-      participants: readonly string[];
-    },
-    decision: 'commit' | 'abort',
-  ): Promise<'commit' | 'abort'>;
-  read(gids: readonly string[]): Promise<Map<string, 'commit' | 'abort'>>;
-  lastRound(): Promise<number>;
-  prune(stillPrepared: readonly string[], olderThanSeconds: number): Promise<number>;
-  close(): Promise<void>;
-}
+// The ports phase two and the decision log serve, re-exported where the round's callers look.
+export type { DecisionStore } from '../ports/decision-store.js';
+export type { PhaseTwoNode } from '../ports/phase-two-node.js';

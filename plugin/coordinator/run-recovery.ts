@@ -1,16 +1,18 @@
-import { DecisionLog } from '../../adapters/postgres/control/decision-log.js';
-import { PreparedTransactions } from '../../adapters/postgres/control/prepared-transactions.js';
-import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
-import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig } from '../config/config-schema.js';
+import type { DecisionStore } from '../ports/decision-store.js';
 import { LockstepError } from '../ports/lockstep-error.js';
+import type { PhaseTwoNode } from '../ports/phase-two-node.js';
+import type { StreamLockHolder, StreamLockPurpose } from '../ports/stream-lock-holder.js';
 import { type RecoveryReport, recoverPrepared } from './recover-prepared.js';
 
-/** Phase-two access to every node of a configuration: the primary, then each replica. */
-export function preparedTransactionNodes(
-  config: LockstepConfig,
-): Map<string, PreparedTransactions> {
-  return new Map(configNodes(config).map((n) => [n.name, new PreparedTransactions(n.name, n.url)]));
+/** What a recovery pass reaches the nodes through (the composition root wires the adapters). */
+export interface RecoveryWiring {
+  /** The stream's lock of `purpose` on the primary, not yet taken. */
+  streamLock(purpose: StreamLockPurpose): StreamLockHolder;
+  /** The decision log; fenced by the writer's `epoch` when given. */
+  decisionLog(epoch?: () => number | null): DecisionStore;
+  /** Phase two on every node of the configuration, by name. */
+  phaseTwoNodes(): Map<string, PhaseTwoNode>;
 }
 
 /**
@@ -20,21 +22,22 @@ export function preparedTransactionNodes(
  * only while no `migrate`/`exec` runs (the migrate lock). Refuses when both
  * are busy: there is nothing it may touch.
  */
-export async function runRecovery(config: LockstepConfig): Promise<RecoveryReport> {
-  const coordinator = new StreamLock(config.primary, config.slot);
-  const migrate = new StreamLock(config.primary, config.slot, 'migrate');
+export async function runRecovery(
+  config: LockstepConfig,
+  wiring: RecoveryWiring,
+): Promise<RecoveryReport> {
+  const coordinator = wiring.streamLock('coordinator');
+  const migrate = wiring.streamLock('migrate');
   const kinds: Array<'stream' | 'migration'> = [];
-  const nodes = preparedTransactionNodes(config);
-  let decisions: DecisionLog | null = null;
+  const nodes = wiring.phaseTwoNodes();
+  let decisions: DecisionStore | null = null;
   try {
     if (await coordinator.tryAcquire()) kinds.push('stream');
     if (await migrate.tryAcquire()) kinds.push('migration');
     // Holding the coordinator lock, its decisions are fenced like a sidecar's.
     decisions = kinds.includes('stream')
-      ? new DecisionLog(config.primary, config.slot, () =>
-          coordinator.held ? coordinator.epoch : null,
-        )
-      : new DecisionLog(config.primary, config.slot);
+      ? wiring.decisionLog(() => (coordinator.held ? coordinator.epoch : null))
+      : wiring.decisionLog();
     if (kinds.length === 0) {
       throw new LockstepError({
         node: 'primary',

@@ -166,16 +166,15 @@ export class TwoPhaseCoordinator {
       if (migrations) await this.parts.migrateLock?.release();
     }
     for (const r of report.resolved) {
+      const by = r.action === 'committed' ? 'commit decision' : 'presumed abort';
       this.parts.log.warn(
-        { gid: r.gid, node: r.node, action: r.action, ageSeconds: r.ageSeconds },
-        `recovery: ${r.action === 'committed' ? 'committed' : 'rolled back'} ${r.gid} on ${r.node} (${r.action === 'committed' ? 'a commit decision is recorded' : 'no commit decision: presumed abort'})`,
+        { gid: r.gid, node: r.node, action: r.action, ageSeconds: r.ageSeconds, by },
+        r.action === 'committed' ? 'recovery: committed a gid' : 'recovery: rolled back a gid',
       );
     }
     for (const f of report.failed) {
-      this.parts.log.warn(
-        { node: f.node, err: f.error },
-        `recovery could not finish on ${f.node}: ${f.error} (retried every recovery interval)`,
-      );
+      // Retried every recovery interval.
+      this.parts.log.warn({ node: f.node, err: f.error }, 'recovery could not finish on a node');
     }
     return report;
   }
@@ -213,7 +212,7 @@ export class TwoPhaseCoordinator {
     while (!this.stopping) {
       if (Date.now() - this.lastRecovery >= this.parts.options.recoveryIntervalMs) {
         await this.recover().catch((error: Error) =>
-          this.parts.log.warn({ err: error.message }, `recovery failed: ${error.message}`),
+          this.parts.log.warn({ err: error.message }, 'recovery failed'),
         );
       }
       const batch = this.nextBatch();
@@ -301,7 +300,6 @@ export class TwoPhaseCoordinator {
       this.parts.options.voteTimeoutMs *
       Math.max(1, Math.ceil(rows / this.parts.options.batchRows));
     const attempts = (this.held && this.held.from === first.version ? this.held.attempts : 0) + 1;
-    const { log } = this.parts;
     const began = performance.now();
     const { outcome, state } = await runRound({
       request,
@@ -309,7 +307,7 @@ export class TwoPhaseCoordinator {
       // Its own nodes: a replica removed meanwhile stays reachable for this round's phase two.
       nodes: new Map(this.parts.nodes),
       decisions: this.parts.decisions,
-      log,
+      log: this.parts.log,
       timeoutMs,
       deltaTimeoutMs: Math.max(timeoutMs, this.parts.options.deltaTimeoutMs),
       retryInitialMs: this.parts.options.retryInitialMs,
@@ -321,47 +319,35 @@ export class TwoPhaseCoordinator {
         this.leaveRound = round.leave;
       },
       onState: (state) => {
-        this.held = {
-          gid: request.gid,
-          from: request.from,
-          to: request.to,
-          phase: state.phase,
-          refusals: state.reasons,
-          attempts,
-        };
+        const { gid, from, to } = request;
+        this.held = { gid, from, to, phase: state.phase, refusals: state.reasons, attempts };
       },
     });
     if (outcome !== 'interrupted')
       this.parts.onRoundFinished?.(outcome, (performance.now() - began) / 1000);
+    this.counted(request, outcome, state.reasons, attempts);
+    return outcome === 'committed' ? 'committed' : 'aborted';
+  }
+
+  /** Counts a round that ended, and remembers (and logs) why an aborted one was refused. */
+  private counted(
+    request: PrepareRequest,
+    outcome: 'committed' | 'aborted' | 'interrupted',
+    refusals: Readonly<Record<string, string>>,
+    attempt: number,
+  ): void {
+    const { gid, from, to } = request;
     if (outcome === 'committed') {
       this.roundsCommitted++;
-      log.debug(
-        { gid: request.gid, from: request.from, to: request.to },
-        `committed ${request.gid}`,
-      );
-    } else {
-      this.roundsAborted++;
-      this.refused = {
-        gid: request.gid,
-        from: request.from,
-        to: request.to,
-        attempts,
-        refusals: state.reasons,
-      };
-      const reasons = Object.entries(state.reasons)
-        .map(([who, why]) => `${who}: ${why}`)
-        .join('; ');
-      log.warn(
-        {
-          gid: request.gid,
-          from: request.from,
-          to: request.to,
-          attempt: attempts,
-          refusals: state.reasons,
-        },
-        `two-phase round ${request.gid} (versions ${request.from}..${request.to}) aborted, nothing committed anywhere — ${reasons}; retrying with backoff, the stream is held at version ${request.from}`,
-      );
+      this.parts.log.debug({ gid, from, to }, 'round committed');
+      return;
     }
-    return outcome === 'committed' ? 'committed' : 'aborted';
+    this.roundsAborted++;
+    this.refused = { gid, from, to, attempts: attempt, refusals };
+    // Nothing committed anywhere; retried with backoff, the stream held at `from`.
+    this.parts.log.warn(
+      { gid, from, to, attempt, refusals, versions: `${from}..${to}` },
+      'two-phase round aborted: retrying',
+    );
   }
 }

@@ -5,6 +5,7 @@ import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { LocalClusterProvider } from '../../adapters/local-postgres/local-cluster.js';
 import { sweepStaleRunDirectories } from '../../adapters/local-postgres/run-directory.js';
 import { attach } from '../attach/attach.js';
+import { postgresControl } from '../cli/postgres-control.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { validateConfig } from '../config/load-config.js';
 import { migrateUp } from '../migrate/run-migrate.js';
@@ -101,8 +102,10 @@ async function demoMigration(
       'migrate up: 001-order-status (ALTER TABLE orders ADD COLUMN status), two-phase with the primary',
     );
     if (!interrupted()) {
-      await migrateUp(config, { dir: migrations, log: createLogger('warn') }, (line) =>
-        say(`  ${line}`),
+      await migrateUp(
+        config,
+        { dir: migrations, log: createLogger('warn'), wiring: postgresControl(config) },
+        (line) => say(`  ${line}`),
       );
     }
   } finally {

@@ -2,15 +2,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import {
-  kyselyOn,
-  type MigrationConnection,
-} from '../../adapters/postgres/control/migration-session.js';
 import { LockstepError } from '../ports/lockstep-error.js';
+import type { MigrationStep } from '../ports/migration-session.js';
 import { unsafeStatement } from './transaction-safety.js';
 
-/** One direction of a migration, run on one node's connection inside the round's transaction. */
-export type MigrationStep = (connection: MigrationConnection) => Promise<void>;
+export type { MigrationStep } from '../ports/migration-session.js';
 
 /** A migration of the user's project. */
 export interface MigrationFile {
@@ -105,8 +101,7 @@ export async function readMigrationFiles(dir: string): Promise<MigrationFile[]> 
     const asStep =
       (fn: (db: unknown) => Promise<void>): MigrationStep =>
       async (connection) => {
-        const db = kyselyOn(connection);
-        await fn(db);
+        await fn(connection.kysely());
       };
     out.push({
       name,

@@ -1,9 +1,6 @@
-import {
-  type HistoryChange,
-  MigrationSession,
-} from '../../adapters/postgres/control/migration-session.js';
 import type { PrepareRequest, RoundParticipant, Vote } from '../coordinator/round-participant.js';
 import { type RoundRun, runRound } from '../coordinator/run-round.js';
+import type { HistoryChange, MigrationNodeSession } from '../ports/migration-session.js';
 import { compareLsn, type Lsn, makeMigrationGid, type TablePattern } from '../protocol/index.js';
 import type { MigrationStep } from './migration-files.js';
 
@@ -28,6 +25,8 @@ export interface MigrationContext
   readonly voteTimeoutMs: number;
   /** How long a replica may take to apply the stream up to the migration (ms). */
   readonly barrierTimeoutMs: number;
+  /** A node's side of the migration (its own connection for each call). */
+  session(node: string, url: string): MigrationNodeSession;
 }
 
 /** How one node ended a migration round. */
@@ -49,6 +48,126 @@ export interface MigrationRoundResult {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** What the round's participants share: its gid, the work, and the barrier's LSN once known. */
+interface RoundShared {
+  readonly context: MigrationContext;
+  readonly gid: string;
+  readonly work: MigrationWork;
+  readonly barrier: Promise<Lsn>;
+  /** Set once the round has ended: a replica still waiting for the barrier stops polling then. */
+  ended: boolean;
+}
+
+/** One migration round's work: the step, the history change, and whether only to ask. */
+interface MigrationWork {
+  readonly step: MigrationStep;
+  readonly history: HistoryChange | null;
+  readonly dryRun: boolean;
+}
+
+/** The barrier's LSN, settled by the primary's participant; nobody waiting is no rejection. */
+function barrierSettlers() {
+  let resolve: (lsn: Lsn) => void = () => undefined;
+  let reject: (error: Error) => void = () => undefined;
+  const barrier = new Promise<Lsn>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  barrier.catch(() => undefined);
+  return { barrier, resolve, reject };
+}
+
+/** The primary: runs the migration first and prepares, then commits the barrier (or fails it). */
+function primaryParticipant(
+  round: RoundShared,
+  barrier: { resolve(lsn: Lsn): void; reject(error: Error): void },
+): RoundParticipant {
+  const { context, gid, work } = round;
+  const session = context.session('primary', context.primaryUrl);
+  return {
+    name: 'primary',
+    heldVersion: null,
+    async prepare() {
+      try {
+        await session.prepare({
+          gid,
+          marker: true,
+          lockTimeoutMs: context.lockTimeoutMs,
+          step: work.step,
+          history: work.history,
+          publication: context.publication,
+        });
+        barrier.resolve(await session.commitBarrier(gid));
+        return { vote: 'yes' };
+      } catch (error) {
+        barrier.reject(error as Error);
+        return { vote: 'no', reason: (error as Error).message };
+      }
+    },
+    delta: async () => undefined,
+    decided: () => undefined,
+  };
+}
+
+/** A replica: votes needs-update until it has applied the stream up to the barrier, then prepares. */
+function replicaParticipant(
+  round: RoundShared,
+  replica: { readonly name: string; readonly url: string },
+): RoundParticipant {
+  const { context, gid, work } = round;
+  const session = context.session(replica.name, replica.url);
+  let reached = false;
+  let gaveUp = false;
+  const caughtUp = async () => {
+    const lsn = await round.barrier;
+    const applied = await session.appliedLsn();
+    return applied !== null && compareLsn(applied, lsn) >= 0;
+  };
+  return {
+    name: replica.name,
+    heldVersion: null,
+    async prepare(): Promise<Vote> {
+      try {
+        await round.barrier;
+      } catch {
+        return { vote: 'no', reason: 'not asked: the primary did not prepare' };
+      }
+      if (!reached) reached = await caughtUp();
+      if (!reached) {
+        if (gaveUp) {
+          return {
+            vote: 'no',
+            reason: `[${replica.name}] did not apply the stream up to the migration within ${context.barrierTimeoutMs} ms\n  fix: start lockstep run for this stream (it applies the stream), or fix what halts ${replica.name} (lockstep status)`,
+          };
+        }
+        return { vote: 'needs-update', at: 0 };
+      }
+      await session.prepare({
+        gid,
+        marker: false,
+        lockTimeoutMs: context.lockTimeoutMs,
+        step: work.step,
+        history: work.history,
+        adoptTables: context.publication.patterns,
+      });
+      return { vote: 'yes' };
+    },
+    async delta() {
+      const deadline = Date.now() + context.barrierTimeoutMs;
+      while (!round.ended) {
+        reached = await caughtUp();
+        if (reached) return;
+        if (Date.now() > deadline) {
+          gaveUp = true;
+          throw new Error('barrier not reached');
+        }
+        await sleep(50);
+      }
+    },
+    decided: () => undefined,
+  };
+}
+
 /**
  * Runs one migration (or `exec` statement) as a two-phase round with the
  * primary as a participant (DESIGN.md, "Migrations with the primary in the
@@ -61,103 +180,16 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export async function runMigrationRound(
   context: MigrationContext,
-  work: { step: MigrationStep; history: HistoryChange | null; dryRun: boolean },
+  work: MigrationWork,
 ): Promise<MigrationRoundResult> {
-  const id = Date.now();
-  const gid = makeMigrationGid(context.stream, id, 1);
+  const gid = makeMigrationGid(context.stream, Date.now(), 1);
   const request: PrepareRequest = { gid, round: 0, from: 0, to: 0, toLsn: '0/0' as Lsn };
-  let barrierResolve: (lsn: Lsn) => void = () => undefined;
-  let barrierReject: (error: Error) => void = () => undefined;
-  const barrier = new Promise<Lsn>((resolve, reject) => {
-    barrierResolve = resolve;
-    barrierReject = reject;
-  });
-  barrier.catch(() => undefined);
-  // Set once the round has ended: a replica still waiting for the barrier stops polling then.
-  let ended = false;
-
-  const primarySession = new MigrationSession('primary', context.primaryUrl, context.stream);
-  const primary: RoundParticipant = {
-    name: 'primary',
-    heldVersion: null,
-    async prepare() {
-      try {
-        await primarySession.prepare({
-          gid,
-          marker: true,
-          lockTimeoutMs: context.lockTimeoutMs,
-          step: work.step,
-          history: work.history,
-          publication: context.publication,
-        });
-        barrierResolve(await primarySession.commitBarrier(gid));
-        return { vote: 'yes' };
-      } catch (error) {
-        barrierReject(error as Error);
-        return { vote: 'no', reason: (error as Error).message };
-      }
-    },
-    delta: async () => undefined,
-    decided: () => undefined,
-  };
-
-  const replicas = context.replicas.map((replica): RoundParticipant => {
-    const session = new MigrationSession(replica.name, replica.url, context.stream);
-    let reached = false;
-    let gaveUp = false;
-    const caughtUp = async () => {
-      const lsn = await barrier;
-      const applied = await session.appliedLsn();
-      return applied !== null && compareLsn(applied, lsn) >= 0;
-    };
-    return {
-      name: replica.name,
-      heldVersion: null,
-      async prepare(): Promise<Vote> {
-        try {
-          await barrier;
-        } catch {
-          return { vote: 'no', reason: 'not asked: the primary did not prepare' };
-        }
-        if (!reached) reached = await caughtUp();
-        if (!reached) {
-          if (gaveUp) {
-            return {
-              vote: 'no',
-              reason: `[${replica.name}] did not apply the stream up to the migration within ${context.barrierTimeoutMs} ms\n  fix: start lockstep run for this stream (it applies the stream), or fix what halts ${replica.name} (lockstep status)`,
-            };
-          }
-          return { vote: 'needs-update', at: 0 };
-        }
-        await session.prepare({
-          gid,
-          marker: false,
-          lockTimeoutMs: context.lockTimeoutMs,
-          step: work.step,
-          history: work.history,
-          adoptTables: context.publication.patterns,
-        });
-        return { vote: 'yes' };
-      },
-      async delta() {
-        const deadline = Date.now() + context.barrierTimeoutMs;
-        while (!ended) {
-          reached = await caughtUp();
-          if (reached) return;
-          if (Date.now() > deadline) {
-            gaveUp = true;
-            throw new Error('barrier not reached');
-          }
-          await sleep(50);
-        }
-      },
-      decided: () => undefined,
-    };
-  });
-
+  const settle = barrierSettlers();
+  const round: RoundShared = { context, gid, work, barrier: settle.barrier, ended: false };
+  const primary = primaryParticipant(round, settle);
   // COMMIT PREPARED runs in participant order: the replicas first, the primary last, so the
   // migration's marker reaches the stream only once every replica has the migration.
-  const participants = [...replicas, primary];
+  const participants = [...context.replicas.map((r) => replicaParticipant(round, r)), primary];
   const { outcome, state, lateRollbacks } = await runRound({
     request,
     participants,
@@ -172,7 +204,7 @@ export async function runMigrationRound(
     dryRun: work.dryRun,
     stopping: () => false,
   });
-  ended = true;
+  round.ended = true;
   // The caller closes every node's connection next: a replica's late prepare is rolled back first.
   await lateRollbacks;
   return {

@@ -1,6 +1,6 @@
-import { MigrationSession } from '../../adapters/postgres/control/migration-session.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { isConnectionFailure } from '../ports/lockstep-error.js';
+import type { MigrationNodeSession } from '../ports/migration-session.js';
 import { readMigrationFiles } from './migration-files.js';
 
 /** One node in `migrate status --json` (`name` as in `status --json`). */
@@ -30,11 +30,13 @@ export interface MigrationStatus {
 export async function readMigrationStatus(
   config: LockstepConfig,
   dir: string,
+  /** A node's migration session (the composition root's adapter). */
+  session: (node: string, url: string) => MigrationNodeSession,
 ): Promise<MigrationStatus> {
   const files = await readMigrationFiles(dir);
   const sessions = [
-    new MigrationSession('primary', config.primary, config.slot),
-    ...config.replicas.map((r) => new MigrationSession(r.name, r.url, config.slot)),
+    session('primary', config.primary),
+    ...config.replicas.map((r) => session(r.name, r.url)),
   ];
   const read = await Promise.all(
     sessions.map(async (s) => {

@@ -1,17 +1,14 @@
 import type { Logger } from 'pino';
-import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
-import { migrateControlSchemas } from '../../adapters/postgres/control/control-schema.js';
-import { DecisionLog } from '../../adapters/postgres/control/decision-log.js';
-import { MigrationSession } from '../../adapters/postgres/control/migration-session.js';
-import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
-import { readPause } from '../../adapters/postgres/control/stream-pause.js';
 import { unplacedReplicas } from '../attach/join.js';
 import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { FaultHook } from '../coordinator/fault-point.js';
 import { recoverPrepared } from '../coordinator/recover-prepared.js';
-import { preparedTransactionNodes } from '../coordinator/run-recovery.js';
+import type { RecoveryWiring } from '../coordinator/run-recovery.js';
+import type { ControlSchemaMigrator } from '../ports/control-schema-migrator.js';
 import { LockstepError } from '../ports/lockstep-error.js';
+import type { MigrationNodeSession } from '../ports/migration-session.js';
+import type { PauseReader } from '../ports/pause-reader.js';
 import { parseTablePattern, wholeSchemas } from '../protocol/index.js';
 import { readMigrationFiles, sqlStep } from './migration-files.js';
 import {
@@ -33,25 +30,31 @@ export interface MigrateOptions {
   readonly dryRun?: boolean;
   readonly log: Logger;
   readonly fault?: FaultHook;
+  /** The adapters (the composition root's). */
+  readonly wiring: MigrateWiring;
+}
+
+/** What migrate and exec reach the nodes through, besides recovery's locks, log and phase two. */
+export interface MigrateWiring extends RecoveryWiring {
+  /** A node's side of a migration round. */
+  migrationSession(node: string, url: string): MigrationNodeSession;
+  readonly migrateControlSchemas: ControlSchemaMigrator;
+  /** Whether the stream is paused (on the primary). */
+  readonly pausedSince: PauseReader;
 }
 
 /** How long a second `migrate` waits for the first to finish before giving up. */
 const LOCK_WAIT_MS = 30_000;
 
 /** A round waits for every replica to reach the primary's position, which a paused stream never lets happen. */
-async function refuseWhilePaused(config: LockstepConfig): Promise<void> {
-  const primary = await connectNode('primary', config.primary);
-  try {
-    const since = await readPause(primary, config.slot);
-    if (since)
-      throw new LockstepError({
-        node: 'primary',
-        problem: `replication of stream "${config.slot}" is paused (since ${since.toISOString()}): a two-phase round needs every replica to catch up first`,
-        fix: 'run lockstep resume, then run this again',
-      });
-  } finally {
-    await primary.end();
-  }
+async function refuseWhilePaused(config: LockstepConfig, wiring: MigrateWiring): Promise<void> {
+  const since = await wiring.pausedSince();
+  if (since)
+    throw new LockstepError({
+      node: 'primary',
+      problem: `replication of stream "${config.slot}" is paused (since ${since.toISOString()}): a two-phase round needs every replica to catch up first`,
+      fix: 'run lockstep resume, then run this again',
+    });
 }
 
 /**
@@ -75,11 +78,11 @@ async function refuseUnplaced(config: LockstepConfig): Promise<void> {
 /** Runs `body` as the only migration of the stream: the migrate lock, control tables, leftovers recovered. */
 async function asMigrator<T>(
   config: LockstepConfig,
-  log: Logger,
-  fault: FaultHook | undefined,
+  options: Pick<MigrateOptions, 'log' | 'fault' | 'wiring'>,
   body: (context: MigrationContext) => Promise<T>,
 ): Promise<T> {
-  const lock = new StreamLock(config.primary, config.slot, 'migrate');
+  const { log, fault, wiring } = options;
+  const lock = wiring.streamLock('migrate');
   const deadline = Date.now() + LOCK_WAIT_MS;
   while (!(await lock.tryAcquire())) {
     if (Date.now() > deadline) {
@@ -91,18 +94,17 @@ async function asMigrator<T>(
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
-  const nodes = preparedTransactionNodes(config);
-  const decisions = new DecisionLog(config.primary, config.slot);
+  const nodes = wiring.phaseTwoNodes();
+  const decisions = wiring.decisionLog();
   try {
-    await migrateControlSchemas(configNodes(config));
-    await refuseWhilePaused(config);
+    await wiring.migrateControlSchemas(configNodes(config));
+    await refuseWhilePaused(config, wiring);
     await refuseUnplaced(config);
     // A migration a crash left prepared is finished first (we hold the migrate lock: none is in flight).
     const recovered = await recoverPrepared(config.slot, [...nodes.values()], decisions, {
       kinds: ['migration'],
     });
-    for (const r of recovered.resolved)
-      log.warn(r, `recovered ${r.gid} on ${r.node}: ${r.action} by the decision log`);
+    for (const r of recovered.resolved) log.warn(r, 'recovered a migration by the decision log');
     return await body({
       stream: config.slot,
       primaryUrl: config.primary,
@@ -121,6 +123,7 @@ async function asMigrator<T>(
       retryInitialMs: config.retry.initialMs,
       retryMaxMs: config.retry.maxMs,
       fault,
+      session: wiring.migrationSession,
     });
   } finally {
     await decisions.close();
@@ -205,12 +208,8 @@ export async function migrateUp(
       fix: `use one of: ${files.map((f) => f.name).join(', ')}`,
     });
   }
-  return asMigrator(config, options.log, options.fault, async (context) => {
-    const primaryHistory = await new MigrationSession(
-      'primary',
-      config.primary,
-      config.slot,
-    ).history();
+  return asMigrator(config, options, async (context) => {
+    const primaryHistory = await context.session('primary', config.primary).history();
     const applied = new Map(primaryHistory.map((h) => [h.name, h.checksum]));
     for (const f of files) {
       const checksum = applied.get(f.name);
@@ -258,8 +257,8 @@ export async function migrateDown(
   out: MigrateOutput,
 ): Promise<boolean> {
   const files = await readMigrationFiles(options.dir);
-  return asMigrator(config, options.log, options.fault, async (context) => {
-    const history = await new MigrationSession('primary', config.primary, config.slot).history();
+  return asMigrator(config, options, async (context) => {
+    const history = await context.session('primary', config.primary).history();
     const last = history[history.length - 1];
     if (!last) {
       out('nothing to undo: no migration is applied');
@@ -293,11 +292,11 @@ export async function migrateDown(
 export async function execStatement(
   config: LockstepConfig,
   sql: string,
-  options: Pick<MigrateOptions, 'log' | 'fault' | 'dryRun'>,
+  options: Pick<MigrateOptions, 'log' | 'fault' | 'dryRun' | 'wiring'>,
   out: MigrateOutput,
 ): Promise<boolean> {
   const step = sqlStep(sql, '--sql');
-  return asMigrator(config, options.log, options.fault, async (context) => {
+  return asMigrator(config, options, async (context) => {
     const result = await runMigrationRound(context, {
       step,
       history: null,

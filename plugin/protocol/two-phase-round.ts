@@ -132,95 +132,125 @@ function latePrepare(
   };
 }
 
+/** Voting: votes, deltas applied, and the vote timeout. */
+function votingTransition(
+  state: RoundState,
+  event: RoundEvent,
+  current: ParticipantState | undefined,
+): RoundStep | null {
+  if (event.type === 'vote' && current === 'asked') {
+    if (event.vote === 'no')
+      return abort(withParticipant(state, event.participant, 'refused'), {
+        [event.participant]: event.reason,
+      });
+    if (event.vote === 'needs-update') {
+      return {
+        state: withParticipant(state, event.participant, 'updating'),
+        actions: [{ type: 'send-delta', participant: event.participant }],
+      };
+    }
+    const next = withParticipant(state, event.participant, 'prepared');
+    if (names(next).every((p) => next.participants[p] === 'prepared')) {
+      return {
+        state: { ...next, phase: 'deciding' },
+        actions: [{ type: 'record-commit-decision' }],
+      };
+    }
+    return { state: next, actions: [] };
+  }
+  if (event.type === 'delta-applied' && current === 'updating') {
+    return {
+      state: withParticipant(state, event.participant, 'asked'),
+      actions: [{ type: 'prepare', participant: event.participant }],
+    };
+  }
+  if (event.type === 'timeout') {
+    const silent = names(state).filter((p) => state.participants[p] !== 'prepared');
+    return abort(
+      state,
+      Object.fromEntries(
+        silent.map((p) => [
+          p,
+          state.participants[p] === 'updating'
+            ? 'not caught up to the round before the timeout'
+            : 'no vote before the timeout',
+        ]),
+      ),
+    );
+  }
+  return null;
+}
+
+/** Deciding: the commit decision recorded (commit everywhere) or not (abort). */
+function decidingTransition(state: RoundState, event: RoundEvent): RoundStep | null {
+  if (event.type === 'decision-recorded') {
+    return {
+      state: { ...state, phase: 'committing' },
+      actions: names(state).map((p) => ({ type: 'commit-prepared', participant: p })),
+    };
+  }
+  if (event.type === 'decision-failed')
+    return abort(state, { coordinator: 'the commit decision could not be recorded' });
+  return null;
+}
+
+/** Committing: COMMIT PREPARED done (or the participant left), or retried after a failure. */
+function committingTransition(
+  state: RoundState,
+  event: RoundEvent,
+  current: ParticipantState | undefined,
+): RoundStep | null {
+  if ((event.type === 'committed' || event.type === 'left') && current === 'prepared') {
+    const to = event.type === 'left' ? 'left' : 'committed';
+    const next = withParticipant(state, event.participant, to);
+    const done = (p: string) => ['committed', 'left'].includes(next.participants[p] as string);
+    if (names(next).every(done)) {
+      return {
+        state: { ...next, phase: 'committed' },
+        actions: [{ type: 'finished', outcome: 'committed' }],
+      };
+    }
+    return { state: next, actions: [] };
+  }
+  if (event.type === 'phase-two-failed' && current === 'prepared') {
+    return { state, actions: [{ type: 'commit-prepared', participant: event.participant }] };
+  }
+  return null;
+}
+
+/** Aborting: ROLLBACK PREPARED done (or the participant left), retried, or a late prepare. */
+function abortingTransition(
+  state: RoundState,
+  event: RoundEvent,
+  current: ParticipantState | undefined,
+): RoundStep | null {
+  // Refused, rolled back or left: that participant is done with this round.
+  const open = current !== 'refused' && current !== 'rolled-back' && current !== 'left';
+  if ((event.type === 'left' || event.type === 'rolled-back') && open) {
+    const to = event.type === 'left' ? 'left' : 'rolled-back';
+    return settleAbort(withParticipant(state, event.participant, to), []);
+  }
+  if (event.type === 'phase-two-failed' && open) {
+    return { state, actions: [{ type: 'rollback-prepared', participant: event.participant }] };
+  }
+  return latePrepare(state, event, current);
+}
+
 /** Applies one event; events that do not fit the phase leave the round as it is. */
 export function roundTransition(state: RoundState, event: RoundEvent): RoundStep {
   const unchanged: RoundStep = { state, actions: [] };
   const participant = 'participant' in event ? event.participant : undefined;
   if (participant !== undefined && !(participant in state.participants)) return unchanged;
   const current = participant === undefined ? undefined : state.participants[participant];
-
   switch (state.phase) {
     case 'voting':
-      if (event.type === 'vote' && current === 'asked') {
-        if (event.vote === 'no')
-          return abort(withParticipant(state, event.participant, 'refused'), {
-            [event.participant]: event.reason,
-          });
-        if (event.vote === 'needs-update') {
-          return {
-            state: withParticipant(state, event.participant, 'updating'),
-            actions: [{ type: 'send-delta', participant: event.participant }],
-          };
-        }
-        const next = withParticipant(state, event.participant, 'prepared');
-        if (names(next).every((p) => next.participants[p] === 'prepared')) {
-          return {
-            state: { ...next, phase: 'deciding' },
-            actions: [{ type: 'record-commit-decision' }],
-          };
-        }
-        return { state: next, actions: [] };
-      }
-      if (event.type === 'delta-applied' && current === 'updating') {
-        return {
-          state: withParticipant(state, event.participant, 'asked'),
-          actions: [{ type: 'prepare', participant: event.participant }],
-        };
-      }
-      if (event.type === 'timeout') {
-        const silent = names(state).filter((p) => state.participants[p] !== 'prepared');
-        return abort(
-          state,
-          Object.fromEntries(
-            silent.map((p) => [
-              p,
-              state.participants[p] === 'updating'
-                ? 'not caught up to the round before the timeout'
-                : 'no vote before the timeout',
-            ]),
-          ),
-        );
-      }
-      return unchanged;
+      return votingTransition(state, event, current) ?? unchanged;
     case 'deciding':
-      if (event.type === 'decision-recorded') {
-        return {
-          state: { ...state, phase: 'committing' },
-          actions: names(state).map((p) => ({ type: 'commit-prepared', participant: p })),
-        };
-      }
-      if (event.type === 'decision-failed')
-        return abort(state, { coordinator: 'the commit decision could not be recorded' });
-      return unchanged;
+      return decidingTransition(state, event) ?? unchanged;
     case 'committing':
-      if ((event.type === 'committed' || event.type === 'left') && current === 'prepared') {
-        const to = event.type === 'left' ? 'left' : 'committed';
-        const next = withParticipant(state, event.participant, to);
-        const done = (p: string) => ['committed', 'left'].includes(next.participants[p] as string);
-        if (names(next).every(done)) {
-          return {
-            state: { ...next, phase: 'committed' },
-            actions: [{ type: 'finished', outcome: 'committed' }],
-          };
-        }
-        return { state: next, actions: [] };
-      }
-      if (event.type === 'phase-two-failed' && current === 'prepared') {
-        return { state, actions: [{ type: 'commit-prepared', participant: event.participant }] };
-      }
-      return unchanged;
-    case 'aborting': {
-      // Refused, rolled back or left: that participant is done with this round.
-      const open = current !== 'refused' && current !== 'rolled-back' && current !== 'left';
-      if ((event.type === 'left' || event.type === 'rolled-back') && open) {
-        const to = event.type === 'left' ? 'left' : 'rolled-back';
-        return settleAbort(withParticipant(state, event.participant, to), []);
-      }
-      if (event.type === 'phase-two-failed' && open) {
-        return { state, actions: [{ type: 'rollback-prepared', participant: event.participant }] };
-      }
-      return latePrepare(state, event, current) ?? unchanged;
-    }
+      return committingTransition(state, event, current) ?? unchanged;
+    case 'aborting':
+      return abortingTransition(state, event, current) ?? unchanged;
     case 'aborted':
       return latePrepare(state, event, current) ?? unchanged;
     default:

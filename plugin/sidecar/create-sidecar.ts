@@ -3,7 +3,10 @@ import { PgReplicaTarget } from '../../adapters/postgres/apply/replica-target.js
 import { SharedBatchPlans } from '../../adapters/postgres/apply/shared-batch-plans.js';
 import { cutLockstepSessions } from '../../adapters/postgres/connection/node-connection.js';
 import { DecisionLog } from '../../adapters/postgres/control/decision-log.js';
-import { PreparedTransactions } from '../../adapters/postgres/control/prepared-transactions.js';
+import {
+  PreparedTransactions,
+  preparedTransactionNodes,
+} from '../../adapters/postgres/control/prepared-transactions.js';
 import { StatusStore } from '../../adapters/postgres/control/status-store.js';
 import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
 import { PauseListener } from '../../adapters/postgres/control/stream-pause.js';
@@ -14,7 +17,6 @@ import { type AttachProgress, attach } from '../attach/attach.js';
 import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { type FaultHook, faultAt, parseFaultSetting } from '../coordinator/fault-point.js';
-import { preparedTransactionNodes } from '../coordinator/run-recovery.js';
 import { PrimaryStream } from '../primary/primary-stream.js';
 import { phasePolicy } from '../protocol/index.js';
 import { Sidecar } from './sidecar.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestAuthority } from '../../adapters/local-postgres/cluster-tls.js';
 import { connectNode, endClient } from '../../adapters/postgres/connection/node-connection.js';
-import { resolveConnection } from '../../adapters/postgres/connection/resolve-connection.js';
+import { resolveConnection } from '../../plugin/config/resolve-connection.js';
 import { useClusters } from '../support/use-clusters.js';
 
 /** libpq's sslmode meanings, the password sources and the errors, against a TLS-only and a plain server. */

@@ -127,10 +127,11 @@ describe('a sidecar killed inside a two-phase round', () => {
     const again = new LockstepProcess(['run', '--config', clusters.configFile]);
     try {
       await eventually(
-        async () => again.logged(/^recovery: committed lockstep_/) !== undefined,
+        async () =>
+          /^lockstep_/.test(String(again.logged(/^recovery/, { action: 'committed' })?.gid)),
         'the restarted sidecar to commit the decided round',
       );
-      const recoveredAt = again.logLines().findIndex((l) => /^recovery:/.test(String(l.msg)));
+      const recoveredAt = again.logLines().findIndex((l) => l.action !== undefined);
       const streamingAt = again.logLines().findIndex((l) => /^streaming from/.test(String(l.msg)));
       expect(recoveredAt).toBeGreaterThanOrEqual(0);
       expect(streamingAt === -1 || recoveredAt < streamingAt).toBe(true);

@@ -4,17 +4,17 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  ConnectionStringError,
-  parseConnectionString,
-} from '../../adapters/postgres/connection/connection-string.js';
-import {
   clientConfig,
   redactUrl,
   scrubSecrets,
 } from '../../adapters/postgres/connection/connection-url.js';
-import { formatKeywordDsn } from '../../adapters/postgres/connection/keyword-dsn.js';
 import { LibpqClient } from '../../adapters/postgres/connection/libpq-client.js';
-import { resolveConnection } from '../../adapters/postgres/connection/resolve-connection.js';
+import { resolveConnection } from '../../plugin/config/resolve-connection.js';
+import {
+  ConnectionStringError,
+  parseConnectionString,
+} from '../../plugin/ports/connection-string.js';
+import { formatKeywordDsn } from '../../plugin/ports/keyword-dsn.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'lockstep-connection-url-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -5,7 +5,7 @@ import {
   formatKeywordDsn,
   looksLikeKeywordDsn,
   parseKeywordDsn,
-} from '../../adapters/postgres/connection/keyword-dsn.js';
+} from '../../plugin/ports/keyword-dsn.js';
 
 const parsed = (text: string) => Object.fromEntries(parseKeywordDsn(text));
 

@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseConnectionString } from '../../adapters/postgres/connection/connection-string.js';
 import { ConfigError, loadConfig } from '../../plugin/config/load-config.js';
+import { parseConnectionString } from '../../plugin/ports/connection-string.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'lockstep-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { matchPgpass, parsePgpass, readPgpass } from '../../adapters/postgres/connection/pgpass.js';
+import { matchPgpass, parsePgpass, readPgpass } from '../../plugin/config/pgpass.js';
 
 const target = { host: 'db', port: '5432', database: 'app', user: 'lockstep' };
 const dir = mkdtempSync(path.join(os.tmpdir(), 'lockstep-pgpass-'));

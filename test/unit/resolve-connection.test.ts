@@ -2,8 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseConnectionString } from '../../adapters/postgres/connection/connection-string.js';
-import { resolveConnection } from '../../adapters/postgres/connection/resolve-connection.js';
+import { resolveConnection } from '../../plugin/config/resolve-connection.js';
+import { parseConnectionString } from '../../plugin/ports/connection-string.js';
 
 const home = mkdtempSync(path.join(os.tmpdir(), 'lockstep-resolve-'));
 const empty = mkdtempSync(path.join(os.tmpdir(), 'lockstep-resolve-empty-'));

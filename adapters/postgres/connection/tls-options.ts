@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
-import { type ConnectionKeywords, ConnectionStringError } from './connection-string.js';
+import {
+  type ConnectionKeywords,
+  ConnectionStringError,
+} from '../../../plugin/ports/connection-string.js';
 
 /** libpq's sslmode values under which TLS is optional, and which way is tried first. */
 export type OptionalTls = 'prefer' | 'allow';

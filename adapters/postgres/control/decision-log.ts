@@ -1,4 +1,10 @@
+import { sql } from 'kysely';
 import pg from 'pg';
+import type {
+  Decision,
+  DecisionRecord,
+  DecisionStore,
+} from '../../../plugin/ports/decision-store.js';
 import { DeposedError } from '../../../plugin/ports/lockstep-error.js';
 import {
   AT_LEAST_LOCAL_COMMIT,
@@ -6,17 +12,67 @@ import {
   clientConfig,
   scrubbedError,
 } from '../connection/connection-url.js';
+import { controlDbOn } from './control-schema.js';
+import type { ControlDb } from './lockstep-schema.js';
 
-/** A decision as the log holds it. */
-export type Decision = 'commit' | 'abort';
-
-/** What a round's decision row records besides the decision. */
-export interface DecisionRecord {
-  readonly gid: string;
-  readonly round: number;
-  readonly versionFrom: number;
-  readonly versionTo: number;
-  readonly participants: readonly string[];
+/**
+ * The one statement that records a decision: a fence CTE reads the stream's
+ * row under a share lock when fenced (`epoch` not null) and the insert runs
+ * only when the epoch still matches; the gid is the primary key, so a second
+ * writer's row (commit vs abort) is never inserted. `fenced`: refused.
+ */
+function decideStatement(
+  db: ControlDb,
+  stream: string,
+  record: DecisionRecord,
+  decision: Decision,
+  epoch: string | null,
+) {
+  const unfenced = sql<boolean>`${epoch}::bigint IS NULL`;
+  const fenceHolds = sql<boolean>`EXISTS (SELECT 1 FROM fence)`;
+  return db
+    .with('fence', (db) =>
+      db
+        .selectFrom('lockstep.streams')
+        .select('epoch')
+        .where('stream', '=', stream)
+        .where((eb) => eb.or([unfenced, eb('epoch', '=', sql<string>`${epoch}::bigint`)]))
+        .forShare(),
+    )
+    .with('inserted', (db) =>
+      db
+        .insertInto('lockstep.decisions')
+        .columns([
+          'gid',
+          'stream',
+          'round',
+          'version_from',
+          'version_to',
+          'decision',
+          'participants',
+          'epoch',
+        ])
+        .expression(
+          db
+            .selectNoFrom((eb) => [
+              eb.val(record.gid).as('gid'),
+              eb.val(stream).as('stream'),
+              eb.val(String(record.round)).as('round'),
+              eb.val(String(record.versionFrom)).as('version_from'),
+              eb.val(String(record.versionTo)).as('version_to'),
+              eb.val(decision).as('decision'),
+              eb.val(record.participants).as('participants'),
+              eb.val(epoch).as('epoch'),
+            ])
+            .where((eb) => eb.or([unfenced, fenceHolds])),
+        )
+        .onConflict((oc) => oc.column('gid').doNothing())
+        .returning('decision'),
+    )
+    .selectNoFrom((eb) => [
+      eb.selectFrom('inserted').select('decision').as('decision'),
+      sql<boolean>`${epoch}::bigint IS NOT NULL AND NOT ${fenceHolds}`.as('fenced'),
+    ]);
 }
 
 /**
@@ -33,7 +89,7 @@ export interface DecisionRecord {
  * Durability is forced: `synchronous_commit` is at least `local` whatever the
  * server's default, as the commit point must survive a crash of the primary.
  */
-export class DecisionLog {
+export class DecisionLog implements DecisionStore {
   private readonly pool: pg.Pool;
   /** Sessions whose synchronous_commit was raised. */
   private readonly durable = new WeakSet<pg.PoolClient>();
@@ -61,31 +117,13 @@ export class DecisionLog {
   async decide(record: DecisionRecord, decision: Decision): Promise<Decision> {
     const epoch = this.epoch ? this.epoch() : undefined;
     if (epoch === null) throw new DeposedError(null);
-    const { rows } = await this.query<{ decision: Decision | null; fenced: boolean }>(
-      `WITH fence AS (
-         SELECT epoch FROM lockstep.streams
-          WHERE stream = $2 AND ($8::bigint IS NULL OR epoch = $8::bigint) FOR SHARE),
-       inserted AS (
-         INSERT INTO lockstep.decisions (gid, stream, round, version_from, version_to, decision, participants, epoch)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE $8::bigint IS NULL OR EXISTS (SELECT 1 FROM fence)
-         ON CONFLICT (gid) DO NOTHING
-         RETURNING decision)
-       SELECT (SELECT decision FROM inserted) AS decision,
-              $8::bigint IS NOT NULL AND NOT EXISTS (SELECT 1 FROM fence) AS fenced`,
-      [
-        record.gid,
-        this.stream,
-        String(record.round),
-        String(record.versionFrom),
-        String(record.versionTo),
-        decision,
-        record.participants,
-        epoch === undefined ? null : String(epoch),
-      ],
+    const fence = epoch === undefined ? null : String(epoch);
+    const row = await this.onSession((db) =>
+      decideStatement(db, this.stream, record, decision, fence).executeTakeFirst(),
     );
-    if (rows[0]?.fenced) throw new DeposedError(epoch ?? null);
+    if (row?.fenced) throw new DeposedError(epoch ?? null);
     // Not inserted: a decision was there already (or a concurrent writer committed after this statement's snapshot).
-    const held = rows[0]?.decision ?? (await this.read([record.gid])).get(record.gid);
+    const held = row?.decision ?? (await this.read([record.gid])).get(record.gid);
     if (!held) throw new Error(`no decision could be read back for ${record.gid}`);
     return held;
   }
@@ -93,20 +131,26 @@ export class DecisionLog {
   /** The decisions recorded for some gids. */
   async read(gids: readonly string[]): Promise<Map<string, Decision>> {
     if (gids.length === 0) return new Map();
-    const { rows } = await this.query<{ gid: string; decision: Decision }>(
-      'SELECT gid, decision FROM lockstep.decisions WHERE gid = ANY($1::text[])',
-      [gids],
+    const rows = await this.onSession((db) =>
+      db
+        .selectFrom('lockstep.decisions')
+        .select(['gid', 'decision'])
+        .where((eb) => eb('gid', '=', eb.fn.any(sql<string[]>`${[...gids]}::text[]`)))
+        .execute(),
     );
     return new Map(rows.map((r) => [r.gid, r.decision]));
   }
 
   /** The highest round number the stream has used (0 when none). */
   async lastRound(): Promise<number> {
-    const { rows } = await this.query<{ round: string | null }>(
-      'SELECT max(round)::text AS round FROM lockstep.decisions WHERE stream = $1',
-      [this.stream],
+    const row = await this.onSession((db) =>
+      db
+        .selectFrom('lockstep.decisions')
+        .select((eb) => eb.cast<string | null>(eb.fn.max('round'), 'text').as('round'))
+        .where('stream', '=', this.stream)
+        .executeTakeFirst(),
     );
-    return Number(rows[0]?.round ?? 0);
+    return Number(row?.round ?? 0);
   }
 
   /**
@@ -115,14 +159,25 @@ export class DecisionLog {
    * carries the round counter.
    */
   async prune(stillPrepared: readonly string[], olderThanSeconds: number): Promise<number> {
-    const { rowCount } = await this.query(
-      `DELETE FROM lockstep.decisions
-        WHERE stream = $1 AND decided_at < now() - make_interval(secs => $2)
-          AND gid <> ALL($3::text[])
-          AND round < (SELECT max(round) FROM lockstep.decisions WHERE stream = $1)`,
-      [this.stream, olderThanSeconds, stillPrepared],
+    const result = await this.onSession((db) =>
+      db
+        .deleteFrom('lockstep.decisions')
+        .where('stream', '=', this.stream)
+        .where('decided_at', '<', sql<Date>`now() - make_interval(secs => ${olderThanSeconds})`)
+        .where('gid', '<>', sql<string>`ALL(${[...stillPrepared]}::text[])`)
+        .where((eb) =>
+          eb(
+            'round',
+            '<',
+            eb
+              .selectFrom('lockstep.decisions')
+              .select((eb) => eb.fn.max('round').as('last'))
+              .where('stream', '=', this.stream),
+          ),
+        )
+        .executeTakeFirst(),
     );
-    return rowCount ?? 0;
+    return Number(result.numDeletedRows);
   }
 
   /** Closes the connection. */
@@ -130,10 +185,8 @@ export class DecisionLog {
     await this.pool.end().catch(() => undefined);
   }
 
-  private async query<R extends pg.QueryResultRow>(
-    text: string,
-    values: unknown[],
-  ): Promise<pg.QueryResult<R>> {
+  /** Runs `work` on the log's one session, durable first; a failed session is not reused. */
+  private async onSession<T>(work: (db: ControlDb) => Promise<T>): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
@@ -146,7 +199,7 @@ export class DecisionLog {
         await client.query(AT_LEAST_LOCAL_COMMIT);
         this.durable.add(client);
       }
-      const result = await client.query<R>(text, values);
+      const result = await work(controlDbOn(client));
       client.release();
       return result;
     } catch (error) {

@@ -1,6 +1,12 @@
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
+import type {
+  MigrationConnection,
+  MigrationHistoryEntry,
+  MigrationNodeSession,
+  MigrationPrepare,
+} from '../../../plugin/ports/migration-session.js';
 import {
   BARRIER_MESSAGE,
   CONTROL_EVENTS_TABLE,
@@ -14,6 +20,8 @@ import { MIGRATING_SETTING, recordControlEvent } from '../setup/ddl-capture.js';
 import { readCatalog, selectReplicated } from '../setup/table-catalog.js';
 import { ensurePublication } from '../source/replication-slot.js';
 import { controlDbOn } from './control-schema.js';
+import type { ControlSession } from './lockstep-schema.js';
+import { MigrationHistory } from './migration-history.js';
 import {
   existingTables,
   lockTouched,
@@ -21,21 +29,58 @@ import {
   tablesTouchedBy,
 } from './migration-write-lock.js';
 
-/** What a migration step runs on: one connection inside the migration's transaction. */
-export interface MigrationConnection {
-  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
-}
-
-/** What to record in the node's history, in the same transaction. */
-export type HistoryChange =
-  | { readonly op: 'insert'; readonly name: string; readonly checksum: string }
-  | { readonly op: 'delete'; readonly name: string };
-
 /** A Kysely instance over the migration's own connection (for Kysely migration modules). */
 // biome-ignore lint/suspicious/noExplicitAny: migrations bring their own database types
-export function kyselyOn(connection: MigrationConnection): Kysely<any> {
+export function kyselyOn(connection: ControlSession): Kysely<any> {
   // biome-ignore lint/suspicious/noExplicitAny: as above
   return controlDbOn(connection) as unknown as Kysely<any>;
+}
+
+/** The migration's session as its steps see it: its queries, and Kysely over the same session. */
+function migrationConnection(client: pg.Client): MigrationConnection {
+  return {
+    query: (text, values) => client.query(text, values),
+    kysely: () => kyselyOn(client),
+  };
+}
+
+/** Brings the publication up to date when the migration changed what it should publish. */
+async function updatePublication(
+  client: pg.Client,
+  publication: NonNullable<MigrationPrepare['publication']>,
+): Promise<void> {
+  const tables = selectReplicated(await readCatalog(client), publication.patterns);
+  // Only when the migration changed what is published: SET TABLE locks every published table.
+  const { rows: published } = await client.query<{ t: string }>(
+    `SELECT schemaname || '.' || tablename AS t FROM pg_publication_tables WHERE pubname = $1`,
+    [publication.name],
+  );
+  const have = new Set(published.map((r) => r.t));
+  have.delete(`${CONTROL_EVENTS_TABLE.schema}.${CONTROL_EVENTS_TABLE.name}`);
+  const changed =
+    tables.length !== have.size || tables.some((t) => !have.has(`${t.schema}.${t.name}`));
+  if (changed && (tables.length > 0 || publication.schemas.length > 0)) {
+    await ensurePublication(client, publication.name, tables, publication.schemas);
+  }
+}
+
+/** Records the replicated tables the migration created as in step: it ran on every node. */
+async function adoptCreatedTables(
+  client: pg.Client,
+  stream: string,
+  patterns: readonly TablePattern[],
+  before: ReadonlySet<string> | null,
+): Promise<void> {
+  const created = selectReplicated(await readCatalog(client), patterns).filter(
+    (t) => !before?.has(`${t.schema}.${t.name}`),
+  );
+  for (const t of created) {
+    await client.query(
+      `INSERT INTO lockstep.synced_tables (stream, schema_name, table_name, copy_lsn, rows)
+       VALUES ($1, $2, $3, '0/0', 0) ON CONFLICT DO NOTHING`,
+      [stream, t.schema, t.name],
+    );
+  }
 }
 
 /**
@@ -45,7 +90,7 @@ export function kyselyOn(connection: MigrationConnection): Kysely<any> {
  * adapter's. Also reads the node's stream position, and on the primary
  * commits the barrier every replica must reach before it prepares.
  */
-export class MigrationSession {
+export class MigrationSession implements MigrationNodeSession {
   constructor(
     readonly node: string,
     private readonly url: string,
@@ -53,29 +98,10 @@ export class MigrationSession {
   ) {}
 
   /** Runs `step` and the history change in one transaction, then PREPARE TRANSACTION `gid`. */
-  async prepare(options: {
-    gid: string;
-    /** The primary's marker message, so the stream carries the migration as a version step only. */
-    marker: boolean;
-    lockTimeoutMs: number;
-    step: (connection: MigrationConnection) => Promise<void>;
-    history: HistoryChange | null;
-    /**
-     * On the primary: the publication is brought up to date in the same
-     * transaction (tables the migration created that the patterns match join
-     * it), so their first rows are already streamed.
-     */
-    publication?: {
-      readonly name: string;
-      readonly patterns: readonly TablePattern[];
-      /** Schemas published whole (with captured DDL). */
-      readonly schemas: readonly string[];
-    };
-    /** On a replica: replicated tables the migration created are recorded as in step (copy LSN 0/0). */
-    adoptTables?: readonly TablePattern[];
-  }): Promise<void> {
+  async prepare(options: MigrationPrepare): Promise<void> {
     const prepare = `PREPARE TRANSACTION '${checkedGid(options.gid)}'`;
     const client = await this.connect();
+    const connection = migrationConnection(client);
     const begin = async () => {
       await client.query(`SET LOCAL lock_timeout = ${Math.floor(options.lockTimeoutMs)}`);
       // Captured DDL skips it: this migration reaches the replicas through its own round.
@@ -85,7 +111,7 @@ export class MigrationSession {
     try {
       // On the primary, writers are kept out of what the migration writes (migration-write-lock.ts).
       const touched = options.marker
-        ? await tablesTouchedBy(client, begin, () => options.step(client))
+        ? await tablesTouchedBy(client, begin, () => options.step(connection))
         : { writes: [], reads: [] };
       await client.query('BEGIN');
       await begin();
@@ -95,53 +121,13 @@ export class MigrationSession {
       const before = options.adoptTables
         ? new Set((await readCatalog(client)).map((t) => `${t.schema}.${t.name}`))
         : null;
-      await options.step(client);
+      await options.step(connection);
       if (existed) await requireTouchedLocked(client, touched, existed);
-      if (options.publication) {
-        const tables = selectReplicated(await readCatalog(client), options.publication.patterns);
-        // Only when the migration changed what is published: SET TABLE locks every published table.
-        const { rows: published } = await client.query<{ t: string }>(
-          `SELECT schemaname || '.' || tablename AS t FROM pg_publication_tables WHERE pubname = $1`,
-          [options.publication.name],
-        );
-        const have = new Set(published.map((r) => r.t));
-        have.delete(`${CONTROL_EVENTS_TABLE.schema}.${CONTROL_EVENTS_TABLE.name}`);
-        const changed =
-          tables.length !== have.size || tables.some((t) => !have.has(`${t.schema}.${t.name}`));
-        if (changed && (tables.length > 0 || options.publication.schemas.length > 0)) {
-          await ensurePublication(
-            client,
-            options.publication.name,
-            tables,
-            options.publication.schemas,
-          );
-        }
-      }
-      if (options.adoptTables) {
-        // A replicated table the migration created is in step here: it ran on every node.
-        const created = selectReplicated(await readCatalog(client), options.adoptTables).filter(
-          (t) => !before?.has(`${t.schema}.${t.name}`),
-        );
-        for (const t of created) {
-          await client.query(
-            `INSERT INTO lockstep.synced_tables (stream, schema_name, table_name, copy_lsn, rows)
-             VALUES ($1, $2, $3, '0/0', 0) ON CONFLICT DO NOTHING`,
-            [this.stream, t.schema, t.name],
-          );
-        }
-      }
-      const version = `coalesce((SELECT version FROM lockstep.applied WHERE stream = $1),
-                                (SELECT version FROM lockstep.streams WHERE stream = $1), 0)`;
-      if (options.history?.op === 'insert') {
-        await client.query(
-          `INSERT INTO lockstep.migrations (name, checksum, version) VALUES ($2, $3, ${version})`,
-          [this.stream, options.history.name, options.history.checksum],
-        );
-      } else if (options.history?.op === 'delete') {
-        await client.query('DELETE FROM lockstep.migrations WHERE name = $1', [
-          options.history.name,
-        ]);
-      }
+      if (options.publication) await updatePublication(client, options.publication);
+      if (options.adoptTables)
+        await adoptCreatedTables(client, this.stream, options.adoptTables, before);
+      if (options.history)
+        await new MigrationHistory(controlDbOn(client)).record(this.stream, options.history);
       await client.query(prepare);
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -174,16 +160,15 @@ export class MigrationSession {
   }
 
   /** The names and checksums in this node's history, in order. */
-  async history(): Promise<Array<{ name: string; checksum: string; appliedAt: string }>> {
-    const { rows } = await this.once<{ name: string; checksum: string; applied_at: Date }>(
-      `SELECT name, checksum, applied_at FROM lockstep.migrations ORDER BY name`,
-      [],
-    );
-    return rows.map((r) => ({
-      name: r.name,
-      checksum: r.checksum,
-      appliedAt: r.applied_at.toISOString(),
-    }));
+  async history(): Promise<MigrationHistoryEntry[]> {
+    const client = await this.connect();
+    try {
+      return await new MigrationHistory(controlDbOn(client)).list();
+    } catch (error) {
+      throw this.explain(error);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
   }
 
   private async once<R extends pg.QueryResultRow>(

@@ -1,18 +1,10 @@
 import type pg from 'pg';
+import type { PhaseTwoNode, PreparedGid } from '../../../plugin/ports/phase-two-node.js';
 import { checkedGid, GID_LIKE, isMigrationGid, parseGid } from '../../../plugin/protocol/index.js';
 import { CONTROL_QUERY_TIMEOUT_MS, scrubbedError } from '../connection/connection-url.js';
 import { connectNode, endClient } from '../connection/node-connection.js';
 
-/** A lockstep gid prepared on a node. */
-export interface PreparedGid {
-  readonly gid: string;
-  /** When it was prepared (ISO-8601). */
-  readonly preparedAt: string;
-  /** Seconds since then, by the node's clock. */
-  readonly ageSeconds: number;
-  /** A stream round's, or a migration's (`lockstep migrate`/`exec`). */
-  readonly kind: 'stream' | 'migration';
-}
+export type { PreparedGid } from '../../../plugin/ports/phase-two-node.js';
 
 /** `undefined_object`: COMMIT/ROLLBACK PREPARED of a gid that is not (or no longer) prepared. */
 const NOT_PREPARED = '42704';
@@ -23,7 +15,7 @@ const NOT_PREPARED = '42704';
  * shows every database's). Its own connection, reopened after a failure, so a
  * participant's apply connection is never needed to finish a round.
  */
-export class PreparedTransactions {
+export class PreparedTransactions implements PhaseTwoNode {
   private client: pg.Client | null = null;
   /**
    * Calls run one at a time (a round's phase two, a late rollback and recovery
@@ -106,6 +98,15 @@ export class PreparedTransactions {
     );
     return this.client;
   }
+}
+
+/** Phase two on every node of a configuration, by name: the primary, then each replica. */
+export function preparedTransactionNodes(config: {
+  readonly primary: string;
+  readonly replicas: ReadonlyArray<{ readonly name: string; readonly url: string }>;
+}): Map<string, PreparedTransactions> {
+  const nodes = [{ name: 'primary', url: config.primary }, ...config.replicas];
+  return new Map(nodes.map((n) => [n.name, new PreparedTransactions(n.name, n.url)]));
 }
 
 /** Every lockstep gid (any stream) prepared in the database `client` is connected to, oldest first. */

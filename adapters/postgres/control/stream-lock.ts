@@ -1,17 +1,33 @@
+import { sql } from 'kysely';
 import type pg from 'pg';
+import type {
+  StreamLockHolder,
+  StreamLockPurpose,
+} from '../../../plugin/ports/stream-lock-holder.js';
 import {
   AT_LEAST_LOCAL_COMMIT,
   CONTROL_QUERY_TIMEOUT_MS,
   scrubbedError,
 } from '../connection/connection-url.js';
 import { connectNode, dropClient, endClient } from '../connection/node-connection.js';
+import { controlDbOn } from './control-schema.js';
+import type { ControlDb } from './lockstep-schema.js';
 
-/** What a stream lock guards. */
-export type StreamLockPurpose = 'coordinator' | 'migrate';
+export type { StreamLockPurpose } from '../../../plugin/ports/stream-lock-holder.js';
 
 /** The two advisory-lock keys of a stream's lock (purpose, stream); the one place they are derived. */
 const [PURPOSE_KEY, STREAM_KEY] = ['hashtext($2)', 'hashtext($1)'];
 const keyValues = (stream: string, purpose: StreamLockPurpose) => [stream, `lockstep.${purpose}`];
+
+/** Raises the stream's activation epoch by one; its new value (no row: not attached). */
+function raiseEpoch(db: ControlDb, stream: string) {
+  return db
+    .updateTable('lockstep.streams')
+    .set((eb) => ({ epoch: eb('epoch', '+', sql<string>`1`) }))
+    .where('stream', '=', stream)
+    .returning((eb) => eb.cast<string>('epoch', 'text').as('epoch'))
+    .executeTakeFirst();
+}
 
 /** How long a check of the lock session may take before the lock counts as lost. */
 const VERIFY_TIMEOUT_MS = 5_000;
@@ -28,7 +44,7 @@ const VERIFY_TIMEOUT_MS = 5_000;
  * recovered only by whoever holds it. A waiting holder keeps its one
  * connection between attempts.
  */
-export class StreamLock {
+export class StreamLock implements StreamLockHolder {
   private client: pg.Client | null = null;
   private locked = false;
   private lostListeners: Array<() => void> = [];
@@ -67,12 +83,8 @@ export class StreamLock {
         // Raised on the lock's own session: waits for a deposed holder's fenced decision in
         // flight. Durable, or a crash of the primary could hand the next holder the same epoch.
         await this.client.query(AT_LEAST_LOCAL_COMMIT);
-        const raised = await this.client.query<{ epoch: string }>(
-          'UPDATE lockstep.streams SET epoch = epoch + 1 WHERE stream = $1 RETURNING epoch::text',
-          [this.stream],
-        );
+        const row = await raiseEpoch(controlDbOn(this.client), this.stream);
         // No row: the stream is not attached; the holder may clean up (detach) but not decide.
-        const row = raised.rows[0];
         this.epoch = row ? Number(row.epoch) : null;
       }
       this.locked = true;

@@ -8,7 +8,7 @@ import {
   checkValues,
   connectionUrl,
   parseConnectionString,
-} from './connection-string.js';
+} from '../ports/connection-string.js';
 import { matchPgpass, readPgpass } from './pgpass.js';
 
 /** Where a node's connection takes what its connection string does not say. */

@@ -1,0 +1,32 @@
+import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
+import { migrateControlSchemas } from '../../adapters/postgres/control/control-schema.js';
+import { DecisionLog } from '../../adapters/postgres/control/decision-log.js';
+import { MigrationSession } from '../../adapters/postgres/control/migration-session.js';
+import { preparedTransactionNodes } from '../../adapters/postgres/control/prepared-transactions.js';
+import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
+import { readPause } from '../../adapters/postgres/control/stream-pause.js';
+import type { LockstepConfig } from '../config/config-schema.js';
+import type { RecoveryWiring } from '../coordinator/run-recovery.js';
+import type { MigrateWiring } from '../migrate/run-migrate.js';
+
+/** Since when the stream is paused, read on a connection of its own. */
+async function pausedSince(config: LockstepConfig): Promise<Date | null> {
+  const primary = await connectNode('primary', config.primary);
+  try {
+    return (await readPause(primary, config.slot)) ?? null;
+  } finally {
+    await primary.end();
+  }
+}
+
+/** The Postgres adapters behind `recover`, `migrate` and `exec`, for one configuration. */
+export function postgresControl(config: LockstepConfig): RecoveryWiring & MigrateWiring {
+  return {
+    streamLock: (purpose) => new StreamLock(config.primary, config.slot, purpose),
+    decisionLog: (epoch) => new DecisionLog(config.primary, config.slot, epoch),
+    phaseTwoNodes: () => preparedTransactionNodes(config),
+    migrationSession: (node, url) => new MigrationSession(node, url, config.slot),
+    migrateControlSchemas,
+    pausedSince: () => pausedSince(config),
+  };
+}
