@@ -1,10 +1,5 @@
-import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
-import {
-  dropForeignControlSchema,
-  FOREIGN_SCHEMA_FIX,
-  findForeignControlSchema,
-} from '../../adapters/postgres/control/foreign-control-schema.js';
 import type { LockstepConfig } from '../config/config-schema.js';
+import type { LockstepCluster } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 
 /**
@@ -19,14 +14,15 @@ import { LockstepError } from '../ports/lockstep-error.js';
  * problems (none when every replica is fine).
  */
 export async function removeDumpedControlSchemas(
+  cluster: LockstepCluster,
   config: LockstepConfig,
   step: (message: string) => void,
 ): Promise<LockstepError[]> {
   const problems: LockstepError[] = [];
   for (const replica of config.replicas) {
-    const client = await connectNode(replica.name, replica.url);
+    const session = await cluster.replica(replica.name, replica.url);
     try {
-      const foreign = await findForeignControlSchema(client);
+      const foreign = await session.setup.findForeignControlSchema();
       if (!foreign) continue;
       const what =
         'it has a "lockstep" schema lockstep did not create there (no migration history: it came with a dump of the primary)';
@@ -36,20 +32,20 @@ export async function removeDumpedControlSchemas(
             node: replica.name,
             setting: 'lockstep schema',
             problem: `${what}, and rows in ${foreign.tablesWithRows.join(', ')}: lockstep leaves it alone`,
-            fix: FOREIGN_SCHEMA_FIX,
+            fix: foreign.fix,
           }),
         );
         continue;
       }
       try {
-        await dropForeignControlSchema(client, foreign);
+        await session.setup.dropForeignControlSchema(foreign);
       } catch (error) {
         problems.push(
           new LockstepError({
             node: replica.name,
             setting: 'lockstep schema',
             problem: `${what}, and it cannot be removed on its own: ${(error as Error).message}`,
-            fix: FOREIGN_SCHEMA_FIX,
+            fix: foreign.fix,
             cause: error,
           }),
         );
@@ -62,7 +58,7 @@ export async function removeDumpedControlSchemas(
         `${replica.name}: removed the empty "lockstep" schema${triggers} a schema-only dump of the primary brought along; lockstep creates its own`,
       );
     } finally {
-      await client.end();
+      await session.close();
     }
   }
   return problems;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { LocalClusterProvider } from '../../adapters/local-postgres/local-cluster.js';
 import { sweepStaleRunDirectories } from '../../adapters/local-postgres/run-directory.js';
+import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
 import { attach } from '../attach/attach.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { validateConfig } from '../config/load-config.js';
@@ -92,7 +93,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<boolean> {
       { source: 'demo', env: {} },
     );
     say(`primary ${primary.url}, replicas eu ${eu.url} and us ${us.url}`);
-    const attached = await attach(config, {
+    const attached = await attach(postgresCluster(), config, {
       step: (m) => say(`  • ${m}`),
       table: (replica, table, rows, done) => {
         if (done) say(`  ✓ copied ${table} to ${replica}: ${rows} rows`);

@@ -5,6 +5,7 @@ import { DecisionLog } from '../../adapters/postgres/control/decision-log.js';
 import { MigrationSession } from '../../adapters/postgres/control/migration-session.js';
 import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
 import { readPause } from '../../adapters/postgres/control/stream-pause.js';
+import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
 import { unplacedReplicas } from '../attach/join.js';
 import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig } from '../config/config-schema.js';
@@ -60,7 +61,7 @@ async function refuseWhilePaused(config: LockstepConfig): Promise<void> {
  * running sidecar changes that, only attach does. Refused before any round.
  */
 async function refuseUnplaced(config: LockstepConfig): Promise<void> {
-  const unplaced = [...(await unplacedReplicas(config))];
+  const unplaced = [...(await unplacedReplicas(postgresCluster(), config))];
   const [first] = unplaced;
   if (first === undefined) return;
   const others = unplaced.slice(1);

@@ -8,6 +8,7 @@ import { StatusStore } from '../../adapters/postgres/control/status-store.js';
 import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
 import { PauseListener } from '../../adapters/postgres/control/stream-pause.js';
 import { refreshControlEvents } from '../../adapters/postgres/setup/ddl-capture.js';
+import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
 import { syncSequences } from '../../adapters/postgres/setup/sequence-sync.js';
 import { PgoutputSource } from '../../adapters/postgres/source/pgoutput-source.js';
 import { type AttachProgress, attach } from '../attach/attach.js';
@@ -172,7 +173,7 @@ export function createSidecar(
     resync:
       config.resync === 'auto'
         ? async (replica, stale) => {
-            await attach(live.current, quietProgress(log), {
+            await attach(postgresCluster(), live.current, quietProgress(log), {
               resync: [replica],
               sidecarRunsResync: true,
               holder: {

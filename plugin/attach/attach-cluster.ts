@@ -1,0 +1,36 @@
+import type { DecisionStore } from '../coordinator/round-participant.js';
+import type { LockstepCluster, PrimarySession, ReplicaSession } from '../ports/lockstep-cluster.js';
+
+/** What attach needs of the nodes: the cluster, and the decision log a start-over finishes rounds by. */
+export interface AttachCluster extends LockstepCluster {
+  /** The stream's decision log, unfenced: the caller holds the coordinator lock. */
+  decisionLog(url: string, stream: string): DecisionStore & { close(): Promise<void> };
+}
+
+/** Runs `work` on a session on the primary, closed afterwards. */
+export async function onPrimary<T>(
+  cluster: LockstepCluster,
+  url: string,
+  work: (primary: PrimarySession) => Promise<T>,
+): Promise<T> {
+  const primary = await cluster.primary(url);
+  try {
+    return await work(primary);
+  } finally {
+    await primary.close();
+  }
+}
+
+/** Runs `work` on a session on a replica, closed afterwards. */
+export async function onReplica<T>(
+  cluster: LockstepCluster,
+  replica: { name: string; url: string },
+  work: (session: ReplicaSession) => Promise<T>,
+): Promise<T> {
+  const session = await cluster.replica(replica.name, replica.url);
+  try {
+    return await work(session);
+  } finally {
+    await session.close();
+  }
+}
