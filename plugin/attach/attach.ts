@@ -8,6 +8,7 @@ import type { ResyncGuardPort } from '../ports/resync-guard.js';
 import { slotLoss } from '../ports/slot-health.js';
 import { type Lsn, lsnToBigInt } from '../protocol/index.js';
 import { type AttachCluster, onPrimary } from './attach-cluster.js';
+import type { AttachProgress } from './attach-progress.js';
 import { copyPending, placeAtStart } from './copy-pending.js';
 import { createMissingTables, isMissingTable } from './create-missing-tables.js';
 import { type DoctorReport, runDoctor } from './doctor.js';
@@ -31,17 +32,7 @@ import {
 } from './resync.js';
 import { checkStartOver, dropOldSlot } from './start-over.js';
 
-/** Progress callbacks of an attach (a TTY view or plain log lines). */
-export interface AttachProgress {
-  /** A table copy moved on (`done` once it committed). */
-  table(replica: string, table: string, rows: number, done: boolean): void;
-  /** A free-text step ("creating slot", …). */
-  step(message: string): void;
-  /** The copies about to run, with each table's size on the primary (for rates and ETAs). */
-  plan?(
-    copies: ReadonlyArray<{ replica: string; table: string; bytes: number; rows: number }>,
-  ): void;
-}
+export type { AttachProgress, StepFields } from './attach-progress.js';
 
 /** What an attach did. */
 export interface AttachResult {
@@ -196,9 +187,7 @@ async function resetResynced(run: AttachRun, tables: readonly CatalogTable[]): P
       name,
       new Set([...(options.resync ?? []), ...(options.stale ?? [])]),
     );
-    progress.step(
-      `resync ${name}: emptying its tables; it restarts from version ${anchor.version}`,
-    );
+    progress.step('resync: emptying the replica', { replica: name, version: anchor.version });
     await run.guards.find((g) => g.replica === name)?.reset(config.slot, tables, anchor);
     // The sidecar's last-known position must not stay the old one.
     await onPrimary(cluster, config.primary, (primary) =>
@@ -233,10 +222,10 @@ async function ensureSlot(
   if (slot && startLsn) return { created: null, startLsn };
   // A slot from an attach that died before recording it: nothing can depend on it yet.
   if (slot) await primary.slots.drop(config.slot);
-  progress.step(`creating replication slot "${config.slot}"`);
+  progress.step('creating the replication slot', { slot: config.slot });
   const created = await cluster.createSlot(config.primary, config.slot, {
     exportSnapshot: true,
-    onBlocked: (blockers) => progress.step(describeSlotBlockers(blockers)),
+    onBlocked: (blockers) => progress.step(...slotBlockersStep(blockers)),
   });
   try {
     const start = created.consistentPoint;
@@ -244,7 +233,7 @@ async function ensureSlot(
     // Holds of an earlier slot's stream mean nothing in this one (and would pin it).
     await primary.joinHolds.drop(stream);
     if (run.startOver) {
-      progress.step(`emptying every replica's tables; the stream starts again at version 0`);
+      progress.step('starting over: emptying every replica', { version: 0 });
       const position = { version: 0, lsn: start };
       for (const guard of run.guards) await guard.reset(stream, tables, position);
       await recordResetPositions(primary, stream, options.resync ?? [], position);
@@ -373,13 +362,17 @@ async function refuseIfConsumed(
     });
 }
 
-/** The message naming what a slot's creation waits for, and how to end it. */
-function describeSlotBlockers(found: readonly SlotBlocker[]): string {
-  const list = found
-    .map(
-      (b) =>
-        `pid ${b.pid} (${b.state} for ${b.ageSeconds} s${b.application ? `, ${b.application}` : ''}${b.user ? `, user ${b.user}` : ''})`,
-    )
-    .join('; ');
-  return `creating the slot waits for ${found.length} transaction(s) already running on the primary: ${list} — they must end (COMMIT or ROLLBACK there, or SELECT pg_terminate_backend(pid))`;
+/** What a slot's creation waits for (it must end first), and how to end it. */
+function slotBlockersStep(found: readonly SlotBlocker[]): Parameters<AttachProgress['step']> {
+  return [
+    'creating the slot waits for running transactions',
+    {
+      node: 'primary',
+      transactions: found.map(
+        (b) =>
+          `pid ${b.pid} (${b.state} for ${b.ageSeconds} s${b.application ? `, ${b.application}` : ''}${b.user ? `, user ${b.user}` : ''})`,
+      ),
+      fix: 'end them: COMMIT or ROLLBACK there, or SELECT pg_terminate_backend(pid)',
+    },
+  ];
 }

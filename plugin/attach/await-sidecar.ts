@@ -3,6 +3,7 @@ import type { LockstepCluster, PrimarySession } from '../ports/lockstep-cluster.
 import { LockstepError } from '../ports/lockstep-error.js';
 import type { StreamLockPort } from '../ports/stream-lock.js';
 import { onReplica } from './attach-cluster.js';
+import type { StepReporter } from './attach-progress.js';
 
 /** How long attach waits for a running sidecar to take a new replica into its configuration. */
 const SIDECAR_WAIT_MS = 60_000;
@@ -23,7 +24,7 @@ export async function awaitCoordinator(
   config: LockstepConfig,
   names: readonly string[],
   lock: StreamLockPort,
-  step: (message: string) => void,
+  step: StepReporter,
 ): Promise<boolean> {
   if (await lock.tryAcquire()) return true;
   const databases = await joiningDatabases(cluster, config, names);
@@ -33,9 +34,11 @@ export async function awaitCoordinator(
       since: 'now',
       owner: null,
     };
-    step(
-      `a lockstep run is active (${owner ?? 'unknown'}): waiting until it has ${names.join(', ')} in its configuration (it reloads on SIGHUP and within seconds of the file changing)`,
-    );
+    // It reloads on SIGHUP and within seconds of its file changing.
+    step('waiting for the running sidecar to take the replicas', {
+      sidecar: owner ?? 'unknown',
+      replicas: names,
+    });
     for (const deadline = Date.now() + SIDECAR_WAIT_MS; ; ) {
       if (await sidecarKnows(primary, config.slot, databases, since, owner)) return false;
       if (await lock.tryAcquire()) return true;

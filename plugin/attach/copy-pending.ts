@@ -4,8 +4,8 @@ import type { LockstepCluster } from '../ports/lockstep-cluster.js';
 import type { CreatedSlot } from '../ports/replication-slots.js';
 import type { ResyncGuardPort } from '../ports/resync-guard.js';
 import type { Lsn } from '../protocol/index.js';
-import type { AttachProgress } from './attach.js';
 import { onPrimary, onReplica } from './attach-cluster.js';
+import type { AttachProgress } from './attach-progress.js';
 import { type ResyncHolder, requireHolder } from './resync.js';
 
 /** Tells the progress view each copy's table size on the primary (for bytes, rates and ETAs). */
@@ -61,7 +61,7 @@ export async function copyPending(
   let tempSlot: string | null = null;
   if (!snapshotSource) {
     tempSlot = `${config.slot}_sync_${process.pid}`;
-    progress.step('resuming: taking a fresh snapshot for the tables not copied yet');
+    progress.step('resuming: a fresh snapshot for the tables not copied yet');
     snapshotSource = await cluster.createSlot(config.primary, tempSlot, {
       exportSnapshot: true,
       temporary: true,

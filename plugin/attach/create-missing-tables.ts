@@ -1,7 +1,7 @@
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { LockstepCluster } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
-import type { AttachProgress } from './attach.js';
+import type { AttachProgress } from './attach-progress.js';
 import type { DoctorReport } from './doctor.js';
 import { MISSING_TABLE_PROBLEM } from './table-compatibility.js';
 
@@ -35,7 +35,10 @@ export async function createMissingTables(
             cause: error,
           });
         }
-        progress.step(`created ${table.schema}.${table.name} on ${replica.name}`);
+        progress.step('created a missing table', {
+          replica: replica.name,
+          table: `${table.schema}.${table.name}`,
+        });
       }
     } finally {
       await session.close();

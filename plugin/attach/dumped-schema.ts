@@ -1,6 +1,7 @@
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { LockstepCluster } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
+import type { StepReporter } from './attach-progress.js';
 
 /**
  * A replica whose tables were made with `pg_dump --schema-only` of the primary
@@ -16,7 +17,7 @@ import { LockstepError } from '../ports/lockstep-error.js';
 export async function removeDumpedControlSchemas(
   cluster: LockstepCluster,
   config: LockstepConfig,
-  step: (message: string) => void,
+  step: StepReporter,
 ): Promise<LockstepError[]> {
   const problems: LockstepError[] = [];
   for (const replica of config.replicas) {
@@ -51,12 +52,11 @@ export async function removeDumpedControlSchemas(
         );
         continue;
       }
-      const triggers = foreign.eventTriggers.length
-        ? ` and event trigger(s) ${foreign.eventTriggers.join(', ')}`
-        : '';
-      step(
-        `${replica.name}: removed the empty "lockstep" schema${triggers} a schema-only dump of the primary brought along; lockstep creates its own`,
-      );
+      // A schema-only dump of the primary brought it along, empty: lockstep creates its own.
+      step('removed a dumped lockstep schema', {
+        replica: replica.name,
+        eventTriggers: foreign.eventTriggers,
+      });
     } finally {
       await session.close();
     }

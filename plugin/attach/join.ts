@@ -4,6 +4,7 @@ import type { LockstepCluster } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 import type { ResyncGuardPort } from '../ports/resync-guard.js';
 import { onPrimary, onReplica } from './attach-cluster.js';
+import type { StepReporter } from './attach-progress.js';
 import { awaitCoordinator } from './await-sidecar.js';
 import { findResyncAnchor, type ResyncAnchor } from './resync.js';
 import { verifyJoined } from './verify-joined.js';
@@ -89,7 +90,7 @@ export async function startJoin(
   cluster: LockstepCluster,
   config: LockstepConfig,
   names: readonly string[],
-  step: (message: string) => void,
+  step: StepReporter,
   /** The caller holds the coordinator lock already (a manual resync in the same attach). */
   lockHeld = false,
 ): Promise<Join> {
@@ -100,7 +101,7 @@ export async function startJoin(
     // A hold that cannot be dropped now stays visible (status, doctor): the next attach drops it.
     await holds
       ?.release(names)
-      .catch((error: Error) => step(`cannot drop the join hold now: ${error.message}`));
+      .catch((error: Error) => step('cannot drop the join hold now', { err: error.message }));
     for (const guard of guards) await guard.release();
     await lock.release();
   };
@@ -121,9 +122,11 @@ export async function startJoin(
     await holds.hold(names, anchor);
     // Held durably from here on: a sidecar started during the copy need not stand by.
     await lock.release();
-    step(
-      `joining ${names.join(', ')}: copied from a fresh snapshot, starting from version ${anchor.version} (the lowest position of the other replicas); the slot is held there until then`,
-    );
+    // The anchor is the lowest position of the other replicas; the slot is held there until then.
+    step('joining: a fresh copy, then the stream from the anchor', {
+      replicas: names,
+      version: anchor.version,
+    });
     return {
       replicas: names,
       anchor,

@@ -3,6 +3,7 @@ import type { CatalogTable } from '../ports/catalog-table.js';
 import type { LockstepCluster, PrimarySession } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 import { CONTROL_EVENTS_TABLE, type Lsn, wholeSchemas } from '../protocol/index.js';
+import type { StepReporter } from './attach-progress.js';
 
 /** The stream as attach finds it: attached (its set is fixed) or to be set up from the configuration. */
 export interface StreamTables {
@@ -66,12 +67,12 @@ export async function setUpPublication(
   primary: PrimarySession,
   config: LockstepConfig,
   tables: readonly CatalogTable[],
-  step: (message: string) => void,
+  step: StepReporter,
 ): Promise<void> {
   const schemas = config.twoPhase.captureDdl ? wholeSchemas(config.tables) : [];
   await primary.setup.ensurePublication(config.publication, tables, schemas);
   if (config.twoPhase.captureDdl) {
-    step('installing the DDL capture (event trigger lockstep_capture_ddl)');
+    step('installing the DDL capture', { eventTrigger: 'lockstep_capture_ddl' });
     await primary.setup.installDdlCapture();
   } else {
     await primary.setup.removeDdlCapture();

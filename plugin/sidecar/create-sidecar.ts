@@ -24,7 +24,7 @@ import type { SidecarObserver } from './sidecar-histograms.js';
 /** Attach progress as log lines (the sidecar's own resyncs). */
 function quietProgress(log: Logger): AttachProgress {
   return {
-    step: (message) => log.info(message),
+    step: (message, fields) => log.info({ ...fields }, message),
     table: (replica, table, rows, done) => {
       if (done) log.info({ replica, table, rows }, `copied ${table} to ${replica}`);
     },
