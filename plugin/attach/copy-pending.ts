@@ -61,7 +61,7 @@ export async function copyPending(
   let tempSlot: string | null = null;
   if (!snapshotSource) {
     tempSlot = `${config.slot}_sync_${process.pid}`;
-    progress.step('resuming: a fresh snapshot for the tables not copied yet');
+    progress.step('resuming: taking a fresh snapshot for the tables not copied yet');
     snapshotSource = await cluster.createSlot(config.primary, tempSlot, {
       exportSnapshot: true,
       temporary: true,

@@ -146,7 +146,7 @@ describe('replicas come and go while the sidecar runs, under a TPC-B workload', 
       const attach = new LockstepProcess(['attach', '--config', ahead.file]);
       const code = await whileApplying([r1, r2, r3], async () => {
         await eventually(
-          async () => /waiting until it has replica4 in its configuration/.test(attach.output),
+          async () => /waiting for the running sidecar .*replicas=replica4/.test(attach.output),
           'attach to wait for the sidecar',
         );
         expect(logged('replica-added', r4.name)).toBe(false);

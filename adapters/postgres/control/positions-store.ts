@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { AppliedPosition, PositionsStore } from '../../../plugin/ports/positions-store.js';
+import type { StreamPosition } from '../../../plugin/ports/resync-guard.js';
 import type { Lsn } from '../../../plugin/protocol/index.js';
 import { controlTableExists } from './control-table-exists.js';
 import type { ControlDb } from './lockstep-schema.js';
@@ -28,13 +29,33 @@ export class PgPositionsStore implements PositionsStore {
     return row ? { version: Number(row.version), lsn: row.lsn, commitTime: row.commit_time } : null;
   }
 
-  async placeAtStart(stream: string, lsn: Lsn): Promise<number> {
+  placeAtStart(stream: string, lsn: Lsn): Promise<number> {
+    return this.place(stream, { version: 0, lsn });
+  }
+
+  /** `position` unless the replica has one; how many rows were written (0 or 1). */
+  async place(stream: string, position: StreamPosition): Promise<number> {
     const result = await this.db
       .insertInto('lockstep.applied')
-      .values({ stream, version: 0, lsn })
+      .values({ stream, version: position.version, lsn: position.lsn })
       .onConflict((oc) => oc.doNothing())
       .executeTakeFirst();
     return Number(result.numInsertedOrUpdatedRows ?? 0);
+  }
+
+  /** `position`, whatever the replica had (a reset). */
+  async reset(stream: string, position: StreamPosition): Promise<void> {
+    await this.db
+      .insertInto('lockstep.applied')
+      .values({ stream, version: position.version, lsn: position.lsn })
+      .onConflict((oc) =>
+        oc.column('stream').doUpdateSet((eb) => ({
+          version: eb.ref('excluded.version'),
+          lsn: eb.ref('excluded.lsn'),
+          applied_at: sql`now()`,
+        })),
+      )
+      .execute();
   }
 
   async forget(stream: string): Promise<void> {

@@ -1,17 +1,15 @@
 import type pg from 'pg';
 import { connectNode } from '../connection/node-connection.js';
-import { PAUSE_CHANNEL } from './streams-store.js';
+import { controlDbOn } from './control-schema.js';
+import type { ControlSession } from './lockstep-schema.js';
+import { PAUSE_CHANNEL, PgStreamsStore } from './streams-store.js';
 
 /** Whether a stream is paused: since when, or null; undefined when the stream is not attached. */
 export async function readPause(
-  client: pg.ClientBase | pg.Pool,
+  client: ControlSession,
   stream: string,
 ): Promise<Date | null | undefined> {
-  const { rows } = await client.query<{ paused_at: Date | null }>(
-    'SELECT paused_at FROM lockstep.streams WHERE stream = $1',
-    [stream],
-  );
-  return rows[0] === undefined ? undefined : rows[0].paused_at;
+  return new PgStreamsStore(controlDbOn(client)).pausedAt(stream);
 }
 
 /**

@@ -75,6 +75,16 @@ export class PgStreamsStore implements StreamsStore {
       .execute();
   }
 
+  /** Since when the stream is paused, or null; undefined when it is not attached. */
+  async pausedAt(stream: string): Promise<Date | null | undefined> {
+    const row = await this.db
+      .selectFrom('lockstep.streams')
+      .select('paused_at')
+      .where('stream', '=', stream)
+      .executeTakeFirst();
+    return row === undefined ? undefined : row.paused_at;
+  }
+
   async activity(stream: string) {
     // As text: the primary's own clock and precision, compared with what the sidecar writes.
     return this.db
