@@ -20,11 +20,17 @@ const open = (node: string, url: string, options: SessionOptions = {}) =>
     options.bounded ? CONTROL_QUERY_TIMEOUT_MS : undefined,
   );
 
+/** The cluster on Postgres, with the decision log a start-over finishes rounds by. */
+export interface PostgresCluster extends LockstepCluster {
+  /** The stream's decision log, unfenced (for a holder of the coordinator lock). */
+  decisionLog(url: string, stream: string): DecisionLog;
+}
+
 /**
  * Every Postgres implementation attach, detach, doctor, resync, pause and
  * status need, for the composition roots to hand to them.
  */
-export function postgresCluster() {
+export function postgresCluster(): PostgresCluster {
   return {
     primary: async (url: string, options?: SessionOptions) =>
       new PgPrimarySession(await open('primary', url, options), options?.bounded),
@@ -38,7 +44,6 @@ export function postgresCluster() {
     copyTable,
     syncSequences,
     migrateControlSchemas,
-    /** The stream's decision log, unfenced (for a holder of the coordinator lock). */
     decisionLog: (url: string, stream: string) => new DecisionLog(url, stream),
-  } satisfies LockstepCluster & Record<string, unknown>;
+  };
 }
