@@ -27,6 +27,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
 import { setReplicationPaused } from '../../plugin/attach/pause-replication.js';
 import type { LockstepConfig } from '../../plugin/config/config-schema.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
@@ -153,10 +154,10 @@ function lockstepSystem(): System {
       start();
     },
     async pause() {
-      await setReplicationPaused(loaded as LockstepConfig, true, noUpgrade);
+      await setReplicationPaused(postgresCluster(), loaded as LockstepConfig, true, noUpgrade);
     },
     async resume() {
-      await setReplicationPaused(loaded as LockstepConfig, false, noUpgrade);
+      await setReplicationPaused(postgresCluster(), loaded as LockstepConfig, false, noUpgrade);
     },
     restart: {
       stop: stopSidecar,

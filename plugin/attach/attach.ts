@@ -1,25 +1,17 @@
-import type pg from 'pg';
-import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
-import { migrateControlSchemas } from '../../adapters/postgres/control/control-schema.js';
-import { dropJoinHolds } from '../../adapters/postgres/control/join-holds.js';
-import type { ResyncGuard } from '../../adapters/postgres/control/resync-guard.js';
-import { syncSequences } from '../../adapters/postgres/setup/sequence-sync.js';
-import {
-  type CreatedSlot,
-  createReplicationSlot,
-  dropReplicationSlot,
-  readSlot,
-  readSlotHealth,
-} from '../../adapters/postgres/source/replication-slot.js';
-import { describeSlotBlockers } from '../../adapters/postgres/source/slot-blockers.js';
 import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig } from '../config/config-schema.js';
+import type { CatalogTable } from '../ports/catalog-table.js';
+import type { PrimarySession } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
+import type { CreatedSlot, SlotBlocker } from '../ports/replication-slots.js';
+import type { ResyncGuardPort } from '../ports/resync-guard.js';
 import { slotLoss } from '../ports/slot-health.js';
 import { type Lsn, lsnToBigInt } from '../protocol/index.js';
+import { type AttachCluster, onPrimary } from './attach-cluster.js';
+import type { AttachProgress } from './attach-progress.js';
 import { copyPending, placeAtStart } from './copy-pending.js';
 import { createMissingTables, isMissingTable } from './create-missing-tables.js';
-import { runDoctor } from './doctor.js';
+import { type DoctorReport, runDoctor } from './doctor.js';
 import { removeDumpedControlSchemas } from './dumped-schema.js';
 import {
   dropPlacedHolds,
@@ -40,17 +32,7 @@ import {
 } from './resync.js';
 import { checkStartOver, dropOldSlot } from './start-over.js';
 
-/** Progress callbacks of an attach (a TTY view or plain log lines). */
-export interface AttachProgress {
-  /** A table copy moved on (`done` once it committed). */
-  table(replica: string, table: string, rows: number, done: boolean): void;
-  /** A free-text step ("creating slot", …). */
-  step(message: string): void;
-  /** The copies about to run, with each table's size on the primary (for rates and ETAs). */
-  plan?(
-    copies: ReadonlyArray<{ replica: string; table: string; bytes: number; rows: number }>,
-  ): void;
-}
+export type { AttachProgress, StepFields } from './attach-progress.js';
 
 /** What an attach did. */
 export interface AttachResult {
@@ -82,8 +64,9 @@ export interface AttachOptions {
 }
 
 /** A manual resync while a sidecar streams could race the slot past the resync's starting point. */
-const refuseResyncWhileStreaming = (config: LockstepConfig) =>
+const refuseResyncWhileStreaming = (cluster: AttachCluster, config: LockstepConfig) =>
   refuseWhileStreaming(
+    cluster,
     config,
     'stop lockstep run before a manual resync, or set resync: "auto" and let the sidecar do it',
   );
@@ -98,6 +81,17 @@ export class AttachRefused extends Error {
 
 const COPY_CONCURRENCY = 4;
 
+/** What the phases of one attach share. */
+interface AttachRun {
+  readonly cluster: AttachCluster;
+  readonly config: LockstepConfig;
+  readonly progress: AttachProgress;
+  readonly options: AttachOptions;
+  readonly guards: readonly ResyncGuardPort[];
+  /** Every replica anew from a new slot (`--resync all`). */
+  readonly startOver: boolean;
+}
+
 /**
  * Attaches lockstep to the configured nodes: doctor, control schema,
  * publication, slot with an exported snapshot, a copy of every table to every
@@ -106,6 +100,7 @@ const COPY_CONCURRENCY = 4;
  * not copied again) and a completed one is a no-op.
  */
 export async function attach(
+  cluster: AttachCluster,
   config: LockstepConfig,
   progress: AttachProgress,
   options: AttachOptions = {},
@@ -113,144 +108,208 @@ export async function attach(
   const all = options.resync?.includes('all') === true;
   const resync = all ? config.replicas.map((r) => r.name) : options.resync;
   // A resync holds each resynced replica's resync lock from before its reset to the end.
-  return withResyncGuards(config, resync ?? [], !options.sidecarRunsResync, (guards) =>
-    attachGuarded(config, progress, { ...options, resync }, guards, all),
+  return withResyncGuards(cluster, config, resync ?? [], !options.sidecarRunsResync, (guards) =>
+    attachGuarded({
+      cluster,
+      config,
+      progress,
+      options: { ...options, resync },
+      guards,
+      startOver: all,
+    }),
   );
 }
 
-async function attachGuarded(
-  config: LockstepConfig,
-  progress: AttachProgress,
-  options: AttachOptions,
-  guards: readonly ResyncGuard[],
-  /** Every replica anew from a new slot (`--resync all`). */
-  startOver = false,
-): Promise<AttachResult> {
+async function attachGuarded(run: AttachRun): Promise<AttachResult> {
   const started = Date.now();
-  const stream = config.slot;
-  progress.step('checking nodes (doctor)');
-  const copying = new Set(startOver ? config.replicas.map((r) => r.name) : (options.resync ?? []));
-  let report = await runDoctor(config, copying);
-  if (options.createSchema && report.problems.some(isMissingTable)) {
-    await createMissingTables(config, report, progress);
-    report = await runDoctor(config, copying);
-  }
-  if (report.problems.length > 0) throw new AttachRefused(report.problems);
-  const dumped = await removeDumpedControlSchemas(config, progress.step);
-  if (dumped.length > 0) throw new AttachRefused(dumped);
-  progress.step('creating the control schema');
-  await migrateControlSchemas(configNodes(config));
+  const { cluster, config, options } = run;
+  const report = await checkNodes(run);
+  run.progress.step('creating the control schema');
+  await cluster.migrateControlSchemas(configNodes(config));
   // Attached: the stream's replicated set is fixed (a different one is refused here).
-  const { attached, tables } = await streamTables(config, report.tables, startOver);
-
+  const { attached, tables } = await streamTables(cluster, config, report.tables, run.startOver);
   // The sidecar's epoch when its resync began: only under it may the stale mark end.
   const epoch = options.holder?.epoch();
-  if (startOver) {
-    await refuseResyncWhileStreaming(config);
-    progress.step('starting over: finishing prepared rounds, then a new slot');
-    await checkStartOver(config);
-    // Stale before the old slot goes: an interrupted start-over leaves nothing that looks healthy.
-    for (const name of options.resync ?? []) await markStaleBeforeResync(config, name);
-    await dropOldSlot(config);
+  await resetResynced(run, tables);
+  const primary = await cluster.primary(config.primary);
+  let created: CreatedSlot | null = null;
+  try {
+    if (!attached) await setUpPublication(primary, config, tables, run.progress.step);
+    const slot = await ensureSlot(run, primary, tables);
+    created = slot.created;
+    const { alreadyAttached, copied } = await copyAndPlace(run, primary, tables, slot, epoch);
+    const seconds = (Date.now() - started) / 1000;
+    return { alreadyAttached, startLsn: slot.startLsn, copied, seconds };
+  } finally {
+    await created?.release();
+    await primary.close();
   }
-  for (const name of startOver ? [] : (options.resync ?? [])) {
+}
+
+/** Doctor (creating missing tables first with --create-schema), and no dumped control schema left. */
+async function checkNodes(run: AttachRun): Promise<DoctorReport> {
+  const { cluster, config, options, progress } = run;
+  progress.step('checking nodes (doctor)');
+  const copying = new Set(
+    run.startOver ? config.replicas.map((r) => r.name) : (options.resync ?? []),
+  );
+  let report = await runDoctor(cluster, config, copying);
+  if (options.createSchema && report.problems.some(isMissingTable)) {
+    await createMissingTables(cluster, config, report, progress);
+    report = await runDoctor(cluster, config, copying);
+  }
+  if (report.problems.length > 0) throw new AttachRefused(report.problems);
+  const dumped = await removeDumpedControlSchemas(cluster, config, progress.step);
+  if (dumped.length > 0) throw new AttachRefused(dumped);
+  return report;
+}
+
+/** A start-over's old slot goes; each resynced replica is emptied and placed at its anchor. */
+async function resetResynced(run: AttachRun, tables: readonly CatalogTable[]): Promise<void> {
+  const { cluster, config, options, progress } = run;
+  if (run.startOver) {
+    await refuseResyncWhileStreaming(cluster, config);
+    progress.step('starting over: finishing prepared rounds, then a new slot');
+    await checkStartOver(cluster, config);
+    // Stale before the old slot goes: an interrupted start-over leaves nothing that looks healthy.
+    for (const name of options.resync ?? []) await markStaleBeforeResync(cluster, config, name);
+    await dropOldSlot(cluster, config);
+  }
+  for (const name of run.startOver ? [] : (options.resync ?? [])) {
     if (!options.sidecarRunsResync) {
-      await refuseResyncWhileStreaming(config);
-      await markStaleBeforeResync(config, name);
+      await refuseResyncWhileStreaming(cluster, config);
+      await markStaleBeforeResync(cluster, config, name);
     }
     await requireHolder(options.holder);
     const anchor = await findResyncAnchor(
+      cluster,
       config,
       name,
       new Set([...(options.resync ?? []), ...(options.stale ?? [])]),
     );
-    progress.step(
-      `resync ${name}: emptying its tables; it restarts from version ${anchor.version}`,
+    progress.step('resync: emptying the replica', { replica: name, version: anchor.version });
+    await run.guards.find((g) => g.replica === name)?.reset(config.slot, tables, anchor);
+    // The sidecar's last-known position must not stay the old one.
+    await onPrimary(cluster, config.primary, (primary) =>
+      recordResetPositions(primary, config.slot, [name], anchor),
     );
-    await guards.find((g) => g.replica === name)?.reset(stream, tables, anchor);
-    await recordResets(config, [name], anchor);
   }
+}
 
-  const primary = await connectNode('primary', config.primary);
-  let created: CreatedSlot | null = null;
+/**
+ * The stream's slot: the recorded one when it is still usable, else a new one
+ * (with an exported snapshot) recorded as the stream's start.
+ */
+async function ensureSlot(
+  run: AttachRun,
+  primary: PrimarySession,
+  tables: readonly CatalogTable[],
+): Promise<{ created: CreatedSlot | null; startLsn: Lsn }> {
+  const { cluster, config, options, progress } = run;
+  const stream = config.slot;
+  const startLsn = await primary.streams.startLsn(stream);
+  const slot = await primary.slots.read(config.slot);
+  // Attached once, its slot gone or invalidated: only a start-over brings the replicas back.
+  const health = startLsn && !run.startOver ? await primary.slots.health(stream) : null;
+  const loss = health ? slotLoss(health) : null;
+  if (loss)
+    throw new LockstepError({
+      node: 'primary',
+      setting: 'replication slot',
+      problem: loss.reason,
+      fix: loss.fix,
+    });
+  if (slot && startLsn) return { created: null, startLsn };
+  // A slot from an attach that died before recording it: nothing can depend on it yet.
+  if (slot) await primary.slots.drop(config.slot);
+  progress.step('creating the replication slot', { slot: config.slot });
+  const created = await cluster.createSlot(config.primary, config.slot, {
+    exportSnapshot: true,
+    onBlocked: (blockers) => progress.step(...slotBlockersStep(blockers)),
+  });
   try {
-    if (!attached) await setUpPublication(primary, config, tables, progress.step);
-    let startLsn = await recordedStart(primary, stream);
-    const slot = await readSlot(primary, config.slot);
-    // Attached once, its slot gone or invalidated: only a start-over brings the replicas back.
-    const health = startLsn && !startOver ? await readSlotHealth(primary, stream) : null;
-    const loss = health ? slotLoss(health) : null;
-    if (loss)
-      throw new LockstepError({
-        node: 'primary',
-        setting: 'replication slot',
-        problem: loss.reason,
-        fix: loss.fix,
-      });
-    if (!slot || !startLsn) {
-      if (slot) {
-        // A slot from an attach that died before recording it: nothing can depend on it yet.
-        await dropReplicationSlot(primary, config.slot);
-      }
-      progress.step(`creating replication slot "${config.slot}"`);
-      created = await createReplicationSlot(config.primary, config.slot, {
-        exportSnapshot: true,
-        onBlocked: (blockers) => progress.step(describeSlotBlockers(blockers)),
-      });
-      startLsn = created.consistentPoint;
-      await recordStream(primary, config, startLsn);
-      // Holds of an earlier slot's stream mean nothing in this one (and would pin it).
-      await dropJoinHolds(primary, stream);
-      if (startOver) {
-        progress.step(`emptying every replica's tables; the stream starts again at version 0`);
-        const start = { version: 0, lsn: startLsn };
-        for (const guard of guards) await guard.reset(stream, tables, start);
-        await recordResetPositions(primary, stream, options.resync ?? [], start);
-      }
+    const start = created.consistentPoint;
+    await recordStream(primary, config, start);
+    // Holds of an earlier slot's stream mean nothing in this one (and would pin it).
+    await primary.joinHolds.drop(stream);
+    if (run.startOver) {
+      progress.step('starting over: emptying every replica', { version: 0 });
+      const position = { version: 0, lsn: start };
+      for (const guard of run.guards) await guard.reset(stream, tables, position);
+      await recordResetPositions(primary, stream, options.resync ?? [], position);
     }
+    return { created, startLsn: start };
+  } catch (error) {
+    await created.release();
+    throw error;
+  }
+}
 
-    const { join, skip } = await planJoin(config, options, progress, created, startLsn);
-    try {
-      const replicas = config.replicas.filter((r) => !skip.has(r.name));
-      const copied = await copyPending(config, replicas, tables, progress, {
-        created,
-        holder: options.holder,
-        guards: [...guards, ...(join?.guards ?? [])],
-        concurrency: options.copyConcurrency ?? COPY_CONCURRENCY,
-      });
-      await join?.place();
-      const joined = new Set(join?.replicas);
-      let newlyPositioned = joined.size;
-      for (const replica of replicas)
-        if (!joined.has(replica.name))
-          newlyPositioned += await placeAtStart(replica, stream, startLsn);
-      progress.step('copying sequence values');
-      const sequences = await syncSequences(config.primary, config.publication, replicas);
-      const unreached = Object.entries(sequences.failed);
-      if (unreached.length > 0) {
-        throw new LockstepError({
-          node: unreached[0]?.[0] as string,
-          problem: `cannot copy sequence values: ${unreached[0]?.[1]}`,
-          fix: 'check the replica and run lockstep attach again (it resumes)',
-        });
-      }
-      if (options.resync?.length) {
-        // Copied anew: the durable stale mark ends here, not before (a failed copy leaves it stale).
-        await clearStaleMarks(primary, stream, options.resync, guards, options.holder, epoch);
-      }
-      await join?.verify();
-      return {
-        alreadyAttached: copied.length === 0 && newlyPositioned === 0 && !created,
-        startLsn,
-        copied,
-        seconds: (Date.now() - started) / 1000,
-      };
-    } finally {
-      await join?.release();
+/**
+ * The copies (joining replicas placed at their anchor, the others at the
+ * stream's start), the sequence values, and the end of resynced replicas'
+ * stale marks.
+ */
+async function copyAndPlace(
+  run: AttachRun,
+  primary: PrimarySession,
+  tables: readonly CatalogTable[],
+  { created, startLsn }: { created: CreatedSlot | null; startLsn: Lsn },
+  epoch: number | null | undefined,
+): Promise<Omit<AttachResult, 'startLsn' | 'seconds'>> {
+  const { cluster, config, options, progress } = run;
+  const { join, skip } = await planJoin(run, created, startLsn);
+  try {
+    const replicas = config.replicas.filter((r) => !skip.has(r.name));
+    const copied = await copyPending(cluster, config, replicas, tables, progress, {
+      created,
+      holder: options.holder,
+      guards: [...run.guards, ...(join?.guards ?? [])],
+      concurrency: options.copyConcurrency ?? COPY_CONCURRENCY,
+    });
+    await join?.place();
+    const joined = new Set(join?.replicas);
+    let newlyPositioned = joined.size;
+    for (const replica of replicas)
+      if (!joined.has(replica.name))
+        newlyPositioned += await placeAtStart(cluster, replica, config.slot, startLsn);
+    await copySequences(run, replicas);
+    if (options.resync?.length) {
+      // Copied anew: the durable stale mark ends here, not before (a failed copy leaves it stale).
+      await clearStaleMarks(
+        primary,
+        config.slot,
+        options.resync,
+        run.guards,
+        options.holder,
+        epoch,
+      );
     }
+    await join?.verify();
+    return {
+      alreadyAttached: copied.length === 0 && newlyPositioned === 0 && !created,
+      copied,
+    };
   } finally {
-    await created?.release();
-    await primary.end();
+    await join?.release();
+  }
+}
+
+/** Sequence values of the replicated tables, primary to replicas; an unreachable replica fails attach. */
+async function copySequences(
+  run: AttachRun,
+  replicas: ReadonlyArray<{ name: string; url: string }>,
+): Promise<void> {
+  run.progress.step('copying sequence values');
+  const { config } = run;
+  const sequences = await run.cluster.syncSequences(config.primary, config.publication, replicas);
+  const unreached = Object.entries(sequences.failed);
+  if (unreached.length > 0) {
+    throw new LockstepError({
+      node: unreached[0]?.[0] as string,
+      problem: `cannot copy sequence values: ${unreached[0]?.[1]}`,
+      fix: 'check the replica and run lockstep attach again (it resumes)',
+    });
   }
 }
 
@@ -262,62 +321,58 @@ async function attachGuarded(
  * sidecar's own resync leaves replicas without a position to attach (`skip`).
  */
 async function planJoin(
-  config: LockstepConfig,
-  options: AttachOptions,
-  progress: AttachProgress,
+  run: AttachRun,
   created: CreatedSlot | null,
   startLsn: Lsn,
 ): Promise<{ join: Join | null; skip: ReadonlySet<string> }> {
+  const { cluster, config, options, progress } = run;
   const none = { join: null, skip: new Set<string>() };
   if (created) return none;
-  const unplaced = await unplacedReplicas(config);
+  const unplaced = await unplacedReplicas(cluster, config);
   // A killed attach may have placed its replica but left its hold: placed, it needs none.
-  await dropPlacedHolds(config, unplaced);
+  await dropPlacedHolds(cluster, config, unplaced);
   if (unplaced.size === 0) return none;
   if (options.sidecarRunsResync) return { join: null, skip: unplaced };
   if (unplaced.size === config.replicas.length) {
-    await refuseIfConsumed(config, startLsn);
+    await refuseIfConsumed(cluster, config, startLsn);
     return none;
   }
   // A manual resync already holds the coordinator lock (no sidecar runs).
   const lockHeld = (options.resync?.length ?? 0) > 0;
-  return { join: await startJoin(config, [...unplaced], progress.step, lockHeld), skip: new Set() };
+  const join = await startJoin(cluster, config, [...unplaced], progress.step, lockHeld);
+  return { join, skip: new Set() };
 }
 
 /** No replica has a position, but the slot moved on: version 0 is gone, so none can start there. */
-async function refuseIfConsumed(config: LockstepConfig, startLsn: Lsn): Promise<void> {
-  const primary = await connectNode('primary', config.primary);
-  try {
-    const confirmed = (await readSlot(primary, config.slot))?.confirmedFlushLsn;
-    if (confirmed && lsnToBigInt(confirmed) > lsnToBigInt(startLsn) + 1n)
-      throw new LockstepError({
-        node: 'primary',
-        problem: `no replica has a position in stream "${config.slot}", and its slot moved past the stream's start: no replica can start from a position the slot still has`,
-        fix: 'lockstep attach --resync all (a new slot; every replica copied from its snapshot)',
-      });
-  } finally {
-    await primary.end();
-  }
-}
-
-async function recordedStart(primary: pg.ClientBase, stream: string): Promise<Lsn | null> {
-  const { rows } = await primary.query<{ lsn: Lsn }>(
-    'SELECT start_lsn::text AS lsn FROM lockstep.streams WHERE stream = $1',
-    [stream],
-  );
-  return rows[0]?.lsn ?? null;
-}
-
-/** Records reset replicas' new position on the primary (see recordResetPositions). */
-async function recordResets(
+async function refuseIfConsumed(
+  cluster: AttachCluster,
   config: LockstepConfig,
-  names: readonly string[],
-  anchor: { version: number; lsn: Lsn },
+  startLsn: Lsn,
 ): Promise<void> {
-  const primary = await connectNode('primary', config.primary);
-  try {
-    await recordResetPositions(primary, config.slot, names, anchor);
-  } finally {
-    await primary.end();
-  }
+  const confirmed = await onPrimary(
+    cluster,
+    config.primary,
+    async (primary) => (await primary.slots.read(config.slot))?.confirmedFlushLsn,
+  );
+  if (confirmed && lsnToBigInt(confirmed) > lsnToBigInt(startLsn) + 1n)
+    throw new LockstepError({
+      node: 'primary',
+      problem: `no replica has a position in stream "${config.slot}", and its slot moved past the stream's start: no replica can start from a position the slot still has`,
+      fix: 'lockstep attach --resync all (a new slot; every replica copied from its snapshot)',
+    });
+}
+
+/** What a slot's creation waits for (it must end first), and how to end it. */
+function slotBlockersStep(found: readonly SlotBlocker[]): Parameters<AttachProgress['step']> {
+  return [
+    'creating the slot waits for running transactions',
+    {
+      node: 'primary',
+      transactions: found.map(
+        (b) =>
+          `pid ${b.pid} (${b.state} for ${b.ageSeconds} s${b.application ? `, ${b.application}` : ''}${b.user ? `, user ${b.user}` : ''})`,
+      ),
+      fix: 'end them: COMMIT or ROLLBACK there, or SELECT pg_terminate_backend(pid)',
+    },
+  ];
 }

@@ -1,9 +1,9 @@
-import type pg from 'pg';
-import { readDatabaseId } from '../../adapters/postgres/connection/database-identity.js';
-import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
-import type { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
 import type { LockstepConfig } from '../config/config-schema.js';
+import type { LockstepCluster, PrimarySession } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
+import type { StreamLockPort } from '../ports/stream-lock.js';
+import { onReplica } from './attach-cluster.js';
+import type { StepReporter } from './attach-progress.js';
 
 /** How long attach waits for a running sidecar to take a new replica into its configuration. */
 const SIDECAR_WAIT_MS = 60_000;
@@ -20,24 +20,25 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * holds WAL for it again.
  */
 export async function awaitCoordinator(
+  cluster: LockstepCluster,
   config: LockstepConfig,
   names: readonly string[],
-  lock: StreamLock,
-  step: (message: string) => void,
+  lock: StreamLockPort,
+  step: StepReporter,
 ): Promise<boolean> {
   if (await lock.tryAcquire()) return true;
-  const databases = await joiningDatabases(config, names);
-  const primary = await connectNode('primary', config.primary);
+  const databases = await joiningDatabases(cluster, config, names);
+  const primary = await cluster.primary(config.primary);
   try {
-    // As text: the primary's own clock and precision, compared with what the sidecar writes.
-    const { rows } = await primary.query<{ since: string; owner: string | null }>(
-      'SELECT now()::text AS since, active_sidecar AS owner FROM lockstep.streams WHERE stream = $1',
-      [config.slot],
-    );
-    const { since, owner } = rows[0] ?? { since: 'now', owner: null };
-    step(
-      `a lockstep run is active (${owner ?? 'unknown'}): waiting until it has ${names.join(', ')} in its configuration (it reloads on SIGHUP and within seconds of the file changing)`,
-    );
+    const { since, owner } = (await primary.streams.activity(config.slot)) ?? {
+      since: 'now',
+      owner: null,
+    };
+    // It reloads on SIGHUP and within seconds of its file changing.
+    step('waiting for the running sidecar to take the replicas', {
+      sidecar: owner ?? 'unknown',
+      replicas: names,
+    });
     for (const deadline = Date.now() + SIDECAR_WAIT_MS; ; ) {
       if (await sidecarKnows(primary, config.slot, databases, since, owner)) return false;
       if (await lock.tryAcquire()) return true;
@@ -45,24 +46,22 @@ export async function awaitCoordinator(
       await sleep(500);
     }
   } finally {
-    await primary.end();
+    await primary.close();
   }
 }
 
 /** The identity of each joining replica's database: the one this attach copies into. */
 async function joiningDatabases(
+  cluster: LockstepCluster,
   config: LockstepConfig,
   names: readonly string[],
 ): Promise<Map<string, string>> {
   const databases = new Map<string, string>();
-  for (const replica of config.replicas.filter((r) => names.includes(r.name))) {
-    const client = await connectNode(replica.name, replica.url);
-    try {
-      databases.set(replica.name, await readDatabaseId(client));
-    } finally {
-      await client.end();
-    }
-  }
+  for (const replica of config.replicas.filter((r) => names.includes(r.name)))
+    databases.set(
+      replica.name,
+      await onReplica(cluster, replica, (session) => session.setup.databaseId()),
+    );
   return databases;
 }
 
@@ -72,25 +71,15 @@ async function joiningDatabases(
  * Throws when it reported one connected to another database.
  */
 async function sidecarKnows(
-  primary: pg.ClientBase,
+  primary: PrimarySession,
   stream: string,
   databases: ReadonlyMap<string, string>,
   since: string,
   owner: string | null,
 ): Promise<boolean> {
   const names = [...databases.keys()];
-  await primary.query(
-    `UPDATE lockstep.replica_status SET stale_since = NULL
-      WHERE stream = $1 AND replica = ANY($2::text[]) AND stale_since IS NOT NULL`,
-    [stream, names],
-  );
-  const { rows } = await primary.query<{ replica: string; database: string | null; ok: boolean }>(
-    `SELECT replica, database_id AS database,
-            stale_since IS NULL AND state NOT IN ('stale', 'resyncing') AS ok
-       FROM lockstep.replica_status
-      WHERE stream = $1 AND replica = ANY($2::text[]) AND updated_at >= $3::timestamptz`,
-    [stream, names, since],
-  );
+  await primary.replicaStatus.clearStale(stream, names);
+  const rows = await primary.replicaStatus.reportsSince(stream, names, since);
   const elsewhere = rows.find(
     (r) => r.database !== null && r.database !== databases.get(r.replica),
   );

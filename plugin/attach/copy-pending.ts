@@ -1,36 +1,24 @@
-import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
-import { controlDb } from '../../adapters/postgres/control/control-schema.js';
-import type { ResyncGuard } from '../../adapters/postgres/control/resync-guard.js';
-import type { CatalogTable } from '../../adapters/postgres/setup/table-catalog.js';
-import { copyTable } from '../../adapters/postgres/setup/table-copy.js';
-import { tableSizes } from '../../adapters/postgres/setup/table-sizes.js';
-import {
-  type CreatedSlot,
-  createReplicationSlot,
-  dropReplicationSlot,
-} from '../../adapters/postgres/source/replication-slot.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
+import type { CatalogTable } from '../ports/catalog-table.js';
+import type { LockstepCluster } from '../ports/lockstep-cluster.js';
+import type { CreatedSlot } from '../ports/replication-slots.js';
+import type { ResyncGuardPort } from '../ports/resync-guard.js';
 import type { Lsn } from '../protocol/index.js';
-import type { AttachProgress } from './attach.js';
+import { onPrimary, onReplica } from './attach-cluster.js';
+import type { AttachProgress } from './attach-progress.js';
 import { type ResyncHolder, requireHolder } from './resync.js';
 
 /** Tells the progress view each copy's table size on the primary (for bytes, rates and ETAs). */
 async function planCopies(
+  cluster: LockstepCluster,
   config: LockstepConfig,
   jobs: ReadonlyArray<{ replica: ReplicaConfig; table: CatalogTable }>,
   progress: AttachProgress,
 ): Promise<void> {
   if (!progress.plan) return;
-  const primary = await connectNode('primary', config.primary);
-  let sizes: Awaited<ReturnType<typeof tableSizes>>;
-  try {
-    sizes = await tableSizes(
-      primary,
-      jobs.map((j) => j.table),
-    );
-  } finally {
-    await primary.end();
-  }
+  const sizes = await onPrimary(cluster, config.primary, (primary) =>
+    primary.setup.tableSizes(jobs.map((j) => j.table)),
+  );
   progress.plan(
     jobs.map(({ replica, table }) => {
       const label = `${table.schema}.${table.name}`;
@@ -52,6 +40,7 @@ async function planCopies(
  * already holds.
  */
 export async function copyPending(
+  cluster: LockstepCluster,
   config: LockstepConfig,
   replicas: readonly ReplicaConfig[],
   tables: readonly CatalogTable[],
@@ -59,13 +48,13 @@ export async function copyPending(
   options: {
     created: CreatedSlot | null;
     holder?: ResyncHolder;
-    guards: readonly ResyncGuard[];
+    guards: readonly ResyncGuardPort[];
     /** Table copies at once. */
     concurrency: number;
   },
 ): Promise<Array<{ replica: string; table: string; rows: number }>> {
   const stream = config.slot;
-  const pending = await Promise.all(replicas.map((r) => pendingTables(r, stream, tables)));
+  const pending = await Promise.all(replicas.map((r) => pendingTables(cluster, r, stream, tables)));
   const copied: { replica: string; table: string; rows: number }[] = [];
   if (!pending.some((p) => p.length > 0)) return copied;
   let snapshotSource = options.created;
@@ -73,7 +62,7 @@ export async function copyPending(
   if (!snapshotSource) {
     tempSlot = `${config.slot}_sync_${process.pid}`;
     progress.step('resuming: taking a fresh snapshot for the tables not copied yet');
-    snapshotSource = await createReplicationSlot(config.primary, tempSlot, {
+    snapshotSource = await cluster.createSlot(config.primary, tempSlot, {
       exportSnapshot: true,
       temporary: true,
     });
@@ -83,12 +72,12 @@ export async function copyPending(
     const jobs = replicas.flatMap((replica, i) =>
       (pending[i] ?? []).map((table) => ({ replica, table })),
     );
-    await planCopies(config, jobs, progress);
+    await planCopies(cluster, config, jobs, progress);
     await runLimited(jobs, options.concurrency, async ({ replica, table }) => {
       const label = `${table.schema}.${table.name}`;
       // A deposed sidecar stops copying at once: its copy would be thrown away.
       await requireHolder(options.holder);
-      const rows = await copyTable({
+      const rows = await cluster.copyTable({
         guardPid: options.guards.find((g) => g.replica === replica.name)?.pid,
         stream,
         table,
@@ -103,54 +92,33 @@ export async function copyPending(
     });
   } finally {
     await source.release();
-    if (tempSlot) {
-      const primary = await connectNode('primary', config.primary);
-      try {
-        await dropReplicationSlot(primary, tempSlot);
-      } finally {
-        await primary.end();
-      }
-    }
+    const temporary = tempSlot;
+    if (temporary)
+      await onPrimary(cluster, config.primary, (primary) => primary.slots.drop(temporary));
   }
   return copied;
 }
 
 /** Version 0 at the stream's start, for a replica without a position (a first attach); 1 if placed now. */
 export async function placeAtStart(
+  cluster: LockstepCluster,
   replica: ReplicaConfig,
   stream: string,
   startLsn: Lsn,
 ): Promise<number> {
-  const db = await controlDb(replica.url);
-  try {
-    const result = await db
-      .insertInto('lockstep.applied')
-      .values({ stream, version: 0, lsn: startLsn })
-      .onConflict((oc) => oc.doNothing())
-      .executeTakeFirst();
-    return Number(result.numInsertedOrUpdatedRows ?? 0);
-  } finally {
-    await db.destroy();
-  }
+  return onReplica(cluster, replica, (session) => session.positions.placeAtStart(stream, startLsn));
 }
 
 /** The replicated tables this replica has not had copied yet. */
 async function pendingTables(
+  cluster: LockstepCluster,
   replica: ReplicaConfig,
   stream: string,
   tables: readonly CatalogTable[],
 ): Promise<CatalogTable[]> {
-  const client = await connectNode(replica.name, replica.url);
-  try {
-    const { rows } = await client.query<{ schema_name: string; table_name: string }>(
-      'SELECT schema_name, table_name FROM lockstep.synced_tables WHERE stream = $1',
-      [stream],
-    );
-    const done = new Set(rows.map((r) => `${r.schema_name}\u0000${r.table_name}`));
-    return tables.filter((t) => !done.has(`${t.schema}\u0000${t.name}`));
-  } finally {
-    await client.end();
-  }
+  const copied = await onReplica(cluster, replica, (session) => session.syncedTables.list(stream));
+  const done = new Set(copied.map((t) => `${t.schema}\u0000${t.name}`));
+  return tables.filter((t) => !done.has(`${t.schema}\u0000${t.name}`));
 }
 
 async function runLimited<T>(

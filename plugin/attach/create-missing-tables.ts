@@ -1,8 +1,7 @@
-import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
-import { createTableStatement } from '../../adapters/postgres/setup/table-catalog.js';
 import type { LockstepConfig } from '../config/config-schema.js';
+import type { LockstepCluster } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
-import type { AttachProgress } from './attach.js';
+import type { AttachProgress } from './attach-progress.js';
 import type { DoctorReport } from './doctor.js';
 import { MISSING_TABLE_PROBLEM } from './table-compatibility.js';
 
@@ -12,6 +11,7 @@ export const isMissingTable = (problem: LockstepError) =>
 
 /** --create-schema: creates on each replica the replicated tables it lacks, from the primary's catalog. */
 export async function createMissingTables(
+  cluster: LockstepCluster,
   config: LockstepConfig,
   report: DoctorReport,
   progress: AttachProgress,
@@ -21,11 +21,11 @@ export async function createMissingTables(
       .filter((p) => p.node === replica.name && isMissingTable(p))
       .map((p) => p.table);
     if (missing.length === 0) continue;
-    const client = await connectNode(replica.name, replica.url);
+    const session = await cluster.replica(replica.name, replica.url);
     try {
       for (const table of report.tables.filter((t) => missing.includes(`${t.schema}.${t.name}`))) {
         try {
-          await client.query(createTableStatement(table));
+          await session.setup.createTable(table);
         } catch (error) {
           throw new LockstepError({
             node: replica.name,
@@ -35,10 +35,13 @@ export async function createMissingTables(
             cause: error,
           });
         }
-        progress.step(`created ${table.schema}.${table.name} on ${replica.name}`);
+        progress.step('created a missing table', {
+          replica: replica.name,
+          table: `${table.schema}.${table.name}`,
+        });
       }
     } finally {
-      await client.end();
+      await session.close();
     }
   }
 }

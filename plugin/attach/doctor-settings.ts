@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import type { NodeSession } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 
 /** What the server settings of one node mean for lockstep: problems fail doctor, warnings do not. */
@@ -14,15 +14,6 @@ const MIB = 1024 ** 2;
 
 const PREPARED_FIX =
   'set max_prepared_transactions = 64 in postgresql.conf (ALTER SYSTEM SET max_prepared_transactions = 64) and restart';
-
-/** Reads the settings doctor looks at, as pg_settings has them (absent ones are missing). */
-async function readSettings(client: pg.ClientBase): Promise<Map<string, string>> {
-  const { rows } = await client.query<{ name: string; setting: string }>(
-    `SELECT name, setting FROM pg_settings
-      WHERE name IN ('max_prepared_transactions', 'idle_session_timeout', 'wal_sender_timeout', 'max_slot_wal_keep_size')`,
-  );
-  return new Map(rows.map((r) => [r.name, r.setting]));
-}
 
 /** `idle_session_timeout` (ms) ends lockstep's idle sessions: the coordinator lock, the apply connections. */
 function idleSessionWarning(node: string, role: string, ms: number): LockstepError | null {
@@ -91,12 +82,12 @@ function slotKeepWarning(megabytes: number, maxLagBytes: number): LockstepError 
  * also gets warnings on `wal_sender_timeout` and `max_slot_wal_keep_size`.
  */
 export async function checkNodeSettings(
-  client: pg.ClientBase,
+  session: NodeSession,
   node: string,
   options: { primary: boolean; maxLagBytes: number },
 ): Promise<SettingsFindings> {
-  const settings = await readSettings(client);
-  const { rows } = await client.query<{ role: string }>('SELECT current_user AS role');
+  const settings = await session.serverSettings();
+  const role = await session.currentRole();
   const number = (name: string) => Number(settings.get(name) ?? Number.NaN);
   const problems: LockstepError[] = [];
   const preparedWarnings: LockstepError[] = [];
@@ -116,7 +107,7 @@ export async function checkNodeSettings(
   }
   const warnings = [
     ...preparedWarnings,
-    idleSessionWarning(node, rows[0]?.role ?? 'lockstep', number('idle_session_timeout')),
+    idleSessionWarning(node, role ?? 'lockstep', number('idle_session_timeout')),
   ];
   if (options.primary) {
     warnings.push(walSenderWarning(number('wal_sender_timeout')));

@@ -1,17 +1,13 @@
-import type pg from 'pg';
-import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
-import { readJoinHolds } from '../../adapters/postgres/control/join-holds.js';
-import { checkPrimaryPrerequisites } from '../../adapters/postgres/setup/primary-prerequisites.js';
-import {
-  type CatalogTable,
-  readCatalog,
-  selectReplicated,
-} from '../../adapters/postgres/setup/table-catalog.js';
-import { readSlot } from '../../adapters/postgres/source/replication-slot.js';
-import { quoteQualified } from '../../adapters/postgres/sql-identifier.js';
 import type { LockstepConfig } from '../config/config-schema.js';
+import type { CatalogTable } from '../ports/catalog-table.js';
+import type {
+  LockstepCluster,
+  NodeSession,
+  PrimarySession,
+  ReplicaSession,
+} from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
-import { parseTablePattern } from '../protocol/index.js';
+import { matchesAnyPattern, parseTablePattern } from '../protocol/index.js';
 import { checkNodeSettings } from './doctor-settings.js';
 import { compareTable } from './table-compatibility.js';
 
@@ -31,6 +27,10 @@ interface NodeFindings {
   warnings: LockstepError[];
 }
 
+/** A schema-qualified name as SQL writes it (for a fix to copy). */
+const qualified = (schema: string, name: string) =>
+  [schema, name].map((part) => `"${part.replace(/"/g, '""')}"`).join('.');
+
 /** Tables lockstep could not identify rows of (no primary key, no REPLICA IDENTITY FULL or index). */
 function unidentifiedTables(tables: readonly CatalogTable[]): LockstepError[] {
   return tables
@@ -43,7 +43,7 @@ function unidentifiedTables(tables: readonly CatalogTable[]): LockstepError[] {
           setting: 'REPLICA IDENTITY',
           problem:
             'the table has no primary key and no REPLICA IDENTITY FULL: its updates and deletes cannot be replicated (and would fail on the primary once published)',
-          fix: `add a primary key, or run ALTER TABLE ${quoteQualified(table.schema, table.name)} REPLICA IDENTITY FULL`,
+          fix: `add a primary key, or run ALTER TABLE ${qualified(table.schema, table.name)} REPLICA IDENTITY FULL`,
         }),
     );
 }
@@ -51,16 +51,17 @@ function unidentifiedTables(tables: readonly CatalogTable[]): LockstepError[] {
 /** The primary: settings, privileges, slots, the replicated tables. */
 async function checkPrimary(
   config: LockstepConfig,
-  primary: pg.Client,
+  primary: PrimarySession,
 ): Promise<NodeFindings & { tables: CatalogTable[] }> {
-  const slot = await readSlot(primary, config.slot);
-  const problems = await checkPrimaryPrerequisites(primary, { needFreeSlot: slot === null });
+  const slot = await primary.slots.read(config.slot);
+  const problems = await primary.setup.checkPrerequisites({ needFreeSlot: slot === null });
   const settings = await checkNodeSettings(primary, 'primary', {
     primary: true,
     maxLagBytes: config.maxLagBytes,
   });
   problems.push(...settings.problems);
-  const tables = selectReplicated(await readCatalog(primary), config.tables.map(parseTablePattern));
+  const patterns = config.tables.map(parseTablePattern);
+  const tables = (await primary.readCatalog()).filter((t) => matchesAnyPattern(patterns, t));
   if (tables.length === 0) {
     problems.push(
       new LockstepError({
@@ -83,12 +84,9 @@ async function checkPrimary(
  * Holds on the slot that a killed attach left (a warning: attach itself
  * replaces them). Until then the slot keeps WAL from there.
  */
-async function abandonedHolds(primary: pg.Client, stream: string): Promise<LockstepError[]> {
-  const { rows } = await primary.query(
-    "SELECT 1 WHERE to_regclass('lockstep.join_holds') IS NOT NULL",
-  );
-  if (rows.length === 0) return [];
-  return (await readJoinHolds(primary, stream))
+async function abandonedHolds(primary: PrimarySession, stream: string): Promise<LockstepError[]> {
+  if (!(await primary.joinHolds.exists())) return [];
+  return (await primary.joinHolds.read(stream))
     .filter((h) => !h.holderAlive)
     .map(
       (h) =>
@@ -105,7 +103,7 @@ async function abandonedHolds(primary: pg.Client, stream: string): Promise<Locks
 async function checkReplica(
   config: LockstepConfig,
   replica: LockstepConfig['replicas'][number],
-  client: pg.Client,
+  client: ReplicaSession,
   tables: readonly CatalogTable[],
   copying: boolean,
 ): Promise<NodeFindings> {
@@ -113,7 +111,7 @@ async function checkReplica(
     primary: false,
     maxLagBytes: config.maxLagBytes,
   });
-  const catalog = new Map((await readCatalog(client)).map((t) => [`${t.schema}.${t.name}`, t]));
+  const catalog = new Map((await client.readCatalog()).map((t) => [`${t.schema}.${t.name}`, t]));
   // A replica in the stream behind captured DDL differs from the primary until it gets there.
   const pendingDdl =
     !copying && config.twoPhase.captureDdl && (await placedInStream(client, config.slot));
@@ -138,33 +136,26 @@ async function checkReplica(
 }
 
 /** Whether the replica has a position in the stream (attach placed it; it is not copied again). */
-async function placedInStream(client: pg.Client, stream: string): Promise<boolean> {
-  const { rows } = await client.query<{ placed: boolean }>(
-    `SELECT to_regclass('lockstep.applied') IS NOT NULL AS placed`,
-  );
-  if (!rows[0]?.placed) return false;
-  const { rowCount } = await client.query('SELECT 1 FROM lockstep.applied WHERE stream = $1', [
-    stream,
-  ]);
-  return (rowCount ?? 0) > 0;
+async function placedInStream(client: ReplicaSession, stream: string): Promise<boolean> {
+  if (!(await client.positions.exists())) return false;
+  return (await client.positions.read(stream)) !== null;
 }
 
 /** Connects to a node and runs `check`; an unreachable node is a problem of its own. */
-async function onNode<T extends NodeFindings>(
-  node: string,
-  url: string,
-  check: (client: pg.Client) => Promise<T>,
+async function onNode<S extends NodeSession, T extends NodeFindings>(
+  open: () => Promise<S>,
+  check: (session: S) => Promise<T>,
 ): Promise<T | NodeFindings> {
-  let client: pg.Client;
+  let session: S;
   try {
-    client = await connectNode(node, url);
+    session = await open();
   } catch (error) {
     return { problems: [error as LockstepError], warnings: [] };
   }
   try {
-    return await check(client);
+    return await check(session);
   } finally {
-    await client.end();
+    await session.close();
   }
 }
 
@@ -175,16 +166,21 @@ async function onNode<T extends NodeFindings>(
  * and table shapes; and warns about settings that can hurt later.
  */
 export async function runDoctor(
+  cluster: LockstepCluster,
   config: LockstepConfig,
   /** Replicas about to be copied anew (attach --resync): their shape must match the primary's now. */
   copying: ReadonlySet<string> = new Set(),
 ): Promise<DoctorReport> {
-  const primary = await onNode('primary', config.primary, (client) => checkPrimary(config, client));
+  const primary = await onNode(
+    () => cluster.primary(config.primary),
+    (session) => checkPrimary(config, session),
+  );
   const tables = 'tables' in primary ? primary.tables : [];
   const replicas = await Promise.all(
     config.replicas.map((replica) =>
-      onNode(replica.name, replica.url, (client) =>
-        checkReplica(config, replica, client, tables, copying.has(replica.name)),
+      onNode(
+        () => cluster.replica(replica.name, replica.url),
+        (session) => checkReplica(config, replica, session, tables, copying.has(replica.name)),
       ),
     ),
   );

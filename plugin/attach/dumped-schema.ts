@@ -1,11 +1,7 @@
-import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
-import {
-  dropForeignControlSchema,
-  FOREIGN_SCHEMA_FIX,
-  findForeignControlSchema,
-} from '../../adapters/postgres/control/foreign-control-schema.js';
 import type { LockstepConfig } from '../config/config-schema.js';
+import type { LockstepCluster } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
+import type { StepReporter } from './attach-progress.js';
 
 /**
  * A replica whose tables were made with `pg_dump --schema-only` of the primary
@@ -19,14 +15,15 @@ import { LockstepError } from '../ports/lockstep-error.js';
  * problems (none when every replica is fine).
  */
 export async function removeDumpedControlSchemas(
+  cluster: LockstepCluster,
   config: LockstepConfig,
-  step: (message: string) => void,
+  step: StepReporter,
 ): Promise<LockstepError[]> {
   const problems: LockstepError[] = [];
   for (const replica of config.replicas) {
-    const client = await connectNode(replica.name, replica.url);
+    const session = await cluster.replica(replica.name, replica.url);
     try {
-      const foreign = await findForeignControlSchema(client);
+      const foreign = await session.setup.findForeignControlSchema();
       if (!foreign) continue;
       const what =
         'it has a "lockstep" schema lockstep did not create there (no migration history: it came with a dump of the primary)';
@@ -36,33 +33,32 @@ export async function removeDumpedControlSchemas(
             node: replica.name,
             setting: 'lockstep schema',
             problem: `${what}, and rows in ${foreign.tablesWithRows.join(', ')}: lockstep leaves it alone`,
-            fix: FOREIGN_SCHEMA_FIX,
+            fix: foreign.fix,
           }),
         );
         continue;
       }
       try {
-        await dropForeignControlSchema(client, foreign);
+        await session.setup.dropForeignControlSchema(foreign);
       } catch (error) {
         problems.push(
           new LockstepError({
             node: replica.name,
             setting: 'lockstep schema',
             problem: `${what}, and it cannot be removed on its own: ${(error as Error).message}`,
-            fix: FOREIGN_SCHEMA_FIX,
+            fix: foreign.fix,
             cause: error,
           }),
         );
         continue;
       }
-      const triggers = foreign.eventTriggers.length
-        ? ` and event trigger(s) ${foreign.eventTriggers.join(', ')}`
-        : '';
-      step(
-        `${replica.name}: removed the empty "lockstep" schema${triggers} a schema-only dump of the primary brought along; lockstep creates its own`,
-      );
+      // A schema-only dump of the primary brought it along, empty: lockstep creates its own.
+      step('removed a dumped lockstep schema', {
+        replica: replica.name,
+        eventTriggers: foreign.eventTriggers,
+      });
     } finally {
-      await client.end();
+      await session.close();
     }
   }
   return problems;

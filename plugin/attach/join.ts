@@ -1,13 +1,13 @@
-import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
-import { dropJoinHolds, JoinHolds } from '../../adapters/postgres/control/join-holds.js';
-import { ResyncGuard } from '../../adapters/postgres/control/resync-guard.js';
-import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
-import { readSlot } from '../../adapters/postgres/source/replication-slot.js';
 import type { LockstepConfig } from '../config/config-schema.js';
+import type { JoinHoldSession } from '../ports/join-holds.js';
+import type { LockstepCluster } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
-import { type Lsn, lsnToBigInt } from '../protocol/index.js';
+import type { ResyncGuardPort } from '../ports/resync-guard.js';
+import { onPrimary, onReplica } from './attach-cluster.js';
+import type { StepReporter } from './attach-progress.js';
 import { awaitCoordinator } from './await-sidecar.js';
 import { findResyncAnchor, type ResyncAnchor } from './resync.js';
+import { verifyJoined } from './verify-joined.js';
 
 /** Replicas joining an attached stream: copied from a fresh snapshot, placed at `anchor`. */
 export interface Join {
@@ -15,7 +15,7 @@ export interface Join {
   /** A real position of the stream (the lowest of the other replicas): where they start. */
   readonly anchor: ResyncAnchor;
   /** Each joining replica's resync lock: one attach at a time copies it. */
-  readonly guards: readonly ResyncGuard[];
+  readonly guards: readonly ResyncGuardPort[];
   /** Places every joining replica at the anchor (once its tables are copied). */
   place(): Promise<void>;
   /** Checks that the slot still holds the WAL from every joined replica's position. */
@@ -24,50 +24,49 @@ export interface Join {
 }
 
 /** A manual resync or join while something streams from the slot could race it past the starting point. */
-export async function refuseWhileStreaming(config: LockstepConfig, fix: string): Promise<void> {
-  const primary = await connectNode('primary', config.primary);
-  try {
-    if ((await readSlot(primary, config.slot))?.active) {
-      throw new LockstepError({
-        node: 'primary',
-        setting: 'replication slot',
-        problem: `the slot "${config.slot}" is in use: a lockstep run is streaming`,
-        fix,
-      });
-    }
-  } finally {
-    await primary.end();
-  }
+export async function refuseWhileStreaming(
+  cluster: LockstepCluster,
+  config: LockstepConfig,
+  fix: string,
+): Promise<void> {
+  const active = await onPrimary(
+    cluster,
+    config.primary,
+    async (primary) => (await primary.slots.read(config.slot))?.active,
+  );
+  if (active)
+    throw new LockstepError({
+      node: 'primary',
+      setting: 'replication slot',
+      problem: `the slot "${config.slot}" is in use: a lockstep run is streaming`,
+      fix,
+    });
 }
 
 /** Drops the join holds of configured replicas that have a position (their attach placed them). */
 export async function dropPlacedHolds(
+  cluster: LockstepCluster,
   config: LockstepConfig,
   unplaced: ReadonlySet<string>,
 ): Promise<void> {
   const placed = config.replicas.map((r) => r.name).filter((name) => !unplaced.has(name));
   if (placed.length === 0) return;
-  const primary = await connectNode('primary', config.primary);
-  try {
-    await dropJoinHolds(primary, config.slot, placed);
-  } finally {
-    await primary.end();
-  }
+  await onPrimary(cluster, config.primary, (primary) =>
+    primary.joinHolds.drop(config.slot, placed),
+  );
 }
 
 /** Names of the configured replicas with no position in the stream. */
-export async function unplacedReplicas(config: LockstepConfig): Promise<Set<string>> {
+export async function unplacedReplicas(
+  cluster: LockstepCluster,
+  config: LockstepConfig,
+): Promise<Set<string>> {
   const unplaced = new Set<string>();
   for (const replica of config.replicas) {
-    const client = await connectNode(replica.name, replica.url);
-    try {
-      const { rowCount } = await client.query('SELECT 1 FROM lockstep.applied WHERE stream = $1', [
-        config.slot,
-      ]);
-      if (!rowCount) unplaced.add(replica.name);
-    } finally {
-      await client.end();
-    }
+    const position = await onReplica(cluster, replica, (session) =>
+      session.positions.read(config.slot),
+    );
+    if (!position) unplaced.add(replica.name);
   }
   return unplaced;
 }
@@ -88,42 +87,46 @@ export async function unplacedReplicas(config: LockstepConfig): Promise<Set<stri
  * place(); release() drops the holds.
  */
 export async function startJoin(
+  cluster: LockstepCluster,
   config: LockstepConfig,
   names: readonly string[],
-  step: (message: string) => void,
+  step: StepReporter,
   /** The caller holds the coordinator lock already (a manual resync in the same attach). */
   lockHeld = false,
 ): Promise<Join> {
-  const lock = new StreamLock(config.primary, config.slot);
-  const guards: ResyncGuard[] = [];
-  let holds: JoinHolds | null = null;
+  const lock = cluster.streamLock(config.primary, config.slot);
+  const guards: ResyncGuardPort[] = [];
+  let holds: JoinHoldSession | null = null;
   const release = async () => {
     // A hold that cannot be dropped now stays visible (status, doctor): the next attach drops it.
     await holds
       ?.release(names)
-      .catch((error: Error) => step(`cannot drop the join hold now: ${error.message}`));
+      .catch((error: Error) => step('cannot drop the join hold now', { err: error.message }));
     for (const guard of guards) await guard.release();
     await lock.release();
   };
   try {
-    if (lockHeld || (await awaitCoordinator(config, names, lock, step)))
+    if (lockHeld || (await awaitCoordinator(cluster, config, names, lock, step)))
       await refuseWhileStreaming(
+        cluster,
         config,
         'stop the process streaming from the slot, or let it finish, then run lockstep attach again',
       );
     for (const name of names) {
       const replica = config.replicas.find((r) => r.name === name);
-      if (replica) guards.push(await ResyncGuard.take(name, replica.url, config.slot));
+      if (replica) guards.push(await cluster.takeResyncGuard(name, replica.url, config.slot));
     }
     for (const guard of guards) await guard.clearCopies(config.slot);
-    const anchor = await joinAnchor(config, names, lockHeld || lock.held);
-    holds = await JoinHolds.open(config.primary, config.slot);
+    const anchor = await joinAnchor(cluster, config, names, lockHeld || lock.held);
+    holds = await cluster.openJoinHolds(config.primary, config.slot);
     await holds.hold(names, anchor);
     // Held durably from here on: a sidecar started during the copy need not stand by.
     await lock.release();
-    step(
-      `joining ${names.join(', ')}: copied from a fresh snapshot, starting from version ${anchor.version} (the lowest position of the other replicas); the slot is held there until then`,
-    );
+    // The anchor is the lowest position of the other replicas; the slot is held there until then.
+    step('joining: a fresh copy, then the stream from the anchor', {
+      replicas: names,
+      version: anchor.version,
+    });
     return {
       replicas: names,
       anchor,
@@ -131,7 +134,7 @@ export async function startJoin(
       place: async () => {
         for (const guard of guards) await guard.place(config.slot, anchor);
       },
-      verify: () => verifyJoined(config, guards),
+      verify: () => verifyJoined(cluster, config, guards),
       release,
     };
   } catch (error) {
@@ -142,29 +145,19 @@ export async function startJoin(
 
 /** The lowest position of the other healthy replicas; their stale marks are read while `locked` or not. */
 async function joinAnchor(
+  cluster: LockstepCluster,
   config: LockstepConfig,
   names: readonly string[],
   locked: boolean,
 ): Promise<ResyncAnchor> {
-  const primary = await connectNode('primary', config.primary);
-  let excluded: Set<string>;
-  try {
-    const { rows } = await primary.query<{ replica: string }>(
-      'SELECT replica FROM lockstep.replica_status WHERE stream = $1 AND stale_since IS NOT NULL',
-      [config.slot],
-    );
-    excluded = new Set([...names, ...rows.map((r) => r.replica)]);
+  const excluded = await onPrimary(cluster, config.primary, async (primary) => {
+    const stale = await primary.replicaStatus.staleReplicas(config.slot);
     // Holding the lock, no sidecar holds WAL for the joining replicas now: their marks end with the copy.
-    if (locked)
-      await primary.query(
-        'UPDATE lockstep.replica_status SET stale_since = NULL WHERE stream = $1 AND replica = ANY($2::text[])',
-        [config.slot, names],
-      );
-  } finally {
-    await primary.end();
-  }
+    if (locked) await primary.replicaStatus.clearStale(config.slot, names);
+    return new Set([...names, ...stale]);
+  });
   try {
-    return await findResyncAnchor(config, names[0] as string, excluded);
+    return await findResyncAnchor(cluster, config, names[0] as string, excluded);
   } catch (error) {
     if (!(error instanceof LockstepError)) throw error;
     throw new LockstepError({
@@ -174,63 +167,5 @@ async function joinAnchor(
       fix: 'bring the other replicas back (lockstep status), then run lockstep attach again',
       cause: error,
     });
-  }
-}
-
-/**
- * Fails closed should the slot have been confirmed past a joined replica's
- * position (a sidecar that did not know it ran meanwhile): its position is
- * taken back, so it is not attached, and attach can be run again. The slot
- * is read before the position: a position only grows, so what is found is real.
- */
-async function verifyJoined(config: LockstepConfig, guards: readonly ResyncGuard[]): Promise<void> {
-  const primary = await connectNode('primary', config.primary);
-  let confirmed: Lsn | null;
-  let stale: Set<string>;
-  try {
-    confirmed = (await readSlot(primary, config.slot))?.confirmedFlushLsn ?? null;
-    // Marked stale during the copy (it held WAL past maxLagBytes): the sidecar let its WAL go.
-    const { rows } = await primary.query<{ replica: string }>(
-      `SELECT replica FROM lockstep.replica_status
-        WHERE stream = $1 AND replica = ANY($2::text[]) AND stale_since IS NOT NULL`,
-      [config.slot, guards.map((g) => g.replica)],
-    );
-    stale = new Set(rows.map((r) => r.replica));
-  } finally {
-    await primary.end();
-  }
-  for (const guard of guards)
-    if (stale.has(guard.replica)) {
-      await guard.unplace(config.slot);
-      throw new LockstepError({
-        node: guard.replica,
-        problem:
-          'the sidecar marked it stale during the copy: the WAL held for it passed maxLagBytes, so its starting point may be gone',
-        fix: 'run lockstep attach again (a larger maxLagBytes, or a quieter moment, gives the copy more room)',
-      });
-    }
-  if (!confirmed) return;
-  for (const guard of guards) {
-    const replica = config.replicas.find((r) => r.name === guard.replica);
-    if (!replica) continue;
-    const client = await connectNode(replica.name, replica.url);
-    let lsn: string | undefined;
-    try {
-      const { rows } = await client.query<{ lsn: string }>(
-        'SELECT lsn::text AS lsn FROM lockstep.applied WHERE stream = $1',
-        [config.slot],
-      );
-      lsn = rows[0]?.lsn;
-    } finally {
-      await client.end();
-    }
-    if (lsn && lsnToBigInt(lsn) + 1n < lsnToBigInt(confirmed)) {
-      await guard.unplace(config.slot);
-      throw new LockstepError({
-        node: replica.name,
-        problem: `while it was copied the slot was confirmed past its starting point (${lsn} < ${confirmed}): a lockstep run that does not have it in its configuration confirmed it`,
-        fix: 'give every lockstep run of this stream the configuration naming it (SIGHUP or restart), then run lockstep attach again',
-      });
-    }
   }
 }

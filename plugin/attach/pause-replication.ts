@@ -1,7 +1,5 @@
-import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
-import { streamLockHeld } from '../../adapters/postgres/control/stream-lock.js';
-import { writePause } from '../../adapters/postgres/control/stream-pause.js';
 import type { LockstepConfig } from '../config/config-schema.js';
+import type { LockstepCluster, PrimarySession } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 
 /** How long `pause` waits for a running sidecar to let go of the slot. */
@@ -36,14 +34,15 @@ const notAttached = (stream: string) =>
  * older than pause is upgraded first (`upgradeControlSchema`).
  */
 export async function setReplicationPaused(
+  cluster: LockstepCluster,
   config: LockstepConfig,
   paused: boolean,
   upgradeControlSchema: () => Promise<void>,
 ): Promise<PauseResult> {
   const stream = config.slot;
-  const primary = await connectNode('primary', config.primary);
+  const primary = await cluster.primary(config.primary);
   try {
-    const write = () => writePause(primary, stream, paused);
+    const write = () => primary.streams.writePause(stream, paused);
     const change = await write().catch(async (error: { code?: string; message?: string }) => {
       // 42703: a control schema from before pause (no paused_at yet); 42P01: none at all.
       if (error.code === '42703') {
@@ -60,27 +59,24 @@ export async function setReplicationPaused(
       });
     });
     if (change === undefined) throw notAttached(stream);
-    const sidecarRunning = await streamLockHeld(primary, stream);
-    let released = true;
-    if (paused) {
-      const deadline = Date.now() + RELEASE_WAIT_MS;
-      for (;;) {
-        const { rows } = await primary.query<{ active: boolean }>(
-          'SELECT active FROM pg_replication_slots WHERE slot_name = $1',
-          [stream],
-        );
-        released = rows[0]?.active !== true;
-        if (released || Date.now() > deadline) break;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    }
+    const sidecarRunning = await primary.streamLockHeld(stream);
     return {
       wasPaused: change.before !== null,
       pausedSince: change.after,
       sidecarRunning,
-      released,
+      released: paused ? await slotReleased(primary, stream) : true,
     };
   } finally {
-    await primary.end();
+    await primary.close();
+  }
+}
+
+/** Waits (up to RELEASE_WAIT_MS) until no one streams the slot; whether it came to that. */
+async function slotReleased(primary: PrimarySession, slot: string): Promise<boolean> {
+  const deadline = Date.now() + RELEASE_WAIT_MS;
+  for (;;) {
+    const released = (await primary.slots.read(slot))?.active !== true;
+    if (released || Date.now() > deadline) return released;
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }

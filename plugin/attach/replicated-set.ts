@@ -1,15 +1,9 @@
-import type pg from 'pg';
-import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
-import {
-  DDL_EVENT_TRIGGER,
-  installDdlCapture,
-  removeDdlCapture,
-} from '../../adapters/postgres/setup/ddl-capture.js';
-import type { CatalogTable } from '../../adapters/postgres/setup/table-catalog.js';
-import { ensurePublication } from '../../adapters/postgres/source/replication-slot.js';
 import type { LockstepConfig } from '../config/config-schema.js';
+import type { CatalogTable } from '../ports/catalog-table.js';
+import type { LockstepCluster, PrimarySession } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 import { CONTROL_EVENTS_TABLE, type Lsn, wholeSchemas } from '../protocol/index.js';
+import type { StepReporter } from './attach-progress.js';
 
 /** The stream as attach finds it: attached (its set is fixed) or to be set up from the configuration. */
 export interface StreamTables {
@@ -33,28 +27,26 @@ const sameSet = (a: readonly string[], b: readonly string[]) =>
  * capture, and recorded when they agree. Returns what to copy.
  */
 export async function streamTables(
+  cluster: LockstepCluster,
   config: LockstepConfig,
   configured: readonly CatalogTable[],
   startOver: boolean,
 ): Promise<StreamTables> {
-  const primary = await connectNode('primary', config.primary);
+  const primary = await cluster.primary(config.primary);
   try {
-    const { rows } = await primary.query<{ tables: string[] | null; capture: boolean | null }>(
-      'SELECT tables, capture_ddl AS capture FROM lockstep.streams WHERE stream = $1',
-      [config.slot],
-    );
-    const row = rows[0];
+    const row = await primary.streams.replicatedSet(config.slot);
     if (!row || startOver) return { attached: false, tables: configured };
     const published = await publishedTables(primary, config.publication);
     const differences =
       row.tables === null
         ? await legacyDifferences(primary, config, configured, published)
-        : recordedDifferences(config, row.tables, row.capture === true);
+        : recordedDifferences(config, row.tables, row.captureDdl === true);
     if (differences.length > 0) throw differentSet(config, differences);
     if (row.tables === null)
-      await primary.query(
-        'UPDATE lockstep.streams SET tables = $2::jsonb, capture_ddl = $3 WHERE stream = $1',
-        [config.slot, JSON.stringify(config.tables), config.twoPhase.captureDdl],
+      await primary.streams.recordReplicatedSet(
+        config.slot,
+        config.tables,
+        config.twoPhase.captureDdl,
       );
     // A table created since (without captured DDL) matches the patterns but is not streamed.
     return {
@@ -62,7 +54,7 @@ export async function streamTables(
       tables: configured.filter((t) => published.has(key(t.schema, t.name))),
     };
   } finally {
-    await primary.end();
+    await primary.close();
   }
 }
 
@@ -72,42 +64,34 @@ export async function streamTables(
  * publish their schemas, so tables created later stream at once.
  */
 export async function setUpPublication(
-  primary: pg.ClientBase,
+  primary: PrimarySession,
   config: LockstepConfig,
   tables: readonly CatalogTable[],
-  step: (message: string) => void,
+  step: StepReporter,
 ): Promise<void> {
   const schemas = config.twoPhase.captureDdl ? wholeSchemas(config.tables) : [];
-  await ensurePublication(primary, config.publication, tables, schemas);
+  await primary.setup.ensurePublication(config.publication, tables, schemas);
   if (config.twoPhase.captureDdl) {
-    step('installing the DDL capture (event trigger lockstep_capture_ddl)');
-    await installDdlCapture(primary);
+    step('installing the DDL capture', { eventTrigger: 'lockstep_capture_ddl' });
+    await primary.setup.installDdlCapture();
   } else {
-    await removeDdlCapture(primary);
+    await primary.setup.removeDdlCapture();
   }
 }
 
 /** Records the stream at its new slot's start, with the replicated set it is attached with. */
 export async function recordStream(
-  primary: pg.ClientBase,
+  primary: PrimarySession,
   config: LockstepConfig,
   startLsn: Lsn,
 ): Promise<void> {
-  await primary.query(
-    `INSERT INTO lockstep.streams (stream, slot, publication, start_lsn, tables, capture_ddl)
-     VALUES ($1, $2, $3, $4, $5::jsonb, $6)
-     ON CONFLICT (stream) DO UPDATE SET slot = excluded.slot, publication = excluded.publication,
-       start_lsn = excluded.start_lsn, attached_at = now(), version = 0, lsn = NULL,
-       tables = excluded.tables, capture_ddl = excluded.capture_ddl`,
-    [
-      config.slot,
-      config.slot,
-      config.publication,
-      startLsn,
-      JSON.stringify(config.tables),
-      config.twoPhase.captureDdl,
-    ],
-  );
+  await primary.streams.record(config.slot, {
+    slot: config.slot,
+    publication: config.publication,
+    startLsn,
+    tables: config.tables,
+    captureDdl: config.twoPhase.captureDdl,
+  });
 }
 
 /** What differs between the recorded set and the configuration, as `key: was → is`. */
@@ -132,7 +116,7 @@ function recordedDifferences(
 
 /** Attached before the set was recorded: the publication and the capture as they are. */
 async function legacyDifferences(
-  primary: pg.ClientBase,
+  primary: PrimarySession,
   config: LockstepConfig,
   configured: readonly CatalogTable[],
   published: ReadonlySet<string>,
@@ -147,25 +131,20 @@ async function legacyDifferences(
       what: `tables: the publication "${config.publication}" ${missing.length ? `lacks ${missing.slice(0, 5).join(', ')}` : ''}${missing.length && extra.length ? ' and ' : ''}${extra.length ? `has ${extra.slice(0, 5).join(', ')}, not configured` : ''}`,
     });
   }
-  const { rowCount } = await primary.query('SELECT 1 FROM pg_event_trigger WHERE evtname = $1', [
-    DDL_EVENT_TRIGGER,
-  ]);
-  if ((rowCount ?? 0) > 0 !== config.twoPhase.captureDdl)
+  const installed = await primary.setup.ddlCaptureInstalled();
+  if (installed !== config.twoPhase.captureDdl)
     differences.push({
       key: 'twoPhase.captureDdl',
-      what: `twoPhase.captureDdl: the DDL capture is ${rowCount ? 'installed' : 'not installed'}, this configuration has ${config.twoPhase.captureDdl}`,
+      what: `twoPhase.captureDdl: the DDL capture is ${installed ? 'installed' : 'not installed'}, this configuration has ${config.twoPhase.captureDdl}`,
     });
   return differences;
 }
 
 /** The tables the publication streams (lockstep's control-event table aside). */
-async function publishedTables(primary: pg.ClientBase, publication: string): Promise<Set<string>> {
-  const { rows } = await primary.query<{ schemaname: string; tablename: string }>(
-    'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1',
-    [publication],
-  );
+async function publishedTables(primary: PrimarySession, publication: string): Promise<Set<string>> {
+  const rows = await primary.setup.publishedTables(publication);
   const control = key(CONTROL_EVENTS_TABLE.schema, CONTROL_EVENTS_TABLE.name);
-  return new Set(rows.map((r) => key(r.schemaname, r.tablename)).filter((t) => t !== control));
+  return new Set(rows.map((r) => key(r.schema, r.name)).filter((t) => t !== control));
 }
 
 function differentSet(

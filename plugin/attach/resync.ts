@@ -1,17 +1,12 @@
-import type pg from 'pg';
-import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
-import { ResyncGuard } from '../../adapters/postgres/control/resync-guard.js';
-import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
-import { readSlot } from '../../adapters/postgres/source/replication-slot.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
+import type { LockstepCluster, PrimarySession } from '../ports/lockstep-cluster.js';
 import { DeposedError, LockstepError } from '../ports/lockstep-error.js';
-import { type Lsn, lsnToBigInt } from '../protocol/index.js';
+import type { ResyncGuardPort, StreamPosition } from '../ports/resync-guard.js';
+import { lsnToBigInt } from '../protocol/index.js';
+import { onPrimary } from './attach-cluster.js';
 
 /** A real point of the stream a resynced replica restarts from. */
-export interface ResyncAnchor {
-  readonly version: number;
-  readonly lsn: Lsn;
-}
+export type ResyncAnchor = StreamPosition;
 
 /**
  * Where a resynced replica restarts: the lowest position among the other
@@ -20,32 +15,27 @@ export interface ResyncAnchor {
  * already holds them, so they are skipped; numbering stays the stream's own.
  */
 export async function findResyncAnchor(
+  cluster: LockstepCluster,
   config: LockstepConfig,
   replica: string,
   stale: ReadonlySet<string>,
 ): Promise<ResyncAnchor> {
-  const primary = await connectNode('primary', config.primary);
-  let confirmed: Lsn | null;
-  try {
-    confirmed = (await readSlot(primary, config.slot))?.confirmedFlushLsn ?? null;
-  } finally {
-    await primary.end();
-  }
+  const confirmed = await onPrimary(
+    cluster,
+    config.primary,
+    async (primary) => (await primary.slots.read(config.slot))?.confirmedFlushLsn ?? null,
+  );
   let anchor: ResyncAnchor | null = null;
   for (const other of config.replicas) {
     if (other.name === replica || stale.has(other.name)) continue;
-    const client = await connectNode(other.name, other.url).catch(() => null);
-    if (!client) continue;
+    const session = await cluster.replica(other.name, other.url).catch(() => null);
+    if (!session) continue;
     try {
-      const { rows } = await client.query<{ version: string; lsn: Lsn }>(
-        'SELECT version::text, lsn::text FROM lockstep.applied WHERE stream = $1',
-        [config.slot],
-      );
-      const row = rows[0];
-      if (row && (!anchor || Number(row.version) < anchor.version))
-        anchor = { version: Number(row.version), lsn: row.lsn };
+      const row = await session.positions.read(config.slot);
+      if (row && (!anchor || row.version < anchor.version))
+        anchor = { version: row.version, lsn: row.lsn };
     } finally {
-      await client.end();
+      await session.close();
     }
   }
   if (!anchor || !confirmed || lsnToBigInt(anchor.lsn) + 1n < lsnToBigInt(confirmed)) {
@@ -86,13 +76,15 @@ export interface ResyncHolder {
  * emptied and copied.
  */
 export async function withResyncGuards<T>(
+  cluster: LockstepCluster,
   config: LockstepConfig,
   names: readonly string[],
   manual: boolean,
-  body: (guards: readonly ResyncGuard[]) => Promise<T>,
+  body: (guards: readonly ResyncGuardPort[]) => Promise<T>,
 ): Promise<T> {
-  const guards: ResyncGuard[] = [];
-  const coordinator = manual && names.length ? new StreamLock(config.primary, config.slot) : null;
+  const guards: ResyncGuardPort[] = [];
+  const coordinator =
+    manual && names.length ? cluster.streamLock(config.primary, config.slot) : null;
   try {
     if (coordinator && !(await coordinator.tryAcquire())) {
       throw new LockstepError({
@@ -103,7 +95,7 @@ export async function withResyncGuards<T>(
     }
     for (const name of names) {
       const target = replicaNamed(config, name);
-      guards.push(await ResyncGuard.take(name, target.url, config.slot));
+      guards.push(await cluster.takeResyncGuard(name, target.url, config.slot));
     }
     return await body(guards);
   } finally {
@@ -114,20 +106,13 @@ export async function withResyncGuards<T>(
 
 /** Marks a replica stale durably before a manual resync empties it: a failed resync leaves it stale. */
 export async function markStaleBeforeResync(
+  cluster: LockstepCluster,
   config: LockstepConfig,
   replica: string,
 ): Promise<void> {
-  const primary = await connectNode('primary', config.primary);
-  try {
-    await primary.query(
-      `INSERT INTO lockstep.replica_status (stream, replica, state, stale_since) VALUES ($1, $2, 'stale', now())
-       ON CONFLICT (stream, replica) DO UPDATE SET state = 'stale',
-         stale_since = coalesce(lockstep.replica_status.stale_since, now()), updated_at = now()`,
-      [config.slot, replica],
-    );
-  } finally {
-    await primary.end();
-  }
+  await onPrimary(cluster, config.primary, (primary) =>
+    primary.replicaStatus.markStale(config.slot, replica),
+  );
 }
 
 /** Throws {@link DeposedError} unless `holder` (when given) still holds the coordinator lock. */
@@ -141,28 +126,18 @@ export async function requireHolder(holder: ResyncHolder | undefined): Promise<v
  * sidecar's late resync leaves the mark to its successor's).
  */
 export async function clearStaleMarks(
-  primary: pg.ClientBase,
+  primary: PrimarySession,
   stream: string,
   names: readonly string[],
-  guards: readonly ResyncGuard[],
+  guards: readonly ResyncGuardPort[],
   holder: ResyncHolder | undefined,
   /** The holder's epoch when the resync began. */
   epoch: number | null | undefined,
 ): Promise<void> {
   for (const guard of guards) guard.check();
   if (holder && (epoch === null || epoch === undefined)) throw new DeposedError(null);
-  const { rows } = await primary.query<{ current: boolean }>(
-    `WITH fence AS (
-       SELECT epoch FROM lockstep.streams
-        WHERE stream = $1 AND ($3::bigint IS NULL OR epoch = $3::bigint) FOR SHARE),
-     cleared AS (
-       UPDATE lockstep.replica_status SET stale_since = NULL
-        WHERE stream = $1 AND replica = ANY($2::text[]) AND EXISTS (SELECT 1 FROM fence)
-        RETURNING 1)
-     SELECT EXISTS (SELECT 1 FROM fence) AS current`,
-    [stream, names, epoch === undefined || epoch === null ? null : String(epoch)],
-  );
-  if (holder && rows[0]?.current !== true) throw new DeposedError(epoch ?? null);
+  const current = await primary.replicaStatus.clearStaleFenced(stream, names, epoch ?? null);
+  if (holder && !current) throw new DeposedError(epoch ?? null);
 }
 
 /**
@@ -171,14 +146,10 @@ export async function clearStaleMarks(
  * from there and mark the fresh copy stale again).
  */
 export async function recordResetPositions(
-  primary: pg.ClientBase,
+  primary: PrimarySession,
   stream: string,
   replicas: readonly string[],
   position: ResyncAnchor,
 ): Promise<void> {
-  await primary.query(
-    `UPDATE lockstep.replica_status SET version = $3, lsn = $4, updated_at = now()
-      WHERE stream = $1 AND replica = ANY($2::text[])`,
-    [stream, replicas, String(position.version), position.lsn],
-  );
+  await primary.replicaStatus.recordPositions(stream, replicas, position);
 }

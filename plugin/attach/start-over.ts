@@ -1,10 +1,7 @@
-import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
-import { DecisionLog } from '../../adapters/postgres/control/decision-log.js';
-import { preparedTransactionNodes } from '../../adapters/postgres/control/prepared-transactions.js';
-import { dropReplicationSlot } from '../../adapters/postgres/source/replication-slot.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { recoverPrepared } from '../coordinator/recover-prepared.js';
 import { LockstepError } from '../ports/lockstep-error.js';
+import { type AttachCluster, onPrimary } from './attach-cluster.js';
 
 /**
  * `attach --resync all`, before anything is marked or emptied: the stream's
@@ -14,10 +11,13 @@ import { LockstepError } from '../ports/lockstep-error.js';
  * primary would hold the new slot's creation for ever). The caller holds the
  * coordinator lock: no sidecar decides meanwhile.
  */
-export async function checkStartOver(config: LockstepConfig): Promise<void> {
-  const nodes = preparedTransactionNodes(config);
+export async function checkStartOver(
+  cluster: AttachCluster,
+  config: LockstepConfig,
+): Promise<void> {
+  const nodes = cluster.phaseTwoNodes(config);
   // Unfenced: the coordinator lock held by the caller keeps every sidecar from deciding.
-  const decisions = new DecisionLog(config.primary, config.slot);
+  const decisions = cluster.decisionLog(config.primary, config.slot);
   try {
     const report = await recoverPrepared(config.slot, [...nodes.values()], decisions, {
       kinds: ['stream'],
@@ -46,11 +46,6 @@ export async function checkStartOver(config: LockstepConfig): Promise<void> {
 }
 
 /** Drops the old slot (lost or not): attach then creates the new one. */
-export async function dropOldSlot(config: LockstepConfig): Promise<void> {
-  const primary = await connectNode('primary', config.primary);
-  try {
-    await dropReplicationSlot(primary, config.slot);
-  } finally {
-    await primary.end();
-  }
+export async function dropOldSlot(cluster: AttachCluster, config: LockstepConfig): Promise<void> {
+  await onPrimary(cluster, config.primary, (primary) => primary.slots.drop(config.slot));
 }

@@ -1,4 +1,4 @@
-import type { CatalogTable } from '../../adapters/postgres/setup/table-catalog.js';
+import type { CatalogTable } from '../ports/catalog-table.js';
 
 /** One way a replica's table cannot take the primary's rows. */
 export interface TableMismatch {

@@ -1,5 +1,15 @@
-import type { AttachProgress } from '../attach/attach.js';
+import type { AttachProgress, StepFields } from '../attach/attach.js';
 import { CopyProgress } from './copy-progress.js';
+
+/** A step's fields as ` key=value` (lists joined by commas; a value with spaces quoted). */
+export function formatStepFields(fields: StepFields | undefined): string {
+  return Object.entries(fields ?? {})
+    .map(([key, value]) => {
+      const text = Array.isArray(value) ? value.join(', ') : String(value);
+      return ` ${key}=${/[\s"=]/.test(text) ? JSON.stringify(text) : text}`;
+    })
+    .join('');
+}
 
 /**
  * Attach progress for people: on a TTY one live line per table copy (rows,
@@ -26,12 +36,12 @@ export function attachProgressView(
     drawn = lines.length;
   };
   return {
-    step(message) {
+    step(message, fields) {
       if (tty && drawn > 0) {
         drawn = 0;
         shown.clear();
       }
-      out.write(`• ${message}\n`);
+      out.write(`• ${message}${formatStepFields(fields)}\n`);
     },
     plan(copies) {
       planned = copies.length > 0;

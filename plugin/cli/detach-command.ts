@@ -9,8 +9,11 @@ export async function detachCommand(flags: {
   json?: boolean;
 }): Promise<ExitCode> {
   const config = loadConfig(flags.config);
-  const { detach } = await import('../attach/detach.js');
-  const result = await detach(config, flags.force === true);
+  const [{ detach }, { postgresCluster }] = await Promise.all([
+    import('../attach/detach.js'),
+    import('../../adapters/postgres/setup/postgres-setup.js'),
+  ]);
+  const result = await detach(postgresCluster(), config, flags.force === true);
   if (flags.json) {
     printJson({ slot: config.slot, publication: config.publication, ...result });
     return ExitCode.ok;

@@ -8,8 +8,11 @@ import { type ExitCode, exitCodeForProblems } from './exit-codes.js';
  */
 export async function doctorCommand(flags: { config?: string; json?: boolean }): Promise<ExitCode> {
   const config = loadConfig(flags.config);
-  const { runDoctor } = await import('../attach/doctor.js');
-  const report = await runDoctor(config);
+  const [{ runDoctor }, { postgresCluster }] = await Promise.all([
+    import('../attach/doctor.js'),
+    import('../../adapters/postgres/setup/postgres-setup.js'),
+  ]);
+  const report = await runDoctor(postgresCluster(), config);
   const code = exitCodeForProblems(report.problems);
   if (flags.json) {
     printJson({

@@ -88,12 +88,14 @@ function setupCommands(program: Command): void {
     .option('--copy-concurrency <n>', 'table copies at once (default 4)', positiveInt)
     .action(async (options: AttachCommandOptions) => {
       const config = loadConfig(options.config);
-      const [{ AttachRefused, attach }, { attachProgressView }] = await Promise.all([
-        import('../attach/attach.js'),
-        import('./attach-progress-view.js'),
-      ]);
+      const [{ AttachRefused, attach }, { attachProgressView }, { postgresCluster }] =
+        await Promise.all([
+          import('../attach/attach.js'),
+          import('./attach-progress-view.js'),
+          import('../../adapters/postgres/setup/postgres-setup.js'),
+        ]);
       try {
-        const result = await attach(config, attachProgressView(), {
+        const result = await attach(postgresCluster(), config, attachProgressView(), {
           resync: options.resync,
           createSchema: options.createSchema,
           copyConcurrency: options.copyConcurrency,

@@ -5,11 +5,13 @@ import { ExitCode } from './exit-codes.js';
 
 /** `pause` and `resume` (the primary's control schema upgraded if it predates pause). */
 async function changePause(config: LockstepConfig, paused: boolean) {
-  const [{ migrateControlSchema }, { setReplicationPaused }] = await Promise.all([
-    import('../../adapters/postgres/control/control-schema.js'),
-    import('../attach/pause-replication.js'),
-  ]);
-  return setReplicationPaused(config, paused, () =>
+  const [{ migrateControlSchema }, { setReplicationPaused }, { postgresCluster }] =
+    await Promise.all([
+      import('../../adapters/postgres/control/control-schema.js'),
+      import('../attach/pause-replication.js'),
+      import('../../adapters/postgres/setup/postgres-setup.js'),
+    ]);
+  return setReplicationPaused(postgresCluster(), config, paused, () =>
     migrateControlSchema('primary', config.primary),
   );
 }

@@ -5,6 +5,8 @@ import { MigrationSession } from '../../adapters/postgres/control/migration-sess
 import { preparedTransactionNodes } from '../../adapters/postgres/control/prepared-transactions.js';
 import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
 import { readPause } from '../../adapters/postgres/control/stream-pause.js';
+import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
+import { unplacedReplicas } from '../attach/join.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { RecoveryWiring } from '../coordinator/run-recovery.js';
 import type { MigrateWiring } from '../migrate/run-migrate.js';
@@ -28,5 +30,6 @@ export function postgresControl(config: LockstepConfig): RecoveryWiring & Migrat
     migrationSession: (node, url) => new MigrationSession(node, url, config.slot),
     migrateControlSchemas,
     pausedSince: () => pausedSince(config),
+    unplacedReplicas: () => unplacedReplicas(postgresCluster(), config),
   };
 }

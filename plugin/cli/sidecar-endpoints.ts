@@ -37,19 +37,25 @@ export async function serveSidecarEndpoints(
   config: LockstepConfig,
   run: RunState,
 ): Promise<Endpoints> {
-  const [{ sidecarMetrics }, { serveEndpoints }, { readiness }, { readStatus }] = await Promise.all(
-    [
-      import('../sidecar/sidecar-metrics.js'),
-      import('../../adapters/http/http-endpoints.js'),
-      import('../sidecar/readiness.js'),
-      import('../status/read-status.js'),
-    ],
-  );
+  const [
+    { sidecarMetrics },
+    { serveEndpoints },
+    { readiness },
+    { readStatus },
+    { postgresCluster },
+  ] = await Promise.all([
+    import('../sidecar/sidecar-metrics.js'),
+    import('../../adapters/http/http-endpoints.js'),
+    import('../sidecar/readiness.js'),
+    import('../status/read-status.js'),
+    import('../../adapters/postgres/setup/postgres-setup.js'),
+  ]);
+  const cluster = postgresCluster();
   const metrics = sidecarMetrics(() => run.sidecar?.snapshot() ?? STARTING);
   run.histograms?.register(metrics);
   return serveEndpoints(config.http.host, config.http.port, {
     readiness: () => readiness(run.sidecar?.snapshot() ?? null, run.stopping),
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.metrics() }),
-    status: () => readStatus(run.live?.current ?? config),
+    status: () => readStatus(cluster, run.live?.current ?? config),
   });
 }

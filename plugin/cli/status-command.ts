@@ -14,17 +14,19 @@ export interface StatusFlags {
 /** `status --watch`: refreshes until SIGINT, then exit 0. */
 async function watch(flags: StatusFlags): Promise<never> {
   const config = loadConfig(flags.config);
-  const [{ readStatus }, { watchStatus }] = await Promise.all([
+  const [{ readStatus }, { watchStatus }, { postgresCluster }] = await Promise.all([
     import('../status/read-status.js'),
     import('./status-watch.js'),
+    import('../../adapters/postgres/setup/postgres-setup.js'),
   ]);
+  const cluster = postgresCluster();
   const stop = new AbortController();
   process.once('SIGINT', () => stop.abort());
   const out = process.stdout;
   const tty = out.isTTY === true && !flags.json;
   if (tty) out.write('\x1b[?25l'); // the cursor would blink over the view
   try {
-    await watchStatus(() => readStatus(config), {
+    await watchStatus(() => readStatus(cluster, config), {
       intervalMs: (flags.interval ?? 2) * 1000,
       out,
       json: flags.json === true,
@@ -46,12 +48,14 @@ export async function statusCommand(flags: StatusFlags): Promise<ExitCode> {
   if (flags.watch) return watch(flags);
   if (flags.interval !== undefined) throw new UsageError('--interval goes with --watch');
   const config = loadConfig(flags.config);
-  const [{ readStatus }, { statusHealth }, { formatStatus }] = await Promise.all([
-    import('../status/read-status.js'),
-    import('../status/status-health.js'),
-    import('./status-view.js'),
-  ]);
-  const status = await readStatus(config);
+  const [{ readStatus }, { statusHealth }, { formatStatus }, { postgresCluster }] =
+    await Promise.all([
+      import('../status/read-status.js'),
+      import('../status/status-health.js'),
+      import('./status-view.js'),
+      import('../../adapters/postgres/setup/postgres-setup.js'),
+    ]);
+  const status = await readStatus(postgresCluster(), config);
   if (flags.json) printJson(status);
   else process.stdout.write(formatStatus(status));
   return exitCodeForStatus(statusHealth(status));

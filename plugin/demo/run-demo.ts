@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { LocalClusterProvider } from '../../adapters/local-postgres/local-cluster.js';
 import { sweepStaleRunDirectories } from '../../adapters/local-postgres/run-directory.js';
+import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
 import { attach } from '../attach/attach.js';
 import { postgresControl } from '../cli/postgres-control.js';
 import type { LockstepConfig } from '../config/config-schema.js';
@@ -146,7 +147,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<boolean> {
     await primary.query(DEMO_SEED);
     const config: LockstepConfig = demoConfig(primary, eu, us);
     say(`primary ${primary.url}, replicas eu ${eu.url} and us ${us.url}`);
-    const attached = await attach(config, {
+    const attached = await attach(postgresCluster(), config, {
       step: (m) => say(`  • ${m}`),
       table: (replica, table, rows, done) => {
         if (done) say(`  ✓ copied ${table} to ${replica}: ${rows} rows`);

@@ -1,5 +1,4 @@
 import type { Logger } from 'pino';
-import { unplacedReplicas } from '../attach/join.js';
 import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { FaultHook } from '../coordinator/fault-point.js';
@@ -41,6 +40,8 @@ export interface MigrateWiring extends RecoveryWiring {
   readonly migrateControlSchemas: ControlSchemaMigrator;
   /** Whether the stream is paused (on the primary). */
   readonly pausedSince: PauseReader;
+  /** The replicas without a position in the stream (never placed by attach). */
+  unplacedReplicas(): Promise<ReadonlySet<string>>;
 }
 
 /** How long a second `migrate` waits for the first to finish before giving up. */
@@ -62,8 +63,8 @@ async function refuseWhilePaused(config: LockstepConfig, wiring: MigrateWiring):
  * did not finish) never applies the stream up to a migration's barrier: no
  * running sidecar changes that, only attach does. Refused before any round.
  */
-async function refuseUnplaced(config: LockstepConfig): Promise<void> {
-  const unplaced = [...(await unplacedReplicas(config))];
+async function refuseUnplaced(config: LockstepConfig, wiring: MigrateWiring): Promise<void> {
+  const unplaced = [...(await wiring.unplacedReplicas())];
   const [first] = unplaced;
   if (first === undefined) return;
   const others = unplaced.slice(1);
@@ -99,7 +100,7 @@ async function asMigrator<T>(
   try {
     await wiring.migrateControlSchemas(configNodes(config));
     await refuseWhilePaused(config, wiring);
-    await refuseUnplaced(config);
+    await refuseUnplaced(config, wiring);
     // A migration a crash left prepared is finished first (we hold the migrate lock: none is in flight).
     const recovered = await recoverPrepared(config.slot, [...nodes.values()], decisions, {
       kinds: ['migration'],

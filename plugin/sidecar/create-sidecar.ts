@@ -11,6 +11,7 @@ import { StatusStore } from '../../adapters/postgres/control/status-store.js';
 import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
 import { PauseListener } from '../../adapters/postgres/control/stream-pause.js';
 import { refreshControlEvents } from '../../adapters/postgres/setup/ddl-capture.js';
+import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
 import { syncSequences } from '../../adapters/postgres/setup/sequence-sync.js';
 import { PgoutputSource } from '../../adapters/postgres/source/pgoutput-source.js';
 import { type AttachProgress, attach } from '../attach/attach.js';
@@ -25,7 +26,7 @@ import type { SidecarObserver } from './sidecar-histograms.js';
 /** Attach progress as log lines (the sidecar's own resyncs). */
 function quietProgress(log: Logger): AttachProgress {
   return {
-    step: (message) => log.info(message),
+    step: (message, fields) => log.info({ ...fields }, message),
     table: (replica, table, rows, done) => {
       if (done) log.info({ replica, table, rows }, `copied ${table} to ${replica}`);
     },
@@ -174,7 +175,7 @@ export function createSidecar(
     resync:
       config.resync === 'auto'
         ? async (replica, stale) => {
-            await attach(live.current, quietProgress(log), {
+            await attach(postgresCluster(), live.current, quietProgress(log), {
               resync: [replica],
               sidecarRunsResync: true,
               holder: {

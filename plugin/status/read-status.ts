@@ -1,12 +1,9 @@
-import type pg from 'pg';
-import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
-import { type JoinHold, readJoinHolds } from '../../adapters/postgres/control/join-holds.js';
-import { listLockstepGids } from '../../adapters/postgres/control/prepared-transactions.js';
-import { streamLockHeld } from '../../adapters/postgres/control/stream-lock.js';
-import { readSlotHealth } from '../../adapters/postgres/source/replication-slot.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { TwoPhaseStatus } from '../coordinator/two-phase-coordinator.js';
+import type { JoinHold } from '../ports/join-holds.js';
+import type { LockstepCluster, NodeSession, PrimarySession } from '../ports/lockstep-cluster.js';
 import { isConnectionFailure, type LockstepError } from '../ports/lockstep-error.js';
+import type { ReplicaNote } from '../ports/replica-status-store.js';
 import { type SlotHealth, slotLoss } from '../ports/slot-health.js';
 import { type Lsn, lsnDistance } from '../protocol/index.js';
 
@@ -76,30 +73,31 @@ function lagSecondsBehind(
 }
 
 /** The stream's join holds; none where the control schema predates them (no attach could write one). */
-async function holdsOn(primary: pg.ClientBase, stream: string): Promise<JoinHold[]> {
-  return readJoinHolds(primary, stream).catch((error: { code?: string }) => {
+async function holdsOn(primary: PrimarySession, stream: string): Promise<JoinHold[]> {
+  return primary.joinHolds.read(stream).catch((error: { code?: string }) => {
     if (error.code === '42P01') return [];
     throw error;
   });
 }
 
-async function inDoubtOn(node: string, client: pg.ClientBase): Promise<InDoubtTransaction[]> {
-  return (await listLockstepGids(client)).map((g) => ({
+async function inDoubtOn(node: string, session: NodeSession): Promise<InDoubtTransaction[]> {
+  return (await session.preparedGids()).map((g) => ({
     node,
     ...g,
     ageSeconds: Math.round(g.ageSeconds),
   }));
 }
 
-/**
- * Reads status from the databases themselves, so it works whether or not a
- * sidecar runs: each replica's applied position, the sidecar's last notes
- * (state, error) and the stream head from the primary, prepared lockstep
- * transactions everywhere.
- */
-export async function readStatus(config: LockstepConfig): Promise<LockstepStatus> {
-  const stream = config.slot;
-  const status: LockstepStatus = {
+/** What the primary tells about the stream, before the replicas are read. */
+interface PrimaryReading {
+  /** The sidecar's last note on each replica. */
+  readonly notes: Map<string, ReplicaNote>;
+  /** The commit time of the stream's head. */
+  readonly headCommit: Date | null;
+}
+
+function emptyStatus(): LockstepStatus {
+  return {
     primary: {
       version: null,
       lsn: null,
@@ -117,84 +115,33 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
     slot: null,
     joinHolds: [],
   };
-  const notes = new Map<string, { state: string; error: string | null; error_at: Date | null }>();
-  let headCommit: Date | null = null;
+}
+
+/**
+ * Reads status from the databases themselves, so it works whether or not a
+ * sidecar runs: each replica's applied position, the sidecar's last notes
+ * (state, error) and the stream head from the primary, prepared lockstep
+ * transactions everywhere.
+ */
+export async function readStatus(
+  cluster: LockstepCluster,
+  config: LockstepConfig,
+): Promise<LockstepStatus> {
+  const status = emptyStatus();
+  let reading: PrimaryReading = { notes: new Map(), headCommit: null };
   try {
-    const primary = await connectNode('primary', config.primary);
+    const primary = await cluster.primary(config.primary);
     try {
-      // paused_at through to_jsonb: a control schema from before pause existed (no sidecar has
-      // migrated it yet) reads as not paused instead of failing the whole query.
-      const head = await primary
-        .query<{
-          version: string;
-          lsn: Lsn | null;
-          commit_time: Date | null;
-          wal: Lsn;
-          two_phase: TwoPhaseStatus | null;
-          active_sidecar: string | null;
-          active_since: Date | null;
-          paused_at: Date | null;
-        }>(
-          `SELECT s.version::text, s.lsn::text, s.commit_time, s.two_phase, s.active_sidecar, s.active_since,
-                (to_jsonb(s) ->> 'paused_at')::timestamptz AS paused_at,
-                pg_current_wal_lsn()::text AS wal
-           FROM lockstep.streams s WHERE s.stream = $1`,
-          [stream],
-        )
-        .catch(() => ({ rows: [] }));
-      const row = head.rows[0];
-      if (row) {
-        status.primary = {
-          version: Number(row.version),
-          lsn: row.lsn,
-          walLsn: row.wal,
-          // From the slot read below: one reading of pg_replication_slots.
-          slotRetainedBytes: null,
-          error: null,
-          reachable: true,
-        };
-        headCommit = row.commit_time;
-        status.twoPhase = row.two_phase;
-        status.paused = row.paused_at !== null;
-        status.pausedSince = row.paused_at?.toISOString() ?? null;
-        const running = await streamLockHeld(primary, stream);
-        status.sidecar = {
-          active: running ? row.active_sidecar : null,
-          since: running ? (row.active_since?.toISOString() ?? null) : null,
-          running,
-        };
-        const replicaNotes = await primary.query<{
-          replica: string;
-          state: string;
-          error: string | null;
-          error_at: Date | null;
-        }>(
-          'SELECT replica, state, error, error_at FROM lockstep.replica_status WHERE stream = $1',
-          [stream],
-        );
-        for (const n of replicaNotes.rows) notes.set(n.replica, n);
-        const slot = await readSlotHealth(primary, stream);
-        status.primary.slotRetainedBytes = slot?.retainedBytes ?? null;
-        const loss = slot ? slotLoss(slot) : null;
-        status.slot = slot && {
-          ...slot,
-          lost: loss !== null,
-          reason: loss?.reason ?? null,
-          fix: loss?.fix ?? null,
-        };
-        status.joinHolds = await holdsOn(primary, stream);
-      } else {
-        status.primary.error = `not attached: no stream "${stream}" on the primary (run lockstep attach)`;
-      }
+      reading = await readPrimary(primary, config.slot, status);
       status.inDoubt.push(...(await inDoubtOn('primary', primary)));
     } finally {
-      await primary.end();
+      await primary.close();
     }
   } catch (error) {
     status.primary.error = (error as LockstepError).message;
     status.primary.reachable = !isConnectionFailure(error);
   }
-  status.replicas = await readReplicas(config, status, notes, headCommit);
+  status.replicas = await readReplicas(cluster, config, status, reading);
   // Without its slot no replica can catch up, whatever it last did: each needs a fresh copy.
   if (status.slot?.lost)
     status.replicas = status.replicas.map((r) => ({
@@ -205,15 +152,57 @@ export async function readStatus(config: LockstepConfig): Promise<LockstepStatus
   return status;
 }
 
+/** The stream head, the sidecar, the slot and the join holds, into `status`; the replicas' notes. */
+async function readPrimary(
+  primary: PrimarySession,
+  stream: string,
+  status: LockstepStatus,
+): Promise<PrimaryReading> {
+  const notes = new Map<string, ReplicaNote>();
+  const head = await primary.streams.head(stream).catch(() => undefined);
+  if (!head) {
+    status.primary.error = `not attached: no stream "${stream}" on the primary (run lockstep attach)`;
+    return { notes, headCommit: null };
+  }
+  status.primary = {
+    version: head.version,
+    lsn: head.lsn,
+    walLsn: head.walLsn,
+    // From the slot read below: one reading of pg_replication_slots.
+    slotRetainedBytes: null,
+    error: null,
+    reachable: true,
+  };
+  status.twoPhase = head.twoPhase;
+  status.paused = head.pausedAt !== null;
+  status.pausedSince = head.pausedAt?.toISOString() ?? null;
+  const running = await primary.streamLockHeld(stream);
+  status.sidecar = {
+    active: running ? head.activeSidecar : null,
+    since: running ? (head.activeSince?.toISOString() ?? null) : null,
+    running,
+  };
+  for (const n of await primary.replicaStatus.notes(stream)) notes.set(n.replica, n);
+  const slot = await primary.slots.health(stream);
+  status.primary.slotRetainedBytes = slot?.retainedBytes ?? null;
+  const loss = slot ? slotLoss(slot) : null;
+  status.slot = slot && {
+    ...slot,
+    lost: loss !== null,
+    reason: loss?.reason ?? null,
+    fix: loss?.fix ?? null,
+  };
+  status.joinHolds = await holdsOn(primary, stream);
+  return { notes, headCommit: head.commitTime };
+}
+
 /** Each replica's position and lag, read from the replica itself, with the sidecar's notes. */
 async function readReplicas(
+  cluster: LockstepCluster,
   config: LockstepConfig,
   status: LockstepStatus,
-  notes: Map<string, { state: string; error: string | null; error_at: Date | null }>,
-  headCommit: Date | null,
+  { notes, headCommit }: PrimaryReading,
 ): Promise<ReplicaStatus[]> {
-  const stream = config.slot;
-
   return Promise.all(
     config.replicas.map(async (replica): Promise<ReplicaStatus> => {
       const note = notes.get(replica.name);
@@ -226,12 +215,12 @@ async function readReplicas(
         lagSeconds: null,
         state: note?.state ?? 'unknown',
         error: note?.error ?? null,
-        errorAt: note?.error_at?.toISOString() ?? null,
+        errorAt: note?.errorAt?.toISOString() ?? null,
         reachable: true,
       };
-      let client: pg.Client;
+      let session: Awaited<ReturnType<LockstepCluster['replica']>>;
       try {
-        client = await connectNode(replica.name, replica.url);
+        session = await cluster.replica(replica.name, replica.url);
       } catch (error) {
         // Unreachable now; a replica the sidecar marked stale, resyncing or unresponsive stays so.
         const kept = ['stale', 'resyncing', 'unresponsive'];
@@ -239,35 +228,34 @@ async function readReplicas(
         return { ...base, state, error: (error as LockstepError).message, reachable: false };
       }
       try {
-        const { rows } = await client
-          .query<{ version: string; lsn: Lsn; commit_time: Date | null }>(
-            'SELECT version::text, lsn::text, commit_time FROM lockstep.applied WHERE stream = $1',
-            [stream],
-          )
-          .catch(() => ({ rows: [] as { version: string; lsn: Lsn; commit_time: Date | null }[] }));
-        status.inDoubt.push(...(await inDoubtOn(replica.name, client)));
-        const row = rows[0];
+        const row = await session.positions.read(config.slot).catch(() => null);
+        status.inDoubt.push(...(await inDoubtOn(replica.name, session)));
         if (!row) return { ...base, state: 'not-attached' };
-        const version = Number(row.version);
-        const headVersion = status.primary.version;
-        // Paused, the recorded head is old: lag in versions and seconds is unknown (lagBytes still tells).
-        const lagVersions =
-          headVersion === null || status.paused ? null : Math.max(0, headVersion - version);
-        return {
-          ...base,
-          version,
-          lsn: row.lsn,
-          lagVersions,
-          lagBytes: status.primary.walLsn
-            ? Math.max(0, lsnDistance(row.lsn, status.primary.walLsn))
-            : null,
-          lagSeconds: status.paused
-            ? null
-            : lagSecondsBehind(lagVersions, headCommit, row.commit_time),
-        };
+        return { ...base, ...replicaLag(status, row, headCommit) };
       } finally {
-        await client.end();
+        await session.close();
       }
     }),
   );
+}
+
+/** A replica's position and how far behind the stream it is. */
+function replicaLag(
+  status: LockstepStatus,
+  row: { version: number; lsn: Lsn; commitTime: Date | null },
+  headCommit: Date | null,
+): Pick<ReplicaStatus, 'version' | 'lsn' | 'lagVersions' | 'lagBytes' | 'lagSeconds'> {
+  const headVersion = status.primary.version;
+  // Paused, the recorded head is old: lag in versions and seconds is unknown (lagBytes still tells).
+  const lagVersions =
+    headVersion === null || status.paused ? null : Math.max(0, headVersion - row.version);
+  return {
+    version: row.version,
+    lsn: row.lsn,
+    lagVersions,
+    lagBytes: status.primary.walLsn
+      ? Math.max(0, lsnDistance(row.lsn, status.primary.walLsn))
+      : null,
+    lagSeconds: status.paused ? null : lagSecondsBehind(lagVersions, headCommit, row.commitTime),
+  };
 }

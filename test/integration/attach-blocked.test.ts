@@ -26,7 +26,7 @@ describe('attach while a transaction stays open on the primary', () => {
       await eventually(
         async () =>
           new RegExp(
-            `waits for 1 transaction\\(s\\).*pid ${pid} \\(idle in transaction for \\d+ s, app`,
+            `waits for running transactions .*transactions="pid ${pid} \\(idle in transaction for \\d+ s, app`,
           ).test(running.output),
         'attach to name the open transaction',
       );

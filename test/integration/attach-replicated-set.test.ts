@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
 import { attach } from '../../plugin/attach/attach.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
 import type { LockstepError } from '../../plugin/ports/lockstep-error.js';
@@ -18,7 +19,7 @@ const configs: Array<ReturnType<typeof writeConfig>> = [];
 async function attachWith(extra: Record<string, unknown>): Promise<LockstepError | null> {
   const config = writeConfig(clusters.primary, clusters.replicas, extra);
   configs.push(config);
-  return attach(loadConfig(config.file), quiet).then(
+  return attach(postgresCluster(), loadConfig(config.file), quiet).then(
     () => null,
     (error: LockstepError) => error,
   );

@@ -46,7 +46,7 @@ describe('lockstep attach', () => {
       await r2.query(`INSERT INTO notes VALUES (999, 'stray')`);
       const failed = await lockstep(['attach', '--config', config.file, '--create-schema']);
       expect(failed.code).toBe(1);
-      expect(failed.output).toMatch(/created public\.items on replica1/);
+      expect(failed.output).toMatch(/created a missing table replica=replica1 table=public\.items/);
       expect(failed.output).toMatch(
         /\[replica2, table public\.notes\] the table already has rows on the replica.*\n\s+fix: empty it/,
       );

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
 import { readStatus } from '../../plugin/status/read-status.js';
 import { eventually, expectIdentical, waitForMarker } from '../support/compare-nodes.js';
@@ -56,7 +57,7 @@ describe('the resume point is checked against the slot, failing closed', () => {
       await waitForMarker(primary, [r1]);
       await expectIdentical(primary, [r1], ['t', 'marker']);
       expect(sidecar.logged(/cannot check replica positions against the slot/)).toBeDefined();
-      const status = await readStatus(loadConfig(clusters.configFile));
+      const status = await readStatus(postgresCluster(), loadConfig(clusters.configFile));
       expect(status.replicas.find((r) => r.name === 'replica2')?.state).toBe('stale');
     } finally {
       sidecar.kill('SIGTERM');

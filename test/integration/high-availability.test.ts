@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
 import { readStatus } from '../../plugin/status/read-status.js';
 import { eventually, expectIdentical, waitForMarker } from '../support/compare-nodes.js';
@@ -30,7 +31,7 @@ describe('two sidecars on one configuration', () => {
         async () => second.logged(/standing by/) !== undefined,
         'the second to stand by',
       );
-      const status = await readStatus(config);
+      const status = await readStatus(postgresCluster(), config);
       expect(status.sidecar).toMatchObject({
         running: true,
         active: expect.stringMatching(new RegExp(`:${first.child.pid}$`)),
@@ -49,7 +50,7 @@ describe('two sidecars on one configuration', () => {
       await workload.stop();
       await waitForMarker(clusters.primary, clusters.replicas);
       await expectIdentical(clusters.primary, clusters.replicas, TABLES);
-      const after = await readStatus(config);
+      const after = await readStatus(postgresCluster(), config);
       expect(after.sidecar.active).toMatch(new RegExp(`:${second.child.pid}$`));
       expect(after.inDoubt).toEqual([]);
       const text = await lockstep(['status', '--config', clusters.configFile]);
@@ -106,7 +107,7 @@ describe('two sidecars on one configuration', () => {
       await workload.stop();
       await waitForMarker(clusters.primary, clusters.replicas);
       await expectIdentical(clusters.primary, clusters.replicas, TABLES);
-      const after = await readStatus(config);
+      const after = await readStatus(postgresCluster(), config);
       expect(after.sidecar.active).toMatch(new RegExp(`:${successor()?.child.pid}$`));
       expect(after.inDoubt).toEqual([]);
     } finally {

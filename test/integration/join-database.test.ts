@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
 import { attach } from '../../plugin/attach/attach.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
 import { LockstepError } from '../../plugin/ports/lockstep-error.js';
@@ -59,7 +60,7 @@ describe('a replica name whose URL reaches another database than the running sid
           ).length === 1,
         'the sidecar to report replica2',
       );
-      const refused = await attach(loadConfig(attachConfig.file), quiet).then(
+      const refused = await attach(postgresCluster(), loadConfig(attachConfig.file), quiet).then(
         () => null,
         (error: unknown) => error,
       );

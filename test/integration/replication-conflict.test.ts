@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
 import { readStatus } from '../../plugin/status/read-status.js';
 import { eventually, expectIdentical } from '../support/compare-nodes.js';
@@ -33,10 +34,10 @@ describe('a conflicting row on one replica', () => {
 
       const cfg = loadConfig(clusters.configFile);
       await eventually(
-        async () => (await readStatus(cfg)).replicas[0]?.state === 'halted',
+        async () => (await readStatus(postgresCluster(), cfg)).replicas[0]?.state === 'halted',
         'replica1 halted in status',
       );
-      const status = await readStatus(cfg);
+      const status = await readStatus(postgresCluster(), cfg);
       expect(status.replicas[0]?.error).toMatch(
         /\[replica1, table public\.items\] applying version 1 failed: duplicate key/,
       );
@@ -51,7 +52,7 @@ describe('a conflicting row on one replica', () => {
       await eventually(async () => (await count(r1, 'notes')) === 1, 'replica1 to resume');
       await expectIdentical(clusters.primary, clusters.replicas, ['items', 'notes']);
       await eventually(
-        async () => (await readStatus(cfg)).replicas[0]?.error === null,
+        async () => (await readStatus(postgresCluster(), cfg)).replicas[0]?.error === null,
         'the error to clear',
       );
     } finally {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
 import { readStatus } from '../../plugin/status/read-status.js';
 import { eventually, expectIdentical, waitForMarker } from '../support/compare-nodes.js';
@@ -43,10 +44,11 @@ describe('one-phase replication end to end (1 primary, 2 replica clusters)', () 
       // The sidecar records the stream's head a moment after applying: wait for it.
       const cfg = loadConfig(config.file);
       await eventually(
-        async () => ((await readStatus(cfg)).primary.version ?? 0) >= work.transactions,
+        async () =>
+          ((await readStatus(postgresCluster(), cfg)).primary.version ?? 0) >= work.transactions,
         'status to show the head',
       );
-      const status = await readStatus(cfg);
+      const status = await readStatus(postgresCluster(), cfg);
       for (const replica of status.replicas) {
         expect(replica).toMatchObject({ lagVersions: 0, error: null });
         expect(['streaming', 'catching-up']).toContain(replica.state);

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
+import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
 import { type AttachProgress, attach } from '../../plugin/attach/attach.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
 import { DeposedError, LockstepError } from '../../plugin/ports/lockstep-error.js';
@@ -60,7 +61,7 @@ describe('two resyncs of one replica never interleave, and a deposed sidecar res
       );
       const before = await replica2State();
       const refused = await rejection(
-        attach(config, quiet, { resync: ['replica2'], sidecarRunsResync: true }),
+        attach(postgresCluster(), config, quiet, { resync: ['replica2'], sidecarRunsResync: true }),
       );
       expect(refused).toBeInstanceOf(LockstepError);
       expect((refused as LockstepError).node).toBe('replica2');
@@ -75,7 +76,7 @@ describe('two resyncs of one replica never interleave, and a deposed sidecar res
     const config = loadConfig(clusters.configFile);
     const before = await replica2State();
     const refused = await rejection(
-      attach(config, quiet, {
+      attach(postgresCluster(), config, quiet, {
         resync: ['replica2'],
         sidecarRunsResync: true,
         holder: { epoch: () => 3, verify: async () => false },
@@ -99,7 +100,7 @@ describe('two resyncs of one replica never interleave, and a deposed sidecar res
     const [deposed, epoch] = epochs as [number, number];
     expect(epoch).toBeGreaterThan(deposed);
     const late = await rejection(
-      attach(config, quiet, {
+      attach(postgresCluster(), config, quiet, {
         resync: ['replica2'],
         sidecarRunsResync: true,
         // It held the lock when it started; a successor took over before it finished.
@@ -110,7 +111,7 @@ describe('two resyncs of one replica never interleave, and a deposed sidecar res
     expect(await staleSince()).not.toBeNull();
 
     // The current holder's resync ends the mark, and the copy is whole.
-    const done = await attach(config, quiet, {
+    const done = await attach(postgresCluster(), config, quiet, {
       resync: ['replica2'],
       sidecarRunsResync: true,
       holder: { epoch: () => epoch, verify: async () => true },
@@ -130,7 +131,7 @@ describe('two resyncs of one replica never interleave, and a deposed sidecar res
     await r2.query("INSERT INTO t VALUES (-2, 'replica2 only') ON CONFLICT DO NOTHING");
     const before = await replica2State();
     const failed = await rejection(
-      attach(config, quiet, {
+      attach(postgresCluster(), config, quiet, {
         resync: ['replica2'],
         sidecarRunsResync: true,
         // The coordinator check passes; meanwhile a DBA ends the resync lock's session.
@@ -155,7 +156,9 @@ describe('two resyncs of one replica never interleave, and a deposed sidecar res
     expect(await lock.tryAcquire()).toBe(true);
     try {
       const before = await replica2State();
-      const refused = await rejection(attach(config, quiet, { resync: ['replica2'] }));
+      const refused = await rejection(
+        attach(postgresCluster(), config, quiet, { resync: ['replica2'] }),
+      );
       expect(refused).toBeInstanceOf(LockstepError);
       expect((refused as LockstepError).message).toMatch(/coordinator lock/);
       expect(await replica2State()).toBe(before);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
 import { readStatus } from '../../plugin/status/read-status.js';
 import { eventually, expectIdentical, waitForMarker } from '../support/compare-nodes.js';
@@ -35,7 +36,9 @@ describe('TRUNCATE is applied like native apply: the tables of one TRUNCATE toge
       await waitForMarker(clusters.primary, [r2]);
       await expectIdentical(clusters.primary, [r2], ['parent', 'child']);
       await eventually(async () => {
-        const replica = (await readStatus(cfg)).replicas.find((r) => r.name === 'replica1');
+        const replica = (await readStatus(postgresCluster(), cfg)).replicas.find(
+          (r) => r.name === 'replica1',
+        );
         return replica?.state === 'halted' && /local_audit/.test(replica.error ?? '');
       }, 'replica1 halted naming local_audit');
       expect(await r1.query('SELECT id FROM local_audit')).toEqual([{ id: 1 }]);

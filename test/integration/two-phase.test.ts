@@ -2,6 +2,7 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
 import { tagTwoPhase, tagTwoPhaseKysely } from '../../plugin/client/index.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
 import { readStatus } from '../../plugin/status/read-status.js';
@@ -98,13 +99,13 @@ describe('two-phase rounds for critical writes', () => {
       );
       const config = loadConfig(clusters.configFile);
       await eventually(async () => {
-        const status = await readStatus(config);
+        const status = await readStatus(postgresCluster(), config);
         return (
           status.replicas[0]?.state === 'halted' &&
           /duplicate key/.test(status.replicas[0]?.error ?? '')
         );
       }, 'status to show replica1 refusing and why');
-      const held = (await readStatus(config)).twoPhase?.held;
+      const held = (await readStatus(postgresCluster(), config)).twoPhase?.held;
       expect(held?.from).toBeGreaterThan(0);
       expect(held?.refusals.replica1).toMatch(/duplicate key/);
       const text = await lockstep(['status', '--config', clusters.configFile]);

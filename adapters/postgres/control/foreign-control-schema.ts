@@ -1,14 +1,7 @@
 import type pg from 'pg';
+import type { ForeignControlSchema } from '../../../plugin/ports/cluster-setup.js';
 import { DDL_EVENT_TRIGGER, REWRITE_EVENT_TRIGGER } from '../setup/ddl-capture.js';
 import { quoteIdent } from '../sql-identifier.js';
-
-/** A `lockstep` schema on a node that lockstep did not create there (it came with a dump of the primary). */
-export interface ForeignControlSchema {
-  /** Its tables that hold rows (`lockstep.name`). */
-  readonly tablesWithRows: readonly string[];
-  /** Event triggers that run its functions (the primary's DDL capture, when the dump had it). */
-  readonly eventTriggers: readonly string[];
-}
 
 /** What to run on the replica instead, for the message that refuses to touch such a schema. */
 export const FOREIGN_SCHEMA_FIX =
@@ -61,7 +54,11 @@ export async function findForeignControlSchema(
     `SELECT e.evtname FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
        JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'lockstep' ORDER BY 1`,
   );
-  return { tablesWithRows, eventTriggers: triggers.rows.map((r) => r.evtname) };
+  return {
+    tablesWithRows,
+    eventTriggers: triggers.rows.map((r) => r.evtname),
+    fix: FOREIGN_SCHEMA_FIX,
+  };
 }
 
 /**

@@ -1,10 +1,13 @@
 import type pg from 'pg';
+import type { TableName } from '../../../plugin/ports/catalog-table.js';
 import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
-import type { Lsn } from '../../../plugin/protocol/index.js';
+import type { ResyncGuardPort, StreamPosition } from '../../../plugin/ports/resync-guard.js';
 import { CONTROL_QUERY_TIMEOUT_MS } from '../connection/connection-url.js';
 import { connectNode, endClient } from '../connection/node-connection.js';
-import type { TableName } from '../source/replication-slot.js';
 import { quoteQualified } from '../sql-identifier.js';
+import { controlDbOn } from './control-schema.js';
+import { PgPositionsStore } from './positions-store.js';
+import { PgSyncedTablesStore } from './synced-tables-store.js';
 
 /** The guard's advisory-lock key, as SQL over the stream name `$n`. */
 const guardKey = (n: number) => `hashtext('lockstep.resync'), hashtext($${n})`;
@@ -25,8 +28,11 @@ export const GUARD_HELD = `SELECT EXISTS (
  * interleave, so one's copy never lands on top of the other's or after the
  * other's reset. Never waited for: a busy guard is an error the caller retries.
  */
-export class ResyncGuard {
+export class ResyncGuard implements ResyncGuardPort {
   private lost = false;
+  /** The control tables, on the guard's own session. */
+  private readonly positions: PgPositionsStore;
+  private readonly copies: PgSyncedTablesStore;
 
   private constructor(
     readonly replica: string,
@@ -37,6 +43,9 @@ export class ResyncGuard {
     client.on('end', () => {
       this.lost = true;
     });
+    const db = controlDbOn(client);
+    this.positions = new PgPositionsStore(db);
+    this.copies = new PgSyncedTablesStore(db);
   }
 
   /** Takes the guard of `replica` for `stream`; throws when another process holds it. */
@@ -66,19 +75,15 @@ export class ResyncGuard {
    * one transaction on the guard's own session: a guard that died empties
    * nothing.
    */
-  async reset(stream: string, tables: readonly TableName[], anchor: { version: number; lsn: Lsn }) {
+  async reset(stream: string, tables: readonly TableName[], anchor: StreamPosition) {
     this.check();
     await this.inTransaction(async (client) => {
       if (tables.length)
         await client.query(
           `TRUNCATE ${tables.map((t) => quoteQualified(t.schema, t.name)).join(', ')}`,
         );
-      await client.query('DELETE FROM lockstep.synced_tables WHERE stream = $1', [stream]);
-      await client.query(
-        `INSERT INTO lockstep.applied (stream, version, lsn) VALUES ($1, $2, $3)
-         ON CONFLICT (stream) DO UPDATE SET version = excluded.version, lsn = excluded.lsn, applied_at = now()`,
-        [stream, anchor.version, anchor.lsn],
-      );
+      await this.copies.forget(stream);
+      await this.positions.reset(stream, anchor);
     });
   }
 
@@ -90,24 +95,17 @@ export class ResyncGuard {
   async clearCopies(stream: string): Promise<void> {
     this.check();
     await this.inTransaction(async (client) => {
-      const { rows } = await client.query<{ name: string }>(
-        `SELECT format('%I.%I', schema_name, table_name) AS name FROM lockstep.synced_tables
-          WHERE stream = $1 AND to_regclass(format('%I.%I', schema_name, table_name)) IS NOT NULL`,
-        [stream],
-      );
-      if (rows.length > 0) await client.query(`TRUNCATE ${rows.map((r) => r.name).join(', ')}`);
-      await client.query('DELETE FROM lockstep.synced_tables WHERE stream = $1', [stream]);
+      // Quoted by format('%I.%I') in the store.
+      const copied = await this.copies.existingCopies(stream);
+      if (copied.length > 0) await client.query(`TRUNCATE ${copied.join(', ')}`);
+      await this.copies.forget(stream);
     });
   }
 
   /** A joining replica, copied: its position becomes `anchor` (it must have none yet). */
-  async place(stream: string, anchor: { version: number; lsn: Lsn }): Promise<void> {
+  async place(stream: string, anchor: StreamPosition): Promise<void> {
     this.check();
-    const { rowCount } = await this.client.query(
-      `INSERT INTO lockstep.applied (stream, version, lsn) VALUES ($1, $2, $3) ON CONFLICT (stream) DO NOTHING`,
-      [stream, anchor.version, anchor.lsn],
-    );
-    if (rowCount !== 1)
+    if ((await this.positions.place(stream, anchor)) !== 1)
       throw new LockstepError({
         node: this.replica,
         problem: 'the replica got a position in the stream while it was being copied',
@@ -118,7 +116,7 @@ export class ResyncGuard {
   /** Takes a placed replica's position back (its starting point turned out unusable): it is not attached again. */
   async unplace(stream: string): Promise<void> {
     this.check();
-    await this.client.query('DELETE FROM lockstep.applied WHERE stream = $1', [stream]);
+    await this.positions.forget(stream);
   }
 
   private async inTransaction(work: (client: pg.Client) => Promise<void>): Promise<void> {

@@ -1,62 +1,15 @@
 import type pg from 'pg';
 import { connectNode } from '../connection/node-connection.js';
-
-/** The channel `pause` and `resume` notify on; the payload is the stream's name. */
-const PAUSE_CHANNEL = 'lockstep_pause';
+import { controlDbOn } from './control-schema.js';
+import type { ControlSession } from './lockstep-schema.js';
+import { PAUSE_CHANNEL, PgStreamsStore } from './streams-store.js';
 
 /** Whether a stream is paused: since when, or null; undefined when the stream is not attached. */
 export async function readPause(
-  client: pg.ClientBase | pg.Pool,
+  client: ControlSession,
   stream: string,
 ): Promise<Date | null | undefined> {
-  const { rows } = await client.query<{ paused_at: Date | null }>(
-    'SELECT paused_at FROM lockstep.streams WHERE stream = $1',
-    [stream],
-  );
-  return rows[0] === undefined ? undefined : rows[0].paused_at;
-}
-
-/** A stream's pause time before and after {@link writePause} (null: running). */
-export interface PauseChange {
-  readonly before: Date | null;
-  readonly after: Date | null;
-}
-
-/**
- * Pauses (or resumes) a stream and tells a running sidecar, in one
- * transaction: the flag and the notification commit together, and the row is
- * locked while read, so `before` is exact even against a concurrent command.
- * Pausing a paused stream keeps its first time. Undefined when the stream is
- * not attached.
- */
-export async function writePause(
-  client: pg.ClientBase,
-  stream: string,
-  paused: boolean,
-): Promise<PauseChange | undefined> {
-  await client.query('BEGIN');
-  try {
-    const { rows } = await client.query<{ paused_at: Date | null }>(
-      'SELECT paused_at FROM lockstep.streams WHERE stream = $1 FOR UPDATE',
-      [stream],
-    );
-    const row = rows[0];
-    let change: PauseChange | undefined;
-    if (row) {
-      const updated = await client.query<{ paused_at: Date | null }>(
-        `UPDATE lockstep.streams SET paused_at = CASE WHEN $2 THEN coalesce(paused_at, now()) END
-          WHERE stream = $1 RETURNING paused_at`,
-        [stream, paused],
-      );
-      await client.query('SELECT pg_notify($1, $2)', [PAUSE_CHANNEL, stream]);
-      change = { before: row.paused_at, after: updated.rows[0]?.paused_at ?? null };
-    }
-    await client.query('COMMIT');
-    return change;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  }
+  return new PgStreamsStore(controlDbOn(client)).pausedAt(stream);
 }
 
 /**

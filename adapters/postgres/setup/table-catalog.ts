@@ -1,28 +1,9 @@
 import type { ClientBase } from 'pg';
+import type { CatalogColumn, CatalogTable } from '../../../plugin/ports/catalog-table.js';
 import { matchesAnyPattern, type TablePattern } from '../../../plugin/protocol/index.js';
 import { quoteIdent, quoteQualified } from '../sql-identifier.js';
 
-/** One column as a node's catalog describes it. */
-export interface CatalogColumn {
-  readonly name: string;
-  /** `format_type` of the column, e.g. `numeric(10,2)`. */
-  readonly type: string;
-  readonly notNull: boolean;
-  readonly hasDefault: boolean;
-}
-
-/** One table as a node's catalog describes it. */
-export interface CatalogTable {
-  readonly schema: string;
-  readonly name: string;
-  /** pg_class.relreplident: d(efault), n(othing), f(ull), i(ndex). */
-  readonly replicaIdentity: 'd' | 'n' | 'f' | 'i';
-  readonly hasPrimaryKey: boolean;
-  /** Primary key columns in key order (empty without one). */
-  readonly primaryKey: readonly string[];
-  /** Columns in attribute order; generated columns are left out (each node computes its own). */
-  readonly columns: readonly CatalogColumn[];
-}
+export type { CatalogColumn, CatalogTable } from '../../../plugin/ports/catalog-table.js';
 
 const SYSTEM_SCHEMAS = ['pg_catalog', 'information_schema', 'lockstep'];
 

@@ -1,29 +1,12 @@
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import type { TableCopyJob } from '../../../plugin/ports/cluster-setup.js';
 import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
-import type { Lsn } from '../../../plugin/protocol/index.js';
 import { clientConfig } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
 import { GUARD_HELD } from '../control/resync-guard.js';
 import { quoteIdent, quoteQualified } from '../sql-identifier.js';
-import type { CatalogTable } from './table-catalog.js';
-
-/** What one table copy needs. */
-export interface TableCopyJob {
-  readonly stream: string;
-  readonly table: CatalogTable;
-  readonly primaryUrl: string;
-  /** Exported snapshot the copy reads from. */
-  readonly snapshot: string;
-  /** LSN the snapshot is consistent with: changes committed before it are in the copy. */
-  readonly copyLsn: Lsn;
-  readonly replica: { readonly name: string; readonly url: string };
-  /** Called with the number of rows copied so far. */
-  readonly onProgress?: (rows: number) => void;
-  /** A resync's copy: the backend pid of the guard session that must still hold the replica's resync lock. */
-  readonly guardPid?: number;
-}
 
 /**
  * Copies one table from the primary's snapshot to a replica with COPY streamed

@@ -1,12 +1,5 @@
 import type pg from 'pg';
-
-/** A table's size on the primary, known before its copy starts. */
-export interface TableSize {
-  /** Heap and TOAST bytes (pg_table_size). */
-  readonly bytes: number;
-  /** The planner's row estimate (at least 1). */
-  readonly rows: number;
-}
+import type { TableSize } from '../../../plugin/ports/cluster-setup.js';
 
 /** Sizes of `tables` (`schema.name` keys, unquoted), for progress estimates. */
 export async function tableSizes(

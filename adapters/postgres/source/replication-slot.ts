@@ -1,25 +1,16 @@
 import type pg from 'pg';
+import type { TableName } from '../../../plugin/ports/catalog-table.js';
+import type { CreatedSlot, SlotBlocker } from '../../../plugin/ports/replication-slots.js';
 import type { SlotHealth } from '../../../plugin/ports/slot-health.js';
 import { CONTROL_EVENTS_TABLE, type Lsn, toLsn } from '../../../plugin/protocol/index.js';
 import { clientConfig } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
 import { assertObjectName, quoteIdent, quoteQualified } from '../sql-identifier.js';
 import { explainReplicationError } from './replication-errors.js';
-import { type SlotBlocker, watchSlotBlockers } from './slot-blockers.js';
+import { watchSlotBlockers } from './slot-blockers.js';
 
-/** A newly created logical slot. */
-export interface CreatedSlot {
-  /** The LSN from which the slot streams every committed transaction. */
-  readonly consistentPoint: Lsn;
-  /**
-   * A snapshot that sees exactly the data committed before `consistentPoint`
-   * (only with `exportSnapshot`), usable with `SET TRANSACTION SNAPSHOT` until
-   * {@link release} is called.
-   */
-  readonly snapshotName: string | null;
-  /** Closes the replication connection (and with it the exported snapshot). */
-  release(): Promise<void>;
-}
+export type { TableName } from '../../../plugin/ports/catalog-table.js';
+export type { CreatedSlot } from '../../../plugin/ports/replication-slots.js';
 
 /**
  * Creates a `pgoutput` slot through the replication protocol. With
@@ -101,12 +92,6 @@ export async function readSlot(
     restartLsn: row.r ? toLsn(row.r) : null,
     active: row.active,
   };
-}
-
-/** A table named by schema and name (unquoted). */
-export interface TableName {
-  readonly schema: string;
-  readonly name: string;
 }
 
 /**

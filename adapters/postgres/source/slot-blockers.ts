@@ -1,15 +1,7 @@
 import type pg from 'pg';
+import type { SlotBlocker } from '../../../plugin/ports/replication-slots.js';
 import { CONTROL_QUERY_TIMEOUT_MS, clientConfig } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
-
-/** A transaction the creation of a logical slot waits for. */
-export interface SlotBlocker {
-  readonly pid: number;
-  readonly state: string;
-  readonly application: string;
-  readonly user: string;
-  readonly ageSeconds: number;
-}
 
 /** Sessions whose transaction, begun before `since` with an xid, a new logical slot must wait out. */
 async function blockers(client: pg.Client, since: Date): Promise<SlotBlocker[]> {
@@ -77,15 +69,4 @@ export function watchSlotBlockers(
     clearTimeout(timer);
     await client?.end().catch(() => undefined);
   };
-}
-
-/** The message naming what a slot's creation waits for, and how to end it. */
-export function describeSlotBlockers(found: readonly SlotBlocker[]): string {
-  const list = found
-    .map(
-      (b) =>
-        `pid ${b.pid} (${b.state} for ${b.ageSeconds} s${b.application ? `, ${b.application}` : ''}${b.user ? `, user ${b.user}` : ''})`,
-    )
-    .join('; ');
-  return `creating the slot waits for ${found.length} transaction(s) already running on the primary: ${list} — they must end (COMMIT or ROLLBACK there, or SELECT pg_terminate_backend(pid))`;
 }

@@ -1,0 +1,58 @@
+import type { LockstepCluster, SessionOptions } from '../../../plugin/ports/lockstep-cluster.js';
+import { CONTROL_QUERY_TIMEOUT_MS } from '../connection/connection-url.js';
+import { connectNode } from '../connection/node-connection.js';
+import { migrateControlSchemas } from '../control/control-schema.js';
+import { DecisionLog } from '../control/decision-log.js';
+import { JoinHolds } from '../control/join-holds.js';
+import {
+  type PreparedTransactions,
+  preparedTransactionNodes,
+} from '../control/prepared-transactions.js';
+import { ResyncGuard } from '../control/resync-guard.js';
+import { StreamLock } from '../control/stream-lock.js';
+import { createReplicationSlot } from '../source/replication-slot.js';
+import { PgPrimarySession } from './primary-session.js';
+import { PgReplicaSession } from './replica-session.js';
+import { syncSequences } from './sequence-sync.js';
+import { copyTable } from './table-copy.js';
+
+const open = (node: string, url: string, options: SessionOptions = {}) =>
+  connectNode(
+    node,
+    url,
+    options.applicationName ?? 'lockstep',
+    options.bounded ? CONTROL_QUERY_TIMEOUT_MS : undefined,
+  );
+
+/** The cluster on Postgres, with the decision log a start-over finishes rounds by. */
+export interface PostgresCluster extends LockstepCluster {
+  /** The stream's decision log, unfenced (for a holder of the coordinator lock). */
+  decisionLog(url: string, stream: string): DecisionLog;
+  phaseTwoNodes(config: {
+    readonly primary: string;
+    readonly replicas: ReadonlyArray<{ readonly name: string; readonly url: string }>;
+  }): Map<string, PreparedTransactions>;
+}
+
+/**
+ * Every Postgres implementation attach, detach, doctor, resync, pause and
+ * status need, for the composition roots to hand to them.
+ */
+export function postgresCluster(): PostgresCluster {
+  return {
+    primary: async (url: string, options?: SessionOptions) =>
+      new PgPrimarySession(await open('primary', url, options), options?.bounded),
+    replica: async (name: string, url: string, options?: SessionOptions) =>
+      new PgReplicaSession(await open(name, url, options), options?.bounded),
+    streamLock: (url: string, stream: string) => new StreamLock(url, stream),
+    takeResyncGuard: (replica: string, url: string, stream: string) =>
+      ResyncGuard.take(replica, url, stream),
+    openJoinHolds: (url: string, stream: string) => JoinHolds.open(url, stream),
+    createSlot: createReplicationSlot,
+    copyTable,
+    syncSequences,
+    migrateControlSchemas,
+    decisionLog: (url: string, stream: string) => new DecisionLog(url, stream),
+    phaseTwoNodes: preparedTransactionNodes,
+  };
+}

@@ -1,0 +1,57 @@
+import type pg from 'pg';
+import type { CatalogTable } from '../../../plugin/ports/catalog-table.js';
+import type { ForeignControlSchema, ReplicaSetup } from '../../../plugin/ports/cluster-setup.js';
+import type { ReplicaSession } from '../../../plugin/ports/lockstep-cluster.js';
+import { readDatabaseId } from '../connection/database-identity.js';
+import { controlDbOn } from '../control/control-schema.js';
+import {
+  dropForeignControlSchema,
+  findForeignControlSchema,
+} from '../control/foreign-control-schema.js';
+import { PgPositionsStore } from '../control/positions-store.js';
+import { PgSyncedTablesStore } from '../control/synced-tables-store.js';
+import { PgNodeSession } from './node-session.js';
+import { createTableStatement } from './table-catalog.js';
+
+/** What attach does on a replica besides the copy, on one session. */
+class PgReplicaSetup implements ReplicaSetup {
+  constructor(private readonly client: pg.Client) {}
+
+  async createTable(table: CatalogTable): Promise<void> {
+    await this.client.query(createTableStatement(table));
+  }
+
+  databaseId(): Promise<string> {
+    return readDatabaseId(this.client);
+  }
+
+  findForeignControlSchema(): Promise<ForeignControlSchema | null> {
+    return findForeignControlSchema(this.client);
+  }
+
+  dropForeignControlSchema(foreign: ForeignControlSchema): Promise<void> {
+    return dropForeignControlSchema(this.client, foreign);
+  }
+}
+
+/** A session on a replica with its stores, all on one `pg` client. */
+export class PgReplicaSession extends PgNodeSession implements ReplicaSession {
+  readonly setup: PgReplicaSetup;
+  readonly positions: PgPositionsStore;
+  readonly syncedTables: PgSyncedTablesStore;
+
+  constructor(client: pg.Client, bounded = false) {
+    super(client, bounded);
+    const db = controlDbOn(client);
+    this.setup = new PgReplicaSetup(client);
+    this.positions = new PgPositionsStore(db);
+    this.syncedTables = new PgSyncedTablesStore(db);
+  }
+
+  async forgetStream(stream: string): Promise<void> {
+    // A transaction left prepared (detach --force) holds the position row: never wait on it.
+    await this.client.query("SET lock_timeout = '5s'");
+    await this.positions.forget(stream);
+    await this.syncedTables.forget(stream);
+  }
+}

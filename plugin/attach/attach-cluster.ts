@@ -1,0 +1,42 @@
+import type { DecisionStore } from '../ports/decision-store.js';
+import type { LockstepCluster, PrimarySession, ReplicaSession } from '../ports/lockstep-cluster.js';
+import type { PhaseTwoNode } from '../ports/phase-two-node.js';
+
+/** What attach needs of the nodes: the cluster, and the decision log a start-over finishes rounds by. */
+export interface AttachCluster extends LockstepCluster {
+  /** The stream's decision log, unfenced: the caller holds the coordinator lock. */
+  decisionLog(url: string, stream: string): DecisionStore & { close(): Promise<void> };
+  /** Phase two on every node of a configuration, by name: the primary, then each replica. */
+  phaseTwoNodes(config: {
+    readonly primary: string;
+    readonly replicas: ReadonlyArray<{ readonly name: string; readonly url: string }>;
+  }): Map<string, PhaseTwoNode>;
+}
+
+/** Runs `work` on a session on the primary, closed afterwards. */
+export async function onPrimary<T>(
+  cluster: LockstepCluster,
+  url: string,
+  work: (primary: PrimarySession) => Promise<T>,
+): Promise<T> {
+  const primary = await cluster.primary(url);
+  try {
+    return await work(primary);
+  } finally {
+    await primary.close();
+  }
+}
+
+/** Runs `work` on a session on a replica, closed afterwards. */
+export async function onReplica<T>(
+  cluster: LockstepCluster,
+  replica: { name: string; url: string },
+  work: (session: ReplicaSession) => Promise<T>,
+): Promise<T> {
+  const session = await cluster.replica(replica.name, replica.url);
+  try {
+    return await work(session);
+  } finally {
+    await session.close();
+  }
+}

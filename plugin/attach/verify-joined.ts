@@ -1,0 +1,53 @@
+import type { LockstepConfig } from '../config/config-schema.js';
+import type { LockstepCluster } from '../ports/lockstep-cluster.js';
+import { LockstepError } from '../ports/lockstep-error.js';
+import type { ResyncGuardPort } from '../ports/resync-guard.js';
+import { lsnToBigInt } from '../protocol/index.js';
+import { onPrimary, onReplica } from './attach-cluster.js';
+
+/**
+ * Fails closed should the slot have been confirmed past a joined replica's
+ * position (a sidecar that did not know it ran meanwhile): its position is
+ * taken back, so it is not attached, and attach can be run again. The slot
+ * is read before the position: a position only grows, so what is found is real.
+ */
+export async function verifyJoined(
+  cluster: LockstepCluster,
+  config: LockstepConfig,
+  guards: readonly ResyncGuardPort[],
+): Promise<void> {
+  const { confirmed, stale } = await onPrimary(cluster, config.primary, async (primary) => ({
+    confirmed: (await primary.slots.read(config.slot))?.confirmedFlushLsn ?? null,
+    // Marked stale during the copy (it held WAL past maxLagBytes): the sidecar let its WAL go.
+    stale: new Set(
+      await primary.replicaStatus.staleReplicas(
+        config.slot,
+        guards.map((g) => g.replica),
+      ),
+    ),
+  }));
+  for (const guard of guards)
+    if (stale.has(guard.replica)) {
+      await guard.unplace(config.slot);
+      throw new LockstepError({
+        node: guard.replica,
+        problem:
+          'the sidecar marked it stale during the copy: the WAL held for it passed maxLagBytes, so its starting point may be gone',
+        fix: 'run lockstep attach again (a larger maxLagBytes, or a quieter moment, gives the copy more room)',
+      });
+    }
+  if (!confirmed) return;
+  for (const guard of guards) {
+    const replica = config.replicas.find((r) => r.name === guard.replica);
+    if (!replica) continue;
+    const lsn = (await onReplica(cluster, replica, (s) => s.positions.read(config.slot)))?.lsn;
+    if (lsn && lsnToBigInt(lsn) + 1n < lsnToBigInt(confirmed)) {
+      await guard.unplace(config.slot);
+      throw new LockstepError({
+        node: replica.name,
+        problem: `while it was copied the slot was confirmed past its starting point (${lsn} < ${confirmed}): a lockstep run that does not have it in its configuration confirmed it`,
+        fix: 'give every lockstep run of this stream the configuration naming it (SIGHUP or restart), then run lockstep attach again',
+      });
+    }
+  }
+}

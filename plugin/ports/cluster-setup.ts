@@ -1,0 +1,76 @@
+import type { Lsn } from '../protocol/index.js';
+import type { CatalogTable, TableName } from './catalog-table.js';
+import type { LockstepError } from './lockstep-error.js';
+
+/** A table's size on the primary, known before its copy starts. */
+export interface TableSize {
+  /** Heap and TOAST bytes. */
+  readonly bytes: number;
+  /** The planner's row estimate (at least 1). */
+  readonly rows: number;
+}
+
+/** What attach sets up on the primary: the publication, the DDL capture; and what doctor checks there. */
+export interface PrimarySetup {
+  /** Creates or replaces the publication: `tables`, and every table of `schemas`. */
+  ensurePublication(
+    publication: string,
+    tables: readonly TableName[],
+    schemas: readonly string[],
+  ): Promise<void>;
+  publicationExists(publication: string): Promise<boolean>;
+  dropPublication(publication: string): Promise<void>;
+  /** The tables the publication streams. */
+  publishedTables(publication: string): Promise<TableName[]>;
+  installDdlCapture(): Promise<void>;
+  removeDdlCapture(): Promise<void>;
+  ddlCaptureInstalled(): Promise<boolean>;
+  /** Sizes of `tables` by `schema.name` (unquoted), for progress estimates. */
+  tableSizes(tables: readonly TableName[]): Promise<Map<string, TableSize>>;
+  /** What logical replication needs of the primary and the role; every problem found. */
+  checkPrerequisites(options: { needFreeSlot: boolean }): Promise<LockstepError[]>;
+}
+
+/** A `lockstep` schema on a node that lockstep did not create there (it came with a dump of the primary). */
+export interface ForeignControlSchema {
+  /** Its tables that hold rows (`lockstep.name`). */
+  readonly tablesWithRows: readonly string[];
+  /** Event triggers that run its functions. */
+  readonly eventTriggers: readonly string[];
+  /** What to do on the replica instead, should lockstep refuse to remove it. */
+  readonly fix: string;
+}
+
+/** What attach does on a replica besides the copy. */
+export interface ReplicaSetup {
+  /** Creates a table with the primary's definition. */
+  createTable(table: CatalogTable): Promise<void>;
+  /** The identity of the database this session is connected to. */
+  databaseId(): Promise<string>;
+  /** The node's `lockstep` schema when lockstep did not create it, else null. */
+  findForeignControlSchema(): Promise<ForeignControlSchema | null>;
+  /** Removes a foreign schema that holds no rows (RESTRICT, one transaction). */
+  dropForeignControlSchema(foreign: ForeignControlSchema): Promise<void>;
+}
+
+/** One table copy from the primary's snapshot to a replica. */
+export interface TableCopyJob {
+  readonly stream: string;
+  readonly table: CatalogTable;
+  readonly primaryUrl: string;
+  /** Exported snapshot the copy reads from. */
+  readonly snapshot: string;
+  /** LSN the snapshot is consistent with: changes committed before it are in the copy. */
+  readonly copyLsn: Lsn;
+  readonly replica: { readonly name: string; readonly url: string };
+  /** Called with the number of rows copied so far. */
+  readonly onProgress?: (rows: number) => void;
+  /** A resync's copy: the backend pid of the guard session that must still hold the replica's resync lock. */
+  readonly guardPid?: number;
+}
+
+/** What the sequence copy did: sequences moved, and replicas it could not reach. */
+export interface SequenceSyncResult {
+  readonly advanced: Record<string, number>;
+  readonly failed: Record<string, string>;
+}
