@@ -6,6 +6,7 @@ import { LocalClusterProvider } from '../../adapters/local-postgres/local-cluste
 import { sweepStaleRunDirectories } from '../../adapters/local-postgres/run-directory.js';
 import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
 import { attach } from '../attach/attach.js';
+import { formatStepFields } from '../cli/attach-progress-view.js';
 import { postgresControl } from '../cli/postgres-control.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { validateConfig } from '../config/load-config.js';
@@ -148,7 +149,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<boolean> {
     const config: LockstepConfig = demoConfig(primary, eu, us);
     say(`primary ${primary.url}, replicas eu ${eu.url} and us ${us.url}`);
     const attached = await attach(postgresCluster(), config, {
-      step: (m) => say(`  • ${m}`),
+      step: (m, fields) => say(`  • ${m}${formatStepFields(fields)}`),
       table: (replica, table, rows, done) => {
         if (done) say(`  ✓ copied ${table} to ${replica}: ${rows} rows`);
       },
