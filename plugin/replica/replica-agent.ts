@@ -1,5 +1,6 @@
 import { ApplyError } from '../ports/apply-error.js';
 import type { DeltaSource } from '../ports/delta-source.js';
+import { sleep } from '../support/sleep.js';
 import { withinDeadline } from './apply-deadline.js';
 import { ReplicaApplier } from './replica-applier.js';
 import { ReplicaParticipant } from './replica-participant.js';
@@ -56,8 +57,6 @@ export interface ReplicaAgentEvents {
   /** A batch or large packet took `seconds` to apply and commit; `commitTime` is its last commit on the primary. */
   timed?(agent: ReplicaAgent, seconds: number, commitTime: string): void;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Applies the stream to one replica with the one-phase rule: the next packet is

@@ -8,6 +8,7 @@ import {
   startApply,
   type WindowLook,
 } from '../protocol/index.js';
+import { sleep } from '../support/sleep.js';
 import { withinDeadline } from './apply-deadline.js';
 import type { ReplicaParticipant } from './replica-participant.js';
 import type { ReplicaPosition, ReplicaTarget } from './replica-target.js';
@@ -28,7 +29,6 @@ export interface ApplierHost {
 
 const DONE: ApplyEvent = { type: 'done' };
 const STOP: ApplyEvent = { type: 'stop' };
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Drives the pure apply machine (`protocol/replica-apply.ts`) for one replica:

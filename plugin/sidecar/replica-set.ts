@@ -3,6 +3,7 @@ import type { RecoveryReport } from '../coordinator/recover-prepared.js';
 import type { PhaseTwoNode } from '../coordinator/round-participant.js';
 import { isConnectionFailure } from '../ports/lockstep-error.js';
 import type { ReplicaAgent, ReplicaTarget } from '../replica/replica-agent.js';
+import { sleep } from '../support/sleep.js';
 
 /** What adding and removing replicas needs of the sidecar they belong to. */
 export interface ReplicaSetHost {
@@ -27,8 +28,6 @@ export interface ReplicaSetHost {
   /** Deletes the replica's row on the primary (state, last position, stale mark). */
   forgetStatus(name: string): Promise<void>;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Replicas added to and removed from a running sidecar (a reloaded

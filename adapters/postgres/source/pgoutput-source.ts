@@ -4,6 +4,7 @@ import type {
   WalEndHandler,
 } from '../../../plugin/ports/change-source.js';
 import { type Lsn, lsnFromBigInt } from '../../../plugin/protocol/index.js';
+import { sleep } from '../../../plugin/support/sleep.js';
 import { clientConfig } from '../connection/connection-url.js';
 import { assertObjectName } from '../sql-identifier.js';
 import { PgoutputDecoder, startReplicationCommand } from './pgoutput-decoder.js';
@@ -153,7 +154,7 @@ export class PgoutputSource implements ChangeSource {
       // Right after another consumer stopped, the walsender can hold the slot for a few ms.
       const code = (streamError as { code?: string } | null)?.code;
       if (code === '55006' && attempt < 40 && !this.stopped) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await sleep(50);
         continue;
       }
       throw explainReplicationError(streamError ?? new Error('replication did not start'), context);
