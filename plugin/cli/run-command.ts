@@ -14,12 +14,7 @@ export async function runSidecar(configFile: string | undefined, version: string
   // A sidecar's live data is small and bounded (the packet window), but V8 lets the heap
   // grow to about four times it between full collections: 1.6 keeps RSS near what is live.
   v8.setFlagsFromString('--heap-growing-percent=60');
-  // SIGHUP reloads the configuration; one received before the sidecar exists is kept for then.
-  let hangupPending = false;
-  let onHangup: () => void = () => {
-    hangupPending = true;
-  };
-  process.on('SIGHUP', () => onHangup());
+  const hangups = followHangups();
   // What the configuration in force was read from: an edit during start-up is reloaded after it.
   const configText = configFile ? readConfigText(configFile) : null;
   const config = loadConfig(configFile);
@@ -46,13 +41,7 @@ export async function runSidecar(configFile: string | undefined, version: string
   const serving =
     config.http.port === 0
       ? null
-      : serveSidecarEndpoints(config, run).then((endpoints) => {
-          log.info(
-            { host: endpoints.host, port: endpoints.port },
-            `endpoints on http://${endpoints.host}:${endpoints.port} (/healthz /readyz /metrics /status)`,
-          );
-          return endpoints;
-        });
+      : serveSidecarEndpoints(config, run).then((endpoints) => announce(endpoints, log));
   // A port that cannot be bound ends the process at once, not once the primary answers.
   serving?.catch(reportFailure);
   // A sidecar upgraded in place finds its newer control tables (the decision log) ready;
@@ -72,10 +61,9 @@ export async function runSidecar(configFile: string | undefined, version: string
   });
   run.sidecar = sidecar;
   const reloader = await configReloader(configFile, run, log, live);
-  onHangup = () => {
+  hangups.follow(() => {
     if (!run.stopping) void reloader.reload('SIGHUP');
-  };
-  if (hangupPending) onHangup();
+  });
   const stopWatching = reloader.watchFile(configText);
   const started = sidecar.start();
   started.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
@@ -95,6 +83,30 @@ export async function runSidecar(configFile: string | undefined, version: string
   log.info('stopped');
   // Everything is closed; a backoff timer still pending must not delay the exit.
   process.exit();
+}
+
+/** SIGHUP reloads the configuration; one received before the sidecar exists is kept for then. */
+function followHangups(): { follow(reload: () => void): void } {
+  let pending = false;
+  let onHangup: () => void = () => {
+    pending = true;
+  };
+  process.on('SIGHUP', () => onHangup());
+  return {
+    follow: (reload) => {
+      onHangup = reload;
+      if (pending) reload();
+    },
+  };
+}
+
+/** Logs where the endpoints listen. */
+function announce<E extends { host: string; port: number }>(endpoints: E, log: Logger): E {
+  log.info(
+    { host: endpoints.host, port: endpoints.port },
+    `endpoints on http://${endpoints.host}:${endpoints.port} (/healthz /readyz /metrics /status)`,
+  );
+  return endpoints;
 }
 
 /** The configuration file's text, or null when it cannot be read (loadConfig reports why). */
