@@ -47,11 +47,14 @@ export async function runSidecar(configFile: string | undefined, version: string
   // A sidecar upgraded in place finds its newer control tables (the decision log) ready;
   // one started while the primary restarts waits for it instead of exiting.
   await migrateControlSchemaWhenReachable('primary', config.primary, (error) =>
-    log.warn({ err: error.message }, 'cannot reach the primary: retrying'),
+    log.warn(
+      { err: error.message, event: 'primary-unreachable' },
+      'cannot reach the primary: retrying',
+    ),
   );
   // A bug must not pass silently: log it with its stack, then exit so a supervisor restarts us.
   process.on('unhandledRejection', (reason) => {
-    log.fatal({ err: reason }, `internal error: ${(reason as Error)?.message ?? String(reason)}`);
+    log.fatal({ err: reason }, 'internal error');
     process.exit(1);
   });
   const sidecar = createSidecar(config, log, {
@@ -103,8 +106,13 @@ function followHangups(): { follow(reload: () => void): void } {
 /** Logs where the endpoints listen. */
 function announce<E extends { host: string; port: number }>(endpoints: E, log: Logger): E {
   log.info(
-    { host: endpoints.host, port: endpoints.port },
-    `endpoints on http://${endpoints.host}:${endpoints.port} (/healthz /readyz /metrics /status)`,
+    {
+      host: endpoints.host,
+      port: endpoints.port,
+      paths: '/healthz /readyz /metrics /status',
+      event: 'endpoints',
+    },
+    'endpoints listening',
   );
   return endpoints;
 }
@@ -123,7 +131,8 @@ function stopOnSignal(run: RunState, log: Logger, stop: () => Promise<void>): Pr
   return new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       run.stopping = true;
-      log.info({ signal }, 'stopping: open batches are rolled back, nothing half-applied is kept');
+      // Nothing half-applied is kept.
+      log.info({ signal }, 'stopping: open batches roll back');
       // Never take longer than 10 s to exit.
       setTimeout(() => process.exit(0), 9_000).unref();
       void stop().then(resolve, resolve);

@@ -284,11 +284,13 @@ export class ReplicaAgent {
     if (ignored > 0) {
       this.ignoredBefore = this.target.ignoredMissingRows;
       this.ignoredMissingRows += ignored;
-      this.events.note(
-        this,
-        `replica ${this.name} skipped ${ignored} update(s)/delete(s) of rows it does not have (conflicts: overwrite) up to version ${next.version}`,
-        { ignored, total: this.ignoredMissingRows, version: next.version },
-      );
+      this.events.note(this, 'skipped changes to rows it does not have', {
+        ignored,
+        total: this.ignoredMissingRows,
+        version: next.version,
+        conflicts: 'overwrite',
+        event: 'missing-rows-skipped',
+      });
     }
     this.packetsApplied += packets;
     this.rowsApplied += rows;

@@ -61,7 +61,15 @@ export class ActivationKeeper {
       const loss = await this.slotLossNow();
       if (loss) {
         if (!lossAnnounced)
-          parts.log.error({ slot: this.state.observed.slot?.name, fix: loss.fix }, loss.reason);
+          parts.log.error(
+            {
+              slot: this.state.observed.slot?.name,
+              reason: loss.reason,
+              fix: loss.fix,
+              event: 'slot-lost',
+            },
+            'the slot can no longer stream',
+          );
         lossAnnounced = true;
         await sleep(2_000);
         continue;
@@ -70,8 +78,11 @@ export class ActivationKeeper {
       if (await this.everyReplicaStale()) {
         if (!staleAnnounced)
           parts.log.error(
-            { fix: 'lockstep attach --resync all (or name the replicas), or resync: "auto"' },
-            'every replica is stale: standing by until they are copied anew',
+            {
+              fix: 'lockstep attach --resync all (or name the replicas), or resync: "auto"',
+              event: 'all-stale',
+            },
+            'every replica is stale: standing by',
           );
         staleAnnounced = true;
         await sleep(2_000);
@@ -94,7 +105,8 @@ export class ActivationKeeper {
       }
       if (!announced) {
         parts.log.info(
-          'another lockstep sidecar is active for this stream: standing by until it stops',
+          { stream: parts.stream, event: 'standby' },
+          'standing by: another sidecar is active',
         );
         announced = true;
       }
@@ -114,8 +126,8 @@ export class ActivationKeeper {
     const owner = `${hostname()}:${process.pid}`;
     await parts.status.markActive(owner);
     parts.log.info(
-      { owner, epoch: parts.lock.epoch },
-      `this sidecar (${owner}) is active: it holds the coordinator lock`,
+      { owner, epoch: parts.lock.epoch, event: 'sidecar-active' },
+      'this sidecar is active',
     );
     await state.coordinator.start();
     await this.forgetUnconfigured();
@@ -152,7 +164,7 @@ export class ActivationKeeper {
           event: 'replicas-forgotten',
           fix: "on each, SELECT gid FROM pg_prepared_xacts WHERE gid LIKE 'lockstep\\_%' and ROLLBACK PREPARED each (safe while it stays out of the stream, or comes back through its own position or a resync), or put it back in the configuration and run lockstep recover",
         },
-        'replicas removed while no sidecar was active: their lockstep prepared transactions, if any, were not checked',
+        'removed replicas not checked for prepared gids',
       );
   }
 
@@ -185,18 +197,21 @@ export class ActivationKeeper {
     const loss = state.slotLost && state.observed.slot ? slotLoss(state.observed.slot) : null;
     if (loss)
       parts.log.error(
-        { slot: state.observed.slot?.name, fix: loss.fix },
-        `${loss.reason}: stopping every loop and standing by`,
+        { slot: state.observed.slot?.name, reason: loss.reason, fix: loss.fix, event: 'slot-lost' },
+        'slot lost: standing by',
       );
     else if (state.allStale)
       parts.log.error(
-        { fix: 'lockstep attach --resync all (or name the replicas), or resync: "auto"' },
-        'every replica is stale: stopping every loop and standing by',
+        {
+          fix: 'lockstep attach --resync all (or name the replicas), or resync: "auto"',
+          event: 'all-stale',
+        },
+        'every replica is stale: standing by',
       );
     else
       parts.log.error(
-        { epoch: parts.lock.epoch },
-        'lost the coordinator lock: stopping every loop and standing by',
+        { epoch: parts.lock.epoch, event: 'lock-lost' },
+        'lost the coordinator lock: standing by',
       );
   }
 
@@ -277,13 +292,14 @@ export class ActivationKeeper {
     state.pausedSince = since;
     state.statusDirty = true;
     if (since) {
+      // Replicas stay connected; the slot keeps WAL from the lowest replica position.
       parts.log.info(
-        { since: since.toISOString() },
-        'replication is paused (lockstep pause): the stream stops, replicas stay connected, the slot keeps WAL from the lowest replica position; lockstep resume continues',
+        { since: since.toISOString(), event: 'replication-paused', fix: 'lockstep resume' },
+        'replication is paused: the stream stops',
       );
       state.interrupt.notify();
     } else {
-      parts.log.info('replication is resumed');
+      parts.log.info({ event: 'replication-resumed' }, 'replication is resumed');
       state.resumed.notify();
     }
   }

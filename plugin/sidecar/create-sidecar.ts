@@ -23,9 +23,9 @@ import type { SidecarObserver } from './sidecar-histograms.js';
 /** Attach progress as log lines (the sidecar's own resyncs). */
 function quietProgress(log: Logger): AttachProgress {
   return {
-    step: (message) => log.info(message),
+    step: (message) => log.info({ step: message, event: 'resync-step' }, 'resync step'),
     table: (replica, table, rows, done) => {
-      if (done) log.info({ replica, table, rows }, `copied ${table} to ${replica}`);
+      if (done) log.info({ replica, table, rows, event: 'table-copied' }, 'table copied');
     },
   };
 }
@@ -101,10 +101,7 @@ export function createSidecar(
       const { replicas } = live.current;
       const { failed } = await syncSequences(config.primary, config.publication, replicas);
       for (const [replica, error] of Object.entries(failed))
-        log.debug(
-          { replica, err: error },
-          `sequence values not copied to ${replica} now: ${error}`,
-        );
+        log.debug({ replica, err: error }, 'sequence values not copied now');
     },
     lock,
     twoPhase: twoPhaseParts(config, lock, extras.fault),

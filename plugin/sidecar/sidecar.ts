@@ -140,9 +140,11 @@ export class Sidecar {
               table: error.table,
               version: error.version,
               kind: error.kind,
+              err: error.message,
               fix: error.fix,
+              event: 'replica-stopped',
             },
-            error.message,
+            'replica cannot apply',
           );
         } else {
           parts.log.info(

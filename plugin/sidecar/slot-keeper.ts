@@ -45,10 +45,8 @@ export class SlotKeeper {
       this.state.joinHolds = await this.parts.status.joinHolds();
     } catch (error) {
       if (this.state.joinHolds !== null)
-        this.parts.log.warn(
-          { err: (error as Error).message },
-          'cannot read the join holds: the slot is not confirmed until they are read',
-        );
+        // The slot is not confirmed until they are read.
+        this.parts.log.warn({ err: (error as Error).message }, 'cannot read the join holds');
       this.state.joinHolds = null;
     }
   }
@@ -104,10 +102,11 @@ export class SlotKeeper {
       {
         replica: agent.name,
         event: 'replica-stale',
+        reason: why,
         ...fields,
         fix: this.parts.resync ? 'resyncing it now (resync: auto)' : fix,
       },
-      `replica is stale (${why}): it no longer holds WAL and needs a resync`,
+      'replica is stale: it no longer holds WAL',
     );
     this.resync.start(agent.name);
     if (!this.parts.resync && state.agents.every((a) => state.stale.has(a.name))) {
@@ -163,9 +162,10 @@ export class SlotKeeper {
       agent.forget();
       state.tasks.push(agent.run());
       state.statusDirty = true;
+      // It holds the slot again until attach places it.
       this.parts.log.info(
         { replica: agent.name, event: 'replica-unmarked' },
-        `replica ${agent.name}: lockstep attach ended its stale mark; it holds the slot again until attach places it`,
+        'attach ended the stale mark of the replica',
       );
     }
   }

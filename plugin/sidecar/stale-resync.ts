@@ -52,13 +52,16 @@ export class StaleResync {
         state.lastPositions.delete(agent.name);
         // Its copy is a new start: nothing it knew of rounds or positions holds any more.
         agent.forget();
-        this.parts.log.info({ replica: agent.name }, 'replica resynced: catching up from its copy');
+        this.parts.log.info(
+          { replica: agent.name, event: 'replica-resynced' },
+          'replica resynced: catching up from its copy',
+        );
         state.tasks.push(agent.run());
         return;
       } catch (error) {
         if (!state.agents.includes(agent)) return;
         this.parts.log.error(
-          { replica: agent.name, err: (error as Error).message },
+          { replica: agent.name, err: (error as Error).message, event: 'resync-failed' },
           'resync failed: retrying',
         );
         await sleep(delay);

@@ -28,8 +28,8 @@ export class StreamPump {
     if (state.stale.has(replica)) return;
     if (state.rewindTo && state.rewindTo.version <= position.version) return;
     this.parts.log.info(
-      { replica, version: position.version },
-      `replica ${replica} needs packets no longer in memory: re-reading the slot from version ${position.version}`,
+      { replica, version: position.version, event: 'rewind' },
+      'replica needs packets no longer in memory',
     );
     state.rewindTo = position;
     state.rewindBy = replica;
@@ -86,8 +86,8 @@ export class StreamPump {
           // Fail closed: no stream starts from a point not checked against the slot.
           checked = false;
           this.parts.log.warn(
-            { err: (error as Error).message },
-            'cannot check replica positions against the slot: waiting',
+            { err: (error as Error).message, event: 'resume-unchecked' },
+            'cannot check positions against the slot',
           );
         }
       }
@@ -144,15 +144,15 @@ export class StreamPump {
     state.streaming = true;
     state.statusDirty = true;
     this.parts.log.info(
-      { version: resume.version, lsn: resume.lsn },
-      `streaming from version ${resume.version}`,
+      { version: resume.version, lsn: resume.lsn, event: 'stream-started' },
+      'streaming from the slot',
     );
     try {
       await this.pumpParts(stream);
     } catch (error) {
       this.parts.log.error(
-        { err: (error as Error).message },
-        `the primary stream failed: ${(error as Error).message}`,
+        { err: (error as Error).message, event: 'stream-failed' },
+        'the primary stream failed',
       );
       await sleep(delay);
     } finally {
