@@ -1,6 +1,6 @@
 import { ApplyError } from '../ports/apply-error.js';
 import type { DeltaSource } from '../ports/delta-source.js';
-import { sleep } from '../support/sleep.js';
+import { Signal } from '../support/signal.js';
 import { withinDeadline } from './apply-deadline.js';
 import { ReplicaApplier } from './replica-applier.js';
 import { ReplicaParticipant } from './replica-participant.js';
@@ -83,7 +83,8 @@ export class ReplicaAgent {
   /** This replica in two-phase rounds. */
   readonly participant: ReplicaParticipant;
   private stopping = false;
-  private wakeStop: (() => void) | null = null;
+  /** Wakes the backoff after a failure when the agent is asked to stop. */
+  private readonly stopAsked = new Signal();
   /** Waiting out the backoff after a failure: it cannot take part in a round now. */
   private inBackoff = false;
   private delay: number;
@@ -211,10 +212,7 @@ export class ReplicaAgent {
         if (!unchanged)
           this.setState(this.lastError.kind === 'unresponsive' ? 'unresponsive' : 'halted');
         this.inBackoff = true;
-        await Promise.race([
-          sleep(this.delay),
-          new Promise<void>((resolve) => (this.wakeStop = resolve)),
-        ]);
+        await this.stopAsked.wait(this.delay);
         this.inBackoff = false;
         // A replica waiting for lockstep attach is looked at often: it joins soon after attach placed it.
         const most = this.attached ? this.options.retryMaxMs : NOT_ATTACHED_RETRY_MS;
@@ -240,7 +238,7 @@ export class ReplicaAgent {
   /** Asks the agent to finish: an open batch is rolled back, nothing half-done is kept. */
   stop(): void {
     this.stopping = true;
-    this.wakeStop?.();
+    this.stopAsked.notify();
     this.participant.stop();
   }
 
