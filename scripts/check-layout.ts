@@ -2,7 +2,8 @@
  * npm run check:layout — the ports-and-adapters rules of CONTRIBUTING.md, as
  * an import scan: services in plugin/ never import pg or an adapter (only the
  * composition roots do), the protocol core imports nothing outside itself,
- * and adapters import from plugin/ only the protocol core and the ports. Also
+ * and adapters import from plugin/ only the protocol core, the ports and the
+ * shared helpers of plugin/support/ (signal, sleep). Also
  * no source file over 400 lines and no function over 80 (tests excepted: a
  * `describe` block is a list, not a function). Prints each violation; exits 1
  * if any.
@@ -26,7 +27,7 @@ const COMPOSITION_ROOTS = [
   /^plugin\/client\//,
 ];
 /** What an adapter may import from plugin/. */
-const ADAPTER_MAY_IMPORT = [/^plugin\/protocol\//, /^plugin\/ports\//];
+const ADAPTER_MAY_IMPORT = [/^plugin\/protocol\//, /^plugin\/ports\//, /^plugin\/support\//];
 const DRIVERS = new Set(['pg', 'pg-copy-streams', 'kysely', 'pg-protocol']);
 
 function sources(dir: string): string[] {
@@ -94,7 +95,7 @@ for (const file of [
     } else if (file.startsWith('adapters/')) {
       if (target.startsWith('plugin/') && !ADAPTER_MAY_IMPORT.some((r) => r.test(target)))
         violations.push(
-          `${file}: an adapter imports ${target} (only plugin/protocol/ and plugin/ports/)`,
+          `${file}: an adapter imports ${target} (only plugin/protocol/, plugin/ports/ and plugin/support/)`,
         );
     }
   }

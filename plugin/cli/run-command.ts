@@ -14,12 +14,7 @@ export async function runSidecar(configFile: string | undefined, version: string
   // A sidecar's live data is small and bounded (the packet window), but V8 lets the heap
   // grow to about four times it between full collections: 1.6 keeps RSS near what is live.
   v8.setFlagsFromString('--heap-growing-percent=60');
-  // SIGHUP reloads the configuration; one received before the sidecar exists is kept for then.
-  let hangupPending = false;
-  let onHangup: () => void = () => {
-    hangupPending = true;
-  };
-  process.on('SIGHUP', () => onHangup());
+  const hangups = followHangups();
   // What the configuration in force was read from: an edit during start-up is reloaded after it.
   const configText = configFile ? readConfigText(configFile) : null;
   const config = loadConfig(configFile);
@@ -46,23 +41,20 @@ export async function runSidecar(configFile: string | undefined, version: string
   const serving =
     config.http.port === 0
       ? null
-      : serveSidecarEndpoints(config, run).then((endpoints) => {
-          log.info(
-            { host: endpoints.host, port: endpoints.port },
-            `endpoints on http://${endpoints.host}:${endpoints.port} (/healthz /readyz /metrics /status)`,
-          );
-          return endpoints;
-        });
+      : serveSidecarEndpoints(config, run).then((endpoints) => announce(endpoints, log));
   // A port that cannot be bound ends the process at once, not once the primary answers.
   serving?.catch(reportFailure);
   // A sidecar upgraded in place finds its newer control tables (the decision log) ready;
   // one started while the primary restarts waits for it instead of exiting.
   await migrateControlSchemaWhenReachable('primary', config.primary, (error) =>
-    log.warn({ err: error.message }, 'cannot reach the primary: retrying'),
+    log.warn(
+      { err: error.message, event: 'primary-unreachable' },
+      'cannot reach the primary: retrying',
+    ),
   );
   // A bug must not pass silently: log it with its stack, then exit so a supervisor restarts us.
   process.on('unhandledRejection', (reason) => {
-    log.fatal({ err: reason }, `internal error: ${(reason as Error)?.message ?? String(reason)}`);
+    log.fatal({ err: reason }, 'internal error');
     process.exit(1);
   });
   const sidecar = createSidecar(config, log, {
@@ -72,10 +64,9 @@ export async function runSidecar(configFile: string | undefined, version: string
   });
   run.sidecar = sidecar;
   const reloader = await configReloader(configFile, run, log, live);
-  onHangup = () => {
+  hangups.follow(() => {
     if (!run.stopping) void reloader.reload('SIGHUP');
-  };
-  if (hangupPending) onHangup();
+  });
   const stopWatching = reloader.watchFile(configText);
   const started = sidecar.start();
   started.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
@@ -97,6 +88,35 @@ export async function runSidecar(configFile: string | undefined, version: string
   process.exit();
 }
 
+/** SIGHUP reloads the configuration; one received before the sidecar exists is kept for then. */
+function followHangups(): { follow(reload: () => void): void } {
+  let pending = false;
+  let onHangup: () => void = () => {
+    pending = true;
+  };
+  process.on('SIGHUP', () => onHangup());
+  return {
+    follow: (reload) => {
+      onHangup = reload;
+      if (pending) reload();
+    },
+  };
+}
+
+/** Logs where the endpoints listen. */
+function announce<E extends { host: string; port: number }>(endpoints: E, log: Logger): E {
+  log.info(
+    {
+      host: endpoints.host,
+      port: endpoints.port,
+      paths: '/healthz /readyz /metrics /status',
+      event: 'endpoints',
+    },
+    'endpoints listening',
+  );
+  return endpoints;
+}
+
 /** The configuration file's text, or null when it cannot be read (loadConfig reports why). */
 function readConfigText(file: string): string | null {
   try {
@@ -111,7 +131,8 @@ function stopOnSignal(run: RunState, log: Logger, stop: () => Promise<void>): Pr
   return new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       run.stopping = true;
-      log.info({ signal }, 'stopping: open batches are rolled back, nothing half-applied is kept');
+      // Nothing half-applied is kept.
+      log.info({ signal }, 'stopping: open batches roll back');
       // Never take longer than 10 s to exit.
       setTimeout(() => process.exit(0), 9_000).unref();
       void stop().then(resolve, resolve);

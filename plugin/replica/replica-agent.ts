@@ -1,5 +1,6 @@
 import { ApplyError } from '../ports/apply-error.js';
 import type { DeltaSource } from '../ports/delta-source.js';
+import { Signal } from '../support/signal.js';
 import { withinDeadline } from './apply-deadline.js';
 import { ReplicaApplier } from './replica-applier.js';
 import { ReplicaParticipant } from './replica-participant.js';
@@ -57,8 +58,6 @@ export interface ReplicaAgentEvents {
   timed?(agent: ReplicaAgent, seconds: number, commitTime: string): void;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /**
  * Applies the stream to one replica with the one-phase rule: the next packet is
  * applied, a duplicate is skipped, a gap is closed from the window (the delta)
@@ -84,7 +83,8 @@ export class ReplicaAgent {
   /** This replica in two-phase rounds. */
   readonly participant: ReplicaParticipant;
   private stopping = false;
-  private wakeStop: (() => void) | null = null;
+  /** Wakes the backoff after a failure when the agent is asked to stop. */
+  private readonly stopAsked = new Signal();
   /** Waiting out the backoff after a failure: it cannot take part in a round now. */
   private inBackoff = false;
   private delay: number;
@@ -212,10 +212,7 @@ export class ReplicaAgent {
         if (!unchanged)
           this.setState(this.lastError.kind === 'unresponsive' ? 'unresponsive' : 'halted');
         this.inBackoff = true;
-        await Promise.race([
-          sleep(this.delay),
-          new Promise<void>((resolve) => (this.wakeStop = resolve)),
-        ]);
+        await this.stopAsked.wait(this.delay);
         this.inBackoff = false;
         // A replica waiting for lockstep attach is looked at often: it joins soon after attach placed it.
         const most = this.attached ? this.options.retryMaxMs : NOT_ATTACHED_RETRY_MS;
@@ -241,7 +238,7 @@ export class ReplicaAgent {
   /** Asks the agent to finish: an open batch is rolled back, nothing half-done is kept. */
   stop(): void {
     this.stopping = true;
-    this.wakeStop?.();
+    this.stopAsked.notify();
     this.participant.stop();
   }
 
@@ -285,11 +282,13 @@ export class ReplicaAgent {
     if (ignored > 0) {
       this.ignoredBefore = this.target.ignoredMissingRows;
       this.ignoredMissingRows += ignored;
-      this.events.note(
-        this,
-        `replica ${this.name} skipped ${ignored} update(s)/delete(s) of rows it does not have (conflicts: overwrite) up to version ${next.version}`,
-        { ignored, total: this.ignoredMissingRows, version: next.version },
-      );
+      this.events.note(this, 'skipped changes to rows it does not have', {
+        ignored,
+        total: this.ignoredMissingRows,
+        version: next.version,
+        conflicts: 'overwrite',
+        event: 'missing-rows-skipped',
+      });
     }
     this.packetsApplied += packets;
     this.rowsApplied += rows;

@@ -8,6 +8,7 @@ import {
   startApply,
   type WindowLook,
 } from '../protocol/index.js';
+import { sleep } from '../support/sleep.js';
 import { withinDeadline } from './apply-deadline.js';
 import type { ReplicaParticipant } from './replica-participant.js';
 import type { ReplicaPosition, ReplicaTarget } from './replica-target.js';
@@ -28,7 +29,6 @@ export interface ApplierHost {
 
 const DONE: ApplyEvent = { type: 'done' };
 const STOP: ApplyEvent = { type: 'stop' };
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Drives the pure apply machine (`protocol/replica-apply.ts`) for one replica:
@@ -155,10 +155,11 @@ export class ReplicaApplier {
         host.duplicates(command.count);
         return;
       case 'note-skipped':
-        host.note(
-          `replica ${this.name} skipped ${command.count} duplicate packet(s) it already had`,
-          { duplicates: command.count, version: command.version },
-        );
+        host.note('skipped packets it already had', {
+          duplicates: command.count,
+          version: command.version,
+          event: 'duplicates-skipped',
+        });
         return;
       case 'note-delta':
         this.noteDelta(command.position);
@@ -238,10 +239,11 @@ export class ReplicaApplier {
     const head = this.window.newestVersion;
     const seq = this.window.locate(position.version);
     if (head !== null && head > position.version && seq !== null) {
-      this.host.note(
-        `replica ${this.name} is behind: delta ${position.version + 1}..${head} served from memory`,
-        { from: position.version + 1, to: head },
-      );
+      this.host.note('behind: delta served from memory', {
+        from: position.version + 1,
+        to: head,
+        event: 'delta-from-memory',
+      });
     }
   }
 

@@ -4,9 +4,8 @@ import type {
   RoundParticipant,
   Vote,
 } from '../coordinator/round-participant.js';
+import { sleep } from '../support/sleep.js';
 import type { ReplicaPosition } from './replica-target.js';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** What the participant needs to know of its replica's applier. */
 export interface ParticipantHost {

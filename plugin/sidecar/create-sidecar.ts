@@ -20,15 +20,16 @@ import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { type FaultHook, faultAt, parseFaultSetting } from '../coordinator/fault-point.js';
 import { PrimaryStream } from '../primary/primary-stream.js';
 import { phasePolicy } from '../protocol/index.js';
-import { Sidecar } from './sidecar.js';
+import { Sidecar, type SidecarParts, type SidecarTwoPhase } from './sidecar.js';
 import type { SidecarObserver } from './sidecar-histograms.js';
 
 /** Attach progress as log lines (the sidecar's own resyncs). */
 function quietProgress(log: Logger): AttachProgress {
   return {
-    step: (message, fields) => log.info({ ...fields }, message),
+    step: (message, fields) =>
+      log.info({ ...fields, step: message, event: 'resync-step' }, 'resync step'),
     table: (replica, table, rows, done) => {
-      if (done) log.info({ replica, table, rows }, `copied ${table} to ${replica}`);
+      if (done) log.info({ replica, table, rows, event: 'table-copied' }, 'table copied');
     },
   };
 }
@@ -92,43 +93,11 @@ export function createSidecar(
   log: Logger,
   extras: SidecarExtras = {},
 ): Sidecar {
-  const decidePhase = phasePolicy(config.twoPhase);
   const live = extras.live ?? new LiveConfig(config);
   const lock = new StreamLock(config.primary, config.slot);
   return new Sidecar({
     observer: extras.observer,
-    openStream: async (resume, durable) => {
-      // Control events must be published before anything streams (no stream without them).
-      await refreshControlEvents(
-        config.primary,
-        config.publication,
-        config.twoPhase.captureDdl,
-        config.slot,
-      );
-      const source = new PgoutputSource({
-        url: config.primary,
-        slot: config.slot,
-        publication: config.publication,
-        durableLsn: durable,
-        decodingWorkMem: config.decodingWorkMem,
-      });
-      const stream = new PrimaryStream(source, {
-        resume,
-        decidePhase,
-        captureDdl: config.twoPhase.captureDdl,
-        onIgnored: (ignored) =>
-          log.warn(
-            ignored,
-            ignored.reason === 'forged'
-              ? 'forged control message ignored'
-              : 'captured DDL ignored: captureDdl is off',
-          ),
-        // Decoded but not yet in the window: one batch's worth keeps the pump fed.
-        maxBufferedChanges: Math.min(config.batch.maxRows, config.windowChanges),
-      });
-      await stream.start();
-      return stream;
-    },
+    openStream: streamOpener(config, log),
     targets: config.replicas.map((r) => replicaParts(live, r, log).target),
     stream: config.slot,
     sequenceSyncMs: config.sequenceSyncMs,
@@ -136,30 +105,10 @@ export function createSidecar(
       const { replicas } = live.current;
       const { failed } = await syncSequences(config.primary, config.publication, replicas);
       for (const [replica, error] of Object.entries(failed))
-        log.debug(
-          { replica, err: error },
-          `sequence values not copied to ${replica} now: ${error}`,
-        );
+        log.debug({ replica, err: error }, 'sequence values not copied now');
     },
     lock,
-    twoPhase: {
-      nodes: preparedTransactionNodes(config),
-      // Fenced: written only while this process's activation epoch is the stream's.
-      decisions: new DecisionLog(config.primary, config.slot, () =>
-        lock.held ? lock.epoch : null,
-      ),
-      options: {
-        voteTimeoutMs: config.twoPhase.voteTimeoutMs,
-        // A replica behind the round catches up through its apply loop, each step bounded by this.
-        deltaTimeoutMs: config.applyTimeoutMs,
-        batchRows: config.batch.maxRows,
-        retryInitialMs: config.retry.initialMs,
-        retryMaxMs: config.retry.maxMs,
-        recoveryIntervalMs: config.twoPhase.recoveryIntervalMs,
-      },
-      fault: extras.fault,
-      migrateLock: new StreamLock(config.primary, config.slot, 'migrate'),
-    },
+    twoPhase: twoPhaseParts(config, lock, extras.fault),
     status: new StatusStore(config.primary, config.slot),
     pauses: new PauseListener(config.primary, config.slot),
     log,
@@ -172,21 +121,88 @@ export function createSidecar(
     },
     windowChanges: config.windowChanges,
     maxLagBytes: config.maxLagBytes,
-    resync:
-      config.resync === 'auto'
-        ? async (replica, stale) => {
-            await attach(postgresCluster(), live.current, quietProgress(log), {
-              resync: [replica],
-              sidecarRunsResync: true,
-              holder: {
-                epoch: () => (lock.held ? lock.epoch : null),
-                // Removed from the configuration meanwhile: the copy is never placed.
-                verify: async () =>
-                  live.current.replicas.some((r) => r.name === replica) && (await lock.verify()),
-              },
-              stale,
-            });
-          }
-        : undefined,
+    resync: config.resync === 'auto' ? autoResync(live, lock, log) : undefined,
   });
+}
+
+/** Opens the primary stream from a resume point: a fresh replication connection each time. */
+function streamOpener(config: LockstepConfig, log: Logger): SidecarParts['openStream'] {
+  const decidePhase = phasePolicy(config.twoPhase);
+  return async (resume, durable) => {
+    // Control events must be published before anything streams (no stream without them).
+    await refreshControlEvents(
+      config.primary,
+      config.publication,
+      config.twoPhase.captureDdl,
+      config.slot,
+    );
+    const source = new PgoutputSource({
+      url: config.primary,
+      slot: config.slot,
+      publication: config.publication,
+      durableLsn: durable,
+      decodingWorkMem: config.decodingWorkMem,
+    });
+    const stream = new PrimaryStream(source, {
+      resume,
+      decidePhase,
+      captureDdl: config.twoPhase.captureDdl,
+      onIgnored: (ignored) =>
+        log.warn(
+          ignored,
+          ignored.reason === 'forged'
+            ? 'forged control message ignored'
+            : 'captured DDL ignored: captureDdl is off',
+        ),
+      // Decoded but not yet in the window: one batch's worth keeps the pump fed.
+      maxBufferedChanges: Math.min(config.batch.maxRows, config.windowChanges),
+    });
+    await stream.start();
+    return stream;
+  };
+}
+
+/** What two-phase rounds need: phase two per node, the fenced decision log, the migrate lock. */
+function twoPhaseParts(
+  config: LockstepConfig,
+  lock: StreamLock,
+  fault: FaultHook | undefined,
+): SidecarTwoPhase {
+  return {
+    nodes: preparedTransactionNodes(config),
+    // Fenced: written only while this process's activation epoch is the stream's.
+    decisions: new DecisionLog(config.primary, config.slot, () => (lock.held ? lock.epoch : null)),
+    options: {
+      voteTimeoutMs: config.twoPhase.voteTimeoutMs,
+      // A replica behind the round catches up through its apply loop, each step bounded by this.
+      deltaTimeoutMs: config.applyTimeoutMs,
+      batchRows: config.batch.maxRows,
+      retryInitialMs: config.retry.initialMs,
+      retryMaxMs: config.retry.maxMs,
+      recoveryIntervalMs: config.twoPhase.recoveryIntervalMs,
+    },
+    fault,
+    migrateLock: new StreamLock(config.primary, config.slot, 'migrate'),
+  };
+}
+
+/** resync: "auto" — attach copies a stale replica anew, fenced by this sidecar's lock. */
+function autoResync(
+  live: LiveConfig,
+  lock: StreamLock,
+  log: Logger,
+): NonNullable<SidecarParts['resync']> {
+  return async (replica, stale) => {
+    await attach(postgresCluster(), live.current, quietProgress(log), {
+      resync: [replica],
+      sidecarRunsResync: true,
+      holder: {
+        epoch: () => (lock.held ? lock.epoch : null),
+        // Removed from the configuration meanwhile: the copy is never placed.
+        verify: async () =>
+          live.current.replicas.some((r) => r.name === replica) && (await lock.verify()),
+      },
+      stale,
+    });
+  };
 }

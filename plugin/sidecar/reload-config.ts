@@ -30,7 +30,7 @@ export class ConfigReloader {
     this.queue = run.catch((error: Error) =>
       this.parts.log.error(
         { reason, err: error.message, event: 'config-reload-failed' },
-        `reloading the configuration failed: ${error.message}`,
+        'reloading the configuration failed',
       ),
     );
     return this.queue;
@@ -44,23 +44,26 @@ export class ConfigReloader {
     } catch (error) {
       log.error(
         { reason, err: (error as Error).message, event: 'config-invalid' },
-        'the configuration read again is not valid: the one in force stays',
+        'invalid configuration: the one in force stays',
       );
       return;
     }
     const change = diffConfig(live.current, next);
     if (change.needsRestart.length > 0)
       log.warn(
-        { reason, keys: change.needsRestart, event: 'config-needs-restart' },
-        `changed keys take effect only after a restart of lockstep run: ${change.needsRestart.join(', ')}`,
+        {
+          reason,
+          keys: change.needsRestart,
+          event: 'config-needs-restart',
+          fix: 'restart lockstep run',
+        },
+        'changed keys take effect after a restart',
       );
     const added = change.added.map((r) => r.name);
     const replaced = change.replaced.map((r) => r.name);
     log.info(
       { reason, added, removed: change.removed, replaced, event: 'config-reloaded' },
-      added.length + change.removed.length + replaced.length > 0
-        ? `configuration reloaded: ${[...added.map((n) => `+${n}`), ...change.removed.map((n) => `-${n}`), ...replaced.map((n) => `~${n}`)].join(' ')}`
-        : 'configuration reloaded: no replica added or removed',
+      'configuration reloaded',
     );
     live.current = adoptReplicas(live.current, change);
     // A removal may wait for a round in flight to finish on that replica: it goes on in the background.
@@ -70,7 +73,7 @@ export class ConfigReloader {
         .catch((error: Error) =>
           log.error(
             { replica: name, err: error.message, event: 'replica-remove-failed' },
-            `removing replica ${name} failed: ${error.message}`,
+            'removing the replica failed',
           ),
         );
     for (const replica of change.added) {

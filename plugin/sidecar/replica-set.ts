@@ -3,6 +3,7 @@ import type { RecoveryReport } from '../coordinator/recover-prepared.js';
 import type { PhaseTwoNode } from '../coordinator/round-participant.js';
 import { isConnectionFailure } from '../ports/lockstep-error.js';
 import type { ReplicaAgent, ReplicaTarget } from '../replica/replica-agent.js';
+import { sleep } from '../support/sleep.js';
 
 /** What adding and removing replicas needs of the sidecar they belong to. */
 export interface ReplicaSetHost {
@@ -28,8 +29,6 @@ export interface ReplicaSetHost {
   forgetStatus(name: string): Promise<void>;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /**
  * Replicas added to and removed from a running sidecar (a reloaded
  * configuration), without a restart: the other replicas keep applying.
@@ -53,9 +52,14 @@ export class ReplicaSet {
     this.host.dropReplica(target.node);
     const agent = this.host.newAgent(target);
     agents.push(agent);
+    // It holds the slot from now on.
     log.info(
-      { replica: target.node, event: 'replica-added' },
-      `replica ${target.node} added: it holds the slot from now on; lockstep attach copies it and places it in the stream`,
+      {
+        replica: target.node,
+        event: 'replica-added',
+        fix: 'lockstep attach copies it and places it in the stream',
+      },
+      'replica added',
     );
     this.host.startAgent(agent);
   }
@@ -70,7 +74,7 @@ export class ReplicaSet {
     try {
       this.host.log.info(
         { replica: target.node, event: 'replica-replaced' },
-        `replica ${target.node} has a new URL: replacing it`,
+        'replica has a new URL: replacing it',
       );
       await this.remove(target.node);
       await this.add(target, node);
@@ -119,23 +123,20 @@ export class ReplicaSet {
           event: 'removed-replica-unchecked',
           fix: `look for lockstep gids in ${name}'s pg_prepared_xacts: put it back in the configuration and run lockstep recover`,
         },
-        'removed replica not checked for prepared lockstep transactions',
+        'removed replica not checked for prepared gids',
       );
     await node?.close();
     if (this.host.active()) {
-      await this.host
-        .forgetStatus(name)
-        .catch((error: Error) =>
-          log.warn(
-            { replica: name, err: error.message },
-            'cannot delete the removed replica from lockstep.replica_status: status may list it until the next start',
-          ),
-        );
+      await this.host.forgetStatus(name).catch((error: Error) =>
+        log.warn(
+          // Status may list it until the next start.
+          { replica: name, err: error.message, event: 'replica-status-kept' },
+          "cannot delete the removed replica's status",
+        ),
+      );
     }
-    log.info(
-      { replica: name, event: 'replica-removed' },
-      `replica ${name} removed: it no longer holds WAL or takes part in rounds; its data is left as it is`,
-    );
+    // It no longer holds WAL or takes part in rounds; its data is left as it is.
+    log.info({ replica: name, event: 'replica-removed' }, 'replica removed');
   }
 
   /**
@@ -149,7 +150,7 @@ export class ReplicaSet {
       if (waited % 30_000 === 5_000)
         this.host.log.warn(
           { replica: name, event: 'replica-remove-waits' },
-          'removal waits for the two-phase round in flight to be decided',
+          'removal waits for the round in flight',
         );
       await sleep(100);
       waited += 100;
@@ -173,7 +174,7 @@ export class ReplicaSet {
     for (const r of report.resolved)
       log.warn(
         { replica: name, gid: r.gid, action: r.action, event: 'removed-replica-recovered' },
-        `removing ${name}: ${r.action === 'committed' ? 'committed' : 'rolled back'} ${r.gid} there by the decision log`,
+        'removed replica: gid finished by the decision log',
       );
     let left: Awaited<ReturnType<PhaseTwoNode['list']>>;
     try {
@@ -186,7 +187,7 @@ export class ReplicaSet {
           event: 'removed-replica-unchecked',
           fix: `should ${name} come back, look for lockstep gids in its pg_prepared_xacts: put it back in the configuration and run lockstep recover`,
         },
-        `removed replica ${name} cannot be checked for prepared lockstep transactions`,
+        'cannot check removed replica for prepared gids',
       );
       return;
     }
@@ -202,7 +203,7 @@ export class ReplicaSet {
               ? `the lockstep migrate or exec that prepared it finishes it; if none runs, put ${name} back in the configuration and run lockstep recover`
               : `lockstep recover no longer reaches ${name}: put it back in the configuration and run lockstep recover, or run on it COMMIT PREPARED '${prepared.gid}' if lockstep.decisions on the primary records commit for it, else ROLLBACK PREPARED '${prepared.gid}'`,
         },
-        `a lockstep transaction stays prepared on removed replica ${name}`,
+        'gid stays prepared on removed replica',
       );
   }
 }

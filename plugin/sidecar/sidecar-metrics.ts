@@ -17,6 +17,28 @@ const STATES = [
 /** `pg_replication_slots.wal_status` values. */
 const WAL_STATUSES = ['reserved', 'extended', 'unreserved', 'lost'];
 
+/** Registers metrics whose values are read from the scrape's snapshot. */
+interface MetricKit {
+  readonly registry: Registry;
+  /** The snapshot of this scrape (taken once, shared by every metric). */
+  take(): SidecarSnapshot;
+  /** A gauge per replica. */
+  perReplica(
+    name: string,
+    help: string,
+    value: (r: SidecarSnapshot['replicas'][number]) => number | null,
+  ): void;
+  /** A counter fed from running totals: it advances by what each total grew since the last scrape. */
+  total(
+    name: string,
+    help: string,
+    label: string,
+    read: (s: SidecarSnapshot) => ReadonlyArray<readonly [string, number]>,
+  ): void;
+  /** A gauge with no label. */
+  single(name: string, help: string, value: (s: SidecarSnapshot) => number | null): void;
+}
+
 /**
  * The sidecar's Prometheus metrics, read from a fresh snapshot at every scrape
  * (nothing is counted twice: counters advance by what changed since the last
@@ -26,6 +48,14 @@ export function sidecarMetrics(snapshot: () => SidecarSnapshot): Registry {
   const registry = new Registry();
   // The process's own figures (resident memory, heap, GC pauses, event-loop lag), as operators expect them.
   collectDefaultMetrics({ register: registry });
+  const kit = metricKit(registry, snapshot);
+  replicaMetrics(kit);
+  streamMetrics(kit);
+  twoPhaseMetrics(kit);
+  return registry;
+}
+
+function metricKit(registry: Registry, snapshot: () => SidecarSnapshot): MetricKit {
   let current: SidecarSnapshot | null = null;
   // One snapshot per scrape, shared by every metric's collect().
   const take = () => {
@@ -35,71 +65,69 @@ export function sidecarMetrics(snapshot: () => SidecarSnapshot): Registry {
     });
     return current;
   };
-  const perReplica = (
-    name: string,
-    help: string,
-    value: (r: SidecarSnapshot['replicas'][number]) => number | null,
-  ) =>
-    new Gauge({
-      name,
-      help,
-      labelNames: ['replica'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const r of take().replicas) {
-          const v = value(r);
-          if (v !== null) this.set({ replica: r.name }, v);
-        }
-      },
-    });
-  /** A counter fed from running totals: it advances by what each total grew since the last scrape. */
-  const total = (
-    name: string,
-    help: string,
-    label: string,
-    read: (s: SidecarSnapshot) => ReadonlyArray<readonly [string, number]>,
-  ) => {
-    const seen = new Map<string, number>();
-    return new Counter({
-      name,
-      help,
-      labelNames: [label],
-      registers: [registry],
-      collect() {
-        const now = read(take());
-        for (const [key, value] of now) {
-          const before = seen.get(key) ?? 0;
-          this.inc({ [label]: key }, Math.max(0, value - before));
-          seen.set(key, Math.max(value, before));
-        }
-        // A replica removed from the configuration: its series ends.
-        const present = new Set(now.map(([key]) => key));
-        for (const key of seen.keys())
-          if (!present.has(key)) {
-            this.remove({ [label]: key });
-            seen.delete(key);
+  return {
+    registry,
+    take,
+    perReplica: (name, help, value) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['replica'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const r of take().replicas) {
+            const v = value(r);
+            if (v !== null) this.set({ replica: r.name }, v);
           }
-      },
-    });
+        },
+      }),
+    total: (name, help, label, read) => {
+      const seen = new Map<string, number>();
+      new Counter({
+        name,
+        help,
+        labelNames: [label],
+        registers: [registry],
+        collect() {
+          const now = read(take());
+          for (const [key, value] of now) {
+            const before = seen.get(key) ?? 0;
+            this.inc({ [label]: key }, Math.max(0, value - before));
+            seen.set(key, Math.max(value, before));
+          }
+          // A replica removed from the configuration: its series ends.
+          const present = new Set(now.map(([key]) => key));
+          for (const key of seen.keys())
+            if (!present.has(key)) {
+              this.remove({ [label]: key });
+              seen.delete(key);
+            }
+        },
+      });
+    },
+    single: (name, help, value) =>
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          const v = value(take());
+          this.reset();
+          if (v !== null) this.set(v);
+        },
+      }),
   };
+}
+
+/** Per replica: versions, lag, counts and state. */
+function replicaMetrics(kit: MetricKit): void {
+  const { perReplica, take } = kit;
   const perReplicaTotal = (
     name: string,
     help: string,
     value: (r: SidecarSnapshot['replicas'][number]) => number,
-  ) => total(name, help, 'replica', (s) => s.replicas.map((r) => [r.name, value(r)] as const));
-  const single = (name: string, help: string, value: (s: SidecarSnapshot) => number | null) =>
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        const v = value(take());
-        this.reset();
-        if (v !== null) this.set(v);
-      },
-    });
-
+  ) => kit.total(name, help, 'replica', (s) => s.replicas.map((r) => [r.name, value(r)] as const));
   perReplica('lockstep_replica_version', 'Version the replica durably holds', (r) => r.version);
   perReplica(
     'lockstep_replica_lag_versions',
@@ -135,13 +163,18 @@ export function sidecarMetrics(snapshot: () => SidecarSnapshot): Registry {
     name: 'lockstep_replica_state',
     help: 'The replica state (1 for the current one)',
     labelNames: ['replica', 'state'],
-    registers: [registry],
+    registers: [kit.registry],
     collect() {
       this.reset();
       for (const r of take().replicas)
         for (const state of STATES) this.set({ replica: r.name, state }, r.state === state ? 1 : 0);
     },
   });
+}
+
+/** The sidecar and its stream: activity, connection, pause, head, the slot. */
+function streamMetrics(kit: MetricKit): void {
+  const { single, take } = kit;
   single('lockstep_active', '1 when this sidecar holds the coordinator lock (0: standby)', (s) =>
     s.active ? 1 : 0,
   );
@@ -166,7 +199,7 @@ export function sidecarMetrics(snapshot: () => SidecarSnapshot): Registry {
     name: 'lockstep_slot_wal_status',
     help: "The slot's wal_status (1 for the current one; lost: it can never stream again)",
     labelNames: ['status'],
-    registers: [registry],
+    registers: [kit.registry],
     collect() {
       this.reset();
       const slot = take().slot;
@@ -176,6 +209,10 @@ export function sidecarMetrics(snapshot: () => SidecarSnapshot): Registry {
       for (const status of WAL_STATUSES) this.set({ status }, current === status ? 1 : 0);
     },
   });
+}
+
+/** Two-phase rounds and in-doubt prepared transactions. */
+function twoPhaseMetrics({ single, total }: MetricKit): void {
   total(
     'lockstep_two_phase_rounds_total',
     'Two-phase rounds finished, by outcome',
@@ -201,5 +238,4 @@ export function sidecarMetrics(snapshot: () => SidecarSnapshot): Registry {
     'Age of the oldest in-doubt prepared transaction',
     (s) => s.inDoubt.oldestSeconds,
   );
-  return registry;
 }

@@ -20,7 +20,10 @@ describe('lockstep detach', () => {
     const [r1] = clusters.replicas as [PostgresCluster];
     const sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
     try {
-      await eventually(async () => sidecar.logged(/is active/) !== undefined, 'the sidecar to run');
+      await eventually(
+        async () => sidecar.logEvent('sidecar-active') !== undefined,
+        'the sidecar to run',
+      );
       const refused = await lockstep(['detach', '--config', clusters.configFile]);
       expect(refused.code).toBe(1);
       expect(refused.output).toMatch(

@@ -47,7 +47,7 @@ async function withSidecar(
   const get = getter(port);
   try {
     await eventually(async () => (await readyz(get)).role === role, `/readyz to report ${role}`);
-    expect(sidecar.logged(/^endpoints on http:\/\/127\.0\.0\.1:/)).toBeDefined();
+    expect(sidecar.logEvent('endpoints', { host: '127.0.0.1' })).toBeDefined();
     await body(get, configFile.file);
   } finally {
     sidecar.kill('SIGTERM');
@@ -173,8 +173,8 @@ describe('HTTP endpoints', () => {
       // Both happen at start-up, in either order: the endpoints bind while the primary is awaited.
       await eventually(
         async () =>
-          sidecar.logged(/cannot reach the primary: retrying/) !== undefined &&
-          sidecar.logged(/^endpoints on /) !== undefined,
+          sidecar.logEvent('primary-unreachable') !== undefined &&
+          sidecar.logEvent('endpoints') !== undefined,
         'the sidecar to serve its endpoints while it waits for its primary',
       );
       expect(await get('/healthz')).toEqual({ code: 200, text: 'ok\n' });

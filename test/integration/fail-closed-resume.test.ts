@@ -35,8 +35,7 @@ describe('the resume point is checked against the slot, failing closed', () => {
       await r2.stopServer('fast');
       for (let i = 0; i < 5; i++) await writeLots(primary);
       await eventually(
-        async () =>
-          sidecar.logLines().some((l) => l.replica === 'replica2' && /stale/.test(String(l.msg))),
+        async () => sidecar.logEvent('replica-stale', { replica: 'replica2' }) !== undefined,
         'replica2 to be marked stale',
       );
       // The slot moves on past replica2's position once it no longer holds it.
@@ -56,7 +55,7 @@ describe('the resume point is checked against the slot, failing closed', () => {
       await writeLots(primary);
       await waitForMarker(primary, [r1]);
       await expectIdentical(primary, [r1], ['t', 'marker']);
-      expect(sidecar.logged(/cannot check replica positions against the slot/)).toBeDefined();
+      expect(sidecar.logEvent('resume-unchecked')).toBeDefined();
       const status = await readStatus(postgresCluster(), loadConfig(clusters.configFile));
       expect(status.replicas.find((r) => r.name === 'replica2')?.state).toBe('stale');
     } finally {

@@ -20,7 +20,10 @@ describe('two sidecars on one configuration', () => {
   it('one is active, the other stands by and takes over when the active one is SIGKILLed under load; nothing lost or doubled', async () => {
     const config = loadConfig(clusters.configFile);
     const first = new LockstepProcess(['run', '--config', clusters.configFile]);
-    await eventually(async () => first.logged(/is active/) !== undefined, 'the first to be active');
+    await eventually(
+      async () => first.logEvent('sidecar-active') !== undefined,
+      'the first to be active',
+    );
     const second = new LockstepProcess(['run', '--config', clusters.configFile]);
     const workload = backgroundTpcb(clusters.primary.url, {
       branches: 1,
@@ -28,7 +31,7 @@ describe('two sidecars on one configuration', () => {
     });
     try {
       await eventually(
-        async () => second.logged(/standing by/) !== undefined,
+        async () => second.logEvent('standby') !== undefined,
         'the second to stand by',
       );
       const status = await readStatus(postgresCluster(), config);
@@ -40,7 +43,7 @@ describe('two sidecars on one configuration', () => {
       first.kill('SIGKILL');
       const killedAt = Date.now();
       await eventually(
-        async () => second.logged(/is active/) !== undefined,
+        async () => second.logEvent('sidecar-active') !== undefined,
         'the standby to take over',
         20_000,
       );
@@ -66,7 +69,7 @@ describe('two sidecars on one configuration', () => {
   it('a sidecar whose lock session is terminated while it lives on stops and stands by; a successor takes over under load; nothing lost, doubled or left prepared', async () => {
     const config = loadConfig(clusters.configFile);
     const first = new LockstepProcess(['run', '--config', clusters.configFile]);
-    const active = (p: LockstepProcess) => p.logged(/holds the coordinator lock/);
+    const active = (p: LockstepProcess) => p.logEvent('sidecar-active');
     await eventually(async () => active(first) !== undefined, 'the first to be active');
     const second = new LockstepProcess(['run', '--config', clusters.configFile]);
     const workload = backgroundTpcb(clusters.primary.url, {
@@ -76,7 +79,7 @@ describe('two sidecars on one configuration', () => {
     let codes: Array<number | null> = [];
     try {
       await eventually(
-        async () => second.logged(/standing by/) !== undefined,
+        async () => second.logEvent('standby') !== undefined,
         'the second to stand by',
       );
       await new Promise((r) => setTimeout(r, 2_000));
@@ -88,7 +91,7 @@ describe('two sidecars on one configuration', () => {
       );
       expect(terminated?.n).toBe(1);
       await eventually(
-        async () => first.logged(/lost the coordinator lock/) !== undefined,
+        async () => first.logEvent('lock-lost') !== undefined,
         'the deposed sidecar to notice',
         20_000,
       );
@@ -96,11 +99,7 @@ describe('two sidecars on one configuration', () => {
       const deposed = Number(active(first)?.epoch);
       const successor = () =>
         [first, second].find((p) =>
-          p
-            .logLines()
-            .some(
-              (l) => /holds the coordinator lock/.test(String(l.msg)) && Number(l.epoch) > deposed,
-            ),
+          p.events('sidecar-active').some((l) => Number(l.epoch) > deposed),
         );
       await eventually(async () => successor() !== undefined, 'a successor to take over', 20_000);
       await new Promise((r) => setTimeout(r, 2_000));

@@ -81,7 +81,7 @@ describe('WAL of tables lockstep does not replicate', () => {
     const [, r2] = clusters.replicas as [PostgresCluster, PostgresCluster];
     let sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
     try {
-      await eventually(async () => sidecar.logged(/is active/) !== undefined, 'the sidecar');
+      await eventually(async () => sidecar.logEvent('sidecar-active') !== undefined, 'the sidecar');
       await onEveryReplica(await insertQuiet(primary, 'before'));
 
       // 200 MB of other tables' WAL: the slot keeps little of it.
@@ -108,9 +108,12 @@ describe('WAL of tables lockstep does not replicate', () => {
       sidecar.kill('SIGTERM');
       expect(await sidecar.exited).toBe(0);
       sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
-      await eventually(async () => sidecar.logged(/is active/) !== undefined, 'the sidecar again');
+      await eventually(
+        async () => sidecar.logEvent('sidecar-active') !== undefined,
+        'the sidecar again',
+      );
       await onEveryReplica(await insertQuiet(primary, 'after the restart'));
-      expect(sidecar.logged(/stale/)).toBeUndefined();
+      expect(sidecar.logEvent('replica-stale')).toBeUndefined();
       await expectIdentical(primary, clusters.replicas, ['quiet']);
     } finally {
       sidecar.kill('SIGTERM');

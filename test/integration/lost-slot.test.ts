@@ -38,7 +38,7 @@ describe('a replication slot invalidated while lockstep is paused', () => {
     const { primary } = clusters;
     const sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
     try {
-      await eventually(async () => sidecar.logged(/is active/) !== undefined, 'the sidecar');
+      await eventually(async () => sidecar.logEvent('sidecar-active') !== undefined, 'the sidecar');
       await insertNumbered(primary, 1, 100);
       await eventually(
         async () => (await status()).replicas.every((r) => r.version !== null && r.version >= 1),
@@ -61,7 +61,9 @@ describe('a replication slot invalidated while lockstep is paused', () => {
       expect(lost.replicas.map((r) => r.state)).toEqual(['stale', 'stale']);
       expect((await command('status')).code).toBe(1);
       await eventually(
-        async () => sidecar.logged(/was invalidated/, { slot: 'lockstep' }) !== undefined,
+        async () =>
+          sidecar.logEvent('slot-lost', { slot: 'lockstep', reason: /was invalidated/ }) !==
+          undefined,
         'the sidecar to report the lost slot',
       );
 

@@ -70,7 +70,8 @@ describe('credentials', () => {
       await r2.stopServer('immediate');
       await clusters.primary.query(`INSERT INTO items VALUES (2, 'y')`);
       await eventually(
-        async () => sidecar.logged(/unreachable/, { replica: 'r2' }) !== undefined,
+        async () =>
+          sidecar.logEvent('replica-stopped', { replica: 'r2', err: /unreachable/ }) !== undefined,
         'the unreachable replica in the log',
       );
       await run(['status', '--config', good]);

@@ -67,7 +67,7 @@ describe('lockstep pause and resume', () => {
           )
         );
       }, 'status to show both replicas paused at version 5, lag in versions unknown, in bytes not');
-      expect(sidecar.logged(/^replication is paused/)).toBeDefined();
+      expect(sidecar.logEvent('replication-paused')).toBeDefined();
       expect((await command('status')).output).toMatch(
         /^replication: paused since \S+ \(lockstep resume/m,
       );
@@ -89,7 +89,7 @@ describe('lockstep pause and resume', () => {
       expect(await sidecar.exited).toBe(0);
       sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
       await eventually(
-        async () => sidecar.logged(/^replication is paused/) !== undefined,
+        async () => sidecar.logEvent('replication-paused') !== undefined,
         'the new sidecar to find the stream paused',
       );
       await eventually(

@@ -50,7 +50,7 @@ describe('a fast restart of the primary while lockstep streams', () => {
     const sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
     let exitCode: number | null = null;
     try {
-      await eventually(async () => sidecar.logged(/is active/) !== undefined, 'the sidecar');
+      await eventually(async () => sidecar.logEvent('sidecar-active') !== undefined, 'the sidecar');
       await insertNumbered(primary, 1, 20);
       await waitForMarker(primary, clusters.replicas);
 
@@ -80,7 +80,7 @@ describe('a fast restart of the primary while lockstep streams', () => {
       await waitForMarker(primary, clusters.replicas);
       await expectIdentical(primary, clusters.replicas, ['t', 'marker']);
       expect(await preparedGids([primary, ...clusters.replicas])).toEqual([]);
-      expect(sidecar.logged(/lost the coordinator lock/)).toBeDefined();
+      expect(sidecar.logEvent('lock-lost')).toBeDefined();
     } finally {
       sidecar.kill('SIGTERM');
       exitCode = await sidecar.exited;

@@ -43,7 +43,7 @@ describe('a frozen replica behind a two-phase packet, the other waiting at its g
     let frozen = false;
     let exitCode: number | null = null;
     try {
-      await eventually(async () => sidecar.logged(/is active/) !== undefined, 'the sidecar');
+      await eventually(async () => sidecar.logEvent('sidecar-active') !== undefined, 'the sidecar');
       await waitForMarker(primary, clusters.replicas);
       await r2.freezeServer();
       frozen = true;

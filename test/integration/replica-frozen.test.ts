@@ -30,7 +30,7 @@ describe('a replica whose server freezes (SIGSTOP: connections open, nothing ans
     });
     let frozen = false;
     try {
-      await eventually(async () => sidecar.logged(/is active/) !== undefined, 'the sidecar');
+      await eventually(async () => sidecar.logEvent('sidecar-active') !== undefined, 'the sidecar');
       await waitForMarker(clusters.primary, clusters.replicas);
       await r2.freezeServer();
       frozen = true;

@@ -17,7 +17,7 @@ describe('a replica removed, left behind, then put back into the configuration',
     const logged = (event: string) =>
       sidecar.logLines().some((l) => l.event === event && l.replica === r3.name);
     try {
-      await eventually(async () => sidecar.logged(/is active/) !== undefined, 'the sidecar');
+      await eventually(async () => sidecar.logEvent('sidecar-active') !== undefined, 'the sidecar');
       await insertNumbered(primary, 1, 20);
       await waitForMarker(primary, clusters.replicas);
 
@@ -32,8 +32,7 @@ describe('a replica removed, left behind, then put back into the configuration',
       rewriteConfig(clusters.configFile, primary, [r1, r2, r3], EXTRA);
       await eventually(async () => logged('replica-added'), 'replica3 to be added again');
       await eventually(
-        async () =>
-          sidecar.logLines().some((l) => l.replica === r3.name && /is stale/.test(String(l.msg))),
+        async () => sidecar.logEvent('replica-stale', { replica: r3.name }) !== undefined,
         'replica3 to be marked stale',
       );
       await insertNumbered(primary, 321, 50);

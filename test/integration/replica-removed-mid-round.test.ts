@@ -28,7 +28,7 @@ describe('a replica frozen after it prepared a decided round, then removed from 
     const blocker = new pg.Client({ connectionString: primary.url });
     let frozen = false;
     try {
-      await eventually(async () => sidecar.logged(/is active/) !== undefined, 'the sidecar');
+      await eventually(async () => sidecar.logEvent('sidecar-active') !== undefined, 'the sidecar');
       await waitForMarker(primary, clusters.replicas);
       // Holds the commit decision back until both replicas have prepared the round.
       await blocker.connect();

@@ -110,7 +110,7 @@ describe('a conflicting row on one replica', () => {
             .some(
               (l) =>
                 l.replica === 'replica1' &&
-                /\[replica1, table public\.notes\].*column "v"/.test(String(l.msg)),
+                /\[replica1, table public\.notes\].*column "v"/.test(String(l.err)),
             ),
         'replica1 halted naming the column',
       );

@@ -11,11 +11,6 @@ import { useAttached } from '../support/use-attached.js';
 
 const clusters = useAttached({ replicas: 2, schema: NUMBERED_SCHEMA });
 const write = (from: number, n: number) => insertNumbered(clusters.primary, from, n);
-const messages = (p: LockstepProcess, replica: string) =>
-  p
-    .logLines()
-    .filter((l) => l.replica === replica)
-    .map((l) => String(l.msg));
 
 describe('deltas and duplicates on the real path', () => {
   it('heals a gap with a delta from memory, and skips packets a replica already has', async () => {
@@ -33,9 +28,9 @@ describe('deltas and duplicates on the real path', () => {
       await eventually(async () => (await appliedVersion(r1)) === 35, 'replica1 at 35');
       await r2.startServer();
       await eventually(async () => (await appliedVersion(r2)) === 35, 'replica2 healed to 35');
-      expect(messages(sidecar, 'replica2')).toContain(
-        'replica replica2 is behind: delta 6..35 served from memory',
-      );
+      expect(
+        sidecar.logEvent('delta-from-memory', { replica: 'replica2', from: 6, to: 35 }),
+      ).toBeDefined();
 
       // Duplicates: replica2 falls behind again, the sidecar dies, and the stream restarts from replica2's position.
       await r2.stopServer('immediate');
@@ -48,9 +43,8 @@ describe('deltas and duplicates on the real path', () => {
       await eventually(async () => (await appliedVersion(r2)) === 45, 'replica2 at 45');
       await eventually(
         async () =>
-          messages(sidecar, 'replica1').includes(
-            'replica replica1 skipped 10 duplicate packet(s) it already had',
-          ),
+          sidecar.logEvent('duplicates-skipped', { replica: 'replica1', duplicates: 10 }) !==
+          undefined,
         'replica1 to report the duplicates it skipped',
       );
       expect(await appliedVersion(r1)).toBe(45);

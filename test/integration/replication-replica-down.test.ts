@@ -39,9 +39,10 @@ describe('a replica that goes down', () => {
       await new Promise((r) => setTimeout(r, 3_000));
       // The other replica never stopped.
       expect(await appliedVersion(r1)).toBeGreaterThan(r1Before + 50);
-      const halted = sidecar
-        .logLines()
-        .find((l) => l.replica === 'replica2' && /unreachable/.test(String(l.msg)));
+      const halted = sidecar.logEvent('replica-stopped', {
+        replica: 'replica2',
+        err: /unreachable/,
+      });
       expect(halted?.fix).toMatch(/start the replica server/);
 
       await r2.startServer();
@@ -54,11 +55,7 @@ describe('a replica that goes down', () => {
       await waitForMarker(clusters.primary, clusters.replicas);
       await expectIdentical(clusters.primary, clusters.replicas, TABLES);
       // The gap was healed by re-reading the slot (the window was too small to hold it).
-      expect(
-        sidecar
-          .logLines()
-          .some((l) => l.replica === 'replica2' && /re-reading the slot/.test(String(l.msg))),
-      ).toBe(true);
+      expect(sidecar.logEvent('rewind', { replica: 'replica2' })).toBeDefined();
     } finally {
       await workload.stop();
       sidecar.kill('SIGTERM');

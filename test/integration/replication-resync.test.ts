@@ -103,14 +103,8 @@ describe('a replica further behind than maxLagBytes', () => {
         for (let i = 0; i < 3; i++) await writeLots();
         await eventually(
           async () =>
-            sidecar
-              .logLines()
-              .some(
-                (l) =>
-                  l.replica === 'replica2' &&
-                  /stale/.test(String(l.msg)) &&
-                  /resync: auto/.test(String(l.fix)),
-              ),
+            sidecar.logEvent('replica-stale', { replica: 'replica2', fix: /resync: auto/ }) !==
+            undefined,
           'stale and resyncing',
         );
         await r2.startServer();
@@ -128,10 +122,7 @@ describe('a replica further behind than maxLagBytes', () => {
         })();
         try {
           await eventually(
-            async () =>
-              sidecar
-                .logLines()
-                .some((l) => l.replica === 'replica2' && /resynced/.test(String(l.msg))),
+            async () => sidecar.logEvent('replica-resynced', { replica: 'replica2' }) !== undefined,
             'the resync to finish',
           );
           await new Promise((r) => setTimeout(r, 500));

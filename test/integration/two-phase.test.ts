@@ -6,6 +6,7 @@ import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js
 import { tagTwoPhase, tagTwoPhaseKysely } from '../../plugin/client/index.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
 import { readStatus } from '../../plugin/status/read-status.js';
+import { sleep } from '../../plugin/support/sleep.js';
 import {
   appliedVersion,
   eventually,
@@ -28,7 +29,6 @@ const event = (node: PostgresCluster, note: string) =>
   has(node, 'SELECT 1 FROM events WHERE note = $1', [note]);
 const account = (node: PostgresCluster, id: number) =>
   has(node, 'SELECT 1 FROM accounts WHERE id = $1', [id]);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function replicas(): [PostgresCluster, PostgresCluster] {
   return clusters.replicas as [PostgresCluster, PostgresCluster];

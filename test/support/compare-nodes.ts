@@ -1,5 +1,6 @@
 import { expect } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { sleep } from '../../plugin/support/sleep.js';
 
 /**
  * Reads a table's rows in a stable order, as text, for a row-by-row compare.
@@ -46,7 +47,7 @@ export async function eventually(
   for (;;) {
     if (await check().catch(() => false)) return;
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }
 

@@ -96,15 +96,36 @@ export class LockstepProcess {
   ): Record<string, unknown> | undefined {
     const all = Array.isArray(patterns) ? patterns : [patterns as RegExp];
     return this.logLines().find(
-      (l) =>
-        all.every((p) => p.test(String(l.msg))) &&
-        Object.entries(fields).every(([k, v]) => l[k] === v),
+      (l) => all.every((p) => p.test(String(l.msg))) && hasFields(l, fields),
     );
+  }
+
+  /**
+   * The log lines of an `event` that have `fields` (a RegExp value matches a
+   * field's text): tests match what a line says in its fields, not its wording.
+   */
+  events(event: string, fields: Record<string, unknown> = {}): Array<Record<string, unknown>> {
+    return this.logLines().filter((l) => l.event === event && hasFields(l, fields));
+  }
+
+  /** The first log line of an `event` that has `fields`, if any (see {@link events}). */
+  logEvent(
+    event: string,
+    fields: Record<string, unknown> = {},
+  ): Record<string, unknown> | undefined {
+    return this.events(event, fields)[0];
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     this.child.kill(signal);
   }
+}
+
+/** Whether a log line has every field given (a RegExp matches the field's text). */
+function hasFields(line: Record<string, unknown>, fields: Record<string, unknown>): boolean {
+  return Object.entries(fields).every(([k, v]) =>
+    v instanceof RegExp ? line[k] !== undefined && v.test(String(line[k])) : line[k] === v,
+  );
 }
 
 /** Runs a lockstep command to completion and returns its exit code and output (and stdout alone). */

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { endClient } from '../../adapters/postgres/connection/node-connection.js';
+import { sleep } from '../../plugin/support/sleep.js';
 
 /** Accounts of the bank workload, and the money in it (never created nor destroyed). */
 export const BANK_ACCOUNTS = 20;
@@ -48,10 +49,10 @@ function resilientLoop(
           await step(client, random);
           committed++;
           // An application's pace (a few hundred transactions a second), not a benchmark's.
-          await new Promise((r) => setTimeout(r, 2 + Math.floor(random() * 8)));
+          await sleep(2 + Math.floor(random() * 8));
         }
       } catch {
-        await new Promise((r) => setTimeout(r, 200));
+        await sleep(200);
       } finally {
         await endClient(client);
       }

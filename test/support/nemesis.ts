@@ -1,8 +1,7 @@
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { sleep } from '../../plugin/support/sleep.js';
 import { LockstepProcess } from './lockstep-process.js';
 import { BANK_TOTAL, bankTotal } from './nemesis-workloads.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One of the sidecars: may be killed (and is started again), or paused with SIGSTOP. */
 export class SidecarSlot {

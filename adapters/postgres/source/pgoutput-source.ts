@@ -4,6 +4,7 @@ import type {
   WalEndHandler,
 } from '../../../plugin/ports/change-source.js';
 import { type Lsn, lsnFromBigInt } from '../../../plugin/protocol/index.js';
+import { sleep } from '../../../plugin/support/sleep.js';
 import { clientConfig } from '../connection/connection-url.js';
 import { assertObjectName } from '../sql-identifier.js';
 import { PgoutputDecoder, startReplicationCommand } from './pgoutput-decoder.js';
@@ -89,16 +90,9 @@ export class PgoutputSource implements ChangeSource {
       void this.stop();
     };
     for (let attempt = 0; ; attempt++) {
-      const config = clientConfig(this.options.url, 'lockstep');
-      if (this.options.decodingWorkMem) {
-        // A session setting of the walsender: the server's configuration is left alone.
-        // After the connection's own options (libpq's `options`), which it keeps.
-        const setting = `-c logical_decoding_work_mem=${this.options.decodingWorkMem.replace(/\s/g, '')}`;
-        config.options = config.options ? `${config.options} ${setting}` : setting;
-      }
       let connection: ReplicationConnection;
       try {
-        connection = await ReplicationConnection.open(config);
+        connection = await ReplicationConnection.open(this.connectionConfig());
       } catch (error) {
         throw explainReplicationError(error, context);
       }
@@ -106,31 +100,7 @@ export class PgoutputSource implements ChangeSource {
       const decoder = new PgoutputDecoder();
       const stream = connection.start(
         startReplicationCommand(this.options.slot, this.options.publication),
-        (buf, start, end) => {
-          if (this.failed || this.stopped) return;
-          try {
-            const kind = buf[start];
-            if (kind === 0x77 /* w: XLogData */) {
-              // The connection's buffers are never written again: rows may point into them.
-              const decoded = decoder.decode(buf, start + XLOGDATA_HEADER, end, true);
-              if (decoded !== null) onMessage(decoded);
-            } else if (kind === 0x6b /* k: keepalive */) {
-              const walEnd = buf.readBigUInt64BE(start + 1);
-              if (walEnd > 0n) onWalEnd?.(lsnFromBigInt(walEnd));
-              if (buf[start + 17] === 1) {
-                this.sendStatus();
-                if (this.serverWaits(walEnd)) {
-                  fail(new PrimaryShuttingDown());
-                  return;
-                }
-              }
-            } else {
-              throw new Error(`unknown replication message 0x${(kind ?? 0).toString(16)}`);
-            }
-          } catch (error) {
-            fail(error);
-          }
-        },
+        this.frameHandler(decoder, onMessage, fail, onWalEnd),
       );
       // Settles with the stream's error, or null when the server ended it cleanly.
       const ended = stream.ended.then(
@@ -153,7 +123,7 @@ export class PgoutputSource implements ChangeSource {
       // Right after another consumer stopped, the walsender can hold the slot for a few ms.
       const code = (streamError as { code?: string } | null)?.code;
       if (code === '55006' && attempt < 40 && !this.stopped) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await sleep(50);
         continue;
       }
       throw explainReplicationError(streamError ?? new Error('replication did not start'), context);
@@ -163,6 +133,52 @@ export class PgoutputSource implements ChangeSource {
       this.options.statusIntervalMs ?? 10_000,
     );
     this.statusTimer.unref();
+  }
+
+  /** The replication connection's settings: the URL's, with the session's decoding memory. */
+  private connectionConfig(): ReturnType<typeof clientConfig> {
+    const config = clientConfig(this.options.url, 'lockstep');
+    if (this.options.decodingWorkMem) {
+      // A session setting of the walsender: the server's configuration is left alone.
+      // After the connection's own options (libpq's `options`), which it keeps.
+      const setting = `-c logical_decoding_work_mem=${this.options.decodingWorkMem.replace(/\s/g, '')}`;
+      config.options = config.options ? `${config.options} ${setting}` : setting;
+    }
+    return config;
+  }
+
+  /** Handles each CopyData frame: XLogData decoded and handed on, keepalives answered. */
+  private frameHandler(
+    decoder: PgoutputDecoder,
+    onMessage: DecodedMessageHandler,
+    fail: (error: unknown) => void,
+    onWalEnd?: WalEndHandler,
+  ): (buf: Buffer, start: number, end: number) => void {
+    return (buf, start, end) => {
+      if (this.failed || this.stopped) return;
+      try {
+        const kind = buf[start];
+        if (kind === 0x77 /* w: XLogData */) {
+          // The connection's buffers are never written again: rows may point into them.
+          const decoded = decoder.decode(buf, start + XLOGDATA_HEADER, end, true);
+          if (decoded !== null) onMessage(decoded);
+        } else if (kind === 0x6b /* k: keepalive */) {
+          const walEnd = buf.readBigUInt64BE(start + 1);
+          if (walEnd > 0n) onWalEnd?.(lsnFromBigInt(walEnd));
+          if (buf[start + 17] === 1) {
+            this.sendStatus();
+            if (this.serverWaits(walEnd)) {
+              fail(new PrimaryShuttingDown());
+              return;
+            }
+          }
+        } else {
+          throw new Error(`unknown replication message 0x${(kind ?? 0).toString(16)}`);
+        }
+      } catch (error) {
+        fail(error);
+      }
+    };
   }
 
   pause(): void {

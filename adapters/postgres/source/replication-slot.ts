@@ -3,6 +3,7 @@ import type { TableName } from '../../../plugin/ports/catalog-table.js';
 import type { CreatedSlot, SlotBlocker } from '../../../plugin/ports/replication-slots.js';
 import type { SlotHealth } from '../../../plugin/ports/slot-health.js';
 import { CONTROL_EVENTS_TABLE, type Lsn, toLsn } from '../../../plugin/protocol/index.js';
+import { sleep } from '../../../plugin/support/sleep.js';
 import { clientConfig } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
 import { assertObjectName, quoteIdent, quoteQualified } from '../sql-identifier.js';
@@ -71,7 +72,7 @@ export async function dropReplicationSlot(client: pg.ClientBase, slot: string): 
     } catch (error) {
       // A walsender can keep the slot active for a few ms after its client stopped.
       if ((error as { code?: string }).code !== '55006' || attempt >= 100) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
   }
 }
