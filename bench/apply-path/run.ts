@@ -26,6 +26,7 @@ import {
   type PacketPart,
   ZERO_LSN,
 } from '../../plugin/protocol/index.js';
+import { sleep } from '../../plugin/support/sleep.js';
 import { BASELINE_SETTINGS, benchProvider, pgbench } from '../support/bench-cluster.js';
 
 const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 10);
@@ -57,8 +58,7 @@ async function capture(): Promise<Buffer[]> {
     });
     stream.ended.catch(() => undefined);
     await stream.started;
-    while (payloads.length === 0 || Date.now() - last < 1_000)
-      await new Promise((r) => setTimeout(r, 100));
+    while (payloads.length === 0 || Date.now() - last < 1_000) await sleep(100);
     await connection.close();
     return payloads;
   } finally {

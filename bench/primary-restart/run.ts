@@ -8,6 +8,7 @@
  * Knobs: BENCH_SCALE (default 1), BENCH_REPS (default 3).
  */
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { sleep } from '../../plugin/support/sleep.js';
 import {
   LockstepProcess,
   lockstep,
@@ -92,7 +93,7 @@ async function converge(rig: Rig): Promise<number> {
   const deadline = Date.now() + 300_000;
   while (!(await identical(rig.primary, rig.replicas).catch(() => false))) {
     if (Date.now() > deadline) return Number.NaN;
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   return performance.now() - started;
 }
@@ -106,7 +107,7 @@ async function restart(primary: PostgresCluster): Promise<number> {
     stopped = performance.now() - started;
   } catch {
     // pg_ctl gave up after 60 s; the server is still shutting down.
-    await new Promise((r) => setTimeout(r, 5_000));
+    await sleep(5_000);
   }
   await primary.startServer();
   return stopped;
@@ -127,7 +128,7 @@ async function measure(name: string, make: () => Promise<Rig>): Promise<Record<s
       result.convergeIdle?.push(await converge(rig));
       // pgbench loses its connections at the restart and exits; what it committed must arrive.
       const load = pgbench(rig.primary, ['-c', '4', '-j', '2', '-T', '10']).catch(() => Number.NaN);
-      await new Promise((r) => setTimeout(r, 3_000));
+      await sleep(3_000);
       result.load?.push(await restart(rig.primary));
       await load;
       result.convergeLoad?.push(await converge(rig));

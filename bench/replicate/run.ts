@@ -31,6 +31,7 @@ import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js
 import { setReplicationPaused } from '../../plugin/attach/pause-replication.js';
 import type { LockstepConfig } from '../../plugin/config/config-schema.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
+import { sleep } from '../../plugin/support/sleep.js';
 import {
   LockstepProcess,
   lockstep,
@@ -62,7 +63,6 @@ const LAUNCHER_WAIT_MS = 5_500; // native's apply launcher starts a worker at mo
 /** The bench attaches with this version: its control schema never predates pause. */
 const noUpgrade = async () => undefined;
 const now = () => performance.now();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface System {
   readonly name: string;

@@ -4,6 +4,7 @@ import pg from 'pg';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { LocalClusterProvider } from '../../adapters/local-postgres/local-cluster.js';
 import { pgClientTool } from '../../adapters/local-postgres/pg-binaries.js';
+import { sleep } from '../../plugin/support/sleep.js';
 
 const run = promisify(execFile);
 
@@ -99,7 +100,7 @@ export async function waitOnAll(
           if (rows[0]?.ok) return performance.now();
           if (Date.now() > deadline)
             throw new Error(`timed out waiting for ${condition} on ${replica.name}`);
-          await new Promise((r) => setTimeout(r, 5));
+          await sleep(5);
         }
       } finally {
         await client.end();

@@ -14,6 +14,7 @@
  * checked after each mode. Not part of `npm test`; needs pgbench and pg_dump.
  */
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { sleep } from '../../plugin/support/sleep.js';
 import {
   LockstepProcess,
   lockstep,
@@ -39,7 +40,6 @@ const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 20);
 const BACKLOG_SECONDS = Number(process.env.BENCH_BACKLOG_SECONDS ?? 10);
 
 const now = () => performance.now();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function percentile(samples: number[], q: number): number {
   const sorted = [...samples].sort((a, b) => a - b);

@@ -2,13 +2,12 @@ import type { LockstepConfig } from '../config/config-schema.js';
 import type { LockstepCluster, PrimarySession } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 import type { StreamLockPort } from '../ports/stream-lock.js';
+import { sleep } from '../support/sleep.js';
 import { onReplica } from './attach-cluster.js';
 import type { StepReporter } from './attach-progress.js';
 
 /** How long attach waits for a running sidecar to take a new replica into its configuration. */
 const SIDECAR_WAIT_MS = 60_000;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Takes the coordinator lock (true), or, when a sidecar holds it, waits until

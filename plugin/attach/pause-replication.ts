@@ -1,6 +1,7 @@
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { LockstepCluster, PrimarySession } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
+import { sleep } from '../support/sleep.js';
 
 /** How long `pause` waits for a running sidecar to let go of the slot. */
 const RELEASE_WAIT_MS = 10_000;
@@ -77,6 +78,6 @@ async function slotReleased(primary: PrimarySession, slot: string): Promise<bool
   for (;;) {
     const released = (await primary.slots.read(slot))?.active !== true;
     if (released || Date.now() > deadline) return released;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
 }

@@ -6,10 +6,9 @@ import {
   roundTransition,
   startRound,
 } from '../protocol/index.js';
+import { sleep } from '../support/sleep.js';
 import type { PhaseTwoNode, RoundParticipant, Vote } from './round-participant.js';
 import type { RoundRun } from './run-round.js';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * One round's machine and the effects of its actions: it performs what a

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { sleep } from '../support/sleep.js';
 
 /** The demo's schema: accounts and their orders, the kind of tables an application has. */
 export const DEMO_SCHEMA = `
@@ -43,7 +44,7 @@ export function startDemoWorkload(
         ]);
         await client.query('COMMIT');
         committed++;
-        await new Promise((r) => setTimeout(r, perClientDelay));
+        await sleep(perClientDelay);
       }
     } finally {
       await client.end().catch(() => undefined);

@@ -14,6 +14,7 @@ import { migrateUp } from '../migrate/run-migrate.js';
 import { createSidecar } from '../sidecar/create-sidecar.js';
 import { createLogger } from '../sidecar/logger.js';
 import type { Sidecar } from '../sidecar/sidecar.js';
+import { sleep } from '../support/sleep.js';
 import { demoStatusView } from './demo-status-view.js';
 import { DEMO_SCHEMA, DEMO_SEED, startDemoWorkload } from './demo-workload.js';
 
@@ -50,7 +51,7 @@ async function replicasIdentical(
   while (Date.now() < deadline) {
     const prints = await Promise.all(replicas.map(fingerprint));
     if (prints.every((p) => p === target)) return true;
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
   return false;
 }
@@ -160,7 +161,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<boolean> {
     await sidecar.start();
     workload = startDemoWorkload(primary.url, { clients: 2, rate: 200 });
     say('replicating (writes to accounts are two-phase, orders one-phase)');
-    await Promise.race([stop.stopped, new Promise((r) => setTimeout(r, 2_000))]);
+    await Promise.race([stop.stopped, sleep(2_000)]);
     await demoMigration(config, say, stop.interrupted);
     say(out.isTTY === true ? 'press Ctrl-C to stop\n' : 'live status:');
     ticker = setInterval(demoStatusView(sidecar, out), 1000);

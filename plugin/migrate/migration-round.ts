@@ -2,6 +2,7 @@ import type { PrepareRequest, RoundParticipant, Vote } from '../coordinator/roun
 import { type RoundRun, runRound } from '../coordinator/run-round.js';
 import type { HistoryChange, MigrationNodeSession } from '../ports/migration-session.js';
 import { compareLsn, type Lsn, makeMigrationGid, type TablePattern } from '../protocol/index.js';
+import { sleep } from '../support/sleep.js';
 import type { MigrationStep } from './migration-files.js';
 
 /** Everything a migration round needs, for one configuration (phase two, decisions and retries as any round's). */
@@ -45,8 +46,6 @@ export interface MigrationRoundResult {
   /** Why the coordinator aborted, when no node refused (e.g. a vote timeout). */
   readonly coordinator: string | null;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** What the round's participants share: its gid, the work, and the barrier's LSN once known. */
 interface RoundShared {

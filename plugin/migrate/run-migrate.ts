@@ -9,6 +9,7 @@ import { LockstepError } from '../ports/lockstep-error.js';
 import type { MigrationNodeSession } from '../ports/migration-session.js';
 import type { PauseReader } from '../ports/pause-reader.js';
 import { parseTablePattern, wholeSchemas } from '../protocol/index.js';
+import { sleep } from '../support/sleep.js';
 import { readMigrationFiles, sqlStep } from './migration-files.js';
 import {
   type MigrationContext,
@@ -93,7 +94,7 @@ async function asMigrator<T>(
         fix: 'wait for it to finish and run this again',
       });
     }
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500);
   }
   const nodes = wiring.phaseTwoNodes();
   const decisions = wiring.decisionLog();

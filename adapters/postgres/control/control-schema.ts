@@ -1,6 +1,7 @@
 import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
 import pg from 'pg';
 import { CONTROL_MIGRATION_NAMES } from '../../../migrations/names.js';
+import { sleep } from '../../../plugin/support/sleep.js';
 import { clientConfig } from '../connection/connection-url.js';
 import { connectNode } from '../connection/node-connection.js';
 import type { ControlDb, ControlSession, LockstepSchema } from './lockstep-schema.js';
@@ -124,7 +125,7 @@ export async function migrateControlSchemaWhenReachable(
     } catch (error) {
       if ((error as { setting?: string }).setting !== 'connection') throw error;
       onRetry(error as Error);
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      await sleep(delay);
     }
   }
 }
