@@ -1,10 +1,10 @@
 import type { TwoPhaseCoordinator } from '../coordinator/two-phase-coordinator.js';
 import type { SlotHealth } from '../ports/slot-health.js';
-import type { PacketWindow } from '../primary/packet-window.js';
 import type { PrimaryStream } from '../primary/primary-stream.js';
 import type { Lsn } from '../protocol/index.js';
 import type { ReplicaAgent, ReplicaPosition } from '../replica/replica-agent.js';
 import { Signal } from '../support/signal.js';
+import type { PacketWindow } from './packet-window.js';
 
 /** The stream's newest packet header, as status reports it. */
 export interface StreamHead {

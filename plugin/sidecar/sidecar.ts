@@ -1,9 +1,9 @@
 import type { PhaseTwoNode } from '../coordinator/round-participant.js';
 import { TwoPhaseCoordinator } from '../coordinator/two-phase-coordinator.js';
-import { PacketWindow } from '../primary/packet-window.js';
 import { ReplicaAgent, type ReplicaTarget } from '../replica/replica-agent.js';
 import { ActivationKeeper } from './activation-keeper.js';
 import { runHousekeeping } from './housekeeping.js';
+import { PacketWindow } from './packet-window.js';
 import { ReplicaSet } from './replica-set.js';
 import type { SidecarParts, SidecarSnapshot } from './sidecar-parts.js';
 import { SidecarState } from './sidecar-state.js';

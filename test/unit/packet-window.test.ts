@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { PacketWindow } from '../../plugin/primary/packet-window.js';
 import type { Lsn, PacketPart } from '../../plugin/protocol/index.js';
+import { PacketWindow } from '../../plugin/sidecar/packet-window.js';
 
 /** Parts for packets `from..to`, each with `size` changes, split into parts of `partSize`. */
 function parts(from: number, to: number, size: number, partSize = size): PacketPart[] {

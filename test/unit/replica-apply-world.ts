@@ -6,7 +6,6 @@
  * rounds committed without this replica), and agent crashes and stops.
  */
 import { expect } from 'vitest';
-import { PacketWindow } from '../../plugin/primary/packet-window.js';
 import {
   type ApplyCommand,
   type ApplyEvent,
@@ -19,6 +18,7 @@ import {
   startApply,
 } from '../../plugin/protocol/index.js';
 import { lookAt } from '../../plugin/replica/replica-applier.js';
+import { PacketWindow } from '../../plugin/sidecar/packet-window.js';
 import { ReplicaDb } from './replica-apply-db.js';
 
 export { makePackets } from './replica-apply-db.js';
