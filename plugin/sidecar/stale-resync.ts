@@ -32,8 +32,9 @@ export class StaleResync {
   private async resyncAgent(agent: ReplicaAgent): Promise<void> {
     const { state } = this;
     let delay = 1_000;
-    // Removed from the configuration: its resync ends, and with it the WAL held for it.
-    while (!state.stopping && state.agents.includes(agent)) {
+    while (!state.stopping) {
+      // Removed from the configuration: its resync ends, and with it the WAL held for it.
+      if (!state.agents.includes(agent)) return this.cancelled(agent);
       // Hold the slot at the lowest healthy position: the resync restarts the replica from there.
       const hold = this.holdFor(agent);
       if (!hold) {
@@ -46,8 +47,9 @@ export class StaleResync {
         await agent.waitStopped();
         await (this.parts.resync as NonNullable<SidecarParts['resync']>)(agent.name, state.stale);
         // Deactivated meanwhile: the next activation starts the agent (its stale mark is gone).
-        // Removed from the configuration meanwhile: nothing more to do for it.
-        if (state.stopping || !state.agents.includes(agent)) return;
+        if (state.stopping) return;
+        // Removed from the configuration meanwhile: its copy was not placed (attach checks).
+        if (!state.agents.includes(agent)) return this.cancelled(agent);
         state.stale.delete(agent.name);
         state.lastPositions.delete(agent.name);
         // Its copy is a new start: nothing it knew of rounds or positions holds any more.
@@ -59,7 +61,7 @@ export class StaleResync {
         state.tasks.push(agent.run());
         return;
       } catch (error) {
-        if (!state.agents.includes(agent)) return;
+        if (!state.agents.includes(agent)) return this.cancelled(agent);
         this.parts.log.error(
           { replica: agent.name, err: (error as Error).message, event: 'resync-failed' },
           'resync failed: retrying',
@@ -71,5 +73,12 @@ export class StaleResync {
         state.statusDirty = true;
       }
     }
+  }
+
+  private cancelled(agent: ReplicaAgent): void {
+    this.parts.log.info(
+      { replica: agent.name, event: 'resync-cancelled' },
+      'resync cancelled: the replica was removed',
+    );
   }
 }
