@@ -1,10 +1,14 @@
+import { sql } from 'kysely';
 import pg from 'pg';
 import type { SlotHealth } from '../../../plugin/ports/slot-health.js';
 import type { TwoPhaseStatus } from '../../../plugin/ports/two-phase-status.js';
 import type { Lsn } from '../../../plugin/protocol/index.js';
 import { CONTROL_QUERY_TIMEOUT_MS, clientConfig } from '../connection/connection-url.js';
 import { readSlotHealth } from '../source/replication-slot.js';
+import { controlDbOn } from './control-schema.js';
 import { joinHoldLsns } from './join-holds.js';
+import type { ControlDb } from './lockstep-schema.js';
+import { PgReplicaStatusStore } from './replica-status-store.js';
 import { readPause } from './stream-pause.js';
 
 /** What the sidecar records about one replica. */
@@ -48,11 +52,28 @@ export class StatusStore {
     this.pool.on('connect', (client) => client.on('error', () => undefined));
   }
 
+  /** Typed queries on the pool's session; a session that failed (cut, timed out) is not reused. */
+  private async onSession<T>(work: (db: ControlDb) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      const result = await work(controlDbOn(client));
+      client.release();
+      return result;
+    } catch (error) {
+      client.release(error as Error);
+      throw error;
+    }
+  }
+
   /** Last recorded position of every replica. */
   async lastPositions(): Promise<Map<string, { version: number; lsn: Lsn }>> {
-    const { rows } = await this.pool.query<{ replica: string; version: string; lsn: Lsn }>(
-      'SELECT replica, version::text, lsn::text FROM lockstep.replica_status WHERE stream = $1 AND lsn IS NOT NULL',
-      [this.stream],
+    const rows = await this.onSession((db) =>
+      db
+        .selectFrom('lockstep.replica_status')
+        .select(['replica', 'version', sql<Lsn>`lsn::text`.as('lsn')])
+        .where('stream', '=', this.stream)
+        .where('lsn', 'is not', null)
+        .execute(),
     );
     return new Map(rows.map((r) => [r.replica, { version: Number(r.version), lsn: r.lsn }]));
   }
@@ -64,34 +85,19 @@ export class StatusStore {
       await client.query('BEGIN');
       // These rows are lockstep's own bookkeeping: no need to wait for the primary's fsync.
       await client.query('SET LOCAL synchronous_commit = off');
-      for (const r of replicas) {
-        await client.query(
-          `INSERT INTO lockstep.replica_status (stream, replica, state, version, lsn, error, error_at, updated_at, database_id)
-           VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6::text IS NULL THEN NULL ELSE now() END, now(), $7)
-           ON CONFLICT (stream, replica) DO UPDATE SET state = excluded.state,
-             database_id = excluded.database_id,
-             version = coalesce(excluded.version, lockstep.replica_status.version),
-             lsn = coalesce(excluded.lsn, lockstep.replica_status.lsn),
-             error = excluded.error,
-             error_at = CASE WHEN excluded.error IS NULL THEN NULL
-                             WHEN excluded.error IS DISTINCT FROM lockstep.replica_status.error THEN now()
-                             ELSE lockstep.replica_status.error_at END,
-             updated_at = now()`,
-          [this.stream, r.replica, r.state, r.version, r.lsn, r.error, r.databaseId],
-        );
-      }
-      await client.query(
-        `UPDATE lockstep.streams SET version = greatest(version, $2), lsn = coalesce($3, lsn),
-           commit_time = coalesce($4, commit_time), two_phase = coalesce($5, two_phase), updated_at = now()
-         WHERE stream = $1`,
-        [
-          this.stream,
-          stream.version,
-          stream.lsn,
-          stream.commitTime,
-          stream.twoPhase ? JSON.stringify(stream.twoPhase) : null,
-        ],
-      );
+      const db = controlDbOn(client);
+      for (const r of replicas) await upsertReplicaStatus(db, this.stream, r);
+      await db
+        .updateTable('lockstep.streams')
+        .set({
+          version: sql`greatest(version, ${stream.version})`,
+          lsn: sql`coalesce(${stream.lsn}, lsn)`,
+          commit_time: sql`coalesce(${stream.commitTime}, commit_time)`,
+          two_phase: sql`coalesce(${stream.twoPhase ? JSON.stringify(stream.twoPhase) : null}::jsonb, two_phase)`,
+          updated_at: sql`now()`,
+        })
+        .where('stream', '=', this.stream)
+        .execute();
       await client.query('COMMIT');
       client.release();
     } catch (error) {
@@ -113,46 +119,48 @@ export class StatusStore {
   }
 
   async staleReplicas(): Promise<Set<string>> {
-    const { rows } = await this.pool.query<{ replica: string }>(
-      'SELECT replica FROM lockstep.replica_status WHERE stream = $1 AND stale_since IS NOT NULL',
-      [this.stream],
+    return new Set(
+      await this.onSession((db) => new PgReplicaStatusStore(db).staleReplicas(this.stream)),
     );
-    return new Set(rows.map((r) => r.replica));
   }
 
   /** Marks a replica stale durably: it stays out of the resume point until a resync clears the mark. */
   async markStale(replica: string): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO lockstep.replica_status (stream, replica, state, stale_since) VALUES ($1, $2, 'stale', now())
-       ON CONFLICT (stream, replica) DO UPDATE SET state = 'stale',
-         stale_since = coalesce(lockstep.replica_status.stale_since, now()), updated_at = now()`,
-      [this.stream, replica],
-    );
+    await this.onSession((db) => new PgReplicaStatusStore(db).markStale(this.stream, replica));
   }
 
   /** Forgets a replica removed from the configuration: its row (state, last position, stale mark) goes. */
   async forgetReplica(replica: string): Promise<void> {
-    await this.pool.query(
-      'DELETE FROM lockstep.replica_status WHERE stream = $1 AND replica = $2',
-      [this.stream, replica],
+    await this.onSession((db) =>
+      db
+        .deleteFrom('lockstep.replica_status')
+        .where('stream', '=', this.stream)
+        .where('replica', '=', replica)
+        .execute(),
     );
   }
 
   /** Forgets every replica not in `configured` (removed while no sidecar ran); returns their names. */
   async forgetUnconfigured(configured: readonly string[]): Promise<string[]> {
-    const { rows } = await this.pool.query<{ replica: string }>(
-      `DELETE FROM lockstep.replica_status WHERE stream = $1 AND replica <> ALL($2::text[])
-       RETURNING replica`,
-      [this.stream, configured],
+    const rows = await this.onSession((db) =>
+      db
+        .deleteFrom('lockstep.replica_status')
+        .where('stream', '=', this.stream)
+        .where(sql<boolean>`replica <> ALL(${[...configured]}::text[])`)
+        .returning('replica')
+        .execute(),
     );
     return rows.map((r) => r.replica);
   }
 
   /** Records that `owner` (host:pid) is now the active sidecar. */
   async markActive(owner: string): Promise<void> {
-    await this.pool.query(
-      'UPDATE lockstep.streams SET active_sidecar = $2, active_since = now() WHERE stream = $1',
-      [this.stream, owner],
+    await this.onSession((db) =>
+      db
+        .updateTable('lockstep.streams')
+        .set({ active_sidecar: owner, active_since: sql`now()` })
+        .where('stream', '=', this.stream)
+        .execute(),
     );
   }
 
@@ -181,4 +189,42 @@ export class StatusStore {
   async close(): Promise<void> {
     await this.pool.end().catch(() => undefined);
   }
+}
+
+/**
+ * One replica's row: its state and database, its last position kept when the
+ * sidecar no longer knows one, and `error_at` moved only when the error changes.
+ */
+async function upsertReplicaStatus(
+  db: ControlDb,
+  stream: string,
+  r: ReplicaStatusRow,
+): Promise<void> {
+  await db
+    .insertInto('lockstep.replica_status')
+    .values({
+      stream,
+      replica: r.replica,
+      state: r.state,
+      version: r.version === null ? null : r.version,
+      lsn: r.lsn,
+      error: r.error,
+      error_at: r.error === null ? null : sql`now()`,
+      updated_at: sql`now()`,
+      database_id: r.databaseId,
+    })
+    .onConflict((oc) =>
+      oc.columns(['stream', 'replica']).doUpdateSet({
+        state: (eb) => eb.ref('excluded.state'),
+        database_id: (eb) => eb.ref('excluded.database_id'),
+        version: sql`coalesce(excluded.version, lockstep.replica_status.version)`,
+        lsn: sql`coalesce(excluded.lsn, lockstep.replica_status.lsn)`,
+        error: (eb) => eb.ref('excluded.error'),
+        error_at: sql`CASE WHEN excluded.error IS NULL THEN NULL
+                           WHEN excluded.error IS DISTINCT FROM lockstep.replica_status.error THEN now()
+                           ELSE lockstep.replica_status.error_at END`,
+        updated_at: sql`now()`,
+      }),
+    )
+    .execute();
 }
