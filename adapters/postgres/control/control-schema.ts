@@ -1,22 +1,11 @@
 import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
-import pg from 'pg';
 import { CONTROL_MIGRATION_NAMES } from '../../../migrations/names.js';
 import { sleep } from '../../../plugin/support/sleep.js';
-import { clientConfig } from '../connection/connection-url.js';
 import { connectNode } from '../connection/node-connection.js';
 import type { ControlDb, ControlSession, LockstepSchema } from './lockstep-schema.js';
 
 /** The schema holding lockstep's own tables on every node. */
 export const CONTROL_SCHEMA = 'lockstep';
-
-/** A Kysely handle on one node, for lockstep's control tables (its own pool of two; destroy it). */
-export async function controlDb(url: string): Promise<ControlDb> {
-  const pool = new pg.Pool({ ...clientConfig(url, 'lockstep-control'), max: 2 });
-  pool.on('error', () => undefined);
-  // A session that ends while checked out reports it as an 'error' event: never a crash.
-  pool.on('connect', (client) => client.on('error', () => undefined));
-  return new Kysely<LockstepSchema>({ dialect: new PostgresDialect({ pool }) });
-}
 
 /**
  * A Kysely handle over one session a caller already holds (the lock's
