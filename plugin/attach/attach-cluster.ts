@@ -1,5 +1,10 @@
 import type { DecisionStore } from '../ports/decision-store.js';
-import type { LockstepCluster, PrimarySession, ReplicaSession } from '../ports/lockstep-cluster.js';
+import type {
+  LockstepCluster,
+  PrimarySession,
+  ReplicaSession,
+  SessionOptions,
+} from '../ports/lockstep-cluster.js';
 import type { PhaseTwoNode } from '../ports/phase-two-node.js';
 
 /** What attach needs of the nodes: the cluster, and the decision log a start-over finishes rounds by. */
@@ -32,8 +37,9 @@ export async function onReplica<T>(
   cluster: LockstepCluster,
   replica: { name: string; url: string },
   work: (session: ReplicaSession) => Promise<T>,
+  options?: SessionOptions,
 ): Promise<T> {
-  const session = await cluster.replica(replica.name, replica.url);
+  const session = await cluster.replica(replica.name, replica.url, options);
   try {
     return await work(session);
   } finally {

@@ -106,7 +106,13 @@ export async function placeAtStart(
   stream: string,
   startLsn: Lsn,
 ): Promise<number> {
-  return onReplica(cluster, replica, (session) => session.positions.placeAtStart(stream, startLsn));
+  return onReplica(
+    cluster,
+    replica,
+    (session) => session.positions.placeAtStart(stream, startLsn),
+    // Named as lockstep's control sessions are (fault tests cut them by this name).
+    { applicationName: 'lockstep-control' },
+  );
 }
 
 /** The replicated tables this replica has not had copied yet. */

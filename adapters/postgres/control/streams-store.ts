@@ -100,23 +100,38 @@ export class PgStreamsStore implements StreamsStore {
    * Pausing a paused stream keeps its first time.
    */
   async writePause(stream: string, paused: boolean): Promise<PauseChange | undefined> {
-    return this.db.transaction().execute(async (trx) => {
-      const row = await trx
-        .selectFrom('lockstep.streams')
-        .select('paused_at')
-        .where('stream', '=', stream)
-        .forUpdate()
-        .executeTakeFirst();
-      if (!row) return undefined;
-      const updated = await trx
-        .updateTable('lockstep.streams')
-        .set({ paused_at: sql`CASE WHEN ${paused} THEN coalesce(paused_at, now()) END` })
-        .where('stream', '=', stream)
-        .returning('paused_at')
-        .executeTakeFirst();
-      await sql`SELECT pg_notify(${PAUSE_CHANNEL}, ${stream})`.execute(trx);
-      return { before: row.paused_at, after: updated?.paused_at ?? null };
-    });
+    // By hand, not db.transaction(): a failed ROLLBACK (the session is gone) must not replace
+    // the failing statement's error, whose code pause and resume decide on.
+    await sql`BEGIN`.execute(this.db);
+    try {
+      const change = await this.pauseInTransaction(stream, paused);
+      await sql`COMMIT`.execute(this.db);
+      return change;
+    } catch (error) {
+      await sql`ROLLBACK`.execute(this.db).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async pauseInTransaction(
+    stream: string,
+    paused: boolean,
+  ): Promise<PauseChange | undefined> {
+    const row = await this.db
+      .selectFrom('lockstep.streams')
+      .select('paused_at')
+      .where('stream', '=', stream)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const updated = await this.db
+      .updateTable('lockstep.streams')
+      .set({ paused_at: sql`CASE WHEN ${paused} THEN coalesce(paused_at, now()) END` })
+      .where('stream', '=', stream)
+      .returning('paused_at')
+      .executeTakeFirst();
+    await sql`SELECT pg_notify(${PAUSE_CHANNEL}, ${stream})`.execute(this.db);
+    return { before: row.paused_at, after: updated?.paused_at ?? null };
   }
 
   async head(stream: string): Promise<StreamHead | undefined> {
