@@ -100,6 +100,11 @@ for (const file of [
     }
   }
 }
+// Tests keep the file limit too; a describe block is a list, not a function, so no function limit.
+for (const file of sources('test')) {
+  const lines = readFileSync(path.join(ROOT, file), 'utf8').split('\n').length - 1;
+  if (lines > MAX_LINES) violations.push(`${file}: ${lines} lines (at most ${MAX_LINES})`);
+}
 for (const violation of violations) console.error(violation);
 if (violations.length > 0) {
   console.error(`check:layout: ${violations.length} violation(s); see CONTRIBUTING.md`);
