@@ -138,12 +138,3 @@ export async function readJoinHolds(client: ControlSession, stream: string): Pro
 export async function joinHoldLsns(client: ControlSession, stream: string): Promise<Lsn[]> {
   return new PgJoinHoldsStore(controlDbOn(client)).lsns(stream);
 }
-
-/** Drops holds of `replicas` whatever wrote them (they are placed, or the stream is detached). */
-export async function dropJoinHolds(
-  client: ControlSession,
-  stream: string,
-  replicas?: readonly string[],
-): Promise<void> {
-  await new PgJoinHoldsStore(controlDbOn(client)).drop(stream, replicas);
-}
