@@ -5,6 +5,7 @@ export interface ReportedRig {
   readonly system: { readonly name: string };
   readonly runs: Record<string, number[]>;
   readonly identical: boolean;
+  readonly failed?: string;
 }
 
 /** One figure: its label, key in the rigs' runs, and the issue's target for lockstep. */
@@ -124,6 +125,8 @@ export function printReport(
     `\nbench:replicate — PostgreSQL ${run.major}, 1 primary -> 2 replicas, pgbench scale ${run.scale} + ${run.wideRows} wide rows, ${run.reps} run(s) per stage ((a) and the first drain: one)`,
   );
   for (const [title, figures] of STAGES) printStage(title, figures, sorted);
+  for (const rig of sorted.filter((r) => r.failed))
+    console.log(`\n!! ${rig.system.name} failed and was dropped: ${rig.failed?.split('\n')[0]}`);
   const mismatched = sorted.filter((rig) => !rig.identical).map((rig) => rig.system.name);
   console.log(
     mismatched.length === 0

@@ -20,6 +20,8 @@ export interface Rig {
   readonly runs: Record<string, number[]>;
   /** Data equality after every stage run (false on any mismatch). */
   identical: boolean;
+  /** Why the system was dropped part way, if it was. */
+  failed?: string;
 }
 
 export function record(rig: Rig, figure: string, value: number): void {

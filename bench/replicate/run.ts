@@ -87,17 +87,37 @@ const STAGE_RUNS: [string, (rig: Rig, run: number) => Promise<void>, number][] =
   ['d', largeTransaction, REPS],
 ];
 
+const done: Rig[] = [];
+const live: Rig[] = [];
+
+/**
+ * Runs one stage of one system; if it fails, says so and drops that system
+ * (its clusters removed, its runs so far still reported) instead of the
+ * whole bench: an external system's failure leaves the others' figures.
+ */
+async function survives(rig: Rig, stage: () => Promise<void>): Promise<boolean> {
+  try {
+    await stage();
+    return true;
+  } catch (error) {
+    console.error(`${rig.system.name}: failed, column dropped: ${(error as Error).message}`);
+    rig.failed = (error as Error).message;
+    live.splice(live.indexOf(rig), 1);
+    done.push(rig);
+    await tearDown(rig);
+    return false;
+  }
+}
+
 console.error(
   `bench:replicate on PostgreSQL ${benchProvider.binaries.major} (${benchProvider.binaries.bin}), scale ${SCALE}, ${WIDE_ROWS} wide rows, ${REPS} run(s) per stage`,
 );
-const done: Rig[] = [];
-const live: Rig[] = [];
 const later = STAGE_RUNS.some(([stage]) => STAGES.has(stage));
 try {
   for (const system of systems()) {
     const rig = await setUpRig(system);
     live.push(rig);
-    await initialSync(rig);
+    if (!(await survives(rig, () => initialSync(rig)))) continue;
     if (!system.replicating || !later) {
       // Nothing more to measure on these clusters: free them (scale 50 fills memory and disk).
       live.splice(live.indexOf(rig), 1);
@@ -111,7 +131,7 @@ try {
     if (!STAGES.has(stage)) continue;
     for (let run = 0; run < reps; run++) {
       const order = [...live.slice(run % live.length), ...live.slice(0, run % live.length)];
-      for (const rig of order) await runStage(rig, run);
+      for (const rig of order) await survives(rig, () => runStage(rig, run));
     }
   }
   for (const rig of live) {
