@@ -19,14 +19,16 @@ const now = () => performance.now();
  * created alike (same subscription OID), so both replicas' table-sync
  * workers asked the primary for the same slot name
  * (pg_<subid>_sync_<relid>_<sysid>); one of each pair failed with "already
- * exists" and was restarted wal_retrieve_retry_interval (5 s) later — about
- * 5 s of every run, whatever the scale (server logs of a scale-10 run: all
- * synced at 6.4 s with four tables, 6.6 s with six). The native system now
- * gives the second replica's subscription another OID (systems/native.ts),
- * as separately made replicas have. The end is each system's own "copy done"
+ * exists" and was restarted wal_retrieve_retry_interval (5 s) later. Scale
+ * 10, pgbench's four tables: all synced at 6.4 s with the clash, 1.8 s
+ * without. The native system now gives the second replica's subscription
+ * another OID (systems/native.ts), as separately made replicas have. More
+ * tables cost native less: at most 2 table-syncs run per subscription, and
+ * one that is done waits for the idle apply worker's next wake-up (up to
+ * 1 s) to be marked ready and free its place (all seven tables: 3.3 s, one
+ * such 1 s wait). The end is each system's own "copy done"
  * (pg_subscription_rel states, pglogical's table status, attach's exit,
- * pgcopydb's exit) polled every 5 ms, not the first marker, and every system
- * copies the same set.
+ * pgcopydb's exit) polled every 5 ms, and every system copies the same set.
  */
 export async function initialSync(rig: Rig): Promise<void> {
   const { system, primary: p, replicas } = rig;
