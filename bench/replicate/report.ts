@@ -1,15 +1,71 @@
-/** The table bench:replicate prints: medians side by side, every run, and the equality check. */
-
-type Figures = Record<string, number>;
+/** The tables bench:replicate prints: one per stage, every system a column, every run, the equality check. */
 
 /** What the report reads of one system's rig. */
 export interface ReportedRig {
   readonly system: { readonly name: string };
   readonly runs: Record<string, number[]>;
   readonly identical: boolean;
+  readonly failed?: string;
 }
 
-const median = (values: number[] | undefined): number | undefined => {
+/** One figure: its label, key in the rigs' runs, and the issue's target for lockstep. */
+interface Figure {
+  readonly label: string;
+  readonly key: string;
+  readonly target: string;
+  /** A system's figure this row compares to, when not its own (lockstep restarted vs. paused). */
+  readonly othersKey?: string;
+}
+
+const STAGES: ReadonlyArray<[string, Figure[]]> = [
+  [
+    '(a) initial sync end to end: command → every row on both replicas',
+    [
+      {
+        label: 'rows/s per replica',
+        key: 'a_rows_per_s',
+        target: '>= 1.5x native, > 1x pglogical, > 1x pgcopydb',
+      },
+      { label: 'seconds', key: 'a_seconds', target: '-' },
+    ],
+  ],
+  [
+    '(b) pgbench while replicating',
+    [
+      { label: 'primary TPS', key: 'b_primary_tps', target: '>= 1.0x' },
+      { label: 'catch-up after pgbench ends, ms', key: 'b_catchup_ms', target: '<= 100 ms' },
+    ],
+  ],
+  [
+    '(c) backlog drain, txn/s per replica',
+    [
+      {
+        label: 'first drain after attach',
+        key: 'c_first_apply_tps',
+        target: '>= 1.5x native and pglogical',
+      },
+      { label: 'later drains (median)', key: 'c_apply_tps', target: '>= 2.0x native' },
+      {
+        label: 'lockstep restarted instead of paused',
+        key: 'c_restart_apply_tps',
+        othersKey: 'c_apply_tps',
+        target: '-',
+      },
+    ],
+  ],
+  [
+    '(d) one large transaction',
+    [
+      { label: 'commit -> both, s', key: 'd_commit_to_both_s', target: '<= 1.0x' },
+      { label: 'sidecar peak RSS, MB', key: 'peak_rss_mb', target: '<= 256 MB' },
+    ],
+  ],
+];
+
+const ORDER = ['native', 'lockstep', 'pglogical', 'pgcopydb'];
+const OURS = 'lockstep';
+
+export const median = (values: readonly number[] | undefined): number | undefined => {
   if (!values?.length) return undefined;
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
@@ -18,108 +74,63 @@ const median = (values: number[] | undefined): number | undefined => {
     : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 };
 
-type Row = [string, string, number | undefined, number | undefined, string, string];
+const fmt = (n: number | undefined) =>
+  n === undefined ? '-' : n >= 100 ? Math.round(n).toLocaleString('en') : n.toFixed(2);
 
-const figures = (rig: ReportedRig): Figures =>
-  Object.fromEntries(Object.entries(rig.runs).map(([k, v]) => [k, median(v) as number]));
+/** The runs of `figure` for `rig` (lockstep's own key, others' comparison key). */
+const runsOf = (rig: ReportedRig, figure: Figure) =>
+  rig.runs[rig.system.name === OURS ? figure.key : (figure.othersKey ?? figure.key)];
 
-/** label, figure, native, lockstep, which is better, target. */
-function reportRows(native: Figures, ours: Figures): Row[] {
-  return [
-    [
-      '(a) initial sync, rows/s per replica',
-      'a_rows_per_s',
-      native.a_rows_per_s,
-      ours.a_rows_per_s,
-      'higher',
-      '>= 1.0x',
-    ],
-    [
-      '(b) primary TPS while replicating',
-      'b_primary_tps',
-      native.b_primary_tps,
-      ours.b_primary_tps,
-      'higher',
-      '>= 1.0x',
-    ],
-    [
-      '(b) catch-up after pgbench ends, ms',
-      'b_catchup_ms',
-      native.b_catchup_ms,
-      ours.b_catchup_ms,
-      'lower',
-      '<= 100 ms',
-    ],
-    [
-      '(c) first drain after attach, txn/s per replica',
-      'c_first_apply_tps',
-      native.c_first_apply_tps,
-      ours.c_first_apply_tps,
-      'higher',
-      '>= 1.5x',
-    ],
-    [
-      '(c) backlog apply, txn/s per replica',
-      'c_apply_tps',
-      native.c_apply_tps,
-      ours.c_apply_tps,
-      'higher',
-      '>= 2.0x',
-    ],
-    [
-      '(c) same, lockstep restarted instead of paused',
-      'c_restart_apply_tps',
-      native.c_apply_tps,
-      ours.c_restart_apply_tps,
-      'higher',
-      '-',
-    ],
-    [
-      '(d) 1M-row txn, commit -> both, s',
-      'd_commit_to_both_s',
-      native.d_commit_to_both_s,
-      ours.d_commit_to_both_s,
-      'lower',
-      '<= 1.0x',
-    ],
-    ['(d) sidecar peak RSS, MB', 'peak_rss_mb', undefined, ours.peak_rss_mb, 'lower', '<= 256 MB'],
-  ];
+/** Prints one stage's table, then every run; nothing when no system measured it. */
+function printStage(title: string, figures: Figure[], rigs: ReportedRig[]): void {
+  const shown = rigs.filter((rig) => figures.some((f) => runsOf(rig, f)?.length));
+  if (shown.length === 0) return;
+  const ours = shown.find((rig) => rig.system.name === OURS);
+  const others = shown.filter((rig) => rig !== ours);
+  const ratioHeads = ours ? others.map((rig) => `${OURS}/${rig.system.name}`) : [];
+  console.log(`\n${title}`);
+  console.log(
+    `| figure | ${[...shown.map((r) => r.system.name), ...ratioHeads, 'target'].join(' | ')} |`,
+  );
+  console.log(`|---|${[...shown, ...ratioHeads].map(() => '---|').join('')}---|`);
+  for (const figure of figures) {
+    const medians = shown.map((rig) => median(runsOf(rig, figure)));
+    const mine = ours ? median(runsOf(ours, figure)) : undefined;
+    const ratios = ours
+      ? others.map((rig) => {
+          const theirs = median(runsOf(rig, figure));
+          return mine !== undefined && theirs ? `${(mine / theirs).toFixed(2)}x` : '-';
+        })
+      : [];
+    console.log(
+      `| ${figure.label} | ${[...medians.map(fmt), ...ratios, figure.target].join(' | ')} |`,
+    );
+  }
+  console.log(`Every run (medians above), ${shown.map((r) => r.system.name).join(' | ')}:`);
+  for (const figure of figures) {
+    const each = shown.map((rig) => (runsOf(rig, figure) ?? []).map(fmt).join(', ') || '-');
+    console.log(`  ${figure.label}: ${each.join(' | ')}`);
+  }
 }
 
-/** Prints the comparison table of native (first) and lockstep (second). */
+/** Prints every stage's comparison table, systems in a fixed order. */
 export function printReport(
-  [nativeRig, oursRig]: [ReportedRig, ReportedRig],
-  run: { scale: number; reps: number; major: number | string },
+  rigs: ReportedRig[],
+  run: { major: number; scale: number; wideRows: number; reps: number },
 ): void {
-  const rigs = [nativeRig, oursRig];
-  const rowsOut = reportRows(figures(nativeRig), figures(oursRig));
-
-  const fmt = (n: number | undefined) =>
-    n === undefined ? '-' : n >= 100 ? Math.round(n).toLocaleString('en') : n.toFixed(2);
-  console.log(
-    `\nbench:replicate — PostgreSQL ${run.major}, 1 primary -> 2 replicas, scale ${run.scale}`,
+  const sorted = [...rigs].sort(
+    (a, b) => ORDER.indexOf(a.system.name) - ORDER.indexOf(b.system.name),
   );
-  console.log('| stage | native | lockstep | lockstep/native | target |');
-  console.log('|---|---|---|---|---|');
-  for (const [label, , n, o, , target] of rowsOut) {
-    const ratio = n !== undefined && o !== undefined ? `${(o / n).toFixed(2)}x` : '-';
-    console.log(`| ${label} | ${fmt(n)} | ${fmt(o)} | ${ratio} | ${target} |`);
-  }
-  if (run.reps > 1) {
-    console.log(
-      `\nMedians of ${run.reps} runs per stage ((a) and the first drain: one). Every run, native | lockstep:`,
-    );
-    for (const [label, key] of rowsOut) {
-      const each = (rig: ReportedRig) => (rig.runs[key] ?? []).map(fmt).join(', ') || '-';
-      console.log(`  ${label}: ${each(nativeRig)} | ${each(oursRig)}`);
-    }
-  }
   console.log(
-    rigs.every((rig) => rig.identical)
-      ? 'data identical on every replica after every stage (both systems)'
-      : `!! data mismatch: ${rigs
-          .filter((rig) => !rig.identical)
-          .map((rig) => rig.system.name)
-          .join(', ')}`,
+    `\nbench:replicate — PostgreSQL ${run.major}, 1 primary -> 2 replicas, pgbench scale ${run.scale} + ${run.wideRows} wide rows, ${run.reps} run(s) per stage ((a) and the first drain: one)`,
+  );
+  for (const [title, figures] of STAGES) printStage(title, figures, sorted);
+  for (const rig of sorted.filter((r) => r.failed))
+    console.log(`\n!! ${rig.system.name} failed and was dropped: ${rig.failed?.split('\n')[0]}`);
+  const mismatched = sorted.filter((rig) => !rig.identical).map((rig) => rig.system.name);
+  console.log(
+    mismatched.length === 0
+      ? `\ndata identical on every replica after every stage (${sorted.map((r) => r.system.name).join(', ')})`
+      : `\n!! data mismatch: ${mismatched.join(', ')}`,
   );
 }

@@ -62,13 +62,14 @@ export async function copySchema(
   }
 }
 
-/** The equality signature of shared/tools/native-baseline.sh (accounts, branches, tellers, history, bulk). */
+/** The equality signature of shared/tools/native-baseline.sh (accounts, branches, tellers, history, bulk), and the wide rows. */
 export const SIGNATURE_SQL = `SELECT
  (SELECT count(*)||':'||sum(abalance)||':'||sum(hashtext(a::text)::bigint) FROM pgbench_accounts a)
  ||' br:'||(SELECT md5(string_agg(b::text, ',' ORDER BY bid)) FROM pgbench_branches b)
  ||' tl:'||(SELECT md5(string_agg(t::text, ',' ORDER BY tid)) FROM pgbench_tellers t)
  ||' hi:'||(SELECT count(*)||':'||coalesce(sum(delta),0)||':'||coalesce(sum(hashtext(h::text)::bigint),0) FROM pgbench_history h)
- ||' bulk:'||(SELECT count(*)||':'||coalesce(sum(id),0)||':'||coalesce(sum(hashtext(payload)::bigint),0) FROM bulk) AS sig`;
+ ||' bulk:'||(SELECT count(*)||':'||coalesce(sum(id),0)||':'||coalesce(sum(hashtext(payload)::bigint),0) FROM bulk)
+ ||' wide:'||(SELECT count(*)||':'||coalesce(sum(hashtext(body)::bigint),0)||':'||coalesce(sum(hashtext(md5(blob))::bigint),0) FROM wide) AS sig`;
 
 /** True when every replica's signature equals the primary's. */
 export async function identical(
@@ -123,4 +124,32 @@ export async function mark(primary: PostgresCluster): Promise<number> {
     (await primary.query<{ id: string }>('INSERT INTO nb_marker DEFAULT VALUES RETURNING id'))[0]
       ?.id,
   );
+}
+
+/**
+ * The tables every system copies in (a), on the primary: pgbench's, `bulk`
+ * for (d), `nb_marker` for the markers, and `wide`: `rows` rows of 10–40 kB
+ * text and 5–20 kB bytea, out of line in TOAST and not compressible (md5
+ * digits, so pglz finds no repeats). Returns the rows (a) copies.
+ */
+export async function createBenchTables(
+  primary: PostgresCluster,
+  scale: number,
+  wideRows: number,
+): Promise<number> {
+  await pgbench(primary, ['-i', '-q', '-s', String(scale)]);
+  await primary.query(`ALTER TABLE pgbench_history REPLICA IDENTITY FULL;
+    CREATE TABLE bulk (id bigint PRIMARY KEY, payload text);
+    CREATE TABLE nb_marker (id bigserial PRIMARY KEY, t timestamptz DEFAULT clock_timestamp());
+    CREATE TABLE wide (id int PRIMARY KEY, body text NOT NULL, blob bytea NOT NULL);
+    INSERT INTO wide SELECT g,
+      (SELECT string_agg(md5(g || ':' || i), '') FROM generate_series(1, 320 * (1 + g % 4)) i),
+      (SELECT decode(string_agg(md5(i || ':' || g), ''), 'hex') FROM generate_series(1, 320 * (1 + g % 4)) i)
+    FROM generate_series(1, ${Math.floor(wideRows)}) g;`);
+  await primary.query('VACUUM ANALYZE');
+  const [row] = await primary.query<{ n: string }>(
+    `SELECT (SELECT count(*) FROM pgbench_accounts) + (SELECT count(*) FROM pgbench_branches)
+      + (SELECT count(*) FROM pgbench_tellers) + (SELECT count(*) FROM wide) AS n`,
+  );
+  return Number(row?.n);
 }
