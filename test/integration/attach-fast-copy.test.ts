@@ -76,6 +76,17 @@ describe('attach loads without secondary indexes, from one read per table', () =
       expect(await recordedCopies(r1)).toEqual(['child:true', 'marker:true', 'parent:true']);
       expect(await definitionsOf(r1)).toEqual(expected);
       await expectIdentical(primary, [r1], TABLES);
+      // Analyzed by the copy, before any stream applies (marker is empty: nothing to sample;
+      // an expression index has statistics of its own).
+      expect(
+        await r1.query(
+          `SELECT DISTINCT tablename FROM pg_stats WHERE schemaname = 'public' ORDER BY 1`,
+        ),
+      ).toEqual([
+        { tablename: 'child' },
+        { tablename: 'child_lower_note' },
+        { tablename: 'parent' },
+      ]);
 
       await r2.query('DROP INDEX child_qty_trap');
       await killBetweenDropAndRebuild(r2, config.file);
