@@ -104,9 +104,12 @@ export class ReplicaLoad {
     }
   }
 
-  /** Rolls back (when still open) and closes: the replica keeps the table as it was. */
+  /**
+   * Closes the session; a transaction not committed ends with it, so the
+   * replica keeps the table as it was. Never a ROLLBACK: a COPY the read
+   * never fed would hold it queued forever.
+   */
   async close(): Promise<void> {
-    await this.client.query('ROLLBACK').catch(() => undefined);
     await this.client.end().catch(() => undefined);
   }
 }

@@ -43,11 +43,14 @@ async function streamAndCommit(
   loads: readonly ReplicaLoad[],
   outcomes: Map<string, TableCopyOutcome>,
 ): Promise<void> {
-  const targets: Array<FanOutTarget & { load: ReplicaLoad }> = loads.map((load) => ({
-    load,
-    stream: load.writer(),
-    failure: undefined,
-  }));
+  const targets: Array<FanOutTarget & { load: ReplicaLoad }> = loads.map((load) => {
+    const target = { load, stream: load.writer(), failure: undefined as unknown };
+    // From the start: a read that fails before the fan-out ends these COPYs with their sessions.
+    target.stream.on('error', (error) => {
+      target.failure ??= error;
+    });
+    return target;
+  });
   let lines: number;
   try {
     lines = await readOnce(job, targets, (rows) => {
