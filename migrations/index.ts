@@ -8,6 +8,7 @@ import * as controlEvents from './006-control-events.js';
 import * as replicaDatabase from './007-replica-database.js';
 import * as joinHolds from './008-join-holds.js';
 import * as streamTables from './009-stream-tables.js';
+import * as foreignKeyChecks from './010-foreign-key-checks.js';
 
 /** lockstep's own control-schema migrations, in order. Bundled, so no folder is read at run time. */
 export const controlMigrations: MigrationProvider = {
@@ -22,6 +23,7 @@ export const controlMigrations: MigrationProvider = {
       '007-replica-database': replicaDatabase,
       '008-join-holds': joinHolds,
       '009-stream-tables': streamTables,
+      '010-foreign-key-checks': foreignKeyChecks,
     };
   },
 };

@@ -13,4 +13,5 @@ export const CONTROL_MIGRATION_NAMES = [
   '007-replica-database',
   '008-join-holds',
   '009-stream-tables',
+  '010-foreign-key-checks',
 ] as const;

@@ -1,6 +1,7 @@
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import type { CatalogTable } from '../ports/catalog-table.js';
 import type { LockstepCluster } from '../ports/lockstep-cluster.js';
+import type { LockstepError } from '../ports/lockstep-error.js';
 import type { CreatedSlot } from '../ports/replication-slots.js';
 import type { ResyncGuardPort } from '../ports/resync-guard.js';
 import type { Lsn } from '../protocol/index.js';
@@ -37,7 +38,10 @@ async function planCopies(
  * Copies the tables each replica has not had copied yet: from the slot's own
  * snapshot if it was just made, otherwise from a temporary slot's, whose
  * later start LSN tells the applier which of those tables' changes the copy
- * already holds.
+ * already holds. Each table is read once and fed to every replica that needs
+ * it; a replica whose copy fails gets no further tables (the others go on),
+ * and the first failure is thrown at the end. Then each replica that had no
+ * failure has its copied tables' foreign keys checked.
  */
 export async function copyPending(
   cluster: LockstepCluster,
@@ -49,14 +53,57 @@ export async function copyPending(
     created: CreatedSlot | null;
     holder?: ResyncHolder;
     guards: readonly ResyncGuardPort[];
-    /** Table copies at once. */
+    /** Tables copied at once (each read once, fed to every replica that needs it). */
     concurrency: number;
   },
 ): Promise<Array<{ replica: string; table: string; rows: number }>> {
-  const stream = config.slot;
-  const pending = await Promise.all(replicas.map((r) => pendingTables(cluster, r, stream, tables)));
+  const pending = await Promise.all(
+    replicas.map((r) => pendingTables(cluster, r, config.slot, tables)),
+  );
   const copied: { replica: string; table: string; rows: number }[] = [];
-  if (!pending.some((p) => p.length > 0)) return copied;
+  const failed = new Map<string, LockstepError>();
+  if (pending.some((p) => p.length > 0))
+    await copyFromSnapshot(cluster, config, progress, options, {
+      jobs: tableJobs(replicas, pending, tables),
+      copied,
+      failed,
+    });
+  for (const replica of replicas)
+    if (!failed.has(replica.name))
+      await onReplica(cluster, replica, (session) =>
+        session.setup.checkCopiedForeignKeys(config.slot),
+      );
+  const first = failed.values().next();
+  if (!first.done) throw first.value;
+  return copied;
+}
+
+/** Per table (in catalog order), the replicas still needing it. */
+function tableJobs(
+  replicas: readonly ReplicaConfig[],
+  pending: readonly CatalogTable[][],
+  tables: readonly CatalogTable[],
+): Array<{ table: CatalogTable; replicas: ReplicaConfig[] }> {
+  return tables
+    .map((table) => ({
+      table,
+      replicas: replicas.filter((_, i) => pending[i]?.includes(table)),
+    }))
+    .filter((job) => job.replicas.length > 0);
+}
+
+async function copyFromSnapshot(
+  cluster: LockstepCluster,
+  config: LockstepConfig,
+  progress: AttachProgress,
+  options: Parameters<typeof copyPending>[5],
+  run: {
+    jobs: ReadonlyArray<{ table: CatalogTable; replicas: ReplicaConfig[] }>;
+    copied: Array<{ replica: string; table: string; rows: number }>;
+    failed: Map<string, LockstepError>;
+  },
+): Promise<void> {
+  const stream = config.slot;
   let snapshotSource = options.created;
   let tempSlot: string | null = null;
   if (!snapshotSource) {
@@ -69,26 +116,39 @@ export async function copyPending(
   }
   const source = snapshotSource;
   try {
-    const jobs = replicas.flatMap((replica, i) =>
-      (pending[i] ?? []).map((table) => ({ replica, table })),
+    await planCopies(
+      cluster,
+      config,
+      run.jobs.flatMap(({ table, replicas }) => replicas.map((replica) => ({ replica, table }))),
+      progress,
     );
-    await planCopies(cluster, config, jobs, progress);
-    await runLimited(jobs, options.concurrency, async ({ replica, table }) => {
+    await runLimited(run.jobs, options.concurrency, async ({ table, replicas }) => {
       const label = `${table.schema}.${table.name}`;
+      const targets = replicas.filter((r) => !run.failed.has(r.name));
+      if (targets.length === 0) return;
       // A deposed sidecar stops copying at once: its copy would be thrown away.
       await requireHolder(options.holder);
-      const rows = await cluster.copyTable({
-        guardPid: options.guards.find((g) => g.replica === replica.name)?.pid,
+      const outcomes = await cluster.copyTable({
         stream,
         table,
         primaryUrl: config.primary,
         snapshot: source.snapshotName as string,
         copyLsn: source.consistentPoint,
-        replica,
-        onProgress: (n) => progress.table(replica.name, label, n, false),
+        replicas: targets.map((r) => ({
+          name: r.name,
+          url: r.url,
+          guardPid: options.guards.find((g) => g.replica === r.name)?.pid,
+        })),
+        onProgress: (replica, n) => progress.table(replica, label, n, false),
       });
-      progress.table(replica.name, label, rows, true);
-      copied.push({ replica: replica.name, table: label, rows });
+      for (const outcome of outcomes) {
+        if (outcome.error) {
+          if (!run.failed.has(outcome.replica)) run.failed.set(outcome.replica, outcome.error);
+          continue;
+        }
+        progress.table(outcome.replica, label, outcome.rows, true);
+        run.copied.push({ replica: outcome.replica, table: label, rows: outcome.rows });
+      }
     });
   } finally {
     await source.release();
@@ -96,7 +156,6 @@ export async function copyPending(
     if (temporary)
       await onPrimary(cluster, config.primary, (primary) => primary.slots.drop(temporary));
   }
-  return copied;
 }
 
 /** Version 0 at the stream's start, for a replica without a position (a first attach); 1 if placed now. */

@@ -51,9 +51,22 @@ export interface ReplicaSetup {
   findForeignControlSchema(): Promise<ForeignControlSchema | null>;
   /** Removes a foreign schema that holds no rows (RESTRICT, one transaction). */
   dropForeignControlSchema(foreign: ForeignControlSchema): Promise<void>;
+  /**
+   * Checks the foreign keys of the stream's copied tables that were loaded
+   * unchecked, and records each table checked; throws when rows break one.
+   */
+  checkCopiedForeignKeys(stream: string): Promise<void>;
 }
 
-/** One table copy from the primary's snapshot to a replica. */
+/** A replica a table copy feeds. */
+export interface CopyReplica {
+  readonly name: string;
+  readonly url: string;
+  /** A resync's copy: the backend pid of the guard session that must still hold the replica's resync lock. */
+  readonly guardPid?: number;
+}
+
+/** One table copy: one read of the primary's snapshot, fed to every replica that needs the table. */
 export interface TableCopyJob {
   readonly stream: string;
   readonly table: CatalogTable;
@@ -62,12 +75,15 @@ export interface TableCopyJob {
   readonly snapshot: string;
   /** LSN the snapshot is consistent with: changes committed before it are in the copy. */
   readonly copyLsn: Lsn;
-  readonly replica: { readonly name: string; readonly url: string };
-  /** Called with the number of rows copied so far. */
-  readonly onProgress?: (rows: number) => void;
-  /** A resync's copy: the backend pid of the guard session that must still hold the replica's resync lock. */
-  readonly guardPid?: number;
+  readonly replicas: readonly CopyReplica[];
+  /** Called with the number of rows a replica has been sent so far. */
+  readonly onProgress?: (replica: string, rows: number) => void;
 }
+
+/** One replica's outcome of a table copy: its rows committed and recorded, or why not. */
+export type TableCopyOutcome =
+  | { readonly replica: string; readonly rows: number; readonly error?: undefined }
+  | { readonly replica: string; readonly error: LockstepError };
 
 /** What the sequence copy did: sequences moved, and replicas it could not reach. */
 export interface SequenceSyncResult {

@@ -4,6 +4,7 @@ import type {
   ReplicaSetup,
   SequenceSyncResult,
   TableCopyJob,
+  TableCopyOutcome,
 } from './cluster-setup.js';
 import type { JoinHoldSession, JoinHoldsStore } from './join-holds.js';
 import type { PositionsStore } from './positions-store.js';
@@ -78,8 +79,11 @@ export interface LockstepCluster {
   /** Opens the session an attach keeps its join holds on. */
   openJoinHolds(url: string, stream: string): Promise<JoinHoldSession>;
   createSlot(url: string, slot: string, options?: SlotCreation): Promise<CreatedSlot>;
-  /** Copies one table and records it on the replica, in one replica transaction; the rows copied. */
-  copyTable(job: TableCopyJob): Promise<number>;
+  /**
+   * Copies one table to each of the job's replicas from one primary read, and
+   * records it on each, in one transaction per replica; each one's outcome.
+   */
+  copyTable(job: TableCopyJob): Promise<TableCopyOutcome[]>;
   /** Moves the replicas' sequences of the publication's tables up to the primary's values. */
   syncSequences(
     primaryUrl: string,

@@ -160,9 +160,11 @@ describe('lockstep pause and resume', () => {
       ALTER TABLE lockstep.replica_status DROP COLUMN database_id;
       DROP TABLE lockstep.join_holds;
       ALTER TABLE lockstep.streams DROP COLUMN tables, DROP COLUMN capture_ddl;
+      ALTER TABLE lockstep.synced_tables DROP COLUMN foreign_keys_checked;
       DELETE FROM lockstep.kysely_migration
        WHERE name IN ('004-stream-pause', '005-fencing', '006-control-events',
-                      '007-replica-database', '008-join-holds', '009-stream-tables')`);
+                      '007-replica-database', '008-join-holds', '009-stream-tables',
+                      '010-foreign-key-checks')`);
     const before = await status();
     expect(before.primary.error).toBeNull();
     expect(before.paused).toBe(false);

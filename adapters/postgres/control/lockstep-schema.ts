@@ -26,6 +26,7 @@ export interface SyncedTablesTable {
   copy_lsn: string;
   rows: BigIntColumn;
   copied_at: DefaultTimestamp;
+  foreign_keys_checked: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 export interface StreamsTable {

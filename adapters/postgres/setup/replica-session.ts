@@ -10,12 +10,17 @@ import {
 } from '../control/foreign-control-schema.js';
 import { PgPositionsStore } from '../control/positions-store.js';
 import { PgSyncedTablesStore } from '../control/synced-tables-store.js';
+import { checkCopiedForeignKeys } from './foreign-key-check.js';
 import { PgNodeSession } from './node-session.js';
 import { createTableStatement } from './table-catalog.js';
 
 /** What attach does on a replica besides the copy, on one session. */
 class PgReplicaSetup implements ReplicaSetup {
-  constructor(private readonly client: pg.Client) {}
+  constructor(
+    private readonly client: pg.Client,
+    private readonly name: string,
+    private readonly syncedTables: PgSyncedTablesStore,
+  ) {}
 
   async createTable(table: CatalogTable): Promise<void> {
     await this.client.query(createTableStatement(table));
@@ -32,6 +37,10 @@ class PgReplicaSetup implements ReplicaSetup {
   dropForeignControlSchema(foreign: ForeignControlSchema): Promise<void> {
     return dropForeignControlSchema(this.client, foreign);
   }
+
+  checkCopiedForeignKeys(stream: string): Promise<void> {
+    return checkCopiedForeignKeys(this.client, this.syncedTables, stream, this.name);
+  }
 }
 
 /** A session on a replica with its stores, all on one `pg` client. */
@@ -40,12 +49,12 @@ export class PgReplicaSession extends PgNodeSession implements ReplicaSession {
   readonly positions: PgPositionsStore;
   readonly syncedTables: PgSyncedTablesStore;
 
-  constructor(client: pg.Client, bounded = false) {
+  constructor(client: pg.Client, bounded = false, name = 'replica') {
     super(client, bounded);
     const db = controlDbOn(client);
-    this.setup = new PgReplicaSetup(client);
     this.positions = new PgPositionsStore(db);
     this.syncedTables = new PgSyncedTablesStore(db);
+    this.setup = new PgReplicaSetup(client, name, this.syncedTables);
   }
 
   async forgetStream(stream: string): Promise<void> {

@@ -1,115 +1,115 @@
-import { pipeline } from 'node:stream/promises';
-import type pg from 'pg';
-import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import type { TableCopyJob } from '../../../plugin/ports/cluster-setup.js';
-import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
+import { to as copyTo } from 'pg-copy-streams';
+import type {
+  CopyReplica,
+  TableCopyJob,
+  TableCopyOutcome,
+} from '../../../plugin/ports/cluster-setup.js';
 import { clientConfig } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
-import { GUARD_HELD } from '../control/resync-guard.js';
 import { quoteIdent, quoteQualified } from '../sql-identifier.js';
+import { type FanOutTarget, fanOut } from './copy-fan-out.js';
+import { copyFailed, ReplicaLoad } from './replica-load.js';
+
+/** How often (rows) progress is reported while a table streams. */
+const PROGRESS_EVERY = 50_000;
 
 /**
- * Copies one table from the primary's snapshot to a replica with COPY streamed
- * end to end (nothing held in memory), and records it in
- * `lockstep.synced_tables` in the same replica transaction: a table is either
- * copied and recorded, or neither (so an interrupted attach resumes exactly).
+ * Copies one table from the primary's snapshot to every replica of the job:
+ * one COPY TO on the primary, streamed to one COPY FROM per replica (nothing
+ * held in memory beyond a chunk), each in its own replica transaction that
+ * also records the copy. A replica that fails drops out with its error; the
+ * others commit their complete copies, so a resume copies only what is
+ * missing. A failed primary read fails every replica.
  */
-export async function copyTable(job: TableCopyJob): Promise<number> {
-  const { table } = job;
-  const name = `${table.schema}.${table.name}`;
-  const columns = table.columns.map((c) => quoteIdent(c.name)).join(', ');
-  const source = new LibpqClient(clientConfig(job.primaryUrl, 'lockstep-copy'));
-  const target = new LibpqClient(clientConfig(job.replica.url, 'lockstep-copy'));
-  source.on('error', () => undefined);
-  target.on('error', () => undefined);
-  await Promise.all([source.connect(), target.connect()]);
+export async function copyTable(job: TableCopyJob): Promise<TableCopyOutcome[]> {
+  const opened = await Promise.allSettled(job.replicas.map((r) => ReplicaLoad.open(job, r)));
+  const outcomes = new Map<string, TableCopyOutcome>();
+  const loads: ReplicaLoad[] = [];
+  opened.forEach((result, i) => {
+    const replica = job.replicas[i] as CopyReplica;
+    if (result.status === 'fulfilled') loads.push(result.value);
+    else outcomes.set(replica.name, { replica: replica.name, error: result.reason });
+  });
   try {
-    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    await source.query(`SET TRANSACTION SNAPSHOT '${job.snapshot.replace(/'/g, "''")}'`);
-    await target.query('BEGIN');
-    // As native logical replication does: no user triggers or FK checks while copying.
-    await target.query('SET LOCAL session_replication_role = replica');
-    const { rows } = await target.query(
-      `SELECT EXISTS (SELECT 1 FROM ${quoteQualified(table.schema, table.name)}) AS has_rows`,
-    );
-    if (rows[0]?.has_rows) {
-      throw new LockstepError({
-        node: job.replica.name,
-        table: name,
-        problem: 'the table already has rows on the replica, and lockstep did not copy them',
-        fix: `empty it on the replica (TRUNCATE ${quoteQualified(table.schema, table.name)}) and run lockstep attach again`,
-      });
-    }
-    const reader = source.query(
-      copyTo(`COPY (SELECT ${columns} FROM ${quoteQualified(table.schema, table.name)}) TO STDOUT`),
-    );
-    const writer = target.query(
-      copyFrom(`COPY ${quoteQualified(table.schema, table.name)} (${columns}) FROM STDIN`),
-    );
-    let lines = 0;
-    let lastReport = 0;
-    reader.on('data', (chunk: Buffer) => {
-      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
-      if (job.onProgress && lines - lastReport >= 50_000) {
-        lastReport = lines;
-        job.onProgress(lines);
-      }
-    });
-    await pipeline(reader, writer);
-    const copied = Number(writer.rowCount ?? lines);
-    await target.query(
-      `INSERT INTO lockstep.synced_tables (stream, schema_name, table_name, copy_lsn, rows)
-       VALUES ($1, $2, $3, $4, $5)`,
-      [job.stream, table.schema, table.name, job.copyLsn, copied],
-    );
-    await checkStillCurrent(target, job);
-    await target.query('COMMIT');
-    await source.query('COMMIT');
-    job.onProgress?.(copied);
-    return copied;
-  } catch (error) {
-    await target.query('ROLLBACK').catch(() => undefined);
-    if (error instanceof LockstepError) throw error;
-    const e = error as { message?: string; code?: string };
-    throw new LockstepError({
-      node: job.replica.name,
-      table: name,
-      sqlState: e.code,
-      problem: `copying the table failed: ${e.message ?? String(error)}`,
-      fix: 'fix the cause and run lockstep attach again; tables already copied are not copied again',
-      cause: error,
-    });
+    if (loads.length > 0) await streamAndCommit(job, loads, outcomes);
   } finally {
-    await Promise.all([source.end().catch(() => undefined), target.end().catch(() => undefined)]);
+    await Promise.all(loads.map((load) => load.close()));
   }
+  return job.replicas.map((r) => outcomes.get(r.name) as TableCopyOutcome);
 }
 
-/**
- * Refuses to commit a copy that another process's resync overtook: its guard
- * died, or the replica was repositioned past the copy's snapshot meanwhile
- * (the changes in between would never be applied to the table).
- */
-async function checkStillCurrent(target: pg.Client, job: TableCopyJob): Promise<void> {
-  const name = `${job.table.schema}.${job.table.name}`;
-  if (job.guardPid !== undefined) {
-    const { rows } = await target.query<{ held: boolean }>(GUARD_HELD, [job.guardPid, job.stream]);
-    if (rows[0]?.held !== true)
-      throw new LockstepError({
-        node: job.replica.name,
-        table: name,
-        problem: 'the resync lock was lost during the copy: the copy is not kept',
-        fix: 'the resync is repeated from the start; check the replica if this recurs',
-      });
-  }
-  const { rows } = await target.query<{ ahead: boolean }>(
-    'SELECT lsn > $2::pg_lsn AS ahead FROM lockstep.applied WHERE stream = $1 FOR SHARE',
-    [job.stream, job.copyLsn],
-  );
-  if (rows[0]?.ahead)
-    throw new LockstepError({
-      node: job.replica.name,
-      table: name,
-      problem: "the replica's position moved past this copy's snapshot (a resync ran meanwhile)",
-      fix: 'run lockstep attach again: it copies the table from a fresh snapshot',
+async function streamAndCommit(
+  job: TableCopyJob,
+  loads: readonly ReplicaLoad[],
+  outcomes: Map<string, TableCopyOutcome>,
+): Promise<void> {
+  const targets: Array<FanOutTarget & { load: ReplicaLoad }> = loads.map((load) => {
+    const target = { load, stream: load.writer(), failure: undefined as unknown };
+    // From the start: a read that fails before the fan-out ends these COPYs with their sessions.
+    target.stream.on('error', (error) => {
+      target.failure ??= error;
     });
+    return target;
+  });
+  let lines: number;
+  try {
+    lines = await readOnce(job, targets, (rows) => {
+      for (const t of targets)
+        if (t.failure === undefined) job.onProgress?.(t.load.replica.name, rows);
+    });
+  } catch (error) {
+    // The primary's read failed: no replica has the whole table.
+    for (const t of targets) t.failure ??= error;
+    lines = 0;
+  }
+  await Promise.all(
+    targets.map(async ({ load, failure }) => {
+      const replica = load.replica.name;
+      if (failure !== undefined) {
+        outcomes.set(replica, { replica, error: copyFailed(job, load.replica, failure) });
+        return;
+      }
+      try {
+        const rows = await load.commit(lines);
+        job.onProgress?.(replica, rows);
+        outcomes.set(replica, { replica, rows });
+      } catch (error) {
+        outcomes.set(replica, { replica, error: copyFailed(job, load.replica, error) });
+      }
+    }),
+  );
+}
+
+/** Reads the table once on the snapshot and feeds every target; the rows read. */
+async function readOnce(
+  job: TableCopyJob,
+  targets: readonly FanOutTarget[],
+  onProgress: (rows: number) => void,
+): Promise<number> {
+  const source = new LibpqClient(clientConfig(job.primaryUrl, 'lockstep-copy'));
+  source.on('error', () => undefined);
+  try {
+    await source.connect();
+    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await source.query(`SET TRANSACTION SNAPSHOT '${job.snapshot.replace(/'/g, "''")}'`);
+    const columns = job.table.columns.map((c) => quoteIdent(c.name)).join(', ');
+    const table = quoteQualified(job.table.schema, job.table.name);
+    const reader = source.query(copyTo(`COPY (SELECT ${columns} FROM ${table}) TO STDOUT`));
+    let lines = 0;
+    let lastReport = 0;
+    await fanOut(reader, targets, (chunk) => {
+      // COPY text escapes newlines inside values: one line is one row.
+      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
+      if (lines - lastReport >= PROGRESS_EVERY) {
+        lastReport = lines;
+        onProgress(lines);
+      }
+    });
+    // Every target failed: the read was cut short, the session is closed below.
+    if (targets.every((t) => t.failure !== undefined)) return lines;
+    await source.query('COMMIT');
+    return lines;
+  } finally {
+    await source.end().catch(() => undefined);
+  }
 }

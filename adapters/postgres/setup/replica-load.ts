@@ -1,0 +1,168 @@
+import type { Writable } from 'node:stream';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { CopyReplica, TableCopyJob } from '../../../plugin/ports/cluster-setup.js';
+import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
+import { clientConfig } from '../connection/connection-url.js';
+import { LibpqClient } from '../connection/libpq-client.js';
+import { GUARD_HELD } from '../control/resync-guard.js';
+import { quoteIdent, quoteQualified } from '../sql-identifier.js';
+import { type PreparedLoad, prepareLoad } from './load-without-indexes.js';
+
+/** Index builds of the load get at least this much (the server's value when higher). */
+const MAINTENANCE_WORK_MEM = '256MB';
+
+/**
+ * One replica's side of a table copy, in one replica transaction: the table
+ * emptied of its droppable indexes, the rows, the indexes rebuilt, ANALYZE,
+ * and the `lockstep.synced_tables` row. A table is copied and recorded, or
+ * neither, so an interrupted attach resumes exactly.
+ */
+export class ReplicaLoad {
+  private constructor(
+    readonly replica: CopyReplica,
+    private readonly job: TableCopyJob,
+    private readonly client: pg.Client,
+    private readonly prepared: PreparedLoad & { readonly checkForeignKeys: boolean },
+  ) {}
+
+  /** Opens the transaction and prepares the empty table; refuses a table with rows. */
+  static async open(job: TableCopyJob, replica: CopyReplica): Promise<ReplicaLoad> {
+    const client = new LibpqClient(clientConfig(replica.url, 'lockstep-copy'));
+    client.on('error', () => undefined);
+    const table = qualified(job);
+    try {
+      await client.connect();
+      await client.query('BEGIN');
+      // As native logical replication does: no user triggers or FK checks while copying.
+      await client.query('SET LOCAL session_replication_role = replica');
+      await client.query(
+        `SELECT set_config('maintenance_work_mem', $1, true)
+          WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes($1)`,
+        [MAINTENANCE_WORK_MEM],
+      );
+      // Nothing may slip in between the check for rows and the load.
+      await client.query(`LOCK TABLE ONLY ${table} IN ACCESS EXCLUSIVE MODE`);
+      const { rows } = await client.query(
+        `SELECT EXISTS (SELECT 1 FROM ONLY ${table}) AS has_rows,
+                EXISTS (SELECT 1 FROM pg_constraint
+                         WHERE conrelid = $1::regclass AND contype = 'f' AND convalidated) AS has_fks`,
+        [table],
+      );
+      if (rows[0]?.has_rows)
+        throw new LockstepError({
+          node: replica.name,
+          table: label(job),
+          problem: 'the table already has rows on the replica, and lockstep did not copy them',
+          fix: `empty it on the replica (TRUNCATE ${table}) and run lockstep attach again`,
+        });
+      const prepared = await prepareLoad(client, table);
+      return new ReplicaLoad(replica, job, client, {
+        ...prepared,
+        checkForeignKeys: rows[0]?.has_fks === true,
+      });
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw copyFailed(job, replica, error);
+    }
+  }
+
+  /** The COPY FROM stream the rows go into. */
+  writer(): Writable {
+    const columns = this.job.table.columns.map((c) => quoteIdent(c.name)).join(', ');
+    const freeze = this.prepared.freeze ? ' WITH (FREEZE)' : '';
+    return this.client.query(
+      copyFrom(`COPY ${qualified(this.job)} (${columns}) FROM STDIN${freeze}`),
+    );
+  }
+
+  /** Rebuilds, analyzes, records the copy and commits; the rows copied. */
+  async commit(copied: number): Promise<number> {
+    const { job, client } = this;
+    try {
+      await this.prepared.rebuild();
+      // The first apply after attach plans its joins on these statistics.
+      await client.query(`ANALYZE ${qualified(job)}`);
+      await client.query(
+        `INSERT INTO lockstep.synced_tables
+           (stream, schema_name, table_name, copy_lsn, rows, foreign_keys_checked)
+         VALUES ($1, $2, $3, $4, $5, $6)`,
+        [
+          job.stream,
+          job.table.schema,
+          job.table.name,
+          job.copyLsn,
+          copied,
+          !this.prepared.checkForeignKeys,
+        ],
+      );
+      await checkStillCurrent(client, job, this.replica);
+      await client.query('COMMIT');
+      return copied;
+    } catch (error) {
+      throw copyFailed(job, this.replica, error);
+    }
+  }
+
+  /**
+   * Closes the session; a transaction not committed ends with it, so the
+   * replica keeps the table as it was. Never a ROLLBACK: a COPY the read
+   * never fed would hold it queued forever.
+   */
+  async close(): Promise<void> {
+    await this.client.end().catch(() => undefined);
+  }
+}
+
+const qualified = (job: TableCopyJob) => quoteQualified(job.table.schema, job.table.name);
+const label = (job: TableCopyJob) => `${job.table.schema}.${job.table.name}`;
+
+/** The replica's failure as a LockstepError naming it and the table. */
+export function copyFailed(job: TableCopyJob, replica: CopyReplica, error: unknown): LockstepError {
+  if (error instanceof LockstepError) return error;
+  const e = error as { message?: string; code?: string };
+  return new LockstepError({
+    node: replica.name,
+    table: label(job),
+    sqlState: e.code,
+    problem: `copying the table failed: ${e.message ?? String(error)}`,
+    fix: 'fix the cause and run lockstep attach again; tables already copied are not copied again',
+    cause: error,
+  });
+}
+
+/**
+ * Refuses to commit a copy that another process's resync overtook: its guard
+ * died, or the replica was repositioned past the copy's snapshot meanwhile
+ * (the changes in between would never be applied to the table).
+ */
+async function checkStillCurrent(
+  target: pg.Client,
+  job: TableCopyJob,
+  replica: CopyReplica,
+): Promise<void> {
+  if (replica.guardPid !== undefined) {
+    const { rows } = await target.query<{ held: boolean }>(GUARD_HELD, [
+      replica.guardPid,
+      job.stream,
+    ]);
+    if (rows[0]?.held !== true)
+      throw new LockstepError({
+        node: replica.name,
+        table: label(job),
+        problem: 'the resync lock was lost during the copy: the copy is not kept',
+        fix: 'the resync is repeated from the start; check the replica if this recurs',
+      });
+  }
+  const { rows } = await target.query<{ ahead: boolean }>(
+    'SELECT lsn > $2::pg_lsn AS ahead FROM lockstep.applied WHERE stream = $1 FOR SHARE',
+    [job.stream, job.copyLsn],
+  );
+  if (rows[0]?.ahead)
+    throw new LockstepError({
+      node: replica.name,
+      table: label(job),
+      problem: "the replica's position moved past this copy's snapshot (a resync ran meanwhile)",
+      fix: 'run lockstep attach again: it copies the table from a fresh snapshot',
+    });
+}
