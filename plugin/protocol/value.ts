@@ -30,7 +30,10 @@ export interface Row {
   readonly length: number;
   /** The value of column `index`. */
   at(index: number): Value | undefined;
-  /** True when no column holds the unchanged-TOAST marker, known without reading the values. */
+  /**
+   * Whether no column holds the unchanged-TOAST marker, when known without
+   * reading the values (reading a large value would make it a string).
+   */
   readonly complete?: boolean;
 }
 
@@ -43,7 +46,7 @@ export function rowValues(row: Row): Value[] {
 
 /** Whether any column of `row` holds the unchanged-TOAST marker. */
 export function hasUnchangedToast(row: Row): boolean {
-  if (row.complete) return false;
+  if (row.complete !== undefined) return !row.complete;
   for (let i = 0; i < row.length; i++) if (isUnchangedToast(row.at(i))) return true;
   return false;
 }
