@@ -35,6 +35,19 @@ export interface Row {
    * reading the values (reading a large value would make it a string).
    */
   readonly complete?: boolean;
+  /** Bytes of the row's text form as the primary sent it, when the row keeps them. */
+  readonly size?: number;
+}
+
+/**
+ * Rows from this size on are large: applied on their own, without copies of
+ * their values, and not kept in memory for deltas once every replica has them.
+ */
+export const LARGE_ROW_BYTES = 1024 * 1024;
+
+/** Whether `row` is known to be large (see {@link LARGE_ROW_BYTES}). */
+export function isLargeRow(row: Row): boolean {
+  return (row.size ?? 0) >= LARGE_ROW_BYTES;
 }
 
 /** Every value of `row`, as an array. */

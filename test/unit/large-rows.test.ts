@@ -4,12 +4,12 @@ import {
   netChangeStatements,
 } from '../../adapters/postgres/apply/bulk-statement.js';
 import { changeStatement } from '../../adapters/postgres/apply/change-statement.js';
-import { LARGE_ROW_BYTES } from '../../adapters/postgres/apply/large-rows.js';
 import { bindMessage } from '../../adapters/postgres/apply/text-bind-query.js';
 import { PgoutputDecoder } from '../../adapters/postgres/source/pgoutput-decoder.js';
 import { TupleRow } from '../../adapters/postgres/source/pgoutput-tuple.js';
 import {
   hasUnchangedToast,
+  LARGE_ROW_BYTES,
   type Relation,
   UNCHANGED_TOAST,
   type Value,

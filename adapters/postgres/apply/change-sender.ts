@@ -19,7 +19,7 @@ import {
   changeStatement,
   truncateStatement,
 } from './change-statement.js';
-import { isLargeRow } from './large-rows.js';
+import { isLargeTupleRow } from './large-rows.js';
 import type { BatchPlan, SharedBatchPlans } from './shared-batch-plans.js';
 import type { SyncedTables } from './synced-tables.js';
 
@@ -96,12 +96,12 @@ export async function sendChanges(
 function insertRunEnd(changes: readonly Change[], start: number): number {
   const { relation, row } = changes[start] as InsertChange;
   let end = start + 1;
-  if (isLargeRow(row)) return end;
+  if (isLargeTupleRow(row)) return end;
   while (
     end < changes.length &&
     changes[end]?.kind === 'insert' &&
     (changes[end] as InsertChange).relation === relation &&
-    !isLargeRow((changes[end] as InsertChange).row)
+    !isLargeTupleRow((changes[end] as InsertChange).row)
   )
     end++;
   return end;

@@ -11,7 +11,7 @@ import {
   type Value,
 } from '../../../plugin/protocol/index.js';
 import { quoteIdent, quoteQualified } from '../sql-identifier.js';
-import { isLargeRow, rowTextParams, type TextParam } from './large-rows.js';
+import { isLargeTupleRow, rowTextParams, type TextParam } from './large-rows.js';
 
 /** How a replica treats rows that conflict with the primary's (config `conflicts`). */
 export type ConflictMode = 'halt' | 'overwrite';
@@ -138,7 +138,7 @@ export function changeStatement(
 
 /** A row's values as parameters: a large row's as views into its bytes, never strings. */
 function paramsOf(row: Row): { params: readonly TextParam[]; textBytes: boolean } {
-  return isLargeRow(row)
+  return isLargeTupleRow(row)
     ? { params: rowTextParams(row), textBytes: true }
     : { params: rowValues(row), textBytes: false };
 }

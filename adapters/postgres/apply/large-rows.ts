@@ -1,25 +1,23 @@
 import {
   isUnchangedToast,
+  LARGE_ROW_BYTES,
   type Row,
   UNCHANGED_TOAST,
   type UnchangedToast,
 } from '../../../plugin/protocol/index.js';
 import { NULL_COLUMN, TupleRow, UNCHANGED_COLUMN } from '../source/pgoutput-tuple.js';
 
-/**
- * Rows from this size on (the primary's text, all columns) are applied on
- * their own, each value sent as a view into the primary's message (see
- * text-bind-query.ts). Encoding them with the batch copied every value into
- * the batch's COPY data or arrays (twice while a buffer grew), and a string
- * per value and per replica on the row-by-row path.
- */
-export const LARGE_ROW_BYTES = 1024 * 1024;
-
 /** A parameter in text form: the primary's bytes, text, NULL, or unchanged TOAST. */
 export type TextParam = Buffer | string | null | UnchangedToast;
 
-/** Whether `row` is large enough to be applied on its own (only rows kept as bytes are). */
-export function isLargeRow(row: Row): row is TupleRow {
+/**
+ * Whether `row` is applied on its own, each value sent as a view into the
+ * primary's message (see text-bind-query.ts): encoding a large row with its
+ * batch copied every value into the batch's COPY data or arrays (twice while a
+ * buffer grew), and the row-by-row path made a string per value and replica.
+ * Only rows kept as bytes are.
+ */
+export function isLargeTupleRow(row: Row): row is TupleRow {
   return row instanceof TupleRow && row.size >= LARGE_ROW_BYTES;
 }
 
@@ -51,6 +49,6 @@ export function unchangedColumns(row: Row): boolean[] {
 
 /** `rows` split into those encoded with their batch and the large ones (the same array when none is). */
 export function splitLarge(rows: readonly Row[]): { small: readonly Row[]; large: TupleRow[] } {
-  if (!rows.some(isLargeRow)) return { small: rows, large: [] };
-  return { small: rows.filter((r) => !isLargeRow(r)), large: rows.filter(isLargeRow) };
+  if (!rows.some(isLargeTupleRow)) return { small: rows, large: [] };
+  return { small: rows.filter((r) => !isLargeTupleRow(r)), large: rows.filter(isLargeTupleRow) };
 }
