@@ -30,8 +30,24 @@ export interface Row {
   readonly length: number;
   /** The value of column `index`. */
   at(index: number): Value | undefined;
-  /** True when no column holds the unchanged-TOAST marker, known without reading the values. */
+  /**
+   * Whether no column holds the unchanged-TOAST marker, when known without
+   * reading the values (reading a large value would make it a string).
+   */
   readonly complete?: boolean;
+  /** Bytes of the row's text form as the primary sent it, when the row keeps them. */
+  readonly size?: number;
+}
+
+/**
+ * Rows from this size on are large: applied on their own, without copies of
+ * their values, and not kept in memory for deltas once every replica has them.
+ */
+export const LARGE_ROW_BYTES = 1024 * 1024;
+
+/** Whether `row` is known to be large (see {@link LARGE_ROW_BYTES}). */
+export function isLargeRow(row: Row): boolean {
+  return (row.size ?? 0) >= LARGE_ROW_BYTES;
 }
 
 /** Every value of `row`, as an array. */
@@ -43,7 +59,7 @@ export function rowValues(row: Row): Value[] {
 
 /** Whether any column of `row` holds the unchanged-TOAST marker. */
 export function hasUnchangedToast(row: Row): boolean {
-  if (row.complete) return false;
+  if (row.complete !== undefined) return !row.complete;
   for (let i = 0; i < row.length; i++) if (isUnchangedToast(row.at(i))) return true;
   return false;
 }

@@ -1,5 +1,5 @@
 import type { BatchCut, DeltaSource } from '../ports/delta-source.js';
-import { compareLsn, type PacketPart, type ResumePoint } from '../protocol/index.js';
+import { compareLsn, isLargeRow, type PacketPart, type ResumePoint } from '../protocol/index.js';
 
 export type { BatchCut } from '../ports/delta-source.js';
 
@@ -21,6 +21,8 @@ export class PacketWindow implements DeltaSource {
   private parts: PacketPart[] = [];
   /** Changes pushed before each held part (aligned with `parts`): how far ahead the stream is. */
   private pushedBefore: number[] = [];
+  /** What each held part (aligned with `parts`) counts against `maxChanges` (see {@link weightOf}). */
+  private weights: number[] = [];
   /** Changes pushed since the last reset. */
   private pushed = 0;
   private head = 0;
@@ -87,8 +89,10 @@ export class PacketWindow implements DeltaSource {
     const seq = this.end;
     this.parts.push(part);
     this.pushedBefore.push(this.pushed);
+    const weight = weightOf(part);
+    this.weights.push(weight);
     this.pushed += part.changes.length;
-    this.changes += part.changes.length;
+    this.changes += weight;
     if (part.index === 0 && part.final?.phase === 'one') {
       this.rowsSinceCut += part.changes.length;
       if (this.rowsSinceCut >= this.batchRows) this.cut(seq, 'rows');
@@ -198,6 +202,7 @@ export class PacketWindow implements DeltaSource {
     this.base = this.end;
     this.parts = [];
     this.pushedBefore = [];
+    this.weights = [];
     this.pushed = 0;
     this.head = 0;
     this.changes = 0;
@@ -218,14 +223,15 @@ export class PacketWindow implements DeltaSource {
       const large = part.index > 0 || part.final === null;
       // (With no active agent at all, nobody has passed it: only the size bound applies.)
       if (this.changes < this.maxChanges && !(large && Number.isFinite(min))) break;
+      this.changes -= this.weights[this.head] as number;
       this.parts[this.head++] = undefined as unknown as PacketPart;
-      this.changes -= part.changes.length;
       this.cuts.delete(this.base);
       this.base++;
     }
     if (this.head > 4096 && this.head * 2 > this.parts.length) {
       this.parts = this.parts.slice(this.head);
       this.pushedBefore = this.pushedBefore.slice(this.head);
+      this.weights = this.weights.slice(this.head);
       this.head = 0;
     }
   }
@@ -235,4 +241,22 @@ export class PacketWindow implements DeltaSource {
     this.waiters = [];
     for (const wake of waiters) wake();
   }
+}
+
+/** Bytes of a large row that count as one change against the window's bound. */
+const BYTES_PER_CHANGE = 1024;
+
+/**
+ * What a part counts against the window's bound: its changes, and a large
+ * row (see `isLargeRow`) as many changes as it has KB, so that the window
+ * holds a bounded amount of memory (a 100 MB row leaves as soon as every
+ * replica has it, and the stream waits while it is held) rather than a bounded
+ * number of rows however large.
+ */
+function weightOf(part: PacketPart): number {
+  let weight = part.changes.length;
+  for (const change of part.changes)
+    if ('row' in change && isLargeRow(change.row))
+      weight += Math.floor((change.row.size as number) / BYTES_PER_CHANGE);
+  return weight;
 }

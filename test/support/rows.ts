@@ -1,12 +1,13 @@
 import { TupleArena, TupleRow } from '../../adapters/postgres/source/pgoutput-tuple.js';
-import { rowValues, type Value } from '../../plugin/protocol/index.js';
+import { isUnchangedToast, rowValues, type Value } from '../../plugin/protocol/index.js';
 
 const arena = new TupleArena();
 
-/** pgoutput's TupleData bytes for `values` (text or NULL), after its column count. */
+/** pgoutput's TupleData bytes for `values` (text, NULL or unchanged TOAST), after its column count. */
 export function tupleData(values: readonly Value[]): Buffer {
   return Buffer.concat(
     values.map((value) => {
+      if (isUnchangedToast(value)) return Buffer.from('u');
       if (typeof value !== 'string') return Buffer.from('n');
       const text = Buffer.from(value);
       const head = Buffer.alloc(5);
@@ -20,7 +21,7 @@ export function tupleData(values: readonly Value[]): Buffer {
 /** `values` as the stream's decoder keeps a row: a TupleRow over a copy of its bytes. */
 export function tupleRow(values: readonly Value[]): TupleRow {
   const data = tupleData(values);
-  return arena.copy(data, 0, data.length, values.length);
+  return arena.copy(data, 0, data.length, values.length, !values.some(isUnchangedToast));
 }
 
 /**

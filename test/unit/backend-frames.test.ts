@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BackendFrames } from '../../adapters/postgres/source/backend-frames.js';
+import { PgoutputDecoder } from '../../adapters/postgres/source/pgoutput-decoder.js';
 
 /** A protocol message: type byte, int32 length (counting itself), body. */
 function message(type: number, body: Uint8Array): Buffer {
@@ -86,5 +87,45 @@ describe('BackendFrames', () => {
       expect(frames.buf.toString('utf8', frames.start, frames.end)).toBe('hello');
       expect(frames.next()).toBe(false);
     }
+  });
+
+  it('decodes a row of multi-byte text the same wherever the reads cut it', () => {
+    const relation = Buffer.concat([
+      Buffer.from([0x52, 0, 0, 0, 1]),
+      Buffer.from('public\0t\0d'),
+      Buffer.from([0, 2, 1]),
+      Buffer.from('id\0'),
+      Buffer.from([0, 0, 0, 25, 255, 255, 255, 255, 0]),
+      Buffer.from('v\0'),
+      Buffer.from([0, 0, 0, 25, 255, 255, 255, 255]),
+    ]);
+    fc.assert(
+      fc.property(
+        fc.string({ unit: 'binary', maxLength: 200 }),
+        fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 20 }),
+        (text, cuts) => {
+          const value = Buffer.from(text.repeat(20));
+          const head = Buffer.from([
+            0x49, 0, 0, 0, 1, 0x4e, 0, 2, 0x74, 0, 0, 0, 1, 0x31, 0x74, 0, 0, 0, 0,
+          ]);
+          head.writeUInt32BE(value.length, head.length - 4);
+          const xlog = (payload: Buffer) =>
+            Buffer.concat([Buffer.from([0x77]), Buffer.alloc(24), payload]);
+          const bytes = Buffer.concat(
+            [xlog(relation), xlog(Buffer.concat([head, value]))].map((m) => message(0x64, m)),
+          );
+          const chunks: Buffer[] = [];
+          for (let at = 0, i = 0; at < bytes.length; i++) {
+            const size = cuts[i % cuts.length] as number;
+            chunks.push(bytes.subarray(at, at + size));
+            at += size;
+          }
+          const decoder = new PgoutputDecoder();
+          const decoded = read(chunks).map((m) => decoder.decode(m.body, 25, m.body.length, true));
+          const row = (decoded[1] as unknown as { row: { at(i: number): unknown } }).row;
+          expect([row.at(0), row.at(1)]).toEqual(['1', value.toString()]);
+        },
+      ),
+    );
   });
 });

@@ -127,7 +127,13 @@ describe('encodeNetChanges', () => {
 
   it('leaves out what the batch does not have', () => {
     const encoded = encodeNetChanges({ relation, deletes: [], updates: [], inserts: [] }, 'halt');
-    expect(encoded).toEqual({ relation, deletes: null, updates: [], inserts: null });
+    expect(encoded).toEqual({
+      relation,
+      deletes: null,
+      updates: [],
+      inserts: null,
+      large: { updates: [], inserts: [] },
+    });
   });
 
   it('sends plain inserts as COPY data (upserts need an INSERT)', () => {

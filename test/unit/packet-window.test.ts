@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Lsn, PacketPart } from '../../plugin/protocol/index.js';
+import { LARGE_ROW_BYTES, type Lsn, type PacketPart } from '../../plugin/protocol/index.js';
 import { PacketWindow } from '../../plugin/sidecar/packet-window.js';
 
 /** Parts for packets `from..to`, each with `size` changes, split into parts of `partSize`. */
@@ -90,6 +90,28 @@ describe('PacketWindow', () => {
     w.setCursor('a', 4);
     w.hasRoom();
     expect(w.start).toBe(3); // the small packet stays for deltas, under the bound
+  });
+
+  it('counts a large row by its size: it leaves, with what precedes it, once every agent has it', () => {
+    const w = new PacketWindow(2_000);
+    const [small, large, after] = parts(1, 3, 1);
+    const row = { length: 1, at: () => 'x', size: LARGE_ROW_BYTES };
+    const relation = { oid: 1, schema: 's', name: 't', replicaIdentity: 'default' as const };
+    const insert = {
+      kind: 'insert' as const,
+      relation: { ...relation, columns: [], keyIndexes: [] },
+      row,
+    };
+    for (const p of [small, { ...(large as PacketPart), changes: [insert] }, after])
+      w.push(p as PacketPart);
+    w.setCursor('a', 1);
+    expect(w.hasRoom()).toBe(true); // 1 + 1025 + 1 of 2,000
+    w.push({ ...(parts(4, 4, 1)[0] as PacketPart), changes: [insert] });
+    expect(w.hasRoom()).toBe(false); // over the bound, and agent a still needs the first large row
+    expect(w.start).toBe(1);
+    w.setCursor('a', 4);
+    expect(w.hasRoom()).toBe(true);
+    expect(w.start).toBe(2); // the first large row left; the second is held for agent a
   });
 
   it('reset drops everything and keeps numbering', () => {

@@ -1,18 +1,18 @@
 import {
   hasUnchangedToast,
-  isUnchangedToast,
   type Relation,
   type RelationNetChanges,
   type Row,
-  rowValues,
 } from '../../../plugin/protocol/index.js';
 import { quoteIdent, quoteQualified } from '../sql-identifier.js';
 import {
   type ChangeStatement,
   type ConflictMode,
+  changeStatement,
   onConflictClause,
   upserts,
 } from './change-statement.js';
+import { splitLarge, unchangedColumns } from './large-rows.js';
 import { binaryTextArrays, copyTextRows } from './row-encoding.js';
 
 /** A relation's columns with their types on the replica (`format_type`), in the primary's order. */
@@ -84,6 +84,8 @@ export interface EncodedNetChanges {
   readonly deletes: EncodedRows | null;
   readonly updates: readonly EncodedUpdate[];
   readonly inserts: EncodedInserts | null;
+  /** Large rows, applied one statement each after the others of their kind (see large-rows.ts). */
+  readonly large: { readonly updates: readonly Row[]; readonly inserts: readonly Row[] };
 }
 
 /** Encodes columns `indexes` of `rows`. */
@@ -112,18 +114,19 @@ export function encodeInserts(
 export function encodeNetChanges(net: RelationNetChanges, mode: ConflictMode): EncodedNetChanges {
   const { relation } = net;
   const keyPositions = relation.keyIndexes.map((_, k) => k);
+  const updates = splitLarge(net.updates);
+  const inserts = splitLarge(net.inserts);
   return {
     relation,
     deletes: net.deletes.length ? encodeRows(net.deletes, keyPositions) : null,
-    updates: byToastMask(net.updates).map((group) => {
-      const sample = group[0] as Row;
-      const set = all(relation).filter(
-        (i) => !isUnchangedToast(sample.at(i)) && !relation.keyIndexes.includes(i),
-      );
+    updates: byToastMask(updates.small).map((group) => {
+      const unchanged = unchangedColumns(group[0] as Row);
+      const set = all(relation).filter((i) => !unchanged[i] && !relation.keyIndexes.includes(i));
       const used = [...relation.keyIndexes, ...set];
       return { ...encodeRows(group, used), set, used };
     }),
-    inserts: net.inserts.length ? encodeInserts(relation, net.inserts, mode) : null,
+    inserts: inserts.small.length ? encodeInserts(relation, inserts.small, mode) : null,
+    large: { updates: updates.large, inserts: inserts.large },
   };
 }
 
@@ -216,9 +219,13 @@ export function netChangeStatements(
 ): ChangeStatement[] {
   const statements: ChangeStatement[] = [];
   if (net.deletes) statements.push(deleteManyStatement(net.relation, net.deletes, types));
-  for (const update of net.updates)
-    statements.push(updateManyStatement(net.relation, update, types));
-  if (net.inserts) statements.push(insertManyStatement(net.relation, net.inserts, types, mode));
+  const { relation, large } = net;
+  for (const update of net.updates) statements.push(updateManyStatement(relation, update, types));
+  for (const row of large.updates)
+    statements.push(changeStatement({ kind: 'update', relation, row, key: null }, mode));
+  if (net.inserts) statements.push(insertManyStatement(relation, net.inserts, types, mode));
+  for (const row of large.inserts)
+    statements.push(changeStatement({ kind: 'insert', relation, row }, mode));
   return statements;
 }
 
@@ -237,7 +244,7 @@ function byToastMask(rows: readonly Row[]): Row[][] {
 /** Which columns of `row` hold unchanged TOAST ('' for none, the common case, without building a string). */
 function toastMask(row: Row): string {
   if (!hasUnchangedToast(row)) return '';
-  return rowValues(row)
-    .map((v) => (isUnchangedToast(v) ? '1' : '0'))
+  return unchangedColumns(row)
+    .map((unchanged) => (unchanged ? '1' : '0'))
     .join('');
 }

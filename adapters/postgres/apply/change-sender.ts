@@ -19,6 +19,7 @@ import {
   changeStatement,
   truncateStatement,
 } from './change-statement.js';
+import { isLargeTupleRow } from './large-rows.js';
 import type { BatchPlan, SharedBatchPlans } from './shared-batch-plans.js';
 import type { SyncedTables } from './synced-tables.js';
 
@@ -91,14 +92,16 @@ export async function sendChanges(
   }
 }
 
-/** The end of the run of inserts into one table that starts at `start`. */
+/** The end of the run of inserts into one table that starts at `start` (a large row is a run of its own). */
 function insertRunEnd(changes: readonly Change[], start: number): number {
-  const relation = (changes[start] as InsertChange).relation;
+  const { relation, row } = changes[start] as InsertChange;
   let end = start + 1;
+  if (isLargeTupleRow(row)) return end;
   while (
     end < changes.length &&
     changes[end]?.kind === 'insert' &&
-    (changes[end] as InsertChange).relation === relation
+    (changes[end] as InsertChange).relation === relation &&
+    !isLargeTupleRow((changes[end] as InsertChange).row)
   )
     end++;
   return end;

@@ -4,11 +4,14 @@ import {
   identityOf,
   isUnchangedToast,
   type Relation,
+  type Row,
   rowValues,
+  type UnchangedToast,
   type UpdateChange,
   type Value,
 } from '../../../plugin/protocol/index.js';
 import { quoteIdent, quoteQualified } from '../sql-identifier.js';
+import { isLargeTupleRow, rowTextParams, type TextParam } from './large-rows.js';
 
 /** How a replica treats rows that conflict with the primary's (config `conflicts`). */
 export type ConflictMode = 'halt' | 'overwrite';
@@ -19,6 +22,11 @@ export interface ChangeStatement {
   readonly text: string;
   /** Parameters: text form, or a Buffer in binary form (set-based statements pass binary `text[]`). */
   readonly values: readonly (string | Buffer | null)[];
+  /**
+   * Every Buffer in `values` is a parameter in text form (the primary's bytes
+   * of a large value), sent without being copied (see text-bind-query.ts).
+   */
+  readonly textBytes?: boolean;
   /** An update or delete must touch exactly one row; zero means the row is missing on the replica. */
   readonly expectsRow: boolean;
   /** Rows the statement carries (set-based ones); one when absent. */
@@ -35,7 +43,10 @@ const tableOf = (r: Pick<Relation, 'schema' | 'name'>) => quoteQualified(r.schem
  * `=` (json, point), so their text forms are compared instead — the same text
  * the primary sent — and one matching row is chosen by ctid (duplicates allowed).
  */
-function whereIdentity(change: UpdateChange | DeleteChange, values: (string | null)[]): string {
+function whereIdentity(
+  change: UpdateChange | DeleteChange,
+  values: (string | Buffer | null)[],
+): string {
   const { relation } = change;
   const identity = identityOf(change);
   const full = relation.replicaIdentity === 'full';
@@ -87,18 +98,20 @@ export function changeStatement(
   const table = tableOf(relation);
   switch (change.kind) {
     case 'insert': {
+      const { params, textBytes } = paramsOf(change.row);
       const columns = relation.columns.map((c) => quoteIdent(c.name));
-      const values = rowValues(change.row).map((v) => (isUnchangedToast(v) ? null : v));
+      const values = params.map((v) => (unchanged(v) ? null : v));
       const placeholders = columns.map((_, i) => `$${i + 1}`);
       let text = `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${placeholders.join(', ')})`;
       text += onConflictClause(relation, columns, mode);
-      return { text, values, expectsRow: false };
+      return { text, values, expectsRow: false, textBytes };
     }
     case 'update': {
-      const values: (string | null)[] = [];
+      const { params, textBytes } = paramsOf(change.row);
+      const values: (string | Buffer | null)[] = [];
       const sets: string[] = [];
-      rowValues(change.row).forEach((value, i) => {
-        if (isUnchangedToast(value)) return; // the replica keeps its value
+      params.forEach((value, i) => {
+        if (unchanged(value)) return; // the replica keeps its value
         values.push(value);
         sets.push(`${quoteIdent(relation.columns[i]?.name as string)} = $${values.length}`);
       });
@@ -109,6 +122,7 @@ export function changeStatement(
         text: `UPDATE ${table} SET ${sets.join(', ')} WHERE ${where}`,
         values,
         expectsRow: true,
+        textBytes,
       };
     }
     case 'delete': {
@@ -121,6 +135,16 @@ export function changeStatement(
     }
   }
 }
+
+/** A row's values as parameters: a large row's as views into its bytes, never strings. */
+function paramsOf(row: Row): { params: readonly TextParam[]; textBytes: boolean } {
+  return isLargeTupleRow(row)
+    ? { params: rowTextParams(row), textBytes: true }
+    : { params: rowValues(row), textBytes: false };
+}
+
+const unchanged = (value: TextParam): value is UnchangedToast =>
+  !Buffer.isBuffer(value) && isUnchangedToast(value);
 
 /** TRUNCATE of the change's tables, with its CASCADE and RESTART IDENTITY options. */
 export function truncateStatement(change: Extract<Change, { kind: 'truncate' }>): string {

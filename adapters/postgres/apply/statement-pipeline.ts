@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { ApplyError } from '../../../plugin/ports/apply-error.js';
 import type { ChangeStatement, ConflictMode } from './change-statement.js';
 import { pipelinedCopy } from './pipelined-copy.js';
+import { textBindQuery } from './text-bind-query.js';
 
 /** The set-based attempt failed in a way the ordered apply may not: try that instead. */
 export class CompactedApplyFailed extends Error {}
@@ -80,18 +81,24 @@ export class StatementPipeline {
     fence = false,
   ): void {
     let name = this.statementNames.get(statement.text);
-    if (name === undefined && statement.values.length > 0) {
+    if (name === undefined && statement.values.length > 0 && !statement.textBytes) {
       name = `ls_${this.statementNames.size}`;
       this.statementNames.set(statement.text, name);
     }
     const promise = statement.copyData
       ? pipelinedCopy(client, statement.text, statement.copyData)
-      : client.query(
-          // pg never writes to the values it is given; its types just do not say so.
-          name
-            ? { name, text: statement.text, values: statement.values as (string | Buffer | null)[] }
-            : statement.text,
-        );
+      : statement.textBytes
+        ? textBindQuery(client, statement.text, statement.values)
+        : client.query(
+            // pg never writes to the values it is given; its types just do not say so.
+            name
+              ? {
+                  name,
+                  text: statement.text,
+                  values: statement.values as (string | Buffer | null)[],
+                }
+              : statement.text,
+          );
     promise.catch(() => undefined); // examined in settle()
     const expected = (statement as { expectedRows?: number }).expectedRows;
     const rows = statement.rows ?? 1;

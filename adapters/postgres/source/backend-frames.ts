@@ -2,9 +2,11 @@
  * Splits the bytes a server sends into protocol messages (a type byte, an
  * int32 length counting itself, the body) where they lie: a message that fits
  * in a socket read is handed over as a range of that read, with no copy and no
- * object per message. A message cut between reads is joined once it is whole:
- * only its own bytes are copied (a large value arriving in many reads once, not
- * once per read), and the rest of the read that completed it is read in place.
+ * object per message. A message cut between reads is filled, read by read,
+ * into one buffer of its size allocated once its header is known: a large value
+ * arriving in many reads is copied once, and each read can be freed as soon as
+ * it is copied (holding the reads and joining them at the end kept two copies
+ * alive). The rest of the read that completed it is read in place.
  */
 export class BackendFrames {
   /** Type byte of the current message (after {@link next} returned true). */
@@ -17,51 +19,53 @@ export class BackendFrames {
   end = 0;
 
   private pos = 0;
-  /** What follows {@link buf} (the rest of the read that completed a joined message). */
+  /** What follows {@link buf} (the rest of the read that completed a filled message). */
   private after: Buffer | null = null;
-  /** The start of an incomplete message, waiting for `needed` bytes in all. */
-  private held: Buffer[] = [];
-  private heldBytes = 0;
-  private needed = 0;
+  /** The first bytes of a message whose header (5 bytes) is not whole yet. */
+  private readonly head = Buffer.alloc(5);
+  private headFilled = 0;
+  /** A message being filled (header included), or null. */
+  private pending: Buffer | null = null;
+  private filled = 0;
 
   /** The bytes not handed over yet (a partial message included), or null; leaves nothing behind. */
   takeRest(): Buffer | null {
     const rest = [this.buf.subarray(this.pos)];
     if (this.after) rest.push(this.after);
-    rest.push(...this.held);
+    if (this.headFilled > 0) rest.push(this.head.subarray(0, this.headFilled));
+    if (this.pending) rest.push(this.pending.subarray(0, this.filled));
     this.buf = Buffer.alloc(0);
     this.pos = 0;
     this.after = null;
-    this.held = [];
-    this.heldBytes = 0;
+    this.headFilled = 0;
+    this.pending = null;
+    this.filled = 0;
     const bytes = Buffer.concat(rest);
     return bytes.length > 0 ? bytes : null;
   }
 
   /** Adds bytes read from the socket. */
   push(chunk: Buffer): void {
-    if (this.held.length === 0) {
-      if (this.pos >= this.buf.length && this.after === null) {
-        this.buf = chunk;
-        this.pos = 0;
-        return;
-      }
-      // Bytes not read yet (a read arriving before the last was consumed): keep the order.
-      const unread = [this.buf.subarray(this.pos)];
-      if (this.after) unread.push(this.after);
-      this.buf = Buffer.concat([...unread, chunk]);
-      this.pos = 0;
-      this.after = null;
+    if (this.pending !== null || this.headFilled > 0) {
+      this.fill(chunk);
       return;
     }
-    this.held.push(chunk);
-    this.heldBytes += chunk.length;
-    while (this.held.length > 0 && this.heldBytes >= this.needed) this.join();
+    if (this.pos >= this.buf.length && this.after === null) {
+      this.buf = chunk;
+      this.pos = 0;
+      return;
+    }
+    // Bytes not read yet (a read arriving before the last was consumed): keep the order.
+    const unread = [this.buf.subarray(this.pos)];
+    if (this.after) unread.push(this.after);
+    this.buf = Buffer.concat([...unread, chunk]);
+    this.pos = 0;
+    this.after = null;
   }
 
   /** Moves to the next whole message; false when more bytes must be pushed first. */
   next(): boolean {
-    if (this.held.length > 0) return false;
+    if (this.pending !== null || this.headFilled > 0) return false;
     if (this.pos >= this.buf.length && this.after) {
       this.buf = this.after;
       this.after = null;
@@ -78,41 +82,41 @@ export class BackendFrames {
         this.pos = this.end;
         return true;
       }
-      this.needed = size;
-    } else this.needed = 5;
-    if (available > 0) {
-      this.held = [buf.subarray(pos)];
-      this.heldBytes = available;
+      this.pending = Buffer.allocUnsafe(size);
+      buf.copy(this.pending, 0, pos);
+      this.filled = available;
+    } else if (available > 0) {
+      buf.copy(this.head, 0, pos);
+      this.headFilled = available;
     }
     this.pos = buf.length;
     return false;
   }
 
-  /** Joins the held pieces' first `needed` bytes; what is left of the last piece is read after them. */
-  private join(): void {
-    const joined = Buffer.allocUnsafe(this.needed);
-    let filled = 0;
-    let rest: Buffer | null = null;
-    for (const piece of this.held) {
-      const take = Math.min(piece.length, this.needed - filled);
-      piece.copy(joined, filled, 0, take);
-      filled += take;
-      if (take < piece.length) rest = piece.subarray(take);
+  /** Copies `chunk` into the message being filled; once it is whole, it becomes {@link buf}. */
+  private fill(chunk: Buffer): void {
+    let at = 0;
+    if (this.headFilled > 0) {
+      const take = Math.min(5 - this.headFilled, chunk.length);
+      chunk.copy(this.head, this.headFilled, 0, take);
+      this.headFilled += take;
+      at = take;
+      if (this.headFilled < 5) return;
+      this.headFilled = 0;
+      this.pending = Buffer.allocUnsafe(1 + this.head.readUInt32BE(1));
+      this.head.copy(this.pending, 0, 0, 5);
+      this.filled = 5;
     }
-    if (this.needed === 5) {
-      // Only the header was whole: now the message's size is known.
-      const size = 1 + joined.readUInt32BE(1);
-      if (size > 5) {
-        this.held = rest ? [joined, rest] : [joined];
-        this.heldBytes = 5 + (rest?.length ?? 0);
-        this.needed = size;
-        return;
-      }
-    }
-    this.held = [];
-    this.heldBytes = 0;
-    this.buf = joined;
+    const pending = this.pending as Buffer;
+    const take = Math.min(pending.length - this.filled, chunk.length - at);
+    chunk.copy(pending, this.filled, at, at + take);
+    this.filled += take;
+    at += take;
+    if (this.filled < pending.length) return;
+    this.pending = null;
+    this.filled = 0;
+    this.buf = pending;
     this.pos = 0;
-    this.after = rest;
+    this.after = at < chunk.length ? chunk.subarray(at) : null;
   }
 }

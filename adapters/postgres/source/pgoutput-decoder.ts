@@ -214,18 +214,24 @@ export class PgoutputDecoder {
   }
 
   /**
-   * A new row's TupleData: kept as bytes when every column is text or NULL
-   * (see TupleRow), decoded to values when one is unchanged TOAST.
+   * A new row's TupleData: kept as bytes (see TupleRow), unchanged-TOAST
+   * columns included, unless the old row stands in for those (`fallback`):
+   * then decoded to values.
    */
   private row(relation: Relation, fallback: readonly Value[] | null): Row {
     const count = this.columnCount(relation);
     const start = this.pos;
-    const end = tupleEnd(this.buf, start, this.end, count);
+    let end = tupleEnd(this.buf, start, this.end, count);
+    let complete = true;
+    if (end < 0 && fallback === null) {
+      end = tupleEnd(this.buf, start, this.end, count, true);
+      complete = false;
+    }
     if (end < 0) return this.values(count, fallback);
     this.pos = end;
     return this.kept
-      ? new TupleRow(this.buf, start, count)
-      : this.arena.copy(this.buf, start, end, count);
+      ? new TupleRow(this.buf, start, count, end - start, complete)
+      : this.arena.copy(this.buf, start, end, count, complete);
   }
 
   /** A TupleData: one value per column, aligned with the relation's columns. */

@@ -1,7 +1,12 @@
-import type { Row, Value } from '../../../plugin/protocol/index.js';
+import { type Row, UNCHANGED_TOAST, type Value } from '../../../plugin/protocol/index.js';
 
 const TEXT = 0x74; /* t */
 const NULL = 0x6e; /* n */
+const UNCHANGED = 0x75; /* u */
+
+/** Where {@link TupleRow.locate} puts a NULL column, and an unchanged-TOAST one. */
+export const NULL_COLUMN = -1;
+export const UNCHANGED_COLUMN = -2;
 
 /**
  * A row as pgoutput sent it: the columns of a TupleData (each `n`, or `t`
@@ -11,15 +16,12 @@ const NULL = 0x6e; /* n */
  * of an array of strings also keeps the garbage collector's copying down: the
  * rows of a batch live from decoding until every replica has applied them.
  *
- * Only whole rows are kept this way: a tuple with an unchanged-TOAST column is
- * decoded to values instead, so a TupleRow never holds that marker.
+ * A new row with unchanged-TOAST columns is kept too (`complete` false), so a
+ * large value updated next to an unchanged one never becomes a string; only
+ * when the old row stands in for those columns (REPLICA IDENTITY FULL) is the
+ * tuple decoded to values instead.
  */
 export class TupleRow implements Row {
-  /** Never holds the unchanged-TOAST marker (see above). */
-  get complete(): boolean {
-    return true;
-  }
-
   constructor(
     /** The bytes that hold the row (shared with other rows). */
     readonly bytes: Buffer,
@@ -27,6 +29,10 @@ export class TupleRow implements Row {
     readonly start: number,
     /** Number of columns. */
     readonly length: number,
+    /** Bytes of the row's columns (kind bytes and lengths included). */
+    readonly size: number,
+    /** False when a column is unchanged TOAST. */
+    readonly complete = true,
   ) {}
 
   /** The value of column `index`, decoded from the bytes. */
@@ -36,12 +42,15 @@ export class TupleRow implements Row {
     let at = this.start;
     for (let i = 0; i < index; i++)
       at = bytes[at] === TEXT ? at + 5 + bytes.readUInt32BE(at + 1) : at + 1;
-    return bytes[at] === NULL ? null : utf8Text(bytes, at + 5, bytes.readUInt32BE(at + 1));
+    const kind = bytes[at];
+    if (kind === TEXT) return utf8Text(bytes, at + 5, bytes.readUInt32BE(at + 1));
+    return kind === NULL ? null : UNCHANGED_TOAST;
   }
 
   /**
-   * Writes each column's place into `offsets` (offset of its text, or -1 for
-   * NULL) and `lengths`, from index 0: one walk for all columns.
+   * Writes each column's place into `offsets` (offset of its text, or
+   * {@link NULL_COLUMN} / {@link UNCHANGED_COLUMN}) and `lengths`, from index
+   * 0: one walk for all columns.
    */
   locate(offsets: Int32Array, lengths: Int32Array): void {
     const { bytes } = this;
@@ -53,7 +62,7 @@ export class TupleRow implements Row {
         lengths[i] = length;
         at += 5 + length;
       } else {
-        offsets[i] = -1;
+        offsets[i] = bytes[at] === NULL ? NULL_COLUMN : UNCHANGED_COLUMN;
         lengths[i] = 0;
         at += 1;
       }
@@ -64,9 +73,15 @@ export class TupleRow implements Row {
 /**
  * The end of a TupleData's columns that starts at `start` in `buf` (after its
  * column count) in a message ending at `limit`, or -1 when a column is neither
- * `t` nor `n` (unchanged TOAST, binary). Throws when the message is cut short.
+ * `t` nor `n` (nor `u`, when `toast`). Throws when the message is cut short.
  */
-export function tupleEnd(buf: Buffer, start: number, limit: number, count: number): number {
+export function tupleEnd(
+  buf: Buffer,
+  start: number,
+  limit: number,
+  count: number,
+  toast = false,
+): number {
   let at = start;
   for (let i = 0; i < count; i++) {
     if (at >= limit) throw new Error('truncated pgoutput message');
@@ -75,7 +90,8 @@ export function tupleEnd(buf: Buffer, start: number, limit: number, count: numbe
     else if (kind === TEXT) {
       if (at + 5 > limit) throw new Error('truncated pgoutput message');
       at += 5 + buf.readUInt32BE(at + 1);
-    } else return -1;
+    } else if (kind === UNCHANGED && toast) at += 1;
+    else return -1;
   }
   if (at > limit) throw new Error('truncated pgoutput message');
   return at;
@@ -93,12 +109,12 @@ export class TupleArena {
   private used = 0;
 
   /** A TupleRow over a copy of `buf[start, end)` holding `count` columns. */
-  copy(buf: Buffer, start: number, end: number, count: number): TupleRow {
+  copy(buf: Buffer, start: number, end: number, count: number, complete: boolean): TupleRow {
     const size = end - start;
     if (size > SLAB_BYTES / 4) {
       const own = Buffer.allocUnsafeSlow(size);
       buf.copy(own, 0, start, end);
-      return new TupleRow(own, 0, count);
+      return new TupleRow(own, 0, count, size, complete);
     }
     if (this.used + size > this.slab.length) {
       this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
@@ -107,7 +123,7 @@ export class TupleArena {
     const at = this.used;
     copyBytes(buf, start, size, this.slab, at);
     this.used += size;
-    return new TupleRow(this.slab, at, count);
+    return new TupleRow(this.slab, at, count, size, complete);
   }
 }
 
