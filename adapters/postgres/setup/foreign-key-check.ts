@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
 import type { PgSyncedTablesStore } from '../control/synced-tables-store.js';
 import { quoteIdent, quoteQualified } from '../sql-identifier.js';
+import { checkInheritedKeys } from './inherited-key-check.js';
 
 /** The table's own valid foreign keys (not a partition's copy of its parent's). */
 const FOREIGN_KEYS = `
@@ -48,6 +49,8 @@ export async function checkCopiedForeignKeys(
             `COMMENT ON CONSTRAINT ${name} ON ${qualified} IS '${fk.comment.replace(/'/g, "''")}'`,
           );
       }
+      current = '(inherited from a parent)';
+      await checkInheritedKeys(client, qualified);
       await store.markForeignKeysChecked(stream, table);
       await client.query('COMMIT');
     } catch (error) {

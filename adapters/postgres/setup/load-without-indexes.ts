@@ -14,6 +14,8 @@ interface DroppedIndex {
   readonly indexComment: string | null;
   readonly constraintComment: string | null;
   readonly clustered: boolean;
+  /** `ALTER INDEX … SET STATISTICS` targets set on its columns: [column number, target]. */
+  readonly statistics: ReadonlyArray<[number, number]>;
 }
 
 /**
@@ -30,7 +32,9 @@ const DROPPABLE = `
          ts.spcname AS tablespace,
          obj_description(i.indexrelid, 'pg_class') AS "indexComment",
          obj_description(con.oid, 'pg_constraint') AS "constraintComment",
-         i.indisclustered AS clustered
+         i.indisclustered AS clustered,
+         ARRAY(SELECT json_build_array(a.attnum, a.attstattarget) FROM pg_attribute a
+                WHERE a.attrelid = i.indexrelid AND a.attstattarget >= 0 ORDER BY a.attnum) AS statistics
     FROM pg_index i
     JOIN pg_class ic ON ic.oid = i.indexrelid
     JOIN pg_namespace n ON n.oid = ic.relnamespace
@@ -117,6 +121,10 @@ async function rebuildIndexes(
     if (index.constraint !== null && index.constraintComment !== null)
       await client.query(
         `COMMENT ON CONSTRAINT ${quote(index.constraint)} ON ${table} IS ${literal(index.constraintComment)}`,
+      );
+    for (const [column, target] of index.statistics)
+      await client.query(
+        `ALTER INDEX ${index.index} ALTER COLUMN ${Number(column)} SET STATISTICS ${Number(target)}`,
       );
     if (index.clustered) await client.query(`ALTER TABLE ${table} CLUSTER ON ${quote(index.name)}`);
   }

@@ -94,7 +94,8 @@ async function readOnce(
     await source.query(`SET TRANSACTION SNAPSHOT '${job.snapshot.replace(/'/g, "''")}'`);
     const columns = job.table.columns.map((c) => quoteIdent(c.name)).join(', ');
     const table = quoteQualified(job.table.schema, job.table.name);
-    const reader = source.query(copyTo(`COPY (SELECT ${columns} FROM ${table}) TO STDOUT`));
+    // ONLY: an inheritance child's rows are its own table's copy, not its parent's.
+    const reader = source.query(copyTo(`COPY (SELECT ${columns} FROM ONLY ${table}) TO STDOUT`));
     let lines = 0;
     let lastReport = 0;
     await fanOut(reader, targets, (chunk) => {
