@@ -132,6 +132,7 @@ async function copyFromSnapshot(
         stream,
         table,
         primaryUrl: config.primary,
+        stallTimeoutMs: config.applyTimeoutMs,
         snapshot: source.snapshotName as string,
         copyLsn: source.consistentPoint,
         replicas: targets.map((r) => ({

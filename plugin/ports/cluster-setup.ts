@@ -76,6 +76,12 @@ export interface TableCopyJob {
   /** LSN the snapshot is consistent with: changes committed before it are in the copy. */
   readonly copyLsn: Lsn;
   readonly replicas: readonly CopyReplica[];
+  /**
+   * A replica that takes no rows for this long (a stopped or frozen server,
+   * a lock on the table there) drops out of the copy, so it cannot hold the
+   * others back; the attach then fails naming it (`applyTimeoutMs`).
+   */
+  readonly stallTimeoutMs: number;
   /** Called with the number of rows a replica has been sent so far. */
   readonly onProgress?: (replica: string, rows: number) => void;
 }

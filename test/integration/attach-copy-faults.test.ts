@@ -27,6 +27,7 @@ describe('copy faults leave replicas as they were', () => {
       stream: 'lockstep',
       table,
       primaryUrl: primary.url,
+      stallTimeoutMs: 30_000,
       // No such snapshot: SET TRANSACTION SNAPSHOT fails before COPY TO starts.
       snapshot: '00000003-0000BEEF-1',
       copyLsn: '0/0' as Lsn,

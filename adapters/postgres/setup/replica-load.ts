@@ -5,6 +5,7 @@ import type { CopyReplica, TableCopyJob } from '../../../plugin/ports/cluster-se
 import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
 import { clientConfig } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
+import { dropClient, endClient } from '../connection/node-connection.js';
 import { GUARD_HELD } from '../control/resync-guard.js';
 import { quoteIdent, quoteQualified } from '../sql-identifier.js';
 import { type PreparedLoad, prepareLoad } from './load-without-indexes.js';
@@ -110,7 +111,17 @@ export class ReplicaLoad {
    * never fed would hold it queued forever.
    */
   async close(): Promise<void> {
-    await this.client.end().catch(() => undefined);
+    if (this.aborted) return;
+    // A frozen host never acknowledges the end: its socket is dropped after a while.
+    await endClient(this.client);
+  }
+
+  private aborted = false;
+
+  /** Drops the session at once (the replica stalled): the server ends the transaction. */
+  abort(): void {
+    this.aborted = true;
+    dropClient(this.client);
   }
 }
 
@@ -128,6 +139,20 @@ export function copyFailed(job: TableCopyJob, replica: CopyReplica, error: unkno
     problem: `copying the table failed: ${e.message ?? String(error)}`,
     fix: 'fix the cause and run lockstep attach again; tables already copied are not copied again',
     cause: error,
+  });
+}
+
+/** A replica that took no rows for `stallMs`: it drops out so the others go on. */
+export function copyStalled(
+  job: TableCopyJob,
+  replica: CopyReplica,
+  stallMs: number,
+): LockstepError {
+  return new LockstepError({
+    node: replica.name,
+    table: label(job),
+    problem: `the replica took no rows for ${stallMs} ms (a stopped or frozen server, or a lock held on the table there); its copy was dropped`,
+    fix: `check the replica (pg_locks on the table, the server's state), then run lockstep attach again; applyTimeoutMs sets how long a replica may take nothing`,
   });
 }
 

@@ -7,8 +7,8 @@ import type {
 import { clientConfig } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
 import { quoteIdent, quoteQualified } from '../sql-identifier.js';
-import { type FanOutTarget, fanOut } from './copy-fan-out.js';
-import { copyFailed, ReplicaLoad } from './replica-load.js';
+import { FanOutStalled, type FanOutTarget, fanOut } from './copy-fan-out.js';
+import { copyFailed, copyStalled, ReplicaLoad } from './replica-load.js';
 
 /** How often (rows) progress is reported while a table streams. */
 const PROGRESS_EVERY = 50_000;
@@ -44,7 +44,12 @@ async function streamAndCommit(
   outcomes: Map<string, TableCopyOutcome>,
 ): Promise<void> {
   const targets: Array<FanOutTarget & { load: ReplicaLoad }> = loads.map((load) => {
-    const target = { load, stream: load.writer(), failure: undefined as unknown };
+    const target = {
+      load,
+      stream: load.writer(),
+      failure: undefined as unknown,
+      abort: () => load.abort(),
+    };
     // From the start: a read that fails before the fan-out ends these COPYs with their sessions.
     target.stream.on('error', (error) => {
       target.failure ??= error;
@@ -66,7 +71,11 @@ async function streamAndCommit(
     targets.map(async ({ load, failure }) => {
       const replica = load.replica.name;
       if (failure !== undefined) {
-        outcomes.set(replica, { replica, error: copyFailed(job, load.replica, failure) });
+        const error =
+          failure instanceof FanOutStalled
+            ? copyStalled(job, load.replica, failure.stallMs)
+            : copyFailed(job, load.replica, failure);
+        outcomes.set(replica, { replica, error });
         return;
       }
       try {
@@ -98,14 +107,15 @@ async function readOnce(
     const reader = source.query(copyTo(`COPY (SELECT ${columns} FROM ONLY ${table}) TO STDOUT`));
     let lines = 0;
     let lastReport = 0;
-    await fanOut(reader, targets, (chunk) => {
+    const onChunk = (chunk: Buffer) => {
       // COPY text escapes newlines inside values: one line is one row.
       for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
       if (lines - lastReport >= PROGRESS_EVERY) {
         lastReport = lines;
         onProgress(lines);
       }
-    });
+    };
+    await fanOut(reader, targets, onChunk, job.stallTimeoutMs);
     // Every target failed: the read was cut short, the session is closed below.
     if (targets.every((t) => t.failure !== undefined)) return lines;
     await source.query('COMMIT');
