@@ -17,7 +17,8 @@ const SCHEMA = `
 
 const MIB = 1024 * 1024;
 /** Text of about `mb` MB, multi-byte characters included. */
-const text = (mb: number, salt: string) => `repeat('${salt}é€😀 x', ${Math.round((mb * MIB) / 13)})`;
+const text = (mb: number, salt: string) =>
+  `repeat('${salt}é€😀 x', ${Math.round((mb * MIB) / 13)})`;
 const bytes = (mb: number) => `decode(repeat('00ff7f80', ${Math.round((mb * MIB) / 4)}), 'hex')`;
 
 /** Every table's rows, large values by md5. */
