@@ -128,4 +128,17 @@ describe('BackendFrames', () => {
       ),
     );
   });
+
+  it('fails on a length no server sends, whole or cut inside the header, without allocating for it', () => {
+    for (const length of [0, 3, 0x40000000 + 65, 0xffffffff]) {
+      const head = Buffer.from([0x64, 0, 0, 0, 0]);
+      head.writeUInt32BE(length, 1);
+      const bytes = Buffer.concat([head, Buffer.alloc(16)]);
+      expect(() => read([bytes])).toThrow(/invalid protocol message length/);
+      for (let cut = 1; cut < 5; cut++)
+        expect(() => read([bytes.subarray(0, cut), bytes.subarray(cut)])).toThrow(
+          /invalid protocol message length/,
+        );
+    }
+  });
 });

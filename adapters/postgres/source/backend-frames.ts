@@ -74,7 +74,7 @@ export class BackendFrames {
     const { buf, pos } = this;
     const available = buf.length - pos;
     if (available >= 5) {
-      const size = 1 + buf.readUInt32BE(pos + 1);
+      const size = messageSize(buf, pos);
       if (available >= size) {
         this.type = buf[pos] as number;
         this.start = pos + 5;
@@ -103,7 +103,7 @@ export class BackendFrames {
       at = take;
       if (this.headFilled < 5) return;
       this.headFilled = 0;
-      this.pending = Buffer.allocUnsafe(1 + this.head.readUInt32BE(1));
+      this.pending = Buffer.allocUnsafe(messageSize(this.head, 0));
       this.head.copy(this.pending, 0, 0, 5);
       this.filled = 5;
     }
@@ -119,4 +119,22 @@ export class BackendFrames {
     this.pos = 0;
     this.after = at < chunk.length ? chunk.subarray(at) : null;
   }
+}
+
+/**
+ * The largest length field a server sends: it builds each message in a buffer
+ * of at most 1 GiB (MaxAllocSize), plus the CopyData and XLogData headers.
+ */
+const MAX_LENGTH = 0x40000000 + 64;
+
+/**
+ * Type byte, length and body of the message whose header is at `at`; throws on
+ * a length no server sends (garbage on the wire), rather than misframing the
+ * bytes after it or allocating up to 4 GB for it.
+ */
+function messageSize(buf: Buffer, at: number): number {
+  const length = buf.readUInt32BE(at + 1);
+  if (length < 4 || length > MAX_LENGTH)
+    throw new Error(`invalid protocol message length ${length} (type ${buf[at]})`);
+  return 1 + length;
 }

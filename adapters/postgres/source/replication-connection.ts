@@ -151,15 +151,25 @@ export class ReplicationConnection {
   }
 
   private readonly receive = (chunk: Buffer): void => {
-    this.frames.push(chunk);
-    this.drain();
+    if (this.framing(() => this.frames.push(chunk))) this.drain();
   };
+
+  /** Runs a step of the framing; garbage on the wire ends the stream with its error. */
+  private framing(step: () => unknown): boolean {
+    try {
+      return step() !== false;
+    } catch (error) {
+      this.wire().stream.destroy();
+      this.finish(error as Error);
+      return false;
+    }
+  }
 
   /** Hands over whole messages until none is left, the caller pauses, or the turn is used up. */
   private drain(): void {
     const { frames } = this;
     let handed = 0;
-    while (!this.paused && !this.closed && frames.next()) {
+    while (!this.paused && !this.closed && this.framing(() => frames.next())) {
       const { type, buf, start, end } = frames;
       if (type === 0x64 /* d: CopyData */) {
         this.onCopyData?.(buf, start, end);
