@@ -79,9 +79,8 @@ export class PacketWindow implements DeltaSource {
 
   /** Version of the newest complete or partial packet held, or null. */
   get newestVersion(): number | null {
-    return this.parts.length
-      ? (this.parts[this.parts.length - 1] as PacketPart).header.version
-      : null;
+    // `size`, not the array's length: evicted parts leave undefined slots before `head`.
+    return this.size > 0 ? (this.parts[this.parts.length - 1] as PacketPart).header.version : null;
   }
 
   /** Adds a part from the stream. Call {@link waitForRoom} first. */

@@ -114,6 +114,16 @@ describe('PacketWindow', () => {
     expect(w.start).toBe(2); // the first large row left; the second is held for agent a
   });
 
+  it('says it holds no packet once every part has left, without reading a slot that left', () => {
+    const w = new PacketWindow(1);
+    for (const p of parts(1, 3, 1)) w.push(p);
+    w.setCursor('a', 3);
+    expect(w.hasRoom()).toBe(true); // all three parts leave: every agent has them, over the bound
+    expect(w.start).toBe(3);
+    expect(w.newestVersion).toBeNull();
+    expect(w.locate(3)).toBe(3);
+  });
+
   it('reset drops everything and keeps numbering', () => {
     const w = new PacketWindow(100);
     for (const p of parts(1, 3, 1)) w.push(p);
