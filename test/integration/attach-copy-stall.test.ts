@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { expectIdentical } from '../support/compare-nodes.js';
 import { lockstep, writeConfig } from '../support/lockstep-process.js';
 import { definitionsOf, recordedCopies } from '../support/table-definitions.js';
-import { useClusters } from '../support/use-clusters.js';
+import { twoReplicas, useClusters } from '../support/use-clusters.js';
 
 const clusters = useClusters({ replicas: 2 });
 
@@ -22,10 +22,7 @@ const SCHEMA = `
 describe('a replica that stops taking rows during the copy', () => {
   it('drops out after applyTimeoutMs, naming itself; the other replica commits; attach again copies it', async () => {
     const { primary } = clusters;
-    const [r1, r2] = clusters.replicas as [
-      (typeof clusters.replicas)[number],
-      (typeof clusters.replicas)[number],
-    ];
+    const [r1, r2] = twoReplicas(clusters.replicas);
     for (const node of [primary, r1, r2]) await node.query(SCHEMA);
     // Far more than the socket buffers between lockstep and replica2 hold.
     await primary.query(`

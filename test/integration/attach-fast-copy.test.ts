@@ -8,7 +8,7 @@ import {
   writeConfig,
 } from '../support/lockstep-process.js';
 import { definitionsOf, recordedCopies } from '../support/table-definitions.js';
-import { useClusters } from '../support/use-clusters.js';
+import { twoReplicas, useClusters } from '../support/use-clusters.js';
 
 const clusters = useClusters({ replicas: 2 });
 const TABLES = ['parent', 'child', 'marker'];
@@ -47,10 +47,7 @@ const waitingCopies = async (node: (typeof clusters.replicas)[number]) =>
 describe('attach loads without secondary indexes, from one read per table', () => {
   it('rebuilds every definition exactly, keeps failures to their replica, and resumes after a kill between drop and rebuild', async () => {
     const { primary } = clusters;
-    const [r1, r2] = clusters.replicas as [
-      (typeof clusters.replicas)[number],
-      (typeof clusters.replicas)[number],
-    ];
+    const [r1, r2] = twoReplicas(clusters.replicas);
     for (const node of [primary, r1, r2]) await node.query(SCHEMA);
     await primary.query(`
       INSERT INTO parent SELECT g, 'code ' || g FROM generate_series(1, 200) g;

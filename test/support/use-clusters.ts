@@ -39,3 +39,10 @@ export function useClusters(
     },
   };
 }
+
+/** The first two replicas of a set started with at least two, typed as present. */
+export function twoReplicas<T>(replicas: readonly T[]): [T, T] {
+  const [first, second] = replicas;
+  if (first === undefined || second === undefined) throw new Error('the test needs two replicas');
+  return [first, second];
+}
