@@ -58,8 +58,10 @@ export class ReplicaApplier {
     let step = startApply(this.options, position, epoch, cursor);
     for (;;) {
       let event: ApplyEvent | undefined;
-      for (const command of step.commands) {
-        const result = this.perform(command);
+      // An index, not for-of: an iterator live across the await below is allocated per step.
+      const { commands } = step;
+      for (let i = 0; i < commands.length; i++) {
+        const result = this.perform(commands[i] as ApplyCommand);
         if (result !== undefined) event = result instanceof Promise ? await result : result;
       }
       if (event === undefined) return;
