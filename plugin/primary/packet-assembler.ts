@@ -101,6 +101,7 @@ export class PacketAssembler {
     skip: boolean;
     emittedHeader: PacketHeader | null;
     nextIndex: number;
+    /** The assembler's {@link scratch}: changes not yet in a part. */
     pending: Change[];
     /**
      * A migration run by `lockstep migrate` (its marker comes first): every node
@@ -109,6 +110,13 @@ export class PacketAssembler {
      */
     migration: boolean;
   } | null = null;
+  /**
+   * Where a transaction's changes gather, reused: each part gets an exact-size
+   * copy. A part's array lives until every replica has applied it, and one
+   * grown by push from empty holds room for 17 changes (a pgbench transaction
+   * has 4): that slack was copied by the garbage collector like the changes.
+   */
+  private readonly scratch: Change[] = [];
 
   constructor(private readonly options: PacketAssemblerOptions) {
     this.version = options.resume.version;
@@ -133,6 +141,7 @@ export class PacketAssembler {
         if (this.transaction) throw new Error('BEGIN inside an open transaction');
         this.evidence.relations.clear();
         this.evidence.messagePrefixes.length = 0;
+        this.scratch.length = 0;
         this.pastResume ||= compareLsn(message.finalLsn, this.resumeLsn) > 0;
         this.transaction = {
           lsn: message.finalLsn,
@@ -141,7 +150,7 @@ export class PacketAssembler {
           skip: !this.pastResume,
           emittedHeader: null,
           nextIndex: 0,
-          pending: [],
+          pending: this.scratch,
           migration: false,
         };
         return null;
@@ -231,10 +240,10 @@ export class PacketAssembler {
     const part: PacketPart = {
       header: tx.emittedHeader,
       index: tx.nextIndex++,
-      changes: tx.pending,
+      changes: tx.pending.slice(),
       final,
     };
-    tx.pending = [];
+    tx.pending.length = 0;
     return part;
   }
 }

@@ -12,6 +12,9 @@ export const READING: ApplyMode = { kind: 'reading' };
 export const STOPPED: ApplyMode = { kind: 'stopped' };
 export const LOOK: ApplyThen = { kind: 'look' };
 export const LOCATE: ApplyThen = { kind: 'locate' };
+/** Status commands, shared: one was built per packet per replica (commands are never changed). */
+export const CATCHING_UP: ApplyCommand = { type: 'status', status: 'catching-up' };
+export const STREAMING: ApplyCommand = { type: 'status', status: 'streaming' };
 
 export function look(state: ApplyState, out: ApplyCommand[]): ApplyStep {
   out.push({ type: 'look', seq: state.cursor, wait: 'none' });

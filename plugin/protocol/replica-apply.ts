@@ -9,6 +9,7 @@ import { decideOnePhase } from './one-phase.js';
 import type { PacketPart, ResumePoint } from './packet.js';
 import { atGate, collect, decided, gate, refuse } from './replica-apply-gate.js';
 import {
+  CATCHING_UP,
   LOCATE,
   LOOK,
   locate,
@@ -16,6 +17,7 @@ import {
   READING,
   reportSkipped,
   STOPPED,
+  STREAMING,
   work,
 } from './replica-apply-steps.js';
 import type {
@@ -198,7 +200,7 @@ function idle(state: ApplyState, cursor: number, event: WindowLook): ApplyStep {
   const out: ApplyCommand[] = [];
   let s = state;
   if (!state.open) {
-    out.push({ type: 'status', status: 'streaming' });
+    out.push(STREAMING);
     // Once the stream has come back up to this replica's own version, the run of duplicates is over.
     if ((event.newestVersion ?? 0) >= position.version) s = reportSkipped(s, out);
     const point = event.idle;
@@ -233,7 +235,7 @@ function next(state: ApplyState, cursor: number, part: PacketPart, at: PartLook)
   if (decision.action === 'request-delta' || part.index !== 0) return flush(state, LOCATE, []);
   const out: ApplyCommand[] = [];
   const s = reportSkipped(state, out);
-  out.push({ type: 'status', status: 'catching-up' });
+  out.push(CATCHING_UP);
   // The batch ends before a two-phase packet; nothing after it is applied until it is decided.
   if (part.final?.phase === 'two') return flush(s, { kind: 'gate', part }, out);
   return enter(s, cursor, part, at, out);

@@ -5,6 +5,7 @@ import {
   type ApplyOptions,
   applyTransition,
   type LookWait,
+  type PacketPart,
   startApply,
   type WindowLook,
 } from '../protocol/index.js';
@@ -58,8 +59,10 @@ export class ReplicaApplier {
     let step = startApply(this.options, position, epoch, cursor);
     for (;;) {
       let event: ApplyEvent | undefined;
-      for (const command of step.commands) {
-        const result = this.perform(command);
+      // An index, not for-of: an iterator live across the await below is allocated per step.
+      const { commands } = step;
+      for (let i = 0; i < commands.length; i++) {
+        const result = this.perform(commands[i] as ApplyCommand);
         if (result !== undefined) event = result instanceof Promise ? await result : result;
       }
       if (event === undefined) return;
@@ -185,11 +188,7 @@ export class ReplicaApplier {
   }
 
   private applyBatch(command: Extract<ApplyCommand, { type: 'apply-batch' }>) {
-    const packets = command.parts.map((p) => ({
-      changes: p.changes,
-      version: p.header.version,
-      lsn: p.header.lsn,
-    }));
+    const packets = packetsOf(command.parts);
     const { position, commitTime, gid } = command;
     const began = performance.now();
     const work = this.target.applyBatch(packets, position, commitTime, gid);
@@ -269,6 +268,33 @@ export function lookAt(window: DeltaSource, seq: number | null, now: number): Wi
     newestVersion: window.newestVersion,
     idle: window.idlePoint,
   };
+}
+
+type BatchPackets = Parameters<ReplicaTarget['applyBatch']>[0];
+
+/** The last batch's packets, for the next replica that applies the very same parts. */
+let lastBatch: { parts: readonly PacketPart[]; packets: BatchPackets } | null = null;
+
+/**
+ * What the target applies of a batch's parts. Replicas in step apply the same
+ * parts (the window cuts their batches alike): the packets are built once for
+ * all of them, not one object per packet per replica, held through the apply.
+ */
+function packetsOf(parts: readonly PacketPart[]): BatchPackets {
+  if (lastBatch && sameParts(lastBatch.parts, parts)) return lastBatch.packets;
+  const packets = parts.map((p) => ({
+    changes: p.changes,
+    version: p.header.version,
+    lsn: p.header.lsn,
+  }));
+  lastBatch = { parts, packets };
+  return packets;
+}
+
+function sameParts(a: readonly PacketPart[], b: readonly PacketPart[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function failed(error: unknown): ApplyEvent {

@@ -236,6 +236,8 @@ export class PacketWindow implements DeltaSource {
   }
 
   private wake(): void {
+    // Called per part pushed and per cursor move: no new array while nobody waits.
+    if (this.waiters.length === 0) return;
     const waiters = this.waiters;
     this.waiters = [];
     for (const wake of waiters) wake();

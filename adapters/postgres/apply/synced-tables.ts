@@ -5,6 +5,7 @@ import {
   compareLsn,
   DDL_MESSAGE,
   type Lsn,
+  type Relation,
   relationLabel,
 } from '../../../plugin/protocol/index.js';
 import { beforeCopy, schemaPoint } from './captured-ddl.js';
@@ -62,6 +63,9 @@ export class SyncedTables {
   takesWholeBatch(
     packets: ReadonlyArray<{ readonly changes: readonly Change[]; version: number; lsn: Lsn }>,
   ): boolean {
+    const first = packets[0];
+    if (first && this.point !== null && compareLsn(first.lsn, this.point) >= 0)
+      return this.takesWholeBatchPastCopies(packets);
     for (const packet of packets) {
       for (const change of packet.changes) {
         if (change.kind === 'message') {
@@ -71,6 +75,32 @@ export class SyncedTables {
           for (const relation of change.relations)
             if (!this.takes(relation, packet.version, packet.lsn)) return false;
         } else if (!this.takes(change.relation, packet.version, packet.lsn)) return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * {@link takesWholeBatch} for packets committed after every table's copy
+   * (the first is, and a batch's LSNs only grow): each table needs only to be
+   * known as copied, checked once per table per batch instead of once per change.
+   */
+  private takesWholeBatchPastCopies(
+    packets: ReadonlyArray<{ readonly changes: readonly Change[]; version: number; lsn: Lsn }>,
+  ): boolean {
+    const checked = new Set<object>();
+    const check = (relation: Relation, packet: { version: number; lsn: Lsn }) => {
+      if (checked.has(relation)) return true;
+      checked.add(relation);
+      return this.takes(relation, packet.version, packet.lsn);
+    };
+    for (const packet of packets) {
+      for (const change of packet.changes) {
+        if (change.kind === 'message') {
+          if (change.prefix === DDL_MESSAGE) return false;
+        } else if (change.kind === 'truncate') {
+          for (const relation of change.relations) if (!check(relation, packet)) return false;
+        } else if (!check(change.relation, packet)) return false;
       }
     }
     return true;

@@ -1,7 +1,6 @@
 import type { DecodedMessage } from '../../../plugin/ports/decoded-message.js';
 import {
   type Lsn,
-  lsnFromHalves,
   POSTGRES_EPOCH_MICROS,
   type Relation,
   type RelationColumn,
@@ -11,6 +10,7 @@ import {
   type Value,
 } from '../../../plugin/protocol/index.js';
 import { quoteIdent } from '../sql-identifier.js';
+import { LsnText } from './lsn-text.js';
 import { TupleArena, TupleRow, tupleEnd, utf8Text } from './pgoutput-tuple.js';
 
 const TWO_32 = 4_294_967_296;
@@ -50,6 +50,7 @@ export class PgoutputDecoder {
   /** Whether rows may point into `buf` (see {@link decode}). */
   private kept = false;
   private readonly arena = new TupleArena();
+  private readonly lsnText = new LsnText();
 
   /**
    * Decodes the XLogData payload `buf[offset, end)` (a range, not a Buffer
@@ -301,7 +302,7 @@ export class PgoutputDecoder {
 
   private lsn(): Lsn {
     const high = this.uint32();
-    return lsnFromHalves(high, this.uint32());
+    return this.lsnText.format(high, this.uint32());
   }
 
   private cstring(): string {

@@ -154,6 +154,9 @@ export class ReplicationConnection {
     if (this.framing(() => this.frames.push(chunk))) this.drain();
   };
 
+  /** The next whole message (one function for every call: the loop above runs per message). */
+  private readonly nextFrame = (): boolean => this.frames.next();
+
   /** Runs a step of the framing; garbage on the wire ends the stream with its error. */
   private framing(step: () => unknown): boolean {
     try {
@@ -169,7 +172,7 @@ export class ReplicationConnection {
   private drain(): void {
     const { frames } = this;
     let handed = 0;
-    while (!this.paused && !this.closed && this.framing(() => frames.next())) {
+    while (!this.paused && !this.closed && this.framing(this.nextFrame)) {
       const { type, buf, start, end } = frames;
       if (type === 0x64 /* d: CopyData */) {
         this.onCopyData?.(buf, start, end);
