@@ -1,3 +1,4 @@
+import { LockstepError } from '../ports/lockstep-error.js';
 import type { BusSettings } from '../ports/packet-bus.js';
 import { packetStreamName, packetSubject } from '../protocol/packet-bus-names.js';
 import type { LockstepConfig } from './config-schema.js';
@@ -25,4 +26,25 @@ export function busSettings(config: Pick<LockstepConfig, 'bus' | 'slot'>): BusSe
 /** Hides every user, password and token of NATS URLs (`nats://tok@h`: a token is the user part). */
 export function redactBusUrl(text: string): string {
   return text.replace(/\b(nats|tls):\/\/[^@\s,/]*@/gi, '$1://***@');
+}
+
+/**
+ * Two-phase rounds do not travel over the bus yet: a configuration that asks
+ * for both is refused at start, never run one-phase behind the user's back.
+ */
+export function refuseTwoPhaseOverBus(config: Pick<LockstepConfig, 'bus' | 'twoPhase'>): void {
+  if (!config.bus) return;
+  const { tables, tag, captureDdl } = config.twoPhase;
+  const asked = [
+    ...(tables.length > 0 ? ['twoPhase.tables'] : []),
+    ...(tag ? ['twoPhase.tag (on by default)'] : []),
+    ...(captureDdl ? ['twoPhase.captureDdl'] : []),
+  ];
+  if (asked.length === 0) return;
+  throw new LockstepError({
+    node: 'bus',
+    problem: `two-phase over the bus is not available yet, and the configuration asks for it: ${asked.join(', ')}`,
+    fix: 'remove bus, or remove twoPhase.tables, set twoPhase.tag: false and twoPhase.captureDdl: false',
+    setting: 'twoPhase',
+  });
 }

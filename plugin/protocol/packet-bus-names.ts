@@ -1,3 +1,5 @@
+import type { Phase } from './packet.js';
+
 /**
  * Names the publisher and the agents agree on (DESIGN.md, "Scale-out: the
  * packet bus"): one subject per stream of packets, and message headers that
@@ -32,7 +34,8 @@ export interface PartPosition {
   readonly part: number;
   /** Changes of the packet through this part. */
   readonly changes: number;
-  readonly final: boolean;
+  /** On the packet's last part: its phase; null before. */
+  readonly final: Phase | null;
 }
 
 /** Reads a part's position from header values; null when one is missing or not a number. */
@@ -46,5 +49,5 @@ export function partPosition(header: (name: string) => string | undefined): Part
   const changes = number(PACKET_HEADERS.changes);
   if (version === null || part === null || changes === null) return null;
   const final = header(PACKET_HEADERS.final);
-  return { version, part, changes, final: final === 'one' || final === 'two' };
+  return { version, part, changes, final: final === 'one' || final === 'two' ? final : null };
 }

@@ -69,7 +69,7 @@ describe('part positions from message headers', () => {
           'Lockstep-Final': 'one',
         }),
       ),
-    ).toEqual({ version: 12, part: 0, changes: 3, final: true });
+    ).toEqual({ version: 12, part: 0, changes: 3, final: 'one' });
     expect(
       partPosition(
         headers({ 'Lockstep-Version': '12', 'Lockstep-Part': 'x', 'Lockstep-Changes': '3' }),
