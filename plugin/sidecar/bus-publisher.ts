@@ -21,6 +21,10 @@ export interface BusPublisherParts {
   /** The coordinator lock: one publisher per stream. */
   readonly lock: SidecarLock;
   readonly log: Logger;
+  /** Records the last packet on the bus as the stream's head (what `status` shows). */
+  recordHead(head: PacketHeader): Promise<void>;
+  /** Closes what the parts hold open (the status connection). */
+  close(): Promise<void>;
   /** `after-publish`: each time JetStream acknowledged a whole packet, before the slot is confirmed. */
   readonly fault?: FaultHook;
 }
@@ -42,6 +46,8 @@ export class BusPublisher {
   private readonly wake = new Signal();
   private running: Promise<void> | null = null;
   private packetLog: PacketLog | null = null;
+  /** When the head was last recorded (ms). */
+  private headRecorded = 0;
 
   constructor(private readonly parts: BusPublisherParts) {
     parts.lock.onLost(() => this.wake.notify());
@@ -49,16 +55,29 @@ export class BusPublisher {
 
   /** Waits for the coordinator lock (standing by), then publishes; false when stopped while waiting. */
   async start(): Promise<boolean> {
+    if (!(await this.acquire())) return false;
+    this.running = this.run();
+    return true;
+  }
+
+  /** Takes the coordinator lock, standing by while another sidecar holds it; false once stopping. */
+  private async acquire(): Promise<boolean> {
     const { lock, log } = this.parts;
     let told = false;
-    while (!this.stopping && !(await lock.tryAcquire())) {
+    const taken = () =>
+      lock.tryAcquire().catch((error: Error) => {
+        log.warn(
+          { err: error.message, event: 'lock-unreadable' },
+          'cannot take the coordinator lock',
+        );
+        return false;
+      });
+    while (!this.stopping && !(await taken())) {
       if (!told) log.info({ event: 'standby' }, 'another sidecar is active: standing by');
       told = true;
       await this.wake.wait(1_000);
     }
-    if (this.stopping) return false;
-    this.running = this.run();
-    return true;
+    return !this.stopping;
   }
 
   /** Stops publishing; the slot stays confirmed where JetStream acknowledged. */
@@ -67,12 +86,22 @@ export class BusPublisher {
     this.wake.notify();
     await this.running;
     await this.packetLog?.close().catch(() => undefined);
+    if (this.head) await this.parts.recordHead(this.head).catch(() => undefined);
+    await this.parts.close();
     await this.parts.lock.release();
   }
 
+  /** Publishes while this process holds the lock; stands by again when it is lost. */
   private async run(): Promise<void> {
     let delay = 500;
-    while (!this.stopping && this.parts.lock.held) {
+    while (!this.stopping) {
+      if (!this.parts.lock.held) {
+        this.parts.log.error(
+          { event: 'lock-lost' },
+          'the coordinator lock is lost: publishing stopped',
+        );
+        if (!(await this.acquire())) return;
+      }
       try {
         await this.publishFromEnd();
         delay = 500;
@@ -83,11 +112,6 @@ export class BusPublisher {
         delay = Math.min(delay * 2, 30_000);
       }
     }
-    if (!this.stopping)
-      this.parts.log.error(
-        { event: 'lock-lost' },
-        'the coordinator lock is lost: publishing stopped',
-      );
   }
 
   /** Fails closed: nothing is confirmed that JetStream did not acknowledge; the next try reads the bus again. */
@@ -103,6 +127,17 @@ export class BusPublisher {
         ? 'the bus refused a packet: reading where it ends again'
         : 'cannot publish to the bus',
     );
+  }
+
+  /** Records the head at most once a second: one small write, whatever the packet rate. */
+  private noteHead(header: PacketHeader): void {
+    if (Date.now() - this.headRecorded < 1_000) return;
+    this.headRecorded = Date.now();
+    this.parts
+      .recordHead(header)
+      .catch((error: Error) =>
+        this.parts.log.debug({ err: error.message }, 'stream head not recorded now'),
+      );
   }
 
   /** Reads where the bus ends, streams from there and publishes until interrupted. */
@@ -151,6 +186,7 @@ export class BusPublisher {
       this.parts.fault?.('after-publish', this.published);
       // JetStream holds the whole packet (on a quorum): the primary may release its WAL.
       stream.confirm(header.lsn);
+      this.noteHead(header);
     }
   }
 }

@@ -150,6 +150,8 @@ export function createBusPublisher(
     lock: new StreamLock(config.primary, config.slot),
     log,
     fault,
+    recordHead: ({ version, lsn, commitTime }) => status.write([], { version, lsn, commitTime }),
+    close: () => status.close(),
   });
 }
 

@@ -113,6 +113,29 @@ describe('lockstep run with bus', () => {
     }
   });
 
+  it('stands by while another sidecar publishes, takes over, and records the head for status', async () => {
+    const first = new LockstepProcess(['run', '--config', configFile]);
+    const second = new LockstepProcess(['run', '--config', configFile]);
+    try {
+      await eventually(async () => !!first.logEvent('bus-publishing'), 'publishing');
+      await eventually(async () => !!second.logEvent('standby'), 'standing by');
+      await insert(5);
+      await expectAllOnce();
+      await stopped(first);
+      await eventually(async () => !!second.logEvent('bus-publishing'), 'taking over');
+      await insert(3);
+      const messages = await expectAllOnce();
+      await stopped(second);
+      const [row] = await clusters.primary.query<{ version: string }>(
+        'SELECT version::text FROM lockstep.streams',
+      );
+      expect(Number(row?.version)).toBe(messages.at(-1)?.position.version);
+    } finally {
+      await stopped(first);
+      await stopped(second);
+    }
+  });
+
   it('killed between the ack and the slot confirmation, re-derives and skips what the bus holds', async () => {
     const before = (await readBusMessages(nats.cluster.url, STREAM)).length;
     await insert(6);
