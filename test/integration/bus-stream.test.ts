@@ -4,6 +4,7 @@ import { connectBus } from '../../adapters/nats/nats-connection.js';
 import { ensurePacketStream } from '../../adapters/nats/packet-stream-setup.js';
 import { busSettings } from '../../plugin/config/bus-settings.js';
 import { LockstepError } from '../../plugin/ports/lockstep-error.js';
+import { eventually } from '../support/compare-nodes.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
 
 const nats = useNatsCluster();
@@ -61,7 +62,16 @@ describe('the packet stream on a 3-node JetStream cluster', () => {
       const js = jetstream(nc);
       await js.publish(settings.subject, 'a');
       await nats.cluster.kill(0);
-      await js.publish(settings.subject, 'b', { timeout: 20_000 });
+      // The client reconnects and the stream may elect a new leader: the same message (one
+      // msgID) is published until acknowledged.
+      await eventually(
+        () =>
+          js.publish(settings.subject, 'b', { msgID: 'b', timeout: 5_000 }).then(
+            () => true,
+            () => false,
+          ),
+        'a publish acknowledged with one node down',
+      );
       await nats.cluster.restart(0);
       const jsm = await ensurePacketStream(nc, settings);
       expect((await jsm.streams.info(settings.stream)).state.messages).toBe(2);
