@@ -115,24 +115,27 @@ describe('lockstep run with bus', () => {
 
   it('stands by while another sidecar publishes, takes over, and records the head for status', async () => {
     const first = new LockstepProcess(['run', '--config', configFile]);
-    const second = new LockstepProcess(['run', '--config', configFile]);
+    let second: LockstepProcess | null = null;
     try {
       await eventually(async () => !!first.logEvent('bus-publishing'), 'publishing');
-      await eventually(async () => !!second.logEvent('standby'), 'standing by');
+      // Started once the first holds the lock: which one takes it is then not a race.
+      second = new LockstepProcess(['run', '--config', configFile]);
+      const standby = second;
+      await eventually(async () => !!standby.logEvent('standby'), 'standing by');
       await insert(5);
       await expectAllOnce();
       await stopped(first);
-      await eventually(async () => !!second.logEvent('bus-publishing'), 'taking over');
+      await eventually(async () => !!standby.logEvent('bus-publishing'), 'taking over');
       await insert(3);
       const messages = await expectAllOnce();
-      await stopped(second);
+      await stopped(standby);
       const [row] = await clusters.primary.query<{ version: string }>(
         'SELECT version::text FROM lockstep.streams',
       );
       expect(Number(row?.version)).toBe(messages.at(-1)?.position.version);
     } finally {
       await stopped(first);
-      await stopped(second);
+      if (second) await stopped(second);
     }
   });
 
