@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import type { Logger } from 'pino';
+import { busSettings, refuseTwoPhaseOverBus } from '../config/bus-settings.js';
 import { loadConfig } from '../config/load-config.js';
 import type { LiveConfig } from '../sidecar/create-sidecar.js';
 import { reportFailure } from './cli-output.js';
@@ -18,6 +19,9 @@ export async function runSidecar(configFile: string | undefined, version: string
   // What the configuration in force was read from: an edit during start-up is reloaded after it.
   const configText = configFile ? readConfigText(configFile) : null;
   const config = loadConfig(configFile);
+  refuseTwoPhaseOverBus(config);
+  const bus = busSettings(config);
+  if (bus) return (await import('./run-bus.js')).runBusPublisher(config, bus);
   // Only what the sidecar uses is loaded: a restart is back to streaming sooner.
   const [
     { createLogger },
@@ -46,17 +50,7 @@ export async function runSidecar(configFile: string | undefined, version: string
   serving?.catch(reportFailure);
   // A sidecar upgraded in place finds its newer control tables (the decision log) ready;
   // one started while the primary restarts waits for it instead of exiting.
-  await migrateControlSchemaWhenReachable('primary', config.primary, (error) =>
-    log.warn(
-      { err: error.message, event: 'primary-unreachable' },
-      'cannot reach the primary: retrying',
-    ),
-  );
-  // A bug must not pass silently: log it with its stack, then exit so a supervisor restarts us.
-  process.on('unhandledRejection', (reason) => {
-    log.fatal({ err: reason }, 'internal error');
-    process.exit(1);
-  });
+  await primaryReady(config.primary, log, migrateControlSchemaWhenReachable);
   const sidecar = createSidecar(config, log, {
     fault: faultFromEnvironment(config),
     live,
@@ -86,6 +80,25 @@ export async function runSidecar(configFile: string | undefined, version: string
   log.info('stopped');
   // Everything is closed; a backoff timer still pending must not delay the exit.
   process.exit();
+}
+
+/** Waits until the primary is reached and its control schema current; then a bug ends the process. */
+export async function primaryReady(
+  primary: string,
+  log: Logger,
+  migrate: (node: string, url: string, retrying: (error: Error) => void) => Promise<unknown>,
+): Promise<void> {
+  await migrate('primary', primary, (error) =>
+    log.warn(
+      { err: error.message, event: 'primary-unreachable' },
+      'cannot reach the primary: retrying',
+    ),
+  );
+  // A bug must not pass silently: log it with its stack, then exit so a supervisor restarts us.
+  process.on('unhandledRejection', (reason) => {
+    log.fatal({ err: reason }, 'internal error');
+    process.exit(1);
+  });
 }
 
 /** SIGHUP reloads the configuration; one received before the sidecar exists is kept for then. */

@@ -44,6 +44,11 @@ export const ENVIRONMENT_KEYS: readonly EnvironmentKey[] = [
   { variable: 'LOCKSTEP_WINDOW_CHANGES', path: ['windowChanges'], kind: 'number' },
   { variable: 'LOCKSTEP_RETRY_INITIAL_MS', path: ['retry', 'initialMs'], kind: 'number' },
   { variable: 'LOCKSTEP_RETRY_MAX_MS', path: ['retry', 'maxMs'], kind: 'number' },
+  { variable: 'LOCKSTEP_BUS_URL', path: ['bus', 'url'], kind: 'string' },
+  { variable: 'LOCKSTEP_BUS_STREAM', path: ['bus', 'stream'], kind: 'string' },
+  { variable: 'LOCKSTEP_BUS_REPLICAS', path: ['bus', 'replicas'], kind: 'number' },
+  { variable: 'LOCKSTEP_BUS_MAX_AGE', path: ['bus', 'maxAge'], kind: 'string' },
+  { variable: 'LOCKSTEP_BUS_MAX_BYTES', path: ['bus', 'maxBytes'], kind: 'string' },
   { variable: 'LOCKSTEP_LOG_LEVEL', path: ['log', 'level'], kind: 'string' },
 ];
 

@@ -24,6 +24,39 @@ const nodeName = z
 
 const objectName = z.string().regex(/^[a-z_][a-z0-9_]{0,40}$/, 'a lower-case name from [a-z0-9_]');
 
+/** A NATS server URL (or several, comma-separated); it may carry a user and password or a token. */
+const busUrl = z
+  .string()
+  .regex(
+    /^(nats|tls):\/\/[^\s,]+(\s*,\s*(nats|tls):\/\/[^\s,]+)*$/,
+    'nats://host:4222 (or tls://, several comma-separated)',
+  );
+
+/** The packet bus (NATS JetStream); defaults suit one server, a 3-node cluster sets `replicas: 3`. */
+const busSchema = z
+  .object({
+    /** Where the NATS servers listen. */
+    url: busUrl,
+    /** JetStream stream name; `LOCKSTEP_<SLOT>` when not given (see busStreamName). */
+    stream: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, '1-64 characters from [A-Za-z0-9_-]')
+      .optional(),
+    /** How many servers keep each packet (JetStream's replication factor, 1-5). */
+    replicas: z.number().int().min(1).max(5).default(1),
+    /** How long the stream keeps a packet: a replica down longer needs a resync. */
+    maxAge: z
+      .string()
+      .regex(/^\d+\s*(s|m|h|d)$/, 'a duration such as "7d", "12h", "30m"')
+      .default('7d'),
+    /** Most bytes the stream keeps; the oldest packets go first. */
+    maxBytes: z
+      .string()
+      .regex(/^\d+\s*(MB|GB|TB)$/, 'a size such as "10GB"')
+      .default('10GB'),
+  })
+  .strict();
+
 /** lockstep's configuration (DESIGN.md, "Configuration file"); every key also comes from `LOCKSTEP_*`. */
 export const configSchema = z
   .object({
@@ -120,6 +153,8 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** The packet bus: packets go to a NATS JetStream stream, agents apply them (DESIGN.md, "Scale-out"). */
+    bus: busSchema.optional(),
     /** Logging. */
     log: z
       .object({

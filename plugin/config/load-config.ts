@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import type { z } from 'zod';
 import { redactUrl } from '../ports/connection-secrets.js';
 import { looksLikeKeywordDsn } from '../ports/keyword-dsn.js';
+import { redactBusUrl } from './bus-settings.js';
 import { resolveNodes } from './config-connections.js';
 import { ENVIRONMENT_KEYS, readEnvironmentValue } from './config-environment.js';
 import { configSchema, type LockstepConfig } from './config-schema.js';
@@ -74,7 +75,7 @@ function showValue(value: unknown): string {
   if (value === undefined) return 'missing';
   const text = JSON.stringify(value, (_key, v) =>
     typeof v === 'string' && (/^[a-z][a-z0-9+.-]*:\/\//i.test(v) || looksLikeKeywordDsn(v))
-      ? redactUrl(v)
+      ? redactBusUrl(redactUrl(v))
       : v,
   );
   return text && text.length > 120 ? `${text.slice(0, 117)}...` : (text ?? String(value));

@@ -2,9 +2,15 @@
  * Named points where tests inject faults (DESIGN.md, "Fault tests"): in a
  * round, after `count` participants prepared, after the decision was
  * recorded, after `count` COMMIT PREPAREDs; and `slot-read`, each time the
- * sidecar reads the slot's position to check a resume point.
+ * sidecar reads the slot's position to check a resume point; `after-publish`,
+ * once JetStream acknowledged `count` packets, before the slot is confirmed.
  */
-export type FaultPoint = 'after-prepare' | 'after-decision' | 'after-commit' | 'slot-read';
+export type FaultPoint =
+  | 'after-prepare'
+  | 'after-decision'
+  | 'after-commit'
+  | 'slot-read'
+  | 'after-publish';
 
 /** Called at each point; a test's hook may crash the process there. */
 export type FaultHook = (point: FaultPoint, count: number) => void;
@@ -28,6 +34,7 @@ const POINTS: readonly FaultPoint[] = [
   'after-decision',
   'after-commit',
   'slot-read',
+  'after-publish',
 ];
 const ACTIONS: readonly FaultAction[] = ['kill', 'cut', 'fail'];
 

@@ -1,7 +1,13 @@
 import type { Logger } from 'pino';
+import { openPacketLog } from '../../adapters/nats/nats-packet-log.js';
 import { PgReplicaTarget } from '../../adapters/postgres/apply/replica-target.js';
 import { SharedBatchPlans } from '../../adapters/postgres/apply/shared-batch-plans.js';
-import { cutLockstepSessions } from '../../adapters/postgres/connection/node-connection.js';
+import {
+  connectNode,
+  cutLockstepSessions,
+  endClient,
+} from '../../adapters/postgres/connection/node-connection.js';
+import { controlDbOn } from '../../adapters/postgres/control/control-schema.js';
 import { DecisionLog } from '../../adapters/postgres/control/decision-log.js';
 import {
   PreparedTransactions,
@@ -10,6 +16,7 @@ import {
 import { StatusStore } from '../../adapters/postgres/control/status-store.js';
 import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
 import { PauseListener } from '../../adapters/postgres/control/stream-pause.js';
+import { PgStreamsStore } from '../../adapters/postgres/control/streams-store.js';
 import { refreshControlEvents } from '../../adapters/postgres/setup/ddl-capture.js';
 import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
 import { syncSequences } from '../../adapters/postgres/setup/sequence-sync.js';
@@ -18,8 +25,10 @@ import { type AttachProgress, attach } from '../attach/attach.js';
 import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { type FaultHook, faultAt, parseFaultSetting } from '../coordinator/fault-point.js';
+import type { BusSettings } from '../ports/packet-bus.js';
 import { PrimaryStream } from '../primary/primary-stream.js';
-import { phasePolicy } from '../protocol/index.js';
+import { phasePolicy, type ResumePoint } from '../protocol/index.js';
+import { BusPublisher } from './bus-publisher.js';
 import { Sidecar, type SidecarParts, type SidecarTwoPhase } from './sidecar.js';
 import type { SidecarObserver } from './sidecar-histograms.js';
 
@@ -123,6 +132,38 @@ export function createSidecar(
     maxLagBytes: config.maxLagBytes,
     resync: config.resync === 'auto' ? autoResync(live, lock, log) : undefined,
   });
+}
+
+/** Builds `lockstep run` with `bus`: the primary stream published to the bus, fenced by the coordinator lock. */
+export function createBusPublisher(
+  config: LockstepConfig,
+  bus: BusSettings,
+  log: Logger,
+  fault?: FaultHook,
+): BusPublisher {
+  const status = new StatusStore(config.primary, config.slot);
+  return new BusPublisher({
+    openStream: streamOpener(config, log),
+    openLog: () => openPacketLog(bus, `lockstep-publisher-${config.slot}`),
+    startPoint: () => attachPoint(config),
+    slotConfirmedLsn: () => status.slotConfirmedLsn(),
+    lock: new StreamLock(config.primary, config.slot),
+    log,
+    fault,
+    recordHead: ({ version, lsn, commitTime }) => status.write([], { version, lsn, commitTime }),
+    close: () => status.close(),
+  });
+}
+
+/** Where attach started the stream: version 0 at the slot's start; null when not attached. */
+async function attachPoint(config: LockstepConfig): Promise<ResumePoint | null> {
+  const client = await connectNode('primary', config.primary, 'lockstep-status');
+  try {
+    const lsn = await new PgStreamsStore(controlDbOn(client)).startLsn(config.slot);
+    return lsn ? { version: 0, lsn } : null;
+  } finally {
+    await endClient(client);
+  }
 }
 
 /** Opens the primary stream from a resume point: a fresh replication connection each time. */

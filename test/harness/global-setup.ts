@@ -3,6 +3,7 @@ import {
   sweepRunDirectory,
   sweepStaleRunDirectories,
 } from '../../adapters/local-postgres/run-directory.js';
+import { sweepNatsServers, sweepStaleNatsServers } from '../support/nats-sweep.js';
 
 /**
  * vitest global setup: sweeps what an interrupted earlier run left, gives the
@@ -10,10 +11,14 @@ import {
  * also the clusters of a worker that crashed.
  */
 export default function setup(): () => void {
+  sweepStaleNatsServers();
   sweepStaleRunDirectories();
   const dir = createRunDirectory();
   process.env.LOCKSTEP_TEST_RUN_DIR = dir;
-  const teardown = () => sweepRunDirectory(dir, { removeAll: true });
+  const teardown = () => {
+    sweepNatsServers(dir);
+    sweepRunDirectory(dir, { removeAll: true });
+  };
   process.once('exit', teardown);
   return teardown;
 }

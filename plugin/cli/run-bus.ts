@@ -1,0 +1,40 @@
+import type { LockstepConfig } from '../config/config-schema.js';
+import type { BusSettings } from '../ports/packet-bus.js';
+import { primaryReady } from './run-command.js';
+
+/**
+ * `lockstep run` with `bus`: publishes the primary's packets to the bus (the
+ * agents apply them beside each replica); returns when stopped. The HTTP
+ * endpoints are not served in this mode yet.
+ */
+export async function runBusPublisher(config: LockstepConfig, bus: BusSettings): Promise<void> {
+  const [
+    { createLogger },
+    { migrateControlSchemaWhenReachable },
+    { createBusPublisher, faultFromEnvironment },
+  ] = await Promise.all([
+    import('../sidecar/logger.js'),
+    import('../../adapters/postgres/control/control-schema.js'),
+    import('../sidecar/create-sidecar.js'),
+  ]);
+  const log = createLogger(config.log.level);
+  await primaryReady(config.primary, log, migrateControlSchemaWhenReachable);
+  const publisher = createBusPublisher(config, bus, log, faultFromEnvironment(config));
+  const stopped = new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      log.info({ signal }, 'stopping');
+      setTimeout(() => process.exit(0), 9_000).unref();
+      void publisher.stop().then(resolve, resolve);
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+  if (await publisher.start())
+    log.info(
+      { slot: config.slot, stream: bus.stream, event: 'running' },
+      'lockstep is publishing to the bus',
+    );
+  await stopped;
+  log.info('stopped');
+  process.exit();
+}

@@ -1,0 +1,50 @@
+import { LockstepError } from '../ports/lockstep-error.js';
+import type { BusSettings } from '../ports/packet-bus.js';
+import { packetStreamName, packetSubject } from '../protocol/packet-bus-names.js';
+import type { LockstepConfig } from './config-schema.js';
+
+const SECONDS = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
+const BYTES = { MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 } as const;
+
+/** The bus settings of `config`, or null when it has no `bus` (everything runs in one process). */
+export function busSettings(config: Pick<LockstepConfig, 'bus' | 'slot'>): BusSettings | null {
+  const { bus, slot } = config;
+  if (!bus) return null;
+  const age = /^(\d+)\s*([smhd])$/.exec(bus.maxAge);
+  const size = /^(\d+)\s*(MB|GB|TB)$/.exec(bus.maxBytes);
+  if (!age || !size) throw new Error('bus.maxAge or bus.maxBytes was not validated');
+  return {
+    servers: bus.url.split(',').map((url) => url.trim()),
+    stream: packetStreamName(slot, bus.stream),
+    subject: packetSubject(slot),
+    replicas: bus.replicas,
+    maxAgeMs: Number(age[1]) * SECONDS[age[2] as keyof typeof SECONDS] * 1000,
+    maxBytes: Number(size[1]) * BYTES[size[2] as keyof typeof BYTES],
+  };
+}
+
+/** Hides every user, password and token of NATS URLs (`nats://tok@h`: a token is the user part). */
+export function redactBusUrl(text: string): string {
+  return text.replace(/\b(nats|tls):\/\/[^@\s,/]*@/gi, '$1://***@');
+}
+
+/**
+ * Two-phase rounds do not travel over the bus yet: a configuration that asks
+ * for both is refused at start, never run one-phase behind the user's back.
+ */
+export function refuseTwoPhaseOverBus(config: Pick<LockstepConfig, 'bus' | 'twoPhase'>): void {
+  if (!config.bus) return;
+  const { tables, tag, captureDdl } = config.twoPhase;
+  const asked = [
+    ...(tables.length > 0 ? ['twoPhase.tables'] : []),
+    ...(tag ? ['twoPhase.tag (on by default)'] : []),
+    ...(captureDdl ? ['twoPhase.captureDdl'] : []),
+  ];
+  if (asked.length === 0) return;
+  throw new LockstepError({
+    node: 'bus',
+    problem: `two-phase over the bus is not available yet, and the configuration asks for it: ${asked.join(', ')}`,
+    fix: 'remove bus, or remove twoPhase.tables, set twoPhase.tag: false and twoPhase.captureDdl: false',
+    setting: 'twoPhase',
+  });
+}

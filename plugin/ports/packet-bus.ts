@@ -1,0 +1,52 @@
+import type { PacketPart } from '../protocol/packet.js';
+import type { PartPosition } from '../protocol/packet-bus-names.js';
+/** The packet bus as the sidecar and the agents see it (DESIGN.md, "Scale-out: the packet bus"). */
+
+/** The stream a configuration's `bus` describes, in the units JetStream takes. */
+export interface BusSettings {
+  /** NATS server URLs; they may carry a user and password or a token: never log them. */
+  readonly servers: readonly string[];
+  readonly stream: string;
+  readonly subject: string;
+  /** JetStream replication factor. */
+  readonly replicas: number;
+  readonly maxAgeMs: number;
+  readonly maxBytes: number;
+}
+
+/** A message stored on the packet subject: its stream sequence, its headers' position, its part. */
+export interface StoredPart {
+  readonly sequence: number;
+  readonly position: PartPosition;
+  readonly part: PacketPart;
+}
+
+/**
+ * The packet subject of the bus stream, as the publisher uses it. Every
+ * append names the sequence it must follow, so a second publisher or a gap
+ * is refused by the server ({@link BusRefusedError}), never stored.
+ */
+export interface PacketLog {
+  /** The newest message on the subject; null when it holds none. */
+  last(): Promise<StoredPart | null>;
+  /** The message at stream sequence `sequence`; null when there is none (any more). */
+  at(sequence: number): Promise<StoredPart | null>;
+  /** Stores `body` (an encoded part) if the subject's last sequence is `after` (0: none); its sequence. */
+  append(body: Uint8Array, position: PartPosition, after: number): Promise<number>;
+  /** Most bytes of one message body the servers take (headers excluded). */
+  readonly maxBody: number;
+  close(): Promise<void>;
+}
+
+/** The bus refused a message because the subject's last sequence was not the expected one. */
+export class BusRefusedError extends Error {
+  constructor(
+    readonly expected: number,
+    detail: string,
+  ) {
+    super(
+      `the bus refused the message: its subject did not end at sequence ${expected} (${detail})`,
+    );
+    this.name = 'BusRefusedError';
+  }
+}

@@ -1,0 +1,298 @@
+import type { Change } from './change.js';
+import { lsnFromHalves, lsnHalves } from './lsn.js';
+import type { PacketHeader, PacketPart, Phase } from './packet.js';
+import type { Relation, RelationColumn, ReplicaIdentity } from './relation.js';
+import { isUnchangedToast, UNCHANGED_TOAST, type Value } from './value.js';
+
+/**
+ * The wire format of a packet part on the bus: a format byte, the header,
+ * the relations the part's changes refer to (each once), then the changes.
+ * Integers are big-endian; strings are a u32 byte length and UTF-8; values
+ * keep Postgres's text form. A reader refuses any format byte it does not know.
+ */
+export const PACKET_PART_FORMAT = 1;
+
+const KINDS = ['insert', 'update', 'delete', 'truncate', 'message'] as const;
+const IDENTITIES: readonly ReplicaIdentity[] = ['default', 'nothing', 'full', 'index'];
+const PHASES: readonly (Phase | null)[] = [null, 'one', 'two'];
+const NULL_VALUE = 0;
+const TOAST_VALUE = 1;
+const TEXT_VALUE = 2;
+
+/** A body that is not a packet part this version can read. */
+export class PacketPartFormatError extends Error {
+  constructor(problem: string) {
+    super(`not a packet part lockstep can read: ${problem}`);
+    this.name = 'PacketPartFormatError';
+  }
+}
+
+/** Appends to a growing buffer. */
+class Writer {
+  private buffer = Buffer.allocUnsafe(4096);
+  private at = 0;
+
+  private room(bytes: number): void {
+    if (this.at + bytes <= this.buffer.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.at + bytes));
+    this.buffer.copy(grown, 0, 0, this.at);
+    this.buffer = grown;
+  }
+  u8(value: number): void {
+    this.room(1);
+    this.buffer[this.at++] = value;
+  }
+  u32(value: number): void {
+    this.room(4);
+    this.at = this.buffer.writeUInt32BE(value, this.at);
+  }
+  i32(value: number): void {
+    this.room(4);
+    this.at = this.buffer.writeInt32BE(value, this.at);
+  }
+  /** A safe integer as 8 bytes. */
+  u53(value: number): void {
+    this.room(8);
+    this.at = this.buffer.writeBigUInt64BE(BigInt(value), this.at);
+  }
+  text(value: string): void {
+    const length = Buffer.byteLength(value);
+    this.room(4 + length);
+    this.at = this.buffer.writeUInt32BE(length, this.at);
+    this.at += this.buffer.write(value, this.at, 'utf8');
+  }
+  nullableText(value: string | null): void {
+    this.u8(value === null ? 0 : 1);
+    if (value !== null) this.text(value);
+  }
+  done(): Buffer {
+    return this.buffer.subarray(0, this.at);
+  }
+}
+
+/** Reads what {@link Writer} wrote; every read checks the bounds. */
+class Reader {
+  private at = 0;
+  constructor(private readonly buffer: Buffer) {}
+
+  private need(bytes: number): number {
+    if (this.at + bytes > this.buffer.length)
+      throw new PacketPartFormatError(`it ends at byte ${this.buffer.length}, inside a field`);
+    const from = this.at;
+    this.at += bytes;
+    return from;
+  }
+  u8(): number {
+    return this.buffer[this.need(1)] as number;
+  }
+  u32(): number {
+    return this.buffer.readUInt32BE(this.need(4));
+  }
+  i32(): number {
+    return this.buffer.readInt32BE(this.need(4));
+  }
+  u53(): number {
+    const value = this.buffer.readBigUInt64BE(this.need(8));
+    if (value > BigInt(Number.MAX_SAFE_INTEGER))
+      throw new PacketPartFormatError('a number too big');
+    return Number(value);
+  }
+  text(): string {
+    const length = this.u32();
+    const from = this.need(length);
+    return this.buffer.toString('utf8', from, from + length);
+  }
+  nullableText(): string | null {
+    return this.flag() ? this.text() : null;
+  }
+  flag(): boolean {
+    const value = this.u8();
+    if (value > 1) throw new PacketPartFormatError(`flag ${value}`);
+    return value === 1;
+  }
+  /** One of `choices` by its index. */
+  pick<T>(choices: readonly T[], what: string): T {
+    const index = this.u8();
+    if (index >= choices.length) throw new PacketPartFormatError(`unknown ${what} ${index}`);
+    return choices[index] as T;
+  }
+  end(): void {
+    if (this.at !== this.buffer.length)
+      throw new PacketPartFormatError(`${this.buffer.length - this.at} bytes after its end`);
+  }
+}
+
+function writeRelation(w: Writer, relation: Relation): void {
+  w.u32(relation.oid);
+  w.text(relation.schema);
+  w.text(relation.name);
+  w.u8(IDENTITIES.indexOf(relation.replicaIdentity));
+  w.u32(relation.columns.length);
+  for (const column of relation.columns) {
+    w.text(column.name);
+    w.u32(column.typeOid);
+    w.i32(column.typeMod);
+    w.nullableText(column.typeName);
+    w.u8(column.isKey ? 1 : 0);
+  }
+  w.u32(relation.keyIndexes.length);
+  for (const index of relation.keyIndexes) w.u32(index);
+}
+
+function readRelation(r: Reader): Relation {
+  const oid = r.u32();
+  const schema = r.text();
+  const name = r.text();
+  const replicaIdentity = r.pick(IDENTITIES, 'replica identity');
+  const columns: RelationColumn[] = [];
+  for (let n = r.u32(); n > 0; n--) {
+    columns.push({
+      name: r.text(),
+      typeOid: r.u32(),
+      typeMod: r.i32(),
+      typeName: r.nullableText(),
+      isKey: r.flag(),
+    });
+  }
+  const keyIndexes: number[] = [];
+  for (let n = r.u32(); n > 0; n--) {
+    const index = r.u32();
+    if (index >= columns.length) throw new PacketPartFormatError(`key column ${index}`);
+    keyIndexes.push(index);
+  }
+  return { oid, schema, name, replicaIdentity, columns, keyIndexes };
+}
+
+function writeValue(w: Writer, value: Value | undefined): void {
+  if (value === null || value === undefined) w.u8(NULL_VALUE);
+  else if (isUnchangedToast(value)) w.u8(TOAST_VALUE);
+  else {
+    w.u8(TEXT_VALUE);
+    w.text(value);
+  }
+}
+
+function readValue(r: Reader): Value {
+  const tag = r.u8();
+  if (tag === NULL_VALUE) return null;
+  if (tag === TOAST_VALUE) return UNCHANGED_TOAST;
+  if (tag === TEXT_VALUE) return r.text();
+  throw new PacketPartFormatError(`unknown value tag ${tag}`);
+}
+
+function writeValues(
+  w: Writer,
+  values: { readonly length: number; at(i: number): Value | undefined },
+) {
+  w.u32(values.length);
+  for (let i = 0; i < values.length; i++) writeValue(w, values.at(i));
+}
+
+function readValues(r: Reader): Value[] {
+  const values: Value[] = [];
+  for (let n = r.u32(); n > 0; n--) values.push(readValue(r));
+  return values;
+}
+
+/** The relations `changes` refer to, each once, in order of first use. */
+function relationsOf(changes: readonly Change[]): Map<Relation, number> {
+  const relations = new Map<Relation, number>();
+  const add = (relation: Relation) => {
+    if (!relations.has(relation)) relations.set(relation, relations.size);
+  };
+  for (const change of changes) {
+    if (change.kind === 'truncate') change.relations.forEach(add);
+    else if (change.kind !== 'message') add(change.relation);
+  }
+  return relations;
+}
+
+function writeChange(w: Writer, change: Change, relations: Map<Relation, number>): void {
+  w.u8(KINDS.indexOf(change.kind));
+  const ref = (relation: Relation) => w.u32(relations.get(relation) as number);
+  if (change.kind === 'message') {
+    w.text(change.prefix);
+    w.text(change.content);
+  } else if (change.kind === 'truncate') {
+    w.u32(change.relations.length);
+    change.relations.forEach(ref);
+    w.u8(change.cascade ? 1 : 0);
+    w.u8(change.restartIdentity ? 1 : 0);
+  } else {
+    ref(change.relation);
+    if (change.kind === 'delete') writeValues(w, change.key);
+    else writeValues(w, change.row);
+    if (change.kind === 'update') {
+      w.u8(change.key ? 1 : 0);
+      if (change.key) writeValues(w, change.key);
+    }
+  }
+}
+
+function readChange(r: Reader, relations: readonly Relation[]): Change {
+  const relation = () => {
+    const index = r.u32();
+    const found = relations[index];
+    if (!found) throw new PacketPartFormatError(`relation ${index} of ${relations.length}`);
+    return found;
+  };
+  const kind = r.pick(KINDS, 'change kind');
+  switch (kind) {
+    case 'insert':
+      return { kind, relation: relation(), row: readValues(r) };
+    case 'update': {
+      const of = relation();
+      const row = readValues(r);
+      return { kind, relation: of, row, key: r.flag() ? readValues(r) : null };
+    }
+    case 'delete':
+      return { kind, relation: relation(), key: readValues(r) };
+    case 'truncate': {
+      const list: Relation[] = [];
+      for (let n = r.u32(); n > 0; n--) list.push(relation());
+      return { kind, relations: list, cascade: r.flag(), restartIdentity: r.flag() };
+    }
+    case 'message':
+      return { kind, prefix: r.text(), content: r.text() };
+  }
+}
+
+/** The bytes of a packet part on the bus. */
+export function encodePacketPart(part: PacketPart): Buffer {
+  const w = new Writer();
+  w.u8(PACKET_PART_FORMAT);
+  const [high, low] = lsnHalves(part.header.lsn);
+  w.u53(part.header.version);
+  w.u32(high);
+  w.u32(low);
+  w.u32(part.header.xid);
+  // Read once: a header may compute its commit time in a getter.
+  w.text(part.header.commitTime);
+  w.u32(part.index);
+  w.u8(PHASES.indexOf(part.final?.phase ?? null));
+  const relations = relationsOf(part.changes);
+  w.u32(relations.size);
+  for (const relation of relations.keys()) writeRelation(w, relation);
+  w.u32(part.changes.length);
+  for (const change of part.changes) writeChange(w, change, relations);
+  return w.done();
+}
+
+/** The packet part `body` holds; throws {@link PacketPartFormatError} on anything else. */
+export function decodePacketPart(body: Uint8Array): PacketPart {
+  const r = new Reader(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+  const format = r.u8();
+  if (format !== PACKET_PART_FORMAT)
+    throw new PacketPartFormatError(`format ${format}, this version reads ${PACKET_PART_FORMAT}`);
+  const version = r.u53();
+  const lsn = lsnFromHalves(r.u32(), r.u32());
+  const header: PacketHeader = { version, lsn, xid: r.u32(), commitTime: r.text() };
+  const index = r.u32();
+  const phase = r.pick(PHASES, 'phase');
+  const relations: Relation[] = [];
+  for (let n = r.u32(); n > 0; n--) relations.push(readRelation(r));
+  const changes: Change[] = [];
+  for (let n = r.u32(); n > 0; n--) changes.push(readChange(r, relations));
+  r.end();
+  return { header, index, changes, final: phase ? { phase } : null };
+}

@@ -1,0 +1,192 @@
+import type { Logger } from 'pino';
+import type { FaultHook } from '../coordinator/fault-point.js';
+import { BusRefusedError, type PacketLog } from '../ports/packet-bus.js';
+import type { PrimaryStream } from '../primary/primary-stream.js';
+import type { Lsn, PacketHeader, PacketPart, ResumePoint } from '../protocol/index.js';
+import { Signal } from '../support/signal.js';
+import { busMessages, type PacketCursor } from './bus-messages.js';
+import { type BusResume, busResume } from './bus-resume.js';
+import type { SidecarLock } from './sidecar-parts.js';
+
+/** What publishing to the bus is built from (the composition root wires the adapters). */
+export interface BusPublisherParts {
+  /** Opens the primary stream from a resume point; keepalives answer with `durable`. */
+  openStream(resume: ResumePoint, durable: Lsn): Promise<PrimaryStream>;
+  /** Connects to the bus and opens the packet subject (the stream made sure of). */
+  openLog(): Promise<PacketLog>;
+  /** Where packet numbering starts while the bus holds no packet (attach's point). */
+  startPoint(): Promise<ResumePoint | null>;
+  /** The slot's confirmed point: WAL before it is gone. */
+  slotConfirmedLsn(): Promise<Lsn | null>;
+  /** The coordinator lock: one publisher per stream. */
+  readonly lock: SidecarLock;
+  readonly log: Logger;
+  /** Records the last packet on the bus as the stream's head (what `status` shows). */
+  recordHead(head: PacketHeader): Promise<void>;
+  /** Closes what the parts hold open (the status connection). */
+  close(): Promise<void>;
+  /** `after-publish`: each time JetStream acknowledged a whole packet, before the slot is confirmed. */
+  readonly fault?: FaultHook;
+}
+
+/**
+ * `lockstep run` with `bus`: publishes every packet of the primary stream to
+ * the bus once, in order, and confirms the slot up to a packet once JetStream
+ * acknowledged all of it. On every start (and after any failure) it reads
+ * where the bus ends and re-derives from there; each message names the
+ * sequence it follows, so nothing is stored twice and no gap is stored.
+ */
+export class BusPublisher {
+  /** Packets published by this process. */
+  published = 0;
+  /** The last packet on the bus as this process knows it. */
+  head: PacketHeader | null = null;
+  streaming = false;
+  private stopping = false;
+  private readonly wake = new Signal();
+  private running: Promise<void> | null = null;
+  private packetLog: PacketLog | null = null;
+  /** When the head was last recorded (ms). */
+  private headRecorded = 0;
+
+  constructor(private readonly parts: BusPublisherParts) {
+    parts.lock.onLost(() => this.wake.notify());
+  }
+
+  /** Waits for the coordinator lock (standing by), then publishes; false when stopped while waiting. */
+  async start(): Promise<boolean> {
+    if (!(await this.acquire())) return false;
+    this.running = this.run();
+    return true;
+  }
+
+  /** Takes the coordinator lock, standing by while another sidecar holds it; false once stopping. */
+  private async acquire(): Promise<boolean> {
+    const { lock, log } = this.parts;
+    let told = false;
+    const taken = () =>
+      lock.tryAcquire().catch((error: Error) => {
+        log.warn(
+          { err: error.message, event: 'lock-unreadable' },
+          'cannot take the coordinator lock',
+        );
+        return false;
+      });
+    while (!this.stopping && !(await taken())) {
+      if (!told) log.info({ event: 'standby' }, 'another sidecar is active: standing by');
+      told = true;
+      await this.wake.wait(1_000);
+    }
+    return !this.stopping;
+  }
+
+  /** Stops publishing; the slot stays confirmed where JetStream acknowledged. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake.notify();
+    await this.running;
+    await this.packetLog?.close().catch(() => undefined);
+    if (this.head) await this.parts.recordHead(this.head).catch(() => undefined);
+    await this.parts.close();
+    await this.parts.lock.release();
+  }
+
+  /** Publishes while this process holds the lock; stands by again when it is lost. */
+  private async run(): Promise<void> {
+    let delay = 500;
+    while (!this.stopping) {
+      if (!this.parts.lock.held) {
+        this.parts.log.error(
+          { event: 'lock-lost' },
+          'the coordinator lock is lost: publishing stopped',
+        );
+        if (!(await this.acquire())) return;
+      }
+      try {
+        await this.publishFromEnd();
+        delay = 500;
+      } catch (error) {
+        this.streaming = false;
+        this.report(error as Error);
+        await this.wake.wait(delay);
+        delay = Math.min(delay * 2, 30_000);
+      }
+    }
+  }
+
+  /** Fails closed: nothing is confirmed that JetStream did not acknowledge; the next try reads the bus again. */
+  private report(error: Error): void {
+    const refused = error instanceof BusRefusedError;
+    this.parts.log.error(
+      {
+        err: error.message,
+        fix: (error as { fix?: string }).fix,
+        event: refused ? 'bus-refused' : 'bus-unavailable',
+      },
+      refused
+        ? 'the bus refused a packet: reading where it ends again'
+        : 'cannot publish to the bus',
+    );
+  }
+
+  /** Records the head at most once a second: one small write, whatever the packet rate. */
+  private noteHead(header: PacketHeader): void {
+    if (Date.now() - this.headRecorded < 1_000) return;
+    this.headRecorded = Date.now();
+    this.parts
+      .recordHead(header)
+      .catch((error: Error) =>
+        this.parts.log.debug({ err: error.message }, 'stream head not recorded now'),
+      );
+  }
+
+  /** Reads where the bus ends, streams from there and publishes until interrupted. */
+  private async publishFromEnd(): Promise<void> {
+    this.packetLog ??= await this.parts.openLog();
+    const log = this.packetLog;
+    const plan = await busResume(
+      log,
+      () => this.parts.startPoint(),
+      () => this.parts.slotConfirmedLsn(),
+    );
+    const stream = await this.parts.openStream(plan.resume, plan.resume.lsn);
+    this.streaming = true;
+    this.parts.log.info(
+      {
+        version: plan.resume.version,
+        lsn: plan.resume.lsn,
+        sequence: plan.lastSequence,
+        event: 'bus-publishing',
+      },
+      'publishing to the bus',
+    );
+    try {
+      await this.pump(stream, log, plan);
+    } finally {
+      this.streaming = false;
+      await stream.stop();
+    }
+  }
+
+  private async pump(stream: PrimaryStream, log: PacketLog, plan: BusResume): Promise<void> {
+    let after = plan.lastSequence;
+    let cursor: PacketCursor | null = plan.cursor;
+    while (!this.stopping && this.parts.lock.held) {
+      let part: PacketPart | null | undefined = stream.poll();
+      if (part === undefined) part = await this.wake.race(stream.next(), null);
+      if (!part) return;
+      const { header } = part;
+      if (cursor?.version !== header.version)
+        cursor = { version: header.version, nextPart: 0, seen: 0, stored: 0 };
+      for (const message of busMessages(part, cursor, log.maxBody))
+        after = await log.append(message.body, message.position, after);
+      if (!part.final) continue;
+      this.published++;
+      this.head = header;
+      this.parts.fault?.('after-publish', this.published);
+      // JetStream holds the whole packet (on a quorum): the primary may release its WAL.
+      stream.confirm(header.lsn);
+      this.noteHead(header);
+    }
+  }
+}

@@ -1,0 +1,84 @@
+import { LockstepError } from '../ports/lockstep-error.js';
+import type { PacketLog, StoredPart } from '../ports/packet-bus.js';
+import { type Lsn, lsnToBigInt, type ResumePoint } from '../protocol/index.js';
+import type { PacketCursor } from './bus-messages.js';
+
+/** Where publishing picks up: the stream's resume point, what of its next packet is stored, the subject's last sequence. */
+export interface BusResume {
+  readonly resume: ResumePoint;
+  /** The packet stored in part (its first parts are on the bus); null when the last stored packet is whole. */
+  readonly cursor: PacketCursor | null;
+  readonly lastSequence: number;
+}
+
+const fix = 'lockstep attach --resync for every replica, after removing the bus stream';
+
+/**
+ * Reads where the bus ends: after a whole packet, the stream resumes from it;
+ * in the middle of one, from the packet before, and the re-derived changes
+ * already stored are skipped. An empty bus starts where numbering starts
+ * (`start`). Fails closed when the slot already released WAL the bus lacks.
+ */
+export async function busResume(
+  log: PacketLog,
+  start: () => Promise<ResumePoint | null>,
+  slotConfirmed: () => Promise<Lsn | null>,
+): Promise<BusResume> {
+  const last = await log.last();
+  const plan = last ? await fromStored(log, last, start) : await fromStart(start);
+  const confirmed = await slotConfirmed();
+  if (confirmed && lsnToBigInt(plan.resume.lsn) + 1n < lsnToBigInt(confirmed)) {
+    throw new LockstepError({
+      node: 'bus',
+      problem: `the bus ends at version ${plan.resume.version} (${plan.resume.lsn}), before the slot's confirmed point ${confirmed}: packets in between are lost`,
+      fix,
+    });
+  }
+  return plan;
+}
+
+async function fromStart(start: () => Promise<ResumePoint | null>): Promise<BusResume> {
+  const resume = await start();
+  if (!resume)
+    throw new LockstepError({
+      node: 'primary',
+      problem: 'the stream is not attached: nothing says where packet numbering starts',
+      fix: 'lockstep attach',
+    });
+  return { resume, cursor: null, lastSequence: 0 };
+}
+
+async function fromStored(
+  log: PacketLog,
+  last: StoredPart,
+  start: () => Promise<ResumePoint | null>,
+): Promise<BusResume> {
+  const { position, part, sequence } = last;
+  if (position.final)
+    return {
+      resume: { version: position.version, lsn: part.header.lsn },
+      cursor: null,
+      lastSequence: sequence,
+    };
+  // The packet's first part sits `part` messages back; the one before it ends the previous packet.
+  const before = sequence - position.part - 1;
+  const previous = before >= 1 ? await log.at(before) : null;
+  const resume = previous?.position.final
+    ? { version: previous.position.version, lsn: previous.part.header.lsn }
+    : before < 1
+      ? await start()
+      : null;
+  if (!resume || resume.version !== position.version - 1)
+    throw new LockstepError({
+      node: 'bus',
+      problem: `the bus ends inside packet ${position.version}, and the packet before it is not there to resume from`,
+      fix,
+    });
+  const cursor = {
+    version: position.version,
+    nextPart: position.part + 1,
+    seen: 0,
+    stored: position.changes,
+  };
+  return { resume, cursor, lastSequence: sequence };
+}

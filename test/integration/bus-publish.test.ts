@@ -1,0 +1,204 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { compareLsn } from '../../plugin/protocol/lsn.js';
+import { eventually } from '../support/compare-nodes.js';
+import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
+import { expectContiguous, readBusMessages } from '../support/nats-packets.js';
+import { useAttached } from '../support/use-attached.js';
+import { useNatsCluster } from '../support/use-nats-cluster.js';
+
+// A small max_payload: a packet of a few thousand rows needs several messages.
+const MAX_PAYLOAD = 64 * 1024;
+const STREAM = 'LOCKSTEP_LOCKSTEP';
+const nats = useNatsCluster({ maxPayload: MAX_PAYLOAD });
+const clusters = useAttached({
+  replicas: 1,
+  schema: 'CREATE TABLE t (id int PRIMARY KEY, payload text)',
+});
+let configFile = '';
+let nextId = 1;
+
+beforeAll(() => {
+  const bus = { url: nats.cluster.url, replicas: 3 };
+  configFile = writeConfig(clusters.primary, clusters.replicas, {
+    bus,
+    twoPhase: { tag: false },
+  }).file;
+});
+
+/** Inserts `transactions` transactions of `rows` rows each; returns how many ids exist now. */
+async function insert(transactions: number, rows = 1, payloadBytes = 10): Promise<number> {
+  for (let i = 0; i < transactions; i++) {
+    const from = nextId;
+    nextId += rows;
+    await clusters.primary.query(
+      `INSERT INTO t SELECT g, repeat('x', ${payloadBytes}) FROM generate_series(${from}, ${nextId - 1}) g`,
+    );
+  }
+  return nextId - 1;
+}
+
+/** Waits until the bus holds every id inserted so far, each once, in whole packets in order. */
+async function expectAllOnce(): Promise<Awaited<ReturnType<typeof readBusMessages>>> {
+  const expected = nextId - 1;
+  let ids: number[] = [];
+  await eventually(async () => {
+    ids = expectContiguous(await readBusMessages(nats.cluster.url, STREAM), 't');
+    return ids.length >= expected;
+  }, `${expected} rows on the bus`);
+  const messages = await readBusMessages(nats.cluster.url, STREAM);
+  ids = expectContiguous(messages, 't');
+  expect(ids).toEqual(Array.from({ length: expected }, (_, i) => i + 1));
+  expect(messages[0]?.position).toMatchObject({ version: 1, part: 0 });
+  return messages;
+}
+
+async function slotConfirmed(): Promise<string> {
+  const [row] = await clusters.primary.query<{ lsn: string }>(
+    "SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'lockstep'",
+  );
+  return row?.lsn ?? '0/0';
+}
+
+async function stopped(sidecar: LockstepProcess, signal: NodeJS.Signals = 'SIGTERM') {
+  sidecar.kill(signal);
+  await sidecar.exited;
+}
+
+describe('lockstep run with bus', () => {
+  it('refuses two-phase over the bus at start', async () => {
+    const config = writeConfig(clusters.primary, clusters.replicas, {
+      bus: { url: nats.cluster.url },
+    });
+    try {
+      const run = await lockstep(['run', '--config', config.file], {}, 60_000);
+      expect(run.code).toBe(1);
+      expect(run.output).toMatch(/two-phase over the bus is not available yet.*twoPhase\.tag/);
+      expect(run.output).toMatch(/fix: remove bus, or remove twoPhase\.tables/);
+    } finally {
+      config.remove();
+    }
+  });
+
+  it('publishes each packet once, in order, in messages under max_payload, then confirms the slot', async () => {
+    const sidecar = new LockstepProcess(['run', '--config', configFile]);
+    try {
+      await insert(10);
+      await insert(1, 3_000, 100);
+      await insert(3);
+      const messages = await expectAllOnce();
+      const large = messages.filter((m) => m.part.changes.length > 100);
+      expect(large.length).toBeGreaterThan(1);
+      expect(Math.max(...large.map((m) => m.position.part))).toBeGreaterThan(0);
+      const last = messages.at(-1)?.part.header.lsn ?? '0/0';
+      await eventually(async () => compareLsn(await slotConfirmed(), last) >= 0, 'slot confirmed');
+    } finally {
+      await stopped(sidecar);
+    }
+    expect(await sidecar.exited).toBe(0);
+  });
+
+  it('restarts with no duplicate and no gap, after SIGTERM and SIGKILL under writes', async () => {
+    for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+      const sidecar = new LockstepProcess(['run', '--config', configFile]);
+      const writes = insert(40);
+      await eventually(async () => !!sidecar.logEvent('bus-publishing'), 'publishing');
+      await stopped(sidecar, signal);
+      await writes;
+    }
+    const sidecar = new LockstepProcess(['run', '--config', configFile]);
+    try {
+      await expectAllOnce();
+    } finally {
+      await stopped(sidecar);
+    }
+  });
+
+  it('stands by while another sidecar publishes, takes over, and records the head for status', async () => {
+    const first = new LockstepProcess(['run', '--config', configFile]);
+    let second: LockstepProcess | null = null;
+    try {
+      await eventually(async () => !!first.logEvent('bus-publishing'), 'publishing');
+      // Started once the first holds the lock: which one takes it is then not a race.
+      second = new LockstepProcess(['run', '--config', configFile]);
+      const standby = second;
+      await eventually(async () => !!standby.logEvent('standby'), 'standing by');
+      await insert(5);
+      await expectAllOnce();
+      await stopped(first);
+      await eventually(async () => !!standby.logEvent('bus-publishing'), 'taking over');
+      await insert(3);
+      const messages = await expectAllOnce();
+      await stopped(standby);
+      const [row] = await clusters.primary.query<{ version: string }>(
+        'SELECT version::text FROM lockstep.streams',
+      );
+      expect(Number(row?.version)).toBe(messages.at(-1)?.position.version);
+    } finally {
+      await stopped(first);
+      if (second) await stopped(second);
+    }
+  });
+
+  it('killed between the ack and the slot confirmation, re-derives and skips what the bus holds', async () => {
+    const before = (await readBusMessages(nats.cluster.url, STREAM)).length;
+    await insert(6);
+    const faulty = new LockstepProcess(['run', '--config', configFile], {
+      LOCKSTEP_FAULT: 'after-publish:3',
+    });
+    expect(await faulty.exited).toBe(null); // SIGKILLed itself
+    const messages = await readBusMessages(nats.cluster.url, STREAM);
+    const tail = messages.at(-1);
+    expect(messages.length).toBe(before + 3);
+    // JetStream holds the third packet, the slot does not say so: the window the fault point opens.
+    expect(compareLsn(await slotConfirmed(), tail?.part.header.lsn ?? '0/0')).toBeLessThan(0);
+    const sidecar = new LockstepProcess(['run', '--config', configFile]);
+    try {
+      await expectAllOnce();
+      expect(sidecar.logEvent('bus-publishing')).toMatchObject({
+        version: tail?.position.version,
+        sequence: tail?.sequence,
+      });
+      expect(sidecar.events('bus-refused')).toEqual([]);
+    } finally {
+      await stopped(sidecar);
+    }
+  });
+
+  it('keeps publishing with one NATS node killed', async () => {
+    const sidecar = new LockstepProcess(['run', '--config', configFile]);
+    try {
+      await eventually(async () => !!sidecar.logEvent('bus-publishing'), 'publishing');
+      await nats.cluster.kill(0);
+      await insert(20);
+      await expectAllOnce();
+    } finally {
+      await nats.cluster.restart(0);
+      await stopped(sidecar);
+    }
+  });
+
+  it('does not confirm the slot while the bus is unreachable, and says so', async () => {
+    const sidecar = new LockstepProcess(['run', '--config', configFile]);
+    try {
+      await eventually(async () => !!sidecar.logEvent('bus-publishing'), 'publishing');
+      await insert(2);
+      await expectAllOnce();
+      const last = (await readBusMessages(nats.cluster.url, STREAM)).at(-1)?.part.header.lsn;
+      await eventually(
+        async () => compareLsn(await slotConfirmed(), last ?? '0/0') >= 0,
+        'confirmed',
+      );
+      await nats.cluster.killAll();
+      const held = await slotConfirmed();
+      await insert(5);
+      await eventually(async () => !!sidecar.logEvent('bus-unavailable'), 'bus-unavailable');
+      expect(await slotConfirmed()).toBe(held);
+      await nats.cluster.restartAll();
+      await expectAllOnce();
+      await eventually(async () => compareLsn(await slotConfirmed(), held) > 0, 'slot moves on');
+    } finally {
+      await nats.cluster.restartAll();
+      await stopped(sidecar);
+    }
+  });
+});

@@ -1,0 +1,63 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import { expect } from 'vitest';
+import { connectBus } from '../../adapters/nats/nats-connection.js';
+import type { PacketPart } from '../../plugin/protocol/packet.js';
+import { type PartPosition, partPosition } from '../../plugin/protocol/packet-bus-names.js';
+import { decodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
+
+/** One message of the packet stream as a test reads it. */
+export interface BusPacketMessage {
+  readonly sequence: number;
+  readonly position: PartPosition;
+  readonly part: PacketPart;
+}
+
+/** Every message of `stream`, in order (a test's streams are small). */
+export async function readBusMessages(url: string, stream: string): Promise<BusPacketMessage[]> {
+  const nc = await connectBus({ servers: url.split(',') }, 'test-reader');
+  try {
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(stream).catch(() => null);
+    const out: BusPacketMessage[] = [];
+    for (let seq = info?.state.first_seq ?? 1; info && seq <= info.state.last_seq; seq++) {
+      const message = await jsm.streams.getMessage(stream, { seq });
+      if (!message) continue;
+      const position = partPosition((name) => message.header?.get(name) || undefined);
+      if (!position) throw new Error(`message ${seq} has no position headers`);
+      out.push({ sequence: seq, position, part: decodePacketPart(message.data) });
+    }
+    return out;
+  } finally {
+    await nc.close();
+  }
+}
+
+/**
+ * Checks the bus holds each packet once, whole and in order: versions climb
+ * by one from the first, parts count 0, 1, … within a packet, the headers
+ * agree with the bodies, and only a packet's last message is final.
+ * Returns the inserted ids of `table` the packets carry, in order.
+ */
+export function expectContiguous(messages: readonly BusPacketMessage[], table: string): number[] {
+  const ids: number[] = [];
+  let expected = messages[0]?.position.version ?? 1;
+  let part = 0;
+  let changes = 0;
+  for (const { position, part: body } of messages) {
+    expect({ version: position.version, part: position.part }).toEqual({ version: expected, part });
+    expect(body.header.version).toBe(position.version);
+    expect(body.index).toBe(position.part);
+    expect(body.final?.phase ?? null).toBe(position.final);
+    changes += body.changes.length;
+    expect(position.changes).toBe(changes);
+    for (const change of body.changes)
+      if (change.kind === 'insert' && change.relation.name === table)
+        ids.push(Number(change.row.at(0)));
+    if (position.final) {
+      expected++;
+      part = 0;
+      changes = 0;
+    } else part++;
+  }
+  return ids;
+}

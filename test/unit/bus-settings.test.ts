@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { busSettings, redactBusUrl } from '../../plugin/config/bus-settings.js';
+import { ConfigError, loadConfig } from '../../plugin/config/load-config.js';
+import { partPosition } from '../../plugin/protocol/packet-bus-names.js';
+
+const env = {
+  LOCKSTEP_PRIMARY: 'postgres://p@h/db',
+  LOCKSTEP_REPLICAS: 'eu=postgres://a@h/db',
+  LOCKSTEP_SLOT: 'orders',
+};
+
+describe('bus configuration', () => {
+  it('is absent unless configured: everything runs in one process', () => {
+    expect(busSettings(loadConfig(undefined, env))).toBeNull();
+  });
+
+  it('comes from LOCKSTEP_BUS_* with defaults named after the slot', () => {
+    const config = loadConfig(undefined, {
+      ...env,
+      LOCKSTEP_BUS_URL: 'nats://a:4222, nats://b:4222',
+      LOCKSTEP_BUS_REPLICAS: '3',
+      LOCKSTEP_BUS_MAX_AGE: '12h',
+    });
+    expect(busSettings(config)).toEqual({
+      servers: ['nats://a:4222', 'nats://b:4222'],
+      stream: 'LOCKSTEP_ORDERS',
+      subject: 'lockstep.orders.packets',
+      replicas: 3,
+      maxAgeMs: 12 * 3600 * 1000,
+      maxBytes: 10 * 1024 ** 3,
+    });
+  });
+
+  it('names a wrong value without its credentials', () => {
+    let problems: readonly string[] = [];
+    try {
+      loadConfig(undefined, {
+        ...env,
+        LOCKSTEP_BUS_URL: 'http://me:s3cret@h:4222',
+        LOCKSTEP_BUS_STREAM: 'a.b',
+        LOCKSTEP_BUS_MAX_BYTES: 'lots',
+      });
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      problems = (error as ConfigError).problems;
+    }
+    expect(problems.join('\n')).not.toContain('s3cret');
+    expect(problems).toContainEqual(expect.stringMatching(/^bus\.url \(from LOCKSTEP_BUS_URL\)/));
+    expect(problems).toContainEqual(expect.stringMatching(/^bus\.stream .*\[A-Za-z0-9_-\]/));
+    expect(problems).toContainEqual(expect.stringMatching(/^bus\.maxBytes .*"10GB"/));
+  });
+
+  it('hides NATS tokens and passwords in text', () => {
+    expect(redactBusUrl('nats://tok3n@a:4222,tls://u:p4ss@b:4222 down')).toBe(
+      'nats://***@a:4222,tls://***@b:4222 down',
+    );
+  });
+});
+
+describe('part positions from message headers', () => {
+  it('reads them, and nothing from missing or odd values', () => {
+    const headers = (values: Record<string, string>) => (name: string) => values[name];
+    expect(
+      partPosition(
+        headers({
+          'Lockstep-Version': '12',
+          'Lockstep-Part': '0',
+          'Lockstep-Changes': '3',
+          'Lockstep-Final': 'one',
+        }),
+      ),
+    ).toEqual({ version: 12, part: 0, changes: 3, final: 'one' });
+    expect(
+      partPosition(
+        headers({ 'Lockstep-Version': '12', 'Lockstep-Part': 'x', 'Lockstep-Changes': '3' }),
+      ),
+    ).toBeNull();
+  });
+});
