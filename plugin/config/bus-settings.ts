@@ -25,7 +25,8 @@ export function busSettings(config: Pick<LockstepConfig, 'bus' | 'slot'>): BusSe
 
 /** Hides every user, password and token of NATS URLs (`nats://tok@h`: a token is the user part). */
 export function redactBusUrl(text: string): string {
-  return text.replace(/\b(nats|tls):\/\/[^@\s,/]*@/gi, '$1://***@');
+  // Up to the last `@` before the host: a password may hold a raw `@`.
+  return text.replace(/\b(nats|tls):\/\/[^\s,/]*@/gi, '$1://***@');
 }
 
 /**

@@ -75,7 +75,8 @@ function showValue(value: unknown): string {
   if (value === undefined) return 'missing';
   const text = JSON.stringify(value, (_key, v) =>
     typeof v === 'string' && (/^[a-z][a-z0-9+.-]*:\/\//i.test(v) || looksLikeKeywordDsn(v))
-      ? redactBusUrl(redactUrl(v))
+      ? // NATS first: a list of servers read as one URL hides only its first password.
+        redactUrl(redactBusUrl(v))
       : v,
   );
   return text && text.length > 120 ? `${text.slice(0, 117)}...` : (text ?? String(value));

@@ -14,14 +14,14 @@ export interface BusPublisherParts {
   openStream(resume: ResumePoint, durable: Lsn): Promise<PrimaryStream>;
   /** Connects to the bus and opens the packet subject (the stream made sure of). */
   openLog(): Promise<PacketLog>;
-  /** Where packet numbering starts while the bus holds no packet (attach's point). */
+  /** Where numbering goes on while the bus holds no packet: the recorded head, else attach's point. */
   startPoint(): Promise<ResumePoint | null>;
   /** The slot's confirmed point: WAL before it is gone. */
   slotConfirmedLsn(): Promise<Lsn | null>;
   /** The coordinator lock: one publisher per stream. */
   readonly lock: SidecarLock;
   readonly log: Logger;
-  /** Records the last packet on the bus as the stream's head (what `status` shows). */
+  /** Records the last packet on the bus as the stream's head (what `status` shows, where an emptied bus goes on from). */
   recordHead(head: PacketHeader): Promise<void>;
   /** Closes what the parts hold open (the status connection). */
   close(): Promise<void>;
@@ -129,15 +129,16 @@ export class BusPublisher {
     );
   }
 
-  /** Records the head at most once a second: one small write, whatever the packet rate. */
-  private noteHead(header: PacketHeader): void {
-    if (Date.now() - this.headRecorded < 1_000) return;
+  /**
+   * Records `header` as the stream's head, then confirms the slot to it. The
+   * head is written first: once retention empties the bus, it is where the
+   * numbering goes on from, and the slot must never be confirmed past it.
+   */
+  private async confirm(stream: PrimaryStream, header: PacketHeader): Promise<void> {
+    await this.parts.recordHead(header);
     this.headRecorded = Date.now();
-    this.parts
-      .recordHead(header)
-      .catch((error: Error) =>
-        this.parts.log.debug({ err: error.message }, 'stream head not recorded now'),
-      );
+    // JetStream holds the whole packet (on a quorum): the primary may release its WAL.
+    stream.confirm(header.lsn);
   }
 
   /** Reads where the bus ends, streams from there and publishes until interrupted. */
@@ -171,9 +172,16 @@ export class BusPublisher {
   private async pump(stream: PrimaryStream, log: PacketLog, plan: BusResume): Promise<void> {
     let after = plan.lastSequence;
     let cursor: PacketCursor | null = plan.cursor;
+    /** The last packet JetStream acknowledged whose head is not recorded (nor the slot confirmed) yet. */
+    let unconfirmed: PacketHeader | null = null;
     while (!this.stopping && this.parts.lock.held) {
       let part: PacketPart | null | undefined = stream.poll();
-      if (part === undefined) part = await this.wake.race(stream.next(), null);
+      if (part === undefined) {
+        // Caught up: one head write (and slot confirmation) for every packet taken so far.
+        if (unconfirmed) await this.confirm(stream, unconfirmed);
+        unconfirmed = null;
+        part = await this.wake.race(stream.next(), null);
+      }
       if (!part) return;
       const { header } = part;
       if (cursor?.version !== header.version)
@@ -184,9 +192,12 @@ export class BusPublisher {
       this.published++;
       this.head = header;
       this.parts.fault?.('after-publish', this.published);
-      // JetStream holds the whole packet (on a quorum): the primary may release its WAL.
-      stream.confirm(header.lsn);
-      this.noteHead(header);
+      unconfirmed = header;
+      // Under a steady flow, at most one head write a second.
+      if (Date.now() - this.headRecorded >= 1_000) {
+        await this.confirm(stream, header);
+        unconfirmed = null;
+      }
     }
   }
 }

@@ -155,12 +155,21 @@ export function createBusPublisher(
   });
 }
 
-/** Where attach started the stream: version 0 at the slot's start; null when not attached. */
+/**
+ * Where numbering goes on while the bus holds no packet: the head the
+ * publisher recorded (retention emptied the bus), else attach's point
+ * (version 0 at the slot's start); null when not attached.
+ */
 async function attachPoint(config: LockstepConfig): Promise<ResumePoint | null> {
   const client = await connectNode('primary', config.primary, 'lockstep-status');
   try {
-    const lsn = await new PgStreamsStore(controlDbOn(client)).startLsn(config.slot);
-    return lsn ? { version: 0, lsn } : null;
+    const streams = new PgStreamsStore(controlDbOn(client));
+    const lsn = await streams.startLsn(config.slot);
+    if (!lsn) return null;
+    const head = await streams.head(config.slot);
+    return head?.lsn && head.version > 0
+      ? { version: head.version, lsn: head.lsn }
+      : { version: 0, lsn };
   } finally {
     await endClient(client);
   }

@@ -50,6 +50,20 @@ describe('bus configuration', () => {
     expect(problems).toContainEqual(expect.stringMatching(/^bus\.maxBytes .*"10GB"/));
   });
 
+  it('names a wrong list of servers without any of their credentials', () => {
+    // Comma-separated URLs are the documented form; a trailing comma makes the list invalid.
+    for (const url of ['nats://a:s3cret1@h1,nats://b:s3cret2@h2,', 'nats://u:p@ss9@h x']) {
+      let problems: readonly string[] = [];
+      try {
+        loadConfig(undefined, { ...env, LOCKSTEP_BUS_URL: url });
+      } catch (error) {
+        problems = (error as ConfigError).problems;
+      }
+      expect(problems).toContainEqual(expect.stringMatching(/^bus\.url/));
+      expect(problems.join('\n')).not.toMatch(/s3cret|ss9/);
+    }
+  });
+
   it('hides NATS tokens and passwords in text', () => {
     expect(redactBusUrl('nats://tok3n@a:4222,tls://u:p4ss@b:4222 down')).toBe(
       'nats://***@a:4222,tls://***@b:4222 down',

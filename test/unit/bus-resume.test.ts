@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import type { PacketLog, StoredPart } from '../../plugin/ports/packet-bus.js';
+import type { Lsn } from '../../plugin/protocol/lsn.js';
+import type { Phase } from '../../plugin/protocol/packet.js';
+import { busResume } from '../../plugin/sidecar/bus-resume.js';
+
+/** A bus holding messages at sequences `from`, `from + 1`, …: [version, part, changes so far, final]. */
+function bus(from: number, messages: [number, number, number, Phase | null][]): PacketLog {
+  const stored = messages.map(([version, part, changes, final], i): StoredPart => {
+    const lsn = `0/${(version * 16).toString(16).toUpperCase()}` as Lsn;
+    const header = { version, lsn, xid: version, commitTime: '2026-01-01T00:00:00.000000Z' };
+    return {
+      sequence: from + i,
+      position: { version, part, changes, final },
+      part: { header, index: part, changes: [], final: final ? { phase: final } : null },
+    };
+  });
+  return {
+    last: async () => stored.at(-1) ?? null,
+    at: async (sequence) => stored.find((m) => m.sequence === sequence) ?? null,
+    append: async () => 0,
+    maxBody: 1024,
+    close: async () => undefined,
+  };
+}
+
+const start = async () => ({ version: 0, lsn: '0/8' as Lsn });
+const slot = (lsn: string | null) => async () => lsn as Lsn | null;
+
+describe('where publishing resumes', () => {
+  it('after a whole packet, and inside one split across messages', async () => {
+    const whole = bus(1, [
+      [1, 0, 2, 'one'],
+      [2, 0, 3, null],
+      [2, 1, 5, 'one'],
+    ]);
+    expect(await busResume(whole, start, slot('0/21'))).toEqual({
+      resume: { version: 2, lsn: '0/20' },
+      cursor: null,
+      lastSequence: 3,
+    });
+    const inside = bus(1, [
+      [1, 0, 2, 'one'],
+      [2, 0, 3, null],
+      [2, 1, 5, null],
+    ]);
+    expect(await busResume(inside, start, slot('0/11'))).toEqual({
+      resume: { version: 1, lsn: '0/10' },
+      cursor: { version: 2, nextPart: 2, seen: 0, stored: 5 },
+      lastSequence: 3,
+    });
+    // The first packet in part: it resumes from attach's point.
+    const first = bus(1, [[1, 0, 4, null]]);
+    expect((await busResume(first, start, slot('0/9'))).resume).toEqual(await start());
+  });
+
+  it('fails closed when retention dropped the start of the last packet, or the slot is ahead', async () => {
+    const dropped = bus(7, [[9, 1, 6, null]]);
+    await expect(busResume(dropped, start, slot(null))).rejects.toThrow(/ends inside packet 9/);
+    const behind = bus(4, [[3, 0, 1, 'one']]);
+    await expect(busResume(behind, start, slot('0/40'))).rejects.toThrow(/packets in between/);
+  });
+});
