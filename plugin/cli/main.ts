@@ -136,6 +136,21 @@ function setupCommands(program: Command): void {
     });
 }
 
+/** agent: one replica's packets from the bus. */
+function agentCommand(program: Command): void {
+  program
+    .command('agent')
+    .description(
+      "with bus: apply one replica's packets from JetStream, beside that replica; SIGTERM/SIGINT stop it",
+    )
+    .option(...configOption)
+    .requiredOption('--replica <name>', 'the configured replica this agent applies to')
+    .action(async (flags: { config?: string; replica: string }) => {
+      const { runAgent } = await import('./agent-command.js');
+      await runAgent(flags);
+    });
+}
+
 /** migrate and exec: two-phase rounds with the primary in them. */
 function migrationCommands(program: Command): void {
   program
@@ -335,7 +350,13 @@ export function buildProgram(): Command {
       },
     });
 
-  for (const register of [setupCommands, migrationCommands, streamCommands, statusCommands])
+  for (const register of [
+    setupCommands,
+    agentCommand,
+    migrationCommands,
+    streamCommands,
+    statusCommands,
+  ])
     register(program);
   return program;
 }

@@ -1,0 +1,138 @@
+import {
+  type ConsumerMessages,
+  DeliverPolicy,
+  type JetStreamManager,
+  type JsMsg,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { LockstepError } from '../../plugin/ports/lockstep-error.js';
+import type { PacketFeed, PacketReader } from '../../plugin/ports/packet-reader.js';
+import type { PacketPart } from '../../plugin/protocol/index.js';
+import { type PartPosition, partPosition } from '../../plugin/protocol/packet-bus-names.js';
+import {
+  decodePacketPart,
+  PacketPartFormatError,
+} from '../../plugin/protocol/packet-part-codec.js';
+
+/** Bytes of packet parts the consumer may hold before the agent took them (its back-pressure bound). */
+const BUFFERED_BYTES = 8 * 1024 * 1024;
+
+/** The stream a packet log reads. */
+export interface PacketStream {
+  readonly stream: string;
+  readonly subject: string;
+}
+
+/**
+ * The packet bus as an agent reads it: a JetStream stream of packet parts.
+ * The first part of a version is found by the message headers alone (a
+ * binary search by sequence: versions grow with it), then read with an
+ * ordered consumer from there, which the client recreates after a server
+ * or connection failure at the next sequence.
+ */
+export class NatsPacketReader implements PacketReader {
+  private manager: JetStreamManager | null = null;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly names: PacketStream,
+  ) {}
+
+  async readFrom(version: number, replica: string): Promise<PacketFeed> {
+    const seq = await this.firstSequenceOf(version, replica);
+    const consumer = await jetstream(this.nc).consumers.get(this.names.stream, {
+      filter_subjects: this.names.subject,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: seq,
+    });
+    const messages = await consumer.consume({ max_bytes: BUFFERED_BYTES });
+    return new NatsPacketFeed(messages, replica);
+  }
+
+  async close(): Promise<void> {
+    await this.nc.drain().catch(() => undefined);
+  }
+
+  /**
+   * The stream sequence of `version`'s first part, or the next sequence to be
+   * written when the stream has nothing that new yet. Throws when retention
+   * removed it (the replica needs a resync).
+   */
+  private async firstSequenceOf(version: number, replica: string): Promise<number> {
+    this.manager ??= await jetstreamManager(this.nc);
+    const { state } = await this.manager.streams.info(this.names.stream);
+    if (state.messages === 0) return state.last_seq + 1;
+    const first = await this.positionAt(state.first_seq);
+    if (first && (first.version > version || (first.version === version && first.part > 0)))
+      throw retentionLost(replica, version, first.version, this.names.stream);
+    const last = await this.positionAt(state.last_seq);
+    if (last && last.version < version) return state.last_seq + 1;
+    // The first sequence whose version is at least `version`.
+    let lo = state.first_seq;
+    let hi = state.last_seq;
+    while (lo < hi) {
+      const mid = lo + Math.floor((hi - lo) / 2);
+      const at = await this.positionAt(mid);
+      if (at && at.version < version) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** What the headers of the message at `seq` say; null when it is gone or carries none. */
+  private async positionAt(seq: number): Promise<PartPosition | null> {
+    const message = await (this.manager as JetStreamManager).streams.getMessage(this.names.stream, {
+      seq,
+    });
+    return message ? partPosition((name) => message.header?.get(name) || undefined) : null;
+  }
+}
+
+/** The error for a replica whose next packet the stream no longer holds. */
+function retentionLost(
+  replica: string,
+  version: number,
+  oldest: number,
+  stream: string,
+): LockstepError {
+  return new LockstepError({
+    node: replica,
+    problem: `the bus no longer holds packet ${version} the replica needs next (stream ${stream} starts at version ${oldest}): it was down longer than the stream keeps packets`,
+    fix: `copy the replica anew: lockstep attach --config F --resync ${replica}; then start lockstep agent again (bus.maxAge and bus.maxBytes set how long packets are kept)`,
+  });
+}
+
+/** Parts of an ordered consumer, decoded one at a time as the agent asks for them. */
+class NatsPacketFeed implements PacketFeed {
+  private readonly iterator: AsyncIterator<JsMsg>;
+
+  constructor(
+    private readonly messages: ConsumerMessages,
+    private readonly replica: string,
+  ) {
+    this.iterator = messages[Symbol.asyncIterator]();
+  }
+
+  async next(): Promise<PacketPart> {
+    const { value, done } = await this.iterator.next();
+    if (done) throw new Error('the bus consumer ended');
+    try {
+      return decodePacketPart(value.data);
+    } catch (error) {
+      if (!(error instanceof PacketPartFormatError)) throw error;
+      throw new LockstepError({
+        node: this.replica,
+        problem: `message ${value.seq} of the bus is ${error.message}`,
+        fix: 'run a lockstep agent of the same version as the publishing lockstep run',
+        cause: error,
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    // Not close(): that resolves only once the iterator ran to its end, and nobody reads it now.
+    this.messages.stop();
+  }
+}

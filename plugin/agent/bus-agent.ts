@@ -1,0 +1,189 @@
+import type { Logger } from 'pino';
+import { isConnectionFailure, type LockstepError } from '../ports/lockstep-error.js';
+import type { PacketReader, ReplicaLockPort } from '../ports/packet-reader.js';
+import { ReplicaAgent, type ReplicaAgentOptions } from '../replica/replica-agent.js';
+import type { ReplicaTarget } from '../replica/replica-target.js';
+import { Signal } from '../support/signal.js';
+import { AgentWindow } from './agent-window.js';
+import { BusPump } from './bus-pump.js';
+
+/** What a bus agent is made of (wired by `lockstep agent`). */
+export interface BusAgentParts {
+  readonly target: ReplicaTarget;
+  readonly packets: PacketReader;
+  readonly lock: ReplicaLockPort;
+  readonly log: Logger;
+  readonly agent: ReplicaAgentOptions;
+  /** Changes the agent's window holds (its memory bound). */
+  readonly windowChanges: number;
+  /** How often a standby agent tries the lock, and the holder checks it (ms). */
+  readonly lockCheckMs?: number;
+}
+
+const LOCK_CHECK_MS = 2_000;
+
+/**
+ * `lockstep agent`: applies one replica's packets from the bus with the same
+ * replica machine as the sidecar. It first takes the replica's agent lock (a
+ * second agent stands by until the holder dies), then reads the bus from the
+ * version after the replica's own and applies. It ends when stopped, or with
+ * an error it cannot get past (the bus no longer holds what the replica needs).
+ */
+export class BusAgent {
+  private stopping = false;
+  private readonly wake = new Signal();
+  private lockLost = false;
+  private fatal: LockstepError | null = null;
+  /** The version the replica applies before a fatal error ends the agent (null: at once). */
+  private fatalAfter: number | null = null;
+  /** The replica machine while this process holds the lock. */
+  current: ReplicaAgent | null = null;
+
+  constructor(private readonly parts: BusAgentParts) {
+    parts.lock.onLost(() => {
+      this.lockLost = true;
+      this.wake.notify();
+    });
+  }
+
+  get replica(): string {
+    return this.parts.target.node;
+  }
+
+  /**
+   * Runs until {@link stop} (resolves null) or a fatal error (resolves it). A
+   * replica that cannot be reached before the lock was ever taken rejects
+   * (the command exits 3); later it is waited for.
+   */
+  async run(): Promise<LockstepError | null> {
+    let first = true;
+    while (!this.stopping && !this.fatal) {
+      if (!(await this.acquire(first))) break;
+      first = false;
+      await this.serve();
+      if (this.lockLost && !this.stopping)
+        this.parts.log.warn(
+          { replica: this.replica, event: 'agent-lock-lost' },
+          'agent lock lost: standing by',
+        );
+    }
+    await this.parts.lock.release();
+    return this.fatal;
+  }
+
+  stop(): void {
+    this.stopping = true;
+    this.wake.notify();
+  }
+
+  /** Takes the lock, standing by while another agent holds it; false once stopped. */
+  private async acquire(first: boolean): Promise<boolean> {
+    const { lock, log } = this.parts;
+    const every = this.parts.lockCheckMs ?? LOCK_CHECK_MS;
+    let told = false;
+    while (!this.stopping) {
+      try {
+        if (await lock.tryAcquire()) {
+          this.lockLost = false;
+          log.info({ replica: this.replica, event: 'agent-active' }, 'agent lock taken: applying');
+          return true;
+        }
+        if (!told)
+          log.info(
+            { replica: this.replica, event: 'agent-standby' },
+            'another agent applies to this replica: standing by',
+          );
+        told = true;
+      } catch (error) {
+        if (first && isConnectionFailure(error)) throw error;
+        log.warn(
+          { replica: this.replica, err: (error as Error).message, event: 'agent-lock-failed' },
+          'cannot take the agent lock: retrying',
+        );
+      }
+      await this.wake.wait(every);
+    }
+    return false;
+  }
+
+  /** Applies while the lock is held: the replica machine and the pump, until stop, lock loss or a fatal error. */
+  private async serve(): Promise<void> {
+    const { parts } = this;
+    const window = new AgentWindow(
+      parts.windowChanges,
+      parts.agent.batchRows,
+      2 * parts.agent.batchRows,
+    );
+    let agent: ReplicaAgent | null = null;
+    const pump = new BusPump(parts.packets, window, {
+      replica: this.replica,
+      log: parts.log,
+      position: () => agent?.position ?? null,
+      fatal: (error, through) => {
+        this.fatal = error;
+        this.fatalAfter = through ?? null;
+        this.wake.notify();
+      },
+    });
+    agent = this.newAgent(window, pump);
+    this.current = agent;
+    const applying = agent.run();
+    const pumping = pump.run();
+    const over = () =>
+      this.stopping ||
+      this.lockLost ||
+      (this.fatal !== null &&
+        (this.fatalAfter === null || (agent.position?.version ?? -1) >= this.fatalAfter));
+    while (!over()) {
+      await this.wake.wait(parts.lockCheckMs ?? LOCK_CHECK_MS);
+      // A lock session that hangs counts as lost: another agent may already apply.
+      if (!over()) await parts.lock.verify();
+    }
+    agent.stop();
+    pump.stop();
+    // Wakes an agent waiting for the window (an open batch rolls back).
+    window.reset();
+    await Promise.all([applying, pumping]);
+    this.current = null;
+  }
+
+  private newAgent(window: AgentWindow, pump: BusPump): ReplicaAgent {
+    const { parts } = this;
+    const { log } = parts;
+    return new ReplicaAgent(this.replica, parts.target, window, parts.agent, {
+      applied: (agent, position, packets, rows) => {
+        log.debug({ replica: agent.name, version: position.version, packets, rows }, 'applied');
+        // An agent that ends after what it read was applied looks again.
+        if (this.fatal) this.wake.notify();
+      },
+      stateChanged: (agent) => {
+        const error = agent.lastError;
+        if ((agent.state === 'halted' || agent.state === 'unresponsive') && error)
+          log.warn(
+            {
+              replica: agent.name,
+              state: agent.state,
+              table: error.table,
+              version: error.version,
+              kind: error.kind,
+              err: error.message,
+              fix: error.fix,
+              event: 'replica-stopped',
+            },
+            'replica cannot apply',
+          );
+        else
+          log.info(
+            { replica: agent.name, state: agent.state, version: agent.position?.version },
+            'replica state changed',
+          );
+        // The pump waits for the replica's first position.
+        pump.nudge();
+      },
+      needsRewind: (_agent, position) => pump.requestRewind(position),
+      // Two-phase packets never reach this window (the pump stops at them).
+      roundCommitted: () => false,
+      note: (agent, message, fields) => log.info({ replica: agent.name, ...fields }, message),
+    });
+  }
+}

@@ -1,0 +1,161 @@
+import type { Logger } from 'pino';
+import { LockstepError } from '../ports/lockstep-error.js';
+import type { PacketFeed, PacketReader } from '../ports/packet-reader.js';
+import type { PacketPart } from '../protocol/index.js';
+import type { ReplicaPosition } from '../replica/replica-target.js';
+import { Signal } from '../support/signal.js';
+import type { AgentWindow } from './agent-window.js';
+import { PartSequence } from './part-sequence.js';
+
+/** What the pump needs of its surroundings. */
+export interface BusPumpHost {
+  readonly replica: string;
+  readonly log: Logger;
+  /** The replica's durable position as its agent last read it (null until it did). */
+  position(): ReplicaPosition | null;
+  /**
+   * The pump cannot go on: the agent must stop with this error, once the
+   * replica applied `through` when given (what the pump read before it).
+   */
+  fatal(error: LockstepError, through?: number): void;
+}
+
+/** First and longest delay before the bus is read again after a failure (ms). */
+const RETRY_MS = [500, 10_000] as const;
+
+/**
+ * Reads the packet log into the agent's window, from the version after the
+ * replica's own, again from an older one when the agent asks for a rewind.
+ * It reads only while the window has room and the agent is active, so what
+ * the bus holds is read at the pace the replica applies it (back-pressure).
+ */
+export class BusPump {
+  private rewindTo: ReplicaPosition | null = null;
+  private stopping = false;
+  private readonly interrupt = new Signal();
+  /** Wakes a pump waiting for the replica's first position. */
+  private readonly nudged = new Signal();
+
+  constructor(
+    private readonly packets: PacketReader,
+    private readonly window: AgentWindow,
+    private readonly host: BusPumpHost,
+  ) {}
+
+  /** The agent needs packets no longer in the window: the log is read again after `position`. */
+  requestRewind(position: ReplicaPosition): void {
+    if (this.rewindTo && this.rewindTo.version <= position.version) return;
+    this.host.log.info(
+      { replica: this.host.replica, version: position.version, event: 'rewind' },
+      'replica needs packets no longer in memory',
+    );
+    this.rewindTo = position;
+    this.interrupt.notify();
+  }
+
+  stop(): void {
+    this.stopping = true;
+    this.interrupt.notify();
+    this.nudged.notify();
+  }
+
+  /** The agent's state changed: a pump waiting for its position looks again. */
+  nudge(): void {
+    this.nudged.notify();
+  }
+
+  /** Reads until {@link stop} or a fatal error; reconnects after failures of the bus. */
+  async run(): Promise<void> {
+    let delay: number = RETRY_MS[0];
+    while (!this.stopping) {
+      const from = await this.startPoint();
+      if (from === null) return;
+      this.rewindTo = null;
+      let feed: PacketFeed;
+      try {
+        feed = await this.packets.readFrom(from.version + 1, this.host.replica);
+      } catch (error) {
+        if (this.failed(error)) return;
+        await this.interrupt.wait(delay);
+        delay = Math.min(delay * 2, RETRY_MS[1]);
+        continue;
+      }
+      delay = RETRY_MS[0];
+      this.window.reset();
+      this.host.log.info(
+        { replica: this.host.replica, version: from.version, event: 'bus-reading' },
+        'reading packets from the bus',
+      );
+      try {
+        await this.pumpParts(feed, from.version + 1);
+      } catch (error) {
+        if (this.failed(error)) return;
+        await this.interrupt.wait(delay);
+      } finally {
+        await feed.close().catch(() => undefined);
+      }
+    }
+  }
+
+  /** Logs a failure; true when it is fatal (the agent stops), false when reading is retried. */
+  private failed(error: unknown): boolean {
+    if (error instanceof LockstepError) {
+      this.host.fatal(error);
+      return true;
+    }
+    this.host.log.warn(
+      { replica: this.host.replica, err: (error as Error).message, event: 'bus-failed' },
+      'cannot read the bus: retrying',
+    );
+    return false;
+  }
+
+  /** Where reading starts: a rewind asked for, else the replica's position once its agent read it. */
+  private async startPoint(): Promise<ReplicaPosition | null> {
+    for (;;) {
+      if (this.stopping) return null;
+      const point = this.rewindTo ?? this.host.position();
+      if (point) return point;
+      await this.nudged.wait(1_000);
+    }
+  }
+
+  /** Moves parts from the feed into the window until interrupted. */
+  private async pumpParts(feed: PacketFeed, first: number): Promise<void> {
+    const sequence = new PartSequence(first);
+    const interrupted = () => this.stopping || this.rewindTo !== null;
+    while (!interrupted()) {
+      // Nothing is read while the window is full or the agent is away: the bus keeps it meanwhile.
+      while (!interrupted() && !(this.window.active && this.window.hasRoom()))
+        await this.interrupt.race(this.window.changed(), undefined);
+      if (interrupted()) return;
+      const next = await this.interrupt.race(feed.next(), null);
+      if (next === null) return;
+      const { verdict, part } = sequence.check(next);
+      if (verdict === 'duplicate') continue;
+      if (verdict === 'gap') throw this.gap(sequence.expected, next);
+      if (part.final?.phase === 'two') {
+        this.host.fatal(this.twoPhase(part), part.header.version - 1);
+        this.stopping = true;
+        return;
+      }
+      this.window.push(part);
+    }
+  }
+
+  private gap(expected: { version: number; index: number }, part: PacketPart): LockstepError {
+    return new LockstepError({
+      node: this.host.replica,
+      problem: `the bus holds version ${part.header.version} part ${part.index} where version ${expected.version} part ${expected.index} belongs: packets are missing from the stream`,
+      fix: `copy the replica anew: lockstep attach --resync ${this.host.replica}`,
+    });
+  }
+
+  private twoPhase(part: PacketPart): LockstepError {
+    return new LockstepError({
+      node: this.host.replica,
+      problem: `packet version ${part.header.version} is two-phase; lockstep agent applies one-phase packets only`,
+      fix: 'run without bus for two-phase tables (lockstep run applies to every replica), or remove the twoPhase settings',
+    });
+  }
+}

@@ -1,0 +1,103 @@
+import type { Logger } from 'pino';
+import { connectBus } from '../../adapters/nats/nats-connection.js';
+import { NatsPacketReader } from '../../adapters/nats/packet-consumer.js';
+import { PgReplicaTarget } from '../../adapters/postgres/apply/replica-target.js';
+import { SharedBatchPlans } from '../../adapters/postgres/apply/shared-batch-plans.js';
+import { ReplicaAgentLock } from '../../adapters/postgres/control/replica-agent-lock.js';
+import { BusAgent } from '../agent/bus-agent.js';
+import { busSettings } from '../config/bus-settings.js';
+import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
+import { loadConfig } from '../config/load-config.js';
+import { createLogger } from '../sidecar/logger.js';
+import { UsageError } from './exit-codes.js';
+
+/** The flags of `lockstep agent`. */
+export interface AgentFlags {
+  config?: string;
+  replica: string;
+}
+
+/**
+ * `lockstep agent`: applies one replica's packets from the bus until SIGTERM
+ * or SIGINT (exit 0), or until it meets what it cannot get past (exit 1: the
+ * bus no longer holds the replica's next packet, a two-phase packet).
+ */
+export async function runAgent(flags: AgentFlags): Promise<void> {
+  const config = loadConfig(flags.config);
+  const replica = agentReplica(config, flags.replica);
+  const bus = busSettings(config);
+  if (!bus)
+    throw new UsageError(
+      'lockstep agent reads packets from the bus, and the configuration has no bus',
+      'add bus (url of the NATS servers) to the configuration, the same as lockstep run uses',
+    );
+  const log = createLogger(config.log.level);
+  const nc = await connectBus(bus, `lockstep-agent-${replica.name}`);
+  const packets = new NatsPacketReader(nc, bus);
+  const agent = new BusAgent({
+    target: replicaTarget(config, replica, log),
+    packets,
+    lock: new ReplicaAgentLock(replica.name, replica.url, config.slot),
+    log,
+    agent: {
+      batchRows: config.batch.maxRows,
+      batchMs: config.batch.maxMs,
+      retryInitialMs: config.retry.initialMs,
+      retryMaxMs: config.retry.maxMs,
+      applyTimeoutMs: config.applyTimeoutMs,
+    },
+    windowChanges: config.windowChanges,
+  });
+  process.on('unhandledRejection', (reason) => {
+    log.fatal({ err: reason }, 'internal error');
+    process.exit(1);
+  });
+  const stopOn = (signal: NodeJS.Signals) =>
+    process.once(signal, () => {
+      log.info({ signal, replica: replica.name }, 'stopping: an open batch rolls back');
+      // Never take longer than 10 s to exit.
+      setTimeout(() => process.exit(0), 9_000).unref();
+      agent.stop();
+    });
+  stopOn('SIGTERM');
+  stopOn('SIGINT');
+  try {
+    const fatal = await agent.run();
+    if (fatal) {
+      log.error(
+        { replica: replica.name, err: fatal.problem, fix: fatal.fix, event: 'agent-halted' },
+        'agent cannot go on',
+      );
+      throw fatal;
+    }
+    log.info({ replica: replica.name }, 'stopped');
+  } finally {
+    await packets.close();
+  }
+  // Everything is closed; a backoff timer still pending must not delay the exit.
+  process.exit(0);
+}
+
+/** The configured replica named `name`; a usage error (exit 2) when there is none. */
+function agentReplica(config: LockstepConfig, name: string): ReplicaConfig {
+  const replica = config.replicas.find((r) => r.name === name);
+  if (replica) return replica;
+  const known = config.replicas.map((r) => r.name).join(', ') || 'none';
+  throw new UsageError(
+    `no replica named "${name}" in the configuration (replicas: ${known})`,
+    'pass --replica with the name of one of the configured replicas',
+  );
+}
+
+/** The same apply target as the sidecar's, for one replica. */
+function replicaTarget(config: LockstepConfig, replica: ReplicaConfig, log: Logger) {
+  return new PgReplicaTarget(
+    replica.name,
+    replica.url,
+    config.slot,
+    config.conflicts,
+    config.twoPhase.voteTimeoutMs,
+    new SharedBatchPlans(1),
+    (message, fields) => log.info(fields, message),
+  );
+}

@@ -1,0 +1,96 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { connectBus } from '../../adapters/nats/nats-connection.js';
+import { ensurePacketStream } from '../../adapters/nats/packet-stream-setup.js';
+import { busSettings } from '../../plugin/config/bus-settings.js';
+import type { BusSettings } from '../../plugin/ports/packet-bus.js';
+import { BusPackets, numberedRelation } from '../support/bus-packets.js';
+import { appliedVersion } from '../support/compare-nodes.js';
+import { lockstep } from '../support/lockstep-process.js';
+import { NUMBERED_SCHEMA } from '../support/numbered-table.js';
+import { useAttached } from '../support/use-attached.js';
+import { useNatsCluster } from '../support/use-nats-cluster.js';
+
+// Packets are published by the test itself: what lockstep run never sends, on a stream it controls.
+const nats = useNatsCluster();
+const clusters = useAttached({
+  replicas: 2,
+  schema: NUMBERED_SCHEMA,
+  config: {
+    get bus() {
+      return { url: nats.cluster.url };
+    },
+  },
+});
+
+let nc: NatsConnection;
+let settings: BusSettings;
+let packets: BusPackets;
+/** The version attach placed the replicas at. */
+let base = 0;
+
+beforeAll(async () => {
+  settings = busSettings({
+    slot: 'lockstep',
+    bus: { url: nats.cluster.url, replicas: 1, maxAge: '1h', maxBytes: '64MB' },
+  }) as BusSettings;
+  nc = await connectBus(settings, 'test');
+  await ensurePacketStream(nc, settings);
+  packets = new BusPackets(nc, settings, await numberedRelation(replica(0)));
+  base = await appliedVersion(replica(0));
+  expect(await appliedVersion(replica(1))).toBe(base);
+});
+afterAll(async () => {
+  await nc?.close();
+});
+
+function replica(index: number): PostgresCluster {
+  return clusters.replicas[index] as PostgresCluster;
+}
+
+async function rowsOn(node: PostgresCluster): Promise<number[]> {
+  const rows = await node.query<{ id: number }>('SELECT id FROM t ORDER BY id');
+  return rows.map((r) => Number(r.id));
+}
+
+describe('lockstep agent against a stream it cannot follow', () => {
+  it('applies packets published in parts, then halts at a two-phase packet with what came before applied', async () => {
+    await packets.publish(base + 1, [1, 2, 3]);
+    await packets.publish(base + 2, [4, 5, 6, 7, 8, 9], 'one', 3);
+    await packets.publish(base + 3, [10], 'two');
+    const halted = await lockstep(
+      ['agent', '--config', clusters.configFile, '--replica', 'replica1'],
+      {},
+      60_000,
+    );
+    expect(halted.output).toMatch(/\[replica1\] packet version \d+ is two-phase/);
+    expect(halted.code).toBe(1);
+    expect(halted.output).toMatch(/fix: run without bus for two-phase tables/);
+    // Everything before the two-phase packet is in, nothing of it.
+    expect(await appliedVersion(replica(0))).toBe(base + 2);
+    expect(await rowsOn(replica(0))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it('stops with the resync fix when retention removed the packet the replica needs next', async () => {
+    for (let v = base + 4; v <= base + 10; v++) await packets.publish(v, [100 + v]);
+    // Retention at work: only the newest packets are left.
+    await (await jetstreamManager(nc)).streams.purge(settings.stream, { keep: 3 });
+    const stopped = await lockstep(
+      ['agent', '--config', clusters.configFile, '--replica', 'replica2'],
+      {},
+      60_000,
+    );
+    expect(stopped.output).toMatch(
+      new RegExp(`\\[replica2\\] the bus no longer holds packet ${base + 1} `),
+    );
+    expect(stopped.code).toBe(1);
+    expect(stopped.output).toMatch(
+      /fix: copy the replica anew: lockstep attach .*--resync replica2/,
+    );
+    // Nothing was skipped to: the replica stays where it was.
+    expect(await appliedVersion(replica(1))).toBe(base);
+    expect(await rowsOn(replica(1))).toEqual([]);
+  });
+});

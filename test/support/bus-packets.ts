@@ -1,0 +1,76 @@
+import { jetstream } from '@nats-io/jetstream';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import type { BusSettings } from '../../plugin/ports/packet-bus.js';
+import type { Lsn, PacketPart, Phase, Relation } from '../../plugin/protocol/index.js';
+import { lsnFromBigInt } from '../../plugin/protocol/lsn.js';
+import { PACKET_HEADERS } from '../../plugin/protocol/packet-bus-names.js';
+import { encodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
+
+/** Table `t (id int primary key, v int)` as packets name it, with its oid on `node`. */
+export async function numberedRelation(node: PostgresCluster): Promise<Relation> {
+  const [row] = await node.query<{ oid: number }>("SELECT 'public.t'::regclass::oid AS oid");
+  const column = (name: string, isKey: boolean) => ({
+    name,
+    typeOid: 23,
+    typeMod: -1,
+    typeName: null,
+    isKey,
+  });
+  return {
+    oid: Number(row?.oid),
+    schema: 'public',
+    name: 't',
+    replicaIdentity: 'default',
+    columns: [column('id', true), column('v', false)],
+    keyIndexes: [0],
+  };
+}
+
+/**
+ * Publishes packets as `lockstep run` would, without a primary behind them:
+ * tests of the agent alone (what the publisher never sends, like a two-phase
+ * packet, and a stream that lost packets to retention).
+ */
+export class BusPackets {
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly settings: BusSettings,
+    private readonly relation: Relation,
+  ) {}
+
+  /** Packet `version` inserting rows `ids` (each id with v = id), in `parts` parts. */
+  async publish(version: number, ids: readonly number[], phase: Phase = 'one', parts = 1) {
+    const header = {
+      version,
+      lsn: lsnFromBigInt(0x7_0000_0000n + BigInt(version) * 0x1000n) as Lsn,
+      xid: 1000 + version,
+      commitTime: new Date().toISOString(),
+    };
+    const per = Math.ceil(ids.length / parts);
+    let changes = 0;
+    for (let index = 0; index < parts; index++) {
+      const slice = ids.slice(index * per, (index + 1) * per);
+      const last = index === parts - 1;
+      const part: PacketPart = {
+        header,
+        index,
+        changes: slice.map((id) => ({
+          kind: 'insert' as const,
+          relation: this.relation,
+          row: [String(id), String(id)],
+        })),
+        final: last ? { phase } : null,
+      };
+      changes += slice.length;
+      const h = headers();
+      h.set(PACKET_HEADERS.version, String(version));
+      h.set(PACKET_HEADERS.part, String(index));
+      h.set(PACKET_HEADERS.changes, String(changes));
+      if (last) h.set(PACKET_HEADERS.final, phase);
+      await jetstream(this.nc).publish(this.settings.subject, encodePacketPart(part), {
+        headers: h,
+      });
+    }
+  }
+}
