@@ -1,10 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
-import {
-  appliedVersion,
-  expectIdentical,
-  waitForMarker,
-} from '../support/compare-nodes.js';
+import { appliedVersion, expectIdentical, waitForMarker } from '../support/compare-nodes.js';
 import { LockstepProcess } from '../support/lockstep-process.js';
 import { NUMBERED_SCHEMA } from '../support/numbered-table.js';
 import { useAttached } from '../support/use-attached.js';
