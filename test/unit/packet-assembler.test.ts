@@ -7,9 +7,11 @@ import {
   type PacketAssemblerOptions,
 } from '../../plugin/primary/packet-assembler.js';
 import {
+  type Change,
   lsnFromBigInt,
   type Packet,
   PacketCollector,
+  type PacketPart,
   type Relation,
   type ResumePoint,
   ZERO_LSN,
@@ -300,6 +302,36 @@ describe('PacketAssembler', () => {
           expect(assemble(stream, { version: at.version, lsn: at.lsn }, partSize)).toEqual(
             all.slice(k + 1),
           );
+        },
+      ),
+    );
+  });
+
+  it('never changes a part once emitted: each has its own exact-size changes', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(genChange, { maxLength: 9 }), { maxLength: 12 }),
+        fc.integer({ min: 1, max: 4 }),
+        (transactions, partSize) => {
+          // A relation message again before every change: mid-transaction, as after ALTER TABLE.
+          const stream = toStream(transactions).flatMap((m) =>
+            m.kind === 'insert' || m.kind === 'delete'
+              ? [{ kind: 'relation', relation: m.relation } as const, m]
+              : [m],
+          );
+          const assembler = new PacketAssembler({
+            resume: { version: 0, lsn: ZERO_LSN },
+            maxPartChanges: partSize,
+            captureDdl: true,
+          });
+          const emitted: { part: PacketPart; seen: Change[] }[] = [];
+          for (const m of stream) {
+            const part = assembler.push(m);
+            if (part) emitted.push({ part, seen: [...part.changes] });
+          }
+          // Later parts (of this transaction or the next) never show through an earlier one.
+          for (const { part, seen } of emitted) expect(part.changes).toStrictEqual(seen);
+          expect(new Set(emitted.map((e) => e.part.changes)).size).toBe(emitted.length);
         },
       ),
     );
