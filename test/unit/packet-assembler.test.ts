@@ -314,9 +314,9 @@ describe('PacketAssembler', () => {
         fc.integer({ min: 1, max: 4 }),
         (transactions, partSize) => {
           // A relation message again before every change: mid-transaction, as after ALTER TABLE.
-          const stream = toStream(transactions).flatMap((m) =>
+          const stream = toStream(transactions).flatMap((m): DecodedMessage[] =>
             m.kind === 'insert' || m.kind === 'delete'
-              ? [{ kind: 'relation', relation: m.relation } as const, m]
+              ? [{ kind: 'relation', relation: m.relation }, m]
               : [m],
           );
           const assembler = new PacketAssembler({

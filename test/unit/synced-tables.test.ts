@@ -117,9 +117,14 @@ const genCopies = fc
   .map((entries) => new Map(entries));
 const genChange: fc.Arbitrary<Change> = fc.oneof(
   fc.constantFrom(...RELATIONS).map(insert),
-  fc
-    .uniqueArray(fc.constantFrom(...RELATIONS), { minLength: 1, maxLength: 3 })
-    .map((relations) => ({ kind: 'truncate', relations, cascade: false, restartIdentity: false })),
+  fc.uniqueArray(fc.constantFrom(...RELATIONS), { minLength: 1, maxLength: 3 }).map(
+    (relations): Change => ({
+      kind: 'truncate',
+      relations,
+      cascade: false,
+      restartIdentity: false,
+    }),
+  ),
   fc
     .constantFrom(DDL_MESSAGE, 'lockstep.marker')
     .map((prefix): Change => ({ kind: 'message', prefix, content: '{}' })),
