@@ -93,6 +93,7 @@ type Packet = ReturnType<typeof packet>;
 /** The rule, change by change: what the fast path must agree with. */
 function expected(copies: Copies, packets: readonly Packet[]): boolean | 'refused' {
   const lsns = [...copies.values()];
+  // biome-ignore lint/complexity/useMathMinMax: LSNs are bigints, which Math.max refuses.
   const point = lsns.length === 0 ? null : lsns.reduce((a, b) => (b > a ? b : a));
   for (const p of packets) {
     const at = lsnToBigInt(p.lsn);
