@@ -1,0 +1,128 @@
+import type pg from 'pg';
+import { CONTROL_QUERY_TIMEOUT_MS, scrubbedError } from '../connection/connection-url.js';
+import { connectNode, dropClient, endClient } from '../connection/node-connection.js';
+
+/** How long a check of the lock session may take before the lock counts as lost. */
+const VERIFY_TIMEOUT_MS = 5_000;
+
+/** Whether the session holds the two-key advisory lock `(hashtext($1), hashtext($2))`. */
+const HELD_SQL = `SELECT EXISTS (SELECT 1 FROM pg_locks l
+                   WHERE l.pid = pg_backend_pid() AND l.locktype = 'advisory' AND l.granted
+                     AND l.objsubid = 2 AND l.classid::int = hashtext($1) AND l.objid::int = hashtext($2)) AS held`;
+
+/** Where the lock is and what it is called: keys are hashed with `hashtext`, as `(kind, name)`. */
+export interface AdvisoryLockTarget {
+  /** The node named in errors. */
+  readonly node: string;
+  readonly url: string;
+  /** The session's application_name. */
+  readonly application: string;
+  /** The first key, e.g. `lockstep.coordinator`. */
+  readonly kind: string;
+  /** The second key, e.g. the stream. */
+  readonly name: string;
+}
+
+/**
+ * A session advisory lock held on a connection of its own: when its holder
+ * dies the session ends and the lock is free. A session that ends or does not
+ * answer a check counts as lost (fail closed), never as held. A holder that
+ * waits keeps its one connection between attempts.
+ */
+export class AdvisoryLockSession {
+  private client: pg.Client | null = null;
+  private locked = false;
+  private readonly lostListeners: Array<() => void> = [];
+
+  constructor(private readonly target: AdvisoryLockTarget) {}
+
+  get held(): boolean {
+    return this.locked && this.client !== null;
+  }
+
+  /**
+   * Takes the lock if it is free; false when another session holds it.
+   * `taken` runs on the lock's session before the lock counts as held (an
+   * error there releases it).
+   */
+  async tryAcquire(taken?: (client: pg.Client) => Promise<void>): Promise<boolean> {
+    if (this.held) return true;
+    const { node, url, application, kind, name } = this.target;
+    if (!this.client) {
+      const client = await connectNode(node, url, application, CONTROL_QUERY_TIMEOUT_MS);
+      client.on('end', () => {
+        if (this.client === client) this.lose();
+      });
+      this.client = client;
+    }
+    try {
+      const { rows } = await this.client.query<{ locked: boolean }>(
+        'SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS locked',
+        [kind, name],
+      );
+      if (rows[0]?.locked !== true) return false;
+      await taken?.(this.client);
+      this.locked = true;
+      return true;
+    } catch (error) {
+      await this.release();
+      throw scrubbedError(error, url);
+    }
+  }
+
+  /** Calls `listener` once the lock is lost while held (its session ended, or a check failed). */
+  onLost(listener: () => void): void {
+    this.lostListeners.push(listener);
+  }
+
+  /**
+   * Asks the lock's session whether it still holds the lock, and `stillOurs`
+   * (on the same session) whatever else the holder relies on. A session that
+   * does not answer within a few seconds is dropped and the lock lost.
+   */
+  async verify(stillOurs?: (client: pg.Client) => Promise<boolean>): Promise<boolean> {
+    const client = this.client;
+    if (!this.locked || !client) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const check = async () => {
+      const { rows } = await client.query<{ held: boolean }>(HELD_SQL, [
+        this.target.kind,
+        this.target.name,
+      ]);
+      return rows[0]?.held === true && (stillOurs ? await stillOurs(client) : true);
+    };
+    try {
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error('the lock session does not answer')),
+          VERIFY_TIMEOUT_MS,
+        );
+      });
+      if (await Promise.race([check(), late])) return true;
+    } catch {
+      // Unknown is lost: the session is dropped below.
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.client === client) {
+      this.lose();
+      dropClient(client);
+    }
+    return false;
+  }
+
+  /** Releases the lock (if held) by ending its session. */
+  async release(): Promise<void> {
+    const client = this.client;
+    this.client = null;
+    this.locked = false;
+    if (client) await endClient(client);
+  }
+
+  private lose(): void {
+    const wasLocked = this.locked;
+    this.client = null;
+    this.locked = false;
+    if (wasLocked) for (const listener of this.lostListeners) listener();
+  }
+}
