@@ -18,6 +18,28 @@ import {
 
 /** Bytes of packet parts the consumer may hold before the agent took them (its back-pressure bound). */
 const BUFFERED_BYTES = 8 * 1024 * 1024;
+/** What a message may carry beyond the servers' max_payload as the server counts it (subject, reply, framing). */
+const MESSAGE_OVERHEAD = 64 * 1024;
+/** How long one pull waits on the server (the client's default is 30 s). */
+const PULL_EXPIRES_MS = 2_000;
+
+/**
+ * The pull limits: every pull must be able to carry the largest message, or
+ * the server refuses that message to each pull (409, message size exceeds
+ * max bytes) and the consumer waits for ever. With room for two and a refill
+ * once one fits, a message never meets only pulls too small for it.
+ */
+export function pullBytes(maxPayload: number): {
+  max_bytes: number;
+  threshold_bytes: number;
+  expires: number;
+} {
+  const largest = maxPayload + MESSAGE_OVERHEAD;
+  const max = Math.max(BUFFERED_BYTES, 2 * largest);
+  // A pull the server dropped unanswered (a message too large for what was left of it) holds the client's count of
+  // bytes asked for until the pull expires: short pulls keep that wait short.
+  return { max_bytes: max, threshold_bytes: max - largest, expires: PULL_EXPIRES_MS };
+}
 
 /** The stream a packet log reads. */
 export interface PacketStream {
@@ -47,7 +69,7 @@ export class NatsPacketReader implements PacketReader {
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: seq,
     });
-    const messages = await consumer.consume({ max_bytes: BUFFERED_BYTES });
+    const messages = await consumer.consume(pullBytes(this.nc.info?.max_payload ?? 1024 * 1024));
     return new NatsPacketFeed(messages, replica);
   }
 
@@ -69,13 +91,14 @@ export class NatsPacketReader implements PacketReader {
       throw retentionLost(replica, version, first.version, this.names.stream);
     const last = await this.positionAt(state.last_seq);
     if (last && last.version < version) return state.last_seq + 1;
-    // The first sequence whose version is at least `version`.
+    // The first sequence whose version is at least `version`. A deleted
+    // message leaves a gap: the message after it decides, not a guess.
     let lo = state.first_seq;
     let hi = state.last_seq;
     while (lo < hi) {
       const mid = lo + Math.floor((hi - lo) / 2);
-      const at = await this.positionAt(mid);
-      if (at && at.version < version) lo = mid + 1;
+      const at = await this.positionFrom(mid);
+      if (at && at.seq < hi && at.position && at.position.version < version) lo = at.seq + 1;
       else hi = mid;
     }
     return lo;
@@ -87,6 +110,23 @@ export class NatsPacketReader implements PacketReader {
       seq,
     });
     return message ? partPosition((name) => message.header?.get(name) || undefined) : null;
+  }
+
+  /** The first message at `seq` or after it, and what its headers say; null when none is left. */
+  private async positionFrom(
+    seq: number,
+  ): Promise<{ seq: number; position: PartPosition | null } | null> {
+    // next_by_subj: the server's "first message from seq on this subject" (the client's type lacks it).
+    const query = { seq, next_by_subj: this.names.subject } as unknown as { seq: number };
+    const message = await (this.manager as JetStreamManager).streams.getMessage(
+      this.names.stream,
+      query,
+    );
+    if (!message) return null;
+    return {
+      seq: message.seq,
+      position: partPosition((name) => message.header?.get(name) || undefined),
+    };
   }
 }
 

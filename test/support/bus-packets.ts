@@ -10,6 +10,11 @@ import { encodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
 /** Table `t (id int primary key, v int)` as packets name it, with its oid on `node`. */
 export async function numberedRelation(node: PostgresCluster): Promise<Relation> {
   const [row] = await node.query<{ oid: number }>("SELECT 'public.t'::regclass::oid AS oid");
+  return numberedRelationWithOid(Number(row?.oid));
+}
+
+/** Table `t (id int primary key, v int)` as packets name it, with a given oid. */
+export function numberedRelationWithOid(oid: number): Relation {
   const column = (name: string, isKey: boolean) => ({
     name,
     typeOid: 23,
@@ -18,7 +23,7 @@ export async function numberedRelation(node: PostgresCluster): Promise<Relation>
     isKey,
   });
   return {
-    oid: Number(row?.oid),
+    oid,
     schema: 'public',
     name: 't',
     replicaIdentity: 'default',

@@ -103,6 +103,11 @@ export class NatsCluster {
     await this.ready();
   }
 
+  /** Sends `signal` to node `index`: SIGSTOP makes a node that hangs rather than fails, SIGCONT ends that. */
+  signal(index: number, signal: 'SIGSTOP' | 'SIGCONT'): void {
+    this.node(index).process?.kill(signal);
+  }
+
   async killAll(): Promise<void> {
     await Promise.all(this.nodes.map((_, i) => this.kill(i)));
   }
