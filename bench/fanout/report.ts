@@ -16,6 +16,8 @@ export interface FanoutResult {
   readonly baselineMB: number;
   readonly retainedMB: number;
   readonly writtenMB: number;
+  /** r1 brought back → every replica caught up, ms; null when not within the bench's wait. */
+  readonly rejoinMs: number | null;
   readonly identical: boolean;
 }
 
@@ -73,9 +75,9 @@ function goals(results: readonly FanoutResult[]): void {
 export function printReport(results: readonly FanoutResult[], header: string): void {
   console.log(`\n${header}`);
   console.log(
-    '| N | transport | primary TPS | sidecar/publisher CPU s per 1k txn | agents CPU s per 1k txn | NATS CPU s per 1k txn | lag p50 ms (median replica) | lag p99 ms (median / worst replica) | replicas p99 <= 1 s | catch-up after pgbench ms | retained WAL MB, all running | retained WAL MB, r1 stopped | WAL written meanwhile MB | data identical |',
+    '| N | transport | primary TPS | sidecar/publisher CPU s per 1k txn | agents CPU s per 1k txn | NATS CPU s per 1k txn | lag p50 ms (median replica) | lag p99 ms (median / worst replica) | replicas p99 <= 1 s | catch-up after pgbench ms | retained WAL MB, all running | retained WAL MB, r1 stopped | WAL written meanwhile MB | r1 back: catch-up ms | data identical |',
   );
-  console.log(`|${'---|'.repeat(14)}`);
+  console.log(`|${'---|'.repeat(15)}`);
   for (const r of results) console.log(row(r));
   console.log('\nEvery replica, lag p50/p99 ms:');
   for (const r of results) {

@@ -21,8 +21,9 @@
  *           database made unreachable, ALLOW_CONNECTIONS false) during
  *           $BENCH_STOPPED_SECONDS of pgbench, then CHECKPOINT and the WAL the
  *           primary's slot retains (pg_current_wal_lsn() - restart_lsn), beside
- *           the WAL written in that phase; then r1 is brought back and every
- *           replica must catch up.
+ *           the WAL written in that phase; then r1 is brought back and the
+ *           time until every replica has caught up is reported (or that it
+ *           did not within 2 minutes).
  *
  * Data equality (every replica equals the primary) is checked at the end of
  * each run. Prints numbers and the issue's goals beside them; decides nothing.
@@ -50,13 +51,27 @@ import { type Running, startTransport } from './transport.js';
 useBuiltCli();
 
 const MB = 1024 * 1024;
+const REJOIN_TIMEOUT_MS = 120_000;
 const load = (rig: Rig, seconds: number) =>
   pgbench(rig.primary, ['-n', '-c', String(CLIENTS), '-j', '2', '-T', String(seconds)]);
 
-/** Every replica has everything the primary committed until now. */
-async function caughtUp(rig: Rig): Promise<void> {
+/** Waits until every replica has everything the primary committed until now. */
+async function caughtUp(rig: Rig, timeoutMs?: number): Promise<void> {
   const id = await mark(rig.primary);
-  await waitOnAll(rig.replicas, `EXISTS (SELECT 1 FROM nb_marker WHERE id = ${id})`);
+  await waitOnAll(rig.replicas, `EXISTS (SELECT 1 FROM nb_marker WHERE id = ${id})`, timeoutMs);
+}
+
+/** How long r1 took to catch up once brought back, ms; null when it did not within 2 minutes. */
+async function rejoined(rig: Rig, running: Running): Promise<number | null> {
+  const t0 = performance.now();
+  await running.startOne();
+  try {
+    await caughtUp(rig, REJOIN_TIMEOUT_MS);
+    return performance.now() - t0;
+  } catch (error) {
+    console.error(`  r1 not caught up: ${(error as Error).message}`);
+    return null;
+  }
 }
 
 async function walLsn(rig: Rig): Promise<bigint> {
@@ -83,9 +98,7 @@ async function stoppedPhase(rig: Rig, running: Running) {
   await load(rig, STOPPED_SECONDS);
   const retained = await retainedMB(rig);
   const writtenMB = Number((await walLsn(rig)) - before) / MB;
-  await running.startOne();
-  await caughtUp(rig);
-  return { retainedMB: retained, writtenMB };
+  return { retainedMB: retained, writtenMB, rejoinMs: await rejoined(rig, running) };
 }
 
 async function measure(n: number, transport: Transport): Promise<FanoutResult> {
