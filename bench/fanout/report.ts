@@ -37,7 +37,9 @@ function row(r: FanoutResult): string {
     percentile(p99, 0.5),
   )} / ${fmt(Math.max(...p99))} | ${within}/${r.n} | ${fmt(r.catchUpMs)} | ${fmt(
     r.baselineMB,
-  )} | ${fmt(r.retainedMB)} | ${fmt(r.writtenMB)} | ${r.identical ? 'yes' : 'NO'} |`;
+  )} | ${fmt(r.retainedMB)} | ${fmt(r.writtenMB)} | ${
+    r.rejoinMs === null ? 'NOT in 120 s' : fmt(r.rejoinMs)
+  } | ${r.identical ? 'yes' : 'NO'} |`;
 }
 
 /** The goal lines of issue 20, each beside the figures that speak to it. */
@@ -75,7 +77,7 @@ function goals(results: readonly FanoutResult[]): void {
 export function printReport(results: readonly FanoutResult[], header: string): void {
   console.log(`\n${header}`);
   console.log(
-    '| N | transport | primary TPS | sidecar/publisher CPU s per 1k txn | agents CPU s per 1k txn | NATS CPU s per 1k txn | lag p50 ms (median replica) | lag p99 ms (median / worst replica) | replicas p99 <= 1 s | catch-up after pgbench ms | retained WAL MB, all running | retained WAL MB, r1 stopped | WAL written meanwhile MB | r1 back: catch-up ms | data identical |',
+    '| N | transport | primary TPS | sidecar/publisher CPU s per 1k txn | agents CPU s per 1k txn | NATS CPU s per 1k txn | lag p50 ms (median replica) | lag p99 ms (median / worst replica) | replicas p99 <= 1 s | catch-up after pgbench ms | retained WAL MB, all running | retained WAL MB, r1 stopped | WAL written since r1 stopped MB | r1 back: catch-up ms | data identical |',
   );
   console.log(`|${'---|'.repeat(15)}`);
   for (const r of results) console.log(row(r));
