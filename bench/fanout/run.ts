@@ -83,13 +83,20 @@ async function walLsn(rig: Rig): Promise<bigint> {
 
 /** WAL the primary's slot retains after a CHECKPOINT, MB. */
 async function retainedMB(rig: Rig): Promise<number> {
-  // Time for the sidecar's next confirmation of the slot, then the checkpoint that frees WAL.
-  await sleep(2_000);
+  // A logical slot's restart_lsn moves only to a running-transactions record the consumer
+  // confirmed past: CHECKPOINT logs one, a commit after it gives the sidecar something to
+  // confirm, then a few seconds for its confirmation (PostgreSQL 15 has no pg_log_standby_snapshot).
   await rig.primary.query('CHECKPOINT');
-  const [row] = await rig.primary.query<{ b: string }>(
-    `SELECT (pg_current_wal_lsn() - restart_lsn)::text AS b FROM pg_replication_slots
-      WHERE slot_name = 'lockstep'`,
+  await mark(rig.primary);
+  await sleep(3_000);
+  await rig.primary.query('CHECKPOINT');
+  const [row] = await rig.primary.query<{ b: string; c: string }>(
+    `SELECT (pg_current_wal_lsn() - restart_lsn)::text AS b,
+            (pg_current_wal_lsn() - confirmed_flush_lsn)::text AS c
+       FROM pg_replication_slots WHERE slot_name = 'lockstep'`,
   );
+  // The confirmed point beside restart_lsn: tells a slot not confirmed from one not yet advanced.
+  console.error(`  slot confirmed ${(Number(row?.c) / MB).toFixed(2)} MB behind the WAL end`);
   return Number(row?.b) / MB;
 }
 
