@@ -32,20 +32,22 @@ export function redactBusUrl(text: string): string {
 /**
  * Two-phase rounds do not travel over the bus yet: a configuration that asks
  * for both is refused at start, never run one-phase behind the user's back.
+ * `twoPhase.tag` is not asked for unless set (`true` with `bus` fails the
+ * schema): unset, a tagged transaction is published two-phase and the agents
+ * stop at it.
  */
 export function refuseTwoPhaseOverBus(config: Pick<LockstepConfig, 'bus' | 'twoPhase'>): void {
   if (!config.bus) return;
-  const { tables, tag, captureDdl } = config.twoPhase;
+  const { tables, captureDdl } = config.twoPhase;
   const asked = [
     ...(tables.length > 0 ? ['twoPhase.tables'] : []),
-    ...(tag ? ['twoPhase.tag (on by default)'] : []),
     ...(captureDdl ? ['twoPhase.captureDdl'] : []),
   ];
   if (asked.length === 0) return;
   throw new LockstepError({
     node: 'bus',
     problem: `two-phase over the bus is not available yet, and the configuration asks for it: ${asked.join(', ')}`,
-    fix: 'remove bus, or remove twoPhase.tables, set twoPhase.tag: false and twoPhase.captureDdl: false',
+    fix: 'remove bus, or remove twoPhase.tables and twoPhase.captureDdl',
     setting: 'twoPhase',
   });
 }

@@ -30,6 +30,11 @@ const busUrl = z
   .regex(
     /^(nats|tls):\/\/[^\s,]+(\s*,\s*(nats|tls):\/\/[^\s,]+)*$/,
     'nats://host:4222 (or tls://, several comma-separated)',
+  )
+  // The client parses each one as a URL: one it cannot (a port past 65535) is refused here, not retried for ever.
+  .refine(
+    (text) => text.split(',').every((url) => URL.canParse(url.trim())),
+    'URLs with a valid host and port (1-65535)',
   );
 
 /** The packet bus (NATS JetStream); defaults suit one server, a 3-node cluster sets `replicas: 3`. */
@@ -85,8 +90,11 @@ export const configSchema = z
       .object({
         /** Tables whose writes are critical (patterns like `billing.*`). */
         tables: z.array(z.string().min(1)).default([]),
-        /** Honour `pg_logical_emit_message(true, 'lockstep.two_phase', '')` tags. */
-        tag: z.boolean().default(true),
+        /**
+         * Honour `pg_logical_emit_message(true, 'lockstep.two_phase', '')` tags
+         * (unset: honoured; with `bus`, `true` is refused, see the refinement below).
+         */
+        tag: z.boolean().optional(),
         /** Capture DDL on the primary with an event trigger. */
         captureDdl: z.boolean().default(false),
         /** How long a replica may take to vote (ms). */
@@ -176,7 +184,19 @@ export const configSchema = z
       }
       seen.add(replica.name);
     });
-  });
+    if (config.bus && config.twoPhase.tag === true)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['twoPhase', 'tag'],
+        message:
+          'false or unset with bus: two-phase over the bus is not available yet (unset, a tagged transaction is published two-phase and the agents stop at it)',
+      });
+  })
+  // Unset, tags are honoured: with `bus` too, so a tagged transaction is never delivered one-phase unasked.
+  .transform((config) => ({
+    ...config,
+    twoPhase: { ...config.twoPhase, tag: config.twoPhase.tag ?? true },
+  }));
 
 /** A configuration as validated, before each node's connection is resolved (resolveNodes). */
 export type ParsedConfig = z.infer<typeof configSchema>;

@@ -51,7 +51,11 @@ export class PacketCollector {
 
   /** Adds a part; returns the packet when `part` completes it. Throws on out-of-order parts. */
   add(part: PacketPart): Packet | null {
-    if (part.index !== this.nextIndex || (this.header && part.header !== this.header)) {
+    // By version, not identity: parts decoded from separate bus messages carry equal, distinct headers.
+    if (
+      part.index !== this.nextIndex ||
+      (this.header && part.header.version !== this.header.version)
+    ) {
       throw new Error(
         `packet part out of order: got version ${part.header.version} part ${part.index}, ` +
           `expected ${this.header ? `version ${this.header.version} ` : ''}part ${this.nextIndex}`,

@@ -2,11 +2,25 @@ import type { Logger } from 'pino';
 import type { FaultHook } from '../coordinator/fault-point.js';
 import { BusRefusedError, type PacketLog } from '../ports/packet-bus.js';
 import type { PrimaryStream } from '../primary/primary-stream.js';
-import type { Lsn, PacketHeader, PacketPart, ResumePoint } from '../protocol/index.js';
+import {
+  type Lsn,
+  lsnToBigInt,
+  type PacketHeader,
+  type PacketPart,
+  type ResumePoint,
+} from '../protocol/index.js';
 import { Signal } from '../support/signal.js';
+import { sleep } from '../support/sleep.js';
 import { busMessages, type PacketCursor } from './bus-messages.js';
 import { type BusResume, busResume } from './bus-resume.js';
 import type { SidecarLock } from './sidecar-parts.js';
+
+/** The stream's head as recorded: a packet, or an idle point after it (no commit time of its own). */
+export interface RecordedHead {
+  readonly version: number;
+  readonly lsn: Lsn;
+  readonly commitTime: string | null;
+}
 
 /** What publishing to the bus is built from (the composition root wires the adapters). */
 export interface BusPublisherParts {
@@ -21,8 +35,12 @@ export interface BusPublisherParts {
   /** The coordinator lock: one publisher per stream. */
   readonly lock: SidecarLock;
   readonly log: Logger;
-  /** Records the last packet on the bus as the stream's head (what `status` shows, where an emptied bus goes on from). */
-  recordHead(head: PacketHeader): Promise<void>;
+  /**
+   * Records the last packet on the bus as the stream's head (what `status`
+   * shows, where an emptied bus goes on from); its LSN may be a later idle
+   * point of that packet (nothing replicated committed in between).
+   */
+  recordHead(head: RecordedHead): Promise<void>;
   /** Closes what the parts hold open (the status connection). */
   close(): Promise<void>;
   /** `after-publish`: each time JetStream acknowledged a whole packet, before the slot is confirmed. */
@@ -48,6 +66,8 @@ export class BusPublisher {
   private packetLog: PacketLog | null = null;
   /** When the head was last recorded (ms). */
   private headRecorded = 0;
+  /** The head as last recorded: the slot is never confirmed past it. */
+  private recorded: RecordedHead | null = null;
 
   constructor(private readonly parts: BusPublisherParts) {
     parts.lock.onLost(() => this.wake.notify());
@@ -86,7 +106,9 @@ export class BusPublisher {
     this.wake.notify();
     await this.running;
     await this.packetLog?.close().catch(() => undefined);
-    if (this.head) await this.parts.recordHead(this.head).catch(() => undefined);
+    // The idle point recorded last, when the slot may already be confirmed to it.
+    const head = this.recorded?.version === this.head?.version ? this.recorded : this.head;
+    if (head) await this.parts.recordHead(head).catch(() => undefined);
     await this.parts.close();
     await this.parts.lock.release();
   }
@@ -134,8 +156,9 @@ export class BusPublisher {
    * head is written first: once retention empties the bus, it is where the
    * numbering goes on from, and the slot must never be confirmed past it.
    */
-  private async confirm(stream: PrimaryStream, header: PacketHeader): Promise<void> {
+  private async confirm(stream: PrimaryStream, header: RecordedHead): Promise<void> {
     await this.parts.recordHead(header);
+    this.recorded = header;
     this.headRecorded = Date.now();
     // JetStream holds the whole packet (on a quorum): the primary may release its WAL.
     stream.confirm(header.lsn);
@@ -169,18 +192,44 @@ export class BusPublisher {
     }
   }
 
+  /**
+   * Records the stream's idle point as the head, then confirms the slot to
+   * it, at most once a second: the WAL of unreplicated writes, checkpoints
+   * and running-xacts records after the last packet is released. Every
+   * packet assembled before it is on the bus (none waits in the stream).
+   */
+  private async confirmIdle(stream: PrimaryStream, resume: ResumePoint): Promise<void> {
+    const idle = stream.idlePoint;
+    if (!idle || Date.now() - this.headRecorded < 1_000) return;
+    // A part taken by a wait still pending is not on the bus: its packet's idle point waits.
+    const onBus = Math.max(this.head?.version ?? 0, resume.version);
+    if (idle.version !== onBus) return;
+    const last = this.recorded?.version === onBus ? this.recorded : null;
+    if (lsnToBigInt(idle.lsn) <= lsnToBigInt(last?.lsn ?? resume.lsn)) return;
+    // The commit time stays the packet's (unknown: the recorded one is kept); `status` measures lag from it.
+    await this.confirm(stream, { ...idle, commitTime: last?.commitTime ?? null });
+  }
+
   private async pump(stream: PrimaryStream, log: PacketLog, plan: BusResume): Promise<void> {
     let after = plan.lastSequence;
     let cursor: PacketCursor | null = plan.cursor;
     /** The last packet JetStream acknowledged whose head is not recorded (nor the slot confirmed) yet. */
     let unconfirmed: PacketHeader | null = null;
+    /** A wait for the next part that outlived a tick: it is taken before anything else, to keep the order. */
+    let pending: Promise<PacketPart | null> | null = null;
     while (!this.stopping && this.parts.lock.held) {
-      let part: PacketPart | null | undefined = stream.poll();
+      let part: PacketPart | null | undefined = pending ? undefined : stream.poll();
       if (part === undefined) {
         // Caught up: one head write (and slot confirmation) for every packet taken so far.
         if (unconfirmed) await this.confirm(stream, unconfirmed);
         unconfirmed = null;
-        part = await this.wake.race(stream.next(), null);
+        await this.confirmIdle(stream, plan.resume);
+        pending ??= stream.next();
+        // A tick a second, so an idle point is confirmed while nothing replicated comes.
+        const tick = sleep(1_000).then(() => undefined);
+        part = await this.wake.race(Promise.race([pending, tick]), null);
+        if (part === undefined) continue;
+        pending = null;
       }
       if (!part) return;
       const { header } = part;

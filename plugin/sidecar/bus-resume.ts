@@ -17,7 +17,10 @@ const fix = 'lockstep attach --resync for every replica, after removing the bus 
  * Reads where the bus ends: after a whole packet, the stream resumes from it;
  * in the middle of one, from the packet before, and the re-derived changes
  * already stored are skipped. An empty bus starts where numbering starts
- * (`start`). Fails closed when the slot already released WAL the bus lacks.
+ * (`start`: the recorded head, else attach's point). A head recorded at an
+ * idle point of that same packet (nothing replicated after it) moves the
+ * resume point up to it: the slot may be confirmed that far. Fails closed when
+ * the slot already released WAL the bus lacks.
  */
 export async function busResume(
   log: PacketLog,
@@ -25,7 +28,8 @@ export async function busResume(
   slotConfirmed: () => Promise<Lsn | null>,
 ): Promise<BusResume> {
   const last = await log.last();
-  const plan = last ? await fromStored(log, last, start) : await fromStart(start);
+  const stored = last ? await fromStored(log, last, start) : await fromStart(start);
+  const plan = last ? await pastIdle(stored, start) : stored;
   const confirmed = await slotConfirmed();
   if (confirmed && lsnToBigInt(plan.resume.lsn) + 1n < lsnToBigInt(confirmed)) {
     throw new LockstepError({
@@ -35,6 +39,17 @@ export async function busResume(
     });
   }
   return plan;
+}
+
+/** The resume point moved up to the recorded head when the head is the same packet at a later (idle) point. */
+async function pastIdle(
+  plan: BusResume,
+  start: () => Promise<ResumePoint | null>,
+): Promise<BusResume> {
+  const head = await start();
+  if (!head || head.version !== plan.resume.version) return plan;
+  if (lsnToBigInt(head.lsn) <= lsnToBigInt(plan.resume.lsn)) return plan;
+  return { ...plan, resume: head };
 }
 
 async function fromStart(start: () => Promise<ResumePoint | null>): Promise<BusResume> {

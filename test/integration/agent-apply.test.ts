@@ -19,8 +19,6 @@ const clusters = useAttached({
   seed: tpcbSeed(1, 1_000),
   // Read when the file is written (in beforeAll): the NATS cluster is up by then.
   config: {
-    // Two-phase over the bus is not in this slice: the tag is off, so the publisher starts.
-    twoPhase: { tag: false },
     get bus() {
       return { url: nats.cluster.url, replicas: 3 };
     },

@@ -3,6 +3,7 @@ import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { appliedVersion, expectIdentical, waitForMarker } from '../support/compare-nodes.js';
 import { LockstepProcess } from '../support/lockstep-process.js';
 import { NUMBERED_SCHEMA } from '../support/numbered-table.js';
+import { expectRetainedBelow, walLsn, walSince, writeNoise } from '../support/retained-wal.js';
 import { useAttached } from '../support/use-attached.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
 
@@ -12,9 +13,9 @@ const clusters = useAttached({
   replicas: 2,
   schema: NUMBERED_SCHEMA,
   config: {
-    // Two-phase over the bus is not in this slice: the tag is off, so the publisher starts.
-    twoPhase: { tag: false },
     maxLagBytes: MAX_LAG,
+    // `noise` (writeNoise) is the primary's own: unreplicated WAL.
+    tables: ['public.t', 'public.marker'],
     get bus() {
       return { url: nats.cluster.url, replicas: 3 };
     },
@@ -33,19 +34,6 @@ async function stopped(p: LockstepProcess): Promise<void> {
   expect(await p.exited).toBe(0);
 }
 
-async function walLsn(node: PostgresCluster): Promise<string> {
-  const [row] = await node.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-  return row?.lsn as string;
-}
-
-async function walSince(node: PostgresCluster, from: string): Promise<number> {
-  const [row] = await node.query<{ bytes: string }>(
-    'SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::bigint::text AS bytes',
-    [from],
-  );
-  return Number(row?.bytes);
-}
-
 /** Rows into `t` from `from` on, 2,000 per transaction, until `bytes` of WAL were written; the next id. */
 async function writeRows(primary: PostgresCluster, from: number, bytes: number): Promise<number> {
   const start = await walLsn(primary);
@@ -61,7 +49,7 @@ async function writeRows(primary: PostgresCluster, from: number, bytes: number):
 }
 
 describe('a replica whose agent was stopped while the primary wrote past maxLagBytes', () => {
-  it('catches up from JetStream without a resync', async () => {
+  it('catches up from JetStream without a resync, the slot keeping little WAL meanwhile', async () => {
     const publisher = new LockstepProcess(['run', '--config', clusters.configFile]);
     const first = agent('replica1');
     let second = agent('replica2');
@@ -71,6 +59,11 @@ describe('a replica whose agent was stopped while the primary wrote past maxLagB
       await stopped(second);
       const left = await appliedVersion(replica(1));
       next = await writeRows(clusters.primary, next, 12 * MAX_LAG);
+      await writeNoise(clusters.primary, 12 * MAX_LAG);
+      next = await writeRows(clusters.primary, next, 4 * MAX_LAG);
+      await writeNoise(clusters.primary, 4 * MAX_LAG);
+      // The stopped agent holds nothing on the primary: JetStream keeps its packets.
+      await expectRetainedBelow(clusters.primary, 4 * MAX_LAG);
       expect(await appliedVersion(replica(1))).toBe(left);
       expect(await appliedVersion(replica(0))).toBeGreaterThan(left);
 

@@ -19,10 +19,8 @@ let nextId = 1;
 
 beforeAll(() => {
   const bus = { url: nats.cluster.url, replicas: 3 };
-  configFile = writeConfig(clusters.primary, clusters.replicas, {
-    bus,
-    twoPhase: { tag: false },
-  }).file;
+  // No twoPhase settings: a bus configuration starts as it is.
+  configFile = writeConfig(clusters.primary, clusters.replicas, { bus }).file;
 });
 
 /** Inserts `transactions` transactions of `rows` rows each; returns how many ids exist now. */
@@ -65,17 +63,48 @@ async function stopped(sidecar: LockstepProcess, signal: NodeJS.Signals = 'SIGTE
 }
 
 describe('lockstep run with bus', () => {
-  it('refuses two-phase over the bus at start', async () => {
-    const config = writeConfig(clusters.primary, clusters.replicas, {
-      bus: { url: nats.cluster.url },
-    });
+  it('refuses two-phase over the bus, and a bus URL the client cannot parse, at start', async () => {
+    const run = async (extra: Record<string, unknown>) => {
+      const config = writeConfig(clusters.primary, clusters.replicas, {
+        bus: { url: nats.cluster.url },
+        ...extra,
+      });
+      try {
+        return await lockstep(['run', '--config', config.file], {}, 60_000);
+      } finally {
+        config.remove();
+      }
+    };
+    const tables = await run({ twoPhase: { tables: ['public.t'] } });
+    expect(tables.code).toBe(1);
+    expect(tables.output).toMatch(/two-phase over the bus is not available yet.*twoPhase\.tables/);
+    expect(tables.output).toMatch(/fix: remove bus, or remove twoPhase\.tables/);
+    const tag = await run({ twoPhase: { tag: true } });
+    expect(tag.code).toBe(2);
+    expect(tag.output).toMatch(/twoPhase\.tag\b.*two-phase over the bus is not available yet/);
+    const port = await run({ bus: { url: 'nats://127.0.0.1:99999' } });
+    expect(port.code).toBe(2);
+    expect(port.output).toMatch(/bus\.url\b.*valid host and port/);
+  });
+
+  it('publishes a tagged transaction two-phase, never one-phase, when tags are left unset', async () => {
+    const sidecar = new LockstepProcess(['run', '--config', configFile]);
     try {
-      const run = await lockstep(['run', '--config', config.file], {}, 60_000);
-      expect(run.code).toBe(1);
-      expect(run.output).toMatch(/two-phase over the bus is not available yet.*twoPhase\.tag/);
-      expect(run.output).toMatch(/fix: remove bus, or remove twoPhase\.tables/);
+      await insert(1);
+      const tagged = nextId++;
+      await clusters.primary.query(
+        `BEGIN; SELECT pg_logical_emit_message(true, 'lockstep.two_phase', '');
+         INSERT INTO t VALUES (${tagged}, 'tagged'); COMMIT;`,
+      );
+      const messages = await expectAllOnce();
+      const last = messages.at(-1);
+      const inserted = last?.part.changes.flatMap((c) =>
+        c.kind === 'insert' ? [c.row.at(0)] : [],
+      );
+      expect(inserted).toEqual([String(tagged)]);
+      expect(last?.position.final).toBe('two');
     } finally {
-      config.remove();
+      await stopped(sidecar);
     }
   });
 

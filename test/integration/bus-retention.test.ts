@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compareLsn } from '../../plugin/protocol/lsn.js';
+import { compareLsn, lsnFromBigInt, lsnToBigInt } from '../../plugin/protocol/lsn.js';
 import { eventually } from '../support/compare-nodes.js';
 import { LockstepProcess, writeConfig } from '../support/lockstep-process.js';
 import { readBusMessages } from '../support/nats-packets.js';
@@ -20,7 +20,6 @@ beforeAll(() => {
   const bus = { url: nats.cluster.url, replicas: 3, maxAge: '3s' };
   configFile = writeConfig(clusters.primary, clusters.replicas, {
     bus,
-    twoPhase: { tag: false },
   }).file;
 });
 
@@ -70,6 +69,35 @@ describe('lockstep run with bus, after retention emptied the stream', () => {
       );
       await insert(2);
       expect(await lastIdPublished()).toBe(before + 2);
+    } finally {
+      sidecar.kill('SIGTERM');
+      await sidecar.exited;
+    }
+  });
+
+  it('killed after it confirmed an idle point past the last packet, goes on from the recorded head', async () => {
+    let sidecar = new LockstepProcess(['run', '--config', configFile]);
+    try {
+      await insert(1);
+      const before = await lastIdPublished();
+      const held = (await readBusMessages(nats.cluster.url, STREAM)).at(-1)?.part.header.lsn;
+      // Checkpoints write WAL past the packet: the slot is confirmed to an idle point after it.
+      await eventually(async () => {
+        await clusters.primary.query('CHECKPOINT');
+        return (
+          compareLsn(await slotConfirmed(), lsnFromBigInt(lsnToBigInt(held ?? '0/0') + 1n)) > 0
+        );
+      }, 'slot confirmed past the last packet');
+      await eventually(
+        async () => (await readBusMessages(nats.cluster.url, STREAM)).length === 0,
+        'stream emptied by max_age',
+      );
+      sidecar.kill('SIGKILL');
+      await sidecar.exited;
+      sidecar = new LockstepProcess(['run', '--config', configFile]);
+      await insert(1);
+      expect(await lastIdPublished()).toBe(before + 1);
+      expect(sidecar.logEvent('bus-unavailable')).toBeUndefined();
     } finally {
       sidecar.kill('SIGTERM');
       await sidecar.exited;

@@ -60,4 +60,26 @@ describe('where publishing resumes', () => {
     const behind = bus(4, [[3, 0, 1, 'one']]);
     await expect(busResume(behind, start, slot('0/40'))).rejects.toThrow(/packets in between/);
   });
+
+  it('from the idle point recorded with the last packet, when the slot is confirmed to it', async () => {
+    // Packet 3 committed at 0/30; the head says nothing replicated came until 0/7F.
+    const head = async () => ({ version: 3, lsn: '0/7F' as Lsn });
+    const whole = bus(1, [[3, 0, 1, 'one']]);
+    expect((await busResume(whole, head, slot('0/80'))).resume).toEqual(await head());
+    // Packet 4 stored in part after the idle point: re-derived from it.
+    const inside = bus(1, [
+      [3, 0, 1, 'one'],
+      [4, 0, 2, null],
+    ]);
+    const plan = await busResume(inside, head, slot('0/80'));
+    expect(plan.resume).toEqual(await head());
+    expect(plan.cursor).toMatchObject({ version: 4, nextPart: 1 });
+    // A head of an earlier packet, or before the stored one, moves nothing.
+    const older = async () => ({ version: 2, lsn: '0/7F' as Lsn });
+    await expect(busResume(whole, older, slot('0/80'))).rejects.toThrow(/packets in between/);
+    expect((await busResume(whole, start, slot('0/31'))).resume).toEqual({
+      version: 3,
+      lsn: '0/30',
+    });
+  });
 });

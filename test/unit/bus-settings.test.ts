@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { busSettings, redactBusUrl } from '../../plugin/config/bus-settings.js';
+import {
+  busSettings,
+  redactBusUrl,
+  refuseTwoPhaseOverBus,
+} from '../../plugin/config/bus-settings.js';
 import { ConfigError, loadConfig } from '../../plugin/config/load-config.js';
 import { partPosition } from '../../plugin/protocol/packet-bus-names.js';
 
@@ -8,6 +12,17 @@ const env = {
   LOCKSTEP_REPLICAS: 'eu=postgres://a@h/db',
   LOCKSTEP_SLOT: 'orders',
 };
+
+/** The problems a configuration from `environment` is refused with (none: it loads). */
+function problemsOf(environment: Record<string, string>): readonly string[] {
+  try {
+    loadConfig(undefined, environment);
+    return [];
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).problems;
+  }
+}
 
 describe('bus configuration', () => {
   it('is absent unless configured: everything runs in one process', () => {
@@ -62,6 +77,29 @@ describe('bus configuration', () => {
       expect(problems).toContainEqual(expect.stringMatching(/^bus\.url/));
       expect(problems.join('\n')).not.toMatch(/s3cret|ss9/);
     }
+  });
+
+  it('needs no twoPhase settings: tags stay honoured, an explicit tag: true is refused', () => {
+    const bus = { ...env, LOCKSTEP_BUS_URL: 'nats://a:4222' };
+    // Honoured, a tagged transaction is published two-phase (the agents stop at it), never one-phase.
+    expect(loadConfig(undefined, bus).twoPhase.tag).toBe(true);
+    expect(() => refuseTwoPhaseOverBus(loadConfig(undefined, bus))).not.toThrow();
+    expect(loadConfig(undefined, { ...bus, LOCKSTEP_TWO_PHASE_TAG: 'false' }).twoPhase.tag).toBe(
+      false,
+    );
+    expect(loadConfig(undefined, env).twoPhase.tag).toBe(true);
+    expect(problemsOf({ ...bus, LOCKSTEP_TWO_PHASE_TAG: 'true' })).toContainEqual(
+      expect.stringMatching(/^twoPhase\.tag .*two-phase over the bus is not available yet/),
+    );
+    const tables = loadConfig(undefined, { ...bus, LOCKSTEP_TWO_PHASE_TABLES: 'public.t' });
+    expect(() => refuseTwoPhaseOverBus(tables)).toThrow(/twoPhase\.tables/);
+  });
+
+  it('refuses a URL the NATS client cannot parse, such as a port past 65535', () => {
+    for (const url of ['nats://127.0.0.1:99999', 'nats://a:4222,nats://b:70000'])
+      expect(problemsOf({ ...env, LOCKSTEP_BUS_URL: url })).toContainEqual(
+        expect.stringMatching(/^bus\.url .*valid host and port/),
+      );
   });
 
   it('hides NATS tokens and passwords in text', () => {
