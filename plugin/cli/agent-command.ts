@@ -8,6 +8,7 @@ import { BusAgent } from '../agent/bus-agent.js';
 import { busSettings } from '../config/bus-settings.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { loadConfig } from '../config/load-config.js';
+import { replicaAgentOptions } from '../sidecar/create-sidecar.js';
 import { createLogger } from '../sidecar/logger.js';
 import { UsageError } from './exit-codes.js';
 
@@ -39,13 +40,7 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
     packets,
     lock: new ReplicaAgentLock(replica.name, replica.url, config.slot),
     log,
-    agent: {
-      batchRows: config.batch.maxRows,
-      batchMs: config.batch.maxMs,
-      retryInitialMs: config.retry.initialMs,
-      retryMaxMs: config.retry.maxMs,
-      applyTimeoutMs: config.applyTimeoutMs,
-    },
+    agent: replicaAgentOptions(config),
     windowChanges: config.windowChanges,
   });
   process.on('unhandledRejection', (reason) => {

@@ -28,6 +28,7 @@ import { type FaultHook, faultAt, parseFaultSetting } from '../coordinator/fault
 import type { BusSettings } from '../ports/packet-bus.js';
 import { PrimaryStream } from '../primary/primary-stream.js';
 import { phasePolicy, type ResumePoint } from '../protocol/index.js';
+import type { ReplicaAgentOptions } from '../replica/replica-agent.js';
 import { BusPublisher } from './bus-publisher.js';
 import { Sidecar, type SidecarParts, type SidecarTwoPhase } from './sidecar.js';
 import type { SidecarObserver } from './sidecar-histograms.js';
@@ -121,13 +122,7 @@ export function createSidecar(
     status: new StatusStore(config.primary, config.slot),
     pauses: new PauseListener(config.primary, config.slot),
     log,
-    agent: {
-      batchRows: config.batch.maxRows,
-      batchMs: config.batch.maxMs,
-      retryInitialMs: config.retry.initialMs,
-      retryMaxMs: config.retry.maxMs,
-      applyTimeoutMs: config.applyTimeoutMs,
-    },
+    agent: replicaAgentOptions(config),
     windowChanges: config.windowChanges,
     maxLagBytes: config.maxLagBytes,
     resync: config.resync === 'auto' ? autoResync(live, lock, log) : undefined,
@@ -254,5 +249,16 @@ function autoResync(
       },
       stale,
     });
+  };
+}
+
+/** How every replica machine applies, in process or in `lockstep agent`: from the configuration. */
+export function replicaAgentOptions(config: LockstepConfig): ReplicaAgentOptions {
+  return {
+    batchRows: config.batch.maxRows,
+    batchMs: config.batch.maxMs,
+    retryInitialMs: config.retry.initialMs,
+    retryMaxMs: config.retry.maxMs,
+    applyTimeoutMs: config.applyTimeoutMs,
   };
 }
