@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { isConnectionFailure, type LockstepError } from '../ports/lockstep-error.js';
 import type { PacketReader, ReplicaLockPort } from '../ports/packet-reader.js';
+import { logReplicaState } from '../replica/log-replica-state.js';
 import { ReplicaAgent, type ReplicaAgentOptions } from '../replica/replica-agent.js';
 import type { ReplicaTarget } from '../replica/replica-target.js';
 import { Signal } from '../support/signal.js';
@@ -157,26 +158,7 @@ export class BusAgent {
         if (this.fatal) this.wake.notify();
       },
       stateChanged: (agent) => {
-        const error = agent.lastError;
-        if ((agent.state === 'halted' || agent.state === 'unresponsive') && error)
-          log.warn(
-            {
-              replica: agent.name,
-              state: agent.state,
-              table: error.table,
-              version: error.version,
-              kind: error.kind,
-              err: error.message,
-              fix: error.fix,
-              event: 'replica-stopped',
-            },
-            'replica cannot apply',
-          );
-        else
-          log.info(
-            { replica: agent.name, state: agent.state, version: agent.position?.version },
-            'replica state changed',
-          );
+        logReplicaState(log, agent);
         // The pump waits for the replica's first position.
         pump.nudge();
       },

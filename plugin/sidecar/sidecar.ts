@@ -1,5 +1,6 @@
 import type { PhaseTwoNode } from '../coordinator/round-participant.js';
 import { TwoPhaseCoordinator } from '../coordinator/two-phase-coordinator.js';
+import { logReplicaState } from '../replica/log-replica-state.js';
 import { ReplicaAgent, type ReplicaTarget } from '../replica/replica-agent.js';
 import { ActivationKeeper } from './activation-keeper.js';
 import { runHousekeeping } from './housekeeping.js';
@@ -131,27 +132,7 @@ export class Sidecar {
       stateChanged: (agent) => {
         state.statusDirty = true;
         state.replicaChanged.notify();
-        const error = agent.lastError;
-        if ((agent.state === 'halted' || agent.state === 'unresponsive') && error) {
-          parts.log.warn(
-            {
-              replica: agent.name,
-              state: agent.state,
-              table: error.table,
-              version: error.version,
-              kind: error.kind,
-              err: error.message,
-              fix: error.fix,
-              event: 'replica-stopped',
-            },
-            'replica cannot apply',
-          );
-        } else {
-          parts.log.info(
-            { replica: agent.name, state: agent.state, version: agent.position?.version },
-            'replica state changed',
-          );
-        }
+        logReplicaState(parts.log, agent);
       },
       needsRewind: (agent, position) => this.pump.requestRewind(agent.name, position),
       roundCommitted: (version) => state.coordinator.committedThrough >= version,
