@@ -91,13 +91,11 @@ export class StreamPump {
           );
         }
       }
-      const known = state.agents.filter(
-        (a) =>
-          a.position &&
-          a.state !== 'halted' &&
-          a.state !== 'unresponsive' &&
-          !state.stale.has(a.name),
-      );
+      const positioned = state.agents.filter((a) => a.position && !state.stale.has(a.name));
+      const healthy = positioned.filter((a) => a.state !== 'halted' && a.state !== 'unresponsive');
+      // A failed replica leaves its state only by applying: when every replica failed, the
+      // stream starts from theirs, or a replica that is back would wait for packets for ever.
+      const known = healthy.length > 0 ? healthy : positioned;
       if (known.length > 0 && checked) return this.lowest(known);
       await state.replicaChanged.wait(checked || waiting.length > 0 ? 100 : 1_000);
     }
