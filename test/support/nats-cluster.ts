@@ -42,8 +42,26 @@ export class NatsCluster {
     private readonly nodes: NatsNode[],
   ) {}
 
-  /** Starts `size` servers (3 by default) and waits until JetStream has a meta leader. */
+  /**
+   * Starts `size` servers (3 by default) and waits until JetStream has a meta
+   * leader. Ports are only free "a moment ago" (other test files start
+   * servers meanwhile), so a cluster that does not come up is started again
+   * on new ports, at most three times.
+   */
   static async start(options: { size?: number; maxPayload?: number } = {}): Promise<NatsCluster> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await NatsCluster.startOnce(options);
+      } catch (error) {
+        if (attempt >= 3) throw error;
+      }
+    }
+  }
+
+  private static async startOnce(options: {
+    size?: number;
+    maxPayload?: number;
+  }): Promise<NatsCluster> {
     const dir = mkdtempSync(path.join(runDirectory(), NATS_DIR_PREFIX));
     const nodes: NatsNode[] = [];
     for (let i = 1; i <= (options.size ?? 3); i++) {
