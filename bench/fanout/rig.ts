@@ -1,7 +1,7 @@
-import pg from 'pg';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { lockstep, writeConfig } from '../../test/support/lockstep-process.js';
 import { NatsCluster } from '../../test/support/nats-cluster.js';
+import { databaseNode } from '../../test/support/other-database.js';
 import {
   BASELINE_SETTINGS,
   benchProvider,
@@ -26,21 +26,7 @@ export interface Rig {
 /** Database `name` of `cluster`, made from the cluster's `postgres` database (schema included). */
 async function replicaDatabase(cluster: PostgresCluster, name: string): Promise<PostgresCluster> {
   await cluster.query(`CREATE DATABASE "${name}" TEMPLATE postgres`);
-  const url = cluster.urlFor({ database: name });
-  return {
-    ...cluster,
-    name,
-    url,
-    async query<R extends pg.QueryResultRow>(sql: string, params?: unknown[]) {
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      try {
-        return (await client.query<R>(sql, params)).rows;
-      } finally {
-        await client.end();
-      }
-    },
-  };
+  return databaseNode(cluster, name, name);
 }
 
 /**

@@ -11,10 +11,19 @@ export async function otherDatabase(
   database: string,
 ): Promise<PostgresCluster> {
   await cluster.query(`CREATE DATABASE ${database}`);
+  return databaseNode(cluster, database, cluster.name);
+}
+
+/** Database `database` of `cluster` as a node named `name`: its URL, and queries on a client of their own. */
+export function databaseNode(
+  cluster: PostgresCluster,
+  database: string,
+  name: string,
+): PostgresCluster {
   const url = cluster.urlFor({ database });
   return {
     ...cluster,
-    name: cluster.name,
+    name,
     url,
     async query<R extends pg.QueryResultRow>(sql: string, params?: unknown[]) {
       const client = new pg.Client({ connectionString: url });
