@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { eventually, expectIdentical } from '../support/compare-nodes.js';
 import { LockstepProcess } from '../support/lockstep-process.js';
+import { expectRetainedBelow, walLsn, writeNoise } from '../support/retained-wal.js';
 import { useAttached } from '../support/use-attached.js';
 
 const MB = 1024 * 1024;
@@ -13,49 +14,9 @@ const clusters = useAttached({
   config: { tables: ['public.quiet'] },
 });
 
-/** WAL the slot keeps on the primary (bytes from its restart point to the end of WAL). */
-async function retainedBytes(primary: PostgresCluster): Promise<number> {
-  const [row] = await primary.query<{ bytes: string }>(
-    `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text AS bytes
-       FROM pg_replication_slots WHERE slot_name = 'lockstep'`,
-  );
-  return Number(row?.bytes);
-}
-
 /** About `mb` MB of WAL on a table lockstep does not replicate, in 20 MB transactions. */
-async function writeNoise(primary: PostgresCluster, mb: number): Promise<void> {
-  await primary.query('CREATE TABLE IF NOT EXISTS noise (id bigserial, filler text)');
-  const before = await walLsn(primary);
-  while (Number(await walDistance(primary, before)) < mb * MB) {
-    await primary.query(
-      'INSERT INTO noise (filler) SELECT repeat(md5(g::text), 30) FROM generate_series(1, 20000) g',
-    );
-  }
-}
-
-async function walLsn(primary: PostgresCluster): Promise<string> {
-  const [row] = await primary.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-  return row?.lsn as string;
-}
-
-async function walDistance(primary: PostgresCluster, from: string): Promise<string> {
-  const [row] = await primary.query<{ bytes: string }>(
-    'SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::bigint::text AS bytes',
-    [from],
-  );
-  return row?.bytes as string;
-}
-
-/** Waits until the slot holds less than `limit` bytes (checkpoints let its restart point move). */
-async function expectRetainedBelow(primary: PostgresCluster, limit: number): Promise<void> {
-  await eventually(
-    async () => {
-      await primary.query('CHECKPOINT');
-      return (await retainedBytes(primary)) < limit;
-    },
-    `the slot to retain less than ${limit / MB} MB`,
-    90_000,
-  );
+function writeNoiseMb(primary: PostgresCluster, mb: number): Promise<void> {
+  return writeNoise(primary, mb * MB, { rows: 20_000, width: 30 });
 }
 
 async function insertQuiet(primary: PostgresCluster, note: string): Promise<number> {
@@ -85,14 +46,14 @@ describe('WAL of tables lockstep does not replicate', () => {
       await onEveryReplica(await insertQuiet(primary, 'before'));
 
       // 200 MB of other tables' WAL: the slot keeps little of it.
-      await writeNoise(primary, 200);
+      await writeNoiseMb(primary, 200);
       await expectRetainedBelow(primary, 64 * MB);
 
       // A replica that is down holds the slot: its WAL is kept until it is back.
       await r2.stopServer();
       const down = await insertQuiet(primary, 'while replica2 is down');
       const held = await walLsn(primary);
-      await writeNoise(primary, 100);
+      await writeNoiseMb(primary, 100);
       await primary.query('CHECKPOINT');
       const [slot] = await primary.query<{ held: boolean }>(
         `SELECT restart_lsn <= $1::pg_lsn AS held FROM pg_replication_slots WHERE slot_name = 'lockstep'`,
@@ -103,7 +64,7 @@ describe('WAL of tables lockstep does not replicate', () => {
       await onEveryReplica(down);
 
       // Positions moved to idle points survive a restart: nothing is marked stale, nothing lost.
-      await writeNoise(primary, 40);
+      await writeNoiseMb(primary, 40);
       await expectRetainedBelow(primary, 64 * MB);
       sidecar.kill('SIGTERM');
       expect(await sidecar.exited).toBe(0);

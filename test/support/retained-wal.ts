@@ -24,13 +24,21 @@ export async function walSince(node: PostgresCluster, from: string): Promise<num
   return Number(row?.bytes);
 }
 
-/** At least `bytes` of WAL on table `noise` (created here, in no publication), in ~200 kB transactions. */
-export async function writeNoise(primary: PostgresCluster, bytes: number): Promise<void> {
+/**
+ * At least `bytes` of WAL on table `noise` (created here, in no publication), in
+ * transactions of `rows` rows of `width` × 32 characters (by default ~200 kB each).
+ */
+export async function writeNoise(
+  primary: PostgresCluster,
+  bytes: number,
+  { rows = 1000, width = 4 }: { rows?: number; width?: number } = {},
+): Promise<void> {
   await primary.query('CREATE TABLE IF NOT EXISTS noise (id bigserial, filler text)');
   const start = await walLsn(primary);
   while ((await walSince(primary, start)) < bytes)
     await primary.query(
-      'INSERT INTO noise (filler) SELECT repeat(md5(g::text), 4) FROM generate_series(1, 1000) g',
+      'INSERT INTO noise (filler) SELECT repeat(md5(g::text), $1) FROM generate_series(1, $2) g',
+      [width, rows],
     );
 }
 
