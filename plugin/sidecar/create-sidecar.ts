@@ -145,7 +145,8 @@ export function createBusPublisher(
     lock: new StreamLock(config.primary, config.slot),
     log,
     fault,
-    recordHead: ({ version, lsn, commitTime }) => status.write([], { version, lsn, commitTime }),
+    recordHead: ({ version, lsn, commitTime }) =>
+      status.write([], { version, lsn, commitTime }, { durable: true }),
     close: () => status.close(),
   });
 }

@@ -11,6 +11,10 @@ import type { ControlDb } from './lockstep-schema.js';
 import { PgReplicaStatusStore } from './replica-status-store.js';
 import { readPause } from './stream-pause.js';
 
+/** This transaction's commit waits for the local flush where the server's default is `off`; never lowered. */
+const AT_LEAST_LOCAL_COMMIT_HERE = `SELECT set_config('synchronous_commit', 'local', true)
+  WHERE current_setting('synchronous_commit') = 'off'`;
+
 /** What the sidecar records about one replica. */
 export interface ReplicaStatusRow {
   readonly replica: string;
@@ -78,13 +82,24 @@ export class StatusStore {
     return new Map(rows.map((r) => [r.replica, { version: Number(r.version), lsn: r.lsn }]));
   }
 
-  /** Records replicas' states and the stream's head in one transaction. */
-  async write(replicas: readonly ReplicaStatusRow[], stream: StreamStatusRow): Promise<void> {
+  /**
+   * Records replicas' states and the stream's head in one transaction. `durable`:
+   * the commit is flushed before this returns (the bus publisher confirms the
+   * slot only after its head is recorded, and the slot's own state may reach
+   * disk before an asynchronous commit does).
+   */
+  async write(
+    replicas: readonly ReplicaStatusRow[],
+    stream: StreamStatusRow,
+    { durable = false }: { durable?: boolean } = {},
+  ): Promise<void> {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
-      // These rows are lockstep's own bookkeeping: no need to wait for the primary's fsync.
-      await client.query('SET LOCAL synchronous_commit = off');
+      // Otherwise these rows are lockstep's own bookkeeping: no need to wait for the primary's fsync.
+      await client.query(
+        durable ? AT_LEAST_LOCAL_COMMIT_HERE : 'SET LOCAL synchronous_commit = off',
+      );
       const db = controlDbOn(client);
       for (const r of replicas) await upsertReplicaStatus(db, this.stream, r);
       await db
