@@ -58,11 +58,12 @@ export class NatsCluster {
     const ports = reservePorts(3 * size);
     const nodes: NatsNode[] = [];
     for (let i = 0; i < size; i++) {
-      const [port, clusterPort, httpPort] = ports.slice(3 * i, 3 * i + 3) as [
+      const [reserved, clusterPort, httpPort] = ports.slice(3 * i, 3 * i + 3) as [
         number,
         number,
         number,
       ];
+      const port = i === 0 ? (options.clientPort ?? reserved) : reserved;
       nodes.push(
         new NatsNode(`n${i + 1}`, path.join(dir, `n${i + 1}`), port, clusterPort, httpPort),
       );
@@ -93,9 +94,9 @@ export class NatsCluster {
     return `nats://127.0.0.1:${this.node(index).port}`;
   }
 
-  /** The monitoring endpoint of node `index` (http://host:port). */
-  monitorUrl(index: number): string {
-    return `http://127.0.0.1:${this.node(index).httpPort}`;
+  /** The process id of node `index`, or null when it does not run. */
+  pid(index: number): number | null {
+    return this.node(index).pid;
   }
 
   get size(): number {

@@ -25,6 +25,10 @@ export class NatsNode {
     readonly httpPort: number,
   ) {}
 
+  get pid(): number | null {
+    return this.child?.pid ?? null;
+  }
+
   get running(): boolean {
     return this.child !== null;
   }
