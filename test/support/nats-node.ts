@@ -115,6 +115,11 @@ export class NatsNode {
       `http: "127.0.0.1:${this.httpPort}"`,
       `pid_file: "${path.join(this.dir, NATS_PID_FILE)}"`,
       `jetstream { store_dir: "${path.join(this.dir, 'store')}" }`,
+      // A hung peer (paused) holds its routes open: 2.9 pings routes every 2 min (2 out) and gives a
+      // stalled write 10 s. Tuned as README's packet bus section advises, it is cut off in seconds.
+      'ping_interval: "2s"',
+      'ping_max: 2',
+      'write_deadline: "2s"',
       ...(maxPayload ? [`max_payload: ${maxPayload}`] : []),
       ...(others.length > 0
         ? [
