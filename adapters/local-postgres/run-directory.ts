@@ -42,7 +42,8 @@ export function ownerFile(clusterDir: string): string {
   return path.join(clusterDir, OWNER_FILE);
 }
 
-function isAlive(pid: number): boolean {
+/** Whether process `pid` runs (one of another user counts). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -2,6 +2,17 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import type { BusSettings } from '../../plugin/ports/packet-bus.js';
 
+/**
+ * A server is pinged every PING_MS; with MAX_PINGS_OUT unanswered the
+ * connection is dropped and made to another server. A hung server (paused,
+ * cut off) accepts TCP and answers nothing: it is left 10–15 s after its last
+ * answer, not the 30–40 s of the client's defaults.
+ */
+const PING_MS = 5_000;
+const MAX_PINGS_OUT = 2;
+/** How long a round trip to the server may take before the connection counts as unresponsive (ms). */
+const ROUND_TRIP_MS = 3_000;
+
 /** The node name errors about the bus carry. */
 export const BUS_NODE = 'bus';
 
@@ -29,7 +40,8 @@ export function splitCredentials(servers: readonly string[]): {
 
 /**
  * Connects to the bus. It reconnects by itself for ever once connected (a
- * node restarting is routine); the first connection is bounded by `timeoutMs`.
+ * node restarting is routine); each connection attempt, the first one and
+ * every reconnect, is bounded by `timeoutMs`.
  * Errors name the servers without their credentials.
  */
 export async function connectBus(
@@ -47,8 +59,8 @@ export async function connectBus(
       reconnect: true,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
-      pingInterval: 10_000,
-      maxPingOut: 3,
+      pingInterval: PING_MS,
+      maxPingOut: MAX_PINGS_OUT,
     });
   } catch (error) {
     throw new LockstepError({
@@ -59,4 +71,40 @@ export async function connectBus(
       cause: error,
     });
   }
+}
+
+/**
+ * Drops the connection when its server does not answer a round trip within
+ * ROUND_TRIP_MS, so the client connects to the next server now rather than
+ * once its pings ran out. For a caller whose request timed out: true when
+ * the connection was dropped.
+ */
+export async function dropIfUnresponsive(nc: NatsConnection): Promise<boolean> {
+  if (nc.isClosed() || nc.isDraining()) return false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ROUND_TRIP_MS);
+  });
+  const answered = await Promise.race([
+    nc.flush().then(
+      () => true,
+      () => true,
+    ),
+    late,
+  ]);
+  clearTimeout(timer);
+  if (answered) return false;
+  await nc.reconnect().catch(() => undefined);
+  return true;
+}
+
+/** Drains the connection, but closes it at once should a hung server not let the drain end. */
+export async function closeBus(nc: NatsConnection): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ROUND_TRIP_MS);
+  });
+  await Promise.race([nc.drain().catch(() => undefined), late]);
+  clearTimeout(timer);
+  if (!nc.isClosed()) await nc.close().catch(() => undefined);
 }

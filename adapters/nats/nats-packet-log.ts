@@ -17,7 +17,7 @@ import {
   partPosition,
 } from '../../plugin/protocol/packet-bus-names.js';
 import { decodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
-import { connectBus } from './nats-connection.js';
+import { connectBus, dropIfUnresponsive } from './nats-connection.js';
 import { ensurePacketStream } from './packet-stream-setup.js';
 
 /** Room left in a message for its headers. */
@@ -77,6 +77,8 @@ class NatsPacketLog implements PacketLog {
       const code = (error as { api_error?: { err_code?: number } }).api_error?.err_code;
       if (code === WRONG_LAST_SEQUENCE || /wrong last sequence/i.test((error as Error).message))
         throw new BusRefusedError(after, (error as Error).message);
+      // An ack that never came from a hung server: the next try goes to another one.
+      await dropIfUnresponsive(this.nc);
       throw error;
     }
   }

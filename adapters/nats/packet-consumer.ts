@@ -1,20 +1,15 @@
 import {
-  type ConsumerMessages,
   DeliverPolicy,
   type JetStreamManager,
-  type JsMsg,
   jetstream,
   jetstreamManager,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import type { PacketFeed, PacketReader } from '../../plugin/ports/packet-reader.js';
-import type { PacketPart } from '../../plugin/protocol/index.js';
 import { type PartPosition, partPosition } from '../../plugin/protocol/packet-bus-names.js';
-import {
-  decodePacketPart,
-  PacketPartFormatError,
-} from '../../plugin/protocol/packet-part-codec.js';
+import { closeBus, dropIfUnresponsive } from './nats-connection.js';
+import { NatsPacketFeed } from './nats-packet-feed.js';
 
 /** Bytes of packet parts the consumer may hold before the agent took them (its back-pressure bound). */
 const BUFFERED_BYTES = 8 * 1024 * 1024;
@@ -52,7 +47,8 @@ export interface PacketStream {
  * The first part of a version is found by the message headers alone (a
  * binary search by sequence: versions grow with it), then read with an
  * ordered consumer from there, which the client recreates after a server
- * or connection failure at the next sequence.
+ * or connection failure at the next sequence. A consumer that goes silent
+ * (its server hangs) ends the feed: the agent reads anew, from a new one.
  */
 export class NatsPacketReader implements PacketReader {
   private manager: JetStreamManager | null = null;
@@ -63,18 +59,24 @@ export class NatsPacketReader implements PacketReader {
   ) {}
 
   async readFrom(version: number, replica: string): Promise<PacketFeed> {
-    const seq = await this.firstSequenceOf(version, replica);
-    const consumer = await jetstream(this.nc).consumers.get(this.names.stream, {
-      filter_subjects: this.names.subject,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: seq,
-    });
-    const messages = await consumer.consume(pullBytes(this.nc.info?.max_payload ?? 1024 * 1024));
-    return new NatsPacketFeed(messages, replica);
+    try {
+      const seq = await this.firstSequenceOf(version, replica);
+      const consumer = await jetstream(this.nc).consumers.get(this.names.stream, {
+        filter_subjects: this.names.subject,
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: seq,
+      });
+      const messages = await consumer.consume(pullBytes(this.nc.info?.max_payload ?? 1024 * 1024));
+      return new NatsPacketFeed(messages, replica, () => dropIfUnresponsive(this.nc));
+    } catch (error) {
+      // A request that timed out on a hung server: the next try goes to another one.
+      if (!(error instanceof LockstepError)) await dropIfUnresponsive(this.nc);
+      throw error;
+    }
   }
 
   async close(): Promise<void> {
-    await this.nc.drain().catch(() => undefined);
+    await closeBus(this.nc);
   }
 
   /**
@@ -142,37 +144,4 @@ function retentionLost(
     problem: `the bus no longer holds packet ${version} the replica needs next (stream ${stream} starts at version ${oldest}): it was down longer than the stream keeps packets`,
     fix: `copy the replica anew: lockstep attach --config F --resync ${replica}; then start lockstep agent again (bus.maxAge and bus.maxBytes set how long packets are kept)`,
   });
-}
-
-/** Parts of an ordered consumer, decoded one at a time as the agent asks for them. */
-class NatsPacketFeed implements PacketFeed {
-  private readonly iterator: AsyncIterator<JsMsg>;
-
-  constructor(
-    private readonly messages: ConsumerMessages,
-    private readonly replica: string,
-  ) {
-    this.iterator = messages[Symbol.asyncIterator]();
-  }
-
-  async next(): Promise<PacketPart> {
-    const { value, done } = await this.iterator.next();
-    if (done) throw new Error('the bus consumer ended');
-    try {
-      return decodePacketPart(value.data);
-    } catch (error) {
-      if (!(error instanceof PacketPartFormatError)) throw error;
-      throw new LockstepError({
-        node: this.replica,
-        problem: `message ${value.seq} of the bus is ${error.message}`,
-        fix: 'run a lockstep agent of the same version as the publishing lockstep run',
-        cause: error,
-      });
-    }
-  }
-
-  async close(): Promise<void> {
-    // Not close(): that resolves only once the iterator ran to its end, and nobody reads it now.
-    this.messages.stop();
-  }
 }

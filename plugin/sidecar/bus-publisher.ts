@@ -15,6 +15,9 @@ import { busMessages, type PacketCursor } from './bus-messages.js';
 import { type BusResume, busResume } from './bus-resume.js';
 import type { SidecarLock } from './sidecar-parts.js';
 
+/** First and longest wait before publishing is tried again after a failure (ms). */
+const RETRY_MS = [500, 30_000] as const;
+
 /** The stream's head as recorded: a packet, or an idle point after it (no commit time of its own). */
 export interface RecordedHead {
   readonly version: number;
@@ -68,6 +71,8 @@ export class BusPublisher {
   private headRecorded = 0;
   /** The head as last recorded: the slot is never confirmed past it. */
   private recorded: RecordedHead | null = null;
+  /** The wait before publishing is tried again after a failure (ms); back to the first once JetStream acknowledged. */
+  private retryDelay: number = RETRY_MS[0];
 
   constructor(private readonly parts: BusPublisherParts) {
     parts.lock.onLost(() => this.wake.notify());
@@ -115,7 +120,6 @@ export class BusPublisher {
 
   /** Publishes while this process holds the lock; stands by again when it is lost. */
   private async run(): Promise<void> {
-    let delay = 500;
     while (!this.stopping) {
       if (!this.parts.lock.held) {
         this.parts.log.error(
@@ -126,12 +130,12 @@ export class BusPublisher {
       }
       try {
         await this.publishFromEnd();
-        delay = 500;
+        this.retryDelay = RETRY_MS[0];
       } catch (error) {
         this.streaming = false;
         this.report(error as Error);
-        await this.wake.wait(delay);
-        delay = Math.min(delay * 2, 30_000);
+        await this.wake.wait(this.retryDelay);
+        this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MS[1]);
       }
     }
   }
@@ -237,6 +241,8 @@ export class BusPublisher {
         cursor = { version: header.version, nextPart: 0, seen: 0, stored: 0 };
       for (const message of busMessages(part, cursor, log.maxBody))
         after = await log.append(message.body, message.position, after);
+      // publishFromEnd returns only when stopped: a failure after this ack is a new outage, not the same one.
+      this.retryDelay = RETRY_MS[0];
       if (!part.final) continue;
       this.published++;
       this.head = header;

@@ -1,85 +1,81 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { runDirectory } from '../../adapters/local-postgres/run-directory.js';
-import { freePort } from './free-port.js';
-import { killNatsNode, NATS_DIR_PREFIX, NATS_PID_FILE } from './nats-sweep.js';
+import { NatsNode } from './nats-node.js';
+import { releasePorts, reservePorts } from './nats-ports.js';
+import { killNatsNode, NATS_DIR_PREFIX } from './nats-sweep.js';
 
-const NATS_SERVER = process.env.LOCKSTEP_NATS_SERVER ?? 'nats-server';
+/** How long a cluster may take to be ready: every node answering, and a JetStream meta leader (ms). */
+const READY_MS = 60_000;
 
-/** One server of the cluster; its ports stay the same across restarts. */
-interface NatsNode {
-  readonly name: string;
-  readonly dir: string;
-  readonly port: number;
-  readonly clusterPort: number;
-  readonly httpPort: number;
-  process: ChildProcess | null;
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`NATS test cluster: ${what} did not happen`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+/** What a node's `jsz` says of a stream: its leader and its consumers' leaders. */
+interface StreamDetail {
+  name: string;
+  cluster?: { leader?: string };
+  consumer_detail?: { name: string; cluster?: { leader?: string } }[];
 }
 
 async function monitor(node: NatsNode, endpoint: string): Promise<Record<string, unknown>> {
-  const response = await fetch(`http://127.0.0.1:${node.httpPort}/${endpoint}`);
+  const response = await fetch(`http://127.0.0.1:${node.httpPort}/${endpoint}`, {
+    signal: AbortSignal.timeout(2_000),
+  });
   if (!response.ok) throw new Error(`${endpoint}: ${response.status}`);
   return (await response.json()) as Record<string, unknown>;
 }
 
 /**
  * A JetStream cluster of nats-server processes on loopback, each with its own
- * configuration and store under the test run directory; a node can be killed
- * and restarted, and everything goes with {@link destroy}.
+ * configuration and store under the test run directory; a node can be killed,
+ * paused and restarted, and everything goes with {@link destroy}.
  */
 export class NatsCluster {
+  private readonly killOnExit = () => this.killAllSync();
+
   private constructor(
     private readonly dir: string,
     private readonly nodes: NatsNode[],
-  ) {}
-
-  /**
-   * Starts `size` servers (3 by default) and waits until JetStream has a meta
-   * leader. Ports are only free "a moment ago" (other test files start
-   * servers meanwhile), so a cluster that does not come up is started again
-   * on new ports, at most three times.
-   */
-  static async start(options: { size?: number; maxPayload?: number } = {}): Promise<NatsCluster> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await NatsCluster.startOnce(options);
-      } catch (error) {
-        if (attempt >= 3) throw error;
-      }
-    }
+    private readonly ports: readonly number[],
+  ) {
+    process.once('exit', this.killOnExit);
   }
 
-  private static async startOnce(options: {
-    size?: number;
-    maxPayload?: number;
-  }): Promise<NatsCluster> {
+  /**
+   * Starts `size` servers (3 by default) and waits until each answers and
+   * JetStream has a meta leader. Ports are reserved, never only "free a
+   * moment ago"; a server that exits while starting fails the start with its
+   * log.
+   */
+  static async start(
+    options: {
+      size?: number;
+      maxPayload?: number;
+      /** The first node's client port instead of a reserved one (a test of a port another process holds). */
+      clientPort?: number;
+    } = {},
+  ): Promise<NatsCluster> {
+    const size = options.size ?? 3;
     const dir = mkdtempSync(path.join(runDirectory(), NATS_DIR_PREFIX));
+    const ports = reservePorts(3 * size);
     const nodes: NatsNode[] = [];
-    for (let i = 1; i <= (options.size ?? 3); i++) {
-      const [port, clusterPort, httpPort] = [await freePort(), await freePort(), await freePort()];
-      nodes.push({
-        name: `n${i}`,
-        dir: path.join(dir, `n${i}`),
-        port,
-        clusterPort,
-        httpPort,
-        process: null,
-      });
+    for (let i = 0; i < size; i++) {
+      const [reserved, clusterPort, httpPort] = ports.slice(3 * i, 3 * i + 3) as [
+        number,
+        number,
+        number,
+      ];
+      const port = i === 0 ? (options.clientPort ?? reserved) : reserved;
+      nodes.push(
+        new NatsNode(`n${i + 1}`, path.join(dir, `n${i + 1}`), port, clusterPort, httpPort),
+      );
     }
-    for (const node of nodes) writeNodeConfig(node, nodes, options.maxPayload);
-    const cluster = new NatsCluster(dir, nodes);
-    process.once('exit', () => cluster.killAllSync());
+    for (const node of nodes)
+      node.writeConfig(
+        nodes.filter((other) => other !== node),
+        options.maxPayload,
+      );
+    const cluster = new NatsCluster(dir, nodes, ports);
     try {
-      for (const node of nodes) cluster.spawn(node);
+      for (const node of nodes) node.start();
       await cluster.ready();
     } catch (error) {
       await cluster.destroy();
@@ -98,63 +94,133 @@ export class NatsCluster {
     return `nats://127.0.0.1:${this.node(index).port}`;
   }
 
+  /** The process id of node `index`, or null when it does not run. */
+  pid(index: number): number | null {
+    return this.node(index).pid;
+  }
+
   get size(): number {
     return this.nodes.length;
   }
 
   /** SIGKILLs node `index` and waits until it is gone. */
   async kill(index: number): Promise<void> {
-    const node = this.node(index);
-    const child = node.process;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await exited;
-    node.process = null;
+    await this.node(index).kill();
   }
 
   /** Starts node `index` again (same ports and store) and waits until the cluster is ready. */
   async restart(index: number): Promise<void> {
     const node = this.node(index);
-    if (node.process) return;
-    this.spawn(node);
+    if (node.running) return;
+    node.start();
     await this.ready();
   }
 
   /** Sends `signal` to node `index`: SIGSTOP makes a node that hangs rather than fails, SIGCONT ends that. */
   signal(index: number, signal: 'SIGSTOP' | 'SIGCONT'): void {
-    this.node(index).process?.kill(signal);
+    this.node(index).signal(signal);
+  }
+
+  /** The index of the node a client named `name` is connected to (as its monitoring endpoint lists it), or -1. */
+  async clientNode(name: string): Promise<number> {
+    for (const [index, node] of this.nodes.entries()) {
+      if (!node.running) continue;
+      const connz = await monitor(node, 'connz');
+      const connections = (connz.connections ?? []) as { name?: string }[];
+      if (connections.some((c) => c.name === name)) return index;
+    }
+    return -1;
+  }
+
+  /** The index of the node leading JetStream stream `stream`, or -1. */
+  async streamLeader(stream: string): Promise<number> {
+    for (const detail of await this.streamDetails(stream)) {
+      const leader = this.nodeNamed(detail.cluster?.leader);
+      if (leader >= 0) return leader;
+    }
+    return -1;
+  }
+
+  /** The indexes of the nodes that host the consumers of `stream` (an agent's ordered consumer is one of them). */
+  async consumerNodes(stream: string): Promise<number[]> {
+    // A node lists the consumers it hosts itself: every node is asked.
+    const consumers = (await this.streamDetails(stream)).flatMap((d) => d.consumer_detail ?? []);
+    const nodes = consumers.map((c) => this.nodeNamed(c.cluster?.leader)).filter((i) => i >= 0);
+    return [...new Set(nodes)];
+  }
+
+  /** What each running node says of `stream`. */
+  private async streamDetails(stream: string): Promise<StreamDetail[]> {
+    const details: StreamDetail[] = [];
+    for (const node of this.nodes) {
+      if (!node.running) continue;
+      const jsz = await monitor(node, 'jsz?accounts=true&streams=true&consumers=true');
+      const accounts = (jsz.account_details ?? []) as { stream_detail?: StreamDetail[] }[];
+      details.push(
+        ...accounts.flatMap((a) => a.stream_detail ?? []).filter((d) => d.name === stream),
+      );
+    }
+    return details;
+  }
+
+  private nodeNamed(name: string | undefined): number {
+    return this.nodes.findIndex((n) => n.name === name);
   }
 
   async killAll(): Promise<void> {
-    await Promise.all(this.nodes.map((_, i) => this.kill(i)));
+    await Promise.all(this.nodes.map((node) => node.kill()));
   }
 
   async restartAll(): Promise<void> {
-    for (const node of this.nodes) if (!node.process) this.spawn(node);
+    for (const node of this.nodes) node.start();
     await this.ready();
   }
 
-  /** Kills every node and removes the cluster's directory. */
+  /** Stops every node (SIGKILL after a grace period), removes the cluster's directory and frees its ports. */
   async destroy(): Promise<void> {
-    await this.killAll();
+    await Promise.all(this.nodes.map((node) => node.stop()));
+    process.removeListener('exit', this.killOnExit);
     rmSync(this.dir, { recursive: true, force: true });
+    releasePorts(this.ports);
   }
 
-  /** Every running node answers, and JetStream has a meta leader the running nodes agree on. */
+  /**
+   * Every running node answers its health check as itself (the monitoring
+   * port is this node's, not another process's), and JetStream has a meta
+   * leader the running nodes agree on. A node that exited fails it at once.
+   */
   async ready(): Promise<void> {
-    const running = this.nodes.filter((n) => n.process);
-    await until('JetStream meta leader election', async () => {
-      const leaders = await Promise.all(
-        running.map(async (node) => {
-          await monitor(node, 'healthz');
-          const jsz = await monitor(node, 'jsz');
-          return (jsz.meta_cluster as { leader?: string } | undefined)?.leader ?? '';
-        }),
-      );
-      const [first] = leaders;
-      return !!first && leaders.every((l) => l === first);
-    });
+    const running = this.nodes.filter((n) => n.running);
+    const deadline = Date.now() + READY_MS;
+    let state: string;
+    for (;;) {
+      for (const node of this.nodes) node.check();
+      const views = await Promise.all(running.map((node) => this.view(node)));
+      const [first] = views;
+      if (first?.startsWith('leader ') && views.every((v) => v === first)) return;
+      state = running.map((node, i) => `${node.name}: ${views[i]}`).join('; ');
+      if (Date.now() > deadline)
+        throw new Error(
+          `NATS test cluster: no JetStream meta leader the nodes agree on within ${READY_MS} ms (${state}); ` +
+            `node logs end with:\n${running.map((n) => `${n.name}: ${n.logTail.slice(-2_000)}`).join('\n')}`,
+        );
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** What a node says of itself: `leader NAME` once it knows the meta leader, else why not. */
+  private async view(node: NatsNode): Promise<string> {
+    try {
+      await monitor(node, 'healthz?js-enabled-only=true');
+      const varz = await monitor(node, 'varz');
+      if (varz.server_name !== node.name)
+        return `port ${node.httpPort} answers as ${String(varz.server_name)}`;
+      const jsz = await monitor(node, 'jsz');
+      const leader = (jsz.meta_cluster as { leader?: string } | undefined)?.leader;
+      return leader ? `leader ${leader}` : 'no meta leader';
+    } catch (error) {
+      return `not answering (${(error as Error).message})`;
+    }
   }
 
   private node(index: number): NatsNode {
@@ -163,42 +229,7 @@ export class NatsCluster {
     return node;
   }
 
-  private spawn(node: NatsNode): void {
-    const child = spawn(NATS_SERVER, ['-c', path.join(node.dir, 'server.conf')], {
-      stdio: ['ignore', 'ignore', 'ignore'],
-    });
-    child.once('error', () => {
-      node.process = null;
-    });
-    node.process = child;
-  }
-
   private killAllSync(): void {
     for (const node of this.nodes) killNatsNode(node.dir);
   }
-}
-
-function writeNodeConfig(node: NatsNode, nodes: readonly NatsNode[], maxPayload?: number): void {
-  mkdirSync(path.join(node.dir, 'store'), { recursive: true });
-  const routes = nodes
-    .filter((other) => other !== node)
-    .map((other) => `"nats://127.0.0.1:${other.clusterPort}"`);
-  const lines = [
-    `server_name: "${node.name}"`,
-    `listen: "127.0.0.1:${node.port}"`,
-    `http: "127.0.0.1:${node.httpPort}"`,
-    `pid_file: "${path.join(node.dir, NATS_PID_FILE)}"`,
-    `jetstream { store_dir: "${path.join(node.dir, 'store')}" }`,
-    ...(maxPayload ? [`max_payload: ${maxPayload}`] : []),
-    ...(nodes.length > 1
-      ? [
-          'cluster {',
-          '  name: "lockstep"',
-          `  listen: "127.0.0.1:${node.clusterPort}"`,
-          `  routes: [${routes.join(', ')}]`,
-          '}',
-        ]
-      : []),
-  ];
-  writeFileSync(path.join(node.dir, 'server.conf'), `${lines.join('\n')}\n`);
 }

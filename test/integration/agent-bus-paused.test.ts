@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { packetStreamName } from '../../plugin/protocol/packet-bus-names.js';
+import {
+  appliedVersion,
+  eventually,
+  expectIdentical,
+  waitForMarker,
+} from '../support/compare-nodes.js';
+import { LockstepProcess } from '../support/lockstep-process.js';
+import { backgroundTpcb, TPCB_SCHEMA, tpcbSeed } from '../support/tpcb-workload.js';
+import { useAttached } from '../support/use-attached.js';
+import { useNatsCluster } from '../support/use-nats-cluster.js';
+
+const TABLES = ['branches', 'tellers', 'accounts', 'history', 'marker'];
+const STREAM = packetStreamName('lockstep');
+const nats = useNatsCluster();
+const clusters = useAttached({
+  replicas: 1,
+  schema: TPCB_SCHEMA,
+  seed: tpcbSeed(1, 1_000),
+  config: {
+    twoPhase: { tag: false },
+    get bus() {
+      return { url: nats.cluster.url, replicas: 3 };
+    },
+  },
+});
+
+const replica = () => clusters.replicas[0] as PostgresCluster;
+
+async function historyRows(): Promise<number> {
+  const [row] = await clusters.primary.query<{ n: string }>('SELECT count(*) AS n FROM history');
+  return Number(row?.n);
+}
+
+/** The node each part of the path from publisher to agent runs on: each is paused in turn. */
+const ROLES = {
+  "the agent's consumer": async () => (await nats.cluster.consumerNodes(STREAM))[0] ?? -1,
+  "the agent's connection": () => nats.cluster.clientNode('lockstep-agent-replica1'),
+  "the publisher's connection": () => nats.cluster.clientNode('lockstep-publisher-lockstep'),
+  'the stream leader': () => nats.cluster.streamLeader(STREAM),
+};
+
+describe('lockstep agent on a bus that hangs', () => {
+  it('goes on while a NATS node is paused, whichever it is, and after the whole cluster was', async () => {
+    const publisher = new LockstepProcess(['run', '--config', clusters.configFile]);
+    const agent = new LockstepProcess([
+      'agent',
+      '--config',
+      clusters.configFile,
+      '--replica',
+      'replica1',
+    ]);
+    const workload = backgroundTpcb(clusters.primary.url, {
+      branches: 1,
+      accountsPerBranch: 1_000,
+    });
+    /** Waits for a marker committed now: it must travel publisher, stream and agent while `what`. */
+    const flows = async (what: string) => {
+      try {
+        await waitForMarker(clusters.primary, clusters.replicas, 180_000);
+      } catch (error) {
+        const tails = `agent:\n${agent.output.slice(-3_000)}\npublisher:\n${publisher.output.slice(-3_000)}`;
+        throw new Error(`${(error as Error).message} ${what}\n${tails}`);
+      }
+    };
+    try {
+      await eventually(async () => (await appliedVersion(replica())) > 50, 'the agent to apply');
+      for (const [role, find] of Object.entries(ROLES)) {
+        // A hung server accepts TCP and answers nothing; the cluster keeps quorum without it.
+        const index = await find();
+        expect(index, role).toBeGreaterThanOrEqual(0);
+        nats.cluster.signal(index, 'SIGSTOP');
+        await flows(`with the node of ${role} paused`);
+        nats.cluster.signal(index, 'SIGCONT');
+      }
+      // The whole cluster hangs while the primary goes on.
+      const rows = await historyRows();
+      for (const i of [0, 1, 2]) nats.cluster.signal(i, 'SIGSTOP');
+      await eventually(async () => (await historyRows()) > rows + 200, 'the primary to go on');
+      for (const i of [0, 1, 2]) nats.cluster.signal(i, 'SIGCONT');
+      await flows('after the whole cluster was paused');
+      await workload.stop();
+      await flows('once the workload stopped');
+      // history has no key: a packet applied twice would leave its rows twice.
+      await expectIdentical(clusters.primary, clusters.replicas, TABLES);
+    } finally {
+      await workload.stop();
+      for (const i of [0, 1, 2]) nats.cluster.signal(i, 'SIGCONT');
+      for (const p of [agent, publisher]) {
+        p.kill('SIGTERM');
+        expect(await p.exited).toBe(0);
+      }
+    }
+  }, 900_000);
+});

@@ -1,0 +1,59 @@
+import { existsSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { NatsCluster } from '../support/nats-cluster.js';
+import { releasePorts, reservePorts } from '../support/nats-ports.js';
+
+const RESERVATIONS = path.join(os.tmpdir(), 'lockstep-nats-ports');
+
+/** Whether a process with this pid runs (a zombie counts as gone). */
+function runs(pid: number): boolean {
+  try {
+    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+  } catch {
+    return false;
+  }
+}
+
+function serverPids(cluster: NatsCluster): number[] {
+  return Array.from({ length: cluster.size }, (_, i) => cluster.pid(i) ?? 0);
+}
+
+describe('the NATS test cluster', () => {
+  it('reserves its ports below the ephemeral range and frees them', () => {
+    const ports = reservePorts(6);
+    expect(new Set(ports).size).toBe(6);
+    for (const port of ports) {
+      expect(port).toBeLessThan(32_768);
+      expect(readFileSync(path.join(RESERVATIONS, String(port)), 'utf8')).toBe(String(process.pid));
+    }
+    releasePorts(ports);
+    for (const port of ports) expect(existsSync(path.join(RESERVATIONS, String(port)))).toBe(false);
+  });
+
+  it('fails its start with the server log when a node cannot listen', async () => {
+    // Whoever holds the port, the start fails at once with the cause, not after an election timeout.
+    const blocker = net.createServer();
+    const taken = await new Promise<number>((resolve) =>
+      blocker.listen(0, '127.0.0.1', () => resolve((blocker.address() as net.AddressInfo).port)),
+    );
+    try {
+      await expect(NatsCluster.start({ size: 1, clientPort: taken })).rejects.toThrow(
+        /node n1 exited[\s\S]*address already in use/,
+      );
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('leaves no server running after destroy, a paused one included', async () => {
+    const cluster = await NatsCluster.start();
+    const pids = serverPids(cluster);
+    expect(pids.filter(runs)).toHaveLength(3);
+    cluster.signal(1, 'SIGSTOP');
+    await cluster.destroy();
+    expect(pids.filter(runs)).toEqual([]);
+  });
+});
