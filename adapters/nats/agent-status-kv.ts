@@ -29,13 +29,20 @@ export function agentStatusWriter(
   settings: Pick<BusSettings, 'stream' | 'replicas'>,
 ): AgentStatusWriter {
   let bucket: Promise<KV> | null = null;
+  const name = agentStatusBucket(settings.stream);
   const open = () =>
-    new Kvm(nc).create(agentStatusBucket(settings.stream), {
-      replicas: settings.replicas,
-      history: 1,
-      max_bytes: BUCKET_BYTES,
-      timeout: REQUEST_MS,
-    });
+    new Kvm(nc)
+      .create(name, {
+        replicas: settings.replicas,
+        history: 1,
+        max_bytes: BUCKET_BYTES,
+        timeout: REQUEST_MS,
+      })
+      // Made with other settings (bus.replicas changed since): written as it is.
+      .catch((error: Error) => {
+        if (!/already in use/i.test(error.message)) throw error;
+        return new Kvm(nc).open(name, { timeout: REQUEST_MS });
+      });
   return {
     put: async (record) => {
       bucket ??= open().catch((error: unknown) => {

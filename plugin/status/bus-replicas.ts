@@ -74,7 +74,8 @@ function fromReport(stored: StoredAgentStatus, status: LockstepStatus, now: Date
   const fresh = agentFreshness(record, stored.storedAt, now);
   const error = fresh.stale
     ? `[${record.replica}] ${fresh.problem}\n  fix: ${fresh.fix}`
-    : record.error && `[${record.replica}] ${record.error.problem}\n  fix: ${record.error.fix}`;
+    : record.error &&
+      `[${record.replica}${record.error.table ? `, table ${record.error.table}` : ''}] ${record.error.problem}\n  fix: ${record.error.fix}`;
   return {
     name: record.replica,
     version: record.version,
