@@ -132,6 +132,10 @@ describe('status with bus', () => {
   });
 
   it('never shows a hung agent healthy: its entry turns unknown, then streaming once it runs again', async () => {
+    await eventually(
+      async () => following(entry((await status()).json, 'replica1')?.state),
+      'replica1 reported following',
+    );
     const hung = agents[0] as LockstepProcess;
     hung.child.kill('SIGSTOP');
     try {
