@@ -19,6 +19,8 @@ export interface BusAgentParts {
   readonly windowChanges: number;
   /** How often a standby agent tries the lock, and the holder checks it (ms). */
   readonly lockCheckMs?: number;
+  /** The replica's state, position or error changed (the agent's status report). */
+  readonly changed?: () => void;
 }
 
 const LOCK_CHECK_MS = 2_000;
@@ -45,6 +47,11 @@ export class BusAgent {
       this.lockLost = true;
       this.wake.notify();
     });
+  }
+
+  /** The error that ends the agent, once there is one. */
+  get halted(): LockstepError | null {
+    return this.fatal;
   }
 
   get replica(): string {
@@ -154,11 +161,13 @@ export class BusAgent {
     return new ReplicaAgent(this.replica, parts.target, window, parts.agent, {
       applied: (agent, position, packets, rows) => {
         log.debug({ replica: agent.name, version: position.version, packets, rows }, 'applied');
+        parts.changed?.();
         // An agent that ends after what it read was applied looks again.
         if (this.fatal) this.wake.notify();
       },
       stateChanged: (agent) => {
         logReplicaState(log, agent);
+        parts.changed?.();
         // The pump waits for the replica's first position.
         pump.nudge();
       },

@@ -10,6 +10,7 @@ import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { loadConfig } from '../config/load-config.js';
 import { replicaAgentOptions } from '../sidecar/create-sidecar.js';
 import { createLogger } from '../sidecar/logger.js';
+import { type AgentReporting, startAgentReporting } from './agent-status.js';
 import { UsageError } from './exit-codes.js';
 
 /** The flags of `lockstep agent`. */
@@ -35,6 +36,7 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
   const log = createLogger(config.log.level);
   const nc = await connectBus(bus, `lockstep-agent-${replica.name}`);
   const packets = new NatsPacketReader(nc, bus);
+  let reporting: AgentReporting | null = null;
   const agent = new BusAgent({
     target: replicaTarget(config, replica, log),
     packets,
@@ -42,7 +44,9 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
     log,
     agent: replicaAgentOptions(config),
     windowChanges: config.windowChanges,
+    changed: () => reporting?.changed(),
   });
+  reporting = await startAgentReporting(nc, bus, config, replica, agent, log);
   process.on('unhandledRejection', (reason) => {
     log.fatal({ err: reason }, 'internal error');
     process.exit(1);
@@ -67,6 +71,7 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
     }
     log.info({ replica: replica.name }, 'stopped');
   } finally {
+    await reporting.close();
     await packets.close();
   }
   // Everything is closed; a backoff timer still pending must not delay the exit.

@@ -1,4 +1,7 @@
+import { busSettings } from '../config/bus-settings.js';
+import type { LockstepConfig } from '../config/config-schema.js';
 import { loadConfig } from '../config/load-config.js';
+import type { BusStatusSource } from '../status/bus-replicas.js';
 import { printJson } from './cli-output.js';
 import { ExitCode, exitCodeForStatus, UsageError } from './exit-codes.js';
 
@@ -11,6 +14,17 @@ export interface StatusFlags {
   interval?: number;
 }
 
+/** With `bus`, the replicas are read from their agents' reports, never from the replicas. */
+async function busSource(
+  config: LockstepConfig,
+  configFile?: string,
+): Promise<BusStatusSource | undefined> {
+  const bus = busSettings(config);
+  if (!bus) return undefined;
+  const { agentStatusReader } = await import('../../adapters/nats/agent-status-kv.js');
+  return { reader: agentStatusReader(bus), ...(configFile ? { configFile } : {}) };
+}
+
 /** `status --watch`: refreshes until SIGINT, then exit 0. */
 async function watch(flags: StatusFlags): Promise<never> {
   const config = loadConfig(flags.config);
@@ -20,13 +34,14 @@ async function watch(flags: StatusFlags): Promise<never> {
     import('../../adapters/postgres/setup/postgres-setup.js'),
   ]);
   const cluster = postgresCluster();
+  const bus = await busSource(config, flags.config);
   const stop = new AbortController();
   process.once('SIGINT', () => stop.abort());
   const out = process.stdout;
   const tty = out.isTTY === true && !flags.json;
   if (tty) out.write('\x1b[?25l'); // the cursor would blink over the view
   try {
-    await watchStatus(() => readStatus(cluster, config), {
+    await watchStatus(() => readStatus(cluster, config, bus), {
       intervalMs: (flags.interval ?? 2) * 1000,
       out,
       json: flags.json === true,
@@ -55,7 +70,7 @@ export async function statusCommand(flags: StatusFlags): Promise<ExitCode> {
       import('./status-view.js'),
       import('../../adapters/postgres/setup/postgres-setup.js'),
     ]);
-  const status = await readStatus(postgresCluster(), config);
+  const status = await readStatus(postgresCluster(), config, await busSource(config, flags.config));
   if (flags.json) printJson(status);
   else process.stdout.write(formatStatus(status));
   return exitCodeForStatus(statusHealth(status));

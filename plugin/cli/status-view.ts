@@ -25,6 +25,12 @@ export function formatStatus(status: LockstepStatus): string {
       ? `sidecar: ${status.sidecar.active ?? 'running'} is active${status.sidecar.since ? ` since ${status.sidecar.since}` : ''}`
       : 'sidecar: none running',
   );
+  if (status.bus)
+    lines.push(
+      status.bus.reachable
+        ? `replicas: as their agents report them on the bus (bucket ${status.bus.bucket})`
+        : `bus: UNREACHABLE — ${status.bus.error ?? ''}`,
+    );
   if (status.slot?.lost)
     lines.push(`slot: LOST — ${status.slot.reason}`, `  fix: ${status.slot.fix}`);
   else if (status.slot?.walStatus === 'unreserved')

@@ -59,6 +59,15 @@ const busSchema = z
       .string()
       .regex(/^\d+\s*(MB|GB|TB)$/, 'a size such as "10GB"')
       .default('10GB'),
+    /** `lockstep agent`'s /healthz, /readyz, /metrics and /status; off unless a port is set. */
+    agentHttp: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        /** Port; 0 leaves the endpoints off. */
+        port: z.number().int().min(0).max(65535).default(0),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

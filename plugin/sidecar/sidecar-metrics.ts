@@ -17,11 +17,14 @@ const STATES = [
 /** `pg_replication_slots.wal_status` values. */
 const WAL_STATUSES = ['reserved', 'extended', 'unreserved', 'lost'];
 
+/** What per-replica metrics read: the sidecar's snapshot, or an agent's of its one replica. */
+export type ReplicaSet = Pick<SidecarSnapshot, 'replicas'>;
+
 /** Registers metrics whose values are read from the scrape's snapshot. */
-interface MetricKit {
+export interface MetricKit<S extends ReplicaSet = SidecarSnapshot> {
   readonly registry: Registry;
   /** The snapshot of this scrape (taken once, shared by every metric). */
-  take(): SidecarSnapshot;
+  take(): S;
   /** A gauge per replica. */
   perReplica(
     name: string,
@@ -33,10 +36,10 @@ interface MetricKit {
     name: string,
     help: string,
     label: string,
-    read: (s: SidecarSnapshot) => ReadonlyArray<readonly [string, number]>,
+    read: (s: S) => ReadonlyArray<readonly [string, number]>,
   ): void;
   /** A gauge with no label. */
-  single(name: string, help: string, value: (s: SidecarSnapshot) => number | null): void;
+  single(name: string, help: string, value: (s: S) => number | null): void;
 }
 
 /**
@@ -55,8 +58,11 @@ export function sidecarMetrics(snapshot: () => SidecarSnapshot): Registry {
   return registry;
 }
 
-function metricKit(registry: Registry, snapshot: () => SidecarSnapshot): MetricKit {
-  let current: SidecarSnapshot | null = null;
+export function metricKit<S extends ReplicaSet>(
+  registry: Registry,
+  snapshot: () => S,
+): MetricKit<S> {
+  let current: S | null = null;
   // One snapshot per scrape, shared by every metric's collect().
   const take = () => {
     current ??= snapshot();
@@ -121,7 +127,7 @@ function metricKit(registry: Registry, snapshot: () => SidecarSnapshot): MetricK
 }
 
 /** Per replica: versions, lag, counts and state. */
-function replicaMetrics(kit: MetricKit): void {
+export function replicaMetrics(kit: MetricKit<ReplicaSet>): void {
   const { perReplica, take } = kit;
   const perReplicaTotal = (
     name: string,

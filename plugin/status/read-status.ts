@@ -6,6 +6,7 @@ import { isConnectionFailure, type LockstepError } from '../ports/lockstep-error
 import type { ReplicaNote } from '../ports/replica-status-store.js';
 import { type SlotHealth, slotLoss } from '../ports/slot-health.js';
 import { type Lsn, lsnDistance } from '../protocol/index.js';
+import { type BusStatusSource, readBusReplicas } from './bus-replicas.js';
 
 /** One replica in `status --json`. */
 export interface ReplicaStatus {
@@ -18,8 +19,12 @@ export interface ReplicaStatus {
   state: string;
   error: string | null;
   errorAt: string | null;
-  /** Whether status could connect to the replica just now. */
+  /** Whether status could connect to the replica just now (with `bus`: whether its agent reports). */
   reachable: boolean;
+  /** With `bus`: the replica is as its agent reported it to the bus, not read from it. */
+  source?: 'bus';
+  /** With `bus`: the agent that reported, and its last heartbeat (null: none reports). */
+  agent?: { host: string; pid: number; heartbeatAt: string; heartbeats: number } | null;
 }
 
 /** A lockstep transaction still prepared on some node. */
@@ -59,6 +64,8 @@ export interface LockstepStatus {
    * attach of the replica replaces it or detach drops it.
    */
   joinHolds: JoinHold[];
+  /** With `bus`: the agents' bucket the replicas were read from, and whether it could be read. */
+  bus?: { bucket: string; reachable: boolean; error: string | null };
 }
 
 /** Seconds between the stream head's commit and the replica's last applied commit (0 when caught up). */
@@ -126,6 +133,7 @@ function emptyStatus(): LockstepStatus {
 export async function readStatus(
   cluster: LockstepCluster,
   config: LockstepConfig,
+  bus?: BusStatusSource,
 ): Promise<LockstepStatus> {
   const status = emptyStatus();
   let reading: PrimaryReading = { notes: new Map(), headCommit: null };
@@ -141,7 +149,10 @@ export async function readStatus(
     status.primary.error = (error as LockstepError).message;
     status.primary.reachable = !isConnectionFailure(error);
   }
-  status.replicas = await readReplicas(cluster, config, status, reading);
+  const names = config.replicas.map((r) => r.name);
+  status.replicas = bus
+    ? await readBusReplicas(bus, names, status)
+    : await readReplicas(cluster, config, status, reading);
   // Without its slot no replica can catch up, whatever it last did: each needs a fresh copy.
   if (status.slot?.lost)
     status.replicas = status.replicas.map((r) => ({

@@ -21,6 +21,7 @@ export function statusHealth(status: LockstepStatus): StatusHealth {
   return {
     unreachable: [
       ...(status.primary.reachable ? [] : ['primary']),
+      ...(status.bus?.reachable === false ? ['bus'] : []),
       ...status.replicas.filter((r) => !r.reachable).map((r) => r.name),
     ],
     troubled: status.replicas

@@ -1,0 +1,107 @@
+import { type KV, Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type {
+  AgentStatusReader,
+  AgentStatusWriter,
+  StoredAgentStatus,
+} from '../../plugin/ports/agent-status-bus.js';
+import { LockstepError } from '../../plugin/ports/lockstep-error.js';
+import type { BusSettings } from '../../plugin/ports/packet-bus.js';
+import {
+  agentStatusBucket,
+  decodeAgentStatus,
+  encodeAgentStatus,
+} from '../../plugin/protocol/agent-status-record.js';
+import { BUS_NODE, connectBus } from './nats-connection.js';
+
+/** Longest one put or get may take before it counts as failed (ms). */
+const REQUEST_MS = 3_000;
+/** A report is small; the bucket holds one per replica and never grows past this. */
+const BUCKET_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Writes to the agents' bucket, created on first use when missing and
+ * replicated like the packet stream. Only the latest report per replica is
+ * kept (history 1). A failed creation is tried again at the next write.
+ */
+export function agentStatusWriter(
+  nc: NatsConnection,
+  settings: Pick<BusSettings, 'stream' | 'replicas'>,
+): AgentStatusWriter {
+  let bucket: Promise<KV> | null = null;
+  const name = agentStatusBucket(settings.stream);
+  const open = () =>
+    new Kvm(nc)
+      .create(name, {
+        replicas: settings.replicas,
+        history: 1,
+        max_bytes: BUCKET_BYTES,
+        timeout: REQUEST_MS,
+      })
+      // Made with other settings (bus.replicas changed since): written as it is.
+      .catch((error: Error) => {
+        if (!/already in use/i.test(error.message)) throw error;
+        return new Kvm(nc).open(name, { timeout: REQUEST_MS });
+      });
+  return {
+    put: async (record) => {
+      bucket ??= open().catch((error: unknown) => {
+        bucket = null;
+        throw error;
+      });
+      const kv = await bucket;
+      await kv.put(record.replica, encodeAgentStatus(record), { timeout: REQUEST_MS });
+    },
+  };
+}
+
+/** Reads the agents' reports with a connection of its own, for one `status`. */
+export function agentStatusReader(
+  settings: Pick<BusSettings, 'servers' | 'stream'>,
+): AgentStatusReader {
+  const bucket = agentStatusBucket(settings.stream);
+  return {
+    bucket,
+    read: async (replicas) => {
+      // connectBus's failure is a connection LockstepError already: status exits 3.
+      const nc = await connectBus(settings, 'lockstep-status', REQUEST_MS);
+      try {
+        const kv = await openBucket(nc, bucket);
+        const found = new Map<string, StoredAgentStatus>();
+        if (!kv) return found;
+        await Promise.all(
+          replicas.map(async (name) => {
+            const entry = await kv.get(name);
+            const record = entry?.operation === 'PUT' ? decodeAgentStatus(entry.value) : null;
+            if (entry && record?.replica === name)
+              found.set(name, { record, storedAt: entry.created });
+          }),
+        );
+        return found;
+      } catch (error) {
+        if (error instanceof LockstepError) throw error;
+        throw new LockstepError({
+          node: BUS_NODE,
+          problem: `cannot read the agents' reports from bucket ${bucket}: ${(error as Error).message}`,
+          fix: 'check that the NATS servers run with JetStream and keep quorum',
+          setting: 'connection',
+          cause: error,
+        });
+      } finally {
+        await nc.close().catch(() => undefined);
+      }
+    },
+  };
+}
+
+/** The bucket, or null when no agent ever created it. */
+async function openBucket(nc: NatsConnection, bucket: string): Promise<KV | null> {
+  try {
+    const kv = await new Kvm(nc).open(bucket, { timeout: REQUEST_MS });
+    await kv.status();
+    return kv;
+  } catch (error) {
+    if (/stream not found|bucket not found/i.test((error as Error).message)) return null;
+    throw error;
+  }
+}

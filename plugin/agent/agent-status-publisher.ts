@@ -1,0 +1,135 @@
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { AgentStatusWriter } from '../ports/agent-status-bus.js';
+import type { LockstepError } from '../ports/lockstep-error.js';
+import type { AgentStatusRecord } from '../protocol/agent-status-record.js';
+import type { ReplicaAgent } from '../replica/replica-agent.js';
+
+/** What the publisher reads of the running agent. */
+export interface AgentStatusSource {
+  readonly replica: string;
+  /** The replica machine while this process holds the replica's lock (a standby reports nothing). */
+  readonly current: ReplicaAgent | null;
+  /** The error that ends the agent, once there is one. */
+  readonly halted: LockstepError | null;
+}
+
+/** Default time between heartbeats (ms). */
+export const HEARTBEAT_MS = 2_000;
+
+/**
+ * Publishes the agent's report on every change and at least every
+ * heartbeat. Never blocks applying: one write in flight at a time, the
+ * newest report replacing one not sent yet; a failed write is logged once
+ * per outage and the next report tried.
+ */
+export class AgentStatusPublisher {
+  private beats = 0;
+  private pending: AgentStatusRecord | null = null;
+  private sending: Promise<void> | null = null;
+  private failing = false;
+  private timer: NodeJS.Timeout | null = null;
+  private last: { key: string; at: string } = { key: '', at: new Date().toISOString() };
+  /** The last report sent or queued (also what the metrics read). */
+  latest: AgentStatusRecord | null = null;
+  /** lockstep gids prepared on the replica, as last listed. */
+  inDoubt: AgentStatusRecord['inDoubt'] = [];
+
+  constructor(
+    private readonly writer: AgentStatusWriter,
+    private readonly source: AgentStatusSource,
+    private readonly log: Logger,
+    readonly everyMs = HEARTBEAT_MS,
+  ) {}
+
+  start(): void {
+    this.timer ??= setInterval(() => this.changed(), this.everyMs);
+    this.timer.unref();
+  }
+
+  /** Something changed (or a heartbeat is due): a new report goes out, replacing one not sent yet. */
+  changed(): void {
+    const record = this.record();
+    if (!record) return;
+    this.latest = record;
+    this.pending = record;
+    this.sending ??= this.send().finally(() => {
+      this.sending = null;
+    });
+  }
+
+  /** Stops the heartbeats; sends the final report, waiting at most `ms`. */
+  async stop(ms: number): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.changed();
+    const flushed = this.sending ?? Promise.resolve();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([flushed, new Promise((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
+  }
+
+  private async send(): Promise<void> {
+    for (let record = this.pending; record; record = this.pending) {
+      this.pending = null;
+      try {
+        await this.writer.put(record);
+        if (this.failing)
+          this.log.info(
+            { replica: record.replica, event: 'agent-status-resumed' },
+            'status reports reach the bus again',
+          );
+        this.failing = false;
+      } catch (error) {
+        if (!this.failing)
+          this.log.warn(
+            {
+              replica: record.replica,
+              err: (error as Error).message,
+              event: 'agent-status-failed',
+            },
+            'cannot publish status to the bus: applying goes on',
+          );
+        this.failing = true;
+      }
+    }
+  }
+
+  /** The report now; null while this process does not hold the replica (and has not halted). */
+  private record(): AgentStatusRecord | null {
+    const { current: agent, halted, replica } = this.source;
+    if (!agent && !(halted && this.latest)) return null;
+    const state = halted ? haltedState(halted) : (agent?.state ?? 'halted');
+    const failure = halted ?? agent?.lastError ?? null;
+    const error = failure && {
+      problem: failure.problem,
+      fix: failure.fix,
+      table: failure.table ?? null,
+    };
+    const position = agent
+      ? agent.position
+      : this.latest && { version: this.latest.version, lsn: this.latest.lsn };
+    const now = new Date().toISOString();
+    const key = JSON.stringify([state, position?.version, error?.problem]);
+    if (key !== this.last.key) this.last = { key, at: now };
+    return {
+      replica,
+      version: position?.version ?? null,
+      lsn: position?.lsn ?? null,
+      state,
+      error,
+      agent: { host: hostname(), pid: process.pid },
+      inDoubt: this.inDoubt,
+      packetsApplied: agent?.packetsApplied ?? this.latest?.packetsApplied ?? 0,
+      rowsApplied: agent?.rowsApplied ?? this.latest?.rowsApplied ?? 0,
+      applyErrors: agent?.applyErrors ?? this.latest?.applyErrors ?? 0,
+      heartbeat: { at: now, count: ++this.beats, everyMs: this.everyMs },
+      updatedAt: this.last.at,
+    };
+  }
+}
+
+/** An agent that ended because the bus lacks what the replica needs is stale (its fix: a resync). */
+function haltedState(error: LockstepError): string {
+  return /--resync/.test(error.fix) ? 'stale' : 'halted';
+}

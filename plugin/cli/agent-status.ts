@@ -1,0 +1,89 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { Endpoints } from '../../adapters/http/http-endpoints.js';
+import { AgentStatusPublisher, type AgentStatusSource } from '../agent/agent-status-publisher.js';
+import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
+import type { BusSettings } from '../ports/packet-bus.js';
+
+/** The agent's status reporting, running. */
+export interface AgentReporting {
+  /** The replica changed: a report goes out (never waited for). */
+  changed(): void;
+  /** Sends the last report (bounded) and closes the endpoints. */
+  close(): Promise<void>;
+}
+
+/** Longest the last report may take when the agent stops (ms). */
+const LAST_REPORT_MS = 1_500;
+/** States in which the agent's replica follows the bus. */
+const FOLLOWING = ['streaming', 'catching-up'];
+
+/**
+ * Starts `lockstep agent`'s reporting: its status in the agents' KV bucket
+ * (with the gids prepared on the replica), and, when `bus.agentHttp.port`
+ * is set, /healthz, /readyz, /metrics and /status from the same report.
+ */
+export async function startAgentReporting(
+  nc: NatsConnection,
+  bus: BusSettings,
+  config: LockstepConfig,
+  replica: ReplicaConfig,
+  source: AgentStatusSource,
+  log: Logger,
+): Promise<AgentReporting> {
+  const [{ agentStatusWriter }, { postgresCluster }, { InDoubtLister }] = await Promise.all([
+    import('../../adapters/nats/agent-status-kv.js'),
+    import('../../adapters/postgres/setup/postgres-setup.js'),
+    import('../agent/agent-status-in-doubt.js'),
+  ]);
+  const publisher = new AgentStatusPublisher(agentStatusWriter(nc, bus), source, log);
+  const lister = new InDoubtLister(postgresCluster(), replica, (gids) => {
+    publisher.inDoubt = gids;
+  });
+  const listing = setInterval(() => lister.poll(), publisher.everyMs);
+  listing.unref();
+  lister.poll();
+  publisher.start();
+  const endpoints = await serveAgentEndpoints(config, publisher, source, log);
+  return {
+    changed: () => publisher.changed(),
+    close: async () => {
+      clearInterval(listing);
+      await publisher.stop(LAST_REPORT_MS);
+      await Promise.all([lister.close(), endpoints?.close()]);
+    },
+  };
+}
+
+/** The agent's endpoints, when a port is configured. */
+async function serveAgentEndpoints(
+  config: LockstepConfig,
+  publisher: AgentStatusPublisher,
+  source: AgentStatusSource,
+  log: Logger,
+): Promise<Endpoints | null> {
+  const http = config.bus?.agentHttp;
+  if (!http?.port) return null;
+  const [{ serveEndpoints }, { agentMetrics }] = await Promise.all([
+    import('../../adapters/http/http-endpoints.js'),
+    import('../agent/agent-status-metrics.js'),
+  ]);
+  const metrics = agentMetrics(() => ({
+    record: source.current ? publisher.latest : null,
+    active: source.current !== null,
+  }));
+  const endpoints = await serveEndpoints(http.host, http.port, {
+    readiness: () => {
+      const state = source.current?.state ?? 'standby';
+      const ready = FOLLOWING.includes(state);
+      return { ready, reasons: ready ? [] : [`replica ${source.replica} is ${state}`] };
+    },
+    metrics: async () => ({ contentType: metrics.contentType, body: await metrics.metrics() }),
+    status: async () => publisher.latest ?? { replica: source.replica, state: 'standby' },
+  });
+  log.info(
+    { host: endpoints.host, port: endpoints.port, event: 'agent-endpoints' },
+    'agent endpoints listening',
+  );
+  return endpoints;
+}

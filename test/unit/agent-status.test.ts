@@ -1,0 +1,206 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { AgentStatusPublisher } from '../../plugin/agent/agent-status-publisher.js';
+import { agentFreshness, STALE_AFTER_BEATS } from '../../plugin/agent/agent-status-staleness.js';
+import { exitCodeForStatus } from '../../plugin/cli/exit-codes.js';
+import type { LockstepConfig } from '../../plugin/config/config-schema.js';
+import type { AgentStatusReader, StoredAgentStatus } from '../../plugin/ports/agent-status-bus.js';
+import type { LockstepCluster, PrimarySession } from '../../plugin/ports/lockstep-cluster.js';
+import { LockstepError } from '../../plugin/ports/lockstep-error.js';
+import {
+  type AgentStatusRecord,
+  decodeAgentStatus,
+  encodeAgentStatus,
+} from '../../plugin/protocol/agent-status-record.js';
+import { toLsn } from '../../plugin/protocol/index.js';
+import type { ReplicaAgent } from '../../plugin/replica/replica-agent.js';
+import { readStatus } from '../../plugin/status/read-status.js';
+import { statusHealth } from '../../plugin/status/status-health.js';
+
+const T0 = Date.parse('2026-01-01T00:00:00Z');
+const at = (ms: number) => new Date(T0 + ms);
+
+function report(over: Partial<AgentStatusRecord> = {}, beatAt = at(0)): AgentStatusRecord {
+  return {
+    replica: 'replica1',
+    version: 7,
+    lsn: toLsn('0/80'),
+    state: 'streaming',
+    error: null,
+    agent: { host: 'db1', pid: 42 },
+    inDoubt: [],
+    packetsApplied: 3,
+    rowsApplied: 9,
+    applyErrors: 0,
+    heartbeat: { at: beatAt.toISOString(), count: 5, everyMs: 1_000 },
+    updatedAt: beatAt.toISOString(),
+    ...over,
+  };
+}
+
+describe('agentFreshness', () => {
+  const limit = STALE_AFTER_BEATS * 1_000;
+  it('is fresh up to the missed-heartbeat limit, stale past it, naming the agent and the fix', () => {
+    expect(agentFreshness(report(), at(0), at(limit)).stale).toBe(false);
+    const stale = agentFreshness(report(), at(0), at(limit + 1));
+    expect(stale).toMatchObject({ stale: true, ageSeconds: 5 });
+    if (!stale.stale) throw new Error('expected stale');
+    expect(stale.problem).toMatch(/agent of replica1 \(db1 pid 42\) last reported 5s ago/);
+    expect(stale.fix).toMatch(/lockstep agent --replica replica1 on db1/);
+  });
+
+  it("counts from the older clock: an agent's clock running ahead cannot keep it fresh", () => {
+    const ahead = report({}, at(3_600_000));
+    expect(agentFreshness(ahead, at(0), at(limit + 1)).stale).toBe(true);
+    // The bus's time ahead, the agent's behind: stale too (failing closed).
+    expect(agentFreshness(report(), at(3_600_000), at(limit + 1)).stale).toBe(true);
+  });
+});
+
+describe('decodeAgentStatus', () => {
+  it('reads what the agent encodes and refuses what is not a report', () => {
+    expect(decodeAgentStatus(encodeAgentStatus(report()))).toEqual(report());
+    expect(decodeAgentStatus(new TextEncoder().encode('{"replica":"r"}'))).toBeNull();
+    expect(decodeAgentStatus(new TextEncoder().encode('not json'))).toBeNull();
+  });
+});
+
+const config = {
+  slot: 'lockstep',
+  primary: 'postgres://primary/db',
+  replicas: [
+    { name: 'replica1', url: 'postgres://replica1/db' },
+    { name: 'replica2', url: 'postgres://replica2/db' },
+  ],
+} as unknown as LockstepConfig;
+
+/** The primary at version 10; any replica connection fails the test: bus mode must not open one. */
+const cluster = {
+  primary: async () =>
+    ({
+      streams: {
+        head: async () => ({
+          version: 10,
+          lsn: toLsn('0/100'),
+          commitTime: at(0),
+          walLsn: toLsn('0/200'),
+          twoPhase: null,
+          activeSidecar: 'host:1',
+          activeSince: at(0),
+          pausedAt: null,
+        }),
+      },
+      streamLockHeld: async () => true,
+      replicaStatus: { notes: async () => [] },
+      slots: { health: async () => null },
+      joinHolds: { read: async () => [] },
+      preparedGids: async () => [],
+      close: async () => undefined,
+    }) as unknown as PrimarySession,
+  replica: async () => {
+    throw new Error('status connected to a replica in bus mode');
+  },
+} as unknown as LockstepCluster;
+
+function reader(reports: Map<string, StoredAgentStatus> | Error): AgentStatusReader {
+  return {
+    bucket: 'LOCKSTEP_LOCKSTEP_AGENTS',
+    read: async () => {
+      if (reports instanceof Error) throw reports;
+      return reports;
+    },
+  };
+}
+
+describe('readStatus with bus', () => {
+  it("takes each replica from its agent's report, lag against the primary's version", async () => {
+    const fresh = report({
+      inDoubt: [{ gid: 'lockstep_g', preparedAt: new Date().toISOString() }],
+      heartbeat: { at: new Date().toISOString(), count: 1, everyMs: 1_000 },
+    });
+    const gone = report({ replica: 'replica2', state: 'streaming' });
+    const status = await readStatus(cluster, config, {
+      reader: reader(
+        new Map([
+          ['replica1', { record: fresh, storedAt: new Date() }],
+          ['replica2', { record: gone, storedAt: at(0) }],
+        ]),
+      ),
+    });
+    expect(status.replicas[0]).toMatchObject({
+      name: 'replica1',
+      version: 7,
+      lagVersions: 3,
+      state: 'streaming',
+      source: 'bus',
+      reachable: true,
+    });
+    // Its last report said streaming, long ago: never shown healthy.
+    expect(status.replicas[1]).toMatchObject({
+      name: 'replica2',
+      state: 'unknown',
+      reachable: false,
+    });
+    expect(status.replicas[1]?.error).toMatch(/agent of replica2 .* last reported/);
+    expect(status.inDoubt).toMatchObject([{ node: 'replica1', gid: 'lockstep_g' }]);
+    expect(exitCodeForStatus(statusHealth(status))).toBe(3);
+  });
+
+  it('says the bus is unreachable (exit 3) and knows no replica then', async () => {
+    const down = new LockstepError({
+      node: 'bus',
+      problem: 'cannot connect',
+      fix: 'start NATS',
+      setting: 'connection',
+    });
+    const status = await readStatus(cluster, config, { reader: reader(down) });
+    expect(status.bus).toMatchObject({ reachable: false });
+    expect(status.replicas.map((r) => r.state)).toEqual(['unknown', 'unknown']);
+    expect(statusHealth(status).unreachable).toContain('bus');
+    expect(exitCodeForStatus(statusHealth(status))).toBe(3);
+  });
+
+  it('names the command to start for a replica no agent reports on', async () => {
+    const status = await readStatus(cluster, config, {
+      reader: reader(new Map()),
+      configFile: 'c.yaml',
+    });
+    expect(status.replicas[0]?.error).toMatch(
+      /fix: start lockstep agent --config c.yaml --replica replica1/,
+    );
+  });
+});
+
+describe('AgentStatusPublisher', () => {
+  it('never waits for the bus: one write in flight, the newest report replacing those not sent', async () => {
+    const written: number[] = [];
+    let release: () => void = () => undefined;
+    const writer = {
+      put: (r: AgentStatusRecord) =>
+        new Promise<void>((resolve) => {
+          written.push(r.version ?? -1);
+          release = resolve;
+        }),
+    };
+    const agent = {
+      state: 'streaming',
+      position: { version: 1, lsn: toLsn('0/1') },
+      lastError: null,
+      packetsApplied: 0,
+      rowsApplied: 0,
+      applyErrors: 0,
+    };
+    const source = { replica: 'replica1', current: agent as unknown as ReplicaAgent, halted: null };
+    const publisher = new AgentStatusPublisher(writer, source, pino({ level: 'silent' }));
+    publisher.changed();
+    for (let v = 2; v <= 5; v++) {
+      agent.position = { version: v, lsn: toLsn('0/1') };
+      publisher.changed();
+    }
+    expect(written).toEqual([1]);
+    release();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(written).toEqual([1, 5]);
+    release();
+  });
+});
