@@ -22,9 +22,9 @@ export async function askOverBus<T>(
 }
 
 /**
- * Serves requests on `subject` with `handle`: each request is answered with
- * what it resolves to (a failure becomes an error reply), one at a time per
- * subject is not required, so requests are handled as they come.
+ * Serves requests on `subject` with `handle`, each as it comes (a prepare
+ * may wait for the applier while a rollback is answered): the reply is what
+ * it resolves to, a failure an error reply.
  */
 export function serveOverBus<Q>(
   nc: NatsConnection,
