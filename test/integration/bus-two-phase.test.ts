@@ -41,6 +41,9 @@ const has = async (node: PostgresCluster, id: number) =>
 const committedEverywhere = async (id: number) =>
   (await has(replicas()[0], id)) && (await has(replicas()[1], id));
 
+const afterRecovery = async (node: PostgresCluster) =>
+  (await node.query("SELECT 1 FROM events WHERE note = 'after recovery'")).length === 1;
+
 async function noGidLeft(): Promise<void> {
   await eventually(
     async () => (await preparedGids([clusters.primary, ...replicas()])).length === 0,
@@ -115,6 +118,12 @@ describe('two-phase rounds over the bus', () => {
       expect((await preparedGids(replicas())).length).toBe(2);
       coordinator = run();
       await eventually(() => committedEverywhere(id), 'recovery to commit on both replicas');
+      // The agents parked for that decision go on with the stream.
+      await clusters.primary.query("INSERT INTO events (note) VALUES ('after recovery')");
+      await eventually(async () => {
+        const seen = await Promise.all(replicas().map((r) => afterRecovery(r)));
+        return seen.every(Boolean);
+      }, 'the packet after the round on both replicas');
       await noGidLeft();
       await expectIdentical(clusters.primary, replicas(), TABLES);
     } finally {
