@@ -5,6 +5,7 @@ import { logReplicaState } from '../replica/log-replica-state.js';
 import { ReplicaAgent, type ReplicaAgentOptions } from '../replica/replica-agent.js';
 import type { ReplicaTarget } from '../replica/replica-target.js';
 import { Signal } from '../support/signal.js';
+import { AgentRoundServer, type AgentRoundsWiring } from './agent-round-server.js';
 import { AgentWindow } from './agent-window.js';
 import { BusPump } from './bus-pump.js';
 
@@ -21,6 +22,8 @@ export interface BusAgentParts {
   readonly lockCheckMs?: number;
   /** The replica's state, position or error changed (the agent's status report). */
   readonly changed?: () => void;
+  /** Two-phase rounds with the coordinator over the bus. */
+  readonly rounds: AgentRoundsWiring;
 }
 
 const LOCK_CHECK_MS = 2_000;
@@ -135,6 +138,7 @@ export class BusAgent {
     });
     agent = this.newAgent(window, pump);
     this.current = agent;
+    const rounds = startRounds(this.replica, () => this.current, parts);
     const applying = agent.run();
     const pumping = pump.run();
     const over = () =>
@@ -152,6 +156,7 @@ export class BusAgent {
     // Wakes an agent waiting for the window (an open batch rolls back).
     window.reset();
     await Promise.all([applying, pumping]);
+    await rounds.stop();
     this.current = null;
   }
 
@@ -172,9 +177,71 @@ export class BusAgent {
         pump.nudge();
       },
       needsRewind: (_agent, position) => pump.requestRewind(position),
-      // Two-phase packets never reach this window (the pump stops at them).
-      roundCommitted: () => false,
+      // Decided by the coordinator's word at the gate; a restarted coordinator hears of it here.
+      roundCommitted: (version) => {
+        tellWaiting(window, version, parts.rounds);
+        return false;
+      },
       note: (agent, message, fields) => log.info({ replica: agent.name, ...fields }, message),
     });
   }
+}
+
+/**
+ * Answers the coordinator while this agent holds the replica's lock, and
+ * asks it about gids a crash left prepared: at once, then every recovery
+ * interval while any stays prepared.
+ */
+function startRounds(
+  replica: string,
+  current: () => ReplicaAgent | null,
+  parts: BusAgentParts,
+): { stop(): Promise<void> } {
+  const server = new AgentRoundServer(
+    replica,
+    () => current()?.participant ?? null,
+    parts.rounds,
+    parts.log,
+  );
+  const unserve = parts.rounds.serve(server.handle);
+  const stopped = new Signal();
+  let stopping = false;
+  const asking = (async () => {
+    while (!stopping) {
+      await server
+        .resolveInDoubt()
+        .catch((error: Error) =>
+          parts.log.warn(
+            { replica, err: error.message, event: 'in-doubt-failed' },
+            'cannot look for in-doubt gids: retrying',
+          ),
+        );
+      await stopped.wait(parts.rounds.recoveryIntervalMs);
+      // An applier parked at a gate tells the coordinator again (one restarted since knows nothing of it).
+      current()?.participant.nudge();
+    }
+  })();
+  return {
+    async stop() {
+      stopping = true;
+      stopped.notify();
+      await asking;
+      await unserve();
+    },
+  };
+}
+
+/** Looks of the gate already told the coordinator: one word per version and second. */
+let lastTold = { version: -1, at: 0 };
+
+/** Tells the coordinator the replica waits at the two-phase packet `version` (after its restart, nobody else does). */
+function tellWaiting(window: AgentWindow, version: number, rounds: AgentRoundsWiring): void {
+  const now = Date.now();
+  if (lastTold.version === version && now - lastTold.at < 1_000) return;
+  const seq = window.locate(version - 1);
+  const part = seq === null ? undefined : window.at(seq);
+  if (!part || part.header.version !== version) return;
+  lastTold = { version, at: now };
+  const whole = part.index === 0 && part.final?.phase === 'two';
+  rounds.waiting({ version, lsn: part.header.lsn, rows: part.changes.length, whole });
 }

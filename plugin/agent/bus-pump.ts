@@ -134,11 +134,6 @@ export class BusPump {
       const { verdict, part } = sequence.check(next);
       if (verdict === 'duplicate') continue;
       if (verdict === 'gap') throw this.gap(sequence.expected, next);
-      if (part.final?.phase === 'two') {
-        this.host.fatal(this.twoPhase(part), part.header.version - 1);
-        this.stopping = true;
-        return;
-      }
       this.window.push(part);
     }
   }
@@ -148,14 +143,6 @@ export class BusPump {
       node: this.host.replica,
       problem: `the bus holds version ${part.header.version} part ${part.index} where version ${expected.version} part ${expected.index} belongs: packets are missing from the stream`,
       fix: `copy the replica anew: lockstep attach --resync ${this.host.replica}`,
-    });
-  }
-
-  private twoPhase(part: PacketPart): LockstepError {
-    return new LockstepError({
-      node: this.host.replica,
-      problem: `packet version ${part.header.version} is two-phase; lockstep agent applies one-phase packets only`,
-      fix: 'run without bus for two-phase tables (lockstep run applies to every replica), or remove the twoPhase settings',
     });
   }
 }

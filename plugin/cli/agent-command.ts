@@ -1,8 +1,10 @@
 import type { Logger } from 'pino';
+import { agentRoundTransport } from '../../adapters/nats/agent-round-transport.js';
 import { connectBus } from '../../adapters/nats/nats-connection.js';
 import { NatsPacketReader } from '../../adapters/nats/packet-consumer.js';
 import { PgReplicaTarget } from '../../adapters/postgres/apply/replica-target.js';
 import { SharedBatchPlans } from '../../adapters/postgres/apply/shared-batch-plans.js';
+import { PreparedTransactions } from '../../adapters/postgres/control/prepared-transactions.js';
 import { ReplicaAgentLock } from '../../adapters/postgres/control/replica-agent-lock.js';
 import { BusAgent } from '../agent/bus-agent.js';
 import { busSettings } from '../config/bus-settings.js';
@@ -22,7 +24,7 @@ export interface AgentFlags {
 /**
  * `lockstep agent`: applies one replica's packets from the bus until SIGTERM
  * or SIGINT (exit 0), or until it meets what it cannot get past (exit 1: the
- * bus no longer holds the replica's next packet, a two-phase packet).
+ * bus no longer holds the replica's next packet).
  */
 export async function runAgent(flags: AgentFlags): Promise<void> {
   const config = loadConfig(flags.config);
@@ -37,6 +39,7 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
   const nc = await connectBus(bus, `lockstep-agent-${replica.name}`);
   const packets = new NatsPacketReader(nc, bus);
   let reporting: AgentReporting | null = null;
+  const phaseTwo = new PreparedTransactions(replica.name, replica.url);
   const agent = new BusAgent({
     target: replicaTarget(config, replica, log),
     packets,
@@ -45,6 +48,12 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
     agent: replicaAgentOptions(config),
     windowChanges: config.windowChanges,
     changed: () => reporting?.changed(),
+    rounds: {
+      ...agentRoundTransport(nc, config.slot, replica.name, config.twoPhase.voteTimeoutMs),
+      stream: config.slot,
+      node: phaseTwo,
+      recoveryIntervalMs: config.twoPhase.recoveryIntervalMs,
+    },
   });
   reporting = await startAgentReporting(nc, bus, config, replica, agent, log);
   process.on('unhandledRejection', (reason) => {
@@ -72,6 +81,7 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
     log.info({ replica: replica.name }, 'stopped');
   } finally {
     await reporting.close();
+    await phaseTwo.close();
     await packets.close();
   }
   // Everything is closed; a backoff timer still pending must not delay the exit.

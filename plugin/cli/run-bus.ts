@@ -4,36 +4,53 @@ import { primaryReady } from './run-command.js';
 
 /**
  * `lockstep run` with `bus`: publishes the primary's packets to the bus (the
- * agents apply them beside each replica); returns when stopped. The HTTP
- * endpoints are not served in this mode yet.
+ * agents apply them beside each replica) and runs two-phase rounds with the
+ * agents over NATS requests; returns when stopped. The HTTP endpoints are not
+ * served in this mode yet.
  */
 export async function runBusPublisher(config: LockstepConfig, bus: BusSettings): Promise<void> {
   const [
     { createLogger },
     { migrateControlSchemaWhenReachable },
     { createBusPublisher, faultFromEnvironment },
+    { StreamLock },
+    { createBusRounds },
   ] = await Promise.all([
     import('../sidecar/logger.js'),
     import('../../adapters/postgres/control/control-schema.js'),
     import('../sidecar/create-sidecar.js'),
+    import('../../adapters/postgres/control/stream-lock.js'),
+    import('./bus-round-wiring.js'),
   ]);
   const log = createLogger(config.log.level);
   await primaryReady(config.primary, log, migrateControlSchemaWhenReachable);
-  const publisher = createBusPublisher(config, bus, log, faultFromEnvironment(config));
+  const fault = faultFromEnvironment(config);
+  const lock = new StreamLock(config.primary, config.slot);
+  const rounds = await createBusRounds(config, bus, lock, log, fault);
+  const publisher = createBusPublisher(config, bus, log, fault, {
+    lock,
+    onTwoPhasePacket: (packet) => rounds.offer(packet),
+  });
   const stopped = new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       log.info({ signal }, 'stopping');
       setTimeout(() => process.exit(0), 9_000).unref();
-      void publisher.stop().then(resolve, resolve);
+      // Rounds first: a decided round is finished before the lock goes with the publisher.
+      void rounds
+        .stop()
+        .then(() => publisher.stop())
+        .then(resolve, resolve);
     };
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));
   });
-  if (await publisher.start())
+  if (await publisher.start()) {
+    await rounds.start();
     log.info(
       { slot: config.slot, stream: bus.stream, event: 'running' },
       'lockstep is publishing to the bus',
     );
+  }
   await stopped;
   log.info('stopped');
   process.exit();

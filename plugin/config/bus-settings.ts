@@ -30,24 +30,18 @@ export function redactBusUrl(text: string): string {
 }
 
 /**
- * Two-phase rounds do not travel over the bus yet: a configuration that asks
- * for both is refused at start, never run one-phase behind the user's back.
- * `twoPhase.tag` is not asked for unless set (`true` with `bus` fails the
- * schema): unset, a tagged transaction is published two-phase and the agents
- * stop at it.
+ * Stream rounds travel over the bus (the agents are their participants);
+ * captured DDL does not yet (its rounds include the primary, and migrations
+ * and `exec` are not sent to agents): a configuration that asks for it is
+ * refused at start, never run one-phase behind the user's back.
  */
 export function refuseTwoPhaseOverBus(config: Pick<LockstepConfig, 'bus' | 'twoPhase'>): void {
-  if (!config.bus) return;
-  const { tables, captureDdl } = config.twoPhase;
-  const asked = [
-    ...(tables.length > 0 ? ['twoPhase.tables'] : []),
-    ...(captureDdl ? ['twoPhase.captureDdl'] : []),
-  ];
-  if (asked.length === 0) return;
+  if (!config.bus || !config.twoPhase.captureDdl) return;
   throw new LockstepError({
     node: 'bus',
-    problem: `two-phase over the bus is not available yet, and the configuration asks for it: ${asked.join(', ')}`,
-    fix: 'remove bus, or remove twoPhase.tables and twoPhase.captureDdl',
+    problem:
+      'captured DDL over the bus is not available yet, and the configuration asks for it: twoPhase.captureDdl',
+    fix: 'remove bus, or remove twoPhase.captureDdl (run migrations with lockstep migrate without bus)',
     setting: 'twoPhase',
   });
 }

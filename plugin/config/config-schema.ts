@@ -101,7 +101,7 @@ export const configSchema = z
         tables: z.array(z.string().min(1)).default([]),
         /**
          * Honour `pg_logical_emit_message(true, 'lockstep.two_phase', '')` tags
-         * (unset: honoured; with `bus`, `true` is refused, see the refinement below).
+         * (unset: honoured).
          */
         tag: z.boolean().optional(),
         /** Capture DDL on the primary with an event trigger. */
@@ -193,15 +193,8 @@ export const configSchema = z
       }
       seen.add(replica.name);
     });
-    if (config.bus && config.twoPhase.tag === true)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['twoPhase', 'tag'],
-        message:
-          'false or unset with bus: two-phase over the bus is not available yet (unset, a tagged transaction is published two-phase and the agents stop at it)',
-      });
   })
-  // Unset, tags are honoured: with `bus` too, so a tagged transaction is never delivered one-phase unasked.
+  // Unset, tags are honoured, so a tagged transaction is never delivered one-phase unasked.
   .transform((config) => ({
     ...config,
     twoPhase: { ...config.twoPhase, tag: config.twoPhase.tag ?? true },

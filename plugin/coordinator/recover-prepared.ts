@@ -1,3 +1,4 @@
+import type { Decision } from '../ports/decision-store.js';
 import { isConnectionFailure } from '../ports/lockstep-error.js';
 import { parseGid, recoverRound } from '../protocol/index.js';
 import type { DecisionStore, PhaseTwoNode } from './round-participant.js';
@@ -20,6 +21,30 @@ const failure = (node: string, error: unknown) => ({
   error: (error as Error).message,
   unreachable: isConnectionFailure(error),
 });
+
+/**
+ * Presumed abort for a gid without a decision: writes `abort` unless a
+ * decision is recorded meanwhile, and returns the one that holds (a
+ * coordinator still deciding it can then never commit it).
+ */
+export function presumeAbort(
+  stream: string,
+  gid: string,
+  participants: readonly string[],
+  decisions: DecisionStore,
+): Promise<Decision> {
+  const parts = parseGid(gid, stream); // null for a migration's gid
+  return decisions.decide(
+    {
+      gid,
+      round: parts?.round ?? 0,
+      versionFrom: parts?.version ?? 0,
+      versionTo: parts?.version ?? 0,
+      participants,
+    },
+    'abort',
+  );
+}
 
 /** Decisions older than this, for gids prepared nowhere, are forgotten. */
 const DECISION_RETENTION_SECONDS = 3600;
@@ -69,20 +94,14 @@ export async function recoverPrepared(
   );
   const known = await decisions.read([...holders.keys()]);
   for (const [gid, held] of holders) {
-    let decision = known.get(gid);
-    if (!decision) {
-      const parts = parseGid(gid, stream); // null for a migration's gid
-      decision = await decisions.decide(
-        {
-          gid,
-          round: parts?.round ?? 0,
-          versionFrom: parts?.version ?? 0,
-          versionTo: parts?.version ?? 0,
-          participants: held.map((h) => h.node.node),
-        },
-        'abort',
-      );
-    }
+    const decision =
+      known.get(gid) ??
+      (await presumeAbort(
+        stream,
+        gid,
+        held.map((h) => h.node.node),
+        decisions,
+      ));
     const names = held.map((h) => h.node.node);
     const { actions } = recoverRound(gid, names, new Set(names), decision === 'commit');
     for (const action of actions) {

@@ -1,23 +1,11 @@
-import type { Lsn } from '../protocol/index.js';
+/**
+ * *prepare(v)* and a participant's vote: the same shapes in process and on
+ * the bus (`protocol/round-subjects.ts` documents them).
+ */
+import type { WirePrepare, WireVote } from '../protocol/round-subjects.js';
 
-/** *prepare(v)*: deliver packets `from..to` as one prepared transaction named `gid`. */
-export interface PrepareRequest {
-  readonly gid: string;
-  /** The stream's round number (part of the gid). */
-  readonly round: number;
-  /** First and last packet version of the round (consecutive two-phase packets may share one). */
-  readonly from: number;
-  readonly to: number;
-  /** The last packet's commit LSN: where a participant stands once the round commits. */
-  readonly toLsn: Lsn;
-}
-
-/** A participant's answer to *prepare*. */
-export type Vote =
-  | { readonly vote: 'yes' }
-  /** Behind `from - 1`: it holds only `at`, and needs the delta first. */
-  | { readonly vote: 'needs-update'; readonly at: number }
-  | { readonly vote: 'no'; readonly reason: string };
+export type PrepareRequest = WirePrepare;
+export type Vote = WireVote;
 
 /** How a round ended for one participant. */
 export type ParticipantOutcome = 'committed' | 'rolled-back';

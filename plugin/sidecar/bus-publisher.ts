@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { FaultHook } from '../coordinator/fault-point.js';
+import type { TwoPhasePacket } from '../coordinator/two-phase-coordinator.js';
 import { BusRefusedError, type PacketLog } from '../ports/packet-bus.js';
 import type { PrimaryStream } from '../primary/primary-stream.js';
 import {
@@ -48,6 +49,8 @@ export interface BusPublisherParts {
   close(): Promise<void>;
   /** `after-publish`: each time JetStream acknowledged a whole packet, before the slot is confirmed. */
   readonly fault?: FaultHook;
+  /** A two-phase packet is wholly on the bus: its round may run (the agents park at it). */
+  onTwoPhasePacket?(packet: TwoPhasePacket): void;
 }
 
 /**
@@ -221,6 +224,8 @@ export class BusPublisher {
     let unconfirmed: PacketHeader | null = null;
     /** A wait for the next part that outlived a tick: it is taken before anything else, to keep the order. */
     let pending: Promise<PacketPart | null> | null = null;
+    /** Changes of the packet being published, through its last part. */
+    let packetRows = 0;
     while (!this.stopping && this.parts.lock.held) {
       let part: PacketPart | null | undefined = pending ? undefined : stream.poll();
       if (part === undefined) {
@@ -243,7 +248,9 @@ export class BusPublisher {
         after = await log.append(message.body, message.position, after);
       // publishFromEnd returns only when stopped: a failure after this ack is a new outage, not the same one.
       this.retryDelay = RETRY_MS[0];
+      packetRows = (part.index === 0 ? 0 : packetRows) + part.changes.length;
       if (!part.final) continue;
+      if (part.final.phase === 'two') this.twoPhasePublished(part, packetRows);
       this.published++;
       this.head = header;
       this.parts.fault?.('after-publish', this.published);
@@ -254,5 +261,10 @@ export class BusPublisher {
         unconfirmed = null;
       }
     }
+  }
+
+  private twoPhasePublished(part: PacketPart, rows: number): void {
+    const { version, lsn } = part.header;
+    this.parts.onTwoPhasePacket?.({ version, lsn, rows, whole: part.index === 0 });
   }
 }

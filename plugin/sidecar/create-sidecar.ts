@@ -29,7 +29,7 @@ import type { BusSettings } from '../ports/packet-bus.js';
 import { PrimaryStream } from '../primary/primary-stream.js';
 import { phasePolicy, type ResumePoint } from '../protocol/index.js';
 import type { ReplicaAgentOptions } from '../replica/replica-agent.js';
-import { BusPublisher } from './bus-publisher.js';
+import { BusPublisher, type BusPublisherParts } from './bus-publisher.js';
 import { Sidecar, type SidecarParts, type SidecarTwoPhase } from './sidecar.js';
 import type { SidecarObserver } from './sidecar-histograms.js';
 
@@ -135,14 +135,17 @@ export function createBusPublisher(
   bus: BusSettings,
   log: Logger,
   fault?: FaultHook,
+  // Two-phase rounds over the bus share the publisher's coordinator lock (their fencing epoch).
+  rounds: Pick<BusPublisherParts, 'onTwoPhasePacket'> & { lock?: StreamLock } = {},
 ): BusPublisher {
   const status = new StatusStore(config.primary, config.slot);
   return new BusPublisher({
+    onTwoPhasePacket: rounds.onTwoPhasePacket,
     openStream: streamOpener(config, log),
     openLog: () => openPacketLog(bus, `lockstep-publisher-${config.slot}`),
     startPoint: () => attachPoint(config),
     slotConfirmedLsn: () => status.slotConfirmedLsn(),
-    lock: new StreamLock(config.primary, config.slot),
+    lock: rounds.lock ?? new StreamLock(config.primary, config.slot),
     log,
     fault,
     recordHead: ({ version, lsn, commitTime }) =>

@@ -63,7 +63,7 @@ async function stopped(sidecar: LockstepProcess, signal: NodeJS.Signals = 'SIGTE
 }
 
 describe('lockstep run with bus', () => {
-  it('refuses two-phase over the bus, and a bus URL the client cannot parse, at start', async () => {
+  it('refuses captured DDL over the bus, and a bus URL the client cannot parse, at start', async () => {
     const run = async (extra: Record<string, unknown>) => {
       const config = writeConfig(clusters.primary, clusters.replicas, {
         bus: { url: nats.cluster.url },
@@ -75,13 +75,12 @@ describe('lockstep run with bus', () => {
         config.remove();
       }
     };
-    const tables = await run({ twoPhase: { tables: ['public.t'] } });
-    expect(tables.code).toBe(1);
-    expect(tables.output).toMatch(/two-phase over the bus is not available yet.*twoPhase\.tables/);
-    expect(tables.output).toMatch(/fix: remove bus, or remove twoPhase\.tables/);
-    const tag = await run({ twoPhase: { tag: true } });
-    expect(tag.code).toBe(2);
-    expect(tag.output).toMatch(/twoPhase\.tag\b.*two-phase over the bus is not available yet/);
+    const ddl = await run({ twoPhase: { captureDdl: true } });
+    expect(ddl.code).toBe(1);
+    expect(ddl.output).toMatch(
+      /captured DDL over the bus is not available yet.*twoPhase\.captureDdl/,
+    );
+    expect(ddl.output).toMatch(/fix: remove bus, or remove twoPhase\.captureDdl/);
     const port = await run({ bus: { url: 'nats://127.0.0.1:99999' } });
     expect(port.code).toBe(2);
     expect(port.output).toMatch(/bus\.url\b.*valid host and port/);

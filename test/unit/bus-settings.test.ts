@@ -79,20 +79,23 @@ describe('bus configuration', () => {
     }
   });
 
-  it('needs no twoPhase settings: tags stay honoured, an explicit tag: true is refused', () => {
+  it('honours tags and twoPhase.tables with bus; refuses captureDdl', () => {
     const bus = { ...env, LOCKSTEP_BUS_URL: 'nats://a:4222' };
-    // Honoured, a tagged transaction is published two-phase (the agents stop at it), never one-phase.
     expect(loadConfig(undefined, bus).twoPhase.tag).toBe(true);
+    expect(loadConfig(undefined, { ...bus, LOCKSTEP_TWO_PHASE_TAG: 'true' }).twoPhase.tag).toBe(
+      true,
+    );
     expect(() => refuseTwoPhaseOverBus(loadConfig(undefined, bus))).not.toThrow();
     expect(loadConfig(undefined, { ...bus, LOCKSTEP_TWO_PHASE_TAG: 'false' }).twoPhase.tag).toBe(
       false,
     );
-    expect(loadConfig(undefined, env).twoPhase.tag).toBe(true);
-    expect(problemsOf({ ...bus, LOCKSTEP_TWO_PHASE_TAG: 'true' })).toContainEqual(
-      expect.stringMatching(/^twoPhase\.tag .*two-phase over the bus is not available yet/),
-    );
     const tables = loadConfig(undefined, { ...bus, LOCKSTEP_TWO_PHASE_TABLES: 'public.t' });
-    expect(() => refuseTwoPhaseOverBus(tables)).toThrow(/twoPhase\.tables/);
+    expect(() => refuseTwoPhaseOverBus(tables)).not.toThrow();
+    const ddl = {
+      ...loadConfig(undefined, bus),
+      twoPhase: { ...tables.twoPhase, captureDdl: true },
+    };
+    expect(() => refuseTwoPhaseOverBus(ddl)).toThrow(/twoPhase\.captureDdl/);
   });
 
   it('refuses a URL the NATS client cannot parse, such as a port past 65535', () => {

@@ -1,0 +1,74 @@
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import {
+  type AgentRequest,
+  type AgentVerb,
+  agentSubject,
+  coordinatorSubject,
+  type DecisionQuestion,
+  encodeWire,
+  type WaitingPacket,
+  type WireReply,
+} from '../../plugin/protocol/round-subjects.js';
+import { askOverBus, serveOverBus } from './round-requests.js';
+
+const VERBS: readonly AgentVerb[] = ['prepare', 'delta', 'decided', 'list', 'commit', 'rollback'];
+
+/** An agent's end of two-phase rounds on NATS: the subjects it serves, the questions it asks. */
+export function agentRoundTransport(
+  nc: NatsConnection,
+  slot: string,
+  replica: string,
+  questionTimeoutMs: number,
+) {
+  return {
+    serve(handle: (verb: AgentVerb, request: AgentRequest) => Promise<WireReply<unknown>>) {
+      const subscriptions: Subscription[] = VERBS.map((verb) =>
+        serveOverBus<AgentRequest>(nc, agentSubject(slot, replica, verb), (request) =>
+          handle(verb, request),
+        ),
+      );
+      return async () => {
+        for (const subscription of subscriptions) subscription.unsubscribe();
+      };
+    },
+    ask(gid: string): Promise<WireReply<'commit' | 'abort'>> {
+      const question: DecisionQuestion = { gid, replica };
+      return askOverBus(nc, coordinatorSubject(slot, 'decision'), question, questionTimeoutMs);
+    },
+    waiting(packet: WaitingPacket): void {
+      try {
+        nc.publish(coordinatorSubject(slot, 'waiting'), encodeWire(packet));
+      } catch {
+        // A closed connection: told again at the next look at the gate.
+      }
+    },
+  };
+}
+
+/** The coordinator's end: answers agents' questions and hears of replicas waiting at a round. */
+export function coordinatorRoundTransport(nc: NatsConnection, slot: string) {
+  return {
+    serve(handlers: {
+      decision(question: DecisionQuestion): Promise<WireReply<'commit' | 'abort'>>;
+      waiting(packet: WaitingPacket): void;
+    }): () => Promise<void> {
+      const decisions = serveOverBus<DecisionQuestion>(
+        nc,
+        coordinatorSubject(slot, 'decision'),
+        (question) => handlers.decision(question),
+      );
+      const waiting = serveOverBus<WaitingPacket>(
+        nc,
+        coordinatorSubject(slot, 'waiting'),
+        async (packet) => {
+          handlers.waiting(packet);
+          return { ok: true, value: null };
+        },
+      );
+      return async () => {
+        decisions.unsubscribe();
+        waiting.unsubscribe();
+      };
+    },
+  };
+}

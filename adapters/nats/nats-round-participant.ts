@@ -1,0 +1,104 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import {
+  type AgentVerb,
+  agentSubject,
+  type WirePrepare,
+  type WireVote,
+} from '../../plugin/protocol/round-subjects.js';
+import { askOverBus } from './round-requests.js';
+
+/** How long the coordinator waits for an agent, per kind of request (ms). */
+export interface AgentRequestTimeouts {
+  /** A prepare (the agent applies the round's packets and prepares them first). */
+  readonly prepareMs: number;
+  /** A delta: the agent catching up to the round's first version. */
+  readonly deltaMs: number;
+  /** Phase two and listing prepared gids. */
+  readonly phaseTwoMs: number;
+}
+
+/** Where a coordinator reaches one agent: the slot, the replica, and the fencing epoch it sends. */
+export interface AgentAddress {
+  readonly nc: NatsConnection;
+  readonly slot: string;
+  readonly replica: string;
+  /** The coordinator's activation epoch; null while it holds no coordinator lock. */
+  epoch(): number | null;
+  readonly timeouts: AgentRequestTimeouts;
+}
+
+/** Sends `verb` to the agent with the coordinator's epoch; throws when not the coordinator. */
+export function askAgent<T>(
+  address: AgentAddress,
+  verb: AgentVerb,
+  body: Record<string, unknown>,
+  timeoutMs: number,
+) {
+  const epoch = address.epoch();
+  if (epoch === null) throw new Error('this process no longer holds the coordinator lock');
+  return askOverBus<T>(
+    address.nc,
+    agentSubject(address.slot, address.replica, verb),
+    { epoch, ...body },
+    timeoutMs,
+  );
+}
+
+/**
+ * A replica's agent as a round participant (the coordinator's
+ * `RoundParticipant` port), over NATS requests: a timeout, no agent serving
+ * the replica, or a refusal is a `no` vote, never a hang.
+ */
+export class NatsRoundParticipant {
+  /** The version the agent last said its replica holds (null until it answered once). */
+  heldVersion: number | null = null;
+
+  constructor(private readonly address: AgentAddress) {}
+
+  get name(): string {
+    return this.address.replica;
+  }
+
+  async prepare(request: WirePrepare): Promise<WireVote> {
+    try {
+      const reply = await askAgent<WireVote>(
+        this.address,
+        'prepare',
+        { request },
+        this.address.timeouts.prepareMs,
+      );
+      if (reply.ok && reply.at !== undefined) this.heldVersion = reply.at;
+      if (!reply.ok) return { vote: 'no', reason: reply.error };
+      return reply.value;
+    } catch (error) {
+      return { vote: 'no', reason: `agent of ${this.name}: ${(error as Error).message}` };
+    }
+  }
+
+  async delta(request: WirePrepare): Promise<void> {
+    const reply = await askAgent<null>(
+      this.address,
+      'delta',
+      { request },
+      this.address.timeouts.deltaMs,
+    );
+    if (reply.ok && reply.at !== undefined) this.heldVersion = reply.at;
+    if (!reply.ok) throw new Error(reply.error);
+  }
+
+  /** Tells the agent phase two is done on its node (best effort: its own phase two told it already). */
+  decided(request: WirePrepare, outcome: 'committed' | 'rolled-back'): void {
+    const epoch = this.address.epoch();
+    if (epoch === null) return;
+    if (outcome === 'committed') this.heldVersion = Math.max(this.heldVersion ?? 0, request.to);
+    const { nc, slot, replica } = this.address;
+    try {
+      nc.publish(
+        agentSubject(slot, replica, 'decided'),
+        new TextEncoder().encode(JSON.stringify({ epoch, request, outcome })),
+      );
+    } catch {
+      // A closed connection: the agent learns it from its own phase two or its question.
+    }
+  }
+}

@@ -1,0 +1,50 @@
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { decodeWire, encodeWire, type WireReply } from '../../plugin/protocol/round-subjects.js';
+
+/**
+ * One request of a two-phase round: its reply, or an error once `timeoutMs`
+ * passed or nobody serves the subject (the caller counts either as a failure,
+ * never waits for ever).
+ */
+export async function askOverBus<T>(
+  nc: NatsConnection,
+  subject: string,
+  body: unknown,
+  timeoutMs: number,
+): Promise<WireReply<T>> {
+  let reply: Awaited<ReturnType<NatsConnection['request']>>;
+  try {
+    reply = await nc.request(subject, encodeWire(body), { timeout: timeoutMs });
+  } catch (error) {
+    throw new Error(`no answer on ${subject} within ${timeoutMs} ms: ${(error as Error).message}`);
+  }
+  return decodeWire<WireReply<T>>(reply.data);
+}
+
+/**
+ * Serves requests on `subject` with `handle`, each as it comes (a prepare
+ * may wait for the applier while a rollback is answered): the reply is what
+ * it resolves to, a failure an error reply.
+ */
+export function serveOverBus<Q>(
+  nc: NatsConnection,
+  subject: string,
+  handle: (request: Q) => Promise<WireReply<unknown>>,
+): Subscription {
+  return nc.subscribe(subject, {
+    callback: (error, msg) => {
+      if (error) return;
+      let request: Q;
+      try {
+        request = decodeWire<Q>(msg.data);
+      } catch (bad) {
+        msg.respond(encodeWire({ ok: false, error: (bad as Error).message }));
+        return;
+      }
+      void handle(request).then(
+        (reply) => msg.respond(encodeWire(reply)),
+        (failure: Error) => msg.respond(encodeWire({ ok: false, error: failure.message })),
+      );
+    },
+  });
+}

@@ -1,0 +1,164 @@
+import type { Logger } from 'pino';
+import type { PhaseTwoNode } from '../ports/phase-two-node.js';
+import { parseGid } from '../protocol/index.js';
+import {
+  type AgentRequest,
+  type AgentVerb,
+  deposedRefusal,
+  type WaitingPacket,
+  type WirePrepare,
+  type WireReply,
+} from '../protocol/round-subjects.js';
+import type { ReplicaParticipant } from '../replica/replica-participant.js';
+
+/** How an agent's round server reaches the bus and its replica (the composition root wires it). */
+export interface AgentRoundsWiring {
+  /** Starts answering the coordinator's requests for this replica; resolves to how to stop. */
+  serve(
+    handle: (verb: AgentVerb, request: AgentRequest) => Promise<WireReply<unknown>>,
+  ): () => Promise<void>;
+  /** Asks the coordinator what holds for `gid` (presumed abort); throws when none answers in time. */
+  ask(gid: string): Promise<WireReply<'commit' | 'abort'>>;
+  /** Tells the coordinator this replica waits at a two-phase packet (after a coordinator restart nobody else may). */
+  waiting(packet: WaitingPacket): void;
+  /** The stream's name (in its gids). */
+  readonly stream: string;
+  /** Phase two on this replica (its own connection, not the apply one). */
+  readonly node: PhaseTwoNode;
+  /** How often a gid left prepared is asked about again (ms). */
+  readonly recoveryIntervalMs: number;
+}
+
+const ok = (value: unknown, at?: number | null): WireReply<unknown> => ({ ok: true, value, at });
+
+/**
+ * The agent's side of two-phase rounds over the bus: the coordinator's
+ * requests land on the replica machine's in-process participant (the applier
+ * parks at the two-phase packet as in process) and on phase two on the
+ * replica. Requests of a coordinator older than the newest epoch seen are
+ * refused (it was deposed). Served only while the agent holds the replica's
+ * lock: a standby never answers.
+ */
+export class AgentRoundServer {
+  private newestEpoch = 0;
+  /** Prepares this process voted yes to, until their decision reached the applier. */
+  private readonly voted = new Map<string, WirePrepare>();
+  /** Gids rolled back here: a prepare that finishes after its round ended is rolled back at once. */
+  private readonly ended = new Set<string>();
+
+  constructor(
+    private readonly replica: string,
+    private readonly participant: () => ReplicaParticipant | null,
+    private readonly wiring: AgentRoundsWiring,
+    private readonly log: Logger,
+  ) {}
+
+  /** Answers one request of the coordinator. */
+  readonly handle = async (verb: AgentVerb, request: AgentRequest): Promise<WireReply<unknown>> => {
+    if (request.epoch < this.newestEpoch) {
+      this.log.warn(
+        { replica: this.replica, verb, epoch: request.epoch, event: 'deposed-refused' },
+        'request of a deposed coordinator refused',
+      );
+      return { ok: false, error: deposedRefusal(request.epoch, this.newestEpoch), deposed: true };
+    }
+    this.newestEpoch = request.epoch;
+    const { node } = this.wiring;
+    switch (verb) {
+      case 'prepare':
+        return this.prepare(request.request as WirePrepare);
+      case 'delta': {
+        const participant = this.participant();
+        if (!participant) return { ok: false, error: `agent of ${this.replica} is not applying` };
+        await participant.delta(request.request as WirePrepare);
+        return ok(null, participant.heldVersion);
+      }
+      case 'decided':
+        this.tell(request.request?.gid ?? '', request.outcome ?? 'rolled-back');
+        return ok(null);
+      case 'list':
+        return ok(await node.list(request.stream ?? this.wiring.stream));
+      case 'commit':
+        await node.commit(request.gid ?? '');
+        this.tell(request.gid ?? '', 'committed');
+        return ok(null);
+      case 'rollback':
+        await node.rollback(request.gid ?? '');
+        this.ended.add(request.gid ?? '');
+        // Only a prepare still running can need it; a few hundred are plenty.
+        if (this.ended.size > 256) this.ended.delete(this.ended.values().next().value as string);
+        this.tell(request.gid ?? '', 'rolled-back');
+        return ok(null);
+    }
+  };
+
+  private async prepare(request: WirePrepare): Promise<WireReply<unknown>> {
+    const participant = this.participant();
+    if (!participant)
+      return ok({ vote: 'no', reason: `agent of ${this.replica} is not applying` }, null);
+    const vote = await participant.prepare(request);
+    if (vote.vote === 'yes') {
+      this.voted.set(request.gid, request);
+      // Its round ended while PREPARE ran (the coordinator stopped waiting): nothing may stay prepared.
+      if (this.ended.has(request.gid)) {
+        await this.wiring.node.rollback(request.gid);
+        this.tell(request.gid, 'rolled-back');
+      }
+    }
+    return ok(vote, participant.heldVersion);
+  }
+
+  /** Phase two finished on the replica: the applier waiting for this gid's decision goes on. */
+  private tell(gid: string, outcome: 'committed' | 'rolled-back'): void {
+    const request = this.voted.get(gid);
+    const participant = this.participant();
+    if (request) {
+      this.voted.delete(gid);
+      participant?.decided(request, outcome);
+      return;
+    }
+    // Prepared before this process started: an applier parked at that round's gate reads its position again.
+    const version = parseGid(gid, this.wiring.stream)?.version;
+    if (outcome !== 'committed' || version === undefined || !participant) return;
+    participant.committedThrough = Math.max(participant.committedThrough, version);
+    participant.nudge();
+  }
+
+  /**
+   * One pass over the gids prepared on the replica: each one this process is
+   * not waiting on (a crash left it), or waited on for longer than the
+   * recovery interval, is finished by the coordinator's answer — commit, or
+   * abort (presumed, written by the coordinator first). No answer: it stays
+   * prepared, reported in doubt; never guessed.
+   */
+  async resolveInDoubt(): Promise<number> {
+    const { node } = this.wiring;
+    let inDoubt = 0;
+    for (const prepared of await node.list(this.wiring.stream)) {
+      if (prepared.kind !== 'stream') continue;
+      const fresh = prepared.ageSeconds * 1000 < this.wiring.recoveryIntervalMs;
+      if (this.voted.has(prepared.gid) && fresh) continue;
+      const { gid } = prepared;
+      let reply: WireReply<'commit' | 'abort'>;
+      try {
+        reply = await this.wiring.ask(gid);
+        if (!reply.ok) throw new Error(reply.error);
+      } catch (error) {
+        inDoubt++;
+        this.log.warn(
+          { replica: this.replica, gid, err: (error as Error).message, event: 'in-doubt' },
+          'gid in doubt: kept prepared until the coordinator answers',
+        );
+        continue;
+      }
+      if (reply.value === 'commit') await node.commit(gid);
+      else await node.rollback(gid);
+      this.tell(gid, reply.value === 'commit' ? 'committed' : 'rolled-back');
+      this.log.warn(
+        { replica: this.replica, gid, decision: reply.value, event: 'in-doubt-resolved' },
+        reply.value === 'commit' ? 'in-doubt gid committed' : 'in-doubt gid rolled back',
+      );
+    }
+    return inDoubt;
+  }
+}

@@ -1,0 +1,65 @@
+import type { Logger } from 'pino';
+import { coordinatorRoundTransport } from '../../adapters/nats/agent-round-transport.js';
+import { connectBus } from '../../adapters/nats/nats-connection.js';
+import { NatsPhaseTwoNode } from '../../adapters/nats/nats-phase-two-node.js';
+import {
+  type AgentAddress,
+  NatsRoundParticipant,
+} from '../../adapters/nats/nats-round-participant.js';
+import { DecisionLog } from '../../adapters/postgres/control/decision-log.js';
+import type { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
+import type { LockstepConfig } from '../config/config-schema.js';
+import type { FaultHook } from '../coordinator/fault-point.js';
+import type { BusSettings } from '../ports/packet-bus.js';
+import { BusRounds } from '../sidecar/bus-rounds.js';
+
+/**
+ * Two-phase rounds of `lockstep run` with `bus`: one participant and one
+ * phase-two node per configured replica, each its agent over NATS requests,
+ * fenced by the publisher's coordinator lock.
+ */
+export async function createBusRounds(
+  config: LockstepConfig,
+  bus: BusSettings,
+  lock: StreamLock,
+  log: Logger,
+  fault?: FaultHook,
+): Promise<BusRounds> {
+  const nc = await connectBus(bus, `lockstep-coordinator-${config.slot}`);
+  const epoch = () => (lock.held ? lock.epoch : null);
+  const { voteTimeoutMs } = config.twoPhase;
+  const timeouts = {
+    // PREPARE after applying the round's packets: the driver's own vote deadline decides first.
+    prepareMs: voteTimeoutMs + config.applyTimeoutMs,
+    deltaMs: config.applyTimeoutMs,
+    phaseTwoMs: voteTimeoutMs,
+  };
+  const address = (replica: string): AgentAddress => ({
+    nc,
+    slot: config.slot,
+    replica,
+    epoch,
+    timeouts,
+  });
+  const names = config.replicas.map((r) => r.name);
+  const transport = coordinatorRoundTransport(nc, config.slot);
+  return new BusRounds({
+    stream: config.slot,
+    participants: names.map((name) => new NatsRoundParticipant(address(name))),
+    nodes: new Map(names.map((name) => [name, new NatsPhaseTwoNode(address(name))])),
+    decisions: new DecisionLog(config.primary, config.slot, epoch),
+    options: {
+      voteTimeoutMs,
+      deltaTimeoutMs: config.applyTimeoutMs,
+      batchRows: config.batch.maxRows,
+      retryInitialMs: config.retry.initialMs,
+      retryMaxMs: config.retry.maxMs,
+      recoveryIntervalMs: config.twoPhase.recoveryIntervalMs,
+    },
+    log,
+    fault,
+    epoch,
+    serve: (handlers) => transport.serve(handlers),
+    close: () => nc.close(),
+  });
+}

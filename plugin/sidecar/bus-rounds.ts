@@ -1,0 +1,100 @@
+import type { Logger } from 'pino';
+import type { FaultHook } from '../coordinator/fault-point.js';
+import { presumeAbort } from '../coordinator/recover-prepared.js';
+import type {
+  DecisionStore,
+  PhaseTwoNode,
+  RoundParticipant,
+} from '../coordinator/round-participant.js';
+import {
+  type CoordinatorOptions,
+  TwoPhaseCoordinator,
+  type TwoPhasePacket,
+} from '../coordinator/two-phase-coordinator.js';
+import type { DecisionQuestion, WaitingPacket, WireReply } from '../protocol/round-subjects.js';
+
+/** What two-phase rounds over the bus are built from (the composition root wires the adapters). */
+export interface BusRoundsParts {
+  readonly stream: string;
+  /** One per configured replica: its agent, over the bus. */
+  readonly participants: readonly RoundParticipant[];
+  /** Phase two per replica, through its agent. */
+  readonly nodes: ReadonlyMap<string, PhaseTwoNode>;
+  /** The decision log on the primary, fenced by the coordinator lock's epoch. */
+  readonly decisions: DecisionStore;
+  readonly options: CoordinatorOptions;
+  readonly log: Logger;
+  readonly fault?: FaultHook;
+  /** The coordinator lock's epoch; null while this process does not hold it. */
+  epoch(): number | null;
+  /** Starts answering agents (questions about in-doubt gids, replicas waiting at a round). */
+  serve(handlers: {
+    decision(question: DecisionQuestion): Promise<WireReply<'commit' | 'abort'>>;
+    waiting(packet: WaitingPacket): void;
+  }): () => Promise<void>;
+  /** Closes the bus connection the parts use. */
+  close(): Promise<void>;
+}
+
+/**
+ * `lockstep run` with `bus`: the same {@link TwoPhaseCoordinator} as in
+ * process, its participants the replicas' agents. The decision stays the
+ * durable row on the primary, written before the first COMMIT PREPARED; an
+ * agent with an in-doubt gid asks here, and is answered from the decision
+ * log (presumed abort, the abort written first).
+ */
+export class BusRounds {
+  readonly coordinator: TwoPhaseCoordinator;
+  private unserve: (() => Promise<void>) | null = null;
+
+  constructor(private readonly parts: BusRoundsParts) {
+    this.coordinator = new TwoPhaseCoordinator({
+      stream: parts.stream,
+      participants: () => parts.participants,
+      nodes: parts.nodes,
+      decisions: parts.decisions,
+      log: parts.log,
+      options: parts.options,
+      fault: parts.fault,
+      epoch: () => parts.epoch(),
+      onDeposed: () =>
+        parts.log.error(
+          { event: 'deposed' },
+          'deposed: another process holds the coordinator lock',
+        ),
+    });
+  }
+
+  /** Once the coordinator lock is held: answers agents, recovers what a crash left prepared, runs rounds. */
+  async start(): Promise<void> {
+    this.unserve = this.parts.serve({
+      decision: (question) => this.decision(question),
+      waiting: (packet) => this.offer(packet),
+    });
+    await this.coordinator.start();
+  }
+
+  /** A two-phase packet is on the bus (published now, or an agent waits at it). */
+  offer(packet: TwoPhasePacket): void {
+    this.coordinator.offer(packet);
+  }
+
+  async stop(): Promise<void> {
+    await this.coordinator.stop();
+    await this.unserve?.();
+    await this.parts.decisions.close();
+    await this.parts.close();
+  }
+
+  private async decision(question: DecisionQuestion): Promise<WireReply<'commit' | 'abort'>> {
+    const { gid, replica } = question;
+    if (this.parts.epoch() === null)
+      return { ok: false, error: 'this process does not hold the coordinator lock' };
+    const { decisions, stream, log } = this.parts;
+    const decision =
+      (await decisions.read([gid])).get(gid) ??
+      (await presumeAbort(stream, gid, [replica], decisions));
+    log.info({ gid, replica, decision, event: 'decision-asked' }, 'an agent asked for a decision');
+    return { ok: true, value: decision };
+  }
+}

@@ -1,0 +1,98 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { AgentRoundServer, type AgentRoundsWiring } from '../../plugin/agent/agent-round-server.js';
+import type { PreparedGid } from '../../plugin/ports/phase-two-node.js';
+import { ZERO_LSN } from '../../plugin/protocol/index.js';
+import type { WirePrepare, WireReply, WireVote } from '../../plugin/protocol/round-subjects.js';
+import type { ReplicaParticipant } from '../../plugin/replica/replica-participant.js';
+
+const GID = 'lockstep_s_7_3e2';
+const REQUEST: WirePrepare = { gid: GID, round: 3, from: 7, to: 7, toLsn: ZERO_LSN };
+
+/** A replica with prepared gids, a participant that answers what it is told, and a coordinator's answers. */
+function world(answer: () => Promise<WireReply<'commit' | 'abort'>>) {
+  const prepared = new Map<string, PreparedGid>();
+  const decided: string[] = [];
+  let vote: (v: WireVote) => void = () => undefined;
+  const participant = {
+    heldVersion: 6,
+    committedThrough: 0,
+    nudged: 0,
+    prepare: () =>
+      new Promise<WireVote>((resolve) => {
+        vote = (v) => {
+          if (v.vote === 'yes')
+            prepared.set(GID, { gid: GID, preparedAt: '', ageSeconds: 0, kind: 'stream' });
+          resolve(v);
+        };
+      }),
+    decided: (request: WirePrepare, outcome: string) => decided.push(`${request.gid} ${outcome}`),
+    nudge() {
+      this.nudged++;
+    },
+  };
+  const wiring: AgentRoundsWiring = {
+    serve: () => async () => undefined,
+    ask: answer,
+    waiting: () => undefined,
+    stream: 's',
+    recoveryIntervalMs: 30_000,
+    node: {
+      node: 'r1',
+      list: async () => [...prepared.values()],
+      commit: async (gid) => {
+        prepared.delete(gid);
+      },
+      rollback: async (gid) => {
+        prepared.delete(gid);
+      },
+      close: async () => undefined,
+    },
+  };
+  const server = new AgentRoundServer(
+    'r1',
+    () => participant as unknown as ReplicaParticipant,
+    wiring,
+    pino({ level: 'silent' }),
+  );
+  return { server, prepared, decided, participant, vote: (v: WireVote) => vote(v) };
+}
+
+describe('an agent serving two-phase rounds', () => {
+  it('refuses a coordinator older than one it has seen', async () => {
+    const { server } = world(async () => ({ ok: true, value: 'abort' }));
+    expect(await server.handle('list', { epoch: 5, stream: 's' })).toMatchObject({ ok: true });
+    expect(await server.handle('rollback', { epoch: 4, gid: GID })).toEqual({
+      ok: false,
+      error: 'deposed coordinator: epoch 4 is older than 5',
+      deposed: true,
+    });
+  });
+
+  it('rolls back a PREPARE that finishes after its round was rolled back', async () => {
+    const { server, prepared, decided, vote } = world(async () => ({ ok: true, value: 'abort' }));
+    const answered = server.handle('prepare', { epoch: 1, request: REQUEST });
+    // The coordinator stopped waiting: its rollback comes before the PREPARE is done.
+    expect(await server.handle('rollback', { epoch: 1, gid: GID })).toMatchObject({ ok: true });
+    vote({ vote: 'yes' });
+    expect(await answered).toMatchObject({ ok: true, value: { vote: 'yes' }, at: 6 });
+    expect(prepared.size).toBe(0);
+    expect(decided).toEqual([`${GID} rolled-back`]);
+  });
+
+  it('finishes a gid a crash left prepared by the coordinator answer, and keeps it while none comes', async () => {
+    const lost = world(async () => {
+      throw new Error('no answer');
+    });
+    lost.prepared.set(GID, { gid: GID, preparedAt: '', ageSeconds: 99, kind: 'stream' });
+    expect(await lost.server.resolveInDoubt()).toBe(1);
+    expect(lost.prepared.has(GID)).toBe(true);
+    const told = world(async () => ({ ok: true, value: 'commit' }));
+    told.prepared.set(GID, { gid: GID, preparedAt: '', ageSeconds: 99, kind: 'stream' });
+    expect(await told.server.resolveInDoubt()).toBe(0);
+    expect(told.prepared.size).toBe(0);
+    // An applier parked at that round's gate reads its position again.
+    expect(told.participant.committedThrough).toBe(7);
+    expect(told.participant.nudged).toBe(1);
+  });
+});
