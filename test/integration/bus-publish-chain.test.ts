@@ -3,7 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { connectBus } from '../../adapters/nats/nats-connection.js';
 import { openPacketLog } from '../../adapters/nats/nats-packet-log.js';
 import { busSettings } from '../../plugin/config/bus-settings.js';
-import { BusRefusedError, type PacketLog } from '../../plugin/ports/packet-bus.js';
+import {
+  BusRefusedError,
+  type PacketAppender,
+  type PacketLog,
+} from '../../plugin/ports/packet-bus.js';
 import type { Lsn } from '../../plugin/protocol/lsn.js';
 import { encodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
 import { eventually } from '../support/compare-nodes.js';
@@ -43,15 +47,19 @@ function packet(version: number) {
   return { body, position: { version, part: 0, changes: 1, final: 'one' as const } };
 }
 
-/** Appends packets `from..to` on one appender from the stream's end, none waiting for another. */
-async function appendRun(log: PacketLog, from: number, to: number) {
-  const appender = log.appender(await log.end());
+/** Sends packets `from..to` on `appender`, none waiting for another; their outcomes. */
+function sendRun(appender: PacketAppender, from: number, to: number) {
   const sent = [];
   for (let v = from; v <= to; v++) {
     const { body, position } = packet(v);
     sent.push(appender.append(body, position));
   }
   return Promise.allSettled(sent);
+}
+
+/** Appends packets `from..to` on one appender from the stream's end. */
+async function appendRun(log: PacketLog, from: number, to: number) {
+  return sendRun(log.appender(await log.end()), from, to);
 }
 
 describe('appends in flight on the packet subject', () => {
@@ -111,7 +119,7 @@ describe('appends in flight on the packet subject', () => {
       const leader = (await (await jetstreamManager(nc)).streams.info(settings.stream)).cluster
         ?.leader;
       killed = Number(leader?.slice(1)) - 1;
-      const run = appendRun(log, 11, 400);
+      const run = sendRun(log.appender(10), 11, 400);
       await nats.cluster.kill(killed);
       await run;
       // New runs from where the subject really ends (the cluster may still elect): 1..400 once, in order.
