@@ -4,10 +4,11 @@ import {
   jetstream,
   type StoredMsg,
 } from '@nats-io/jetstream';
-import { headers, type NatsConnection } from '@nats-io/transport-node';
+import { headers, type MsgHdrs, type NatsConnection, nuid } from '@nats-io/transport-node';
 import {
   BusRefusedError,
   type BusSettings,
+  type PacketAppender,
   type PacketLog,
   type StoredPart,
 } from '../../plugin/ports/packet-bus.js';
@@ -26,12 +27,77 @@ const HEADER_ROOM = 1024;
 const ACK_TIMEOUT_MS = 10_000;
 /** JetStream's error code for a failed last-sequence expectation. */
 const WRONG_LAST_SEQUENCE = 10071;
+/** JetStream's error code for a failed last-message-id expectation. */
+const WRONG_LAST_MSG_ID = 10070;
 
 function stored(message: StoredMsg): StoredPart {
   const position = partPosition((name) => message.header?.get(name) || undefined);
   if (!position)
     throw new Error(`bus message ${message.seq} has no Lockstep-Version/-Part/-Changes headers`);
   return { sequence: message.seq, position, part: decodePacketPart(message.data) };
+}
+
+/** Headers naming a message's place in the packet stream. */
+function positionHeaders(position: PartPosition): MsgHdrs {
+  const h = headers();
+  h.set(PACKET_HEADERS.version, String(position.version));
+  h.set(PACKET_HEADERS.part, String(position.part));
+  h.set(PACKET_HEADERS.changes, String(position.changes));
+  if (position.final) h.set(PACKET_HEADERS.final, position.final);
+  return h;
+}
+
+/**
+ * Appends that do not wait for each other. Each message names the stream
+ * sequence it follows (`Nats-Expected-Last-Sequence`: the stream holds only
+ * the packet subject, and unlike the per-subject check, a clustered leader
+ * checks it against the messages it has accepted, not only those applied, so
+ * it holds with several in flight). A sequence alone could be matched by
+ * someone else's message once one of ours failed, so from the second message
+ * on each also names its predecessor's id (`Nats-Expected-Last-Msg-Id`, ids
+ * unique to this run): a message is stored only right after ours.
+ */
+class NatsAppender implements PacketAppender {
+  private readonly run = nuid.next();
+  private readonly first: number;
+  /** One check of the server for all the messages in flight that failed. */
+  private dropping: Promise<boolean> | null = null;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly subject: string,
+    private after: number,
+  ) {
+    this.first = after;
+  }
+
+  async append(body: Uint8Array, position: PartPosition): Promise<number> {
+    const after = this.after++;
+    const previous = after === this.first ? {} : { lastMsgID: `${this.run}.${after}` };
+    try {
+      const ack = await this.js.publish(this.subject, body, {
+        headers: positionHeaders(position),
+        msgID: `${this.run}.${after + 1}`,
+        expect: { lastSequence: after, ...previous },
+        timeout: ACK_TIMEOUT_MS,
+      });
+      return ack.seq;
+    } catch (error) {
+      const code = (error as { api_error?: { err_code?: number } }).api_error?.err_code;
+      const message = (error as Error).message;
+      if (
+        code === WRONG_LAST_SEQUENCE ||
+        code === WRONG_LAST_MSG_ID ||
+        /wrong last (sequence|msg ?id)/i.test(message)
+      )
+        throw new BusRefusedError(after, message);
+      // An ack that never came from a hung server: the next try goes to another one.
+      this.dropping ??= dropIfUnresponsive(this.nc);
+      await this.dropping;
+      throw error;
+    }
+  }
 }
 
 /** The packet subject on NATS JetStream. */
@@ -60,27 +126,12 @@ class NatsPacketLog implements PacketLog {
     return message ? stored(message) : null;
   }
 
-  async append(body: Uint8Array, position: PartPosition, after: number): Promise<number> {
-    const h = headers();
-    h.set(PACKET_HEADERS.version, String(position.version));
-    h.set(PACKET_HEADERS.part, String(position.part));
-    h.set(PACKET_HEADERS.changes, String(position.changes));
-    if (position.final) h.set(PACKET_HEADERS.final, position.final);
-    try {
-      const ack = await this.js.publish(this.settings.subject, body, {
-        headers: h,
-        expect: { lastSubjectSequence: after },
-        timeout: ACK_TIMEOUT_MS,
-      });
-      return ack.seq;
-    } catch (error) {
-      const code = (error as { api_error?: { err_code?: number } }).api_error?.err_code;
-      if (code === WRONG_LAST_SEQUENCE || /wrong last sequence/i.test((error as Error).message))
-        throw new BusRefusedError(after, (error as Error).message);
-      // An ack that never came from a hung server: the next try goes to another one.
-      await dropIfUnresponsive(this.nc);
-      throw error;
-    }
+  async end(): Promise<number> {
+    return (await this.jsm.streams.info(this.settings.stream)).state.last_seq;
+  }
+
+  appender(after: number): PacketAppender {
+    return new NatsAppender(this.nc, this.js, this.settings.subject, after);
   }
 
   async close(): Promise<void> {

@@ -31,11 +31,23 @@ export interface PacketLog {
   last(): Promise<StoredPart | null>;
   /** The message at stream sequence `sequence`; null when there is none (any more). */
   at(sequence: number): Promise<StoredPart | null>;
-  /** Stores `body` (an encoded part) if the subject's last sequence is `after` (0: none); its sequence. */
-  append(body: Uint8Array, position: PartPosition, after: number): Promise<number>;
+  /** The stream's last sequence, also when retention removed every message since (0: never any). */
+  end(): Promise<number>;
+  /** Appends that follow each other, the first one the subject's last sequence `after` (0: none). */
+  appender(after: number): PacketAppender;
   /** Most bytes of one message body the servers take (headers excluded). */
   readonly maxBody: number;
   close(): Promise<void>;
+}
+
+/**
+ * A run of appends, sent without waiting for each other's acknowledgement:
+ * each is stored only right after the one appended before it (the first,
+ * right after `after`), else refused ({@link BusRefusedError}).
+ */
+export interface PacketAppender {
+  /** Sends `body` (an encoded part); resolves to the sequence it was stored at. */
+  append(body: Uint8Array, position: PartPosition): Promise<number>;
 }
 
 /** The bus refused a message because the subject's last sequence was not the expected one. */

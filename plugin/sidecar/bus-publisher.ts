@@ -11,8 +11,8 @@ import {
   type ResumePoint,
 } from '../protocol/index.js';
 import { Signal } from '../support/signal.js';
-import { sleep } from '../support/sleep.js';
 import { busMessages, type PacketCursor } from './bus-messages.js';
+import { BusPipeline } from './bus-pipeline.js';
 import { type BusResume, busResume } from './bus-resume.js';
 import type { SidecarLock } from './sidecar-parts.js';
 
@@ -76,6 +76,10 @@ export class BusPublisher {
   private recorded: RecordedHead | null = null;
   /** The wait before publishing is tried again after a failure (ms); back to the first once JetStream acknowledged. */
   private retryDelay: number = RETRY_MS[0];
+  /** The last packet whole on the bus whose head is not recorded (nor the slot confirmed) yet. */
+  private unconfirmed: PacketHeader | null = null;
+  /** Two-phase packets sent whose last message is not stored yet, by version. */
+  private readonly twoPhaseSent = new Map<number, TwoPhasePacket>();
 
   constructor(private readonly parts: BusPublisherParts) {
     parts.lock.onLost(() => this.wake.notify());
@@ -217,54 +221,79 @@ export class BusPublisher {
     await this.confirm(stream, { ...idle, commitTime: last?.commitTime ?? null });
   }
 
+  /**
+   * Publishes the stream's parts with several messages in flight. Packets
+   * count as published, in order, once every message up to their last is
+   * stored; the head is recorded and the slot confirmed when nothing is in
+   * flight and the stream is caught up, and at most once a second otherwise.
+   * A failure stops sending; once everything sent has settled, the packets
+   * whole by then are confirmed and the failure thrown: the next try reads
+   * where the bus really ends.
+   */
   private async pump(stream: PrimaryStream, log: PacketLog, plan: BusResume): Promise<void> {
-    let after = plan.lastSequence;
+    const pipeline = new BusPipeline(log, plan.lastSequence);
+    this.unconfirmed = null;
     let cursor: PacketCursor | null = plan.cursor;
-    /** The last packet JetStream acknowledged whose head is not recorded (nor the slot confirmed) yet. */
-    let unconfirmed: PacketHeader | null = null;
-    /** A wait for the next part that outlived a tick: it is taken before anything else, to keep the order. */
+    /** A wait for the next part that outlived a wake-up: it is taken before anything else, to keep the order. */
     let pending: Promise<PacketPart | null> | null = null;
     /** Changes of the packet being published, through its last part. */
     let packetRows = 0;
-    while (!this.stopping && this.parts.lock.held) {
-      let part: PacketPart | null | undefined = pending ? undefined : stream.poll();
-      if (part === undefined) {
-        // Caught up: one head write (and slot confirmation) for every packet taken so far.
-        if (unconfirmed) await this.confirm(stream, unconfirmed);
-        unconfirmed = null;
-        await this.confirmIdle(stream, plan.resume);
-        pending ??= stream.next();
-        // A tick a second, so an idle point is confirmed while nothing replicated comes.
-        const tick = sleep(1_000).then(() => undefined);
-        part = await this.wake.race(Promise.race([pending, tick]), null);
-        if (part === undefined) continue;
-        pending = null;
+    this.twoPhaseSent.clear();
+    try {
+      while (!this.stopping && this.parts.lock.held && !pipeline.failure) {
+        await this.tookWhole(stream, pipeline, false);
+        let part: PacketPart | null | undefined = pending ? undefined : stream.poll();
+        if (part === undefined) {
+          // Caught up: one head write (and slot confirmation) for every packet stored so far.
+          if (pipeline.empty) await this.tookWhole(stream, pipeline, true);
+          if (pipeline.empty) await this.confirmIdle(stream, plan.resume);
+          pending ??= stream.next();
+          // Woken by an acknowledgement, else a tick a second (an idle point is confirmed while nothing comes).
+          const changed = pipeline.changed(1_000).then(() => undefined);
+          part = await this.wake.race(Promise.race([pending, changed]), undefined);
+          if (part === undefined) continue;
+          pending = null;
+        }
+        if (!part) break;
+        const { header } = part;
+        if (cursor?.version !== header.version)
+          cursor = { version: header.version, nextPart: 0, seen: 0, stored: 0 };
+        const messages = busMessages(part, cursor, log.maxBody);
+        packetRows = (part.index === 0 ? 0 : packetRows) + part.changes.length;
+        if (part.final?.phase === 'two')
+          this.twoPhaseSent.set(header.version, twoPhase(part, packetRows));
+        for (const [i, message] of messages.entries())
+          await pipeline.send(message, part.final && i === messages.length - 1 ? header : null);
       }
-      if (!part) return;
-      const { header } = part;
-      if (cursor?.version !== header.version)
-        cursor = { version: header.version, nextPart: 0, seen: 0, stored: 0 };
-      for (const message of busMessages(part, cursor, log.maxBody))
-        after = await log.append(message.body, message.position, after);
-      // publishFromEnd returns only when stopped: a failure after this ack is a new outage, not the same one.
-      this.retryDelay = RETRY_MS[0];
-      packetRows = (part.index === 0 ? 0 : packetRows) + part.changes.length;
-      if (!part.final) continue;
-      if (part.final.phase === 'two') this.twoPhasePublished(part, packetRows);
-      this.published++;
-      this.head = header;
-      this.parts.fault?.('after-publish', this.published);
-      unconfirmed = header;
-      // Under a steady flow, at most one head write a second.
-      if (Date.now() - this.headRecorded >= 1_000) {
-        await this.confirm(stream, header);
-        unconfirmed = null;
-      }
+    } finally {
+      // Nothing of this run may land after the next one starts: every message sent settles first.
+      await pipeline.settle();
     }
+    if (this.parts.lock.held) await this.tookWhole(stream, pipeline, true);
+    if (pipeline.failure) throw pipeline.failure;
   }
 
-  private twoPhasePublished(part: PacketPart, rows: number): void {
-    const { version, lsn } = part.header;
-    this.parts.onTwoPhasePacket?.({ version, lsn, rows, whole: part.index === 0 });
+  /** Counts the packets now whole on the bus; records the head and confirms the slot when `now` or a second passed. */
+  private async tookWhole(stream: PrimaryStream, pipeline: BusPipeline, now: boolean) {
+    for (const header of pipeline.takeWhole()) {
+      // publishFromEnd returns only when stopped: a failure after this ack is a new outage, not the same one.
+      this.retryDelay = RETRY_MS[0];
+      this.published++;
+      this.head = header;
+      this.unconfirmed = header;
+      this.parts.fault?.('after-publish', this.published);
+      const round = this.twoPhaseSent.get(header.version);
+      this.twoPhaseSent.delete(header.version);
+      if (round) this.parts.onTwoPhasePacket?.(round);
+    }
+    if (!this.unconfirmed || (!now && Date.now() - this.headRecorded < 1_000)) return;
+    await this.confirm(stream, this.unconfirmed);
+    this.unconfirmed = null;
   }
+}
+
+/** The round a two-phase packet's last part asks for; `rows` counts the changes of all its parts. */
+function twoPhase(part: PacketPart, rows: number): TwoPhasePacket {
+  const { version, lsn } = part.header;
+  return { version, lsn, rows, whole: part.index === 0 };
 }

@@ -27,8 +27,10 @@ export async function busResume(
   start: () => Promise<ResumePoint | null>,
   slotConfirmed: () => Promise<Lsn | null>,
 ): Promise<BusResume> {
+  // The end first: a message stored in between makes the first publish refused, never follow the wrong one.
+  const end = await log.end();
   const last = await log.last();
-  const stored = last ? await fromStored(log, last, start) : await fromStart(start);
+  const stored = last ? await fromStored(log, last, start) : await fromStart(end, start);
   const plan = last ? await pastIdle(stored, start) : stored;
   const confirmed = await slotConfirmed();
   if (confirmed && lsnToBigInt(plan.resume.lsn) + 1n < lsnToBigInt(confirmed)) {
@@ -52,7 +54,10 @@ async function pastIdle(
   return { ...plan, resume: head };
 }
 
-async function fromStart(start: () => Promise<ResumePoint | null>): Promise<BusResume> {
+async function fromStart(
+  end: number,
+  start: () => Promise<ResumePoint | null>,
+): Promise<BusResume> {
   const resume = await start();
   if (!resume)
     throw new LockstepError({
@@ -60,7 +65,8 @@ async function fromStart(start: () => Promise<ResumePoint | null>): Promise<BusR
       problem: 'the stream is not attached: nothing says where packet numbering starts',
       fix: 'lockstep attach',
     });
-  return { resume, cursor: null, lastSequence: 0 };
+  // Messages name the stream's last sequence they follow: retention may have emptied a stream that had some.
+  return { resume, cursor: null, lastSequence: end };
 }
 
 async function fromStored(

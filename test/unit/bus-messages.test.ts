@@ -100,7 +100,8 @@ function logOf(stored: readonly StoredPart[]): PacketLog {
   return {
     last: async () => stored.at(-1) ?? null,
     at: async (sequence) => stored.find((s) => s.sequence === sequence) ?? null,
-    append: async () => 0,
+    end: async () => 0,
+    appender: () => ({ append: async () => 0 }),
     maxBody: 1e6,
     close: async () => undefined,
   };

@@ -18,7 +18,8 @@ function bus(from: number, messages: [number, number, number, Phase | null][]): 
   return {
     last: async () => stored.at(-1) ?? null,
     at: async (sequence) => stored.find((m) => m.sequence === sequence) ?? null,
-    append: async () => 0,
+    end: async () => 0,
+    appender: () => ({ append: async () => 0 }),
     maxBody: 1024,
     close: async () => undefined,
   };
