@@ -55,6 +55,9 @@ export class AgentRoundServer {
 
   /** Answers one request of the coordinator. */
   readonly handle = async (verb: AgentVerb, request: AgentRequest): Promise<WireReply<unknown>> => {
+    // No epoch (a malformed or foreign message) would also wipe the fence for every later request.
+    if (!Number.isSafeInteger(request.epoch))
+      return { ok: false, error: `request without a coordinator epoch refused (${verb})` };
     if (request.epoch < this.newestEpoch) {
       this.log.warn(
         { replica: this.replica, verb, epoch: request.epoch, event: 'deposed-refused' },

@@ -91,6 +91,11 @@ export class BusRounds {
     if (this.parts.epoch() === null)
       return { ok: false, error: 'this process does not hold the coordinator lock' };
     const { decisions, stream, log } = this.parts;
+    // The round still voting decides for itself (its vote deadline bounds it): a presumed abort
+    // now would abort every round whose votes outlast an agent's recovery interval.
+    const held = this.coordinator.held;
+    if (held?.gid === gid && held.phase === 'voting')
+      return { ok: false, error: `round ${gid} is still collecting votes: not decided yet` };
     const decision =
       (await decisions.read([gid])).get(gid) ??
       (await presumeAbort(stream, gid, [replica], decisions));

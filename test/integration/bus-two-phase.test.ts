@@ -3,22 +3,11 @@ import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { agentSubject, decodeWire, encodeWire } from '../../plugin/protocol/round-subjects.js';
 import { eventually, expectIdentical, preparedGids } from '../support/compare-nodes.js';
-import { criticalSetup, CRITICAL_TABLES as TABLES } from '../support/critical-setup.js';
+import { CRITICAL_TABLES as TABLES } from '../support/critical-setup.js';
 import { LockstepProcess } from '../support/lockstep-process.js';
-import { useAttached } from '../support/use-attached.js';
-import { useNatsCluster } from '../support/use-nats-cluster.js';
+import { useBusCritical } from '../support/use-bus-critical.js';
 
-const nats = useNatsCluster();
-const setup = criticalSetup({ voteTimeoutMs: 3_000 });
-const clusters = useAttached({
-  ...setup,
-  config: {
-    ...setup.config,
-    get bus() {
-      return { url: nats.cluster.url, replicas: 3 };
-    },
-  },
-});
+const { nats, clusters } = useBusCritical({ voteTimeoutMs: 3_000 });
 
 const replicas = () => clusters.replicas as [PostgresCluster, PostgresCluster];
 const run = (env: NodeJS.ProcessEnv = {}) =>

@@ -69,6 +69,17 @@ describe('an agent serving two-phase rounds', () => {
     });
   });
 
+  it('refuses a request without an epoch, and keeps refusing older coordinators after it', async () => {
+    const { server } = world(async () => ({ ok: true, value: 'abort' }));
+    expect(await server.handle('list', { epoch: 5, stream: 's' })).toMatchObject({ ok: true });
+    const bare = { gid: GID } as unknown as { epoch: number; gid: string };
+    expect(await server.handle('rollback', bare)).toMatchObject({ ok: false });
+    expect(await server.handle('rollback', { epoch: 4, gid: GID })).toMatchObject({
+      ok: false,
+      deposed: true,
+    });
+  });
+
   it('rolls back a PREPARE that finishes after its round was rolled back', async () => {
     const { server, prepared, decided, vote } = world(async () => ({ ok: true, value: 'abort' }));
     const answered = server.handle('prepare', { epoch: 1, request: REQUEST });
