@@ -2,6 +2,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import {
   type AgentVerb,
   agentSubject,
+  encodeWire,
   type WirePrepare,
   type WireVote,
 } from '../../plugin/protocol/round-subjects.js';
@@ -93,10 +94,7 @@ export class NatsRoundParticipant {
     if (outcome === 'committed') this.heldVersion = Math.max(this.heldVersion ?? 0, request.to);
     const { nc, slot, replica } = this.address;
     try {
-      nc.publish(
-        agentSubject(slot, replica, 'decided'),
-        new TextEncoder().encode(JSON.stringify({ epoch, request, outcome })),
-      );
+      nc.publish(agentSubject(slot, replica, 'decided'), encodeWire({ epoch, request, outcome }));
     } catch {
       // A closed connection: the agent learns it from its own phase two or its question.
     }

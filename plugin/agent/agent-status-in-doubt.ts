@@ -1,18 +1,16 @@
-import type { LockstepCluster, ReplicaSession } from '../ports/lockstep-cluster.js';
+import type { PreparedGid } from '../ports/phase-two-node.js';
 import type { AgentStatusRecord } from '../protocol/agent-status-record.js';
 
 /**
- * Lists the lockstep gids prepared on the agent's replica for its status
- * report, on a session of its own (bounded queries), one listing at a time.
- * A failed listing keeps the last one and opens a new session next time.
+ * Lists the stream's gids prepared on the agent's replica for its status
+ * report, through the agent's own phase-two node, one listing at a time. A
+ * failed listing keeps the last one.
  */
 export class InDoubtLister {
-  private session: ReplicaSession | null = null;
   private busy = false;
 
   constructor(
-    private readonly cluster: LockstepCluster,
-    private readonly replica: { readonly name: string; readonly url: string },
+    private readonly list: () => Promise<ReadonlyArray<PreparedGid>>,
     private readonly found: (gids: AgentStatusRecord['inDoubt']) => void,
   ) {}
 
@@ -20,26 +18,13 @@ export class InDoubtLister {
   poll(): void {
     if (this.busy) return;
     this.busy = true;
-    void this.list().finally(() => {
-      this.busy = false;
-    });
-  }
-
-  async close(): Promise<void> {
-    await this.session?.close().catch(() => undefined);
-    this.session = null;
-  }
-
-  private async list(): Promise<void> {
-    try {
-      this.session ??= await this.cluster.replica(this.replica.name, this.replica.url, {
-        applicationName: 'lockstep agent status',
-        bounded: true,
+    void this.list()
+      .then(
+        (gids) => this.found(gids.map(({ gid, preparedAt }) => ({ gid, preparedAt }))),
+        () => undefined,
+      )
+      .finally(() => {
+        this.busy = false;
       });
-      const gids = await this.session.preparedGids();
-      this.found(gids.map(({ gid, preparedAt }) => ({ gid, preparedAt })));
-    } catch {
-      await this.close();
-    }
   }
 }

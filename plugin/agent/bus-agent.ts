@@ -40,6 +40,8 @@ export class BusAgent {
   private readonly wake = new Signal();
   private lockLost = false;
   private fatal: LockstepError | null = null;
+  /** When the coordinator was last told the replica waits at a two-phase packet: one word per version and second. */
+  private told = { version: -1, at: 0 };
   /** The version the replica applies before a fatal error ends the agent (null: at once). */
   private fatalAfter: number | null = null;
   /** The replica machine while this process holds the lock. */
@@ -179,7 +181,7 @@ export class BusAgent {
       needsRewind: (_agent, position) => pump.requestRewind(position),
       // Decided by the coordinator's word at the gate; a restarted coordinator hears of it here.
       roundCommitted: (version) => {
-        tellWaiting(window, version, parts.rounds);
+        this.told = tellWaiting(window, version, parts.rounds, this.told);
         return false;
       },
       note: (agent, message, fields) => log.info({ replica: agent.name, ...fields }, message),
@@ -231,17 +233,23 @@ function startRounds(
   };
 }
 
-/** Looks of the gate already told the coordinator: one word per version and second. */
-let lastTold = { version: -1, at: 0 };
-
-/** Tells the coordinator the replica waits at the two-phase packet `version` (after its restart, nobody else does). */
-function tellWaiting(window: AgentWindow, version: number, rounds: AgentRoundsWiring): void {
+/**
+ * Tells the coordinator the replica waits at the two-phase packet `version`
+ * (after its restart, nobody else does), unless it was told within a second;
+ * returns when it was last told.
+ */
+function tellWaiting(
+  window: AgentWindow,
+  version: number,
+  rounds: AgentRoundsWiring,
+  told: { version: number; at: number },
+): { version: number; at: number } {
   const now = Date.now();
-  if (lastTold.version === version && now - lastTold.at < 1_000) return;
+  if (told.version === version && now - told.at < 1_000) return told;
   const seq = window.locate(version - 1);
   const part = seq === null ? undefined : window.at(seq);
-  if (!part || part.header.version !== version) return;
-  lastTold = { version, at: now };
+  if (!part || part.header.version !== version) return told;
   const whole = part.index === 0 && part.final?.phase === 'two';
   rounds.waiting({ version, lsn: part.header.lsn, rows: part.changes.length, whole });
+  return { version, at: now };
 }

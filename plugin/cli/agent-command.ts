@@ -55,7 +55,7 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
       recoveryIntervalMs: config.twoPhase.recoveryIntervalMs,
     },
   });
-  reporting = await startAgentReporting(nc, bus, config, replica, agent, log);
+  reporting = await startAgentReporting(nc, bus, config, phaseTwo, agent, log);
   process.on('unhandledRejection', (reason) => {
     log.fatal({ err: reason }, 'internal error');
     process.exit(1);

@@ -2,8 +2,9 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Endpoints } from '../../adapters/http/http-endpoints.js';
 import { AgentStatusPublisher, type AgentStatusSource } from '../agent/agent-status-publisher.js';
-import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
+import type { LockstepConfig } from '../config/config-schema.js';
 import type { BusSettings } from '../ports/packet-bus.js';
+import type { PhaseTwoNode } from '../ports/phase-two-node.js';
 
 /** The agent's status reporting, running. */
 export interface AgentReporting {
@@ -20,26 +21,29 @@ const FOLLOWING = ['streaming', 'catching-up'];
 
 /**
  * Starts `lockstep agent`'s reporting: its status in the agents' KV bucket
- * (with the gids prepared on the replica), and, when `bus.agentHttp.port`
- * is set, /healthz, /readyz, /metrics and /status from the same report.
+ * (with the stream's gids prepared on the replica, as `phaseTwo` lists them),
+ * and, when `bus.agentHttp.port` is set, /healthz, /readyz, /metrics and
+ * /status from the same report.
  */
 export async function startAgentReporting(
   nc: NatsConnection,
   bus: BusSettings,
   config: LockstepConfig,
-  replica: ReplicaConfig,
+  phaseTwo: PhaseTwoNode,
   source: AgentStatusSource,
   log: Logger,
 ): Promise<AgentReporting> {
-  const [{ agentStatusWriter }, { postgresCluster }, { InDoubtLister }] = await Promise.all([
+  const [{ agentStatusWriter }, { InDoubtLister }] = await Promise.all([
     import('../../adapters/nats/agent-status-kv.js'),
-    import('../../adapters/postgres/setup/postgres-setup.js'),
     import('../agent/agent-status-in-doubt.js'),
   ]);
   const publisher = new AgentStatusPublisher(agentStatusWriter(nc, bus), source, log);
-  const lister = new InDoubtLister(postgresCluster(), replica, (gids) => {
-    publisher.inDoubt = gids;
-  });
+  const lister = new InDoubtLister(
+    () => phaseTwo.list(config.slot),
+    (gids) => {
+      publisher.inDoubt = gids;
+    },
+  );
   const listing = setInterval(() => lister.poll(), publisher.everyMs);
   listing.unref();
   lister.poll();
@@ -50,7 +54,7 @@ export async function startAgentReporting(
     close: async () => {
       clearInterval(listing);
       await publisher.stop(LAST_REPORT_MS);
-      await Promise.all([lister.close(), endpoints?.close()]);
+      await endpoints?.close();
     },
   };
 }

@@ -52,10 +52,19 @@ describe('lockstep agent on a bus that hangs', () => {
       '--replica',
       'replica1',
     ]);
-    const workload = backgroundTpcb(clusters.primary.url, {
-      branches: 1,
-      accountsPerBranch: 1_000,
-    });
+    /** Runs pgbench-like transactions until the primary committed 2,000 more, then stops them. */
+    const traffic = async () => {
+      const rows = await historyRows();
+      const workload = backgroundTpcb(clusters.primary.url, {
+        branches: 1,
+        accountsPerBranch: 1_000,
+      });
+      try {
+        await eventually(async () => (await historyRows()) > rows + 2_000, 'the primary to go on');
+      } finally {
+        await workload.stop();
+      }
+    };
     /** Waits for a marker committed now: it must travel publisher, stream and agent while `what`. */
     const flows = async (what: string) => {
       try {
@@ -66,27 +75,26 @@ describe('lockstep agent on a bus that hangs', () => {
       }
     };
     try {
+      await traffic();
       await eventually(async () => (await appliedVersion(replica())) > 50, 'the agent to apply');
       for (const [role, find] of Object.entries(ROLES)) {
         // A hung server accepts TCP and answers nothing; the cluster keeps quorum without it.
         const index = await find();
         expect(index, role).toBeGreaterThanOrEqual(0);
         nats.cluster.signal(index, 'SIGSTOP');
+        // Traffic while the node hangs; the marker then checks nothing waits on it.
+        await traffic();
         await flows(`with the node of ${role} paused`);
         nats.cluster.signal(index, 'SIGCONT');
       }
       // The whole cluster hangs while the primary goes on.
-      const rows = await historyRows();
       for (const i of [0, 1, 2]) nats.cluster.signal(i, 'SIGSTOP');
-      await eventually(async () => (await historyRows()) > rows + 200, 'the primary to go on');
+      await traffic();
       for (const i of [0, 1, 2]) nats.cluster.signal(i, 'SIGCONT');
       await flows('after the whole cluster was paused');
-      await workload.stop();
-      await flows('once the workload stopped');
       // history has no key: a packet applied twice would leave its rows twice.
       await expectIdentical(clusters.primary, clusters.replicas, TABLES);
     } finally {
-      await workload.stop();
       for (const i of [0, 1, 2]) nats.cluster.signal(i, 'SIGCONT');
       for (const p of [agent, publisher]) {
         p.kill('SIGTERM');
