@@ -120,7 +120,8 @@ export class BusPublisher {
     await this.packetLog?.close().catch(() => undefined);
     // The idle point recorded last, when the slot may already be confirmed to it.
     const head = this.recorded?.version === this.head?.version ? this.recorded : this.head;
-    if (head) await this.parts.recordHead(head).catch(() => undefined);
+    // A deposed publisher's head is stale: its successor's is newer.
+    if (head && this.parts.lock.held) await this.parts.recordHead(head).catch(() => undefined);
     await this.parts.close();
     await this.parts.lock.release();
   }
@@ -168,6 +169,8 @@ export class BusPublisher {
    * numbering goes on from, and the slot must never be confirmed past it.
    */
   private async confirm(stream: PrimaryStream, header: RecordedHead): Promise<void> {
+    // Lost while acknowledgements were pending (e.g. a paused process): the successor records the head.
+    if (!this.parts.lock.held) return;
     await this.parts.recordHead(header);
     this.recorded = header;
     this.headRecorded = Date.now();

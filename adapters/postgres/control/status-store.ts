@@ -106,8 +106,9 @@ export class StatusStore {
         .updateTable('lockstep.streams')
         .set({
           version: sql`greatest(version, ${stream.version})`,
-          lsn: sql`coalesce(${stream.lsn}, lsn)`,
-          commit_time: sql`coalesce(${stream.commitTime}, commit_time)`,
+          // A head older than the recorded one (a deposed writer's) keeps the row's LSN with its version.
+          lsn: sql`CASE WHEN ${stream.version} < version THEN lsn ELSE coalesce(${stream.lsn}, lsn) END`,
+          commit_time: sql`CASE WHEN ${stream.version} < version THEN commit_time ELSE coalesce(${stream.commitTime}, commit_time) END`,
           two_phase: sql`coalesce(${stream.twoPhase ? JSON.stringify(stream.twoPhase) : null}::jsonb, two_phase)`,
           updated_at: sql`now()`,
         })
