@@ -142,7 +142,7 @@ export class BusPump {
     return new LockstepError({
       node: this.host.replica,
       problem: `the bus holds version ${part.header.version} part ${part.index} where version ${expected.version} part ${expected.index} belongs: packets are missing from the stream`,
-      fix: `copy the replica anew: lockstep attach --resync ${this.host.replica}`,
+      fix: `copy the replica anew: lockstep attach --config F --resync ${this.host.replica}; then start lockstep agent again`,
     });
   }
 }
