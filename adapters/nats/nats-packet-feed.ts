@@ -1,11 +1,8 @@
 import type { ConsumerMessages, ConsumerNotification, JsMsg } from '@nats-io/jetstream';
 import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import type { PacketFeed } from '../../plugin/ports/packet-reader.js';
-import type { PacketPart } from '../../plugin/protocol/index.js';
-import {
-  decodePacketPart,
-  PacketPartFormatError,
-} from '../../plugin/protocol/packet-part-codec.js';
+import { type BusPiece, decodeBusMessage } from '../../plugin/protocol/change-fragments.js';
+import { PacketPartFormatError } from '../../plugin/protocol/packet-part-codec.js';
 
 /**
  * How long the agent may wait for a part with no sign of the consumer's
@@ -36,7 +33,7 @@ export class FeedSilentError extends Error {
   }
 }
 
-/** Parts of an ordered consumer, decoded one at a time as the agent asks for them. */
+/** Parts (and change fragments) of an ordered consumer, decoded one at a time as the agent asks for them. */
 export class NatsPacketFeed implements PacketFeed {
   private readonly iterator: AsyncIterator<JsMsg>;
   /** When the consumer's server last gave a sign (ms). */
@@ -53,7 +50,7 @@ export class NatsPacketFeed implements PacketFeed {
     void this.watch();
   }
 
-  async next(): Promise<PacketPart> {
+  async next(): Promise<BusPiece> {
     const read = this.iterator.next();
     const { value, done } = await this.untilSilent(read).catch(async (error: unknown) => {
       if (error instanceof FeedSilentError) await this.onSilent().catch(() => undefined);
@@ -62,7 +59,7 @@ export class NatsPacketFeed implements PacketFeed {
     if (done) throw new Error('the bus consumer ended');
     this.lastSign = Date.now();
     try {
-      return decodePacketPart(value.data);
+      return decodeBusMessage(value.data);
     } catch (error) {
       if (!(error instanceof PacketPartFormatError)) throw error;
       throw new LockstepError({

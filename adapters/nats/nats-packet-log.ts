@@ -12,12 +12,12 @@ import {
   type PacketLog,
   type StoredPart,
 } from '../../plugin/ports/packet-bus.js';
+import { decodeBusMessage } from '../../plugin/protocol/change-fragments.js';
 import {
   PACKET_HEADERS,
   type PartPosition,
   partPosition,
 } from '../../plugin/protocol/packet-bus-names.js';
-import { decodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
 import { connectBus, dropIfUnresponsive } from './nats-connection.js';
 import { ensurePacketStream } from './packet-stream-setup.js';
 
@@ -34,7 +34,7 @@ function stored(message: StoredMsg): StoredPart {
   const position = partPosition((name) => message.header?.get(name) || undefined);
   if (!position)
     throw new Error(`bus message ${message.seq} has no Lockstep-Version/-Part/-Changes headers`);
-  return { sequence: message.seq, position, part: decodePacketPart(message.data) };
+  return { sequence: message.seq, position, part: decodeBusMessage(message.data) };
 }
 
 /** Headers naming a message's place in the packet stream. */

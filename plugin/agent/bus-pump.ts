@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
 import { LockstepError } from '../ports/lockstep-error.js';
 import type { PacketFeed, PacketReader } from '../ports/packet-reader.js';
-import type { PacketPart } from '../protocol/index.js';
+import type { BusPiece } from '../protocol/change-fragments.js';
+import { PacketPartFormatError } from '../protocol/packet-part-codec.js';
 import type { ReplicaPosition } from '../replica/replica-target.js';
 import { Signal } from '../support/signal.js';
 import type { AgentWindow } from './agent-window.js';
-import { PartSequence } from './part-sequence.js';
+import { type PartCheck, PartSequence } from './part-sequence.js';
 
 /** What the pump needs of its surroundings. */
 export interface BusPumpHost {
@@ -120,7 +121,7 @@ export class BusPump {
     }
   }
 
-  /** Moves parts from the feed into the window until interrupted. */
+  /** Moves parts from the feed into the window until interrupted; a change's fragments go in joined. */
   private async pumpParts(feed: PacketFeed, first: number): Promise<void> {
     const sequence = new PartSequence(first);
     const interrupted = () => this.stopping || this.rewindTo !== null;
@@ -131,14 +132,28 @@ export class BusPump {
       if (interrupted()) return;
       const next = await this.interrupt.race(feed.next(), null);
       if (next === null) return;
-      const { verdict, part } = sequence.check(next);
-      if (verdict === 'duplicate') continue;
-      if (verdict === 'gap') throw this.gap(sequence.expected, next);
-      this.window.push(part);
+      const checked = this.checked(sequence, next);
+      if (checked.verdict === 'gap') throw this.gap(sequence.expected, next);
+      if (checked.verdict === 'take') this.window.push(checked.part);
     }
   }
 
-  private gap(expected: { version: number; index: number }, part: PacketPart): LockstepError {
+  /** `sequence`'s verdict on `piece`; fragments that do not join into a change stop the agent. */
+  private checked(sequence: PartSequence, piece: BusPiece): PartCheck {
+    try {
+      return sequence.check(piece);
+    } catch (error) {
+      if (!(error instanceof PacketPartFormatError)) throw error;
+      throw new LockstepError({
+        node: this.host.replica,
+        problem: `the fragments of a change in packet ${piece.header.version} ending at part ${piece.index} are ${error.message}`,
+        fix: 'run a lockstep agent of the same version as the publishing lockstep run',
+        cause: error,
+      });
+    }
+  }
+
+  private gap(expected: { version: number; index: number }, part: BusPiece): LockstepError {
     return new LockstepError({
       node: this.host.replica,
       problem: `the bus holds version ${part.header.version} part ${part.index} where version ${expected.version} part ${expected.index} belongs: packets are missing from the stream`,

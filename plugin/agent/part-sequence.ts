@@ -1,46 +1,86 @@
-import type { PacketPart } from '../protocol/index.js';
+import {
+  type BusPiece,
+  ChangeJoin,
+  isFragment,
+  type PartFragment,
+} from '../protocol/change-fragments.js';
+import type { Change, PacketHeader, PacketPart } from '../protocol/index.js';
 
-/** What to do with the next part read from the log. */
-export type PartVerdict = 'take' | 'duplicate' | 'gap';
+/** What to do with the next message read from the log. */
+export type PartVerdict = 'take' | 'joining' | 'duplicate' | 'gap';
+
+/** A judged message: a part to take (whole, or the change its last fragment completes), or why not. */
+export type PartCheck =
+  | { readonly verdict: 'take'; readonly part: PacketPart }
+  | { readonly verdict: Exclude<PartVerdict, 'take'> };
 
 /**
- * Checks that parts read from the log follow each other: the parts of a packet
- * in order, then the first part of the next version. A part already passed (a
- * packet stored twice) is a duplicate; anything else out of order is a gap,
- * never skipped. Parts of one packet share the first part's header object, as
- * they do when they come from the primary stream.
+ * Checks that messages read from the log follow each other: the messages of
+ * a packet in order, then the first one of the next version. A message
+ * already passed (a packet stored twice) is a duplicate; anything else out of
+ * order, a fragment included, is a gap, never skipped. The fragments of a
+ * change are joined into one part. Parts taken are numbered 0, 1, … within
+ * their packet and share its first part's header object, as they do when
+ * they come from the primary stream.
  */
 export class PartSequence {
   private version: number;
+  /** The index of the packet's next message. */
   private index = 0;
-  private header: PacketPart['header'] | null = null;
+  /** Parts of the packet taken so far: the next one's number. */
+  private taken = 0;
+  private header: PacketHeader | null = null;
+  /** The change whose fragments are being joined. */
+  private join: ChangeJoin | null = null;
 
   /** @param first the version whose first part comes next */
   constructor(first: number) {
     this.version = first;
   }
 
-  /** The version and part expected next. */
+  /** The version and message index expected next. */
   get expected(): { version: number; index: number } {
     return { version: this.version, index: this.index };
   }
 
-  /** Judges `part`; a taken part is returned with the packet's shared header. */
-  check(part: PacketPart): { verdict: PartVerdict; part: PacketPart } {
-    const { version } = part.header;
-    if (version < this.version || (version === this.version && part.index < this.index))
-      return { verdict: 'duplicate', part };
-    if (version !== this.version || part.index !== this.index) return { verdict: 'gap', part };
-    if (part.index === 0) this.header = part.header;
-    const taken =
-      part.index > 0 && this.header && part.header !== this.header
-        ? { ...part, header: this.header }
-        : part;
-    if (part.final) {
+  /** Judges the next message; throws `PacketPartFormatError` when joined fragments are not a change. */
+  check(piece: BusPiece): PartCheck {
+    const { version } = piece.header;
+    if (version < this.version || (version === this.version && piece.index < this.index))
+      return { verdict: 'duplicate' };
+    if (version !== this.version || piece.index !== this.index) return { verdict: 'gap' };
+    if (piece.index === 0) this.header = piece.header;
+    if (isFragment(piece)) return this.fragment(piece);
+    // A part where the next fragment of a change belongs.
+    if (this.join) return { verdict: 'gap' };
+    return this.take(piece, piece.changes);
+  }
+
+  private fragment(piece: PartFragment): PartCheck {
+    this.join ??= new ChangeJoin(piece.total);
+    if (!this.join.follows(piece)) return { verdict: 'gap' };
+    if (!this.join.add(piece)) {
+      this.index++;
+      return { verdict: 'joining' };
+    }
+    const changes = this.join.changes();
+    this.join = null;
+    return this.take(piece, changes);
+  }
+
+  private take(piece: BusPiece, changes: readonly Change[]): PartCheck {
+    const header = this.header ?? piece.header;
+    const index = this.taken++;
+    const part =
+      !isFragment(piece) && piece.header === header && piece.index === index
+        ? piece
+        : { header, index, changes, final: piece.final };
+    if (piece.final) {
       this.version++;
       this.index = 0;
+      this.taken = 0;
       this.header = null;
     } else this.index++;
-    return { verdict: 'take', part: taken };
+    return { verdict: 'take', part };
   }
 }

@@ -3,14 +3,17 @@
  * round, after `count` participants prepared, after the decision was
  * recorded, after `count` COMMIT PREPAREDs; and `slot-read`, each time the
  * sidecar reads the slot's position to check a resume point; `after-publish`,
- * once JetStream acknowledged `count` packets, before the slot is confirmed.
+ * once JetStream acknowledged `count` packets, before the slot is confirmed;
+ * `mid-change`, once it acknowledged `count` fragments of changes (not the
+ * last of one): the bus ends inside a change.
  */
 export type FaultPoint =
   | 'after-prepare'
   | 'after-decision'
   | 'after-commit'
   | 'slot-read'
-  | 'after-publish';
+  | 'after-publish'
+  | 'mid-change';
 
 /** Called at each point; a test's hook may crash the process there. */
 export type FaultHook = (point: FaultPoint, count: number) => void;
@@ -35,6 +38,7 @@ const POINTS: readonly FaultPoint[] = [
   'after-commit',
   'slot-read',
   'after-publish',
+  'mid-change',
 ];
 const ACTIONS: readonly FaultAction[] = ['kill', 'cut', 'fail'];
 

@@ -1,4 +1,4 @@
-import type { PacketPart } from '../protocol/packet.js';
+import type { BusPiece } from '../protocol/change-fragments.js';
 import type { PartPosition } from '../protocol/packet-bus-names.js';
 /** The packet bus as the sidecar and the agents see it (DESIGN.md, "Scale-out: the packet bus"). */
 
@@ -14,11 +14,11 @@ export interface BusSettings {
   readonly maxBytes: number;
 }
 
-/** A message stored on the packet subject: its stream sequence, its headers' position, its part. */
+/** A message stored on the packet subject: its stream sequence, its headers' position, its part (or fragment). */
 export interface StoredPart {
   readonly sequence: number;
   readonly position: PartPosition;
-  readonly part: PacketPart;
+  readonly part: BusPiece;
 }
 
 /**

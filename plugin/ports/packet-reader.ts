@@ -1,13 +1,13 @@
-import type { PacketPart } from '../protocol/index.js';
+import type { BusPiece } from '../protocol/change-fragments.js';
 
 /** Parts read from a packet log in stream order, from the packet a reader asked for. */
 export interface PacketFeed {
   /**
-   * The next part; waits while the log has nothing newer. Throws a
+   * The next message's part, or fragment of a change; waits while the log has nothing newer. Throws a
    * `LockstepError` when the log cannot go on (its next part is gone, or it
    * holds something the reader cannot take).
    */
-  next(): Promise<PacketPart>;
+  next(): Promise<BusPiece>;
   /** Stops reading; a pending {@link next} may reject. */
   close(): Promise<void>;
 }

@@ -1,8 +1,16 @@
 import type { Change } from './change.js';
-import { lsnFromHalves, lsnHalves } from './lsn.js';
-import type { PacketHeader, PacketPart, Phase } from './packet.js';
+import type { PacketPart } from './packet.js';
 import type { Relation, RelationColumn, ReplicaIdentity } from './relation.js';
 import { isUnchangedToast, UNCHANGED_TOAST, type Value } from './value.js';
+import {
+  PacketPartFormatError,
+  Reader,
+  readPartHead,
+  Writer,
+  writePartHead,
+} from './wire-bytes.js';
+
+export { PacketPartFormatError } from './wire-bytes.js';
 
 /**
  * The wire format of a packet part on the bus: a format byte, the header,
@@ -14,113 +22,9 @@ export const PACKET_PART_FORMAT = 1;
 
 const KINDS = ['insert', 'update', 'delete', 'truncate', 'message'] as const;
 const IDENTITIES: readonly ReplicaIdentity[] = ['default', 'nothing', 'full', 'index'];
-const PHASES: readonly (Phase | null)[] = [null, 'one', 'two'];
 const NULL_VALUE = 0;
 const TOAST_VALUE = 1;
 const TEXT_VALUE = 2;
-
-/** A body that is not a packet part this version can read. */
-export class PacketPartFormatError extends Error {
-  constructor(problem: string) {
-    super(`not a packet part lockstep can read: ${problem}`);
-    this.name = 'PacketPartFormatError';
-  }
-}
-
-/** Appends to a growing buffer. */
-class Writer {
-  private buffer = Buffer.allocUnsafe(4096);
-  private at = 0;
-
-  private room(bytes: number): void {
-    if (this.at + bytes <= this.buffer.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.at + bytes));
-    this.buffer.copy(grown, 0, 0, this.at);
-    this.buffer = grown;
-  }
-  u8(value: number): void {
-    this.room(1);
-    this.buffer[this.at++] = value;
-  }
-  u32(value: number): void {
-    this.room(4);
-    this.at = this.buffer.writeUInt32BE(value, this.at);
-  }
-  i32(value: number): void {
-    this.room(4);
-    this.at = this.buffer.writeInt32BE(value, this.at);
-  }
-  /** A safe integer as 8 bytes. */
-  u53(value: number): void {
-    this.room(8);
-    this.at = this.buffer.writeBigUInt64BE(BigInt(value), this.at);
-  }
-  text(value: string): void {
-    const length = Buffer.byteLength(value);
-    this.room(4 + length);
-    this.at = this.buffer.writeUInt32BE(length, this.at);
-    this.at += this.buffer.write(value, this.at, 'utf8');
-  }
-  nullableText(value: string | null): void {
-    this.u8(value === null ? 0 : 1);
-    if (value !== null) this.text(value);
-  }
-  done(): Buffer {
-    return this.buffer.subarray(0, this.at);
-  }
-}
-
-/** Reads what {@link Writer} wrote; every read checks the bounds. */
-class Reader {
-  private at = 0;
-  constructor(private readonly buffer: Buffer) {}
-
-  private need(bytes: number): number {
-    if (this.at + bytes > this.buffer.length)
-      throw new PacketPartFormatError(`it ends at byte ${this.buffer.length}, inside a field`);
-    const from = this.at;
-    this.at += bytes;
-    return from;
-  }
-  u8(): number {
-    return this.buffer[this.need(1)] as number;
-  }
-  u32(): number {
-    return this.buffer.readUInt32BE(this.need(4));
-  }
-  i32(): number {
-    return this.buffer.readInt32BE(this.need(4));
-  }
-  u53(): number {
-    const value = this.buffer.readBigUInt64BE(this.need(8));
-    if (value > BigInt(Number.MAX_SAFE_INTEGER))
-      throw new PacketPartFormatError('a number too big');
-    return Number(value);
-  }
-  text(): string {
-    const length = this.u32();
-    const from = this.need(length);
-    return this.buffer.toString('utf8', from, from + length);
-  }
-  nullableText(): string | null {
-    return this.flag() ? this.text() : null;
-  }
-  flag(): boolean {
-    const value = this.u8();
-    if (value > 1) throw new PacketPartFormatError(`flag ${value}`);
-    return value === 1;
-  }
-  /** One of `choices` by its index. */
-  pick<T>(choices: readonly T[], what: string): T {
-    const index = this.u8();
-    if (index >= choices.length) throw new PacketPartFormatError(`unknown ${what} ${index}`);
-    return choices[index] as T;
-  }
-  end(): void {
-    if (this.at !== this.buffer.length)
-      throw new PacketPartFormatError(`${this.buffer.length - this.at} bytes after its end`);
-  }
-}
 
 function writeRelation(w: Writer, relation: Relation): void {
   w.u32(relation.oid);
@@ -257,19 +161,10 @@ function readChange(r: Reader, relations: readonly Relation[]): Change {
   }
 }
 
-/** The bytes of a packet part on the bus. */
-export function encodePacketPart(part: PacketPart): Buffer {
-  const w = new Writer();
-  w.u8(PACKET_PART_FORMAT);
-  const [high, low] = lsnHalves(part.header.lsn);
-  w.u53(part.header.version);
-  w.u32(high);
-  w.u32(low);
-  w.u32(part.header.xid);
-  // Read once: a header may compute its commit time in a getter.
-  w.text(part.header.commitTime);
-  w.u32(part.index);
-  w.u8(PHASES.indexOf(part.final?.phase ?? null));
+/** The bytes of a packet part on the bus; `capacity`: the bytes to start with. */
+export function encodePacketPart(part: PacketPart, capacity = 4096): Buffer {
+  const w = new Writer(capacity);
+  writePartHead(w, PACKET_PART_FORMAT, part);
   const relations = relationsOf(part.changes);
   w.u32(relations.size);
   for (const relation of relations.keys()) writeRelation(w, relation);
@@ -284,15 +179,16 @@ export function decodePacketPart(body: Uint8Array): PacketPart {
   const format = r.u8();
   if (format !== PACKET_PART_FORMAT)
     throw new PacketPartFormatError(`format ${format}, this version reads ${PACKET_PART_FORMAT}`);
-  const version = r.u53();
-  const lsn = lsnFromHalves(r.u32(), r.u32());
-  const header: PacketHeader = { version, lsn, xid: r.u32(), commitTime: r.text() };
-  const index = r.u32();
-  const phase = r.pick(PHASES, 'phase');
+  return readPartBody(r);
+}
+
+/** The rest of a packet part, after its format byte. */
+export function readPartBody(r: Reader): PacketPart {
+  const { header, index, final } = readPartHead(r);
   const relations: Relation[] = [];
   for (let n = r.u32(); n > 0; n--) relations.push(readRelation(r));
   const changes: Change[] = [];
   for (let n = r.u32(); n > 0; n--) changes.push(readChange(r, relations));
   r.end();
-  return { header, index, changes, final: phase ? { phase } : null };
+  return { header, index, changes, final };
 }

@@ -15,7 +15,13 @@ export class BusPipeline {
   private readonly progress = new Signal();
   private whole: PacketHeader[] = [];
 
-  constructor(log: PacketLog, after: number, limits?: PublishLimits) {
+  constructor(
+    log: PacketLog,
+    after: number,
+    limits?: PublishLimits,
+    /** Called as each message is acknowledged. */
+    private readonly onStored?: (message: BusMessage) => void,
+  ) {
     this.window = new PublishWindow(after, limits);
     this.appender = log.appender(after);
   }
@@ -42,6 +48,7 @@ export class BusPipeline {
       (at) => {
         this.whole.push(...this.window.acked(sequence, at));
         this.progress.notify();
+        this.onStored?.(message);
       },
       (error: Error) => {
         this.window.failed(sequence, error);

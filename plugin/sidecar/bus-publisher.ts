@@ -47,7 +47,11 @@ export interface BusPublisherParts {
   recordHead(head: RecordedHead): Promise<void>;
   /** Closes what the parts hold open (the status connection). */
   close(): Promise<void>;
-  /** `after-publish`: each time JetStream acknowledged a whole packet, before the slot is confirmed. */
+  /**
+   * `after-publish`: each time JetStream acknowledged a whole packet, before
+   * the slot is confirmed; `mid-change`: each time it acknowledged a fragment
+   * of a change but its last.
+   */
   readonly fault?: FaultHook;
   /** A two-phase packet is wholly on the bus: its round may run (the agents park at it). */
   onTwoPhasePacket?(packet: TwoPhasePacket): void;
@@ -63,6 +67,8 @@ export interface BusPublisherParts {
 export class BusPublisher {
   /** Packets published by this process. */
   published = 0;
+  /** Fragments of changes but their last acknowledged in this process (the `mid-change` fault point). */
+  private midChanges = 0;
   /** The last packet on the bus as this process knows it. */
   head: PacketHeader | null = null;
   streaming = false;
@@ -234,7 +240,9 @@ export class BusPublisher {
    * where the bus really ends.
    */
   private async pump(stream: PrimaryStream, log: PacketLog, plan: BusResume): Promise<void> {
-    const pipeline = new BusPipeline(log, plan.lastSequence);
+    const pipeline = new BusPipeline(log, plan.lastSequence, undefined, (message) => {
+      if (message.midChange) this.parts.fault?.('mid-change', ++this.midChanges);
+    });
     this.unconfirmed = null;
     let cursor: PacketCursor | null = plan.cursor;
     /** A wait for the next part that outlived a wake-up: it is taken before anything else, to keep the order. */
@@ -261,12 +269,12 @@ export class BusPublisher {
         const { header } = part;
         if (cursor?.version !== header.version)
           cursor = { version: header.version, nextPart: 0, seen: 0, stored: 0 };
-        const messages = busMessages(part, cursor, log.maxBody);
         packetRows = (part.index === 0 ? 0 : packetRows) + part.changes.length;
         if (part.final?.phase === 'two')
           this.twoPhaseSent.set(header.version, twoPhase(part, packetRows));
-        for (const [i, message] of messages.entries())
-          await pipeline.send(message, part.final && i === messages.length - 1 ? header : null);
+        // Only the packet's last message is final.
+        for (const message of busMessages(part, cursor, log.maxBody))
+          await pipeline.send(message, message.position.final ? header : null);
       }
     } finally {
       // Nothing of this run may land after the next one starts: every message sent settles first.

@@ -1,5 +1,6 @@
 import { LockstepError } from '../ports/lockstep-error.js';
 import type { PacketLog, StoredPart } from '../ports/packet-bus.js';
+import { isFragment } from '../protocol/change-fragments.js';
 import { type Lsn, lsnToBigInt, type ResumePoint } from '../protocol/index.js';
 import type { PacketCursor } from './bus-messages.js';
 
@@ -95,11 +96,14 @@ async function fromStored(
       problem: `the bus ends inside packet ${position.version}, and the packet before it is not there to resume from`,
       fix,
     });
-  const cursor = {
+  const cursor: PacketCursor = {
     version: position.version,
     nextPart: position.part + 1,
     seen: 0,
     stored: position.changes,
   };
+  // The bus ends inside a change sent in fragments: it goes on at the byte after the last one stored.
+  if (isFragment(part) && part.offset + part.bytes.length < part.total)
+    cursor.partial = part.offset + part.bytes.length;
   return { resume, cursor, lastSequence: sequence };
 }

@@ -1,15 +1,22 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { expect } from 'vitest';
 import { connectBus } from '../../adapters/nats/nats-connection.js';
+import {
+  decodeBusMessage,
+  isFragment,
+  type PartFragment,
+} from '../../plugin/protocol/change-fragments.js';
 import type { PacketPart } from '../../plugin/protocol/packet.js';
 import { type PartPosition, partPosition } from '../../plugin/protocol/packet-bus-names.js';
-import { decodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
 
 /** One message of the packet stream as a test reads it. */
 export interface BusPacketMessage {
   readonly sequence: number;
   readonly position: PartPosition;
+  /** The part; of a fragment, its head with no changes. */
   readonly part: PacketPart;
+  /** The fragment of a change the message holds, if it holds one. */
+  readonly fragment: PartFragment | null;
 }
 
 /** Every message of `stream`, in order (a test's streams are small). */
@@ -24,7 +31,10 @@ export async function readBusMessages(url: string, stream: string): Promise<BusP
       if (!message) continue;
       const position = partPosition((name) => message.header?.get(name) || undefined);
       if (!position) throw new Error(`message ${seq} has no position headers`);
-      out.push({ sequence: seq, position, part: decodePacketPart(message.data) });
+      const piece = decodeBusMessage(message.data);
+      const fragment = isFragment(piece) ? piece : null;
+      const part = isFragment(piece) ? { ...piece, changes: [] } : piece;
+      out.push({ sequence: seq, position, part, fragment });
     }
     return out;
   } finally {
@@ -43,12 +53,14 @@ export function expectContiguous(messages: readonly BusPacketMessage[], table: s
   let expected = messages[0]?.position.version ?? 1;
   let part = 0;
   let changes = 0;
-  for (const { position, part: body } of messages) {
+  for (const { position, part: body, fragment } of messages) {
     expect({ version: position.version, part: position.part }).toEqual({ version: expected, part });
     expect(body.header.version).toBe(position.version);
     expect(body.index).toBe(position.part);
     expect(body.final?.phase ?? null).toBe(position.final);
-    changes += body.changes.length;
+    // A change in fragments counts once, with its last one.
+    if (fragment) changes += fragment.offset + fragment.bytes.length === fragment.total ? 1 : 0;
+    else changes += body.changes.length;
     expect(position.changes).toBe(changes);
     for (const change of body.changes)
       if (change.kind === 'insert' && change.relation.name === table)

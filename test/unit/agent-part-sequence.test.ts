@@ -17,7 +17,7 @@ describe('the parts an agent reads from the bus', () => {
     expect(sequence.check(part(5, 0, true)).verdict).toBe('take');
     const first = sequence.check(part(6, 0, false));
     const second = sequence.check(part(6, 1, true));
-    expect([first.verdict, second.verdict]).toEqual(['take', 'take']);
+    if (first.verdict !== 'take' || second.verdict !== 'take') throw new Error('not taken');
     expect(second.part.header).toBe(first.part.header);
     expect(sequence.expected).toEqual({ version: 7, index: 0 });
   });

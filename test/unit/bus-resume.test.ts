@@ -83,4 +83,31 @@ describe('where publishing resumes', () => {
       lsn: '0/30',
     });
   });
+
+  it('inside a change sent in fragments: at the byte after the last one stored', async () => {
+    const lsn = '0/20' as Lsn;
+    const header = { version: 2, lsn, xid: 2, commitTime: '2026-01-01T00:00:00.000000Z' };
+    const fragment = (sequence: number, part: number, offset: number, total: number) => ({
+      sequence,
+      position: { version: 2, part, changes: 1, final: null },
+      part: { header, index: part, final: null, offset, total, bytes: Buffer.alloc(100) },
+    });
+    const log = bus(1, [[1, 0, 2, 'one']]);
+    const stored = [await log.at(1), fragment(2, 0, 0, 1_000), fragment(3, 1, 100, 1_000)];
+    const inside: PacketLog = {
+      ...log,
+      last: async () => stored.at(-1) ?? null,
+      at: async (sequence) => stored.find((m) => m?.sequence === sequence) ?? null,
+    };
+    expect((await busResume(inside, start, slot('0/11'))).cursor).toEqual({
+      version: 2,
+      nextPart: 2,
+      seen: 0,
+      stored: 1,
+      partial: 200,
+    });
+    // The change's last fragment stored: it counts as whole, nothing partial.
+    stored.push(fragment(4, 2, 200, 300));
+    expect((await busResume(inside, start, slot('0/11'))).cursor).not.toHaveProperty('partial');
+  });
 });
