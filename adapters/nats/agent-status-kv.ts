@@ -12,10 +12,9 @@ import {
   decodeAgentStatus,
   encodeAgentStatus,
 } from '../../plugin/protocol/agent-status-record.js';
+import { createOrOpenBucket, KV_REQUEST_MS as REQUEST_MS, retriedOpen } from './kv-bucket.js';
 import { BUS_NODE, connectBus } from './nats-connection.js';
 
-/** Longest one put or get may take before it counts as failed (ms). */
-const REQUEST_MS = 3_000;
 /** A report is small; the bucket holds one per replica and never grows past this. */
 const BUCKET_BYTES = 16 * 1024 * 1024;
 
@@ -28,28 +27,11 @@ export function agentStatusWriter(
   nc: NatsConnection,
   settings: Pick<BusSettings, 'stream' | 'replicas'>,
 ): AgentStatusWriter {
-  let bucket: Promise<KV> | null = null;
   const name = agentStatusBucket(settings.stream);
-  const open = () =>
-    new Kvm(nc)
-      .create(name, {
-        replicas: settings.replicas,
-        history: 1,
-        max_bytes: BUCKET_BYTES,
-        timeout: REQUEST_MS,
-      })
-      // Made with other settings (bus.replicas changed since): written as it is.
-      .catch((error: Error) => {
-        if (!/already in use/i.test(error.message)) throw error;
-        return new Kvm(nc).open(name, { timeout: REQUEST_MS });
-      });
+  const bucket = retriedOpen(() => createOrOpenBucket(nc, name, settings.replicas, BUCKET_BYTES));
   return {
     put: async (record) => {
-      bucket ??= open().catch((error: unknown) => {
-        bucket = null;
-        throw error;
-      });
-      const kv = await bucket;
+      const kv = await bucket();
       await kv.put(record.replica, encodeAgentStatus(record), { timeout: REQUEST_MS });
     },
   };

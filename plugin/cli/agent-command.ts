@@ -13,6 +13,7 @@ import { loadConfig } from '../config/load-config.js';
 import { replicaAgentOptions } from '../sidecar/create-sidecar.js';
 import { createLogger } from '../sidecar/logger.js';
 import { type AgentReporting, startAgentReporting } from './agent-status.js';
+import { startSequenceApplying } from './bus-sequence-wiring.js';
 import { UsageError } from './exit-codes.js';
 
 /** The flags of `lockstep agent`. */
@@ -56,6 +57,7 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
     },
   });
   reporting = await startAgentReporting(nc, bus, config, phaseTwo, agent, log);
+  const sequences = startSequenceApplying(config, bus, nc, replica, log);
   process.on('unhandledRejection', (reason) => {
     log.fatal({ err: reason }, 'internal error');
     process.exit(1);
@@ -80,6 +82,7 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
     }
     log.info({ replica: replica.name }, 'stopped');
   } finally {
+    await sequences.stop();
     await reporting.close();
     await phaseTwo.close();
     await packets.close();

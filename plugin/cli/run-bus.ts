@@ -15,12 +15,14 @@ export async function runBusPublisher(config: LockstepConfig, bus: BusSettings):
     { createBusPublisher, faultFromEnvironment },
     { StreamLock },
     { createBusRounds },
+    { startSequencePublishing },
   ] = await Promise.all([
     import('../sidecar/logger.js'),
     import('../../adapters/postgres/control/control-schema.js'),
     import('../sidecar/create-sidecar.js'),
     import('../../adapters/postgres/control/stream-lock.js'),
     import('./bus-round-wiring.js'),
+    import('./bus-sequence-wiring.js'),
   ]);
   const log = createLogger(config.log.level);
   await primaryReady(config.primary, log, migrateControlSchemaWhenReachable);
@@ -31,6 +33,8 @@ export async function runBusPublisher(config: LockstepConfig, bus: BusSettings):
     lock,
     onTwoPhasePacket: (packet) => rounds.offer(packet),
   });
+  // Replicas' sequences follow the primary's through the bus (the agents move them).
+  const sequences = startSequencePublishing(config, bus, () => lock.held, log);
   const stopped = new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       log.info({ signal }, 'stopping');
@@ -38,6 +42,7 @@ export async function runBusPublisher(config: LockstepConfig, bus: BusSettings):
       // Rounds first: a decided round is finished before the lock goes with the publisher.
       void rounds
         .stop()
+        .then(() => sequences.stop())
         .then(() => publisher.stop())
         .then(resolve, resolve);
     };

@@ -1,12 +1,6 @@
+import type { SequenceValue } from '../../../plugin/protocol/sequence-values.js';
 import { clientConfig, scrubbedError } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
-
-/** A sequence of a replicated table and the primary's value for it. */
-interface SequenceValue {
-  readonly schema: string;
-  readonly name: string;
-  readonly lastValue: string;
-}
 
 /** Sequences owned by (serial) or backing (identity) columns of the publication's tables, with the primary's last value. */
 const PRIMARY_SEQUENCES = `
@@ -19,7 +13,8 @@ const PRIMARY_SEQUENCES = `
     JOIN pg_class seq ON seq.oid = d.objid AND seq.relkind = 'S'
     JOIN pg_namespace sn ON sn.oid = seq.relnamespace
     JOIN pg_sequences s ON s.schemaname = sn.nspname AND s.sequencename = seq.relname
-   WHERE pt.pubname = $1 AND pt.schemaname <> 'lockstep' AND s.last_value IS NOT NULL`;
+   WHERE pt.pubname = $1 AND pt.schemaname <> 'lockstep' AND s.last_value IS NOT NULL
+   ORDER BY 1, 2`;
 
 /** Moves a replica's sequence forward to the primary's value; never backwards. */
 const ADVANCE = `
@@ -27,6 +22,49 @@ const ADVANCE = `
    WHERE $3::bigint > coalesce(
      (SELECT last_value FROM pg_sequences WHERE schemaname = $1 AND sequencename = $2),
      (SELECT min_value - 1 FROM pg_sequences WHERE schemaname = $1 AND sequencename = $2))`;
+
+/** The primary's values of the sequences of the publication's tables. */
+export async function primarySequences(
+  primaryUrl: string,
+  publication: string,
+): Promise<SequenceValue[]> {
+  const primary = new LibpqClient(clientConfig(primaryUrl, 'lockstep-sequences'));
+  primary.on('error', () => undefined);
+  try {
+    await primary.connect();
+    return (await primary.query<SequenceValue>(PRIMARY_SEQUENCES, [publication])).rows;
+  } catch (error) {
+    throw scrubbedError(error, primaryUrl);
+  } finally {
+    await primary.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Moves the replica's sequences up to `values`, never backwards; returns how
+ * many moved. A sequence the replica lacks fails the call (scrubbed of
+ * credentials).
+ */
+export async function advanceSequences(
+  replicaUrl: string,
+  values: readonly SequenceValue[],
+): Promise<number> {
+  const client = new LibpqClient(clientConfig(replicaUrl, 'lockstep-sequences'));
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    let moved = 0;
+    for (const v of values) {
+      const { rowCount } = await client.query(ADVANCE, [v.schema, v.name, v.lastValue]);
+      moved += rowCount ?? 0;
+    }
+    return moved;
+  } catch (error) {
+    throw scrubbedError(error, replicaUrl);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
 
 /**
  * Copies the sequence values of replicated tables from the primary to each
@@ -40,35 +78,15 @@ export async function syncSequences(
   publication: string,
   replicas: ReadonlyArray<{ name: string; url: string }>,
 ): Promise<{ advanced: Record<string, number>; failed: Record<string, string> }> {
-  const primary = new LibpqClient(clientConfig(primaryUrl, 'lockstep-sequences'));
-  primary.on('error', () => undefined);
-  let values: SequenceValue[];
-  try {
-    await primary.connect();
-    values = (await primary.query<SequenceValue>(PRIMARY_SEQUENCES, [publication])).rows;
-  } catch (error) {
-    throw scrubbedError(error, primaryUrl);
-  } finally {
-    await primary.end().catch(() => undefined);
-  }
+  const values = await primarySequences(primaryUrl, publication);
   const advanced: Record<string, number> = {};
   const failed: Record<string, string> = {};
   await Promise.all(
     replicas.map(async (replica) => {
-      const client = new LibpqClient(clientConfig(replica.url, 'lockstep-sequences'));
-      client.on('error', () => undefined);
       try {
-        await client.connect();
-        let moved = 0;
-        for (const v of values) {
-          const { rowCount } = await client.query(ADVANCE, [v.schema, v.name, v.lastValue]);
-          moved += rowCount ?? 0;
-        }
-        advanced[replica.name] = moved;
+        advanced[replica.name] = await advanceSequences(replica.url, values);
       } catch (error) {
-        failed[replica.name] = scrubbedError(error, replica.url).message;
-      } finally {
-        await client.end().catch(() => undefined);
+        failed[replica.name] = (error as Error).message;
       }
     }),
   );

@@ -1,0 +1,62 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { connectBus } from '../../adapters/nats/nats-connection.js';
+import { sequenceValuesKv } from '../../adapters/nats/sequence-values-kv.js';
+import { advanceSequences, primarySequences } from '../../adapters/postgres/setup/sequence-sync.js';
+import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
+import type { BusSettings } from '../ports/packet-bus.js';
+import { applySequences, publishSequences, type SequenceRelay } from '../sidecar/sequence-relay.js';
+
+/**
+ * `lockstep run` with `bus`: the primary's sequence values to the bus every
+ * `sequenceSyncMs` while `active()`, over a connection of their own, made
+ * when first needed (a bus down at start delays nothing).
+ */
+export function startSequencePublishing(
+  config: LockstepConfig,
+  bus: BusSettings,
+  active: () => boolean,
+  log: Logger,
+): SequenceRelay {
+  let nc: Promise<NatsConnection> | null = null;
+  const connection = () =>
+    (nc ??= connectBus(bus, `lockstep-sequences-${config.slot}`).catch((error: unknown) => {
+      nc = null;
+      throw error;
+    }));
+  const relay = publishSequences(
+    {
+      bus: sequenceValuesKv(connection, bus),
+      everyMs: config.sequenceSyncMs,
+      log,
+      node: 'primary',
+    },
+    () => primarySequences(config.primary, config.publication),
+    active,
+  );
+  return {
+    stop: async () => {
+      await relay.stop();
+      await nc?.then((c) => c.close()).catch(() => undefined);
+    },
+  };
+}
+
+/** `lockstep agent`: the replica's sequences moved up to the values on the bus, every `sequenceSyncMs`. */
+export function startSequenceApplying(
+  config: LockstepConfig,
+  bus: BusSettings,
+  nc: NatsConnection,
+  replica: ReplicaConfig,
+  log: Logger,
+): SequenceRelay {
+  return applySequences(
+    {
+      bus: sequenceValuesKv(async () => nc, bus),
+      everyMs: config.sequenceSyncMs,
+      log,
+      node: replica.name,
+    },
+    (values) => advanceSequences(replica.url, values),
+  );
+}

@@ -1,0 +1,74 @@
+import type { Logger } from 'pino';
+import type { SequenceValuesBus } from '../ports/sequence-values-bus.js';
+import type { SequenceValue } from '../protocol/sequence-values.js';
+import { Periodic } from '../support/periodic.js';
+
+/** A running relay; stopping waits for the round in progress. */
+export interface SequenceRelay {
+  stop(): Promise<void>;
+}
+
+/** What a relay needs; `everyMs` 0 turns it off. */
+export interface SequenceRelayParts {
+  readonly bus: SequenceValuesBus;
+  readonly everyMs: number;
+  readonly log: Logger;
+  /** The node the relay reads or writes, for its logs. */
+  readonly node: string;
+}
+
+/**
+ * The publisher's side: every `everyMs`, while `active()` (it holds the
+ * coordinator lock), reads the primary's sequence values and writes them to
+ * the bus. Neither the primary nor the bus being out blocks publishing.
+ */
+export function publishSequences(
+  parts: SequenceRelayParts,
+  read: () => Promise<SequenceValue[]>,
+  active: () => boolean,
+): SequenceRelay {
+  return relay(parts, async () => {
+    if (active()) await parts.bus.put(await read());
+  });
+}
+
+/**
+ * The agent's side: every `everyMs`, reads the values on the bus and moves
+ * the replica's sequences up to them (never backwards). Neither the replica
+ * nor the bus being out blocks applying.
+ */
+export function applySequences(
+  parts: SequenceRelayParts,
+  advance: (values: readonly SequenceValue[]) => Promise<number>,
+): SequenceRelay {
+  return relay(parts, async () => {
+    const values = await parts.bus.get();
+    if (!values) return;
+    const moved = await advance(values);
+    if (moved > 0)
+      parts.log.debug(
+        { node: parts.node, moved, event: 'sequences-advanced' },
+        'sequences moved up',
+      );
+  });
+}
+
+/** Runs `step` periodically, logging the first failure of a run of them as a warning. */
+function relay(parts: SequenceRelayParts, step: () => Promise<void>): SequenceRelay {
+  if (parts.everyMs <= 0) return { stop: async () => undefined };
+  let failing = false;
+  const periodic = new Periodic(
+    parts.everyMs,
+    async () => {
+      await step();
+      failing = false;
+    },
+    (error) => {
+      const fields = { node: parts.node, err: error.message, event: 'sequence-sync-failed' };
+      if (failing) parts.log.debug(fields, 'sequence values not passed on now');
+      else parts.log.warn(fields, 'sequence values not passed on now: trying again');
+      failing = true;
+    },
+  );
+  return { stop: () => periodic.stop() };
+}

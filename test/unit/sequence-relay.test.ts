@@ -1,0 +1,91 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { SequenceValuesBus } from '../../plugin/ports/sequence-values-bus.js';
+import {
+  decodeSequenceValues,
+  encodeSequenceValues,
+  type SequenceValue,
+} from '../../plugin/protocol/sequence-values.js';
+import { applySequences, publishSequences } from '../../plugin/sidecar/sequence-relay.js';
+import { Signal } from '../../plugin/support/signal.js';
+
+const values: SequenceValue[] = [
+  { schema: 'public', name: 'odd "name"', lastValue: '9223372036854775807' },
+  { schema: 'x', name: 't_id_seq', lastValue: '-5' },
+];
+
+/** A bus whose calls fail the first `failures` times; `calls` wakes on each call. */
+function flakyBus(failures: number) {
+  const calls = new Signal();
+  let kept: readonly SequenceValue[] | null = null;
+  let count = 0;
+  const bus: SequenceValuesBus = {
+    put: async (v) => {
+      calls.notify();
+      if (++count <= failures) throw new Error('bus down');
+      kept = v;
+    },
+    get: async () => {
+      calls.notify();
+      if (++count <= failures) throw new Error('bus down');
+      return kept ? [...kept] : null;
+    },
+  };
+  return { bus, calls, kept: () => kept, count: () => count };
+}
+
+describe('sequence values over the bus', () => {
+  it('encode and decode, refusing documents that are not values', () => {
+    expect(decodeSequenceValues(encodeSequenceValues(values))).toEqual(values);
+    const bytes = (text: string) => new TextEncoder().encode(text);
+    expect(decodeSequenceValues(bytes('not json'))).toBeNull();
+    expect(
+      decodeSequenceValues(bytes('{"values":[{"schema":"s","name":"n","lastValue":"1; DROP"}]}')),
+    ).toBeNull();
+    expect(
+      decodeSequenceValues(bytes('{"values":[{"schema":1,"name":"n","lastValue":"1"}]}')),
+    ).toBeNull();
+  });
+
+  it('are published again after the bus failed, and only while the publisher is active', async () => {
+    const { bus, kept, count } = flakyBus(2);
+    let active = false;
+    const relay = publishSequences(
+      { bus, everyMs: 5, log: pino({ level: 'silent' }), node: 'primary' },
+      async () => values,
+      () => active,
+    );
+    try {
+      const idle = new Signal();
+      await idle.wait(30);
+      expect(count()).toBe(0);
+      active = true;
+      while (!kept()) await idle.wait(5);
+      expect(kept()).toEqual(values);
+      expect(count()).toBeGreaterThanOrEqual(3);
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  it('move the replica after the bus failed, nothing when none were written', async () => {
+    const { bus } = flakyBus(1);
+    const advanced: (readonly SequenceValue[])[] = [];
+    const relay = applySequences(
+      { bus, everyMs: 5, log: pino({ level: 'silent' }), node: 'replica1' },
+      async (v) => {
+        advanced.push(v);
+        return v.length;
+      },
+    );
+    try {
+      const tick = new Signal();
+      await bus.put(values).catch(() => undefined);
+      await bus.put(values);
+      while (advanced.length === 0) await tick.wait(5);
+      expect(advanced[0]).toEqual(values);
+    } finally {
+      await relay.stop();
+    }
+  });
+});
