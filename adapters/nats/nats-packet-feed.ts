@@ -33,11 +33,38 @@ export class FeedSilentError extends Error {
   }
 }
 
+/**
+ * The feed's consumer answers (heartbeats) but delivers nothing while the
+ * stream holds messages past the last one it delivered: the consumer's server
+ * holds a replica of the stream that stopped applying (seen on nats-server
+ * 2.9 after its node was paused and resumed). It would wait for ever: the
+ * reader is started anew, which makes a new consumer, placed afresh.
+ */
+export class FeedStalledError extends Error {
+  constructor(ms: number, delivered: number, end: number) {
+    super(
+      `the bus consumer delivered nothing for ${ms} ms while the stream holds sequences ${delivered + 1}..${end}`,
+    );
+  }
+}
+
+/** How the feed learns where the stream ends (as its leader says) and where its consumer starts. */
+export interface FeedProgress {
+  /** The consumer's first stream sequence. */
+  readonly start: number;
+  /** The stream's last sequence as its leader says; bounded (a request with a timeout). */
+  end(): Promise<number>;
+}
+
 /** Parts (and change fragments) of an ordered consumer, decoded one at a time as the agent asks for them. */
 export class NatsPacketFeed implements PacketFeed {
   private readonly iterator: AsyncIterator<JsMsg>;
   /** When the consumer's server last gave a sign (ms). */
   private lastSign = Date.now();
+  /** When the consumer last delivered a message (ms). */
+  private lastMessage = Date.now();
+  /** The stream sequence of the last message delivered. */
+  private delivered: number;
 
   constructor(
     private readonly messages: ConsumerMessages,
@@ -45,8 +72,10 @@ export class NatsPacketFeed implements PacketFeed {
     /** Called once the consumer went silent, before the read fails (the connection may be what hangs). */
     private readonly onSilent: () => Promise<unknown> = async () => undefined,
     private readonly silenceMs = SILENCE_MS,
+    private readonly progress: FeedProgress | null = null,
   ) {
     this.iterator = messages[Symbol.asyncIterator]();
+    this.delivered = (progress?.start ?? 1) - 1;
     void this.watch();
   }
 
@@ -58,6 +87,8 @@ export class NatsPacketFeed implements PacketFeed {
     });
     if (done) throw new Error('the bus consumer ended');
     this.lastSign = Date.now();
+    this.lastMessage = this.lastSign;
+    this.delivered = value.seq;
     try {
       return decodeBusMessage(value.data);
     } catch (error) {
@@ -81,15 +112,34 @@ export class NatsPacketFeed implements PacketFeed {
       if (SIGNS.has(status.type)) this.lastSign = Date.now();
   }
 
-  /** What `pending` resolves to, unless the server gives no sign for `silenceMs` meanwhile. */
+  /**
+   * What `pending` resolves to, unless the server gives no sign for
+   * `silenceMs` meanwhile, or delivers nothing that long while the stream
+   * holds more (a heartbeat alone says the server runs, not that it delivers).
+   */
   private async untilSilent<T>(pending: Promise<T>): Promise<T> {
     const since = Date.now();
+    /** When the stream's end was last asked for (the wait's start counts as one). */
+    let asked = since;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let done = false;
     const silent = new Promise<never>((_, reject) => {
-      const check = () => {
+      const check = async () => {
         const quiet = Date.now() - Math.max(this.lastSign, since);
-        if (quiet >= this.silenceMs) reject(new FeedSilentError(quiet));
-        else timer = setTimeout(check, this.silenceMs - quiet);
+        if (quiet >= this.silenceMs) return reject(new FeedSilentError(quiet));
+        const idle = Date.now() - Math.max(this.lastMessage, asked);
+        if (idle >= this.silenceMs) {
+          asked = Date.now();
+          const stalled = await this.stalled(Date.now() - Math.max(this.lastMessage, since));
+          if (stalled) return reject(stalled);
+        }
+        if (done) return;
+        const left = (from: number) => this.silenceMs - (Date.now() - from);
+        const wait = Math.min(
+          left(Math.max(this.lastSign, since)),
+          left(Math.max(this.lastMessage, asked)),
+        );
+        timer = setTimeout(check, Math.max(wait, 1));
       };
       timer = setTimeout(check, this.silenceMs);
     });
@@ -98,7 +148,17 @@ export class NatsPacketFeed implements PacketFeed {
     try {
       return await Promise.race([pending, silent]);
     } finally {
+      done = true;
       clearTimeout(timer);
     }
+  }
+
+  /** The error when the stream holds messages past the last one delivered; null when it does not, or cannot tell. */
+  private async stalled(idle: number): Promise<FeedStalledError | null> {
+    if (!this.progress) return null;
+    const delivered = this.delivered;
+    const end = await this.progress.end().catch(() => null);
+    if (end === null || end <= delivered || this.delivered !== delivered) return null;
+    return new FeedStalledError(idle, delivered, end);
   }
 }

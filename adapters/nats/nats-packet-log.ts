@@ -6,6 +6,7 @@ import {
 } from '@nats-io/jetstream';
 import { headers, type MsgHdrs, type NatsConnection, nuid } from '@nats-io/transport-node';
 import {
+  BusLeaderBehindError,
   BusRefusedError,
   type BusSettings,
   type PacketAppender,
@@ -25,6 +26,8 @@ import { ensurePacketStream } from './packet-stream-setup.js';
 const HEADER_ROOM = 1024;
 /** How long a publish waits for JetStream's acknowledgement (ms). */
 const ACK_TIMEOUT_MS = 10_000;
+/** How long a stream leader's step-down request may wait for its answer (ms). */
+const STEP_DOWN_TIMEOUT_MS = 5_000;
 /** JetStream's error code for a failed last-sequence expectation. */
 const WRONG_LAST_SEQUENCE = 10071;
 /** JetStream's error code for a failed last-message-id expectation. */
@@ -68,6 +71,8 @@ class NatsAppender implements PacketAppender {
     private readonly js: JetStreamClient,
     private readonly subject: string,
     private after: number,
+    /** Told of every sequence JetStream acknowledged. */
+    private readonly onAck: (sequence: number) => void,
   ) {
     this.first = after;
   }
@@ -82,6 +87,7 @@ class NatsAppender implements PacketAppender {
         expect: { lastSequence: after, ...previous },
         timeout: ACK_TIMEOUT_MS,
       });
+      this.onAck(ack.seq);
       return ack.seq;
     } catch (error) {
       const code = (error as { api_error?: { err_code?: number } }).api_error?.err_code;
@@ -104,6 +110,8 @@ class NatsAppender implements PacketAppender {
 class NatsPacketLog implements PacketLog {
   readonly maxBody: number;
   private readonly js: JetStreamClient;
+  /** The highest sequence JetStream acknowledged to this process: a leader that ends before it is behind. */
+  private acknowledged = 0;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -127,11 +135,21 @@ class NatsPacketLog implements PacketLog {
   }
 
   async end(): Promise<number> {
-    return (await this.jsm.streams.info(this.settings.stream)).state.last_seq;
+    const end = (await this.jsm.streams.info(this.settings.stream)).state.last_seq;
+    if (end >= this.acknowledged) return end;
+    // A quorum holds what was acknowledged: another replica, up to date, takes over.
+    await this.nc
+      .request(`$JS.API.STREAM.LEADER.STEPDOWN.${this.settings.stream}`, undefined, {
+        timeout: STEP_DOWN_TIMEOUT_MS,
+      })
+      .catch(() => undefined);
+    throw new BusLeaderBehindError(end, this.acknowledged);
   }
 
   appender(after: number): PacketAppender {
-    return new NatsAppender(this.nc, this.js, this.settings.subject, after);
+    return new NatsAppender(this.nc, this.js, this.settings.subject, after, (sequence) => {
+      this.acknowledged = Math.max(this.acknowledged, sequence);
+    });
   }
 
   async close(): Promise<void> {

@@ -9,7 +9,7 @@ import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import type { PacketFeed, PacketReader } from '../../plugin/ports/packet-reader.js';
 import { type PartPosition, partPosition } from '../../plugin/protocol/packet-bus-names.js';
 import { closeBus, dropIfUnresponsive } from './nats-connection.js';
-import { NatsPacketFeed } from './nats-packet-feed.js';
+import { NatsPacketFeed, SILENCE_MS } from './nats-packet-feed.js';
 
 /** Bytes of packet parts the consumer may hold before the agent took them (its back-pressure bound). */
 const BUFFERED_BYTES = 8 * 1024 * 1024;
@@ -67,7 +67,15 @@ export class NatsPacketReader implements PacketReader {
         opt_start_seq: seq,
       });
       const messages = await consumer.consume(pullBytes(this.nc.info?.max_payload ?? 1024 * 1024));
-      return new NatsPacketFeed(messages, replica, () => dropIfUnresponsive(this.nc));
+      // A consumer that only heartbeats while the stream goes on is given up as well (its server stopped applying).
+      const progress = { start: seq, end: () => this.streamEnd() };
+      return new NatsPacketFeed(
+        messages,
+        replica,
+        () => dropIfUnresponsive(this.nc),
+        SILENCE_MS,
+        progress,
+      );
     } catch (error) {
       // A request that timed out on a hung server: the next try goes to another one.
       if (!(error instanceof LockstepError)) await dropIfUnresponsive(this.nc);
@@ -77,6 +85,12 @@ export class NatsPacketReader implements PacketReader {
 
   async close(): Promise<void> {
     await closeBus(this.nc);
+  }
+
+  /** The stream's last sequence as its leader says (a JetStream API request: bounded by its timeout). */
+  private async streamEnd(): Promise<number> {
+    this.manager ??= await jetstreamManager(this.nc);
+    return (await this.manager.streams.info(this.names.stream)).state.last_seq;
   }
 
   /**

@@ -62,3 +62,24 @@ export class BusRefusedError extends Error {
     this.name = 'BusRefusedError';
   }
 }
+
+/**
+ * The stream's leader says the stream ends before a message JetStream
+ * acknowledged to this process: its replica stopped applying (nats-server
+ * 2.9, after its node was paused and resumed), while a quorum holds the
+ * message. It was asked to step down; the next try reads the new leader.
+ */
+export class BusLeaderBehindError extends Error {
+  readonly fix =
+    'none while it passes with a new leader; should it persist, the stream lost acknowledged packets: lockstep attach --resync for every replica, after removing the bus stream';
+
+  constructor(
+    readonly end: number,
+    readonly acknowledged: number,
+  ) {
+    super(
+      `the bus stream's leader says the stream ends at sequence ${end}, before sequence ${acknowledged} it acknowledged: asked it to step down`,
+    );
+    this.name = 'BusLeaderBehindError';
+  }
+}

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { FaultHook } from '../coordinator/fault-point.js';
 import type { TwoPhasePacket } from '../coordinator/two-phase-coordinator.js';
-import { BusRefusedError, type PacketLog } from '../ports/packet-bus.js';
+import { BusLeaderBehindError, BusRefusedError, type PacketLog } from '../ports/packet-bus.js';
 import type { PrimaryStream } from '../primary/primary-stream.js';
 import {
   type Lsn,
@@ -157,15 +157,18 @@ export class BusPublisher {
   /** Fails closed: nothing is confirmed that JetStream did not acknowledge; the next try reads the bus again. */
   private report(error: Error): void {
     const refused = error instanceof BusRefusedError;
+    const behind = error instanceof BusLeaderBehindError;
     this.parts.log.error(
       {
         err: error.message,
         fix: (error as { fix?: string }).fix,
-        event: refused ? 'bus-refused' : 'bus-unavailable',
+        event: refused ? 'bus-refused' : behind ? 'bus-leader-behind' : 'bus-unavailable',
       },
       refused
         ? 'the bus refused a packet: reading where it ends again'
-        : 'cannot publish to the bus',
+        : behind
+          ? 'the bus stream leader is behind: reading where it ends again'
+          : 'cannot publish to the bus',
     );
   }
 

@@ -2,8 +2,10 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { describe, expect, it } from 'vitest';
 import { connectBus } from '../../adapters/nats/nats-connection.js';
 import { openPacketLog } from '../../adapters/nats/nats-packet-log.js';
+import { ensurePacketStream } from '../../adapters/nats/packet-stream-setup.js';
 import { busSettings } from '../../plugin/config/bus-settings.js';
 import {
+  BusLeaderBehindError,
   BusRefusedError,
   type PacketAppender,
   type PacketLog,
@@ -133,6 +135,32 @@ describe('appends in flight on the packet subject', () => {
       ).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
     } finally {
       if (killed >= 0) await nats.cluster.restart(killed);
+      await nc.close();
+      await log.close();
+    }
+  });
+
+  it('takes no end from a leader behind what it acknowledged, and asks that leader to step down', async () => {
+    const settings = settingsFor('chainbehind');
+    const log = await openPacketLog(settings, 'test');
+    const nc = await connectBus(settings, 'test-admin');
+    try {
+      await appendRun(log, 1, 5);
+      // A leader whose replica lacks acknowledged messages (on nats-server 2.9, one that stopped
+      // applying after a pause) says the stream ends early; an emptied stream says the same.
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.delete(settings.stream);
+      await ensurePacketStream(nc, settings);
+      const leader = async () => (await jsm.streams.info(settings.stream)).cluster?.leader;
+      const before = await leader();
+      const behind = await log.end().catch((e) => e);
+      expect(behind).toBeInstanceOf(BusLeaderBehindError);
+      expect(behind).toMatchObject({ end: 0, acknowledged: 5 });
+      await eventually(async () => {
+        const now = await leader();
+        return now !== undefined && now !== before;
+      }, 'another stream leader');
+    } finally {
       await nc.close();
       await log.close();
     }

@@ -1,6 +1,10 @@
 import type { ConsumerMessages, ConsumerNotification, JsMsg } from '@nats-io/jetstream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { FeedSilentError, NatsPacketFeed } from '../../adapters/nats/nats-packet-feed.js';
+import {
+  FeedSilentError,
+  FeedStalledError,
+  NatsPacketFeed,
+} from '../../adapters/nats/nats-packet-feed.js';
 
 /** A consumer the test drives: messages never come; notifications are pushed by hand. */
 function fakeMessages(): { messages: ConsumerMessages; notify(n: ConsumerNotification): void } {
@@ -27,6 +31,32 @@ const HEARTBEAT = {
   lastStreamSequence: 0,
 } as ConsumerNotification;
 
+/** Starts a read on `feed`, then heartbeats every 500 ms `times` times; whether the read settled by then. */
+async function readWhileHeartbeating(
+  feed: NatsPacketFeed,
+  notify: (n: ConsumerNotification) => void,
+  times: number,
+): Promise<() => boolean> {
+  let settled = false;
+  feed.next().then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  for (let i = 0; i < times; i++) {
+    await vi.advanceTimersByTimeAsync(500);
+    notify(HEARTBEAT);
+  }
+  return () => settled;
+}
+
+/** A feed whose consumer starts at sequence 12595 while the stream's leader says it ends at `last`. */
+function feedBefore(last: number) {
+  const { messages, notify } = fakeMessages();
+  const end = vi.fn(async () => last);
+  const feed = new NatsPacketFeed(messages, 'r1', async () => true, 1_000, { start: 12_595, end });
+  return { feed, notify, end };
+}
+
 describe('NatsPacketFeed', () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
@@ -45,18 +75,32 @@ describe('NatsPacketFeed', () => {
   it('waits on as long as heartbeats come', async () => {
     const { messages, notify } = fakeMessages();
     const feed = new NatsPacketFeed(messages, 'r1', async () => true, 1_000);
-    let settled = false;
-    feed.next().then(
-      () => (settled = true),
-      () => (settled = true),
-    );
-    for (let i = 0; i < 10; i++) {
+    const settled = await readWhileHeartbeating(feed, notify, 10);
+    expect(settled()).toBe(false);
+    // Then silence: the read fails.
+    await vi.advanceTimersByTimeAsync(1_500);
+    expect(settled()).toBe(true);
+  });
+
+  it('fails a read when the consumer heartbeats but delivers nothing the stream holds', async () => {
+    const { feed, notify, end } = feedBefore(14_687);
+    const read = feed.next();
+    const failed = expect(read).rejects.toBeInstanceOf(FeedStalledError);
+    for (let i = 0; i < 4; i++) {
       await vi.advanceTimersByTimeAsync(500);
       notify(HEARTBEAT);
     }
-    expect(settled).toBe(false);
-    // Then silence: the read fails.
-    await vi.advanceTimersByTimeAsync(1_500);
-    expect(settled).toBe(true);
+    await failed;
+    await expect(read).rejects.toThrow(/sequences 12595\.\.14687/);
+    expect(end).toHaveBeenCalled();
+  });
+
+  it('waits on while heartbeats come and the stream holds nothing past the start', async () => {
+    const { feed, notify, end } = feedBefore(12_594);
+    const settled = await readWhileHeartbeating(feed, notify, 10);
+    expect(settled()).toBe(false);
+    // Asked about once per bound of idleness, not on every check.
+    expect(end.mock.calls.length).toBeGreaterThanOrEqual(4);
+    expect(end.mock.calls.length).toBeLessThanOrEqual(5);
   });
 });
