@@ -18,6 +18,8 @@ export interface BusPumpHost {
    * replica applied `through` when given (what the pump read before it).
    */
   fatal(error: LockstepError, through?: number): void;
+  /** Each part read, before the replica machine sees it (migration work the stream vouches for). */
+  seen?(part: PacketPart): void;
 }
 
 /** First and longest delay before the bus is read again after a failure (ms). */
@@ -134,6 +136,7 @@ export class BusPump {
       const { verdict, part } = sequence.check(next);
       if (verdict === 'duplicate') continue;
       if (verdict === 'gap') throw this.gap(sequence.expected, next);
+      this.host.seen?.(part);
       this.window.push(part);
     }
   }
