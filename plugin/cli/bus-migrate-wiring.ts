@@ -10,18 +10,32 @@ import type { BusSettings } from '../ports/packet-bus.js';
 import type { PhaseTwoNode } from '../ports/phase-two-node.js';
 import { postgresControl } from './postgres-control.js';
 
+/** How often the stream's epoch is read again while a command runs (ms). */
+const EPOCH_REFRESH_MS = 2_000;
+
 /**
  * `migrate` and `exec` with `bus`: the primary as without it, each replica
  * through its agent (prepare, position and phase two as NATS requests). The
  * requests carry the stream's current epoch: an agent refuses one older than
- * the coordinator's it saw, and the migrate lock keeps migrations apart.
+ * the coordinator's it saw (so it is read again while the command runs), and
+ * the migrate lock keeps migrations apart.
  */
 export async function busMigrateWiring(
   config: LockstepConfig,
   bus: BusSettings,
 ): Promise<MigrateWiring & { close(): Promise<void> }> {
   const base = postgresControl(config);
-  const epoch = await readStreamEpoch(config.primary, config.slot);
+  let epoch = await readStreamEpoch(config.primary, config.slot);
+  // A coordinator that starts meanwhile raises it: phase two retried after the decision must not be refused for ever.
+  const refresh = setInterval(() => {
+    readStreamEpoch(config.primary, config.slot).then(
+      (now) => {
+        epoch = Math.max(epoch, now);
+      },
+      () => undefined,
+    );
+  }, EPOCH_REFRESH_MS);
+  refresh.unref();
   const nc = await connectBus(bus, `lockstep-migrate-${config.slot}`);
   const voteMs = Math.max(600_000, config.twoPhase.voteTimeoutMs);
   const address = (replica: string): AgentAddress => ({
@@ -53,7 +67,10 @@ export async function busMigrateWiring(
     migrationSession: (node, url) =>
       node === 'primary' ? base.migrationSession(node, url) : sessions(node),
     vouchWork: true,
-    close: () => nc.close(),
+    close: async () => {
+      clearInterval(refresh);
+      await nc.close();
+    },
   };
 }
 
