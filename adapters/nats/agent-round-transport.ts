@@ -11,7 +11,16 @@ import {
 } from '../../plugin/protocol/round-subjects.js';
 import { askOverBus, serveOverBus } from './round-requests.js';
 
-const VERBS: readonly AgentVerb[] = ['prepare', 'delta', 'decided', 'list', 'commit', 'rollback'];
+const VERBS: readonly AgentVerb[] = [
+  'prepare',
+  'delta',
+  'decided',
+  'list',
+  'commit',
+  'rollback',
+  'applied',
+  'migrate',
+];
 
 /** An agent's end of two-phase rounds on NATS: the subjects it serves, the questions it asks. */
 export function agentRoundTransport(

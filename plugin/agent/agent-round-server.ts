@@ -10,6 +10,7 @@ import {
   type WireReply,
 } from '../protocol/round-subjects.js';
 import type { ReplicaParticipant } from '../replica/replica-participant.js';
+import type { AgentMigrations } from './agent-migrations.js';
 
 /** How an agent's round server reaches the bus and its replica (the composition root wires it). */
 export interface AgentRoundsWiring {
@@ -27,6 +28,8 @@ export interface AgentRoundsWiring {
   readonly node: PhaseTwoNode;
   /** How often a gid left prepared is asked about again (ms). */
   readonly recoveryIntervalMs: number;
+  /** Migration rounds (`migrate`, `exec`) on this replica. */
+  readonly migrations?: AgentMigrations;
 }
 
 const ok = (value: unknown, at?: number | null): WireReply<unknown> => ({ ok: true, value, at });
@@ -43,6 +46,8 @@ export class AgentRoundServer {
   private newestEpoch = 0;
   /** Prepares this process voted yes to, until their decision reached the applier. */
   private readonly voted = new Map<string, WirePrepare>();
+  /** Migrations this process prepared, until their phase two: their `migrate` still decides them. */
+  private readonly migrated = new Set<string>();
   /** Gids rolled back here: a prepare that finishes after its round ended is rolled back at once. */
   private readonly ended = new Set<string>();
 
@@ -83,17 +88,44 @@ export class AgentRoundServer {
         return ok(await node.list(request.stream ?? this.wiring.stream));
       case 'commit':
         await node.commit(request.gid ?? '');
+        this.migrated.delete(request.gid ?? '');
         this.tell(request.gid ?? '', 'committed');
         return ok(null);
       case 'rollback':
         await node.rollback(request.gid ?? '');
+        this.migrated.delete(request.gid ?? '');
         this.ended.add(request.gid ?? '');
         // Only a prepare still running can need it; a few hundred are plenty.
         if (this.ended.size > 256) this.ended.delete(this.ended.values().next().value as string);
         this.tell(request.gid ?? '', 'rolled-back');
         return ok(null);
+      case 'applied':
+        return ok(await this.migrations().applied());
+      case 'migrate':
+        return this.migrate(request.gid ?? '');
     }
   };
+
+  private migrations(): AgentMigrations {
+    const { migrations } = this.wiring;
+    if (!migrations) throw new Error(`agent of ${this.replica} takes no migrations`);
+    return migrations;
+  }
+
+  /** A migration's prepare; one that finishes after its round ended is rolled back at once. */
+  private async migrate(gid: string): Promise<WireReply<unknown>> {
+    await this.migrations().prepare(gid);
+    this.migrated.add(gid);
+    if (this.ended.has(gid)) {
+      await this.wiring.node.rollback(gid);
+      this.migrated.delete(gid);
+    }
+    this.log.info(
+      { replica: this.replica, gid, event: 'migration-prepared' },
+      'migration prepared',
+    );
+    return ok(null);
+  }
 
   private async prepare(request: WirePrepare): Promise<WireReply<unknown>> {
     const participant = this.participant();
@@ -138,9 +170,12 @@ export class AgentRoundServer {
     const { node } = this.wiring;
     let inDoubt = 0;
     for (const prepared of await node.list(this.wiring.stream)) {
-      if (prepared.kind !== 'stream') continue;
-      const fresh = prepared.ageSeconds * 1000 < this.wiring.recoveryIntervalMs;
-      if (this.voted.has(prepared.gid) && fresh) continue;
+      const age = prepared.ageSeconds * 1000;
+      if (prepared.kind === 'migration') {
+        // A migration's own `migrate` decides it while it may still collect votes.
+        if (!this.wiring.migrations) continue;
+        if (this.migrated.has(prepared.gid) && age < this.wiring.migrations.patienceMs) continue;
+      } else if (this.voted.has(prepared.gid) && age < this.wiring.recoveryIntervalMs) continue;
       const { gid } = prepared;
       let reply: WireReply<'commit' | 'abort'>;
       try {
@@ -156,6 +191,7 @@ export class AgentRoundServer {
       }
       if (reply.value === 'commit') await node.commit(gid);
       else await node.rollback(gid);
+      this.migrated.delete(gid);
       this.tell(gid, reply.value === 'commit' ? 'committed' : 'rolled-back');
       this.log.warn(
         { replica: this.replica, gid, decision: reply.value, event: 'in-doubt-resolved' },

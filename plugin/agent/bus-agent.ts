@@ -137,6 +137,7 @@ export class BusAgent {
         this.fatalAfter = through ?? null;
         this.wake.notify();
       },
+      seen: (part) => parts.rounds.migrations?.seen(part),
     });
     agent = this.newAgent(window, pump);
     this.current = agent;

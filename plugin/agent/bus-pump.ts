@@ -19,6 +19,8 @@ export interface BusPumpHost {
    * replica applied `through` when given (what the pump read before it).
    */
   fatal(error: LockstepError, through?: number): void;
+  /** Each part read, before the replica machine sees it (migration work the stream vouches for). */
+  seen?(part: PacketPart): void;
 }
 
 /** First and longest delay before the bus is read again after a failure (ms). */
@@ -134,7 +136,9 @@ export class BusPump {
       if (next === null) return;
       const checked = this.checked(sequence, next);
       if (checked.verdict === 'gap') throw this.gap(sequence.expected, next);
-      if (checked.verdict === 'take') this.window.push(checked.part);
+      if (checked.verdict !== 'take') continue;
+      this.host.seen?.(checked.part);
+      this.window.push(checked.part);
     }
   }
 

@@ -4,12 +4,15 @@ import { connectBus } from '../../adapters/nats/nats-connection.js';
 import { NatsPacketReader } from '../../adapters/nats/packet-consumer.js';
 import { PgReplicaTarget } from '../../adapters/postgres/apply/replica-target.js';
 import { SharedBatchPlans } from '../../adapters/postgres/apply/shared-batch-plans.js';
+import { MigrationSession } from '../../adapters/postgres/control/migration-session.js';
 import { PreparedTransactions } from '../../adapters/postgres/control/prepared-transactions.js';
 import { ReplicaAgentLock } from '../../adapters/postgres/control/replica-agent-lock.js';
+import { AgentMigrations } from '../agent/agent-migrations.js';
 import { BusAgent } from '../agent/bus-agent.js';
 import { busSettings } from '../config/bus-settings.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { loadConfig } from '../config/load-config.js';
+import { parseTablePattern } from '../protocol/index.js';
 import { replicaAgentOptions } from '../sidecar/create-sidecar.js';
 import { createLogger } from '../sidecar/logger.js';
 import { type AgentReporting, startAgentReporting } from './agent-status.js';
@@ -54,6 +57,18 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
       stream: config.slot,
       node: phaseTwo,
       recoveryIntervalMs: config.twoPhase.recoveryIntervalMs,
+      migrations: new AgentMigrations(
+        replica.name,
+        new MigrationSession(replica.name, replica.url, config.slot),
+        {
+          lockTimeoutMs: config.twoPhase.voteTimeoutMs,
+          adoptTables: config.tables.map(parseTablePattern),
+          // migrate's vote deadline (run-migrate.ts), then one recovery interval.
+          patienceMs:
+            Math.max(600_000, config.twoPhase.voteTimeoutMs) + config.twoPhase.recoveryIntervalMs,
+        },
+        log,
+      ),
     },
   });
   reporting = await startAgentReporting(nc, bus, config, phaseTwo, agent, log);

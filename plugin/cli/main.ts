@@ -43,15 +43,22 @@ function packageJsonPath(): string {
 
 /** Log, fault hook and adapters of a command that runs rounds itself (migrate, exec): its own output is the report. */
 async function roundTooling(config: LockstepConfig) {
-  const [{ createLogger }, { faultFromEnvironment }, { postgresControl }] = await Promise.all([
-    import('../sidecar/logger.js'),
-    import('../sidecar/create-sidecar.js'),
-    import('./postgres-control.js'),
-  ]);
+  const [{ createLogger }, { faultFromEnvironment }, { postgresControl }, { busSettings }] =
+    await Promise.all([
+      import('../sidecar/logger.js'),
+      import('../sidecar/create-sidecar.js'),
+      import('./postgres-control.js'),
+      import('../config/bus-settings.js'),
+    ]);
+  const bus = busSettings(config);
+  // With bus, the replicas are reached through their agents.
+  const wiring = bus
+    ? await (await import('./bus-migrate-wiring.js')).busMigrateWiring(config, bus)
+    : { ...postgresControl(config), close: async () => undefined };
   return {
     log: createLogger(config.log.level === 'info' ? 'warn' : config.log.level),
     fault: faultFromEnvironment(config),
-    wiring: postgresControl(config),
+    wiring,
   };
 }
 
@@ -187,8 +194,12 @@ function migrationCommands(program: Command): void {
         dryRun: flags.dryRun,
         ...(await roundTooling(config)),
       };
-      const ok = await (action === 'up' ? migrateUp : migrateDown)(config, common, out);
-      process.exitCode = ok ? ExitCode.ok : ExitCode.problems;
+      try {
+        const ok = await (action === 'up' ? migrateUp : migrateDown)(config, common, out);
+        process.exitCode = ok ? ExitCode.ok : ExitCode.problems;
+      } finally {
+        await common.wiring.close();
+      }
     });
 
   program
@@ -200,16 +211,18 @@ function migrationCommands(program: Command): void {
     .action(async (options: { config?: string; sql: string; dryRun?: boolean }) => {
       const config = loadConfig(options.config);
       const { execStatement } = await import('../migrate/run-migrate.js');
-      const ok = await execStatement(
-        config,
-        options.sql,
-        {
-          dryRun: options.dryRun,
-          ...(await roundTooling(config)),
-        },
-        (line) => process.stdout.write(`${line}\n`),
-      );
-      process.exitCode = ok ? ExitCode.ok : ExitCode.problems;
+      const tooling = await roundTooling(config);
+      try {
+        const ok = await execStatement(
+          config,
+          options.sql,
+          { dryRun: options.dryRun, ...tooling },
+          (line) => process.stdout.write(`${line}\n`),
+        );
+        process.exitCode = ok ? ExitCode.ok : ExitCode.problems;
+      } finally {
+        await tooling.wiring.close();
+      }
     });
 }
 

@@ -30,10 +30,10 @@ export function redactBusUrl(text: string): string {
 }
 
 /**
- * Stream rounds travel over the bus (the agents are their participants);
- * captured DDL does not yet (its rounds include the primary, and migrations
- * and `exec` are not sent to agents): a configuration that asks for it is
- * refused at start, never run one-phase behind the user's back.
+ * Stream rounds, migrations and `exec` travel over the bus (the agents are
+ * their participants); captured DDL does not yet (agents do not run DDL from
+ * the stream): a configuration that asks for it is refused at start, never
+ * run one-phase behind the user's back.
  */
 export function refuseTwoPhaseOverBus(config: Pick<LockstepConfig, 'bus' | 'twoPhase'>): void {
   if (!config.bus || !config.twoPhase.captureDdl) return;
@@ -41,7 +41,7 @@ export function refuseTwoPhaseOverBus(config: Pick<LockstepConfig, 'bus' | 'twoP
     node: 'bus',
     problem:
       'captured DDL over the bus is not available yet, and the configuration asks for it: twoPhase.captureDdl',
-    fix: 'remove bus, or remove twoPhase.captureDdl (run migrations with lockstep migrate without bus)',
+    fix: 'remove bus, or remove twoPhase.captureDdl and run schema changes with lockstep migrate or lockstep exec (both work with bus)',
     setting: 'twoPhase',
   });
 }

@@ -35,9 +35,10 @@ export function sqlStep(sql: string, where: string): MigrationStep {
       fix: unsafe.alternative,
     });
   }
-  return async (connection) => {
+  const step = async (connection: Parameters<MigrationStep>[0]) => {
     await connection.query(sql);
   };
+  return Object.assign(step, { sql });
 }
 
 async function importModule(file: string): Promise<Record<string, unknown>> {

@@ -1,7 +1,14 @@
 import type { PrepareRequest, RoundParticipant, Vote } from '../coordinator/round-participant.js';
 import { type RoundRun, runRound } from '../coordinator/run-round.js';
+import { LockstepError } from '../ports/lockstep-error.js';
 import type { HistoryChange, MigrationNodeSession } from '../ports/migration-session.js';
-import { compareLsn, type Lsn, makeMigrationGid, type TablePattern } from '../protocol/index.js';
+import {
+  compareLsn,
+  type Lsn,
+  makeMigrationGid,
+  type MigrationWork as ProtocolWork,
+  type TablePattern,
+} from '../protocol/index.js';
 import { sleep } from '../support/sleep.js';
 import type { MigrationStep } from './migration-files.js';
 
@@ -28,6 +35,8 @@ export interface MigrationContext
   readonly barrierTimeoutMs: number;
   /** A node's side of the migration (its own connection for each call). */
   session(node: string, url: string): MigrationNodeSession;
+  /** With `bus`: the work is committed with the barrier, the only thing the agents run. */
+  readonly vouchWork?: boolean;
 }
 
 /** How one node ended a migration round. */
@@ -76,6 +85,21 @@ function barrierSettlers() {
   return { barrier, resolve, reject };
 }
 
+/** The work an agent may run: plain SQL only (a Kysely module's code cannot travel). */
+function vouchedWork(gid: string, work: MigrationWork): ProtocolWork {
+  return { gid, sql: work.step.sql ?? '', history: work.history };
+}
+
+/** With `bus`, a step without SQL text is refused before any node is touched. */
+export function requireSqlSteps(steps: ReadonlyArray<MigrationStep | null>, name: string): void {
+  if (steps.every((s) => s === null || s.sql !== undefined)) return;
+  throw new LockstepError({
+    node: 'bus',
+    problem: `${name} is a Kysely module: with bus, the agents run only plain SQL migrations`,
+    fix: 'write it as a .sql file (a "-- lockstep:down" line starts its down part), or remove bus',
+  });
+}
+
 /** The primary: runs the migration first and prepares, then commits the barrier (or fails it). */
 function primaryParticipant(
   round: RoundShared,
@@ -96,7 +120,8 @@ function primaryParticipant(
           history: work.history,
           publication: context.publication,
         });
-        barrier.resolve(await session.commitBarrier(gid));
+        const vouched = context.vouchWork ? vouchedWork(gid, work) : undefined;
+        barrier.resolve(await session.commitBarrier(gid, vouched));
         return { vote: 'yes' };
       } catch (error) {
         barrier.reject(error as Error);

@@ -14,6 +14,7 @@ import { readMigrationFiles, sqlStep } from './migration-files.js';
 import {
   type MigrationContext,
   type MigrationRoundResult,
+  requireSqlSteps,
   runMigrationRound,
 } from './migration-round.js';
 
@@ -43,6 +44,8 @@ export interface MigrateWiring extends RecoveryWiring {
   readonly pausedSince: PauseReader;
   /** The replicas without a position in the stream (never placed by attach). */
   unplacedReplicas(): Promise<ReadonlySet<string>>;
+  /** With `bus`: the agents run only the work committed with the barrier (plain SQL). */
+  readonly vouchWork?: boolean;
 }
 
 /** How long a second `migrate` waits for the first to finish before giving up. */
@@ -126,6 +129,7 @@ async function asMigrator<T>(
       retryMaxMs: config.retry.maxMs,
       fault,
       session: wiring.migrationSession,
+      vouchWork: wiring.vouchWork,
     });
   } finally {
     await decisions.close();
@@ -232,6 +236,7 @@ export async function migrateUp(
       out('nothing to migrate: every migration is applied');
       return true;
     }
+    if (context.vouchWork) for (const f of pending) requireSqlSteps([f.up], f.name);
     for (const f of pending) {
       const result = await runMigrationRound(context, {
         step: f.up,
@@ -276,6 +281,7 @@ export async function migrateDown(
           : `restore ${last.name} in ${options.dir}`,
       });
     }
+    if (context.vouchWork) requireSqlSteps([file.down], file.name);
     const result = await runMigrationRound(context, {
       step: file.down,
       history: { op: 'delete', name: file.name },

@@ -1,4 +1,4 @@
-import type { Lsn, TablePattern } from '../protocol/index.js';
+import type { Lsn, MigrationWork, TablePattern } from '../protocol/index.js';
 
 /** What a migration step runs on: one connection inside the migration's transaction. */
 export interface MigrationConnection {
@@ -7,8 +7,14 @@ export interface MigrationConnection {
   kysely(): unknown;
 }
 
-/** One direction of a migration, run on one node's connection inside the round's transaction. */
-export type MigrationStep = (connection: MigrationConnection) => Promise<void>;
+/**
+ * One direction of a migration, run on one node's connection inside the
+ * round's transaction; `sql` is its text when it is plain SQL (what an agent
+ * on the bus can be given: a Kysely module's code cannot travel).
+ */
+export type MigrationStep = ((connection: MigrationConnection) => Promise<void>) & {
+  readonly sql?: string;
+};
 
 /** What to record in the node's history, in the same transaction. */
 export type HistoryChange =
@@ -53,8 +59,12 @@ export interface MigrationNodeSession {
   prepare(options: MigrationPrepare): Promise<void>;
   /** The commit LSN of the last packet this replica applied (null when not attached). */
   appliedLsn(): Promise<Lsn | null>;
-  /** On the primary: commits the barrier every replica must reach before it prepares; its LSN. */
-  commitBarrier(gid: string): Promise<Lsn>;
+  /**
+   * On the primary: commits the barrier every replica must reach before it
+   * prepares; its LSN. `work` (with `bus`): the round's work, committed with
+   * the barrier as a control event, the only thing an agent runs.
+   */
+  commitBarrier(gid: string, work?: MigrationWork): Promise<Lsn>;
   /** The node's migration history, in name order. */
   history(): Promise<MigrationHistoryEntry[]>;
 }

@@ -1,5 +1,11 @@
 import type { MessageChange } from './change.js';
-import { BARRIER_MESSAGE, DDL_MESSAGE, MIGRATION_MARKER, TWO_PHASE_TAG } from './phase-policy.js';
+import {
+  BARRIER_MESSAGE,
+  DDL_MESSAGE,
+  MIGRATION_MARKER,
+  MIGRATION_WORK,
+  TWO_PHASE_TAG,
+} from './phase-policy.js';
 import type { Relation } from './relation.js';
 
 /**
@@ -16,6 +22,7 @@ export const CONTROL_EVENTS_TABLE = { schema: 'lockstep', name: 'control_events'
 export const CONTROL_EVENT_PREFIX = {
   ddl: DDL_MESSAGE,
   migration: MIGRATION_MARKER,
+  'migration-work': MIGRATION_WORK,
 } as const;
 
 export type ControlEventKind = keyof typeof CONTROL_EVENT_PREFIX;
@@ -42,7 +49,7 @@ export function controlEventChange(
   const kind = named('kind');
   const payload = named('payload');
   if (typeof kind !== 'string' || typeof payload !== 'string') return null;
-  if (kind !== 'ddl' && kind !== 'migration') return null;
+  if (kind !== 'ddl' && kind !== 'migration' && kind !== 'migration-work') return null;
   return {
     kind: 'message',
     prefix: CONTROL_EVENT_PREFIX[kind],

@@ -4,6 +4,7 @@ export * from './commit-time.js';
 export * from './control-event.js';
 export * from './gid.js';
 export * from './lsn.js';
+export * from './migration-work.js';
 export * from './net-changes.js';
 export * from './one-phase.js';
 export * from './packet.js';

@@ -10,6 +10,8 @@ export const DDL_MESSAGE = 'lockstep.ddl';
 export const MIGRATION_MARKER = 'lockstep.migration';
 /** The barrier a migration waits for every replica to reach before it prepares there. */
 export const BARRIER_MESSAGE = 'lockstep.barrier';
+/** With `bus`: a migration's work (its SQL and history change), vouched for by a control event at the barrier. */
+export const MIGRATION_WORK = 'lockstep.migration_work';
 
 /** The setup information the policy decides from (the `twoPhase` configuration). */
 export interface PhaseSetup {

@@ -8,7 +8,16 @@ import type { Lsn } from './lsn.js';
  */
 
 /** What the coordinator asks an agent. */
-export type AgentVerb = 'prepare' | 'delta' | 'decided' | 'list' | 'commit' | 'rollback';
+export type AgentVerb =
+  | 'prepare'
+  | 'delta'
+  | 'decided'
+  | 'list'
+  | 'commit'
+  | 'rollback'
+  /** A migration round (`migrate`, `exec`): where the replica stands, and its prepare. */
+  | 'applied'
+  | 'migrate';
 
 /** The subject on which the agent of `replica` answers `verb` for slot `slot`. */
 export function agentSubject(slot: string, replica: string, verb: AgentVerb): string {

@@ -49,7 +49,7 @@ type GenChange =
   | { kind: 'insert'; rel: 0 | 1 | 2; id: number }
   | { kind: 'delete'; rel: 0 | 1 | 2; id: number }
   | { kind: 'message'; prefix: string }
-  | { kind: 'event'; event: 'ddl' | 'migration' | 'unknown' };
+  | { kind: 'event'; event: 'ddl' | 'migration' | 'migration-work' | 'unknown' };
 
 const genChange: fc.Arbitrary<GenChange> = fc.oneof(
   fc.record({
@@ -199,6 +199,29 @@ describe('PacketAssembler', () => {
     expect(ignored.map((i) => [i.xid, i.prefix, i.reason])).toEqual([
       [700, 'lockstep.migration', 'forged'],
       [700, 'lockstep.ddl', 'forged'],
+    ]);
+  });
+
+  it("carries a migration's work (bus) as a control event only, never from a logical message", () => {
+    const ignored: IgnoredControl[] = [];
+    const packets = assemble(
+      toStream([
+        [{ kind: 'event', event: 'migration-work' }],
+        [
+          { kind: 'message', prefix: 'lockstep.migration_work' },
+          { kind: 'insert', rel: 0, id: 1 },
+        ],
+      ]),
+      { version: 0, lsn: ZERO_LSN },
+      1000,
+      { onIgnored: (i) => ignored.push(i) },
+    );
+    expect(packets[0]?.changes).toEqual([
+      { kind: 'message', prefix: 'lockstep.migration_work', content: 'event' },
+    ]);
+    expect(packets[1]?.changes.map((c) => c.kind)).toEqual(['insert']);
+    expect(ignored.map((i) => [i.prefix, i.reason])).toEqual([
+      ['lockstep.migration_work', 'forged'],
     ]);
   });
 

@@ -11,7 +11,9 @@ import {
   BARRIER_MESSAGE,
   CONTROL_EVENTS_TABLE,
   checkedGid,
+  encodeMigrationWork,
   type Lsn,
+  type MigrationWork,
   type TablePattern,
 } from '../../../plugin/protocol/index.js';
 import { scrubSecrets } from '../connection/connection-url.js';
@@ -151,12 +153,23 @@ export class MigrationSession implements MigrationNodeSession {
    * returns its LSN. Every replica that has applied it has everything that
    * committed on the primary before the migration's prepare.
    */
-  async commitBarrier(gid: string): Promise<Lsn> {
-    const { rows } = await this.once<{ lsn: Lsn }>(
-      'SELECT pg_logical_emit_message(true, $1, $2)::text AS lsn',
-      [BARRIER_MESSAGE, gid],
-    );
-    return (rows[0] as { lsn: Lsn }).lsn;
+  async commitBarrier(gid: string, work?: MigrationWork): Promise<Lsn> {
+    const client = await this.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ lsn: Lsn }>(
+        'SELECT pg_logical_emit_message(true, $1, $2)::text AS lsn',
+        [BARRIER_MESSAGE, gid],
+      );
+      if (work) await recordControlEvent(client, 'migration-work', encodeMigrationWork(work));
+      await client.query('COMMIT');
+      return (rows[0] as { lsn: Lsn }).lsn;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw this.explain(error);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
   }
 
   /** The names and checksums in this node's history, in order. */

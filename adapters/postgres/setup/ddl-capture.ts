@@ -252,7 +252,7 @@ export async function removeDdlCapture(client: pg.ClientBase): Promise<void> {
  */
 export async function recordControlEvent(
   client: pg.ClientBase,
-  kind: 'migration',
+  kind: 'migration' | 'migration-work',
   payload: string,
 ): Promise<void> {
   const { rows } = await client.query<{ id: string }>(

@@ -1,0 +1,87 @@
+import { connectBus } from '../../adapters/nats/nats-connection.js';
+import { NatsMigrationSession } from '../../adapters/nats/nats-migration-session.js';
+import { NatsPhaseTwoNode } from '../../adapters/nats/nats-phase-two-node.js';
+import type { AgentAddress } from '../../adapters/nats/nats-round-participant.js';
+import { PreparedTransactions } from '../../adapters/postgres/control/prepared-transactions.js';
+import { readStreamEpoch } from '../../adapters/postgres/control/stream-epoch.js';
+import type { LockstepConfig } from '../config/config-schema.js';
+import type { MigrateWiring } from '../migrate/run-migrate.js';
+import type { BusSettings } from '../ports/packet-bus.js';
+import type { PhaseTwoNode } from '../ports/phase-two-node.js';
+import { postgresControl } from './postgres-control.js';
+
+/** How often the stream's epoch is read again while a command runs (ms). */
+const EPOCH_REFRESH_MS = 2_000;
+
+/**
+ * `migrate` and `exec` with `bus`: the primary as without it, each replica
+ * through its agent (prepare, position and phase two as NATS requests). The
+ * requests carry the stream's current epoch: an agent refuses one older than
+ * the coordinator's it saw (so it is read again while the command runs), and
+ * the migrate lock keeps migrations apart.
+ */
+export async function busMigrateWiring(
+  config: LockstepConfig,
+  bus: BusSettings,
+): Promise<MigrateWiring & { close(): Promise<void> }> {
+  const base = postgresControl(config);
+  let epoch = await readStreamEpoch(config.primary, config.slot);
+  // A coordinator that starts meanwhile raises it: phase two retried after the decision must not be refused for ever.
+  const refresh = setInterval(() => {
+    readStreamEpoch(config.primary, config.slot).then(
+      (now) => {
+        epoch = Math.max(epoch, now);
+      },
+      () => undefined,
+    );
+  }, EPOCH_REFRESH_MS);
+  refresh.unref();
+  const nc = await connectBus(bus, `lockstep-migrate-${config.slot}`);
+  const voteMs = Math.max(600_000, config.twoPhase.voteTimeoutMs);
+  const address = (replica: string): AgentAddress => ({
+    nc,
+    slot: config.slot,
+    replica,
+    epoch: () => epoch,
+    timeouts: {
+      prepareMs: voteMs,
+      deltaMs: config.applyTimeoutMs,
+      phaseTwoMs: config.twoPhase.voteTimeoutMs,
+    },
+  });
+  const sessions = (name: string) => new NatsMigrationSession(address(name));
+  return {
+    ...base,
+    // The replicas' control schemas are their agents' (attach made them): only the primary's here.
+    migrateControlSchemas: (nodes) =>
+      base.migrateControlSchemas(nodes.filter((n) => n.name === 'primary')),
+    unplacedReplicas: () => unplacedThroughAgents(config.replicas, sessions),
+    phaseTwoNodes: () =>
+      new Map<string, PhaseTwoNode>([
+        ['primary', new PreparedTransactions('primary', config.primary)],
+        ...config.replicas.map((r): [string, PhaseTwoNode] => [
+          r.name,
+          new NatsPhaseTwoNode(address(r.name)),
+        ]),
+      ]),
+    migrationSession: (node, url) =>
+      node === 'primary' ? base.migrationSession(node, url) : sessions(node),
+    vouchWork: true,
+    close: async () => {
+      clearInterval(refresh);
+      await nc.close();
+    },
+  };
+}
+
+/** The replicas whose agent reports no position (an agent that does not answer fails, naming it). */
+async function unplacedThroughAgents(
+  replicas: ReadonlyArray<{ readonly name: string }>,
+  session: (name: string) => NatsMigrationSession,
+): Promise<Set<string>> {
+  const unplaced = new Set<string>();
+  for (const { name } of replicas) {
+    if ((await session(name).appliedLsn()) === null) unplaced.add(name);
+  }
+  return unplaced;
+}
