@@ -2,10 +2,8 @@ import type { ConsumerMessages, ConsumerNotification, JsMsg } from '@nats-io/jet
 import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import type { PacketFeed } from '../../plugin/ports/packet-reader.js';
 import type { PacketPart } from '../../plugin/protocol/index.js';
-import {
-  decodePacketPart,
-  PacketPartFormatError,
-} from '../../plugin/protocol/packet-part-codec.js';
+import { decodeBusMessage } from '../../plugin/protocol/packet-batch-codec.js';
+import { PacketPartFormatError } from '../../plugin/protocol/packet-part-codec.js';
 
 /**
  * How long the agent may wait for a part with no sign of the consumer's
@@ -36,11 +34,14 @@ export class FeedSilentError extends Error {
   }
 }
 
-/** Parts of an ordered consumer, decoded one at a time as the agent asks for them. */
+/** Parts of an ordered consumer, decoded a message at a time as the agent asks for them. */
 export class NatsPacketFeed implements PacketFeed {
   private readonly iterator: AsyncIterator<JsMsg>;
   /** When the consumer's server last gave a sign (ms). */
   private lastSign = Date.now();
+  /** Parts of the last message read not handed out yet (a message may carry several packets). */
+  private queued: PacketPart[] = [];
+  private nextQueued = 0;
 
   constructor(
     private readonly messages: ConsumerMessages,
@@ -54,6 +55,7 @@ export class NatsPacketFeed implements PacketFeed {
   }
 
   async next(): Promise<PacketPart> {
+    if (this.nextQueued < this.queued.length) return this.queued[this.nextQueued++] as PacketPart;
     const read = this.iterator.next();
     const { value, done } = await this.untilSilent(read).catch(async (error: unknown) => {
       if (error instanceof FeedSilentError) await this.onSilent().catch(() => undefined);
@@ -62,7 +64,9 @@ export class NatsPacketFeed implements PacketFeed {
     if (done) throw new Error('the bus consumer ended');
     this.lastSign = Date.now();
     try {
-      return decodePacketPart(value.data);
+      this.queued = decodeBusMessage(value.data);
+      this.nextQueued = 1;
+      return this.queued[0] as PacketPart;
     } catch (error) {
       if (!(error instanceof PacketPartFormatError)) throw error;
       throw new LockstepError({

@@ -12,12 +12,13 @@ import {
   type PacketLog,
   type StoredPart,
 } from '../../plugin/ports/packet-bus.js';
+import type { PacketPart } from '../../plugin/protocol/packet.js';
+import { decodeBusMessage } from '../../plugin/protocol/packet-batch-codec.js';
 import {
   PACKET_HEADERS,
   type PartPosition,
   partPosition,
 } from '../../plugin/protocol/packet-bus-names.js';
-import { decodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
 import { connectBus, dropIfUnresponsive } from './nats-connection.js';
 import { ensurePacketStream } from './packet-stream-setup.js';
 
@@ -34,7 +35,9 @@ function stored(message: StoredMsg): StoredPart {
   const position = partPosition((name) => message.header?.get(name) || undefined);
   if (!position)
     throw new Error(`bus message ${message.seq} has no Lockstep-Version/-Part/-Changes headers`);
-  return { sequence: message.seq, position, part: decodePacketPart(message.data) };
+  // Of a message of several packets, the last: the one its headers describe.
+  const parts = decodeBusMessage(message.data);
+  return { sequence: message.seq, position, part: parts[parts.length - 1] as PacketPart };
 }
 
 /** Headers naming a message's place in the packet stream. */
@@ -44,6 +47,7 @@ function positionHeaders(position: PartPosition): MsgHdrs {
   h.set(PACKET_HEADERS.part, String(position.part));
   h.set(PACKET_HEADERS.changes, String(position.changes));
   if (position.final) h.set(PACKET_HEADERS.final, position.final);
+  if (position.first !== undefined) h.set(PACKET_HEADERS.first, String(position.first));
   return h;
 }
 

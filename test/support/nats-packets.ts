@@ -2,8 +2,8 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { expect } from 'vitest';
 import { connectBus } from '../../adapters/nats/nats-connection.js';
 import type { PacketPart } from '../../plugin/protocol/packet.js';
+import { decodeBusMessage } from '../../plugin/protocol/packet-batch-codec.js';
 import { type PartPosition, partPosition } from '../../plugin/protocol/packet-bus-names.js';
-import { decodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
 
 /** One message of the packet stream as a test reads it. */
 export interface BusPacketMessage {
@@ -24,12 +24,38 @@ export async function readBusMessages(url: string, stream: string): Promise<BusP
       if (!message) continue;
       const position = partPosition((name) => message.header?.get(name) || undefined);
       if (!position) throw new Error(`message ${seq} has no position headers`);
-      out.push({ sequence: seq, position, part: decodePacketPart(message.data) });
+      out.push(...packetsOf(seq, position, decodeBusMessage(message.data)));
     }
     return out;
   } finally {
     await nc.close();
   }
+}
+
+/**
+ * One entry per packet part of a message: a message of several whole packets
+ * names the first one's version, and its other headers describe the last.
+ */
+function packetsOf(
+  sequence: number,
+  position: PartPosition,
+  parts: readonly PacketPart[],
+): BusPacketMessage[] {
+  if (parts.length === 1) {
+    expect(position.first).toBeUndefined();
+    return [{ sequence, position, part: parts[0] as PacketPart }];
+  }
+  expect(position.first).toBe(parts[0]?.header.version);
+  const { first: _, ...last } = position;
+  return parts.map((part, i) => {
+    expect({ index: part.index, final: part.final?.phase }).toEqual({ index: 0, final: 'one' });
+    const whole = { version: part.header.version, part: 0, changes: part.changes.length };
+    return {
+      sequence,
+      position: i === parts.length - 1 ? last : { ...whole, final: 'one' as const },
+      part,
+    };
+  });
 }
 
 /**
