@@ -1,7 +1,8 @@
 import type { ConsumerMessages, ConsumerNotification, JsMsg } from '@nats-io/jetstream';
 import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import type { PacketFeed } from '../../plugin/ports/packet-reader.js';
-import { type BusPiece, decodeBusMessage } from '../../plugin/protocol/change-fragments.js';
+import type { BusPiece } from '../../plugin/protocol/change-fragments.js';
+import { decodeBusPieces } from '../../plugin/protocol/packet-batch-codec.js';
 import { PacketPartFormatError } from '../../plugin/protocol/packet-part-codec.js';
 
 /**
@@ -56,7 +57,7 @@ export interface FeedProgress {
   end(): Promise<number>;
 }
 
-/** Parts (and change fragments) of an ordered consumer, decoded one at a time as the agent asks for them. */
+/** Parts (and change fragments) of an ordered consumer, decoded a message at a time as the agent asks for them (a message may carry several packets). */
 export class NatsPacketFeed implements PacketFeed {
   private readonly iterator: AsyncIterator<JsMsg>;
   /** When the consumer's server last gave a sign (ms). */
@@ -65,6 +66,9 @@ export class NatsPacketFeed implements PacketFeed {
   private lastMessage = Date.now();
   /** The stream sequence of the last message delivered. */
   private delivered: number;
+  /** Pieces of the last message read not handed out yet. */
+  private queued: BusPiece[] = [];
+  private nextQueued = 0;
 
   constructor(
     private readonly messages: ConsumerMessages,
@@ -80,6 +84,7 @@ export class NatsPacketFeed implements PacketFeed {
   }
 
   async next(): Promise<BusPiece> {
+    if (this.nextQueued < this.queued.length) return this.queued[this.nextQueued++] as BusPiece;
     const read = this.iterator.next();
     const { value, done } = await this.untilSilent(read).catch(async (error: unknown) => {
       if (error instanceof FeedSilentError) await this.onSilent().catch(() => undefined);
@@ -90,7 +95,9 @@ export class NatsPacketFeed implements PacketFeed {
     this.lastMessage = this.lastSign;
     this.delivered = value.seq;
     try {
-      return decodeBusMessage(value.data);
+      this.queued = decodeBusPieces(value.data);
+      this.nextQueued = 1;
+      return this.queued[0] as BusPiece;
     } catch (error) {
       if (!(error instanceof PacketPartFormatError)) throw error;
       throw new LockstepError({

@@ -13,7 +13,8 @@ import {
   type PacketLog,
   type StoredPart,
 } from '../../plugin/ports/packet-bus.js';
-import { decodeBusMessage } from '../../plugin/protocol/change-fragments.js';
+import type { BusPiece } from '../../plugin/protocol/change-fragments.js';
+import { decodeBusPieces } from '../../plugin/protocol/packet-batch-codec.js';
 import {
   PACKET_HEADERS,
   type PartPosition,
@@ -37,7 +38,9 @@ function stored(message: StoredMsg): StoredPart {
   const position = partPosition((name) => message.header?.get(name) || undefined);
   if (!position)
     throw new Error(`bus message ${message.seq} has no Lockstep-Version/-Part/-Changes headers`);
-  return { sequence: message.seq, position, part: decodeBusMessage(message.data) };
+  // Of a message of several packets, the last: the one its headers describe.
+  const pieces = decodeBusPieces(message.data);
+  return { sequence: message.seq, position, part: pieces[pieces.length - 1] as BusPiece };
 }
 
 /** Headers naming a message's place in the packet stream. */
@@ -47,6 +50,7 @@ function positionHeaders(position: PartPosition): MsgHdrs {
   h.set(PACKET_HEADERS.part, String(position.part));
   h.set(PACKET_HEADERS.changes, String(position.changes));
   if (position.final) h.set(PACKET_HEADERS.final, position.final);
+  if (position.first !== undefined) h.set(PACKET_HEADERS.first, String(position.first));
   return h;
 }
 

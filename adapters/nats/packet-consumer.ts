@@ -7,33 +7,31 @@ import {
 import type { NatsConnection } from '@nats-io/transport-node';
 import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import type { PacketFeed, PacketReader } from '../../plugin/ports/packet-reader.js';
-import { type PartPosition, partPosition } from '../../plugin/protocol/packet-bus-names.js';
+import {
+  firstVersion,
+  type PartPosition,
+  partPosition,
+} from '../../plugin/protocol/packet-bus-names.js';
 import { closeBus, dropIfUnresponsive } from './nats-connection.js';
 import { NatsPacketFeed, SILENCE_MS } from './nats-packet-feed.js';
 
-/** Bytes of packet parts the consumer may hold before the agent took them (its back-pressure bound). */
-const BUFFERED_BYTES = 8 * 1024 * 1024;
-/** What a message may carry beyond the servers' max_payload as the server counts it (subject, reply, framing). */
-const MESSAGE_OVERHEAD = 64 * 1024;
+/** Bytes of messages the consumer may hold before the agent took them (its back-pressure bound). */
+const BUFFERED_BYTES = 32 * 1024 * 1024;
 /** How long one pull waits on the server (the client's default is 30 s). */
 const PULL_EXPIRES_MS = 2_000;
 
 /**
- * The pull limits: every pull must be able to carry the largest message, or
- * the server refuses that message to each pull (409, message size exceeds
- * max bytes) and the consumer waits for ever. With room for two and a refill
- * once one fits, a message never meets only pulls too small for it.
+ * The pull limits, counted in messages: as many of the largest message as
+ * fit 32 MB, at least 8. Not in bytes: the client counts a pull's messages
+ * as well, and a pull the server ends on its byte limit is never counted
+ * off, so the consumer stalled until the pull expired — 2 s of lag, again
+ * and again, under steady load (nats-server 2.9, @nats-io/jetstream 3).
  */
-export function pullBytes(maxPayload: number): {
-  max_bytes: number;
-  threshold_bytes: number;
-  expires: number;
-} {
-  const largest = maxPayload + MESSAGE_OVERHEAD;
-  const max = Math.max(BUFFERED_BYTES, 2 * largest);
-  // A pull the server dropped unanswered (a message too large for what was left of it) holds the client's count of
-  // bytes asked for until the pull expires: short pulls keep that wait short.
-  return { max_bytes: max, threshold_bytes: max - largest, expires: PULL_EXPIRES_MS };
+export function pullLimits(maxPayload: number): { max_messages: number; expires: number } {
+  return {
+    max_messages: Math.max(8, Math.floor(BUFFERED_BYTES / maxPayload)),
+    expires: PULL_EXPIRES_MS,
+  };
 }
 
 /** The stream a packet log reads. */
@@ -66,7 +64,7 @@ export class NatsPacketReader implements PacketReader {
         deliver_policy: DeliverPolicy.StartSequence,
         opt_start_seq: seq,
       });
-      const messages = await consumer.consume(pullBytes(this.nc.info?.max_payload ?? 1024 * 1024));
+      const messages = await consumer.consume(pullLimits(this.nc.info?.max_payload ?? 1024 * 1024));
       // A consumer that only heartbeats while the stream goes on is given up as well (its server stopped applying).
       const progress = { start: seq, end: () => this.streamEnd() };
       return new NatsPacketFeed(
@@ -103,8 +101,9 @@ export class NatsPacketReader implements PacketReader {
     const { state } = await this.manager.streams.info(this.names.stream);
     if (state.messages === 0) return state.last_seq + 1;
     const first = await this.positionAt(state.first_seq);
-    if (first && (first.version > version || (first.version === version && first.part > 0)))
-      throw retentionLost(replica, version, first.version, this.names.stream);
+    const oldest = first ? firstVersion(first) : 0;
+    if (first && (oldest > version || (oldest === version && first.part > 0)))
+      throw retentionLost(replica, version, oldest, this.names.stream);
     const last = await this.positionAt(state.last_seq);
     if (last && last.version < version) return state.last_seq + 1;
     // The first sequence whose version is at least `version`. A deleted

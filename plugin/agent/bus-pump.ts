@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { LockstepError } from '../ports/lockstep-error.js';
 import type { PacketFeed, PacketReader } from '../ports/packet-reader.js';
 import type { BusPiece } from '../protocol/change-fragments.js';
+import type { PacketPart } from '../protocol/packet.js';
 import { PacketPartFormatError } from '../protocol/packet-part-codec.js';
 import type { ReplicaPosition } from '../replica/replica-target.js';
 import { Signal } from '../support/signal.js';

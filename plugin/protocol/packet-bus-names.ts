@@ -26,6 +26,11 @@ export const PACKET_HEADERS = {
   final: 'Lockstep-Final',
   /** Changes of the packet up to and including this message (decimal). */
   changes: 'Lockstep-Changes',
+  /**
+   * On a message carrying several whole packets only: the first one's
+   * version. The other headers then describe the message's last packet.
+   */
+  first: 'Lockstep-First',
 } as const;
 
 /** Where a packet part stands, as its headers say. */
@@ -36,6 +41,13 @@ export interface PartPosition {
   readonly changes: number;
   /** On the packet's last part: its phase; null before. */
   readonly final: Phase | null;
+  /** On a message of several whole packets: the first one's version (the others describe the last). */
+  readonly first?: number;
+}
+
+/** The oldest version a message holds part of. */
+export function firstVersion(position: PartPosition): number {
+  return position.first ?? position.version;
 }
 
 /** Reads a part's position from header values; null when one is missing or not a number. */
@@ -49,5 +61,12 @@ export function partPosition(header: (name: string) => string | undefined): Part
   const changes = number(PACKET_HEADERS.changes);
   if (version === null || part === null || changes === null) return null;
   const final = header(PACKET_HEADERS.final);
-  return { version, part, changes, final: final === 'one' || final === 'two' ? final : null };
+  const out: PartPosition = {
+    version,
+    part,
+    changes,
+    final: final === 'one' || final === 'two' ? final : null,
+  };
+  const first = number(PACKET_HEADERS.first);
+  return first === null ? out : { ...out, first };
 }

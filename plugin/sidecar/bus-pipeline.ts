@@ -10,7 +10,7 @@ import { type PublishLimits, PublishWindow } from './publish-window.js';
  * whole on the bus; the appender makes each message follow the one before.
  */
 export class BusPipeline {
-  private readonly window: PublishWindow<PacketHeader>;
+  private readonly window: PublishWindow<readonly PacketHeader[]>;
   private readonly appender: PacketAppender;
   private readonly progress = new Signal();
   private whole: PacketHeader[] = [];
@@ -36,17 +36,17 @@ export class BusPipeline {
     return this.window.empty;
   }
 
-  /** Sends `message` once there is room (`packet`: on a packet's last message); once failed, sends nothing. */
-  async send(message: BusMessage, packet: PacketHeader | null): Promise<void> {
+  /** Sends `message` once there is room (`packets`: those it ends); once failed, sends nothing. */
+  async send(message: BusMessage, packets: readonly PacketHeader[]): Promise<void> {
     const bytes = message.body.length;
     while (!this.window.hasRoom(bytes)) {
       if (this.window.failure) return;
       await this.progress.wait();
     }
-    const sequence = this.window.send(bytes, packet);
+    const sequence = this.window.send(bytes, packets.length > 0 ? packets : null);
     this.appender.append(message.body, message.position).then(
       (at) => {
-        this.whole.push(...this.window.acked(sequence, at));
+        for (const stored of this.window.acked(sequence, at)) this.whole.push(...stored);
         this.progress.notify();
         this.onStored?.(message);
       },

@@ -11,6 +11,7 @@ import {
   type ResumePoint,
 } from '../protocol/index.js';
 import { Signal } from '../support/signal.js';
+import { batchable, MessageBatch } from './bus-batch.js';
 import { busMessages, type PacketCursor } from './bus-messages.js';
 import { BusPipeline } from './bus-pipeline.js';
 import { type BusResume, busResume } from './bus-resume.js';
@@ -250,13 +251,16 @@ export class BusPublisher {
     let cursor: PacketCursor | null = plan.cursor;
     /** A wait for the next part that outlived a wake-up: it is taken before anything else, to keep the order. */
     let pending: Promise<PacketPart | null> | null = null;
+    /** A part polled for a batch it could not join: the next one to publish. */
+    let carried: PacketPart | undefined;
     /** Changes of the packet being published, through its last part. */
     let packetRows = 0;
     this.twoPhaseSent.clear();
     try {
       while (!this.stopping && this.parts.lock.held && !pipeline.failure) {
         await this.tookWhole(stream, pipeline, false);
-        let part: PacketPart | null | undefined = pending ? undefined : stream.poll();
+        let part: PacketPart | null | undefined = carried ?? (pending ? undefined : stream.poll());
+        carried = undefined;
         if (part === undefined) {
           // Caught up: one head write (and slot confirmation) for every packet stored so far.
           if (pipeline.empty) await this.tookWhole(stream, pipeline, true);
@@ -270,6 +274,14 @@ export class BusPublisher {
         }
         if (!part) break;
         const { header } = part;
+        if (batchable(part, cursor)) {
+          const batch = new MessageBatch(log.maxBody);
+          if (batch.add(part)) {
+            carried = await this.sendBatch(batch, stream, pipeline);
+            cursor = null;
+            continue;
+          }
+        }
         if (cursor?.version !== header.version)
           cursor = { version: header.version, nextPart: 0, seen: 0, stored: 0 };
         packetRows = (part.index === 0 ? 0 : packetRows) + part.changes.length;
@@ -277,7 +289,7 @@ export class BusPublisher {
           this.twoPhaseSent.set(header.version, twoPhase(part, packetRows));
         // Only the packet's last message is final.
         for (const message of busMessages(part, cursor, log.maxBody))
-          await pipeline.send(message, message.position.final ? header : null);
+          await pipeline.send(message, message.position.final ? [header] : []);
       }
     } finally {
       // Nothing of this run may land after the next one starts: every message sent settles first.
@@ -285,6 +297,30 @@ export class BusPublisher {
     }
     if (this.parts.lock.held) await this.tookWhole(stream, pipeline, true);
     if (pipeline.failure) throw pipeline.failure;
+  }
+
+  /**
+   * Sends `batch` with the whole packets the stream already holds after it
+   * (never waiting for more: batching adds no latency), and returns the part
+   * polled that could not join it.
+   */
+  private async sendBatch(
+    batch: MessageBatch,
+    stream: PrimaryStream,
+    pipeline: BusPipeline,
+  ): Promise<PacketPart | undefined> {
+    let left: PacketPart | undefined;
+    for (;;) {
+      const more = stream.poll();
+      if (more === undefined) break;
+      if (!batchable(more, null) || !batch.add(more)) {
+        left = more;
+        break;
+      }
+    }
+    const { message, packets } = batch.message();
+    await pipeline.send(message, packets);
+    return left;
   }
 
   /** Counts the packets now whole on the bus; records the head and confirms the slot when `now` or a second passed. */

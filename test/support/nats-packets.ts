@@ -2,11 +2,12 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { expect } from 'vitest';
 import { connectBus } from '../../adapters/nats/nats-connection.js';
 import {
-  decodeBusMessage,
+  type BusPiece,
   isFragment,
   type PartFragment,
 } from '../../plugin/protocol/change-fragments.js';
 import type { PacketPart } from '../../plugin/protocol/packet.js';
+import { decodeBusPieces } from '../../plugin/protocol/packet-batch-codec.js';
 import { type PartPosition, partPosition } from '../../plugin/protocol/packet-bus-names.js';
 
 /** One message of the packet stream as a test reads it. */
@@ -31,15 +32,42 @@ export async function readBusMessages(url: string, stream: string): Promise<BusP
       if (!message) continue;
       const position = partPosition((name) => message.header?.get(name) || undefined);
       if (!position) throw new Error(`message ${seq} has no position headers`);
-      const piece = decodeBusMessage(message.data);
-      const fragment = isFragment(piece) ? piece : null;
-      const part = isFragment(piece) ? { ...piece, changes: [] } : piece;
-      out.push({ sequence: seq, position, part, fragment });
+      out.push(...packetsOf(seq, position, decodeBusPieces(message.data)));
     }
     return out;
   } finally {
     await nc.close();
   }
+}
+
+/**
+ * One entry per packet part of a message: a message of several whole packets
+ * names the first one's version, and its other headers describe the last.
+ */
+function packetsOf(
+  sequence: number,
+  position: PartPosition,
+  pieces: readonly BusPiece[],
+): BusPacketMessage[] {
+  if (pieces.length === 1) {
+    expect(position.first).toBeUndefined();
+    const piece = pieces[0] as BusPiece;
+    if (!isFragment(piece)) return [{ sequence, position, part: piece, fragment: null }];
+    return [{ sequence, position, part: { ...piece, changes: [] }, fragment: piece }];
+  }
+  expect(position.first).toBe(pieces[0]?.header.version);
+  const { first: _, ...last } = position;
+  return pieces.map((part, i) => {
+    if (isFragment(part)) throw new Error(`message ${sequence} holds a fragment among packets`);
+    expect({ index: part.index, final: part.final?.phase }).toEqual({ index: 0, final: 'one' });
+    const whole = { version: part.header.version, part: 0, changes: part.changes.length };
+    return {
+      sequence,
+      position: i === pieces.length - 1 ? last : { ...whole, final: 'one' as const },
+      part,
+      fragment: null,
+    };
+  });
 }
 
 /**
