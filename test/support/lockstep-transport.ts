@@ -132,9 +132,9 @@ export function useReplication(transport: TransportName, options: ReplicationOpt
       startOnce('run', () => run(env));
     },
     start(env = {}) {
+      // Agents first: a coordinator's first round then finds them listening (fault points count rounds).
+      if (nats) for (const name of names()) startOnce(name, () => agent(name));
       startOnce('run', () => run(env));
-      if (!nats) return;
-      for (const name of names()) startOnce(name, () => agent(name));
     },
     stop,
     async restart(env = {}) {
