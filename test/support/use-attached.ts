@@ -6,6 +6,8 @@ import { type UsedClusters, useClusters } from './use-clusters.js';
 export interface AttachedClusters extends UsedClusters {
   /** Path of the configuration file. */
   readonly configFile: string;
+  /** What `lockstep attach` printed. */
+  readonly attachOutput: string;
 }
 
 /**
@@ -20,6 +22,7 @@ export function useAttached(options: {
 }): AttachedClusters {
   const clusters = useClusters({ replicas: options.replicas });
   let config: ReturnType<typeof writeConfig> | null = null;
+  let attachOutput = '';
   beforeAll(async () => {
     await Promise.all([clusters.primary, ...clusters.replicas].map((c) => c.query(options.schema)));
     if (options.seed) await clusters.primary.query(options.seed);
@@ -27,6 +30,7 @@ export function useAttached(options: {
     const attached = await lockstep(['attach', '--config', config.file]);
     expect(attached.output).toMatch(/attached:/);
     expect(attached.code).toBe(0);
+    attachOutput = attached.output;
   });
   afterAll(() => config?.remove());
   return {
@@ -39,6 +43,9 @@ export function useAttached(options: {
     get configFile() {
       if (!config) throw new Error('used before beforeAll ran');
       return config.file;
+    },
+    get attachOutput() {
+      return attachOutput;
     },
   };
 }
