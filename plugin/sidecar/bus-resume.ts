@@ -85,11 +85,13 @@ async function fromStored(
   // The packet's first part sits `part` messages back; the one before it ends the previous packet.
   const before = sequence - position.part - 1;
   const previous = before >= 1 ? await log.at(before) : null;
-  const resume = previous?.position.final
-    ? { version: previous.position.version, lsn: previous.part.header.lsn }
-    : before < 1
-      ? await start()
-      : null;
+  // None before it, or retention took it (a bus emptied while idle, then a packet of several
+  // messages): the recorded head names the packet before, when it is that one.
+  const resume = previous
+    ? previous.position.final
+      ? { version: previous.position.version, lsn: previous.part.header.lsn }
+      : null
+    : await start();
   if (!resume || resume.version !== position.version - 1)
     throw new LockstepError({
       node: 'bus',

@@ -62,6 +62,23 @@ describe('where publishing resumes', () => {
     await expect(busResume(behind, start, slot('0/40'))).rejects.toThrow(/packets in between/);
   });
 
+  it('inside a packet whose predecessor retention took: from the head recorded for it', async () => {
+    // The bus expired while idle (sequences 1..9 gone), then packet 5 was stored in part.
+    const inside = bus(10, [
+      [5, 0, 3, null],
+      [5, 1, 6, null],
+    ]);
+    const head = async () => ({ version: 4, lsn: '0/4F' as Lsn });
+    expect(await busResume(inside, head, slot('0/50'))).toEqual({
+      resume: { version: 4, lsn: '0/4F' },
+      cursor: { version: 5, nextPart: 2, seen: 0, stored: 6 },
+      lastSequence: 11,
+    });
+    // A head of another packet says nothing of where packet 4 ended.
+    const older = async () => ({ version: 3, lsn: '0/3F' as Lsn });
+    await expect(busResume(inside, older, slot(null))).rejects.toThrow(/ends inside packet 5/);
+  });
+
   it('from the idle point recorded with the last packet, when the slot is confirmed to it', async () => {
     // Packet 3 committed at 0/30; the head says nothing replicated came until 0/7F.
     const head = async () => ({ version: 3, lsn: '0/7F' as Lsn });
