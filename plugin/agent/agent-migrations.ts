@@ -63,13 +63,18 @@ export class AgentMigrations {
     return this.session.appliedLsn();
   }
 
-  /** Runs the vouched work of `gid` on the replica and prepares it. */
+  /**
+   * Runs the vouched work of `gid` on the replica and prepares it. Taken on
+   * the first attempt: a round asks each replica once, and a replica that
+   * refused gets no rollback, so a replayed request must find nothing to run.
+   */
   async prepare(gid: string): Promise<void> {
     const vouched = this.works.get(gid);
+    this.works.delete(gid);
     if (!vouched) {
       throw new LockstepError({
         node: this.replica,
-        problem: `migration ${gid} is not in the stream this agent read: nothing runs that lockstep did not write`,
+        problem: `migration ${gid} is not in the stream this agent read, or was attempted here already: nothing runs that lockstep did not write, nor twice`,
         fix: 'run the migration again (an agent restarted after its barrier reads it anew)',
       });
     }
@@ -93,6 +98,5 @@ export class AgentMigrations {
       history,
       adoptTables: this.options.adoptTables,
     });
-    this.works.delete(gid);
   }
 }
