@@ -10,9 +10,12 @@ import {
   type PacketPart,
   type TablePattern,
 } from '../protocol/index.js';
+import { sleep } from '../support/sleep.js';
 
 /** How many migrations' work an agent keeps (one round at a time holds the migrate lock). */
 const KEPT = 16;
+/** How often a prepare looks again whether the replica applied the barrier's packet (ms). */
+const APPLIED_POLL_MS = 50;
 
 /**
  * An agent's side of `lockstep migrate` / `exec` over the bus. It runs only
@@ -64,6 +67,22 @@ export class AgentMigrations {
   }
 
   /**
+   * The replica's applied LSN once it reached `lsn`, or as it stands when the
+   * vote's time ran out. `migrate` asks once the replica applied its barrier
+   * message; the packet that carries it ends at the barrier's commit, a little
+   * later: applying may still be on its way there.
+   */
+  private async appliedThrough(lsn: Lsn): Promise<Lsn | null> {
+    const deadline = Date.now() + this.options.lockTimeoutMs;
+    for (;;) {
+      const applied = await this.session.appliedLsn();
+      if ((applied !== null && compareLsn(applied, lsn) >= 0) || Date.now() >= deadline)
+        return applied;
+      await sleep(APPLIED_POLL_MS);
+    }
+  }
+
+  /**
    * Runs the vouched work of `gid` on the replica and prepares it. Taken on
    * the first attempt: a round asks each replica once, and a replica that
    * refused gets no rollback, so a replayed request must find nothing to run.
@@ -78,7 +97,7 @@ export class AgentMigrations {
         fix: 'run the migration again (an agent restarted after its barrier reads it anew)',
       });
     }
-    const applied = await this.session.appliedLsn();
+    const applied = await this.appliedThrough(vouched.lsn);
     if (applied === null || compareLsn(applied, vouched.lsn) < 0) {
       throw new LockstepError({
         node: this.replica,

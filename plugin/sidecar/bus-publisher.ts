@@ -287,9 +287,12 @@ export class BusPublisher {
         packetRows = (part.index === 0 ? 0 : packetRows) + part.changes.length;
         if (part.final?.phase === 'two')
           this.twoPhaseSent.set(header.version, twoPhase(part, packetRows));
-        // Only the packet's last message is final.
-        for (const message of busMessages(part, cursor, log.maxBody))
+        // Only the packet's last message is final. Packets before it are confirmed meanwhile: a change
+        // sent in fragments may take long, and WAL (and a restart's resume point) should not wait for it.
+        for (const message of busMessages(part, cursor, log.maxBody)) {
           await pipeline.send(message, message.position.final ? [header] : []);
+          await this.tookWhole(stream, pipeline, false);
+        }
       }
     } finally {
       // Nothing of this run may land after the next one starts: every message sent settles first.

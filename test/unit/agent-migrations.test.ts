@@ -15,12 +15,12 @@ import {
 const GID = 'lockstep_s_m1700000000000_1';
 
 /** A replica that has applied the stream far past the barrier; its prepares fail while `refuse` says so. */
-function replica() {
+function replica(applied: () => Lsn = () => '0/FFFF' as Lsn, lockTimeoutMs = 1_000) {
   const ran: string[] = [];
   const state = { refuse: true };
   const session: MigrationNodeSession = {
     node: 'r1',
-    appliedLsn: async () => '0/FFFF' as Lsn,
+    appliedLsn: async () => applied(),
     async prepare(options: MigrationPrepare) {
       const statements: string[] = [];
       await options.step({ query: async (text: string) => statements.push(text) } as never);
@@ -33,7 +33,7 @@ function replica() {
   const migrations = new AgentMigrations(
     'r1',
     session,
-    { lockTimeoutMs: 1_000, adoptTables: [], patienceMs: 60_000 },
+    { lockTimeoutMs, adoptTables: [], patienceMs: 60_000 },
     pino({ level: 'silent' }),
   );
   const barrier: PacketPart = {
@@ -66,5 +66,23 @@ describe("an agent's migrations over the bus", () => {
     state.refuse = false;
     await expect(migrations.prepare(GID)).rejects.toThrow(/not in the stream this agent read/);
     expect(ran).toEqual(['CREATE UNIQUE INDEX i ON t (c)']);
+  });
+
+  it('waits for the replica to apply through the barrier packet when asked right after its barrier message', async () => {
+    // The barrier's message is at 0/F0, its packet commits at 0/100: an application commit in between was applied.
+    const positions = ['0/F8', '0/F8', '0/100'] as Lsn[];
+    const { migrations, ran, state } = replica(() => positions.shift() ?? ('0/100' as Lsn));
+    state.refuse = false;
+    await migrations.prepare(GID);
+    expect(ran).toEqual(['CREATE UNIQUE INDEX i ON t (c)']);
+    expect(positions).toEqual([]);
+  });
+
+  it('refuses once the vote time ran out with the replica still short of the barrier', async () => {
+    const { migrations, ran } = replica(() => '0/F8' as Lsn, 120);
+    await expect(migrations.prepare(GID)).rejects.toThrow(
+      /has not applied the stream up to migration/,
+    );
+    expect(ran).toEqual([]);
   });
 });
