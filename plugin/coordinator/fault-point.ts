@@ -1,11 +1,13 @@
 /**
  * Named points where tests inject faults (DESIGN.md, "Fault tests"): in a
- * round, after `count` participants prepared, after the decision was
- * recorded, after `count` COMMIT PREPAREDs; and `slot-read`, each time the
- * sidecar reads the slot's position to check a resume point; `after-publish`,
- * once JetStream acknowledged `count` packets, before the slot is confirmed;
- * `mid-change`, once it acknowledged `count` fragments of changes (not the
- * last of one): the bus ends inside a change.
+ * round, after `count` participants prepared (yes votes that landed while
+ * the round was still voting: a late yes of an aborted round is being rolled
+ * back), after the decision was recorded, after `count` COMMIT PREPAREDs;
+ * and `slot-read`, each time the sidecar reads the slot's position to check
+ * a resume point; `after-publish`, once JetStream acknowledged `count`
+ * packets, before the slot is confirmed; `mid-change`, once it acknowledged
+ * `count` fragments of changes (not the last of one): the bus ends inside a
+ * change.
  */
 export type FaultPoint =
   | 'after-prepare'

@@ -157,7 +157,9 @@ export class RoundDriver {
     void vote.then((v) => {
       this.deadlines.delete(p);
       if (this.outstanding.get(p) === vote) this.outstanding.delete(p);
-      if (v.vote === 'yes') this.run.fault?.('after-prepare', ++this.prepared);
+      // Only a yes the round still counts: a late one (the round aborted) is being rolled back.
+      if (v.vote === 'yes' && this.step.state.phase === 'voting')
+        this.run.fault?.('after-prepare', ++this.prepared);
       if (v.vote === 'no') {
         this.push({ type: 'vote', participant: p, vote: 'no', reason: v.reason });
       } else this.push({ type: 'vote', participant: p, vote: v.vote });

@@ -10,7 +10,10 @@ import type {
   RoundParticipant,
   Vote,
 } from '../../plugin/coordinator/round-participant.js';
-import { TwoPhaseCoordinator } from '../../plugin/coordinator/two-phase-coordinator.js';
+import {
+  type CoordinatorParts,
+  TwoPhaseCoordinator,
+} from '../../plugin/coordinator/two-phase-coordinator.js';
 import { toLsn } from '../../plugin/protocol/index.js';
 
 /** How a participant answers its prepare. */
@@ -28,6 +31,18 @@ class FakeWorld {
   readonly happenings: Happening[] = [];
   readonly prepared = new Map<string, Set<string>>();
   readonly decisions = new Map<string, 'commit' | 'abort'>();
+
+  /** A participant at version 9 whose prepare is `prepare`. */
+  preparing(name: string, prepare: RoundParticipant['prepare']): RoundParticipant {
+    return { ...this.participant(name, 'yes', 30), name, heldVersion: 9, prepare };
+  }
+
+  /** PREPARE TRANSACTION of `gid` ran on `node`. */
+  prepare(gid: string, node: string): void {
+    const nodes = this.prepared.get(gid) ?? new Set<string>();
+    nodes.add(node);
+    this.prepared.set(gid, nodes);
+  }
 
   node(name: string, failures: number): PhaseTwoNode {
     let left = failures;
@@ -80,9 +95,7 @@ class FakeWorld {
   participant(name: string, behaviour: Behaviour, timeoutMs: number): RoundParticipant {
     let held = behaviour === 'needs-update' || behaviour === 'stuck-update' ? 5 : 9;
     const prepare = (gid: string) => {
-      const nodes = this.prepared.get(gid) ?? new Set<string>();
-      nodes.add(name);
-      this.prepared.set(gid, nodes);
+      this.prepare(gid, name);
       this.happenings.push({ kind: 'prepare', gid, node: name });
     };
     return {
@@ -118,6 +131,36 @@ const QUICK_ROUNDS = {
   recoveryIntervalMs: 600_000,
 };
 
+/** Polls `done` until it holds; throws `what` after 5 s. */
+async function until(done: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(what);
+    await sleep(5);
+  }
+}
+
+/** A started coordinator over `participants` (a node each, named alike), version 10 offered. */
+async function offeredTen(
+  world: FakeWorld,
+  participants: RoundParticipant[],
+  more: Partial<CoordinatorParts> = {},
+): Promise<TwoPhaseCoordinator> {
+  const coordinator = new TwoPhaseCoordinator({
+    stream: 's',
+    participants: () => participants,
+    epoch: () => 1,
+    nodes: new Map(participants.map((p) => [p.name, world.node(p.name, 0)])),
+    decisions: world.store(),
+    log: pino({ level: 'silent' }),
+    options: QUICK_ROUNDS,
+    ...more,
+  });
+  await coordinator.start();
+  coordinator.offer({ version: 10, lsn: toLsn('0/10'), rows: 1, whole: true });
+  return coordinator;
+}
+
 describe('TwoPhaseCoordinator with fake participants and nodes', () => {
   it('ends a round where a participant already holds a version inside it (resynced before a takeover), instead of refusing it for ever', async () => {
     const world = new FakeWorld();
@@ -131,9 +174,7 @@ describe('TwoPhaseCoordinator with fake participants and nodes', () => {
         async prepare(request) {
           if (at < request.from - 1) return { vote: 'needs-update', at };
           if (at >= request.from) return { vote: 'no', reason: `${name} already holds ${at}` };
-          const nodes = world.prepared.get(request.gid) ?? new Set<string>();
-          nodes.add(name);
-          world.prepared.set(request.gid, nodes);
+          world.prepare(request.gid, name);
           return { vote: 'yes' };
         },
         async delta(request) {
@@ -171,42 +212,46 @@ describe('TwoPhaseCoordinator with fake participants and nodes', () => {
   it('rolls back at once a refusal whose PREPARE had succeeded (its answer lost), without waiting for recovery', async () => {
     const world = new FakeWorld();
     const healthy = world.participant('r0', 'yes', 30);
-    const lost: RoundParticipant = {
-      ...world.participant('r1', 'yes', 30),
-      name: 'r1',
-      heldVersion: 9,
-      async prepare(request) {
-        // PREPARE TRANSACTION ran on the node; the connection dropped before its answer arrived.
-        const nodes = world.prepared.get(request.gid) ?? new Set<string>();
-        nodes.add('r1');
-        world.prepared.set(request.gid, nodes);
-        throw new Error('Connection terminated unexpectedly');
-      },
-    };
-    const nodes = new Map(['r0', 'r1'].map((n) => [n, world.node(n, 0)]));
-    const coordinator = new TwoPhaseCoordinator({
-      stream: 's',
-      participants: () => [healthy, lost],
-      epoch: () => 1,
-      nodes,
-      decisions: world.store(),
-      log: pino({ level: 'silent' }),
-      options: QUICK_ROUNDS,
+    const lost = world.preparing('r1', async (request) => {
+      // PREPARE TRANSACTION ran on the node; the connection dropped before its answer arrived.
+      world.prepare(request.gid, 'r1');
+      throw new Error('Connection terminated unexpectedly');
     });
-    await coordinator.start();
-    coordinator.offer({ version: 10, lsn: toLsn('0/10'), rows: 1, whole: true });
-    const deadline = Date.now() + 5_000;
-    while (coordinator.roundsAborted === 0) {
-      if (Date.now() > deadline) throw new Error('no round aborted');
-      await sleep(5);
-    }
+    const coordinator = await offeredTen(world, [healthy, lost]);
+    await until(() => coordinator.roundsAborted > 0, 'no round aborted');
     const gid = [...world.prepared.keys()][0] as string;
-    while ((world.prepared.get(gid)?.size ?? 0) > 0) {
-      if (Date.now() > deadline) throw new Error(`${gid} is still prepared`);
-      await sleep(5);
-    }
+    await until(() => (world.prepared.get(gid)?.size ?? 0) === 0, `${gid} is still prepared`);
     await coordinator.stop();
     expect(world.happenings).toContainEqual({ kind: 'rollback', gid, node: 'r1' });
+  });
+
+  it('fires the after-prepare fault point only for a yes its round still counts, not a late one being rolled back', async () => {
+    const world = new FakeWorld();
+    let aborted = false;
+    let asked = 0;
+    const refusing = world.participant('r0', 'no', 30);
+    const late = world.preparing('r1', async (request) => {
+      // Retried rounds are refused: only the first one's late yes is in question.
+      if (++asked > 1) return { vote: 'no', reason: 'r1 refuses the retries' };
+      // PREPARE TRANSACTION finishes only once r0's refusal ended the round.
+      while (!aborted) await sleep(5);
+      world.prepare(request.gid, 'r1');
+      return { vote: 'yes' };
+    });
+    const faults: string[] = [];
+    const coordinator = await offeredTen(world, [refusing, late], {
+      fault: (point, count) => faults.push(`${point}:${count}`),
+    });
+    await until(() => coordinator.roundsAborted > 0, 'no round aborted');
+    aborted = true;
+    // The late yes lands and its ended round rolls it back.
+    await until(
+      () => world.happenings.some((h) => h.kind === 'rollback' && h.node === 'r1'),
+      'the late prepare was not rolled back',
+    );
+    await coordinator.stop();
+    // A test killing the coordinator "after 1 prepared" would otherwise kill it with nothing prepared.
+    expect(faults).toEqual([]);
   });
 
   it('aborts a round whose participant never catches up to it (a delta that never arrives), naming why', async () => {
