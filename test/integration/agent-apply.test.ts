@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { appliedVersion, eventually, expectIdentical } from '../support/compare-nodes.js';
-import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
+import {
+  type LockstepProcess,
+  lockstep,
+  startAgent,
+  writeConfig,
+} from '../support/lockstep-process.js';
 import { useReplication } from '../support/lockstep-transport.js';
 import { backgroundTpcb, TPCB_SCHEMA, tpcbSeed } from '../support/tpcb-workload.js';
 
@@ -28,13 +33,7 @@ describe('lockstep agent', () => {
     let second: LockstepProcess | null = null;
     try {
       await eventually(async () => first.logEvent('agent-active') !== undefined, 'agent 1 active');
-      second = new LockstepProcess([
-        'agent',
-        '--config',
-        replication.configFile,
-        '--replica',
-        'replica1',
-      ]);
+      second = startAgent(replication.configFile, 'replica1');
       await eventually(
         async () => second?.logEvent('agent-standby', { replica: 'replica1' }) !== undefined,
         'agent 2 to stand by',

@@ -9,7 +9,7 @@ import type { BusSettings } from '../../plugin/ports/packet-bus.js';
 import { coordinatorSubject, decodeWire } from '../../plugin/protocol/round-subjects.js';
 import { BusPackets, numberedRelation } from '../support/bus-packets.js';
 import { appliedVersion } from '../support/compare-nodes.js';
-import { LockstepProcess, lockstep } from '../support/lockstep-process.js';
+import { lockstep, startAgent } from '../support/lockstep-process.js';
 import { NUMBERED_SCHEMA } from '../support/numbered-table.js';
 import { useAttached } from '../support/use-attached.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
@@ -62,13 +62,7 @@ describe('lockstep agent against a stream it cannot follow', () => {
     await packets.publish(base + 1, [1, 2, 3]);
     await packets.publish(base + 2, [4, 5, 6, 7, 8, 9], 'one', 3);
     await packets.publish(base + 3, [10], 'two');
-    const agent = new LockstepProcess([
-      'agent',
-      '--config',
-      clusters.configFile,
-      '--replica',
-      'replica1',
-    ]);
+    const agent = startAgent(clusters.configFile, 'replica1');
     try {
       // No coordinator runs: the agent parks at the packet and tells the coordinator's subject.
       for await (const message of waiting) {

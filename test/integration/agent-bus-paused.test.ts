@@ -7,7 +7,7 @@ import {
   expectIdentical,
   waitForMarker,
 } from '../support/compare-nodes.js';
-import { LockstepProcess } from '../support/lockstep-process.js';
+import { LockstepProcess, startAgent } from '../support/lockstep-process.js';
 import { backgroundTpcb, TPCB_SCHEMA, tpcbSeed } from '../support/tpcb-workload.js';
 import { useAttached } from '../support/use-attached.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
@@ -50,13 +50,7 @@ const ROLES = {
 describe('lockstep agent on a bus that hangs', () => {
   it('goes on while a NATS node is paused, whichever it is, and after the whole cluster was', async () => {
     const publisher = new LockstepProcess(['run', '--config', clusters.configFile]);
-    const agent = new LockstepProcess([
-      'agent',
-      '--config',
-      clusters.configFile,
-      '--replica',
-      'replica1',
-    ]);
+    const agent = startAgent(clusters.configFile, 'replica1');
     /** Runs pgbench-like transactions until the primary committed 2,000 more, then stops them. */
     const traffic = async () => {
       const rows = await historyRows();

@@ -6,7 +6,7 @@ import {
   expectIdentical,
   waitForMarker,
 } from '../support/compare-nodes.js';
-import { LockstepProcess } from '../support/lockstep-process.js';
+import { LockstepProcess, startAgent } from '../support/lockstep-process.js';
 import { backgroundTpcb, TPCB_SCHEMA, tpcbSeed } from '../support/tpcb-workload.js';
 import { useAttached } from '../support/use-attached.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
@@ -26,8 +26,7 @@ const clusters = useAttached({
 });
 
 const replica = () => clusters.replicas[0] as PostgresCluster;
-const agent = () =>
-  new LockstepProcess(['agent', '--config', clusters.configFile, '--replica', 'replica1']);
+const agent = () => startAgent(clusters.configFile, 'replica1');
 
 /** Ends the replica session that holds the agent lock (a replica restart does the same to it). */
 async function terminateLockHolder(): Promise<number> {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import type { LockstepStatus } from '../../plugin/status/read-status.js';
 import { appliedVersion, eventually } from '../support/compare-nodes.js';
-import { LockstepProcess, lockstep } from '../support/lockstep-process.js';
+import { LockstepProcess, lockstep, startAgent } from '../support/lockstep-process.js';
 import { insertNumbered, NUMBERED_SCHEMA } from '../support/numbered-table.js';
 import { useAttached } from '../support/use-attached.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
@@ -44,7 +44,7 @@ let agents: LockstepProcess[] = [];
 let next = 1;
 
 const agent = (name: string, env: NodeJS.ProcessEnv = {}) =>
-  new LockstepProcess(['agent', '--config', clusters.configFile, '--replica', name], env);
+  startAgent(clusters.configFile, name, env);
 
 async function status(): Promise<{ code: number | null; json: LockstepStatus; output: string }> {
   const r = await lockstep(['status', '--config', blindConfig, '--json'], {}, 60_000);

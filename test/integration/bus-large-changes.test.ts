@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { eventually, waitForMarker } from '../support/compare-nodes.js';
-import { LockstepProcess } from '../support/lockstep-process.js';
+import { LockstepProcess, startAgent } from '../support/lockstep-process.js';
 import {
   type BusPacketMessage,
   expectContiguous,
@@ -42,8 +42,7 @@ async function digest(node: PostgresCluster): Promise<unknown[]> {
     ORDER BY 1, 2`);
 }
 
-const agent = () =>
-  new LockstepProcess(['agent', '--config', clusters.configFile, '--replica', 'replica1']);
+const agent = () => startAgent(clusters.configFile, 'replica1');
 const publisher = (env: NodeJS.ProcessEnv = {}) =>
   new LockstepProcess(['run', '--config', clusters.configFile], env);
 

@@ -8,7 +8,7 @@ import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { agentSubject, decodeWire, encodeWire } from '../../plugin/protocol/round-subjects.js';
 import { eventually, expectIdentical, preparedGids } from '../support/compare-nodes.js';
 import { CRITICAL_TABLES } from '../support/critical-setup.js';
-import { LockstepProcess, lockstep } from '../support/lockstep-process.js';
+import { LockstepProcess, lockstep, startAgent } from '../support/lockstep-process.js';
 import { useBusCritical } from '../support/use-bus-critical.js';
 
 // lock_timeout of a migration's statements is voteTimeoutMs: long enough to hold replica2 back below.
@@ -19,8 +19,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const replicas = () => clusters.replicas as [PostgresCluster, PostgresCluster];
 const allNodes = () => [clusters.primary, ...replicas()];
 const run = () => new LockstepProcess(['run', '--config', clusters.configFile]);
-const agent = (name: string) =>
-  new LockstepProcess(['agent', '--config', clusters.configFile, '--replica', name]);
+const agent = (name: string) => startAgent(clusters.configFile, name);
 const migrate = (...args: string[]) =>
   lockstep(['migrate', ...args, '--config', clusters.configFile, '--dir', dir], {}, 120_000);
 

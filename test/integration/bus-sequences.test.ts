@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { eventually } from '../support/compare-nodes.js';
-import { LockstepProcess } from '../support/lockstep-process.js';
+import { LockstepProcess, startAgent } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
 
@@ -58,13 +58,7 @@ describe('sequences over the bus', () => {
     // Drawn without a row: only the sequence knows.
     await primary.query(`SELECT nextval('serials_id_seq') FROM generate_series(1, 7)`);
     const run = new LockstepProcess(['run', '--config', clusters.configFile]);
-    const agent = new LockstepProcess([
-      'agent',
-      '--config',
-      clusters.configFile,
-      '--replica',
-      'replica1',
-    ]);
+    const agent = startAgent(clusters.configFile, 'replica1');
     try {
       const first = await caughtUp(replica);
       expect(first).toMatchObject({ serials_id_seq: 32, idents_id_seq: 40, ahead_id_seq: 5 });

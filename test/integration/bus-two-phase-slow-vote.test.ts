@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { eventually, expectIdentical, preparedGids } from '../support/compare-nodes.js';
 import { CRITICAL_TABLES as TABLES } from '../support/critical-setup.js';
-import { LockstepProcess } from '../support/lockstep-process.js';
+import { LockstepProcess, startAgent } from '../support/lockstep-process.js';
 import { useBusCritical } from '../support/use-bus-critical.js';
 
 /**
@@ -17,8 +17,7 @@ const { clusters } = useBusCritical({ voteTimeoutMs: 60_000, recoveryIntervalMs:
 
 const replicas = () => clusters.replicas as [PostgresCluster, PostgresCluster];
 const run = () => new LockstepProcess(['run', '--config', clusters.configFile]);
-const agent = (name: string) =>
-  new LockstepProcess(['agent', '--config', clusters.configFile, '--replica', name]);
+const agent = (name: string) => startAgent(clusters.configFile, name);
 
 const has = async (node: PostgresCluster, id: number) =>
   (await node.query('SELECT 1 FROM accounts WHERE id = $1', [id])).length === 1;

@@ -163,3 +163,12 @@ export async function withSidecar(
     expect(await sidecar.exited).toBe(0);
   }
 }
+
+/** `lockstep agent --config F --replica NAME`, as a user starts it beside a replica. */
+export function startAgent(
+  configFile: string,
+  replica: string,
+  env: NodeJS.ProcessEnv = {},
+): LockstepProcess {
+  return new LockstepProcess(['agent', '--config', configFile, '--replica', replica], env);
+}

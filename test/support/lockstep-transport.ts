@@ -1,6 +1,6 @@
 import { afterEach, expect } from 'vitest';
 import { appliedVersion, eventually, waitForMarker } from './compare-nodes.js';
-import { LockstepProcess } from './lockstep-process.js';
+import { LockstepProcess, startAgent } from './lockstep-process.js';
 import { type AttachedClusters, useAttached } from './use-attached.js';
 import { useNatsCluster } from './use-nats-cluster.js';
 
@@ -81,8 +81,7 @@ export function useReplication(transport: TransportName, options: ReplicationOpt
   const names = () => clusters.replicas.map((r) => r.name);
   const run = (env: NodeJS.ProcessEnv) =>
     new LockstepProcess(['run', '--config', clusters.configFile], env);
-  const agent = (replica: string) =>
-    new LockstepProcess(['agent', '--config', clusters.configFile, '--replica', replica]);
+  const agent = (replica: string) => startAgent(clusters.configFile, replica);
   const keyOf = (replica: string) => (nats ? replica : 'run');
   const running = (key: string) => {
     const p = processes.get(key);

@@ -9,20 +9,11 @@ import {
 } from '../../plugin/protocol/change-fragments.js';
 import { lsnFromHalves } from '../../plugin/protocol/lsn.js';
 import type { PacketPart } from '../../plugin/protocol/packet.js';
-import type { Relation } from '../../plugin/protocol/relation.js';
 import { busMessages, type PacketCursor } from '../../plugin/sidecar/bus-messages.js';
+import { numberedRelationWithOid } from '../support/bus-packets.js';
 
-const relation: Relation = {
-  oid: 1,
-  schema: 'public',
-  name: 't',
-  replicaIdentity: 'default',
-  columns: [
-    { name: 'id', typeOid: 23, typeMod: -1, typeName: null, isKey: true },
-    { name: 'v', typeOid: 25, typeMod: -1, typeName: null, isKey: false },
-  ],
-  keyIndexes: [0],
-};
+/** Table `t (id, v)`: the codec carries values as text, whatever their type. */
+const relation = numberedRelationWithOid(1);
 const header = (version: number) => ({
   version,
   lsn: lsnFromHalves(0, version * 100),

@@ -12,20 +12,11 @@ import {
   encodePacketPart,
   PacketPartFormatError,
 } from '../../plugin/protocol/packet-part-codec.js';
-import type { Relation } from '../../plugin/protocol/relation.js';
 import { BATCH_BYTES, batchable, MessageBatch } from '../../plugin/sidecar/bus-batch.js';
+import { numberedRelationWithOid } from '../support/bus-packets.js';
 
-const relation: Relation = {
-  oid: 16384,
-  schema: 'public',
-  name: 't',
-  replicaIdentity: 'default',
-  columns: [
-    { name: 'id', typeOid: 23, typeMod: -1, typeName: null, isKey: true },
-    { name: 'v', typeOid: 25, typeMod: -1, typeName: null, isKey: false },
-  ],
-  keyIndexes: [0],
-};
+/** Table `t (id, v)`: the codec carries values as text, whatever their type. */
+const relation = numberedRelationWithOid(16384);
 
 /** A whole one-phase packet of `rows` inserts whose values take about `width` bytes each. */
 function packet(version: number, rows: number, width: number): PacketPart {
