@@ -1,6 +1,6 @@
 import { type BusPiece, CHANGE_FRAGMENT_FORMAT, decodeBusMessage } from './change-fragments.js';
 import { decodePacketPart, PACKET_PART_FORMAT } from './packet-part-codec.js';
-import { PacketPartFormatError } from './wire-bytes.js';
+import { PacketPartFormatError, Reader } from './wire-bytes.js';
 
 /**
  * A bus message that carries several whole packets: a format byte, their
@@ -43,22 +43,12 @@ export function decodeBusPieces(body: Uint8Array): BusPiece[] {
       `format ${format}, this version reads ${PACKET_PART_FORMAT}, ${CHANGE_FRAGMENT_FORMAT} and ${PACKET_BATCH_FORMAT}`,
     );
   }
-  if (bytes.length < BATCH_OVERHEAD)
-    throw new PacketPartFormatError(`it ends at byte ${bytes.length}, inside a field`);
+  // The format byte is read above; each part is read behind its length, bounds checked by the reader.
+  const r = new Reader(bytes.subarray(1));
   const parts: BusPiece[] = [];
-  let at = BATCH_OVERHEAD;
-  for (let n = bytes.readUInt32BE(1); n > 0; n--) {
-    if (at + 4 > bytes.length)
-      throw new PacketPartFormatError(`it ends at byte ${bytes.length}, inside a field`);
-    const length = bytes.readUInt32BE(at);
-    at += 4;
-    if (at + length > bytes.length)
-      throw new PacketPartFormatError(`it ends at byte ${bytes.length}, inside a field`);
-    parts.push(decodePacketPart(bytes.subarray(at, at + length)));
-    at += length;
-  }
-  if (at !== bytes.length)
-    throw new PacketPartFormatError(`${bytes.length - at} bytes after its last part`);
+  for (let n = r.u32(); n > 0; n--) parts.push(decodePacketPart(r.bytes(r.u32())));
+  const after = r.rest().length;
+  if (after > 0) throw new PacketPartFormatError(`${after} bytes after its last part`);
   if (parts.length === 0) throw new PacketPartFormatError('a batch of no packet');
   return parts;
 }

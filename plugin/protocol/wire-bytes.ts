@@ -115,6 +115,11 @@ export class Reader {
     if (index >= choices.length) throw new PacketPartFormatError(`unknown ${what} ${index}`);
     return choices[index] as T;
   }
+  /** The next `length` bytes, as a view of the buffer (not a copy). */
+  bytes(length: number): Buffer {
+    const from = this.need(length);
+    return this.buffer.subarray(from, from + length);
+  }
   /** The bytes not read yet, as a view of the buffer (not a copy). */
   rest(): Buffer {
     const from = this.at;
