@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { CONTROL_QUERY_TIMEOUT_MS, scrubbedError } from '../connection/connection-url.js';
 import { connectNode, dropClient, endClient } from '../connection/node-connection.js';
+import { boundControlSession } from '../connection/session-bounds.js';
 
 /** How long a check of the lock session may take before the lock counts as lost. */
 const VERIFY_TIMEOUT_MS = 5_000;
@@ -54,6 +55,12 @@ export class AdvisoryLockSession {
         if (this.client === client) this.lose();
       });
       this.client = client;
+      try {
+        await boundControlSession(client);
+      } catch (error) {
+        await this.release();
+        throw scrubbedError(error, url);
+      }
     }
     try {
       const { rows } = await this.client.query<{ locked: boolean }>(

@@ -4,6 +4,7 @@ import type { SlotHealth } from '../../../plugin/ports/slot-health.js';
 import type { TwoPhaseStatus } from '../../../plugin/ports/two-phase-status.js';
 import type { Lsn } from '../../../plugin/protocol/index.js';
 import { CONTROL_QUERY_TIMEOUT_MS, clientConfig } from '../connection/connection-url.js';
+import { boundControlSession } from '../connection/session-bounds.js';
 import { readSlotHealth } from '../source/replication-slot.js';
 import { controlDbOn } from './control-schema.js';
 import { joinHoldLsns } from './join-holds.js';
@@ -53,7 +54,11 @@ export class StatusStore {
     });
     this.pool.on('error', () => undefined);
     // A session that ends while checked out reports it as an 'error' event: never a crash.
-    this.pool.on('connect', (client) => client.on('error', () => undefined));
+    this.pool.on('connect', (client) => {
+      client.on('error', () => undefined);
+      // Queued before any checkout's query: a frozen sidecar never keeps the stream row locked.
+      boundControlSession(client).catch(() => undefined);
+    });
   }
 
   /** Typed queries on the pool's session; a session that failed (cut, timed out) is not reused. */
