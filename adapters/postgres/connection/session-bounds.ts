@@ -10,12 +10,17 @@ import type pg from 'pg';
  * Lockstep's own transactions on these sessions are a few statements sent
  * back to back: none is idle for longer than a round trip.
  */
-const BOUND_SESSION_SQL = `SELECT set_config('idle_in_transaction_session_timeout', '10s', false),
-       set_config('lock_timeout', '20s', false),
+const boundsSql = (
+  local: boolean,
+) => `SELECT set_config('idle_in_transaction_session_timeout', '10s', ${local}),
+       set_config('lock_timeout', '20s', ${local}),
        CASE WHEN current_setting('server_version_num')::int >= 140000
-            THEN set_config('client_connection_check_interval', '1s', false) END`;
+            THEN set_config('client_connection_check_interval', '1s', ${local}) END`;
+
+/** The bounds above for the current transaction only: for a command's session (pause), sent right after BEGIN. */
+export const BOUND_TRANSACTION_SQL = boundsSql(true);
 
 /** Applies the bounds above to the session (for its lifetime). */
 export async function boundControlSession(client: pg.ClientBase): Promise<void> {
-  await client.query(BOUND_SESSION_SQL);
+  await client.query(boundsSql(false));
 }

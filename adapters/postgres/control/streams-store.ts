@@ -7,6 +7,7 @@ import type {
 } from '../../../plugin/ports/streams-store.js';
 import type { TwoPhaseStatus } from '../../../plugin/ports/two-phase-status.js';
 import type { Lsn } from '../../../plugin/protocol/index.js';
+import { BOUND_TRANSACTION_SQL } from '../connection/session-bounds.js';
 import { controlTableExists } from './control-table-exists.js';
 import type { ControlDb } from './lockstep-schema.js';
 
@@ -104,6 +105,9 @@ export class PgStreamsStore implements StreamsStore {
     // the failing statement's error, whose code pause and resume decide on.
     await sql`BEGIN`.execute(this.db);
     try {
+      // The stream row stays locked until COMMIT: a pause frozen (SIGSTOP) before it must not keep
+      // it from a sidecar raising its epoch, nor wait for it without bound.
+      await sql.raw(BOUND_TRANSACTION_SQL).execute(this.db);
       const change = await this.pauseInTransaction(stream, paused);
       await sql`COMMIT`.execute(this.db);
       return change;
