@@ -134,6 +134,16 @@ export class AgentRoundServer {
     const vote = await participant.prepare(request);
     if (vote.vote === 'yes') {
       this.voted.set(request.gid, request);
+      this.log.info(
+        {
+          replica: this.replica,
+          gid: request.gid,
+          from: request.from,
+          to: request.to,
+          event: 'voted-yes',
+        },
+        'prepared: voted yes',
+      );
       // Its round ended while PREPARE ran (the coordinator stopped waiting): nothing may stay prepared.
       if (this.ended.has(request.gid)) {
         await this.wiring.node.rollback(request.gid);

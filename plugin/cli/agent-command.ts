@@ -127,5 +127,6 @@ function replicaTarget(config: LockstepConfig, replica: ReplicaConfig, log: Logg
     config.twoPhase.voteTimeoutMs,
     new SharedBatchPlans(1),
     (message, fields) => log.info(fields, message),
+    config.twoPhase.captureDdl,
   );
 }

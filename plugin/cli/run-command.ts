@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import type { Logger } from 'pino';
-import { busSettings, refuseTwoPhaseOverBus } from '../config/bus-settings.js';
+import { busSettings } from '../config/bus-settings.js';
 import { loadConfig } from '../config/load-config.js';
 import type { LiveConfig } from '../sidecar/create-sidecar.js';
 import { reportFailure } from './cli-output.js';
@@ -19,7 +19,6 @@ export async function runSidecar(configFile: string | undefined, version: string
   // What the configuration in force was read from: an edit during start-up is reloaded after it.
   const configText = configFile ? readConfigText(configFile) : null;
   const config = loadConfig(configFile);
-  refuseTwoPhaseOverBus(config);
   const bus = busSettings(config);
   if (bus) return (await import('./run-bus.js')).runBusPublisher(config, bus);
   // Only what the sidecar uses is loaded: a restart is back to streaming sooner.

@@ -1,4 +1,3 @@
-import { LockstepError } from '../ports/lockstep-error.js';
 import type { BusSettings } from '../ports/packet-bus.js';
 import { packetStreamName, packetSubject } from '../protocol/packet-bus-names.js';
 import type { LockstepConfig } from './config-schema.js';
@@ -27,21 +26,4 @@ export function busSettings(config: Pick<LockstepConfig, 'bus' | 'slot'>): BusSe
 export function redactBusUrl(text: string): string {
   // Up to the last `@` before the host: a password may hold a raw `@`.
   return text.replace(/\b(nats|tls):\/\/[^\s,/]*@/gi, '$1://***@');
-}
-
-/**
- * Stream rounds, migrations and `exec` travel over the bus (the agents are
- * their participants); captured DDL does not yet (agents do not run DDL from
- * the stream): a configuration that asks for it is refused at start, never
- * run one-phase behind the user's back.
- */
-export function refuseTwoPhaseOverBus(config: Pick<LockstepConfig, 'bus' | 'twoPhase'>): void {
-  if (!config.bus || !config.twoPhase.captureDdl) return;
-  throw new LockstepError({
-    node: 'bus',
-    problem:
-      'captured DDL over the bus is not available yet, and the configuration asks for it: twoPhase.captureDdl',
-    fix: 'remove bus, or remove twoPhase.captureDdl and run schema changes with lockstep migrate or lockstep exec (both work with bus)',
-    setting: 'twoPhase',
-  });
 }

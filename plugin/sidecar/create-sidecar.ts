@@ -92,6 +92,7 @@ export function replicaParts(live: LiveConfig, replica: ReplicaConfig, log?: Log
       config.twoPhase.voteTimeoutMs,
       live.plans,
       (message, fields) => log?.info(fields, message),
+      config.twoPhase.captureDdl,
     ),
     node: new PreparedTransactions(replica.name, replica.url),
   };

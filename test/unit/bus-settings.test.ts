@@ -1,9 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  busSettings,
-  redactBusUrl,
-  refuseTwoPhaseOverBus,
-} from '../../plugin/config/bus-settings.js';
+import { busSettings, redactBusUrl } from '../../plugin/config/bus-settings.js';
 import { ConfigError, loadConfig } from '../../plugin/config/load-config.js';
 import { partPosition } from '../../plugin/protocol/packet-bus-names.js';
 
@@ -79,23 +75,20 @@ describe('bus configuration', () => {
     }
   });
 
-  it('honours tags and twoPhase.tables with bus; refuses captureDdl', () => {
+  it('honours tags, twoPhase.tables and captureDdl with bus', () => {
     const bus = { ...env, LOCKSTEP_BUS_URL: 'nats://a:4222' };
     expect(loadConfig(undefined, bus).twoPhase.tag).toBe(true);
     expect(loadConfig(undefined, { ...bus, LOCKSTEP_TWO_PHASE_TAG: 'true' }).twoPhase.tag).toBe(
       true,
     );
-    expect(() => refuseTwoPhaseOverBus(loadConfig(undefined, bus))).not.toThrow();
     expect(loadConfig(undefined, { ...bus, LOCKSTEP_TWO_PHASE_TAG: 'false' }).twoPhase.tag).toBe(
       false,
     );
     const tables = loadConfig(undefined, { ...bus, LOCKSTEP_TWO_PHASE_TABLES: 'public.t' });
-    expect(() => refuseTwoPhaseOverBus(tables)).not.toThrow();
-    const ddl = {
-      ...loadConfig(undefined, bus),
-      twoPhase: { ...tables.twoPhase, captureDdl: true },
-    };
-    expect(() => refuseTwoPhaseOverBus(ddl)).toThrow(/twoPhase\.captureDdl/);
+    expect(tables.twoPhase.tables).toEqual(['public.t']);
+    const ddl = loadConfig(undefined, { ...bus, LOCKSTEP_TWO_PHASE_CAPTURE_DDL: 'true' });
+    expect(ddl.twoPhase.captureDdl).toBe(true);
+    expect(busSettings(ddl)).not.toBeNull();
   });
 
   it('refuses a URL the NATS client cannot parse, such as a port past 65535', () => {

@@ -99,3 +99,19 @@ export async function runCapturedDdl(
   }
   return 'ran';
 }
+
+/**
+ * Captured DDL reached a replica whose lockstep has `twoPhase.captureDdl` off
+ * (an agent configured apart from the publisher): it halts there instead of
+ * running a statement its configuration does not allow.
+ */
+export function captureOffHere(node: string, version: number): ApplyError {
+  return new ApplyError({
+    node,
+    kind: 'schema',
+    version,
+    problem:
+      'the stream carries DDL captured on the primary, and twoPhase.captureDdl is off here: not run',
+    fix: `run replica "${node}"'s lockstep with the configuration lockstep run uses (twoPhase.captureDdl: true), or detach and attach again without captureDdl`,
+  });
+}

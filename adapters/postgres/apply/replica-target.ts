@@ -12,7 +12,7 @@ import { LibpqClient } from '../connection/libpq-client.js';
 import { dropClient, endClient } from '../connection/node-connection.js';
 import { classifyApplyError } from './apply-error-classifier.js';
 import { netChangeStatements, type ReplicaColumnTypes } from './bulk-statement.js';
-import { runCapturedDdl } from './captured-ddl.js';
+import { captureOffHere, runCapturedDdl } from './captured-ddl.js';
 import { sendChanges, setBasedPlan } from './change-sender.js';
 import type { ChangeStatement, ConflictMode } from './change-statement.js';
 import { ColumnTypes } from './column-types.js';
@@ -75,6 +75,8 @@ export class PgReplicaTarget {
     private readonly plans = new SharedBatchPlans(0),
     /** Tells what the apply decided on its own (captured DDL already in the copy), for the log. */
     private readonly note: (message: string, fields: Record<string, unknown>) => void = () => {},
+    /** `twoPhase.captureDdl` here: off, captured DDL in a packet halts the replica, never runs. */
+    private readonly runsCapturedDdl = true,
   ) {
     this.pipeline = new StatementPipeline({
       node,
@@ -361,6 +363,7 @@ export class PgReplicaTarget {
     lsn: Lsn,
   ): Promise<void> {
     await this.pipeline.settle();
+    if (!this.runsCapturedDdl) throw captureOffHere(this.node, version);
     const outcome = await runCapturedDdl(client, content, {
       node: this.node,
       stream: this.stream,

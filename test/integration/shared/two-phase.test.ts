@@ -2,18 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../../adapters/local-postgres/cluster.js';
 import { eventually, expectIdentical, preparedGids } from '../../support/compare-nodes.js';
 import { criticalSetup, CRITICAL_TABLES as TABLES } from '../../support/critical-setup.js';
-import type { LockstepProcess } from '../../support/lockstep-process.js';
 import { transports, useReplication } from '../../support/lockstep-transport.js';
-
-/** The log line of an aborted round that `replica` refused, for a reason matching `why`. */
-function refusedBy(coordinator: LockstepProcess, replica: string, why: RegExp) {
-  return coordinator.logLines().find((l) => {
-    const reason = (l.refusals as Record<string, string> | undefined)?.[replica];
-    return (
-      /^two-phase round aborted/.test(String(l.msg)) && reason !== undefined && why.test(reason)
-    );
-  });
-}
+import { refusedBy } from '../../support/round-log.js';
 
 describe.each(transports)('two-phase rounds for a critical table (%s)', (transport) => {
   const replication = useReplication(transport, criticalSetup({ voteTimeoutMs: 3_000 }));
