@@ -4,6 +4,7 @@ import type { PacketFeed } from '../../plugin/ports/packet-reader.js';
 import type { BusPiece } from '../../plugin/protocol/change-fragments.js';
 import { decodeBusPieces } from '../../plugin/protocol/packet-batch-codec.js';
 import { PacketPartFormatError } from '../../plugin/protocol/packet-part-codec.js';
+import { RelationInterner } from '../../plugin/protocol/relation-interner.js';
 
 /**
  * How long the agent may wait for a part with no sign of the consumer's
@@ -77,6 +78,8 @@ export class NatsPacketFeed implements PacketFeed {
     private readonly onSilent: () => Promise<unknown> = async () => undefined,
     private readonly silenceMs = SILENCE_MS,
     private readonly progress: FeedProgress | null = null,
+    /** Shared by the reader's feeds: one object per relation across re-reads too. */
+    private readonly relations = new RelationInterner(),
   ) {
     this.iterator = messages[Symbol.asyncIterator]();
     this.delivered = (progress?.start ?? 1) - 1;
@@ -95,7 +98,7 @@ export class NatsPacketFeed implements PacketFeed {
     this.lastMessage = this.lastSign;
     this.delivered = value.seq;
     try {
-      this.queued = decodeBusPieces(value.data);
+      this.queued = decodeBusPieces(value.data, this.relations);
       this.nextQueued = 1;
       return this.queued[0] as BusPiece;
     } catch (error) {

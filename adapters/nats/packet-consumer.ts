@@ -12,6 +12,7 @@ import {
   type PartPosition,
   partPosition,
 } from '../../plugin/protocol/packet-bus-names.js';
+import { RelationInterner } from '../../plugin/protocol/relation-interner.js';
 import { closeBus, dropIfUnresponsive } from './nats-connection.js';
 import { NatsPacketFeed, SILENCE_MS } from './nats-packet-feed.js';
 
@@ -50,6 +51,7 @@ export interface PacketStream {
  */
 export class NatsPacketReader implements PacketReader {
   private manager: JetStreamManager | null = null;
+  private readonly relations = new RelationInterner();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -73,6 +75,7 @@ export class NatsPacketReader implements PacketReader {
         () => dropIfUnresponsive(this.nc),
         SILENCE_MS,
         progress,
+        this.relations,
       );
     } catch (error) {
       // A request that timed out on a hung server: the next try goes to another one.

@@ -7,6 +7,7 @@ import {
   PACKET_PART_FORMAT,
   readPartBody,
 } from './packet-part-codec.js';
+import type { RelationInterner } from './relation-interner.js';
 import {
   PacketPartFormatError,
   type PartHead,
@@ -70,10 +71,10 @@ export function encodeFragment(head: PartHead, encoding: Buffer, offset: number,
 }
 
 /** What a bus message body holds; throws {@link PacketPartFormatError} on anything else. */
-export function decodeBusMessage(body: Uint8Array): BusPiece {
+export function decodeBusMessage(body: Uint8Array, relations?: RelationInterner): BusPiece {
   const r = new Reader(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
   const format = r.u8();
-  if (format === PACKET_PART_FORMAT) return readPartBody(r);
+  if (format === PACKET_PART_FORMAT) return readPartBody(r, relations);
   if (format !== CHANGE_FRAGMENT_FORMAT)
     throw new PacketPartFormatError(
       `format ${format}, this version reads ${PACKET_PART_FORMAT} and ${CHANGE_FRAGMENT_FORMAT}`,

@@ -1,5 +1,6 @@
 import { type BusPiece, CHANGE_FRAGMENT_FORMAT, decodeBusMessage } from './change-fragments.js';
 import { decodePacketPart, PACKET_PART_FORMAT } from './packet-part-codec.js';
+import type { RelationInterner } from './relation-interner.js';
 import { PacketPartFormatError, Reader } from './wire-bytes.js';
 
 /**
@@ -33,12 +34,12 @@ export function batchedSize(encoded: Buffer): number {
 export const BATCH_OVERHEAD = 5;
 
 /** What a bus message holds, in order: a part, a fragment of one change, or several whole packets. */
-export function decodeBusPieces(body: Uint8Array): BusPiece[] {
+export function decodeBusPieces(body: Uint8Array, relations?: RelationInterner): BusPiece[] {
   const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   const format = bytes[0];
   if (format !== PACKET_BATCH_FORMAT) {
     if (format === PACKET_PART_FORMAT || format === CHANGE_FRAGMENT_FORMAT)
-      return [decodeBusMessage(bytes)];
+      return [decodeBusMessage(bytes, relations)];
     throw new PacketPartFormatError(
       `format ${format}, this version reads ${PACKET_PART_FORMAT}, ${CHANGE_FRAGMENT_FORMAT} and ${PACKET_BATCH_FORMAT}`,
     );
@@ -46,7 +47,7 @@ export function decodeBusPieces(body: Uint8Array): BusPiece[] {
   // The format byte is read above; each part is read behind its length, bounds checked by the reader.
   const r = new Reader(bytes.subarray(1));
   const parts: BusPiece[] = [];
-  for (let n = r.u32(); n > 0; n--) parts.push(decodePacketPart(r.bytes(r.u32())));
+  for (let n = r.u32(); n > 0; n--) parts.push(decodePacketPart(r.bytes(r.u32()), relations));
   const after = r.rest().length;
   if (after > 0) throw new PacketPartFormatError(`${after} bytes after its last part`);
   if (parts.length === 0) throw new PacketPartFormatError('a batch of no packet');

@@ -1,6 +1,7 @@
 import type { Change } from './change.js';
 import type { PacketPart } from './packet.js';
 import type { Relation, RelationColumn, ReplicaIdentity } from './relation.js';
+import type { RelationInterner } from './relation-interner.js';
 import { isUnchangedToast, UNCHANGED_TOAST, type Value } from './value.js';
 import {
   PacketPartFormatError,
@@ -173,20 +174,26 @@ export function encodePacketPart(part: PacketPart, capacity = 4096): Buffer {
   return w.done();
 }
 
-/** The packet part `body` holds; throws {@link PacketPartFormatError} on anything else. */
-export function decodePacketPart(body: Uint8Array): PacketPart {
+/**
+ * The packet part `body` holds; throws {@link PacketPartFormatError} on
+ * anything else. `relations`: shares relation objects across parts.
+ */
+export function decodePacketPart(body: Uint8Array, relations?: RelationInterner): PacketPart {
   const r = new Reader(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
   const format = r.u8();
   if (format !== PACKET_PART_FORMAT)
     throw new PacketPartFormatError(`format ${format}, this version reads ${PACKET_PART_FORMAT}`);
-  return readPartBody(r);
+  return readPartBody(r, relations);
 }
 
 /** The rest of a packet part, after its format byte. */
-export function readPartBody(r: Reader): PacketPart {
+export function readPartBody(r: Reader, interner?: RelationInterner): PacketPart {
   const { header, index, final } = readPartHead(r);
   const relations: Relation[] = [];
-  for (let n = r.u32(); n > 0; n--) relations.push(readRelation(r));
+  for (let n = r.u32(); n > 0; n--) {
+    const relation = readRelation(r);
+    relations.push(interner ? interner.intern(relation) : relation);
+  }
   const changes: Change[] = [];
   for (let n = r.u32(); n > 0; n--) changes.push(readChange(r, relations));
   r.end();

@@ -1,0 +1,79 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { lsnFromHalves } from '../../plugin/protocol/lsn.js';
+import { compactChanges } from '../../plugin/protocol/net-changes.js';
+import type { PacketPart } from '../../plugin/protocol/packet.js';
+import { decodeBusPieces, encodePacketBatch } from '../../plugin/protocol/packet-batch-codec.js';
+import { encodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
+import type { Relation } from '../../plugin/protocol/relation.js';
+import { RelationInterner } from '../../plugin/protocol/relation-interner.js';
+import { numberedRelationWithOid } from '../support/bus-packets.js';
+
+const relation = numberedRelationWithOid(16384);
+
+function insertPacket(version: number): PacketPart {
+  return {
+    header: {
+      version,
+      lsn: lsnFromHalves(0, version * 64),
+      xid: version,
+      commitTime: '2026-11-29 12:00:00.000001+00',
+    },
+    index: 0,
+    changes: [{ kind: 'insert', relation, row: [String(version), 'v'] }],
+    final: { phase: 'one' },
+  };
+}
+
+/** Relations that differ in one field at a time from a small pool of values. */
+const relations = fc
+  .record({
+    oid: fc.constantFrom(1, 2),
+    schema: fc.constantFrom('public', 'app'),
+    name: fc.constantFrom('t', 'u'),
+    replicaIdentity: fc.constantFrom('default' as const, 'full' as const),
+    columns: fc.array(
+      fc.record({
+        name: fc.constantFrom('id', 'v'),
+        typeOid: fc.constantFrom(23, 25),
+        typeMod: fc.constantFrom(-1, 8),
+        typeName: fc.constantFrom(null, 'public.mood'),
+        isKey: fc.boolean(),
+      }),
+      { minLength: 1, maxLength: 2 },
+    ),
+  })
+  .map((r): Relation => ({ ...r, keyIndexes: [0] }));
+
+describe('relations decoded from the bus', () => {
+  it('are one object per distinct relation, across messages: a batch compacts to one statement per table', () => {
+    const interner = new RelationInterner();
+    const messages = [1, 2, 3].map((first) =>
+      encodePacketBatch([first * 10, first * 10 + 1].map((v) => encodePacketPart(insertPacket(v)))),
+    );
+    const changes = messages
+      .flatMap((m) => decodeBusPieces(m, interner))
+      .flatMap((piece) => ('changes' in piece ? piece.changes : []));
+    expect(changes).toHaveLength(6);
+    const net = compactChanges(changes);
+    expect(net?.map((n) => n.inserts.length)).toEqual([6]);
+    // Without sharing, every message's copy is a table of its own.
+    const apart = messages
+      .flatMap((m) => decodeBusPieces(m))
+      .flatMap((piece) => ('changes' in piece ? piece.changes : []));
+    expect(compactChanges(apart)?.length).toBe(6);
+  });
+
+  it('shares an object exactly when everything a relation says is equal', () => {
+    fc.assert(
+      fc.property(relations, relations, (a, b) => {
+        const interner = new RelationInterner();
+        const first = interner.intern(a);
+        const second = interner.intern(structuredClone(b));
+        expect(first).toBe(a);
+        expect(first === second).toBe(JSON.stringify(a) === JSON.stringify(b));
+        expect(second).toEqual(b);
+      }),
+    );
+  });
+});
