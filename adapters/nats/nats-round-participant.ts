@@ -1,4 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
+import { DeposedError } from '../../plugin/ports/lockstep-error.js';
 import {
   type AgentVerb,
   agentSubject,
@@ -36,7 +37,8 @@ export function askAgent<T>(
   timeoutMs: number,
 ) {
   const epoch = address.epoch();
-  if (epoch === null) throw new Error('this process no longer holds the coordinator lock');
+  // Deposed: the round leaves what it asked for to the successor (its recovery settles it).
+  if (epoch === null) throw new DeposedError(null);
   return askOverBus<T>(
     address.nc,
     agentSubject(address.slot, address.replica, verb),

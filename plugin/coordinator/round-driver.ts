@@ -35,7 +35,13 @@ export class RoundDriver {
     this.byName = new Map(run.participants.map((p) => [p.name, p]));
     this.step = startRound(run.request.gid, [...this.byName.keys()]);
     run.onState?.(this.step.state);
-    run.control?.({ leave: (participant) => this.push({ type: 'left', participant }) });
+    run.control?.({
+      leave: (participant) => this.push({ type: 'left', participant }),
+      // Only undecided: a decided round is finished, never cut.
+      cut: () => {
+        if (this.step.state.phase === 'voting') this.push({ type: 'timeout' });
+      },
+    });
     for (const action of this.step.actions) this.perform(action);
   }
 
@@ -110,6 +116,13 @@ export class RoundDriver {
 
   /** Phase two failed on `p`: logged, and the machine is told after the retry delay. */
   private phaseTwoFailed(p: string, error: Error, message: string): void {
+    if (error instanceof DeposedError) {
+      // Phase two may no longer be sent (over the bus): retrying would spin until stopped.
+      this.run.onDeposed?.();
+      this.unsettled = true;
+      this.signal?.();
+      return;
+    }
     this.run.log.warn({ replica: p, gid: this.run.request.gid, err: error.message }, message);
     setTimeout(
       () => this.push({ type: 'phase-two-failed', participant: p }),
@@ -293,7 +306,9 @@ async function rollbackUntilDone(run: RoundRun, node: PhaseTwoNode): Promise<voi
     try {
       await node.rollback(gid);
       return;
-    } catch {
+    } catch (error) {
+      // Deposed: the successor's recovery rolls it back.
+      if (error instanceof DeposedError) return;
       await sleep(delay);
       delay = Math.min(delay * 2, run.retryMaxMs);
     }

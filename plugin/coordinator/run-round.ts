@@ -34,8 +34,12 @@ export interface RoundRun {
   onState?(state: RoundState): void;
   /** A decision write was refused: another process holds the coordinator lock now. */
   onDeposed?(): void;
-  /** Receives, once at the start, the way to tell the round a participant left (after its decision). */
-  control?(round: { leave(participant: string): void }): void;
+  /**
+   * Receives, once at the start, the way to tell the round a participant left
+   * (after its decision), and to cut it short while it still collects votes
+   * (it aborts as on its timeout).
+   */
+  control?(round: { leave(participant: string): void; cut(): void }): void;
 }
 
 /** How a round ended. `interrupted`: stopped while decided but unfinished (recovery finishes it). */

@@ -87,6 +87,8 @@ export class TwoPhaseCoordinator {
   private inFlight: ReadonlySet<string> = new Set();
   /** Tells the round being run that a participant left (null between rounds). */
   private leaveRound: ((participant: string) => void) | null = null;
+  /** Cuts the round being run short while it collects votes (null between rounds). */
+  private cutRound: (() => void) | null = null;
   /** Rounds committed and aborted since start. */
   roundsCommitted = 0;
   roundsAborted = 0;
@@ -140,7 +142,25 @@ export class TwoPhaseCoordinator {
   offer(packet: TwoPhasePacket): void {
     if (packet.version <= this.committedThrough || this.queue.has(packet.version)) return;
     this.queue.set(packet.version, packet);
+    this.cutIfBehind(packet.version);
     this.wake?.();
+  }
+
+  /**
+   * A replica waits at an earlier round than the one collecting votes (with
+   * the bus, a successor learns of packets its predecessor published only so):
+   * no participant parked there can reach this round, so it is cut at once
+   * and the earlier one runs next, instead of each earlier round costing this
+   * one's vote timeout.
+   */
+  private cutIfBehind(version: number): void {
+    const held = this.held;
+    if (!this.cutRound || !held || held.phase !== 'voting' || version >= held.from) return;
+    this.parts.log.info(
+      { gid: held.gid, from: held.from, version, event: 'round-cut' },
+      'round cut short: a replica waits at an earlier round',
+    );
+    this.cutRound();
   }
 
   /** Stops after the current round is finished (a round being decided or committed is completed first). */
@@ -223,6 +243,7 @@ export class TwoPhaseCoordinator {
       const outcome = await this.deliver(batch).finally(() => {
         this.inFlight = new Set();
         this.leaveRound = null;
+        this.cutRound = null;
       });
       if (outcome === 'committed') {
         backoff = this.parts.options.retryInitialMs;
@@ -233,11 +254,17 @@ export class TwoPhaseCoordinator {
         this.held = null;
         this.refused = null;
         this.parts.onCommitted?.(this.committedThrough);
-      } else if (!this.stopping) {
+      } else if (!this.stopping && !this.earlierThan(batch[0] as TwoPhasePacket)) {
         await this.pause(backoff);
         backoff = Math.min(backoff * 2, this.parts.options.retryMaxMs);
       }
     }
+  }
+
+  /** Whether a packet before `packet` is pending: it runs next, without the retry's backoff. */
+  private earlierThan(packet: TwoPhasePacket): boolean {
+    for (const version of this.queue.keys()) if (version < packet.version) return true;
+    return false;
   }
 
   /** Sleeps up to `ms`, woken early by a new packet or a stop. */
@@ -317,6 +344,7 @@ export class TwoPhaseCoordinator {
       onDeposed: () => this.parts.onDeposed?.(),
       control: (round) => {
         this.leaveRound = round.leave;
+        this.cutRound = round.cut;
       },
       onState: (state) => {
         const { gid, from, to } = request;

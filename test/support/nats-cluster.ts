@@ -167,6 +167,11 @@ export class NatsCluster {
     return this.nodes.findIndex((n) => n.name === name);
   }
 
+  /** The end of each node's log, by node name (for a report). */
+  logTails(): Record<string, string> {
+    return Object.fromEntries(this.nodes.map((n) => [n.name, n.logTail]));
+  }
+
   async killAll(): Promise<void> {
     await Promise.all(this.nodes.map((node) => node.kill()));
   }

@@ -117,8 +117,12 @@ export function eventsWorkload(url: string, seed: number): { stop(): Promise<num
   );
 }
 
-/** The bank's total on a node, or null when it cannot be read now (down, frozen). */
-export async function bankTotal(url: string): Promise<number | null> {
+/** The rows `text` reads on a node, or null when it cannot be read now (down, frozen): a sample, never a wait. */
+export async function sampleRows<T>(
+  url: string,
+  text: string,
+  values: unknown[] = [],
+): Promise<T[] | null> {
   const client = new pg.Client({
     connectionString: url,
     connectionTimeoutMillis: 1_000,
@@ -127,14 +131,20 @@ export async function bankTotal(url: string): Promise<number | null> {
   client.on('error', () => undefined);
   try {
     await client.connect();
-    const { rows } = await client.query<{ total: string }>(
-      'SELECT sum(balance)::text AS total FROM accounts',
-    );
-    return Number(rows[0]?.total);
+    return (await client.query(text, values)).rows as T[];
   } catch {
     return null;
   } finally {
     // A frozen server never answers the end either.
     await endClient(client);
   }
+}
+
+/** The bank's total on a node, or null when it cannot be read now (down, frozen). */
+export async function bankTotal(url: string): Promise<number | null> {
+  const rows = await sampleRows<{ total: string }>(
+    url,
+    'SELECT sum(balance)::text AS total FROM accounts',
+  );
+  return rows ? Number(rows[0]?.total) : null;
 }
