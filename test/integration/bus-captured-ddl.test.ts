@@ -28,12 +28,17 @@ async function noGidLeft(): Promise<void> {
   );
 }
 
-/** Every agent holds its replica's lock: a round finds it answering. */
+/**
+ * Every agent holds its replica's lock and reads the bus: it serves round
+ * requests from before it reads, so a round finds it answering (an agent
+ * paused between taking its lock and serving would make the round's prepare
+ * fail at once with "no responders" instead of timing out).
+ */
 async function agentsActive(): Promise<void> {
   await eventually(
     async () =>
       ['replica1', 'replica2'].every(
-        (name) => replication.applier(name).logEvent('agent-active') !== undefined,
+        (name) => replication.applier(name).logEvent('bus-reading') !== undefined,
       ),
     'agents to be active',
   );

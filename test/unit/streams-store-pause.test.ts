@@ -32,7 +32,8 @@ describe('writePause on a session that dies inside the transaction', () => {
       code?: string;
       message: string;
     };
-    expect(sent).toEqual(['begin', 'select', 'update', 'rollback']);
+    // The first SELECT sets the transaction's server-side bounds, the second locks the row.
+    expect(sent).toEqual(['begin', 'select', 'select', 'update', 'rollback']);
     // The UPDATE's error, with its code.
     expect(error.code).toBe('57P01');
     expect(error.message).toMatch(/administrator command/);
