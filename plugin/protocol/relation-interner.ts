@@ -1,7 +1,7 @@
 import type { Relation } from './relation.js';
 
-/** The relations kept at most; past it the cache starts over (only sharing is lost, never correctness). */
-const MAX_RELATIONS = 4_096;
+/** The tables kept at most; past it the cache starts over (only sharing is lost, never correctness). */
+const MAX_TABLES = 4_096;
 
 /** Everything a relation says, as one string: equal strings, interchangeable relations. */
 function relationKey(relation: Relation): string {
@@ -12,21 +12,24 @@ function relationKey(relation: Relation): string {
 }
 
 /**
- * Hands out one object per distinct relation decoded from the bus. The apply
- * path groups a batch's changes by relation object and caches replica column
- * types and statements per object (as the primary's decoder shares one object
- * per relation message); each bus message carries its own copy, so without
- * this a batch of 3,000 packets became 9,000 one-row statements.
+ * Hands out one object per relation for as long as the table keeps its shape,
+ * as the primary's decoder does per relation message. The apply path groups a
+ * batch's changes by relation object and caches replica column types per
+ * object; each bus message carries its own copy, so without this a batch of
+ * 3,000 packets became 9,000 one-row statements. Only the table's latest
+ * shape is kept: a table that changes and changes back gets a new object (an
+ * older one reused would let a batch compact its changes out of order, and
+ * keep column types read before the change).
  */
 export class RelationInterner {
-  private readonly known = new Map<string, Relation>();
+  private readonly latest = new Map<number, { key: string; relation: Relation }>();
 
   intern(relation: Relation): Relation {
     const key = relationKey(relation);
-    const found = this.known.get(key);
-    if (found) return found;
-    if (this.known.size >= MAX_RELATIONS) this.known.clear();
-    this.known.set(key, relation);
+    const last = this.latest.get(relation.oid);
+    if (last?.key === key) return last.relation;
+    if (!last && this.latest.size >= MAX_TABLES) this.latest.clear();
+    this.latest.set(relation.oid, { key, relation });
     return relation;
   }
 }

@@ -64,6 +64,23 @@ describe('relations decoded from the bus', () => {
     expect(compactChanges(apart)?.length).toBe(6);
   });
 
+  it('shares a table’s object while its shape stays; a shape that returns after a change is a new object', () => {
+    fc.assert(
+      fc.property(fc.array(relations, { minLength: 1, maxLength: 12 }), (sequence) => {
+        const interner = new RelationInterner();
+        const interned = sequence.map((r) => interner.intern(structuredClone(r)));
+        sequence.forEach((relation, i) => {
+          const previous = sequence.findLastIndex((r, j) => j < i && r.oid === relation.oid);
+          const same =
+            previous >= 0 && JSON.stringify(sequence[previous]) === JSON.stringify(relation);
+          expect(interned[i] === interned[previous]).toBe(same);
+          if (!same) expect(interned.slice(0, i)).not.toContain(interned[i]);
+          expect(interned[i]).toEqual(relation);
+        });
+      }),
+    );
+  });
+
   it('shares an object exactly when everything a relation says is equal', () => {
     fc.assert(
       fc.property(relations, relations, (a, b) => {
