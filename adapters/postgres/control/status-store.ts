@@ -43,6 +43,8 @@ export interface StreamStatusRow {
  */
 export class StatusStore {
   private readonly pool: pg.Pool;
+  /** Sessions of the pool whose bounds are set. */
+  private readonly bounded = new WeakSet<pg.PoolClient>();
 
   constructor(
     url: string,
@@ -54,16 +56,30 @@ export class StatusStore {
     });
     this.pool.on('error', () => undefined);
     // A session that ends while checked out reports it as an 'error' event: never a crash.
-    this.pool.on('connect', (client) => {
-      client.on('error', () => undefined);
-      // Queued before any checkout's query: a frozen sidecar never keeps the stream row locked.
-      boundControlSession(client).catch(() => undefined);
-    });
+    this.pool.on('connect', (client) => client.on('error', () => undefined));
+  }
+
+  /**
+   * A session of the pool, bounded on first use (session-bounds.ts): a frozen
+   * sidecar never keeps the stream row locked. A session the bounds fail on is
+   * not used (fail closed).
+   */
+  private async checkout(): Promise<pg.PoolClient> {
+    const client = await this.pool.connect();
+    if (this.bounded.has(client)) return client;
+    try {
+      await boundControlSession(client);
+    } catch (error) {
+      client.release(error as Error);
+      throw error;
+    }
+    this.bounded.add(client);
+    return client;
   }
 
   /** Typed queries on the pool's session; a session that failed (cut, timed out) is not reused. */
   private async onSession<T>(work: (db: ControlDb) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    const client = await this.checkout();
     try {
       const result = await work(controlDbOn(client));
       client.release();
@@ -98,7 +114,7 @@ export class StatusStore {
     stream: StreamStatusRow,
     { durable = false }: { durable?: boolean } = {},
   ): Promise<void> {
-    const client = await this.pool.connect();
+    const client = await this.checkout();
     try {
       await client.query('BEGIN');
       // Otherwise these rows are lockstep's own bookkeeping: no need to wait for the primary's fsync.
