@@ -40,6 +40,8 @@ export class BusAgent {
   private readonly wake = new Signal();
   private lockLost = false;
   private fatal: LockstepError | null = null;
+  /** Whether the replica answered once (a lock attempt that reached it, taken or not). */
+  private answered = false;
   /** When the coordinator was last told the replica waits at a two-phase packet: one word per version and second. */
   private told = { version: -1, at: 0 };
   /** The version the replica applies before a fatal error ends the agent (null: at once). */
@@ -65,14 +67,13 @@ export class BusAgent {
 
   /**
    * Runs until {@link stop} (resolves null) or a fatal error (resolves it). A
-   * replica that cannot be reached before the lock was ever taken rejects
-   * (the command exits 3); later it is waited for.
+   * replica that cannot be reached before it ever answered rejects (the
+   * command exits 3: its connection is likely wrong); later, standing by or
+   * after applying, it is waited for.
    */
   async run(): Promise<LockstepError | null> {
-    let first = true;
     while (!this.stopping && !this.fatal) {
-      if (!(await this.acquire(first))) break;
-      first = false;
+      if (!(await this.acquire())) break;
       await this.serve();
       if (this.lockLost && !this.stopping)
         this.parts.log.warn(
@@ -90,13 +91,15 @@ export class BusAgent {
   }
 
   /** Takes the lock, standing by while another agent holds it; false once stopped. */
-  private async acquire(first: boolean): Promise<boolean> {
+  private async acquire(): Promise<boolean> {
     const { lock, log } = this.parts;
     const every = this.parts.lockCheckMs ?? LOCK_CHECK_MS;
     let told = false;
     while (!this.stopping) {
       try {
-        if (await lock.tryAcquire()) {
+        const taken = await lock.tryAcquire();
+        this.answered = true;
+        if (taken) {
           this.lockLost = false;
           log.info({ replica: this.replica, event: 'agent-active' }, 'agent lock taken: applying');
           return true;
@@ -108,7 +111,7 @@ export class BusAgent {
           );
         told = true;
       } catch (error) {
-        if (first && isConnectionFailure(error)) throw error;
+        if (!this.answered && isConnectionFailure(error)) throw error;
         log.warn(
           { replica: this.replica, err: (error as Error).message, event: 'agent-lock-failed' },
           'cannot take the agent lock: retrying',
