@@ -2,8 +2,8 @@ import { jetstream } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import type { BusSettings } from '../../plugin/ports/packet-bus.js';
-import type { Lsn, PacketPart, Phase, Relation } from '../../plugin/protocol/index.js';
-import { lsnFromBigInt } from '../../plugin/protocol/lsn.js';
+import type { Change, Lsn, PacketPart, Phase, Relation } from '../../plugin/protocol/index.js';
+import { lsnFromBigInt, lsnFromHalves } from '../../plugin/protocol/lsn.js';
 import { PACKET_HEADERS } from '../../plugin/protocol/packet-bus-names.js';
 import { encodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
 
@@ -11,6 +11,21 @@ import { encodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
 export async function numberedRelation(node: PostgresCluster): Promise<Relation> {
   const [row] = await node.query<{ oid: number }>("SELECT 'public.t'::regclass::oid AS oid");
   return numberedRelationWithOid(Number(row?.oid));
+}
+
+/** A whole one-phase packet of `changes`, its LSN growing with its version. */
+export function onePhasePacket(version: number, changes: Change[]): PacketPart {
+  return {
+    header: {
+      version,
+      lsn: lsnFromHalves(0, version * 64),
+      xid: version,
+      commitTime: '2026-11-29 12:00:00.000001+00',
+    },
+    index: 0,
+    changes,
+    final: { phase: 'one' },
+  };
 }
 
 /** Table `t (id int primary key, v int)` as packets name it, with a given oid. */

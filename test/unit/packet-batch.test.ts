@@ -1,7 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { BusPiece } from '../../plugin/protocol/change-fragments.js';
-import { lsnFromHalves } from '../../plugin/protocol/lsn.js';
 import type { PacketPart } from '../../plugin/protocol/packet.js';
 import {
   decodeBusPieces,
@@ -13,28 +12,21 @@ import {
   PacketPartFormatError,
 } from '../../plugin/protocol/packet-part-codec.js';
 import { BATCH_BYTES, batchable, MessageBatch } from '../../plugin/sidecar/bus-batch.js';
-import { numberedRelationWithOid } from '../support/bus-packets.js';
+import { numberedRelationWithOid, onePhasePacket } from '../support/bus-packets.js';
 
 /** Table `t (id, v)`: the codec carries values as text, whatever their type. */
 const relation = numberedRelationWithOid(16384);
 
 /** A whole one-phase packet of `rows` inserts whose values take about `width` bytes each. */
 function packet(version: number, rows: number, width: number): PacketPart {
-  return {
-    header: {
-      version,
-      lsn: lsnFromHalves(0, version * 64),
-      xid: version,
-      commitTime: '2026-11-29 09:00:00.000001+00',
-    },
-    index: 0,
-    changes: Array.from({ length: rows }, (_, i) => ({
+  return onePhasePacket(
+    version,
+    Array.from({ length: rows }, (_, i) => ({
       kind: 'insert' as const,
       relation,
       row: [String(version * 1000 + i), 'x'.repeat(width)],
     })),
-    final: { phase: 'one' },
-  };
+  );
 }
 
 /** Packets from version 1 on, of random size. */

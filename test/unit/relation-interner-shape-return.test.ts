@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import type { Change } from '../../plugin/protocol/change.js';
-import { lsnFromHalves } from '../../plugin/protocol/lsn.js';
 import { compactChanges, type RelationNetChanges } from '../../plugin/protocol/net-changes.js';
 import type { PacketPart } from '../../plugin/protocol/packet.js';
 import { decodeBusPieces, encodePacketBatch } from '../../plugin/protocol/packet-batch-codec.js';
@@ -8,7 +7,7 @@ import { encodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
 import type { Relation } from '../../plugin/protocol/relation.js';
 import { RelationInterner } from '../../plugin/protocol/relation-interner.js';
 import { rowValues } from '../../plugin/protocol/value.js';
-import { numberedRelationWithOid } from '../support/bus-packets.js';
+import { numberedRelationWithOid, onePhasePacket } from '../support/bus-packets.js';
 
 // The table's relation before, during and after `REPLICA IDENTITY USING INDEX t_pkey`
 // and its revert on the primary (not captured DDL: nothing in the stream marks it).
@@ -16,19 +15,7 @@ const before = numberedRelationWithOid(16384);
 const during: Relation = { ...before, replicaIdentity: 'index' };
 const after = numberedRelationWithOid(16384);
 
-function packet(version: number, change: Change): PacketPart {
-  return {
-    header: {
-      version,
-      lsn: lsnFromHalves(0, version * 64),
-      xid: version,
-      commitTime: '2026-11-29 12:00:00.000001+00',
-    },
-    index: 0,
-    changes: [change],
-    final: { phase: 'one' },
-  };
-}
+const packet = (version: number, change: Change): PacketPart => onePhasePacket(version, [change]);
 
 type Table = Map<string, string>;
 

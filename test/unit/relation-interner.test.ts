@@ -1,29 +1,17 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { lsnFromHalves } from '../../plugin/protocol/lsn.js';
 import { compactChanges } from '../../plugin/protocol/net-changes.js';
 import type { PacketPart } from '../../plugin/protocol/packet.js';
 import { decodeBusPieces, encodePacketBatch } from '../../plugin/protocol/packet-batch-codec.js';
 import { encodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
 import type { Relation } from '../../plugin/protocol/relation.js';
 import { RelationInterner } from '../../plugin/protocol/relation-interner.js';
-import { numberedRelationWithOid } from '../support/bus-packets.js';
+import { numberedRelationWithOid, onePhasePacket } from '../support/bus-packets.js';
 
 const relation = numberedRelationWithOid(16384);
 
-function insertPacket(version: number): PacketPart {
-  return {
-    header: {
-      version,
-      lsn: lsnFromHalves(0, version * 64),
-      xid: version,
-      commitTime: '2026-11-29 12:00:00.000001+00',
-    },
-    index: 0,
-    changes: [{ kind: 'insert', relation, row: [String(version), 'v'] }],
-    final: { phase: 'one' },
-  };
-}
+const insertPacket = (version: number): PacketPart =>
+  onePhasePacket(version, [{ kind: 'insert', relation, row: [String(version), 'v'] }]);
 
 /** Relations that differ in one field at a time from a small pool of values. */
 const relations = fc
