@@ -1,6 +1,6 @@
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../support/compare-nodes.js';
+import { freezeHoldingStreamRow, sessionsOf } from '../support/frozen-session.js';
 import { LockstepProcess } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 
@@ -8,50 +8,25 @@ import { useAttached } from '../support/use-attached.js';
 // VM pause) in between, it kept the row from a sidecar, which raises its epoch on that row first.
 const clusters = useAttached({ replicas: 1, schema: 'CREATE TABLE t (id int PRIMARY KEY)' });
 
-interface Session {
-  pid: number;
-  state: string;
-  waiting: boolean;
-  holdsRow: boolean;
-}
-
-/** The pause command's session (no sidecar runs yet: it is lockstep's only plain session). */
-async function pauseSession(pid?: number): Promise<Session | undefined> {
-  const rows = await clusters.primary.query<Session>(
-    `SELECT pid, state, wait_event_type = 'Lock' AS waiting, backend_xid IS NOT NULL AS "holdsRow"
-       FROM pg_stat_activity WHERE application_name = 'lockstep'`,
-  );
-  return rows.find((r) => pid === undefined || r.pid === pid);
-}
-
 const rowsOnReplica = async () =>
   (await clusters.replicas[0]?.query<{ n: number }>('SELECT count(*)::int AS n FROM t'))?.[0]?.n;
 
 describe('a pause frozen while it holds the stream row', () => {
   it('does not keep a sidecar from starting: the server ends the idle transaction, nothing is paused', async () => {
-    const blocker = new pg.Client({ connectionString: clusters.primary.url });
     const pause = new LockstepProcess(['pause', '--config', clusters.configFile]);
     let sidecar: LockstepProcess | null = null;
     try {
-      // Hold the row so the pause waits on it, then freeze it there: once the row is free its
-      // SELECT … FOR UPDATE is granted and its transaction stays open, its client frozen.
-      await blocker.connect();
-      await blocker.query('BEGIN');
-      await blocker.query('SELECT 1 FROM lockstep.streams FOR UPDATE');
-      await eventually(async () => (await pauseSession())?.waiting === true, 'the pause waiting');
-      pause.kill('SIGSTOP');
-      await blocker.query('COMMIT');
-      await eventually(async () => {
-        const s = await pauseSession();
-        return s?.state === 'idle in transaction' && s.holdsRow;
-      }, 'the frozen pause holding the row');
-      const frozenPid = (await pauseSession())?.pid;
+      // Its SELECT … FOR UPDATE waits on the row, then is granted with its transaction left open
+      // (no sidecar runs yet: the pause's is lockstep's only plain session).
+      const frozenPid = await freezeHoldingStreamRow(clusters.primary, pause, 'lockstep');
 
       const run = new LockstepProcess(['run', '--config', clusters.configFile]);
       sidecar = run;
       await eventually(async () => !!run.logEvent('sidecar-active'), 'the sidecar active');
       expect(frozenPid).toBeDefined();
-      expect(await pauseSession(frozenPid)).toBeUndefined();
+      expect(
+        (await sessionsOf(clusters.primary, 'lockstep')).find((s) => s.pid === frozenPid),
+      ).toBeUndefined();
       await clusters.primary.query('INSERT INTO t SELECT generate_series(1, 100)');
       await eventually(async () => (await rowsOnReplica()) === 100, 'the sidecar applying');
 
@@ -63,7 +38,6 @@ describe('a pause frozen while it holds the stream row', () => {
       );
       expect(row?.paused).toBe(false);
     } finally {
-      await blocker.end().catch(() => undefined);
       pause.kill('SIGCONT');
       pause.kill('SIGKILL');
       sidecar?.kill('SIGTERM');

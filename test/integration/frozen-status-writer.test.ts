@@ -1,6 +1,6 @@
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../support/compare-nodes.js';
+import { freezeHoldingStreamRow, sessionsOf } from '../support/frozen-session.js';
 import { LockstepProcess } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 
@@ -8,45 +8,14 @@ import { useAttached } from '../support/use-attached.js';
 // its COMMIT keeps that row locked; the successor raises the epoch on that row before it may act.
 const clusters = useAttached({ replicas: 1, schema: 'CREATE TABLE t (id int PRIMARY KEY)' });
 
-interface Session {
-  pid: number;
-  state: string;
-  waiting: boolean;
-  holdsStreamRow: boolean;
-}
-
-/** The frozen process's status session: what it does and whether its transaction wrote the stream row. */
-async function statusSession(pid?: number): Promise<Session | undefined> {
-  const rows = await clusters.primary.query<Session>(
-    `SELECT a.pid, a.state, a.wait_event_type = 'Lock' AS waiting,
-            EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.granted
-                      AND l.relation = 'lockstep.streams'::regclass AND l.mode = 'RowExclusiveLock')
-              AND a.backend_xid IS NOT NULL AS "holdsStreamRow"
-       FROM pg_stat_activity a WHERE a.application_name = 'lockstep-status'`,
-  );
-  return rows.find((r) => pid === undefined || r.pid === pid);
-}
-
 describe('a sidecar frozen inside its status write', () => {
   it('does not keep the stream row from its successor: the server ends the idle transaction and the successor takes over', async () => {
     const frozen = new LockstepProcess(['run', '--config', clusters.configFile]);
     let successor: LockstepProcess | null = null;
-    const blocker = new pg.Client({ connectionString: clusters.primary.url });
     try {
       await eventually(async () => !!frozen.logEvent('sidecar-active'), 'the first sidecar active');
-      // Hold the stream row so the next status write waits on it, then freeze the sidecar there:
-      // once the row is free its UPDATE completes and the transaction stays open, its client frozen.
-      await blocker.connect();
-      await blocker.query('BEGIN');
-      await blocker.query('SELECT 1 FROM lockstep.streams FOR UPDATE');
-      await eventually(async () => (await statusSession())?.waiting === true, 'the write waiting');
-      frozen.kill('SIGSTOP');
-      await blocker.query('COMMIT');
-      await eventually(async () => {
-        const s = await statusSession();
-        return s?.state === 'idle in transaction' && s.holdsStreamRow;
-      }, 'the frozen write holding the row');
-      const frozenPid = (await statusSession())?.pid;
+      // The next status write waits on the row, then completes with its transaction left open.
+      const frozenPid = await freezeHoldingStreamRow(clusters.primary, frozen, 'lockstep-status');
       // Its lock session and walsender end (a DBA, timeouts) while it is frozen.
       await clusters.primary.query(
         `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
@@ -60,7 +29,9 @@ describe('a sidecar frozen inside its status write', () => {
       await eventually(async () => !!next.logEvent('sidecar-active'), 'the successor active');
       // The frozen transaction was ended by the server, not left to hold the row.
       expect(frozenPid).toBeDefined();
-      expect(await statusSession(frozenPid)).toBeUndefined();
+      expect(
+        (await sessionsOf(clusters.primary, 'lockstep-status')).find((s) => s.pid === frozenPid),
+      ).toBeUndefined();
       await clusters.primary.query('INSERT INTO t SELECT generate_series(1, 100)');
       const replica = clusters.replicas[0];
       await eventually(async () => {
@@ -76,7 +47,6 @@ describe('a sidecar frozen inside its status write', () => {
         return r?.n === 150;
       }, 'every row once');
     } finally {
-      await blocker.end().catch(() => undefined);
       frozen.kill('SIGCONT');
       frozen.kill('SIGKILL');
       successor?.kill('SIGTERM');
