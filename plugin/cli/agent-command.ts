@@ -119,14 +119,11 @@ function agentReplica(config: LockstepConfig, name: string): ReplicaConfig {
 
 /** The same apply target as the sidecar's, for one replica. */
 function replicaTarget(config: LockstepConfig, replica: ReplicaConfig, log: Logger) {
-  return new PgReplicaTarget(
-    replica.name,
-    replica.url,
-    config.slot,
-    config.conflicts,
-    config.twoPhase.voteTimeoutMs,
-    new SharedBatchPlans(1),
-    (message, fields) => log.info(fields, message),
-    config.twoPhase.captureDdl,
-  );
+  return new PgReplicaTarget(replica.name, replica.url, config.slot, config.conflicts, {
+    participantTimeoutMs: config.twoPhase.voteTimeoutMs,
+    applyTimeoutMs: config.applyTimeoutMs,
+    plans: new SharedBatchPlans(1),
+    note: (message, fields) => log.info(fields, message),
+    runsCapturedDdl: config.twoPhase.captureDdl,
+  });
 }

@@ -84,16 +84,13 @@ export class LiveConfig {
 export function replicaParts(live: LiveConfig, replica: ReplicaConfig, log?: Logger) {
   const config = live.current;
   return {
-    target: new PgReplicaTarget(
-      replica.name,
-      replica.url,
-      config.slot,
-      config.conflicts,
-      config.twoPhase.voteTimeoutMs,
-      live.plans,
-      (message, fields) => log?.info(fields, message),
-      config.twoPhase.captureDdl,
-    ),
+    target: new PgReplicaTarget(replica.name, replica.url, config.slot, config.conflicts, {
+      participantTimeoutMs: config.twoPhase.voteTimeoutMs,
+      applyTimeoutMs: config.applyTimeoutMs,
+      plans: live.plans,
+      note: (message, fields) => log?.info(fields, message),
+      runsCapturedDdl: config.twoPhase.captureDdl,
+    }),
     node: new PreparedTransactions(replica.name, replica.url),
   };
 }

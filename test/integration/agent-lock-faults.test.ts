@@ -6,6 +6,7 @@ import {
   expectIdentical,
   waitForMarker,
 } from '../support/compare-nodes.js';
+import { freezeInTransaction, sessionsOf } from '../support/frozen-session.js';
 import { LockstepProcess, startAgent } from '../support/lockstep-process.js';
 import { backgroundTpcb, TPCB_SCHEMA, tpcbSeed } from '../support/tpcb-workload.js';
 import { useAttached } from '../support/use-attached.js';
@@ -19,6 +20,8 @@ const clusters = useAttached({
   seed: tpcbSeed(1, 1_000),
   config: {
     twoPhase: { tag: false },
+    // Also how long the replica lets a frozen agent's transaction hold its rows.
+    applyTimeoutMs: 10_000,
     get bus() {
       return { url: nats.cluster.url, replicas: 3 };
     },
@@ -44,7 +47,7 @@ async function moves(by: number, what: string): Promise<void> {
 }
 
 describe('lockstep agent when its lock is lost', () => {
-  it('a paused agent keeps the replica; once its lock session ends the standby applies, and the paused one stands by when resumed; nothing doubled', async () => {
+  it('a paused agent keeps the replica; once its lock session ends the standby applies past its open transaction, and the paused one stands by when resumed; nothing doubled', async () => {
     const publisher = new LockstepProcess(['run', '--config', clusters.configFile]);
     const first = agent();
     const workload = backgroundTpcb(clusters.primary.url, {
@@ -60,8 +63,13 @@ describe('lockstep agent when its lock is lost', () => {
         'agent 2 to stand by',
       );
       await moves(50, 'agent 1 to apply');
-      // Paused mid-load: its sessions live on, a batch is likely open.
-      first.kill('SIGSTOP');
+      // Frozen inside an open apply transaction: it keeps the replica's position row locked.
+      const frozenPid = await freezeInTransaction(first, {
+        node: replica(),
+        application: 'lockstep-apply-replica1',
+        holdSql: 'SELECT 1 FROM accounts FOR UPDATE',
+        holds: 'lockstep.applied',
+      });
       const paused = await appliedVersion(replica());
       expect(await terminateLockHolder()).toBe(1);
       await eventually(
@@ -72,6 +80,10 @@ describe('lockstep agent when its lock is lost', () => {
         async () => (await appliedVersion(replica())) > paused + 50,
         'agent 2 to apply',
       );
+      // The replica ended the frozen transaction (idle past the apply deadline).
+      expect(
+        (await sessionsOf(replica(), 'lockstep-apply-replica1')).some((s) => s.pid === frozenPid),
+      ).toBe(false);
       first.kill('SIGCONT');
       await eventually(
         async () => first.logEvent('agent-lock-lost') !== undefined,

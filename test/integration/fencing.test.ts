@@ -60,7 +60,7 @@ async function freshReplica(replica: PostgresCluster): Promise<void> {
 }
 
 const target = (replica: PostgresCluster) =>
-  new PgReplicaTarget('r1', replica.url, STREAM, 'halt', 5_000);
+  new PgReplicaTarget('r1', replica.url, STREAM, 'halt', { participantTimeoutMs: 5_000 });
 
 async function rejection(work: Promise<unknown>): Promise<unknown> {
   return work.then(

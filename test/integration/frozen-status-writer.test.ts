@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../support/compare-nodes.js';
-import { freezeHoldingStreamRow, sessionsOf } from '../support/frozen-session.js';
+import {
+  endCoordinatorSessions,
+  freezeHoldingStreamRow,
+  sessionsOf,
+} from '../support/frozen-session.js';
 import { LockstepProcess } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 
@@ -17,13 +21,7 @@ describe('a sidecar frozen inside its status write', () => {
       // The next status write waits on the row, then completes with its transaction left open.
       const frozenPid = await freezeHoldingStreamRow(clusters.primary, frozen, 'lockstep-status');
       // Its lock session and walsender end (a DBA, timeouts) while it is frozen.
-      await clusters.primary.query(
-        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-          WHERE application_name = 'lockstep-coordinator'`,
-      );
-      await clusters.primary.query(
-        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'lockstep' AND active_pid IS NOT NULL",
-      );
+      await endCoordinatorSessions(clusters.primary);
       const next = new LockstepProcess(['run', '--config', clusters.configFile]);
       successor = next;
       await eventually(async () => !!next.logEvent('sidecar-active'), 'the successor active');

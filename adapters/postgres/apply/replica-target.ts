@@ -10,6 +10,7 @@ import { AT_LEAST_LOCAL_COMMIT, clientConfig } from '../connection/connection-ur
 import { readDatabaseId } from '../connection/database-identity.js';
 import { LibpqClient } from '../connection/libpq-client.js';
 import { dropClient, endClient } from '../connection/node-connection.js';
+import { boundApplySession } from '../connection/session-bounds.js';
 import { classifyApplyError } from './apply-error-classifier.js';
 import { netChangeStatements, type ReplicaColumnTypes } from './bulk-statement.js';
 import { captureOffHere, runCapturedDdl } from './captured-ddl.js';
@@ -25,7 +26,7 @@ import {
   readPosition,
   storePosition,
 } from './position-row.js';
-import { SharedBatchPlans } from './shared-batch-plans.js';
+import { type ReplicaTargetOptions, withDefaults } from './replica-target-options.js';
 import { CompactedApplyFailed, corked, StatementPipeline } from './statement-pipeline.js';
 import { SyncedTables } from './synced-tables.js';
 
@@ -64,20 +65,16 @@ export class PgReplicaTarget {
   /** The identity of the database last connected to (see database-identity.ts); null before. */
   databaseId: string | null = null;
 
+  private readonly options: Required<ReplicaTargetOptions>;
+
   constructor(
     readonly node: string,
     private readonly url: string,
     private readonly stream: string,
     private readonly conflicts: ConflictMode,
-    /** lock_timeout and statement_timeout of transactions that will be prepared (ms). */
-    private readonly participantTimeoutMs = 5_000,
-    /** Batch plans shared with the sidecar's other replicas (a private one when alone). */
-    private readonly plans = new SharedBatchPlans(0),
-    /** Tells what the apply decided on its own (captured DDL already in the copy), for the log. */
-    private readonly note: (message: string, fields: Record<string, unknown>) => void = () => {},
-    /** `twoPhase.captureDdl` here: off, captured DDL in a packet halts the replica, never runs. */
-    private readonly runsCapturedDdl = true,
+    options: ReplicaTargetOptions = {},
   ) {
+    this.options = withDefaults(options);
     this.pipeline = new StatementPipeline({
       node,
       conflicts,
@@ -109,6 +106,7 @@ export class PgReplicaTarget {
       await client.connect();
       // The slot is confirmed past what replicas commit: a commit must survive the replica's crash.
       await client.query(AT_LEAST_LOCAL_COMMIT);
+      await boundApplySession(client, this.options.applyTimeoutMs);
       // Reported in status: attach checks it is the database it copies into.
       this.databaseId = await readDatabaseId(client);
       const position = await readPosition(client, this.stream);
@@ -149,7 +147,12 @@ export class PgReplicaTarget {
     const client = this.requireClient();
     this.inTransaction = true;
     this.openFrom = from;
-    const statements = beginStatements(this.stream, from, timeouts, this.participantTimeoutMs);
+    const statements = beginStatements(
+      this.stream,
+      from,
+      timeouts,
+      this.options.participantTimeoutMs,
+    );
     const lock = statements.pop() as ChangeStatement;
     corked(client, () => {
       for (const statement of statements) this.pipeline.send(client, statement, undefined, 0);
@@ -164,7 +167,7 @@ export class PgReplicaTarget {
       {
         conflicts: this.conflicts,
         synced: () => this.synced,
-        plans: this.plans,
+        plans: this.options.plans,
         typesOf: (relation) => this.columnTypes.of(relation, version, this.catalogQuery(version)),
         send: (statement, table) => this.pipeline.send(client, statement, table, version),
         refreshSynced: () => this.refreshSynced(version),
@@ -194,7 +197,7 @@ export class PgReplicaTarget {
   ): Promise<void> {
     const from = (packets[0]?.version ?? position.version) - 1;
     const whole = await this.takesWholeBatchFresh(packets, position.version);
-    const plan = whole ? setBasedPlan(packets, this.plans, this.conflicts) : null;
+    const plan = whole ? setBasedPlan(packets, this.options.plans, this.conflicts) : null;
     if (plan) {
       // Types first: a lookup sent after a failed statement would only report the aborted transaction.
       const types = await this.columnTypes.ofAll(
@@ -363,7 +366,7 @@ export class PgReplicaTarget {
     lsn: Lsn,
   ): Promise<void> {
     await this.pipeline.settle();
-    if (!this.runsCapturedDdl) throw captureOffHere(this.node, version);
+    if (!this.options.runsCapturedDdl) throw captureOffHere(this.node, version);
     const outcome = await runCapturedDdl(client, content, {
       node: this.node,
       stream: this.stream,
@@ -373,7 +376,7 @@ export class PgReplicaTarget {
       explain: (error) => this.explain(error, version, undefined),
     });
     if (outcome === 'in-copy') {
-      this.note('captured DDL before the copy: not run', {
+      this.options.note('captured DDL before the copy: not run', {
         replica: this.node,
         version,
         lsn,

@@ -24,3 +24,21 @@ export const BOUND_TRANSACTION_SQL = boundsSql(true);
 export async function boundControlSession(client: pg.ClientBase): Promise<void> {
   await client.query(boundsSql(false));
 }
+
+/**
+ * Bounds for a replica apply session: a transaction it leaves idle for
+ * longer than the apply deadline ends (a frozen applier's position-row and
+ * row locks would otherwise fence its successor out for as long as it is
+ * frozen), and from PostgreSQL 14 a backend whose client dropped it (the
+ * deadline passed) ends within a second instead of waiting on. Lock waits are
+ * not bounded here: the client's deadline ends them, and a prepared
+ * transaction bounds its own.
+ */
+export async function boundApplySession(client: pg.ClientBase, idleMs: number): Promise<void> {
+  await client.query(
+    `SELECT set_config('idle_in_transaction_session_timeout', $1, false),
+            CASE WHEN current_setting('server_version_num')::int >= 140000
+                 THEN set_config('client_connection_check_interval', '1s', false) END`,
+    [`${Math.max(1, Math.round(idleMs))}ms`],
+  );
+}
