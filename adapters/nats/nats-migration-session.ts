@@ -1,4 +1,4 @@
-import { LockstepError } from '../../plugin/ports/lockstep-error.js';
+import { DeposedError, LockstepError } from '../../plugin/ports/lockstep-error.js';
 import type {
   MigrationHistoryEntry,
   MigrationNodeSession,
@@ -41,6 +41,14 @@ export class NatsMigrationSession implements MigrationNodeSession {
     try {
       reply = await askAgent<T>(this.address, verb, body, ms);
     } catch (error) {
+      if (error instanceof DeposedError)
+        throw new LockstepError({
+          node: this.node,
+          problem:
+            'its agent refused the request: a newer sidecar took over the stream while this ran',
+          fix: 'run this again: it reads the newer epoch at its start',
+          cause: error,
+        });
       throw new LockstepError({
         node: this.node,
         problem: `its agent did not answer: ${(error as Error).message}`,

@@ -5,6 +5,7 @@ import {
   agentSubject,
   encodeWire,
   type WirePrepare,
+  type WireReply,
   type WireVote,
 } from '../../plugin/protocol/round-subjects.js';
 import { askOverBus } from './round-requests.js';
@@ -29,22 +30,29 @@ export interface AgentAddress {
   readonly timeouts: AgentRequestTimeouts;
 }
 
-/** Sends `verb` to the agent with the coordinator's epoch; throws when not the coordinator. */
-export function askAgent<T>(
+/**
+ * Sends `verb` to the agent with the coordinator's epoch. Throws
+ * `DeposedError` when this process is not the coordinator, or when the agent
+ * refused the epoch as older than one it has seen (a successor took over
+ * before this process noticed): the round leaves what it asked for to the
+ * successor, whose recovery settles it, instead of retrying a refusal.
+ */
+export async function askAgent<T>(
   address: AgentAddress,
   verb: AgentVerb,
   body: Record<string, unknown>,
   timeoutMs: number,
-) {
+): Promise<WireReply<T>> {
   const epoch = address.epoch();
-  // Deposed: the round leaves what it asked for to the successor (its recovery settles it).
   if (epoch === null) throw new DeposedError(null);
-  return askOverBus<T>(
+  const reply = await askOverBus<T>(
     address.nc,
     agentSubject(address.slot, address.replica, verb),
     { epoch, ...body },
     timeoutMs,
   );
+  if (!reply.ok && reply.deposed === true) throw new DeposedError(epoch);
+  return reply;
 }
 
 /**

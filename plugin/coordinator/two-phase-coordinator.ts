@@ -92,6 +92,8 @@ export class TwoPhaseCoordinator {
   /** Rounds committed and aborted since start. */
   roundsCommitted = 0;
   roundsAborted = 0;
+  /** The round a waiting word cut short (its abort is logged as cut, not as late votes). */
+  private cutGid: string | null = null;
   /** The round being run or retried; null when none is pending. */
   held: HeldRound | null = null;
   /** Everything up to this version is decided and committed everywhere it was needed. */
@@ -160,6 +162,7 @@ export class TwoPhaseCoordinator {
       { gid: held.gid, from: held.from, version, event: 'round-cut' },
       'round cut short: a replica waits at an earlier round',
     );
+    this.cutGid = held.gid;
     this.cutRound();
   }
 
@@ -353,7 +356,10 @@ export class TwoPhaseCoordinator {
     });
     if (outcome !== 'interrupted')
       this.parts.onRoundFinished?.(outcome, (performance.now() - began) / 1000);
-    this.counted(request, outcome, state.reasons, attempts);
+    // Interrupted once decided (phase two left to recovery) counts as what was decided.
+    const decided =
+      state.phase === 'aborting' ? 'aborted' : state.phase === 'committing' ? 'committed' : outcome;
+    this.counted(request, outcome === 'interrupted' ? decided : outcome, state.reasons, attempts);
     return outcome === 'committed' ? 'committed' : 'aborted';
   }
 
@@ -370,11 +376,18 @@ export class TwoPhaseCoordinator {
       this.parts.log.debug({ gid, from, to }, 'round committed');
       return;
     }
+    if (outcome === 'interrupted') {
+      // Not an abort: deposed or stopping, its successor's (or the next start's) recovery settles it.
+      this.parts.log.info({ gid, from, to, event: 'round-interrupted' }, 'round left to recovery');
+      return;
+    }
     this.roundsAborted++;
     this.refused = { gid, from, to, attempts: attempt, refusals };
+    // Cut: the replicas that had not voted were not late, they wait at an earlier round.
+    const cut = this.cutGid === gid;
     // Nothing committed anywhere; retried with backoff, the stream held at `from`.
     this.parts.log.warn(
-      { gid, from, to, attempt, refusals, versions: `${from}..${to}` },
+      { gid, from, to, attempt, refusals, cut, versions: `${from}..${to}`, event: 'round-aborted' },
       'two-phase round aborted: retrying',
     );
   }

@@ -1,3 +1,4 @@
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type {
   PhaseTwoNode,
@@ -8,6 +9,16 @@ import type {
 import { DeposedError } from '../../plugin/ports/lockstep-error.js';
 import { toLsn } from '../../plugin/protocol/index.js';
 import { FakeWorld, offeredTen, QUICK_ROUNDS, sleep, until } from '../support/fake-round-world.js';
+
+/** A logger whose lines the test reads (matched by fields). */
+function capturedLog() {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino(
+    { level: 'debug' },
+    { write: (line: string) => void lines.push(JSON.parse(line)) },
+  );
+  return { log, lines };
+}
 
 /** A successor coordinator over the bus: it learns of earlier rounds from agents, and a deposed one stands back. */
 describe('TwoPhaseCoordinator across a takeover', () => {
@@ -26,7 +37,9 @@ describe('TwoPhaseCoordinator across a takeover', () => {
     };
     const participants = [world.participant('r0', 'yes', 30), parked];
     // Patient enough that only the cut can end the round at 10 within the test.
+    const { log, lines } = capturedLog();
     const coordinator = await offeredTen(world, participants, {
+      log,
       options: { ...QUICK_ROUNDS, voteTimeoutMs: 600_000, deltaTimeoutMs: 600_000 },
     });
     await until(() => coordinator.held?.phase === 'voting', 'the round at 10 never started');
@@ -37,6 +50,11 @@ describe('TwoPhaseCoordinator across a takeover', () => {
     expect(world.happenings.filter((h) => h.kind === 'decided')).toEqual([
       { kind: 'decided', gid: expect.stringMatching(/^lockstep_s_7_/), decision: 'commit' },
     ]);
+    // Its abort says it was cut, not that r1 was late.
+    // (A later abort of 10 is the stop's, while r1 still catches up.)
+    expect(lines.find((l) => l.event === 'round-aborted')).toEqual(
+      expect.objectContaining({ gid: expect.stringMatching(/^lockstep_s_10_/), cut: true }),
+    );
   });
 
   it('leaves a round to its successor when phase two is refused as deposed, instead of retrying it until stopped', async () => {
@@ -60,5 +78,25 @@ describe('TwoPhaseCoordinator across a takeover', () => {
     expect(new Set([...world.prepared.values()].flatMap((nodes) => [...nodes]))).toEqual(
       new Set(['r1']),
     );
+  });
+
+  it('counts a round whose decision it was deposed from as interrupted, not aborted', async () => {
+    const world = new FakeWorld();
+    const participants = [world.participant('r0', 'yes', 30), world.participant('r1', 'yes', 30)];
+    // The commit row's write fails without an answer; settling it finds the epoch taken.
+    let calls = 0;
+    const decisions = {
+      ...world.store(),
+      decide: () =>
+        Promise.reject(++calls === 1 ? new Error('connection lost') : new DeposedError(2)),
+    };
+    const { log, lines } = capturedLog();
+    const coordinator = await offeredTen(world, participants, { decisions, log });
+    await until(() => lines.some((l) => l.event === 'round-interrupted'), 'never interrupted');
+    await coordinator.stop();
+    expect(coordinator.roundsAborted).toBe(0);
+    expect(lines.filter((l) => l.event === 'round-aborted')).toEqual([]);
+    // Prepared everywhere and undecided: the successor's recovery settles it.
+    expect(world.happenings.filter((h) => h.kind === 'decided')).toEqual([]);
   });
 });
