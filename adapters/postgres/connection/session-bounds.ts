@@ -42,3 +42,20 @@ export async function boundApplySession(client: pg.ClientBase, idleMs: number): 
     [`${Math.max(1, Math.round(idleMs))}ms`],
   );
 }
+
+/** How long a lock session may sit idle before the server ends it (PostgreSQL 14+). */
+export const LOCK_SESSION_IDLE_MS = 15_000;
+
+/**
+ * Ends an advisory-lock session that stays idle for LOCK_SESSION_IDLE_MS
+ * (from PostgreSQL 14): its holder touches it more often than that while its
+ * process runs, so only a frozen holder (SIGSTOP, a paused VM) loses the lock
+ * this way, and a standby takes over instead of waiting for ever.
+ */
+export async function boundLockSessionIdle(client: pg.ClientBase): Promise<void> {
+  await client.query(
+    `SELECT CASE WHEN current_setting('server_version_num')::int >= 140000
+                 THEN set_config('idle_session_timeout', $1, false) END`,
+    [`${LOCK_SESSION_IDLE_MS}ms`],
+  );
+}

@@ -1,10 +1,17 @@
 import type pg from 'pg';
 import { CONTROL_QUERY_TIMEOUT_MS, scrubbedError } from '../connection/connection-url.js';
 import { connectNode, dropClient, endClient } from '../connection/node-connection.js';
-import { boundControlSession } from '../connection/session-bounds.js';
+import {
+  boundControlSession,
+  boundLockSessionIdle,
+  LOCK_SESSION_IDLE_MS,
+} from '../connection/session-bounds.js';
 
 /** How long a check of the lock session may take before the lock counts as lost. */
 const VERIFY_TIMEOUT_MS = 5_000;
+
+/** How often the lock's session is touched: well within the server's idle bound on it. */
+const HEARTBEAT_MS = LOCK_SESSION_IDLE_MS / 5;
 
 /** Whether the session holds the two-key advisory lock `(hashtext($1), hashtext($2))`. */
 const HELD_SQL = `SELECT EXISTS (SELECT 1 FROM pg_locks l
@@ -33,6 +40,7 @@ export interface AdvisoryLockTarget {
 export class AdvisoryLockSession {
   private client: pg.Client | null = null;
   private locked = false;
+  private heartbeat: NodeJS.Timeout | null = null;
   private readonly lostListeners: Array<() => void> = [];
 
   constructor(private readonly target: AdvisoryLockTarget) {}
@@ -57,6 +65,8 @@ export class AdvisoryLockSession {
       this.client = client;
       try {
         await boundControlSession(client);
+        await boundLockSessionIdle(client);
+        this.beat(client);
       } catch (error) {
         await this.release();
         throw scrubbedError(error, url);
@@ -121,13 +131,41 @@ export class AdvisoryLockSession {
   /** Releases the lock (if held) by ending its session. */
   async release(): Promise<void> {
     const client = this.client;
+    this.stopBeat();
     this.client = null;
     this.locked = false;
     if (client) await endClient(client);
   }
 
+  /**
+   * Touches the session every HEARTBEAT_MS while this process runs, so the
+   * server's idle bound ends it only when the process is frozen; one touch
+   * at a time (a session that hangs is verify's to drop).
+   */
+  private beat(client: pg.Client): void {
+    this.stopBeat();
+    let answered = true;
+    this.heartbeat = setInterval(() => {
+      if (this.client !== client || !answered) return;
+      answered = false;
+      client.query('SELECT 1').then(
+        () => {
+          answered = true;
+        },
+        () => undefined,
+      );
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  private stopBeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+  }
+
   private lose(): void {
     const wasLocked = this.locked;
+    this.stopBeat();
     this.client = null;
     this.locked = false;
     if (wasLocked) for (const listener of this.lostListeners) listener();
