@@ -4,6 +4,13 @@ import { redactUrl, scrubSecrets } from '../connection/connection-url.js';
 const CONNECTION_LOST =
   /Connection terminated|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|the database system is (starting up|shutting down)|terminating connection|Client has encountered a connection error/i;
 
+/**
+ * A value the primary holds does not fit the replica's column: too long for
+ * varchar(n)/char(n) (22001), of the wrong length for bit(n) (22026), out of
+ * range for numeric(p,s) or a smaller integer (22003). Schema drift, never data.
+ */
+const VALUE_DOES_NOT_FIT = new Set(['22001', '22026', '22003']);
+
 /** Where an apply error happened. */
 export interface ApplyErrorPlace {
   readonly node: string;
@@ -73,6 +80,14 @@ export function classifyApplyError(error: unknown, place: ApplyErrorPlace): Appl
       kind: 'schema',
       problem: `${message} [${e.code}]`,
       fix: `make the table's definition on replica "${node}" match the primary's (lockstep doctor lists the differences)`,
+    });
+  }
+  if (e.code && VALUE_DOES_NOT_FIT.has(e.code)) {
+    return new ApplyError({
+      ...base,
+      kind: 'schema',
+      problem: `${message} [${e.code}]`,
+      fix: `a column on replica "${node}" is narrower than the primary's: alter it there to the primary's type (lockstep doctor lists the differences); lockstep then catches up by itself`,
     });
   }
   return new ApplyError({

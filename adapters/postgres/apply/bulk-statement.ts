@@ -15,7 +15,10 @@ import {
 import { splitLarge, unchangedColumns } from './large-rows.js';
 import { binaryTextArrays, copyTextRows } from './row-encoding.js';
 
-/** A relation's columns with their types on the replica (`format_type`), in the primary's order. */
+/**
+ * A relation's columns with the replica's types to cast their values to, in
+ * the primary's order: without typmod, so the column applies its own (see column-types.ts).
+ */
 export interface ReplicaColumnTypes {
   readonly types: readonly string[];
 }

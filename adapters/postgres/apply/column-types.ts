@@ -11,9 +11,39 @@ export type CatalogQuery = <R extends pg.QueryResultRow>(
 ) => Promise<R[]>;
 
 /**
- * The replica's types of each relation's columns, in the primary's column
- * order, cached per relation message (a new message after ALTER TABLE asks
- * again). A batch's first use of its tables costs one catalog round trip.
+ * The type to cast each column's text values to, per relation: the column's
+ * type without its typmod (`format_type(…, -1)`: `character varying`, `bpchar`,
+ * `"bit"`, `numeric`), a domain replaced by its base type and an array of
+ * domains by an array of that. An explicit cast applies a typmod by cutting
+ * the value (`'abcdefgh'::varchar(5)` is 'abcde', likewise char(n), bit(n) and
+ * a domain over them), whereas the assignment into the column applies it as
+ * a row-by-row INSERT or UPDATE does: a value too long fails (22001), a
+ * numeric or timestamp is rounded to the column's scale. So a replica column
+ * narrower than the primary's halts the replica instead of losing data.
+ */
+const CAST_TYPES = `
+  WITH RECURSIVE cols AS (
+    SELECT r.ord AS rel, a.attname AS name, a.atttypid AS typ
+      FROM unnest($1::text[]) WITH ORDINALITY AS r(tbl, ord)
+      JOIN pg_attribute a ON a.attrelid = r.tbl::regclass
+     WHERE a.attnum > 0 AND NOT a.attisdropped
+    UNION ALL
+    SELECT c.rel, c.name, CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE b.typarray END
+      FROM cols c JOIN pg_type t ON t.oid = c.typ
+      LEFT JOIN pg_type e ON e.oid = t.typelem AND e.typtype = 'd' AND e.typarray = t.oid
+      LEFT JOIN pg_type b ON b.oid = e.typbasetype
+     WHERE t.typtype = 'd' OR e.oid IS NOT NULL)
+  SELECT c.rel, c.name, format_type(c.typ, -1) AS type
+    FROM cols c JOIN pg_type t ON t.oid = c.typ
+   WHERE t.typtype <> 'd'
+     AND NOT EXISTS (SELECT 1 FROM pg_type e
+                      WHERE e.oid = t.typelem AND e.typtype = 'd' AND e.typarray = t.oid)`;
+
+/**
+ * The replica's types to cast each relation's values to (CAST_TYPES), in
+ * the primary's column order, cached per relation message (a new message
+ * after ALTER TABLE asks again). A batch's first use of its tables costs
+ * one catalog round trip.
  */
 export class ColumnTypes {
   private known = new WeakMap<Relation, ReplicaColumnTypes>();
@@ -42,13 +72,9 @@ export class ColumnTypes {
       else unknown.push(relation);
     }
     if (unknown.length === 0) return result;
-    const rows = await query<{ rel: number; name: string; type: string }>(
-      `SELECT r.ord AS rel, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
-         FROM unnest($1::text[]) WITH ORDINALITY AS r(tbl, ord)
-         JOIN pg_attribute a ON a.attrelid = r.tbl::regclass
-        WHERE a.attnum > 0 AND NOT a.attisdropped`,
-      [unknown.map((r) => quoteQualified(r.schema, r.name))],
-    );
+    const rows = await query<{ rel: number; name: string; type: string }>(CAST_TYPES, [
+      unknown.map((r) => quoteQualified(r.schema, r.name)),
+    ]);
     const byRelation = unknown.map(() => new Map<string, string>());
     for (const row of rows) byRelation[Number(row.rel) - 1]?.set(row.name, row.type);
     unknown.forEach((relation, index) => {
