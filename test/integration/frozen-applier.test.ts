@@ -37,14 +37,13 @@ describe('a sidecar frozen inside an apply transaction', () => {
       await clusters.primary.query('INSERT INTO t VALUES (0, 0)');
       await eventually(async () => (await rowsOnReplica()) === 1, 'the first row applied');
       // Its apply of the update waits on the row, then goes on with its transaction left open.
-      const update = clusters.primary.query('UPDATE t SET v = 1 WHERE id = 0');
       const frozenPid = await freezeInTransaction(frozen, {
         node: replica(),
         application: 'lockstep-apply-replica1',
         holdSql: 'SELECT 1 FROM t FOR UPDATE',
         holds: 'lockstep.applied',
+        trigger: () => clusters.primary.query('UPDATE t SET v = 1 WHERE id = 0'),
       });
-      await update;
       // Its lock session and walsender end (a DBA, timeouts) while it is frozen.
       await endCoordinatorSessions(clusters.primary);
       const next = new LockstepProcess(['run', '--config', clusters.configFile]);

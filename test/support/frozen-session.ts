@@ -37,6 +37,8 @@ export interface FreezePoint {
   readonly holdSql: string;
   /** The table the frozen transaction is to hold a lock on once it went on. */
   readonly holds: string;
+  /** What makes the process's session wait on the rows, run once they are held (a write on the primary). */
+  readonly trigger?: () => Promise<unknown>;
 }
 
 /**
@@ -48,13 +50,14 @@ export interface FreezePoint {
  */
 export async function freezeInTransaction(
   process: LockstepProcess,
-  { node, application, holdSql, holds }: FreezePoint,
+  { node, application, holdSql, holds, trigger }: FreezePoint,
 ): Promise<number> {
   const blocker = new pg.Client({ connectionString: node.url });
   try {
     await blocker.connect();
     await blocker.query('BEGIN');
     await blocker.query(holdSql);
+    await trigger?.();
     await eventually(
       async () => (await sessionsOf(node, application, holds)).some((s) => s.waiting),
       `the ${application} session waiting on the rows`,

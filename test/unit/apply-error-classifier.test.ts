@@ -34,4 +34,15 @@ describe('classifyApplyError', () => {
     );
     expect(error.kind).toBe('other');
   });
+
+  it('says a session ended for idling in a transaction was this process stalling, retried', () => {
+    const error = classifyApplyError(
+      Object.assign(new Error('terminating connection due to idle-in-transaction timeout'), {
+        code: '25P03',
+      }),
+      place,
+    );
+    expect(error.kind).toBe('unresponsive');
+    expect(error.message).toMatch(/paused or stalled/);
+  });
 });

@@ -11,6 +11,15 @@ const CONNECTION_LOST =
  */
 const VALUE_DOES_NOT_FIT = new Set(['22001', '22026', '22003']);
 
+/** What every classified error carries. */
+interface ErrorBase {
+  readonly node: string;
+  readonly version: number;
+  readonly table: string | undefined;
+  readonly sqlState: string | undefined;
+  readonly cause: unknown;
+}
+
 /** Where an apply error happened. */
 export interface ApplyErrorPlace {
   readonly node: string;
@@ -33,31 +42,9 @@ export function classifyApplyError(error: unknown, place: ApplyErrorPlace): Appl
     `${e.message ?? String(error)}${e.detail ? ` (${e.detail})` : ''}`,
     url,
   );
-  const base = { node, version, table, sqlState: e.code, cause: error };
-  if (/timeout expired|connection timeout/i.test(e.message ?? '')) {
-    return new ApplyError({
-      ...base,
-      kind: 'unresponsive',
-      table: undefined,
-      problem: `the replica does not answer (${redactUrl(url)}): ${message}`,
-      fix: 'check the replica server and the network to it; lockstep retries and catches up by itself',
-    });
-  }
-  if (
-    !e.code ||
-    e.code.startsWith('08') ||
-    e.code === '57P01' ||
-    e.code === '57P03' ||
-    CONNECTION_LOST.test(e.message ?? '')
-  ) {
-    return new ApplyError({
-      ...base,
-      kind: 'unreachable',
-      table: undefined,
-      problem: `the replica is unreachable (${redactUrl(url)}): ${message}`,
-      fix: 'start the replica server or fix the network; lockstep retries and catches up by itself',
-    });
-  }
+  const base: ErrorBase = { node, version, table, sqlState: e.code, cause: error };
+  const lost = connectionFailure(e, base, message, url);
+  if (lost) return lost;
   if (e.code === '23505') {
     return new ApplyError({
       ...base,
@@ -96,4 +83,47 @@ export function classifyApplyError(error: unknown, place: ApplyErrorPlace): Appl
     problem: `${message} [${e.code}]`,
     fix: `fix the cause on replica "${node}"; lockstep retries by itself`,
   });
+}
+
+/** A failure of the replica's connection or session rather than of the data: retried as such. */
+function connectionFailure(
+  e: { code?: string; message?: string },
+  base: ErrorBase,
+  message: string,
+  url: string,
+): ApplyError | null {
+  if (/timeout expired|connection timeout/i.test(e.message ?? '')) {
+    return new ApplyError({
+      ...base,
+      kind: 'unresponsive',
+      table: undefined,
+      problem: `the replica does not answer (${redactUrl(url)}): ${message}`,
+      fix: 'check the replica server and the network to it; lockstep retries and catches up by itself',
+    });
+  }
+  if (e.code === '25P03') {
+    return new ApplyError({
+      ...base,
+      kind: 'unresponsive',
+      table: undefined,
+      problem: `the replica ended this applier's transaction, idle longer than applyTimeoutMs: this process was paused or stalled (${message})`,
+      fix: 'nothing to do: lockstep reconnects, and a successor that took over meanwhile fences this one; if it recurs, find what stalls the process',
+    });
+  }
+  if (
+    !e.code ||
+    e.code.startsWith('08') ||
+    e.code === '57P01' ||
+    e.code === '57P03' ||
+    CONNECTION_LOST.test(e.message ?? '')
+  ) {
+    return new ApplyError({
+      ...base,
+      kind: 'unreachable',
+      table: undefined,
+      problem: `the replica is unreachable (${redactUrl(url)}): ${message}`,
+      fix: 'start the replica server or fix the network; lockstep retries and catches up by itself',
+    });
+  }
+  return null;
 }

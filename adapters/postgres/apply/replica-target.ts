@@ -6,12 +6,15 @@ import {
   type Lsn,
   relationLabel,
 } from '../../../plugin/protocol/index.js';
-import { AT_LEAST_LOCAL_COMMIT, clientConfig } from '../connection/connection-url.js';
 import { readDatabaseId } from '../connection/database-identity.js';
-import { LibpqClient } from '../connection/libpq-client.js';
 import { dropClient, endClient } from '../connection/node-connection.js';
-import { boundApplySession } from '../connection/session-bounds.js';
 import { classifyApplyError } from './apply-error-classifier.js';
+import {
+  applyFailure,
+  newApplyClient,
+  setUpApplySession,
+  TransactionKeepalive,
+} from './apply-session.js';
 import { netChangeStatements, type ReplicaColumnTypes } from './bulk-statement.js';
 import { captureOffHere, runCapturedDdl } from './captured-ddl.js';
 import { sendChanges, setBasedPlan } from './change-sender.js';
@@ -64,8 +67,8 @@ export class PgReplicaTarget {
   private openFrom = 0;
   /** The identity of the database last connected to (see database-identity.ts); null before. */
   databaseId: string | null = null;
-
   private readonly options: Required<ReplicaTargetOptions>;
+  private readonly keepalive: TransactionKeepalive;
 
   constructor(
     readonly node: string,
@@ -75,6 +78,7 @@ export class PgReplicaTarget {
     options: ReplicaTargetOptions = {},
   ) {
     this.options = withDefaults(options);
+    this.keepalive = new TransactionKeepalive(this.options.applyTimeoutMs / 3);
     this.pipeline = new StatementPipeline({
       node,
       conflicts,
@@ -96,17 +100,11 @@ export class PgReplicaTarget {
   async open(): Promise<ReplicaPosition> {
     await this.close();
     const attempt = ++this.attempts;
-    const client = new LibpqClient({
-      ...clientConfig(this.url, `lockstep-apply-${this.node}`),
-      pipeline: true,
-    });
-    client.on('error', () => undefined);
+    const client = newApplyClient(this.url, this.node);
     this.connecting = client;
     try {
       await client.connect();
-      // The slot is confirmed past what replicas commit: a commit must survive the replica's crash.
-      await client.query(AT_LEAST_LOCAL_COMMIT);
-      await boundApplySession(client, this.options.applyTimeoutMs);
+      await setUpApplySession(client, this.options.applyTimeoutMs);
       // Reported in status: attach checks it is the database it copies into.
       this.databaseId = await readDatabaseId(client);
       const position = await readPosition(client, this.stream);
@@ -147,6 +145,7 @@ export class PgReplicaTarget {
     const client = this.requireClient();
     this.inTransaction = true;
     this.openFrom = from;
+    this.keepalive.start(client, () => this.inTransaction && this.client === client);
     const statements = beginStatements(
       this.stream,
       from,
@@ -395,6 +394,7 @@ export class PgReplicaTarget {
 
   /** Turns a driver or server error into an ApplyError naming the table, version and fix. */
   private explain(error: unknown, version: number, table: string | undefined): ApplyError {
-    return classifyApplyError(error, { node: this.node, url: this.url, version, table });
+    const failure = applyFailure(this.client, error);
+    return classifyApplyError(failure, { node: this.node, url: this.url, version, table });
   }
 }

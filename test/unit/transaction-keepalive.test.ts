@@ -1,0 +1,57 @@
+import type pg from 'pg';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { TransactionKeepalive } from '../../adapters/postgres/apply/apply-session.js';
+
+/** A client that counts the queries it is sent; each answers when `answer` says so. */
+function fakeClient(answer: () => Promise<unknown> = () => Promise.resolve()) {
+  const sent: string[] = [];
+  const client = {
+    query: (text: string) => {
+      sent.push(text);
+      return answer();
+    },
+  } as unknown as pg.Client;
+  return { client, sent };
+}
+
+describe('TransactionKeepalive', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('touches the client while the transaction is open, and stops once it is not', async () => {
+    const { client, sent } = fakeClient();
+    let open = true;
+    const keepalive = new TransactionKeepalive(100);
+    keepalive.start(client, () => open);
+    await vi.advanceTimersByTimeAsync(350);
+    expect(sent).toEqual(['SELECT 1', 'SELECT 1', 'SELECT 1']);
+    open = false;
+    await vi.advanceTimersByTimeAsync(500);
+    expect(sent).toHaveLength(3);
+  });
+
+  it('sends one touch at a time to a session that does not answer', async () => {
+    const { client, sent } = fakeClient(() => new Promise(() => undefined));
+    const keepalive = new TransactionKeepalive(100);
+    keepalive.start(client, () => true);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(sent).toHaveLength(1);
+    keepalive.stop();
+  });
+
+  it('moves to the new client of a transaction begun after a reconnect', async () => {
+    const first = fakeClient();
+    const second = fakeClient();
+    const keepalive = new TransactionKeepalive(100);
+    keepalive.start(first.client, () => false);
+    keepalive.start(second.client, () => true);
+    await vi.advanceTimersByTimeAsync(250);
+    expect(first.sent).toEqual([]);
+    expect(second.sent).toEqual(['SELECT 1', 'SELECT 1']);
+    keepalive.stop();
+  });
+});
