@@ -34,6 +34,7 @@ export interface MigrationPrepare {
   readonly gid: string;
   /** The primary's marker message, so the stream carries the migration as a version step only. */
   readonly marker: boolean;
+  /** How long its statements wait for a lock, and how long its open transaction may sit idle (ms). */
   readonly lockTimeoutMs: number;
   readonly step: MigrationStep;
   readonly history: HistoryChange | null;

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { TransactionKeepalive } from '../../adapters/postgres/apply/apply-session.js';
+import { TransactionKeepalive } from '../../adapters/postgres/connection/transaction-keepalive.js';
 
 /** A client that counts the queries it is sent; each answers when `answer` says so. */
 function fakeClient(answer: () => Promise<unknown> = () => Promise.resolve()) {

@@ -8,13 +8,9 @@ import {
 } from '../../../plugin/protocol/index.js';
 import { readDatabaseId } from '../connection/database-identity.js';
 import { dropClient, endClient } from '../connection/node-connection.js';
+import { TransactionKeepalive } from '../connection/transaction-keepalive.js';
 import { classifyApplyError } from './apply-error-classifier.js';
-import {
-  applyFailure,
-  newApplyClient,
-  setUpApplySession,
-  TransactionKeepalive,
-} from './apply-session.js';
+import { applyFailure, newApplyClient, setUpApplySession } from './apply-session.js';
 import { netChangeStatements, type ReplicaColumnTypes } from './bulk-statement.js';
 import { captureOffHere, runCapturedDdl } from './captured-ddl.js';
 import { sendChanges, setBasedPlan } from './change-sender.js';

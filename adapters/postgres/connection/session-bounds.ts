@@ -25,16 +25,22 @@ export async function boundControlSession(client: pg.ClientBase): Promise<void> 
   await client.query(boundsSql(false));
 }
 
+/** SQLSTATE of a session the server ended for sitting idle in a transaction. */
+export const IDLE_IN_TRANSACTION_ENDED = '25P03';
+
 /**
- * Bounds for a replica apply session: a transaction it leaves idle for
- * longer than the apply deadline ends (a frozen applier's position-row and
- * row locks would otherwise fence its successor out for as long as it is
- * frozen), and from PostgreSQL 14 a backend whose client dropped it (the
- * deadline passed) ends within a second instead of waiting on. Lock waits are
- * not bounded here: the client's deadline ends them, and a prepared
+ * Bounds for a session whose transactions wait on this process (a replica
+ * apply session; a migration's session on any node): a transaction it
+ * leaves idle for longer than `idleMs` ends (a frozen applier's position-row
+ * and row locks would otherwise fence its successor out, a frozen migration's
+ * table locks keep the application out, for as long as it is frozen), and
+ * from PostgreSQL 14 a backend whose client dropped it (the deadline passed)
+ * ends within a second instead of waiting on. A running process keeps its
+ * transaction with TransactionKeepalive. Lock waits are not bounded here: the
+ * client's deadline or the session's lock_timeout ends them, and a prepared
  * transaction bounds its own.
  */
-export async function boundApplySession(client: pg.ClientBase, idleMs: number): Promise<void> {
+export async function boundIdleInTransaction(client: pg.ClientBase, idleMs: number): Promise<void> {
   await client.query(
     `SELECT set_config('idle_in_transaction_session_timeout', $1, false),
             CASE WHEN current_setting('server_version_num')::int >= 140000

@@ -18,6 +18,8 @@ import {
 } from '../../../plugin/protocol/index.js';
 import { scrubSecrets } from '../connection/connection-url.js';
 import { connectNode } from '../connection/node-connection.js';
+import { boundIdleInTransaction, IDLE_IN_TRANSACTION_ENDED } from '../connection/session-bounds.js';
+import { TransactionKeepalive } from '../connection/transaction-keepalive.js';
 import { MIGRATING_SETTING, recordControlEvent } from '../setup/ddl-capture.js';
 import { readCatalog, selectReplicated } from '../setup/table-catalog.js';
 import { ensurePublication } from '../source/replication-slot.js';
@@ -91,6 +93,14 @@ async function adoptCreatedTables(
  * ends it with PREPARE TRANSACTION; phase two is the prepared-transactions
  * adapter's. Also reads the node's stream position, and on the primary
  * commits the barrier every replica must reach before it prepares.
+ *
+ * Until it is prepared the transaction holds the tables it locked (ACCESS
+ * EXCLUSIVE for DDL) on its session: the server ends it once idle for the
+ * same `lockTimeoutMs` (twoPhase.voteTimeoutMs) the migration waits for the
+ * application's locks, and while this process runs a keepalive keeps it.
+ * So a frozen `migrate` or agent (SIGSTOP, Ctrl-Z, a paused VM) keeps the
+ * application out of a table no longer than that; what it had not prepared
+ * is gone, what it had is settled by recovery (presumed abort).
  */
 export class MigrationSession implements MigrationNodeSession {
   constructor(
@@ -104,6 +114,12 @@ export class MigrationSession implements MigrationNodeSession {
     const prepare = `PREPARE TRANSACTION '${checkedGid(options.gid)}'`;
     const client = await this.connect();
     const connection = migrationConnection(client);
+    const keepalive = new TransactionKeepalive(options.lockTimeoutMs / 3);
+    // Thawed after the server ended its idle transaction, the next query says only "not queryable".
+    let idleEnded: unknown = null;
+    client.on('error', (error: Error & { code?: string }) => {
+      if (error.code === IDLE_IN_TRANSACTION_ENDED) idleEnded = error;
+    });
     const begin = async () => {
       await client.query(`SET LOCAL lock_timeout = ${Math.floor(options.lockTimeoutMs)}`);
       // Captured DDL skips it: this migration reaches the replicas through its own round.
@@ -111,6 +127,8 @@ export class MigrationSession implements MigrationNodeSession {
         await client.query(`SELECT set_config('${MIGRATING_SETTING}', 'on', true)`);
     };
     try {
+      await boundIdleInTransaction(client, options.lockTimeoutMs);
+      keepalive.start(client, () => true);
       // On the primary, writers are kept out of what the migration writes (migration-write-lock.ts).
       const touched = options.marker
         ? await tablesTouchedBy(client, begin, () => options.step(connection))
@@ -133,8 +151,9 @@ export class MigrationSession implements MigrationNodeSession {
       await client.query(prepare);
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
-      throw this.explain(error);
+      throw this.explain(idleEnded ?? error);
     } finally {
+      keepalive.stop();
       await client.end().catch(() => undefined);
     }
   }
@@ -217,7 +236,9 @@ export class MigrationSession implements MigrationNodeSession {
       fix:
         e.code === '55P03'
           ? 'a lock was not granted within lock_timeout (twoPhase.voteTimeoutMs): retry when the table is less busy'
-          : `fix the cause on ${this.node} (or the migration) and run it again: nothing was committed anywhere`,
+          : e.code === IDLE_IN_TRANSACTION_ENDED
+            ? 'this process stalled (stopped, or a paused VM) longer than twoPhase.voteTimeoutMs inside the migration, so the server ended it: run it again, nothing was committed anywhere'
+            : `fix the cause on ${this.node} (or the migration) and run it again: nothing was committed anywhere`,
       cause: error,
     });
   }

@@ -1,0 +1,41 @@
+import type pg from 'pg';
+
+/**
+ * Keeps an open transaction from looking idle to the server while this
+ * process runs (an applier may wait at a two-phase gate for as long as a
+ * round before it takes; a migration's own code may take its time between
+ * statements): a `SELECT 1` every `everyMs`, one at a time. A frozen process
+ * sends none, so the server's idle bound (boundIdleInTransaction) still ends
+ * its transaction and frees the locks it holds for its successor or the
+ * application.
+ */
+export class TransactionKeepalive {
+  private timer: NodeJS.Timeout | null = null;
+  private touching: pg.Client | null = null;
+
+  constructor(private readonly everyMs: number) {}
+
+  /** Touches `client` until `open()` turns false (checked at each tick). */
+  start(client: pg.Client, open: () => boolean): void {
+    if (this.timer && this.touching === client) return;
+    this.stop();
+    this.touching = client;
+    let answered = true;
+    this.timer = setInterval(() => {
+      if (!open()) return this.stop();
+      if (!answered) return;
+      answered = false;
+      const done = () => {
+        answered = true;
+      };
+      client.query('SELECT 1').then(done, done);
+    }, this.everyMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.touching = null;
+  }
+}

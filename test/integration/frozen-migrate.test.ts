@@ -1,0 +1,74 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { eventually, preparedGids } from '../support/compare-nodes.js';
+import { freezeInTransaction, sessionsOf } from '../support/frozen-session.js';
+import { LockstepProcess, lockstep } from '../support/lockstep-process.js';
+import { useAttached } from '../support/use-attached.js';
+
+// A `lockstep migrate` frozen (SIGSTOP, Ctrl-Z, a paused VM) inside its primary transaction holds
+// the table it migrates (SHARE ROW EXCLUSIVE, ACCESS EXCLUSIVE for DDL) until it goes on.
+const clusters = useAttached({
+  replicas: 2,
+  schema: 'CREATE TABLE items (id int PRIMARY KEY, v text)',
+  seed: `INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 20) g`,
+  // lock_timeout of the migration's statements, and how long its transaction may sit idle.
+  config: { twoPhase: { voteTimeoutMs: 5_000 } },
+});
+const dir = mkdtempSync(path.join(os.tmpdir(), 'lockstep-frozen-migrate-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const MIGRATE = () => ['migrate', 'up', '--config', clusters.configFile, '--dir', dir];
+
+describe('a lockstep migrate frozen inside its primary transaction', () => {
+  it('keeps the application out of the table only until the server ends it; a rerun applies it once everywhere', async () => {
+    const nodes = [clusters.primary, ...clusters.replicas];
+    writeFileSync(
+      path.join(dir, '001-c.sql'),
+      'ALTER TABLE items ADD COLUMN c int; UPDATE items SET c = id;',
+    );
+    const sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
+    const frozen = new LockstepProcess(MIGRATE());
+    try {
+      await eventually(async () => !!sidecar.logEvent('sidecar-active'), 'the sidecar active');
+      // The real run has locked items when it records its marker: it waits there, then is frozen.
+      const frozenPid = await freezeInTransaction(frozen, {
+        node: clusters.primary,
+        application: 'lockstep-migrate-session',
+        holdSql: 'LOCK TABLE lockstep.control_events IN SHARE MODE',
+        holds: 'items',
+      });
+      // The application's write waits on the frozen migration's lock until the server ends it.
+      await clusters.primary.query(`UPDATE items SET v = 'app' WHERE id = 1`);
+      expect(
+        (await sessionsOf(clusters.primary, 'lockstep-migrate-session')).some(
+          (s) => s.pid === frozenPid,
+        ),
+      ).toBe(false);
+      expect(await preparedGids(nodes)).toEqual([]);
+      frozen.kill('SIGKILL');
+      await frozen.exited;
+
+      const again = await lockstep(MIGRATE());
+      expect(again.code, again.output).toBe(0);
+      for (const node of nodes) {
+        const history = await node.query<{ name: string }>('SELECT name FROM lockstep.migrations');
+        expect({ node: node.name, history }).toEqual({
+          node: node.name,
+          history: [{ name: '001-c' }],
+        });
+        const [row] = await node.query<{ v: string; c: number }>(
+          'SELECT v, c FROM items WHERE id = 1',
+        );
+        expect({ node: node.name, row }).toEqual({ node: node.name, row: { v: 'app', c: 1 } });
+      }
+      expect(await preparedGids(nodes)).toEqual([]);
+    } finally {
+      frozen.kill('SIGCONT');
+      frozen.kill('SIGKILL');
+      sidecar.kill('SIGTERM');
+      await sidecar.exited;
+    }
+  });
+});
