@@ -71,4 +71,31 @@ describe('a lockstep migrate frozen inside its primary transaction', () => {
       await sidecar.exited;
     }
   });
+
+  it('keeps a running migration whose own code waits between statements longer than the bound', async () => {
+    const nodes = [clusters.primary, ...clusters.replicas];
+    // Idle in its transaction for 7 s on every node, past voteTimeoutMs (5 s): only the keepalive keeps it.
+    writeFileSync(
+      path.join(dir, '002-slow.mjs'),
+      `export async function up(db) {
+         await db.schema.alterTable('items').addColumn('d', 'integer').execute();
+         await new Promise((resolve) => setTimeout(resolve, 7000));
+         await db.updateTable('items').set({ d: 2 }).execute();
+       }`,
+    );
+    const sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
+    try {
+      await eventually(async () => !!sidecar.logEvent('sidecar-active'), 'the sidecar active');
+      const migrated = await lockstep(MIGRATE());
+      expect(migrated.code, migrated.output).toBe(0);
+      for (const node of nodes) {
+        const [row] = await node.query<{ d: number }>('SELECT d FROM items WHERE id = 1');
+        expect({ node: node.name, row }).toEqual({ node: node.name, row: { d: 2 } });
+      }
+      expect(await preparedGids(nodes)).toEqual([]);
+    } finally {
+      sidecar.kill('SIGTERM');
+      await sidecar.exited;
+    }
+  });
 });
