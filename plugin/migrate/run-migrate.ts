@@ -99,6 +99,12 @@ async function asMigrator<T>(
     }
     await sleep(500);
   }
+  // Its session ended under a running migration (the primary paused or cut off for longer than
+  // the lock session's idle bound): a recovery may now abort what it prepared; the decision log
+  // keeps either outcome whole, and this says why it went that way.
+  lock.onLost(() =>
+    log.warn({ stream: config.slot, event: 'migrate-lock-lost' }, 'lost the migrate lock'),
+  );
   const nodes = wiring.phaseTwoNodes();
   const decisions = wiring.decisionLog();
   try {

@@ -12,6 +12,8 @@ export interface StreamLockHolder {
   readonly held: boolean;
   /** The activation epoch taking the coordinator lock raised; null otherwise. */
   readonly epoch: number | null;
+  /** Calls `listener` once the lock is lost while held (its session ended). */
+  onLost(listener: () => void): void;
   /** Releases the lock (if held). */
   release(): Promise<void>;
 }

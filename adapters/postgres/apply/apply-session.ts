@@ -1,20 +1,16 @@
 import type pg from 'pg';
 import { AT_LEAST_LOCAL_COMMIT, clientConfig } from '../connection/connection-url.js';
+import { watchIdleEnd } from '../connection/idle-end.js';
 import { LibpqClient } from '../connection/libpq-client.js';
-import { boundIdleInTransaction, IDLE_IN_TRANSACTION_ENDED } from '../connection/session-bounds.js';
+import { boundIdleInTransaction } from '../connection/session-bounds.js';
 
-/** The error the server ended each apply client with, when it said why. */
-const endedWith = new WeakMap<pg.Client, Error>();
-
-/** A pipelined apply client for `node` (not connected): errors it is ended with are kept, not thrown. */
+/** A pipelined apply client for `node` (not connected): the reason its session was ended for idling is kept (idle-end.ts). */
 export function newApplyClient(url: string, node: string): pg.Client {
   const client = new LibpqClient({
     ...clientConfig(url, `lockstep-apply-${node}`),
     pipeline: true,
   });
-  client.on('error', (error: Error & { code?: string }) => {
-    if (error.code) endedWith.set(client, error);
-  });
+  watchIdleEnd(client);
   return client;
 }
 
@@ -23,17 +19,4 @@ export async function setUpApplySession(client: pg.Client, idleMs: number): Prom
   // The slot is confirmed past what replicas commit: a commit must survive the replica's crash.
   await client.query(AT_LEAST_LOCAL_COMMIT);
   await boundIdleInTransaction(client, idleMs);
-}
-
-/**
- * What to explain a failure on `client` by: the server's own reason when it
- * ended the session for sitting idle in a transaction (the next use fails
- * only with "not queryable", which would read as an unreachable replica).
- */
-export function applyFailure(client: pg.Client | null, error: unknown): unknown {
-  const ended = client ? endedWith.get(client) : undefined;
-  const code = (error as { code?: string }).code;
-  return ended && !code && (ended as { code?: string }).code === IDLE_IN_TRANSACTION_ENDED
-    ? ended
-    : error;
 }

@@ -7,10 +7,11 @@ import {
   relationLabel,
 } from '../../../plugin/protocol/index.js';
 import { readDatabaseId } from '../connection/database-identity.js';
+import { explainIdleEnd } from '../connection/idle-end.js';
 import { dropClient, endClient } from '../connection/node-connection.js';
-import { TransactionKeepalive } from '../connection/transaction-keepalive.js';
+import { SessionKeepalive } from '../connection/session-keepalive.js';
 import { classifyApplyError } from './apply-error-classifier.js';
-import { applyFailure, newApplyClient, setUpApplySession } from './apply-session.js';
+import { newApplyClient, setUpApplySession } from './apply-session.js';
 import { netChangeStatements, type ReplicaColumnTypes } from './bulk-statement.js';
 import { captureOffHere, runCapturedDdl } from './captured-ddl.js';
 import { sendChanges, setBasedPlan } from './change-sender.js';
@@ -64,7 +65,7 @@ export class PgReplicaTarget {
   /** The identity of the database last connected to (see database-identity.ts); null before. */
   databaseId: string | null = null;
   private readonly options: Required<ReplicaTargetOptions>;
-  private readonly keepalive: TransactionKeepalive;
+  private readonly keepalive: SessionKeepalive;
 
   constructor(
     readonly node: string,
@@ -74,7 +75,7 @@ export class PgReplicaTarget {
     options: ReplicaTargetOptions = {},
   ) {
     this.options = withDefaults(options);
-    this.keepalive = new TransactionKeepalive(this.options.applyTimeoutMs / 3);
+    this.keepalive = new SessionKeepalive(this.options.applyTimeoutMs / 3);
     this.pipeline = new StatementPipeline({
       node,
       conflicts,
@@ -390,7 +391,7 @@ export class PgReplicaTarget {
 
   /** Turns a driver or server error into an ApplyError naming the table, version and fix. */
   private explain(error: unknown, version: number, table: string | undefined): ApplyError {
-    const failure = applyFailure(this.client, error);
+    const failure = explainIdleEnd(this.client, error);
     return classifyApplyError(failure, { node: this.node, url: this.url, version, table });
   }
 }

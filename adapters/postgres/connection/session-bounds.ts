@@ -36,7 +36,7 @@ export const IDLE_IN_TRANSACTION_ENDED = '25P03';
  * table locks keep the application out, for as long as it is frozen), and
  * from PostgreSQL 14 a backend whose client dropped it (the deadline passed)
  * ends within a second instead of waiting on. A running process keeps its
- * transaction with TransactionKeepalive. Lock waits are not bounded here: the
+ * transaction with SessionKeepalive. Lock waits are not bounded here: the
  * client's deadline or the session's lock_timeout ends them, and a prepared
  * transaction bounds its own.
  */

@@ -6,12 +6,10 @@ import {
   boundLockSessionIdle,
   LOCK_SESSION_IDLE_MS,
 } from '../connection/session-bounds.js';
+import { SessionKeepalive } from '../connection/session-keepalive.js';
 
 /** How long a check of the lock session may take before the lock counts as lost. */
 const VERIFY_TIMEOUT_MS = 5_000;
-
-/** How often the lock's session is touched: well within the server's idle bound on it. */
-const HEARTBEAT_MS = LOCK_SESSION_IDLE_MS / 5;
 
 /** Whether the session holds the two-key advisory lock `(hashtext($1), hashtext($2))`. */
 const HELD_SQL = `SELECT EXISTS (SELECT 1 FROM pg_locks l
@@ -40,7 +38,7 @@ export interface AdvisoryLockTarget {
 export class AdvisoryLockSession {
   private client: pg.Client | null = null;
   private locked = false;
-  private heartbeat: NodeJS.Timeout | null = null;
+  private readonly keepalive = new SessionKeepalive(LOCK_SESSION_IDLE_MS / 5);
   private readonly lostListeners: Array<() => void> = [];
 
   constructor(private readonly target: AdvisoryLockTarget) {}
@@ -66,7 +64,8 @@ export class AdvisoryLockSession {
       try {
         await boundControlSession(client);
         await boundLockSessionIdle(client);
-        this.beat(client);
+        // Only a frozen holder's session sits idle long enough for the server to end it.
+        this.keepalive.start(client, () => this.client === client);
       } catch (error) {
         await this.release();
         throw scrubbedError(error, url);
@@ -131,41 +130,15 @@ export class AdvisoryLockSession {
   /** Releases the lock (if held) by ending its session. */
   async release(): Promise<void> {
     const client = this.client;
-    this.stopBeat();
+    this.keepalive.stop();
     this.client = null;
     this.locked = false;
     if (client) await endClient(client);
   }
 
-  /**
-   * Touches the session every HEARTBEAT_MS while this process runs, so the
-   * server's idle bound ends it only when the process is frozen; one touch
-   * at a time (a session that hangs is verify's to drop).
-   */
-  private beat(client: pg.Client): void {
-    this.stopBeat();
-    let answered = true;
-    this.heartbeat = setInterval(() => {
-      if (this.client !== client || !answered) return;
-      answered = false;
-      client.query('SELECT 1').then(
-        () => {
-          answered = true;
-        },
-        () => undefined,
-      );
-    }, HEARTBEAT_MS);
-    this.heartbeat.unref();
-  }
-
-  private stopBeat(): void {
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    this.heartbeat = null;
-  }
-
   private lose(): void {
     const wasLocked = this.locked;
-    this.stopBeat();
+    this.keepalive.stop();
     this.client = null;
     this.locked = false;
     if (wasLocked) for (const listener of this.lostListeners) listener();

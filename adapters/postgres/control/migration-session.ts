@@ -17,9 +17,10 @@ import {
   type TablePattern,
 } from '../../../plugin/protocol/index.js';
 import { scrubSecrets } from '../connection/connection-url.js';
+import { explainIdleEnd, watchIdleEnd } from '../connection/idle-end.js';
 import { connectNode } from '../connection/node-connection.js';
 import { boundIdleInTransaction, IDLE_IN_TRANSACTION_ENDED } from '../connection/session-bounds.js';
-import { TransactionKeepalive } from '../connection/transaction-keepalive.js';
+import { SessionKeepalive } from '../connection/session-keepalive.js';
 import { MIGRATING_SETTING, recordControlEvent } from '../setup/ddl-capture.js';
 import { readCatalog, selectReplicated } from '../setup/table-catalog.js';
 import { ensurePublication } from '../source/replication-slot.js';
@@ -114,12 +115,8 @@ export class MigrationSession implements MigrationNodeSession {
     const prepare = `PREPARE TRANSACTION '${checkedGid(options.gid)}'`;
     const client = await this.connect();
     const connection = migrationConnection(client);
-    const keepalive = new TransactionKeepalive(options.lockTimeoutMs / 3);
-    // Thawed after the server ended its idle transaction, the next query says only "not queryable".
-    let idleEnded: unknown = null;
-    client.on('error', (error: Error & { code?: string }) => {
-      if (error.code === IDLE_IN_TRANSACTION_ENDED) idleEnded = error;
-    });
+    const keepalive = new SessionKeepalive(options.lockTimeoutMs / 3);
+    watchIdleEnd(client);
     const begin = async () => {
       await client.query(`SET LOCAL lock_timeout = ${Math.floor(options.lockTimeoutMs)}`);
       // Captured DDL skips it: this migration reaches the replicas through its own round.
@@ -151,7 +148,7 @@ export class MigrationSession implements MigrationNodeSession {
       await client.query(prepare);
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
-      throw this.explain(idleEnded ?? error);
+      throw this.explain(explainIdleEnd(client, error));
     } finally {
       keepalive.stop();
       await client.end().catch(() => undefined);

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { TransactionKeepalive } from '../../adapters/postgres/connection/transaction-keepalive.js';
+import { explainIdleEnd } from '../../adapters/postgres/connection/idle-end.js';
+import { SessionKeepalive } from '../../adapters/postgres/connection/session-keepalive.js';
 
 /** A client that counts the queries it is sent; each answers when `answer` says so. */
 function fakeClient(answer: () => Promise<unknown> = () => Promise.resolve()) {
@@ -14,7 +15,7 @@ function fakeClient(answer: () => Promise<unknown> = () => Promise.resolve()) {
   return { client, sent };
 }
 
-describe('TransactionKeepalive', () => {
+describe('SessionKeepalive', () => {
   beforeEach(() => {
     vi.useFakeTimers();
   });
@@ -25,7 +26,7 @@ describe('TransactionKeepalive', () => {
   it('touches the client while the transaction is open, and stops once it is not', async () => {
     const { client, sent } = fakeClient();
     let open = true;
-    const keepalive = new TransactionKeepalive(100);
+    const keepalive = new SessionKeepalive(100);
     keepalive.start(client, () => open);
     await vi.advanceTimersByTimeAsync(350);
     expect(sent).toEqual(['SELECT 1', 'SELECT 1', 'SELECT 1']);
@@ -36,7 +37,7 @@ describe('TransactionKeepalive', () => {
 
   it('sends one touch at a time to a session that does not answer', async () => {
     const { client, sent } = fakeClient(() => new Promise(() => undefined));
-    const keepalive = new TransactionKeepalive(100);
+    const keepalive = new SessionKeepalive(100);
     keepalive.start(client, () => true);
     await vi.advanceTimersByTimeAsync(1_000);
     expect(sent).toHaveLength(1);
@@ -46,12 +47,31 @@ describe('TransactionKeepalive', () => {
   it('moves to the new client of a transaction begun after a reconnect', async () => {
     const first = fakeClient();
     const second = fakeClient();
-    const keepalive = new TransactionKeepalive(100);
+    const keepalive = new SessionKeepalive(100);
     keepalive.start(first.client, () => false);
     keepalive.start(second.client, () => true);
     await vi.advanceTimersByTimeAsync(250);
     expect(first.sent).toEqual([]);
     expect(second.sent).toEqual(['SELECT 1', 'SELECT 1']);
     keepalive.stop();
+  });
+
+  it('keeps the reason when its touch is what hears the server end the idle transaction', async () => {
+    const ended = Object.assign(
+      new Error('terminating connection due to idle-in-transaction timeout'),
+      {
+        code: '25P03',
+      },
+    );
+    const { client } = fakeClient(() => Promise.reject(ended));
+    const keepalive = new SessionKeepalive(100);
+    keepalive.start(client, () => true);
+    await vi.advanceTimersByTimeAsync(150);
+    keepalive.stop();
+    // The applier's next use says only "not queryable": explained by the server's reason.
+    expect(explainIdleEnd(client, new Error('Client is not queryable'))).toBe(ended);
+    expect(explainIdleEnd(client, Object.assign(new Error('x'), { code: '23505' }))).not.toBe(
+      ended,
+    );
   });
 });

@@ -1,15 +1,16 @@
 import type pg from 'pg';
+import { noteIdleEnd } from './idle-end.js';
 
 /**
- * Keeps an open transaction from looking idle to the server while this
- * process runs (an applier may wait at a two-phase gate for as long as a
- * round before it takes; a migration's own code may take its time between
- * statements): a `SELECT 1` every `everyMs`, one at a time. A frozen process
- * sends none, so the server's idle bound (boundIdleInTransaction) still ends
- * its transaction and frees the locks it holds for its successor or the
- * application.
+ * Keeps a session from looking idle to the server while this process runs:
+ * an open transaction (an applier may wait at a two-phase gate for as long as
+ * a round before it takes; a migration's own code may take its time between
+ * statements) or an advisory lock's session. A `SELECT 1` every `everyMs`,
+ * one at a time. A frozen process sends none, so the server's idle bounds
+ * (boundIdleInTransaction, boundLockSessionIdle) still end its transaction or
+ * session and free the locks it holds for its successor or the application.
  */
-export class TransactionKeepalive {
+export class SessionKeepalive {
   private timer: NodeJS.Timeout | null = null;
   private touching: pg.Client | null = null;
 
@@ -28,7 +29,10 @@ export class TransactionKeepalive {
       const done = () => {
         answered = true;
       };
-      client.query('SELECT 1').then(done, done);
+      client.query('SELECT 1').then(done, (error: unknown) => {
+        noteIdleEnd(client, error);
+        done();
+      });
     }, this.everyMs);
     this.timer.unref();
   }
