@@ -29,15 +29,20 @@ describe('a lockstep migrate frozen inside its primary transaction', () => {
       'ALTER TABLE items ADD COLUMN c int; UPDATE items SET c = id;',
     );
     const sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
-    const frozen = new LockstepProcess(MIGRATE());
+    let started = null as LockstepProcess | null;
+    const frozen = () => started as LockstepProcess;
     try {
       await eventually(async () => !!sidecar.logEvent('sidecar-active'), 'the sidecar active');
       // The real run has locked items when it records its marker: it waits there, then is frozen.
+      // Started only once the marker's table is held, or it could finish first.
       const frozenPid = await freezeInTransaction(frozen, {
         node: clusters.primary,
         application: 'lockstep-migrate-session',
         holdSql: 'LOCK TABLE lockstep.control_events IN SHARE MODE',
         holds: 'items',
+        trigger: async () => {
+          started = new LockstepProcess(MIGRATE());
+        },
       });
       // The application's write waits on the frozen migration's lock until the server ends it.
       await clusters.primary.query(`UPDATE items SET v = 'app' WHERE id = 1`);
@@ -47,8 +52,8 @@ describe('a lockstep migrate frozen inside its primary transaction', () => {
         ),
       ).toBe(false);
       expect(await preparedGids(nodes)).toEqual([]);
-      frozen.kill('SIGKILL');
-      await frozen.exited;
+      frozen().kill('SIGKILL');
+      await frozen().exited;
 
       const again = await lockstep(MIGRATE());
       expect(again.code, again.output).toBe(0);
@@ -65,8 +70,8 @@ describe('a lockstep migrate frozen inside its primary transaction', () => {
       }
       expect(await preparedGids(nodes)).toEqual([]);
     } finally {
-      frozen.kill('SIGCONT');
-      frozen.kill('SIGKILL');
+      started?.kill('SIGCONT');
+      started?.kill('SIGKILL');
       sidecar.kill('SIGTERM');
       await sidecar.exited;
     }

@@ -37,7 +37,7 @@ export interface FreezePoint {
   readonly holdSql: string;
   /** The table the frozen transaction is to hold a lock on once it went on. */
   readonly holds: string;
-  /** What makes the process's session wait on the rows, run once they are held (a write on the primary). */
+  /** What makes the process's session wait on the rows, run once they are held (a write, or starting the process). */
   readonly trigger?: () => Promise<unknown>;
 }
 
@@ -49,7 +49,7 @@ export interface FreezePoint {
  * session's pid.
  */
 export async function freezeInTransaction(
-  process: LockstepProcess,
+  process: LockstepProcess | (() => LockstepProcess),
   { node, application, holdSql, holds, trigger }: FreezePoint,
 ): Promise<number> {
   const blocker = new pg.Client({ connectionString: node.url });
@@ -62,7 +62,8 @@ export async function freezeInTransaction(
       async () => (await sessionsOf(node, application, holds)).some((s) => s.waiting),
       `the ${application} session waiting on the rows`,
     );
-    process.kill('SIGSTOP');
+    // A function: the process the trigger started.
+    (typeof process === 'function' ? process() : process).kill('SIGSTOP');
     await blocker.query('COMMIT');
   } finally {
     await blocker.end().catch(() => undefined);
