@@ -85,6 +85,8 @@ describe('lockstep agent on a bus that hangs', () => {
         await traffic();
         await flows(`with the node of ${role} paused`);
         nats.cluster.signal(index, 'SIGCONT');
+        // One node away at a time: the next pause waits until this one's replicas caught up.
+        await nats.cluster.caughtUp();
       }
       // The whole cluster hangs while the primary goes on.
       for (const i of [0, 1, 2]) nats.cluster.signal(i, 'SIGSTOP');

@@ -213,6 +213,35 @@ export class NatsCluster {
     }
   }
 
+  /**
+   * Waits until every running node passes its full health check: JetStream
+   * on, and each stream and consumer replica it hosts current. A node just
+   * resumed or restarted catches up first; until then the cluster has one
+   * replica fewer to lose, so a test that takes another node away waits here.
+   */
+  async caughtUp(ms = READY_MS): Promise<void> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const views = await Promise.all(
+        this.nodes
+          .filter((n) => n.running)
+          .map(async (node) => {
+            try {
+              await monitor(node, 'healthz');
+              return null;
+            } catch (error) {
+              return `${node.name}: ${(error as Error).message}`;
+            }
+          }),
+      );
+      const behind = views.filter((v) => v !== null);
+      if (behind.length === 0) return;
+      if (Date.now() > deadline)
+        throw new Error(`NATS test cluster: not caught up within ${ms} ms (${behind.join('; ')})`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
   /** What a node says of itself: `leader NAME` once it knows the meta leader, else why not. */
   private async view(node: NatsNode): Promise<string> {
     try {
