@@ -28,9 +28,9 @@ describe('an agent refusing a deposed coordinator over the bus', () => {
       rollback: async (gid) => void ran.push(`rollback ${gid}`),
       close: async () => {},
     };
-    const agentBus = await connectBus({ servers: nats.cluster.url.split(',') }, 'test-agent');
+    const agentBus = await connectBus({ servers: [nats.cluster.nodeUrl(0)] }, 'test-agent');
     const coordinatorBus = await connectBus(
-      { servers: nats.cluster.url.split(',') },
+      { servers: [nats.cluster.nodeUrl(0)] },
       'test-coordinator',
     );
     const transport = agentRoundTransport(agentBus, 'lockstep', 'replica1', 1_000);
@@ -46,7 +46,8 @@ describe('an agent refusing a deposed coordinator over the bus', () => {
       pino({ level: 'silent' }),
     );
     const stop = transport.serve(server.handle);
-    // The subscriptions reached the server before anyone asks.
+    // Both on one server: once it has the subscriptions, requests find them (another
+    // server of the cluster would learn of them only later).
     await agentBus.flush();
     const address = (epoch: number): AgentAddress => ({
       nc: coordinatorBus,
