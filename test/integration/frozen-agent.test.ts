@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
-import { eventually } from '../support/compare-nodes.js';
+import { eventually, rowCount } from '../support/compare-nodes.js';
+import { insertIds } from '../support/frozen-session.js';
 import { LockstepProcess, startAgent } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
@@ -22,18 +23,6 @@ const clusters = useAttached({
 
 const replica = () => clusters.replicas[0] as PostgresCluster;
 
-async function rowsOnReplica(): Promise<number> {
-  const [r] = await replica().query<{ n: number }>('SELECT count(*)::int AS n FROM t');
-  return r?.n ?? -1;
-}
-
-async function insert(from: number, to: number): Promise<void> {
-  await clusters.primary.query('INSERT INTO t SELECT generate_series($1::int, $2::int)', [
-    from,
-    to,
-  ]);
-}
-
 describe('an active agent frozen', () => {
   it('loses the replica to the agent standing by, which applies every row once; thawed, it stands by', async () => {
     const publisher = new LockstepProcess(['run', '--config', clusters.configFile]);
@@ -44,16 +33,16 @@ describe('an active agent frozen', () => {
       const second = startAgent(clusters.configFile, 'replica1');
       standby = second;
       await eventually(async () => !!second.logEvent('agent-standby'), 'agent 2 standing by');
-      await insert(1, 50);
-      await eventually(async () => (await rowsOnReplica()) === 50, 'agent 1 applying');
+      await insertIds(clusters.primary, 1, 50);
+      await eventually(async () => (await rowCount(replica(), 't')) === 50, 'agent 1 applying');
       frozen.kill('SIGSTOP');
-      await insert(51, 150);
+      await insertIds(clusters.primary, 51, 150);
       await eventually(async () => !!second.logEvent('agent-active'), 'agent 2 taking over');
-      await eventually(async () => (await rowsOnReplica()) === 150, 'agent 2 applying');
+      await eventually(async () => (await rowCount(replica(), 't')) === 150, 'agent 2 applying');
       frozen.kill('SIGCONT');
       await eventually(async () => !!frozen.logEvent('agent-lock-lost'), 'agent 1 noticing');
-      await insert(151, 200);
-      await eventually(async () => (await rowsOnReplica()) === 200, 'every row once');
+      await insertIds(clusters.primary, 151, 200);
+      await eventually(async () => (await rowCount(replica(), 't')) === 200, 'every row once');
     } finally {
       frozen.kill('SIGCONT');
       for (const p of [frozen, standby, publisher]) {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { eventually } from '../support/compare-nodes.js';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { eventually, rowCount } from '../support/compare-nodes.js';
 import {
   endCoordinatorSessions,
   freezeInTransaction,
@@ -23,11 +24,6 @@ const replica = () => {
   return node;
 };
 
-async function rowsOnReplica(): Promise<number> {
-  const [r] = await replica().query<{ n: number }>('SELECT count(*)::int AS n FROM t');
-  return r?.n ?? 0;
-}
-
 describe('a sidecar frozen inside an apply transaction', () => {
   it('does not fence its successor out: the replica ends the idle transaction and the successor applies every row once', async () => {
     const frozen = new LockstepProcess(['run', '--config', clusters.configFile]);
@@ -35,7 +31,10 @@ describe('a sidecar frozen inside an apply transaction', () => {
     try {
       await eventually(async () => !!frozen.logEvent('sidecar-active'), 'the first sidecar active');
       await clusters.primary.query('INSERT INTO t VALUES (0, 0)');
-      await eventually(async () => (await rowsOnReplica()) === 1, 'the first row applied');
+      await eventually(
+        async () => (await rowCount(clusters.replicas[0] as PostgresCluster, 't')) === 1,
+        'the first row applied',
+      );
       // Its apply of the update waits on the row, then goes on with its transaction left open.
       const frozenPid = await freezeInTransaction(frozen, {
         node: replica(),
@@ -50,7 +49,10 @@ describe('a sidecar frozen inside an apply transaction', () => {
       successor = next;
       await eventually(async () => !!next.logEvent('sidecar-active'), 'the successor active');
       await clusters.primary.query('INSERT INTO t SELECT g, g FROM generate_series(1, 100) g');
-      await eventually(async () => (await rowsOnReplica()) === 101, 'the successor applying');
+      await eventually(
+        async () => (await rowCount(clusters.replicas[0] as PostgresCluster, 't')) === 101,
+        'the successor applying',
+      );
       // The replica ended the frozen transaction (idle past the apply deadline).
       expect(
         (await sessionsOf(replica(), 'lockstep-apply-replica1')).some((s) => s.pid === frozenPid),
@@ -59,7 +61,10 @@ describe('a sidecar frozen inside an apply transaction', () => {
       frozen.kill('SIGCONT');
       await eventually(async () => !!frozen.logEvent('lock-lost'), 'the lock loss noticed');
       await clusters.primary.query('INSERT INTO t SELECT g, g FROM generate_series(101, 150) g');
-      await eventually(async () => (await rowsOnReplica()) === 151, 'every row once');
+      await eventually(
+        async () => (await rowCount(clusters.replicas[0] as PostgresCluster, 't')) === 151,
+        'every row once',
+      );
       const [row] = await replica().query<{ v: number }>('SELECT v FROM t WHERE id = 0');
       expect(row?.v).toBe(1);
     } finally {

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { eventually } from '../support/compare-nodes.js';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { eventually, rowCount } from '../support/compare-nodes.js';
+import { insertIds } from '../support/frozen-session.js';
 import { LockstepProcess } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 
@@ -11,20 +13,6 @@ const clusters = useAttached({
   // Also how long the replica lets a frozen applier's transaction hold its rows.
   config: { applyTimeoutMs: 10_000 },
 });
-
-async function rowsOnReplica(): Promise<number> {
-  const [r] = (await clusters.replicas[0]?.query<{ n: number }>(
-    'SELECT count(*)::int AS n FROM t',
-  )) ?? [{ n: -1 }];
-  return r?.n ?? -1;
-}
-
-async function insert(from: number, to: number): Promise<void> {
-  await clusters.primary.query('INSERT INTO t SELECT generate_series($1::int, $2::int)', [
-    from,
-    to,
-  ]);
-}
 
 describe('the active sidecar frozen', () => {
   it('loses its lock to the standby, which applies every row; thawed, it stands by; nothing doubled', async () => {
@@ -38,17 +26,26 @@ describe('the active sidecar frozen', () => {
       const next = new LockstepProcess(['run', '--config', clusters.configFile]);
       standby = next;
       await eventually(async () => !!next.logEvent('standby'), 'the second standing by');
-      await insert(1, 50);
-      await eventually(async () => (await rowsOnReplica()) === 50, 'the first applying');
+      await insertIds(clusters.primary, 1, 50);
+      await eventually(
+        async () => (await rowCount(clusters.replicas[0] as PostgresCluster, 't')) === 50,
+        'the first applying',
+      );
       frozen.kill('SIGSTOP');
-      await insert(51, 150);
+      await insertIds(clusters.primary, 51, 150);
       await eventually(async () => !!next.logEvent('sidecar-active'), 'the standby taking over');
-      await eventually(async () => (await rowsOnReplica()) === 150, 'the standby applying');
+      await eventually(
+        async () => (await rowCount(clusters.replicas[0] as PostgresCluster, 't')) === 150,
+        'the standby applying',
+      );
       // Thawed, it finds its lock gone and stands by.
       frozen.kill('SIGCONT');
       await eventually(async () => !!frozen.logEvent('lock-lost'), 'the lock loss noticed');
-      await insert(151, 200);
-      await eventually(async () => (await rowsOnReplica()) === 200, 'every row once');
+      await insertIds(clusters.primary, 151, 200);
+      await eventually(
+        async () => (await rowCount(clusters.replicas[0] as PostgresCluster, 't')) === 200,
+        'every row once',
+      );
       const [active] = await clusters.primary.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
           WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = 'lockstep-coordinator'`,

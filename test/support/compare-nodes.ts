@@ -92,3 +92,9 @@ export async function preparedGids(nodes: readonly PostgresCluster[]): Promise<s
   }
   return found;
 }
+
+/** How many rows `table` holds on `node`. */
+export async function rowCount(node: PostgresCluster, table: string): Promise<number> {
+  const [r] = await node.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`);
+  return r?.n ?? -1;
+}

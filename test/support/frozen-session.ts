@@ -100,3 +100,8 @@ export async function endCoordinatorSessions(primary: PostgresCluster): Promise<
     "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'lockstep' AND active_pid IS NOT NULL",
   );
 }
+
+/** Inserts ids `from`..`to` into `t(id)` on the primary, in one transaction. */
+export async function insertIds(primary: PostgresCluster, from: number, to: number): Promise<void> {
+  await primary.query('INSERT INTO t SELECT generate_series($1::int, $2::int)', [from, to]);
+}
