@@ -139,15 +139,27 @@ class NatsPacketLog implements PacketLog {
   }
 
   async end(): Promise<number> {
-    const end = (await this.jsm.streams.info(this.settings.stream)).state.last_seq;
+    const info = await this.jsm.streams.info(this.settings.stream);
+    const end = info.state.last_seq;
     if (end >= this.acknowledged) return end;
     // A quorum holds what was acknowledged: another replica, up to date, takes over.
-    await this.nc
-      .request(`$JS.API.STREAM.LEADER.STEPDOWN.${this.settings.stream}`, undefined, {
-        timeout: STEP_DOWN_TIMEOUT_MS,
-      })
-      .catch(() => undefined);
-    throw new BusLeaderBehindError(end, this.acknowledged);
+    const stepDown = await this.stepDown();
+    throw new BusLeaderBehindError(end, this.acknowledged, info.cluster?.leader || null, stepDown);
+  }
+
+  /** Asks the stream's leader to step down; what the server answered, for the report. */
+  private async stepDown(): Promise<string> {
+    try {
+      const reply = await this.nc.request(
+        `$JS.API.STREAM.LEADER.STEPDOWN.${this.settings.stream}`,
+        undefined,
+        { timeout: STEP_DOWN_TIMEOUT_MS },
+      );
+      const answer = reply.json<{ success?: boolean; error?: { description?: string } }>();
+      return answer.success ? 'done' : `refused: ${answer.error?.description ?? 'no reason given'}`;
+    } catch (error) {
+      return `failed: ${(error as Error).message}`;
+    }
   }
 
   appender(after: number): PacketAppender {

@@ -64,10 +64,12 @@ export class BusRefusedError extends Error {
 }
 
 /**
- * The stream's leader says the stream ends before a message JetStream
- * acknowledged to this process: its replica stopped applying (nats-server
- * 2.9, after its node was paused and resumed), while a quorum holds the
- * message. It was asked to step down; the next try reads the new leader.
+ * The stream says it ends before a message JetStream acknowledged to this
+ * process: its leader's replica stopped applying (nats-server 2.9, after its
+ * node was paused and resumed), or the group has no leader and a member that
+ * is behind answered for it (2.9 lets each member answer then), while a
+ * quorum holds the message. The leader was asked to step down; the next try
+ * reads again. Nothing is built on such an end.
  */
 export class BusLeaderBehindError extends Error {
   readonly fix =
@@ -76,9 +78,13 @@ export class BusLeaderBehindError extends Error {
   constructor(
     readonly end: number,
     readonly acknowledged: number,
+    /** The server that said so, when it named itself. */
+    readonly leader: string | null,
+    /** What the step-down request got: `done`, or why not. */
+    readonly stepDown: string,
   ) {
     super(
-      `the bus stream's leader says the stream ends at sequence ${end}, before sequence ${acknowledged} it acknowledged: asked it to step down`,
+      `${leader ? `the bus stream's leader ${leader}` : 'a replica of the bus stream, its group without a leader,'} says the stream ends at sequence ${end}, before sequence ${acknowledged} JetStream acknowledged: asked the leader to step down (${stepDown})`,
     );
     this.name = 'BusLeaderBehindError';
   }

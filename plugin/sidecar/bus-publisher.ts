@@ -164,6 +164,14 @@ export class BusPublisher {
         err: error.message,
         fix: (error as { fix?: string }).fix,
         event: refused ? 'bus-refused' : behind ? 'bus-leader-behind' : 'bus-unavailable',
+        ...(behind
+          ? {
+              end: error.end,
+              acknowledged: error.acknowledged,
+              leader: error.leader,
+              stepDown: error.stepDown,
+            }
+          : {}),
       },
       refused
         ? 'the bus refused a packet: reading where it ends again'

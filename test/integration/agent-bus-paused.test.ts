@@ -65,12 +65,33 @@ describe('lockstep agent on a bus that hangs', () => {
       }
     };
     /** Waits for a marker committed now: it must travel publisher, stream and agent while `what`. */
-    const flows = async (what: string) => {
+    const flows = async (what: string, ms = 180_000) => {
       try {
-        await waitForMarker(clusters.primary, clusters.replicas, 180_000);
+        await waitForMarker(clusters.primary, clusters.replicas, ms);
       } catch (error) {
         const tails = `agent:\n${agent.output.slice(-3_000)}\npublisher:\n${publisher.output.slice(-3_000)}`;
         throw new Error(`${(error as Error).message} ${what}\n${tails}`);
+      }
+    };
+    /**
+     * As {@link flows} while node `index` is paused, with one exception, the
+     * server's: nats-server 2.9 may then elect a stream leader whose store ends
+     * before messages JetStream acknowledged (its replica stopped applying
+     * after an earlier pause), and keep it. Lockstep must build nothing on it
+     * (`bus-leader-behind`, still reported when the wait ends) and go on once
+     * the paused node, which holds those messages, is back.
+     */
+    const flowsWhilePaused = async (role: string, index: number, reportsBefore: number) => {
+      try {
+        await flows(`with the node of ${role} paused`, 120_000);
+      } catch (error) {
+        const reports = publisher.events('bus-leader-behind').slice(reportsBefore);
+        const last = reports[reports.length - 1];
+        if (!last || Date.now() - Date.parse(String(last.time)) > 60_000) throw error;
+        for (const report of reports)
+          expect(Number(report.end)).toBeLessThan(Number(report.acknowledged));
+        nats.cluster.signal(index, 'SIGCONT');
+        await flows(`once the node of ${role} was back, its stream leader having been behind`);
       }
     };
     try {
@@ -80,13 +101,14 @@ describe('lockstep agent on a bus that hangs', () => {
         // A hung server accepts TCP and answers nothing; the cluster keeps quorum without it.
         const index = await find();
         expect(index, role).toBeGreaterThanOrEqual(0);
+        const reportsBefore = publisher.events('bus-leader-behind').length;
         nats.cluster.signal(index, 'SIGSTOP');
         // Traffic while the node hangs; the marker then checks nothing waits on it.
         await traffic();
-        await flows(`with the node of ${role} paused`);
+        await flowsWhilePaused(role, index, reportsBefore);
         nats.cluster.signal(index, 'SIGCONT');
-        // One node away at a time: the next pause waits until this one's replicas caught up.
-        await nats.cluster.caughtUp();
+        // One node away at a time: the next pause waits until this one's copy of the stream caught up.
+        await nats.cluster.caughtUp({ streams: [STREAM] });
       }
       // The whole cluster hangs while the primary goes on.
       for (const i of [0, 1, 2]) nats.cluster.signal(i, 'SIGSTOP');

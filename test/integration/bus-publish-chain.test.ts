@@ -155,7 +155,7 @@ describe('appends in flight on the packet subject', () => {
       const before = await leader();
       const behind = await log.end().catch((e) => e);
       expect(behind).toBeInstanceOf(BusLeaderBehindError);
-      expect(behind).toMatchObject({ end: 0, acknowledged: 5 });
+      expect(behind).toMatchObject({ end: 0, acknowledged: 5, leader: before, stepDown: 'done' });
       await eventually(async () => {
         const now = await leader();
         return now !== undefined && now !== before;

@@ -11,7 +11,8 @@ const READY_MS = 60_000;
 /** What a node's `jsz` says of a stream: its leader and its consumers' leaders. */
 interface StreamDetail {
   name: string;
-  cluster?: { leader?: string };
+  state?: { last_seq?: number };
+  cluster?: { leader?: string; replicas?: { name: string; current?: boolean }[] };
   consumer_detail?: { name: string; cluster?: { leader?: string } }[];
 }
 
@@ -153,14 +154,16 @@ export class NatsCluster {
   private async streamDetails(stream: string): Promise<StreamDetail[]> {
     const details: StreamDetail[] = [];
     for (const node of this.nodes) {
-      if (!node.running) continue;
-      const jsz = await monitor(node, 'jsz?accounts=true&streams=true&consumers=true');
-      const accounts = (jsz.account_details ?? []) as { stream_detail?: StreamDetail[] }[];
-      details.push(
-        ...accounts.flatMap((a) => a.stream_detail ?? []).filter((d) => d.name === stream),
-      );
+      if (node.running) details.push(...(await this.nodeStreamDetails(node, stream)));
     }
     return details;
+  }
+
+  /** What `node` says of its own copy of `stream` (none when it hosts none). */
+  private async nodeStreamDetails(node: NatsNode, stream: string): Promise<StreamDetail[]> {
+    const jsz = await monitor(node, 'jsz?accounts=true&streams=true&consumers=true');
+    const accounts = (jsz.account_details ?? []) as { stream_detail?: StreamDetail[] }[];
+    return accounts.flatMap((a) => a.stream_detail ?? []).filter((d) => d.name === stream);
   }
 
   private nodeNamed(name: string | undefined): number {
@@ -214,32 +217,72 @@ export class NatsCluster {
   }
 
   /**
-   * Waits until every running node passes its full health check: JetStream
-   * on, and each stream and consumer replica it hosts current. A node just
-   * resumed or restarted catches up first; until then the cluster has one
-   * replica fewer to lose, so a test that takes another node away waits here.
+   * Waits until every running node passes its full health check (JetStream
+   * on, each stream and consumer replica it hosts current) and, for each of
+   * `streams`, holds the stream as far as its leader does. A node just resumed
+   * or restarted catches up first; until then the cluster has one replica
+   * fewer to lose, so a test that takes another node away waits here. The
+   * health check alone is not enough on nats-server 2.9: a resumed node's
+   * replica can pass it while its store still ends earlier.
    */
-  async caughtUp(ms = READY_MS): Promise<void> {
+  async caughtUp(options: { streams?: readonly string[]; ms?: number } = {}): Promise<void> {
+    const ms = options.ms ?? READY_MS;
     const deadline = Date.now() + ms;
     for (;;) {
-      const views = await Promise.all(
-        this.nodes
-          .filter((n) => n.running)
-          .map(async (node) => {
-            try {
-              await monitor(node, 'healthz');
-              return null;
-            } catch (error) {
-              return `${node.name}: ${(error as Error).message}`;
-            }
-          }),
-      );
-      const behind = views.filter((v) => v !== null);
+      const behind = [...(await this.unhealthy()), ...(await this.behindLeader(options.streams))];
       if (behind.length === 0) return;
       if (Date.now() > deadline)
         throw new Error(`NATS test cluster: not caught up within ${ms} ms (${behind.join('; ')})`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
+  }
+
+  /** The running nodes whose full health check fails, and why. */
+  private async unhealthy(): Promise<string[]> {
+    const views = await Promise.all(
+      this.nodes
+        .filter((n) => n.running)
+        .map(async (node) => {
+          try {
+            await monitor(node, 'healthz');
+            return null;
+          } catch (error) {
+            return `${node.name}: ${(error as Error).message}`;
+          }
+        }),
+    );
+    return views.filter((v) => v !== null);
+  }
+
+  /** For each of `streams`, the running nodes whose copy ends before the leader's. */
+  private async behindLeader(streams: readonly string[] = []): Promise<string[]> {
+    const behind: string[] = [];
+    for (const stream of streams) {
+      const ends = new Map<string, number>();
+      let leader: string | undefined;
+      let leaderView: StreamDetail | undefined;
+      for (const node of this.nodes.filter((n) => n.running)) {
+        const [detail] = await this.nodeStreamDetails(node, stream).catch((error: Error) => {
+          behind.push(`${node.name}: ${error.message}`);
+          return [];
+        });
+        if (!detail) continue;
+        ends.set(node.name, detail.state?.last_seq ?? 0);
+        leader = detail.cluster?.leader ?? leader;
+        if (detail.cluster?.leader === node.name) leaderView = detail;
+      }
+      // The leader's own view: a follower whose replica stopped answering is not current.
+      for (const replica of leaderView?.cluster?.replicas ?? [])
+        if (!replica.current) behind.push(`${stream}: its leader sees ${replica.name} not current`);
+      const end = leader === undefined ? undefined : ends.get(leader);
+      if (end === undefined) {
+        behind.push(`${stream}: no running leader`);
+        continue;
+      }
+      for (const [name, last] of ends)
+        if (last < end) behind.push(`${name}'s ${stream} ends at ${last}, its leader's at ${end}`);
+    }
+    return behind;
   }
 
   /** What a node says of itself: `leader NAME` once it knows the meta leader, else why not. */
