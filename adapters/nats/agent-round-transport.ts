@@ -20,6 +20,7 @@ const VERBS: readonly AgentVerb[] = [
   'rollback',
   'applied',
   'migrate',
+  'alive',
 ];
 
 /** An agent's end of two-phase rounds on NATS: the subjects it serves, the questions it asks. */

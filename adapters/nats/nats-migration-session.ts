@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { DeposedError, LockstepError } from '../../plugin/ports/lockstep-error.js';
 import type {
   MigrationHistoryEntry,
@@ -5,23 +6,48 @@ import type {
   MigrationPrepare,
 } from '../../plugin/ports/migration-session.js';
 import type { Lsn } from '../../plugin/protocol/index.js';
+import { agentAnswers, whileAgentAnswers } from './agent-liveness.js';
 import { type AgentAddress, askAgent } from './nats-round-participant.js';
 
 /**
  * A replica's side of a migration round through its agent (the
  * `MigrationNodeSession` port over NATS requests). The prepare names only
  * the gid: the agent runs the work the stream vouched for at the barrier.
- * No answer in time, or no agent, is a failure: the round votes no.
+ * No answer in time, or no agent, is a failure: the round votes no. The
+ * prepare may take minutes (the agent catches its replica up first), but an
+ * agent that stops answering probes for `silenceMs` (frozen: SIGSTOP, a
+ * paused VM) fails it at once: the primary's part of the round keeps the
+ * migrated table locked until the round ends.
  */
 export class NatsMigrationSession implements MigrationNodeSession {
-  constructor(private readonly address: AgentAddress) {}
+  constructor(
+    private readonly address: AgentAddress,
+    private readonly liveness: { readonly silenceMs: number; readonly log: Logger },
+  ) {}
 
   get node(): string {
     return this.address.replica;
   }
 
   async prepare(options: MigrationPrepare): Promise<void> {
-    await this.ask('migrate', { gid: options.gid }, this.address.timeouts.prepareMs);
+    const { silenceMs, log } = this.liveness;
+    await whileAgentAnswers(
+      this.ask('migrate', { gid: options.gid }, this.address.timeouts.prepareMs),
+      (timeoutMs) => agentAnswers(this.address, timeoutMs),
+      silenceMs,
+      (silentMs) => {
+        log.warn(
+          { replica: this.node, gid: options.gid, silentMs, event: 'agent-unresponsive' },
+          'agent stopped answering while it prepared: the round is refused',
+        );
+        return new LockstepError({
+          node: this.node,
+          problem: `the agent of ${this.node} stopped answering while it prepared migration ${options.gid} (nothing for ${silentMs} ms, twoPhase.voteTimeoutMs ${silenceMs} ms): the round is rolled back`,
+          fix: `see why lockstep agent --replica ${this.node} is stopped (SIGSTOP, a paused VM, an overloaded host), then run this again`,
+          setting: 'twoPhase.voteTimeoutMs',
+        });
+      },
+    );
   }
 
   appliedLsn(): Promise<Lsn | null> {

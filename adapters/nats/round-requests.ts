@@ -1,4 +1,4 @@
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { type NatsConnection, RequestError, type Subscription } from '@nats-io/transport-node';
 import { decodeWire, encodeWire, type WireReply } from '../../plugin/protocol/round-subjects.js';
 
 /**
@@ -16,9 +16,17 @@ export async function askOverBus<T>(
   try {
     reply = await nc.request(subject, encodeWire(body), { timeout: timeoutMs });
   } catch (error) {
-    throw new Error(`no answer on ${subject} within ${timeoutMs} ms: ${(error as Error).message}`);
+    throw new Error(`no answer on ${subject} within ${timeoutMs} ms: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   return decodeWire<WireReply<T>>(reply.data);
+}
+
+/** Whether a request failed because nothing serves its subject (as opposed to no answer in time). */
+export function noResponders(error: unknown): boolean {
+  const cause = (error as Error | undefined)?.cause;
+  return cause instanceof RequestError && cause.isNoResponders();
 }
 
 /**

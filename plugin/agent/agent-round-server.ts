@@ -103,6 +103,8 @@ export class AgentRoundServer {
         return ok(await this.migrations().applied());
       case 'migrate':
         return this.migrate(request.gid ?? '');
+      case 'alive':
+        return ok(null);
     }
   };
 

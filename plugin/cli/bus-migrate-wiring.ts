@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { connectBus } from '../../adapters/nats/nats-connection.js';
 import { NatsMigrationSession } from '../../adapters/nats/nats-migration-session.js';
 import { NatsPhaseTwoNode } from '../../adapters/nats/nats-phase-two-node.js';
@@ -23,6 +24,7 @@ const EPOCH_REFRESH_MS = 2_000;
 export async function busMigrateWiring(
   config: LockstepConfig,
   bus: BusSettings,
+  log: Logger,
 ): Promise<MigrateWiring & { close(): Promise<void> }> {
   const base = postgresControl(config);
   let epoch = await readStreamEpoch(config.primary, config.slot);
@@ -49,7 +51,9 @@ export async function busMigrateWiring(
       phaseTwoMs: config.twoPhase.voteTimeoutMs,
     },
   });
-  const sessions = (name: string) => new NatsMigrationSession(address(name));
+  // A frozen agent is given up on after voteTimeoutMs without life, not after the cap above.
+  const liveness = { silenceMs: config.twoPhase.voteTimeoutMs, log };
+  const sessions = (name: string) => new NatsMigrationSession(address(name), liveness);
   return {
     ...base,
     // The replicas' control schemas are their agents' (attach made them): only the primary's here.

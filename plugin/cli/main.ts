@@ -51,12 +51,13 @@ async function roundTooling(config: LockstepConfig) {
       import('../config/bus-settings.js'),
     ]);
   const bus = busSettings(config);
+  const log = createLogger(config.log.level === 'info' ? 'warn' : config.log.level);
   // With bus, the replicas are reached through their agents.
   const wiring = bus
-    ? await (await import('./bus-migrate-wiring.js')).busMigrateWiring(config, bus)
+    ? await (await import('./bus-migrate-wiring.js')).busMigrateWiring(config, bus, log)
     : { ...postgresControl(config), close: async () => undefined };
   return {
-    log: createLogger(config.log.level === 'info' ? 'warn' : config.log.level),
+    log,
     fault: faultFromEnvironment(config),
     wiring,
   };

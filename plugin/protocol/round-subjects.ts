@@ -17,7 +17,12 @@ export type AgentVerb =
   | 'rollback'
   /** A migration round (`migrate`, `exec`): where the replica stands, and its prepare. */
   | 'applied'
-  | 'migrate';
+  | 'migrate'
+  /**
+   * Answered at once from the agent's event loop: asked while a `migrate` is
+   * outstanding, to tell a frozen agent from one still catching up.
+   */
+  | 'alive';
 
 /** The subject on which the agent of `replica` answers `verb` for slot `slot`. */
 export function agentSubject(slot: string, replica: string, verb: AgentVerb): string {

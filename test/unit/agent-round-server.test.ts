@@ -1,5 +1,6 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import type { AgentMigrations } from '../../plugin/agent/agent-migrations.js';
 import { AgentRoundServer, type AgentRoundsWiring } from '../../plugin/agent/agent-round-server.js';
 import type { PreparedGid } from '../../plugin/ports/phase-two-node.js';
 import { ZERO_LSN } from '../../plugin/protocol/index.js';
@@ -7,10 +8,14 @@ import type { WirePrepare, WireReply, WireVote } from '../../plugin/protocol/rou
 import type { ReplicaParticipant } from '../../plugin/replica/replica-participant.js';
 
 const GID = 'lockstep_s_7_3e2';
+const MIGRATION = 'lockstep_s_m1700000000000_1';
 const REQUEST: WirePrepare = { gid: GID, round: 3, from: 7, to: 7, toLsn: ZERO_LSN };
 
 /** A replica with prepared gids, a participant that answers what it is told, and a coordinator's answers. */
-function world(answer: () => Promise<WireReply<'commit' | 'abort'>>) {
+function world(
+  answer: () => Promise<WireReply<'commit' | 'abort'>>,
+  migrations?: AgentRoundsWiring['migrations'],
+) {
   const prepared = new Map<string, PreparedGid>();
   const decided: string[] = [];
   let vote: (v: WireVote) => void = () => undefined;
@@ -37,6 +42,7 @@ function world(answer: () => Promise<WireReply<'commit' | 'abort'>>) {
     waiting: () => undefined,
     stream: 's',
     recoveryIntervalMs: 30_000,
+    migrations,
     node: {
       node: 'r1',
       list: async () => [...prepared.values()],
@@ -89,6 +95,30 @@ describe('an agent serving two-phase rounds', () => {
     expect(await answered).toMatchObject({ ok: true, value: { vote: 'yes' }, at: 6 });
     expect(prepared.size).toBe(0);
     expect(decided).toEqual([`${GID} rolled-back`]);
+  });
+
+  it('answers alive while a migration prepares, and rolls back one that finishes after its round', async () => {
+    let finish: () => void = () => undefined;
+    const migrations = {
+      patienceMs: 600_000,
+      prepare: (gid: string) =>
+        new Promise<void>((resolve) => {
+          finish = () => {
+            prepared.set(gid, { gid, preparedAt: '', ageSeconds: 0, kind: 'migration' });
+            resolve();
+          };
+        }),
+    } as unknown as AgentMigrations;
+    const { server, prepared } = world(async () => ({ ok: true, value: 'abort' }), migrations);
+    const answered = server.handle('migrate', { epoch: 1, gid: MIGRATION });
+    expect(await server.handle('alive', { epoch: 1 })).toMatchObject({ ok: true });
+    // Thawed: the rollback the coordinator sent the refusing replica comes before the prepare is done.
+    expect(await server.handle('rollback', { epoch: 1, gid: MIGRATION })).toMatchObject({
+      ok: true,
+    });
+    finish();
+    expect(await answered).toMatchObject({ ok: true });
+    expect(prepared.size).toBe(0);
   });
 
   it('finishes a gid a crash left prepared by the coordinator answer, and keeps it while none comes', async () => {
