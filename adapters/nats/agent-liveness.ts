@@ -1,4 +1,6 @@
+import { DeposedError } from '../../plugin/ports/lockstep-error.js';
 import { AgentSilence, probeIntervalMs } from '../../plugin/protocol/agent-silence.js';
+import { dropIfUnresponsive } from './nats-connection.js';
 import { type AgentAddress, askAgent } from './nats-round-participant.js';
 import { noResponders } from './round-requests.js';
 
@@ -13,7 +15,13 @@ export async function agentAnswers(address: AgentAddress, timeoutMs: number): Pr
     await askAgent(address, 'alive', {}, timeoutMs);
     return true;
   } catch (error) {
-    if (!noResponders(error)) return false;
+    // A deposed refusal is an answer: the agent runs.
+    if (error instanceof DeposedError) return true;
+    if (!noResponders(error)) {
+      // Our own server may be the one that hangs: leave it now rather than once pings run out.
+      await dropIfUnresponsive(address.nc);
+      return false;
+    }
   }
   try {
     await askAgent(address, 'applied', {}, timeoutMs);

@@ -12,6 +12,12 @@ const PING_MS = 5_000;
 const MAX_PINGS_OUT = 2;
 /** How long a round trip to the server may take before the connection counts as unresponsive (ms). */
 const ROUND_TRIP_MS = 3_000;
+/**
+ * How long a client may be cut off while it leaves a hung server: its pings
+ * run out within PING_MS · (MAX_PINGS_OUT + 1), then it connects and
+ * subscribes anew. A peer silent for less may be alive behind such a server.
+ */
+export const BUS_FAILOVER_MS = PING_MS * (MAX_PINGS_OUT + 1) + 2 * ROUND_TRIP_MS;
 
 /** The node name errors about the bus carry. */
 export const BUS_NODE = 'bus';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { connectBus } from '../../adapters/nats/nats-connection.js';
+import { BUS_FAILOVER_MS, connectBus } from '../../adapters/nats/nats-connection.js';
 import { NatsMigrationSession } from '../../adapters/nats/nats-migration-session.js';
 import { NatsPhaseTwoNode } from '../../adapters/nats/nats-phase-two-node.js';
 import type { AgentAddress } from '../../adapters/nats/nats-round-participant.js';
@@ -52,7 +52,8 @@ export async function busMigrateWiring(
     },
   });
   // A frozen agent is given up on after voteTimeoutMs without life, not after the cap above.
-  const liveness = { silenceMs: config.twoPhase.voteTimeoutMs, log };
+  // Either side may be leaving a hung NATS server meanwhile: silence for that long is not a frozen agent.
+  const liveness = { silenceMs: config.twoPhase.voteTimeoutMs + BUS_FAILOVER_MS, log };
   const sessions = (name: string) => new NatsMigrationSession(address(name), liveness);
   return {
     ...base,

@@ -1,0 +1,103 @@
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { eventually, preparedGids } from '../support/compare-nodes.js';
+import { LockstepProcess, startAgent } from '../support/lockstep-process.js';
+import { useBusCritical } from '../support/use-bus-critical.js';
+
+// The agent is alive and busy; what hangs is the NATS server the migrating process is connected
+// to. Its client leaves that server once pings run out and its `migrate` reply reaches it through
+// another: the agent must not be declared frozen because the coordinator's own server hung.
+const { nats, clusters } = useBusCritical({ voteTimeoutMs: 5_000 });
+const dir = mkdtempSync(path.join(os.tmpdir(), 'lockstep-frozen-agent-bus-hang-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const replicas = () => clusters.replicas as [PostgresCluster, PostgresCluster];
+const nodes = () => [clusters.primary, ...replicas()];
+const history = async (node: PostgresCluster) =>
+  (await node.query<{ name: string }>('SELECT name FROM lockstep.migrations')).map((r) => r.name);
+
+/** Whether the agent's migration session on `node` sits in the migration's pg_sleep. */
+async function sleeping(node: PostgresCluster): Promise<boolean> {
+  const rows = await node.query<{ n: string }>(
+    `SELECT count(*) AS n FROM pg_stat_activity
+      WHERE application_name = 'lockstep-migrate-session' AND wait_event = 'PgSleep'`,
+  );
+  return Number(rows[0]?.n) > 0;
+}
+
+/** Whose NATS server hangs: each client leaves it only once its pings ran out. */
+const CLIENTS = {
+  'the migrating process': 'lockstep-migrate-lockstep',
+  "replica1's agent": 'lockstep-agent-replica1',
+};
+
+describe('a bus migration while a NATS server hangs', () => {
+  it.each(Object.entries(CLIENTS))(
+    'waits for live agents when %s hangs, and commits',
+    async (_, client) => {
+      // Long enough that the agents answer after the client left the hung server (pings: 10–15 s).
+      const name = `00${readdirSync(dir).length + 1}-slow`;
+      writeFileSync(
+        path.join(dir, `${name}.sql`),
+        'ALTER TABLE events ADD COLUMN IF NOT EXISTS e int; SELECT pg_sleep(30); UPDATE events SET e = 3;',
+      );
+      const coordinator = new LockstepProcess(['run', '--config', clusters.configFile]);
+      const agents = ['replica1', 'replica2'].map((r) => startAgent(clusters.configFile, r));
+      let paused = -1;
+      let migrate = null as LockstepProcess | null;
+      try {
+        await eventually(
+          async () =>
+            coordinator.logEvent('running') !== undefined &&
+            agents.every((a) => a.logEvent('agent-active') !== undefined),
+          'the sidecar and both agents running',
+        );
+        migrate = new LockstepProcess([
+          'migrate',
+          'up',
+          '--config',
+          clusters.configFile,
+          '--dir',
+          dir,
+        ]);
+        // Both agents got their `migrate` and run it: the requests are out, only the replies remain.
+        await eventually(
+          async () => (await sleeping(replicas()[0])) && (await sleeping(replicas()[1])),
+          "both agents' migrations running",
+          // The primary runs the migration (its pg_sleep too) before the replicas do.
+          120_000,
+        );
+        paused = await nats.cluster.clientNode(client);
+        expect(paused).toBeGreaterThanOrEqual(0);
+        nats.cluster.signal(paused, 'SIGSTOP');
+        const code = await migrate.closed;
+        expect(migrate.logEvent('agent-unresponsive'), migrate.output).toBeUndefined();
+        expect(code, migrate.output).toBe(0);
+        nats.cluster.signal(paused, 'SIGCONT');
+        for (const node of nodes())
+          expect({
+            node: node.name,
+            history: (await history(node)).filter((n) => n === name),
+          }).toEqual({
+            node: node.name,
+            history: [name],
+          });
+        await eventually(
+          async () => (await preparedGids(nodes())).length === 0,
+          'nothing left prepared',
+        );
+      } finally {
+        if (paused >= 0) nats.cluster.signal(paused, 'SIGCONT');
+        (migrate as LockstepProcess | null)?.kill('SIGKILL');
+        for (const p of [...agents, coordinator]) {
+          p.kill('SIGTERM');
+          await p.exited;
+        }
+      }
+    },
+    300_000,
+  );
+});
