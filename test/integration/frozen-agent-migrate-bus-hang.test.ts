@@ -42,7 +42,7 @@ describe('a bus migration while a NATS server hangs', () => {
       const name = `00${readdirSync(dir).length + 1}-slow`;
       writeFileSync(
         path.join(dir, `${name}.sql`),
-        'ALTER TABLE events ADD COLUMN IF NOT EXISTS e int; SELECT pg_sleep(30); UPDATE events SET e = 3;',
+        'ALTER TABLE events ADD COLUMN IF NOT EXISTS e int; SELECT pg_sleep(20); UPDATE events SET e = 3;',
       );
       const coordinator = new LockstepProcess(['run', '--config', clusters.configFile]);
       const agents = ['replica1', 'replica2'].map((r) => startAgent(clusters.configFile, r));
