@@ -1,48 +1,77 @@
 import { DeposedError } from '../../plugin/ports/lockstep-error.js';
-import { AgentSilence, probeIntervalMs } from '../../plugin/protocol/agent-silence.js';
+import {
+  AgentSilence,
+  type MigrationAtAgent,
+  probeIntervalMs,
+} from '../../plugin/protocol/agent-silence.js';
 import { dropIfUnresponsive } from './nats-connection.js';
 import { type AgentAddress, askAgent } from './nats-round-participant.js';
 import { noResponders } from './round-requests.js';
 
+/** What one probe of the agent found: nothing (`silent`), or what it says of the migration. */
+export type AgentProbe = 'silent' | MigrationAtAgent;
+
 /**
- * One look at whether the agent's process runs: any answer to `alive` is
- * life (a refusal too). Nothing serving `alive` is either an agent older
- * than that verb or no agent at all: `applied`, which every agent serves,
- * tells them apart.
+ * One look at the agent while it prepares migration `gid`: any answer to
+ * `alive` is life (a refusal too), and says where that migration stands
+ * there. Nothing serving `alive` is either an agent older than that verb or
+ * no agent at all: `applied`, which every agent serves, tells them apart.
  */
-export async function agentAnswers(address: AgentAddress, timeoutMs: number): Promise<boolean> {
+export async function probeAgent(
+  address: AgentAddress,
+  timeoutMs: number,
+  gid: string,
+): Promise<AgentProbe> {
   try {
-    await askAgent(address, 'alive', {}, timeoutMs);
-    return true;
+    const reply = await askAgent<{ migration?: MigrationAtAgent } | null>(
+      address,
+      'alive',
+      { gid },
+      timeoutMs,
+    );
+    return (reply.ok && reply.value?.migration) || 'preparing';
   } catch (error) {
     // A deposed refusal is an answer: the agent runs.
-    if (error instanceof DeposedError) return true;
+    if (error instanceof DeposedError) return 'preparing';
     if (!noResponders(error)) {
       // Our own server may be the one that hangs: leave it now rather than once pings run out.
       await dropIfUnresponsive(address.nc);
-      return false;
+      return 'silent';
     }
   }
   try {
     await askAgent(address, 'applied', {}, timeoutMs);
-    return true;
+    return 'preparing';
   } catch {
-    return false;
+    return 'silent';
   }
 }
 
+/** How `whileAgentAnswers` ends a request it gave up on. */
+export interface AgentWatchErrors {
+  /** The agent answered no probe for the limit. */
+  silent(silentMs: number): Error;
+  /** The agent runs but has the migration neither in hand nor prepared: the request or its answer was lost. */
+  lost(): Error;
+}
+
+/** Probes in a row saying the agent has no such migration before it counts as lost (one may cross the request). */
+const LOST_AFTER = 2;
+
 /**
- * `work` (a request outstanding at the agent), given up on with `silent()`'s
- * error once the agent answered no probe for `limitMs`: a frozen agent must
- * not hold the round for the request's whole cap. Probes stop when `work`
- * settles.
+ * `work` (a `migrate` request outstanding at the agent), settled early from
+ * the agent's probes: failed once the agent answered none for `limitMs` (a
+ * frozen agent must not hold the round for the request's whole cap), done
+ * once the agent says it prepared the migration, failed once it says, twice
+ * in a row, it has none (NATS delivers at most once: a request or an answer
+ * lost while a client changed servers). Probes stop when `work` settles.
  */
-export async function whileAgentAnswers<T>(
-  work: Promise<T>,
-  probe: (timeoutMs: number) => Promise<boolean>,
+export async function whileAgentAnswers(
+  work: Promise<void>,
+  probe: (timeoutMs: number) => Promise<AgentProbe>,
   limitMs: number,
-  silent: (silentMs: number) => Error,
-): Promise<T> {
+  errors: AgentWatchErrors,
+): Promise<void> {
   let settled = false;
   const done = work.finally(() => {
     settled = true;
@@ -55,14 +84,19 @@ export async function whileAgentAnswers<T>(
       ),
       new Promise<void>((resolve) => setTimeout(resolve, ms).unref()),
     ]);
-  const watch = async (): Promise<T> => {
+  const watch = async (): Promise<void> => {
     const silence = new AgentSilence(limitMs, Date.now());
     const interval = probeIntervalMs(limitMs);
+    let none = 0;
     while (!settled) {
       const sent = Date.now();
-      if (await probe(interval)) silence.heard(sent);
+      const found = await probe(interval);
+      if (found !== 'silent') silence.heard(sent);
       if (settled) break;
-      if (silence.overdue(Date.now())) throw silent(silence.silentMs(Date.now()));
+      if (found === 'prepared') return;
+      none = found === 'none' ? none + 1 : 0;
+      if (none >= LOST_AFTER) throw errors.lost();
+      if (silence.overdue(Date.now())) throw errors.silent(silence.silentMs(Date.now()));
       await settledOrAfter(interval - (Date.now() - sent));
     }
     return done;

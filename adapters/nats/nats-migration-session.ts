@@ -6,7 +6,7 @@ import type {
   MigrationPrepare,
 } from '../../plugin/ports/migration-session.js';
 import type { Lsn } from '../../plugin/protocol/index.js';
-import { agentAnswers, whileAgentAnswers } from './agent-liveness.js';
+import { probeAgent, whileAgentAnswers } from './agent-liveness.js';
 import { type AgentAddress, askAgent } from './nats-round-participant.js';
 
 /**
@@ -30,24 +30,39 @@ export class NatsMigrationSession implements MigrationNodeSession {
   }
 
   async prepare(options: MigrationPrepare): Promise<void> {
-    const { silenceMs, log } = this.liveness;
+    const { gid } = options;
     await whileAgentAnswers(
-      this.ask('migrate', { gid: options.gid }, this.address.timeouts.prepareMs),
-      (timeoutMs) => agentAnswers(this.address, timeoutMs),
-      silenceMs,
-      (silentMs) => {
-        log.warn(
-          { replica: this.node, gid: options.gid, silentMs, event: 'agent-unresponsive' },
-          'agent stopped answering while it prepared: the round is refused',
-        );
-        return new LockstepError({
-          node: this.node,
-          problem: `the agent of ${this.node} stopped answering while it prepared migration ${options.gid} (nothing for ${silentMs} ms, twoPhase.voteTimeoutMs ${silenceMs} ms): the round is rolled back`,
-          fix: `see why lockstep agent --replica ${this.node} is stopped (SIGSTOP, a paused VM, an overloaded host), then run this again`,
-          setting: 'twoPhase.voteTimeoutMs',
-        });
-      },
+      this.ask('migrate', { gid }, this.address.timeouts.prepareMs).then(() => undefined),
+      (timeoutMs) => probeAgent(this.address, timeoutMs, gid),
+      this.liveness.silenceMs,
+      { silent: (silentMs) => this.silent(gid, silentMs), lost: () => this.lost(gid) },
     );
+  }
+
+  private silent(gid: string, silentMs: number): Error {
+    this.liveness.log.warn(
+      { replica: this.node, gid, silentMs, event: 'agent-unresponsive' },
+      'agent stopped answering while it prepared: the round is refused',
+    );
+    return new LockstepError({
+      node: this.node,
+      problem: `the agent of ${this.node} stopped answering while it prepared migration ${gid} (nothing for ${silentMs} ms; the limit is twoPhase.voteTimeoutMs plus the time to leave a hung NATS server, ${this.liveness.silenceMs} ms): the round is rolled back`,
+      fix: `see why lockstep agent --replica ${this.node} is stopped (SIGSTOP, a paused VM, an overloaded host), then run this again`,
+      setting: 'twoPhase.voteTimeoutMs',
+    });
+  }
+
+  private lost(gid: string): Error {
+    this.liveness.log.warn(
+      { replica: this.node, gid, event: 'agent-request-lost' },
+      'agent runs but has no such migration: the round is refused',
+    );
+    return new LockstepError({
+      node: this.node,
+      problem: `the agent of ${this.node} runs but has migration ${gid} neither in hand nor prepared: the request or its answer was lost on the bus (a NATS server changed meanwhile); the round is rolled back`,
+      fix: 'run this again',
+      setting: 'connection',
+    });
   }
 
   appliedLsn(): Promise<Lsn | null> {

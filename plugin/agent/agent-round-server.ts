@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { PhaseTwoNode } from '../ports/phase-two-node.js';
+import type { MigrationAtAgent } from '../protocol/agent-silence.js';
 import { parseGid } from '../protocol/index.js';
 import {
   type AgentRequest,
@@ -48,6 +49,8 @@ export class AgentRoundServer {
   private readonly voted = new Map<string, WirePrepare>();
   /** Migrations this process prepared, until their phase two: their `migrate` still decides them. */
   private readonly migrated = new Set<string>();
+  /** Migrations being prepared now. */
+  private readonly preparing = new Set<string>();
   /** Gids rolled back here: a prepare that finishes after its round ended is rolled back at once. */
   private readonly ended = new Set<string>();
 
@@ -104,7 +107,7 @@ export class AgentRoundServer {
       case 'migrate':
         return this.migrate(request.gid ?? '');
       case 'alive':
-        return ok(null);
+        return ok({ migration: this.migrationState(request.gid ?? '') });
     }
   };
 
@@ -114,9 +117,20 @@ export class AgentRoundServer {
     return migrations;
   }
 
+  /** Where migration `gid` stands here, for a coordinator whose request or answer may have been lost. */
+  private migrationState(gid: string): MigrationAtAgent {
+    if (this.preparing.has(gid)) return 'preparing';
+    return this.migrated.has(gid) ? 'prepared' : 'none';
+  }
+
   /** A migration's prepare; one that finishes after its round ended is rolled back at once. */
   private async migrate(gid: string): Promise<WireReply<unknown>> {
-    await this.migrations().prepare(gid);
+    this.preparing.add(gid);
+    try {
+      await this.migrations().prepare(gid);
+    } finally {
+      this.preparing.delete(gid);
+    }
     this.migrated.add(gid);
     if (this.ended.has(gid)) {
       await this.wiring.node.rollback(gid);

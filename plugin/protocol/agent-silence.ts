@@ -1,3 +1,6 @@
+/** Where a migration stands at its agent: in hand, prepared (until its phase two), or neither. */
+export type MigrationAtAgent = 'preparing' | 'prepared' | 'none';
+
 /**
  * Whether an agent with a request outstanding still shows life (DESIGN.md,
  * "Nothing waits without bound"). A `migrate` may legitimately take minutes

@@ -111,7 +111,13 @@ describe('an agent serving two-phase rounds', () => {
     } as unknown as AgentMigrations;
     const { server, prepared } = world(async () => ({ ok: true, value: 'abort' }), migrations);
     const answered = server.handle('migrate', { epoch: 1, gid: MIGRATION });
-    expect(await server.handle('alive', { epoch: 1 })).toMatchObject({ ok: true });
+    expect(await server.handle('alive', { epoch: 1, gid: MIGRATION })).toMatchObject({
+      ok: true,
+      value: { migration: 'preparing' },
+    });
+    expect(await server.handle('alive', { epoch: 1, gid: 'other' })).toMatchObject({
+      value: { migration: 'none' },
+    });
     // Thawed: the rollback the coordinator sent the refusing replica comes before the prepare is done.
     expect(await server.handle('rollback', { epoch: 1, gid: MIGRATION })).toMatchObject({
       ok: true,
@@ -119,6 +125,10 @@ describe('an agent serving two-phase rounds', () => {
     finish();
     expect(await answered).toMatchObject({ ok: true });
     expect(prepared.size).toBe(0);
+    // Rolled back here: nothing of it is left to report as prepared.
+    expect(await server.handle('alive', { epoch: 1, gid: MIGRATION })).toMatchObject({
+      value: { migration: 'none' },
+    });
   });
 
   it('finishes a gid a crash left prepared by the coordinator answer, and keeps it while none comes', async () => {

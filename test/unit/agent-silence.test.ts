@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { whileAgentAnswers } from '../../adapters/nats/agent-liveness.js';
+import { type AgentProbe, whileAgentAnswers } from '../../adapters/nats/agent-liveness.js';
 import { AgentSilence, probeIntervalMs } from '../../plugin/protocol/agent-silence.js';
 
 describe('an agent silent while a request is outstanding', () => {
@@ -37,38 +37,60 @@ describe('an agent silent while a request is outstanding', () => {
 });
 
 describe('a request watched while it is outstanding', () => {
-  const never = new Promise<string>(() => undefined);
-  const silent = (ms: number) => new Error(`silent ${ms}`);
+  const never = new Promise<void>(() => undefined);
+  const errors = {
+    silent: (ms: number) => new Error(`silent ${ms}`),
+    lost: () => new Error('lost'),
+  };
+  /** A probe answering `answers` in turn, then the last one for ever. */
+  const probes = (...answers: AgentProbe[]) => {
+    let next = 0;
+    return async () => answers[Math.min(next++, answers.length - 1)] as AgentProbe;
+  };
 
   it('fails once the agent answers no probe for the limit', async () => {
-    await expect(whileAgentAnswers(never, async () => false, 100, silent)).rejects.toThrow(
+    await expect(whileAgentAnswers(never, probes('silent'), 100, errors)).rejects.toThrow(
       /^silent \d+$/,
     );
   });
 
   it('keeps waiting for an agent that answers, past the limit, for the answer', async () => {
-    let probes = 0;
-    let answer: (value: string) => void = () => undefined;
-    const work = new Promise<string>((resolve) => {
+    let probed = 0;
+    let answer: () => void = () => undefined;
+    const work = new Promise<void>((resolve) => {
       answer = resolve;
     });
     const answered = whileAgentAnswers(
       work,
       async () => {
         // Answered probes for well past several limits, then the request's own answer.
-        if (++probes === 12) answer('prepared');
-        return true;
+        if (++probed === 12) answer();
+        return 'preparing';
       },
       100,
-      silent,
+      errors,
     );
-    expect(await answered).toBe('prepared');
-    expect(probes).toBeGreaterThanOrEqual(12);
+    await expect(answered).resolves.toBeUndefined();
+    expect(probed).toBeGreaterThanOrEqual(12);
   });
 
   it("passes the request's own failure through", async () => {
     await expect(
-      whileAgentAnswers(Promise.reject(new Error('refused')), async () => true, 100, silent),
+      whileAgentAnswers(Promise.reject(new Error('refused')), probes('preparing'), 100, errors),
     ).rejects.toThrow('refused');
+  });
+
+  it('is done once the agent says it prepared, though its answer never comes', async () => {
+    await expect(
+      whileAgentAnswers(never, probes('preparing', 'prepared'), 100, errors),
+    ).resolves.toBeUndefined();
+  });
+
+  it('fails as lost once the agent says twice in a row it has no such migration, not once', async () => {
+    const once = probes('none', 'preparing', 'none', 'preparing', 'prepared');
+    await expect(whileAgentAnswers(never, once, 100, errors)).resolves.toBeUndefined();
+    await expect(
+      whileAgentAnswers(never, probes('preparing', 'none', 'none'), 100, errors),
+    ).rejects.toThrow('lost');
   });
 });
