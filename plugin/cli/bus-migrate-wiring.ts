@@ -51,8 +51,8 @@ export async function busMigrateWiring(
       phaseTwoMs: config.twoPhase.voteTimeoutMs,
     },
   });
-  // A frozen agent is given up on after voteTimeoutMs without life, not after the cap above.
-  // Either side may be leaving a hung NATS server meanwhile: silence for that long is not a frozen agent.
+  // A frozen agent is given up on long before the cap above: after voteTimeoutMs without life, plus
+  // the time either side may take to leave a hung NATS server (silence that long is not a frozen agent).
   const liveness = { silenceMs: config.twoPhase.voteTimeoutMs + BUS_FAILOVER_MS, log };
   const sessions = (name: string) => new NatsMigrationSession(address(name), liveness);
   return {

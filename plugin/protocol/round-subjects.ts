@@ -20,7 +20,8 @@ export type AgentVerb =
   | 'migrate'
   /**
    * Answered at once from the agent's event loop: asked while a `migrate` is
-   * outstanding, to tell a frozen agent from one still catching up.
+   * outstanding, to tell a frozen agent from one still catching up, and
+   * where that migration stands there (its answer may have been lost).
    */
   | 'alive';
 
