@@ -10,10 +10,8 @@ import {
   type PacketAppender,
   type PacketLog,
 } from '../../plugin/ports/packet-bus.js';
-import type { Lsn } from '../../plugin/protocol/lsn.js';
-import { encodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
 import { eventually } from '../support/compare-nodes.js';
-import { expectContiguous, readBusMessages } from '../support/nats-packets.js';
+import { expectContiguous, packetMessage, readBusMessages } from '../support/nats-packets.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
 
 // Appends with several in flight, on a 3-node cluster: each is stored only right after the one before.
@@ -28,32 +26,11 @@ const settingsFor = (slot: string) => {
   return settings;
 };
 
-/** Packet `version` as one message, inserting row `version` into t. */
-function packet(version: number) {
-  const header = {
-    version,
-    lsn: `0/${(version * 16).toString(16)}` as Lsn,
-    xid: version,
-    commitTime: '',
-  };
-  const relation = {
-    oid: 1,
-    schema: 'public',
-    name: 't',
-    replicaIdentity: 'default' as const,
-    columns: [{ name: 'id', typeOid: 23, typeMod: -1, typeName: null, isKey: true }],
-    keyIndexes: [0],
-  };
-  const changes = [{ kind: 'insert' as const, relation, row: [String(version)] }];
-  const body = encodePacketPart({ header, index: 0, changes, final: { phase: 'one' } });
-  return { body, position: { version, part: 0, changes: 1, final: 'one' as const } };
-}
-
 /** Sends packets `from..to` on `appender`, none waiting for another; their outcomes. */
 function sendRun(appender: PacketAppender, from: number, to: number) {
   const sent = [];
   for (let v = from; v <= to; v++) {
-    const { body, position } = packet(v);
+    const { body, position } = packetMessage(v);
     sent.push(appender.append(body, position));
   }
   return Promise.allSettled(sent);
@@ -87,15 +64,15 @@ describe('appends in flight on the packet subject', () => {
     const other = await connectBus(settings, 'test-other');
     try {
       const appender = log.appender(await log.end());
-      const first = packet(1);
+      const first = packetMessage(1);
       expect(await appender.append(first.body, first.position)).toBe(1);
       // Another publisher read the end and stored its packet 2 there: ours are all refused.
-      const theirs = packet(2);
+      const theirs = packetMessage(2);
       await jetstream(other).publish(settings.subject, theirs.body, {
         expect: { lastSequence: 1 },
       });
       const ours = [2, 3, 4, 5].map((v) => {
-        const { body, position } = packet(v);
+        const { body, position } = packetMessage(v);
         return appender.append(body, position);
       });
       const results = await Promise.allSettled(ours);

@@ -117,6 +117,20 @@ export class NatsCluster {
     await this.ready();
   }
 
+  /** Starts node `index` again without waiting for the cluster (which cannot be ready while others are paused). */
+  startNode(index: number): void {
+    this.node(index).start();
+  }
+
+  /** The indexes of the running nodes that hold a replica of `stream`. */
+  async streamHosts(stream: string): Promise<number[]> {
+    const hosts: number[] = [];
+    for (const [index, node] of this.nodes.entries())
+      if (node.running && (await this.nodeStreamDetails(node, stream)).length > 0)
+        hosts.push(index);
+    return hosts;
+  }
+
   /** Sends `signal` to node `index`: SIGSTOP makes a node that hangs rather than fails, SIGCONT ends that. */
   signal(index: number, signal: 'SIGSTOP' | 'SIGCONT'): void {
     this.node(index).signal(signal);

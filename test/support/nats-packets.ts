@@ -6,9 +6,11 @@ import {
   isFragment,
   type PartFragment,
 } from '../../plugin/protocol/change-fragments.js';
+import type { Lsn } from '../../plugin/protocol/lsn.js';
 import type { PacketPart } from '../../plugin/protocol/packet.js';
 import { decodeBusPieces } from '../../plugin/protocol/packet-batch-codec.js';
 import { type PartPosition, partPosition } from '../../plugin/protocol/packet-bus-names.js';
+import { encodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
 
 /** One message of the packet stream as a test reads it. */
 export interface BusPacketMessage {
@@ -100,4 +102,25 @@ export function expectContiguous(messages: readonly BusPacketMessage[], table: s
     } else part++;
   }
   return ids;
+}
+
+/** Packet `version` as one message, inserting row `version` into t. */
+export function packetMessage(version: number) {
+  const header = {
+    version,
+    lsn: `0/${(version * 16).toString(16)}` as Lsn,
+    xid: version,
+    commitTime: '',
+  };
+  const relation = {
+    oid: 1,
+    schema: 'public',
+    name: 't',
+    replicaIdentity: 'default' as const,
+    columns: [{ name: 'id', typeOid: 23, typeMod: -1, typeName: null, isKey: true }],
+    keyIndexes: [0],
+  };
+  const changes = [{ kind: 'insert' as const, relation, row: [String(version)] }];
+  const body = encodePacketPart({ header, index: 0, changes, final: { phase: 'one' } });
+  return { body, position: { version, part: 0, changes: 1, final: 'one' as const } };
 }
