@@ -61,7 +61,30 @@ function world(
     wiring,
     pino({ level: 'silent' }),
   );
-  return { server, prepared, decided, participant, vote: (v: WireVote) => vote(v) };
+  return {
+    server,
+    prepared,
+    decided,
+    participant,
+    node: wiring.node,
+    vote: (v: WireVote) => vote(v),
+  };
+}
+
+/** Migrations whose prepare lands (the gid prepared in `on`) once `finish(on)` is called. */
+function slowMigrations() {
+  let land: (on: Map<string, PreparedGid>) => void = () => undefined;
+  const migrations = {
+    patienceMs: 600_000,
+    prepare: (gid: string) =>
+      new Promise<void>((resolve) => {
+        land = (on) => {
+          on.set(gid, { gid, preparedAt: '', ageSeconds: 0, kind: 'migration' });
+          resolve();
+        };
+      }),
+  } as unknown as AgentMigrations;
+  return { migrations, finish: (on: Map<string, PreparedGid>) => land(on) };
 }
 
 describe('an agent serving two-phase rounds', () => {
@@ -98,17 +121,7 @@ describe('an agent serving two-phase rounds', () => {
   });
 
   it('answers alive while a migration prepares, and rolls back one that finishes after its round', async () => {
-    let finish: () => void = () => undefined;
-    const migrations = {
-      patienceMs: 600_000,
-      prepare: (gid: string) =>
-        new Promise<void>((resolve) => {
-          finish = () => {
-            prepared.set(gid, { gid, preparedAt: '', ageSeconds: 0, kind: 'migration' });
-            resolve();
-          };
-        }),
-    } as unknown as AgentMigrations;
+    const { migrations, finish } = slowMigrations();
     const { server, prepared } = world(async () => ({ ok: true, value: 'abort' }), migrations);
     const answered = server.handle('migrate', { epoch: 1, gid: MIGRATION });
     expect(await server.handle('alive', { epoch: 1, gid: MIGRATION })).toMatchObject({
@@ -122,13 +135,49 @@ describe('an agent serving two-phase rounds', () => {
     expect(await server.handle('rollback', { epoch: 1, gid: MIGRATION })).toMatchObject({
       ok: true,
     });
-    finish();
+    finish(prepared);
     expect(await answered).toMatchObject({ ok: true });
     expect(prepared.size).toBe(0);
     // Rolled back here: nothing of it is left to report as prepared.
     expect(await server.handle('alive', { epoch: 1, gid: MIGRATION })).toMatchObject({
       value: { migration: 'none' },
     });
+  });
+
+  it('rolls back a late migration whose round ended, even when that rollback found nothing or failed', async () => {
+    // Thawed: the coordinator's one rollback and the prepare's last step run side by side.
+    // ROLLBACK PREPARED ran before PREPARE TRANSACTION was visible: 42704 (nothing to do), or
+    // 55000 "is busy" / a broken phase-two session (an error); its answer comes in after the prepare's.
+    for (const rollbackEnds of ['nothing-prepared', 'error'] as const) {
+      const { migrations, finish } = slowMigrations();
+      const { server, prepared, node } = world(
+        async () => ({ ok: true, value: 'abort' }),
+        migrations,
+      );
+      const answered = server.handle('migrate', { epoch: 1, gid: MIGRATION });
+      let answer: () => void = () => undefined;
+      let calls = 0;
+      node.rollback = async (gid: string) => {
+        calls++;
+        if (calls > 1) {
+          prepared.delete(gid);
+          return;
+        }
+        await new Promise<void>((resolve, reject) => {
+          answer = () => (rollbackEnds === 'error' ? reject(new Error('busy')) : resolve());
+        });
+      };
+      const rolledBack = server.handle('rollback', { epoch: 1, gid: MIGRATION }).catch(() => null);
+      finish(prepared);
+      await answered;
+      answer();
+      await rolledBack;
+      // Nothing of the ended round may stay prepared (it would hold the table for patienceMs).
+      expect({ rollbackEnds, prepared: [...prepared.keys()] }).toEqual({
+        rollbackEnds,
+        prepared: [],
+      });
+    }
   });
 
   it('finishes a gid a crash left prepared by the coordinator answer, and keeps it while none comes', async () => {
