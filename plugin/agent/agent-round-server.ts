@@ -95,11 +95,13 @@ export class AgentRoundServer {
         this.tell(request.gid ?? '', 'committed');
         return ok(null);
       case 'rollback':
-        await node.rollback(request.gid ?? '');
-        this.migrated.delete(request.gid ?? '');
+        // Ended before ROLLBACK PREPARED runs: a prepare finishing meanwhile, or one this rollback
+        // failed on (55000 "is busy"), must still be rolled back when it lands.
         this.ended.add(request.gid ?? '');
         // Only a prepare still running can need it; a few hundred are plenty.
         if (this.ended.size > 256) this.ended.delete(this.ended.values().next().value as string);
+        await node.rollback(request.gid ?? '');
+        this.migrated.delete(request.gid ?? '');
         this.tell(request.gid ?? '', 'rolled-back');
         return ok(null);
       case 'applied':
