@@ -8,6 +8,7 @@ import { LibpqClient } from '../connection/libpq-client.js';
 import { dropClient, endClient } from '../connection/node-connection.js';
 import { GUARD_HELD } from '../control/resync-guard.js';
 import { quoteIdent, quoteQualified } from '../sql-identifier.js';
+import { LoadPhaseFrozen, type LoadWatch, watchPhase } from './load-watchdog.js';
 import { type PreparedLoad, prepareLoad } from './load-without-indexes.js';
 
 /** Index builds of the load get at least this much (the server's value when higher). */
@@ -25,45 +26,32 @@ export class ReplicaLoad {
     private readonly job: TableCopyJob,
     private readonly client: pg.Client,
     private readonly prepared: PreparedLoad & { readonly checkForeignKeys: boolean },
+    private readonly watch: LoadWatch,
   ) {}
 
   /** Opens the transaction and prepares the empty table; refuses a table with rows. */
   static async open(job: TableCopyJob, replica: CopyReplica): Promise<ReplicaLoad> {
     const client = new LibpqClient(clientConfig(replica.url, 'lockstep-copy'));
     client.on('error', () => undefined);
-    const table = qualified(job);
+    let pid: number | undefined;
+    const watch: LoadWatch = {
+      url: replica.url,
+      pid: () => pid,
+      boundMs: job.stallTimeoutMs,
+      drop: () => dropClient(client),
+    };
     try {
       await client.connect();
-      await client.query('BEGIN');
-      // As native logical replication does: no user triggers or FK checks while copying.
-      await client.query('SET LOCAL session_replication_role = replica');
-      await client.query(
-        `SELECT set_config('maintenance_work_mem', $1, true)
-          WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes($1)`,
-        [MAINTENANCE_WORK_MEM],
-      );
-      // Nothing may slip in between the check for rows and the load.
-      await client.query(`LOCK TABLE ONLY ${table} IN ACCESS EXCLUSIVE MODE`);
-      const { rows } = await client.query(
-        `SELECT EXISTS (SELECT 1 FROM ONLY ${table}) AS has_rows,
-                EXISTS (SELECT 1 FROM pg_constraint
-                         WHERE conrelid = $1::regclass AND contype = 'f' AND convalidated) AS has_fks`,
-        [table],
-      );
-      if (rows[0]?.has_rows)
-        throw new LockstepError({
-          node: replica.name,
-          table: label(job),
-          problem: 'the table already has rows on the replica, and lockstep did not copy them',
-          fix: `empty it on the replica (TRUNCATE ${table}) and run lockstep attach again`,
-        });
-      const prepared = await prepareLoad(client, table);
-      return new ReplicaLoad(replica, job, client, {
-        ...prepared,
-        checkForeignKeys: rows[0]?.has_fks === true,
-      });
+      const prepare = async () => {
+        await client.query('BEGIN');
+        pid = await startLoad(client);
+        return prepareTable(client, job, replica);
+      };
+      const prepared = await watchPhase('prepare', watch, prepare());
+      return new ReplicaLoad(replica, job, client, prepared, watch);
     } catch (error) {
-      await client.end().catch(() => undefined);
+      // A phase the watchdog gave up on has its session dropped already.
+      if (!(error instanceof LoadPhaseFrozen)) await client.end().catch(() => undefined);
       throw copyFailed(job, replica, error);
     }
   }
@@ -77,32 +65,45 @@ export class ReplicaLoad {
     );
   }
 
-  /** Rebuilds, analyzes, records the copy and commits; the rows copied. */
+  /**
+   * Rebuilds, analyzes, records the copy and commits; the rows copied. Each
+   * phase is watched (load-watchdog): a replica that stops answering in one
+   * is dropped, and its transaction ends on the server unless the COMMIT
+   * itself went through (the table and its record commit together).
+   */
   async commit(copied: number): Promise<number> {
     const { job, client } = this;
+    const phase = <T>(name: string, work: Promise<T>) =>
+      watchPhase(name, { ...this.watch, drop: () => this.abort() }, work);
     try {
-      await this.prepared.rebuild();
+      await phase('index rebuild', this.prepared.rebuild());
       // The first apply after attach plans its joins on these statistics.
-      await client.query(`ANALYZE ${qualified(job)}`);
-      await client.query(
-        `INSERT INTO lockstep.synced_tables
-           (stream, schema_name, table_name, copy_lsn, rows, foreign_keys_checked)
-         VALUES ($1, $2, $3, $4, $5, $6)`,
-        [
-          job.stream,
-          job.table.schema,
-          job.table.name,
-          job.copyLsn,
-          copied,
-          !this.prepared.checkForeignKeys,
-        ],
-      );
-      await checkStillCurrent(client, job, this.replica);
-      await client.query('COMMIT');
+      await phase('analyze', client.query(`ANALYZE ${qualified(job)}`));
+      await phase('record', this.record(copied));
+      await phase('commit', client.query('COMMIT'));
       return copied;
     } catch (error) {
       throw copyFailed(job, this.replica, error);
     }
+  }
+
+  /** The copy's `lockstep.synced_tables` row, once the copy is known to be current. */
+  private async record(copied: number): Promise<void> {
+    const { job } = this;
+    await this.client.query(
+      `INSERT INTO lockstep.synced_tables
+         (stream, schema_name, table_name, copy_lsn, rows, foreign_keys_checked)
+       VALUES ($1, $2, $3, $4, $5, $6)`,
+      [
+        job.stream,
+        job.table.schema,
+        job.table.name,
+        job.copyLsn,
+        copied,
+        !this.prepared.checkForeignKeys,
+      ],
+    );
+    await checkStillCurrent(this.client, job, this.replica);
   }
 
   /**
@@ -128,9 +129,57 @@ export class ReplicaLoad {
 const qualified = (job: TableCopyJob) => quoteQualified(job.table.schema, job.table.name);
 const label = (job: TableCopyJob) => `${job.table.schema}.${job.table.name}`;
 
+/**
+ * The load's settings for its transaction, in one round trip; the backend's
+ * pid (for the watchdog). As native logical replication does: no user
+ * triggers or FK checks while copying. Index builds get at least
+ * MAINTENANCE_WORK_MEM. From PostgreSQL 14 a backend whose session lockstep
+ * dropped (a phase that did not finish) ends within a second, even in a lock
+ * wait, instead of committing later.
+ */
+async function startLoad(client: pg.Client): Promise<number> {
+  const { rows } = await client.query<{ pid: number }>(
+    `SELECT set_config('session_replication_role', 'replica', true),
+            CASE WHEN pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes($1)
+                 THEN set_config('maintenance_work_mem', $1, true) END,
+            CASE WHEN current_setting('server_version_num')::int >= 140000
+                 THEN set_config('client_connection_check_interval', '1s', true) END,
+            pg_backend_pid() AS pid`,
+    [MAINTENANCE_WORK_MEM],
+  );
+  return rows[0]?.pid as number;
+}
+
+/** Locks the table, refuses it with rows, and empties it of its droppable indexes. */
+async function prepareTable(
+  client: pg.Client,
+  job: TableCopyJob,
+  replica: CopyReplica,
+): Promise<PreparedLoad & { readonly checkForeignKeys: boolean }> {
+  const table = qualified(job);
+  // Nothing may slip in between the check for rows and the load.
+  await client.query(`LOCK TABLE ONLY ${table} IN ACCESS EXCLUSIVE MODE`);
+  const { rows } = await client.query(
+    `SELECT EXISTS (SELECT 1 FROM ONLY ${table}) AS has_rows,
+            EXISTS (SELECT 1 FROM pg_constraint
+                     WHERE conrelid = $1::regclass AND contype = 'f' AND convalidated) AS has_fks`,
+    [table],
+  );
+  if (rows[0]?.has_rows)
+    throw new LockstepError({
+      node: replica.name,
+      table: label(job),
+      problem: 'the table already has rows on the replica, and lockstep did not copy them',
+      fix: `empty it on the replica (TRUNCATE ${table}) and run lockstep attach again`,
+    });
+  const prepared = await prepareLoad(client, table);
+  return { ...prepared, checkForeignKeys: rows[0]?.has_fks === true };
+}
+
 /** The replica's failure as a LockstepError naming it and the table. */
 export function copyFailed(job: TableCopyJob, replica: CopyReplica, error: unknown): LockstepError {
   if (error instanceof LockstepError) return error;
+  if (error instanceof LoadPhaseFrozen) return phaseFrozen(job, replica, error);
   const e = error as { message?: string; code?: string };
   return new LockstepError({
     node: replica.name,
@@ -153,6 +202,28 @@ export function copyStalled(
     table: label(job),
     problem: `the replica took no rows for ${stallMs} ms (a stopped or frozen server, or a lock held on the table there); its copy was dropped`,
     fix: `check the replica (pg_locks on the table, the server's state), then run lockstep attach again; applyTimeoutMs sets how long a replica may take nothing`,
+  });
+}
+
+/** A replica that did not finish a phase of its load (load-watchdog): it dropped out. */
+function phaseFrozen(
+  job: TableCopyJob,
+  replica: CopyReplica,
+  frozen: LoadPhaseFrozen,
+): LockstepError {
+  const { phase, reason, boundMs } = frozen;
+  if (phase === 'commit')
+    return new LockstepError({
+      node: replica.name,
+      table: label(job),
+      problem: `the replica ${reason} for ${boundMs} ms at the COMMIT of the copy (a stopped or frozen server, or a lock held there): whether it committed is unknown until the replica answers again`,
+      fix: 'once the replica answers, run lockstep attach again: the table and its record in lockstep.synced_tables commit together, so it copies the table again only if this commit did not happen',
+    });
+  return new LockstepError({
+    node: replica.name,
+    table: label(job),
+    problem: `the replica ${reason} for ${boundMs} ms in the ${phase} phase of the copy (a stopped or frozen server, or a lock held there); its copy was dropped, nothing of it kept`,
+    fix: "check the replica (pg_stat_activity and pg_locks there, the server's state), then run lockstep attach again; applyTimeoutMs sets how long a replica may not answer",
   });
 }
 

@@ -1,0 +1,128 @@
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { eventually, expectIdentical, rowCount } from '../support/compare-nodes.js';
+import { lockstep, writeConfig } from '../support/lockstep-process.js';
+import { definitionsOf, recordedCopies } from '../support/table-definitions.js';
+import { twoReplicas, type UsedClusters, useClusters } from '../support/use-clusters.js';
+
+/** Far beyond applyTimeoutMs plus a probe: a run still going then hangs (and is stopped). */
+const HANG_MS = 90_000;
+
+/**
+ * `gate` takes a shared advisory lock: while a test session holds that lock
+ * on a replica, whatever calls it there waits (a session that neither fails
+ * nor answers). IMMUTABLE so an index may be built on it.
+ */
+const GATE = `
+  CREATE FUNCTION gate(key int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN PERFORM pg_advisory_xact_lock_shared(key); RETURN true; END $$;`;
+
+/** The gate and `sql` on the primary and every replica. */
+async function onEveryNode(clusters: UsedClusters, sql: string): Promise<void> {
+  for (const node of [clusters.primary, ...clusters.replicas]) await node.query(`${GATE} ${sql}`);
+}
+
+/** Holds the advisory lock `key` on `node` until the returned function releases it. */
+async function holdGate(node: PostgresCluster, key: number): Promise<() => Promise<void>> {
+  const holder = new pg.Client({ connectionString: node.url });
+  await holder.connect();
+  await holder.query('SELECT pg_advisory_lock($1)', [key]);
+  return () => holder.end();
+}
+
+/** The copy sessions lockstep left on `node` are gone (a dropped one ends its transaction). */
+const copySessionsGone = (node: PostgresCluster) =>
+  eventually(
+    async () =>
+      (await node.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'lockstep-copy'"))
+        .length === 0,
+    'the dropped copy session to end',
+  );
+
+/**
+ * Runs attach while a test session holds `key` on replica2: replica2 must
+ * drop out (`expectDropOut` checks how, once its session ended) while replica1 gets `table`, keep
+ * nothing of it once its session ended, and have it copied by a second attach.
+ */
+async function dropsOutThenResumes(
+  clusters: UsedClusters,
+  table: string,
+  key: number,
+  expectDropOut: (output: string) => Promise<void>,
+): Promise<void> {
+  const { primary } = clusters;
+  const [r1, r2] = twoReplicas(clusters.replicas);
+  const release = await holdGate(r2, key);
+  const config = writeConfig(primary, clusters.replicas, { applyTimeoutMs: 3_000 });
+  try {
+    const frozen = await lockstep(['attach', '--config', config.file], {}, HANG_MS);
+    expect(frozen.code, frozen.output).toBe(1);
+    expect(await recordedCopies(r1)).toContain(`${table}:true`);
+    expect(await rowCount(r1, table)).toBe(await rowCount(primary, table));
+    // Its session dropped, the replica ended the waiting transaction: nothing kept, nothing recorded.
+    await copySessionsGone(r2);
+    await release();
+    await expectDropOut(frozen.output);
+    expect(await recordedCopies(r2)).not.toContain(`${table}:true`);
+    expect(await rowCount(r2, table)).toBe(0);
+
+    const resumed = await lockstep(['attach', '--config', config.file], {}, HANG_MS);
+    expect(resumed.code, resumed.output).toBe(0);
+    await expectIdentical(primary, clusters.replicas, [table]);
+  } finally {
+    await release().catch(() => undefined);
+    config.remove();
+  }
+}
+
+describe('a replica that stops answering at the COMMIT of its copy', () => {
+  const clusters = useClusters({ replicas: 2 });
+
+  it('drops out after applyTimeoutMs, naming the phase; attach again copies it', async () => {
+    // The key as replica identity: the load keeps that index, so no ALTER TABLE meets the trigger's events.
+    await onEveryNode(
+      clusters,
+      `CREATE TABLE small (id int PRIMARY KEY);
+       ALTER TABLE small REPLICA IDENTITY USING INDEX small_pkey;`,
+    );
+    // A deferred constraint trigger runs at COMMIT; ALWAYS: the load's replica role fires it too.
+    await twoReplicas(clusters.replicas)[1].query(`
+      CREATE FUNCTION gate_row() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN PERFORM gate(4251); RETURN NULL; END $$;
+      CREATE CONSTRAINT TRIGGER small_gate AFTER INSERT ON small
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION gate_row();
+      ALTER TABLE small ENABLE ALWAYS TRIGGER small_gate;`);
+    await clusters.primary.query('INSERT INTO small SELECT generate_series(1, 10)');
+    await dropsOutThenResumes(clusters, 'small', 4251, async (output) => {
+      expect(output).toMatch(
+        /\[replica2, table public\.small\] the replica waited on a lock for 3000 ms at the COMMIT of the copy/,
+      );
+      expect(output).toMatch(/commit together, so it copies the table again only if/);
+    });
+  }, 180_000);
+});
+
+describe('a replica that stops answering while it rebuilds the indexes of its copy', () => {
+  const clusters = useClusters({ replicas: 2 });
+
+  it('drops out, its table as it was; attach again copies it', async () => {
+    const { primary, replicas } = clusters;
+    await onEveryNode(
+      clusters,
+      `CREATE TABLE wide (id int PRIMARY KEY, payload text NOT NULL);
+       CREATE INDEX wide_gated ON wide (gate(4252 + 0 * id));`,
+    );
+    await primary.query('INSERT INTO wide SELECT g, md5(g::text) FROM generate_series(1, 1000) g');
+    const r2 = twoReplicas(replicas)[1];
+    const before = await definitionsOf(r2);
+    await dropsOutThenResumes(clusters, 'wide', 4252, async (output) => {
+      expect(output).toMatch(
+        /\[replica2, table public\.wide\] the replica waited on a lock for 3000 ms in the index rebuild phase of the copy/,
+      );
+      // The drop of its indexes ended with the transaction: every index in place.
+      expect(await definitionsOf(r2)).toEqual(before);
+    });
+    expect(await definitionsOf(r2)).toEqual(await definitionsOf(primary));
+  }, 180_000);
+});
