@@ -23,6 +23,27 @@ async function onEveryNode(clusters: UsedClusters, sql: string): Promise<void> {
   for (const node of [clusters.primary, ...clusters.replicas]) await node.query(`${GATE} ${sql}`);
 }
 
+/**
+ * Table `small`, whose COPY on replica2 waits at COMMIT while key 4251 is
+ * held there: a deferred constraint trigger runs at COMMIT; ALWAYS, so the
+ * load's replica role fires it too.
+ */
+async function gateCommit(clusters: UsedClusters): Promise<void> {
+  // The key as replica identity: the load keeps that index, so no ALTER TABLE meets the trigger's events.
+  await onEveryNode(
+    clusters,
+    `CREATE TABLE small (id int PRIMARY KEY);
+       ALTER TABLE small REPLICA IDENTITY USING INDEX small_pkey;`,
+  );
+  await twoReplicas(clusters.replicas)[1].query(`
+      CREATE FUNCTION gate_row() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN PERFORM gate(4251); RETURN NULL; END $$;
+      CREATE CONSTRAINT TRIGGER small_gate AFTER INSERT ON small
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION gate_row();
+      ALTER TABLE small ENABLE ALWAYS TRIGGER small_gate;`);
+  await clusters.primary.query('INSERT INTO small SELECT generate_series(1, 10)');
+}
+
 /** Holds the advisory lock `key` on `node` until the returned function releases it. */
 async function holdGate(node: PostgresCluster, key: number): Promise<() => Promise<void>> {
   const holder = new pg.Client({ connectionString: node.url });
@@ -41,14 +62,43 @@ const copySessionsGone = (node: PostgresCluster) =>
   );
 
 /**
- * Runs attach while a test session holds `key` on replica2: replica2 must
- * drop out (`expectDropOut` checks how, once its session ended) while replica1 gets `table`, keep
- * nothing of it once its session ended, and have it copied by a second attach.
+ * Attach, run while replica2's copy session waits on the gate; with
+ * `freeze`, replica2's whole server is then frozen (SIGSTOP) until attach
+ * ended, so nothing there answers.
+ */
+async function attachHeldBack(
+  r2: PostgresCluster,
+  config: string,
+  freeze: boolean,
+): Promise<Awaited<ReturnType<typeof lockstep>>> {
+  const run = lockstep(['attach', '--config', config], {}, HANG_MS);
+  if (!freeze) return run;
+  await eventually(
+    async () =>
+      (
+        await r2.query(
+          "SELECT 1 FROM pg_stat_activity WHERE application_name = 'lockstep-copy' AND wait_event_type = 'Lock'",
+        )
+      ).length > 0,
+    'the copy session waiting at the gate',
+  );
+  await r2.freezeServer();
+  try {
+    return await run;
+  } finally {
+    await r2.thawServer();
+  }
+}
+
+/**
+ * Runs attach while a test session holds `key` on replica2 (and, with
+ * `freeze`, its server frozen): replica2 must drop out (`expectDropOut`
+ * checks how, once its session ended) while replica1 gets `table`, keep
+ * nothing of it, and have it copied by a second attach.
  */
 async function dropsOutThenResumes(
   clusters: UsedClusters,
-  table: string,
-  key: number,
+  { table, key, freeze = false }: { table: string; key: number; freeze?: boolean },
   expectDropOut: (output: string) => Promise<void>,
 ): Promise<void> {
   const { primary } = clusters;
@@ -56,7 +106,7 @@ async function dropsOutThenResumes(
   const release = await holdGate(r2, key);
   const config = writeConfig(primary, clusters.replicas, { applyTimeoutMs: 3_000 });
   try {
-    const frozen = await lockstep(['attach', '--config', config.file], {}, HANG_MS);
+    const frozen = await attachHeldBack(r2, config.file, freeze);
     expect(frozen.code, frozen.output).toBe(1);
     expect(await recordedCopies(r1)).toContain(`${table}:true`);
     expect(await rowCount(r1, table)).toBe(await rowCount(primary, table));
@@ -80,21 +130,8 @@ describe('a replica that stops answering at the COMMIT of its copy', () => {
   const clusters = useClusters({ replicas: 2 });
 
   it('drops out after applyTimeoutMs, naming the phase; attach again copies it', async () => {
-    // The key as replica identity: the load keeps that index, so no ALTER TABLE meets the trigger's events.
-    await onEveryNode(
-      clusters,
-      `CREATE TABLE small (id int PRIMARY KEY);
-       ALTER TABLE small REPLICA IDENTITY USING INDEX small_pkey;`,
-    );
-    // A deferred constraint trigger runs at COMMIT; ALWAYS: the load's replica role fires it too.
-    await twoReplicas(clusters.replicas)[1].query(`
-      CREATE FUNCTION gate_row() RETURNS trigger LANGUAGE plpgsql AS
-        $$ BEGIN PERFORM gate(4251); RETURN NULL; END $$;
-      CREATE CONSTRAINT TRIGGER small_gate AFTER INSERT ON small
-        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION gate_row();
-      ALTER TABLE small ENABLE ALWAYS TRIGGER small_gate;`);
-    await clusters.primary.query('INSERT INTO small SELECT generate_series(1, 10)');
-    await dropsOutThenResumes(clusters, 'small', 4251, async (output) => {
+    await gateCommit(clusters);
+    await dropsOutThenResumes(clusters, { table: 'small', key: 4251 }, async (output) => {
       expect(output).toMatch(
         /\[replica2, table public\.small\] the replica waited on a lock for 3000 ms at the COMMIT of the copy/,
       );
@@ -116,7 +153,7 @@ describe('a replica that stops answering while it rebuilds the indexes of its co
     await primary.query('INSERT INTO wide SELECT g, md5(g::text) FROM generate_series(1, 1000) g');
     const r2 = twoReplicas(replicas)[1];
     const before = await definitionsOf(r2);
-    await dropsOutThenResumes(clusters, 'wide', 4252, async (output) => {
+    await dropsOutThenResumes(clusters, { table: 'wide', key: 4252 }, async (output) => {
       expect(output).toMatch(
         /\[replica2, table public\.wide\] the replica waited on a lock for 3000 ms in the index rebuild phase of the copy/,
       );
@@ -124,5 +161,22 @@ describe('a replica that stops answering while it rebuilds the indexes of its co
       expect(await definitionsOf(r2)).toEqual(before);
     });
     expect(await definitionsOf(r2)).toEqual(await definitionsOf(primary));
+  }, 180_000);
+});
+
+describe('a replica server frozen (SIGSTOP) at the COMMIT of its copy', () => {
+  const clusters = useClusters({ replicas: 2 });
+
+  it('drops out after applyTimeoutMs as not answering; attach again copies it', async () => {
+    await gateCommit(clusters);
+    await dropsOutThenResumes(
+      clusters,
+      { table: 'small', key: 4251, freeze: true },
+      async (output) => {
+        expect(output).toMatch(
+          /\[replica2, table public\.small\] the replica did not answer for 3000 ms at the COMMIT of the copy/,
+        );
+      },
+    );
   }, 180_000);
 });
