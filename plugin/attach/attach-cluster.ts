@@ -32,14 +32,18 @@ export async function onPrimary<T>(
   }
 }
 
-/** Runs `work` on a session on a replica, closed afterwards. */
+/**
+ * Runs `work` on a session on a replica, closed afterwards. Bounded unless
+ * asked otherwise: a replica that stops answering fails the step instead of
+ * hanging attach.
+ */
 export async function onReplica<T>(
   cluster: LockstepCluster,
   replica: { name: string; url: string },
   work: (session: ReplicaSession) => Promise<T>,
   options?: SessionOptions,
 ): Promise<T> {
-  const session = await cluster.replica(replica.name, replica.url, options);
+  const session = await cluster.replica(replica.name, replica.url, { bounded: true, ...options });
   try {
     return await work(session);
   } finally {

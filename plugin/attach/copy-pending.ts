@@ -70,8 +70,12 @@ export async function copyPending(
     });
   for (const replica of replicas)
     if (!failed.has(replica.name))
-      await onReplica(cluster, replica, (session) =>
-        session.setup.checkCopiedForeignKeys(config.slot),
+      await onReplica(
+        cluster,
+        replica,
+        (session) => session.setup.checkCopiedForeignKeys(config.slot, config.applyTimeoutMs),
+        // Validating a key may take long: watched by the check, not timed by the session.
+        { bounded: false },
       );
   const first = failed.values().next();
   if (!first.done) throw first.value;

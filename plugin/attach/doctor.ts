@@ -179,7 +179,8 @@ export async function runDoctor(
   const replicas = await Promise.all(
     config.replicas.map((replica) =>
       onNode(
-        () => cluster.replica(replica.name, replica.url),
+        // Bounded: a replica that stops answering fails doctor after the query deadline, not hangs it.
+        () => cluster.replica(replica.name, replica.url, { bounded: true }),
         (session) => checkReplica(config, replica, session, tables, copying.has(replica.name)),
       ),
     ),

@@ -53,9 +53,11 @@ export interface ReplicaSetup {
   dropForeignControlSchema(foreign: ForeignControlSchema): Promise<void>;
   /**
    * Checks the foreign keys of the stream's copied tables that were loaded
-   * unchecked, and records each table checked; throws when rows break one.
+   * unchecked, and records each table checked; throws when rows break one,
+   * or when the replica stops answering (`stallMs`: how long a check may
+   * wait on a lock or go unanswered; a check still working goes on).
    */
-  checkCopiedForeignKeys(stream: string): Promise<void>;
+  checkCopiedForeignKeys(stream: string, stallMs: number): Promise<void>;
 }
 
 /** A replica a table copy feeds. */

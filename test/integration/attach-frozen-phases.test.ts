@@ -52,12 +52,14 @@ async function holdGate(node: PostgresCluster, key: number): Promise<() => Promi
   return () => holder.end();
 }
 
+/** The sessions of `application` on `node`. */
+const sessionsOn = (node: PostgresCluster, application: string) =>
+  node.query('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [application]);
+
 /** The copy sessions lockstep left on `node` are gone (a dropped one ends its transaction). */
 const copySessionsGone = (node: PostgresCluster) =>
   eventually(
-    async () =>
-      (await node.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'lockstep-copy'"))
-        .length === 0,
+    async () => (await sessionsOn(node, 'lockstep-copy')).length === 0,
     'the dropped copy session to end',
   );
 
@@ -178,5 +180,55 @@ describe('a replica server frozen (SIGSTOP) at the COMMIT of its copy', () => {
         );
       },
     );
+  }, 180_000);
+});
+
+describe('a replica that stops answering while the keys of its copy are checked', () => {
+  const clusters = useClusters({ replicas: 2 });
+
+  it('drops out with the table kept unchecked; attach again checks it', async () => {
+    await onEveryNode(
+      clusters,
+      `CREATE TABLE parent (id int PRIMARY KEY);
+       CREATE TABLE child (id int PRIMARY KEY, parent int NOT NULL REFERENCES parent);`,
+    );
+    // The check re-adds each key by ALTER TABLE on a session named 'lockstep' (the control
+    // schema's migrations run on 'lockstep-control'; the load's ALTERs as replica role, no event trigger).
+    await twoReplicas(clusters.replicas)[1].query(`
+      CREATE FUNCTION gate_ddl() RETURNS event_trigger LANGUAGE plpgsql AS
+        $$ BEGIN
+             IF current_setting('application_name') = 'lockstep' THEN PERFORM gate(4253); END IF;
+           END $$;
+      CREATE EVENT TRIGGER child_gate ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+        EXECUTE FUNCTION gate_ddl();`);
+    await clusters.primary.query(`
+      INSERT INTO parent SELECT generate_series(1, 10);
+      INSERT INTO child SELECT g, g FROM generate_series(1, 10) g;`);
+    const [r1, r2] = twoReplicas(clusters.replicas);
+    const release = await holdGate(r2, 4253);
+    const config = writeConfig(clusters.primary, clusters.replicas, { applyTimeoutMs: 3_000 });
+    try {
+      const frozen = await lockstep(['attach', '--config', config.file], {}, HANG_MS);
+      expect(frozen.code, frozen.output).toBe(1);
+      expect(frozen.output).toMatch(
+        /\[replica2, table public\.child\] the replica waited on a lock for 3000 ms while its foreign keys were checked/,
+      );
+      expect(await recordedCopies(r1)).toEqual(['child:true', 'parent:true']);
+      await eventually(
+        async () => (await sessionsOn(r2, 'lockstep')).length === 0,
+        'the dropped check session to end',
+      );
+      await release();
+      // Copied, its keys not checked yet: recorded so.
+      expect(await recordedCopies(r2)).toEqual(['child:false', 'parent:true']);
+
+      const resumed = await lockstep(['attach', '--config', config.file], {}, HANG_MS);
+      expect(resumed.code, resumed.output).toBe(0);
+      expect(await recordedCopies(r2)).toEqual(['child:true', 'parent:true']);
+      await expectIdentical(clusters.primary, clusters.replicas, ['parent', 'child']);
+    } finally {
+      await release().catch(() => undefined);
+      config.remove();
+    }
   }, 180_000);
 });

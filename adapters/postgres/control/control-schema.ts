@@ -1,7 +1,8 @@
 import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
 import { CONTROL_MIGRATION_NAMES } from '../../../migrations/names.js';
 import { sleep } from '../../../plugin/support/sleep.js';
-import { connectNode } from '../connection/node-connection.js';
+import { CONTROL_QUERY_TIMEOUT_MS } from '../connection/connection-url.js';
+import { connectNode, endClient } from '../connection/node-connection.js';
 import type { ControlDb, ControlSession, LockstepSchema } from './lockstep-schema.js';
 
 /** The schema holding lockstep's own tables on every node. */
@@ -26,7 +27,7 @@ export function controlDbOn(session: ControlSession): ControlDb {
 
 /** Whether every control-schema migration is already applied on the node (one query, no Kysely). */
 async function controlSchemaCurrent(node: string, url: string): Promise<boolean> {
-  const client = await connectNode(node, url, 'lockstep-control');
+  const client = await connectNode(node, url, 'lockstep-control', CONTROL_QUERY_TIMEOUT_MS);
   try {
     const exists = await client.query(
       `SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -40,7 +41,7 @@ async function controlSchemaCurrent(node: string, url: string): Promise<boolean>
     const applied = new Set(rows.map((r) => r.name));
     return CONTROL_MIGRATION_NAMES.every((name) => applied.has(name));
   } finally {
-    await client.end().catch(() => undefined);
+    await endClient(client);
   }
 }
 
@@ -66,7 +67,7 @@ export async function migrateControlSchema(node: string, url: string): Promise<v
     import('kysely'),
     import('../../../migrations/index.js'),
   ]);
-  const client = await connectNode(node, url, 'lockstep-control');
+  const client = await connectNode(node, url, 'lockstep-control', CONTROL_QUERY_TIMEOUT_MS);
   // Kysely runs on this one session, inside the transaction opened on it below.
   const session = Object.assign(client, { release: () => undefined });
   const db = new Kysely<unknown>({
@@ -93,7 +94,7 @@ export async function migrateControlSchema(node: string, url: string): Promise<v
     throw error;
   } finally {
     await db.destroy();
-    await client.end().catch(() => undefined);
+    await endClient(client);
   }
 }
 

@@ -20,6 +20,14 @@ export class LoadPhaseFrozen extends Error {
   }
 }
 
+/**
+ * For a watched transaction, sent after its BEGIN: from PostgreSQL 14 a
+ * backend whose session the watchdog dropped ends within a second, even in
+ * a lock wait, instead of going on with the transaction's locks held.
+ */
+export const END_WHEN_DROPPED_SQL = `SELECT CASE WHEN current_setting('server_version_num')::int >= 140000
+  THEN set_config('client_connection_check_interval', '1s', true) END`;
+
 /** What the watchdog of one load needs: where to look and what to drop. */
 export interface LoadWatch {
   readonly url: string;
@@ -33,9 +41,10 @@ export interface LoadWatch {
 /**
  * Runs one phase of a replica load with a bound: every `boundMs` that the
  * phase has not finished, a fresh session asks the replica what the load's
- * backend does. Busy (an index build, ANALYZE on a big table): the phase
- * goes on. The replica not answering within `boundMs` (a frozen host), the
- * backend waiting on a lock, or it not running a statement: the load's
+ * backend does. Busy (an index build, ANALYZE on a big table) or between
+ * two statements: the phase goes on. The replica not answering within
+ * `boundMs` (a frozen host), the backend waiting on a lock or a synchronous
+ * standby, or it idle for `boundMs` while a statement is due: the load's
  * session is dropped and the phase fails with {@link LoadPhaseFrozen}. Only
  * a phase that outlives `boundMs` costs a probe, never a row.
  */
@@ -73,8 +82,13 @@ async function within<V>(settled: Promise<V>, ms: number): Promise<V | false> {
   }
 }
 
-const BACKEND = `SELECT state = 'active' AS active, wait_event_type = 'Lock' AS locked,
-                        wait_event = 'SyncRep' AS standby
+/**
+ * Between two statements of a phase the backend is idle for a round trip:
+ * idle for less than the bound is still working; idle longer, the statement
+ * sent to it never arrived or its answer never left.
+ */
+const BACKEND = `SELECT wait_event_type = 'Lock' AS locked, wait_event = 'SyncRep' AS standby,
+                        state = 'active' OR now() - state_change < $2::interval AS working
                    FROM pg_stat_activity WHERE pid = $1`;
 
 /** Null when the backend is busy with the phase's statement; else why it is given up on. */
@@ -85,7 +99,7 @@ async function probe(watch: LoadWatch): Promise<Unresponsive | null> {
   client.on('error', () => undefined);
   const asked = (async () => {
     await client.connect();
-    const { rows } = await client.query<BackendState>(BACKEND, [pid]);
+    const { rows } = await client.query<BackendState>(BACKEND, [pid, `${watch.boundMs} ms`]);
     return { row: rows[0] };
   })().catch(() => false as const);
   const answer = await within(asked, watch.boundMs);
@@ -96,11 +110,11 @@ async function probe(watch: LoadWatch): Promise<Unresponsive | null> {
   await client.end().catch(() => undefined);
   if (answer.row?.locked) return 'waited on a lock';
   if (answer.row?.standby) return 'waited on a synchronous standby';
-  return answer.row?.active ? null : 'was not working';
+  return answer.row?.working ? null : 'was not working';
 }
 
 interface BackendState {
-  active: boolean;
+  working: boolean;
   locked: boolean;
   standby: boolean;
 }

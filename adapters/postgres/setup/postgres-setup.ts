@@ -43,7 +43,7 @@ export function postgresCluster(): PostgresCluster {
     primary: async (url: string, options?: SessionOptions) =>
       new PgPrimarySession(await open('primary', url, options), options?.bounded),
     replica: async (name: string, url: string, options?: SessionOptions) =>
-      new PgReplicaSession(await open(name, url, options), options?.bounded, name),
+      new PgReplicaSession(await open(name, url, options), options?.bounded, name, url),
     streamLock: (url: string, stream: string) => new StreamLock(url, stream),
     takeResyncGuard: (replica: string, url: string, stream: string) =>
       ResyncGuard.take(replica, url, stream),

@@ -3,6 +3,7 @@ import type { CatalogTable } from '../../../plugin/ports/catalog-table.js';
 import type { ForeignControlSchema, ReplicaSetup } from '../../../plugin/ports/cluster-setup.js';
 import type { ReplicaSession } from '../../../plugin/ports/lockstep-cluster.js';
 import { readDatabaseId } from '../connection/database-identity.js';
+import { dropClient } from '../connection/node-connection.js';
 import { controlDbOn } from '../control/control-schema.js';
 import {
   dropForeignControlSchema,
@@ -19,6 +20,7 @@ class PgReplicaSetup implements ReplicaSetup {
   constructor(
     private readonly client: pg.Client,
     private readonly name: string,
+    private readonly url: string,
     private readonly syncedTables: PgSyncedTablesStore,
   ) {}
 
@@ -38,8 +40,15 @@ class PgReplicaSetup implements ReplicaSetup {
     return dropForeignControlSchema(this.client, foreign);
   }
 
-  checkCopiedForeignKeys(stream: string): Promise<void> {
-    return checkCopiedForeignKeys(this.client, this.syncedTables, stream, this.name);
+  checkCopiedForeignKeys(stream: string, stallMs: number): Promise<void> {
+    const { client } = this;
+    return checkCopiedForeignKeys(client, this.syncedTables, stream, this.name, {
+      url: this.url,
+      // The backend's pid from the connection's BackendKeyData (not in @types/pg).
+      pid: () => (client as unknown as { processID?: number }).processID,
+      boundMs: stallMs,
+      drop: () => dropClient(client),
+    });
   }
 }
 
@@ -49,12 +58,12 @@ export class PgReplicaSession extends PgNodeSession implements ReplicaSession {
   readonly positions: PgPositionsStore;
   readonly syncedTables: PgSyncedTablesStore;
 
-  constructor(client: pg.Client, bounded = false, name = 'replica') {
+  constructor(client: pg.Client, bounded = false, name = 'replica', url = '') {
     super(client, bounded);
     const db = controlDbOn(client);
     this.positions = new PgPositionsStore(db);
     this.syncedTables = new PgSyncedTablesStore(db);
-    this.setup = new PgReplicaSetup(client, name, this.syncedTables);
+    this.setup = new PgReplicaSetup(client, name, url, this.syncedTables);
   }
 
   async forgetStream(stream: string): Promise<void> {

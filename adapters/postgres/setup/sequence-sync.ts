@@ -1,6 +1,11 @@
 import type { SequenceValue } from '../../../plugin/protocol/sequence-values.js';
-import { clientConfig, scrubbedError } from '../connection/connection-url.js';
+import {
+  CONTROL_QUERY_TIMEOUT_MS,
+  clientConfig,
+  scrubbedError,
+} from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
+import { endClient } from '../connection/node-connection.js';
 
 /** Sequences owned by (serial) or backing (identity) columns of the publication's tables, with the primary's last value. */
 const PRIMARY_SEQUENCES = `
@@ -49,7 +54,10 @@ export async function advanceSequences(
   replicaUrl: string,
   values: readonly SequenceValue[],
 ): Promise<number> {
-  const client = new LibpqClient(clientConfig(replicaUrl, 'lockstep-sequences'));
+  // Bounded: a replica that stops answering is reported, not waited on.
+  const client = new LibpqClient(
+    clientConfig(replicaUrl, 'lockstep-sequences', CONTROL_QUERY_TIMEOUT_MS),
+  );
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -62,7 +70,7 @@ export async function advanceSequences(
   } catch (error) {
     throw scrubbedError(error, replicaUrl);
   } finally {
-    await client.end().catch(() => undefined);
+    await endClient(client);
   }
 }
 
