@@ -21,7 +21,8 @@ export async function createMissingTables(
       .filter((p) => p.node === replica.name && isMissingTable(p))
       .map((p) => p.table);
     if (missing.length === 0) continue;
-    const session = await cluster.replica(replica.name, replica.url);
+    // Bounded: a replica that stops answering fails attach instead of hanging it.
+    const session = await cluster.replica(replica.name, replica.url, { bounded: true });
     try {
       for (const table of report.tables.filter((t) => missing.includes(`${t.schema}.${t.name}`))) {
         try {

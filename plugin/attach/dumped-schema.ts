@@ -21,7 +21,8 @@ export async function removeDumpedControlSchemas(
 ): Promise<LockstepError[]> {
   const problems: LockstepError[] = [];
   for (const replica of config.replicas) {
-    const session = await cluster.replica(replica.name, replica.url);
+    // Bounded: a replica that stops answering fails attach instead of hanging it.
+    const session = await cluster.replica(replica.name, replica.url, { bounded: true });
     try {
       const foreign = await session.setup.findForeignControlSchema();
       if (!foreign) continue;
