@@ -1,6 +1,6 @@
 import { clientConfig } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
-import { dropClient } from '../connection/node-connection.js';
+import { dropClient, endClient } from '../connection/node-connection.js';
 
 /** Why a load's backend is given up on (for the error). */
 export type Unresponsive =
@@ -94,7 +94,8 @@ const BACKEND = `SELECT wait_event_type = 'Lock' AS locked, wait_event = 'SyncRe
 /** Null when the backend is busy with the phase's statement; else why it is given up on. */
 async function probe(watch: LoadWatch): Promise<Unresponsive | null> {
   const pid = watch.pid();
-  if (pid === undefined) return 'did not answer';
+  // No backend known yet (pg's processID is null before the connection's key data came).
+  if (!pid) return 'did not answer';
   const client = new LibpqClient(clientConfig(watch.url, 'lockstep-probe', watch.boundMs));
   client.on('error', () => undefined);
   const asked = (async () => {
@@ -107,7 +108,8 @@ async function probe(watch: LoadWatch): Promise<Unresponsive | null> {
     dropClient(client);
     return 'did not answer';
   }
-  await client.end().catch(() => undefined);
+  // A host that answered and froze right after must not hold the watchdog.
+  await endClient(client);
   if (answer.row?.locked) return 'waited on a lock';
   if (answer.row?.standby) return 'waited on a synchronous standby';
   return answer.row?.working ? null : 'was not working';
