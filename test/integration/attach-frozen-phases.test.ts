@@ -100,13 +100,18 @@ async function attachHeldBack(
  */
 async function dropsOutThenResumes(
   clusters: UsedClusters,
-  { table, key, freeze = false }: { table: string; key: number; freeze?: boolean },
+  {
+    table,
+    key,
+    freeze = false,
+    applyTimeoutMs = 3_000,
+  }: { table: string; key: number; freeze?: boolean; applyTimeoutMs?: number },
   expectDropOut: (output: string) => Promise<void>,
 ): Promise<void> {
   const { primary } = clusters;
   const [r1, r2] = twoReplicas(clusters.replicas);
   const release = await holdGate(r2, key);
-  const config = writeConfig(primary, clusters.replicas, { applyTimeoutMs: 3_000 });
+  const config = writeConfig(primary, clusters.replicas, { applyTimeoutMs });
   try {
     const frozen = await attachHeldBack(r2, config.file, freeze);
     expect(frozen.code, frozen.output).toBe(1);
@@ -171,12 +176,14 @@ describe('a replica server frozen (SIGSTOP) at the COMMIT of its copy', () => {
 
   it('drops out after applyTimeoutMs as not answering; attach again copies it', async () => {
     await gateCommit(clusters);
+    // The freeze must land before the watchdog's first look (applyTimeoutMs after the COMMIT was
+    // sent), or it sees a lock wait: 10 s leaves room for a loaded machine.
     await dropsOutThenResumes(
       clusters,
-      { table: 'small', key: 4251, freeze: true },
+      { table: 'small', key: 4251, freeze: true, applyTimeoutMs: 10_000 },
       async (output) => {
         expect(output).toMatch(
-          /\[replica2, table public\.small\] the replica did not answer for 3000 ms at the COMMIT of the copy/,
+          /\[replica2, table public\.small\] the replica did not answer for 10000 ms at the COMMIT of the copy/,
         );
       },
     );
