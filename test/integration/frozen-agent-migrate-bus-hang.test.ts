@@ -56,14 +56,8 @@ describe('a bus migration while a NATS server hangs', () => {
             agents.every((a) => a.logEvent('agent-active') !== undefined),
           'the sidecar and both agents running',
         );
-        migrate = new LockstepProcess([
-          'migrate',
-          'up',
-          '--config',
-          clusters.configFile,
-          '--dir',
-          dir,
-        ]);
+        const up = ['migrate', 'up', '--config', clusters.configFile, '--dir', dir];
+        migrate = new LockstepProcess(up);
         // Both agents got their `migrate` and run it: the requests are out, only the replies remain.
         await eventually(
           async () => (await sleeping(replicas()[0])) && (await sleeping(replicas()[1])),
