@@ -14,8 +14,17 @@ const boundsSql = (
   local: boolean,
 ) => `SELECT set_config('idle_in_transaction_session_timeout', '10s', ${local}),
        set_config('lock_timeout', '20s', ${local}),
-       CASE WHEN current_setting('server_version_num')::int >= 140000
-            THEN set_config('client_connection_check_interval', '1s', ${local}) END`;
+       ${endWhenDropped(local)}`;
+
+/**
+ * A select-list item: from PostgreSQL 14 (the setting's first version) a
+ * backend whose client dropped its session ends within a second, even in a
+ * lock wait, instead of going on with its locks; for the transaction only
+ * when `local`.
+ */
+export const endWhenDropped = (local: boolean) =>
+  `CASE WHEN current_setting('server_version_num')::int >= 140000
+        THEN set_config('client_connection_check_interval', '1s', ${local}) END`;
 
 /** The bounds above for the current transaction only: for a command's session (pause), sent right after BEGIN. */
 export const BOUND_TRANSACTION_SQL = boundsSql(true);
@@ -42,9 +51,7 @@ export const IDLE_IN_TRANSACTION_ENDED = '25P03';
  */
 export async function boundIdleInTransaction(client: pg.ClientBase, idleMs: number): Promise<void> {
   await client.query(
-    `SELECT set_config('idle_in_transaction_session_timeout', $1, false),
-            CASE WHEN current_setting('server_version_num')::int >= 140000
-                 THEN set_config('client_connection_check_interval', '1s', false) END`,
+    `SELECT set_config('idle_in_transaction_session_timeout', $1, false), ${endWhenDropped(false)}`,
     [`${Math.max(1, Math.round(idleMs))}ms`],
   );
 }

@@ -1,6 +1,7 @@
 import { clientConfig } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
 import { dropClient, endClient } from '../connection/node-connection.js';
+import { endWhenDropped } from '../connection/session-bounds.js';
 
 /** Why a load's backend is given up on (for the error). */
 export type Unresponsive =
@@ -25,8 +26,7 @@ export class LoadPhaseFrozen extends Error {
  * backend whose session the watchdog dropped ends within a second, even in
  * a lock wait, instead of going on with the transaction's locks held.
  */
-export const END_WHEN_DROPPED_SQL = `SELECT CASE WHEN current_setting('server_version_num')::int >= 140000
-  THEN set_config('client_connection_check_interval', '1s', true) END`;
+export const END_WHEN_DROPPED_SQL = `SELECT ${endWhenDropped(true)}`;
 
 /** What the watchdog of one load needs: where to look and what to drop. */
 export interface LoadWatch {

@@ -6,6 +6,7 @@ import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
 import { clientConfig } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
 import { dropClient, endClient } from '../connection/node-connection.js';
+import { endWhenDropped } from '../connection/session-bounds.js';
 import { GUARD_HELD } from '../control/resync-guard.js';
 import { quoteIdent, quoteQualified } from '../sql-identifier.js';
 import { LoadPhaseFrozen, type LoadWatch, watchPhase } from './load-watchdog.js';
@@ -142,8 +143,7 @@ async function startLoad(client: pg.Client): Promise<number> {
     `SELECT set_config('session_replication_role', 'replica', true),
             CASE WHEN pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes($1)
                  THEN set_config('maintenance_work_mem', $1, true) END,
-            CASE WHEN current_setting('server_version_num')::int >= 140000
-                 THEN set_config('client_connection_check_interval', '1s', true) END,
+            ${endWhenDropped(true)},
             pg_backend_pid() AS pid`,
     [MAINTENANCE_WORK_MEM],
   );
