@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { packetStreamName } from '../../plugin/protocol/packet-bus-names.js';
 import { eventually, preparedGids } from '../support/compare-nodes.js';
 import { LockstepProcess, startAgent } from '../support/lockstep-process.js';
 import { useBusCritical } from '../support/use-bus-critical.js';
@@ -11,6 +12,7 @@ import { useBusCritical } from '../support/use-bus-critical.js';
 // to. Its client leaves that server once pings run out and its `migrate` reply reaches it through
 // another: the agent must not be declared frozen because the coordinator's own server hung.
 const { nats, clusters } = useBusCritical({ voteTimeoutMs: 5_000 });
+const STREAM = packetStreamName('lockstep');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'lockstep-frozen-agent-bus-hang-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -26,6 +28,26 @@ async function sleeping(node: PostgresCluster): Promise<boolean> {
       WHERE application_name = 'lockstep-migrate-session' AND wait_event = 'PgSleep'`,
   );
   return Number(rows[0]?.n) > 0;
+}
+
+/**
+ * Waits until both agents' migration sessions sleep (the primary runs its part first), and fails
+ * at once, with what each process printed, when the migrate ends before that.
+ */
+async function bothSleeping(migrate: LockstepProcess, agents: LockstepProcess[]): Promise<void> {
+  let ended = false;
+  void migrate.exited.then(() => {
+    ended = true;
+  });
+  const deadline = Date.now() + 120_000;
+  while (!((await sleeping(replicas()[0])) && (await sleeping(replicas()[1])))) {
+    if (ended || Date.now() > deadline)
+      throw new Error(
+        `${ended ? 'the migrate ended' : 'timed out'} before both agents' migrations ran:\n` +
+          [migrate, ...agents].map((p) => p.output.slice(-4_000)).join('\n---\n'),
+      );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /** Whose NATS server hangs: each client leaves it only once its pings ran out. */
@@ -50,6 +72,8 @@ describe('a bus migration while a NATS server hangs', () => {
       let paused = -1;
       let migrate = null as LockstepProcess | null;
       try {
+        // The previous case's hung server is back: its copy of the stream caught up first.
+        await nats.cluster.caughtUp({ streams: [STREAM], restartStuck: true });
         await eventually(
           async () =>
             coordinator.logEvent('running') !== undefined &&
@@ -59,12 +83,7 @@ describe('a bus migration while a NATS server hangs', () => {
         const up = ['migrate', 'up', '--config', clusters.configFile, '--dir', dir];
         migrate = new LockstepProcess(up);
         // Both agents got their `migrate` and run it: the requests are out, only the replies remain.
-        await eventually(
-          async () => (await sleeping(replicas()[0])) && (await sleeping(replicas()[1])),
-          "both agents' migrations running",
-          // The primary runs its part before the replicas do.
-          120_000,
-        );
+        await bothSleeping(migrate, agents);
         paused = await nats.cluster.clientNode(client);
         expect(paused).toBeGreaterThanOrEqual(0);
         nats.cluster.signal(paused, 'SIGSTOP');

@@ -1,28 +1,19 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { runDirectory } from '../../adapters/local-postgres/run-directory.js';
+import {
+  hostedStreams,
+  monitor,
+  nodeStreamDetails,
+  type StreamDetail,
+  unhealthy,
+} from './nats-monitor.js';
 import { NatsNode } from './nats-node.js';
 import { releasePorts, reservePorts } from './nats-ports.js';
 import { killNatsNode, NATS_DIR_PREFIX } from './nats-sweep.js';
 
 /** How long a cluster may take to be ready: every node answering, and a JetStream meta leader (ms). */
 const READY_MS = 60_000;
-
-/** What a node's `jsz` says of a stream: its leader and its consumers' leaders. */
-interface StreamDetail {
-  name: string;
-  state?: { last_seq?: number };
-  cluster?: { leader?: string; replicas?: { name: string; current?: boolean }[] };
-  consumer_detail?: { name: string; cluster?: { leader?: string } }[];
-}
-
-async function monitor(node: NatsNode, endpoint: string): Promise<Record<string, unknown>> {
-  const response = await fetch(`http://127.0.0.1:${node.httpPort}/${endpoint}`, {
-    signal: AbortSignal.timeout(2_000),
-  });
-  if (!response.ok) throw new Error(`${endpoint}: ${response.status}`);
-  return (await response.json()) as Record<string, unknown>;
-}
 
 /**
  * A JetStream cluster of nats-server processes on loopback, each with its own
@@ -109,12 +100,17 @@ export class NatsCluster {
     await this.node(index).kill();
   }
 
-  /** Starts node `index` again (same ports and store) and waits until the cluster is ready. */
+  /**
+   * Starts node `index` again (same ports and store) and waits until the
+   * cluster is ready and every copy of every stream caught up: a test that
+   * takes a node away next must find the quorum it expects.
+   */
   async restart(index: number): Promise<void> {
     const node = this.node(index);
     if (node.running) return;
     node.start();
     await this.ready();
+    await this.caughtUp({ restartStuck: true });
   }
 
   /** Starts node `index` again without waiting for the cluster (which cannot be ready while others are paused). */
@@ -126,8 +122,7 @@ export class NatsCluster {
   async streamHosts(stream: string): Promise<number[]> {
     const hosts: number[] = [];
     for (const [index, node] of this.nodes.entries())
-      if (node.running && (await this.nodeStreamDetails(node, stream)).length > 0)
-        hosts.push(index);
+      if (node.running && (await nodeStreamDetails(node, stream)).length > 0) hosts.push(index);
     return hosts;
   }
 
@@ -168,20 +163,20 @@ export class NatsCluster {
   private async streamDetails(stream: string): Promise<StreamDetail[]> {
     const details: StreamDetail[] = [];
     for (const node of this.nodes) {
-      if (node.running) details.push(...(await this.nodeStreamDetails(node, stream)));
+      if (node.running) details.push(...(await nodeStreamDetails(node, stream)));
     }
     return details;
   }
 
-  /** What `node` says of its own copy of `stream` (none when it hosts none). */
-  private async nodeStreamDetails(node: NatsNode, stream: string): Promise<StreamDetail[]> {
-    const jsz = await monitor(node, 'jsz?accounts=true&streams=true&consumers=true');
-    const accounts = (jsz.account_details ?? []) as { stream_detail?: StreamDetail[] }[];
-    return accounts.flatMap((a) => a.stream_detail ?? []).filter((d) => d.name === stream);
-  }
-
   private nodeNamed(name: string | undefined): number {
     return this.nodes.findIndex((n) => n.name === name);
+  }
+
+  private runningLogs(): string {
+    return this.nodes
+      .filter((n) => n.running)
+      .map((n) => `${n.name}: ${n.logTail.slice(-2_000)}`)
+      .join('\n');
   }
 
   /** The end of each node's log, by node name (for a report). */
@@ -196,6 +191,7 @@ export class NatsCluster {
   async restartAll(): Promise<void> {
     for (const node of this.nodes) node.start();
     await this.ready();
+    await this.caughtUp({ restartStuck: true });
   }
 
   /** Stops every node (SIGKILL after a grace period), removes the cluster's directory and frees its ports. */
@@ -233,51 +229,74 @@ export class NatsCluster {
   /**
    * Waits until every running node passes its full health check (JetStream
    * on, each stream and consumer replica it hosts current) and, for each of
-   * `streams`, holds the stream as far as its leader does. A node just resumed
+   * `streams` (by default every stream a running node hosts), holds the
+   * stream as far as its leader does. A node just resumed
    * or restarted catches up first; until then the cluster has one replica
    * fewer to lose, so a test that takes another node away waits here. The
    * health check alone is not enough on nats-server 2.9: a resumed node's
    * replica can pass it while its store still ends earlier.
    */
-  async caughtUp(options: { streams?: readonly string[]; ms?: number } = {}): Promise<void> {
+  async caughtUp(
+    options: {
+      streams?: readonly string[];
+      ms?: number;
+      /**
+       * Restart, once, a node whose copy of a stream still ends before its
+       * leader's when `ms` ran out. nats-server 2.9 can leave a resumed
+       * node's stream replica applying nothing more (healthy, answering, its
+       * store stuck); a restart is what an operator does then, and it
+       * catches up from its peers. The wait then starts again.
+       */
+      restartStuck?: boolean;
+    } = {},
+  ): Promise<void> {
     const ms = options.ms ?? READY_MS;
+    const streams = options.streams ?? (await hostedStreams(this.nodes));
+    const stuck = await this.waitCaughtUp(streams, ms, !options.restartStuck);
+    if (stuck.length === 0) return;
+    for (const index of stuck) await this.node(index).kill();
+    for (const index of stuck) this.node(index).start();
+    await this.ready();
+    // A restarted replica may catch up from a snapshot first: it gets twice the time.
+    await this.waitCaughtUp(streams, 2 * ms, true);
+  }
+
+  /** Waits up to `ms`; then throws, or returns the nodes whose stream copies are behind. */
+  private async waitCaughtUp(
+    streams: readonly string[],
+    ms: number,
+    throwOnTimeout: boolean,
+  ): Promise<number[]> {
     const deadline = Date.now() + ms;
     for (;;) {
-      const behind = [...(await this.unhealthy()), ...(await this.behindLeader(options.streams))];
-      if (behind.length === 0) return;
-      if (Date.now() > deadline)
-        throw new Error(`NATS test cluster: not caught up within ${ms} ms (${behind.join('; ')})`);
+      const lagging = await this.behindLeader(streams);
+      const behind = [...(await unhealthy(this.nodes)), ...lagging.map((l) => l.why)];
+      if (behind.length === 0) return [];
+      if (Date.now() > deadline) {
+        const stuck = lagging.flatMap((l) => (l.node === undefined ? [] : [l.node]));
+        if (throwOnTimeout || stuck.length === 0)
+          throw new Error(
+            `NATS test cluster: not caught up within ${ms} ms (${behind.join('; ')}); ` +
+              `node logs end with:\n${this.runningLogs()}`,
+          );
+        return [...new Set(stuck)];
+      }
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
 
-  /** The running nodes whose full health check fails, and why. */
-  private async unhealthy(): Promise<string[]> {
-    const views = await Promise.all(
-      this.nodes
-        .filter((n) => n.running)
-        .map(async (node) => {
-          try {
-            await monitor(node, 'healthz');
-            return null;
-          } catch (error) {
-            return `${node.name}: ${(error as Error).message}`;
-          }
-        }),
-    );
-    return views.filter((v) => v !== null);
-  }
-
-  /** For each of `streams`, the running nodes whose copy ends before the leader's. */
-  private async behindLeader(streams: readonly string[] = []): Promise<string[]> {
-    const behind: string[] = [];
+  /** For each of `streams`, why it is not caught up, and the node whose copy ends before its leader's. */
+  private async behindLeader(
+    streams: readonly string[],
+  ): Promise<{ why: string; node?: number }[]> {
+    const behind: { why: string; node?: number }[] = [];
     for (const stream of streams) {
       const ends = new Map<string, number>();
       let leader: string | undefined;
       let leaderView: StreamDetail | undefined;
       for (const node of this.nodes.filter((n) => n.running)) {
-        const [detail] = await this.nodeStreamDetails(node, stream).catch((error: Error) => {
-          behind.push(`${node.name}: ${error.message}`);
+        const [detail] = await nodeStreamDetails(node, stream).catch((error: Error) => {
+          behind.push({ why: `${node.name}: ${error.message}` });
           return [];
         });
         if (!detail) continue;
@@ -287,16 +306,24 @@ export class NatsCluster {
       }
       // The leader's own view: a follower whose replica stopped answering is not current.
       for (const replica of leaderView?.cluster?.replicas ?? [])
-        if (!replica.current) behind.push(`${stream}: its leader sees ${replica.name} not current`);
+        if (!replica.current)
+          behind.push({
+            why: `${stream}: its leader sees ${replica.name} not current`,
+            node: this.nodeNamed(replica.name),
+          });
       const end = leader === undefined ? undefined : ends.get(leader);
       if (end === undefined) {
-        behind.push(`${stream}: no running leader`);
+        behind.push({ why: `${stream}: no running leader` });
         continue;
       }
       for (const [name, last] of ends)
-        if (last < end) behind.push(`${name}'s ${stream} ends at ${last}, its leader's at ${end}`);
+        if (last < end)
+          behind.push({
+            why: `${name}'s ${stream} ends at ${last}, its leader's at ${end} (leader's view: ${JSON.stringify(leaderView?.cluster?.replicas?.find((r) => r.name === name) ?? null)})`,
+            node: this.nodeNamed(name),
+          });
     }
-    return behind;
+    return behind.map((b) => (b.node !== undefined && b.node < 0 ? { why: b.why } : b));
   }
 
   /** What a node says of itself: `leader NAME` once it knows the meta leader, else why not. */
