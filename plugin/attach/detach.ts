@@ -2,6 +2,8 @@ import type { LockstepConfig } from '../config/config-schema.js';
 import type { LockstepCluster, NodeSession, PrimarySession } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 import { isMigrationGid, parseGid } from '../protocol/index.js';
+import { onReplica } from './attach-cluster.js';
+import { replicaStepError } from './replica-step.js';
 
 /** What `detach` removed. */
 export interface DetachResult {
@@ -62,29 +64,54 @@ async function forgetStreamOnPrimary(primary: PrimarySession, stream: string): P
   if (await primary.joinHolds.exists()) await primary.joinHolds.drop(stream);
 }
 
-/** Positions in a stream that no longer exists, on every replica; a later attach starts afresh. */
+/** How `detach` opens a replica's session: bounded by applyTimeoutMs, so a frozen replica fails its step. */
+const detachSession = (config: LockstepConfig) =>
+  ({ applicationName: 'lockstep-detach', queryTimeoutMs: config.applyTimeoutMs }) as const;
+
+/**
+ * Positions in a stream that no longer exists, on every replica; a later
+ * attach starts afresh. A replica that fails (unreachable, not answering)
+ * does not keep the others' positions: each is tried, then the failures are
+ * reported, naming each replica.
+ */
 async function forgetPositions(
   cluster: LockstepCluster,
   config: LockstepConfig,
 ): Promise<string[]> {
   const replicasReset: string[] = [];
+  const failed: LockstepError[] = [];
   for (const replica of config.replicas) {
-    const session = await cluster.replica(replica.name, replica.url).catch((error: Error) => {
-      throw new LockstepError({
-        node: replica.name,
-        problem: `the slot and publication are gone, but the replica's position could not be removed: ${error.message}`,
-        fix: 'run lockstep detach again once the replica is reachable',
-        cause: error,
-      });
-    });
     try {
-      if (await session.positions.exists()) await session.forgetStream(config.slot);
+      await onReplica(
+        cluster,
+        replica,
+        async (session) => {
+          if (await session.positions.exists()) await session.forgetStream(config.slot);
+        },
+        detachSession(config),
+      );
       replicasReset.push(replica.name);
-    } finally {
-      await session.close();
+    } catch (error) {
+      failed.push(
+        replicaStepError(
+          replica.name,
+          "removing the stream's position",
+          config.applyTimeoutMs,
+          error,
+          'run lockstep detach again (it finishes what is left)',
+        ),
+      );
     }
   }
-  return replicasReset;
+  const first = failed[0];
+  if (!first) return replicasReset;
+  throw new LockstepError({
+    node: first.node,
+    setting: first.setting,
+    problem: `the slot and publication are gone, but not every replica's position could be removed (done: ${replicasReset.join(', ') || 'none'}): ${failed.map((e) => `[${e.node}] ${e.problem}`).join('; ')}`,
+    fix: first.fix,
+    cause: first,
+  });
 }
 
 /**
@@ -104,20 +131,17 @@ async function refuseWhilePrepared(
     );
   const held: string[] = (await ours(primary)).map((p) => `primary: ${p.gid}`);
   for (const replica of config.replicas) {
-    const session = await cluster
-      .replica(replica.name, replica.url, { applicationName: 'lockstep-detach', bounded: true })
-      .catch((error: Error) => {
-        throw new LockstepError({
-          node: replica.name,
-          problem: `cannot check the replica for prepared lockstep transactions: ${error.message}`,
-          fix: 'run lockstep detach once the replica is reachable (or detach --force)',
-          cause: error,
-        });
-      });
     try {
-      for (const p of await ours(session)) held.push(`${replica.name}: ${p.gid}`);
-    } finally {
-      await session.close();
+      const gids = await onReplica(cluster, replica, ours, detachSession(config));
+      for (const p of gids) held.push(`${replica.name}: ${p.gid}`);
+    } catch (error) {
+      throw replicaStepError(
+        replica.name,
+        'checking the replica for prepared lockstep transactions',
+        config.applyTimeoutMs,
+        error,
+        'run lockstep detach once the replica answers (or detach --force)',
+      );
     }
   }
   if (held.length > 0) {

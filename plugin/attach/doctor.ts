@@ -9,6 +9,7 @@ import type {
 import { LockstepError } from '../ports/lockstep-error.js';
 import { matchesAnyPattern, parseTablePattern } from '../protocol/index.js';
 import { checkNodeSettings } from './doctor-settings.js';
+import { replicaStepError } from './replica-step.js';
 import { compareTable } from './table-compatibility.js';
 
 /** What `doctor` found. */
@@ -141,10 +142,15 @@ async function placedInStream(client: ReplicaSession, stream: string): Promise<b
   return (await client.positions.read(stream)) !== null;
 }
 
-/** Connects to a node and runs `check`; an unreachable node is a problem of its own. */
+/**
+ * Connects to a node and runs `check`; an unreachable node is a problem of
+ * its own, and so is a replica whose checks fail (one that stops answering
+ * fails them after the session's deadline): named, so the other nodes' findings stay.
+ */
 async function onNode<S extends NodeSession, T extends NodeFindings>(
   open: () => Promise<S>,
   check: (session: S) => Promise<T>,
+  failed?: (error: unknown) => LockstepError,
 ): Promise<T | NodeFindings> {
   let session: S;
   try {
@@ -154,6 +160,9 @@ async function onNode<S extends NodeSession, T extends NodeFindings>(
   }
   try {
     return await check(session);
+  } catch (error) {
+    if (!failed) throw error;
+    return { problems: [failed(error)], warnings: [] };
   } finally {
     await session.close();
   }
@@ -179,9 +188,22 @@ export async function runDoctor(
   const replicas = await Promise.all(
     config.replicas.map((replica) =>
       onNode(
-        // Bounded: a replica that stops answering fails doctor after the query deadline, not hangs it.
-        () => cluster.replica(replica.name, replica.url, { bounded: true }),
+        // Bounded: a replica that stops answering fails its checks after applyTimeoutMs, not hangs doctor.
+        () =>
+          cluster.replica(replica.name, replica.url, {
+            bounded: true,
+            applicationName: 'lockstep-doctor',
+            queryTimeoutMs: config.applyTimeoutMs,
+          }),
         (session) => checkReplica(config, replica, session, tables, copying.has(replica.name)),
+        (error) =>
+          replicaStepError(
+            replica.name,
+            "doctor's checks (settings, tables, position)",
+            config.applyTimeoutMs,
+            error,
+            'run lockstep doctor again',
+          ),
       ),
     ),
   );

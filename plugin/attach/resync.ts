@@ -3,7 +3,8 @@ import type { LockstepCluster, PrimarySession } from '../ports/lockstep-cluster.
 import { DeposedError, LockstepError } from '../ports/lockstep-error.js';
 import type { ResyncGuardPort, StreamPosition } from '../ports/resync-guard.js';
 import { lsnToBigInt } from '../protocol/index.js';
-import { onPrimary } from './attach-cluster.js';
+import { onPrimary, onReplica } from './attach-cluster.js';
+import { replicaStepError } from './replica-step.js';
 
 /** A real point of the stream a resynced replica restarts from. */
 export type ResyncAnchor = StreamPosition;
@@ -26,26 +27,52 @@ export async function findResyncAnchor(
     async (primary) => (await primary.slots.read(config.slot))?.confirmedFlushLsn ?? null,
   );
   let anchor: ResyncAnchor | null = null;
+  const unasked: LockstepError[] = [];
   for (const other of config.replicas) {
     if (other.name === replica || stale.has(other.name)) continue;
-    const session = await cluster.replica(other.name, other.url).catch(() => null);
-    if (!session) continue;
     try {
-      const row = await session.positions.read(config.slot);
+      const row = await readPosition(cluster, config, other);
       if (row && (!anchor || row.version < anchor.version))
         anchor = { version: row.version, lsn: row.lsn };
-    } finally {
-      await session.close();
+    } catch (error) {
+      // Not a starting point, as an unreachable replica: the slot keeps WAL for it anyway.
+      unasked.push(error as LockstepError);
     }
   }
   if (!anchor || !confirmed || lsnToBigInt(anchor.lsn) + 1n < lsnToBigInt(confirmed)) {
+    const failed = unasked.map((e) => `; ${e.node}: ${e.problem}`).join('');
     throw new LockstepError({
       node: replica,
-      problem: 'cannot resync: no healthy replica holds a position the slot still has WAL for',
-      fix: 'detach and attach again from scratch (every replica is copied anew and the stream restarts at version 0)',
+      problem: `cannot resync: no healthy replica holds a position the slot still has WAL for${failed}`,
+      fix: unasked.length
+        ? `run the resync again once ${unasked.map((e) => e.node).join(', ')} answers, or detach and attach again from scratch`
+        : 'detach and attach again from scratch (every replica is copied anew and the stream restarts at version 0)',
     });
   }
   return anchor;
+}
+
+/**
+ * A replica's position in the stream, on a bounded session: a replica that
+ * stopped answering fails the read after applyTimeoutMs, naming it, instead
+ * of hanging the resync.
+ */
+async function readPosition(
+  cluster: LockstepCluster,
+  config: LockstepConfig,
+  replica: ReplicaConfig,
+): Promise<StreamPosition | null> {
+  const step = 'reading its position (the starting point of a resync)';
+  const fix = 'run the resync again';
+  const deadlineMs = config.applyTimeoutMs;
+  try {
+    return await onReplica(cluster, replica, (session) => session.positions.read(config.slot), {
+      applicationName: 'lockstep-resync',
+      queryTimeoutMs: deadlineMs,
+    });
+  } catch (error) {
+    throw replicaStepError(replica.name, step, deadlineMs, error, fix);
+  }
 }
 
 function replicaNamed(config: LockstepConfig, name: string): ReplicaConfig {

@@ -62,6 +62,8 @@ export interface SessionOptions {
   readonly applicationName?: string;
   /** A bounded query time (control work); its close never waits on a frozen host. */
   readonly bounded?: boolean;
+  /** With `bounded`: the query deadline (ms) instead of the control default (a command's replica step deadline). */
+  readonly queryTimeoutMs?: number;
 }
 
 /**

@@ -1,6 +1,8 @@
+import type pg from 'pg';
 import type { LockstepCluster, SessionOptions } from '../../../plugin/ports/lockstep-cluster.js';
 import { CONTROL_QUERY_TIMEOUT_MS } from '../connection/connection-url.js';
-import { connectNode } from '../connection/node-connection.js';
+import { connectNode, endClient, unreachable } from '../connection/node-connection.js';
+import { endWhenDropped } from '../connection/session-bounds.js';
 import { migrateControlSchemas } from '../control/control-schema.js';
 import { DecisionLog } from '../control/decision-log.js';
 import { JoinHolds } from '../control/join-holds.js';
@@ -16,13 +18,28 @@ import { PgReplicaSession } from './replica-session.js';
 import { syncSequences } from './sequence-sync.js';
 import { copyTable } from './table-copy.js';
 
-const open = (node: string, url: string, options: SessionOptions = {}) =>
-  connectNode(
+/**
+ * A node's session. Bounded: every query has a deadline, and from
+ * PostgreSQL 14 the backend ends within a second once its client dropped it
+ * (a deadline passed on a frozen host), so nothing of it lingers once the
+ * host is thawed.
+ */
+async function open(node: string, url: string, options: SessionOptions = {}): Promise<pg.Client> {
+  const client = await connectNode(
     node,
     url,
     options.applicationName ?? 'lockstep',
-    options.bounded ? CONTROL_QUERY_TIMEOUT_MS : undefined,
+    options.bounded ? (options.queryTimeoutMs ?? CONTROL_QUERY_TIMEOUT_MS) : undefined,
   );
+  if (!options.bounded) return client;
+  try {
+    await client.query(`SELECT ${endWhenDropped(false)}`);
+    return client;
+  } catch (error) {
+    await endClient(client);
+    throw unreachable(node, url, error);
+  }
+}
 
 /** The cluster on Postgres, with the decision log a start-over finishes rounds by. */
 export interface PostgresCluster extends LockstepCluster {

@@ -1,0 +1,139 @@
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { eventually, expectIdentical, rowCount } from '../support/compare-nodes.js';
+import { lockstep, writeConfig } from '../support/lockstep-process.js';
+import { useAttached } from '../support/use-attached.js';
+
+/** Far beyond applyTimeoutMs and a session's close: a command still running then hangs (and is stopped). */
+const HANG_MS = 60_000;
+const APPLY_TIMEOUT_MS = 3_000;
+
+const clusters = useAttached({
+  replicas: 2,
+  schema: 'CREATE TABLE items (id int PRIMARY KEY, v text);',
+  seed: `INSERT INTO items SELECT g, 'seed' FROM generate_series(1, 50) g`,
+  config: { applyTimeoutMs: APPLY_TIMEOUT_MS },
+});
+
+/**
+ * Locks `node`'s position table until the returned function releases it:
+ * lockstep's next read or write of it there waits (a session that neither
+ * fails nor answers), so the server can be frozen while that step runs.
+ */
+async function lockPositions(node: PostgresCluster): Promise<() => Promise<void>> {
+  const holder = new pg.Client({ connectionString: node.url });
+  // Frozen with its server: a test that fails may leave it to the teardown.
+  holder.on('error', () => undefined);
+  await holder.connect();
+  await holder.query('BEGIN');
+  await holder.query('LOCK TABLE lockstep.applied IN ACCESS EXCLUSIVE MODE');
+  let released = false;
+  return async () => {
+    if (released) return;
+    released = true;
+    await holder.end();
+  };
+}
+
+/** Lockstep's sessions on `node` (no sidecar runs here: only the command's). */
+const lockstepSessions = (node: PostgresCluster, waitingOnLock = false) =>
+  node.query(
+    `SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'lockstep%'
+        AND ($1::boolean IS FALSE OR wait_event_type = 'Lock')`,
+    [waitingOnLock],
+  );
+
+/**
+ * Runs lockstep `args`; once one of its sessions on `node` waits on the
+ * positions lock, the whole server is frozen (SIGSTOP) until the command
+ * ended. Then: none of its sessions is left once thawed, and nothing prepared.
+ */
+async function frozenDuring(
+  node: PostgresCluster,
+  args: string[],
+): Promise<Awaited<ReturnType<typeof lockstep>>> {
+  const release = await lockPositions(node);
+  try {
+    const run = lockstep(args, {}, HANG_MS);
+    await eventually(
+      async () => (await lockstepSessions(node, true)).length > 0,
+      `lockstep ${args[0]} waiting on the positions lock`,
+    );
+    await node.freezeServer();
+    try {
+      return await run;
+    } finally {
+      await node.thawServer();
+    }
+  } finally {
+    await eventually(
+      async () => (await lockstepSessions(node)).length === 0,
+      `the sessions of lockstep ${args[0]} to end`,
+    );
+    await release();
+    expect(await node.query('SELECT gid FROM pg_prepared_xacts')).toEqual([]);
+  }
+}
+
+const replicasOf = () => clusters.replicas as [PostgresCluster, PostgresCluster];
+
+describe('commands with a replica frozen (SIGSTOP) in one of their steps', () => {
+  it('doctor names the frozen replica and still checks the other', async () => {
+    const [r1, r2] = replicasOf();
+    // captureDdl: doctor reads each replica's position (a table difference may be DDL on its way).
+    const config = writeConfig(clusters.primary, clusters.replicas, {
+      applyTimeoutMs: APPLY_TIMEOUT_MS,
+      twoPhase: { captureDdl: true },
+    });
+    // A difference only replica2 has: its report shows replica2 was checked.
+    await r2.query('ALTER TABLE items ALTER COLUMN v TYPE varchar(10)');
+    try {
+      const doctor = await frozenDuring(r1, ['doctor', '--config', config.file]);
+      expect(doctor.code, doctor.output).toBe(3);
+      expect(doctor.output).toMatch(
+        /\[replica1\] doctor's checks \(settings, tables, position\) failed: the replica did not answer for 3000 ms \(applyTimeoutMs\)\n {2}fix: check that the replica's server runs and answers/,
+      );
+      expect(doctor.output).toMatch(/\[replica2, table public\.items\] .*column "?v"?/);
+    } finally {
+      await r2.query('ALTER TABLE items ALTER COLUMN v TYPE text');
+      config.remove();
+    }
+  }, 120_000);
+
+  it('a resync names the frozen replica it needed a starting point from, and empties nothing', async () => {
+    const [r1, r2] = replicasOf();
+    const resync = ['attach', '--config', clusters.configFile, '--resync', 'replica1'];
+    const frozen = await frozenDuring(r2, resync);
+    expect(frozen.code, frozen.output).toBe(1);
+    expect(frozen.output).toMatch(
+      /\[replica1\] cannot resync: no healthy replica holds a position the slot still has WAL for; replica2: reading its position \(the starting point of a resync\) failed: the replica did not answer for 3000 ms/,
+    );
+    expect(frozen.output).toMatch(/fix: run the resync again once replica2 answers/);
+    // Failed before its reset: replica1 keeps its rows (and stays marked stale until resynced).
+    expect(await rowCount(r1, 'items')).toBe(50);
+
+    const resynced = await lockstep(resync, {}, HANG_MS);
+    expect(resynced.code, resynced.output).toBe(0);
+    await expectIdentical(clusters.primary, clusters.replicas, ['items']);
+  }, 120_000);
+
+  it("detach forgets the other replica's position and names the frozen one; detach again finishes", async () => {
+    const [r1, r2] = replicasOf();
+    const positions = (node: PostgresCluster) =>
+      node.query<{ stream: string }>('SELECT stream FROM lockstep.applied');
+    const detach = ['detach', '--config', clusters.configFile];
+    const frozen = await frozenDuring(r1, detach);
+    expect(frozen.code, frozen.output).toBe(3);
+    expect(frozen.output).toMatch(
+      /\[replica1\] the slot and publication are gone, but not every replica's position could be removed \(done: replica2\): \[replica1\] removing the stream's position failed: the replica did not answer for 3000 ms/,
+    );
+    expect(frozen.output).toMatch(/then run lockstep detach again/);
+    expect(await positions(r2)).toEqual([]);
+    expect(await positions(r1)).toEqual([{ stream: 'lockstep' }]);
+
+    const again = await lockstep(detach, {}, HANG_MS);
+    expect(again.code, again.output).toBe(0);
+    expect(await positions(r1)).toEqual([]);
+  }, 120_000);
+});
