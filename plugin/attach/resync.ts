@@ -35,7 +35,9 @@ export async function findResyncAnchor(
       if (row && (!anchor || row.version < anchor.version))
         anchor = { version: row.version, lsn: row.lsn };
     } catch (error) {
-      // Not a starting point, as an unreachable replica: the slot keeps WAL for it anyway.
+      // Unreachable or not answering: not a starting point (the slot keeps WAL for it anyway).
+      // Any other failure stops the resync: what the replica holds is unknown.
+      if ((error as LockstepError).setting !== 'connection') throw error;
       unasked.push(error as LockstepError);
     }
   }
