@@ -9,6 +9,7 @@ import * as replicaDatabase from './007-replica-database.js';
 import * as joinHolds from './008-join-holds.js';
 import * as streamTables from './009-stream-tables.js';
 import * as foreignKeyChecks from './010-foreign-key-checks.js';
+import * as migrationGids from './011-migration-gids.js';
 
 /** lockstep's own control-schema migrations, in order. Bundled, so no folder is read at run time. */
 export const controlMigrations: MigrationProvider = {
@@ -24,6 +25,7 @@ export const controlMigrations: MigrationProvider = {
       '008-join-holds': joinHolds,
       '009-stream-tables': streamTables,
       '010-foreign-key-checks': foreignKeyChecks,
+      '011-migration-gids': migrationGids,
     };
   },
 };

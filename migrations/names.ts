@@ -14,4 +14,5 @@ export const CONTROL_MIGRATION_NAMES = [
   '008-join-holds',
   '009-stream-tables',
   '010-foreign-key-checks',
+  '011-migration-gids',
 ] as const;

@@ -1,3 +1,4 @@
+import { NotLandedError } from '../../plugin/ports/lockstep-error.js';
 import type { PhaseTwoNode, PreparedGid } from '../../plugin/ports/phase-two-node.js';
 import { type AgentAddress, askAgent } from './nats-round-participant.js';
 
@@ -18,7 +19,10 @@ export class NatsPhaseTwoNode implements PhaseTwoNode {
   }
 
   async commit(gid: string): Promise<void> {
-    await this.ask('commit', { gid });
+    const reply = await askAgent(this.address, 'commit', { gid }, this.address.timeouts.phaseTwoMs);
+    // Rolled back outside lockstep on the replica: the caller stops retrying.
+    if (!reply.ok && reply.notLanded) throw new NotLandedError(this.node, gid, reply.notLanded);
+    if (!reply.ok) throw new Error(`agent of ${this.node}: ${reply.error}`);
   }
 
   async rollback(gid: string): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { NotLandedError } from '../ports/lockstep-error.js';
 import type { PhaseTwoNode } from '../ports/phase-two-node.js';
 import type { MigrationAtAgent } from '../protocol/agent-silence.js';
 import { parseGid } from '../protocol/index.js';
@@ -90,7 +91,13 @@ export class AgentRoundServer {
       case 'list':
         return ok(await node.list(request.stream ?? this.wiring.stream));
       case 'commit':
-        await node.commit(request.gid ?? '');
+        try {
+          await node.commit(request.gid ?? '');
+        } catch (error) {
+          if (!(error instanceof NotLandedError)) throw error;
+          this.migrated.delete(request.gid ?? '');
+          return { ok: false, error: error.message, notLanded: error.kind };
+        }
         this.migrated.delete(request.gid ?? '');
         this.tell(request.gid ?? '', 'committed');
         return ok(null);
@@ -133,11 +140,16 @@ export class AgentRoundServer {
     } finally {
       this.preparing.delete(gid);
     }
-    this.migrated.add(gid);
     if (this.ended.has(gid)) {
+      // Its round ended while it prepared: rolled back, so it must not answer as prepared.
       await this.wiring.node.rollback(gid);
-      this.migrated.delete(gid);
+      this.log.warn(
+        { replica: this.replica, gid, event: 'migration-late-rolled-back' },
+        'migration prepared after its round ended: rolled back',
+      );
+      return { ok: false, error: `migration ${gid} prepared after its round ended: rolled back` };
     }
+    this.migrated.add(gid);
     this.log.info(
       { replica: this.replica, gid, event: 'migration-prepared' },
       'migration prepared',

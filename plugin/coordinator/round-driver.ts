@@ -1,4 +1,4 @@
-import { DeposedError } from '../ports/lockstep-error.js';
+import { DeposedError, NotLandedError } from '../ports/lockstep-error.js';
 import {
   type RoundAction,
   type RoundEvent,
@@ -27,6 +27,8 @@ export class RoundDriver {
   /** One COMMIT PREPARED after another: a crash between two leaves a definite prefix committed. */
   private commitChain: Promise<void> = Promise.resolve();
   outcome: 'committed' | 'aborted' | null = null;
+  /** Participants whose gid was rolled back outside lockstep, with why (they left a committed round). */
+  readonly notLandedReasons: Record<string, string> = {};
   /** The decision's outcome is unknown and this process was deposed: its successor settles it. */
   unsettled = false;
   step: RoundStep;
@@ -230,8 +232,26 @@ export class RoundDriver {
           this.push({ type: 'committed', participant: p });
         },
         // The commit decision is recorded: it is retried until committed.
-        (error: Error) => this.phaseTwoFailed(p, error, 'COMMIT PREPARED failed: retrying'),
+        (error: Error) => {
+          if (error instanceof NotLandedError) this.notLanded(p, error);
+          else this.phaseTwoFailed(p, error, 'COMMIT PREPARED failed: retrying');
+        },
       );
+  }
+
+  /**
+   * Rolled back outside lockstep: no retry can commit it. The participant
+   * leaves the round (never counted committed) and its applier reads its
+   * position again; the error names the fix.
+   */
+  private notLanded(p: string, error: NotLandedError): void {
+    this.run.log.error(
+      { replica: p, gid: error.gid, err: error.message, event: 'commit-not-landed' },
+      'COMMIT PREPARED: gid rolled back outside lockstep',
+    );
+    this.notLandedReasons[p] = error.message;
+    this.participant(p).decided(this.run.request, 'rolled-back');
+    this.push({ type: 'left', participant: p });
   }
 
   private rollbackPrepared(p: string): void {

@@ -87,9 +87,11 @@ export async function runRound(run: RoundRun): Promise<RoundResult> {
     const event = await driver.nextEvent();
     if (event) driver.apply(event);
   }
+  const { state } = driver.step;
   return {
     outcome: driver.outcome,
-    state: driver.step.state,
+    // A participant whose gid did not land says why beside the votes' reasons.
+    state: { ...state, reasons: { ...state.reasons, ...driver.notLandedReasons } },
     lateRollbacks: driver.lateRollbacks(),
   };
 }

@@ -187,8 +187,13 @@ function reportRound(
 ): boolean {
   const { done, label } = text;
   if (!dryRun && result.outcome === 'committed') {
-    out(`${done} on ${result.nodes.map((n) => n.node).join(', ')} (${result.gid})`);
-    return true;
+    const landed = result.nodes.filter((n) => n.state === 'committed');
+    out(`${done} on ${landed.map((n) => n.node).join(', ')} (${result.gid})`);
+    if (landed.length === result.nodes.length) return true;
+    // Rolled back outside lockstep on a node after the decision: it lacks the migration.
+    for (const n of result.nodes.filter((n) => n.state !== 'committed'))
+      out(`  not on ${n.node}: ${n.reason ?? 'its transaction did not commit'}`);
+    return false;
   }
   const everyone = dryRun === true && result.nodes.every((n) => n.state === 'rolled-back');
   out(

@@ -80,3 +80,27 @@ export class DeposedError extends Error {
     this.name = 'DeposedError';
   }
 }
+
+/**
+ * COMMIT PREPARED found `gid` no longer prepared on `node`, and the node's own
+ * records show it did not commit there: it was rolled back outside lockstep
+ * (by hand, a restored backup). Retrying cannot help; the node lacks what the
+ * round committed elsewhere.
+ */
+export class NotLandedError extends LockstepError {
+  constructor(
+    node: string,
+    readonly gid: string,
+    readonly kind: 'stream' | 'migration',
+  ) {
+    super({
+      node,
+      problem: `gid ${gid} is neither prepared nor committed here (rolled back outside lockstep?): the round committed on the other nodes`,
+      fix:
+        kind === 'stream'
+          ? `copy ${node} anew (lockstep attach --resync ${node}): it lacks that round's rows`
+          : `run the migration's statements on ${node} by hand, or copy it anew (lockstep attach --resync ${node})`,
+    });
+    this.name = 'NotLandedError';
+  }
+}

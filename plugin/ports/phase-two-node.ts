@@ -14,7 +14,7 @@ export interface PhaseTwoNode {
   readonly node: string;
   /** The stream's gids prepared on the node (its own database only): stream rounds' and migrations'. */
   list(stream: string): Promise<ReadonlyArray<PreparedGid>>;
-  /** COMMIT PREPARED; a gid no longer prepared counts as done. */
+  /** COMMIT PREPARED; a gid no longer prepared counts as done when it committed, else NotLandedError. */
   commit(gid: string): Promise<void>;
   /** ROLLBACK PREPARED; a gid not prepared needs nothing. */
   rollback(gid: string): Promise<void>;

@@ -79,3 +79,18 @@ export function parseGid(gid: string, stream: string): GidParts | null {
 
 /** The LIKE pattern that finds every lockstep gid (of any stream) in `pg_prepared_xacts`. */
 export const GID_LIKE = 'lockstep\\_%';
+
+/**
+ * What a lockstep gid of any stream is, from the gid alone: a migration
+ * round's, or a stream round's with its parts. The numeric tail is matched
+ * from the end, so a stream name with `_<digits>` in it still parses whole.
+ */
+export function classifyGid(
+  gid: string,
+): { kind: 'migration' } | { kind: 'stream'; parts: GidParts } | null {
+  if (/^lockstep_[A-Za-z0-9_]{1,63}_m\d{1,15}_\d{1,15}$/.test(gid)) return { kind: 'migration' };
+  const match = /^lockstep_([A-Za-z0-9_]{1,63})_(\d{1,15})_(\d{1,15})(?:e(\d{1,15}))?$/.exec(gid);
+  if (!match) return null;
+  const parts = parseGid(gid, match[1] as string);
+  return parts ? { kind: 'stream', parts } : null;
+}

@@ -83,7 +83,13 @@ export interface DecisionQuestion {
 /** Every reply: a value, or why the request was refused (`deposed`: the sender's epoch is old). */
 export type WireReply<T> =
   | { readonly ok: true; readonly value: T; readonly at?: number | null }
-  | { readonly ok: false; readonly error: string; readonly deposed?: boolean };
+  | {
+      readonly ok: false;
+      readonly error: string;
+      readonly deposed?: boolean;
+      /** A COMMIT of a gid rolled back outside lockstep on the replica: never retried. */
+      readonly notLanded?: 'stream' | 'migration';
+    };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -161,10 +161,11 @@ describe('lockstep pause and resume', () => {
       DROP TABLE lockstep.join_holds;
       ALTER TABLE lockstep.streams DROP COLUMN tables, DROP COLUMN capture_ddl;
       ALTER TABLE lockstep.synced_tables DROP COLUMN foreign_keys_checked;
+      DROP TABLE lockstep.migration_gids;
       DELETE FROM lockstep.kysely_migration
        WHERE name IN ('004-stream-pause', '005-fencing', '006-control-events',
                       '007-replica-database', '008-join-holds', '009-stream-tables',
-                      '010-foreign-key-checks')`);
+                      '010-foreign-key-checks', '011-migration-gids')`);
     const before = await status();
     expect(before.primary.error).toBeNull();
     expect(before.paused).toBe(false);

@@ -2,6 +2,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { AgentMigrations } from '../../plugin/agent/agent-migrations.js';
 import { AgentRoundServer, type AgentRoundsWiring } from '../../plugin/agent/agent-round-server.js';
+import { NotLandedError } from '../../plugin/ports/lockstep-error.js';
 import type { PreparedGid } from '../../plugin/ports/phase-two-node.js';
 import { ZERO_LSN } from '../../plugin/protocol/index.js';
 import type { WirePrepare, WireReply, WireVote } from '../../plugin/protocol/round-subjects.js';
@@ -136,7 +137,8 @@ describe('an agent serving two-phase rounds', () => {
       ok: true,
     });
     finish(prepared);
-    expect(await answered).toMatchObject({ ok: true });
+    // Rolled back: the coordinator must count it as a failed prepare, never as prepared.
+    expect(await answered).toMatchObject({ ok: false, error: expect.stringContaining(MIGRATION) });
     expect(prepared.size).toBe(0);
     // Rolled back here: nothing of it is left to report as prepared.
     expect(await server.handle('alive', { epoch: 1, gid: MIGRATION })).toMatchObject({
@@ -178,6 +180,17 @@ describe('an agent serving two-phase rounds', () => {
         prepared: [],
       });
     }
+  });
+
+  it('answers a commit of a gid rolled back outside lockstep as not landed, never as done', async () => {
+    const { server, node } = world(async () => ({ ok: true, value: 'abort' }));
+    node.commit = async (gid) => {
+      throw new NotLandedError('r1', gid, 'stream');
+    };
+    expect(await server.handle('commit', { epoch: 1, gid: GID })).toMatchObject({
+      ok: false,
+      notLanded: 'stream',
+    });
   });
 
   it('finishes a gid a crash left prepared by the coordinator answer, and keeps it while none comes', async () => {

@@ -81,6 +81,12 @@ export interface MigrationsTable {
   version: BigIntColumn;
 }
 
+export interface MigrationGidsTable {
+  gid: string;
+  stream: string;
+  prepared_at: DefaultTimestamp;
+}
+
 export interface ControlEventsTable {
   id: Generated<string>;
   kind: string;
@@ -106,6 +112,7 @@ export interface LockstepSchema {
   'lockstep.replica_status': ReplicaStatusTable;
   'lockstep.decisions': DecisionsTable;
   'lockstep.migrations': MigrationsTable;
+  'lockstep.migration_gids': MigrationGidsTable;
   'lockstep.control_events': ControlEventsTable;
   'lockstep.join_holds': JoinHoldsTable;
 }

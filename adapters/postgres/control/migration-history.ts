@@ -2,7 +2,7 @@ import type {
   HistoryChange,
   MigrationHistoryEntry,
 } from '../../../plugin/ports/migration-session.js';
-import type { ControlDb } from './lockstep-schema.js';
+import type { ControlDb, ControlSession } from './lockstep-schema.js';
 
 /**
  * A node's migration history (`lockstep.migrations`), on a session the caller
@@ -49,4 +49,43 @@ export class MigrationHistory {
       appliedAt: r.applied_at.toISOString(),
     }));
   }
+}
+
+/**
+ * Records migration round `gid` inside its own transaction: what tells a
+ * COMMIT PREPARED retry that an earlier attempt committed. A node whose
+ * control schema predates the table (an agent's replica on the bus, migrated
+ * by attach only) is skipped: there a lost answer cannot be told from a
+ * rollback and phase two reports it.
+ */
+export async function recordMigrationGid(
+  session: ControlSession,
+  stream: string,
+  gid: string,
+): Promise<void> {
+  if (!(await hasMigrationGids(session))) return;
+  await session.query('INSERT INTO lockstep.migration_gids (gid, stream) VALUES ($1, $2)', [
+    gid,
+    stream,
+  ]);
+}
+
+async function hasMigrationGids(session: ControlSession): Promise<boolean> {
+  const { rows } = await session.query(
+    `SELECT to_regclass('lockstep.migration_gids') IS NOT NULL AS known`,
+  );
+  return (rows[0] as { known: boolean }).known;
+}
+
+/**
+ * Whether migration round `gid` committed on this node: its record is there.
+ * Null when the node has no such records (a control schema older than them).
+ */
+export async function migrationGidLanded(
+  session: ControlSession,
+  gid: string,
+): Promise<boolean | null> {
+  if (!(await hasMigrationGids(session))) return null;
+  const found = await session.query('SELECT 1 FROM lockstep.migration_gids WHERE gid = $1', [gid]);
+  return found.rows.length > 0;
 }

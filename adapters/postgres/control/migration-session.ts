@@ -26,7 +26,7 @@ import { readCatalog, selectReplicated } from '../setup/table-catalog.js';
 import { ensurePublication } from '../source/replication-slot.js';
 import { controlDbOn } from './control-schema.js';
 import type { ControlSession } from './lockstep-schema.js';
-import { MigrationHistory } from './migration-history.js';
+import { MigrationHistory, recordMigrationGid } from './migration-history.js';
 import {
   existingTables,
   lockTouched,
@@ -145,6 +145,7 @@ export class MigrationSession implements MigrationNodeSession {
         await adoptCreatedTables(client, this.stream, options.adoptTables, before);
       if (options.history)
         await new MigrationHistory(controlDbOn(client)).record(this.stream, options.history);
+      await recordMigrationGid(client, this.stream, options.gid);
       await client.query(prepare);
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);

@@ -1,8 +1,17 @@
 import type pg from 'pg';
+import { NotLandedError } from '../../../plugin/ports/lockstep-error.js';
 import type { PhaseTwoNode, PreparedGid } from '../../../plugin/ports/phase-two-node.js';
-import { checkedGid, GID_LIKE, isMigrationGid, parseGid } from '../../../plugin/protocol/index.js';
+import {
+  checkedGid,
+  classifyGid,
+  GID_LIKE,
+  isMigrationGid,
+  parseGid,
+} from '../../../plugin/protocol/index.js';
+import { readPosition } from '../apply/position-row.js';
 import { CONTROL_QUERY_TIMEOUT_MS, scrubbedError } from '../connection/connection-url.js';
 import { connectNode, endClient } from '../connection/node-connection.js';
+import { migrationGidLanded } from './migration-history.js';
 
 export type { PreparedGid } from '../../../plugin/ports/phase-two-node.js';
 
@@ -48,7 +57,10 @@ export class PreparedTransactions implements PhaseTwoNode {
       .map((g) => ({ ...g, kind: isMigrationGid(g.gid, stream) ? 'migration' : 'stream' }));
   }
 
-  /** COMMIT PREPARED; a gid no longer prepared was committed by an earlier attempt whose answer was lost. */
+  /**
+   * COMMIT PREPARED. A gid no longer prepared counts when an earlier attempt
+   * committed it (its answer lost); rolled back instead: {@link NotLandedError}.
+   */
   commit(gid: string): Promise<void> {
     return this.serially(() => this.finish('COMMIT', gid));
   }
@@ -81,12 +93,35 @@ export class PreparedTransactions implements PhaseTwoNode {
     const client = await this.connection();
     try {
       await client.query(text);
+      return;
     } catch (error) {
-      if ((error as { code?: string }).code === NOT_PREPARED) return;
-      // A failed session may be gone or in a bad state: the next call starts afresh.
+      if ((error as { code?: string }).code !== NOT_PREPARED) {
+        // A failed session may be gone or in a bad state: the next call starts afresh.
+        await this.closeNow();
+        throw scrubbedError(error, this.url);
+      }
+    }
+    if (verb === 'COMMIT') await this.requireLanded(client, gid);
+  }
+
+  /**
+   * A COMMIT of a gid not prepared is done only when an earlier attempt
+   * committed it (its answer lost): the node's own records, written by the
+   * prepared transaction, tell. Otherwise it was rolled back outside lockstep.
+   */
+  private async requireLanded(client: pg.Client, gid: string): Promise<void> {
+    const what = classifyGid(gid);
+    let landed: boolean | null = null;
+    try {
+      if (what?.kind === 'stream') {
+        const position = await readPosition(client, what.parts.stream);
+        landed = position !== null && position.version >= what.parts.version;
+      } else if (what?.kind === 'migration') landed = await migrationGidLanded(client, gid);
+    } catch (error) {
       await this.closeNow();
       throw scrubbedError(error, this.url);
     }
+    if (landed !== true) throw new NotLandedError(this.node, gid, what?.kind ?? 'stream');
   }
 
   private async connection(): Promise<pg.Client> {
