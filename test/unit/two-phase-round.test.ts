@@ -119,7 +119,7 @@ class World {
     // The restarted coordinator's configuration no longer has the participants that left.
     const stay = this.participants.filter((p) => !this.left.has(p));
     const prepared = new Set(stay.filter((p) => this.db[p] === 'prepared'));
-    if (stay.length === 0) return;
+    // With every participant gone it recovers over none: the round ends by its decision log.
     const step = recoverRound(this.state.gid, stay, prepared, this.decided);
     this.state = step.state;
     this.take(step.actions);
