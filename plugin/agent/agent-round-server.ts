@@ -183,6 +183,32 @@ export class AgentRoundServer {
     return ok(vote, participant.heldVersion);
   }
 
+  /**
+   * Phase two of an in-doubt gid. Rolled back outside lockstep (NotLandedError):
+   * its applier is told rolled-back, and the other in-doubt gids still finish.
+   */
+  private async finishInDoubt(
+    gid: string,
+    decision: 'commit' | 'abort',
+  ): Promise<'committed' | 'rolled-back'> {
+    const { node } = this.wiring;
+    if (decision === 'abort') {
+      await node.rollback(gid);
+      return 'rolled-back';
+    }
+    try {
+      await node.commit(gid);
+      return 'committed';
+    } catch (error) {
+      if (!(error instanceof NotLandedError)) throw error;
+      this.log.error(
+        { replica: this.replica, gid, err: error.message, event: 'commit-not-landed' },
+        'COMMIT PREPARED: gid rolled back outside lockstep',
+      );
+      return 'rolled-back';
+    }
+  }
+
   /** Phase two finished on the replica: the applier waiting for this gid's decision goes on. */
   private tell(gid: string, outcome: 'committed' | 'rolled-back'): void {
     const request = this.voted.get(gid);
@@ -229,13 +255,12 @@ export class AgentRoundServer {
         );
         continue;
       }
-      if (reply.value === 'commit') await node.commit(gid);
-      else await node.rollback(gid);
+      const outcome = await this.finishInDoubt(gid, reply.value);
       this.migrated.delete(gid);
-      this.tell(gid, reply.value === 'commit' ? 'committed' : 'rolled-back');
+      this.tell(gid, outcome);
       this.log.warn(
         { replica: this.replica, gid, decision: reply.value, event: 'in-doubt-resolved' },
-        reply.value === 'commit' ? 'in-doubt gid committed' : 'in-doubt gid rolled back',
+        outcome === 'committed' ? 'in-doubt gid committed' : 'in-doubt gid rolled back',
       );
     }
     return inDoubt;

@@ -208,4 +208,28 @@ describe('an agent serving two-phase rounds', () => {
     expect(told.participant.committedThrough).toBe(7);
     expect(told.participant.nudged).toBe(1);
   });
+  it('tells the applier a gid recovery found rolled back outside lockstep, and resolves the rest', async () => {
+    const { server, prepared, decided, vote, node } = world(async () => ({
+      ok: true,
+      value: 'commit',
+    }));
+    const answered = server.handle('prepare', { epoch: 1, request: REQUEST });
+    vote({ vote: 'yes' });
+    await answered;
+    prepared.set(GID, { gid: GID, preparedAt: '', ageSeconds: 99, kind: 'stream' });
+    const other = 'lockstep_s_9_4e2';
+    prepared.set(other, { gid: other, preparedAt: '', ageSeconds: 99, kind: 'stream' });
+    // Rolled back by hand between the agent's list and its COMMIT PREPARED.
+    node.commit = async (gid) => {
+      if (gid === GID) throw new NotLandedError('r1', gid, 'stream');
+      prepared.delete(gid);
+    };
+    const inDoubt = await server.resolveInDoubt().catch((error: Error) => error.name);
+    // The applier waits for GID's decision: it must hear rolled-back, and the other gid still commits.
+    expect({ inDoubt, decided, left: [...prepared.keys()].filter((g) => g === other) }).toEqual({
+      inDoubt: 0,
+      decided: [`${GID} rolled-back`],
+      left: [],
+    });
+  });
 });
