@@ -56,7 +56,7 @@ export class MigrationHistory {
  * COMMIT PREPARED retry that an earlier attempt committed. A node whose
  * control schema predates the table (an agent's replica on the bus, migrated
  * by attach only) is skipped: there a lost answer cannot be told from a
- * rollback and phase two reports it.
+ * rollback, and phase two counts the gid done as it did before the table.
  */
 export async function recordMigrationGid(
   session: ControlSession,
