@@ -25,15 +25,20 @@ import { copyTable } from './table-copy.js';
  * host is thawed.
  */
 async function open(node: string, url: string, options: SessionOptions = {}): Promise<pg.Client> {
+  const deadlineMs = options.queryTimeoutMs ?? CONTROL_QUERY_TIMEOUT_MS;
   const client = await connectNode(
     node,
     url,
     options.applicationName ?? 'lockstep',
-    options.bounded ? (options.queryTimeoutMs ?? CONTROL_QUERY_TIMEOUT_MS) : undefined,
+    options.bounded ? deadlineMs : undefined,
   );
   if (!options.bounded) return client;
   try {
-    await client.query(`SELECT ${endWhenDropped(false)}`);
+    // A lock wait ends on the server just before the client's deadline, with its own error:
+    // a live replica that waits on a lock is not taken for one that does not answer.
+    await client.query(`SELECT set_config('lock_timeout', $1, false), ${endWhenDropped(false)}`, [
+      `${Math.max(1, Math.floor(deadlineMs * 0.9))}ms`,
+    ]);
     return client;
   } catch (error) {
     await endClient(client);

@@ -67,8 +67,14 @@ export class PgReplicaSession extends PgNodeSession implements ReplicaSession {
   }
 
   async forgetStream(stream: string): Promise<void> {
-    // A transaction left prepared (detach --force) holds the position row: never wait on it.
-    await this.client.query("SET lock_timeout = '5s'");
+    // A transaction left prepared (detach --force) holds the position row: never wait on it
+    // longer than 5 s, nor longer than the session's own bound.
+    await this.client.query(
+      `SELECT set_config('lock_timeout', CASE
+         WHEN current_setting('lock_timeout') <> '0'
+          AND current_setting('lock_timeout')::interval < interval '5s'
+         THEN current_setting('lock_timeout') ELSE '5s' END, false)`,
+    );
     await this.positions.forget(stream);
     await this.syncedTables.forget(stream);
   }
