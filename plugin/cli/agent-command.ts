@@ -4,6 +4,7 @@ import { connectBus } from '../../adapters/nats/nats-connection.js';
 import { NatsPacketReader } from '../../adapters/nats/packet-consumer.js';
 import { PgReplicaTarget } from '../../adapters/postgres/apply/replica-target.js';
 import { SharedBatchPlans } from '../../adapters/postgres/apply/shared-batch-plans.js';
+import { upgradeControlSchema } from '../../adapters/postgres/control/control-schema.js';
 import { MigrationSession } from '../../adapters/postgres/control/migration-session.js';
 import { PreparedTransactions } from '../../adapters/postgres/control/prepared-transactions.js';
 import { ReplicaAgentLock } from '../../adapters/postgres/control/replica-agent-lock.js';
@@ -40,6 +41,8 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
       'add bus (url of the NATS servers) to the configuration, the same as lockstep run uses',
     );
   const log = createLogger(config.log.level);
+  // Only attach upgrades a bus replica's control schema otherwise: its agent, once upgraded, does.
+  await upgradeControlSchema(replica.name, replica.url);
   const nc = await connectBus(bus, `lockstep-agent-${replica.name}`);
   const packets = new NatsPacketReader(nc, bus);
   let reporting: AgentReporting | null = null;

@@ -102,4 +102,21 @@ describe('lockstep agent against a stream it cannot follow', () => {
     expect(await appliedVersion(replica(1))).toBe(base);
     expect(await rowsOn(replica(1))).toEqual([]);
   });
+
+  it('brings an older control schema on its replica up to date as it starts', async () => {
+    // As attached by a lockstep before 011: a bus migrate upgrades the primary alone.
+    await replica(1).query(`DROP TABLE lockstep.migration_gids;
+      DELETE FROM lockstep.kysely_migration WHERE name = '011-migration-gids'`);
+    // It stops at once here (retention removed its next packet), having upgraded first.
+    const stopped = await lockstep(
+      ['agent', '--config', clusters.configFile, '--replica', 'replica2'],
+      {},
+      60_000,
+    );
+    expect(stopped.code, stopped.output).toBe(1);
+    const [table] = await replica(1).query<{ name: string | null }>(
+      `SELECT to_regclass('lockstep.migration_gids')::text AS name`,
+    );
+    expect(table?.name).toBe('lockstep.migration_gids');
+  });
 });

@@ -25,8 +25,11 @@ export function controlDbOn(session: ControlSession): ControlDb {
   return new Kysely<LockstepSchema>({ dialect: new PostgresDialect({ pool }) });
 }
 
-/** Whether every control-schema migration is already applied on the node (one query, no Kysely). */
-async function controlSchemaCurrent(node: string, url: string): Promise<boolean> {
+/** Whether the node has no control schema, one missing migrations, or a current one (no Kysely). */
+async function controlSchemaState(
+  node: string,
+  url: string,
+): Promise<'absent' | 'behind' | 'current'> {
   const client = await connectNode(node, url, 'lockstep-control', CONTROL_QUERY_TIMEOUT_MS);
   try {
     const exists = await client.query(
@@ -34,15 +37,24 @@ async function controlSchemaCurrent(node: string, url: string): Promise<boolean>
         WHERE n.nspname = $1 AND c.relname = 'kysely_migration'`,
       [CONTROL_SCHEMA],
     );
-    if (exists.rowCount === 0) return false;
+    if (exists.rowCount === 0) return 'absent';
     const { rows } = await client.query<{ name: string }>(
       'SELECT name FROM lockstep.kysely_migration',
     );
     const applied = new Set(rows.map((r) => r.name));
-    return CONTROL_MIGRATION_NAMES.every((name) => applied.has(name));
+    return CONTROL_MIGRATION_NAMES.every((name) => applied.has(name)) ? 'current' : 'behind';
   } finally {
     await endClient(client);
   }
+}
+
+/**
+ * Brings a node's existing control schema up to date, and creates none: an
+ * agent's replica, attached by an older lockstep, that only attach would
+ * otherwise upgrade (a bus migrate upgrades the primary alone).
+ */
+export async function upgradeControlSchema(node: string, url: string): Promise<void> {
+  if ((await controlSchemaState(node, url)) === 'behind') await migrateControlSchema(node, url);
 }
 
 /** {@link migrateControlSchema} on every node, at once. */
@@ -62,7 +74,7 @@ export async function migrateControlSchemas(
  * the migrator.
  */
 export async function migrateControlSchema(node: string, url: string): Promise<void> {
-  if (await controlSchemaCurrent(node, url)) return;
+  if ((await controlSchemaState(node, url)) === 'current') return;
   const [{ Kysely, Migrator, PostgresDialect }, { controlMigrations }] = await Promise.all([
     import('kysely'),
     import('../../../migrations/index.js'),

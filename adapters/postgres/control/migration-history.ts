@@ -54,8 +54,8 @@ export class MigrationHistory {
 /**
  * Records migration round `gid` inside its own transaction: what tells a
  * COMMIT PREPARED retry that an earlier attempt committed. A node whose
- * control schema predates the table (an agent's replica on the bus, migrated
- * by attach only) is skipped: there a lost answer cannot be told from a
+ * control schema predates the table (a bus replica whose agent has not run
+ * a lockstep that upgrades it yet) is skipped: there a lost answer cannot be told from a
  * rollback, and phase two counts the gid done as it did before the table.
  */
 export async function recordMigrationGid(

@@ -121,7 +121,7 @@ export class PreparedTransactions implements PhaseTwoNode {
       await this.closeNow();
       throw scrubbedError(error, this.url);
     }
-    // A control schema older than lockstep.migration_gids (a bus replica only attach upgrades)
+    // A control schema older than lockstep.migration_gids (a bus replica not yet upgraded by its agent)
     // cannot tell a lost answer from a rollback: counted done, as before the table, rather
     // than refusing a migration that is there and asking for it to be run twice.
     if (landed === null && what?.kind === 'migration') return;
