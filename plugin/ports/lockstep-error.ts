@@ -98,7 +98,7 @@ export class NotLandedError extends LockstepError {
       problem: `gid ${gid} is neither prepared nor committed here (rolled back outside lockstep?): the round committed on the other nodes`,
       fix:
         kind === 'stream'
-          ? `copy ${node} anew (lockstep attach --resync ${node}): it lacks that round's rows`
+          ? `${node} applies the round's packets again from its own position (lockstep status shows it catching up); should it stay behind, copy it anew (lockstep attach --resync ${node})`
           : `run the migration's statements on ${node} by hand, or copy it anew (lockstep attach --resync ${node})`,
     });
     this.name = 'NotLandedError';
