@@ -1,5 +1,9 @@
 import type pg from 'pg';
-import { connectNode, endClient } from '../../adapters/postgres/connection/node-connection.js';
+import {
+  connectNode,
+  dropClient,
+  endClient,
+} from '../../adapters/postgres/connection/node-connection.js';
 import {
   type ReplicaPosition,
   type WaitTarget,
@@ -11,6 +15,7 @@ import { loadConfig } from '../config/load-config.js';
 import { toLsn } from '../protocol/index.js';
 import { printJson } from './cli-output.js';
 import { ExitCode, UsageError } from './exit-codes.js';
+import { openWaitSessions, waitQueryTimeoutMs } from './wait-sessions.js';
 
 /** The flags of `lockstep wait`. */
 export interface WaitFlags {
@@ -52,8 +57,14 @@ function chosenReplicas(config: LockstepConfig, names: readonly string[] | undef
 }
 
 /** Commits a barrier on the primary, so an idle primary still gives the replicas an LSN past the target. */
-async function primaryBarrier(config: LockstepConfig): Promise<void> {
-  const primary = await connectNode('primary', config.primary, 'lockstep-wait');
+async function primaryBarrier(config: LockstepConfig, timeoutMs: number): Promise<void> {
+  // Its query ends soon after the wait's timeout: a frozen primary does not keep the process alive for ever.
+  const primary = await connectNode(
+    'primary',
+    config.primary,
+    'lockstep-wait',
+    waitQueryTimeoutMs(timeoutMs),
+  );
   try {
     await barrierOn(primary)();
   } finally {
@@ -80,33 +91,45 @@ export async function waitCommand(flags: WaitFlags): Promise<ExitCode> {
   const target = targetOf(flags);
   const config = loadConfig(flags.config);
   const replicas = chosenReplicas(config, flags.replica);
+  const timeoutMs = flags.timeout * 1000;
   const clients: pg.Client[] = [];
+  let reached = false;
+  const started = Date.now();
   try {
-    for (const replica of replicas)
-      clients.push(await connectNode(replica.name, replica.url, 'lockstep-wait'));
+    clients.push(...(await openWaitSessions(replicas, timeoutMs)));
     const result = await waitForPositions(
       replicas.map((r, i) => ({ name: r.name, db: clients[i] as pg.Client })),
       target,
       {
-        timeoutMs: flags.timeout * 1000,
+        // One timeout for the whole command, connecting included.
+        timeoutMs: Math.max(0, timeoutMs - (Date.now() - started)),
         stream: config.slot,
-        nudge: 'lsn' in target ? () => primaryBarrier(config) : undefined,
+        nudge: 'lsn' in target ? () => primaryBarrier(config, timeoutMs) : undefined,
       },
     );
-    if (flags.json) printJson({ reached: result.reached, target, replicas: result.replicas });
-    else if (result.reached)
-      process.stdout.write(
-        `reached ${describe(target)}: ${result.replicas.map(where).join(', ')}\n`,
-      );
-    else
-      process.stderr.write(
-        `timed out after ${flags.timeout} s waiting for ${describe(target)}; behind: ${result.replicas
-          .filter((p) => !p.reached)
-          .map(where)
-          .join(', ')}\n`,
-      );
+    reached = result.reached;
+    report(flags, target, result);
     return result.reached ? ExitCode.ok : ExitCode.problems;
   } finally {
-    await Promise.all(clients.map(endClient));
+    // Timed out, a replica may not answer (a frozen host): its session is dropped, not waited on.
+    if (reached) await Promise.all(clients.map(endClient));
+    else for (const client of clients) dropClient(client);
   }
+}
+
+function report(
+  flags: WaitFlags,
+  target: WaitTarget,
+  result: { reached: boolean; replicas: ReplicaPosition[] },
+): void {
+  if (flags.json) printJson({ reached: result.reached, target, replicas: result.replicas });
+  else if (result.reached)
+    process.stdout.write(`reached ${describe(target)}: ${result.replicas.map(where).join(', ')}\n`);
+  else
+    process.stderr.write(
+      `timed out after ${flags.timeout} s waiting for ${describe(target)}; behind: ${result.replicas
+        .filter((p) => !p.reached)
+        .map(where)
+        .join(', ')}\n`,
+    );
 }

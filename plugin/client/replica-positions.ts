@@ -93,10 +93,31 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
+/** Resolves at `deadline` (or at once past it); `cancel` clears its timer. */
+function untilDeadline(deadline: number): { passed: Promise<'deadline'>; cancel: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  const passed = new Promise<'deadline'>((resolve) => {
+    timer = setTimeout(() => resolve('deadline'), Math.max(0, deadline - Date.now()));
+  });
+  return { passed, cancel: () => clearTimeout(timer) };
+}
+
+/** `work`, or 'deadline' if it has not settled by then (a replica that stopped answering). */
+async function byDeadline<T>(work: Promise<T>, deadline: number): Promise<T | 'deadline'> {
+  const timer = untilDeadline(deadline);
+  try {
+    return await Promise.race([work, timer.passed]);
+  } finally {
+    timer.cancel();
+  }
+}
+
 /**
  * Polls every replica's position until each has reached `target` or the
  * timeout passes (no busy loop: the polls back off to every 250 ms). Returns
  * every replica's last known position; `reached` false for those behind.
+ * A read (or the nudge) still unanswered at the timeout is not waited for:
+ * a frozen replica is reported behind at its last known position.
  */
 export async function waitForPositions(
   replicas: readonly NamedReplica[],
@@ -107,21 +128,35 @@ export async function waitForPositions(
   const positions = replicas.map(
     (r): ReplicaPosition => ({ name: r.name, version: null, lsn: null, reached: false }),
   );
+  let timedOut = false;
+  const behind = () => ({ reached: false, replicas: positions.map((p) => ({ ...p })) });
   let delay = FIRST_POLL_MS;
   for (let round = 0; ; round++) {
-    await Promise.all(
+    const reads = Promise.all(
       replicas.map(async (replica, i) => {
         const known = positions[i] as ReplicaPosition;
         if (known.reached) return;
         const position = await readPosition(replica, options.stream);
-        Object.assign(known, position, { reached: hasReached(position, target) });
+        // A read answered after the timeout changes nothing already reported.
+        if (!timedOut) Object.assign(known, position, { reached: hasReached(position, target) });
       }),
     );
+    if ((await byDeadline(reads, deadline)) === 'deadline') {
+      timedOut = true;
+      reads.catch(() => undefined);
+      return behind();
+    }
     const reached = positions.every((p) => p.reached);
     const left = deadline - Date.now();
     if (reached || left <= 0) return { reached, replicas: positions };
-    if (round === 0) await options.nudge?.();
-    await sleep(Math.min(delay, left), options.signal);
+    if (round === 0 && options.nudge) {
+      const nudged = options.nudge();
+      if ((await byDeadline(nudged, deadline)) === 'deadline') {
+        nudged.catch(() => undefined);
+        return behind();
+      }
+    }
+    await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), options.signal);
     delay = Math.min(MAX_POLL_MS, delay * 2);
   }
 }

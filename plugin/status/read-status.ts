@@ -1,12 +1,19 @@
+import { isUnanswered } from '../attach/replica-step.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { TwoPhaseStatus } from '../coordinator/two-phase-coordinator.js';
 import type { JoinHold } from '../ports/join-holds.js';
-import type { LockstepCluster, NodeSession, PrimarySession } from '../ports/lockstep-cluster.js';
+import type {
+  LockstepCluster,
+  NodeSession,
+  PreparedGidEntry,
+  PrimarySession,
+} from '../ports/lockstep-cluster.js';
 import { isConnectionFailure, type LockstepError } from '../ports/lockstep-error.js';
 import type { ReplicaNote } from '../ports/replica-status-store.js';
 import { type SlotHealth, slotLoss } from '../ports/slot-health.js';
 import { type Lsn, lsnDistance } from '../protocol/index.js';
 import { type BusStatusSource, readBusReplicas } from './bus-replicas.js';
+import { readReplica, statusSession, unansweredError } from './replica-reading.js';
 
 /** One replica in `status --json`. */
 export interface ReplicaStatus {
@@ -88,11 +95,11 @@ async function holdsOn(primary: PrimarySession, stream: string): Promise<JoinHol
 }
 
 async function inDoubtOn(node: string, session: NodeSession): Promise<InDoubtTransaction[]> {
-  return (await session.preparedGids()).map((g) => ({
-    node,
-    ...g,
-    ageSeconds: Math.round(g.ageSeconds),
-  }));
+  return inDoubtOf(node, await session.preparedGids());
+}
+
+function inDoubtOf(node: string, gids: readonly PreparedGidEntry[]): InDoubtTransaction[] {
+  return gids.map((g) => ({ node, ...g, ageSeconds: Math.round(g.ageSeconds) }));
 }
 
 /** What the primary tells about the stream, before the replicas are read. */
@@ -138,7 +145,8 @@ export async function readStatus(
   const status = emptyStatus();
   let reading: PrimaryReading = { notes: new Map(), headCommit: null };
   try {
-    const primary = await cluster.primary(config.primary);
+    // Bounded: a primary that stops answering is reported, not waited on for ever.
+    const primary = await cluster.primary(config.primary, statusSession(config));
     try {
       reading = await readPrimary(primary, config.slot, status);
       status.inDoubt.push(...(await inDoubtOn('primary', primary)));
@@ -146,8 +154,11 @@ export async function readStatus(
       await primary.close();
     }
   } catch (error) {
-    status.primary.error = (error as LockstepError).message;
-    status.primary.reachable = !isConnectionFailure(error);
+    const unanswered = isUnanswered(error);
+    status.primary.error = unanswered
+      ? unansweredError('primary', config.applyTimeoutMs)
+      : (error as LockstepError).message;
+    status.primary.reachable = !unanswered && !isConnectionFailure(error);
   }
   const names = config.replicas.map((r) => r.name);
   status.replicas = bus
@@ -170,7 +181,11 @@ async function readPrimary(
   status: LockstepStatus,
 ): Promise<PrimaryReading> {
   const notes = new Map<string, ReplicaNote>();
-  const head = await primary.streams.head(stream).catch(() => undefined);
+  const head = await primary.streams.head(stream).catch((error: unknown) => {
+    // Not answering is not "not attached": the caller reports it.
+    if (isUnanswered(error)) throw error;
+    return undefined;
+  });
   if (!head) {
     status.primary.error = `not attached: no stream "${stream}" on the primary (run lockstep attach)`;
     return { notes, headCommit: null };
@@ -229,23 +244,11 @@ async function readReplicas(
         errorAt: note?.errorAt?.toISOString() ?? null,
         reachable: true,
       };
-      let session: Awaited<ReturnType<LockstepCluster['replica']>>;
-      try {
-        session = await cluster.replica(replica.name, replica.url);
-      } catch (error) {
-        // Unreachable now; a replica the sidecar marked stale, resyncing or unresponsive stays so.
-        const kept = ['stale', 'resyncing', 'unresponsive'];
-        const state = note && kept.includes(note.state) ? note.state : 'halted';
-        return { ...base, state, error: (error as LockstepError).message, reachable: false };
-      }
-      try {
-        const row = await session.positions.read(config.slot).catch(() => null);
-        status.inDoubt.push(...(await inDoubtOn(replica.name, session)));
-        if (!row) return { ...base, state: 'not-attached' };
-        return { ...base, ...replicaLag(status, row, headCommit) };
-      } finally {
-        await session.close();
-      }
+      const read = await readReplica(cluster, config, replica, note);
+      if ('unreachable' in read) return { ...base, ...read.unreachable, reachable: false };
+      status.inDoubt.push(...inDoubtOf(replica.name, read.prepared));
+      if (!read.row) return { ...base, state: 'not-attached' };
+      return { ...base, ...replicaLag(status, read.row, headCommit) };
     }),
   );
 }

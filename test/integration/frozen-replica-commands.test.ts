@@ -1,82 +1,16 @@
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
-import { eventually, expectIdentical, rowCount } from '../support/compare-nodes.js';
+import { expectIdentical, rowCount } from '../support/compare-nodes.js';
+import {
+  APPLY_TIMEOUT_MS,
+  frozenDuring,
+  HANG_MS,
+  useTwoReplicas,
+} from '../support/frozen-replica.js';
 import { lockstep, writeConfig } from '../support/lockstep-process.js';
-import { useAttached } from '../support/use-attached.js';
 
-/** Far beyond applyTimeoutMs and a session's close: a command still running then hangs (and is stopped). */
-const HANG_MS = 60_000;
-const APPLY_TIMEOUT_MS = 3_000;
-
-const clusters = useAttached({
-  replicas: 2,
-  schema: 'CREATE TABLE items (id int PRIMARY KEY, v text);',
-  seed: `INSERT INTO items SELECT g, 'seed' FROM generate_series(1, 50) g`,
-  config: { applyTimeoutMs: APPLY_TIMEOUT_MS },
-});
-
-/**
- * Locks `node`'s position table until the returned function releases it:
- * lockstep's next read or write of it there waits (a session that neither
- * fails nor answers), so the server can be frozen while that step runs.
- */
-async function lockPositions(node: PostgresCluster): Promise<() => Promise<void>> {
-  const holder = new pg.Client({ connectionString: node.url });
-  // Frozen with its server: a test that fails may leave it to the teardown.
-  holder.on('error', () => undefined);
-  await holder.connect();
-  await holder.query('BEGIN');
-  await holder.query('LOCK TABLE lockstep.applied IN ACCESS EXCLUSIVE MODE');
-  let released = false;
-  return async () => {
-    if (released) return;
-    released = true;
-    await holder.end();
-  };
-}
-
-/** Lockstep's sessions on `node` (no sidecar runs here: only the command's). */
-const lockstepSessions = (node: PostgresCluster, waitingOnLock = false) =>
-  node.query(
-    `SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'lockstep%'
-        AND ($1::boolean IS FALSE OR wait_event_type = 'Lock')`,
-    [waitingOnLock],
-  );
-
-/**
- * Runs lockstep `args`; once one of its sessions on `node` waits on the
- * positions lock, the whole server is frozen (SIGSTOP) until the command
- * ended. Then: none of its sessions is left once thawed, and nothing prepared.
- */
-async function frozenDuring(
-  node: PostgresCluster,
-  args: string[],
-): Promise<Awaited<ReturnType<typeof lockstep>>> {
-  const release = await lockPositions(node);
-  try {
-    const run = lockstep(args, {}, HANG_MS);
-    await eventually(
-      async () => (await lockstepSessions(node, true)).length > 0,
-      `lockstep ${args[0]} waiting on the positions lock`,
-    );
-    await node.freezeServer();
-    try {
-      return await run;
-    } finally {
-      await node.thawServer();
-    }
-  } finally {
-    await eventually(
-      async () => (await lockstepSessions(node)).length === 0,
-      `the sessions of lockstep ${args[0]} to end`,
-    );
-    await release();
-    expect(await node.query('SELECT gid FROM pg_prepared_xacts')).toEqual([]);
-  }
-}
-
-const replicasOf = () => clusters.replicas as [PostgresCluster, PostgresCluster];
+const clusters = useTwoReplicas();
+const { replicasOf } = clusters;
 
 describe('commands with a replica frozen (SIGSTOP) in one of their steps', () => {
   it('doctor names the frozen replica and still checks the other', async () => {

@@ -1,0 +1,84 @@
+import type pg from 'pg';
+import {
+  connectNode,
+  dropClient,
+  unreachable,
+} from '../../adapters/postgres/connection/node-connection.js';
+import { endWhenDropped } from '../../adapters/postgres/connection/session-bounds.js';
+
+/**
+ * How long past the wait's timeout a query of `wait` may run at most. The
+ * wait stops waiting on a read at its timeout (waitForPositions); this
+ * deadline ends the query itself soon after, on a frozen host too.
+ */
+const QUERY_GRACE_MS = 1_000;
+
+/** The query deadline of `wait`'s sessions, for a wait of `timeoutMs`. */
+export const waitQueryTimeoutMs = (timeoutMs: number) => timeoutMs + QUERY_GRACE_MS;
+
+/** A replica's session for `wait`; its backend ends once the client is gone (PostgreSQL 14+), frozen host or not. */
+async function openOne(replica: { name: string; url: string }, timeoutMs: number) {
+  const client = await connectNode(
+    replica.name,
+    replica.url,
+    'lockstep-wait',
+    waitQueryTimeoutMs(timeoutMs),
+  );
+  try {
+    await client.query(`SELECT ${endWhenDropped(false)}`);
+    return client;
+  } catch (error) {
+    dropClient(client);
+    throw unreachable(replica.name, replica.url, error);
+  }
+}
+
+/** `open`, or an unreachable error naming `replica` if it has not settled within `ms`; a late session is dropped. */
+function within(
+  open: Promise<pg.Client>,
+  replica: { name: string; url: string },
+  ms: number,
+): Promise<pg.Client> {
+  return new Promise((resolve, reject) => {
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      const error = Object.assign(new Error(`no session within the wait's timeout (${ms} ms)`), {
+        code: 'ETIMEDOUT',
+      });
+      reject(unreachable(replica.name, replica.url, error));
+    }, ms);
+    open.then(
+      (client) => {
+        clearTimeout(timer);
+        if (late) dropClient(client);
+        else resolve(client);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+/**
+ * A session on each replica, opened within the wait's timeout: one that
+ * cannot be connected to (or set up) by then is unreachable (exit 3), the
+ * first such named; every session opened is then dropped.
+ */
+export async function openWaitSessions(
+  replicas: ReadonlyArray<{ name: string; url: string }>,
+  timeoutMs: number,
+): Promise<pg.Client[]> {
+  const settled = await Promise.allSettled(
+    replicas.map((replica) => within(openOne(replica, timeoutMs), replica, timeoutMs)),
+  );
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  const clients = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  if (failed) {
+    for (const client of clients) dropClient(client);
+    throw failed.reason;
+  }
+  return clients;
+}
