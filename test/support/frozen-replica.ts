@@ -32,7 +32,10 @@ export function useTwoReplicas(): AttachedClusters & {
  * session that neither fails nor answers), so the server can be frozen while
  * that step runs.
  */
-async function lockTable(node: PostgresCluster, table: string): Promise<() => Promise<void>> {
+export async function lockTable(
+  node: PostgresCluster,
+  table = 'lockstep.applied',
+): Promise<() => Promise<void>> {
   const holder = new pg.Client({ connectionString: node.url });
   // Frozen with its server: a test that fails may leave it to the teardown.
   holder.on('error', () => undefined);
