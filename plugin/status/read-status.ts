@@ -8,12 +8,18 @@ import type {
   PreparedGidEntry,
   PrimarySession,
 } from '../ports/lockstep-cluster.js';
-import { isConnectionFailure, type LockstepError } from '../ports/lockstep-error.js';
+import { isConnectionFailure } from '../ports/lockstep-error.js';
 import type { ReplicaNote } from '../ports/replica-status-store.js';
 import { type SlotHealth, slotLoss } from '../ports/slot-health.js';
 import { type Lsn, lsnDistance } from '../protocol/index.js';
 import { type BusStatusSource, readBusReplicas } from './bus-replicas.js';
-import { readReplica, statusSession, unansweredError } from './replica-reading.js';
+import {
+  failedReadError,
+  neverAttached,
+  readReplica,
+  statusSession,
+  unansweredError,
+} from './replica-reading.js';
 
 /** One replica in `status --json`. */
 export interface ReplicaStatus {
@@ -157,7 +163,7 @@ export async function readStatus(
     const unanswered = isUnanswered(error);
     status.primary.error = unanswered
       ? unansweredError('primary', config.applyTimeoutMs)
-      : (error as LockstepError).message;
+      : failedReadError('primary', error);
     status.primary.reachable = !unanswered && !isConnectionFailure(error);
   }
   const names = config.replicas.map((r) => r.name);
@@ -182,9 +188,10 @@ async function readPrimary(
 ): Promise<PrimaryReading> {
   const notes = new Map<string, ReplicaNote>();
   const head = await primary.streams.head(stream).catch((error: unknown) => {
-    // Not answering is not "not attached": the caller reports it.
-    if (isUnanswered(error)) throw error;
-    return undefined;
+    // Only a missing control schema is "not attached": a read that failed (no answer,
+    // a lock timeout) is reported by the caller as it is.
+    if (neverAttached(error)) return undefined;
+    throw error;
   });
   if (!head) {
     status.primary.error = `not attached: no stream "${stream}" on the primary (run lockstep attach)`;
@@ -246,6 +253,7 @@ async function readReplicas(
       };
       const read = await readReplica(cluster, config, replica, note);
       if ('unreachable' in read) return { ...base, ...read.unreachable, reachable: false };
+      if ('failed' in read) return { ...base, error: read.failed };
       status.inDoubt.push(...inDoubtOf(replica.name, read.prepared));
       if (!read.row) return { ...base, state: 'not-attached' };
       return { ...base, ...replicaLag(status, read.row, headCommit) };

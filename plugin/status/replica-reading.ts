@@ -27,10 +27,33 @@ export const unansweredError = (node: string, deadlineMs: number) =>
     fix: "check that the node's server runs and answers (not stopped, not overloaded), then run lockstep status again",
   }).message;
 
+/** No control schema, or no position table in it: the node was never attached (not a failed read). */
+const NO_CONTROL_TABLE = new Set(['42P01', '3F000']);
+
+/** Whether a control table read failed only because the node was never attached. */
+export const neverAttached = (error: unknown) =>
+  NO_CONTROL_TABLE.has((error as { code?: string } | undefined)?.code ?? '');
+
+/**
+ * status's `error` for a node that answered its reads with an error (a lock
+ * wait that timed out, missing privileges): its own message, never "not attached".
+ */
+export const failedReadError = (node: string, error: unknown) =>
+  error instanceof LockstepError
+    ? error.message
+    : new LockstepError({
+        node,
+        sqlState: (error as { code?: string } | undefined)?.code,
+        problem: `status's reads failed: ${(error as Error | undefined)?.message ?? String(error)}`,
+        fix: 'see the error; a lock timeout: another session holds a lockstep control table, run lockstep status again once it commits',
+        cause: error,
+      }).message;
+
 /** What status read on one replica, or why it could not. */
 export type ReplicaReading =
   | { readonly row: AppliedPosition | null; readonly prepared: readonly PreparedGidEntry[] }
-  | { readonly unreachable: { readonly state: string; readonly error: string } };
+  | { readonly unreachable: { readonly state: string; readonly error: string } }
+  | { readonly failed: string };
 
 /** States the sidecar noted that say more than "unreachable now": kept as they are. */
 const KEPT_STATES = ['stale', 'resyncing', 'unresponsive'];
@@ -39,7 +62,8 @@ const KEPT_STATES = ['stale', 'resyncing', 'unresponsive'];
  * A replica's position and prepared gids, on a bounded session. One that
  * cannot be reached is `halted` now, one that stops answering `unresponsive`
  * (the sidecar's word for it), unless the sidecar noted stale, resyncing or
- * unresponsive. A missing control schema reads as no position (not attached).
+ * unresponsive. A missing control schema reads as no position (not attached);
+ * any other failed read is `failed`, with its own error.
  */
 export async function readReplica(
   cluster: LockstepCluster,
@@ -56,12 +80,13 @@ export async function readReplica(
   }
   try {
     const row = await session.positions.read(config.slot).catch((error: unknown) => {
-      if (isUnanswered(error)) throw error;
-      return null;
+      if (neverAttached(error)) return null;
+      throw error;
     });
     return { row, prepared: await session.preparedGids() };
   } catch (error) {
-    if (!isUnanswered(error)) throw error;
+    // Answered with an error: reachable, its state as noted, the error as it is.
+    if (!isUnanswered(error)) return { failed: failedReadError(replica.name, error) };
     const message = unansweredError(replica.name, config.applyTimeoutMs);
     return { unreachable: { state: kept ?? 'unresponsive', error: message } };
   } finally {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { LockstepStatus } from '../../plugin/status/read-status.js';
-import { frozenDuring, useTwoReplicas } from '../support/frozen-replica.js';
+import { frozenDuring, HANG_MS, lockTable, useTwoReplicas } from '../support/frozen-replica.js';
+import { lockstep } from '../support/lockstep-process.js';
 
 const clusters = useTwoReplicas();
 const { replicasOf } = clusters;
@@ -48,5 +49,43 @@ describe('status and wait with a node frozen (SIGSTOP) while they read it', () =
       /timed out after 2 s waiting for version 0; behind: replica1 \(position unknown\)\n/,
     );
     expect(run.output).not.toMatch(/replica2/);
+  }, 120_000);
+});
+
+describe('status with a live node whose control table another session locks', () => {
+  it('status --json does not call a replica waiting on a lock of its position table not attached', async () => {
+    const [r1] = replicasOf();
+    const release = await lockTable(r1);
+    try {
+      const run = await lockstep(
+        ['status', '--config', clusters.configFile, '--json'],
+        {},
+        HANG_MS,
+      );
+      const status = JSON.parse(run.stdout) as LockstepStatus;
+      const [locked] = status.replicas;
+      expect(locked?.state, run.output).not.toBe('not-attached');
+      expect(locked?.error ?? '', run.output).toMatch(/lock/);
+    } finally {
+      await release();
+    }
+  }, 120_000);
+
+  it('status --json does not call a primary waiting on a lock of its streams table not attached', async () => {
+    const release = await lockTable(clusters.primary, 'lockstep.streams');
+    try {
+      const run = await lockstep(
+        ['status', '--config', clusters.configFile, '--json'],
+        {},
+        HANG_MS,
+      );
+      const status = JSON.parse(run.stdout) as LockstepStatus;
+      expect(status.primary.error ?? '', run.output).not.toMatch(
+        /not attached|run lockstep attach/,
+      );
+      expect(status.primary.error ?? '', run.output).toMatch(/lock/);
+    } finally {
+      await release();
+    }
   }, 120_000);
 });
