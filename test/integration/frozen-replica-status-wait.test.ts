@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import type { LockstepStatus } from '../../plugin/status/read-status.js';
-import { frozenDuring, HANG_MS, lockTable, useTwoReplicas } from '../support/frozen-replica.js';
-import { lockstep } from '../support/lockstep-process.js';
+import {
+  APPLY_TIMEOUT_MS,
+  frozenDuring,
+  lockTable,
+  useTwoReplicas,
+} from '../support/frozen-replica.js';
+import { lockstep, writeConfig } from '../support/lockstep-process.js';
+
+/** Far past applyTimeoutMs (3 s) and wait's timeouts, short of connect_timeout (30 s): a command still running then hangs. */
+const COMMAND_CAP_MS = 20_000;
 
 const clusters = useTwoReplicas();
 const { replicasOf } = clusters;
@@ -60,7 +69,7 @@ describe('status with a live node whose control table another session locks', ()
       const run = await lockstep(
         ['status', '--config', clusters.configFile, '--json'],
         {},
-        HANG_MS,
+        COMMAND_CAP_MS,
       );
       const status = JSON.parse(run.stdout) as LockstepStatus;
       const [locked] = status.replicas;
@@ -77,7 +86,7 @@ describe('status with a live node whose control table another session locks', ()
       const run = await lockstep(
         ['status', '--config', clusters.configFile, '--json'],
         {},
-        HANG_MS,
+        COMMAND_CAP_MS,
       );
       const status = JSON.parse(run.stdout) as LockstepStatus;
       expect(status.primary.error ?? '', run.output).not.toMatch(
@@ -87,5 +96,50 @@ describe('status with a live node whose control table another session locks', ()
     } finally {
       await release();
     }
+  }, 120_000);
+});
+
+/** `url` with libpq's connect_timeout: longer than a command may take with a frozen node. */
+const slowConnect = (url: string) => `${url}${url.includes('?') ? '&' : '?'}connect_timeout=30`;
+
+/**
+ * Runs lockstep `args` (`{config}` is the configuration, whose nodes have
+ * connect_timeout 30 s) with `node` frozen (SIGSTOP) before the command connects.
+ */
+async function frozenBefore(node: PostgresCluster, args: string[]) {
+  const config = writeConfig(clusters.primary, clusters.replicas, {
+    applyTimeoutMs: APPLY_TIMEOUT_MS,
+    primary: slowConnect(clusters.primary.url),
+    replicas: clusters.replicas.map((r) => ({ name: r.name, url: slowConnect(r.url) })),
+  });
+  await node.freezeServer();
+  try {
+    return await lockstep([...args, '--config', config.file], {}, COMMAND_CAP_MS);
+  } finally {
+    await node.thawServer();
+    config.remove();
+  }
+}
+
+describe('status and wait with a node frozen (SIGSTOP) before they connect to it', () => {
+  it('status --json ends within applyTimeoutMs, not connect_timeout, and reports the frozen replica unreachable (exit 3)', async () => {
+    const [r1] = replicasOf();
+    const run = await frozenBefore(r1, ['status', '--json']);
+    expect(run.output).not.toMatch(/still running after/);
+    expect(run.code, run.output).toBe(3);
+    const status = JSON.parse(run.stdout) as LockstepStatus;
+    expect(status.replicas[0]).toMatchObject({ name: 'replica1', reachable: false });
+  }, 120_000);
+
+  it('wait --lsn --timeout 2 with the primary frozen ends, naming who is behind (exit 1)', async () => {
+    const [r1] = replicasOf();
+    const [row] = await r1.query<{ lsn: string }>(
+      "SELECT (lsn + 1000000)::text AS lsn FROM lockstep.applied WHERE stream = 'lockstep'",
+    );
+    const args = ['wait', '--lsn', row?.lsn ?? '', '--timeout', '2'];
+    const run = await frozenBefore(clusters.primary, args);
+    expect(run.output).not.toMatch(/still running after/);
+    expect(run.code, run.output).toBe(1);
+    expect(run.output).toMatch(/timed out after 2 s waiting for lsn/);
   }, 120_000);
 });

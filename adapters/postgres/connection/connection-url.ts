@@ -17,6 +17,17 @@ function noPassword(): string {
 }
 
 /**
+ * connect_timeout (10 s by default; libpq's 0: for ever), and for a bounded
+ * session at most its query deadline: a node frozen before it answers the
+ * connection does not hold a bounded command (status, wait) past its deadline.
+ */
+function connectTimeoutMs(connectTimeout: string | undefined, queryTimeoutMs?: number): number {
+  const configured = connectTimeout ? Number(connectTimeout) * 1000 : 10_000;
+  if (!queryTimeoutMs) return configured;
+  return configured > 0 ? Math.min(configured, queryTimeoutMs) : queryTimeoutMs;
+}
+
+/**
  * The `pg` client configuration of a node's connection (a URL or DSN as
  * resolveConnection made it), with lockstep's application name. Every part
  * is set explicitly, so pg fills none from PG* variables, never reads
@@ -47,9 +58,7 @@ export function clientConfig(
     optionalTls: tls.optional,
     ...(keywords.options ? { options: keywords.options } : {}),
     application_name: applicationName,
-    connectionTimeoutMillis: keywords.connect_timeout
-      ? Number(keywords.connect_timeout) * 1000
-      : 10_000,
+    connectionTimeoutMillis: connectTimeoutMs(keywords.connect_timeout, queryTimeoutMs),
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
     ...(queryTimeoutMs ? { query_timeout: queryTimeoutMs } : {}),
