@@ -1,10 +1,9 @@
 import type pg from 'pg';
 import {
-  connectNode,
+  connectBounded,
   dropClient,
   unreachable,
 } from '../../adapters/postgres/connection/node-connection.js';
-import { endWhenDropped } from '../../adapters/postgres/connection/session-bounds.js';
 
 /**
  * How long past the wait's timeout a query of `wait` may run at most. The
@@ -17,21 +16,8 @@ const QUERY_GRACE_MS = 1_000;
 export const waitQueryTimeoutMs = (timeoutMs: number) => timeoutMs + QUERY_GRACE_MS;
 
 /** A replica's session for `wait`; its backend ends once the client is gone (PostgreSQL 14+), frozen host or not. */
-async function openOne(replica: { name: string; url: string }, timeoutMs: number) {
-  const client = await connectNode(
-    replica.name,
-    replica.url,
-    'lockstep-wait',
-    waitQueryTimeoutMs(timeoutMs),
-  );
-  try {
-    await client.query(`SELECT ${endWhenDropped(false)}`);
-    return client;
-  } catch (error) {
-    dropClient(client);
-    throw unreachable(replica.name, replica.url, error);
-  }
-}
+const openOne = (replica: { name: string; url: string }, timeoutMs: number) =>
+  connectBounded(replica.name, replica.url, 'lockstep-wait', waitQueryTimeoutMs(timeoutMs));
 
 /** `open`, or an unreachable error naming `replica` if it has not settled within `ms`; a late session is dropped. */
 function within(

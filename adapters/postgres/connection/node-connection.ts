@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
 import { clientConfig, redactUrl, scrubSecrets } from './connection-url.js';
 import { LibpqClient } from './libpq-client.js';
+import { endWhenDropped } from './session-bounds.js';
 
 /** Opens a client to a node, turning a failure into an error that names the node and the fix (never the password). */
 export async function connectNode(
@@ -19,6 +20,31 @@ export async function connectNode(
     return client;
   } catch (error) {
     await client?.end().catch(() => undefined);
+    throw unreachable(node, url, error);
+  }
+}
+
+/**
+ * {@link connectNode} for a session whose every query has a deadline: its
+ * backend also ends once the client dropped it (PostgreSQL 14+, a deadline
+ * passed on a frozen host), and it takes the session `settings` given. A
+ * node that does not answer that setup is unreachable.
+ */
+export async function connectBounded(
+  node: string,
+  url: string,
+  applicationName: string,
+  queryTimeoutMs: number,
+  settings: Readonly<Record<string, string>> = {},
+): Promise<pg.Client> {
+  const client = await connectNode(node, url, applicationName, queryTimeoutMs);
+  const pairs = Object.entries(settings);
+  const sets = pairs.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false), `).join('');
+  try {
+    await client.query(`SELECT ${sets}${endWhenDropped(false)}`, pairs.flat());
+    return client;
+  } catch (error) {
+    dropClient(client);
     throw unreachable(node, url, error);
   }
 }

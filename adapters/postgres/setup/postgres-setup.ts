@@ -1,8 +1,7 @@
 import type pg from 'pg';
 import type { LockstepCluster, SessionOptions } from '../../../plugin/ports/lockstep-cluster.js';
 import { CONTROL_QUERY_TIMEOUT_MS } from '../connection/connection-url.js';
-import { connectNode, endClient, unreachable } from '../connection/node-connection.js';
-import { endWhenDropped } from '../connection/session-bounds.js';
+import { connectBounded, connectNode } from '../connection/node-connection.js';
 import { migrateControlSchemas } from '../control/control-schema.js';
 import { DecisionLog } from '../control/decision-log.js';
 import { JoinHolds } from '../control/join-holds.js';
@@ -19,31 +18,18 @@ import { syncSequences } from './sequence-sync.js';
 import { copyTable } from './table-copy.js';
 
 /**
- * A node's session. Bounded: every query has a deadline, and from
- * PostgreSQL 14 the backend ends within a second once its client dropped it
- * (a deadline passed on a frozen host), so nothing of it lingers once the
- * host is thawed.
+ * A node's session. Bounded: every query has a deadline, the backend ends
+ * once its client dropped it, and a lock wait ends on the server just before
+ * the deadline with its own error: a live replica that waits on a lock is not
+ * taken for one that does not answer.
  */
 async function open(node: string, url: string, options: SessionOptions = {}): Promise<pg.Client> {
+  const applicationName = options.applicationName ?? 'lockstep';
+  if (!options.bounded) return connectNode(node, url, applicationName);
   const deadlineMs = options.queryTimeoutMs ?? CONTROL_QUERY_TIMEOUT_MS;
-  const client = await connectNode(
-    node,
-    url,
-    options.applicationName ?? 'lockstep',
-    options.bounded ? deadlineMs : undefined,
-  );
-  if (!options.bounded) return client;
-  try {
-    // A lock wait ends on the server just before the client's deadline, with its own error:
-    // a live replica that waits on a lock is not taken for one that does not answer.
-    await client.query(`SELECT set_config('lock_timeout', $1, false), ${endWhenDropped(false)}`, [
-      `${Math.max(1, Math.floor(deadlineMs * 0.9))}ms`,
-    ]);
-    return client;
-  } catch (error) {
-    await endClient(client);
-    throw unreachable(node, url, error);
-  }
+  return connectBounded(node, url, applicationName, deadlineMs, {
+    lock_timeout: `${Math.max(1, Math.floor(deadlineMs * 0.9))}ms`,
+  });
 }
 
 /** The cluster on Postgres, with the decision log a start-over finishes rounds by. */
