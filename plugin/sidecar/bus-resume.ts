@@ -37,8 +37,10 @@ export async function busResume(
   if (confirmed && lsnToBigInt(plan.resume.lsn) + 1n < lsnToBigInt(confirmed)) {
     throw new LockstepError({
       node: 'bus',
-      problem: `the bus ends at version ${plan.resume.version} (${plan.resume.lsn}), before the slot's confirmed point ${confirmed}: packets in between are lost`,
-      fix,
+      // The slot is confirmed only once JetStream acknowledged: the stream's answer comes from a
+      // leader behind it (nats-server 2.9 can elect one; it passes) or the stream lost packets.
+      problem: `the bus ends at version ${plan.resume.version} (${plan.resume.lsn}), before the slot's confirmed point ${confirmed}: the stream's leader is behind what JetStream acknowledged, or packets in between are lost`,
+      fix: `none while it passes with a new leader; should it persist, ${fix}`,
     });
   }
   return plan;
