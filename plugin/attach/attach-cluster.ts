@@ -18,13 +18,14 @@ export interface AttachCluster extends LockstepCluster {
   }): Map<string, PhaseTwoNode>;
 }
 
-/** Runs `work` on a session on the primary, closed afterwards. */
+/** Runs `work` on a session on the primary (unbounded unless `options` say so), closed afterwards. */
 export async function onPrimary<T>(
   cluster: LockstepCluster,
   url: string,
   work: (primary: PrimarySession) => Promise<T>,
+  options?: SessionOptions,
 ): Promise<T> {
-  const primary = await cluster.primary(url);
+  const primary = await cluster.primary(url, options);
   try {
     return await work(primary);
   } finally {

@@ -25,6 +25,7 @@ import {
   clearStaleMarks,
   findResyncAnchor,
   markStaleBeforeResync,
+  onResyncPrimary,
   type ResyncHolder,
   recordResetPositions,
   requireHolder,
@@ -190,8 +191,11 @@ async function resetResynced(run: AttachRun, tables: readonly CatalogTable[]): P
     progress.step('resync: emptying the replica', { replica: name, version: anchor.version });
     await run.guards.find((g) => g.replica === name)?.reset(config.slot, tables, anchor);
     // The sidecar's last-known position must not stay the old one.
-    await onPrimary(cluster, config.primary, (primary) =>
-      recordResetPositions(primary, config.slot, [name], anchor),
+    await onResyncPrimary(
+      cluster,
+      config,
+      `recording ${name}'s new position (it is emptied and placed; it stays stale until attach ends)`,
+      (primary) => recordResetPositions(primary, config.slot, [name], anchor),
     );
   }
 }

@@ -3,7 +3,7 @@ import type { LockstepCluster, NodeSession, PrimarySession } from '../ports/lock
 import { LockstepError } from '../ports/lockstep-error.js';
 import { isMigrationGid, parseGid } from '../protocol/index.js';
 import { onReplica } from './attach-cluster.js';
-import { replicaStepError } from './replica-step.js';
+import { primaryCommandSession, primaryStepError, replicaStepError } from './replica-step.js';
 
 /** What `detach` removed. */
 export interface DetachResult {
@@ -35,16 +35,13 @@ export async function detach(
         fix: 'stop it first, or run lockstep detach --force (its stream ends with the slot)',
       });
     }
-    const primary = await cluster.primary(config.primary);
+    const primary = await cluster.primary(
+      config.primary,
+      primaryCommandSession(config, 'lockstep-detach'),
+    );
     try {
       if (!force) await refuseWhilePrepared(cluster, config, primary);
-      // The running sidecar's walsender holds the slot: end it so the slot can go.
-      if (force) await primary.slots.terminateConsumer(config.slot);
-      const slotDropped = await primary.slots.drop(config.slot);
-      const publicationDropped = await primary.setup.publicationExists(config.publication);
-      await primary.setup.dropPublication(config.publication);
-      await primary.setup.removeDdlCapture();
-      await forgetStreamOnPrimary(primary, config.slot);
+      const { slotDropped, publicationDropped } = await detachOnPrimary(primary, config, force);
       const replicasReset = await forgetPositions(cluster, config);
       return { slotDropped, publicationDropped, replicasReset };
     } finally {
@@ -54,6 +51,55 @@ export async function detach(
     await lock.release();
   }
 }
+
+/**
+ * The primary's part of detach, step by step. Each step is idempotent, so a
+ * step that fails (a primary that stops answering fails it after
+ * applyTimeoutMs) ends detach with what was done and what is left, and
+ * running detach again finishes the job.
+ */
+async function detachOnPrimary(primary: PrimarySession, config: LockstepConfig, force: boolean) {
+  const done: string[] = [];
+  const step = async <T>(what: string, work: () => Promise<T>): Promise<T> => {
+    try {
+      const result = await work();
+      done.push(what);
+      return result;
+    } catch (error) {
+      throw primaryStepError(
+        `${what} (detach; done: ${done.join(', ') || 'nothing'}; left: ${PRIMARY_STEPS.slice(PRIMARY_STEPS.indexOf(what)).join(', ')}, the replicas' positions)`,
+        config.applyTimeoutMs,
+        error,
+        'run lockstep detach again (it finishes what is left)',
+      );
+    }
+  };
+  // The running sidecar's walsender holds the slot: end it so the slot can go.
+  if (force) await step(ENDING_STREAM, () => primary.slots.terminateConsumer(config.slot));
+  const slotDropped = await step(DROPPING_SLOT, () => primary.slots.drop(config.slot));
+  const publicationDropped = await step(DROPPING_PUBLICATION, async () => {
+    const existed = await primary.setup.publicationExists(config.publication);
+    await primary.setup.dropPublication(config.publication);
+    return existed;
+  });
+  await step(REMOVING_CAPTURE, () => primary.setup.removeDdlCapture());
+  await step(FORGETTING_STREAM, () => forgetStreamOnPrimary(primary, config.slot));
+  return { slotDropped, publicationDropped };
+}
+
+const ENDING_STREAM = "ending the sidecar's stream";
+const DROPPING_SLOT = 'dropping the slot';
+const DROPPING_PUBLICATION = 'dropping the publication';
+const REMOVING_CAPTURE = 'removing the DDL capture';
+const FORGETTING_STREAM = "removing the stream's rows from the primary's control tables";
+/** detach's steps on the primary, in order. */
+const PRIMARY_STEPS = [
+  ENDING_STREAM,
+  DROPPING_SLOT,
+  DROPPING_PUBLICATION,
+  REMOVING_CAPTURE,
+  FORGETTING_STREAM,
+];
 
 /** The stream's rows in the primary's control tables, where there is a control schema. */
 async function forgetStreamOnPrimary(primary: PrimarySession, stream: string): Promise<void> {
@@ -129,7 +175,15 @@ async function refuseWhilePrepared(
     (await session.preparedGids()).filter(
       (p) => parseGid(p.gid, config.slot) !== null || isMigrationGid(p.gid, config.slot),
     );
-  const held: string[] = (await ours(primary)).map((p) => `primary: ${p.gid}`);
+  const onPrimary = await ours(primary).catch((error: unknown) => {
+    throw primaryStepError(
+      'checking the primary for prepared lockstep transactions (detach; nothing dropped yet)',
+      config.applyTimeoutMs,
+      error,
+      'run lockstep detach again',
+    );
+  });
+  const held: string[] = onPrimary.map((p) => `primary: ${p.gid}`);
   for (const replica of config.replicas) {
     try {
       const gids = await onReplica(cluster, replica, ours, detachSession(config));

@@ -9,7 +9,12 @@ import type {
 import { LockstepError } from '../ports/lockstep-error.js';
 import { matchesAnyPattern, parseTablePattern } from '../protocol/index.js';
 import { checkNodeSettings } from './doctor-settings.js';
-import { replicaStepError } from './replica-step.js';
+import {
+  isUnanswered,
+  primaryCommandSession,
+  primaryStepError,
+  replicaStepError,
+} from './replica-step.js';
 import { compareTable } from './table-compatibility.js';
 
 /** What `doctor` found. */
@@ -181,8 +186,19 @@ export async function runDoctor(
   copying: ReadonlySet<string> = new Set(),
 ): Promise<DoctorReport> {
   const primary = await onNode(
-    () => cluster.primary(config.primary),
+    // Bounded as the replicas: a primary that stops answering is a problem named, not a hang.
+    () => cluster.primary(config.primary, primaryCommandSession(config, 'lockstep-doctor')),
     (session) => checkPrimary(config, session),
+    (error) => {
+      // Only a primary that did not answer is reported as such; any other failure stops doctor, as before.
+      if (!isUnanswered(error)) throw error;
+      return primaryStepError(
+        "doctor's checks (settings, slot, tables, join holds)",
+        config.applyTimeoutMs,
+        error,
+        'run lockstep doctor again',
+      );
+    },
   );
   const tables = 'tables' in primary ? primary.tables : [];
   const replicas = await Promise.all(

@@ -2,6 +2,7 @@ import type { LockstepConfig } from '../config/config-schema.js';
 import type { LockstepCluster, PrimarySession } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 import { sleep } from '../support/sleep.js';
+import { isUnanswered, primaryCommandSession, primaryStepError } from './replica-step.js';
 
 /** How long `pause` waits for a running sidecar to let go of the slot. */
 const RELEASE_WAIT_MS = 10_000;
@@ -41,35 +42,57 @@ export async function setReplicationPaused(
   upgradeControlSchema: () => Promise<void>,
 ): Promise<PauseResult> {
   const stream = config.slot;
-  const primary = await cluster.primary(config.primary);
+  const command = paused ? 'pause' : 'resume';
+  // Named 'lockstep' as before (what a DBA or a test looks for: the sidecar's LISTEN is lockstep-pause).
+  const primary = await cluster.primary(config.primary, primaryCommandSession(config, 'lockstep'));
   try {
-    const write = () => primary.streams.writePause(stream, paused);
-    const change = await write().catch(async (error: { code?: string; message?: string }) => {
-      // 42703: a control schema from before pause (no paused_at yet); 42P01: none at all.
-      if (error.code === '42703') {
-        await upgradeControlSchema();
-        return write();
-      }
-      if (error.code === '42P01') return undefined;
-      throw new LockstepError({
-        node: 'primary',
-        sqlState: error.code,
-        problem: `cannot record the pause of stream "${stream}": ${error.message}`,
-        fix: 'connect as the role lockstep was attached with (it may write to the lockstep schema)',
-        cause: error,
-      });
-    });
-    if (change === undefined) throw notAttached(stream);
-    const sidecarRunning = await primary.streamLockHeld(stream);
-    return {
-      wasPaused: change.before !== null,
-      pausedSince: change.after,
-      sidecarRunning,
-      released: paused ? await slotReleased(primary, stream) : true,
-    };
+    return await changeOn(primary, stream, paused, upgradeControlSchema);
+  } catch (error) {
+    if (!isUnanswered(error)) throw error;
+    throw primaryStepError(
+      `recording the ${command} of stream "${stream}" (whether it was recorded is unknown)`,
+      config.applyTimeoutMs,
+      error,
+      `run lockstep ${command} again (it only sets what is already set)`,
+    );
   } finally {
     await primary.close();
   }
+}
+
+/** The pause's write and reads on the primary's session. */
+async function changeOn(
+  primary: PrimarySession,
+  stream: string,
+  paused: boolean,
+  upgradeControlSchema: () => Promise<void>,
+): Promise<PauseResult> {
+  const write = () => primary.streams.writePause(stream, paused);
+  const change = await write().catch(async (error: { code?: string; message?: string }) => {
+    // 42703: a control schema from before pause (no paused_at yet); 42P01: none at all.
+    if (error.code === '42703') {
+      await upgradeControlSchema();
+      return write();
+    }
+    if (error.code === '42P01') return undefined;
+    // Not answering is not a missing privilege: the caller names it.
+    if (isUnanswered(error)) throw error;
+    throw new LockstepError({
+      node: 'primary',
+      sqlState: error.code,
+      problem: `cannot record the pause of stream "${stream}": ${error.message}`,
+      fix: 'connect as the role lockstep was attached with (it may write to the lockstep schema)',
+      cause: error,
+    });
+  });
+  if (change === undefined) throw notAttached(stream);
+  const sidecarRunning = await primary.streamLockHeld(stream);
+  return {
+    wasPaused: change.before !== null,
+    pausedSince: change.after,
+    sidecarRunning,
+    released: paused ? await slotReleased(primary, stream) : true,
+  };
 }
 
 /** Waits (up to RELEASE_WAIT_MS) until no one streams the slot; whether it came to that. */

@@ -4,7 +4,12 @@ import { DeposedError, LockstepError } from '../ports/lockstep-error.js';
 import type { ResyncGuardPort, StreamPosition } from '../ports/resync-guard.js';
 import { lsnToBigInt } from '../protocol/index.js';
 import { onPrimary, onReplica } from './attach-cluster.js';
-import { replicaStepError } from './replica-step.js';
+import {
+  isUnanswered,
+  primaryCommandSession,
+  primaryStepError,
+  replicaStepError,
+} from './replica-step.js';
 
 /** A real point of the stream a resynced replica restarts from. */
 export type ResyncAnchor = StreamPosition;
@@ -21,9 +26,10 @@ export async function findResyncAnchor(
   replica: string,
   stale: ReadonlySet<string>,
 ): Promise<ResyncAnchor> {
-  const confirmed = await onPrimary(
+  const confirmed = await onResyncPrimary(
     cluster,
-    config.primary,
+    config,
+    "reading the slot's confirmed position (nothing emptied yet)",
     async (primary) => (await primary.slots.read(config.slot))?.confirmedFlushLsn ?? null,
   );
   let anchor: ResyncAnchor | null = null;
@@ -139,9 +145,36 @@ export async function markStaleBeforeResync(
   config: LockstepConfig,
   replica: string,
 ): Promise<void> {
-  await onPrimary(cluster, config.primary, (primary) =>
-    primary.replicaStatus.markStale(config.slot, replica),
+  await onResyncPrimary(
+    cluster,
+    config,
+    `marking ${replica} stale before its resync (nothing emptied yet)`,
+    (primary) => primary.replicaStatus.markStale(config.slot, replica),
   );
+}
+
+/**
+ * A resync's step on the primary, bounded as its replica steps (applyTimeoutMs;
+ * a lock wait ends on the server at 90% of it): a primary that stops
+ * answering fails the step, naming it, instead of hanging the resync.
+ */
+export async function onResyncPrimary<T>(
+  cluster: LockstepCluster,
+  config: LockstepConfig,
+  step: string,
+  work: (primary: PrimarySession) => Promise<T>,
+): Promise<T> {
+  try {
+    return await onPrimary(
+      cluster,
+      config.primary,
+      work,
+      primaryCommandSession(config, 'lockstep-resync'),
+    );
+  } catch (error) {
+    if (!isUnanswered(error)) throw error;
+    throw primaryStepError(step, config.applyTimeoutMs, error, 'run the resync again');
+  }
 }
 
 /** Throws {@link DeposedError} unless `holder` (when given) still holds the coordinator lock. */

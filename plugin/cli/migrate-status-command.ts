@@ -10,14 +10,16 @@ export async function migrateStatusCommand(
   config: LockstepConfig,
   flags: { dir: string; json?: boolean },
 ): Promise<ExitCode> {
-  const [{ formatMigrationStatus, readMigrationStatus }, { postgresControl }] = await Promise.all([
+  const [{ formatMigrationStatus, readMigrationStatus }, { MigrationSession }] = await Promise.all([
     import('../migrate/migration-status.js'),
-    import('./postgres-control.js'),
+    import('../../adapters/postgres/control/migration-session.js'),
   ]);
+  // Each read bounded by applyTimeoutMs, the deadline of the other commands' steps: a frozen node is
+  // reported unreachable, not waited on for ever.
   const status = await readMigrationStatus(
     config,
     flags.dir,
-    postgresControl(config).migrationSession,
+    (node, url) => new MigrationSession(node, url, config.slot, config.applyTimeoutMs),
   );
   if (flags.json) printJson(status);
   else for (const line of formatMigrationStatus(status)) process.stdout.write(`${line}\n`);

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import {
-  connectNode,
+  connectBounded,
   dropClient,
   endClient,
 } from '../../adapters/postgres/connection/node-connection.js';
@@ -58,8 +58,9 @@ function chosenReplicas(config: LockstepConfig, names: readonly string[] | undef
 
 /** Commits a barrier on the primary, so an idle primary still gives the replicas an LSN past the target. */
 async function primaryBarrier(config: LockstepConfig, timeoutMs: number): Promise<void> {
-  // Its query ends soon after the wait's timeout: a frozen primary does not keep the process alive for ever.
-  const primary = await connectNode(
+  // Its query ends soon after the wait's timeout, and (connectBounded) its backend once the client is gone:
+  // a frozen primary neither keeps the process alive for ever nor keeps a session once thawed.
+  const primary = await connectBounded(
     'primary',
     config.primary,
     'lockstep-wait',

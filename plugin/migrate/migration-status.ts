@@ -1,3 +1,4 @@
+import { isUnanswered, replicaStepError } from '../attach/replica-step.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { isConnectionFailure } from '../ports/lockstep-error.js';
 import type { MigrationNodeSession } from '../ports/migration-session.js';
@@ -43,7 +44,17 @@ export async function readMigrationStatus(
       try {
         return { name: s.node, history: await s.history(), error: null };
       } catch (error) {
-        return { name: s.node, history: null, error };
+        // A node that did not answer within its read's deadline counts as unreachable (exit 3), named.
+        const named = isUnanswered(error)
+          ? replicaStepError(
+              s.node,
+              'reading the migration history',
+              config.applyTimeoutMs,
+              error,
+              'run lockstep migrate status again',
+            )
+          : error;
+        return { name: s.node, history: null, error: named };
       }
     }),
   );

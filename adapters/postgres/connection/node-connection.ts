@@ -49,6 +49,15 @@ export async function connectBounded(
   }
 }
 
+/**
+ * The settings of a bounded session that may wait on a lock: the wait ends
+ * on the server at 90% of the deadline, with its own error, so a live node
+ * that waits on a lock is not taken for one that does not answer.
+ */
+export const lockWaitWithin = (deadlineMs: number) => ({
+  lock_timeout: `${Math.max(1, Math.floor(deadlineMs * 0.9))}ms`,
+});
+
 /** The client's socket (not in @types/pg). */
 function socketOf(client: pg.Client): { destroy(): void } | undefined {
   return (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection

@@ -18,7 +18,12 @@ import {
 } from '../../../plugin/protocol/index.js';
 import { scrubSecrets } from '../connection/connection-url.js';
 import { explainIdleEnd, watchIdleEnd } from '../connection/idle-end.js';
-import { connectNode } from '../connection/node-connection.js';
+import {
+  connectBounded,
+  connectNode,
+  endClient,
+  lockWaitWithin,
+} from '../connection/node-connection.js';
 import { boundIdleInTransaction, IDLE_IN_TRANSACTION_ENDED } from '../connection/session-bounds.js';
 import { SessionKeepalive } from '../connection/session-keepalive.js';
 import { MIGRATING_SETTING, recordControlEvent } from '../setup/ddl-capture.js';
@@ -108,6 +113,12 @@ export class MigrationSession implements MigrationNodeSession {
     readonly node: string,
     private readonly url: string,
     private readonly stream: string,
+    /**
+     * A deadline (ms) for reading the history (`migrate status`; a node that
+     * stops answering fails its read then). Migrations themselves have none:
+     * one may legitimately run long.
+     */
+    private readonly readTimeoutMs?: number,
   ) {}
 
   /** Runs `step` and the history change in one transaction, then PREPARE TRANSACTION `gid`. */
@@ -191,13 +202,25 @@ export class MigrationSession implements MigrationNodeSession {
 
   /** The names and checksums in this node's history, in order. */
   async history(): Promise<MigrationHistoryEntry[]> {
-    const client = await this.connect();
+    const deadlineMs = this.readTimeoutMs;
+    // Bounded: a lock wait ends on the server at 90% of the deadline, so a busy node is not called frozen.
+    const client = deadlineMs
+      ? await connectBounded(
+          this.node,
+          this.url,
+          'lockstep-migrate-status',
+          deadlineMs,
+          lockWaitWithin(deadlineMs),
+        )
+      : await this.connect();
     try {
       return await new MigrationHistory(controlDbOn(client)).list();
     } catch (error) {
       throw this.explain(error);
     } finally {
-      await client.end().catch(() => undefined);
+      // A bounded session's close never waits on a frozen host.
+      if (deadlineMs) await endClient(client);
+      else await client.end().catch(() => undefined);
     }
   }
 

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { LockstepCluster, SessionOptions } from '../../../plugin/ports/lockstep-cluster.js';
 import { CONTROL_QUERY_TIMEOUT_MS } from '../connection/connection-url.js';
-import { connectBounded, connectNode } from '../connection/node-connection.js';
+import { connectBounded, connectNode, lockWaitWithin } from '../connection/node-connection.js';
 import { migrateControlSchemas } from '../control/control-schema.js';
 import { DecisionLog } from '../control/decision-log.js';
 import { JoinHolds } from '../control/join-holds.js';
@@ -27,9 +27,7 @@ async function open(node: string, url: string, options: SessionOptions = {}): Pr
   const applicationName = options.applicationName ?? 'lockstep';
   if (!options.bounded) return connectNode(node, url, applicationName);
   const deadlineMs = options.queryTimeoutMs ?? CONTROL_QUERY_TIMEOUT_MS;
-  return connectBounded(node, url, applicationName, deadlineMs, {
-    lock_timeout: `${Math.max(1, Math.floor(deadlineMs * 0.9))}ms`,
-  });
+  return connectBounded(node, url, applicationName, deadlineMs, lockWaitWithin(deadlineMs));
 }
 
 /** The cluster on Postgres, with the decision log a start-over finishes rounds by. */
