@@ -10,6 +10,7 @@ import { LockstepError } from '../ports/lockstep-error.js';
 import { matchesAnyPattern, parseTablePattern } from '../protocol/index.js';
 import { checkNodeSettings } from './doctor-settings.js';
 import {
+  isLockWait,
   isUnanswered,
   primaryCommandSession,
   primaryStepError,
@@ -190,8 +191,9 @@ export async function runDoctor(
     () => cluster.primary(config.primary, primaryCommandSession(config, 'lockstep-doctor')),
     (session) => checkPrimary(config, session),
     (error) => {
-      // Only a primary that did not answer is reported as such; any other failure stops doctor, as before.
-      if (!isUnanswered(error)) throw error;
+      // A primary that did not answer, or whose lock wait ended (a session holds a lock), is a problem
+      // named; any other failure stops doctor, as before.
+      if (!isUnanswered(error) && !isLockWait(error)) throw error;
       return primaryStepError(
         "doctor's checks (settings, slot, tables, join holds)",
         config.applyTimeoutMs,

@@ -2,7 +2,12 @@ import type { LockstepConfig } from '../config/config-schema.js';
 import type { LockstepCluster, PrimarySession } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 import { sleep } from '../support/sleep.js';
-import { isUnanswered, primaryCommandSession, primaryStepError } from './replica-step.js';
+import {
+  isLockWait,
+  isUnanswered,
+  primaryCommandSession,
+  primaryStepError,
+} from './replica-step.js';
 
 /** How long `pause` waits for a running sidecar to let go of the slot. */
 const RELEASE_WAIT_MS = 10_000;
@@ -48,9 +53,11 @@ export async function setReplicationPaused(
   try {
     return await changeOn(primary, stream, paused, upgradeControlSchema);
   } catch (error) {
-    if (!isUnanswered(error)) throw error;
+    if (!isUnanswered(error) && !isLockWait(error)) throw error;
+    // A lock wait the server ended rolled the write back; a query with no answer may have committed.
+    const outcome = isLockWait(error) ? 'not recorded' : 'whether it was recorded is unknown';
     throw primaryStepError(
-      `recording the ${command} of stream "${stream}" (whether it was recorded is unknown)`,
+      `recording the ${command} of stream "${stream}" in lockstep.streams (${outcome})`,
       config.applyTimeoutMs,
       error,
       `run lockstep ${command} again (it only sets what is already set)`,
@@ -75,8 +82,8 @@ async function changeOn(
       return write();
     }
     if (error.code === '42P01') return undefined;
-    // Not answering is not a missing privilege: the caller names it.
-    if (isUnanswered(error)) throw error;
+    // Not answering, or a lock held by another session, is not a missing privilege: the caller names it.
+    if (isUnanswered(error) || isLockWait(error)) throw error;
     throw new LockstepError({
       node: 'primary',
       sqlState: error.code,

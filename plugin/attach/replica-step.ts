@@ -8,6 +8,14 @@ export function isUnanswered(error: unknown): boolean {
   return DEADLINE_PASSED.test((error as Error | undefined)?.message ?? '');
 }
 
+/** SQLSTATE lock_not_available: a lock wait ended by lock_timeout (the node answers; a session holds the lock). */
+const LOCK_NOT_AVAILABLE = '55P03';
+
+/** Whether `error` is a lock wait the server ended (lock_timeout): a busy node, not a frozen one. */
+export function isLockWait(error: unknown): boolean {
+  return (error as { code?: string } | undefined)?.code === LOCK_NOT_AVAILABLE;
+}
+
 /**
  * The error of a command's step on a node that failed: it names the node
  * (a replica, or "primary") and the step, and says whether the node did not
@@ -25,11 +33,14 @@ export function replicaStepError(
   const connection = error instanceof LockstepError && error.setting === 'connection';
   const unanswered = isUnanswered(error);
   const role = replica === 'primary' ? 'primary' : 'replica';
+  const lockWait = isLockWait(error);
   const reason = unanswered
     ? `the ${role} did not answer for ${deadlineMs} ms (applyTimeoutMs)`
-    : error instanceof LockstepError
-      ? error.problem
-      : ((error as Error | undefined)?.message ?? String(error));
+    : lockWait
+      ? 'a lock it needs was not granted within lock_timeout: another session holds it (the node answers)'
+      : error instanceof LockstepError
+        ? error.problem
+        : ((error as Error | undefined)?.message ?? String(error));
   return new LockstepError({
     node: replica,
     // An unanswered node counts as unreachable (exit code 3), as one that refuses connections.
@@ -38,9 +49,11 @@ export function replicaStepError(
     problem: `${step} failed: ${reason}`,
     fix: unanswered
       ? `check that the ${role}'s server runs and answers (not stopped, not overloaded), then ${fix}`
-      : connection
-        ? `${(error as LockstepError).fix}; then ${fix}`
-        : fix,
+      : lockWait
+        ? `find the session on the ${role} that holds the lock (pg_locks joined with pg_stat_activity), let it finish or end it, then ${fix}`
+        : connection
+          ? `${(error as LockstepError).fix}; then ${fix}`
+          : fix,
     cause: error,
   });
 }

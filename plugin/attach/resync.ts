@@ -5,6 +5,7 @@ import type { ResyncGuardPort, StreamPosition } from '../ports/resync-guard.js';
 import { lsnToBigInt } from '../protocol/index.js';
 import { onPrimary, onReplica } from './attach-cluster.js';
 import {
+  isLockWait,
   isUnanswered,
   primaryCommandSession,
   primaryStepError,
@@ -172,7 +173,7 @@ export async function onResyncPrimary<T>(
       primaryCommandSession(config, 'lockstep-resync'),
     );
   } catch (error) {
-    if (!isUnanswered(error)) throw error;
+    if (!isUnanswered(error) && !isLockWait(error)) throw error;
     throw primaryStepError(step, config.applyTimeoutMs, error, 'run the resync again');
   }
 }

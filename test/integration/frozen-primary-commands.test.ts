@@ -46,7 +46,7 @@ describe('operator commands with the primary frozen in one of their steps', () =
     expect(pause.code, pause.output).toBe(3);
     expect(pause.output).toMatch(
       unanswered(
-        'recording the pause of stream "lockstep" \\(whether it was recorded is unknown\\)',
+        'recording the pause of stream "lockstep" in lockstep\\.streams \\(whether it was recorded is unknown\\)',
       ),
     );
     expect(pause.output).toMatch(/then run lockstep pause again/);
@@ -62,7 +62,7 @@ describe('operator commands with the primary frozen in one of their steps', () =
     expect(resume.code, resume.output).toBe(3);
     expect(resume.output).toMatch(
       unanswered(
-        'recording the resume of stream "lockstep" \\(whether it was recorded is unknown\\)',
+        'recording the resume of stream "lockstep" in lockstep\\.streams \\(whether it was recorded is unknown\\)',
       ),
     );
     const resumed = await lockstep(['resume', ...config()], {}, HANG_MS);

@@ -7,13 +7,17 @@ import type pg from 'pg';
  * ends after 10 s, a lock wait after 20 s (before the client's own 30 s query
  * deadline, so a wait the client abandoned never goes on holding a lock),
  * and from PostgreSQL 14 a backend whose client is gone ends within a second.
+ * A shorter lock_timeout the session has (a command's, under its deadline) stays.
  * Lockstep's own transactions on these sessions are a few statements sent
  * back to back: none is idle for longer than a round trip.
  */
 const boundsSql = (
   local: boolean,
 ) => `SELECT set_config('idle_in_transaction_session_timeout', '10s', ${local}),
-       set_config('lock_timeout', '20s', ${local}),
+       set_config('lock_timeout', CASE
+         WHEN current_setting('lock_timeout') <> '0'
+          AND current_setting('lock_timeout')::interval < interval '20s'
+         THEN current_setting('lock_timeout') ELSE '20s' END, ${local}),
        ${endWhenDropped(local)}`;
 
 /**

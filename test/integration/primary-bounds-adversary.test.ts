@@ -1,0 +1,66 @@
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { HANG_MS, useTwoReplicas } from '../support/frozen-replica.js';
+import { lockstep } from '../support/lockstep-process.js';
+
+const clusters = useTwoReplicas();
+const config = () => ['--config', clusters.configFile];
+
+/** An application session that holds `lockSql` (in an open transaction) until released. */
+async function holding(lockSql: string): Promise<() => Promise<void>> {
+  const holder = new pg.Client({ connectionString: clusters.primary.url });
+  holder.on('error', () => undefined);
+  await holder.connect();
+  await holder.query('BEGIN');
+  await holder.query(lockSql);
+  return () => holder.end();
+}
+
+describe('operator commands against a primary that is busy or frozen from the start', () => {
+  it('pause behind an application lock on its row names the lock, not a privilege', async () => {
+    const release = await holding(
+      "SELECT * FROM lockstep.streams WHERE stream = 'lockstep' FOR UPDATE",
+    );
+    try {
+      const pause = await lockstep(['pause', ...config()], {}, HANG_MS);
+      expect(pause.code, pause.output).not.toBe(0);
+      expect(pause.output).not.toMatch(/connect as the role/);
+      expect(pause.output).toMatch(
+        /\[primary\] recording the pause of stream "lockstep" in lockstep\.streams \(not recorded\) failed: a lock it needs was not granted/,
+      );
+      expect(pause.output).toMatch(/fix: find the session on the primary that holds the lock/);
+      expect(pause.code, pause.output).toBe(1);
+    } finally {
+      await release();
+    }
+    const again = await lockstep(['pause', ...config()], {}, HANG_MS);
+    expect(again.code, again.output).toBe(0);
+    expect((await lockstep(['resume', ...config()], {}, HANG_MS)).code).toBe(0);
+  }, 120_000);
+
+  it('doctor behind an application lock on a control table names the primary and checks the replicas', async () => {
+    const release = await holding('LOCK TABLE lockstep.join_holds IN ACCESS EXCLUSIVE MODE');
+    try {
+      const doctor = await lockstep(['doctor', ...config()], {}, HANG_MS);
+      expect(doctor.output).toMatch(
+        /\[primary\] doctor's checks .* failed: a lock it needs was not granted/,
+      );
+      expect(doctor.output).not.toMatch(/\[replica[12]\]/);
+      expect(doctor.code, doctor.output).toBe(1);
+    } finally {
+      await release();
+    }
+  }, 120_000);
+
+  it('doctor with the primary frozen before it starts ends, naming the primary (exit 3)', async () => {
+    await clusters.primary.freezeServer();
+    try {
+      const doctor = await lockstep(['doctor', ...config()], {}, HANG_MS);
+      expect(doctor.code, doctor.output).toBe(3);
+      expect(doctor.output).toMatch(/\[primary\]/);
+      expect(doctor.output).not.toMatch(/\[replica[12]\]/);
+    } finally {
+      await clusters.primary.thawServer();
+    }
+  }, 120_000);
+});
