@@ -1,7 +1,11 @@
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { HANG_MS, useTwoReplicas } from '../support/frozen-replica.js';
-import { lockstep } from '../support/lockstep-process.js';
+import { lockstep, writeConfig } from '../support/lockstep-process.js';
 
 const clusters = useTwoReplicas();
 const config = () => ['--config', clusters.configFile];
@@ -52,15 +56,29 @@ describe('operator commands against a primary that is busy or frozen from the st
     }
   }, 120_000);
 
-  it('doctor with the primary frozen before it starts ends, naming the primary (exit 3)', async () => {
+  it('commands with the primary frozen before they start end, naming it, never its password (exit 3)', async () => {
+    const secret = 's3cret-pw';
+    const primary = Object.assign(Object.create(clusters.primary) as PostgresCluster, {
+      url: clusters.primary.urlFor({ password: secret }),
+    });
+    const withPassword = writeConfig(primary, clusters.replicas, { applyTimeoutMs: 3_000 });
+    const commands = [
+      ['doctor'],
+      ['pause'],
+      ['detach'],
+      ['migrate', 'status', '--dir', mkdtempSync(path.join(os.tmpdir(), 'lockstep-adv-'))],
+    ];
     await clusters.primary.freezeServer();
     try {
-      const doctor = await lockstep(['doctor', ...config()], {}, HANG_MS);
-      expect(doctor.code, doctor.output).toBe(3);
-      expect(doctor.output).toMatch(/\[primary\]/);
-      expect(doctor.output).not.toMatch(/\[replica[12]\]/);
+      for (const command of commands) {
+        const run = await lockstep([...command, '--config', withPassword.file], {}, HANG_MS);
+        expect(run.code, run.output).toBe(3);
+        expect(run.output).toMatch(/\[primary\]|"primary"/);
+        expect(run.output).not.toContain(secret);
+      }
     } finally {
       await clusters.primary.thawServer();
+      withPassword.remove();
     }
   }, 120_000);
 });
