@@ -3,7 +3,13 @@ import type { LockstepCluster, NodeSession, PrimarySession } from '../ports/lock
 import { LockstepError } from '../ports/lockstep-error.js';
 import { isMigrationGid, parseGid } from '../protocol/index.js';
 import { onReplica } from './attach-cluster.js';
-import { primaryCommandSession, primaryStepError, replicaStepError } from './replica-step.js';
+import {
+  isLockWait,
+  isUnanswered,
+  primaryCommandSession,
+  primaryStepError,
+  replicaStepError,
+} from './replica-step.js';
 
 /** What `detach` removed. */
 export interface DetachResult {
@@ -26,7 +32,9 @@ export async function detach(
   force = false,
 ): Promise<DetachResult> {
   const lock = cluster.streamLock(config.primary, config.slot);
-  const free = await lock.tryAcquire();
+  const free = await lock.tryAcquire().catch((error: unknown) => {
+    throw lockNotTaken(config.slot, error);
+  });
   try {
     if (!free && !force) {
       throw new LockstepError({
@@ -50,6 +58,27 @@ export async function detach(
   } finally {
     await lock.release();
   }
+}
+
+/**
+ * Taking the stream's lock failed: a primary that stops answering there (its
+ * control deadline, not applyTimeoutMs) is named and unreachable (exit 3), as
+ * in detach's later steps; nothing was dropped yet.
+ */
+function lockNotTaken(stream: string, error: unknown): unknown {
+  if (!isUnanswered(error) && !isLockWait(error)) return error;
+  const reason = isUnanswered(error)
+    ? 'the primary did not answer within its control deadline'
+    : 'a lock it needs was not granted within lock_timeout: another session holds it (the node answers)';
+  return new LockstepError({
+    node: 'primary',
+    ...(isUnanswered(error) ? { setting: 'connection' } : {}),
+    problem: `taking the coordinator lock of stream "${stream}" (detach; nothing dropped yet) failed: ${reason}`,
+    fix: isUnanswered(error)
+      ? "check that the primary's server runs and answers (not stopped, not overloaded), then run lockstep detach again"
+      : 'find the session on the primary that holds the lock (pg_locks joined with pg_stat_activity), let it finish or end it, then run lockstep detach again',
+    cause: error,
+  });
 }
 
 /**

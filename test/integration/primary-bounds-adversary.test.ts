@@ -4,7 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
-import { HANG_MS, useTwoReplicas } from '../support/frozen-replica.js';
+import { frozenDuring, HANG_MS, useTwoReplicas } from '../support/frozen-replica.js';
 import { lockstep, writeConfig } from '../support/lockstep-process.js';
 
 const clusters = useTwoReplicas();
@@ -80,5 +80,20 @@ describe('operator commands against a primary that is busy or frozen from the st
       await clusters.primary.thawServer();
       withPassword.remove();
     }
+  }, 120_000);
+
+  it('detach frozen while it takes its lock: names the primary (exit 3); detach again finishes', async () => {
+    const detach = ['detach', ...config()];
+    // Raising the epoch (an UPDATE) reads the publications: it waits there, and the primary is frozen.
+    const frozen = await frozenDuring(clusters.primary, detach, 'pg_catalog.pg_publication');
+    expect(frozen.code, frozen.output).toBe(3);
+    expect(frozen.output).toMatch(
+      /\[primary\] taking the coordinator lock of stream "lockstep" \(detach; nothing dropped yet\) failed: the primary did not answer/,
+    );
+    expect(await clusters.primary.query('SELECT 1 FROM pg_replication_slots')).toHaveLength(1);
+    const again = await lockstep(detach, {}, HANG_MS);
+    expect(again.code, again.output).toBe(0);
+    expect(await clusters.primary.query('SELECT 1 FROM pg_publication')).toEqual([]);
+    expect(await clusters.primary.query('SELECT 1 FROM pg_replication_slots')).toEqual([]);
   }, 120_000);
 });
