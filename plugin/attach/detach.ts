@@ -4,8 +4,7 @@ import { LockstepError } from '../ports/lockstep-error.js';
 import { isMigrationGid, parseGid } from '../protocol/index.js';
 import { onReplica } from './attach-cluster.js';
 import {
-  isLockWait,
-  isUnanswered,
+  lockNotTaken,
   primaryCommandSession,
   primaryStepError,
   replicaStepError,
@@ -58,27 +57,6 @@ export async function detach(
   } finally {
     await lock.release();
   }
-}
-
-/**
- * Taking the stream's lock failed: a primary that stops answering there (its
- * control deadline, not applyTimeoutMs) is named and unreachable (exit 3), as
- * in detach's later steps; nothing was dropped yet.
- */
-function lockNotTaken(stream: string, error: unknown): unknown {
-  if (!isUnanswered(error) && !isLockWait(error)) return error;
-  const reason = isUnanswered(error)
-    ? 'the primary did not answer within its control deadline'
-    : 'a lock it needs was not granted within lock_timeout: another session holds it (the node answers)';
-  return new LockstepError({
-    node: 'primary',
-    ...(isUnanswered(error) ? { setting: 'connection' } : {}),
-    problem: `taking the coordinator lock of stream "${stream}" (detach; nothing dropped yet) failed: ${reason}`,
-    fix: isUnanswered(error)
-      ? "check that the primary's server runs and answers (not stopped, not overloaded), then run lockstep detach again"
-      : 'find the session on the primary that holds the lock (pg_locks joined with pg_stat_activity), let it finish or end it, then run lockstep detach again',
-    cause: error,
-  });
 }
 
 /**
