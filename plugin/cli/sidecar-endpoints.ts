@@ -2,6 +2,7 @@ import type { Endpoints } from '../../adapters/http/http-endpoints.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { Sidecar, SidecarSnapshot } from '../sidecar/sidecar.js';
 import type { SidecarHistograms } from '../sidecar/sidecar-histograms.js';
+import { singleFlight } from '../support/single-flight.js';
 
 /** What the endpoints see of `lockstep run`: the sidecar once it is created, and whether it stops. */
 export interface RunState {
@@ -32,6 +33,10 @@ const STARTING: SidecarSnapshot = {
  * loaded only when served). They answer from the start, before the primary
  * is reached, so a liveness probe does not restart a sidecar that waits for
  * its primary; /readyz says it is starting until the sidecar exists.
+ * Concurrent /status requests share one read of the nodes: each read opens a
+ * session on the primary and every replica, and pollers (a dashboard, curl
+ * loops, retries on timeout) must not multiply them on a struggling primary.
+ * /metrics reads the sidecar's snapshot in memory, no node.
  */
 export async function serveSidecarEndpoints(
   config: LockstepConfig,
@@ -53,9 +58,10 @@ export async function serveSidecarEndpoints(
   const cluster = postgresCluster();
   const metrics = sidecarMetrics(() => run.sidecar?.snapshot() ?? STARTING);
   run.histograms?.register(metrics);
+  const status = singleFlight(() => readStatus(cluster, run.live?.current ?? config));
   return serveEndpoints(config.http.host, config.http.port, {
     readiness: () => readiness(run.sidecar?.snapshot() ?? null, run.stopping),
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.metrics() }),
-    status: () => readStatus(cluster, run.live?.current ?? config),
+    status,
   });
 }

@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { eventually } from '../support/compare-nodes.js';
 import { freePort } from '../support/free-port.js';
+import { lockTable } from '../support/frozen-replica.js';
 import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 
@@ -38,10 +39,12 @@ const readyz = async (get: Get) => {
 async function withSidecar(
   role: 'active' | 'standby',
   body: (get: Get, config: string) => Promise<void>,
+  env: Record<string, string> = {},
 ) {
   const port = await freePort();
   configFile ??= writeConfig(clusters.primary, clusters.replicas);
   const sidecar = new LockstepProcess(['run', '--config', configFile.file], {
+    ...env,
     LOCKSTEP_HTTP_PORT: String(port),
   });
   const get = getter(port);
@@ -161,6 +164,54 @@ describe('HTTP endpoints', () => {
       });
     });
   });
+
+  it('/status: concurrent requests share one read of the nodes (one status session at a time)', async () => {
+    const [r1] = clusters.replicas as [PostgresCluster, PostgresCluster];
+    /** status reads' sessions on replica1 now (on the primary the sidecar's status writer has that name too). */
+    const statusSessions = async () => {
+      const [row] = await r1.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'lockstep-status'",
+      );
+      return row?.n ?? 0;
+    };
+    // applyTimeoutMs 3 s: a read waiting on the lock below ends by itself within it.
+    await withSidecar(
+      'active',
+      async (get) => {
+        // replica1's position table locked: every status read waits there for seconds,
+        // so all 20 requests arrive while a read is in flight.
+        const release = await lockTable(r1);
+        try {
+          let done = false;
+          const answers = Promise.all(Array.from({ length: 20 }, () => get('/status'))).finally(
+            () => {
+              done = true;
+            },
+          );
+          let most = 0;
+          while (!done) most = Math.max(most, await statusSessions());
+          const replies = await answers;
+          expect(most).toBe(1);
+          for (const reply of replies) {
+            expect(reply.code).toBe(200);
+            const status = JSON.parse(reply.text) as {
+              replicas: Array<{ name: string; version: number | null; error: string | null }>;
+            };
+            expect(status.replicas[0]).toMatchObject({ name: 'replica1', version: null });
+            expect(status.replicas[0]?.error ?? '').toMatch(/lock/);
+          }
+        } finally {
+          await release();
+        }
+        // The next request reads anew (the shared read found no position): nothing older is served.
+        const after = JSON.parse((await get('/status')).text) as {
+          replicas: Array<{ name: string; version: number | null }>;
+        };
+        expect(after.replicas[0]).toMatchObject({ name: 'replica1', version: expect.any(Number) });
+      },
+      { LOCKSTEP_APPLY_TIMEOUT_MS: '3000' },
+    );
+  }, 120_000);
 
   it('answer while the primary cannot be reached: alive, not ready, nothing active', async () => {
     const [port, closedPort] = [await freePort(), await freePort()];
