@@ -5,6 +5,7 @@ import {
   endClient,
 } from '../../adapters/postgres/connection/node-connection.js';
 import {
+  type PositionWaitResult,
   type ReplicaPosition,
   type WaitTarget,
   waitForPositions,
@@ -15,7 +16,7 @@ import { loadConfig } from '../config/load-config.js';
 import { toLsn } from '../protocol/index.js';
 import { printJson } from './cli-output.js';
 import { ExitCode, UsageError } from './exit-codes.js';
-import { openWaitSessions, waitQueryTimeoutMs } from './wait-sessions.js';
+import { openWaitSessions, WAIT_FINAL_READ_MS, waitQueryTimeoutMs } from './wait-sessions.js';
 
 /** The flags of `lockstep wait`. */
 export interface WaitFlags {
@@ -85,8 +86,9 @@ function where(p: ReplicaPosition): string {
 
 /**
  * `lockstep wait`: exits 0 once every (or each named) replica has applied the
- * target, 1 on timeout (naming who is behind and where), 3 when a replica (or
- * the primary, for an LSN's barrier) cannot be reached.
+ * target, 1 on timeout (naming who is behind and where, and who did not
+ * answer its final read), 3 when a replica (or the primary, for an LSN's
+ * barrier) cannot be reached.
  */
 export async function waitCommand(flags: WaitFlags): Promise<ExitCode> {
   const target = targetOf(flags);
@@ -106,6 +108,7 @@ export async function waitCommand(flags: WaitFlags): Promise<ExitCode> {
         timeoutMs: Math.max(0, timeoutMs - (Date.now() - started)),
         stream: config.slot,
         nudge: 'lsn' in target ? () => primaryBarrier(config, timeoutMs) : undefined,
+        finalReadMs: WAIT_FINAL_READ_MS,
       },
     );
     reached = result.reached;
@@ -118,19 +121,27 @@ export async function waitCommand(flags: WaitFlags): Promise<ExitCode> {
   }
 }
 
-function report(
-  flags: WaitFlags,
-  target: WaitTarget,
-  result: { reached: boolean; replicas: ReplicaPosition[] },
-): void {
+function report(flags: WaitFlags, target: WaitTarget, result: PositionWaitResult): void {
   if (flags.json) printJson({ reached: result.reached, target, replicas: result.replicas });
   else if (result.reached)
     process.stdout.write(`reached ${describe(target)}: ${result.replicas.map(where).join(', ')}\n`);
   else
     process.stderr.write(
-      `timed out after ${flags.timeout} s waiting for ${describe(target)}; behind: ${result.replicas
-        .filter((p) => !p.reached)
-        .map(where)
-        .join(', ')}\n`,
+      `timed out after ${flags.timeout} s waiting for ${describe(target)}; ${missed(result)}\n`,
     );
+}
+
+/** Who is behind (from a position read), and who did not answer its final read (with its last position read). */
+function missed(result: PositionWaitResult): string {
+  const silent = new Set(result.unanswered);
+  const behind = result.replicas.filter((p) => !p.reached && !silent.has(p.name));
+  const unanswered = result.replicas.filter((p) => silent.has(p.name));
+  return [
+    behind.length > 0 ? `behind: ${behind.map(where).join(', ')}` : '',
+    unanswered.length > 0
+      ? `did not answer: ${unanswered.map((p) => (p.version === null ? p.name : `${where(p)} when last read`)).join(', ')}`
+      : '',
+  ]
+    .filter(Boolean)
+    .join('; ');
 }

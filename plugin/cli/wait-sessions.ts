@@ -7,10 +7,14 @@ import {
 
 /**
  * How long past the wait's timeout a query of `wait` may run at most. The
- * wait stops waiting on a read at its timeout (waitForPositions); this
- * deadline ends the query itself soon after, on a frozen host too.
+ * wait stops waiting on its final read {@link WAIT_FINAL_READ_MS} after its
+ * timeout (waitForPositions); this deadline ends the query itself soon
+ * after, on a frozen host too.
  */
 const QUERY_GRACE_MS = 1_000;
+
+/** How long past the timeout wait's final read may answer: inside the query's own deadline. */
+export const WAIT_FINAL_READ_MS = QUERY_GRACE_MS / 2;
 
 /** The query deadline of `wait`'s sessions, for a wait of `timeoutMs`. */
 export const waitQueryTimeoutMs = (timeoutMs: number) => timeoutMs + QUERY_GRACE_MS;
@@ -49,16 +53,19 @@ function within(
 }
 
 /**
- * A session on each replica, opened within the wait's timeout: one that
- * cannot be connected to (or set up) by then is unreachable (exit 3), the
- * first such named; every session opened is then dropped.
+ * A session on each replica, opened within the wait's timeout and its final
+ * read's grace (a timeout shorter than a round trip still connects): one
+ * that cannot be connected to (or set up) by then is unreachable (exit 3),
+ * the first such named; every session opened is then dropped.
  */
 export async function openWaitSessions(
   replicas: ReadonlyArray<{ name: string; url: string }>,
   timeoutMs: number,
 ): Promise<pg.Client[]> {
   const settled = await Promise.allSettled(
-    replicas.map((replica) => within(openOne(replica, timeoutMs), replica, timeoutMs)),
+    replicas.map((replica) =>
+      within(openOne(replica, timeoutMs), replica, timeoutMs + WAIT_FINAL_READ_MS),
+    ),
   );
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   const clients = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));

@@ -32,7 +32,12 @@ export interface PositionWaitOptions {
   /** Called once when a replica is not there at the first look (an LSN target's barrier). */
   readonly nudge?: () => Promise<void>;
   readonly signal?: AbortSignal;
+  /** How long past the timeout the final read may answer (default 1 000 ms). */
+  readonly finalReadMs?: number;
 }
+
+/** How long after the timeout the final read may still answer, by default. */
+const FINAL_READ_MS = 1_000;
 
 /** The first poll comes soon after a miss, later ones back off to this. */
 const FIRST_POLL_MS = 5;
@@ -112,51 +117,82 @@ async function byDeadline<T>(work: Promise<T>, deadline: number): Promise<T | 'd
   }
 }
 
+/** What a wait found: whether every replica reached the target, where each is, who did not answer. */
+export interface PositionWaitResult {
+  reached: boolean;
+  replicas: ReplicaPosition[];
+  /** Replicas whose last read got no answer by the timeout and its final read's grace (in order). */
+  unanswered: string[];
+}
+
 /**
  * Polls every replica's position until each has reached `target` or the
  * timeout passes (no busy loop: the polls back off to every 250 ms). Returns
- * every replica's last known position; `reached` false for those behind.
- * A read (or the nudge) still unanswered at the timeout is not waited for:
- * a frozen replica is reported behind at its last known position.
+ * every replica's last position read; `reached` false for those behind.
+ * The last look is always a read: one running at the timeout, or one started
+ * once it passed, may answer up to `finalReadMs` later, so a replica that is
+ * there is never called behind because it was not looked at in time (a
+ * timeout shorter than a round trip, a deadline between two polls). A read
+ * still unanswered then is not waited for: that replica is `unanswered` (a
+ * frozen host), at its last position read (null: none was).
  */
 export async function waitForPositions(
   replicas: readonly NamedReplica[],
   target: WaitTarget,
   options: PositionWaitOptions,
-): Promise<{ reached: boolean; replicas: ReplicaPosition[] }> {
+): Promise<PositionWaitResult> {
   const deadline = Date.now() + options.timeoutMs;
+  const lastAnswer = deadline + (options.finalReadMs ?? FINAL_READ_MS);
   const positions = replicas.map(
     (r): ReplicaPosition => ({ name: r.name, version: null, lsn: null, reached: false }),
   );
-  let timedOut = false;
-  const behind = () => ({ reached: false, replicas: positions.map((p) => ({ ...p })) });
   let delay = FIRST_POLL_MS;
   for (let round = 0; ; round++) {
-    const reads = Promise.all(
-      replicas.map(async (replica, i) => {
-        const known = positions[i] as ReplicaPosition;
-        if (known.reached) return;
-        const position = await readPosition(replica, options.stream);
-        // A read answered after the timeout changes nothing already reported.
-        if (!timedOut) Object.assign(known, position, { reached: hasReached(position, target) });
-      }),
-    );
-    if ((await byDeadline(reads, deadline)) === 'deadline') {
-      timedOut = true;
-      reads.catch(() => undefined);
-      return behind();
+    const read = readRound(replicas, positions, target, options.stream);
+    if ((await byDeadline(read.done, lastAnswer)) === 'deadline') {
+      read.done.catch(() => undefined);
+      return { reached: false, replicas: read.close(), unanswered: read.pending() };
     }
     const reached = positions.every((p) => p.reached);
-    const left = deadline - Date.now();
-    if (reached || left <= 0) return { reached, replicas: positions };
+    if (reached || Date.now() >= deadline) return { reached, replicas: positions, unanswered: [] };
     if (round === 0 && options.nudge) {
       const nudged = options.nudge();
-      if ((await byDeadline(nudged, deadline)) === 'deadline') {
-        nudged.catch(() => undefined);
-        return behind();
-      }
+      // A nudge unanswered at the timeout (a frozen primary) is left: the final read still comes.
+      if ((await byDeadline(nudged, deadline)) === 'deadline') nudged.catch(() => undefined);
     }
     await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), options.signal);
     delay = Math.min(MAX_POLL_MS, delay * 2);
   }
+}
+
+/** One read of every replica not there yet, into `positions` (nothing once closed). */
+function readRound(
+  replicas: readonly NamedReplica[],
+  positions: ReplicaPosition[],
+  target: WaitTarget,
+  stream: string,
+) {
+  const pending = new Set<number>();
+  let closed = false;
+  const done = Promise.all(
+    replicas.map(async (replica, i) => {
+      const known = positions[i] as ReplicaPosition;
+      if (known.reached) return;
+      pending.add(i);
+      const position = await readPosition(replica, stream);
+      // A read answered after the wait ended changes nothing already reported.
+      if (closed) return;
+      Object.assign(known, position, { reached: hasReached(position, target) });
+      pending.delete(i);
+    }),
+  );
+  return {
+    done,
+    /** Ends the round: the positions as they are now, copied. */
+    close: () => {
+      closed = true;
+      return positions.map((p) => ({ ...p }));
+    },
+    pending: () => [...pending].sort((a, b) => a - b).map((i) => replicas[i]?.name ?? ''),
+  };
 }

@@ -49,13 +49,13 @@ describe('status and wait with a node frozen (SIGSTOP) while they read it', () =
       expect(replica).toMatchObject({ reachable: true, version: expect.any(Number) });
   }, 120_000);
 
-  it('wait --timeout ends past its timeout naming the frozen replica behind (exit 1)', async () => {
+  it('wait --timeout ends past its timeout naming the frozen replica as not answering (exit 1)', async () => {
     const [r1] = replicasOf();
     const args = ['wait', '--config', clusters.configFile, '--version', '0', '--timeout', '2'];
     const run = await frozenDuring(r1, args);
     expect(run.code, run.output).toBe(1);
     expect(run.output).toMatch(
-      /timed out after 2 s waiting for version 0; behind: replica1 \(position unknown\)\n/,
+      /timed out after 2 s waiting for version 0; did not answer: replica1\n/,
     );
     expect(run.output).not.toMatch(/replica2/);
   }, 120_000);

@@ -177,4 +177,33 @@ describe('read-your-writes', () => {
       ],
     });
   });
+
+  it('lockstep wait --timeout shorter than a round trip reads caught-up replicas: reached, not behind', async () => {
+    const versions = await Promise.all(
+      Object.values(replicas).map(async (replica) => {
+        const { rows } = await replica.query<{ version: string }>(
+          'SELECT version::text FROM lockstep.applied',
+        );
+        return Number(rows[0]?.version);
+      }),
+    );
+    const args = ['wait', '--config', clusters.configFile, '--timeout', '0.001'];
+    const held = String(Math.min(...versions));
+    const reached = await lockstep([...args, '--version', held, '--json']);
+    expect(reached.code, reached.output).toBe(0);
+    expect(JSON.parse(reached.stdout)).toMatchObject({
+      reached: true,
+      replicas: [
+        { name: 'replica1', reached: true },
+        { name: 'replica2', reached: true },
+      ],
+    });
+    // Beyond what any replica holds: behind, each at the position its final read found.
+    const late = await lockstep([...args, '--version', String(Math.max(...versions) + 1000)]);
+    expect(late.code, late.output).toBe(1);
+    expect(late.output).toMatch(
+      /; behind: replica1 at version \d+ \(lsn [^)]+\), replica2 at version \d+/,
+    );
+    expect(late.output).not.toMatch(/position unknown|did not answer/);
+  });
 });
