@@ -96,6 +96,7 @@ export class AgentRoundServer {
         } catch (error) {
           if (!(error instanceof NotLandedError)) throw error;
           this.migrated.delete(request.gid ?? '');
+          this.participant()?.notLanded(null, error);
           return { ok: false, error: error.message, notLanded: error.kind };
         }
         this.migrated.delete(request.gid ?? '');
@@ -205,6 +206,7 @@ export class AgentRoundServer {
         { replica: this.replica, gid, err: error.message, event: 'commit-not-landed' },
         'COMMIT PREPARED: gid rolled back outside lockstep',
       );
+      this.participant()?.notLanded(null, error);
       return 'rolled-back';
     }
   }

@@ -40,6 +40,7 @@ function replicaOf(record: AgentStatusRecord): ReplicaSnapshot {
     packetsApplied: record.packetsApplied,
     rowsApplied: record.rowsApplied,
     applyErrors: record.applyErrors,
+    commitsNotLanded: record.commitsNotLanded ?? 0,
     error: record.error?.problem ?? null,
   };
 }

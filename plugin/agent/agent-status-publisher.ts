@@ -123,6 +123,7 @@ export class AgentStatusPublisher {
       packetsApplied: agent?.packetsApplied ?? this.latest?.packetsApplied ?? 0,
       rowsApplied: agent?.rowsApplied ?? this.latest?.rowsApplied ?? 0,
       applyErrors: agent?.applyErrors ?? this.latest?.applyErrors ?? 0,
+      commitsNotLanded: agent?.commitsNotLanded ?? this.latest?.commitsNotLanded ?? 0,
       heartbeat: { at: now, count: ++this.beats, everyMs: this.everyMs },
       updatedAt: this.last.at,
     };

@@ -250,6 +250,7 @@ export class RoundDriver {
       'COMMIT PREPARED: gid rolled back outside lockstep',
     );
     this.notLandedReasons[p] = error.message;
+    this.participant(p).notLanded?.(this.run.request, error);
     this.participant(p).decided(this.run.request, 'rolled-back');
     this.push({ type: 'left', participant: p });
   }

@@ -2,6 +2,7 @@
  * *prepare(v)* and a participant's vote: the same shapes in process and on
  * the bus (`protocol/round-subjects.ts` documents them).
  */
+import type { NotLandedError } from '../ports/lockstep-error.js';
 import type { WirePrepare, WireVote } from '../protocol/round-subjects.js';
 
 export type PrepareRequest = WirePrepare;
@@ -25,6 +26,12 @@ export interface RoundParticipant {
   delta(request: PrepareRequest): Promise<void>;
   /** Phase two is done on its node: the prepared transaction was committed or rolled back. */
   decided(request: PrepareRequest, outcome: ParticipantOutcome): void;
+  /**
+   * COMMIT PREPARED found the round's gid rolled back outside lockstep on its
+   * node (told before `decided` rolled-back): its status names it until it
+   * applies again. A participant over the bus is told by its agent instead.
+   */
+  notLanded?(request: PrepareRequest, error: NotLandedError): void;
 }
 
 // The ports phase two and the decision log serve, re-exported where the round's callers look.

@@ -35,6 +35,8 @@ export interface AgentStatusRecord {
   readonly packetsApplied: number;
   readonly rowsApplied: number;
   readonly applyErrors: number;
+  /** Round gids COMMIT PREPARED found rolled back outside lockstep (absent from older agents). */
+  readonly commitsNotLanded?: number;
   /**
    * Written at least every `everyMs`: the agent's clock (`at`) and a counter
    * that only grows while the same process reports.

@@ -1,5 +1,6 @@
 import { ApplyError } from '../ports/apply-error.js';
 import type { DeltaSource } from '../ports/delta-source.js';
+import type { NotLandedError } from '../ports/lockstep-error.js';
 import { Signal } from '../support/signal.js';
 import { withinDeadline } from './apply-deadline.js';
 import { ReplicaApplier } from './replica-applier.js';
@@ -76,6 +77,8 @@ export class ReplicaAgent {
   packetsApplied = 0;
   rowsApplied = 0;
   applyErrors = 0;
+  /** Round gids COMMIT PREPARED found rolled back outside lockstep on this replica. */
+  commitsNotLanded = 0;
   /** Packets skipped because the replica already had them (after restarts and rewinds). */
   duplicatesSkipped = 0;
   /** Updates and deletes of missing rows skipped under `conflicts: "overwrite"`. */
@@ -118,6 +121,7 @@ export class ReplicaAgent {
       get failure() {
         return agent.lastError?.message ?? null;
       },
+      notLanded: (error) => agent.notLanded(error),
     });
     this.applier = new ReplicaApplier(
       name,
@@ -273,6 +277,24 @@ export class ReplicaAgent {
 
   private guarded<T>(work: Promise<T>, version: number): Promise<T> {
     return withinDeadline(this.target, this.name, this.options.applyTimeoutMs, work, version);
+  }
+
+  /**
+   * A round's gid was rolled back outside lockstep here (the round committed
+   * elsewhere): counted, and the replica's error (status, the primary's notes)
+   * until it applies again, which clears it like any apply error.
+   */
+  notLanded(error: NotLandedError): void {
+    this.commitsNotLanded++;
+    this.lastError = new ApplyError({
+      node: this.name,
+      kind: 'other',
+      version: 0,
+      problem: error.problem,
+      fix: error.fix,
+      cause: error,
+    });
+    this.events.stateChanged(this);
   }
 
   /** The replica is durably at `next` (a transaction committed, or an idle point stored). */

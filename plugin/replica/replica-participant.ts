@@ -4,6 +4,7 @@ import type {
   RoundParticipant,
   Vote,
 } from '../coordinator/round-participant.js';
+import type { NotLandedError } from '../ports/lockstep-error.js';
 import { sleep } from '../support/sleep.js';
 import type { ReplicaPosition } from './replica-target.js';
 
@@ -17,6 +18,8 @@ export interface ParticipantHost {
   /** Failed (halted or unresponsive), with the failure's text when known. */
   readonly failed: boolean;
   readonly failure: string | null;
+  /** Its gid was rolled back outside lockstep: counted, and its error until it applies again. */
+  notLanded(error: NotLandedError): void;
 }
 
 /**
@@ -103,6 +106,11 @@ export class ReplicaParticipant implements RoundParticipant {
       waiter.resolve(outcome);
     }
     this.wakeGate();
+  }
+
+  /** COMMIT PREPARED found this replica's gid rolled back outside lockstep. */
+  notLanded(_request: PrepareRequest | null, error: NotLandedError): void {
+    this.host.notLanded(error);
   }
 
   /** A round committed somewhere: an applier waiting at a gate looks again. */

@@ -165,6 +165,11 @@ export function replicaMetrics(kit: MetricKit<ReplicaSet>): void {
     'Failed apply attempts',
     (r) => r.applyErrors,
   );
+  perReplicaTotal(
+    'lockstep_replica_commits_not_landed_total',
+    "Round gids COMMIT PREPARED found rolled back outside lockstep on the replica (it lacks the round's rows until it applies them again)",
+    (r) => r.commitsNotLanded,
+  );
   new Gauge({
     name: 'lockstep_replica_state',
     help: 'The replica state (1 for the current one)',

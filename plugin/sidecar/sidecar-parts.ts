@@ -62,6 +62,8 @@ export interface ReplicaSnapshot {
   readonly packetsApplied: number;
   readonly rowsApplied: number;
   readonly applyErrors: number;
+  /** Round gids COMMIT PREPARED found rolled back outside lockstep here. */
+  readonly commitsNotLanded: number;
   readonly error: string | null;
 }
 

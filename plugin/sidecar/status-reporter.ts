@@ -78,6 +78,7 @@ export class StatusReporter {
       packetsApplied: a.packetsApplied,
       rowsApplied: a.rowsApplied,
       applyErrors: a.applyErrors,
+      commitsNotLanded: a.commitsNotLanded,
       error: a.lastError?.message ?? null,
     };
   }

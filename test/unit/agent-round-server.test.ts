@@ -19,6 +19,8 @@ function world(
 ) {
   const prepared = new Map<string, PreparedGid>();
   const decided: string[] = [];
+  /** Gids the participant was told did not land (its status error, its counter). */
+  const notLanded: string[] = [];
   let vote: (v: WireVote) => void = () => undefined;
   const participant = {
     heldVersion: 6,
@@ -33,6 +35,7 @@ function world(
         };
       }),
     decided: (request: WirePrepare, outcome: string) => decided.push(`${request.gid} ${outcome}`),
+    notLanded: (_request: WirePrepare | null, error: NotLandedError) => notLanded.push(error.gid),
     nudge() {
       this.nudged++;
     },
@@ -66,6 +69,7 @@ function world(
     server,
     prepared,
     decided,
+    notLanded,
     participant,
     node: wiring.node,
     vote: (v: WireVote) => vote(v),
@@ -183,7 +187,7 @@ describe('an agent serving two-phase rounds', () => {
   });
 
   it('answers a commit of a gid rolled back outside lockstep as not landed, never as done', async () => {
-    const { server, node } = world(async () => ({ ok: true, value: 'abort' }));
+    const { server, node, notLanded } = world(async () => ({ ok: true, value: 'abort' }));
     node.commit = async (gid) => {
       throw new NotLandedError('r1', gid, 'stream');
     };
@@ -191,6 +195,8 @@ describe('an agent serving two-phase rounds', () => {
       ok: false,
       notLanded: 'stream',
     });
+    // Its applier is told, for its status error and its counter.
+    expect(notLanded).toEqual([GID]);
   });
 
   it('finishes a gid a crash left prepared by the coordinator answer, and keeps it while none comes', async () => {
@@ -209,7 +215,7 @@ describe('an agent serving two-phase rounds', () => {
     expect(told.participant.nudged).toBe(1);
   });
   it('tells the applier a gid recovery found rolled back outside lockstep, and resolves the rest', async () => {
-    const { server, prepared, decided, vote, node } = world(async () => ({
+    const { server, prepared, decided, notLanded, vote, node } = world(async () => ({
       ok: true,
       value: 'commit',
     }));
@@ -226,9 +232,15 @@ describe('an agent serving two-phase rounds', () => {
     };
     const inDoubt = await server.resolveInDoubt().catch((error: Error) => error.name);
     // The applier waits for GID's decision: it must hear rolled-back, and the other gid still commits.
-    expect({ inDoubt, decided, left: [...prepared.keys()].filter((g) => g === other) }).toEqual({
+    expect({
+      inDoubt,
+      decided,
+      notLanded,
+      left: [...prepared.keys()].filter((g) => g === other),
+    }).toEqual({
       inDoubt: 0,
       decided: [`${GID} rolled-back`],
+      notLanded: [GID],
       left: [],
     });
   });

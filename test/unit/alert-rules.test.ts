@@ -47,6 +47,7 @@ const snapshot: SidecarSnapshot = {
       packetsApplied: 3,
       rowsApplied: 3,
       applyErrors: 0,
+      commitsNotLanded: 0,
       error: null,
     },
   ],

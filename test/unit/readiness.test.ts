@@ -14,6 +14,7 @@ function troubled(active: boolean): SidecarSnapshot {
     packetsApplied: 1,
     rowsApplied: 1,
     applyErrors: 40,
+    commitsNotLanded: 0,
     error: `${name} is unreachable`,
   });
   return {

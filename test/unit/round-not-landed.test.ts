@@ -20,6 +20,8 @@ describe('a round whose gid was rolled back outside lockstep on one replica', ()
       ...world.participant(name, 'yes', 1_000),
       decided: (_request: PrepareRequest, outcome: ParticipantOutcome) =>
         told.push(`${name} ${outcome}`),
+      notLanded: (_request: PrepareRequest, error: NotLandedError) =>
+        told.push(`${name} not landed: ${error.gid}`),
     }));
     let commits = 0;
     const lost = {
@@ -48,6 +50,7 @@ describe('a round whose gid was rolled back outside lockstep on one replica', ()
     expect(result.state.participants).toEqual({ r1: 'committed', r2: 'left' });
     expect(result.state.reasons.r2).toContain(`gid ${GID} is neither prepared nor committed`);
     expect(commits).toBe(1);
-    expect(told.sort()).toEqual(['r1 committed', 'r2 rolled-back']);
+    // r2 hears why first (its status error, its counter), then that it left the round.
+    expect(told).toEqual(['r1 committed', `r2 not landed: ${GID}`, 'r2 rolled-back']);
   });
 });
