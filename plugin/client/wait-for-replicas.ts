@@ -27,16 +27,28 @@ export interface WaitForReplicasOptions {
   readonly signal?: AbortSignal;
 }
 
-/** The replicas did not all apply the awaited LSN in time; `replicas` says where each is. */
+/**
+ * The replicas did not all apply the awaited LSN in time; `replicas` says
+ * where each is (its last position read), `unanswered` which of them did not
+ * answer the final read (a frozen host): those are not called behind.
+ */
 export class ReplicasBehind extends Error {
   constructor(
     readonly lsn: Lsn,
     readonly replicas: readonly ReplicaPosition[],
+    readonly unanswered: readonly string[] = [],
   ) {
-    const behind = replicas
-      .filter((r) => !r.reached)
-      .map((r) => `${r.name} at ${r.lsn ?? 'an unknown position'}`);
-    super(`replicas still behind ${lsn}: ${behind.join(', ')}`);
+    const silent = new Set(unanswered);
+    const at = (r: ReplicaPosition) => `${r.name} at ${r.lsn ?? 'an unknown position'}`;
+    const behind = replicas.filter((r) => !r.reached && !silent.has(r.name)).map(at);
+    const mute = replicas
+      .filter((r) => silent.has(r.name))
+      .map((r) => (r.lsn === null ? r.name : `${at(r)} when last read`));
+    const parts = [
+      behind.length > 0 ? `still behind: ${behind.join(', ')}` : '',
+      mute.length > 0 ? `did not answer: ${mute.join(', ')}` : '',
+    ];
+    super(`replicas not all at ${lsn} in time; ${parts.filter(Boolean).join('; ')}`);
     this.name = 'ReplicasBehind';
   }
 }
@@ -94,6 +106,6 @@ export async function waitForReplicas(
       signal: options.signal,
     },
   );
-  if (!result.reached) throw new ReplicasBehind(target, result.replicas);
+  if (!result.reached) throw new ReplicasBehind(target, result.replicas, result.unanswered);
   return result.replicas;
 }

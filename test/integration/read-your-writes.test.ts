@@ -5,6 +5,7 @@ import { ReplicasBehind, waitForReplicas } from '../../plugin/client/index.js';
 import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import { compareLsn } from '../../plugin/protocol/index.js';
 import { eventually } from '../support/compare-nodes.js';
+import { lockTable } from '../support/frozen-replica.js';
 import { LockstepProcess, lockstep } from '../support/lockstep-process.js';
 import { NUMBERED_SCHEMA } from '../support/numbered-table.js';
 import { useAttached } from '../support/use-attached.js';
@@ -205,5 +206,28 @@ describe('read-your-writes', () => {
       /; behind: replica1 at version \d+ \(lsn [^)]+\), replica2 at version \d+/,
     );
     expect(late.output).not.toMatch(/position unknown|did not answer/);
+  });
+
+  it('waitForReplicas: a replica that does not answer its final read is named so, not behind', async () => {
+    const [r1, r2] = clusters.replicas as [PostgresCluster, PostgresCluster];
+    const [row] = await r2.query<{ lsn: string }>('SELECT lsn::text AS lsn FROM lockstep.applied');
+    const lsn = row?.lsn as string;
+    // replica1's position table locked: its read waits there, past the wait's final read.
+    const release = await lockTable(r1);
+    let error: unknown;
+    try {
+      error = await waitForReplicas(replicas, lsn, { timeoutMs: 0 }).catch((e: unknown) => e);
+    } finally {
+      await release();
+    }
+    expect(error).toBeInstanceOf(ReplicasBehind);
+    const behind = error as ReplicasBehind;
+    expect(behind.unanswered).toEqual(['replica1']);
+    expect(behind.replicas).toMatchObject([
+      { name: 'replica1', reached: false, lsn: null },
+      { name: 'replica2', reached: true },
+    ]);
+    expect(behind.message).toMatch(/did not answer: replica1$/);
+    expect(behind.message).not.toMatch(/behind: replica1/);
   });
 });
