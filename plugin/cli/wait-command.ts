@@ -16,7 +16,12 @@ import { loadConfig } from '../config/load-config.js';
 import { toLsn } from '../protocol/index.js';
 import { printJson } from './cli-output.js';
 import { ExitCode, UsageError } from './exit-codes.js';
-import { openWaitSessions, WAIT_FINAL_READ_MS, waitQueryTimeoutMs } from './wait-sessions.js';
+import {
+  openWaitSessions,
+  WAIT_FINAL_READ_MS,
+  WAIT_MAX_TIMEOUT_S,
+  waitQueryTimeoutMs,
+} from './wait-sessions.js';
 
 /** The flags of `lockstep wait`. */
 export interface WaitFlags {
@@ -92,6 +97,11 @@ function where(p: ReplicaPosition): string {
  */
 export async function waitCommand(flags: WaitFlags): Promise<ExitCode> {
   const target = targetOf(flags);
+  if (flags.timeout > WAIT_MAX_TIMEOUT_S)
+    throw new UsageError(
+      `--timeout ${flags.timeout}: at most ${WAIT_MAX_TIMEOUT_S} s (about 24 days)`,
+      'give a shorter timeout, or run lockstep wait again when it ends (exit 1)',
+    );
   const config = loadConfig(flags.config);
   const replicas = chosenReplicas(config, flags.replica);
   const timeoutMs = flags.timeout * 1000;

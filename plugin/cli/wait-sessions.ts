@@ -16,6 +16,13 @@ const QUERY_GRACE_MS = 1_000;
 /** How long past the timeout wait's final read may answer: inside the query's own deadline. */
 export const WAIT_FINAL_READ_MS = QUERY_GRACE_MS / 2;
 
+/**
+ * The longest `--timeout` in seconds: its query deadline must fit a timer
+ * (2^31-1 ms, about 24.8 days); a longer one would fire at once, and the
+ * wait end before it began.
+ */
+export const WAIT_MAX_TIMEOUT_S = Math.floor((2 ** 31 - 1 - QUERY_GRACE_MS) / 1000);
+
 /** The query deadline of `wait`'s sessions, for a wait of `timeoutMs`. */
 export const waitQueryTimeoutMs = (timeoutMs: number) => timeoutMs + QUERY_GRACE_MS;
 

@@ -98,11 +98,20 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
+/** The longest delay setTimeout takes: a longer one fires at once (Node clamps it to 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Resolves at `deadline` (or at once past it); `cancel` clears its timer. */
 function untilDeadline(deadline: number): { passed: Promise<'deadline'>; cancel: () => void } {
   let timer: NodeJS.Timeout | undefined;
   const passed = new Promise<'deadline'>((resolve) => {
-    timer = setTimeout(() => resolve('deadline'), Math.max(0, deadline - Date.now()));
+    // A deadline beyond the longest timer is reached in steps, not at once.
+    const arm = () => {
+      const left = Math.max(0, deadline - Date.now());
+      const step = Math.min(left, MAX_TIMER_MS);
+      timer = setTimeout(() => (step < left ? arm() : resolve('deadline')), step);
+    };
+    arm();
   });
   return { passed, cancel: () => clearTimeout(timer) };
 }

@@ -208,6 +208,20 @@ describe('read-your-writes', () => {
     expect(late.output).not.toMatch(/position unknown|did not answer/);
   });
 
+  it('lockstep wait --timeout beyond the longest timer is a usage error, not an instant unreachable', async () => {
+    const result = await lockstep([
+      'wait',
+      '--config',
+      clusters.configFile,
+      '--version',
+      '0',
+      '--timeout',
+      '3000000',
+    ]);
+    expect(result.code, result.output).toBe(2);
+    expect(result.output).toMatch(/--timeout 3000000: at most \d+ s/);
+  });
+
   it('waitForReplicas: a replica that does not answer its final read is named so, not behind', async () => {
     const [r1, r2] = clusters.replicas as [PostgresCluster, PostgresCluster];
     const [row] = await r2.query<{ lsn: string }>('SELECT lsn::text AS lsn FROM lockstep.applied');

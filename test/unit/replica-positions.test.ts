@@ -88,4 +88,13 @@ describe('waitForPositions', () => {
     expect(result).toMatchObject({ reached: true, replicas: [{ version: 7, reached: true }] });
     expect(reads).toBe(2);
   });
+
+  it('a timeout beyond the longest timer (about 24.8 days) still waits for a read to answer', async () => {
+    const result = await waitForPositions(
+      [{ name: 'replica1', db: slow(20, 7) }],
+      { version: 7 },
+      { timeoutMs: 3_000_000_000, stream: 'lockstep' },
+    );
+    expect(result).toMatchObject({ reached: true, unanswered: [] });
+  });
 });
