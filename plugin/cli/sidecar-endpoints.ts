@@ -58,7 +58,11 @@ export async function serveSidecarEndpoints(
   const cluster = postgresCluster();
   const metrics = sidecarMetrics(() => run.sidecar?.snapshot() ?? STARTING);
   run.histograms?.register(metrics);
-  const status = singleFlight(() => readStatus(cluster, run.live?.current ?? config));
+  // Keyed by the configuration in force: a request after a reload reads the reloaded replicas.
+  const status = singleFlight(
+    (current: LockstepConfig) => readStatus(cluster, current),
+    () => run.live?.current ?? config,
+  );
   return serveEndpoints(config.http.host, config.http.port, {
     readiness: () => readiness(run.sidecar?.snapshot() ?? null, run.stopping),
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.metrics() }),

@@ -3,7 +3,12 @@ import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { eventually } from '../support/compare-nodes.js';
 import { freePort } from '../support/free-port.js';
 import { lockTable } from '../support/frozen-replica.js';
-import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
+import {
+  LockstepProcess,
+  lockstep,
+  rewriteConfig,
+  writeConfig,
+} from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 
 const clusters = useAttached({
@@ -239,4 +244,52 @@ describe('HTTP endpoints', () => {
       config.remove();
     }
   });
+
+  it('/status: a request after a reload reads the reloaded replicas, not the read started before', async () => {
+    const [r1] = clusters.replicas as [PostgresCluster, PostgresCluster];
+    const port = await freePort();
+    const extra = { http: { port } };
+    const config = writeConfig(clusters.primary, clusters.replicas, extra);
+    // applyTimeoutMs 10 s: the read waiting on the lock below outlasts the reload by far.
+    const sidecar = new LockstepProcess(['run', '--config', config.file], {
+      LOCKSTEP_APPLY_TIMEOUT_MS: '10000',
+    });
+    const get = getter(port);
+    const names = async (reply: Promise<{ text: string }>) =>
+      (JSON.parse((await reply).text) as { replicas: Array<{ name: string }> }).replicas.map(
+        (r) => r.name,
+      );
+    try {
+      await eventually(async () => (await readyz(get)).role === 'active', '/readyz active');
+      const release = await lockTable(r1);
+      try {
+        const before = get('/status');
+        await eventually(
+          async () =>
+            (
+              await r1.query(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name = 'lockstep-status'",
+              )
+            ).length > 0,
+          "status's read waiting on replica1",
+        );
+        rewriteConfig(config.file, clusters.primary, [r1], extra);
+        sidecar.kill('SIGHUP');
+        await eventually(
+          async () => sidecar.logEvent('config-reloaded', { removed: /^replica2$/ }) !== undefined,
+          'the reload removing replica2',
+        );
+        const after = get('/status');
+        await release();
+        expect(await names(before)).toEqual(['replica1', 'replica2']);
+        expect(await names(after)).toEqual(['replica1']);
+      } finally {
+        await release();
+      }
+    } finally {
+      sidecar.kill('SIGTERM');
+      expect(await sidecar.exited).toBe(0);
+      config.remove();
+    }
+  }, 120_000);
 });
