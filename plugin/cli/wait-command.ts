@@ -110,15 +110,17 @@ export async function waitCommand(flags: WaitFlags): Promise<ExitCode> {
   const started = Date.now();
   try {
     clients.push(...(await openWaitSessions(replicas, timeoutMs)));
+    // Connecting may take some of the final read's grace too: the command ends by S + grace.
+    const left = timeoutMs - (Date.now() - started);
     const result = await waitForPositions(
       replicas.map((r, i) => ({ name: r.name, db: clients[i] as pg.Client })),
       target,
       {
         // One timeout for the whole command, connecting included.
-        timeoutMs: Math.max(0, timeoutMs - (Date.now() - started)),
+        timeoutMs: Math.max(0, left),
         stream: config.slot,
         nudge: 'lsn' in target ? () => primaryBarrier(config, timeoutMs) : undefined,
-        finalReadMs: WAIT_FINAL_READ_MS,
+        finalReadMs: Math.max(0, WAIT_FINAL_READ_MS + Math.min(0, left)),
       },
     );
     reached = result.reached;
