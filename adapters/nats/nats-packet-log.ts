@@ -31,8 +31,6 @@ const ACK_TIMEOUT_MS = 10_000;
 const STEP_DOWN_TIMEOUT_MS = 5_000;
 /** JetStream's error code for a failed last-sequence expectation. */
 const WRONG_LAST_SEQUENCE = 10071;
-/** JetStream's error code for a failed last-message-id expectation. */
-const WRONG_LAST_MSG_ID = 10070;
 
 function stored(message: StoredMsg): StoredPart {
   const position = partPosition((name) => message.header?.get(name) || undefined);
@@ -59,14 +57,17 @@ function positionHeaders(position: PartPosition): MsgHdrs {
  * sequence it follows (`Nats-Expected-Last-Sequence`: the stream holds only
  * the packet subject, and unlike the per-subject check, a clustered leader
  * checks it against the messages it has accepted, not only those applied, so
- * it holds with several in flight). A sequence alone could be matched by
- * someone else's message once one of ours failed, so from the second message
- * on each also names its predecessor's id (`Nats-Expected-Last-Msg-Id`, ids
- * unique to this run): a message is stored only right after ours.
+ * it holds with several in flight). No `Nats-Expected-Last-Msg-Id`:
+ * nats-server 2.9.10 checks it again as each node applies the message,
+ * against an id that catch-up, snapshots and restarts do not restore; a
+ * follower that caught up so refuses it and then every later message while
+ * Raft calls it current, and its copy silently stops (acknowledged messages
+ * on one node only). A sequence alone can be matched by a deposed
+ * publisher's message once one of ours was refused: resuming checks the
+ * chain of what is not confirmed and repairs it (bus-chain.ts).
  */
 class NatsAppender implements PacketAppender {
   private readonly run = nuid.next();
-  private readonly first: number;
   /** One check of the server for all the messages in flight that failed. */
   private dropping: Promise<boolean> | null = null;
 
@@ -77,18 +78,15 @@ class NatsAppender implements PacketAppender {
     private after: number,
     /** Told of every sequence JetStream acknowledged. */
     private readonly onAck: (sequence: number) => void,
-  ) {
-    this.first = after;
-  }
+  ) {}
 
   async append(body: Uint8Array, position: PartPosition): Promise<number> {
     const after = this.after++;
-    const previous = after === this.first ? {} : { lastMsgID: `${this.run}.${after}` };
     try {
       const ack = await this.js.publish(this.subject, body, {
         headers: positionHeaders(position),
         msgID: `${this.run}.${after + 1}`,
-        expect: { lastSequence: after, ...previous },
+        expect: { lastSequence: after },
         timeout: ACK_TIMEOUT_MS,
       });
       this.onAck(ack.seq);
@@ -96,11 +94,7 @@ class NatsAppender implements PacketAppender {
     } catch (error) {
       const code = (error as { api_error?: { err_code?: number } }).api_error?.err_code;
       const message = (error as Error).message;
-      if (
-        code === WRONG_LAST_SEQUENCE ||
-        code === WRONG_LAST_MSG_ID ||
-        /wrong last (sequence|msg ?id)/i.test(message)
-      )
+      if (code === WRONG_LAST_SEQUENCE || /wrong last sequence/i.test(message))
         throw new BusRefusedError(after, message);
       // An ack that never came from a hung server: the next try goes to another one.
       this.dropping ??= dropIfUnresponsive(this.nc);
@@ -130,12 +124,30 @@ class NatsPacketLog implements PacketLog {
     const message = await this.jsm.streams.getMessage(this.settings.stream, {
       last_by_subj: this.settings.subject,
     });
-    return message ? stored(message) : null;
+    if (message) return stored(message);
+    // nats-server 2.9 answers nothing once the subject's last messages were removed: the one before them.
+    const { state } = await this.jsm.streams.info(this.settings.stream);
+    return state.messages > 0 ? this.before(state.last_seq + 1) : null;
   }
 
   async at(sequence: number): Promise<StoredPart | null> {
     const message = await this.jsm.streams.getMessage(this.settings.stream, { seq: sequence });
     return message ? stored(message) : null;
+  }
+
+  async before(sequence: number): Promise<StoredPart | null> {
+    const { first_seq: first } = (await this.jsm.streams.info(this.settings.stream)).state;
+    // Deleted sequences (a repaired tail) are stepped over, one request each.
+    for (let seq = sequence - 1; seq >= Math.max(first, 1); seq--) {
+      const message = await this.jsm.streams.getMessage(this.settings.stream, { seq });
+      if (message) return stored(message);
+    }
+    return null;
+  }
+
+  async remove(sequence: number): Promise<void> {
+    // Not erased: the message is gone for readers; its bytes go with retention.
+    await this.jsm.streams.deleteMessage(this.settings.stream, sequence, false);
   }
 
   async end(): Promise<number> {

@@ -24,6 +24,24 @@ export interface BusPumpHost {
   seen?(part: PacketPart): void;
 }
 
+/**
+ * The bus holds a message where another belongs. Nothing is skipped: reading
+ * starts again from the replica's position. Not fatal: the publisher removes
+ * a tail that breaks the chain (a deposed publisher's message took the
+ * place of one of its own) before it publishes again, and re-derives it.
+ */
+export class BusGapError extends Error {
+  constructor(
+    readonly expected: { version: number; index: number },
+    readonly found: { version: number; index: number },
+  ) {
+    super(
+      `the bus holds version ${found.version} part ${found.index} where version ${expected.version} part ${expected.index} belongs`,
+    );
+    this.name = 'BusGapError';
+  }
+}
+
 /** First and longest delay before the bus is read again after a failure (ms). */
 const RETRY_MS = [500, 10_000] as const;
 
@@ -37,6 +55,8 @@ export class BusPump {
   private rewindTo: ReplicaPosition | null = null;
   private stopping = false;
   private readonly interrupt = new Signal();
+  /** Whether the current read took a part (a failure after progress retries soon). */
+  private took = false;
   /** Wakes a pump waiting for the replica's first position. */
   private readonly nudged = new Signal();
 
@@ -84,17 +104,21 @@ export class BusPump {
         delay = Math.min(delay * 2, RETRY_MS[1]);
         continue;
       }
-      delay = RETRY_MS[0];
       this.window.reset();
       this.host.log.info(
         { replica: this.host.replica, version: from.version, event: 'bus-reading' },
         'reading packets from the bus',
       );
+      this.took = false;
       try {
         await this.pumpParts(feed, from.version + 1);
+        delay = RETRY_MS[0];
       } catch (error) {
         if (this.failed(error)) return;
+        // A gap met again before anything was taken (the publisher not back yet) is read less and less often.
+        if (!(error instanceof BusGapError) || this.took) delay = RETRY_MS[0];
         await this.interrupt.wait(delay);
+        if (error instanceof BusGapError) delay = Math.min(delay * 2, RETRY_MS[1]);
       } finally {
         await feed.close().catch(() => undefined);
       }
@@ -106,6 +130,14 @@ export class BusPump {
     if (error instanceof LockstepError) {
       this.host.fatal(error);
       return true;
+    }
+    if (error instanceof BusGapError) {
+      const { expected, found } = error;
+      this.host.log.warn(
+        { replica: this.host.replica, expected, found, event: 'bus-gap' },
+        'the bus breaks the chain of packets: reading again from the replica position',
+      );
+      return false;
     }
     this.host.log.warn(
       { replica: this.host.replica, err: (error as Error).message, event: 'bus-failed' },
@@ -138,6 +170,7 @@ export class BusPump {
       const checked = this.checked(sequence, next);
       if (checked.verdict === 'gap') throw this.gap(sequence.expected, next);
       if (checked.verdict !== 'take') continue;
+      this.took = true;
       this.host.seen?.(checked.part);
       this.window.push(checked.part);
     }
@@ -158,11 +191,7 @@ export class BusPump {
     }
   }
 
-  private gap(expected: { version: number; index: number }, part: BusPiece): LockstepError {
-    return new LockstepError({
-      node: this.host.replica,
-      problem: `the bus holds version ${part.header.version} part ${part.index} where version ${expected.version} part ${expected.index} belongs: packets are missing from the stream`,
-      fix: `copy the replica anew: lockstep attach --config F --resync ${this.host.replica}; then start lockstep agent again`,
-    });
+  private gap(expected: { version: number; index: number }, part: BusPiece): BusGapError {
+    return new BusGapError(expected, { version: part.header.version, index: part.index });
   }
 }

@@ -23,15 +23,28 @@ export interface StoredPart {
 
 /**
  * The packet subject of the bus stream, as the publisher uses it. Every
- * append names the sequence it must follow, so a second publisher or a gap
- * is refused by the server ({@link BusRefusedError}), never stored.
+ * append names the sequence it must follow, so a gap is refused by the
+ * server ({@link BusRefusedError}), never stored. A sequence is all it
+ * names (not its predecessor's id: nats-server 2.9.10 checks that again on
+ * each node as it applies, against state catch-up does not restore, and a
+ * follower's copy then silently stops), so a deposed publisher's message
+ * can take the place of one of ours that was refused, and ours after it be
+ * stored behind it: resuming checks the chain of messages not confirmed and
+ * removes it from the first break ({@link before}, {@link remove}).
  */
 export interface PacketLog {
   /** The newest message on the subject; null when it holds none. */
   last(): Promise<StoredPart | null>;
   /** The message at stream sequence `sequence`; null when there is none (any more). */
   at(sequence: number): Promise<StoredPart | null>;
-  /** The stream's last sequence, also when retention removed every message since (0: never any). */
+  /** The newest message before stream sequence `sequence` (removed ones skipped); null when none is left. */
+  before(sequence: number): Promise<StoredPart | null>;
+  /**
+   * Removes the message at `sequence`. The stream's last sequence stays what
+   * it was ({@link end}; appends follow it), {@link last} skips removed ones.
+   */
+  remove(sequence: number): Promise<void>;
+  /** The stream's last sequence, also when retention or {@link remove} took every message since (0: never any). */
   end(): Promise<number>;
   /** Appends that follow each other, the first one the subject's last sequence `after` (0: none). */
   appender(after: number): PacketAppender;
@@ -42,8 +55,11 @@ export interface PacketLog {
 
 /**
  * A run of appends, sent without waiting for each other's acknowledgement:
- * each is stored only right after the one appended before it (the first,
- * right after `after`), else refused ({@link BusRefusedError}).
+ * each is stored only right after stream sequence `after + i` (the first,
+ * right after `after`), else refused ({@link BusRefusedError}). Once one was
+ * refused, a later one can still be stored after someone else's message at
+ * that sequence: only what was acknowledged without a refusal before it
+ * counts, and resuming repairs the rest.
  */
 export interface PacketAppender {
   /** Sends `body` (an encoded part); resolves to the sequence it was stored at. */

@@ -205,6 +205,13 @@ export class BusPublisher {
       () => this.parts.startPoint(),
       () => this.parts.slotConfirmedLsn(),
     );
+    if (plan.repaired) {
+      const { from, to, after, found } = plan.repaired;
+      this.parts.log.warn(
+        { from, to, after, found, event: 'bus-tail-repaired' },
+        'removed messages that broke the chain from the bus: re-deriving them',
+      );
+    }
     const stream = await this.parts.openStream(plan.resume, plan.resume.lsn);
     this.streaming = true;
     this.parts.log.info(

@@ -2,6 +2,7 @@ import { LockstepError } from '../ports/lockstep-error.js';
 import type { PacketLog, StoredPart } from '../ports/packet-bus.js';
 import { isFragment } from '../protocol/change-fragments.js';
 import { type Lsn, lsnToBigInt, type ResumePoint } from '../protocol/index.js';
+import { checkTail, type TailRepair } from './bus-chain.js';
 import type { PacketCursor } from './bus-messages.js';
 
 /** Where publishing picks up: the stream's resume point, what of its next packet is stored, the subject's last sequence. */
@@ -10,6 +11,8 @@ export interface BusResume {
   /** The packet stored in part (its first parts are on the bus); null when the last stored packet is whole. */
   readonly cursor: PacketCursor | null;
   readonly lastSequence: number;
+  /** Messages removed from the end of the bus before resuming: they did not follow the chain. */
+  readonly repaired?: TailRepair;
 }
 
 const fix = 'lockstep attach --resync for every replica, after removing the bus stream';
@@ -21,7 +24,9 @@ const fix = 'lockstep attach --resync for every replica, after removing the bus 
  * (`start`: the recorded head, else attach's point). A head recorded at an
  * idle point of that same packet (nothing replicated after it) moves the
  * resume point up to it: the slot may be confirmed that far. Fails closed when
- * the slot already released WAL the bus lacks.
+ * the slot already released WAL the bus lacks. Before any of that, the
+ * messages after the slot's confirmed point are checked to follow each
+ * other; from the first that does not, they are removed (bus-chain.ts).
  */
 export async function busResume(
   log: PacketLog,
@@ -30,10 +35,19 @@ export async function busResume(
 ): Promise<BusResume> {
   // The end first: a message stored in between makes the first publish refused, never follow the wrong one.
   const end = await log.end();
-  const last = await log.last();
-  const stored = last ? await fromStored(log, last, start) : await fromStart(end, start);
-  const plan = last ? await pastIdle(stored, start) : stored;
+  const newest = await log.last();
   const confirmed = await slotConfirmed();
+  const tail = newest && confirmed ? await checkTail(log, newest, confirmed) : null;
+  const last = tail ? tail.last : newest;
+  const chain = tail?.chain ?? (last ? [last] : []);
+  const stored = last ? await fromStored(log, chain, start) : await fromStart(end, start);
+  const resumed = last ? await pastIdle(stored, start) : stored;
+  // Appends follow the stream's last sequence, also when removed messages (a repaired tail) end it.
+  const plan = {
+    ...resumed,
+    lastSequence: end,
+    ...(tail?.repair ? { repaired: tail.repair } : {}),
+  };
   if (confirmed && lsnToBigInt(plan.resume.lsn) + 1n < lsnToBigInt(confirmed)) {
     throw new LockstepError({
       node: 'bus',
@@ -72,11 +86,28 @@ async function fromStart(
   return { resume, cursor: null, lastSequence: end };
 }
 
+/**
+ * The message before the first part of the packet `chain` ends in: from the
+ * chain when it holds that part, else by the sequence parts are stored at.
+ */
+async function packetBefore(
+  log: PacketLog,
+  chain: readonly StoredPart[],
+): Promise<StoredPart | null> {
+  const last = chain[chain.length - 1] as StoredPart;
+  const first = chain.length - 1 - last.position.part;
+  if (first > 0) return chain[first - 1] as StoredPart;
+  if (first === 0) return log.before((chain[0] as StoredPart).sequence);
+  const before = last.sequence - last.position.part - 1;
+  return before >= 1 ? log.at(before) : null;
+}
+
 async function fromStored(
   log: PacketLog,
-  last: StoredPart,
+  chain: readonly StoredPart[],
   start: () => Promise<ResumePoint | null>,
 ): Promise<BusResume> {
+  const last = chain[chain.length - 1] as StoredPart;
   const { position, part, sequence } = last;
   if (position.final)
     return {
@@ -84,9 +115,8 @@ async function fromStored(
       cursor: null,
       lastSequence: sequence,
     };
-  // The packet's first part sits `part` messages back; the one before it ends the previous packet.
-  const before = sequence - position.part - 1;
-  const previous = before >= 1 ? await log.at(before) : null;
+  // The message before the packet's first part ends the previous packet.
+  const previous = await packetBefore(log, chain);
   // None before it, or retention took it (a bus emptied while idle, then a packet of several
   // messages): the recorded head names the packet before, when it is that one.
   const resume = previous

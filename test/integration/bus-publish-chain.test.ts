@@ -1,7 +1,8 @@
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { describe, expect, it } from 'vitest';
 import { connectBus } from '../../adapters/nats/nats-connection.js';
 import { openPacketLog } from '../../adapters/nats/nats-packet-log.js';
+import { NatsPacketReader } from '../../adapters/nats/packet-consumer.js';
 import { ensurePacketStream } from '../../adapters/nats/packet-stream-setup.js';
 import { busSettings } from '../../plugin/config/bus-settings.js';
 import {
@@ -10,6 +11,8 @@ import {
   type PacketAppender,
   type PacketLog,
 } from '../../plugin/ports/packet-bus.js';
+import type { Lsn } from '../../plugin/protocol/lsn.js';
+import { busResume } from '../../plugin/sidecar/bus-resume.js';
 import { eventually } from '../support/compare-nodes.js';
 import { expectContiguous, packetMessage, readBusMessages } from '../support/nats-packets.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
@@ -58,30 +61,34 @@ describe('appends in flight on the packet subject', () => {
     }
   });
 
-  it('stores nothing of a run after another publisher’s message, not only the next one', async () => {
+  it('stores a run after another publisher’s message but its first; resuming removes them', async () => {
     const settings = settingsFor('chainforeign');
     const log = await openPacketLog(settings, 'test');
-    const other = await connectBus(settings, 'test-other');
+    const other = await openPacketLog(settings, 'test-other');
     try {
       const appender = log.appender(await log.end());
       const first = packetMessage(1);
       expect(await appender.append(first.body, first.position)).toBe(1);
-      // Another publisher read the end and stored its packet 2 there: ours are all refused.
-      const theirs = packetMessage(2);
-      await jetstream(other).publish(settings.subject, theirs.body, {
-        expect: { lastSequence: 1 },
+      // A deposed publisher read the end and stored its copy of packet 1 there: our 2 is refused, the
+      // rest (naming only the sequence they follow) are stored behind it.
+      const theirs = packetMessage(1);
+      expect(await other.appender(1).append(theirs.body, theirs.position)).toBe(2);
+      const ours = await sendRun(appender, 2, 5);
+      expect(ours[0]?.status === 'rejected' && ours[0].reason).toBeInstanceOf(BusRefusedError);
+      expect(ours.slice(1).map((r) => r.status === 'fulfilled' && r.value)).toEqual([3, 4, 5]);
+      // Resuming with packet 1 confirmed: theirs and ours behind it are removed.
+      const plan = await busResume(
+        log,
+        async () => null,
+        async () => '0/11' as Lsn,
+      );
+      expect(plan).toMatchObject({
+        resume: { version: 1, lsn: '0/10' },
+        lastSequence: 5,
+        repaired: { from: 2, to: 5, found: { version: 1, part: 0 } },
       });
-      const ours = [2, 3, 4, 5].map((v) => {
-        const { body, position } = packetMessage(v);
-        return appender.append(body, position);
-      });
-      const results = await Promise.allSettled(ours);
-      for (const result of results) {
-        expect(result.status).toBe('rejected');
-        expect((result as PromiseRejectedResult).reason).toBeInstanceOf(BusRefusedError);
-      }
-      const info = await (await jetstreamManager(other)).streams.info(settings.stream);
-      expect(info.state.last_seq).toBe(2);
+      expect((await log.last())?.sequence).toBe(1);
+      expect(await log.end()).toBe(5);
     } finally {
       await other.close();
       await log.close();
@@ -137,6 +144,33 @@ describe('appends in flight on the packet subject', () => {
         const now = await leader();
         return now !== undefined && now !== before;
       }, 'another stream leader');
+    } finally {
+      await nc.close();
+      await log.close();
+    }
+  });
+
+  it('after a removed tail: the end stays, the last message and a reader skip what was removed', async () => {
+    const settings = settingsFor('chainremoved');
+    const log = await openPacketLog(settings, 'test');
+    const nc = await connectBus(settings, 'test-reader');
+    try {
+      await appendRun(log, 1, 5);
+      for (const sequence of [5, 4]) await log.remove(sequence);
+      // JetStream keeps the last sequence: appends still follow it.
+      expect(await log.end()).toBe(5);
+      expect((await log.last())?.sequence).toBe(3);
+      expect((await log.before(5))?.sequence).toBe(3);
+      // A reader of packet 4, before it is stored again and after, starts at the next one stored.
+      const reader = new NatsPacketReader(nc, settings);
+      const feed = await reader.readFrom(4, 'replica1');
+      const run = await sendRun(log.appender(5), 4, 5);
+      expect(run.map((r) => (r.status === 'fulfilled' ? r.value : r.reason))).toEqual([6, 7]);
+      expect((await feed.next()).header.version).toBe(4);
+      await feed.close();
+      const again = await reader.readFrom(5, 'replica1');
+      expect((await again.next()).header.version).toBe(5);
+      await again.close();
     } finally {
       await nc.close();
       await log.close();

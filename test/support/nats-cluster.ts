@@ -159,6 +159,16 @@ export class NatsCluster {
     return [...new Set(nodes)];
   }
 
+  /** Where each node's own copy of `stream` ends (its last sequence; -1: it hosts none or does not run). */
+  async copyEnds(stream: string): Promise<number[]> {
+    const ends: number[] = [];
+    for (const node of this.nodes) {
+      const [detail] = node.running ? await nodeStreamDetails(node, stream) : [];
+      ends.push(detail?.state?.last_seq ?? -1);
+    }
+    return ends;
+  }
+
   /** What each running node says of `stream`. */
   private async streamDetails(stream: string): Promise<StreamDetail[]> {
     const details: StreamDetail[] = [];

@@ -8,6 +8,7 @@ import { decodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
 import type { Relation } from '../../plugin/protocol/relation.js';
 import { busMessages, type PacketCursor } from '../../plugin/sidecar/bus-messages.js';
 import { busResume } from '../../plugin/sidecar/bus-resume.js';
+import { memoryPacketLog } from '../support/memory-packet-log.js';
 
 const relation: Relation = {
   oid: 1,
@@ -88,14 +89,7 @@ describe('bus messages of a packet', () => {
 
 /** A packet log holding `stored`, sequences from 1. */
 function logOf(stored: readonly StoredPart[]): PacketLog {
-  return {
-    last: async () => stored.at(-1) ?? null,
-    at: async (sequence) => stored.find((s) => s.sequence === sequence) ?? null,
-    end: async () => 0,
-    appender: () => ({ append: async () => 0 }),
-    maxBody: 1e6,
-    close: async () => undefined,
-  };
+  return memoryPacketLog([...stored], 1e6);
 }
 
 const storedPart = (

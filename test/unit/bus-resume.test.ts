@@ -1,28 +1,27 @@
 import { describe, expect, it } from 'vitest';
-import type { PacketLog, StoredPart } from '../../plugin/ports/packet-bus.js';
+import type { StoredPart } from '../../plugin/ports/packet-bus.js';
 import type { Lsn } from '../../plugin/protocol/lsn.js';
 import type { Phase } from '../../plugin/protocol/packet.js';
 import { busResume } from '../../plugin/sidecar/bus-resume.js';
+import { memoryPacketLog } from '../support/memory-packet-log.js';
 
-/** A bus holding messages at sequences `from`, `from + 1`, …: [version, part, changes so far, final]. */
-function bus(from: number, messages: [number, number, number, Phase | null][]): PacketLog {
-  const stored = messages.map(([version, part, changes, final], i): StoredPart => {
+/** A stored message: [version, part, changes so far, final, its sequence when not the next one, first version when several]. */
+type Message = [number, number, number, Phase | null, number?, number?];
+
+/** A bus holding messages at sequences `from`, `from + 1`, … (a message naming its own moves the count on). */
+function bus(from: number, messages: Message[]) {
+  let next = from;
+  const stored = messages.map(([version, part, changes, final, at, first]): StoredPart => {
     const lsn = `0/${(version * 16).toString(16).toUpperCase()}` as Lsn;
     const header = { version, lsn, xid: version, commitTime: '2026-01-01T00:00:00.000000Z' };
+    next = at ?? next;
     return {
-      sequence: from + i,
-      position: { version, part, changes, final },
+      sequence: next++,
+      position: { version, part, changes, final, ...(first ? { first } : {}) },
       part: { header, index: part, changes: [], final: final ? { phase: final } : null },
     };
   });
-  return {
-    last: async () => stored.at(-1) ?? null,
-    at: async (sequence) => stored.find((m) => m.sequence === sequence) ?? null,
-    end: async () => 0,
-    appender: () => ({ append: async () => 0 }),
-    maxBody: 1024,
-    close: async () => undefined,
-  };
+  return memoryPacketLog(stored);
 }
 
 const start = async () => ({ version: 0, lsn: '0/8' as Lsn });
@@ -109,13 +108,9 @@ describe('where publishing resumes', () => {
       position: { version: 2, part, changes: 1, final: null },
       part: { header, index: part, final: null, offset, total, bytes: Buffer.alloc(100) },
     });
-    const log = bus(1, [[1, 0, 2, 'one']]);
-    const stored = [await log.at(1), fragment(2, 0, 0, 1_000), fragment(3, 1, 100, 1_000)];
-    const inside: PacketLog = {
-      ...log,
-      last: async () => stored.at(-1) ?? null,
-      at: async (sequence) => stored.find((m) => m?.sequence === sequence) ?? null,
-    };
+    const first = (await bus(1, [[1, 0, 2, 'one']]).at(1)) as StoredPart;
+    const stored = [first, fragment(2, 0, 0, 1_000), fragment(3, 1, 100, 1_000)];
+    const inside = memoryPacketLog(stored);
     expect((await busResume(inside, start, slot('0/11'))).cursor).toEqual({
       version: 2,
       nextPart: 2,
@@ -126,5 +121,75 @@ describe('where publishing resumes', () => {
     // The change's last fragment stored: it counts as whole, nothing partial.
     stored.push(fragment(4, 2, 200, 300));
     expect((await busResume(inside, start, slot('0/11'))).cursor).not.toHaveProperty('partial');
+  });
+});
+
+describe('a tail that breaks the chain', () => {
+  it('is removed from the break when a foreign message took the place of ours', async () => {
+    // Ours 1..3 (3 confirmed), then a deposed publisher's copy of packet 3 where our 4 belonged,
+    // then our 5 and 6 stored behind it.
+    const log = bus(1, [
+      [1, 0, 1, 'one'],
+      [2, 0, 1, 'one'],
+      [3, 0, 1, 'one'],
+      [3, 0, 1, 'one'],
+      [5, 0, 1, 'one'],
+      [6, 0, 1, 'one'],
+    ]);
+    const plan = await busResume(log, start, slot('0/31'));
+    expect(plan).toEqual({
+      resume: { version: 3, lsn: '0/30' },
+      cursor: null,
+      lastSequence: 6,
+      repaired: {
+        from: 4,
+        to: 6,
+        after: { version: 3, part: 0, changes: 1, final: 'one' },
+        found: { version: 3, part: 0, changes: 1, final: 'one' },
+      },
+    });
+    expect(log.removed).toEqual([6, 5, 4]);
+  });
+
+  it('is removed inside a packet; a message of several packets may follow a whole one', async () => {
+    // The second message holds packets 2 and 3 whole.
+    const log = bus(1, [
+      [1, 0, 1, 'one'],
+      [3, 0, 2, 'one', undefined, 2],
+      [4, 0, 1, null],
+      [4, 1, 2, null],
+      [9, 0, 1, null],
+      [4, 3, 4, 'one'],
+    ]);
+    const plan = await busResume(log, start, slot('0/11'));
+    expect(plan).toMatchObject({
+      resume: { version: 3, lsn: '0/30' },
+      cursor: { version: 4, nextPart: 2, stored: 2 },
+      lastSequence: 6,
+      repaired: { from: 5, to: 6 },
+    });
+    expect(log.removed).toEqual([6, 5]);
+  });
+
+  it('leaves a chain that follows, also across removed sequences, and what the slot vouches for', async () => {
+    // A tail removed at 3..5 once; packet 2 goes on at 6.
+    const log = bus(1, [
+      [1, 0, 1, 'one'],
+      [2, 0, 1, null],
+      [2, 1, 2, null, 6],
+    ]);
+    expect(await busResume(log, start, slot('0/11'))).toEqual({
+      resume: { version: 1, lsn: '0/10' },
+      cursor: { version: 2, nextPart: 2, seen: 0, stored: 2 },
+      lastSequence: 6,
+    });
+    // Confirmed through packet 2: a break before what the slot vouches for is not looked for.
+    const confirmed = bus(1, [
+      [7, 0, 1, 'one'],
+      [1, 0, 1, 'one'],
+      [2, 0, 1, 'one'],
+    ]);
+    expect(await busResume(confirmed, start, slot('0/21'))).not.toHaveProperty('repaired');
+    expect(confirmed.removed).toEqual([]);
   });
 });

@@ -1,0 +1,92 @@
+import type { PacketLog, StoredPart } from '../ports/packet-bus.js';
+import { type Lsn, lsnToBigInt } from '../protocol/index.js';
+import { firstVersion, type PartPosition } from '../protocol/packet-bus-names.js';
+
+/** Messages removed from the bus because they did not follow the message before them. */
+export interface TailRepair {
+  /** The first sequence removed: the message that broke the chain. */
+  readonly from: number;
+  /** The last sequence removed. */
+  readonly to: number;
+  /** Where the message before the break stood, and what came instead of its successor. */
+  readonly after: PartPosition;
+  readonly found: PartPosition;
+}
+
+/** The bus's tail once checked: its last message that follows the chain, the chain itself (oldest first). */
+export interface CheckedTail {
+  readonly last: StoredPart;
+  /** The messages walked that stay, oldest first, `last` at the end. */
+  readonly chain: readonly StoredPart[];
+  readonly repair: TailRepair | null;
+}
+
+/**
+ * Whether `next` may follow `previous` in the packet stream, as agents read
+ * it (part-sequence.ts): the next part of the same packet, or the first one
+ * (alone or opening a message of several whole packets) of the next version.
+ */
+export function follows(previous: PartPosition, next: PartPosition): boolean {
+  if (!previous.final)
+    return (
+      next.first === undefined &&
+      next.version === previous.version &&
+      next.part === previous.part + 1
+    );
+  if (next.part !== 0 || firstVersion(next) !== previous.version + 1) return false;
+  return next.first === undefined || next.final !== null;
+}
+
+/** The message's packet is confirmed on the slot (positions name a commit, the slot is confirmed to one past it). */
+function confirmedOn(message: StoredPart, confirmed: Lsn): boolean {
+  return lsnToBigInt(message.part.header.lsn) < lsnToBigInt(confirmed);
+}
+
+/**
+ * Checks the chain of messages the slot does not vouch for, from the end of
+ * the bus back, and removes it from its first break to the end. The
+ * publisher confirms only messages acknowledged with every one before them,
+ * so whatever follows the slot's confirmed point is re-derived from the WAL;
+ * but once one of its messages was refused (a deposed publisher's took its
+ * place), later ones are stored behind the foreign one and agents see a gap.
+ * The walk goes back over what is not confirmed, and past messages that do
+ * not follow their predecessor (not ours), to the first confirmed one that
+ * does: it is bounded by the unconfirmed tail (what the publisher had in
+ * flight since its last confirmation, at most a second of it) plus the
+ * foreign messages in it.
+ */
+export async function checkTail(
+  log: PacketLog,
+  last: StoredPart,
+  confirmed: Lsn,
+): Promise<CheckedTail> {
+  const walked: StoredPart[] = [last];
+  let current = last;
+  for (;;) {
+    const previous = await log.before(current.sequence);
+    if (!previous) break;
+    walked.push(previous);
+    if (confirmedOn(previous, confirmed) && follows(previous.position, current.position)) break;
+    current = previous;
+  }
+  const chain = walked.reverse();
+  const broken = chain.findIndex(
+    (message, i) => i > 0 && !follows((chain[i - 1] as StoredPart).position, message.position),
+  );
+  if (broken < 0) return { last, chain, repair: null };
+  const removed = chain.slice(broken);
+  // Newest first: interrupted, the bus still ends in a chain with the same break (the next try finds it).
+  for (const message of [...removed].reverse()) await log.remove(message.sequence);
+  const kept = chain.slice(0, broken);
+  const before = kept[kept.length - 1] as StoredPart;
+  return {
+    last: before,
+    chain: kept,
+    repair: {
+      from: (removed[0] as StoredPart).sequence,
+      to: last.sequence,
+      after: before.position,
+      found: (removed[0] as StoredPart).position,
+    },
+  };
+}

@@ -1,0 +1,29 @@
+import type { PacketLog, StoredPart } from '../../plugin/ports/packet-bus.js';
+
+/**
+ * A packet log in memory holding `stored` (sequences ascending): removing a
+ * message keeps the last sequence, as JetStream does; appends are not
+ * stored (a unit test of where publishing resumes needs none).
+ */
+export function memoryPacketLog(
+  stored: StoredPart[],
+  maxBody = 1024,
+): PacketLog & { readonly removed: number[] } {
+  const end = stored.at(-1)?.sequence ?? 0;
+  const removed: number[] = [];
+  return {
+    removed,
+    last: async () => stored.at(-1) ?? null,
+    at: async (sequence) => stored.find((m) => m.sequence === sequence) ?? null,
+    before: async (sequence) => stored.findLast((m) => m.sequence < sequence) ?? null,
+    remove: async (sequence) => {
+      const at = stored.findIndex((m) => m.sequence === sequence);
+      if (at >= 0) stored.splice(at, 1);
+      removed.push(sequence);
+    },
+    end: async () => end,
+    appender: () => ({ append: async () => 0 }),
+    maxBody,
+    close: async () => undefined,
+  };
+}
