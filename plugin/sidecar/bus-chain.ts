@@ -19,6 +19,8 @@ export interface CheckedTail {
   /** The messages walked that stay, oldest first, `last` at the end. */
   readonly chain: readonly StoredPart[];
   readonly repair: TailRepair | null;
+  /** The sequences to remove ({@link removeTail}), newest first: interrupted, the bus still ends in the same break. */
+  readonly removing: readonly number[];
 }
 
 /**
@@ -44,7 +46,8 @@ function confirmedOn(message: StoredPart, confirmed: Lsn): boolean {
 
 /**
  * Checks the chain of messages the slot does not vouch for, from the end of
- * the bus back, and removes it from its first break to the end. The
+ * the bus back, and says which to remove: from its first break to the end
+ * ({@link removeTail}; the caller first checks what stays reaches the slot). The
  * publisher confirms only messages acknowledged with every one before them,
  * so whatever follows the slot's confirmed point is re-derived from the WAL;
  * but once one of its messages was refused (a deposed publisher's took its
@@ -73,10 +76,8 @@ export async function checkTail(
   const broken = chain.findIndex(
     (message, i) => i > 0 && !follows((chain[i - 1] as StoredPart).position, message.position),
   );
-  if (broken < 0) return { last, chain, repair: null };
+  if (broken < 0) return { last, chain, repair: null, removing: [] };
   const removed = chain.slice(broken);
-  // Newest first: interrupted, the bus still ends in a chain with the same break (the next try finds it).
-  for (const message of [...removed].reverse()) await log.remove(message.sequence);
   const kept = chain.slice(0, broken);
   const before = kept[kept.length - 1] as StoredPart;
   return {
@@ -88,5 +89,11 @@ export async function checkTail(
       after: before.position,
       found: (removed[0] as StoredPart).position,
     },
+    removing: removed.map((message) => message.sequence).reverse(),
   };
+}
+
+/** Removes the messages `tail` says break the chain. */
+export async function removeTail(log: PacketLog, tail: CheckedTail): Promise<void> {
+  for (const sequence of tail.removing) await log.remove(sequence);
 }

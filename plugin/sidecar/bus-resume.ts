@@ -2,7 +2,7 @@ import { LockstepError } from '../ports/lockstep-error.js';
 import type { PacketLog, StoredPart } from '../ports/packet-bus.js';
 import { isFragment } from '../protocol/change-fragments.js';
 import { type Lsn, lsnToBigInt, type ResumePoint } from '../protocol/index.js';
-import { checkTail, type TailRepair } from './bus-chain.js';
+import { checkTail, removeTail, type TailRepair } from './bus-chain.js';
 import type { PacketCursor } from './bus-messages.js';
 
 /** Where publishing picks up: the stream's resume point, what of its next packet is stored, the subject's last sequence. */
@@ -49,6 +49,7 @@ export async function busResume(
     ...(tail?.repair ? { repaired: tail.repair } : {}),
   };
   if (confirmed && lsnToBigInt(plan.resume.lsn) + 1n < lsnToBigInt(confirmed)) {
+    if (tail?.repair) throw brokenBeforeConfirmed(tail.repair, confirmed);
     throw new LockstepError({
       node: 'bus',
       // The slot is confirmed only once JetStream acknowledged: the stream's answer comes from a
@@ -57,7 +58,19 @@ export async function busResume(
       fix: `none while it passes with a new leader; should it persist, ${fix}`,
     });
   }
+  // Removed only now: a tail the slot vouches for is never removed, the bus stays as it was.
+  if (tail) await removeTail(log, tail);
   return plan;
+}
+
+/** A break with messages the slot vouches for behind it: removing them would lose them. */
+function brokenBeforeConfirmed(repair: TailRepair, confirmed: Lsn): LockstepError {
+  const { from, after, found } = repair;
+  return new LockstepError({
+    node: 'bus',
+    problem: `the bus holds version ${found.version} part ${found.part} at sequence ${from} where what follows version ${after.version} part ${after.part} belongs, and packets the slot's confirmed point ${confirmed} vouches for are stored behind it: removing them would lose them, so nothing was removed`,
+    fix,
+  });
 }
 
 /** The resume point moved up to the recorded head when the head is the same packet at a later (idle) point. */

@@ -193,3 +193,19 @@ describe('a tail that breaks the chain', () => {
     expect(confirmed.removed).toEqual([]);
   });
 });
+
+describe('a tail repair the slot constrains', () => {
+  it('removes nothing when what stays would end before the slot’s confirmed point', async () => {
+    // Packet 3 is confirmed (its WAL is gone) but sits behind a foreign 9: removing from the
+    // break would lose it. Fail closed, and leave the bus as it is.
+    const log = bus(1, [
+      [1, 0, 1, 'one'],
+      [2, 0, 1, 'one'],
+      [9, 0, 1, 'one'],
+      [3, 0, 1, 'one'],
+    ]);
+    const head = async () => ({ version: 3, lsn: '0/30' as Lsn });
+    await expect(busResume(log, head, slot('0/31'))).rejects.toThrow(/nothing was removed/);
+    expect(log.removed).toEqual([]);
+  });
+});
