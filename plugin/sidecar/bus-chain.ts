@@ -45,6 +45,19 @@ function confirmedOn(message: StoredPart, confirmed: Lsn): boolean {
 }
 
 /**
+ * Whether the walk may stop at `previous`: the slot vouches for it, `current`
+ * follows it, and `current` is past what the slot vouches for or at least
+ * the recorded head's version. A deposed publisher's stale copies can follow
+ * each other below the head while the chain breaks before them: stopping
+ * there would leave the bus ending before the confirmed point for good.
+ */
+function anchors(previous: StoredPart, current: StoredPart, confirmed: Lsn, head: number): boolean {
+  if (!confirmedOn(previous, confirmed) || !follows(previous.position, current.position))
+    return false;
+  return !confirmedOn(current, confirmed) || current.position.version >= head;
+}
+
+/**
  * Checks the chain of messages the slot does not vouch for, from the end of
  * the bus back, and says which to remove: from its first break to the end
  * ({@link removeTail}; the caller first checks what stays reaches the slot). The
@@ -62,6 +75,8 @@ export async function checkTail(
   log: PacketLog,
   last: StoredPart,
   confirmed: Lsn,
+  /** The recorded head's version: the slot is never confirmed past it. */
+  head: number,
 ): Promise<CheckedTail> {
   const walked: StoredPart[] = [last];
   let current = last;
@@ -69,7 +84,7 @@ export async function checkTail(
     const previous = await log.before(current.sequence);
     if (!previous) break;
     walked.push(previous);
-    if (confirmedOn(previous, confirmed) && follows(previous.position, current.position)) break;
+    if (anchors(previous, current, confirmed, head)) break;
     current = previous;
   }
   const chain = walked.reverse();

@@ -37,7 +37,8 @@ export async function busResume(
   const end = await log.end();
   const newest = await log.last();
   const confirmed = await slotConfirmed();
-  const tail = newest && confirmed ? await checkTail(log, newest, confirmed) : null;
+  const head = (await start())?.version ?? 0;
+  const tail = newest && confirmed ? await checkTail(log, newest, confirmed, head) : null;
   const last = tail ? tail.last : newest;
   const chain = tail?.chain ?? (last ? [last] : []);
   const stored = last ? await fromStored(log, chain, start) : await fromStart(end, start);

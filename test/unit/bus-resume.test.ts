@@ -195,6 +195,27 @@ describe('a tail that breaks the chain', () => {
 });
 
 describe('a tail repair the slot constrains', () => {
+  it('looks past a deposed publisher’s messages that follow each other below the head', async () => {
+    // Ours: 1, then packets 2..10 in one message (confirmed, the head). A deposed publisher whose
+    // messages were cut smaller stored its copies of 3 and 4 behind it: they follow each other
+    // and the slot vouches for their commits, yet the chain breaks before them.
+    const log = bus(1, [
+      [1, 0, 1, 'one'],
+      [10, 0, 1, 'one', undefined, 2],
+      [3, 0, 1, 'one'],
+      [4, 0, 1, 'one'],
+    ]);
+    const head = async () => ({ version: 10, lsn: '0/A0' as Lsn });
+    const plan = await busResume(log, head, slot('0/A1'));
+    expect(plan).toMatchObject({
+      resume: { version: 10, lsn: '0/A0' },
+      cursor: null,
+      lastSequence: 4,
+      repaired: { from: 3, to: 4 },
+    });
+    expect(log.removed).toEqual([4, 3]);
+  });
+
   it('removes nothing when what stays would end before the slot’s confirmed point', async () => {
     // Packet 3 is confirmed (its WAL is gone) but sits behind a foreign 9: removing from the
     // break would lose it. Fail closed, and leave the bus as it is.
