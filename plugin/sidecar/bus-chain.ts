@@ -1,6 +1,15 @@
 import type { PacketLog, StoredPart } from '../ports/packet-bus.js';
 import { type Lsn, lsnToBigInt } from '../protocol/index.js';
 import { firstVersion, type PartPosition } from '../protocol/packet-bus-names.js';
+import { PUBLISH_LIMITS } from './publish-window.js';
+
+/**
+ * How many confirmed messages below the head the walk looks past: a deposed
+ * publisher stores at most its window of stale copies. More (a leader behind
+ * what it acknowledged, whose bus ends before the head) is not a tail to
+ * repair, and walking the whole stream for it would cost a request a message.
+ */
+const STALE_LIMIT = PUBLISH_LIMITS.messages;
 
 /** Messages removed from the bus because they did not follow the message before them. */
 export interface TailRepair {
@@ -51,10 +60,18 @@ function confirmedOn(message: StoredPart, confirmed: Lsn): boolean {
  * each other below the head while the chain breaks before them: stopping
  * there would leave the bus ending before the confirmed point for good.
  */
-function anchors(previous: StoredPart, current: StoredPart, confirmed: Lsn, head: number): boolean {
+function anchors(
+  previous: StoredPart,
+  current: StoredPart,
+  confirmed: Lsn,
+  head: number,
+  below: number,
+): boolean {
   if (!confirmedOn(previous, confirmed) || !follows(previous.position, current.position))
     return false;
-  return !confirmedOn(current, confirmed) || current.position.version >= head;
+  return (
+    !confirmedOn(current, confirmed) || current.position.version >= head || below >= STALE_LIMIT
+  );
 }
 
 /**
@@ -80,11 +97,14 @@ export async function checkTail(
 ): Promise<CheckedTail> {
   const walked: StoredPart[] = [last];
   let current = last;
+  /** Confirmed messages below the head walked past so far. */
+  let below = 0;
   for (;;) {
     const previous = await log.before(current.sequence);
     if (!previous) break;
     walked.push(previous);
-    if (anchors(previous, current, confirmed, head)) break;
+    if (anchors(previous, current, confirmed, head, below)) break;
+    if (confirmedOn(current, confirmed) && current.position.version < head) below++;
     current = previous;
   }
   const chain = walked.reverse();

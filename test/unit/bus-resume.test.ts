@@ -3,6 +3,7 @@ import type { StoredPart } from '../../plugin/ports/packet-bus.js';
 import type { Lsn } from '../../plugin/protocol/lsn.js';
 import type { Phase } from '../../plugin/protocol/packet.js';
 import { busResume } from '../../plugin/sidecar/bus-resume.js';
+import { PUBLISH_LIMITS } from '../../plugin/sidecar/publish-window.js';
 import { memoryPacketLog } from '../support/memory-packet-log.js';
 
 /** A stored message: [version, part, changes so far, final, its sequence when not the next one, first version when several]. */
@@ -227,6 +228,26 @@ describe('a tail repair the slot constrains', () => {
     ]);
     const head = async () => ({ version: 3, lsn: '0/30' as Lsn });
     await expect(busResume(log, head, slot('0/31'))).rejects.toThrow(/nothing was removed/);
+    expect(log.removed).toEqual([]);
+  });
+});
+
+describe('the walk over a bus that ends before the head', () => {
+  it('looks back no further than a deposed publisher’s window', async () => {
+    // A leader behind what it acknowledged: 1..400 whole, the head and the slot at 500.
+    const log = bus(
+      1,
+      Array.from({ length: 400 }, (_, i): Message => [i + 1, 0, 1, 'one']),
+    );
+    let reads = 0;
+    const before = (sequence: number) => {
+      reads++;
+      return log.before(sequence);
+    };
+    const counted = { ...log, before };
+    const head = async () => ({ version: 500, lsn: '0/1F40' as Lsn });
+    await expect(busResume(counted, head, slot('0/1F41'))).rejects.toThrow(/packets in between/);
+    expect(reads).toBeLessThanOrEqual(PUBLISH_LIMITS.messages + 1);
     expect(log.removed).toEqual([]);
   });
 });
