@@ -141,6 +141,7 @@ export class BusAgent {
         this.wake.notify();
       },
       seen: (part) => parts.rounds.migrations?.seen(part),
+      stalled: (problem, fix) => agent?.sourceTrouble(problem, fix),
     });
     agent = this.newAgent(window, pump);
     this.current = agent;

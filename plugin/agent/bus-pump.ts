@@ -22,6 +22,8 @@ export interface BusPumpHost {
   fatal(error: LockstepError, through?: number): void;
   /** Each part read, before the replica machine sees it (migration work the stream vouches for). */
   seen?(part: PacketPart): void;
+  /** Reading is stuck for now (a chain the bus breaks): the replica's error until it applies again. */
+  stalled?(problem: string, fix: string): void;
 }
 
 /**
@@ -136,6 +138,10 @@ export class BusPump {
       this.host.log.warn(
         { replica: this.host.replica, expected, found, event: 'bus-gap' },
         'the bus breaks the chain of packets: reading again from the replica position',
+      );
+      this.host.stalled?.(
+        error.message,
+        'none while the publisher runs: it removes the broken tail when it resumes; should it persist, check `lockstep run` is running and its log (bus-tail-repaired, bus-refused)',
       );
       return false;
     }

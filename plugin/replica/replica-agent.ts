@@ -297,6 +297,17 @@ export class ReplicaAgent {
     this.events.stateChanged(this);
   }
 
+  /**
+   * The source of packets cannot give the next one now (a bus whose chain
+   * breaks until its publisher repairs it): the replica's error until it
+   * applies again, so a stalled replica shows in status and not only in a log.
+   */
+  sourceTrouble(problem: string, fix: string): void {
+    if (this.lastError?.problem === problem) return;
+    this.lastError = new ApplyError({ node: this.name, kind: 'other', version: 0, problem, fix });
+    this.events.stateChanged(this);
+  }
+
   /** The replica is durably at `next` (a transaction committed, or an idle point stored). */
   private applied(next: ReplicaPosition, packets: number, rows: number): void {
     this.events.applied(this, next, packets, rows);

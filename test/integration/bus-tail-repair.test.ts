@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { openPacketLog } from '../../adapters/nats/nats-packet-log.js';
 import { busSettings } from '../../plugin/config/bus-settings.js';
+import type { LockstepStatus } from '../../plugin/status/read-status.js';
 import { eventually, expectIdentical, waitForMarker } from '../support/compare-nodes.js';
-import { LockstepProcess, startAgent } from '../support/lockstep-process.js';
+import { LockstepProcess, lockstep, startAgent } from '../support/lockstep-process.js';
 import { expectContiguous, packetMessage, readBusMessages } from '../support/nats-packets.js';
 import { useAttached } from '../support/use-attached.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
@@ -64,6 +65,14 @@ describe('a deposed publisher’s message in the chain', () => {
         expected: { version: next, index: 0 },
         found: { version: next + 1, index: 0 },
       });
+      // Stalled while the publisher is away: status says so (from the agent's report), not only the log.
+      await eventually(async () => {
+        const r = await lockstep(['status', '--config', clusters.configFile, '--json'], {}, 60_000);
+        const replica = (JSON.parse(r.stdout) as LockstepStatus).replicas[0];
+        return /the bus holds version \d+ part 0 where version \d+ part 0 belongs/.test(
+          replica?.error ?? '',
+        );
+      }, 'status to name the gap');
       await insert(20);
       publisher = new LockstepProcess(['run', '--config', clusters.configFile]);
       await eventually(async () => !!publisher.logEvent('bus-publishing'), 'publishing again');
@@ -77,6 +86,11 @@ describe('a deposed publisher’s message in the chain', () => {
       ]);
       await waitForMarker(clusters.primary, clusters.replicas);
       await expectIdentical(clusters.primary, clusters.replicas, ['t', 'marker']);
+      // Applying again clears it.
+      await eventually(async () => {
+        const r = await lockstep(['status', '--config', clusters.configFile, '--json'], {}, 60_000);
+        return (JSON.parse(r.stdout) as LockstepStatus).replicas[0]?.error === null;
+      }, 'the gap error to clear');
       // The bus holds every packet once, in order, the removed sequences skipped.
       const messages = await readBusMessages(nats.cluster.url, 'LOCKSTEP_LOCKSTEP');
       expect(messages.map((m) => m.sequence)).not.toContain(end + 1);
