@@ -5,10 +5,10 @@ import { isMigrationGid, parseGid } from '../protocol/index.js';
 import { onReplica } from './attach-cluster.js';
 import {
   lockNotTaken,
+  nodeStepError,
   primaryCommandSession,
   primaryStepError,
-  replicaStepError,
-} from './replica-step.js';
+} from './node-step.js';
 
 /** What `detach` removed. */
 export interface DetachResult {
@@ -146,7 +146,7 @@ async function forgetPositions(
       replicasReset.push(replica.name);
     } catch (error) {
       failed.push(
-        replicaStepError(
+        nodeStepError(
           replica.name,
           "removing the stream's position",
           config.applyTimeoutMs,
@@ -196,7 +196,7 @@ async function refuseWhilePrepared(
       const gids = await onReplica(cluster, replica, ours, detachSession(config));
       for (const p of gids) held.push(`${replica.name}: ${p.gid}`);
     } catch (error) {
-      throw replicaStepError(
+      throw nodeStepError(
         replica.name,
         'checking the replica for prepared lockstep transactions',
         config.applyTimeoutMs,

@@ -12,10 +12,10 @@ import { checkNodeSettings } from './doctor-settings.js';
 import {
   isLockWait,
   isUnanswered,
+  nodeStepError,
   primaryCommandSession,
   primaryStepError,
-  replicaStepError,
-} from './replica-step.js';
+} from './node-step.js';
 import { compareTable } from './table-compatibility.js';
 
 /** What `doctor` found. */
@@ -215,7 +215,7 @@ export async function runDoctor(
           }),
         (session) => checkReplica(config, replica, session, tables, copying.has(replica.name)),
         (error) =>
-          replicaStepError(
+          nodeStepError(
             replica.name,
             "doctor's checks (settings, tables, position)",
             config.applyTimeoutMs,

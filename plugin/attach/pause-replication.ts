@@ -2,12 +2,7 @@ import type { LockstepConfig } from '../config/config-schema.js';
 import type { LockstepCluster, PrimarySession } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 import { sleep } from '../support/sleep.js';
-import {
-  isLockWait,
-  isUnanswered,
-  primaryCommandSession,
-  primaryStepError,
-} from './replica-step.js';
+import { isLockWait, isUnanswered, primaryCommandSession, primaryStepError } from './node-step.js';
 
 /** How long `pause` waits for a running sidecar to let go of the slot. */
 const RELEASE_WAIT_MS = 10_000;

@@ -7,10 +7,10 @@ import { onPrimary, onReplica } from './attach-cluster.js';
 import {
   isLockWait,
   isUnanswered,
+  nodeStepError,
   primaryCommandSession,
   primaryStepError,
-  replicaStepError,
-} from './replica-step.js';
+} from './node-step.js';
 
 /** A real point of the stream a resynced replica restarts from. */
 export type ResyncAnchor = StreamPosition;
@@ -80,7 +80,7 @@ async function readPosition(
       queryTimeoutMs: deadlineMs,
     });
   } catch (error) {
-    throw replicaStepError(replica.name, step, deadlineMs, error, fix);
+    throw nodeStepError(replica.name, step, deadlineMs, error, fix);
   }
 }
 

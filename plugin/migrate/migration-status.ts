@@ -1,4 +1,4 @@
-import { isUnanswered, replicaStepError } from '../attach/replica-step.js';
+import { isUnanswered, nodeStepError } from '../attach/node-step.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import { isConnectionFailure } from '../ports/lockstep-error.js';
 import type { MigrationNodeSession } from '../ports/migration-session.js';
@@ -46,7 +46,7 @@ export async function readMigrationStatus(
       } catch (error) {
         // A node that did not answer within its read's deadline counts as unreachable (exit 3), named.
         const named = isUnanswered(error)
-          ? replicaStepError(
+          ? nodeStepError(
               s.node,
               'reading the migration history',
               config.applyTimeoutMs,

@@ -1,4 +1,4 @@
-import { isUnanswered } from '../attach/replica-step.js';
+import { isUnanswered } from '../attach/node-step.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { TwoPhaseStatus } from '../coordinator/two-phase-coordinator.js';
 import type { JoinHold } from '../ports/join-holds.js';

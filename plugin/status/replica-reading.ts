@@ -1,4 +1,4 @@
-import { isUnanswered } from '../attach/replica-step.js';
+import { isUnanswered } from '../attach/node-step.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import type { LockstepCluster, PreparedGidEntry } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';

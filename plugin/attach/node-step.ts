@@ -22,8 +22,8 @@ export function isLockWait(error: unknown): boolean {
  * answer within `deadlineMs` (a frozen or overloaded host), could not be
  * reached (the connection's own fix first) or refused.
  */
-export function replicaStepError(
-  replica: string,
+export function nodeStepError(
+  node: string,
   step: string,
   deadlineMs: number,
   error: unknown,
@@ -32,7 +32,7 @@ export function replicaStepError(
   const { code, sqlState = code } = (error ?? {}) as { code?: string; sqlState?: string };
   const connection = error instanceof LockstepError && error.setting === 'connection';
   const unanswered = isUnanswered(error);
-  const role = replica === 'primary' ? 'primary' : 'replica';
+  const role = node === 'primary' ? 'primary' : 'replica';
   const lockWait = isLockWait(error);
   const reason = unanswered
     ? `the ${role} did not answer for ${deadlineMs} ms (applyTimeoutMs)`
@@ -42,7 +42,7 @@ export function replicaStepError(
         ? error.problem
         : ((error as Error | undefined)?.message ?? String(error));
   return new LockstepError({
-    node: replica,
+    node,
     // An unanswered node counts as unreachable (exit code 3), as one that refuses connections.
     ...(unanswered || connection ? { setting: 'connection' } : {}),
     sqlState,
@@ -58,9 +58,9 @@ export function replicaStepError(
   });
 }
 
-/** {@link replicaStepError} for a step on the primary. */
+/** {@link nodeStepError} for a step on the primary. */
 export const primaryStepError = (step: string, deadlineMs: number, error: unknown, fix: string) =>
-  replicaStepError('primary', step, deadlineMs, error, fix);
+  nodeStepError('primary', step, deadlineMs, error, fix);
 
 /**
  * How an operator command opens its primary session: bounded by
