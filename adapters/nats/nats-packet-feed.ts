@@ -3,6 +3,7 @@ import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import type { PacketFeed } from '../../plugin/ports/packet-reader.js';
 import type { BusPiece } from '../../plugin/protocol/change-fragments.js';
 import { decodeBusPieces } from '../../plugin/protocol/packet-batch-codec.js';
+import { partPosition } from '../../plugin/protocol/packet-bus-names.js';
 import { PacketPartFormatError } from '../../plugin/protocol/packet-part-codec.js';
 import { RelationInterner } from '../../plugin/protocol/relation-interner.js';
 
@@ -70,6 +71,8 @@ export class NatsPacketFeed implements PacketFeed {
   /** Pieces of the last message read not handed out yet. */
   private queued: BusPiece[] = [];
   private nextQueued = 0;
+  /** The last message's `Lockstep-Changes`: the count through its last piece. */
+  private messageChanges: number | null = null;
 
   constructor(
     private readonly messages: ConsumerMessages,
@@ -97,6 +100,8 @@ export class NatsPacketFeed implements PacketFeed {
     this.lastSign = Date.now();
     this.lastMessage = this.lastSign;
     this.delivered = value.seq;
+    this.messageChanges =
+      partPosition((name) => value.headers?.get(name) || undefined)?.changes ?? null;
     try {
       this.queued = decodeBusPieces(value.data, this.relations);
       this.nextQueued = 1;
@@ -110,6 +115,10 @@ export class NatsPacketFeed implements PacketFeed {
         cause: error,
       });
     }
+  }
+
+  changesThrough(): number | null {
+    return this.nextQueued === this.queued.length ? this.messageChanges : null;
   }
 
   async close(): Promise<void> {

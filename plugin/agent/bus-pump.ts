@@ -173,7 +173,7 @@ export class BusPump {
       if (interrupted()) return;
       const next = await this.interrupt.race(feed.next(), null);
       if (next === null) return;
-      const checked = this.checked(sequence, next);
+      const checked = this.checked(sequence, next, feed.changesThrough?.() ?? null);
       if (checked.verdict === 'gap') throw this.gap(sequence.expected, next);
       if (checked.verdict !== 'take') continue;
       this.took = true;
@@ -183,9 +183,9 @@ export class BusPump {
   }
 
   /** `sequence`'s verdict on `piece`; fragments that do not join into a change stop the agent. */
-  private checked(sequence: PartSequence, piece: BusPiece): PartCheck {
+  private checked(sequence: PartSequence, piece: BusPiece, through: number | null): PartCheck {
     try {
-      return sequence.check(piece);
+      return sequence.check(piece, through);
     } catch (error) {
       if (!(error instanceof PacketPartFormatError)) throw error;
       throw new LockstepError({

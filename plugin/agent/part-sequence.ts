@@ -1,4 +1,5 @@
 import {
+  addedChanges,
   type BusPiece,
   ChangeJoin,
   isFragment,
@@ -32,6 +33,8 @@ export class PartSequence {
   private header: PacketHeader | null = null;
   /** The change whose fragments are being joined. */
   private join: ChangeJoin | null = null;
+  /** Changes of the packet through the last message taken (what its `Lockstep-Changes` says). */
+  private counted = 0;
 
   /** @param first the version whose first part comes next */
   constructor(first: number) {
@@ -43,12 +46,20 @@ export class PartSequence {
     return { version: this.version, index: this.index };
   }
 
-  /** Judges the next message; throws `PacketPartFormatError` when joined fragments are not a change. */
-  check(piece: BusPiece): PartCheck {
+  /**
+   * Judges the next message; throws `PacketPartFormatError` when joined
+   * fragments are not a change. `through`: the packet's count of changes
+   * through this message as the log says it (null: not said): a count that
+   * does not add up is a gap, as a message cut by another publisher is.
+   */
+  check(piece: BusPiece, through: number | null = null): PartCheck {
     const { version } = piece.header;
     if (version < this.version || (version === this.version && piece.index < this.index))
       return { verdict: 'duplicate' };
     if (version !== this.version || piece.index !== this.index) return { verdict: 'gap' };
+    const counted = (piece.index === 0 ? 0 : this.counted) + addedChanges(piece);
+    if (through !== null && through !== counted) return { verdict: 'gap' };
+    this.counted = counted;
     if (piece.index === 0) this.header = piece.header;
     if (isFragment(piece)) return this.fragment(piece);
     // A part where the next fragment of a change belongs.

@@ -8,6 +8,11 @@ export interface PacketFeed {
    * holds something the reader cannot take).
    */
   next(): Promise<BusPiece>;
+  /**
+   * The packet's count of changes through the piece {@link next} gave last,
+   * when the log says it (the piece ends its message); null otherwise.
+   */
+  changesThrough?(): number | null;
   /** Stops reading; a pending {@link next} may reject. */
   close(): Promise<void>;
 }

@@ -43,6 +43,29 @@ export function isFragment(piece: BusPiece): piece is PartFragment {
 }
 
 /**
+ * What a message adds to its packet's count of changes (`Lockstep-Changes`
+ * counts them through the message): a part its changes, a fragment one when
+ * it completes its change. Two publishers that cut a packet differently give
+ * messages whose indexes follow but whose counts do not: the count tells.
+ */
+export function addedChanges(piece: BusPiece): number {
+  if (!isFragment(piece)) return piece.changes.length;
+  return piece.offset + piece.bytes.length === piece.total ? 1 : 0;
+}
+
+/** Whether `next` may come after `previous` in one packet as fragments go: an open change's next bytes, else no fragment past a change's start. */
+export function fragmentFollows(previous: BusPiece, next: BusPiece): boolean {
+  const open =
+    isFragment(previous) && previous.offset + previous.bytes.length < previous.total
+      ? previous
+      : null;
+  if (!open) return !isFragment(next) || next.offset === 0;
+  return (
+    isFragment(next) && next.total === open.total && next.offset === open.offset + open.bytes.length
+  );
+}
+
+/**
  * The encoding fragments carry: the change alone as a part of its own (index
  * 0, no phase), so its bytes do not depend on which message it starts at: a
  * publisher restarted mid-change re-derives the same bytes and goes on at the

@@ -1,4 +1,5 @@
 import type { PacketLog, StoredPart } from '../ports/packet-bus.js';
+import { addedChanges, fragmentFollows, isFragment } from '../protocol/change-fragments.js';
 import { type Lsn, lsnToBigInt } from '../protocol/index.js';
 import { firstVersion, type PartPosition } from '../protocol/packet-bus-names.js';
 import { PUBLISH_LIMITS } from './publish-window.js';
@@ -36,16 +37,26 @@ export interface CheckedTail {
  * Whether `next` may follow `previous` in the packet stream, as agents read
  * it (part-sequence.ts): the next part of the same packet, or the first one
  * (alone or opening a message of several whole packets) of the next version.
+ * Within a packet the count of changes must add up and fragments go on at
+ * the byte they stopped at: a deposed publisher that cut the same packet
+ * differently stores messages whose indexes follow but whose content does not.
  */
-export function follows(previous: PartPosition, next: PartPosition): boolean {
-  if (!previous.final)
+export function follows(previous: StoredPart, next: StoredPart): boolean {
+  const [before, after] = [previous.position, next.position];
+  if (!before.final)
     return (
-      next.first === undefined &&
-      next.version === previous.version &&
-      next.part === previous.part + 1
+      after.first === undefined &&
+      after.version === before.version &&
+      after.part === before.part + 1 &&
+      after.changes === before.changes + addedChanges(next.part) &&
+      fragmentFollows(previous.part, next.part)
     );
-  if (next.part !== 0 || firstVersion(next) !== previous.version + 1) return false;
-  return next.first === undefined || next.final !== null;
+  if (after.part !== 0 || firstVersion(after) !== before.version + 1) return false;
+  if (after.first !== undefined && after.final === null) return false;
+  // The message's last packet starts here (or is whole): its count is its own.
+  return (
+    after.changes === addedChanges(next.part) && (!isFragment(next.part) || next.part.offset === 0)
+  );
 }
 
 /** The message's packet is confirmed on the slot (positions name a commit, the slot is confirmed to one past it). */
@@ -55,10 +66,11 @@ function confirmedOn(message: StoredPart, confirmed: Lsn): boolean {
 
 /**
  * Whether the walk may stop at `previous`: the slot vouches for it, `current`
- * follows it, and `current` is past what the slot vouches for or at least
- * the recorded head's version. A deposed publisher's stale copies can follow
- * each other below the head while the chain breaks before them: stopping
- * there would leave the bus ending before the confirmed point for good.
+ * follows it, and `current` is past what the slot vouches for or ends a
+ * packet at least the recorded head's version. A deposed publisher's stale
+ * copies can follow each other below the head (or open the head's packet
+ * without its end) while the chain breaks before them: stopping there would
+ * leave the bus ending before the confirmed point for good.
  */
 function anchors(
   previous: StoredPart,
@@ -67,10 +79,11 @@ function anchors(
   head: number,
   below: number,
 ): boolean {
-  if (!confirmedOn(previous, confirmed) || !follows(previous.position, current.position))
-    return false;
+  if (!confirmedOn(previous, confirmed) || !follows(previous, current)) return false;
   return (
-    !confirmedOn(current, confirmed) || current.position.version >= head || below >= STALE_LIMIT
+    !confirmedOn(current, confirmed) ||
+    (current.position.final !== null && current.position.version >= head) ||
+    below >= STALE_LIMIT
   );
 }
 
@@ -109,7 +122,7 @@ export async function checkTail(
   }
   const chain = walked.reverse();
   const broken = chain.findIndex(
-    (message, i) => i > 0 && !follows((chain[i - 1] as StoredPart).position, message.position),
+    (message, i) => i > 0 && !follows(chain[i - 1] as StoredPart, message),
   );
   if (broken < 0) return { last, chain, repair: null, removing: [] };
   const removed = chain.slice(broken);

@@ -110,7 +110,10 @@ describe('the packet reader finds the first part of a version', () => {
     const feed = await reader.readFrom(3, 'replica1');
     await packets.publish(3, [3, 4], 'one', 2);
     expect(await nextOf(feed)).toBe('3/0');
+    // Each message's count of its packet's changes (Lockstep-Changes): what agents check it adds up to.
+    expect(feed.changesThrough?.()).toBe(1);
     expect(await nextOf(feed)).toBe('3/1');
+    expect(feed.changesThrough?.()).toBe(2);
     await feed.close();
   });
 

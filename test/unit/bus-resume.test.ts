@@ -1,27 +1,41 @@
 import { describe, expect, it } from 'vitest';
 import type { StoredPart } from '../../plugin/ports/packet-bus.js';
+import type { Change } from '../../plugin/protocol/index.js';
 import type { Lsn } from '../../plugin/protocol/lsn.js';
 import type { Phase } from '../../plugin/protocol/packet.js';
 import { busResume } from '../../plugin/sidecar/bus-resume.js';
 import { PUBLISH_LIMITS } from '../../plugin/sidecar/publish-window.js';
 import { memoryPacketLog } from '../support/memory-packet-log.js';
 
-/** A stored message: [version, part, changes so far, final, its sequence when not the next one, first version when several]. */
-type Message = [number, number, number, Phase | null, number?, number?];
+/**
+ * A stored message: [version, part, changes so far, final, its sequence when
+ * not the next one, first version when several, changes it holds when not
+ * the count's step from its packet's previous part in the list].
+ */
+type Message = [number, number, number, Phase | null, number?, number?, number?];
 
 /** A bus holding messages at sequences `from`, `from + 1`, … (a message naming its own moves the count on). */
 function bus(from: number, messages: Message[]) {
   let next = from;
-  const stored = messages.map(([version, part, changes, final, at, first]): StoredPart => {
-    const lsn = `0/${(version * 16).toString(16).toUpperCase()}` as Lsn;
-    const header = { version, lsn, xid: version, commitTime: '2026-01-01T00:00:00.000000Z' };
-    next = at ?? next;
-    return {
-      sequence: next++,
-      position: { version, part, changes, final, ...(first ? { first } : {}) },
-      part: { header, index: part, changes: [], final: final ? { phase: final } : null },
-    };
-  });
+  const stored = messages.map(
+    ([version, part, changes, final, at, first, holds], i): StoredPart => {
+      const lsn = `0/${(version * 16).toString(16).toUpperCase()}` as Lsn;
+      const header = { version, lsn, xid: version, commitTime: '2026-01-01T00:00:00.000000Z' };
+      next = at ?? next;
+      const before = messages.slice(0, i).findLast(([v, p]) => v === version && p === part - 1);
+      const held = holds ?? changes - (part > 0 ? (before?.[2] ?? 0) : 0);
+      return {
+        sequence: next++,
+        position: { version, part, changes, final, ...(first ? { first } : {}) },
+        part: {
+          header,
+          index: part,
+          changes: Array.from({ length: Math.max(0, held) }, () => ({}) as Change),
+          final: final ? { phase: final } : null,
+        },
+      };
+    },
+  );
   return memoryPacketLog(stored);
 }
 
@@ -104,23 +118,24 @@ describe('where publishing resumes', () => {
   it('inside a change sent in fragments: at the byte after the last one stored', async () => {
     const lsn = '0/20' as Lsn;
     const header = { version: 2, lsn, xid: 2, commitTime: '2026-01-01T00:00:00.000000Z' };
-    const fragment = (sequence: number, part: number, offset: number, total: number) => ({
+    // As the publisher stores them: the change counts once its last fragment is stored.
+    const fragment = (sequence: number, part: number, offset: number, length: number) => ({
       sequence,
-      position: { version: 2, part, changes: 1, final: null },
-      part: { header, index: part, final: null, offset, total, bytes: Buffer.alloc(100) },
+      position: { version: 2, part, changes: offset + length === 1_000 ? 1 : 0, final: null },
+      part: { header, index: part, final: null, offset, total: 1_000, bytes: Buffer.alloc(length) },
     });
     const first = (await bus(1, [[1, 0, 2, 'one']]).at(1)) as StoredPart;
-    const stored = [first, fragment(2, 0, 0, 1_000), fragment(3, 1, 100, 1_000)];
+    const stored = [first, fragment(2, 0, 0, 100), fragment(3, 1, 100, 100)];
     const inside = memoryPacketLog(stored);
     expect((await busResume(inside, start, slot('0/11'))).cursor).toEqual({
       version: 2,
       nextPart: 2,
       seen: 0,
-      stored: 1,
+      stored: 0,
       partial: 200,
     });
     // The change's last fragment stored: it counts as whole, nothing partial.
-    stored.push(fragment(4, 2, 200, 300));
+    stored.push(fragment(4, 2, 200, 800));
     expect((await busResume(inside, start, slot('0/11'))).cursor).not.toHaveProperty('partial');
   });
 });
@@ -215,6 +230,42 @@ describe('a tail repair the slot constrains', () => {
       repaired: { from: 3, to: 4 },
     });
     expect(log.removed).toEqual([4, 3]);
+  });
+
+  it('is removed where a deposed publisher cut the same packet differently (the counts do not add up)', async () => {
+    // Packet 10's 100 changes: the deposed publisher cut them 25, 25, 25, 25; ours, resumed after its
+    // first message, 19 at a time. Its third message won the place of our third: the indexes follow
+    // (0, 1, 2, 3) but changes 44..49 are missing. Only the counts tell.
+    const log = bus(1, [
+      [9, 0, 1, 'one'],
+      [10, 0, 25, null],
+      [10, 1, 44, null],
+      [10, 2, 75, null, undefined, undefined, 25],
+      [10, 3, 100, 'one'],
+    ]);
+    const head = async () => ({ version: 9, lsn: '0/90' as Lsn });
+    const plan = await busResume(log, head, slot('0/91'));
+    expect(plan).toMatchObject({
+      cursor: { version: 10, nextPart: 2, seen: 0, stored: 44 },
+      repaired: { from: 4, to: 5 },
+    });
+    expect(log.removed).toEqual([5, 4]);
+  });
+
+  it('looks past a stale copy that opens the head’s packet without its end', async () => {
+    // Ours: 9, then 10 in two messages (the head, confirmed). A deposed publisher's copies of 9 and
+    // of 10's first message follow each other behind it: the head's packet is not whole there.
+    const log = bus(1, [
+      [9, 0, 1, 'one'],
+      [10, 0, 3, null],
+      [10, 1, 5, 'one'],
+      [9, 0, 1, 'one'],
+      [10, 0, 3, null],
+    ]);
+    const head = async () => ({ version: 10, lsn: '0/A0' as Lsn });
+    const plan = await busResume(log, head, slot('0/A1'));
+    expect(plan).toMatchObject({ resume: { version: 10, lsn: '0/A0' }, cursor: null });
+    expect(log.removed).toEqual([5, 4]);
   });
 
   it('removes nothing when what stays would end before the slot’s confirmed point', async () => {
