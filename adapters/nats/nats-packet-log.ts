@@ -5,6 +5,7 @@ import {
   type StoredMsg,
 } from '@nats-io/jetstream';
 import { headers, type MsgHdrs, type NatsConnection, nuid } from '@nats-io/transport-node';
+import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import {
   BusLeaderBehindError,
   BusRefusedError,
@@ -147,7 +148,17 @@ class NatsPacketLog implements PacketLog {
 
   async remove(sequence: number): Promise<void> {
     // Not erased: the message is gone for readers; its bytes go with retention.
-    await this.jsm.streams.deleteMessage(this.settings.stream, sequence, false);
+    try {
+      await this.jsm.streams.deleteMessage(this.settings.stream, sequence, false);
+    } catch (error) {
+      // A stream that denies deletes, or a user without the right, stops every repair: say which.
+      throw new LockstepError({
+        node: 'bus',
+        problem: `cannot remove message ${sequence} of stream "${this.settings.stream}" (a tail that breaks the chain of packets): ${(error as Error).message}`,
+        fix: `allow deletes on the stream (deny_delete false) and give the publisher's NATS user $JS.API.STREAM.MSG.DELETE.${this.settings.stream}; it repairs the tail as it resumes`,
+        cause: error,
+      });
+    }
   }
 
   async end(): Promise<number> {

@@ -176,4 +176,28 @@ describe('appends in flight on the packet subject', () => {
       await log.close();
     }
   });
+
+  it('names the fix when the stream denies removing a broken tail', async () => {
+    const settings = settingsFor('chaindenied');
+    const nc = await connectBus(settings, 'test-setup');
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({
+      name: settings.stream,
+      subjects: [settings.subject],
+      num_replicas: 3,
+      deny_delete: true,
+    });
+    await nc.close();
+    const log = await openPacketLog(settings, 'test');
+    try {
+      await appendRun(log, 1, 2);
+      const refused = await log.remove(2).catch((error: unknown) => error);
+      expect(refused).toMatchObject({ node: 'bus' });
+      expect((refused as Error).message).toMatch(/cannot remove message 2 of stream/);
+      expect((refused as { fix: string }).fix).toMatch(/deny_delete false/);
+      expect((await log.last())?.sequence).toBe(2);
+    } finally {
+      await log.close();
+    }
+  });
 });
