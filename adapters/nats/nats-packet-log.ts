@@ -137,11 +137,14 @@ class NatsPacketLog implements PacketLog {
   }
 
   async before(sequence: number): Promise<StoredPart | null> {
-    const { first_seq: first } = (await this.jsm.streams.info(this.settings.stream)).state;
-    // Deleted sequences (a repaired tail) are stepped over, one request each.
-    for (let seq = sequence - 1; seq >= Math.max(first, 1); seq--) {
+    /** The stream's first sequence, read once a sequence is missing: below it nothing is left. */
+    let first: number | null = null;
+    // Deleted sequences (a repaired tail) are stepped over, one request each; a message found costs one.
+    for (let seq = sequence - 1; seq >= 1; seq--) {
       const message = await this.jsm.streams.getMessage(this.settings.stream, { seq });
       if (message) return stored(message);
+      first ??= (await this.jsm.streams.info(this.settings.stream)).state.first_seq;
+      if (seq <= first) return null;
     }
     return null;
   }

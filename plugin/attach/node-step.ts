@@ -19,13 +19,14 @@ export function isLockWait(error: unknown): boolean {
 /**
  * The error of a command's step on a node that failed: it names the node
  * (a replica, or "primary") and the step, and says whether the node did not
- * answer within `deadlineMs` (a frozen or overloaded host), could not be
- * reached (the connection's own fix first) or refused.
+ * answer within `deadline` (ms of applyTimeoutMs, or words naming another
+ * deadline; a frozen or overloaded host), could not be reached (the
+ * connection's own fix first) or refused.
  */
 export function nodeStepError(
   node: string,
   step: string,
-  deadlineMs: number,
+  deadline: number | string,
   error: unknown,
   fix: string,
 ): LockstepError {
@@ -35,7 +36,7 @@ export function nodeStepError(
   const role = node === 'primary' ? 'primary' : 'replica';
   const lockWait = isLockWait(error);
   const reason = unanswered
-    ? `the ${role} did not answer for ${deadlineMs} ms (applyTimeoutMs)`
+    ? `the ${role} did not answer ${typeof deadline === 'number' ? `for ${deadline} ms (applyTimeoutMs)` : deadline}`
     : lockWait
       ? 'a lock it needs was not granted within lock_timeout: another session holds it (the node answers)'
       : error instanceof LockstepError
@@ -85,16 +86,11 @@ export const primaryCommandSession = (
  */
 export function lockNotTaken(stream: string, error: unknown): unknown {
   if (!isUnanswered(error) && !isLockWait(error)) return error;
-  const reason = isUnanswered(error)
-    ? 'the primary did not answer within its control deadline'
-    : 'a lock it needs was not granted within lock_timeout: another session holds it (the node answers)';
-  return new LockstepError({
-    node: 'primary',
-    ...(isUnanswered(error) ? { setting: 'connection' } : {}),
-    problem: `taking the coordinator lock of stream "${stream}" (detach; nothing dropped yet) failed: ${reason}`,
-    fix: isUnanswered(error)
-      ? "check that the primary's server runs and answers (not stopped, not overloaded), then run lockstep detach again"
-      : 'find the session on the primary that holds the lock (pg_locks joined with pg_stat_activity), let it finish or end it, then run lockstep detach again',
-    cause: error,
-  });
+  return nodeStepError(
+    'primary',
+    `taking the coordinator lock of stream "${stream}" (detach; nothing dropped yet)`,
+    'within its control deadline',
+    error,
+    'run lockstep detach again',
+  );
 }
