@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventually, preparedGids } from '../support/compare-nodes.js';
-import { freezeInTransaction, sessionsOf } from '../support/frozen-session.js';
+import { freezeInTransaction, sessionEnded } from '../support/frozen-session.js';
 import { LockstepProcess, lockstep } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 
@@ -46,11 +46,7 @@ describe('a lockstep migrate frozen inside its primary transaction', () => {
       });
       // The application's write waits on the frozen migration's lock until the server ends it.
       await clusters.primary.query(`UPDATE items SET v = 'app' WHERE id = 1`);
-      expect(
-        (await sessionsOf(clusters.primary, 'lockstep-migrate-session')).some(
-          (s) => s.pid === frozenPid,
-        ),
-      ).toBe(false);
+      await sessionEnded(clusters.primary, 'lockstep-migrate-session', frozenPid);
       expect(await preparedGids(nodes)).toEqual([]);
       frozen().kill('SIGKILL');
       await frozen().exited;

@@ -105,3 +105,19 @@ export async function endCoordinatorSessions(primary: PostgresCluster): Promise<
 export async function insertIds(primary: PostgresCluster, from: number, to: number): Promise<void> {
   await primary.query('INSERT INTO t SELECT generate_series($1::int, $2::int)', [from, to]);
 }
+
+/**
+ * Waits until the server has ended session `pid` of `application` on `node`. A backend releases
+ * its locks before it leaves pg_stat_activity, so a write that got the lock may see it still listed.
+ */
+export function sessionEnded(
+  node: PostgresCluster,
+  application: string,
+  pid: number,
+): Promise<void> {
+  return eventually(
+    async () => !(await sessionsOf(node, application)).some((s) => s.pid === pid),
+    `the server to end ${application} session ${pid}`,
+    30_000,
+  );
+}
