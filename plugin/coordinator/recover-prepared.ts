@@ -122,6 +122,10 @@ export async function recoverPrepared(
       }
     }
   }
-  if (failed.length === 0) await decisions.prune([...listed], DECISION_RETENTION_SECONDS);
+  // Only what this pass listed is known: a commit naming another node stays (it may be prepared there).
+  if (failed.length === 0) {
+    const listedNodes = nodes.map((n) => n.node);
+    await decisions.prune({ nodes: listedNodes, gids: [...listed] }, DECISION_RETENTION_SECONDS);
+  }
   return { resolved, failed };
 }

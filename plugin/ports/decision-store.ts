@@ -24,7 +24,17 @@ export interface DecisionStore {
   read(gids: readonly string[]): Promise<Map<string, Decision>>;
   /** The highest round number the stream has used (0 when none). */
   lastRound(): Promise<number>;
-  /** Forgets old decisions of gids prepared nowhere; returns how many. */
-  prune(stillPrepared: readonly string[], olderThanSeconds: number): Promise<number>;
+  /**
+   * Forgets old decisions of gids prepared nowhere; returns how many. Only the
+   * nodes in `listed.nodes` were looked at: a commit decision naming any other
+   * participant is kept, since its gid may still be prepared there.
+   */
+  prune(listed: ListedPrepared, olderThanSeconds: number): Promise<number>;
   close(): Promise<void>;
+}
+
+/** What one recovery pass saw: the nodes it listed, and every gid prepared on them. */
+export interface ListedPrepared {
+  readonly nodes: readonly string[];
+  readonly gids: readonly string[];
 }

@@ -4,6 +4,7 @@ import type {
   Decision,
   DecisionRecord,
   DecisionStore,
+  ListedPrepared,
 } from '../../../plugin/ports/decision-store.js';
 import { DeposedError } from '../../../plugin/ports/lockstep-error.js';
 import {
@@ -156,15 +157,19 @@ export class DecisionLog implements DecisionStore {
   /**
    * Forgets decisions older than `olderThanSeconds` whose gids are prepared
    * nowhere (nothing can ask about them any more); keeps the newest row, which
-   * carries the round counter.
+   * carries the round counter. A commit is forgotten only when every one of its
+   * participants was listed: presumed abort would roll back a copy left on a
+   * node the pass did not look at (a removed replica, the primary's migration
+   * part in a replicas-only pass). An abort is what a missing row means anyway.
    */
-  async prune(stillPrepared: readonly string[], olderThanSeconds: number): Promise<number> {
+  async prune(listed: ListedPrepared, olderThanSeconds: number): Promise<number> {
     const result = await this.onSession((db) =>
       db
         .deleteFrom('lockstep.decisions')
         .where('stream', '=', this.stream)
         .where('decided_at', '<', sql<Date>`now() - make_interval(secs => ${olderThanSeconds})`)
-        .where('gid', '<>', sql<string>`ALL(${[...stillPrepared]}::text[])`)
+        .where('gid', '<>', sql<string>`ALL(${[...listed.gids]}::text[])`)
+        .where(sql<boolean>`(decision = 'abort' OR participants <@ ${[...listed.nodes]}::text[])`)
         .where((eb) =>
           eb(
             'round',
