@@ -1,14 +1,19 @@
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { BusSettings } from '../ports/packet-bus.js';
+import type { BusRunOrigin, BusRunState } from './bus-publisher-endpoints.js';
 import { primaryReady } from './run-command.js';
 
 /**
  * `lockstep run` with `bus`: publishes the primary's packets to the bus (the
  * agents apply them beside each replica) and runs two-phase rounds with the
- * agents over NATS requests; returns when stopped. The HTTP endpoints are not
- * served in this mode yet.
+ * agents over NATS requests; returns when stopped. Its endpoints answer from
+ * the start, as in process (bus-publisher-endpoints.ts).
  */
-export async function runBusPublisher(config: LockstepConfig, bus: BusSettings): Promise<void> {
+export async function runBusPublisher(
+  config: LockstepConfig,
+  bus: BusSettings,
+  origin: BusRunOrigin,
+): Promise<void> {
   const [
     { createLogger },
     { migrateControlSchemaWhenReachable },
@@ -16,6 +21,7 @@ export async function runBusPublisher(config: LockstepConfig, bus: BusSettings):
     { StreamLock },
     { createBusRounds },
     { startSequencePublishing },
+    { busPublisherEndpoints },
   ] = await Promise.all([
     import('../sidecar/logger.js'),
     import('../../adapters/postgres/control/control-schema.js'),
@@ -23,8 +29,12 @@ export async function runBusPublisher(config: LockstepConfig, bus: BusSettings):
     import('../../adapters/postgres/control/stream-lock.js'),
     import('./bus-round-wiring.js'),
     import('./bus-sequence-wiring.js'),
+    import('./bus-publisher-endpoints.js'),
   ]);
   const log = createLogger(config.log.level);
+  // The endpoints answer (/readyz: starting) while the primary is waited for.
+  const run: BusRunState = { publisher: null, rounds: null, stopping: false };
+  const serving = busPublisherEndpoints(config, run, origin, log);
   await primaryReady(config.primary, log, migrateControlSchemaWhenReachable);
   const fault = faultFromEnvironment(config);
   const lock = new StreamLock(config.primary, config.slot);
@@ -33,17 +43,22 @@ export async function runBusPublisher(config: LockstepConfig, bus: BusSettings):
     lock,
     onTwoPhasePacket: (packet) => rounds.offer(packet),
   });
+  run.publisher = publisher;
+  run.rounds = rounds;
+  const endpoints = await serving;
   // Replicas' sequences follow the primary's through the bus (the agents move them).
   const sequences = startSequencePublishing(config, bus, () => lock.held, log);
   const stopped = new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       log.info({ signal }, 'stopping');
+      run.stopping = true;
       setTimeout(() => process.exit(0), 9_000).unref();
       // Rounds first: a decided round is finished before the lock goes with the publisher.
       void rounds
         .stop()
         .then(() => sequences.stop())
         .then(() => publisher.stop())
+        .then(() => endpoints?.close())
         .then(resolve, resolve);
     };
     process.once('SIGTERM', () => shutdown('SIGTERM'));

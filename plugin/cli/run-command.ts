@@ -20,7 +20,8 @@ export async function runSidecar(configFile: string | undefined, version: string
   const configText = configFile ? readConfigText(configFile) : null;
   const config = loadConfig(configFile);
   const bus = busSettings(config);
-  if (bus) return (await import('./run-bus.js')).runBusPublisher(config, bus);
+  if (bus)
+    return (await import('./run-bus.js')).runBusPublisher(config, bus, { configFile, version });
   // Only what the sidecar uses is loaded: a restart is back to streaming sooner.
   const [
     { createLogger },
@@ -116,7 +117,7 @@ function followHangups(): { follow(reload: () => void): void } {
 }
 
 /** Logs where the endpoints listen. */
-function announce<E extends { host: string; port: number }>(endpoints: E, log: Logger): E {
+export function announce<E extends { host: string; port: number }>(endpoints: E, log: Logger): E {
   log.info(
     {
       host: endpoints.host,

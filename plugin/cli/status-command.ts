@@ -1,7 +1,5 @@
-import { busSettings } from '../config/bus-settings.js';
-import type { LockstepConfig } from '../config/config-schema.js';
 import { loadConfig } from '../config/load-config.js';
-import type { BusStatusSource } from '../status/bus-replicas.js';
+import { busStatusSource } from './bus-status-source.js';
 import { printJson } from './cli-output.js';
 import { ExitCode, exitCodeForStatus, UsageError } from './exit-codes.js';
 
@@ -14,17 +12,6 @@ export interface StatusFlags {
   interval?: number;
 }
 
-/** With `bus`, the replicas are read from their agents' reports, never from the replicas. */
-async function busSource(
-  config: LockstepConfig,
-  configFile?: string,
-): Promise<BusStatusSource | undefined> {
-  const bus = busSettings(config);
-  if (!bus) return undefined;
-  const { agentStatusReader } = await import('../../adapters/nats/agent-status-kv.js');
-  return { reader: agentStatusReader(bus), ...(configFile ? { configFile } : {}) };
-}
-
 /** `status --watch`: refreshes until SIGINT, then exit 0. */
 async function watch(flags: StatusFlags): Promise<never> {
   const config = loadConfig(flags.config);
@@ -34,7 +21,7 @@ async function watch(flags: StatusFlags): Promise<never> {
     import('../../adapters/postgres/setup/postgres-setup.js'),
   ]);
   const cluster = postgresCluster();
-  const bus = await busSource(config, flags.config);
+  const bus = await busStatusSource(config, flags.config);
   const stop = new AbortController();
   process.once('SIGINT', () => stop.abort());
   const out = process.stdout;
@@ -70,7 +57,11 @@ export async function statusCommand(flags: StatusFlags): Promise<ExitCode> {
       import('./status-view.js'),
       import('../../adapters/postgres/setup/postgres-setup.js'),
     ]);
-  const status = await readStatus(postgresCluster(), config, await busSource(config, flags.config));
+  const status = await readStatus(
+    postgresCluster(),
+    config,
+    await busStatusSource(config, flags.config),
+  );
   if (flags.json) printJson(status);
   else process.stdout.write(formatStatus(status));
   return exitCodeForStatus(statusHealth(status));

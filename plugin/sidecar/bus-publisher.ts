@@ -14,6 +14,7 @@ import { Signal } from '../support/signal.js';
 import { batchable, MessageBatch } from './bus-batch.js';
 import { busMessages, type PacketCursor } from './bus-messages.js';
 import { BusPipeline } from './bus-pipeline.js';
+import type { BusPublisherSnapshot, PublishFailure } from './bus-publisher-snapshot.js';
 import { type BusResume, busResume } from './bus-resume.js';
 import type { SidecarLock } from './sidecar-parts.js';
 
@@ -74,6 +75,15 @@ export class BusPublisher {
   head: PacketHeader | null = null;
   streaming = false;
   private stopping = false;
+  /** start() was called: until the lock is held, it stands by. */
+  private started = false;
+  /** Where the bus ended when publishing last started. */
+  private resumedAt = 0;
+  private readonly failures: Record<PublishFailure, number> = {
+    'bus-refused': 0,
+    'bus-leader-behind': 0,
+    'bus-unavailable': 0,
+  };
   private readonly wake = new Signal();
   private running: Promise<void> | null = null;
   private packetLog: PacketLog | null = null;
@@ -94,6 +104,7 @@ export class BusPublisher {
 
   /** Waits for the coordinator lock (standing by), then publishes; false when stopped while waiting. */
   async start(): Promise<boolean> {
+    this.started = true;
     if (!(await this.acquire())) return false;
     this.running = this.run();
     return true;
@@ -117,6 +128,19 @@ export class BusPublisher {
       await this.wake.wait(1_000);
     }
     return !this.stopping;
+  }
+
+  /** What it knows now (no query): active only while it holds the lock and publishes. */
+  snapshot(): BusPublisherSnapshot {
+    const active = this.running !== null && this.parts.lock.held;
+    return {
+      role: this.stopping ? 'stopping' : active ? 'active' : this.started ? 'standby' : 'starting',
+      streaming: this.streaming,
+      acknowledgedVersion: Math.max(this.head?.version ?? 0, this.resumedAt),
+      confirmedVersion: this.recorded?.version ?? null,
+      published: this.published,
+      failures: { ...this.failures },
+    };
   }
 
   /** Stops publishing; the slot stays confirmed where JetStream acknowledged. */
@@ -159,11 +183,13 @@ export class BusPublisher {
   private report(error: Error): void {
     const refused = error instanceof BusRefusedError;
     const behind = error instanceof BusLeaderBehindError;
+    const event = refused ? 'bus-refused' : behind ? 'bus-leader-behind' : 'bus-unavailable';
+    this.failures[event]++;
     this.parts.log.error(
       {
         err: error.message,
         fix: (error as { fix?: string }).fix,
-        event: refused ? 'bus-refused' : behind ? 'bus-leader-behind' : 'bus-unavailable',
+        event,
         ...(behind
           ? {
               end: error.end,
@@ -212,6 +238,7 @@ export class BusPublisher {
         'removed messages that broke the chain from the bus: re-deriving them',
       );
     }
+    this.resumedAt = plan.resume.version;
     const stream = await this.parts.openStream(plan.resume, plan.resume.lsn);
     this.streaming = true;
     this.parts.log.info(

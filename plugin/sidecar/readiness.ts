@@ -1,3 +1,5 @@
+import { type SlotHealth, slotLoss } from '../ports/slot-health.js';
+import type { BusPublisherSnapshot } from './bus-publisher-snapshot.js';
 import type { SidecarSnapshot } from './sidecar.js';
 
 /** What this `lockstep run` process is doing. */
@@ -31,4 +33,34 @@ export function readiness(
       reasons: ['starting: waiting to reach the primary and check the control schema'],
     };
   return { ready: true, role: snapshot.active ? 'active' : 'standby', reasons: [] };
+}
+
+/**
+ * `/readyz` of `lockstep run` with `bus`: ready only while this process holds
+ * the stream lock and publishes, and its slot can stream. Unlike in process,
+ * a standby publisher is not ready: like a standby agent, it serves nothing
+ * until it takes over, and a probe tells the active one apart.
+ */
+export function busPublisherReadiness(
+  publisher: Pick<BusPublisherSnapshot, 'role'> | null,
+  slot: SlotHealth | null,
+  stopping: boolean,
+): Readiness {
+  if (stopping || publisher?.role === 'stopping')
+    return { ready: false, role: 'stopping', reasons: ['stopping'] };
+  if (!publisher || publisher.role === 'starting')
+    return {
+      ready: false,
+      role: 'starting',
+      reasons: ['starting: waiting to reach the primary and check the control schema'],
+    };
+  if (publisher.role === 'standby')
+    return {
+      ready: false,
+      role: 'standby',
+      reasons: ['standby: another publisher holds the coordinator lock of this stream'],
+    };
+  const lost = slot ? slotLoss(slot) : null;
+  if (lost) return { ready: false, role: 'active', reasons: [`${lost.reason}; fix: ${lost.fix}`] };
+  return { ready: true, role: 'active', reasons: [] };
 }

@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { eventually } from '../support/compare-nodes.js';
+import { type Get, getter, readyz, sample } from '../support/endpoint-client.js';
 import { freePort } from '../support/free-port.js';
 import { lockTable } from '../support/frozen-replica.js';
 import {
@@ -16,29 +17,8 @@ const clusters = useAttached({
   schema: 'CREATE TABLE items (id serial PRIMARY KEY, v text);',
 });
 
-/** One sample of a metric from Prometheus text, by its labels. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | null {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-    return Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return null;
-}
-
 let configFile: { file: string; remove(): void } | null = null;
 afterAll(() => configFile?.remove());
-
-/** GET on a sidecar's endpoints: status code and body. */
-const getter = (port: number) => async (path: string) => {
-  const response = await fetch(`http://127.0.0.1:${port}${path}`);
-  return { code: response.status, text: await response.text() };
-};
-type Get = ReturnType<typeof getter>;
-const readyz = async (get: Get) => {
-  const { code, text } = await get('/readyz');
-  return { code, ...(JSON.parse(text) as { role: string; reasons: string[] }) };
-};
 
 /** Runs `lockstep run` on the clusters until `body` is done, then stops it with SIGTERM (exit 0). */
 async function withSidecar(

@@ -1,7 +1,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { agentMetrics } from '../../plugin/agent/agent-status-metrics.js';
+import type { AgentStatusRecord } from '../../plugin/protocol/agent-status-record.js';
 import { toLsn } from '../../plugin/protocol/index.js';
+import { busPublisherMetrics } from '../../plugin/sidecar/bus-publisher-metrics.js';
 import type { SidecarSnapshot } from '../../plugin/sidecar/sidecar.js';
 import { sidecarMetrics } from '../../plugin/sidecar/sidecar-metrics.js';
 
@@ -62,6 +65,43 @@ describe('the Prometheus alerting rules', () => {
     const used = new Set(rules.flatMap((r) => r.expr.match(/\blockstep_[a-z_]+/g) ?? []));
     expect(used.size).toBeGreaterThan(10);
     expect([...used].filter((name) => !known.has(name))).toEqual([]);
+  });
+
+  it('with bus, name metrics the publisher or an agent exports, but the lag series', async () => {
+    const publisher = busPublisherMetrics(() => ({
+      publisher: null,
+      slot: snapshot.slot,
+      twoPhase: snapshot.twoPhase,
+      inDoubt: snapshot.inDoubt,
+    }));
+    const at = new Date().toISOString();
+    const record: AgentStatusRecord = {
+      replica: 'eu',
+      version: 3,
+      lsn: toLsn('0/100'),
+      state: 'streaming',
+      error: null,
+      agent: { host: 'h', pid: 1 },
+      inDoubt: [],
+      packetsApplied: 3,
+      rowsApplied: 3,
+      applyErrors: 0,
+      heartbeat: { at, count: 1, everyMs: 2000 },
+      updatedAt: at,
+    };
+    const agent = agentMetrics(() => ({ record, active: true }));
+    // Series with a sample: a gauge registered but never set cannot fire an alert.
+    const exported = [...(await publisher.getMetricsAsJSON()), ...(await agent.getMetricsAsJSON())]
+      .filter((m) => m.values.length > 0)
+      .map((m) => m.name);
+    const known = new Set(exported);
+    const used = new Set(rules.flatMap((r) => r.expr.match(/\blockstep_[a-z_]+/g) ?? []));
+    // Lag is measured against the primary: `status` computes it, no process exports it with bus.
+    expect([...used].filter((name) => !known.has(name)).sort()).toEqual([
+      'lockstep_replica_lag_bytes',
+      'lockstep_replica_lag_seconds',
+      'lockstep_replica_lag_versions',
+    ]);
   });
 
   it('give each alert a unique name, a severity, a summary and a description', () => {

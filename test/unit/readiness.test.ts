@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { readiness } from '../../plugin/sidecar/readiness.js';
+import { toLsn } from '../../plugin/protocol/index.js';
+import { busPublisherReadiness, readiness } from '../../plugin/sidecar/readiness.js';
 import type { SidecarSnapshot } from '../../plugin/sidecar/sidecar.js';
 
 /** A sidecar in trouble: one replica halted far behind, one stale, the stream paused and held. */
@@ -54,5 +55,40 @@ describe('readiness', () => {
   it('is not ready once stopping', () => {
     expect(readiness(troubled(true), true)).toMatchObject({ ready: false, role: 'stopping' });
     expect(readiness(null, true)).toMatchObject({ ready: false, role: 'stopping' });
+  });
+});
+
+describe('readiness of a bus publisher', () => {
+  const slot = (walStatus: 'reserved' | 'lost') => ({
+    name: 'lockstep',
+    exists: true,
+    walStatus,
+    safeWalBytes: null,
+    retainedBytes: 0,
+    confirmedLsn: toLsn('0/100'),
+  });
+
+  it('is ready only while active with a slot that can stream', () => {
+    expect(busPublisherReadiness({ role: 'active' }, slot('reserved'), false)).toEqual({
+      ready: true,
+      role: 'active',
+      reasons: [],
+    });
+    const lost = busPublisherReadiness({ role: 'active' }, slot('lost'), false);
+    expect(lost).toMatchObject({ ready: false, role: 'active' });
+    expect(lost.reasons.join()).toMatch(/invalidated.*attach --resync/);
+  });
+
+  it('is not ready starting, standing by or stopping, and says why', () => {
+    expect(busPublisherReadiness(null, null, false)).toMatchObject({ role: 'starting' });
+    expect(busPublisherReadiness({ role: 'starting' }, null, false).ready).toBe(false);
+    const standby = busPublisherReadiness({ role: 'standby' }, slot('reserved'), false);
+    expect(standby).toMatchObject({ ready: false, role: 'standby' });
+    expect(standby.reasons.join()).toMatch(/another publisher/);
+    expect(busPublisherReadiness({ role: 'active' }, null, true)).toMatchObject({
+      ready: false,
+      role: 'stopping',
+    });
+    expect(busPublisherReadiness({ role: 'stopping' }, null, false).ready).toBe(false);
   });
 });
