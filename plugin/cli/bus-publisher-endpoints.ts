@@ -89,8 +89,7 @@ async function serveBusPublisherEndpoints(
     () => config,
   );
   const endpoints = await serveEndpoints(config.http.host, config.http.port, {
-    readiness: () =>
-      busPublisherReadiness(run.publisher?.snapshot() ?? null, observed.slot, run.stopping),
+    readiness: () => busPublisherReadiness(run.publisher?.snapshot() ?? null, run.stopping),
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.metrics() }),
     status,
   });

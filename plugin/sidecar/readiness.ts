@@ -1,4 +1,3 @@
-import { type SlotHealth, slotLoss } from '../ports/slot-health.js';
 import type { BusPublisherSnapshot } from './bus-publisher-snapshot.js';
 import type { SidecarSnapshot } from './sidecar.js';
 
@@ -36,14 +35,14 @@ export function readiness(
 }
 
 /**
- * `/readyz` of `lockstep run` with `bus`: ready only while this process holds
- * the stream lock and publishes, and its slot can stream. Unlike in process,
- * a standby publisher is not ready: like a standby agent, it serves nothing
- * until it takes over, and a probe tells the active one apart.
+ * `/readyz` of `lockstep run` with `bus`: the same contract as in process.
+ * Ready once the publisher reached the primary and runs, active or standing
+ * by (a Deployment's second pod is the standby: not ready, it would stall
+ * rollouts and its disruption budget); not while it starts or stops. A lost
+ * slot, like lag, is in the metrics and alerted on, not a reason to restart.
  */
 export function busPublisherReadiness(
   publisher: Pick<BusPublisherSnapshot, 'role'> | null,
-  slot: SlotHealth | null,
   stopping: boolean,
 ): Readiness {
   if (stopping || publisher?.role === 'stopping')
@@ -54,13 +53,5 @@ export function busPublisherReadiness(
       role: 'starting',
       reasons: ['starting: waiting to reach the primary and check the control schema'],
     };
-  if (publisher.role === 'standby')
-    return {
-      ready: false,
-      role: 'standby',
-      reasons: ['standby: another publisher holds the coordinator lock of this stream'],
-    };
-  const lost = slot ? slotLoss(slot) : null;
-  if (lost) return { ready: false, role: 'active', reasons: [`${lost.reason}; fix: ${lost.fix}`] };
-  return { ready: true, role: 'active', reasons: [] };
+  return { ready: true, role: publisher.role, reasons: [] };
 }
