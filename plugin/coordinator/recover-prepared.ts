@@ -76,10 +76,13 @@ export async function recoverPrepared(
   const failed: Array<RecoveryReport['failed'][number]> = [];
   const holders = new Map<string, Array<{ node: PhaseTwoNode; ageSeconds: number }>>();
   const listed = new Set<string>();
+  const listedNodes: string[] = [];
   await Promise.all(
     nodes.map(async (node) => {
       try {
-        for (const prepared of await node.list(stream)) {
+        const here = await node.list(stream);
+        listedNodes.push(node.node);
+        for (const prepared of here) {
           listed.add(prepared.gid);
           if (skip.has(prepared.gid)) continue;
           if (!(options.kinds ?? ['stream', 'migration']).includes(prepared.kind)) continue;
@@ -122,10 +125,8 @@ export async function recoverPrepared(
       }
     }
   }
-  // Only what this pass listed is known: a commit naming another node stays (it may be prepared there).
-  if (failed.length === 0) {
-    const listedNodes = nodes.map((n) => n.node);
-    await decisions.prune({ nodes: listedNodes, gids: [...listed] }, DECISION_RETENTION_SECONDS);
-  }
+  // Only what this pass listed is known: a commit naming another node (or one that could not be
+  // listed) stays, as it may be prepared there; one node down does not keep the rest for ever.
+  await decisions.prune({ nodes: listedNodes, gids: [...listed] }, DECISION_RETENTION_SECONDS);
   return { resolved, failed };
 }

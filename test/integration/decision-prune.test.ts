@@ -128,4 +128,37 @@ describe('decision log pruning after a recovery over some nodes', () => {
       await decisions.close();
     }
   });
+
+  it('with a node down, still forgets what the listed nodes settle, and keeps commits naming it', async () => {
+    const { primary } = clusters;
+    const [r1] = clusters.replicas as [PostgresCluster];
+    const decisions = new DecisionLog(primary.url, STREAM);
+    const gid = (round: number) =>
+      makeGid({ stream: STREAM, version: 200 + round, round: 200 + round, epoch: 1 });
+    const record = (round: number, participants: string[]) => ({
+      gid: gid(round),
+      round: 200 + round,
+      versionFrom: 200 + round,
+      versionTo: 200 + round,
+      participants,
+    });
+    await decisions.decide(record(1, ['r1']), 'commit');
+    await decisions.decide(record(2, ['r1', 'r2']), 'commit');
+    await decisions.decide(record(3, ['r1']), 'commit');
+    await backdate(primary, [gid(1), gid(2), gid(3)]);
+    // r2 cannot be reached: nothing listens where it is configured.
+    const nodes = [
+      new PreparedTransactions('r1', r1.url),
+      new PreparedTransactions('r2', 'postgres://lockstep@127.0.0.1:1/postgres'),
+    ];
+    try {
+      const report = await recoverPrepared(STREAM, nodes, decisions, { kinds: ['stream'] });
+      expect(report.failed.map((f) => f.node)).toEqual(['r2']);
+      const left = await decisions.read([gid(1), gid(2), gid(3)]);
+      expect([...left.keys()].sort()).toEqual([gid(2), gid(3)].sort());
+    } finally {
+      for (const n of nodes) await n.close();
+      await decisions.close();
+    }
+  });
 });
