@@ -11,7 +11,7 @@ interface AgentSnapshot extends ReplicaSet {
 /**
  * `lockstep agent`'s Prometheus metrics: the sidecar's per-replica series
  * (same names, one replica), read from the agent's latest status report.
- * Lag is left out: the agent does not read the primary; `status` computes it.
+ * Lag is left out: the agent does not read the primary; the publisher exports it.
  */
 export function agentMetrics(
   report: () => { record: AgentStatusRecord | null; active: boolean },

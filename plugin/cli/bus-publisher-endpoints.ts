@@ -4,8 +4,10 @@ import type { LockstepConfig } from '../config/config-schema.js';
 import type { SlotHealth } from '../ports/slot-health.js';
 import type { BusPublisher } from '../sidecar/bus-publisher.js';
 import type { BusPublisherView } from '../sidecar/bus-publisher-metrics.js';
+import type { BusReplicaReading } from '../sidecar/bus-replica-metrics.js';
 import type { BusRounds } from '../sidecar/bus-rounds.js';
 import { singleFlight } from '../support/single-flight.js';
+import { readBusReplicaLag } from './bus-replica-readings.js';
 import { reportFailure } from './cli-output.js';
 import { announce } from './run-command.js';
 
@@ -22,7 +24,7 @@ export interface BusRunOrigin {
   readonly configFile?: string;
 }
 
-/** How often the slot and the agents' in-doubt gids are read (ms), as the in-process sidecar does. */
+/** How often the slot, the replicas' lag and the agents' in-doubt gids are read (ms), as in process. */
 const OBSERVE_MS = 5_000;
 
 /**
@@ -45,8 +47,10 @@ export function busPublisherEndpoints(
  * Serves /healthz, /readyz, /metrics and /status for `lockstep run` with
  * `bus`, from the start (before the primary is reached), as in process.
  * /readyz and /metrics read the publisher's snapshot in memory; the slot
- * (one query on the primary) and the agents' in-doubt gids (asked of the
- * agents while active) are read every few seconds off the publishing path.
+ * (one query on the primary), the replicas' lag (as `status` reads it, from
+ * the agents' reports; on a standby too, so it is there at a takeover) and
+ * the agents' in-doubt gids (asked of the agents while active) are read
+ * every few seconds off the publishing path.
  * /status is `status --json` with `bus` (replicas from the agents' reports on
  * the bus), concurrent requests sharing one read.
  */
@@ -74,20 +78,26 @@ async function serveBusPublisherEndpoints(
     import('./bus-status-source.js'),
     import('../sidecar/sidecar-histograms.js'),
   ]);
+  const cluster = postgresCluster();
+  const source = await busStatusSource(config, origin.configFile);
+  // /status and the replicas' metrics share one read at a time.
+  const status = singleFlight(
+    (current: LockstepConfig) => readStatus(cluster, current, source),
+    () => config,
+  );
+  const names = config.replicas.map((r) => r.name);
   const store = new StatusStore(config.primary, config.slot);
-  const observed = new Observed(run, () => store.slotHealth());
+  const observed = new Observed(
+    run,
+    () => store.slotHealth(),
+    () => readBusReplicaLag(status, names),
+  );
   const timer = setInterval(() => void observed.observe(), OBSERVE_MS);
   timer.unref();
   void observed.observe();
   const metrics = busPublisherMetrics(() => observed.view());
   // lockstep_build_info (the histograms stay empty: nothing is applied here).
   new SidecarHistograms(origin.version).register(metrics);
-  const cluster = postgresCluster();
-  const source = await busStatusSource(config, origin.configFile);
-  const status = singleFlight(
-    (current: LockstepConfig) => readStatus(cluster, current, source),
-    () => config,
-  );
   const endpoints = await serveEndpoints(config.http.host, config.http.port, {
     readiness: () => busPublisherReadiness(run.publisher?.snapshot() ?? null, run.stopping),
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.metrics() }),
@@ -104,19 +114,24 @@ async function serveBusPublisherEndpoints(
   };
 }
 
-/** What is read every few seconds: the slot, and while active the in-doubt gids. */
+/** What is read every few seconds: the slot, the replicas, and while active the in-doubt gids. */
 class Observed {
   slot: SlotHealth | null = null;
   private inDoubt = { count: 0, oldestSeconds: 0 };
+  private replicas: BusReplicaReading[] | null = null;
   /** One observation at a time: a frozen agent or primary must not pile them up. */
   private running = false;
+  /** The same for the replicas, read on their own: a slow bus must not delay the slot. */
+  private readingReplicas = false;
 
   constructor(
     private readonly run: BusRunState,
     private readonly readSlot: () => Promise<SlotHealth | null>,
+    private readonly readReplicas: () => Promise<BusReplicaReading[]>,
   ) {}
 
   async observe(): Promise<void> {
+    void this.observeReplicas();
     if (this.running || this.run.stopping) return;
     this.running = true;
     try {
@@ -127,6 +142,17 @@ class Observed {
         this.inDoubt = await rounds.coordinator.inDoubt().catch(() => this.inDoubt);
     } finally {
       this.running = false;
+    }
+  }
+
+  private async observeReplicas(): Promise<void> {
+    if (this.readingReplicas || this.run.stopping) return;
+    this.readingReplicas = true;
+    try {
+      // Bounded, and never rejects: a bus that does not answer leaves them unreported.
+      this.replicas = await this.readReplicas();
+    } finally {
+      this.readingReplicas = false;
     }
   }
 
@@ -141,6 +167,7 @@ class Observed {
         held: null,
       },
       inDoubt: this.inDoubt,
+      replicas: this.replicas,
     };
   }
 }

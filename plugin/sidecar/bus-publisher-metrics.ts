@@ -3,6 +3,7 @@ import type { SlotHealth } from '../ports/slot-health.js';
 import { slotLoss } from '../ports/slot-health.js';
 import type { TwoPhaseStatus } from '../ports/two-phase-status.js';
 import type { BusPublisherSnapshot, PublishFailure } from './bus-publisher-snapshot.js';
+import { type BusReplicaReading, busReplicaMetrics } from './bus-replica-metrics.js';
 import { metricKit, sidecarMetrics } from './sidecar-metrics.js';
 import type { SidecarSnapshot } from './sidecar-parts.js';
 
@@ -14,19 +15,26 @@ export interface BusPublisherView {
   readonly slot: SlotHealth | null;
   readonly twoPhase: TwoPhaseStatus;
   readonly inDoubt: { readonly count: number; readonly oldestSeconds: number };
+  /** The replicas as `status` last read them from the agents' reports (null before the first read). */
+  readonly replicas: readonly BusReplicaReading[] | null;
 }
 
 const FAILURES: readonly PublishFailure[] = ['bus-refused', 'bus-leader-behind', 'bus-unavailable'];
 
 /**
  * The sidecar's series where the meaning is the same (`lockstep_active`, the
- * stream, the head, the slot, two-phase rounds and in-doubt gids); no
- * per-replica series: each agent serves its replica's. The head is the last
- * version JetStream acknowledged. The rest is the bus's own, `lockstep_bus_`.
+ * stream, the head, the slot, two-phase rounds and in-doubt gids, each
+ * replica's version and lag as `status` computes them); each agent serves
+ * its replica's state and counters. The head is the last version JetStream
+ * acknowledged. The rest is the bus's own, `lockstep_bus_`.
  */
 export function busPublisherMetrics(view: () => BusPublisherView): Registry {
-  const registry = sidecarMetrics(() => asSidecar(view()));
-  const { single, total } = metricKit(registry, () => ({ replicas: [], ...view() }));
+  // The per-replica series are the replicas' lag, as `status` reads it from the agents' reports.
+  const registry = sidecarMetrics(
+    () => asSidecar(view()),
+    ({ registry }) => busReplicaMetrics(registry, () => view().replicas),
+  );
+  const { single, total } = metricKit(registry, () => ({ ...view(), replicas: [] }));
   single(
     'lockstep_bus_acknowledged_version',
     'Last packet version JetStream acknowledged whole (stored on a quorum)',

@@ -45,14 +45,18 @@ export interface MetricKit<S extends ReplicaSet = SidecarSnapshot> {
 /**
  * The sidecar's Prometheus metrics, read from a fresh snapshot at every scrape
  * (nothing is counted twice: counters advance by what changed since the last
- * scrape).
+ * scrape). `perReplica` registers the per-replica series (a bus publisher
+ * has only some, from elsewhere).
  */
-export function sidecarMetrics(snapshot: () => SidecarSnapshot): Registry {
+export function sidecarMetrics(
+  snapshot: () => SidecarSnapshot,
+  perReplica: (kit: MetricKit) => void = replicaMetrics,
+): Registry {
   const registry = new Registry();
   // The process's own figures (resident memory, heap, GC pauses, event-loop lag), as operators expect them.
   collectDefaultMetrics({ register: registry });
   const kit = metricKit(registry, snapshot);
-  replicaMetrics(kit);
+  perReplica(kit);
   streamMetrics(kit);
   twoPhaseMetrics(kit);
   return registry;
@@ -126,14 +130,8 @@ export function metricKit<S extends ReplicaSet>(
   };
 }
 
-/** Per replica: versions, lag, counts and state. */
-export function replicaMetrics(kit: MetricKit<ReplicaSet>): void {
-  const { perReplica, take } = kit;
-  const perReplicaTotal = (
-    name: string,
-    help: string,
-    value: (r: SidecarSnapshot['replicas'][number]) => number,
-  ) => kit.total(name, help, 'replica', (s) => s.replicas.map((r) => [r.name, value(r)] as const));
+/** Per replica: the version held and how far behind (also what a bus publisher exports). */
+export function replicaLagMetrics({ perReplica }: MetricKit<ReplicaSet>): void {
   perReplica('lockstep_replica_version', 'Version the replica durably holds', (r) => r.version);
   perReplica(
     'lockstep_replica_lag_versions',
@@ -150,6 +148,17 @@ export function replicaMetrics(kit: MetricKit<ReplicaSet>): void {
     'Age of the oldest packet the replica has not applied',
     (r) => r.lagSeconds,
   );
+}
+
+/** Per replica: versions, lag, counts and state. */
+export function replicaMetrics(kit: MetricKit<ReplicaSet>): void {
+  const { take } = kit;
+  const perReplicaTotal = (
+    name: string,
+    help: string,
+    value: (r: SidecarSnapshot['replicas'][number]) => number,
+  ) => kit.total(name, help, 'replica', (s) => s.replicas.map((r) => [r.name, value(r)] as const));
+  replicaLagMetrics(kit);
   perReplicaTotal(
     'lockstep_replica_packets_applied_total',
     'Packets applied',

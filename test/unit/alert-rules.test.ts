@@ -1,10 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import type { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { agentMetrics } from '../../plugin/agent/agent-status-metrics.js';
 import type { AgentStatusRecord } from '../../plugin/protocol/agent-status-record.js';
 import { toLsn } from '../../plugin/protocol/index.js';
 import { busPublisherMetrics } from '../../plugin/sidecar/bus-publisher-metrics.js';
+import type { BusReplicaReading } from '../../plugin/sidecar/bus-replica-metrics.js';
 import type { SidecarSnapshot } from '../../plugin/sidecar/sidecar.js';
 import { sidecarMetrics } from '../../plugin/sidecar/sidecar-metrics.js';
 
@@ -23,6 +25,15 @@ interface Rule {
 const rules = (read('lockstep-rules.yaml').groups as Array<{ rules: Rule[] }>).flatMap(
   (g) => g.rules,
 );
+const used = new Set(rules.flatMap((r) => r.expr.match(/\blockstep_[a-z_]+/g) ?? []));
+/** Series with a sample: a gauge registered but never set cannot fire an alert. */
+const sampled = async (registries: Registry[]) =>
+  new Set(
+    (await Promise.all(registries.map((r) => r.getMetricsAsJSON())))
+      .flat()
+      .filter((m) => m.values.length > 0)
+      .map((m) => m.name),
+  );
 
 const snapshot: SidecarSnapshot = {
   active: true,
@@ -58,22 +69,28 @@ const snapshot: SidecarSnapshot = {
   inDoubt: { count: 0, oldestSeconds: 0 },
 };
 
+/** A bus publisher's metrics, reading `replicas` from the agents' reports. */
+const publisherWith = (replicas: BusReplicaReading[]) =>
+  busPublisherMetrics(() => ({
+    publisher: null,
+    slot: snapshot.slot,
+    twoPhase: snapshot.twoPhase,
+    inDoubt: snapshot.inDoubt,
+    replicas,
+  }));
+
 describe('the Prometheus alerting rules', () => {
-  it('name only metrics the sidecar exports', async () => {
-    const exported = (await sidecarMetrics(() => snapshot).getMetricsAsJSON()).map((m) => m.name);
-    const known = new Set(exported);
-    const used = new Set(rules.flatMap((r) => r.expr.match(/\blockstep_[a-z_]+/g) ?? []));
+  it("name only metrics the sidecar exports (but the bus publisher's own)", async () => {
+    const known = await sampled([sidecarMetrics(() => snapshot)]);
     expect(used.size).toBeGreaterThan(10);
-    expect([...used].filter((name) => !known.has(name))).toEqual([]);
+    const inProcess = [...used].filter((name) => !name.startsWith('lockstep_bus_'));
+    expect(inProcess.filter((name) => !known.has(name))).toEqual([]);
   });
 
-  it('with bus, name metrics the publisher or an agent exports, but the lag series', async () => {
-    const publisher = busPublisherMetrics(() => ({
-      publisher: null,
-      slot: snapshot.slot,
-      twoPhase: snapshot.twoPhase,
-      inDoubt: snapshot.inDoubt,
-    }));
+  it('with bus, name only metrics the publisher or an agent exports', async () => {
+    const publisher = publisherWith([
+      { name: 'eu', version: 3, lagVersions: 2, lagBytes: 10, lagSeconds: 0, reachable: true },
+    ]);
     const at = new Date().toISOString();
     const record: AgentStatusRecord = {
       replica: 'eu',
@@ -90,18 +107,29 @@ describe('the Prometheus alerting rules', () => {
       updatedAt: at,
     };
     const agent = agentMetrics(() => ({ record, active: true }));
-    // Series with a sample: a gauge registered but never set cannot fire an alert.
-    const exported = [...(await publisher.getMetricsAsJSON()), ...(await agent.getMetricsAsJSON())]
-      .filter((m) => m.values.length > 0)
-      .map((m) => m.name);
-    const known = new Set(exported);
-    const used = new Set(rules.flatMap((r) => r.expr.match(/\blockstep_[a-z_]+/g) ?? []));
-    // Lag is measured against the primary: `status` computes it, no process exports it with bus.
-    expect([...used].filter((name) => !known.has(name)).sort()).toEqual([
-      'lockstep_replica_lag_bytes',
-      'lockstep_replica_lag_seconds',
-      'lockstep_replica_lag_versions',
+    const known = await sampled([publisher, agent]);
+    // The lag series come from the publisher (it reads the primary), as `status` computes them.
+    expect([...used].filter((name) => !known.has(name))).toEqual([]);
+  });
+
+  it('with bus, export a replica without a fresh report as unreported, with no lag', async () => {
+    const publisher = publisherWith([
+      {
+        name: 'eu',
+        version: null,
+        lagVersions: null,
+        lagBytes: null,
+        lagSeconds: null,
+        reachable: false,
+      },
     ]);
+    const text = await publisher.metrics();
+    expect(text).toContain('lockstep_bus_replica_reported{replica="eu"} 0');
+    expect(text).not.toMatch(/^lockstep_replica_lag_\w+\{/m);
+    // Which the rules alert on, from the active publisher only.
+    const alert = rules.find((r) => r.alert === 'LockstepReplicaUnreported');
+    expect(alert?.expr).toMatch(/lockstep_bus_replica_reported == 0/);
+    expect(alert?.expr).toMatch(/and on \(job, instance\) \(lockstep_active == 1\)/);
   });
 
   it('give each alert a unique name, a severity, a summary and a description', () => {
