@@ -34,7 +34,7 @@ async function stop(p: LockstepProcess): Promise<void> {
 }
 
 describe('lockstep run with bus: per-replica lag in /metrics', () => {
-  it('exports lag from the agents reports, and no replica unreported as caught up', async () => {
+  it("exports lag from the agents' reports, and no replica unreported as caught up", async () => {
     const port = await freePort();
     const publisher = new LockstepProcess(['run', '--config', clusters.configFile], {
       LOCKSTEP_HTTP_PORT: String(port),
@@ -58,6 +58,22 @@ describe('lockstep run with bus: per-replica lag in /metrics', () => {
         sample(text, 'lockstep_replica_lag_versions', one) === 0
       );
     }, 'replica1 reported at the head, lag 0');
+    // A standby publisher exports them too (the rules keep the active one's): ready at a takeover.
+    const standbyPort = await freePort();
+    const standby = new LockstepProcess(['run', '--config', clusters.configFile], {
+      LOCKSTEP_HTTP_PORT: String(standbyPort),
+    });
+    running.push(standby);
+    const getStandby = getter(standbyPort);
+    await eventually(async () => {
+      const text = (await getStandby('/metrics')).text;
+      return (
+        sample(text, 'lockstep_active') === 0 &&
+        sample(text, 'lockstep_replica_lag_versions', one) === 0 &&
+        sample(text, 'lockstep_bus_replica_reported', two) === 0
+      );
+    }, 'the standby publisher exporting the same lag');
+    await stop(standby);
     const caughtUp = (await get('/metrics')).text;
     expect(sample(caughtUp, 'lockstep_replica_lag_seconds', one)).toBe(0);
     expect(sample(caughtUp, 'lockstep_replica_lag_bytes', one)).not.toBeNull();
