@@ -12,6 +12,8 @@ export interface AgentStatusSource {
   readonly current: ReplicaAgent | null;
   /** The error that ends the agent, once there is one. */
   readonly halted: LockstepError | null;
+  /** Primary commit time of the oldest packet held and not applied (null: none). */
+  readonly pendingSince?: string | null;
 }
 
 /** Default time between heartbeats (ms). */
@@ -124,6 +126,10 @@ export class AgentStatusPublisher {
       rowsApplied: agent?.rowsApplied ?? this.latest?.rowsApplied ?? 0,
       applyErrors: agent?.applyErrors ?? this.latest?.applyErrors ?? 0,
       commitsNotLanded: agent?.commitsNotLanded ?? this.latest?.commitsNotLanded ?? 0,
+      // Halted, the replica applies nothing more: its oldest unapplied packet stays the same.
+      pendingSince: agent
+        ? (this.source.pendingSince ?? null)
+        : (this.latest?.pendingSince ?? null),
       heartbeat: { at: now, count: ++this.beats, everyMs: this.everyMs },
       updatedAt: this.last.at,
     };

@@ -48,6 +48,8 @@ export class BusAgent {
   private fatalAfter: number | null = null;
   /** The replica machine while this process holds the lock. */
   current: ReplicaAgent | null = null;
+  /** The packets read for it. */
+  private window: AgentWindow | null = null;
 
   constructor(private readonly parts: BusAgentParts) {
     parts.lock.onLost(() => {
@@ -63,6 +65,13 @@ export class BusAgent {
 
   get replica(): string {
     return this.parts.target.node;
+  }
+
+  /** Commit time of the oldest packet held and not applied (null: none), as the sidecar times lag. */
+  get pendingSince(): string | null {
+    const position = this.current?.position;
+    const seq = position && this.window ? this.window.locate(position.version) : null;
+    return seq === null ? null : (this.window?.at(seq)?.header.commitTime ?? null);
   }
 
   /**
@@ -145,6 +154,7 @@ export class BusAgent {
     });
     agent = this.newAgent(window, pump);
     this.current = agent;
+    this.window = window;
     const rounds = startRounds(this.replica, () => this.current, parts);
     const applying = agent.run();
     const pumping = pump.run();
@@ -165,6 +175,7 @@ export class BusAgent {
     await Promise.all([applying, pumping]);
     await rounds.stop();
     this.current = null;
+    this.window = null;
   }
 
   private newAgent(window: AgentWindow, pump: BusPump): ReplicaAgent {

@@ -38,6 +38,12 @@ export interface AgentStatusRecord {
   /** Round gids COMMIT PREPARED found rolled back outside lockstep (absent from older agents). */
   readonly commitsNotLanded?: number;
   /**
+   * Primary commit time of the oldest packet the agent holds but its replica
+   * has not applied (null: none held; absent from older agents): what lag in
+   * seconds is timed from, as in process.
+   */
+  readonly pendingSince?: string | null;
+  /**
    * Written at least every `everyMs`: the agent's clock (`at`) and a counter
    * that only grows while the same process reports.
    */

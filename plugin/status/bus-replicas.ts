@@ -82,7 +82,7 @@ function fromReport(stored: StoredAgentStatus, status: LockstepStatus, now: Date
     lsn: record.lsn,
     lagVersions,
     lagBytes: record.lsn && wal ? Math.max(0, lsnDistance(record.lsn, wal)) : null,
-    lagSeconds: lagVersions === 0 ? 0 : null,
+    lagSeconds: lagSecondsOf(lagVersions, record.pendingSince, now),
     // A report that stopped coming never counts as the replica's state now.
     state: fresh.stale ? 'unknown' : record.state,
     error,
@@ -95,6 +95,21 @@ function fromReport(stored: StoredAgentStatus, status: LockstepStatus, now: Date
       heartbeats: record.heartbeat.count,
     },
   };
+}
+
+/**
+ * Age of the oldest packet the replica has not applied, as in process: from
+ * the commit time its agent reported (a stopped agent's last report keeps it,
+ * so it grows); unknown when the agent held no such packet.
+ */
+function lagSecondsOf(
+  lagVersions: number | null,
+  pendingSince: string | null | undefined,
+  now: Date,
+): number | null {
+  if (lagVersions === 0) return 0;
+  if (!lagVersions || !pendingSince) return null;
+  return Math.max(0, (now.getTime() - Date.parse(pendingSince)) / 1000);
 }
 
 function inDoubtOf({ record }: StoredAgentStatus, now: Date): InDoubtTransaction[] {

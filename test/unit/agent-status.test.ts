@@ -117,6 +117,8 @@ describe('readStatus with bus', () => {
     const fresh = report({
       inDoubt: [{ gid: 'lockstep_g', preparedAt: new Date().toISOString() }],
       heartbeat: { at: new Date().toISOString(), count: 1, everyMs: 1_000 },
+      // Its oldest unapplied packet, held by the agent, was committed 30 s ago.
+      pendingSince: new Date(Date.now() - 30_000).toISOString(),
     });
     const gone = report({ replica: 'replica2', state: 'streaming' });
     const status = await readStatus(cluster, config, {
@@ -127,6 +129,9 @@ describe('readStatus with bus', () => {
         ]),
       ),
     });
+    expect(status.replicas[0]?.lagSeconds).toBeGreaterThanOrEqual(30);
+    // Behind, with no packet its agent held: unknown, never 0.
+    expect(status.replicas[1]).toMatchObject({ lagVersions: 3, lagSeconds: null });
     expect(status.replicas[0]).toMatchObject({
       name: 'replica1',
       version: 7,
