@@ -48,14 +48,17 @@ export async function runBusPublisher(
   const endpoints = await serving;
   // Replicas' sequences follow the primary's through the bus (the agents move them).
   const sequences = startSequencePublishing(config, bus, () => lock.held, log);
+  // A stop while the rounds start waits for them: closing their connections under a start fails it.
+  let roundsStarting: Promise<unknown> = Promise.resolve();
   const stopped = new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       log.info({ signal }, 'stopping');
       run.stopping = true;
       setTimeout(() => process.exit(0), 9_000).unref();
       // Rounds first: a decided round is finished before the lock goes with the publisher.
-      void rounds
-        .stop()
+      void roundsStarting
+        .catch(() => undefined)
+        .then(() => rounds.stop())
         .then(() => sequences.stop())
         .then(() => publisher.stop())
         .then(() => endpoints?.close())
@@ -64,8 +67,9 @@ export async function runBusPublisher(
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));
   });
-  if (await publisher.start()) {
-    await rounds.start();
+  if ((await publisher.start()) && !run.stopping) {
+    roundsStarting = rounds.start();
+    await roundsStarting;
     log.info(
       { slot: config.slot, stream: bus.stream, event: 'running' },
       'lockstep is publishing to the bus',
