@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import type { TwoPhaseCoordinator } from '../coordinator/two-phase-coordinator.js';
 import { slotLoss } from '../ports/slot-health.js';
 import { sleep } from '../support/sleep.js';
+import { PauseFollower } from './pause-follower.js';
 import type { SidecarParts } from './sidecar-parts.js';
 import type { SidecarState } from './sidecar-state.js';
 
@@ -27,13 +28,26 @@ export interface ActivationHooks {
 export class ActivationKeeper {
   private lockWatch: Promise<void> = Promise.resolve();
   /** The pause listener runs across activations. */
-  private listening = false;
+  private readonly pause: PauseFollower;
 
   constructor(
     private readonly parts: SidecarParts,
     private readonly state: SidecarState,
     private readonly hooks: ActivationHooks,
-  ) {}
+  ) {
+    this.pause = new PauseFollower({
+      read: () => parts.status.pausedSince(),
+      signal: parts.pauses,
+      log: parts.log,
+      changed: (since) => {
+        state.pausedSince = since;
+        state.statusDirty = true;
+        // A pause ends the stream; a resume starts it again.
+        if (since) state.interrupt.notify();
+        else state.resumed.notify();
+      },
+    });
+  }
 
   /** Becomes active (standing by as long as it must); false when stopped meanwhile. */
   async start(): Promise<boolean> {
@@ -135,12 +149,8 @@ export class ActivationKeeper {
     // Stale marks are durable: a replica marked stale before a restart stays out of the resume point.
     for (const replica of await parts.status.staleReplicas())
       if (state.agents.some((a) => a.name === replica)) state.stale.add(replica);
-    await this.followPause();
-    if (!this.listening) {
-      this.listening = true;
-      // The listening connection opens meanwhile; once it listens the flag is read again, should it have changed in between.
-      void parts.pauses.listen(() => void this.followPause()).then(() => this.followPause());
-    }
+    await this.pause.follow();
+    this.pause.listen();
     // stop() may have run while this activation read its state: start nothing then.
     if (state.stopping || state.closing) return;
     for (const agent of state.agents) {
@@ -279,28 +289,7 @@ export class ActivationKeeper {
   }
 
   /** Reads whether the stream is paused and follows it: a pause ends the stream, a resume starts it again. */
-  async followPause(): Promise<void> {
-    const { parts, state } = this;
-    let since: Date | null;
-    try {
-      since = await parts.status.pausedSince();
-    } catch (error) {
-      parts.log.warn({ err: (error as Error).message }, 'cannot read whether the stream is paused');
-      return;
-    }
-    if ((since === null) === (state.pausedSince === null)) return;
-    state.pausedSince = since;
-    state.statusDirty = true;
-    if (since) {
-      // Replicas stay connected; the slot keeps WAL from the lowest replica position.
-      parts.log.info(
-        { since: since.toISOString(), event: 'replication-paused', fix: 'lockstep resume' },
-        'replication is paused: the stream stops',
-      );
-      state.interrupt.notify();
-    } else {
-      parts.log.info({ event: 'replication-resumed' }, 'replication is resumed');
-      state.resumed.notify();
-    }
+  followPause(): Promise<void> {
+    return this.pause.follow();
   }
 }

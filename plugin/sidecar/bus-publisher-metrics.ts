@@ -71,8 +71,7 @@ function asSidecar(view: BusPublisherView): SidecarSnapshot {
   return {
     active: publisher?.role === 'active',
     streaming: publisher?.streaming ?? false,
-    // Pausing is the in-process sidecar's: the publisher has no pause.
-    paused: false,
+    paused: publisher?.paused ?? false,
     headVersion: publisher?.acknowledgedVersion ?? 0,
     slotRetainedBytes: slot?.retainedBytes ?? null,
     slot,

@@ -12,6 +12,8 @@ export interface BusPublisherSnapshot {
   readonly role: PublisherRole;
   /** The primary stream is open and its packets go to the bus. */
   readonly streaming: boolean;
+  /** Replication is paused (`lockstep pause`): no stream, the lock kept. */
+  readonly paused: boolean;
   /** The last version JetStream acknowledged whole (or where the bus ended at the last start); 0 before. */
   readonly acknowledgedVersion: number;
   /** The last version recorded as the stream's head, the slot confirmed to it; null before. */

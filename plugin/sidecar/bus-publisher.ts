@@ -1,10 +1,7 @@
-import type { Logger } from 'pino';
-import type { FaultHook } from '../coordinator/fault-point.js';
 import type { TwoPhasePacket } from '../coordinator/two-phase-coordinator.js';
-import { BusLeaderBehindError, BusRefusedError, type PacketLog } from '../ports/packet-bus.js';
+import type { PacketLog } from '../ports/packet-bus.js';
 import type { PrimaryStream } from '../primary/primary-stream.js';
 import {
-  type Lsn,
   lsnToBigInt,
   type PacketHeader,
   type PacketPart,
@@ -14,50 +11,18 @@ import { Signal } from '../support/signal.js';
 import { batchable, MessageBatch } from './bus-batch.js';
 import { busMessages, type PacketCursor } from './bus-messages.js';
 import { BusPipeline } from './bus-pipeline.js';
+import { publishFailure } from './bus-publish-failure.js';
+import type { BusPublisherParts, RecordedHead } from './bus-publisher-parts.js';
 import type { BusPublisherSnapshot, PublishFailure } from './bus-publisher-snapshot.js';
 import { type BusResume, busResume } from './bus-resume.js';
-import type { SidecarLock } from './sidecar-parts.js';
+import { PauseFollower } from './pause-follower.js';
+
+export type { BusPublisherParts, RecordedHead } from './bus-publisher-parts.js';
 
 /** First and longest wait before publishing is tried again after a failure (ms). */
 const RETRY_MS = [500, 30_000] as const;
-
-/** The stream's head as recorded: a packet, or an idle point after it (no commit time of its own). */
-export interface RecordedHead {
-  readonly version: number;
-  readonly lsn: Lsn;
-  readonly commitTime: string | null;
-}
-
-/** What publishing to the bus is built from (the composition root wires the adapters). */
-export interface BusPublisherParts {
-  /** Opens the primary stream from a resume point; keepalives answer with `durable`. */
-  openStream(resume: ResumePoint, durable: Lsn): Promise<PrimaryStream>;
-  /** Connects to the bus and opens the packet subject (the stream made sure of). */
-  openLog(): Promise<PacketLog>;
-  /** Where numbering goes on while the bus holds no packet: the recorded head, else attach's point. */
-  startPoint(): Promise<ResumePoint | null>;
-  /** The slot's confirmed point: WAL before it is gone. */
-  slotConfirmedLsn(): Promise<Lsn | null>;
-  /** The coordinator lock: one publisher per stream. */
-  readonly lock: SidecarLock;
-  readonly log: Logger;
-  /**
-   * Records the last packet on the bus as the stream's head (what `status`
-   * shows, where an emptied bus goes on from); its LSN may be a later idle
-   * point of that packet (nothing replicated committed in between).
-   */
-  recordHead(head: RecordedHead): Promise<void>;
-  /** Closes what the parts hold open (the status connection). */
-  close(): Promise<void>;
-  /**
-   * `after-publish`: each time JetStream acknowledged a whole packet, before
-   * the slot is confirmed; `mid-change`: each time it acknowledged a fragment
-   * of a change but its last.
-   */
-  readonly fault?: FaultHook;
-  /** A two-phase packet is wholly on the bus: its round may run (the agents park at it). */
-  onTwoPhasePacket?(packet: TwoPhasePacket): void;
-}
+/** How often the pause flag is read again, should a notification have been missed (ms). */
+const PAUSE_CHECK_MS = 5_000;
 
 /**
  * `lockstep run` with `bus`: publishes every packet of the primary stream to
@@ -97,14 +62,25 @@ export class BusPublisher {
   private unconfirmed: PacketHeader | null = null;
   /** Two-phase packets sent whose last message is not stored yet, by version. */
   private readonly twoPhaseSent = new Map<number, TwoPhasePacket>();
+  /** `lockstep pause`: the stream ends (the lock is kept), `resume` starts it again from where the bus ends. */
+  private readonly pause: PauseFollower;
 
   constructor(private readonly parts: BusPublisherParts) {
     parts.lock.onLost(() => this.wake.notify());
+    this.pause = new PauseFollower({
+      read: () => parts.pausedSince(),
+      signal: parts.pauses,
+      log: parts.log,
+      changed: () => this.wake.notify(),
+    });
   }
 
   /** Waits for the coordinator lock (standing by), then publishes; false when stopped while waiting. */
   async start(): Promise<boolean> {
     this.started = true;
+    // Read before anything streams: a publisher started while paused stays paused.
+    await this.pause.follow();
+    this.pause.listen();
     if (!(await this.acquire())) return false;
     this.running = this.run();
     return true;
@@ -136,6 +112,7 @@ export class BusPublisher {
     return {
       role: this.stopping ? 'stopping' : active ? 'active' : this.started ? 'standby' : 'starting',
       streaming: this.streaming,
+      paused: this.pause.since !== null,
       acknowledgedVersion: Math.max(this.head?.version ?? 0, this.resumedAt),
       confirmedVersion: this.recorded?.version ?? null,
       published: this.published,
@@ -148,6 +125,7 @@ export class BusPublisher {
     this.stopping = true;
     this.wake.notify();
     await this.running;
+    await this.pause.close().catch(() => undefined);
     await this.packetLog?.close().catch(() => undefined);
     // The idle point recorded last, when the slot may already be confirmed to it.
     const head = this.recorded?.version === this.head?.version ? this.recorded : this.head;
@@ -167,6 +145,10 @@ export class BusPublisher {
         );
         if (!(await this.acquire())) return;
       }
+      if (this.pause.since) {
+        await this.rest();
+        continue;
+      }
       try {
         await this.publishFromEnd();
         this.retryDelay = RETRY_MS[0];
@@ -181,30 +163,21 @@ export class BusPublisher {
 
   /** Fails closed: nothing is confirmed that JetStream did not acknowledge; the next try reads the bus again. */
   private report(error: Error): void {
-    const refused = error instanceof BusRefusedError;
-    const behind = error instanceof BusLeaderBehindError;
-    const event = refused ? 'bus-refused' : behind ? 'bus-leader-behind' : 'bus-unavailable';
+    const { event, fields, message } = publishFailure(error);
     this.failures[event]++;
-    this.parts.log.error(
-      {
-        err: error.message,
-        fix: (error as { fix?: string }).fix,
-        event,
-        ...(behind
-          ? {
-              end: error.end,
-              acknowledged: error.acknowledged,
-              leader: error.leader,
-              stepDown: error.stepDown,
-            }
-          : {}),
-      },
-      refused
-        ? 'the bus refused a packet: reading where it ends again'
-        : behind
-          ? 'the bus stream leader is behind: reading where it ends again'
-          : 'cannot publish to the bus',
-    );
+    this.parts.log.error({ ...fields, event }, message);
+  }
+
+  /**
+   * Paused: no stream, nothing published, the lock kept (a standby stays
+   * one). Rounds already offered go on, as in process; the flag is read again
+   * every few seconds should a notification have been missed.
+   */
+  private async rest(): Promise<void> {
+    while (this.pause.since && !this.stopping && this.parts.lock.held) {
+      await this.wake.wait(PAUSE_CHECK_MS);
+      this.pause.followEvery(PAUSE_CHECK_MS);
+    }
   }
 
   /**
@@ -299,7 +272,9 @@ export class BusPublisher {
     let packetRows = 0;
     this.twoPhaseSent.clear();
     try {
-      while (!this.stopping && this.parts.lock.held && !pipeline.failure) {
+      // A pause ends the stream: what is in flight settles, parts not sent are re-derived on resume.
+      while (!this.stopping && this.parts.lock.held && !pipeline.failure && !this.pause.since) {
+        this.pause.followEvery(PAUSE_CHECK_MS);
         await this.tookWhole(stream, pipeline, false);
         let part: PacketPart | null | undefined = carried ?? (pending ? undefined : stream.poll());
         carried = undefined;

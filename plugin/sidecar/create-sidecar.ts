@@ -143,6 +143,8 @@ export function createBusPublisher(
     openLog: () => openPacketLog(bus, `lockstep-publisher-${config.slot}`),
     startPoint: () => attachPoint(config),
     slotConfirmedLsn: () => status.slotConfirmedLsn(),
+    pausedSince: () => status.pausedSince(),
+    pauses: new PauseListener(config.primary, config.slot),
     lock: rounds.lock ?? new StreamLock(config.primary, config.slot),
     log,
     fault,

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import type { LockstepStatus } from '../../plugin/status/read-status.js';
 import {
   appliedVersion,
   eventually,
@@ -9,19 +8,12 @@ import {
 } from '../support/compare-nodes.js';
 import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
 import { insertNumbered, NUMBERED_SCHEMA } from '../support/numbered-table.js';
+import { streamCommands } from '../support/stream-commands.js';
 import { useAttached } from '../support/use-attached.js';
 
 const clusters = useAttached({ replicas: 2, schema: NUMBERED_SCHEMA });
 const write = (from: number, n: number) => insertNumbered(clusters.primary, from, n);
-const command = (name: string, ...rest: string[]) =>
-  lockstep([name, '--config', clusters.configFile, ...rest]);
-const status = async () => JSON.parse((await command('status', '--json')).output) as LockstepStatus;
-const slotActive = async () =>
-  (
-    await clusters.primary.query<{ active: boolean }>(
-      "SELECT active FROM pg_replication_slots WHERE slot_name = 'lockstep'",
-    )
-  )[0]?.active;
+const { command, status, slotActive } = streamCommands(clusters);
 
 describe('lockstep pause and resume', () => {
   it('refuses a stream that is not attached, naming the fix', async () => {
