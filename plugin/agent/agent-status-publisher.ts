@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { AgentStatusWriter } from '../ports/agent-status-bus.js';
 import type { LockstepError } from '../ports/lockstep-error.js';
 import type { AgentStatusRecord } from '../protocol/agent-status-record.js';
+import type { MigrationSummary } from '../protocol/migration-summary.js';
 import type { ReplicaAgent } from '../replica/replica-agent.js';
 
 /** What the publisher reads of the running agent. */
@@ -36,6 +37,8 @@ export class AgentStatusPublisher {
   latest: AgentStatusRecord | null = null;
   /** lockstep gids prepared on the replica, as last listed. */
   inDoubt: AgentStatusRecord['inDoubt'] = [];
+  /** The replica's migration history, read right after `inDoubt` (null: not read). */
+  migrations: MigrationSummary | null = null;
 
   constructor(
     private readonly writer: AgentStatusWriter,
@@ -122,6 +125,7 @@ export class AgentStatusPublisher {
       error,
       agent: { host: hostname(), pid: process.pid },
       inDoubt: this.inDoubt,
+      ...(this.migrations ? { migrations: this.migrations } : {}),
       packetsApplied: agent?.packetsApplied ?? this.latest?.packetsApplied ?? 0,
       rowsApplied: agent?.rowsApplied ?? this.latest?.rowsApplied ?? 0,
       applyErrors: agent?.applyErrors ?? this.latest?.applyErrors ?? 0,

@@ -9,6 +9,7 @@ import { slotLoss } from '../ports/slot-health.js';
 import { type Lsn, lsnToBigInt } from '../protocol/index.js';
 import { type AttachCluster, onPrimary } from './attach-cluster.js';
 import type { AttachProgress } from './attach-progress.js';
+import { copyMigrationHistory } from './copy-migration-history.js';
 import { copyPending, placeAtStart } from './copy-pending.js';
 import { createMissingTables, isMissingTable } from './create-missing-tables.js';
 import { type DoctorReport, runDoctor } from './doctor.js';
@@ -278,6 +279,8 @@ async function copyAndPlace(
       if (!joined.has(replica.name))
         newlyPositioned += await placeAtStart(cluster, replica, config.slot, startLsn);
     await copySequences(run, replicas);
+    const copiedNow = new Set([...copied.map((c) => c.replica), ...(options.resync ?? [])]);
+    await copyMigrationHistory(cluster, config, primary, copiedNow, progress);
     if (options.resync?.length) {
       // Copied anew: the durable stale mark ends here, not before (a failed copy leaves it stale).
       await clearStaleMarks(

@@ -21,7 +21,8 @@ const FOLLOWING = ['streaming', 'catching-up'];
 
 /**
  * Starts `lockstep agent`'s reporting: its status in the agents' KV bucket
- * (with the stream's gids prepared on the replica, as `phaseTwo` lists them),
+ * (with the stream's gids prepared on the replica, as `phaseTwo` lists them,
+ * and a summary of its migration history, read right after),
  * and, when `bus.agentHttp.port` is set, /healthz, /readyz, /metrics and
  * /status from the same report.
  */
@@ -29,7 +30,8 @@ export async function startAgentReporting(
   nc: NatsConnection,
   bus: BusSettings,
   config: LockstepConfig,
-  phaseTwo: PhaseTwoNode,
+  /** Its phase-two node, which also reads the replica's migration history (same connection). */
+  phaseTwo: PhaseTwoNode & { migrationNames(): Promise<string[]> },
   source: AgentStatusSource,
   log: Logger,
 ): Promise<AgentReporting> {
@@ -40,8 +42,10 @@ export async function startAgentReporting(
   const publisher = new AgentStatusPublisher(agentStatusWriter(nc, bus), source, log);
   const lister = new InDoubtLister(
     () => phaseTwo.list(config.slot),
-    (gids) => {
-      publisher.inDoubt = gids;
+    () => phaseTwo.migrationNames(),
+    ({ inDoubt, migrations }) => {
+      publisher.inDoubt = inDoubt;
+      publisher.migrations = migrations;
     },
   );
   const listing = setInterval(() => lister.poll(), publisher.everyMs);

@@ -44,8 +44,9 @@ export function exitCodeForProblems(problems: readonly unknown[]): ExitCode {
   return problems.length > 0 ? ExitCode.problems : ExitCode.ok;
 }
 
-/** `status`: an unreachable node is 3; a troubled replica or a lost slot 1. */
+/** `status`: an unreachable node is 3; a troubled replica, a lost slot or a diverged migration history 1. */
 export function exitCodeForStatus(health: StatusHealth): ExitCode {
   if (health.unreachable.length > 0) return ExitCode.unreachable;
-  return health.troubled.length > 0 || health.slotLost ? ExitCode.problems : ExitCode.ok;
+  const problems = health.troubled.length > 0 || health.slotLost || health.diverged.length > 0;
+  return problems ? ExitCode.problems : ExitCode.ok;
 }

@@ -53,6 +53,9 @@ export function formatStatus(status: LockstepStatus): string {
   lines.push(
     ...formatTable(['replica', 'state', 'version', 'lsn', 'lag', 'lag s', 'last error'], rows),
   );
+  // Its error's first line is in the table; the fix is the point here (it lasts until a resync).
+  for (const r of status.replicas.filter((x) => x.migrationsDiffer))
+    lines.push(`migrations: ${r.error?.split('\n').slice(0, 2).join(' —').replace(/\s+/g, ' ')}`);
   const held = status.twoPhase?.held;
   if (held) {
     lines.push(

@@ -1,7 +1,9 @@
 import { isUnanswered, nodeStepError } from '../attach/node-step.js';
 import type { LockstepConfig } from '../config/config-schema.js';
+import type { AgentStatusReader } from '../ports/agent-status-bus.js';
 import { isConnectionFailure } from '../ports/lockstep-error.js';
-import type { MigrationNodeSession } from '../ports/migration-session.js';
+import type { MigrationHistoryEntry, MigrationNodeSession } from '../ports/migration-session.js';
+import { readReportedHistories } from './bus-migration-status.js';
 import { readMigrationFiles } from './migration-files.js';
 
 /** One node in `migrate status --json` (`name` as in `status --json`). */
@@ -16,6 +18,12 @@ export interface NodeMigrations {
   /** Why its history could not be read (unreachable, not attached), else null. */
   error: string | null;
   reachable: boolean;
+  /**
+   * With `bus` (a replica): its history as its agent reported it (count,
+   * last name, when read), not read from the replica; `applied` is then the
+   * primary's less what it lacks, empty when the summary cannot tell.
+   */
+  reported?: { count: number; last: string | null; readAt: string } | null;
 }
 
 /** `lockstep migrate status`: every node's history against the folder. */
@@ -27,52 +35,69 @@ export interface MigrationStatus {
   consistent: boolean;
 }
 
-/** Reads every node's migration history and compares it with the folder and with the primary's. */
+/** With `bus`: the replicas' histories are read from their agents' reports. */
+export interface BusHistories {
+  readonly reader: AgentStatusReader;
+  readonly configFile?: string;
+}
+
+/**
+ * Reads every node's migration history and compares it with the folder and
+ * with the primary's; with `bus`, the replicas' from their agents' reports.
+ */
 export async function readMigrationStatus(
   config: LockstepConfig,
   dir: string,
   /** A node's migration session (the composition root's adapter). */
   session: (node: string, url: string) => MigrationNodeSession,
+  bus?: BusHistories,
 ): Promise<MigrationStatus> {
   const files = await readMigrationFiles(dir);
-  const sessions = [
-    session('primary', config.primary),
-    ...config.replicas.map((r) => session(r.name, r.url)),
-  ];
+  const readAt = new Date();
+  const direct = bus ? [] : config.replicas;
   const read = await Promise.all(
-    sessions.map(async (s) => {
-      try {
-        return { name: s.node, history: await s.history(), error: null };
-      } catch (error) {
-        // A node that did not answer within its read's deadline counts as unreachable (exit 3), named.
-        const named = isUnanswered(error)
-          ? nodeStepError(
-              s.node,
-              'reading the migration history',
-              config.applyTimeoutMs,
-              error,
-              'run lockstep migrate status again',
-            )
-          : error;
-        return { name: s.node, history: null, error: named };
-      }
-    }),
+    [session('primary', config.primary), ...direct.map((r) => session(r.name, r.url))].map((s) =>
+      readHistory(config, s),
+    ),
   );
+  const primaryHistory = read[0]?.history ?? [];
+  const reported =
+    bus && read[0]?.history
+      ? await readReportedHistories(
+          bus.reader,
+          config.slot,
+          config.replicas.map((r) => r.name),
+          { history: primaryHistory, readAt },
+          bus.configFile,
+        )
+      : [];
   const key = (h: ReadonlyArray<{ name: string; checksum: string }>) =>
     h.map((x) => `${x.name}:${x.checksum}`).join(',');
-  const primary = key(read[0]?.history ?? []);
-  const nodes = read.map(({ name, history, error }): NodeMigrations => {
-    const applied = history ?? [];
-    const names = new Set(applied.map((h) => h.name));
-    return {
-      name,
-      applied,
-      pending: files.filter((f) => !names.has(f.name)).map((f) => f.name),
-      differs: history !== null && name !== 'primary' && key(applied) !== primary,
-      error: error === null ? null : ((error as Error).message ?? String(error)),
-      reachable: !isConnectionFailure(error),
-    };
-  });
+  const primary = key(primaryHistory);
+  const nodes = [
+    ...read.map(({ name, history, error }): NodeMigrations => {
+      const applied = history ?? [];
+      return {
+        name,
+        applied,
+        pending: pendingOf(files, applied),
+        differs: history !== null && name !== 'primary' && key(applied) !== primary,
+        error: error === null ? null : ((error as Error).message ?? String(error)),
+        reachable: !isConnectionFailure(error),
+      };
+    }),
+    ...reported.map(
+      (r): NodeMigrations => ({
+        name: r.name,
+        applied: r.history ?? [],
+        pending: r.history ? pendingOf(files, r.history) : [],
+        differs: r.differs,
+        error: r.error,
+        reachable: r.reachable,
+        reported: r.reported,
+      }),
+    ),
+  ];
   return {
     files: files.map((f) => f.name),
     nodes,
@@ -80,12 +105,45 @@ export async function readMigrationStatus(
   };
 }
 
+function pendingOf(
+  files: ReadonlyArray<{ name: string }>,
+  applied: ReadonlyArray<{ name: string }>,
+): string[] {
+  const names = new Set(applied.map((h) => h.name));
+  return files.filter((f) => !names.has(f.name)).map((f) => f.name);
+}
+
+/** One node's history, or why it could not be read (named; unanswered: unreachable). */
+async function readHistory(
+  config: LockstepConfig,
+  s: MigrationNodeSession,
+): Promise<{ name: string; history: MigrationHistoryEntry[] | null; error: unknown }> {
+  try {
+    return { name: s.node, history: await s.history(), error: null };
+  } catch (error) {
+    // A node that did not answer within its read's deadline counts as unreachable (exit 3), named.
+    const named = isUnanswered(error)
+      ? nodeStepError(
+          s.node,
+          'reading the migration history',
+          config.applyTimeoutMs,
+          error,
+          'run lockstep migrate status again',
+        )
+      : error;
+    return { name: s.node, history: null, error: named };
+  }
+}
+
 /** `migrate status` for people: a line per node. */
 export function formatMigrationStatus(status: MigrationStatus): string[] {
   return status.nodes.map((n) => {
     if (n.error !== null)
       return `${n.name}: ${n.reachable ? 'history not readable (not attached?)' : 'unreachable'}: ${n.error.split('\n')[0]}`;
+    if (n.reported && n.differs && n.applied.length === 0)
+      return `${n.name}: its agent reports ${n.reported.count} applied (last ${n.reported.last ?? 'none'})  — DIFFERS from the primary's history`;
     const last = n.applied[n.applied.length - 1];
-    return `${n.name}: ${n.applied.length} applied${last ? ` (last ${last.name})` : ''}, ${n.pending.length} pending${n.pending.length ? `: ${n.pending.join(', ')}` : ''}${n.differs ? "  — DIFFERS from the primary's history" : ''}`;
+    const via = n.reported ? ' (as its agent reports)' : '';
+    return `${n.name}: ${n.applied.length} applied${last ? ` (last ${last.name})` : ''}${via}, ${n.pending.length} pending${n.pending.length ? `: ${n.pending.join(', ')}` : ''}${n.differs ? "  — DIFFERS from the primary's history" : ''}`;
   });
 }

@@ -1,6 +1,7 @@
 import type { Lsn } from '../protocol/index.js';
 import type { CatalogTable, TableName } from './catalog-table.js';
 import type { LockstepError } from './lockstep-error.js';
+import type { MigrationHistoryEntry } from './migration-session.js';
 
 /** A table's size on the primary, known before its copy starts. */
 export interface TableSize {
@@ -29,6 +30,8 @@ export interface PrimarySetup {
   tableSizes(tables: readonly TableName[]): Promise<Map<string, TableSize>>;
   /** What logical replication needs of the primary and the role; every problem found. */
   checkPrerequisites(options: { needFreeSlot: boolean }): Promise<LockstepError[]>;
+  /** The primary's migration history (`lockstep.migrations`), in name order. */
+  migrationHistory(): Promise<MigrationHistoryEntry[]>;
 }
 
 /** A `lockstep` schema on a node that lockstep did not create there (it came with a dump of the primary). */
@@ -58,6 +61,15 @@ export interface ReplicaSetup {
    * wait on a lock or go unanswered; a check still working goes on).
    */
   checkCopiedForeignKeys(stream: string, stallMs: number): Promise<void>;
+  /**
+   * Records the entries of the primary's migration history this replica
+   * lacks (name, checksum, when; its stream version as a migration records
+   * it); the names added.
+   */
+  adoptMigrationHistory(
+    stream: string,
+    entries: readonly MigrationHistoryEntry[],
+  ): Promise<string[]>;
 }
 
 /** A replica a table copy feeds. */

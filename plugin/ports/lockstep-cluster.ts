@@ -33,6 +33,8 @@ export interface NodeSession {
   currentRole(): Promise<string | undefined>;
   /** Every lockstep gid (any stream) prepared in this database, oldest first. */
   preparedGids(): Promise<PreparedGidEntry[]>;
+  /** The names in the node's migration history (`lockstep.migrations`); none where it has no such table. */
+  migrationNames(): Promise<string[]>;
   close(): Promise<void>;
 }
 

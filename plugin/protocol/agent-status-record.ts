@@ -1,4 +1,5 @@
 import type { Lsn } from './lsn.js';
+import type { MigrationSummary } from './migration-summary.js';
 
 /**
  * What `lockstep agent` publishes about its replica for `status` and
@@ -44,6 +45,11 @@ export interface AgentStatusRecord {
    */
   readonly pendingSince?: string | null;
   /**
+   * The replica's migration history, summed up (absent from older agents and
+   * before the agent first read it), read in the same listing as `inDoubt`.
+   */
+  readonly migrations?: MigrationSummary;
+  /**
    * Written at least every `everyMs`: the agent's clock (`at`) and a counter
    * that only grows while the same process reports.
    */
@@ -75,7 +81,18 @@ export function decodeAgentStatus(bytes: Uint8Array): AgentStatusRecord | null {
     isCount(beat.everyMs) &&
     beat.everyMs > 0 &&
     Array.isArray(value.inDoubt);
-  return ok ? (value as AgentStatusRecord) : null;
+  if (!ok) return null;
+  // A summary that is not one is dropped, not the report: status then does not judge the history.
+  const m = value.migrations;
+  const summary =
+    m &&
+    isCount(m.count) &&
+    isText(m.digest) &&
+    isText(m.readAt) &&
+    (m.last === null || isText(m.last))
+      ? m
+      : undefined;
+  return { ...(value as AgentStatusRecord), migrations: summary };
 }
 
 export function encodeAgentStatus(record: AgentStatusRecord): Uint8Array {

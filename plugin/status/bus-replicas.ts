@@ -2,6 +2,8 @@ import { agentFreshness } from '../agent/agent-status-staleness.js';
 import type { AgentStatusReader, StoredAgentStatus } from '../ports/agent-status-bus.js';
 import type { LockstepError } from '../ports/lockstep-error.js';
 import { lsnDistance } from '../protocol/index.js';
+import { judgeBusMigrations, type PrimaryMigrations } from './bus-migration-gaps.js';
+import { withGap } from './migration-gaps.js';
 import type { InDoubtTransaction, LockstepStatus, ReplicaStatus } from './read-status.js';
 
 /** How `status` reads the replicas when they are reported over the bus. */
@@ -16,12 +18,14 @@ export interface BusStatusSource {
  * never from direct connections, which the primary's side may not have. A
  * report older than a few heartbeats is `unknown` (its agent stopped, hung
  * or is cut off); so is a replica without one, and every replica when the
- * bus cannot be read. Lag is against the primary's version read just before.
+ * bus cannot be read. Lag is against the primary's version read just before,
+ * the migration history (the report's summary) against the primary's.
  */
 export async function readBusReplicas(
   source: BusStatusSource,
   names: readonly string[],
   status: LockstepStatus,
+  primary: PrimaryMigrations,
   now = new Date(),
 ): Promise<ReplicaStatus[]> {
   const { reader } = source;
@@ -34,6 +38,7 @@ export async function readBusReplicas(
     status.bus = { bucket: reader.bucket, reachable: false, error: message };
     return names.map((name) => unknown(name, message));
   }
+  const gaps = await judgeBusMigrations(reader, reports, primary, now);
   return names.map((name) => {
     const stored = reports.get(name);
     if (!stored)
@@ -42,7 +47,7 @@ export async function readBusReplicas(
         `[${name}] no agent reports on this replica (bucket ${reader.bucket})\n  fix: start lockstep agent --config ${source.configFile ?? 'F'} --replica ${name} beside it`,
       );
     status.inDoubt.push(...inDoubtOf(stored, now));
-    return fromReport(stored, status, now);
+    return withGap(fromReport(stored, status, now), gaps.get(name) ?? null);
   });
 }
 
@@ -60,6 +65,8 @@ function unknown(name: string, error: string): ReplicaStatus {
     reachable: false,
     source: 'bus',
     agent: null,
+    migrationsDiffer: false,
+    missingMigrations: [],
   };
 }
 
@@ -94,6 +101,8 @@ function fromReport(stored: StoredAgentStatus, status: LockstepStatus, now: Date
       heartbeatAt: record.heartbeat.at,
       heartbeats: record.heartbeat.count,
     },
+    migrationsDiffer: false,
+    missingMigrations: [],
   };
 }
 

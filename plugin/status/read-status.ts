@@ -13,6 +13,7 @@ import type { ReplicaNote } from '../ports/replica-status-store.js';
 import { type SlotHealth, slotLoss } from '../ports/slot-health.js';
 import { type Lsn, lsnDistance } from '../protocol/index.js';
 import { type BusStatusSource, readBusReplicas } from './bus-replicas.js';
+import { judgeMigrations, withGap } from './migration-gaps.js';
 import {
   failedReadError,
   neverAttached,
@@ -38,6 +39,13 @@ export interface ReplicaStatus {
   source?: 'bus';
   /** With `bus`: the agent that reported, and its last heartbeat (null: none reports). */
   agent?: { host: string; pid: number; heartbeatAt: string; heartbeats: number } | null;
+  /**
+   * Its migration history is not the primary's, past any round still in
+   * phase two there (`error` names the migrations and the fix; exit 1).
+   */
+  migrationsDiffer: boolean;
+  /** The primary's migrations it lacks (as far as they can be told). */
+  missingMigrations: string[];
 }
 
 /** A lockstep transaction still prepared on some node. */
@@ -114,6 +122,9 @@ interface PrimaryReading {
   readonly notes: Map<string, ReplicaNote>;
   /** The commit time of the stream's head. */
   readonly headCommit: Date | null;
+  /** The primary's migration history (null: not read), and when status began reading it. */
+  readonly migrations: readonly string[] | null;
+  readonly migrationsReadAt?: Date;
 }
 
 function emptyStatus(): LockstepStatus {
@@ -149,7 +160,7 @@ export async function readStatus(
   bus?: BusStatusSource,
 ): Promise<LockstepStatus> {
   const status = emptyStatus();
-  let reading: PrimaryReading = { notes: new Map(), headCommit: null };
+  let reading: PrimaryReading = { notes: new Map(), headCommit: null, migrations: null };
   try {
     // Bounded: a primary that stops answering is reported, not waited on for ever.
     const primary = await cluster.primary(config.primary, statusSession(config));
@@ -168,7 +179,12 @@ export async function readStatus(
   }
   const names = config.replicas.map((r) => r.name);
   status.replicas = bus
-    ? await readBusReplicas(bus, names, status)
+    ? await readBusReplicas(bus, names, status, {
+        stream: config.slot,
+        names: reading.migrations,
+        preparedGids: primaryGids(status),
+        readAt: reading.migrationsReadAt ?? new Date(),
+      })
     : await readReplicas(cluster, config, status, reading);
   // Without its slot no replica can catch up, whatever it last did: each needs a fresh copy.
   if (status.slot?.lost)
@@ -195,7 +211,7 @@ async function readPrimary(
   });
   if (!head) {
     status.primary.error = `not attached: no stream "${stream}" on the primary (run lockstep attach)`;
-    return { notes, headCommit: null };
+    return { notes, headCommit: null, migrations: null };
   }
   status.primary = {
     version: head.version,
@@ -226,7 +242,9 @@ async function readPrimary(
     fix: loss?.fix ?? null,
   };
   status.joinHolds = await holdsOn(primary, stream);
-  return { notes, headCommit: head.commitTime };
+  const migrationsReadAt = new Date();
+  const migrations = await primary.migrationNames();
+  return { notes, headCommit: head.commitTime, migrations, migrationsReadAt };
 }
 
 /** Each replica's position and lag, read from the replica itself, with the sidecar's notes. */
@@ -234,7 +252,7 @@ async function readReplicas(
   cluster: LockstepCluster,
   config: LockstepConfig,
   status: LockstepStatus,
-  { notes, headCommit }: PrimaryReading,
+  { notes, headCommit, migrations }: PrimaryReading,
 ): Promise<ReplicaStatus[]> {
   return Promise.all(
     config.replicas.map(async (replica): Promise<ReplicaStatus> => {
@@ -250,16 +268,32 @@ async function readReplicas(
         error: note?.error ?? null,
         errorAt: note?.errorAt?.toISOString() ?? null,
         reachable: true,
+        migrationsDiffer: false,
+        missingMigrations: [],
       };
       const read = await readReplica(cluster, config, replica, note);
       if ('unreachable' in read) return { ...base, ...read.unreachable, reachable: false };
       if ('failed' in read) return { ...base, error: read.failed };
       status.inDoubt.push(...inDoubtOf(replica.name, read.prepared));
       if (!read.row) return { ...base, state: 'not-attached' };
-      return { ...base, ...replicaLag(status, read.row, headCommit) };
+      const gap = judgeMigrations(
+        replica.name,
+        config.slot,
+        migrations,
+        { names: read.migrations },
+        [...primaryGids(status), ...read.prepared.map((p) => p.gid)],
+      );
+      return withGap({ ...base, ...replicaLag(status, read.row, headCommit) }, gap);
     }),
   );
 }
+
+/**
+ * The gids prepared on the primary when status read it: a migration there is
+ * in flight too (a replica may have committed its part before the primary).
+ */
+export const primaryGids = (status: LockstepStatus) =>
+  status.inDoubt.filter((t) => t.node === 'primary').map((t) => t.gid);
 
 /** A replica's position and how far behind the stream it is. */
 function replicaLag(

@@ -51,7 +51,12 @@ export const failedReadError = (node: string, error: unknown) =>
 
 /** What status read on one replica, or why it could not. */
 export type ReplicaReading =
-  | { readonly row: AppliedPosition | null; readonly prepared: readonly PreparedGidEntry[] }
+  | {
+      readonly row: AppliedPosition | null;
+      readonly prepared: readonly PreparedGidEntry[];
+      /** Its migration history, read after the prepared gids (a gid committed in between is in it). */
+      readonly migrations: readonly string[];
+    }
   | { readonly unreachable: { readonly state: string; readonly error: string } }
   | { readonly failed: string };
 
@@ -83,7 +88,8 @@ export async function readReplica(
       if (neverAttached(error)) return null;
       throw error;
     });
-    return { row, prepared: await session.preparedGids() };
+    const prepared = await session.preparedGids();
+    return { row, prepared, migrations: await session.migrationNames() };
   } catch (error) {
     // Answered with an error: reachable, its state as noted, the error as it is.
     if (!isUnanswered(error)) return { failed: failedReadError(replica.name, error) };

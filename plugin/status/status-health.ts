@@ -11,11 +11,14 @@ export interface StatusHealth {
   readonly troubled: ReadonlyArray<{ name: string; state: string }>;
   /** The replication slot is lost (invalidated or gone): no replica gets anything any more. */
   readonly slotLost: boolean;
+  /** Replicas whose migration history is not the primary's (a migration lacking there). */
+  readonly diverged: readonly string[];
 }
 
 /**
  * The one place that judges a status: which nodes were unreachable, which
- * replicas are troubled, whether the slot is lost.
+ * replicas are troubled, whether the slot is lost, which replicas' migration
+ * histories are not the primary's.
  */
 export function statusHealth(status: LockstepStatus): StatusHealth {
   return {
@@ -28,5 +31,6 @@ export function statusHealth(status: LockstepStatus): StatusHealth {
       .filter((r) => TROUBLED_STATES.includes(r.state))
       .map((r) => ({ name: r.name, state: r.state })),
     slotLost: status.slot?.lost === true,
+    diverged: status.replicas.filter((r) => r.migrationsDiffer).map((r) => r.name),
   };
 }

@@ -13,6 +13,8 @@ export function replicaStatus(name: string, fields: Partial<ReplicaStatus> = {})
     error: null,
     errorAt: null,
     reachable: true,
+    migrationsDiffer: false,
+    missingMigrations: [],
     ...fields,
   };
 }

@@ -9,6 +9,7 @@ import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import type { StreamHead } from '../../plugin/ports/streams-store.js';
 import { toLsn } from '../../plugin/protocol/index.js';
 import { readStatus } from '../../plugin/status/read-status.js';
+import { statusHealth } from '../../plugin/status/status-health.js';
 
 const config = {
   slot: 'lockstep',
@@ -31,7 +32,13 @@ const head: StreamHead = {
 };
 
 /** A cluster answering from memory: the primary's stream head, replica1 at version 7, replica2 down. */
-function fakeCluster(streamHead: StreamHead | undefined): LockstepCluster {
+function fakeCluster(
+  streamHead: StreamHead | undefined,
+  histories: { primary: string[]; replica1: string[]; replica1Gids?: string[] } = {
+    primary: [],
+    replica1: [],
+  },
+): LockstepCluster {
   const primary = {
     streams: { head: async () => streamHead },
     streamLockHeld: async () => true,
@@ -41,6 +48,7 @@ function fakeCluster(streamHead: StreamHead | undefined): LockstepCluster {
     slots: { health: async () => null },
     joinHolds: { read: async () => [] },
     preparedGids: async () => [],
+    migrationNames: async () => histories.primary,
     close: async () => undefined,
   } as unknown as PrimarySession;
   const replica1 = {
@@ -51,7 +59,13 @@ function fakeCluster(streamHead: StreamHead | undefined): LockstepCluster {
         commitTime: new Date('2026-01-01T00:00:04Z'),
       }),
     },
-    preparedGids: async () => [{ gid: 'g', preparedAt: '2026-01-01T00:00:00Z', ageSeconds: 2.4 }],
+    preparedGids: async () =>
+      (histories.replica1Gids ?? ['g']).map((gid) => ({
+        gid,
+        preparedAt: '2026-01-01T00:00:00Z',
+        ageSeconds: 2.4,
+      })),
+    migrationNames: async () => histories.replica1,
     close: async () => undefined,
   } as unknown as ReplicaSession;
   return {
@@ -94,5 +108,33 @@ describe('readStatus', () => {
     expect(status.primary.error).toMatch(/not attached/);
     expect(status.primary.version).toBeNull();
     expect(status.replicas[0]).toMatchObject({ version: 7, lagVersions: null });
+  });
+
+  it('reports a replica lacking a migration the primary has, naming it and the fix, until it has it', async () => {
+    const lacking = { primary: ['001-a', '002-b'], replica1: ['001-a'] };
+    const status = await readStatus(fakeCluster(head, lacking), config);
+    expect(status.replicas[0]).toMatchObject({
+      name: 'replica1',
+      migrationsDiffer: true,
+      missingMigrations: ['002-b'],
+    });
+    expect(status.replicas[0]?.error).toMatch(/^\[replica1\].*lacks migration 002-b/);
+    expect(status.replicas[0]?.error).toContain('lockstep attach --resync replica1');
+    expect(statusHealth(status).diverged).toEqual(['replica1']);
+    const same = await readStatus(
+      fakeCluster(head, { ...lacking, replica1: lacking.primary }),
+      config,
+    );
+    expect(same.replicas[0]).toMatchObject({ migrationsDiffer: false, error: null });
+  });
+
+  it('does not judge a replica whose migration gid is still prepared (phase two not done)', async () => {
+    const inFlight = {
+      primary: ['001-a', '002-b'],
+      replica1: ['001-a'],
+      replica1Gids: ['lockstep_lockstep_m1700000000000_1'],
+    };
+    const status = await readStatus(fakeCluster(head, inFlight), config);
+    expect(status.replicas[0]).toMatchObject({ migrationsDiffer: false, error: null });
   });
 });

@@ -36,6 +36,32 @@ export class MigrationHistory {
       .execute();
   }
 
+  /**
+   * Inserts the entries this node lacks (attach, from the primary's
+   * history), each with the node's stream version as {@link record} does;
+   * the names added.
+   */
+  async adopt(stream: string, entries: readonly MigrationHistoryEntry[]): Promise<string[]> {
+    if (entries.length === 0) return [];
+    const rows = await this.db
+      .insertInto('lockstep.migrations')
+      .values((eb) =>
+        entries.map((e) => ({
+          name: e.name,
+          checksum: e.checksum,
+          applied_at: new Date(e.appliedAt),
+          version: eb.fn.coalesce(
+            eb.selectFrom('lockstep.applied').select('version').where('stream', '=', stream),
+            eb.lit(0),
+          ),
+        })),
+      )
+      .onConflict((oc) => oc.column('name').doNothing())
+      .returning('name')
+      .execute();
+    return rows.map((r) => r.name);
+  }
+
   /** Every applied migration, in name order. */
   async list(): Promise<MigrationHistoryEntry[]> {
     const rows = await this.db
@@ -49,6 +75,20 @@ export class MigrationHistory {
       appliedAt: r.applied_at.toISOString(),
     }));
   }
+}
+
+/**
+ * The names in a node's history, in no particular order; none where it has
+ * no such table (never attached, or a control schema older than it): no
+ * history, not a failure.
+ */
+export async function readMigrationNames(session: ControlSession): Promise<string[]> {
+  const { rows } = await session.query(
+    `SELECT to_regclass('lockstep.migrations') IS NOT NULL AS known`,
+  );
+  if (!(rows[0] as { known: boolean } | undefined)?.known) return [];
+  const found = await session.query('SELECT name FROM lockstep.migrations');
+  return found.rows.map((r) => (r as { name: string }).name);
 }
 
 /**

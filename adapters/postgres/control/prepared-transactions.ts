@@ -11,7 +11,7 @@ import {
 import { readPosition } from '../apply/position-row.js';
 import { CONTROL_QUERY_TIMEOUT_MS, scrubbedError } from '../connection/connection-url.js';
 import { connectNode, endClient } from '../connection/node-connection.js';
-import { migrationGidLanded } from './migration-history.js';
+import { migrationGidLanded, readMigrationNames } from './migration-history.js';
 
 export type { PreparedGid } from '../../../plugin/ports/phase-two-node.js';
 
@@ -55,6 +55,22 @@ export class PreparedTransactions implements PhaseTwoNode {
     return all
       .filter((g) => parseGid(g.gid, stream) !== null || isMigrationGid(g.gid, stream))
       .map((g) => ({ ...g, kind: isMigrationGid(g.gid, stream) ? 'migration' : 'stream' }));
+  }
+
+  /**
+   * The names in the node's migration history (an agent's status report; after
+   * {@link list} on the same connection, so a gid committed in between is in it).
+   */
+  migrationNames(): Promise<string[]> {
+    return this.serially(async () => {
+      const client = await this.connection();
+      try {
+        return await readMigrationNames(client);
+      } catch (error) {
+        await this.closeNow();
+        throw scrubbedError(error, this.url);
+      }
+    });
   }
 
   /**

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { CatalogTable } from '../../../plugin/ports/catalog-table.js';
 import type { NodeSession, PreparedGidEntry } from '../../../plugin/ports/lockstep-cluster.js';
 import { endClient } from '../connection/node-connection.js';
+import { readMigrationNames } from '../control/migration-history.js';
 import { listLockstepGids } from '../control/prepared-transactions.js';
 import { readCatalog } from './table-catalog.js';
 
@@ -33,6 +34,10 @@ export class PgNodeSession implements NodeSession {
 
   preparedGids(): Promise<PreparedGidEntry[]> {
     return listLockstepGids(this.client);
+  }
+
+  migrationNames(): Promise<string[]> {
+    return readMigrationNames(this.client);
   }
 
   async close(): Promise<void> {

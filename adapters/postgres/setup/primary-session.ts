@@ -3,10 +3,12 @@ import type { TableName } from '../../../plugin/ports/catalog-table.js';
 import type { PrimarySetup, TableSize } from '../../../plugin/ports/cluster-setup.js';
 import type { PrimarySession } from '../../../plugin/ports/lockstep-cluster.js';
 import type { LockstepError } from '../../../plugin/ports/lockstep-error.js';
+import type { MigrationHistoryEntry } from '../../../plugin/ports/migration-session.js';
 import type { ReplicationSlots, SlotPosition } from '../../../plugin/ports/replication-slots.js';
 import type { SlotHealth } from '../../../plugin/ports/slot-health.js';
 import { controlDbOn } from '../control/control-schema.js';
 import { PgJoinHoldsStore } from '../control/join-holds.js';
+import { MigrationHistory } from '../control/migration-history.js';
 import { PgReplicaStatusStore } from '../control/replica-status-store.js';
 import { streamLockHeld } from '../control/stream-lock.js';
 import { PgStreamsStore } from '../control/streams-store.js';
@@ -101,6 +103,10 @@ class PgPrimarySetup implements PrimarySetup {
 
   checkPrerequisites(options: { needFreeSlot: boolean }): Promise<LockstepError[]> {
     return checkPrimaryPrerequisites(this.client, options);
+  }
+
+  migrationHistory(): Promise<MigrationHistoryEntry[]> {
+    return new MigrationHistory(controlDbOn(this.client)).list();
   }
 }
 

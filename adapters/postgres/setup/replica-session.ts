@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { CatalogTable } from '../../../plugin/ports/catalog-table.js';
 import type { ForeignControlSchema, ReplicaSetup } from '../../../plugin/ports/cluster-setup.js';
 import type { ReplicaSession } from '../../../plugin/ports/lockstep-cluster.js';
+import type { MigrationHistoryEntry } from '../../../plugin/ports/migration-session.js';
 import { readDatabaseId } from '../connection/database-identity.js';
 import { dropClient } from '../connection/node-connection.js';
 import { controlDbOn } from '../control/control-schema.js';
@@ -9,6 +10,7 @@ import {
   dropForeignControlSchema,
   findForeignControlSchema,
 } from '../control/foreign-control-schema.js';
+import { MigrationHistory } from '../control/migration-history.js';
 import { PgPositionsStore } from '../control/positions-store.js';
 import { PgSyncedTablesStore } from '../control/synced-tables-store.js';
 import { checkCopiedForeignKeys } from './foreign-key-check.js';
@@ -38,6 +40,13 @@ class PgReplicaSetup implements ReplicaSetup {
 
   dropForeignControlSchema(foreign: ForeignControlSchema): Promise<void> {
     return dropForeignControlSchema(this.client, foreign);
+  }
+
+  adoptMigrationHistory(
+    stream: string,
+    entries: readonly MigrationHistoryEntry[],
+  ): Promise<string[]> {
+    return new MigrationHistory(controlDbOn(this.client)).adopt(stream, entries);
   }
 
   checkCopiedForeignKeys(stream: string, stallMs: number): Promise<void> {

@@ -1,0 +1,109 @@
+import { LockstepError } from '../ports/lockstep-error.js';
+import { isMigrationGid } from '../protocol/index.js';
+import {
+  inNameOrder,
+  lackingFromSummary,
+  type MigrationSummary,
+} from '../protocol/migration-summary.js';
+
+/** What status found of a replica's migration history against the primary's. */
+export interface MigrationGap {
+  /** The primary's migrations it lacks (when they can be told). */
+  readonly missing: string[];
+  /** Its history is not the primary's (lacking ones, or others). */
+  readonly differs: boolean;
+  /** The error naming the replica, the migrations and the fix (null when it is the primary's). */
+  readonly error: string | null;
+}
+
+/** How a replica's history was read: directly (names), or from its agent's report (a summary). */
+export type ReplicaHistory =
+  | { readonly names: readonly string[] }
+  | { readonly summary: MigrationSummary };
+
+/** A replica's status with the gap's fields, its error first (it lasts until a resync). */
+export function withGap<R extends ReplicaGapFields>(replica: R, gap: MigrationGap | null): R {
+  if (!gap?.differs) return replica;
+  return {
+    ...replica,
+    migrationsDiffer: true,
+    missingMigrations: gap.missing,
+    error: [gap.error, replica.error].filter(Boolean).join('\n'),
+    errorAt: replica.errorAt ?? new Date().toISOString(),
+  };
+}
+
+/** The fields of a replica's status a gap sets. */
+interface ReplicaGapFields {
+  migrationsDiffer: boolean;
+  missingMigrations: string[];
+  error: string | null;
+  errorAt: string | null;
+}
+
+const SAME: MigrationGap = { missing: [], differs: false, error: null };
+
+/**
+ * Judges a replica's history by the state, not by an event: what the primary
+ * recorded and the replica lacks is reported until the replica has it. Not
+ * judged (null) without the primary's history, or while one of the stream's
+ * migration gids is still prepared on the replica or the primary (phase two
+ * not done yet: the row is in that transaction). `preparedGids`: both
+ * nodes', each listed before its history was read.
+ */
+export function judgeMigrations(
+  replica: string,
+  stream: string,
+  primary: readonly string[] | null,
+  history: ReplicaHistory,
+  preparedGids: readonly string[],
+): MigrationGap | null {
+  if (primary === null) return null;
+  if (preparedGids.some((gid) => isMigrationGid(gid, stream))) return null;
+  if ('names' in history) {
+    const has = new Set(history.names);
+    const known = new Set(primary);
+    const missing = primary.filter((n) => !has.has(n));
+    const extra = history.names.filter((n) => !known.has(n));
+    if (missing.length === 0 && extra.length === 0) return SAME;
+    return { missing, differs: true, error: gapError(replica, missing, extra.length) };
+  }
+  const ordered = inNameOrder(primary);
+  const missing = lackingFromSummary(ordered, history.summary);
+  if (missing?.length === 0) return SAME;
+  const { count, last } = history.summary;
+  return {
+    missing: missing ?? [],
+    differs: true,
+    error:
+      missing === null
+        ? differsError(replica, `${count} migrations (last ${last ?? 'none'})`, ordered)
+        : gapError(replica, missing, 0),
+  };
+}
+
+const fixFor = (replica: string) =>
+  `lockstep attach --resync ${replica} --create-schema with the sidecar stopped (copies the replica anew and the primary's migration history with it; a column a migration added to an existing table: add it on ${replica} first, doctor names it); lockstep migrate status compares every node's history`;
+
+function gapError(replica: string, missing: readonly string[], extra: number): string {
+  const lacks =
+    missing.length > 0
+      ? `lacks migration${missing.length > 1 ? 's' : ''} ${missing.join(', ')} that the primary has (rolled back or lost there before phase two?)`
+      : '';
+  const more = extra > 0 ? `has ${extra} migration${extra > 1 ? 's' : ''} the primary has not` : '';
+  return new LockstepError({
+    node: replica,
+    setting: 'migrations',
+    problem: `its migration history is not the primary's: it ${[lacks, more].filter(Boolean).join(' and ')}`,
+    fix: fixFor(replica),
+  }).message;
+}
+
+function differsError(replica: string, has: string, primary: readonly string[]): string {
+  return new LockstepError({
+    node: replica,
+    setting: 'migrations',
+    problem: `its migration history is not the primary's: its agent reports ${has}, the primary has ${primary.length} (last ${primary[primary.length - 1] ?? 'none'})`,
+    fix: fixFor(replica),
+  }).message;
+}
