@@ -3,7 +3,7 @@ import type { LockstepConfig } from '../config/config-schema.js';
 import type { AgentStatusReader } from '../ports/agent-status-bus.js';
 import { isConnectionFailure } from '../ports/lockstep-error.js';
 import type { MigrationHistoryEntry, MigrationNodeSession } from '../ports/migration-session.js';
-import { readReportedHistories } from './bus-migration-status.js';
+import { type ReportedHistory, readReportedHistories } from './bus-migration-status.js';
 import { readMigrationFiles } from './migration-files.js';
 
 /** One node in `migrate status --json` (`name` as in `status --json`). */
@@ -61,16 +61,18 @@ export async function readMigrationStatus(
     ),
   );
   const primaryHistory = read[0]?.history ?? [];
-  const reported =
-    bus && read[0]?.history
+  const replicaNames = config.replicas.map((r) => r.name);
+  const reported = !bus
+    ? []
+    : read[0]?.history
       ? await readReportedHistories(
           bus.reader,
           config.slot,
-          config.replicas.map((r) => r.name),
+          replicaNames,
           { history: primaryHistory, readAt },
           bus.configFile,
         )
-      : [];
+      : replicaNames.map((name) => notCompared(name));
   const key = (h: ReadonlyArray<{ name: string; checksum: string }>) =>
     h.map((x) => `${x.name}:${x.checksum}`).join(',');
   const primary = key(primaryHistory);
@@ -102,6 +104,18 @@ export async function readMigrationStatus(
     files: files.map((f) => f.name),
     nodes,
     consistent: nodes.every((n) => n.error === null && !n.differs),
+  };
+}
+
+/** A replica with `bus` when the primary's history, what its report is compared with, was not read. */
+function notCompared(name: string): ReportedHistory {
+  return {
+    name,
+    history: null,
+    differs: false,
+    reported: null,
+    error: `[${name}] not compared: the primary's migration history could not be read`,
+    reachable: true,
   };
 }
 

@@ -1,3 +1,5 @@
+import type { AgentStatusRecord } from '../../plugin/protocol/agent-status-record.js';
+import { toLsn } from '../../plugin/protocol/index.js';
 import type { LockstepStatus, ReplicaStatus } from '../../plugin/status/read-status.js';
 
 /** A replica in a status, streaming and caught up unless `fields` say otherwise. */
@@ -57,5 +59,27 @@ export function slotStatus(lost: boolean): NonNullable<LockstepStatus['slot']> {
     lost,
     reason: lost ? 'the replication slot "lockstep" was invalidated' : null,
     fix: lost ? 'lockstep attach --resync all' : null,
+  };
+}
+
+/** An agent's report on replica1, streaming at version 7, its heartbeat at `beatAt`. */
+export function agentReport(
+  over: Partial<AgentStatusRecord> = {},
+  beatAt = new Date(),
+): AgentStatusRecord {
+  return {
+    replica: 'replica1',
+    version: 7,
+    lsn: toLsn('0/80'),
+    state: 'streaming',
+    error: null,
+    agent: { host: 'db1', pid: 42 },
+    inDoubt: [],
+    packetsApplied: 3,
+    rowsApplied: 9,
+    applyErrors: 0,
+    heartbeat: { at: beatAt.toISOString(), count: 5, everyMs: 1_000 },
+    updatedAt: beatAt.toISOString(),
+    ...over,
   };
 }

@@ -16,27 +16,12 @@ import { toLsn } from '../../plugin/protocol/index.js';
 import type { ReplicaAgent } from '../../plugin/replica/replica-agent.js';
 import { readStatus } from '../../plugin/status/read-status.js';
 import { statusHealth } from '../../plugin/status/status-health.js';
+import { agentReport } from '../support/status-sample.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const at = (ms: number) => new Date(T0 + ms);
 
-function report(over: Partial<AgentStatusRecord> = {}, beatAt = at(0)): AgentStatusRecord {
-  return {
-    replica: 'replica1',
-    version: 7,
-    lsn: toLsn('0/80'),
-    state: 'streaming',
-    error: null,
-    agent: { host: 'db1', pid: 42 },
-    inDoubt: [],
-    packetsApplied: 3,
-    rowsApplied: 9,
-    applyErrors: 0,
-    heartbeat: { at: beatAt.toISOString(), count: 5, everyMs: 1_000 },
-    updatedAt: beatAt.toISOString(),
-    ...over,
-  };
-}
+const report = (over: Partial<AgentStatusRecord> = {}, beatAt = at(0)) => agentReport(over, beatAt);
 
 describe('agentFreshness', () => {
   const limit = STALE_AFTER_BEATS * 1_000;
