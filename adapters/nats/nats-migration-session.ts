@@ -4,6 +4,7 @@ import type {
   MigrationHistoryEntry,
   MigrationNodeSession,
   MigrationPrepare,
+  ReplicaMigrationHistory,
 } from '../../plugin/ports/migration-session.js';
 import type { Lsn } from '../../plugin/protocol/index.js';
 import { probeAgent, whileAgentAnswers } from './agent-liveness.js';
@@ -75,6 +76,11 @@ export class NatsMigrationSession implements MigrationNodeSession {
 
   async history(): Promise<MigrationHistoryEntry[]> {
     throw new Error(`${this.node} is a replica: the history is read on the primary`);
+  }
+
+  /** With `bus`, `migrate status` reads a replica's history from its agent's report, not here. */
+  async replicaHistory(): Promise<ReplicaMigrationHistory> {
+    throw new Error(`${this.node} is a replica: its history is read from its agent's report`);
   }
 
   private async ask<T>(verb: 'migrate' | 'applied', body: Record<string, unknown>, ms: number) {

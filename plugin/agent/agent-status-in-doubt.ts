@@ -1,6 +1,10 @@
 import type { PreparedGid } from '../ports/phase-two-node.js';
 import type { AgentStatusRecord } from '../protocol/agent-status-record.js';
-import { type MigrationSummary, summarizeMigrations } from '../protocol/migration-summary.js';
+import {
+  type MigrationReading,
+  type MigrationSummary,
+  summarizeMigrations,
+} from '../protocol/migration-summary.js';
 
 /** One listing: the gids prepared on the replica, then its migration history. */
 export interface ReplicaListing {
@@ -21,7 +25,7 @@ export class InDoubtLister {
 
   constructor(
     private readonly list: () => Promise<ReadonlyArray<PreparedGid>>,
-    private readonly history: () => Promise<readonly string[]>,
+    private readonly history: () => Promise<MigrationReading>,
     private readonly found: (listing: ReplicaListing) => void,
   ) {}
 
@@ -39,7 +43,14 @@ export class InDoubtLister {
   private async listing(): Promise<ReplicaListing> {
     const gids = await this.list();
     const inDoubt = gids.map(({ gid, preparedAt }) => ({ gid, preparedAt }));
-    const names = await this.history().catch(() => null);
-    return { inDoubt, migrations: names && summarizeMigrations(names, new Date()) };
+    const read = await this.history().catch(() => null);
+    const migrations =
+      read &&
+      summarizeMigrations(
+        read.migrations.map((m) => m.name),
+        new Date(),
+        read.copiedAt,
+      );
+    return { inDoubt, migrations };
   }
 }

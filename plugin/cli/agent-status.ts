@@ -5,6 +5,7 @@ import { AgentStatusPublisher, type AgentStatusSource } from '../agent/agent-sta
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { BusSettings } from '../ports/packet-bus.js';
 import type { PhaseTwoNode } from '../ports/phase-two-node.js';
+import type { MigrationReading } from '../protocol/migration-summary.js';
 
 /** The agent's status reporting, running. */
 export interface AgentReporting {
@@ -31,7 +32,7 @@ export async function startAgentReporting(
   bus: BusSettings,
   config: LockstepConfig,
   /** Its phase-two node, which also reads the replica's migration history (same connection). */
-  phaseTwo: PhaseTwoNode & { migrationNames(): Promise<string[]> },
+  phaseTwo: PhaseTwoNode & { migrationReading(stream: string): Promise<MigrationReading> },
   source: AgentStatusSource,
   log: Logger,
 ): Promise<AgentReporting> {
@@ -42,7 +43,7 @@ export async function startAgentReporting(
   const publisher = new AgentStatusPublisher(agentStatusWriter(nc, bus), source, log);
   const lister = new InDoubtLister(
     () => phaseTwo.list(config.slot),
-    () => phaseTwo.migrationNames(),
+    () => phaseTwo.migrationReading(config.slot),
     ({ inDoubt, migrations }) => {
       publisher.inDoubt = inDoubt;
       publisher.migrations = migrations;

@@ -2,7 +2,7 @@ import { agentFreshness } from '../agent/agent-status-staleness.js';
 import type { AgentStatusReader, StoredAgentStatus } from '../ports/agent-status-bus.js';
 import type { LockstepError } from '../ports/lockstep-error.js';
 import type { MigrationHistoryEntry } from '../ports/migration-session.js';
-import { inNameOrder, lackingFromSummary } from '../protocol/migration-summary.js';
+import { copiedBefore, inNameOrder, lackingFromSummary } from '../protocol/migration-summary.js';
 import { judgeBusMigrations } from '../status/bus-migration-gaps.js';
 
 /** A replica's history as `migrate status` tells it from its agent's report. */
@@ -16,6 +16,8 @@ export interface ReportedHistory {
   readonly error: string | null;
   /** False when no agent reports (as `status`'s `unknown`: exit 3). */
   readonly reachable: boolean;
+  /** The primary's migrations applied before its copy began that it has no row of (oldest first, as far as told). */
+  readonly copiedBefore?: string[];
 }
 
 /**
@@ -43,7 +45,7 @@ export async function readReportedHistories(
   // Waits (a few heartbeats at most) for reports read after the primary's history.
   await judgeBusMigrations(reader, reports, {
     stream,
-    names,
+    history: primary.history,
     preparedGids: [],
     readAt: primary.readAt,
   });
@@ -64,11 +66,18 @@ export async function readReportedHistories(
         ),
         reachable: true,
       };
-    const missing = lackingFromSummary(names, summary);
-    const lacking = new Set(missing ?? []);
+    const exempt = copiedBefore(primary.history, summary.copiedAt);
+    const missing = lackingFromSummary(names, summary, exempt);
+    // The exempt ones it lacks: the oldest, as many as its count leaves out.
+    const copied =
+      missing === null
+        ? []
+        : exempt.slice(0, Math.max(0, names.length - summary.count - missing.length));
+    const lacking = new Set([...(missing ?? []), ...copied]);
     return {
       name,
       history: missing === null ? null : primary.history.filter((h) => !lacking.has(h.name)),
+      copiedBefore: copied,
       differs: missing === null || missing.length > 0,
       reported: { count: summary.count, last: summary.last, readAt: summary.readAt },
       error: null,

@@ -3,6 +3,7 @@ import type { LockstepConfig } from '../config/config-schema.js';
 import type { AgentStatusReader } from '../ports/agent-status-bus.js';
 import { isConnectionFailure } from '../ports/lockstep-error.js';
 import type { MigrationHistoryEntry, MigrationNodeSession } from '../ports/migration-session.js';
+import { copiedBefore } from '../protocol/migration-summary.js';
 import { type ReportedHistory, readReportedHistories } from './bus-migration-status.js';
 import { readMigrationFiles } from './migration-files.js';
 
@@ -24,6 +25,13 @@ export interface NodeMigrations {
    * primary's less what it lacks, empty when the summary cannot tell.
    */
   reported?: { count: number; last: string | null; readAt: string } | null;
+  /**
+   * A replica: the primary's migrations it has no history row of that the
+   * primary applied before its current copy began (attached before attach
+   * copied the history): in its tables by construction, so neither pending
+   * nor a difference (`status` does not report them either).
+   */
+  copiedBefore?: string[];
 }
 
 /** `lockstep migrate status`: every node's history against the folder. */
@@ -75,28 +83,32 @@ export async function readMigrationStatus(
       : replicaNames.map((name) => notCompared(name));
   const key = (h: ReadonlyArray<{ name: string; checksum: string }>) =>
     h.map((x) => `${x.name}:${x.checksum}`).join(',');
-  const primary = key(primaryHistory);
   const nodes = [
-    ...read.map(({ name, history, error }): NodeMigrations => {
+    ...read.map(({ name, history, copiedAt, error }): NodeMigrations => {
       const applied = history ?? [];
+      const has = new Set(applied.map((h) => h.name));
+      const copied = new Set(copiedBefore(primaryHistory, copiedAt).filter((n) => !has.has(n)));
+      const expected = primaryHistory.filter((h) => !copied.has(h.name));
       return {
         name,
         applied,
-        pending: pendingOf(files, applied),
-        differs: history !== null && name !== 'primary' && key(applied) !== primary,
+        pending: pendingOf(files, [...applied, ...named([...copied])]),
+        differs: history !== null && name !== 'primary' && key(applied) !== key(expected),
         error: error === null ? null : ((error as Error).message ?? String(error)),
         reachable: !isConnectionFailure(error),
+        ...(name === 'primary' ? {} : { copiedBefore: [...copied] }),
       };
     }),
     ...reported.map(
       (r): NodeMigrations => ({
         name: r.name,
         applied: r.history ?? [],
-        pending: r.history ? pendingOf(files, r.history) : [],
+        pending: r.history ? pendingOf(files, [...r.history, ...named(r.copiedBefore)]) : [],
         differs: r.differs,
         error: r.error,
         reachable: r.reachable,
         reported: r.reported,
+        copiedBefore: r.copiedBefore,
       }),
     ),
   ];
@@ -119,6 +131,8 @@ function notCompared(name: string): ReportedHistory {
   };
 }
 
+const named = (names: readonly string[] = []) => names.map((name) => ({ name }));
+
 function pendingOf(
   files: ReadonlyArray<{ name: string }>,
   applied: ReadonlyArray<{ name: string }>,
@@ -131,9 +145,16 @@ function pendingOf(
 async function readHistory(
   config: LockstepConfig,
   s: MigrationNodeSession,
-): Promise<{ name: string; history: MigrationHistoryEntry[] | null; error: unknown }> {
+): Promise<{
+  name: string;
+  history: MigrationHistoryEntry[] | null;
+  copiedAt: string | null;
+  error: unknown;
+}> {
   try {
-    return { name: s.node, history: await s.history(), error: null };
+    if (s.node === 'primary')
+      return { name: s.node, history: await s.history(), copiedAt: null, error: null };
+    return { name: s.node, ...(await s.replicaHistory(config.slot)), error: null };
   } catch (error) {
     // A node that did not answer within its read's deadline counts as unreachable (exit 3), named.
     const named = isUnanswered(error)
@@ -145,7 +166,7 @@ async function readHistory(
           'run lockstep migrate status again',
         )
       : error;
-    return { name: s.node, history: null, error: named };
+    return { name: s.node, history: null, copiedAt: null, error: named };
   }
 }
 
@@ -158,6 +179,9 @@ export function formatMigrationStatus(status: MigrationStatus): string[] {
       return `${n.name}: its agent reports ${n.reported.count} applied (last ${n.reported.last ?? 'none'})  — DIFFERS from the primary's history`;
     const last = n.applied[n.applied.length - 1];
     const via = n.reported ? ' (as its agent reports)' : '';
-    return `${n.name}: ${n.applied.length} applied${last ? ` (last ${last.name})` : ''}${via}, ${n.pending.length} pending${n.pending.length ? `: ${n.pending.join(', ')}` : ''}${n.differs ? "  — DIFFERS from the primary's history" : ''}`;
+    const copied = n.copiedBefore?.length
+      ? `, ${n.copiedBefore.length} copied before (no history row: applied before its copy)`
+      : '';
+    return `${n.name}: ${n.applied.length} applied${last ? ` (last ${last.name})` : ''}${via}${copied}, ${n.pending.length} pending${n.pending.length ? `: ${n.pending.join(', ')}` : ''}${n.differs ? "  — DIFFERS from the primary's history" : ''}`;
   });
 }

@@ -1,3 +1,4 @@
+import type { MigrationReading } from '../protocol/migration-summary.js';
 import type { CatalogTable } from './catalog-table.js';
 import type {
   PrimarySetup,
@@ -33,8 +34,11 @@ export interface NodeSession {
   currentRole(): Promise<string | undefined>;
   /** Every lockstep gid (any stream) prepared in this database, oldest first. */
   preparedGids(): Promise<PreparedGidEntry[]>;
-  /** The names in the node's migration history (`lockstep.migrations`); none where it has no such table. */
-  migrationNames(): Promise<string[]>;
+  /**
+   * The node's migration history (`lockstep.migrations`, none where it has no
+   * such table) and, on a replica, when the stream's current copy began.
+   */
+  migrationReading(stream: string): Promise<MigrationReading>;
   close(): Promise<void>;
 }
 

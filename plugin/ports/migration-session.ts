@@ -68,4 +68,12 @@ export interface MigrationNodeSession {
   commitBarrier(gid: string, work?: MigrationWork): Promise<Lsn>;
   /** The node's migration history, in name order. */
   history(): Promise<MigrationHistoryEntry[]>;
+  /** A replica's history and when its current copy of `stream` began (null: none copied), in one session. */
+  replicaHistory(stream: string): Promise<ReplicaMigrationHistory>;
+}
+
+/** A replica's migration history and its copy time (`lockstep.synced_tables`, its clock). */
+export interface ReplicaMigrationHistory {
+  readonly history: MigrationHistoryEntry[];
+  readonly copiedAt: string | null;
 }

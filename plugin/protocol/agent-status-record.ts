@@ -89,7 +89,8 @@ export function decodeAgentStatus(bytes: Uint8Array): AgentStatusRecord | null {
     isCount(m.count) &&
     isText(m.digest) &&
     isText(m.readAt) &&
-    (m.last === null || isText(m.last))
+    (m.last === null || isText(m.last)) &&
+    (m.copiedAt === undefined || m.copiedAt === null || isText(m.copiedAt))
       ? m
       : undefined;
   return { ...(value as AgentStatusRecord), migrations: summary };

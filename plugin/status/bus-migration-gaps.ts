@@ -1,5 +1,6 @@
 import { agentFreshness } from '../agent/agent-status-staleness.js';
 import type { AgentStatusReader, StoredAgentStatus } from '../ports/agent-status-bus.js';
+import type { AppliedMigration } from '../protocol/migration-summary.js';
 import { sleep } from '../support/sleep.js';
 import { judgeMigrations, type MigrationGap } from './migration-gaps.js';
 
@@ -7,8 +8,8 @@ import { judgeMigrations, type MigrationGap } from './migration-gaps.js';
 export interface PrimaryMigrations {
   /** The stream (slot) the gids belong to. */
   readonly stream: string;
-  /** The primary's history (null: not read; nothing is judged). */
-  readonly names: readonly string[] | null;
+  /** The primary's history, with when it applied each (null: not read; nothing is judged). */
+  readonly history: readonly AppliedMigration[] | null;
   /** The gids prepared on the primary when status read it. */
   readonly preparedGids: readonly string[];
   /** When status read the primary's history (its clock). */
@@ -65,7 +66,7 @@ function judgeAll(
     // A report that stopped coming says nothing about the replica now.
     if (!summary || agentFreshness(record, storedAt, now).stale) continue;
     const gids = [...primary.preparedGids, ...record.inDoubt.map((t) => t.gid)];
-    gaps.set(name, judgeMigrations(name, primary.stream, primary.names, { summary }, gids));
+    gaps.set(name, judgeMigrations(name, primary.stream, primary.history, { summary }, gids));
   }
   return gaps;
 }

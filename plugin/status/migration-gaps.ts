@@ -1,6 +1,8 @@
 import { LockstepError } from '../ports/lockstep-error.js';
 import { isMigrationGid } from '../protocol/index.js';
 import {
+  type AppliedMigration,
+  copiedBefore,
   inNameOrder,
   lackingFromSummary,
   type MigrationSummary,
@@ -16,9 +18,13 @@ export interface MigrationGap {
   readonly error: string | null;
 }
 
-/** How a replica's history was read: directly (names), or from its agent's report (a summary). */
+/**
+ * How a replica's history was read: directly (names, and when its current
+ * copy began), or from its agent's report (a summary, with that time from
+ * newer agents).
+ */
 export type ReplicaHistory =
-  | { readonly names: readonly string[] }
+  | { readonly names: readonly string[]; readonly copiedAt: string | null }
   | { readonly summary: MigrationSummary };
 
 /** A replica's status with the gap's fields, its error first (it lasts until a resync). */
@@ -49,19 +55,24 @@ const SAME: MigrationGap = { missing: [], differs: false, error: null };
  * judged (null) without the primary's history, or while one of the stream's
  * migration gids is still prepared on the replica or the primary (phase two
  * not done yet: the row is in that transaction). `preparedGids`: both
- * nodes', each listed before its history was read.
+ * nodes', each listed before its history was read. A migration the primary
+ * applied before the replica's copy began is in its tables: lacking its row
+ * is not reported ({@link copiedBefore}).
  */
 export function judgeMigrations(
   replica: string,
   stream: string,
-  primary: readonly string[] | null,
+  primaryHistory: readonly AppliedMigration[] | null,
   history: ReplicaHistory,
   preparedGids: readonly string[],
 ): MigrationGap | null {
-  if (primary === null) return null;
+  if (primaryHistory === null) return null;
   if (preparedGids.some((gid) => isMigrationGid(gid, stream))) return null;
+  const primary = primaryHistory.map((m) => m.name);
+  const copiedAt = 'names' in history ? history.copiedAt : history.summary.copiedAt;
+  const exempt = copiedBefore(primaryHistory, copiedAt);
   if ('names' in history) {
-    const has = new Set(history.names);
+    const has = new Set([...history.names, ...exempt]);
     const known = new Set(primary);
     const missing = primary.filter((n) => !has.has(n));
     const extra = history.names.filter((n) => !known.has(n));
@@ -69,7 +80,7 @@ export function judgeMigrations(
     return { missing, differs: true, error: gapError(replica, missing, extra.length) };
   }
   const ordered = inNameOrder(primary);
-  const missing = lackingFromSummary(ordered, history.summary);
+  const missing = lackingFromSummary(ordered, history.summary, exempt);
   if (missing?.length === 0) return SAME;
   const { count, last } = history.summary;
   return {

@@ -12,6 +12,7 @@ import { isConnectionFailure } from '../ports/lockstep-error.js';
 import type { ReplicaNote } from '../ports/replica-status-store.js';
 import { type SlotHealth, slotLoss } from '../ports/slot-health.js';
 import { type Lsn, lsnDistance } from '../protocol/index.js';
+import type { AppliedMigration } from '../protocol/migration-summary.js';
 import { type BusStatusSource, readBusReplicas } from './bus-replicas.js';
 import { judgeMigrations, withGap } from './migration-gaps.js';
 import {
@@ -123,7 +124,7 @@ interface PrimaryReading {
   /** The commit time of the stream's head. */
   readonly headCommit: Date | null;
   /** The primary's migration history (null: not read), and when status began reading it. */
-  readonly migrations: readonly string[] | null;
+  readonly migrations: readonly AppliedMigration[] | null;
   readonly migrationsReadAt?: Date;
 }
 
@@ -181,7 +182,7 @@ export async function readStatus(
   status.replicas = bus
     ? await readBusReplicas(bus, names, status, {
         stream: config.slot,
-        names: reading.migrations,
+        history: reading.migrations,
         preparedGids: primaryGids(status),
         readAt: reading.migrationsReadAt ?? new Date(),
       })
@@ -243,7 +244,7 @@ async function readPrimary(
   };
   status.joinHolds = await holdsOn(primary, stream);
   const migrationsReadAt = new Date();
-  const migrations = await primary.migrationNames();
+  const { migrations } = await primary.migrationReading(stream);
   return { notes, headCommit: head.commitTime, migrations, migrationsReadAt };
 }
 
@@ -280,7 +281,10 @@ async function readReplicas(
         replica.name,
         config.slot,
         migrations,
-        { names: read.migrations },
+        {
+          names: read.migrations.migrations.map((m) => m.name),
+          copiedAt: read.migrations.copiedAt,
+        },
         [...primaryGids(status), ...read.prepared.map((p) => p.gid)],
       );
       return withGap({ ...base, ...replicaLag(status, read.row, headCommit) }, gap);

@@ -4,6 +4,7 @@ import type { LockstepCluster, PreparedGidEntry } from '../ports/lockstep-cluste
 import { LockstepError } from '../ports/lockstep-error.js';
 import type { AppliedPosition } from '../ports/positions-store.js';
 import type { ReplicaNote } from '../ports/replica-status-store.js';
+import type { MigrationReading } from '../protocol/migration-summary.js';
 
 /**
  * How status opens a node's session: every query bounded by applyTimeoutMs,
@@ -54,8 +55,11 @@ export type ReplicaReading =
   | {
       readonly row: AppliedPosition | null;
       readonly prepared: readonly PreparedGidEntry[];
-      /** Its migration history, read after the prepared gids (a gid committed in between is in it). */
-      readonly migrations: readonly string[];
+      /**
+       * Its migration history and when its copy began, read after the
+       * prepared gids (a gid committed in between is in it).
+       */
+      readonly migrations: MigrationReading;
     }
   | { readonly unreachable: { readonly state: string; readonly error: string } }
   | { readonly failed: string };
@@ -89,7 +93,7 @@ export async function readReplica(
       throw error;
     });
     const prepared = await session.preparedGids();
-    return { row, prepared, migrations: await session.migrationNames() };
+    return { row, prepared, migrations: await session.migrationReading(config.slot) };
   } catch (error) {
     // Answered with an error: reachable, its state as noted, the error as it is.
     if (!isUnanswered(error)) return { failed: failedReadError(replica.name, error) };

@@ -8,6 +8,7 @@ import type { LockstepStatus } from '../../plugin/status/read-status.js';
 import { eventually, expectIdentical, preparedGids } from '../support/compare-nodes.js';
 import { CRITICAL_TABLES } from '../support/critical-setup.js';
 import { LockstepProcess, lockstep, startAgent } from '../support/lockstep-process.js';
+import { lackingSinceOlderAttach } from '../support/older-attach.js';
 import { useBusCritical } from '../support/use-bus-critical.js';
 
 const { clusters } = useBusCritical({ voteTimeoutMs: 10_000 });
@@ -161,4 +162,53 @@ describe('over the bus, a replica whose migration gid was rolled back by hand', 
     }
     expect(await preparedGids([clusters.primary, ...replicas()])).toEqual([]);
   }, 240_000);
+
+  it("does not name migrations applied before a replica's copy that it has no row of (an older attach)", async () => {
+    const [r1, r2] = replicas();
+    const primarySide = primarySideConfig();
+    const { processes, ready } = started();
+    try {
+      await ready;
+      writeFileSync(path.join(dir, '002-tags.sql'), 'CREATE TABLE tags (id int PRIMARY KEY);');
+      writeFileSync(path.join(dir, '003-labels.sql'), 'CREATE TABLE labels (id int PRIMARY KEY);');
+      const up = await lockstep(['migrate', 'up', '--config', clusters.configFile, '--dir', dir]);
+      expect(up.code, up.output).toBe(0);
+      // 002 ran before replica1's copy began, and that attach copied no history; replica2
+      // lacks 003, applied after its copy.
+      await lackingSinceOlderAttach(clusters.primary, r1, '002-tags');
+      await r2.query("DELETE FROM lockstep.migrations WHERE name = '003-labels'");
+
+      // Both agents reporting the histories as they are now (one row fewer each), not from before.
+      const rows = (await history(clusters.primary)).length - 1;
+      await eventually(async () => {
+        const { nodes } = (await migrateStatus(primarySide)).status;
+        return nodes.slice(1).every((n) => n.reported?.count === rows);
+      }, 'both agents to report the changed histories');
+      const seen = await status(primarySide);
+      expect(seen.status.replicas[0]).toMatchObject({
+        name: 'replica1',
+        source: 'bus',
+        migrationsDiffer: false,
+        missingMigrations: [],
+      });
+      expect(seen.status.replicas[1]).toMatchObject({
+        name: 'replica2',
+        migrationsDiffer: true,
+        missingMigrations: ['003-labels'],
+      });
+      expect(seen.code).toBe(1);
+      const migrations = await migrateStatus(primarySide);
+      expect(
+        migrations.status.nodes.map((n) => [n.name, n.differs, n.pending, n.copiedBefore]),
+      ).toEqual([
+        ['primary', false, [], undefined],
+        ['replica1', false, [], ['002-tags']],
+        ['replica2', true, ['003-labels'], []],
+      ]);
+      expect(migrations.code).toBe(1);
+    } finally {
+      await stopped(...processes);
+    }
+    expect(await preparedGids([clusters.primary, ...replicas()])).toEqual([]);
+  }, 180_000);
 });

@@ -29,6 +29,7 @@ function replica(applied: () => Lsn = () => '0/FFFF' as Lsn, lockTimeoutMs = 1_0
     },
     commitBarrier: async () => '0/0' as Lsn,
     history: async () => [],
+    replicaHistory: async () => ({ history: [], copiedAt: null }),
   };
   const migrations = new AgentMigrations(
     'r1',

@@ -31,6 +31,9 @@ const head: StreamHead = {
   pausedAt: null,
 };
 
+const applied = (names: string[]) =>
+  names.map((name) => ({ name, appliedAt: '2026-01-01T00:00:00Z' }));
+
 /** A cluster answering from memory: the primary's stream head, replica1 at version 7, replica2 down. */
 function fakeCluster(
   streamHead: StreamHead | undefined,
@@ -48,7 +51,7 @@ function fakeCluster(
     slots: { health: async () => null },
     joinHolds: { read: async () => [] },
     preparedGids: async () => [],
-    migrationNames: async () => histories.primary,
+    migrationReading: async () => ({ migrations: applied(histories.primary), copiedAt: null }),
     close: async () => undefined,
   } as unknown as PrimarySession;
   const replica1 = {
@@ -65,7 +68,7 @@ function fakeCluster(
         preparedAt: '2026-01-01T00:00:00Z',
         ageSeconds: 2.4,
       })),
-    migrationNames: async () => histories.replica1,
+    migrationReading: async () => ({ migrations: applied(histories.replica1), copiedAt: null }),
     close: async () => undefined,
   } as unknown as ReplicaSession;
   return {

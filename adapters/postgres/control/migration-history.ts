@@ -2,6 +2,7 @@ import type {
   HistoryChange,
   MigrationHistoryEntry,
 } from '../../../plugin/ports/migration-session.js';
+import type { MigrationReading } from '../../../plugin/protocol/migration-summary.js';
 import type { ControlDb, ControlSession } from './lockstep-schema.js';
 
 /**
@@ -78,17 +79,42 @@ export class MigrationHistory {
 }
 
 /**
- * The names in a node's history, in no particular order; none where it has
- * no such table (never attached, or a control schema older than it): no
- * history, not a failure.
+ * A node's history, each with when the primary applied it, and when the
+ * stream's current copy began there (the earliest table copy: a resync or a
+ * join forgets the old ones first; '0/0' rows are tables a migration or DDL
+ * created, not copies); none where it has no such table (never attached, or
+ * a control schema older than it): no history, not a failure.
  */
-export async function readMigrationNames(session: ControlSession): Promise<string[]> {
+export async function readMigrationReading(
+  session: ControlSession,
+  stream: string,
+): Promise<MigrationReading> {
   const { rows } = await session.query(
-    `SELECT to_regclass('lockstep.migrations') IS NOT NULL AS known`,
+    `SELECT to_regclass('lockstep.migrations') IS NOT NULL AS known,
+            to_regclass('lockstep.synced_tables') IS NOT NULL AS copies`,
   );
-  if (!(rows[0] as { known: boolean } | undefined)?.known) return [];
-  const found = await session.query('SELECT name FROM lockstep.migrations');
-  return found.rows.map((r) => (r as { name: string }).name);
+  const known = rows[0] as { known: boolean; copies: boolean } | undefined;
+  if (!known?.known) return { migrations: [], copiedAt: null };
+  const found = await session.query('SELECT name, applied_at FROM lockstep.migrations');
+  const migrations = found.rows.map((r) => {
+    const row = r as { name: string; applied_at: Date };
+    return { name: row.name, appliedAt: row.applied_at.toISOString() };
+  });
+  return { migrations, copiedAt: known.copies ? await readCopiedAt(session, stream) : null };
+}
+
+/** When the stream's current copy began on this replica (see {@link readMigrationReading}). */
+export async function readCopiedAt(
+  session: ControlSession,
+  stream: string,
+): Promise<string | null> {
+  const copy = await session.query(
+    `SELECT min(copied_at) AS copied_at FROM lockstep.synced_tables
+      WHERE stream = $1 AND copy_lsn <> '0/0'::pg_lsn`,
+    [stream],
+  );
+  const copiedAt = (copy.rows[0] as { copied_at: Date | null } | undefined)?.copied_at ?? null;
+  return copiedAt?.toISOString() ?? null;
 }
 
 /**

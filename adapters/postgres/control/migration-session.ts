@@ -6,6 +6,7 @@ import type {
   MigrationHistoryEntry,
   MigrationNodeSession,
   MigrationPrepare,
+  ReplicaMigrationHistory,
 } from '../../../plugin/ports/migration-session.js';
 import {
   BARRIER_MESSAGE,
@@ -31,7 +32,7 @@ import { readCatalog, selectReplicated } from '../setup/table-catalog.js';
 import { ensurePublication } from '../source/replication-slot.js';
 import { controlDbOn } from './control-schema.js';
 import type { ControlSession } from './lockstep-schema.js';
-import { MigrationHistory, recordMigrationGid } from './migration-history.js';
+import { MigrationHistory, readCopiedAt, recordMigrationGid } from './migration-history.js';
 import {
   existingTables,
   lockTouched,
@@ -201,7 +202,19 @@ export class MigrationSession implements MigrationNodeSession {
   }
 
   /** The names and checksums in this node's history, in order. */
-  async history(): Promise<MigrationHistoryEntry[]> {
+  history(): Promise<MigrationHistoryEntry[]> {
+    return this.reading((client) => new MigrationHistory(controlDbOn(client)).list());
+  }
+
+  /** A replica's history and when its current copy of `stream` began, in one session. */
+  replicaHistory(stream: string): Promise<ReplicaMigrationHistory> {
+    return this.reading(async (client) => ({
+      history: await new MigrationHistory(controlDbOn(client)).list(),
+      copiedAt: await readCopiedAt(client, stream),
+    }));
+  }
+
+  private async reading<R>(read: (client: pg.Client) => Promise<R>): Promise<R> {
     const deadlineMs = this.readTimeoutMs;
     // Bounded: a lock wait ends on the server at 90% of the deadline, so a busy node is not called frozen.
     const client = deadlineMs
@@ -214,7 +227,7 @@ export class MigrationSession implements MigrationNodeSession {
         )
       : await this.connect();
     try {
-      return await new MigrationHistory(controlDbOn(client)).list();
+      return await read(client);
     } catch (error) {
       throw this.explain(error);
     } finally {

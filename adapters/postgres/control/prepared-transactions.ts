@@ -8,10 +8,11 @@ import {
   isMigrationGid,
   parseGid,
 } from '../../../plugin/protocol/index.js';
+import type { MigrationReading } from '../../../plugin/protocol/migration-summary.js';
 import { readPosition } from '../apply/position-row.js';
 import { CONTROL_QUERY_TIMEOUT_MS, scrubbedError } from '../connection/connection-url.js';
 import { connectNode, endClient } from '../connection/node-connection.js';
-import { migrationGidLanded, readMigrationNames } from './migration-history.js';
+import { migrationGidLanded, readMigrationReading } from './migration-history.js';
 
 export type { PreparedGid } from '../../../plugin/ports/phase-two-node.js';
 
@@ -58,14 +59,14 @@ export class PreparedTransactions implements PhaseTwoNode {
   }
 
   /**
-   * The names in the node's migration history (an agent's status report; after
+   * The node's migration history and copy time (an agent's status report; after
    * {@link list} on the same connection, so a gid committed in between is in it).
    */
-  migrationNames(): Promise<string[]> {
+  migrationReading(stream: string): Promise<MigrationReading> {
     return this.serially(async () => {
       const client = await this.connection();
       try {
-        return await readMigrationNames(client);
+        return await readMigrationReading(client, stream);
       } catch (error) {
         await this.closeNow();
         throw scrubbedError(error, this.url);

@@ -1,8 +1,9 @@
 import type pg from 'pg';
 import type { CatalogTable } from '../../../plugin/ports/catalog-table.js';
 import type { NodeSession, PreparedGidEntry } from '../../../plugin/ports/lockstep-cluster.js';
+import type { MigrationReading } from '../../../plugin/protocol/migration-summary.js';
 import { endClient } from '../connection/node-connection.js';
-import { readMigrationNames } from '../control/migration-history.js';
+import { readMigrationReading } from '../control/migration-history.js';
 import { listLockstepGids } from '../control/prepared-transactions.js';
 import { readCatalog } from './table-catalog.js';
 
@@ -36,8 +37,8 @@ export class PgNodeSession implements NodeSession {
     return listLockstepGids(this.client);
   }
 
-  migrationNames(): Promise<string[]> {
-    return readMigrationNames(this.client);
+  migrationReading(stream: string): Promise<MigrationReading> {
+    return readMigrationReading(this.client, stream);
   }
 
   async close(): Promise<void> {
