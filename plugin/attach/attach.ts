@@ -9,6 +9,7 @@ import { slotLoss } from '../ports/slot-health.js';
 import { type Lsn, lsnToBigInt } from '../protocol/index.js';
 import { type AttachCluster, onPrimary } from './attach-cluster.js';
 import type { AttachProgress } from './attach-progress.js';
+import { busResyncAnchor } from './bus-resync.js';
 import { copyMigrationHistory } from './copy-migration-history.js';
 import { copyPending, placeAtStart } from './copy-pending.js';
 import { createMissingTables, isMissingTable } from './create-missing-tables.js';
@@ -27,6 +28,7 @@ import {
   findResyncAnchor,
   markStaleBeforeResync,
   onResyncPrimary,
+  type ResyncAnchor,
   type ResyncHolder,
   recordResetPositions,
   requireHolder,
@@ -110,7 +112,8 @@ export async function attach(
   const all = options.resync?.includes('all') === true;
   const resync = all ? config.replicas.map((r) => r.name) : options.resync;
   // A resync holds each resynced replica's resync lock from before its reset to the end.
-  return withResyncGuards(cluster, config, resync ?? [], !options.sidecarRunsResync, (guards) =>
+  const run = { manual: !options.sidecarRunsResync, startOver: all };
+  return withResyncGuards(cluster, config, resync ?? [], run, (guards) =>
     attachGuarded({
       cluster,
       config,
@@ -178,17 +181,13 @@ async function resetResynced(run: AttachRun, tables: readonly CatalogTable[]): P
     await dropOldSlot(cluster, config);
   }
   for (const name of run.startOver ? [] : (options.resync ?? [])) {
+    // With bus the publisher may stream on: the anchor is its head, not WAL the slot keeps.
     if (!options.sidecarRunsResync) {
-      await refuseResyncWhileStreaming(cluster, config);
+      if (!config.bus) await refuseResyncWhileStreaming(cluster, config);
       await markStaleBeforeResync(cluster, config, name);
     }
     await requireHolder(options.holder);
-    const anchor = await findResyncAnchor(
-      cluster,
-      config,
-      name,
-      new Set([...(options.resync ?? []), ...(options.stale ?? [])]),
-    );
+    const anchor = await resyncAnchor(run, name);
     progress.step('resync: emptying the replica', { replica: name, version: anchor.version });
     await run.guards.find((g) => g.replica === name)?.reset(config.slot, tables, anchor);
     // The sidecar's last-known position must not stay the old one.
@@ -199,6 +198,20 @@ async function resetResynced(run: AttachRun, tables: readonly CatalogTable[]): P
       (primary) => recordResetPositions(primary, config.slot, [name], anchor),
     );
   }
+}
+
+/** Where a resynced replica restarts: see findResyncAnchor, and busResyncAnchor with `bus`. */
+function resyncAnchor(run: AttachRun, name: string): Promise<ResyncAnchor> {
+  const { cluster, config, options } = run;
+  if (config.bus)
+    return onResyncPrimary(
+      cluster,
+      config,
+      `reading the stream's recorded head (where ${name} restarts; nothing emptied yet)`,
+      (primary) => busResyncAnchor(primary, config.slot),
+    );
+  const excluded = new Set([...(options.resync ?? []), ...(options.stale ?? [])]);
+  return findResyncAnchor(cluster, config, name, excluded);
 }
 
 /**

@@ -1,9 +1,11 @@
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import type { LockstepCluster, PrimarySession } from '../ports/lockstep-cluster.js';
 import { DeposedError, LockstepError } from '../ports/lockstep-error.js';
+import type { ReplicaLockPort } from '../ports/packet-reader.js';
 import type { ResyncGuardPort, StreamPosition } from '../ports/resync-guard.js';
 import { lsnToBigInt } from '../protocol/index.js';
 import { onPrimary, onReplica } from './attach-cluster.js';
+import { takeAgentLocks } from './bus-resync.js';
 import {
   isLockWait,
   isUnanswered,
@@ -109,18 +111,24 @@ export interface ResyncHolder {
  * Runs `body` holding the resync lock of every replica in `names` (none: just
  * runs it). A manual resync (not the sidecar's own) also holds the
  * coordinator lock throughout, so no sidecar applies to a replica being
- * emptied and copied.
+ * emptied and copied. With `bus` agents apply, not lockstep run: each
+ * replica's agent lock is held instead, and a named resync (not a start-over,
+ * which drops the slot) goes on while the publisher publishes.
  */
 export async function withResyncGuards<T>(
   cluster: LockstepCluster,
   config: LockstepConfig,
   names: readonly string[],
-  manual: boolean,
+  run: { manual: boolean; startOver: boolean },
   body: (guards: readonly ResyncGuardPort[]) => Promise<T>,
 ): Promise<T> {
   const guards: ResyncGuardPort[] = [];
+  const agents = new Map<string, ReplicaLockPort>();
+  const publisherMayRun = config.bus !== undefined && !run.startOver;
   const coordinator =
-    manual && names.length ? cluster.streamLock(config.primary, config.slot) : null;
+    run.manual && names.length && !publisherMayRun
+      ? cluster.streamLock(config.primary, config.slot)
+      : null;
   try {
     if (coordinator && !(await coordinator.tryAcquire())) {
       throw new LockstepError({
@@ -129,13 +137,19 @@ export async function withResyncGuards<T>(
         fix: 'stop lockstep run before a manual resync, or set resync: "auto" and let the sidecar do it',
       });
     }
+    if (config.bus) await takeAgentLocks(cluster, config, names, agents);
     for (const name of names) {
       const target = replicaNamed(config, name);
-      guards.push(await cluster.takeResyncGuard(name, target.url, config.slot));
+      const guard = await cluster.takeResyncGuard(name, target.url, config.slot);
+      guards.push(guard);
+      // Agent lock lost (its session ended): an agent may apply now. Ending the
+      // guard's session fails the resync closed (its checks and copies see it).
+      agents.get(name)?.onLost(() => void guard.release());
     }
     return await body(guards);
   } finally {
     for (const guard of guards) await guard.release();
+    for (const agent of agents.values()) await agent.release();
     await coordinator?.release();
   }
 }

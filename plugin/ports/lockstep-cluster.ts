@@ -8,6 +8,7 @@ import type {
   TableCopyOutcome,
 } from './cluster-setup.js';
 import type { JoinHoldSession, JoinHoldsStore } from './join-holds.js';
+import type { ReplicaLockPort } from './packet-reader.js';
 import type { PositionsStore } from './positions-store.js';
 import type { ReplicaStatusStore } from './replica-status-store.js';
 import type { CreatedSlot, ReplicationSlots, SlotCreation } from './replication-slots.js';
@@ -84,6 +85,8 @@ export interface LockstepCluster {
   streamLock(url: string, stream: string): StreamLockPort;
   /** Takes a replica's resync lock; throws when another process holds it. */
   takeResyncGuard(replica: string, url: string, stream: string): Promise<ResyncGuardPort>;
+  /** A replica's agent lock (`lockstep agent`, with bus; not taken yet). */
+  replicaAgentLock(replica: string, url: string, stream: string): ReplicaLockPort;
   /** Opens the session an attach keeps its join holds on. */
   openJoinHolds(url: string, stream: string): Promise<JoinHoldSession>;
   createSlot(url: string, slot: string, options?: SlotCreation): Promise<CreatedSlot>;

@@ -9,6 +9,7 @@ import {
   type PreparedTransactions,
   preparedTransactionNodes,
 } from '../control/prepared-transactions.js';
+import { ReplicaAgentLock } from '../control/replica-agent-lock.js';
 import { ResyncGuard } from '../control/resync-guard.js';
 import { StreamLock } from '../control/stream-lock.js';
 import { createReplicationSlot } from '../source/replication-slot.js';
@@ -53,6 +54,8 @@ export function postgresCluster(): PostgresCluster {
     streamLock: (url: string, stream: string) => new StreamLock(url, stream),
     takeResyncGuard: (replica: string, url: string, stream: string) =>
       ResyncGuard.take(replica, url, stream),
+    replicaAgentLock: (replica: string, url: string, stream: string) =>
+      new ReplicaAgentLock(replica, url, stream),
     openJoinHolds: (url: string, stream: string) => JoinHolds.open(url, stream),
     createSlot: createReplicationSlot,
     copyTable,
