@@ -8,6 +8,7 @@ import type { LockstepStatus } from '../../plugin/status/read-status.js';
 import { eventually, expectIdentical, preparedGids } from '../support/compare-nodes.js';
 import { CRITICAL_TABLES } from '../support/critical-setup.js';
 import { LockstepProcess, lockstep, startAgent } from '../support/lockstep-process.js';
+import { loseMigrationOn } from '../support/lost-migration.js';
 import { lackingSinceOlderAttach } from '../support/older-attach.js';
 import { useBusCritical } from '../support/use-bus-critical.js';
 
@@ -77,18 +78,7 @@ describe('over the bus, a replica whose migration gid was rolled back by hand', 
     const { processes, ready } = started();
     try {
       await ready;
-      writeFileSync(
-        path.join(dir, '001-notes.sql'),
-        'CREATE TABLE notes (id int PRIMARY KEY, body text);',
-      );
-      const killed = new LockstepProcess(
-        ['migrate', 'up', '--config', clusters.configFile, '--dir', dir],
-        { LOCKSTEP_FAULT: 'after-decision' },
-      );
-      expect(await killed.exited, killed.output).toBeNull();
-      const [onR1] = (await preparedGids([r1])).map((g) => g.slice(g.indexOf(':') + 1));
-      expect(onR1).toBeDefined();
-      await r1.query(`ROLLBACK PREPARED '${onR1}'`);
+      await loseMigrationOn(clusters.configFile, dir, r1);
       await lockstep(['recover', '--config', clusters.configFile]);
       await eventually(
         async () => (await preparedGids([clusters.primary, r2])).length === 0,

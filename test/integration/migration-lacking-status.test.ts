@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -6,6 +6,7 @@ import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import type { LockstepStatus } from '../../plugin/status/read-status.js';
 import { expectIdentical, preparedGids, waitForMarker } from '../support/compare-nodes.js';
 import { LockstepProcess, lockstep } from '../support/lockstep-process.js';
+import { loseMigrationOn } from '../support/lost-migration.js';
 import { useAttached } from '../support/use-attached.js';
 
 const clusters = useAttached({
@@ -32,19 +33,7 @@ describe('a replica whose migration gid was rolled back by hand before phase two
     const [r1, r2] = clusters.replicas as [PostgresCluster, PostgresCluster];
     let sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
     try {
-      writeFileSync(
-        path.join(dir, '001-notes.sql'),
-        'CREATE TABLE notes (id int PRIMARY KEY, body text);',
-      );
-      // Killed once the decision is recorded: every node's gid is left prepared.
-      const killed = new LockstepProcess(
-        ['migrate', 'up', '--config', clusters.configFile, '--dir', dir],
-        { LOCKSTEP_FAULT: 'after-decision' },
-      );
-      expect(await killed.exited, killed.output).toBeNull();
-      const [onR1] = (await preparedGids([r1])).map((g) => g.slice(g.indexOf(':') + 1));
-      expect(onR1).toBeDefined();
-      await r1.query(`ROLLBACK PREPARED '${onR1}'`);
+      await loseMigrationOn(clusters.configFile, dir, r1);
       // Recovery commits the decided migration where its gid is still prepared.
       const recovered = await lockstep(['recover', '--config', clusters.configFile]);
       expect(await preparedGids([clusters.primary, r2])).toEqual([]);
