@@ -122,6 +122,9 @@ export function lackingFromSummary(
   return best;
 }
 
+/** Longest history in which a single lacking migration is searched for (quadratic in its length). */
+const SINGLE_GAP_SEARCH_LIMIT = 256;
+
 function lackingFrom(
   primary: readonly string[],
   summary: Pick<MigrationSummary, 'count' | 'digest'>,
@@ -130,7 +133,8 @@ function lackingFrom(
   if (summary.count >= primary.length) return null;
   if (migrationDigest(primary.slice(0, summary.count)) === summary.digest)
     return primary.slice(summary.count);
-  if (summary.count !== primary.length - 1) return null;
+  // One lacking among many: a digest per candidate, so only for histories of a bounded length.
+  if (summary.count !== primary.length - 1 || primary.length > SINGLE_GAP_SEARCH_LIMIT) return null;
   for (let i = 0; i < primary.length; i++) {
     const without = [...primary.slice(0, i), ...primary.slice(i + 1)];
     if (migrationDigest(without) === summary.digest) return [primary[i] as string];

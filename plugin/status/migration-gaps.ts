@@ -55,7 +55,8 @@ const SAME: MigrationGap = { missing: [], differs: false, error: null };
  * judged (null) without the primary's history, or while one of the stream's
  * migration gids is still prepared on the replica or the primary (phase two
  * not done yet: the row is in that transaction). `preparedGids`: both
- * nodes', each listed before its history was read. A migration the primary
+ * nodes'; the replica's listed before its history was read (a gid committed in
+ * between is in it). A migration the primary
  * applied before the replica's copy began is in its tables: lacking its row
  * is not reported ({@link copiedBefore}).
  */
@@ -71,41 +72,39 @@ export function judgeMigrations(
   const primary = primaryHistory.map((m) => m.name);
   const copiedAt = 'names' in history ? history.copiedAt : history.summary.copiedAt;
   const exempt = copiedBefore(primaryHistory, copiedAt);
+  // Only what it lacks is judged, never what it has more: a migration commits on the replicas
+  // first and on the primary last, so a replica read after the primary may hold one the primary's
+  // history did not yet (`migrate status` lists such rows). What it lacks stays until a resync.
   if ('names' in history) {
     const has = new Set([...history.names, ...exempt]);
-    const known = new Set(primary);
     const missing = primary.filter((n) => !has.has(n));
-    const extra = history.names.filter((n) => !known.has(n));
-    if (missing.length === 0 && extra.length === 0) return SAME;
-    return { missing, differs: true, error: gapError(replica, missing, extra.length) };
+    if (missing.length === 0) return SAME;
+    return { missing, differs: true, error: gapError(replica, missing) };
   }
   const ordered = inNameOrder(primary);
   const missing = lackingFromSummary(ordered, history.summary, exempt);
   if (missing?.length === 0) return SAME;
+  if (missing) return { missing, differs: true, error: gapError(replica, missing) };
   const { count, last } = history.summary;
+  // Fewer names than the primary has past those its copy may lack: it lacks one for sure.
+  // As many or more but not the same: newer ones committed meanwhile, or others; not judged.
+  if (count >= ordered.length - exempt.length) return null;
   return {
-    missing: missing ?? [],
+    missing: [],
     differs: true,
-    error:
-      missing === null
-        ? differsError(replica, `${count} migrations (last ${last ?? 'none'})`, ordered)
-        : gapError(replica, missing, 0),
+    error: differsError(replica, `${count} migrations (last ${last ?? 'none'})`, ordered),
   };
 }
 
 const fixFor = (replica: string) =>
   `lockstep attach --resync ${replica} --create-schema with the sidecar stopped (copies the replica anew and the primary's migration history with it; a column a migration added to an existing table: add it on ${replica} first, doctor names it); lockstep migrate status compares every node's history`;
 
-function gapError(replica: string, missing: readonly string[], extra: number): string {
-  const lacks =
-    missing.length > 0
-      ? `lacks migration${missing.length > 1 ? 's' : ''} ${missing.join(', ')} that the primary has (rolled back or lost there before phase two?)`
-      : '';
-  const more = extra > 0 ? `has ${extra} migration${extra > 1 ? 's' : ''} the primary has not` : '';
+function gapError(replica: string, missing: readonly string[]): string {
+  const lacks = `lacks migration${missing.length > 1 ? 's' : ''} ${missing.join(', ')} that the primary has (rolled back or lost there before phase two?)`;
   return new LockstepError({
     node: replica,
     setting: 'migrations',
-    problem: `its migration history is not the primary's: it ${[lacks, more].filter(Boolean).join(' and ')}`,
+    problem: `its migration history is not the primary's: it ${lacks}`,
     fix: fixFor(replica),
   }).message;
 }

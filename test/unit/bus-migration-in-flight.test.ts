@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import type { AgentStatusReader, StoredAgentStatus } from '../../plugin/ports/agent-status-bus.js';
+import { summarizeMigrations } from '../../plugin/protocol/migration-summary.js';
+import { judgeBusMigrations } from '../../plugin/status/bus-migration-gaps.js';
+import { agentReport } from '../support/status-sample.js';
+
+// A migration commits on the replicas first and on the primary last: a replica's report read
+// after the primary's history may hold migrations that history does not yet. Not a divergence.
+
+function stored(replica: string, names: string[], readAt: Date): StoredAgentStatus {
+  const now = new Date();
+  const record = agentReport(
+    {
+      replica,
+      migrations: summarizeMigrations(names, readAt),
+      heartbeat: { at: now.toISOString(), count: 1, everyMs: 10 },
+    },
+    now,
+  );
+  return { record, storedAt: now };
+}
+
+const primaryWith = (names: string[], readAt: Date) => ({
+  stream: 'lockstep',
+  history: names.map((name) => ({ name, appliedAt: '2026-01-01T00:00:00Z' })),
+  preparedGids: [] as string[],
+  readAt,
+});
+
+const flagged = (gaps: Map<string, { differs: boolean } | null>, name: string) =>
+  gaps.get(name)?.differs ?? false;
+
+describe('status over the bus while a migration commits', () => {
+  it('does not flag a replica whose report holds a migration the primary committed after its read', async () => {
+    const readAt = new Date();
+    const reports = new Map([
+      ['r1', stored('r1', ['001-a', '002-b'], new Date(readAt.getTime() + 5))],
+    ]);
+    const reader: AgentStatusReader = { bucket: 'b', read: async () => reports };
+    const gaps = await judgeBusMigrations(reader, reports, primaryWith(['001-a'], readAt));
+    expect(flagged(gaps, 'r1')).toBe(false);
+  });
+
+  it('does not flag an early report read again once it holds migrations committed since', async () => {
+    const readAt = new Date();
+    // The report in the bucket predates 001: status waits a heartbeat and reads again.
+    const reports = new Map([['r1', stored('r1', [], new Date(readAt.getTime() - 1_000))]]);
+    // Meanwhile migrate up committed 002 and 003 too: the newer report holds all three.
+    const newer = new Map([
+      ['r1', stored('r1', ['001-a', '002-b', '003-c'], new Date(readAt.getTime() + 15))],
+    ]);
+    let reads = 0;
+    const reader: AgentStatusReader = {
+      bucket: 'b',
+      read: async () => {
+        reads++;
+        return newer;
+      },
+    };
+    const gaps = await judgeBusMigrations(reader, reports, primaryWith(['001-a'], readAt));
+    expect(reads).toBe(1);
+    expect(flagged(gaps, 'r1')).toBe(false);
+  });
+
+  it('still flags a replica with fewer migrations than the primary, read after it', async () => {
+    const readAt = new Date();
+    // It lacks 001 whatever committed since: it has fewer names than the primary.
+    const reports = new Map([['r1', stored('r1', ['002-b'], new Date(readAt.getTime() + 5))]]);
+    const reader: AgentStatusReader = { bucket: 'b', read: async () => reports };
+    const primary = primaryWith(['001-a', '002-b', '003-c'], readAt);
+    const gaps = await judgeBusMigrations(reader, reports, primary);
+    expect(gaps.get('r1')).toMatchObject({ differs: true });
+    expect(gaps.get('r1')?.error).toMatch(
+      /\[r1\].*not the primary's.*fix: lockstep attach --resync r1/s,
+    );
+  });
+});
