@@ -3,13 +3,13 @@ import type { LockstepConfig } from '../config/config-schema.js';
 import type { CatalogTable } from '../ports/catalog-table.js';
 import type { PrimarySession } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
-import type { CreatedSlot, SlotBlocker } from '../ports/replication-slots.js';
+import type { CreatedSlot } from '../ports/replication-slots.js';
 import type { ResyncGuardPort } from '../ports/resync-guard.js';
 import { slotLoss } from '../ports/slot-health.js';
-import { type Lsn, lsnToBigInt } from '../protocol/index.js';
-import { type AttachCluster, onPrimary } from './attach-cluster.js';
+import type { Lsn } from '../protocol/index.js';
+import type { AttachCluster } from './attach-cluster.js';
 import type { AttachProgress } from './attach-progress.js';
-import { busResyncAnchor } from './bus-resync.js';
+import { busResyncAnchor, refuseBusStartOver } from './bus-resync.js';
 import { copyMigrationHistory } from './copy-migration-history.js';
 import { copyPending, placeAtStart } from './copy-pending.js';
 import { createMissingTables, isMissingTable } from './create-missing-tables.js';
@@ -18,6 +18,7 @@ import { removeDumpedControlSchemas } from './dumped-schema.js';
 import {
   dropPlacedHolds,
   type Join,
+  refuseIfConsumed,
   refuseWhileStreaming,
   startJoin,
   unplacedReplicas,
@@ -34,6 +35,7 @@ import {
   requireHolder,
   withResyncGuards,
 } from './resync.js';
+import { slotBlockersStep } from './slot-blockers-step.js';
 import { checkStartOver, dropOldSlot } from './start-over.js';
 
 export type { AttachProgress, StepFields } from './attach-progress.js';
@@ -94,6 +96,12 @@ interface AttachRun {
   readonly guards: readonly ResyncGuardPort[];
   /** Every replica anew from a new slot (`--resync all`). */
   readonly startOver: boolean;
+  /**
+   * With `bus`, resynced replicas left without a position by their reset and
+   * their anchors: each is placed only once all its tables are copied (its
+   * agent applies nothing to a half-copied replica), as a join is.
+   */
+  readonly placeAfterCopy: Map<string, ResyncAnchor>;
 }
 
 /**
@@ -110,6 +118,8 @@ export async function attach(
   options: AttachOptions = {},
 ): Promise<AttachResult> {
   const all = options.resync?.includes('all') === true;
+  // Before any lock, mark or reset: nothing is changed.
+  if (all && config.bus) throw refuseBusStartOver(config);
   const resync = all ? config.replicas.map((r) => r.name) : options.resync;
   // A resync holds each resynced replica's resync lock from before its reset to the end.
   const run = { manual: !options.sidecarRunsResync, startOver: all };
@@ -121,6 +131,7 @@ export async function attach(
       options: { ...options, resync },
       guards,
       startOver: all,
+      placeAfterCopy: new Map(),
     }),
   );
 }
@@ -189,12 +200,15 @@ async function resetResynced(run: AttachRun, tables: readonly CatalogTable[]): P
     await requireHolder(options.holder);
     const anchor = await resyncAnchor(run, name);
     progress.step('resync: emptying the replica', { replica: name, version: anchor.version });
-    await run.guards.find((g) => g.replica === name)?.reset(config.slot, tables, anchor);
+    // With bus its agent does not honour the primary's stale mark: no position until copied.
+    const placed = config.bus ? null : anchor;
+    await run.guards.find((g) => g.replica === name)?.reset(config.slot, tables, placed);
+    if (!placed) run.placeAfterCopy.set(name, anchor);
     // The sidecar's last-known position must not stay the old one.
     await onResyncPrimary(
       cluster,
       config,
-      `recording ${name}'s new position (it is emptied and placed; it stays stale until attach ends)`,
+      `recording ${name}'s new position (it is emptied; it stays stale until attach ends)`,
       (primary) => recordResetPositions(primary, config.slot, [name], anchor),
     );
   }
@@ -286,7 +300,9 @@ async function copyAndPlace(
       concurrency: options.copyConcurrency ?? COPY_CONCURRENCY,
     });
     await join?.place();
-    const joined = new Set(join?.replicas);
+    for (const [name, anchor] of run.placeAfterCopy)
+      await run.guards.find((g) => g.replica === name)?.place(config.slot, anchor);
+    const joined = new Set([...(join?.replicas ?? []), ...run.placeAfterCopy.keys()]);
     let newlyPositioned = joined.size;
     for (const replica of replicas)
       if (!joined.has(replica.name))
@@ -351,6 +367,8 @@ async function planJoin(
   const unplaced = await unplacedReplicas(cluster, config);
   // A killed attach may have placed its replica but left its hold: placed, it needs none.
   await dropPlacedHolds(cluster, config, unplaced);
+  // A bus resync's own replicas: copied and placed by it, not joined.
+  for (const name of run.placeAfterCopy.keys()) unplaced.delete(name);
   if (unplaced.size === 0) return none;
   if (options.sidecarRunsResync) return { join: null, skip: unplaced };
   if (unplaced.size === config.replicas.length) {
@@ -361,38 +379,4 @@ async function planJoin(
   const lockHeld = (options.resync?.length ?? 0) > 0;
   const join = await startJoin(cluster, config, [...unplaced], progress.step, lockHeld);
   return { join, skip: new Set() };
-}
-
-/** No replica has a position, but the slot moved on: version 0 is gone, so none can start there. */
-async function refuseIfConsumed(
-  cluster: AttachCluster,
-  config: LockstepConfig,
-  startLsn: Lsn,
-): Promise<void> {
-  const confirmed = await onPrimary(
-    cluster,
-    config.primary,
-    async (primary) => (await primary.slots.read(config.slot))?.confirmedFlushLsn,
-  );
-  if (confirmed && lsnToBigInt(confirmed) > lsnToBigInt(startLsn) + 1n)
-    throw new LockstepError({
-      node: 'primary',
-      problem: `no replica has a position in stream "${config.slot}", and its slot moved past the stream's start: no replica can start from a position the slot still has`,
-      fix: 'lockstep attach --resync all (a new slot; every replica copied from its snapshot)',
-    });
-}
-
-/** What a slot's creation waits for (it must end first), and how to end it. */
-function slotBlockersStep(found: readonly SlotBlocker[]): Parameters<AttachProgress['step']> {
-  return [
-    'creating the slot waits for running transactions',
-    {
-      node: 'primary',
-      transactions: found.map(
-        (b) =>
-          `pid ${b.pid} (${b.state} for ${b.ageSeconds} s${b.application ? `, ${b.application}` : ''}${b.user ? `, user ${b.user}` : ''})`,
-      ),
-      fix: 'end them: COMMIT or ROLLBACK there, or SELECT pg_terminate_backend(pid)',
-    },
-  ];
 }

@@ -3,6 +3,7 @@ import type { LockstepCluster, PrimarySession } from '../ports/lockstep-cluster.
 import { LockstepError } from '../ports/lockstep-error.js';
 import type { ReplicaLockPort } from '../ports/packet-reader.js';
 import type { StreamPosition } from '../ports/resync-guard.js';
+import { packetStreamName } from '../protocol/packet-bus-names.js';
 
 /**
  * Where a replica resyncs from with `bus`: the head the publisher recorded on
@@ -59,4 +60,20 @@ export async function takeAgentLocks(
         fix: `stop the lockstep agent of ${name} (lockstep agent --replica ${name}), run the resync, then start the agent again: it reads the bus from where the resync placed the replica`,
       });
   }
+}
+
+/**
+ * `--resync all` with `bus`, refused before anything changes: a start-over
+ * numbers the stream from version 0 again, while the JetStream stream still
+ * holds the old versions; agents would replay them onto the fresh copies and
+ * the publisher could never publish the new ones under those numbers.
+ */
+export function refuseBusStartOver(config: LockstepConfig): LockstepError {
+  const stream = packetStreamName(config.slot, config.bus?.stream);
+  return new LockstepError({
+    node: 'primary',
+    setting: 'bus',
+    problem: `attach --resync all restarts stream "${config.slot}" at version 0, but the JetStream stream ${stream} still holds its old versions: agents would apply them onto the fresh copies`,
+    fix: `resync the replicas by name (lockstep attach --resync NAME, each with its agent stopped); or start over: lockstep detach, delete the JetStream stream (nats stream rm ${stream}), then lockstep attach`,
+  });
 }

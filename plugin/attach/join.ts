@@ -3,6 +3,7 @@ import type { JoinHoldSession } from '../ports/join-holds.js';
 import type { LockstepCluster } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 import type { ResyncGuardPort } from '../ports/resync-guard.js';
+import { type Lsn, lsnToBigInt } from '../protocol/index.js';
 import { onPrimary, onReplica } from './attach-cluster.js';
 import type { StepReporter } from './attach-progress.js';
 import { awaitCoordinator } from './await-sidecar.js';
@@ -168,4 +169,23 @@ async function joinAnchor(
       cause: error,
     });
   }
+}
+
+/** No replica has a position, but the slot moved on: version 0 is gone, so none can start there. */
+export async function refuseIfConsumed(
+  cluster: LockstepCluster,
+  config: LockstepConfig,
+  startLsn: Lsn,
+): Promise<void> {
+  const confirmed = await onPrimary(
+    cluster,
+    config.primary,
+    async (primary) => (await primary.slots.read(config.slot))?.confirmedFlushLsn,
+  );
+  if (confirmed && lsnToBigInt(confirmed) > lsnToBigInt(startLsn) + 1n)
+    throw new LockstepError({
+      node: 'primary',
+      problem: `no replica has a position in stream "${config.slot}", and its slot moved past the stream's start: no replica can start from a position the slot still has`,
+      fix: 'lockstep attach --resync all (a new slot; every replica copied from its snapshot)',
+    });
 }

@@ -16,8 +16,11 @@ export interface ResyncGuardPort {
   readonly replica: string;
   /** The guard session's backend pid on the replica (a copy checks it before committing). */
   readonly pid: number;
-  /** Empties the replicated tables and positions the replica at `anchor`, in one transaction. */
-  reset(stream: string, tables: readonly TableName[], anchor: StreamPosition): Promise<void>;
+  /**
+   * Empties the replicated tables and positions the replica at `anchor`, in
+   * one transaction; null leaves it without a position (placed once copied).
+   */
+  reset(stream: string, tables: readonly TableName[], anchor: StreamPosition | null): Promise<void>;
   /** Empties and forgets what an interrupted join copied, in one transaction. */
   clearCopies(stream: string): Promise<void>;
   /** Positions a copied joining replica at `anchor` (it must have none yet). */

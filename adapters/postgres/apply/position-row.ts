@@ -99,13 +99,13 @@ export function fencedError(node: string, from: number, version: number): ApplyE
   });
 }
 
-/** The replica was never placed in the stream: attach has not copied it. */
+/** The replica was never placed in the stream: attach has not copied it (or a resync of it failed midway). */
 export function noPositionError(node: string, stream: string): ApplyError {
   return new ApplyError({
     node,
     kind: 'not-synced',
     version: 0,
     problem: `the replica has no position in stream "${stream}"`,
-    fix: 'run lockstep attach to copy the tables and set the replica up',
+    fix: `run lockstep attach to copy the tables and set the replica up; after a resync that failed midway, run lockstep attach --resync ${node} again (with bus, with this agent stopped)`,
   });
 }

@@ -71,11 +71,11 @@ export class ResyncGuard implements ResyncGuardPort {
   }
 
   /**
-   * Empties the replica's replicated tables and positions it at `anchor`, in
-   * one transaction on the guard's own session: a guard that died empties
-   * nothing.
+   * Empties the replica's replicated tables and positions it at `anchor` (or,
+   * given null, takes its position away), in one transaction on the guard's
+   * own session: a guard that died empties nothing.
    */
-  async reset(stream: string, tables: readonly TableName[], anchor: StreamPosition) {
+  async reset(stream: string, tables: readonly TableName[], anchor: StreamPosition | null) {
     this.check();
     await this.inTransaction(async (client) => {
       if (tables.length)
@@ -83,7 +83,8 @@ export class ResyncGuard implements ResyncGuardPort {
           `TRUNCATE ${tables.map((t) => quoteQualified(t.schema, t.name)).join(', ')}`,
         );
       await this.copies.forget(stream);
-      await this.positions.reset(stream, anchor);
+      if (anchor) await this.positions.reset(stream, anchor);
+      else await this.positions.forget(stream);
     });
   }
 
