@@ -52,6 +52,8 @@ export class BusPublisher {
   private readonly wake = new Signal();
   private running: Promise<void> | null = null;
   private packetLog: PacketLog | null = null;
+  /** The primary stream being published, while it is. */
+  private stream: PrimaryStream | null = null;
   /** When the head was last recorded (ms). */
   private headRecorded = 0;
   /** The head as last recorded: the slot is never confirmed past it. */
@@ -71,7 +73,12 @@ export class BusPublisher {
       read: () => parts.pausedSince(),
       signal: parts.pauses,
       log: parts.log,
-      changed: () => this.wake.notify(),
+      changed: (since) => {
+        this.wake.notify();
+        // The slot is released at once, not once what is in flight settled: with the bus
+        // hung that takes an acknowledgement timeout, and `lockstep pause` waits no longer.
+        if (since) void this.stream?.stop().catch(() => undefined);
+      },
     });
   }
 
@@ -213,6 +220,9 @@ export class BusPublisher {
     }
     this.resumedAt = plan.resume.version;
     const stream = await this.parts.openStream(plan.resume, plan.resume.lsn);
+    this.stream = stream;
+    // Paused while it opened: the notification found no stream to stop.
+    if (this.pause.since) await stream.stop();
     this.streaming = true;
     this.parts.log.info(
       {
@@ -227,6 +237,7 @@ export class BusPublisher {
       await this.pump(stream, log, plan);
     } finally {
       this.streaming = false;
+      this.stream = null;
       await stream.stop();
     }
   }

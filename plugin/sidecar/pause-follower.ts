@@ -22,6 +22,8 @@ export class PauseFollower {
   since: Date | null = null;
   private listening = false;
   private lastRead = 0;
+  /** Reads started; only the newest one's answer counts (an older one may answer last). */
+  private reads = 0;
 
   constructor(private readonly parts: PauseFollowing) {}
 
@@ -41,6 +43,7 @@ export class PauseFollower {
   async follow(): Promise<void> {
     const { log } = this.parts;
     this.lastRead = Date.now();
+    const read = ++this.reads;
     let since: Date | null;
     try {
       since = await this.parts.read();
@@ -48,6 +51,7 @@ export class PauseFollower {
       log.warn({ err: (error as Error).message }, 'cannot read whether the stream is paused');
       return;
     }
+    if (read !== this.reads) return;
     if ((since === null) === (this.since === null)) return;
     this.since = since;
     if (since)
