@@ -186,6 +186,8 @@ export async function refuseIfConsumed(
     throw new LockstepError({
       node: 'primary',
       problem: `no replica has a position in stream "${config.slot}", and its slot moved past the stream's start: no replica can start from a position the slot still has`,
-      fix: 'lockstep attach --resync all (a new slot; every replica copied from its snapshot)',
+      fix: config.bus
+        ? `lockstep attach --resync NAME for each replica, its agent stopped (with bus a replica restarts at the stream's recorded head; --resync all is refused)`
+        : 'lockstep attach --resync all (a new slot; every replica copied from its snapshot)',
     });
 }
