@@ -86,9 +86,11 @@ export function judgeMigrations(
   if (missing?.length === 0) return SAME;
   if (missing) return { missing, differs: true, error: gapError(replica, missing) };
   const { count, last } = history.summary;
-  // Fewer names than the primary has past those its copy may lack: it lacks one for sure.
-  // As many or more but not the same: newer ones committed meanwhile, or others; not judged.
-  if (count >= ordered.length - exempt.length) return null;
+  // Its newest name unknown to the primary's history and no sure lack (fewer names than the
+  // primary's past those its copy may lack): one committed there first may be on its way to the
+  // primary; the next status judges it. Otherwise it differs, whatever it has more.
+  const known = last === null || ordered.includes(last);
+  if (!known && count >= ordered.length - exempt.length) return null;
   return {
     missing: [],
     differs: true,

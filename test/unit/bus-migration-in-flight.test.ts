@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { AgentStatusReader, StoredAgentStatus } from '../../plugin/ports/agent-status-bus.js';
 import { summarizeMigrations } from '../../plugin/protocol/migration-summary.js';
 import { judgeBusMigrations } from '../../plugin/status/bus-migration-gaps.js';
+import { judgeMigrations } from '../../plugin/status/migration-gaps.js';
 import { agentReport } from '../support/status-sample.js';
 
 // A migration commits on the replicas first and on the primary last: a replica's report read
@@ -73,5 +74,23 @@ describe('status over the bus while a migration commits', () => {
     expect(gaps.get('r1')?.error).toMatch(
       /\[r1\].*not the primary's.*fix: lockstep attach --resync r1/s,
     );
+  });
+
+  it('flags a replica whose newest migration the primary knows, however many it has', () => {
+    // m01..m10 applied before its copy (exempt: attach copied their rows), m11..m13 after.
+    const names = Array.from({ length: 13 }, (_, i) => `m${String(i + 1).padStart(2, '0')}`);
+    const history = names.map((name, i) => ({
+      name,
+      appliedAt: new Date(Date.UTC(2026, 0, 1, i)).toISOString(),
+    }));
+    const copiedAt = new Date(Date.UTC(2026, 0, 1, 9, 30)).toISOString();
+    // It lost m11 and m12 but has m13: as many names as could be told apart from a copy's gap.
+    const held = [...names.slice(0, 10), 'm13'];
+    const summary = { ...summarizeMigrations(held, new Date()), copiedAt };
+    const gap = judgeMigrations('r1', 'lockstep', history, { summary }, []);
+    expect(gap).toMatchObject({ differs: true });
+    // Its newest name unknown to the primary instead: one on its way there, not judged yet.
+    const ahead = { ...summarizeMigrations([...names, 'm14'], new Date()), copiedAt };
+    expect(judgeMigrations('r1', 'lockstep', history, { summary: ahead }, [])).toBeNull();
   });
 });
