@@ -22,8 +22,9 @@ export class PauseFollower {
   since: Date | null = null;
   private listening = false;
   private lastRead = 0;
-  /** Reads started; only the newest one's answer counts (an older one may answer last). */
+  /** Reads started, and the newest that answered: an older answer coming last is dropped. */
   private reads = 0;
+  private answered = 0;
 
   constructor(private readonly parts: PauseFollowing) {}
 
@@ -51,7 +52,8 @@ export class PauseFollower {
       log.warn({ err: (error as Error).message }, 'cannot read whether the stream is paused');
       return;
     }
-    if (read !== this.reads) return;
+    if (read < this.answered) return;
+    this.answered = read;
     if ((since === null) === (this.since === null)) return;
     this.since = since;
     if (since)

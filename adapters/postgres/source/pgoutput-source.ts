@@ -60,6 +60,8 @@ export class PgoutputSource implements ChangeSource {
   private durableLsn: Lsn;
   private statusTimer: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** The replication connection's close, once stop() began it. */
+  private closing: Promise<void> = Promise.resolve();
   private failed = false;
   /** When the server last asked for a reply (the last second's asks). */
   private replyAsks: number[] = [];
@@ -200,7 +202,9 @@ export class PgoutputSource implements ChangeSource {
     this.statusTimer = null;
     const connection = this.connection;
     this.connection = null;
-    if (connection) await connection.close();
+    // A second stop waits for the first one's close: the walsender lets go of the slot then.
+    if (connection) this.closing = connection.close();
+    await this.closing;
   }
 
   /**
