@@ -9,7 +9,7 @@ import { slotLoss } from '../ports/slot-health.js';
 import type { Lsn } from '../protocol/index.js';
 import type { AttachCluster } from './attach-cluster.js';
 import type { AttachProgress } from './attach-progress.js';
-import { busResyncAnchor, refuseBusStartOver } from './bus-resync.js';
+import { busResyncAnchor, refuseBusStartOver, refuseOthersUnplaced } from './bus-resync.js';
 import { copyMigrationHistory } from './copy-migration-history.js';
 import { copyPending, placeAtStart } from './copy-pending.js';
 import { createMissingTables, isMissingTable } from './create-missing-tables.js';
@@ -121,6 +121,7 @@ export async function attach(
   // Before any lock, mark or reset: nothing is changed.
   if (all && config.bus) throw refuseBusStartOver(config);
   const resync = all ? config.replicas.map((r) => r.name) : options.resync;
+  if (config.bus && resync?.length) await refuseOthersUnplaced(cluster, config, resync);
   // A resync holds each resynced replica's resync lock from before its reset to the end.
   const run = { manual: !options.sidecarRunsResync, startOver: all };
   return withResyncGuards(cluster, config, resync ?? [], run, (guards) =>

@@ -4,6 +4,7 @@ import { LockstepError } from '../ports/lockstep-error.js';
 import type { ReplicaLockPort } from '../ports/packet-reader.js';
 import type { StreamPosition } from '../ports/resync-guard.js';
 import { packetStreamName } from '../protocol/packet-bus-names.js';
+import { unplacedReplicas } from './join.js';
 
 /**
  * Where a replica resyncs from with `bus`: the head the publisher recorded on
@@ -75,5 +76,25 @@ export function refuseBusStartOver(config: LockstepConfig): LockstepError {
     setting: 'bus',
     problem: `attach --resync all restarts stream "${config.slot}" at version 0, but the JetStream stream ${stream} still holds its old versions: agents would apply them onto the fresh copies`,
     fix: `resync the replicas by name (lockstep attach --resync NAME, each with its agent stopped); or start over: lockstep detach, delete the JetStream stream (nats stream rm ${stream}), then lockstep attach`,
+  });
+}
+
+/**
+ * With `bus`, a named resync places only the replicas it names: another one
+ * without a position (a resync that failed midway) would be taken for a
+ * joining replica, which a bus attach does not serve. Refused before anything
+ * is marked or emptied, naming them.
+ */
+export async function refuseOthersUnplaced(
+  cluster: LockstepCluster,
+  config: LockstepConfig,
+  names: readonly string[],
+): Promise<void> {
+  const others = [...(await unplacedReplicas(cluster, config))].filter((n) => !names.includes(n));
+  if (others.length === 0) return;
+  throw new LockstepError({
+    node: others[0] as string,
+    problem: `${others.join(', ')} ${others.length > 1 ? 'have' : 'has'} no position in stream "${config.slot}" (a resync that failed midway): a resync of ${names.join(', ')} alone would leave ${others.length > 1 ? 'them' : 'it'} half-copied`,
+    fix: `resync them together, each agent stopped: lockstep attach --resync ${[...names, ...others].join(' ')}`,
   });
 }

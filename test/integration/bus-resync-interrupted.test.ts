@@ -13,6 +13,7 @@ const SCHEMA = `${NUMBERED_SCHEMA}
     $$ BEGIN PERFORM pg_advisory_xact_lock_shared(4243); RETURN true; END $$;
   CREATE TABLE gated (id int PRIMARY KEY CHECK (gate(id)));`;
 const replication = useReplication('bus', { replicas: 2, schema: SCHEMA });
+const replica1 = () => replication.replicas[0] as PostgresCluster;
 const replica2 = () => replication.replicas[1] as PostgresCluster;
 
 const resync = () => ['attach', '--config', replication.configFile, '--resync', 'replica2'];
@@ -72,6 +73,20 @@ describe('a bus resync killed midway', () => {
     expect(['streaming', 'catching-up']).not.toContain(reported.replica2?.state);
     expect(reported.replica2?.error).toMatch(/--resync replica2/);
     expect(await replica2().query('SELECT id FROM t WHERE id = 500')).toEqual([]);
+
+    // Resyncing another replica alone would leave replica2 half-copied: refused, nothing changed.
+    await replication.kill('replica1');
+    const before = await replica1().query('SELECT version, lsn FROM lockstep.applied');
+    const other = await lockstep([
+      'attach',
+      '--config',
+      replication.configFile,
+      '--resync',
+      'replica1',
+    ]);
+    expect(other.code, other.output).toBe(1);
+    expect(other.output).toMatch(/replica2 has no position.*--resync replica1 replica2/s);
+    expect(await replica1().query('SELECT version, lsn FROM lockstep.applied')).toEqual(before);
 
     // The fix the agent names: resync again with the agent stopped; it then catches up.
     await replication.kill('replica2');
