@@ -86,10 +86,12 @@ export function judgeMigrations(
   if (missing?.length === 0) return SAME;
   if (missing) return { missing, differs: true, error: gapError(replica, missing) };
   const { count, last } = history.summary;
-  // Its newest name unknown to the primary's history and no sure lack (fewer names than the
-  // primary's past those its copy may lack): one committed there first may be on its way to the
-  // primary; the next status judges it. Otherwise it differs, whatever it has more.
+  // A migration committed there first may be on its way to the primary (the next status judges
+  // it): spared when it has more names than the primary, or its newest name is one the primary
+  // does not know and it has no sure lack (fewer names than the primary's past those its copy
+  // may lack). Otherwise it differs, whatever it has more.
   const known = last === null || ordered.includes(last);
+  if (count > ordered.length) return null;
   if (!known && count >= ordered.length - exempt.length) return null;
   return {
     missing: [],

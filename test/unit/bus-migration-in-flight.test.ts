@@ -92,5 +92,8 @@ describe('status over the bus while a migration commits', () => {
     // Its newest name unknown to the primary instead: one on its way there, not judged yet.
     const ahead = { ...summarizeMigrations([...names, 'm14'], new Date()), copiedAt };
     expect(judgeMigrations('r1', 'lockstep', history, { summary: ahead }, [])).toBeNull();
+    // Nor one applied out of name order (a branch merged late), committed there first.
+    const late = { ...summarizeMigrations([...names, 'm12b'], new Date()), copiedAt };
+    expect(judgeMigrations('r1', 'lockstep', history, { summary: late }, [])).toBeNull();
   });
 });
