@@ -9,7 +9,12 @@ import { slotLoss } from '../ports/slot-health.js';
 import type { Lsn } from '../protocol/index.js';
 import type { AttachCluster } from './attach-cluster.js';
 import type { AttachProgress } from './attach-progress.js';
-import { busResyncAnchor, refuseBusStartOver, refuseOthersUnplaced } from './bus-resync.js';
+import {
+  busResyncAnchor,
+  othersUnplaced,
+  refuseBusStartOver,
+  refuseOthersUnplaced,
+} from './bus-resync.js';
 import { copyMigrationHistory } from './copy-migration-history.js';
 import { copyPending, placeAtStart } from './copy-pending.js';
 import { createMissingTables, isMissingTable } from './create-missing-tables.js';
@@ -372,6 +377,9 @@ async function planJoin(
   for (const name of run.placeAfterCopy.keys()) unplaced.delete(name);
   if (unplaced.size === 0) return none;
   if (options.sidecarRunsResync) return { join: null, skip: unplaced };
+  // With bus no coordinator lock is held to join under (another resync ran at the same time).
+  if (config.bus && options.resync?.length)
+    throw othersUnplaced(config, options.resync, [...unplaced]);
   if (unplaced.size === config.replicas.length) {
     await refuseIfConsumed(cluster, config, startLsn);
     return none;

@@ -91,8 +91,16 @@ export async function refuseOthersUnplaced(
   names: readonly string[],
 ): Promise<void> {
   const others = [...(await unplacedReplicas(cluster, config))].filter((n) => !names.includes(n));
-  if (others.length === 0) return;
-  throw new LockstepError({
+  if (others.length > 0) throw othersUnplaced(config, names, others);
+}
+
+/** The refusal of a bus resync that would leave `others` (no position) half-copied. */
+export function othersUnplaced(
+  config: LockstepConfig,
+  names: readonly string[],
+  others: readonly string[],
+): LockstepError {
+  return new LockstepError({
     node: others[0] as string,
     problem: `${others.join(', ')} ${others.length > 1 ? 'have' : 'has'} no position in stream "${config.slot}" (a resync that failed midway): a resync of ${names.join(', ')} alone would leave ${others.length > 1 ? 'them' : 'it'} half-copied`,
     fix: `resync them together, each agent stopped: lockstep attach --resync ${[...names, ...others].join(' ')}`,
