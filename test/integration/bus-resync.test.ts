@@ -84,10 +84,12 @@ describe('lockstep attach --resync NAME with bus', () => {
     await replication.kill('replica2');
     const left = await appliedVersion(replica(1));
     await insertNumbered(primary, 21, 20);
-    await eventually(
-      async () => (await appliedVersion(replica(0))) >= (await headVersion()),
-      'replica1 at the recorded head',
-    );
+    // Every row on the bus and replica1, and the head recorded there (at most a second behind):
+    // the purge below then leaves no packet replica2 needs next, whatever the machine's load.
+    await eventually(async () => {
+      const [row] = await replica(0).query<{ n: number }>('SELECT count(*)::int AS n FROM t');
+      return row?.n === 40 && (await headVersion()) >= (await appliedVersion(replica(0)));
+    }, 'replica1 with every row, at the recorded head');
     await purgeAllButLast();
     const stuck = await lockstep(
       ['agent', '--config', replication.configFile, '--replica', 'replica2'],
