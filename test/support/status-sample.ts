@@ -1,5 +1,7 @@
+import type { StoredAgentStatus } from '../../plugin/ports/agent-status-bus.js';
 import type { AgentStatusRecord } from '../../plugin/protocol/agent-status-record.js';
 import { toLsn } from '../../plugin/protocol/index.js';
+import { summarizeMigrations } from '../../plugin/protocol/migration-summary.js';
 import type { LockstepStatus, ReplicaStatus } from '../../plugin/status/read-status.js';
 
 /** A replica in a status, streaming and caught up unless `fields` say otherwise. */
@@ -82,4 +84,18 @@ export function agentReport(
     updatedAt: beatAt.toISOString(),
     ...over,
   };
+}
+
+/** A fresh stored report of `replica` whose migration history (read at `readAt`) is `names`. */
+export function storedReport(replica: string, names: string[], readAt: Date): StoredAgentStatus {
+  const now = new Date();
+  const record = agentReport(
+    {
+      replica,
+      migrations: summarizeMigrations(names, readAt),
+      heartbeat: { at: now.toISOString(), count: 1, everyMs: 10 },
+    },
+    now,
+  );
+  return { record, storedAt: now };
 }

@@ -1,25 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { readReportedHistories } from '../../plugin/migrate/bus-migration-status.js';
 import type { AgentStatusReader, StoredAgentStatus } from '../../plugin/ports/agent-status-bus.js';
-import { summarizeMigrations } from '../../plugin/protocol/migration-summary.js';
-import { agentReport } from '../support/status-sample.js';
+import { storedReport as stored } from '../support/status-sample.js';
 
 const primary = ['001-a', '002-b'];
 const entries = primary.map((name) => ({ name, checksum: 'c', appliedAt: '2026-01-01T00:00:00Z' }));
-
-/** A fresh report of `replica` whose history (read at `readAt`) is `names`. */
-function stored(replica: string, names: string[], readAt: Date): StoredAgentStatus {
-  const now = new Date();
-  const record = agentReport(
-    {
-      replica,
-      migrations: summarizeMigrations(names, readAt),
-      heartbeat: { at: now.toISOString(), count: 1, everyMs: 10 },
-    },
-    now,
-  );
-  return { record, storedAt: now };
-}
 
 /** A bucket answering each read with the next of `answers`, the last one for ever after. */
 function reader(

@@ -1,25 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import type { AgentStatusReader, StoredAgentStatus } from '../../plugin/ports/agent-status-bus.js';
+import type { AgentStatusReader } from '../../plugin/ports/agent-status-bus.js';
 import { summarizeMigrations } from '../../plugin/protocol/migration-summary.js';
 import { judgeBusMigrations } from '../../plugin/status/bus-migration-gaps.js';
 import { judgeMigrations } from '../../plugin/status/migration-gaps.js';
-import { agentReport } from '../support/status-sample.js';
+import { storedReport as stored } from '../support/status-sample.js';
 
 // A migration commits on the replicas first and on the primary last: a replica's report read
 // after the primary's history may hold migrations that history does not yet. Not a divergence.
-
-function stored(replica: string, names: string[], readAt: Date): StoredAgentStatus {
-  const now = new Date();
-  const record = agentReport(
-    {
-      replica,
-      migrations: summarizeMigrations(names, readAt),
-      heartbeat: { at: now.toISOString(), count: 1, everyMs: 10 },
-    },
-    now,
-  );
-  return { record, storedAt: now };
-}
 
 const primaryWith = (names: string[], readAt: Date) => ({
   stream: 'lockstep',
