@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { isConnectionFailure, type LockstepError } from '../ports/lockstep-error.js';
+import type { LockstepError } from '../ports/lockstep-error.js';
 import type { PacketReader, ReplicaLockPort } from '../ports/packet-reader.js';
 import { logReplicaState } from '../replica/log-replica-state.js';
 import { ReplicaAgent, type ReplicaAgentOptions } from '../replica/replica-agent.js';
@@ -40,8 +40,6 @@ export class BusAgent {
   private readonly wake = new Signal();
   private lockLost = false;
   private fatal: LockstepError | null = null;
-  /** Whether the replica answered once (a lock attempt that reached it, taken or not). */
-  private answered = false;
   /** When the coordinator was last told the replica waits at a two-phase packet: one word per version and second. */
   private told = { version: -1, at: 0 };
   /** The version the replica applies before a fatal error ends the agent (null: at once). */
@@ -76,9 +74,8 @@ export class BusAgent {
 
   /**
    * Runs until {@link stop} (resolves null) or a fatal error (resolves it). A
-   * replica that cannot be reached before it ever answered rejects (the
-   * command exits 3: its connection is likely wrong); later, standing by or
-   * after applying, it is waited for.
+   * replica that cannot be reached, standing by or applying, is waited for
+   * (the command first waited for it to answer at all).
    */
   async run(): Promise<LockstepError | null> {
     while (!this.stopping && !this.fatal) {
@@ -106,9 +103,7 @@ export class BusAgent {
     let told = false;
     while (!this.stopping) {
       try {
-        const taken = await lock.tryAcquire();
-        this.answered = true;
-        if (taken) {
+        if (await lock.tryAcquire()) {
           this.lockLost = false;
           log.info({ replica: this.replica, event: 'agent-active' }, 'agent lock taken: applying');
           return true;
@@ -120,7 +115,6 @@ export class BusAgent {
           );
         told = true;
       } catch (error) {
-        if (!this.answered && isConnectionFailure(error)) throw error;
         log.warn(
           { replica: this.replica, err: (error as Error).message, event: 'agent-lock-failed' },
           'cannot take the agent lock: retrying',

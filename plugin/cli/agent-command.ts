@@ -1,3 +1,4 @@
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { agentRoundTransport } from '../../adapters/nats/agent-round-transport.js';
 import { connectBus } from '../../adapters/nats/nats-connection.js';
@@ -10,9 +11,11 @@ import { PreparedTransactions } from '../../adapters/postgres/control/prepared-t
 import { ReplicaAgentLock } from '../../adapters/postgres/control/replica-agent-lock.js';
 import { AgentMigrations } from '../agent/agent-migrations.js';
 import { BusAgent } from '../agent/bus-agent.js';
+import { untilReachable } from '../agent/until-reachable.js';
 import { busSettings } from '../config/bus-settings.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { loadConfig } from '../config/load-config.js';
+import type { BusSettings } from '../ports/packet-bus.js';
 import { parseTablePattern } from '../protocol/index.js';
 import { replicaAgentOptions } from '../sidecar/create-sidecar.js';
 import { createLogger } from '../sidecar/logger.js';
@@ -41,13 +44,13 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
       'add bus (url of the NATS servers) to the configuration, the same as lockstep run uses',
     );
   const log = createLogger(config.log.level);
-  // Only attach upgrades a bus replica's control schema otherwise: its agent, once upgraded, does.
-  await upgradeControlSchema(replica.name, replica.url);
-  const nc = await connectBus(bus, `lockstep-agent-${replica.name}`);
+  let agent: BusAgent | null = null;
+  stopOnSignals(replica.name, log, () => agent);
+  const nc = await reachReplicaAndBus(replica, bus, log);
   const packets = new NatsPacketReader(nc, bus);
   let reporting: AgentReporting | null = null;
   const phaseTwo = new PreparedTransactions(replica.name, replica.url);
-  const agent = new BusAgent({
+  agent = new BusAgent({
     target: replicaTarget(config, replica, log),
     packets,
     lock: new ReplicaAgentLock(replica.name, replica.url, config.slot),
@@ -80,15 +83,6 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
     log.fatal({ err: reason }, 'internal error');
     process.exit(1);
   });
-  const stopOn = (signal: NodeJS.Signals) =>
-    process.once(signal, () => {
-      log.info({ signal, replica: replica.name }, 'stopping: an open batch rolls back');
-      // Never take longer than 10 s to exit.
-      setTimeout(() => process.exit(0), 9_000).unref();
-      agent.stop();
-    });
-  stopOn('SIGTERM');
-  stopOn('SIGINT');
   try {
     const fatal = await agent.run();
     if (fatal) {
@@ -107,6 +101,43 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
   }
   // Everything is closed; a backoff timer still pending must not delay the exit.
   process.exit(0);
+}
+
+/** SIGTERM and SIGINT stop the agent (an open batch rolls back); before it exists, the process exits 0. */
+function stopOnSignals(replica: string, log: Logger, agent: () => BusAgent | null): void {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const)
+    process.once(signal, () => {
+      log.info({ signal, replica }, 'stopping: an open batch rolls back');
+      const running = agent();
+      // Still waiting to start: nothing is open.
+      if (!running) process.exit(0);
+      // Never take longer than 10 s to exit.
+      setTimeout(() => process.exit(0), 9_000).unref();
+      running.stop();
+    });
+}
+
+/** Waits for the replica (its control schema brought up to date) and then the bus to answer. */
+async function reachReplicaAndBus(
+  replica: ReplicaConfig,
+  bus: BusSettings,
+  log: Logger,
+): Promise<NatsConnection> {
+  // Only attach upgrades a bus replica's control schema otherwise: its agent, once upgraded, does.
+  await untilReachable(
+    () => upgradeControlSchema(replica.name, replica.url),
+    {
+      node: replica.name,
+      event: 'replica-unreachable',
+      message: 'cannot reach the replica: retrying',
+    },
+    log,
+  );
+  return untilReachable(
+    () => connectBus(bus, `lockstep-agent-${replica.name}`),
+    { node: 'bus', event: 'bus-unavailable', message: 'cannot reach the bus: retrying' },
+    log,
+  );
 }
 
 /** The configured replica named `name`; a usage error (exit 2) when there is none. */

@@ -4,13 +4,13 @@ import { eventually, expectIdentical } from '../support/compare-nodes.js';
 import { type LockstepProcess, startAgent } from '../support/lockstep-process.js';
 import { useReplication } from '../support/lockstep-transport.js';
 
-// A standby agent whose replica restarts while it waits for the lock: it waits the restart out.
+// An agent whose replica restarts while it stands by, or is down as it starts: it waits, never exits.
 const replication = useReplication('bus', {
   replicas: 1,
   schema: 'CREATE TABLE t (id int PRIMARY KEY)',
 });
 
-describe('a standby agent', () => {
+describe('an agent and its replica restarting', () => {
   it('waits out its replica restarting instead of exiting; the replica converges', async () => {
     const replica = replication.replicas[0] as PostgresCluster;
     replication.start();
@@ -37,6 +37,34 @@ describe('a standby agent', () => {
     } finally {
       second?.kill('SIGTERM');
       if (second) expect(await second.exited).toBe(0);
+    }
+  });
+
+  it('starting while its replica is down waits for it, then applies; SIGTERM while waiting exits 0', async () => {
+    const replica = replication.replicas[0] as PostgresCluster;
+    replication.start();
+    await replication.kill('replica1');
+    await replica.stopServer('fast');
+    const waiting = startAgent(replication.configFile, 'replica1');
+    const early = startAgent(replication.configFile, 'replica1');
+    try {
+      for (const agent of [waiting, early])
+        await eventually(
+          async () => agent.logEvent('replica-unreachable', { node: 'replica1' }) !== undefined,
+          'the agent meeting its replica down at start',
+        );
+      // Told to stop while it waits: it ends cleanly (the old agent exited 3 already).
+      early.kill('SIGTERM');
+      expect(await early.exited, early.output).toBe(0);
+      expect(waiting.child.exitCode, waiting.output).toBeNull();
+      await replication.primary.query('INSERT INTO t SELECT generate_series(1001, 1100)');
+      await replica.startServer();
+      await eventually(async () => waiting.logEvent('agent-active') !== undefined, 'agent active');
+      await replication.converged();
+      await expectIdentical(replication.primary, replication.replicas, ['t']);
+    } finally {
+      waiting.kill('SIGTERM');
+      expect(await waiting.exited, waiting.output).toBe(0);
     }
   });
 });
