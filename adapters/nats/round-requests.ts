@@ -42,16 +42,22 @@ export function serveOverBus<Q>(
   return nc.subscribe(subject, {
     callback: (error, msg) => {
       if (error) return;
+      // A reply after the connection closed (a handler outlasting a stop) is dropped: the
+      // requester times out, as it does for any lost reply; it must not end the process.
+      const reply = (answer: WireReply<unknown>) => {
+        try {
+          msg.respond(encodeWire(answer));
+        } catch {}
+      };
       let request: Q;
       try {
         request = decodeWire<Q>(msg.data);
       } catch (bad) {
-        msg.respond(encodeWire({ ok: false, error: (bad as Error).message }));
+        reply({ ok: false, error: (bad as Error).message });
         return;
       }
-      void handle(request).then(
-        (reply) => msg.respond(encodeWire(reply)),
-        (failure: Error) => msg.respond(encodeWire({ ok: false, error: failure.message })),
+      void handle(request).then(reply, (failure: Error) =>
+        reply({ ok: false, error: failure.message }),
       );
     },
   });

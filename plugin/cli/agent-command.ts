@@ -11,7 +11,6 @@ import { PreparedTransactions } from '../../adapters/postgres/control/prepared-t
 import { ReplicaAgentLock } from '../../adapters/postgres/control/replica-agent-lock.js';
 import { AgentMigrations } from '../agent/agent-migrations.js';
 import { BusAgent } from '../agent/bus-agent.js';
-import { untilReachable } from '../agent/until-reachable.js';
 import { busSettings } from '../config/bus-settings.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { loadConfig } from '../config/load-config.js';
@@ -19,6 +18,7 @@ import type { BusSettings } from '../ports/packet-bus.js';
 import { parseTablePattern } from '../protocol/index.js';
 import { replicaAgentOptions } from '../sidecar/create-sidecar.js';
 import { createLogger } from '../sidecar/logger.js';
+import { untilReachable } from '../support/until-reachable.js';
 import { type AgentReporting, startAgentReporting } from './agent-status.js';
 import { startSequenceApplying } from './bus-sequence-wiring.js';
 import { UsageError } from './exit-codes.js';

@@ -12,6 +12,7 @@ import type { LockstepConfig } from '../config/config-schema.js';
 import type { FaultHook } from '../coordinator/fault-point.js';
 import type { BusSettings } from '../ports/packet-bus.js';
 import { BusRounds } from '../sidecar/bus-rounds.js';
+import { untilReachable } from '../support/until-reachable.js';
 
 /**
  * Two-phase rounds of `lockstep run` with `bus`: one participant and one
@@ -25,7 +26,12 @@ export async function createBusRounds(
   log: Logger,
   fault?: FaultHook,
 ): Promise<BusRounds> {
-  const nc = await connectBus(bus, `lockstep-coordinator-${config.slot}`);
+  // NATS restarting as the publisher starts is waited for, as its primary is.
+  const nc = await untilReachable(
+    () => connectBus(bus, `lockstep-coordinator-${config.slot}`),
+    { node: 'bus', event: 'bus-unavailable', message: 'cannot reach the bus: retrying' },
+    log,
+  );
   const epoch = () => (lock.held ? lock.epoch : null);
   const { voteTimeoutMs } = config.twoPhase;
   const timeouts = {

@@ -16,7 +16,7 @@ export async function runBusPublisher(
 ): Promise<void> {
   const [
     { createLogger },
-    { migrateControlSchemaWhenReachable },
+    { migrateControlSchema },
     { createBusPublisher, faultFromEnvironment },
     { StreamLock },
     { createBusRounds },
@@ -35,7 +35,7 @@ export async function runBusPublisher(
   // The endpoints answer (/readyz: starting) while the primary is waited for.
   const run: BusRunState = { publisher: null, rounds: null, stopping: false };
   const serving = busPublisherEndpoints(config, run, origin, log);
-  await primaryReady(config.primary, log, migrateControlSchemaWhenReachable);
+  await primaryReady(config.primary, log, migrateControlSchema);
   const fault = faultFromEnvironment(config);
   const lock = new StreamLock(config.primary, config.slot);
   const rounds = await createBusRounds(config, bus, lock, log, fault);
@@ -48,17 +48,14 @@ export async function runBusPublisher(
   const endpoints = await serving;
   // Replicas' sequences follow the primary's through the bus (the agents move them).
   const sequences = startSequencePublishing(config, bus, () => lock.held, log);
-  // A stop while the rounds start waits for them: closing their connections under a start fails it.
-  let roundsStarting: Promise<unknown> = Promise.resolve();
   const stopped = new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       log.info({ signal }, 'stopping');
       run.stopping = true;
       setTimeout(() => process.exit(0), 9_000).unref();
       // Rounds first: a decided round is finished before the lock goes with the publisher.
-      void roundsStarting
-        .catch(() => undefined)
-        .then(() => rounds.stop())
+      void rounds
+        .stop()
         .then(() => sequences.stop())
         .then(() => publisher.stop())
         .then(() => endpoints?.close())
@@ -68,8 +65,7 @@ export async function runBusPublisher(
     process.once('SIGINT', () => shutdown('SIGINT'));
   });
   if ((await publisher.start()) && !run.stopping) {
-    roundsStarting = rounds.start();
-    await roundsStarting;
+    await rounds.start();
     log.info(
       { slot: config.slot, stream: bus.stream, event: 'running' },
       'lockstep is publishing to the bus',

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { busSettings } from '../config/bus-settings.js';
 import { loadConfig } from '../config/load-config.js';
 import type { LiveConfig } from '../sidecar/create-sidecar.js';
+import { untilReachable } from '../support/until-reachable.js';
 import { reportFailure } from './cli-output.js';
 import type { RunState } from './sidecar-endpoints.js';
 
@@ -25,7 +26,7 @@ export async function runSidecar(configFile: string | undefined, version: string
   // Only what the sidecar uses is loaded: a restart is back to streaming sooner.
   const [
     { createLogger },
-    { migrateControlSchemaWhenReachable },
+    { migrateControlSchema },
     { createSidecar, faultFromEnvironment, LiveConfig },
     { serveSidecarEndpoints },
     { SidecarHistograms },
@@ -50,7 +51,7 @@ export async function runSidecar(configFile: string | undefined, version: string
   serving?.catch(reportFailure);
   // A sidecar upgraded in place finds its newer control tables (the decision log) ready;
   // one started while the primary restarts waits for it instead of exiting.
-  await primaryReady(config.primary, log, migrateControlSchemaWhenReachable);
+  await primaryReady(config.primary, log, migrateControlSchema);
   const sidecar = createSidecar(config, log, {
     fault: faultFromEnvironment(config),
     live,
@@ -86,13 +87,16 @@ export async function runSidecar(configFile: string | undefined, version: string
 export async function primaryReady(
   primary: string,
   log: Logger,
-  migrate: (node: string, url: string, retrying: (error: Error) => void) => Promise<unknown>,
+  migrate: (node: string, url: string) => Promise<unknown>,
 ): Promise<void> {
-  await migrate('primary', primary, (error) =>
-    log.warn(
-      { err: error.message, event: 'primary-unreachable' },
-      'cannot reach the primary: retrying',
-    ),
+  await untilReachable(
+    () => migrate('primary', primary),
+    {
+      node: 'primary',
+      event: 'primary-unreachable',
+      message: 'cannot reach the primary: retrying',
+    },
+    log,
   );
   // A bug must not pass silently: log it with its stack, then exit so a supervisor restarts us.
   process.on('unhandledRejection', (reason) => {

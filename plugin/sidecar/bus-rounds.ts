@@ -12,6 +12,7 @@ import {
   type TwoPhasePacket,
 } from '../coordinator/two-phase-coordinator.js';
 import type { DecisionQuestion, WaitingPacket, WireReply } from '../protocol/round-subjects.js';
+import { Signal } from '../support/signal.js';
 
 /** What two-phase rounds over the bus are built from (the composition root wires the adapters). */
 export interface BusRoundsParts {
@@ -46,6 +47,9 @@ export interface BusRoundsParts {
 export class BusRounds {
   readonly coordinator: TwoPhaseCoordinator;
   private unserve: (() => Promise<void>) | null = null;
+  private stopping = false;
+  private readonly retry = new Signal();
+  private starting: Promise<void> = Promise.resolve();
 
   constructor(private readonly parts: BusRoundsParts) {
     this.coordinator = new TwoPhaseCoordinator({
@@ -66,12 +70,37 @@ export class BusRounds {
   }
 
   /** Once the coordinator lock is held: answers agents, recovers what a crash left prepared, runs rounds. */
-  async start(): Promise<void> {
+  start(): Promise<void> {
     this.unserve = this.parts.serve({
       decision: (question) => this.decision(question),
       waiting: (packet) => this.offer(packet),
     });
-    await this.coordinator.start();
+    this.starting = this.startCoordinator();
+    return this.starting;
+  }
+
+  /**
+   * Starts the coordinator, again and again while its recovery or its read of
+   * the decision log fails (the primary restarting, an agent's session cut):
+   * as in process, a failed activation waits and tries again, never ends
+   * the process.
+   */
+  private async startCoordinator(): Promise<void> {
+    const { log, options } = this.parts;
+    for (let delay = options.retryInitialMs; !this.stopping; ) {
+      try {
+        await this.coordinator.start();
+        return;
+      } catch (error) {
+        if (this.stopping) return;
+        log.warn(
+          { err: (error as Error).message, retryMs: delay, event: 'rounds-start-failed' },
+          'two-phase rounds cannot start: retrying',
+        );
+        await this.retry.wait(delay);
+        delay = Math.min(delay * 2, options.retryMaxMs);
+      }
+    }
   }
 
   /** A two-phase packet is on the bus (published now, or an agent waits at it). */
@@ -80,6 +109,10 @@ export class BusRounds {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
+    this.retry.notify();
+    // Closing the connections under a start in flight would fail it for nothing.
+    await this.starting;
     await this.coordinator.stop();
     await this.unserve?.();
     await this.parts.decisions.close();

@@ -4,7 +4,7 @@ import { eventually, expectIdentical } from '../support/compare-nodes.js';
 import { type LockstepProcess, startAgent } from '../support/lockstep-process.js';
 import { useReplication } from '../support/lockstep-transport.js';
 
-// An agent whose replica restarts while it stands by, or is down as it starts: it waits, never exits.
+// Processes whose replica or bus restarts while they stand by or start: they wait, never exit.
 const replication = useReplication('bus', {
   replicas: 1,
   schema: 'CREATE TABLE t (id int PRIMARY KEY)',
@@ -66,5 +66,31 @@ describe('an agent and its replica restarting', () => {
       waiting.kill('SIGTERM');
       expect(await waiting.exited, waiting.output).toBe(0);
     }
+  });
+});
+
+describe('the bus down as lockstep starts', () => {
+  it('the publisher and an agent started with every NATS node down wait for it, then replicate', async () => {
+    await replication.nats.killAll();
+    try {
+      replication.start();
+      const publisher = replication.coordinator;
+      const agent = replication.applier('replica1');
+      for (const [name, p] of [
+        ['publisher', publisher],
+        ['agent', agent],
+      ] as const)
+        await eventually(
+          async () => p.logEvent('bus-unavailable') !== undefined,
+          `the ${name} meeting the bus down at start`,
+        );
+      expect(publisher.child.exitCode, publisher.output).toBeNull();
+      expect(agent.child.exitCode, agent.output).toBeNull();
+    } finally {
+      await replication.nats.restartAll();
+    }
+    await replication.primary.query('INSERT INTO t SELECT generate_series(2001, 2100)');
+    await replication.converged();
+    await expectIdentical(replication.primary, replication.replicas, ['t']);
   });
 });

@@ -159,3 +159,13 @@ export async function offeredTen(
   coordinator.offer({ version: 10, lsn: toLsn('0/10'), rows: 1, whole: true });
   return coordinator;
 }
+
+/** A logger whose lines the test reads (matched by fields). */
+export function capturedLog(): { log: pino.Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino(
+    { level: 'debug' },
+    { write: (line: string) => void lines.push(JSON.parse(line)) },
+  );
+  return { log, lines };
+}

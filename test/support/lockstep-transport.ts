@@ -1,6 +1,7 @@
 import { afterEach, expect } from 'vitest';
 import { appliedVersion, eventually, waitForMarker } from './compare-nodes.js';
 import { LockstepProcess, startAgent } from './lockstep-process.js';
+import type { NatsCluster } from './nats-cluster.js';
 import { type AttachedClusters, useAttached } from './use-attached.js';
 import { useNatsCluster } from './use-nats-cluster.js';
 
@@ -30,6 +31,8 @@ export interface Replication extends AttachedClusters {
   readonly coordinator: LockstepProcess;
   /** The NATS cluster's URL (bus only). */
   readonly busUrl: string;
+  /** The NATS cluster (bus only). */
+  readonly nats: NatsCluster;
   /** The process that applies to `replica`: the sidecar in process, that replica's agent with bus. */
   applier(replica: string): LockstepProcess;
   /** Starts whatever is not running (all of it at first; later what was killed or exited). */
@@ -123,8 +126,11 @@ export function useReplication(transport: TransportName, options: ReplicationOpt
       return running('run');
     },
     get busUrl() {
-      if (!nats) throw new Error('busUrl is for the bus transport only');
-      return nats.cluster.url;
+      return replication.nats.url;
+    },
+    get nats() {
+      if (!nats) throw new Error('the NATS cluster is for the bus transport only');
+      return nats.cluster;
     },
     applier: (replica) => running(keyOf(replica)),
     startCoordinator(env = {}) {

@@ -1,4 +1,3 @@
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type {
   PhaseTwoNode,
@@ -8,17 +7,14 @@ import type {
 } from '../../plugin/coordinator/round-participant.js';
 import { DeposedError } from '../../plugin/ports/lockstep-error.js';
 import { toLsn } from '../../plugin/protocol/index.js';
-import { FakeWorld, offeredTen, QUICK_ROUNDS, sleep, until } from '../support/fake-round-world.js';
-
-/** A logger whose lines the test reads (matched by fields). */
-function capturedLog() {
-  const lines: Array<Record<string, unknown>> = [];
-  const log = pino(
-    { level: 'debug' },
-    { write: (line: string) => void lines.push(JSON.parse(line)) },
-  );
-  return { log, lines };
-}
+import {
+  capturedLog,
+  FakeWorld,
+  offeredTen,
+  QUICK_ROUNDS,
+  sleep,
+  until,
+} from '../support/fake-round-world.js';
 
 /** A successor coordinator over the bus: it learns of earlier rounds from agents, and a deposed one stands back. */
 describe('TwoPhaseCoordinator across a takeover', () => {

@@ -1,6 +1,5 @@
 import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
 import { CONTROL_MIGRATION_NAMES } from '../../../migrations/names.js';
-import { sleep } from '../../../plugin/support/sleep.js';
 import { CONTROL_QUERY_TIMEOUT_MS } from '../connection/connection-url.js';
 import { connectNode, endClient } from '../connection/node-connection.js';
 import type { ControlDb, ControlSession, LockstepSchema } from './lockstep-schema.js';
@@ -107,27 +106,5 @@ export async function migrateControlSchema(node: string, url: string): Promise<v
   } finally {
     await db.destroy();
     await endClient(client);
-  }
-}
-
-/**
- * {@link migrateControlSchema}, waiting (backing off up to 10 s) while the
- * node cannot be reached: a sidecar started while its primary restarts
- * waits for it instead of exiting. Any other failure is thrown.
- */
-export async function migrateControlSchemaWhenReachable(
-  node: string,
-  url: string,
-  onRetry: (error: Error) => void,
-): Promise<void> {
-  for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
-    try {
-      await migrateControlSchema(node, url);
-      return;
-    } catch (error) {
-      if ((error as { setting?: string }).setting !== 'connection') throw error;
-      onRetry(error as Error);
-      await sleep(delay);
-    }
   }
 }
