@@ -1,7 +1,7 @@
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { BusSettings } from '../ports/packet-bus.js';
 import type { BusRunOrigin, BusRunState } from './bus-publisher-endpoints.js';
-import { primaryReady } from './run-command.js';
+import { exitOnSignalWhileStarting, primaryReady } from './run-command.js';
 
 /**
  * `lockstep run` with `bus`: publishes the primary's packets to the bus (the
@@ -35,6 +35,7 @@ export async function runBusPublisher(
   // The endpoints answer (/readyz: starting) while the primary is waited for.
   const run: BusRunState = { publisher: null, rounds: null, stopping: false };
   const serving = busPublisherEndpoints(config, run, origin, log);
+  const starting = exitOnSignalWhileStarting();
   await primaryReady(config.primary, log, migrateControlSchema);
   const fault = faultFromEnvironment(config);
   const lock = new StreamLock(config.primary, config.slot);
@@ -48,6 +49,7 @@ export async function runBusPublisher(
   const endpoints = await serving;
   // Replicas' sequences follow the primary's through the bus (the agents move them).
   const sequences = startSequencePublishing(config, bus, () => lock.held, log);
+  starting.started();
   const stopped = new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       log.info({ signal }, 'stopping');

@@ -51,6 +51,7 @@ export async function runSidecar(configFile: string | undefined, version: string
   serving?.catch(reportFailure);
   // A sidecar upgraded in place finds its newer control tables (the decision log) ready;
   // one started while the primary restarts waits for it instead of exiting.
+  const starting = exitOnSignalWhileStarting();
   await primaryReady(config.primary, log, migrateControlSchema);
   const sidecar = createSidecar(config, log, {
     fault: faultFromEnvironment(config),
@@ -63,6 +64,8 @@ export async function runSidecar(configFile: string | undefined, version: string
     if (!run.stopping) void reloader.reload('SIGHUP');
   });
   const stopWatching = reloader.watchFile(configText);
+  // From here a stop must finish what the start began (stopOnSignal, below).
+  starting.started();
   const started = sidecar.start();
   started.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
   const endpoints = await serving;
@@ -103,6 +106,23 @@ export async function primaryReady(
     log.fatal({ err: reason }, 'internal error');
     process.exit(1);
   });
+}
+
+/**
+ * Until `started`, SIGTERM or SIGINT exits 0 at once: the process still waits
+ * for a node (nothing is open that a stop would finish), and a supervisor's
+ * stop must not look like a crash.
+ */
+export function exitOnSignalWhileStarting(): { started(): void } {
+  const exit = () => process.exit(0);
+  process.once('SIGTERM', exit);
+  process.once('SIGINT', exit);
+  return {
+    started() {
+      process.removeListener('SIGTERM', exit);
+      process.removeListener('SIGINT', exit);
+    },
+  };
 }
 
 /** SIGHUP reloads the configuration; one received before the sidecar exists is kept for then. */

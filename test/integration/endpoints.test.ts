@@ -198,7 +198,7 @@ describe('HTTP endpoints', () => {
     );
   }, 120_000);
 
-  it('answer while the primary cannot be reached: alive, not ready, nothing active', async () => {
+  it('answer while the primary cannot be reached: alive, not ready, nothing active; SIGTERM exits 0', async () => {
     const [port, closedPort] = [await freePort(), await freePort()];
     const config = writeConfig(clusters.primary, clusters.replicas, { http: { port } });
     const sidecar = new LockstepProcess(['run', '--config', config.file], {
@@ -218,6 +218,9 @@ describe('HTTP endpoints', () => {
       expect(ready).toMatchObject({ code: 503, ready: false, role: 'starting' });
       expect(ready.reasons.join()).toMatch(/waiting to reach the primary/);
       expect(sample((await get('/metrics')).text, 'lockstep_active')).toBe(0);
+      // A supervisor's stop while it waits is a clean exit, not a death by signal.
+      sidecar.kill('SIGTERM');
+      expect(await sidecar.exited, sidecar.output).toBe(0);
     } finally {
       sidecar.kill('SIGKILL');
       await sidecar.exited;

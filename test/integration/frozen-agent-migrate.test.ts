@@ -21,6 +21,15 @@ const MIGRATE = () => ['migrate', 'up', '--config', clusters.configFile, '--dir'
 const history = async (node: PostgresCluster) =>
   (await node.query<{ name: string }>('SELECT name FROM lockstep.migrations')).map((r) => r.name);
 
+/** Whether some session holds replica's agent lock for the stream (ReplicaAgentLock's key). */
+async function agentLockHeld(node: PostgresCluster): Promise<boolean> {
+  const rows = await node.query(
+    `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
+       AND classid = hashtext('lockstep.agent')::oid AND objid = hashtext('lockstep')::oid`,
+  );
+  return rows.length > 0;
+}
+
 async function running(coordinator: LockstepProcess, agents: LockstepProcess[]): Promise<void> {
   await eventually(
     async () =>
@@ -67,6 +76,13 @@ describe('an agent frozen while it prepares a migration', () => {
           (await preparedGids(nodes())).length === 0 &&
           (await sessionsOf(replicas()[0], 'lockstep-migrate-session')).every((s) => !s.holdsRow),
         'nothing prepared or held after the thaw',
+      );
+      // Frozen this long, its lock session may have been ended: it answers once it holds the lock again.
+      await eventually(
+        async () =>
+          frozen.events('agent-active').length > frozen.events('agent-lock-lost').length &&
+          (await agentLockHeld(replicas()[0] as PostgresCluster)),
+        'the thawed agent holding its lock',
       );
       const again = await lockstep(MIGRATE());
       expect(again.code, again.output).toBe(0);
