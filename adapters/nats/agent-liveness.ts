@@ -7,6 +7,7 @@ import {
 import { dropIfUnresponsive } from './nats-connection.js';
 import { type AgentAddress, askAgent } from './nats-round-participant.js';
 import { noResponders } from './round-requests.js';
+import { watchedRequest } from './watched-request.js';
 
 /** What one probe of the agent found: nothing (`silent`), or what it says of the migration. */
 export type AgentProbe = 'silent' | MigrationAtAgent;
@@ -72,27 +73,17 @@ export async function whileAgentAnswers(
   limitMs: number,
   errors: AgentWatchErrors,
 ): Promise<void> {
-  let settled = false;
-  const done = work.finally(() => {
-    settled = true;
-  });
-  const settledOrAfter = (ms: number) =>
-    Promise.race([
-      done.then(
-        () => undefined,
-        () => undefined,
-      ),
-      new Promise<void>((resolve) => setTimeout(resolve, ms).unref()),
-    ]);
+  const request = watchedRequest(work);
+  const { done, settledOrAfter } = request;
   const watch = async (): Promise<void> => {
     const silence = new AgentSilence(limitMs, Date.now());
     const interval = probeIntervalMs(limitMs);
     let none = 0;
-    while (!settled) {
+    while (!request.settled) {
       const sent = Date.now();
       const found = await probe(interval);
       if (found !== 'silent') silence.heard(sent);
-      if (settled) break;
+      if (request.settled) break;
       if (found === 'prepared') return;
       none = found === 'none' ? none + 1 : 0;
       if (none >= LOST_AFTER) throw errors.lost();

@@ -8,11 +8,19 @@ import {
   type WireReply,
   type WireVote,
 } from '../../plugin/protocol/round-subjects.js';
+import { whileAgentProgresses } from './prepare-progress.js';
 import { askOverBus } from './round-requests.js';
+
+/** Longest a prepare request waits for its vote while the agent reports progress (ms). */
+const PREPARE_CAP_MS = 3_600_000;
 
 /** How long the coordinator waits for an agent, per kind of request (ms). */
 export interface AgentRequestTimeouts {
-  /** A prepare (the agent applies the round's packets and prepares them first). */
+  /**
+   * A prepare (the agent applies the round's packets and prepares them
+   * first): this long beyond the round's own vote deadline, which grows with
+   * its rows, so the round's deadline decides first, never a fixed cap.
+   */
   readonly prepareMs: number;
   /** A delta: the agent catching up to the round's first version. */
   readonly deltaMs: number;
@@ -63,6 +71,8 @@ export async function askAgent<T>(
 export class NatsRoundParticipant {
   /** The version the agent last said its replica holds (null until it answered once). */
   heldVersion: number | null = null;
+  /** The progress of its prepare the agent last reported (see `RoundParticipant.progress`). */
+  private reported = -1;
 
   constructor(private readonly address: AgentAddress) {}
 
@@ -70,19 +80,47 @@ export class NatsRoundParticipant {
     return this.address.replica;
   }
 
-  async prepare(request: WirePrepare): Promise<WireVote> {
+  /**
+   * Applies and prepares at the agent. Without progress, the answer is
+   * waited for the round's vote deadline plus `prepareMs`; while the agent
+   * reports its replica answering the apply, up to an hour.
+   */
+  async prepare(request: WirePrepare, deadlineMs = 0): Promise<WireVote> {
+    const limitMs = deadlineMs + this.address.timeouts.prepareMs;
+    this.reported = -1;
     try {
-      const reply = await askAgent<WireVote>(
-        this.address,
-        'prepare',
-        { request },
-        this.address.timeouts.prepareMs,
+      const reply = await whileAgentProgresses(
+        askAgent<WireVote>(this.address, 'prepare', { request }, Math.max(limitMs, PREPARE_CAP_MS)),
+        (timeoutMs) => this.probe(request.gid, timeoutMs),
+        limitMs,
+        (progress) => {
+          this.reported = progress;
+        },
       );
       if (reply.ok && reply.at !== undefined) this.heldVersion = reply.at;
       if (!reply.ok) return { vote: 'no', reason: reply.error };
       return reply.value;
     } catch (error) {
       return { vote: 'no', reason: `agent of ${this.name}: ${(error as Error).message}` };
+    }
+  }
+
+  progress(): number {
+    return this.reported;
+  }
+
+  /** The agent's progress on the prepare it works on; undefined without an answer (or from an older agent). */
+  private async probe(gid: string, timeoutMs: number): Promise<number | undefined> {
+    try {
+      const reply = await askAgent<{ progress?: number }>(
+        this.address,
+        'alive',
+        { gid },
+        timeoutMs,
+      );
+      return reply.ok ? reply.value?.progress : undefined;
+    } catch {
+      return undefined;
     }
   }
 

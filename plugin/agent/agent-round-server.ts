@@ -117,7 +117,11 @@ export class AgentRoundServer {
       case 'migrate':
         return this.migrate(request.gid ?? '');
       case 'alive':
-        return ok({ migration: this.migrationState(request.gid ?? '') });
+        // With the progress of a round's prepare: the coordinator waits while it grows.
+        return ok({
+          migration: this.migrationState(request.gid ?? ''),
+          progress: this.participant()?.progress(),
+        });
     }
   };
 

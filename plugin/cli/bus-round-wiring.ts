@@ -35,8 +35,8 @@ export async function createBusRounds(
   const epoch = () => (lock.held ? lock.epoch : null);
   const { voteTimeoutMs } = config.twoPhase;
   const timeouts = {
-    // PREPARE after applying the round's packets: the driver's own vote deadline decides first.
-    prepareMs: voteTimeoutMs + config.applyTimeoutMs,
+    // Beyond the round's vote deadline (voteTimeoutMs per batch.maxRows rows): the driver's decides first.
+    prepareMs: config.applyTimeoutMs,
     deltaMs: config.applyTimeoutMs,
     phaseTwoMs: voteTimeoutMs,
   };

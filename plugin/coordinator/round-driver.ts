@@ -21,6 +21,8 @@ export class RoundDriver {
   private readonly events: RoundEvent[] = [];
   private signal: (() => void) | null = null;
   private readonly deadlines = new Map<string, number>();
+  /** A preparing participant's progress when its vote deadline was last set (see `RoundParticipant.progress`). */
+  private readonly progressAt = new Map<string, number>();
   private readonly outstanding = new Map<string, Promise<Vote>>();
   private prepared = 0;
   private commits = 0;
@@ -62,10 +64,12 @@ export class RoundDriver {
   async nextEvent(): Promise<RoundEvent | null> {
     while (this.events.length === 0 && !this.unsettled) {
       const now = Date.now();
+      this.extendWhileProgressing(now);
       let earliest = Number.POSITIVE_INFINITY;
       for (const deadline of this.deadlines.values()) earliest = Math.min(earliest, deadline);
       if (earliest <= now) {
         this.deadlines.clear();
+        this.progressAt.clear();
         this.events.push({ type: 'timeout' });
         break;
       }
@@ -109,6 +113,22 @@ export class RoundDriver {
             )
         : [];
     return Promise.all([...late, ...refused]).then(() => undefined);
+  }
+
+  /**
+   * A preparing participant whose vote deadline passed while it progressed
+   * (its replica kept answering a large apply) gets another deadline: the
+   * deadline detects one that does not answer, it does not bound a round's size.
+   */
+  private extendWhileProgressing(now: number): void {
+    for (const [p, deadline] of this.deadlines) {
+      const before = this.progressAt.get(p);
+      if (deadline > now || before === undefined) continue;
+      const progress = this.participant(p).progress?.();
+      if (progress === undefined || progress === before) continue;
+      this.progressAt.set(p, progress);
+      this.deadlines.set(p, now + this.run.timeoutMs);
+    }
   }
 
   private push(event: RoundEvent): void {
@@ -165,12 +185,18 @@ export class RoundDriver {
 
   private prepare(p: string): void {
     this.deadlines.set(p, Date.now() + this.run.timeoutMs);
-    const vote = this.participant(p)
-      .prepare(this.run.request)
+    const participant = this.participant(p);
+    const vote = participant
+      .prepare(this.run.request, this.run.timeoutMs)
       .catch((error: Error): Vote => ({ vote: 'no', reason: error.message }));
+    // Read once the prepare was sent: a transport starts counting it afresh.
+    const progress = participant.progress?.();
+    if (progress === undefined) this.progressAt.delete(p);
+    else this.progressAt.set(p, progress);
     this.outstanding.set(p, vote);
     void vote.then((v) => {
       this.deadlines.delete(p);
+      this.progressAt.delete(p);
       if (this.outstanding.get(p) === vote) this.outstanding.delete(p);
       // Only a yes the round still counts: a late one (the round aborted) is being rolled back.
       if (v.vote === 'yes' && this.step.state.phase === 'voting')

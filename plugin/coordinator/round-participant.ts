@@ -20,8 +20,19 @@ export interface RoundParticipant {
   readonly name: string;
   /** The version it durably holds, when known. */
   readonly heldVersion: number | null;
-  /** Applies the round's packets and prepares them, or says why not. */
-  prepare(request: PrepareRequest): Promise<Vote>;
+  /**
+   * Applies the round's packets and prepares them, or says why not.
+   * `deadlineMs` is the round's vote deadline (it grows with the round's
+   * rows): a transport waits at least that long for the answer.
+   */
+  prepare(request: PrepareRequest, deadlineMs?: number): Promise<Vote>;
+  /**
+   * A count that grows while the participant shows life (its replica answers
+   * the apply): a round whose vote deadline passed while it grew waits
+   * another deadline, so a large prepare is not taken for a participant that
+   * does not answer. Without it, the deadline is final.
+   */
+  progress?(): number;
   /** Resolves once it holds `from - 1` (the delta was applied); rejects when it cannot get there now. */
   delta(request: PrepareRequest): Promise<void>;
   /** Phase two is done on its node: the prepared transaction was committed or rolled back. */

@@ -121,6 +121,7 @@ export class ReplicaAgent {
       get failure() {
         return agent.lastError?.message ?? null;
       },
+      heard: () => target.heard?.() ?? 0,
       notLanded: (error) => agent.notLanded(error),
     });
     this.applier = new ReplicaApplier(

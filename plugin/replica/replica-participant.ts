@@ -18,6 +18,8 @@ export interface ParticipantHost {
   /** Failed (halted or unresponsive), with the failure's text when known. */
   readonly failed: boolean;
   readonly failure: string | null;
+  /** Grows whenever its replica's server sent something (see `ReplicaTarget.heard`). */
+  heard(): number;
   /** Its gid was rolled back outside lockstep: counted, and its error until it applies again. */
   notLanded(error: NotLandedError): void;
 }
@@ -49,6 +51,16 @@ export class ReplicaParticipant implements RoundParticipant {
 
   get name(): string {
     return this.host.name;
+  }
+
+  /**
+   * Its replica's answers while the applier works on a prepare it took: a
+   * round extends its vote deadline while they grow. Constant otherwise (a
+   * parked prepare, an idle transaction's keepalives), so a prepare the
+   * applier does not take still ends at the deadline.
+   */
+  progress(): number {
+    return this.taken ? this.host.heard() : -1;
   }
 
   /** The version this replica durably holds, when known. */

@@ -40,4 +40,11 @@ export interface ReplicaTarget {
   close(): Promise<void>;
   /** Drops the connection at once, without waiting for the server (it stopped answering). */
   abort(): void;
+  /**
+   * Grows whenever the replica's server sent something (bytes read on the
+   * connection): the apply deadline counts from its last answer, so a long
+   * apply the replica keeps answering is not taken for a frozen replica.
+   * Without it, a step is bounded as a whole.
+   */
+  heard?(): number;
 }

@@ -64,6 +64,13 @@ function socketOf(client: pg.Client): { destroy(): void } | undefined {
     ?.stream;
 }
 
+/** Bytes the client has read from its server so far (0 before it connected, or without a client). */
+export function bytesHeard(client: pg.Client | null): number {
+  const stream = (client as unknown as { connection?: { stream?: { bytesRead?: number } } } | null)
+    ?.connection?.stream;
+  return stream?.bytesRead ?? 0;
+}
+
 /**
  * Ends a client; should the server never acknowledge (a frozen host), its
  * socket is dropped after a few seconds instead of waiting for ever.

@@ -1,0 +1,43 @@
+import { watchedRequest } from './watched-request.js';
+
+/** Fewest ms between two looks at a preparing agent's progress. */
+const MIN_PROBE_MS = 250;
+
+/**
+ * `asked` (a prepare outstanding at an agent), given up on once the agent
+ * reported no progress for `limitMs`: an agent that answers no probe (frozen,
+ * gone), or one too old to report progress, fails after `limitMs` as any
+ * request would; one whose replica keeps answering the round's apply is
+ * waited for, however long the apply takes. `probe` asks the agent for its
+ * progress (undefined: no answer); `heard` receives each value it reports.
+ * Probes stop once `asked` settles.
+ */
+export function whileAgentProgresses<T>(
+  asked: Promise<T>,
+  probe: (timeoutMs: number) => Promise<number | undefined>,
+  limitMs: number,
+  heard: (progress: number) => void,
+): Promise<T> {
+  const request = watchedRequest(asked);
+  const { done, settledOrAfter } = request;
+  const interval = Math.max(MIN_PROBE_MS, Math.floor(limitMs / 4));
+  const watch = async (): Promise<T> => {
+    let last: number | undefined;
+    let lastAt = Date.now();
+    for (;;) {
+      await settledOrAfter(interval);
+      if (request.settled) return done;
+      const progress = await probe(interval);
+      if (progress !== undefined) {
+        // The first value is where the agent stands, not progress since the request.
+        if (last !== undefined && progress !== last) lastAt = Date.now();
+        last = progress;
+        heard(progress);
+      }
+      if (request.settled) return done;
+      if (Date.now() - lastAt >= limitMs)
+        throw new Error(`no vote within ${limitMs} ms, and no progress reported meanwhile`);
+    }
+  };
+  return Promise.race([done, watch()]);
+}

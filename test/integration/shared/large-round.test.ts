@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import type { PostgresCluster } from '../../../adapters/local-postgres/cluster.js';
+import { eventually, expectIdentical, preparedGids } from '../../support/compare-nodes.js';
+import { transports, useReplication } from '../../support/lockstep-transport.js';
+
+/** Rows of the one critical transaction: a large packet, streamed to the replicas in parts. */
+const ROWS = 12_000;
+/** Seconds each row takes on a replica: the apply takes ROWS × this (3.6 s) at least, each part far less. */
+const ROW_SECONDS = 0.0003;
+const APPLY_TIMEOUT_MS = 2_000;
+
+/** Slows every insert into `big` on `replica`, as a slow disk would: a trigger the apply fires too. */
+async function slowDown(replica: PostgresCluster): Promise<void> {
+  await replica.query(`
+    CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN PERFORM pg_sleep(${ROW_SECONDS}); RETURN NEW; END $$;
+    CREATE TRIGGER slow_rows BEFORE INSERT ON big FOR EACH ROW EXECUTE FUNCTION slow_row();
+    ALTER TABLE big ENABLE ALWAYS TRIGGER slow_rows;`);
+}
+
+describe.each(transports)(
+  'a two-phase round that applies longer than applyTimeoutMs (%s)',
+  (transport) => {
+    const replication = useReplication(transport, {
+      replicas: 2,
+      schema: 'CREATE TABLE big (id int PRIMARY KEY, note text NOT NULL);',
+      config: { applyTimeoutMs: APPLY_TIMEOUT_MS, twoPhase: { tables: ['public.big'] } },
+    });
+
+    it('commits on every replica: the replicas answer all along, none counts as unresponsive', async () => {
+      const replicas = replication.replicas as [PostgresCluster, PostgresCluster];
+      for (const replica of replicas) await slowDown(replica);
+      replication.start();
+      await replication.primary.query(
+        `INSERT INTO big SELECT g, 'row ' || g FROM generate_series(1, ${ROWS}) g`,
+      );
+      await eventually(
+        async () =>
+          (await replicas[0].query('SELECT 1 FROM big')).length === ROWS &&
+          (await replicas[1].query('SELECT 1 FROM big')).length === ROWS,
+        'the round to commit on both replicas',
+        90_000,
+      );
+      await replication.converged();
+      await expectIdentical(replication.primary, replicas, ['big']);
+      expect(await preparedGids([replication.primary, ...replicas])).toEqual([]);
+      const appliers = replicas.map((r) => replication.applier(r.name));
+      const unresponsive = appliers.flatMap((p) =>
+        p.logLines().filter((l) => l.state === 'unresponsive'),
+      );
+      expect(unresponsive).toEqual([]);
+    });
+  },
+);

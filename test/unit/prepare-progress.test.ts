@@ -1,0 +1,67 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { whileAgentProgresses } from '../../adapters/nats/prepare-progress.js';
+
+const LIMIT_MS = 4_000;
+
+/** A prepare outstanding at the agent: it answers when told. */
+function outstanding() {
+  let answer: (vote: string) => void = () => undefined;
+  const asked = new Promise<string>((resolve) => {
+    answer = resolve;
+  });
+  return { asked, answer };
+}
+
+describe("a bus prepare waited for while the agent's replica answers its apply", () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('waits ten limits long for a vote the agent keeps progressing towards', async () => {
+    const { asked, answer } = outstanding();
+    let progress = 0;
+    const heard: number[] = [];
+    const vote = whileAgentProgresses(
+      asked,
+      async () => progress,
+      LIMIT_MS,
+      (p) => heard.push(p),
+    );
+    for (let i = 0; i < 20; i++) {
+      await vi.advanceTimersByTimeAsync(LIMIT_MS / 2);
+      progress += 10;
+    }
+    answer('yes');
+    await expect(vote).resolves.toBe('yes');
+    expect(heard.length).toBeGreaterThan(20);
+  });
+
+  it('gives up on an agent that answers probes without progress, after the limit', async () => {
+    const { asked } = outstanding();
+    const vote = whileAgentProgresses(
+      asked,
+      async () => 7,
+      LIMIT_MS,
+      () => undefined,
+    );
+    const failed = expect(vote).rejects.toThrow(/no progress reported/);
+    await vi.advanceTimersByTimeAsync(LIMIT_MS * 2);
+    await failed;
+  });
+
+  it('gives up on an agent that answers no probe, after the limit', async () => {
+    const { asked } = outstanding();
+    const vote = whileAgentProgresses(
+      asked,
+      async () => undefined,
+      LIMIT_MS,
+      () => undefined,
+    );
+    const failed = expect(vote).rejects.toThrow(/no vote within 4000 ms/);
+    await vi.advanceTimersByTimeAsync(LIMIT_MS * 2);
+    await failed;
+  });
+});
