@@ -26,6 +26,7 @@ function world(
     heldVersion: 6,
     committedThrough: 0,
     nudged: 0,
+    progress: () => -1,
     prepare: () =>
       new Promise<WireVote>((resolve) => {
         vote = (v) => {
