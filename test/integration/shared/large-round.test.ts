@@ -27,7 +27,11 @@ describe.each(transports)(
     const replication = useReplication(transport, {
       replicas: 2,
       schema: 'CREATE TABLE big (id int PRIMARY KEY, note text NOT NULL);',
-      config: { applyTimeoutMs: APPLY_TIMEOUT_MS, twoPhase: { tables: ['public.big'] } },
+      // The round's vote deadline, 1 s per 10,000 rows (3 s), is shorter than the apply too.
+      config: {
+        applyTimeoutMs: APPLY_TIMEOUT_MS,
+        twoPhase: { tables: ['public.big'], voteTimeoutMs: 1_000 },
+      },
     });
 
     it('commits on every replica: the replicas answer all along, none counts as unresponsive', async () => {
