@@ -73,6 +73,8 @@ export class NatsRoundParticipant {
   heldVersion: number | null = null;
   /** The progress of its prepare the agent last reported (see `RoundParticipant.progress`). */
   private reported = -1;
+  /** The gid of the prepare outstanding (null: none). */
+  private preparing: string | null = null;
 
   constructor(private readonly address: AgentAddress) {}
 
@@ -88,14 +90,17 @@ export class NatsRoundParticipant {
   async prepare(request: WirePrepare, deadlineMs = 0): Promise<WireVote> {
     const limitMs = deadlineMs + this.address.timeouts.prepareMs;
     this.reported = -1;
+    this.preparing = request.gid;
     try {
       const reply = await whileAgentProgresses(
         askAgent<WireVote>(this.address, 'prepare', { request }, Math.max(limitMs, PREPARE_CAP_MS)),
         (timeoutMs) => this.probe(request.gid, timeoutMs),
         limitMs,
         (progress) => {
-          this.reported = progress;
+          if (this.preparing === request.gid) this.reported = progress;
         },
+        // Often enough that the round's own deadline sees progress before it passes.
+        deadlineMs > 0 ? Math.min(limitMs, deadlineMs) / 4 : limitMs / 4,
       );
       if (reply.ok && reply.at !== undefined) this.heldVersion = reply.at;
       if (!reply.ok) return { vote: 'no', reason: reply.error };
@@ -105,8 +110,8 @@ export class NatsRoundParticipant {
     }
   }
 
-  progress(): number {
-    return this.reported;
+  progress(gid: string): number {
+    return gid === this.preparing ? this.reported : -1;
   }
 
   /** The agent's progress on the prepare it works on; undefined without an answer (or from an older agent). */

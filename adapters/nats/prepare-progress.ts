@@ -17,10 +17,11 @@ export function whileAgentProgresses<T>(
   probe: (timeoutMs: number) => Promise<number | undefined>,
   limitMs: number,
   heard: (progress: number) => void,
+  everyMs = limitMs / 4,
 ): Promise<T> {
   const request = watchedRequest(asked);
   const { done, settledOrAfter } = request;
-  const interval = Math.max(MIN_PROBE_MS, Math.floor(limitMs / 4));
+  const interval = Math.max(MIN_PROBE_MS, Math.floor(everyMs));
   const watch = async (): Promise<T> => {
     let last: number | undefined;
     let lastAt = Date.now();
@@ -29,8 +30,9 @@ export function whileAgentProgresses<T>(
       if (request.settled) return done;
       const progress = await probe(interval);
       if (progress !== undefined) {
-        // The first value is where the agent stands, not progress since the request.
-        if (last !== undefined && progress !== last) lastAt = Date.now();
+        // The first value is where the agent stands, not progress since the request; nor is
+        // its taking the prepare (from -1: parked).
+        if (last !== undefined && last !== -1 && progress !== last) lastAt = Date.now();
         last = progress;
         heard(progress);
       }

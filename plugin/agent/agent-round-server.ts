@@ -120,7 +120,7 @@ export class AgentRoundServer {
         // With the progress of a round's prepare: the coordinator waits while it grows.
         return ok({
           migration: this.migrationState(request.gid ?? ''),
-          progress: this.participant()?.progress(),
+          progress: this.participant()?.progress(request.gid ?? ''),
         });
     }
   };

@@ -123,11 +123,15 @@ export class RoundDriver {
   private extendWhileProgressing(now: number): void {
     for (const [p, deadline] of this.deadlines) {
       const before = this.progressAt.get(p);
-      if (deadline > now || before === undefined) continue;
-      const progress = this.participant(p).progress?.();
+      if (before === undefined) continue;
+      const progress = this.participant(p).progress?.(this.run.request.gid);
       if (progress === undefined || progress === before) continue;
-      this.progressAt.set(p, progress);
-      this.deadlines.set(p, now + this.run.timeoutMs);
+      // The first count after the prepare was taken (or reported) is where it starts, not progress.
+      if (before === -1) this.progressAt.set(p, progress);
+      else if (deadline <= now) {
+        this.progressAt.set(p, progress);
+        this.deadlines.set(p, now + this.run.timeoutMs);
+      }
     }
   }
 
@@ -190,7 +194,7 @@ export class RoundDriver {
       .prepare(this.run.request, this.run.timeoutMs)
       .catch((error: Error): Vote => ({ vote: 'no', reason: error.message }));
     // Read once the prepare was sent: a transport starts counting it afresh.
-    const progress = participant.progress?.();
+    const progress = participant.progress?.(this.run.request.gid);
     if (progress === undefined) this.progressAt.delete(p);
     else this.progressAt.set(p, progress);
     this.outstanding.set(p, vote);

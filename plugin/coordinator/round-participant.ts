@@ -32,7 +32,7 @@ export interface RoundParticipant {
    * another deadline, so a large prepare is not taken for a participant that
    * does not answer. Without it, the deadline is final.
    */
-  progress?(): number;
+  progress?(gid: string): number;
   /** Resolves once it holds `from - 1` (the delta was applied); rejects when it cannot get there now. */
   delta(request: PrepareRequest): Promise<void>;
   /** Phase two is done on its node: the prepared transaction was committed or rolled back. */

@@ -18,7 +18,7 @@ export interface ParticipantHost {
   /** Failed (halted or unresponsive), with the failure's text when known. */
   readonly failed: boolean;
   readonly failure: string | null;
-  /** Grows whenever its replica's server sent something (see `ReplicaTarget.heard`). */
+  /** Grows whenever its replica answered a statement (see `ReplicaTarget.heard`). */
   heard(): number;
   /** Its gid was rolled back outside lockstep: counted, and its error until it applies again. */
   notLanded(error: NotLandedError): void;
@@ -36,6 +36,8 @@ export class ReplicaParticipant implements RoundParticipant {
   private parked: { request: PrepareRequest; resolve: (vote: Vote) => void } | null = null;
   /** The prepare the applier took: it answers it. */
   private taken: ((vote: Vote) => void) | null = null;
+  /** The gid of the prepare taken: progress on an older round's apply is not this round's. */
+  private takenGid: string | null = null;
   private decisionWaiter: {
     gid: string;
     resolve: (outcome: ParticipantOutcome | null) => void;
@@ -59,8 +61,8 @@ export class ReplicaParticipant implements RoundParticipant {
    * parked prepare, an idle transaction's keepalives), so a prepare the
    * applier does not take still ends at the deadline.
    */
-  progress(): number {
-    return this.taken ? this.host.heard() : -1;
+  progress(gid: string): number {
+    return this.taken && this.takenGid === gid ? this.host.heard() : -1;
   }
 
   /** The version this replica durably holds, when known. */
@@ -138,6 +140,7 @@ export class ReplicaParticipant implements RoundParticipant {
   /** The applier takes the parked prepare: from now on it answers it. */
   take(): void {
     this.taken = this.parked?.resolve ?? null;
+    this.takenGid = this.parked?.request.gid ?? null;
     this.parked = null;
   }
 

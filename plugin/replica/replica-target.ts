@@ -41,8 +41,8 @@ export interface ReplicaTarget {
   /** Drops the connection at once, without waiting for the server (it stopped answering). */
   abort(): void;
   /**
-   * Grows whenever the replica's server sent something (bytes read on the
-   * connection): the apply deadline counts from its last answer, so a long
+   * Grows whenever the replica's server answered a statement sent on the
+   * connection: the apply deadline counts from its last answer, so a long
    * apply the replica keeps answering is not taken for a frozen replica.
    * Without it, a step is bounded as a whole.
    */

@@ -20,8 +20,9 @@ const VOTE_MS = QUICK_ROUNDS.voteTimeoutMs;
 
 /** A participant whose prepare answers when told, and whose progress the test moves. */
 function slowPreparer(world: FakeWorld) {
-  const state: { progress: number; answer: (vote: Vote) => void } = {
+  const state: { progress: number; gid: string; answer: (vote: Vote) => void } = {
     progress: 0,
+    gid: REQUEST.gid,
     answer: () => undefined,
   };
   const participant: RoundParticipant = {
@@ -33,7 +34,8 @@ function slowPreparer(world: FakeWorld) {
           resolve(vote);
         };
       }),
-    progress: () => state.progress,
+    // Progress on another round's apply (an older one still running) is not this round's.
+    progress: (gid) => (gid === state.gid ? state.progress : -1),
   };
   return { participant, state };
 }
@@ -84,5 +86,31 @@ describe('the vote deadline of a participant that shows progress', () => {
     }
     await vi.advanceTimersByTimeAsync(VOTE_MS * 2);
     expect((await result).outcome).toBe('aborted');
+  });
+
+  it('does not count taking the prepare as progress: a replica frozen once it took it fails at the first deadline', async () => {
+    const world = new FakeWorld();
+    const { participant, state } = slowPreparer(world);
+    state.progress = -1;
+    const result = round(world, [world.participant('r1', 'yes', VOTE_MS), participant]);
+    await vi.advanceTimersByTimeAsync(VOTE_MS / 4);
+    // Taken: its count starts, then nothing more (frozen).
+    state.progress = 7;
+    await vi.advanceTimersByTimeAsync(VOTE_MS);
+    const done = await Promise.race([result, Promise.resolve(null)]);
+    expect(done?.outcome).toBe('aborted');
+  });
+
+  it('ignores progress another round reports: the round ends at its deadline', async () => {
+    const world = new FakeWorld();
+    const { participant, state } = slowPreparer(world);
+    state.gid = 'lockstep_s_9_1e1';
+    const result = round(world, [world.participant('r1', 'yes', VOTE_MS), participant]);
+    for (let i = 0; i < 4; i++) {
+      await vi.advanceTimersByTimeAsync(VOTE_MS / 2);
+      state.progress++;
+    }
+    const done = await Promise.race([result, Promise.resolve(null)]);
+    expect(done?.outcome).toBe('aborted');
   });
 });

@@ -8,7 +8,7 @@ import {
 } from '../../../plugin/protocol/index.js';
 import { readDatabaseId } from '../connection/database-identity.js';
 import { explainIdleEnd } from '../connection/idle-end.js';
-import { bytesHeard, dropClient, endClient } from '../connection/node-connection.js';
+import { answersHeard, dropClient, endClient } from '../connection/node-connection.js';
 import { SessionKeepalive } from '../connection/session-keepalive.js';
 import { classifyApplyError } from './apply-error-classifier.js';
 import { newApplyClient, setUpApplySession } from './apply-session.js';
@@ -316,8 +316,8 @@ export class PgReplicaTarget {
     for (const client of clients) if (client) dropClient(client);
   }
 
-  /** Bytes the replica's server sent on the connection (or the one connecting): the apply deadline's sign of life. */
-  heard = (): number => bytesHeard(this.client ?? this.connecting);
+  /** Statements the replica answered on the connection (or the one connecting): the apply deadline's sign of life. */
+  heard = (): number => answersHeard(this.client ?? this.connecting);
 
   /** Closes the connection (an open transaction is rolled back by the server). */
   async close(): Promise<void> {

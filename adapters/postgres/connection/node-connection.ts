@@ -64,11 +64,30 @@ function socketOf(client: pg.Client): { destroy(): void } | undefined {
     ?.stream;
 }
 
-/** Bytes the client has read from its server so far (0 before it connected, or without a client). */
-export function bytesHeard(client: pg.Client | null): number {
-  const stream = (client as unknown as { connection?: { stream?: { bytesRead?: number } } } | null)
-    ?.connection?.stream;
-  return stream?.bytesRead ?? 0;
+/** Per client, the answers counted by {@link answersHeard}. */
+const answers = new WeakMap<pg.Client, { count: number }>();
+
+/**
+ * Statements the server has answered on this client (each CommandComplete and
+ * ReadyForQuery), counted from the first call: 0 without a client. Only
+ * answers to what was sent count, never what a server may send unasked in
+ * the middle of a statement (a NOTICE a trigger raises in a loop, a
+ * ParameterStatus), so a statement that never ends stays silent.
+ */
+export function answersHeard(client: pg.Client | null): number {
+  if (!client) return 0;
+  let counted = answers.get(client);
+  if (!counted) {
+    const tally = { count: 0 };
+    const connection = (client as unknown as { connection?: NodeJS.EventEmitter }).connection;
+    for (const message of ['commandComplete', 'readyForQuery'])
+      connection?.on(message, () => {
+        tally.count++;
+      });
+    answers.set(client, tally);
+    counted = tally;
+  }
+  return counted.count;
 }
 
 /**

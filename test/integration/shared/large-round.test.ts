@@ -26,7 +26,8 @@ describe.each(transports)(
   (transport) => {
     const replication = useReplication(transport, {
       replicas: 2,
-      schema: 'CREATE TABLE big (id int PRIMARY KEY, note text NOT NULL);',
+      schema:
+        'CREATE TABLE big (id int PRIMARY KEY, note text NOT NULL); CREATE TABLE noisy (id int PRIMARY KEY);',
       // The round's vote deadline, 1 s per 10,000 rows (3 s), is shorter than the apply too.
       config: {
         applyTimeoutMs: APPLY_TIMEOUT_MS,
@@ -56,6 +57,30 @@ describe.each(transports)(
         p.logLines().filter((l) => l.state === 'unresponsive'),
       );
       expect(unresponsive).toEqual([]);
+    });
+
+    it('takes a replica that only sends NOTICEs while its statement never ends for one that does not answer', async () => {
+      const replica = replication.replicas[0] as PostgresCluster;
+      // A trigger stuck in a loop that talks: the server sends a NOTICE every 100 ms, never an answer.
+      const trigger = (body: string) =>
+        replica.query(`
+          CREATE OR REPLACE FUNCTION noisy_row() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN ${body} RETURN NEW; END $$;`);
+      await trigger(`LOOP RAISE NOTICE 'still here'; PERFORM pg_sleep(0.1); END LOOP;`);
+      await replica.query(`
+        CREATE TRIGGER noisy_rows BEFORE INSERT ON noisy FOR EACH ROW EXECUTE FUNCTION noisy_row();
+        ALTER TABLE noisy ENABLE ALWAYS TRIGGER noisy_rows;`);
+      replication.start();
+      await replication.primary.query('INSERT INTO noisy VALUES (1)');
+      const applier = replication.applier(replica.name);
+      await eventually(
+        async () =>
+          applier.logLines().some((l) => l.state === 'unresponsive' && l.replica === replica.name),
+        `${replica.name} counted unresponsive while it only sends NOTICEs`,
+      );
+      await trigger('');
+      await replication.converged();
+      await expectIdentical(replication.primary, replication.replicas, ['noisy']);
     });
   },
 );
