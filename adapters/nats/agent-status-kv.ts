@@ -46,7 +46,7 @@ export function agentStatusReader(
     bucket,
     read: async (replicas) => {
       // connectBus's failure is a connection LockstepError already: status exits 3.
-      const nc = await connectBus(settings, 'lockstep-status', REQUEST_MS);
+      const nc = await connectBus(settings, 'lockstep-status', { timeoutMs: REQUEST_MS });
       try {
         const kv = await openBucket(nc, bucket);
         const found = new Map<string, StoredAgentStatus>();

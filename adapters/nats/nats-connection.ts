@@ -1,4 +1,10 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import {
+  AuthorizationError,
+  connect,
+  type NatsConnection,
+  UserAuthenticationExpiredError,
+} from '@nats-io/transport-node';
+import type { Logger } from 'pino';
 import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import type { BusSettings } from '../../plugin/ports/packet-bus.js';
 
@@ -44,26 +50,39 @@ export function splitCredentials(servers: readonly string[]): {
   return pass === undefined ? { servers: bare, token: user } : { servers: bare, user, pass };
 }
 
+/** How a long-running process follows its connection: what it logs, and what it does should the connection end. */
+export interface BusWatch {
+  readonly log: Logger;
+  /** The client gave the connection up for good (closed with an error): the process cannot go on with it. */
+  lost(connection: string, error: Error): void;
+}
+
 /**
  * Connects to the bus. It reconnects by itself for ever once connected (a
- * node restarting is routine); each connection attempt, the first one and
- * every reconnect, is bounded by `timeoutMs`.
+ * node restarting is routine), even while the servers refuse its
+ * credentials (a server restarted before its accounts are loaded, a
+ * password rotated on the server first): the client's default gives up
+ * after two refusals in a row and leaves a closed connection behind. Each
+ * connection attempt, the first one and every reconnect, is bounded by
+ * `timeoutMs`. With `watch`, refusals are logged while they last.
  * Errors name the servers without their credentials.
  */
 export async function connectBus(
   settings: Pick<BusSettings, 'servers'>,
   name: string,
-  timeoutMs = 10_000,
+  options: { timeoutMs?: number; watch?: BusWatch } = {},
 ): Promise<NatsConnection> {
   const { servers, ...auth } = splitCredentials(settings.servers);
+  let nc: NatsConnection;
   try {
-    return await connect({
+    nc = await connect({
       servers,
       ...auth,
       name,
-      timeout: timeoutMs,
+      timeout: options.timeoutMs ?? 10_000,
       reconnect: true,
       maxReconnectAttempts: -1,
+      ignoreAuthErrorAbort: true,
       reconnectTimeWait: 500,
       pingInterval: PING_MS,
       maxPingOut: MAX_PINGS_OUT,
@@ -77,6 +96,70 @@ export async function connectBus(
       cause: error,
     });
   }
+  if (options.watch) watchBus(nc, name, servers, options.watch);
+  return nc;
+}
+
+/** How often a refusal of the credentials that goes on is logged again (ms). */
+const REFUSED_LOG_EVERY_MS = 30_000;
+
+/**
+ * Logs the servers refusing the credentials (a warning, event
+ * `bus-unauthorized`, again every REFUSED_LOG_EVERY_MS while it lasts) and
+ * their accepting them again; tells `watch.lost` of a connection the client
+ * closed by itself. A close lockstep asks for resolves `closed()` without an
+ * error. Fields name the servers without credentials.
+ */
+function watchBus(
+  nc: NatsConnection,
+  connection: string,
+  servers: readonly string[],
+  watch: BusWatch,
+): void {
+  const { log } = watch;
+  let refusedSince: number | null = null;
+  let loggedAt = 0;
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === 'error' && refusesCredentials(status.error)) {
+        const now = Date.now();
+        refusedSince ??= now;
+        if (now - loggedAt < REFUSED_LOG_EVERY_MS) continue;
+        loggedAt = now;
+        log.warn(
+          {
+            node: BUS_NODE,
+            event: 'bus-unauthorized',
+            connection,
+            servers: servers.join(','),
+            err: status.error.message,
+            refusedMs: now - refusedSince,
+            fix: "check the user and password (or token) in bus.url against the NATS servers' authorization; lockstep retries every 500 ms",
+          },
+          'the bus refuses the credentials: retrying',
+        );
+      } else if (status.type === 'reconnect' && refusedSince !== null) {
+        log.info(
+          {
+            node: BUS_NODE,
+            event: 'bus-authorized',
+            connection,
+            refusedMs: Date.now() - refusedSince,
+          },
+          'the bus accepts the credentials again',
+        );
+        refusedSince = null;
+        loggedAt = 0;
+      }
+    }
+  })().catch(() => undefined);
+  void nc.closed().then((error) => {
+    if (error) watch.lost(connection, error);
+  });
+}
+
+function refusesCredentials(error: Error): boolean {
+  return error instanceof AuthorizationError || error instanceof UserAuthenticationExpiredError;
 }
 
 /**

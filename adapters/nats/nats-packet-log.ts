@@ -21,7 +21,7 @@ import {
   type PartPosition,
   partPosition,
 } from '../../plugin/protocol/packet-bus-names.js';
-import { connectBus, dropIfUnresponsive } from './nats-connection.js';
+import { type BusWatch, connectBus, dropIfUnresponsive } from './nats-connection.js';
 import { ensurePacketStream } from './packet-stream-setup.js';
 
 /** Room left in a message for its headers. */
@@ -200,8 +200,12 @@ class NatsPacketLog implements PacketLog {
 }
 
 /** Connects to the bus, makes sure the packet stream is there as configured, and opens its subject. */
-export async function openPacketLog(settings: BusSettings, name: string): Promise<PacketLog> {
-  const nc = await connectBus(settings, name);
+export async function openPacketLog(
+  settings: BusSettings,
+  name: string,
+  watch?: BusWatch,
+): Promise<PacketLog> {
+  const nc = await connectBus(settings, name, { watch });
   try {
     return new NatsPacketLog(nc, await ensurePacketStream(nc, settings), settings);
   } catch (error) {

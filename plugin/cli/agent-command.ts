@@ -18,6 +18,7 @@ import type { BusSettings } from '../ports/packet-bus.js';
 import { parseTablePattern } from '../protocol/index.js';
 import { replicaAgentOptions } from '../sidecar/create-sidecar.js';
 import { createLogger } from '../sidecar/logger.js';
+import { exitOnBusLost } from '../support/exit-on-bus-lost.js';
 import { untilReachable } from '../support/until-reachable.js';
 import { type AgentReporting, startAgentReporting } from './agent-status.js';
 import { startSequenceApplying } from './bus-sequence-wiring.js';
@@ -134,7 +135,7 @@ async function reachReplicaAndBus(
     log,
   );
   return untilReachable(
-    () => connectBus(bus, `lockstep-agent-${replica.name}`),
+    () => connectBus(bus, `lockstep-agent-${replica.name}`, { watch: exitOnBusLost(log) }),
     { node: 'bus', event: 'bus-unavailable', message: 'cannot reach the bus: retrying' },
     log,
   );

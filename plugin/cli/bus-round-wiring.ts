@@ -12,6 +12,7 @@ import type { LockstepConfig } from '../config/config-schema.js';
 import type { FaultHook } from '../coordinator/fault-point.js';
 import type { BusSettings } from '../ports/packet-bus.js';
 import { BusRounds } from '../sidecar/bus-rounds.js';
+import { exitOnBusLost } from '../support/exit-on-bus-lost.js';
 import { untilReachable } from '../support/until-reachable.js';
 
 /**
@@ -28,7 +29,7 @@ export async function createBusRounds(
 ): Promise<BusRounds> {
   // NATS restarting as the publisher starts is waited for, as its primary is.
   const nc = await untilReachable(
-    () => connectBus(bus, `lockstep-coordinator-${config.slot}`),
+    () => connectBus(bus, `lockstep-coordinator-${config.slot}`, { watch: exitOnBusLost(log) }),
     { node: 'bus', event: 'bus-unavailable', message: 'cannot reach the bus: retrying' },
     log,
   );

@@ -6,6 +6,7 @@ import { advanceSequences, primarySequences } from '../../adapters/postgres/setu
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import type { BusSettings } from '../ports/packet-bus.js';
 import { applySequences, publishSequences, type SequenceRelay } from '../sidecar/sequence-relay.js';
+import { exitOnBusLost } from '../support/exit-on-bus-lost.js';
 
 /**
  * `lockstep run` with `bus`: the primary's sequence values to the bus every
@@ -20,7 +21,9 @@ export function startSequencePublishing(
 ): SequenceRelay {
   let nc: Promise<NatsConnection> | null = null;
   const connection = () =>
-    (nc ??= connectBus(bus, `lockstep-sequences-${config.slot}`).catch((error: unknown) => {
+    (nc ??= connectBus(bus, `lockstep-sequences-${config.slot}`, {
+      watch: exitOnBusLost(log),
+    }).catch((error: unknown) => {
       nc = null;
       throw error;
     }));

@@ -29,6 +29,7 @@ import type { BusSettings } from '../ports/packet-bus.js';
 import { PrimaryStream } from '../primary/primary-stream.js';
 import { phasePolicy, type ResumePoint } from '../protocol/index.js';
 import type { ReplicaAgentOptions } from '../replica/replica-agent.js';
+import { exitOnBusLost } from '../support/exit-on-bus-lost.js';
 import { BusPublisher, type BusPublisherParts } from './bus-publisher.js';
 import { Sidecar, type SidecarParts, type SidecarTwoPhase } from './sidecar.js';
 import type { SidecarObserver } from './sidecar-histograms.js';
@@ -140,7 +141,7 @@ export function createBusPublisher(
   return new BusPublisher({
     onTwoPhasePacket: rounds.onTwoPhasePacket,
     openStream: streamOpener(config, log),
-    openLog: () => openPacketLog(bus, `lockstep-publisher-${config.slot}`),
+    openLog: () => openPacketLog(bus, `lockstep-publisher-${config.slot}`, exitOnBusLost(log)),
     startPoint: () => attachPoint(config),
     slotConfirmedLsn: () => status.slotConfirmedLsn(),
     pausedSince: () => status.pausedSince(),

@@ -87,11 +87,9 @@ describe('the packet stream on a 3-node JetStream cluster', () => {
   });
 
   it('names the servers, not the credentials, when it cannot connect', async () => {
-    const refused = await connectBus(
-      { servers: ['nats://me:s3cret@127.0.0.1:1'] },
-      'test',
-      2000,
-    ).catch((e) => e);
+    const refused = await connectBus({ servers: ['nats://me:s3cret@127.0.0.1:1'] }, 'test', {
+      timeoutMs: 2000,
+    }).catch((e) => e);
     expect(refused).toBeInstanceOf(LockstepError);
     expect(refused.message).toContain('nats://127.0.0.1:1');
     expect(refused.message).not.toContain('s3cret');
