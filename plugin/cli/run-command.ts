@@ -64,16 +64,16 @@ export async function runSidecar(configFile: string | undefined, version: string
     if (!run.stopping) void reloader.reload('SIGHUP');
   });
   const stopWatching = reloader.watchFile(configText);
-  // From here a stop must finish what the start began (stopOnSignal, below).
+  // From here a stop must finish what the start began: both in the same tick, no gap.
   starting.started();
-  const started = sidecar.start();
-  started.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
-  const endpoints = await serving;
   const stopped = stopOnSignal(run, log, async () => {
     stopWatching();
     await sidecar.stop();
-    await endpoints?.close();
+    await (await serving?.catch(() => null))?.close();
   });
+  const started = sidecar.start();
+  started.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
+  await serving;
   if (await started) {
     log.info(
       { replicas: live.current.replicas.map((r) => r.name), slot: config.slot },

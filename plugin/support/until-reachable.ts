@@ -2,12 +2,17 @@ import type { Logger } from 'pino';
 import { isConnectionFailure } from '../ports/lockstep-error.js';
 import { sleep } from '../support/sleep.js';
 
-/** A session the server ended as it stopped (57P01) or crashed (57P02), or a socket closed under a query. */
+/**
+ * A session the server ended as it stopped (57P01) or crashed (57P02), a
+ * socket closed under a query, or a query the server did not answer within
+ * the control query timeout (a node frozen after it accepted the session).
+ */
 function endedByServer(error: unknown): boolean {
   for (let e = error, depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
     const { code, message } = e as { code?: unknown; message?: unknown };
     if (code === '57P01' || code === '57P02') return true;
-    if (typeof message === 'string' && /Connection terminated/i.test(message)) return true;
+    if (typeof message === 'string' && /Connection terminated|Query read timeout/i.test(message))
+      return true;
     e = (e as { cause?: unknown }).cause;
   }
   return false;

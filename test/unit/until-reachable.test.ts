@@ -1,0 +1,60 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { untilReachable } from '../../plugin/support/until-reachable.js';
+import { capturedLog } from '../support/fake-round-world.js';
+
+const WAITING = {
+  node: 'primary',
+  event: 'primary-unreachable',
+  message: 'cannot reach the primary',
+};
+
+/** A step that fails with each of `errors` in turn, then answers 'ready'. */
+function failing(errors: Error[]): () => Promise<string> {
+  return async () => {
+    const error = errors.shift();
+    if (error) throw error;
+    return 'ready';
+  };
+}
+
+const withCode = (message: string, code: string) => Object.assign(new Error(message), { code });
+
+describe('untilReachable', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('waits out a node restarting, refusing, or frozen under a query, logging each wait', async () => {
+    const { log, lines } = capturedLog();
+    const reached = untilReachable(
+      failing([
+        withCode('connect ECONNREFUSED 127.0.0.1:5432', 'ECONNREFUSED'),
+        withCode('the database system is starting up', '57P03'),
+        withCode('terminating connection due to administrator command', '57P01'),
+        new Error('Connection terminated unexpectedly'),
+        new Error('Query read timeout'),
+      ]),
+      WAITING,
+      log,
+    );
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(await reached).toBe('ready');
+    expect(lines.filter((l) => l.event === 'primary-unreachable').map((l) => l.retryMs)).toEqual([
+      500, 1_000, 2_000, 4_000, 8_000,
+    ]);
+  });
+
+  it('throws what waiting cannot cure, at once', async () => {
+    const { log, lines } = capturedLog();
+    const reached = untilReachable(
+      failing([withCode('permission denied for schema lockstep', '42501')]),
+      WAITING,
+      log,
+    );
+    await expect(reached).rejects.toThrow(/permission denied/);
+    expect(lines).toEqual([]);
+  });
+});
