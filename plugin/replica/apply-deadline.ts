@@ -5,8 +5,8 @@ import type { ReplicaTarget } from './replica-target.js';
 const LOOKS_PER_DEADLINE = 4;
 
 /**
- * Bounds one step of work on a replica by its silence: should the replica's
- * server send nothing for `timeoutMs` (a frozen host, a hung connection, a
+ * Bounds one step of work on a replica by its silence: should the replica
+ * answer no statement for `timeoutMs` (a frozen host, a hung connection, a
  * lock held for ever) while the step is unsettled, the connection is dropped
  * (the step then fails at once) and the replica counts as unresponsive — it
  * stops pinning the window, and a round waiting for its vote hears no at once

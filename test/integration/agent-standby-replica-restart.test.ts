@@ -53,7 +53,7 @@ describe('an agent and its replica restarting', () => {
           async () => agent.logEvent('replica-unreachable', { node: 'replica1' }) !== undefined,
           'the agent meeting its replica down at start',
         );
-      // Told to stop while it waits: it ends cleanly (the old agent exited 3 already).
+      // Told to stop while it waits: it ends cleanly (the old code had exited 3 at the first refusal).
       early.kill('SIGTERM');
       expect(await early.exited, early.output).toBe(0);
       expect(waiting.child.exitCode, waiting.output).toBeNull();
@@ -81,7 +81,7 @@ describe('the bus down as lockstep starts', () => {
         ['agent', agent],
       ] as const)
         await eventually(
-          async () => p.logEvent('bus-unavailable') !== undefined,
+          async () => p.logEvent('bus-unavailable', { node: 'bus' }) !== undefined,
           `the ${name} meeting the bus down at start`,
         );
       expect(publisher.child.exitCode, publisher.output).toBeNull();

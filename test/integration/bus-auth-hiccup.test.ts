@@ -68,7 +68,8 @@ describe('a bus that refuses lockstep for a while', () => {
       await waitForMarker(clusters.primary, clusters.replicas, 30_000);
       await node.stop();
       await startServer(ROTATED);
-      // Past two refusals per connection (the publisher's, its rounds', the agent's): where the client gave up.
+      // Refused long enough that the old client had given up (two refusals per connection:
+      // the publisher's, its rounds', its sequences', the agent's); the marker below is the proof.
       await eventually(async () => refusals() >= 8, '8 refused connection attempts', 20_000);
       for (const p of [run, agent])
         await eventually(
@@ -84,8 +85,10 @@ describe('a bus that refuses lockstep for a while', () => {
     } finally {
       run.kill('SIGTERM');
       agent.kill('SIGTERM');
-      expect({ run: await run.exited, agent: await agent.exited }).toEqual({ run: 0, agent: 0 });
+      await Promise.all([run.exited, agent.exited]);
     }
+    // After the finally, so that a failure above is reported as itself.
+    expect({ run: await run.exited, agent: await agent.exited }).toEqual({ run: 0, agent: 0 });
     expect(run.output + agent.output).not.toContain(PASSWORD);
     expect(run.output + agent.output).not.toContain(ROTATED);
   });

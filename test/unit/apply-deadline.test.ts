@@ -5,16 +5,16 @@ import type { ReplicaTarget } from '../../plugin/replica/replica-target.js';
 
 const TIMEOUT_MS = 2_000;
 
-/** A target whose server has sent `bytes` so far; `aborted` once the deadline dropped it. */
+/** A target whose replica answered `answers` statements so far; `aborted` once the deadline dropped it. */
 function target(withHeard = true) {
-  const state = { bytes: 0, aborted: false };
+  const state = { answers: 0, aborted: false };
   const t = {
     node: 'r1',
     ignoredMissingRows: 0,
     abort: () => {
       state.aborted = true;
     },
-    ...(withHeard ? { heard: () => state.bytes } : {}),
+    ...(withHeard ? { heard: () => state.answers } : {}),
   } as unknown as ReplicaTarget;
   return { t, state };
 }
@@ -42,7 +42,7 @@ describe('the apply deadline', () => {
     const step = withinDeadline(t, 'r1', TIMEOUT_MS, work, 7);
     for (let i = 0; i < 20; i++) {
       await vi.advanceTimersByTimeAsync(TIMEOUT_MS / 2);
-      state.bytes += 100;
+      state.answers += 100;
     }
     resolve();
     await expect(step).resolves.toBeUndefined();
@@ -58,7 +58,7 @@ describe('the apply deadline', () => {
     );
     for (let i = 0; i < 10; i++) {
       await vi.advanceTimersByTimeAsync(TIMEOUT_MS / 2);
-      state.bytes += 100;
+      state.answers += 100;
     }
     expect(state.aborted).toBe(false);
     await vi.advanceTimersByTimeAsync(TIMEOUT_MS + TIMEOUT_MS / 4);

@@ -36,7 +36,30 @@ describe("a bus prepare waited for while the agent's replica answers its apply",
     }
     answer('yes');
     await expect(vote).resolves.toBe('yes');
-    expect(heard.length).toBeGreaterThan(20);
+    // What the agent reported reached the round (its driver extends its own deadline on it).
+    expect(heard.at(-1)).toBe(progress - 10);
+  });
+
+  it('does not take the agent taking the prepare (-1, then its count) for progress', async () => {
+    const { asked } = outstanding();
+    let progress = -1;
+    const vote = whileAgentProgresses(
+      asked,
+      async () => progress,
+      LIMIT_MS,
+      () => undefined,
+    );
+    let gaveUp = false;
+    vote.catch(() => {
+      gaveUp = true;
+    });
+    await vi.advanceTimersByTimeAsync(LIMIT_MS / 2);
+    // Taken, then frozen: one count, never another.
+    progress = 40;
+    // A limit and a probe after the request: given up, not waited another limit for.
+    await vi.advanceTimersByTimeAsync(LIMIT_MS * 0.75);
+    expect(gaveUp).toBe(true);
+    await expect(vote).rejects.toThrow(/no vote within/);
   });
 
   it('gives up on an agent that answers probes without progress, after the limit', async () => {

@@ -100,17 +100,4 @@ describe('the vote deadline of a participant that shows progress', () => {
     const done = await Promise.race([result, Promise.resolve(null)]);
     expect(done?.outcome).toBe('aborted');
   });
-
-  it('ignores progress another round reports: the round ends at its deadline', async () => {
-    const world = new FakeWorld();
-    const { participant, state } = slowPreparer(world);
-    state.gid = 'lockstep_s_9_1e1';
-    const result = round(world, [world.participant('r1', 'yes', VOTE_MS), participant]);
-    for (let i = 0; i < 4; i++) {
-      await vi.advanceTimersByTimeAsync(VOTE_MS / 2);
-      state.progress++;
-    }
-    const done = await Promise.race([result, Promise.resolve(null)]);
-    expect(done?.outcome).toBe('aborted');
-  });
 });
