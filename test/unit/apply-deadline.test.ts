@@ -1,7 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ApplyError } from '../../plugin/ports/apply-error.js';
 import { withinDeadline } from '../../plugin/replica/apply-deadline.js';
 import type { ReplicaTarget } from '../../plugin/replica/replica-target.js';
+import { useFakeTimers } from '../support/fake-timers.js';
 
 const TIMEOUT_MS = 2_000;
 
@@ -29,12 +30,7 @@ function pending() {
 }
 
 describe('the apply deadline', () => {
-  beforeEach(() => {
-    vi.useFakeTimers();
-  });
-  afterEach(() => {
-    vi.useRealTimers();
-  });
+  useFakeTimers();
 
   it('lets a step run ten deadlines long while the replica keeps answering', async () => {
     const { t, state } = target();

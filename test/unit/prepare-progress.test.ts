@@ -1,5 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { whileAgentProgresses } from '../../adapters/nats/prepare-progress.js';
+import { useFakeTimers } from '../support/fake-timers.js';
 
 const LIMIT_MS = 4_000;
 
@@ -13,12 +14,7 @@ function outstanding() {
 }
 
 describe("a bus prepare waited for while the agent's replica answers its apply", () => {
-  beforeEach(() => {
-    vi.useFakeTimers();
-  });
-  afterEach(() => {
-    vi.useRealTimers();
-  });
+  useFakeTimers();
 
   it('waits ten limits long for a vote the agent keeps progressing towards', async () => {
     const { asked, answer } = outstanding();

@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type {
   PrepareRequest,
   RoundParticipant,
@@ -8,6 +8,7 @@ import type {
 import { type RoundResult, runRound } from '../../plugin/coordinator/run-round.js';
 import { toLsn } from '../../plugin/protocol/index.js';
 import { FakeWorld, QUICK_ROUNDS } from '../support/fake-round-world.js';
+import { useFakeTimers } from '../support/fake-timers.js';
 
 const REQUEST: PrepareRequest = {
   gid: 'lockstep_s_10_1e1',
@@ -56,12 +57,7 @@ function round(world: FakeWorld, participants: RoundParticipant[]): Promise<Roun
 }
 
 describe('the vote deadline of a participant that shows progress', () => {
-  beforeEach(() => {
-    vi.useFakeTimers();
-  });
-  afterEach(() => {
-    vi.useRealTimers();
-  });
+  useFakeTimers();
 
   it('waits for a prepare ten deadlines long while it progresses, and commits', async () => {
     const world = new FakeWorld();

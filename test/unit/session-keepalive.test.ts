@@ -1,7 +1,8 @@
 import type pg from 'pg';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { explainIdleEnd } from '../../adapters/postgres/connection/idle-end.js';
 import { SessionKeepalive } from '../../adapters/postgres/connection/session-keepalive.js';
+import { useFakeTimers } from '../support/fake-timers.js';
 
 /** A client that counts the queries it is sent; each answers when `answer` says so. */
 function fakeClient(answer: () => Promise<unknown> = () => Promise.resolve()) {
@@ -16,12 +17,7 @@ function fakeClient(answer: () => Promise<unknown> = () => Promise.resolve()) {
 }
 
 describe('SessionKeepalive', () => {
-  beforeEach(() => {
-    vi.useFakeTimers();
-  });
-  afterEach(() => {
-    vi.useRealTimers();
-  });
+  useFakeTimers();
 
   it('touches the client while the transaction is open, and stops once it is not', async () => {
     const { client, sent } = fakeClient();

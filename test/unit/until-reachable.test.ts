@@ -1,6 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { untilReachable } from '../../plugin/support/until-reachable.js';
 import { capturedLog } from '../support/fake-round-world.js';
+import { useFakeTimers } from '../support/fake-timers.js';
 
 const WAITING = {
   node: 'primary',
@@ -20,12 +21,7 @@ function failing(errors: Error[]): () => Promise<string> {
 const withCode = (message: string, code: string) => Object.assign(new Error(message), { code });
 
 describe('untilReachable', () => {
-  beforeEach(() => {
-    vi.useFakeTimers();
-  });
-  afterEach(() => {
-    vi.useRealTimers();
-  });
+  useFakeTimers();
 
   it('waits out a node restarting, refusing, or frozen under a query, logging each wait', async () => {
     const { log, lines } = capturedLog();
