@@ -1,4 +1,6 @@
 /** The pure protocol core: types and decisions, no I/O. */
+
+export * from './captured-statement.js';
 export * from './change.js';
 export * from './commit-time.js';
 export * from './control-event.js';
@@ -11,6 +13,7 @@ export * from './packet.js';
 export * from './phase-policy.js';
 export * from './relation.js';
 export * from './replica-apply.js';
+export * from './sql-lexer.js';
 export * from './sql-statements.js';
 export * from './table-pattern.js';
 export * from './two-phase-round.js';

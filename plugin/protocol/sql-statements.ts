@@ -1,24 +1,31 @@
+import { type LexOptions, lexSql } from './sql-lexer.js';
+import { splitStatements } from './sql-split.js';
+
+export { readStatements, type Split, splitStatements } from './sql-split.js';
+
 /**
  * SQL text, read without a parser: what lockstep needs to know of statements
  * it did not write (migrations, DDL captured on the primary). Pure.
  */
 
 /** The SQL text with comments, string literals and dollar-quoted bodies blanked out. */
-export function codeOnly(sql: string): string {
+export function codeOnly(sql: string, options: LexOptions = {}): string {
   let out = '';
-  let i = 0;
-  while (i < sql.length) {
-    const end = skipLiteral(sql, i);
-    if (end === null) {
-      out += sql[i];
-      i++;
-    } else {
-      const ch = sql[i];
-      out += ch === "'" ? "''" : ch === '"' ? '""' : ' ';
-      i = end;
-    }
+  let at = 0;
+  for (const token of lexSql(sql, options).tokens) {
+    const blank =
+      token.kind === 'string'
+        ? "''"
+        : token.kind === 'quoted'
+          ? '""'
+          : token.kind === 'comment' || token.kind === 'dollar'
+            ? ' '
+            : null;
+    if (blank === null) continue;
+    out += sql.slice(at, token.start) + blank;
+    at = token.end;
   }
-  return out;
+  return out + sql.slice(at);
 }
 
 /**
@@ -33,81 +40,17 @@ export function withoutConcurrently(command: string): string {
   );
 }
 
-/**
- * Where the quoted string, comment or dollar-quoted body starting at `i`
- * ends, as PostgreSQL's lexer reads it (backslash escapes in `E'…'` strings,
- * nested block comments); null when `i` starts none of them.
- */
-function skipLiteral(sql: string, i: number): number | null {
-  const ch = sql[i] as string;
-  if (ch === "'" || ch === '"') {
-    // An E'' string: its backslashes escape (a quote too); a plain one only doubles quotes.
-    const escaped = ch === "'" && /[eE]/.test(sql[i - 1] ?? '') && !/[\w$]/.test(sql[i - 2] ?? '');
-    for (let j = i + 1; j < sql.length; j++) {
-      if (escaped && sql[j] === '\\') j++;
-      else if (sql[j] === ch) {
-        if (sql[j + 1] === ch) j++;
-        else return j + 1;
-      }
-    }
-    return sql.length;
-  }
-  if (sql.startsWith('--', i)) {
-    const nl = sql.indexOf('\n', i);
-    return nl === -1 ? sql.length : nl + 1;
-  }
-  if (sql.startsWith('/*', i)) {
-    let depth = 0;
-    for (let j = i; j < sql.length; j++) {
-      if (sql.startsWith('/*', j)) {
-        depth++;
-        j++;
-      } else if (sql.startsWith('*/', j)) {
-        depth--;
-        j++;
-        if (depth === 0) return j + 1;
-      }
-    }
-    return sql.length;
-  }
-  if (ch === '$' && !/[\w$]/.test(sql[i - 1] ?? '')) {
-    const tag = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 64));
-    if (!tag) return null;
-    const end = sql.indexOf(tag[0], i + tag[0].length);
-    return end === -1 ? sql.length : end + tag[0].length;
-  }
-  return null;
-}
-
-/**
- * Splits SQL text into statements at top-level semicolons (not inside quotes,
- * dollar-quoted bodies or comments); empty statements are dropped.
- */
-export function splitStatements(sql: string): string[] {
-  const out: string[] = [];
-  let start = 0;
-  let i = 0;
-  const push = (end: number) => {
-    const text = sql.slice(start, end).trim();
-    if (text && codeOnly(text).trim()) out.push(text);
-  };
-  while (i < sql.length) {
-    const skipped = skipLiteral(sql, i);
-    if (skipped !== null) i = skipped;
-    else if (sql[i] === ';') {
-      push(i);
-      start = ++i;
-    } else i++;
-  }
-  push(sql.length);
-  return out;
-}
-
 /** Statements an event trigger reports at ddl_command_end and lockstep's capture sends (see ddl-capture.ts). */
 const CAPTURED =
   /^(create|alter|drop|comment|grant|revoke|security\s+label|import\s+foreign\s+schema|refresh\s+materialized\s+view)\b/;
 const NOT_CAPTURED =
   /^(create|alter|drop)\s+(database|role|user|group|tablespace|event\s+trigger|publication|subscription)\b|^(grant|revoke)\b(?![\s\S]*\bon\b)/;
+
+/** Whether `statement` is one the event trigger fires for (and counts in its ordinal). */
+export function isCapturedDdl(statement: string, options: LexOptions = {}): boolean {
+  const lower = codeOnly(statement, options).trim().replace(/\s+/g, ' ').toLowerCase();
+  return CAPTURED.test(lower) && !NOT_CAPTURED.test(lower);
+}
 
 /**
  * The DDL statement a capture message stands for: the whole text when it is
@@ -115,14 +58,14 @@ const NOT_CAPTURED =
  * multi-statement query string (its other statements reach the replica through
  * the stream, or are transaction control). Null when it cannot be found.
  */
-export function capturedStatement(command: string, ordinal: number): string | null {
-  const statements = splitStatements(command);
+export function capturedStatement(
+  command: string,
+  ordinal: number,
+  options: LexOptions = {},
+): string | null {
+  const statements = splitStatements(command, options);
   if (statements.length <= 1) return ordinal === 1 ? (statements[0] ?? null) : null;
-  const ddl = statements.filter((st) => {
-    const lower = codeOnly(st).trim().replace(/\s+/g, ' ').toLowerCase();
-    return CAPTURED.test(lower) && !NOT_CAPTURED.test(lower);
-  });
-  return ddl[ordinal - 1] ?? null;
+  return statements.filter((st) => isCapturedDdl(st, options))[ordinal - 1] ?? null;
 }
 
 /**
@@ -132,8 +75,12 @@ export function capturedStatement(command: string, ordinal: number): string | nu
  * TABLE`). A replica runs a captured statement only when it matches, so a
  * lexing difference can never make it run a statement the primary did not.
  */
-export function matchesCommandTag(statement: string, tag: string): boolean {
-  const words = codeOnly(statement)
+export function matchesCommandTag(
+  statement: string,
+  tag: string,
+  options: LexOptions = {},
+): boolean {
+  const words = codeOnly(statement, options)
     .trim()
     .toUpperCase()
     .split(/[\s(]+/)
@@ -144,5 +91,5 @@ export function matchesCommandTag(statement: string, tag: string): boolean {
     if (at === -1) return false;
     at++;
   }
-  return splitStatements(statement).length === 1;
+  return splitStatements(statement, options).length === 1;
 }

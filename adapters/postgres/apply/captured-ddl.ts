@@ -1,10 +1,9 @@
 import type pg from 'pg';
 import { ApplyError } from '../../../plugin/ports/apply-error.js';
 import {
-  capturedStatement,
+  chooseCapturedStatement,
   compareLsn,
   type Lsn,
-  matchesCommandTag,
   withoutConcurrently,
 } from '../../../plugin/protocol/index.js';
 import { type CapturedSettings, runAsRole } from './run-as-role.js';
@@ -65,15 +64,18 @@ export async function runCapturedDdl(
     tag?: string;
     settings?: Omit<CapturedSettings, 'search_path'>;
   };
-  const statement = capturedStatement(command, ordinal ?? 1);
+  const choice = chooseCapturedStatement({
+    command,
+    ordinal: ordinal ?? 1,
+    tag,
+    standardConformingStrings: scsOf(settings),
+  });
+  if ('refused' in choice) throw refusedHere(place, command, choice.refused);
+  const { statement } = choice;
   try {
-    if (statement === null)
-      throw new Error(`DDL statement ${ordinal} not found in the captured query string`);
-    // Never a statement the primary did not run: it must be the command the primary reported.
-    if (tag && !matchesCommandTag(statement, tag))
-      throw new Error(`the statement found is not the ${tag} the primary ran`);
     await runAsRole(client, role, withoutConcurrently(statement), {
       ...settings,
+      standard_conforming_strings: choice.standardConformingStrings ? 'on' : 'off',
       search_path: searchPath,
     });
     await client.query(
@@ -90,7 +92,7 @@ export async function runCapturedDdl(
       kind: 'schema',
       version: place.version,
       sqlState: explained.sqlState,
-      problem: `the DDL captured on the primary failed here: ${(statement ?? command).trim().slice(0, 200)} — ${explained.message.split('\n')[0]}`,
+      problem: `the DDL captured on the primary failed here: ${statement.trim().slice(0, 200)} — ${explained.message.split('\n')[0]}`,
       fix: /^role ".*" does not exist/.test(explained.message)
         ? `create role "${role}" on replica "${place.node}" (captured DDL runs as the role that ran it on the primary; pg_dumpall --roles-only copies roles); lockstep retries by itself`
         : `make replica "${place.node}"'s schema match the primary's before this statement (lockstep doctor lists differences); lockstep retries by itself`,
@@ -98,6 +100,29 @@ export async function runCapturedDdl(
     });
   }
   return 'ran';
+}
+
+/** The primary's standard_conforming_strings (recorded since capture 3); undefined when not recorded. */
+function scsOf(
+  settings: { standard_conforming_strings?: string } | undefined,
+): boolean | undefined {
+  const value = settings?.standard_conforming_strings;
+  return value === undefined ? undefined : value === 'on';
+}
+
+/**
+ * The replica cannot tell for sure which statement of the query string the
+ * primary ran: it halts instead of guessing. The primary ran it, so a fresh
+ * copy brings the replica its effect.
+ */
+function refusedHere(place: DdlPlace, command: string, why: string): ApplyError {
+  return new ApplyError({
+    node: place.node,
+    kind: 'schema',
+    version: place.version,
+    problem: `the DDL captured on the primary is not run here: ${why} — in ${command.trim().slice(0, 200)}`,
+    fix: `copy replica "${place.node}" anew (stop lockstep run, then lockstep attach --resync ${place.node}); send DDL as one statement per query string, with E'' strings for backslashes, or through lockstep migrate`,
+  });
 }
 
 /**

@@ -11,12 +11,19 @@ export interface CapturedSettings {
   readonly TimeZone?: string;
   readonly DateStyle?: string;
   readonly IntervalStyle?: string;
+  /** How the statement's plain string literals read (backslashes escape when off). */
+  readonly standard_conforming_strings?: string;
 }
 
 /** Only these settings may be set (the payload is lockstep's, but a setting list is no place for surprises). */
 function onlyKnown(settings: CapturedSettings): Record<string, string> {
   const known: Record<string, string> = { search_path: settings.search_path };
-  for (const key of ['TimeZone', 'DateStyle', 'IntervalStyle'] as const) {
+  for (const key of [
+    'TimeZone',
+    'DateStyle',
+    'IntervalStyle',
+    'standard_conforming_strings',
+  ] as const) {
     const value = settings[key];
     if (typeof value === 'string') known[key] = value;
   }
@@ -28,8 +35,8 @@ function onlyKnown(settings: CapturedSettings): Record<string, string> {
  * `SECURITY DEFINER` function that `role` owns, because there neither the
  * statement nor any function it calls can leave the role (`SET ROLE` and
  * `RESET ROLE` are refused inside one). It runs with the primary's
- * search_path, TimeZone, DateStyle and IntervalStyle (a type change to
- * timestamptz converts by TimeZone), which the function's SET clauses give
+ * search_path, TimeZone, DateStyle, IntervalStyle (a type change to
+ * timestamptz converts by TimeZone) and standard_conforming_strings, which the function's SET clauses give
  * back afterwards — they never apply to lockstep's own statements.
  */
 export async function runAsRole(
@@ -43,7 +50,7 @@ export async function runAsRole(
     `CREATE FUNCTION ${RUNNER.replace('(text, text)', '(statement text, settings text)')} RETURNS void
      LANGUAGE plpgsql SECURITY DEFINER
      SET search_path = pg_catalog SET timezone = 'UTC' SET datestyle = 'ISO'
-     SET intervalstyle = 'postgres' AS $fn$
+     SET intervalstyle = 'postgres' SET standard_conforming_strings = on AS $fn$
      DECLARE
        setting record;
      BEGIN

@@ -11,7 +11,7 @@ export const DDL_EVENT_TRIGGER = 'lockstep_capture_ddl';
 export const MIGRATING_SETTING = 'lockstep.migrating';
 
 /** Names this version of the capture's functions: `lockstep run` reinstalls them when it differs. */
-const CAPTURE_VERSION = 'lockstep capture 2 (control events, runner, refusals)';
+const CAPTURE_VERSION = 'lockstep capture 3 (standard_conforming_strings)';
 
 /**
  * The event trigger's function. `SECURITY DEFINER`: only its owner,
@@ -73,7 +73,10 @@ const CAPTURE_DDL = `
                                            'settings', json_build_object(
                                              'TimeZone', current_setting('TimeZone'),
                                              'DateStyle', current_setting('DateStyle'),
-                                             'IntervalStyle', current_setting('IntervalStyle')))::text)
+                                             'IntervalStyle', current_setting('IntervalStyle'),
+                                             -- How the replica lexes the query string and reads its literals.
+                                             'standard_conforming_strings',
+                                             current_setting('standard_conforming_strings')))::text)
           RETURNING id INTO event;
         DELETE FROM lockstep.control_events WHERE id = event;
       END IF;

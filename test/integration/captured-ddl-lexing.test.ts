@@ -1,0 +1,127 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
+import { loadConfig } from '../../plugin/config/load-config.js';
+import { readStatus } from '../../plugin/status/read-status.js';
+import { eventually, waitForMarker } from '../support/compare-nodes.js';
+import { LockstepProcess } from '../support/lockstep-process.js';
+import { useAttached } from '../support/use-attached.js';
+
+// An application role with DDL rights on its own tables, and a trigger it must not get
+// enabled ALWAYS on a replica (it would fire there as lockstep's role).
+const SCHEMA = `
+  CREATE TABLE marker (id bigserial PRIMARY KEY);
+  CREATE ROLE app LOGIN;
+  GRANT CREATE ON SCHEMA public TO app;
+  CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL DEFAULT 0);
+  CREATE TABLE scratch (x int PRIMARY KEY);
+  ALTER TABLE accounts OWNER TO app;
+  ALTER TABLE scratch OWNER TO app;
+  CREATE FUNCTION f(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1';
+  ALTER FUNCTION f(int) OWNER TO app;
+  CREATE FUNCTION evil_fn() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+  CREATE TRIGGER evil BEFORE INSERT ON accounts FOR EACH ROW EXECUTE FUNCTION evil_fn();`;
+
+const clusters = useAttached({
+  replicas: 2,
+  schema: SCHEMA,
+  config: { twoPhase: { captureDdl: true }, tables: ['public.*'] },
+});
+
+let sidecar: LockstepProcess;
+let app: pg.Client;
+beforeAll(async () => {
+  sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
+  app = new pg.Client({ connectionString: clusters.primary.urlFor({ user: 'app' }) });
+  await app.connect();
+});
+afterAll(async () => {
+  await app?.end();
+  sidecar.kill('SIGTERM');
+  await sidecar.exited;
+});
+
+/** Indexes, columns and trigger states of the public tables, and the functions: what must match. */
+const schemaOf = (node: PostgresCluster) =>
+  node.query(
+    `SELECT 'index' AS kind, indexrelid::regclass::text AS name, indrelid::regclass::text AS detail
+       FROM pg_index WHERE indrelid IN ('accounts'::regclass, 'scratch'::regclass)
+     UNION ALL SELECT 'column', attrelid::regclass::text || '.' || attname, format_type(atttypid, atttypmod)
+       FROM pg_attribute WHERE attrelid IN ('accounts'::regclass, 'scratch'::regclass) AND attnum > 0 AND NOT attisdropped
+     UNION ALL SELECT 'trigger', tgname, tgenabled::text FROM pg_trigger WHERE NOT tgisinternal
+     UNION ALL SELECT 'function', oid::regprocedure::text, prosrc FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+     ORDER BY 1, 2`,
+  );
+
+async function expectSameSchema(): Promise<void> {
+  await waitForMarker(clusters.primary, clusters.replicas);
+  const expected = await schemaOf(clusters.primary);
+  for (const replica of clusters.replicas) expect(await schemaOf(replica)).toEqual(expected);
+}
+
+const EVIL = /evil/;
+const named = (rows: Array<Record<string, unknown>>, kind: string) =>
+  rows.filter((r) => r.kind === kind).map((r) => String(r.name));
+
+describe('a replica runs the captured statement PostgreSQL ran, or refuses', () => {
+  it('reads a non-ASCII dollar-quote tag as PostgreSQL does', async () => {
+    await app.query(
+      'SELECT $é$; CREATE INDEX evil ON public.accounts ((public.f(id))); $é$; CREATE INDEX scratch_i ON public.scratch (x)',
+    );
+    await expectSameSchema();
+    for (const node of [clusters.primary, ...clusters.replicas]) {
+      const indexes = named(await schemaOf(node), 'index');
+      expect(indexes).toContain('scratch_i');
+      expect(indexes.filter((name) => EVIL.test(name))).toEqual([]);
+    }
+  });
+
+  it('applies tricky multi-statement strings exactly as the primary ran them', async () => {
+    const strings = [
+      // An E'' string continued on the next line: its \' escapes there too.
+      "SELECT E'a'\n'\\'; CREATE INDEX evil2 ON accounts (balance); --'; CREATE INDEX scratch_i2 ON scratch (x)",
+      // A -- comment ends at a carriage return.
+      'SELECT 1 -- note\r; CREATE INDEX scratch_i3 ON scratch (x)',
+      // A $q$ after a non-ASCII identifier character is part of the name.
+      'SELECT 1 AS é$q$; CREATE INDEX scratch_i4 ON scratch (x); SELECT 1 AS x$q$',
+      '/* /* */ CREATE INDEX evil3 ON accounts (balance); */ CREATE INDEX scratch_i5 ON scratch (x)',
+      "SELECT U&'\\' UESCAPE '!'; CREATE INDEX scratch_i6 ON scratch (x); SELECT B'01'",
+      'CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 2 END; END;',
+    ];
+    for (const text of strings) await app.query(text);
+    await expectSameSchema();
+    const indexes = named(await schemaOf(clusters.primary), 'index');
+    expect(indexes.filter((name) => /scratch_i\d/.test(name))).toHaveLength(5);
+    expect(indexes.filter((name) => EVIL.test(name))).toEqual([]);
+  });
+
+  it('refuses a string whose statements cut differently with standard_conforming_strings off', async () => {
+    await app.query('SET standard_conforming_strings = off');
+    await app.query(
+      "SELECT 'a\\'; ALTER TABLE accounts ENABLE ALWAYS TRIGGER evil; -- '\n; ALTER TABLE scratch ADD COLUMN z int",
+    );
+    const config = loadConfig(clusters.configFile);
+    await eventually(
+      async () =>
+        (await readStatus(postgresCluster(), config)).replicas.every((r) => r.error !== null),
+      'both replicas to refuse the captured DDL',
+    );
+    const { replicas } = await readStatus(postgresCluster(), config);
+    for (const [i, replica] of replicas.entries()) {
+      expect(replica.error).toMatch(
+        new RegExp(
+          `replica${i + 1}.*not run here: its statements cut differently with standard_conforming_strings on and off`,
+          's',
+        ),
+      );
+      expect(replica.error).toMatch(/fix: copy replica "replica\d" anew/);
+    }
+    for (const node of clusters.replicas) {
+      expect(await node.query(`SELECT tgenabled FROM pg_trigger WHERE tgname = 'evil'`)).toEqual([
+        { tgenabled: 'O' },
+      ]);
+      expect(named(await schemaOf(node), 'column')).not.toContain('scratch.z');
+    }
+  });
+});
