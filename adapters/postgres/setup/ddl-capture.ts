@@ -67,6 +67,16 @@ const CAPTURE_DDL = `
             USING HINT = 'run it with lockstep migrate or lockstep exec, or as plain statements';
         END IF;
         PERFORM lockstep.refuse_unreplicable_ddl(invoker, tg_tag);
+        -- A replica finds this statement by lexing the query string. Its backslashes read by
+        -- a setting that is off, or that the string itself changes, it could not be sure to
+        -- read it as here (it would halt): refused here instead. chr(92): the body must lex
+        -- alike whatever the setting of the session that compiles it.
+        IF position(chr(92) IN command) > 0
+           AND (current_setting('standard_conforming_strings') = 'off'
+                OR command ~* 'standard_conforming_strings') THEN
+          RAISE EXCEPTION 'lockstep: % with a backslash in its query string cannot be replicated while standard_conforming_strings is off or set in that string', tg_tag
+            USING HINT = 'keep standard_conforming_strings on (the default), set it in a query string of its own, and write backslashes in E'''' strings';
+        END IF;
         INSERT INTO lockstep.control_events (kind, payload)
           VALUES ('ddl', json_build_object('searchPath', invoker_path, 'command', command,
                                            'ordinal', ordinal, 'role', invoker, 'tag', tg_tag,
