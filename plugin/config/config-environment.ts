@@ -1,3 +1,5 @@
+import { jsonSyntaxProblem } from './syntax-error.js';
+
 /**
  * Every configuration key can come from a `LOCKSTEP_*` variable; the variable
  * wins over the file. One table, so the README can list them all.
@@ -54,7 +56,25 @@ export const ENVIRONMENT_KEYS: readonly EnvironmentKey[] = [
   { variable: 'LOCKSTEP_LOG_LEVEL', path: ['log', 'level'], kind: 'string' },
 ];
 
-/** Reads one variable's text as its key's kind; returns the text itself when it does not parse (the schema then names it). */
+/** A variable whose text cannot be read as its kind; the message never quotes the text. */
+export class EnvironmentValueError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EnvironmentValueError';
+  }
+}
+
+/**
+ * Where `name=url,name=url` splits: only at a comma followed by a name and
+ * `=`, so a comma inside a password or a keyword DSN's value stays in it.
+ */
+const REPLICA_SEPARATOR = /,(?=\s*[A-Za-z][\w-]*=)/;
+
+/**
+ * Reads one variable's text as its key's kind; returns the text itself when
+ * it does not parse (the schema then names it), except for JSON, which
+ * throws without quoting the text.
+ */
 export function readEnvironmentValue(kind: EnvironmentKey['kind'], text: string): unknown {
   const trimmed = text.trim();
   switch (kind) {
@@ -78,20 +98,21 @@ export function readEnvironmentValue(kind: EnvironmentKey['kind'], text: string)
       // JSON, or `name=url,name=url`.
       if (trimmed.startsWith('[')) return parseJson(trimmed);
       return trimmed
-        .split(',')
+        .split(REPLICA_SEPARATOR)
         .map((s) => s.trim())
         .filter(Boolean)
         .map((entry) => {
           const eq = entry.indexOf('=');
-          return eq > 0 ? { name: entry.slice(0, eq), url: entry.slice(eq + 1) } : entry;
+          return eq > 0 ? { name: entry.slice(0, eq).trim(), url: entry.slice(eq + 1) } : entry;
         });
   }
 }
 
+/** JSON, or an error that says where it fails and never what the text holds (it may hold a password). */
 function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
-  } catch {
-    return text;
+  } catch (error) {
+    throw new EnvironmentValueError(jsonSyntaxProblem(error, text));
   }
 }

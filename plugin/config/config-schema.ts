@@ -24,6 +24,15 @@ const nodeName = z
 
 const objectName = z.string().regex(/^[a-z_][a-z0-9_]{0,40}$/, 'a lower-case name from [a-z0-9_]');
 
+/** An address to bind; never empty, which Node reads as every interface. */
+const httpHost = z
+  .string()
+  .min(
+    1,
+    'an address to bind such as "127.0.0.1" (empty would bind every interface: write "0.0.0.0" or "::" for that)',
+  )
+  .default('127.0.0.1');
+
 /** A NATS server URL (or several, comma-separated); it may carry a user and password or a token. */
 const busUrl = z
   .string()
@@ -62,7 +71,7 @@ const busSchema = z
     /** `lockstep agent`'s /healthz, /readyz, /metrics and /status; off unless a port is set. */
     agentHttp: z
       .object({
-        host: z.string().default('127.0.0.1'),
+        host: httpHost,
         /** Port; 0 leaves the endpoints off. */
         port: z.number().int().min(0).max(65535).default(0),
       })
@@ -117,7 +126,7 @@ export const configSchema = z
     http: z
       .object({
         /** Address to bind; loopback unless deliberately opened. */
-        host: z.string().default('127.0.0.1'),
+        host: httpHost,
         /** Port; 0 disables the endpoints. */
         port: z.number().int().min(0).max(65535).default(9187),
       })

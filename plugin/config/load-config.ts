@@ -1,12 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { z } from 'zod';
-import { redactUrl } from '../ports/connection-secrets.js';
-import { looksLikeKeywordDsn } from '../ports/keyword-dsn.js';
-import { redactBusUrl } from './bus-settings.js';
 import { resolveNodes } from './config-connections.js';
-import { ENVIRONMENT_KEYS, readEnvironmentValue } from './config-environment.js';
+import {
+  ENVIRONMENT_KEYS,
+  EnvironmentValueError,
+  readEnvironmentValue,
+} from './config-environment.js';
 import { configSchema, type LockstepConfig } from './config-schema.js';
+import { showValue } from './show-value.js';
+import { jsonSyntaxProblem, yamlSyntaxProblem } from './syntax-error.js';
 
 /** A configuration that cannot be used: every problem names the key, the value and what is expected. */
 export class ConfigError extends Error {
@@ -32,13 +35,12 @@ function readConfigFile(file: string): Record<string, unknown> {
       `cannot read the file: ${(error as NodeJS.ErrnoException).code ?? error}`,
     ]);
   }
+  const json = /\.json$/i.test(file);
   let parsed: unknown;
   try {
-    parsed = /\.json$/i.test(file) ? JSON.parse(text) : yaml().parse(text);
+    parsed = json ? JSON.parse(text) : yaml().parse(text);
   } catch (error) {
-    throw new ConfigError(file, [
-      `not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${(error as Error).message}`,
-    ]);
+    throw new ConfigError(file, [json ? jsonSyntaxProblem(error, text) : yamlSyntaxProblem(error)]);
   }
   if (parsed === null || parsed === undefined) return {};
   if (typeof parsed !== 'object' || Array.isArray(parsed)) {
@@ -70,18 +72,6 @@ function getPath(source: unknown, path: readonly PropertyKey[]): unknown {
   return node;
 }
 
-/** Shows a value in an error without ever showing a password. */
-function showValue(value: unknown): string {
-  if (value === undefined) return 'missing';
-  const text = JSON.stringify(value, (_key, v) =>
-    typeof v === 'string' && (/^[a-z][a-z0-9+.-]*:\/\//i.test(v) || looksLikeKeywordDsn(v))
-      ? // NATS first: a list of servers read as one URL hides only its first password.
-        redactUrl(redactBusUrl(v))
-      : v,
-  );
-  return text && text.length > 120 ? `${text.slice(0, 117)}...` : (text ?? String(value));
-}
-
 function describeIssue(
   issue: z.core.$ZodIssue,
   input: unknown,
@@ -96,7 +86,7 @@ function describeIssue(
   if (issue.code === 'unrecognized_keys') {
     return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   }
-  const value = showValue(getPath(input, issue.path));
+  const value = showValue(getPath(input, issue.path), issue.path);
   const expected = issue.message.replace(/^Invalid (input|option): /, '').replace(/^expected /, '');
   return `${where}: got ${value}; expected ${expected}`;
 }
@@ -111,15 +101,22 @@ export function loadConfig(
 ): LockstepConfig {
   const input: Record<string, unknown> = file ? readConfigFile(file) : {};
   const variables = new Map<string, string>();
+  const unreadable: string[] = [];
   for (const key of ENVIRONMENT_KEYS) {
     const text = env[key.variable];
     if (text === undefined || text === '') continue;
     // LOCKSTEP_PRIMARY replaces the file's primary URL, keeping a passwordFile given with it.
     const path =
       key.path[0] === 'primary' && isObject(input.primary) ? ['primary', 'url'] : key.path;
-    setPath(input, path, readEnvironmentValue(key.kind, text));
+    try {
+      setPath(input, path, readEnvironmentValue(key.kind, text));
+    } catch (error) {
+      if (!(error instanceof EnvironmentValueError)) throw error;
+      unreadable.push(`${key.variable}: ${error.message} (the value is not shown)`);
+    }
     variables.set(path.join('.'), key.variable);
   }
+  if (unreadable.length > 0) throw new ConfigError('environment', unreadable);
   return validateConfig(input, { source: file ?? 'environment', env, variables });
 }
 

@@ -218,3 +218,90 @@ describe('loadConfig: node connections', () => {
     ]);
   });
 });
+
+/** The problems, after checking that no part of the test's password is in the message. */
+function secretFreeProblemsOf(fn: () => unknown): string[] {
+  const problems = problemsOf(fn);
+  expect(problems.join('\n')).not.toMatch(/S3c|retPw/);
+  return problems;
+}
+
+const PRIMARY = 'postgres://lockstep:S3cretPw@db/app';
+
+describe('a configuration file that does not parse', () => {
+  it('YAML: names the line, the column and the code, never the line itself', () => {
+    const yaml = file('broken.yaml', `primary: ${PRIMARY}\n  replicas: x\n`);
+    expect(secretFreeProblemsOf(() => loadConfig(yaml, {}))).toEqual([
+      'not valid YAML at line 1, column 10 (BLOCK_AS_IMPLICIT_KEY)',
+    ]);
+  });
+
+  it('JSON: a fixed reason and the place where the engine gives one', () => {
+    const comma = file('comma.json', `{"primary": "${PRIMARY}",}`);
+    expect(secretFreeProblemsOf(() => loadConfig(comma, {}))).toEqual([
+      expect.stringMatching(/^not valid JSON: a syntax error/),
+    ]);
+    const after = file('after.json', `{"primary": "${PRIMARY}"}\n x`);
+    expect(secretFreeProblemsOf(() => loadConfig(after, {}))).toEqual([
+      'not valid JSON: a syntax error at line 2, column 2 (position 52)',
+    ]);
+  });
+});
+
+describe('LOCKSTEP_REPLICAS', () => {
+  const env = (replicas: string) => ({ LOCKSTEP_PRIMARY: PRIMARY, LOCKSTEP_REPLICAS: replicas });
+
+  it('that is broken JSON: says so without the text', () => {
+    const problems = secretFreeProblemsOf(() =>
+      loadConfig(undefined, env(`[{"name":"eu","url":"postgres://lockstep:S3cretPw@eu/app"},]`)),
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(/^LOCKSTEP_REPLICAS: not valid JSON: .*\(the value is not shown\)$/),
+    ]);
+  });
+
+  it('splits name=url only before a name, so a comma in a password stays in it', () => {
+    const config = loadConfig(
+      undefined,
+      env('eu=postgres://lockstep:S3cretPw@eu/app, us=host=us password=a,b user=lockstep'),
+    );
+    expect(config.replicas.map((r) => r.name)).toEqual(['eu', 'us']);
+    expect(parseConnectionString(config.replicas[1]?.url ?? '').password).toBe('a,b');
+    // A raw comma in a URL's password is refused as a URL, shown without the password.
+    expect(
+      secretFreeProblemsOf(() =>
+        loadConfig(undefined, env('eu=postgres://lockstep:S3c,retPw@eu/app')),
+      ),
+    ).toEqual([
+      expect.stringMatching(/^replicas\[0\]\.url: got "postgres:\/\/lockstep:\*\*\*@eu\/app"/),
+    ]);
+  });
+
+  it('shows a text that is no readable connection string only by its length', () => {
+    const problems = secretFreeProblemsOf(() =>
+      loadConfig(undefined, env('eu=postgres://lockstep:S3c@eu:retPw/app,retPw@eu/app')),
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^replicas\[0\]\.url: got a text of 49 characters \(not shown\); expected a connection string/,
+      ),
+    ]);
+  });
+});
+
+describe('http hosts', () => {
+  it('refuses an empty host, which would bind every interface', () => {
+    const config = {
+      primary: PRIMARY,
+      replicas: [{ name: 'eu', url: PRIMARY }],
+      http: { host: '' },
+      bus: { url: 'nats://127.0.0.1:4222', agentHttp: { host: '', port: 9188 } },
+    };
+    expect(
+      secretFreeProblemsOf(() => loadConfig(file('hosts.json', JSON.stringify(config)), {})),
+    ).toEqual([
+      expect.stringMatching(/^http\.host: got ""; expected an address to bind/),
+      expect.stringMatching(/^bus\.agentHttp\.host: got ""; expected an address to bind/),
+    ]);
+  });
+});
