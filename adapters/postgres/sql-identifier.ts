@@ -1,4 +1,4 @@
-import { escapeIdentifier } from 'pg';
+import { escapeIdentifier, escapeLiteral } from 'pg';
 
 /** Quotes one identifier (`Order` → `"Order"`, `drop table` → `"drop table"`). */
 export function quoteIdent(name: string): string {
@@ -8,6 +8,16 @@ export function quoteIdent(name: string): string {
 /** Quotes a schema-qualified name. */
 export function quoteQualified(schema: string, name: string): string {
   return `${escapeIdentifier(schema)}.${escapeIdentifier(name)}`;
+}
+
+/**
+ * Quotes a string literal safely whatever the session's
+ * standard_conforming_strings: a text holding a backslash becomes an E''
+ * string with the backslash doubled (doubling quotes alone lets `\'` end the
+ * literal where the setting is off, and the rest run as SQL).
+ */
+export function quoteLiteral(text: string): string {
+  return escapeLiteral(text).trim();
 }
 
 const LOCKSTEP_OBJECT_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

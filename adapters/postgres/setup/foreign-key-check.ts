@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
 import type { PgSyncedTablesStore } from '../control/synced-tables-store.js';
-import { quoteIdent, quoteQualified } from '../sql-identifier.js';
+import { quoteIdent, quoteLiteral, quoteQualified } from '../sql-identifier.js';
 import { checkInheritedKeys } from './inherited-key-check.js';
 import {
   END_WHEN_DROPPED_SQL,
@@ -82,7 +82,7 @@ async function checkTable(
       await client.query(`ALTER TABLE ${qualified} VALIDATE CONSTRAINT ${name}`);
       if (fk.comment !== null)
         await client.query(
-          `COMMENT ON CONSTRAINT ${name} ON ${qualified} IS '${fk.comment.replace(/'/g, "''")}'`,
+          `COMMENT ON CONSTRAINT ${name} ON ${qualified} IS ${quoteLiteral(fk.comment)}`,
         );
     }
     current = '(inherited from a parent)';

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { quoteIdent as quote } from '../sql-identifier.js';
+import { quoteLiteral as literal, quoteIdent as quote } from '../sql-identifier.js';
 
 /** An index (or the constraint it backs) dropped for a load, as the replica defined it. */
 interface DroppedIndex {
@@ -53,8 +53,6 @@ export interface PreparedLoad {
   /** Recreates what was dropped, exactly as it was. */
   rebuild(): Promise<void>;
 }
-
-const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
 
 /**
  * Inside the load's transaction, with the table locked and empty: drops its

@@ -6,7 +6,7 @@ import type {
 } from '../../../plugin/ports/cluster-setup.js';
 import { clientConfig } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
-import { quoteIdent, quoteQualified } from '../sql-identifier.js';
+import { quoteIdent, quoteLiteral, quoteQualified } from '../sql-identifier.js';
 import { FanOutStalled, type FanOutTarget, fanOut } from './copy-fan-out.js';
 import { copyFailed, copyStalled, ReplicaLoad } from './replica-load.js';
 
@@ -100,7 +100,7 @@ async function readOnce(
   try {
     await source.connect();
     await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    await source.query(`SET TRANSACTION SNAPSHOT '${job.snapshot.replace(/'/g, "''")}'`);
+    await source.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(job.snapshot)}`);
     const columns = job.table.columns.map((c) => quoteIdent(c.name)).join(', ');
     const table = quoteQualified(job.table.schema, job.table.name);
     // ONLY: an inheritance child's rows are its own table's copy, not its parent's.
