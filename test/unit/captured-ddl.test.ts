@@ -1,5 +1,12 @@
+import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { beforeCopy, schemaPoint } from '../../adapters/postgres/apply/captured-ddl.js';
+import {
+  beforeCopy,
+  type DdlPlace,
+  runCapturedDdl,
+  schemaPoint,
+} from '../../adapters/postgres/apply/captured-ddl.js';
+import { ApplyError } from '../../plugin/ports/apply-error.js';
 import type { Lsn } from '../../plugin/protocol/index.js';
 
 const lsn = (text: string) => text as Lsn;
@@ -16,5 +23,35 @@ describe("a replica's copy point", () => {
     expect(beforeCopy(lsn('0/300'), lsn('0/200'))).toBe(false);
     expect(beforeCopy(lsn('1/0'), lsn('0/FFFFFFFF'))).toBe(false);
     expect(beforeCopy(lsn('0/100'), null)).toBe(false);
+  });
+});
+
+describe('a captured statement that fails on a replica', () => {
+  it('is quoted in the error with its string literals blanked out', async () => {
+    const refused = Object.assign(new Error('permission denied for foreign server app'), {
+      code: '42501',
+    });
+    const client = { query: async () => Promise.reject(refused) } as unknown as pg.ClientBase;
+    const place: DdlPlace = {
+      node: 'eu',
+      stream: 'lockstep',
+      version: 7,
+      lsn: lsn('0/300'),
+      schemaPoint: null,
+      explain: (error) =>
+        new ApplyError({ node: 'eu', kind: 'schema', version: 7, problem: String(error), fix: '' }),
+    };
+    const command =
+      "CREATE USER MAPPING FOR app SERVER app OPTIONS (user 'app', password 'Zq-s3cret')";
+    const failed = await runCapturedDdl(
+      client,
+      JSON.stringify({ searchPath: 'public', command, role: 'app' }),
+      place,
+    ).catch((error: ApplyError) => error);
+    expect(failed).toBeInstanceOf(ApplyError);
+    expect((failed as ApplyError).message).not.toContain('Zq-s3cret');
+    expect((failed as ApplyError).message).toContain(
+      "CREATE USER MAPPING FOR app SERVER app OPTIONS (user '', password '')",
+    );
   });
 });

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { ApplyError } from '../../../plugin/ports/apply-error.js';
 import {
   chooseCapturedStatement,
+  codeOnly,
   compareLsn,
   type Lsn,
   withoutConcurrently,
@@ -92,7 +93,7 @@ export async function runCapturedDdl(
       kind: 'schema',
       version: place.version,
       sqlState: explained.sqlState,
-      problem: `the DDL captured on the primary failed here: ${statement.trim().slice(0, 200)} — ${explained.message.split('\n')[0]}`,
+      problem: `the DDL captured on the primary failed here: ${codeOnly(statement.trim()).slice(0, 200)} — ${explained.message.split('\n')[0]}`,
       fix: /^role ".*" does not exist/.test(explained.message)
         ? `create role "${role}" on replica "${place.node}" (captured DDL runs as the role that ran it on the primary; pg_dumpall --roles-only copies roles); lockstep retries by itself`
         : `make replica "${place.node}"'s schema match the primary's before this statement (lockstep doctor lists differences); lockstep retries by itself`,
@@ -120,7 +121,7 @@ function refusedHere(place: DdlPlace, command: string, why: string): ApplyError 
     node: place.node,
     kind: 'schema',
     version: place.version,
-    problem: `the DDL captured on the primary is not run here: ${why} — in ${command.trim().slice(0, 200)}`,
+    problem: `the DDL captured on the primary is not run here: ${why} — in ${codeOnly(command.trim()).slice(0, 200)}`,
     fix: `copy replica "${place.node}" anew (stop lockstep run, then lockstep attach --resync ${place.node}); send DDL as one statement per query string, with E'' strings for backslashes, or through lockstep migrate`,
   });
 }
