@@ -1,5 +1,6 @@
 import type { NodeSession } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
+import { sqlName } from '../protocol/sql-name.js';
 
 /** What the server settings of one node mean for lockstep: problems fail doctor, warnings do not. */
 export interface SettingsFindings {
@@ -22,7 +23,7 @@ function idleSessionWarning(node: string, role: string, ms: number): LockstepErr
     node,
     setting: 'idle_session_timeout',
     problem: `idle_session_timeout is ${ms} ms: the server ends lockstep's sessions that wait idle (the sidecar's coordinator lock, quiet apply connections), which makes the sidecar reconnect or hand over to its standby`,
-    fix: `exempt lockstep's role only: ALTER ROLE "${role}" SET idle_session_timeout = 0`,
+    fix: `exempt lockstep's role only: ALTER ROLE ${sqlName(role)} SET idle_session_timeout = 0`,
   });
 }
 

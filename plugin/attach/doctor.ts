@@ -8,6 +8,7 @@ import type {
 } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 import { matchesAnyPattern, parseTablePattern } from '../protocol/index.js';
+import { sqlQualifiedName } from '../protocol/sql-name.js';
 import { checkNodeSettings } from './doctor-settings.js';
 import {
   isLockWait,
@@ -34,10 +35,6 @@ interface NodeFindings {
   warnings: LockstepError[];
 }
 
-/** A schema-qualified name as SQL writes it (for a fix to copy). */
-const qualified = (schema: string, name: string) =>
-  [schema, name].map((part) => `"${part.replace(/"/g, '""')}"`).join('.');
-
 /** Tables lockstep could not identify rows of (no primary key, no REPLICA IDENTITY FULL or index). */
 function unidentifiedTables(tables: readonly CatalogTable[]): LockstepError[] {
   return tables
@@ -50,7 +47,7 @@ function unidentifiedTables(tables: readonly CatalogTable[]): LockstepError[] {
           setting: 'REPLICA IDENTITY',
           problem:
             'the table has no primary key and no REPLICA IDENTITY FULL: its updates and deletes cannot be replicated (and would fail on the primary once published)',
-          fix: `add a primary key, or run ALTER TABLE ${qualified(table.schema, table.name)} REPLICA IDENTITY FULL`,
+          fix: `add a primary key, or run ALTER TABLE ${sqlQualifiedName(table.schema, table.name)} REPLICA IDENTITY FULL`,
         }),
     );
 }

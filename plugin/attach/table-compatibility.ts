@@ -1,4 +1,5 @@
 import type { CatalogTable } from '../ports/catalog-table.js';
+import { sqlName } from '../protocol/sql-name.js';
 
 /** One way a replica's table cannot take the primary's rows. */
 export interface TableMismatch {
@@ -41,14 +42,14 @@ export function compareTable(
         table,
         column: column.name,
         problem: `column "${column.name}" (${column.type}) is missing on the replica`,
-        fix: `ALTER TABLE on the replica: ADD COLUMN "${column.name}" ${column.type}`,
+        fix: `ALTER TABLE on the replica: ADD COLUMN ${sqlName(column.name)} ${column.type}`,
       });
     } else if (other.type !== column.type) {
       mismatches.push({
         table,
         column: column.name,
         problem: `column "${column.name}" is ${other.type} on the replica but ${column.type} on the primary`,
-        fix: `ALTER TABLE on the replica: ALTER COLUMN "${column.name}" TYPE ${column.type}`,
+        fix: `ALTER TABLE on the replica: ALTER COLUMN ${sqlName(column.name)} TYPE ${column.type}`,
       });
     }
   }

@@ -1,5 +1,6 @@
 import type { ClientBase } from 'pg';
 import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
+import { sqlName } from '../../../plugin/protocol/sql-name.js';
 
 /** The fixes for the primary's prerequisites; also used when the server itself refuses (replication-errors.ts). */
 export const PRIMARY_FIXES = {
@@ -10,7 +11,7 @@ export const PRIMARY_FIXES = {
   senders: 'raise max_wal_senders in postgresql.conf and restart the primary',
   /** For the role, when known. */
   replication: (role?: string) =>
-    `as a superuser run: ALTER ROLE ${role ? `"${role}"` : '<lockstep role>'} REPLICATION`,
+    `as a superuser run: ALTER ROLE ${role ? sqlName(role) : '<lockstep role>'} REPLICATION`,
 } as const;
 
 /** What streaming from the primary needs, checked before it is attempted. */
