@@ -17,11 +17,23 @@ export interface AgentStatusSource {
   readonly pendingSince?: string | null;
 }
 
+/** Read once: the host name is a system call, and a report is made many times a second. */
+const HOST = hostname();
+
 /** Default time between heartbeats (ms). */
 export const HEARTBEAT_MS = 2_000;
 
 /**
- * Publishes the agent's report on every change and at least every
+ * Shortest time between two reports that differ only in position and
+ * counters (ms). Every applied batch is such a change: reported each time,
+ * a busy agent wrote the bucket (a replicated write on every NATS node)
+ * tens of times a second, which cost more CPU than applying did.
+ */
+export const POSITION_EVERY_MS = 250;
+
+/**
+ * Publishes the agent's report on every change of state or error at once,
+ * a new position at most every {@link POSITION_EVERY_MS}, and at least every
  * heartbeat. Never blocks applying: one write in flight at a time, the
  * newest report replacing one not sent yet; a failed write is logged once
  * per outage and the next report tried.
@@ -33,6 +45,10 @@ export class AgentStatusPublisher {
   private failing = false;
   private timer: NodeJS.Timeout | null = null;
   private last: { key: string; at: string } = { key: '', at: new Date().toISOString() };
+  /** State and error of the last report, and when it was made (ms): what paces position-only reports. */
+  private reported = { key: '', at: 0 };
+  /** A position-only report held back until its pace allows it. */
+  private held: NodeJS.Timeout | null = null;
   /** The last report sent or queued (also what the metrics read). */
   latest: AgentStatusRecord | null = null;
   /** lockstep gids prepared on the replica, as last listed. */
@@ -45,6 +61,7 @@ export class AgentStatusPublisher {
     private readonly source: AgentStatusSource,
     private readonly log: Logger,
     readonly everyMs = HEARTBEAT_MS,
+    private readonly positionEveryMs = POSITION_EVERY_MS,
   ) {}
 
   start(): void {
@@ -52,10 +69,30 @@ export class AgentStatusPublisher {
     this.timer.unref();
   }
 
-  /** Something changed (or a heartbeat is due): a new report goes out, replacing one not sent yet. */
+  /**
+   * Something changed (or a heartbeat is due): a new report goes out,
+   * replacing one not sent yet; a change of position alone waits for its pace.
+   */
   changed(): void {
+    const { current: agent, halted } = this.source;
+    const key = `${halted?.problem ?? ''}\u0000${agent?.state ?? ''}\u0000${agent?.lastError?.problem ?? ''}`;
+    if (key === this.reported.key) {
+      if (this.held) return;
+      const wait = this.reported.at + this.positionEveryMs - Date.now();
+      if (wait > 0) {
+        this.held = setTimeout(() => {
+          this.held = null;
+          this.changed();
+        }, wait);
+        this.held.unref();
+        return;
+      }
+    }
+    if (this.held) clearTimeout(this.held);
+    this.held = null;
     const record = this.record();
     if (!record) return;
+    this.reported = { key, at: Date.now() };
     this.latest = record;
     this.pending = record;
     this.sending ??= this.send().finally(() => {
@@ -67,6 +104,10 @@ export class AgentStatusPublisher {
   async stop(ms: number): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.held) clearTimeout(this.held);
+    this.held = null;
+    // The final report goes out whatever its pace.
+    this.reported.at = 0;
     this.changed();
     const flushed = this.sending ?? Promise.resolve();
     let timer: NodeJS.Timeout | undefined;
@@ -123,7 +164,7 @@ export class AgentStatusPublisher {
       lsn: position?.lsn ?? null,
       state,
       error,
-      agent: { host: hostname(), pid: process.pid },
+      agent: { host: HOST, pid: process.pid },
       inDoubt: this.inDoubt,
       ...(this.migrations ? { migrations: this.migrations } : {}),
       packetsApplied: agent?.packetsApplied ?? this.latest?.packetsApplied ?? 0,

@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { AgentStatusPublisher } from '../../plugin/agent/agent-status-publisher.js';
 import { agentFreshness, STALE_AFTER_BEATS } from '../../plugin/agent/agent-status-staleness.js';
 import { exitCodeForStatus } from '../../plugin/cli/exit-codes.js';
@@ -16,6 +16,7 @@ import { toLsn } from '../../plugin/protocol/index.js';
 import type { ReplicaAgent } from '../../plugin/replica/replica-agent.js';
 import { readStatus } from '../../plugin/status/read-status.js';
 import { statusHealth } from '../../plugin/status/status-health.js';
+import { useFakeTimers } from '../support/fake-timers.js';
 import { agentReport } from '../support/status-sample.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -161,6 +162,20 @@ describe('readStatus with bus', () => {
   });
 });
 
+/** A replica machine streaming at version 1, and the publisher's view of it. */
+function streamingAgent() {
+  const agent = {
+    state: 'streaming',
+    position: { version: 1, lsn: toLsn('0/1') },
+    lastError: null,
+    packetsApplied: 0,
+    rowsApplied: 0,
+    applyErrors: 0,
+  };
+  const source = { replica: 'replica1', current: agent as unknown as ReplicaAgent, halted: null };
+  return { agent, source };
+}
+
 describe('AgentStatusPublisher', () => {
   it('never waits for the bus: one write in flight, the newest report replacing those not sent', async () => {
     const written: number[] = [];
@@ -172,16 +187,9 @@ describe('AgentStatusPublisher', () => {
           release = resolve;
         }),
     };
-    const agent = {
-      state: 'streaming',
-      position: { version: 1, lsn: toLsn('0/1') },
-      lastError: null,
-      packetsApplied: 0,
-      rowsApplied: 0,
-      applyErrors: 0,
-    };
-    const source = { replica: 'replica1', current: agent as unknown as ReplicaAgent, halted: null };
-    const publisher = new AgentStatusPublisher(writer, source, pino({ level: 'silent' }));
+    const { agent, source } = streamingAgent();
+    // No pace: every change is a report, as far as the one write in flight allows.
+    const publisher = new AgentStatusPublisher(writer, source, pino({ level: 'silent' }), 2_000, 0);
     publisher.changed();
     for (let v = 2; v <= 5; v++) {
       agent.position = { version: v, lsn: toLsn('0/1') };
@@ -192,5 +200,49 @@ describe('AgentStatusPublisher', () => {
     await new Promise((r) => setTimeout(r, 0));
     expect(written).toEqual([1, 5]);
     release();
+  });
+
+  describe('with fake timers', () => {
+    useFakeTimers();
+    it('reports a new position at its pace, a new state at once', async () => {
+      const written: { version: number | null; state: string }[] = [];
+      const writer = {
+        put: async (r: AgentStatusRecord) => {
+          written.push({ version: r.version, state: r.state });
+        },
+      };
+      const { agent, source } = streamingAgent();
+      const publisher = new AgentStatusPublisher(
+        writer,
+        source,
+        pino({ level: 'silent' }),
+        60_000,
+        50,
+      );
+      publisher.changed();
+      for (let v = 2; v <= 5; v++) {
+        agent.position = { version: v, lsn: toLsn('0/1') };
+        publisher.changed();
+      }
+      await vi.advanceTimersByTimeAsync(0);
+      expect(written).toEqual([{ version: 1, state: 'streaming' }]);
+      // The newest position once its pace allows, not one report per change.
+      await vi.advanceTimersByTimeAsync(49);
+      expect(written).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(written).toEqual([
+        { version: 1, state: 'streaming' },
+        { version: 5, state: 'streaming' },
+      ]);
+      // A new state goes out at once, with the position it has then.
+      agent.position = { version: 6, lsn: toLsn('0/1') };
+      publisher.changed();
+      agent.state = 'halted';
+      publisher.changed();
+      await vi.advanceTimersByTimeAsync(0);
+      expect(written.at(-1)).toEqual({ version: 6, state: 'halted' });
+      expect(written).toHaveLength(3);
+      await publisher.stop(100);
+    });
   });
 });
