@@ -28,9 +28,17 @@ const PULL_EXPIRES_MS = 2_000;
  * off, so the consumer stalled until the pull expired — 2 s of lag, again
  * and again, under steady load (nats-server 2.9, @nats-io/jetstream 3).
  */
-export function pullLimits(maxPayload: number): { max_messages: number; expires: number } {
+export function pullLimits(maxPayload: number): {
+  max_messages: number;
+  threshold_messages: number;
+  expires: number;
+} {
+  const max = Math.max(8, Math.floor(BUFFERED_BYTES / maxPayload));
   return {
-    max_messages: Math.max(8, Math.floor(BUFFERED_BYTES / maxPayload)),
+    max_messages: max,
+    // The client pulls again once this few are left: its default (3/4 of the limit) sent a
+    // pull request every 8 messages, the agent's most frequent write to NATS under load.
+    threshold_messages: Math.floor(max / 4),
     expires: PULL_EXPIRES_MS,
   };
 }

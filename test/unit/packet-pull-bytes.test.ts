@@ -13,4 +13,9 @@ describe('the pull limits of the packet reader', () => {
     expect(pullLimits(64 * MB).max_messages).toBe(8);
     expect(pullLimits(64 * MB)).not.toHaveProperty('max_bytes');
   });
+
+  it('pull again only once a quarter of the limit is left: few pull requests per message', () => {
+    expect(pullLimits(MB).threshold_messages).toBe(8);
+    expect(pullLimits(64 * MB).threshold_messages).toBe(2);
+  });
 });
