@@ -22,14 +22,29 @@ function relationKey(relation: Relation): string {
  * keep column types read before the change).
  */
 export class RelationInterner {
-  private readonly latest = new Map<number, { key: string; relation: Relation }>();
+  private readonly latest = new Map<
+    number,
+    { key: string; relation: Relation; encoded: Buffer | null }
+  >();
 
-  intern(relation: Relation): Relation {
+  /** `oid`'s object when `encoded` is byte for byte what it was last interned from; null otherwise. */
+  known(oid: number, encoded: Uint8Array): Relation | null {
+    const last = this.latest.get(oid);
+    return last?.encoded?.equals(encoded) ? last.relation : null;
+  }
+
+  /** One object per shape of the table; `encoded`: the bytes it was decoded from, for {@link known}. */
+  intern(relation: Relation, encoded?: Uint8Array): Relation {
     const key = relationKey(relation);
     const last = this.latest.get(relation.oid);
-    if (last?.key === key) return last.relation;
+    // A copy: a view would keep the whole message it came in alive.
+    const bytes = encoded ? Buffer.from(encoded) : null;
+    if (last?.key === key) {
+      if (bytes) last.encoded = bytes;
+      return last.relation;
+    }
     if (!last && this.latest.size >= MAX_TABLES) this.latest.clear();
-    this.latest.set(relation.oid, { key, relation });
+    this.latest.set(relation.oid, { key, relation, encoded: bytes });
     return relation;
   }
 }

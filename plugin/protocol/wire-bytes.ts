@@ -120,6 +120,18 @@ export class Reader {
     const from = this.need(length);
     return this.buffer.subarray(from, from + length);
   }
+  /** Where reading is: an offset for {@link since}. */
+  get offset(): number {
+    return this.at;
+  }
+  /** The bytes read since `from` (an earlier {@link offset}), as a view of the buffer. */
+  since(from: number): Buffer {
+    return this.buffer.subarray(from, this.at);
+  }
+  /** Moves past `count` bytes without reading them. */
+  skip(count: number): void {
+    this.need(count);
+  }
   /** The bytes not read yet, as a view of the buffer (not a copy). */
   rest(): Buffer {
     const from = this.at;

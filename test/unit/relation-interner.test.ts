@@ -4,34 +4,14 @@ import { compactChanges } from '../../plugin/protocol/net-changes.js';
 import type { PacketPart } from '../../plugin/protocol/packet.js';
 import { decodeBusPieces, encodePacketBatch } from '../../plugin/protocol/packet-batch-codec.js';
 import { encodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
-import type { Relation } from '../../plugin/protocol/relation.js';
 import { RelationInterner } from '../../plugin/protocol/relation-interner.js';
 import { numberedRelationWithOid, onePhasePacket } from '../support/bus-packets.js';
+import { relations } from '../support/relation-arbitrary.js';
 
 const relation = numberedRelationWithOid(16384);
 
 const insertPacket = (version: number): PacketPart =>
   onePhasePacket(version, [{ kind: 'insert', relation, row: [String(version), 'v'] }]);
-
-/** Relations that differ in one field at a time from a small pool of values. */
-const relations = fc
-  .record({
-    oid: fc.constantFrom(1, 2),
-    schema: fc.constantFrom('public', 'app'),
-    name: fc.constantFrom('t', 'u'),
-    replicaIdentity: fc.constantFrom('default' as const, 'full' as const),
-    columns: fc.array(
-      fc.record({
-        name: fc.constantFrom('id', 'v'),
-        typeOid: fc.constantFrom(23, 25),
-        typeMod: fc.constantFrom(-1, 8),
-        typeName: fc.constantFrom(null, 'public.mood'),
-        isKey: fc.boolean(),
-      }),
-      { minLength: 1, maxLength: 2 },
-    ),
-  })
-  .map((r): Relation => ({ ...r, keyIndexes: [0] }));
 
 describe('relations decoded from the bus', () => {
   it('are one object per distinct relation, across messages: a batch compacts to one statement per table', () => {
