@@ -12,6 +12,8 @@ export interface AttachProgress {
   table(replica: string, table: string, rows: number, done: boolean): void;
   /** A step ("creating the replication slot", …). */
   step: StepReporter;
+  /** Something that went wrong without failing the attach (shown as a step when absent). */
+  warn?: StepReporter;
   /** The copies about to run, with each table's size on the primary (for rates and ETAs). */
   plan?(
     copies: ReadonlyArray<{ replica: string; table: string; bytes: number; rows: number }>,

@@ -152,6 +152,13 @@ async function copyFromSnapshot(
           continue;
         }
         progress.table(outcome.replica, label, outcome.rows, true);
+        for (const { phase, problem } of outcome.warnings ?? [])
+          (progress.warn ?? progress.step)('a step after the copy failed; the copy is kept', {
+            replica: outcome.replica,
+            table: label,
+            phase,
+            problem,
+          });
         run.copied.push({ replica: outcome.replica, table: label, rows: outcome.rows });
       }
     });

@@ -35,14 +35,16 @@ export function attachProgressView(
     for (const line of lines) out.write(`\x1b[2K${line}\n`);
     drawn = lines.length;
   };
+  const line = (mark: string, message: string, fields: StepFields | undefined) => {
+    if (tty && drawn > 0) {
+      drawn = 0;
+      shown.clear();
+    }
+    out.write(`${mark} ${message}${formatStepFields(fields)}\n`);
+  };
   return {
-    step(message, fields) {
-      if (tty && drawn > 0) {
-        drawn = 0;
-        shown.clear();
-      }
-      out.write(`• ${message}${formatStepFields(fields)}\n`);
-    },
+    step: (message, fields) => line('•', message, fields),
+    warn: (message, fields) => line('!', message, fields),
     plan(copies) {
       planned = copies.length > 0;
       progress.plan(copies, clock());

@@ -100,9 +100,20 @@ export interface TableCopyJob {
   readonly onProgress?: (replica: string, rows: number) => void;
 }
 
+/** A step after a table's copy committed that failed (ANALYZE, the warm-up): the copy stays. */
+export interface TableCopyWarning {
+  readonly phase: string;
+  readonly problem: string;
+}
+
 /** One replica's outcome of a table copy: its rows committed and recorded, or why not. */
 export type TableCopyOutcome =
-  | { readonly replica: string; readonly rows: number; readonly error?: undefined }
+  | {
+      readonly replica: string;
+      readonly rows: number;
+      readonly error?: undefined;
+      readonly warnings?: readonly TableCopyWarning[];
+    }
   | { readonly replica: string; readonly error: LockstepError };
 
 /** What the sequence copy did: sequences moved, and replicas it could not reach. */

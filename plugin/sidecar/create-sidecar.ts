@@ -39,6 +39,8 @@ function quietProgress(log: Logger): AttachProgress {
   return {
     step: (message, fields) =>
       log.info({ ...fields, step: message, event: 'resync-step' }, 'resync step'),
+    warn: (message, fields) =>
+      log.warn({ ...fields, step: message, event: 'resync-warning' }, 'resync step failed'),
     table: (replica, table, rows, done) => {
       if (done) log.info({ replica, table, rows, event: 'table-copied' }, 'table copied');
     },

@@ -1,7 +1,11 @@
 import type { Writable } from 'node:stream';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { CopyReplica, TableCopyJob } from '../../../plugin/ports/cluster-setup.js';
+import type {
+  CopyReplica,
+  TableCopyJob,
+  TableCopyWarning,
+} from '../../../plugin/ports/cluster-setup.js';
 import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
 import { clientConfig } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
@@ -11,15 +15,17 @@ import { GUARD_HELD } from '../control/resync-guard.js';
 import { quoteIdent, quoteQualified } from '../sql-identifier.js';
 import { LoadPhaseFrozen, type LoadWatch, watchPhase } from './load-watchdog.js';
 import { type PreparedLoad, prepareLoad } from './load-without-indexes.js';
+import { warmTable } from './warm-up.js';
 
 /** Index builds of the load get at least this much (the server's value when higher). */
 const MAINTENANCE_WORK_MEM = '256MB';
 
 /**
  * One replica's side of a table copy, in one replica transaction: the table
- * emptied of its droppable indexes, the rows, the indexes rebuilt, ANALYZE,
- * and the `lockstep.synced_tables` row. A table is copied and recorded, or
- * neither, so an interrupted attach resumes exactly.
+ * emptied of its droppable indexes, the rows, the indexes rebuilt, and the
+ * `lockstep.synced_tables` row. A table is copied and recorded, or neither,
+ * so an interrupted attach resumes exactly. After the COMMIT, on the same
+ * session: ANALYZE and the warm-up (warm-up.ts).
  */
 export class ReplicaLoad {
   private constructor(
@@ -28,6 +34,8 @@ export class ReplicaLoad {
     private readonly client: pg.Client,
     private readonly prepared: PreparedLoad & { readonly checkForeignKeys: boolean },
     private readonly watch: LoadWatch,
+    /** The replica's server_version_num. */
+    private readonly version: number,
   ) {}
 
   /** Opens the transaction and prepares the empty table; refuses a table with rows. */
@@ -35,6 +43,7 @@ export class ReplicaLoad {
     const client = new LibpqClient(clientConfig(replica.url, 'lockstep-copy'));
     client.on('error', () => undefined);
     let pid: number | undefined;
+    let version = 0;
     const watch: LoadWatch = {
       url: replica.url,
       pid: () => pid,
@@ -45,11 +54,11 @@ export class ReplicaLoad {
       await client.connect();
       const prepare = async () => {
         await client.query('BEGIN');
-        pid = await startLoad(client);
+        ({ pid, version } = await startLoad(client));
         return prepareTable(client, job, replica);
       };
       const prepared = await watchPhase('prepare', watch, prepare());
-      return new ReplicaLoad(replica, job, client, prepared, watch);
+      return new ReplicaLoad(replica, job, client, prepared, watch, version);
     } catch (error) {
       // A phase the watchdog gave up on has its session dropped already.
       if (!(error instanceof LoadPhaseFrozen)) await client.end().catch(() => undefined);
@@ -67,25 +76,51 @@ export class ReplicaLoad {
   }
 
   /**
-   * Rebuilds, analyzes, records the copy and commits; the rows copied. Each
-   * phase is watched (load-watchdog): a replica that stops answering in one
-   * is dropped, and its transaction ends on the server unless the COMMIT
-   * itself went through (the table and its record commit together).
+   * Rebuilds, records the copy and commits, then analyzes and warms the
+   * table: the rows copied, and what went wrong after the COMMIT. Each phase
+   * is watched (load-watchdog): a replica that stops answering in one is
+   * dropped, and its transaction ends on the server unless the COMMIT itself
+   * went through (the table and its record commit together).
    */
-  async commit(copied: number): Promise<number> {
+  async commit(copied: number): Promise<{ rows: number; warnings: TableCopyWarning[] }> {
     const { job, client } = this;
-    const phase = <T>(name: string, work: Promise<T>) =>
-      watchPhase(name, { ...this.watch, drop: () => this.abort() }, work);
     try {
-      await phase('index rebuild', this.prepared.rebuild());
-      // The first apply after attach plans its joins on these statistics.
-      await phase('analyze', client.query(`ANALYZE ${qualified(job)}`));
-      await phase('record', this.record(copied));
-      await phase('commit', client.query('COMMIT'));
-      return copied;
+      await this.phase('index rebuild', this.prepared.rebuild());
+      await this.phase('record', this.record(copied));
+      await this.phase('commit', client.query('COMMIT'));
     } catch (error) {
       throw copyFailed(job, this.replica, error);
     }
+    return { rows: copied, warnings: await this.settle() };
+  }
+
+  private phase<T>(name: string, work: Promise<T>): Promise<T> {
+    return watchPhase(name, { ...this.watch, drop: () => this.abort() }, work);
+  }
+
+  /**
+   * Best effort once the copy is committed (a failure is a warning, the copy
+   * stays): ANALYZE, which the first apply after attach plans its joins on,
+   * then the warm-up. ANALYZE runs after the COMMIT, the load's row counts
+   * flushed (record), so it leaves n_mod_since_analyze at 0: run inside the
+   * load's transaction, the counts arrived after it and autovacuum analyzed
+   * every copied table again within a minute.
+   */
+  private async settle(): Promise<TableCopyWarning[]> {
+    const steps: Array<[string, () => Promise<unknown>]> = [
+      ['analyze', () => this.client.query(`ANALYZE ${qualified(this.job)}`)],
+      ['warm-up', () => warmTable(this.client, this.job)],
+    ];
+    const warnings: TableCopyWarning[] = [];
+    for (const [phase, step] of steps) {
+      try {
+        await this.phase(phase, step());
+      } catch (error) {
+        warnings.push({ phase, problem: (error as Error).message ?? String(error) });
+        if (this.aborted) break;
+      }
+    }
+    return warnings;
   }
 
   /** The copy's `lockstep.synced_tables` row, once the copy is known to be current. */
@@ -105,6 +140,10 @@ export class ReplicaLoad {
       ],
     );
     await checkStillCurrent(this.client, job, this.replica);
+    // From PostgreSQL 15: the load's row counts reach the statistics once the COMMIT
+    // returns, before the ANALYZE after it (else they could arrive after, and count
+    // every row as modified since that ANALYZE).
+    if (this.version >= 150000) await this.client.query('SELECT pg_stat_force_next_flush()');
   }
 
   /**
@@ -132,22 +171,23 @@ const label = (job: TableCopyJob) => `${job.table.schema}.${job.table.name}`;
 
 /**
  * The load's settings for its transaction, in one round trip; the backend's
- * pid (for the watchdog). As native logical replication does: no user
- * triggers or FK checks while copying. Index builds get at least
- * MAINTENANCE_WORK_MEM. From PostgreSQL 14 a backend whose session lockstep
- * dropped (a phase that did not finish) ends within a second, even in a lock
- * wait, instead of committing later.
+ * pid (for the watchdog) and the server's version. As native logical
+ * replication does: no user triggers or FK checks while copying. Index
+ * builds get at least MAINTENANCE_WORK_MEM. From PostgreSQL 14 a backend
+ * whose session lockstep dropped (a phase that did not finish) ends within a
+ * second, even in a lock wait, instead of committing later: for the whole
+ * session, as the phases after the COMMIT are watched too.
  */
-async function startLoad(client: pg.Client): Promise<number> {
-  const { rows } = await client.query<{ pid: number }>(
+async function startLoad(client: pg.Client): Promise<{ pid: number; version: number }> {
+  const { rows } = await client.query<{ pid: number; version: number }>(
     `SELECT set_config('session_replication_role', 'replica', true),
             CASE WHEN pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes($1)
                  THEN set_config('maintenance_work_mem', $1, true) END,
-            ${endWhenDropped(true)},
-            pg_backend_pid() AS pid`,
+            ${endWhenDropped(false)},
+            pg_backend_pid() AS pid, current_setting('server_version_num')::int AS version`,
     [MAINTENANCE_WORK_MEM],
   );
-  return rows[0]?.pid as number;
+  return { pid: rows[0]?.pid as number, version: rows[0]?.version as number };
 }
 
 /** Locks the table, refuses it with rows, and empties it of its droppable indexes. */

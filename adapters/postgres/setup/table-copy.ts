@@ -79,9 +79,9 @@ async function streamAndCommit(
         return;
       }
       try {
-        const rows = await load.commit(lines);
+        const { rows, warnings } = await load.commit(lines);
         job.onProgress?.(replica, rows);
-        outcomes.set(replica, { replica, rows });
+        outcomes.set(replica, { replica, rows, warnings });
       } catch (error) {
         outcomes.set(replica, { replica, error: copyFailed(job, load.replica, error) });
       }
