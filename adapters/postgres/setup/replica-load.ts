@@ -100,16 +100,17 @@ export class ReplicaLoad {
 
   /**
    * Best effort once the copy is committed (a failure is a warning, the copy
-   * stays): ANALYZE, which the first apply after attach plans its joins on,
-   * then the warm-up. ANALYZE runs after the COMMIT, the load's row counts
-   * flushed (record), so it leaves n_mod_since_analyze at 0: run inside the
-   * load's transaction, the counts arrived after it and autovacuum analyzed
-   * every copied table again within a minute.
+   * stays): the warm-up, then ANALYZE, which the first apply after attach
+   * plans its joins on and which then reads the warmed blocks from shared
+   * buffers. ANALYZE runs after the COMMIT, the load's row counts flushed
+   * (record), so it leaves n_mod_since_analyze at 0: run inside the load's
+   * transaction, the counts arrived after it and autovacuum analyzed every
+   * copied table again within a minute.
    */
   private async settle(): Promise<TableCopyWarning[]> {
     const steps: Array<[string, () => Promise<unknown>]> = [
-      ['analyze', () => this.client.query(`ANALYZE ${qualified(this.job)}`)],
       ['warm-up', () => warmTable(this.client, this.job)],
+      ['analyze', () => this.client.query(`ANALYZE ${qualified(this.job)}`)],
     ];
     const warnings: TableCopyWarning[] = [];
     for (const [phase, step] of steps) {
