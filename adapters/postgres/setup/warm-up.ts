@@ -75,8 +75,8 @@ interface Part {
  * index builds and ANALYZE all go around them), so the first changes applied
  * after attach find its blocks there, within the attach's budget (BUDGET).
  * With pg_prewarm installed in the database it reads each part's blocks;
- * without it (lockstep never installs it) the heap is read by a TID range
- * scan and the identity index by an index-only scan, both of which keep
+ * without it (lockstep never installs it) the heap is read by a TID scan
+ * (one tuple id per block) and the identity index by an index-only scan, both of which keep
  * what they read (a sequential scan of a large table would use a small
  * ring instead). The blocks warmed.
  */
