@@ -46,7 +46,7 @@ export class AgentStatusPublisher {
   private timer: NodeJS.Timeout | null = null;
   private last: { key: string; at: string } = { key: '', at: new Date().toISOString() };
   /** State and error of the last report, and when it was made (ms): what paces position-only reports. */
-  private reported = { key: '', at: 0 };
+  private reported = { key: '', at: Number.NEGATIVE_INFINITY };
   /** A position-only report held back until its pace allows it. */
   private held: NodeJS.Timeout | null = null;
   /** The last report sent or queued (also what the metrics read). */
@@ -78,7 +78,8 @@ export class AgentStatusPublisher {
     const key = `${halted?.problem ?? ''}\u0000${agent?.state ?? ''}\u0000${agent?.lastError?.problem ?? ''}`;
     if (key === this.reported.key) {
       if (this.held) return;
-      const wait = this.reported.at + this.positionEveryMs - Date.now();
+      // A monotonic clock: a wall clock stepped back would hold every report (heartbeats too).
+      const wait = this.reported.at + this.positionEveryMs - performance.now();
       if (wait > 0) {
         this.held = setTimeout(() => {
           this.held = null;
@@ -92,7 +93,7 @@ export class AgentStatusPublisher {
     this.held = null;
     const record = this.record();
     if (!record) return;
-    this.reported = { key, at: Date.now() };
+    this.reported = { key, at: performance.now() };
     this.latest = record;
     this.pending = record;
     this.sending ??= this.send().finally(() => {
@@ -107,7 +108,7 @@ export class AgentStatusPublisher {
     if (this.held) clearTimeout(this.held);
     this.held = null;
     // The final report goes out whatever its pace.
-    this.reported.at = 0;
+    this.reported.at = Number.NEGATIVE_INFINITY;
     this.changed();
     const flushed = this.sending ?? Promise.resolve();
     let timer: NodeJS.Timeout | undefined;

@@ -25,6 +25,18 @@ export class ConfigError extends Error {
 /** The YAML parser, loaded only for YAML files (a JSON config starts the CLI without it). */
 const yaml = (): typeof import('yaml') => createRequire(import.meta.url)('yaml');
 
+/**
+ * The YAML text's value. Warnings count as errors: the library would print
+ * them with the source line (a connection URL, say) through
+ * process.emitWarning, and a tag it cannot resolve is no config to run on.
+ */
+function parseYaml(text: string): unknown {
+  const doc = yaml().parseDocument(text, { prettyErrors: true, logLevel: 'silent' });
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem) throw problem;
+  return doc.toJS();
+}
+
 /** Reads a JSON or YAML file into a plain object. */
 function readConfigFile(file: string): Record<string, unknown> {
   let text: string;
@@ -38,7 +50,7 @@ function readConfigFile(file: string): Record<string, unknown> {
   const json = /\.json$/i.test(file);
   let parsed: unknown;
   try {
-    parsed = json ? JSON.parse(text) : yaml().parse(text);
+    parsed = json ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
     throw new ConfigError(file, [json ? jsonSyntaxProblem(error, text) : yamlSyntaxProblem(error)]);
   }
@@ -84,12 +96,16 @@ function describeIssue(
   const variable = variables.get(issue.path.filter((p) => typeof p === 'string').join('.'));
   const where = `${key || '(top level)'}${variable ? ` (from ${variable})` : ''}`;
   if (issue.code === 'unrecognized_keys') {
-    return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map(shownKey).join(', ')}`;
   }
   const value = showValue(getPath(input, issue.path), issue.path);
   const expected = issue.message.replace(/^Invalid (input|option): /, '').replace(/^expected /, '');
   return `${where}: got ${value}; expected ${expected}`;
 }
+
+/** An unknown key as an error shows it: a key that is no name (a URL a YAML slip made a key) only by its length. */
+const shownKey = (key: string) =>
+  /^[\w.-]{1,63}$/.test(key) ? `"${key}"` : `a key of ${key.length} characters (not shown)`;
 
 /**
  * Loads the configuration: the file (JSON or YAML, optional when the variables

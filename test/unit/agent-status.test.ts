@@ -244,5 +244,33 @@ describe('AgentStatusPublisher', () => {
       expect(written).toHaveLength(3);
       await publisher.stop(100);
     });
+
+    it('keeps reporting when the wall clock steps back', async () => {
+      const written: (number | null)[] = [];
+      const writer = {
+        put: async (r: AgentStatusRecord) => {
+          written.push(r.version);
+        },
+      };
+      const { agent, source } = streamingAgent();
+      const publisher = new AgentStatusPublisher(
+        writer,
+        source,
+        pino({ level: 'silent' }),
+        200,
+        50,
+      );
+      publisher.start();
+      publisher.changed();
+      await vi.advanceTimersByTimeAsync(0);
+      // NTP corrects a clock that ran an hour ahead.
+      vi.setSystemTime(Date.now() - 3_600_000);
+      agent.position = { version: 2, lsn: toLsn('0/1') };
+      publisher.changed();
+      await vi.advanceTimersByTimeAsync(2_000);
+      expect(written.at(-1)).toBe(2);
+      expect(written.length).toBeGreaterThan(5);
+      await publisher.stop(100);
+    });
   });
 });

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadConfig } from '../../plugin/config/load-config.js';
 import { parseConnectionString } from '../../plugin/ports/connection-string.js';
 
@@ -234,6 +234,35 @@ describe('a configuration file that does not parse', () => {
     expect(secretFreeProblemsOf(() => loadConfig(yaml, {}))).toEqual([
       'not valid YAML at line 1, column 10 (BLOCK_AS_IMPLICIT_KEY)',
     ]);
+  });
+
+  it('YAML warnings: refused the same way, and never printed with the line', () => {
+    const emitted: string[] = [];
+    const onWarning = (warning: Error) => emitted.push(String(warning));
+    process.on('warning', onWarning);
+    const emit = vi.spyOn(process, 'emitWarning');
+    try {
+      const tag = file('tag.yaml', `primary: !secret ${PRIMARY}\nreplicas: []\n`);
+      expect(secretFreeProblemsOf(() => loadConfig(tag, {}))).toEqual([
+        'not valid YAML at line 1, column 10 (TAG_RESOLVE_FAILED)',
+      ]);
+      const directive = file('directive.yaml', `%YAML 1.3\n---\nprimary: ${PRIMARY}\n`);
+      expect(secretFreeProblemsOf(() => loadConfig(directive, {}))).toEqual([
+        'not valid YAML at line 1, column 7 (BAD_DIRECTIVE)',
+      ]);
+      expect(emit).not.toHaveBeenCalled();
+    } finally {
+      emit.mockRestore();
+      process.off('warning', onWarning);
+    }
+    expect(emitted).toEqual([]);
+  });
+
+  it('an unknown key that is no name is shown only by its length', () => {
+    const slip = file('slip.yaml', `primary: x\n${PRIMARY}: y\nreplicaz: []\n`);
+    expect(secretFreeProblemsOf(() => loadConfig(slip, {}))).toContainEqual(
+      '(top level): unknown keys a key of 35 characters (not shown), "replicaz"',
+    );
   });
 
   it('JSON: a fixed reason and the place where the engine gives one', () => {
