@@ -1,4 +1,5 @@
-import { lexSql } from './sql-lexer.js';
+import { ddlFiring, endsTransaction } from './ddl-firing.js';
+import { type LexOptions, lexSql } from './sql-lexer.js';
 import { readStatements } from './sql-split.js';
 import { capturedStatement, matchesCommandTag } from './sql-statements.js';
 
@@ -26,52 +27,72 @@ function readsBySetting(statement: string): boolean {
   });
 }
 
+/** Why a multi-statement string's captured statements cannot be counted as the trigger counted them, or null. */
+function uncountable(statements: readonly string[], options: LexOptions): string | null {
+  let ended = false;
+  for (const statement of statements) {
+    const firing = ddlFiring(statement, options);
+    if (firing === 'unsure')
+      return 'a statement of the query string may or may not fire the DDL trigger';
+    // COMMIT/ROLLBACK (TO SAVEPOINT) resets the transaction-local count the ordinal came from.
+    if (ended && firing === 'fires')
+      return 'DDL follows a COMMIT or ROLLBACK in the query string, which restarts the count';
+    ended ||= endsTransaction(statement, options);
+  }
+  return null;
+}
+
 /**
  * The statement a replica runs for a captured DDL event, or why it refuses.
  * The lexer follows PostgreSQL's scanner, and each rule below makes a
  * difference left between the two fail closed rather than run something the
  * primary did not:
  *  - text PostgreSQL would refuse or could read otherwise is refused (`unsure`);
- *  - a query string is lexed once, before any of its statements runs, with
- *    the standard_conforming_strings of that moment, while the trigger
- *    records the setting when its statement runs (a `SET` earlier in the
- *    string changes it): a multi-statement string must cut the same way under
- *    both settings (or be text PostgreSQL refuses under the other one), and
- *    its DDL statement must not hold a literal whose value depends on the
- *    setting;
- *  - psql's heuristic for `BEGIN ATOMIC … END` bodies is not the server's
- *    grammar: such a body only in a string holding that one statement;
+ *  - a query string is lexed once, before any of it runs, with the
+ *    standard_conforming_strings of that moment, while the trigger records
+ *    the setting after its statement ran (the string, even the statement
+ *    itself, may change it): a string holding a backslash must cut the same
+ *    way under both settings (or be text PostgreSQL refuses under the other
+ *    one), and its DDL statement must not hold a literal whose value depends
+ *    on the setting;
+ *  - a `BEGIN ATOMIC` body is cut by the server's grammar, not its scanner;
+ *  - the ordinal must be countable: every statement's firing known, no
+ *    COMMIT or ROLLBACK before a DDL statement;
  *  - the chosen statement must be exactly one statement and of the primary's tag.
  */
 export function chooseCapturedStatement(ddl: CapturedDdl): CapturedChoice {
-  const recorded = ddl.standardConformingStrings;
-  const scs = recorded ?? true;
-  const split = readStatements(ddl.command, { standardConformingStrings: scs });
+  const scs = ddl.standardConformingStrings ?? true;
+  const options = { standardConformingStrings: scs };
+  const split = readStatements(ddl.command, options);
   if (split.unsure)
     return { refused: `PostgreSQL may read the query string otherwise (${split.unsure})` };
-  const several = split.statements.length > 1;
-  if (several) {
+  if (split.atomicBody)
+    return {
+      refused: 'a BEGIN ATOMIC routine body: its statements cannot be cut without a parser',
+    };
+  if (ddl.command.includes('\\')) {
     const other = readStatements(ddl.command, { standardConformingStrings: !scs });
     // Text PostgreSQL refuses under the other setting was not lexed with it: it ran.
     if (
       !other.refused &&
-      (other.unsure || other.statements.join('\0') !== split.statements.join('\0'))
+      (other.unsure ||
+        other.atomicBody ||
+        other.statements.join('\0') !== split.statements.join('\0'))
     )
       return {
         refused: 'its statements cut differently with standard_conforming_strings on and off',
       };
-    if (split.atomicBody)
-      return {
-        refused: 'a BEGIN ATOMIC routine body shares its query string with other statements',
-      };
   }
-  const statement = capturedStatement(ddl.command, ddl.ordinal, { standardConformingStrings: scs });
+  if (split.statements.length > 1) {
+    const why = uncountable(split.statements, options);
+    if (why) return { refused: why };
+  }
+  const statement = capturedStatement(ddl.command, ddl.ordinal, options);
   if (statement === null)
     return { refused: `DDL statement ${ddl.ordinal} not found in the captured query string` };
-  if (ddl.tag && !matchesCommandTag(statement, ddl.tag, { standardConformingStrings: scs }))
+  if (ddl.tag && !matchesCommandTag(statement, ddl.tag, options))
     return { refused: `the statement found is not the ${ddl.tag} the primary ran` };
-  // Only a lone statement run with the setting recorded is sure to be read as the primary read it.
-  if ((several || recorded !== true) && readsBySetting(statement))
+  if (readsBySetting(statement))
     return {
       refused:
         'a plain string literal holds a backslash, and the standard_conforming_strings it was read with is not known',

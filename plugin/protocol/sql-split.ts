@@ -1,4 +1,4 @@
-import { type Lexed, type LexOptions, lexSql, type Token } from './sql-lexer.js';
+import { type Lexed, type LexOptions, lexSql } from './sql-lexer.js';
 
 /**
  * A query string cut into statements at top-level semicolons, as
@@ -12,54 +12,11 @@ export interface Split {
   /** Whether PostgreSQL refuses the text outright, so it never ran (see {@link Lexed}). */
   readonly refused: boolean;
   /**
-   * Whether a statement holds a SQL-standard routine body (`BEGIN ATOMIC …
-   * END`): the server's grammar, not its scanner, keeps its semicolons
-   * inside, and the cut follows psql's heuristic for it (psqlscan.l).
+   * Whether the text holds the words `BEGIN ATOMIC`: a SQL-standard routine
+   * body keeps its semicolons by the server's grammar, not its scanner, so
+   * no cut here is sure for it (the capture refuses such bodies).
    */
   readonly atomicBody: boolean;
-}
-
-/** psqlscan.l's begin_depth tracking: CREATE [OR REPLACE] FUNCTION|PROCEDURE … BEGIN … END. */
-class RoutineBodyTracker {
-  private leading: string[] = [];
-  private words = 0;
-  private begins = 0;
-  private parens = 0;
-  sawBegin = false;
-
-  /** Whether a semicolon here ends the statement. */
-  get atTop(): boolean {
-    return this.begins === 0 && this.parens === 0;
-  }
-
-  get insideBody(): boolean {
-    return this.begins > 0;
-  }
-
-  get insideParens(): boolean {
-    return this.parens > 0;
-  }
-
-  token(kind: Token['kind'], text: string): void {
-    if (kind === 'open') this.parens++;
-    else if (kind === 'close' && this.parens > 0) this.parens--;
-    else if (kind === 'word') this.word(text.toLowerCase());
-  }
-
-  private word(word: string): void {
-    if (['create', 'function', 'procedure', 'or', 'replace'].includes(word) && this.words < 4)
-      this.leading[this.words] = word[0] as string;
-    this.words++;
-    const [a, b, c, d] = this.leading;
-    const routine =
-      a === 'c' && (b === 'f' || b === 'p' || (b === 'o' && c === 'r' && (d === 'f' || d === 'p')));
-    if (!routine || this.parens !== 0) return;
-    if (word === 'begin') {
-      this.begins++;
-      this.sawBegin = true;
-    } else if (word === 'case' && this.begins >= 1) this.begins++;
-    else if (word === 'end' && this.begins > 0) this.begins--;
-  }
 }
 
 /** Cuts `sql` into statements; see {@link Split}. */
@@ -70,34 +27,32 @@ export function readStatements(sql: string, options: LexOptions = {}): Split {
   let atomicBody = false;
   let start = 0;
   let code = false;
-  let tracker = new RoutineBodyTracker();
-  const push = (end: number) => {
-    if (code) statements.push(sql.slice(start, end).trim());
-    atomicBody ||= tracker.sawBegin;
-  };
+  let parens = 0;
+  let lastWord = '';
   for (const token of lexed.tokens) {
-    if (token.kind === 'semicolon' && tracker.atTop) {
-      push(token.start);
+    if (token.kind === 'semicolon' && parens === 0) {
+      if (code) statements.push(sql.slice(start, token.start).trim());
       start = token.end;
       code = false;
-      tracker = new RoutineBodyTracker();
       continue;
     }
     // The server's grammar never accepts a semicolon inside parentheses: such text did not run.
-    if (token.kind === 'semicolon' && tracker.insideParens)
-      unsure ??= 'a semicolon inside parentheses';
-    if (token.kind !== 'comment') code = true;
-    tracker.token(token.kind, sql.slice(token.start, token.end));
+    if (token.kind === 'semicolon') unsure ??= 'a semicolon inside parentheses';
+    if (token.kind === 'comment') continue;
+    code = true;
+    if (token.kind === 'open') parens++;
+    else if (token.kind === 'close' && parens > 0) parens--;
+    const word = token.kind === 'word' ? sql.slice(token.start, token.end).toLowerCase() : '';
+    atomicBody ||= lastWord === 'begin' && word === 'atomic';
+    lastWord = word;
   }
-  if (tracker.insideBody) unsure ??= 'a BEGIN ATOMIC body without its END';
-  push(sql.length);
+  if (code) statements.push(sql.slice(start).trim());
   return { statements, unsure, refused: lexed.refused, atomicBody };
 }
 
 /**
  * Splits SQL text into statements at top-level semicolons (not inside quotes,
- * dollar-quoted bodies, comments or `BEGIN ATOMIC … END` bodies); empty
- * statements are dropped.
+ * dollar-quoted bodies, comments or parentheses); empty statements are dropped.
  */
 export function splitStatements(sql: string, options: LexOptions = {}): string[] {
   return [...readStatements(sql, options).statements];

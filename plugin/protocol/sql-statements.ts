@@ -1,3 +1,4 @@
+import { ddlFiring } from './ddl-firing.js';
 import { type LexOptions, lexSql } from './sql-lexer.js';
 import { splitStatements } from './sql-split.js';
 
@@ -31,25 +32,30 @@ export function codeOnly(sql: string, options: LexOptions = {}): string {
 /**
  * A captured `CREATE INDEX CONCURRENTLY` (or DROP/REINDEX) without
  * CONCURRENTLY: a replica runs captured DDL inside its own transaction,
- * where only the plain form can run; it builds the same index.
+ * where only the plain form can run; it builds the same index. Matched on
+ * the code-only text (same length), so a leading comment does not hide it.
  */
-export function withoutConcurrently(command: string): string {
-  return command.replace(
-    /^(\s*(?:create\s+(?:unique\s+)?index|drop\s+index|reindex\s+(?:\(\s*[^)]*\)\s*)?(?:index|table|schema|database|system)))\s+concurrently\b/i,
-    '$1',
-  );
+export function withoutConcurrently(command: string, options: LexOptions = {}): string {
+  const found =
+    /^(\s*(?:create\s+(?:unique\s+)?index|drop\s+index|reindex\s+(?:\(\s*[^)]*\)\s*)?(?:index|table|schema|database|system)))\s+concurrently\b/i.exec(
+      sameLengthCode(command, options),
+    );
+  if (!found) return command;
+  return command.slice(0, (found[1] as string).length) + command.slice(found[0].length);
 }
 
-/** Statements an event trigger reports at ddl_command_end and lockstep's capture sends (see ddl-capture.ts). */
-const CAPTURED =
-  /^(create|alter|drop|comment|grant|revoke|security\s+label|import\s+foreign\s+schema|refresh\s+materialized\s+view)\b/;
-const NOT_CAPTURED =
-  /^(create|alter|drop)\s+(database|role|user|group|tablespace|event\s+trigger|publication|subscription)\b|^(grant|revoke)\b(?![\s\S]*\bon\b)/;
+/** The text with comments turned into spaces (same positions), so a pattern on it indexes the original. */
+function sameLengthCode(sql: string, options: LexOptions): string {
+  let out = sql;
+  for (const token of lexSql(sql, options).tokens)
+    if (token.kind === 'comment')
+      out = out.slice(0, token.start) + ' '.repeat(token.end - token.start) + out.slice(token.end);
+  return out;
+}
 
-/** Whether `statement` is one the event trigger fires for (and counts in its ordinal). */
+/** Whether `statement` is one the event trigger fires for and the capture counts in its ordinal. */
 export function isCapturedDdl(statement: string, options: LexOptions = {}): boolean {
-  const lower = codeOnly(statement, options).trim().replace(/\s+/g, ' ').toLowerCase();
-  return CAPTURED.test(lower) && !NOT_CAPTURED.test(lower);
+  return ddlFiring(statement, options) === 'fires';
 }
 
 /**

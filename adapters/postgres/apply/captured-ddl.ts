@@ -74,11 +74,18 @@ export async function runCapturedDdl(
   if ('refused' in choice) throw refusedHere(place, command, choice.refused);
   const { statement } = choice;
   try {
-    await runAsRole(client, role, withoutConcurrently(statement), {
-      ...settings,
-      standard_conforming_strings: choice.standardConformingStrings ? 'on' : 'off',
-      search_path: searchPath,
-    });
+    await runAsRole(
+      client,
+      role,
+      withoutConcurrently(statement, {
+        standardConformingStrings: choice.standardConformingStrings,
+      }),
+      {
+        ...settings,
+        standard_conforming_strings: choice.standardConformingStrings ? 'on' : 'off',
+        search_path: searchPath,
+      },
+    );
     await client.query(
       `INSERT INTO lockstep.synced_tables (stream, schema_name, table_name, copy_lsn, rows)
        SELECT $1, n.nspname, c.relname, '0/0', 0 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
