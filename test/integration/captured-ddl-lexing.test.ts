@@ -84,7 +84,6 @@ describe('a replica runs the captured statement PostgreSQL ran, or refuses', () 
       'SELECT 1 AS é$q$; CREATE INDEX scratch_i4 ON scratch (x); SELECT 1 AS x$q$',
       '/* /* */ CREATE INDEX evil3 ON accounts (balance); */ CREATE INDEX scratch_i5 ON scratch (x)',
       "SELECT U&'\\' UESCAPE '!'; CREATE INDEX scratch_i6 ON scratch (x); SELECT B'01'",
-      'CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 2 END; END;',
     ];
     for (const text of strings) await app.query(text);
     await expectSameSchema();
@@ -120,5 +119,44 @@ describe('a replica runs the captured statement PostgreSQL ran, or refuses', () 
       expect(named(await schemaOf(node), 'column')).not.toContain('scratch.z');
       expect(await node.query(comment)).toEqual([{ comment: 'back\\slash' }]);
     }
+  });
+
+  it('counts DDL as the trigger fires: global objects not, SELECT INTO yes, each send from 1', async () => {
+    const [{ db }] = (await app.query<{ db: string }>('SELECT current_database() AS db')).rows as [
+      { db: string },
+    ];
+    await app.query(
+      `REVOKE CONNECT ON DATABASE "${db}" FROM app; REVOKE ALL ON scratch FROM public`,
+    );
+    await app.query(
+      'SELECT 1 AS a INTO TEMP tt2; CREATE TABLE a1 (x int); CREATE TABLE a2 (y int)',
+    );
+    // The same string twice in one transaction: the second send counts from 1 again.
+    await app.query('BEGIN');
+    const twice = "COMMENT ON TABLE scratch IS 'sent'; SELECT 1";
+    await app.query(twice);
+    await app.query(twice);
+    await app.query('COMMIT');
+    await expectSameSchema();
+    const described = `SELECT relname, relacl::text AS acl, obj_description(oid, 'pg_class') AS note,
+        (SELECT string_agg(attname, ',') FROM pg_attribute WHERE attrelid = c.oid AND attnum > 0) AS cols
+       FROM pg_class c WHERE relname IN ('scratch', 'a1', 'a2') ORDER BY relname`;
+    const expected = await clusters.primary.query(described);
+    expect(expected.map((r) => r.cols)).toEqual(['x', 'y', 'x']);
+    for (const replica of clusters.replicas)
+      expect(await replica.query(described)).toEqual(expected);
+  });
+
+  it('refuses SQL-standard routine bodies on the primary, whatever follows them', async () => {
+    for (const text of [
+      'CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1 AS begin; END; INSERT INTO scratch VALUES (42); SELECT 1 AS end',
+      'CREATE FUNCTION begin() RETURNS int LANGUAGE sql RETURN 1; INSERT INTO scratch VALUES (43); SELECT 1 AS end',
+    ])
+      await expect(app.query(text)).rejects.toMatchObject({
+        message: expect.stringMatching(/^lockstep: CREATE FUNCTION with a SQL-standard body/),
+      });
+    await expectSameSchema();
+    for (const node of [clusters.primary, ...clusters.replicas])
+      expect(await node.query('SELECT x FROM scratch WHERE x IN (42, 43)')).toEqual([]);
   });
 });

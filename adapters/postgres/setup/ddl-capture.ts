@@ -3,6 +3,9 @@ import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
 import { CONTROL_QUERY_TIMEOUT_MS } from '../connection/connection-url.js';
 import { connectNode, endClient } from '../connection/node-connection.js';
 import { quoteIdent } from '../sql-identifier.js';
+import { REFUSE_VOLATILE_REWRITE, REWRITE_EVENT_TRIGGER } from './volatile-rewrite.js';
+
+export { REWRITE_EVENT_TRIGGER } from './volatile-rewrite.js';
 
 /** The event trigger that captures DDL on the primary (`twoPhase.captureDdl`). */
 export const DDL_EVENT_TRIGGER = 'lockstep_capture_ddl';
@@ -11,7 +14,7 @@ export const DDL_EVENT_TRIGGER = 'lockstep_capture_ddl';
 export const MIGRATING_SETTING = 'lockstep.migrating';
 
 /** Names this version of the capture's functions: `lockstep run` reinstalls them when it differs. */
-const CAPTURE_VERSION = 'lockstep capture 3 (standard_conforming_strings)';
+const CAPTURE_VERSION = 'lockstep capture 4 (per-send ordinal, no BEGIN ATOMIC)';
 
 /**
  * The event trigger's function. `SECURITY DEFINER`: only its owner,
@@ -37,6 +40,7 @@ const CAPTURE_DDL = `
     ordinal int;
     event bigint;
     stack text;
+    nested boolean;
   BEGIN
     invoker_path := pg_catalog.current_setting('search_path');
     invoker := pg_catalog.current_setting('role');
@@ -49,22 +53,36 @@ const CAPTURE_DDL = `
        AND (NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())
             OR EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() WHERE NOT in_extension)) THEN
       command := current_query();
-      key := md5(command);
-      -- Which DDL statement of its query string this is (a string may hold several). Counted
-      -- for every DDL statement, skipped ones too, as the replica counts them.
+      -- A DDL command inside a function, procedure or DO block has callers on the stack; the
+      -- query string holds no such statement a replica could run (it would wedge the stream),
+      -- and the replica does not count it.
+      GET DIAGNOSTICS stack = PG_CONTEXT;
+      nested := position(chr(10) IN stack) > 0;
+      -- Which DDL statement of its query string this is (a string may hold several), counted
+      -- for every top-level DDL statement, skipped ones too, as the replica counts them. Keyed
+      -- by the text and the send (statement_timestamp() is set once per query message), so
+      -- the same string sent again in one transaction counts from 1 again (no ':' in the key).
+      key := md5(command) || '/' || (extract(epoch FROM statement_timestamp()) * 1000000)::bigint;
       ordinal := CASE WHEN split_part(coalesce(current_setting('lockstep.ddl_seen', true), ''), ':', 1) = key
                       THEN split_part(current_setting('lockstep.ddl_seen', true), ':', 2)::int + 1 ELSE 1 END;
-      PERFORM set_config('lockstep.ddl_seen', key || ':' || ordinal, true);
+      IF NOT nested THEN
+        PERFORM set_config('lockstep.ddl_seen', key || ':' || ordinal, true);
+      END IF;
       IF NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())
          OR EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands()
                      WHERE schema_name IS DISTINCT FROM 'lockstep'
                        AND coalesce(schema_name, '') !~ '^pg_temp') THEN
-        -- A DDL command inside a function, procedure or DO block has callers on the stack; the
-        -- query string holds no such statement a replica could run (it would wedge the stream).
-        GET DIAGNOSTICS stack = PG_CONTEXT;
-        IF position(chr(10) IN stack) > 0 THEN
+        IF nested THEN
           RAISE EXCEPTION 'lockstep: % inside a function, procedure or DO block cannot be replicated by the DDL capture', tg_tag
             USING HINT = 'run it with lockstep migrate or lockstep exec, or as plain statements';
+        END IF;
+        -- A SQL-standard body (BEGIN ATOMIC, RETURN) is cut by the grammar, not the scanner: a
+        -- replica could not be sure which statements of the string it holds.
+        IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c JOIN pg_proc p ON p.oid = c.objid
+                    WHERE c.classid = 'pg_proc'::regclass AND p.prosqlbody IS NOT NULL)
+           AND tg_tag IN ('CREATE FUNCTION', 'CREATE PROCEDURE') THEN
+          RAISE EXCEPTION 'lockstep: % with a SQL-standard body (BEGIN ATOMIC or RETURN) cannot be replicated by the DDL capture', tg_tag
+            USING HINT = 'write the body as a string (AS $$ ... $$), or run it with lockstep migrate or lockstep exec';
         END IF;
         PERFORM lockstep.refuse_unreplicable_ddl(invoker, tg_tag);
         -- A replica finds this statement by lexing the query string. Its backslashes read by
@@ -173,45 +191,6 @@ const REFUSE_UNREPLICABLE = `
           END IF;
         END IF;
       END LOOP;
-    END IF;
-  END
-  $fn$`;
-
-/** The table_rewrite event trigger that refuses rewrites whose values would differ per node. */
-export const REWRITE_EVENT_TRIGGER = 'lockstep_refuse_volatile_rewrite';
-
-/**
- * Adding a column whose default is volatile (`gen_random_uuid()`,
- * `clock_timestamp()`, `nextval`, an identity) rewrites the table with values
- * each node computes anew: refused for a replicated table that has rows. Everything is
- * schema-qualified: it runs as whoever alters the table.
- */
-const REFUSE_VOLATILE_REWRITE = `
-  CREATE OR REPLACE FUNCTION lockstep.refuse_volatile_rewrite() RETURNS event_trigger
-  LANGUAGE plpgsql AS $fn$
-  DECLARE
-    rel oid := pg_catalog.pg_event_trigger_table_rewrite_oid();
-    has_rows boolean;
-  BEGIN
-    IF pg_catalog.pg_event_trigger_table_rewrite_reason() OPERATOR(pg_catalog.&) 2 OPERATOR(pg_catalog.=) 0
-       OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables p JOIN pg_catalog.pg_class c
-                        ON c.relname OPERATOR(pg_catalog.=) p.tablename
-                       JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-                        AND n.nspname OPERATOR(pg_catalog.=) p.schemaname
-                      WHERE c.oid OPERATOR(pg_catalog.=) rel) THEN
-      RETURN;
-    END IF;
-    EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s)', rel::pg_catalog.regclass) INTO has_rows;
-    -- A default rewrite with a column added now that has a default or identity: its default is
-    -- volatile (a constant one is stored once, without a rewrite), or it is an identity.
-    IF has_rows AND EXISTS (
-         SELECT 1 FROM pg_catalog.pg_attribute a
-          WHERE a.attrelid OPERATOR(pg_catalog.=) rel AND a.attnum OPERATOR(pg_catalog.>) 0
-            AND a.attgenerated OPERATOR(pg_catalog.=) ''
-            AND (a.atthasdef OR a.attidentity OPERATOR(pg_catalog.<>) '')
-            AND a.xmin::text::pg_catalog.int8 OPERATOR(pg_catalog.>=) pg_catalog.pg_current_xact_id()::xid::text::pg_catalog.int8) THEN
-      RAISE EXCEPTION 'lockstep: a column added to % with a volatile default gets different values on every node', rel::pg_catalog.regclass
-        USING HINT = 'add the column without a default (or with a constant one), then fill it with an UPDATE (its rows stream)';
     END IF;
   END
   $fn$`;
