@@ -53,8 +53,8 @@ function uncountable(statements: readonly string[], options: LexOptions): string
  *    the setting after its statement ran (the string, even the statement
  *    itself, may change it): a string holding a backslash must cut the same
  *    way under both settings (or be text PostgreSQL refuses under the other
- *    one), and its DDL statement must not hold a literal whose value depends
- *    on the setting;
+ *    one), and, unless it is alone in its string with the setting recorded
+ *    on, its DDL statement must not hold a literal whose value depends on it;
  *  - a `BEGIN ATOMIC` body is cut by the server's grammar, not its scanner;
  *  - the ordinal must be countable: every statement's firing known, no
  *    COMMIT or ROLLBACK before a DDL statement;
@@ -92,7 +92,12 @@ export function chooseCapturedStatement(ddl: CapturedDdl): CapturedChoice {
     return { refused: `DDL statement ${ddl.ordinal} not found in the captured query string` };
   if (ddl.tag && !matchesCommandTag(statement, ddl.tag, options))
     return { refused: `the statement found is not the ${ddl.tag} the primary ran` };
-  if (readsBySetting(statement))
+  // A lone statement whose cut does not depend on the setting, recorded on, runs
+  // with it: only a statement that itself turned the setting on after it was
+  // lexed would read otherwise there, and then only its own literals' values,
+  // never another statement. (A regex CHECK written '^\d+$' is common DDL.)
+  const lone = split.statements.length === 1 && ddl.standardConformingStrings === true;
+  if (!lone && readsBySetting(statement))
     return {
       refused:
         'a plain string literal holds a backslash, and the standard_conforming_strings it was read with is not known',
