@@ -54,4 +54,28 @@ describe('a captured statement that fails on a replica', () => {
       "CREATE USER MAPPING FOR app SERVER app OPTIONS (user '', password '')",
     );
   });
+
+  it('is not quoted past its first quote when refused as readable either way', async () => {
+    const client = { query: async () => ({ rows: [] }) } as unknown as pg.ClientBase;
+    const place = {
+      node: 'eu',
+      stream: 'lockstep',
+      version: 7,
+      lsn: lsn('0/300'),
+      schemaPoint: null,
+      explain: (error: unknown) =>
+        new ApplyError({ node: 'eu', kind: 'schema', version: 7, problem: String(error), fix: '' }),
+    } satisfies DdlPlace;
+    // Cut differently with standard_conforming_strings on and off: refused.
+    const command =
+      "SELECT 'a\\'; CREATE USER MAPPING FOR app SERVER app OPTIONS (password 'Hun\\'ter2Secret'); --'\n; CREATE TABLE t ()";
+    const refused = await runCapturedDdl(
+      client,
+      JSON.stringify({ searchPath: 'public', command, role: 'app', tag: 'CREATE TABLE' }),
+      place,
+    ).catch((error: ApplyError) => error);
+    expect(refused).toBeInstanceOf(ApplyError);
+    expect((refused as ApplyError).message).toMatch(/not run here: .* — in SELECT …/);
+    expect((refused as ApplyError).message).not.toContain('ter2Secret');
+  });
 });

@@ -7,6 +7,7 @@ import {
   type Lsn,
   withoutConcurrently,
 } from '../../../plugin/protocol/index.js';
+import { sqlName } from '../../../plugin/protocol/sql-name.js';
 import { type CapturedSettings, runAsRole } from './run-as-role.js';
 
 /** Whether something committed at `lsn` is already in the replica's copy (before its schema point). */
@@ -71,7 +72,8 @@ export async function runCapturedDdl(
     tag,
     standardConformingStrings: scsOf(settings),
   });
-  if ('refused' in choice) throw refusedHere(place, command, choice.refused);
+  if ('refused' in choice)
+    throw refusedHere(place, shownCommand(command, scsOf(settings) ?? true), choice.refused);
   const { statement } = choice;
   try {
     await runAsRole(
@@ -100,9 +102,9 @@ export async function runCapturedDdl(
       kind: 'schema',
       version: place.version,
       sqlState: explained.sqlState,
-      problem: `the DDL captured on the primary failed here: ${codeOnly(statement.trim()).slice(0, 200)} — ${explained.message.split('\n')[0]}`,
+      problem: `the DDL captured on the primary failed here: ${codeOnly(statement.trim(), { standardConformingStrings: choice.standardConformingStrings }).slice(0, 200)} — ${explained.message.split('\n')[0]}`,
       fix: /^role ".*" does not exist/.test(explained.message)
-        ? `create role "${role}" on replica "${place.node}" (captured DDL runs as the role that ran it on the primary; pg_dumpall --roles-only copies roles); lockstep retries by itself`
+        ? `create role ${sqlName(role)} on replica "${place.node}" (captured DDL runs as the role that ran it on the primary; pg_dumpall --roles-only copies roles); lockstep retries by itself`
         : `make replica "${place.node}"'s schema match the primary's before this statement (lockstep doctor lists differences); lockstep retries by itself`,
       cause: error,
     });
@@ -123,12 +125,26 @@ function scsOf(
  * primary ran: it halts instead of guessing. The primary ran it, so a fresh
  * copy brings the replica its effect.
  */
-function refusedHere(place: DdlPlace, command: string, why: string): ApplyError {
+/**
+ * The query string as a message shows it: string literals blanked, as read
+ * with either setting (a refused string may read either way, and a literal
+ * may hold a password); where the two readings differ, only its text before
+ * the first quote.
+ */
+function shownCommand(command: string, standardConformingStrings: boolean): string {
+  const text = command.trim();
+  const one = codeOnly(text, { standardConformingStrings });
+  const other = codeOnly(text, { standardConformingStrings: !standardConformingStrings });
+  const shown = one === other ? one : `${text.slice(0, text.search(/['"$]|$/))}…`;
+  return shown.slice(0, 200);
+}
+
+function refusedHere(place: DdlPlace, shown: string, why: string): ApplyError {
   return new ApplyError({
     node: place.node,
     kind: 'schema',
     version: place.version,
-    problem: `the DDL captured on the primary is not run here: ${why} — in ${codeOnly(command.trim()).slice(0, 200)}`,
+    problem: `the DDL captured on the primary is not run here: ${why} — in ${shown}`,
     fix: `copy replica "${place.node}" anew (stop lockstep run, then lockstep attach --resync ${place.node}); send DDL as one statement per query string, with E'' strings for backslashes, or through lockstep migrate`,
   });
 }
