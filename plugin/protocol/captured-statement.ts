@@ -1,4 +1,4 @@
-import { ddlFiring, endsTransaction } from './ddl-firing.js';
+import { ddlFiring, restartsCount } from './ddl-firing.js';
 import { type LexOptions, lexSql } from './sql-lexer.js';
 import { readStatements } from './sql-split.js';
 import { capturedStatement, matchesCommandTag } from './sql-statements.js';
@@ -27,6 +27,12 @@ function readsBySetting(statement: string): boolean {
   });
 }
 
+/** The first word of `text`, lower case, comments skipped. */
+function leadingWord(text: string, options: LexOptions = {}): string {
+  const first = lexSql(text, options).tokens.find((token) => token.kind !== 'comment');
+  return first ? text.slice(first.start, first.end).toLowerCase() : '';
+}
+
 /** Why a multi-statement string's captured statements cannot be counted as the trigger counted them, or null. */
 function uncountable(statements: readonly string[], options: LexOptions): string | null {
   let ended = false;
@@ -36,8 +42,8 @@ function uncountable(statements: readonly string[], options: LexOptions): string
       return 'a statement of the query string may or may not fire the DDL trigger';
     // COMMIT/ROLLBACK (TO SAVEPOINT) resets the transaction-local count the ordinal came from.
     if (ended && firing === 'fires')
-      return 'DDL follows a COMMIT or ROLLBACK in the query string, which restarts the count';
-    ended ||= endsTransaction(statement, options);
+      return 'DDL follows a COMMIT, ROLLBACK or RESET in the query string, which restarts the count';
+    ended ||= restartsCount(statement, options);
   }
   return null;
 }
@@ -92,6 +98,13 @@ export function chooseCapturedStatement(ddl: CapturedDdl): CapturedChoice {
     return { refused: `DDL statement ${ddl.ordinal} not found in the captured query string` };
   if (ddl.tag && !matchesCommandTag(statement, ddl.tag, options))
     return { refused: `the statement found is not the ${ddl.tag} the primary ran` };
+  // Among several, the tag's verb must lead the statement (`ALTER TABLE revoke …` is no REVOKE).
+  if (
+    ddl.tag &&
+    split.statements.length > 1 &&
+    leadingWord(statement, options) !== leadingWord(ddl.tag)
+  )
+    return { refused: `the statement found does not begin as the ${ddl.tag} the primary ran` };
   // A lone statement whose cut does not depend on the setting, recorded on, runs
   // with it: only a statement that itself turned the setting on after it was
   // lexed would read otherwise there, and then only its own literals' values,

@@ -12,11 +12,13 @@ const DDL_VERB =
   /^(create|alter|drop|comment|grant|revoke|security label|import foreign schema|refresh materialized view)\b/;
 // Primary-only or global objects: no trigger, or one the capture does not count.
 const NO_TRIGGER =
-  /^(create|alter|drop) (database|role|user|group|tablespace|event trigger|publication|subscription)\b|^alter system\b/;
+  /^(create|alter|drop) (database|role|user(?! mapping\b)|group|tablespace|event trigger|publication|subscription)\b|^alter system\b/;
 // Global objects (EventTriggerSupportsObjectType false): GRANT/REVOKE/COMMENT/SECURITY LABEL fire nothing.
 const GLOBAL_OBJECT =
-  /^(grant|revoke) [^;]*?\bon (database|tablespace|parameter)\b|^(comment|security label( for \S+)?) on (database|tablespace|role|event trigger)\b/;
-const TRANSACTION_END = /^(commit|end|rollback|abort|prepare transaction)\b/;
+  /^(grant|revoke) [^;]*?\bon (database|tablespace|parameter) (?!to\b|from\b|,)\S|^(comment|security label( for \S+)?) on (database|tablespace|role|event trigger)\b/;
+// RESET (ALL) and a SET of lockstep's own (or a quoted) setting restart the count as well.
+const RESTARTS_COUNT =
+  /^(commit|end|rollback|abort|prepare transaction|reset)\b|^set( local| session)? (lockstep|_)\b/;
 
 /** The statement's words with literals, quoted names and comments blanked, lower case, one space apart. */
 function words(
@@ -32,9 +34,10 @@ function words(
     if (token.kind === 'open') depth++;
     if (token.kind === 'close') depth--;
     const raw = statement.slice(token.start, token.end).toLowerCase();
+    // `AS into` is a column alias, not SELECT … INTO: unsure, never counted as firing.
     if (token.kind === 'word' && raw === 'into') {
       anyInto = true;
-      topInto ||= depth === 0;
+      topInto ||= depth === 0 && parts.at(-1) !== 'as';
     }
     parts.push(
       token.kind === 'string' || token.kind === 'quoted' || token.kind === 'dollar' ? '_' : raw,
@@ -57,7 +60,7 @@ export function ddlFiring(statement: string, options: LexOptions = {}): DdlFirin
   return 'silent';
 }
 
-/** Whether `statement` ends or rolls back a transaction (or a subtransaction): the capture's count restarts. */
-export function endsTransaction(statement: string, options: LexOptions = {}): boolean {
-  return TRANSACTION_END.test(words(statement, options).text);
+/** Whether `statement` ends or rolls back a transaction (or a subtransaction) or resets settings: the capture's count restarts. */
+export function restartsCount(statement: string, options: LexOptions = {}): boolean {
+  return RESTARTS_COUNT.test(words(statement, options).text);
 }

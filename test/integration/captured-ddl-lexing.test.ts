@@ -159,4 +159,32 @@ describe('a replica runs the captured statement PostgreSQL ran, or refuses', () 
     for (const node of [clusters.primary, ...clusters.replicas])
       expect(await node.query('SELECT x FROM scratch WHERE x IN (42, 43)')).toEqual([]);
   });
+
+  it('keeps temporary tables to the session: dropped without a trace, never hiding a table', async () => {
+    await app.query('CREATE TEMP TABLE scratch_tmp (x int)');
+    await app.query('DROP TABLE scratch_tmp');
+    await app.query('CREATE TEMP TABLE accounts (id int)');
+    // The first statement is on the temporary table (counted, never checked); the second
+    // on the real one: a replica must not be led to run the first on its own accounts.
+    await expect(
+      app.query(
+        'ALTER TABLE accounts ADD COLUMN pwn int; ALTER TABLE public.accounts ALTER COLUMN balance SET DEFAULT 0',
+      ),
+    ).rejects.toMatchObject({
+      message: expect.stringMatching(
+        /^lockstep: ALTER TABLE in a query string naming a temporary table/,
+      ),
+    });
+    await expect(app.query('GRANT SELECT ON accounts TO public')).rejects.toMatchObject({
+      message: expect.stringMatching(/^lockstep: GRANT in a query string naming a temporary table/),
+    });
+    await app.query('DROP TABLE accounts');
+    await expectSameSchema();
+    for (const node of [clusters.primary, ...clusters.replicas]) {
+      expect(named(await schemaOf(node), 'column')).not.toContain('accounts.pwn');
+      expect(await node.query(`SELECT to_regclass('public.accounts')::text AS t`)).toEqual([
+        { t: 'accounts' },
+      ]);
+    }
+  });
 });

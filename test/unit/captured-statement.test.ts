@@ -33,8 +33,41 @@ describe('a replica refuses what it cannot count or cut as the primary did', () 
       ["CREATE TABLE v3 (x int); PREPARE TRANSACTION 'g'; CREATE TABLE v4 (x int)", 'CREATE TABLE'],
     ] as const)
       expect(chooseCapturedStatement({ command, ordinal: 1, tag })).toEqual(
-        refused(/COMMIT or ROLLBACK/),
+        refused(/COMMIT, ROLLBACK or RESET/),
       );
+  });
+
+  it('refuses what a third reviewer used to shift the count (an alias, a table named database, RESET)', () => {
+    const payload = 'ALTER TABLE accounts ENABLE ALWAYS TRIGGER pwn';
+    const real = 'ALTER TABLE public.accounts ALTER COLUMN balance SET DEFAULT 0';
+    // The primary counts the last statement 2 (the temporary-table ALTER is 1); no reading may pick the payload.
+    for (const [command, ordinal, tag] of [
+      [`SELECT 1 AS into; ${payload}; ${real}`, 2, 'ALTER TABLE'],
+      [`${payload}; RESET ALL; ${real}`, 1, 'ALTER TABLE'],
+      [`${payload}; SET lockstep.ddl_seen = ''; ${real}`, 1, 'ALTER TABLE'],
+      [
+        `REVOKE SELECT ON database FROM public; ALTER TABLE revoke ENABLE TRIGGER USER; ${payload}`,
+        1,
+        'REVOKE',
+      ],
+      [
+        `REVOKE SELECT ON database FROM public; ALTER TABLE revoke ENABLE TRIGGER USER; ${payload}`,
+        2,
+        'ALTER TABLE',
+      ],
+    ] as const) {
+      const choice = chooseCapturedStatement({ command, ordinal, tag });
+      expect(choice).not.toEqual(picked(payload));
+      if (!('refused' in choice)) expect(choice.statement).not.toMatch(/pwn/);
+    }
+    // A table named database is a table: its REVOKE fires and is counted.
+    expect(
+      chooseCapturedStatement({
+        command: 'REVOKE SELECT ON database FROM public; CREATE TABLE t ()',
+        ordinal: 2,
+        tag: 'CREATE TABLE',
+      }),
+    ).toEqual(picked('CREATE TABLE t ()'));
   });
 
   it('keeps the common migration shape: BEGIN, DDL, COMMIT', () => {

@@ -1,13 +1,18 @@
 import type pg from 'pg';
 import type { ForeignControlSchema } from '../../../plugin/ports/cluster-setup.js';
-import { DDL_EVENT_TRIGGER, REWRITE_EVENT_TRIGGER } from '../setup/ddl-capture.js';
+import {
+  DDL_EVENT_TRIGGER,
+  DROP_EVENT_TRIGGER,
+  REWRITE_EVENT_TRIGGER,
+} from '../setup/ddl-capture.js';
 import { quoteIdent } from '../sql-identifier.js';
 
 /** What to run on the replica instead, for the message that refuses to touch such a schema. */
 export const FOREIGN_SCHEMA_FIX =
   "create the replica's tables from a dump without lockstep's schema (pg_dump --schema-only --exclude-schema=lockstep), " +
   `or remove it on the replica: DROP EVENT TRIGGER IF EXISTS ${DDL_EVENT_TRIGGER}; ` +
-  `DROP EVENT TRIGGER IF EXISTS ${REWRITE_EVENT_TRIGGER}; DROP SCHEMA lockstep CASCADE; then run lockstep attach again`;
+  `DROP EVENT TRIGGER IF EXISTS ${REWRITE_EVENT_TRIGGER}; DROP EVENT TRIGGER IF EXISTS ${DROP_EVENT_TRIGGER}; ` +
+  'DROP SCHEMA lockstep CASCADE; then run lockstep attach again';
 
 /** Kysely's migration bookkeeping tables, as an SQL list. */
 const BOOKKEEPING = `('kysely_migration', 'kysely_migration_lock')`;

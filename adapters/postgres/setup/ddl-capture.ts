@@ -3,8 +3,15 @@ import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
 import { CONTROL_QUERY_TIMEOUT_MS } from '../connection/connection-url.js';
 import { connectNode, endClient } from '../connection/node-connection.js';
 import { quoteIdent } from '../sql-identifier.js';
+import {
+  DROP_EVENT_TRIGGER,
+  NOTE_TEMPORARY_DROP,
+  TEMPORARY_DROP_SETTING,
+} from './temporary-drop.js';
+import { requireTrustedOwners } from './trusted-owners.js';
 import { REFUSE_VOLATILE_REWRITE, REWRITE_EVENT_TRIGGER } from './volatile-rewrite.js';
 
+export { DROP_EVENT_TRIGGER } from './temporary-drop.js';
 export { REWRITE_EVENT_TRIGGER } from './volatile-rewrite.js';
 
 /** The event trigger that captures DDL on the primary (`twoPhase.captureDdl`). */
@@ -14,7 +21,7 @@ export const DDL_EVENT_TRIGGER = 'lockstep_capture_ddl';
 export const MIGRATING_SETTING = 'lockstep.migrating';
 
 /** Names this version of the capture's functions: `lockstep run` reinstalls them when it differs. */
-const CAPTURE_VERSION = 'lockstep capture 4 (per-send ordinal, no BEGIN ATOMIC)';
+const CAPTURE_VERSION = 'lockstep capture 5 (temporary drops, no temporary table hiding a table)';
 
 /**
  * The event trigger's function. `SECURITY DEFINER`: only its owner,
@@ -41,6 +48,7 @@ const CAPTURE_DDL = `
     event bigint;
     stack text;
     nested boolean;
+    temporary_drop boolean;
   BEGIN
     invoker_path := pg_catalog.current_setting('search_path');
     invoker := pg_catalog.current_setting('role');
@@ -68,10 +76,17 @@ const CAPTURE_DDL = `
       IF NOT nested THEN
         PERFORM set_config('lockstep.ddl_seen', key || ':' || ordinal, true);
       END IF;
-      IF NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())
-         OR EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands()
-                     WHERE schema_name IS DISTINCT FROM 'lockstep'
-                       AND coalesce(schema_name, '') !~ '^pg_temp') THEN
+      -- A DROP of temporary objects only, as sql_drop noted just before (temporary-drop.ts).
+      temporary_drop := tg_tag LIKE 'DROP %'
+                        AND coalesce(current_setting('${TEMPORARY_DROP_SETTING}', true), '') = 'on';
+      IF tg_tag LIKE 'DROP %' THEN
+        PERFORM set_config('${TEMPORARY_DROP_SETTING}', '', true);
+      END IF;
+      IF NOT temporary_drop
+         AND (NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())
+              OR EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands()
+                          WHERE schema_name IS DISTINCT FROM 'lockstep'
+                            AND coalesce(schema_name, '') !~ '^pg_temp')) THEN
         IF nested THEN
           RAISE EXCEPTION 'lockstep: % inside a function, procedure or DO block cannot be replicated by the DDL capture', tg_tag
             USING HINT = 'run it with lockstep migrate or lockstep exec, or as plain statements';
@@ -94,6 +109,17 @@ const CAPTURE_DDL = `
                 OR command ~* 'standard_conforming_strings') THEN
           RAISE EXCEPTION 'lockstep: % with a backslash in its query string cannot be replicated while standard_conforming_strings is off or set in that string', tg_tag
             USING HINT = 'keep standard_conforming_strings on (the default), set it in a query string of its own, and write backslashes in E'''' strings';
+        END IF;
+        -- A replica has no temporary tables: a name that means one here means the table it
+        -- hides there, and a statement counted here but skipped as temporary (never checked)
+        -- could be run there on that table.
+        IF EXISTS (SELECT 1 FROM pg_class t
+                    WHERE t.relnamespace = pg_my_temp_schema()
+                      AND position(lower(t.relname) IN lower(command)) > 0
+                      AND EXISTS (SELECT 1 FROM pg_class o JOIN pg_namespace n ON n.oid = o.relnamespace
+                                   WHERE o.relname = t.relname AND n.nspname !~ '^pg_')) THEN
+          RAISE EXCEPTION 'lockstep: % in a query string naming a temporary table that hides a table of the same name cannot be replicated', tg_tag
+            USING HINT = 'drop or rename the temporary table, or run the DDL in a session without it';
         END IF;
         INSERT INTO lockstep.control_events (kind, payload)
           VALUES ('ddl', json_build_object('searchPath', invoker_path, 'command', command,
@@ -211,14 +237,19 @@ export async function installDdlCapture(client: pg.ClientBase): Promise<void> {
     await client.query(REFUSE_UNREPLICABLE);
     await client.query(CAPTURE_DDL);
     await client.query(REFUSE_VOLATILE_REWRITE);
+    await client.query(NOTE_TEMPORARY_DROP);
     const { rows } = await client.query<{ evtname: string }>(
       'SELECT evtname FROM pg_event_trigger WHERE evtname = ANY($1::text[])',
-      [[DDL_EVENT_TRIGGER, REWRITE_EVENT_TRIGGER]],
+      [[DDL_EVENT_TRIGGER, REWRITE_EVENT_TRIGGER, DROP_EVENT_TRIGGER]],
     );
     const present = new Set(rows.map((r) => r.evtname));
     if (!present.has(DDL_EVENT_TRIGGER))
       await client.query(
         `CREATE EVENT TRIGGER ${DDL_EVENT_TRIGGER} ON ddl_command_end EXECUTE FUNCTION lockstep.capture_ddl()`,
+      );
+    if (!present.has(DROP_EVENT_TRIGGER))
+      await client.query(
+        `CREATE EVENT TRIGGER ${DROP_EVENT_TRIGGER} ON sql_drop EXECUTE FUNCTION lockstep.note_temporary_drop()`,
       );
     if (!present.has(REWRITE_EVENT_TRIGGER))
       await client.query(
@@ -235,6 +266,7 @@ export async function installDdlCapture(client: pg.ClientBase): Promise<void> {
 export async function removeDdlCapture(client: pg.ClientBase): Promise<void> {
   await client.query(`DROP EVENT TRIGGER IF EXISTS ${DDL_EVENT_TRIGGER}`);
   await client.query(`DROP EVENT TRIGGER IF EXISTS ${REWRITE_EVENT_TRIGGER}`);
+  await client.query(`DROP EVENT TRIGGER IF EXISTS ${DROP_EVENT_TRIGGER}`);
 }
 
 /**
@@ -330,45 +362,13 @@ async function refreshOn(
   }
 }
 
-/** Whether this version's capture functions and both event triggers are installed. */
+/** Whether this version's capture functions and its three event triggers are installed. */
 async function captureIsCurrent(client: pg.ClientBase): Promise<boolean> {
   const { rows } = await client.query<{ current: boolean }>(
     `SELECT coalesce((SELECT prosrc LIKE '%' || $1 || '%' FROM pg_proc
                        WHERE oid = to_regprocedure('lockstep.capture_ddl()')), false)
-            AND (SELECT count(*) FROM pg_event_trigger WHERE evtname = ANY($2::text[])) = 2 AS current`,
-    [CAPTURE_VERSION, [DDL_EVENT_TRIGGER, REWRITE_EVENT_TRIGGER]],
+            AND (SELECT count(*) FROM pg_event_trigger WHERE evtname = ANY($2::text[])) = 3 AS current`,
+    [CAPTURE_VERSION, [DDL_EVENT_TRIGGER, REWRITE_EVENT_TRIGGER, DROP_EVENT_TRIGGER]],
   );
   return rows[0]?.current === true;
-}
-
-/**
- * Control events are only as trustworthy as whoever owns the schema and the
- * table they are written to: a role that created schema `lockstep` before
- * attach (it may create schemas in the database) could replace the table and
- * forge events. Owners must be the role lockstep runs as, or a superuser.
- */
-async function requireTrustedOwners(client: pg.ClientBase): Promise<void> {
-  const { rows } = await client.query<{ what: string; owner: string }>(
-    `SELECT 'schema lockstep' AS what, n.nspowner::regrole::text AS owner
-       FROM pg_namespace n WHERE n.nspname = 'lockstep'
-     UNION ALL
-     SELECT 'table lockstep.control_events', c.relowner::regrole::text
-       FROM pg_class c WHERE c.oid = to_regclass('lockstep.control_events')
-     UNION ALL
-     SELECT 'function lockstep.capture_ddl()', p.proowner::regrole::text
-       FROM pg_proc p WHERE p.oid = to_regprocedure('lockstep.capture_ddl()')`,
-  );
-  const { rows: trusted } = await client.query<{ rolname: string }>(
-    'SELECT rolname FROM pg_roles WHERE rolname = current_user OR rolsuper',
-  );
-  const ok = new Set(trusted.map((r) => r.rolname));
-  const untrusted = rows.find((r) => !ok.has(r.owner.replace(/^"|"$/g, '')));
-  if (untrusted) {
-    throw new LockstepError({
-      node: 'primary',
-      setting: 'control schema',
-      problem: `${untrusted.what} is owned by role ${untrusted.owner}, neither lockstep's role nor a superuser: that role could forge control events`,
-      fix: `as a superuser, give it to lockstep's role (ALTER ... OWNER TO) or drop schema lockstep and run lockstep attach again; check what else that role created in schema lockstep`,
-    });
-  }
 }
