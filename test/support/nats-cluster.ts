@@ -252,10 +252,12 @@ export class NatsCluster {
       ms?: number;
       /**
        * Restart, once, a node whose copy of a stream still ends before its
-       * leader's when `ms` ran out. nats-server 2.9 can leave a resumed
-       * node's stream replica applying nothing more (healthy, answering, its
-       * store stuck); a restart is what an operator does then, and it
-       * catches up from its peers. The wait then starts again.
+       * leader's, or whose health check still fails, when `ms` ran out.
+       * nats-server 2.9 can leave a resumed node's stream replica applying
+       * nothing more (healthy, answering, its store stuck) or never current
+       * again (a KV stream after a whole-cluster restart); a restart is what
+       * an operator does then, and it catches up from its peers. The wait
+       * then starts again.
        */
       restartStuck?: boolean;
     } = {},
@@ -280,10 +282,16 @@ export class NatsCluster {
     const deadline = Date.now() + ms;
     for (;;) {
       const lagging = await this.behindLeader(streams);
-      const behind = [...(await unhealthy(this.nodes)), ...lagging.map((l) => l.why)];
+      const sick = await unhealthy(this.nodes);
+      const behind = [...sick.map((s) => s.why), ...lagging.map((l) => l.why)];
       if (behind.length === 0) return [];
       if (Date.now() > deadline) {
-        const stuck = lagging.flatMap((l) => (l.node === undefined ? [] : [l.node]));
+        // A node whose health check keeps failing (a stream replica that never gets
+        // current again, nats-server 2.9) is stuck as well: restarted like a lagging one.
+        const stuck = [
+          ...lagging.flatMap((l) => (l.node === undefined ? [] : [l.node])),
+          ...sick.map((s) => s.node),
+        ];
         if (throwOnTimeout || stuck.length === 0)
           throw new Error(
             `NATS test cluster: not caught up within ${ms} ms (${behind.join('; ')}); ` +

@@ -39,19 +39,20 @@ export async function hostedStreams(nodes: readonly NatsNode[]): Promise<string[
   return [...names];
 }
 
-/** The running nodes whose full health check fails, and why. */
-export async function unhealthy(nodes: readonly NatsNode[]): Promise<string[]> {
+/** The running nodes whose full health check fails (their index in `nodes`), and why. */
+export async function unhealthy(
+  nodes: readonly NatsNode[],
+): Promise<{ node: number; why: string }[]> {
   const views = await Promise.all(
-    nodes
-      .filter((n) => n.running)
-      .map(async (node) => {
-        try {
-          await monitor(node, 'healthz');
-          return null;
-        } catch (error) {
-          return `${node.name}: ${(error as Error).message}`;
-        }
-      }),
+    nodes.map(async (node, index) => {
+      if (!node.running) return null;
+      try {
+        await monitor(node, 'healthz');
+        return null;
+      } catch (error) {
+        return { node: index, why: `${node.name}: ${(error as Error).message}` };
+      }
+    }),
   );
   return views.filter((v) => v !== null);
 }
