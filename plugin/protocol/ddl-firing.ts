@@ -12,13 +12,13 @@ const DDL_VERB =
   /^(create|alter|drop|comment|grant|revoke|security label|import foreign schema|refresh materialized view)\b/;
 // Primary-only or global objects: no trigger, or one the capture does not count.
 const NO_TRIGGER =
-  /^(create|alter|drop) (database|role|user(?! mapping\b)|group|tablespace|event trigger|publication|subscription)\b|^alter system\b/;
+  /^(create|alter|drop) (database|role|user(?! mapping (for|if)\b)|group|tablespace|event trigger|publication|subscription)\b|^alter system\b/;
 // Global objects (EventTriggerSupportsObjectType false): GRANT/REVOKE/COMMENT/SECURITY LABEL fire nothing.
 const GLOBAL_OBJECT =
   /^(grant|revoke) [^;]*?\bon (database|tablespace|parameter) (?!to\b|from\b|,)\S|^(comment|security label( for \S+)?) on (database|tablespace|role|event trigger)\b/;
-// RESET (ALL) and a SET of lockstep's own (or a quoted) setting restart the count as well.
+// RESET ALL and a SET or RESET of lockstep's own setting restart the count as well.
 const RESTARTS_COUNT =
-  /^(commit|end|rollback|abort|prepare transaction|reset)\b|^set( local| session)? (lockstep|_)\b/;
+  /^(commit|end|rollback|abort|prepare transaction|reset all|reset lockstep)\b|^set( local| session)? lockstep\b/;
 
 /** The statement's words with literals, quoted names and comments blanked, lower case, one space apart. */
 function words(

@@ -70,6 +70,27 @@ describe('a replica refuses what it cannot count or cut as the primary did', () 
     ).toEqual(picked('CREATE TABLE t ()'));
   });
 
+  it('keeps other SET and RESET, and counts a role named mapping as the role it is', () => {
+    for (const [command, ordinal, statement] of [
+      [`SET "TimeZone" = 'UTC'; CREATE TABLE a ()`, 1, 'CREATE TABLE a ()'],
+      ['RESET search_path; CREATE TABLE a ()', 1, 'CREATE TABLE a ()'],
+      [
+        'SET ROLE app; CREATE TABLE a (); RESET ROLE; CREATE INDEX i ON a (x)',
+        2,
+        'CREATE INDEX i ON a (x)',
+      ],
+      ['CREATE USER mapping; CREATE TABLE a (); CREATE TABLE b ()', 2, 'CREATE TABLE b ()'],
+      [
+        'CREATE USER MAPPING IF NOT EXISTS FOR app SERVER s; CREATE TABLE b ()',
+        2,
+        'CREATE TABLE b ()',
+      ],
+    ] as const) {
+      const tag = statement.startsWith('CREATE INDEX') ? 'CREATE INDEX' : 'CREATE TABLE';
+      expect(chooseCapturedStatement({ command, ordinal, tag })).toEqual(picked(statement));
+    }
+  });
+
   it('keeps the common migration shape: BEGIN, DDL, COMMIT', () => {
     const command = 'BEGIN; CREATE TABLE a (x int); CREATE INDEX a_x ON a (x); COMMIT;';
     expect(chooseCapturedStatement({ command, ordinal: 2, tag: 'CREATE INDEX' })).toEqual(

@@ -21,7 +21,7 @@ export const DDL_EVENT_TRIGGER = 'lockstep_capture_ddl';
 export const MIGRATING_SETTING = 'lockstep.migrating';
 
 /** Names this version of the capture's functions: `lockstep run` reinstalls them when it differs. */
-const CAPTURE_VERSION = 'lockstep capture 5 (temporary drops, no temporary table hiding a table)';
+const CAPTURE_VERSION = 'lockstep capture 5 (temporary drops, nothing temporary hiding a name)';
 
 /**
  * The event trigger's function. `SECURITY DEFINER`: only its owner,
@@ -77,11 +77,11 @@ const CAPTURE_DDL = `
         PERFORM set_config('lockstep.ddl_seen', key || ':' || ordinal, true);
       END IF;
       -- A DROP of temporary objects only, as sql_drop noted just before (temporary-drop.ts).
-      temporary_drop := tg_tag LIKE 'DROP %'
+      -- (DROP OWNED may drop nothing and only revoke: never taken for temporary.) The note is
+      -- cleared after every command, so one an ALTER … DROP COLUMN left is read by no DROP.
+      temporary_drop := tg_tag LIKE 'DROP %' AND tg_tag <> 'DROP OWNED'
                         AND coalesce(current_setting('${TEMPORARY_DROP_SETTING}', true), '') = 'on';
-      IF tg_tag LIKE 'DROP %' THEN
-        PERFORM set_config('${TEMPORARY_DROP_SETTING}', '', true);
-      END IF;
+      PERFORM set_config('${TEMPORARY_DROP_SETTING}', '', true);
       IF NOT temporary_drop
          AND (NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())
               OR EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands()
@@ -110,16 +110,21 @@ const CAPTURE_DDL = `
           RAISE EXCEPTION 'lockstep: % with a backslash in its query string cannot be replicated while standard_conforming_strings is off or set in that string', tg_tag
             USING HINT = 'keep standard_conforming_strings on (the default), set it in a query string of its own, and write backslashes in E'''' strings';
         END IF;
-        -- A replica has no temporary tables: a name that means one here means the table it
-        -- hides there, and a statement counted here but skipped as temporary (never checked)
-        -- could be run there on that table.
-        IF EXISTS (SELECT 1 FROM pg_class t
-                    WHERE t.relnamespace = pg_my_temp_schema()
-                      AND position(lower(t.relname) IN lower(command)) > 0
-                      AND EXISTS (SELECT 1 FROM pg_class o JOIN pg_namespace n ON n.oid = o.relnamespace
-                                   WHERE o.relname = t.relname AND n.nspname !~ '^pg_')) THEN
-          RAISE EXCEPTION 'lockstep: % in a query string naming a temporary table that hides a table of the same name cannot be replicated', tg_tag
-            USING HINT = 'drop or rename the temporary table, or run the DDL in a session without it';
+        -- A replica has no temporary objects: a name that means a temporary table or type
+        -- here means the object it hides there (temporary relations and types are found
+        -- first, before pg_catalog even), and a statement skipped here as temporary (never
+        -- checked) could be run there on it. Whatever the query string spells (U&"…"):
+        -- while the session has such an object, its DDL is not captured but refused.
+        IF EXISTS (SELECT 1 FROM pg_class t JOIN pg_class o ON o.relname = t.relname
+                     JOIN pg_namespace n ON n.oid = o.relnamespace
+                    WHERE t.relnamespace = pg_my_temp_schema() AND o.relnamespace <> t.relnamespace
+                      AND n.nspname !~ '^pg_(temp|toast_temp)_')
+           OR EXISTS (SELECT 1 FROM pg_type t JOIN pg_type o ON o.typname = t.typname
+                        JOIN pg_namespace n ON n.oid = o.typnamespace
+                       WHERE t.typnamespace = pg_my_temp_schema() AND o.typnamespace <> t.typnamespace
+                         AND n.nspname !~ '^pg_(temp|toast_temp)_') THEN
+          RAISE EXCEPTION 'lockstep: % in a session whose temporary table or type hides one of the same name cannot be replicated', tg_tag
+            USING HINT = 'drop or rename the temporary object, or run the DDL in a session without it';
         END IF;
         INSERT INTO lockstep.control_events (kind, payload)
           VALUES ('ddl', json_build_object('searchPath', invoker_path, 'command', command,
