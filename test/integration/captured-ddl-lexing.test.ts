@@ -171,7 +171,7 @@ describe('a replica runs the captured statement PostgreSQL ran, or refuses', () 
     const hidden =
       /^lockstep: (ALTER TABLE|GRANT) in a session whose temporary table or type hides/;
     for (const text of [
-      `ALTER TABLE U&"acc!0075nts" UESCAPE '!' ADD COLUMN pwn int; ALTER TABLE public.accounts ALTER COLUMN balance SET DEFAULT 0`,
+      `ALTER TABLE U&"acco!0075nts" UESCAPE '!' ADD COLUMN pwn int; ALTER TABLE public.accounts ALTER COLUMN balance SET DEFAULT 0`,
       'GRANT SELECT ON accounts TO public',
       'ALTER TABLE public.scratch ADD COLUMN c dom',
     ])
