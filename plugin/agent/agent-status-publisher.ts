@@ -29,7 +29,7 @@ export const HEARTBEAT_MS = 2_000;
  * a busy agent wrote the bucket (a replicated write on every NATS node)
  * tens of times a second: about a sixth of its CPU.
  */
-export const POSITION_EVERY_MS = 250;
+const POSITION_EVERY_MS = 250;
 
 /**
  * Publishes the agent's report on every change of state or error at once,

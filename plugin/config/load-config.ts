@@ -11,7 +11,7 @@ import { configSchema, type LockstepConfig } from './config-schema.js';
 import { showValue } from './show-value.js';
 import { jsonSyntaxProblem, yamlSyntaxProblem } from './syntax-error.js';
 
-/** A configuration that cannot be used: every problem names the key, the value and what is expected. */
+/** A configuration that cannot be used: every problem names its key or place, what was found (a value that may hold a password only by its length) and what is expected. */
 export class ConfigError extends Error {
   constructor(
     readonly source: string,

@@ -40,9 +40,10 @@ function uncountable(statements: readonly string[], options: LexOptions): string
     const firing = ddlFiring(statement, options);
     if (firing === 'unsure')
       return 'a statement of the query string may or may not fire the DDL trigger';
-    // COMMIT/ROLLBACK (TO SAVEPOINT) resets the transaction-local count the ordinal came from.
+    // These end the transaction (or roll back a subtransaction) or reset the transaction-local
+    // count the ordinal came from (ddl-firing.ts RESTARTS_COUNT).
     if (ended && firing === 'fires')
-      return 'DDL follows a COMMIT, ROLLBACK or RESET in the query string, which restarts the count';
+      return 'DDL follows a statement that restarts the count (COMMIT, END, ROLLBACK, ABORT, PREPARE TRANSACTION, RESET ALL, or a SET/RESET of a lockstep.* setting) in the query string';
     ended ||= restartsCount(statement, options);
   }
   return null;
@@ -63,8 +64,9 @@ function uncountable(statements: readonly string[], options: LexOptions): string
  *    on, its DDL statement must not hold a literal whose value depends on it;
  *  - a `BEGIN ATOMIC` body is cut by the server's grammar, not its scanner;
  *  - the ordinal must be countable: every statement's firing known, no
- *    COMMIT or ROLLBACK before a DDL statement;
- *  - the chosen statement must be exactly one statement and of the primary's tag.
+ *    statement that restarts the count (ddl-firing.ts) before a DDL statement;
+ *  - the chosen statement must be exactly one statement and of the primary's
+ *    tag, and, among several, begin with the tag's verb.
  */
 export function chooseCapturedStatement(ddl: CapturedDdl): CapturedChoice {
   const scs = ddl.standardConformingStrings ?? true;

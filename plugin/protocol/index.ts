@@ -13,7 +13,6 @@ export * from './packet.js';
 export * from './phase-policy.js';
 export * from './relation.js';
 export * from './replica-apply.js';
-export * from './sql-lexer.js';
 export * from './sql-statements.js';
 export * from './table-pattern.js';
 export * from './two-phase-round.js';

@@ -33,7 +33,8 @@ export function codeOnly(sql: string, options: LexOptions = {}): string {
  * A captured `CREATE INDEX CONCURRENTLY` (or DROP/REINDEX) without
  * CONCURRENTLY: a replica runs captured DDL inside its own transaction,
  * where only the plain form can run; it builds the same index. Matched on
- * the code-only text (same length), so a leading comment does not hide it.
+ * the text with its comments blanked (same length), so a leading comment
+ * does not hide it.
  */
 export function withoutConcurrently(command: string, options: LexOptions = {}): string {
   const found =
@@ -54,7 +55,7 @@ function sameLengthCode(sql: string, options: LexOptions): string {
 }
 
 /** Whether `statement` is one the event trigger fires for and the capture counts in its ordinal. */
-export function isCapturedDdl(statement: string, options: LexOptions = {}): boolean {
+function isCapturedDdl(statement: string, options: LexOptions = {}): boolean {
   return ddlFiring(statement, options) === 'fires';
 }
 

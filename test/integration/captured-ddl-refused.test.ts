@@ -66,5 +66,5 @@ haltsOn(
   async (app) => {
     await app.query('BEGIN; DROP TABLE accounts; ROLLBACK; DROP TABLE victim');
   },
-  /COMMIT, ROLLBACK or RESET/,
+  /restarts the count/,
 );

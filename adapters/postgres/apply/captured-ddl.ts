@@ -121,11 +121,6 @@ function scsOf(
 }
 
 /**
- * The replica cannot tell for sure which statement of the query string the
- * primary ran: it halts instead of guessing. The primary ran it, so a fresh
- * copy brings the replica its effect.
- */
-/**
  * The query string as a message shows it: string literals blanked, as read
  * with either setting (a refused string may read either way, and a literal
  * may hold a password); where the two readings differ, only its text before
@@ -139,6 +134,11 @@ function shownCommand(command: string, standardConformingStrings: boolean): stri
   return shown.slice(0, 200);
 }
 
+/**
+ * The replica cannot tell for sure which statement of the query string the
+ * primary ran: it halts instead of guessing. The primary ran it, so a fresh
+ * copy brings the replica its effect.
+ */
 function refusedHere(place: DdlPlace, shown: string, why: string): ApplyError {
   return new ApplyError({
     node: place.node,

@@ -25,7 +25,7 @@ const MAINTENANCE_WORK_MEM = '256MB';
  * emptied of its droppable indexes, the rows, the indexes rebuilt, and the
  * `lockstep.synced_tables` row. A table is copied and recorded, or neither,
  * so an interrupted attach resumes exactly. After the COMMIT, on the same
- * session: ANALYZE and the warm-up (warm-up.ts).
+ * session: the warm-up (warm-up.ts), then ANALYZE.
  */
 export class ReplicaLoad {
   private constructor(
@@ -76,7 +76,7 @@ export class ReplicaLoad {
   }
 
   /**
-   * Rebuilds, records the copy and commits, then analyzes and warms the
+   * Rebuilds, records the copy and commits, then warms and analyzes the
    * table: the rows copied, and what went wrong after the COMMIT. Each phase
    * is watched (load-watchdog): a replica that stops answering in one is
    * dropped, and its transaction ends on the server unless the COMMIT itself

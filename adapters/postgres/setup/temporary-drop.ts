@@ -10,7 +10,8 @@ export const TEMPORARY_DROP_SETTING = 'lockstep.temporary_drop';
  * named objects were all temporary is noted, and the capture keeps it to the
  * session (a replica has no such table: it would halt, or drop the table of
  * that name it has). A DROP that dropped nothing fires no sql_drop: the
- * capture clears the note after each DROP, so none is left over for it.
+ * capture clears the note after every command, so none is left over for it
+ * (nor one an `ALTER … DROP COLUMN` left).
  */
 export const NOTE_TEMPORARY_DROP = `
   CREATE OR REPLACE FUNCTION lockstep.note_temporary_drop() RETURNS event_trigger

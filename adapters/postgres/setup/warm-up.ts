@@ -7,7 +7,7 @@ import { quoteQualified } from '../sql-identifier.js';
  * fill: the rest stays for the application's reads, the catalog and the
  * apply's own writes.
  */
-export const WARM_SHARE = 0.5;
+const WARM_SHARE = 0.5;
 
 /** A committed table's lock the warm-up waits for at most (the application's DDL, say). */
 const WARM_LOCK_TIMEOUT = '1s';
