@@ -87,8 +87,11 @@ describe('attach leaves copied tables warm and analyzed', () => {
         const { accounts, accounts_pkey: key } = await residency(replica);
         expect(accounts?.blocks).toBeGreaterThan(500);
         expect(accounts?.resident).toBe(accounts?.blocks);
-        // The plain read of an index passes its metapage and upper levels' right side by.
-        expect(key?.resident, attached.output).toBeGreaterThanOrEqual((key?.blocks ?? 0) - 2);
+        // The plain read of an index passes its metapage and some upper-level or empty pages by
+        // (PostgreSQL 18 leaves about 2 % unread).
+        expect(key?.resident, attached.output).toBeGreaterThanOrEqual(
+          Math.floor((key?.blocks ?? 0) * 0.95),
+        );
         // Analyzed after the load's counts arrived: autovacuum has nothing to analyze again.
         expect(await countersAfterLoad(replica, rows)).toEqual({ modified: 0, analyzed: true });
       }
@@ -119,7 +122,7 @@ describe('attach into a replica with little shared_buffers', () => {
       expect(heapBlocks + keyBlocks).toBeGreaterThan(4096);
       // The key first, whole; the heap's first blocks with what is left of the budget, no more
       // (an index-only scan also reads the few heap blocks COPY FREEZE left not all-visible).
-      expect(key?.resident).toBeGreaterThanOrEqual(keyBlocks - 2);
+      expect(key?.resident).toBeGreaterThanOrEqual(Math.floor(keyBlocks * 0.95));
       expect(key?.resident).toBeLessThanOrEqual(keyBlocks);
       const heapShare = 2048 - keyBlocks;
       expect(heapBlocks - TAIL).toBeGreaterThan(heapShare);
