@@ -1,4 +1,4 @@
-import { ddlFiring, restartsCount } from './ddl-firing.js';
+import { ddlFiring, leadingWord, restartsCount } from './ddl-firing.js';
 import { type LexOptions, lexSql } from './sql-lexer.js';
 import { readStatements } from './sql-split.js';
 import { capturedStatement, matchesCommandTag } from './sql-statements.js';
@@ -25,12 +25,6 @@ function readsBySetting(statement: string): boolean {
     const text = statement.slice(token.start, token.end);
     return token.kind === 'string' && /^[nN]?'/.test(text) && text.includes('\\');
   });
-}
-
-/** The first word of `text`, lower case, comments skipped. */
-function leadingWord(text: string, options: LexOptions = {}): string {
-  const first = lexSql(text, options).tokens.find((token) => token.kind !== 'comment');
-  return first ? text.slice(first.start, first.end).toLowerCase() : '';
 }
 
 /** Why a multi-statement string's captured statements cannot be counted as the trigger counted them, or null. */
@@ -104,7 +98,7 @@ export function chooseCapturedStatement(ddl: CapturedDdl): CapturedChoice {
   if (
     ddl.tag &&
     split.statements.length > 1 &&
-    leadingWord(statement, options) !== leadingWord(ddl.tag)
+    leadingWord(statement, options) !== leadingWord(ddl.tag, options)
   )
     return { refused: `the statement found does not begin as the ${ddl.tag} the primary ran` };
   // A lone statement whose cut does not depend on the setting, recorded on, runs

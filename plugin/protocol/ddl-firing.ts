@@ -64,3 +64,8 @@ export function ddlFiring(statement: string, options: LexOptions = {}): DdlFirin
 export function restartsCount(statement: string, options: LexOptions = {}): boolean {
   return RESTARTS_COUNT.test(words(statement, options).text);
 }
+
+/** The statement's first word, lower case, comments skipped (the words ddlFiring reads). */
+export function leadingWord(statement: string, options: LexOptions = {}): string {
+  return words(statement, options).text.split(' ')[0] ?? '';
+}
