@@ -1,5 +1,6 @@
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import type { CatalogTable } from '../ports/catalog-table.js';
+import type { TableSize } from '../ports/cluster-setup.js';
 import type { LockstepCluster } from '../ports/lockstep-cluster.js';
 import type { LockstepError } from '../ports/lockstep-error.js';
 import type { CreatedSlot } from '../ports/replication-slots.js';
@@ -9,29 +10,49 @@ import { onPrimary, onReplica } from './attach-cluster.js';
 import type { AttachProgress } from './attach-progress.js';
 import { type ResyncHolder, requireHolder } from './resync.js';
 
-/** Tells the progress view each copy's table size on the primary (for bytes, rates and ETAs). */
-async function planCopies(
+/**
+ * Each job's table size on the primary (bytes with TOAST, estimated rows):
+ * for the order of the copies, and for the progress view's bytes, rates and
+ * ETAs.
+ */
+async function sizeJobs(
   cluster: LockstepCluster,
   config: LockstepConfig,
-  jobs: ReadonlyArray<{ replica: ReplicaConfig; table: CatalogTable }>,
+  jobs: ReadonlyArray<{ table: CatalogTable; replicas: ReplicaConfig[] }>,
   progress: AttachProgress,
-): Promise<void> {
-  if (!progress.plan) return;
+): Promise<Map<CatalogTable, TableSize>> {
   const sizes = await onPrimary(cluster, config.primary, (primary) =>
     primary.setup.tableSizes(jobs.map((j) => j.table)),
   );
-  progress.plan(
-    jobs.map(({ replica, table }) => {
-      const label = `${table.schema}.${table.name}`;
-      const size = sizes.get(label);
-      return {
-        replica: replica.name,
-        table: label,
-        bytes: size?.bytes ?? 0,
-        rows: size?.rows ?? 1,
-      };
-    }),
+  const byTable = new Map(
+    jobs.map(({ table }) => [
+      table,
+      sizes.get(`${table.schema}.${table.name}`) ?? { bytes: 0, rows: 1 },
+    ]),
   );
+  progress.plan?.(
+    jobs.flatMap(({ table, replicas }) =>
+      replicas.map((replica) => ({
+        replica: replica.name,
+        table: `${table.schema}.${table.name}`,
+        ...(byTable.get(table) as TableSize),
+      })),
+    ),
+  );
+  return byTable;
+}
+
+/**
+ * Largest first, as pg_restore's parallel mode and pgcopydb order their
+ * work: the copy that takes longest starts at once instead of after the small
+ * ones, so the attach ends when the largest table is done rather than later.
+ */
+function largestFirst<T extends { table: CatalogTable }>(
+  jobs: readonly T[],
+  sizes: ReadonlyMap<CatalogTable, TableSize>,
+): T[] {
+  const bytes = (job: T) => sizes.get(job.table)?.bytes ?? 0;
+  return [...jobs].sort((a, b) => bytes(b) - bytes(a));
 }
 
 /**
@@ -120,48 +141,47 @@ async function copyFromSnapshot(
   }
   const source = snapshotSource;
   try {
-    await planCopies(
-      cluster,
-      config,
-      run.jobs.flatMap(({ table, replicas }) => replicas.map((replica) => ({ replica, table }))),
-      progress,
-    );
-    await runLimited(run.jobs, options.concurrency, async ({ table, replicas }) => {
-      const label = `${table.schema}.${table.name}`;
-      const targets = replicas.filter((r) => !run.failed.has(r.name));
-      if (targets.length === 0) return;
-      // A deposed sidecar stops copying at once: its copy would be thrown away.
-      await requireHolder(options.holder);
-      const outcomes = await cluster.copyTable({
-        stream,
-        table,
-        primaryUrl: config.primary,
-        stallTimeoutMs: config.applyTimeoutMs,
-        snapshot: source.snapshotName as string,
-        copyLsn: source.consistentPoint,
-        replicas: targets.map((r) => ({
-          name: r.name,
-          url: r.url,
-          guardPid: options.guards.find((g) => g.replica === r.name)?.pid,
-        })),
-        onProgress: (replica, n) => progress.table(replica, label, n, false),
-      });
-      for (const outcome of outcomes) {
-        if (outcome.error) {
-          if (!run.failed.has(outcome.replica)) run.failed.set(outcome.replica, outcome.error);
-          continue;
+    const sizes = await sizeJobs(cluster, config, run.jobs, progress);
+    await runLimited(
+      largestFirst(run.jobs, sizes),
+      options.concurrency,
+      async ({ table, replicas }) => {
+        const label = `${table.schema}.${table.name}`;
+        const targets = replicas.filter((r) => !run.failed.has(r.name));
+        if (targets.length === 0) return;
+        // A deposed sidecar stops copying at once: its copy would be thrown away.
+        await requireHolder(options.holder);
+        const outcomes = await cluster.copyTable({
+          stream,
+          table,
+          primaryUrl: config.primary,
+          stallTimeoutMs: config.applyTimeoutMs,
+          snapshot: source.snapshotName as string,
+          copyLsn: source.consistentPoint,
+          replicas: targets.map((r) => ({
+            name: r.name,
+            url: r.url,
+            guardPid: options.guards.find((g) => g.replica === r.name)?.pid,
+          })),
+          onProgress: (replica, n) => progress.table(replica, label, n, false),
+        });
+        for (const outcome of outcomes) {
+          if (outcome.error) {
+            if (!run.failed.has(outcome.replica)) run.failed.set(outcome.replica, outcome.error);
+            continue;
+          }
+          progress.table(outcome.replica, label, outcome.rows, true);
+          for (const { phase, problem } of outcome.warnings ?? [])
+            (progress.warn ?? progress.step)('a step after the copy failed; the copy is kept', {
+              replica: outcome.replica,
+              table: label,
+              phase,
+              problem,
+            });
+          run.copied.push({ replica: outcome.replica, table: label, rows: outcome.rows });
         }
-        progress.table(outcome.replica, label, outcome.rows, true);
-        for (const { phase, problem } of outcome.warnings ?? [])
-          (progress.warn ?? progress.step)('a step after the copy failed; the copy is kept', {
-            replica: outcome.replica,
-            table: label,
-            phase,
-            problem,
-          });
-        run.copied.push({ replica: outcome.replica, table: label, rows: outcome.rows });
-      }
-    });
+      },
+    );
   } finally {
     await source.release();
     const temporary = tempSlot;

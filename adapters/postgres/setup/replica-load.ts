@@ -178,12 +178,21 @@ const label = (job: TableCopyJob) => `${job.table.schema}.${job.table.name}`;
  * whose session lockstep dropped (a phase that did not finish) ends within a
  * second, even in a lock wait, instead of committing later: for the whole
  * session, as the phases after the COMMIT are watched too.
+ *
+ * Values stored out of line are compressed with lz4 where the server has it
+ * and the replica's default_toast_compression was left at its default:
+ * pglz trying every value (and giving up on incompressible ones) was 60 % of
+ * a TOAST-heavy table's load. A default the operator set (configuration
+ * file, ALTER DATABASE or ROLE) and a column's own COMPRESSION are kept.
  */
 async function startLoad(client: pg.Client): Promise<{ pid: number; version: number }> {
   const { rows } = await client.query<{ pid: number; version: number }>(
     `SELECT set_config('session_replication_role', 'replica', true),
             CASE WHEN pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes($1)
                  THEN set_config('maintenance_work_mem', $1, true) END,
+            (SELECT set_config('default_toast_compression', 'lz4', true) FROM pg_settings
+              WHERE name = 'default_toast_compression' AND source = 'default'
+                AND 'lz4' = ANY (enumvals)),
             ${endWhenDropped(false)},
             pg_backend_pid() AS pid, current_setting('server_version_num')::int AS version`,
     [MAINTENANCE_WORK_MEM],
