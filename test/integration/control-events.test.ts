@@ -218,4 +218,34 @@ describe('control events: only what Postgres vouches lockstep wrote steers the r
     expect(fn?.definer).toBe(true);
     expect(fn?.src).toMatch(/control_events/);
   });
+
+  it('lockstep run upgrades a capture 5 install: the statistics note and its trigger are put in', async () => {
+    // The capture calls the function dropped here: a stub stands in for capture 5 first.
+    await clusters.primary.query(`CREATE OR REPLACE FUNCTION lockstep.capture_ddl() RETURNS event_trigger
+      LANGUAGE plpgsql SECURITY DEFINER AS $$ -- lockstep capture 5
+      BEGIN END $$;
+      DROP EVENT TRIGGER lockstep_note_temporary_statistics;
+      DROP FUNCTION lockstep.note_temporary_statistics(), lockstep.temporary_object(oid, oid, text)`);
+    await refreshControlEvents(clusters.primary.url, 'lockstep', true);
+    expect(
+      await clusters.primary.query(
+        `SELECT evtname, evtevent FROM pg_event_trigger WHERE evtname LIKE 'lockstep%' ORDER BY 1`,
+      ),
+    ).toEqual([
+      { evtname: 'lockstep_capture_ddl', evtevent: 'ddl_command_end' },
+      { evtname: 'lockstep_note_temporary_drop', evtevent: 'sql_drop' },
+      { evtname: 'lockstep_note_temporary_statistics', evtevent: 'ddl_command_start' },
+      { evtname: 'lockstep_refuse_volatile_rewrite', evtevent: 'table_rewrite' },
+    ]);
+    const [fn] = await clusters.primary.query<{ src: string }>(
+      "SELECT prosrc AS src FROM pg_proc WHERE oid = 'lockstep.capture_ddl()'::regprocedure",
+    );
+    expect(fn?.src).toMatch(/lockstep capture 6/);
+    // DDL on a temporary table's trigger stays local again.
+    await app.query('CREATE TEMP TABLE upgraded (x int)');
+    await app.query(
+      'CREATE TRIGGER upgraded_t BEFORE INSERT ON upgraded FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()',
+    );
+    await waitForMarker(clusters.primary, clusters.replicas);
+  });
 });

@@ -4,6 +4,7 @@ import {
   DDL_EVENT_TRIGGER,
   DROP_EVENT_TRIGGER,
   REWRITE_EVENT_TRIGGER,
+  START_EVENT_TRIGGER,
 } from '../setup/ddl-capture.js';
 import { quoteIdent } from '../sql-identifier.js';
 
@@ -12,6 +13,7 @@ export const FOREIGN_SCHEMA_FIX =
   "create the replica's tables from a dump without lockstep's schema (pg_dump --schema-only --exclude-schema=lockstep), " +
   `or remove it on the replica: DROP EVENT TRIGGER IF EXISTS ${DDL_EVENT_TRIGGER}; ` +
   `DROP EVENT TRIGGER IF EXISTS ${REWRITE_EVENT_TRIGGER}; DROP EVENT TRIGGER IF EXISTS ${DROP_EVENT_TRIGGER}; ` +
+  `DROP EVENT TRIGGER IF EXISTS ${START_EVENT_TRIGGER}; ` +
   'DROP SCHEMA lockstep CASCADE; then run lockstep attach again';
 
 /** Kysely's migration bookkeeping tables, as an SQL list. */

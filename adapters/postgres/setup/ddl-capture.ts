@@ -6,12 +6,15 @@ import { quoteIdent } from '../sql-identifier.js';
 import {
   DROP_EVENT_TRIGGER,
   NOTE_TEMPORARY_DROP,
+  NOTE_TEMPORARY_STATISTICS,
+  START_EVENT_TRIGGER,
   TEMPORARY_DROP_SETTING,
+  TEMPORARY_OBJECT,
 } from './temporary-drop.js';
 import { requireTrustedOwners } from './trusted-owners.js';
 import { REFUSE_VOLATILE_REWRITE, REWRITE_EVENT_TRIGGER } from './volatile-rewrite.js';
 
-export { DROP_EVENT_TRIGGER } from './temporary-drop.js';
+export { DROP_EVENT_TRIGGER, START_EVENT_TRIGGER } from './temporary-drop.js';
 export { REWRITE_EVENT_TRIGGER } from './volatile-rewrite.js';
 
 /** The event trigger that captures DDL on the primary (`twoPhase.captureDdl`). */
@@ -21,7 +24,7 @@ export const DDL_EVENT_TRIGGER = 'lockstep_capture_ddl';
 export const MIGRATING_SETTING = 'lockstep.migrating';
 
 /** Names this version of the capture's functions: `lockstep run` reinstalls them when it differs. */
-const CAPTURE_VERSION = 'lockstep capture 5 (temporary drops, nothing temporary hiding a name)';
+const CAPTURE_VERSION = 'lockstep capture 6 (objects of temporary relations kept local)';
 
 /**
  * The event trigger's function. `SECURITY DEFINER`: only its owner,
@@ -82,11 +85,18 @@ const CAPTURE_DDL = `
       temporary_drop := tg_tag LIKE 'DROP %' AND tg_tag <> 'DROP OWNED'
                         AND coalesce(current_setting('${TEMPORARY_DROP_SETTING}', true), '') = 'on';
       PERFORM set_config('${TEMPORARY_DROP_SETTING}', '', true);
+      -- Objects of temporary relations too (triggers, rules, policies, statistics: temporary-drop.ts).
       IF NOT temporary_drop
          AND (NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())
-              OR EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands()
-                          WHERE schema_name IS DISTINCT FROM 'lockstep'
-                            AND coalesce(schema_name, '') !~ '^pg_temp')) THEN
+              OR EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
+                          WHERE c.schema_name IS DISTINCT FROM 'lockstep'
+                            AND NOT lockstep.temporary_object(c.classid, c.objid, c.schema_name))) THEN
+        -- Captured, its temporary objects would halt every replica; kept local, the nodes would differ.
+        IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
+                    WHERE lockstep.temporary_object(c.classid, c.objid, c.schema_name)) THEN
+          RAISE EXCEPTION 'lockstep: % changes both temporary and permanent objects: no replica could run it', tg_tag
+            USING HINT = 'change the temporary and the permanent objects in separate statements';
+        END IF;
         IF nested THEN
           RAISE EXCEPTION 'lockstep: % inside a function, procedure or DO block cannot be replicated by the DDL capture', tg_tag
             USING HINT = 'run it with lockstep migrate or lockstep exec, or as plain statements';
@@ -226,6 +236,14 @@ const REFUSE_UNREPLICABLE = `
   END
   $fn$`;
 
+/** The capture's event triggers: name, event, function. */
+const EVENT_TRIGGERS = [
+  [DDL_EVENT_TRIGGER, 'ddl_command_end', 'lockstep.capture_ddl'],
+  [DROP_EVENT_TRIGGER, 'sql_drop', 'lockstep.note_temporary_drop'],
+  [START_EVENT_TRIGGER, 'ddl_command_start', 'lockstep.note_temporary_statistics'],
+  [REWRITE_EVENT_TRIGGER, 'table_rewrite', 'lockstep.refuse_volatile_rewrite'],
+] as const;
+
 /**
  * Installs the capture: at the end of every DDL command on the primary, the
  * command's text, search_path and role become a control event, so the DDL
@@ -240,26 +258,20 @@ export async function installDdlCapture(client: pg.ClientBase): Promise<void> {
   await client.query('BEGIN');
   try {
     await client.query(REFUSE_UNREPLICABLE);
+    // Before the capture that calls it: the new capture fires for the commands that follow.
+    await client.query(TEMPORARY_OBJECT);
     await client.query(CAPTURE_DDL);
     await client.query(REFUSE_VOLATILE_REWRITE);
     await client.query(NOTE_TEMPORARY_DROP);
+    await client.query(NOTE_TEMPORARY_STATISTICS);
     const { rows } = await client.query<{ evtname: string }>(
       'SELECT evtname FROM pg_event_trigger WHERE evtname = ANY($1::text[])',
-      [[DDL_EVENT_TRIGGER, REWRITE_EVENT_TRIGGER, DROP_EVENT_TRIGGER]],
+      [EVENT_TRIGGERS.map(([name]) => name)],
     );
     const present = new Set(rows.map((r) => r.evtname));
-    if (!present.has(DDL_EVENT_TRIGGER))
-      await client.query(
-        `CREATE EVENT TRIGGER ${DDL_EVENT_TRIGGER} ON ddl_command_end EXECUTE FUNCTION lockstep.capture_ddl()`,
-      );
-    if (!present.has(DROP_EVENT_TRIGGER))
-      await client.query(
-        `CREATE EVENT TRIGGER ${DROP_EVENT_TRIGGER} ON sql_drop EXECUTE FUNCTION lockstep.note_temporary_drop()`,
-      );
-    if (!present.has(REWRITE_EVENT_TRIGGER))
-      await client.query(
-        `CREATE EVENT TRIGGER ${REWRITE_EVENT_TRIGGER} ON table_rewrite EXECUTE FUNCTION lockstep.refuse_volatile_rewrite()`,
-      );
+    for (const [name, event, fn] of EVENT_TRIGGERS)
+      if (!present.has(name))
+        await client.query(`CREATE EVENT TRIGGER ${name} ON ${event} EXECUTE FUNCTION ${fn}()`);
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
@@ -269,9 +281,7 @@ export async function installDdlCapture(client: pg.ClientBase): Promise<void> {
 
 /** Removes the capture (detach, or captureDdl turned off). */
 export async function removeDdlCapture(client: pg.ClientBase): Promise<void> {
-  await client.query(`DROP EVENT TRIGGER IF EXISTS ${DDL_EVENT_TRIGGER}`);
-  await client.query(`DROP EVENT TRIGGER IF EXISTS ${REWRITE_EVENT_TRIGGER}`);
-  await client.query(`DROP EVENT TRIGGER IF EXISTS ${DROP_EVENT_TRIGGER}`);
+  for (const [name] of EVENT_TRIGGERS) await client.query(`DROP EVENT TRIGGER IF EXISTS ${name}`);
 }
 
 /**
@@ -367,13 +377,13 @@ async function refreshOn(
   }
 }
 
-/** Whether this version's capture functions and its three event triggers are installed. */
+/** Whether this version's capture functions and all its event triggers are installed. */
 async function captureIsCurrent(client: pg.ClientBase): Promise<boolean> {
   const { rows } = await client.query<{ current: boolean }>(
     `SELECT coalesce((SELECT prosrc LIKE '%' || $1 || '%' FROM pg_proc
                        WHERE oid = to_regprocedure('lockstep.capture_ddl()')), false)
-            AND (SELECT count(*) FROM pg_event_trigger WHERE evtname = ANY($2::text[])) = 3 AS current`,
-    [CAPTURE_VERSION, [DDL_EVENT_TRIGGER, REWRITE_EVENT_TRIGGER, DROP_EVENT_TRIGGER]],
+            AND (SELECT count(*) FROM pg_event_trigger WHERE evtname = ANY($2::text[])) = $3 AS current`,
+    [CAPTURE_VERSION, EVENT_TRIGGERS.map(([name]) => name), EVENT_TRIGGERS.length],
   );
   return rows[0]?.current === true;
 }
