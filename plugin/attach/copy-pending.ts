@@ -151,6 +151,8 @@ async function copyFromSnapshot(
         if (targets.length === 0) return;
         // A deposed sidecar stops copying at once: its copy would be thrown away.
         await requireHolder(options.holder);
+        // Started now: a table with fewer rows than a progress step would seem to take no time.
+        for (const replica of targets) progress.table(replica.name, label, 0, false);
         const outcomes = await cluster.copyTable({
           stream,
           table,
