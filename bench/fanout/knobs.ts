@@ -10,6 +10,8 @@ export const SECONDS = Number(env.BENCH_SECONDS ?? 30);
 /** pgbench scale: every replica gets a copy at attach, so it stays small. */
 export const SCALE = Number(env.BENCH_SCALE ?? 4);
 export const CLIENTS = Number(env.BENCH_CLIENTS ?? 4);
+/** pgbench `-R`: the primary's transactions per second; unset, pgbench runs as fast as it can. */
+export const RATE = env.BENCH_RATE ? Number(env.BENCH_RATE) : null;
 /** Replica databases per local cluster (a cluster is a postmaster and its workers). */
 export const DATABASES_PER_CLUSTER = Number(env.BENCH_DATABASES_PER_CLUSTER ?? 16);
 /** JetStream's replication factor for the packet stream (the NATS cluster has 3 nodes). */

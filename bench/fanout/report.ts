@@ -1,3 +1,5 @@
+import { availableParallelism } from 'node:os';
+import { CPU_PARTS, type CpuPart } from './cpu-meter.js';
 import { percentile } from './lag.js';
 
 /** One run's figures: N replicas over one transport. */
@@ -7,7 +9,9 @@ export interface FanoutResult {
   readonly primaryTps: number;
   readonly transactions: number;
   /** CPU seconds per 1,000 primary transactions while pgbench ran. */
-  readonly cpuPer1k: { sidecar: number; agents: number; nats: number };
+  readonly cpuPer1k: Readonly<Record<CpuPart, number>>;
+  /** Cores the machine kept busy on average while pgbench ran. */
+  readonly coresBusy: number;
   /** Every replica's lag samples, ms, in r1 … rN order. */
   readonly lags: number[][];
   /** pgbench's end → a marker on every replica, ms. */
@@ -73,6 +77,48 @@ function goals(results: readonly FanoutResult[]): void {
   console.log(`  bus: ${wal(bus) || '-'}; in-process: ${wal(inproc) || '-'}`);
 }
 
+const CORES = availableParallelism();
+const PROJECTED_N = 64;
+/** The processes' parts: every part but the machine's busy time. */
+const PARTS = CPU_PARTS.filter((k) => k !== 'machine');
+const sum = (c: FanoutResult['cpuPer1k'], parts: readonly CpuPart[]) =>
+  parts.reduce((s, k) => s + c[k], 0);
+/** Bus: what one more replica costs per 1k txn (its agent, its database, NATS counted as per replica). */
+const perReplica = (r: FanoutResult) => sum(r.cpuPer1k, ['agents', 'replicaPg', 'nats']) / r.n;
+/** The primary TPS at which `per1k` CPU seconds per 1k transactions fill every core. */
+const tpsFilling = (per1k: number) => (CORES * 1000) / per1k;
+
+/**
+ * Where the CPU goes, per 1k primary transactions, and the primary TPS the
+ * machine's cores carry: at this N, and (bus) at 64 replicas, the parts that
+ * do not grow with N (publisher, primary, pgbench) plus 64 times one replica's.
+ */
+function cpuTable(results: readonly FanoutResult[]): void {
+  console.log(`\nCPU s per 1k primary transactions (${CORES} cores):`);
+  console.log(
+    `| N | transport | primary TPS | sidecar/publisher | agents | NATS | replica clusters | primary cluster | pgbench | sum | machine busy | cores busy | one replica (bus: agent + its database + NATS / N) | TPS ${CORES} cores carry at this N | TPS ${CORES} cores carry at N=${PROJECTED_N} (bus) |`,
+  );
+  console.log(`|${'---|'.repeat(15)}`);
+  for (const r of results) {
+    const c = r.cpuPer1k;
+    const bus = r.transport === 'bus';
+    const fixed = sum(c, ['sidecar', 'primaryPg', 'pgbench']);
+    const cells = [
+      r.n,
+      r.transport,
+      fmt(r.primaryTps),
+      ...PARTS.map((k) => fmt(c[k])),
+      fmt(sum(c, PARTS)),
+      fmt(c.machine),
+      fmt(r.coresBusy),
+      bus ? fmt(perReplica(r)) : '-',
+      fmt(tpsFilling(sum(c, PARTS))),
+      bus ? fmt(tpsFilling(fixed + PROJECTED_N * perReplica(r))) : '-',
+    ];
+    console.log(`| ${cells.join(' | ')} |`);
+  }
+}
+
 /** Prints the table (one row per N and transport), every replica's lag, and the goals. */
 export function printReport(results: readonly FanoutResult[], header: string): void {
   console.log(`\n${header}`);
@@ -81,6 +127,7 @@ export function printReport(results: readonly FanoutResult[], header: string): v
   );
   console.log(`|${'---|'.repeat(15)}`);
   for (const r of results) console.log(row(r));
+  cpuTable(results);
   console.log('\nEvery replica, lag p50/p99 ms:');
   for (const r of results) {
     const [p50, p99] = [p(r.lags, 0.5), p(r.lags, 0.99)];

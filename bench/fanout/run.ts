@@ -8,10 +8,15 @@
  * cluster. After `lockstep attach` (not measured):
  *
  *   steady: pgbench tpcb-like -c $BENCH_CLIENTS for $BENCH_SECONDS (30) on
- *           the primary: primary TPS; CPU seconds per 1,000 primary
- *           transactions (utime + stime from /proc/<pid>/stat) of the sidecar
- *           (the publisher on the bus), of the agents together and of the NATS
- *           servers together; per-replica lag p50/p99 (lag.ts: each
+ *           the primary, at $BENCH_RATE transactions per second (pgbench -R)
+ *           or, unset, as fast as it goes: primary TPS; CPU seconds per 1,000
+ *           primary transactions (utime + stime from /proc/<pid>/stat) of the
+ *           sidecar (the publisher on the bus), of the agents together, of the
+ *           NATS servers together, of the replica clusters' and the primary's
+ *           processes (postmaster, its children and the ones it reaped), of
+ *           pgbench, and the machine's busy time (/proc/stat); from them the
+ *           primary TPS the cores carry (cpu-meter.ts, report.ts); per-replica
+ *           lag p50/p99 (lag.ts: each
  *           replica's applied LSN against a 25 ms timeline of the primary's
  *           pg_current_wal_lsn(), i.e. how long its oldest missing commit has
  *           waited); catch-up: pgbench's end → a marker row on every
@@ -29,7 +34,8 @@
  *
  * Data equality (every replica equals the primary) is checked at the end of
  * each run. Prints numbers and the issue's goals beside them; decides nothing.
- * Other knobs: BENCH_SCALE (default 4), BENCH_TRANSPORTS ("inprocess bus").
+ * Other knobs: BENCH_SCALE (default 4), BENCH_TRANSPORTS ("inprocess bus"),
+ * BENCH_RATE (unset: unthrottled); the rate is printed in the report's header.
  * Needs pgbench, pg_dump and nats-server.
  */
 
@@ -43,7 +49,8 @@ import {
   pgbench,
   waitOnAll,
 } from '../support/bench-cluster.js';
-import { CLIENTS, FANOUT_N, SCALE, SECONDS, STOPPED_SECONDS, TRANSPORTS } from './knobs.js';
+import { CPU_PARTS, type CpuPart, cpuMeter } from './cpu-meter.js';
+import { CLIENTS, FANOUT_N, RATE, SCALE, SECONDS, STOPPED_SECONDS, TRANSPORTS } from './knobs.js';
 import { lsnBytes, sampleLag } from './lag.js';
 import { type FanoutResult, printReport } from './report.js';
 import { type Rig, setUpRig, type Transport, tearDown } from './rig.js';
@@ -54,8 +61,19 @@ useBuiltCli();
 
 const MB = 1024 * 1024;
 const REJOIN_TIMEOUT_MS = 120_000;
+const throttle = RATE === null ? [] : ['-R', String(RATE)];
 const load = (rig: Rig, seconds: number) =>
-  pgbench(rig.primary, ['-n', '-c', String(CLIENTS), '-j', '2', '-T', String(seconds)]);
+  pgbench(rig.primary, [
+    '-n',
+    '-c',
+    String(CLIENTS),
+    '-j',
+    '2',
+    '-T',
+    String(seconds),
+    ...throttle,
+  ]);
+const pgbenchLoad = `pgbench -s ${SCALE} -c ${CLIENTS} ${RATE === null ? 'unthrottled' : `-R ${RATE}`}`;
 
 /** Waits until every replica has everything the primary committed until now. */
 async function caughtUp(rig: Rig, timeoutMs?: number): Promise<void> {
@@ -138,14 +156,15 @@ async function measure(n: number, transport: Transport): Promise<FanoutResult> {
   const running = startTransport(rig);
   try {
     await caughtUp(rig);
-    console.error(`N=${n} ${transport}: pgbench -c ${CLIENTS} -T ${SECONDS}`);
+    console.error(`N=${n} ${transport}: ${pgbenchLoad} -T ${SECONDS}`);
     await rig.primary.query('VACUUM pgbench_branches, pgbench_tellers');
-    const [h0, cpu0] = [await historyCount(rig.primary), running.cpu()];
+    const cpu = await cpuMeter(rig, running);
+    const [h0, cpu0] = [await historyCount(rig.primary), cpu()];
     const stopLag = await sampleLag(rig.primary, rig.replicas);
     const primaryTps = await load(rig, SECONDS);
     const lags = await stopLag();
-    const [h1, cpu1] = [await historyCount(rig.primary), running.cpu()];
-    const per1k = (k: keyof typeof cpu0) => ((cpu1[k] - cpu0[k]) / (h1 - h0)) * 1000;
+    const [h1, cpu1] = [await historyCount(rig.primary), cpu()];
+    const per1k = (k: CpuPart) => ((cpu1[k] - cpu0[k]) / (h1 - h0)) * 1000;
     const ended = performance.now();
     await caughtUp(rig);
     const catchUpMs = performance.now() - ended;
@@ -159,7 +178,8 @@ async function measure(n: number, transport: Transport): Promise<FanoutResult> {
       transport,
       primaryTps,
       transactions: h1 - h0,
-      cpuPer1k: { sidecar: per1k('sidecar'), agents: per1k('agents'), nats: per1k('nats') },
+      cpuPer1k: Object.fromEntries(CPU_PARTS.map((k) => [k, per1k(k)])) as Record<CpuPart, number>,
+      coresBusy: (cpu1.machine - cpu0.machine) / (cpu1.wallSeconds - cpu0.wallSeconds),
       lags,
       catchUpMs,
       baselineMB,
@@ -173,7 +193,7 @@ async function measure(n: number, transport: Transport): Promise<FanoutResult> {
 }
 
 console.error(
-  `bench:fanout on PostgreSQL ${benchProvider.binaries.major}, N = ${FANOUT_N.join(' ')}, ${SECONDS} s of pgbench each`,
+  `bench:fanout on PostgreSQL ${benchProvider.binaries.major}, N = ${FANOUT_N.join(' ')}, ${SECONDS} s of ${pgbenchLoad} each`,
 );
 const results: FanoutResult[] = [];
 for (const n of FANOUT_N)
@@ -186,5 +206,5 @@ for (const n of FANOUT_N)
   }
 printReport(
   results,
-  `bench:fanout — PostgreSQL ${benchProvider.binaries.major}, 1 primary -> N replicas, pgbench -s ${SCALE} -c ${CLIENTS} for ${SECONDS} s, r1 stopped for ${STOPPED_SECONDS} s`,
+  `bench:fanout — PostgreSQL ${benchProvider.binaries.major}, 1 primary -> N replicas, ${pgbenchLoad} for ${SECONDS} s, r1 stopped for ${STOPPED_SECONDS} s`,
 );
