@@ -8,13 +8,17 @@
  *   (3) an update of that row's text (60 MB new, the bytea unchanged TOAST)
  *
  * The sidecar is the built CLI, run as a child; its peak RSS is VmHWM from
- * /proc, reset before each case (clear_refs) so each case reports its own.
+ * /proc, reset before each case (clear_refs). The reset sets the peak to the
+ * RSS of the moment, which can still hold memory the previous case freed but
+ * the process has not returned: so each case runs in a sidecar of its own
+ * (started, left idle, measured), and the table shows the RSS at the reset
+ * next to the idle one. BENCH_SIDECAR=shared runs every case in one sidecar.
  * The row's size is what the values take in the table (bytea as bytes); on
  * the stream a bytea is hex text, twice its size. The target (issue 19) is a
  * peak at most 3x the row plus the idle baseline. Prints numbers; decides
  * nothing. Not part of `npm test`.
  *
- * Env: BENCH_LARGE_MB (100), LOCKSTEP_PG_BIN.
+ * Env: BENCH_LARGE_MB (100), BENCH_SIDECAR (fresh | shared), LOCKSTEP_PG_BIN.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
@@ -30,6 +34,7 @@ import { BASELINE_SETTINGS, benchProvider, waitOnAll } from '../support/bench-cl
 useBuiltCli();
 const LARGE_MB = Number(process.env.BENCH_LARGE_MB ?? 100);
 const MB = 1024 * 1024;
+const FRESH = (process.env.BENCH_SIDECAR ?? 'fresh') !== 'shared';
 
 /** A memory figure of the process, MB ('VmHWM' peak since the last reset, 'VmRSS' now). */
 function memoryMB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
@@ -81,34 +86,83 @@ const [primary, ...replicas] = (await Promise.all([
   benchProvider.start({ role: 'replica', name: 'large-r2', settings }),
 ])) as [PostgresCluster, ...PostgresCluster[]];
 const config = writeConfig(primary, replicas);
-let sidecar: LockstepProcess | null = null;
+
+/** A running sidecar and its RSS once started, connected and idle, MB. */
+interface Sidecar {
+  readonly child: LockstepProcess;
+  readonly pid: number;
+  readonly idleMB: number;
+}
+
+async function startSidecar(): Promise<Sidecar> {
+  const child = new LockstepProcess(['run', '--config', config.file], {
+    LOCKSTEP_LOG_LEVEL: 'warn',
+  });
+  const pid = child.child.pid as number;
+  await sleep(5_000); // started, connected, idle
+  return { child, pid, idleMB: memoryMB(pid, 'VmRSS') };
+}
+
+async function stopSidecar(sidecar: Sidecar | null): Promise<void> {
+  sidecar?.child.kill('SIGTERM');
+  await sidecar?.child.exited;
+}
+
+/**
+ * Waits until the primary's logical slot confirms a position past `lsn`:
+ * a sidecar stopped before confirming the case would get its row again on
+ * start, and the next case's idle RSS would hold it.
+ */
+async function confirmedPast(lsn: string): Promise<void> {
+  const confirmed = `SELECT coalesce(bool_and(confirmed_flush_lsn > $1::pg_lsn), false) AS ok
+    FROM pg_replication_slots WHERE slot_type = 'logical'`;
+  for (let tries = 0; tries < 600; tries++) {
+    const [row] = await primary.query<{ ok: boolean }>(confirmed, [lsn]);
+    if (row?.ok) return;
+    await sleep(100);
+  }
+  throw new Error(`the slot did not confirm past ${lsn} within 60 s`);
+}
+
+/** Runs case `i` on `sidecar`; its table line. */
+async function runCase(c: Case, i: number, sidecar: Sidecar): Promise<string> {
+  resetPeak(sidecar.pid);
+  const atStart = memoryMB(sidecar.pid, 'VmRSS');
+  const started = performance.now();
+  await primary.query(c.sql);
+  await waitOnAll(replicas, `(SELECT v FROM big WHERE id = ${c.id}) = ${i + 1}`);
+  const seconds = (performance.now() - started) / 1000;
+  const peak = memoryMB(sidecar.pid, 'VmHWM');
+  // A small transaction after the case, confirmed: a sidecar resuming from the case's own commit gets its row again.
+  const [before] = await primary.query<{ lsn: string }>('SELECT pg_current_wal_lsn() AS lsn');
+  await primary.query(`INSERT INTO tick VALUES (${i + 1})`);
+  await waitOnAll(replicas, `(SELECT max(n) FROM tick) = ${i + 1}`);
+  await confirmedPast(before?.lsn as string);
+  const over = peak - sidecar.idleMB;
+  const mb = (n: number) => n.toFixed(0);
+  return `| ${c.name} (${seconds.toFixed(1)} s) | ${c.rowMB} | ${mb(sidecar.idleMB)} | ${mb(atStart)} | ${mb(peak)} | ${mb(over)} | ${(over / c.rowMB).toFixed(2)}x | ${mb(3 * c.rowMB + sidecar.idleMB)} |`;
+}
+
+let sidecar: Sidecar | null = null;
 try {
-  const schema = 'CREATE TABLE big (id int PRIMARY KEY, v int, b bytea, t text)';
+  const schema = `CREATE TABLE big (id int PRIMARY KEY, v int, b bytea, t text);
+    CREATE TABLE tick (n int PRIMARY KEY)`;
   await Promise.all([primary, ...replicas].map((c) => c.query(schema)));
   const attached = await lockstep(['attach', '--config', config.file]);
   if (attached.code !== 0) throw new Error(`attach failed:\n${attached.output}`);
-  sidecar = new LockstepProcess(['run', '--config', config.file], { LOCKSTEP_LOG_LEVEL: 'warn' });
-  const pid = sidecar.child.pid as number;
-  await sleep(5_000); // started, connected, idle
-  const idle = memoryMB(pid, 'VmRSS');
-  console.log(`bench:large-value — PostgreSQL, 1 primary -> 2 replicas, built sidecar`);
-  console.log(`idle sidecar RSS: ${idle.toFixed(0)} MB\n`);
+  console.log('bench:large-value — PostgreSQL, 1 primary -> 2 replicas, built sidecar');
+  console.log(`sidecar: ${FRESH ? 'a fresh one per case' : 'one for every case'}\n`);
   console.log(
-    '| case | row, MB | peak RSS, MB | peak - idle, MB | (peak - idle) / row | target peak (3x row + idle), MB |',
+    '| case | row, MB | idle RSS, MB | RSS at start, MB | peak RSS, MB | peak - idle, MB | (peak - idle) / row | target peak (3x row + idle), MB |',
   );
-  console.log('|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|');
   for (const [i, c] of cases.entries()) {
-    resetPeak(pid);
-    const started = performance.now();
-    await primary.query(c.sql);
-    await waitOnAll(replicas, `(SELECT v FROM big WHERE id = ${c.id}) = ${i + 1}`);
-    const seconds = (performance.now() - started) / 1000;
-    const peak = memoryMB(pid, 'VmHWM');
-    const over = peak - idle;
-    console.log(
-      `| ${c.name} (${seconds.toFixed(1)} s) | ${c.rowMB} | ${peak.toFixed(0)} | ${over.toFixed(0)} | ${(over / c.rowMB).toFixed(2)}x | ${(3 * c.rowMB + idle).toFixed(0)} |`,
-    );
-    await sleep(2_000); // let the collector return what the case left
+    sidecar ??= await startSidecar();
+    console.log(await runCase(c, i, sidecar));
+    if (FRESH) {
+      await stopSidecar(sidecar);
+      sidecar = null;
+    } else await sleep(2_000); // let the collector return what the case left
   }
   const digest = 'SELECT id, v, md5(b) AS b, md5(t) AS t FROM big ORDER BY id';
   const expected = JSON.stringify(await primary.query(digest));
@@ -117,8 +171,7 @@ try {
   );
   console.log(`\n${same.every(Boolean) ? 'data identical on every replica' : 'DATA MISMATCH'}`);
 } finally {
-  sidecar?.kill('SIGTERM');
-  await sidecar?.exited;
+  await stopSidecar(sidecar);
   config.remove();
   await Promise.all([primary, ...replicas].map((c) => c.destroy()));
 }
