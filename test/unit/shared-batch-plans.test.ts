@@ -35,6 +35,30 @@ describe('SharedBatchPlans', () => {
     expect(builds).toBe(5);
   });
 
+  it('forgets a plan once every replica took it, not holding its rows', () => {
+    const plans = new SharedBatchPlans(2);
+    const batch = [packet()];
+    const part = packet();
+    let builds = 0;
+    const build = () => {
+      builds++;
+      return [];
+    };
+    const run = () => {
+      builds++;
+      return { count: 1, values: [Buffer.from('1')] };
+    };
+    for (let replica = 0; replica < 2; replica++) {
+      plans.planOf(batch, build);
+      plans.runOf(part, 0, run);
+    }
+    expect(builds).toBe(2);
+    // A replica asking again (a retried batch) gets it built anew: nothing kept it.
+    plans.planOf(batch, build);
+    plans.runOf(part, 0, run);
+    expect(builds).toBe(4);
+  });
+
   it('keeps nothing when it serves one replica alone', () => {
     const plans = new SharedBatchPlans(0);
     const batch = [packet()];

@@ -7,22 +7,32 @@ export type BatchPlan = readonly EncodedNetChanges[] | null;
 /** Encoded runs of inserts kept per replica (replicas in step are a few parts apart at most). */
 const RUNS_PER_REPLICA = 8;
 
-/** The last `limit` results built, found again by key; nothing is kept when `limit` is 0. */
+/**
+ * The last `limit` results built, found again by key, each forgotten once
+ * `sharers` callers have taken it: a kept key pins its packets' rows, and with
+ * them every large value's message (a 100 MB row stayed resident until two
+ * more batches had passed). Nothing is kept when `sharers` is 1 or less.
+ */
 class RecentResults<K, V> {
-  private readonly entries: { key: K; value: V }[] = [];
+  private readonly entries: { key: K; value: V; taken: number }[] = [];
 
   constructor(
     private readonly limit: number,
+    private readonly sharers: number,
     private readonly same: (a: K, b: K) => boolean,
   ) {}
 
   /** The result for `key`, built with `build` unless already known. */
   get(key: K, build: () => V): V {
-    const known = this.entries.find((entry) => this.same(entry.key, key));
-    if (known) return known.value;
+    const at = this.entries.findIndex((entry) => this.same(entry.key, key));
+    const known = this.entries[at];
+    if (known) {
+      if (++known.taken >= this.sharers) this.entries.splice(at, 1);
+      return known.value;
+    }
     const value = build();
-    if (this.limit > 0) {
-      this.entries.push({ key, value });
+    if (this.limit > 0 && this.sharers > 1) {
+      this.entries.push({ key, value, taken: 1 });
       if (this.entries.length > this.limit) this.entries.shift();
     }
     return value;
@@ -36,8 +46,9 @@ class RecentResults<K, V> {
  * once for all of them. The same holds for the runs of inserts of a large
  * packet's parts, applied in order. Work is reused only for the very same
  * packet parts (identity, not equal content), so it never serves anything
- * else; the few most recent results are kept. Every target sharing it uses
- * the same `conflicts` mode (it decides how inserts are encoded).
+ * else; the few most recent results are kept, each until every replica took
+ * it. Every target sharing it uses the same `conflicts` mode (it decides how
+ * inserts are encoded).
  */
 export class SharedBatchPlans {
   private readonly plans: RecentResults<readonly (readonly Change[])[], BatchPlan>;
@@ -46,11 +57,15 @@ export class SharedBatchPlans {
     EncodedInserts
   >;
 
-  /** @param keep how many recent plans are kept (one per replica is enough for replicas in step). */
+  /**
+   * @param keep how many replicas share it: as many recent plans are kept (one
+   * per replica is enough for replicas in step), each until every replica took it.
+   */
   constructor(keep: number) {
-    this.plans = new RecentResults(keep, samePackets);
+    this.plans = new RecentResults(keep, keep, samePackets);
     this.runs = new RecentResults(
       keep * RUNS_PER_REPLICA,
+      keep,
       (a, b) => a.changes === b.changes && a.start === b.start,
     );
   }
