@@ -1,12 +1,7 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
-import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
-import { loadConfig } from '../../plugin/config/load-config.js';
-import { readStatus } from '../../plugin/status/read-status.js';
-import { eventually } from '../support/compare-nodes.js';
-import { useAppSidecar } from '../support/use-app-sidecar.js';
-import { useAttached } from '../support/use-attached.js';
+import { useCapturingReplicas } from '../support/replicas-applying.js';
 
 // DDL on a temporary table's sub-objects: a replica has none of them, so capturing it
 // halts every replica. An application role that may create a temporary table must not
@@ -41,8 +36,8 @@ const TEMPORARY_DDL = [
   "COMMENT ON TRIGGER trg ON tt IS 'note'",
   'ALTER TABLE tt DISABLE TRIGGER trg',
   'ALTER TABLE tt ENABLE TRIGGER trg',
-  'CREATE STATISTICS st ON a, b FROM tt',
-  'ALTER STATISTICS st SET STATISTICS 50',
+  'CREATE STATISTICS pg_temp.st ON a, b FROM tt',
+  'ALTER STATISTICS pg_temp.st SET STATISTICS 50',
   'CREATE STATISTICS pg_temp.st2 ON a, b FROM tt',
   'CREATE TEMP SEQUENCE ts',
   'ALTER SEQUENCE ts RESTART 5',
@@ -52,11 +47,11 @@ const TEMPORARY_DDL = [
   'DROP POLICY p ON tt',
   'ALTER TABLE tt DROP CONSTRAINT c',
   'DROP INDEX ti',
-  'DROP STATISTICS st',
+  'DROP STATISTICS pg_temp.st',
   'DROP STATISTICS pg_temp.st2',
   'DROP VIEW tv',
-  'CREATE STATISTICS st3 ON a, b FROM tt',
-  // Drops st3 too, a statistics object in public on the temporary table.
+  'CREATE STATISTICS pg_temp.st3 ON a, b FROM tt',
+  // Drops st3 too.
   'ALTER TABLE tt DROP COLUMN b',
 ];
 
@@ -71,37 +66,7 @@ const schemaOf = (node: PostgresCluster) =>
   );
 
 describe('DDL on a temporary table stays local; DDL on a permanent one still replicates', () => {
-  const clusters = useAttached({
-    replicas: 2,
-    schema: SCHEMA,
-    config: { twoPhase: { captureDdl: true }, tables: ['public.*'] },
-  });
-  const running = useAppSidecar(clusters);
-
-  /** A row written now arrives on every replica, and no replica reports an error (halted, stale). */
-  async function expectEveryReplicaApplying(): Promise<void> {
-    const [row] = await clusters.primary.query<{ id: string }>(
-      'INSERT INTO marker DEFAULT VALUES RETURNING id',
-    );
-    const errors = async () =>
-      (await readStatus(postgresCluster(), loadConfig(clusters.configFile))).replicas
-        .filter((r) => r.error !== null || r.state === 'stale')
-        .map((r) => `${r.name}: ${r.state} ${r.error}`);
-    const arrived = async () => {
-      for (const replica of clusters.replicas)
-        if ((await replica.query('SELECT 1 FROM marker WHERE id = $1', [row?.id])).length === 0)
-          return false;
-      return true;
-    };
-    await eventually(
-      async () => (await arrived()) || (await errors()).length > 0,
-      'the row on every replica, or a replica error',
-    );
-    expect(await errors()).toEqual([]);
-    expect(await arrived()).toBe(true);
-    const expected = await schemaOf(clusters.primary);
-    for (const replica of clusters.replicas) expect(await schemaOf(replica)).toEqual(expected);
-  }
+  const { clusters, running, expectEveryReplicaApplying } = useCapturingReplicas(SCHEMA, schemaOf);
 
   it('keeps every replica applying through DDL on temporary sub-objects', async () => {
     for (const text of TEMPORARY_DDL) await running.app.query(text);

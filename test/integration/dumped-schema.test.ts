@@ -124,7 +124,7 @@ describe('a replica whose tables came from pg_dump --schema-only of the primary'
     );
     expect(refused.output).toContain('pg_dump --schema-only --exclude-schema=lockstep');
     expect(refused.output).toContain(
-      'DROP EVENT TRIGGER IF EXISTS lockstep_capture_ddl; DROP EVENT TRIGGER IF EXISTS lockstep_refuse_volatile_rewrite; DROP EVENT TRIGGER IF EXISTS lockstep_note_temporary_drop; DROP EVENT TRIGGER IF EXISTS lockstep_note_temporary_statistics; DROP SCHEMA lockstep CASCADE',
+      'DROP EVENT TRIGGER IF EXISTS lockstep_capture_ddl; DROP EVENT TRIGGER IF EXISTS lockstep_refuse_volatile_rewrite; DROP EVENT TRIGGER IF EXISTS lockstep_note_temporary_drop; DROP EVENT TRIGGER IF EXISTS lockstep_note_command_start; DROP SCHEMA lockstep CASCADE',
     );
     expect(refused.output).not.toMatch(/already exists/);
     // Nothing of it was touched.

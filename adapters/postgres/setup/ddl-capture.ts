@@ -3,18 +3,27 @@ import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
 import { CONTROL_QUERY_TIMEOUT_MS } from '../connection/connection-url.js';
 import { connectNode, endClient } from '../connection/node-connection.js';
 import { quoteIdent } from '../sql-identifier.js';
+import { REFUSE_UNREPLICABLE } from './refuse-unreplicable.js';
 import {
   DROP_EVENT_TRIGGER,
   NOTE_TEMPORARY_DROP,
-  NOTE_TEMPORARY_STATISTICS,
-  START_EVENT_TRIGGER,
   TEMPORARY_DROP_SETTING,
   TEMPORARY_OBJECT,
 } from './temporary-drop.js';
+import {
+  GRANT_REACH,
+  NOTE_COMMAND_START,
+  REFUSE_TEMPORARY_DEPENDENTS,
+  REFUSE_TEMPORARY_NAMES,
+  RETIRED_START_FUNCTION,
+  RETIRED_START_TRIGGER,
+  START_EVENT_TRIGGER,
+} from './temporary-reach.js';
 import { requireTrustedOwners } from './trusted-owners.js';
 import { REFUSE_VOLATILE_REWRITE, REWRITE_EVENT_TRIGGER } from './volatile-rewrite.js';
 
-export { DROP_EVENT_TRIGGER, START_EVENT_TRIGGER } from './temporary-drop.js';
+export { DROP_EVENT_TRIGGER } from './temporary-drop.js';
+export { START_EVENT_TRIGGER } from './temporary-reach.js';
 export { REWRITE_EVENT_TRIGGER } from './volatile-rewrite.js';
 
 /** The event trigger that captures DDL on the primary (`twoPhase.captureDdl`). */
@@ -24,7 +33,7 @@ export const DDL_EVENT_TRIGGER = 'lockstep_capture_ddl';
 export const MIGRATING_SETTING = 'lockstep.migrating';
 
 /** Names this version of the capture's functions: `lockstep run` reinstalls them when it differs. */
-const CAPTURE_VERSION = 'lockstep capture 6 (objects of temporary relations kept local)';
+const CAPTURE_VERSION = 'lockstep capture 7 (nothing permanent depends on a temporary object)';
 
 /**
  * The event trigger's function. `SECURITY DEFINER`: only its owner,
@@ -52,6 +61,7 @@ const CAPTURE_DDL = `
     stack text;
     nested boolean;
     temporary_drop boolean;
+    grant_reach text;
   BEGIN
     invoker_path := pg_catalog.current_setting('search_path');
     invoker := pg_catalog.current_setting('role');
@@ -85,14 +95,20 @@ const CAPTURE_DDL = `
       temporary_drop := tg_tag LIKE 'DROP %' AND tg_tag <> 'DROP OWNED'
                         AND coalesce(current_setting('${TEMPORARY_DROP_SETTING}', true), '') = 'on';
       PERFORM set_config('${TEMPORARY_DROP_SETTING}', '', true);
+      -- GRANT/REVOKE report no object: the catalog rows they wrote decide (temporary-reach.ts).
+      grant_reach := CASE WHEN tg_tag IN ('GRANT', 'REVOKE') THEN lockstep.grant_reach() END;
+      -- Captured or kept local: nothing permanent may be left depending on a temporary object.
+      IF pg_my_temp_schema() <> 0 THEN
+        PERFORM lockstep.refuse_temporary_dependents(tg_tag);
+      END IF;
       -- Objects of temporary relations too (triggers, rules, policies, statistics: temporary-drop.ts).
-      IF NOT temporary_drop
+      IF NOT temporary_drop AND grant_reach IS DISTINCT FROM 'temporary'
          AND (NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())
               OR EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
                           WHERE c.schema_name IS DISTINCT FROM 'lockstep'
                             AND NOT lockstep.temporary_object(c.classid, c.objid, c.schema_name))) THEN
         -- Captured, its temporary objects would halt every replica; kept local, the nodes would differ.
-        IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
+        IF grant_reach = 'mixed' OR EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
                     WHERE lockstep.temporary_object(c.classid, c.objid, c.schema_name)) THEN
           RAISE EXCEPTION 'lockstep: % changes both temporary and permanent objects: no replica could run it', tg_tag
             USING HINT = 'change the temporary and the permanent objects in separate statements';
@@ -120,21 +136,9 @@ const CAPTURE_DDL = `
           RAISE EXCEPTION 'lockstep: % with a backslash in its query string cannot be replicated while standard_conforming_strings is off or set in that string', tg_tag
             USING HINT = 'keep standard_conforming_strings on (the default), set it in a query string of its own, and write backslashes in E'''' strings';
         END IF;
-        -- A replica has no temporary objects: a name that means a temporary table or type
-        -- here means the object it hides there (temporary relations and types are found
-        -- first, before pg_catalog even), and a statement skipped here as temporary (never
-        -- checked) could be run there on it. Whatever the query string spells (U&"…"):
-        -- while the session has such an object, its DDL is not captured but refused.
-        IF EXISTS (SELECT 1 FROM pg_class t JOIN pg_class o ON o.relname = t.relname
-                     JOIN pg_namespace n ON n.oid = o.relnamespace
-                    WHERE t.relnamespace = pg_my_temp_schema() AND o.relnamespace <> t.relnamespace
-                      AND n.nspname !~ '^pg_(temp|toast_temp)_')
-           OR EXISTS (SELECT 1 FROM pg_type t JOIN pg_type o ON o.typname = t.typname
-                        JOIN pg_namespace n ON n.oid = o.typnamespace
-                       WHERE t.typnamespace = pg_my_temp_schema() AND o.typnamespace <> t.typnamespace
-                         AND n.nspname !~ '^pg_(temp|toast_temp)_') THEN
-          RAISE EXCEPTION 'lockstep: % in a session whose temporary table or type hides one of the same name cannot be replicated', tg_tag
-            USING HINT = 'drop or rename the temporary object, or run the DDL in a session without it';
+        -- A name meaning a temporary object here means another object, or none, there.
+        IF pg_my_temp_schema() <> 0 THEN
+          PERFORM lockstep.refuse_temporary_names(tg_tag);
         END IF;
         INSERT INTO lockstep.control_events (kind, payload)
           VALUES ('ddl', json_build_object('searchPath', invoker_path, 'command', command,
@@ -154,93 +158,11 @@ const CAPTURE_DDL = `
   END
   $fn$`;
 
-/**
- * DDL no replica could run identically or safely, refused on the primary
- * with the alternative. Runs inside the capture (as lockstep's role, with
- * search_path pg_catalog). A role that is not a superuser may not make a
- * replicated table call code it can change: on the replicas that code runs
- * as lockstep's role for every applied row (triggers enabled ALWAYS or
- * REPLICA, rules, and constraints, defaults and indexes over its functions).
- */
-const REFUSE_UNREPLICABLE = `
-  CREATE OR REPLACE FUNCTION lockstep.refuse_unreplicable_ddl(invoker name, tag text) RETURNS void
-  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
-  DECLARE
-    rel oid;
-    has_rows boolean;
-    found text;
-  BEGIN
-    -- Its rows stream to the replicas too: running it there would copy them twice.
-    IF tag IN ('CREATE TABLE AS', 'SELECT INTO') AND EXISTS (
-         SELECT 1 FROM pg_event_trigger_ddl_commands() c JOIN pg_publication_tables p
-           ON c.object_identity = format('%I.%I', p.schemaname, p.tablename)) THEN
-      RAISE EXCEPTION 'lockstep: % into a replicated table cannot be replicated by the DDL capture', tag
-        USING HINT = 'create the table first, then fill it with INSERT ... SELECT (its rows stream)';
-    END IF;
-    IF NOT coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = invoker), false) THEN
-      IF EXISTS (
-           SELECT 1 FROM pg_event_trigger_ddl_commands() c
-             JOIN pg_trigger t ON t.tgrelid = c.objid AND NOT t.tgisinternal AND t.tgenabled IN ('A', 'R')
-            WHERE c.classid = 'pg_class'::regclass
-           UNION ALL
-           SELECT 1 FROM pg_event_trigger_ddl_commands() c
-             JOIN pg_rewrite r ON r.ev_class = c.objid AND r.ev_enabled IN ('A', 'R')
-            WHERE c.classid = 'pg_class'::regclass) THEN
-        RAISE EXCEPTION 'lockstep: a trigger or rule enabled ALWAYS or REPLICA would fire on the replicas as lockstep''s role'
-          USING HINT = 'only a superuser may enable one on a replicated table with the DDL capture on';
-      END IF;
-      SELECT f.oid::regprocedure::text INTO found
-        FROM pg_publication_tables p
-        JOIN pg_namespace n ON n.nspname = p.schemaname
-        JOIN pg_class t ON t.relnamespace = n.oid AND t.relname = p.tablename
-        JOIN LATERAL (
-          SELECT 'pg_class'::regclass AS classid, t.oid AS objid
-          UNION ALL SELECT 'pg_constraint'::regclass, k.oid FROM pg_constraint k WHERE k.conrelid = t.oid
-          UNION ALL SELECT 'pg_attrdef'::regclass, d.oid FROM pg_attrdef d WHERE d.adrelid = t.oid
-          UNION ALL SELECT 'pg_class'::regclass, i.indexrelid FROM pg_index i WHERE i.indrelid = t.oid
-          UNION ALL SELECT 'pg_constraint'::regclass, k.oid FROM pg_attribute a
-                      JOIN pg_constraint k ON k.contypid = a.atttypid
-                     WHERE a.attrelid = t.oid AND a.attnum > 0) o ON true
-        JOIN pg_depend dep ON dep.classid = o.classid AND dep.objid = o.objid
-                          AND dep.refclassid = 'pg_proc'::regclass
-        JOIN pg_proc f ON f.oid = dep.refobjid
-       WHERE pg_has_role(invoker, f.proowner, 'MEMBER')
-         AND NOT (SELECT rolsuper FROM pg_roles WHERE oid = f.proowner)
-       LIMIT 1;
-      IF found IS NOT NULL THEN
-        RAISE EXCEPTION 'lockstep: a replicated table''s constraint, default, index or type calls %, which role % can change: on the replicas it runs as lockstep''s role', found, invoker
-          USING HINT = 'give the function to a superuser (ALTER FUNCTION ... OWNER TO ...), or change the schema with lockstep migrate';
-      END IF;
-    END IF;
-    -- A column added now whose default is computed once per node (now(), current_user, ...).
-    IF tag = 'ALTER TABLE' THEN
-      FOR rel IN SELECT DISTINCT c.objid FROM pg_event_trigger_ddl_commands() c
-                  WHERE c.classid = 'pg_class'::regclass LOOP
-        IF EXISTS (
-             SELECT 1 FROM pg_attribute a JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-              WHERE a.attrelid = rel AND a.atthasmissing
-                AND a.xmin::text::bigint >= pg_current_xact_id()::xid::text::bigint
-                AND (d.adbin::text ~ '[{]SQLVALUEFUNCTION' OR EXISTS (
-                       SELECT 1 FROM regexp_matches(d.adbin::text, ':(?:op)?funcid ([0-9]+)', 'g') m
-                         JOIN pg_proc f ON f.oid = m[1]::oid WHERE f.provolatile <> 'i')))
-           AND EXISTS (SELECT 1 FROM pg_publication_tables p JOIN pg_namespace n ON n.nspname = p.schemaname
-                         JOIN pg_class t ON t.relnamespace = n.oid AND t.relname = p.tablename WHERE t.oid = rel) THEN
-          EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', rel::regclass) INTO has_rows;
-          IF has_rows THEN
-            RAISE EXCEPTION 'lockstep: a column added to % with a default computed at the ALTER (now(), current_user, ...) gets different values on every node', rel::regclass
-              USING HINT = 'add the column without a default (or with a constant one), then fill it with an UPDATE (its rows stream)';
-          END IF;
-        END IF;
-      END LOOP;
-    END IF;
-  END
-  $fn$`;
-
 /** The capture's event triggers: name, event, function. */
 const EVENT_TRIGGERS = [
   [DDL_EVENT_TRIGGER, 'ddl_command_end', 'lockstep.capture_ddl'],
   [DROP_EVENT_TRIGGER, 'sql_drop', 'lockstep.note_temporary_drop'],
-  [START_EVENT_TRIGGER, 'ddl_command_start', 'lockstep.note_temporary_statistics'],
+  [START_EVENT_TRIGGER, 'ddl_command_start', 'lockstep.note_command_start'],
   [REWRITE_EVENT_TRIGGER, 'table_rewrite', 'lockstep.refuse_volatile_rewrite'],
 ] as const;
 
@@ -260,10 +182,13 @@ export async function installDdlCapture(client: pg.ClientBase): Promise<void> {
     await client.query(REFUSE_UNREPLICABLE);
     // Before the capture that calls it: the new capture fires for the commands that follow.
     await client.query(TEMPORARY_OBJECT);
+    await client.query(GRANT_REACH);
+    await client.query(REFUSE_TEMPORARY_DEPENDENTS);
+    await client.query(REFUSE_TEMPORARY_NAMES);
     await client.query(CAPTURE_DDL);
     await client.query(REFUSE_VOLATILE_REWRITE);
     await client.query(NOTE_TEMPORARY_DROP);
-    await client.query(NOTE_TEMPORARY_STATISTICS);
+    await client.query(NOTE_COMMAND_START);
     const { rows } = await client.query<{ evtname: string }>(
       'SELECT evtname FROM pg_event_trigger WHERE evtname = ANY($1::text[])',
       [EVENT_TRIGGERS.map(([name]) => name)],
@@ -272,6 +197,7 @@ export async function installDdlCapture(client: pg.ClientBase): Promise<void> {
     for (const [name, event, fn] of EVENT_TRIGGERS)
       if (!present.has(name))
         await client.query(`CREATE EVENT TRIGGER ${name} ON ${event} EXECUTE FUNCTION ${fn}()`);
+    await retireStartTrigger(client);
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
@@ -279,9 +205,28 @@ export async function installDdlCapture(client: pg.ClientBase): Promise<void> {
   }
 }
 
+/**
+ * Capture 6's statistics note, replaced by the command-start note. Its
+ * DROP FUNCTION would be captured like any DROP: the capture is disabled
+ * for it inside the install's transaction, which no other session sees.
+ */
+async function retireStartTrigger(client: pg.ClientBase): Promise<void> {
+  const { rows } = await client.query<{ present: boolean }>(
+    'SELECT to_regprocedure($1) IS NOT NULL AS present',
+    [RETIRED_START_FUNCTION],
+  );
+  await client.query(`DROP EVENT TRIGGER IF EXISTS ${RETIRED_START_TRIGGER}`);
+  if (!rows[0]?.present) return;
+  // The capture's trigger exists here: installDdlCapture created it just before if absent.
+  await client.query(`ALTER EVENT TRIGGER ${DDL_EVENT_TRIGGER} DISABLE`);
+  await client.query(`DROP FUNCTION ${RETIRED_START_FUNCTION}`);
+  await client.query(`ALTER EVENT TRIGGER ${DDL_EVENT_TRIGGER} ENABLE`);
+}
+
 /** Removes the capture (detach, or captureDdl turned off). */
 export async function removeDdlCapture(client: pg.ClientBase): Promise<void> {
   for (const [name] of EVENT_TRIGGERS) await client.query(`DROP EVENT TRIGGER IF EXISTS ${name}`);
+  await client.query(`DROP EVENT TRIGGER IF EXISTS ${RETIRED_START_TRIGGER}`);
 }
 
 /**

@@ -1,14 +1,8 @@
 /** The sql_drop event trigger that tells the DDL capture a DROP removed only temporary objects. */
 export const DROP_EVENT_TRIGGER = 'lockstep_note_temporary_drop';
 
-/** The ddl_command_start event trigger that notes, before anything is dropped, what sql_drop cannot look up after. */
-export const START_EVENT_TRIGGER = 'lockstep_note_temporary_statistics';
-
 /** The transaction-local setting it notes that in, read and cleared by the capture at ddl_command_end. */
 export const TEMPORARY_DROP_SETTING = 'lockstep.temporary_drop';
-
-/** The transaction-local setting: statistics objects on temporary relations as the command started. */
-const TEMPORARY_STATISTICS_SETTING = 'lockstep.temporary_statistics';
 
 /** A temporary schema's name: the session's own reads `pg_temp`, another's `pg_temp_N` (pg_ names are reserved). */
 const TEMPORARY_SCHEMA = `'^pg_(toast_)?temp(_[0-9]+)?$'`;
@@ -16,9 +10,8 @@ const TEMPORARY_SCHEMA = `'^pg_(toast_)?temp(_[0-9]+)?$'`;
 /**
  * Whether a command's object is temporary, or belongs to a temporary
  * relation, read from the catalogs while it still exists (ddl_command_end).
- * Triggers, rules and policies have no schema at all, and a statistics
- * object on a temporary table may sit in a permanent schema: their
- * relation decides. A replica has none of these objects.
+ * Triggers, rules and policies have no schema at all: their relation
+ * decides. A replica has none of these objects.
  */
 export const TEMPORARY_OBJECT = `
   CREATE OR REPLACE FUNCTION lockstep.temporary_object(classid oid, objid oid, schema_name text) RETURNS boolean
@@ -36,28 +29,12 @@ export const TEMPORARY_OBJECT = `
   $fn$`;
 
 /**
- * At sql_drop the dropped rows are gone: a statistics object's relation can
- * no longer be looked up (its name gives only its own schema). So every DDL
- * command first notes which statistics objects sit on temporary relations;
- * the note is rewritten at every command's start, so a role cannot set it
- * beforehand for the drop to read.
- */
-export const NOTE_TEMPORARY_STATISTICS = `
-  CREATE OR REPLACE FUNCTION lockstep.note_temporary_statistics() RETURNS event_trigger
-  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
-  BEGIN
-    PERFORM set_config('${TEMPORARY_STATISTICS_SETTING}',
-      coalesce((SELECT string_agg(s.oid::text, ',') FROM pg_statistic_ext s
-                  JOIN pg_class r ON r.oid = s.stxrelid WHERE r.relpersistence = 't'), ''), true);
-  END
-  $fn$`;
-
-/**
  * A DROP reports no commands at ddl_command_end, so the capture cannot see
  * what it dropped; sql_drop, which fires just before, can. An object is
  * temporary by its own schema, or by its relation's (the first of its
  * address names: triggers, rules, policies, constraints, defaults,
- * columns), or as a statistics object noted at the command's start. A DROP
+ * columns; statistics objects sit in their relation's schema,
+ * temporary-reach.ts). A DROP
  * whose dropped objects, cascaded ones too, are all temporary is noted, and
  * the capture keeps it to the session (a replica has no such object: it
  * would halt, or drop one of that name). One that names a temporary object
@@ -81,11 +58,7 @@ export const NOTE_TEMPORARY_DROP = `
                    OR (o.classid IN ('pg_class'::regclass, 'pg_trigger'::regclass, 'pg_rewrite'::regclass,
                                      'pg_policy'::regclass, 'pg_attrdef'::regclass)
                        OR o.object_type = 'table constraint')
-                      AND coalesce(o.address_names[1] ~ ${TEMPORARY_SCHEMA}, false)
-                   OR o.classid = 'pg_statistic_ext'::regclass
-                      AND o.objid::text = ANY (string_to_array(
-                            coalesce(current_setting('${TEMPORARY_STATISTICS_SETTING}', true), ''), ','))
-                     AS temporary
+                      AND coalesce(o.address_names[1] ~ ${TEMPORARY_SCHEMA}, false) AS temporary
               FROM pg_event_trigger_dropped_objects() o) d;
     IF named_temporary AND permanent IS NOT NULL AND tg_tag <> 'DROP OWNED' THEN
       RAISE EXCEPTION 'lockstep: % of a temporary object also drops the permanent %: no replica could run it', tg_tag, permanent
