@@ -94,6 +94,9 @@ describe('DDL reaching a temporary object: refused on the primary, never halting
     );
     // Not all of tq's columns: replicated.
     await app.query('CREATE TABLE perm_later (a int, c int)');
+    // All of a one-column temporary table's columns, but no LIKE: replicated.
+    await app.query('CREATE TEMP TABLE ids (id int)');
+    await app.query('CREATE TABLE perm_ids (id int, note text)');
     await app.query('DISCARD TEMP');
     await app.query('CREATE TABLE side.perm_copy AS SELECT * FROM perm');
     await expectEveryReplicaApplying();

@@ -129,7 +129,10 @@ const COLUMNS_OF = (
  * schema. A replica has no temporary objects: a name meaning one here means
  * the object of that name it hides there, or nothing. Some statements
  * record no dependency on what they read: CREATE TABLE … (LIKE t) is known
- * by holding all of a temporary relation's columns, in order; CREATE TABLE
+ * by holding all of a temporary relation's columns, in order, with the word
+ * LIKE in the query (a refusal, never a capture, is decided on that word:
+ * without it a one-column temporary table would refuse every permanent
+ * table that has the same column); CREATE TABLE
  * … AS, SELECT … INTO and a SQL function's body (checked as it is created)
  * are not known at all, so refused while the session has a temporary
  * relation, type or function they could name.
@@ -149,7 +152,7 @@ export const REFUSE_TEMPORARY_NAMES = `
       RAISE EXCEPTION 'lockstep: % in a session whose temporary table or type hides one of the same name cannot be replicated', tag
         USING HINT = 'drop or rename the temporary object, or run the DDL in a session without it';
     END IF;
-    IF tag = 'CREATE TABLE' AND EXISTS (
+    IF tag = 'CREATE TABLE' AND current_query() ~* '\\mlike\\M' AND EXISTS (
          SELECT 1 FROM pg_event_trigger_ddl_commands() c, pg_class s
           WHERE c.classid = 'pg_class'::regclass AND s.relnamespace = pg_my_temp_schema()
             AND s.relkind IN ('r', 'p', 'v', 'f', 'c')
