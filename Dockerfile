@@ -1,4 +1,4 @@
-# lockstep sidecar image: node dist/plugin/cli/main.js run --config /etc/lockstep/lockstep.yaml
+# lockstep sidecar image: node dist/lockstep.mjs run --config /etc/lockstep/lockstep.yaml
 # Build: docker build -t lockstep .   (.ci/run builds it where a container engine runs)
 #
 # Node 26, the Active LTS line (Node 24 is in maintenance since October 2026). The image runs
@@ -10,13 +10,14 @@ ARG NODE_IMAGE=node:26-trixie-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# TypeScript is a dev dependency; the optional ones are not needed to build.
-RUN npm ci --omit=optional --ignore-scripts --no-audit --no-fund
+# TypeScript and esbuild are dev dependencies; esbuild's binary is an optional one of its own.
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY plugin ./plugin
 COPY adapters ./adapters
 COPY migrations ./migrations
-RUN npx tsc -p tsconfig.json
+COPY scripts/bundle-cli.ts ./scripts/
+RUN npx tsc -p tsconfig.json && npx tsx scripts/bundle-cli.ts
 
 FROM ${NODE_IMAGE} AS production-dependencies
 WORKDIR /app
@@ -36,5 +37,5 @@ COPY --from=build /app/dist ./dist
 USER 1000:1000
 # /healthz, /readyz, /metrics, /status: http.host must be opened (0.0.0.0) for probes and scrapes.
 EXPOSE 9187
-ENTRYPOINT ["node", "dist/plugin/cli/main.js"]
+ENTRYPOINT ["node", "dist/lockstep.mjs"]
 CMD ["run", "--config", "/etc/lockstep/lockstep.yaml"]

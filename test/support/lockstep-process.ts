@@ -45,13 +45,13 @@ export function rewriteConfig(
 let entry: readonly string[] = ['--import', 'tsx', 'plugin/cli/main.ts'];
 
 /**
- * Makes every later command run the built CLI (`dist/`), as users run it:
- * benchmarks use it so that tsx's transpiling does not count in start-up.
+ * Makes every later command run the built CLI (`dist/lockstep.mjs`, package.json's
+ * `bin`), as users run it: benchmarks use it so that tsx's transpiling does not
+ * count in start-up; built-cli.test.ts passes a bundle it made itself.
  */
-export function useBuiltCli(): void {
-  if (!existsSync('dist/plugin/cli/main.js'))
-    throw new Error('the built CLI is missing: run `npm run build` first');
-  entry = ['dist/plugin/cli/main.js'];
+export function useBuiltCli(file = 'dist/lockstep.mjs'): void {
+  if (!existsSync(file)) throw new Error('the built CLI is missing: run `npm run build` first');
+  entry = [file];
 }
 
 /** A `lockstep` command run as its own process (so tests can SIGKILL it), output collected. */
