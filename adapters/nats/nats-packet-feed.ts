@@ -11,7 +11,7 @@ import { RelationInterner } from '../../plugin/protocol/relation-interner.js';
  * How long the agent may wait for a part with no sign of the consumer's
  * server (a message, a heartbeat, an expired pull) before the feed is given
  * up. A live consumer that has a pull waiting gives a sign every idle
- * heartbeat (half the pull's expiry, 1 s here).
+ * heartbeat (1 s, packet-consumer.ts).
  */
 export const SILENCE_MS = 10_000;
 

@@ -18,8 +18,19 @@ import { NatsPacketFeed, SILENCE_MS } from './nats-packet-feed.js';
 
 /** Bytes of messages the consumer may hold before the agent took them (its back-pressure bound). */
 const BUFFERED_BYTES = 32 * 1024 * 1024;
-/** How long one pull waits on the server (the client's default is 30 s). */
-const PULL_EXPIRES_MS = 2_000;
+/**
+ * How long one pull waits on the server (the client's default). An idle
+ * agent pulls again only this often: with 2 s pulls, re-pulling was most of
+ * what an idle agent sent to NATS. Liveness does not hang on it: the server
+ * heartbeats every IDLE_HEARTBEAT_MS while a pull waits.
+ */
+const PULL_EXPIRES_MS = 30_000;
+/**
+ * How often the consumer's server gives a sign while a pull waits with
+ * nothing to deliver (the client's default is half the expiry): what tells
+ * a hung server (SILENCE_MS) well within its bound.
+ */
+export const IDLE_HEARTBEAT_MS = 1_000;
 
 /**
  * The pull limits, counted in messages: as many of the largest message as
@@ -32,6 +43,7 @@ export function pullLimits(maxPayload: number): {
   max_messages: number;
   threshold_messages: number;
   expires: number;
+  idle_heartbeat: number;
 } {
   const max = Math.max(8, Math.floor(BUFFERED_BYTES / maxPayload));
   return {
@@ -40,6 +52,7 @@ export function pullLimits(maxPayload: number): {
     // pull request every 8 messages, the agent's most frequent write to NATS under load.
     threshold_messages: Math.floor(max / 4),
     expires: PULL_EXPIRES_MS,
+    idle_heartbeat: IDLE_HEARTBEAT_MS,
   };
 }
 

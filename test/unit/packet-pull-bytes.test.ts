@@ -18,4 +18,9 @@ describe('the pull limits of the packet reader', () => {
     expect(pullLimits(MB).threshold_messages).toBe(8);
     expect(pullLimits(64 * MB).threshold_messages).toBe(2);
   });
+
+  it('wait long on the server, with a heartbeat every second meanwhile: an idle agent seldom pulls', () => {
+    expect(pullLimits(MB).expires).toBe(30_000);
+    expect(pullLimits(MB).idle_heartbeat).toBe(1_000);
+  });
 });
