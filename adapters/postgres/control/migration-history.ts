@@ -79,6 +79,20 @@ export class MigrationHistory {
 }
 
 /**
+ * Sessions seen to have both tables readMigrationReading reads: a control
+ * schema is only ever upgraded, so they are not looked for again on that
+ * session (an agent reads its history every heartbeat). A failing read
+ * closes its session; a new one looks again.
+ */
+const SCHEMA_SEEN = new WeakSet<ControlSession>();
+
+/** The history and the copy time in one statement, both tables known to exist. */
+const HISTORY_SQL = `SELECT m.name, m.applied_at, c.copied_at
+   FROM (SELECT min(copied_at) AS copied_at FROM lockstep.synced_tables
+          WHERE stream = $1 AND copy_lsn <> '0/0'::pg_lsn) c
+   LEFT JOIN lockstep.migrations m ON true`;
+
+/**
  * A node's history, each with when the primary applied it, and when the
  * stream's current copy began there (the earliest table copy: a resync or a
  * join forgets the old ones first; '0/0' rows are tables a migration or DDL
@@ -89,18 +103,32 @@ export async function readMigrationReading(
   session: ControlSession,
   stream: string,
 ): Promise<MigrationReading> {
-  const { rows } = await session.query(
-    `SELECT to_regclass('lockstep.migrations') IS NOT NULL AS known,
-            to_regclass('lockstep.synced_tables') IS NOT NULL AS copies`,
+  if (!SCHEMA_SEEN.has(session)) {
+    const { rows } = await session.query(
+      `SELECT to_regclass('lockstep.migrations') IS NOT NULL AS known,
+              to_regclass('lockstep.synced_tables') IS NOT NULL AS copies`,
+    );
+    const known = rows[0] as { known: boolean; copies: boolean } | undefined;
+    if (!known?.known) return { migrations: [], copiedAt: null };
+    if (!known.copies) return { migrations: await readMigrations(session), copiedAt: null };
+    SCHEMA_SEEN.add(session);
+  }
+  const { rows } = await session.query(HISTORY_SQL, [stream]);
+  const found = rows as { name: string | null; applied_at: Date | null; copied_at: Date | null }[];
+  const migrations = found.flatMap((row) =>
+    row.name === null
+      ? []
+      : [{ name: row.name, appliedAt: (row.applied_at as Date).toISOString() }],
   );
-  const known = rows[0] as { known: boolean; copies: boolean } | undefined;
-  if (!known?.known) return { migrations: [], copiedAt: null };
+  return { migrations, copiedAt: found[0]?.copied_at?.toISOString() ?? null };
+}
+
+async function readMigrations(session: ControlSession): Promise<MigrationReading['migrations']> {
   const found = await session.query('SELECT name, applied_at FROM lockstep.migrations');
-  const migrations = found.rows.map((r) => {
+  return found.rows.map((r) => {
     const row = r as { name: string; applied_at: Date };
     return { name: row.name, appliedAt: row.applied_at.toISOString() };
   });
-  return { migrations, copiedAt: known.copies ? await readCopiedAt(session, stream) : null };
 }
 
 /** When the stream's current copy began on this replica (see {@link readMigrationReading}). */
