@@ -49,9 +49,10 @@ let entry: readonly string[] = ['--import', 'tsx', 'plugin/cli/main.ts'];
  * `bin`), as users run it: benchmarks use it so that tsx's transpiling does not
  * count in start-up; built-cli.test.ts passes a bundle it made itself.
  */
-export function useBuiltCli(file = 'dist/lockstep.mjs'): void {
+export function useBuiltCli(file = 'dist/lockstep.mjs', nodeFlags: readonly string[] = []): void {
   if (!existsSync(file)) throw new Error('the built CLI is missing: run `npm run build` first');
-  entry = [file];
+  // Node flags go on the command line: NODE_OPTIONS refuses some (--cpu-prof).
+  entry = [...nodeFlags, file];
 }
 
 /** A `lockstep` command run as its own process (so tests can SIGKILL it), output collected. */
