@@ -245,6 +245,27 @@ describe('AgentStatusPublisher', () => {
       await publisher.stop(100);
     });
 
+    it('reports a position alone at most once a second by default: a few writes to the bucket however busy', async () => {
+      const written: (number | null)[] = [];
+      const writer = {
+        put: async (r: AgentStatusRecord) => {
+          written.push(r.version);
+        },
+      };
+      const { agent, source } = streamingAgent();
+      const publisher = new AgentStatusPublisher(writer, source, pino({ level: 'silent' }));
+      publisher.changed();
+      // An agent applying a batch every 50 ms for 2 s.
+      for (let v = 2; v <= 41; v++) {
+        await vi.advanceTimersByTimeAsync(50);
+        agent.position = { version: v, lsn: toLsn('0/1') };
+        publisher.changed();
+      }
+      await vi.advanceTimersByTimeAsync(0);
+      expect(written).toEqual([1, 20, 40]);
+      await publisher.stop(100);
+    });
+
     it('keeps reporting when the wall clock steps back', async () => {
       const written: (number | null)[] = [];
       const writer = {
