@@ -176,6 +176,17 @@ function streamingAgent() {
   return { agent, source };
 }
 
+/** A status writer that records the version of each report. */
+function versionWriter() {
+  const written: (number | null)[] = [];
+  const writer = {
+    put: async (r: AgentStatusRecord) => {
+      written.push(r.version);
+    },
+  };
+  return { written, writer };
+}
+
 describe('AgentStatusPublisher', () => {
   it('never waits for the bus: one write in flight, the newest report replacing those not sent', async () => {
     const written: number[] = [];
@@ -246,12 +257,7 @@ describe('AgentStatusPublisher', () => {
     });
 
     it('reports a position alone at most once a second by default: a few writes to the bucket however busy', async () => {
-      const written: (number | null)[] = [];
-      const writer = {
-        put: async (r: AgentStatusRecord) => {
-          written.push(r.version);
-        },
-      };
+      const { written, writer } = versionWriter();
       const { agent, source } = streamingAgent();
       const publisher = new AgentStatusPublisher(writer, source, pino({ level: 'silent' }));
       publisher.changed();
@@ -267,12 +273,7 @@ describe('AgentStatusPublisher', () => {
     });
 
     it('keeps reporting when the wall clock steps back', async () => {
-      const written: (number | null)[] = [];
-      const writer = {
-        put: async (r: AgentStatusRecord) => {
-          written.push(r.version);
-        },
-      };
+      const { written, writer } = versionWriter();
       const { agent, source } = streamingAgent();
       const publisher = new AgentStatusPublisher(
         writer,
