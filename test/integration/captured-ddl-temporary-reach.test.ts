@@ -12,10 +12,14 @@ const SCHEMA = `
   GRANT CREATE ON SCHEMA public TO app;
   CREATE TABLE perm (a int PRIMARY KEY, b int);
   ALTER TABLE perm OWNER TO app;
+  CREATE TABLE perm2 (a int PRIMARY KEY);
+  ALTER TABLE perm2 OWNER TO app;
+  CREATE FUNCTION one() RETURNS int LANGUAGE sql AS 'SELECT 1';
+  ALTER FUNCTION one() OWNER TO app;
   -- Not published: CREATE TABLE AS into a published schema is refused for its rows anyway.
   CREATE SCHEMA side AUTHORIZATION app;`;
 
-/** What must match on every node: perm's columns, defaults, constraints and grants, views, policies, statistics. */
+/** What must match on every node: perm's columns, defaults, constraints and grants, relations, policies, statistics, functions. */
 const schemaOf = (node: PostgresCluster) =>
   node.query(
     `SELECT 'column' AS kind, attname || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '') AS name
@@ -26,6 +30,9 @@ const schemaOf = (node: PostgresCluster) =>
      UNION ALL SELECT 'relation', relname::text FROM pg_class WHERE relnamespace = 'public'::regnamespace
      UNION ALL SELECT 'policy', polname::text FROM pg_policy
      UNION ALL SELECT 'statistics', stxname::text FROM pg_statistic_ext WHERE stxnamespace = 'public'::regnamespace
+     UNION ALL SELECT 'function', proname || ' ' || provolatile::text || coalesce(obj_description(oid, 'pg_proc'), '')
+       FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+     UNION ALL SELECT 'language', coalesce(lanacl::text, '') FROM pg_language WHERE lanname = 'plpgsql'
      ORDER BY 1, 2`,
   );
 
@@ -85,12 +92,19 @@ describe('DDL reaching a temporary object: refused on the primary, never halting
   it('refuses CREATE TABLE … LIKE a temporary relation, and … AS in a session with temporary objects', async () => {
     const { app } = running;
     await app.query('CREATE TEMP TABLE tq (a int, b int)');
-    for (const text of ['CREATE TABLE permq (LIKE tq)', 'CREATE TABLE permq (id int, LIKE tq)'])
+    const likes = [
+      'CREATE TABLE permq (LIKE tq)',
+      'CREATE TABLE permq (id int, LIKE tq)',
+      'CREATE TABLE permq (LIKE pg_temp . "tq" INCLUDING ALL)',
+      // No name the text can read after LIKE: the columns decide.
+      'CREATE TABLE permq (LIKE /* here */ tq)',
+    ];
+    for (const text of likes)
       await expect(app.query(text), text).rejects.toMatchObject(
-        refusal('CREATE TABLE with all the columns of a temporary relation'),
+        refusal('CREATE TABLE LIKE a temporary relation'),
       );
     await expect(app.query('CREATE TABLE side.permr AS SELECT * FROM tq')).rejects.toMatchObject(
-      refusal('CREATE TABLE AS in a session with temporary tables, types or functions'),
+      refusal('CREATE TABLE AS in a session with temporary objects'),
     );
     // Not all of tq's columns: replicated.
     await app.query('CREATE TABLE perm_later (a int, c int)');
@@ -132,5 +146,65 @@ describe('DDL reaching a temporary object: refused on the primary, never halting
     await app.query('CREATE STATISTICS IF NOT EXISTS s1 ON a, b FROM perm');
     await expectEveryReplicaApplying();
     expect(await schemaOf(clusters.primary)).toContainEqual({ kind: 'statistics', name: 's1' });
+  });
+
+  it('refuses a permanent object depending on another session’s temporary one', async () => {
+    const holder = new pg.Client({ connectionString: clusters.primary.urlFor({ user: 'app' }) });
+    const plain = new pg.Client({ connectionString: clusters.primary.urlFor({ user: 'app' }) });
+    await holder.connect();
+    await plain.connect();
+    try {
+      await holder.query('CREATE TEMP TABLE held (x int)');
+      const [{ oid } = { oid: '' }] = (
+        await holder.query<{ oid: string }>(`SELECT 'held'::regclass::oid::text AS oid`)
+      ).rows;
+      // plain has no temporary schema of its own.
+      const dependents = [
+        `ALTER TABLE perm ADD CONSTRAINT b_c CHECK (b >= 0 OR '${oid}'::regclass IS NULL)`,
+        `CREATE VIEW pv AS SELECT a FROM perm WHERE '${oid}'::regclass IS NOT NULL`,
+        `ALTER TABLE perm ALTER COLUMN b SET DEFAULT ('${oid}'::regclass::oid::int * 0)`,
+      ];
+      for (const text of dependents)
+        await expect(plain.query(text), text).rejects.toMatchObject(
+          refusal('[A-Z ]+ leaves the permanent .* depending on the temporary table pg_temp_'),
+        );
+    } finally {
+      await holder.end();
+      await plain.end();
+    }
+    await expectEveryReplicaApplying();
+  });
+
+  it('reads a GRANT in a savepoint by its rows, and keeps a no-op REVOKE local', async () => {
+    const { app } = running;
+    await app.query('CREATE TEMP TABLE saved (x int)');
+    await app.query('BEGIN');
+    await app.query('SAVEPOINT s');
+    await app.query('GRANT SELECT ON saved TO PUBLIC');
+    await app.query('RELEASE SAVEPOINT s');
+    await app.query('SAVEPOINT t');
+    await expect(app.query('GRANT INSERT ON saved, perm TO PUBLIC')).rejects.toMatchObject(
+      refusal('GRANT changes both temporary and permanent objects'),
+    );
+    await app.query('ROLLBACK TO SAVEPOINT t');
+    await app.query('SAVEPOINT u');
+    await app.query('GRANT INSERT ON perm TO PUBLIC');
+    await app.query('COMMIT');
+    // No grant to revoke: nothing written, nothing captured.
+    await app.query('REVOKE SELECT (x) ON saved FROM PUBLIC');
+    await app.query('REVOKE SELECT (a) ON perm FROM PUBLIC');
+    // A language's grant writes pg_language: captured.
+    await clusters.primary.query('GRANT USAGE ON LANGUAGE plpgsql TO app');
+    await expectEveryReplicaApplying();
+  });
+
+  it('replicates DDL on a SQL function, and LIKE naming no temporary relation', async () => {
+    const { app } = running;
+    await app.query('CREATE TEMP TABLE shared_a (a int)');
+    await app.query(`COMMENT ON FUNCTION one() IS 'one'`);
+    await app.query('ALTER FUNCTION one() STABLE');
+    await app.query('CREATE TABLE perm_like (LIKE perm2)');
+    await app.query(`CREATE TABLE perm_checked (a int, n text CHECK (n LIKE 'a%'))`);
+    await expectEveryReplicaApplying();
   });
 });

@@ -13,6 +13,7 @@ import {
 import {
   GRANT_REACH,
   NOTE_COMMAND_START,
+  OWN_XID,
   REFUSE_TEMPORARY_DEPENDENTS,
   REFUSE_TEMPORARY_NAMES,
   RETIRED_START_FUNCTION,
@@ -33,7 +34,7 @@ export const DDL_EVENT_TRIGGER = 'lockstep_capture_ddl';
 export const MIGRATING_SETTING = 'lockstep.migrating';
 
 /** Names this version of the capture's functions: `lockstep run` reinstalls them when it differs. */
-const CAPTURE_VERSION = 'lockstep capture 7 (nothing permanent depends on a temporary object)';
+const CAPTURE_VERSION = 'lockstep capture 8 (no temporary object of any session is depended on)';
 
 /**
  * The event trigger's function. `SECURITY DEFINER`: only its owner,
@@ -95,14 +96,14 @@ const CAPTURE_DDL = `
       temporary_drop := tg_tag LIKE 'DROP %' AND tg_tag <> 'DROP OWNED'
                         AND coalesce(current_setting('${TEMPORARY_DROP_SETTING}', true), '') = 'on';
       PERFORM set_config('${TEMPORARY_DROP_SETTING}', '', true);
-      -- GRANT/REVOKE report no object: the catalog rows they wrote decide (temporary-reach.ts).
+      -- GRANT/REVOKE report no object: the catalog rows they wrote decide (temporary-reach.ts);
+      -- none written, it changed nothing here and is not captured.
       grant_reach := CASE WHEN tg_tag IN ('GRANT', 'REVOKE') THEN lockstep.grant_reach() END;
       -- Captured or kept local: nothing permanent may be left depending on a temporary object.
-      IF pg_my_temp_schema() <> 0 THEN
-        PERFORM lockstep.refuse_temporary_dependents(tg_tag);
-      END IF;
+      -- Any session's temporary objects: a regclass literal reaches another session's too.
+      PERFORM lockstep.refuse_temporary_dependents(tg_tag);
       -- Objects of temporary relations too (triggers, rules, policies, statistics: temporary-drop.ts).
-      IF NOT temporary_drop AND grant_reach IS DISTINCT FROM 'temporary'
+      IF NOT temporary_drop AND coalesce(grant_reach, '') NOT IN ('temporary', 'none')
          AND (NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())
               OR EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
                           WHERE c.schema_name IS DISTINCT FROM 'lockstep'
@@ -182,6 +183,7 @@ export async function installDdlCapture(client: pg.ClientBase): Promise<void> {
     await client.query(REFUSE_UNREPLICABLE);
     // Before the capture that calls it: the new capture fires for the commands that follow.
     await client.query(TEMPORARY_OBJECT);
+    await client.query(OWN_XID);
     await client.query(GRANT_REACH);
     await client.query(REFUSE_TEMPORARY_DEPENDENTS);
     await client.query(REFUSE_TEMPORARY_NAMES);
