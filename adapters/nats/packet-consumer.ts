@@ -19,12 +19,15 @@ import { NatsPacketFeed, SILENCE_MS } from './nats-packet-feed.js';
 /** Bytes of messages the consumer may hold before the agent took them (its back-pressure bound). */
 const BUFFERED_BYTES = 32 * 1024 * 1024;
 /**
- * How long one pull waits on the server (the client's default). An idle
- * agent pulls again only this often: with 2 s pulls, re-pulling was most of
- * what an idle agent sent to NATS. Liveness does not hang on it: the server
- * heartbeats every IDLE_HEARTBEAT_MS while a pull waits.
+ * How long one pull waits on the server. An idle agent pulls again only this
+ * often: with 2 s pulls, re-pulling was most of what an idle agent sent to
+ * NATS. Liveness does not hang on it: the server heartbeats every
+ * IDLE_HEARTBEAT_MS while a pull waits. Kept well under SILENCE_MS: after
+ * missed heartbeats the client re-checks the consumer with a backoff of
+ * 0.5–1.5× the expiry (3–9 s here), which must come before the feed gives
+ * up as silent (30 s pulls waited 15–45 s there).
  */
-const PULL_EXPIRES_MS = 30_000;
+const PULL_EXPIRES_MS = 6_000;
 /**
  * How often the consumer's server gives a sign while a pull waits with
  * nothing to deliver (the client's default is half the expiry): what tells

@@ -20,7 +20,7 @@ describe('the pull limits of the packet reader', () => {
   });
 
   it('wait long on the server, with a heartbeat every second meanwhile: an idle agent seldom pulls', () => {
-    expect(pullLimits(MB).expires).toBe(30_000);
+    expect(pullLimits(MB).expires).toBe(6_000);
     expect(pullLimits(MB).idle_heartbeat).toBe(1_000);
   });
 });
