@@ -7,7 +7,7 @@
  * files, optional dependencies); it is read from the sources, so the build
  * needs no `tsc` output. `npm run build` calls it; tests call bundleCli.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';
 
@@ -45,4 +45,7 @@ export async function bundleCli(outfile: string): Promise<void> {
   });
 }
 
-if (import.meta.filename === process.argv[1]) await bundleCli(path.join(ROOT, 'dist/lockstep.mjs'));
+// Run as a script (argv[1] may reach this file through a symlink), not imported by a test.
+const invoked = process.argv[1] ? realpathSync(process.argv[1]) : '';
+if (invoked === realpathSync(import.meta.filename))
+  await bundleCli(path.join(ROOT, 'dist/lockstep.mjs'));
