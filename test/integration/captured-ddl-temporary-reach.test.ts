@@ -175,7 +175,7 @@ describe('DDL reaching a temporary object: refused on the primary, never halting
     await expectEveryReplicaApplying();
   });
 
-  it('reads a GRANT in a savepoint by its rows, and keeps a no-op REVOKE local', async () => {
+  it('reads a GRANT in a savepoint by its rows, and refuses a no-op REVOKE beside temporary tables', async () => {
     const { app } = running;
     await app.query('CREATE TEMP TABLE saved (x int)');
     await app.query('BEGIN');
@@ -190,8 +190,16 @@ describe('DDL reaching a temporary object: refused on the primary, never halting
     await app.query('SAVEPOINT u');
     await app.query('GRANT INSERT ON perm TO PUBLIC');
     await app.query('COMMIT');
-    // No grant to revoke: nothing written, nothing captured.
-    await app.query('REVOKE SELECT (x) ON saved FROM PUBLIC');
+    // No grant to revoke: no row written tells what it names; beside temporary tables, refused.
+    for (const text of [
+      'REVOKE SELECT (x) ON saved FROM PUBLIC',
+      'REVOKE SELECT (a) ON perm FROM PUBLIC',
+    ])
+      await expect(app.query(text), text).rejects.toMatchObject(
+        refusal('REVOKE changed no catalog row lockstep could read'),
+      );
+    // Without them, captured: a no-op on the replicas too.
+    await app.query('DISCARD TEMP');
     await app.query('REVOKE SELECT (a) ON perm FROM PUBLIC');
     // A language's grant writes pg_language: captured.
     await clusters.primary.query('GRANT USAGE ON LANGUAGE plpgsql TO app');

@@ -96,14 +96,18 @@ const CAPTURE_DDL = `
       temporary_drop := tg_tag LIKE 'DROP %' AND tg_tag <> 'DROP OWNED'
                         AND coalesce(current_setting('${TEMPORARY_DROP_SETTING}', true), '') = 'on';
       PERFORM set_config('${TEMPORARY_DROP_SETTING}', '', true);
-      -- GRANT/REVOKE report no object: the catalog rows they wrote decide (temporary-reach.ts);
-      -- none written, it changed nothing here and is not captured.
+      -- GRANT/REVOKE report no object: the catalog rows they wrote decide (temporary-reach.ts).
+      -- None found: captured (a no-op replays as one), refused beside temporary relations.
       grant_reach := CASE WHEN tg_tag IN ('GRANT', 'REVOKE') THEN lockstep.grant_reach() END;
+      IF grant_reach = 'none' AND EXISTS (SELECT 1 FROM pg_class WHERE relnamespace = pg_my_temp_schema()) THEN
+        RAISE EXCEPTION 'lockstep: % changed no catalog row lockstep could read in a session with temporary relations: it cannot tell whether it names one', tg_tag
+          USING HINT = 'run it in a session without temporary tables (DISCARD TEMP first)';
+      END IF;
       -- Captured or kept local: nothing permanent may be left depending on a temporary object.
       -- Any session's temporary objects: a regclass literal reaches another session's too.
       PERFORM lockstep.refuse_temporary_dependents(tg_tag);
       -- Objects of temporary relations too (triggers, rules, policies, statistics: temporary-drop.ts).
-      IF NOT temporary_drop AND coalesce(grant_reach, '') NOT IN ('temporary', 'none')
+      IF NOT temporary_drop AND coalesce(grant_reach, '') <> 'temporary'
          AND (NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())
               OR EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
                           WHERE c.schema_name IS DISTINCT FROM 'lockstep'

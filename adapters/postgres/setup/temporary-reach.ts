@@ -15,20 +15,23 @@ const TEMPORARY_SCHEMA = `'^pg_(toast_)?temp(_[0-9]+)?$'`;
  * Whether a catalog row's xmin is an xid of this transaction, its
  * subtransactions' too (a SAVEPOINT, as psql ON_ERROR_ROLLBACK, pgjdbc
  * autosave or Django atomic make, gives the GRANT's rows a subxact's xid).
- * Such an xid is at or after the top-level one: widened to 64 bits from
- * the top-level xid (the 32-bit distance from it, below 2^31 as no visible
- * row is older than wraparound allows), pg_xact_status says "in progress"
- * for it. A row another in-progress transaction wrote is not visible to
- * this one's snapshot, so a visible row in progress is ours. Frozen and
- * bootstrap xids (below 3) are never ours.
+ * Such an xid is at or after the top-level one: widened to 64 bits from it.
+ * Below the snapshot's xmax pg_xact_status is safe to ask and "in
+ * progress" is ours (another transaction's uncommitted rows are not
+ * visible). At or past it pg_xact_status may refuse the xid as in the
+ * future: a visible row there is ours, or a frozen one whose raw xmin lies
+ * in the cycle's later half (an old database has many; each made every
+ * GRANT fail before). Those are read as ours too: read at the command's
+ * start as well, they only raise the noted command id and never count as
+ * the command's own writes; at worst its own rows fall under the note, it
+ * reads 'none', and the capture fails closed (GRANT_REACH).
  */
 export const OWN_XID = `
   CREATE OR REPLACE FUNCTION lockstep.own_xid(x xid) RETURNS boolean
   LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
-    SELECT x::text::bigint >= 3 AND CASE
-      WHEN d.distance = 0 THEN true
-      WHEN d.distance < 2147483648 THEN pg_xact_status((d.top + d.distance)::text::xid8) = 'in progress'
-      ELSE false END
+    SELECT x::text::bigint >= 3 AND d.distance < 2147483648
+           AND (d.top + d.distance >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+                OR pg_xact_status((d.top + d.distance)::text::xid8) = 'in progress')
       FROM (SELECT t.top, (x::text::bigint - (t.top % 4294967296) + 4294967296) % 4294967296 AS distance
               FROM (SELECT pg_current_xact_id()::text::bigint AS top) t) d
   $fn$`;
@@ -86,9 +89,11 @@ export const NOTE_COMMAND_START = `
 
 /**
  * At a GRANT/REVOKE's ddl_command_end: 'temporary', 'permanent' or 'mixed',
- * read from the rows it wrote; 'none' when it wrote none (a no-op, as a
- * REVOKE of a column privilege never granted): changing nothing on the
- * primary, it is not captured, so the nodes cannot differ by it.
+ * read from the rows it wrote; 'none' when none is found (a no-op, as a
+ * REVOKE of a column privilege never granted, or a frozen row aliasing an
+ * xid of ours that moved the noted command id): the capture then fails
+ * closed, capturing it, or refusing it while the session has temporary
+ * relations (a replica could not run it on one).
  */
 export const GRANT_REACH = `
   CREATE OR REPLACE FUNCTION lockstep.grant_reach() RETURNS text
