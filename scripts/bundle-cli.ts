@@ -1,7 +1,7 @@
 /**
  * Bundles the CLI (plugin/cli/main.ts and all it imports, with Kysely and
  * zod) into one ES module, dist/lockstep.mjs: the `bin` users run. Node
- * loading ~200 of our modules and ~360 of Kysely's and zod's files was most
+ * loading ~190 of our modules and ~360 of Kysely's and zod's files was most
  * of a command's start-up; one file starts `lockstep run` ~40 % sooner.
  * Every other package stays a separate import (native bindings, worker
  * files, optional dependencies); it is read from the sources, so the build

@@ -2,7 +2,7 @@
  * bench:agent-idle — what bus agents cost with nothing, or little, to apply
  * (issue 20). For each N of $BENCH_IDLE_N (default "1 16"): a rig as
  * bench:fanout's on the bus (`lockstep run` publishing, one `lockstep agent`
- * per replica), caught up, then $BENCH_IDLE_SECONDS (60) with no writes on
+ * per replica), 15 s to settle, then $BENCH_IDLE_SECONDS (60) with no writes on
  * the primary, then as long under pgbench -R $BENCH_IDLE_RATE (20). For each
  * phase: CPU ms per second of an agent (utime + stime from /proc), of its
  * replica's backends (the agent's connections), of the NATS servers together

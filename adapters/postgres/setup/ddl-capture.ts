@@ -101,7 +101,7 @@ const CAPTURE_DDL = `
       grant_reach := CASE WHEN tg_tag IN ('GRANT', 'REVOKE') THEN lockstep.grant_reach() END;
       IF grant_reach = 'none' AND EXISTS (SELECT 1 FROM pg_class WHERE relnamespace = pg_my_temp_schema()) THEN
         RAISE EXCEPTION 'lockstep: % changed no catalog row lockstep could read in a session with temporary relations: it cannot tell whether it names one', tg_tag
-          USING HINT = 'run it in a session without temporary tables (DISCARD TEMP first)';
+          USING HINT = 'run it in a session without temporary relations (DISCARD TEMP first)';
       END IF;
       -- Captured or kept local: nothing permanent may be left depending on a temporary object.
       -- Any session's temporary objects: a regclass literal reaches another session's too.

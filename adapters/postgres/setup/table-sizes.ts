@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { TableSize } from '../../../plugin/ports/cluster-setup.js';
 
-/** Sizes of `tables` (`schema.name` keys, unquoted), for progress estimates. */
+/** Sizes of `tables` (`schema.name` keys, unquoted), for the copy order (largest first) and progress estimates. */
 export async function tableSizes(
   client: pg.ClientBase,
   tables: ReadonlyArray<{ schema: string; name: string }>,
