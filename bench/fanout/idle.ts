@@ -86,7 +86,7 @@ for (const n of COUNTS) {
   useBuiltCli(undefined, PROFILE);
   const running = startTransport(rig);
   try {
-    // Caught up and settled: every agent's status written, start-up work done.
+    // Settled: every agent's status written, start-up work done.
     await sleep(15_000);
     const idle = await phase(rig, running, false);
     const light = await phase(rig, running, true);

@@ -108,22 +108,6 @@ async function stopSidecar(sidecar: Sidecar | null): Promise<void> {
   await sidecar?.child.exited;
 }
 
-/**
- * Waits until the primary's logical slot confirms a position past `lsn`:
- * a sidecar stopped before confirming the case would get its row again on
- * start, and the next case's idle RSS would hold it.
- */
-async function confirmedPast(lsn: string): Promise<void> {
-  const confirmed = `SELECT coalesce(bool_and(confirmed_flush_lsn > $1::pg_lsn), false) AS ok
-    FROM pg_replication_slots WHERE slot_type = 'logical'`;
-  for (let tries = 0; tries < 600; tries++) {
-    const [row] = await primary.query<{ ok: boolean }>(confirmed, [lsn]);
-    if (row?.ok) return;
-    await sleep(100);
-  }
-  throw new Error(`the slot did not confirm past ${lsn} within 60 s`);
-}
-
 /** Runs case `i` on `sidecar`; its table line. */
 async function runCase(c: Case, i: number, sidecar: Sidecar): Promise<string> {
   resetPeak(sidecar.pid);
@@ -133,11 +117,17 @@ async function runCase(c: Case, i: number, sidecar: Sidecar): Promise<string> {
   await waitOnAll(replicas, `(SELECT v FROM big WHERE id = ${c.id}) = ${i + 1}`);
   const seconds = (performance.now() - started) / 1000;
   const peak = memoryMB(sidecar.pid, 'VmHWM');
-  // A small transaction after the case, confirmed: a sidecar resuming from the case's own commit gets its row again.
+  // A small transaction after the case, confirmed by the slot: a sidecar resuming from the case's
+  // own commit would get its row again, and the next case's idle RSS would hold it.
   const [before] = await primary.query<{ lsn: string }>('SELECT pg_current_wal_lsn() AS lsn');
   await primary.query(`INSERT INTO tick VALUES (${i + 1})`);
   await waitOnAll(replicas, `(SELECT max(n) FROM tick) = ${i + 1}`);
-  await confirmedPast(before?.lsn as string);
+  await waitOnAll(
+    [primary],
+    `(SELECT coalesce(bool_and(confirmed_flush_lsn > '${before?.lsn}'::pg_lsn), false)
+        FROM pg_replication_slots WHERE slot_type = 'logical')`,
+    60_000,
+  );
   const over = peak - sidecar.idleMB;
   const mb = (n: number) => n.toFixed(0);
   return `| ${c.name} (${seconds.toFixed(1)} s) | ${c.rowMB} | ${mb(sidecar.idleMB)} | ${mb(atStart)} | ${mb(peak)} | ${mb(over)} | ${(over / c.rowMB).toFixed(2)}x | ${mb(3 * c.rowMB + sidecar.idleMB)} |`;

@@ -10,49 +10,35 @@ import { onPrimary, onReplica } from './attach-cluster.js';
 import type { AttachProgress } from './attach-progress.js';
 import { type ResyncHolder, requireHolder } from './resync.js';
 
+type TableJob = { table: CatalogTable; replicas: ReplicaConfig[] };
+
 /**
- * Each job's table size on the primary (bytes with TOAST, estimated rows):
- * for the order of the copies, and for the progress view's bytes, rates and
- * ETAs.
+ * The jobs largest first, by table size on the primary (TOAST included), as
+ * pg_restore's parallel mode and pgcopydb order their work: the copy that
+ * takes longest starts at once instead of after the small ones. Tells the
+ * progress view each copy's size (for bytes, rates and ETAs).
  */
-async function sizeJobs(
+async function planCopies(
   cluster: LockstepCluster,
   config: LockstepConfig,
-  jobs: ReadonlyArray<{ table: CatalogTable; replicas: ReplicaConfig[] }>,
+  jobs: readonly TableJob[],
   progress: AttachProgress,
-): Promise<Map<CatalogTable, TableSize>> {
+): Promise<TableJob[]> {
   const sizes = await onPrimary(cluster, config.primary, (primary) =>
     primary.setup.tableSizes(jobs.map((j) => j.table)),
   );
-  const byTable = new Map(
-    jobs.map(({ table }) => [
-      table,
-      sizes.get(`${table.schema}.${table.name}`) ?? { bytes: 0, rows: 1 },
-    ]),
-  );
+  const size = ({ table }: TableJob): TableSize =>
+    sizes.get(`${table.schema}.${table.name}`) ?? { bytes: 0, rows: 1 };
   progress.plan?.(
-    jobs.flatMap(({ table, replicas }) =>
-      replicas.map((replica) => ({
+    jobs.flatMap((job) =>
+      job.replicas.map((replica) => ({
         replica: replica.name,
-        table: `${table.schema}.${table.name}`,
-        ...(byTable.get(table) as TableSize),
+        table: `${job.table.schema}.${job.table.name}`,
+        ...size(job),
       })),
     ),
   );
-  return byTable;
-}
-
-/**
- * Largest first, as pg_restore's parallel mode and pgcopydb order their
- * work: the copy that takes longest starts at once instead of after the small
- * ones, so the attach ends when the largest table is done rather than later.
- */
-function largestFirst<T extends { table: CatalogTable }>(
-  jobs: readonly T[],
-  sizes: ReadonlyMap<CatalogTable, TableSize>,
-): T[] {
-  const bytes = (job: T) => sizes.get(job.table)?.bytes ?? 0;
-  return [...jobs].sort((a, b) => bytes(b) - bytes(a));
+  return [...jobs].sort((a, b) => size(b).bytes - size(a).bytes);
 }
 
 /**
@@ -108,7 +94,7 @@ function tableJobs(
   replicas: readonly ReplicaConfig[],
   pending: readonly CatalogTable[][],
   tables: readonly CatalogTable[],
-): Array<{ table: CatalogTable; replicas: ReplicaConfig[] }> {
+): TableJob[] {
   return tables
     .map((table) => ({
       table,
@@ -117,78 +103,88 @@ function tableJobs(
     .filter((job) => job.replicas.length > 0);
 }
 
+/** What the copies of one attach share. */
+interface CopyRun {
+  readonly cluster: LockstepCluster;
+  readonly config: LockstepConfig;
+  readonly progress: AttachProgress;
+  readonly options: Parameters<typeof copyPending>[5];
+  readonly source: CreatedSlot;
+  readonly copied: Array<{ replica: string; table: string; rows: number }>;
+  readonly failed: Map<string, LockstepError>;
+}
+
 async function copyFromSnapshot(
   cluster: LockstepCluster,
   config: LockstepConfig,
   progress: AttachProgress,
   options: Parameters<typeof copyPending>[5],
   run: {
-    jobs: ReadonlyArray<{ table: CatalogTable; replicas: ReplicaConfig[] }>;
+    jobs: readonly TableJob[];
     copied: Array<{ replica: string; table: string; rows: number }>;
     failed: Map<string, LockstepError>;
   },
 ): Promise<void> {
-  const stream = config.slot;
-  let snapshotSource = options.created;
+  let source = options.created;
   let tempSlot: string | null = null;
-  if (!snapshotSource) {
+  if (!source) {
     tempSlot = `${config.slot}_sync_${process.pid}`;
     progress.step('resuming: taking a fresh snapshot for the tables not copied yet');
-    snapshotSource = await cluster.createSlot(config.primary, tempSlot, {
+    source = await cluster.createSlot(config.primary, tempSlot, {
       exportSnapshot: true,
       temporary: true,
     });
   }
-  const source = snapshotSource;
+  const copyRun: CopyRun = { cluster, config, progress, options, source, ...run };
   try {
-    const sizes = await sizeJobs(cluster, config, run.jobs, progress);
-    await runLimited(
-      largestFirst(run.jobs, sizes),
-      options.concurrency,
-      async ({ table, replicas }) => {
-        const label = `${table.schema}.${table.name}`;
-        const targets = replicas.filter((r) => !run.failed.has(r.name));
-        if (targets.length === 0) return;
-        // A deposed sidecar stops copying at once: its copy would be thrown away.
-        await requireHolder(options.holder);
-        // Started now: a table with fewer rows than a progress step would seem to take no time.
-        for (const replica of targets) progress.table(replica.name, label, 0, false);
-        const outcomes = await cluster.copyTable({
-          stream,
-          table,
-          primaryUrl: config.primary,
-          stallTimeoutMs: config.applyTimeoutMs,
-          snapshot: source.snapshotName as string,
-          copyLsn: source.consistentPoint,
-          replicas: targets.map((r) => ({
-            name: r.name,
-            url: r.url,
-            guardPid: options.guards.find((g) => g.replica === r.name)?.pid,
-          })),
-          onProgress: (replica, n) => progress.table(replica, label, n, false),
-        });
-        for (const outcome of outcomes) {
-          if (outcome.error) {
-            if (!run.failed.has(outcome.replica)) run.failed.set(outcome.replica, outcome.error);
-            continue;
-          }
-          progress.table(outcome.replica, label, outcome.rows, true);
-          for (const { phase, problem } of outcome.warnings ?? [])
-            (progress.warn ?? progress.step)('a step after the copy failed; the copy is kept', {
-              replica: outcome.replica,
-              table: label,
-              phase,
-              problem,
-            });
-          run.copied.push({ replica: outcome.replica, table: label, rows: outcome.rows });
-        }
-      },
-    );
+    const jobs = await planCopies(cluster, config, run.jobs, progress);
+    await runLimited(jobs, options.concurrency, (job) => copyJob(copyRun, job));
   } finally {
     await source.release();
     const temporary = tempSlot;
     if (temporary)
       await onPrimary(cluster, config.primary, (primary) => primary.slots.drop(temporary));
+  }
+}
+
+/** One table to the replicas of its job that have not failed yet. */
+async function copyJob(run: CopyRun, { table, replicas }: TableJob): Promise<void> {
+  const { config, progress, options, source } = run;
+  const label = `${table.schema}.${table.name}`;
+  const targets = replicas.filter((r) => !run.failed.has(r.name));
+  if (targets.length === 0) return;
+  // A deposed sidecar stops copying at once: its copy would be thrown away.
+  await requireHolder(options.holder);
+  // Started now: a table with fewer rows than a progress step would seem to take no time.
+  for (const replica of targets) progress.table(replica.name, label, 0, false);
+  const outcomes = await run.cluster.copyTable({
+    stream: config.slot,
+    table,
+    primaryUrl: config.primary,
+    stallTimeoutMs: config.applyTimeoutMs,
+    snapshot: source.snapshotName as string,
+    copyLsn: source.consistentPoint,
+    replicas: targets.map((r) => ({
+      name: r.name,
+      url: r.url,
+      guardPid: options.guards.find((g) => g.replica === r.name)?.pid,
+    })),
+    onProgress: (replica, n) => progress.table(replica, label, n, false),
+  });
+  for (const outcome of outcomes) {
+    if (outcome.error) {
+      if (!run.failed.has(outcome.replica)) run.failed.set(outcome.replica, outcome.error);
+      continue;
+    }
+    progress.table(outcome.replica, label, outcome.rows, true);
+    for (const { phase, problem } of outcome.warnings ?? [])
+      (progress.warn ?? progress.step)('a step after the copy failed; the copy is kept', {
+        replica: outcome.replica,
+        table: label,
+        phase,
+        problem,
+      });
+    run.copied.push({ replica: outcome.replica, table: label, rows: outcome.rows });
   }
 }
 

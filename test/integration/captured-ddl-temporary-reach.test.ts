@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
-import { useCapturingReplicas } from '../support/replicas-applying.js';
+import { outOfCapture, useCapturingReplicas } from '../support/replicas-applying.js';
 
 // Permanent DDL reaching a temporary object: PostgreSQL drops what depends on a temporary
 // object at the session's end with no event trigger firing (the primary alone loses it),
@@ -72,17 +72,14 @@ describe('DDL reaching a temporary object: refused on the primary, never halting
     await admin.connect();
     try {
       await admin.query('CREATE TEMP TABLE unseen (x int)');
-      await admin.query('BEGIN; SET LOCAL lockstep.migrating = on');
-      await admin.query(
+      await outOfCapture(
+        admin,
         `ALTER TABLE perm ADD CONSTRAINT unseen_c CHECK ('pg_temp.unseen'::regclass IS NOT NULL)`,
       );
-      await admin.query('COMMIT');
       await expect(admin.query('CREATE INDEX ON pg_temp.unseen (x)')).rejects.toMatchObject(
         refusal('CREATE INDEX leaves the permanent table constraint unseen_c'),
       );
-      await admin.query('BEGIN; SET LOCAL lockstep.migrating = on');
-      await admin.query('ALTER TABLE perm DROP CONSTRAINT unseen_c');
-      await admin.query('COMMIT');
+      await outOfCapture(admin, 'ALTER TABLE perm DROP CONSTRAINT unseen_c');
     } finally {
       await admin.end();
     }

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
-import { useCapturingReplicas } from '../support/replicas-applying.js';
+import { outOfCapture, useCapturingReplicas } from '../support/replicas-applying.js';
 
 // DDL on a temporary table's sub-objects: a replica has none of them, so capturing it
 // halts every replica. An application role that may create a temporary table must not
@@ -97,10 +97,10 @@ describe('DDL on a temporary table stays local; DDL on a permanent one still rep
     const admin = new pg.Client({ connectionString: clusters.primary.url });
     await admin.connect();
     try {
-      await admin.query('BEGIN; SET LOCAL lockstep.migrating = on');
-      await admin.query('CREATE TYPE pg_temp.ty AS (x int)');
-      await admin.query('ALTER TABLE accounts ADD COLUMN c pg_temp.ty');
-      await admin.query('COMMIT');
+      await outOfCapture(
+        admin,
+        'CREATE TYPE pg_temp.ty AS (x int); ALTER TABLE accounts ADD COLUMN c pg_temp.ty',
+      );
       await expect(admin.query('DROP TYPE pg_temp.ty CASCADE')).rejects.toMatchObject({
         message: expect.stringMatching(
           /^lockstep: DROP TYPE of a temporary object also drops the permanent table column public\.accounts\.c/,
@@ -111,9 +111,7 @@ describe('DDL on a temporary table stays local; DDL on a permanent one still rep
           `SELECT attname FROM pg_attribute WHERE attrelid = 'accounts'::regclass AND attname = 'c'`,
         ),
       ).toEqual([{ attname: 'c' }]);
-      await admin.query('BEGIN; SET LOCAL lockstep.migrating = on');
-      await admin.query('ALTER TABLE accounts DROP COLUMN c');
-      await admin.query('COMMIT');
+      await outOfCapture(admin, 'ALTER TABLE accounts DROP COLUMN c');
     } finally {
       await admin.end();
     }

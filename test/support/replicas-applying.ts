@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { expect } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
@@ -54,4 +55,14 @@ export function useCapturingReplicas(
     running,
     expectEveryReplicaApplying: () => expectEveryReplicaApplying(clusters, schemaOf),
   };
+}
+
+/**
+ * Runs `sql` on a superuser session out of the capture's sight, as lockstep
+ * migrate's own DDL runs (`lockstep.migrating`, in its own transaction).
+ */
+export async function outOfCapture(client: pg.Client, sql: string): Promise<void> {
+  await client.query('BEGIN; SET LOCAL lockstep.migrating = on');
+  await client.query(sql);
+  await client.query('COMMIT');
 }

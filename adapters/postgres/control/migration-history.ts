@@ -86,11 +86,13 @@ export class MigrationHistory {
  */
 const SCHEMA_SEEN = new WeakSet<ControlSession>();
 
+/** When stream $1's current copy began on a replica: its earliest table copy (see readCopiedAt). */
+const COPIED_AT_SQL = `SELECT min(copied_at) AS copied_at FROM lockstep.synced_tables
+  WHERE stream = $1 AND copy_lsn <> '0/0'::pg_lsn`;
+
 /** The history and the copy time in one statement, both tables known to exist. */
 const HISTORY_SQL = `SELECT m.name, m.applied_at, c.copied_at
-   FROM (SELECT min(copied_at) AS copied_at FROM lockstep.synced_tables
-          WHERE stream = $1 AND copy_lsn <> '0/0'::pg_lsn) c
-   LEFT JOIN lockstep.migrations m ON true`;
+   FROM (${COPIED_AT_SQL}) c LEFT JOIN lockstep.migrations m ON true`;
 
 /**
  * A node's history, each with when the primary applied it, and when the
@@ -136,11 +138,7 @@ export async function readCopiedAt(
   session: ControlSession,
   stream: string,
 ): Promise<string | null> {
-  const copy = await session.query(
-    `SELECT min(copied_at) AS copied_at FROM lockstep.synced_tables
-      WHERE stream = $1 AND copy_lsn <> '0/0'::pg_lsn`,
-    [stream],
-  );
+  const copy = await session.query(COPIED_AT_SQL, [stream]);
   const copiedAt = (copy.rows[0] as { copied_at: Date | null } | undefined)?.copied_at ?? null;
   return copiedAt?.toISOString() ?? null;
 }

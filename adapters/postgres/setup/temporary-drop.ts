@@ -5,7 +5,7 @@ export const DROP_EVENT_TRIGGER = 'lockstep_note_temporary_drop';
 export const TEMPORARY_DROP_SETTING = 'lockstep.temporary_drop';
 
 /** A temporary schema's name: the session's own reads `pg_temp`, another's `pg_temp_N` (pg_ names are reserved). */
-const TEMPORARY_SCHEMA = `'^pg_(toast_)?temp(_[0-9]+)?$'`;
+export const TEMPORARY_SCHEMA = `'^pg_(toast_)?temp(_[0-9]+)?$'`;
 
 /**
  * Whether a command's object is temporary, or belongs to a temporary

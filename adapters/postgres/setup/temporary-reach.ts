@@ -1,3 +1,5 @@
+import { TEMPORARY_SCHEMA } from './temporary-drop.js';
+
 /** The ddl_command_start event trigger that notes where a GRANT/REVOKE's catalog writes begin. */
 export const START_EVENT_TRIGGER = 'lockstep_note_command_start';
 
@@ -7,9 +9,6 @@ export const RETIRED_START_FUNCTION = 'lockstep.note_temporary_statistics()';
 
 /** Transaction-local: the last command id of this transaction's writes to the catalogs a GRANT changes. */
 const COMMAND_START_SETTING = 'lockstep.command_start_cid';
-
-/** A temporary schema's name: the session's own reads `pg_temp`, another's `pg_temp_N` (pg_ names are reserved). */
-const TEMPORARY_SCHEMA = `'^pg_(toast_)?temp(_[0-9]+)?$'`;
 
 /**
  * Whether a catalog row's xmin is an xid of this transaction, its
