@@ -104,6 +104,18 @@ describe('fencing: one applier and one coordinator at a time', () => {
       expect(await deposed.open()).toMatchObject({ version: 2 });
       first.begin(2);
       await first.apply(packet(3, [4]).changes, 3, packet(3, []).lsn);
+      // The pipeline sends the first's FOR UPDATE without waiting for it: under load the
+      // other backend could lock the row first. Its statements done, its transaction open:
+      await eventually(
+        async () =>
+          (
+            await replica.query(
+              `SELECT 1 FROM pg_stat_activity
+                WHERE state = 'idle in transaction' AND backend_xid IS NOT NULL`,
+            )
+          ).length > 0,
+        "the first applier's transaction holding its position row",
+      );
       const racing = rejection(
         deposed.applyBatch([packet(3, [4])], { version: 3, lsn: packet(3, []).lsn }, NOW),
       );
