@@ -166,6 +166,9 @@ export class AgentRoundServer {
     const participant = this.participant();
     if (!participant)
       return ok({ vote: 'no', reason: `agent of ${this.replica} is not applying` }, null);
+    // Its rollback overtook it: parked, it would be taken at the gate of a round that ended.
+    if (this.ended.has(request.gid))
+      return ok({ vote: 'no', reason: `round ${request.gid} ended` }, participant.heldVersion);
     const vote = await participant.prepare(request);
     if (vote.vote === 'yes') {
       this.voted.set(request.gid, request);
@@ -224,6 +227,8 @@ export class AgentRoundServer {
       participant?.decided(request, outcome);
       return;
     }
+    // Its prepare may still wait parked: a round that ended is not taken at the gate.
+    participant?.ended(gid);
     // Prepared before this process started: an applier parked at that round's gate reads its position again.
     const version = parseGid(gid, this.wiring.stream)?.version;
     if (outcome !== 'committed' || version === undefined || !participant) return;

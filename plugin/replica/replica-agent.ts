@@ -122,6 +122,9 @@ export class ReplicaAgent {
         return agent.lastError?.message ?? null;
       },
       heard: () => target.heard?.() ?? 0,
+      get applying() {
+        return agent.applier.applying;
+      },
       notLanded: (error) => agent.notLanded(error),
     });
     this.applier = new ReplicaApplier(

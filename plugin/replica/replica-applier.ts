@@ -3,6 +3,7 @@ import {
   type ApplyCommand,
   type ApplyEvent,
   type ApplyOptions,
+  type ApplyState,
   applyTransition,
   type LookWait,
   type PacketPart,
@@ -40,6 +41,8 @@ const STOP: ApplyEvent = { type: 'stop' };
 export class ReplicaApplier {
   /** One timer per batch for its batchMs, not one per wake-up while it waits. */
   private deadline: { batch: number; passed: Promise<unknown> } | null = null;
+  /** The machine's open large packet after its last step (a round's progress reads it). */
+  private open: ApplyState['open'] = null;
 
   constructor(
     private readonly name: string,
@@ -50,6 +53,11 @@ export class ReplicaApplier {
     private readonly host: ApplierHost,
   ) {}
 
+  /** The version of the large packet open on the replica (its parts streaming in), if any. */
+  get applying(): number | null {
+    return this.open?.version ?? null;
+  }
+
   /** Applies from the durable `position` on, until the agent stops or a step fails. */
   async run(position: ReplicaPosition): Promise<void> {
     this.deadline = null;
@@ -57,16 +65,21 @@ export class ReplicaApplier {
     const cursor = this.locate(position.version);
     this.noteDelta(position);
     let step = startApply(this.options, position, epoch, cursor);
-    for (;;) {
-      let event: ApplyEvent | undefined;
-      // An index, not for-of: an iterator live across the await below is allocated per step.
-      const { commands } = step;
-      for (let i = 0; i < commands.length; i++) {
-        const result = this.perform(commands[i] as ApplyCommand);
-        if (result !== undefined) event = result instanceof Promise ? await result : result;
+    try {
+      for (;;) {
+        let event: ApplyEvent | undefined;
+        // An index, not for-of: an iterator live across the await below is allocated per step.
+        const { commands } = step;
+        for (let i = 0; i < commands.length; i++) {
+          const result = this.perform(commands[i] as ApplyCommand);
+          if (result !== undefined) event = result instanceof Promise ? await result : result;
+        }
+        if (event === undefined) return;
+        step = applyTransition(step.state, event);
+        this.open = step.state.open;
       }
-      if (event === undefined) return;
-      step = applyTransition(step.state, event);
+    } finally {
+      this.open = null;
     }
   }
 

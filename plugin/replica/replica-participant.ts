@@ -20,6 +20,8 @@ export interface ParticipantHost {
   readonly failure: string | null;
   /** Grows whenever its replica answered a statement (see `ReplicaTarget.heard`). */
   heard(): number;
+  /** The version of the large packet whose parts the applier has in an open transaction, if any. */
+  readonly applying: number | null;
   /** Its gid was rolled back outside lockstep: counted, and its error until it applies again. */
   notLanded(error: NotLandedError): void;
 }
@@ -56,13 +58,19 @@ export class ReplicaParticipant implements RoundParticipant {
   }
 
   /**
-   * Its replica's answers while the applier works on a prepare it took: a
-   * round extends its vote deadline while they grow. Constant otherwise (a
-   * parked prepare, an idle transaction's keepalives), so a prepare the
-   * applier does not take still ends at the deadline.
+   * Its replica's answers while the applier works on this round: on a prepare
+   * it took, or, parked, on the parts of the round's own packet (a large one
+   * streams into an open transaction before the gate). A round extends its
+   * vote deadline while they grow. -1 otherwise (parked behind other work,
+   * an idle transaction's keepalives), so a prepare the applier does not work
+   * towards still ends at the deadline.
    */
   progress(gid: string): number {
-    return this.taken && this.takenGid === gid ? this.host.heard() : -1;
+    if (this.taken) return this.takenGid === gid ? this.host.heard() : -1;
+    const parked = this.parked?.request;
+    const own =
+      parked?.gid === gid && parked.from === parked.to && this.host.applying === parked.from;
+    return own ? this.host.heard() : -1;
   }
 
   /** The version this replica durably holds, when known. */
@@ -112,6 +120,7 @@ export class ReplicaParticipant implements RoundParticipant {
 
   /** Phase two finished on this replica's node. */
   decided(request: PrepareRequest, outcome: ParticipantOutcome): void {
+    this.ended(request.gid);
     if (outcome === 'committed')
       this.committedThrough = Math.max(this.committedThrough, request.to);
     if (this.decisionWaiter?.gid === request.gid) {
@@ -120,6 +129,19 @@ export class ReplicaParticipant implements RoundParticipant {
       waiter.resolve(outcome);
     }
     this.wakeGate();
+  }
+
+  /**
+   * Round `gid` ended (it aborted while its prepare waited parked): the
+   * applier must not take that prepare at its gate, as PREPARE TRANSACTION of
+   * a dead round would roll back the large packet's open transaction and
+   * make the next attempt apply it all again.
+   */
+  ended(gid: string): void {
+    const parked = this.parked;
+    if (parked?.request.gid !== gid) return;
+    this.parked = null;
+    parked.resolve({ vote: 'no', reason: `round ${gid} ended before this replica reached it` });
   }
 
   /** COMMIT PREPARED found this replica's gid rolled back outside lockstep. */

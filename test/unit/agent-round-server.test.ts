@@ -19,6 +19,8 @@ function world(
 ) {
   const prepared = new Map<string, PreparedGid>();
   const decided: string[] = [];
+  /** Gids the participant was told ended (a prepare still parked is dropped). */
+  const ended: string[] = [];
   /** Gids the participant was told did not land (its status error, its counter). */
   const notLanded: string[] = [];
   let vote: (v: WireVote) => void = () => undefined;
@@ -36,6 +38,7 @@ function world(
         };
       }),
     decided: (request: WirePrepare, outcome: string) => decided.push(`${request.gid} ${outcome}`),
+    ended: (gid: string) => ended.push(gid),
     notLanded: (_request: WirePrepare | null, error: NotLandedError) => notLanded.push(error.gid),
     nudge() {
       this.nudged++;
@@ -70,6 +73,7 @@ function world(
     server,
     prepared,
     decided,
+    ended,
     notLanded,
     participant,
     node: wiring.node,
@@ -124,6 +128,19 @@ describe('an agent serving two-phase rounds', () => {
     expect(await answered).toMatchObject({ ok: true, value: { vote: 'yes' }, at: 6 });
     expect(prepared.size).toBe(0);
     expect(decided).toEqual([`${GID} rolled-back`]);
+  });
+
+  it('tells the participant a round ended, and refuses its prepare when the rollback overtook it', async () => {
+    const { server, ended } = world(async () => ({ ok: true, value: 'abort' }));
+    // The round aborted while its prepare waited parked at the applier's gate: dropped there.
+    expect(await server.handle('rollback', { epoch: 1, gid: GID })).toMatchObject({ ok: true });
+    expect(ended).toEqual([GID]);
+    // Its prepare arrives after the rollback: answered no at once, never parked for the gate.
+    expect(await server.handle('prepare', { epoch: 1, request: REQUEST })).toMatchObject({
+      ok: true,
+      value: { vote: 'no', reason: expect.stringContaining(GID) },
+      at: 6,
+    });
   });
 
   it('answers alive while a migration prepares, and rolls back one that finishes after its round', async () => {
