@@ -13,6 +13,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          setupFiles: ['test/harness/failure-logs.ts'],
           // Real clusters: generous timeouts for start-up, never thresholds on speed.
           testTimeout: 180_000,
           hookTimeout: 120_000,

@@ -55,6 +55,16 @@ export function useBuiltCli(file = 'dist/lockstep.mjs', nodeFlags: readonly stri
   entry = [...nodeFlags, file];
 }
 
+/** Processes started since the last {@link takeStartedProcesses} (a failed test reports their logs). */
+let started: LockstepProcess[] = [];
+
+/** The processes started since the last call, in order; the list starts afresh. */
+export function takeStartedProcesses(): LockstepProcess[] {
+  const taken = started;
+  started = [];
+  return taken;
+}
+
 /** A `lockstep` command run as its own process (so tests can SIGKILL it), output collected. */
 export class LockstepProcess {
   readonly child: ChildProcess;
@@ -66,7 +76,11 @@ export class LockstepProcess {
   /** The exit code once stdout and stderr are read to their end as well. */
   readonly closed: Promise<number | null>;
 
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
+  constructor(
+    readonly args: string[],
+    env: NodeJS.ProcessEnv = {},
+  ) {
+    started.push(this);
     this.child = spawn(process.execPath, [...entry, ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
