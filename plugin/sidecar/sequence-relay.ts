@@ -27,8 +27,14 @@ export function publishSequences(
   read: () => Promise<SequenceValue[]>,
   active: () => boolean,
 ): SequenceRelay {
+  const sent = new RepeatGate();
   return relay(parts, async () => {
-    if (active()) await parts.bus.put(await read());
+    if (!active()) return;
+    const values = await read();
+    const key = JSON.stringify(values);
+    if (!sent.due(key)) return;
+    await parts.bus.put(values);
+    sent.done(key);
   });
 }
 
@@ -41,16 +47,48 @@ export function applySequences(
   parts: SequenceRelayParts,
   advance: (values: readonly SequenceValue[]) => Promise<number>,
 ): SequenceRelay {
+  const applied = new RepeatGate();
   return relay(parts, async () => {
     const values = await parts.bus.get();
     if (!values) return;
+    const key = JSON.stringify(values);
+    // The same values as last time: the replica's sequences are there already (no connection).
+    if (!applied.due(key)) return;
     const moved = await advance(values);
+    applied.done(key);
     if (moved > 0)
       parts.log.debug(
         { node: parts.node, moved, event: 'sequences-advanced' },
         'sequences moved up',
       );
   });
+}
+
+/** Periods in a row that the same values are passed on once: then again, in case they were lost. */
+export const REPEAT_EVERY = 6;
+
+/**
+ * Whether values are worth passing on: new ones always; the same as the last
+ * ones passed on only every {@link REPEAT_EVERY}th time, so that a bucket
+ * recreated empty, or a replica sequence set back by hand, is put right
+ * within a minute, while an idle stream costs no replica connection and no
+ * bus write every period.
+ */
+export class RepeatGate {
+  private last: string | null = null;
+  private skipped = 0;
+
+  due(key: string): boolean {
+    if (key !== this.last) return true;
+    this.skipped++;
+    return this.skipped >= REPEAT_EVERY;
+  }
+
+  /** `key` was passed on: the same again is skipped for a while. */
+  done(key: string): void {
+    this.last = key;
+    this.skipped = 0;
+  }
 }
 
 /** Runs `step` periodically, logging the first failure of a run of them as a warning. */

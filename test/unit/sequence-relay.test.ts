@@ -6,7 +6,12 @@ import {
   encodeSequenceValues,
   type SequenceValue,
 } from '../../plugin/protocol/sequence-values.js';
-import { applySequences, publishSequences } from '../../plugin/sidecar/sequence-relay.js';
+import {
+  applySequences,
+  publishSequences,
+  REPEAT_EVERY,
+  RepeatGate,
+} from '../../plugin/sidecar/sequence-relay.js';
 import { Signal } from '../../plugin/support/signal.js';
 
 const values: SequenceValue[] = [
@@ -87,5 +92,44 @@ describe('sequence values over the bus', () => {
     } finally {
       await relay.stop();
     }
+  });
+
+  it('are passed on again unchanged only every REPEAT_EVERY periods, changed ones at once', () => {
+    const gate = new RepeatGate();
+    const passed: number[] = [];
+    const period = (n: number, key: string) => {
+      if (!gate.due(key)) return;
+      gate.done(key);
+      passed.push(n);
+    };
+    for (let n = 1; n <= 2 * REPEAT_EVERY + 1; n++) period(n, 'a');
+    expect(passed).toEqual([1, 1 + REPEAT_EVERY, 1 + 2 * REPEAT_EVERY]);
+    period(100, 'b');
+    period(101, 'a');
+    expect(passed.slice(-2)).toEqual([100, 101]);
+    // Not passed on (the replica or the bus failed): due again next period.
+    const failing = new RepeatGate();
+    expect(failing.due('a')).toBe(true);
+    expect(failing.due('a')).toBe(true);
+  });
+
+  it('skip the replica while the values on the bus do not change', async () => {
+    const { bus, count } = flakyBus(0);
+    await bus.put(values);
+    const advanced: (readonly SequenceValue[])[] = [];
+    const relay = applySequences(
+      { bus, everyMs: 1, log: pino({ level: 'silent' }), node: 'replica1' },
+      async (v) => {
+        advanced.push(v);
+        return 0;
+      },
+    );
+    const tick = new Signal();
+    while (count() < 4) await tick.wait(5);
+    await relay.stop();
+    // Read after the stop: every period that read the bus has finished.
+    const reads = count() - 1;
+    expect(advanced.length).toBe(1 + Math.floor((reads - 1) / REPEAT_EVERY));
+    expect(advanced.length).toBeLessThan(reads);
   });
 });
