@@ -23,17 +23,21 @@ export function whileAgentProgresses<T>(
   const { done, settledOrAfter } = request;
   const interval = Math.max(MIN_PROBE_MS, Math.floor(everyMs));
   const watch = async (): Promise<T> => {
-    let last: number | undefined;
+    /** The highest count reported (-1, parked, is none). */
+    let highest: number | undefined;
     let lastAt = Date.now();
     for (;;) {
       await settledOrAfter(interval);
       if (request.settled) return done;
       const progress = await probe(interval);
       if (progress !== undefined) {
-        // The first value is where the agent stands, not progress since the request; nor is
-        // its taking the prepare (from -1: parked).
-        if (last !== undefined && last !== -1 && progress !== last) lastAt = Date.now();
-        last = progress;
+        // The first count is where the agent stands, not progress since the request; nor is its
+        // taking the prepare (from -1: parked). Only a count above every one before is progress:
+        // one that fell (a packet rolled back and applied again) must climb past where it was.
+        if (progress !== -1 && (highest === undefined || progress > highest)) {
+          if (highest !== undefined) lastAt = Date.now();
+          highest = progress;
+        }
         heard(progress);
       }
       if (request.settled) return done;

@@ -122,9 +122,7 @@ export class ReplicaAgent {
         return agent.lastError?.message ?? null;
       },
       heard: () => target.heard?.() ?? 0,
-      get applying() {
-        return agent.applier.applying;
-      },
+      progressOn: (version, gid) => agent.applier.progressOn(version, gid),
       notLanded: (error) => agent.notLanded(error),
     });
     this.applier = new ReplicaApplier(

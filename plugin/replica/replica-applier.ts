@@ -3,7 +3,6 @@ import {
   type ApplyCommand,
   type ApplyEvent,
   type ApplyOptions,
-  type ApplyState,
   applyTransition,
   type LookWait,
   type PacketPart,
@@ -12,6 +11,7 @@ import {
 } from '../protocol/index.js';
 import { sleep } from '../support/sleep.js';
 import { withinDeadline } from './apply-deadline.js';
+import { PacketProgress } from './packet-progress.js';
 import type { ReplicaParticipant } from './replica-participant.js';
 import type { ReplicaPosition, ReplicaTarget } from './replica-target.js';
 
@@ -41,8 +41,7 @@ const STOP: ApplyEvent = { type: 'stop' };
 export class ReplicaApplier {
   /** One timer per batch for its batchMs, not one per wake-up while it waits. */
   private deadline: { batch: number; passed: Promise<unknown> } | null = null;
-  /** The machine's open large packet after its last step (a round's progress reads it). */
-  private open: ApplyState['open'] = null;
+  private readonly packetProgress: PacketProgress;
 
   constructor(
     private readonly name: string,
@@ -51,11 +50,16 @@ export class ReplicaApplier {
     private readonly participant: ReplicaParticipant,
     private readonly options: ApplyOptions & { readonly applyTimeoutMs: number },
     private readonly host: ApplierHost,
-  ) {}
+  ) {
+    this.packetProgress = new PacketProgress(() => target.heard?.() ?? 0);
+  }
 
-  /** The version of the large packet open on the replica (its parts streaming in), if any. */
-  get applying(): number | null {
-    return this.open?.version ?? null;
+  /**
+   * Round `gid`'s count of new work on large packet `version`, whose parts
+   * stream into the replica before the gate; -1 when not on it (see {@link PacketProgress}).
+   */
+  progressOn(version: number, gid: string): number {
+    return this.packetProgress.of(version, gid);
   }
 
   /** Applies from the durable `position` on, until the agent stops or a step fails. */
@@ -65,21 +69,16 @@ export class ReplicaApplier {
     const cursor = this.locate(position.version);
     this.noteDelta(position);
     let step = startApply(this.options, position, epoch, cursor);
-    try {
-      for (;;) {
-        let event: ApplyEvent | undefined;
-        // An index, not for-of: an iterator live across the await below is allocated per step.
-        const { commands } = step;
-        for (let i = 0; i < commands.length; i++) {
-          const result = this.perform(commands[i] as ApplyCommand);
-          if (result !== undefined) event = result instanceof Promise ? await result : result;
-        }
-        if (event === undefined) return;
-        step = applyTransition(step.state, event);
-        this.open = step.state.open;
+    for (;;) {
+      let event: ApplyEvent | undefined;
+      // An index, not for-of: an iterator live across the await below is allocated per step.
+      const { commands } = step;
+      for (let i = 0; i < commands.length; i++) {
+        const result = this.perform(commands[i] as ApplyCommand);
+        if (result !== undefined) event = result instanceof Promise ? await result : result;
       }
-    } finally {
-      this.open = null;
+      if (event === undefined) return;
+      step = applyTransition(step.state, event);
     }
   }
 
@@ -137,8 +136,15 @@ export class ReplicaApplier {
     const { target } = this;
     switch (command.type) {
       case 'apply-part': {
-        const { header, changes } = command.part;
-        return this.work(target.apply(changes, header.version, header.lsn), header.version);
+        const { header, changes, index } = command.part;
+        const progress = this.packetProgress;
+        progress.started(header.version, index);
+        return this.work(target.apply(changes, header.version, header.lsn), header.version).then(
+          (event) => {
+            progress.ended(event.type !== 'failed');
+            return event;
+          },
+        );
       }
       case 'commit':
         return this.work(

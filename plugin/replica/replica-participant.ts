@@ -8,6 +8,14 @@ import type { NotLandedError } from '../ports/lockstep-error.js';
 import { sleep } from '../support/sleep.js';
 import type { ReplicaPosition } from './replica-target.js';
 
+/** Ended rounds remembered, for their prepares still on the way. */
+const ENDED_KEPT = 64;
+
+const endedVote = (gid: string): Vote => ({
+  vote: 'no',
+  reason: `round ${gid} ended before this replica reached it`,
+});
+
 /** What the participant needs to know of its replica's applier. */
 export interface ParticipantHost {
   readonly name: string;
@@ -20,8 +28,11 @@ export interface ParticipantHost {
   readonly failure: string | null;
   /** Grows whenever its replica answered a statement (see `ReplicaTarget.heard`). */
   heard(): number;
-  /** The version of the large packet whose parts the applier has in an open transaction, if any. */
-  readonly applying: number | null;
+  /**
+   * Round `gid`'s count of the applier's new work on large packet `version`,
+   * whose parts stream into an open transaction; -1 when not on it.
+   */
+  progressOn(version: number, gid: string): number;
   /** Its gid was rolled back outside lockstep: counted, and its error until it applies again. */
   notLanded(error: NotLandedError): void;
 }
@@ -40,6 +51,8 @@ export class ReplicaParticipant implements RoundParticipant {
   private taken: ((vote: Vote) => void) | null = null;
   /** The gid of the prepare taken: progress on an older round's apply is not this round's. */
   private takenGid: string | null = null;
+  /** Where the taken prepare's count goes on from: its progress parked, and the replica's answers then. */
+  private takenFrom = { progress: 0, heard: 0 };
   private decisionWaiter: {
     gid: string;
     resolve: (outcome: ParticipantOutcome | null) => void;
@@ -50,6 +63,8 @@ export class ReplicaParticipant implements RoundParticipant {
     reject: (e: Error) => void;
   }> = [];
   private gateSignal: (() => void) | null = null;
+  /** Rounds that ended lately: a prepare of one that arrives late is never parked. */
+  private readonly endedGids = new Set<string>();
 
   constructor(private readonly host: ParticipantHost) {}
 
@@ -59,18 +74,23 @@ export class ReplicaParticipant implements RoundParticipant {
 
   /**
    * Its replica's answers while the applier works on this round: on a prepare
-   * it took, or, parked, on the parts of the round's own packet (a large one
-   * streams into an open transaction before the gate). A round extends its
-   * vote deadline while they grow. -1 otherwise (parked behind other work,
-   * an idle transaction's keepalives), so a prepare the applier does not work
-   * towards still ends at the deadline.
+   * it took, or, parked, new work on the round's own packet (a large one
+   * streams into an open transaction before the gate: `progressOn`). A round
+   * extends its vote deadline while this grows. -1 otherwise (parked behind
+   * other work), and constant while an open transaction only idles (its
+   * keepalives answer), so a prepare the applier does not work towards still
+   * ends at the deadline.
    */
   progress(gid: string): number {
-    if (this.taken) return this.takenGid === gid ? this.host.heard() : -1;
+    if (this.taken) {
+      if (this.takenGid !== gid) return -1;
+      // One count across the take: the answers since go on from where it stood parked.
+      const since = this.host.heard() - this.takenFrom.heard;
+      return this.takenFrom.progress + Math.max(since, 0);
+    }
     const parked = this.parked?.request;
-    const own =
-      parked?.gid === gid && parked.from === parked.to && this.host.applying === parked.from;
-    return own ? this.host.heard() : -1;
+    const own = parked?.gid === gid && parked.from === parked.to;
+    return own ? this.host.progressOn(parked.from, gid) : -1;
   }
 
   /** The version this replica durably holds, when known. */
@@ -100,6 +120,8 @@ export class ReplicaParticipant implements RoundParticipant {
         reason: `replica ${host.name} already holds version ${at}, at or past the round's first version ${request.from}`,
       };
     }
+    // Its round ended while this prepare waited for the replica's position.
+    if (this.endedGids.has(request.gid)) return endedVote(request.gid);
     return new Promise<Vote>((resolve) => {
       this.parked?.resolve({ vote: 'no', reason: 'superseded by a newer prepare' });
       this.parked = { request, resolve };
@@ -138,10 +160,14 @@ export class ReplicaParticipant implements RoundParticipant {
    * make the next attempt apply it all again.
    */
   ended(gid: string): void {
+    this.endedGids.add(gid);
+    // Only a prepare still on its way can need it: a few dozen are plenty.
+    if (this.endedGids.size > ENDED_KEPT)
+      this.endedGids.delete(this.endedGids.values().next().value as string);
     const parked = this.parked;
     if (parked?.request.gid !== gid) return;
     this.parked = null;
-    parked.resolve({ vote: 'no', reason: `round ${gid} ended before this replica reached it` });
+    parked.resolve(endedVote(gid));
   }
 
   /** COMMIT PREPARED found this replica's gid rolled back outside lockstep. */
@@ -161,6 +187,10 @@ export class ReplicaParticipant implements RoundParticipant {
 
   /** The applier takes the parked prepare: from now on it answers it. */
   take(): void {
+    const gid = this.parked?.request.gid;
+    // Reaching the gate counts as a step (+1) from its progress parked (-1: none, so 0).
+    if (gid !== undefined)
+      this.takenFrom = { progress: this.progress(gid) + 1, heard: this.host.heard() };
     this.taken = this.parked?.resolve ?? null;
     this.takenGid = this.parked?.request.gid ?? null;
     this.parked = null;

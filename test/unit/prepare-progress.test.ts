@@ -58,6 +58,21 @@ describe("a bus prepare waited for while the agent's replica answers its apply",
     await expect(vote).rejects.toThrow(/no vote within/);
   });
 
+  it('does not take a count that falls and climbs back for progress', async () => {
+    const { asked } = outstanding();
+    const counts = [5, -1, 3, 5, -1, 4, 5, 0, 5];
+    let probes = 0;
+    const vote = whileAgentProgresses(
+      asked,
+      async () => counts[Math.min(probes++, counts.length - 1)],
+      LIMIT_MS,
+      () => undefined,
+    );
+    const failed = expect(vote).rejects.toThrow(/no progress reported/);
+    await vi.advanceTimersByTimeAsync(LIMIT_MS * 2);
+    await failed;
+  });
+
   it('gives up on an agent that answers probes without progress, after the limit', async () => {
     const { asked } = outstanding();
     const vote = whileAgentProgresses(

@@ -14,20 +14,20 @@ const request = (gid: string, to = 10): PrepareRequest => ({
   toLsn: toLsn('0/10'),
 });
 
-/** A replica at version 9 whose answered statements the test counts, and the large packet its applier has open. */
-function participant() {
-  const replica = { answers: 0, applying: null as number | null };
+/** A replica at version 9 whose answered statements the test counts, and its applier's work on a large packet. */
+function participant(position: ParticipantHost['position'] = { version: 9, lsn: toLsn('0/9') }) {
+  const replica = { answers: 0, packet: -1, packetProgress: 0, position };
   const host: ParticipantHost = {
     name: 'r1',
-    position: { version: 9, lsn: toLsn('0/9') },
+    get position() {
+      return replica.position;
+    },
     stopping: false,
     inBackoff: false,
     failed: false,
     failure: null,
     heard: () => replica.answers,
-    get applying() {
-      return replica.applying;
-    },
+    progressOn: (version) => (version === replica.packet ? replica.packetProgress : -1),
     notLanded: () => undefined,
   };
   return { replica, participant: new ReplicaParticipant(host) };
@@ -58,27 +58,43 @@ describe("ReplicaParticipant.progress: its replica's answers for the round it wo
     expect(p.progress('lockstep_s_10_1e1')).toBe(-1);
   });
 
-  it("counts the replica's answers on the parts of the round's own packet before the gate", async () => {
+  it("counts the applier's new work on the round's own packet before the gate", async () => {
     const { replica, participant: p } = participant();
     void p.prepare(request('lockstep_s_10_1e1'));
     await Promise.resolve();
-    replica.applying = 10;
-    replica.answers = 4;
+    replica.packet = 10;
+    replica.packetProgress = 4;
     expect(p.progress('lockstep_s_10_1e1')).toBe(4);
-    replica.answers = 6;
+    replica.packetProgress = 6;
     expect(p.progress('lockstep_s_10_1e1')).toBe(6);
     // Another round's gid, or another packet open, is not this round's progress.
     expect(p.progress('lockstep_s_10_2e1')).toBe(-1);
-    replica.applying = 11;
+    replica.packet = 11;
     expect(p.progress('lockstep_s_10_1e1')).toBe(-1);
+  });
+
+  it('goes on from its parked count once taken, never below it', async () => {
+    const { replica, participant: p } = participant();
+    void p.prepare(request('lockstep_s_10_1e1'));
+    await Promise.resolve();
+    replica.packet = 10;
+    replica.packetProgress = 9_000_000;
+    replica.answers = 500;
+    const parked = p.progress('lockstep_s_10_1e1');
+    p.take();
+    const taken = p.progress('lockstep_s_10_1e1');
+    expect(taken).toBeGreaterThan(parked);
+    // The replica answers the prepare's statements: the count grows from there.
+    replica.answers = 502;
+    expect(p.progress('lockstep_s_10_1e1')).toBeGreaterThan(taken);
   });
 
   it('is -1 for a round of several packets: those are whole before the gate, never streamed', async () => {
     const { replica, participant: p } = participant();
     void p.prepare(request('lockstep_s_10_1e1', 12));
     await Promise.resolve();
-    replica.applying = 10;
-    replica.answers = 4;
+    replica.packet = 10;
+    replica.packetProgress = 4;
     expect(p.progress('lockstep_s_10_1e1')).toBe(-1);
   });
 });
@@ -93,6 +109,16 @@ describe('ReplicaParticipant: a prepare whose round ended is never taken at the 
     p.ended('lockstep_s_10_1e1');
     expect(p.pending).toBeNull();
     expect(await vote).toMatchObject({ vote: 'no', reason: expect.stringContaining('1e1') });
+  });
+
+  it('never parks the prepare of a round that ended while it waited for the replica position', async () => {
+    const { replica, participant: p } = participant(null);
+    const vote = p.prepare(request('lockstep_s_10_1e1'));
+    await Promise.resolve();
+    p.ended('lockstep_s_10_1e1');
+    replica.position = { version: 9, lsn: toLsn('0/9') };
+    expect(await vote).toMatchObject({ vote: 'no', reason: expect.stringContaining('1e1') });
+    expect(p.pending).toBeNull();
   });
 
   it('drops it when the coordinator says the round was rolled back', async () => {

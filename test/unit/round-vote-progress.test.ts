@@ -96,4 +96,19 @@ describe('the vote deadline of a participant that shows progress', () => {
     const done = await Promise.race([result, Promise.resolve(null)]);
     expect(done?.outcome).toBe('aborted');
   });
+
+  it('does not count a count that fell and climbs back as progress: it aborts at the deadline', async () => {
+    const world = new FakeWorld();
+    const { participant, state } = slowPreparer(world);
+    state.progress = 5;
+    const result = round(world, [world.participant('r1', 'yes', VOTE_MS), participant]);
+    await vi.advanceTimersByTimeAsync(VOTE_MS / 4);
+    // Its packet rolled back, then applied again part of the way it had come.
+    state.progress = -1;
+    await vi.advanceTimersByTimeAsync(VOTE_MS / 4);
+    state.progress = 3;
+    await vi.advanceTimersByTimeAsync(VOTE_MS * 0.75);
+    const done = await Promise.race([result, Promise.resolve(null)]);
+    expect(done?.outcome).toBe('aborted');
+  });
 });
