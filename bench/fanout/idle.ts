@@ -7,7 +7,8 @@
  * phase: CPU ms per second of an agent (utime + stime from /proc), of its
  * replica's backends (the agent's connections), of the NATS servers together
  * and of the publisher. With $BENCH_CPU_PROF=DIR the agents and the publisher
- * write V8 CPU profiles there as they exit.
+ * write V8 CPU profiles there as they exit; $BENCH_NODE_ARGS are Node flags
+ * for them.
  */
 
 import { sleep } from '../../plugin/support/sleep.js';
@@ -21,7 +22,11 @@ const env = process.env;
 const COUNTS = (env.BENCH_IDLE_N ?? '1 16').split(/[ ,]+/).filter(Boolean).map(Number);
 const SECONDS = Number(env.BENCH_IDLE_SECONDS ?? 60);
 const RATE = Number(env.BENCH_IDLE_RATE ?? 20);
-const PROFILE = env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${env.BENCH_CPU_PROF}`] : [];
+const PROFILE = [
+  ...(env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${env.BENCH_CPU_PROF}`] : []),
+  // Node (V8) flags for the running processes, e.g. to see what tiering does at a light load.
+  ...(env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+];
 
 /** Pids of the replicas' client backends (the agents' connections; the bench holds none then). */
 async function backendPids(rig: Rig): Promise<number[]> {
