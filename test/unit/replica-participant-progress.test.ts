@@ -33,6 +33,16 @@ function participant(position: ParticipantHost['position'] = { version: 9, lsn: 
   return { replica, participant: new ReplicaParticipant(host) };
 }
 
+/** A participant whose prepare for version 10 is parked while its applier works on packet 10. */
+async function parkedOnPacket(packetProgress: number) {
+  const world = participant();
+  void world.participant.prepare(request('lockstep_s_10_1e1'));
+  await Promise.resolve();
+  world.replica.packet = 10;
+  world.replica.packetProgress = packetProgress;
+  return world;
+}
+
 describe("ReplicaParticipant.progress: its replica's answers for the round it works on, nothing else", () => {
   it('is -1 while the prepare is parked behind other work, whatever the replica answers (keepalives)', async () => {
     const { replica, participant: p } = participant();
@@ -59,11 +69,7 @@ describe("ReplicaParticipant.progress: its replica's answers for the round it wo
   });
 
   it("counts the applier's new work on the round's own packet before the gate", async () => {
-    const { replica, participant: p } = participant();
-    void p.prepare(request('lockstep_s_10_1e1'));
-    await Promise.resolve();
-    replica.packet = 10;
-    replica.packetProgress = 4;
+    const { replica, participant: p } = await parkedOnPacket(4);
     expect(p.progress('lockstep_s_10_1e1')).toBe(4);
     replica.packetProgress = 6;
     expect(p.progress('lockstep_s_10_1e1')).toBe(6);
@@ -74,11 +80,7 @@ describe("ReplicaParticipant.progress: its replica's answers for the round it wo
   });
 
   it('goes on from its parked count once taken, never below it', async () => {
-    const { replica, participant: p } = participant();
-    void p.prepare(request('lockstep_s_10_1e1'));
-    await Promise.resolve();
-    replica.packet = 10;
-    replica.packetProgress = 9_000_000;
+    const { replica, participant: p } = await parkedOnPacket(9_000_000);
     replica.answers = 500;
     const parked = p.progress('lockstep_s_10_1e1');
     p.take();
