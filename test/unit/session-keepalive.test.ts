@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import { describe, expect, it, vi } from 'vitest';
 import { explainIdleEnd } from '../../adapters/postgres/connection/idle-end.js';
@@ -29,6 +30,35 @@ describe('SessionKeepalive', () => {
     open = false;
     await vi.advanceTimersByTimeAsync(500);
     expect(sent).toHaveLength(3);
+  });
+
+  it('skips a touch while the session answers other work, and touches once it idles', async () => {
+    // A client whose server answers every statement as pg's connection reports it.
+    const connection = new EventEmitter();
+    const answer = () => {
+      connection.emit('commandComplete');
+      connection.emit('readyForQuery');
+    };
+    const sent: string[] = [];
+    const client = {
+      connection,
+      query: async (text: string) => {
+        sent.push(text);
+        answer();
+      },
+    } as unknown as pg.Client;
+    const keepalive = new SessionKeepalive(100);
+    keepalive.start(client, () => true);
+    // The applier's own statements, answered between every two looks.
+    for (let i = 0; i < 5; i++) {
+      answer();
+      await vi.advanceTimersByTimeAsync(100);
+    }
+    expect(sent).toEqual([]);
+    // Idle: its own touches' answers are not work, so it touches at every look.
+    await vi.advanceTimersByTimeAsync(350);
+    expect(sent).toEqual(['SELECT 1', 'SELECT 1', 'SELECT 1']);
+    keepalive.stop();
   });
 
   it('sends one touch at a time to a session that does not answer', async () => {
