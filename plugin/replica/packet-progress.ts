@@ -32,6 +32,17 @@ export class PacketProgress {
     this.running = { version, index, heardAt: this.heard() };
   }
 
+  /**
+   * The packet's transaction ended (committed, prepared or rolled back), or
+   * the applier starts afresh: until a part is sent again it is on no packet,
+   * so a round that starts counting meanwhile counts the re-apply from 0.
+   */
+  closed(): void {
+    this.version = -1;
+    this.current = 0;
+    this.running = null;
+  }
+
   /** The running part ended: applied (`done`), or failed. */
   ended(done: boolean): void {
     const part = this.running;

@@ -65,6 +65,7 @@ export class ReplicaApplier {
   /** Applies from the durable `position` on, until the agent stops or a step fails. */
   async run(position: ReplicaPosition): Promise<void> {
     this.deadline = null;
+    this.packetProgress.closed();
     const epoch = this.window.epoch;
     const cursor = this.locate(position.version);
     this.noteDelta(position);
@@ -147,11 +148,13 @@ export class ReplicaApplier {
         );
       }
       case 'commit':
+        this.packetProgress.closed();
         return this.work(
           target.commit(command.position, command.commitTime, command.gid),
           command.position.version,
         );
       case 'rollback':
+        this.packetProgress.closed();
         return this.work(target.rollback(), command.version);
       case 'advance':
         return this.work(target.advance(command.position), command.position.version);

@@ -74,6 +74,19 @@ describe("PacketProgress: a round's new work on a large packet, nothing else", (
     expect(progress.of(10, 'g2')).toBeGreaterThan(second);
   });
 
+  it("counts the re-apply from 0 for a round that starts counting after the packet's transaction ended", () => {
+    const { progress, apply } = world();
+    progress.of(10, 'g1');
+    apply([0, 1, 2, 3]);
+    // Prepared and rolled back (or failed): the next round looks before the re-apply begins.
+    progress.closed();
+    expect(progress.of(10, 'g2')).toBe(-1);
+    apply([0]);
+    const first = progress.of(10, 'g2');
+    apply([1]);
+    expect(progress.of(10, 'g2')).toBeGreaterThan(first);
+  });
+
   it('does not count a part that failed as done', () => {
     const { progress, apply } = world();
     apply([0]);
