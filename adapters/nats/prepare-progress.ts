@@ -23,7 +23,7 @@ export function whileAgentProgresses<T>(
   const { done, settledOrAfter } = request;
   const interval = Math.max(MIN_PROBE_MS, Math.floor(everyMs));
   const watch = async (): Promise<T> => {
-    /** The highest count reported (-1, parked, is none). */
+    /** The highest count reported (-1, parked behind other work, is no count). */
     let highest: number | undefined;
     let lastAt = Date.now();
     for (;;) {
@@ -31,9 +31,9 @@ export function whileAgentProgresses<T>(
       if (request.settled) return done;
       const progress = await probe(interval);
       if (progress !== undefined) {
-        // The first count is where the agent stands, not progress since the request; nor is its
-        // taking the prepare (from -1: parked). Only a count above every one before is progress:
-        // one that fell (a packet rolled back and applied again) must climb past where it was.
+        // The first count is where the agent stands, not progress since the request (-1 is no
+        // count). Only a count above every one before is progress: one that fell (a packet
+        // rolled back and applied again) must climb past where it was.
         if (progress !== -1 && (highest === undefined || progress > highest)) {
           if (highest !== undefined) lastAt = Date.now();
           highest = progress;

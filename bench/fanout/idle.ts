@@ -22,10 +22,10 @@ const env = process.env;
 const COUNTS = (env.BENCH_IDLE_N ?? '1 16').split(/[ ,]+/).filter(Boolean).map(Number);
 const SECONDS = Number(env.BENCH_IDLE_SECONDS ?? 60);
 const RATE = Number(env.BENCH_IDLE_RATE ?? 20);
-const PROFILE = [
+const NODE_FLAGS = [
   ...(env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${env.BENCH_CPU_PROF}`] : []),
   // Node (V8) flags for the running processes, e.g. to see what tiering does at a light load.
-  ...(env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+  ...(env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
 ];
 
 /** Pids of the replicas' client backends (the agents' connections; the bench holds none then). */
@@ -88,7 +88,7 @@ for (const n of COUNTS) {
   useBuiltCli();
   const rig = await setUpRig(n, 'bus');
   // Profiles of the running processes only (not attach's).
-  useBuiltCli(undefined, PROFILE);
+  useBuiltCli(undefined, NODE_FLAGS);
   const running = startTransport(rig);
   try {
     // Settled: every agent's status written, start-up work done.

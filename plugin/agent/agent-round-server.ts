@@ -106,7 +106,10 @@ export class AgentRoundServer {
         // Ended before ROLLBACK PREPARED runs: a prepare finishing meanwhile, or one this rollback
         // failed on (55000 "is busy"), must still be rolled back when it lands.
         this.ended.add(request.gid ?? '');
-        // Only a prepare still running can need it; a few hundred are plenty.
+        // Its prepare may wait parked: dropped now, not after a ROLLBACK PREPARED that may hang.
+        this.participant()?.ended(request.gid ?? '');
+        // Only a prepare still running can need it (migrations too, unlike the participant's
+        // list of stream rounds); a few hundred are plenty.
         if (this.ended.size > 256) this.ended.delete(this.ended.values().next().value as string);
         await node.rollback(request.gid ?? '');
         this.migrated.delete(request.gid ?? '');

@@ -125,10 +125,10 @@ export class RoundDriver {
       const before = this.progressAt.get(p);
       if (before === undefined) continue;
       const progress = this.participant(p).progress?.(this.run.request.gid);
-      // Only a count above the one the deadline was last set at is progress: one that fell (a
-      // packet rolled back, a connection counting afresh) must climb past it to count again.
+      // Only a count above the one at the last extension is progress: one that fell (a packet
+      // rolled back, a connection counting afresh) must climb past it to count again.
       if (progress === undefined || progress <= before) continue;
-      // The first count after the prepare was taken (or reported) is where it starts, not progress.
+      // The first count (before it, -1: parked behind other work) is where it starts, not progress.
       if (before === -1) this.progressAt.set(p, progress);
       else if (deadline <= now) {
         this.progressAt.set(p, progress);

@@ -27,10 +27,11 @@ export interface RoundParticipant {
    */
   prepare(request: PrepareRequest, deadlineMs?: number): Promise<Vote>;
   /**
-   * A count that grows while the participant shows life (its replica answers
-   * the apply): a round whose vote deadline passed while it grew waits
-   * another deadline, so a large prepare is not taken for a participant that
-   * does not answer. Without it, the deadline is final.
+   * A count that grows with the participant's new work towards its vote (its
+   * replica answers the round's apply; not keepalives, not work done again):
+   * a round whose vote deadline passed while it grew waits another deadline,
+   * so a large prepare is not taken for a participant that does not answer.
+   * -1: no count (not working on this round). Without it, the deadline is final.
    */
   progress?(gid: string): number;
   /** Resolves once it holds `from - 1` (the delta was applied); rejects when it cannot get there now. */

@@ -142,7 +142,7 @@ export class ReplicaApplier {
         progress.started(header.version, index);
         return this.work(target.apply(changes, header.version, header.lsn), header.version).then(
           (event) => {
-            progress.ended(event.type !== 'failed');
+            progress.ended(event.type === 'done');
             return event;
           },
         );

@@ -154,10 +154,10 @@ export class ReplicaParticipant implements RoundParticipant {
   }
 
   /**
-   * Round `gid` ended (it aborted while its prepare waited parked): the
-   * applier must not take that prepare at its gate, as PREPARE TRANSACTION of
-   * a dead round would roll back the large packet's open transaction and
-   * make the next attempt apply it all again.
+   * Round `gid` ended (decided, or rolled back at the agent): a prepare of it,
+   * parked or still on its way, is answered no and never taken at the gate,
+   * since preparing it would only be rolled back and the large packet
+   * applied again by the next attempt.
    */
   ended(gid: string): void {
     this.endedGids.add(gid);

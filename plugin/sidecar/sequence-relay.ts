@@ -64,14 +64,14 @@ export function applySequences(
   });
 }
 
-/** Periods in a row that the same values are passed on once: then again, in case they were lost. */
+/** Unchanged values are passed on again every REPEAT_EVERY periods, in case the last copy was lost. */
 export const REPEAT_EVERY = 6;
 
 /**
  * Whether values are worth passing on: new ones always; the same as the last
  * ones passed on only every {@link REPEAT_EVERY}th time, so that a bucket
  * recreated empty, or a replica sequence set back by hand, is put right
- * within a minute, while an idle stream costs no replica connection and no
+ * within REPEAT_EVERY periods (a minute at the default 10 s), while an idle stream costs no replica connection and no
  * bus write every period.
  */
 export class RepeatGate {

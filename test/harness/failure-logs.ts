@@ -1,18 +1,37 @@
 import { afterEach } from 'vitest';
-import { type LockstepProcess, takeStartedProcesses } from '../support/lockstep-process.js';
+import {
+  type LockstepProcess,
+  recordStartedProcesses,
+  takeStartedProcesses,
+} from '../support/lockstep-process.js';
 
 /** Log lines kept per process: enough to see the last steps, few enough to keep CI's summary readable. */
 const TAIL_LINES = 12;
 /** Processes reported: the long-lived ones (`run`, `agent`) first, then the last commands. */
 const MOST_PROCESSES = 6;
 /** The fields that say what happened; the rest (pid, hostname, app) is noise in a failure report. */
-const FIELDS = ['time', 'level', 'replica', 'event', 'state', 'gid', 'version', 'msg', 'err'];
+const FIELDS = [
+  'time',
+  'level',
+  'replica',
+  'node',
+  'event',
+  'state',
+  'gid',
+  'version',
+  'msg',
+  'err',
+  'reason',
+];
 
 /**
  * vitest setup file (integration): when a test fails, the end of the log of
- * each lockstep process it started is appended to its first error. CI shows
+ * each lockstep process it started, or that still runs, is appended to its
+ * first error. CI shows
  * the failures' summary; the processes' output is otherwise lost with them.
  */
+recordStartedProcesses();
+
 afterEach((context) => {
   const started = takeStartedProcesses();
   const result = context.task.result;

@@ -55,13 +55,23 @@ export function useBuiltCli(file = 'dist/lockstep.mjs', nodeFlags: readonly stri
   entry = [...nodeFlags, file];
 }
 
-/** Processes started since the last {@link takeStartedProcesses} (a failed test reports their logs). */
-let started: LockstepProcess[] = [];
+/** Processes started since the last {@link takeStartedProcesses}, and those still running (null: not kept). */
+let started: LockstepProcess[] | null = null;
 
-/** The processes started since the last call, in order; the list starts afresh. */
+/** Keeps the processes started from now on, for a failed test's report (benches keep none). */
+export function recordStartedProcesses(): void {
+  started ??= [];
+}
+
+/**
+ * The processes started since the last call and those still running (one a
+ * `beforeAll` started serves every test of its file), in order; the ones
+ * that exited are forgotten.
+ */
 export function takeStartedProcesses(): LockstepProcess[] {
-  const taken = started;
-  started = [];
+  const taken = started ?? [];
+  if (started)
+    started = started.filter((p) => p.child.exitCode === null && p.child.signalCode === null);
   return taken;
 }
 
@@ -80,7 +90,7 @@ export class LockstepProcess {
     readonly args: string[],
     env: NodeJS.ProcessEnv = {},
   ) {
-    started.push(this);
+    started?.push(this);
     this.child = spawn(process.execPath, [...entry, ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -131,10 +131,15 @@ describe('an agent serving two-phase rounds', () => {
   });
 
   it('tells the participant a round ended, and refuses its prepare when the rollback overtook it', async () => {
-    const { server, ended } = world(async () => ({ ok: true, value: 'abort' }));
-    // The round aborted while its prepare waited parked at the applier's gate: dropped there.
+    const { server, ended, node } = world(async () => ({ ok: true, value: 'abort' }));
+    // The round aborted while its prepare waited parked at the applier's gate: dropped there
+    // before ROLLBACK PREPARED runs (which may hang on the replica the round gave up on).
+    let endedAtRollback: string[] = [];
+    node.rollback = async () => {
+      endedAtRollback = [...ended];
+    };
     expect(await server.handle('rollback', { epoch: 1, gid: GID })).toMatchObject({ ok: true });
-    expect(ended).toEqual([GID]);
+    expect(endedAtRollback).toEqual([GID]);
     // Its prepare arrives after the rollback: answered no at once, never parked for the gate.
     expect(await server.handle('prepare', { epoch: 1, request: REQUEST })).toMatchObject({
       ok: true,
