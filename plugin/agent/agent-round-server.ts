@@ -12,6 +12,7 @@ import {
   type WireReply,
 } from '../protocol/round-subjects.js';
 import type { ReplicaParticipant } from '../replica/replica-participant.js';
+import { RecentSet } from '../support/recent-set.js';
 import type { AgentMigrations } from './agent-migrations.js';
 
 /** How an agent's round server reaches the bus and its replica (the composition root wires it). */
@@ -52,8 +53,12 @@ export class AgentRoundServer {
   private readonly migrated = new Set<string>();
   /** Migrations being prepared now. */
   private readonly preparing = new Set<string>();
-  /** Gids rolled back here: a prepare that finishes after its round ended is rolled back at once. */
-  private readonly ended = new Set<string>();
+  /**
+   * Gids rolled back here: a prepare that finishes after its round ended is
+   * rolled back at once. Only a prepare still running can need one (stream
+   * rounds and migrations): a few hundred are plenty.
+   */
+  private readonly ended = new RecentSet<string>(256);
 
   constructor(
     private readonly replica: string,
@@ -85,9 +90,13 @@ export class AgentRoundServer {
         await participant.delta(request.request as WirePrepare);
         return ok(null, participant.heldVersion);
       }
-      case 'decided':
-        this.tell(request.request?.gid ?? '', request.outcome ?? 'rolled-back');
+      case 'decided': {
+        const gid = request.request?.gid ?? '';
+        // Its prepare may still wait parked: a round that ended is not taken at the gate.
+        this.participant()?.ended(gid);
+        this.tell(gid, request.outcome ?? 'rolled-back');
         return ok(null);
+      }
       case 'list':
         return ok(await node.list(request.stream ?? this.wiring.stream));
       case 'commit':
@@ -108,9 +117,6 @@ export class AgentRoundServer {
         this.ended.add(request.gid ?? '');
         // Its prepare may wait parked: dropped now, not after a ROLLBACK PREPARED that may hang.
         this.participant()?.ended(request.gid ?? '');
-        // Only a prepare still running can need it (migrations too, unlike the participant's
-        // list of stream rounds); a few hundred are plenty.
-        if (this.ended.size > 256) this.ended.delete(this.ended.values().next().value as string);
         await node.rollback(request.gid ?? '');
         this.migrated.delete(request.gid ?? '');
         this.tell(request.gid ?? '', 'rolled-back');
@@ -230,8 +236,6 @@ export class AgentRoundServer {
       participant?.decided(request, outcome);
       return;
     }
-    // Its prepare may still wait parked: a round that ended is not taken at the gate.
-    participant?.ended(gid);
     // Prepared before this process started: an applier parked at that round's gate reads its position again.
     const version = parseGid(gid, this.wiring.stream)?.version;
     if (outcome !== 'committed' || version === undefined || !participant) return;

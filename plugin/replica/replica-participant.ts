@@ -5,10 +5,11 @@ import type {
   Vote,
 } from '../coordinator/round-participant.js';
 import type { NotLandedError } from '../ports/lockstep-error.js';
+import { RecentSet } from '../support/recent-set.js';
 import { sleep } from '../support/sleep.js';
 import type { ReplicaPosition } from './replica-target.js';
 
-/** Ended rounds remembered, for their prepares still on the way. */
+/** Ended rounds remembered, for their prepares still on the way: a few dozen are plenty. */
 const ENDED_KEPT = 64;
 
 const endedVote = (gid: string): Vote => ({
@@ -64,7 +65,7 @@ export class ReplicaParticipant implements RoundParticipant {
   }> = [];
   private gateSignal: (() => void) | null = null;
   /** Rounds that ended lately: a prepare of one that arrives late is never parked. */
-  private readonly endedGids = new Set<string>();
+  private readonly endedGids = new RecentSet<string>(ENDED_KEPT);
 
   constructor(private readonly host: ParticipantHost) {}
 
@@ -161,9 +162,6 @@ export class ReplicaParticipant implements RoundParticipant {
    */
   ended(gid: string): void {
     this.endedGids.add(gid);
-    // Only a prepare still on its way can need it: a few dozen are plenty.
-    if (this.endedGids.size > ENDED_KEPT)
-      this.endedGids.delete(this.endedGids.values().next().value as string);
     const parked = this.parked;
     if (parked?.request.gid !== gid) return;
     this.parked = null;
