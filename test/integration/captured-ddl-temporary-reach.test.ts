@@ -36,6 +36,11 @@ const schemaOf = (node: PostgresCluster) =>
      ORDER BY 1, 2`,
   );
 
+/** Runs `statements` one after another on `client` (each its own query, as an application sends them). */
+async function each(client: pg.ClientBase, statements: readonly string[]): Promise<void> {
+  for (const text of statements) await client.query(text);
+}
+
 /** The primary's refusal: raised by the capture (P0001), its message starting so. */
 const refusal = (start: string) => ({
   code: 'P0001',
@@ -115,19 +120,23 @@ describe('DDL reaching a temporary object: refused on the primary, never halting
 
   it('keeps a GRANT on temporary objects local, replicates one on permanent ones, refuses a mix', async () => {
     const { app } = running;
-    await app.query('CREATE TEMP TABLE tt (a int, b int)');
-    await app.query('GRANT SELECT ON tt TO PUBLIC');
-    await app.query('GRANT SELECT (a) ON tt TO PUBLIC');
-    await app.query('REVOKE UPDATE ON tt FROM PUBLIC');
+    await each(app, [
+      'CREATE TEMP TABLE tt (a int, b int)',
+      'GRANT SELECT ON tt TO PUBLIC',
+      'GRANT SELECT (a) ON tt TO PUBLIC',
+      'REVOKE UPDATE ON tt FROM PUBLIC',
+    ]);
     await expect(app.query('GRANT SELECT ON tt, perm TO PUBLIC')).rejects.toMatchObject(
       refusal('GRANT changes both temporary and permanent objects'),
     );
     // In one transaction after a permanent CREATE INDEX: only the GRANT's own rows count.
-    await app.query('BEGIN');
-    await app.query('CREATE INDEX perm_b ON perm (b)');
-    await app.query('GRANT SELECT ON tt TO PUBLIC');
-    await app.query('GRANT SELECT ON perm TO PUBLIC');
-    await app.query('COMMIT');
+    await each(app, [
+      'BEGIN',
+      'CREATE INDEX perm_b ON perm (b)',
+      'GRANT SELECT ON tt TO PUBLIC',
+      'GRANT SELECT ON perm TO PUBLIC',
+      'COMMIT',
+    ]);
     await expectEveryReplicaApplying();
   });
 
@@ -174,19 +183,23 @@ describe('DDL reaching a temporary object: refused on the primary, never halting
 
   it('reads a GRANT in a savepoint by its rows, and refuses a no-op REVOKE beside temporary tables', async () => {
     const { app } = running;
-    await app.query('CREATE TEMP TABLE saved (x int)');
-    await app.query('BEGIN');
-    await app.query('SAVEPOINT s');
-    await app.query('GRANT SELECT ON saved TO PUBLIC');
-    await app.query('RELEASE SAVEPOINT s');
-    await app.query('SAVEPOINT t');
+    await each(app, [
+      'CREATE TEMP TABLE saved (x int)',
+      'BEGIN',
+      'SAVEPOINT s',
+      'GRANT SELECT ON saved TO PUBLIC',
+      'RELEASE SAVEPOINT s',
+      'SAVEPOINT t',
+    ]);
     await expect(app.query('GRANT INSERT ON saved, perm TO PUBLIC')).rejects.toMatchObject(
       refusal('GRANT changes both temporary and permanent objects'),
     );
-    await app.query('ROLLBACK TO SAVEPOINT t');
-    await app.query('SAVEPOINT u');
-    await app.query('GRANT INSERT ON perm TO PUBLIC');
-    await app.query('COMMIT');
+    await each(app, [
+      'ROLLBACK TO SAVEPOINT t',
+      'SAVEPOINT u',
+      'GRANT INSERT ON perm TO PUBLIC',
+      'COMMIT',
+    ]);
     // No grant to revoke: no row written tells what it names; beside temporary tables, refused.
     for (const text of [
       'REVOKE SELECT (x) ON saved FROM PUBLIC',
