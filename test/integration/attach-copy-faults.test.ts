@@ -5,7 +5,7 @@ import { copyTable } from '../../adapters/postgres/setup/table-copy.js';
 import type { Lsn } from '../../plugin/protocol/index.js';
 import { eventually } from '../support/compare-nodes.js';
 import { lockstep, writeConfig } from '../support/lockstep-process.js';
-import { definitionsOf, recordedCopies } from '../support/table-definitions.js';
+import { copySessionsGone, definitionsOf, recordedCopies } from '../support/table-definitions.js';
 import { useClusters } from '../support/use-clusters.js';
 
 const clusters = useClusters({ replicas: 2 });
@@ -37,17 +37,66 @@ describe('copy faults leave replicas as they were', () => {
       clusters.replicas.map((r) => [r.name, expect.stringMatching(/snapshot/)]),
     );
     for (const [i, replica] of clusters.replicas.entries()) {
-      await eventually(
-        async () =>
-          (
-            await replica.query(
-              `SELECT 1 FROM pg_stat_activity WHERE application_name = 'lockstep-copy'`,
-            )
-          ).length === 0,
-        'the copy sessions closed',
-      );
+      await copySessionsGone(replica, 'the copy sessions closed');
       expect(await definitionsOf(replica)).toEqual(before[i]);
       expect(await replica.query('SELECT 1 FROM early')).toEqual([]);
+    }
+  });
+
+  it('a primary read cut off mid-table leaves every replica untouched, sessions closed', async () => {
+    const { primary, replicas } = clusters;
+    const schema = `CREATE TABLE cut (id int PRIMARY KEY, n bigint, body text, raw bytea);
+      CREATE INDEX cut_n ON cut (n);`;
+    for (const node of [primary, ...replicas]) await node.query(schema);
+    // Slow loads (a trigger that fires in the load's replica role): the read is cut mid-stream.
+    for (const replica of replicas)
+      await replica.query(`
+        CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS
+          $$BEGIN PERFORM pg_sleep(0.001); RETURN NEW; END$$;
+        CREATE TRIGGER slow BEFORE INSERT ON cut FOR EACH ROW EXECUTE FUNCTION slow();
+        ALTER TABLE cut ENABLE ALWAYS TRIGGER slow;`);
+    await primary.query(`INSERT INTO cut SELECT g, g * 7, repeat(md5(g::text), 64),
+      decode(repeat(md5(g::text || 'b'), 32), 'hex') FROM generate_series(1, 5000) g`);
+    const before = await Promise.all(replicas.map(definitionsOf));
+    const holder = new pg.Client({ connectionString: primary.url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      const snapshot = (await holder.query('SELECT pg_export_snapshot() AS s')).rows[0].s as string;
+      const table = (await readCatalog(holder)).find((t) => t.name === 'cut');
+      if (!table) throw new Error('no catalog entry for cut');
+      const copying = copyTable({
+        stream: 'lockstep',
+        table,
+        primaryUrl: primary.url,
+        stallTimeoutMs: 60_000,
+        snapshot,
+        copyLsn: '0/0' as Lsn,
+        replicas: replicas.map((r) => ({ name: r.name, url: r.url })),
+      });
+      const first = replicas[0] as (typeof replicas)[number];
+      await eventually(
+        async () =>
+          (await first.query('SELECT 1 FROM pg_stat_progress_copy WHERE tuples_processed >= 100'))
+            .length > 0,
+        'the load under way',
+      );
+      const killed = await primary.query(
+        `SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity
+          WHERE application_name = 'lockstep-copy' AND query LIKE 'COPY%'`,
+      );
+      expect(killed).toEqual([{ t: true }]);
+      const outcomes = await copying;
+      expect(outcomes.map((o) => [o.replica, o.error?.problem])).toEqual(
+        replicas.map((r) => [r.name, expect.stringMatching(/terminat/)]),
+      );
+    } finally {
+      await holder.end();
+    }
+    for (const [i, replica] of replicas.entries()) {
+      await copySessionsGone(replica, 'the copy sessions closed');
+      expect(await definitionsOf(replica)).toEqual(before[i]);
+      expect(await replica.query('SELECT 1 FROM cut')).toEqual([]);
     }
   });
 

@@ -7,7 +7,7 @@ import {
   withSidecar,
   writeConfig,
 } from '../support/lockstep-process.js';
-import { definitionsOf, recordedCopies } from '../support/table-definitions.js';
+import { copySessionsGone, definitionsOf, recordedCopies } from '../support/table-definitions.js';
 import { twoReplicas, useClusters } from '../support/use-clusters.js';
 
 const clusters = useClusters({ replicas: 2 });
@@ -136,13 +136,5 @@ async function killBetweenDropAndRebuild(
   } finally {
     await holder.end();
   }
-  await eventually(
-    async () =>
-      (
-        await replica.query(
-          `SELECT 1 FROM pg_stat_activity WHERE application_name = 'lockstep-copy'`,
-        )
-      ).length === 0,
-    'the killed copy rolled back',
-  );
+  await copySessionsGone(replica, 'the killed copy rolled back');
 }

@@ -1,4 +1,5 @@
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { eventually } from './compare-nodes.js';
 
 /**
  * A node's index and constraint definitions in `public`, as text: what a
@@ -26,4 +27,14 @@ export async function recordedCopies(node: PostgresCluster): Promise<string[]> {
        FROM lockstep.synced_tables ORDER BY table_name`,
   );
   return rows.map((r) => r.t);
+}
+
+/** Waits until `node` has no session of a lockstep copy left (its transaction ended). */
+export async function copySessionsGone(node: PostgresCluster, what: string): Promise<void> {
+  await eventually(
+    async () =>
+      (await node.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'lockstep-copy'`))
+        .length === 0,
+    what,
+  );
 }

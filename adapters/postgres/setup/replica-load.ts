@@ -1,6 +1,5 @@
 import type { Writable } from 'node:stream';
 import type pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import type {
   CopyReplica,
   TableCopyJob,
@@ -13,6 +12,8 @@ import { dropClient, endClient } from '../connection/node-connection.js';
 import { endWhenDropped } from '../connection/session-bounds.js';
 import { GUARD_HELD } from '../control/resync-guard.js';
 import { quoteIdent, quoteQualified } from '../sql-identifier.js';
+import { type CopyFormat, type CopyFormatFacts, copyFormatFacts } from './copy-format.js';
+import { copyFromFramed } from './copy-in-framed.js';
 import { LoadPhaseFrozen, type LoadWatch, watchPhase } from './load-watchdog.js';
 import { type PreparedLoad, prepareLoad } from './load-without-indexes.js';
 import { warmTable } from './warm-up.js';
@@ -32,7 +33,7 @@ export class ReplicaLoad {
     readonly replica: CopyReplica,
     private readonly job: TableCopyJob,
     private readonly client: pg.Client,
-    private readonly prepared: PreparedLoad & { readonly checkForeignKeys: boolean },
+    private readonly prepared: PreparedTable,
     private readonly watch: LoadWatch,
     /** The replica's server_version_num. */
     private readonly version: number,
@@ -66,12 +67,21 @@ export class ReplicaLoad {
     }
   }
 
-  /** The COPY FROM stream the rows go into. */
-  writer(): Writable {
+  /** What the replica says about the copied columns' types (copy-format). */
+  get formatFacts(): CopyFormatFacts {
+    return this.prepared.formatFacts;
+  }
+
+  /** The COPY FROM stream the rows go into, as CopyData messages framed by the primary. */
+  writer(format: CopyFormat): Writable {
     const columns = this.job.table.columns.map((c) => quoteIdent(c.name)).join(', ');
-    const freeze = this.prepared.freeze ? ' WITH (FREEZE)' : '';
+    const options = [
+      ...(format === 'binary' ? ['FORMAT binary'] : []),
+      ...(this.prepared.freeze ? ['FREEZE'] : []),
+    ];
+    const using = options.length > 0 ? ` WITH (${options.join(', ')})` : '';
     return this.client.query(
-      copyFrom(`COPY ${qualified(this.job)} (${columns}) FROM STDIN${freeze}`),
+      copyFromFramed(`COPY ${qualified(this.job)} (${columns}) FROM STDIN${using}`),
     );
   }
 
@@ -200,12 +210,18 @@ async function startLoad(client: pg.Client): Promise<{ pid: number; version: num
   return { pid: rows[0]?.pid as number, version: rows[0]?.version as number };
 }
 
+/** A replica table ready for its rows. */
+type PreparedTable = PreparedLoad & {
+  readonly checkForeignKeys: boolean;
+  readonly formatFacts: CopyFormatFacts;
+};
+
 /** Locks the table, refuses it with rows, and empties it of its droppable indexes. */
 async function prepareTable(
   client: pg.Client,
   job: TableCopyJob,
   replica: CopyReplica,
-): Promise<PreparedLoad & { readonly checkForeignKeys: boolean }> {
+): Promise<PreparedTable> {
   const table = qualified(job);
   // Nothing may slip in between the check for rows and the load.
   await client.query(`LOCK TABLE ONLY ${table} IN ACCESS EXCLUSIVE MODE`);
@@ -222,8 +238,13 @@ async function prepareTable(
       problem: 'the table already has rows on the replica, and lockstep did not copy them',
       fix: `empty it on the replica (TRUNCATE ${table}) and run lockstep attach again`,
     });
+  const formatFacts = await copyFormatFacts(
+    client,
+    table,
+    job.table.columns.map((c) => c.name),
+  );
   const prepared = await prepareLoad(client, table);
-  return { ...prepared, checkForeignKeys: rows[0]?.has_fks === true };
+  return { ...prepared, checkForeignKeys: rows[0]?.has_fks === true, formatFacts };
 }
 
 /** The replica's failure as a LockstepError naming it and the table. */

@@ -1,4 +1,4 @@
-import { to as copyTo } from 'pg-copy-streams';
+import type pg from 'pg';
 import type {
   CopyReplica,
   TableCopyJob,
@@ -8,6 +8,13 @@ import { clientConfig } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../sql-identifier.js';
 import { FanOutStalled, type FanOutTarget, fanOut } from './copy-fan-out.js';
+import {
+  type CopyFormat,
+  type CopyFormatFacts,
+  chooseCopyFormat,
+  copyFormatFacts,
+} from './copy-format.js';
+import { CopyOutRelay } from './copy-out-relay.js';
 import { copyFailed, copyStalled, ReplicaLoad } from './replica-load.js';
 
 /** How often (rows) progress is reported while a table streams. */
@@ -15,14 +22,18 @@ const PROGRESS_EVERY = 50_000;
 
 /**
  * Copies one table from the primary's snapshot to every replica of the job:
- * one COPY TO on the primary, streamed to one COPY FROM per replica (nothing
- * held in memory beyond a chunk), each in its own replica transaction that
- * also records the copy. A replica that fails drops out with its error; the
- * others commit their complete copies, so a resume copies only what is
- * missing. A failed primary read fails every replica.
+ * one COPY TO on the primary, its CopyData messages relayed as they are to
+ * one COPY FROM per replica (nothing held in memory beyond a chunk), each in
+ * its own replica transaction that also records the copy. A replica that
+ * fails drops out with its error; the others commit their complete copies,
+ * so a resume copies only what is missing. A failed primary read fails every
+ * replica.
  */
 export async function copyTable(job: TableCopyJob): Promise<TableCopyOutcome[]> {
-  const opened = await Promise.allSettled(job.replicas.map((r) => ReplicaLoad.open(job, r)));
+  const [source, ...opened] = await Promise.allSettled([
+    openSource(job),
+    ...job.replicas.map((r) => ReplicaLoad.open(job, r)),
+  ]);
   const outcomes = new Map<string, TableCopyOutcome>();
   const loads: ReplicaLoad[] = [];
   opened.forEach((result, i) => {
@@ -31,22 +42,57 @@ export async function copyTable(job: TableCopyJob): Promise<TableCopyOutcome[]> 
     else outcomes.set(replica.name, { replica: replica.name, error: result.reason });
   });
   try {
-    if (loads.length > 0) await streamAndCommit(job, loads, outcomes);
+    if (loads.length > 0) await streamAndCommit(job, source, loads, outcomes);
   } finally {
+    if (source.status === 'fulfilled') await source.value.client.end().catch(() => undefined);
     await Promise.all(loads.map((load) => load.close()));
   }
   return job.replicas.map((r) => outcomes.get(r.name) as TableCopyOutcome);
 }
 
+/** The primary's session on the snapshot, and what it says about the table's columns. */
+interface Source {
+  readonly client: pg.Client;
+  readonly facts: CopyFormatFacts;
+}
+
+async function openSource(job: TableCopyJob): Promise<Source> {
+  const client = new LibpqClient(clientConfig(job.primaryUrl, 'lockstep-copy'));
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await client.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(job.snapshot)}`);
+    const table = quoteQualified(job.table.schema, job.table.name);
+    const facts = await copyFormatFacts(
+      client,
+      table,
+      job.table.columns.map((c) => c.name),
+    );
+    return { client, facts };
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw error;
+  }
+}
+
 async function streamAndCommit(
   job: TableCopyJob,
+  source: PromiseSettledResult<Source>,
   loads: readonly ReplicaLoad[],
   outcomes: Map<string, TableCopyOutcome>,
 ): Promise<void> {
+  const format: CopyFormat =
+    source.status === 'fulfilled'
+      ? chooseCopyFormat(
+          source.value.facts,
+          loads.map((l) => l.formatFacts),
+        )
+      : 'text';
   const targets: Array<FanOutTarget & { load: ReplicaLoad }> = loads.map((load) => {
     const target = {
       load,
-      stream: load.writer(),
+      stream: load.writer(format),
       failure: undefined as unknown,
       abort: () => load.abort(),
     };
@@ -56,16 +102,21 @@ async function streamAndCommit(
     });
     return target;
   });
-  let lines: number;
+  let rows: number;
   try {
-    lines = await readOnce(job, targets, (rows) => {
+    if (source.status === 'rejected') throw source.reason;
+    rows = await readOnce(job, source.value.client, format, targets, (sent) => {
       for (const t of targets)
-        if (t.failure === undefined) job.onProgress?.(t.load.replica.name, rows);
+        if (t.failure === undefined) job.onProgress?.(t.load.replica.name, sent);
     });
   } catch (error) {
-    // The primary's read failed: no replica has the whole table.
-    for (const t of targets) t.failure ??= error;
-    lines = 0;
+    // The primary's read failed: no replica has the whole table. A COPY may
+    // have been cut inside a message: its session is dropped, not ended.
+    for (const t of targets) {
+      t.failure ??= error;
+      t.load.abort();
+    }
+    rows = 0;
   }
   await Promise.all(
     targets.map(async ({ load, failure }) => {
@@ -79,9 +130,9 @@ async function streamAndCommit(
         return;
       }
       try {
-        const { rows, warnings } = await load.commit(lines);
-        job.onProgress?.(replica, rows);
-        outcomes.set(replica, { replica, rows, warnings });
+        const committed = await load.commit(rows);
+        job.onProgress?.(replica, committed.rows);
+        outcomes.set(replica, { replica, ...committed });
       } catch (error) {
         outcomes.set(replica, { replica, error: copyFailed(job, load.replica, error) });
       }
@@ -92,35 +143,28 @@ async function streamAndCommit(
 /** Reads the table once on the snapshot and feeds every target; the rows read. */
 async function readOnce(
   job: TableCopyJob,
+  source: pg.Client,
+  format: CopyFormat,
   targets: readonly FanOutTarget[],
   onProgress: (rows: number) => void,
 ): Promise<number> {
-  const source = new LibpqClient(clientConfig(job.primaryUrl, 'lockstep-copy'));
-  source.on('error', () => undefined);
-  try {
-    await source.connect();
-    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    await source.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(job.snapshot)}`);
-    const columns = job.table.columns.map((c) => quoteIdent(c.name)).join(', ');
-    const table = quoteQualified(job.table.schema, job.table.name);
-    // ONLY: an inheritance child's rows are its own table's copy, not its parent's.
-    const reader = source.query(copyTo(`COPY (SELECT ${columns} FROM ONLY ${table}) TO STDOUT`));
-    let lines = 0;
-    let lastReport = 0;
-    const onChunk = (chunk: Buffer) => {
-      // COPY text escapes newlines inside values: one line is one row.
-      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
-      if (lines - lastReport >= PROGRESS_EVERY) {
-        lastReport = lines;
-        onProgress(lines);
-      }
-    };
-    await fanOut(reader, targets, onChunk, job.stallTimeoutMs);
-    // Every target failed: the read was cut short, the session is closed below.
-    if (targets.every((t) => t.failure !== undefined)) return lines;
-    await source.query('COMMIT');
-    return lines;
-  } finally {
-    await source.end().catch(() => undefined);
-  }
+  const columns = job.table.columns.map((c) => quoteIdent(c.name)).join(', ');
+  const table = quoteQualified(job.table.schema, job.table.name);
+  const options = format === 'binary' ? ' (FORMAT binary)' : '';
+  // ONLY: an inheritance child's rows are its own table's copy, not its parent's.
+  const relay = new CopyOutRelay(`COPY (SELECT ${columns} FROM ONLY ${table}) TO STDOUT${options}`);
+  source.query(relay as unknown as pg.QueryConfig);
+  let lastReport = 0;
+  const onChunk = () => {
+    if (relay.messages - lastReport >= PROGRESS_EVERY) {
+      lastReport = relay.messages;
+      onProgress(relay.messages);
+    }
+  };
+  await fanOut(relay, targets, onChunk, job.stallTimeoutMs);
+  // Every target failed: the read was cut short, the session is closed by the caller.
+  if (targets.every((t) => t.failure !== undefined)) return relay.messages;
+  await source.query('COMMIT');
+  if (relay.rowCount === null) throw new Error('the primary ended the COPY without its row count');
+  return relay.rowCount;
 }
