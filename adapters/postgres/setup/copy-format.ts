@@ -18,12 +18,16 @@ export interface CopyFormatFacts {
  * user's (a domain, an enum, a composite, an extension's type) is left to
  * text: arrays and composites carry their element types' OIDs, which differ
  * between nodes.
+ * An array whose element type has no binary form (aclitem[]) and the
+ * catalogs' row types (fields such as aclitem[] or regproc) go as text too.
  */
 const FACTS = `
-  SELECT coalesce(bool_and(t.oid < 10000 AND t.typname !~ '^_?reg'
-                           AND t.typsend::oid <> 0 AND t.typreceive::oid <> 0), true) AS "binarySafe",
+  SELECT coalesce(bool_and(t.oid < 10000 AND t.typname !~ '^_?reg' AND t.typrelid = 0
+                           AND t.typsend::oid <> 0 AND t.typreceive::oid <> 0
+                           AND (e.oid IS NULL OR (e.typsend::oid <> 0 AND e.typreceive::oid <> 0))), true) AS "binarySafe",
          current_setting('server_version_num')::int / 10000 AS major
     FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+    LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typlen = -1
    WHERE a.attrelid = $1::regclass AND a.attname = ANY ($2::text[]) AND a.attnum > 0
      AND NOT a.attisdropped`;
 
