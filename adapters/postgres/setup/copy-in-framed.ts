@@ -16,6 +16,8 @@ export function copyFromFramed(text: string): CopyStreamQuery {
     connection: { stream: Socket } | null;
     flushChunk(chunk: Buffer): boolean;
   };
-  framed.flushChunk = (chunk) => (framed.connection as { stream: Socket }).stream.write(chunk);
+  // After the server failed the COPY, pg-copy-streams drops `connection`; chunks still
+  // buffered behind a write are flushed on the socket's drain: drop them.
+  framed.flushChunk = (chunk) => framed.connection?.stream.write(chunk) ?? true;
   return stream;
 }
