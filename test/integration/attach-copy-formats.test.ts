@@ -20,11 +20,14 @@ const BUILTIN = `
     ts timestamptz, tsl timestamp, iv interval, u uuid, j json, jb jsonb, ia int[], ta text[],
     ip inet, m money, bits bit varying(8), tr tstzrange, x xml, o oid)`;
 
-/** Each column but id and t of a type whose binary form differs between nodes. */
-const USER_COLUMNS = ['m', 'ms', 'p', 'pr', 'rc', 'rcs'];
+/**
+ * Each column but id and t of a type whose binary form differs between nodes,
+ * or that has none (aclitem, inside a built-in array type).
+ */
+const USER_COLUMNS = ['m', 'ms', 'p', 'pr', 'rc', 'rcs', 'acl'];
 const USER = `
   CREATE TABLE user_types (id int PRIMARY KEY, m mood, ms mood[], p posint, pr pair,
-    rc regclass, rcs regtype[], t text)`;
+    rc regclass, rcs regtype[], acl aclitem[], t text)`;
 
 const DATA = `
   INSERT INTO builtin_types SELECT g, g - 100, g * 10000000000, g / 7.0, 'NaN',
@@ -42,7 +45,8 @@ const DATA = `
     ('<r a="' || g || '">&amp;</r>')::xml, g
     FROM generate_series(1, 400) g;
   INSERT INTO user_types SELECT g, 'ok', ARRAY['happy', 'sad']::mood[], g, ROW(g, 'p' || g)::pair,
-    'builtin_types'::regclass, ARRAY['mood', 'pair']::regtype[], 't' || g
+    'builtin_types'::regclass, ARRAY['mood', 'pair']::regtype[],
+    (SELECT relacl FROM pg_class WHERE relacl IS NOT NULL LIMIT 1), 't' || g
     FROM generate_series(1, 50) g;`;
 
 async function facts(node: PostgresCluster, table: string, columns: readonly string[]) {
