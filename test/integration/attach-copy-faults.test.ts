@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import { readCatalog } from '../../adapters/postgres/setup/table-catalog.js';
 import { copyTable } from '../../adapters/postgres/setup/table-copy.js';
 import type { Lsn } from '../../plugin/protocol/index.js';
-import { eventually } from '../support/compare-nodes.js';
 import { lockstep, writeConfig } from '../support/lockstep-process.js';
 import { copySessionsGone, definitionsOf, recordedCopies } from '../support/table-definitions.js';
 import { useClusters } from '../support/use-clusters.js';
@@ -42,81 +41,6 @@ describe('copy faults leave replicas as they were', () => {
       expect(await replica.query('SELECT 1 FROM early')).toEqual([]);
     }
   });
-
-  it.each([
-    ['the primary read', 'primary'],
-    ['every replica load', 'replicas'],
-  ] as const)(
-    '%s cut off mid-table leaves every replica untouched, sessions closed',
-    async (_, side) => {
-      const { primary, replicas } = clusters;
-      const name = `cut_${side}`;
-      const schema = `CREATE TABLE ${name} (id int PRIMARY KEY, n bigint, body text, raw bytea);
-      CREATE INDEX ${name}_n ON ${name} (n);`;
-      for (const node of [primary, ...replicas]) await node.query(schema);
-      // Slow loads (a trigger that fires in the load's replica role): the copy is cut mid-stream.
-      for (const replica of replicas)
-        await replica.query(`
-        CREATE OR REPLACE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS
-          $$BEGIN PERFORM pg_sleep(0.001); RETURN NEW; END$$;
-        CREATE TRIGGER slow BEFORE INSERT ON ${name} FOR EACH ROW EXECUTE FUNCTION slow();
-        ALTER TABLE ${name} ENABLE ALWAYS TRIGGER slow;`);
-      await primary.query(`INSERT INTO ${name} SELECT g, g * 7, repeat(md5(g::text), 64),
-      decode(repeat(md5(g::text || 'b'), 32), 'hex') FROM generate_series(1, 5000) g`);
-      const before = await Promise.all(replicas.map(definitionsOf));
-      const holder = new pg.Client({ connectionString: primary.url });
-      await holder.connect();
-      try {
-        await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-        const snapshot = (await holder.query('SELECT pg_export_snapshot() AS s')).rows[0]
-          .s as string;
-        const table = (await readCatalog(holder)).find((t) => t.name === name);
-        if (!table) throw new Error(`no catalog entry for ${name}`);
-        const copying = copyTable({
-          stream: 'lockstep',
-          table,
-          primaryUrl: primary.url,
-          stallTimeoutMs: 60_000,
-          snapshot,
-          copyLsn: '0/0' as Lsn,
-          replicas: replicas.map((r) => ({ name: r.name, url: r.url })),
-        });
-        const first = replicas[0] as (typeof replicas)[number];
-        await eventually(
-          async () =>
-            (await first.query('SELECT 1 FROM pg_stat_progress_copy WHERE tuples_processed >= 100'))
-              .length > 0,
-          'the load under way',
-        );
-        // The primary's backend, or every replica's: no replica can finish its copy.
-        const killed = (
-          await Promise.all(
-            (side === 'primary' ? [primary] : replicas).map((node) =>
-              node.query(
-                `SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity
-                WHERE application_name = 'lockstep-copy' AND query LIKE 'COPY%'`,
-              ),
-            ),
-          )
-        ).flat();
-        expect(killed).toEqual(
-          (side === 'primary' ? [primary] : replicas).map(() => ({ t: true })),
-        );
-        const outcomes = await copying;
-        expect(outcomes.map((o) => [o.replica, o.error?.problem])).toEqual(
-          replicas.map((r) => [r.name, expect.stringMatching(/terminat/)]),
-        );
-      } finally {
-        await holder.end();
-      }
-      for (const [i, node] of [primary, ...replicas].entries()) {
-        await copySessionsGone(node, `the copy sessions on ${node.name} closed`);
-        if (i === 0) continue;
-        expect(await definitionsOf(node)).toEqual(before[i - 1]);
-        expect(await node.query(`SELECT 1 FROM ${name}`)).toEqual([]);
-      }
-    },
-  );
 
   it("checks a partition's foreign key inherited from its partitioned parent", async () => {
     const { primary } = clusters;

@@ -27,6 +27,8 @@ const NO_BYTES = Buffer.alloc(0);
 export class CopyOutRelay extends Readable {
   /** CopyData messages seen so far: one per row (binary: the trailer too). */
   messages = 0;
+  /** Bytes read from the server so far (a stalled read shows as no change). */
+  bytes = 0;
   /** The row count of the server's `COPY n` tag, once it arrived. */
   rowCount: number | null = null;
   private connection: RelayConnection | null = null;
@@ -74,6 +76,7 @@ export class CopyOutRelay extends Readable {
 
   /** Pushes the CopyData bytes of one read; hands the rest back to pg at CopyDone or an error. */
   private relay(chunk: Buffer): void {
+    this.bytes += chunk.length;
     let pos = 0;
     let from = -1; // start of the run of CopyData bytes being collected
     const flush = (to: number) => {

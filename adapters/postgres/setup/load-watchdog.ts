@@ -59,7 +59,7 @@ export async function watchPhase<T>(phase: string, watch: LoadWatch, work: Promi
   });
   for (;;) {
     if (await within(settled, watch.boundMs)) return work;
-    const reason = await probe(watch);
+    const reason = await probeBackend(watch);
     // It may have finished while the probe looked (idle then, but done).
     if (reason === null || done) continue;
     watch.drop();
@@ -92,7 +92,7 @@ const BACKEND = `SELECT wait_event_type = 'Lock' AS locked, wait_event = 'SyncRe
                    FROM pg_stat_activity WHERE pid = $1`;
 
 /** Null when the backend is busy with the phase's statement; else why it is given up on. */
-async function probe(watch: LoadWatch): Promise<Unresponsive | null> {
+export async function probeBackend(watch: LoadWatch): Promise<Unresponsive | null> {
   const pid = watch.pid();
   // No backend known yet (pg's processID is null before the connection's key data came).
   if (!pid) return 'did not answer';

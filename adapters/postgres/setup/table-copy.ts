@@ -6,6 +6,8 @@ import type {
 } from '../../../plugin/ports/cluster-setup.js';
 import { clientConfig } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
+import { dropClient } from '../connection/node-connection.js';
+import { endWhenDropped } from '../connection/session-bounds.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../sql-identifier.js';
 import { FanOutStalled, type FanOutTarget, fanOut } from './copy-fan-out.js';
 import {
@@ -16,6 +18,7 @@ import {
 } from './copy-format.js';
 import { CopyOutRelay } from './copy-out-relay.js';
 import { copyFailed, copyStalled, ReplicaLoad } from './replica-load.js';
+import { watchSource } from './source-watch.js';
 
 /** How often (rows) progress is reported while a table streams. */
 const PROGRESS_EVERY = 50_000;
@@ -63,6 +66,8 @@ async function openSource(job: TableCopyJob): Promise<Source> {
     await client.connect();
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await client.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(job.snapshot)}`);
+    // A read the source watch dropped while it waited on a lock ends then, not once the lock goes.
+    await client.query(`SELECT ${endWhenDropped(true)}`);
     const table = quoteQualified(job.table.schema, job.table.name);
     const facts = await copyFormatFacts(
       client,
@@ -154,6 +159,12 @@ async function readOnce(
   // ONLY: an inheritance child's rows are its own table's copy, not its parent's.
   const relay = new CopyOutRelay(`COPY (SELECT ${columns} FROM ONLY ${table}) TO STDOUT${options}`);
   source.query(relay as unknown as pg.QueryConfig);
+  const stopWatch = watchSource(job, relay, {
+    url: job.primaryUrl,
+    pid: () => (source as unknown as { processID?: number }).processID,
+    boundMs: job.stallTimeoutMs,
+    drop: () => dropClient(source),
+  });
   let lastReport = 0;
   const onChunk = () => {
     if (relay.messages - lastReport >= PROGRESS_EVERY) {
@@ -161,7 +172,11 @@ async function readOnce(
       onProgress(relay.messages);
     }
   };
-  await fanOut(relay, targets, onChunk, job.stallTimeoutMs);
+  try {
+    await fanOut(relay, targets, onChunk, job.stallTimeoutMs);
+  } finally {
+    stopWatch();
+  }
   // Every target failed: the read was cut short, the session is closed by the caller.
   if (targets.every((t) => t.failure !== undefined)) return relay.messages;
   await source.query('COMMIT');
