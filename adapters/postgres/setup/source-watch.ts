@@ -1,7 +1,8 @@
 import type { TableCopyJob } from '../../../plugin/ports/cluster-setup.js';
 import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
+import { probeBackend } from '../connection/backend-probe.js';
 import type { CopyOutRelay } from './copy-out-relay.js';
-import { type LoadWatch, probeBackend } from './load-watchdog.js';
+import type { LoadWatch } from './load-watchdog.js';
 
 /**
  * Watches the primary's side of a table copy, as load-watchdog watches a
@@ -20,7 +21,13 @@ export function watchSource(job: TableCopyJob, relay: CopyOutRelay, watch: LoadW
   const look = async () => {
     if (stopped) return;
     if (relay.bytes === seen) {
-      const reason = await probeBackend(watch);
+      // Waiting to write (ClientWrite) is working: the replicas take the rows slowly.
+      const reason = await probeBackend({
+        url: watch.url,
+        pid: watch.pid(),
+        boundMs: watch.boundMs,
+        idleGraceMs: watch.boundMs,
+      });
       if (stopped) return;
       if (reason !== null && relay.bytes === seen) {
         watch.drop();

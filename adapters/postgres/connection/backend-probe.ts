@@ -1,0 +1,91 @@
+import { clientConfig } from './connection-url.js';
+import { LibpqClient } from './libpq-client.js';
+import { dropClient, endClient } from './node-connection.js';
+
+/** Why a backend that outlived its bound is given up on (for the error). */
+export type Unresponsive =
+  | 'did not answer'
+  | 'waited on a lock'
+  | 'waited on a synchronous standby'
+  | 'was not working';
+
+/** Where the backend to look at is, and how long a look and an idle spell may take. */
+export interface BackendProbe {
+  readonly url: string;
+  /** The backend's pid, once known. */
+  readonly pid: number | undefined;
+  /** How long the fresh session may take to connect and answer (ms). */
+  readonly boundMs: number;
+  /** Idle for less than this still counts as working: between two statements (ms). */
+  readonly idleGraceMs: number;
+  /**
+   * Asleep (pg_sleep) or waiting on its own client connection is not working
+   * either: for a session whose client heard nothing for the bound, neither
+   * gets its statement done.
+   */
+  readonly onlyOwnWork?: boolean;
+}
+
+/** True once `settled` resolved within `ms`, false after `ms`. */
+export async function within<V>(settled: Promise<V>, ms: number): Promise<V | false> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      settled,
+      new Promise<false>((resolve) => {
+        timer = setTimeout(resolve, ms, false);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const BACKEND = `SELECT wait_event_type = 'Lock' AS locked, wait_event = 'SyncRep' AS standby,
+                        state = 'active' AS active, now() - state_change < $2::interval AS recent,
+                        wait_event = 'PgSleep' AS asleep, wait_event_type = 'Client' AS on_client
+                   FROM pg_stat_activity WHERE pid = $1`;
+
+interface BackendState {
+  locked: boolean | null;
+  standby: boolean | null;
+  active: boolean;
+  recent: boolean;
+  asleep: boolean | null;
+  on_client: boolean | null;
+}
+
+/**
+ * Asks the server, on a fresh session, what a backend does. Null when it is
+ * busy with a statement (or idle for less than the grace, between two);
+ * else why it is given up on: the server not answering within the bound (a
+ * frozen host), the backend waiting on a lock or a synchronous standby, or
+ * not working.
+ */
+export async function probeBackend(probe: BackendProbe): Promise<Unresponsive | null> {
+  // No backend known yet (pg's processID is null before the connection's key data came).
+  if (!probe.pid) return 'did not answer';
+  const client = new LibpqClient(clientConfig(probe.url, 'lockstep-probe', probe.boundMs));
+  client.on('error', () => undefined);
+  const asked = (async () => {
+    await client.connect();
+    const { rows } = await client.query<BackendState>(BACKEND, [
+      probe.pid,
+      `${probe.idleGraceMs} ms`,
+    ]);
+    return { row: rows[0] };
+  })().catch(() => false as const);
+  const answer = await within(asked, probe.boundMs);
+  if (answer === false) {
+    dropClient(client);
+    return 'did not answer';
+  }
+  // Ended in the background: a host that answered and froze right after must not hold the caller.
+  void endClient(client);
+  const row = answer.row;
+  if (!row) return 'was not working';
+  if (row.locked) return 'waited on a lock';
+  if (row.standby) return 'waited on a synchronous standby';
+  if (row.active && probe.onlyOwnWork && (row.asleep || row.on_client)) return 'was not working';
+  return row.active || row.recent ? null : 'was not working';
+}
