@@ -24,6 +24,8 @@ export async function withinDeadline<T>(
   timeoutMs: number,
   work: Promise<T>,
   version: number,
+  /** Told each time a silent replica was found busy with its statement (how long it was silent). */
+  onBusy?: (silentMs: number) => void,
 ): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   let expired = false;
@@ -48,7 +50,10 @@ export async function withinDeadline<T>(
         (yes) => {
           asking = false;
           if (settled) return;
-          if (yes) lastAnswer = Date.now();
+          if (yes) {
+            onBusy?.(Date.now() - lastAnswer);
+            lastAnswer = Date.now();
+          }
           look();
         },
         () => {
@@ -97,4 +102,22 @@ function unresponsive(node: string, timeoutMs: number, version: number): ApplyEr
     problem: `the replica did not answer within ${timeoutMs} ms: its connection was dropped`,
     fix: 'check the replica server and the network to it (a frozen host, a full disk, a lock held for long); lockstep retries and catches up by itself',
   });
+}
+
+/** Who applies to a replica: what {@link guardStep} bounds and where it notes a busy replica. */
+export interface StepOwner {
+  readonly target: ReplicaTarget;
+  readonly name: string;
+  readonly applyTimeoutMs: number;
+  note(message: string, fields: Record<string, unknown>): void;
+}
+
+/**
+ * {@link withinDeadline} for one step of `owner`'s, noting each time the
+ * replica was found busy: it is not dropped, and the log says why it lags.
+ */
+export function guardStep<T>(owner: StepOwner, work: Promise<T>, version: number): Promise<T> {
+  return withinDeadline(owner.target, owner.name, owner.applyTimeoutMs, work, version, (silentMs) =>
+    owner.note('busy with a long statement', { event: 'replica-busy', version, silentMs }),
+  );
 }

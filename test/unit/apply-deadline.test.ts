@@ -98,11 +98,15 @@ describe('the apply deadline', () => {
   it('lets a silent replica run ten deadlines long while its server is busy with the statement', async () => {
     const { t, state, probes } = probedTarget(TIMEOUT_MS / 10);
     const { work, resolve } = pending();
-    const step = withinDeadline(t, 'r1', TIMEOUT_MS, work, 7);
+    const busy: number[] = [];
+    const step = withinDeadline(t, 'r1', TIMEOUT_MS, work, 7, (silentMs) => busy.push(silentMs));
     await vi.advanceTimersByTimeAsync(TIMEOUT_MS * 10);
     resolve();
     await expect(step).resolves.toBeUndefined();
     expect(state.aborted).toBe(false);
+    // Each extension is told, with the silence it ended (at least half a deadline).
+    expect(busy.length).toBe(probes.asked.length);
+    expect(busy.every((ms) => ms >= TIMEOUT_MS / 2)).toBe(true);
     // Asked after half a deadline of silence, each probe bounded by the other half.
     expect(probes.asked.length).toBeGreaterThan(10);
     expect(new Set(probes.asked)).toEqual(new Set([TIMEOUT_MS / 2]));

@@ -47,6 +47,9 @@ describe.each(transports)(
         120_000,
       );
       expect(unresponsive()).toEqual([]);
+      // Each replica said why it lagged: busy, not silent.
+      for (const applier of appliers)
+        expect(applier.events('replica-busy').length).toBeGreaterThan(0);
       await replication.converged();
       for (const replica of replicas) expect(await hasIndex(replica)).toBe(true);
       expect(await preparedGids([replication.primary, ...replicas])).toEqual([]);
