@@ -12,11 +12,7 @@ const LOOKS_PER_DEADLINE = 4;
  * stops pinning the window, and a round waiting for its vote hears no at once
  * instead of a timeout later. A step the replica keeps answering (a large
  * two-phase packet, applied and prepared as one) runs as long as it takes:
- * the deadline bounds a round trip, not the size of a transaction. Nor is a
- * statement the server is still working on silence (an index build on a
- * large table): silent for half the deadline, the target is asked, within
- * the other half, and busy counts as an answer. So a replica that is not
- * busy is still dropped at the deadline, not a probe later.
+ * the deadline bounds a round trip, not the size of a transaction.
  */
 export async function withinDeadline<T>(
   target: ReplicaTarget,
@@ -24,100 +20,43 @@ export async function withinDeadline<T>(
   timeoutMs: number,
   work: Promise<T>,
   version: number,
-  /** Told each time a silent replica was found busy with its statement (how long it was silent). */
-  onBusy?: (silentMs: number) => void,
 ): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   let expired = false;
-  let settled = false;
   const deadline = new Promise<never>((_, reject) => {
     let heard = target.heard?.();
     let lastAnswer = Date.now();
-    /** The silence a probe was sent for (one per silence), and whether it is still out. */
-    let askedAt: number | null = null;
-    let asking = false;
-    /** Whether an answer came since the last look. */
-    const answered = () => {
-      const heardNow = target.heard?.();
-      if (heardNow === undefined || heardNow === heard) return false;
-      heard = heardNow;
-      return true;
-    };
-    const ask = (busy: (boundMs: number) => Promise<boolean>) => {
-      askedAt = lastAnswer;
-      asking = true;
-      busy(timeoutMs / 2).then(
-        (yes) => {
-          asking = false;
-          if (settled) return;
-          if (yes) {
-            onBusy?.(Date.now() - lastAnswer);
-            lastAnswer = Date.now();
-          }
-          look();
-        },
-        () => {
-          asking = false;
-          if (!settled) look();
-        },
-      );
-    };
     const look = () => {
-      clearTimeout(timer);
       const now = Date.now();
-      if (answered()) lastAnswer = now;
+      const heardNow = target.heard?.();
+      if (heardNow !== undefined && heardNow !== heard) {
+        heard = heardNow;
+        lastAnswer = now;
+      }
       const silentMs = now - lastAnswer;
-      if (silentMs >= timeoutMs / 2 && target.busy && !asking && askedAt !== lastAnswer)
-        ask(target.busy.bind(target));
-      // The probe's answer, due by the deadline, decides; one overdue is not waited for.
-      if (silentMs >= timeoutMs && (!asking || silentMs >= timeoutMs * 1.5)) {
-        expired = true;
-        target.abort();
-        reject(unresponsive(node, timeoutMs, version));
+      if (silentMs < timeoutMs) {
+        timer = setTimeout(look, Math.min(timeoutMs / LOOKS_PER_DEADLINE, timeoutMs - silentMs));
         return;
       }
-      const nextMark = silentMs < timeoutMs / 2 ? timeoutMs / 2 : timeoutMs;
-      const wait = silentMs >= timeoutMs ? timeoutMs / LOOKS_PER_DEADLINE : nextMark - silentMs;
-      timer = setTimeout(look, Math.min(timeoutMs / LOOKS_PER_DEADLINE, wait));
+      expired = true;
+      target.abort();
+      reject(
+        new ApplyError({
+          node,
+          kind: 'unresponsive',
+          version,
+          problem: `the replica did not answer within ${timeoutMs} ms: its connection was dropped`,
+          fix: 'check the replica server and the network to it (a frozen host, a full disk, a lock held for long); lockstep retries and catches up by itself',
+        }),
+      );
     };
-    const firstLook =
-      heard === undefined && !target.busy ? timeoutMs : timeoutMs / LOOKS_PER_DEADLINE;
-    timer = setTimeout(look, firstLook);
+    timer = setTimeout(look, heard === undefined ? timeoutMs : timeoutMs / LOOKS_PER_DEADLINE);
   });
   work.catch(() => undefined); // after the deadline, its failure is the dropped connection's
   try {
     return await Promise.race([work, deadline]);
   } finally {
-    settled = true;
     clearTimeout(timer);
     if (expired) work.catch(() => undefined);
   }
-}
-
-function unresponsive(node: string, timeoutMs: number, version: number): ApplyError {
-  return new ApplyError({
-    node,
-    kind: 'unresponsive',
-    version,
-    problem: `the replica did not answer within ${timeoutMs} ms: its connection was dropped`,
-    fix: 'check the replica server and the network to it (a frozen host, a full disk, a lock held for long); lockstep retries and catches up by itself',
-  });
-}
-
-/** Who applies to a replica: what {@link guardStep} bounds and where it notes a busy replica. */
-export interface StepOwner {
-  readonly target: ReplicaTarget;
-  readonly name: string;
-  readonly applyTimeoutMs: number;
-  note(message: string, fields: Record<string, unknown>): void;
-}
-
-/**
- * {@link withinDeadline} for one step of `owner`'s, noting each time the
- * replica was found busy: it is not dropped, and the log says why it lags.
- */
-export function guardStep<T>(owner: StepOwner, work: Promise<T>, version: number): Promise<T> {
-  return withinDeadline(owner.target, owner.name, owner.applyTimeoutMs, work, version, (silentMs) =>
-    owner.note('busy with a long statement', { event: 'replica-busy', version, silentMs }),
-  );
 }

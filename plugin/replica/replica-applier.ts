@@ -10,7 +10,7 @@ import {
   type WindowLook,
 } from '../protocol/index.js';
 import { sleep } from '../support/sleep.js';
-import { guardStep, type StepOwner } from './apply-deadline.js';
+import { withinDeadline } from './apply-deadline.js';
 import { PacketProgress } from './packet-progress.js';
 import type { ReplicaParticipant } from './replica-participant.js';
 import type { ReplicaPosition, ReplicaTarget } from './replica-target.js';
@@ -52,15 +52,7 @@ export class ReplicaApplier {
     private readonly host: ApplierHost,
   ) {
     this.packetProgress = new PacketProgress(() => target.heard?.() ?? 0);
-    this.stepOwner = {
-      target,
-      name,
-      applyTimeoutMs: options.applyTimeoutMs,
-      note: (message, fields) => host.note(message, fields),
-    };
   }
-
-  private readonly stepOwner: StepOwner;
 
   /**
    * Round `gid`'s count of new work on large packet `version`, whose parts
@@ -234,7 +226,7 @@ export class ReplicaApplier {
   }
 
   private guard<T>(work: Promise<T>, version: number): Promise<T> {
-    return guardStep(this.stepOwner, work, version);
+    return withinDeadline(this.target, this.name, this.options.applyTimeoutMs, work, version);
   }
 
   private waitFor(wait: Exclude<LookWait, 'none'>): Promise<unknown> {

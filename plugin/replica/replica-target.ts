@@ -47,12 +47,4 @@ export interface ReplicaTarget {
    * Without it, a step is bounded as a whole.
    */
   heard?(): number;
-  /**
-   * Asked when the replica answered nothing for the deadline: true when its
-   * server is still busy with the statement sent (an index build, a table
-   * rewrite: not silence), false when it did not answer the question within
-   * `boundMs` (a frozen host) or its backend waits on a lock, a synchronous
-   * standby or this connection, or is idle. Without it, silence is dropped.
-   */
-  busy?(boundMs: number): Promise<boolean>;
 }

@@ -18,12 +18,6 @@ export interface BackendProbe {
   readonly boundMs: number;
   /** Idle for less than this still counts as working: between two statements (ms). */
   readonly idleGraceMs: number;
-  /**
-   * Asleep (pg_sleep) or waiting on its own client connection is not working
-   * either: for a session whose client heard nothing for the bound, neither
-   * gets its statement done.
-   */
-  readonly onlyOwnWork?: boolean;
 }
 
 /** True once `settled` resolved within `ms`, false after `ms`. */
@@ -42,8 +36,7 @@ export async function within<V>(settled: Promise<V>, ms: number): Promise<V | fa
 }
 
 const BACKEND = `SELECT wait_event_type = 'Lock' AS locked, wait_event = 'SyncRep' AS standby,
-                        state = 'active' AS active, now() - state_change < $2::interval AS recent,
-                        wait_event = 'PgSleep' AS asleep, wait_event_type = 'Client' AS on_client
+                        state = 'active' AS active, now() - state_change < $2::interval AS recent
                    FROM pg_stat_activity WHERE pid = $1`;
 
 interface BackendState {
@@ -51,8 +44,6 @@ interface BackendState {
   standby: boolean | null;
   active: boolean;
   recent: boolean;
-  asleep: boolean | null;
-  on_client: boolean | null;
 }
 
 /**
@@ -86,6 +77,5 @@ export async function probeBackend(probe: BackendProbe): Promise<Unresponsive | 
   if (!row) return 'was not working';
   if (row.locked) return 'waited on a lock';
   if (row.standby) return 'waited on a synchronous standby';
-  if (row.active && probe.onlyOwnWork && (row.asleep || row.on_client)) return 'was not working';
   return row.active || row.recent ? null : 'was not working';
 }
