@@ -9,18 +9,19 @@ export type Unresponsive =
   | 'waited on a synchronous standby'
   | 'was not working';
 
-/** Where the backend to look at is, and how long a look and an idle spell may take. */
+/** Where the backend to look at is, and how long a look may take. */
 export interface BackendProbe {
   readonly url: string;
   /** The backend's pid, once known. */
   readonly pid: number | undefined;
-  /** How long the fresh session may take to connect and answer (ms). */
+  /**
+   * How long the fresh session may take to connect and answer (ms); idle for
+   * less than this still counts as working (between two statements).
+   */
   readonly boundMs: number;
-  /** Idle for less than this still counts as working: between two statements (ms). */
-  readonly idleGraceMs: number;
 }
 
-/** True once `settled` resolved within `ms`, false after `ms`. */
+/** What `settled` resolved to if it did within `ms`; false after `ms`. */
 export async function within<V>(settled: Promise<V>, ms: number): Promise<V | false> {
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -36,19 +37,18 @@ export async function within<V>(settled: Promise<V>, ms: number): Promise<V | fa
 }
 
 const BACKEND = `SELECT wait_event_type = 'Lock' AS locked, wait_event = 'SyncRep' AS standby,
-                        state = 'active' AS active, now() - state_change < $2::interval AS recent
+                        state = 'active' OR now() - state_change < $2::interval AS working
                    FROM pg_stat_activity WHERE pid = $1`;
 
 interface BackendState {
   locked: boolean | null;
   standby: boolean | null;
-  active: boolean;
-  recent: boolean;
+  working: boolean;
 }
 
 /**
  * Asks the server, on a fresh session, what a backend does. Null when it is
- * busy with a statement (or idle for less than the grace, between two);
+ * busy with a statement (or idle for less than the bound, between two);
  * else why it is given up on: the server not answering within the bound (a
  * frozen host), the backend waiting on a lock or a synchronous standby, or
  * not working.
@@ -60,10 +60,7 @@ export async function probeBackend(probe: BackendProbe): Promise<Unresponsive | 
   client.on('error', () => undefined);
   const asked = (async () => {
     await client.connect();
-    const { rows } = await client.query<BackendState>(BACKEND, [
-      probe.pid,
-      `${probe.idleGraceMs} ms`,
-    ]);
+    const { rows } = await client.query<BackendState>(BACKEND, [probe.pid, `${probe.boundMs} ms`]);
     return { row: rows[0] };
   })().catch(() => false as const);
   const answer = await within(asked, probe.boundMs);
@@ -77,5 +74,5 @@ export async function probeBackend(probe: BackendProbe): Promise<Unresponsive | 
   if (!row) return 'was not working';
   if (row.locked) return 'waited on a lock';
   if (row.standby) return 'waited on a synchronous standby';
-  return row.active || row.recent ? null : 'was not working';
+  return row.working ? null : 'was not working';
 }

@@ -52,12 +52,7 @@ export async function watchPhase<T>(phase: string, watch: LoadWatch, work: Promi
     if (await within(settled, watch.boundMs)) return work;
     // Between two statements of a phase the backend is idle for a round trip:
     // idle for less than the bound is still working.
-    const reason = await probeBackend({
-      url: watch.url,
-      pid: watch.pid(),
-      boundMs: watch.boundMs,
-      idleGraceMs: watch.boundMs,
-    });
+    const reason = await probeBackend({ url: watch.url, pid: watch.pid(), boundMs: watch.boundMs });
     // It may have finished while the probe looked (idle then, but done).
     if (reason === null || done) continue;
     watch.drop();

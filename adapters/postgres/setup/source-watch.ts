@@ -26,7 +26,6 @@ export function watchSource(job: TableCopyJob, relay: CopyOutRelay, watch: LoadW
         url: watch.url,
         pid: watch.pid(),
         boundMs: watch.boundMs,
-        idleGraceMs: watch.boundMs,
       });
       if (stopped) return;
       if (reason !== null && relay.bytes === seen) {
