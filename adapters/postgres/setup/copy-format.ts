@@ -19,12 +19,14 @@ export interface CopyFormatFacts {
  * text: arrays and composites carry their element types' OIDs, which differ
  * between nodes.
  * An array whose element type has no binary form (aclitem[]) and the
- * catalogs' row types (fields such as aclitem[] or regproc) go as text too.
+ * catalogs' row types and their arrays (fields such as aclitem[] or
+ * regproc) go as text too.
  */
 const FACTS = `
   SELECT coalesce(bool_and(t.oid < 10000 AND t.typname !~ '^_?reg' AND t.typrelid = 0
                            AND t.typsend::oid <> 0 AND t.typreceive::oid <> 0
-                           AND (e.oid IS NULL OR (e.typsend::oid <> 0 AND e.typreceive::oid <> 0))), true) AS "binarySafe",
+                           AND (e.oid IS NULL OR (e.typrelid = 0 AND e.typsend::oid <> 0
+                                                  AND e.typreceive::oid <> 0))), true) AS "binarySafe",
          current_setting('server_version_num')::int / 10000 AS major
     FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
     LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typlen = -1
