@@ -104,7 +104,7 @@ describe('a copy cut off mid-table leaves every replica as it was', () => {
     const outcomes = await copyCutOff('cut_primary', async () => {
       expect(await primary.query(TERMINATE_COPIES)).toEqual([{ t: true }]);
     });
-    expectFailed(outcomes, 'replica', /terminat/);
+    expectFailed(outcomes, 'primary', /terminat/);
   });
 
   it('every replica load terminated: the read ends too, nothing hangs', async () => {

@@ -54,3 +54,17 @@ function readFrozen(job: TableCopyJob, reason: string, boundMs: number): Lockste
     fix: "check the primary (pg_stat_activity and pg_locks there, the server's state), then run lockstep attach again; applyTimeoutMs sets how long a read may take nothing",
   });
 }
+
+/** A failure of the primary's session or read (not a replica's): it fails every replica's copy. */
+export function readFailed(job: TableCopyJob, error: unknown): LockstepError {
+  if (error instanceof LockstepError) return error;
+  const e = error as { message?: string; code?: string };
+  return new LockstepError({
+    node: 'primary',
+    table: `${job.table.schema}.${job.table.name}`,
+    sqlState: e.code,
+    problem: `the primary's read of the table failed: ${e.message ?? String(error)}; no replica kept any of it`,
+    fix: 'fix the cause on the primary and run lockstep attach again; tables already copied are not copied again',
+    cause: error,
+  });
+}

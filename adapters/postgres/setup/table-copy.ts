@@ -18,7 +18,7 @@ import {
 } from './copy-format.js';
 import { CopyOutRelay } from './copy-out-relay.js';
 import { copyFailed, copyStalled, ReplicaLoad } from './replica-load.js';
-import { watchSource } from './source-watch.js';
+import { readFailed, watchSource } from './source-watch.js';
 
 /** How often (rows) progress is reported while a table streams. */
 const PROGRESS_EVERY = 50_000;
@@ -117,8 +117,9 @@ async function streamAndCommit(
   } catch (error) {
     // The primary's read failed: no replica has the whole table. A COPY may
     // have been cut inside a message: its session is dropped, not ended.
+    const failure = readFailed(job, error);
     for (const t of targets) {
-      t.failure ??= error;
+      t.failure ??= failure;
       t.load.abort();
     }
     rows = 0;
@@ -179,6 +180,7 @@ async function readOnce(
   }
   // Every target failed: the read was cut short, the session is closed by the caller.
   if (targets.every((t) => t.failure !== undefined)) return relay.messages;
+  // The COMMIT is sent after the COPY's ReadyForQuery: its `COPY n` tag was read by then.
   await source.query('COMMIT');
   if (relay.rowCount === null) throw new Error('the primary ended the COPY without its row count');
   return relay.rowCount;
