@@ -47,7 +47,10 @@ export async function copyFormatFacts(
  * Binary where every node allows it and all run one major version (the
  * binary forms are only promised within one); else text. Binary skips parsing and
  * escaping every value: a table of short rows loaded ~17 % faster, and a
- * `bytea` travels as its bytes instead of hex, half the size.
+ * `bytea` travels as its bytes instead of hex, half the size. It relies on
+ * each column having one type on every node, as attach's doctor requires
+ * (table-compatibility): an int4 sent to an int8 column fails, and a
+ * timestamp read into a timestamptz would be taken as UTC.
  */
 export function chooseCopyFormat(
   primary: CopyFormatFacts,
