@@ -99,6 +99,12 @@ describe('attach copies in binary where every type allows it, else text', () => 
       'o',
     ]);
     expect(builtin.binarySafe).toBe(true);
+    // A catalog's row type, and an array of one, carry aclitem[] and OIDs inside.
+    await primary.query(
+      'CREATE TABLE catalog_rows (id int PRIMARY KEY, c pg_class, cs pg_class[])',
+    );
+    for (const column of ['c', 'cs'])
+      expect((await facts(primary, 'catalog_rows', ['id', column])).binarySafe, column).toBe(false);
     for (const node of [primary, ...replicas]) {
       expect((await facts(node, 'user_types', ['id', 't'])).binarySafe).toBe(true);
       for (const column of USER_COLUMNS)
