@@ -1,4 +1,4 @@
-import { jetstreamManager } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from '@nats-io/jetstream';
 import { expect } from 'vitest';
 import { connectBus } from '../../adapters/nats/nats-connection.js';
 import {
@@ -11,6 +11,7 @@ import type { PacketPart } from '../../plugin/protocol/packet.js';
 import { decodeBusPieces } from '../../plugin/protocol/packet-batch-codec.js';
 import { type PartPosition, partPosition } from '../../plugin/protocol/packet-bus-names.js';
 import { encodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
+import { sleep } from '../../plugin/support/sleep.js';
 
 /** One message of the packet stream as a test reads it. */
 export interface BusPacketMessage {
@@ -22,12 +23,36 @@ export interface BusPacketMessage {
   readonly fragment: PartFragment | null;
 }
 
-/** Every message of `stream`, in order (a test's streams are small). */
+/** How long a read may keep failing while the cluster elects (a node was just killed). */
+const ELECTION_MS = 30_000;
+
+/**
+ * Every message of `stream`, in order (a test's streams are small). Right
+ * after a node was killed the cluster may still elect its leaders, and its
+ * API times out meanwhile: the read is tried again, for up to ELECTION_MS.
+ */
 export async function readBusMessages(url: string, stream: string): Promise<BusPacketMessage[]> {
+  const deadline = Date.now() + ELECTION_MS;
+  for (;;) {
+    try {
+      return await readAll(url, stream);
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await sleep(250);
+    }
+  }
+}
+
+async function readAll(url: string, stream: string): Promise<BusPacketMessage[]> {
   const nc = await connectBus({ servers: url.split(',') }, 'test-reader');
   try {
     const jsm = await jetstreamManager(nc);
-    const info = await jsm.streams.info(stream).catch(() => null);
+    // No such stream reads as empty; any other failure (no leader yet) is tried again.
+    const info = await jsm.streams.info(stream).catch((error: unknown) => {
+      if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound)
+        return null;
+      throw error;
+    });
     const out: BusPacketMessage[] = [];
     for (let seq = info?.state.first_seq ?? 1; info && seq <= info.state.last_seq; seq++) {
       const message = await jsm.streams.getMessage(stream, { seq });
