@@ -114,7 +114,9 @@ async function warmWithin(client: pg.Client, job: TableCopyJob, table: string): 
   const { rows: parts } = await client.query<Part>(PARTS, [table]);
   let warmed = 0;
   for (const part of parts) {
-    const blocks = Math.min(Number(part.blocks), left);
+    // An index read without pg_prewarm also fetches the heap blocks not all-visible: its share holds them.
+    const fetched = part.isIndex && prewarm === null ? Number(part.heapNotVisible ?? 0) : 0;
+    const blocks = Math.min(Number(part.blocks) + fetched, left);
     if (blocks <= 0) continue;
     const read = await warmPart(client, table, part, blocks, prewarm);
     warmed += read;
