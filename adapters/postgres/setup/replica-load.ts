@@ -178,7 +178,8 @@ export class ReplicaLoad {
 }
 
 const qualified = (job: TableCopyJob) => quoteQualified(job.table.schema, job.table.name);
-const label = (job: TableCopyJob) => `${job.table.schema}.${job.table.name}`;
+/** The table as errors name it: schema.name. */
+export const label = (job: TableCopyJob) => `${job.table.schema}.${job.table.name}`;
 
 /**
  * The load's settings for its transaction, in one round trip; the backend's

@@ -3,6 +3,7 @@ import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
 import { probeBackend } from '../connection/backend-probe.js';
 import type { CopyOutRelay } from './copy-out-relay.js';
 import type { LoadWatch } from './load-watchdog.js';
+import { label } from './replica-load.js';
 
 /**
  * Watches the primary's side of a table copy, as load-watchdog watches a
@@ -49,7 +50,7 @@ export function watchSource(job: TableCopyJob, relay: CopyOutRelay, watch: LoadW
 function readFrozen(job: TableCopyJob, reason: string, boundMs: number): LockstepError {
   return new LockstepError({
     node: 'primary',
-    table: `${job.table.schema}.${job.table.name}`,
+    table: label(job),
     problem: `the primary's read of the table ${reason} for ${boundMs} ms (a stopped or frozen server, or a lock held on the table there); no replica kept any of it`,
     fix: "check the primary (pg_stat_activity and pg_locks there, the server's state), then run lockstep attach again; applyTimeoutMs sets how long a read may take nothing",
   });
@@ -61,7 +62,7 @@ export function readFailed(job: TableCopyJob, error: unknown): LockstepError {
   const e = error as { message?: string; code?: string };
   return new LockstepError({
     node: 'primary',
-    table: `${job.table.schema}.${job.table.name}`,
+    table: label(job),
     sqlState: e.code,
     problem: `the primary's read of the table failed: ${e.message ?? String(error)}; no replica kept any of it`,
     fix: 'fix the cause on the primary and run lockstep attach again; tables already copied are not copied again',

@@ -64,10 +64,13 @@ async function openSource(job: TableCopyJob): Promise<Source> {
   client.on('error', () => undefined);
   try {
     await client.connect();
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    await client.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(job.snapshot)}`);
-    // A read the source watch dropped while it waited on a lock ends then, not once the lock goes.
-    await client.query(`SELECT ${endWhenDropped(true)}`);
+    // One round trip. A read the source watch dropped while it waited on a lock
+    // ends then, not once the lock goes (endWhenDropped).
+    await client.query(
+      `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+       SET TRANSACTION SNAPSHOT ${quoteLiteral(job.snapshot)};
+       SELECT ${endWhenDropped(true)}`,
+    );
     const table = quoteQualified(job.table.schema, job.table.name);
     const facts = await copyFormatFacts(
       client,
