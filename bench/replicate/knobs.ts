@@ -12,5 +12,10 @@ export const REPS = Number(env.BENCH_REPS ?? 3);
 export const SYSTEMS = new Set(
   (env.BENCH_SYSTEMS ?? 'native lockstep pglogical pgcopydb').split(/[ ,]+/),
 );
+/** Node flags of every lockstep process: BENCH_NODE_FLAGS, and a CPU profile into BENCH_CPU_PROF. */
+export const NODE_FLAGS = [
+  ...(env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean),
+  ...(env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${env.BENCH_CPU_PROF}`] : []),
+];
 /** Native's apply launcher starts a worker at most every wal_retrieve_retry_interval (5 s). */
 export const LAUNCHER_WAIT_MS = 5_500;

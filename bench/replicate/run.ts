@@ -42,11 +42,13 @@
  * BENCH_STAGES (default "a b c d"; (a) always runs, it sets replication up),
  * BENCH_SYSTEMS (default "native lockstep pglogical pgcopydb"), BENCH_REPS,
  * BENCH_PGBENCH_SECONDS, BENCH_BACKLOG_SECONDS, BENCH_BULK_ROWS.
+ * BENCH_CPU_PROF=DIR writes a V8 CPU profile of every lockstep process there;
+ * BENCH_NODE_FLAGS adds node flags to them (an A/B of V8 settings).
  * Not part of `npm test`; needs pgbench and pg_dump (system PostgreSQL).
  */
 import { useBuiltCli } from '../../test/support/lockstep-process.js';
 import { benchProvider } from '../support/bench-cluster.js';
-import { REPS, SCALE, STAGES, SYSTEMS, WIDE_ROWS } from './knobs.js';
+import { NODE_FLAGS, REPS, SCALE, STAGES, SYSTEMS, WIDE_ROWS } from './knobs.js';
 import { printReport } from './report.js';
 import { type Rig, record, setUpRig, tearDown } from './rig.js';
 import { backlog, backlogAfterRestart, firstBacklog } from './stages/backlog.js';
@@ -60,7 +62,7 @@ import { pgcopydbMissing, pgcopydbSystem } from './systems/pgcopydb.js';
 import { pglogicalMissing, pglogicalSystem } from './systems/pglogical.js';
 
 // The sidecar runs as users run it: the built CLI (the npm script builds it first).
-useBuiltCli();
+useBuiltCli(undefined, NODE_FLAGS);
 
 /** The systems to run, those whose software is missing left out with a message. */
 function systems(): System[] {
