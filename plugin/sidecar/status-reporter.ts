@@ -22,7 +22,7 @@ export class StatusReporter {
     const slot = await this.parts.status.slotHealth().catch(() => state.observed.slot);
     const [walLsn, inDoubt] = await Promise.all([
       this.parts.status.currentWalLsn().catch(() => null),
-      state.coordinator.inDoubt().catch(() => state.observed.inDoubt),
+      state.coordinator.inDoubt().catch(() => null),
     ]);
     state.observed = { walLsn, slot, inDoubt };
     if (slot && slotLoss(slot) && !state.slotLost) {
@@ -39,9 +39,10 @@ export class StatusReporter {
     for (const a of state.agents) headVersion = Math.max(headVersion, a.position?.version ?? 0);
     const slot = state.observed.slot;
     const now = Date.now();
+    // The lock's session ending (terminated, cut) ends activity at once, before the loops stop.
+    const active = state.active && this.parts.lock.held;
     return {
-      // The lock's session ending (terminated, cut) ends activity at once, before the loops stop.
-      active: state.active && this.parts.lock.held,
+      active,
       streaming: state.streaming,
       paused: state.pausedSince !== null,
       headVersion,
@@ -49,7 +50,8 @@ export class StatusReporter {
       slot,
       slotLost: slot ? slotLoss(slot) : null,
       twoPhase: state.coordinator.status(),
-      inDoubt: state.observed.inDoubt,
+      // Only the coordinator lists them: a standby's last count would be stale.
+      inDoubt: active ? state.observed.inDoubt : null,
       replicas: state.agents.map((a) => this.replicaSnapshot(a, headVersion, now)),
     };
   }
