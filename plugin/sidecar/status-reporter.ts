@@ -1,5 +1,6 @@
 import { slotLoss } from '../ports/slot-health.js';
 import { lsnDistance } from '../protocol/index.js';
+import { shownReplicaState } from '../protocol/shown-replica-state.js';
 import type { ReplicaAgent } from '../replica/replica-agent.js';
 import type { ReplicaSnapshot, SidecarParts, SidecarSnapshot } from './sidecar-parts.js';
 import type { SidecarState } from './sidecar-state.js';
@@ -93,8 +94,7 @@ export class StatusReporter {
     if (state.resyncing.has(agent.name)) return 'resyncing';
     if (state.stale.has(agent.name)) return 'stale';
     if (!agent.attached) return 'not-attached';
-    const following = agent.state === 'streaming' || agent.state === 'catching-up';
-    return following && state.pausedSince ? 'paused' : agent.state;
+    return shownReplicaState(agent.state, state.pausedSince !== null);
   }
 
   /** Writes every replica's row and the stream's head to the primary. */
