@@ -6,6 +6,7 @@ import {
   coordinatorSubject,
   type DecisionQuestion,
   encodeWire,
+  type StreamStanding,
   type WaitingPacket,
   type WireReply,
 } from '../../plugin/protocol/round-subjects.js';
@@ -55,12 +56,32 @@ export function agentRoundTransport(
   };
 }
 
+/** Whether stream `slot` is paused, as its coordinator says; null without its answer in time. */
+export async function askStreamPaused(
+  nc: NatsConnection,
+  slot: string,
+  timeoutMs: number,
+): Promise<boolean | null> {
+  try {
+    const reply = await askOverBus<StreamStanding>(
+      nc,
+      coordinatorSubject(slot, 'stream'),
+      {},
+      timeoutMs,
+    );
+    return reply.ok ? reply.value.paused : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The coordinator's end: answers agents' questions and hears of replicas waiting at a round. */
 export function coordinatorRoundTransport(nc: NatsConnection, slot: string) {
   return {
     serve(handlers: {
       decision(question: DecisionQuestion): Promise<WireReply<'commit' | 'abort'>>;
       waiting(packet: WaitingPacket): void;
+      stream(): Promise<WireReply<StreamStanding>>;
     }): () => Promise<void> {
       const decisions = serveOverBus<DecisionQuestion>(
         nc,
@@ -75,9 +96,13 @@ export function coordinatorRoundTransport(nc: NatsConnection, slot: string) {
           return { ok: true, value: null };
         },
       );
+      const stream = serveOverBus<unknown>(nc, coordinatorSubject(slot, 'stream'), () =>
+        handlers.stream(),
+      );
       return async () => {
         decisions.unsubscribe();
         waiting.unsubscribe();
+        stream.unsubscribe();
       };
     },
   };

@@ -4,6 +4,7 @@ import type { AgentStatusWriter } from '../ports/agent-status-bus.js';
 import type { LockstepError } from '../ports/lockstep-error.js';
 import type { AgentStatusRecord } from '../protocol/agent-status-record.js';
 import type { MigrationSummary } from '../protocol/migration-summary.js';
+import { shownReplicaState } from '../protocol/shown-replica-state.js';
 import type { ReplicaAgent } from '../replica/replica-agent.js';
 
 /** What the publisher reads of the running agent. */
@@ -57,6 +58,12 @@ export class AgentStatusPublisher {
   inDoubt: AgentStatusRecord['inDoubt'] = [];
   /** The replica's migration history, read right after `inDoubt` (null: not read). */
   migrations: MigrationSummary | null = null;
+  /**
+   * Whether the coordinator said the stream is paused (`lockstep pause`): a
+   * following replica is then reported `paused`, as in process. False
+   * without its answer: the agent cannot tell a pause from a quiet primary.
+   */
+  streamPaused = false;
 
   constructor(
     private readonly writer: AgentStatusWriter,
@@ -77,7 +84,7 @@ export class AgentStatusPublisher {
    */
   changed(): void {
     const { current: agent, halted } = this.source;
-    const key = `${halted?.problem ?? ''}\u0000${agent?.state ?? ''}\u0000${agent?.lastError?.problem ?? ''}`;
+    const key = `${halted?.problem ?? ''}\u0000${this.shownState()}\u0000${agent?.lastError?.problem ?? ''}`;
     if (key === this.reported.key) {
       if (this.held) return;
       // A monotonic clock: a wall clock stepped back would hold every report (heartbeats too).
@@ -144,11 +151,18 @@ export class AgentStatusPublisher {
     }
   }
 
+  /** The replica's state as reported: its agent's, `paused` while it follows a paused stream. */
+  private shownState(): string {
+    const { current: agent, halted } = this.source;
+    if (halted) return haltedState(halted);
+    return agent ? shownReplicaState(agent.state, this.streamPaused) : 'halted';
+  }
+
   /** The report now; null while this process does not hold the replica (and has not halted). */
   private record(): AgentStatusRecord | null {
     const { current: agent, halted, replica } = this.source;
     if (!agent && !(halted && this.latest)) return null;
-    const state = halted ? haltedState(halted) : (agent?.state ?? 'halted');
+    const state = this.shownState();
     const failure = halted ?? agent?.lastError ?? null;
     const error = failure && {
       problem: failure.problem,

@@ -17,6 +17,8 @@ export interface AgentReporting {
 
 /** Longest the last report may take when the agent stops (ms). */
 const LAST_REPORT_MS = 1_500;
+/** Longest the coordinator may take to say whether the stream is paused (ms): one heartbeat's share. */
+const PAUSE_ASK_MS = 1_000;
 /** States in which the agent's replica follows the bus. */
 const FOLLOWING = ['streaming', 'catching-up'];
 
@@ -36,9 +38,10 @@ export async function startAgentReporting(
   source: AgentStatusSource,
   log: Logger,
 ): Promise<AgentReporting> {
-  const [{ agentStatusWriter }, { InDoubtLister }] = await Promise.all([
+  const [{ agentStatusWriter }, { InDoubtLister }, { askStreamPaused }] = await Promise.all([
     import('../../adapters/nats/agent-status-kv.js'),
     import('../agent/agent-status-in-doubt.js'),
+    import('../../adapters/nats/agent-round-transport.js'),
   ]);
   const publisher = new AgentStatusPublisher(agentStatusWriter(nc, bus), source, log);
   const lister = new InDoubtLister(
@@ -49,9 +52,19 @@ export async function startAgentReporting(
       publisher.migrations = migrations;
     },
   );
-  const listing = setInterval(() => lister.poll(), publisher.everyMs);
+  const askPaused = async () => {
+    const paused = (await askStreamPaused(nc, config.slot, PAUSE_ASK_MS)) === true;
+    if (paused === publisher.streamPaused) return;
+    publisher.streamPaused = paused;
+    publisher.changed();
+  };
+  const listing = setInterval(() => {
+    lister.poll();
+    void askPaused();
+  }, publisher.everyMs);
   listing.unref();
   lister.poll();
+  void askPaused();
   publisher.start();
   const endpoints = await serveAgentEndpoints(config, publisher, source, log);
   return {

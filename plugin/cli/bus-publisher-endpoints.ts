@@ -117,7 +117,8 @@ async function serveBusPublisherEndpoints(
 /** What is read every few seconds: the slot, the replicas, and while active the in-doubt gids. */
 class Observed {
   slot: SlotHealth | null = null;
-  private inDoubt = { count: 0, oldestSeconds: 0 };
+  /** Null while unknown: only the active coordinator lists them, and a failed listing tells nothing. */
+  private inDoubt: { count: number; oldestSeconds: number } | null = null;
   private replicas: BusReplicaReading[] | null = null;
   /** One observation at a time: a frozen agent or primary must not pile them up. */
   private running = false;
@@ -138,8 +139,11 @@ class Observed {
       // The slot first and on its own: an agent slow to list its gids must not delay its loss.
       this.slot = await this.readSlot().catch(() => this.slot);
       const { publisher, rounds } = this.run;
-      if (rounds && publisher?.snapshot().role === 'active')
-        this.inDoubt = await rounds.coordinator.inDoubt().catch(() => this.inDoubt);
+      // A count kept from before a failed listing or a lost role would be stale: none is shown.
+      this.inDoubt =
+        rounds && publisher?.snapshot().role === 'active'
+          ? await rounds.coordinator.inDoubt().catch(() => null)
+          : null;
     } finally {
       this.running = false;
     }

@@ -25,6 +25,8 @@ export async function createBusRounds(
   bus: BusSettings,
   lock: StreamLock,
   log: Logger,
+  /** Whether the publisher is paused (made after the rounds: read late). */
+  paused: () => boolean,
   fault?: FaultHook,
 ): Promise<BusRounds> {
   // NATS restarting as the publisher starts is waited for, as its primary is.
@@ -66,6 +68,7 @@ export async function createBusRounds(
     log,
     fault,
     epoch,
+    paused,
     serve: (handlers) => transport.serve(handlers),
     close: () => nc.close(),
   });

@@ -39,7 +39,14 @@ export async function runBusPublisher(
   await primaryReady(config.primary, log, migrateControlSchema);
   const fault = faultFromEnvironment(config);
   const lock = new StreamLock(config.primary, config.slot);
-  const rounds = await createBusRounds(config, bus, lock, log, fault);
+  const rounds = await createBusRounds(
+    config,
+    bus,
+    lock,
+    log,
+    () => run.publisher?.snapshot().paused ?? false,
+    fault,
+  );
   const publisher = createBusPublisher(config, bus, log, fault, {
     lock,
     onTwoPhasePacket: (packet) => rounds.offer(packet),

@@ -25,7 +25,7 @@ const STARTING: SidecarSnapshot = {
   slotLost: null,
   replicas: [],
   twoPhase: { roundsCommitted: 0, roundsAborted: 0, held: null },
-  inDoubt: { count: 0, oldestSeconds: 0 },
+  inDoubt: null,
 };
 
 /**

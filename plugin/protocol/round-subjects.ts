@@ -32,10 +32,16 @@ export function agentSubject(slot: string, replica: string, verb: AgentVerb): st
 
 /**
  * Where agents reach the coordinator: `decision` answers a question about an
- * in-doubt gid; `waiting` hears of a replica parked at a two-phase packet.
+ * in-doubt gid; `waiting` hears of a replica parked at a two-phase packet;
+ * `stream` tells whether the stream is paused.
  */
-export function coordinatorSubject(slot: string, what: 'decision' | 'waiting'): string {
+export function coordinatorSubject(slot: string, what: 'decision' | 'waiting' | 'stream'): string {
   return `lockstep.${slot}.coordinator.${what}`;
+}
+
+/** The coordinator's answer on `stream`: whether `lockstep pause` holds (nothing is published). */
+export interface StreamStanding {
+  readonly paused: boolean;
 }
 
 /** A two-phase packet a replica waits at, as its agent tells the coordinator. */

@@ -14,7 +14,8 @@ export interface BusPublisherView {
   /** The slot as last read (null before the first read). */
   readonly slot: SlotHealth | null;
   readonly twoPhase: TwoPhaseStatus;
-  readonly inDoubt: { readonly count: number; readonly oldestSeconds: number };
+  /** Null while unknown: a standby, or the last listing failed. */
+  readonly inDoubt: { readonly count: number; readonly oldestSeconds: number } | null;
   /** The replicas as `status` last read them from the agents' reports (null before the first read). */
   readonly replicas: readonly BusReplicaReading[] | null;
 }

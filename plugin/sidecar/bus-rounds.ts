@@ -11,7 +11,12 @@ import {
   TwoPhaseCoordinator,
   type TwoPhasePacket,
 } from '../coordinator/two-phase-coordinator.js';
-import type { DecisionQuestion, WaitingPacket, WireReply } from '../protocol/round-subjects.js';
+import type {
+  DecisionQuestion,
+  StreamStanding,
+  WaitingPacket,
+  WireReply,
+} from '../protocol/round-subjects.js';
 import { Signal } from '../support/signal.js';
 
 /** What two-phase rounds over the bus are built from (the composition root wires the adapters). */
@@ -28,10 +33,13 @@ export interface BusRoundsParts {
   readonly fault?: FaultHook;
   /** The coordinator lock's epoch; null while this process does not hold it. */
   epoch(): number | null;
-  /** Starts answering agents (questions about in-doubt gids, replicas waiting at a round). */
+  /** Whether the publisher is paused (`lockstep pause`), for agents that ask. */
+  paused(): boolean;
+  /** Starts answering agents (in-doubt gids, replicas waiting at a round, whether paused). */
   serve(handlers: {
     decision(question: DecisionQuestion): Promise<WireReply<'commit' | 'abort'>>;
     waiting(packet: WaitingPacket): void;
+    stream(): Promise<WireReply<StreamStanding>>;
   }): () => Promise<void>;
   /** Closes the bus connection the parts use. */
   close(): Promise<void>;
@@ -74,6 +82,7 @@ export class BusRounds {
     this.unserve = this.parts.serve({
       decision: (question) => this.decision(question),
       waiting: (packet) => this.offer(packet),
+      stream: async () => this.standing(),
     });
     this.starting = this.startCoordinator();
     return this.starting;
@@ -117,6 +126,13 @@ export class BusRounds {
     await this.unserve?.();
     await this.parts.decisions.close();
     await this.parts.close();
+  }
+
+  /** Only the coordinator answers for the stream: a deposed one's pause may be old. */
+  private standing(): WireReply<StreamStanding> {
+    if (this.parts.epoch() === null)
+      return { ok: false, error: 'this process does not hold the coordinator lock' };
+    return { ok: true, value: { paused: this.parts.paused() } };
   }
 
   private async decision(question: DecisionQuestion): Promise<WireReply<'commit' | 'abort'>> {

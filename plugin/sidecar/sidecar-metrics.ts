@@ -38,7 +38,7 @@ export interface MetricKit<S extends ReplicaSet = SidecarSnapshot> {
     label: string,
     read: (s: S) => ReadonlyArray<readonly [string, number]>,
   ): void;
-  /** A gauge with no label. */
+  /** A gauge with no label; absent from the scrape while `value` is null (unknown). */
   single(name: string, help: string, value: (s: S) => number | null): void;
 }
 
@@ -124,7 +124,9 @@ export function metricKit<S extends ReplicaSet>(
         collect() {
           const v = value(take());
           this.reset();
-          if (v !== null) this.set(v);
+          // reset() leaves a label-less gauge at 0: an unknown value is removed, so it is absent.
+          if (v === null) this.remove();
+          else this.set(v);
         },
       }),
   };
@@ -251,11 +253,11 @@ function twoPhaseMetrics({ single, total }: MetricKit): void {
   single(
     'lockstep_two_phase_in_doubt',
     'lockstep transactions prepared outside the round in flight',
-    (s) => s.inDoubt.count,
+    (s) => s.inDoubt?.count ?? null,
   );
   single(
     'lockstep_two_phase_in_doubt_oldest_seconds',
     'Age of the oldest in-doubt prepared transaction',
-    (s) => s.inDoubt.oldestSeconds,
+    (s) => s.inDoubt?.oldestSeconds ?? null,
   );
 }

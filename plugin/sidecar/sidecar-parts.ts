@@ -83,7 +83,8 @@ export interface SidecarSnapshot {
   readonly replicas: readonly ReplicaSnapshot[];
   readonly twoPhase: TwoPhaseStatus;
   /** lockstep gids prepared on any node outside the round in flight, and the oldest's age. */
-  readonly inDoubt: { readonly count: number; readonly oldestSeconds: number };
+  /** Null while unknown (the last listing failed, or not the coordinator): the gauges are then absent. */
+  readonly inDoubt: { readonly count: number; readonly oldestSeconds: number } | null;
 }
 
 /** The coordinator's lock on the primary: one active sidecar per stream. */

@@ -17,7 +17,8 @@ export interface StreamHead {
 export interface Observed {
   walLsn: Lsn | null;
   slot: SlotHealth | null;
-  inDoubt: { count: number; oldestSeconds: number };
+  /** Null while unknown: the last listing failed (a count kept from before would be stale). */
+  inDoubt: { count: number; oldestSeconds: number } | null;
 }
 
 /**
@@ -64,7 +65,7 @@ export class SidecarState {
   readonly stale = new Set<string>();
   /** Replicas being resynced, and the position the slot must keep until they are back. */
   readonly resyncing = new Map<string, Lsn>();
-  observed: Observed = { walLsn: null, slot: null, inDoubt: { count: 0, oldestSeconds: 0 } };
+  observed: Observed = { walLsn: null, slot: null, inDoubt: null };
   /** Wakes the pump out of a wait for the stream or for room: a rewind, a pause or a stop. */
   readonly interrupt = new Signal();
   /** Wakes the pump's wait for a resume point when a replica's state changes. */

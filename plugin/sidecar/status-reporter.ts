@@ -1,5 +1,6 @@
 import { slotLoss } from '../ports/slot-health.js';
 import { lsnDistance } from '../protocol/index.js';
+import { shownReplicaState } from '../protocol/shown-replica-state.js';
 import type { ReplicaAgent } from '../replica/replica-agent.js';
 import type { ReplicaSnapshot, SidecarParts, SidecarSnapshot } from './sidecar-parts.js';
 import type { SidecarState } from './sidecar-state.js';
@@ -22,7 +23,7 @@ export class StatusReporter {
     const slot = await this.parts.status.slotHealth().catch(() => state.observed.slot);
     const [walLsn, inDoubt] = await Promise.all([
       this.parts.status.currentWalLsn().catch(() => null),
-      state.coordinator.inDoubt().catch(() => state.observed.inDoubt),
+      state.coordinator.inDoubt().catch(() => null),
     ]);
     state.observed = { walLsn, slot, inDoubt };
     if (slot && slotLoss(slot) && !state.slotLost) {
@@ -39,9 +40,10 @@ export class StatusReporter {
     for (const a of state.agents) headVersion = Math.max(headVersion, a.position?.version ?? 0);
     const slot = state.observed.slot;
     const now = Date.now();
+    // The lock's session ending (terminated, cut) ends activity at once, before the loops stop.
+    const active = state.active && this.parts.lock.held;
     return {
-      // The lock's session ending (terminated, cut) ends activity at once, before the loops stop.
-      active: state.active && this.parts.lock.held,
+      active,
       streaming: state.streaming,
       paused: state.pausedSince !== null,
       headVersion,
@@ -49,7 +51,8 @@ export class StatusReporter {
       slot,
       slotLost: slot ? slotLoss(slot) : null,
       twoPhase: state.coordinator.status(),
-      inDoubt: state.observed.inDoubt,
+      // Only the coordinator lists them: a standby's last count would be stale.
+      inDoubt: active ? state.observed.inDoubt : null,
       replicas: state.agents.map((a) => this.replicaSnapshot(a, headVersion, now)),
     };
   }
@@ -91,8 +94,7 @@ export class StatusReporter {
     if (state.resyncing.has(agent.name)) return 'resyncing';
     if (state.stale.has(agent.name)) return 'stale';
     if (!agent.attached) return 'not-attached';
-    const following = agent.state === 'streaming' || agent.state === 'catching-up';
-    return following && state.pausedSince ? 'paused' : agent.state;
+    return shownReplicaState(agent.state, state.pausedSince !== null);
   }
 
   /** Writes every replica's row and the stream's head to the primary. */

@@ -2,6 +2,7 @@ import { agentFreshness } from '../agent/agent-status-staleness.js';
 import type { AgentStatusReader, StoredAgentStatus } from '../ports/agent-status-bus.js';
 import type { LockstepError } from '../ports/lockstep-error.js';
 import { lsnDistance } from '../protocol/index.js';
+import { shownReplicaState } from '../protocol/shown-replica-state.js';
 import { judgeBusMigrations, type PrimaryMigrations } from './bus-migration-gaps.js';
 import { withGap } from './migration-gaps.js';
 import type { InDoubtTransaction, LockstepStatus, ReplicaStatus } from './read-status.js';
@@ -90,8 +91,9 @@ function fromReport(stored: StoredAgentStatus, status: LockstepStatus, now: Date
     lagVersions,
     lagBytes: record.lsn && wal ? Math.max(0, lsnDistance(record.lsn, wal)) : null,
     lagSeconds: lagSecondsOf(lagVersions, record.pendingSince, now),
-    // A report that stopped coming never counts as the replica's state now.
-    state: fresh.stale ? 'unknown' : record.state,
+    // A report that stopped coming never counts as the replica's state now. Paused, as in
+    // process: the pause row on the primary decides (the agent only sees nothing arrive).
+    state: fresh.stale ? 'unknown' : shownReplicaState(record.state, status.paused),
     error,
     errorAt: fresh.stale ? now.toISOString() : record.error ? record.updatedAt : null,
     reachable: !fresh.stale,

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { connectBus } from '../../adapters/nats/nats-connection.js';
 import { packetStreamName } from '../../plugin/protocol/packet-bus-names.js';
+import type { LockstepStatus } from '../../plugin/status/read-status.js';
 import {
   appliedVersion,
   eventually,
@@ -60,8 +61,20 @@ describe('lockstep pause and resume with bus', () => {
   it('stops publishing and lets go of the slot, stays paused across a restart, and resumes with nothing lost or doubled', async () => {
     const port = await freePort();
     const metric = async (name: string) => sample((await getter(port)('/metrics')).text, name);
+    const agentPort = await freePort();
     let run = publisher(port);
-    const agent = startAgent(clusters.configFile, 'replica1');
+    const agent = startAgent(clusters.configFile, 'replica1', {
+      LOCKSTEP_BUS_AGENT_HTTP_PORT: String(agentPort),
+    });
+    /** replica1's state in `status --json`, the publisher's /status and the agent's state metric. */
+    const states = async () => {
+      const served = JSON.parse((await getter(port)('/status')).text) as LockstepStatus;
+      const metrics = (await getter(agentPort)('/metrics')).text;
+      const metricState = ['paused', 'streaming', 'catching-up'].find(
+        (state) => sample(metrics, 'lockstep_replica_state', { replica: 'replica1', state }) === 1,
+      );
+      return [(await status()).replicas[0]?.state, served.replicas[0]?.state, metricState];
+    };
     try {
       await write(1, 5);
       await eventually(
@@ -86,6 +99,12 @@ describe('lockstep pause and resume with bus', () => {
       expect((await command('status')).output).toMatch(
         /^replication: paused since \S+ \(lockstep resume/m,
       );
+      // Its agent follows the stream: paused, as in process, in status, /status and the agent's metric.
+      await eventually(
+        async () => (await states()).every((s) => s === 'paused'),
+        'replica1 shown paused everywhere',
+      );
+      expect((await command('status')).output).toMatch(/^\s*replica1\s+paused\s/m);
       // A round needs the replicas to catch up, which they cannot while paused: refused up front.
       const exec = await command('exec', '--sql', 'CREATE TABLE never (id int PRIMARY KEY)');
       expect(exec.output).toMatch(/is paused .*\n\s+fix: run lockstep resume/);
@@ -121,6 +140,10 @@ describe('lockstep pause and resume with bus', () => {
       expect(await preparedGids([clusters.primary, replica()])).toEqual([]);
       expect(await metric('lockstep_paused')).toBe(0);
       expect((await status()).paused).toBe(false);
+      await eventually(
+        async () => (await states()).every((s) => s === 'streaming'),
+        'replica1 shown streaming again everywhere',
+      );
     } finally {
       await stop(agent);
       await stop(run);

@@ -1,7 +1,7 @@
-import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compareLsn, type Lsn } from '../../plugin/protocol/lsn.js';
 import { eventually } from '../support/compare-nodes.js';
+import { deposeCoordinator } from '../support/depose-coordinator.js';
 import { LockstepProcess, writeConfig } from '../support/lockstep-process.js';
 import { expectContiguous, readBusMessages } from '../support/nats-packets.js';
 import { useAttached } from '../support/use-attached.js';
@@ -46,32 +46,6 @@ async function head(): Promise<{ version: number; lsn: Lsn }> {
   return { version: Number(row?.version), lsn: row?.lsn ?? ('0/0' as Lsn) };
 }
 
-/**
- * Takes the coordinator lock from its holder for the test: queued behind the
- * holder's session, then granted when that session is terminated (before the
- * holder can try again). Returns the test's session, which holds it.
- */
-async function depose(): Promise<pg.Client> {
-  const [key] = await clusters.primary.query<{ classid: number; objid: number; pid: number }>(
-    `SELECT l.classid::int AS classid, l.objid::int AS objid, l.pid
-       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = 'lockstep-coordinator'`,
-  );
-  if (!key) throw new Error('nobody holds the coordinator lock');
-  const session = new pg.Client({ connectionString: clusters.primary.url });
-  await session.connect();
-  const taken = session.query('SELECT pg_advisory_lock($1, $2)', [key.classid, key.objid]);
-  await eventually(async () => {
-    const [w] = await clusters.primary.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
-    );
-    return w?.n === 1;
-  }, 'the test queued for the lock');
-  await clusters.primary.query('SELECT pg_terminate_backend($1)', [key.pid]);
-  await taken;
-  return session;
-}
-
 describe('a publisher deposed while it lives on', () => {
   it('does not write its stale head over its successor’s when it stops', async () => {
     const deposed = new LockstepProcess(['run', '--config', configFile]);
@@ -81,7 +55,7 @@ describe('a publisher deposed while it lives on', () => {
       await insert(5);
       const first = await allOnBus();
       await eventually(async () => (await head()).version === first.version, 'its head recorded');
-      const lock = await depose();
+      const lock = await deposeCoordinator(clusters.primary);
       await eventually(async () => !!deposed.logEvent('lock-lost'), 'the lock loss noticed');
       await eventually(async () => deposed.events('standby').length > 0, 'standing by');
       // Paused while the test holds the lock: it cannot take it back before the successor.

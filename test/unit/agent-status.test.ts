@@ -162,6 +162,54 @@ describe('readStatus with bus', () => {
   });
 });
 
+describe('a paused stream with bus', () => {
+  it('shows a following replica paused in status, and its agent reports it paused once told', async () => {
+    const pausedCluster = {
+      ...cluster,
+      primary: async () => {
+        const session = await cluster.primary(config.primary);
+        const head = await session.streams.head('lockstep');
+        return { ...session, streams: { head: async () => ({ ...head, pausedAt: at(0) }) } };
+      },
+    } as unknown as LockstepCluster;
+    const now = { heartbeat: { at: new Date().toISOString(), count: 1, everyMs: 1_000 } };
+    const status = await readStatus(pausedCluster, config, {
+      reader: reader(
+        new Map([
+          ['replica1', { record: report(now), storedAt: new Date() }],
+          [
+            'replica2',
+            {
+              record: report({ ...now, replica: 'replica2', state: 'halted' }),
+              storedAt: new Date(),
+            },
+          ],
+        ]),
+      ),
+    });
+    expect(status.replicas.map((r) => r.state)).toEqual(['paused', 'halted']);
+
+    const states: string[] = [];
+    const writer = { put: async (r: AgentStatusRecord) => void states.push(r.state) };
+    const { source } = streamingAgent();
+    const publisher = new AgentStatusPublisher(
+      writer,
+      source,
+      pino({ level: 'silent' }),
+      2_000,
+      60_000,
+    );
+    publisher.changed();
+    publisher.streamPaused = true;
+    // A new state goes out at once, whatever the position's pace.
+    publisher.changed();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(states).toEqual(['streaming', 'paused']);
+    expect(publisher.latest?.state).toBe('paused');
+    await publisher.stop(100);
+  });
+});
+
 /** A replica machine streaming at version 1, and the publisher's view of it. */
 function streamingAgent() {
   const agent = {

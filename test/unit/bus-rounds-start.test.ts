@@ -23,6 +23,7 @@ function rounds(world: FakeWorld, failures: number, retryInitialMs = 5) {
     options: { ...QUICK_ROUNDS, retryInitialMs, retryMaxMs: retryInitialMs * 4 },
     log,
     epoch: () => 1,
+    paused: () => false,
     serve: () => async () => undefined,
     close: async () => undefined,
   });
