@@ -6,6 +6,7 @@ import { CONTROL_EVENTS_TABLE, type Lsn, toLsn } from '../../../plugin/protocol/
 import { sleep } from '../../../plugin/support/sleep.js';
 import { clientConfig } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
+import { endClient } from '../connection/node-connection.js';
 import { assertObjectName, quoteIdent, quoteQualified } from '../sql-identifier.js';
 import { explainReplicationError } from './replication-errors.js';
 import { watchSlotBlockers } from './slot-blockers.js';
@@ -50,8 +51,9 @@ export async function createReplicationSlot(
     return {
       consistentPoint: toLsn(row.consistent_point),
       snapshotName: row.snapshot_name ?? null,
+      // Bounded: a primary frozen during the copy must not hold attach at the snapshot's end.
       release: async () => {
-        if (options.exportSnapshot) await client.end().catch(() => undefined);
+        if (options.exportSnapshot) await endClient(client);
       },
     };
   } catch (error) {

@@ -1,0 +1,76 @@
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { eventually, expectIdentical } from '../support/compare-nodes.js';
+import { lockstep, writeConfig } from '../support/lockstep-process.js';
+import { twoReplicas, useClusters } from '../support/use-clusters.js';
+
+const clusters = useClusters({ replicas: 2 });
+
+/** Far beyond applyTimeoutMs and a session's close: a run still going then hangs (and is stopped). */
+const HANG_MS = 90_000;
+
+/**
+ * `gate` takes a shared advisory lock for each row checked: while a test
+ * session holds that lock on replica2, its COPY of `t` cannot finish, so the
+ * copy waits there with the primary's read already done.
+ */
+const SCHEMA = `
+  CREATE FUNCTION gate(v int) RETURNS boolean LANGUAGE plpgsql AS
+    $$ BEGIN PERFORM pg_advisory_xact_lock_shared(4261); RETURN true; END $$;
+  CREATE TABLE t (id int PRIMARY KEY CHECK (gate(id)), v text NOT NULL);
+  CREATE SEQUENCE t_seq OWNED BY t.id;`;
+
+/** A session of `application` on `node` whose state matches `where`. */
+const sessionWhere = async (node: PostgresCluster, application: string, where: string) =>
+  (
+    await node.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND ${where}`, [
+      application,
+    ])
+  ).length > 0;
+
+describe('the primary frozen (SIGSTOP) once it sent the whole table', () => {
+  it('attach ends naming the primary; thawed, attach again copies exactly its rows', async () => {
+    const { primary } = clusters;
+    const r2 = twoReplicas(clusters.replicas)[1];
+    for (const node of [primary, ...clusters.replicas]) await node.query(SCHEMA);
+    await primary.query(`INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 1000) g;
+      SELECT setval('t_seq', 1000);`);
+    const holder = new pg.Client({ connectionString: r2.url });
+    await holder.connect();
+    await holder.query('SELECT pg_advisory_lock(4261)');
+    // Long: replica2's watchdog must not look before the gate opens.
+    const config = writeConfig(primary, clusters.replicas, { applyTimeoutMs: 10_000 });
+    try {
+      const run = lockstep(['attach', '--config', config.file], {}, HANG_MS);
+      // The primary's read is done (its session idles in the snapshot's
+      // transaction); replica2's COPY waits at the gate.
+      await eventually(
+        async () =>
+          (await sessionWhere(r2, 'lockstep-copy', "wait_event_type = 'Lock'")) &&
+          (await sessionWhere(primary, 'lockstep-copy', "state = 'idle in transaction'")),
+        'the read done and the copy to replica2 held at the gate',
+      );
+      await primary.freezeServer();
+      let frozen: Awaited<typeof run>;
+      try {
+        await holder.query('SELECT pg_advisory_unlock(4261)');
+        frozen = await run;
+      } finally {
+        await primary.thawServer();
+      }
+      expect(frozen.output).not.toMatch(/still running after/);
+      expect(frozen.code, frozen.output).toBe(1);
+      // The error's node field (its `[node, …]` prefix) is the primary, no replica.
+      expect(frozen.output).toMatch(/^\S* ?\[primary[,\]]/m);
+      expect(frozen.output).not.toMatch(/\[replica[12][,\]]/);
+
+      const resumed = await lockstep(['attach', '--config', config.file], {}, HANG_MS);
+      expect(resumed.code, resumed.output).toBe(0);
+      await expectIdentical(primary, clusters.replicas, ['t']);
+    } finally {
+      await holder.end();
+      config.remove();
+    }
+  }, 300_000);
+});
