@@ -316,7 +316,7 @@ async function copyAndPlace(
         newlyPositioned += await placeAtStart(cluster, replica, config.slot, startLsn);
     await copySequences(cluster, config, progress, replicas);
     const copiedNow = new Set([...copied.map((c) => c.replica), ...(options.resync ?? [])]);
-    await copyMigrationHistory(cluster, config, primary, copiedNow, progress);
+    await copyMigrationHistory(cluster, config, copiedNow, progress);
     if (options.resync?.length) {
       // Copied anew: the durable stale mark ends here, not before (a failed copy leaves it stale).
       await clearStaleMarks(
