@@ -47,7 +47,7 @@ export async function createReplicationSlot(
       )
       .finally(() => stopWatching?.());
     const row = rows[0] as { consistent_point: string; snapshot_name: string | null };
-    if (!options.exportSnapshot) await client.end();
+    if (!options.exportSnapshot) await endClient(client);
     return {
       consistentPoint: toLsn(row.consistent_point),
       snapshotName: row.snapshot_name ?? null,
@@ -57,7 +57,7 @@ export async function createReplicationSlot(
       },
     };
   } catch (error) {
-    await client.end().catch(() => undefined);
+    await endClient(client);
     throw explainReplicationError(error, { node: options.node ?? 'primary', slot });
   }
 }
