@@ -265,6 +265,7 @@ async function ensureSlot(
   const created = await cluster.createSlot(config.primary, config.slot, {
     exportSnapshot: true,
     onBlocked: (blockers) => progress.step(...slotBlockersStep(blockers)),
+    boundMs: config.applyTimeoutMs,
   });
   try {
     const start = created.consistentPoint;

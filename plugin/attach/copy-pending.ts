@@ -134,6 +134,7 @@ async function copyFromSnapshot(
     source = await cluster.createSlot(config.primary, tempSlot, {
       exportSnapshot: true,
       temporary: true,
+      boundMs: config.applyTimeoutMs,
     });
   }
   const copyRun: CopyRun = { cluster, config, progress, options, source, ...run };

@@ -114,3 +114,51 @@ describe('the primary frozen (SIGSTOP) while attach reads its migration history'
     });
   }, 300_000);
 });
+
+describe('the primary frozen (SIGSTOP) while attach creates its slot', () => {
+  const clusters = useClusters({ replicas: 1 });
+
+  it('attach ends naming it; thawed, attach again copies exactly its rows', async () => {
+    const { primary, replicas } = clusters;
+    for (const node of [primary, ...replicas])
+      await node.query('CREATE TABLE t (id int PRIMARY KEY)');
+    await primary.query('INSERT INTO t SELECT generate_series(1, 100)');
+    // An application's transaction with an xid: the slot's creation waits for it.
+    const app = new pg.Client({ connectionString: primary.url });
+    app.on('error', () => undefined);
+    await app.connect();
+    const config = writeConfig(primary, replicas, { applyTimeoutMs: 3_000 });
+    try {
+      await app.query('BEGIN');
+      await app.query('INSERT INTO t VALUES (0)');
+      const run = lockstep(['attach', '--config', config.file], {}, HANG_MS);
+      await eventually(
+        () =>
+          sessionWhere(
+            primary,
+            'lockstep',
+            "backend_type = 'walsender' AND wait_event_type = 'Lock'",
+          ),
+        'the slot creation waiting for the transaction',
+      );
+      await primary.freezeServer();
+      let frozen: Awaited<typeof run>;
+      try {
+        frozen = await run;
+      } finally {
+        await primary.thawServer();
+      }
+      await app.query('ROLLBACK');
+      expect(frozen.output).not.toMatch(/still running after/);
+      expect([1, 3], frozen.output).toContain(frozen.code);
+      expect(frozen.output).toMatch(/^\[primary[,\]]/m);
+
+      const resumed = await lockstep(['attach', '--config', config.file], {}, HANG_MS);
+      expect(resumed.code, resumed.output).toBe(0);
+      await expectIdentical(primary, replicas, ['t']);
+    } finally {
+      await app.end();
+      config.remove();
+    }
+  }, 300_000);
+});
