@@ -17,6 +17,7 @@ import {
 } from './bus-resync.js';
 import { copyMigrationHistory } from './copy-migration-history.js';
 import { copyPending, placeAtStart } from './copy-pending.js';
+import { copySequences } from './copy-sequences.js';
 import { createMissingTables, isMissingTable } from './create-missing-tables.js';
 import { type DoctorReport, runDoctor } from './doctor.js';
 import { removeDumpedControlSchemas } from './dumped-schema.js';
@@ -264,6 +265,7 @@ async function ensureSlot(
   const created = await cluster.createSlot(config.primary, config.slot, {
     exportSnapshot: true,
     onBlocked: (blockers) => progress.step(...slotBlockersStep(blockers)),
+    boundMs: config.applyTimeoutMs,
   });
   try {
     const start = created.consistentPoint;
@@ -313,9 +315,9 @@ async function copyAndPlace(
     for (const replica of replicas)
       if (!joined.has(replica.name))
         newlyPositioned += await placeAtStart(cluster, replica, config.slot, startLsn);
-    await copySequences(run, replicas);
+    await copySequences(cluster, config, progress, replicas);
     const copiedNow = new Set([...copied.map((c) => c.replica), ...(options.resync ?? [])]);
-    await copyMigrationHistory(cluster, config, primary, copiedNow, progress);
+    await copyMigrationHistory(cluster, config, copiedNow, progress);
     if (options.resync?.length) {
       // Copied anew: the durable stale mark ends here, not before (a failed copy leaves it stale).
       await clearStaleMarks(
@@ -334,24 +336,6 @@ async function copyAndPlace(
     };
   } finally {
     await join?.release();
-  }
-}
-
-/** Sequence values of the replicated tables, primary to replicas; an unreachable replica fails attach. */
-async function copySequences(
-  run: AttachRun,
-  replicas: ReadonlyArray<{ name: string; url: string }>,
-): Promise<void> {
-  run.progress.step('copying sequence values');
-  const { config } = run;
-  const sequences = await run.cluster.syncSequences(config.primary, config.publication, replicas);
-  const unreached = Object.entries(sequences.failed);
-  if (unreached.length > 0) {
-    throw new LockstepError({
-      node: unreached[0]?.[0] as string,
-      problem: `cannot copy sequence values: ${unreached[0]?.[1]}`,
-      fix: 'check the replica and run lockstep attach again (it resumes)',
-    });
   }
 }
 

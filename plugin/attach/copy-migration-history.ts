@@ -1,7 +1,8 @@
 import type { LockstepConfig } from '../config/config-schema.js';
-import type { LockstepCluster, PrimarySession } from '../ports/lockstep-cluster.js';
-import { onReplica } from './attach-cluster.js';
+import type { LockstepCluster } from '../ports/lockstep-cluster.js';
+import { onPrimary, onReplica } from './attach-cluster.js';
 import type { AttachProgress } from './attach-progress.js';
+import { primaryCommandSession, primaryStepError } from './node-step.js';
 
 /**
  * Gives each replica copied by this attach (a first attach, a joining
@@ -10,18 +11,31 @@ import type { AttachProgress } from './attach-progress.js';
  * has what the migrations made of them, and `status` would otherwise report
  * the migrations that ran before it was copied as lacking. A replica that
  * was not copied now keeps its history as it is: attach never hides a
- * migration it lacks.
+ * migration it lacks. The primary's history is read on a session bounded
+ * by applyTimeoutMs: a primary frozen after the copies fails attach naming
+ * it (run again, attach resumes) instead of hanging it.
  */
 export async function copyMigrationHistory(
   cluster: LockstepCluster,
   config: LockstepConfig,
-  primary: PrimarySession,
   copied: ReadonlySet<string>,
   progress: AttachProgress,
 ): Promise<void> {
   const replicas = config.replicas.filter((r) => copied.has(r.name));
   if (replicas.length === 0) return;
-  const history = await primary.setup.migrationHistory();
+  const history = await onPrimary(
+    cluster,
+    config.primary,
+    (primary) => primary.setup.migrationHistory(),
+    primaryCommandSession(config, 'lockstep'),
+  ).catch((error: unknown) => {
+    throw primaryStepError(
+      'reading the migration history (the tables are copied)',
+      config.applyTimeoutMs,
+      error,
+      'run lockstep attach again (it resumes)',
+    );
+  });
   if (history.length === 0) return;
   for (const replica of replicas) {
     const added = await onReplica(cluster, replica, (session) =>

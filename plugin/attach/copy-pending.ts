@@ -8,6 +8,7 @@ import type { ResyncGuardPort } from '../ports/resync-guard.js';
 import type { Lsn } from '../protocol/index.js';
 import { onPrimary, onReplica } from './attach-cluster.js';
 import type { AttachProgress } from './attach-progress.js';
+import { primaryCommandSession } from './node-step.js';
 import { type ResyncHolder, requireHolder } from './resync.js';
 
 type TableJob = { table: CatalogTable; replicas: ReplicaConfig[] };
@@ -133,6 +134,7 @@ async function copyFromSnapshot(
     source = await cluster.createSlot(config.primary, tempSlot, {
       exportSnapshot: true,
       temporary: true,
+      boundMs: config.applyTimeoutMs,
     });
   }
   const copyRun: CopyRun = { cluster, config, progress, options, source, ...run };
@@ -142,8 +144,14 @@ async function copyFromSnapshot(
   } finally {
     await source.release();
     const temporary = tempSlot;
+    // Bounded, and failing quietly: the slot is temporary, gone with the session ended above.
     if (temporary)
-      await onPrimary(cluster, config.primary, (primary) => primary.slots.drop(temporary));
+      await onPrimary(
+        cluster,
+        config.primary,
+        (primary) => primary.slots.drop(temporary),
+        primaryCommandSession(config, 'lockstep'),
+      ).catch(() => undefined);
   }
 }
 

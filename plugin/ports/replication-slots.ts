@@ -39,6 +39,11 @@ export interface SlotCreation {
   readonly node?: string;
   /** Told which running transactions the creation waits for, should it wait. */
   readonly onBlocked?: (blockers: readonly SlotBlocker[]) => void;
+  /**
+   * The server is asked about the creation every so many ms (applyTimeoutMs):
+   * one that does not answer (a frozen host) fails it; waiting goes on.
+   */
+  readonly boundMs?: number;
 }
 
 /** The primary's replication slots, read and dropped on one session. */

@@ -31,6 +31,13 @@ export class CopyOutRelay extends Readable {
   bytes = 0;
   /** The row count of the server's `COPY n` tag, once it arrived. */
   rowCount: number | null = null;
+  /**
+   * Settles once the server said the statement is over: resolved at its
+   * ReadyForQuery (the `COPY n` tag came before it), rejected with the
+   * query's error. Read-only, the snapshot's transaction needs nothing more.
+   */
+  readonly answered: Promise<void>;
+  private settle: { resolve(): void; reject(error: Error): void } | null = null;
   private connection: RelayConnection | null = null;
   private pgDataHandler: ((chunk: Buffer) => void) | null = null;
   /** Bytes of a message header split across reads. */
@@ -44,6 +51,11 @@ export class CopyOutRelay extends Readable {
 
   constructor(private readonly text: string) {
     super();
+    this.answered = new Promise<void>((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    // Awaited only once the rows are fanned out: an earlier failure is the stream's error.
+    this.answered.catch(() => undefined);
   }
 
   /** pg's Submittable: takes the socket's reads over, as pg-copy-streams does. */
@@ -144,6 +156,7 @@ export class CopyOutRelay extends Readable {
 
   /** pg: the query failed (an ErrorResponse, or the connection ended). */
   handleError(error: Error): void {
+    this.settle?.reject(error);
     this.destroy(error);
   }
 
@@ -153,5 +166,7 @@ export class CopyOutRelay extends Readable {
     if (match) this.rowCount = Number(match[1]);
   }
 
-  handleReadyForQuery(): void {}
+  handleReadyForQuery(): void {
+    this.settle?.resolve();
+  }
 }

@@ -15,8 +15,8 @@ const SETTINGS = `SELECT name, setting FROM pg_settings
 export class PgNodeSession implements NodeSession {
   constructor(
     protected readonly client: pg.Client,
-    /** Ended with {@link endClient} (a bounded session never waits on a frozen host). */
-    private readonly bounded = false,
+    /** Every query has a deadline (the session was opened bounded). */
+    protected readonly bounded = false,
   ) {}
 
   readCatalog(): Promise<CatalogTable[]> {
@@ -41,8 +41,8 @@ export class PgNodeSession implements NodeSession {
     return readMigrationReading(this.client, stream);
   }
 
+  /** Never waits on a frozen host: its socket is dropped should the server not close it. */
   async close(): Promise<void> {
-    if (this.bounded) await endClient(this.client);
-    else await this.client.end();
+    await endClient(this.client);
   }
 }

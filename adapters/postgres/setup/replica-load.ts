@@ -62,7 +62,7 @@ export class ReplicaLoad {
       return new ReplicaLoad(replica, job, client, prepared, watch, version);
     } catch (error) {
       // A phase the watchdog gave up on has its session dropped already.
-      if (!(error instanceof LoadPhaseFrozen)) await client.end().catch(() => undefined);
+      if (!(error instanceof LoadPhaseFrozen)) await endClient(client);
       throw copyFailed(job, replica, error);
     }
   }

@@ -33,7 +33,10 @@ export async function primarySequences(
   primaryUrl: string,
   publication: string,
 ): Promise<SequenceValue[]> {
-  const primary = new LibpqClient(clientConfig(primaryUrl, 'lockstep-sequences'));
+  // Bounded: a primary that stops answering fails the read instead of hanging attach.
+  const primary = new LibpqClient(
+    clientConfig(primaryUrl, 'lockstep-sequences', CONTROL_QUERY_TIMEOUT_MS),
+  );
   primary.on('error', () => undefined);
   try {
     await primary.connect();
@@ -41,7 +44,7 @@ export async function primarySequences(
   } catch (error) {
     throw scrubbedError(error, primaryUrl);
   } finally {
-    await primary.end().catch(() => undefined);
+    await endClient(primary);
   }
 }
 

@@ -47,7 +47,8 @@ export function watchSource(job: TableCopyJob, relay: CopyOutRelay, watch: LoadW
   return stop;
 }
 
-function readFrozen(job: TableCopyJob, reason: string, boundMs: number): LockstepError {
+/** The read of the table on the primary gave up on: it `reason` for `boundMs`. */
+export function readFrozen(job: TableCopyJob, reason: string, boundMs: number): LockstepError {
   return new LockstepError({
     node: 'primary',
     table: label(job),

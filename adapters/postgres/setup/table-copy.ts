@@ -4,9 +4,10 @@ import type {
   TableCopyJob,
   TableCopyOutcome,
 } from '../../../plugin/ports/cluster-setup.js';
+import { within } from '../connection/backend-probe.js';
 import { clientConfig } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
-import { dropClient } from '../connection/node-connection.js';
+import { dropClient, endClient } from '../connection/node-connection.js';
 import { endWhenDropped } from '../connection/session-bounds.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../sql-identifier.js';
 import { FanOutStalled, type FanOutTarget, fanOut } from './copy-fan-out.js';
@@ -18,7 +19,7 @@ import {
 } from './copy-format.js';
 import { CopyOutRelay } from './copy-out-relay.js';
 import { copyFailed, copyStalled, ReplicaLoad } from './replica-load.js';
-import { readFailed, watchSource } from './source-watch.js';
+import { readFailed, readFrozen, watchSource } from './source-watch.js';
 
 /** How often (rows) progress is reported while a table streams. */
 const PROGRESS_EVERY = 50_000;
@@ -47,7 +48,8 @@ export async function copyTable(job: TableCopyJob): Promise<TableCopyOutcome[]> 
   try {
     if (loads.length > 0) await streamAndCommit(job, source, loads, outcomes);
   } finally {
-    if (source.status === 'fulfilled') await source.value.client.end().catch(() => undefined);
+    // Bounded: a primary frozen after the read must not hold the copy at its session's end.
+    if (source.status === 'fulfilled') await endClient(source.value.client);
     await Promise.all(loads.map((load) => load.close()));
   }
   return job.replicas.map((r) => outcomes.get(r.name) as TableCopyOutcome);
@@ -63,25 +65,36 @@ async function openSource(job: TableCopyJob): Promise<Source> {
   const client = new LibpqClient(clientConfig(job.primaryUrl, 'lockstep-copy'));
   client.on('error', () => undefined);
   try {
-    await client.connect();
-    // One round trip. A read the source watch dropped while it waited on a lock
-    // ends then, not once the lock goes (endWhenDropped).
-    await client.query(
-      `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
-       SET TRANSACTION SNAPSHOT ${quoteLiteral(job.snapshot)};
-       SELECT ${endWhenDropped(true)}`,
-    );
-    const table = quoteQualified(job.table.schema, job.table.name);
-    const facts = await copyFormatFacts(
-      client,
-      table,
-      job.table.columns.map((c) => c.name),
-    );
+    // Bounded as the read is: a primary frozen between two tables must not hold the copy
+    // before its read is watched (these statements wait on no lock).
+    const facts = await within(beginOnSnapshot(client, job), job.stallTimeoutMs);
+    if (facts === false) {
+      dropClient(client);
+      throw readFrozen(job, 'did not answer', job.stallTimeoutMs);
+    }
     return { client, facts };
   } catch (error) {
-    await client.end().catch(() => undefined);
+    await endClient(client);
     throw error;
   }
+}
+
+/** Connects, joins the snapshot read-only, and reads the facts the copy format is chosen by. */
+async function beginOnSnapshot(client: pg.Client, job: TableCopyJob): Promise<CopyFormatFacts> {
+  await client.connect();
+  // One round trip. A read the source watch dropped while it waited on a lock
+  // ends then, not once the lock goes (endWhenDropped).
+  await client.query(
+    `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+     SET TRANSACTION SNAPSHOT ${quoteLiteral(job.snapshot)};
+     SELECT ${endWhenDropped(true)}`,
+  );
+  const table = quoteQualified(job.table.schema, job.table.name);
+  return copyFormatFacts(
+    client,
+    table,
+    job.table.columns.map((c) => c.name),
+  );
 }
 
 async function streamAndCommit(
@@ -183,8 +196,13 @@ async function readOnce(
   }
   // Every target failed: the read was cut short, the session is closed by the caller.
   if (targets.every((t) => t.failure !== undefined)) return relay.messages;
-  // The COMMIT is sent after the COPY's ReadyForQuery: its `COPY n` tag was read by then.
-  await source.query('COMMIT');
+  // No COMMIT: the snapshot's transaction is read-only, ending the session ends it. Only
+  // the `COPY n` tag is wanted, which comes before the ReadyForQuery: a primary frozen
+  // right after the last row gets applyTimeoutMs for it, as a read that stalls does.
+  if ((await within(relay.answered, job.stallTimeoutMs)) === false) {
+    dropClient(source);
+    throw readFrozen(job, 'did not answer', job.stallTimeoutMs);
+  }
   if (relay.rowCount === null) throw new Error('the primary ended the COPY without its row count');
   return relay.rowCount;
 }

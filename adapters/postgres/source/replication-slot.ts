@@ -1,11 +1,14 @@
 import type pg from 'pg';
 import type { TableName } from '../../../plugin/ports/catalog-table.js';
+import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
 import type { CreatedSlot, SlotBlocker } from '../../../plugin/ports/replication-slots.js';
 import type { SlotHealth } from '../../../plugin/ports/slot-health.js';
 import { CONTROL_EVENTS_TABLE, type Lsn, toLsn } from '../../../plugin/protocol/index.js';
 import { sleep } from '../../../plugin/support/sleep.js';
+import { watchAnswering } from '../connection/answer-watch.js';
 import { clientConfig } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
+import { endClient } from '../connection/node-connection.js';
 import { assertObjectName, quoteIdent, quoteQualified } from '../sql-identifier.js';
 import { explainReplicationError } from './replication-errors.js';
 import { watchSlotBlockers } from './slot-blockers.js';
@@ -28,6 +31,8 @@ export async function createReplicationSlot(
     node?: string;
     /** Told which running transactions the creation waits for, should it wait. */
     onBlocked?: (blockers: readonly SlotBlocker[]) => void;
+    /** How often the server is asked about the creation; one that does not answer fails it. */
+    boundMs?: number;
   } = {},
 ): Promise<CreatedSlot> {
   assertObjectName('slot', slot);
@@ -40,24 +45,45 @@ export async function createReplicationSlot(
     await client.connect();
     const mode = options.exportSnapshot ? 'export' : 'nothing';
     const stopWatching = options.onBlocked ? watchSlotBlockers(url, options.onBlocked) : null;
-    const { rows } = await client
-      .query(
-        `CREATE_REPLICATION_SLOT ${quoteIdent(slot)}${options.temporary ? ' TEMPORARY' : ''} LOGICAL pgoutput (SNAPSHOT '${mode}')`,
-      )
-      .finally(() => stopWatching?.());
+    const answers = options.boundMs
+      ? watchAnswering(url, client, options.boundMs, () =>
+          slotUnanswered(options.node ?? 'primary', slot, options.boundMs as number),
+        )
+      : null;
+    const creating = client.query(
+      `CREATE_REPLICATION_SLOT ${quoteIdent(slot)}${options.temporary ? ' TEMPORARY' : ''} LOGICAL pgoutput (SNAPSHOT '${mode}')`,
+    );
+    const { rows } = await Promise.race([creating, ...(answers ? [answers.frozen] : [])]).finally(
+      () => {
+        stopWatching?.();
+        answers?.stop();
+      },
+    );
     const row = rows[0] as { consistent_point: string; snapshot_name: string | null };
-    if (!options.exportSnapshot) await client.end();
+    if (!options.exportSnapshot) await endClient(client);
     return {
       consistentPoint: toLsn(row.consistent_point),
       snapshotName: row.snapshot_name ?? null,
+      // Bounded: a primary frozen during the copy must not hold attach at the snapshot's end.
       release: async () => {
-        if (options.exportSnapshot) await client.end().catch(() => undefined);
+        if (options.exportSnapshot) await endClient(client);
       },
     };
   } catch (error) {
-    await client.end().catch(() => undefined);
+    await endClient(client);
+    if (error instanceof LockstepError) throw error;
     throw explainReplicationError(error, { node: options.node ?? 'primary', slot });
   }
+}
+
+/** The slot's creation given up on: the server did not answer for `boundMs`. */
+function slotUnanswered(node: string, slot: string, boundMs: number): LockstepError {
+  return new LockstepError({
+    node,
+    setting: 'connection',
+    problem: `creating the replication slot "${slot}" failed: the server did not answer for ${boundMs} ms (applyTimeoutMs)`,
+    fix: 'check that the server runs and answers (not stopped, not overloaded), then run lockstep attach again (a slot it made is dropped or used by it)',
+  });
 }
 
 /** Drops a slot if it exists, waiting briefly for a just-stopped consumer to let go of it. */

@@ -1,0 +1,50 @@
+import type pg from 'pg';
+import { probeBackend } from './backend-probe.js';
+import { dropClient } from './node-connection.js';
+
+/** A watch on a statement; `frozen` rejects once the server stopped answering. */
+export interface AnswerWatch {
+  readonly frozen: Promise<never>;
+  stop(): void;
+}
+
+/**
+ * Watches a statement that may rightly wait long (on other transactions):
+ * every `boundMs` a fresh session asks the server about the client's
+ * backend. Waiting or working, it goes on; a server that does not answer
+ * (a frozen host) has the client's socket dropped and `frozen` rejected
+ * with `error()`, so nothing waits on it for ever.
+ */
+export function watchAnswering(
+  url: string,
+  client: pg.Client,
+  boundMs: number,
+  error: () => Error,
+): AnswerWatch {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  let fail: (reason: Error) => void = () => undefined;
+  const frozen = new Promise<never>((_, reject) => {
+    fail = reject;
+  });
+  frozen.catch(() => undefined);
+  const pid = () => (client as unknown as { processID?: number }).processID;
+  const look = async () => {
+    const reason = await probeBackend({ url, pid: pid(), boundMs });
+    if (stopped) return;
+    if (reason === 'did not answer') {
+      dropClient(client);
+      fail(error());
+      return;
+    }
+    timer = setTimeout(look, boundMs);
+  };
+  timer = setTimeout(look, boundMs);
+  return {
+    frozen,
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
