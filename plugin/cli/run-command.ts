@@ -207,7 +207,7 @@ async function configReloader(
             () => {
               if (!run.stopping) void reloader.reload('file changed');
             },
-            baseline,
+            { baseline },
           )
         : () => undefined,
   };

@@ -1,22 +1,40 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { sleep } from '../support/sleep.js';
+
+/** How long a changed content must stay the same before it counts (ms). */
+const SETTLE_MS = 250;
+
+/** How the file is watched; tests replace the reader. */
+export interface ConfigWatchOptions {
+  /** The content the configuration in force was read from: a change made before watching counts too. */
+  readonly baseline?: string | null;
+  /** A changed content counts once a second read this much later agrees (ms). */
+  readonly settleMs?: number;
+  /** Reads the file; null when it cannot be read right now. */
+  readonly read?: () => Promise<string | null>;
+}
 
 /**
  * Calls `changed` whenever the file's content differs from the last content
  * seen, checked every `intervalMs`. Content, not the modification time: a
  * Kubernetes ConfigMap update swaps a symlink, and an editor may keep the
- * time. A file that cannot be read right now (being replaced) is checked
- * again next time. Returns a function that stops watching.
+ * time. A changed content counts only once a second read `settleMs` later
+ * agrees: a file caught half-written can parse (YAML cut after one replica
+ * of two), and acting on it would remove a replica, let the slot go past it
+ * and leave it stale. A file that cannot be read right now (being replaced)
+ * or still changing is checked again next time. Returns a function that
+ * stops watching.
  */
 export function watchConfigFile(
   file: string,
   intervalMs: number,
   changed: () => void,
-  /** The content the configuration in force was read from: a change made before watching counts too. */
-  baseline?: string | null,
+  options: ConfigWatchOptions = {},
 ): () => void {
-  const read = () => readFile(file, 'utf8').catch(() => null);
-  let last: string | null = baseline ?? null;
+  const read = options.read ?? (() => readFile(file, 'utf8').catch(() => null));
+  const settleMs = options.settleMs ?? Math.min(SETTLE_MS, intervalMs);
+  let last: string | null = options.baseline ?? null;
   if (last === null) {
     try {
       last = readFileSync(file, 'utf8');
@@ -24,11 +42,18 @@ export function watchConfigFile(
       // Read at the first check instead.
     }
   }
+  /** The content now, or null: unreadable, or not the same twice. */
+  const settled = async (): Promise<string | null> => {
+    const text = await read();
+    if (text === null || text === last) return text;
+    await sleep(settleMs);
+    return (await read()) === text ? text : null;
+  };
   let checking = false;
   const timer = setInterval(() => {
     if (checking) return;
     checking = true;
-    void read().then((text) => {
+    void settled().then((text) => {
       checking = false;
       if (text === null || text === last) return;
       const first = last === null;

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { adoptReplicas, diffConfig } from '../../plugin/config/config-diff.js';
 import { watchConfigFile } from '../../plugin/config/config-watch.js';
 import { loadConfig } from '../../plugin/config/load-config.js';
@@ -118,12 +118,41 @@ describe('watchConfigFile', () => {
     }
   });
 
+  it('acts on a changed content only once a second read agrees (a half-written file is not taken)', async () => {
+    vi.useFakeTimers();
+    // What each read returns in turn: the writer is caught midway once, then done.
+    const reads = ['half', 'whole', 'whole', 'whole'];
+    const seen: string[] = [];
+    let calls = 0;
+    const stop = watchConfigFile('unused', 1_000, () => calls++, {
+      baseline: 'before',
+      settleMs: 100,
+      read: async () => {
+        const text = reads.shift() ?? 'whole';
+        seen.push(text);
+        return text;
+      },
+    });
+    try {
+      await vi.advanceTimersByTimeAsync(1_100);
+      // 'half', then 'whole' a moment later: still changing, nothing is done.
+      expect({ seen, calls }).toEqual({ seen: ['half', 'whole'], calls: 0 });
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect({ seen, calls }).toEqual({ seen: ['half', 'whole', 'whole', 'whole'], calls: 1 });
+      await vi.advanceTimersByTimeAsync(3_000);
+      expect(calls).toBe(1);
+    } finally {
+      stop();
+      vi.useRealTimers();
+    }
+  });
+
   it('calls back for a change made after the configuration was read but before watching began', async () => {
     const file = path.join(dir, 'edited-during-start.json');
     const loaded = JSON.stringify(base);
     writeFileSync(file, JSON.stringify({ ...base, replicas: [asia] }));
     let calls = 0;
-    const stop = watchConfigFile(file, 20, () => calls++, loaded);
+    const stop = watchConfigFile(file, 20, () => calls++, { baseline: loaded });
     try {
       for (let i = 0; i < 100 && calls === 0; i++) await new Promise((r) => setTimeout(r, 20));
       expect(calls).toBe(1);
