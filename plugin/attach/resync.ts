@@ -212,6 +212,8 @@ export async function clearStaleMarks(
   epoch: number | null | undefined,
 ): Promise<void> {
   for (const guard of guards) guard.check();
+  // Removed or replaced while it was copied: its mark is not this resync's to end.
+  await requireHolder(holder);
   if (holder && (epoch === null || epoch === undefined)) throw new DeposedError(null);
   const current = await primary.replicaStatus.clearStaleFenced(stream, names, epoch ?? null);
   if (holder && !current) throw new DeposedError(epoch ?? null);

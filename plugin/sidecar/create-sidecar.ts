@@ -245,14 +245,18 @@ function autoResync(
   log: Logger,
 ): NonNullable<SidecarParts['resync']> {
   return async (replica, stale) => {
-    await attach(postgresCluster(), live.current, quietProgress(log), {
+    const config = live.current;
+    const url = config.replicas.find((r) => r.name === replica)?.url;
+    await attach(postgresCluster(), config, quietProgress(log), {
       resync: [replica],
       sidecarRunsResync: true,
       holder: {
         epoch: () => (lock.held ? lock.epoch : null),
-        // Removed from the configuration meanwhile: the copy is never placed.
+        // Removed from the configuration meanwhile, or its URL changed (replaced: the
+        // database copied into is no longer the replica): nothing more is copied or placed.
         verify: async () =>
-          live.current.replicas.some((r) => r.name === replica) && (await lock.verify()),
+          live.current.replicas.some((r) => r.name === replica && r.url === url) &&
+          (await lock.verify()),
       },
       stale,
     });

@@ -69,7 +69,8 @@ export class StaleResync {
         await sleep(delay);
         delay = Math.min(delay * 2, 30_000);
       } finally {
-        state.resyncing.delete(agent.name);
+        // Replaced meanwhile: the hold under its name is the new agent's business.
+        if (state.agents.includes(agent)) state.resyncing.delete(agent.name);
         state.statusDirty = true;
       }
     }
