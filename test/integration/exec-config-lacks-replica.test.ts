@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
-import { appliedVersion, waitForMarker } from '../support/compare-nodes.js';
+import { appliedVersion, preparedGids, waitForMarker } from '../support/compare-nodes.js';
 import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 
@@ -16,7 +16,7 @@ const values = async (node: PostgresCluster) =>
   (await node.query<{ v: string }>('SELECT DISTINCT v FROM items ORDER BY v')).map((r) => r.v);
 
 describe('lockstep exec with a configuration lacking a replica the running sidecar serves', () => {
-  it('does not commit without that replica (it would only advance its version there)', async () => {
+  it('is refused, naming the replica, and changes no node; with the sidecar’s file it runs everywhere', async () => {
     const { primary } = clusters;
     const [r1, r2] = clusters.replicas as [PostgresCluster, PostgresCluster];
     const sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
@@ -29,17 +29,21 @@ describe('lockstep exec with a configuration lacking a replica the running sidec
         {},
         120_000,
       );
+      expect(exec.code, exec.output).toBe(1);
+      expect(exec.output).toMatch(/\[replica2\].*serves replica2/);
+      expect(exec.output).toMatch(/configuration the sidecar reads/);
       await waitForMarker(primary, [r1, r2]);
-      const streamVersion = await appliedVersion(r1);
-      // Expected: refused (exit 1, nothing changed), or else every replica the stream serves has it.
-      const outcome = {
-        code: exec.code,
-        primary: await values(primary),
-        replica1: await values(r1),
-        replica2: await values(r2),
-        replica2AtStreamVersion: (await appliedVersion(r2)) === streamVersion,
-      };
-      expect(outcome.replica2, JSON.stringify(outcome)).toEqual(outcome.primary);
+      for (const node of [primary, r1, r2]) expect(await values(node)).toEqual(['old']);
+      expect(await preparedGids([primary, r1, r2])).toEqual([]);
+      expect(await appliedVersion(r2)).toBe(await appliedVersion(r1));
+
+      const full = await lockstep(
+        ['exec', '--config', clusters.configFile, '--sql', "UPDATE items SET v = 'new'"],
+        {},
+        120_000,
+      );
+      expect(full.code, full.output).toBe(0);
+      for (const node of [primary, r1, r2]) expect(await values(node)).toEqual(['new']);
     } finally {
       sidecar.kill('SIGTERM');
       await sidecar.exited;
