@@ -76,6 +76,21 @@ export function agentStatusReader(
   };
 }
 
+/** The replicas with a report in the agents' bucket (none when no agent ever created it). */
+export async function reportedReplicas(
+  settings: Pick<BusSettings, 'servers' | 'stream'>,
+): Promise<string[]> {
+  const nc = await connectBus(settings, 'lockstep-migrate', { timeoutMs: REQUEST_MS });
+  try {
+    const kv = await openBucket(nc, agentStatusBucket(settings.stream));
+    const names: string[] = [];
+    if (kv) for await (const key of await kv.keys()) names.push(key);
+    return names;
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
+}
+
 /** The bucket, or null when no agent ever created it. */
 async function openBucket(nc: NatsConnection, bucket: string): Promise<KV | null> {
   try {

@@ -1,10 +1,12 @@
 import type { Logger } from 'pino';
+import { agentStatusReader, reportedReplicas } from '../../adapters/nats/agent-status-kv.js';
 import { BUS_FAILOVER_MS, connectBus } from '../../adapters/nats/nats-connection.js';
 import { NatsMigrationSession } from '../../adapters/nats/nats-migration-session.js';
 import { NatsPhaseTwoNode } from '../../adapters/nats/nats-phase-two-node.js';
 import type { AgentAddress } from '../../adapters/nats/nats-round-participant.js';
 import { PreparedTransactions } from '../../adapters/postgres/control/prepared-transactions.js';
 import { readStreamEpoch } from '../../adapters/postgres/control/stream-epoch.js';
+import { agentFreshness } from '../agent/agent-status-staleness.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { MigrateWiring } from '../migrate/run-migrate.js';
 import type { BusSettings } from '../ports/packet-bus.js';
@@ -61,6 +63,7 @@ export async function busMigrateWiring(
     migrateControlSchemas: (nodes) =>
       base.migrateControlSchemas(nodes.filter((n) => n.name === 'primary')),
     unplacedReplicas: () => unplacedThroughAgents(config.replicas, sessions),
+    servedReplicas: () => liveAgents(bus),
     phaseTwoNodes: () =>
       new Map<string, PhaseTwoNode>([
         ['primary', new PreparedTransactions('primary', config.primary)],
@@ -89,4 +92,18 @@ async function unplacedThroughAgents(
     if ((await session(name).appliedLsn()) === null) unplaced.add(name);
   }
   return unplaced;
+}
+
+/**
+ * The replicas whose agent reports to the bus now: those apply the stream's
+ * packets. A report older than its staleness bound is not counted — nothing
+ * deletes the report of a replica removed with its agent, and counting it
+ * would refuse every migration for good.
+ */
+async function liveAgents(bus: BusSettings, now = new Date()): Promise<string[]> {
+  const names = await reportedReplicas(bus);
+  const reports = await agentStatusReader(bus).read(names);
+  return [...reports.values()]
+    .filter((r) => !agentFreshness(r.record, r.storedAt, now).stale)
+    .map((r) => r.record.replica);
 }

@@ -6,6 +6,7 @@ import { preparedTransactionNodes } from '../../adapters/postgres/control/prepar
 import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
 import { readPause } from '../../adapters/postgres/control/stream-pause.js';
 import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
+import { onPrimary } from '../attach/attach-cluster.js';
 import { unplacedReplicas } from '../attach/join.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { RecoveryWiring } from '../coordinator/run-recovery.js';
@@ -21,6 +22,20 @@ async function pausedSince(config: LockstepConfig): Promise<Date | null> {
   }
 }
 
+/**
+ * Every replica with a row in the primary's \`lockstep.replica_status\`: the
+ * active sidecar writes one for each replica it serves and deletes it when
+ * the replica is removed. Stale and not-attached ones count too: with the
+ * sidecar's own configuration the command is refused for them anyway (no
+ * barrier reached, no position), so an older file is never let do more.
+ */
+async function servedReplicas(config: LockstepConfig): Promise<string[]> {
+  const notes = await onPrimary(postgresCluster(), config.primary, (primary) =>
+    primary.replicaStatus.notes(config.slot),
+  );
+  return notes.map((n) => n.replica);
+}
+
 /** The Postgres adapters behind `recover`, `migrate` and `exec`, for one configuration. */
 export function postgresControl(config: LockstepConfig): RecoveryWiring & MigrateWiring {
   return {
@@ -31,5 +46,6 @@ export function postgresControl(config: LockstepConfig): RecoveryWiring & Migrat
     migrateControlSchemas,
     pausedSince: () => pausedSince(config),
     unplacedReplicas: () => unplacedReplicas(postgresCluster(), config),
+    servedReplicas: () => servedReplicas(config),
   };
 }

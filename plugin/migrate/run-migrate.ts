@@ -17,6 +17,7 @@ import {
   requireSqlSteps,
   runMigrationRound,
 } from './migration-round.js';
+import { refuseUnknownReplicas } from './refuse-unknown-replicas.js';
 
 /** Where `migrate` and `exec` write what they did. */
 export type MigrateOutput = (line: string) => void;
@@ -44,6 +45,8 @@ export interface MigrateWiring extends RecoveryWiring {
   readonly pausedSince: PauseReader;
   /** The replicas without a position in the stream (never placed by attach). */
   unplacedReplicas(): Promise<ReadonlySet<string>>;
+  /** The replicas the stream serves (the running sidecar's, or with `bus` the live agents'). */
+  servedReplicas(): Promise<readonly string[]>;
   /** With `bus`: the agents run only the work committed with the barrier (plain SQL). */
   readonly vouchWork?: boolean;
 }
@@ -110,6 +113,7 @@ async function asMigrator<T>(
   try {
     await wiring.migrateControlSchemas(configNodes(config));
     await refuseWhilePaused(config, wiring);
+    refuseUnknownReplicas(config, await wiring.servedReplicas());
     await refuseUnplaced(config, wiring);
     // A migration a crash left prepared is finished first (we hold the migrate lock: none is in flight).
     const recovered = await recoverPrepared(config.slot, [...nodes.values()], decisions, {
