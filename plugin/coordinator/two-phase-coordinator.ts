@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { TwoPhaseStatus } from '../ports/two-phase-status.js';
 import { type Lsn, makeGid, type RoundState } from '../protocol/index.js';
 import type { FaultHook } from './fault-point.js';
+import { countInDoubt } from './in-doubt-count.js';
 import { type RecoveryReport, recoverPrepared } from './recover-prepared.js';
 import type {
   DecisionStore,
@@ -118,19 +119,9 @@ export class TwoPhaseCoordinator {
     };
   }
 
-  /** lockstep gids prepared on any node, except the round in flight: how many, and the oldest's age (s). */
-  async inDoubt(): Promise<{ count: number; oldestSeconds: number }> {
-    const current = this.held?.gid;
-    let count = 0;
-    let oldestSeconds = 0;
-    for (const node of this.parts.nodes.values()) {
-      for (const prepared of await node.list(this.parts.stream)) {
-        if (prepared.gid === current) continue;
-        count++;
-        oldestSeconds = Math.max(oldestSeconds, prepared.ageSeconds);
-      }
-    }
-    return { count, oldestSeconds };
+  /** lockstep gids prepared outside the round in flight (see {@link countInDoubt}). */
+  inDoubt(): Promise<{ count: number; oldestSeconds: number }> {
+    return countInDoubt(this.parts.nodes.values(), this.parts.stream, this.held?.gid);
   }
 
   /** Recovers what a previous run left prepared, then starts the round loop. */
