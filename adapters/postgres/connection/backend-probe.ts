@@ -40,6 +40,9 @@ const BACKEND = `SELECT wait_event_type = 'Lock' AS locked, wait_event = 'SyncRe
                         state = 'active' OR now() - state_change < $2::interval AS working
                    FROM pg_stat_activity WHERE pid = $1`;
 
+/** A server's error code (SQLSTATE), as opposed to a socket's (ECONNREFUSED, …). */
+const SQLSTATE = /^[0-9FHPX][0-9A-Z]{4}$/;
+
 interface BackendState {
   locked: boolean | null;
   standby: boolean | null;
@@ -62,7 +65,11 @@ export async function probeBackend(probe: BackendProbe): Promise<Unresponsive | 
     await client.connect();
     const { rows } = await client.query<BackendState>(BACKEND, [probe.pid, `${probe.boundMs} ms`]);
     return { row: rows[0] };
-  })().catch(() => false as const);
+  })().catch((error: { code?: unknown }) =>
+    // The server refused the probe with an error of its own (too many connections, a login
+    // refused): it answers, so the backend is not given up on; asked again next time.
+    typeof error.code === 'string' && SQLSTATE.test(error.code) ? ('refused' as const) : false,
+  );
   const answer = await within(asked, probe.boundMs);
   if (answer === false) {
     dropClient(client);
@@ -70,6 +77,7 @@ export async function probeBackend(probe: BackendProbe): Promise<Unresponsive | 
   }
   // Ended in the background: a host that answered and froze right after must not hold the caller.
   void endClient(client);
+  if (answer === 'refused') return null;
   const row = answer.row;
   if (!row) return 'was not working';
   if (row.locked) return 'waited on a lock';
