@@ -79,9 +79,10 @@ export async function askStreamPaused(
 export function coordinatorRoundTransport(nc: NatsConnection, slot: string) {
   return {
     serve(handlers: {
-      decision(question: DecisionQuestion): Promise<WireReply<'commit' | 'abort'>>;
+      /** Null: this process does not hold the coordinator lock, and stays silent. */
+      decision(question: DecisionQuestion): Promise<WireReply<'commit' | 'abort'> | null>;
       waiting(packet: WaitingPacket): void;
-      stream(): Promise<WireReply<StreamStanding>>;
+      stream(): Promise<WireReply<StreamStanding> | null>;
     }): () => Promise<void> {
       const decisions = serveOverBus<DecisionQuestion>(
         nc,

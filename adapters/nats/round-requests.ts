@@ -32,12 +32,14 @@ export function noResponders(error: unknown): boolean {
 /**
  * Serves requests on `subject` with `handle`, each as it comes (a prepare
  * may wait for the applier while a rollback is answered): the reply is what
- * it resolves to, a failure an error reply.
+ * it resolves to, a failure an error reply. Null sends none: the subject has
+ * other subscribers and one of them answers (a request takes the first reply,
+ * so a process that may not answer must stay silent, not refuse).
  */
 export function serveOverBus<Q>(
   nc: NatsConnection,
   subject: string,
-  handle: (request: Q) => Promise<WireReply<unknown>>,
+  handle: (request: Q) => Promise<WireReply<unknown> | null>,
 ): Subscription {
   return nc.subscribe(subject, {
     callback: (error, msg) => {
@@ -56,8 +58,9 @@ export function serveOverBus<Q>(
         reply({ ok: false, error: (bad as Error).message });
         return;
       }
-      void handle(request).then(reply, (failure: Error) =>
-        reply({ ok: false, error: failure.message }),
+      void handle(request).then(
+        (answer) => answer && reply(answer),
+        (failure: Error) => reply({ ok: false, error: failure.message }),
       );
     },
   });

@@ -37,9 +37,10 @@ export interface BusRoundsParts {
   paused(): boolean;
   /** Starts answering agents (in-doubt gids, replicas waiting at a round, whether paused). */
   serve(handlers: {
-    decision(question: DecisionQuestion): Promise<WireReply<'commit' | 'abort'>>;
+    /** Null: not the coordinator, no reply (the lock holder answers). */
+    decision(question: DecisionQuestion): Promise<WireReply<'commit' | 'abort'> | null>;
     waiting(packet: WaitingPacket): void;
-    stream(): Promise<WireReply<StreamStanding>>;
+    stream(): Promise<WireReply<StreamStanding> | null>;
   }): () => Promise<void>;
   /** Closes the bus connection the parts use. */
   close(): Promise<void>;
@@ -128,17 +129,21 @@ export class BusRounds {
     await this.parts.close();
   }
 
-  /** Only the coordinator answers for the stream: a deposed one's pause may be old. */
-  private standing(): WireReply<StreamStanding> {
-    if (this.parts.epoch() === null)
-      return { ok: false, error: 'this process does not hold the coordinator lock' };
+  /**
+   * Only the coordinator answers for the stream: a deposed one's pause may be old. Others stay
+   * silent rather than refuse: an agent's request takes the first reply, which must be the holder's.
+   */
+  private standing(): WireReply<StreamStanding> | null {
+    if (this.parts.epoch() === null) return null;
     return { ok: true, value: { paused: this.parts.paused() } };
   }
 
-  private async decision(question: DecisionQuestion): Promise<WireReply<'commit' | 'abort'>> {
+  private async decision(
+    question: DecisionQuestion,
+  ): Promise<WireReply<'commit' | 'abort'> | null> {
     const { gid, replica } = question;
-    if (this.parts.epoch() === null)
-      return { ok: false, error: 'this process does not hold the coordinator lock' };
+    // Silent, as for the stream: a standby's refusal would reach the agent before the holder's answer.
+    if (this.parts.epoch() === null) return null;
     const { decisions, stream, log } = this.parts;
     // The round still voting decides for itself (its vote deadline bounds it): a presumed abort
     // now would abort every round whose votes outlast an agent's recovery interval.
