@@ -8,35 +8,34 @@ import type { StepReporter } from './attach-progress.js';
 const MIGRATION_WAIT_MS = 600_000;
 
 /**
- * Runs `takeSnapshot` holding the stream's migrate lock, waiting (bounded)
- * for a running `lockstep migrate`/`exec` to finish first. A migration whose
- * round left the copied replica out (it passed its membership check before
- * the replica was known) would otherwise start its primary transaction after
- * the snapshot: the copy would lack it while its marker, later in the stream,
- * only advances the replica's version. Finished before the snapshot, it is in
- * the copy; one that starts after finds the replica served or unplaced, and
- * is refused. Only tried, never waited on in Postgres: the sidecar's
- * recovery also only tries it, so neither blocks the other.
+ * Waits (bounded) until no `lockstep migrate`/`exec` of the stream runs: takes
+ * its migrate lock once, and lets it go. Called before a copy's snapshot,
+ * once the copied replicas are known to the checks a migration makes with the
+ * lock (the sidecar's status rows, the join holds, no position). A migration
+ * that passed those checks before, and so left the replicas out of its round,
+ * has ended: committed on the primary, it is in the snapshot. One that takes
+ * the lock after sees the replicas and is refused. Without this, one could
+ * start its primary transaction after the snapshot: the copy would lack it,
+ * and its marker, later in the stream, would only advance their version.
+ * Only tried, never waited on in Postgres, and not kept over the snapshot (a
+ * long transaction on the primary delays that): the sidecar's recovery only
+ * tries it too, so neither blocks the other.
  */
-export async function withoutMigrationInFlight<T>(
+export async function awaitMigrationInFlight(
   cluster: LockstepCluster,
   config: LockstepConfig,
   step: StepReporter,
-  takeSnapshot: () => Promise<T>,
-): Promise<T> {
+): Promise<void> {
   const lock = cluster.streamLock(config.primary, config.slot, 'migrate');
   try {
-    const deadline = Date.now() + MIGRATION_WAIT_MS;
-    if (!(await lock.tryAcquire())) {
-      step('waiting for a running migration to finish before the snapshot', {
-        stream: config.slot,
-      });
-      while (!(await lock.tryAcquire())) {
-        if (Date.now() > deadline) throw migrationInFlight(config);
-        await sleep(500);
-      }
+    if (await lock.tryAcquire()) return;
+    step('waiting for a running migration to finish before the snapshot', {
+      stream: config.slot,
+    });
+    for (const deadline = Date.now() + MIGRATION_WAIT_MS; !(await lock.tryAcquire()); ) {
+      if (Date.now() > deadline) throw migrationInFlight(config);
+      await sleep(500);
     }
-    return await takeSnapshot();
   } finally {
     await lock.release();
   }

@@ -32,7 +32,10 @@ beforeAll(async () => {
   await clusters.primary.query(`INSERT INTO items SELECT g, 'old' FROM generate_series(1, 10) g`);
   config = writeConfig(clusters.primary, [replica(0), replica(1)]);
   // The job running migrate read the file before replica3 was added.
-  older = writeConfig(clusters.primary, [replica(0), replica(1)]);
+  // Its primary transaction waits at the gate below longer than the default lock_timeout.
+  older = writeConfig(clusters.primary, [replica(0), replica(1)], {
+    twoPhase: { voteTimeoutMs: 120_000 },
+  });
   const attached = await lockstep(['attach', '--config', config.file]);
   expect(attached.code, attached.output).toBe(0);
   writeFileSync(
@@ -47,31 +50,28 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Whether a session waits for a lock on the primary's migration history (the gate below). */
+/** Whether migrate's primary transaction waits at the gate below (to keep writers out of items). */
 const migrateGated = async () =>
   (
     await clusters.primary.query(
-      `SELECT 1 FROM pg_locks WHERE NOT granted AND relation = 'lockstep.migrations'::regclass`,
+      `SELECT 1 FROM pg_locks WHERE NOT granted AND relation = 'items'::regclass`,
     )
   ).length > 0;
-
-const tempSlotMade = async () =>
-  (await clusters.primary.query(`SELECT 1 FROM pg_replication_slots WHERE temporary`)).length > 0;
 
 describe('a replica joining while a migration that left it out is between its checks and its round', () => {
   it('gets the migration in its copy: it does not reach the migration’s version without it', async () => {
     const { primary } = clusters;
     const [r1, r2, r3] = [replica(0), replica(1), replica(2)];
     const sidecar = new LockstepProcess(['run', '--config', config.file]);
-    // Holds migrate after its membership check, before its primary transaction (no xid of
-    // its own: the copy's snapshot does not wait for it).
+    // Holds migrate's primary transaction before it writes anything: neither has a
+    // transaction id (ROW EXCLUSIVE is not WAL-logged), so a snapshot does not wait for them.
     const gate = new pg.Client({ connectionString: primary.url });
     let attach: LockstepProcess | null = null;
     try {
       await waitForMarker(primary, [r1, r2]);
       await gate.connect();
       await gate.query('BEGIN');
-      await gate.query('LOCK TABLE lockstep.migrations IN ACCESS EXCLUSIVE MODE');
+      await gate.query('LOCK TABLE items IN ROW EXCLUSIVE MODE');
       const migrate = lockstep(
         ['migrate', 'up', '--config', older.file, '--dir', dir],
         {},
@@ -92,11 +92,14 @@ describe('a replica joining while a migration that left it out is between its ch
       );
       attach = new LockstepProcess(['attach', '--config', config.file]);
       const joining = attach;
-      // Either its snapshot is taken (the race) or it waits for the migration to finish.
+      // Either it copies and places replica3 (the race) or it waits for the migration.
+      let exited = false;
+      void joining.exited.then(() => {
+        exited = true;
+      });
       await eventually(
-        async () =>
-          (await tempSlotMade()) || /waiting for a running migration/.test(joining.output),
-        'attach to take its snapshot or wait for the migration',
+        async () => exited || /waiting for a running migration/.test(joining.output),
+        'attach to finish or wait for the migration',
         120_000,
       );
       await gate.query('COMMIT');
