@@ -8,6 +8,7 @@ import type { ResyncGuardPort } from '../ports/resync-guard.js';
 import type { Lsn } from '../protocol/index.js';
 import { onPrimary, onReplica } from './attach-cluster.js';
 import type { AttachProgress } from './attach-progress.js';
+import { awaitMigrationInFlight } from './migration-gate.js';
 import { primaryCommandSession } from './node-step.js';
 import { type ResyncHolder, requireHolder } from './resync.js';
 
@@ -131,6 +132,7 @@ async function copyFromSnapshot(
   if (!source) {
     tempSlot = `${config.slot}_sync_${process.pid}`;
     progress.step('resuming: taking a fresh snapshot for the tables not copied yet');
+    await awaitMigrationInFlight(cluster, config, progress.step);
     source = await cluster.createSlot(config.primary, tempSlot, {
       exportSnapshot: true,
       temporary: true,

@@ -11,7 +11,7 @@ import type { LockstepConfig } from '../config/config-schema.js';
 import type { MigrateWiring } from '../migrate/run-migrate.js';
 import type { BusSettings } from '../ports/packet-bus.js';
 import type { PhaseTwoNode } from '../ports/phase-two-node.js';
-import { postgresControl } from './postgres-control.js';
+import { joiningReplicas, postgresControl } from './postgres-control.js';
 
 /** How often the stream's epoch is read again while a command runs (ms). */
 const EPOCH_REFRESH_MS = 2_000;
@@ -63,7 +63,9 @@ export async function busMigrateWiring(
     migrateControlSchemas: (nodes) =>
       base.migrateControlSchemas(nodes.filter((n) => n.name === 'primary')),
     unplacedReplicas: () => unplacedThroughAgents(config.replicas, sessions),
-    servedReplicas: () => liveAgents(bus),
+    servedReplicas: async () => [
+      ...new Set([...(await liveAgents(bus)), ...(await joiningReplicas(config))]),
+    ],
     phaseTwoNodes: () =>
       new Map<string, PhaseTwoNode>([
         ['primary', new PreparedTransactions('primary', config.primary)],

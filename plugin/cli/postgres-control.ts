@@ -28,12 +28,25 @@ async function pausedSince(config: LockstepConfig): Promise<Date | null> {
  * the replica is removed. Stale and not-attached ones count too: with the
  * sidecar's own configuration the command is refused for them anyway (no
  * barrier reached, no position), so an older file is never let do more.
+ * And every replica an attach is joining.
  */
 async function servedReplicas(config: LockstepConfig): Promise<string[]> {
   const notes = await onPrimary(postgresCluster(), config.primary, (primary) =>
     primary.replicaStatus.notes(config.slot),
   );
-  return notes.map((n) => n.replica);
+  return [...new Set([...notes.map((n) => n.replica), ...(await joiningReplicas(config))])];
+}
+
+/**
+ * The replicas an attach is joining now (their join holds): with no sidecar
+ * running, none reports them, yet their copy's snapshot may predate a round
+ * that starts now, whose marker they would meet once placed.
+ */
+export async function joiningReplicas(config: LockstepConfig): Promise<string[]> {
+  const holds = await onPrimary(postgresCluster(), config.primary, (primary) =>
+    primary.joinHolds.read(config.slot),
+  );
+  return holds.map((h) => h.replica);
 }
 
 /** The Postgres adapters behind `recover`, `migrate` and `exec`, for one configuration. */

@@ -17,7 +17,7 @@ export function refuseUnknownReplicas(config: LockstepConfig, served: readonly s
   throw new LockstepError({
     node: first,
     setting: 'replicas',
-    problem: `the stream "${config.slot}" serves ${names}, which this configuration's replicas do not list: ${missing.length > 1 ? 'they' : 'it'} would get the round's marker without its statements`,
+    problem: `the stream "${config.slot}" serves ${names}, which this configuration's replicas do not list (one attach is joining counts): ${missing.length > 1 ? 'they' : 'it'} would get the round's marker without its statements`,
     fix: `run this with the configuration the sidecar reads (it lists ${names}); if ${missing.length > 1 ? 'they were' : 'it was'} removed, reload or start the sidecar with that configuration first`,
   });
 }

@@ -14,6 +14,7 @@ import type { ReplicaStatusStore } from './replica-status-store.js';
 import type { CreatedSlot, ReplicationSlots, SlotCreation } from './replication-slots.js';
 import type { ResyncGuardPort } from './resync-guard.js';
 import type { StreamLockPort } from './stream-lock.js';
+import type { StreamLockPurpose } from './stream-lock-holder.js';
 import type { StreamsStore } from './streams-store.js';
 import type { SyncedTablesStore } from './synced-tables-store.js';
 
@@ -81,8 +82,8 @@ export interface SessionOptions {
 export interface LockstepCluster {
   primary(url: string, options?: SessionOptions): Promise<PrimarySession>;
   replica(name: string, url: string, options?: SessionOptions): Promise<ReplicaSession>;
-  /** The stream's coordinator lock (not taken yet). */
-  streamLock(url: string, stream: string): StreamLockPort;
+  /** The stream's lock of `purpose` (default: the coordinator lock), not taken yet. */
+  streamLock(url: string, stream: string, purpose?: StreamLockPurpose): StreamLockPort;
   /** Takes a replica's resync lock; throws when another process holds it. */
   takeResyncGuard(replica: string, url: string, stream: string): Promise<ResyncGuardPort>;
   /** A replica's agent lock (`lockstep agent`, with bus; not taken yet). */

@@ -11,7 +11,7 @@ import {
 } from '../control/prepared-transactions.js';
 import { ReplicaAgentLock } from '../control/replica-agent-lock.js';
 import { ResyncGuard } from '../control/resync-guard.js';
-import { StreamLock } from '../control/stream-lock.js';
+import { StreamLock, type StreamLockPurpose } from '../control/stream-lock.js';
 import { createReplicationSlot } from '../source/replication-slot.js';
 import { PgPrimarySession } from './primary-session.js';
 import { PgReplicaSession } from './replica-session.js';
@@ -51,7 +51,8 @@ export function postgresCluster(): PostgresCluster {
       new PgPrimarySession(await open('primary', url, options), options?.bounded),
     replica: async (name: string, url: string, options?: SessionOptions) =>
       new PgReplicaSession(await open(name, url, options), options?.bounded, name, url),
-    streamLock: (url: string, stream: string) => new StreamLock(url, stream),
+    streamLock: (url: string, stream: string, purpose?: StreamLockPurpose) =>
+      new StreamLock(url, stream, purpose),
     takeResyncGuard: (replica: string, url: string, stream: string) =>
       ResyncGuard.take(replica, url, stream),
     replicaAgentLock: (replica: string, url: string, stream: string) =>
