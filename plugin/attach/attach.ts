@@ -154,7 +154,8 @@ async function attachGuarded(run: AttachRun): Promise<AttachResult> {
   // The sidecar's epoch when its resync began: only under it may the stale mark end.
   const epoch = options.holder?.epoch();
   await resetResynced(run, tables);
-  const primary = await cluster.primary(config.primary);
+  // Its statements may rightly wait on the application's locks, but not on a frozen primary.
+  const primary = await cluster.primary(config.primary, { answerWatchMs: config.applyTimeoutMs });
   let created: CreatedSlot | null = null;
   try {
     if (!attached) await setUpPublication(primary, config, tables, run.progress.step);

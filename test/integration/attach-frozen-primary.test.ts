@@ -115,50 +115,89 @@ describe('the primary frozen (SIGSTOP) while attach reads its migration history'
   }, 300_000);
 });
 
+/** Where attach is held (rightly, by the application) for the primary to be frozen there. */
+interface HeldStep {
+  /** Takes what holds attach at the step; returns how to let go. */
+  hold(primary: PostgresCluster): Promise<() => Promise<void>>;
+  /** The pg_stat_activity condition of attach's session held there. */
+  readonly waiting: string;
+  readonly what: string;
+}
+
+/**
+ * One replica and `t` of 100 rows; attach held at `step` while the primary
+ * freezes. Attach must end naming the primary (unreachable, exit 3, when
+ * `unreachable`); thawed and let go, attach again must copy exactly its rows.
+ */
+async function frozenWhileHeld(clusters: UsedClusters, step: HeldStep, unreachable: boolean) {
+  const { primary, replicas } = clusters;
+  for (const node of [primary, ...replicas])
+    await node.query('CREATE TABLE t (id int PRIMARY KEY)');
+  await primary.query('INSERT INTO t SELECT generate_series(1, 100)');
+  const release = await step.hold(primary);
+  const config = writeConfig(primary, replicas, { applyTimeoutMs: 3_000 });
+  try {
+    const run = lockstep(['attach', '--config', config.file], {}, HANG_MS);
+    await eventually(() => sessionWhere(primary, 'lockstep', step.waiting), step.what);
+    await primary.freezeServer();
+    let frozen: Awaited<typeof run>;
+    try {
+      frozen = await run;
+    } finally {
+      await primary.thawServer();
+      await release();
+    }
+    expect(frozen.output).not.toMatch(/still running after/);
+    expect(unreachable ? [3] : [1, 3], frozen.output).toContain(frozen.code);
+    expect(frozen.output).toMatch(/^\[primary[,\]]/m);
+    if (unreachable) expect(frozen.output).toMatch(/did not answer/);
+
+    const resumed = await lockstep(['attach', '--config', config.file], {}, HANG_MS);
+    expect(resumed.code, resumed.output).toBe(0);
+    await expectIdentical(primary, replicas, ['t']);
+  } finally {
+    await release();
+    config.remove();
+  }
+}
+
 describe('the primary frozen (SIGSTOP) while attach creates its slot', () => {
   const clusters = useClusters({ replicas: 1 });
 
   it('attach ends naming it; thawed, attach again copies exactly its rows', async () => {
-    const { primary, replicas } = clusters;
-    for (const node of [primary, ...replicas])
-      await node.query('CREATE TABLE t (id int PRIMARY KEY)');
-    await primary.query('INSERT INTO t SELECT generate_series(1, 100)');
-    // An application's transaction with an xid: the slot's creation waits for it.
-    const app = new pg.Client({ connectionString: primary.url });
-    app.on('error', () => undefined);
-    await app.connect();
-    const config = writeConfig(primary, replicas, { applyTimeoutMs: 3_000 });
-    try {
-      await app.query('BEGIN');
-      await app.query('INSERT INTO t VALUES (0)');
-      const run = lockstep(['attach', '--config', config.file], {}, HANG_MS);
-      await eventually(
-        () =>
-          sessionWhere(
-            primary,
-            'lockstep',
-            "backend_type = 'walsender' AND wait_event_type = 'Lock'",
-          ),
-        'the slot creation waiting for the transaction',
-      );
-      await primary.freezeServer();
-      let frozen: Awaited<typeof run>;
-      try {
-        frozen = await run;
-      } finally {
-        await primary.thawServer();
-      }
-      await app.query('ROLLBACK');
-      expect(frozen.output).not.toMatch(/still running after/);
-      expect([1, 3], frozen.output).toContain(frozen.code);
-      expect(frozen.output).toMatch(/^\[primary[,\]]/m);
+    const step: HeldStep = {
+      // An application's transaction with an xid: the slot's creation waits for it.
+      hold: async (primary) => {
+        const app = new pg.Client({ connectionString: primary.url });
+        app.on('error', () => undefined);
+        await app.connect();
+        await app.query('BEGIN');
+        await app.query('INSERT INTO t VALUES (0)');
+        let done = false;
+        return async () => {
+          if (done) return;
+          done = true;
+          await app.query('ROLLBACK');
+          await app.end();
+        };
+      },
+      waiting: "backend_type = 'walsender' AND wait_event_type = 'Lock'",
+      what: 'the slot creation waiting for the transaction',
+    };
+    await frozenWhileHeld(clusters, step, false);
+  }, 300_000);
+});
 
-      const resumed = await lockstep(['attach', '--config', config.file], {}, HANG_MS);
-      expect(resumed.code, resumed.output).toBe(0);
-      await expectIdentical(primary, replicas, ['t']);
-    } finally {
-      await app.end();
-      config.remove();
-    }
+describe('the primary frozen (SIGSTOP) while attach creates its publication', () => {
+  const clusters = useClusters({ replicas: 1 });
+
+  it('attach ends naming it (unreachable); thawed, attach again copies exactly its rows', async () => {
+    const step: HeldStep = {
+      // Held by an application: the publication's creation waits for it (rightly, with no deadline).
+      hold: (primary) => lockTable(primary, 't'),
+      waiting: "wait_event_type = 'Lock' AND query ~* 'CREATE PUBLICATION'",
+      what: 'the publication waiting for the lock',
+    };
+    await frozenWhileHeld(clusters, step, true);
   }, 300_000);
 });
