@@ -115,6 +115,9 @@ describe('the primary frozen (SIGSTOP) while attach reads its migration history'
   }, 300_000);
 });
 
+/** The slot's creation waiting for a running transaction. */
+const SLOT_WAITING = "backend_type = 'walsender' AND wait_event_type = 'Lock'";
+
 /** Where attach is held (rightly, by the application) for the primary to be frozen there. */
 interface HeldStep {
   /** Takes what holds attach at the step; returns how to let go. */
@@ -161,18 +164,29 @@ async function frozenWhileHeld(clusters: UsedClusters, step: HeldStep, unreachab
   }
 }
 
+/** A session on `primary` (frozen with it: a failed test may leave it to the teardown). */
+async function session(primary: PostgresCluster): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: primary.url });
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}
+
+/** An application's transaction with an xid: a slot's creation waits for it. */
+async function appTransaction(primary: PostgresCluster): Promise<pg.Client> {
+  const app = await session(primary);
+  await app.query('BEGIN');
+  await app.query('INSERT INTO t VALUES (0)');
+  return app;
+}
+
 describe('the primary frozen (SIGSTOP) while attach creates its slot', () => {
   const clusters = useClusters({ replicas: 1 });
 
   it('attach ends naming it; thawed, attach again copies exactly its rows', async () => {
     const step: HeldStep = {
-      // An application's transaction with an xid: the slot's creation waits for it.
       hold: async (primary) => {
-        const app = new pg.Client({ connectionString: primary.url });
-        app.on('error', () => undefined);
-        await app.connect();
-        await app.query('BEGIN');
-        await app.query('INSERT INTO t VALUES (0)');
+        const app = await appTransaction(primary);
         let done = false;
         return async () => {
           if (done) return;
@@ -181,7 +195,7 @@ describe('the primary frozen (SIGSTOP) while attach creates its slot', () => {
           await app.end();
         };
       },
-      waiting: "backend_type = 'walsender' AND wait_event_type = 'Lock'",
+      waiting: SLOT_WAITING,
       what: 'the slot creation waiting for the transaction',
     };
     await frozenWhileHeld(clusters, step, false);
@@ -197,6 +211,38 @@ describe('the primary frozen (SIGSTOP) while attach creates its publication', ()
       hold: (primary) => lockTable(primary, 't'),
       waiting: "wait_event_type = 'Lock' AND query ~* 'CREATE PUBLICATION'",
       what: 'the publication waiting for the lock',
+    };
+    await frozenWhileHeld(clusters, step, true);
+  }, 300_000);
+});
+
+describe('the primary frozen (SIGSTOP) while attach records its stream', () => {
+  const clusters = useClusters({ replicas: 1 });
+
+  it('attach ends naming it (unreachable); thawed, attach again copies exactly its rows', async () => {
+    const step: HeldStep = {
+      // Once the slot's creation waits on an application's transaction, the stream's table is
+      // locked by another; that transaction ends and attach's record waits on the lock.
+      hold: async (primary) => {
+        const app = await appTransaction(primary);
+        const locker = await session(primary);
+        const held = (async () => {
+          await eventually(
+            () => sessionWhere(primary, 'lockstep', SLOT_WAITING),
+            'the slot creation waiting for the transaction',
+          );
+          await locker.query('BEGIN');
+          await locker.query('LOCK TABLE lockstep.streams IN EXCLUSIVE MODE');
+          await app.query('ROLLBACK');
+        })();
+        return async () => {
+          await held.catch(() => undefined);
+          await locker.end().catch(() => undefined);
+          await app.end().catch(() => undefined);
+        };
+      },
+      waiting: `wait_event_type = 'Lock' AND query ~* 'into "lockstep"."streams"'`,
+      what: "the stream's record waiting for the lock",
     };
     await frozenWhileHeld(clusters, step, true);
   }, 300_000);
