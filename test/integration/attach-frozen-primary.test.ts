@@ -129,10 +129,11 @@ interface HeldStep {
 
 /**
  * One replica and `t` of 100 rows; attach held at `step` while the primary
- * freezes. Attach must end naming the primary (unreachable, exit 3, when
- * `unreachable`); thawed and let go, attach again must copy exactly its rows.
+ * freezes. Attach must end naming the primary; held on attach's own
+ * (`watched`) session, as not answering (exit 3), that session's backend
+ * ending once thawed. Let go, attach again must copy exactly its rows.
  */
-async function frozenWhileHeld(clusters: UsedClusters, step: HeldStep, unreachable: boolean) {
+async function frozenWhileHeld(clusters: UsedClusters, step: HeldStep, watched: boolean) {
   const { primary, replicas } = clusters;
   for (const node of [primary, ...replicas])
     await node.query('CREATE TABLE t (id int PRIMARY KEY)');
@@ -148,12 +149,18 @@ async function frozenWhileHeld(clusters: UsedClusters, step: HeldStep, unreachab
       frozen = await run;
     } finally {
       await primary.thawServer();
-      await release();
     }
+    // Attach's own session, dropped: its backend ends while still held (it does nothing late).
+    if (watched)
+      await eventually(
+        async () => !(await sessionWhere(primary, 'lockstep', step.waiting)),
+        "attach's dropped session ended on the primary",
+      );
+    await release();
     expect(frozen.output).not.toMatch(/still running after/);
-    expect(unreachable ? [3] : [1, 3], frozen.output).toContain(frozen.code);
+    expect(watched ? [3] : [1, 3], frozen.output).toContain(frozen.code);
     expect(frozen.output).toMatch(/^\[primary[,\]]/m);
-    if (unreachable) expect(frozen.output).toMatch(/did not answer/);
+    if (watched) expect(frozen.output).toMatch(/did not answer/);
 
     const resumed = await lockstep(['attach', '--config', config.file], {}, HANG_MS);
     expect(resumed.code, resumed.output).toBe(0);
