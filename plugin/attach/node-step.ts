@@ -84,6 +84,14 @@ export const primaryCommandSession = (
   }) as const;
 
 /**
+ * How attach opens a primary session whose statements may rightly wait on an
+ * application's locks (CREATE PUBLICATION): no deadline, but a primary that
+ * stops answering one for applyTimeoutMs fails it, named (exit 3).
+ */
+export const watchedPrimarySession = (config: { applyTimeoutMs: number }) =>
+  ({ answerWatchMs: config.applyTimeoutMs }) as const;
+
+/**
  * Taking the stream's lock failed: a primary that stops answering there (its
  * control deadline, not applyTimeoutMs) is named and unreachable (exit 3), as
  * in detach's later steps; nothing was dropped yet.
