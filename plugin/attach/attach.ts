@@ -29,6 +29,7 @@ import {
   startJoin,
   unplacedReplicas,
 } from './join.js';
+import { watchedPrimarySession } from './node-step.js';
 import { recordStream, setUpPublication, streamTables } from './replicated-set.js';
 import {
   clearStaleMarks,
@@ -154,7 +155,7 @@ async function attachGuarded(run: AttachRun): Promise<AttachResult> {
   // The sidecar's epoch when its resync began: only under it may the stale mark end.
   const epoch = options.holder?.epoch();
   await resetResynced(run, tables);
-  const primary = await cluster.primary(config.primary);
+  const primary = await cluster.primary(config.primary, watchedPrimarySession(config));
   let created: CreatedSlot | null = null;
   try {
     if (!attached) await setUpPublication(primary, config, tables, run.progress.step);

@@ -1,9 +1,13 @@
 import { LockstepError } from '../ports/lockstep-error.js';
 
-/** pg's error for a query past the session's deadline (the driver's own text; it has no code). */
-const DEADLINE_PASSED = /query read timeout/i;
+/**
+ * pg's errors (its own texts; they have no code) for a query past the
+ * session's deadline, and for a connection the server did not take within
+ * the connect timeout (left raw only where a step connects on its own).
+ */
+const DEADLINE_PASSED = /query read timeout|^timeout expired$/i;
 
-/** Whether `error` is a query that got no answer before its session's deadline. */
+/** Whether `error` is a query, or a step's own connection, that got no answer before its deadline. */
 export function isUnanswered(error: unknown): boolean {
   return DEADLINE_PASSED.test((error as Error | undefined)?.message ?? '');
 }
@@ -78,6 +82,14 @@ export const primaryCommandSession = (
     applicationName,
     queryTimeoutMs: config.applyTimeoutMs,
   }) as const;
+
+/**
+ * How attach opens a primary session whose statements may rightly wait on an
+ * application's locks (CREATE PUBLICATION): no deadline, but a primary that
+ * stops answering one for applyTimeoutMs fails it, named (exit 3).
+ */
+export const watchedPrimarySession = (config: { applyTimeoutMs: number }) =>
+  ({ answerWatchMs: config.applyTimeoutMs }) as const;
 
 /**
  * Taking the stream's lock failed: a primary that stops answering there (its

@@ -4,6 +4,7 @@ import type { LockstepCluster, PrimarySession } from '../ports/lockstep-cluster.
 import { LockstepError } from '../ports/lockstep-error.js';
 import { CONTROL_EVENTS_TABLE, type Lsn, wholeSchemas } from '../protocol/index.js';
 import type { StepReporter } from './attach-progress.js';
+import { watchedPrimarySession } from './node-step.js';
 
 /** The stream as attach finds it: attached (its set is fixed) or to be set up from the configuration. */
 export interface StreamTables {
@@ -32,7 +33,7 @@ export async function streamTables(
   configured: readonly CatalogTable[],
   startOver: boolean,
 ): Promise<StreamTables> {
-  const primary = await cluster.primary(config.primary);
+  const primary = await cluster.primary(config.primary, watchedPrimarySession(config));
   try {
     const row = await primary.streams.replicatedSet(config.slot);
     if (!row || startOver) return { attached: false, tables: configured };

@@ -72,6 +72,13 @@ export interface SessionOptions {
   readonly bounded?: boolean;
   /** With `bounded`: the query deadline (ms) instead of the control default (a command's replica step deadline). */
   readonly queryTimeoutMs?: number;
+  /**
+   * Instead of deadlines: statements may wait (on locks) for as long as the
+   * server answers; every this many ms while one runs the server is asked
+   * about it on a fresh session, and one that does not answer fails this
+   * session's statements with a LockstepError naming the node (unreachable).
+   */
+  readonly answerWatchMs?: number;
 }
 
 /**

@@ -115,50 +115,142 @@ describe('the primary frozen (SIGSTOP) while attach reads its migration history'
   }, 300_000);
 });
 
+/** The slot's creation waiting for a running transaction. */
+const SLOT_WAITING = "backend_type = 'walsender' AND wait_event_type = 'Lock'";
+
+/** Where attach is held (rightly, by the application) for the primary to be frozen there. */
+interface HeldStep {
+  /** Takes what holds attach at the step; returns how to let go. */
+  hold(primary: PostgresCluster): Promise<() => Promise<void>>;
+  /** The pg_stat_activity condition of attach's session held there. */
+  readonly waiting: string;
+  readonly what: string;
+}
+
+/**
+ * One replica and `t` of 100 rows; attach held at `step` while the primary
+ * freezes. Attach must end naming the primary; held on attach's own
+ * (`watched`) session, as not answering (exit 3), that session's backend
+ * ending once thawed. Let go, attach again must copy exactly its rows.
+ */
+async function frozenWhileHeld(clusters: UsedClusters, step: HeldStep, watched: boolean) {
+  const { primary, replicas } = clusters;
+  for (const node of [primary, ...replicas])
+    await node.query('CREATE TABLE t (id int PRIMARY KEY)');
+  await primary.query('INSERT INTO t SELECT generate_series(1, 100)');
+  const release = await step.hold(primary);
+  const config = writeConfig(primary, replicas, { applyTimeoutMs: 3_000 });
+  try {
+    const run = lockstep(['attach', '--config', config.file], {}, HANG_MS);
+    await eventually(() => sessionWhere(primary, 'lockstep', step.waiting), step.what);
+    await primary.freezeServer();
+    let frozen: Awaited<typeof run>;
+    try {
+      frozen = await run;
+    } finally {
+      await primary.thawServer();
+    }
+    // Attach's own session, dropped: its backend ends while still held (it does nothing late).
+    if (watched)
+      await eventually(
+        async () => !(await sessionWhere(primary, 'lockstep', step.waiting)),
+        "attach's dropped session ended on the primary",
+      );
+    await release();
+    expect(frozen.output).not.toMatch(/still running after/);
+    expect(watched ? [3] : [1, 3], frozen.output).toContain(frozen.code);
+    expect(frozen.output).toMatch(/^\[primary[,\]]/m);
+    if (watched) expect(frozen.output).toMatch(/did not answer/);
+
+    const resumed = await lockstep(['attach', '--config', config.file], {}, HANG_MS);
+    expect(resumed.code, resumed.output).toBe(0);
+    await expectIdentical(primary, replicas, ['t']);
+  } finally {
+    await release();
+    config.remove();
+  }
+}
+
+/** A session on `primary` (frozen with it: a failed test may leave it to the teardown). */
+async function session(primary: PostgresCluster): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: primary.url });
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}
+
+/** An application's transaction with an xid: a slot's creation waits for it. */
+async function appTransaction(primary: PostgresCluster): Promise<pg.Client> {
+  const app = await session(primary);
+  await app.query('BEGIN');
+  await app.query('INSERT INTO t VALUES (0)');
+  return app;
+}
+
 describe('the primary frozen (SIGSTOP) while attach creates its slot', () => {
   const clusters = useClusters({ replicas: 1 });
 
   it('attach ends naming it; thawed, attach again copies exactly its rows', async () => {
-    const { primary, replicas } = clusters;
-    for (const node of [primary, ...replicas])
-      await node.query('CREATE TABLE t (id int PRIMARY KEY)');
-    await primary.query('INSERT INTO t SELECT generate_series(1, 100)');
-    // An application's transaction with an xid: the slot's creation waits for it.
-    const app = new pg.Client({ connectionString: primary.url });
-    app.on('error', () => undefined);
-    await app.connect();
-    const config = writeConfig(primary, replicas, { applyTimeoutMs: 3_000 });
-    try {
-      await app.query('BEGIN');
-      await app.query('INSERT INTO t VALUES (0)');
-      const run = lockstep(['attach', '--config', config.file], {}, HANG_MS);
-      await eventually(
-        () =>
-          sessionWhere(
-            primary,
-            'lockstep',
-            "backend_type = 'walsender' AND wait_event_type = 'Lock'",
-          ),
-        'the slot creation waiting for the transaction',
-      );
-      await primary.freezeServer();
-      let frozen: Awaited<typeof run>;
-      try {
-        frozen = await run;
-      } finally {
-        await primary.thawServer();
-      }
-      await app.query('ROLLBACK');
-      expect(frozen.output).not.toMatch(/still running after/);
-      expect([1, 3], frozen.output).toContain(frozen.code);
-      expect(frozen.output).toMatch(/^\[primary[,\]]/m);
+    const step: HeldStep = {
+      hold: async (primary) => {
+        const app = await appTransaction(primary);
+        let done = false;
+        return async () => {
+          if (done) return;
+          done = true;
+          await app.query('ROLLBACK');
+          await app.end();
+        };
+      },
+      waiting: SLOT_WAITING,
+      what: 'the slot creation waiting for the transaction',
+    };
+    await frozenWhileHeld(clusters, step, false);
+  }, 300_000);
+});
 
-      const resumed = await lockstep(['attach', '--config', config.file], {}, HANG_MS);
-      expect(resumed.code, resumed.output).toBe(0);
-      await expectIdentical(primary, replicas, ['t']);
-    } finally {
-      await app.end();
-      config.remove();
-    }
+describe('the primary frozen (SIGSTOP) while attach creates its publication', () => {
+  const clusters = useClusters({ replicas: 1 });
+
+  it('attach ends naming it (unreachable); thawed, attach again copies exactly its rows', async () => {
+    const step: HeldStep = {
+      // Held by an application: the publication's creation waits for it (rightly, with no deadline).
+      hold: (primary) => lockTable(primary, 't'),
+      waiting: "wait_event_type = 'Lock' AND query ~* 'CREATE PUBLICATION'",
+      what: 'the publication waiting for the lock',
+    };
+    await frozenWhileHeld(clusters, step, true);
+  }, 300_000);
+});
+
+describe('the primary frozen (SIGSTOP) while attach records its stream', () => {
+  const clusters = useClusters({ replicas: 1 });
+
+  it('attach ends naming it (unreachable); thawed, attach again copies exactly its rows', async () => {
+    const step: HeldStep = {
+      // Once the slot's creation waits on an application's transaction, the stream's table is
+      // locked by another; that transaction ends and attach's record waits on the lock.
+      hold: async (primary) => {
+        const app = await appTransaction(primary);
+        const locker = await session(primary);
+        const held = (async () => {
+          await eventually(
+            () => sessionWhere(primary, 'lockstep', SLOT_WAITING),
+            'the slot creation waiting for the transaction',
+          );
+          await locker.query('BEGIN');
+          await locker.query('LOCK TABLE lockstep.streams IN EXCLUSIVE MODE');
+          await app.query('ROLLBACK');
+        })();
+        return async () => {
+          await held.catch(() => undefined);
+          await locker.end().catch(() => undefined);
+          await app.end().catch(() => undefined);
+        };
+      },
+      waiting: `wait_event_type = 'Lock' AND query ~* 'into "lockstep"."streams"'`,
+      what: "the stream's record waiting for the lock",
+    };
+    await frozenWhileHeld(clusters, step, true);
   }, 300_000);
 });

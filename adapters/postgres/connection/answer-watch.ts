@@ -8,6 +8,12 @@ export interface AnswerWatch {
   stop(): void;
 }
 
+/** When a watch looks. */
+export interface AnswerWatchOptions {
+  /** Whether the client waits on a statement now: only then is the server asked (default: always). */
+  readonly busy?: () => boolean;
+}
+
 /**
  * Watches a statement that may rightly wait long (on other transactions):
  * every `boundMs` a fresh session asks the server about the client's
@@ -20,7 +26,9 @@ export function watchAnswering(
   client: pg.Client,
   boundMs: number,
   error: () => Error,
+  options: AnswerWatchOptions = {},
 ): AnswerWatch {
+  const busy = options.busy ?? (() => true);
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   let fail: (reason: Error) => void = () => undefined;
@@ -30,9 +38,11 @@ export function watchAnswering(
   frozen.catch(() => undefined);
   const pid = () => (client as unknown as { processID?: number }).processID;
   const look = async () => {
-    const reason = await probeBackend({ url, pid: pid(), boundMs });
+    // An idle session waits on nothing: a freeze then matters once it sends a statement.
+    const reason = busy() ? await probeBackend({ url, pid: pid(), boundMs }) : null;
     if (stopped) return;
-    if (reason === 'did not answer') {
+    // A statement that ended while the server was asked got its answer.
+    if (reason === 'did not answer' && busy()) {
       dropClient(client);
       fail(error());
       return;

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { LockstepCluster, SessionOptions } from '../../../plugin/ports/lockstep-cluster.js';
 import { CONTROL_QUERY_TIMEOUT_MS } from '../connection/connection-url.js';
 import { connectBounded, connectNode, lockWaitWithin } from '../connection/node-connection.js';
+import { connectWatched } from '../connection/watched-session.js';
 import { migrateControlSchemas } from '../control/control-schema.js';
 import { DecisionLog } from '../control/decision-log.js';
 import { JoinHolds } from '../control/join-holds.js';
@@ -22,10 +23,13 @@ import { copyTable } from './table-copy.js';
  * A node's session. Bounded: every query has a deadline, the backend ends
  * once its client dropped it, and a lock wait ends on the server just before
  * the deadline with its own error: a live replica that waits on a lock is not
- * taken for one that does not answer.
+ * taken for one that does not answer. Watched: no deadline, but a server
+ * that stops answering fails the session (see connectWatched).
  */
 async function open(node: string, url: string, options: SessionOptions = {}): Promise<pg.Client> {
   const applicationName = options.applicationName ?? 'lockstep';
+  if (options.answerWatchMs)
+    return connectWatched(node, url, applicationName, options.answerWatchMs);
   if (!options.bounded) return connectNode(node, url, applicationName);
   const deadlineMs = options.queryTimeoutMs ?? CONTROL_QUERY_TIMEOUT_MS;
   return connectBounded(node, url, applicationName, deadlineMs, lockWaitWithin(deadlineMs));

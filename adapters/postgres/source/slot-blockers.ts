@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { SlotBlocker } from '../../../plugin/ports/replication-slots.js';
 import { CONTROL_QUERY_TIMEOUT_MS, clientConfig } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
+import { endClient } from '../connection/node-connection.js';
 
 /** Sessions whose transaction, begun before `since` with an xid, a new logical slot must wait out. */
 async function blockers(client: pg.Client, since: Date): Promise<SlotBlocker[]> {
@@ -48,6 +49,11 @@ export function watchSlotBlockers(
     const fresh = new LibpqClient(clientConfig(url, 'lockstep-attach', CONTROL_QUERY_TIMEOUT_MS));
     fresh.on('error', () => undefined);
     await fresh.connect();
+    // Stopped while it connected: nothing else would end it.
+    if (stopped) {
+      void endClient(fresh);
+      throw new Error('stopped');
+    }
     client = fresh;
     return fresh;
   };
@@ -67,6 +73,7 @@ export function watchSlotBlockers(
   return async () => {
     stopped = true;
     clearTimeout(timer);
-    await client?.end().catch(() => undefined);
+    // Bounded: the primary may have frozen while the slot was made.
+    if (client) await endClient(client);
   };
 }
