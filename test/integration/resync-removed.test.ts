@@ -1,23 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { eventually, waitForMarker } from '../support/compare-nodes.js';
+import { lagWriter, RESYNC_EXTRA, RESYNC_SCHEMA } from '../support/lag-writer.js';
 import { LockstepProcess, rewriteConfig, writeConfig } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 
-const SCHEMA = `CREATE TABLE parent (id int PRIMARY KEY, v text);
-                CREATE TABLE marker (id bigserial PRIMARY KEY);`;
 // A tiny lag limit, so a replica down for a moment is already "too far behind".
-const EXTRA = { maxLagBytes: 256 * 1024, resync: 'auto' };
+const SCHEMA = RESYNC_SCHEMA;
+const EXTRA = RESYNC_EXTRA;
 const clusters = useAttached({ replicas: 2, schema: SCHEMA, config: EXTRA });
-
-let next = 1;
-/** Writes enough WAL to pass maxLagBytes. */
-async function writeLots(): Promise<void> {
-  const from = next;
-  next += 3_000;
-  await clusters.primary.query(
-    `INSERT INTO parent SELECT g, repeat(md5(g::text), 4) FROM generate_series(${from}, ${next - 1}) g`,
-  );
-}
+const writeLots = lagWriter(() => clusters.primary);
 
 /** When each table was last copied to the replica (its synced_tables rows). */
 async function copiedAt(replica: (typeof clusters.replicas)[number]): Promise<string> {

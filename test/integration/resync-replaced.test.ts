@@ -1,26 +1,16 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { eventually, waitForMarker } from '../support/compare-nodes.js';
+import { lagWriter, RESYNC_EXTRA, RESYNC_SCHEMA } from '../support/lag-writer.js';
 import { LockstepProcess, rewriteConfig, writeConfig } from '../support/lockstep-process.js';
 import { otherDatabase } from '../support/other-database.js';
 import { useAttached } from '../support/use-attached.js';
 
-const SCHEMA = `CREATE TABLE parent (id int PRIMARY KEY, v text);
-                CREATE TABLE marker (id bigserial PRIMARY KEY);`;
-// A tiny lag limit, so a replica down for a moment is already "too far behind"; a long
-// apply bound, so the resync waits on the test's lock instead of giving up.
-const EXTRA = { maxLagBytes: 256 * 1024, resync: 'auto', applyTimeoutMs: 120_000 };
+const SCHEMA = RESYNC_SCHEMA;
+// A long apply bound, so the resync waits on the test's lock instead of giving up.
+const EXTRA = { ...RESYNC_EXTRA, applyTimeoutMs: 120_000 };
 const clusters = useAttached({ replicas: 2, schema: SCHEMA, config: EXTRA });
-
-let next = 1;
-/** Writes enough WAL to pass maxLagBytes. */
-async function writeLots(): Promise<void> {
-  const from = next;
-  next += 3_000;
-  await clusters.primary.query(
-    `INSERT INTO parent SELECT g, repeat(md5(g::text), 4) FROM generate_series(${from}, ${next - 1}) g`,
-  );
-}
+const writeLots = lagWriter(() => clusters.primary);
 
 describe('a replica whose URL changes while resync: "auto" copies its old database', () => {
   it('ends that resync: nothing more is copied into the database it no longer names', async () => {
