@@ -18,6 +18,6 @@ export function refuseUnknownReplicas(config: LockstepConfig, served: readonly s
     node: first,
     setting: 'replicas',
     problem: `the stream "${config.slot}" serves ${names}, which this configuration's replicas do not list (one attach is joining counts): ${missing.length > 1 ? 'they' : 'it'} would get the round's marker without its statements`,
-    fix: `run this with the configuration the sidecar reads (it lists ${names}); if ${missing.length > 1 ? 'they were' : 'it was'} removed, reload or start the sidecar with that configuration first`,
+    fix: `run this with the configuration the sidecar reads (it lists ${names}); if ${missing.length > 1 ? 'they were' : 'it was'} removed: a sidecar started with that configuration forgets ${missing.length > 1 ? 'them' : 'it'} (restart it if a reload did not), and a join hold left by a stopped attach (lockstep status: joinHolds) counts until an attach of that replica finishes, or detach`,
   });
 }

@@ -18,8 +18,9 @@ export interface AnswerWatchOptions {
  * Watches a statement that may rightly wait long (on other transactions):
  * every `boundMs` a fresh session asks the server about the client's
  * backend. Waiting or working, it goes on; a server that does not answer
- * (a frozen host) has the client's socket dropped and `frozen` rejected
- * with `error()`, so nothing waits on it for ever.
+ * two looks in a row (a frozen host, not one slow to accept a connection
+ * once) has the client's socket dropped and `frozen` rejected with
+ * `error()`, so nothing waits on it for ever.
  */
 export function watchAnswering(
   url: string,
@@ -37,12 +38,17 @@ export function watchAnswering(
   });
   frozen.catch(() => undefined);
   const pid = () => (client as unknown as { processID?: number }).processID;
+  let misses = 0;
   const look = async () => {
     // An idle session waits on nothing: a freeze then matters once it sends a statement.
-    const reason = busy() ? await probeBackend({ url, pid: pid(), boundMs }) : null;
+    // A probe that cannot even be set up (a TLS file gone) tells nothing: asked again later.
+    const reason = busy()
+      ? await probeBackend({ url, pid: pid(), boundMs }).catch(() => null)
+      : null;
     if (stopped) return;
     // A statement that ended while the server was asked got its answer.
-    if (reason === 'did not answer' && busy()) {
+    misses = reason === 'did not answer' && busy() ? misses + 1 : 0;
+    if (misses >= 2) {
       dropClient(client);
       fail(error());
       return;
