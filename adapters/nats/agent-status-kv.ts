@@ -42,50 +42,49 @@ export function agentStatusReader(
   settings: Pick<BusSettings, 'servers' | 'stream'>,
 ): AgentStatusReader {
   const bucket = agentStatusBucket(settings.stream);
-  return {
-    bucket,
-    read: async (replicas) => {
-      // connectBus's failure is a connection LockstepError already: status exits 3.
-      const nc = await connectBus(settings, 'lockstep-status', { timeoutMs: REQUEST_MS });
-      try {
-        const kv = await openBucket(nc, bucket);
-        const found = new Map<string, StoredAgentStatus>();
-        if (!kv) return found;
-        await Promise.all(
-          replicas.map(async (name) => {
-            const entry = await kv.get(name);
-            const record = entry?.operation === 'PUT' ? decodeAgentStatus(entry.value) : null;
-            if (entry && record?.replica === name)
-              found.set(name, { record, storedAt: entry.created });
-          }),
-        );
-        return found;
-      } catch (error) {
-        if (error instanceof LockstepError) throw error;
-        throw new LockstepError({
-          node: BUS_NODE,
-          problem: `cannot read the agents' reports from bucket ${bucket}: ${(error as Error).message}`,
-          fix: 'check that the NATS servers run with JetStream and keep quorum',
-          setting: 'connection',
-          cause: error,
-        });
-      } finally {
-        await nc.close().catch(() => undefined);
-      }
-    },
-  };
+  return { bucket, read: (replicas) => readReports(settings, () => replicas) };
 }
 
-/** The replicas with a report in the agents' bucket (none when no agent ever created it). */
-export async function reportedReplicas(
+/** Every report in the agents' bucket (none when no agent ever created it), on one connection. */
+export function readAllAgentReports(
   settings: Pick<BusSettings, 'servers' | 'stream'>,
-): Promise<string[]> {
-  const nc = await connectBus(settings, 'lockstep-migrate', { timeoutMs: REQUEST_MS });
-  try {
-    const kv = await openBucket(nc, agentStatusBucket(settings.stream));
+): Promise<Map<string, StoredAgentStatus>> {
+  return readReports(settings, async (kv) => {
     const names: string[] = [];
-    if (kv) for await (const key of await kv.keys()) names.push(key);
+    for await (const key of await kv.keys()) names.push(key);
     return names;
+  });
+}
+
+/** The reports of the replicas `names` picks, read on a connection of its own. */
+async function readReports(
+  settings: Pick<BusSettings, 'servers' | 'stream'>,
+  names: (kv: KV) => Promise<readonly string[]> | readonly string[],
+): Promise<Map<string, StoredAgentStatus>> {
+  const bucket = agentStatusBucket(settings.stream);
+  // connectBus's failure is a connection LockstepError already: status exits 3.
+  const nc = await connectBus(settings, 'lockstep-status', { timeoutMs: REQUEST_MS });
+  try {
+    const kv = await openBucket(nc, bucket);
+    const found = new Map<string, StoredAgentStatus>();
+    if (!kv) return found;
+    await Promise.all(
+      (await names(kv)).map(async (name) => {
+        const entry = await kv.get(name);
+        const record = entry?.operation === 'PUT' ? decodeAgentStatus(entry.value) : null;
+        if (entry && record?.replica === name) found.set(name, { record, storedAt: entry.created });
+      }),
+    );
+    return found;
+  } catch (error) {
+    if (error instanceof LockstepError) throw error;
+    throw new LockstepError({
+      node: BUS_NODE,
+      problem: `cannot read the agents' reports from bucket ${bucket}: ${(error as Error).message}`,
+      fix: 'check that the NATS servers run with JetStream and keep quorum',
+      setting: 'connection',
+      cause: error,
+    });
   } finally {
     await nc.close().catch(() => undefined);
   }

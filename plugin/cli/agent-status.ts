@@ -6,6 +6,7 @@ import type { LockstepConfig } from '../config/config-schema.js';
 import type { BusSettings } from '../ports/packet-bus.js';
 import type { PhaseTwoNode } from '../ports/phase-two-node.js';
 import type { MigrationReading } from '../protocol/migration-summary.js';
+import { isFollowing } from '../protocol/shown-replica-state.js';
 
 /** The agent's status reporting, running. */
 export interface AgentReporting {
@@ -19,8 +20,6 @@ export interface AgentReporting {
 const LAST_REPORT_MS = 1_500;
 /** Longest the coordinator may take to say whether the stream is paused (ms): one heartbeat's share. */
 const PAUSE_ASK_MS = 1_000;
-/** States in which the agent's replica follows the bus. */
-const FOLLOWING = ['streaming', 'catching-up'];
 
 /**
  * Starts `lockstep agent`'s reporting: its status in the agents' KV bucket
@@ -97,7 +96,7 @@ async function serveAgentEndpoints(
   const endpoints = await serveEndpoints(http.host, http.port, {
     readiness: () => {
       const state = source.current?.state ?? 'standby';
-      const ready = FOLLOWING.includes(state);
+      const ready = isFollowing(state);
       return { ready, reasons: ready ? [] : [`replica ${source.replica} is ${state}`] };
     },
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.metrics() }),

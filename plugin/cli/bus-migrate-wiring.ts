@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { agentStatusReader, reportedReplicas } from '../../adapters/nats/agent-status-kv.js';
+import { readAllAgentReports } from '../../adapters/nats/agent-status-kv.js';
 import { BUS_FAILOVER_MS, connectBus } from '../../adapters/nats/nats-connection.js';
 import { NatsMigrationSession } from '../../adapters/nats/nats-migration-session.js';
 import { NatsPhaseTwoNode } from '../../adapters/nats/nats-phase-two-node.js';
@@ -103,8 +103,7 @@ async function unplacedThroughAgents(
  * would refuse every migration for good.
  */
 async function liveAgents(bus: BusSettings, now = new Date()): Promise<string[]> {
-  const names = await reportedReplicas(bus);
-  const reports = await agentStatusReader(bus).read(names);
+  const reports = await readAllAgentReports(bus);
   return [...reports.values()]
     .filter((r) => !agentFreshness(r.record, r.storedAt, now).stale)
     .map((r) => r.record.replica);

@@ -31,10 +31,10 @@ async function pausedSince(config: LockstepConfig): Promise<Date | null> {
  * And every replica an attach is joining.
  */
 async function servedReplicas(config: LockstepConfig): Promise<string[]> {
-  const notes = await onPrimary(postgresCluster(), config.primary, (primary) =>
-    primary.replicaStatus.notes(config.slot),
+  const [notes, holds] = await onPrimary(postgresCluster(), config.primary, (primary) =>
+    Promise.all([primary.replicaStatus.notes(config.slot), primary.joinHolds.read(config.slot)]),
   );
-  return [...new Set([...notes.map((n) => n.replica), ...(await joiningReplicas(config))])];
+  return [...new Set([...notes.map((n) => n.replica), ...holds.map((h) => h.replica)])];
 }
 
 /**
