@@ -207,7 +207,19 @@ async function configReloader(
             () => {
               if (!run.stopping) void reloader.reload('file changed');
             },
-            { baseline },
+            {
+              baseline,
+              unsettled: (checks) =>
+                log.warn(
+                  {
+                    event: 'config-unsettled',
+                    file: configFile,
+                    checks,
+                    intervalMs: CONFIG_CHECK_MS,
+                  },
+                  'config file keeps changing: edit not taken',
+                ),
+            },
           )
         : () => undefined,
   };

@@ -4,6 +4,8 @@ import { sleep } from '../support/sleep.js';
 
 /** How long a changed content must stay the same before it counts (ms). */
 const SETTLE_MS = 250;
+/** Checks in a row that saw a change which did not settle before the watch says so. */
+const UNSETTLED_CHECKS = 5;
 
 /** How the file is watched; tests replace the reader. */
 export interface ConfigWatchOptions {
@@ -13,6 +15,12 @@ export interface ConfigWatchOptions {
   readonly settleMs?: number;
   /** Reads the file; null when it cannot be read right now. */
   readonly read?: () => Promise<string | null>;
+  /**
+   * Called once when `UNSETTLED_CHECKS` checks in a row found the file changed
+   * but never the same twice (rewritten faster than `settleMs`): no edit is
+   * taken then, and the operator must hear why.
+   */
+  readonly unsettled?: (checks: number) => void;
 }
 
 /**
@@ -42,12 +50,17 @@ export function watchConfigFile(
       // Read at the first check instead.
     }
   }
+  /** Changed checks in a row whose content was not the same twice. */
+  let unsettledChecks = 0;
   /** The content now, or null: unreadable, or not the same twice. */
   const settled = async (): Promise<string | null> => {
     const text = await read();
     if (text === null || text === last) return text;
     await sleep(settleMs);
-    return (await read()) === text ? text : null;
+    if ((await read()) === text) return text;
+    unsettledChecks++;
+    if (unsettledChecks === UNSETTLED_CHECKS) options.unsettled?.(unsettledChecks);
+    return null;
   };
   let checking = false;
   const timer = setInterval(() => {
@@ -55,6 +68,7 @@ export function watchConfigFile(
     checking = true;
     void settled().then((text) => {
       checking = false;
+      if (text !== null) unsettledChecks = 0;
       if (text === null || text === last) return;
       const first = last === null;
       last = text;

@@ -147,6 +147,37 @@ describe('watchConfigFile', () => {
     }
   });
 
+  it('says once when the file keeps changing faster than it settles, and again after it settled', async () => {
+    vi.useFakeTimers();
+    let n = 0;
+    let churning = true;
+    const notices: number[] = [];
+    let calls = 0;
+    const stop = watchConfigFile('unused', 1_000, () => calls++, {
+      baseline: 'before',
+      settleMs: 100,
+      read: async () => (churning ? `edit ${n++}` : 'final'),
+      unsettled: (checks) => notices.push(checks),
+    });
+    try {
+      await vi.advanceTimersByTimeAsync(4_500);
+      expect({ notices, calls }).toEqual({ notices: [], calls: 0 });
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect({ notices, calls }).toEqual({ notices: [5], calls: 0 });
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect({ notices, calls }).toEqual({ notices: [5], calls: 0 });
+      churning = false;
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect({ notices, calls }).toEqual({ notices: [5], calls: 1 });
+      churning = true;
+      await vi.advanceTimersByTimeAsync(5_000);
+      expect({ notices, calls }).toEqual({ notices: [5, 5], calls: 1 });
+    } finally {
+      stop();
+      vi.useRealTimers();
+    }
+  });
+
   it('calls back for a change made after the configuration was read but before watching began', async () => {
     const file = path.join(dir, 'edited-during-start.json');
     const loaded = JSON.stringify(base);
