@@ -5,6 +5,7 @@ import type { StreamLockPort } from '../ports/stream-lock.js';
 import { sleep } from '../support/sleep.js';
 import { onReplica } from './attach-cluster.js';
 import type { StepReporter } from './attach-progress.js';
+import { isLockWait, isUnanswered, primaryCommandSession, primaryStepError } from './node-step.js';
 
 /** How long attach waits for a running sidecar to take a new replica into its configuration. */
 const SIDECAR_WAIT_MS = 60_000;
@@ -27,7 +28,11 @@ export async function awaitCoordinator(
 ): Promise<boolean> {
   if (await lock.tryAcquire()) return true;
   const databases = await joiningDatabases(cluster, config, names);
-  const primary = await cluster.primary(config.primary);
+  // Bounded as every command's primary session: a primary frozen now fails the wait, named (exit 3).
+  const primary = await cluster.primary(
+    config.primary,
+    primaryCommandSession(config, 'lockstep-join'),
+  );
   try {
     const { since, owner } = (await primary.streams.activity(config.slot)) ?? {
       since: 'now',
@@ -44,6 +49,14 @@ export async function awaitCoordinator(
       if (Date.now() > deadline) throw sidecarUnaware(names, owner);
       await sleep(500);
     }
+  } catch (error) {
+    if (!isUnanswered(error) && !isLockWait(error)) throw error;
+    throw primaryStepError(
+      `waiting for the running sidecar to take ${names.join(', ')} (lockstep.replica_status; nothing copied yet)`,
+      config.applyTimeoutMs,
+      error,
+      'run lockstep attach again',
+    );
   } finally {
     await primary.close();
   }

@@ -1,6 +1,7 @@
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { LockstepCluster } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
+import type { StreamLockPort } from '../ports/stream-lock.js';
 import { sleep } from '../support/sleep.js';
 import type { StepReporter } from './attach-progress.js';
 
@@ -28,11 +29,11 @@ export async function awaitMigrationInFlight(
 ): Promise<void> {
   const lock = cluster.streamLock(config.primary, config.slot, 'migrate');
   try {
-    if (await lock.tryAcquire()) return;
+    if (await noMigration(lock)) return;
     step('waiting for a running migration to finish before the snapshot', {
       stream: config.slot,
     });
-    for (const deadline = Date.now() + MIGRATION_WAIT_MS; !(await lock.tryAcquire()); ) {
+    for (const deadline = Date.now() + MIGRATION_WAIT_MS; !(await noMigration(lock)); ) {
       if (Date.now() > deadline) throw migrationInFlight(config);
       await sleep(500);
     }
@@ -41,10 +42,23 @@ export async function awaitMigrationInFlight(
   }
 }
 
+/**
+ * The migrate lock taken, and no migration's primary transaction in flight:
+ * one that lost the lock (its session ended) may still prepare and commit,
+ * which a snapshot now would miss. (It fails instead if it finds the lock
+ * lost before it marked itself in flight: migrate-round-fence.ts.)
+ */
+async function noMigration(lock: StreamLockPort): Promise<boolean> {
+  if (!(await lock.tryAcquire())) return false;
+  if (!(await lock.migrationInFlight())) return true;
+  await lock.release();
+  return false;
+}
+
 function migrationInFlight(config: LockstepConfig): LockstepError {
   return new LockstepError({
     node: 'primary',
     problem: `a lockstep migrate or exec for stream "${config.slot}" held the migrate lock for over ${MIGRATION_WAIT_MS / 1000} s: the copy's snapshot is not taken while a migration runs (the copy would lack it, the replica would still get its marker)`,
-    fix: 'let the migration finish or stop it (lockstep status; a stuck one: lockstep recover), then run lockstep attach again',
+    fix: 'let the migration finish or stop it (lockstep status; a stuck or prepared one: lockstep recover), then run lockstep attach again',
   });
 }

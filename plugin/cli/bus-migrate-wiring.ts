@@ -7,8 +7,10 @@ import type { AgentAddress } from '../../adapters/nats/nats-round-participant.js
 import { PreparedTransactions } from '../../adapters/postgres/control/prepared-transactions.js';
 import { readStreamEpoch } from '../../adapters/postgres/control/stream-epoch.js';
 import { agentFreshness } from '../agent/agent-status-staleness.js';
+import { redactBusUrl } from '../config/bus-settings.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { MigrateWiring } from '../migrate/run-migrate.js';
+import { LockstepError } from '../ports/lockstep-error.js';
 import type { BusSettings } from '../ports/packet-bus.js';
 import type { PhaseTwoNode } from '../ports/phase-two-node.js';
 import { joiningReplicas, postgresControl } from './postgres-control.js';
@@ -66,6 +68,7 @@ export async function busMigrateWiring(
     servedReplicas: async () => [
       ...new Set([...(await liveAgents(bus)), ...(await joiningReplicas(config))]),
     ],
+    servedByAgents: true,
     phaseTwoNodes: () =>
       new Map<string, PhaseTwoNode>([
         ['primary', new PreparedTransactions('primary', config.primary)],
@@ -103,8 +106,23 @@ async function unplacedThroughAgents(
  * would refuse every migration for good.
  */
 async function liveAgents(bus: BusSettings, now = new Date()): Promise<string[]> {
-  const reports = await readAllAgentReports(bus);
+  const reports = await readAllAgentReports(bus).catch((error: unknown) => {
+    throw agentsUnread(bus, error);
+  });
   return [...reports.values()]
     .filter((r) => !agentFreshness(r.record, r.storedAt, now).stale)
     .map((r) => r.record.replica);
+}
+
+/** The agents' reports could not be read: the round is not started (it might leave one out). */
+function agentsUnread(bus: BusSettings, error: unknown): LockstepError {
+  const reason = error instanceof LockstepError ? error.problem : (error as Error).message;
+  return new LockstepError({
+    node: 'bus',
+    // Unreachable (exit 3), as a node that refuses connections.
+    setting: 'connection',
+    problem: `reading which replicas' agents report to the bus (stream "${bus.stream}", so that no round leaves one out) failed: ${redactBusUrl(reason ?? String(error))}`,
+    fix: 'check that the NATS servers in bus.url run with JetStream and keep quorum, then run this again (nothing was prepared)',
+    cause: error,
+  });
 }

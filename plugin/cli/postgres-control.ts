@@ -1,4 +1,8 @@
-import { connectNode } from '../../adapters/postgres/connection/node-connection.js';
+import {
+  connectBounded,
+  endClient,
+  lockWaitWithin,
+} from '../../adapters/postgres/connection/node-connection.js';
 import { migrateControlSchemas } from '../../adapters/postgres/control/control-schema.js';
 import { DecisionLog } from '../../adapters/postgres/control/decision-log.js';
 import { MigrationSession } from '../../adapters/postgres/control/migration-session.js';
@@ -8,18 +12,50 @@ import { readPause } from '../../adapters/postgres/control/stream-pause.js';
 import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
 import { onPrimary } from '../attach/attach-cluster.js';
 import { unplacedReplicas } from '../attach/join.js';
+import {
+  isLockWait,
+  isUnanswered,
+  primaryCommandSession,
+  primaryStepError,
+} from '../attach/node-step.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { RecoveryWiring } from '../coordinator/run-recovery.js';
 import type { MigrateWiring } from '../migrate/run-migrate.js';
 
-/** Since when the stream is paused, read on a connection of its own. */
-async function pausedSince(config: LockstepConfig): Promise<Date | null> {
-  const primary = await connectNode('primary', config.primary);
+/** The application_name of the checks' sessions (what a DBA sees in pg_stat_activity). */
+const CHECKS = 'lockstep-migrate-checks';
+
+/**
+ * A check made before anything is prepared: its session on the primary has
+ * applyTimeoutMs for each query, as every operator command's, so a frozen
+ * primary fails it, named (unreachable, exit 3), instead of hanging it.
+ */
+async function checked<T>(config: LockstepConfig, step: string, read: () => Promise<T>) {
   try {
-    return (await readPause(primary, config.slot)) ?? null;
-  } finally {
-    await primary.end();
+    return await read();
+  } catch (error) {
+    if (!isUnanswered(error) && !isLockWait(error)) throw error;
+    throw primaryStepError(
+      `${step} (nothing prepared yet)`,
+      config.applyTimeoutMs,
+      error,
+      'run this again',
+    );
   }
+}
+
+/** Since when the stream is paused, read on a bounded connection of its own. */
+function pausedSince(config: LockstepConfig): Promise<Date | null> {
+  const step = `reading whether stream "${config.slot}" is paused`;
+  return checked(config, step, async () => {
+    const ms = config.applyTimeoutMs;
+    const primary = await connectBounded('primary', config.primary, CHECKS, ms, lockWaitWithin(ms));
+    try {
+      return (await readPause(primary, config.slot)) ?? null;
+    } finally {
+      await endClient(primary);
+    }
+  });
 }
 
 /**
@@ -31,8 +67,18 @@ async function pausedSince(config: LockstepConfig): Promise<Date | null> {
  * And every replica an attach is joining.
  */
 async function servedReplicas(config: LockstepConfig): Promise<string[]> {
-  const [notes, holds] = await onPrimary(postgresCluster(), config.primary, (primary) =>
-    Promise.all([primary.replicaStatus.notes(config.slot), primary.joinHolds.read(config.slot)]),
+  const step = `reading the replicas stream "${config.slot}" serves (lockstep.replica_status, lockstep.join_holds)`;
+  const [notes, holds] = await checked(config, step, () =>
+    onPrimary(
+      postgresCluster(),
+      config.primary,
+      (primary) =>
+        Promise.all([
+          primary.replicaStatus.notes(config.slot),
+          primary.joinHolds.read(config.slot),
+        ]),
+      primaryCommandSession(config, CHECKS),
+    ),
   );
   return [...new Set([...notes.map((n) => n.replica), ...holds.map((h) => h.replica)])];
 }
@@ -43,19 +89,32 @@ async function servedReplicas(config: LockstepConfig): Promise<string[]> {
  * that starts now, whose marker they would meet once placed.
  */
 export async function joiningReplicas(config: LockstepConfig): Promise<string[]> {
-  const holds = await onPrimary(postgresCluster(), config.primary, (primary) =>
-    primary.joinHolds.read(config.slot),
+  const step = `reading the replicas joining stream "${config.slot}" (lockstep.join_holds)`;
+  const holds = await checked(config, step, () =>
+    onPrimary(
+      postgresCluster(),
+      config.primary,
+      (primary) => primary.joinHolds.read(config.slot),
+      primaryCommandSession(config, CHECKS),
+    ),
   );
   return holds.map((h) => h.replica);
 }
 
 /** The Postgres adapters behind `recover`, `migrate` and `exec`, for one configuration. */
 export function postgresControl(config: LockstepConfig): RecoveryWiring & MigrateWiring {
+  // One per command: the primary's migration transaction proves this very lock still held.
+  const migrateLock = new StreamLock(config.primary, config.slot, 'migrate');
   return {
-    streamLock: (purpose) => new StreamLock(config.primary, config.slot, purpose),
+    streamLock: (purpose) =>
+      purpose === 'migrate' ? migrateLock : new StreamLock(config.primary, config.slot, purpose),
     decisionLog: (epoch) => new DecisionLog(config.primary, config.slot, epoch),
     phaseTwoNodes: () => preparedTransactionNodes(config),
-    migrationSession: (node, url) => new MigrationSession(node, url, config.slot),
+    migrationSession: (node, url) =>
+      // The primary's history read (before anything is prepared) has applyTimeoutMs.
+      node === 'primary'
+        ? new MigrationSession(node, url, config.slot, config.applyTimeoutMs, migrateLock)
+        : new MigrationSession(node, url, config.slot),
     migrateControlSchemas,
     pausedSince: () => pausedSince(config),
     unplacedReplicas: () => unplacedReplicas(postgresCluster(), config),

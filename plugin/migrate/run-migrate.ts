@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { isUnanswered, primaryStepError } from '../attach/node-step.js';
 import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { FaultHook } from '../coordinator/fault-point.js';
@@ -49,6 +50,8 @@ export interface MigrateWiring extends RecoveryWiring {
   servedReplicas(): Promise<readonly string[]>;
   /** With `bus`: the agents run only the work committed with the barrier (plain SQL). */
   readonly vouchWork?: boolean;
+  /** With `bus`: the replicas served are those whose agent reports to the bus. */
+  readonly servedByAgents?: boolean;
 }
 
 /** How long a second `migrate` waits for the first to finish before giving up. */
@@ -113,7 +116,7 @@ async function asMigrator<T>(
   try {
     await wiring.migrateControlSchemas(configNodes(config));
     await refuseWhilePaused(config, wiring);
-    refuseUnknownReplicas(config, await wiring.servedReplicas());
+    refuseUnknownReplicas(config, await wiring.servedReplicas(), wiring.servedByAgents);
     await refuseUnplaced(config, wiring);
     // A migration a crash left prepared is finished first (we hold the migrate lock: none is in flight).
     const recovered = await recoverPrepared(config.slot, [...nodes.values()], decisions, {
@@ -145,6 +148,25 @@ async function asMigrator<T>(
     await decisions.close();
     for (const node of nodes.values()) await node.close();
     await lock.release();
+  }
+}
+
+/**
+ * The primary's history, read before anything is prepared: the session's
+ * read has applyTimeoutMs (the wiring's), and a primary that does not answer
+ * is named, unreachable (exit 3), as in every operator command.
+ */
+async function readPrimaryHistory(config: LockstepConfig, context: MigrationContext) {
+  try {
+    return await context.session('primary', config.primary).history();
+  } catch (error) {
+    if (!isUnanswered(error)) throw error;
+    throw primaryStepError(
+      'reading the migration history (nothing prepared yet)',
+      config.applyTimeoutMs,
+      error,
+      'run this again',
+    );
   }
 }
 
@@ -230,7 +252,7 @@ export async function migrateUp(
     });
   }
   return asMigrator(config, options, async (context) => {
-    const primaryHistory = await context.session('primary', config.primary).history();
+    const primaryHistory = await readPrimaryHistory(config, context);
     const applied = new Map(primaryHistory.map((h) => [h.name, h.checksum]));
     for (const f of files) {
       const checksum = applied.get(f.name);
@@ -280,7 +302,7 @@ export async function migrateDown(
 ): Promise<boolean> {
   const files = await readMigrationFiles(options.dir);
   return asMigrator(config, options, async (context) => {
-    const history = await context.session('primary', config.primary).history();
+    const history = await readPrimaryHistory(config, context);
     const last = history[history.length - 1];
     if (!last) {
       out('nothing to undo: no migration is applied');

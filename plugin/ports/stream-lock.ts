@@ -9,5 +9,10 @@ export interface StreamLockPort {
   readonly epoch: number | null;
   /** Takes the lock if it is free; false when another process holds it. */
   tryAcquire(): Promise<boolean>;
+  /**
+   * Migrate lock, held: whether a migration's primary transaction is still in
+   * flight (its lock was lost, yet it runs its last steps, or is prepared).
+   */
+  migrationInFlight(): Promise<boolean>;
   release(): Promise<void>;
 }

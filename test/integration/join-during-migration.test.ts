@@ -1,9 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { describe, expect, it } from 'vitest';
 import {
   appliedVersion,
   eventually,
@@ -11,58 +7,18 @@ import {
   preparedGids,
   waitForMarker,
 } from '../support/compare-nodes.js';
-import {
-  LockstepProcess,
-  lockstep,
-  rewriteConfig,
-  writeConfig,
-} from '../support/lockstep-process.js';
-import { useClusters } from '../support/use-clusters.js';
+import { LockstepProcess, lockstep, rewriteConfig } from '../support/lockstep-process.js';
+import { useMigrationJoin } from '../support/migration-join.js';
 
-const SCHEMA = `CREATE TABLE items (id int PRIMARY KEY, v text);
-                CREATE TABLE marker (id bigserial PRIMARY KEY);`;
-const clusters = useClusters({ replicas: 3 });
-const replica = (i: number) => clusters.replicas[i] as PostgresCluster;
-const dir = mkdtempSync(path.join(os.tmpdir(), 'lockstep-join-during-migration-'));
-let config: ReturnType<typeof writeConfig>;
-let older: ReturnType<typeof writeConfig>;
-
-beforeAll(async () => {
-  await Promise.all([clusters.primary, ...clusters.replicas].map((c) => c.query(SCHEMA)));
-  await clusters.primary.query(`INSERT INTO items SELECT g, 'old' FROM generate_series(1, 10) g`);
-  config = writeConfig(clusters.primary, [replica(0), replica(1)]);
-  // The job running migrate read the file before replica3 was added.
-  // Its primary transaction waits at the gate below longer than the default lock_timeout.
-  older = writeConfig(clusters.primary, [replica(0), replica(1)], {
-    twoPhase: { voteTimeoutMs: 120_000 },
-  });
-  const attached = await lockstep(['attach', '--config', config.file]);
-  expect(attached.code, attached.output).toBe(0);
-  writeFileSync(
-    path.join(dir, '001-renew.sql'),
-    `UPDATE items SET v = 'new'; INSERT INTO items VALUES (11, 'added');`,
-  );
-});
-
-afterAll(() => {
-  config?.remove();
-  older?.remove();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-/** Whether migrate's primary transaction waits at the gate below (to keep writers out of items). */
-const migrateGated = async () =>
-  (
-    await clusters.primary.query(
-      `SELECT 1 FROM pg_locks WHERE NOT granted AND relation = 'items'::regclass`,
-    )
-  ).length > 0;
+// The job running migrate read the file before replica3 was added.
+const { clusters, replica, config, older, dir, migrateGated } =
+  useMigrationJoin('join-during-migration');
 
 describe('a replica joining while a migration that left it out is between its checks and its round', () => {
   it('gets the migration in its copy: it does not reach the migration’s version without it', async () => {
     const { primary } = clusters;
     const [r1, r2, r3] = [replica(0), replica(1), replica(2)];
-    const sidecar = new LockstepProcess(['run', '--config', config.file]);
+    const sidecar = new LockstepProcess(['run', '--config', config()]);
     // Holds migrate's primary transaction before it writes anything: neither has a
     // transaction id (ROW EXCLUSIVE is not WAL-logged), so a snapshot does not wait for them.
     const gate = new pg.Client({ connectionString: primary.url });
@@ -72,14 +28,10 @@ describe('a replica joining while a migration that left it out is between its ch
       await gate.connect();
       await gate.query('BEGIN');
       await gate.query('LOCK TABLE items IN ROW EXCLUSIVE MODE');
-      const migrate = lockstep(
-        ['migrate', 'up', '--config', older.file, '--dir', dir],
-        {},
-        180_000,
-      );
+      const migrate = lockstep(['migrate', 'up', '--config', older(), '--dir', dir], {}, 180_000);
       await eventually(migrateGated, 'migrate to pass its checks and wait at the gate');
 
-      rewriteConfig(config.file, primary, [r1, r2, r3]);
+      rewriteConfig(config(), primary, [r1, r2, r3]);
       await eventually(
         async () =>
           (
@@ -90,7 +42,7 @@ describe('a replica joining while a migration that left it out is between its ch
           ).length > 0,
         'the sidecar to serve replica3',
       );
-      attach = new LockstepProcess(['attach', '--config', config.file]);
+      attach = new LockstepProcess(['attach', '--config', config()]);
       const joining = attach;
       // Either it copies and places replica3 (the race) or it waits for the migration.
       let exited = false;

@@ -47,6 +47,23 @@ export class AdvisoryLockSession {
     return this.locked && this.client !== null;
   }
 
+  /** The backend pid of the lock's session while held (null otherwise). */
+  get pid(): number | null {
+    const pid = (this.client as unknown as { processID?: number } | null)?.processID;
+    return this.held && pid ? pid : null;
+  }
+
+  /** Runs `read` on the lock's session, which has a deadline for each query; only while held. */
+  async onSession<T>(read: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = this.client;
+    if (!this.locked || !client) throw new Error(`the lock ${this.target.kind} is not held`);
+    try {
+      return await read(client);
+    } catch (error) {
+      throw scrubbedError(error, this.target.url);
+    }
+  }
+
   /**
    * Takes the lock if it is free; false when another session holds it.
    * `taken` runs on the lock's session before the lock counts as held (an

@@ -32,6 +32,7 @@ import { readCatalog, selectReplicated } from '../setup/table-catalog.js';
 import { ensurePublication } from '../source/replication-slot.js';
 import { controlDbOn } from './control-schema.js';
 import type { ControlSession } from './lockstep-schema.js';
+import { fenceMigrationRound } from './migrate-round-fence.js';
 import { MigrationHistory, readCopiedAt, recordMigrationGid } from './migration-history.js';
 import {
   existingTables,
@@ -120,6 +121,11 @@ export class MigrationSession implements MigrationNodeSession {
      * one may legitimately run long.
      */
     private readonly readTimeoutMs?: number,
+    /**
+     * On the primary, for `migrate`/`exec`: the migrate lock the round runs
+     * under, proved still held inside the transaction before PREPARE.
+     */
+    private readonly migrateLock?: { readonly holderPid: number | null },
   ) {}
 
   /** Runs `step` and the history change in one transaction, then PREPARE TRANSACTION `gid`. */
@@ -158,6 +164,8 @@ export class MigrationSession implements MigrationNodeSession {
       if (options.history)
         await new MigrationHistory(controlDbOn(client)).record(this.stream, options.history);
       await recordMigrationGid(client, this.stream, options.gid);
+      if (this.migrateLock)
+        await fenceMigrationRound(client, this.stream, this.migrateLock.holderPid);
       await client.query(prepare);
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);

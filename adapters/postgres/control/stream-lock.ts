@@ -8,6 +8,7 @@ import { AT_LEAST_LOCAL_COMMIT } from '../connection/connection-url.js';
 import { AdvisoryLockSession } from './advisory-lock-session.js';
 import { controlDbOn } from './control-schema.js';
 import type { ControlDb } from './lockstep-schema.js';
+import { migrationRoundInFlight } from './migrate-round-fence.js';
 
 export type { StreamLockPurpose } from '../../../plugin/ports/stream-lock-holder.js';
 
@@ -93,6 +94,19 @@ export class StreamLock implements StreamLockHolder {
       );
       return Number(rows[0]?.epoch) === epoch;
     });
+  }
+
+  /** The backend pid of the lock's session while held: what a migration's fence proves (null otherwise). */
+  get holderPid(): number | null {
+    return this.session.pid;
+  }
+
+  /**
+   * Migrate lock, held: whether a migration's primary transaction is still
+   * in flight (one whose lock was lost, running its last steps or prepared).
+   */
+  migrationInFlight(): Promise<boolean> {
+    return this.session.onSession((client) => migrationRoundInFlight(client, this.stream));
   }
 
   /** Releases the lock (if held) by ending its session. */
