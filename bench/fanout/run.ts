@@ -122,7 +122,9 @@ async function retainedMB(rig: Rig): Promise<number> {
  * After the stopped phase's pgbench: the replicas still running have caught
  * up and, on the bus, the slot is confirmed past that point (at most 30 s),
  * so what the slot retains is r1's doing, not a publisher still behind. In
- * process the slot cannot pass r1's position: not waited for.
+ * process the slot cannot pass r1's position: not waited for. On the bus the
+ * slot trails JetStream's ack by `bus.serverSyncInterval` (2 min): the wait
+ * runs out and the figure includes the WAL of that interval, as users get it.
  */
 async function settled(rig: Rig): Promise<void> {
   const id = await mark(rig.primary);

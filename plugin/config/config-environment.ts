@@ -50,6 +50,11 @@ export const ENVIRONMENT_KEYS: readonly EnvironmentKey[] = [
   { variable: 'LOCKSTEP_BUS_STREAM', path: ['bus', 'stream'], kind: 'string' },
   { variable: 'LOCKSTEP_BUS_REPLICAS', path: ['bus', 'replicas'], kind: 'number' },
   { variable: 'LOCKSTEP_BUS_MAX_AGE', path: ['bus', 'maxAge'], kind: 'string' },
+  {
+    variable: 'LOCKSTEP_BUS_SERVER_SYNC_INTERVAL',
+    path: ['bus', 'serverSyncInterval'],
+    kind: 'string',
+  },
   { variable: 'LOCKSTEP_BUS_MAX_BYTES', path: ['bus', 'maxBytes'], kind: 'string' },
   { variable: 'LOCKSTEP_BUS_AGENT_HTTP_HOST', path: ['bus', 'agentHttp', 'host'], kind: 'string' },
   { variable: 'LOCKSTEP_BUS_AGENT_HTTP_PORT', path: ['bus', 'agentHttp', 'port'], kind: 'number' },

@@ -63,6 +63,16 @@ const busSchema = z
       .string()
       .regex(/^\d+\s*(s|m|h|d)$/, 'a duration such as "7d", "12h", "30m"')
       .default('7d'),
+    /**
+     * How long the NATS servers may hold an acknowledged packet before they
+     * write it to disk (their `jetstream.sync_interval`): the slot is confirmed
+     * that long after JetStream's ack. `always` (or `0s`) for servers run with
+     * `sync_interval: always` (nats-server 2.10 and later).
+     */
+    serverSyncInterval: z
+      .string()
+      .regex(/^(always|\d+\s*(s|m|h))$/, 'a duration such as "2m", "30s", or "always"')
+      .default('2m'),
     /** Most bytes the stream keeps; the oldest packets go first. */
     maxBytes: z
       .string()

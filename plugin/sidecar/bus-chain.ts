@@ -97,9 +97,9 @@ function anchors(
  * place), later ones are stored behind the foreign one and agents see a gap.
  * The walk goes back over what is not confirmed, and past messages that do
  * not follow their predecessor (not ours), to the first confirmed one that
- * does: it is bounded by the unconfirmed tail (what the publisher had in
- * flight since its last confirmation, at most a second of it) plus the
- * foreign messages in it.
+ * does: it is bounded by the unconfirmed tail (what the publisher published
+ * in the last `bus.serverSyncInterval` and a bit, as the slot trails the
+ * acks by that) plus the foreign messages in it.
  */
 export async function checkTail(
   log: PacketLog,

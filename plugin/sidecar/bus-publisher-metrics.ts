@@ -43,7 +43,7 @@ export function busPublisherMetrics(view: () => BusPublisherView): Registry {
   );
   single(
     'lockstep_bus_confirmed_version',
-    "Last version recorded as the stream's head, the slot confirmed to it",
+    "Last version recorded as the stream's head (the slot is confirmed to it bus.serverSyncInterval later)",
     (v) => v.publisher?.confirmedVersion ?? null,
   );
   let published = 0;

@@ -23,6 +23,11 @@ export interface BusPublisherParts {
   startPoint(): Promise<ResumePoint | null>;
   /** The slot's confirmed point: WAL before it is gone. */
   slotConfirmedLsn(): Promise<Lsn | null>;
+  /**
+   * How long the bus servers may hold an acknowledged message before writing
+   * it to disk (`bus.serverSyncInterval`, ms; 0: they sync before acknowledging).
+   */
+  readonly serverSyncIntervalMs: number;
   /** The coordinator lock: one publisher per stream. */
   readonly lock: SidecarLock;
   /** Since when the stream is paused (`lockstep pause`), or null while it runs. */

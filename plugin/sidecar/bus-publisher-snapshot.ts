@@ -16,7 +16,7 @@ export interface BusPublisherSnapshot {
   readonly paused: boolean;
   /** The last version JetStream acknowledged whole (or where the bus ended at the last start); 0 before. */
   readonly acknowledgedVersion: number;
-  /** The last version recorded as the stream's head, the slot confirmed to it; null before. */
+  /** The last version recorded as the stream's head (the slot confirmed to it `bus.serverSyncInterval` later); null before. */
   readonly confirmedVersion: number | null;
   /** Packets published by this process. */
   readonly published: number;

@@ -6,6 +6,7 @@ import {
   type PacketHeader,
   type PacketPart,
   type ResumePoint,
+  ZERO_LSN,
 } from '../protocol/index.js';
 import { Signal } from '../support/signal.js';
 import { batchable, MessageBatch } from './bus-batch.js';
@@ -16,6 +17,7 @@ import type { BusPublisherParts, RecordedHead } from './bus-publisher-parts.js';
 import type { BusPublisherSnapshot, PublishFailure } from './bus-publisher-snapshot.js';
 import { type BusResume, busResume } from './bus-resume.js';
 import { PauseFollower } from './pause-follower.js';
+import { SyncedAcks } from './synced-acks.js';
 
 export type { BusPublisherParts, RecordedHead } from './bus-publisher-parts.js';
 
@@ -27,7 +29,8 @@ const PAUSE_CHECK_MS = 5_000;
 /**
  * `lockstep run` with `bus`: publishes every packet of the primary stream to
  * the bus once, in order, and confirms the slot up to a packet once JetStream
- * acknowledged all of it. On every start (and after any failure) it reads
+ * acknowledged all of it and the servers had time to write it to disk
+ * (`bus.serverSyncInterval`, {@link SyncedAcks}). On every start (and after any failure) it reads
  * where the bus ends and re-derives from there; each message names the
  * sequence it follows, so nothing is stored twice and no gap is stored.
  */
@@ -66,8 +69,11 @@ export class BusPublisher {
   private readonly twoPhaseSent = new Map<number, TwoPhasePacket>();
   /** `lockstep pause`: the stream ends (the lock is kept), `resume` starts it again from where the bus ends. */
   private readonly pause: PauseFollower;
+  /** Recorded heads waiting for the bus servers' next sync before the slot is confirmed to them. */
+  private readonly synced: SyncedAcks;
 
   constructor(private readonly parts: BusPublisherParts) {
+    this.synced = new SyncedAcks(parts.serverSyncIntervalMs);
     parts.lock.onLost(() => this.wake.notify());
     this.pause = new PauseFollower({
       read: () => parts.pausedSince(),
@@ -127,7 +133,7 @@ export class BusPublisher {
     };
   }
 
-  /** Stops publishing; the slot stays confirmed where JetStream acknowledged. */
+  /** Stops publishing; the slot stays confirmed where the bus servers had synced (acknowledged heads after it are not). */
   async stop(): Promise<void> {
     this.stopping = true;
     this.wake.notify();
@@ -188,9 +194,10 @@ export class BusPublisher {
   }
 
   /**
-   * Records `header` as the stream's head, then confirms the slot to it. The
-   * head is written first: once retention empties the bus, it is where the
-   * numbering goes on from, and the slot must never be confirmed past it.
+   * Records `header` as the stream's head, then confirms the slot to it once
+   * the bus servers had time to sync it. The head is written first: once
+   * retention empties the bus, it is where the numbering goes on from, and
+   * the slot must never be confirmed past it.
    */
   private async confirm(stream: PrimaryStream, header: RecordedHead): Promise<void> {
     // Lost while acknowledgements were pending (e.g. a paused process): the successor records the head.
@@ -198,8 +205,14 @@ export class BusPublisher {
     await this.parts.recordHead(header);
     this.recorded = header;
     this.headRecorded = Date.now();
-    // JetStream holds the whole packet (on a quorum): the primary may release its WAL.
-    stream.confirm(header.lsn);
+    this.synced.add(performance.now(), header.lsn);
+    this.confirmSynced(stream);
+  }
+
+  /** Confirms the slot to the newest head the bus servers have had time to write to disk. */
+  private confirmSynced(stream: PrimaryStream): void {
+    const lsn = this.synced.due(performance.now());
+    if (lsn && this.parts.lock.held) stream.confirm(lsn);
   }
 
   /** Reads where the bus ends, streams from there and publishes until interrupted. */
@@ -219,7 +232,10 @@ export class BusPublisher {
       );
     }
     this.resumedAt = plan.resume.version;
-    const stream = await this.parts.openStream(plan.resume, plan.resume.lsn);
+    // When the bus got the resume point is unknown (another process, a moment ago): it waits a whole interval.
+    this.synced.restart(performance.now(), plan.resume.lsn);
+    const durable = this.synced.due(performance.now()) ?? this.synced.released ?? ZERO_LSN;
+    const stream = await this.parts.openStream(plan.resume, durable);
     this.stream = stream;
     // Paused while it opened: the notification found no stream to stop.
     if (this.pause.since) await stream.stop();
@@ -367,6 +383,7 @@ export class BusPublisher {
       this.twoPhaseSent.delete(header.version);
       if (round) this.parts.onTwoPhasePacket?.(round);
     }
+    this.confirmSynced(stream);
     if (!this.unconfirmed || (!now && Date.now() - this.headRecorded < 1_000)) return;
     await this.confirm(stream, this.unconfirmed);
     this.unconfirmed = null;

@@ -22,6 +22,7 @@ import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js
 import { syncSequences } from '../../adapters/postgres/setup/sequence-sync.js';
 import { PgoutputSource } from '../../adapters/postgres/source/pgoutput-source.js';
 import { type AttachProgress, attach } from '../attach/attach.js';
+import { serverSyncIntervalMs } from '../config/bus-settings.js';
 import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { type FaultHook, faultAt, parseFaultSetting } from '../coordinator/fault-point.js';
@@ -144,6 +145,7 @@ export function createBusPublisher(
     onTwoPhasePacket: rounds.onTwoPhasePacket,
     openStream: streamOpener(config, log),
     openLog: () => openPacketLog(bus, `lockstep-publisher-${config.slot}`, exitOnBusLost(log)),
+    serverSyncIntervalMs: serverSyncIntervalMs(config.bus),
     startPoint: () => attachPoint(config),
     slotConfirmedLsn: () => status.slotConfirmedLsn(),
     pausedSince: () => status.pausedSince(),

@@ -39,4 +39,29 @@ describe('the head the bus publisher records', () => {
     await primary.startServer();
     expect(await recordedHead()).toEqual({ version: head.version, lsn: '7/7' });
   });
+
+  it('keeps the newer head: a stale write of the same version at an earlier LSN does not move it back', async () => {
+    // A deposed publisher (resumed by SIGCONT) may still record the head it knew; a restart
+    // resumes from the head, and one below the slot's confirmed point refuses to publish.
+    const config = loadConfig(clusters.configFile);
+    const status = new StatusStore(config.primary, config.slot);
+    const version = ((await recordedHead())?.version ?? 0) + 3;
+    const write = (v: number, lsn: string) =>
+      status.write([], { version: v, lsn: toLsn(lsn), commitTime: null }, { durable: true });
+    try {
+      // The packet, then its idle point (same version, later LSN): the head moves up.
+      await write(version, '5/10');
+      await write(version, '5/90');
+      expect(await recordedHead()).toEqual({ version, lsn: '5/90' });
+      // The deposed publisher's head: the same packet at its earlier point.
+      await write(version, '5/10');
+      expect(await recordedHead()).toEqual({ version, lsn: '5/90' });
+      await write(version - 1, '5/5');
+      expect(await recordedHead()).toEqual({ version, lsn: '5/90' });
+      await write(version + 1, '5/A0');
+      expect(await recordedHead()).toEqual({ version: version + 1, lsn: '5/A0' });
+    } finally {
+      await status.close();
+    }
+  });
 });

@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { compareLsn, lsnFromBigInt, lsnToBigInt } from '../../plugin/protocol/lsn.js';
-import { eventually } from '../support/compare-nodes.js';
 import { LockstepProcess } from '../support/lockstep-process.js';
-import { readBusMessages } from '../support/nats-packets.js';
-import { expectRetainedBelow, writeNoise } from '../support/retained-wal.js';
+import { lastPacketInserting } from '../support/nats-packets.js';
+import { expectRetainedBelow, slotConfirmedLsn, writeNoise } from '../support/retained-wal.js';
 import { useAttached } from '../support/use-attached.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
 
@@ -23,23 +22,8 @@ const clusters = useAttached({
 });
 
 /** Waits until the bus's last packet carries `id`; returns its header. */
-async function onTheBus(id: number): Promise<{ version: number; lsn: string }> {
-  let header = { version: 0, lsn: '0/0' };
-  await eventually(async () => {
-    const last = (await readBusMessages(nats.cluster.url, STREAM)).at(-1);
-    const row = last?.part.changes.at(-1);
-    if (last) header = last.part.header;
-    return row?.kind === 'insert' && row.row.at(0) === String(id) && !!last?.position.final;
-  }, `quiet row ${id} on the bus`);
-  return header;
-}
-
-async function slotConfirmed(): Promise<string> {
-  const [row] = await clusters.primary.query<{ lsn: string }>(
-    "SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'lockstep'",
-  );
-  return row?.lsn ?? '0/0';
-}
+const onTheBus = (id: number) => lastPacketInserting(nats.cluster.url, STREAM, id);
+const slotConfirmed = () => slotConfirmedLsn(clusters.primary);
 
 describe('lockstep run with bus over a primary that writes only tables it does not replicate', () => {
   it('confirms the idle point: the slot keeps little WAL, and a restart goes on from there', async () => {

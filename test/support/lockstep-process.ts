@@ -17,6 +17,17 @@ export function writeConfig(
   return { file, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * Tests confirm the slot at JetStream's ack (`serverSyncInterval: always`)
+ * unless they set the interval: most wait for the slot to move, and a power
+ * loss of the test's NATS servers, which the interval guards against, is not
+ * what they test (bus-synced-confirm.test.ts tests it, README the default).
+ */
+function syncedBus(bus: unknown): { bus?: unknown } {
+  if (!bus || typeof bus !== 'object' || 'serverSyncInterval' in bus) return {};
+  return { bus: { ...bus, serverSyncInterval: 'always' } };
+}
+
 /** Writes (or replaces) the configuration in `file`: what a running sidecar reloads. */
 export function rewriteConfig(
   file: string,
@@ -34,6 +45,7 @@ export function rewriteConfig(
         http: { port: 0 },
         retry: { initialMs: 200, maxMs: 2000 },
         ...extra,
+        ...syncedBus(extra.bus),
       },
       null,
       2,

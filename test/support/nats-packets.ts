@@ -12,6 +12,7 @@ import { decodeBusPieces } from '../../plugin/protocol/packet-batch-codec.js';
 import { type PartPosition, partPosition } from '../../plugin/protocol/packet-bus-names.js';
 import { encodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
 import { sleep } from '../../plugin/support/sleep.js';
+import { eventually } from './compare-nodes.js';
 
 /** One message of the packet stream as a test reads it. */
 export interface BusPacketMessage {
@@ -148,4 +149,20 @@ export function packetMessage(version: number) {
   const changes = [{ kind: 'insert' as const, relation, row: [String(version)] }];
   const body = encodePacketPart({ header, index: 0, changes, final: { phase: 'one' } });
   return { body, position: { version, part: 0, changes: 1, final: 'one' as const } };
+}
+
+/** Waits until the bus's last message ends a packet whose last change inserts row `id`; returns its header. */
+export async function lastPacketInserting(
+  url: string,
+  stream: string,
+  id: number,
+): Promise<{ version: number; lsn: string }> {
+  let header = { version: 0, lsn: '0/0' };
+  await eventually(async () => {
+    const last = (await readBusMessages(url, stream)).at(-1);
+    const row = last?.part.changes.at(-1);
+    if (last) header = last.part.header;
+    return row?.kind === 'insert' && row.row.at(0) === String(id) && !!last?.position.final;
+  }, `row ${id} on the bus`);
+  return header;
 }

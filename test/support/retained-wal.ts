@@ -10,6 +10,14 @@ export async function retainedBytes(primary: PostgresCluster): Promise<number> {
   return Number(row?.bytes);
 }
 
+/** The `lockstep` slot's `confirmed_flush_lsn`: one past the last position its consumer confirmed. */
+export async function slotConfirmedLsn(primary: PostgresCluster): Promise<string> {
+  const [row] = await primary.query<{ lsn: string }>(
+    "SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'lockstep'",
+  );
+  return row?.lsn ?? '0/0';
+}
+
 export async function walLsn(node: PostgresCluster): Promise<string> {
   const [row] = await node.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
   return row?.lsn as string;

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { busSettings, redactBusUrl } from '../../plugin/config/bus-settings.js';
+import {
+  busSettings,
+  redactBusUrl,
+  serverSyncIntervalMs,
+} from '../../plugin/config/bus-settings.js';
 import { ConfigError, loadConfig } from '../../plugin/config/load-config.js';
 import { partPosition } from '../../plugin/protocol/packet-bus-names.js';
 
@@ -96,6 +100,22 @@ describe('bus configuration', () => {
       expect(problemsOf({ ...env, LOCKSTEP_BUS_URL: url })).toContainEqual(
         expect.stringMatching(/^bus\.url .*valid host and port/),
       );
+  });
+
+  it("waits nats-server's default sync interval unless told the servers sync before they ack", () => {
+    const bus = { ...env, LOCKSTEP_BUS_URL: 'nats://a:4222' };
+    const interval = (value?: string) =>
+      serverSyncIntervalMs(
+        loadConfig(undefined, value ? { ...bus, LOCKSTEP_BUS_SERVER_SYNC_INTERVAL: value } : bus)
+          .bus,
+      );
+    expect(interval()).toBe(2 * 60_000);
+    expect(interval('30s')).toBe(30_000);
+    expect(interval('always')).toBe(0);
+    expect(interval('0s')).toBe(0);
+    expect(problemsOf({ ...bus, LOCKSTEP_BUS_SERVER_SYNC_INTERVAL: '500ms' })).toContainEqual(
+      expect.stringMatching(/^bus\.serverSyncInterval .*"always"/),
+    );
   });
 
   it('hides NATS tokens and passwords in text', () => {

@@ -123,13 +123,16 @@ export class StatusStore {
       );
       const db = controlDbOn(client);
       for (const r of replicas) await upsertReplicaStatus(db, this.stream, r);
+      // A head older than the recorded one (a deposed writer's: a lower version, or the same
+      // packet at an earlier idle point) keeps the row's LSN with its version: resuming below
+      // the slot's confirmed point would refuse to publish.
+      const older = sql`(${stream.version} < version OR (${stream.version} = version AND lsn > ${stream.lsn}::pg_lsn))`;
       await db
         .updateTable('lockstep.streams')
         .set({
           version: sql`greatest(version, ${stream.version})`,
-          // A head older than the recorded one (a deposed writer's) keeps the row's LSN with its version.
-          lsn: sql`CASE WHEN ${stream.version} < version THEN lsn ELSE coalesce(${stream.lsn}, lsn) END`,
-          commit_time: sql`CASE WHEN ${stream.version} < version THEN commit_time ELSE coalesce(${stream.commitTime}, commit_time) END`,
+          lsn: sql`CASE WHEN ${older} THEN lsn ELSE coalesce(${stream.lsn}, lsn) END`,
+          commit_time: sql`CASE WHEN ${older} THEN commit_time ELSE coalesce(${stream.commitTime}, commit_time) END`,
           two_phase: sql`coalesce(${stream.twoPhase ? JSON.stringify(stream.twoPhase) : null}::jsonb, two_phase)`,
           updated_at: sql`now()`,
         })
