@@ -10,18 +10,23 @@ export type ApplyFailureKind =
   | 'conflict'
   | 'schema'
   | 'not-synced'
+  /** A migration's marker reached a replica that did not commit the migration's round. */
+  | 'migration-missing'
   | 'other';
 
 /** A failed apply on one replica: names the node, table, version, the Postgres error and the fix. */
 export class ApplyError extends LockstepError {
   readonly kind: ApplyFailureKind;
   readonly version: number;
+  /** The migration round's gid, when the error is about one (`migration-missing`). */
+  readonly migration: string | undefined;
 
   constructor(init: {
     node: string;
     kind: ApplyFailureKind;
     version: number;
     table?: string;
+    migration?: string;
     problem: string;
     fix: string;
     sqlState?: string;
@@ -38,5 +43,6 @@ export class ApplyError extends LockstepError {
     this.name = 'ApplyError';
     this.kind = init.kind;
     this.version = init.version;
+    this.migration = init.migration;
   }
 }

@@ -225,7 +225,10 @@ export class PacketAssembler {
       this.transaction = null;
       return null;
     }
-    const phase = this.options.decidePhase?.(this.evidence) ?? 'one';
+    // A migration's packet is one-phase: its round already committed it on every node, and a
+    // replica that lacks it halts alone at its marker (migration-marker.ts) instead of holding
+    // every replica at a stream round it could never vote yes in.
+    const phase = tx.migration ? 'one' : (this.options.decidePhase?.(this.evidence) ?? 'one');
     const part = this.emit(FINAL[phase]);
     this.transaction = null;
     return part;

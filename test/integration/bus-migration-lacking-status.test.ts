@@ -72,13 +72,13 @@ function started() {
 }
 
 describe('over the bus, a replica whose migration gid was rolled back by hand', () => {
-  it("is named by status and migrate status from its agent's report until it has it", async () => {
+  it("halts at its marker, named by status and migrate status from its agent's report until it has it", async () => {
     const [r1, r2] = replicas();
     const primarySide = primarySideConfig();
     const { processes, ready } = started();
     try {
       await ready;
-      await loseMigrationOn(clusters.configFile, dir, r1);
+      const gid = await loseMigrationOn(clusters.configFile, dir, r1);
       await lockstep(['recover', '--config', clusters.configFile]);
       await eventually(
         async () => (await preparedGids([clusters.primary, r2])).length === 0,
@@ -88,13 +88,22 @@ describe('over the bus, a replica whose migration gid was rolled back by hand', 
       expect(await history(r2)).toEqual(['001-notes']);
       expect(await history(r1)).toEqual([]);
 
-      // More of the stream applied: replica1's agent streams, and is still reported.
+      // The stream goes on for replica2; replica1's agent halts at the marker, and is reported.
       await clusters.primary.query("INSERT INTO events (note) VALUES ('after the migration')");
       await eventually(
         async () =>
-          (await r1.query("SELECT 1 FROM events WHERE note = 'after the migration'")).length === 1,
-        'replica1 to apply on',
+          (await r2.query("SELECT 1 FROM events WHERE note = 'after the migration'")).length === 1,
+        'replica2 to apply on',
       );
+      await eventually(
+        async () =>
+          processes[1]?.logEvent('replica-stopped', {
+            kind: 'migration-missing',
+            migration: gid,
+          }) !== undefined,
+        "replica1's agent to halt at the migration's marker",
+      );
+      expect(await r1.query("SELECT 1 FROM events WHERE note = 'after the migration'")).toEqual([]);
       await eventually(
         async () => (await status(primarySide)).status.replicas[0]?.migrationsDiffer === true,
         "status to judge replica1's reported history",
@@ -125,21 +134,22 @@ describe('over the bus, a replica whose migration gid was rolled back by hand', 
       await clusters.primary.query("INSERT INTO events (note) VALUES ('later still')");
       await eventually(
         async () =>
-          (await r1.query("SELECT 1 FROM events WHERE note = 'later still'")).length === 1,
-        'replica1 to apply on again',
+          (await r2.query("SELECT 1 FROM events WHERE note = 'later still'")).length === 1,
+        'replica2 to apply on again',
       );
       expect((await status(primarySide)).status.replicas[0]?.missingMigrations).toEqual([
         '001-notes',
       ]);
 
-      // The replica given the migration by hand (a bus resync is refused here: see the report):
-      // once it has it, status is clean again.
+      // The replica given the migration and its round by hand (a bus resync is refused here: see
+      // the report): it passes the marker, and once it has the migration, status is clean again.
       const [row] = await clusters.primary.query<{ checksum: string }>(
         "SELECT checksum FROM lockstep.migrations WHERE name = '001-notes'",
       );
       await r1.query(`BEGIN;
         CREATE TABLE notes (id int PRIMARY KEY, body text);
         INSERT INTO lockstep.migrations (name, checksum, version) VALUES ('001-notes', '${row?.checksum}', 0);
+        INSERT INTO lockstep.migration_gids (gid, stream) SELECT '${gid}', stream FROM lockstep.applied;
         COMMIT;`);
       await eventually(async () => {
         const after = await status(primarySide);

@@ -179,6 +179,28 @@ describe('PacketAssembler', () => {
     expect(packets[1]?.changes.map((c) => c.kind)).toEqual(['insert', 'message']);
   });
 
+  it("sends a migration's packet one-phase: a replica lacking it halts alone, holding no round", () => {
+    const packets = assemble(
+      toStream([
+        [
+          { kind: 'event', event: 'migration' },
+          { kind: 'insert', rel: 0, id: 1 },
+        ],
+        [
+          { kind: 'insert', rel: 0, id: 2 },
+          { kind: 'event', event: 'migration' },
+        ],
+      ]),
+      { version: 0, lsn: ZERO_LSN },
+      1000,
+      { decidePhase: () => 'two' },
+    );
+    expect(packets.map((p) => [p.version, p.phase])).toEqual([
+      [1, 'one'],
+      [2, 'two'],
+    ]);
+  });
+
   it('ignores control messages any role could emit, keeps every row change, and reports them by xid', () => {
     const ignored: IgnoredControl[] = [];
     const packets = assemble(

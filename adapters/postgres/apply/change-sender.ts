@@ -4,6 +4,7 @@ import {
   DDL_MESSAGE,
   type InsertChange,
   type Lsn,
+  MIGRATION_MARKER,
   type Relation,
   relationLabel,
 } from '../../../plugin/protocol/index.js';
@@ -34,13 +35,16 @@ export interface ChangeSendContext {
   /** Reads the copied tables again (a table created through lockstep since). */
   refreshSynced(): Promise<void>;
   runDdl(content: string): Promise<void>;
+  /** Refuses a migration's marker (its gid) unless this replica committed that migration's round. */
+  checkMigration(gid: string): Promise<void>;
 }
 
 /**
  * Sends the changes of one packet (or packet part) committed on the primary
  * at `lsn`, in order, skipping what a table's copy already has; a run of
  * inserts into one table becomes one set-based INSERT; captured DDL runs at
- * its place.
+ * its place; a migration's marker (first in its packet: lockstep's own
+ * migration) is checked against the replica's committed rounds.
  */
 export async function sendChanges(
   ctx: ChangeSendContext,
@@ -52,6 +56,8 @@ export async function sendChanges(
     const change = changes[i] as Change;
     if (change.kind === 'message') {
       if (change.prefix === DDL_MESSAGE) await ctx.runDdl(change.content);
+      else if (change.prefix === MIGRATION_MARKER && i === 0)
+        await ctx.checkMigration(change.content);
       continue;
     }
     if (ctx.synced().namesNewTable(change)) await ctx.refreshSynced();

@@ -13,10 +13,10 @@ import { SessionKeepalive } from '../connection/session-keepalive.js';
 import { classifyApplyError } from './apply-error-classifier.js';
 import { newApplyClient, setUpApplySession } from './apply-session.js';
 import { netChangeStatements, type ReplicaColumnTypes } from './bulk-statement.js';
-import { captureOffHere, runCapturedDdl } from './captured-ddl.js';
 import { sendChanges, setBasedPlan } from './change-sender.js';
 import type { ChangeStatement, ConflictMode } from './change-statement.js';
 import { ColumnTypes } from './column-types.js';
+import { type ControlMessageTarget, controlMessages } from './control-messages.js';
 import {
   advancePosition,
   beginStatements,
@@ -66,6 +66,7 @@ export class PgReplicaTarget {
   databaseId: string | null = null;
   private readonly options: Required<ReplicaTargetOptions>;
   private readonly keepalive: SessionKeepalive;
+  private readonly messages: ControlMessageTarget;
 
   constructor(
     readonly node: string,
@@ -86,6 +87,16 @@ export class PgReplicaTarget {
     });
     this.synced = new SyncedTables(node, stream);
     this.columnTypes = new ColumnTypes(node);
+    this.messages = {
+      node,
+      stream,
+      runsCapturedDdl: this.options.runsCapturedDdl,
+      note: this.options.note,
+      settle: () => this.pipeline.settle(),
+      schemaPoint: () => this.synced.schemaPoint(),
+      refreshSynced: (version) => this.refreshSynced(version),
+      explain: (error, version) => this.explain(error, version, undefined),
+    };
   }
 
   /** Updates and deletes of rows missing on the replica that `overwrite` ignored. */
@@ -167,7 +178,7 @@ export class PgReplicaTarget {
         typesOf: (relation) => this.columnTypes.of(relation, version, this.catalogQuery(version)),
         send: (statement, table) => this.pipeline.send(client, statement, table, version),
         refreshSynced: () => this.refreshSynced(version),
-        runDdl: (content) => this.runDdl(client, content, version, lsn),
+        ...controlMessages(this.messages, client, version, lsn),
       },
       changes,
       version,
@@ -355,36 +366,6 @@ export class PgReplicaTarget {
       await this.refreshSynced(version);
       return this.synced.takesWholeBatch(packets);
     }
-  }
-
-  /** Captured DDL at its place in the stream: what was sent before it is checked first. */
-  private async runDdl(
-    client: pg.Client,
-    content: string,
-    version: number,
-    lsn: Lsn,
-  ): Promise<void> {
-    await this.pipeline.settle();
-    if (!this.options.runsCapturedDdl) throw captureOffHere(this.node, version);
-    const outcome = await runCapturedDdl(client, content, {
-      node: this.node,
-      stream: this.stream,
-      version,
-      lsn,
-      schemaPoint: this.synced.schemaPoint(),
-      explain: (error) => this.explain(error, version, undefined),
-    });
-    if (outcome === 'in-copy') {
-      this.options.note('captured DDL before the copy: not run', {
-        replica: this.node,
-        version,
-        lsn,
-        copiedAt: this.synced.schemaPoint(),
-        event: 'ddl-in-copy',
-      });
-      return;
-    }
-    await this.refreshSynced(version);
   }
 
   private requireClient(): pg.Client {

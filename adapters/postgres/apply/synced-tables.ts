@@ -5,6 +5,7 @@ import {
   compareLsn,
   DDL_MESSAGE,
   type Lsn,
+  MIGRATION_MARKER,
   type Relation,
   relationLabel,
 } from '../../../plugin/protocol/index.js';
@@ -57,7 +58,8 @@ export class SyncedTables {
 
   /**
    * Whether this replica needs every change of these packets and none of them
-   * is captured DDL (which must run at its place): then the batch can be
+   * is captured DDL (which must run at its place) or a migration's marker
+   * (checked in the ordered path, see change-sender.ts): then the batch can be
    * compacted. Checks only; the shared plan flattens the changes once for all replicas.
    */
   takesWholeBatch(
@@ -69,7 +71,7 @@ export class SyncedTables {
     for (const packet of packets) {
       for (const change of packet.changes) {
         if (change.kind === 'message') {
-          if (change.prefix === DDL_MESSAGE) return false;
+          if (change.prefix === DDL_MESSAGE || change.prefix === MIGRATION_MARKER) return false;
         } else if (change.kind === 'truncate') {
           // Mixed positions against table copies are rare (right after a resumed attach): keep the exact path.
           for (const relation of change.relations)
@@ -97,7 +99,7 @@ export class SyncedTables {
     for (const packet of packets) {
       for (const change of packet.changes) {
         if (change.kind === 'message') {
-          if (change.prefix === DDL_MESSAGE) return false;
+          if (change.prefix === DDL_MESSAGE || change.prefix === MIGRATION_MARKER) return false;
         } else if (change.kind === 'truncate') {
           for (const relation of change.relations) if (!check(relation, packet)) return false;
         } else if (!check(change.relation, packet)) return false;
