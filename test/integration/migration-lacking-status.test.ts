@@ -140,7 +140,9 @@ describe("a replica that did not commit a migration's round, meeting its marker"
       expect(await versionOf(r1)).toBe(Number(stopped?.version) - 1);
       expect(await versionOf(r2)).toBeGreaterThan(Number(stopped?.version));
       expect(sidecar.events('replica-stopped', { replica: 'replica2', ...missing })).toEqual([]);
-      expect(await r1.query("SELECT 1 FROM items WHERE v IN ('by exec', 'past marker')")).toEqual([]);
+      expect(await r1.query("SELECT 1 FROM items WHERE v IN ('by exec', 'past marker')")).toEqual(
+        [],
+      );
       await expectIdentical(clusters.primary, [r2], ['items']);
 
       const seen = await status();
