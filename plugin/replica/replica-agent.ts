@@ -2,7 +2,7 @@ import { ApplyError } from '../ports/apply-error.js';
 import type { DeltaSource } from '../ports/delta-source.js';
 import type { NotLandedError } from '../ports/lockstep-error.js';
 import { Signal } from '../support/signal.js';
-import { withinDeadline } from './apply-deadline.js';
+import { guardStep, type StepOwner } from './apply-deadline.js';
 import { ReplicaApplier } from './replica-applier.js';
 import { ReplicaParticipant } from './replica-participant.js';
 import type { ReplicaPosition, ReplicaTarget } from './replica-target.js';
@@ -94,6 +94,7 @@ export class ReplicaAgent {
   /** The target's count of ignored rows already reported. */
   private ignoredBefore = 0;
   private readonly applier: ReplicaApplier;
+  private readonly stepOwner: StepOwner;
 
   constructor(
     readonly name: string,
@@ -103,6 +104,12 @@ export class ReplicaAgent {
     private readonly events: ReplicaAgentEvents,
   ) {
     this.delay = options.retryInitialMs;
+    this.stepOwner = {
+      target,
+      name,
+      applyTimeoutMs: options.applyTimeoutMs,
+      note: (message, fields) => events.note(this, message, fields),
+    };
     const agent = this;
     this.participant = new ReplicaParticipant({
       name,
@@ -278,7 +285,7 @@ export class ReplicaAgent {
   }
 
   private guarded<T>(work: Promise<T>, version: number): Promise<T> {
-    return withinDeadline(this.target, this.name, this.options.applyTimeoutMs, work, version);
+    return guardStep(this.stepOwner, work, version);
   }
 
   /**

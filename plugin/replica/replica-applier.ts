@@ -10,7 +10,7 @@ import {
   type WindowLook,
 } from '../protocol/index.js';
 import { sleep } from '../support/sleep.js';
-import { withinDeadline } from './apply-deadline.js';
+import { guardStep, type StepOwner } from './apply-deadline.js';
 import { PacketProgress } from './packet-progress.js';
 import type { ReplicaParticipant } from './replica-participant.js';
 import type { ReplicaPosition, ReplicaTarget } from './replica-target.js';
@@ -52,7 +52,18 @@ export class ReplicaApplier {
     private readonly host: ApplierHost,
   ) {
     this.packetProgress = new PacketProgress(() => target.heard?.() ?? 0);
+    this.stepOwner = {
+      target,
+      name,
+      applyTimeoutMs: options.applyTimeoutMs,
+      note: (message, fields) => host.note(message, fields),
+      busy: () => this.letGo(),
+    };
   }
+
+  private readonly stepOwner: StepOwner;
+  /** Whether the cursor was let go while the replica was busy (see {@link letGo}). */
+  private letGoOf = false;
 
   /**
    * Round `gid`'s count of new work on large packet `version`, whose parts
@@ -88,10 +99,12 @@ export class ReplicaApplier {
     const { window } = this;
     switch (command.type) {
       case 'look':
+        this.retake(command.seq);
         return command.wait === 'none'
           ? this.look(command.seq)
           : this.waitFor(command.wait).then(() => this.look(command.seq));
       case 'set-cursor':
+        this.letGoOf = false;
         window.setCursor(this.name, command.seq);
         return;
       case 'apply-batch':
@@ -102,6 +115,7 @@ export class ReplicaApplier {
         return { type: 'located', seq, epoch: window.epoch, passed };
       }
       case 'gate':
+        this.retake(command.seq);
         return command.wait
           ? this.participant
               .gateChanged(window.changed())
@@ -226,7 +240,7 @@ export class ReplicaApplier {
   }
 
   private guard<T>(work: Promise<T>, version: number): Promise<T> {
-    return withinDeadline(this.target, this.name, this.options.applyTimeoutMs, work, version);
+    return guardStep(this.stepOwner, work, version);
   }
 
   private waitFor(wait: Exclude<LookWait, 'none'>): Promise<unknown> {
@@ -255,6 +269,23 @@ export class ReplicaApplier {
     };
   }
 
+  /**
+   * A replica busy with a long statement is slow: it stops holding the window
+   * (which then holds the other replicas no longer; with bus, its pump stops
+   * reading ahead) until the applier looks at the window again.
+   */
+  private letGo(): void {
+    this.letGoOf = true;
+    this.window.setCursor(this.name, null);
+  }
+
+  /** Takes the window again after {@link letGo}; parts gone meanwhile are re-read (a stale cursor). */
+  private retake(seq: number | null): void {
+    if (!this.letGoOf || seq === null || seq < this.window.start) return;
+    this.letGoOf = false;
+    this.window.setCursor(this.name, seq);
+  }
+
   /** Logs the delta a replica behind the stream's head is about to receive from memory. */
   private noteDelta(position: ReplicaPosition): void {
     const head = this.window.newestVersion;
@@ -271,6 +302,7 @@ export class ReplicaApplier {
   /** The window position after `version`, registering the cursor; null when a rewind is needed. */
   private locate(version: number): number | null {
     const seq = this.window.locate(version);
+    this.letGoOf = false;
     this.window.setCursor(this.name, seq);
     return seq;
   }

@@ -1,4 +1,7 @@
+import type { BusyAnswer } from '../ports/busy-answer.js';
 import type { Lsn, PacketPart } from '../protocol/index.js';
+
+export type { BusyAnswer } from '../ports/busy-answer.js';
 
 /** A replica's durable position. */
 export interface ReplicaPosition {
@@ -47,4 +50,13 @@ export interface ReplicaTarget {
    * Without it, a step is bounded as a whole.
    */
   heard?(): number;
+  /**
+   * Asked when the replica answered nothing for half the deadline: busy when
+   * its server still works on the statement sent (an index build, a table
+   * rewrite: slow, not silent); not when it did not answer the question
+   * within `boundMs` (a frozen host), or its backend waits on a lock, a
+   * synchronous standby or this connection, sleeps, or is idle. Without it,
+   * silence is dropped.
+   */
+  busy?(boundMs: number): Promise<BusyAnswer>;
 }

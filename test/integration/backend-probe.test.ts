@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { probeBackend } from '../../adapters/postgres/connection/backend-probe.js';
+import { lookAtBackend, probeBackend } from '../../adapters/postgres/connection/backend-probe.js';
+import { eventually } from '../support/compare-nodes.js';
 import { useClusters } from '../support/use-clusters.js';
 
 const clusters = useClusters({ replicas: 0 });
@@ -26,5 +27,30 @@ describe('probeBackend', () => {
     } finally {
       silent.close();
     }
+  });
+
+  it('for an apply session, takes a statement asleep for no work and a refused probe for no answer', async () => {
+    const { primary } = clusters;
+    const sleeping = primary.query(`SELECT pg_sleep(3) /* asleep */`);
+    let pid = 0;
+    await eventually(async () => {
+      const rows = await primary.query<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity WHERE query LIKE '%/* asleep */' AND wait_event = 'PgSleep'`,
+      );
+      pid = rows[0]?.pid ?? 0;
+      return pid > 0;
+    }, 'a backend in pg_sleep');
+    const probe = { url: primary.url, pid, boundMs: 5_000 };
+    // Active for pg_stat_activity, so attach's watch lets it be; the apply deadline does not.
+    expect(await probeBackend(probe)).toBeNull();
+    expect(await lookAtBackend({ ...probe, onlyOwnWork: true })).toEqual({
+      reason: 'was not working',
+      waitEvent: 'Timeout:PgSleep',
+    });
+    const refused = primary.urlFor({ database: 'no_such_database' });
+    expect((await lookAtBackend({ ...probe, url: refused, onlyOwnWork: true })).reason).toBe(
+      'did not answer',
+    );
+    await sleeping;
   });
 });

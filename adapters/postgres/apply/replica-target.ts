@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { ApplyError } from '../../../plugin/ports/apply-error.js';
+import type { BusyAnswer } from '../../../plugin/ports/busy-answer.js';
 import {
   type Change,
   checkedGid,
@@ -11,7 +12,7 @@ import { explainIdleEnd } from '../connection/idle-end.js';
 import { answersHeard, dropClient, endClient } from '../connection/node-connection.js';
 import { SessionKeepalive } from '../connection/session-keepalive.js';
 import { classifyApplyError } from './apply-error-classifier.js';
-import { newApplyClient, setUpApplySession } from './apply-session.js';
+import { applySessionBusy, newApplyClient, setUpApplySession } from './apply-session.js';
 import { netChangeStatements, type ReplicaColumnTypes } from './bulk-statement.js';
 import { sendChanges, setBasedPlan } from './change-sender.js';
 import type { ChangeStatement, ConflictMode } from './change-statement.js';
@@ -28,16 +29,9 @@ import {
 } from './position-row.js';
 import { type ReplicaTargetOptions, withDefaults } from './replica-target-options.js';
 import { CompactedApplyFailed, corked, StatementPipeline } from './statement-pipeline.js';
-import { SyncedTables } from './synced-tables.js';
+import { type PacketChanges, SyncedTables } from './synced-tables.js';
 
 export type { ReplicaPosition } from './position-row.js';
-
-/** One packet's changes, as the agent hands a batch over. */
-export interface PacketChanges {
-  readonly changes: readonly Change[];
-  readonly version: number;
-  readonly lsn: Lsn;
-}
 
 /** What a transaction that will be prepared bounds: waiting for locks, and each statement. */
 const PARTICIPANT_TIMEOUTS = ['lock_timeout', 'statement_timeout'] as const;
@@ -329,6 +323,9 @@ export class PgReplicaTarget {
 
   /** Statements the replica answered on the connection (or the one connecting): the apply deadline's sign of life. */
   heard = (): number => answersHeard(this.client ?? this.connecting);
+
+  /** Whether the replica is still busy with the statement sent on the open connection. */
+  busy = (boundMs: number): Promise<BusyAnswer> => applySessionBusy(this.url, this.client, boundMs);
 
   /** Closes the connection (an open transaction is rolled back by the server). */
   async close(): Promise<void> {

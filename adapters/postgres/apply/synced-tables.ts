@@ -11,6 +11,13 @@ import {
 } from '../../../plugin/protocol/index.js';
 import { beforeCopy, schemaPoint } from './captured-ddl.js';
 
+/** One packet's changes, as the agent hands a batch over. */
+export interface PacketChanges {
+  readonly changes: readonly Change[];
+  readonly version: number;
+  readonly lsn: Lsn;
+}
+
 /**
  * The tables copied to one replica (`lockstep.synced_tables`) and the LSN
  * each copy is consistent with: a change committed before a table's copy is
@@ -62,9 +69,7 @@ export class SyncedTables {
    * (checked in the ordered path, see change-sender.ts): then the batch can be
    * compacted. Checks only; the shared plan flattens the changes once for all replicas.
    */
-  takesWholeBatch(
-    packets: ReadonlyArray<{ readonly changes: readonly Change[]; version: number; lsn: Lsn }>,
-  ): boolean {
+  takesWholeBatch(packets: readonly PacketChanges[]): boolean {
     const first = packets[0];
     if (first && this.point !== null && compareLsn(first.lsn, this.point) >= 0)
       return this.takesWholeBatchPastCopies(packets);
