@@ -248,8 +248,18 @@ export class ReplicaAgent {
     this.participant.committedThrough = 0;
   }
 
+  /**
+   * Found busy with a statement and silent since (its state stays as it
+   * was): for the maxLagBytes rule it counts as halted.
+   */
+  get busy(): boolean {
+    return this.applier.busy;
+  }
+
   /** Asks the agent to finish: an open batch is rolled back, nothing half-done is kept. */
   stop(): void {
+    // A statement busy for ever would keep the loop (and a resync waiting on it) for ever.
+    if (this.applier.busy) this.target.abort();
     this.stopping = true;
     this.stopAsked.notify();
     this.participant.stop();

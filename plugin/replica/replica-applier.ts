@@ -64,6 +64,16 @@ export class ReplicaApplier {
   private readonly stepOwner: StepOwner;
   /** Whether the cursor was let go while the replica was busy (see {@link letGo}). */
   private letGoOf = false;
+  /** The replica's answers counted when it was last found busy. */
+  private heardWhenBusy = 0;
+
+  /**
+   * Found busy and silent since: it holds no window, but its position still
+   * holds the slot (the slot keeper bounds that by maxLagBytes, as for a halted one).
+   */
+  get busy(): boolean {
+    return this.letGoOf && (this.target.heard?.() ?? 0) === this.heardWhenBusy;
+  }
 
   /**
    * Round `gid`'s count of new work on large packet `version`, whose parts
@@ -276,6 +286,7 @@ export class ReplicaApplier {
    */
   private letGo(): void {
     this.letGoOf = true;
+    this.heardWhenBusy = this.target.heard?.() ?? 0;
     this.window.setCursor(this.name, null);
   }
 

@@ -116,23 +116,37 @@ export class SlotKeeper {
     }
   }
 
-  /** Marks stale the halted replicas further behind than maxLagBytes. */
+  /**
+   * Marks stale the halted replicas further behind than maxLagBytes, and the
+   * busy ones (a statement running for ever holds WAL as a replica down does).
+   */
   async markStale(): Promise<void> {
     const { state } = this;
-    const halted = state.agents.filter(
-      (a) => (a.state === 'halted' || a.state === 'unresponsive') && !state.stale.has(a.name),
+    const holding = state.agents.filter(
+      (a) =>
+        (a.state === 'halted' || a.state === 'unresponsive' || a.busy) && !state.stale.has(a.name),
     );
-    if (halted.length === 0) return;
+    if (holding.length === 0) return;
     // Just read by observe(); asked again only if that failed.
     const current = state.observed.walLsn ?? (await this.parts.status.currentWalLsn());
-    for (const agent of halted) {
+    for (const agent of holding) {
+      // Read once: it may have answered while the WAL position was read.
+      const busy = agent.busy;
+      if (!busy && agent.state !== 'halted' && agent.state !== 'unresponsive') continue;
       const position = state.positionOf(agent);
       // No position (never placed by attach, or never reached): it holds the slot where it stands.
       const from = position?.lsn ?? state.confirmed ?? (await this.parts.status.slotConfirmedLsn());
       const behind = from ? lsnDistance(from, current) : 0;
       if (behind <= this.parts.maxLagBytes) continue;
       const fields = { lagBytes: behind, maxLagBytes: this.parts.maxLagBytes };
-      if (position) await this.markStaleAgent(agent, 'further behind than maxLagBytes', fields);
+      if (position)
+        await this.markStaleAgent(
+          agent,
+          busy
+            ? 'busy with a long statement, further behind than maxLagBytes'
+            : 'further behind than maxLagBytes',
+          fields,
+        );
       else
         await this.markStaleAgent(
           agent,
