@@ -8,6 +8,7 @@ import {
   loadBusSigner,
   loadBusVerifier,
 } from '../../adapters/nats/bus-signing.js';
+import { requestSignature } from '../../adapters/nats/round-requests.js';
 import type { BusSettings } from '../../plugin/ports/packet-bus.js';
 
 /** The bus key pair of this test run: PEM files, as `bus.signingKeyFile` and `bus.verifyKeyFile` take them. */
@@ -44,4 +45,9 @@ let signer: BusSigner | null = null;
 /** Verifies as `lockstep agent` does, with this run's public key. */
 export function testBusVerifier(): BusVerifier {
   return loadBusVerifier({ verifyKeyFile: busKeyFiles().verifyKeyFile } as BusSettings);
+}
+
+/** A request to an agent as `lockstep run` sends it: `data` on `subject`, signed with this run's key. */
+export function signedRequest(subject: string, data: Uint8Array) {
+  return { data, headers: requestSignature(testBusSigner(), subject, data) };
 }
