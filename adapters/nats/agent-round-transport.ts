@@ -1,4 +1,5 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
 import {
   type AgentRequest,
   type AgentVerb,
@@ -10,7 +11,8 @@ import {
   type WaitingPacket,
   type WireReply,
 } from '../../plugin/protocol/round-subjects.js';
-import { askOverBus, serveOverBus } from './round-requests.js';
+import type { BusVerifier } from './bus-signing.js';
+import { askOverBus, serveOverBus, signedRequest } from './round-requests.js';
 
 const VERBS: readonly AgentVerb[] = [
   'prepare',
@@ -24,18 +26,34 @@ const VERBS: readonly AgentVerb[] = [
   'alive',
 ];
 
-/** An agent's end of two-phase rounds on NATS: the subjects it serves, the questions it asks. */
+/**
+ * An agent's end of two-phase rounds on NATS: the subjects it serves, the
+ * questions it asks. A request not signed with `lockstep run`'s key is
+ * refused before it is read (nothing done, no vote) and logged.
+ */
 export function agentRoundTransport(
   nc: NatsConnection,
   slot: string,
   replica: string,
   questionTimeoutMs: number,
+  trust: { readonly verifier: BusVerifier; readonly log: Logger },
 ) {
+  const trusted = (msg: Parameters<typeof signedRequest>[1]) => {
+    if (signedRequest(trust.verifier, msg)) return true;
+    trust.log.error(
+      { replica, subject: msg.subject, event: 'bus-signature-invalid' },
+      'a request is not signed by lockstep run: refused',
+    );
+    return false;
+  };
   return {
     serve(handle: (verb: AgentVerb, request: AgentRequest) => Promise<WireReply<unknown>>) {
       const subscriptions: Subscription[] = VERBS.map((verb) =>
-        serveOverBus<AgentRequest>(nc, agentSubject(slot, replica, verb), (request) =>
-          handle(verb, request),
+        serveOverBus<AgentRequest>(
+          nc,
+          agentSubject(slot, replica, verb),
+          (request) => handle(verb, request),
+          trusted,
         ),
       );
       return async () => {

@@ -6,6 +6,7 @@ import { decodeBusPieces } from '../../plugin/protocol/packet-batch-codec.js';
 import { partPosition } from '../../plugin/protocol/packet-bus-names.js';
 import { PacketPartFormatError } from '../../plugin/protocol/packet-part-codec.js';
 import { RelationInterner } from '../../plugin/protocol/relation-interner.js';
+import type { PacketSignatureCheck } from './packet-signature-check.js';
 
 /**
  * How long the agent may wait for a part with no sign of the consumer's
@@ -77,6 +78,8 @@ export class NatsPacketFeed implements PacketFeed {
   constructor(
     private readonly messages: ConsumerMessages,
     private readonly replica: string,
+    /** Every message is checked against it before anything of it is read. */
+    private readonly signature: PacketSignatureCheck,
     /** Called once the consumer went silent, before the read fails (the connection may be what hangs). */
     private readonly onSilent: () => Promise<unknown> = async () => undefined,
     private readonly silenceMs = SILENCE_MS,
@@ -100,8 +103,9 @@ export class NatsPacketFeed implements PacketFeed {
     this.lastSign = Date.now();
     this.lastMessage = this.lastSign;
     this.delivered = value.seq;
-    this.messageChanges =
-      partPosition((name) => value.headers?.get(name) || undefined)?.changes ?? null;
+    const header = (name: string) => value.headers?.get(name) || undefined;
+    this.signature.check(value.seq, header, value.data);
+    this.messageChanges = partPosition(header)?.changes ?? null;
     try {
       this.queued = decodeBusPieces(value.data, this.relations);
       this.nextQueued = 1;

@@ -14,6 +14,7 @@ import {
   type PacketLog,
   type StoredPart,
 } from '../../plugin/ports/packet-bus.js';
+import { packetSignedBytes, SIGNATURE_HEADER } from '../../plugin/protocol/bus-signed-bytes.js';
 import type { BusPiece } from '../../plugin/protocol/change-fragments.js';
 import { decodeBusPieces } from '../../plugin/protocol/packet-batch-codec.js';
 import {
@@ -21,6 +22,7 @@ import {
   type PartPosition,
   partPosition,
 } from '../../plugin/protocol/packet-bus-names.js';
+import { type BusSigner, loadBusSigner } from './bus-signing.js';
 import { type BusWatch, connectBus, dropIfUnresponsive } from './nats-connection.js';
 import { ensurePacketStream } from './packet-stream-setup.js';
 
@@ -42,14 +44,25 @@ function stored(message: StoredMsg): StoredPart {
   return { sequence: message.seq, position, part: pieces[pieces.length - 1] as BusPiece };
 }
 
-/** Headers naming a message's place in the packet stream. */
-function positionHeaders(position: PartPosition): MsgHdrs {
+/**
+ * Headers naming a message's place in the packet stream, and the signature
+ * over them, the body, the subject and `sequence`, where it must be stored.
+ */
+function signedHeaders(
+  signer: BusSigner,
+  subject: string,
+  sequence: number,
+  position: PartPosition,
+  body: Uint8Array,
+): MsgHdrs {
   const h = headers();
   h.set(PACKET_HEADERS.version, String(position.version));
   h.set(PACKET_HEADERS.part, String(position.part));
   h.set(PACKET_HEADERS.changes, String(position.changes));
   if (position.final) h.set(PACKET_HEADERS.final, position.final);
   if (position.first !== undefined) h.set(PACKET_HEADERS.first, String(position.first));
+  const bytes = packetSignedBytes(subject, sequence, (name) => h.get(name) || undefined, body);
+  h.set(SIGNATURE_HEADER, signer.sign(bytes));
   return h;
 }
 
@@ -79,13 +92,14 @@ class NatsAppender implements PacketAppender {
     private after: number,
     /** Told of every sequence JetStream acknowledged. */
     private readonly onAck: (sequence: number) => void,
+    private readonly signer: BusSigner,
   ) {}
 
   async append(body: Uint8Array, position: PartPosition): Promise<number> {
     const after = this.after++;
     try {
       const ack = await this.js.publish(this.subject, body, {
-        headers: positionHeaders(position),
+        headers: signedHeaders(this.signer, this.subject, after + 1, position, body),
         msgID: `${this.run}.${after + 1}`,
         expect: { lastSequence: after },
         timeout: ACK_TIMEOUT_MS,
@@ -116,6 +130,7 @@ class NatsPacketLog implements PacketLog {
     private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
     private readonly settings: BusSettings,
+    private readonly signer: BusSigner,
   ) {
     this.js = jetstream(nc);
     this.maxBody = (nc.info?.max_payload ?? 1024 * 1024) - HEADER_ROOM;
@@ -189,9 +204,10 @@ class NatsPacketLog implements PacketLog {
   }
 
   appender(after: number): PacketAppender {
-    return new NatsAppender(this.nc, this.js, this.settings.subject, after, (sequence) => {
+    const onAck = (sequence: number) => {
       this.acknowledged = Math.max(this.acknowledged, sequence);
-    });
+    };
+    return new NatsAppender(this.nc, this.js, this.settings.subject, after, onAck, this.signer);
   }
 
   async close(): Promise<void> {
@@ -199,15 +215,20 @@ class NatsPacketLog implements PacketLog {
   }
 }
 
-/** Connects to the bus, makes sure the packet stream is there as configured, and opens its subject. */
+/**
+ * Connects to the bus, makes sure the packet stream is there as configured,
+ * and opens its subject; every message it appends is signed with
+ * `bus.signingKeyFile`'s key (read first: a missing key fails before any connection).
+ */
 export async function openPacketLog(
   settings: BusSettings,
   name: string,
   watch?: BusWatch,
 ): Promise<PacketLog> {
+  const signer = loadBusSigner(settings);
   const nc = await connectBus(settings, name, { watch });
   try {
-    return new NatsPacketLog(nc, await ensurePacketStream(nc, settings), settings);
+    return new NatsPacketLog(nc, await ensurePacketStream(nc, settings), settings, signer);
   } catch (error) {
     await nc.close();
     throw error;

@@ -8,8 +8,9 @@ import {
   type WireReply,
   type WireVote,
 } from '../../plugin/protocol/round-subjects.js';
+import type { BusSigner } from './bus-signing.js';
 import { whileAgentProgresses } from './prepare-progress.js';
-import { askOverBus } from './round-requests.js';
+import { askOverBus, requestSignature } from './round-requests.js';
 
 /** Longest a prepare request waits for its vote while the agent reports progress (ms). */
 const PREPARE_CAP_MS = 3_600_000;
@@ -36,6 +37,8 @@ export interface AgentAddress {
   /** The coordinator's activation epoch; null while it holds no coordinator lock. */
   epoch(): number | null;
   readonly timeouts: AgentRequestTimeouts;
+  /** Signs every request: agents obey only `lockstep run`'s key. */
+  readonly signer: BusSigner;
 }
 
 /**
@@ -58,6 +61,7 @@ export async function askAgent<T>(
     agentSubject(address.slot, address.replica, verb),
     { epoch, ...body },
     timeoutMs,
+    address.signer,
   );
   if (!reply.ok && reply.deposed === true) throw new DeposedError(epoch);
   return reply;
@@ -145,9 +149,11 @@ export class NatsRoundParticipant {
     const epoch = this.address.epoch();
     if (epoch === null) return;
     if (outcome === 'committed') this.heldVersion = Math.max(this.heldVersion ?? 0, request.to);
-    const { nc, slot, replica } = this.address;
+    const { nc, slot, replica, signer } = this.address;
+    const subject = agentSubject(slot, replica, 'decided');
+    const data = encodeWire({ epoch, request, outcome });
     try {
-      nc.publish(agentSubject(slot, replica, 'decided'), encodeWire({ epoch, request, outcome }));
+      nc.publish(subject, data, { headers: requestSignature(signer, subject, data) });
     } catch {
       // A closed connection: the agent learns it from its own phase two or its question.
     }

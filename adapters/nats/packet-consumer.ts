@@ -3,8 +3,10 @@ import {
   type JetStreamManager,
   jetstream,
   jetstreamManager,
+  type StoredMsg,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
 import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import type { PacketFeed, PacketReader } from '../../plugin/ports/packet-reader.js';
 import {
@@ -13,8 +15,10 @@ import {
   partPosition,
 } from '../../plugin/protocol/packet-bus-names.js';
 import { RelationInterner } from '../../plugin/protocol/relation-interner.js';
+import type { BusVerifier } from './bus-signing.js';
 import { closeBus, dropIfUnresponsive } from './nats-connection.js';
 import { NatsPacketFeed, SILENCE_MS } from './nats-packet-feed.js';
+import { PacketSignatureCheck } from './packet-signature-check.js';
 
 /** Bytes of messages the consumer may hold before the agent took them (its back-pressure bound). */
 const BUFFERED_BYTES = 32 * 1024 * 1024;
@@ -77,12 +81,19 @@ export class NatsPacketReader implements PacketReader {
   private manager: JetStreamManager | null = null;
   private readonly relations = new RelationInterner();
 
+  /** Set per read: the replica named in its errors and events. */
+  private signature: PacketSignatureCheck | null = null;
+
   constructor(
     private readonly nc: NatsConnection,
     private readonly names: PacketStream,
+    /** `lockstep run`'s public key: nothing unsigned by it is read, not even its headers. */
+    private readonly trust: { readonly verifier: BusVerifier; readonly log?: Logger },
   ) {}
 
   async readFrom(version: number, replica: string): Promise<PacketFeed> {
+    const { verifier, log } = this.trust;
+    this.signature = new PacketSignatureCheck(verifier, this.names.subject, replica, log);
     try {
       const seq = await this.firstSequenceOf(version, replica);
       const consumer = await jetstream(this.nc).consumers.get(this.names.stream, {
@@ -96,6 +107,7 @@ export class NatsPacketReader implements PacketReader {
       return new NatsPacketFeed(
         messages,
         replica,
+        this.signature,
         () => dropIfUnresponsive(this.nc),
         SILENCE_MS,
         progress,
@@ -151,7 +163,14 @@ export class NatsPacketReader implements PacketReader {
     const message = await (this.manager as JetStreamManager).streams.getMessage(this.names.stream, {
       seq,
     });
-    return message ? partPosition((name) => message.header?.get(name) || undefined) : null;
+    return message ? this.checkedPosition(message) : null;
+  }
+
+  /** What a stored message's headers say, once its signature checked (throws when it does not). */
+  private checkedPosition(message: StoredMsg): PartPosition | null {
+    const header = (name: string) => message.header?.get(name) || undefined;
+    this.signature?.check(message.seq, header, message.data);
+    return partPosition(header);
   }
 
   /** The first message at `seq` or after it, and what its headers say; null when none is left. */
@@ -165,10 +184,7 @@ export class NatsPacketReader implements PacketReader {
       query,
     );
     if (!message) return null;
-    return {
-      seq: message.seq,
-      position: partPosition((name) => message.header?.get(name) || undefined),
-    };
+    return { seq: message.seq, position: this.checkedPosition(message) };
   }
 }
 

@@ -1,5 +1,27 @@
-import { type NatsConnection, RequestError, type Subscription } from '@nats-io/transport-node';
+import {
+  headers,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  RequestError,
+  type Subscription,
+} from '@nats-io/transport-node';
+import { requestSignedBytes, SIGNATURE_HEADER } from '../../plugin/protocol/bus-signed-bytes.js';
 import { decodeWire, encodeWire, type WireReply } from '../../plugin/protocol/round-subjects.js';
+import type { BusSigner, BusVerifier } from './bus-signing.js';
+
+/** The header signing `data` sent on `subject` (a coordinator's request to an agent). */
+export function requestSignature(signer: BusSigner, subject: string, data: Uint8Array): MsgHdrs {
+  const h = headers();
+  h.set(SIGNATURE_HEADER, signer.sign(requestSignedBytes(subject, data)));
+  return h;
+}
+
+/** Whether `msg` carries a valid signature over its subject and body. */
+export function signedRequest(verifier: BusVerifier, msg: Msg): boolean {
+  const signature = msg.headers?.get(SIGNATURE_HEADER) || undefined;
+  return verifier.verify(requestSignedBytes(msg.subject, msg.data), signature);
+}
 
 /**
  * One request of a two-phase round: its reply, or an error once `timeoutMs`
@@ -11,10 +33,14 @@ export async function askOverBus<T>(
   subject: string,
   body: unknown,
   timeoutMs: number,
+  /** Signs the request (the coordinator's to agents); unsigned without it. */
+  signer?: BusSigner,
 ): Promise<WireReply<T>> {
   let reply: Awaited<ReturnType<NatsConnection['request']>>;
+  const data = encodeWire(body);
+  const signed = signer ? { headers: requestSignature(signer, subject, data) } : {};
   try {
-    reply = await nc.request(subject, encodeWire(body), { timeout: timeoutMs });
+    reply = await nc.request(subject, data, { timeout: timeoutMs, ...signed });
   } catch (error) {
     throw new Error(`no answer on ${subject} within ${timeoutMs} ms: ${(error as Error).message}`, {
       cause: error,
@@ -40,6 +66,8 @@ export function serveOverBus<Q>(
   nc: NatsConnection,
   subject: string,
   handle: (request: Q) => Promise<WireReply<unknown> | null>,
+  /** Checked before anything of a request is read: false refuses it, nothing done. */
+  trusted: (msg: Msg) => boolean = () => true,
 ): Subscription {
   return nc.subscribe(subject, {
     callback: (error, msg) => {
@@ -51,6 +79,10 @@ export function serveOverBus<Q>(
           msg.respond(encodeWire(answer));
         } catch {}
       };
+      if (!trusted(msg)) {
+        reply({ ok: false, error: 'refused: the request is not signed by lockstep run' });
+        return;
+      }
       let request: Q;
       try {
         request = decodeWire<Q>(msg.data);

@@ -1,6 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { agentRoundTransport } from '../../adapters/nats/agent-round-transport.js';
+import { loadBusVerifier } from '../../adapters/nats/bus-signing.js';
 import { connectBus } from '../../adapters/nats/nats-connection.js';
 import { NatsPacketReader } from '../../adapters/nats/packet-consumer.js';
 import { PgReplicaTarget } from '../../adapters/postgres/apply/replica-target.js';
@@ -44,11 +45,13 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
       'lockstep agent reads packets from the bus, and the configuration has no bus',
       'add bus (url of the NATS servers) to the configuration, the same as lockstep run uses',
     );
+  // Nothing of the bus is trusted without lockstep run's public key: a missing one stops the start.
+  const verifier = loadBusVerifier(bus);
   const log = createLogger(config.log.level);
   let agent: BusAgent | null = null;
   stopOnSignals(replica.name, log, () => agent);
   const nc = await reachReplicaAndBus(replica, bus, log);
-  const packets = new NatsPacketReader(nc, bus);
+  const packets = new NatsPacketReader(nc, bus, { verifier, log });
   let reporting: AgentReporting | null = null;
   const phaseTwo = new PreparedTransactions(replica.name, replica.url);
   agent = new BusAgent({
@@ -60,7 +63,10 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
     windowChanges: config.windowChanges,
     changed: () => reporting?.changed(),
     rounds: {
-      ...agentRoundTransport(nc, config.slot, replica.name, config.twoPhase.voteTimeoutMs),
+      ...agentRoundTransport(nc, config.slot, replica.name, config.twoPhase.voteTimeoutMs, {
+        verifier,
+        log,
+      }),
       stream: config.slot,
       node: phaseTwo,
       recoveryIntervalMs: config.twoPhase.recoveryIntervalMs,

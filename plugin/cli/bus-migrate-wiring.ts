@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { readAllAgentReports } from '../../adapters/nats/agent-status-kv.js';
+import { loadBusSigner } from '../../adapters/nats/bus-signing.js';
 import { BUS_FAILOVER_MS, connectBus } from '../../adapters/nats/nats-connection.js';
 import { NatsMigrationSession } from '../../adapters/nats/nats-migration-session.js';
 import { NatsPhaseTwoNode } from '../../adapters/nats/nats-phase-two-node.js';
@@ -30,6 +31,8 @@ export async function busMigrateWiring(
   bus: BusSettings,
   log: Logger,
 ): Promise<MigrateWiring & { close(): Promise<void> }> {
+  // Its requests to agents are signed as lockstep run's are: a missing key stops it first.
+  const signer = loadBusSigner(bus);
   const base = postgresControl(config);
   let epoch = await readStreamEpoch(config.primary, config.slot);
   // A coordinator that starts meanwhile raises it: phase two retried after the decision must not be refused for ever.
@@ -54,6 +57,7 @@ export async function busMigrateWiring(
       deltaMs: config.applyTimeoutMs,
       phaseTwoMs: config.twoPhase.voteTimeoutMs,
     },
+    signer,
   });
   // A frozen agent is given up on long before the cap above: after voteTimeoutMs without life, plus
   // the time either side may take to leave a hung NATS server (silence that long is not a frozen agent).

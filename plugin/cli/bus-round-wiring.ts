@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { coordinatorRoundTransport } from '../../adapters/nats/agent-round-transport.js';
+import type { BusSigner } from '../../adapters/nats/bus-signing.js';
 import { connectBus } from '../../adapters/nats/nats-connection.js';
 import { NatsPhaseTwoNode } from '../../adapters/nats/nats-phase-two-node.js';
 import {
@@ -22,7 +23,7 @@ import { untilReachable } from '../support/until-reachable.js';
  */
 export async function createBusRounds(
   config: LockstepConfig,
-  bus: BusSettings,
+  { bus, signer }: { readonly bus: BusSettings; readonly signer: BusSigner },
   lock: StreamLock,
   log: Logger,
   /** Whether the publisher is paused (made after the rounds: read late). */
@@ -49,6 +50,7 @@ export async function createBusRounds(
     replica,
     epoch,
     timeouts,
+    signer,
   });
   const names = config.replicas.map((r) => r.name);
   const transport = coordinatorRoundTransport(nc, config.slot);

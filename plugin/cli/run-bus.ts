@@ -14,6 +14,8 @@ export async function runBusPublisher(
   bus: BusSettings,
   origin: BusRunOrigin,
 ): Promise<void> {
+  // A key that is missing or unreadable stops the start, before anything is published.
+  const signer = (await import('../../adapters/nats/bus-signing.js')).loadBusSigner(bus);
   const [
     { createLogger },
     { migrateControlSchema },
@@ -41,7 +43,7 @@ export async function runBusPublisher(
   const lock = new StreamLock(config.primary, config.slot);
   const rounds = await createBusRounds(
     config,
-    bus,
+    { bus, signer },
     lock,
     log,
     () => run.publisher?.snapshot().paused ?? false,

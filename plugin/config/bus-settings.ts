@@ -23,6 +23,8 @@ export function busSettings(config: {
     replicas: bus.replicas,
     maxAgeMs: Number(age[1]) * SECONDS[age[2] as keyof typeof SECONDS] * 1000,
     maxBytes: Number(size[1]) * BYTES[size[2] as keyof typeof BYTES],
+    ...(bus.signingKeyFile ? { signingKeyFile: bus.signingKeyFile } : {}),
+    ...(bus.verifyKeyFile ? { verifyKeyFile: bus.verifyKeyFile } : {}),
   };
 }
 

@@ -56,6 +56,8 @@ export const ENVIRONMENT_KEYS: readonly EnvironmentKey[] = [
     kind: 'string',
   },
   { variable: 'LOCKSTEP_BUS_MAX_BYTES', path: ['bus', 'maxBytes'], kind: 'string' },
+  { variable: 'LOCKSTEP_BUS_SIGNING_KEY_FILE', path: ['bus', 'signingKeyFile'], kind: 'string' },
+  { variable: 'LOCKSTEP_BUS_VERIFY_KEY_FILE', path: ['bus', 'verifyKeyFile'], kind: 'string' },
   { variable: 'LOCKSTEP_BUS_AGENT_HTTP_HOST', path: ['bus', 'agentHttp', 'host'], kind: 'string' },
   { variable: 'LOCKSTEP_BUS_AGENT_HTTP_PORT', path: ['bus', 'agentHttp', 'port'], kind: 'number' },
   { variable: 'LOCKSTEP_LOG_LEVEL', path: ['log', 'level'], kind: 'string' },

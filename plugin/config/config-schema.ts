@@ -78,6 +78,10 @@ const busSchema = z
       .string()
       .regex(/^\d+\s*(MB|GB|TB)$/, 'a size such as "10GB"')
       .default('10GB'),
+    /** PEM Ed25519 private key `lockstep run` (and migrate, exec) signs packets and requests with. */
+    signingKeyFile: z.string().min(1).optional(),
+    /** PEM public key `lockstep agent` verifies them with (else derived from signingKeyFile). */
+    verifyKeyFile: z.string().min(1).optional(),
     /** `lockstep agent`'s /healthz, /readyz, /metrics and /status; off unless a port is set. */
     agentHttp: z
       .object({
@@ -88,7 +92,13 @@ const busSchema = z
       .strict()
       .optional(),
   })
-  .strict();
+  .strict()
+  // Nothing from the bus is applied unless lockstep signed it: a bus without keys is refused.
+  .refine((bus) => bus.signingKeyFile || bus.verifyKeyFile, {
+    message:
+      'bus.signingKeyFile (lockstep run) or bus.verifyKeyFile (lockstep agent): packets and requests on the bus are signed; make the keys with: openssl genpkey -algorithm ed25519 -out bus-signing.pem && openssl pkey -in bus-signing.pem -pubout -out bus-verify.pem',
+    path: ['signingKeyFile'],
+  });
 
 /** lockstep's configuration (DESIGN.md, "Configuration file"); every key also comes from `LOCKSTEP_*`. */
 export const configSchema = z

@@ -12,6 +12,10 @@ export interface BusSettings {
   readonly replicas: number;
   readonly maxAgeMs: number;
   readonly maxBytes: number;
+  /** PEM file of the Ed25519 private key `lockstep run` signs with (never log its content). */
+  readonly signingKeyFile?: string;
+  /** PEM file of the public key agents verify with. */
+  readonly verifyKeyFile?: string;
 }
 
 /** A message stored on the packet subject: its stream sequence, its headers' position, its part (or fragment). */

@@ -1,60 +1,26 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
-import { connectBus } from '../../adapters/nats/nats-connection.js';
-import { ensurePacketStream } from '../../adapters/nats/packet-stream-setup.js';
-import { busSettings } from '../../plugin/config/bus-settings.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { BusSettings } from '../../plugin/ports/packet-bus.js';
 import { coordinatorSubject, decodeWire } from '../../plugin/protocol/round-subjects.js';
-import { BusPackets, numberedRelation } from '../support/bus-packets.js';
+import { BusPackets } from '../support/bus-packets.js';
 import { appliedVersion } from '../support/compare-nodes.js';
 import { lockstep, startAgent } from '../support/lockstep-process.js';
-import { NUMBERED_SCHEMA } from '../support/numbered-table.js';
-import { useAttached } from '../support/use-attached.js';
-import { useNatsCluster } from '../support/use-nats-cluster.js';
+import { useAgentStream } from '../support/use-agent-stream.js';
 
 // Packets are published by the test itself: what lockstep run never sends, on a stream it controls.
-const nats = useNatsCluster();
-const clusters = useAttached({
-  replicas: 2,
-  schema: NUMBERED_SCHEMA,
-  config: {
-    get bus() {
-      return { url: nats.cluster.url };
-    },
-  },
-});
-
+const stream = useAgentStream();
+const { clusters, replica, rowsOn } = stream;
 let nc: NatsConnection;
 let settings: BusSettings;
 let packets: BusPackets;
 /** The version attach placed the replicas at. */
 let base = 0;
 
-beforeAll(async () => {
-  settings = busSettings({
-    slot: 'lockstep',
-    bus: { url: nats.cluster.url, replicas: 1, maxAge: '1h', maxBytes: '64MB' },
-  }) as BusSettings;
-  nc = await connectBus(settings, 'test');
-  await ensurePacketStream(nc, settings);
-  packets = new BusPackets(nc, settings, await numberedRelation(replica(0)));
-  base = await appliedVersion(replica(0));
-  expect(await appliedVersion(replica(1))).toBe(base);
+beforeAll(() => {
+  ({ nc, settings, base } = stream);
+  packets = new BusPackets(nc, settings, stream.relation);
 });
-afterAll(async () => {
-  await nc?.close();
-});
-
-function replica(index: number): PostgresCluster {
-  return clusters.replicas[index] as PostgresCluster;
-}
-
-async function rowsOn(node: PostgresCluster): Promise<number[]> {
-  const rows = await node.query<{ id: number }>('SELECT id FROM t ORDER BY id');
-  return rows.map((r) => Number(r.id));
-}
 
 describe('lockstep agent against a stream it cannot follow', () => {
   it('applies packets published in parts, then waits at a two-phase packet for its round', async () => {

@@ -8,6 +8,7 @@ import { busSettings } from '../../plugin/config/bus-settings.js';
 import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import type { BusSettings } from '../../plugin/ports/packet-bus.js';
 import type { PacketFeed } from '../../plugin/ports/packet-reader.js';
+import { busKeyFiles, testBusVerifier } from '../support/bus-keys.js';
 import { BusPackets, numberedRelationWithOid } from '../support/bus-packets.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
 
@@ -33,12 +34,12 @@ afterAll(async () => {
 async function stream(slot: string) {
   const settings = busSettings({
     slot,
-    bus: { url: nats.cluster.url, replicas: 1, maxAge: '1h', maxBytes: '256MB' },
+    bus: { ...busKeyFiles(), url: nats.cluster.url, replicas: 1, maxAge: '1h', maxBytes: '256MB' },
   }) as BusSettings;
   await ensurePacketStream(nc, settings);
   const jsm = await jetstreamManager(nc);
   const readerConnection = await connectBus(settings, `reader-${slot}`);
-  const reader = new NatsPacketReader(readerConnection, settings);
+  const reader = new NatsPacketReader(readerConnection, settings, { verifier: testBusVerifier() });
   open.push(reader);
   return {
     packets: new BusPackets(nc, settings, RELATION),

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { openPacketLog } from '../../adapters/nats/nats-packet-log.js';
 import { busSettings } from '../../plugin/config/bus-settings.js';
 import type { PacketLog } from '../../plugin/ports/packet-bus.js';
+import { busKeyFiles } from '../support/bus-keys.js';
 import { eventually } from '../support/compare-nodes.js';
 import { packetMessage } from '../support/nats-packets.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
@@ -42,7 +43,13 @@ describe('the packet stream under appends in flight while nodes hang', () => {
   it('keeps every node’s copy whole: each ends where the leader’s does', async () => {
     const settings = busSettings({
       slot: 'copies',
-      bus: { url: nats.cluster.url, replicas: 3, maxAge: '1h', maxBytes: '256MB' },
+      bus: {
+        ...busKeyFiles(),
+        url: nats.cluster.url,
+        replicas: 3,
+        maxAge: '1h',
+        maxBytes: '256MB',
+      },
     });
     if (!settings) throw new Error('no bus');
     const log = await openPacketLog(settings, 'test-appender');

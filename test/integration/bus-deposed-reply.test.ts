@@ -11,6 +11,7 @@ import { AgentRoundServer } from '../../plugin/agent/agent-round-server.js';
 import { DeposedError } from '../../plugin/ports/lockstep-error.js';
 import type { PhaseTwoNode } from '../../plugin/ports/phase-two-node.js';
 import type { Lsn } from '../../plugin/protocol/lsn.js';
+import { testBusSigner, testBusVerifier } from '../support/bus-keys.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
 
 // A coordinator that has not noticed yet that a successor took over asks an agent that already
@@ -33,7 +34,10 @@ describe('an agent refusing a deposed coordinator over the bus', () => {
       { servers: [nats.cluster.nodeUrl(0)] },
       'test-coordinator',
     );
-    const transport = agentRoundTransport(agentBus, 'lockstep', 'replica1', 1_000);
+    const transport = agentRoundTransport(agentBus, 'lockstep', 'replica1', 1_000, {
+      verifier: testBusVerifier(),
+      log: pino({ level: 'silent' }),
+    });
     const server = new AgentRoundServer(
       'replica1',
       () => null,
@@ -55,6 +59,7 @@ describe('an agent refusing a deposed coordinator over the bus', () => {
       replica: 'replica1',
       epoch: () => epoch,
       timeouts: { prepareMs: 2_000, deltaMs: 2_000, phaseTwoMs: 2_000 },
+      signer: testBusSigner(),
     });
     try {
       // The successor (epoch 2) reached the agent first.

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { openPacketLog } from '../../adapters/nats/nats-packet-log.js';
 import { busSettings } from '../../plugin/config/bus-settings.js';
 import { BusLeaderBehindError, type PacketLog } from '../../plugin/ports/packet-bus.js';
+import { busKeyFiles } from '../support/bus-keys.js';
 import { eventually } from '../support/compare-nodes.js';
 import { packetMessage } from '../support/nats-packets.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
@@ -26,7 +27,7 @@ describe('the packet stream with one running member and no leader', () => {
   it('gives no end before what JetStream acknowledged, and goes on once a quorum is back', async () => {
     const settings = busSettings({
       slot: 'leaderless',
-      bus: { url: nats.cluster.url, replicas: 3, maxAge: '1h', maxBytes: '64MB' },
+      bus: { ...busKeyFiles(), url: nats.cluster.url, replicas: 3, maxAge: '1h', maxBytes: '64MB' },
     });
     if (!settings) throw new Error('no bus');
     const log = await openPacketLog(settings, 'test');

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { agentSubject, decodeWire, encodeWire } from '../../plugin/protocol/round-subjects.js';
+import { signedRequest } from '../support/bus-keys.js';
 import { eventually, expectIdentical, preparedGids } from '../support/compare-nodes.js';
 import { CRITICAL_TABLES } from '../support/critical-setup.js';
 import { LockstepProcess, lockstep, startAgent } from '../support/lockstep-process.js';
@@ -144,11 +145,16 @@ describe('lockstep migrate and exec over the bus', () => {
         "SELECT epoch::text AS epoch FROM lockstep.streams WHERE stream = 'lockstep'",
       );
       const nc = await connect({ servers: nats.cluster.url.split(',') });
-      const forged = await nc.request(
-        agentSubject('lockstep', 'replica1', 'migrate'),
+      // Signed with lockstep run's key: even so, not run.
+      const subject = agentSubject('lockstep', 'replica1', 'migrate');
+      const request = signedRequest(
+        subject,
         encodeWire({ epoch: Number(row?.epoch), gid: 'lockstep_lockstep_m1_1' }),
-        { timeout: 5_000 },
       );
+      const forged = await nc.request(subject, request.data, {
+        timeout: 5_000,
+        headers: request.headers,
+      });
       await nc.close();
       expect(decodeWire<{ ok: boolean; error: string }>(forged.data)).toMatchObject({
         ok: false,

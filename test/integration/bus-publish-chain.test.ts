@@ -13,6 +13,7 @@ import {
 } from '../../plugin/ports/packet-bus.js';
 import type { Lsn } from '../../plugin/protocol/lsn.js';
 import { busResume } from '../../plugin/sidecar/bus-resume.js';
+import { busKeyFiles, testBusVerifier } from '../support/bus-keys.js';
 import { eventually } from '../support/compare-nodes.js';
 import { expectContiguous, packetMessage, readBusMessages } from '../support/nats-packets.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
@@ -23,7 +24,7 @@ const nats = useNatsCluster();
 const settingsFor = (slot: string) => {
   const settings = busSettings({
     slot,
-    bus: { url: nats.cluster.url, replicas: 3, maxAge: '1h', maxBytes: '64MB' },
+    bus: { ...busKeyFiles(), url: nats.cluster.url, replicas: 3, maxAge: '1h', maxBytes: '64MB' },
   });
   if (!settings) throw new Error('no bus');
   return settings;
@@ -162,7 +163,7 @@ describe('appends in flight on the packet subject', () => {
       expect((await log.last())?.sequence).toBe(3);
       expect((await log.before(5))?.sequence).toBe(3);
       // A reader of packet 4, before it is stored again and after, starts at the next one stored.
-      const reader = new NatsPacketReader(nc, settings);
+      const reader = new NatsPacketReader(nc, settings, { verifier: testBusVerifier() });
       const feed = await reader.readFrom(4, 'replica1');
       const run = await sendRun(log.appender(5), 4, 5);
       expect(run.map((r) => (r.status === 'fulfilled' ? r.value : r.reason))).toEqual([6, 7]);

@@ -6,6 +6,7 @@ import { connectBus } from '../../adapters/nats/nats-connection.js';
 import { busSettings } from '../../plugin/config/bus-settings.js';
 import type { BusSettings } from '../../plugin/ports/packet-bus.js';
 import type { LockstepStatus } from '../../plugin/status/read-status.js';
+import { busKeyFiles } from '../support/bus-keys.js';
 import { appliedVersion, eventually, expectIdentical } from '../support/compare-nodes.js';
 import { LockstepProcess, lockstep } from '../support/lockstep-process.js';
 import { useReplication } from '../support/lockstep-transport.js';
@@ -40,7 +41,7 @@ async function headVersion(): Promise<number> {
 async function purgeAllButLast(): Promise<void> {
   const settings = busSettings({
     slot: 'lockstep',
-    bus: { url: replication.busUrl, replicas: 3, maxAge: '7d', maxBytes: '10GB' },
+    bus: { ...busKeyFiles(), url: replication.busUrl, replicas: 3, maxAge: '7d', maxBytes: '10GB' },
   }) as BusSettings;
   const nc = await connectBus(settings, 'test');
   try {

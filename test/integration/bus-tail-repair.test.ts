@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { openPacketLog } from '../../adapters/nats/nats-packet-log.js';
 import { busSettings } from '../../plugin/config/bus-settings.js';
 import type { LockstepStatus } from '../../plugin/status/read-status.js';
+import { busKeyFiles } from '../support/bus-keys.js';
 import { eventually, expectIdentical, waitForMarker } from '../support/compare-nodes.js';
 import { LockstepProcess, lockstep, startAgent } from '../support/lockstep-process.js';
 import { expectContiguous, packetMessage, readBusMessages } from '../support/nats-packets.js';
@@ -31,7 +32,7 @@ async function insert(transactions: number): Promise<void> {
 async function breakTheChain(): Promise<{ end: number; next: number }> {
   const settings = busSettings({
     slot: 'lockstep',
-    bus: { url: nats.cluster.url, replicas: 3, maxAge: '7d', maxBytes: '10GB' },
+    bus: { ...busKeyFiles(), url: nats.cluster.url, replicas: 3, maxAge: '7d', maxBytes: '10GB' },
   });
   if (!settings) throw new Error('no bus');
   const log = await openPacketLog(settings, 'test-deposed');

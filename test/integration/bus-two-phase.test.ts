@@ -2,6 +2,7 @@ import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { agentSubject, decodeWire, encodeWire } from '../../plugin/protocol/round-subjects.js';
+import { signedRequest } from '../support/bus-keys.js';
 import { eventually, expectIdentical, preparedGids } from '../support/compare-nodes.js';
 import { criticalSetup, CRITICAL_TABLES as TABLES } from '../support/critical-setup.js';
 import { useReplication } from '../support/lockstep-transport.js';
@@ -56,11 +57,13 @@ describe('two-phase rounds over the bus', () => {
       const id = nextId++;
       await replication.primary.query('INSERT INTO accounts VALUES ($1, 10)', [id]);
       await eventually(() => committedEverywhere(id), 'a round (the agents saw the epoch)');
-      const reply = await nc.request(
-        agentSubject('lockstep', 'replica1', 'rollback'),
-        encodeWire({ epoch: 0, gid: 'lockstep_x' }),
-        { timeout: 5_000 },
-      );
+      // Signed: only the epoch is old.
+      const subject = agentSubject('lockstep', 'replica1', 'rollback');
+      const request = signedRequest(subject, encodeWire({ epoch: 0, gid: 'lockstep_x' }));
+      const reply = await nc.request(subject, request.data, {
+        timeout: 5_000,
+        headers: request.headers,
+      });
       const answer = decodeWire<{ ok: boolean; deposed?: boolean; error?: string }>(reply.data);
       expect(answer).toMatchObject({ ok: false, deposed: true });
       expect(answer.error).toMatch(/deposed coordinator: epoch 0 is older than \d+/);

@@ -1,11 +1,14 @@
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import type { BusSigner } from '../../adapters/nats/bus-signing.js';
 import type { BusSettings } from '../../plugin/ports/packet-bus.js';
+import { packetSignedBytes, SIGNATURE_HEADER } from '../../plugin/protocol/bus-signed-bytes.js';
 import type { Change, Lsn, PacketPart, Phase, Relation } from '../../plugin/protocol/index.js';
 import { lsnFromBigInt, lsnFromHalves } from '../../plugin/protocol/lsn.js';
 import { PACKET_HEADERS } from '../../plugin/protocol/packet-bus-names.js';
 import { encodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
+import { testBusSigner } from './bus-keys.js';
 
 /** Table `t (id int primary key, v int)` as packets name it, with its oid on `node`. */
 export async function numberedRelation(node: PostgresCluster): Promise<Relation> {
@@ -57,6 +60,8 @@ export class BusPackets {
     private readonly nc: NatsConnection,
     private readonly settings: BusSettings,
     private readonly relation: Relation,
+    /** Who signs: this run's key, as lockstep run; another key or none forges packets. */
+    private readonly signer: BusSigner | null = testBusSigner(),
   ) {}
 
   /** Packet `version` inserting rows `ids` (each id with v = id), in `parts` parts. */
@@ -88,9 +93,24 @@ export class BusPackets {
       h.set(PACKET_HEADERS.part, String(index));
       h.set(PACKET_HEADERS.changes, String(changes));
       if (last) h.set(PACKET_HEADERS.final, phase);
-      await jetstream(this.nc).publish(this.settings.subject, encodePacketPart(part), {
-        headers: h,
-      });
+      await this.signedPublish(h, encodePacketPart(part));
     }
+  }
+
+  /** Publishes `body` signed as `lockstep run` signs it: over the sequence it must be stored at. */
+  private async signedPublish(h: ReturnType<typeof headers>, body: Uint8Array): Promise<void> {
+    const jsm = await jetstreamManager(this.nc);
+    const after = (await jsm.streams.info(this.settings.stream)).state.last_seq;
+    const bytes = packetSignedBytes(
+      this.settings.subject,
+      after + 1,
+      (name) => h.get(name) || undefined,
+      body,
+    );
+    if (this.signer) h.set(SIGNATURE_HEADER, this.signer.sign(bytes));
+    await jetstream(this.nc).publish(this.settings.subject, body, {
+      headers: h,
+      expect: { lastSequence: after },
+    });
   }
 }

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { busKeyFiles } from './bus-keys.js';
 
 /** Writes a configuration file for a primary and replicas; returns its path and a cleanup. */
 export function writeConfig(
@@ -44,13 +45,19 @@ export function rewriteConfig(
         tables: ['public.*'],
         http: { port: 0 },
         retry: { initialMs: 200, maxMs: 2000 },
-        ...extra,
-        ...syncedBus(extra.bus),
+        ...withBusKeys({ ...extra, ...syncedBus(extra.bus) }),
       },
       null,
       2,
     ),
   );
+}
+
+/** `extra` with this run's bus key pair in its `bus` (packets and requests are signed), unless it names keys itself. */
+function withBusKeys(extra: Record<string, unknown>): Record<string, unknown> {
+  const bus = extra.bus as Record<string, unknown> | undefined;
+  if (!bus || 'signingKeyFile' in bus || 'verifyKeyFile' in bus) return extra;
+  return { ...extra, bus: { ...busKeyFiles(), ...bus } };
 }
 
 /** How a command is started: from source through tsx (tests), or the built CLI (`npm run build`). */

@@ -35,6 +35,8 @@ describe('bus configuration', () => {
       LOCKSTEP_BUS_URL: 'nats://a:4222, nats://b:4222',
       LOCKSTEP_BUS_REPLICAS: '3',
       LOCKSTEP_BUS_MAX_AGE: '12h',
+      LOCKSTEP_BUS_SIGNING_KEY_FILE: '/keys/bus-signing.pem',
+      LOCKSTEP_BUS_VERIFY_KEY_FILE: '/keys/bus-verify.pem',
     });
     expect(busSettings(config)).toEqual({
       servers: ['nats://a:4222', 'nats://b:4222'],
@@ -43,7 +45,17 @@ describe('bus configuration', () => {
       replicas: 3,
       maxAgeMs: 12 * 3600 * 1000,
       maxBytes: 10 * 1024 ** 3,
+      signingKeyFile: '/keys/bus-signing.pem',
+      verifyKeyFile: '/keys/bus-verify.pem',
     });
+  });
+
+  it('refuses a bus without a key: nothing unsigned is applied', () => {
+    expect(problemsOf({ ...env, LOCKSTEP_BUS_URL: 'nats://a:4222' })).toContainEqual(
+      expect.stringMatching(/^bus\.signingKeyFile.*bus\.verifyKeyFile.*openssl genpkey/),
+    );
+    const agentOnly = { ...env, LOCKSTEP_BUS_URL: 'nats://a:4222' };
+    expect(problemsOf({ ...agentOnly, LOCKSTEP_BUS_VERIFY_KEY_FILE: '/k.pem' })).toEqual([]);
   });
 
   it('names a wrong value without its credentials', () => {
@@ -80,7 +92,11 @@ describe('bus configuration', () => {
   });
 
   it('honours tags, twoPhase.tables and captureDdl with bus', () => {
-    const bus = { ...env, LOCKSTEP_BUS_URL: 'nats://a:4222' };
+    const bus = {
+      ...env,
+      LOCKSTEP_BUS_URL: 'nats://a:4222',
+      LOCKSTEP_BUS_VERIFY_KEY_FILE: '/k.pem',
+    };
     expect(loadConfig(undefined, bus).twoPhase.tag).toBe(true);
     expect(loadConfig(undefined, { ...bus, LOCKSTEP_TWO_PHASE_TAG: 'true' }).twoPhase.tag).toBe(
       true,

@@ -324,7 +324,11 @@ describe('http hosts', () => {
       primary: PRIMARY,
       replicas: [{ name: 'eu', url: PRIMARY }],
       http: { host: '' },
-      bus: { url: 'nats://127.0.0.1:4222', agentHttp: { host: '', port: 9188 } },
+      bus: {
+        url: 'nats://127.0.0.1:4222',
+        verifyKeyFile: '/k.pem',
+        agentHttp: { host: '', port: 9188 },
+      },
     };
     expect(
       secretFreeProblemsOf(() => loadConfig(file('hosts.json', JSON.stringify(config)), {})),

@@ -5,6 +5,7 @@ import {
   FeedStalledError,
   NatsPacketFeed,
 } from '../../adapters/nats/nats-packet-feed.js';
+import type { PacketSignatureCheck } from '../../adapters/nats/packet-signature-check.js';
 
 /** A consumer the test drives: messages never come; notifications are pushed by hand. */
 function fakeMessages(): { messages: ConsumerMessages; notify(n: ConsumerNotification): void } {
@@ -24,6 +25,9 @@ function fakeMessages(): { messages: ConsumerMessages; notify(n: ConsumerNotific
     notify: (n) => waiting.shift()?.({ value: n, done: false }),
   };
 }
+
+/** Messages never come here: nothing is checked. */
+const TRUSTING = { check: () => undefined } as unknown as PacketSignatureCheck;
 
 const HEARTBEAT = {
   type: 'heartbeat',
@@ -53,7 +57,10 @@ async function readWhileHeartbeating(
 function feedBefore(last: number) {
   const { messages, notify } = fakeMessages();
   const end = vi.fn(async () => last);
-  const feed = new NatsPacketFeed(messages, 'r1', async () => true, 1_000, { start: 12_595, end });
+  const feed = new NatsPacketFeed(messages, 'r1', TRUSTING, async () => true, 1_000, {
+    start: 12_595,
+    end,
+  });
   return { feed, notify, end };
 }
 
@@ -64,7 +71,7 @@ describe('NatsPacketFeed', () => {
   it('fails a read once the consumer gave no sign for the silence bound, after onSilent', async () => {
     const { messages } = fakeMessages();
     const onSilent = vi.fn(async () => true);
-    const feed = new NatsPacketFeed(messages, 'r1', onSilent, 1_000);
+    const feed = new NatsPacketFeed(messages, 'r1', TRUSTING, onSilent, 1_000);
     const read = feed.next();
     const failed = expect(read).rejects.toBeInstanceOf(FeedSilentError);
     await vi.advanceTimersByTimeAsync(1_000);
@@ -74,7 +81,7 @@ describe('NatsPacketFeed', () => {
 
   it('waits on as long as heartbeats come', async () => {
     const { messages, notify } = fakeMessages();
-    const feed = new NatsPacketFeed(messages, 'r1', async () => true, 1_000);
+    const feed = new NatsPacketFeed(messages, 'r1', TRUSTING, async () => true, 1_000);
     const settled = await readWhileHeartbeating(feed, notify, 10);
     expect(settled()).toBe(false);
     // Then silence: the read fails.

@@ -1,0 +1,56 @@
+import { PACKET_HEADERS } from './packet-bus-names.js';
+
+/**
+ * What `lockstep run` signs on the bus (README, "The bus is trusted as the
+ * primary is"): a canonical byte string per message, so an agent checks the
+ * signature before it decodes or obeys anything. Each kind starts with its
+ * own tag, so a signature over one can never pass as the other.
+ */
+
+/** The header carrying a message's signature (base64 Ed25519). */
+export const SIGNATURE_HEADER = 'Lockstep-Sig';
+
+/** Every packet header an agent reads, in the order they are signed. */
+const SIGNED_PACKET_HEADERS = [
+  PACKET_HEADERS.version,
+  PACKET_HEADERS.part,
+  PACKET_HEADERS.changes,
+  PACKET_HEADERS.final,
+  PACKET_HEADERS.first,
+] as const;
+
+const encoder = new TextEncoder();
+
+function joined(prefix: string, body: Uint8Array): Uint8Array {
+  const head = encoder.encode(prefix);
+  const out = new Uint8Array(head.length + body.length);
+  out.set(head, 0);
+  out.set(body, head.length);
+  return out;
+}
+
+/**
+ * The bytes signed for a packet message: its subject, the stream sequence it
+ * is stored at (a genuine message copied to another place fails), the
+ * position headers (a missing one as empty: readers treat both alike) and
+ * the body. Header values and subjects hold no line breaks; the body is last.
+ */
+export function packetSignedBytes(
+  subject: string,
+  sequence: number,
+  header: (name: string) => string | undefined,
+  body: Uint8Array,
+): Uint8Array {
+  const lines = [
+    'lockstep-packet-v1',
+    subject,
+    String(sequence),
+    ...SIGNED_PACKET_HEADERS.map((name) => `${name}:${header(name) ?? ''}`),
+  ];
+  return joined(`${lines.join('\n')}\n`, body);
+}
+
+/** The bytes signed for a coordinator's request to an agent: its subject and its body (which holds the epoch). */
+export function requestSignedBytes(subject: string, body: Uint8Array): Uint8Array {
+  return joined(`lockstep-request-v1\n${subject}\n`, body);
+}
