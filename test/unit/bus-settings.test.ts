@@ -119,7 +119,11 @@ describe('bus configuration', () => {
   });
 
   it("waits nats-server's default sync interval unless told the servers sync before they ack", () => {
-    const bus = { ...env, LOCKSTEP_BUS_URL: 'nats://a:4222' };
+    const bus = {
+      ...env,
+      LOCKSTEP_BUS_URL: 'nats://a:4222',
+      LOCKSTEP_BUS_SIGNING_KEY_FILE: '/keys/bus-signing.pem',
+    };
     const interval = (value?: string) =>
       serverSyncIntervalMs(
         loadConfig(undefined, value ? { ...bus, LOCKSTEP_BUS_SERVER_SYNC_INTERVAL: value } : bus)
