@@ -31,6 +31,8 @@ export interface CheckedTail {
   readonly repair: TailRepair | null;
   /** The sequences to remove ({@link removeTail}), newest first: interrupted, the bus still ends in the same break. */
   readonly removing: readonly number[];
+  /** Messages the walk read before `last` (what resuming cost, for the log). */
+  readonly walked: number;
 }
 
 /**
@@ -124,7 +126,8 @@ export async function checkTail(
   const broken = chain.findIndex(
     (message, i) => i > 0 && !follows(chain[i - 1] as StoredPart, message),
   );
-  if (broken < 0) return { last, chain, repair: null, removing: [] };
+  const read = walked.length - 1;
+  if (broken < 0) return { last, chain, repair: null, removing: [], walked: read };
   const removed = chain.slice(broken);
   const kept = chain.slice(0, broken);
   const before = kept[kept.length - 1] as StoredPart;
@@ -138,6 +141,7 @@ export async function checkTail(
       found: (removed[0] as StoredPart).position,
     },
     removing: removed.map((message) => message.sequence).reverse(),
+    walked: read,
   };
 }
 

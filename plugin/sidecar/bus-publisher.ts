@@ -245,6 +245,7 @@ export class BusPublisher {
         version: plan.resume.version,
         lsn: plan.resume.lsn,
         sequence: plan.lastSequence,
+        walked: plan.walked,
         event: 'bus-publishing',
       },
       'publishing to the bus',

@@ -13,6 +13,8 @@ export interface BusResume {
   readonly lastSequence: number;
   /** Messages removed from the end of the bus before resuming: they did not follow the chain. */
   readonly repaired?: TailRepair;
+  /** Messages read walking back from the end of the bus to the slot's confirmed point. */
+  readonly walked?: number;
 }
 
 const fix = 'lockstep attach --resync for every replica, after removing the bus stream';
@@ -47,6 +49,7 @@ export async function busResume(
   const plan = {
     ...resumed,
     lastSequence: end,
+    walked: tail?.walked ?? 0,
     ...(tail?.repair ? { repaired: tail.repair } : {}),
   };
   if (confirmed && lsnToBigInt(plan.resume.lsn) + 1n < lsnToBigInt(confirmed)) {
