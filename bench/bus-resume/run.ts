@@ -7,7 +7,8 @@
  * line), how long until it logged that and until the stream got its first new
  * message, and its peak RSS (VmHWM) then. Prints its numbers; decides nothing.
  * Knobs: BENCH_SYNC_INTERVAL (default 2m), BENCH_SCALE (default 10),
- * BENCH_CLIENTS (default 4).
+ * BENCH_CLIENTS (default 4), BENCH_CLI (the bundle to run, default
+ * dist/lockstep.mjs: another build compares with it).
  */
 import { readFileSync } from 'node:fs';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -31,7 +32,7 @@ import {
   pgbench,
 } from '../support/bench-cluster.js';
 
-useBuiltCli();
+useBuiltCli(process.env.BENCH_CLI);
 
 const INTERVAL = process.env.BENCH_SYNC_INTERVAL ?? '2m';
 const SCALE = Number(process.env.BENCH_SCALE ?? 10);
@@ -69,11 +70,17 @@ const [primary, replica] = (await Promise.all([
 const nats = await NatsCluster.start();
 const bus = { url: nats.url, replicas: 3, serverSyncInterval: INTERVAL };
 const config = writeConfig(primary, [replica], { twoPhase: { tag: false }, bus });
-const nc = await connectBus({ servers: [nats.url] }, 'bench-reader');
-const jsm = await jetstreamManager(nc);
+const nc = await connectBus({ servers: nats.url.split(',') }, 'bench-reader').catch(
+  async (error: unknown) => {
+    await nats.destroy();
+    await Promise.all([primary.destroy(), replica.destroy()]);
+    throw error;
+  },
+);
 const stream = packetStreamName('lockstep', undefined);
-const streamEnd = async () => (await jsm.streams.info(stream)).state;
 try {
+  const jsm = await jetstreamManager(nc);
+  const streamEnd = async () => (await jsm.streams.info(stream)).state;
   await createBenchTables(primary, SCALE, 0);
   await copySchema(primary, [replica]);
   const attached = await lockstep(['attach', '--config', config.file]);
