@@ -1,4 +1,5 @@
 import {
+  DeliverPolicy,
   type JetStreamClient,
   type JetStreamManager,
   jetstream,
@@ -35,13 +36,24 @@ const STEP_DOWN_TIMEOUT_MS = 5_000;
 /** JetStream's error code for a failed last-sequence expectation. */
 const WRONG_LAST_SEQUENCE = 10071;
 
+/** Bytes one read back brings, at the stream's average message size: a walk holds them all at once. */
+const READ_BACK_BYTES = 8 * 1024 * 1024;
+/** Bytes one read back brings at most, should its messages all be as large as the servers take. */
+const READ_BACK_MAX_BYTES = 64 * 1024 * 1024;
+/** How long a read back waits for messages the stream no longer holds (ms). */
+const READ_BACK_WAIT_MS = 5_000;
+
 function stored(message: StoredMsg): StoredPart {
-  const position = partPosition((name) => message.header?.get(name) || undefined);
+  return storedPart(message.seq, message.header, message.data);
+}
+
+function storedPart(sequence: number, header: MsgHdrs | undefined, data: Uint8Array): StoredPart {
+  const position = partPosition((name) => header?.get(name) || undefined);
   if (!position)
-    throw new Error(`bus message ${message.seq} has no Lockstep-Version/-Part/-Changes headers`);
+    throw new Error(`bus message ${sequence} has no Lockstep-Version/-Part/-Changes headers`);
   // Of a message of several packets, the last: the one its headers describe.
-  const pieces = decodeBusPieces(message.data);
-  return { sequence: message.seq, position, part: pieces[pieces.length - 1] as BusPiece };
+  const pieces = decodeBusPieces(data);
+  return { sequence, position, part: pieces[pieces.length - 1] as BusPiece };
 }
 
 /**
@@ -162,6 +174,41 @@ class NatsPacketLog implements PacketLog {
       if (seq <= first) return null;
     }
     return null;
+  }
+
+  async readBack(sequence: number): Promise<StoredPart[]> {
+    const { state } = await this.jsm.streams.info(this.settings.stream);
+    const average = state.messages > 0 ? state.bytes / state.messages : 1;
+    const most = Math.floor(READ_BACK_MAX_BYTES / (this.maxBody + HEADER_ROOM));
+    const count = Math.min(most, Math.max(1, Math.floor(READ_BACK_BYTES / average)));
+    const from = Math.max(sequence - count, state.first_seq, 1);
+    if (from >= sequence) return [];
+    const read = await this.readRange(from, sequence);
+    if (read.length > 0) return read.reverse();
+    // Every message of the span removed (a repaired tail): further back, one at a time.
+    const one = await this.before(from);
+    return one ? [one] : [];
+  }
+
+  /** The messages from sequence `from` up to (not with) `to`, oldest first: one consumer's fetch, not a request each. */
+  private async readRange(from: number, to: number): Promise<StoredPart[]> {
+    const consumer = await this.js.consumers.get(this.settings.stream, {
+      filter_subjects: this.settings.subject,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: from,
+    });
+    const messages = await consumer.fetch({ max_messages: to - from, expires: READ_BACK_WAIT_MS });
+    const read: StoredPart[] = [];
+    try {
+      for await (const message of messages) {
+        if (message.seq < to) read.push(storedPart(message.seq, message.headers, message.data));
+        // Removed sequences in the span: the fetch goes on past `to` (which the walk stands on).
+        if (message.seq >= to - 1) break;
+      }
+    } finally {
+      await messages.close();
+    }
+    return read;
   }
 
   async remove(sequence: number): Promise<void> {

@@ -44,6 +44,12 @@ export interface PacketLog {
   /** The newest message before stream sequence `sequence` (removed ones skipped); null when none is left. */
   before(sequence: number): Promise<StoredPart | null>;
   /**
+   * Messages before stream sequence `sequence`, newest first (removed ones
+   * skipped): as many as one read brings (a few MB), at least the one
+   * {@link before} finds; empty when none is left. A walk back over many.
+   */
+  readBack(sequence: number): Promise<StoredPart[]>;
+  /**
    * Removes the message at `sequence`. The stream's last sequence stays what
    * it was ({@link end}; appends follow it), {@link last} skips removed ones.
    */

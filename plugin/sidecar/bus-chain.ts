@@ -23,14 +23,26 @@ export interface TailRepair {
   readonly found: PartPosition;
 }
 
-/** The bus's tail once checked: its last message that follows the chain, the chain itself (oldest first). */
+/**
+ * What the walk read of the packet a message is part of: its first part and
+ * the message before that (which ends the packet before), when the walk got
+ * that far back. Resuming inside a packet needs the one before it.
+ */
+export interface PacketStart {
+  readonly first: StoredPart | null;
+  readonly before: StoredPart | null;
+}
+
+/** The bus's tail once checked: its last message that follows the chain, where its packet starts. */
 export interface CheckedTail {
   readonly last: StoredPart;
-  /** The messages walked that stay, oldest first, `last` at the end. */
-  readonly chain: readonly StoredPart[];
+  /** The start of `last`'s packet, as far as the walk read it (nothing else walked is kept). */
+  readonly start: PacketStart;
   readonly repair: TailRepair | null;
   /** The sequences to remove ({@link removeTail}), newest first: interrupted, the bus still ends in the same break. */
   readonly removing: readonly number[];
+  /** Messages the walk read before the bus's last one (what resuming cost, for the log). */
+  readonly walked: number;
 }
 
 /**
@@ -60,7 +72,7 @@ export function follows(previous: StoredPart, next: StoredPart): boolean {
 }
 
 /** The message's packet is confirmed on the slot (positions name a commit, the slot is confirmed to one past it). */
-function confirmedOn(message: StoredPart, confirmed: Lsn): boolean {
+export function confirmedOn(message: StoredPart, confirmed: Lsn): boolean {
   return lsnToBigInt(message.part.header.lsn) < lsnToBigInt(confirmed);
 }
 
@@ -72,7 +84,7 @@ function confirmedOn(message: StoredPart, confirmed: Lsn): boolean {
  * without its end) while the chain breaks before them: stopping there would
  * leave the bus ending before the confirmed point for good.
  */
-function anchors(
+export function anchors(
   previous: StoredPart,
   current: StoredPart,
   confirmed: Lsn,
@@ -99,7 +111,10 @@ function anchors(
  * not follow their predecessor (not ours), to the first confirmed one that
  * does: it is bounded by the unconfirmed tail (what the publisher published
  * in the last `bus.serverSyncInterval` and a bit, as the slot trails the
- * acks by that) plus the foreign messages in it.
+ * acks by that) plus the foreign messages in it. That is minutes of
+ * messages under load (100k in bench:bus-resume): they are read many to a
+ * request, and only their sequences and the start of the last packet that
+ * stays are kept, breaks noted as the walk passes them.
  */
 export async function checkTail(
   log: PacketLog,
@@ -108,37 +123,87 @@ export async function checkTail(
   /** The recorded head's version: the slot is never confirmed past it. */
   head: number,
 ): Promise<CheckedTail> {
-  const walked: StoredPart[] = [last];
+  /** Sequences walked, newest first (numbers only: a message may be half a megabyte). */
+  const sequences = [last.sequence];
+  let kept = new KeptTail(last);
+  let repair: TailRepair | null = null;
+  /** How many of `sequences` (from the newest) the break removes. */
+  let removing = 0;
+  const reader = new BackReader(log, last.sequence);
   let current = last;
   /** Confirmed messages below the head walked past so far. */
   let below = 0;
   for (;;) {
-    const previous = await log.before(current.sequence);
+    const previous = await reader.previous();
     if (!previous) break;
-    walked.push(previous);
+    // The oldest break counts: what stays ends before it, whatever came after.
+    if (!follows(previous, current)) {
+      removing = sequences.length;
+      repair = {
+        from: current.sequence,
+        to: last.sequence,
+        after: previous.position,
+        found: current.position,
+      };
+      kept = new KeptTail(previous);
+    } else kept.reached(previous);
+    sequences.push(previous.sequence);
     if (anchors(previous, current, confirmed, head, below)) break;
     if (confirmedOn(current, confirmed) && current.position.version < head) below++;
     current = previous;
   }
-  const chain = walked.reverse();
-  const broken = chain.findIndex(
-    (message, i) => i > 0 && !follows(chain[i - 1] as StoredPart, message),
-  );
-  if (broken < 0) return { last, chain, repair: null, removing: [] };
-  const removed = chain.slice(broken);
-  const kept = chain.slice(0, broken);
-  const before = kept[kept.length - 1] as StoredPart;
-  return {
-    last: before,
-    chain: kept,
-    repair: {
-      from: (removed[0] as StoredPart).sequence,
-      to: last.sequence,
-      after: before.position,
-      found: (removed[0] as StoredPart).position,
-    },
-    removing: removed.map((message) => message.sequence).reverse(),
-  };
+  const walked = sequences.length - 1;
+  const start = kept.start();
+  return { last: kept.last, start, repair, removing: sequences.slice(0, removing), walked };
+}
+
+/** Reads the bus back from a sequence, many messages a request ({@link PacketLog.readBack}). */
+class BackReader {
+  /** Newest first; `next` the index of the one {@link previous} gives next. */
+  private read: StoredPart[] = [];
+  private next = 0;
+
+  constructor(
+    private readonly log: PacketLog,
+    /** The sequence the walk stands on: what it reads next is before it. */
+    private at: number,
+  ) {}
+
+  /** The message before the last one given (removed ones skipped); null when none is left. */
+  async previous(): Promise<StoredPart | null> {
+    if (this.next >= this.read.length) {
+      this.read = await this.log.readBack(this.at);
+      this.next = 0;
+    }
+    const message = this.read[this.next++];
+    if (!message) return null;
+    this.at = message.sequence;
+    return message;
+  }
+}
+
+/** The last message that stays, and of what the walk reads further back, only its packet's start. */
+class KeptTail {
+  private first: StoredPart | null;
+  private before: StoredPart | null = null;
+  /** Messages read past `last`. */
+  private read = 0;
+
+  constructor(readonly last: StoredPart) {
+    this.first = last.position.part === 0 ? last : null;
+  }
+
+  /** The walk read `message`, the one before those it read so far. */
+  reached(message: StoredPart): void {
+    this.read++;
+    const part = this.last.position.part;
+    if (this.read === part) this.first = message;
+    else if (this.read === part + 1) this.before = message;
+  }
+
+  start(): PacketStart {
+    return { first: this.first, before: this.before };
+  }
 }
 
 /** Removes the messages `tail` says break the chain. */

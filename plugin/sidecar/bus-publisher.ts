@@ -219,10 +219,12 @@ export class BusPublisher {
   private async publishFromEnd(): Promise<void> {
     this.packetLog ??= await this.parts.openLog();
     const log = this.packetLog;
+    const walk = { read: 0 };
     const plan = await busResume(
       log,
       () => this.parts.startPoint(),
       () => this.parts.slotConfirmedLsn(),
+      walk,
     );
     if (plan.repaired) {
       const { from, to, after, found } = plan.repaired;
@@ -245,6 +247,7 @@ export class BusPublisher {
         version: plan.resume.version,
         lsn: plan.resume.lsn,
         sequence: plan.lastSequence,
+        walked: walk.read,
         event: 'bus-publishing',
       },
       'publishing to the bus',

@@ -2,7 +2,7 @@ import { LockstepError } from '../ports/lockstep-error.js';
 import type { PacketLog, StoredPart } from '../ports/packet-bus.js';
 import { isFragment } from '../protocol/change-fragments.js';
 import { type Lsn, lsnToBigInt, type ResumePoint } from '../protocol/index.js';
-import { checkTail, removeTail, type TailRepair } from './bus-chain.js';
+import { checkTail, type PacketStart, removeTail, type TailRepair } from './bus-chain.js';
 import type { PacketCursor } from './bus-messages.js';
 
 /** Where publishing picks up: the stream's resume point, what of its next packet is stored, the subject's last sequence. */
@@ -32,6 +32,8 @@ export async function busResume(
   log: PacketLog,
   start: () => Promise<ResumePoint | null>,
   slotConfirmed: () => Promise<Lsn | null>,
+  /** Told how many messages the walk back from the end read (what resuming cost, for the log). */
+  walk: { read: number } = { read: 0 },
 ): Promise<BusResume> {
   // The end first: a message stored in between makes the first publish refused, never follow the wrong one.
   const end = await log.end();
@@ -39,9 +41,11 @@ export async function busResume(
   const confirmed = await slotConfirmed();
   const head = (await start())?.version ?? 0;
   const tail = newest && confirmed ? await checkTail(log, newest, confirmed, head) : null;
+  walk.read = tail?.walked ?? 0;
   const last = tail ? tail.last : newest;
-  const chain = tail?.chain ?? (last ? [last] : []);
-  const stored = last ? await fromStored(log, chain, start) : await fromStart(end, start);
+  const stored = last
+    ? await fromStored(log, last, tail?.start ?? packetStart(last), start)
+    : await fromStart(end, start);
   const resumed = last ? await pastIdle(stored, start) : stored;
   // Appends follow the stream's last sequence, also when removed messages (a repaired tail) end it.
   const plan = {
@@ -100,28 +104,33 @@ async function fromStart(
   return { resume, cursor: null, lastSequence: end };
 }
 
+/** What is known of the start of `last`'s packet without reading the bus. */
+function packetStart(last: StoredPart): PacketStart {
+  return { first: last.position.part === 0 ? last : null, before: null };
+}
+
 /**
- * The message before the first part of the packet `chain` ends in: from the
- * chain when it holds that part, else by the sequence parts are stored at.
+ * The message before the first part of `last`'s packet: the one the walk
+ * read, else the one before the first part when the walk read that, else by
+ * the sequence parts are stored at.
  */
 async function packetBefore(
   log: PacketLog,
-  chain: readonly StoredPart[],
+  last: StoredPart,
+  start: PacketStart,
 ): Promise<StoredPart | null> {
-  const last = chain[chain.length - 1] as StoredPart;
-  const first = chain.length - 1 - last.position.part;
-  if (first > 0) return chain[first - 1] as StoredPart;
-  if (first === 0) return log.before((chain[0] as StoredPart).sequence);
+  if (start.before) return start.before;
+  if (start.first) return log.before(start.first.sequence);
   const before = last.sequence - last.position.part - 1;
   return before >= 1 ? log.at(before) : null;
 }
 
 async function fromStored(
   log: PacketLog,
-  chain: readonly StoredPart[],
+  last: StoredPart,
+  packet: PacketStart,
   start: () => Promise<ResumePoint | null>,
 ): Promise<BusResume> {
-  const last = chain[chain.length - 1] as StoredPart;
   const { position, part, sequence } = last;
   if (position.final)
     return {
@@ -130,7 +139,7 @@ async function fromStored(
       lastSequence: sequence,
     };
   // The message before the packet's first part ends the previous packet.
-  const previous = await packetBefore(log, chain);
+  const previous = await packetBefore(log, last, packet);
   // None before it, or retention took it (a bus emptied while idle, then a packet of several
   // messages): the recorded head names the packet before, when it is that one.
   const resume = previous

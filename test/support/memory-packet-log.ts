@@ -16,6 +16,12 @@ export function memoryPacketLog(
     last: async () => stored.at(-1) ?? null,
     at: async (sequence) => stored.find((m) => m.sequence === sequence) ?? null,
     before: async (sequence) => stored.findLast((m) => m.sequence < sequence) ?? null,
+    // A few at a time, so that walks cross the reads' edges.
+    readBack: async (sequence) =>
+      stored
+        .filter((m) => m.sequence < sequence)
+        .slice(-3)
+        .reverse(),
     remove: async (sequence) => {
       const at = stored.findIndex((m) => m.sequence === sequence);
       if (at >= 0) stored.splice(at, 1);

@@ -295,7 +295,12 @@ describe('the walk over a bus that ends before the head', () => {
       reads++;
       return log.before(sequence);
     };
-    const counted = { ...log, before };
+    const readBack = async (sequence: number) => {
+      const read = await log.readBack(sequence);
+      reads += read.length;
+      return read;
+    };
+    const counted = { ...log, before, readBack };
     const head = async () => ({ version: 500, lsn: '0/1F40' as Lsn });
     await expect(busResume(counted, head, slot('0/1F41'))).rejects.toThrow(/packets in between/);
     expect(reads).toBeLessThanOrEqual(PUBLISH_LIMITS.messages + 1);

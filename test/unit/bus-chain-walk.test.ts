@@ -1,0 +1,170 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { PacketLog, StoredPart } from '../../plugin/ports/packet-bus.js';
+import type { Change } from '../../plugin/protocol/index.js';
+import type { Lsn } from '../../plugin/protocol/lsn.js';
+import type { PartPosition } from '../../plugin/protocol/packet-bus-names.js';
+import {
+  anchors,
+  type CheckedTail,
+  checkTail,
+  confirmedOn,
+  follows,
+} from '../../plugin/sidecar/bus-chain.js';
+import { memoryPacketLog } from '../support/memory-packet-log.js';
+
+/**
+ * The walk as it was before it kept only what resuming needs: every message
+ * walked kept, the oldest break looked for once the walk ended, the start of
+ * the last packet read off the chain kept.
+ */
+async function walkKeepingAll(
+  log: PacketLog,
+  last: StoredPart,
+  confirmed: Lsn,
+  head: number,
+): Promise<CheckedTail> {
+  const walked: StoredPart[] = [last];
+  let current = last;
+  let below = 0;
+  for (;;) {
+    const previous = await log.before(current.sequence);
+    if (!previous) break;
+    walked.push(previous);
+    if (anchors(previous, current, confirmed, head, below)) break;
+    if (confirmedOn(current, confirmed) && current.position.version < head) below++;
+    current = previous;
+  }
+  const chain = walked.reverse();
+  const broken = chain.findIndex((m, i) => i > 0 && !follows(chain[i - 1] as StoredPart, m));
+  const kept = broken < 0 ? chain : chain.slice(0, broken);
+  const end = kept[kept.length - 1] as StoredPart;
+  const first = kept.length - 1 - end.position.part;
+  const removed = broken < 0 ? [] : chain.slice(broken);
+  const found = removed[0];
+  return {
+    last: end,
+    start: { first: kept[first] ?? null, before: kept[first - 1] ?? null },
+    repair: found
+      ? { from: found.sequence, to: last.sequence, after: end.position, found: found.position }
+      : null,
+    removing: removed.map((m) => m.sequence).reverse(),
+    walked: walked.length - 1,
+  };
+}
+
+/** A message's content before it is given a sequence. */
+interface Body {
+  readonly position: PartPosition;
+  readonly held: number;
+}
+
+const lsnOf = (version: number) => `0/${(version * 16).toString(16).toUpperCase()}` as Lsn;
+
+function stored(sequence: number, { position, held }: Body): StoredPart {
+  const { version, part, final } = position;
+  const header = { version, lsn: lsnOf(version), xid: version, commitTime: '2026-01-01' };
+  return {
+    sequence,
+    position,
+    part: {
+      header,
+      index: part,
+      changes: Array.from({ length: held }, () => ({}) as Change),
+      final: final ? { phase: 'one' } : null,
+    },
+  };
+}
+
+/** Packets 1, 2, … each cut into parts of `changes[i]` changes; whole one-part packets sometimes share a message. */
+function publisherMessages(packets: readonly (readonly number[])[], share: readonly boolean[]) {
+  const out: Body[] = [];
+  packets.forEach((parts, i) => {
+    const version = i + 1;
+    const previous = out[out.length - 1];
+    if (
+      parts.length === 1 &&
+      share[i] &&
+      previous?.position.final &&
+      previous.position.part === 0
+    ) {
+      // Both whole: one message holding the previous packets and this one.
+      const first = previous.position.first ?? previous.position.version;
+      const changes = parts[0] as number;
+      out[out.length - 1] = {
+        position: { version, part: 0, changes, final: 'one', first },
+        held: changes,
+      };
+      return;
+    }
+    let total = 0;
+    parts.forEach((held, part) => {
+      total += held;
+      const final = part === parts.length - 1 ? 'one' : null;
+      out.push({ position: { version, part, changes: total, final }, held });
+    });
+  });
+  return out;
+}
+
+/** A bus: our messages with stale copies (of a span of them) stored in between and some dropped, sequences with gaps. */
+const busArbitrary = fc
+  .record({
+    packets: fc.array(fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 3 }), {
+      minLength: 1,
+      maxLength: 10,
+    }),
+    share: fc.array(fc.boolean(), { maxLength: 10 }),
+    edits: fc.array(
+      fc.record({
+        at: fc.nat(),
+        kind: fc.constantFrom('stale', 'drop', 'gap', 'recount'),
+        from: fc.nat(),
+        length: fc.integer({ min: 1, max: 4 }),
+      }),
+      { maxLength: 4 },
+    ),
+  })
+  .map(({ packets, share, edits }) => {
+    const bodies = publisherMessages(packets, share);
+    const gaps = new Set<number>();
+    for (const edit of edits) {
+      const at = edit.at % (bodies.length + 1);
+      if (edit.kind === 'stale') {
+        const from = edit.from % bodies.length;
+        bodies.splice(at, 0, ...bodies.slice(from, from + edit.length));
+      } else if (edit.kind === 'drop' && bodies.length > 1) bodies.splice(at % bodies.length, 1);
+      else if (edit.kind === 'gap') gaps.add(at);
+      else if (edit.kind === 'recount') {
+        const body = bodies[at % bodies.length] as Body;
+        const position = { ...body.position, changes: body.position.changes + 1 };
+        bodies[at % bodies.length] = { position, held: body.held + 1 };
+      }
+    }
+    let sequence = 1;
+    return bodies.map((body, i) => {
+      // A sequence removed (a repaired tail) before this message.
+      if (gaps.has(i)) sequence++;
+      return stored(sequence++, body);
+    });
+  });
+
+describe('the walk back from the end of the bus', () => {
+  it('finds what the walk that kept every message found, keeping only the last packet’s start', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        busArbitrary,
+        fc.integer({ min: 0, max: 14 * 16 + 1 }),
+        fc.integer({ min: 0, max: 14 }),
+        async (messages, confirmedAt, head) => {
+          const confirmed = `0/${confirmedAt.toString(16).toUpperCase()}` as Lsn;
+          const last = messages[messages.length - 1] as StoredPart;
+          const log = memoryPacketLog([...messages]);
+          const expected = await walkKeepingAll(log, last, confirmed, head);
+          expect(await checkTail(log, last, confirmed, head)).toEqual(expected);
+        },
+      ),
+      { numRuns: 2_000 },
+    );
+  });
+});
