@@ -115,8 +115,9 @@ export interface StepOwner {
   readonly applyTimeoutMs: number;
   note(message: string, fields: Record<string, unknown>): void;
   /**
-   * Told each time the replica was found busy: it stops holding what the
-   * other replicas need (the packet window), as a halted one does.
+   * Told each time the replica was found busy: it counts as busy and, where
+   * that loses no work, stops holding what the other replicas need (the
+   * packet window), as a halted one does.
    */
   busy?(): void;
 }
@@ -126,9 +127,10 @@ const lastBusyNote = new WeakMap<StepOwner, number>();
 
 /**
  * {@link withinDeadline} for one step of `owner`'s. A replica found busy is
- * not dropped: it lets go of the window (so it holds no other replica back;
- * it finds its place again, or has the stream re-read, once done), and the
- * log says why it lags, once per deadline at most.
+ * not dropped: its owner is told (between packets it lets go of the window,
+ * so it holds no other replica back; it finds its place again, or has the
+ * stream re-read, once done), and the log says why it lags, once per
+ * deadline at most.
  */
 export function guardStep<T>(owner: StepOwner, work: Promise<T>, version: number): Promise<T> {
   const { target, name, applyTimeoutMs } = owner;

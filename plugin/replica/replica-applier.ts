@@ -57,22 +57,25 @@ export class ReplicaApplier {
       name,
       applyTimeoutMs: options.applyTimeoutMs,
       note: (message, fields) => host.note(message, fields),
-      busy: () => this.letGo(),
+      busy: () => this.foundBusy(),
     };
   }
 
   private readonly stepOwner: StepOwner;
   /** Whether the cursor was let go while the replica was busy (see {@link letGo}). */
   private letGoOf = false;
-  /** The replica's answers counted when it was last found busy. */
-  private heardWhenBusy = 0;
+  /** The replica's answers counted when it was last found busy; null when not found busy since it moved. */
+  private heardWhenBusy: number | null = null;
+  /** Whether the replica's open transaction holds parts of a large packet (from `begin` to its commit or rollback). */
+  private packetOpen = false;
 
   /**
-   * Found busy and silent since: it holds no window, but its position still
-   * holds the slot (the slot keeper bounds that by maxLagBytes, as for a halted one).
+   * Found busy and silent since, whether or not it let go of the window: its
+   * position holds the slot (the slot keeper bounds that by maxLagBytes, as
+   * for a halted one).
    */
   get busy(): boolean {
-    return this.letGoOf && (this.target.heard?.() ?? 0) === this.heardWhenBusy;
+    return this.heardWhenBusy !== null && (this.target.heard?.() ?? 0) === this.heardWhenBusy;
   }
 
   /**
@@ -87,6 +90,7 @@ export class ReplicaApplier {
   async run(position: ReplicaPosition): Promise<void> {
     this.deadline = null;
     this.packetProgress.closed();
+    this.packetOpen = false;
     const epoch = this.window.epoch;
     const cursor = this.locate(position.version);
     this.noteDelta(position);
@@ -115,6 +119,7 @@ export class ReplicaApplier {
           : this.waitFor(command.wait).then(() => this.look(command.seq));
       case 'set-cursor':
         this.letGoOf = false;
+        this.heardWhenBusy = null;
         window.setCursor(this.name, command.seq);
         return;
       case 'apply-batch':
@@ -173,12 +178,14 @@ export class ReplicaApplier {
       }
       case 'commit':
         this.packetProgress.closed();
+        this.packetOpen = false;
         return this.work(
           target.commit(command.position, command.commitTime, command.gid),
           command.position.version,
         );
       case 'rollback':
         this.packetProgress.closed();
+        this.packetOpen = false;
         return this.work(target.rollback(), command.version);
       case 'advance':
         return this.work(target.advance(command.position), command.position.version);
@@ -220,6 +227,7 @@ export class ReplicaApplier {
         this.window.cutNewest();
         return;
       case 'begin':
+        this.packetOpen = true;
         this.target.begin(command.from);
         return;
       case 'take-prepare':
@@ -280,13 +288,25 @@ export class ReplicaApplier {
   }
 
   /**
+   * The replica was found busy: it counts as busy (see {@link busy}) and,
+   * between packets, lets go of the window. Mid large packet it keeps its
+   * cursor: let go, the others' cursors pass the packet, its parts not yet
+   * read are evicted, and the busy statement's work is rolled back and redone
+   * once it ends — for ever while the primary writes. It then holds the
+   * others at the window's cap instead, until it lands or is marked stale.
+   */
+  private foundBusy(): void {
+    this.heardWhenBusy = this.target.heard?.() ?? 0;
+    if (!this.packetOpen) this.letGo();
+  }
+
+  /**
    * A replica busy with a long statement is slow: it stops holding the window
    * (which then holds the other replicas no longer; with bus, its pump stops
    * reading ahead) until the applier looks at the window again.
    */
   private letGo(): void {
     this.letGoOf = true;
-    this.heardWhenBusy = this.target.heard?.() ?? 0;
     this.window.setCursor(this.name, null);
   }
 
@@ -314,6 +334,7 @@ export class ReplicaApplier {
   private locate(version: number): number | null {
     const seq = this.window.locate(version);
     this.letGoOf = false;
+    this.heardWhenBusy = null;
     this.window.setCursor(this.name, seq);
     return seq;
   }
