@@ -45,7 +45,9 @@ export function makeGid(parts: GidParts): string {
 
 /**
  * A migration's (or `exec`'s) gid: `lockstep_<stream>_m<id>_<attempt>`, where
- * `id` is unique per run (time-based) — never confused with a stream round's.
+ * `id` is the round's start in ms since the epoch on its coordinator's clock
+ * (unique per run; read back by {@link migrationGidTime}) — never confused
+ * with a stream round's.
  */
 export function makeMigrationGid(stream: string, id: number, attempt: number): string {
   checkParts(stream, [id, attempt]);
@@ -56,6 +58,16 @@ export function makeMigrationGid(stream: string, id: number, attempt: number): s
 export function isMigrationGid(gid: string, stream: string): boolean {
   const prefix = `lockstep_${stream}_m`;
   return gid.startsWith(prefix) && /^\d{1,15}_\d{1,15}$/.test(gid.slice(prefix.length));
+}
+
+/**
+ * When a migration gid's round began (ms since the epoch, its coordinator's
+ * clock), from the gid alone; null for any other transaction. Matched from
+ * the end, so any stream name parses.
+ */
+export function migrationGidTime(gid: string): number | null {
+  const match = /^lockstep_[A-Za-z0-9_]{1,63}_m(\d{1,15})_\d{1,15}$/.exec(gid);
+  return match ? Number(match[1]) : null;
 }
 
 /**

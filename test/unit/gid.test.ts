@@ -1,7 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseFaultSetting } from '../../plugin/coordinator/fault-point.js';
-import { makeGid, parseGid } from '../../plugin/protocol/gid.js';
+import {
+  makeGid,
+  makeMigrationGid,
+  migrationGidTime,
+  parseGid,
+} from '../../plugin/protocol/gid.js';
 
 describe('gids', () => {
   it('round-trip, use only [A-Za-z0-9_], and stay far below 200 bytes', () => {
@@ -47,6 +52,23 @@ describe('gids', () => {
         },
       ),
     );
+  });
+
+  it("read a migration gid's time back, whatever the stream name, and nothing else's", () => {
+    fc.assert(
+      fc.property(
+        fc.stringMatching(/^[A-Za-z0-9_]{1,63}$/),
+        fc.nat(),
+        fc.nat(),
+        (stream, time, attempt) => {
+          expect(migrationGidTime(makeMigrationGid(stream, time, attempt))).toBe(time);
+        },
+      ),
+    );
+    expect(migrationGidTime(makeMigrationGid('s_m5_6', 1764561061000, 2))).toBe(1764561061000);
+    expect(migrationGidTime(makeGid({ stream: 's', version: 5, round: 3, epoch: 1 }))).toBeNull();
+    expect(migrationGidTime('lockstep_s_5_3')).toBeNull();
+    expect(migrationGidTime('app_m5_1')).toBeNull();
   });
 
   it('two activations never share a gid for the same version and round', () => {
