@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import {
@@ -7,12 +8,19 @@ import {
   coordinatorSubject,
   type DecisionQuestion,
   encodeWire,
+  type StreamQuestion,
   type StreamStanding,
   type WaitingPacket,
   type WireReply,
 } from '../../plugin/protocol/round-subjects.js';
-import type { BusVerifier } from './bus-signing.js';
-import { askOverBus, serveOverBus, signedRequest } from './round-requests.js';
+import type { BusSigner, BusVerifier } from './bus-signing.js';
+import { askForSignedAnswer, serveOverBus, signedRequest } from './round-requests.js';
+import {
+  decisionAnswerSignature,
+  signedDecision,
+  signedStreamAnswer,
+  streamAnswerSignature,
+} from './signed-answers.js';
 
 const VERBS: readonly AgentVerb[] = [
   'prepare',
@@ -29,7 +37,8 @@ const VERBS: readonly AgentVerb[] = [
 /**
  * An agent's end of two-phase rounds on NATS: the subjects it serves, the
  * questions it asks. A request not signed with `lockstep run`'s key is
- * refused before it is read (nothing done, no vote) and logged.
+ * refused before it is read (nothing done, no vote) and logged; an answer not
+ * signed with it is no answer (the gid stays prepared, asked about again).
  */
 export function agentRoundTransport(
   nc: NatsConnection,
@@ -60,9 +69,22 @@ export function agentRoundTransport(
         for (const subscription of subscriptions) subscription.unsubscribe();
       };
     },
-    ask(gid: string): Promise<WireReply<'commit' | 'abort'>> {
+    async ask(gid: string): Promise<WireReply<'commit' | 'abort'>> {
       const question: DecisionQuestion = { gid, replica };
-      return askOverBus(nc, coordinatorSubject(slot, 'decision'), question, questionTimeoutMs);
+      const subject = coordinatorSubject(slot, 'decision');
+      const { answer, signature } = await askForSignedAnswer<'commit' | 'abort'>(
+        nc,
+        subject,
+        question,
+        questionTimeoutMs,
+      );
+      if (!answer.ok || signedDecision(trust.verifier, subject, gid, answer, signature))
+        return answer;
+      trust.log.error(
+        { replica, subject, gid, event: 'bus-signature-invalid' },
+        'an answer on a gid is not signed by lockstep run: ignored',
+      );
+      throw new Error(`the answer on ${gid} is not signed by lockstep run`);
     },
     waiting(packet: WaitingPacket): void {
       try {
@@ -74,27 +96,37 @@ export function agentRoundTransport(
   };
 }
 
-/** Whether stream `slot` is paused, as its coordinator says; null without its answer in time. */
+/**
+ * Whether stream `slot` is paused, as its coordinator says; null without its
+ * answer in time, or with one not signed by it (logged).
+ */
 export async function askStreamPaused(
   nc: NatsConnection,
   slot: string,
   timeoutMs: number,
+  trust: { readonly verifier: BusVerifier; readonly log: Logger },
 ): Promise<boolean | null> {
+  const subject = coordinatorSubject(slot, 'stream');
+  const question: StreamQuestion = { nonce: randomBytes(12).toString('base64') };
+  let reply: Awaited<ReturnType<typeof askForSignedAnswer<StreamStanding>>>;
   try {
-    const reply = await askOverBus<StreamStanding>(
-      nc,
-      coordinatorSubject(slot, 'stream'),
-      {},
-      timeoutMs,
-    );
-    return reply.ok ? reply.value.paused : null;
+    reply = await askForSignedAnswer<StreamStanding>(nc, subject, question, timeoutMs);
   } catch {
     return null;
   }
+  const { answer, signature } = reply;
+  if (!answer.ok) return null;
+  if (signedStreamAnswer(trust.verifier, subject, question.nonce ?? '', answer, signature))
+    return answer.value.paused;
+  trust.log.error(
+    { subject, event: 'bus-signature-invalid' },
+    'an answer on the stream is not signed by lockstep run: ignored',
+  );
+  return null;
 }
 
-/** The coordinator's end: answers agents' questions and hears of replicas waiting at a round. */
-export function coordinatorRoundTransport(nc: NatsConnection, slot: string) {
+/** The coordinator's end: answers agents' questions (signed) and hears of replicas waiting at a round. */
+export function coordinatorRoundTransport(nc: NatsConnection, slot: string, signer: BusSigner) {
   return {
     serve(handlers: {
       /** Null: this process does not hold the coordinator lock, and stays silent. */
@@ -102,10 +134,13 @@ export function coordinatorRoundTransport(nc: NatsConnection, slot: string) {
       waiting(packet: WaitingPacket): void;
       stream(): Promise<WireReply<StreamStanding> | null>;
     }): () => Promise<void> {
+      const decisionSubject = coordinatorSubject(slot, 'decision');
       const decisions = serveOverBus<DecisionQuestion>(
         nc,
-        coordinatorSubject(slot, 'decision'),
+        decisionSubject,
         (question) => handlers.decision(question),
+        undefined,
+        (question, answer) => decisionAnswerSignature(signer, decisionSubject, question, answer),
       );
       const waiting = serveOverBus<WaitingPacket>(
         nc,
@@ -115,8 +150,13 @@ export function coordinatorRoundTransport(nc: NatsConnection, slot: string) {
           return { ok: true, value: null };
         },
       );
-      const stream = serveOverBus<unknown>(nc, coordinatorSubject(slot, 'stream'), () =>
-        handlers.stream(),
+      const streamSubject = coordinatorSubject(slot, 'stream');
+      const stream = serveOverBus<StreamQuestion>(
+        nc,
+        streamSubject,
+        () => handlers.stream(),
+        undefined,
+        (question, answer) => streamAnswerSignature(signer, streamSubject, question, answer),
       );
       return async () => {
         decisions.unsubscribe();

@@ -17,10 +17,21 @@ export function requestSignature(signer: BusSigner, subject: string, data: Uint8
   return h;
 }
 
+/** The header carrying `signature` (an answer of the coordinator to an agent's question). */
+export function signatureHeader(signature: string): MsgHdrs {
+  const h = headers();
+  h.set(SIGNATURE_HEADER, signature);
+  return h;
+}
+
+/** The signature `msg` carries; undefined when none. */
+export function signatureOf(msg: Msg): string | undefined {
+  return msg.headers?.get(SIGNATURE_HEADER) || undefined;
+}
+
 /** Whether `msg` carries a valid signature over its subject and body. */
 export function signedRequest(verifier: BusVerifier, msg: Msg): boolean {
-  const signature = msg.headers?.get(SIGNATURE_HEADER) || undefined;
-  return verifier.verify(requestSignedBytes(msg.subject, msg.data), signature);
+  return verifier.verify(requestSignedBytes(msg.subject, msg.data), signatureOf(msg));
 }
 
 /**
@@ -36,17 +47,38 @@ export async function askOverBus<T>(
   /** Signs the request (the coordinator's to agents); unsigned without it. */
   signer?: BusSigner,
 ): Promise<WireReply<T>> {
-  let reply: Awaited<ReturnType<NatsConnection['request']>>;
   const data = encodeWire(body);
   const signed = signer ? { headers: requestSignature(signer, subject, data) } : {};
+  return decodeWire<WireReply<T>>(
+    (await requestOverBus(nc, subject, data, timeoutMs, signed)).data,
+  );
+}
+
+/** A question to the coordinator: its answer, and the signature the answer carries. */
+export async function askForSignedAnswer<T>(
+  nc: NatsConnection,
+  subject: string,
+  body: unknown,
+  timeoutMs: number,
+): Promise<{ answer: WireReply<T>; signature: string | undefined }> {
+  const reply = await requestOverBus(nc, subject, encodeWire(body), timeoutMs, {});
+  return { answer: decodeWire<WireReply<T>>(reply.data), signature: signatureOf(reply) };
+}
+
+async function requestOverBus(
+  nc: NatsConnection,
+  subject: string,
+  data: Uint8Array,
+  timeoutMs: number,
+  signed: { headers?: MsgHdrs },
+): Promise<Msg> {
   try {
-    reply = await nc.request(subject, data, { timeout: timeoutMs, ...signed });
+    return await nc.request(subject, data, { timeout: timeoutMs, ...signed });
   } catch (error) {
     throw new Error(`no answer on ${subject} within ${timeoutMs} ms: ${(error as Error).message}`, {
       cause: error,
     });
   }
-  return decodeWire<WireReply<T>>(reply.data);
 }
 
 /** Whether a request failed because nothing serves its subject (as opposed to no answer in time). */
@@ -68,15 +100,18 @@ export function serveOverBus<Q>(
   handle: (request: Q) => Promise<WireReply<unknown> | null>,
   /** Checked before anything of a request is read: false refuses it, nothing done. */
   trusted: (msg: Msg) => boolean = () => true,
+  /** The signature of an answer to `request` (the coordinator's to agents); none: unsigned. */
+  signAnswer: (request: Q, answer: WireReply<unknown>) => string | undefined = () => undefined,
 ): Subscription {
   return nc.subscribe(subject, {
     callback: (error, msg) => {
       if (error) return;
       // A reply after the connection closed (a handler outlasting a stop) is dropped: the
       // requester times out, as it does for any lost reply; it must not end the process.
-      const reply = (answer: WireReply<unknown>) => {
+      const reply = (answer: WireReply<unknown>, signature?: string) => {
         try {
-          msg.respond(encodeWire(answer));
+          const signed = signature ? { headers: signatureHeader(signature) } : undefined;
+          msg.respond(encodeWire(answer), signed);
         } catch {}
       };
       if (!trusted(msg)) {
@@ -91,7 +126,7 @@ export function serveOverBus<Q>(
         return;
       }
       void handle(request).then(
-        (answer) => answer && reply(answer),
+        (answer) => answer && reply(answer, signAnswer(request, answer)),
         (failure: Error) => reply({ ok: false, error: failure.message }),
       );
     },

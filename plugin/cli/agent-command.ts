@@ -84,8 +84,8 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
       ),
     },
   });
-  reporting = await startAgentReporting(nc, bus, config, phaseTwo, agent, log);
-  const sequences = startSequenceApplying(config, bus, nc, replica, log);
+  reporting = await startAgentReporting(nc, bus, config, phaseTwo, agent, log, verifier);
+  const sequences = startSequenceApplying(config, bus, nc, replica, log, verifier);
   process.on('unhandledRejection', (reason) => {
     log.fatal({ err: reason }, 'internal error');
     process.exit(1);

@@ -1,6 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Endpoints } from '../../adapters/http/http-endpoints.js';
+import type { BusVerifier } from '../../adapters/nats/bus-signing.js';
 import { AgentStatusPublisher, type AgentStatusSource } from '../agent/agent-status-publisher.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { BusSettings } from '../ports/packet-bus.js';
@@ -36,6 +37,8 @@ export async function startAgentReporting(
   phaseTwo: PhaseTwoNode & { migrationReading(stream: string): Promise<MigrationReading> },
   source: AgentStatusSource,
   log: Logger,
+  /** Checks the coordinator's answer on whether the stream is paused. */
+  verifier: BusVerifier,
 ): Promise<AgentReporting> {
   const [{ agentStatusWriter }, { InDoubtLister }, { askStreamPaused }] = await Promise.all([
     import('../../adapters/nats/agent-status-kv.js'),
@@ -52,7 +55,8 @@ export async function startAgentReporting(
     },
   );
   const askPaused = async () => {
-    const paused = (await askStreamPaused(nc, config.slot, PAUSE_ASK_MS)) === true;
+    const paused =
+      (await askStreamPaused(nc, config.slot, PAUSE_ASK_MS, { verifier, log })) === true;
     if (paused === publisher.streamPaused) return;
     publisher.streamPaused = paused;
     publisher.changed();

@@ -53,7 +53,7 @@ export async function createBusRounds(
     signer,
   });
   const names = config.replicas.map((r) => r.name);
-  const transport = coordinatorRoundTransport(nc, config.slot);
+  const transport = coordinatorRoundTransport(nc, config.slot, signer);
   return new BusRounds({
     stream: config.slot,
     participants: names.map((name) => new NatsRoundParticipant(address(name))),

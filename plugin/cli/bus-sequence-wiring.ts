@@ -1,5 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import type { BusSigner, BusVerifier } from '../../adapters/nats/bus-signing.js';
 import { connectBus } from '../../adapters/nats/nats-connection.js';
 import { sequenceValuesKv } from '../../adapters/nats/sequence-values-kv.js';
 import { advanceSequences, primarySequences } from '../../adapters/postgres/setup/sequence-sync.js';
@@ -18,6 +19,7 @@ export function startSequencePublishing(
   bus: BusSettings,
   active: () => boolean,
   log: Logger,
+  signer: BusSigner,
 ): SequenceRelay {
   let nc: Promise<NatsConnection> | null = null;
   const connection = () =>
@@ -29,7 +31,7 @@ export function startSequencePublishing(
     }));
   const relay = publishSequences(
     {
-      bus: sequenceValuesKv(connection, bus),
+      bus: sequenceValuesKv(connection, bus, { signer }),
       everyMs: config.sequenceSyncMs,
       log,
       node: 'primary',
@@ -52,10 +54,11 @@ export function startSequenceApplying(
   nc: NatsConnection,
   replica: ReplicaConfig,
   log: Logger,
+  verifier: BusVerifier,
 ): SequenceRelay {
   return applySequences(
     {
-      bus: sequenceValuesKv(async () => nc, bus),
+      bus: sequenceValuesKv(async () => nc, bus, { verifier, log }),
       everyMs: config.sequenceSyncMs,
       log,
       node: replica.name,

@@ -57,7 +57,7 @@ export async function runBusPublisher(
   run.rounds = rounds;
   const endpoints = await serving;
   // Replicas' sequences follow the primary's through the bus (the agents move them).
-  const sequences = startSequencePublishing(config, bus, () => lock.held, log);
+  const sequences = startSequencePublishing(config, bus, () => lock.held, log, signer);
   starting.started();
   const stopped = new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {

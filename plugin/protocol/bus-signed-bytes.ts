@@ -54,3 +54,40 @@ export function packetSignedBytes(
 export function requestSignedBytes(subject: string, body: Uint8Array): Uint8Array {
   return joined(`lockstep-request-v1\n${subject}\n`, body);
 }
+
+/**
+ * The bytes signed for the coordinator's answer to an agent's in-doubt
+ * question: the question's subject (so the slot), the gid asked about and the
+ * decision. A genuine answer replayed later for the same gid is harmless: a
+ * gid's decision is final, so it only repeats what the coordinator said.
+ */
+export function decisionSignedBytes(subject: string, gid: string, decision: string): Uint8Array {
+  return encoder.encode(`lockstep-decision-v1\n${subject}\n${gid}\n${decision}\n`);
+}
+
+/**
+ * The bytes signed for the coordinator's answer on `stream` (paused or not):
+ * the subject, the nonce of the question it answers (an old answer replayed
+ * fails) and the answer.
+ */
+export function streamStandingSignedBytes(
+  subject: string,
+  nonce: string,
+  paused: boolean,
+): Uint8Array {
+  return encoder.encode(`lockstep-stream-v1\n${subject}\n${nonce}\n${paused}\n`);
+}
+
+/**
+ * The bytes signed for the primary's sequence values in their bucket: the
+ * bucket and key (the stream's and slot's), then the document. An old genuine
+ * document written again only moves sequences to values the primary had: an
+ * agent never moves a sequence back.
+ */
+export function sequenceValuesSignedBytes(
+  bucket: string,
+  key: string,
+  document: Uint8Array,
+): Uint8Array {
+  return joined(`lockstep-sequences-v1\n${bucket}\n${key}\n`, document);
+}

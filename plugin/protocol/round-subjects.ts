@@ -44,6 +44,11 @@ export interface StreamStanding {
   readonly paused: boolean;
 }
 
+/** An agent's question on `stream`: a fresh nonce, which the signed answer names. */
+export interface StreamQuestion {
+  readonly nonce?: string;
+}
+
 /** A two-phase packet a replica waits at, as its agent tells the coordinator. */
 export interface WaitingPacket {
   readonly version: number;

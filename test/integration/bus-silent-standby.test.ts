@@ -1,9 +1,11 @@
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import {
   askStreamPaused,
   coordinatorRoundTransport,
 } from '../../adapters/nats/agent-round-transport.js';
 import { connectBus } from '../../adapters/nats/nats-connection.js';
+import { testBusSigner, testBusVerifier } from '../support/bus-keys.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
 
 const nats = useNatsCluster();
@@ -17,13 +19,13 @@ describe('a standby publisher on the coordinator subjects', () => {
       connectBus({ servers }, 'test-agent'),
     ]);
     const silent = async () => null;
-    const standby = coordinatorRoundTransport(standbyBus, 'lockstep').serve({
+    const standby = coordinatorRoundTransport(standbyBus, 'lockstep', testBusSigner()).serve({
       decision: silent,
       waiting: () => undefined,
       // At once: a reply from it would always come first.
       stream: silent,
     });
-    const holder = coordinatorRoundTransport(holderBus, 'lockstep').serve({
+    const holder = coordinatorRoundTransport(holderBus, 'lockstep', testBusSigner()).serve({
       decision: silent,
       waiting: () => undefined,
       stream: async () => {
@@ -34,7 +36,9 @@ describe('a standby publisher on the coordinator subjects', () => {
     await Promise.all([standbyBus.flush(), holderBus.flush()]);
     try {
       const answers: Array<boolean | null> = [];
-      for (let i = 0; i < 5; i++) answers.push(await askStreamPaused(agentBus, 'lockstep', 2_000));
+      const trust = { verifier: testBusVerifier(), log: pino({ level: 'silent' }) };
+      for (let i = 0; i < 5; i++)
+        answers.push(await askStreamPaused(agentBus, 'lockstep', 2_000, trust));
       expect(answers).toEqual([true, true, true, true, true]);
     } finally {
       await standby();
