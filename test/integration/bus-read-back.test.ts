@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { openPacketLog } from '../../adapters/nats/nats-packet-log.js';
 import { busSettings } from '../../plugin/config/bus-settings.js';
 import type { PacketLog } from '../../plugin/ports/packet-bus.js';
+import { busKeyFiles } from '../support/bus-keys.js';
 import { packetMessage } from '../support/nats-packets.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
 
@@ -36,7 +37,7 @@ describe('reading the packet subject back', () => {
   it('gives every message before a sequence newest first, stepping over removed spans', async () => {
     const settings = busSettings({
       slot: 'readback',
-      bus: { url: nats.cluster.url, replicas: 3, maxAge: '1h', maxBytes: '64MB' },
+      bus: { ...busKeyFiles(), url: nats.cluster.url, replicas: 3, maxAge: '1h', maxBytes: '64MB' },
     });
     if (!settings) throw new Error('no bus');
     const log = await openPacketLog(settings, 'test');
