@@ -31,7 +31,9 @@ export interface PhaseEvidence {
  * Decides a packet's phase before it is sent, from the setup alone (DESIGN.md,
  * "deciding before sending"): two-phase when the transaction changed a critical
  * table, carries the application's tag (if tags are honoured), or is captured
- * DDL or a migration marker; one-phase otherwise.
+ * DDL or a migration marker; one-phase otherwise. (A migration run by
+ * `lockstep migrate` opens its transaction with its marker: the assembler
+ * sends that packet one-phase whatever this says, packet-assembler.ts.)
  */
 export function phasePolicy(setup: PhaseSetup): (evidence: PhaseEvidence) => Phase {
   const critical: TablePattern[] = setup.tables.map(parseTablePattern);

@@ -38,6 +38,8 @@ export interface AdvisoryLockTarget {
 export class AdvisoryLockSession {
   private client: pg.Client | null = null;
   private locked = false;
+  /** The lock session's backend, as the server names it (pg's processID is a pooler's own). */
+  private backendPid: number | null = null;
   private readonly keepalive = new SessionKeepalive(LOCK_SESSION_IDLE_MS / 5);
   private readonly lostListeners: Array<() => void> = [];
 
@@ -49,8 +51,7 @@ export class AdvisoryLockSession {
 
   /** The backend pid of the lock's session while held (null otherwise). */
   get pid(): number | null {
-    const pid = (this.client as unknown as { processID?: number } | null)?.processID;
-    return this.held && pid ? pid : null;
+    return this.held ? this.backendPid : null;
   }
 
   /** Runs `read` on the lock's session, which has a deadline for each query; only while held. */
@@ -89,11 +90,12 @@ export class AdvisoryLockSession {
       }
     }
     try {
-      const { rows } = await this.client.query<{ locked: boolean }>(
-        'SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS locked',
+      const { rows } = await this.client.query<{ locked: boolean; pid: number }>(
+        'SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS locked, pg_backend_pid() AS pid',
         [kind, name],
       );
       if (rows[0]?.locked !== true) return false;
+      this.backendPid = rows[0].pid;
       await taken?.(this.client);
       this.locked = true;
       return true;
