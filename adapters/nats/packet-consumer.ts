@@ -81,19 +81,16 @@ export class NatsPacketReader implements PacketReader {
   private manager: JetStreamManager | null = null;
   private readonly relations = new RelationInterner();
 
-  /** Set per read: the replica named in its errors and events. */
-  private signature: PacketSignatureCheck | null = null;
-
   constructor(
     private readonly nc: NatsConnection,
     private readonly names: PacketStream,
-    /** `lockstep run`'s public key: nothing unsigned by it is read, not even its headers. */
+    /** `lockstep run`'s public key: nothing unsigned by it is applied (the feed checks each message). */
     private readonly trust: { readonly verifier: BusVerifier; readonly log?: Logger },
   ) {}
 
   async readFrom(version: number, replica: string): Promise<PacketFeed> {
     const { verifier, log } = this.trust;
-    this.signature = new PacketSignatureCheck(verifier, this.names.subject, replica, log);
+    const signature = new PacketSignatureCheck(verifier, this.names.subject, replica, log);
     try {
       const seq = await this.firstSequenceOf(version, replica);
       const consumer = await jetstream(this.nc).consumers.get(this.names.stream, {
@@ -107,7 +104,7 @@ export class NatsPacketReader implements PacketReader {
       return new NatsPacketFeed(
         messages,
         replica,
-        this.signature,
+        signature,
         () => dropIfUnresponsive(this.nc),
         SILENCE_MS,
         progress,
@@ -158,19 +155,23 @@ export class NatsPacketReader implements PacketReader {
     return lo;
   }
 
-  /** What the headers of the message at `seq` say; null when it is gone or carries none. */
+  /**
+   * What the headers of the message at `seq` say; null when it is gone or carries none.
+   *
+   * Not checked against the signature, nor is `positionFrom`'s: these reads
+   * only place the agent, and a position from an unverified message is only
+   * a hint. The agent's strict part sequence (PartSequence: the next packet
+   * must be exactly its position + 1) fails closed on any gap a false hint
+   * makes, and every message the agent applies is still verified in the feed
+   * (NatsPacketFeed.next) before anything of it is decoded. Checking here
+   * halted every agent at start after an upgrade to signing: the stream
+   * still begins with the older lockstep's unsigned packets.
+   */
   private async positionAt(seq: number): Promise<PartPosition | null> {
     const message = await (this.manager as JetStreamManager).streams.getMessage(this.names.stream, {
       seq,
     });
-    return message ? this.checkedPosition(message) : null;
-  }
-
-  /** What a stored message's headers say, once its signature checked (throws when it does not). */
-  private checkedPosition(message: StoredMsg): PartPosition | null {
-    const header = (name: string) => message.header?.get(name) || undefined;
-    this.signature?.check(message.seq, header, message.data);
-    return partPosition(header);
+    return message ? positionOf(message) : null;
   }
 
   /** The first message at `seq` or after it, and what its headers say; null when none is left. */
@@ -184,8 +185,13 @@ export class NatsPacketReader implements PacketReader {
       query,
     );
     if (!message) return null;
-    return { seq: message.seq, position: this.checkedPosition(message) };
+    return { seq: message.seq, position: positionOf(message) };
   }
+}
+
+/** What a stored message's headers say (unverified: a hint for placing the agent only). */
+function positionOf(message: StoredMsg): PartPosition | null {
+  return partPosition((name) => message.header?.get(name) || undefined);
 }
 
 /** The error for a replica whose next packet the stream no longer holds. */

@@ -36,8 +36,9 @@ export class PacketSignatureCheck {
     );
     throw new LockstepError({
       node: replica,
-      problem: `message ${sequence} of ${subject} is ${signature === undefined ? 'not signed' : 'signed with another key'}: lockstep run did not write it, so nothing of it is applied and the agent stops`,
-      fix: `find who may publish on ${subject} (only lockstep run's NATS user should) and remove the message (nats stream rmm <stream> ${sequence}), then start lockstep agent again; after a new key pair, give the agents its public key (bus.verifyKeyFile)`,
+      problem: `message ${sequence} of ${subject} is ${signature === undefined ? 'not signed' : 'signed with another key'}: lockstep run's key did not sign it, so nothing of it is applied and the agent stops`,
+      // Never "delete it" first: after an upgrade to signing, it is a genuine packet of the older lockstep.
+      fix: `if it predates the upgrade to signing (written by an older lockstep), or the key pair changed since, copy the replica anew: lockstep attach --config F --resync ${replica}; then start lockstep agent again. Else it is foreign: find who publishes on ${subject} (only lockstep run's NATS user should), and only if it is not lockstep's, remove it (nats stream rmm <stream> ${sequence}) and start lockstep agent again. If new packets fail too, the agent's bus.verifyKeyFile is not the public key of lockstep run's bus.signingKeyFile`,
       setting: 'bus.verifyKeyFile',
     });
   }

@@ -198,7 +198,13 @@ export class AgentStatusPublisher {
   }
 }
 
-/** An agent that ended because the bus lacks what the replica needs is stale (its fix: a resync). */
+/**
+ * An agent that ended because the bus lacks what the replica needs is stale
+ * (its fix: a resync). A message that failed its signature check stays
+ * halted: it may be a foreign one, not an older lockstep's (its fix names a
+ * resync only for the latter), and stale would let `resync: "auto"` decide.
+ */
 function haltedState(error: LockstepError): string {
+  if (error.setting === 'bus.verifyKeyFile') return 'halted';
   return /--resync/.test(error.fix) ? 'stale' : 'halted';
 }

@@ -103,7 +103,7 @@ describe('lockstep agent trusts only what lockstep run signed', () => {
       ),
     );
     expect(stopped.output).toMatch(
-      /\[replica1\] message 2 of lockstep\.lockstep\.packets is signed with another key: lockstep run did not write it/,
+      /\[replica1\] message 2 of lockstep\.lockstep\.packets is signed with another key: lockstep run's key did not sign it/,
     );
     // Nothing of the forged packet, and nothing skipped past it.
     expect(await rowsOn(replica(0))).toEqual([1]);
