@@ -12,8 +12,25 @@ import { useNatsCluster } from './use-nats-cluster.js';
  */
 export type TransportName = 'inProcess' | 'bus';
 
-/** The shared suite runs every case on each of these (`describe.each(transports)`). */
-export const transports: readonly TransportName[] = ['inProcess', 'bus'];
+const ALL_TRANSPORTS: readonly TransportName[] = ['inProcess', 'bus'];
+
+/**
+ * The shared suite runs every case on each of these (`describe.each(transports)`):
+ * both, unless `LOCKSTEP_TEST_TRANSPORTS` names some (comma-separated); CI's
+ * second server major runs `inProcess` only, as it leaves out the bus files.
+ */
+export const transports: readonly TransportName[] = chosenTransports(
+  process.env.LOCKSTEP_TEST_TRANSPORTS,
+);
+
+function chosenTransports(text: string | undefined): readonly TransportName[] {
+  if (!text?.trim()) return ALL_TRANSPORTS;
+  const named = text.split(',').map((name) => name.trim());
+  const unknown = named.filter((name) => !ALL_TRANSPORTS.includes(name as TransportName));
+  if (unknown.length > 0)
+    throw new Error(`LOCKSTEP_TEST_TRANSPORTS: unknown ${unknown.join(', ')} (inProcess, bus)`);
+  return ALL_TRANSPORTS.filter((name) => named.includes(name));
+}
 
 /** What {@link useReplication} needs: the nodes, their schema and seed, and configuration on top. */
 export interface ReplicationOptions {
