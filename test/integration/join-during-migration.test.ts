@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import {
   appliedVersion,
@@ -7,29 +7,25 @@ import {
   preparedGids,
   waitForMarker,
 } from '../support/compare-nodes.js';
-import { LockstepProcess, lockstep, rewriteConfig } from '../support/lockstep-process.js';
+import { LockstepProcess, rewriteConfig } from '../support/lockstep-process.js';
 import { useMigrationJoin } from '../support/migration-join.js';
 
 // The job running migrate read the file before replica3 was added.
-const { clusters, replica, config, older, dir, migrateGated } =
-  useMigrationJoin('join-during-migration');
+const { clusters, replica, config, migrateAtGate } = useMigrationJoin('join-during-migration');
 
 describe('a replica joining while a migration that left it out is between its checks and its round', () => {
   it('gets the migration in its copy: it does not reach the migration’s version without it', async () => {
     const { primary } = clusters;
     const [r1, r2, r3] = [replica(0), replica(1), replica(2)];
     const sidecar = new LockstepProcess(['run', '--config', config()]);
-    // Holds migrate's primary transaction before it writes anything: neither has a
-    // transaction id (ROW EXCLUSIVE is not WAL-logged), so a snapshot does not wait for them.
-    const gate = new pg.Client({ connectionString: primary.url });
+    // Holds migrate's primary transaction before it writes anything.
+    let gate: pg.Client | undefined;
     let attach: LockstepProcess | null = null;
     try {
       await waitForMarker(primary, [r1, r2]);
-      await gate.connect();
-      await gate.query('BEGIN');
-      await gate.query('LOCK TABLE items IN ROW EXCLUSIVE MODE');
-      const migrate = lockstep(['migrate', 'up', '--config', older(), '--dir', dir], {}, 180_000);
-      await eventually(migrateGated, 'migrate to pass its checks and wait at the gate');
+      const held = await migrateAtGate();
+      gate = held.gate;
+      const migrate = held.migrate;
 
       rewriteConfig(config(), primary, [r1, r2, r3]);
       await eventually(
@@ -64,7 +60,7 @@ describe('a replica joining while a migration that left it out is between its ch
       await expectIdentical(primary, [r1, r2, r3], ['items', 'marker']);
       expect(await preparedGids([primary, r1, r2, r3])).toEqual([]);
     } finally {
-      await gate.end().catch(() => undefined);
+      await gate?.end().catch(() => undefined);
       attach?.kill('SIGTERM');
       await attach?.exited;
       sidecar.kill('SIGTERM');

@@ -1,9 +1,8 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import {
   appliedVersion,
-  eventually,
   expectIdentical,
   preparedGids,
   waitForMarker,
@@ -13,8 +12,7 @@ import { useMigrationJoin } from '../support/migration-join.js';
 
 // A migrate whose migrate-lock session ends while it waits (before its primary transaction
 // prepares) no longer keeps a join's copy out: the copy's snapshot may precede its commit.
-const { clusters, replica, config, older, dir, migrateGated } =
-  useMigrationJoin('migrate-lock-lost');
+const { clusters, replica, config, dir, migrateAtGate } = useMigrationJoin('migrate-lock-lost');
 
 /** Ends the session holding the stream's migrate lock (as an operator's pg_terminate_backend would). */
 const terminateMigrateLock = () =>
@@ -30,14 +28,12 @@ describe('a migrate that lost its migrate lock while it waited before its primar
     const { primary } = clusters;
     const [r1, r2, r3] = [replica(0), replica(1), replica(2)];
     const sidecar = new LockstepProcess(['run', '--config', config()]);
-    const gate = new pg.Client({ connectionString: primary.url });
+    let gate: pg.Client | undefined;
     try {
       await waitForMarker(primary, [r1, r2]);
-      await gate.connect();
-      await gate.query('BEGIN');
-      await gate.query('LOCK TABLE items IN ROW EXCLUSIVE MODE');
-      const migrate = lockstep(['migrate', 'up', '--config', older(), '--dir', dir], {}, 180_000);
-      await eventually(migrateGated, 'migrate to pass its checks and wait at the gate');
+      const held = await migrateAtGate();
+      gate = held.gate;
+      const migrate = held.migrate;
       expect(await terminateMigrateLock()).toHaveLength(1);
 
       rewriteConfig(config(), primary, [r1, r2, r3]);
@@ -62,7 +58,7 @@ describe('a migrate that lost its migrate lock while it waited before its primar
       for (const node of [primary, r1, r2, r3])
         expect(await history(node)).toEqual([{ name: '001-renew' }]);
     } finally {
-      await gate.end().catch(() => undefined);
+      await gate?.end().catch(() => undefined);
       sidecar.kill('SIGTERM');
       await sidecar.exited;
     }

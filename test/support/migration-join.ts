@@ -1,8 +1,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, expect } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { eventually } from './compare-nodes.js';
 import { lockstep, writeConfig } from './lockstep-process.js';
 import { type UsedClusters, useClusters } from './use-clusters.js';
 
@@ -21,6 +23,11 @@ export interface MigrationJoin {
   readonly dir: string;
   /** Whether migrate's primary transaction waits on a lock of items (a gate the test holds). */
   migrateGated(): Promise<boolean>;
+  /**
+   * Holds a gate on items, then runs `migrate up` with the older file until it
+   * has passed its checks and waits there; the test commits `gate` to let it go.
+   */
+  migrateAtGate(): Promise<{ gate: pg.Client; migrate: ReturnType<typeof lockstep> }>;
 }
 
 /** Three replicas, the first two attached, and a migration for a join to race. */
@@ -50,17 +57,34 @@ export function useMigrationJoin(name: string): MigrationJoin {
     older?.remove();
     rmSync(dir, { recursive: true, force: true });
   });
+  const migrateGated = async () =>
+    (
+      await clusters.primary.query(
+        `SELECT 1 FROM pg_locks WHERE NOT granted AND relation = 'items'::regclass`,
+      )
+    ).length > 0;
+  const olderFile = () => (older as { file: string }).file;
   return {
     clusters,
     replica,
     config: () => (config as { file: string }).file,
-    older: () => (older as { file: string }).file,
+    older: olderFile,
     dir,
-    migrateGated: async () =>
-      (
-        await clusters.primary.query(
-          `SELECT 1 FROM pg_locks WHERE NOT granted AND relation = 'items'::regclass`,
-        )
-      ).length > 0,
+    migrateGated,
+    migrateAtGate: async () => {
+      // Neither the gate nor migrate's waiting transaction has a transaction id (ROW EXCLUSIVE
+      // is not WAL-logged), so a snapshot taken meanwhile does not wait for them.
+      const gate = new pg.Client({ connectionString: clusters.primary.url });
+      await gate.connect();
+      await gate.query('BEGIN');
+      await gate.query('LOCK TABLE items IN ROW EXCLUSIVE MODE');
+      const migrate = lockstep(
+        ['migrate', 'up', '--config', olderFile(), '--dir', dir],
+        {},
+        180_000,
+      );
+      await eventually(migrateGated, 'migrate to pass its checks and wait at the gate');
+      return { gate, migrate };
+    },
   };
 }
