@@ -5,6 +5,7 @@ import path from 'node:path';
 import { expect } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { busKeyFiles } from './bus-keys.js';
+import { defaultCliEntry } from './cli-entry.js';
 
 /** Writes a configuration file for a primary and replicas; returns its path and a cleanup. */
 export function writeConfig(
@@ -60,8 +61,8 @@ function withBusKeys(extra: Record<string, unknown>): Record<string, unknown> {
   return { ...extra, bus: { ...busKeyFiles(), ...bus } };
 }
 
-/** How a command is started: from source through tsx (tests), or the built CLI (`npm run build`). */
-let entry: readonly string[] = ['--import', 'tsx', 'plugin/cli/main.ts'];
+/** How a command is started: from source through tsx, or a built CLI ({@link defaultCliEntry}). */
+let entry: readonly string[] = defaultCliEntry();
 
 /**
  * Makes every later command run the built CLI (`dist/lockstep.mjs`, package.json's
