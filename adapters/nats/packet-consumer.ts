@@ -194,8 +194,8 @@ function positionOf(message: StoredMsg): PartPosition | null {
   return partPosition((name) => message.header?.get(name) || undefined);
 }
 
-/** The error for a replica whose next packet the stream no longer holds. */
-function retentionLost(
+/** The error for a replica whose next packet the stream no longer holds (it is stale). */
+export function retentionLost(
   replica: string,
   version: number,
   oldest: number,
@@ -205,5 +205,6 @@ function retentionLost(
     node: replica,
     problem: `the bus no longer holds packet ${version} the replica needs next (stream ${stream} starts at version ${oldest}): it was down longer than the stream keeps packets`,
     fix: `copy the replica anew: lockstep attach --config F --resync ${replica}; then start lockstep agent again (bus.maxAge and bus.maxBytes set how long packets are kept)`,
+    reason: 'retention-lost',
   });
 }

@@ -199,12 +199,12 @@ export class AgentStatusPublisher {
 }
 
 /**
- * An agent that ended because the bus lacks what the replica needs is stale
- * (its fix: a resync). A message that failed its signature check stays
- * halted: it may be a foreign one, not an older lockstep's (its fix names a
- * resync only for the latter), and stale would let `resync: "auto"` decide.
+ * An agent that ended because the bus lacks what the replica needs is stale:
+ * only a fresh copy brings it back. Any other halt stays halted, though its
+ * fix may name a resync as a last resort (a commit that did not land, a
+ * migration the replica missed, a message that failed its signature check):
+ * those need an operator's look first, and stale would invite a re-copy.
  */
 function haltedState(error: LockstepError): string {
-  if (error.setting === 'bus.verifyKeyFile') return 'halted';
-  return /--resync/.test(error.fix) ? 'stale' : 'halted';
+  return error.reason === 'retention-lost' ? 'stale' : 'halted';
 }

@@ -1,4 +1,11 @@
 /**
+ * Why a node cannot go on, for code to act on (the prose of problem and fix
+ * is for people). `retention-lost`: the stream no longer holds what the
+ * replica needs next, so only a fresh copy brings it back (it is stale).
+ */
+export type LockstepErrorReason = 'retention-lost';
+
+/**
  * An error a user can act on: it names the node (and table, when there is one),
  * what is wrong, and the fix. Never carries credentials.
  */
@@ -15,6 +22,8 @@ export class LockstepError extends Error {
   readonly fix: string;
   /** SQLSTATE of the underlying Postgres error, when there is one. */
   readonly sqlState: string | undefined;
+  /** Machine-readable cause, when code decides by it (never by matching `fix`). */
+  readonly reason: LockstepErrorReason | undefined;
 
   constructor(init: {
     node: string;
@@ -23,6 +32,7 @@ export class LockstepError extends Error {
     setting?: string;
     table?: string;
     sqlState?: string;
+    reason?: LockstepErrorReason;
     cause?: unknown;
   }) {
     const where = init.table ? `${init.node}, table ${init.table}` : init.node;
@@ -34,6 +44,7 @@ export class LockstepError extends Error {
     this.table = init.table;
     this.fix = init.fix;
     this.sqlState = init.sqlState;
+    this.reason = init.reason;
   }
 }
 

@@ -99,7 +99,8 @@ describe('the packet reader finds the first part of a version', () => {
     await purge(3);
     const lost = await reader.readFrom(2, 'replica1').catch((error: unknown) => error);
     expect(lost).toBeInstanceOf(LockstepError);
-    expect((lost as LockstepError).message).toMatch(/replica1.*no longer holds packet 2/);
+    expect(lost).toMatchObject({ node: 'replica1', reason: 'retention-lost' });
+    expect((lost as LockstepError).problem).toMatch(/packet 2 /);
     expect(await firstOf(reader, 3)).toBe('3/0');
   });
 

@@ -13,11 +13,11 @@ import {
   encodeAgentStatus,
 } from '../../plugin/protocol/agent-status-record.js';
 import { toLsn } from '../../plugin/protocol/index.js';
-import type { ReplicaAgent } from '../../plugin/replica/replica-agent.js';
 import { readStatus } from '../../plugin/status/read-status.js';
 import { statusHealth } from '../../plugin/status/status-health.js';
 import { useFakeTimers } from '../support/fake-timers.js';
 import { agentReport } from '../support/status-sample.js';
+import { streamingAgent } from '../support/streaming-agent.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const at = (ms: number) => new Date(T0 + ms);
@@ -209,20 +209,6 @@ describe('a paused stream with bus', () => {
     await publisher.stop(100);
   });
 });
-
-/** A replica machine streaming at version 1, and the publisher's view of it. */
-function streamingAgent() {
-  const agent = {
-    state: 'streaming',
-    position: { version: 1, lsn: toLsn('0/1') },
-    lastError: null,
-    packetsApplied: 0,
-    rowsApplied: 0,
-    applyErrors: 0,
-  };
-  const source = { replica: 'replica1', current: agent as unknown as ReplicaAgent, halted: null };
-  return { agent, source };
-}
 
 /** A status writer that records the version of each report. */
 function versionWriter() {
