@@ -7,14 +7,10 @@ import {
   LOCK_SESSION_IDLE_MS,
 } from '../connection/session-bounds.js';
 import { SessionKeepalive } from '../connection/session-keepalive.js';
+import { advisoryLockHeld } from './advisory-lock-held.js';
 
 /** How long a check of the lock session may take before the lock counts as lost. */
 const VERIFY_TIMEOUT_MS = 5_000;
-
-/** Whether the session holds the two-key advisory lock `(hashtext($1), hashtext($2))`. */
-const HELD_SQL = `SELECT EXISTS (SELECT 1 FROM pg_locks l
-                   WHERE l.pid = pg_backend_pid() AND l.locktype = 'advisory' AND l.granted
-                     AND l.objsubid = 2 AND l.classid::int = hashtext($1) AND l.objid::int = hashtext($2)) AS held`;
 
 /** Where the lock is and what it is called: keys are hashed with `hashtext`, as `(kind, name)`. */
 export interface AdvisoryLockTarget {
@@ -120,11 +116,13 @@ export class AdvisoryLockSession {
     if (!this.locked || !client) return false;
     let timer: NodeJS.Timeout | undefined;
     const check = async () => {
-      const { rows } = await client.query<{ held: boolean }>(HELD_SQL, [
+      const held = await advisoryLockHeld(
+        client,
         this.target.kind,
         this.target.name,
-      ]);
-      return rows[0]?.held === true && (stillOurs ? await stillOurs(client) : true);
+        'this-session',
+      );
+      return held && (stillOurs ? await stillOurs(client) : true);
     };
     try {
       const late = new Promise<never>((_, reject) => {

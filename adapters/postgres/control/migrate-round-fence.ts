@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
+import { advisoryLockHeld } from './advisory-lock-held.js';
 
 /**
  * The first advisory key of a migration's primary transaction: taken shared
@@ -7,13 +8,6 @@ import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
  * until COMMIT or ROLLBACK PREPARED, where the session's migrate lock is not.
  */
 const ROUND_KIND = 'lockstep.migrate-round';
-
-/** Whether a session of this database holds the two-key advisory lock (kind, stream). */
-const HELD_BY = `SELECT EXISTS (SELECT 1 FROM pg_locks l
-                   WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-                     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                     AND l.classid::int = hashtext($1) AND l.objid::int = hashtext($2)
-                     AND ($3::int IS NULL OR l.pid = $3::int)) AS held`;
 
 /**
  * Inside a migration's primary transaction, just before PREPARE: marks the
@@ -31,12 +25,11 @@ export async function fenceMigrationRound(
     ROUND_KIND,
     stream,
   ]);
-  const { rows } = await client.query<{ held: boolean }>(HELD_BY, [
-    'lockstep.migrate',
-    stream,
-    holderPid,
-  ]);
-  if (holderPid !== null && rows[0]?.held === true) return;
+  if (
+    holderPid !== null &&
+    (await advisoryLockHeld(client, 'lockstep.migrate', stream, { pid: holderPid }))
+  )
+    return;
   throw new LockstepError({
     node: 'primary',
     problem: `this migration lost the migrate lock of stream "${stream}" before its primary transaction prepared (the lock's session ended: terminated, or the primary or this process paused past its bound): a join's copy may have been taken meanwhile without it`,
@@ -49,6 +42,5 @@ export async function migrationRoundInFlight(
   client: pg.ClientBase,
   stream: string,
 ): Promise<boolean> {
-  const { rows } = await client.query<{ held: boolean }>(HELD_BY, [ROUND_KIND, stream, null]);
-  return rows[0]?.held === true;
+  return advisoryLockHeld(client, ROUND_KIND, stream, 'any-session');
 }

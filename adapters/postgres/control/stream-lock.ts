@@ -5,16 +5,13 @@ import type {
   StreamLockPurpose,
 } from '../../../plugin/ports/stream-lock-holder.js';
 import { AT_LEAST_LOCAL_COMMIT } from '../connection/connection-url.js';
+import { advisoryLockHeld } from './advisory-lock-held.js';
 import { AdvisoryLockSession } from './advisory-lock-session.js';
 import { controlDbOn } from './control-schema.js';
 import type { ControlDb } from './lockstep-schema.js';
 import { migrationRoundInFlight } from './migrate-round-fence.js';
 
 export type { StreamLockPurpose } from '../../../plugin/ports/stream-lock-holder.js';
-
-/** The two advisory-lock keys of a stream's lock (purpose, stream); the one place they are derived. */
-const [PURPOSE_KEY, STREAM_KEY] = ['hashtext($2)', 'hashtext($1)'];
-const keyValues = (stream: string, purpose: StreamLockPurpose) => [stream, `lockstep.${purpose}`];
 
 /** Raises the stream's activation epoch by one; its new value (no row: not attached). */
 function raiseEpoch(db: ControlDb, stream: string) {
@@ -122,12 +119,5 @@ export async function streamLockHeld(
   stream: string,
   purpose: StreamLockPurpose = 'coordinator',
 ): Promise<boolean> {
-  const { rows } = await client.query<{ held: boolean }>(
-    `SELECT EXISTS (SELECT 1 FROM pg_locks l
-                     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-                       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                       AND l.classid::int = ${PURPOSE_KEY} AND l.objid::int = ${STREAM_KEY}) AS held`,
-    keyValues(stream, purpose),
-  );
-  return rows[0]?.held === true;
+  return advisoryLockHeld(client, `lockstep.${purpose}`, stream, 'any-session');
 }
