@@ -10,11 +10,12 @@ import { readStreamEpoch } from '../../adapters/postgres/control/stream-epoch.js
 import { agentFreshness } from '../agent/agent-status-staleness.js';
 import { redactBusUrl } from '../config/bus-settings.js';
 import type { LockstepConfig } from '../config/config-schema.js';
+import type { FaultHook } from '../coordinator/fault-point.js';
 import type { MigrateWiring } from '../migrate/run-migrate.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 import type { BusSettings } from '../ports/packet-bus.js';
 import type { PhaseTwoNode } from '../ports/phase-two-node.js';
-import { joiningReplicas, postgresControl } from './postgres-control.js';
+import { joiningReplicas, postgresControl, primaryCheck } from './postgres-control.js';
 
 /** How often the stream's epoch is read again while a command runs (ms). */
 const EPOCH_REFRESH_MS = 2_000;
@@ -30,19 +31,32 @@ export async function busMigrateWiring(
   config: LockstepConfig,
   bus: BusSettings,
   log: Logger,
+  fault?: FaultHook,
 ): Promise<MigrateWiring & { close(): Promise<void> }> {
   // Its requests to agents are signed as lockstep run's are: a missing key stops it first.
   const signer = loadBusSigner(bus);
-  const base = postgresControl(config);
-  let epoch = await readStreamEpoch(config.primary, config.slot);
-  // A coordinator that starts meanwhile raises it: phase two retried after the decision must not be refused for ever.
+  const base = postgresControl(config, fault);
+  // Bounded (applyTimeoutMs), as the other checks: a frozen primary fails it, named (exit 3).
+  const readEpoch = () => readStreamEpoch(config.primary, config.slot, config.applyTimeoutMs);
+  const step = `reading the epoch of stream "${config.slot}" (lockstep.streams)`;
+  let epoch = await primaryCheck(config, step, readEpoch);
+  // A coordinator that starts meanwhile raises it: phase two retried after the decision must not be
+  // refused for ever. One read at a time, each bounded: a primary that stops answering neither piles
+  // up sessions nor keeps the process alive after the command; the last epoch read stays in use.
+  let reading = false;
   const refresh = setInterval(() => {
-    readStreamEpoch(config.primary, config.slot).then(
-      (now) => {
-        epoch = Math.max(epoch, now);
-      },
-      () => undefined,
-    );
+    if (reading) return;
+    reading = true;
+    void readEpoch()
+      .then(
+        (now) => {
+          epoch = Math.max(epoch, now);
+        },
+        () => undefined,
+      )
+      .finally(() => {
+        reading = false;
+      });
   }, EPOCH_REFRESH_MS);
   refresh.unref();
   const nc = await connectBus(bus, `lockstep-migrate-${config.slot}`);

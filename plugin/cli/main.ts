@@ -52,15 +52,12 @@ async function roundTooling(config: LockstepConfig) {
     ]);
   const bus = busSettings(config);
   const log = createLogger(config.log.level === 'info' ? 'warn' : config.log.level);
+  const fault = faultFromEnvironment(config);
   // With bus, the replicas are reached through their agents.
   const wiring = bus
-    ? await (await import('./bus-migrate-wiring.js')).busMigrateWiring(config, bus, log)
-    : { ...postgresControl(config), close: async () => undefined };
-  return {
-    log,
-    fault: faultFromEnvironment(config),
-    wiring,
-  };
+    ? await (await import('./bus-migrate-wiring.js')).busMigrateWiring(config, bus, log, fault)
+    : { ...postgresControl(config, fault), close: async () => undefined };
+  return { log, fault, wiring };
 }
 
 const configOption = [

@@ -19,6 +19,7 @@ import {
   primaryStepError,
 } from '../attach/node-step.js';
 import type { LockstepConfig } from '../config/config-schema.js';
+import type { FaultHook } from '../coordinator/fault-point.js';
 import type { RecoveryWiring } from '../coordinator/run-recovery.js';
 import type { MigrateWiring } from '../migrate/run-migrate.js';
 
@@ -30,7 +31,11 @@ const CHECKS = 'lockstep-migrate-checks';
  * applyTimeoutMs for each query, as every operator command's, so a frozen
  * primary fails it, named (unreachable, exit 3), instead of hanging it.
  */
-async function checked<T>(config: LockstepConfig, step: string, read: () => Promise<T>) {
+export async function primaryCheck<T>(
+  config: LockstepConfig,
+  step: string,
+  read: () => Promise<T>,
+) {
   try {
     return await read();
   } catch (error) {
@@ -47,7 +52,7 @@ async function checked<T>(config: LockstepConfig, step: string, read: () => Prom
 /** Since when the stream is paused, read on a bounded connection of its own. */
 function pausedSince(config: LockstepConfig): Promise<Date | null> {
   const step = `reading whether stream "${config.slot}" is paused`;
-  return checked(config, step, async () => {
+  return primaryCheck(config, step, async () => {
     const ms = config.applyTimeoutMs;
     const primary = await connectBounded('primary', config.primary, CHECKS, ms, lockWaitWithin(ms));
     try {
@@ -68,7 +73,7 @@ function pausedSince(config: LockstepConfig): Promise<Date | null> {
  */
 async function servedReplicas(config: LockstepConfig): Promise<string[]> {
   const step = `reading the replicas stream "${config.slot}" serves (lockstep.replica_status, lockstep.join_holds)`;
-  const [notes, holds] = await checked(config, step, () =>
+  const [notes, holds] = await primaryCheck(config, step, () =>
     onPrimary(
       postgresCluster(),
       config.primary,
@@ -90,7 +95,7 @@ async function servedReplicas(config: LockstepConfig): Promise<string[]> {
  */
 export async function joiningReplicas(config: LockstepConfig): Promise<string[]> {
   const step = `reading the replicas joining stream "${config.slot}" (lockstep.join_holds)`;
-  const holds = await checked(config, step, () =>
+  const holds = await primaryCheck(config, step, () =>
     onPrimary(
       postgresCluster(),
       config.primary,
@@ -101,8 +106,14 @@ export async function joiningReplicas(config: LockstepConfig): Promise<string[]>
   return holds.map((h) => h.replica);
 }
 
-/** The Postgres adapters behind `recover`, `migrate` and `exec`, for one configuration. */
-export function postgresControl(config: LockstepConfig): RecoveryWiring & MigrateWiring {
+/**
+ * The Postgres adapters behind `recover`, `migrate` and `exec`, for one
+ * configuration (`fault`: the tests' fault points, LOCKSTEP_FAULT).
+ */
+export function postgresControl(
+  config: LockstepConfig,
+  fault?: FaultHook,
+): RecoveryWiring & MigrateWiring {
   // One per command: the primary's migration transaction proves this very lock still held.
   const migrateLock = new StreamLock(config.primary, config.slot, 'migrate');
   return {
@@ -111,10 +122,12 @@ export function postgresControl(config: LockstepConfig): RecoveryWiring & Migrat
     decisionLog: (epoch) => new DecisionLog(config.primary, config.slot, epoch),
     phaseTwoNodes: () => preparedTransactionNodes(config),
     migrationSession: (node, url) =>
-      // The primary's history read (before anything is prepared) has applyTimeoutMs.
+      // The history read, a replica's position reads and the barrier have applyTimeoutMs.
       node === 'primary'
-        ? new MigrationSession(node, url, config.slot, config.applyTimeoutMs, migrateLock)
-        : new MigrationSession(node, url, config.slot),
+        ? new MigrationSession(node, url, config.slot, config.applyTimeoutMs, migrateLock, () =>
+            fault?.('barrier', 1),
+          )
+        : new MigrationSession(node, url, config.slot, config.applyTimeoutMs),
     migrateControlSchemas,
     pausedSince: () => pausedSince(config),
     unplacedReplicas: () => unplacedReplicas(postgresCluster(), config),

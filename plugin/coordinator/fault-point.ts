@@ -7,7 +7,8 @@
  * a resume point; `after-publish`, once JetStream acknowledged `count`
  * packets, before the slot is confirmed; `mid-change`, once it acknowledged
  * `count` fragments of changes (not the last of one): the bus ends inside a
- * change.
+ * change; `barrier`, once a migration's barrier session on the primary is
+ * connected, before its statements.
  */
 export type FaultPoint =
   | 'after-prepare'
@@ -15,17 +16,20 @@ export type FaultPoint =
   | 'after-commit'
   | 'slot-read'
   | 'after-publish'
-  | 'mid-change';
+  | 'mid-change'
+  | 'barrier';
 
 /** Called at each point; a test's hook may crash the process there. */
 export type FaultHook = (point: FaultPoint, count: number) => void;
 
 /**
  * What happens at the point: the process dies (SIGKILL), lockstep's
- * connections to every node are cut, or (`fail`) the step itself fails, for
- * each of the first `count` times it is reached.
+ * connections to every node are cut, (`stop`) the process stops itself
+ * (SIGSTOP) until continued, so a test can freeze a node right there, or
+ * (`fail`) the step itself fails, for each of the first `count` times it is
+ * reached.
  */
-export type FaultAction = 'kill' | 'cut' | 'fail';
+export type FaultAction = 'kill' | 'cut' | 'stop' | 'fail';
 
 /** A parsed fault setting: `point`, `point:count` or `point:count:action`. */
 export interface FaultSetting {
@@ -41,10 +45,11 @@ const POINTS: readonly FaultPoint[] = [
   'slot-read',
   'after-publish',
   'mid-change',
+  'barrier',
 ];
-const ACTIONS: readonly FaultAction[] = ['kill', 'cut', 'fail'];
+const ACTIONS: readonly FaultAction[] = ['kill', 'cut', 'stop', 'fail'];
 
-/** Reads `after-prepare:1`, `after-decision`, `after-commit:2:cut`; throws on anything else. */
+/** Reads `after-prepare:1`, `after-decision`, `after-commit:2:cut`, `barrier:1:stop`; throws on anything else. */
 export function parseFaultSetting(text: string): FaultSetting {
   const [point, count = '1', action = 'kill', ...rest] = text.trim().split(':');
   if (
@@ -56,7 +61,7 @@ export function parseFaultSetting(text: string): FaultSetting {
     rest.length > 0
   ) {
     throw new Error(
-      `invalid fault point "${text}": expected one of ${POINTS.join(', ')}, optionally with :count and :kill, :cut or :fail`,
+      `invalid fault point "${text}": expected one of ${POINTS.join(', ')}, optionally with :count and :kill, :cut, :stop or :fail`,
     );
   }
   return { point: point as FaultPoint, count: Number(count), action: action as FaultAction };

@@ -11,6 +11,7 @@ import {
 } from '../protocol/index.js';
 import { sleep } from '../support/sleep.js';
 import type { MigrationStep } from './migration-files.js';
+import { barrierUnanswered, notAnswered, positionUnanswered } from './unanswered-node.js';
 
 /** Everything a migration round needs, for one configuration (phase two, decisions and retries as any round's). */
 export interface MigrationContext
@@ -33,6 +34,8 @@ export interface MigrationContext
   readonly voteTimeoutMs: number;
   /** How long a replica may take to apply the stream up to the migration (ms). */
   readonly barrierTimeoutMs: number;
+  /** applyTimeoutMs: how long the barrier and a replica's position read may go unanswered (ms). */
+  readonly answerTimeoutMs: number;
   /** A node's side of the migration (its own connection for each call). */
   session(node: string, url: string): MigrationNodeSession;
   /** With `bus`: the work is committed with the barrier, the only thing the agents run. */
@@ -54,6 +57,8 @@ export interface MigrationRoundResult {
   readonly nodes: readonly NodeOutcome[];
   /** Why the coordinator aborted, when no node refused (e.g. a vote timeout). */
   readonly coordinator: string | null;
+  /** A replica whose position read was not answered, named: the command ends with it after the votes (exit 3). */
+  readonly unanswered: LockstepError | null;
 }
 
 /** What the round's participants share: its gid, the work, and the barrier's LSN once known. */
@@ -64,6 +69,10 @@ interface RoundShared {
   readonly barrier: Promise<Lsn>;
   /** Set once the round has ended: a replica still waiting for the barrier stops polling then. */
   ended: boolean;
+  /** The primary did not answer the barrier after it prepared: the command ends with this. */
+  barrierUnanswered: LockstepError | null;
+  /** The first replica whose position read was not answered. */
+  unanswered: LockstepError | null;
 }
 
 /** One migration round's work: the step, the history change, and whether only to ask. */
@@ -100,6 +109,24 @@ export function requireSqlSteps(steps: ReadonlyArray<MigrationStep | null>, name
   });
 }
 
+/**
+ * The barrier, bounded by the session (applyTimeoutMs): a primary that does
+ * not answer it after its PREPARE is named, for the command to end with.
+ */
+async function committedBarrier(
+  round: RoundShared,
+  session: MigrationNodeSession,
+  work: ProtocolWork | undefined,
+): Promise<Lsn> {
+  try {
+    return await session.commitBarrier(round.gid, work);
+  } catch (error) {
+    if (!notAnswered(error)) throw error;
+    round.barrierUnanswered = barrierUnanswered(round.gid, round.context.answerTimeoutMs, error);
+    throw round.barrierUnanswered;
+  }
+}
+
 /** The primary: runs the migration first and prepares, then commits the barrier (or fails it). */
 function primaryParticipant(
   round: RoundShared,
@@ -121,7 +148,7 @@ function primaryParticipant(
           publication: context.publication,
         });
         const vouched = context.vouchWork ? vouchedWork(gid, work) : undefined;
-        barrier.resolve(await session.commitBarrier(gid, vouched));
+        barrier.resolve(await committedBarrier(round, session, vouched));
         return { vote: 'yes' };
       } catch (error) {
         barrier.reject(error as Error);
@@ -142,9 +169,15 @@ function replicaParticipant(
   const session = context.session(replica.name, replica.url);
   let reached = false;
   let gaveUp = false;
+  let unanswered: LockstepError | null = null;
   const caughtUp = async () => {
     const lsn = await round.barrier;
-    const applied = await session.appliedLsn();
+    const applied = await session.appliedLsn().catch((error: unknown) => {
+      if (!notAnswered(error)) throw error;
+      unanswered = positionUnanswered(replica.name, context.answerTimeoutMs, error);
+      round.unanswered ??= unanswered;
+      throw unanswered;
+    });
     return applied !== null && compareLsn(applied, lsn) >= 0;
   };
   return {
@@ -156,6 +189,8 @@ function replicaParticipant(
       } catch {
         return { vote: 'no', reason: 'not asked: the primary did not prepare' };
       }
+      // Its position read (in the delta) got no answer: refused, named.
+      if (unanswered) return { vote: 'no', reason: unanswered.message };
       if (!reached) reached = await caughtUp();
       if (!reached) {
         if (gaveUp) {
@@ -209,7 +244,15 @@ export async function runMigrationRound(
   const gid = makeMigrationGid(context.stream, Date.now(), 1);
   const request: PrepareRequest = { gid, round: 0, from: 0, to: 0, toLsn: '0/0' as Lsn };
   const settle = barrierSettlers();
-  const round: RoundShared = { context, gid, work, barrier: settle.barrier, ended: false };
+  const round: RoundShared = {
+    context,
+    gid,
+    work,
+    barrier: settle.barrier,
+    ended: false,
+    barrierUnanswered: null,
+    unanswered: null,
+  };
   const primary = primaryParticipant(round, settle);
   // COMMIT PREPARED runs in participant order: the replicas first, the primary last, so the
   // migration's marker reaches the stream only once every replica has the migration.
@@ -231,6 +274,7 @@ export async function runMigrationRound(
   round.ended = true;
   // The caller closes every node's connection next: a replica's late prepare is rolled back first.
   await lateRollbacks;
+  if (round.barrierUnanswered) throw round.barrierUnanswered;
   return {
     gid,
     outcome,
@@ -240,5 +284,6 @@ export async function runMigrationRound(
       reason: state.reasons[p.name] ?? null,
     })),
     coordinator: work.dryRun ? null : (state.reasons.coordinator ?? null),
+    unanswered: round.unanswered,
   };
 }

@@ -138,6 +138,7 @@ async function asMigrator<T>(
       lockTimeoutMs: config.twoPhase.voteTimeoutMs,
       voteTimeoutMs: Math.max(600_000, config.twoPhase.voteTimeoutMs),
       barrierTimeoutMs: 60_000,
+      answerTimeoutMs: config.applyTimeoutMs,
       retryInitialMs: config.retry.initialMs,
       retryMaxMs: config.retry.maxMs,
       fault,
@@ -230,6 +231,8 @@ function reportRound(
         : `${label}dry run — nothing changed on any node`,
   );
   for (const line of formatVotes(result)) out(`  ${line}`);
+  // A replica that did not answer: unreachable (exit 3), as a node that refuses connections.
+  if (result.unanswered) throw result.unanswered;
   return everyone;
 }
 

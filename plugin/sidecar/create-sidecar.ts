@@ -59,6 +59,7 @@ export function faultFromEnvironment(config: LockstepConfig): FaultHook | undefi
   if (!text) return undefined;
   return faultAt(parseFaultSetting(text), (action) => {
     if (action === 'kill') process.kill(process.pid, 'SIGKILL');
+    else if (action === 'stop') process.kill(process.pid, 'SIGSTOP');
     else if (action === 'fail') throw new Error('injected fault (LOCKSTEP_FAULT)');
     else for (const node of configNodes(config)) void cutLockstepSessions(node.url);
   });

@@ -91,6 +91,11 @@ describe('fault settings', () => {
       action: 'kill',
     });
     expect(parseFaultSetting('after-commit:1:cut')).toMatchObject({ action: 'cut' });
+    expect(parseFaultSetting('barrier:1:stop')).toEqual({
+      point: 'barrier',
+      count: 1,
+      action: 'stop',
+    });
     expect(() => parseFaultSetting('after-commit:1:explode')).toThrow(/invalid fault point/);
     expect(() => parseFaultSetting('before-anything')).toThrow(/invalid fault point/);
   });

@@ -22,6 +22,7 @@ import { explainIdleEnd, watchIdleEnd } from '../connection/idle-end.js';
 import {
   connectBounded,
   connectNode,
+  dropClient,
   endClient,
   lockWaitWithin,
 } from '../connection/node-connection.js';
@@ -116,9 +117,10 @@ export class MigrationSession implements MigrationNodeSession {
     private readonly url: string,
     private readonly stream: string,
     /**
-     * A deadline (ms) for reading the history (`migrate status`; a node that
-     * stops answering fails its read then). Migrations themselves have none:
-     * one may legitimately run long.
+     * A deadline (ms) for each query of the history read (`migrate status`),
+     * of the stream position read and of the barrier: a node that stops
+     * answering fails them then. Migrations themselves have none: one may
+     * legitimately run long.
      */
     private readonly readTimeoutMs?: number,
     /**
@@ -126,6 +128,8 @@ export class MigrationSession implements MigrationNodeSession {
      * under, proved still held inside the transaction before PREPARE.
      */
     private readonly migrateLock?: { readonly holderPid: number | null },
+    /** Tests: called once the barrier's session is connected, before its statements (fault point). */
+    private readonly barrierSessionOpen?: () => void,
   ) {}
 
   /** Runs `step` and the history change in one transaction, then PREPARE TRANSACTION `gid`. */
@@ -191,7 +195,9 @@ export class MigrationSession implements MigrationNodeSession {
    * committed on the primary before the migration's prepare.
    */
   async commitBarrier(gid: string, work?: MigrationWork): Promise<Lsn> {
-    const client = await this.connect();
+    const client = await this.connectRead();
+    this.barrierSessionOpen?.();
+    let dropped = false;
     try {
       await client.query('BEGIN');
       const { rows } = await client.query<{ lsn: Lsn }>(
@@ -202,10 +208,13 @@ export class MigrationSession implements MigrationNodeSession {
       await client.query('COMMIT');
       return (rows[0] as { lsn: Lsn }).lsn;
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      // Bounded, the session is dropped, not waited on (a frozen host): its backend ends, rolling it back.
+      dropped = Boolean(this.readTimeoutMs);
+      if (dropped) dropClient(client);
+      else await client.query('ROLLBACK').catch(() => undefined);
       throw this.explain(error);
     } finally {
-      await client.end().catch(() => undefined);
+      if (!dropped) await this.endRead(client);
     }
   }
 
@@ -223,25 +232,13 @@ export class MigrationSession implements MigrationNodeSession {
   }
 
   private async reading<R>(read: (client: pg.Client) => Promise<R>): Promise<R> {
-    const deadlineMs = this.readTimeoutMs;
-    // Bounded: a lock wait ends on the server at 90% of the deadline, so a busy node is not called frozen.
-    const client = deadlineMs
-      ? await connectBounded(
-          this.node,
-          this.url,
-          'lockstep-migrate-status',
-          deadlineMs,
-          lockWaitWithin(deadlineMs),
-        )
-      : await this.connect();
+    const client = await this.connectRead('lockstep-migrate-status');
     try {
       return await read(client);
     } catch (error) {
       throw this.explain(error);
     } finally {
-      // A bounded session's close never waits on a frozen host.
-      if (deadlineMs) await endClient(client);
-      else await client.end().catch(() => undefined);
+      await this.endRead(client);
     }
   }
 
@@ -249,14 +246,33 @@ export class MigrationSession implements MigrationNodeSession {
     text: string,
     values: unknown[],
   ): Promise<pg.QueryResult<R>> {
-    const client = await this.connect();
+    const client = await this.connectRead();
     try {
       return await client.query<R>(text, values);
     } catch (error) {
       throw this.explain(error);
     } finally {
-      await client.end().catch(() => undefined);
+      await this.endRead(client);
     }
+  }
+
+  /** A session for short statements: with readTimeoutMs, bounded (and a lock wait ends at 90% of it, so a busy node is not called frozen). */
+  private connectRead(applicationName = 'lockstep-migrate-session'): Promise<pg.Client> {
+    const deadlineMs = this.readTimeoutMs;
+    if (!deadlineMs) return this.connect();
+    return connectBounded(
+      this.node,
+      this.url,
+      applicationName,
+      deadlineMs,
+      lockWaitWithin(deadlineMs),
+    );
+  }
+
+  /** A bounded session's close never waits on a frozen host. */
+  private async endRead(client: pg.Client): Promise<void> {
+    if (this.readTimeoutMs) await endClient(client);
+    else await client.end().catch(() => undefined);
   }
 
   private connect(): Promise<pg.Client> {

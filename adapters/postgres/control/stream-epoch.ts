@@ -1,8 +1,22 @@
-import { connectNode } from '../connection/node-connection.js';
+import { connectBounded, endClient, lockWaitWithin } from '../connection/node-connection.js';
 
-/** The stream's activation epoch, as the coordinator last raised it (0 when not attached). */
-export async function readStreamEpoch(url: string, stream: string): Promise<number> {
-  const client = await connectNode('primary', url, 'lockstep-migrate-epoch');
+/**
+ * The stream's activation epoch, as the coordinator last raised it (0 when
+ * not attached), read on a session whose each query has `deadlineMs` (a
+ * lock wait ends at 90% of it): a primary that does not answer fails it.
+ */
+export async function readStreamEpoch(
+  url: string,
+  stream: string,
+  deadlineMs: number,
+): Promise<number> {
+  const client = await connectBounded(
+    'primary',
+    url,
+    'lockstep-migrate-epoch',
+    deadlineMs,
+    lockWaitWithin(deadlineMs),
+  );
   try {
     const { rows } = await client.query<{ epoch: string }>(
       'SELECT epoch::text AS epoch FROM lockstep.streams WHERE stream = $1',
@@ -10,6 +24,6 @@ export async function readStreamEpoch(url: string, stream: string): Promise<numb
     );
     return Number(rows[0]?.epoch ?? 0);
   } finally {
-    await client.end().catch(() => undefined);
+    await endClient(client);
   }
 }
