@@ -4,6 +4,7 @@ import type { TwoPhasePacket } from '../coordinator/two-phase-coordinator.js';
 import type { PacketLog } from '../ports/packet-bus.js';
 import type { PrimaryStream } from '../primary/primary-stream.js';
 import type { Lsn, ResumePoint } from '../protocol/index.js';
+import type { PacketsBetween } from './bus-rederive.js';
 import type { PauseSignal, SidecarLock } from './sidecar-parts.js';
 
 /** The stream's head as recorded: a packet, or an idle point after it (no commit time of its own). */
@@ -23,6 +24,8 @@ export interface BusPublisherParts {
   startPoint(): Promise<ResumePoint | null>;
   /** The slot's confirmed point: WAL before it is gone. */
   slotConfirmedLsn(): Promise<Lsn | null>;
+  /** Counts packets in the slot's WAL, so an empty bus below the recorded head re-derives them (bus-rederive.ts). */
+  readonly packetsBetween?: PacketsBetween;
   /**
    * How long the bus servers may hold an acknowledged message before writing
    * it to disk (`bus.serverSyncInterval`, ms; 0: they sync before acknowledging).

@@ -16,6 +16,7 @@ import { publishFailure } from './bus-publish-failure.js';
 import type { BusPublisherParts, RecordedHead } from './bus-publisher-parts.js';
 import type { BusPublisherSnapshot, PublishFailure } from './bus-publisher-snapshot.js';
 import { type BusResume, busResume } from './bus-resume.js';
+import { logResume } from './bus-resume-log.js';
 import { PauseFollower } from './pause-follower.js';
 import { SyncedAcks } from './synced-acks.js';
 
@@ -225,14 +226,9 @@ export class BusPublisher {
       () => this.parts.startPoint(),
       () => this.parts.slotConfirmedLsn(),
       walk,
+      this.parts.packetsBetween,
     );
-    if (plan.repaired) {
-      const { from, to, after, found } = plan.repaired;
-      this.parts.log.warn(
-        { from, to, after, found, event: 'bus-tail-repaired' },
-        'removed messages that broke the chain from the bus: re-deriving them',
-      );
-    }
+    logResume(this.parts.log, plan);
     this.resumedAt = plan.resume.version;
     // When the bus got the resume point is unknown (another process, a moment ago): it waits a whole interval.
     this.synced.restart(performance.now(), plan.resume.lsn);

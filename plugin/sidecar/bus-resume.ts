@@ -4,6 +4,7 @@ import { isFragment } from '../protocol/change-fragments.js';
 import { type Lsn, lsnToBigInt, type ResumePoint } from '../protocol/index.js';
 import { checkTail, type PacketStart, removeTail, type TailRepair } from './bus-chain.js';
 import type { PacketCursor } from './bus-messages.js';
+import { type PacketsBetween, rederiveBelowHead } from './bus-rederive.js';
 
 /** Where publishing picks up: the stream's resume point, what of its next packet is stored, the subject's last sequence. */
 export interface BusResume {
@@ -13,6 +14,8 @@ export interface BusResume {
   readonly lastSequence: number;
   /** Messages removed from the end of the bus before resuming: they did not follow the chain. */
   readonly repaired?: TailRepair;
+  /** An empty bus below the recorded head: packets re-derived from the slot, with their versions. */
+  readonly rederived?: { readonly packets: number; readonly head: ResumePoint };
 }
 
 const fix = 'lockstep attach --resync for every replica, after removing the bus stream';
@@ -21,7 +24,9 @@ const fix = 'lockstep attach --resync for every replica, after removing the bus 
  * Reads where the bus ends: after a whole packet, the stream resumes from it;
  * in the middle of one, from the packet before, and the re-derived changes
  * already stored are skipped. An empty bus starts where numbering starts
- * (`start`: the recorded head, else attach's point). A head recorded at an
+ * (`start`: the recorded head, else attach's point), or, when the head is past
+ * the slot's confirmed point (a power loss of the NATS nodes lost packets the
+ * slot still holds), from that point with the version it had (bus-rederive.ts). A head recorded at an
  * idle point of that same packet (nothing replicated after it) moves the
  * resume point up to it: the slot may be confirmed that far. Fails closed when
  * the slot already released WAL the bus lacks. Before any of that, the
@@ -34,6 +39,8 @@ export async function busResume(
   slotConfirmed: () => Promise<Lsn | null>,
   /** Told how many messages the walk back from the end read (what resuming cost, for the log). */
   walk: { read: number } = { read: 0 },
+  /** Counts the packets between the slot and the head; without it, an empty bus below the head is refused. */
+  packetsBetween?: PacketsBetween,
 ): Promise<BusResume> {
   // The end first: a message stored in between makes the first publish refused, never follow the wrong one.
   const end = await log.end();
@@ -45,7 +52,7 @@ export async function busResume(
   const last = tail ? tail.last : newest;
   const stored = last
     ? await fromStored(log, last, tail?.start ?? packetStart(last), start)
-    : await fromStart(end, start);
+    : await belowHead(await fromStart(end, start), confirmed, packetsBetween);
   const resumed = last ? await pastIdle(stored, start) : stored;
   // Appends follow the stream's last sequence, also when removed messages (a repaired tail) end it.
   const plan = {
@@ -76,6 +83,21 @@ function brokenBeforeConfirmed(repair: TailRepair, confirmed: Lsn): LockstepErro
     problem: `the bus holds version ${found.version} part ${found.part} at sequence ${from} where what follows version ${after.version} part ${after.part} belongs, and packets the slot's confirmed point ${confirmed} vouches for are stored behind it: removing them would lose them, so nothing was removed`,
     fix,
   });
+}
+
+/** An empty bus: from the slot's confirmed point instead of the head when packets lie in between. */
+async function belowHead(
+  plan: BusResume,
+  confirmed: Lsn | null,
+  packetsBetween: PacketsBetween | undefined,
+): Promise<BusResume> {
+  const rederived = await rederiveBelowHead(plan.resume, confirmed, packetsBetween);
+  if (!rederived) return plan;
+  return {
+    ...plan,
+    resume: rederived.resume,
+    rederived: { packets: rederived.packets, head: plan.resume },
+  };
 }
 
 /** The resume point moved up to the recorded head when the head is the same packet at a later (idle) point. */

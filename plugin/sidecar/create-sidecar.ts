@@ -28,10 +28,11 @@ import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { type FaultHook, faultAt, parseFaultSetting } from '../coordinator/fault-point.js';
 import type { BusSettings } from '../ports/packet-bus.js';
 import { PrimaryStream } from '../primary/primary-stream.js';
-import { phasePolicy, type ResumePoint } from '../protocol/index.js';
+import { phasePolicy, type ResumePoint, ZERO_LSN } from '../protocol/index.js';
 import type { ReplicaAgentOptions } from '../replica/replica-agent.js';
 import { exitOnBusLost } from '../support/exit-on-bus-lost.js';
 import { BusPublisher, type BusPublisherParts } from './bus-publisher.js';
+import { packetCounter } from './packet-count.js';
 import { Sidecar, type SidecarParts, type SidecarTwoPhase } from './sidecar.js';
 import type { SidecarObserver } from './sidecar-histograms.js';
 
@@ -142,9 +143,12 @@ export function createBusPublisher(
   rounds: Pick<BusPublisherParts, 'onTwoPhasePacket'> & { lock?: StreamLock } = {},
 ): BusPublisher {
   const status = new StatusStore(config.primary, config.slot);
+  const openStream = streamOpener(config, log);
   return new BusPublisher({
     onTwoPhasePacket: rounds.onTwoPhasePacket,
-    openStream: streamOpener(config, log),
+    openStream,
+    // Acknowledges nothing: the slot stays where it is while its WAL is counted.
+    packetsBetween: packetCounter((resume) => openStream(resume, ZERO_LSN)),
     openLog: () => openPacketLog(bus, `lockstep-publisher-${config.slot}`, exitOnBusLost(log)),
     serverSyncIntervalMs: serverSyncIntervalMs(config.bus),
     startPoint: () => attachPoint(config),
