@@ -227,9 +227,9 @@ export class BusPublisher {
       walk,
     );
     if (plan.repaired) {
-      const { from, to, after, found } = plan.repaired;
+      const { from, to, after, found, unsigned } = plan.repaired;
       this.parts.log.warn(
-        { from, to, after, found, event: 'bus-tail-repaired' },
+        { from, to, after, found, unsigned: unsigned ?? false, event: 'bus-tail-repaired' },
         'removed messages that broke the chain from the bus: re-deriving them',
       );
     }
