@@ -43,17 +43,31 @@ const READ_BACK_MAX_BYTES = 64 * 1024 * 1024;
 /** How long a read back waits for messages the stream no longer holds (ms). */
 const READ_BACK_WAIT_MS = 5_000;
 
-function stored(message: StoredMsg): StoredPart {
-  return storedPart(message.seq, message.header, message.data);
+/** Whether a message read back carries this publisher's signature for its sequence. */
+type OwnSignature = (sequence: number, header: MsgHdrs | undefined, data: Uint8Array) => boolean;
+
+/** The check of `signer`'s own signatures on `subject`: its public key derived from the private one. */
+function ownSignature(signer: BusSigner, subject: string): OwnSignature {
+  const verifier = signer.verifier();
+  return (sequence, header, data) => {
+    const get = (name: string) => header?.get(name) || undefined;
+    return verifier.verify(packetSignedBytes(subject, sequence, get, data), get(SIGNATURE_HEADER));
+  };
 }
 
-function storedPart(sequence: number, header: MsgHdrs | undefined, data: Uint8Array): StoredPart {
+function storedPart(
+  sequence: number,
+  header: MsgHdrs | undefined,
+  data: Uint8Array,
+  signed: OwnSignature,
+): StoredPart {
   const position = partPosition((name) => header?.get(name) || undefined);
   if (!position)
     throw new Error(`bus message ${sequence} has no Lockstep-Version/-Part/-Changes headers`);
   // Of a message of several packets, the last: the one its headers describe.
   const pieces = decodeBusPieces(data);
-  return { sequence, position, part: pieces[pieces.length - 1] as BusPiece };
+  const part = pieces[pieces.length - 1] as BusPiece;
+  return { sequence, position, part, signed: signed(sequence, header, data) };
 }
 
 /**
@@ -137,6 +151,8 @@ class NatsPacketLog implements PacketLog {
   private readonly js: JetStreamClient;
   /** The highest sequence JetStream acknowledged to this process: a leader that ends before it is behind. */
   private acknowledged = 0;
+  /** Its own reads are checked too: a foreign message that follows the chain is no place to resume from. */
+  private readonly signed: OwnSignature;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -146,13 +162,18 @@ class NatsPacketLog implements PacketLog {
   ) {
     this.js = jetstream(nc);
     this.maxBody = (nc.info?.max_payload ?? 1024 * 1024) - HEADER_ROOM;
+    this.signed = ownSignature(signer, settings.subject);
+  }
+
+  private stored(message: StoredMsg): StoredPart {
+    return storedPart(message.seq, message.header, message.data, this.signed);
   }
 
   async last(): Promise<StoredPart | null> {
     const message = await this.jsm.streams.getMessage(this.settings.stream, {
       last_by_subj: this.settings.subject,
     });
-    if (message) return stored(message);
+    if (message) return this.stored(message);
     // nats-server 2.9 answers nothing once the subject's last messages were removed: the one before them.
     const { state } = await this.jsm.streams.info(this.settings.stream);
     return state.messages > 0 ? this.before(state.last_seq + 1) : null;
@@ -160,7 +181,7 @@ class NatsPacketLog implements PacketLog {
 
   async at(sequence: number): Promise<StoredPart | null> {
     const message = await this.jsm.streams.getMessage(this.settings.stream, { seq: sequence });
-    return message ? stored(message) : null;
+    return message ? this.stored(message) : null;
   }
 
   async before(sequence: number): Promise<StoredPart | null> {
@@ -169,7 +190,7 @@ class NatsPacketLog implements PacketLog {
     // Deleted sequences (a repaired tail) are stepped over, one request each; a message found costs one.
     for (let seq = sequence - 1; seq >= 1; seq--) {
       const message = await this.jsm.streams.getMessage(this.settings.stream, { seq });
-      if (message) return stored(message);
+      if (message) return this.stored(message);
       first ??= (await this.jsm.streams.info(this.settings.stream)).state.first_seq;
       if (seq <= first) return null;
     }
@@ -201,7 +222,8 @@ class NatsPacketLog implements PacketLog {
     const read: StoredPart[] = [];
     try {
       for await (const message of messages) {
-        if (message.seq < to) read.push(storedPart(message.seq, message.headers, message.data));
+        if (message.seq < to)
+          read.push(storedPart(message.seq, message.headers, message.data, this.signed));
         // Removed sequences in the span: the fetch goes on past `to` (which the walk stands on).
         if (message.seq >= to - 1) break;
       }

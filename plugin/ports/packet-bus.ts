@@ -23,6 +23,12 @@ export interface StoredPart {
   readonly sequence: number;
   readonly position: PartPosition;
   readonly part: BusPiece;
+  /**
+   * Whether it carries a valid signature of this publisher's key for its
+   * sequence: false for a foreign message, one of the older lockstep (before
+   * signing) or of another key pair.
+   */
+  readonly signed: boolean;
 }
 
 /**

@@ -21,6 +21,8 @@ export interface TailRepair {
   /** Where the message before the break stood, and what came instead of its successor. */
   readonly after: PartPosition;
   readonly found: PartPosition;
+  /** Set when the break is a message that follows but lacks this publisher's signature. */
+  readonly unsigned?: true;
 }
 
 /**
@@ -77,6 +79,18 @@ export function confirmedOn(message: StoredPart, confirmed: Lsn): boolean {
 }
 
 /**
+ * Whether `message` may stay on the bus as the publisher's own: the slot
+ * vouches for it (also a packet of the older lockstep, from before signing,
+ * or of a former key pair: removing it would lose it), or this publisher's
+ * key signed it. Any client allowed on the subject can store a message that
+ * follows the chain; above the slot's point, one not signed is removed and
+ * re-derived (signed) from the slot, as a deposed publisher's is.
+ */
+export function vouched(message: StoredPart, confirmed: Lsn): boolean {
+  return message.signed || confirmedOn(message, confirmed);
+}
+
+/**
  * Whether the walk may stop at `previous`: the slot vouches for it, `current`
  * follows it, and `current` is past what the slot vouches for or ends a
  * packet at least the recorded head's version. A deposed publisher's stale
@@ -101,7 +115,8 @@ export function anchors(
 
 /**
  * Checks the chain of messages the slot does not vouch for, from the end of
- * the bus back, and says which to remove: from its first break to the end
+ * the bus back, and says which to remove: from its first break (a message
+ * that does not follow, or is not signed: {@link vouched}) to the end
  * ({@link removeTail}; the caller first checks what stays reaches the slot). The
  * publisher confirms only messages acknowledged with every one before them,
  * so whatever follows the slot's confirmed point is re-derived from the WAL;
@@ -137,13 +152,15 @@ export async function checkTail(
     const previous = await reader.previous();
     if (!previous) break;
     // The oldest break counts: what stays ends before it, whatever came after.
-    if (!follows(previous, current)) {
+    const chained = follows(previous, current);
+    if (!chained || !vouched(current, confirmed)) {
       removing = sequences.length;
       repair = {
         from: current.sequence,
         to: last.sequence,
         after: previous.position,
         found: current.position,
+        ...(chained ? { unsigned: true as const } : {}),
       };
       kept = new KeptTail(previous);
     } else kept.reached(previous);

@@ -4,9 +4,9 @@ import type { BusResume } from './bus-resume.js';
 /** What resuming changed on or below the bus, logged before publishing starts. */
 export function logResume(log: Logger, plan: BusResume): void {
   if (plan.repaired) {
-    const { from, to, after, found } = plan.repaired;
+    const { from, to, after, found, unsigned } = plan.repaired;
     log.warn(
-      { from, to, after, found, event: 'bus-tail-repaired' },
+      { from, to, after, found, unsigned: unsigned ?? false, event: 'bus-tail-repaired' },
       'removed messages that broke the chain from the bus: re-deriving them',
     );
   }

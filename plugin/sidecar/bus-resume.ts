@@ -77,10 +77,13 @@ export async function busResume(
 
 /** A break with messages the slot vouches for behind it: removing them would lose them. */
 function brokenBeforeConfirmed(repair: TailRepair, confirmed: Lsn): LockstepError {
-  const { from, after, found } = repair;
+  const { from, after, found, unsigned } = repair;
+  const held = unsigned
+    ? `version ${found.version} part ${found.part} at sequence ${from}, not signed with this publisher's key,`
+    : `version ${found.version} part ${found.part} at sequence ${from} where what follows version ${after.version} part ${after.part} belongs,`;
   return new LockstepError({
     node: 'bus',
-    problem: `the bus holds version ${found.version} part ${found.part} at sequence ${from} where what follows version ${after.version} part ${after.part} belongs, and packets the slot's confirmed point ${confirmed} vouches for are stored behind it: removing them would lose them, so nothing was removed`,
+    problem: `the bus holds ${held} and packets the slot's confirmed point ${confirmed} vouches for are stored behind it: removing them would lose them, so nothing was removed`,
     fix,
   });
 }

@@ -10,6 +10,7 @@ import {
   checkTail,
   confirmedOn,
   follows,
+  vouched,
 } from '../../plugin/sidecar/bus-chain.js';
 import { memoryPacketLog } from '../support/memory-packet-log.js';
 
@@ -36,7 +37,9 @@ async function walkKeepingAll(
     current = previous;
   }
   const chain = walked.reverse();
-  const broken = chain.findIndex((m, i) => i > 0 && !follows(chain[i - 1] as StoredPart, m));
+  const breaks = (m: StoredPart, i: number) =>
+    i > 0 && (!follows(chain[i - 1] as StoredPart, m) || !vouched(m, confirmed));
+  const broken = chain.findIndex(breaks);
   const kept = broken < 0 ? chain : chain.slice(0, broken);
   const end = kept[kept.length - 1] as StoredPart;
   const first = kept.length - 1 - end.position.part;
@@ -46,7 +49,13 @@ async function walkKeepingAll(
     last: end,
     start: { first: kept[first] ?? null, before: kept[first - 1] ?? null },
     repair: found
-      ? { from: found.sequence, to: last.sequence, after: end.position, found: found.position }
+      ? {
+          from: found.sequence,
+          to: last.sequence,
+          after: end.position,
+          found: found.position,
+          ...(follows(end, found) ? { unsigned: true as const } : {}),
+        }
       : null,
     removing: removed.map((m) => m.sequence).reverse(),
     walked: walked.length - 1,
@@ -57,16 +66,19 @@ async function walkKeepingAll(
 interface Body {
   readonly position: PartPosition;
   readonly held: number;
+  /** False for a foreign message (or one of the older lockstep): no valid signature. */
+  readonly signed?: boolean;
 }
 
 const lsnOf = (version: number) => `0/${(version * 16).toString(16).toUpperCase()}` as Lsn;
 
-function stored(sequence: number, { position, held }: Body): StoredPart {
+function stored(sequence: number, { position, held, signed = true }: Body): StoredPart {
   const { version, part, final } = position;
   const header = { version, lsn: lsnOf(version), xid: version, commitTime: '2026-01-01' };
   return {
     sequence,
     position,
+    signed,
     part: {
       header,
       index: part,
@@ -107,7 +119,10 @@ function publisherMessages(packets: readonly (readonly number[])[], share: reado
   return out;
 }
 
-/** A bus: our messages with stale copies (of a span of them) stored in between and some dropped, sequences with gaps. */
+/**
+ * A bus: our messages with stale copies (of a span of them) stored in
+ * between and some dropped, sequences with gaps, some not signed.
+ */
 const busArbitrary = fc
   .record({
     packets: fc.array(fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 3 }), {
@@ -118,7 +133,7 @@ const busArbitrary = fc
     edits: fc.array(
       fc.record({
         at: fc.nat(),
-        kind: fc.constantFrom('stale', 'drop', 'gap', 'recount'),
+        kind: fc.constantFrom('stale', 'drop', 'gap', 'recount', 'unsigned'),
         from: fc.nat(),
         length: fc.integer({ min: 1, max: 4 }),
       }),
@@ -139,6 +154,9 @@ const busArbitrary = fc
         const body = bodies[at % bodies.length] as Body;
         const position = { ...body.position, changes: body.position.changes + 1 };
         bodies[at % bodies.length] = { position, held: body.held + 1 };
+      } else if (edit.kind === 'unsigned') {
+        const body = bodies[at % bodies.length] as Body;
+        bodies[at % bodies.length] = { ...body, signed: false };
       }
     }
     let sequence = 1;

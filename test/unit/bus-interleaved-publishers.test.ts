@@ -130,7 +130,12 @@ function agentTakes(bus: BusMessage[]): { contents: string[]; whole: boolean } {
 function chainAccepted(bus: BusMessage[]): boolean {
   const stored = bus.map((m, i): StoredPart => {
     const pieces = decodeBusPieces(m.body);
-    return { sequence: i + 1, position: m.position, part: pieces[pieces.length - 1] as never };
+    return {
+      sequence: i + 1,
+      position: m.position,
+      part: pieces[pieces.length - 1] as never,
+      signed: true,
+    };
   });
   const end = stored.findIndex((s) => s.position.version === 9);
   if (end < 0 || stored[0]?.position.part !== 0) return false;

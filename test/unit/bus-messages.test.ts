@@ -101,6 +101,7 @@ const storedPart = (
 ): StoredPart => ({
   sequence,
   position: { version, part, changes, final: final ? 'one' : null },
+  signed: true,
   part: {
     header: header(version),
     index: part,

@@ -27,6 +27,7 @@ function bus(from: number, messages: Message[]) {
       return {
         sequence: next++,
         position: { version, part, changes, final, ...(first ? { first } : {}) },
+        signed: true,
         part: {
           header,
           index: part,
@@ -122,6 +123,7 @@ describe('where publishing resumes', () => {
     const fragment = (sequence: number, part: number, offset: number, length: number) => ({
       sequence,
       position: { version: 2, part, changes: offset + length === 1_000 ? 1 : 0, final: null },
+      signed: true,
       part: { header, index: part, final: null, offset, total: 1_000, bytes: Buffer.alloc(length) },
     });
     const first = (await bus(1, [[1, 0, 2, 'one']]).at(1)) as StoredPart;
