@@ -12,6 +12,14 @@ export function isUnanswered(error: unknown): boolean {
   return DEADLINE_PASSED.test((error as Error | undefined)?.message ?? '');
 }
 
+/** pg's error (no code) for a connection that closed under a query: the server ended or lost it. */
+const SESSION_LOST = /^connection terminated/i;
+
+/** Whether `error` is a session that ended under a query (the node stopped, crashed or the network cut it). */
+export function isSessionLost(error: unknown): boolean {
+  return SESSION_LOST.test((error as Error | undefined)?.message ?? '');
+}
+
 /** SQLSTATE lock_not_available: a lock wait ended by lock_timeout (the node answers; a session holds the lock). */
 const LOCK_NOT_AVAILABLE = '55P03';
 
@@ -21,11 +29,25 @@ export function isLockWait(error: unknown): boolean {
 }
 
 /**
+ * Why a live node's COMMIT (or COMMIT/ROLLBACK PREPARED, or a write's
+ * commit) may not return: it waits for a synchronous standby that does not
+ * confirm (Postgres waits forever, whatever the client's deadline).
+ */
+export const SYNC_REP_HINT =
+  "if it answers other sessions, its COMMIT may be waiting for synchronous standbys (pg_stat_activity.wait_event = 'SyncRep'): bring the standby back or change synchronous_standby_names";
+
+/** What kind of step failed: `commits` when it ends in a commit on the node (it may wait on SyncRep). */
+export interface NodeStep {
+  readonly commits?: boolean;
+}
+
+/**
  * The error of a command's step on a node that failed: it names the node
  * (a replica, or "primary") and the step, and says whether the node did not
  * answer within `deadline` (ms of applyTimeoutMs, or words naming another
- * deadline; a frozen or overloaded host), could not be reached (the
- * connection's own fix first) or refused.
+ * deadline; a frozen or overloaded host, or for a step that `commits`, a
+ * synchronous standby it waits for), could not be reached (the connection's
+ * own fix first) or refused.
  */
 export function nodeStepError(
   node: string,
@@ -33,9 +55,11 @@ export function nodeStepError(
   deadline: number | string,
   error: unknown,
   fix: string,
+  kind: NodeStep = {},
 ): LockstepError {
   const { code, sqlState = code } = (error ?? {}) as { code?: string; sqlState?: string };
-  const connection = error instanceof LockstepError && error.setting === 'connection';
+  const connection =
+    (error instanceof LockstepError && error.setting === 'connection') || isSessionLost(error);
   const unanswered = isUnanswered(error);
   const role = node === 'primary' ? 'primary' : 'replica';
   const lockWait = isLockWait(error);
@@ -53,11 +77,11 @@ export function nodeStepError(
     sqlState,
     problem: `${step} failed: ${reason}`,
     fix: unanswered
-      ? `check that the ${role}'s server runs and answers (not stopped, not overloaded), then ${fix}`
+      ? `check that the ${role}'s server runs and answers (not stopped, not overloaded)${kind.commits ? `; ${SYNC_REP_HINT};` : ','} then ${fix}`
       : lockWait
         ? `find the session on the ${role} that holds the lock (pg_locks joined with pg_stat_activity), let it finish or end it, then ${fix}`
-        : connection
-          ? `${(error as LockstepError).fix}; then ${fix}`
+        : connection && error instanceof LockstepError
+          ? `${error.fix}; then ${fix}`
           : fix,
     cause: error,
   });

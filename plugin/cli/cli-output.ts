@@ -1,7 +1,7 @@
 import { CommanderError } from 'commander';
 import { ConfigError } from '../config/load-config.js';
 import { LockstepError } from '../ports/lockstep-error.js';
-import { ExitCode, exitCodeFor, UsageError } from './exit-codes.js';
+import { ExitCode, exitCodeFor, isNodeLost, UsageError } from './exit-codes.js';
 
 /** Prints problems found by doctor (or refusing attach) as `node[, table]: problem / fix` blocks. */
 export function printProblems(
@@ -64,7 +64,8 @@ export function jsonRequested(argv: readonly string[] = process.argv): boolean {
  * its message only — never a bare stack trace (LOCKSTEP_DEBUG=1 for one). In
  * `--json` mode the error is printed as JSON on stdout.
  */
-export function reportFailure(error: unknown, json = jsonRequested()): never {
+export function reportFailure(failure: unknown, json = jsonRequested()): never {
+  const error = namedNodeLoss(failure);
   const code = exitCodeFor(error);
   // Commander has printed its usage error (or help, or the version) itself.
   if (error instanceof CommanderError && !json) process.exit(code);
@@ -76,4 +77,20 @@ export function reportFailure(error: unknown, json = jsonRequested()): never {
   }
   if (process.env.LOCKSTEP_DEBUG) process.stderr.write(`${(error as Error)?.stack ?? ''}\n`);
   process.exit(code);
+}
+
+/**
+ * A raw pg error for a node that stopped answering or closed the session,
+ * which no step named, as a LockstepError saying so and what to check
+ * (exit 3); any other error as it is.
+ */
+export function namedNodeLoss(error: unknown): unknown {
+  if (error instanceof LockstepError || !isNodeLost(error)) return error;
+  return new LockstepError({
+    node: 'a node',
+    setting: 'connection',
+    problem: `a node stopped answering or closed the session: ${(error as Error).message}`,
+    fix: `run lockstep status to see which node does not answer, and check that its server runs (not stopped, not overloaded); on a primary that answers other sessions, a COMMIT may be waiting for synchronous standbys (pg_stat_activity.wait_event = 'SyncRep'): bring the standby back or change synchronous_standby_names; then run this again`,
+    cause: error,
+  });
 }

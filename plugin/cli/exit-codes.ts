@@ -1,4 +1,5 @@
 import { CommanderError } from 'commander';
+import { isSessionLost, isUnanswered } from '../attach/node-step.js';
 import { ConfigError } from '../config/load-config.js';
 import { isConnectionFailure } from '../ports/lockstep-error.js';
 import type { StatusHealth } from '../status/status-health.js';
@@ -31,8 +32,17 @@ export class UsageError extends Error {
 export function exitCodeFor(error: unknown): ExitCode {
   if (error instanceof CommanderError) return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
   if (error instanceof ConfigError || error instanceof UsageError) return ExitCode.usage;
-  if (isConnectionFailure(error)) return ExitCode.unreachable;
+  if (isConnectionFailure(error) || isNodeLost(error)) return ExitCode.unreachable;
   return ExitCode.problems;
+}
+
+/**
+ * A raw pg error for a node that stopped answering (its query deadline
+ * passed) or closed the session under a query: unreachable, though no step
+ * named it (a safety net; steps name their node with nodeStepError).
+ */
+export function isNodeLost(error: unknown): boolean {
+  return isUnanswered(error) || isSessionLost(error);
 }
 
 /**

@@ -116,6 +116,8 @@ export function postgresControl(
 ): RecoveryWiring & MigrateWiring {
   // One per command: the primary's migration transaction proves this very lock still held.
   const migrateLock = new StreamLock(config.primary, config.slot, 'migrate');
+  // Each primary barrier session of this command counts, so `barrier:2` fires at the second.
+  let barriers = 0;
   return {
     streamLock: (purpose) =>
       purpose === 'migrate' ? migrateLock : new StreamLock(config.primary, config.slot, purpose),
@@ -125,7 +127,7 @@ export function postgresControl(
       // The history read, a replica's position reads and the barrier have applyTimeoutMs.
       node === 'primary'
         ? new MigrationSession(node, url, config.slot, config.applyTimeoutMs, migrateLock, () =>
-            fault?.('barrier', 1),
+            fault?.('barrier', ++barriers),
           )
         : new MigrationSession(node, url, config.slot, config.applyTimeoutMs),
     migrateControlSchemas,

@@ -1,3 +1,4 @@
+import { isSessionLost, isUnanswered, nodeStepError } from '../attach/node-step.js';
 import type { Decision } from '../ports/decision-store.js';
 import { isConnectionFailure } from '../ports/lockstep-error.js';
 import { parseGid, recoverRound } from '../protocol/index.js';
@@ -16,11 +17,25 @@ export interface RecoveryReport {
   readonly failed: ReadonlyArray<{ node: string; error: string; unreachable: boolean }>;
 }
 
-const failure = (node: string, error: unknown) => ({
-  node,
-  error: (error as Error).message,
-  unreachable: isConnectionFailure(error),
-});
+/**
+ * A node that could not be read or finished: one that did not answer or
+ * whose session ended counts as unreachable, named with the step and fix
+ * (a ROLLBACK/COMMIT PREPARED on a live node may wait on SyncRep).
+ */
+function failure(node: string, error: unknown) {
+  const lost = isUnanswered(error) || isSessionLost(error);
+  const named = lost
+    ? nodeStepError(
+        node,
+        'finishing lockstep transactions prepared there (recovery)',
+        'within its control query deadline',
+        error,
+        'run lockstep recover again',
+        { commits: true },
+      )
+    : error;
+  return { node, error: (named as Error).message, unreachable: lost || isConnectionFailure(error) };
+}
 
 /**
  * Presumed abort for a gid without a decision: writes `abort` unless a

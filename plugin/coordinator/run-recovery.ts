@@ -1,6 +1,7 @@
+import { isSessionLost, isUnanswered, nodeStepError } from '../attach/node-step.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { DecisionStore } from '../ports/decision-store.js';
-import { LockstepError } from '../ports/lockstep-error.js';
+import { isConnectionFailure, LockstepError } from '../ports/lockstep-error.js';
 import type { PhaseTwoNode } from '../ports/phase-two-node.js';
 import type { StreamLockHolder, StreamLockPurpose } from '../ports/stream-lock-holder.js';
 import { type RecoveryReport, recoverPrepared } from './recover-prepared.js';
@@ -32,8 +33,11 @@ export async function runRecovery(
   const nodes = wiring.phaseTwoNodes();
   let decisions: DecisionStore | null = null;
   try {
-    if (await coordinator.tryAcquire()) kinds.push('stream');
-    if (await migrate.tryAcquire()) kinds.push('migration');
+    // Taking the coordinator lock raises the stream's epoch: a write whose COMMIT may wait on SyncRep.
+    const took = (lock: StreamLockHolder, purpose: StreamLockPurpose) =>
+      onPrimary(lock.tryAcquire(), `taking the ${purpose} lock of stream "${config.slot}"`);
+    if (await took(coordinator, 'coordinator')) kinds.push('stream');
+    if (await took(migrate, 'migrate')) kinds.push('migration');
     // Holding the coordinator lock, its decisions are fenced like a sidecar's.
     decisions = kinds.includes('stream')
       ? wiring.decisionLog(() => (coordinator.held ? coordinator.epoch : null))
@@ -45,11 +49,40 @@ export async function runRecovery(
         fix: `the sidecar recovers by itself every twoPhase.recoveryIntervalMs (${config.twoPhase.recoveryIntervalMs} ms); run recover again once the migration finished`,
       });
     }
-    return await recoverPrepared(config.slot, [...nodes.values()], decisions, { kinds });
+    // Nodes' phase-two failures are in the report; what escapes is the primary's decision log.
+    return await onPrimary(
+      recoverPrepared(config.slot, [...nodes.values()], decisions, { kinds }),
+      `reading the decision log of stream "${config.slot}" or recording an abort there`,
+    );
   } finally {
     await decisions?.close();
     for (const node of nodes.values()) await node.close();
     await migrate.release();
     await coordinator.release();
+  }
+}
+
+/**
+ * A recovery step on the primary that got no answer or lost its connection
+ * becomes an error naming the primary and the step (exit 3); nothing was
+ * finished by that step, so recover can simply run again.
+ */
+async function onPrimary<T>(step: Promise<T>, what: string): Promise<T> {
+  try {
+    return await step;
+  } catch (error) {
+    if (
+      error instanceof LockstepError ||
+      !(isUnanswered(error) || isSessionLost(error) || isConnectionFailure(error))
+    )
+      throw error;
+    throw nodeStepError(
+      'primary',
+      `${what} (recover)`,
+      'within its control query deadline',
+      error,
+      'run lockstep recover again',
+      { commits: true },
+    );
   }
 }

@@ -19,6 +19,7 @@ export function barrierUnanswered(gid: string, deadlineMs: number, error: unknow
     deadlineMs,
     error,
     'run lockstep recover (it rolls back what the migration left prepared there), then run this again',
+    { commits: true },
   );
 }
 

@@ -2,7 +2,15 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 /** What the bundle is built from: a newer file here means it no longer runs these sources. */
-const SOURCES = ['plugin', 'adapters', 'migrations', 'scripts/bundle-cli.ts', 'package.json'];
+const SOURCES = [
+  'plugin',
+  'adapters',
+  'migrations',
+  'scripts/bundle-cli.ts',
+  'package.json',
+  'package-lock.json',
+  'tsconfig.json',
+];
 
 /** The newest modification time of `entry` and, for a folder, of every file below it. */
 function newestMtime(entry: string): number {
