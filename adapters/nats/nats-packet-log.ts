@@ -67,17 +67,7 @@ function storedPart(
   // Of a message of several packets, the last: the one its headers describe.
   const pieces = decodeBusPieces(data);
   const part = pieces[pieces.length - 1] as BusPiece;
-  // Checked only when asked: the resume walk stops asking at the first message it finds signed.
-  let own: boolean | undefined;
-  return {
-    sequence,
-    position,
-    part,
-    get signed() {
-      own ??= signed(sequence, header, data);
-      return own;
-    },
-  };
+  return { sequence, position, part, signed: signed(sequence, header, data) };
 }
 
 /**

@@ -87,7 +87,7 @@ export function confirmedOn(message: StoredPart, confirmed: Lsn): boolean {
  * re-derived (signed) from the slot, as a deposed publisher's is.
  */
 export function vouched(message: StoredPart, confirmed: Lsn): boolean {
-  return confirmedOn(message, confirmed) || message.signed;
+  return message.signed || confirmedOn(message, confirmed);
 }
 
 /**
@@ -148,22 +148,12 @@ export async function checkTail(
   let current = last;
   /** Confirmed messages below the head walked past so far. */
   let below = 0;
-  /** Set at the first message found signed: what is before it needs no signature check. */
-  let signedAfter = false;
   for (;;) {
     const previous = await reader.previous();
     if (!previous) break;
     // The oldest break counts: what stays ends before it, whatever came after.
     const chained = follows(previous, current);
-    let own: boolean = signedAfter || confirmedOn(current, confirmed);
-    if (!own) {
-      own = current.signed;
-      // A signed message was stored at the sequence it names (its publisher's expectation), after
-      // a walk of that publisher checked what stood before it: checking further back costs a
-      // verification per message (minutes of messages) and finds nothing new.
-      signedAfter = own && chained;
-    }
-    if (!chained || !own) {
+    if (!chained || !vouched(current, confirmed)) {
       removing = sequences.length;
       repair = {
         from: current.sequence,

@@ -17,8 +17,7 @@ import { memoryPacketLog } from '../support/memory-packet-log.js';
 /**
  * The walk as it was before it kept only what resuming needs: every message
  * walked kept, the oldest break looked for once the walk ended, the start of
- * the last packet read off the chain kept. A message is checked for its
- * signature only when no later one is signed and follows its predecessor.
+ * the last packet read off the chain kept.
  */
 async function walkKeepingAll(
   log: PacketLog,
@@ -38,12 +37,8 @@ async function walkKeepingAll(
     current = previous;
   }
   const chain = walked.reverse();
-  const chained = (i: number) =>
-    i > 0 && follows(chain[i - 1] as StoredPart, chain[i] as StoredPart);
-  // A later message signed and following vouches for what is before it (its walk checked that).
-  const signedAfter = (i: number) => chain.some((m, j) => j > i && m.signed && chained(j));
   const breaks = (m: StoredPart, i: number) =>
-    i > 0 && (!chained(i) || !(vouched(m, confirmed) || signedAfter(i)));
+    i > 0 && (!follows(chain[i - 1] as StoredPart, m) || !vouched(m, confirmed));
   const broken = chain.findIndex(breaks);
   const kept = broken < 0 ? chain : chain.slice(0, broken);
   const end = kept[kept.length - 1] as StoredPart;
