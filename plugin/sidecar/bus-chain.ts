@@ -18,8 +18,8 @@ export interface TailRepair {
   readonly from: number;
   /** The last sequence removed. */
   readonly to: number;
-  /** Where the message before the break stood, and what came instead of its successor. */
-  readonly after: PartPosition;
+  /** Where the message before the break stood (null: the break is the oldest message), and what came instead of its successor. */
+  readonly after: PartPosition | null;
   readonly found: PartPosition;
   /** Set when the break is a message that follows but lacks this publisher's signature. */
   readonly unsigned?: true;
@@ -37,9 +37,10 @@ export interface PacketStart {
 
 /** The bus's tail once checked: its last message that follows the chain, where its packet starts. */
 export interface CheckedTail {
-  readonly last: StoredPart;
+  /** Null when every message on the bus is removed: the break is the oldest one. */
+  readonly last: StoredPart | null;
   /** The start of `last`'s packet, as far as the walk read it (nothing else walked is kept). */
-  readonly start: PacketStart;
+  readonly start: PacketStart | null;
   readonly repair: TailRepair | null;
   /** The sequences to remove ({@link removeTail}), newest first: interrupted, the bus still ends in the same break. */
   readonly removing: readonly number[];
@@ -79,6 +80,17 @@ export function confirmedOn(message: StoredPart, confirmed: Lsn): boolean {
 }
 
 /**
+ * Whether the slot vouches for `message`: confirmed on it, and of at most
+ * the recorded head's version. The header's LSN alone is the sender's word
+ * (a forger copies one the slot is past); a packet the slot confirmed was
+ * acknowledged before the head was recorded at it, so its version is not
+ * past the head's.
+ */
+export function slotVouches(message: StoredPart, confirmed: Lsn, head: number): boolean {
+  return confirmedOn(message, confirmed) && message.position.version <= head;
+}
+
+/**
  * Whether `message` may stay on the bus as the publisher's own: the slot
  * vouches for it (also a packet of the older lockstep, from before signing,
  * or of a former key pair: removing it would lose it), or this publisher's
@@ -86,8 +98,8 @@ export function confirmedOn(message: StoredPart, confirmed: Lsn): boolean {
  * follows the chain; above the slot's point, one not signed is removed and
  * re-derived (signed) from the slot, as a deposed publisher's is.
  */
-export function vouched(message: StoredPart, confirmed: Lsn): boolean {
-  return message.signed || confirmedOn(message, confirmed);
+export function vouched(message: StoredPart, confirmed: Lsn, head: number): boolean {
+  return message.signed || slotVouches(message, confirmed, head);
 }
 
 /**
@@ -105,7 +117,8 @@ export function anchors(
   head: number,
   below: number,
 ): boolean {
-  if (!confirmedOn(previous, confirmed) || !follows(previous, current)) return false;
+  // The walk keeps `previous` unchecked: the slot must vouch for it as {@link vouched} asks.
+  if (!slotVouches(previous, confirmed, head) || !follows(previous, current)) return false;
   return (
     !confirmedOn(current, confirmed) ||
     (current.position.final !== null && current.position.version >= head) ||
@@ -140,7 +153,7 @@ export async function checkTail(
 ): Promise<CheckedTail> {
   /** Sequences walked, newest first (numbers only: a message may be half a megabyte). */
   const sequences = [last.sequence];
-  let kept = new KeptTail(last);
+  let kept: KeptTail | null = new KeptTail(last);
   let repair: TailRepair | null = null;
   /** How many of `sequences` (from the newest) the break removes. */
   let removing = 0;
@@ -150,28 +163,34 @@ export async function checkTail(
   let below = 0;
   for (;;) {
     const previous = await reader.previous();
-    if (!previous) break;
-    // The oldest break counts: what stays ends before it, whatever came after.
-    const chained = follows(previous, current);
-    if (!chained || !vouched(current, confirmed)) {
+    // The oldest break counts: what stays ends before it, whatever came after. The bus's
+    // oldest message follows nothing (emptied by retention or a power loss): its signature
+    // or the slot still vouches for it, else a lone forged packet would be resumed from.
+    const chained = !previous || follows(previous, current);
+    if (!chained || !vouched(current, confirmed, head)) {
       removing = sequences.length;
       repair = {
         from: current.sequence,
         to: last.sequence,
-        after: previous.position,
+        after: previous?.position ?? null,
         found: current.position,
         ...(chained ? { unsigned: true as const } : {}),
       };
-      kept = new KeptTail(previous);
-    } else kept.reached(previous);
+      kept = previous ? new KeptTail(previous) : null;
+    } else if (previous) kept?.reached(previous);
+    if (!previous) break;
     sequences.push(previous.sequence);
     if (anchors(previous, current, confirmed, head, below)) break;
     if (confirmedOn(current, confirmed) && current.position.version < head) below++;
     current = previous;
   }
-  const walked = sequences.length - 1;
-  const start = kept.start();
-  return { last: kept.last, start, repair, removing: sequences.slice(0, removing), walked };
+  return {
+    last: kept?.last ?? null,
+    start: kept?.start() ?? null,
+    repair,
+    removing: sequences.slice(0, removing),
+    walked: sequences.length - 1,
+  };
 }
 
 /** Reads the bus back from a sequence, many messages a request ({@link PacketLog.readBack}). */

@@ -31,7 +31,8 @@ const fix = 'lockstep attach --resync for every replica, after removing the bus 
  * resume point up to it: the slot may be confirmed that far. Fails closed when
  * the slot already released WAL the bus lacks. Before any of that, the
  * messages after the slot's confirmed point are checked to follow each
- * other; from the first that does not, they are removed (bus-chain.ts).
+ * other; from the first that does not, they are removed (bus-chain.ts),
+ * all of them when it is the oldest: the bus then resumes as an empty one.
  */
 export async function busResume(
   log: PacketLog,
@@ -49,6 +50,7 @@ export async function busResume(
   const head = (await start())?.version ?? 0;
   const tail = newest && confirmed ? await checkTail(log, newest, confirmed, head) : null;
   walk.read = tail?.walked ?? 0;
+  // Nothing kept (the bus's oldest message broke the chain): resumed as an empty bus.
   const last = tail ? tail.last : newest;
   const stored = last
     ? await fromStored(log, last, tail?.start ?? packetStart(last), start)
@@ -80,7 +82,7 @@ function brokenBeforeConfirmed(repair: TailRepair, confirmed: Lsn): LockstepErro
   const { from, after, found, unsigned } = repair;
   const held = unsigned
     ? `version ${found.version} part ${found.part} at sequence ${from}, not signed with this publisher's key,`
-    : `version ${found.version} part ${found.part} at sequence ${from} where what follows version ${after.version} part ${after.part} belongs,`;
+    : `version ${found.version} part ${found.part} at sequence ${from} where what follows version ${after?.version} part ${after?.part} belongs,`;
   return new LockstepError({
     node: 'bus',
     problem: `the bus holds ${held} and packets the slot's confirmed point ${confirmed} vouches for are stored behind it: removing them would lose them, so nothing was removed`,

@@ -64,11 +64,17 @@ export class BusPackets {
     private readonly signer: BusSigner | null = testBusSigner(),
   ) {}
 
-  /** Packet `version` inserting rows `ids` (each id with v = id), in `parts` parts. */
-  async publish(version: number, ids: readonly number[], phase: Phase = 'one', parts = 1) {
+  /** Packet `version` inserting rows `ids` (each id with v = id), in `parts` parts, its commit at `lsn`. */
+  async publish(
+    version: number,
+    ids: readonly number[],
+    phase: Phase = 'one',
+    parts = 1,
+    lsn = lsnFromBigInt(0x7_0000_0000n + BigInt(version) * 0x1000n) as Lsn,
+  ) {
     const header = {
       version,
-      lsn: lsnFromBigInt(0x7_0000_0000n + BigInt(version) * 0x1000n) as Lsn,
+      lsn,
       xid: 1000 + version,
       commitTime: new Date().toISOString(),
     };

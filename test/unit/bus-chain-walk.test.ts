@@ -16,8 +16,9 @@ import { memoryPacketLog } from '../support/memory-packet-log.js';
 
 /**
  * The walk as it was before it kept only what resuming needs: every message
- * walked kept, the oldest break looked for once the walk ended, the start of
- * the last packet read off the chain kept.
+ * walked kept, the oldest break looked for once the walk ended (the bus's
+ * oldest message too, when the walk reached it), the start of the last
+ * packet read off the chain kept.
  */
 async function walkKeepingAll(
   log: PacketLog,
@@ -28,8 +29,10 @@ async function walkKeepingAll(
   const walked: StoredPart[] = [last];
   let current = last;
   let below = 0;
+  let reachedStart = false;
   for (;;) {
     const previous = await log.before(current.sequence);
+    reachedStart = !previous;
     if (!previous) break;
     walked.push(previous);
     if (anchors(previous, current, confirmed, head, below)) break;
@@ -38,23 +41,25 @@ async function walkKeepingAll(
   }
   const chain = walked.reverse();
   const breaks = (m: StoredPart, i: number) =>
-    i > 0 && (!follows(chain[i - 1] as StoredPart, m) || !vouched(m, confirmed));
+    i > 0
+      ? !follows(chain[i - 1] as StoredPart, m) || !vouched(m, confirmed, head)
+      : reachedStart && !vouched(m, confirmed, head);
   const broken = chain.findIndex(breaks);
   const kept = broken < 0 ? chain : chain.slice(0, broken);
-  const end = kept[kept.length - 1] as StoredPart;
-  const first = kept.length - 1 - end.position.part;
+  const end = kept[kept.length - 1];
+  const first = kept.length - 1 - (end?.position.part ?? 0);
   const removed = broken < 0 ? [] : chain.slice(broken);
   const found = removed[0];
   return {
-    last: end,
-    start: { first: kept[first] ?? null, before: kept[first - 1] ?? null },
+    last: end ?? null,
+    start: end ? { first: kept[first] ?? null, before: kept[first - 1] ?? null } : null,
     repair: found
       ? {
           from: found.sequence,
           to: last.sequence,
-          after: end.position,
+          after: end?.position ?? null,
           found: found.position,
-          ...(follows(end, found) ? { unsigned: true as const } : {}),
+          ...(!end || follows(end, found) ? { unsigned: true as const } : {}),
         }
       : null,
     removing: removed.map((m) => m.sequence).reverse(),
