@@ -86,20 +86,29 @@ export function confirmedOn(message: StoredPart, confirmed: Lsn): boolean {
  * acknowledged before the head was recorded at it, so its version is not
  * past the head's.
  */
-export function slotVouches(message: StoredPart, confirmed: Lsn, head: number): boolean {
+function slotVouches(message: StoredPart, confirmed: Lsn, head: number): boolean {
   return confirmedOn(message, confirmed) && message.position.version <= head;
 }
 
 /**
- * Whether `message` may stay on the bus as the publisher's own: the slot
- * vouches for it (also a packet of the older lockstep, from before signing,
- * or of a former key pair: removing it would lose it), or this publisher's
- * key signed it. Any client allowed on the subject can store a message that
- * follows the chain; above the slot's point, one not signed is removed and
+ * Whether `message` may stay on the bus as the publisher's own: this
+ * publisher's key signed it, or the slot vouches for it (a packet of the
+ * older lockstep, from before signing, or of a former key pair: removing it
+ * would lose it) and it does not come after a signed one (those older packets
+ * all precede the first one this key signed: a bus that lost its tail ends
+ * below the head, and a forger appending there could otherwise name an LSN
+ * and version the slot covers). Any client allowed on the subject can store
+ * a message that follows the chain; one not vouched for is removed and
  * re-derived (signed) from the slot, as a deposed publisher's is.
  */
-export function vouched(message: StoredPart, confirmed: Lsn, head: number): boolean {
-  return message.signed || slotVouches(message, confirmed, head);
+export function vouched(
+  message: StoredPart,
+  previous: StoredPart | null,
+  confirmed: Lsn,
+  head: number,
+): boolean {
+  if (message.signed) return true;
+  return slotVouches(message, confirmed, head) && previous?.signed !== true;
 }
 
 /**
@@ -167,7 +176,7 @@ export async function checkTail(
     // oldest message follows nothing (emptied by retention or a power loss): its signature
     // or the slot still vouches for it, else a lone forged packet would be resumed from.
     const chained = !previous || follows(previous, current);
-    if (!chained || !vouched(current, confirmed, head)) {
+    if (!chained || !vouched(current, previous, confirmed, head)) {
       removing = sequences.length;
       repair = {
         from: current.sequence,

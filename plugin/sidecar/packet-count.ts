@@ -17,7 +17,7 @@ const IDLE_CHECK_MS = 200;
  * at the first packet committed after it, or at an idle point (a keepalive
  * between transactions) at or after it. The stream is the caller's to stop.
  */
-export async function packetsThrough(stream: PrimaryStream, through: Lsn): Promise<number> {
+async function packetsThrough(stream: PrimaryStream, through: Lsn): Promise<number> {
   const end = lsnToBigInt(through);
   /** The version of the last packet seen: with numbering from 0, how many there were. */
   let counted = 0;

@@ -42,8 +42,9 @@ async function walkKeepingAll(
   const chain = walked.reverse();
   const breaks = (m: StoredPart, i: number) =>
     i > 0
-      ? !follows(chain[i - 1] as StoredPart, m) || !vouched(m, confirmed, head)
-      : reachedStart && !vouched(m, confirmed, head);
+      ? !follows(chain[i - 1] as StoredPart, m) ||
+        !vouched(m, chain[i - 1] as StoredPart, confirmed, head)
+      : reachedStart && !vouched(m, null, confirmed, head);
   const broken = chain.findIndex(breaks);
   const kept = broken < 0 ? chain : chain.slice(0, broken);
   const end = kept[kept.length - 1];

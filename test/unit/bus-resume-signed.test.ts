@@ -119,6 +119,15 @@ describe('an unsigned message naming an LSN the slot is confirmed past', () => {
     expect(log.removed).toEqual([3]);
   });
 
+  it('is removed after ours when the bus ends below the head (its tail lost)', async () => {
+    // The head recorded at 4, the bus holding 1 and 2 only: version 3 is not past the head, and
+    // the forger names an LSN below the slot's point. Unsigned after one of ours, it is not ours.
+    const log = memoryPacketLog([...ours(), message(3, 3, '0/20' as Lsn, false)]);
+    const plan = await busResume(log, head(4), slot('0/21'));
+    expect(plan.resume).toEqual({ version: 2, lsn: '0/20' });
+    expect(log.removed).toEqual([3]);
+  });
+
   it('is not where the walk stops, with another such one after it', async () => {
     const log = memoryPacketLog([...ours(), copied(3), copied(4)]);
     const plan = await busResume(log, head(2), slot('0/21'));

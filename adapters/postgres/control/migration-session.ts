@@ -208,7 +208,9 @@ export class MigrationSession implements MigrationNodeSession {
       await client.query('COMMIT');
       return (rows[0] as { lsn: Lsn }).lsn;
     } catch (error) {
-      // Bounded, the session is dropped, not waited on (a frozen host): its backend ends, rolling it back.
+      // Bounded, the session is dropped, not waited on (a frozen host). Its backend ends and rolls
+      // back, or, in a COMMIT waiting for a synchronous standby, commits the barrier once released:
+      // harmless, nothing decides the gid and agents run only work they are asked to prepare.
       dropped = Boolean(this.readTimeoutMs);
       if (dropped) dropClient(client);
       else await client.query('ROLLBACK').catch(() => undefined);
