@@ -20,6 +20,14 @@ export function isSessionLost(error: unknown): boolean {
   return SESSION_LOST.test((error as Error | undefined)?.message ?? '');
 }
 
+/**
+ * A raw pg error for a node that stopped answering (its query deadline
+ * passed) or closed the session under a query.
+ */
+export function isNodeLost(error: unknown): boolean {
+  return isUnanswered(error) || isSessionLost(error);
+}
+
 /** SQLSTATE lock_not_available: a lock wait ended by lock_timeout (the node answers; a session holds the lock). */
 const LOCK_NOT_AVAILABLE = '55P03';
 

@@ -1,7 +1,8 @@
 import { CommanderError } from 'commander';
+import { isNodeLost, SYNC_REP_HINT } from '../attach/node-step.js';
 import { ConfigError } from '../config/load-config.js';
 import { LockstepError } from '../ports/lockstep-error.js';
-import { ExitCode, exitCodeFor, isNodeLost, UsageError } from './exit-codes.js';
+import { ExitCode, exitCodeFor, UsageError } from './exit-codes.js';
 
 /** Prints problems found by doctor (or refusing attach) as `node[, table]: problem / fix` blocks. */
 export function printProblems(
@@ -90,7 +91,7 @@ export function namedNodeLoss(error: unknown): unknown {
     node: 'a node',
     setting: 'connection',
     problem: `a node stopped answering or closed the session: ${(error as Error).message}`,
-    fix: `run lockstep status to see which node does not answer, and check that its server runs (not stopped, not overloaded); on a primary that answers other sessions, a COMMIT may be waiting for synchronous standbys (pg_stat_activity.wait_event = 'SyncRep'): bring the standby back or change synchronous_standby_names; then run this again`,
+    fix: `run lockstep status to see which node does not answer, and check that its server runs (not stopped, not overloaded); on a primary, ${SYNC_REP_HINT}; then run this again`,
     cause: error,
   });
 }

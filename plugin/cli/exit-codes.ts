@@ -1,5 +1,5 @@
 import { CommanderError } from 'commander';
-import { isSessionLost, isUnanswered } from '../attach/node-step.js';
+import { isNodeLost } from '../attach/node-step.js';
 import { ConfigError } from '../config/load-config.js';
 import { isConnectionFailure } from '../ports/lockstep-error.js';
 import type { StatusHealth } from '../status/status-health.js';
@@ -32,17 +32,9 @@ export class UsageError extends Error {
 export function exitCodeFor(error: unknown): ExitCode {
   if (error instanceof CommanderError) return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
   if (error instanceof ConfigError || error instanceof UsageError) return ExitCode.usage;
+  // A raw node loss no step named counts too (steps name their node with nodeStepError).
   if (isConnectionFailure(error) || isNodeLost(error)) return ExitCode.unreachable;
   return ExitCode.problems;
-}
-
-/**
- * A raw pg error for a node that stopped answering (its query deadline
- * passed) or closed the session under a query: unreachable, though no step
- * named it (a safety net; steps name their node with nodeStepError).
- */
-export function isNodeLost(error: unknown): boolean {
-  return isUnanswered(error) || isSessionLost(error);
 }
 
 /**

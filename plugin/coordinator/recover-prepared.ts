@@ -1,4 +1,4 @@
-import { isSessionLost, isUnanswered, nodeStepError } from '../attach/node-step.js';
+import { isNodeLost, nodeStepError } from '../attach/node-step.js';
 import type { Decision } from '../ports/decision-store.js';
 import { isConnectionFailure } from '../ports/lockstep-error.js';
 import { parseGid, recoverRound } from '../protocol/index.js';
@@ -23,18 +23,27 @@ export interface RecoveryReport {
  * (a ROLLBACK/COMMIT PREPARED on a live node may wait on SyncRep).
  */
 function failure(node: string, error: unknown) {
-  const lost = isUnanswered(error) || isSessionLost(error);
+  const lost = isNodeLost(error);
   const named = lost
-    ? nodeStepError(
-        node,
-        'finishing lockstep transactions prepared there (recovery)',
-        'within its control query deadline',
-        error,
-        'run lockstep recover again',
-        { commits: true },
-      )
+    ? recoveryStepError(node, 'finishing lockstep transactions prepared there (recovery)', error)
     : error;
   return { node, error: (named as Error).message, unreachable: lost || isConnectionFailure(error) };
+}
+
+/**
+ * A recovery step on `node` that got no answer or lost its session, named
+ * (exit 3): it ends in a commit (COMMIT/ROLLBACK PREPARED, a decision or an
+ * epoch written), which may wait on SyncRep; recover can simply run again.
+ */
+export function recoveryStepError(node: string, step: string, error: unknown) {
+  return nodeStepError(
+    node,
+    step,
+    'within its control query deadline',
+    error,
+    'run lockstep recover again',
+    { commits: true },
+  );
 }
 
 /**

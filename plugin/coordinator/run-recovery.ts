@@ -1,10 +1,10 @@
-import { isSessionLost, isUnanswered, nodeStepError } from '../attach/node-step.js';
+import { isNodeLost } from '../attach/node-step.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { DecisionStore } from '../ports/decision-store.js';
 import { isConnectionFailure, LockstepError } from '../ports/lockstep-error.js';
 import type { PhaseTwoNode } from '../ports/phase-two-node.js';
 import type { StreamLockHolder, StreamLockPurpose } from '../ports/stream-lock-holder.js';
-import { type RecoveryReport, recoverPrepared } from './recover-prepared.js';
+import { type RecoveryReport, recoverPrepared, recoveryStepError } from './recover-prepared.js';
 
 /** What a recovery pass reaches the nodes through (the composition root wires the adapters). */
 export interface RecoveryWiring {
@@ -71,18 +71,8 @@ async function onPrimary<T>(step: Promise<T>, what: string): Promise<T> {
   try {
     return await step;
   } catch (error) {
-    if (
-      error instanceof LockstepError ||
-      !(isUnanswered(error) || isSessionLost(error) || isConnectionFailure(error))
-    )
+    if (error instanceof LockstepError || !(isNodeLost(error) || isConnectionFailure(error)))
       throw error;
-    throw nodeStepError(
-      'primary',
-      `${what} (recover)`,
-      'within its control query deadline',
-      error,
-      'run lockstep recover again',
-      { commits: true },
-    );
+    throw recoveryStepError('primary', `${what} (recover)`, error);
   }
 }
