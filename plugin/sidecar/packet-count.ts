@@ -26,17 +26,24 @@ async function packetsThrough(stream: PrimaryStream, through: Lsn): Promise<numb
     const idle = stream.idlePoint;
     // An idle point names the stream's last version: one taken by the pending wait is not counted yet.
     if (idle && idle.version === counted && lsnToBigInt(idle.lsn) >= end) return counted;
-    pending ??= stream.next();
-    const tick = new Promise<undefined>((resolve) =>
-      setTimeout(() => resolve(undefined), IDLE_CHECK_MS).unref(),
-    );
-    const part = await Promise.race([pending, tick]);
-    if (part === undefined) continue;
-    pending = null;
+    // Parts already decoded are taken as they are: a timer is armed only to wait (a count can
+    // pass a whole serverSyncInterval of packets).
+    let part: PacketPart | null | undefined = pending ? undefined : stream.poll();
+    if (part === undefined) {
+      pending ??= stream.next();
+      part = await Promise.race([pending, idleTick()]);
+      if (part === undefined) continue;
+      pending = null;
+    }
     if (part === null) throw new Error('the primary stream ended before the recorded head');
     if (lsnToBigInt(part.header.lsn) > end) return counted;
     counted = part.header.version;
   }
+}
+
+/** Resolves after {@link IDLE_CHECK_MS}, holding nothing open. */
+function idleTick(): Promise<undefined> {
+  return new Promise((resolve) => setTimeout(() => resolve(undefined), IDLE_CHECK_MS).unref());
 }
 
 /** {@link PacketsBetween} on streams `open` opens from the slot's WAL (nothing of it is acknowledged). */
