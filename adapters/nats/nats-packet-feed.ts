@@ -52,6 +52,22 @@ export class FeedStalledError extends Error {
   }
 }
 
+/**
+ * The stream ends before the last message the feed delivered: it lost its
+ * tail or was made anew (a power loss of every NATS node brings it back
+ * with what was on disk, and sequences go on from there). The consumer
+ * waits at the old next sequence, which the stream may not reach for long:
+ * the reader is started anew, which finds the replica's next version by
+ * the stream as it is now.
+ */
+export class FeedRewoundError extends Error {
+  constructor(delivered: number, end: number) {
+    super(
+      `the bus stream ends at sequence ${end}, before sequence ${delivered} the consumer delivered: it lost its tail or was made anew`,
+    );
+  }
+}
+
 /** How the feed learns where the stream ends (as its leader says) and where its consumer starts. */
 export interface FeedProgress {
   /** The consumer's first stream sequence. */
@@ -138,7 +154,8 @@ export class NatsPacketFeed implements PacketFeed {
   /**
    * What `pending` resolves to, unless the server gives no sign for
    * `silenceMs` meanwhile, or delivers nothing that long while the stream
-   * holds more (a heartbeat alone says the server runs, not that it delivers).
+   * holds more (a heartbeat alone says the server runs, not that it delivers)
+   * or ends before what it delivered (lost, then made again).
    */
   private async untilSilent<T>(pending: Promise<T>): Promise<T> {
     const since = Date.now();
@@ -176,12 +193,16 @@ export class NatsPacketFeed implements PacketFeed {
     }
   }
 
-  /** The error when the stream holds messages past the last one delivered; null when it does not, or cannot tell. */
-  private async stalled(idle: number): Promise<FeedStalledError | null> {
+  /**
+   * The error when the stream holds messages past the last one delivered, or
+   * ends before it; null when it ends there, or cannot tell.
+   */
+  private async stalled(idle: number): Promise<FeedStalledError | FeedRewoundError | null> {
     if (!this.progress) return null;
     const delivered = this.delivered;
     const end = await this.progress.end().catch(() => null);
-    if (end === null || end <= delivered || this.delivered !== delivered) return null;
+    if (end === null || end === delivered || this.delivered !== delivered) return null;
+    if (end < delivered) return new FeedRewoundError(delivered, end);
     return new FeedStalledError(idle, delivered, end);
   }
 }

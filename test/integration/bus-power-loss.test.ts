@@ -1,47 +1,23 @@
-import { jetstreamManager } from '@nats-io/jetstream';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
-import { connectBus } from '../../adapters/nats/nats-connection.js';
 import { compareLsn } from '../../plugin/protocol/lsn.js';
+import { loseStreamTail } from '../support/bus-stream-loss.js';
 import { appliedVersion, eventually, rowCount } from '../support/compare-nodes.js';
-import { LockstepProcess, startAgent, writeConfig } from '../support/lockstep-process.js';
+import { LockstepProcess, startAgent } from '../support/lockstep-process.js';
 import { readBusMessages } from '../support/nats-packets.js';
+import { STREAM, usePowerLossTarget } from '../support/power-loss-target.js';
 import { slotConfirmedLsn } from '../support/retained-wal.js';
-import { useAttached } from '../support/use-attached.js';
-import { useNatsCluster } from '../support/use-nats-cluster.js';
 
 // A power loss of every NATS node inside `serverSyncInterval` can bring the stream back empty:
 // nothing in it was on disk. The primary kept the WAL of every packet since the slot's confirmed
 // point for that case; the publisher must publish those packets again, with the versions they had.
-const STREAM = 'LOCKSTEP_LOCKSTEP';
-const nats = useNatsCluster();
-const clusters = useAttached({
-  replicas: 2,
-  schema: 'CREATE TABLE t (id int PRIMARY KEY)',
-});
-let configFile = '';
+const target = usePowerLossTarget();
+const { nats, clusters, replica, recordedHead } = target;
 let nextId = 1;
-
-beforeAll(() => {
-  // Long enough that the slot stays at attach's point for the whole test.
-  const bus = { url: nats.cluster.url, replicas: 3, serverSyncInterval: '10m' };
-  configFile = writeConfig(clusters.primary, clusters.replicas, { bus }).file;
-});
-
-function replica(index: number): PostgresCluster {
-  return clusters.replicas[index] as PostgresCluster;
-}
 
 async function insert(transactions: number): Promise<void> {
   for (let i = 0; i < transactions; i++)
     await clusters.primary.query(`INSERT INTO t VALUES (${nextId++})`);
-}
-
-async function recordedHead(): Promise<{ version: number; lsn: string }> {
-  const [row] = await clusters.primary.query<{ version: string; lsn: string }>(
-    "SELECT version::text, lsn::text FROM lockstep.streams WHERE stream = 'lockstep'",
-  );
-  return { version: Number(row?.version), lsn: row?.lsn ?? '0/0' };
 }
 
 async function appliedPosition(node: PostgresCluster): Promise<{ version: number; lsn: string }> {
@@ -49,16 +25,6 @@ async function appliedPosition(node: PostgresCluster): Promise<{ version: number
     'SELECT version::text, lsn::text FROM lockstep.applied',
   );
   return { version: Number(row?.version), lsn: row?.lsn ?? '0/0' };
-}
-
-/** What a power loss of every node leaves when nothing of the stream had been synced: no stream. */
-async function loseStream(): Promise<void> {
-  const nc = await connectBus({ servers: nats.cluster.url.split(',') }, 'test-power-loss');
-  try {
-    await (await jetstreamManager(nc)).streams.delete(STREAM);
-  } finally {
-    await nc.close();
-  }
 }
 
 async function stopped(process: LockstepProcess): Promise<void> {
@@ -69,9 +35,9 @@ async function stopped(process: LockstepProcess): Promise<void> {
 describe('lockstep run with bus, after a power loss of the NATS nodes emptied the stream', () => {
   it('publishes again every packet since the slot confirmed point, with its version: an agent behind catches up', async () => {
     const started = await slotConfirmedLsn(clusters.primary);
-    let publisher = new LockstepProcess(['run', '--config', configFile]);
-    let ahead = startAgent(configFile, 'replica1');
-    let behind = startAgent(configFile, 'replica2');
+    let publisher = new LockstepProcess(['run', '--config', target.configFile]);
+    let ahead = startAgent(target.configFile, 'replica1');
+    let behind = startAgent(target.configFile, 'replica2');
     try {
       await insert(3);
       await eventually(async () => (await rowCount(replica(1), 't')) === 3, 'replica2 at id 3');
@@ -88,12 +54,12 @@ describe('lockstep run with bus, after a power loss of the NATS nodes emptied th
       expect(head.version).toBeGreaterThan(0);
       await stopped(publisher);
       await stopped(ahead);
-      await loseStream();
+      await loseStreamTail(nats.cluster.url, STREAM, 0);
 
-      publisher = new LockstepProcess(['run', '--config', configFile]);
+      publisher = new LockstepProcess(['run', '--config', target.configFile]);
       await insert(1);
-      ahead = startAgent(configFile, 'replica1');
-      behind = startAgent(configFile, 'replica2');
+      ahead = startAgent(target.configFile, 'replica1');
+      behind = startAgent(target.configFile, 'replica2');
       for (const node of [replica(0), replica(1)])
         await eventually(async () => (await rowCount(node, 't')) === 9, `${node.name} at id 9`);
       const ids = await replica(1).query<{ id: number }>('SELECT id FROM t ORDER BY id');

@@ -1,6 +1,7 @@
 import type { ConsumerMessages, ConsumerNotification, JsMsg } from '@nats-io/jetstream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
+  FeedRewoundError,
   FeedSilentError,
   FeedStalledError,
   NatsPacketFeed,
@@ -109,5 +110,18 @@ describe('NatsPacketFeed', () => {
     // Asked about once per bound of idleness, not on every check.
     expect(end.mock.calls.length).toBeGreaterThanOrEqual(4);
     expect(end.mock.calls.length).toBeLessThanOrEqual(5);
+  });
+
+  it('fails a read when the stream ends before what the consumer delivered (made anew)', async () => {
+    // A power loss of the NATS nodes: the stream is back with 40 messages, the consumer waits at 12595.
+    const { feed, notify } = feedBefore(40);
+    const read = feed.next();
+    const failed = expect(read).rejects.toBeInstanceOf(FeedRewoundError);
+    for (let i = 0; i < 4; i++) {
+      await vi.advanceTimersByTimeAsync(500);
+      notify(HEARTBEAT);
+    }
+    await failed;
+    await expect(read).rejects.toThrow(/ends at sequence 40, before sequence 12594/);
   });
 });
