@@ -7,9 +7,6 @@ import { onReplica } from './attach-cluster.js';
 import type { StepReporter } from './attach-progress.js';
 import { isLockWait, isUnanswered, primaryCommandSession, primaryStepError } from './node-step.js';
 
-/** How long attach waits for a running sidecar to take a new replica into its configuration. */
-const SIDECAR_WAIT_MS = 60_000;
-
 /**
  * Takes the coordinator lock (true), or, when a sidecar holds it, waits until
  * that sidecar reports every joining replica, connected to the very database
@@ -43,10 +40,10 @@ export async function awaitCoordinator(
       sidecar: owner ?? 'unknown',
       replicas: names,
     });
-    for (const deadline = Date.now() + SIDECAR_WAIT_MS; ; ) {
+    for (const deadline = Date.now() + config.sidecarWaitMs; ; ) {
       if (await sidecarKnows(primary, config.slot, databases, since, owner)) return false;
       if (await lock.tryAcquire()) return true;
-      if (Date.now() > deadline) throw sidecarUnaware(names, owner);
+      if (Date.now() > deadline) throw sidecarUnaware(names, owner, config.sidecarWaitMs);
       await sleep(500);
     }
   } catch (error) {
@@ -108,11 +105,15 @@ function sidecarElsewhere(name: string, owner: string | null): LockstepError {
   });
 }
 
-function sidecarUnaware(names: readonly string[], owner: string | null): LockstepError {
+function sidecarUnaware(
+  names: readonly string[],
+  owner: string | null,
+  waitedMs: number,
+): LockstepError {
   const pid = owner?.split(':').pop();
   return new LockstepError({
     node: names[0] as string,
-    problem: `the running lockstep sidecar (${owner ?? 'unknown'}) did not take ${names.join(', ')} into its configuration within ${SIDECAR_WAIT_MS / 1000} s: it runs with a configuration that does not name ${names.length > 1 ? 'them' : 'it'}`,
+    problem: `the running lockstep sidecar (${owner ?? 'unknown'}) did not take ${names.join(', ')} into its configuration within ${waitedMs / 1000} s (sidecarWaitMs): it runs with a configuration that does not name ${names.length > 1 ? 'them' : 'it'}`,
     fix: `give that sidecar the configuration naming ${names.length > 1 ? 'them' : 'it'}: edit the file it was started with, or send it SIGHUP${pid ? ` (kill -HUP ${pid} on its host)` : ''}, or restart it; then run lockstep attach again (nothing was copied)`,
   });
 }

@@ -50,14 +50,14 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
   const log = createLogger(config.log.level);
   let agent: BusAgent | null = null;
   stopOnSignals(replica.name, log, () => agent);
-  const nc = await reachReplicaAndBus(replica, bus, log);
+  const nc = await reachReplicaAndBus(replica, bus, config.controlTimeoutMs, log);
   const packets = new NatsPacketReader(nc, bus, { verifier, log });
   let reporting: AgentReporting | null = null;
-  const phaseTwo = new PreparedTransactions(replica.name, replica.url);
+  const phaseTwo = new PreparedTransactions(replica.name, replica.url, config.controlTimeoutMs);
   agent = new BusAgent({
     target: replicaTarget(config, replica, log),
     packets,
-    lock: new ReplicaAgentLock(replica.name, replica.url, config.slot),
+    lock: new ReplicaAgentLock(replica.name, replica.url, config.slot, config.controlTimeoutMs),
     log,
     agent: replicaAgentOptions(config),
     windowChanges: config.windowChanges,
@@ -128,11 +128,12 @@ function stopOnSignals(replica: string, log: Logger, agent: () => BusAgent | nul
 async function reachReplicaAndBus(
   replica: ReplicaConfig,
   bus: BusSettings,
+  controlTimeoutMs: number,
   log: Logger,
 ): Promise<NatsConnection> {
   // Only attach upgrades a bus replica's control schema otherwise: its agent, once upgraded, does.
   await untilReachable(
-    () => upgradeControlSchema(replica.name, replica.url),
+    () => upgradeControlSchema(replica.name, replica.url, controlTimeoutMs),
     {
       node: replica.name,
       event: 'replica-unreachable',

@@ -89,7 +89,7 @@ export async function busMigrateWiring(
     servedByAgents: true,
     phaseTwoNodes: () =>
       new Map<string, PhaseTwoNode>([
-        ['primary', new PreparedTransactions('primary', config.primary)],
+        ['primary', new PreparedTransactions('primary', config.primary, config.controlTimeoutMs)],
         ...config.replicas.map((r): [string, PhaseTwoNode] => [
           r.name,
           new NatsPhaseTwoNode(address(r.name)),

@@ -78,7 +78,7 @@ async function serveBusPublisherEndpoints(
     import('./bus-status-source.js'),
     import('../sidecar/sidecar-histograms.js'),
   ]);
-  const cluster = postgresCluster();
+  const cluster = postgresCluster(config);
   const source = await busStatusSource(config, origin.configFile);
   // /status and the replicas' metrics share one read at a time.
   const status = singleFlight(
@@ -86,7 +86,7 @@ async function serveBusPublisherEndpoints(
     () => config,
   );
   const names = config.replicas.map((r) => r.name);
-  const store = new StatusStore(config.primary, config.slot);
+  const store = new StatusStore(config.primary, config.slot, config.controlTimeoutMs);
   const observed = new Observed(
     run,
     () => store.slotHealth(),

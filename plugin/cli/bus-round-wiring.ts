@@ -58,7 +58,7 @@ export async function createBusRounds(
     stream: config.slot,
     participants: names.map((name) => new NatsRoundParticipant(address(name))),
     nodes: new Map(names.map((name) => [name, new NatsPhaseTwoNode(address(name))])),
-    decisions: new DecisionLog(config.primary, config.slot, epoch),
+    decisions: new DecisionLog(config.primary, config.slot, epoch, config.controlTimeoutMs),
     options: {
       voteTimeoutMs,
       deltaTimeoutMs: config.applyTimeoutMs,

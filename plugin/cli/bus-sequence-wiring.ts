@@ -36,7 +36,7 @@ export function startSequencePublishing(
       log,
       node: 'primary',
     },
-    () => primarySequences(config.primary, config.publication),
+    () => primarySequences(config.primary, config.publication, config.controlTimeoutMs),
     active,
   );
   return {
@@ -63,6 +63,6 @@ export function startSequenceApplying(
       log,
       node: replica.name,
     },
-    (values) => advanceSequences(replica.url, values),
+    (values) => advanceSequences(replica.url, values, config.controlTimeoutMs),
   );
 }

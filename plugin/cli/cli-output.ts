@@ -1,6 +1,7 @@
 import { CommanderError } from 'commander';
 import { isNodeLost, SYNC_REP_HINT } from '../attach/node-step.js';
 import { ConfigError } from '../config/load-config.js';
+import { failedNode } from '../ports/failed-node.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 import { ExitCode, exitCodeFor, UsageError } from './exit-codes.js';
 
@@ -83,15 +84,23 @@ export function reportFailure(failure: unknown, json = jsonRequested()): never {
 /**
  * A raw pg error for a node that stopped answering or closed the session,
  * which no step named, as a LockstepError saying so and what to check
- * (exit 3); any other error as it is.
+ * (exit 3), naming the node its connection stamped on it; any other error
+ * as it is.
  */
 export function namedNodeLoss(error: unknown): unknown {
   if (error instanceof LockstepError || !isNodeLost(error)) return error;
+  const node = failedNode(error);
+  const which =
+    node === undefined
+      ? 'a node (not known which)'
+      : node === 'primary'
+        ? 'the primary'
+        : `replica "${node}"`;
   return new LockstepError({
-    node: 'a node',
+    node: node ?? 'unknown',
     setting: 'connection',
-    problem: `a node stopped answering or closed the session: ${(error as Error).message}`,
-    fix: `run lockstep status to see which node does not answer, and check that its server runs (not stopped, not overloaded); on a primary, ${SYNC_REP_HINT}; then run this again`,
+    problem: `${which} stopped answering or closed the session: ${(error as Error).message}`,
+    fix: `${node === undefined ? 'run lockstep status to see which node does not answer, and check' : 'check'} that its server runs (not stopped, not overloaded; controlTimeoutMs bounds lockstep's control queries); on a primary, ${SYNC_REP_HINT}; then run this again`,
     cause: error,
   });
 }

@@ -13,7 +13,7 @@ export async function detachCommand(flags: {
     import('../attach/detach.js'),
     import('../../adapters/postgres/setup/postgres-setup.js'),
   ]);
-  const result = await detach(postgresCluster(), config, flags.force === true);
+  const result = await detach(postgresCluster(config), config, flags.force === true);
   if (flags.json) {
     printJson({ slot: config.slot, publication: config.publication, ...result });
     return ExitCode.ok;

@@ -12,7 +12,7 @@ export async function doctorCommand(flags: { config?: string; json?: boolean }):
     import('../attach/doctor.js'),
     import('../../adapters/postgres/setup/postgres-setup.js'),
   ]);
-  const report = await runDoctor(postgresCluster(), config);
+  const report = await runDoctor(postgresCluster(config), config);
   const code = exitCodeForProblems(report.problems);
   if (flags.json) {
     printJson({

@@ -100,7 +100,7 @@ function setupCommands(program: Command): void {
           import('../../adapters/postgres/setup/postgres-setup.js'),
         ]);
       try {
-        const result = await attach(postgresCluster(), config, attachProgressView(), {
+        const result = await attach(postgresCluster(config), config, attachProgressView(), {
           resync: options.resync,
           createSchema: options.createSchema,
           copyConcurrency: options.copyConcurrency,

@@ -11,8 +11,8 @@ async function changePause(config: LockstepConfig, paused: boolean) {
       import('../attach/pause-replication.js'),
       import('../../adapters/postgres/setup/postgres-setup.js'),
     ]);
-  return setReplicationPaused(postgresCluster(), config, paused, () =>
-    migrateControlSchema('primary', config.primary),
+  return setReplicationPaused(postgresCluster(config), config, paused, () =>
+    migrateControlSchema('primary', config.primary, config.controlTimeoutMs),
   );
 }
 

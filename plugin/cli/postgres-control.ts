@@ -75,7 +75,7 @@ async function servedReplicas(config: LockstepConfig): Promise<string[]> {
   const step = `reading the replicas stream "${config.slot}" serves (lockstep.replica_status, lockstep.join_holds)`;
   const [notes, holds] = await primaryCheck(config, step, () =>
     onPrimary(
-      postgresCluster(),
+      postgresCluster(config),
       config.primary,
       (primary) =>
         Promise.all([
@@ -97,7 +97,7 @@ export async function joiningReplicas(config: LockstepConfig): Promise<string[]>
   const step = `reading the replicas joining stream "${config.slot}" (lockstep.join_holds)`;
   const holds = await primaryCheck(config, step, () =>
     onPrimary(
-      postgresCluster(),
+      postgresCluster(config),
       config.primary,
       (primary) => primary.joinHolds.read(config.slot),
       primaryCommandSession(config, CHECKS),
@@ -115,13 +115,21 @@ export function postgresControl(
   fault?: FaultHook,
 ): RecoveryWiring & MigrateWiring {
   // One per command: the primary's migration transaction proves this very lock still held.
-  const migrateLock = new StreamLock(config.primary, config.slot, 'migrate');
+  const migrateLock = new StreamLock(
+    config.primary,
+    config.slot,
+    'migrate',
+    config.controlTimeoutMs,
+  );
   // Each primary barrier session of this command counts, so `barrier:2` fires at the second.
   let barriers = 0;
   return {
     streamLock: (purpose) =>
-      purpose === 'migrate' ? migrateLock : new StreamLock(config.primary, config.slot, purpose),
-    decisionLog: (epoch) => new DecisionLog(config.primary, config.slot, epoch),
+      purpose === 'migrate'
+        ? migrateLock
+        : new StreamLock(config.primary, config.slot, purpose, config.controlTimeoutMs),
+    decisionLog: (epoch) =>
+      new DecisionLog(config.primary, config.slot, epoch, config.controlTimeoutMs),
     phaseTwoNodes: () => preparedTransactionNodes(config),
     migrationSession: (node, url) =>
       // The history read, a replica's position reads and the barrier have applyTimeoutMs.
@@ -132,7 +140,7 @@ export function postgresControl(
         : new MigrationSession(node, url, config.slot, config.applyTimeoutMs),
     migrateControlSchemas,
     pausedSince: () => pausedSince(config),
-    unplacedReplicas: () => unplacedReplicas(postgresCluster(), config),
+    unplacedReplicas: () => unplacedReplicas(postgresCluster(config), config),
     servedReplicas: () => servedReplicas(config),
   };
 }

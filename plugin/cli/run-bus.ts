@@ -40,7 +40,7 @@ export async function runBusPublisher(
   const starting = exitOnSignalWhileStarting();
   await primaryReady(config.primary, log, migrateControlSchema);
   const fault = faultFromEnvironment(config);
-  const lock = new StreamLock(config.primary, config.slot);
+  const lock = new StreamLock(config.primary, config.slot, 'coordinator', config.controlTimeoutMs);
   const rounds = await createBusRounds(
     config,
     { bus, signer },

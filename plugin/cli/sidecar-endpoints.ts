@@ -55,7 +55,7 @@ export async function serveSidecarEndpoints(
     import('../status/read-status.js'),
     import('../../adapters/postgres/setup/postgres-setup.js'),
   ]);
-  const cluster = postgresCluster();
+  const cluster = postgresCluster(config);
   const metrics = sidecarMetrics(() => run.sidecar?.snapshot() ?? STARTING);
   run.histograms?.register(metrics);
   // Keyed by the configuration in force: a request after a reload reads the reloaded replicas.

@@ -20,7 +20,7 @@ async function watch(flags: StatusFlags): Promise<never> {
     import('./status-watch.js'),
     import('../../adapters/postgres/setup/postgres-setup.js'),
   ]);
-  const cluster = postgresCluster();
+  const cluster = postgresCluster(config);
   const bus = await busStatusSource(config, flags.config);
   const stop = new AbortController();
   process.once('SIGINT', () => stop.abort());
@@ -58,7 +58,7 @@ export async function statusCommand(flags: StatusFlags): Promise<ExitCode> {
       import('../../adapters/postgres/setup/postgres-setup.js'),
     ]);
   const status = await readStatus(
-    postgresCluster(),
+    postgresCluster(config),
     config,
     await busStatusSource(config, flags.config),
   );

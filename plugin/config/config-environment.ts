@@ -43,6 +43,8 @@ export const ENVIRONMENT_KEYS: readonly EnvironmentKey[] = [
   { variable: 'LOCKSTEP_DECODING_WORK_MEM', path: ['decodingWorkMem'], kind: 'string' },
   { variable: 'LOCKSTEP_SEQUENCE_SYNC_MS', path: ['sequenceSyncMs'], kind: 'number' },
   { variable: 'LOCKSTEP_APPLY_TIMEOUT_MS', path: ['applyTimeoutMs'], kind: 'number' },
+  { variable: 'LOCKSTEP_CONTROL_TIMEOUT_MS', path: ['controlTimeoutMs'], kind: 'number' },
+  { variable: 'LOCKSTEP_SIDECAR_WAIT_MS', path: ['sidecarWaitMs'], kind: 'number' },
   { variable: 'LOCKSTEP_WINDOW_CHANGES', path: ['windowChanges'], kind: 'number' },
   { variable: 'LOCKSTEP_RETRY_INITIAL_MS', path: ['retry', 'initialMs'], kind: 'number' },
   { variable: 'LOCKSTEP_RETRY_MAX_MS', path: ['retry', 'maxMs'], kind: 'number' },

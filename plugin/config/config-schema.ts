@@ -189,6 +189,22 @@ export const configSchema = z
     sequenceSyncMs: z.number().int().nonnegative().default(10_000),
     /** Longest one step of applying to a replica may take before the replica counts as unresponsive (ms). */
     applyTimeoutMs: z.number().int().positive().default(30_000),
+    /**
+     * Longest one query on a control connection may take (decisions, status,
+     * locks, phase two, control schema, sequences) before its node counts as
+     * not answering (ms). Raise it for a slow link or a long COMMIT PREPARED.
+     */
+    controlTimeoutMs: z
+      .number()
+      .int()
+      .min(1000, 'at least 1000 (ms): a shorter deadline fails healthy nodes')
+      .default(30_000),
+    /** How long attach waits for a running sidecar to take a new replica into its configuration (ms). */
+    sidecarWaitMs: z
+      .number()
+      .int()
+      .min(1000, 'at least 1000 (ms): the sidecar reloads within seconds')
+      .default(60_000),
     /** Most row changes kept in memory to serve deltas to lagging replicas. */
     windowChanges: z.number().int().positive().default(50_000),
     /** Backoff of a halted replica's retries (ms). */

@@ -149,7 +149,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<boolean> {
     await primary.query(DEMO_SEED);
     const config: LockstepConfig = demoConfig(primary, eu, us);
     say(`primary ${primary.url}, replicas eu ${eu.url} and us ${us.url}`);
-    const attached = await attach(postgresCluster(), config, {
+    const attached = await attach(postgresCluster(config), config, {
       step: (m, fields) => say(`  • ${m}${formatStepFields(fields)}`),
       table: (replica, table, rows, done) => {
         if (done) say(`  ✓ copied ${table} to ${replica}: ${rows} rows`);

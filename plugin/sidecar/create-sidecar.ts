@@ -97,7 +97,7 @@ export function replicaParts(live: LiveConfig, replica: ReplicaConfig, log?: Log
       note: (message, fields) => log?.info(fields, message),
       runsCapturedDdl: config.twoPhase.captureDdl,
     }),
-    node: new PreparedTransactions(replica.name, replica.url),
+    node: new PreparedTransactions(replica.name, replica.url, config.controlTimeoutMs),
   };
 }
 
@@ -108,7 +108,7 @@ export function createSidecar(
   extras: SidecarExtras = {},
 ): Sidecar {
   const live = extras.live ?? new LiveConfig(config);
-  const lock = new StreamLock(config.primary, config.slot);
+  const lock = new StreamLock(config.primary, config.slot, 'coordinator', config.controlTimeoutMs);
   return new Sidecar({
     observer: extras.observer,
     openStream: streamOpener(config, log),
@@ -117,13 +117,18 @@ export function createSidecar(
     sequenceSyncMs: config.sequenceSyncMs,
     syncSequences: async () => {
       const { replicas } = live.current;
-      const { failed } = await syncSequences(config.primary, config.publication, replicas);
+      const { failed } = await syncSequences(
+        config.primary,
+        config.publication,
+        replicas,
+        config.controlTimeoutMs,
+      );
       for (const [replica, error] of Object.entries(failed))
         log.debug({ replica, err: error }, 'sequence values not copied now');
     },
     lock,
     twoPhase: twoPhaseParts(config, lock, extras.fault),
-    status: new StatusStore(config.primary, config.slot),
+    status: new StatusStore(config.primary, config.slot, config.controlTimeoutMs),
     pauses: new PauseListener(config.primary, config.slot),
     log,
     agent: replicaAgentOptions(config),
@@ -142,7 +147,7 @@ export function createBusPublisher(
   // Two-phase rounds over the bus share the publisher's coordinator lock (their fencing epoch).
   rounds: Pick<BusPublisherParts, 'onTwoPhasePacket'> & { lock?: StreamLock } = {},
 ): BusPublisher {
-  const status = new StatusStore(config.primary, config.slot);
+  const status = new StatusStore(config.primary, config.slot, config.controlTimeoutMs);
   const openStream = streamOpener(config, log);
   return new BusPublisher({
     onTwoPhasePacket: rounds.onTwoPhasePacket,
@@ -155,7 +160,9 @@ export function createBusPublisher(
     slotConfirmedLsn: () => status.slotConfirmedLsn(),
     pausedSince: () => status.pausedSince(),
     pauses: new PauseListener(config.primary, config.slot),
-    lock: rounds.lock ?? new StreamLock(config.primary, config.slot),
+    lock:
+      rounds.lock ??
+      new StreamLock(config.primary, config.slot, 'coordinator', config.controlTimeoutMs),
     log,
     fault,
     recordHead: ({ version, lsn, commitTime }) =>
@@ -194,6 +201,7 @@ function streamOpener(config: LockstepConfig, log: Logger): SidecarParts['openSt
       config.publication,
       config.twoPhase.captureDdl,
       config.slot,
+      config.controlTimeoutMs,
     );
     const source = new PgoutputSource({
       url: config.primary,
@@ -230,7 +238,12 @@ function twoPhaseParts(
   return {
     nodes: preparedTransactionNodes(config),
     // Fenced: written only while this process's activation epoch is the stream's.
-    decisions: new DecisionLog(config.primary, config.slot, () => (lock.held ? lock.epoch : null)),
+    decisions: new DecisionLog(
+      config.primary,
+      config.slot,
+      () => (lock.held ? lock.epoch : null),
+      config.controlTimeoutMs,
+    ),
     options: {
       voteTimeoutMs: config.twoPhase.voteTimeoutMs,
       // A replica behind the round catches up through its apply loop, each step bounded by this.
@@ -241,7 +254,7 @@ function twoPhaseParts(
       recoveryIntervalMs: config.twoPhase.recoveryIntervalMs,
     },
     fault,
-    migrateLock: new StreamLock(config.primary, config.slot, 'migrate'),
+    migrateLock: new StreamLock(config.primary, config.slot, 'migrate', config.controlTimeoutMs),
   };
 }
 
@@ -254,7 +267,7 @@ function autoResync(
   return async (replica, stale) => {
     const config = live.current;
     const url = config.replicas.find((r) => r.name === replica)?.url;
-    await attach(postgresCluster(), config, quietProgress(log), {
+    await attach(postgresCluster(config), config, quietProgress(log), {
       resync: [replica],
       sidecarRunsResync: true,
       holder: {

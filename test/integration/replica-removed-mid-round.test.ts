@@ -10,7 +10,11 @@ import {
 import { LockstepProcess, rewriteConfig } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 
-const CONFIG = { twoPhase: { tables: ['public.accounts'], voteTimeoutMs: 2_000 } };
+// Phase two on the frozen replica, and the removal's check of it, each wait out controlTimeoutMs.
+const CONFIG = {
+  twoPhase: { tables: ['public.accounts'], voteTimeoutMs: 2_000 },
+  controlTimeoutMs: 5_000,
+};
 const clusters = useAttached({
   replicas: 2,
   schema: `

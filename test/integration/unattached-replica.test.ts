@@ -110,12 +110,12 @@ describe('configuration reloads', () => {
   it('attach refuses, copying nothing, while the running sidecar does not have the replica', async () => {
     const [r1, r2] = [replica1(), newcomer()];
     // attach reads a configuration naming replica2; the sidecar's file never does here.
-    const ahead = writeConfig(clusters.primary, [r1, r2], EXTRA);
+    const ahead = writeConfig(clusters.primary, [r1, r2], { ...EXTRA, sidecarWaitMs: 2_000 });
     try {
       const refused = await lockstep(['attach', '--config', ahead.file]);
       expect(refused.code).toBe(1);
       expect(refused.output).toMatch(
-        /\[replica2\] the running lockstep sidecar \(.+:\d+\) did not take replica2 into its configuration within 60 s/,
+        /\[replica2\] the running lockstep sidecar \(.+:\d+\) did not take replica2 into its configuration within 2 s \(sidecarWaitMs\)/,
       );
       expect(refused.output).toMatch(/fix: .*send it SIGHUP \(kill -HUP \d+ on its host\)/);
     } finally {

@@ -2,8 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { ConfigError, loadConfig } from '../../plugin/config/load-config.js';
+import { loadConfig } from '../../plugin/config/load-config.js';
 import { parseConnectionString } from '../../plugin/ports/connection-string.js';
+import { problemsOf } from '../support/config-problems.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'lockstep-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -12,16 +13,6 @@ function file(name: string, text: string): string {
   const p = path.join(dir, name);
   writeFileSync(p, text);
   return p;
-}
-
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return [...(error as ConfigError).problems];
-  }
-  throw new Error('expected a ConfigError');
 }
 
 const minimal = {

@@ -6,6 +6,7 @@ import { recoverPrepared } from '../../plugin/coordinator/recover-prepared.js';
 import { runRecovery } from '../../plugin/coordinator/run-recovery.js';
 import { barrierUnanswered } from '../../plugin/migrate/unanswered-node.js';
 import type { DecisionStore } from '../../plugin/ports/decision-store.js';
+import { stampFailedNode } from '../../plugin/ports/failed-node.js';
 import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import type { PhaseTwoNode } from '../../plugin/ports/phase-two-node.js';
 import type { StreamLockHolder } from '../../plugin/ports/stream-lock-holder.js';
@@ -103,6 +104,19 @@ describe('a raw pg error no step named', () => {
       expect(exitCodeFor(new Error(message))).toBe(ExitCode.unreachable);
     },
   );
+
+  it('names the node its connection stamped on the error', () => {
+    const named = namedNodeLoss(stampFailedNode(new Error('Query read timeout'), 'eu'));
+    expect(named).toMatchObject({ node: 'eu', setting: 'connection' });
+    expect(exitCodeFor(named)).toBe(ExitCode.unreachable);
+  });
+
+  it('says the node is unknown when nothing stamped it', () => {
+    expect(namedNodeLoss(new Error('Query read timeout'))).toMatchObject({
+      node: 'unknown',
+      setting: 'connection',
+    });
+  });
 
   it('leaves other errors as they are', () => {
     const other = new Error('relation "x" does not exist');

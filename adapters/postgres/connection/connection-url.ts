@@ -69,7 +69,10 @@ export function clientConfig(
 export const AT_LEAST_LOCAL_COMMIT = `SELECT set_config('synchronous_commit', 'local', false)
   WHERE current_setting('synchronous_commit') = 'off'`;
 
-/** The query deadline of control connections (decisions, status, locks, phase two). */
+/**
+ * The query deadline of control connections (decisions, status, locks, phase
+ * two) when the composition root passes none: `controlTimeoutMs`'s default.
+ */
 export const CONTROL_QUERY_TIMEOUT_MS = 30_000;
 
 /** A copy of a driver error without the URL's password, keeping its SQLSTATE `code`. */

@@ -1,10 +1,13 @@
 import type { Socket } from 'node:net';
 import pg from 'pg';
+import { stampFailedNode } from '../../../plugin/ports/failed-node.js';
 import type { OptionalTls } from './tls-options.js';
 
 /** A `pg` client configuration, with how optional TLS is (libpq's sslmode prefer / allow). */
 export interface LibpqClientConfig extends pg.ClientConfig {
   readonly optionalTls?: OptionalTls;
+  /** The node a failed query's error is stamped with (see stampFailedNode). */
+  readonly node?: string;
 }
 
 /** The parts of pg's connection used here (not in @types/pg; pg 8.x). */
@@ -36,6 +39,7 @@ export class LibpqClient extends pg.Client {
     super(config);
     this.config = config;
     this.optionalTls = config.optionalTls;
+    if (config.node) nameFailures(this, config.node);
   }
 
   override connect(): Promise<pg.Client>;
@@ -112,4 +116,24 @@ export class LibpqClient extends pg.Client {
     plainRefused.set(key, refused);
     return refused;
   }
+}
+
+/**
+ * Stamps the node on the error of every query `client` runs as a promise
+ * (pg's overloads with a callback or a submittable are left as they are):
+ * an error no step wrapped can still name its node.
+ */
+function nameFailures(client: pg.Client, node: string): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  Object.defineProperty(client, 'query', {
+    writable: true,
+    configurable: true,
+    value: (...args: unknown[]) => {
+      const result = query(...args);
+      if (!(result instanceof Promise)) return result;
+      return result.catch((error: unknown) => {
+        throw stampFailedNode(error, node);
+      });
+    },
+  });
 }

@@ -23,6 +23,8 @@ export interface AdvisoryLockTarget {
   readonly kind: string;
   /** The second key, e.g. the stream. */
   readonly name: string;
+  /** The lock session's query deadline (ms; `controlTimeoutMs`). */
+  readonly queryTimeoutMs?: number;
 }
 
 /**
@@ -70,7 +72,8 @@ export class AdvisoryLockSession {
     if (this.held) return true;
     const { node, url, application, kind, name } = this.target;
     if (!this.client) {
-      const client = await connectNode(node, url, application, CONTROL_QUERY_TIMEOUT_MS);
+      const deadline = this.target.queryTimeoutMs ?? CONTROL_QUERY_TIMEOUT_MS;
+      const client = await connectNode(node, url, application, deadline);
       client.on('end', () => {
         if (this.client === client) this.lose();
       });

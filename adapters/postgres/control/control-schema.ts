@@ -28,8 +28,9 @@ export function controlDbOn(session: ControlSession): ControlDb {
 async function controlSchemaState(
   node: string,
   url: string,
+  queryTimeoutMs: number,
 ): Promise<'absent' | 'behind' | 'current'> {
-  const client = await connectNode(node, url, 'lockstep-control', CONTROL_QUERY_TIMEOUT_MS);
+  const client = await connectNode(node, url, 'lockstep-control', queryTimeoutMs);
   try {
     const exists = await client.query(
       `SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -52,15 +53,21 @@ async function controlSchemaState(
  * agent's replica, attached by an older lockstep, that only attach would
  * otherwise upgrade (a bus migrate upgrades the primary alone).
  */
-export async function upgradeControlSchema(node: string, url: string): Promise<void> {
-  if ((await controlSchemaState(node, url)) === 'behind') await migrateControlSchema(node, url);
+export async function upgradeControlSchema(
+  node: string,
+  url: string,
+  queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
+): Promise<void> {
+  if ((await controlSchemaState(node, url, queryTimeoutMs)) === 'behind')
+    await migrateControlSchema(node, url, queryTimeoutMs);
 }
 
 /** {@link migrateControlSchema} on every node, at once. */
 export async function migrateControlSchemas(
   nodes: ReadonlyArray<{ name: string; url: string }>,
+  queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
 ): Promise<void> {
-  await Promise.all(nodes.map((n) => migrateControlSchema(n.name, n.url)));
+  await Promise.all(nodes.map((n) => migrateControlSchema(n.name, n.url, queryTimeoutMs)));
 }
 
 /**
@@ -72,13 +79,17 @@ export async function migrateControlSchemas(
  * node already current costs one query: a restarting sidecar does not load
  * the migrator.
  */
-export async function migrateControlSchema(node: string, url: string): Promise<void> {
-  if ((await controlSchemaState(node, url)) === 'current') return;
+export async function migrateControlSchema(
+  node: string,
+  url: string,
+  queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
+): Promise<void> {
+  if ((await controlSchemaState(node, url, queryTimeoutMs)) === 'current') return;
   const [{ Kysely, Migrator, PostgresDialect }, { controlMigrations }] = await Promise.all([
     import('kysely'),
     import('../../../migrations/index.js'),
   ]);
-  const client = await connectNode(node, url, 'lockstep-control', CONTROL_QUERY_TIMEOUT_MS);
+  const client = await connectNode(node, url, 'lockstep-control', queryTimeoutMs);
   // Kysely runs on this one session, inside the transaction opened on it below.
   const session = Object.assign(client, { release: () => undefined });
   const db = new Kysely<unknown>({

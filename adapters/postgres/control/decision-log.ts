@@ -100,9 +100,10 @@ export class DecisionLog implements DecisionStore {
     private readonly stream: string,
     /** The writer's activation epoch; omitted: unfenced (a migration, guarded by the migrate lock). */
     private readonly epoch?: () => number | null,
+    queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
   ) {
     this.pool = new pg.Pool({
-      ...clientConfig(url, 'lockstep-decisions', CONTROL_QUERY_TIMEOUT_MS),
+      ...clientConfig(url, 'lockstep-decisions', queryTimeoutMs),
       max: 1,
     });
     this.pool.on('error', () => undefined);

@@ -86,9 +86,13 @@ export class JoinHolds implements JoinHoldSession {
     this.db = controlDbOn(client);
   }
 
-  static async open(url: string, stream: string): Promise<JoinHolds> {
+  static async open(
+    url: string,
+    stream: string,
+    queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
+  ): Promise<JoinHolds> {
     return new JoinHolds(
-      await connectNode('primary', url, 'lockstep-join-hold', CONTROL_QUERY_TIMEOUT_MS),
+      await connectNode('primary', url, 'lockstep-join-hold', queryTimeoutMs),
       stream,
     );
   }

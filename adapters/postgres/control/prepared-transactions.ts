@@ -37,6 +37,7 @@ export class PreparedTransactions implements PhaseTwoNode {
   constructor(
     readonly node: string,
     private readonly url: string,
+    private readonly queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
   ) {}
 
   /** The stream's gids (of rounds and of migrations) prepared on this node, oldest first. */
@@ -150,7 +151,7 @@ export class PreparedTransactions implements PhaseTwoNode {
       this.node,
       this.url,
       'lockstep-phase-two',
-      CONTROL_QUERY_TIMEOUT_MS,
+      this.queryTimeoutMs,
     );
     return this.client;
   }
@@ -160,9 +161,11 @@ export class PreparedTransactions implements PhaseTwoNode {
 export function preparedTransactionNodes(config: {
   readonly primary: string;
   readonly replicas: ReadonlyArray<{ readonly name: string; readonly url: string }>;
+  readonly controlTimeoutMs?: number;
 }): Map<string, PreparedTransactions> {
   const nodes = [{ name: 'primary', url: config.primary }, ...config.replicas];
-  return new Map(nodes.map((n) => [n.name, new PreparedTransactions(n.name, n.url)]));
+  const deadline = config.controlTimeoutMs;
+  return new Map(nodes.map((n) => [n.name, new PreparedTransactions(n.name, n.url, deadline)]));
 }
 
 /** Every lockstep gid (any stream) prepared in the database `client` is connected to, oldest first. */

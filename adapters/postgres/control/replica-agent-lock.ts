@@ -12,13 +12,14 @@ import { AdvisoryLockSession } from './advisory-lock-session.js';
 export class ReplicaAgentLock implements ReplicaLockPort {
   private readonly session: AdvisoryLockSession;
 
-  constructor(node: string, url: string, stream: string) {
+  constructor(node: string, url: string, stream: string, queryTimeoutMs?: number) {
     this.session = new AdvisoryLockSession({
       node,
       url,
       application: 'lockstep-agent-lock',
       kind: 'lockstep.agent',
       name: stream,
+      ...(queryTimeoutMs ? { queryTimeoutMs } : {}),
     });
   }
 

@@ -49,8 +49,13 @@ export class ResyncGuard implements ResyncGuardPort {
   }
 
   /** Takes the guard of `replica` for `stream`; throws when another process holds it. */
-  static async take(replica: string, url: string, stream: string): Promise<ResyncGuard> {
-    const client = await connectNode(replica, url, 'lockstep-resync', CONTROL_QUERY_TIMEOUT_MS);
+  static async take(
+    replica: string,
+    url: string,
+    stream: string,
+    queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
+  ): Promise<ResyncGuard> {
+    const client = await connectNode(replica, url, 'lockstep-resync', queryTimeoutMs);
     try {
       const { rows } = await client.query<{ locked: boolean; pid: number }>(
         `SELECT pg_try_advisory_lock(${guardKey(1)}) AS locked, pg_backend_pid() AS pid`,

@@ -49,9 +49,10 @@ export class StatusStore {
   constructor(
     url: string,
     private readonly stream: string,
+    queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
   ) {
     this.pool = new pg.Pool({
-      ...clientConfig(url, 'lockstep-status', CONTROL_QUERY_TIMEOUT_MS),
+      ...clientConfig(url, 'lockstep-status', queryTimeoutMs),
       max: 1,
     });
     this.pool.on('error', () => undefined);

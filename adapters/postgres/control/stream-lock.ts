@@ -43,6 +43,7 @@ export class StreamLock implements StreamLockHolder {
     url: string,
     private readonly stream: string,
     private readonly purpose: StreamLockPurpose = 'coordinator',
+    queryTimeoutMs?: number,
   ) {
     this.session = new AdvisoryLockSession({
       node: 'primary',
@@ -50,6 +51,7 @@ export class StreamLock implements StreamLockHolder {
       application: `lockstep-${purpose}`,
       kind: `lockstep.${purpose}`,
       name: stream,
+      ...(queryTimeoutMs ? { queryTimeoutMs } : {}),
     });
   }
 

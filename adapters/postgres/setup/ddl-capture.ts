@@ -264,8 +264,9 @@ export async function refreshControlEvents(
   captureDdl: boolean,
   /** The stream whose recorded captureDdl must agree (the one attach set up). */
   stream?: string,
+  queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
 ): Promise<void> {
-  const client = await connectNode('primary', url, 'lockstep-setup', CONTROL_QUERY_TIMEOUT_MS);
+  const client = await connectNode('primary', url, 'lockstep-setup', queryTimeoutMs);
   try {
     if (stream !== undefined) await requireAttachedCapture(client, stream, captureDdl);
     await refreshOn(client, publication, captureDdl);

@@ -26,12 +26,17 @@ import { copyTable } from './table-copy.js';
  * taken for one that does not answer. Watched: no deadline, but a server
  * that stops answering fails the session (see connectWatched).
  */
-async function open(node: string, url: string, options: SessionOptions = {}): Promise<pg.Client> {
+async function open(
+  node: string,
+  url: string,
+  options: SessionOptions,
+  controlTimeoutMs: number,
+): Promise<pg.Client> {
   const applicationName = options.applicationName ?? 'lockstep';
   if (options.answerWatchMs)
     return connectWatched(node, url, applicationName, options.answerWatchMs);
   if (!options.bounded) return connectNode(node, url, applicationName);
-  const deadlineMs = options.queryTimeoutMs ?? CONTROL_QUERY_TIMEOUT_MS;
+  const deadlineMs = options.queryTimeoutMs ?? controlTimeoutMs;
   return connectBounded(node, url, applicationName, deadlineMs, lockWaitWithin(deadlineMs));
 }
 
@@ -47,26 +52,33 @@ export interface PostgresCluster extends LockstepCluster {
 
 /**
  * Every Postgres implementation attach, detach, doctor, resync, pause and
- * status need, for the composition roots to hand to them.
+ * status need, for the composition roots to hand to them. `controlTimeoutMs`
+ * (the configuration's) is the query deadline of every control connection
+ * and of bounded sessions that name none.
  */
-export function postgresCluster(): PostgresCluster {
+export function postgresCluster(
+  settings: { readonly controlTimeoutMs?: number } = {},
+): PostgresCluster {
+  const deadline = settings.controlTimeoutMs ?? CONTROL_QUERY_TIMEOUT_MS;
   return {
-    primary: async (url: string, options?: SessionOptions) =>
-      new PgPrimarySession(await open('primary', url, options), options?.bounded),
-    replica: async (name: string, url: string, options?: SessionOptions) =>
-      new PgReplicaSession(await open(name, url, options), options?.bounded, name, url),
+    primary: async (url: string, options: SessionOptions = {}) =>
+      new PgPrimarySession(await open('primary', url, options, deadline), options.bounded),
+    replica: async (name: string, url: string, options: SessionOptions = {}) =>
+      new PgReplicaSession(await open(name, url, options, deadline), options.bounded, name, url),
     streamLock: (url: string, stream: string, purpose?: StreamLockPurpose) =>
-      new StreamLock(url, stream, purpose),
+      new StreamLock(url, stream, purpose, deadline),
     takeResyncGuard: (replica: string, url: string, stream: string) =>
-      ResyncGuard.take(replica, url, stream),
+      ResyncGuard.take(replica, url, stream, deadline),
     replicaAgentLock: (replica: string, url: string, stream: string) =>
-      new ReplicaAgentLock(replica, url, stream),
-    openJoinHolds: (url: string, stream: string) => JoinHolds.open(url, stream),
-    createSlot: createReplicationSlot,
+      new ReplicaAgentLock(replica, url, stream, deadline),
+    openJoinHolds: (url: string, stream: string) => JoinHolds.open(url, stream, deadline),
+    createSlot: (url, slot, options) =>
+      createReplicationSlot(url, slot, { queryTimeoutMs: deadline, ...options }),
     copyTable,
-    syncSequences,
-    migrateControlSchemas,
-    decisionLog: (url: string, stream: string) => new DecisionLog(url, stream),
-    phaseTwoNodes: preparedTransactionNodes,
+    syncSequences: (primaryUrl, publication, replicas) =>
+      syncSequences(primaryUrl, publication, replicas, deadline),
+    migrateControlSchemas: (nodes) => migrateControlSchemas(nodes, deadline),
+    decisionLog: (url: string, stream: string) => new DecisionLog(url, stream, undefined, deadline),
+    phaseTwoNodes: (config) => preparedTransactionNodes({ ...config, controlTimeoutMs: deadline }),
   };
 }

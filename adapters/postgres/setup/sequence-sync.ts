@@ -32,11 +32,10 @@ const ADVANCE = `
 export async function primarySequences(
   primaryUrl: string,
   publication: string,
+  queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
 ): Promise<SequenceValue[]> {
   // Bounded: a primary that stops answering fails the read instead of hanging attach.
-  const primary = new LibpqClient(
-    clientConfig(primaryUrl, 'lockstep-sequences', CONTROL_QUERY_TIMEOUT_MS),
-  );
+  const primary = new LibpqClient(clientConfig(primaryUrl, 'lockstep-sequences', queryTimeoutMs));
   primary.on('error', () => undefined);
   try {
     await primary.connect();
@@ -56,11 +55,10 @@ export async function primarySequences(
 export async function advanceSequences(
   replicaUrl: string,
   values: readonly SequenceValue[],
+  queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
 ): Promise<number> {
   // Bounded: a replica that stops answering is reported, not waited on.
-  const client = new LibpqClient(
-    clientConfig(replicaUrl, 'lockstep-sequences', CONTROL_QUERY_TIMEOUT_MS),
-  );
+  const client = new LibpqClient(clientConfig(replicaUrl, 'lockstep-sequences', queryTimeoutMs));
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -88,14 +86,15 @@ export async function syncSequences(
   primaryUrl: string,
   publication: string,
   replicas: ReadonlyArray<{ name: string; url: string }>,
+  queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
 ): Promise<{ advanced: Record<string, number>; failed: Record<string, string> }> {
-  const values = await primarySequences(primaryUrl, publication);
+  const values = await primarySequences(primaryUrl, publication, queryTimeoutMs);
   const advanced: Record<string, number> = {};
   const failed: Record<string, string> = {};
   await Promise.all(
     replicas.map(async (replica) => {
       try {
-        advanced[replica.name] = await advanceSequences(replica.url, values);
+        advanced[replica.name] = await advanceSequences(replica.url, values, queryTimeoutMs);
       } catch (error) {
         failed[replica.name] = (error as Error).message;
       }

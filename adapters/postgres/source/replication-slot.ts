@@ -33,6 +33,8 @@ export async function createReplicationSlot(
     onBlocked?: (blockers: readonly SlotBlocker[]) => void;
     /** How often the server is asked about the creation; one that does not answer fails it. */
     boundMs?: number;
+    /** The deadline of the watch on what the creation waits for (ms; `controlTimeoutMs`). */
+    queryTimeoutMs?: number;
   } = {},
 ): Promise<CreatedSlot> {
   assertObjectName('slot', slot);
@@ -44,7 +46,9 @@ export async function createReplicationSlot(
   try {
     await client.connect();
     const mode = options.exportSnapshot ? 'export' : 'nothing';
-    const stopWatching = options.onBlocked ? watchSlotBlockers(url, options.onBlocked) : null;
+    const stopWatching = options.onBlocked
+      ? watchSlotBlockers(url, options.onBlocked, undefined, options.queryTimeoutMs)
+      : null;
     const answers = options.boundMs
       ? watchAnswering(url, client, options.boundMs, () =>
           slotUnanswered(options.node ?? 'primary', slot, options.boundMs as number),

@@ -39,6 +39,7 @@ export function watchSlotBlockers(
   url: string,
   report: (blockers: readonly SlotBlocker[]) => void,
   afterMs = 2_000,
+  queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
 ): () => Promise<void> {
   const since = new Date();
   let stopped = false;
@@ -46,7 +47,7 @@ export function watchSlotBlockers(
   let last = '';
   const connection = async (): Promise<pg.Client> => {
     if (client) return client;
-    const fresh = new LibpqClient(clientConfig(url, 'lockstep-attach', CONTROL_QUERY_TIMEOUT_MS));
+    const fresh = new LibpqClient(clientConfig(url, 'lockstep-attach', queryTimeoutMs));
     fresh.on('error', () => undefined);
     await fresh.connect();
     // Stopped while it connected: nothing else would end it.
