@@ -63,17 +63,31 @@ export class FeedStalledError extends Error {
 export class FeedRewoundError extends Error {
   constructor(delivered: number, end: number) {
     super(
-      `the bus stream ends at sequence ${end}, before sequence ${delivered} the consumer delivered: it lost its tail or was made anew`,
+      end < delivered
+        ? `the bus stream ends at sequence ${end}, before sequence ${delivered} the consumer delivered: it lost its tail or was made anew`
+        : `the bus stream's message ${end} is not the one the consumer delivered there: it was made anew`,
     );
   }
+}
+
+/** Where the stream ends, as its leader says. */
+export interface StreamEnd {
+  readonly sequence: number;
+  /** When its last message was stored (ms since the epoch; a deleted or purged one's time stays). */
+  readonly storedAt: number;
 }
 
 /** How the feed learns where the stream ends (as its leader says) and where its consumer starts. */
 export interface FeedProgress {
   /** The consumer's first stream sequence. */
   readonly start: number;
-  /** The stream's last sequence as its leader says; bounded (a request with a timeout). */
-  end(): Promise<number>;
+  /** Bounded (a request with a timeout); throws when no leader answers for the stream. */
+  end(): Promise<StreamEnd>;
+}
+
+/** When a delivered message was stored, to the millisecond (as `last_ts` is compared). */
+function storedAt(message: JsMsg): number {
+  return Number(message.timestampNanos / 1_000_000n);
 }
 
 /** Parts (and change fragments) of an ordered consumer, decoded a message at a time as the agent asks for them (a message may carry several packets). */
@@ -85,6 +99,8 @@ export class NatsPacketFeed implements PacketFeed {
   private lastMessage = Date.now();
   /** The stream sequence of the last message delivered. */
   private delivered: number;
+  /** That message (its store time is read only when the stream's end is compared with it). */
+  private deliveredMessage: JsMsg | null = null;
   /** Pieces of the last message read not handed out yet. */
   private queued: BusPiece[] = [];
   private nextQueued = 0;
@@ -119,6 +135,7 @@ export class NatsPacketFeed implements PacketFeed {
     this.lastSign = Date.now();
     this.lastMessage = this.lastSign;
     this.delivered = value.seq;
+    this.deliveredMessage = value;
     const header = (name: string) => value.headers?.get(name) || undefined;
     this.signature.check(value.seq, header, value.data);
     this.messageChanges = partPosition(header)?.changes ?? null;
@@ -195,14 +212,20 @@ export class NatsPacketFeed implements PacketFeed {
 
   /**
    * The error when the stream holds messages past the last one delivered, or
-   * ends before it; null when it ends there, or cannot tell.
+   * ends before it, or ends at it with another message than the one
+   * delivered (made anew and grown back to the same sequence); null when it
+   * ends there, or cannot tell.
    */
   private async stalled(idle: number): Promise<FeedStalledError | FeedRewoundError | null> {
     if (!this.progress) return null;
-    const delivered = this.delivered;
+    const [delivered, message] = [this.delivered, this.deliveredMessage];
     const end = await this.progress.end().catch(() => null);
-    if (end === null || end === delivered || this.delivered !== delivered) return null;
-    if (end < delivered) return new FeedRewoundError(delivered, end);
-    return new FeedStalledError(idle, delivered, end);
+    if (end === null || this.delivered !== delivered) return null;
+    if (end.sequence < delivered) return new FeedRewoundError(delivered, end.sequence);
+    if (end.sequence > delivered) return new FeedStalledError(idle, delivered, end.sequence);
+    // Deletes and purges keep the stream's last time: only another message there changes it.
+    if (message?.seq === delivered && storedAt(message) !== end.storedAt)
+      return new FeedRewoundError(delivered, end.sequence);
+    return null;
   }
 }

@@ -17,7 +17,7 @@ import {
 import { RelationInterner } from '../../plugin/protocol/relation-interner.js';
 import type { BusVerifier } from './bus-signing.js';
 import { closeBus, dropIfUnresponsive } from './nats-connection.js';
-import { NatsPacketFeed, SILENCE_MS } from './nats-packet-feed.js';
+import { NatsPacketFeed, SILENCE_MS, type StreamEnd } from './nats-packet-feed.js';
 import { PacketSignatureCheck } from './packet-signature-check.js';
 
 /** Bytes of messages the consumer may hold before the agent took them (its back-pressure bound). */
@@ -121,10 +121,17 @@ export class NatsPacketReader implements PacketReader {
     await closeBus(this.nc);
   }
 
-  /** The stream's last sequence as its leader says (a JetStream API request: bounded by its timeout). */
-  private async streamEnd(): Promise<number> {
+  /**
+   * The stream's end as its leader says (a JetStream API request: bounded by
+   * its timeout). A clustered stream with no leader is answered by a member
+   * from its own store, which may be behind: not an answer.
+   */
+  private async streamEnd(): Promise<StreamEnd> {
     this.manager ??= await jetstreamManager(this.nc);
-    return (await this.manager.streams.info(this.names.stream)).state.last_seq;
+    const { state, cluster } = await this.manager.streams.info(this.names.stream);
+    if (cluster?.name && !cluster.leader)
+      throw new Error(`no leader answers for stream "${this.names.stream}"`);
+    return { sequence: state.last_seq, storedAt: Date.parse(state.last_ts) };
   }
 
   /**
