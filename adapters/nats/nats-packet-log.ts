@@ -5,7 +5,7 @@ import {
   jetstream,
   type StoredMsg,
 } from '@nats-io/jetstream';
-import { headers, type MsgHdrs, type NatsConnection, nuid } from '@nats-io/transport-node';
+import { type NatsConnection, nuid } from '@nats-io/transport-node';
 import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import {
   BusLeaderBehindError,
@@ -15,16 +15,10 @@ import {
   type PacketLog,
   type StoredPart,
 } from '../../plugin/ports/packet-bus.js';
-import { packetSignedBytes, SIGNATURE_HEADER } from '../../plugin/protocol/bus-signed-bytes.js';
-import type { BusPiece } from '../../plugin/protocol/change-fragments.js';
-import { decodeBusPieces } from '../../plugin/protocol/packet-batch-codec.js';
-import {
-  PACKET_HEADERS,
-  type PartPosition,
-  partPosition,
-} from '../../plugin/protocol/packet-bus-names.js';
-import { type BusSigner, loadBusSigner } from './bus-signing.js';
+import type { PartPosition } from '../../plugin/protocol/packet-bus-names.js';
+import { type BusSigner, type BusVerifier, loadBusSigner } from './bus-signing.js';
 import { type BusWatch, connectBus, dropIfUnresponsive } from './nats-connection.js';
+import { signedMessage, storedPacket } from './packet-message.js';
 import { ensurePacketStream } from './packet-stream-setup.js';
 
 /** Room left in a message for its headers. */
@@ -42,55 +36,6 @@ const READ_BACK_BYTES = 8 * 1024 * 1024;
 const READ_BACK_MAX_BYTES = 64 * 1024 * 1024;
 /** How long a read back waits for messages the stream no longer holds (ms). */
 const READ_BACK_WAIT_MS = 5_000;
-
-/** Whether a message read back carries this publisher's signature for its sequence. */
-type OwnSignature = (sequence: number, header: MsgHdrs | undefined, data: Uint8Array) => boolean;
-
-/** The check of `signer`'s own signatures on `subject`: its public key derived from the private one. */
-function ownSignature(signer: BusSigner, subject: string): OwnSignature {
-  const verifier = signer.verifier();
-  return (sequence, header, data) => {
-    const get = (name: string) => header?.get(name) || undefined;
-    return verifier.verify(packetSignedBytes(subject, sequence, get, data), get(SIGNATURE_HEADER));
-  };
-}
-
-function storedPart(
-  sequence: number,
-  header: MsgHdrs | undefined,
-  data: Uint8Array,
-  signed: OwnSignature,
-): StoredPart {
-  const position = partPosition((name) => header?.get(name) || undefined);
-  if (!position)
-    throw new Error(`bus message ${sequence} has no Lockstep-Version/-Part/-Changes headers`);
-  // Of a message of several packets, the last: the one its headers describe.
-  const pieces = decodeBusPieces(data);
-  const part = pieces[pieces.length - 1] as BusPiece;
-  return { sequence, position, part, signed: signed(sequence, header, data) };
-}
-
-/**
- * Headers naming a message's place in the packet stream, and the signature
- * over them, the body, the subject and `sequence`, where it must be stored.
- */
-function signedHeaders(
-  signer: BusSigner,
-  subject: string,
-  sequence: number,
-  position: PartPosition,
-  body: Uint8Array,
-): MsgHdrs {
-  const h = headers();
-  h.set(PACKET_HEADERS.version, String(position.version));
-  h.set(PACKET_HEADERS.part, String(position.part));
-  h.set(PACKET_HEADERS.changes, String(position.changes));
-  if (position.final) h.set(PACKET_HEADERS.final, position.final);
-  if (position.first !== undefined) h.set(PACKET_HEADERS.first, String(position.first));
-  const bytes = packetSignedBytes(subject, sequence, (name) => h.get(name) || undefined, body);
-  h.set(SIGNATURE_HEADER, signer.sign(bytes));
-  return h;
-}
 
 /**
  * Appends that do not wait for each other. Each message names the stream
@@ -119,13 +64,25 @@ class NatsAppender implements PacketAppender {
     /** Told of every sequence JetStream acknowledged. */
     private readonly onAck: (sequence: number) => void,
     private readonly signer: BusSigner,
+    /** The chain digest of the message appended last (or kept last on the bus); none: the bus is empty. */
+    private previous: string | undefined,
   ) {}
 
   async append(body: Uint8Array, position: PartPosition): Promise<number> {
     const after = this.after++;
+    // Named by the next one whether or not this one is stored: a foreign message in its place breaks the chain.
+    const { headers, digest } = signedMessage(
+      this.signer,
+      this.subject,
+      after + 1,
+      position,
+      body,
+      this.previous,
+    );
+    this.previous = digest;
     try {
       const ack = await this.js.publish(this.subject, body, {
-        headers: signedHeaders(this.signer, this.subject, after + 1, position, body),
+        headers,
         msgID: `${this.run}.${after + 1}`,
         expect: { lastSequence: after },
         timeout: ACK_TIMEOUT_MS,
@@ -152,7 +109,7 @@ class NatsPacketLog implements PacketLog {
   /** The highest sequence JetStream acknowledged to this process: a leader that ends before it is behind. */
   private acknowledged = 0;
   /** Its own reads are checked too: a foreign message that follows the chain is no place to resume from. */
-  private readonly signed: OwnSignature;
+  private readonly verifier: BusVerifier;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -162,11 +119,17 @@ class NatsPacketLog implements PacketLog {
   ) {
     this.js = jetstream(nc);
     this.maxBody = (nc.info?.max_payload ?? 1024 * 1024) - HEADER_ROOM;
-    this.signed = ownSignature(signer, settings.subject);
+    this.verifier = signer.verifier();
   }
 
   private stored(message: StoredMsg): StoredPart {
-    return storedPart(message.seq, message.header, message.data, this.signed);
+    return storedPacket(
+      this.settings.subject,
+      message.seq,
+      message.header,
+      message.data,
+      this.verifier,
+    );
   }
 
   async last(): Promise<StoredPart | null> {
@@ -223,7 +186,15 @@ class NatsPacketLog implements PacketLog {
     try {
       for await (const message of messages) {
         if (message.seq < to)
-          read.push(storedPart(message.seq, message.headers, message.data, this.signed));
+          read.push(
+            storedPacket(
+              this.settings.subject,
+              message.seq,
+              message.headers,
+              message.data,
+              this.verifier,
+            ),
+          );
         // Removed sequences in the span: the fetch goes on past `to` (which the walk stands on).
         if (message.seq >= to - 1) break;
       }
@@ -272,11 +243,21 @@ class NatsPacketLog implements PacketLog {
     }
   }
 
-  appender(after: number): PacketAppender {
+  appender(after: number, previous?: StoredPart | null): PacketAppender {
+    // Only a message of its own is chained to: a digest vouches for what it names.
+    const chained = previous?.signed() ? previous.digest() : undefined;
     const onAck = (sequence: number) => {
       this.acknowledged = Math.max(this.acknowledged, sequence);
     };
-    return new NatsAppender(this.nc, this.js, this.settings.subject, after, onAck, this.signer);
+    return new NatsAppender(
+      this.nc,
+      this.js,
+      this.settings.subject,
+      after,
+      onAck,
+      this.signer,
+      chained,
+    );
   }
 
   async close(): Promise<void> {

@@ -26,9 +26,19 @@ export interface StoredPart {
   /**
    * Whether it carries a valid signature of this publisher's key for its
    * sequence: false for a foreign message, one of the older lockstep (before
-   * signing) or of another key pair.
+   * signing) or of another key pair. Checked when first asked (an Ed25519
+   * verify): the resume walk asks only where the chain does not vouch.
    */
-  readonly signed: boolean;
+  signed(): boolean;
+  /** Its chain digest (computed when asked): what this publisher's next message names in {@link chained}. */
+  digest(): string;
+  /**
+   * The chain digest of the message this publisher appended before it, as
+   * its signed headers name it; absent on the first one to an empty bus and
+   * on messages of the older lockstep. Only worth anything once the message
+   * is known to be the publisher's.
+   */
+  readonly chained?: string;
 }
 
 /**
@@ -62,8 +72,13 @@ export interface PacketLog {
   remove(sequence: number): Promise<void>;
   /** The stream's last sequence, also when retention or {@link remove} took every message since (0: never any). */
   end(): Promise<number>;
-  /** Appends that follow each other, the first one the subject's last sequence `after` (0: none). */
-  appender(after: number): PacketAppender;
+  /**
+   * Appends that follow each other, the first one the subject's last
+   * sequence `after` (0: none). Each names its predecessor's chain digest;
+   * the first one `previous`'s (the last message kept on the bus), when it
+   * carries this publisher's signature.
+   */
+  appender(after: number, previous?: StoredPart | null): PacketAppender;
   /** Most bytes of one message body the servers take (headers excluded). */
   readonly maxBody: number;
   close(): Promise<void>;

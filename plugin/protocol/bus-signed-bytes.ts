@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { PACKET_HEADERS } from './packet-bus-names.js';
 
 /**
@@ -9,6 +10,13 @@ import { PACKET_HEADERS } from './packet-bus-names.js';
 
 /** The header carrying a message's signature (base64 Ed25519). */
 export const SIGNATURE_HEADER = 'Lockstep-Sig';
+
+/**
+ * The header naming the chain digest ({@link packetChainDigest}) of the
+ * message this publisher appended before: base64url SHA-256. Absent on the
+ * first message to an empty bus, and on a bus the older lockstep wrote.
+ */
+export const PREVIOUS_HEADER = 'Lockstep-Prev';
 
 /** Every packet header an agent reads, in the order they are signed. */
 const SIGNED_PACKET_HEADERS = [
@@ -34,6 +42,13 @@ function joined(prefix: string, body: Uint8Array): Uint8Array {
  * is stored at (a genuine message copied to another place fails), the
  * position headers (a missing one as empty: readers treat both alike) and
  * the body. Header values and subjects hold no line breaks; the body is last.
+ * With {@link PREVIOUS_HEADER}, the tag is `lockstep-packet-v2` and the
+ * header is signed too: the resume walk takes a message as the publisher's
+ * when its successor, verified, names its digest, so an unsigned digest
+ * would let whoever can rewrite headers (a stream restored from a doctored
+ * backup, a server in the middle) make a verified message vouch for any
+ * forged message before it, whose digest anyone can compute. v1 stays as it
+ * was: messages stored before the chain still verify.
  */
 export function packetSignedBytes(
   subject: string,
@@ -41,13 +56,28 @@ export function packetSignedBytes(
   header: (name: string) => string | undefined,
   body: Uint8Array,
 ): Uint8Array {
+  const previous = header(PREVIOUS_HEADER);
   const lines = [
-    'lockstep-packet-v1',
+    previous === undefined ? 'lockstep-packet-v1' : 'lockstep-packet-v2',
     subject,
     String(sequence),
     ...SIGNED_PACKET_HEADERS.map((name) => `${name}:${header(name) ?? ''}`),
+    ...(previous === undefined ? [] : [`${PREVIOUS_HEADER}:${previous}`]),
   ];
   return joined(`${lines.join('\n')}\n`, body);
+}
+
+/**
+ * A packet message's chain digest: SHA-256 of its signed bytes (which hold
+ * its subject and sequence: a copy stored elsewhere has another) and its
+ * signature, base64url. Its successor from the same publisher names it in
+ * {@link PREVIOUS_HEADER}.
+ */
+export function packetChainDigest(signedBytes: Uint8Array, signature: string | undefined): string {
+  return createHash('sha256')
+    .update(signedBytes)
+    .update(`\n${signature ?? ''}`)
+    .digest('base64url');
 }
 
 /** The bytes signed for a coordinator's request to an agent: its subject and its body (which holds the epoch). */

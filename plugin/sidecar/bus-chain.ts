@@ -91,8 +91,24 @@ function slotVouches(message: StoredPart, confirmed: Lsn, head: number): boolean
 }
 
 /**
+ * Whether `message` is this publisher's: `newer`, the message after it and
+ * known to be the publisher's (`newerOurs`), names its chain digest (one
+ * SHA-256), else its own signature checks out (an Ed25519 verify). The
+ * digest is signed with the rest of `newer` and covers `message`'s signed
+ * bytes (its sequence among them): a foreign message where the publisher's
+ * stood, or a copy of one of the publisher's at another sequence, never
+ * matches it, so the chain breaks there as before and the check falls back
+ * to the signature.
+ */
+export function ours(message: StoredPart, newer: StoredPart, newerOurs: boolean): boolean {
+  if (newerOurs && newer.chained !== undefined && newer.chained === message.digest()) return true;
+  return message.signed();
+}
+
+/**
  * Whether `message` may stay on the bus as the publisher's own: this
- * publisher's key signed it, or the slot vouches for it (a packet of the
+ * publisher's key signed it (`own`, as {@link ours} found it), or the slot
+ * vouches for it (a packet of the
  * older lockstep, from before signing, or of a former key pair: removing it
  * would lose it) and it does not come after a signed one (those older packets
  * all precede the first one this key signed: a bus that lost its tail ends
@@ -106,9 +122,11 @@ export function vouched(
   previous: StoredPart | null,
   confirmed: Lsn,
   head: number,
+  own: boolean = message.signed(),
 ): boolean {
-  if (message.signed) return true;
-  return slotVouches(message, confirmed, head) && previous?.signed !== true;
+  if (own) return true;
+  // Not ours, so its digest vouches for nothing before it: `previous` is verified.
+  return slotVouches(message, confirmed, head) && previous?.signed() !== true;
 }
 
 /**
@@ -151,7 +169,9 @@ export function anchors(
  * acks by that) plus the foreign messages in it. That is minutes of
  * messages under load (100k in bench:bus-resume): they are read many to a
  * request, and only their sequences and the start of the last packet that
- * stays are kept, breaks noted as the walk passes them.
+ * stays are kept, breaks noted as the walk passes them. Only the newest
+ * one's signature is verified where the chain holds ({@link ours}): an older
+ * one costs a SHA-256, not an Ed25519 verify.
  */
 export async function checkTail(
   log: PacketLog,
@@ -168,6 +188,8 @@ export async function checkTail(
   let removing = 0;
   const reader = new BackReader(log, last.sequence);
   let current = last;
+  /** Whether `current` is this publisher's: the newest verified, the others by the chain where it holds. */
+  let own = last.signed();
   /** Confirmed messages below the head walked past so far. */
   let below = 0;
   for (;;) {
@@ -176,7 +198,7 @@ export async function checkTail(
     // oldest message follows nothing (emptied by retention or a power loss): its signature
     // or the slot still vouches for it, else a lone forged packet would be resumed from.
     const chained = !previous || follows(previous, current);
-    if (!chained || !vouched(current, previous, confirmed, head)) {
+    if (!chained || !vouched(current, previous, confirmed, head, own)) {
       removing = sequences.length;
       repair = {
         from: current.sequence,
@@ -191,6 +213,7 @@ export async function checkTail(
     sequences.push(previous.sequence);
     if (anchors(previous, current, confirmed, head, below)) break;
     if (confirmedOn(current, confirmed) && current.position.version < head) below++;
+    own = ours(previous, current, own);
     current = previous;
   }
   return {

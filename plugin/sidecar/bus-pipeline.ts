@@ -1,4 +1,4 @@
-import type { PacketAppender, PacketLog } from '../ports/packet-bus.js';
+import type { PacketAppender, PacketLog, StoredPart } from '../ports/packet-bus.js';
 import type { PacketHeader } from '../protocol/index.js';
 import { Signal } from '../support/signal.js';
 import type { BusMessage } from './bus-messages.js';
@@ -21,9 +21,11 @@ export class BusPipeline {
     limits?: PublishLimits,
     /** Called as each message is acknowledged. */
     private readonly onStored?: (message: BusMessage) => void,
+    /** The last message kept on the bus: the first one sent chains to it. */
+    kept?: StoredPart,
   ) {
     this.window = new PublishWindow(after, limits);
-    this.appender = log.appender(after);
+    this.appender = log.appender(after, kept);
   }
 
   /** The first failure; nothing is sent after it. */

@@ -10,7 +10,7 @@ import {
 } from '../protocol/index.js';
 import { Signal } from '../support/signal.js';
 import { batchable, MessageBatch } from './bus-batch.js';
-import { busMessages, type PacketCursor } from './bus-messages.js';
+import { type BusMessage, busMessages, type PacketCursor } from './bus-messages.js';
 import { BusPipeline } from './bus-pipeline.js';
 import { publishFailure } from './bus-publish-failure.js';
 import type { BusPublisherParts, RecordedHead } from './bus-publisher-parts.js';
@@ -285,9 +285,10 @@ export class BusPublisher {
    * where the bus really ends.
    */
   private async pump(stream: PrimaryStream, log: PacketLog, plan: BusResume): Promise<void> {
-    const pipeline = new BusPipeline(log, plan.lastSequence, undefined, (message) => {
+    const onStored = (message: BusMessage) => {
       if (message.midChange) this.parts.fault?.('mid-change', ++this.midChanges);
-    });
+    };
+    const pipeline = new BusPipeline(log, plan.lastSequence, undefined, onStored, plan.kept);
     this.unconfirmed = null;
     let cursor: PacketCursor | null = plan.cursor;
     /** A wait for the next part that outlived a wake-up: it is taken before anything else, to keep the order. */

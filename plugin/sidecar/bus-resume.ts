@@ -12,6 +12,8 @@ export interface BusResume {
   /** The packet stored in part (its first parts are on the bus); null when the last stored packet is whole. */
   readonly cursor: PacketCursor | null;
   readonly lastSequence: number;
+  /** The last message kept on the bus: the first new one names its chain digest (when it is the publisher's). */
+  readonly kept?: StoredPart;
   /** Messages removed from the end of the bus before resuming: they did not follow the chain. */
   readonly repaired?: TailRepair;
   /** An empty bus below the recorded head: packets re-derived from the slot, with their versions. */
@@ -60,6 +62,7 @@ export async function busResume(
   const plan = {
     ...resumed,
     lastSequence: end,
+    ...(last ? { kept: last } : {}),
     ...(tail?.repair ? { repaired: tail.repair } : {}),
   };
   if (confirmed && lsnToBigInt(plan.resume.lsn) + 1n < lsnToBigInt(confirmed)) {

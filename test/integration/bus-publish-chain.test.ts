@@ -10,6 +10,7 @@ import {
   BusRefusedError,
   type PacketAppender,
   type PacketLog,
+  type StoredPart,
 } from '../../plugin/ports/packet-bus.js';
 import type { Lsn } from '../../plugin/protocol/lsn.js';
 import { busResume } from '../../plugin/sidecar/bus-resume.js';
@@ -57,6 +58,25 @@ describe('appends in flight on the packet subject', () => {
       expect(
         expectContiguous(await readBusMessages(nats.cluster.url, settings.stream), 't'),
       ).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+    } finally {
+      await log.close();
+    }
+  });
+
+  it('names in each message the digest of the one before, across a new appender', async () => {
+    const log = await openPacketLog(settingsFor('chaindigest'), 'test');
+    try {
+      await appendRun(log, 1, 20);
+      // A restart: the first message of the new run chains to the last one kept.
+      const kept = await log.last();
+      await sendRun(log.appender(await log.end(), kept), 21, 22);
+      const read = [(await log.last()) as StoredPart, ...(await log.readBack(22))];
+      expect(read.map((m) => m.sequence)).toEqual(Array.from({ length: 22 }, (_, i) => 22 - i));
+      expect(read.every((m) => m.signed())).toBe(true);
+      read.slice(0, -1).forEach((m, i) => {
+        expect(m.chained).toBe(read[i + 1]?.digest());
+      });
+      expect(read.at(-1)?.chained).toBeUndefined();
     } finally {
       await log.close();
     }

@@ -33,3 +33,8 @@ export function memoryPacketLog(
     close: async () => undefined,
   };
 }
+
+/** What a test's stored message says of its signature: checked as given, its digest named after its sequence. */
+export function signature(sequence: number, signed = true): Pick<StoredPart, 'signed' | 'digest'> {
+  return { signed: () => signed, digest: () => `d${sequence}` };
+}

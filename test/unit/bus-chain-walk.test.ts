@@ -12,7 +12,7 @@ import {
   follows,
   vouched,
 } from '../../plugin/sidecar/bus-chain.js';
-import { memoryPacketLog } from '../support/memory-packet-log.js';
+import { memoryPacketLog, signature } from '../support/memory-packet-log.js';
 
 /**
  * The walk as it was before it kept only what resuming needs: every message
@@ -78,13 +78,18 @@ interface Body {
 
 const lsnOf = (version: number) => `0/${(version * 16).toString(16).toUpperCase()}` as Lsn;
 
-function stored(sequence: number, { position, held, signed = true }: Body): StoredPart {
+function stored(
+  sequence: number,
+  { position, held, signed = true }: Body,
+  chained?: string,
+): StoredPart {
   const { version, part, final } = position;
   const header = { version, lsn: lsnOf(version), xid: version, commitTime: '2026-01-01' };
   return {
     sequence,
     position,
-    signed,
+    ...signature(sequence, signed),
+    ...(chained === undefined ? {} : { chained }),
     part: {
       header,
       index: part,
@@ -136,6 +141,8 @@ const busArbitrary = fc
       maxLength: 10,
     }),
     share: fc.array(fc.boolean(), { maxLength: 10 }),
+    /** Per message: whether it names its predecessor's digest (else none, or one of a message not stored). */
+    chain: fc.array(fc.constantFrom('previous', 'none', 'elsewhere'), { minLength: 1 }),
     edits: fc.array(
       fc.record({
         at: fc.nat(),
@@ -146,7 +153,7 @@ const busArbitrary = fc
       { maxLength: 4 },
     ),
   })
-  .map(({ packets, share, edits }) => {
+  .map(({ packets, share, chain, edits }) => {
     const bodies = publisherMessages(packets, share);
     const gaps = new Set<number>();
     for (const edit of edits) {
@@ -166,11 +173,23 @@ const busArbitrary = fc
       }
     }
     let sequence = 1;
-    return bodies.map((body, i) => {
+    const out: StoredPart[] = [];
+    bodies.forEach((body, i) => {
       // A sequence removed (a repaired tail) before this message.
       if (gaps.has(i)) sequence++;
-      return stored(sequence++, body);
+      // A message of this key names only what this key appended: never a foreign one's digest.
+      const before = out[i - 1];
+      const link = chain[i % chain.length];
+      const chained =
+        link === 'previous' && before?.signed()
+          ? before.digest()
+          : link === 'elsewhere'
+            ? 'not-stored'
+            : undefined;
+      // A forger names whatever it likes: the digest of the message before it.
+      out.push(stored(sequence++, body, body.signed === false ? before?.digest() : chained));
     });
+    return out;
   });
 
 describe('the walk back from the end of the bus', () => {

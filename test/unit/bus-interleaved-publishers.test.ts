@@ -12,6 +12,7 @@ import {
   busMessages,
   type PacketCursor,
 } from '../../plugin/sidecar/bus-messages.js';
+import { signature } from '../support/memory-packet-log.js';
 
 /**
  * A deposed publisher and the ones that resumed after it, each from a
@@ -134,7 +135,7 @@ function chainAccepted(bus: BusMessage[]): boolean {
       sequence: i + 1,
       position: m.position,
       part: pieces[pieces.length - 1] as never,
-      signed: true,
+      ...signature(i + 1),
     };
   });
   const end = stored.findIndex((s) => s.position.version === 9);

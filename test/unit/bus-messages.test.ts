@@ -8,7 +8,7 @@ import { decodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
 import type { Relation } from '../../plugin/protocol/relation.js';
 import { busMessages, type PacketCursor } from '../../plugin/sidecar/bus-messages.js';
 import { busResume } from '../../plugin/sidecar/bus-resume.js';
-import { memoryPacketLog } from '../support/memory-packet-log.js';
+import { memoryPacketLog, signature } from '../support/memory-packet-log.js';
 
 const relation: Relation = {
   oid: 1,
@@ -101,7 +101,7 @@ const storedPart = (
 ): StoredPart => ({
   sequence,
   position: { version, part, changes, final: final ? 'one' : null },
-  signed: true,
+  ...signature(sequence),
   part: {
     header: header(version),
     index: part,
@@ -124,6 +124,7 @@ describe('where publishing resumes', () => {
       resume: { version: 2, lsn: header(2).lsn },
       cursor: null,
       lastSequence: 2,
+      kept: expect.objectContaining({ sequence: 2 }),
     });
   });
 
@@ -137,6 +138,7 @@ describe('where publishing resumes', () => {
       resume: { version: 1, lsn: header(1).lsn },
       cursor: { version: 2, nextPart: 2, seen: 0, stored: 6 },
       lastSequence: 3,
+      kept: expect.objectContaining({ sequence: 3 }),
     });
     const first = logOf([storedPart(1, 1, 0, 3, false)]);
     expect((await busResume(first, start, noSlot)).resume).toEqual(await start());

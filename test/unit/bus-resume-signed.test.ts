@@ -3,14 +3,14 @@ import type { StoredPart } from '../../plugin/ports/packet-bus.js';
 import type { Change } from '../../plugin/protocol/index.js';
 import type { Lsn } from '../../plugin/protocol/lsn.js';
 import { busResume } from '../../plugin/sidecar/bus-resume.js';
-import { memoryPacketLog } from '../support/memory-packet-log.js';
+import { memoryPacketLog, signature } from '../support/memory-packet-log.js';
 
 /** A whole one-change packet stored at `sequence`: `signed` by this publisher's key or not. */
 function message(sequence: number, version: number, lsn: Lsn, signed: boolean): StoredPart {
   return {
     sequence,
     position: { version, part: 0, changes: 1, final: 'one' },
-    signed,
+    ...signature(sequence, signed),
     part: {
       header: { version, lsn, xid: version, commitTime: '2026-01-01' },
       index: 0,

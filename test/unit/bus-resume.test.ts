@@ -5,7 +5,7 @@ import type { Lsn } from '../../plugin/protocol/lsn.js';
 import type { Phase } from '../../plugin/protocol/packet.js';
 import { busResume } from '../../plugin/sidecar/bus-resume.js';
 import { PUBLISH_LIMITS } from '../../plugin/sidecar/publish-window.js';
-import { memoryPacketLog } from '../support/memory-packet-log.js';
+import { memoryPacketLog, signature } from '../support/memory-packet-log.js';
 
 /**
  * A stored message: [version, part, changes so far, final, its sequence when
@@ -24,10 +24,11 @@ function bus(from: number, messages: Message[]) {
       next = at ?? next;
       const before = messages.slice(0, i).findLast(([v, p]) => v === version && p === part - 1);
       const held = holds ?? changes - (part > 0 ? (before?.[2] ?? 0) : 0);
+      const sequence = next++;
       return {
-        sequence: next++,
+        sequence,
         position: { version, part, changes, final, ...(first ? { first } : {}) },
-        signed: true,
+        ...signature(sequence),
         part: {
           header,
           index: part,
@@ -54,6 +55,7 @@ describe('where publishing resumes', () => {
       resume: { version: 2, lsn: '0/20' },
       cursor: null,
       lastSequence: 3,
+      kept: expect.objectContaining({ sequence: 3 }),
     });
     const inside = bus(1, [
       [1, 0, 2, 'one'],
@@ -64,6 +66,7 @@ describe('where publishing resumes', () => {
       resume: { version: 1, lsn: '0/10' },
       cursor: { version: 2, nextPart: 2, seen: 0, stored: 5 },
       lastSequence: 3,
+      kept: expect.objectContaining({ sequence: 3 }),
     });
     // The first packet in part: it resumes from attach's point.
     const first = bus(1, [[1, 0, 4, null]]);
@@ -88,6 +91,7 @@ describe('where publishing resumes', () => {
       resume: { version: 4, lsn: '0/4F' },
       cursor: { version: 5, nextPart: 2, seen: 0, stored: 6 },
       lastSequence: 11,
+      kept: expect.objectContaining({ sequence: 11 }),
     });
     // A head of another packet says nothing of where packet 4 ended.
     const older = async () => ({ version: 3, lsn: '0/3F' as Lsn });
@@ -123,7 +127,7 @@ describe('where publishing resumes', () => {
     const fragment = (sequence: number, part: number, offset: number, length: number) => ({
       sequence,
       position: { version: 2, part, changes: offset + length === 1_000 ? 1 : 0, final: null },
-      signed: true,
+      ...signature(sequence),
       part: { header, index: part, final: null, offset, total: 1_000, bytes: Buffer.alloc(length) },
     });
     const first = (await bus(1, [[1, 0, 2, 'one']]).at(1)) as StoredPart;
@@ -159,6 +163,8 @@ describe('a tail that breaks the chain', () => {
       resume: { version: 3, lsn: '0/30' },
       cursor: null,
       lastSequence: 6,
+      // The first new message chains to what stays last, not to the removed ones.
+      kept: expect.objectContaining({ sequence: 3 }),
       repaired: {
         from: 4,
         to: 6,
@@ -200,6 +206,7 @@ describe('a tail that breaks the chain', () => {
       resume: { version: 1, lsn: '0/10' },
       cursor: { version: 2, nextPart: 2, seen: 0, stored: 2 },
       lastSequence: 6,
+      kept: expect.objectContaining({ sequence: 6 }),
     });
     // Confirmed through packet 2 (the head): a break before what the slot vouches for is not looked for.
     const confirmed = bus(1, [
