@@ -6,6 +6,7 @@ import {
   lastPacket,
   publishingFrom,
   publishRows,
+  publishUnreadable,
   STREAM,
   stopCleanly,
   useForgeryTarget,
@@ -39,6 +40,30 @@ describe('a foreign packet that follows the chain at the end of the bus', () => 
       await expectIdentical(clusters.primary, clusters.replicas, ['t', 'marker']);
       const messages = await readBusMessages(nats.cluster.url, STREAM);
       expect(messages.map((m) => m.sequence)).not.toContain(forged);
+    } finally {
+      await stopCleanly(...running);
+    }
+  });
+
+  it('a message no lockstep wrote (no headers) is removed too; the agent gets every row', async () => {
+    // Any client allowed on the subject can store bytes no lockstep wrote.
+    const before = await lastPacket(target);
+    const junk = await publishUnreadable(target);
+    await insertRows(target, 21, 30);
+    const publisher = new LockstepProcess(['run', '--config', clusters.configFile]);
+    const running = [publisher];
+    try {
+      // Before the fix: every resume threw reading it ("no Lockstep-Version… headers"), retried for ever.
+      expect(await publishingFrom(publisher)).toBe(before.version);
+      expect(publisher.events('bus-tail-repaired')).toMatchObject([
+        { from: junk, to: junk, after: { version: before.version } },
+      ]);
+      const agent = startAgent(clusters.configFile, 'replica1');
+      running.push(agent);
+      await waitForMarker(clusters.primary, clusters.replicas);
+      await expectIdentical(clusters.primary, clusters.replicas, ['t', 'marker']);
+      const messages = await readBusMessages(nats.cluster.url, STREAM);
+      expect(messages.map((m) => m.sequence)).not.toContain(junk);
     } finally {
       await stopCleanly(...running);
     }

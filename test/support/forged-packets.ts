@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { expect } from 'vitest';
 import { BusSigner } from '../../adapters/nats/bus-signing.js';
 import { connectBus } from '../../adapters/nats/nats-connection.js';
@@ -57,9 +57,7 @@ export async function forgePacket(
   options: { lsn?: Lsn; emptied?: boolean } = {},
 ): Promise<number> {
   const url = target.nats.cluster.url;
-  const bus = { ...busKeyFiles(), url, replicas: 3, maxAge: '7d', maxBytes: '10GB' };
-  const settings = busSettings({ slot: 'lockstep', bus });
-  if (!settings) throw new Error('no bus');
+  const settings = forgerSettings(target);
   const nc = await connectBus({ servers: [target.nats.cluster.nodeUrl(0)] }, 'test-forger');
   try {
     if (options.emptied) {
@@ -74,6 +72,34 @@ export async function forgePacket(
     await nc.close();
   }
   return (await readBusMessages(url, STREAM)).at(-1)?.sequence as number;
+}
+
+/** The bus settings lockstep run publishes with on the target (its subject, stream and keys). */
+function forgerSettings(target: ForgeryTarget) {
+  const bus = {
+    ...busKeyFiles(),
+    url: target.nats.cluster.url,
+    replicas: 3,
+    maxAge: '7d',
+    maxBytes: '10GB',
+  };
+  const settings = busSettings({ slot: 'lockstep', bus });
+  if (!settings) throw new Error('no bus');
+  return settings;
+}
+
+/**
+ * Appends a message no lockstep wrote to the packet subject (`{}`, no
+ * headers), as any client allowed on it can. Returns its sequence.
+ */
+export async function publishUnreadable(target: ForgeryTarget): Promise<number> {
+  const settings = forgerSettings(target);
+  const nc = await connectBus({ servers: [target.nats.cluster.nodeUrl(0)] }, 'test-forger');
+  try {
+    return (await jetstream(nc).publish(settings.subject, new TextEncoder().encode('{}'))).seq;
+  } finally {
+    await nc.close();
+  }
 }
 
 /** The last packet on the bus, as its header names it. */

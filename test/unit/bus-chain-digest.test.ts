@@ -4,12 +4,13 @@ import { describe, expect, it } from 'vitest';
 import { BusSigner } from '../../adapters/nats/bus-signing.js';
 import { signedMessage, storedPacket } from '../../adapters/nats/packet-message.js';
 import { PacketSignatureCheck } from '../../adapters/nats/packet-signature-check.js';
+import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import type { StoredPart } from '../../plugin/ports/packet-bus.js';
 import { PREVIOUS_HEADER } from '../../plugin/protocol/bus-signed-bytes.js';
 import type { Change } from '../../plugin/protocol/index.js';
 import type { Lsn } from '../../plugin/protocol/lsn.js';
 import { encodePacketPart } from '../../plugin/protocol/packet-part-codec.js';
-import { checkTail } from '../../plugin/sidecar/bus-chain.js';
+import { checkTail, confirmedOn, follows } from '../../plugin/sidecar/bus-chain.js';
 import { memoryPacketLog } from '../support/memory-packet-log.js';
 
 const lsnOf = (version: number) => `0/${(version * 16).toString(16).toUpperCase()}` as Lsn;
@@ -116,5 +117,23 @@ describe('a packet message’s chain digest', () => {
     expect(() => check.check(1, get(unchained.headers), body(1))).not.toThrow();
     expect(() => check.check(2, get(chained.headers), body(2))).not.toThrow();
     expect(() => check.check(3, get(chained.headers), body(2))).toThrow(/message 3/);
+  });
+
+  it('reads a message no lockstep wrote as one that follows nothing; one signed so is an error', () => {
+    const { signer, verifier } = keyPair();
+    const genuine = signedMessage(signer, SUBJECT, 3, position(3), body(3), undefined);
+    const atThree = storedPacket(SUBJECT, 3, genuine.headers, body(3), verifier);
+    const junk = new TextEncoder().encode('{}');
+    const bare = storedPacket(SUBJECT, 4, undefined, junk, verifier);
+    // Headers of a packet, a body that is none.
+    const garbled = storedPacket(SUBJECT, 4, genuine.headers, junk, verifier);
+    for (const foreign of [bare, garbled]) {
+      expect(foreign.signed()).toBe(false);
+      expect([follows(atThree, foreign), follows(foreign, atThree)]).toEqual([false, false]);
+      expect(confirmedOn(foreign, 'FFFFFFFF/FFFFFFFF' as Lsn)).toBe(false);
+    }
+    // Its signature verifies: a format of a newer lockstep, not a forgery to remove.
+    const newer = signedMessage(signer, SUBJECT, 5, position(5), junk, undefined);
+    expect(() => storedPacket(SUBJECT, 5, newer.headers, junk, verifier)).toThrow(LockstepError);
   });
 });
