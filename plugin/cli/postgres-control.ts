@@ -138,7 +138,7 @@ export function postgresControl(
             fault?.('barrier', ++barriers),
           )
         : new MigrationSession(node, url, config.slot, config.applyTimeoutMs),
-    migrateControlSchemas,
+    migrateControlSchemas: (nodes) => migrateControlSchemas(nodes, config.controlTimeoutMs),
     pausedSince: () => pausedSince(config),
     unplacedReplicas: () => unplacedReplicas(postgresCluster(config), config),
     servedReplicas: () => servedReplicas(config),

@@ -38,7 +38,9 @@ export async function runBusPublisher(
   const run: BusRunState = { publisher: null, rounds: null, stopping: false };
   const serving = busPublisherEndpoints(config, run, origin, log);
   const starting = exitOnSignalWhileStarting();
-  await primaryReady(config.primary, log, migrateControlSchema);
+  await primaryReady(config.primary, log, (node, url) =>
+    migrateControlSchema(node, url, config.controlTimeoutMs),
+  );
   const fault = faultFromEnvironment(config);
   const lock = new StreamLock(config.primary, config.slot, 'coordinator', config.controlTimeoutMs);
   const rounds = await createBusRounds(

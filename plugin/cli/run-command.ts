@@ -52,7 +52,9 @@ export async function runSidecar(configFile: string | undefined, version: string
   // A sidecar upgraded in place finds its newer control tables (the decision log) ready;
   // one started while the primary restarts waits for it instead of exiting.
   const starting = exitOnSignalWhileStarting();
-  await primaryReady(config.primary, log, migrateControlSchema);
+  await primaryReady(config.primary, log, (node, url) =>
+    migrateControlSchema(node, url, config.controlTimeoutMs),
+  );
   const sidecar = createSidecar(config, log, {
     fault: faultFromEnvironment(config),
     live,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { CONTROL_QUERY_TIMEOUT_MS } from '../../adapters/postgres/connection/connection-url.js';
 import { migrateControlSchema } from '../../adapters/postgres/control/control-schema.js';
 import { DecisionLog } from '../../adapters/postgres/control/decision-log.js';
 import { PreparedTransactions } from '../../adapters/postgres/control/prepared-transactions.js';
@@ -23,8 +24,9 @@ describe('decision log pruning after a recovery over some nodes', () => {
   it('keeps a commit decision whose gid is still prepared on a node the pass did not list', async () => {
     const { primary } = clusters;
     const [r1, r2] = clusters.replicas as [PostgresCluster, PostgresCluster];
-    await migrateControlSchema('primary', primary.url);
-    for (const r of [r1, r2]) await migrateControlSchema('replica', r.url);
+    await migrateControlSchema('primary', primary.url, CONTROL_QUERY_TIMEOUT_MS);
+    for (const r of [r1, r2])
+      await migrateControlSchema('replica', r.url, CONTROL_QUERY_TIMEOUT_MS);
     const gid = makeGid({ stream: STREAM, version: 5, round: 3, epoch: 1 });
     // r2 still holds the round prepared (its agent was away); r1 committed it already.
     await r2.query('CREATE TABLE IF NOT EXISTS t (id int)');

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { CONTROL_QUERY_TIMEOUT_MS } from '../../adapters/postgres/connection/connection-url.js';
 import { migrateControlSchema } from '../../adapters/postgres/control/control-schema.js';
 import { installDdlCapture } from '../../adapters/postgres/setup/ddl-capture.js';
 import { expectIdentical, waitForMarker } from '../support/compare-nodes.js';
@@ -35,7 +36,7 @@ async function writeItems(n: number): Promise<void> {
 async function dumpPrimaryInto(into: PostgresCluster, laterDdl = ''): Promise<void> {
   if (await restoreSchemaDump(clusters.primary, into)) return;
   await into.query(SCHEMA + laterDdl);
-  await migrateControlSchema(into.name, into.url);
+  await migrateControlSchema(into.name, into.url, CONTROL_QUERY_TIMEOUT_MS);
   const client = new pg.Client({ connectionString: into.url });
   await client.connect();
   try {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { PgReplicaTarget } from '../../adapters/postgres/apply/replica-target.js';
+import { CONTROL_QUERY_TIMEOUT_MS } from '../../adapters/postgres/connection/connection-url.js';
 import { migrateControlSchema } from '../../adapters/postgres/control/control-schema.js';
 import { DecisionLog } from '../../adapters/postgres/control/decision-log.js';
 import { StreamLock } from '../../adapters/postgres/control/stream-lock.js';
@@ -50,7 +51,7 @@ const packet = (version: number, ids: number[]) => ({
 const NOW = new Date().toISOString();
 
 async function freshReplica(replica: PostgresCluster): Promise<void> {
-  await migrateControlSchema('replica', replica.url);
+  await migrateControlSchema('replica', replica.url, CONTROL_QUERY_TIMEOUT_MS);
   await replica.query(`DROP TABLE IF EXISTS t; CREATE TABLE t (id int, v text);
     DELETE FROM lockstep.applied WHERE stream = '${STREAM}';
     DELETE FROM lockstep.synced_tables WHERE stream = '${STREAM}';
@@ -133,7 +134,7 @@ describe('fencing: one applier and one coordinator at a time', () => {
 
   it('taking the coordinator lock raises the epoch: the deposed holder notices, and its commit decision is refused', async () => {
     const { primary } = clusters;
-    await migrateControlSchema('primary', primary.url);
+    await migrateControlSchema('primary', primary.url, CONTROL_QUERY_TIMEOUT_MS);
     await primary.query(`INSERT INTO lockstep.streams (stream, slot, publication, start_lsn)
       VALUES ('${STREAM}', '${STREAM}', '${STREAM}', '0/1') ON CONFLICT DO NOTHING`);
     const first = new StreamLock(primary.url, STREAM);
@@ -226,7 +227,7 @@ describe('fencing: one applier and one coordinator at a time', () => {
 
   it("a migration needs no epoch: a successor's presumed abort and the deposed migrator's commit are one row, the first written wins", async () => {
     const { primary } = clusters;
-    await migrateControlSchema('primary', primary.url);
+    await migrateControlSchema('primary', primary.url, CONTROL_QUERY_TIMEOUT_MS);
     const gid = makeMigrationGid(STREAM, Date.now(), 1);
     const record = { gid, round: 0, versionFrom: 0, versionTo: 0, participants: ['r1'] };
     // Unfenced, as migrate's: the migrate lock decides who recovers, not who may decide.

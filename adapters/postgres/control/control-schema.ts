@@ -1,6 +1,5 @@
 import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
 import { CONTROL_MIGRATION_NAMES } from '../../../migrations/names.js';
-import { CONTROL_QUERY_TIMEOUT_MS } from '../connection/connection-url.js';
 import { connectNode, endClient } from '../connection/node-connection.js';
 import type { ControlDb, ControlSession, LockstepSchema } from './lockstep-schema.js';
 
@@ -56,7 +55,7 @@ async function controlSchemaState(
 export async function upgradeControlSchema(
   node: string,
   url: string,
-  queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
+  queryTimeoutMs: number,
 ): Promise<void> {
   if ((await controlSchemaState(node, url, queryTimeoutMs)) === 'behind')
     await migrateControlSchema(node, url, queryTimeoutMs);
@@ -65,7 +64,7 @@ export async function upgradeControlSchema(
 /** {@link migrateControlSchema} on every node, at once. */
 export async function migrateControlSchemas(
   nodes: ReadonlyArray<{ name: string; url: string }>,
-  queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
+  queryTimeoutMs: number,
 ): Promise<void> {
   await Promise.all(nodes.map((n) => migrateControlSchema(n.name, n.url, queryTimeoutMs)));
 }
@@ -82,7 +81,7 @@ export async function migrateControlSchemas(
 export async function migrateControlSchema(
   node: string,
   url: string,
-  queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
+  queryTimeoutMs: number,
 ): Promise<void> {
   if ((await controlSchemaState(node, url, queryTimeoutMs)) === 'current') return;
   const [{ Kysely, Migrator, PostgresDialect }, { controlMigrations }] = await Promise.all([
