@@ -3,9 +3,8 @@ import {
   type JetStreamClient,
   type JetStreamManager,
   jetstream,
-  type StoredMsg,
 } from '@nats-io/jetstream';
-import { type NatsConnection, nuid } from '@nats-io/transport-node';
+import { type MsgHdrs, type NatsConnection, nuid } from '@nats-io/transport-node';
 import { LockstepError } from '../../plugin/ports/lockstep-error.js';
 import {
   BusLeaderBehindError,
@@ -122,21 +121,16 @@ class NatsPacketLog implements PacketLog {
     this.verifier = signer.verifier();
   }
 
-  private stored(message: StoredMsg): StoredPart {
-    return storedPacket(
-      this.settings.subject,
-      message.seq,
-      message.header,
-      message.data,
-      this.verifier,
-    );
+  /** A message read back (a stored message's headers are `header`, a consumed one's `headers`). */
+  private stored(sequence: number, header: MsgHdrs | undefined, data: Uint8Array): StoredPart {
+    return storedPacket(this.settings.subject, sequence, header, data, this.verifier);
   }
 
   async last(): Promise<StoredPart | null> {
     const message = await this.jsm.streams.getMessage(this.settings.stream, {
       last_by_subj: this.settings.subject,
     });
-    if (message) return this.stored(message);
+    if (message) return this.stored(message.seq, message.header, message.data);
     // nats-server 2.9 answers nothing once the subject's last messages were removed: the one before them.
     const { state } = await this.jsm.streams.info(this.settings.stream);
     return state.messages > 0 ? this.before(state.last_seq + 1) : null;
@@ -144,7 +138,7 @@ class NatsPacketLog implements PacketLog {
 
   async at(sequence: number): Promise<StoredPart | null> {
     const message = await this.jsm.streams.getMessage(this.settings.stream, { seq: sequence });
-    return message ? this.stored(message) : null;
+    return message ? this.stored(message.seq, message.header, message.data) : null;
   }
 
   async before(sequence: number): Promise<StoredPart | null> {
@@ -153,7 +147,7 @@ class NatsPacketLog implements PacketLog {
     // Deleted sequences (a repaired tail) are stepped over, one request each; a message found costs one.
     for (let seq = sequence - 1; seq >= 1; seq--) {
       const message = await this.jsm.streams.getMessage(this.settings.stream, { seq });
-      if (message) return this.stored(message);
+      if (message) return this.stored(message.seq, message.header, message.data);
       first ??= (await this.jsm.streams.info(this.settings.stream)).state.first_seq;
       if (seq <= first) return null;
     }
@@ -185,16 +179,7 @@ class NatsPacketLog implements PacketLog {
     const read: StoredPart[] = [];
     try {
       for await (const message of messages) {
-        if (message.seq < to)
-          read.push(
-            storedPacket(
-              this.settings.subject,
-              message.seq,
-              message.headers,
-              message.data,
-              this.verifier,
-            ),
-          );
+        if (message.seq < to) read.push(this.stored(message.seq, message.headers, message.data));
         // Removed sequences in the span: the fetch goes on past `to` (which the walk stands on).
         if (message.seq >= to - 1) break;
       }

@@ -37,5 +37,5 @@ export function memoryPacketLog(
 /** What a test's stored message says of its signature: checked as given, its digest named after its sequence. */
 export function signature(sequence: number, signed = true): Pick<StoredPart, 'signed' | 'digest'> {
   // A foreign message at the sequence of one of ours has a digest of its own.
-  return { signed: () => signed, digest: () => `${signed ? "d" : "f"}${sequence}` };
+  return { signed: () => signed, digest: () => `${signed ? 'd' : 'f'}${sequence}` };
 }
