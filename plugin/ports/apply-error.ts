@@ -1,4 +1,4 @@
-import { LockstepError } from './lockstep-error.js';
+import { LockstepError, type LockstepErrorReason } from './lockstep-error.js';
 
 /** Why applying to a replica failed, for the halt message and the retry policy. */
 export type ApplyFailureKind =
@@ -12,6 +12,8 @@ export type ApplyFailureKind =
   | 'not-synced'
   /** A migration's marker reached a replica that did not commit the migration's round. */
   | 'migration-missing'
+  /** The stream's next version is a packet the replica already has (see `movesPast`). */
+  | 'renumbered'
   | 'other';
 
 /** A failed apply on one replica: names the node, table, version, the Postgres error and the fix. */
@@ -30,6 +32,7 @@ export class ApplyError extends LockstepError {
     problem: string;
     fix: string;
     sqlState?: string;
+    reason?: LockstepErrorReason;
     cause?: unknown;
   }) {
     // Before a replica's position is known (connecting) there is no version to name.

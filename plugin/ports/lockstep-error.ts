@@ -2,8 +2,11 @@
  * Why a node cannot go on, for code to act on (the prose of problem and fix
  * is for people). `retention-lost`: the stream no longer holds what the
  * replica needs next, so only a fresh copy brings it back (it is stale).
+ * `stream-renumbered`: the stream's next version is a packet the replica
+ * already has (its versions shifted): the replica is sound, the stream is
+ * not, so it halts (not stale) for an operator to look first.
  */
-export type LockstepErrorReason = 'retention-lost';
+export type LockstepErrorReason = 'retention-lost' | 'stream-renumbered';
 
 /**
  * An error a user can act on: it names the node (and table, when there is one),

@@ -1,4 +1,6 @@
 /** Small steps shared by the apply machine's transitions (`replica-apply.ts`). */
+import { PacketNotPastError } from './one-phase.js';
+import type { ResumePoint } from './packet.js';
 import type {
   ApplyCommand,
   ApplyMode,
@@ -40,4 +42,13 @@ export function reportSkipped(state: ApplyState, out: ApplyCommand[]): ApplyStat
   if (state.skipped === 0) return state;
   out.push({ type: 'note-skipped', count: state.skipped, version: state.position.version });
   return { ...state, skipped: 0 };
+}
+
+/** Halts before a packet that is not past `held` (see movesPast); plain copies, not live headers. */
+export function notPast(held: ResumePoint, packet: ResumePoint): ApplyThen {
+  const error = new PacketNotPastError(
+    { version: held.version, lsn: held.lsn },
+    { version: packet.version, lsn: packet.lsn },
+  );
+  return { kind: 'refuse', error };
 }

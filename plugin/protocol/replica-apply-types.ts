@@ -56,6 +56,8 @@ export type ApplyThen =
   /** A round committed here without this machine's vote: read where the replica stands. */
   | { readonly kind: 'read-position'; readonly version: number }
   | { readonly kind: 'moved' }
+  /** The batch before a packet that does not move past it is in: halt with `error`. */
+  | { readonly kind: 'refuse'; readonly error: Error }
   | { readonly kind: 'exit' };
 
 /** What the machine waits for (see replica-apply.md, "States"). */

@@ -5,7 +5,7 @@
  * (`plugin/replica/`) drives it.
  */
 import { compareLsn } from './lsn.js';
-import { decideOnePhase } from './one-phase.js';
+import { decideOnePhase, movesPast } from './one-phase.js';
 import type { PacketPart, ResumePoint } from './packet.js';
 import { atGate, collect, decided, gate, refuse } from './replica-apply-gate.js';
 import {
@@ -14,6 +14,7 @@ import {
   LOOK,
   locate,
   look,
+  notPast,
   READING,
   reportSkipped,
   STOPPED,
@@ -220,8 +221,8 @@ type PartLook = Pick<WindowLook, 'cut' | 'more' | 'now'>;
 /** A part outside any open packet: the one-phase rule decides. */
 function next(state: ApplyState, cursor: number, part: PacketPart, at: PartLook): ApplyStep {
   const { header } = part;
-  const reached = state.batch ? state.batch.newest.part.header.version : state.position.version;
-  const decision = decideOnePhase(reached, header.version);
+  const reached = state.batch ? state.batch.newest.part.header : state.position;
+  const decision = decideOnePhase(reached.version, header.version);
   if (decision.action === 'skip-duplicate') {
     const seq = cursor + 1;
     if (!part.final)
@@ -233,6 +234,8 @@ function next(state: ApplyState, cursor: number, part: PacketPart, at: PartLook)
   }
   // The missing packets are earlier in the window or gone: commit what is whole, then locate again.
   if (decision.action === 'request-delta' || part.index !== 0) return flush(state, LOCATE, []);
+  // Next by version but not by LSN: a mis-numbered stream (see movesPast). What is whole commits first.
+  if (!movesPast(reached, header)) return flush(state, notPast(reached, header), []);
   const out: ApplyCommand[] = [];
   const s = reportSkipped(state, out);
   out.push(CATCHING_UP);
@@ -357,6 +360,9 @@ function proceed(
       out.push({ type: 'applied', position: at, packets: 0, rows: 0 });
       return locate({ ...state, position: at }, out);
     }
+    case 'refuse':
+      out.push({ type: 'fail', error: then.error });
+      return { state: { ...state, mode: STOPPED }, commands: out };
     case 'exit':
       out.push({ type: 'exit' });
       return { state: { ...state, mode: STOPPED }, commands: out };

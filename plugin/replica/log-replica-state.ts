@@ -12,6 +12,7 @@ export function logReplicaState(log: Logger, agent: ReplicaAgent): void {
         table: error.table,
         version: error.version,
         kind: error.kind,
+        reason: error.reason,
         migration: error.migration,
         err: error.message,
         fix: error.fix,

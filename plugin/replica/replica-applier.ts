@@ -5,12 +5,14 @@ import {
   type ApplyOptions,
   applyTransition,
   type LookWait,
+  PacketNotPastError,
   type PacketPart,
   startApply,
   type WindowLook,
 } from '../protocol/index.js';
 import { sleep } from '../support/sleep.js';
 import { guardStep, type StepOwner } from './apply-deadline.js';
+import { notPastError } from './not-past-error.js';
 import { PacketProgress } from './packet-progress.js';
 import type { ReplicaParticipant } from './replica-participant.js';
 import type { ReplicaPosition, ReplicaTarget } from './replica-target.js';
@@ -149,7 +151,9 @@ export class ReplicaApplier {
       case 'exit':
         return;
       case 'fail':
-        throw command.error;
+        throw command.error instanceof PacketNotPastError
+          ? notPastError(this.name, command.error)
+          : command.error;
       default:
         this.effect(command);
         return;

@@ -1,11 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { compareLsn } from '../../plugin/protocol/lsn.js';
 import { loseStreamTail } from '../support/bus-stream-loss.js';
 import { appliedVersion, eventually, rowCount } from '../support/compare-nodes.js';
 import { LockstepProcess, startAgent } from '../support/lockstep-process.js';
 import { readBusMessages } from '../support/nats-packets.js';
-import { STREAM, usePowerLossTarget } from '../support/power-loss-target.js';
+import {
+  appliedPosition,
+  STREAM,
+  stopped,
+  usePowerLossTarget,
+} from '../support/power-loss-target.js';
 import { slotConfirmedLsn } from '../support/retained-wal.js';
 
 // A power loss of every NATS node inside `serverSyncInterval` can bring the stream back empty:
@@ -18,18 +22,6 @@ let nextId = 1;
 async function insert(transactions: number): Promise<void> {
   for (let i = 0; i < transactions; i++)
     await clusters.primary.query(`INSERT INTO t VALUES (${nextId++})`);
-}
-
-async function appliedPosition(node: PostgresCluster): Promise<{ version: number; lsn: string }> {
-  const [row] = await node.query<{ version: string; lsn: string }>(
-    'SELECT version::text, lsn::text FROM lockstep.applied',
-  );
-  return { version: Number(row?.version), lsn: row?.lsn ?? '0/0' };
-}
-
-async function stopped(process: LockstepProcess): Promise<void> {
-  process.kill('SIGTERM');
-  await process.exited;
 }
 
 describe('lockstep run with bus, after a power loss of the NATS nodes emptied the stream', () => {

@@ -1,6 +1,6 @@
 import { beforeAll } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
-import { writeConfig } from './lockstep-process.js';
+import { type LockstepProcess, writeConfig } from './lockstep-process.js';
 import { type AttachedClusters, useAttached } from './use-attached.js';
 import { useNatsCluster } from './use-nats-cluster.js';
 
@@ -49,4 +49,20 @@ export function usePowerLossTarget(): PowerLossTarget {
       return { version: Number(row?.version), lsn: row?.lsn ?? '0/0' };
     },
   };
+}
+
+/** The replica's position row as text, as the bus messages carry it. */
+export async function appliedPosition(
+  node: PostgresCluster,
+): Promise<{ version: number; lsn: string }> {
+  const [row] = await node.query<{ version: string; lsn: string }>(
+    'SELECT version::text, lsn::text FROM lockstep.applied',
+  );
+  return { version: Number(row?.version), lsn: row?.lsn ?? '0/0' };
+}
+
+/** Stops a process with SIGTERM and waits for it to exit. */
+export async function stopped(process: LockstepProcess): Promise<void> {
+  process.kill('SIGTERM');
+  await process.exited;
 }

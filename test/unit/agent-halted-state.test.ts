@@ -5,6 +5,8 @@ import { AgentStatusPublisher } from '../../plugin/agent/agent-status-publisher.
 import { ApplyError } from '../../plugin/ports/apply-error.js';
 import { type LockstepError, NotLandedError } from '../../plugin/ports/lockstep-error.js';
 import type { AgentStatusRecord } from '../../plugin/protocol/agent-status-record.js';
+import { type Lsn, PacketNotPastError } from '../../plugin/protocol/index.js';
+import { notPastError } from '../../plugin/replica/not-past-error.js';
 import { streamingAgent } from '../support/streaming-agent.js';
 
 /** The state an agent that ended with `halted` reports. */
@@ -38,5 +40,17 @@ describe('a halted agent reports stale only when the bus lost what it needs', ()
       fix: 'copy replica "replica1" anew: then lockstep attach --resync replica1 --create-schema',
     });
     expect(reportedState(missing)).toBe('halted');
+  });
+
+  it('stays halted before a packet it already has under another version: the stream is at fault', () => {
+    const held = { version: 7, lsn: '0/70' as Lsn };
+    const error = notPastError('replica1', new PacketNotPastError(held, { ...held, version: 8 }));
+    expect(error).toMatchObject({
+      node: 'replica1',
+      kind: 'renumbered',
+      reason: 'stream-renumbered',
+    });
+    expect(error.fix).toContain('lockstep attach --resync replica1');
+    expect(reportedState(error)).toBe('halted');
   });
 });

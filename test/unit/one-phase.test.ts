@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decideOnePhase } from '../../plugin/protocol/one-phase.js';
+import { lsnFromBigInt } from '../../plugin/protocol/lsn.js';
+import { decideOnePhase, movesPast } from '../../plugin/protocol/one-phase.js';
 
 describe('decideOnePhase', () => {
   it('applies the next packet', () => {
@@ -66,6 +67,48 @@ describe('decideOnePhase', () => {
           for (const v of arrivals) deliver(v);
           deliver(n); // the stream always ends with its latest packet
           expect(applied).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+        },
+      ),
+    );
+  });
+});
+
+describe('movesPast', () => {
+  const at = (version: number, lsn: bigint) => ({ version, lsn: lsnFromBigInt(lsn) });
+
+  it('refuses a packet at or below the LSN held', () => {
+    expect(movesPast(at(4, 0x50n), at(5, 0x51n))).toBe(true);
+    expect(movesPast(at(4, 0x50n), at(5, 0x50n))).toBe(false);
+    expect(movesPast(at(4, 0x1_0000_0000n), at(5, 0xffff_ffffn))).toBe(false);
+  });
+
+  /**
+   * Model: a stream of commits at increasing LSNs; the replica holds a prefix,
+   * at its last packet's LSN or an idle point before the next commit. The
+   * genuine next packet always moves past; a numbering shifted by `d` (a
+   * re-derive that counted `d` packets more) is refused whenever its next
+   * version is one the replica already has — it is never applied twice.
+   */
+  it('passes the genuine next packet and refuses a shifted one that repeats', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 1_000 }), { minLength: 2, maxLength: 40 }),
+        fc.nat(),
+        fc.boolean(),
+        fc.integer({ min: 1, max: 5 }),
+        (gaps, pick, idle, d) => {
+          const lsns: bigint[] = [];
+          for (const gap of gaps) lsns.push((lsns.at(-1) ?? 0n) + BigInt(gap));
+          const k = 1 + (pick % (lsns.length - 1));
+          const own = lsns[k - 1] as bigint;
+          const next = lsns[k] as bigint;
+          // An idle point: the end of WAL less one, after packet k and before packet k + 1.
+          const held = at(k, idle && next - own > 1n ? next - 1n : own);
+          expect(movesPast(held, at(k + 1, next))).toBe(true);
+          // Shifted: version k + 1 now names the packet that had version k + 1 - d.
+          const repeated = k + 1 - d;
+          if (repeated >= 1)
+            expect(movesPast(held, at(k + 1, lsns[repeated - 1] as bigint))).toBe(false);
         },
       ),
     );

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   type ApplyStep,
   applyTransition,
+  PacketNotPastError,
   type PacketPart,
   startApply,
 } from '../../plugin/protocol/index.js';
@@ -101,6 +102,7 @@ describe('replica apply machine (examples)', () => {
     [false, 1, 1],
     [true, 1, 1],
   ]).map((p) => p[0] as PacketPart);
+  const [first, second] = packets as [PacketPart, PacketPart];
   const look = (part: PacketPart | undefined, now = 0) =>
     ({
       type: 'look',
@@ -152,6 +154,32 @@ describe('replica apply machine (examples)', () => {
     expect(step.commands).toEqual([{ type: 'vote-yes', gid: 'g' }]);
     step = applyTransition(step.state, { type: 'decision', outcome: 'committed' });
     expect(step.commands.map((c) => c.type)).toEqual(['applied', 'set-cursor', 'look']);
+  });
+
+  it('halts before a packet that is next by version but not past the LSN held', () => {
+    // Packet 2's transaction came back numbered 3 (a re-derive that counted one more).
+    const renumbered = { ...second, header: { ...second.header, version: 3 } };
+    let step: ApplyStep = startApply(options, second.header, 0, 0);
+    step = applyTransition(step.state, look(renumbered));
+    expect(step.commands).toHaveLength(1);
+    const fail = step.commands[0] as { type: string; error: PacketNotPastError };
+    expect(fail.type).toBe('fail');
+    expect(fail.error).toBeInstanceOf(PacketNotPastError);
+    expect(fail.error).toMatchObject({
+      held: { version: 2, lsn: '0/20' },
+      packet: { version: 3, lsn: '0/20' },
+    });
+  });
+
+  it('commits the batch before such a packet, then halts', () => {
+    const older = { ...first, header: { ...first.header, version: 2 } };
+    let step: ApplyStep = startApply(options, { version: 0, lsn: '0/0' as never }, 0, 0);
+    step = applyTransition(step.state, { ...look(packets[0]), more: true });
+    step = applyTransition(step.state, look(older));
+    expect(step.commands).toMatchObject([{ type: 'apply-batch', position: { version: 1 } }]);
+    step = applyTransition(step.state, { type: 'done' });
+    expect(step.commands.map((c) => c.type)).toEqual(['applied', 'fail']);
+    expect(step.commands[1]).toMatchObject({ error: { held: { version: 1, lsn: '0/10' } } });
   });
 
   it('throws on an event that does not fit its state (a driver bug)', () => {
