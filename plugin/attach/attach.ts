@@ -6,7 +6,7 @@ import { LockstepError } from '../ports/lockstep-error.js';
 import type { CreatedSlot } from '../ports/replication-slots.js';
 import type { ResyncGuardPort } from '../ports/resync-guard.js';
 import { slotLoss } from '../ports/slot-health.js';
-import type { Lsn } from '../protocol/index.js';
+import { type Lsn, versionZeroLsn } from '../protocol/index.js';
 import type { AttachCluster } from './attach-cluster.js';
 import type { AttachProgress } from './attach-progress.js';
 import {
@@ -269,7 +269,7 @@ async function ensureSlot(
     boundMs: config.applyTimeoutMs,
   });
   try {
-    const start = created.consistentPoint;
+    const start = versionZeroLsn(created.consistentPoint);
     await recordStream(primary, config, start);
     // Holds of an earlier slot's stream mean nothing in this one (and would pin it).
     await primary.joinHolds.drop(stream);

@@ -1,12 +1,6 @@
 import type { ChangeSource } from '../ports/change-source.js';
 import type { DecodedMessage } from '../ports/decoded-message.js';
-import {
-  type Lsn,
-  lsnFromBigInt,
-  lsnToBigInt,
-  type PacketPart,
-  type ResumePoint,
-} from '../protocol/index.js';
+import { type Lsn, lsnBefore, type PacketPart, type ResumePoint } from '../protocol/index.js';
 import {
   PacketAssembler,
   type PacketAssemblerOptions,
@@ -194,7 +188,7 @@ export class PrimaryStream implements AsyncIterable<PacketPart> {
     if (this.failure || this.ended || this.assembler.inTransaction) return;
     this.idle = {
       version: this.assembler.lastVersion,
-      lsn: lsnFromBigInt(lsnToBigInt(walEnd) - 1n),
+      lsn: lsnBefore(walEnd),
     };
   }
 

@@ -92,3 +92,20 @@ export function compareLsn(a: string, b: string): number {
 export function lsnDistance(from: string, to: string): number {
   return Number(lsnToBigInt(to) - lsnToBigInt(from));
 }
+
+/** The LSN one byte before `lsn`: a point that every record starting at `lsn` is past. */
+export function lsnBefore(lsn: string): Lsn {
+  return lsnFromBigInt(lsnToBigInt(lsn) - 1n);
+}
+
+/**
+ * Where version 0 stands for a stream whose slot was made at `consistentPoint`.
+ * The slot's snapshot holds what committed before that point, and a
+ * transaction whose commit record starts exactly there is decoded, with that
+ * LSN; numbering takes only transactions past a position, so version 0 must
+ * stand just before the point or that transaction is in neither the copy nor
+ * the stream.
+ */
+export function versionZeroLsn(consistentPoint: string): Lsn {
+  return lsnBefore(consistentPoint);
+}

@@ -1,5 +1,5 @@
 import { LockstepError } from '../ports/lockstep-error.js';
-import { type Lsn, lsnFromBigInt, lsnToBigInt, type ResumePoint } from '../protocol/index.js';
+import { type Lsn, lsnBefore, lsnToBigInt, type ResumePoint } from '../protocol/index.js';
 
 /**
  * How many packets the primary stream assembles from the slot's WAL whose
@@ -47,7 +47,7 @@ export async function rederiveBelowHead(
       `the slot's WAL holds ${packets} packets there, more than the head's version`,
     );
   // Transactions committed before the slot's point are not in its WAL; from one before it, none is skipped.
-  const lsn = lsnFromBigInt(lsnToBigInt(confirmed) - 1n);
+  const lsn = lsnBefore(confirmed);
   return { resume: { version: head.version - packets, lsn }, packets };
 }
 

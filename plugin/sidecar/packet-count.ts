@@ -1,7 +1,7 @@
 import type { PrimaryStream } from '../primary/primary-stream.js';
 import {
   type Lsn,
-  lsnFromBigInt,
+  lsnBefore,
   lsnToBigInt,
   type PacketPart,
   type ResumePoint,
@@ -52,7 +52,7 @@ export function packetCounter(
 ): PacketsBetween {
   return async (from, through) => {
     // Numbering from 0 at one before the slot's point: every packet the slot holds counts.
-    const stream = await open({ version: 0, lsn: lsnFromBigInt(lsnToBigInt(from) - 1n) });
+    const stream = await open({ version: 0, lsn: lsnBefore(from) });
     try {
       return await packetsThrough(stream, through);
     } finally {

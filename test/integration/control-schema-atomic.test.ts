@@ -49,6 +49,15 @@ describe('creating the control schema on a replica', () => {
     const again = await attachWith([r1]);
     expect(again.code).toBe(0);
     expect(await r1.query('SELECT version::int FROM lockstep.applied')).toEqual([{ version: 0 }]);
+    // Version 0 stands one byte before the slot's consistent point (its confirmed point while
+    // nothing has streamed): a transaction whose commit starts at that point is still numbered.
+    const [placed] = await r1.query<{ lsn: string }>('SELECT lsn::text FROM lockstep.applied');
+    const gaps = await clusters.primary.query(
+      `SELECT (confirmed_flush_lsn - $1::pg_lsn)::int AS gap FROM pg_replication_slots
+        WHERE database = current_database() AND slot_type = 'logical'`,
+      [placed?.lsn],
+    );
+    expect(gaps).toEqual([{ gap: 1 }]);
   });
 
   it('completes the migration bookkeeping an older lockstep left alone, instead of refusing it', async () => {
