@@ -6,7 +6,13 @@ const FAILED_NODE = 'lockstepNode';
 
 /** Marks `error` (an object) as coming from `node`, unless it names one already; returns it. */
 export function stampFailedNode<T>(error: T, node: string): T {
-  if (typeof error === 'object' && error !== null && !(FAILED_NODE in error))
+  // A frozen or sealed error cannot carry the stamp: it stays unnamed rather than throw here.
+  if (
+    typeof error === 'object' &&
+    error !== null &&
+    Object.isExtensible(error) &&
+    !(FAILED_NODE in error)
+  )
     Object.defineProperty(error, FAILED_NODE, { value: node, enumerable: false });
   return error;
 }

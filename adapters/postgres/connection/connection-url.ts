@@ -1,5 +1,6 @@
 import { scrubSecrets } from '../../../plugin/ports/connection-secrets.js';
 import { parseConnectionString } from '../../../plugin/ports/connection-string.js';
+import { failedNode, stampFailedNode } from '../../../plugin/ports/failed-node.js';
 import { LibpqClient, type LibpqClientConfig } from './libpq-client.js';
 import { tlsSettings } from './tls-options.js';
 
@@ -82,5 +83,7 @@ export function scrubbedError(error: unknown, url: string): Error & { code?: str
     code?: string;
   };
   scrubbed.code = e?.code;
-  return scrubbed;
+  // The node the failing connection stamped stays named for the CLI's safety net.
+  const node = failedNode(error);
+  return node ? stampFailedNode(scrubbed, node) : scrubbed;
 }
