@@ -3,13 +3,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventually, preparedGids } from '../support/compare-nodes.js';
-import { frozenDuring, lockTable, useTwoReplicas } from '../support/frozen-replica.js';
+import {
+  CONTROL_TIMEOUT_MS,
+  frozenDuring,
+  lockTable,
+  useTwoReplicas,
+} from '../support/frozen-replica.js';
 import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
 
 // Inside the round of migrate and exec, past the checks: the primary frozen (SIGSTOP) while it
 // commits the barrier (after its PREPARE), a replica frozen while its position is read (the
 // primary prepared), and with bus the primary frozen while the stream's epoch is read.
-const clusters = useTwoReplicas();
+const clusters = useTwoReplicas({ controlTimeoutMs: CONTROL_TIMEOUT_MS });
 const dir = mkdtempSync(path.join(os.tmpdir(), 'lockstep-migrate-frozen-round-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -116,6 +121,7 @@ describe('migrate and exec with a node frozen inside the round', () => {
     // The bus is never reached: the epoch is read first.
     const bus = writeConfig(clusters.primary, clusters.replicasOf(), {
       applyTimeoutMs: 3_000,
+      controlTimeoutMs: CONTROL_TIMEOUT_MS,
       bus: { url: 'nats://127.0.0.1:1' },
     });
     try {

@@ -4,10 +4,15 @@ import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
-import { frozenDuring, HANG_MS, useTwoReplicas } from '../support/frozen-replica.js';
+import {
+  CONTROL_TIMEOUT_MS,
+  frozenDuring,
+  HANG_MS,
+  useTwoReplicas,
+} from '../support/frozen-replica.js';
 import { lockstep, writeConfig } from '../support/lockstep-process.js';
 
-const clusters = useTwoReplicas();
+const clusters = useTwoReplicas({ controlTimeoutMs: CONTROL_TIMEOUT_MS });
 const config = () => ['--config', clusters.configFile];
 
 /** An application session that holds `lockSql` (in an open transaction) until released. */
@@ -61,7 +66,10 @@ describe('operator commands against a primary that is busy or frozen from the st
     const primary = Object.assign(Object.create(clusters.primary) as PostgresCluster, {
       url: clusters.primary.urlFor({ password: secret }),
     });
-    const withPassword = writeConfig(primary, clusters.replicas, { applyTimeoutMs: 3_000 });
+    const withPassword = writeConfig(primary, clusters.replicas, {
+      applyTimeoutMs: 3_000,
+      controlTimeoutMs: CONTROL_TIMEOUT_MS,
+    });
     const commands = [
       ['doctor'],
       ['pause'],

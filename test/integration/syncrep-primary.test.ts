@@ -2,11 +2,11 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { eventually, preparedGids } from '../support/compare-nodes.js';
-import { useTwoReplicas } from '../support/frozen-replica.js';
+import { CONTROL_TIMEOUT_MS, useTwoReplicas } from '../support/frozen-replica.js';
 import { LockstepProcess, lockstep } from '../support/lockstep-process.js';
 
 // The primary answers, but its COMMITs wait for a synchronous standby that never connects.
-const clusters = useTwoReplicas();
+const clusters = useTwoReplicas({ controlTimeoutMs: CONTROL_TIMEOUT_MS });
 const config = () => ['--config', clusters.configFile];
 const stopped = (p: LockstepProcess) =>
   readFileSync(`/proc/${p.child.pid}/stat`, 'utf8').split(') ')[1]?.startsWith('T') === true;

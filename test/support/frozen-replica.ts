@@ -11,15 +11,24 @@ export const HANG_MS = 60_000;
 /** applyTimeoutMs of the frozen-node tests: short, so each command gives up on the frozen node in seconds. */
 export const APPLY_TIMEOUT_MS = 3_000;
 
-/** A primary and two attached replicas (items: 50 rows), applyTimeoutMs {@link APPLY_TIMEOUT_MS}. */
-export function useTwoReplicas(): AttachedClusters & {
+/**
+ * controlTimeoutMs of the files whose commands wait out a control deadline
+ * (a primary frozen or whose COMMITs wait): 5 s instead of 30 s per wait.
+ */
+export const CONTROL_TIMEOUT_MS = 5_000;
+
+/**
+ * A primary and two attached replicas (items: 50 rows), applyTimeoutMs
+ * {@link APPLY_TIMEOUT_MS}, and `config` over that.
+ */
+export function useTwoReplicas(config: Record<string, unknown> = {}): AttachedClusters & {
   replicasOf: () => [PostgresCluster, PostgresCluster];
 } {
   const clusters = useAttached({
     replicas: 2,
     schema: 'CREATE TABLE items (id int PRIMARY KEY, v text);',
     seed: `INSERT INTO items SELECT g, 'seed' FROM generate_series(1, 50) g`,
-    config: { applyTimeoutMs: APPLY_TIMEOUT_MS },
+    config: { applyTimeoutMs: APPLY_TIMEOUT_MS, ...config },
   });
   return Object.assign(clusters, {
     replicasOf: () => clusters.replicas as [PostgresCluster, PostgresCluster],
