@@ -30,6 +30,7 @@ import {
   dropReplicationSlot,
   ensurePublication,
 } from '../../adapters/postgres/source/replication-slot.js';
+import { versionZeroLsn } from '../../plugin/protocol/index.js';
 import { type DecodeReport, decodeInChild } from '../../test/support/decode-in-child.js';
 
 const run = promisify(execFile);
@@ -59,7 +60,7 @@ async function slotPair(tag: string): Promise<{ ours: string; floor: string; sta
   const floor = `bench_${tag}_floor`;
   const a = await createReplicationSlot(primary.url, ours);
   await createReplicationSlot(primary.url, floor);
-  return { ours, floor, start: a.consistentPoint };
+  return { ours, floor, start: versionZeroLsn(a.consistentPoint) };
 }
 
 async function decodeWithStream(

@@ -44,12 +44,14 @@ export function decideOnePhase(replicaVersion: number, packetVersion: number): O
  *   committed here by the coordinator): the row holds the last packet's own
  *   commit LSN (BEGIN's final LSN, see PacketHeader), and the next committed
  *   transaction's commit record starts after it (commit order is WAL order);
- * - an idle point (`advance`, in process only): the keepalive's end of WAL
- *   less one, taken between transactions with every packet taken; the server
- *   had decoded and sent every transaction committed before that end, so the
+ * - an idle point (`advance`, in process only): the keepalive's WAL end (the
+ *   walsender's sentPtr, how far it decoded and sent) less one, taken between
+ *   transactions with every packet taken; the server had decoded and sent
+ *   every transaction committed before that end, so the
  *   next commit starts at or after it. The slot is confirmed there on the
  *   same ground (a later commit before it would be skipped on restart);
- * - a placement (attach's version 0 at the slot's consistent point, a join's
+ * - a placement (attach's version 0 one byte before the slot's consistent
+ *   point, where a commit the snapshot lacks may start: versionZeroLsn; a join's
  *   or resync's anchor: another replica's position, or the bus's recorded
  *   head, a packet or an idle point): the assembler numbers only transactions
  *   whose commit LSN is past the resume point, so packet 1 is past it, and

@@ -12,6 +12,7 @@ import {
   type Packet,
   PacketCollector,
   type ResumePoint,
+  versionZeroLsn,
 } from '../../plugin/protocol/index.js';
 
 let counter = 0;
@@ -36,7 +37,7 @@ export async function createFeed(
   return {
     slot,
     publication,
-    start: created.consistentPoint,
+    start: versionZeroLsn(created.consistentPoint),
     drop: async () => {
       const c = new pg.Client({ connectionString: url });
       await c.connect();
