@@ -44,6 +44,8 @@ export function clientConfig(
   applicationName = 'lockstep',
   /** For control connections (short queries only): a query unanswered this long fails. */
   queryTimeoutMs?: number,
+  /** The node a failed query's error is stamped with (stampFailedNode). */
+  node?: string,
 ): NodeClientConfig {
   const keywords = parseConnectionString(url);
   const tls = tlsSettings(keywords);
@@ -63,6 +65,7 @@ export function clientConfig(
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
     ...(queryTimeoutMs ? { query_timeout: queryTimeoutMs } : {}),
+    ...(node ? { node } : {}),
   };
 }
 

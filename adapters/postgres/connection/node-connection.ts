@@ -14,7 +14,7 @@ export async function connectNode(
   let client: LibpqClient | null = null;
   try {
     // Inside the try: reading a certificate file named by the connection can fail too.
-    client = new LibpqClient({ ...clientConfig(url, applicationName, queryTimeoutMs), node });
+    client = new LibpqClient(clientConfig(url, applicationName, queryTimeoutMs, node));
     client.on('error', () => undefined);
     await client.connect();
     return client;

@@ -102,13 +102,11 @@ export class DecisionLog implements DecisionStore {
     private readonly epoch?: () => number | null,
     queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
   ) {
-    // Always the primary's: an error no step wrapped still names it (stampFailedNode).
-    const config = {
-      ...clientConfig(url, 'lockstep-decisions', queryTimeoutMs),
-      node: 'primary',
+    // Always the primary's: an error no step wrapped still names it.
+    this.pool = new pg.Pool({
+      ...clientConfig(url, 'lockstep-decisions', queryTimeoutMs, 'primary'),
       max: 1,
-    };
-    this.pool = new pg.Pool(config);
+    });
     this.pool.on('error', () => undefined);
     // A session that ends while checked out reports it as an 'error' event: never a crash.
     this.pool.on('connect', (client) => client.on('error', () => undefined));

@@ -51,13 +51,11 @@ export class StatusStore {
     private readonly stream: string,
     queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
   ) {
-    // Always the primary's: an error no step wrapped still names it (stampFailedNode).
-    const config = {
-      ...clientConfig(url, 'lockstep-status', queryTimeoutMs),
-      node: 'primary',
+    // Always the primary's: an error no step wrapped still names it.
+    this.pool = new pg.Pool({
+      ...clientConfig(url, 'lockstep-status', queryTimeoutMs, 'primary'),
       max: 1,
-    };
-    this.pool = new pg.Pool(config);
+    });
     this.pool.on('error', () => undefined);
     // A session that ends while checked out reports it as an 'error' event: never a crash.
     this.pool.on('connect', (client) => client.on('error', () => undefined));
