@@ -2,6 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { NatsCluster } from '../support/nats-cluster.js';
 import { releasePorts, reservePorts } from '../support/nats-ports.js';
@@ -55,5 +57,33 @@ describe('the NATS test cluster', () => {
     cluster.signal(1, 'SIGSTOP');
     await cluster.destroy();
     expect(pids.filter(runs)).toEqual([]);
+  });
+
+  it('restarts a node with an empty store: it copies every stream again as the same peer', async () => {
+    // The harness's last resort for a replica nats-server 2.9 leaves stuck.
+    const cluster = await NatsCluster.start();
+    const client = await connect({ servers: cluster.url.split(','), name: 'harness-test' });
+    try {
+      await (await jetstreamManager(client)).streams.add({
+        name: 'S',
+        subjects: ['s.>'],
+        num_replicas: 3,
+      });
+      const js = jetstream(client);
+      const publish = async (n: number) => {
+        for (let i = 0; i < n; i++) await js.publish('s.x', new TextEncoder().encode(`${i}`));
+      };
+      await publish(300);
+      await cluster.restartWithEmptyStore(2);
+      await publish(300);
+      await cluster.caughtUp({ streams: ['S'] });
+      expect(await cluster.copyEnds('S')).toEqual([600, 600, 600]);
+      // With its store kept, the node would have restored its 300 messages first.
+      expect(cluster.logTails().n3).toMatch(/Server is ready/);
+      expect(cluster.logTails().n3).not.toMatch(/Restored \d+ messages for stream '\$G > S'/);
+    } finally {
+      await client.close();
+      await cluster.destroy();
+    }
   });
 });

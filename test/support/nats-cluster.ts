@@ -257,20 +257,40 @@ export class NatsCluster {
        * nothing more (healthy, answering, its store stuck) or never current
        * again (a KV stream after a whole-cluster restart); a restart is what
        * an operator does then, and it catches up from its peers. The wait
-       * then starts again.
+       * then starts again; a node still stuck then is restarted with an
+       * empty store (an operator replacing its disk).
        */
       restartStuck?: boolean;
     } = {},
   ): Promise<void> {
     const ms = options.ms ?? READY_MS;
     const streams = options.streams ?? (await hostedStreams(this.nodes));
-    const stuck = await this.waitCaughtUp(streams, ms, !options.restartStuck);
+    let stuck = await this.waitCaughtUp(streams, ms, !options.restartStuck);
     if (stuck.length === 0) return;
-    for (const index of stuck) await this.node(index).kill();
-    for (const index of stuck) this.node(index).start();
-    await this.ready();
+    await this.restartNodes(stuck, false);
     // A restarted replica may catch up from a snapshot first: it gets twice the time.
+    stuck = await this.waitCaughtUp(streams, 2 * ms, false);
+    if (stuck.length === 0) return;
+    // Still stuck: 2.9 can restore a store that ends before what its raft state says it applied,
+    // and a restart replays the same. An empty store rejoins as the same peer and copies it all.
+    await this.restartNodes(stuck, true);
     await this.waitCaughtUp(streams, 2 * ms, true);
+  }
+
+  /**
+   * SIGKILLs node `index` and starts it with an empty store, as an operator
+   * replacing its disk; waits for a meta leader, not for the copies.
+   */
+  async restartWithEmptyStore(index: number): Promise<void> {
+    await this.restartNodes([index], true);
+  }
+
+  /** Kills and starts `indexes` again, first emptying their stores when `wipe`; waits for a meta leader. */
+  private async restartNodes(indexes: readonly number[], wipe: boolean): Promise<void> {
+    for (const index of indexes) await this.node(index).kill();
+    if (wipe) for (const index of indexes) this.node(index).wipeStore();
+    for (const index of indexes) this.node(index).start();
+    await this.ready();
   }
 
   /** Waits up to `ms`; then throws, or returns the nodes whose stream copies are behind. */

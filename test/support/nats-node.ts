@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { NATS_PID_FILE } from './nats-sweep.js';
 
@@ -103,6 +103,14 @@ export class NatsNode {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
     await exited;
+  }
+
+  /** Empties the store of a stopped server: it rejoins as the same peer (named by `server_name`) and copies every stream anew. */
+  wipeStore(): void {
+    if (this.child) throw new Error(`NATS test cluster: node ${this.name} runs; its store stays`);
+    const store = path.join(this.dir, 'store');
+    rmSync(store, { recursive: true, force: true });
+    mkdirSync(store, { recursive: true });
   }
 
   /** Writes the server's configuration: its ports, store, and routes to the `others`. */
