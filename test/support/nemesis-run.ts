@@ -10,6 +10,7 @@ import {
   BANK_TOTAL,
   bankTotal,
   bankWorkload,
+  endSampleSessions,
   eventsWorkload,
   seededRandom,
 } from './nemesis-workloads.js';
@@ -94,6 +95,7 @@ export async function runNemesis(nemesis: Nemesis): Promise<void> {
     failure = error as Error;
   } finally {
     await invariants.stop();
+    await endSampleSessions();
     const state = await controlState(primary, replicas).catch((e: Error) => e.message);
     for (const slot of slots) codes[slot.name] = await slot.stop();
     // A failed run always leaves its report (the seed alone may not replay a timing).

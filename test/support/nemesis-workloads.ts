@@ -117,12 +117,14 @@ export function eventsWorkload(url: string, seed: number): { stop(): Promise<num
   );
 }
 
-/** The rows `text` reads on a node, or null when it cannot be read now (down, frozen): a sample, never a wait. */
-export async function sampleRows<T>(
-  url: string,
-  text: string,
-  values: unknown[] = [],
-): Promise<T[] | null> {
+/**
+ * One session per node for the samplers, made again after any failure: a
+ * sample every 250 ms on each node was a backend start each (~22 ms of
+ * server CPU here), most of a nemesis's sessions.
+ */
+const sampleSessions = new Map<string, Promise<pg.Client>>();
+
+async function sampleSession(url: string): Promise<pg.Client> {
   const client = new pg.Client({
     connectionString: url,
     connectionTimeoutMillis: 1_000,
@@ -131,13 +133,40 @@ export async function sampleRows<T>(
   client.on('error', () => undefined);
   try {
     await client.connect();
-    return (await client.query(text, values)).rows as T[];
-  } catch {
-    return null;
-  } finally {
-    // A frozen server never answers the end either.
-    await endClient(client);
+    return client;
+  } catch (error) {
+    void endClient(client);
+    throw error;
   }
+}
+
+/** The rows `text` reads on a node, or null when it cannot be read now (down, frozen): a sample, never a wait. */
+export async function sampleRows<T>(
+  url: string,
+  text: string,
+  values: unknown[] = [],
+): Promise<T[] | null> {
+  let session = sampleSessions.get(url);
+  if (!session) {
+    session = sampleSession(url);
+    sampleSessions.set(url, session);
+  }
+  try {
+    return (await (await session).query(text, values)).rows as T[];
+  } catch {
+    // Down, frozen or restarted: the next sample starts a session of its own. A frozen server
+    // never answers the end either, so nothing waits for it.
+    if (sampleSessions.get(url) === session) sampleSessions.delete(url);
+    void session.then((client) => endClient(client)).catch(() => undefined);
+    return null;
+  }
+}
+
+/** Ends the samplers' sessions (a nemesis's end). */
+export async function endSampleSessions(): Promise<void> {
+  const sessions = [...sampleSessions.values()];
+  sampleSessions.clear();
+  await Promise.all(sessions.map((s) => s.then((c) => endClient(c)).catch(() => undefined)));
 }
 
 /** The bank's total on a node, or null when it cannot be read now (down, frozen). */
