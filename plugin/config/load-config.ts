@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { resolveNodes } from './config-connections.js';
 import {
@@ -22,16 +22,13 @@ export class ConfigError extends Error {
   }
 }
 
-/** The YAML parser, loaded only for YAML files (a JSON config starts the CLI without it). */
-const yaml = (): typeof import('yaml') => createRequire(import.meta.url)('yaml');
-
 /**
  * The YAML text's value. Warnings count as errors: the library would print
  * them with the source line (a connection URL, say) through
  * process.emitWarning, and a tag it cannot resolve is no config to run on.
  */
 function parseYaml(text: string): unknown {
-  const doc = yaml().parseDocument(text, { prettyErrors: true, logLevel: 'silent' });
+  const doc = parseDocument(text, { prettyErrors: true, logLevel: 'silent' });
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem) throw problem;
   return doc.toJS();
