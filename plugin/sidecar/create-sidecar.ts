@@ -19,7 +19,7 @@ import { PauseListener } from '../../adapters/postgres/control/stream-pause.js';
 import { PgStreamsStore } from '../../adapters/postgres/control/streams-store.js';
 import { refreshControlEvents } from '../../adapters/postgres/setup/ddl-capture.js';
 import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
-import { advanceSequences, primarySequences } from '../../adapters/postgres/setup/sequence-sync.js';
+import { syncSequences } from '../../adapters/postgres/setup/sequence-sync.js';
 import { PgoutputSource } from '../../adapters/postgres/source/pgoutput-source.js';
 import { type AttachProgress, attach } from '../attach/attach.js';
 import { serverSyncIntervalMs } from '../config/bus-settings.js';
@@ -33,7 +33,6 @@ import type { ReplicaAgentOptions } from '../replica/replica-agent.js';
 import { exitOnBusLost } from '../support/exit-on-bus-lost.js';
 import { BusPublisher, type BusPublisherParts } from './bus-publisher.js';
 import { packetCounter } from './packet-count.js';
-import { gatedSequenceCopy } from './sequence-copy.js';
 import { Sidecar, type SidecarParts, type SidecarTwoPhase } from './sidecar.js';
 import type { SidecarObserver } from './sidecar-histograms.js';
 
@@ -110,10 +109,6 @@ export function createSidecar(
 ): Sidecar {
   const live = extras.live ?? new LiveConfig(config);
   const lock = new StreamLock(config.primary, config.slot, 'coordinator', config.controlTimeoutMs);
-  const copySequences = gatedSequenceCopy(
-    () => primarySequences(config.primary, config.publication, config.controlTimeoutMs),
-    (replica, values) => advanceSequences(replica.url, values, config.controlTimeoutMs),
-  );
   return new Sidecar({
     observer: extras.observer,
     openStream: streamOpener(config, log),
@@ -121,7 +116,13 @@ export function createSidecar(
     stream: config.slot,
     sequenceSyncMs: config.sequenceSyncMs,
     syncSequences: async () => {
-      const { failed } = await copySequences(live.current.replicas);
+      const { replicas } = live.current;
+      const { failed } = await syncSequences(
+        config.primary,
+        config.publication,
+        replicas,
+        config.controlTimeoutMs,
+      );
       for (const [replica, error] of Object.entries(failed))
         log.debug({ replica, err: error }, 'sequence values not copied now');
     },
