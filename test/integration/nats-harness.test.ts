@@ -75,6 +75,8 @@ describe('the NATS test cluster', () => {
       };
       await publish(300);
       await cluster.restartWithEmptyStore(2);
+      // n3 may have led S: publishing waits for a leader and n3's copy.
+      await cluster.caughtUp({ streams: ['S'] });
       await publish(300);
       await cluster.caughtUp({ streams: ['S'] });
       expect(await cluster.copyEnds('S')).toEqual([600, 600, 600]);

@@ -272,8 +272,12 @@ export class NatsCluster {
     stuck = await this.waitCaughtUp(streams, 2 * ms, false);
     if (stuck.length === 0) return;
     // Still stuck: 2.9 can restore a store that ends before what its raft state says it applied,
-    // and a restart replays the same. An empty store rejoins as the same peer and copies it all.
-    await this.restartNodes(stuck, true);
+    // and a restart replays the same. An empty store rejoins as the same peer and copies it all,
+    // from the others: only one node, with every other running and caught up, is ever emptied.
+    const [only] = stuck;
+    if (only === undefined || stuck.length > 1 || this.nodes.some((n) => !n.running))
+      await this.waitCaughtUp(streams, 0, true);
+    else await this.restartWithEmptyStore(only);
     await this.waitCaughtUp(streams, 2 * ms, true);
   }
 

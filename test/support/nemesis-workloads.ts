@@ -140,23 +140,40 @@ async function sampleSession(url: string): Promise<pg.Client> {
   }
 }
 
-/** The rows `text` reads on a node, or null when it cannot be read now (down, frozen): a sample, never a wait. */
+/**
+ * The rows `text` reads on a node, or null when it cannot be read now (down,
+ * frozen): a sample, never a wait. A kept session that fails (the node was
+ * restarted since) is replaced at once, so null still means a new session
+ * could not read either, as when every sample had a session of its own.
+ */
 export async function sampleRows<T>(
   url: string,
   text: string,
   values: unknown[] = [],
 ): Promise<T[] | null> {
-  let session = sampleSessions.get(url);
-  if (!session) {
-    session = sampleSession(url);
-    sampleSessions.set(url, session);
+  const kept = sampleSessions.get(url);
+  if (kept) {
+    const rows = await sampleOn<T>(url, kept, text, values);
+    if (rows) return rows;
   }
+  // A concurrent sample may have replaced it already: that one is shared.
+  const current = sampleSessions.get(url);
+  const fresh = current && current !== kept ? current : sampleSession(url);
+  sampleSessions.set(url, fresh);
+  return sampleOn<T>(url, fresh, text, values);
+}
+
+async function sampleOn<T>(
+  url: string,
+  session: Promise<pg.Client>,
+  text: string,
+  values: unknown[],
+): Promise<T[] | null> {
   try {
     return (await (await session).query(text, values)).rows as T[];
   } catch {
-    // Down, frozen or restarted: the next sample starts a session of its own. A frozen server
-    // never answers the end either, so nothing waits for it.
     if (sampleSessions.get(url) === session) sampleSessions.delete(url);
+    // A frozen server never answers the end either: nothing waits for it.
     void session.then((client) => endClient(client)).catch(() => undefined);
     return null;
   }
