@@ -267,18 +267,18 @@ export class NatsCluster {
     const streams = options.streams ?? (await hostedStreams(this.nodes));
     let stuck = await this.waitCaughtUp(streams, ms, !options.restartStuck);
     if (stuck.length === 0) return;
-    await this.restartNodes(stuck, false);
+    await this.restartNodes(stuck);
     // A restarted replica may catch up from a snapshot first: it gets twice the time.
     stuck = await this.waitCaughtUp(streams, 2 * ms, false);
     if (stuck.length === 0) return;
     // Still stuck: 2.9 can restore a store that ends before what its raft state says it applied,
     // and a restart replays the same. An empty store rejoins as the same peer and copies it all,
     // from the others: only one node, with every other running and caught up, is ever emptied.
+    // Otherwise the wait fails now, with the cluster's state.
     const [only] = stuck;
-    if (only === undefined || stuck.length > 1 || this.nodes.some((n) => !n.running))
-      await this.waitCaughtUp(streams, 0, true);
-    else await this.restartWithEmptyStore(only);
-    await this.waitCaughtUp(streams, 2 * ms, true);
+    const empty = only !== undefined && stuck.length === 1 && this.nodes.every((n) => n.running);
+    if (empty) await this.restartWithEmptyStore(only);
+    await this.waitCaughtUp(streams, empty ? 2 * ms : 0, true);
   }
 
   /**
@@ -286,13 +286,16 @@ export class NatsCluster {
    * replacing its disk; waits for a meta leader, not for the copies.
    */
   async restartWithEmptyStore(index: number): Promise<void> {
-    await this.restartNodes([index], true);
+    await this.restartNodes([index], (node) => node.wipeStore());
   }
 
-  /** Kills and starts `indexes` again, first emptying their stores when `wipe`; waits for a meta leader. */
-  private async restartNodes(indexes: readonly number[], wipe: boolean): Promise<void> {
+  /** Kills and starts `indexes` again (`whileDown` runs on each in between); waits for a meta leader. */
+  private async restartNodes(
+    indexes: readonly number[],
+    whileDown: (node: NatsNode) => void = () => undefined,
+  ): Promise<void> {
     for (const index of indexes) await this.node(index).kill();
-    if (wipe) for (const index of indexes) this.node(index).wipeStore();
+    for (const index of indexes) whileDown(this.node(index));
     for (const index of indexes) this.node(index).start();
     await this.ready();
   }

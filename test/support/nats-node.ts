@@ -108,21 +108,24 @@ export class NatsNode {
   /** Empties the store of a stopped server: it rejoins as the same peer (named by `server_name`) and copies every stream anew. */
   wipeStore(): void {
     if (this.child) throw new Error(`NATS test cluster: node ${this.name} runs; its store stays`);
-    const store = path.join(this.dir, 'store');
-    rmSync(store, { recursive: true, force: true });
-    mkdirSync(store, { recursive: true });
+    rmSync(this.storeDir, { recursive: true, force: true });
+    mkdirSync(this.storeDir, { recursive: true });
+  }
+
+  private get storeDir(): string {
+    return path.join(this.dir, 'store');
   }
 
   /** Writes the server's configuration: its ports, store, and routes to the `others`. */
   writeConfig(others: readonly NatsNode[], maxPayload?: number): void {
-    mkdirSync(path.join(this.dir, 'store'), { recursive: true });
+    mkdirSync(this.storeDir, { recursive: true });
     const routes = others.map((other) => `"nats://127.0.0.1:${other.clusterPort}"`);
     const lines = [
       `server_name: "${this.name}"`,
       `listen: "127.0.0.1:${this.port}"`,
       `http: "127.0.0.1:${this.httpPort}"`,
       `pid_file: "${path.join(this.dir, NATS_PID_FILE)}"`,
-      `jetstream { store_dir: "${path.join(this.dir, 'store')}" }`,
+      `jetstream { store_dir: "${this.storeDir}" }`,
       // A hung peer (paused) holds its routes open: 2.9 pings routes every 2 min (2 out) and gives a
       // stalled write 10 s. Tuned as README's packet bus section advises, it is cut off in seconds.
       'ping_interval: "2s"',

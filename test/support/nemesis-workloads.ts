@@ -140,6 +140,15 @@ async function sampleSession(url: string): Promise<pg.Client> {
   }
 }
 
+/** The node's kept session, or a new one kept from now on. */
+function keptSession(url: string): { session: Promise<pg.Client>; made: boolean } {
+  const kept = sampleSessions.get(url);
+  if (kept) return { session: kept, made: false };
+  const session = sampleSession(url);
+  sampleSessions.set(url, session);
+  return { session, made: true };
+}
+
 /**
  * The rows `text` reads on a node, or null when it cannot be read now (down,
  * frozen): a sample, never a wait. A kept session that fails (the node was
@@ -151,16 +160,11 @@ export async function sampleRows<T>(
   text: string,
   values: unknown[] = [],
 ): Promise<T[] | null> {
-  const kept = sampleSessions.get(url);
-  if (kept) {
-    const rows = await sampleOn<T>(url, kept, text, values);
-    if (rows) return rows;
-  }
-  // A concurrent sample may have replaced it already: that one is shared.
-  const current = sampleSessions.get(url);
-  const fresh = current && current !== kept ? current : sampleSession(url);
-  sampleSessions.set(url, fresh);
-  return sampleOn<T>(url, fresh, text, values);
+  const first = keptSession(url);
+  const rows = await sampleOn<T>(url, first.session, text, values);
+  if (rows || first.made) return rows;
+  // sampleOn dropped the failed one: a concurrent sample's replacement, or a new session.
+  return sampleOn<T>(url, keptSession(url).session, text, values);
 }
 
 async function sampleOn<T>(
