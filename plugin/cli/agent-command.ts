@@ -85,7 +85,7 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
     },
   });
   reporting = await startAgentReporting(nc, bus, config, phaseTwo, agent, log, verifier);
-  const sequences = startSequenceApplying(config, bus, nc, replica, log, verifier);
+  const sequences = startSequenceApplying(config, bus, nc, replica, log, verifier, agent);
   process.on('unhandledRejection', (reason) => {
     log.fatal({ err: reason }, 'internal error');
     process.exit(1);

@@ -6,6 +6,7 @@ import { sequenceValuesKv } from '../../adapters/nats/sequence-values-kv.js';
 import { advanceSequences, primarySequences } from '../../adapters/postgres/setup/sequence-sync.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import type { BusSettings } from '../ports/packet-bus.js';
+import type { ReplicaPosition } from '../replica/replica-target.js';
 import { applySequences, publishSequences, type SequenceRelay } from '../sidecar/sequence-relay.js';
 import { exitOnBusLost } from '../support/exit-on-bus-lost.js';
 
@@ -47,7 +48,10 @@ export function startSequencePublishing(
   };
 }
 
-/** `lockstep agent`: the replica's sequences moved up to the values on the bus, every `sequenceSyncMs`. */
+/**
+ * `lockstep agent`: the replica's sequences moved up to the values on the bus, every
+ * `sequenceSyncMs`, and again after the agent applied packets (its position moved).
+ */
 export function startSequenceApplying(
   config: LockstepConfig,
   bus: BusSettings,
@@ -55,6 +59,7 @@ export function startSequenceApplying(
   replica: ReplicaConfig,
   log: Logger,
   verifier: BusVerifier,
+  agent: { readonly current: { readonly position: ReplicaPosition | null } | null },
 ): SequenceRelay {
   return applySequences(
     {
@@ -64,5 +69,6 @@ export function startSequenceApplying(
       node: replica.name,
     },
     (values) => advanceSequences(replica.url, values, config.controlTimeoutMs),
+    () => agent.current?.position?.version ?? null,
   );
 }

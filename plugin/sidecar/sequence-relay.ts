@@ -42,17 +42,25 @@ export function publishSequences(
  * The agent's side: every `everyMs`, reads the values on the bus and moves
  * the replica's sequences up to them (never backwards). Neither the replica
  * nor the bus being out blocks applying.
+ *
+ * `appliedVersion` is the replica's position: a packet applied since the
+ * last copy may have set a sequence back (`TRUNCATE … RESTART IDENTITY`, a
+ * replicated `ALTER SEQUENCE`) while the primary's value ended where it was,
+ * so the values are applied again even when unchanged.
  */
 export function applySequences(
   parts: SequenceRelayParts,
   advance: (values: readonly SequenceValue[]) => Promise<number>,
+  appliedVersion: () => number | null = () => null,
 ): SequenceRelay {
   const applied = new RepeatGate();
   return relay(parts, async () => {
+    // Read first: a packet applied while advancing makes the next period due.
+    const version = appliedVersion();
     const values = await parts.bus.get();
     if (!values) return;
-    const key = JSON.stringify(values);
-    // The same values as last time: the replica's sequences are there already (no connection).
+    const key = `${version}:${JSON.stringify(values)}`;
+    // The same values at the same position: the replica's sequences are there already (no connection).
     if (!applied.due(key)) return;
     const moved = await advance(values);
     applied.done(key);
@@ -70,7 +78,8 @@ export const REPEAT_EVERY = 6;
 /**
  * Whether values are worth passing on: new ones always; the same as the last
  * ones passed on only every {@link REPEAT_EVERY}th time, so that a bucket
- * recreated empty, or a replica sequence set back by hand, is put right
+ * recreated empty, or a replica sequence set back by hand (outside
+ * replication), is put right
  * within REPEAT_EVERY periods (a minute at the default 10 s), while an idle stream costs no replica connection and no
  * bus write every period.
  */

@@ -68,6 +68,26 @@ describe('sequences over the bus', () => {
       const values = await lastValues(replica);
       expect(values.ahead_id_seq).toBe(1000);
       expect(values.idents_id_seq).toBeGreaterThanOrEqual(140);
+
+      // Emptied and reloaded with as many rows in one transaction: the primary's value ends
+      // where it was (nothing new on the bus), while the replicated TRUNCATE restarted the
+      // replica's sequence. The agent copies again after applying it.
+      await primary.query(`BEGIN;
+        TRUNCATE serials RESTART IDENTITY;
+        INSERT INTO serials (v) SELECT 'z' FROM generate_series(1, 32);
+        COMMIT`);
+      expect((await lastValues(primary)).serials_id_seq).toBe(32);
+      await eventually(async () => {
+        const [row] = await replica.query<{ n: string }>(
+          `SELECT count(*) FILTER (WHERE v = 'z')::text AS n FROM serials`,
+        );
+        return row?.n === '32';
+      }, 'the reload on the replica');
+      await caughtUp(replica);
+      const [next] = await replica.query<{ id: string }>(
+        `SELECT nextval('serials_id_seq')::text AS id`,
+      );
+      expect(Number(next?.id)).toBeGreaterThan(32);
     } finally {
       await stopped(agent);
       await stopped(run);

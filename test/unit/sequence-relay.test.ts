@@ -132,6 +132,29 @@ describe('sequence values over the bus', () => {
     expect(advanced.length).toBe(1 + Math.floor((reads - 1) / REPEAT_EVERY));
   });
 
+  it('move the replica again, unchanged, once it applied packets since the last copy', async () => {
+    // A replicated TRUNCATE … RESTART IDENTITY sets the replica's sequence back while the
+    // primary's value can end where it was: the agent's position is part of what is compared.
+    const { bus } = flakyBus(0);
+    await bus.put(values);
+    const advanced: (readonly SequenceValue[])[] = [];
+    let positions = 0;
+    const relay = applySequences(
+      { bus, everyMs: 1, log: pino({ level: 'silent' }), node: 'replica1' },
+      async (v) => {
+        advanced.push(v);
+        return 0;
+      },
+      // The replica moves on every second period.
+      () => Math.floor(positions++ / 2),
+    );
+    const tick = new Signal();
+    while (positions < 4 * REPEAT_EVERY) await tick.wait(5);
+    await relay.stop();
+    // Read after the stop: one copy for each position the relay saw.
+    expect(advanced.length).toBe(Math.floor((positions - 1) / 2) + 1);
+  });
+
   it('are written to the bus again unchanged only every REPEAT_EVERY periods', async () => {
     const { bus, count } = flakyBus(0);
     let reads = 0;
