@@ -115,17 +115,7 @@ export function createSidecar(
     targets: config.replicas.map((r) => replicaParts(live, r, log).target),
     stream: config.slot,
     sequenceSyncMs: config.sequenceSyncMs,
-    syncSequences: async () => {
-      const { replicas } = live.current;
-      const { failed } = await syncSequences(
-        config.primary,
-        config.publication,
-        replicas,
-        config.controlTimeoutMs,
-      );
-      for (const [replica, error] of Object.entries(failed))
-        log.debug({ replica, err: error }, 'sequence values not copied now');
-    },
+    syncSequences: sequenceCopier(config, live, log),
     lock,
     twoPhase: twoPhaseParts(config, lock, extras.fault),
     status: new StatusStore(config.primary, config.slot, config.controlTimeoutMs),
@@ -192,6 +182,30 @@ async function attachPoint(config: LockstepConfig): Promise<ResumePoint | null> 
 }
 
 /** Opens the primary stream from a resume point: a fresh replication connection each time. */
+/**
+ * The in-process sequence copy. A replica that fails is warned of once per
+ * run of failures (as over the bus), then at debug until it succeeds again.
+ */
+function sequenceCopier(config: LockstepConfig, live: LiveConfig, log: Logger) {
+  const failing = new Set<string>();
+  return async () => {
+    const { replicas } = live.current;
+    const { advanced, failed } = await syncSequences(
+      config.primary,
+      config.publication,
+      replicas,
+      config.controlTimeoutMs,
+    );
+    for (const replica of Object.keys(advanced)) failing.delete(replica);
+    for (const [replica, error] of Object.entries(failed)) {
+      const fields = { replica, err: error, event: 'sequence-sync-failed' };
+      if (failing.has(replica)) log.debug(fields, 'sequence values not copied now');
+      else log.warn(fields, 'sequence values not copied now: trying again');
+      failing.add(replica);
+    }
+  };
+}
+
 function streamOpener(config: LockstepConfig, log: Logger): SidecarParts['openStream'] {
   const decidePhase = phasePolicy(config.twoPhase);
   return async (resume, durable) => {

@@ -29,7 +29,8 @@ export function publishSequences(
 ): SequenceRelay {
   const sent = new RepeatGate();
   return relay(parts, async () => {
-    if (!active()) return;
+    // Another publisher may have written since: once active again, the first values go out.
+    if (!active()) return sent.reset();
     const values = await read();
     const key = JSON.stringify(values);
     if (!sent.due(key)) return;
@@ -51,7 +52,7 @@ export function publishSequences(
 export function applySequences(
   parts: SequenceRelayParts,
   advance: (values: readonly SequenceValue[]) => Promise<number>,
-  appliedVersion: () => number | null = () => null,
+  appliedVersion: () => number | null,
 ): SequenceRelay {
   const applied = new RepeatGate();
   return relay(parts, async () => {
@@ -91,6 +92,12 @@ export class RepeatGate {
     if (key !== this.last) return true;
     this.skipped++;
     return this.skipped >= REPEAT_EVERY;
+  }
+
+  /** Whatever comes next is passed on. */
+  reset(): void {
+    this.last = null;
+    this.skipped = 0;
   }
 
   /** `key` was passed on: the same again is skipped for a while. */

@@ -6,6 +6,8 @@ import { useAttached } from '../support/use-attached.js';
 import { useNatsCluster } from '../support/use-nats-cluster.js';
 
 const nats = useNatsCluster();
+/** Long enough that the agent's repeat of unchanged values (every sixth period) cannot pass for a copy after applying. */
+const PERIOD_MS = 2_000;
 // `ahead` sorts before the others: a round that moved them had read it first.
 const clusters = useAttached({
   replicas: 1,
@@ -14,7 +16,7 @@ const clusters = useAttached({
     CREATE TABLE serials (id serial PRIMARY KEY, v text);
     CREATE TABLE idents (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);`,
   config: {
-    sequenceSyncMs: 300,
+    sequenceSyncMs: PERIOD_MS,
     get bus() {
       return { url: nats.cluster.url, replicas: 3 };
     },
@@ -69,9 +71,13 @@ describe('sequences over the bus', () => {
       expect(values.ahead_id_seq).toBe(1000);
       expect(values.idents_id_seq).toBeGreaterThanOrEqual(140);
 
+      // A copy just happened (new values): the agent skips these values for five periods.
+      await primary.query(`SELECT nextval('idents_id_seq') FROM generate_series(1, 10)`);
+      await caughtUp(replica);
       // Emptied and reloaded with as many rows in one transaction: the primary's value ends
       // where it was (nothing new on the bus), while the replicated TRUNCATE restarted the
-      // replica's sequence. The agent copies again after applying it.
+      // replica's sequence. The agent copies again at its next period after applying it,
+      // not five periods later.
       await primary.query(`BEGIN;
         TRUNCATE serials RESTART IDENTITY;
         INSERT INTO serials (v) SELECT 'z' FROM generate_series(1, 32);
@@ -83,7 +89,11 @@ describe('sequences over the bus', () => {
         );
         return row?.n === '32';
       }, 'the reload on the replica');
-      await caughtUp(replica);
+      await eventually(
+        async () => (await lastValues(replica)).serials_id_seq === 32,
+        'the replica sequence copied again after the TRUNCATE',
+        3.5 * PERIOD_MS,
+      );
       const [next] = await replica.query<{ id: string }>(
         `SELECT nextval('serials_id_seq')::text AS id`,
       );

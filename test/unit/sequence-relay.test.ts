@@ -82,6 +82,7 @@ describe('sequence values over the bus', () => {
         advanced.push(v);
         return v.length;
       },
+      () => 0,
     );
     try {
       const tick = new Signal();
@@ -123,6 +124,7 @@ describe('sequence values over the bus', () => {
         advanced.push(v);
         return 0;
       },
+      () => 7,
     );
     const tick = new Signal();
     while (count() < 4) await tick.wait(5);
@@ -153,6 +155,46 @@ describe('sequence values over the bus', () => {
     await relay.stop();
     // Read after the stop: one copy for each position the relay saw.
     expect(advanced.length).toBe(Math.floor((positions - 1) / 2) + 1);
+  });
+
+  it('move the replica again when a packet was applied while the last copy ran', async () => {
+    // The position is read before the copy: one that moves during it makes the next period due.
+    const { bus, count } = flakyBus(0);
+    await bus.put(values);
+    let version = 1;
+    let advanced = 0;
+    const relay = applySequences(
+      { bus, everyMs: 1, log: pino({ level: 'silent' }), node: 'replica1' },
+      async () => {
+        if (++advanced === 1) version = 2;
+        return 0;
+      },
+      () => version,
+    );
+    const tick = new Signal();
+    while (count() < 5) await tick.wait(5);
+    await relay.stop();
+    const reads = count() - 1;
+    expect(advanced).toBe(2 + Math.floor((reads - 2) / REPEAT_EVERY));
+  });
+
+  it('are written again by a publisher that was not active, unchanged or not', async () => {
+    const { bus, count } = flakyBus(0);
+    // Periods 1-3 active, 4-6 not (another publisher held the lock and may have written
+    // other values), 7-9 active again, then not: what was written is known whatever the pace.
+    let periods = 0;
+    const relay = publishSequences(
+      { bus, everyMs: 1, log: pino({ level: 'silent' }), node: 'primary' },
+      async () => values,
+      () => {
+        periods++;
+        return periods <= 3 || (periods >= 7 && periods <= 9);
+      },
+    );
+    const tick = new Signal();
+    while (periods < 10) await tick.wait(5);
+    await relay.stop();
+    expect(count()).toBe(2);
   });
 
   it('are written to the bus again unchanged only every REPEAT_EVERY periods', async () => {
