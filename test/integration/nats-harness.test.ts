@@ -81,8 +81,11 @@ describe('the NATS test cluster', () => {
       await cluster.caughtUp({ streams: ['S'] });
       expect(await cluster.copyEnds('S')).toEqual([600, 600, 600]);
       // With its store kept, the node would have restored its 300 messages first.
-      expect(cluster.logTails().n3).toMatch(/Server is ready/);
-      expect(cluster.logTails().n3).not.toMatch(/Restored \d+ messages for stream '\$G > S'/);
+      // (From the start of its log: "not current" warnings can fill the end of it.)
+      expect(cluster.logTails('start').n3).toMatch(/Server is ready/);
+      expect(cluster.logTails('start').n3).not.toMatch(
+        /Restored \d+ messages for stream '\$G > S'/,
+      );
     } finally {
       await client.close();
       await cluster.destroy();

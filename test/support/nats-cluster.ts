@@ -189,9 +189,11 @@ export class NatsCluster {
       .join('\n');
   }
 
-  /** The end of each node's log, by node name (for a report). */
-  logTails(): Record<string, string> {
-    return Object.fromEntries(this.nodes.map((n) => [n.name, n.logTail]));
+  /** The end of each node's log (for a report), or the beginning since its last start, by node name. */
+  logTails(from: 'end' | 'start' = 'end'): Record<string, string> {
+    return Object.fromEntries(
+      this.nodes.map((n) => [n.name, from === 'end' ? n.logTail : n.logHead]),
+    );
   }
 
   async killAll(): Promise<void> {

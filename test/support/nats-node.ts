@@ -6,6 +6,8 @@ import { NATS_PID_FILE } from './nats-sweep.js';
 const NATS_SERVER = process.env.LOCKSTEP_NATS_SERVER ?? 'nats-server';
 /** How much of a server's log is kept for an error (bytes). */
 const LOG_TAIL = 8 * 1024;
+/** How much of a start's log is kept from its beginning (what it restored, whether it became ready). */
+const LOG_HEAD = 16 * 1024;
 /** How long a server may take to exit on SIGTERM before it is killed (ms). */
 const STOP_GRACE_MS = 5_000;
 
@@ -14,6 +16,7 @@ export class NatsNode {
   private child: ChildProcess | null = null;
   /** The end of the server's log (it logs to stderr), for errors. */
   private log = '';
+  private head = '';
   /** Why the running process ended when nobody asked it to (null while it runs, or once stopped on purpose). */
   private exit: string | null = null;
 
@@ -37,12 +40,15 @@ export class NatsNode {
   start(): void {
     if (this.child) return;
     this.log = '';
+    this.head = '';
     this.exit = null;
     const child = spawn(NATS_SERVER, ['-c', path.join(this.dir, 'server.conf')], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     child.stderr?.on('data', (data: Buffer) => {
-      this.log = (this.log + data.toString()).slice(-LOG_TAIL);
+      const text = data.toString();
+      this.log = (this.log + text).slice(-LOG_TAIL);
+      if (this.head.length < LOG_HEAD) this.head = (this.head + text).slice(0, LOG_HEAD);
     });
     child.once('error', (error) => {
       this.exit = `could not be started (${NATS_SERVER}): ${error.message}`;
@@ -62,6 +68,11 @@ export class NatsNode {
     throw new Error(
       `NATS test cluster: node ${this.name} ${this.exit}; its log ends with:\n${this.log}`,
     );
+  }
+
+  /** The beginning of the server's log since it was last started (a later flood of warnings does not push it out). */
+  get logHead(): string {
+    return this.head;
   }
 
   /** The end of the server's log. */
