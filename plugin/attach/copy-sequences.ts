@@ -27,6 +27,12 @@ export async function copySequences(
         'run lockstep attach again (it resumes)',
       );
     });
+  if (sequences.held.length > 0)
+    throw new LockstepError({
+      node: 'primary',
+      problem: `cannot read sequence values: an open transaction holds ${sequences.held.join(', ')} (TRUNCATE … RESTART IDENTITY or ALTER SEQUENCE)`,
+      fix: 'let that transaction end, then run lockstep attach again (it resumes)',
+    });
   const unreached = Object.entries(sequences.failed);
   if (unreached.length > 0) {
     throw new LockstepError({

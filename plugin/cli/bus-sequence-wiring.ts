@@ -37,7 +37,16 @@ export function startSequencePublishing(
       log,
       node: 'primary',
     },
-    () => primarySequences(config.primary, config.publication, config.controlTimeoutMs),
+    async () => {
+      const { values, held } = await primarySequences(
+        config.primary,
+        config.publication,
+        config.controlTimeoutMs,
+      );
+      if (held.length > 0)
+        log.debug({ node: 'primary', held, event: 'sequences-held' }, 'sequences held: read later');
+      return values;
+    },
     active,
   );
   return {

@@ -116,8 +116,10 @@ export type TableCopyOutcome =
     }
   | { readonly replica: string; readonly error: LockstepError };
 
-/** What the sequence copy did: sequences moved, and replicas it could not reach. */
+/** What the sequence copy did: sequences moved, replicas it could not reach, primary sequences held (not read). */
 export interface SequenceSyncResult {
   readonly advanced: Record<string, number>;
   readonly failed: Record<string, string>;
+  /** `schema.name` of the primary's sequences an open transaction holds (TRUNCATE … RESTART IDENTITY). */
+  readonly held: readonly string[];
 }

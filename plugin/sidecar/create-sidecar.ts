@@ -181,31 +181,39 @@ async function attachPoint(config: LockstepConfig): Promise<ResumePoint | null> 
   }
 }
 
-/** Opens the primary stream from a resume point: a fresh replication connection each time. */
 /**
- * The in-process sequence copy. A replica that fails is warned of once per
- * run of failures (as over the bus), then at debug until it succeeds again.
+ * The in-process sequence copy. A node that fails (a replica, or the primary
+ * with a held sequence) is warned of once per run of failures (as over the
+ * bus), then at debug until it succeeds again.
  */
 function sequenceCopier(config: LockstepConfig, live: LiveConfig, log: Logger) {
-  const failing = new Set<string>();
+  // Nodes whose last copy failed (a replica removed since is forgotten).
+  let failing = new Set<string>();
   return async () => {
     const { replicas } = live.current;
-    const { advanced, failed } = await syncSequences(
+    failing = new Set(
+      [...failing].filter((n) => n === 'primary' || replicas.some((r) => r.name === n)),
+    );
+    const { advanced, failed, held } = await syncSequences(
       config.primary,
       config.publication,
       replicas,
       config.controlTimeoutMs,
     );
     for (const replica of Object.keys(advanced)) failing.delete(replica);
-    for (const [replica, error] of Object.entries(failed)) {
-      const fields = { replica, err: error, event: 'sequence-sync-failed' };
-      if (failing.has(replica)) log.debug(fields, 'sequence values not copied now');
+    if (held.length === 0) failing.delete('primary');
+    const errors = Object.entries(failed);
+    if (held.length > 0) errors.push(['primary', `an open transaction holds ${held.join(', ')}`]);
+    for (const [node, error] of errors) {
+      const fields = { node, err: error, event: 'sequence-sync-failed' };
+      if (failing.has(node)) log.debug(fields, 'sequence values not copied now');
       else log.warn(fields, 'sequence values not copied now: trying again');
-      failing.add(replica);
+      failing.add(node);
     }
   };
 }
 
+/** Opens the primary stream from a resume point: a fresh replication connection each time. */
 function streamOpener(config: LockstepConfig, log: Logger): SidecarParts['openStream'] {
   const decidePhase = phasePolicy(config.twoPhase);
   return async (resume, durable) => {

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { eventually } from '../support/compare-nodes.js';
-import { LockstepProcess } from '../support/lockstep-process.js';
+import { LockstepProcess, lockstep } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 
 const clusters = useAttached({
@@ -67,11 +67,13 @@ describe('sequences of replicated tables', () => {
     const r1 = clusters.replicas[0] as PostgresCluster;
     // Both held ones sort before orders: met first, on the primary ("Audit") and on the replica.
     const truncating = new pg.Client({ connectionString: clusters.primary.url });
+    truncating.on('error', () => undefined);
     await truncating.connect();
-    await truncating.query(`BEGIN; TRUNCATE "Audit" RESTART IDENTITY`);
-    await r1.query(`BEGIN; TRUNCATE "Order Lines" RESTART IDENTITY; PREPARE TRANSACTION 'held'`);
-    const sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
+    let sidecar: LockstepProcess | null = null;
     try {
+      await truncating.query(`BEGIN; TRUNCATE "Audit" RESTART IDENTITY`);
+      await r1.query(`BEGIN; TRUNCATE "Order Lines" RESTART IDENTITY; PREPARE TRANSACTION 'held'`);
+      sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
       await clusters.primary.query(
         `INSERT INTO orders (v) SELECT 'q' || g FROM generate_series(1, 10) g`,
       );
@@ -80,19 +82,35 @@ describe('sequences of replicated tables', () => {
         async () => (await lastValue(r1, 'orders_id_seq')) >= primary,
         'the replica to follow the sequence nobody holds',
       );
-      // The held one is reported, naming it, and copying goes on.
+      // The held ones are reported, each naming its node and sequence, and copying goes on.
+      const reported = (node: string) => sidecar?.events('sequence-sync-failed', { node }) ?? [];
       await eventually(
-        async () => sidecar.events('sequence-sync-failed', { replica: 'replica1' }).length > 0,
-        'the held sequence reported',
+        async () => reported('replica1').length > 0 && reported('primary').length > 0,
+        'the held sequences reported',
       );
-      const [failure] = sidecar.events('sequence-sync-failed', { replica: 'replica1' });
-      expect(String(failure?.err)).toContain('public.Order Lines_id_seq');
+      expect(String(reported('replica1')[0]?.err)).toContain('public.Order Lines_id_seq');
+      expect(String(reported('primary')[0]?.err)).toContain('public.Audit_id_seq');
     } finally {
-      sidecar.kill('SIGTERM');
-      expect(await sidecar.exited).toBe(0);
-      await r1.query(`ROLLBACK PREPARED 'held'`);
-      await truncating.query('ROLLBACK');
+      await r1.query(`ROLLBACK PREPARED 'held'`).catch(() => undefined);
       await truncating.end();
+      if (sidecar) {
+        sidecar.kill('SIGTERM');
+        expect(await sidecar.exited).toBe(0);
+      }
+    }
+  });
+
+  it('fail attach, naming it, while an open transaction holds a primary sequence', async () => {
+    const holding = new pg.Client({ connectionString: clusters.primary.url });
+    holding.on('error', () => undefined);
+    await holding.connect();
+    try {
+      await holding.query(`BEGIN; ALTER SEQUENCE orders_id_seq RESTART WITH 5000`);
+      const attached = await lockstep(['attach', '--config', clusters.configFile]);
+      expect(attached.code).not.toBe(0);
+      expect(attached.output).toContain('public.orders_id_seq');
+    } finally {
+      await holding.end();
     }
   });
 });

@@ -1,3 +1,4 @@
+import type { SequenceSyncResult } from '../../../plugin/ports/cluster-setup.js';
 import type { SequenceValue } from '../../../plugin/protocol/sequence-values.js';
 import {
   CONTROL_QUERY_TIMEOUT_MS,
@@ -7,36 +8,60 @@ import {
 import { LibpqClient } from '../connection/libpq-client.js';
 import { endClient } from '../connection/node-connection.js';
 
-/** The publication's tables' sequences: owned by (serial) or backing (identity) columns. */
-const PUBLISHED_SEQUENCES = `
-  SELECT DISTINCT sn.nspname AS schema, seq.relname AS name
-    FROM pg_publication_tables pt
-    JOIN pg_namespace tn ON tn.nspname = pt.schemaname
-    JOIN pg_class t ON t.relnamespace = tn.oid AND t.relname = pt.tablename
-    JOIN pg_depend d ON d.refobjid = t.oid AND d.refclassid = 'pg_class'::regclass
-                    AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-    JOIN pg_class seq ON seq.oid = d.objid AND seq.relkind = 'S'
-    JOIN pg_namespace sn ON sn.oid = seq.relnamespace
-   WHERE pt.pubname = $1 AND pt.schemaname <> 'lockstep'`;
+/**
+ * The publication's tables from the catalogs, not from pg_publication_tables:
+ * from PostgreSQL 16 that view opens every table it lists, and so waits on a
+ * table a `TRUNCATE` in progress holds. Schemas published whole
+ * (pg_publication_namespace) exist from PostgreSQL 15.
+ */
+function publishedTables(serverVersion: number): string {
+  const schemas =
+    serverVersion >= 150000
+      ? `UNION SELECT c.oid FROM pub JOIN pg_publication_namespace pn ON pn.pnpubid = pub.oid
+           JOIN pg_class c ON c.relnamespace = pn.pnnspid AND c.relkind IN ('r', 'p')`
+      : '';
+  return `
+    WITH pub AS (SELECT oid, puballtables FROM pg_publication WHERE pubname = $1)
+    SELECT c.oid FROM pub JOIN pg_class c ON pub.puballtables AND c.relkind IN ('r', 'p')
+    UNION SELECT pr.prrelid FROM pub JOIN pg_publication_rel pr ON pr.prpubid = pub.oid
+    ${schemas}`;
+}
 
-/** Those sequences with the primary's last value (each read locks its sequence). */
-const PRIMARY_SEQUENCES = `
-  SELECT p.schema, p.name, s.last_value::text AS "lastValue"
-    FROM (${PUBLISHED_SEQUENCES}) p
-    JOIN pg_sequences s ON s.schemaname = p.schema AND s.sequencename = p.name
-   WHERE s.last_value IS NOT NULL
+/** The sequences owned by (serial) or backing (identity) columns of those tables, with their oid. */
+function publishedSequences(serverVersion: number): string {
+  return `
+    SELECT DISTINCT sn.nspname AS schema, seq.relname AS name, seq.oid
+      FROM (${publishedTables(serverVersion)}) t
+      JOIN pg_class tc ON tc.oid = t.oid
+      JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+      JOIN pg_depend d ON d.refobjid = t.oid AND d.refclassid = 'pg_class'::regclass
+                      AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+      JOIN pg_class seq ON seq.oid = d.objid AND seq.relkind = 'S'
+      JOIN pg_namespace sn ON sn.oid = seq.relnamespace
+     WHERE tc.relpersistence = 'p' AND tn.nspname NOT IN ('lockstep', 'information_schema')
+       AND left(tn.nspname, 3) <> 'pg_'`;
+}
+
+/** A sequence's last value, as pg_sequences shows it (null: never used, or not readable). Locks it. */
+const LAST_VALUE_OF = (oid: string) =>
+  `CASE WHEN has_sequence_privilege(${oid}, 'SELECT,USAGE')
+        THEN pg_sequence_last_value(${oid}::regclass)::text END`;
+
+/** Those sequences with the primary's last values: only theirs are read (and locked). */
+const primaryValues = (serverVersion: number) => `
+  SELECT schema, name, "lastValue" FROM (
+    SELECT s.schema, s.name, ${LAST_VALUE_OF('s.oid')} AS "lastValue"
+      FROM (${publishedSequences(serverVersion)}) s) v
+   WHERE "lastValue" IS NOT NULL
    ORDER BY 1, 2`;
 
-/** One sequence's last value (null: never used). */
-const LAST_VALUE = `
-  SELECT last_value::text AS "lastValue" FROM pg_sequences WHERE schemaname = $1 AND sequencename = $2`;
-
 /**
- * How long reading or setting one sequence waits for its lock. An open or
- * prepared `TRUNCATE … RESTART IDENTITY` holds its table's sequences until it
- * ends: that one is skipped this period, and the others still pass.
+ * How long reading or setting one sequence waits for its lock. Only a
+ * sequence's rewrite conflicts with the lock (nextval does not): an open or
+ * prepared `TRUNCATE … RESTART IDENTITY` or `ALTER SEQUENCE` holds it until
+ * it ends, so that one is skipped this period at once, and the others pass.
  */
-export const SEQUENCE_LOCK_WAIT_MS = 500;
+export const SEQUENCE_LOCK_WAIT_MS = 50;
 
 const LOCK_NOT_AVAILABLE = '55P03';
 
@@ -44,12 +69,23 @@ function lockedOut(error: unknown): boolean {
   return (error as { code?: string }).code === LOCK_NOT_AVAILABLE;
 }
 
-/** Moves a replica's sequence forward to the primary's value; never backwards. */
+/**
+ * Moves a replica's sequence forward to the primary's value; never backwards.
+ * Touches only that sequence; one the replica lacks (a table made by
+ * `--create-schema` has no serial default) is passed over.
+ */
 const ADVANCE = `
-  SELECT setval(format('%I.%I', $1::text, $2::text)::regclass, $3::bigint, true)
+  SELECT setval(r.seq, $3::bigint, true)
+    FROM (SELECT to_regclass(format('%I.%I', $1::text, $2::text)) AS seq) r
    WHERE $3::bigint > coalesce(
-     (SELECT last_value FROM pg_sequences WHERE schemaname = $1 AND sequencename = $2),
-     (SELECT min_value - 1 FROM pg_sequences WHERE schemaname = $1 AND sequencename = $2))`;
+     pg_sequence_last_value(r.seq),
+     (SELECT seqmin - 1 FROM pg_sequence WHERE seqrelid = r.seq))`;
+
+/** The primary's values, and the sequences left out because their lock is held (`schema.name`). */
+export interface PrimarySequences {
+  readonly values: SequenceValue[];
+  readonly held: string[];
+}
 
 /**
  * The primary's values of the sequences of the publication's tables; one
@@ -59,18 +95,23 @@ export async function primarySequences(
   primaryUrl: string,
   publication: string,
   queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
-): Promise<SequenceValue[]> {
+): Promise<PrimarySequences> {
   // Bounded: a primary that stops answering fails the read instead of hanging attach.
   const primary = new LibpqClient(clientConfig(primaryUrl, 'lockstep-sequences', queryTimeoutMs));
   primary.on('error', () => undefined);
   try {
     await primary.connect();
+    const { rows } = await primary.query<{ v: string }>(
+      `SELECT current_setting('server_version_num') AS v`,
+    );
+    const version = Number(rows[0]?.v);
     await primary.query(`SET lock_timeout = ${SEQUENCE_LOCK_WAIT_MS}`);
     try {
-      return (await primary.query<SequenceValue>(PRIMARY_SEQUENCES, [publication])).rows;
+      const { rows } = await primary.query<SequenceValue>(primaryValues(version), [publication]);
+      return { values: rows, held: [] };
     } catch (error) {
       if (!lockedOut(error)) throw error;
-      return await eachUnlocked(primary, publication);
+      return await eachUnlocked(primary, publication, version);
     }
   } catch (error) {
     throw scrubbedError(error, primaryUrl);
@@ -80,28 +121,37 @@ export async function primarySequences(
 }
 
 /** The values read one sequence at a time, leaving out those whose lock is held. */
-async function eachUnlocked(client: LibpqClient, publication: string): Promise<SequenceValue[]> {
-  const sequences = await client.query<{ schema: string; name: string }>(
-    `${PUBLISHED_SEQUENCES} ORDER BY 1, 2`,
+async function eachUnlocked(
+  client: LibpqClient,
+  publication: string,
+  serverVersion: number,
+): Promise<PrimarySequences> {
+  const sequences = await client.query<{ schema: string; name: string; oid: string | number }>(
+    `${publishedSequences(serverVersion)} ORDER BY 1, 2`,
     [publication],
   );
   const values: SequenceValue[] = [];
-  for (const { schema, name } of sequences.rows) {
+  const held: string[] = [];
+  for (const { schema, name, oid } of sequences.rows) {
     try {
-      const { rows } = await client.query<{ lastValue: string | null }>(LAST_VALUE, [schema, name]);
+      const { rows } = await client.query<{ lastValue: string | null }>(
+        `SELECT ${LAST_VALUE_OF('$1::oid')} AS "lastValue"`,
+        [String(oid)],
+      );
       const lastValue = rows[0]?.lastValue;
       if (lastValue) values.push({ schema, name, lastValue });
     } catch (error) {
       if (!lockedOut(error)) throw error;
+      held.push(`${schema}.${name}`);
     }
   }
-  return values;
+  return { values, held };
 }
 
 /**
  * Moves the replica's sequences up to `values`, never backwards; returns how
- * many moved. A sequence the replica lacks fails the call (scrubbed of
- * credentials); one whose lock is held fails it too, after every other moved.
+ * many moved. One whose lock is held fails the call (scrubbed of
+ * credentials), after every other moved.
  */
 export async function advanceSequences(
   replicaUrl: string,
@@ -142,15 +192,16 @@ export async function advanceSequences(
  * replica (logical replication does not carry them), never moving a replica's
  * sequence backwards, so a replica promoted to primary does not hand out keys
  * that are already used. Returns how many sequences moved, per replica; a
- * replica that cannot be reached is reported, not thrown.
+ * replica that cannot be reached is reported, not thrown, and so are the
+ * primary's sequences whose lock is held.
  */
 export async function syncSequences(
   primaryUrl: string,
   publication: string,
   replicas: ReadonlyArray<{ name: string; url: string }>,
   queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
-): Promise<{ advanced: Record<string, number>; failed: Record<string, string> }> {
-  const values = await primarySequences(primaryUrl, publication, queryTimeoutMs);
+): Promise<SequenceSyncResult> {
+  const { values, held } = await primarySequences(primaryUrl, publication, queryTimeoutMs);
   const advanced: Record<string, number> = {};
   const failed: Record<string, string> = {};
   await Promise.all(
@@ -162,5 +213,5 @@ export async function syncSequences(
       }
     }),
   );
-  return { advanced, failed };
+  return { advanced, failed, held };
 }
