@@ -14,10 +14,13 @@ describe('LsnText', () => {
 
   it('agrees with lsnFromHalves over a spread of low halves', () => {
     const text = new LsnText();
+    // Compared without expect per value: 100,000 expect calls took seconds on a busy machine.
+    const differing: number[] = [];
     for (let i = 0; i < 100_000; i++) {
       const low = (i * 2_654_435_761) >>> 0;
-      expect(text.format(7, low)).toBe(lsnFromHalves(7, low));
+      if (text.format(7, low) !== lsnFromHalves(7, low)) differing.push(low);
     }
+    expect(differing).toEqual([]);
   });
 });
 
