@@ -26,6 +26,7 @@ import { serverSyncIntervalMs } from '../config/bus-settings.js';
 import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { type FaultHook, faultAt, parseFaultSetting } from '../coordinator/fault-point.js';
+import type { SequenceSyncResult } from '../ports/cluster-setup.js';
 import type { BusSettings } from '../ports/packet-bus.js';
 import { PrimaryStream } from '../primary/primary-stream.js';
 import { phasePolicy, type ResumePoint, ZERO_LSN } from '../protocol/index.js';
@@ -189,27 +190,32 @@ async function attachPoint(config: LockstepConfig): Promise<ResumePoint | null> 
 function sequenceCopier(config: LockstepConfig, live: LiveConfig, log: Logger) {
   // Nodes whose last copy failed (a replica removed since is forgotten).
   let failing = new Set<string>();
+  const report = (node: string, err: string) => {
+    const fields = { node, err, event: 'sequence-sync-failed' };
+    if (failing.has(node)) log.debug(fields, 'sequence values not copied now');
+    else log.warn(fields, 'sequence values not copied now: trying again');
+    failing.add(node);
+  };
   return async () => {
     const { replicas } = live.current;
     failing = new Set(
       [...failing].filter((n) => n === 'primary' || replicas.some((r) => r.name === n)),
     );
-    const { advanced, failed, held } = await syncSequences(
-      config.primary,
-      config.publication,
-      replicas,
-      config.controlTimeoutMs,
-    );
-    for (const replica of Object.keys(advanced)) failing.delete(replica);
-    if (held.length === 0) failing.delete('primary');
-    const errors = Object.entries(failed);
-    if (held.length > 0) errors.push(['primary', `an open transaction holds ${held.join(', ')}`]);
-    for (const [node, error] of errors) {
-      const fields = { node, err: error, event: 'sequence-sync-failed' };
-      if (failing.has(node)) log.debug(fields, 'sequence values not copied now');
-      else log.warn(fields, 'sequence values not copied now: trying again');
-      failing.add(node);
+    let result: SequenceSyncResult;
+    try {
+      result = await syncSequences(
+        config.primary,
+        config.publication,
+        replicas,
+        config.controlTimeoutMs,
+      );
+    } catch (error) {
+      return report('primary', (error as Error).message);
     }
+    for (const replica of Object.keys(result.advanced)) failing.delete(replica);
+    if (result.held.length === 0) failing.delete('primary');
+    else report('primary', `an open transaction holds ${result.held.join(', ')}`);
+    for (const [replica, error] of Object.entries(result.failed)) report(replica, error);
   };
 }
 

@@ -23,6 +23,10 @@ export async function runHousekeeping(
   let lastWrite = 0;
   let lastStaleCheck = 0;
   let lastSequenceSync = Date.now();
+  // The copy runs beside the loop: a node that does not answer delays its own copy (up to
+  // controlTimeoutMs), not the slot's confirmation, stale marks and status. Not awaited at
+  // the end: a setval is atomic, and the process may exit under one.
+  let sequenceSync: Promise<void> | null = null;
   while (!state.stopping) {
     await sleep(200);
     await slots.readJoinHolds();
@@ -42,9 +46,19 @@ export async function runHousekeeping(
         await slots.followStaleMarks();
       }
       const every = parts.sequenceSyncMs;
-      if (every > 0 && parts.syncSequences && now - lastSequenceSync >= every) {
+      if (every > 0 && parts.syncSequences && !sequenceSync && now - lastSequenceSync >= every) {
         lastSequenceSync = now;
-        await parts.syncSequences();
+        sequenceSync = parts
+          .syncSequences()
+          .catch((error: unknown) =>
+            parts.log.warn(
+              { err: (error as Error).message, event: 'sequence-sync-failed' },
+              'sequence values not copied now',
+            ),
+          )
+          .finally(() => {
+            sequenceSync = null;
+          });
       }
       if (state.statusDirty || now - lastWrite > 5_000) {
         lastWrite = now;
