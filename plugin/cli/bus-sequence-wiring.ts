@@ -30,6 +30,7 @@ export function startSequencePublishing(
       nc = null;
       throw error;
     }));
+  let holding = false;
   const relay = publishSequences(
     {
       bus: sequenceValuesKv(connection, bus, { signer }),
@@ -43,8 +44,13 @@ export function startSequencePublishing(
         config.publication,
         config.controlTimeoutMs,
       );
-      if (held.length > 0)
-        log.debug({ node: 'primary', held, event: 'sequences-held' }, 'sequences held: read later');
+      // Warned of once per run of periods that hold some (as the in-process copy does).
+      if (held.length > 0) {
+        const fields = { node: 'primary', held, event: 'sequence-sync-failed' };
+        if (holding) log.debug(fields, 'sequences held by an open transaction: read later');
+        else log.warn(fields, 'sequences held by an open transaction: read later');
+      }
+      holding = held.length > 0;
       return values;
     },
     active,

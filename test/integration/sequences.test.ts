@@ -9,10 +9,13 @@ const clusters = useAttached({
   replicas: 2,
   schema: `CREATE TABLE orders (id serial PRIMARY KEY, v text);
            CREATE TABLE "Order Lines" (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
-           CREATE TABLE "Audit" (id serial PRIMARY KEY);`,
+           CREATE TABLE "Audit" (id serial PRIMARY KEY);
+           CREATE TABLE meas (id bigserial, k int, PRIMARY KEY (id, k)) PARTITION BY RANGE (k);
+           CREATE TABLE meas_low PARTITION OF meas FOR VALUES FROM (0) TO (100);`,
   seed: `INSERT INTO orders (v) SELECT 'o' || g FROM generate_series(1, 5) g;
          INSERT INTO "Order Lines" (v) SELECT 'l' || g FROM generate_series(1, 7) g;
-         INSERT INTO "Audit" DEFAULT VALUES;`,
+         INSERT INTO "Audit" DEFAULT VALUES;
+         INSERT INTO meas (k) SELECT g FROM generate_series(1, 9) g;`,
   config: { sequenceSyncMs: 300 },
 });
 
@@ -61,6 +64,15 @@ describe('sequences of replicated tables', () => {
       sidecar.kill('SIGTERM');
       expect(await sidecar.exited).toBe(0);
     }
+  });
+
+  it('include a serial of a partitioned parent, whose partitions are what is published', async () => {
+    const [published] = await clusters.primary.query<{ n: string }>(
+      `SELECT count(*)::text AS n FROM pg_publication_tables WHERE tablename = 'meas'`,
+    );
+    expect(published?.n).toBe('0');
+    for (const replica of clusters.replicas)
+      expect(await lastValue(replica, 'meas_id_seq')).toBe(9);
   });
 
   it('are copied while a TRUNCATE … RESTART IDENTITY holds one of them, on the primary or a replica', async () => {

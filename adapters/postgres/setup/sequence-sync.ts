@@ -12,7 +12,9 @@ import { endClient } from '../connection/node-connection.js';
  * The publication's tables from the catalogs, not from pg_publication_tables:
  * from PostgreSQL 16 that view opens every table it lists, and so waits on a
  * table a `TRUNCATE` in progress holds. Schemas published whole
- * (pg_publication_namespace) exist from PostgreSQL 15.
+ * (pg_publication_namespace) exist from PostgreSQL 15. With their ancestors
+ * and descendants (pg_inherits): the rows of a published partition take
+ * their keys from a serial of its partitioned parent, which is not published.
  */
 function publishedTables(serverVersion: number): string {
   const schemas =
@@ -21,10 +23,16 @@ function publishedTables(serverVersion: number): string {
            JOIN pg_class c ON c.relnamespace = pn.pnnspid AND c.relkind IN ('r', 'p')`
       : '';
   return `
-    WITH pub AS (SELECT oid, puballtables FROM pg_publication WHERE pubname = $1)
-    SELECT c.oid FROM pub JOIN pg_class c ON pub.puballtables AND c.relkind IN ('r', 'p')
-    UNION SELECT pr.prrelid FROM pub JOIN pg_publication_rel pr ON pr.prpubid = pub.oid
-    ${schemas}`;
+    WITH RECURSIVE pub AS (SELECT oid, puballtables FROM pg_publication WHERE pubname = $1),
+    listed AS (
+      SELECT c.oid FROM pub JOIN pg_class c ON pub.puballtables AND c.relkind IN ('r', 'p')
+      UNION SELECT pr.prrelid FROM pub JOIN pg_publication_rel pr ON pr.prpubid = pub.oid
+      ${schemas}),
+    up AS (SELECT oid FROM listed
+           UNION SELECT i.inhparent FROM up JOIN pg_inherits i ON i.inhrelid = up.oid),
+    down AS (SELECT oid FROM listed
+             UNION SELECT i.inhrelid FROM down JOIN pg_inherits i ON i.inhparent = down.oid)
+    SELECT oid FROM up UNION SELECT oid FROM down`;
 }
 
 /** The sequences owned by (serial) or backing (identity) columns of those tables, with their oid. */
@@ -72,11 +80,13 @@ function lockedOut(error: unknown): boolean {
 /**
  * Moves a replica's sequence forward to the primary's value; never backwards.
  * Touches only that sequence; one the replica lacks (a table made by
- * `--create-schema` has no serial default) is passed over.
+ * `--create-schema` has no serial default), or that is not a sequence there,
+ * is passed over.
  */
 const ADVANCE = `
   SELECT setval(r.seq, $3::bigint, true)
-    FROM (SELECT to_regclass(format('%I.%I', $1::text, $2::text)) AS seq) r
+    FROM (SELECT (SELECT oid FROM pg_class
+                   WHERE oid = to_regclass(format('%I.%I', $1::text, $2::text)) AND relkind = 'S') AS seq) r
    WHERE $3::bigint > coalesce(
      pg_sequence_last_value(r.seq),
      (SELECT seqmin - 1 FROM pg_sequence WHERE seqrelid = r.seq))`;
