@@ -46,7 +46,8 @@ export function startSequencePublishing(
       );
       // Warned of once per run of periods that hold some (as the in-process copy does).
       if (held.length > 0) {
-        const fields = { node: 'primary', held, event: 'sequence-sync-failed' };
+        const err = `an open transaction holds ${held.join(', ')}`;
+        const fields = { node: 'primary', err, event: 'sequence-sync-failed' };
         if (holding) log.debug(fields, 'sequences held by an open transaction: read later');
         else log.warn(fields, 'sequences held by an open transaction: read later');
       }

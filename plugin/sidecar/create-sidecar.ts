@@ -19,14 +19,13 @@ import { PauseListener } from '../../adapters/postgres/control/stream-pause.js';
 import { PgStreamsStore } from '../../adapters/postgres/control/streams-store.js';
 import { refreshControlEvents } from '../../adapters/postgres/setup/ddl-capture.js';
 import { postgresCluster } from '../../adapters/postgres/setup/postgres-setup.js';
-import { syncSequences } from '../../adapters/postgres/setup/sequence-sync.js';
+import { advanceSequences, primarySequences } from '../../adapters/postgres/setup/sequence-sync.js';
 import { PgoutputSource } from '../../adapters/postgres/source/pgoutput-source.js';
 import { type AttachProgress, attach } from '../attach/attach.js';
 import { serverSyncIntervalMs } from '../config/bus-settings.js';
 import { configNodes } from '../config/config-nodes.js';
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import { type FaultHook, faultAt, parseFaultSetting } from '../coordinator/fault-point.js';
-import type { SequenceSyncResult } from '../ports/cluster-setup.js';
 import type { BusSettings } from '../ports/packet-bus.js';
 import { PrimaryStream } from '../primary/primary-stream.js';
 import { phasePolicy, type ResumePoint, ZERO_LSN } from '../protocol/index.js';
@@ -34,6 +33,7 @@ import type { ReplicaAgentOptions } from '../replica/replica-agent.js';
 import { exitOnBusLost } from '../support/exit-on-bus-lost.js';
 import { BusPublisher, type BusPublisherParts } from './bus-publisher.js';
 import { packetCounter } from './packet-count.js';
+import { sequenceCopier } from './sequence-copier.js';
 import { Sidecar, type SidecarParts, type SidecarTwoPhase } from './sidecar.js';
 import type { SidecarObserver } from './sidecar-histograms.js';
 
@@ -116,7 +116,13 @@ export function createSidecar(
     targets: config.replicas.map((r) => replicaParts(live, r, log).target),
     stream: config.slot,
     sequenceSyncMs: config.sequenceSyncMs,
-    syncSequences: sequenceCopier(config, live, log),
+    syncSequences: sequenceCopier({
+      readPrimary: () =>
+        primarySequences(config.primary, config.publication, config.controlTimeoutMs),
+      advance: (url, values) => advanceSequences(url, values, config.controlTimeoutMs),
+      replicas: () => live.current.replicas,
+      log,
+    }),
     lock,
     twoPhase: twoPhaseParts(config, lock, extras.fault),
     status: new StatusStore(config.primary, config.slot, config.controlTimeoutMs),
@@ -180,43 +186,6 @@ async function attachPoint(config: LockstepConfig): Promise<ResumePoint | null> 
   } finally {
     await endClient(client);
   }
-}
-
-/**
- * The in-process sequence copy. A node that fails (a replica, or the primary
- * with a held sequence) is warned of once per run of failures (as over the
- * bus), then at debug until it succeeds again.
- */
-function sequenceCopier(config: LockstepConfig, live: LiveConfig, log: Logger) {
-  // Nodes whose last copy failed (a replica removed since is forgotten).
-  let failing = new Set<string>();
-  const report = (node: string, err: string) => {
-    const fields = { node, err, event: 'sequence-sync-failed' };
-    if (failing.has(node)) log.debug(fields, 'sequence values not copied now');
-    else log.warn(fields, 'sequence values not copied now: trying again');
-    failing.add(node);
-  };
-  return async () => {
-    const { replicas } = live.current;
-    failing = new Set(
-      [...failing].filter((n) => n === 'primary' || replicas.some((r) => r.name === n)),
-    );
-    let result: SequenceSyncResult;
-    try {
-      result = await syncSequences(
-        config.primary,
-        config.publication,
-        replicas,
-        config.controlTimeoutMs,
-      );
-    } catch (error) {
-      return report('primary', (error as Error).message);
-    }
-    for (const replica of Object.keys(result.advanced)) failing.delete(replica);
-    if (result.held.length === 0) failing.delete('primary');
-    else report('primary', `an open transaction holds ${result.held.join(', ')}`);
-    for (const [replica, error] of Object.entries(result.failed)) report(replica, error);
-  };
 }
 
 /** Opens the primary stream from a resume point: a fresh replication connection each time. */

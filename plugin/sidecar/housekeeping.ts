@@ -23,9 +23,9 @@ export async function runHousekeeping(
   let lastWrite = 0;
   let lastStaleCheck = 0;
   let lastSequenceSync = Date.now();
-  // The copy runs beside the loop: a node that does not answer delays its own copy (up to
-  // controlTimeoutMs), not the slot's confirmation, stale marks and status. Not awaited at
-  // the end: a setval is atomic, and the process may exit under one.
+  // The copy runs beside the loop: a primary that does not answer delays the copy (up to
+  // controlTimeoutMs), not the slot's confirmation, stale marks and status (a replica's
+  // copy is not waited for at all). Not awaited at the end: a setval is atomic.
   let sequenceSync: Promise<void> | null = null;
   while (!state.stopping) {
     await sleep(200);

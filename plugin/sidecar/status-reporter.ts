@@ -11,6 +11,9 @@ import type { SidecarState } from './sidecar-state.js';
  * figures it reads from the nodes every few seconds.
  */
 export class StatusReporter {
+  /** The in-doubt listing in progress, if one is. */
+  private listing: Promise<void> | null = null;
+
   constructor(
     private readonly parts: SidecarParts,
     private readonly state: SidecarState,
@@ -21,16 +24,34 @@ export class StatusReporter {
     const { state } = this;
     // The slot first and on its own: a frozen replica (in-doubt listing) must not delay its loss.
     const slot = await this.parts.status.slotHealth().catch(() => state.observed.slot);
-    const [walLsn, inDoubt] = await Promise.all([
-      this.parts.status.currentWalLsn().catch(() => null),
-      state.coordinator.inDoubt().catch(() => null),
-    ]);
-    state.observed = { walLsn, slot, inDoubt };
+    const walLsn = await this.parts.status.currentWalLsn().catch(() => null);
+    state.observed = { ...state.observed, walLsn, slot };
+    this.listInDoubt();
     if (slot && slotLoss(slot) && !state.slotLost) {
       // Nothing can stream from this slot again: stand by (releasing the lock) until it is recreated.
       state.slotLost = true;
       state.lockCheck.notify();
     }
+  }
+
+  /**
+   * Lists in-doubt gids on every node beside the caller: a replica that does
+   * not answer holds the listing up to controlTimeoutMs, and with it only the
+   * in-doubt figures (the last ones stay), not the slot's confirmation, stale
+   * marks and status of the loop that asks.
+   */
+  private listInDoubt(): void {
+    if (this.listing) return;
+    const { state } = this;
+    this.listing = state.coordinator
+      .inDoubt()
+      .catch(() => null)
+      .then((inDoubt) => {
+        state.observed = { ...state.observed, inDoubt };
+      })
+      .finally(() => {
+        this.listing = null;
+      });
   }
 
   /** The sidecar now: per replica state, versions, lag and counts; two-phase rounds. */

@@ -1,14 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { sleep } from '../../plugin/support/sleep.js';
 import { appliedVersion, eventually, waitForMarker } from '../support/compare-nodes.js';
 import { APPLY_TIMEOUT_MS } from '../support/frozen-replica.js';
 import { LockstepProcess } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 
 /**
- * The sequence copy's connection to a frozen replica waits as long as the
- * control deadline allows (here ten minutes, its connect_timeout too): far
- * past the test, so a copy the sidecar waited for would stop what runs after it.
+ * The sequence copy's and the in-doubt listing's connections to a frozen
+ * replica wait as long as the control deadline allows (here ten minutes, its
+ * connect_timeout too): far past the test, so a read the sidecar's
+ * housekeeping waited for would stop what it does after it.
  */
 const CONTROL_TIMEOUT_MS = 600_000;
 
@@ -38,7 +40,7 @@ async function recordedVersion(replica: string): Promise<number> {
 }
 
 describe('a replica frozen while the sidecar copies sequence values to it', () => {
-  it('delays only that copy: the other replica is applied and recorded, the sidecar stops', async () => {
+  it('delays only that copy: the other replica is applied, recorded and copied, the sidecar stops', async () => {
     const [r1, r2] = clusters.replicas as [PostgresCluster, PostgresCluster];
     const sidecar = new LockstepProcess(['run', '--config', clusters.configFile]);
     let frozen = false;
@@ -55,6 +57,9 @@ describe('a replica frozen while the sidecar copies sequence values to it', () =
           sidecar.logLines().some((l) => l.replica === 'replica2' && l.state === 'unresponsive'),
         'replica2 marked unresponsive',
       );
+      // Housekeeping also lists in-doubt gids on every node every 5 s: one such listing has
+      // started against the frozen replica too.
+      await sleep(5_500);
       await waitForMarker(clusters.primary, [r1]);
       const applied = await appliedVersion(r1);
       // Status is recorded on the primary by the loop that also starts the copies.
@@ -62,6 +67,17 @@ describe('a replica frozen while the sidecar copies sequence values to it', () =
         async () => (await recordedVersion('replica1')) >= applied,
         'replica1 recorded at its applied version',
       );
+      // And the other replica's sequence is still copied, period after period.
+      await clusters.primary.query(`INSERT INTO items (v) SELECT 'y' FROM generate_series(1, 20)`);
+      const [primaryItems] = await clusters.primary.query<{ v: string }>(
+        `SELECT last_value::text AS v FROM pg_sequences WHERE sequencename = 'items_id_seq'`,
+      );
+      await eventually(async () => {
+        const [r1Items] = await r1.query<{ v: string | null }>(
+          `SELECT last_value::text AS v FROM pg_sequences WHERE sequencename = 'items_id_seq'`,
+        );
+        return Number(r1Items?.v ?? 0) >= Number(primaryItems?.v);
+      }, 'replica1 sequence copied while replica2 does not answer');
       await r2.thawServer();
       frozen = false;
       await waitForMarker(clusters.primary, clusters.replicas);
