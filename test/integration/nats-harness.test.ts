@@ -70,8 +70,19 @@ describe('the NATS test cluster', () => {
         num_replicas: 3,
       });
       const js = jetstream(client);
+      // A publish that times out (no stream leader yet, a busy machine) is sent again under
+      // the same message id: JetStream stores it once.
+      let sent = 0;
       const publish = async (n: number) => {
-        for (let i = 0; i < n; i++) await js.publish('s.x', new TextEncoder().encode(`${i}`));
+        for (let i = 0; i < n; i++, sent++)
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await js.publish('s.x', new TextEncoder().encode(`${sent}`), { msgID: `m${sent}` });
+              break;
+            } catch (error) {
+              if (attempt >= 10 || !/timeout/i.test((error as Error).message)) throw error;
+            }
+          }
       };
       await publish(300);
       await cluster.restartWithEmptyStore(2);
