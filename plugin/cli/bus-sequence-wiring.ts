@@ -7,6 +7,7 @@ import { advanceSequences, primarySequences } from '../../adapters/postgres/setu
 import type { LockstepConfig, ReplicaConfig } from '../config/config-schema.js';
 import type { BusSettings } from '../ports/packet-bus.js';
 import type { ReplicaPosition } from '../replica/replica-target.js';
+import { heldSequences } from '../sidecar/sequence-copier.js';
 import { applySequences, publishSequences, type SequenceRelay } from '../sidecar/sequence-relay.js';
 import { exitOnBusLost } from '../support/exit-on-bus-lost.js';
 
@@ -46,8 +47,7 @@ export function startSequencePublishing(
       );
       // Warned of once per run of periods that hold some (as the in-process copy does).
       if (held.length > 0) {
-        const err = `an open transaction holds ${held.join(', ')}`;
-        const fields = { node: 'primary', err, event: 'sequence-sync-failed' };
+        const fields = { node: 'primary', err: heldSequences(held), event: 'sequence-sync-failed' };
         if (holding) log.debug(fields, 'sequences held by an open transaction: read later');
         else log.warn(fields, 'sequences held by an open transaction: read later');
       }

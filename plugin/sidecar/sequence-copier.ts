@@ -12,6 +12,11 @@ export interface SequenceCopierParts {
   readonly log: Logger;
 }
 
+/** What a node's warning says of the primary's sequences an open transaction holds. */
+export function heldSequences(held: readonly string[]): string {
+  return `an open transaction holds ${held.join(', ')}`;
+}
+
 /**
  * The in-process sequence copy, one period of it per call: reads the
  * primary's values, then moves each replica up to them. A replica's copy is
@@ -40,7 +45,7 @@ export function sequenceCopier(parts: SequenceCopierParts): () => Promise<void> 
       const read = await parts.readPrimary();
       values = read.values;
       if (read.held.length === 0) failing.delete('primary');
-      else report('primary', `an open transaction holds ${read.held.join(', ')}`);
+      else report('primary', heldSequences(read.held));
     } catch (error) {
       return report('primary', (error as Error).message);
     }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { sleep } from '../../plugin/support/sleep.js';
 import { appliedVersion, eventually, waitForMarker } from '../support/compare-nodes.js';
-import { APPLY_TIMEOUT_MS } from '../support/frozen-replica.js';
+import { APPLY_TIMEOUT_MS, markedUnresponsive } from '../support/frozen-replica.js';
 import { LockstepProcess } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 
@@ -52,11 +52,7 @@ describe('a replica frozen while the sidecar copies sequence values to it', () =
       // Writes reach the frozen replica's applier: it is marked unresponsive within
       // applyTimeoutMs, by when several copies (every 300 ms) have started waiting on it.
       await clusters.primary.query(`INSERT INTO items (v) SELECT 'x' FROM generate_series(1, 5)`);
-      await eventually(
-        async () =>
-          sidecar.logLines().some((l) => l.replica === 'replica2' && l.state === 'unresponsive'),
-        'replica2 marked unresponsive',
-      );
+      await markedUnresponsive(sidecar, 'replica2');
       // Housekeeping also lists in-doubt gids on every node every 5 s: one such listing has
       // started against the frozen replica too.
       await sleep(5_500);

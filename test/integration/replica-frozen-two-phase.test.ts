@@ -7,6 +7,7 @@ import {
   preparedGids,
   waitForMarker,
 } from '../support/compare-nodes.js';
+import { markedUnresponsive } from '../support/frozen-replica.js';
 import { LockstepProcess } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
 
@@ -48,11 +49,7 @@ describe('a frozen replica behind a two-phase packet, the other waiting at its g
       await r2.freezeServer();
       frozen = true;
       await writeEvents(primary, 5, 50);
-      await eventually(
-        async () =>
-          sidecar.logLines().some((l) => l.replica === 'replica2' && l.state === 'unresponsive'),
-        'replica2 to be marked unresponsive',
-      );
+      await markedUnresponsive(sidecar, 'replica2');
       // replica1 moves past replica2 (whose packets then leave the window), then stops at the gate.
       await waitForMarker(primary, [r1], 30_000);
       const beforeGate = await appliedVersion(r1);

@@ -6,6 +6,7 @@ import {
   expectIdentical,
   waitForMarker,
 } from '../support/compare-nodes.js';
+import { markedUnresponsive } from '../support/frozen-replica.js';
 import { LockstepProcess } from '../support/lockstep-process.js';
 import { backgroundTpcb, TPCB_SCHEMA, tpcbSeed } from '../support/tpcb-workload.js';
 import { useAttached } from '../support/use-attached.js';
@@ -34,11 +35,7 @@ describe('a replica whose server freezes (SIGSTOP: connections open, nothing ans
       await waitForMarker(clusters.primary, clusters.replicas);
       await r2.freezeServer();
       frozen = true;
-      await eventually(
-        async () =>
-          sidecar.logLines().some((l) => l.replica === 'replica2' && l.state === 'unresponsive'),
-        'replica2 to be marked unresponsive',
-      );
+      await markedUnresponsive(sidecar, 'replica2');
       // The healthy replica keeps up with the workload while the other stays frozen.
       const before = await appliedVersion(r1);
       await waitForMarker(clusters.primary, [r1], 30_000);

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { expect } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { eventually } from './compare-nodes.js';
-import { lockstep } from './lockstep-process.js';
+import { type LockstepProcess, lockstep } from './lockstep-process.js';
 import { type AttachedClusters, useAttached } from './use-attached.js';
 
 /** Far beyond applyTimeoutMs and a session's close: a command still running then hangs (and is stopped). */
@@ -98,4 +98,12 @@ export async function frozenDuring(
     await release();
     expect(await node.query('SELECT gid FROM pg_prepared_xacts')).toEqual([]);
   }
+}
+
+/** Waits until `process` has logged `replica` as unresponsive (frozen, its applier gave up on it). */
+export async function markedUnresponsive(process: LockstepProcess, replica: string): Promise<void> {
+  await eventually(
+    async () => process.logLines().some((l) => l.replica === replica && l.state === 'unresponsive'),
+    `${replica} marked unresponsive`,
+  );
 }
