@@ -12,9 +12,15 @@ export function sample(
   return null;
 }
 
-/** GET on a process's endpoints on 127.0.0.1: status code and body. */
+/**
+ * GET on a process's endpoints on 127.0.0.1: status code and body. A request
+ * unanswered for 15 s fails (fetch itself waits 300 s), so a polling test
+ * retries it and a stuck endpoint shows as such, not as the test's timeout.
+ */
 export const getter = (port: number) => async (path: string) => {
-  const response = await fetch(`http://127.0.0.1:${port}${path}`);
+  const response = await fetch(`http://127.0.0.1:${port}${path}`, {
+    signal: AbortSignal.timeout(15_000),
+  });
   return { code: response.status, text: await response.text() };
 };
 export type Get = ReturnType<typeof getter>;
