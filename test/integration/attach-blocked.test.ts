@@ -31,7 +31,7 @@ describe('attach while a transaction stays open on the primary', () => {
         'attach to name the open transaction',
       );
       await app.query('ROLLBACK');
-      expect(await attach.exited).toBe(0);
+      expect(await attach.closed).toBe(0);
       expect(attach.output).toMatch(/attached:/);
     } finally {
       attach?.kill('SIGTERM');

@@ -80,15 +80,14 @@ describe('a bus that refuses lockstep for a while', () => {
       await node.stop();
       await startServer(PASSWORD);
       await waitForMarker(clusters.primary, clusters.replicas, 30_000);
-      for (const p of [run, agent])
-        expect(p.logEvent('bus-authorized', { node: 'bus' })).toBeDefined();
+      for (const p of [run, agent]) await p.untilEvent('bus-authorized', { node: 'bus' });
     } finally {
       run.kill('SIGTERM');
       agent.kill('SIGTERM');
       await Promise.all([run.exited, agent.exited]);
     }
     // After the finally, so that a failure above is reported as itself.
-    expect({ run: await run.exited, agent: await agent.exited }).toEqual({ run: 0, agent: 0 });
+    expect({ run: await run.closed, agent: await agent.closed }).toEqual({ run: 0, agent: 0 });
     expect(run.output + agent.output).not.toContain(PASSWORD);
     expect(run.output + agent.output).not.toContain(ROTATED);
   });

@@ -91,7 +91,7 @@ describe('lockstep migrate and exec over the bus', () => {
       expect(up.output).toMatch(/001-notes: applied on replica1, replica2, primary/);
       expect(up.code).toBe(0);
       // Each replica's part ran in its agent, not over a connection of migrate's own.
-      for (const a of agents) expect(a?.logEvent('migration-prepared')).toBeDefined();
+      for (const a of agents) expect(await a?.untilEvent('migration-prepared')).toBeDefined();
       for (const node of allNodes()) {
         expect(await hasColumn(node, 'events', 'tag')).toBe(true);
         expect(await history(node)).toEqual(['001-notes']);

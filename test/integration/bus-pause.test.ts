@@ -86,7 +86,7 @@ describe('lockstep pause and resume with bus', () => {
       expect(paused.output).toMatch(/^paused since \S+: the sidecar stopped streaming/);
       expect(paused.code).toBe(0);
       expect(await slotActive()).toBe(false);
-      expect(run.logEvent('replication-paused')).toBeDefined();
+      await run.untilEvent('replication-paused');
       const sequence = await lastSequence();
       await write(6, 10);
       await eventually(async () => (await metric('lockstep_paused')) === 1, 'lockstep_paused 1');

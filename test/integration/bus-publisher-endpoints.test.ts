@@ -65,7 +65,7 @@ describe('lockstep run with bus: its HTTP endpoints', () => {
     expect(await readyz(one)).toEqual({ code: 200, ready: true, role: 'active', reasons: [] });
     expect(await one('/healthz')).toEqual({ code: 200, text: 'ok\n' });
     // Loopback unless configured otherwise.
-    expect(first.logEvent('endpoints', { host: '127.0.0.1', port: firstPort })).toBeDefined();
+    await first.untilEvent('endpoints', { host: '127.0.0.1', port: firstPort });
 
     // A second publisher on the same configuration stands by: ready as a standby, as in process.
     const second = publisher(secondPort);

@@ -97,7 +97,7 @@ describe('two-phase rounds over the bus', () => {
         undefined,
       'the restarted agent to ask and roll back (presumed abort)',
     );
-    expect(replication.coordinator.logEvent('decision-asked', { replica: name })).toBeDefined();
+    await replication.coordinator.untilEvent('decision-asked', { replica: name });
     await eventually(() => committedEverywhere(id), 'the next round to commit everywhere');
     await noGidLeft();
     await expectIdentical(replication.primary, replicas(), TABLES);

@@ -178,7 +178,7 @@ describe('exit codes and --json', () => {
       const lines = () => watch.stdout.split('\n').filter((l) => l.length > 0);
       await eventually(async () => lines().length >= 3, 'three refreshes');
       watch.kill('SIGINT');
-      expect(await watch.exited).toBe(0);
+      expect(await watch.closed).toBe(0);
       for (const line of lines()) {
         expect(line).not.toContain('\x1b');
         const names = json

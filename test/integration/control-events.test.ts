@@ -88,9 +88,12 @@ describe('control events: only what Postgres vouches lockstep wrote steers the r
       COMMIT;`);
     await waitForMarker(clusters.primary, clusters.replicas);
     await expectIdentical(clusters.primary, clusters.replicas, ['events']);
-    expect(
-      sidecar.logLines().some((l) => l.prefix === 'lockstep.migration' && l.reason === 'forged'),
-    ).toBe(true);
+    await eventually(
+      async () =>
+        sidecar.logLines().some((l) => l.prefix === 'lockstep.migration' && l.reason === 'forged'),
+      'the forged marker logged',
+      15_000,
+    );
   });
 
   it('captured DDL runs on the replicas as the role that ran it on the primary, and an application cannot opt out of capture', async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
-import { expectIdentical, waitForMarker } from '../support/compare-nodes.js';
+import { eventually, expectIdentical, waitForMarker } from '../support/compare-nodes.js';
 import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
 import { useClusters } from '../support/use-clusters.js';
 
@@ -72,7 +72,8 @@ describe('captured DDL committed before a joining replica was copied', () => {
       expect(await notes(r1)).toEqual(await notes(clusters.primary));
       await expectIdentical(clusters.primary, [r1, r2], TABLES);
       // replica1 ran the DDL; replica2 was told it is in its copy.
-      const inCopy = sidecar.logLines().filter((l) => l.event === 'ddl-in-copy');
+      await eventually(async () => sidecar.events('ddl-in-copy').length >= 4, 'four ddl-in-copy');
+      const inCopy = sidecar.events('ddl-in-copy');
       expect(new Set(inCopy.map((l) => l.replica))).toEqual(new Set([r2.name]));
       expect(inCopy).toHaveLength(4);
     } finally {

@@ -32,7 +32,7 @@ describe('lockstep demo', () => {
     const ports = [...demo.output.matchAll(/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]));
     expect(ports.length).toBeGreaterThanOrEqual(3);
     demo.kill('SIGINT');
-    expect(await demo.exited).toBe(0);
+    expect(await demo.closed).toBe(0);
     expect(demo.output).toMatch(/replicas identical to the primary: yes/);
     expect(demo.output).toMatch(/removed the demo clusters/);
     // Nothing left: no new run directory, no server answering on the demo's ports.

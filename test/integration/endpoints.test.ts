@@ -35,7 +35,7 @@ async function withSidecar(
   const get = getter(port);
   try {
     await eventually(async () => (await readyz(get)).role === role, `/readyz to report ${role}`);
-    expect(sidecar.logEvent('endpoints', { host: '127.0.0.1' })).toBeDefined();
+    await sidecar.untilEvent('endpoints', { host: '127.0.0.1' });
     await body(get, configFile.file);
   } finally {
     sidecar.kill('SIGTERM');

@@ -55,7 +55,7 @@ describe('the resume point is checked against the slot, failing closed', () => {
       await writeLots(primary);
       await waitForMarker(primary, [r1]);
       await expectIdentical(primary, [r1], ['t', 'marker']);
-      expect(sidecar.logEvent('resume-unchecked')).toBeDefined();
+      await sidecar.untilEvent('resume-unchecked');
       const status = await readStatus(postgresCluster(), loadConfig(clusters.configFile));
       expect(status.replicas.find((r) => r.name === 'replica2')?.state).toBe('stale');
     } finally {

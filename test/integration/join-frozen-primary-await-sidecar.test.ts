@@ -57,7 +57,7 @@ describe('the primary frozen while a join waits for the running sidecar', () => 
       await primary.freezeServer();
       let code: number | null;
       try {
-        code = await started.exited;
+        code = await started.closed;
       } finally {
         await primary.thawServer();
       }

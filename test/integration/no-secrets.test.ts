@@ -81,7 +81,7 @@ describe('credentials', () => {
       await r2.startServer();
     } finally {
       sidecar.kill('SIGTERM');
-      await sidecar.exited;
+      await sidecar.closed;
       outputs.push(sidecar.output);
     }
     const everything = outputs.join('\n');

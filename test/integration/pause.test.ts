@@ -59,7 +59,7 @@ describe('lockstep pause and resume', () => {
           )
         );
       }, 'status to show both replicas paused at version 5, lag in versions unknown, in bytes not');
-      expect(sidecar.logEvent('replication-paused')).toBeDefined();
+      await sidecar.untilEvent('replication-paused');
       expect((await command('status')).output).toMatch(
         /^replication: paused since \S+ \(lockstep resume/m,
       );

@@ -151,7 +151,7 @@ describe('replicas come and go while the sidecar runs, under a TPC-B workload', 
         );
         expect(logged('replica-added', r4.name)).toBe(false);
         rewriteConfig(config.file, clusters.primary, [r1, r2, r3, r4], EXTRA);
-        const exited = await attach.exited;
+        const exited = await attach.closed;
         await caughtUp(r4, r1);
         return exited;
       });

@@ -28,9 +28,7 @@ describe('deltas and duplicates on the real path', () => {
       await eventually(async () => (await appliedVersion(r1)) === 35, 'replica1 at 35');
       await r2.startServer();
       await eventually(async () => (await appliedVersion(r2)) === 35, 'replica2 healed to 35');
-      expect(
-        sidecar.logEvent('delta-from-memory', { replica: 'replica2', from: 6, to: 35 }),
-      ).toBeDefined();
+      await sidecar.untilEvent('delta-from-memory', { replica: 'replica2', from: 6, to: 35 });
 
       // Duplicates: replica2 falls behind again, the sidecar dies, and the stream restarts from replica2's position.
       await r2.stopServer('immediate');

@@ -39,7 +39,7 @@ describe('a replica that goes down', () => {
       await new Promise((r) => setTimeout(r, 3_000));
       // The other replica never stopped.
       expect(await appliedVersion(r1)).toBeGreaterThan(r1Before + 50);
-      const halted = sidecar.logEvent('replica-stopped', {
+      const halted = await sidecar.untilEvent('replica-stopped', {
         replica: 'replica2',
         err: /unreachable/,
       });
@@ -55,7 +55,7 @@ describe('a replica that goes down', () => {
       await waitForMarker(clusters.primary, clusters.replicas);
       await expectIdentical(clusters.primary, clusters.replicas, TABLES);
       // The gap was healed by re-reading the slot (the window was too small to hold it).
-      expect(sidecar.logEvent('rewind', { replica: 'replica2' })).toBeDefined();
+      await sidecar.untilEvent('rewind', { replica: 'replica2' });
     } finally {
       await workload.stop();
       sidecar.kill('SIGTERM');

@@ -119,7 +119,7 @@ async function attachRunStatusMigrate(config: string, db: string): Promise<void>
     }
   } finally {
     sidecar.kill('SIGTERM');
-    const code = await sidecar.exited;
+    const code = await sidecar.closed;
     outputs.push(sidecar.output);
     expect(code).toBe(0);
   }

@@ -177,6 +177,7 @@ describe('configuration reloads', () => {
     const attached = await lockstep(['attach', '--config', config.file]);
     expect(attached.output).toMatch(/joining: .* replicas=replica2 version=\d+/);
     expect(attached.code).toBe(0);
+    await eventually(async () => events('replica-unmarked').length > 0, 'replica-unmarked', 15_000);
     expect(events('replica-unmarked').map((l) => l.replica)).toEqual([r2.name]);
     // Fewer bytes than maxLagBytes: a replica catching up slowly is not marked stale again.
     await clusters.primary.query(

@@ -161,6 +161,26 @@ export class LockstepProcess {
     return this.events(event, fields)[0];
   }
 
+  /**
+   * The first log line of an `event` that has `fields`, waited for up to `ms`:
+   * a reply over NATS, HTTP or a database can come before the line it
+   * follows has come through the process's pipe.
+   */
+  async untilEvent(
+    event: string,
+    fields: Record<string, unknown> = {},
+    ms = 15_000,
+  ): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const line = this.logEvent(event, fields);
+      if (line) return line;
+      if (Date.now() > deadline)
+        throw new Error(`no ${event} line with ${JSON.stringify(fields)} logged within ${ms} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     this.child.kill(signal);
   }

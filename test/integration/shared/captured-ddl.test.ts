@@ -106,13 +106,16 @@ describe.each(transports)('captured DDL (twoPhase.captureDdl, %s)', (transport) 
       // The forging transaction's row change is applied as any other's.
       await expectIdentical(replication.primary, replicas(), ['events']);
       const xid = rows[0]?.xid;
-      expect(
-        replication.coordinator
-          .logLines()
-          .some(
-            (l) => l.prefix === 'lockstep.ddl' && l.reason === 'forged' && String(l.xid) === xid,
-          ),
-      ).toBe(true);
+      await eventually(
+        async () =>
+          replication.coordinator
+            .logLines()
+            .some(
+              (l) => l.prefix === 'lockstep.ddl' && l.reason === 'forged' && String(l.xid) === xid,
+            ),
+        'the forged event logged',
+        15_000,
+      );
     } finally {
       await app.end();
     }

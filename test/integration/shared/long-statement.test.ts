@@ -54,9 +54,7 @@ describe.each(transports)(
       expect(unresponsive()).toEqual([]);
       // Each replica said why it lagged: busy, not silent.
       for (const replica of replicas)
-        expect(
-          replication.applier(replica.name).events('replica-busy', { node: replica.name }),
-        ).not.toEqual([]);
+        await replication.applier(replica.name).untilEvent('replica-busy', { node: replica.name });
       await replication.converged();
       for (const replica of replicas) expect(await hasIndex(replica)).toBe(true);
       expect(await preparedGids([replication.primary, ...replicas])).toEqual([]);
