@@ -1,4 +1,4 @@
-import { isNodeLost, nodeStepError } from '../attach/node-step.js';
+import { isLockWait, isNodeLost, nodeStepError } from '../attach/node-step.js';
 import type { Decision } from '../ports/decision-store.js';
 import { isConnectionFailure } from '../ports/lockstep-error.js';
 import { parseGid, recoverRound } from '../protocol/index.js';
@@ -20,13 +20,15 @@ export interface RecoveryReport {
 /**
  * A node that could not be read or finished: one that did not answer or
  * whose session ended counts as unreachable, named with the step and fix
- * (a ROLLBACK/COMMIT PREPARED on a live node may wait on SyncRep).
+ * (a ROLLBACK/COMMIT PREPARED on a live node may wait on SyncRep); a lock
+ * wait the node ended is named too, as what it is.
  */
 function failure(node: string, error: unknown) {
   const lost = isNodeLost(error);
-  const named = lost
-    ? recoveryStepError(node, 'finishing lockstep transactions prepared there (recovery)', error)
-    : error;
+  const named =
+    lost || isLockWait(error)
+      ? recoveryStepError(node, 'finishing lockstep transactions prepared there (recovery)', error)
+      : error;
   return { node, error: (named as Error).message, unreachable: lost || isConnectionFailure(error) };
 }
 

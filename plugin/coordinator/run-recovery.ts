@@ -1,4 +1,4 @@
-import { isNodeLost } from '../attach/node-step.js';
+import { isLockWait, isNodeLost } from '../attach/node-step.js';
 import type { LockstepConfig } from '../config/config-schema.js';
 import type { DecisionStore } from '../ports/decision-store.js';
 import { isConnectionFailure, LockstepError } from '../ports/lockstep-error.js';
@@ -71,8 +71,9 @@ async function onPrimary<T>(step: Promise<T>, what: string): Promise<T> {
   try {
     return await step;
   } catch (error) {
-    if (error instanceof LockstepError || !(isNodeLost(error) || isConnectionFailure(error)))
-      throw error;
+    // A lock wait the server ended is named too: a live primary where a session holds a row.
+    const named = isNodeLost(error) || isConnectionFailure(error) || isLockWait(error);
+    if (error instanceof LockstepError || !named) throw error;
     throw recoveryStepError('primary', `${what} (recover)`, error);
   }
 }

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import type { TwoPhaseCoordinator } from '../coordinator/two-phase-coordinator.js';
 import { slotLoss } from '../ports/slot-health.js';
 import { sleep } from '../support/sleep.js';
+import { attemptCoordinatorLock } from './lock-attempt.js';
 import { PauseFollower } from './pause-follower.js';
 import type { SidecarParts } from './sidecar-parts.js';
 import type { SidecarState } from './sidecar-state.js';
@@ -102,10 +103,11 @@ export class ActivationKeeper {
         await sleep(2_000);
         continue;
       }
-      const acquired = await parts.lock.tryAcquire().catch((error: Error) => {
-        parts.log.warn({ err: error.message }, 'cannot take the coordinator lock');
-        return false;
-      });
+      const acquired = await attemptCoordinatorLock(parts.lock, parts.log);
+      if (acquired === null) {
+        await sleep(1_000);
+        continue;
+      }
       if (acquired && parts.lock.epoch !== null) return true;
       if (acquired) {
         // Without an epoch nothing could be decided: wait for attach instead of flapping.

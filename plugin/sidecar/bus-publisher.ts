@@ -17,6 +17,7 @@ import type { BusPublisherParts, RecordedHead } from './bus-publisher-parts.js';
 import type { BusPublisherSnapshot, PublishFailure } from './bus-publisher-snapshot.js';
 import { type BusResume, busResume } from './bus-resume.js';
 import { logResume } from './bus-resume-log.js';
+import { attemptCoordinatorLock } from './lock-attempt.js';
 import { PauseFollower } from './pause-follower.js';
 import { SyncedAcks } from './synced-acks.js';
 
@@ -104,17 +105,15 @@ export class BusPublisher {
   private async acquire(): Promise<boolean> {
     const { lock, log } = this.parts;
     let told = false;
-    const taken = () =>
-      lock.tryAcquire().catch((error: Error) => {
-        log.warn(
-          { err: error.message, event: 'lock-unreadable' },
-          'cannot take the coordinator lock',
-        );
-        return false;
-      });
-    while (!this.stopping && !(await taken())) {
-      if (!told) log.info({ event: 'standby' }, 'another sidecar is active: standing by');
-      told = true;
+    for (;;) {
+      if (this.stopping) break;
+      const taken = await attemptCoordinatorLock(lock, log);
+      if (taken) break;
+      // A failed attempt (null) is logged as such: it does not say another sidecar is active.
+      if (taken === false && !told) {
+        log.info({ event: 'standby' }, 'another sidecar is active: standing by');
+        told = true;
+      }
       await this.wake.wait(1_000);
     }
     return !this.stopping;

@@ -176,7 +176,9 @@ export class LockstepProcess {
       const line = this.logEvent(event, fields);
       if (line) return line;
       if (Date.now() > deadline)
-        throw new Error(`no ${event} line with ${JSON.stringify(fields)} logged within ${ms} ms`);
+        throw new Error(
+          `no ${event} line with ${JSON.stringify(fields, (_, v) => (v instanceof RegExp ? String(v) : v))} logged within ${ms} ms`,
+        );
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }

@@ -4,21 +4,31 @@ import type pg from 'pg';
  * Server-side bounds for a control session that takes row or advisory locks
  * on the primary, so a lockstep process that is frozen (SIGSTOP, a VM pause)
  * or that gave up on a query cannot keep those locks: a transaction left idle
- * ends after 10 s, a lock wait after 20 s (before the client's own 30 s query
- * deadline, so a wait the client abandoned never goes on holding a lock),
- * and from PostgreSQL 14 a backend whose client is gone ends within a second.
- * A shorter lock_timeout the session has (a command's, under its deadline) stays.
+ * ends after 10 s, a lock wait after 20 s or 90% of the client's query
+ * deadline if that is shorter (a wait the client abandoned never goes on
+ * holding a lock, and a live node that waits on a lock fails with its own
+ * error, not as one that does not answer), and from PostgreSQL 14 a backend
+ * whose client is gone ends within a second. A shorter lock_timeout the
+ * session has (a command's, under its deadline) stays.
  * Lockstep's own transactions on these sessions are a few statements sent
  * back to back: none is idle for longer than a round trip.
  */
 const boundsSql = (
   local: boolean,
+  lockWaitMs: number,
 ) => `SELECT set_config('idle_in_transaction_session_timeout', '10s', ${local}),
        set_config('lock_timeout', CASE
          WHEN current_setting('lock_timeout') <> '0'
-          AND current_setting('lock_timeout')::interval < interval '20s'
-         THEN current_setting('lock_timeout') ELSE '20s' END, ${local}),
+          AND current_setting('lock_timeout')::interval < interval '${lockWaitMs} ms'
+         THEN current_setting('lock_timeout') ELSE '${lockWaitMs}ms' END, ${local}),
        ${endWhenDropped(local)}`;
+
+/** The longest lock wait of a control session. */
+const CONTROL_LOCK_WAIT_MS = 20_000;
+
+/** The lock wait under a client's query deadline of `deadlineMs` (see boundsSql). */
+export const controlLockWaitMs = (deadlineMs: number) =>
+  Math.max(1, Math.min(CONTROL_LOCK_WAIT_MS, Math.floor(deadlineMs * 0.9)));
 
 /**
  * A select-list item: from PostgreSQL 14 (the setting's first version) a
@@ -31,11 +41,14 @@ export const endWhenDropped = (local: boolean) =>
         THEN set_config('client_connection_check_interval', '1s', ${local}) END`;
 
 /** The bounds above for the current transaction only: for a command's session (pause), sent right after BEGIN. */
-export const BOUND_TRANSACTION_SQL = boundsSql(true);
+export const BOUND_TRANSACTION_SQL = boundsSql(true, CONTROL_LOCK_WAIT_MS);
 
-/** Applies the bounds above to the session (for its lifetime). */
-export async function boundControlSession(client: pg.ClientBase): Promise<void> {
-  await client.query(boundsSql(false));
+/** Applies the bounds above to the session (for its lifetime), under the client's query deadline. */
+export async function boundControlSession(
+  client: pg.ClientBase,
+  deadlineMs: number,
+): Promise<void> {
+  await client.query(boundsSql(false, controlLockWaitMs(deadlineMs)));
 }
 
 /** SQLSTATE of a session the server ended for sitting idle in a transaction. */

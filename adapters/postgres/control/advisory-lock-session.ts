@@ -79,7 +79,7 @@ export class AdvisoryLockSession {
       });
       this.client = client;
       try {
-        await boundControlSession(client);
+        await boundControlSession(client, deadline);
         await boundLockSessionIdle(client);
         // Only a frozen holder's session sits idle long enough for the server to end it.
         this.keepalive.start(client, () => this.client === client);

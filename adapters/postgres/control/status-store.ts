@@ -49,7 +49,7 @@ export class StatusStore {
   constructor(
     url: string,
     private readonly stream: string,
-    queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
+    private readonly queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
   ) {
     // Always the primary's: an error no step wrapped still names it.
     this.pool = new pg.Pool({
@@ -70,7 +70,7 @@ export class StatusStore {
     const client = await this.pool.connect();
     if (this.bounded.has(client)) return client;
     try {
-      await boundControlSession(client);
+      await boundControlSession(client, this.queryTimeoutMs);
     } catch (error) {
       client.release(error as Error);
       throw error;

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { useTwoReplicas } from '../support/frozen-replica.js';
+import { holdStreamRow } from '../support/hold-stream-row.js';
+import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
+
+const clusters = useTwoReplicas();
+
+// A control deadline under the 20 s lock wait: the wait must end on the server first, named.
+describe('a lock wait on the primary under a short controlTimeoutMs', () => {
+  it('recover names the lock wait and its fix, not a primary that does not answer', async () => {
+    const config = writeConfig(clusters.primary, clusters.replicas, { controlTimeoutMs: 3_000 });
+    const release = await holdStreamRow(clusters.primary);
+    try {
+      const run = await lockstep(['recover', '--json', '--config', config.file], {}, 60_000);
+      // Not 3, which says the primary is unreachable: it answers, a session holds a row.
+      expect(run.code, run.output).toBe(1);
+      const { error } = JSON.parse(run.stdout) as { error: Record<string, unknown> };
+      expect(error).toMatchObject({ node: 'primary', code: 1 });
+      expect(String(error.problem)).toMatch(/lock_timeout/);
+      expect(String(error.fix)).toMatch(/pg_locks/);
+    } finally {
+      await release();
+      config.remove();
+    }
+  });
+
+  it('run logs the lock wait with its fix, does not claim another sidecar, and takes over once it ends', async () => {
+    const config = writeConfig(clusters.primary, clusters.replicas, { controlTimeoutMs: 3_000 });
+    const release = await holdStreamRow(clusters.primary);
+    const sidecar = new LockstepProcess(['run', '--config', config.file]);
+    try {
+      await sidecar.untilEvent('lock-unreadable', { fix: /lockstep\.streams/ }, 30_000);
+      expect(sidecar.events('standby')).toEqual([]);
+      await release();
+      await sidecar.untilEvent('sidecar-active', {}, 30_000);
+      expect(sidecar.events('standby')).toEqual([]);
+    } finally {
+      await release();
+      sidecar.kill('SIGTERM');
+      expect(await sidecar.closed).toBe(0);
+      config.remove();
+    }
+  });
+});
