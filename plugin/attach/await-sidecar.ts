@@ -5,7 +5,13 @@ import type { StreamLockPort } from '../ports/stream-lock.js';
 import { sleep } from '../support/sleep.js';
 import { onReplica } from './attach-cluster.js';
 import type { StepReporter } from './attach-progress.js';
-import { isLockWait, isUnanswered, primaryCommandSession, primaryStepError } from './node-step.js';
+import {
+  isLockWait,
+  isUnanswered,
+  lockNotTaken,
+  primaryCommandSession,
+  primaryStepError,
+} from './node-step.js';
 
 /**
  * Takes the coordinator lock (true), or, when a sidecar holds it, waits until
@@ -23,7 +29,16 @@ export async function awaitCoordinator(
   lock: StreamLockPort,
   step: StepReporter,
 ): Promise<boolean> {
-  if (await lock.tryAcquire()) return true;
+  const tryLock = () =>
+    lock.tryAcquire().catch((error: unknown) => {
+      throw lockNotTaken(
+        config.slot,
+        error,
+        'attach; nothing copied yet',
+        'run lockstep attach again',
+      );
+    });
+  if (await tryLock()) return true;
   const databases = await joiningDatabases(cluster, config, names);
   // Bounded as every command's primary session: a primary frozen now fails the wait, named (exit 3).
   const primary = await cluster.primary(
@@ -42,7 +57,7 @@ export async function awaitCoordinator(
     });
     for (const deadline = Date.now() + config.sidecarWaitMs; ; ) {
       if (await sidecarKnows(primary, config.slot, databases, since, owner)) return false;
-      if (await lock.tryAcquire()) return true;
+      if (await tryLock()) return true;
       if (Date.now() > deadline) throw sidecarUnaware(names, owner, config.sidecarWaitMs);
       await sleep(500);
     }

@@ -126,15 +126,21 @@ export const watchedPrimarySession = (config: { applyTimeoutMs: number }) =>
 /**
  * Taking the stream's lock failed: a primary that stops answering there (its
  * control deadline, not applyTimeoutMs) is named and unreachable (exit 3), as
- * in detach's later steps; nothing was dropped yet.
+ * in detach's later steps; a lock wait is named with its fix. `during` says
+ * which command and that it changed nothing yet, `again` how to rerun it.
  */
-export function lockNotTaken(stream: string, error: unknown): unknown {
+export function lockNotTaken(
+  stream: string,
+  error: unknown,
+  during = 'detach; nothing dropped yet',
+  again = 'run lockstep detach again',
+): unknown {
   if (!isUnanswered(error) && !isLockWait(error)) return error;
   return nodeStepError(
     'primary',
-    `taking the coordinator lock of stream "${stream}" (detach; nothing dropped yet)`,
+    `taking the coordinator lock of stream "${stream}" (${during})`,
     'within its control deadline',
     error,
-    'run lockstep detach again',
+    again,
   );
 }

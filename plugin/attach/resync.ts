@@ -9,6 +9,7 @@ import { takeAgentLocks } from './bus-resync.js';
 import {
   isLockWait,
   isUnanswered,
+  lockNotTaken,
   nodeStepError,
   primaryCommandSession,
   primaryStepError,
@@ -130,7 +131,15 @@ export async function withResyncGuards<T>(
       ? cluster.streamLock(config.primary, config.slot)
       : null;
   try {
-    if (coordinator && !(await coordinator.tryAcquire())) {
+    const taken = coordinator?.tryAcquire().catch((error: unknown) => {
+      throw lockNotTaken(
+        config.slot,
+        error,
+        'attach --resync; nothing copied yet',
+        'run lockstep attach --resync again',
+      );
+    });
+    if (coordinator && !(await taken)) {
       throw new LockstepError({
         node: 'primary',
         problem: `a lockstep run for stream "${config.slot}" holds the coordinator lock`,

@@ -8,7 +8,7 @@ import type { StreamLockHolder } from '../ports/stream-lock-holder.js';
  * session that holds the stream's row.
  */
 const ROW_HELD_FIX =
-  "a session on the primary holds the stream's row in lockstep.streams (an open transaction, a lockstep pause that is frozen): find it in pg_locks joined with pg_stat_activity and let it finish or end it; lockstep tries again every second";
+  "a session on the primary holds the stream's row in lockstep.streams (an open transaction, a lockstep pause that is frozen, a decision whose COMMIT waits for synchronous standbys: pg_stat_activity.wait_event = 'SyncRep'): find it in pg_locks joined with pg_stat_activity and let it finish or end it; lockstep tries again every second";
 
 /**
  * One attempt at the coordinator lock: true when taken, false when another

@@ -24,6 +24,23 @@ describe('a lock wait on the primary under a short controlTimeoutMs', () => {
     }
   });
 
+  it('attach --resync names the lock wait and its fix, and copies nothing', async () => {
+    const config = writeConfig(clusters.primary, clusters.replicas, { controlTimeoutMs: 3_000 });
+    const release = await holdStreamRow(clusters.primary);
+    try {
+      const run = await lockstep(['attach', '--resync', 'replica1', '--config', config.file]);
+      expect(run.code, run.output).toBe(1);
+      expect(run.output).toMatch(
+        /\[primary\] taking the coordinator lock of stream "lockstep" \(attach --resync; nothing copied yet\) failed: a lock it needs was not granted/,
+      );
+      expect(run.output).toMatch(/fix: find the session on the primary .*pg_locks/);
+      expect(run.output).not.toMatch(/✓ replica1:/);
+    } finally {
+      await release();
+      config.remove();
+    }
+  });
+
   it('run logs the lock wait with its fix, does not claim another sidecar, and takes over once it ends', async () => {
     const config = writeConfig(clusters.primary, clusters.replicas, { controlTimeoutMs: 3_000 });
     const release = await holdStreamRow(clusters.primary);

@@ -9,7 +9,9 @@ describe('controlTimeoutMs', () => {
   it('bounds a control query on a frozen primary: recover names it (exit 3)', {
     timeout: 20_000,
   }, async () => {
-    const config = writeConfig(clusters.primary, clusters.replicas, { controlTimeoutMs: 2_000 });
+    // 8 s: the lock session's own lock wait ends at 90 % of it, so the server must be frozen
+    // before that (the freeze follows the wait within a poll) for the deadline to be what ends it.
+    const config = writeConfig(clusters.primary, clusters.replicas, { controlTimeoutMs: 8_000 });
     try {
       // Taking the coordinator lock raises the stream's epoch on the lock's own control session.
       const run = await frozenDuring(

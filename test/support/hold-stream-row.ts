@@ -11,9 +11,14 @@ export async function holdStreamRow(
   stream = 'lockstep',
 ): Promise<() => Promise<void>> {
   const app = new pg.Client({ connectionString: primary.url });
+  // A server stopped under it (a failing test's teardown) must not crash the worker.
+  app.on('error', () => undefined);
   await app.connect();
   await app.query('BEGIN');
-  await app.query('SELECT * FROM lockstep.streams WHERE stream = $1 FOR UPDATE', [stream]);
+  const locked = await app.query('SELECT 1 FROM lockstep.streams WHERE stream = $1 FOR UPDATE', [
+    stream,
+  ]);
+  if (locked.rowCount !== 1) throw new Error(`no row of stream ${stream} in lockstep.streams`);
   let held = true;
   return async () => {
     if (!held) return;
