@@ -8,7 +8,7 @@ import {
 } from '../../support/compare-nodes.js';
 import { transports, useReplication } from '../../support/lockstep-transport.js';
 
-const APPLY_TIMEOUT_MS = 1_000;
+const APPLY_TIMEOUT_MS = 2_500;
 const WINDOW_CHANGES = 100;
 /** Transactions of rows written while one replica is busy: together five windows' worth. */
 const WRITES = 10;

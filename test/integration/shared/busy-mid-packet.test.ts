@@ -3,7 +3,7 @@ import type { PostgresCluster } from '../../../adapters/local-postgres/cluster.j
 import { eventually, expectIdentical, rowCount } from '../../support/compare-nodes.js';
 import { useReplication } from '../../support/lockstep-transport.js';
 
-const APPLY_TIMEOUT_MS = 1_000;
+const APPLY_TIMEOUT_MS = 2_500;
 /** 25 parts of 2 000 changes (the primary's part size), more than the 20 000 rows an apply keeps in flight. */
 const ROWS = 50_000;
 
