@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { useTwoReplicas } from '../support/frozen-replica.js';
-import { holdStreamRow } from '../support/hold-stream-row.js';
-import { LockstepProcess, lockstep, writeConfig } from '../support/lockstep-process.js';
+import { holdStreamRow, runThroughHeldRow } from '../support/hold-stream-row.js';
+import { lockstep, writeConfig } from '../support/lockstep-process.js';
 
 const clusters = useTwoReplicas();
 
@@ -43,18 +43,9 @@ describe('a lock wait on the primary under a short controlTimeoutMs', () => {
 
   it('run logs the lock wait with its fix, does not claim another sidecar, and takes over once it ends', async () => {
     const config = writeConfig(clusters.primary, clusters.replicas, { controlTimeoutMs: 3_000 });
-    const release = await holdStreamRow(clusters.primary);
-    const sidecar = new LockstepProcess(['run', '--config', config.file]);
     try {
-      await sidecar.untilEvent('lock-unreadable', { fix: /lockstep\.streams/ }, 30_000);
-      expect(sidecar.events('standby')).toEqual([]);
-      await release();
-      await sidecar.untilEvent('sidecar-active', {}, 30_000);
-      expect(sidecar.events('standby')).toEqual([]);
+      await runThroughHeldRow(clusters.primary, config.file, 'sidecar-active');
     } finally {
-      await release();
-      sidecar.kill('SIGTERM');
-      expect(await sidecar.closed).toBe(0);
       config.remove();
     }
   });

@@ -45,18 +45,31 @@ export async function lockTable(
   node: PostgresCluster,
   table = 'lockstep.applied',
 ): Promise<() => Promise<void>> {
+  return (await holdInTransaction(node, `LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`)).release;
+}
+
+/**
+ * Runs `sql` in a transaction left open on `node` until `release` (again:
+ * nothing), which ends the session and with it every lock taken.
+ */
+export async function holdInTransaction(
+  node: PostgresCluster,
+  sql: string,
+  params: unknown[] = [],
+): Promise<{ rowCount: number | null; release: () => Promise<void> }> {
   const holder = new pg.Client({ connectionString: node.url });
   // Frozen with its server: a test that fails may leave it to the teardown.
   holder.on('error', () => undefined);
   await holder.connect();
   await holder.query('BEGIN');
-  await holder.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+  const { rowCount } = await holder.query(sql, params);
   let released = false;
-  return async () => {
+  const release = async () => {
     if (released) return;
     released = true;
     await holder.end();
   };
+  return { rowCount, release };
 }
 
 /** Lockstep's sessions on `node` (no sidecar runs here: only the command's). */
