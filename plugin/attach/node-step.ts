@@ -37,6 +37,14 @@ export function isLockWait(error: unknown): boolean {
 }
 
 /**
+ * Who holds the stream's row in lockstep.streams when a lockstep session's
+ * lock wait on it ends (taking the coordinator lock raises the epoch in it;
+ * a decision reads it under a share lock), and how to find them.
+ */
+export const STREAM_ROW_HELD =
+  "a session on the primary holds the stream's row in lockstep.streams (an open transaction, a lockstep pause that is frozen, a decision whose COMMIT waits for synchronous standbys: pg_stat_activity.wait_event = 'SyncRep'): find it in pg_locks joined with pg_stat_activity and let it finish or end it";
+
+/**
  * Why a live node's COMMIT (or COMMIT/ROLLBACK PREPARED, or a write's
  * commit) may not return: it waits for a synchronous standby that does not
  * confirm (Postgres waits forever, whatever the client's deadline).

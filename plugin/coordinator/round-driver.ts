@@ -1,3 +1,4 @@
+import { isLockWait, STREAM_ROW_HELD } from '../attach/node-step.js';
 import { DeposedError, NotLandedError } from '../ports/lockstep-error.js';
 import {
   type RoundAction,
@@ -329,8 +330,18 @@ async function recordCommit(
       run.onDeposed?.();
       return 'abort';
     }
+    // A lock wait is named: the decision reads the stream's row under a share lock.
+    const fix = isLockWait(error)
+      ? { fix: `${STREAM_ROW_HELD}; the round is settled as an abort once the row is free` }
+      : {};
     run.log.warn(
-      { gid: request.gid, err: (error as Error).message },
+      {
+        gid: request.gid,
+        err: (error as Error).message,
+        node: 'primary',
+        event: 'decision-write-failed',
+        ...fix,
+      },
       'recording the commit decision failed: settling it',
     );
   }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { isLockWait } from '../attach/node-step.js';
+import { isLockWait, STREAM_ROW_HELD } from '../attach/node-step.js';
 import type { StreamLockHolder } from '../ports/stream-lock-holder.js';
 
 /**
@@ -7,8 +7,7 @@ import type { StreamLockHolder } from '../ports/stream-lock-holder.js';
  * the advisory lock is free, but raising the stream's epoch waits on a
  * session that holds the stream's row.
  */
-const ROW_HELD_FIX =
-  "a session on the primary holds the stream's row in lockstep.streams (an open transaction, a lockstep pause that is frozen, a decision whose COMMIT waits for synchronous standbys: pg_stat_activity.wait_event = 'SyncRep'): find it in pg_locks joined with pg_stat_activity and let it finish or end it; lockstep tries again every second";
+const ROW_HELD_FIX = `${STREAM_ROW_HELD}; lockstep tries again every second`;
 
 /**
  * One attempt at the coordinator lock: true when taken, false when another

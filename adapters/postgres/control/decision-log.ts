@@ -13,6 +13,7 @@ import {
   clientConfig,
   scrubbedError,
 } from '../connection/connection-url.js';
+import { boundControlSession } from '../connection/session-bounds.js';
 import { controlDbOn } from './control-schema.js';
 import type { ControlDb } from './lockstep-schema.js';
 
@@ -89,10 +90,14 @@ function decideStatement(
  * the takeover (and its successor's recovery sees it) or is refused.
  * Durability is forced: `synchronous_commit` is at least `local` whatever the
  * server's default, as the commit point must survive a crash of the primary.
+ * The session is a bounded control session: the share lock on the stream's
+ * row (held by a frozen `lockstep pause`, say) is waited for at most 90% of
+ * the query deadline and then fails with its own SQLSTATE (55P03), and a
+ * backend whose client gave up ends instead of writing a decision later.
  */
 export class DecisionLog implements DecisionStore {
   private readonly pool: pg.Pool;
-  /** Sessions whose synchronous_commit was raised. */
+  /** Sessions whose synchronous_commit was raised and whose waits are bounded. */
   private readonly durable = new WeakSet<pg.PoolClient>();
 
   constructor(
@@ -100,7 +105,7 @@ export class DecisionLog implements DecisionStore {
     private readonly stream: string,
     /** The writer's activation epoch; omitted: unfenced (a migration, guarded by the migrate lock). */
     private readonly epoch?: () => number | null,
-    queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
+    private readonly queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
   ) {
     // Always the primary's: an error no step wrapped still names it.
     this.pool = new pg.Pool({
@@ -201,9 +206,10 @@ export class DecisionLog implements DecisionStore {
       throw scrubbedError(error, this.url);
     }
     try {
-      // Fails closed: a session whose durability could not be raised is never used.
+      // Fails closed: a session whose durability or bounds could not be set is never used.
       if (!this.durable.has(client)) {
         await client.query(AT_LEAST_LOCAL_COMMIT);
+        await boundControlSession(client, this.queryTimeoutMs);
         this.durable.add(client);
       }
       const result = await work(controlDbOn(client));
