@@ -81,15 +81,24 @@ function lockedOut(error: unknown): boolean {
  * Moves a replica's sequence forward to the primary's value; never backwards.
  * Touches only that sequence; one the replica lacks (a table made by
  * `--create-schema` has no serial default), or that is not a sequence there,
- * is passed over.
+ * is passed over. The comparison and the setval run under a transaction
+ * advisory lock of the sequence, taken first (a CTE that calls a volatile
+ * function is never inlined, so its row is made before the WHERE reads it): two
+ * copies at once (attach's and the sidecar's; a process and its successor) would
+ * otherwise both compare with the old value, and the one that read the
+ * primary earlier could set its smaller value last.
  */
 const ADVANCE = `
-  SELECT setval(r.seq, $3::bigint, true)
-    FROM (SELECT (SELECT oid FROM pg_class
-                   WHERE oid = to_regclass(format('%I.%I', $1::text, $2::text)) AND relkind = 'S') AS seq) r
+  WITH locked AS (
+    SELECT r.seq, pg_advisory_xact_lock(hashtext('lockstep.sequence'),
+                                        hashtext(format('%I.%I', $1::text, $2::text)))
+      FROM (SELECT (SELECT oid FROM pg_class
+                     WHERE oid = to_regclass(format('%I.%I', $1::text, $2::text)) AND relkind = 'S') AS seq) r
+     WHERE r.seq IS NOT NULL)
+  SELECT setval(seq, $3::bigint, true) FROM locked
    WHERE $3::bigint > coalesce(
-     pg_sequence_last_value(r.seq),
-     (SELECT seqmin - 1 FROM pg_sequence WHERE seqrelid = r.seq))`;
+     pg_sequence_last_value(seq),
+     (SELECT seqmin - 1 FROM pg_sequence WHERE seqrelid = seq))`;
 
 /** The primary's values, and the sequences left out because their lock is held (`schema.name`). */
 export interface PrimarySequences {
@@ -187,7 +196,7 @@ export async function advanceSequences(
     }
     if (locked.length > 0)
       throw new Error(
-        `sequences locked on the replica (an open or prepared transaction holds them): ${locked.join(', ')}; the others moved`,
+        `sequences locked on the replica (an open or prepared transaction holds them, or another lockstep process is copying them at this moment): ${locked.join(', ')}; the others moved`,
       );
     return moved;
   } catch (error) {
