@@ -7,8 +7,8 @@ import { BANK_TOTAL, bankTotal } from './nemesis-workloads.js';
 export class ProcessSlot {
   process: LockstepProcess | null = null;
   paused = false;
-  /** What earlier processes of this slot printed. */
-  history = '';
+  /** Earlier processes of this slot: read when output is, so what one printed after its kill still counts. */
+  private readonly earlier: LockstepProcess[] = [];
 
   constructor(
     readonly name: string,
@@ -17,7 +17,7 @@ export class ProcessSlot {
   ) {}
 
   start(): void {
-    if (this.process) this.history += this.process.output;
+    if (this.process) this.earlier.push(this.process);
     this.process = new LockstepProcess([...this.args], this.env);
     this.paused = false;
   }
@@ -30,14 +30,14 @@ export class ProcessSlot {
 
   /** Everything every process of this slot printed. */
   get output(): string {
-    return `${this.history}${this.process?.output ?? ''}`;
+    return [...this.earlier, ...(this.process ? [this.process] : [])].map((p) => p.output).join('');
   }
 
   /** Ends it cleanly; its exit code. */
   async stop(): Promise<number | null> {
     if (this.paused) this.signal('SIGCONT');
     this.process?.kill('SIGTERM');
-    return (await this.process?.exited) ?? null;
+    return (await this.process?.closed) ?? null;
   }
 }
 
