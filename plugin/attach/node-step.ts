@@ -110,7 +110,7 @@ export const primaryStepError = (step: string, deadlineMs: number, error: unknow
 /**
  * How an operator command opens its primary session: bounded by
  * applyTimeoutMs, the deadline its replica steps have, so one knob says when
- * a node "does not answer"; a lock wait ends on the server at 90% of it
+ * a node "does not answer"; a lock wait ends on the server a margin before it
  * (a live but busy primary is told apart from a frozen one).
  */
 export const primaryCommandSession = (

@@ -179,7 +179,7 @@ export async function markStaleBeforeResync(
 
 /**
  * A resync's step on the primary, bounded as its replica steps (applyTimeoutMs;
- * a lock wait ends on the server at 90% of it): a primary that stops
+ * a lock wait ends on the server a margin before it): a primary that stops
  * answering fails the step, naming it, instead of hanging the resync.
  */
 export async function onResyncPrimary<T>(

@@ -9,7 +9,7 @@ describe('controlTimeoutMs', () => {
   it('bounds a control query on a frozen primary: recover names it (exit 3)', {
     timeout: 20_000,
   }, async () => {
-    // 8 s: the lock session's own lock wait ends at 90 % of it, so the server must be frozen
+    // 8 s: the lock session's own lock wait ends 1 s before it, so the server must be frozen
     // before that (the freeze follows the wait within a poll) for the deadline to be what ends it.
     const config = writeConfig(clusters.primary, clusters.replicas, { controlTimeoutMs: 8_000 });
     try {

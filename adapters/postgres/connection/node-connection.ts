@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
 import { clientConfig, redactUrl, scrubSecrets } from './connection-url.js';
 import { LibpqClient } from './libpq-client.js';
-import { endWhenDropped } from './session-bounds.js';
+import { endWhenDropped, lockWaitUnderMs } from './session-bounds.js';
 
 /** Opens a client to a node, turning a failure into an error that names the node and the fix (never the password). */
 export async function connectNode(
@@ -51,11 +51,11 @@ export async function connectBounded(
 
 /**
  * The settings of a bounded session that may wait on a lock: the wait ends
- * on the server at 90% of the deadline, with its own error, so a live node
+ * on the server a margin before the deadline (lockWaitUnderMs), with its own error, so a live node
  * that waits on a lock is not taken for one that does not answer.
  */
 export const lockWaitWithin = (deadlineMs: number) => ({
-  lock_timeout: `${Math.max(1, Math.floor(deadlineMs * 0.9))}ms`,
+  lock_timeout: `${lockWaitUnderMs(deadlineMs)}ms`,
 });
 
 /** The client's socket (not in @types/pg). */

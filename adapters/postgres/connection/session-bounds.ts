@@ -4,8 +4,8 @@ import type pg from 'pg';
  * Server-side bounds for a control session that takes row or advisory locks
  * on the primary, so a lockstep process that is frozen (SIGSTOP, a VM pause)
  * or that gave up on a query cannot keep those locks: a transaction left idle
- * ends after 10 s, a lock wait after 20 s or 90% of the client's query
- * deadline if that is shorter (a wait the client abandoned never goes on
+ * ends after 10 s, a lock wait after 20 s or, if that is shorter, a margin
+ * before the client's query deadline (lockWaitUnderMs) (a wait the client abandoned never goes on
  * holding a lock, and a live node that waits on a lock fails with its own
  * error, not as one that does not answer), and from PostgreSQL 14 a backend
  * whose client is gone ends within a second. A shorter lock_timeout the
@@ -26,9 +26,22 @@ const boundsSql = (
 /** The longest lock wait of a control session. */
 const CONTROL_LOCK_WAIT_MS = 20_000;
 
-/** The lock wait under a client's query deadline of `deadlineMs` (see boundsSql). */
+/**
+ * The server-side lock wait under a client's query deadline of `deadlineMs`:
+ * it must end first, named, even when the client's statement reached the
+ * server late (a busy event loop, a slow round trip), so it leaves a margin
+ * of 1 s or 10 % of the deadline, whichever is more (at most half of it).
+ */
+export const lockWaitUnderMs = (deadlineMs: number) =>
+  Math.max(
+    1,
+    deadlineMs -
+      Math.max(Math.floor(deadlineMs * 0.1), Math.min(1_000, Math.floor(deadlineMs / 2))),
+  );
+
+/** The lock wait of a control session under a client's query deadline of `deadlineMs` (see boundsSql). */
 export const controlLockWaitMs = (deadlineMs: number) =>
-  Math.max(1, Math.min(CONTROL_LOCK_WAIT_MS, Math.floor(deadlineMs * 0.9)));
+  Math.min(CONTROL_LOCK_WAIT_MS, lockWaitUnderMs(deadlineMs));
 
 /**
  * A select-list item: from PostgreSQL 14 (the setting's first version) a

@@ -258,7 +258,7 @@ export class MigrationSession implements MigrationNodeSession {
     }
   }
 
-  /** A session for short statements: with readTimeoutMs, bounded (and a lock wait ends at 90% of it, so a busy node is not called frozen). */
+  /** A session for short statements: with readTimeoutMs, bounded (and a lock wait ends a margin before it, so a busy node is not called frozen). */
   private connectRead(applicationName = 'lockstep-migrate-session'): Promise<pg.Client> {
     const deadlineMs = this.readTimeoutMs;
     if (!deadlineMs) return this.connect();

@@ -3,7 +3,7 @@ import { connectBounded, endClient, lockWaitWithin } from '../connection/node-co
 /**
  * The stream's activation epoch, as the coordinator last raised it (0 when
  * not attached), read on a session whose each query has `deadlineMs` (a
- * lock wait ends at 90% of it): a primary that does not answer fails it.
+ * lock wait ends a margin before it): a primary that does not answer fails it.
  */
 export async function readStreamEpoch(
   url: string,
