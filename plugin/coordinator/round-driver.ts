@@ -1,4 +1,3 @@
-import { isLockWait, STREAM_ROW_HELD } from '../attach/node-step.js';
 import { DeposedError, NotLandedError } from '../ports/lockstep-error.js';
 import {
   type RoundAction,
@@ -8,6 +7,7 @@ import {
   startRound,
 } from '../protocol/index.js';
 import { sleep } from '../support/sleep.js';
+import { logDecisionFailure } from './decision-failure.js';
 import type { PhaseTwoNode, RoundParticipant, Vote } from './round-participant.js';
 import type { RoundRun } from './run-round.js';
 
@@ -330,20 +330,7 @@ async function recordCommit(
       run.onDeposed?.();
       return 'abort';
     }
-    // A lock wait is named: the decision reads the stream's row under a share lock.
-    const fix = isLockWait(error)
-      ? { fix: `${STREAM_ROW_HELD}; the round is settled as an abort once the row is free` }
-      : {};
-    run.log.warn(
-      {
-        gid: request.gid,
-        err: (error as Error).message,
-        node: 'primary',
-        event: 'decision-write-failed',
-        ...fix,
-      },
-      'recording the commit decision failed: settling it',
-    );
+    logDecisionFailure(run.log, request.gid, error, 'commit');
   }
   let delay = run.retryInitialMs;
   for (;;) {
@@ -356,6 +343,7 @@ async function recordCommit(
         return 'deposed';
       }
       if (run.stopping()) return 'deposed';
+      logDecisionFailure(run.log, request.gid, error, 'abort');
       await sleep(delay);
       delay = Math.min(delay * 2, run.retryMaxMs);
     }

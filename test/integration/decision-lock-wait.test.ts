@@ -1,24 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
 import { eventually, expectIdentical, preparedGids } from '../support/compare-nodes.js';
 import { criticalSetup, CRITICAL_TABLES as TABLES } from '../support/critical-setup.js';
 import { holdStreamRow } from '../support/hold-stream-row.js';
 import { LockstepProcess } from '../support/lockstep-process.js';
 import { useAttached } from '../support/use-attached.js';
+import { mostWaitingAtOnce, waitingOnLock } from '../support/waiting-sessions.js';
 
 const clusters = useAttached({
   ...criticalSetup(),
-  config: { ...criticalSetup().config, controlTimeoutMs: 3_000 },
+  config: { ...criticalSetup().config, controlTimeoutMs: 5_000 },
 });
-
-/** The decision log's backends on the primary that wait on a lock, by pid. */
-async function waitingDecisionWriters(primary: PostgresCluster): Promise<number[]> {
-  const rows = await primary.query<{ pid: number }>(
-    `SELECT pid FROM pg_stat_activity
-      WHERE application_name = 'lockstep-decisions' AND wait_event_type = 'Lock'`,
-  );
-  return rows.map((r) => r.pid);
-}
 
 // A decision reads the stream's row under a share lock; a session holding the row (a frozen
 // `lockstep pause`) must not leave one waiting backend per attempt behind the coordinator.
@@ -31,20 +22,25 @@ describe("a round's decision while the stream's row is held on the primary", () 
       release = await holdStreamRow(clusters.primary);
       await clusters.primary.query('INSERT INTO accounts VALUES (1, 10)');
 
-      const failed = await sidecar.untilEvent('decision-write-failed', {}, 30_000);
+      const failed = await sidecar.untilEvent(
+        'decision-write-failed',
+        { attempt: 'commit' },
+        30_000,
+      );
       expect(failed).toMatchObject({ node: 'primary' });
       expect(String(failed.err)).toMatch(/lock timeout/);
       expect(String(failed.fix)).toMatch(/lockstep\.streams.*pg_locks/);
+      // The attempts that settle it say so too, each time.
+      await sidecar.untilEvent(
+        'decision-write-failed',
+        { attempt: 'abort', fix: /pg_locks/ },
+        30_000,
+      );
 
       // Each attempt (the commit, then the aborts that settle it) is a new session: at most
       // one of them may be waiting at any time, however many have been made.
-      const seen = new Set<number>();
-      await eventually(async () => {
-        const waiting = await waitingDecisionWriters(clusters.primary);
-        expect(waiting.length).toBeLessThanOrEqual(1);
-        for (const pid of waiting) seen.add(pid);
-        return seen.size >= 3;
-      }, 'three attempts at the decision while the row is held');
+      const most = await mostWaitingAtOnce(clusters.primary, 'lockstep-decisions', 3);
+      expect(most).toBeLessThanOrEqual(1);
       expect(await preparedGids(clusters.replicas)).not.toEqual([]);
 
       await release();
@@ -60,7 +56,7 @@ describe("a round's decision while the stream's row is held on the primary", () 
         'the critical write on both replicas in a later round',
       );
       await expectIdentical(clusters.primary, clusters.replicas, TABLES);
-      expect(await waitingDecisionWriters(clusters.primary)).toEqual([]);
+      expect(await waitingOnLock(clusters.primary, 'lockstep-decisions')).toEqual([]);
     } finally {
       await release?.();
       sidecar.kill('SIGTERM');

@@ -91,9 +91,11 @@ function decideStatement(
  * Durability is forced: `synchronous_commit` is at least `local` whatever the
  * server's default, as the commit point must survive a crash of the primary.
  * The session is a bounded control session: the share lock on the stream's
- * row (held by a frozen `lockstep pause`, say) is waited for at most 90% of
- * the query deadline and then fails with its own SQLSTATE (55P03), and a
- * backend whose client gave up ends instead of writing a decision later.
+ * row (held by a frozen `lockstep pause`, say) is waited for a margin short of
+ * the query deadline and then fails with its own SQLSTATE (55P03), before
+ * the client gives up; from PostgreSQL 14 a backend whose client gave up for
+ * another reason ends too (before that it may still write: the gid key and
+ * the epoch fence keep that write harmless).
  */
 export class DecisionLog implements DecisionStore {
   private readonly pool: pg.Pool;
