@@ -1,5 +1,6 @@
 import type { SequenceSyncResult } from '../../../plugin/ports/cluster-setup.js';
 import type { SequenceValue } from '../../../plugin/protocol/sequence-values.js';
+import { sleep } from '../../../plugin/support/sleep.js';
 import {
   CONTROL_QUERY_TIMEOUT_MS,
   clientConfig,
@@ -88,7 +89,7 @@ function lockedOut(error: unknown): boolean {
  * otherwise both compare with the old value, and the one that read the
  * primary earlier could set its smaller value last.
  */
-const ADVANCE = `
+export const ADVANCE_SEQUENCE_SQL = `
   WITH locked AS (
     SELECT r.seq, pg_advisory_xact_lock(hashtext('lockstep.sequence'),
                                         hashtext(format('%I.%I', $1::text, $2::text)))
@@ -167,6 +168,32 @@ async function eachUnlocked(
   return { values, held };
 }
 
+/** How long a sequence found locked is left before its one more try. */
+const RETRY_LOCKED_MS = 100;
+
+/**
+ * Advances one sequence: 1 when it moved, 0 when it was there already, null
+ * when its lock stayed held. Tried once more after a moment: the key another
+ * lockstep copy holds is held for one statement only (a sequence's own lock,
+ * held by a TRUNCATE or ALTER in progress, usually stays held).
+ */
+async function advanceOne(client: LibpqClient, v: SequenceValue): Promise<number | null> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { rowCount } = await client.query(ADVANCE_SEQUENCE_SQL, [
+        v.schema,
+        v.name,
+        v.lastValue,
+      ]);
+      return rowCount ?? 0;
+    } catch (error) {
+      if (!lockedOut(error)) throw error;
+      if (attempt === 2) return null;
+      await sleep(RETRY_LOCKED_MS);
+    }
+  }
+}
+
 /**
  * Moves the replica's sequences up to `values`, never backwards; returns how
  * many moved. One whose lock is held fails the call (scrubbed of
@@ -186,13 +213,9 @@ export async function advanceSequences(
     let moved = 0;
     const locked: string[] = [];
     for (const v of values) {
-      try {
-        const { rowCount } = await client.query(ADVANCE, [v.schema, v.name, v.lastValue]);
-        moved += rowCount ?? 0;
-      } catch (error) {
-        if (!lockedOut(error)) throw error;
-        locked.push(`${v.schema}.${v.name}`);
-      }
+      const advanced = await advanceOne(client, v);
+      if (advanced === null) locked.push(`${v.schema}.${v.name}`);
+      else moved += advanced;
     }
     if (locked.length > 0)
       throw new Error(
