@@ -3,9 +3,10 @@ import { openPacketLog } from '../../adapters/nats/nats-packet-log.js';
 import { PgReplicaTarget } from '../../adapters/postgres/apply/replica-target.js';
 import { SharedBatchPlans } from '../../adapters/postgres/apply/shared-batch-plans.js';
 import {
-  connectNode,
+  connectBounded,
   cutLockstepSessions,
   endClient,
+  lockWaitWithin,
 } from '../../adapters/postgres/connection/node-connection.js';
 import { controlDbOn } from '../../adapters/postgres/control/control-schema.js';
 import { DecisionLog } from '../../adapters/postgres/control/decision-log.js';
@@ -174,7 +175,13 @@ export function createBusPublisher(
  * (version 0 at the slot's start); null when not attached.
  */
 async function attachPoint(config: LockstepConfig): Promise<ResumePoint | null> {
-  const client = await connectNode('primary', config.primary, 'lockstep-status');
+  const client = await connectBounded(
+    'primary',
+    config.primary,
+    'lockstep-status',
+    config.controlTimeoutMs,
+    lockWaitWithin(config.controlTimeoutMs),
+  );
   try {
     const streams = new PgStreamsStore(controlDbOn(client));
     const lsn = await streams.startLsn(config.slot);

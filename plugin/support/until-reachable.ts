@@ -18,6 +18,18 @@ function endedByServer(error: unknown): boolean {
   return false;
 }
 
+/** A lock wait the server ended (lock_timeout, 55P03): the node answers, a session holds what the step needs. */
+function endedLockWait(error: unknown): boolean {
+  for (let e = error, depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
+    if ((e as { code?: unknown }).code === '55P03') return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+const lockWaitFix = (node: string) =>
+  `find the session on ${node === 'primary' ? 'the primary' : `replica ${node}`} that holds the lock (pg_locks joined with pg_stat_activity; a lockstep control table, or an advisory lock of another lockstep process upgrading the control schema) and let it finish or end it; lockstep tries again`;
+
 /** What {@link untilReachable} logs while it waits. */
 export interface Waiting {
   readonly node: string;
@@ -29,8 +41,9 @@ export interface Waiting {
  * Runs a start-up step of a long-running process until the node it needs
  * answers: a replica or bus restarting as the agent starts is waited for, as
  * `lockstep run` waits for its primary (a supervisor restarting an agent that
- * exited would leave its replica's rounds refused meanwhile). Any other error
- * is thrown: it is not cured by waiting.
+ * exited would leave its replica's rounds refused meanwhile), and a lock wait
+ * the server ended is tried again, named (event `lock-wait`, with a fix).
+ * Any other error is thrown: it is not cured by waiting.
  */
 export async function untilReachable<T>(
   step: () => Promise<T>,
@@ -41,11 +54,24 @@ export async function untilReachable<T>(
     try {
       return await step();
     } catch (error) {
-      if (!isConnectionFailure(error) && !endedByServer(error)) throw error;
-      log.warn(
-        { node: waiting.node, err: (error as Error).message, retryMs: delay, event: waiting.event },
-        waiting.message,
-      );
+      const err = (error as Error).message;
+      if (endedLockWait(error))
+        log.warn(
+          {
+            node: waiting.node,
+            err,
+            retryMs: delay,
+            event: 'lock-wait',
+            fix: lockWaitFix(waiting.node),
+          },
+          'a lock the start needs is held: retrying',
+        );
+      else if (isConnectionFailure(error) || endedByServer(error))
+        log.warn(
+          { node: waiting.node, err, retryMs: delay, event: waiting.event },
+          waiting.message,
+        );
+      else throw error;
       await sleep(delay);
     }
   }

@@ -1,6 +1,7 @@
 import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
 import { CONTROL_MIGRATION_NAMES } from '../../../migrations/names.js';
-import { connectNode, endClient } from '../connection/node-connection.js';
+import { connectBounded, endClient, lockWaitWithin } from '../connection/node-connection.js';
+import { lockWaitUnderMs } from '../connection/session-bounds.js';
 import type { ControlDb, ControlSession, LockstepSchema } from './lockstep-schema.js';
 
 /** The schema holding lockstep's own tables on every node. */
@@ -23,13 +24,30 @@ export function controlDbOn(session: ControlSession): ControlDb {
   return new Kysely<LockstepSchema>({ dialect: new PostgresDialect({ pool }) });
 }
 
+/** How long one statement of a control schema upgrade waits for a lock on a control table. */
+const UPGRADE_LOCK_WAIT_MS = 2_000;
+
+/**
+ * The control schema's session: its lock waits (the creators' advisory lock,
+ * the upgrade's ACCESS EXCLUSIVE on control tables another session uses) end
+ * on the server before the deadline with their own error (55P03), a
+ * transaction it leaves idle ends after 10 s, and from PostgreSQL 14 its
+ * backend ends once the client gave up: no upgrade waits on, or commits,
+ * after its process stopped waiting for it.
+ */
+const connectControl = (node: string, url: string, queryTimeoutMs: number) =>
+  connectBounded(node, url, 'lockstep-control', queryTimeoutMs, {
+    ...lockWaitWithin(queryTimeoutMs),
+    idle_in_transaction_session_timeout: '10s',
+  });
+
 /** Whether the node has no control schema, one missing migrations, or a current one (no Kysely). */
 async function controlSchemaState(
   node: string,
   url: string,
   queryTimeoutMs: number,
 ): Promise<'absent' | 'behind' | 'current'> {
-  const client = await connectNode(node, url, 'lockstep-control', queryTimeoutMs);
+  const client = await connectControl(node, url, queryTimeoutMs);
   try {
     const exists = await client.query(
       `SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -88,7 +106,7 @@ export async function migrateControlSchema(
     import('kysely'),
     import('../../../migrations/index.js'),
   ]);
-  const client = await connectNode(node, url, 'lockstep-control', queryTimeoutMs);
+  const client = await connectControl(node, url, queryTimeoutMs);
   // Kysely runs on this one session, inside the transaction opened on it below.
   const session = Object.assign(client, { release: () => undefined });
   const db = new Kysely<unknown>({
@@ -100,6 +118,10 @@ export async function migrateControlSchema(
     await client.query('BEGIN');
     // One creator at a time: a second one waits, then finds the schema current.
     await client.query(`SELECT pg_advisory_xact_lock(hashtext('lockstep.control-schema'))`);
+    // A queued ACCESS EXCLUSIVE stalls every session behind it (a running sidecar's decisions
+    // and status): give up soon on a busy table; the callers try again.
+    const wait = Math.min(UPGRADE_LOCK_WAIT_MS, lockWaitUnderMs(queryTimeoutMs));
+    await client.query(`SET LOCAL lock_timeout = '${wait}ms'`);
     await client.query('CREATE SCHEMA IF NOT EXISTS lockstep');
     const migrator = new Migrator({
       db,

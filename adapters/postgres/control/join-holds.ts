@@ -9,7 +9,7 @@ import type {
 import type { StreamPosition } from '../../../plugin/ports/resync-guard.js';
 import type { Lsn } from '../../../plugin/protocol/index.js';
 import { CONTROL_QUERY_TIMEOUT_MS } from '../connection/connection-url.js';
-import { connectNode, endClient } from '../connection/node-connection.js';
+import { connectBounded, endClient, lockWaitWithin } from '../connection/node-connection.js';
 import { controlDbOn } from './control-schema.js';
 import { controlTableExists } from './control-table-exists.js';
 import type { ControlDb, ControlSession } from './lockstep-schema.js';
@@ -92,7 +92,15 @@ export class JoinHolds implements JoinHoldSession {
     queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
   ): Promise<JoinHolds> {
     return new JoinHolds(
-      await connectNode('primary', url, 'lockstep-join-hold', queryTimeoutMs),
+      // Bounded: a hold whose client gave up must not be written later by a backend that
+      // then exits (a hold of a dead pid pins the slot until the next attach).
+      await connectBounded(
+        'primary',
+        url,
+        'lockstep-join-hold',
+        queryTimeoutMs,
+        lockWaitWithin(queryTimeoutMs),
+      ),
       stream,
     );
   }

@@ -3,11 +3,14 @@ import type { TableName } from '../../../plugin/ports/catalog-table.js';
 import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
 import type { ResyncGuardPort, StreamPosition } from '../../../plugin/ports/resync-guard.js';
 import { CONTROL_QUERY_TIMEOUT_MS } from '../connection/connection-url.js';
-import { connectNode, endClient } from '../connection/node-connection.js';
+import { connectBounded, endClient, lockWaitWithin } from '../connection/node-connection.js';
 import { quoteQualified } from '../sql-identifier.js';
 import { controlDbOn } from './control-schema.js';
 import { PgPositionsStore } from './positions-store.js';
 import { PgSyncedTablesStore } from './synced-tables-store.js';
+
+/** SQLSTATE lock_not_available: a lock wait ended by lock_timeout. */
+const LOCK_NOT_AVAILABLE = '55P03';
 
 /** The guard's advisory-lock key, as SQL over the stream name `$n`. */
 const guardKey = (n: number) => `hashtext('lockstep.resync'), hashtext($${n})`;
@@ -55,7 +58,13 @@ export class ResyncGuard implements ResyncGuardPort {
     stream: string,
     queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
   ): Promise<ResyncGuard> {
-    const client = await connectNode(replica, url, 'lockstep-resync', queryTimeoutMs);
+    // Bounded: a lock wait (a TRUNCATE behind a long read, the position row behind a
+    // prepared round) ends on the server, named, and a backend whose client gave up
+    // ends too (PostgreSQL 14+) instead of emptying or unplacing the replica later.
+    const client = await connectBounded(replica, url, 'lockstep-resync', queryTimeoutMs, {
+      ...lockWaitWithin(queryTimeoutMs),
+      idle_in_transaction_session_timeout: '10s',
+    });
     try {
       const { rows } = await client.query<{ locked: boolean; pid: number }>(
         `SELECT pg_try_advisory_lock(${guardKey(1)}) AS locked, pg_backend_pid() AS pid`,
@@ -82,7 +91,7 @@ export class ResyncGuard implements ResyncGuardPort {
    */
   async reset(stream: string, tables: readonly TableName[], anchor: StreamPosition | null) {
     this.check();
-    await this.inTransaction(async (client) => {
+    await this.inTransaction('emptying the replica for its copy', async (client) => {
       if (tables.length)
         await client.query(
           `TRUNCATE ${tables.map((t) => quoteQualified(t.schema, t.name)).join(', ')}`,
@@ -100,7 +109,7 @@ export class ResyncGuard implements ResyncGuardPort {
    */
   async clearCopies(stream: string): Promise<void> {
     this.check();
-    await this.inTransaction(async (client) => {
+    await this.inTransaction('emptying tables an interrupted join copied', async (client) => {
       // Quoted by format('%I.%I') in the store.
       const copied = await this.copies.existingCopies(stream);
       if (copied.length > 0) await client.query(`TRUNCATE ${copied.join(', ')}`);
@@ -122,10 +131,17 @@ export class ResyncGuard implements ResyncGuardPort {
   /** Takes a placed replica's position back (its starting point turned out unusable): it is not attached again. */
   async unplace(stream: string): Promise<void> {
     this.check();
-    await this.positions.forget(stream);
+    try {
+      await this.positions.forget(stream);
+    } catch (error) {
+      throw this.named('taking its position back', error);
+    }
   }
 
-  private async inTransaction(work: (client: pg.Client) => Promise<void>): Promise<void> {
+  private async inTransaction(
+    step: string,
+    work: (client: pg.Client) => Promise<void>,
+  ): Promise<void> {
     const client = this.client;
     try {
       await client.query('BEGIN');
@@ -134,8 +150,20 @@ export class ResyncGuard implements ResyncGuardPort {
       await client.query('COMMIT');
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
+      throw this.named(step, error);
     }
+  }
+
+  /** A lock wait the server ended, named with the replica, the step and who to look for; others as they are. */
+  private named(step: string, error: unknown): unknown {
+    if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE) return error;
+    return new LockstepError({
+      node: this.replica,
+      sqlState: LOCK_NOT_AVAILABLE,
+      problem: `${step} failed: a lock it needs was not granted within lock_timeout: another session holds it (the replica answers)`,
+      fix: 'find the session on the replica that holds the lock (pg_locks joined with pg_stat_activity: a long transaction on a replicated table, or a transaction left prepared: lockstep recover), let it finish or end it, then run lockstep attach again',
+      cause: error,
+    });
   }
 
   /** Throws when the guard's session ended meanwhile: what ran since was not guarded. */

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
 import { CONTROL_QUERY_TIMEOUT_MS } from '../connection/connection-url.js';
-import { connectNode, endClient } from '../connection/node-connection.js';
+import { connectBounded, endClient, lockWaitWithin } from '../connection/node-connection.js';
 import { quoteIdent } from '../sql-identifier.js';
 import { REFUSE_UNREPLICABLE } from './refuse-unreplicable.js';
 import {
@@ -266,7 +266,15 @@ export async function refreshControlEvents(
   stream?: string,
   queryTimeoutMs = CONTROL_QUERY_TIMEOUT_MS,
 ): Promise<void> {
-  const client = await connectNode('primary', url, 'lockstep-setup', queryTimeoutMs);
+  // Bounded: reading the publication's tables (from PostgreSQL 16 it opens each) or altering
+  // it waits behind a table's ACCESS EXCLUSIVE (an in-doubt migration): named, never orphaned.
+  const client = await connectBounded(
+    'primary',
+    url,
+    'lockstep-setup',
+    queryTimeoutMs,
+    lockWaitWithin(queryTimeoutMs),
+  );
   try {
     if (stream !== undefined) await requireAttachedCapture(client, stream, captureDdl);
     await refreshOn(client, publication, captureDdl);
