@@ -60,9 +60,8 @@ export async function runBusPublisher(
   const endpoints = await serving;
   // Replicas' sequences follow the primary's through the bus (the agents move them).
   const sequences = startSequencePublishing(config, bus, () => lock.held, log, signer);
-  starting.started();
   const stopped = new Promise<void>((resolve) => {
-    const shutdown = (signal: string) => {
+    starting.started((signal) => {
       log.info({ signal }, 'stopping');
       run.stopping = true;
       setTimeout(() => process.exit(0), 9_000).unref();
@@ -73,9 +72,7 @@ export async function runBusPublisher(
         .then(() => publisher.stop())
         .then(() => endpoints?.close())
         .then(resolve, resolve);
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
+    });
   });
   if ((await publisher.start()) && !run.stopping) {
     await rounds.start();

@@ -66,9 +66,8 @@ export async function runSidecar(configFile: string | undefined, version: string
     if (!run.stopping) void reloader.reload('SIGHUP');
   });
   const stopWatching = reloader.watchFile(configText);
-  // From here a stop must finish what the start began: both in the same tick, no gap.
-  starting.started();
-  const stopped = stopOnSignal(run, log, async () => {
+  // From here a stop must finish what the start began.
+  const stopped = stopOnSignal(starting, run, log, async () => {
     stopWatching();
     await sidecar.stop();
     await (await serving?.catch(() => null))?.close();
@@ -110,19 +109,27 @@ export async function primaryReady(
   });
 }
 
+/** SIGTERM and SIGINT of a long-running command: see {@link exitOnSignalWhileStarting}. */
+export interface StopSignals {
+  /** From now on a signal calls `stop` instead of exiting at once. */
+  started(stop: (signal: NodeJS.Signals) => void): void;
+}
+
 /**
  * Until `started`, SIGTERM or SIGINT exits 0 at once: the process still waits
  * for a node (nothing is open that a stop would finish), and a supervisor's
- * stop must not look like a crash.
+ * stop must not look like a crash; from then on a signal calls the stop
+ * given. One listener per signal for the whole process: removing one and
+ * adding another drops a signal Node caught but had not yet handed to
+ * JavaScript (a SIGTERM right after the control schema was created was lost
+ * that way, and `lockstep run` went on running).
  */
-export function exitOnSignalWhileStarting(): { started(): void } {
-  const exit = () => process.exit(0);
-  process.once('SIGTERM', exit);
-  process.once('SIGINT', exit);
+export function exitOnSignalWhileStarting(): StopSignals {
+  let onSignal: (signal: NodeJS.Signals) => void = () => process.exit(0);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => onSignal(signal));
   return {
-    started() {
-      process.removeListener('SIGTERM', exit);
-      process.removeListener('SIGINT', exit);
+    started(stop) {
+      onSignal = stop;
     },
   };
 }
@@ -166,18 +173,21 @@ function readConfigText(file: string): string | null {
 }
 
 /** Resolves once SIGTERM or SIGINT stopped the sidecar (`stop`), within 10 s at the most. */
-function stopOnSignal(run: RunState, log: Logger, stop: () => Promise<void>): Promise<void> {
+function stopOnSignal(
+  signals: StopSignals,
+  run: RunState,
+  log: Logger,
+  stop: () => Promise<void>,
+): Promise<void> {
   return new Promise<void>((resolve) => {
-    const shutdown = (signal: string) => {
+    signals.started((signal) => {
       run.stopping = true;
       // Nothing half-applied is kept.
       log.info({ signal }, 'stopping: open batches roll back');
       // Never take longer than 10 s to exit.
       setTimeout(() => process.exit(0), 9_000).unref();
       void stop().then(resolve, resolve);
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
+    });
   });
 }
 

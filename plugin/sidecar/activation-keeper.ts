@@ -86,7 +86,7 @@ export class ActivationKeeper {
             'the slot can no longer stream',
           );
         lossAnnounced = true;
-        await sleep(2_000);
+        await this.idle(2_000);
         continue;
       }
       // Every replica stale and resync manual: nothing to run; the lock stays free for attach --resync.
@@ -100,12 +100,12 @@ export class ActivationKeeper {
             'every replica is stale: standing by',
           );
         staleAnnounced = true;
-        await sleep(2_000);
+        await this.idle(2_000);
         continue;
       }
       const acquired = await attemptCoordinatorLock(parts.lock, parts.log);
       if (acquired === null) {
-        await sleep(1_000);
+        await this.idle(1_000);
         continue;
       }
       if (acquired && parts.lock.epoch !== null) return true;
@@ -116,7 +116,7 @@ export class ActivationKeeper {
           { stream: parts.stream, fix: 'run lockstep attach' },
           'the stream is not attached',
         );
-        await sleep(5_000);
+        await this.idle(5_000);
         continue;
       }
       if (!announced) {
@@ -126,8 +126,14 @@ export class ActivationKeeper {
         );
         announced = true;
       }
-      await sleep(1_000);
+      await this.idle(1_000);
     }
+  }
+
+  /** Waits `ms` while standing by, or less should the process stop (checked first: a stop's wake is not kept). */
+  private async idle(ms: number): Promise<void> {
+    if (this.state.closing) return;
+    await this.state.closed.wait(ms);
   }
 
   /** Reads what the new activation starts from, then starts its agents and loops. */

@@ -74,6 +74,8 @@ export class SidecarState {
   readonly resumed = new Signal();
   /** Wakes the lock check at once: lock lost, slot lost, every replica stale, or stopping. */
   readonly lockCheck = new Signal();
+  /** Wakes a standby's waits when the process stops (only then). */
+  readonly closed = new Signal();
 
   constructor(readonly window: PacketWindow) {}
 

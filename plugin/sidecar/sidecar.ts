@@ -228,6 +228,7 @@ export class Sidecar {
     if (state.closing) return;
     state.closing = true;
     state.lockCheck.notify();
+    state.closed.notify();
     const wasActive = state.active;
     await this.activation.deactivate();
     await this.activation.watched();
