@@ -28,7 +28,7 @@ function endedLockWait(error: unknown): boolean {
 }
 
 const lockWaitFix = (node: string) =>
-  `find the session on ${node === 'primary' ? 'the primary' : `replica ${node}`} that holds the lock (pg_locks joined with pg_stat_activity; a lockstep control table, or an advisory lock of another lockstep process upgrading the control schema) and let it finish or end it; lockstep tries again`;
+  `find the session on ${node === 'primary' ? 'the primary' : `replica ${node}`} that holds the lock: pg_locks joined with pg_stat_activity (a transaction that used a lockstep.* table, another lockstep process upgrading the control schema), or pg_prepared_xacts for a transaction left prepared (lockstep recover finishes those); let it finish or end it; lockstep tries again`;
 
 /** What {@link untilReachable} logs while it waits. */
 export interface Waiting {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../adapters/local-postgres/cluster.js';
+import { migrateControlSchema } from '../../adapters/postgres/control/control-schema.js';
 import { eventually } from '../support/compare-nodes.js';
 import { holdInTransaction } from '../support/frozen-replica.js';
 import { LockstepProcess, writeConfig } from '../support/lockstep-process.js';
@@ -7,6 +8,15 @@ import { useClusters } from '../support/use-clusters.js';
 import { mostWaitingAtOnce, waitingOnLock } from '../support/waiting-sessions.js';
 
 const clusters = useClusters({ replicas: 1 });
+
+const migrationsApplied = async () =>
+  Number(
+    (
+      await clusters.primary.query<{ n: string }>(
+        'SELECT count(*)::text AS n FROM lockstep.kysely_migration',
+      )
+    )[0]?.n,
+  );
 
 const controlSchemaExists = async (node: PostgresCluster) =>
   (await node.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'lockstep'`)).length === 1;
@@ -24,7 +34,9 @@ describe('the control schema while a lock it needs is held on the primary', () =
     const run = new LockstepProcess(['run', '--config', config.file]);
     try {
       const wait = await run.untilEvent('lock-wait', { node: 'primary' }, 30_000);
-      expect(String(wait.err)).toMatch(/lock timeout/);
+      expect(String(wait.err)).toMatch(
+        /creating or upgrading the control schema failed: .*lock_timeout/,
+      );
       expect(String(wait.fix)).toMatch(/pg_locks/);
       expect(run.events('primary-unreachable')).toEqual([]);
 
@@ -42,6 +54,43 @@ describe('the control schema while a lock it needs is held on the primary', () =
       expect(run.events('primary-unreachable')).toEqual([]);
     } finally {
       await creator.release();
+      run.kill('SIGTERM');
+      expect(await run.closed).toBe(0);
+      config.remove();
+    }
+  });
+
+  it('an upgrade behind a control table in use waits 2 s per statement, names it, and upgrades once it is free', async () => {
+    await migrateControlSchema('primary', clusters.primary.url, 30_000);
+    // One migration behind: 010 adds a column to lockstep.synced_tables, 011 a table.
+    await clusters.primary.query(`
+      ALTER TABLE lockstep.synced_tables DROP COLUMN foreign_keys_checked;
+      DROP TABLE lockstep.migration_gids;
+      DELETE FROM lockstep.kysely_migration WHERE name IN ('010-foreign-key-checks', '011-migration-gids')`);
+    const config = writeConfig(clusters.primary, clusters.replicas, { controlTimeoutMs: 5_000 });
+    const reader = await holdInTransaction(
+      clusters.primary,
+      'LOCK TABLE lockstep.synced_tables IN ACCESS SHARE MODE',
+    );
+    const run = new LockstepProcess(['run', '--config', config.file]);
+    try {
+      // Kysely's migrator sets lock_timeout to an hour for the transaction: the deadline, not
+      // the server, would end the wait then, and the primary would be called unreachable.
+      const wait = await run.untilEvent('lock-wait', { node: 'primary' }, 30_000);
+      expect(String(wait.err)).toMatch(
+        /creating or upgrading the control schema failed: .*lock_timeout/,
+      );
+      expect(run.events('primary-unreachable')).toEqual([]);
+      expect(await migrationsApplied()).toBe(9);
+
+      await reader.release();
+      await eventually(
+        async () => (await migrationsApplied()) === 11,
+        'the upgrade once the table is free',
+      );
+      expect(run.events('primary-unreachable')).toEqual([]);
+    } finally {
+      await reader.release();
       run.kill('SIGTERM');
       expect(await run.closed).toBe(0);
       config.remove();

@@ -1,7 +1,8 @@
-import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
+import { Kysely, PostgresAdapter, PostgresDialect, type PostgresPool } from 'kysely';
 import { CONTROL_MIGRATION_NAMES } from '../../../migrations/names.js';
-import { connectBounded, endClient, lockWaitWithin } from '../connection/node-connection.js';
-import { lockWaitUnderMs } from '../connection/session-bounds.js';
+import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
+import { connectBounded, dropClient, endClient } from '../connection/node-connection.js';
+import { controlLockWaitMs } from '../connection/session-bounds.js';
 import type { ControlDb, ControlSession, LockstepSchema } from './lockstep-schema.js';
 
 /** The schema holding lockstep's own tables on every node. */
@@ -37,7 +38,7 @@ const UPGRADE_LOCK_WAIT_MS = 2_000;
  */
 const connectControl = (node: string, url: string, queryTimeoutMs: number) =>
   connectBounded(node, url, 'lockstep-control', queryTimeoutMs, {
-    ...lockWaitWithin(queryTimeoutMs),
+    lock_timeout: `${controlLockWaitMs(queryTimeoutMs)}ms`,
     idle_in_transaction_session_timeout: '10s',
   });
 
@@ -94,15 +95,40 @@ export async function migrateControlSchemas(
  * commit together or not at all, so a creation cut short (a killed attach, a
  * failing statement) leaves nothing that could pass for a dumped schema. A
  * node already current costs one query: a restarting sidecar does not load
- * the migrator.
+ * the migrator. A lock wait that ends is named (node, step, who to look for).
  */
 export async function migrateControlSchema(
   node: string,
   url: string,
   queryTimeoutMs: number,
 ): Promise<void> {
-  if ((await controlSchemaState(node, url, queryTimeoutMs)) === 'current') return;
-  const [{ Kysely, Migrator, PostgresDialect }, { controlMigrations }] = await Promise.all([
+  try {
+    if ((await controlSchemaState(node, url, queryTimeoutMs)) === 'current') return;
+    await migrateOn(node, url, queryTimeoutMs);
+  } catch (error) {
+    throw namedLockWait(node, error);
+  }
+}
+
+/**
+ * Kysely's Postgres adapter takes a session advisory lock of its own (one id
+ * for every application that uses Kysely migrations in the database) and sets
+ * lock_timeout to an hour for the transaction. The creators' own lock
+ * serialises lockstep's creators, and the upgrade keeps its short lock wait.
+ */
+class NoMigrationLockAdapter extends PostgresAdapter {
+  override async acquireMigrationLock(): Promise<void> {}
+  override async releaseMigrationLock(): Promise<void> {}
+}
+
+class ControlSchemaDialect extends PostgresDialect {
+  override createAdapter() {
+    return new NoMigrationLockAdapter();
+  }
+}
+
+async function migrateOn(node: string, url: string, queryTimeoutMs: number): Promise<void> {
+  const [{ Migrator }, { controlMigrations }] = await Promise.all([
     import('kysely'),
     import('../../../migrations/index.js'),
   ]);
@@ -110,17 +136,18 @@ export async function migrateControlSchema(
   // Kysely runs on this one session, inside the transaction opened on it below.
   const session = Object.assign(client, { release: () => undefined });
   const db = new Kysely<unknown>({
-    dialect: new PostgresDialect({
+    dialect: new ControlSchemaDialect({
       pool: { connect: async () => session, end: async () => undefined },
     }),
   });
+  let answered = true;
   try {
     await client.query('BEGIN');
     // One creator at a time: a second one waits, then finds the schema current.
     await client.query(`SELECT pg_advisory_xact_lock(hashtext('lockstep.control-schema'))`);
     // A queued ACCESS EXCLUSIVE stalls every session behind it (a running sidecar's decisions
     // and status): give up soon on a busy table; the callers try again.
-    const wait = Math.min(UPGRADE_LOCK_WAIT_MS, lockWaitUnderMs(queryTimeoutMs));
+    const wait = Math.min(UPGRADE_LOCK_WAIT_MS, controlLockWaitMs(queryTimeoutMs));
     await client.query(`SET LOCAL lock_timeout = '${wait}ms'`);
     await client.query('CREATE SCHEMA IF NOT EXISTS lockstep');
     const migrator = new Migrator({
@@ -133,10 +160,33 @@ export async function migrateControlSchema(
     if (error) throw error;
     await client.query('COMMIT');
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    // A statement past its deadline may still run: a ROLLBACK would queue behind it.
+    answered = !DEADLINE_PASSED.test((error as Error).message ?? '');
+    if (answered) await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   } finally {
     await db.destroy();
-    await endClient(client);
+    if (answered) await endClient(client);
+    else dropClient(client);
   }
+}
+
+/** pg's error for a query past the session's deadline (it has no code). */
+const DEADLINE_PASSED = /query read timeout/i;
+
+/** SQLSTATE lock_not_available: a lock wait ended by lock_timeout. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
+/** A lock wait the server ended, named with the node, the step and who to look for; others as they are. */
+function namedLockWait(node: string, error: unknown): unknown {
+  if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE) return error;
+  const where = node === 'primary' ? 'the primary' : `replica ${node}`;
+  return new LockstepError({
+    node,
+    sqlState: LOCK_NOT_AVAILABLE,
+    problem:
+      'creating or upgrading the control schema failed: a lock it needs was not granted within lock_timeout: another session holds it (the node answers)',
+    fix: `find the session on ${where} that holds it: pg_locks joined with pg_stat_activity (a transaction that used a lockstep.* table, another lockstep process creating the schema), or pg_prepared_xacts for a transaction left prepared (lockstep recover finishes those); let it finish or end it, then run this again`,
+    cause: error,
+  });
 }

@@ -3,7 +3,8 @@ import type { TableName } from '../../../plugin/ports/catalog-table.js';
 import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
 import type { ResyncGuardPort, StreamPosition } from '../../../plugin/ports/resync-guard.js';
 import { CONTROL_QUERY_TIMEOUT_MS } from '../connection/connection-url.js';
-import { connectBounded, endClient, lockWaitWithin } from '../connection/node-connection.js';
+import { connectBounded, endClient } from '../connection/node-connection.js';
+import { controlLockWaitMs } from '../connection/session-bounds.js';
 import { quoteQualified } from '../sql-identifier.js';
 import { controlDbOn } from './control-schema.js';
 import { PgPositionsStore } from './positions-store.js';
@@ -62,7 +63,7 @@ export class ResyncGuard implements ResyncGuardPort {
     // prepared round) ends on the server, named, and a backend whose client gave up
     // ends too (PostgreSQL 14+) instead of emptying or unplacing the replica later.
     const client = await connectBounded(replica, url, 'lockstep-resync', queryTimeoutMs, {
-      ...lockWaitWithin(queryTimeoutMs),
+      lock_timeout: `${controlLockWaitMs(queryTimeoutMs)}ms`,
       idle_in_transaction_session_timeout: '10s',
     });
     try {
@@ -120,7 +121,10 @@ export class ResyncGuard implements ResyncGuardPort {
   /** A joining replica, copied: its position becomes `anchor` (it must have none yet). */
   async place(stream: string, anchor: StreamPosition): Promise<void> {
     this.check();
-    if ((await this.positions.place(stream, anchor)) !== 1)
+    const placed = await this.positions.place(stream, anchor).catch((error: unknown) => {
+      throw this.named('placing it in the stream', error);
+    });
+    if (placed !== 1)
       throw new LockstepError({
         node: this.replica,
         problem: 'the replica got a position in the stream while it was being copied',

@@ -4,7 +4,7 @@ import type { SlotHealth } from '../../../plugin/ports/slot-health.js';
 import type { TwoPhaseStatus } from '../../../plugin/ports/two-phase-status.js';
 import type { Lsn } from '../../../plugin/protocol/index.js';
 import { CONTROL_QUERY_TIMEOUT_MS, clientConfig } from '../connection/connection-url.js';
-import { boundControlSession } from '../connection/session-bounds.js';
+import { boundControlSession, controlLockWaitMs } from '../connection/session-bounds.js';
 import { readSlotHealth } from '../source/replication-slot.js';
 import { controlDbOn } from './control-schema.js';
 import { joinHoldLsns } from './join-holds.js';
@@ -12,6 +12,8 @@ import type { ControlDb } from './lockstep-schema.js';
 import { PgReplicaStatusStore } from './replica-status-store.js';
 import { readPause } from './stream-pause.js';
 
+/** How long a status write waits for a row another session holds (the stream's, a replica's). */
+const STATUS_ROW_WAIT_MS = 250;
 /** This transaction's commit waits for the local flush where the server's default is `off`; never lowered. */
 const AT_LEAST_LOCAL_COMMIT_HERE = `SELECT set_config('synchronous_commit', 'local', true)
   WHERE current_setting('synchronous_commit') = 'off'`;
@@ -123,6 +125,11 @@ export class StatusStore {
       await client.query(
         durable ? AT_LEAST_LOCAL_COMMIT_HERE : 'SET LOCAL synchronous_commit = off',
       );
+      // Written again within a second or so: a held stream row is not waited for long. A
+      // waiting UPDATE holds the row's tuple lock, and a round's decision (FOR SHARE) would
+      // queue behind it, its own lock wait starting only after this one's ends.
+      const wait = Math.min(STATUS_ROW_WAIT_MS, controlLockWaitMs(this.queryTimeoutMs));
+      await client.query(`SET LOCAL lock_timeout = '${wait}ms'`);
       const db = controlDbOn(client);
       for (const r of replicas) await upsertReplicaStatus(db, this.stream, r);
       // A head older than the recorded one (a deposed writer's: a lower version, or the same
