@@ -129,7 +129,13 @@ export function exitOnSignalWhileStarting(): StopSignals {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => onSignal(signal));
   return {
     started(stop) {
-      onSignal = stop;
+      // SIGINT after SIGTERM (or the reverse) does not start a second stop beside the first.
+      let stopping = false;
+      onSignal = (signal) => {
+        if (stopping) return;
+        stopping = true;
+        stop(signal);
+      };
     },
   };
 }

@@ -21,6 +21,7 @@ export async function runHousekeeping(
   { slots, reporter, pump, followPause }: HousekeepingParts,
 ): Promise<void> {
   let lastWrite = 0;
+  let statusFailing = false;
   let lastStaleCheck = 0;
   let lastSequenceSync = Date.now();
   // The copy runs beside the loop: a primary that does not answer delays the copy (up to
@@ -64,9 +65,14 @@ export async function runHousekeeping(
         lastWrite = now;
         state.statusDirty = false;
         await reporter.writeStatus();
+        statusFailing = false;
       }
     } catch (error) {
-      parts.log.warn({ err: (error as Error).message }, 'cannot record status on the primary');
+      // Tried again at the next turn; said once until a write gets through.
+      state.statusDirty = true;
+      if (!statusFailing)
+        parts.log.warn({ err: (error as Error).message }, 'cannot record status on the primary');
+      statusFailing = true;
     }
   }
 }

@@ -12,8 +12,11 @@ import type { ControlDb } from './lockstep-schema.js';
 import { PgReplicaStatusStore } from './replica-status-store.js';
 import { readPause } from './stream-pause.js';
 
-/** How long a status write waits for a row another session holds (the stream's, a replica's). */
+/** How long a periodic status write waits for a row another session holds (the stream's, a replica's). */
 const STATUS_ROW_WAIT_MS = 250;
+
+/** SQLSTATE lock_not_available: a lock wait ended by lock_timeout. */
+const LOCK_NOT_AVAILABLE = '55P03';
 /** This transaction's commit waits for the local flush where the server's default is `off`; never lowered. */
 const AT_LEAST_LOCAL_COMMIT_HERE = `SELECT set_config('synchronous_commit', 'local', true)
   WHERE current_setting('synchronous_commit') = 'off'`;
@@ -125,11 +128,14 @@ export class StatusStore {
       await client.query(
         durable ? AT_LEAST_LOCAL_COMMIT_HERE : 'SET LOCAL synchronous_commit = off',
       );
-      // Written again within a second or so: a held stream row is not waited for long. A
+      // A periodic write is made again soon: a held stream row is not waited for long. A
       // waiting UPDATE holds the row's tuple lock, and a round's decision (FOR SHARE) would
-      // queue behind it, its own lock wait starting only after this one's ends.
-      const wait = Math.min(STATUS_ROW_WAIT_MS, controlLockWaitMs(this.queryTimeoutMs));
-      await client.query(`SET LOCAL lock_timeout = '${wait}ms'`);
+      // queue behind it, its own lock wait starting only after this one's ends. A durable
+      // head (the bus publisher confirms the slot after it) keeps the session's wait.
+      if (!durable) {
+        const wait = Math.min(STATUS_ROW_WAIT_MS, controlLockWaitMs(this.queryTimeoutMs));
+        await client.query(`SET LOCAL lock_timeout = '${wait}ms'`);
+      }
       const db = controlDbOn(client);
       for (const r of replicas) await upsertReplicaStatus(db, this.stream, r);
       // A head older than the recorded one (a deposed writer's: a lower version, or the same
@@ -150,9 +156,13 @@ export class StatusStore {
       await client.query('COMMIT');
       client.release();
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      // A failed session (e.g. cut) must not go back to the pool.
-      client.release(error as Error);
+      const rolledBack = await client.query('ROLLBACK').then(
+        () => true,
+        () => false,
+      );
+      // A failed session (e.g. cut) must not go back to the pool; one whose lock wait ended does.
+      if (rolledBack && (error as { code?: string }).code === LOCK_NOT_AVAILABLE) client.release();
+      else client.release(error as Error);
       throw error;
     }
   }
