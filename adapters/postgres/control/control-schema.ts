@@ -1,6 +1,6 @@
 import { Kysely, PostgresAdapter, PostgresDialect, type PostgresPool } from 'kysely';
 import { CONTROL_MIGRATION_NAMES } from '../../../migrations/names.js';
-import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
+import { namedLockWait } from '../connection/lock-wait.js';
 import { connectBounded, dropClient, endClient } from '../connection/node-connection.js';
 import { controlLockWaitMs } from '../connection/session-bounds.js';
 import type { ControlDb, ControlSession, LockstepSchema } from './lockstep-schema.js';
@@ -106,7 +106,12 @@ export async function migrateControlSchema(
     if ((await controlSchemaState(node, url, queryTimeoutMs)) === 'current') return;
     await migrateOn(node, url, queryTimeoutMs);
   } catch (error) {
-    throw namedLockWait(node, error);
+    throw namedLockWait(
+      node,
+      'creating or upgrading the control schema',
+      error,
+      controlSchemaLockFix(node),
+    );
   }
 }
 
@@ -174,19 +179,6 @@ async function migrateOn(node: string, url: string, queryTimeoutMs: number): Pro
 /** pg's error for a query past the session's deadline (it has no code). */
 const DEADLINE_PASSED = /query read timeout/i;
 
-/** SQLSTATE lock_not_available: a lock wait ended by lock_timeout. */
-const LOCK_NOT_AVAILABLE = '55P03';
-
-/** A lock wait the server ended, named with the node, the step and who to look for; others as they are. */
-function namedLockWait(node: string, error: unknown): unknown {
-  if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE) return error;
-  const where = node === 'primary' ? 'the primary' : `replica ${node}`;
-  return new LockstepError({
-    node,
-    sqlState: LOCK_NOT_AVAILABLE,
-    problem:
-      'creating or upgrading the control schema failed: a lock it needs was not granted within lock_timeout: another session holds it (the node answers)',
-    fix: `find the session on ${where} that holds it: pg_locks joined with pg_stat_activity (a transaction that used a lockstep.* table, another lockstep process creating the schema), or pg_prepared_xacts for a transaction left prepared (lockstep recover finishes those); let it finish or end it, then run this again`,
-    cause: error,
-  });
-}
+/** Where to look when creating or upgrading the control schema waited on a lock in vain. */
+const controlSchemaLockFix = (node: string) =>
+  `find the session on ${node === 'primary' ? 'the primary' : `replica ${node}`} that holds it: pg_locks joined with pg_stat_activity (a transaction that used a lockstep.* table, another lockstep process creating the schema), or pg_prepared_xacts for a transaction left prepared (lockstep recover finishes those); let it finish or end it, then run this again`;

@@ -3,15 +3,13 @@ import type { TableName } from '../../../plugin/ports/catalog-table.js';
 import { LockstepError } from '../../../plugin/ports/lockstep-error.js';
 import type { ResyncGuardPort, StreamPosition } from '../../../plugin/ports/resync-guard.js';
 import { CONTROL_QUERY_TIMEOUT_MS } from '../connection/connection-url.js';
+import { namedLockWait } from '../connection/lock-wait.js';
 import { connectBounded, endClient } from '../connection/node-connection.js';
 import { controlLockWaitMs } from '../connection/session-bounds.js';
 import { quoteQualified } from '../sql-identifier.js';
 import { controlDbOn } from './control-schema.js';
 import { PgPositionsStore } from './positions-store.js';
 import { PgSyncedTablesStore } from './synced-tables-store.js';
-
-/** SQLSTATE lock_not_available: a lock wait ended by lock_timeout. */
-const LOCK_NOT_AVAILABLE = '55P03';
 
 /** The guard's advisory-lock key, as SQL over the stream name `$n`. */
 const guardKey = (n: number) => `hashtext('lockstep.resync'), hashtext($${n})`;
@@ -158,16 +156,14 @@ export class ResyncGuard implements ResyncGuardPort {
     }
   }
 
-  /** A lock wait the server ended, named with the replica, the step and who to look for; others as they are. */
+  /** A lock wait the server ended, named with the replica, the step and who to look for. */
   private named(step: string, error: unknown): unknown {
-    if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE) return error;
-    return new LockstepError({
-      node: this.replica,
-      sqlState: LOCK_NOT_AVAILABLE,
-      problem: `${step} failed: a lock it needs was not granted within lock_timeout: another session holds it (the replica answers)`,
-      fix: 'find the session on the replica that holds the lock (pg_locks joined with pg_stat_activity: a long transaction on a replicated table, or a transaction left prepared: lockstep recover), let it finish or end it, then run lockstep attach again',
-      cause: error,
-    });
+    return namedLockWait(
+      this.replica,
+      step,
+      error,
+      'find the session on the replica that holds the lock (pg_locks joined with pg_stat_activity: a long transaction on a replicated table, or a transaction left prepared: lockstep recover), let it finish or end it, then run lockstep attach again',
+    );
   }
 
   /** Throws when the guard's session ended meanwhile: what ran since was not guarded. */

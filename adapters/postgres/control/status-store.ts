@@ -4,6 +4,7 @@ import type { SlotHealth } from '../../../plugin/ports/slot-health.js';
 import type { TwoPhaseStatus } from '../../../plugin/ports/two-phase-status.js';
 import type { Lsn } from '../../../plugin/protocol/index.js';
 import { CONTROL_QUERY_TIMEOUT_MS, clientConfig } from '../connection/connection-url.js';
+import { isLockNotAvailable } from '../connection/lock-wait.js';
 import { boundControlSession, controlLockWaitMs } from '../connection/session-bounds.js';
 import { readSlotHealth } from '../source/replication-slot.js';
 import { controlDbOn } from './control-schema.js';
@@ -14,9 +15,6 @@ import { readPause } from './stream-pause.js';
 
 /** How long a periodic status write waits for a row another session holds (the stream's, a replica's). */
 const STATUS_ROW_WAIT_MS = 250;
-
-/** SQLSTATE lock_not_available: a lock wait ended by lock_timeout. */
-const LOCK_NOT_AVAILABLE = '55P03';
 /** This transaction's commit waits for the local flush where the server's default is `off`; never lowered. */
 const AT_LEAST_LOCAL_COMMIT_HERE = `SELECT set_config('synchronous_commit', 'local', true)
   WHERE current_setting('synchronous_commit') = 'off'`;
@@ -161,7 +159,7 @@ export class StatusStore {
         () => false,
       );
       // A failed session (e.g. cut) must not go back to the pool; one whose lock wait ended does.
-      if (rolledBack && (error as { code?: string }).code === LOCK_NOT_AVAILABLE) client.release();
+      if (rolledBack && isLockNotAvailable(error)) client.release();
       else client.release(error as Error);
       throw error;
     }

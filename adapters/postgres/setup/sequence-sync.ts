@@ -7,6 +7,7 @@ import {
   scrubbedError,
 } from '../connection/connection-url.js';
 import { LibpqClient } from '../connection/libpq-client.js';
+import { isLockNotAvailable } from '../connection/lock-wait.js';
 import { endClient } from '../connection/node-connection.js';
 
 /**
@@ -72,12 +73,6 @@ const primaryValues = (serverVersion: number) => `
  */
 export const SEQUENCE_LOCK_WAIT_MS = 50;
 
-const LOCK_NOT_AVAILABLE = '55P03';
-
-function lockedOut(error: unknown): boolean {
-  return (error as { code?: string }).code === LOCK_NOT_AVAILABLE;
-}
-
 /**
  * Moves a replica's sequence forward to the primary's value; never backwards.
  * Touches only that sequence; one the replica lacks (a table made by
@@ -130,7 +125,7 @@ export async function primarySequences(
       const { rows } = await primary.query<SequenceValue>(primaryValues(version), [publication]);
       return { values: rows, held: [] };
     } catch (error) {
-      if (!lockedOut(error)) throw error;
+      if (!isLockNotAvailable(error)) throw error;
       return await eachUnlocked(primary, publication, version);
     }
   } catch (error) {
@@ -161,7 +156,7 @@ async function eachUnlocked(
       const lastValue = rows[0]?.lastValue;
       if (lastValue) values.push({ schema, name, lastValue });
     } catch (error) {
-      if (!lockedOut(error)) throw error;
+      if (!isLockNotAvailable(error)) throw error;
       held.push(`${schema}.${name}`);
     }
   }
@@ -187,7 +182,7 @@ async function advanceOne(client: LibpqClient, v: SequenceValue): Promise<number
       ]);
       return rowCount ?? 0;
     } catch (error) {
-      if (!lockedOut(error)) throw error;
+      if (!isLockNotAvailable(error)) throw error;
       if (attempt === 2) return null;
       await sleep(RETRY_LOCKED_MS);
     }
