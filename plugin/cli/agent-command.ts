@@ -99,7 +99,7 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
       );
       throw fatal;
     }
-    log.info({ replica: replica.name }, 'stopped');
+    log.info({ replica: replica.name, event: 'stopped' }, 'stopped');
   } finally {
     await sequences.stop();
     await reporting.close();

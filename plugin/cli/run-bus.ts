@@ -82,6 +82,6 @@ export async function runBusPublisher(
     );
   }
   await stopped;
-  log.info('stopped');
+  log.info({ event: 'stopped' }, 'stopped');
   process.exit();
 }

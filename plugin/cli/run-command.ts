@@ -82,7 +82,7 @@ export async function runSidecar(configFile: string | undefined, version: string
     );
   }
   await stopped;
-  log.info('stopped');
+  log.info({ event: 'stopped' }, 'stopped');
   // Everything is closed; a backoff timer still pending must not delay the exit.
   process.exit();
 }

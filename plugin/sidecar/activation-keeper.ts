@@ -1,7 +1,6 @@
 import { hostname } from 'node:os';
 import type { TwoPhaseCoordinator } from '../coordinator/two-phase-coordinator.js';
 import { slotLoss } from '../ports/slot-health.js';
-import { sleep } from '../support/sleep.js';
 import { attemptCoordinatorLock } from './lock-attempt.js';
 import { PauseFollower } from './pause-follower.js';
 import type { SidecarParts } from './sidecar-parts.js';
@@ -204,7 +203,7 @@ export class ActivationKeeper {
       await this.deactivate();
       await parts.lock.release();
       // A standby that has been waiting gets the first chance to take over.
-      await sleep(LOCK_CHECK_MS);
+      await this.idle(LOCK_CHECK_MS);
       while (!(await this.reactivate())) if (state.closing) return;
     }
   }
@@ -265,7 +264,7 @@ export class ActivationKeeper {
       this.parts.log.warn({ err: (error as Error).message }, 'cannot become active: standing by');
       await this.deactivate();
       await this.parts.lock.release();
-      await sleep(1_000);
+      await this.idle(1_000);
       return false;
     }
   }
@@ -283,6 +282,7 @@ export class ActivationKeeper {
     state.interrupt.notify();
     state.resumed.notify();
     state.replicaChanged.notify();
+    state.ended.notify();
     await state.stream?.stop();
     state.window.reset();
     await Promise.allSettled(state.tasks);

@@ -76,8 +76,19 @@ export class SidecarState {
   readonly lockCheck = new Signal();
   /** Wakes a standby's waits when the process stops (only then). */
   readonly closed = new Signal();
+  /** Wakes this activation's backoff waits when it stops (lock lost, or the process stops). */
+  readonly ended = new Signal();
 
   constructor(readonly window: PacketWindow) {}
+
+  /**
+   * Waits `ms` before a retry, or less should this activation stop meanwhile:
+   * a stop never sleeps out a backoff (up to 30 s) before it can close.
+   */
+  backoff(ms: number): Promise<void> {
+    // The flag is checked and the waiter registered in one synchronous step.
+    return this.stopping ? Promise.resolve() : this.ended.wait(ms);
+  }
 
   /** A replica's durable position: what its agent read, else what was last recorded for it; null if neither. */
   positionOf(agent: ReplicaAgent): ReplicaPosition | null {

@@ -1,7 +1,6 @@
 import type { Lsn } from '../protocol/index.js';
 import { compareLsn } from '../protocol/index.js';
 import type { ReplicaAgent } from '../replica/replica-agent.js';
-import { sleep } from '../support/sleep.js';
 import type { SidecarParts } from './sidecar-parts.js';
 import type { SidecarState } from './sidecar-state.js';
 
@@ -38,7 +37,7 @@ export class StaleResync {
       // Hold the slot at the lowest healthy position: the resync restarts the replica from there.
       const hold = this.holdFor(agent);
       if (!hold) {
-        await sleep(delay);
+        await state.backoff(delay);
         continue;
       }
       state.resyncing.set(agent.name, hold);
@@ -66,7 +65,7 @@ export class StaleResync {
           { replica: agent.name, err: (error as Error).message, event: 'resync-failed' },
           'resync failed: retrying',
         );
-        await sleep(delay);
+        await state.backoff(delay);
         delay = Math.min(delay * 2, 30_000);
       } finally {
         // Replaced meanwhile: the hold under its name is the new agent's business.

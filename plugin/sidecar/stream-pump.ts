@@ -2,7 +2,6 @@ import { LockstepError } from '../ports/lockstep-error.js';
 import type { PrimaryStream } from '../primary/primary-stream.js';
 import { type PacketPart, type ResumePoint, ZERO_LSN } from '../protocol/index.js';
 import type { ReplicaAgent, ReplicaPosition } from '../replica/replica-agent.js';
-import { sleep } from '../support/sleep.js';
 import type { SidecarParts } from './sidecar-parts.js';
 import type { SidecarState } from './sidecar-state.js';
 import type { SlotKeeper } from './slot-keeper.js';
@@ -60,7 +59,7 @@ export class StreamPump {
       state.rewindTo = null;
       const stream = await this.connect(resume);
       if (!stream) {
-        await sleep(delay);
+        await state.backoff(delay);
         delay = Math.min(delay * 2, 30_000);
         continue;
       }
@@ -152,7 +151,7 @@ export class StreamPump {
         { err: (error as Error).message, event: 'stream-failed' },
         'the primary stream failed',
       );
-      await sleep(delay);
+      await state.backoff(delay);
     } finally {
       state.streaming = false;
       state.statusDirty = true;
