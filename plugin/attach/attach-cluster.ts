@@ -6,6 +6,7 @@ import type {
   SessionOptions,
 } from '../ports/lockstep-cluster.js';
 import type { PhaseTwoNode } from '../ports/phase-two-node.js';
+import { isLockWait, isUnanswered, primaryCommandSession, primaryStepError } from './node-step.js';
 
 /** What attach needs of the nodes: the cluster, and the decision log a start-over finishes rounds by. */
 export interface AttachCluster extends LockstepCluster {
@@ -30,6 +31,27 @@ export async function onPrimary<T>(
     return await work(primary);
   } finally {
     await primary.close();
+  }
+}
+
+/**
+ * A command's step on the primary, bounded as its replica steps
+ * (applyTimeoutMs; a lock wait ends on the server a margin before it): a
+ * primary that stops answering, or a session holding what the step needs,
+ * fails the step naming it and `fix`, instead of hanging the command.
+ */
+export async function onPrimaryStep<T>(
+  cluster: LockstepCluster,
+  config: { readonly primary: string; readonly applyTimeoutMs: number },
+  step: { readonly name: string; readonly fix: string; readonly applicationName?: string },
+  work: (primary: PrimarySession) => Promise<T>,
+): Promise<T> {
+  const session = primaryCommandSession(config, step.applicationName ?? 'lockstep');
+  try {
+    return await onPrimary(cluster, config.primary, work, session);
+  } catch (error) {
+    if (!isUnanswered(error) && !isLockWait(error)) throw error;
+    throw primaryStepError(step.name, config.applyTimeoutMs, error, step.fix);
   }
 }
 

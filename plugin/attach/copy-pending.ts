@@ -6,7 +6,7 @@ import type { LockstepError } from '../ports/lockstep-error.js';
 import type { CreatedSlot } from '../ports/replication-slots.js';
 import type { ResyncGuardPort } from '../ports/resync-guard.js';
 import type { Lsn } from '../protocol/index.js';
-import { onPrimary, onReplica } from './attach-cluster.js';
+import { onPrimary, onPrimaryStep, onReplica } from './attach-cluster.js';
 import type { AttachProgress } from './attach-progress.js';
 import { awaitMigrationInFlight } from './migration-gate.js';
 import { primaryCommandSession } from './node-step.js';
@@ -26,8 +26,14 @@ async function planCopies(
   jobs: readonly TableJob[],
   progress: AttachProgress,
 ): Promise<TableJob[]> {
-  const sizes = await onPrimary(cluster, config.primary, (primary) =>
-    primary.setup.tableSizes(jobs.map((j) => j.table)),
+  const sizes = await onPrimaryStep(
+    cluster,
+    config,
+    {
+      name: 'reading the sizes of the tables to copy',
+      fix: 'run lockstep attach again (it resumes)',
+    },
+    (primary) => primary.setup.tableSizes(jobs.map((j) => j.table)),
   );
   const size = ({ table }: TableJob): TableSize =>
     sizes.get(`${table.schema}.${table.name}`) ?? { bytes: 0, rows: 1 };

@@ -4,7 +4,7 @@ import type { LockstepCluster } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 import type { ResyncGuardPort } from '../ports/resync-guard.js';
 import { type Lsn, lsnToBigInt } from '../protocol/index.js';
-import { onPrimary, onReplica } from './attach-cluster.js';
+import { onPrimaryStep, onReplica } from './attach-cluster.js';
 import type { StepReporter } from './attach-progress.js';
 import { awaitCoordinator } from './await-sidecar.js';
 import { findResyncAnchor, type ResyncAnchor } from './resync.js';
@@ -30,9 +30,10 @@ export async function refuseWhileStreaming(
   config: LockstepConfig,
   fix: string,
 ): Promise<void> {
-  const active = await onPrimary(
+  const active = await onPrimaryStep(
     cluster,
-    config.primary,
+    config,
+    { name: `reading whether slot "${config.slot}" is in use`, fix },
     async (primary) => (await primary.slots.read(config.slot))?.active,
   );
   if (active)
@@ -52,8 +53,14 @@ export async function dropPlacedHolds(
 ): Promise<void> {
   const placed = config.replicas.map((r) => r.name).filter((name) => !unplaced.has(name));
   if (placed.length === 0) return;
-  await onPrimary(cluster, config.primary, (primary) =>
-    primary.joinHolds.drop(config.slot, placed),
+  await onPrimaryStep(
+    cluster,
+    config,
+    {
+      name: `dropping the join holds of placed replicas (${placed.join(', ')})`,
+      fix: 'run lockstep attach again (it resumes)',
+    },
+    (primary) => primary.joinHolds.drop(config.slot, placed),
   );
 }
 
@@ -151,7 +158,11 @@ async function joinAnchor(
   names: readonly string[],
   locked: boolean,
 ): Promise<ResyncAnchor> {
-  const excluded = await onPrimary(cluster, config.primary, async (primary) => {
+  const step = {
+    name: `reading which replicas are stale before ${names.join(', ')} join (nothing copied yet)`,
+    fix: 'run lockstep attach again',
+  };
+  const excluded = await onPrimaryStep(cluster, config, step, async (primary) => {
     const stale = await primary.replicaStatus.staleReplicas(config.slot);
     // Holding the lock, no sidecar holds WAL for the joining replicas now: their marks end with the copy.
     if (locked) await primary.replicaStatus.clearStale(config.slot, names);
@@ -177,9 +188,10 @@ export async function refuseIfConsumed(
   config: LockstepConfig,
   startLsn: Lsn,
 ): Promise<void> {
-  const confirmed = await onPrimary(
+  const confirmed = await onPrimaryStep(
     cluster,
-    config.primary,
+    config,
+    { name: `reading slot "${config.slot}"`, fix: 'run lockstep attach again' },
     async (primary) => (await primary.slots.read(config.slot))?.confirmedFlushLsn,
   );
   if (confirmed && lsnToBigInt(confirmed) > lsnToBigInt(startLsn) + 1n)

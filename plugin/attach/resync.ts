@@ -4,16 +4,9 @@ import { DeposedError, LockstepError } from '../ports/lockstep-error.js';
 import type { ReplicaLockPort } from '../ports/packet-reader.js';
 import type { ResyncGuardPort, StreamPosition } from '../ports/resync-guard.js';
 import { lsnToBigInt } from '../protocol/index.js';
-import { onPrimary, onReplica } from './attach-cluster.js';
+import { onPrimaryStep, onReplica } from './attach-cluster.js';
 import { takeAgentLocks } from './bus-resync.js';
-import {
-  isLockWait,
-  isUnanswered,
-  lockNotTaken,
-  nodeStepError,
-  primaryCommandSession,
-  primaryStepError,
-} from './node-step.js';
+import { lockNotTaken, nodeStepError } from './node-step.js';
 
 /** A real point of the stream a resynced replica restarts from. */
 export type ResyncAnchor = StreamPosition;
@@ -182,23 +175,14 @@ export async function markStaleBeforeResync(
  * a lock wait ends on the server a margin before it): a primary that stops
  * answering fails the step, naming it, instead of hanging the resync.
  */
-export async function onResyncPrimary<T>(
+export function onResyncPrimary<T>(
   cluster: LockstepCluster,
   config: LockstepConfig,
   step: string,
   work: (primary: PrimarySession) => Promise<T>,
 ): Promise<T> {
-  try {
-    return await onPrimary(
-      cluster,
-      config.primary,
-      work,
-      primaryCommandSession(config, 'lockstep-resync'),
-    );
-  } catch (error) {
-    if (!isUnanswered(error) && !isLockWait(error)) throw error;
-    throw primaryStepError(step, config.applyTimeoutMs, error, 'run the resync again');
-  }
+  const named = { name: step, fix: 'run the resync again', applicationName: 'lockstep-resync' };
+  return onPrimaryStep(cluster, config, named, work);
 }
 
 /** Throws {@link DeposedError} unless `holder` (when given) still holds the coordinator lock. */

@@ -1,7 +1,7 @@
 import type { LockstepConfig } from '../config/config-schema.js';
 import { recoverPrepared } from '../coordinator/recover-prepared.js';
 import { LockstepError } from '../ports/lockstep-error.js';
-import { type AttachCluster, onPrimary } from './attach-cluster.js';
+import { type AttachCluster, onPrimaryStep } from './attach-cluster.js';
 
 /**
  * `attach --resync all`, before anything is marked or emptied: the stream's
@@ -47,5 +47,9 @@ export async function checkStartOver(
 
 /** Drops the old slot (lost or not): attach then creates the new one. */
 export async function dropOldSlot(cluster: AttachCluster, config: LockstepConfig): Promise<void> {
-  await onPrimary(cluster, config.primary, (primary) => primary.slots.drop(config.slot));
+  const step = {
+    name: `dropping the old slot "${config.slot}" (the replicas are copied anew)`,
+    fix: 'run lockstep attach again',
+  };
+  await onPrimaryStep(cluster, config, step, (primary) => primary.slots.drop(config.slot));
 }

@@ -1,9 +1,9 @@
 import type { LockstepConfig } from '../config/config-schema.js';
-import type { LockstepCluster } from '../ports/lockstep-cluster.js';
+import type { LockstepCluster, PrimarySession } from '../ports/lockstep-cluster.js';
 import { LockstepError } from '../ports/lockstep-error.js';
 import type { ResyncGuardPort } from '../ports/resync-guard.js';
-import { lsnToBigInt } from '../protocol/index.js';
-import { onPrimary, onReplica } from './attach-cluster.js';
+import { type Lsn, lsnToBigInt } from '../protocol/index.js';
+import { onPrimaryStep, onReplica } from './attach-cluster.js';
 
 /**
  * Fails closed should the slot have been confirmed past a joined replica's
@@ -16,16 +16,18 @@ export async function verifyJoined(
   config: LockstepConfig,
   guards: readonly ResyncGuardPort[],
 ): Promise<void> {
-  const { confirmed, stale } = await onPrimary(cluster, config.primary, async (primary) => ({
-    confirmed: (await primary.slots.read(config.slot))?.confirmedFlushLsn ?? null,
-    // Marked stale during the copy (it held WAL past maxLagBytes): the sidecar let its WAL go.
-    stale: new Set(
-      await primary.replicaStatus.staleReplicas(
-        config.slot,
-        guards.map((g) => g.replica),
-      ),
-    ),
-  }));
+  const step = {
+    name: "checking that the slot still holds the joined replicas' WAL (nothing is attached unchecked)",
+    fix: 'run lockstep attach again (it copies them again)',
+  };
+  const read = (primary: PrimarySession) => joinedOnPrimary(primary, config, guards);
+  const { confirmed, stale } = await onPrimaryStep(cluster, config, step, read).catch(
+    async (error: unknown) => {
+      // Unchecked is not attached: left placed, no later attach would check them again.
+      for (const guard of guards) await guard.unplace(config.slot);
+      throw error;
+    },
+  );
   for (const guard of guards)
     if (stale.has(guard.replica)) {
       await guard.unplace(config.slot);
@@ -50,4 +52,22 @@ export async function verifyJoined(
       });
     }
   }
+}
+
+/** The slot's confirmed position, and which of the joined replicas were marked stale during the copy. */
+async function joinedOnPrimary(
+  primary: PrimarySession,
+  config: LockstepConfig,
+  guards: readonly ResyncGuardPort[],
+): Promise<{ confirmed: Lsn | null; stale: Set<string> }> {
+  return {
+    confirmed: (await primary.slots.read(config.slot))?.confirmedFlushLsn ?? null,
+    // Marked stale during the copy (it held WAL past maxLagBytes): the sidecar let its WAL go.
+    stale: new Set(
+      await primary.replicaStatus.staleReplicas(
+        config.slot,
+        guards.map((g) => g.replica),
+      ),
+    ),
+  };
 }
