@@ -32,6 +32,18 @@ function failure(node: string, error: unknown) {
   return { node, error: (named as Error).message, unreachable: lost || isConnectionFailure(error) };
 }
 
+/** Forgetting old decisions failed on the primary: reported like a node's failure, retried next pass. */
+function pruneFailure(error: unknown) {
+  const lost = isNodeLost(error);
+  const step = 'forgetting decisions older than an hour (recovery housekeeping; retried next pass)';
+  const named = lost || isLockWait(error) ? recoveryStepError('primary', step, error) : null;
+  return {
+    node: 'primary',
+    error: named ? named.message : `${step} failed: ${(error as Error).message}`,
+    unreachable: lost || isConnectionFailure(error),
+  };
+}
+
 /**
  * A recovery step on `node` that got no answer or lost its session, named
  * (exit 3): it ends in a commit (COMMIT/ROLLBACK PREPARED, a decision or an
@@ -153,6 +165,10 @@ export async function recoverPrepared(
   }
   // Only what this pass listed is known: a commit naming another node (or one that could not be
   // listed) stays, as it may be prepared there; one node down does not keep the rest for ever.
-  await decisions.prune({ nodes: listedNodes, gids: [...listed] }, DECISION_RETENTION_SECONDS);
+  // Housekeeping: a prune that fails (a session holding old rows) is retried next pass; it must
+  // not undo this pass nor keep a sidecar from becoming active.
+  await decisions
+    .prune({ nodes: listedNodes, gids: [...listed] }, DECISION_RETENTION_SECONDS)
+    .catch((error: unknown) => failed.push(pruneFailure(error)));
   return { resolved, failed };
 }
