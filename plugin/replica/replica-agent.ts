@@ -216,6 +216,10 @@ export class ReplicaAgent {
                 fix: 'see the message; lockstep retries by itself',
                 cause: error,
               });
+        // Its position row is gone (taken back by attach, a resync midway): it is no longer
+        // attached, and takes no part in rounds until placed again (a position kept from before
+        // would have it vote no on each, and every round abort).
+        if (this.lastError.kind === 'not-synced' && !this.lastError.version) this.position = null;
         // Still waiting for lockstep attach: told once, not at every look.
         const unchanged =
           previous?.kind === 'not-synced' &&
