@@ -6,7 +6,7 @@ import type {
   SessionOptions,
 } from '../ports/lockstep-cluster.js';
 import type { PhaseTwoNode } from '../ports/phase-two-node.js';
-import { isLockWait, isUnanswered, primaryCommandSession, primaryStepError } from './node-step.js';
+import { isLockWait, isUnanswered, nodeStepError, primaryCommandSession } from './node-step.js';
 
 /** What attach needs of the nodes: the cluster, and the decision log a start-over finishes rounds by. */
 export interface AttachCluster extends LockstepCluster {
@@ -43,7 +43,13 @@ export async function onPrimary<T>(
 export async function onPrimaryStep<T>(
   cluster: LockstepCluster,
   config: { readonly primary: string; readonly applyTimeoutMs: number },
-  step: { readonly name: string; readonly fix: string; readonly applicationName?: string },
+  step: {
+    readonly name: string;
+    readonly fix: string;
+    readonly applicationName?: string;
+    /** The step ends in a COMMIT there: one that may wait for a synchronous standby. */
+    readonly commits?: boolean;
+  },
   work: (primary: PrimarySession) => Promise<T>,
 ): Promise<T> {
   const session = primaryCommandSession(config, step.applicationName ?? 'lockstep');
@@ -51,7 +57,7 @@ export async function onPrimaryStep<T>(
     return await onPrimary(cluster, config.primary, work, session);
   } catch (error) {
     if (!isUnanswered(error) && !isLockWait(error)) throw error;
-    throw primaryStepError(step.name, config.applyTimeoutMs, error, step.fix);
+    throw nodeStepError('primary', step.name, config.applyTimeoutMs, error, step.fix, step);
   }
 }
 

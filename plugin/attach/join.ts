@@ -59,6 +59,7 @@ export async function dropPlacedHolds(
     {
       name: `dropping the join holds of placed replicas (${placed.join(', ')})`,
       fix: 'run lockstep attach again (it resumes)',
+      commits: true,
     },
     (primary) => primary.joinHolds.drop(config.slot, placed),
   );
@@ -161,6 +162,7 @@ async function joinAnchor(
   const step = {
     name: `reading which replicas are stale before ${names.join(', ')} join (nothing copied yet)`,
     fix: 'run lockstep attach again',
+    commits: locked,
   };
   const excluded = await onPrimaryStep(cluster, config, step, async (primary) => {
     const stale = await primary.replicaStatus.staleReplicas(config.slot);

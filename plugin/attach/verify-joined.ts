@@ -21,13 +21,10 @@ export async function verifyJoined(
     fix: 'run lockstep attach again (it copies them again)',
   };
   const read = (primary: PrimarySession) => joinedOnPrimary(primary, config, guards);
-  const { confirmed, stale } = await onPrimaryStep(cluster, config, step, read).catch(
-    async (error: unknown) => {
-      // Unchecked is not attached: left placed, no later attach would check them again.
-      for (const guard of guards) await guard.unplace(config.slot);
-      throw error;
-    },
-  );
+  // Read once more before giving up: what fails from here takes the copies back.
+  const { confirmed, stale } = await onPrimaryStep(cluster, config, step, read)
+    .catch(() => onPrimaryStep(cluster, config, step, read))
+    .catch((error: unknown) => takeBack(config, guards, error));
   for (const guard of guards)
     if (stale.has(guard.replica)) {
       await guard.unplace(config.slot);
@@ -52,6 +49,28 @@ export async function verifyJoined(
       });
     }
   }
+}
+
+/**
+ * Takes every joined replica's position back after the check could not be
+ * made (unchecked is not attached: left placed, no later attach would check
+ * it), then throws `error`, naming any replica that could not be taken back.
+ */
+async function takeBack(
+  config: LockstepConfig,
+  guards: readonly ResyncGuardPort[],
+  error: unknown,
+): Promise<never> {
+  const results = await Promise.allSettled(guards.map((g) => g.unplace(config.slot)));
+  const kept = guards.filter((_, i) => results[i]?.status === 'rejected').map((g) => g.replica);
+  if (kept.length === 0 || !(error instanceof LockstepError)) throw error;
+  throw new LockstepError({
+    node: error.node,
+    setting: error.setting,
+    problem: `${error.problem}; ${kept.join(', ')} could not be taken back and stay placed unchecked`,
+    fix: `${error.fix}; then lockstep attach --resync ${kept.join(' ')} (they may lack what the slot confirmed meanwhile)`,
+    cause: error,
+  });
 }
 
 /** The slot's confirmed position, and which of the joined replicas were marked stale during the copy. */

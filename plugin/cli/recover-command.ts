@@ -33,6 +33,8 @@ export async function recoverCommand(flags: {
     );
   }
   for (const f of report.failed) process.stderr.write(`${f.node}: not recovered: ${f.error}\n`);
+  // Housekeeping only: nothing is left prepared because of it, so the exit code does not change.
+  if (report.pruneFailed) process.stderr.write(`primary: warning: ${report.pruneFailed}\n`);
   if (report.resolved.length === 0 && report.failed.length === 0)
     process.stdout.write('nothing to recover: no lockstep transaction is prepared on any node\n');
   return code;

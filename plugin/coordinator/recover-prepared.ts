@@ -15,6 +15,11 @@ export interface RecoveryReport {
   }>;
   /** Nodes that could not be read or finished now (a later pass retries); `unreachable` when not connected. */
   readonly failed: ReadonlyArray<{ node: string; error: string; unreachable: boolean }>;
+  /**
+   * Why forgetting old decisions on the primary failed, if it did: housekeeping
+   * only, retried next pass; it leaves nothing prepared and refuses nothing.
+   */
+  readonly pruneFailed?: string;
 }
 
 /**
@@ -32,16 +37,12 @@ function failure(node: string, error: unknown) {
   return { node, error: (named as Error).message, unreachable: lost || isConnectionFailure(error) };
 }
 
-/** Forgetting old decisions failed on the primary: reported like a node's failure, retried next pass. */
-function pruneFailure(error: unknown) {
-  const lost = isNodeLost(error);
-  const step = 'forgetting decisions older than an hour (recovery housekeeping; retried next pass)';
-  const named = lost || isLockWait(error) ? recoveryStepError('primary', step, error) : null;
-  return {
-    node: 'primary',
-    error: named ? named.message : `${step} failed: ${(error as Error).message}`,
-    unreachable: lost || isConnectionFailure(error),
-  };
+/** Why forgetting old decisions failed on the primary, named as a recovery step there. */
+function pruneFailure(error: unknown): string {
+  const step = 'forgetting decisions older than an hour (housekeeping; retried next pass)';
+  if (isNodeLost(error) || isLockWait(error))
+    return recoveryStepError('primary', step, error).message;
+  return `${step} failed: ${(error as Error).message}`;
 }
 
 /**
@@ -167,8 +168,8 @@ export async function recoverPrepared(
   // listed) stays, as it may be prepared there; one node down does not keep the rest for ever.
   // Housekeeping: a prune that fails (a session holding old rows) is retried next pass; it must
   // not undo this pass nor keep a sidecar from becoming active.
-  await decisions
+  const pruneFailed = await decisions
     .prune({ nodes: listedNodes, gids: [...listed] }, DECISION_RETENTION_SECONDS)
-    .catch((error: unknown) => failed.push(pruneFailure(error)));
-  return { resolved, failed };
+    .then(() => undefined, pruneFailure);
+  return { resolved, failed, ...(pruneFailed ? { pruneFailed } : {}) };
 }

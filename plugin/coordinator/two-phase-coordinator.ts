@@ -190,6 +190,11 @@ export class TwoPhaseCoordinator {
       // Retried every recovery interval.
       this.parts.log.warn({ node: f.node, err: f.error }, 'recovery could not finish on a node');
     }
+    if (report.pruneFailed)
+      this.parts.log.warn(
+        { node: 'primary', err: report.pruneFailed, event: 'decision-prune-failed' },
+        'cannot forget old decisions now',
+      );
     return report;
   }
 

@@ -273,6 +273,8 @@ export class ActivationKeeper {
   async deactivate(): Promise<void> {
     const { state } = this;
     state.stopping = true;
+    // Backoff waits end now, not after the round in flight is finished.
+    state.ended.notify();
     state.agentsRunning = false;
     state.active = false;
     state.statusDirty = true;
@@ -282,7 +284,6 @@ export class ActivationKeeper {
     state.interrupt.notify();
     state.resumed.notify();
     state.replicaChanged.notify();
-    state.ended.notify();
     await state.stream?.stop();
     state.window.reset();
     await Promise.allSettled(state.tasks);
