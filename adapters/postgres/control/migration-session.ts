@@ -19,6 +19,7 @@ import {
 } from '../../../plugin/protocol/index.js';
 import { scrubSecrets } from '../connection/connection-url.js';
 import { explainIdleEnd, watchIdleEnd } from '../connection/idle-end.js';
+import { LOCK_NOT_AVAILABLE } from '../connection/lock-wait.js';
 import {
   connectBounded,
   connectNode,
@@ -294,7 +295,7 @@ export class MigrationSession implements MigrationNodeSession {
       problem: text,
       sqlState: e.code,
       fix:
-        e.code === '55P03'
+        e.code === LOCK_NOT_AVAILABLE
           ? 'a lock was not granted within lock_timeout (twoPhase.voteTimeoutMs): retry when the table is less busy'
           : e.code === IDLE_IN_TRANSACTION_ENDED
             ? 'this process stalled (stopped, or a paused VM) longer than twoPhase.voteTimeoutMs inside the migration, so the server ended it: run it again, nothing was committed anywhere'
